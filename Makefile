@@ -1,0 +1,52 @@
+# coffer — developer entry points. Every target installs what it needs first.
+#   make run     build and start `coffer server` on 127.0.0.1:9000 with data in ./var/data
+#   make test    unit + integration tests (release and ASan/UBSan builds) + fuzz replay
+#   make bench   benchmarks (bench/), results for docs/BENCHMARKS.md
+#   make fuzz    run every libFuzzer target for FUZZ_SECONDS each
+#   make format  clang-format the C sources
+
+JOBS       ?= $(shell nproc)
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+ADDRESS    ?= 127.0.0.1:9000
+DATA       ?= var/data
+
+.PHONY: all deps build build-asan build-fuzz run test unit integration bench fuzz format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOFFER_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+build-fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOFFER_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
+run: build
+	@mkdir -p $(DATA)
+	@scripts/run-server.sh $(BUILD)/coffer $(ADDRESS) $(DATA)
+
+test: build build-asan build-fuzz
+	@scripts/test-all.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+
+bench: build
+	@bench/server.sh $(BUILD)/coffer
+
+fuzz: build-fuzz
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

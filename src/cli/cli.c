@@ -1,0 +1,34 @@
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: coffer <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  server     run the S3-compatible object server\n"
+    "  version    print the version\n"
+    "\n"
+    "Run 'coffer <command> --help' for a command's options.\n";
+
+int cf_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CF_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "server") == 0)
+        return cf_cmd_server(argc - 1, argv + 1);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("coffer %s\n", COFFER_VERSION);
+        return CF_EXIT_OK;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        fputs(usage, stdout);
+        return CF_EXIT_OK;
+    }
+    fprintf(stderr, "coffer: unknown command '%s'\n\n%s", cmd, usage);
+    return CF_EXIT_USAGE;
+}

@@ -1,0 +1,194 @@
+/*
+ * cmd_server.c - `coffer server`: options, root credentials, signals.
+ *
+ * Credentials come from COFFER_ROOT_USER / COFFER_ROOT_PASSWORD, or from the files named by
+ * COFFER_ROOT_USER_FILE / COFFER_ROOT_PASSWORD_FILE (Kubernetes secret mounts), never from
+ * argv. With none given, the first start generates a pair, keeps it in DATA/credentials
+ * (mode 0600) and prints it once; later starts reuse it.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "server/server.h"
+
+static const char server_usage[] =
+    "usage: coffer server [--address HOST:PORT] [--data DIR] [--region REGION]\n"
+    "\n"
+    "  --address HOST:PORT  where to listen (default 127.0.0.1:9000; :9000 for all addresses)\n"
+    "  --data DIR           data directory (default ./var/data)\n"
+    "  --region REGION      region the server answers for (default us-east-1)\n"
+    "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+    "\n"
+    "environment:\n"
+    "  COFFER_ROOT_USER, COFFER_ROOT_PASSWORD            root access key and secret key\n"
+    "  COFFER_ROOT_USER_FILE, COFFER_ROOT_PASSWORD_FILE  files holding them instead\n";
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* Value of NAME, or the trimmed contents of the file named by NAME_FILE; NULL when neither. */
+static int env_or_file(const char *name, char *out, size_t outlen, cf_err *err)
+{
+    const char *v = getenv(name);
+    if (v && *v) {
+        if (strlen(v) >= outlen)
+            return cf_err_set(err, CF_EINVAL, "%s is longer than %zu characters", name, outlen - 1);
+        snprintf(out, outlen, "%s", v);
+        return 1;
+    }
+    char fname[128];
+    snprintf(fname, sizeof fname, "%s_FILE", name);
+    const char *path = getenv(fname);
+    if (!path || !*path)
+        return 0;
+    char *data = NULL;
+    size_t len;
+    int rc = cf_fs_read_small(path, outlen - 1 + 2, &data, &len, err);
+    if (rc)
+        return cf_err_set(err, rc, "%s: %s", fname, err->msg);
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        data[--len] = '\0';
+    if (len == 0 || len >= outlen) {
+        free(data);
+        return cf_err_set(err, CF_EINVAL, "%s: file '%s' must hold 1 to %zu characters", fname, path, outlen - 1);
+    }
+    snprintf(out, outlen, "%s", data);
+    free(data);
+    return 1;
+}
+
+static void random_token(char *out, size_t n, const char *alphabet)
+{
+    unsigned char r[128];
+    size_t alen = strlen(alphabet);
+    cf_random_bytes(r, n);
+    for (size_t i = 0; i < n; i++)
+        out[i] = alphabet[r[i] % alen];
+    out[n] = '\0';
+}
+
+static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *err)
+{
+    int have_user = env_or_file("COFFER_ROOT_USER", cred->access_key, sizeof cred->access_key, err);
+    if (have_user < 0)
+        return have_user;
+    int have_pass = env_or_file("COFFER_ROOT_PASSWORD", cred->secret_key, sizeof cred->secret_key, err);
+    if (have_pass < 0)
+        return have_pass;
+    if (have_user && have_pass) {
+        if (strlen(cred->secret_key) < 8)
+            return cf_err_set(err, CF_EINVAL, "COFFER_ROOT_PASSWORD must be at least 8 characters");
+        return 0;
+    }
+    if (have_user != have_pass)
+        return cf_err_set(err, CF_EINVAL, "set both COFFER_ROOT_USER and COFFER_ROOT_PASSWORD, or neither");
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/credentials", data_dir);
+    char *data = NULL;
+    int rc = cf_fs_read_small(path, 1024, &data, NULL, err);
+    if (rc == 0) {
+        int ok = sscanf(data, "access_key=%128s\nsecret_key=%128s", cred->access_key, cred->secret_key) == 2;
+        free(data);
+        if (!ok)
+            return cf_err_set(err, CF_ECORRUPT, "credentials file '%s' is malformed; hint: delete it to generate new credentials", path);
+        return 0;
+    }
+    if (rc != CF_ENOTFOUND)
+        return rc;
+    random_token(cred->access_key, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+    random_token(cred->secret_key, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    char buf[512];
+    int len = snprintf(buf, sizeof buf, "access_key=%s\nsecret_key=%s\n", cred->access_key, cred->secret_key);
+    rc = cf_fs_write_atomic(path, buf, (size_t)len, 0600, err);
+    if (rc)
+        return rc;
+    /* Printed once, on stdout (not the log stream), at the only time they are created. */
+    printf("generated root credentials (kept in %s, mode 0600):\n"
+           "  access key: %s\n  secret key: %s\n", path, cred->access_key, cred->secret_key);
+    fflush(stdout);
+    return 0;
+}
+
+int cf_cmd_server(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"address", required_argument, NULL, 'a'},
+        {"data", required_argument, NULL, 'd'},
+        {"region", required_argument, NULL, 'r'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    cf_server_options opts = {.address = "127.0.0.1:9000", .region = "us-east-1"};
+    const char *data_dir = "var/data";
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a': opts.address = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 'r': opts.region = optarg; break;
+        case 'l':
+            if (strcmp(optarg, "debug") == 0) cf_log_set_level(CF_LOG_DEBUG);
+            else if (strcmp(optarg, "info") == 0) cf_log_set_level(CF_LOG_INFO);
+            else if (strcmp(optarg, "warn") == 0) cf_log_set_level(CF_LOG_WARN);
+            else if (strcmp(optarg, "error") == 0) cf_log_set_level(CF_LOG_ERROR);
+            else {
+                fprintf(stderr, "coffer server: --log-level must be debug, info, warn or error, not '%s'\n", optarg);
+                return CF_EXIT_USAGE;
+            }
+            break;
+        case 'h': fputs(server_usage, stdout); return CF_EXIT_OK;
+        default: fputs(server_usage, stderr); return CF_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "coffer server: unexpected argument '%s'\n%s", argv[optind], server_usage);
+        return CF_EXIT_USAGE;
+    }
+
+    cf_err err = {0};
+    cf_store *store = NULL;
+    cf_server *srv = NULL;
+    int rc = cf_fs_mkdirs(data_dir, 0700, &err);
+    if (!rc) rc = load_credentials(data_dir, &opts.root, &err);
+    if (!rc) rc = cf_store_open(data_dir, &store, &err);
+    if (!rc) rc = cf_server_start(store, &opts, &srv, &err);
+    if (rc) {
+        fprintf(stderr, "coffer server: %s\n", err.msg);
+        cf_store_close(store);
+        return CF_EXIT_FAILURE;
+    }
+
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char port[8];
+    snprintf(port, sizeof port, "%u", cf_server_port(srv));
+    cf_log(CF_LOG_INFO, "coffer server ready", "address", opts.address, "port", port,
+           "data", data_dir, "region", opts.region, "access_key", opts.root.access_key, NULL);
+    while (!stop_requested)
+        pause();
+    cf_log(CF_LOG_INFO, "shutting down", NULL);
+    cf_server_stop(srv);
+    cf_store_close(store);
+    return CF_EXIT_OK;
+}

@@ -1,0 +1,62 @@
+/*
+ * err.h - the one error table of coffer.
+ *
+ * Every function that can fail returns 0 or a negative CF_E… code and, when the caller passed a
+ * non-NULL cf_err, fills it with a message that names what failed (lowercase, the object in
+ * quotes, the cause appended, an optional "hint: …"). The code is for programs, the message is
+ * for people. CF_ERRNO_MAP is the only list of codes: it generates the enum and cf_strerror().
+ */
+#ifndef CF_CORE_ERR_H
+#define CF_CORE_ERR_H
+
+#include <stddef.h>
+
+#define CF_ERRNO_MAP(XX)                                              \
+    XX(INVAL,     "invalid argument")                                 \
+    XX(NOMEM,     "out of memory")                                    \
+    XX(IO,        "input/output error")                               \
+    XX(NOTFOUND,  "not found")                                        \
+    XX(EXISTS,    "already exists")                                   \
+    XX(NOTEMPTY,  "not empty")                                        \
+    XX(CORRUPT,   "stored data is corrupt")                           \
+    XX(NOSPACE,   "no space left")                                    \
+    XX(TOOBIG,    "too large")                                        \
+    XX(AUTH,      "authentication failed")                            \
+    XX(DENIED,    "access denied")                                    \
+    XX(RANGE,     "range not satisfiable")                            \
+    XX(DIGEST,    "checksum mismatch")                                \
+    XX(PRECOND,   "precondition failed")                              \
+    XX(NOTSUP,    "not supported")                                    \
+    XX(AGAIN,     "temporarily unavailable, try again")               \
+    XX(INTERNAL,  "internal error")
+
+typedef enum cf_errcode {
+    CF_OK = 0,
+#define CF_ERR_ENUM_(name, msg) CF_E##name,
+    CF_ERR_FIRST_ = -1000,
+    CF_ERRNO_MAP(CF_ERR_ENUM_)
+#undef CF_ERR_ENUM_
+    CF_ERR_LAST_
+} cf_errcode;
+
+typedef struct cf_err {
+    int code;        /* 0 or a CF_E… code */
+    char msg[512];   /* NUL-terminated human message; "" when code is 0 */
+} cf_err;
+
+/* Static text for a code; never NULL. */
+const char *cf_strerror(int code);
+
+/* Fills err (may be NULL) and returns code, so that `return cf_err_set(err, CF_EIO, …);` works. */
+int cf_err_set(cf_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Like cf_err_set, appending ": strerror(errnum)". */
+int cf_err_sys(cf_err *err, int code, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Maps an errno value to the closest CF_E… code. */
+int cf_err_from_errno(int errnum);
+
+void cf_err_clear(cf_err *err);
+
+#endif

@@ -1,0 +1,73 @@
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+
+static cf_log_level min_level = CF_LOG_INFO;
+
+void cf_log_set_level(cf_log_level min)
+{
+    min_level = min;
+}
+
+static void put_value(cf_buf *b, const char *v)
+{
+    if (!v)
+        v = "";
+    if (*v && strpbrk(v, " \"=\\\n\t") == NULL) {
+        cf_buf_puts(b, v);
+        return;
+    }
+    cf_buf_putc(b, '"');
+    for (const char *p = v; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            cf_buf_putc(b, '\\');
+            cf_buf_putc(b, (char)c);
+        } else if (c < 0x20) {
+            cf_buf_printf(b, "\\x%02x", c);
+        } else {
+            cf_buf_putc(b, (char)c);
+        }
+    }
+    cf_buf_putc(b, '"');
+}
+
+void cf_log(cf_log_level level, const char *msg, ...)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    if (level < min_level)
+        return;
+    char when[32];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+
+    cf_buf b;
+    cf_buf_init(&b, 8192);
+    cf_buf_printf(&b, "time=%s level=%s msg=", when, names[level]);
+    put_value(&b, msg);
+    va_list ap;
+    va_start(ap, msg);
+    for (;;) {
+        const char *k = va_arg(ap, const char *);
+        if (!k)
+            break;
+        const char *v = va_arg(ap, const char *);
+        cf_buf_printf(&b, " %s=", k);
+        put_value(&b, v);
+    }
+    va_end(ap);
+    cf_buf_putc(&b, '\n');
+    /* One write per line keeps lines whole when threads log at once. */
+    if (b.data)
+        fwrite(b.data, 1, b.len, stderr);
+    cf_buf_cleanup(&b);
+}

@@ -1,0 +1,104 @@
+/*
+ * sigv4.h - AWS Signature Version 4 for S3: parse the Authorization header, build the canonical
+ * request and string to sign, derive the signing key, sign and verify.
+ *
+ * The module does no I/O and keeps no state: the caller supplies every input (including the
+ * request time), so that AWS's published vectors can be checked byte for byte.
+ *
+ * S3 rules (which differ from the generic SigV4 suite): the canonical URI is the *decoded* path
+ * URI-encoded once (unreserved A-Za-z0-9-._~ kept, '/' kept, everything else %XX uppercase), with
+ * no dot-segment normalisation and no double encoding.
+ */
+#ifndef CF_CRYPTO_SIGV4_H
+#define CF_CRYPTO_SIGV4_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+#define CF_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
+#define CF_SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
+#define CF_SIGV4_MAX_SIGNED_HEADERS 64
+
+/* The parts of "AWS4-HMAC-SHA256 Credential=AKID/20130524/us-east-1/s3/aws4_request,
+ * SignedHeaders=host;range;x-amz-date, Signature=<64 hex>". */
+typedef struct cf_sigv4_auth {
+    char access_key[129];
+    char date[9];              /* YYYYMMDD from the credential scope */
+    char region[64];
+    char service[32];
+    char signed_headers[2048]; /* as sent: lowercase names joined by ';', sorted */
+    char signature[65];        /* 64 lowercase hex digits */
+} cf_sigv4_auth;
+
+/* Parses an Authorization header value. Tolerates spaces after commas, any order of the three
+ * components. Fails with CF_EINVAL and a message naming the bad part (the message never contains
+ * the signature). */
+int cf_sigv4_parse_auth(const char *header, cf_sigv4_auth *out, cf_err *err);
+
+/* A decoded query parameter: name and value as the client meant them ("" for a bare name). */
+typedef struct cf_sigv4_param {
+    const char *name;
+    const char *value;
+} cf_sigv4_param;
+
+/* Returns the value of a request header by lowercase name (several instances joined by ','),
+ * or NULL when absent. The pointer must stay valid until the sigv4 call returns. */
+typedef const char *(*cf_sigv4_header_fn)(void *ctx, const char *lowercase_name);
+
+typedef struct cf_sigv4_request {
+    const char *method;                /* "GET" */
+    const char *path;                  /* decoded path, e.g. "/bucket/my key" */
+    const cf_sigv4_param *params;      /* decoded query parameters, any order */
+    size_t nparams;
+    cf_sigv4_header_fn header;
+    void *header_ctx;
+    const char *payload_hash;          /* hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-… value */
+} cf_sigv4_request;
+
+/* URI-encodes n bytes of s (S3 rules above) onto out; '/' is kept when keep_slash. */
+int cf_sigv4_uri_encode(cf_buf *out, const char *s, size_t n, int keep_slash);
+
+/* Appends the canonical request to out. signed_headers is the ';'-joined lowercase list; a
+ * signed header that the request lacks is CF_EINVAL (named in the message). Header values are
+ * trimmed and inner runs of spaces collapsed to one. */
+int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_headers,
+                               cf_buf *out, cf_err *err);
+
+/* Appends "AWS4-HMAC-SHA256\n<amz_date>\n<date>/<region>/<service>/aws4_request\n<hex sha256
+ * of canonical request>" to out. */
+int cf_sigv4_string_to_sign(const char *amz_date, const char *date, const char *region,
+                            const char *service, const char *canonical_request, size_t len,
+                            cf_buf *out);
+
+/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"). */
+void cf_sigv4_signing_key(const char *secret, const char *date, const char *region,
+                          const char *service, unsigned char key[32]);
+
+/* hex(HMAC(key, string_to_sign)) into hex (65 bytes, NUL-terminated). */
+void cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len,
+                   char hex[65]);
+
+/* Parses "YYYYMMDDTHHMMSSZ" into seconds since the epoch; CF_EINVAL when malformed. */
+int cf_sigv4_parse_amz_date(const char *s, int64_t *out);
+
+/* Formats t as "YYYYMMDDTHHMMSSZ" (out: 17 bytes). */
+void cf_sigv4_format_amz_date(int64_t t, char out[17]);
+
+/*
+ * Full server-side check of a header-signed request. secret is the secret key of
+ * auth->access_key (the caller looked it up). amz_date is the x-amz-date header (or Date).
+ * now is the server's clock; the request is refused when |now - amz_date| > 15 minutes.
+ * Returns 0 when the signature matches; CF_EAUTH (signature mismatch), CF_EINVAL (malformed:
+ * bad date, scope date not matching amz_date, missing signed header, service not "s3", "host"
+ * not signed) or CF_EPRECOND (clock skew) with a message that never contains the secret.
+ * When signing_key_out is non-NULL, the derived signing key is copied there (for verifying
+ * aws-chunked chunk signatures later).
+ */
+int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
+                    const char *amz_date, int64_t now, unsigned char *signing_key_out,
+                    cf_err *err);
+
+#endif

@@ -1,0 +1,311 @@
+/* handlers_bucket.c - ListBuckets, Create/Head/DeleteBucket, ListObjects v1 and v2, location. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "crypto/hash.h"
+#include "s3/xml.h"
+#include "server/request.h"
+
+#define LIST_MAX_KEYS 1000
+
+static int store_error(cf_request *r, const cf_err *err)
+{
+    switch (err->code) {
+    case CF_ENOTFOUND: return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
+    case CF_ENOTEMPTY: return cf_respond_error(r, CF_S3_BucketNotEmpty, NULL);
+    case CF_EEXISTS: return cf_respond_error(r, CF_S3_BucketAlreadyOwnedByYou, NULL);
+    default:
+        cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
+}
+
+static void owner_xml(cf_request *r, cf_buf *b)
+{
+    cf_xml_open(b, "Owner");
+    cf_xml_elem(b, "ID", r->srv->root.access_key);
+    cf_xml_elem(b, "DisplayName", r->srv->root.access_key);
+    cf_xml_close(b, "Owner");
+}
+
+int cf_handle_list_buckets(cf_request *r)
+{
+    cf_store_bucket *list = NULL;
+    size_t n = 0;
+    cf_err err;
+    if (cf_store_bucket_list(r->srv->store, &list, &n, &err) != 0)
+        return store_error(r, &err);
+    cf_buf b;
+    cf_buf_init(&b, (size_t)64 << 20);
+    cf_buf_puts(&b, CF_XML_DECL "<ListAllMyBucketsResult xmlns=\"" CF_S3_XMLNS "\">");
+    owner_xml(r, &b);
+    cf_xml_open(&b, "Buckets");
+    for (size_t i = 0; i < n; i++) {
+        char date[25];
+        cf_s3_iso8601(list[i].created_ns, date);
+        cf_xml_open(&b, "Bucket");
+        cf_xml_elem(&b, "Name", list[i].name);
+        cf_xml_elem(&b, "CreationDate", date);
+        cf_xml_close(&b, "Bucket");
+    }
+    cf_xml_close(&b, "Buckets");
+    cf_xml_close(&b, "ListAllMyBucketsResult");
+    free(list);
+    return cf_respond_xml(r, 200, &b);
+}
+
+int cf_handle_create_bucket(cf_request *r)
+{
+    if (!cf_s3_bucket_name_valid(r->bucket))
+        return cf_respond_error(r, CF_S3_InvalidBucketName, NULL);
+    if (r->small.len) {
+        cf_xml_node *root = NULL;
+        cf_err err;
+        if (cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
+            strcmp(root->name, "CreateBucketConfiguration") != 0) {
+            cf_xml_free(root);
+            return cf_respond_error(r, CF_S3_MalformedXML, NULL);
+        }
+        cf_xml_free(root);
+    }
+    cf_err err;
+    if (cf_store_bucket_create(r->srv->store, r->bucket, &err) != 0)
+        return store_error(r, &err);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        char loc[80];
+        snprintf(loc, sizeof loc, "/%s", r->bucket);
+        MHD_add_response_header(resp, "Location", loc);
+    }
+    return cf_respond(r, 200, resp);
+}
+
+int cf_handle_head_bucket(cf_request *r)
+{
+    cf_err err;
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0)
+        return store_error(r, &err);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (resp)
+        MHD_add_response_header(resp, "x-amz-bucket-region", r->srv->region);
+    return cf_respond(r, 200, resp);
+}
+
+int cf_handle_delete_bucket(cf_request *r)
+{
+    cf_err err;
+    if (cf_store_bucket_delete(r->srv->store, r->bucket, &err) != 0)
+        return store_error(r, &err);
+    return cf_respond_empty(r, 204);
+}
+
+int cf_handle_bucket_location(cf_request *r)
+{
+    cf_err err;
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0)
+        return store_error(r, &err);
+    cf_buf b;
+    cf_buf_init(&b, 4096);
+    cf_buf_puts(&b, CF_XML_DECL "<LocationConstraint xmlns=\"" CF_S3_XMLNS "\">");
+    /* AWS answers us-east-1 with an empty constraint; clients map that back themselves. */
+    if (strcmp(r->srv->region, "us-east-1") != 0)
+        cf_xml_escape(&b, r->srv->region, strlen(r->srv->region));
+    cf_buf_puts(&b, "</LocationConstraint>");
+    return cf_respond_xml(r, 200, &b);
+}
+
+typedef struct listing {
+    cf_request *r;
+    cf_buf contents;
+    cf_buf prefixes;
+    int url_encode;
+    int v2;
+    int fetch_owner;
+    size_t keys;
+    size_t prefixes_count;
+    int failed;
+} listing;
+
+/* Appends text, URL-encoded when the client asked for encoding-type=url. */
+static int put_name(listing *l, cf_buf *b, const char *name, const char *text, size_t len)
+{
+    if (!l->url_encode) {
+        cf_xml_open(b, name);
+        cf_xml_escape(b, text, len);
+        return cf_xml_close(b, name);
+    }
+    cf_buf enc;
+    cf_buf_init(&enc, 16384);
+    int rc = cf_s3_url_encode_key(&enc, text, len);
+    cf_xml_open(b, name);
+    if (!rc && enc.data)
+        cf_xml_escape(b, enc.data, enc.len);
+    cf_xml_close(b, name);
+    cf_buf_cleanup(&enc);
+    return rc;
+}
+
+static int list_entry(void *ctx, const cf_store_list_entry *e)
+{
+    listing *l = ctx;
+    if (e->is_prefix) {
+        l->prefixes_count++;
+        cf_xml_open(&l->prefixes, "CommonPrefixes");
+        put_name(l, &l->prefixes, "Prefix", e->key, e->keylen);
+        return cf_xml_close(&l->prefixes, "CommonPrefixes");
+    }
+    char date[25];
+    cf_s3_iso8601(e->info->mtime_ns, date);
+    cf_buf *b = &l->contents;
+    l->keys++;
+    cf_xml_open(b, "Contents");
+    put_name(l, b, "Key", e->key, e->keylen);
+    cf_xml_elem(b, "LastModified", date);
+    cf_buf_printf(b, "<ETag>&quot;%s&quot;</ETag>", e->info->etag);
+    cf_xml_elem_u64(b, "Size", e->info->size);
+    if (!l->v2 || l->fetch_owner)
+        owner_xml(l->r, b);
+    cf_xml_elem(b, "StorageClass", "STANDARD");
+    return cf_xml_close(b, "Contents");
+}
+
+/* Continuation tokens are the base64 of the last key returned: opaque to clients, and
+ * stateless for us (any server restart keeps them valid). */
+static int decode_token(const char *token, cf_buf *out)
+{
+    size_t len = strlen(token);
+    unsigned char *raw = malloc(len + 1);
+    if (!raw)
+        return CF_ENOMEM;
+    long n = cf_base64_decode(token, len, raw, len);
+    int rc = n < 0 ? CF_EINVAL : cf_buf_append(out, raw, (size_t)n);
+    free(raw);
+    return rc;
+}
+
+int cf_handle_list_objects(cf_request *r, int v2)
+{
+    const char *prefix = cf_request_param(r, "prefix");
+    const char *delim = cf_request_param(r, "delimiter");
+    const char *max_s = cf_request_param(r, "max-keys");
+    const char *enc = cf_request_param(r, "encoding-type");
+    const char *token = v2 ? cf_request_param(r, "continuation-token") : NULL;
+    const char *start_after = v2 ? cf_request_param(r, "start-after") : cf_request_param(r, "marker");
+    const char *fetch_owner = cf_request_param(r, "fetch-owner");
+    cf_buf dec_prefix, dec_delim, dec_after;
+    cf_buf_init(&dec_prefix, 4096);
+    cf_buf_init(&dec_delim, 4096);
+    cf_buf_init(&dec_after, 4096);
+    listing l = {.r = r, .v2 = v2, .fetch_owner = fetch_owner && strcmp(fetch_owner, "true") == 0};
+    cf_buf_init(&l.contents, (size_t)64 << 20);
+    cf_buf_init(&l.prefixes, (size_t)64 << 20);
+    char *next = NULL;
+    size_t nextlen = 0;
+    int truncated = 0, rc;
+
+    long max_keys = LIST_MAX_KEYS;
+    if (max_s) {
+        char *end;
+        max_keys = strtol(max_s, &end, 10);
+        if (!*max_s || *end || max_keys < 0) {
+            rc = cf_respond_error(r, CF_S3_InvalidArgument, "max-keys must be a non-negative integer");
+            goto out;
+        }
+        if (max_keys > LIST_MAX_KEYS)
+            max_keys = LIST_MAX_KEYS;
+    }
+    if (enc && strcmp(enc, "url") != 0) {
+        rc = cf_respond_error(r, CF_S3_InvalidArgument, "encoding-type must be 'url'");
+        goto out;
+    }
+    l.url_encode = enc != NULL;
+    /* MHD leaves query values raw (see keep_raw in server.c): decode them here. */
+    if ((prefix && cf_s3_url_decode(&dec_prefix, prefix, strlen(prefix))) ||
+        (delim && cf_s3_url_decode(&dec_delim, delim, strlen(delim))) ||
+        (start_after && cf_s3_url_decode(&dec_after, start_after, strlen(start_after)))) {
+        rc = cf_respond_error(r, CF_S3_InvalidArgument, "a listing parameter is not valid percent-encoding");
+        goto out;
+    }
+    cf_buf after;
+    cf_buf_init(&after, 8192);
+    if (token) {
+        cf_buf tok;
+        cf_buf_init(&tok, 8192);
+        int bad = cf_s3_url_decode(&tok, token, strlen(token)) || !tok.data ||
+                  decode_token(tok.data, &after) != 0;
+        cf_buf_cleanup(&tok);
+        if (bad) {
+            cf_buf_cleanup(&after);
+            rc = cf_respond_error(r, CF_S3_InvalidArgument, "the continuation token is not valid");
+            goto out;
+        }
+    }
+    /* v2: the token wins over start-after, which only applies to the first page. */
+    const char *from = token ? after.data : dec_after.data;
+    size_t fromlen = token ? after.len : dec_after.len;
+
+    cf_err err;
+    if (max_keys > 0) {
+        if (cf_store_list(r->srv->store, r->bucket, dec_prefix.data ? dec_prefix.data : "", dec_prefix.len,
+                          dec_delim.data, dec_delim.len, from, fromlen, (size_t)max_keys, list_entry, &l,
+                          &truncated, &next, &nextlen, &err) != 0) {
+            cf_buf_cleanup(&after);
+            rc = store_error(r, &err);
+            goto out;
+        }
+    } else if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
+        cf_buf_cleanup(&after);
+        rc = store_error(r, &err);
+        goto out;
+    }
+
+    cf_buf b;
+    cf_buf_init(&b, (size_t)128 << 20);
+    cf_buf_puts(&b, CF_XML_DECL "<ListBucketResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_elem(&b, "Name", r->bucket);
+    put_name(&l, &b, "Prefix", dec_prefix.data ? dec_prefix.data : "", dec_prefix.len);
+    if (v2) {
+        if (token)
+            cf_xml_elem(&b, "ContinuationToken", token);
+        if (start_after)
+            put_name(&l, &b, "StartAfter", dec_after.data ? dec_after.data : "", dec_after.len);
+        cf_xml_elem_u64(&b, "KeyCount", l.keys + l.prefixes_count);
+    } else {
+        put_name(&l, &b, "Marker", dec_after.data ? dec_after.data : "", dec_after.len);
+    }
+    cf_xml_elem_u64(&b, "MaxKeys", (unsigned long long)max_keys);
+    if (delim)
+        put_name(&l, &b, "Delimiter", dec_delim.data ? dec_delim.data : "", dec_delim.len);
+    if (l.url_encode)
+        cf_xml_elem(&b, "EncodingType", "url");
+    cf_xml_elem(&b, "IsTruncated", truncated ? "true" : "false");
+    if (truncated && next) {
+        if (v2) {
+            char *tok = malloc(4 * ((nextlen + 2) / 3) + 1);
+            if (tok) {
+                cf_base64_encode((const unsigned char *)next, nextlen, tok);
+                cf_xml_elem(&b, "NextContinuationToken", tok);
+                free(tok);
+            }
+        } else {
+            put_name(&l, &b, "NextMarker", next, nextlen);
+        }
+    }
+    if (l.contents.data)
+        cf_buf_append(&b, l.contents.data, l.contents.len);
+    if (l.prefixes.data)
+        cf_buf_append(&b, l.prefixes.data, l.prefixes.len);
+    cf_xml_close(&b, "ListBucketResult");
+    cf_buf_cleanup(&after);
+    rc = cf_respond_xml(r, 200, &b);
+out:
+    free(next);
+    cf_buf_cleanup(&l.contents);
+    cf_buf_cleanup(&l.prefixes);
+    cf_buf_cleanup(&dec_prefix);
+    cf_buf_cleanup(&dec_delim);
+    cf_buf_cleanup(&dec_after);
+    return rc;
+}

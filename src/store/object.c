@@ -1,0 +1,386 @@
+/*
+ * object.c - writing, reading and deleting objects.
+ *
+ * The commit protocol, in the order this file enforces it:
+ *   1. the body streams into tmp/<id> while MD5 is computed;
+ *   2. fsync(file)                               - the bytes are durable
+ *   3. rename into objects/ab/cd/<id>, fsync(dir) - the name is durable
+ *   4. one LMDB transaction points the key at <id> and lists the replaced segments in
+ *      `garbage`; mdb_txn_commit fsyncs                  - the object exists from here on
+ *   5. unlink the replaced data files; their garbage rows go with the next transaction.
+ * A crash before 4 leaves a file nothing references (removed at start-up); a crash between 4
+ * and 5 leaves garbage rows (unlinked at start-up). Readers never see a partial object.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/fs.h"
+#include "crypto/hash.h"
+#include "store/record.h"
+#include "store/store_int.h"
+
+struct cf_store_writer {
+    cf_store *s;
+    int fd;
+    unsigned char id[CF_STORE_ID_LEN];
+    char tmp_path[PATH_MAX];
+    cf_hash *md5;
+    uint64_t size;
+    unsigned char digest[CF_MD5_LEN];
+    int finished;
+};
+
+int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
+{
+    cf_store_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->md5 = cf_hash_new(CF_HASH_MD5))) {
+        free(w);
+        return cf_err_set(err, CF_ENOMEM, "out of memory starting a write");
+    }
+    w->s = s;
+    char hex[CF_STORE_ID_LEN * 2 + 1];
+    if (cf_random_bytes(w->id, sizeof w->id) != 0) {
+        cf_hash_free(w->md5);
+        free(w);
+        return cf_err_set(err, CF_EIO, "no randomness for a data file id");
+    }
+    cf_hex_encode(w->id, sizeof w->id, hex);
+    snprintf(w->tmp_path, sizeof w->tmp_path, "%s/%s", s->tmp_dir, hex);
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        int e = errno;
+        cf_hash_free(w->md5);
+        free(w);
+        return cf_err_sys(err, cf_err_from_errno(e), e, "cannot create data file in '%s'", s->tmp_dir);
+    }
+    *out = w;
+    return 0;
+}
+
+int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *err)
+{
+    int nth = atomic_load(&w->s->fail_nth_write);
+    if (nth > 0 && atomic_fetch_sub(&w->s->fail_nth_write, 1) == 1)
+        return cf_err_set(err, CF_EIO, "cannot write data file '%s': injected fault", w->tmp_path);
+    if (cf_fs_write_all(w->fd, p, n) != 0)
+        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
+    cf_hash_update(w->md5, p, n);
+    w->size += n;
+    return 0;
+}
+
+int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *size, cf_err *err)
+{
+    if (!w->finished) {
+        if (fdatasync(w->fd) != 0)
+            return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);
+        cf_hash_final(w->md5, w->digest);
+        w->finished = 1;
+    }
+    if (md5)
+        memcpy(md5, w->digest, CF_MD5_LEN);
+    if (size)
+        *size = w->size;
+    return 0;
+}
+
+void cf_store_writer_abort(cf_store_writer *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    unlink(w->tmp_path);
+    cf_hash_free(w->md5);
+    free(w);
+}
+
+/* Deletes the garbage rows of files unlinked after earlier commits (see store_int.h). */
+static int drain_pending(cf_store *s, MDB_txn *txn)
+{
+    pthread_mutex_lock(&s->pending_mu);
+    int rc = 0;
+    for (size_t i = 0; i < s->npending && !rc; i++) {
+        MDB_val k = {CF_STORE_ID_LEN, s->pending[i]};
+        rc = mdb_del(txn, s->garbage, &k, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    if (!rc)
+        s->npending = 0;
+    pthread_mutex_unlock(&s->pending_mu);
+    return rc;
+}
+
+static int mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old)
+{
+    for (size_t i = 0; i < old->nsegs; i++) {
+        MDB_val k = {CF_STORE_ID_LEN, (void *)old->segs[i].id}, v = {0, ""};
+        int rc = mdb_put(txn, s->garbage, &k, &v, 0);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* After the commit: the replaced data is unreachable, so remove it. */
+static void reclaim(cf_store *s, const cf_object_info *old)
+{
+    pthread_mutex_lock(&s->pending_mu);
+    for (size_t i = 0; i < old->nsegs; i++) {
+        char path[PATH_MAX];
+        cf_store_data_path(s, old->segs[i].id, path);
+        if (unlink(path) != 0 && errno != ENOENT)
+            continue; /* keep the garbage row: start-up retries */
+        if (s->npending == s->cap_pending) {
+            size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
+            void *p = realloc(s->pending, cap * CF_STORE_ID_LEN);
+            if (!p)
+                continue;
+            s->pending = p;
+            s->cap_pending = cap;
+        }
+        memcpy(s->pending[s->npending++], old->segs[i].id, CF_STORE_ID_LEN);
+    }
+    pthread_mutex_unlock(&s->pending_mu);
+}
+
+static int bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,
+                          int64_t dbytes, int *missing)
+{
+    MDB_val k = {strlen(bucket), (void *)bucket}, v;
+    int rc = mdb_get(txn, s->buckets, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *missing = 1;
+        return 0;
+    }
+    if (rc)
+        return rc;
+    bucket_value bv = {0};
+    memcpy(&bv, v.mv_data, v.mv_size < sizeof bv ? v.mv_size : sizeof bv);
+    bv.objects += (uint64_t)dobjects;
+    bv.bytes += (uint64_t)dbytes;
+    v.mv_data = &bv;
+    v.mv_size = sizeof bv;
+    return mdb_put(txn, s->buckets, &k, &v, 0);
+}
+
+static int ensure_data_dir(cf_store *s, const unsigned char *id, char *path, cf_err *err)
+{
+    cf_store_data_path(s, id, path);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    *strrchr(dir, '/') = '\0';
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return 0;
+    return cf_fs_mkdirs(dir, 0700, err);
+}
+
+int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
+                           const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
+                           cf_err *err)
+{
+    cf_store *s = w->s;
+    char final_path[PATH_MAX], dir[PATH_MAX];
+    char *comp = NULL;
+    size_t complen = 0;
+    MDB_txn *txn = NULL;
+    cf_object_info rec = {0}, old = {0};
+    cf_buf enc;
+    cf_buf_init(&enc, (size_t)1 << 24);
+    int had_old = 0, missing = 0, renamed = 0;
+    int rc = cf_store_writer_finish(w, NULL, NULL, err);
+    if (rc)
+        goto out;
+    close(w->fd);
+    w->fd = -1;
+
+    rc = ensure_data_dir(s, w->id, final_path, err);
+    if (rc)
+        goto out;
+    if (rename(w->tmp_path, final_path) != 0) {
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot move data file to '%s'", final_path);
+        goto out;
+    }
+    renamed = 1;
+    snprintf(dir, sizeof dir, "%s", final_path);
+    *strrchr(dir, '/') = '\0';
+    if ((rc = cf_fs_fsync_dir(dir, err)))
+        goto out;
+
+    cf_store_segment seg;
+    memcpy(seg.id, w->id, CF_STORE_ID_LEN);
+    seg.len = w->size;
+    rec.size = w->size;
+    rec.mtime_ns = cf_clock_now_ns();
+    cf_hex_encode(w->digest, CF_MD5_LEN, rec.etag);
+    rec.headers = (cf_store_kv *)headers;
+    rec.nheaders = nheaders;
+    rec.segs = &seg;
+    rec.nsegs = 1;
+    if ((rc = cf_record_encode(&rec, &enc))) {
+        rc = cf_err_set(err, rc, "object metadata of '%.*s' is too large", (int)keylen, key);
+        goto out;
+    }
+    if (!(comp = cf_index_composite(bucket, key, keylen, &complen))) {
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+        goto out;
+    }
+
+    int mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (!mrc) mrc = drain_pending(s, txn);
+    if (!mrc) mrc = bucket_account(s, txn, bucket, 0, 0, &missing);
+    if (mrc) {
+        rc = cf_store_lmdb_err(err, mrc, "write");
+        goto out;
+    }
+    if (missing) {
+        rc = cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
+        goto out;
+    }
+    if ((rc = cf_index_put(s, txn, comp, complen, enc.data, enc.len, &old, &had_old))) {
+        rc = cf_err_set(err, rc, "cannot index object '%.*s': %s", (int)keylen, key, cf_strerror(rc));
+        goto out;
+    }
+    mrc = had_old ? mark_garbage(s, txn, &old) : 0;
+    if (!mrc)
+        mrc = bucket_account(s, txn, bucket, had_old ? 0 : 1,
+                             (int64_t)rec.size - (had_old ? (int64_t)old.size : 0), &missing);
+    if (!mrc) {
+        mrc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (mrc) {
+        rc = cf_store_lmdb_err(err, mrc, "commit");
+        goto out;
+    }
+    renamed = 0; /* the index owns the file now */
+    if (had_old)
+        reclaim(s, &old);
+    if (info) {
+        rc = cf_object_info_copy(info, &rec);
+        if (rc)
+            rc = cf_err_set(err, rc, "out of memory");
+    }
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (renamed)
+        unlink(final_path);
+    if (had_old)
+        cf_object_info_cleanup(&old);
+    free(comp);
+    cf_buf_cleanup(&enc);
+    cf_store_writer_abort(w);
+    return rc;
+}
+
+int cf_store_segment_open(cf_store *s, const cf_store_segment *seg, int *fd, cf_err *err)
+{
+    char path[PATH_MAX];
+    cf_store_data_path(s, seg->id, path);
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
+        return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno,
+                          "cannot open data file '%s'", path);
+    return 0;
+}
+
+static int lookup(cf_store *s, const char *bucket, const char *comp, size_t complen,
+                  cf_object_info *info, int *missing_bucket, cf_err *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return cf_store_lmdb_err(err, rc, "begin");
+    rc = cf_index_get(s, txn, comp, complen, info);
+    if (rc == CF_ENOTFOUND) {
+        MDB_val k = {strlen(bucket), (void *)bucket}, v;
+        int gone = mdb_get(txn, s->buckets, &k, &v) == MDB_NOTFOUND;
+        if (missing_bucket)
+            *missing_bucket = gone;
+        rc = gone ? cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket)
+                  : cf_err_set(err, CF_ENOTFOUND, "key does not exist in bucket '%s'", bucket);
+    } else if (rc) {
+        rc = cf_err_set(err, rc, "cannot read the record of an object in '%s': %s", bucket, cf_strerror(rc));
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen,
+                        cf_object_info *info, int *fd, int *missing_bucket, cf_err *err)
+{
+    size_t complen;
+    char *comp = cf_index_composite(bucket, key, keylen, &complen);
+    if (!comp)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    if (missing_bucket)
+        *missing_bucket = 0;
+    int rc;
+    /* An overwrite may unlink the data between our lookup and our open: look again. */
+    for (int attempt = 0;; attempt++) {
+        memset(info, 0, sizeof *info);
+        rc = lookup(s, bucket, comp, complen, info, missing_bucket, err);
+        if (rc || !fd || info->nsegs == 0)
+            break;
+        rc = cf_store_segment_open(s, &info->segs[0], fd, err);
+        if (rc != CF_ENOTFOUND || attempt == 8)
+            break;
+        cf_object_info_cleanup(info);
+    }
+    if (rc)
+        cf_object_info_cleanup(info);
+    free(comp);
+    return rc;
+}
+
+int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, size_t keylen,
+                           cf_err *err)
+{
+    size_t complen;
+    char *comp = cf_index_composite(bucket, key, keylen, &complen);
+    if (!comp)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    MDB_txn *txn;
+    cf_object_info old = {0};
+    int had_old = 0, missing = 0;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (!rc) rc = drain_pending(s, txn);
+    if (!rc) rc = bucket_account(s, txn, bucket, 0, 0, &missing);
+    if (!rc && missing) {
+        mdb_txn_abort(txn);
+        free(comp);
+        return cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
+    }
+    if (rc) {
+        mdb_txn_abort(txn);
+        free(comp);
+        return cf_store_lmdb_err(err, rc, "delete");
+    }
+    int irc = cf_index_del(s, txn, comp, complen, &old, &had_old);
+    if (!irc && had_old) {
+        rc = mark_garbage(s, txn, &old);
+        if (!rc)
+            rc = bucket_account(s, txn, bucket, -1, -(int64_t)old.size, &missing);
+    }
+    if (irc || rc) {
+        mdb_txn_abort(txn);
+        rc = irc ? cf_err_set(err, irc, "cannot delete from '%s': %s", bucket, cf_strerror(irc))
+                 : cf_store_lmdb_err(err, rc, "delete");
+    } else if ((rc = mdb_txn_commit(txn))) {
+        rc = cf_store_lmdb_err(err, rc, "commit");
+    } else if (had_old) {
+        reclaim(s, &old);
+    }
+    cf_object_info_cleanup(&old);
+    free(comp);
+    return rc;
+}

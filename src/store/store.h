@@ -1,0 +1,143 @@
+/*
+ * store.h - the object store engine: buckets and objects in an LMDB index plus data files.
+ * Knows nothing of HTTP. See docs/internals/store.md for the on-disk layout and the commit
+ * protocol.
+ *
+ * Threads: one cf_store is shared by all threads; every function is thread-safe. Writers are
+ * serialised only for the short LMDB commit, never while a body streams in.
+ */
+#ifndef CF_STORE_STORE_H
+#define CF_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define CF_STORE_ID_LEN 16
+
+typedef struct cf_store cf_store;
+
+/* A stored header to replay on GET/HEAD: "content-type", "cache-control", "x-amz-meta-color". */
+typedef struct cf_store_kv {
+    char *name;   /* lowercase */
+    char *value;
+} cf_store_kv;
+
+typedef struct cf_store_segment {
+    unsigned char id[CF_STORE_ID_LEN];  /* names the data file objects/ab/cd/<hex id> */
+    uint64_t len;
+} cf_store_segment;
+
+typedef struct cf_object_info {
+    uint64_t size;
+    int64_t mtime_ns;
+    char etag[72];               /* without quotes: 32 hex digits, or "<hex>-N" for multipart */
+    cf_store_kv *headers;        /* owned */
+    size_t nheaders;
+    cf_store_segment *segs;      /* owned */
+    size_t nsegs;
+} cf_object_info;
+
+/* Frees what an info owns; the struct itself is the caller's. Safe on a zeroed struct. */
+void cf_object_info_cleanup(cf_object_info *info);
+/* Value of a stored header by lowercase name, or NULL. Borrowed from info. */
+const char *cf_object_info_header(const cf_object_info *info, const char *name);
+
+/*
+ * Opens (creating when absent) the store in dir and recovers from any crash: removes tmp/,
+ * unlinks the files listed as garbage and, unless the previous run shut down cleanly, every
+ * data file no record references. *out is freed with cf_store_close.
+ */
+int cf_store_open(const char *dir, cf_store **out, cf_err *err);
+/* Marks a clean shutdown (so the next open skips the orphan scan) and frees. NULL is a no-op. */
+void cf_store_close(cf_store *s);
+const char *cf_store_dir(const cf_store *s);
+/* Readiness: the index answers and a file can be created and removed in tmp/. */
+int cf_store_check_ready(cf_store *s, cf_err *err);
+
+/* Buckets. Names are validated by the caller (S3 rules live in src/s3/). */
+typedef struct cf_store_bucket {
+    char name[64];
+    int64_t created_ns;
+} cf_store_bucket;
+
+int cf_store_bucket_create(cf_store *s, const char *name, cf_err *err);   /* CF_EEXISTS */
+int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err);   /* CF_ENOTFOUND, CF_ENOTEMPTY */
+int cf_store_bucket_exists(cf_store *s, const char *name, cf_err *err);   /* 0 or CF_ENOTFOUND */
+/* All buckets, sorted by name; *out is freed by the caller with free(). */
+int cf_store_bucket_list(cf_store *s, cf_store_bucket **out, size_t *n, cf_err *err);
+
+/*
+ * Writing an object: begin, write the body (any number of times), finish (fsync, MD5 known),
+ * then commit under a key or abort. Nothing is visible to readers before commit returns 0;
+ * abort (or a failed commit) leaves no file behind. The writer is not thread-safe by itself:
+ * one request owns it.
+ */
+typedef struct cf_store_writer cf_store_writer;
+
+int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err);
+int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *err);
+/* Flushes the body to stable storage; fills the MD5 and size of what was written. */
+int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *size, cf_err *err);
+/*
+ * Makes the finished body the object bucket/key (keylen bytes) with the given headers
+ * (copied), replacing any previous version, whose data is then reclaimed. Fills *info when
+ * non-NULL. CF_ENOTFOUND when the bucket no longer exists. Frees the writer in every case.
+ */
+int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
+                           const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
+                           cf_err *err);
+/* Discards the body and frees the writer. NULL is a no-op. */
+void cf_store_writer_abort(cf_store_writer *w);
+
+/*
+ * Reads the record of bucket/key into *info (caller cleans up). When fd is non-NULL, also opens
+ * the data of the first segment for reading (caller closes *fd); the open file stays readable
+ * even if the object is overwritten or deleted meanwhile. CF_ENOTFOUND names whether the bucket
+ * or the key is missing: *missing_bucket is set to 1 for the former (may be NULL).
+ */
+int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen,
+                        cf_object_info *info, int *fd, int *missing_bucket, cf_err *err);
+/* Opens the data file of one segment (for objects of several segments). Caller closes. */
+int cf_store_segment_open(cf_store *s, const cf_store_segment *seg, int *fd, cf_err *err);
+
+/* Deletes bucket/key; deleting a missing key is not an error (S3 semantics). CF_ENOTFOUND only
+ * when the bucket is missing. */
+int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, size_t keylen,
+                           cf_err *err);
+
+/*
+ * Listing in key order (bytewise, as S3). Visits keys of bucket beginning with prefix that sort
+ * after `after` (exclusive; "" for the start). With a non-empty delimiter, keys whose remainder
+ * after the prefix contains it are rolled up into one common prefix each, visited once and then
+ * skipped by a cursor seek, so that a page costs O(page), not O(bucket). Stops after max
+ * entries (keys + common prefixes); *truncated tells whether more follow, and *next (caller
+ * frees, may be NULL when not truncated) is the last visited key or common prefix, to pass as
+ * `after` for the next page.
+ */
+typedef struct cf_store_list_entry {
+    const char *key;          /* borrowed, valid during the callback only */
+    size_t keylen;
+    int is_prefix;            /* a common prefix: info is NULL */
+    const cf_object_info *info;
+} cf_store_list_entry;
+typedef int (*cf_store_list_fn)(void *ctx, const cf_store_list_entry *e);
+
+int cf_store_list(cf_store *s, const char *bucket, const char *prefix, size_t prefixlen,
+                  const char *delimiter, size_t delimlen, const char *after, size_t afterlen,
+                  size_t max, cf_store_list_fn fn, void *ctx, int *truncated, char **next,
+                  size_t *nextlen, cf_err *err);
+
+/* Totals for metrics and tests. */
+typedef struct cf_store_stats {
+    uint64_t buckets;
+    uint64_t objects;
+    uint64_t bytes;
+} cf_store_stats;
+int cf_store_stats_get(cf_store *s, cf_store_stats *out, cf_err *err);
+
+/* Tests only: make the n-th following data-file write fail with EIO (0 disables). */
+void cf_store_fail_nth_write(cf_store *s, int n);
+
+#endif

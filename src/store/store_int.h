@@ -1,0 +1,51 @@
+/* store_int.h - what the files of src/store/ share; not for other layers. */
+#ifndef CF_STORE_STORE_INT_H
+#define CF_STORE_STORE_INT_H
+
+#include <limits.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "store/store.h"
+
+struct cf_store {
+    char *dir;
+    char objects_dir[PATH_MAX];
+    char tmp_dir[PATH_MAX];
+    MDB_env *env;
+    MDB_dbi buckets;   /* name -> bucket_value */
+    MDB_dbi objects;   /* "bucket\0key" -> record, or overflow group (record.h) */
+    MDB_dbi garbage;   /* segment id -> "" : data files to unlink after the commit that freed them */
+    size_t head_max;   /* longest composite key stored directly; longer ones go to groups */
+
+    /* Ids already unlinked whose garbage rows the next write transaction deletes, so that
+     * reclaiming costs no commit (and no fsync) of its own. */
+    pthread_mutex_t pending_mu;
+    unsigned char (*pending)[CF_STORE_ID_LEN];
+    size_t npending, cap_pending;
+
+    atomic_int fail_nth_write;
+};
+
+typedef struct bucket_value {
+    int64_t created_ns;
+    uint64_t objects;
+    uint64_t bytes;
+} bucket_value;
+
+/* objects/ab/cd/<hex id> of a segment id; path must hold PATH_MAX bytes. */
+void cf_store_data_path(const cf_store *s, const unsigned char id[CF_STORE_ID_LEN], char *path);
+int cf_store_lmdb_err(cf_err *err, int mdb_rc, const char *what);
+
+/* Object index operations inside a write transaction (object_index.c). */
+int cf_index_get(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf_object_info *info);
+/* Puts rec under comp. When an older record was there, decodes it into *old and sets *had_old. */
+int cf_index_put(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, const void *rec,
+                 size_t reclen, cf_object_info *old, int *had_old);
+int cf_index_del(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf_object_info *old,
+                 int *had_old);
+/* Builds "bucket\0key" into a heap buffer (caller frees). */
+char *cf_index_composite(const char *bucket, const char *key, size_t keylen, size_t *complen);
+
+#endif

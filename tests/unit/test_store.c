@@ -1,0 +1,446 @@
+/* test_store.c - the object store engine: durability protocol, recovery, listing. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/fs.h"
+#include "store/store.h"
+
+typedef struct fixture {
+    char dir[256];
+    cf_store *s;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/coffer-test-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    cf_err err;
+    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(cf_store_bucket_create(f->s, "b", &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    cf_store_close(f->s);
+    cf_fs_remove_tree(f->dir, NULL);
+    free(f);
+    return 0;
+}
+
+static void put(cf_store *s, const char *bucket, const char *key, size_t keylen, const char *body)
+{
+    cf_store_writer *w;
+    cf_err err;
+    assert_int_equal(cf_store_writer_begin(s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, body, strlen(body), &err), 0);
+    assert_int_equal(cf_store_writer_commit(w, bucket, key, keylen, NULL, 0, NULL, &err), 0);
+}
+
+static void put_str(cf_store *s, const char *key, const char *body)
+{
+    put(s, "b", key, strlen(key), body);
+}
+
+static char *read_all(cf_store *s, const char *key, size_t keylen)
+{
+    cf_object_info info;
+    cf_err err;
+    int fd;
+    if (cf_store_object_get(s, "b", key, keylen, &info, &fd, NULL, &err) != 0)
+        return NULL;
+    char *buf = calloc(1, info.size + 1);
+    assert_int_equal(pread(fd, buf, info.size, 0), (ssize_t)info.size);
+    close(fd);
+    cf_object_info_cleanup(&info);
+    return buf;
+}
+
+static size_t count_files(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char p[1024];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            n += count_files(p);
+        else
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static size_t data_files(fixture *f)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/objects", f->dir);
+    return count_files(p);
+}
+
+/* ---- listing ---- */
+
+typedef struct collected {
+    char items[4096][64];
+    int is_prefix[4096];
+    size_t n;
+} collected;
+
+static int collect(void *ctx, const cf_store_list_entry *e)
+{
+    collected *c = ctx;
+    snprintf(c->items[c->n], sizeof c->items[0], "%.*s", (int)e->keylen, e->key);
+    c->is_prefix[c->n] = e->is_prefix;
+    c->n++;
+    return 0;
+}
+
+/* Lists all pages of max entries each; returns the number of pages. */
+static int list_all(cf_store *s, const char *prefix, const char *delim, size_t max, collected *c)
+{
+    char *after = NULL;
+    size_t afterlen = 0;
+    int pages = 0, truncated;
+    c->n = 0;
+    do {
+        char *next = NULL;
+        size_t nextlen = 0;
+        cf_err err;
+        assert_int_equal(cf_store_list(s, "b", prefix, strlen(prefix), delim, delim ? strlen(delim) : 0,
+                                       after, afterlen, max, collect, c, &truncated, &next, &nextlen, &err), 0);
+        free(after);
+        after = next;
+        afterlen = nextlen;
+        pages++;
+        assert_true(pages < 10000);
+    } while (truncated);
+    free(after);
+    return pages;
+}
+
+static void test_list_delimiter_rolls_up_prefixes(void **state)
+{
+    fixture *f = *state;
+    const char *keys[] = {"a.txt", "dir1/x", "dir1/y", "dir1/sub/z", "dir2/x", "e", "dir10/q"};
+    for (size_t i = 0; i < 7; i++)
+        put_str(f->s, keys[i], "v");
+    collected *c = calloc(1, sizeof *c);
+    list_all(f->s, "", "/", 1000, c);
+    assert_int_equal(c->n, 5);
+    assert_string_equal(c->items[0], "a.txt");
+    assert_string_equal(c->items[1], "dir1/");
+    assert_true(c->is_prefix[1]);
+    assert_string_equal(c->items[2], "dir10/");
+    assert_string_equal(c->items[3], "dir2/");
+    assert_string_equal(c->items[4], "e");
+    assert_false(c->is_prefix[4]);
+
+    list_all(f->s, "dir1/", "/", 1000, c);
+    assert_int_equal(c->n, 3);
+    assert_string_equal(c->items[0], "dir1/sub/");
+    assert_string_equal(c->items[1], "dir1/x");
+    assert_string_equal(c->items[2], "dir1/y");
+    free(c);
+}
+
+static void test_list_pages_visit_every_entry_once(void **state)
+{
+    fixture *f = *state;
+    char key[64];
+    for (int d = 0; d < 20; d++)
+        for (int i = 0; i < 30; i++) {
+            snprintf(key, sizeof key, "d%02d/k%03d", d, i);
+            put_str(f->s, key, "x");
+        }
+    for (int i = 0; i < 15; i++) {
+        snprintf(key, sizeof key, "top%02d", i);
+        put_str(f->s, key, "x");
+    }
+    collected *c = calloc(1, sizeof *c);
+    size_t sizes[] = {1, 2, 7, 1000};
+    for (size_t s = 0; s < 4; s++) {
+        int pages = list_all(f->s, "", "/", sizes[s], c);
+        assert_int_equal(c->n, 35);
+        assert_int_equal(pages, (int)((35 + sizes[s] - 1) / sizes[s]));
+        for (size_t i = 1; i < c->n; i++)
+            assert_true(strcmp(c->items[i - 1], c->items[i]) < 0);
+        pages = list_all(f->s, "", NULL, sizes[s], c);
+        assert_int_equal(c->n, 615);
+        for (size_t i = 1; i < c->n; i++)
+            assert_true(strcmp(c->items[i - 1], c->items[i]) < 0);
+    }
+    free(c);
+}
+
+static void test_list_start_after_and_other_buckets(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    assert_int_equal(cf_store_bucket_create(f->s, "b2", &err), 0);
+    put(f->s, "b2", "zzz", 3, "other bucket");
+    put_str(f->s, "k1", "1");
+    put_str(f->s, "k2", "2");
+    put_str(f->s, "k3", "3");
+    collected *c = calloc(1, sizeof *c);
+    int truncated;
+    char *next = NULL;
+    size_t nextlen;
+    assert_int_equal(cf_store_list(f->s, "b", "", 0, NULL, 0, "k1", 2, 1000, collect, c, &truncated,
+                                   &next, &nextlen, &err), 0);
+    assert_int_equal(c->n, 2);
+    assert_string_equal(c->items[0], "k2");
+    assert_false(truncated);
+    assert_null(next);
+    assert_int_equal(cf_store_list(f->s, "nope", "", 0, NULL, 0, NULL, 0, 10, collect, c, &truncated,
+                                   &next, &nextlen, &err), CF_ENOTFOUND);
+    free(c);
+}
+
+typedef struct big_key {
+    char k[1100];
+    size_t len;
+} big_key;
+typedef struct big_list {
+    big_key k[16];
+    size_t n;
+} big_list;
+
+static int collect_big(void *ctx, const cf_store_list_entry *e)
+{
+    big_list *l = ctx;
+    memcpy(l->k[l->n].k, e->key, e->keylen);
+    l->k[l->n].len = e->keylen;
+    l->n++;
+    return 0;
+}
+
+static void test_long_keys_keep_order_and_round_trip(void **state)
+{
+    fixture *f = *state;
+    /* 1024-byte keys sharing a 600-byte head land in one overflow group. */
+    char keys[5][1025];
+    const char tails[5] = {'c', 'a', 'e', 'b', 'd'};
+    for (int i = 0; i < 5; i++) {
+        memset(keys[i], 'h', 1024);
+        keys[i][1024] = '\0';
+        keys[i][700] = tails[i];
+        char body[16];
+        snprintf(body, sizeof body, "body-%c", tails[i]);
+        put(f->s, "b", keys[i], 1024, body);
+    }
+    char shortkey[601];
+    memset(shortkey, 'h', 600);
+    shortkey[600] = '\0';
+    put_str(f->s, shortkey, "short");
+    put_str(f->s, "i", "after");
+
+    for (int i = 0; i < 5; i++) {
+        char *got = read_all(f->s, keys[i], 1024);
+        char want[16];
+        snprintf(want, sizeof want, "body-%c", tails[i]);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    /* Overwrite one long key: the old data file must be reclaimed. */
+    size_t before = data_files(f);
+    put(f->s, "b", keys[2], 1024, "new-e");
+    assert_int_equal(data_files(f), before);
+
+    cf_err err;
+    big_list *seen = calloc(1, sizeof *seen);
+    char *after = NULL;
+    size_t afterlen = 0;
+    int truncated;
+    do {
+        char *next = NULL;
+        size_t nextlen = 0;
+        assert_int_equal(cf_store_list(f->s, "b", "", 0, NULL, 0, after, afterlen, 2, collect_big,
+                                       seen, &truncated, &next, &nextlen, &err), 0);
+        free(after);
+        after = next;
+        afterlen = nextlen;
+    } while (truncated);
+    free(after);
+    size_t nseen = seen->n;
+    big_key *keysseen = seen->k;
+    assert_int_equal(nseen, 7);
+    assert_int_equal(keysseen[0].len, 600);
+    for (size_t i = 1; i < nseen; i++) {
+        size_t m = keysseen[i - 1].len < keysseen[i].len ? keysseen[i - 1].len : keysseen[i].len;
+        int cmp = memcmp(keysseen[i - 1].k, keysseen[i].k, m);
+        assert_true(cmp < 0 || (cmp == 0 && keysseen[i - 1].len < keysseen[i].len));
+    }
+    assert_int_equal(keysseen[6].len, 1);
+    free(seen);
+
+    assert_int_equal(cf_store_object_delete(f->s, "b", keys[0], 1024, &err), 0);
+    assert_null(read_all(f->s, keys[0], 1024));
+    char *other = read_all(f->s, keys[1], 1024);
+    assert_string_equal(other, "body-a");
+    free(other);
+}
+
+/* ---- writes, overwrites, deletes ---- */
+
+static void test_overwrite_and_delete_reclaim_data(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "k", "one");
+    assert_int_equal(data_files(f), 1);
+    put_str(f->s, "k", "two");
+    assert_int_equal(data_files(f), 1);
+    char *got = read_all(f->s, "k", 1);
+    assert_string_equal(got, "two");
+    free(got);
+    cf_err err;
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, 1);
+    assert_int_equal(st.bytes, 3);
+    assert_int_equal(cf_store_bucket_delete(f->s, "b", &err), CF_ENOTEMPTY);
+    assert_int_equal(cf_store_object_delete(f->s, "b", "k", 1, &err), 0);
+    assert_int_equal(data_files(f), 0);
+    assert_int_equal(cf_store_object_delete(f->s, "b", "k", 1, &err), 0);
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, 0);
+    assert_int_equal(cf_store_bucket_delete(f->s, "b", &err), 0);
+    assert_int_equal(cf_store_bucket_exists(f->s, "b", &err), CF_ENOTFOUND);
+}
+
+static void test_open_fd_survives_overwrite(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "k", "first");
+    cf_object_info info;
+    cf_err err;
+    int fd;
+    assert_int_equal(cf_store_object_get(f->s, "b", "k", 1, &info, &fd, NULL, &err), 0);
+    put_str(f->s, "k", "second!");
+    char buf[16] = {0};
+    assert_int_equal(pread(fd, buf, sizeof buf, 0), 5);
+    assert_string_equal(buf, "first");
+    close(fd);
+    cf_object_info_cleanup(&info);
+}
+
+static void test_failed_write_leaves_previous_version(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "k", "kept");
+    cf_store_writer *w;
+    cf_err err;
+    cf_store_fail_nth_write(f->s, 2);
+    assert_int_equal(cf_store_writer_begin(f->s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, "ab", 2, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, "cd", 2, &err), CF_EIO);
+    assert_non_null(strstr(err.msg, "injected"));
+    cf_store_writer_abort(w);
+    char *got = read_all(f->s, "k", 1);
+    assert_string_equal(got, "kept");
+    free(got);
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/tmp", f->dir);
+    assert_int_equal(count_files(tmp), 0);
+    assert_int_equal(data_files(f), 1);
+}
+
+static void test_commit_to_missing_bucket_leaves_nothing(void **state)
+{
+    fixture *f = *state;
+    cf_store_writer *w;
+    cf_err err;
+    assert_int_equal(cf_store_writer_begin(f->s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, "x", 1, &err), 0);
+    assert_int_equal(cf_store_writer_commit(w, "gone", "k", 1, NULL, 0, NULL, &err), CF_ENOTFOUND);
+    assert_int_equal(data_files(f), 0);
+}
+
+static void test_recovery_removes_crash_leftovers(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "keep", "data");
+    cf_store_close(f->s);
+    f->s = NULL;
+    /* What a crash can leave: a temp file, and a data file renamed but never committed. */
+    char p[600];
+    snprintf(p, sizeof p, "%s/tmp/half-written", f->dir);
+    assert_int_equal(cf_fs_write_atomic(p, "x", 1, 0600, NULL), 0);
+    snprintf(p, sizeof p, "%s/objects/ff/ff", f->dir);
+    assert_int_equal(cf_fs_mkdirs(p, 0700, NULL), 0);
+    snprintf(p, sizeof p, "%s/objects/ff/ff/ffff0000000000000000000000000000", f->dir);
+    assert_int_equal(cf_fs_write_atomic(p, "orphan", 6, 0600, NULL), 0);
+    /* A clean-shutdown marker would skip the scan; a crash never writes one. */
+    snprintf(p, sizeof p, "%s/clean-shutdown", f->dir);
+    unlink(p);
+
+    cf_err err;
+    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(data_files(f), 1);
+    snprintf(p, sizeof p, "%s/tmp", f->dir);
+    assert_int_equal(count_files(p), 0);
+    char *got = read_all(f->s, "keep", 4);
+    assert_string_equal(got, "data");
+    free(got);
+}
+
+static void test_record_headers_round_trip(void **state)
+{
+    fixture *f = *state;
+    cf_store_kv headers[] = {{"content-type", "text/plain"}, {"x-amz-meta-colour", "bl\xc3\xa9u"}};
+    cf_store_writer *w;
+    cf_err err;
+    assert_int_equal(cf_store_writer_begin(f->s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, "abc", 3, &err), 0);
+    cf_object_info info;
+    assert_int_equal(cf_store_writer_commit(w, "b", "h", 1, headers, 2, &info, &err), 0);
+    assert_string_equal(info.etag, "900150983cd24fb0d6963f7d28e17f72");
+    cf_object_info_cleanup(&info);
+    assert_int_equal(cf_store_object_get(f->s, "b", "h", 1, &info, NULL, NULL, &err), 0);
+    assert_int_equal(info.size, 3);
+    assert_string_equal(cf_object_info_header(&info, "content-type"), "text/plain");
+    assert_string_equal(cf_object_info_header(&info, "x-amz-meta-colour"), "bl\xc3\xa9u");
+    assert_null(cf_object_info_header(&info, "missing"));
+    cf_object_info_cleanup(&info);
+    int missing;
+    assert_int_equal(cf_store_object_get(f->s, "nob", "h", 1, &info, NULL, &missing, &err), CF_ENOTFOUND);
+    assert_int_equal(missing, 1);
+    assert_int_equal(cf_store_object_get(f->s, "b", "zz", 2, &info, NULL, &missing, &err), CF_ENOTFOUND);
+    assert_int_equal(missing, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_list_delimiter_rolls_up_prefixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages_visit_every_entry_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_start_after_and_other_buckets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_keys_keep_order_and_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_overwrite_and_delete_reclaim_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_fd_survives_overwrite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write_leaves_previous_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_to_missing_bucket_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_removes_crash_leftovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_headers_round_trip, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
