@@ -42,7 +42,7 @@ void cf_log(cf_log_level level, const char *msg, ...)
     static const char *names[] = {"debug", "info", "warn", "error"};
     if (level < min_level)
         return;
-    char when[32];
+    char when[64];
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);

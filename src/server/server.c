@@ -294,8 +294,8 @@ static int parse_address(const char *address, struct sockaddr_storage *ss, sockl
 int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **out, cf_err *err)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen;
-    int v6;
+    socklen_t sslen = 0;
+    int v6 = 0;
     int rc = parse_address(opts->address, &ss, &sslen, &v6, err);
     if (rc)
         return rc;

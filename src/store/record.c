@@ -70,10 +70,10 @@ static int take_str(reader *r, size_t n, char **out)
 int cf_record_decode(const void *p, size_t n, cf_object_info *info)
 {
     reader r = {p, n};
-    uint8_t version, etaglen;
-    uint16_t nheaders;
-    uint32_t nsegs;
-    uint64_t mtime;
+    uint8_t version = 0, etaglen = 0;
+    uint16_t nheaders = 0;
+    uint32_t nsegs = 0;
+    uint64_t mtime = 0;
     memset(info, 0, sizeof *info);
     int rc = take(&r, &version, 1);
     if (!rc && version != CF_RECORD_VERSION) rc = CF_ECORRUPT;

@@ -1,0 +1,80 @@
+/* route.c - which S3 operation a path-style request is: a pure function of its parts. */
+#include <string.h>
+
+#include "s3/request.h"
+
+const char *cf_s3_op_name(cf_s3_op op)
+{
+    switch (op) {
+    case CF_S3_OP_LIST_BUCKETS: return "ListBuckets";
+    case CF_S3_OP_CREATE_BUCKET: return "CreateBucket";
+    case CF_S3_OP_HEAD_BUCKET: return "HeadBucket";
+    case CF_S3_OP_DELETE_BUCKET: return "DeleteBucket";
+    case CF_S3_OP_LIST_OBJECTS: return "ListObjects";
+    case CF_S3_OP_LIST_OBJECTS_V2: return "ListObjectsV2";
+    case CF_S3_OP_GET_BUCKET_LOCATION: return "GetBucketLocation";
+    case CF_S3_OP_PUT_OBJECT: return "PutObject";
+    case CF_S3_OP_GET_OBJECT: return "GetObject";
+    case CF_S3_OP_HEAD_OBJECT: return "HeadObject";
+    case CF_S3_OP_DELETE_OBJECT: return "DeleteObject";
+    case CF_S3_OP_UNSUPPORTED: return "Unsupported";
+    case CF_S3_OP_METHOD_NOT_ALLOWED: return "MethodNotAllowed";
+    case CF_S3_OP_UNKNOWN: break;
+    }
+    return "Unknown";
+}
+
+/* Sub-resources that select another operation, which this server does not implement yet. */
+static const char *const bucket_subresources[] = {
+    "acl", "policy", "cors", "lifecycle", "website", "versioning", "tagging", "uploads",
+    "delete", "encryption", "replication", "logging", "notification", "object-lock", "versions",
+    "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock",
+    "intelligent-tiering", "inventory", "metrics", "analytics", "policyStatus",
+};
+static const char *const object_subresources[] = {
+    "acl", "tagging", "uploadId", "uploads", "retention", "legal-hold", "attributes",
+    "torrent", "restore", "select",
+};
+
+static int has_any(cf_s3_get_param_fn get, void *ctx, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (get(ctx, names[i]))
+            return 1;
+    return 0;
+}
+
+#define HAS_ANY(list) has_any(get_param, ctx, list, sizeof list / sizeof *list)
+
+cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
+                     cf_s3_get_param_fn get_param, void *ctx)
+{
+    int get = strcmp(method, "GET") == 0, put = strcmp(method, "PUT") == 0;
+    int head = strcmp(method, "HEAD") == 0, del = strcmp(method, "DELETE") == 0;
+    int post = strcmp(method, "POST") == 0;
+    if (!get && !put && !head && !del && !post)
+        return CF_S3_OP_METHOD_NOT_ALLOWED;
+    if (!*bucket)
+        return get ? CF_S3_OP_LIST_BUCKETS : CF_S3_OP_METHOD_NOT_ALLOWED;
+    if (!*key) {
+        if (HAS_ANY(bucket_subresources))
+            return CF_S3_OP_UNSUPPORTED;
+        if (get && get_param(ctx, "location"))
+            return CF_S3_OP_GET_BUCKET_LOCATION;
+        if (get) {
+            const char *lt = get_param(ctx, "list-type");
+            return lt && strcmp(lt, "2") == 0 ? CF_S3_OP_LIST_OBJECTS_V2 : CF_S3_OP_LIST_OBJECTS;
+        }
+        if (put) return CF_S3_OP_CREATE_BUCKET;
+        if (head) return CF_S3_OP_HEAD_BUCKET;
+        if (del) return CF_S3_OP_DELETE_BUCKET;
+        return CF_S3_OP_METHOD_NOT_ALLOWED;
+    }
+    if (HAS_ANY(object_subresources))
+        return CF_S3_OP_UNSUPPORTED;
+    if (put) return CF_S3_OP_PUT_OBJECT;
+    if (get) return CF_S3_OP_GET_OBJECT;
+    if (head) return CF_S3_OP_HEAD_OBJECT;
+    if (del) return CF_S3_OP_DELETE_OBJECT;
+    return CF_S3_OP_METHOD_NOT_ALLOWED;
+}
