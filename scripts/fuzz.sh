@@ -10,11 +10,11 @@ for target in "$build"/fuzz_*; do
   corpus=tests/fuzz/corpus/$name
   mkdir -p "$corpus"
   if [ "$seconds" -eq 0 ]; then
-    args=(-runs=0 "$corpus")
+    args=(-print_final_stats=1 -runs=0 "$corpus")
   else
     # New inputs go to a scratch dir so a long run does not bloat the committed corpus.
     scratch=$(mktemp -d)
-    args=(-max_total_time="$seconds" -artifact_prefix="$corpus/" "$scratch" "$corpus")
+    args=(-print_final_stats=1 -max_total_time="$seconds" -artifact_prefix="$corpus/" "$scratch" "$corpus")
   fi
   if "$target" "${args[@]}" >"/tmp/$name.log" 2>&1; then
     echo "fuzz $name: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "/tmp/$name.log" | tail -1 | awk '{print $2}') runs)"

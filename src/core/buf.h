@@ -26,7 +26,7 @@ int cf_buf_append(cf_buf *b, const void *p, size_t n);
 int cf_buf_puts(cf_buf *b, const char *s);
 int cf_buf_putc(cf_buf *b, char c);
 int cf_buf_printf(cf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int cf_buf_vprintf(cf_buf *b, const char *fmt, va_list ap);
+int cf_buf_vprintf(cf_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Hands the bytes to the caller (caller frees) and leaves b empty. */
 char *cf_buf_steal(cf_buf *b, size_t *len);
 

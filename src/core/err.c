@@ -16,7 +16,7 @@ const char *cf_strerror(int code)
     }
 }
 
-static void vset(cf_err *err, int code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vset(cf_err *err, int code, const char *fmt, va_list ap)
 {
     err->code = code;
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
