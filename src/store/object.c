@@ -25,6 +25,8 @@
 #include "store/record.h"
 #include "store/store_int.h"
 
+#define WRITEBACK_STEP ((uint64_t)8 << 20)
+
 struct cf_store_writer {
     cf_store *s;
     int fd;
@@ -32,6 +34,7 @@ struct cf_store_writer {
     char tmp_path[PATH_MAX];
     cf_hash *md5;
     uint64_t size;
+    uint64_t flushed;            /* bytes already handed to writeback */
     unsigned char digest[CF_MD5_LEN];
     int finished;
 };
@@ -72,6 +75,12 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
         return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
     cf_hash_update(w->md5, p, n);
     w->size += n;
+    /* Start writeback while the body still streams in, so that the fdatasync at the end waits
+     * for the last few MiB only instead of the whole object. */
+    if (w->size - w->flushed >= WRITEBACK_STEP) {
+        sync_file_range(w->fd, (off_t)w->flushed, (off_t)(w->size - w->flushed), SYNC_FILE_RANGE_WRITE);
+        w->flushed = w->size;
+    }
     return 0;
 }
 
