@@ -338,8 +338,8 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
         /* Headers beyond this are refused with 431 before any handler runs (S3: 8 KiB of
          * headers; we allow 64 KiB for long keys and metadata). The same memory is the read
          * buffer for bodies, so larger also means fewer, larger writes. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
-        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)64 * 1024,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)1024 * 1024,
+        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)256 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_END);
     if (!srv->daemon) {
