@@ -2,18 +2,50 @@
  * sigv4.c - AWS Signature Version 4, S3 flavour (see sigv4.h for the rules that differ from
  * the generic suite). Every step is a separate function so that each intermediate product can
  * be checked against AWS's published vectors.
+ *
+ * Character classes are spelled out in ASCII rather than taken from <ctype.h>: isalnum() follows
+ * the locale, and a host application that calls setlocale() must not change what we sign.
  */
 #include "crypto/sigv4.h"
 
-#include <ctype.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "crypto/hash.h"
 
 #define MAX_SKEW_SECONDS (15 * 60)
+
+static int is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_alnum(unsigned char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_unreserved(unsigned char c)
+{
+    return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+/* RFC 9110 token characters: what a method or a header name may be made of. */
+static int is_tchar(unsigned char c)
+{
+    return is_alnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* ---- Authorization header ---- */
 
 static int copy_field(char *dst, size_t dstlen, const char *src, size_t n)
 {
@@ -24,32 +56,136 @@ static int copy_field(char *dst, size_t dstlen, const char *src, size_t n)
     return 0;
 }
 
+/* Scope fields end up in the string to sign and in messages: printable, no spaces. */
+static int printable_field(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+/* AKID/20130524/us-east-1/s3/aws4_request; the key id itself may not contain '/'. */
 static int parse_credential(const char *v, size_t n, cf_sigv4_auth *out)
 {
-    /* AKID/20130524/us-east-1/s3/aws4_request; the key id itself may not contain '/'. */
-    const char *parts[5];
-    size_t lens[5];
-    size_t np = 0;
-    const char *start = v, *end = v + n;
-    for (const char *p = v; p <= end && np < 5; p++) {
-        if (p == end || *p == '/') {
-            parts[np] = start;
-            lens[np] = (size_t)(p - start);
-            np++;
-            start = p + 1;
-        }
+    const char *part[5];
+    size_t len[5], np = 0, start = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && v[i] != '/')
+            continue;
+        if (np == 5)
+            return -1;
+        part[np] = v + start;
+        len[np++] = i - start;
+        start = i + 1;
     }
-    if (np != 5 || start <= end)
+    if (np != 5 || !printable_field(v, n))
         return -1;
-    if (copy_field(out->access_key, sizeof out->access_key, parts[0], lens[0]) ||
-        lens[1] != 8 || copy_field(out->date, sizeof out->date, parts[1], lens[1]) ||
-        copy_field(out->region, sizeof out->region, parts[2], lens[2]) ||
-        copy_field(out->service, sizeof out->service, parts[3], lens[3]) ||
-        lens[4] != 12 || memcmp(parts[4], "aws4_request", 12) != 0)
+    if (copy_field(out->access_key, sizeof out->access_key, part[0], len[0]) || len[1] != 8 ||
+        copy_field(out->date, sizeof out->date, part[1], len[1]) ||
+        copy_field(out->region, sizeof out->region, part[2], len[2]) ||
+        copy_field(out->service, sizeof out->service, part[3], len[3]) || len[4] != 12 ||
+        memcmp(part[4], "aws4_request", 12) != 0)
         return -1;
     for (int i = 0; i < 8; i++)
-        if (!isdigit((unsigned char)out->date[i]))
+        if (!is_digit((unsigned char)out->date[i]))
             return -1;
+    return 0;
+}
+
+static int parse_signed_headers(const char *v, size_t n, cf_sigv4_auth *out)
+{
+    size_t names = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c == ';') {
+            /* Empty names (";;", a leading or trailing ';') would sign nothing. */
+            if (i == 0 || i + 1 == n || v[i - 1] == ';')
+                return -1;
+            names++;
+        } else if (!is_tchar(c) || (c >= 'A' && c <= 'Z')) {
+            return -1;
+        }
+    }
+    if (names > CF_SIGV4_MAX_SIGNED_HEADERS)
+        return -1;
+    return copy_field(out->signed_headers, sizeof out->signed_headers, v, n);
+}
+
+static int parse_signature(const char *v, size_t n, cf_sigv4_auth *out)
+{
+    if (n != 64)
+        return -1;
+    for (size_t i = 0; i < 64; i++) {
+        char c = v[i];
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        else if (!is_digit((unsigned char)c) && !(c >= 'a' && c <= 'f'))
+            return -1;
+        out->signature[i] = c;
+    }
+    out->signature[64] = '\0';
+    return 0;
+}
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n && is_space(**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && is_space((*s)[*n - 1]))
+        (*n)--;
+}
+
+enum { HAVE_CRED = 1, HAVE_SH = 2, HAVE_SIG = 4 };
+
+/* An unknown component's name is echoed only when it is a plain word, so that whatever the
+ * client put there (a signature, a secret pasted by mistake) does not come back in a message. */
+static int unknown_component(const char *name, size_t n, cf_err *err)
+{
+    int word = n > 0 && n <= 32;
+    for (size_t i = 0; word && i < n; i++)
+        word = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z');
+    if (word)
+        return cf_err_set(err, CF_EINVAL, "unknown authorization component '%.*s'", (int)n, name);
+    return cf_err_set(err, CF_EINVAL, "authorization has a component that is not NAME=VALUE");
+}
+
+static int parse_component(const char *p, size_t len, cf_sigv4_auth *out, int *seen, cf_err *err)
+{
+    const char *eq = memchr(p, '=', len);
+    if (!eq)
+        return cf_err_set(err, CF_EINVAL, "authorization component without '='");
+    const char *name = p, *v = eq + 1;
+    size_t nlen = (size_t)(eq - p), vlen = len - nlen - 1;
+    trim(&name, &nlen);
+    trim(&v, &vlen);
+    int which = 0, bad = 0;
+    if (nlen == 10 && memcmp(name, "Credential", 10) == 0) {
+        which = HAVE_CRED;
+        bad = parse_credential(v, vlen, out);
+    } else if (nlen == 13 && memcmp(name, "SignedHeaders", 13) == 0) {
+        which = HAVE_SH;
+        bad = parse_signed_headers(v, vlen, out);
+    } else if (nlen == 9 && memcmp(name, "Signature", 9) == 0) {
+        which = HAVE_SIG;
+        bad = parse_signature(v, vlen, out);
+    } else {
+        return unknown_component(name, nlen, err);
+    }
+    if (*seen & which)
+        return cf_err_set(err, CF_EINVAL, "authorization has '%.*s' twice", (int)nlen, name);
+    *seen |= which;
+    if (bad && which == HAVE_CRED)
+        return cf_err_set(err, CF_EINVAL,
+                          "malformed Credential: expected ACCESSKEY/YYYYMMDD/REGION/SERVICE/aws4_request");
+    if (bad && which == HAVE_SH)
+        return cf_err_set(err, CF_EINVAL,
+                          "malformed SignedHeaders: expected at most %d lowercase header names joined by ';'",
+                          CF_SIGV4_MAX_SIGNED_HEADERS);
+    if (bad)
+        return cf_err_set(err, CF_EINVAL, "Signature must be 64 hex digits");
     return 0;
 }
 
@@ -57,81 +193,59 @@ int cf_sigv4_parse_auth(const char *header, cf_sigv4_auth *out, cf_err *err)
 {
     memset(out, 0, sizeof *out);
     size_t alg = strlen(CF_SIGV4_ALGORITHM);
-    if (strncmp(header, CF_SIGV4_ALGORITHM, alg) != 0 || header[alg] != ' ')
+    if (!header || strncmp(header, CF_SIGV4_ALGORITHM, alg) != 0 || !is_space(header[alg]))
         return cf_err_set(err, CF_EINVAL, "authorization does not start with '%s '", CF_SIGV4_ALGORITHM);
-    int have_cred = 0, have_sh = 0, have_sig = 0;
-    const char *p = header + alg;
-    while (*p) {
-        while (*p == ' ' || *p == ',')
+    int seen = 0, rc = 0;
+    for (const char *p = header + alg; *p && !rc;) {
+        if (is_space(*p) || *p == ',') {
             p++;
-        if (!*p)
-            break;
-        const char *eq = strchr(p, '=');
-        if (!eq)
-            return cf_err_set(err, CF_EINVAL, "authorization component without '='");
-        const char *vend = strchr(eq + 1, ',');
-        if (!vend)
-            vend = eq + 1 + strlen(eq + 1);
-        const char *v = eq + 1;
-        size_t vlen = (size_t)(vend - v);
-        while (vlen && v[vlen - 1] == ' ')
-            vlen--;
-        size_t klen = (size_t)(eq - p);
-        if (klen == 10 && memcmp(p, "Credential", 10) == 0) {
-            if (parse_credential(v, vlen, out) != 0)
-                return cf_err_set(err, CF_EINVAL, "malformed Credential: expected KEY/YYYYMMDD/REGION/SERVICE/aws4_request");
-            have_cred = 1;
-        } else if (klen == 13 && memcmp(p, "SignedHeaders", 13) == 0) {
-            if (copy_field(out->signed_headers, sizeof out->signed_headers, v, vlen) != 0)
-                return cf_err_set(err, CF_EINVAL, "SignedHeaders is empty or too long");
-            have_sh = 1;
-        } else if (klen == 9 && memcmp(p, "Signature", 9) == 0) {
-            if (vlen != 64 || copy_field(out->signature, sizeof out->signature, v, vlen) != 0)
-                return cf_err_set(err, CF_EINVAL, "Signature must be 64 hex digits");
-            for (size_t i = 0; i < 64; i++) {
-                char c = out->signature[i];
-                if (!isxdigit((unsigned char)c))
-                    return cf_err_set(err, CF_EINVAL, "Signature must be 64 hex digits");
-                out->signature[i] = (char)tolower((unsigned char)c);
-            }
-            have_sig = 1;
-        } else {
-            return cf_err_set(err, CF_EINVAL, "unknown authorization component '%.*s'", (int)(klen > 32 ? 32 : klen), p);
+            continue;
         }
-        p = vend;
+        size_t len = strcspn(p, ",");
+        rc = parse_component(p, len, out, &seen, err);
+        p += len;
     }
-    if (!have_cred)
-        return cf_err_set(err, CF_EINVAL, "authorization has no Credential");
-    if (!have_sh)
-        return cf_err_set(err, CF_EINVAL, "authorization has no SignedHeaders");
-    if (!have_sig)
-        return cf_err_set(err, CF_EINVAL, "authorization has no Signature");
-    return 0;
+    if (!rc && !(seen & HAVE_CRED))
+        rc = cf_err_set(err, CF_EINVAL, "authorization has no Credential");
+    if (!rc && !(seen & HAVE_SH))
+        rc = cf_err_set(err, CF_EINVAL, "authorization has no SignedHeaders");
+    if (!rc && !(seen & HAVE_SIG))
+        rc = cf_err_set(err, CF_EINVAL, "authorization has no Signature");
+    if (rc)
+        memset(out, 0, sizeof *out);
+    return rc;
 }
+
+/* ---- Canonical request ---- */
 
 int cf_sigv4_uri_encode(cf_buf *out, const char *s, size_t n, int keep_slash)
 {
     static const char hex[] = "0123456789ABCDEF";
+    if (n > ((size_t)-1 - 1) / 3)
+        return CF_ETOOBIG;
+    /* Reserve the worst case once; the loop then writes without further checks. */
     int rc = cf_buf_reserve(out, n * 3);
     if (rc)
         return rc;
+    char *o = out->data + out->len;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
-            out->data[out->len++] = (char)c;
+        if (is_unreserved(c) || (keep_slash && c == '/')) {
+            *o++ = (char)c;
         } else {
-            out->data[out->len++] = '%';
-            out->data[out->len++] = hex[c >> 4];
-            out->data[out->len++] = hex[c & 15];
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
         }
     }
+    out->len = (size_t)(o - out->data);
     out->data[out->len] = '\0';
     return 0;
 }
 
 typedef struct enc_param {
-    char *name;
-    char *value;
+    size_t name_off, value_off; /* into the arena while it may still move */
+    const char *name, *value;
 } enc_param;
 
 static int cmp_param(const void *a, const void *b)
@@ -141,90 +255,94 @@ static int cmp_param(const void *a, const void *b)
     return c ? c : strcmp(x->value, y->value);
 }
 
+static int encode_param(cf_buf *arena, const cf_sigv4_param *in, enc_param *p)
+{
+    const char *name = in->name ? in->name : "", *value = in->value ? in->value : "";
+    p->name_off = arena->len;
+    int rc = cf_sigv4_uri_encode(arena, name, strlen(name), 0);
+    if (!rc)
+        rc = cf_buf_putc(arena, '\0');
+    p->value_off = arena->len;
+    if (!rc)
+        rc = cf_sigv4_uri_encode(arena, value, strlen(value), 0);
+    if (!rc)
+        rc = cf_buf_putc(arena, '\0');
+    return rc;
+}
+
+/* Sorted by encoded name, then encoded value (byte order), each "name=value", joined by '&'. */
 static int canonical_query(const cf_sigv4_request *req, cf_buf *out)
 {
-    if (req->nparams == 0)
+    size_t n = req->nparams;
+    if (n == 0)
         return 0;
-    enc_param *p = calloc(req->nparams, sizeof *p);
-    if (!p)
-        return CF_ENOMEM;
-    int rc = 0;
-    for (size_t i = 0; i < req->nparams && !rc; i++) {
-        cf_buf n, v;
-        cf_buf_init(&n, 65536);
-        cf_buf_init(&v, 65536);
-        rc = cf_sigv4_uri_encode(&n, req->params[i].name, strlen(req->params[i].name), 0);
-        if (!rc)
-            rc = cf_sigv4_uri_encode(&v, req->params[i].value, strlen(req->params[i].value), 0);
-        p[i].name = n.data ? cf_buf_steal(&n, NULL) : strdup("");
-        p[i].value = v.data ? cf_buf_steal(&v, NULL) : strdup("");
-        cf_buf_cleanup(&n);
-        cf_buf_cleanup(&v);
-        if (!p[i].name || !p[i].value)
-            rc = CF_ENOMEM;
-    }
+    if (n > ((size_t)-1) / sizeof(enc_param))
+        return CF_ETOOBIG;
+    enc_param *p = malloc(n * sizeof *p);
+    cf_buf arena;
+    cf_buf_init(&arena, out->max); /* no encoded query can be larger than the whole output */
+    int rc = p ? 0 : CF_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = encode_param(&arena, &req->params[i], &p[i]);
     if (!rc) {
-        qsort(p, req->nparams, sizeof *p, cmp_param);
-        for (size_t i = 0; i < req->nparams && !rc; i++)
+        for (size_t i = 0; i < n; i++) {
+            p[i].name = arena.data + p[i].name_off;
+            p[i].value = arena.data + p[i].value_off;
+        }
+        qsort(p, n, sizeof *p, cmp_param);
+        for (size_t i = 0; i < n && !rc; i++)
             rc = cf_buf_printf(out, "%s%s=%s", i ? "&" : "", p[i].name, p[i].value);
     }
-    for (size_t i = 0; i < req->nparams; i++) {
-        free(p[i].name);
-        free(p[i].value);
-    }
     free(p);
+    cf_buf_cleanup(&arena);
     return rc;
 }
 
-/* Trim, and collapse runs of spaces to one (outside of quotes is not distinguished: AWS
- * collapses everywhere for S3). */
+/* Trimmed, with every run of whitespace collapsed to one space (AWS collapses inside quotes
+ * too: get-header-value-trim). CR and LF count as whitespace, so a value can never add a line
+ * to the canonical request. */
 static int canonical_value(cf_buf *out, const char *v)
 {
-    while (*v == ' ' || *v == '\t')
-        v++;
     size_t len = strlen(v);
-    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
-    int space = 0, rc = 0;
-    for (size_t i = 0; i < len && !rc; i++) {
-        char c = v[i] == '\t' ? ' ' : v[i];
-        if (c == ' ') {
-            if (space)
-                continue;
-            space = 1;
-        } else {
-            space = 0;
+    int rc = cf_buf_reserve(out, len);
+    if (rc)
+        return rc;
+    char *o = out->data + out->len;
+    int pending_space = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = v[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            pending_space = o != out->data + out->len;
+            continue;
         }
-        rc = cf_buf_putc(out, c);
+        if (pending_space)
+            *o++ = ' ';
+        pending_space = 0;
+        *o++ = c;
     }
-    return rc;
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0';
+    return 0;
 }
 
-int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_headers,
-                               cf_buf *out, cf_err *err)
+/* One "name:value\n" line per signed header, in the order the client listed them. */
+static int canonical_headers(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out,
+                             cf_err *err)
 {
-    int rc = cf_buf_printf(out, "%s\n", req->method);
-    if (!rc)
-        rc = cf_sigv4_uri_encode(out, req->path, strlen(req->path), 1);
-    if (!rc && out->data[out->len - 1] == '\n')
-        rc = cf_buf_putc(out, '/');
-    if (!rc)
-        rc = cf_buf_putc(out, '\n');
-    if (!rc)
-        rc = canonical_query(req, out);
-    if (!rc)
-        rc = cf_buf_putc(out, '\n');
-    const char *p = signed_headers;
-    while (!rc && *p) {
-        const char *semi = strchr(p, ';');
-        size_t n = semi ? (size_t)(semi - p) : strlen(p);
+    int rc = 0, count = 0;
+    /* Each name is followed by ';' or the end; "", ";x", "x;;y" and "x;" all hold an empty name. */
+    for (const char *p = signed_headers; !rc; p++) {
+        size_t n = strcspn(p, ";");
         char name[128];
         if (n == 0 || n >= sizeof name)
             return cf_err_set(err, CF_EINVAL, "signed header name is empty or too long");
+        if (++count > CF_SIGV4_MAX_SIGNED_HEADERS)
+            return cf_err_set(err, CF_EINVAL, "more than %d signed headers", CF_SIGV4_MAX_SIGNED_HEADERS);
         for (size_t i = 0; i < n; i++) {
-            if (isupper((unsigned char)p[i]))
-                return cf_err_set(err, CF_EINVAL, "signed header names must be lowercase");
-            name[i] = p[i];
+            unsigned char c = (unsigned char)p[i];
+            if (!is_tchar(c) || (c >= 'A' && c <= 'Z'))
+                return cf_err_set(err, CF_EINVAL, "signed header names must be lowercase tokens");
+            name[i] = (char)c;
         }
         name[n] = '\0';
         const char *v = req->header(req->header_ctx, name);
@@ -236,46 +354,135 @@ int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_h
         if (!rc)
             rc = cf_buf_putc(out, '\n');
         p += n;
-        if (*p == ';')
-            p++;
+        if (!*p)
+            break;
     }
-    if (!rc)
-        rc = cf_buf_printf(out, "\n%s\n%s", signed_headers, req->payload_hash);
     if (rc)
         return cf_err_set(err, rc, "canonical request is too large");
     return 0;
 }
 
-int cf_sigv4_string_to_sign(const char *amz_date, const char *date, const char *region,
-                            const char *service, const char *canonical_request, size_t len,
-                            cf_buf *out)
+static int valid_method(const char *m)
 {
-    unsigned char d[CF_SHA256_LEN];
-    char hex[65];
-    cf_sha256(canonical_request, len, d);
-    cf_hex_encode(d, sizeof d, hex);
-    return cf_buf_printf(out, "%s\n%s\n%s/%s/%s/aws4_request\n%s", CF_SIGV4_ALGORITHM, amz_date,
-                         date, region, service, hex);
+    if (!m || !*m)
+        return 0;
+    for (; *m; m++)
+        if (!is_tchar((unsigned char)*m))
+            return 0;
+    return 1;
 }
 
-void cf_sigv4_signing_key(const char *secret, const char *date, const char *region,
-                          const char *service, unsigned char key[32])
+static int valid_payload_hash(const char *h)
 {
-    char k0[160];
-    int n = snprintf(k0, sizeof k0, "AWS4%s", secret);
+    return h && *h && printable_field(h, strlen(h));
+}
+
+static int build_canonical_request(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out,
+                                   cf_err *err)
+{
+    if (!valid_method(req->method))
+        return cf_err_set(err, CF_EINVAL, "request method is not an HTTP token");
+    if (!valid_payload_hash(req->payload_hash))
+        return cf_err_set(err, CF_EINVAL, "payload hash is empty or not printable");
+    const char *path = req->path && *req->path ? req->path : "/";
+    int rc = cf_buf_printf(out, "%s\n", req->method);
+    if (!rc)
+        rc = cf_sigv4_uri_encode(out, path, strlen(path), 1);
+    if (!rc)
+        rc = cf_buf_putc(out, '\n');
+    if (!rc)
+        rc = canonical_query(req, out);
+    if (!rc)
+        rc = cf_buf_putc(out, '\n');
+    if (rc)
+        return cf_err_set(err, rc, "canonical request is too large");
+    rc = canonical_headers(req, signed_headers, out, err);
+    if (rc)
+        return rc;
+    if (cf_buf_printf(out, "\n%s\n%s", signed_headers, req->payload_hash) != 0)
+        return cf_err_set(err, CF_ETOOBIG, "canonical request is too large");
+    return 0;
+}
+
+int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out,
+                               cf_err *err)
+{
+    size_t start = out->len;
+    int rc = build_canonical_request(req, signed_headers, out, err);
+    /* A failure leaves out as it was, never with half a canonical request appended. */
+    if (rc && out->data) {
+        out->len = start;
+        out->data[start] = '\0';
+    }
+    return rc;
+}
+
+/* ---- Signing ---- */
+
+int cf_sigv4_string_to_sign(const char *amz_date, const char *date, const char *region, const char *service,
+                            const char *canonical_request, size_t len, cf_buf *out)
+{
+    unsigned char d[CF_SHA256_LEN];
+    char hex[2 * CF_SHA256_LEN + 1];
+    cf_sha256(canonical_request, len, d);
+    cf_hex_encode(d, sizeof d, hex);
+    return cf_buf_printf(out, "%s\n%s\n%s/%s/%s/aws4_request\n%s", CF_SIGV4_ALGORITHM, amz_date, date, region,
+                         service, hex);
+}
+
+/* HMAC(K, m) with K = "AWS4" + secret. Short keys are joined on the stack; a key longer than
+ * HMAC's block is replaced by its SHA-256 anyway (RFC 2104), so a long secret is hashed in two
+ * pieces instead of being copied. */
+static void hmac_aws4_secret(const char *secret, const char *msg, unsigned char out[32])
+{
+    size_t slen = strlen(secret);
+    unsigned char k[64];
+    size_t klen;
+    if (slen <= sizeof k - 4) {
+        memcpy(k, "AWS4", 4);
+        memcpy(k + 4, secret, slen);
+        klen = 4 + slen;
+    } else {
+        cf_hash *h = cf_hash_new(CF_HASH_SHA256);
+        if (!h) {
+            /* Out of memory: a random key signs nothing anyone can match. */
+            cf_random_bytes(out, 32);
+            return;
+        }
+        cf_hash_update(h, "AWS4", 4);
+        cf_hash_update(h, secret, slen);
+        cf_hash_final(h, k);
+        cf_hash_free(h);
+        klen = CF_SHA256_LEN;
+    }
+    cf_hmac_sha256(k, klen, msg, strlen(msg), out);
+    OPENSSL_cleanse(k, sizeof k);
+}
+
+void cf_sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
+                          unsigned char key[32])
+{
     unsigned char a[32], b[32];
-    cf_hmac_sha256(k0, (size_t)n, date, strlen(date), a);
+    hmac_aws4_secret(secret, date, a);
     cf_hmac_sha256(a, 32, region, strlen(region), b);
     cf_hmac_sha256(b, 32, service, strlen(service), a);
     cf_hmac_sha256(a, 32, "aws4_request", 12, key);
+    OPENSSL_cleanse(a, sizeof a);
+    OPENSSL_cleanse(b, sizeof b);
 }
 
-void cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len,
-                   char hex[65])
+void cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len, char hex[65])
 {
     unsigned char d[32];
     cf_hmac_sha256(key, 32, string_to_sign, len, d);
     cf_hex_encode(d, sizeof d, hex);
+}
+
+/* ---- Dates ---- */
+
+static int two(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
 }
 
 int cf_sigv4_parse_amz_date(const char *s, int64_t *out)
@@ -283,19 +490,22 @@ int cf_sigv4_parse_amz_date(const char *s, int64_t *out)
     if (!s || strlen(s) != 16 || s[8] != 'T' || s[15] != 'Z')
         return CF_EINVAL;
     for (int i = 0; i < 15; i++)
-        if (i != 8 && !isdigit((unsigned char)s[i]))
+        if (i != 8 && !is_digit((unsigned char)s[i]))
             return CF_EINVAL;
     struct tm tm = {0};
-    tm.tm_year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0') - 1900;
-    tm.tm_mon = (s[4] - '0') * 10 + (s[5] - '0') - 1;
-    tm.tm_mday = (s[6] - '0') * 10 + (s[7] - '0');
-    tm.tm_hour = (s[9] - '0') * 10 + (s[10] - '0');
-    tm.tm_min = (s[11] - '0') * 10 + (s[12] - '0');
-    tm.tm_sec = (s[13] - '0') * 10 + (s[14] - '0');
-    if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
+    tm.tm_year = two(s) * 100 + two(s + 2) - 1900;
+    tm.tm_mon = two(s + 4) - 1;
+    tm.tm_mday = two(s + 6);
+    tm.tm_hour = two(s + 9);
+    tm.tm_min = two(s + 11);
+    tm.tm_sec = two(s + 13);
+    time_t t = timegm(&tm);
+    /* timegm normalises 20130230 into March; only a date that formats back to itself is real. */
+    char again[17];
+    cf_sigv4_format_amz_date((int64_t)t, again);
+    if (memcmp(again, s, 16) != 0)
         return CF_EINVAL;
-    *out = (int64_t)timegm(&tm);
+    *out = (int64_t)t;
     return 0;
 }
 
@@ -303,17 +513,64 @@ void cf_sigv4_format_amz_date(int64_t t, char out[17])
 {
     time_t tt = (time_t)t;
     struct tm tm;
-    gmtime_r(&tt, &tm);
+    /* Outside 0000..9999 the format would not fit; the epoch is a harmless stand-in that no
+     * parse of a real request produces for such a time. */
+    if (!gmtime_r(&tt, &tm) || tm.tm_year < -1900 || tm.tm_year > 9999 - 1900) {
+        memcpy(out, "19700101T000000Z", 17);
+        return;
+    }
     /* strftime: the compiler cannot bound snprintf's %d widths for struct tm fields. */
-    strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+    if (strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm) != 16)
+        memcpy(out, "19700101T000000Z", 17);
 }
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" (RFC 9110 IMF-fixdate), rewritten as YYYYMMDDTHHMMSSZ. */
+static int http_date_to_amz(const char *s, char iso[17])
+{
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    if (strlen(s) != 29 || s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+        s[19] != ':' || s[22] != ':' || strcmp(s + 25, " GMT") != 0)
+        return CF_EINVAL;
+    int mon = -1;
+    for (int i = 0; i < 12 && mon < 0; i++)
+        if (memcmp(months + 3 * i, s + 8, 3) == 0)
+            mon = i + 1;
+    if (mon < 0)
+        return CF_EINVAL;
+    memcpy(iso, s + 12, 4);
+    iso[4] = (char)('0' + mon / 10);
+    iso[5] = (char)('0' + mon % 10);
+    memcpy(iso + 6, s + 5, 2);
+    iso[8] = 'T';
+    memcpy(iso + 9, s + 17, 2);
+    memcpy(iso + 11, s + 20, 2);
+    memcpy(iso + 13, s + 23, 2);
+    iso[15] = 'Z';
+    iso[16] = '\0';
+    return 0;
+}
+
+/* The request time as signed: x-amz-date as is, or a Date header converted, because the
+ * string to sign always carries the ISO 8601 basic form. */
+static int request_time(const char *s, int64_t *t, char iso[17])
+{
+    if (!s)
+        return CF_EINVAL;
+    if (strlen(s) == 16) {
+        memcpy(iso, s, 17);
+    } else if (http_date_to_amz(s, iso) != 0) {
+        return CF_EINVAL;
+    }
+    return cf_sigv4_parse_amz_date(iso, t);
+}
+
+/* ---- Verification ---- */
 
 static int signs_header(const char *list, const char *name)
 {
     size_t n = strlen(name);
     for (const char *p = list; *p;) {
-        const char *semi = strchr(p, ';');
-        size_t len = semi ? (size_t)(semi - p) : strlen(p);
+        size_t len = strcspn(p, ";");
         if (len == n && memcmp(p, name, n) == 0)
             return 1;
         p += len;
@@ -323,39 +580,56 @@ static int signs_header(const char *list, const char *name)
     return 0;
 }
 
-int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
-                    const char *amz_date, int64_t now, unsigned char *signing_key_out,
-                    cf_err *err)
+static int check_scope(const cf_sigv4_auth *auth, const char *amz_date, int64_t now, int64_t *t, char iso[17],
+                       cf_err *err)
 {
-    int64_t t;
     if (strcmp(auth->service, "s3") != 0)
-        return cf_err_set(err, CF_EINVAL, "credential scope service is '%s', expected 's3'", auth->service);
+        return cf_err_set(err, CF_EINVAL, "credential scope service is '%.31s', expected 's3'",
+                          auth->service);
     if (!signs_header(auth->signed_headers, "host"))
         return cf_err_set(err, CF_EINVAL, "the host header must be signed");
-    if (cf_sigv4_parse_amz_date(amz_date, &t) != 0)
-        return cf_err_set(err, CF_EINVAL, "x-amz-date '%.32s' is not YYYYMMDDTHHMMSSZ", amz_date);
-    if (memcmp(amz_date, auth->date, 8) != 0)
-        return cf_err_set(err, CF_EINVAL, "credential scope date %s does not match x-amz-date", auth->date);
-    if (t > now + MAX_SKEW_SECONDS || t < now - MAX_SKEW_SECONDS)
-        return cf_err_set(err, CF_EPRECOND, "request time %s differs from the server's clock by more than 15 minutes", amz_date);
+    if (!amz_date)
+        return cf_err_set(err, CF_EINVAL, "the request has no x-amz-date (or Date) header");
+    if (request_time(amz_date, t, iso) != 0)
+        return cf_err_set(err, CF_EINVAL, "x-amz-date '%.40s' is not YYYYMMDDTHHMMSSZ", amz_date);
+    if (memcmp(iso, auth->date, 8) != 0)
+        return cf_err_set(err, CF_EINVAL, "credential scope date '%.8s' does not match x-amz-date '%s'",
+                          auth->date, iso);
+    if (*t > now + MAX_SKEW_SECONDS || *t < now - MAX_SKEW_SECONDS)
+        return cf_err_set(err, CF_EPRECOND,
+                          "request time %s differs from the server's clock by more than 15 minutes", iso);
+    return 0;
+}
+
+int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
+                    const char *amz_date, int64_t now, unsigned char *signing_key_out, cf_err *err)
+{
+    int64_t t;
+    char iso[17];
+    int rc = check_scope(auth, amz_date, now, &t, iso, err);
+    if (rc)
+        return rc;
 
     cf_buf creq, sts;
+    unsigned char key[32];
+    char sig[65];
     cf_buf_init(&creq, 1 << 20);
     cf_buf_init(&sts, 4096);
-    int rc = cf_sigv4_canonical_request(req, auth->signed_headers, &creq, err);
-    if (!rc && cf_sigv4_string_to_sign(amz_date, auth->date, auth->region, auth->service,
-                                       creq.data, creq.len, &sts) != 0)
-        rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+    rc = cf_sigv4_canonical_request(req, auth->signed_headers, &creq, err);
+    if (!rc &&
+        cf_sigv4_string_to_sign(iso, auth->date, auth->region, auth->service, creq.data, creq.len, &sts) != 0)
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory building the string to sign");
     if (!rc) {
-        unsigned char key[32];
-        char sig[65];
         cf_sigv4_signing_key(secret, auth->date, auth->region, auth->service, key);
         cf_sigv4_sign(key, sts.data, sts.len, sig);
         if (!cf_consttime_eq(sig, auth->signature, 64))
-            rc = cf_err_set(err, CF_EAUTH, "the request signature does not match");
+            rc = cf_err_set(
+                err, CF_EAUTH,
+                "the request signature does not match; check the secret key and the signing method");
         else if (signing_key_out)
             memcpy(signing_key_out, key, 32);
     }
+    OPENSSL_cleanse(key, sizeof key);
     cf_buf_cleanup(&creq);
     cf_buf_cleanup(&sts);
     return rc;

@@ -251,6 +251,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* libmicrohttpd's own diagnostics (bad requests, dropped connections) join the log stream. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -259,7 +260,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
-    cf_log(CF_LOG_DEBUG, msg, "component", "http", NULL);
+    cf_log(CF_LOG_DEBUG, "http", "detail", msg, NULL);
 }
 
 static int parse_address(const char *address, struct sockaddr_storage *ss, socklen_t *len,
