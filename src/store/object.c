@@ -72,6 +72,11 @@ int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
     return 0;
 }
 
+cf_store *cf_store_writer_store(const cf_store_writer *w)
+{
+    return w->s;
+}
+
 int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *err)
 {
     int nth = atomic_load(&w->s->fail_nth_write);
@@ -141,7 +146,7 @@ static int drain_pending(cf_store *s, MDB_txn *txn)
     return rc;
 }
 
-static int mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old)
+int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old)
 {
     for (size_t i = 0; i < old->nsegs; i++) {
         MDB_val k = {CF_STORE_ID_LEN, (void *)old->segs[i].id}, v = {0, ""};
@@ -152,8 +157,7 @@ static int mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old)
     return 0;
 }
 
-/* After the commit: the replaced data is unreachable, so remove it. */
-static void reclaim(cf_store *s, const cf_object_info *old)
+void cf_store_reclaim(cf_store *s, const cf_object_info *old)
 {
     pthread_mutex_lock(&s->pending_mu);
     for (size_t i = 0; i < old->nsegs; i++) {
@@ -174,7 +178,7 @@ static void reclaim(cf_store *s, const cf_object_info *old)
     pthread_mutex_unlock(&s->pending_mu);
 }
 
-static int bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,
+int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,
                           int64_t dbytes, int *missing)
 {
     MDB_val k = {strlen(bucket), (void *)bucket}, v;
@@ -194,6 +198,16 @@ static int bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t
     return mdb_put(txn, s->buckets, &k, &v, 0);
 }
 
+int cf_store_txn_begin(cf_store *s, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, 0, txn);
+    if (!rc && (rc = drain_pending(s, *txn))) {
+        mdb_txn_abort(*txn);
+        *txn = NULL;
+    }
+    return rc;
+}
+
 static int ensure_data_dir(cf_store *s, const unsigned char *id, char *path, cf_err *err)
 {
     cf_store_data_path(s, id, path);
@@ -206,12 +220,35 @@ static int ensure_data_dir(cf_store *s, const unsigned char *id, char *path, cf_
     return cf_fs_mkdirs(dir, 0700, err);
 }
 
+int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned char md5[16],
+                            char *final_path, cf_err *err)
+{
+    char dir[PATH_MAX];
+    int rc = cf_store_writer_finish(w, md5, &seg->len, err);
+    if (rc)
+        return rc;
+    close(w->fd);
+    w->fd = -1;
+    if ((rc = ensure_data_dir(w->s, w->id, final_path, err)))
+        return rc;
+    if (rename(w->tmp_path, final_path) != 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot move data file to '%s'", final_path);
+    memcpy(seg->id, w->id, CF_STORE_ID_LEN);
+    snprintf(dir, sizeof dir, "%s", final_path);
+    *strrchr(dir, '/') = '\0';
+    if ((rc = cf_fs_fsync_dir(dir, err))) {
+        unlink(final_path);
+        return rc;
+    }
+    return 0;
+}
+
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
                            const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
                            cf_err *err)
 {
     cf_store *s = w->s;
-    char final_path[PATH_MAX], dir[PATH_MAX];
+    char final_path[PATH_MAX];
     char *comp = NULL;
     size_t complen = 0;
     MDB_txn *txn = NULL;
@@ -219,28 +256,12 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
     cf_buf enc;
     cf_buf_init(&enc, (size_t)1 << 24);
     int had_old = 0, missing = 0, renamed = 0;
-    int rc = cf_store_writer_finish(w, NULL, NULL, err);
-    if (rc)
-        goto out;
-    close(w->fd);
-    w->fd = -1;
-
-    rc = ensure_data_dir(s, w->id, final_path, err);
-    if (rc)
-        goto out;
-    if (rename(w->tmp_path, final_path) != 0) {
-        rc = cf_err_sys(err, CF_EIO, errno, "cannot move data file to '%s'", final_path);
-        goto out;
-    }
-    renamed = 1;
-    snprintf(dir, sizeof dir, "%s", final_path);
-    *strrchr(dir, '/') = '\0';
-    if ((rc = cf_fs_fsync_dir(dir, err)))
-        goto out;
-
     cf_store_segment seg;
-    memcpy(seg.id, w->id, CF_STORE_ID_LEN);
-    seg.len = w->size;
+    int rc = cf_store_writer_publish(w, &seg, NULL, final_path, err);
+    if (rc)
+        goto out;
+    renamed = 1;
+
     rec.size = w->size;
     rec.mtime_ns = cf_clock_now_ns();
     cf_hex_encode(w->digest, CF_MD5_LEN, rec.etag);
@@ -257,9 +278,8 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
         goto out;
     }
 
-    int mrc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (!mrc) mrc = drain_pending(s, txn);
-    if (!mrc) mrc = bucket_account(s, txn, bucket, 0, 0, &missing);
+    int mrc = cf_store_txn_begin(s, &txn);
+    if (!mrc) mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
     if (mrc) {
         rc = cf_store_lmdb_err(err, mrc, "write");
         goto out;
@@ -272,9 +292,9 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
         rc = cf_err_set(err, rc, "cannot index object '%.*s': %s", (int)keylen, key, cf_strerror(rc));
         goto out;
     }
-    mrc = had_old ? mark_garbage(s, txn, &old) : 0;
+    mrc = had_old ? cf_store_mark_garbage(s, txn, &old) : 0;
     if (!mrc)
-        mrc = bucket_account(s, txn, bucket, had_old ? 0 : 1,
+        mrc = cf_store_bucket_account(s, txn, bucket, had_old ? 0 : 1,
                              (int64_t)rec.size - (had_old ? (int64_t)old.size : 0), &missing);
     if (!mrc) {
         mrc = mdb_txn_commit(txn);
@@ -286,7 +306,7 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
     }
     renamed = 0; /* the index owns the file now */
     if (had_old)
-        reclaim(s, &old);
+        cf_store_reclaim(s, &old);
     if (info) {
         rc = cf_object_info_copy(info, &rec);
         if (rc)
@@ -375,9 +395,8 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
     MDB_txn *txn;
     cf_object_info old = {0};
     int had_old = 0, missing = 0;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (!rc) rc = drain_pending(s, txn);
-    if (!rc) rc = bucket_account(s, txn, bucket, 0, 0, &missing);
+    int rc = cf_store_txn_begin(s, &txn);
+    if (!rc) rc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
     if (!rc && missing) {
         mdb_txn_abort(txn);
         free(comp);
@@ -390,9 +409,9 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
     }
     int irc = cf_index_del(s, txn, comp, complen, &old, &had_old);
     if (!irc && had_old) {
-        rc = mark_garbage(s, txn, &old);
+        rc = cf_store_mark_garbage(s, txn, &old);
         if (!rc)
-            rc = bucket_account(s, txn, bucket, -1, -(int64_t)old.size, &missing);
+            rc = cf_store_bucket_account(s, txn, bucket, -1, -(int64_t)old.size, &missing);
     }
     if (irc || rc) {
         mdb_txn_abort(txn);
@@ -401,7 +420,7 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
     } else if ((rc = mdb_txn_commit(txn))) {
         rc = cf_store_lmdb_err(err, rc, "commit");
     } else if (had_old) {
-        reclaim(s, &old);
+        cf_store_reclaim(s, &old);
     }
     cf_object_info_cleanup(&old);
     free(comp);

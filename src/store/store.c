@@ -113,7 +113,7 @@ static int id_set_add_record(id_set *set, const void *rec, size_t len)
     return 0;
 }
 
-/* Every segment id any record references, sorted for bsearch. */
+/* Every segment id any object or part record references, sorted for bsearch. */
 static int referenced_ids(cf_store *s, id_set *set, cf_err *err)
 {
     MDB_txn *txn;
@@ -145,6 +145,11 @@ static int referenced_ids(cf_store *s, id_set *set, cf_err *err)
         }
     }
     mdb_cursor_close(cur);
+    if (!rc && !(rc = mdb_cursor_open(txn, s->parts, &cur) ? CF_EIO : 0)) {
+        for (int op = MDB_FIRST; !rc && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT)
+            rc = id_set_add_record(set, v.mv_data, v.mv_size);
+        mdb_cursor_close(cur);
+    }
     mdb_txn_abort(txn);
     if (rc)
         return cf_err_set(err, rc, "cannot read the index to find unreferenced data: %s", cf_strerror(rc));
@@ -223,6 +228,8 @@ static int open_env(cf_store *s, cf_err *err)
         return cf_store_lmdb_err(err, rc, "begin");
     if ((rc = mdb_dbi_open(txn, "buckets", MDB_CREATE, &s->buckets)) ||
         (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->objects)) ||
+        (rc = mdb_dbi_open(txn, "uploads", MDB_CREATE, &s->uploads)) ||
+        (rc = mdb_dbi_open(txn, "parts", MDB_CREATE, &s->parts)) ||
         (rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &s->garbage))) {
         mdb_txn_abort(txn);
         return cf_store_lmdb_err(err, rc, "open tables");
@@ -337,7 +344,8 @@ int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err)
     MDB_cursor *cur;
     size_t nl = strlen(name);
     MDB_val k = {nl, (void *)name}, ok, ov;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    cf_object_info freed = {0};
+    int rc = cf_store_txn_begin(s, &txn);
     if (rc)
         return cf_store_lmdb_err(err, rc, "begin");
     rc = mdb_del(txn, s->buckets, &k, NULL);
@@ -358,10 +366,16 @@ int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err)
             return cf_err_set(err, CF_ENOTEMPTY, "bucket '%s' is not empty", name);
         }
     }
+    /* Uploads in progress die with their bucket (S3 does the same), parts and all. */
+    if (!rc && cf_store_uploads_drop_in(s, txn, name, 0, &freed, NULL) != 0)
+        rc = EIO;
     if (!rc)
         rc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
+    if (!rc)
+        cf_store_reclaim(s, &freed);
+    cf_object_info_cleanup(&freed);
     return rc ? cf_store_lmdb_err(err, rc, "bucket delete") : 0;
 }
 

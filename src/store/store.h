@@ -129,6 +129,64 @@ int cf_store_list(cf_store *s, const char *bucket, const char *prefix, size_t pr
                   size_t max, cf_store_list_fn fn, void *ctx, int *truncated, char **next,
                   size_t *nextlen, cf_err *err);
 
+/*
+ * Multipart uploads. An upload holds its target bucket/key and the headers the object will get;
+ * parts are written with the ordinary writer and committed under a part number (a later part
+ * of the same number replaces the earlier). Completion makes the chosen parts, in the caller's
+ * order, the segments of the object in one transaction: no data is copied, and every part not
+ * chosen is reclaimed. S3's rules (part sizes, order, ETags, checksums) are the caller's.
+ */
+#define CF_STORE_UPLOAD_ID_LEN 32  /* hex digits */
+
+typedef struct cf_store_upload {
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    char bucket[64];
+    char *key;                   /* owned */
+    size_t keylen;
+    int64_t initiated_ns;
+    cf_store_kv *headers;        /* owned */
+    size_t nheaders;
+} cf_store_upload;
+
+typedef struct cf_store_part {
+    uint32_t number;
+    cf_object_info info;         /* size, mtime, etag (hex MD5), headers, one segment */
+} cf_store_part;
+
+void cf_store_upload_cleanup(cf_store_upload *u);
+void cf_store_parts_free(cf_store_part *parts, size_t n);
+
+/* CF_ENOTFOUND when the bucket does not exist. */
+int cf_store_upload_create(cf_store *s, const char *bucket, const char *key, size_t keylen,
+                           const cf_store_kv *headers, size_t nheaders,
+                           char id_out[CF_STORE_UPLOAD_ID_LEN + 1], cf_err *err);
+/* CF_ENOTFOUND when no such upload is in progress (or the id is malformed). */
+int cf_store_upload_get(cf_store *s, const char *upload_id, cf_store_upload *out, cf_err *err);
+/* The uploads in progress in bucket, sorted by key then initiation time; caller frees each
+ * with cf_store_upload_cleanup and the array with free(). */
+int cf_store_upload_list(cf_store *s, const char *bucket, cf_store_upload **out, size_t *n,
+                         cf_err *err);
+int cf_store_upload_abort(cf_store *s, const char *upload_id, cf_err *err);
+/* Aborts every upload initiated before cutoff_ns; *aborted (may be NULL) counts them. */
+int cf_store_upload_expire(cf_store *s, int64_t cutoff_ns, size_t *aborted, cf_err *err);
+
+/* Commits a finished writer's body as part `number` of the upload; frees w in every case.
+ * CF_ENOTFOUND when the upload no longer exists (its body is then discarded). */
+int cf_store_part_commit(cf_store_writer *w, const char *upload_id, uint32_t number,
+                         const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
+                         cf_err *err);
+/* Up to max parts numbered after `after`, ascending; *truncated when more follow. */
+int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_t max,
+                       cf_store_part **out, size_t *n, int *truncated, cf_err *err);
+/*
+ * Makes rec (size, etag, headers, and as segments the data of the chosen parts in object order)
+ * the object the upload names, replacing any previous version, and ends the upload.
+ * rec->mtime_ns is the caller's. CF_EINVAL when a segment is no longer one of the upload's
+ * parts (a part was uploaded again meanwhile); CF_ENOTFOUND when the upload or the bucket is gone.
+ */
+int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object_info *rec,
+                             cf_err *err);
+
 /* Totals for metrics and tests. */
 typedef struct cf_store_stats {
     uint64_t buckets;

@@ -16,6 +16,8 @@ struct cf_store {
     MDB_env *env;
     MDB_dbi buckets;   /* name -> bucket_value */
     MDB_dbi objects;   /* "bucket\0key" -> record, or overflow group (record.h) */
+    MDB_dbi uploads;   /* upload id -> upload value (upload.c) */
+    MDB_dbi parts;     /* upload id + part number -> record of one segment */
     MDB_dbi garbage;   /* segment id -> "" : data files to unlink after the commit that freed them */
     size_t head_max;   /* longest composite key stored directly; longer ones go to groups */
 
@@ -37,6 +39,28 @@ typedef struct bucket_value {
 /* objects/ab/cd/<hex id> of a segment id; path must hold PATH_MAX bytes. */
 void cf_store_data_path(const cf_store *s, const unsigned char id[CF_STORE_ID_LEN], char *path);
 int cf_store_lmdb_err(cf_err *err, int mdb_rc, const char *what);
+
+/* A write transaction that first deletes the garbage rows of already-unlinked files. */
+int cf_store_txn_begin(cf_store *s, MDB_txn **txn);
+/* Lists old's data files in `garbage` inside txn; after the commit, cf_store_reclaim unlinks them. */
+int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old);
+void cf_store_reclaim(cf_store *s, const cf_object_info *old);
+/* Adds to a bucket's counters; sets *missing (and changes nothing) when it does not exist. */
+int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,
+                            int64_t dbytes, int *missing);
+/*
+ * Makes a writer's body durable under its final name objects/ab/cd/<id> (finish, rename, fsync
+ * the directory) and describes it in *seg. Nothing references the file yet: the caller commits
+ * a record that does, or unlinks final_path (PATH_MAX bytes). The caller still frees w.
+ */
+int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned char md5[16],
+                            char *final_path, cf_err *err);
+
+cf_store *cf_store_writer_store(const cf_store_writer *w);
+/* Drops, inside txn, the uploads of bucket (when non-NULL) or those initiated before
+ * cutoff_ns, listing their data as garbage and appending it to *freed for cf_store_reclaim. */
+int cf_store_uploads_drop_in(cf_store *s, MDB_txn *txn, const char *bucket, int64_t cutoff_ns,
+                             cf_object_info *freed, size_t *dropped);
 
 /* Object index operations inside a write transaction (object_index.c). */
 int cf_index_get(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf_object_info *info);

@@ -428,6 +428,210 @@ static void test_record_headers_round_trip(void **state)
     assert_int_equal(missing, 0);
 }
 
+/* ---- multipart uploads ---- */
+
+static void put_part(cf_store *s, const char *upload, uint32_t number, const char *body, int want_rc)
+{
+    cf_store_writer *w;
+    cf_err err;
+    assert_int_equal(cf_store_writer_begin(s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, body, strlen(body), &err), 0);
+    assert_int_equal(cf_store_part_commit(w, upload, number, NULL, 0, NULL, &err), want_rc);
+}
+
+/* The record a caller builds from the chosen parts: their segments, in order. */
+static void complete_with(cf_store *s, const char *upload, const uint32_t *numbers, size_t n, int want_rc)
+{
+    cf_store_part *parts;
+    size_t nparts;
+    cf_err err;
+    assert_int_equal(cf_store_part_list(s, upload, 0, 10000, &parts, &nparts, NULL, &err), 0);
+    cf_store_segment segs[16];
+    cf_object_info rec = {0};
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < nparts; j++)
+            if (parts[j].number == numbers[i]) {
+                segs[i] = parts[j].info.segs[0];
+                rec.size += segs[i].len;
+            }
+    snprintf(rec.etag, sizeof rec.etag, "test-%zu", n);
+    rec.segs = segs;
+    rec.nsegs = n;
+    assert_int_equal(cf_store_upload_complete(s, upload, &rec, &err), want_rc);
+    cf_store_parts_free(parts, nparts);
+}
+
+/* Reads every segment of an object in order. */
+static char *read_segments(cf_store *s, const char *key)
+{
+    cf_object_info info;
+    cf_err err;
+    if (cf_store_object_get(s, "b", key, strlen(key), &info, NULL, NULL, &err) != 0)
+        return NULL;
+    char *buf = calloc(1, info.size + 1);
+    uint64_t off = 0;
+    for (size_t i = 0; i < info.nsegs; i++) {
+        int fd;
+        assert_int_equal(cf_store_segment_open(s, &info.segs[i], &fd, &err), 0);
+        assert_int_equal(pread(fd, buf + off, info.segs[i].len, 0), (ssize_t)info.segs[i].len);
+        off += info.segs[i].len;
+        close(fd);
+    }
+    assert_int_equal(off, info.size);
+    cf_object_info_cleanup(&info);
+    return buf;
+}
+
+static void test_upload_completes_chosen_parts_without_copying(void **state)
+{
+    fixture *f = *state;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    cf_store_kv headers[] = {{"content-type", "text/plain"}};
+    put_str(f->s, "obj", "old version");
+    assert_int_equal(cf_store_upload_create(f->s, "b", "obj", 3, headers, 1, id, &err), 0);
+    put_part(f->s, id, 1, "alpha-", 0);
+    put_part(f->s, id, 2, "unused", 0);
+    put_part(f->s, id, 3, "gamma", 0);
+    assert_int_equal(data_files(f), 4);
+    /* Until completion the old version is what readers see. */
+    char *got = read_segments(f->s, "obj");
+    assert_string_equal(got, "old version");
+    free(got);
+
+    cf_store_upload u;
+    assert_int_equal(cf_store_upload_get(f->s, id, &u, &err), 0);
+    assert_string_equal(u.bucket, "b");
+    assert_memory_equal(u.key, "obj", 3);
+    assert_int_equal(u.nheaders, 1);
+    assert_string_equal(u.headers[0].value, "text/plain");
+    cf_store_upload_cleanup(&u);
+
+    uint32_t chosen[] = {1, 3};
+    complete_with(f->s, id, chosen, 2, 0);
+    got = read_segments(f->s, "obj");
+    assert_string_equal(got, "alpha-gamma");
+    free(got);
+    /* The old version and the unchosen part are reclaimed; the chosen parts are the object. */
+    assert_int_equal(data_files(f), 2);
+    assert_int_equal(cf_store_upload_get(f->s, id, &u, &err), CF_ENOTFOUND);
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, 1);
+    assert_int_equal(st.bytes, 11);
+    /* Completing twice finds no upload. */
+    cf_object_info empty = {0};
+    assert_int_equal(cf_store_upload_complete(f->s, id, &empty, &err), CF_ENOTFOUND);
+}
+
+static void test_part_replacement_and_listing(void **state)
+{
+    fixture *f = *state;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    assert_int_equal(cf_store_upload_create(f->s, "b", "k", 1, NULL, 0, id, &err), 0);
+    for (uint32_t n = 1; n <= 5; n++)
+        put_part(f->s, id, n * 2, "p", 0);
+    put_part(f->s, id, 4, "replaced", 0);
+    assert_int_equal(data_files(f), 5);
+
+    cf_store_part *parts;
+    size_t n;
+    int truncated;
+    assert_int_equal(cf_store_part_list(f->s, id, 2, 2, &parts, &n, &truncated, &err), 0);
+    assert_int_equal(n, 2);
+    assert_true(truncated);
+    assert_int_equal(parts[0].number, 4);
+    assert_int_equal(parts[0].info.size, 8);
+    assert_int_equal(parts[1].number, 6);
+    cf_store_parts_free(parts, n);
+    assert_int_equal(cf_store_part_list(f->s, id, 8, 100, &parts, &n, &truncated, &err), 0);
+    assert_int_equal(n, 1);
+    assert_false(truncated);
+    assert_int_equal(parts[0].number, 10);
+    cf_store_parts_free(parts, n);
+}
+
+static void test_complete_refuses_a_part_replaced_meanwhile(void **state)
+{
+    fixture *f = *state;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    assert_int_equal(cf_store_upload_create(f->s, "b", "k", 1, NULL, 0, id, &err), 0);
+    put_part(f->s, id, 1, "first", 0);
+    cf_store_part *parts;
+    size_t n;
+    assert_int_equal(cf_store_part_list(f->s, id, 0, 10, &parts, &n, NULL, &err), 0);
+    put_part(f->s, id, 1, "second", 0);
+    cf_object_info rec = {.size = parts[0].info.size, .segs = parts[0].info.segs, .nsegs = 1};
+    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, &err), CF_EINVAL);
+    cf_store_parts_free(parts, n);
+    assert_null(read_segments(f->s, "k"));
+    assert_int_equal(data_files(f), 1);
+}
+
+static void test_abort_expire_and_bucket_delete_reclaim_parts(void **state)
+{
+    fixture *f = *state;
+    char a[CF_STORE_UPLOAD_ID_LEN + 1], b[CF_STORE_UPLOAD_ID_LEN + 1], c[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    assert_int_equal(cf_store_upload_create(f->s, "b", "x", 1, NULL, 0, a, &err), 0);
+    assert_int_equal(cf_store_upload_create(f->s, "b", "x", 1, NULL, 0, b, &err), 0);
+    put_part(f->s, a, 1, "a1", 0);
+    put_part(f->s, a, 2, "a2", 0);
+    put_part(f->s, b, 1, "b1", 0);
+    cf_store_upload *list;
+    size_t n;
+    assert_int_equal(cf_store_upload_list(f->s, "b", &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_true(list[0].initiated_ns <= list[1].initiated_ns);
+    for (size_t i = 0; i < n; i++)
+        cf_store_upload_cleanup(&list[i]);
+    free(list);
+
+    assert_int_equal(cf_store_upload_abort(f->s, a, &err), 0);
+    assert_int_equal(data_files(f), 1);
+    assert_int_equal(cf_store_upload_abort(f->s, a, &err), CF_ENOTFOUND);
+    /* A part arriving after the abort is discarded, not leaked. */
+    put_part(f->s, a, 3, "late", CF_ENOTFOUND);
+    assert_int_equal(data_files(f), 1);
+
+    size_t expired = 99;
+    assert_int_equal(cf_store_upload_expire(f->s, 0, &expired, &err), 0);
+    assert_int_equal(expired, 0);
+    assert_int_equal(cf_store_upload_expire(f->s, INT64_MAX, &expired, &err), 0);
+    assert_int_equal(expired, 1);
+    assert_int_equal(data_files(f), 0);
+
+    assert_int_equal(cf_store_upload_create(f->s, "b", "y", 1, NULL, 0, c, &err), 0);
+    put_part(f->s, c, 1, "c1", 0);
+    assert_int_equal(cf_store_bucket_delete(f->s, "b", &err), 0);
+    assert_int_equal(data_files(f), 0);
+    assert_int_equal(cf_store_upload_get(f->s, c, &(cf_store_upload){0}, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_upload_create(f->s, "b", "z", 1, NULL, 0, c, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_upload_get(f->s, "not-an-id", &(cf_store_upload){0}, &err), CF_ENOTFOUND);
+}
+
+static void test_recovery_keeps_parts_of_uploads_in_progress(void **state)
+{
+    fixture *f = *state;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    assert_int_equal(cf_store_upload_create(f->s, "b", "k", 1, NULL, 0, id, &err), 0);
+    put_part(f->s, id, 1, "survives", 0);
+    cf_store_close(f->s);
+    char p[600];
+    snprintf(p, sizeof p, "%s/clean-shutdown", f->dir);
+    unlink(p); /* as after a crash: the orphan scan runs */
+    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(data_files(f), 1);
+    uint32_t chosen[] = {1};
+    complete_with(f->s, id, chosen, 1, 0);
+    char *got = read_segments(f->s, "k");
+    assert_string_equal(got, "survives");
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +645,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_to_missing_bucket_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_removes_crash_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_headers_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upload_completes_chosen_parts_without_copying, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_part_replacement_and_listing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_refuses_a_part_replaced_meanwhile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_expire_and_bucket_delete_reclaim_parts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_keeps_parts_of_uploads_in_progress, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
