@@ -21,6 +21,9 @@
     XX(InvalidArgument, 400, "Invalid Argument.")                                               \
     XX(InvalidBucketName, 400, "The specified bucket is not valid.")                            \
     XX(InvalidDigest, 400, "The Content-MD5 you specified is not valid.")                       \
+    XX(InvalidPart, 400, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.") \
+    XX(InvalidPartOrder, 400, "The list of parts was not in ascending order. The parts list must be specified in order by part number.") \
+    XX(InvalidTag, 400, "The TagSet you provided is not valid.")                                 \
     XX(InvalidRange, 416, "The requested range is not satisfiable.")                            \
     XX(InvalidRequest, 400, "Invalid Request.")                                                 \
     XX(KeyTooLongError, 400, "Your key is too long.")                                           \
@@ -31,6 +34,7 @@
     XX(MissingSecurityHeader, 400, "Your request is missing a required header.")                \
     XX(NoSuchBucket, 404, "The specified bucket does not exist.")                               \
     XX(NoSuchKey, 404, "The specified key does not exist.")                                     \
+    XX(NoSuchUpload, 404, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.") \
     XX(NotImplemented, 501, "A header you provided implies functionality that is not implemented.") \
     XX(PreconditionFailed, 412, "At least one of the preconditions you specified did not hold.") \
     XX(RequestHeaderSectionTooLarge, 400, "Your request header section exceeds the maximum allowed size.") \

@@ -28,6 +28,17 @@ typedef enum cf_s3_op {
     CF_S3_OP_GET_OBJECT,
     CF_S3_OP_HEAD_OBJECT,
     CF_S3_OP_DELETE_OBJECT,
+    CF_S3_OP_COPY_OBJECT,              /* PutObject with x-amz-copy-source (set by the server) */
+    CF_S3_OP_CREATE_MULTIPART_UPLOAD,  /* POST /bucket/key?uploads */
+    CF_S3_OP_UPLOAD_PART,              /* PUT /bucket/key?partNumber=N&uploadId=U */
+    CF_S3_OP_UPLOAD_PART_COPY,         /* UploadPart with x-amz-copy-source (set by the server) */
+    CF_S3_OP_COMPLETE_MULTIPART_UPLOAD,/* POST /bucket/key?uploadId=U */
+    CF_S3_OP_ABORT_MULTIPART_UPLOAD,   /* DELETE /bucket/key?uploadId=U */
+    CF_S3_OP_LIST_PARTS,               /* GET /bucket/key?uploadId=U */
+    CF_S3_OP_LIST_MULTIPART_UPLOADS,   /* GET /bucket?uploads */
+    CF_S3_OP_GET_OBJECT_TAGGING,       /* GET /bucket/key?tagging */
+    CF_S3_OP_PUT_OBJECT_TAGGING,
+    CF_S3_OP_DELETE_OBJECT_TAGGING,
     CF_S3_OP_UNSUPPORTED,        /* a known S3 sub-resource we do not implement: NotImplemented */
     CF_S3_OP_METHOD_NOT_ALLOWED, /* e.g. POST /bucket/key without a sub-resource */
 } cf_s3_op;

@@ -17,6 +17,17 @@ const char *cf_s3_op_name(cf_s3_op op)
     case CF_S3_OP_GET_OBJECT: return "GetObject";
     case CF_S3_OP_HEAD_OBJECT: return "HeadObject";
     case CF_S3_OP_DELETE_OBJECT: return "DeleteObject";
+    case CF_S3_OP_COPY_OBJECT: return "CopyObject";
+    case CF_S3_OP_CREATE_MULTIPART_UPLOAD: return "CreateMultipartUpload";
+    case CF_S3_OP_UPLOAD_PART: return "UploadPart";
+    case CF_S3_OP_UPLOAD_PART_COPY: return "UploadPartCopy";
+    case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD: return "CompleteMultipartUpload";
+    case CF_S3_OP_ABORT_MULTIPART_UPLOAD: return "AbortMultipartUpload";
+    case CF_S3_OP_LIST_PARTS: return "ListParts";
+    case CF_S3_OP_LIST_MULTIPART_UPLOADS: return "ListMultipartUploads";
+    case CF_S3_OP_GET_OBJECT_TAGGING: return "GetObjectTagging";
+    case CF_S3_OP_PUT_OBJECT_TAGGING: return "PutObjectTagging";
+    case CF_S3_OP_DELETE_OBJECT_TAGGING: return "DeleteObjectTagging";
     case CF_S3_OP_UNSUPPORTED: return "Unsupported";
     case CF_S3_OP_METHOD_NOT_ALLOWED: return "MethodNotAllowed";
     case CF_S3_OP_UNKNOWN: break;
@@ -26,13 +37,12 @@ const char *cf_s3_op_name(cf_s3_op op)
 
 /* Sub-resources that select another operation, which this server does not implement yet. */
 static const char *const bucket_subresources[] = {
-    "acl", "policy", "cors", "lifecycle", "website", "versioning", "tagging", "uploads",
-    "delete", "encryption", "replication", "logging", "notification", "object-lock", "versions",
+    "acl", "policy", "cors", "lifecycle", "website", "versioning", "tagging", "delete", "encryption", "replication", "logging", "notification", "object-lock", "versions",
     "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock",
     "intelligent-tiering", "inventory", "metrics", "analytics", "policyStatus",
 };
 static const char *const object_subresources[] = {
-    "acl", "tagging", "uploadId", "uploads", "retention", "legal-hold", "attributes",
+    "acl", "retention", "legal-hold", "attributes",
     "torrent", "restore", "select",
 };
 
@@ -57,6 +67,8 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
     if (!*bucket)
         return get ? CF_S3_OP_LIST_BUCKETS : CF_S3_OP_METHOD_NOT_ALLOWED;
     if (!*key) {
+        if (get && get_param(ctx, "uploads"))
+            return CF_S3_OP_LIST_MULTIPART_UPLOADS;
         if (HAS_ANY(bucket_subresources))
             return CF_S3_OP_UNSUPPORTED;
         if (get && get_param(ctx, "location"))
@@ -72,6 +84,21 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
     }
     if (HAS_ANY(object_subresources))
         return CF_S3_OP_UNSUPPORTED;
+    if (get_param(ctx, "tagging")) {
+        if (get) return CF_S3_OP_GET_OBJECT_TAGGING;
+        if (put) return CF_S3_OP_PUT_OBJECT_TAGGING;
+        if (del) return CF_S3_OP_DELETE_OBJECT_TAGGING;
+        return CF_S3_OP_METHOD_NOT_ALLOWED;
+    }
+    if (get_param(ctx, "uploads"))
+        return post ? CF_S3_OP_CREATE_MULTIPART_UPLOAD : CF_S3_OP_METHOD_NOT_ALLOWED;
+    if (get_param(ctx, "uploadId")) {
+        if (put) return get_param(ctx, "partNumber") ? CF_S3_OP_UPLOAD_PART : CF_S3_OP_METHOD_NOT_ALLOWED;
+        if (post) return CF_S3_OP_COMPLETE_MULTIPART_UPLOAD;
+        if (del) return CF_S3_OP_ABORT_MULTIPART_UPLOAD;
+        if (get) return CF_S3_OP_LIST_PARTS;
+        return CF_S3_OP_METHOD_NOT_ALLOWED;
+    }
     if (put) return CF_S3_OP_PUT_OBJECT;
     if (get) return CF_S3_OP_GET_OBJECT;
     if (head) return CF_S3_OP_HEAD_OBJECT;

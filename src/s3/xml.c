@@ -12,8 +12,8 @@
 #include <string.h>
 
 #define MAX_DEPTH 16
-#define MAX_ELEMENTS 20000
-#define MAX_TEXT (1 << 20)
+#define MAX_ELEMENTS 60000 /* CompleteMultipartUpload: 10,000 parts of up to 5 elements */
+#define MAX_TEXT (4 << 20)
 
 int cf_xml_escape(cf_buf *out, const char *text, size_t n)
 {

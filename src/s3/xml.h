@@ -32,7 +32,7 @@ typedef struct cf_xml_node {
     struct cf_xml_node *next;   /* next sibling */
 } cf_xml_node;
 
-/* Parses len bytes. Limits: depth 16, 20,000 elements, 1 MiB text in all. On malformed input
+/* Parses len bytes. Limits: depth 16, 60,000 elements, 4 MiB text in all. On malformed input
  * returns CF_EINVAL with the parser's message and position. Caller frees *root with
  * cf_xml_free. */
 int cf_xml_parse(const char *data, size_t len, cf_xml_node **root, cf_err *err);

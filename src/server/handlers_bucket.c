@@ -22,12 +22,12 @@ static int store_error(cf_request *r, const cf_err *err)
     }
 }
 
-static void owner_xml(cf_request *r, cf_buf *b)
+void cf_owner_xml(cf_request *r, cf_buf *b, const char *elem)
 {
-    cf_xml_open(b, "Owner");
+    cf_xml_open(b, elem);
     cf_xml_elem(b, "ID", r->srv->root.access_key);
     cf_xml_elem(b, "DisplayName", r->srv->root.access_key);
-    cf_xml_close(b, "Owner");
+    cf_xml_close(b, elem);
 }
 
 int cf_handle_list_buckets(cf_request *r)
@@ -40,7 +40,7 @@ int cf_handle_list_buckets(cf_request *r)
     cf_buf b;
     cf_buf_init(&b, (size_t)64 << 20);
     cf_buf_puts(&b, CF_XML_DECL "<ListAllMyBucketsResult xmlns=\"" CF_S3_XMLNS "\">");
-    owner_xml(r, &b);
+    cf_owner_xml(r, &b, "Owner");
     cf_xml_open(&b, "Buckets");
     for (size_t i = 0; i < n; i++) {
         char date[25];
@@ -166,7 +166,7 @@ static int list_entry(void *ctx, const cf_store_list_entry *e)
     cf_buf_printf(b, "<ETag>&quot;%s&quot;</ETag>", e->info->etag);
     cf_xml_elem_u64(b, "Size", e->info->size);
     if (!l->v2 || l->fetch_owner)
-        owner_xml(l->r, b);
+        cf_owner_xml(l->r, b, "Owner");
     cf_xml_elem(b, "StorageClass", "STANDARD");
     return cf_xml_close(b, "Contents");
 }

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "crypto/hash.h"
+#include "s3/xml.h"
 #include "server/request.h"
 
 /* Headers S3 stores with an object and replays on GET and HEAD, besides x-amz-meta-*. */
@@ -16,14 +17,7 @@ static const char *const stored_headers[] = {
     "cache-control", "expires",
 };
 
-typedef struct header_list {
-    cf_store_kv *kv;
-    size_t n, cap;
-    size_t meta_bytes;
-    int failed;
-} header_list;
-
-static int header_add(header_list *h, const char *name, size_t nlen, const char *value)
+int cf_header_add(cf_header_list *h, const char *name, size_t nlen, const char *value)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 8;
@@ -46,7 +40,7 @@ static int header_add(header_list *h, const char *name, size_t nlen, const char 
     return 0;
 }
 
-static void header_list_cleanup(header_list *h)
+void cf_header_list_cleanup(cf_header_list *h)
 {
     for (size_t i = 0; i < h->n; i++) {
         free(h->kv[i].name);
@@ -59,24 +53,23 @@ static enum MHD_Result collect_meta(void *cls, enum MHD_ValueKind kind, const ch
                                     const char *value, size_t vlen)
 {
     (void)kind;
-    header_list *h = cls;
+    cf_header_list *h = cls;
     if (klen > 11 && strncasecmp(key, "x-amz-meta-", 11) == 0) {
         h->meta_bytes += klen - 11 + vlen;
-        if (header_add(h, key, klen, value))
+        if (cf_header_add(h, key, klen, value))
             h->failed = 1;
     }
     return MHD_YES;
 }
 
-/* The headers to store with a new object, in a stable order. */
-static int object_headers(cf_request *r, header_list *h)
+int cf_object_headers(cf_request *r, cf_header_list *h)
 {
     const char *type = cf_request_header(r, "Content-Type");
-    if (header_add(h, "content-type", 12, type && *type ? type : "binary/octet-stream"))
+    if (cf_header_add(h, "content-type", 12, type && *type ? type : "binary/octet-stream"))
         return CF_ENOMEM;
     for (size_t i = 1; i < sizeof stored_headers / sizeof *stored_headers; i++) {
         const char *v = cf_request_header(r, stored_headers[i]);
-        if (v && header_add(h, stored_headers[i], strlen(stored_headers[i]), v))
+        if (v && cf_header_add(h, stored_headers[i], strlen(stored_headers[i]), v))
             return CF_ENOMEM;
     }
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, collect_meta, h);
@@ -91,10 +84,34 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
         return -1;
     }
     if (cf_request_header(r, "x-amz-copy-source")) {
-        *e = CF_S3_NotImplemented;
-        snprintf(msg, msglen, "CopyObject is not implemented by this server yet");
+        r->op = CF_S3_OP_COPY_OBJECT;
+        r->body = BODY_NONE;
+        return 0;
+    }
+    if (cf_body_begin(r, e, msg, msglen) != 0)
+        return -1;
+    cf_err err;
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
+        *e = err.code == CF_ENOTFOUND ? CF_S3_NoSuchBucket : CF_S3_InternalError;
         return -1;
     }
+    return cf_body_open_writer(r, e);
+}
+
+int cf_body_open_writer(cf_request *r, cf_s3_error *e)
+{
+    cf_err err;
+    if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
+        cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
+        *e = CF_S3_InternalError;
+        return -1;
+    }
+    r->body = BODY_OBJECT;
+    return 0;
+}
+
+int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+{
     const char *len = cf_request_header(r, "Content-Length");
     if (len) {
         char *end;
@@ -123,51 +140,56 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
             return -1;
         }
     }
-    cf_err err;
-    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
-        *e = err.code == CF_ENOTFOUND ? CF_S3_NoSuchBucket : CF_S3_InternalError;
-        return -1;
-    }
-    if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
-        *e = CF_S3_InternalError;
-        return -1;
-    }
+    (void)msg;
+    (void)msglen;
     return 0;
 }
 
-int cf_put_object_end(cf_request *r)
+cf_s3_error cf_body_finish(cf_request *r)
 {
     unsigned char md5[CF_MD5_LEN];
-    uint64_t size;
     cf_err err;
-    header_list h = {0};
     if (r->has_length && r->bytes_in != r->expected_len)
-        return cf_respond_error(r, CF_S3_IncompleteBody, NULL);
-    if (cf_store_writer_finish(r->writer, md5, &size, &err) != 0) {
+        return CF_S3_IncompleteBody;
+    if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
         cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
+        return CF_S3_InternalError;
     }
     const char *want = cf_request_header(r, "Content-MD5");
     if (want) {
         unsigned char d[32];
         if (cf_base64_decode(want, strlen(want), d, sizeof d) != CF_MD5_LEN ||
             memcmp(d, md5, CF_MD5_LEN) != 0)
-            return cf_respond_error(r, CF_S3_BadDigest, NULL);
+            return CF_S3_BadDigest;
     }
-    if (object_headers(r, &h) != 0) {
-        header_list_cleanup(&h);
+    return CF_S3_OK;
+}
+
+int cf_put_object_end(cf_request *r)
+{
+    cf_err err;
+    cf_header_list h = {0};
+    cf_s3_error e = cf_body_finish(r);
+    if (e)
+        return cf_respond_error(r, e, NULL);
+    if (cf_object_headers(r, &h) != 0) {
+        cf_header_list_cleanup(&h);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
     if (h.meta_bytes > CF_MAX_USER_METADATA) {
-        header_list_cleanup(&h);
+        cf_header_list_cleanup(&h);
         return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+    }
+    char msg[200] = "";
+    if (cf_tagging_from_request(r, &h, &e, msg, sizeof msg) != 0) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
     }
     cf_object_info info = {0};
     cf_store_writer *w = r->writer;
     r->writer = NULL; /* commit frees it, success or not */
     int rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
-    header_list_cleanup(&h);
+    cf_header_list_cleanup(&h);
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc) {
@@ -193,9 +215,17 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
     MHD_add_response_header(resp, "ETag", etag);
     MHD_add_response_header(resp, "Last-Modified", date);
     MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    size_t tags = cf_tagging_count(cf_object_info_header(info, CF_TAGGING_HEADER));
+    if (tags) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", tags);
+        MHD_add_response_header(resp, "x-amz-tagging-count", n);
+    }
     for (size_t i = 0; i < info->nheaders; i++) {
         const char *name = info->headers[i].name;
         const char *value = info->headers[i].value;
+        if (strncmp(name, CF_INTERNAL_HEADER_PREFIX, strlen(CF_INTERNAL_HEADER_PREFIX)) == 0)
+            continue;
         /* response-content-type and friends override the stored value (S3 semantics). */
         char param[64];
         if (strncmp(name, "x-amz-meta-", 11) != 0) {
@@ -217,6 +247,57 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
     }
 }
 
+static ssize_t read_segments(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos; /* MHD reads sequentially from 0 */
+    cf_err err;
+    long n = cf_store_reader_read(cls, buf, max, &err);
+    if (n < 0) {
+        cf_log(CF_LOG_ERROR, "read failed mid-response", "error", err.msg, NULL);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void free_reader(void *cls)
+{
+    cf_store_reader_free(cls);
+}
+
+/*
+ * The body of a multipart object. A range inside one part is sent from that file with
+ * sendfile like a plain object; one that spans parts is read part after part.
+ */
+static struct MHD_Response *segmented_body(cf_request *r, const cf_object_info *info,
+                                           uint64_t start, uint64_t len)
+{
+    cf_err err;
+    uint64_t off = start;
+    size_t i = 0;
+    while (i < info->nsegs && off >= info->segs[i].len)
+        off -= info->segs[i++].len;
+    if (i < info->nsegs && off + len <= info->segs[i].len) {
+        int fd;
+        if (cf_store_segment_open(r->srv->store, &info->segs[i], &fd, &err) != 0) {
+            cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
+            return NULL;
+        }
+        struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+        if (!resp)
+            close(fd);
+        return resp;
+    }
+    cf_store_reader *rd;
+    if (cf_store_reader_open(r->srv->store, info, start, len, &rd, &err) != 0) {
+        cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
+        return NULL;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_callback(len, 256 << 10, read_segments, rd, free_reader);
+    if (!resp)
+        cf_store_reader_free(rd);
+    return resp;
+}
+
 int cf_handle_get_object(cf_request *r, int head)
 {
     cf_object_info info;
@@ -229,6 +310,29 @@ int cf_handle_get_object(cf_request *r, int head)
     if (rc) {
         cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
+    int not_modified;
+    cf_s3_error ce = cf_check_conditions(&info, cf_request_header(r, "If-Match"),
+                                         cf_request_header(r, "If-None-Match"),
+                                         cf_request_header(r, "If-Modified-Since"),
+                                         cf_request_header(r, "If-Unmodified-Since"), &not_modified);
+    if (ce || not_modified) {
+        if (fd >= 0)
+            close(fd);
+        if (ce) {
+            cf_object_info_cleanup(&info);
+            return cf_respond_error(r, ce, NULL);
+        }
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (resp) {
+            char etag[80], date[30];
+            snprintf(etag, sizeof etag, "\"%s\"", info.etag);
+            cf_s3_http_date((time_t)(info.mtime_ns / 1000000000), date);
+            MHD_add_response_header(resp, "ETag", etag);
+            MHD_add_response_header(resp, "Last-Modified", date);
+        }
+        cf_object_info_cleanup(&info);
+        return cf_respond(r, 304, resp);
     }
     uint64_t start = 0, len = info.size;
     int status = 200;
@@ -251,6 +355,13 @@ int cf_handle_get_object(cf_request *r, int head)
         if (fd >= 0)
             close(fd);
         resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    } else if (info.nsegs > 1) {
+        close(fd);
+        resp = segmented_body(r, &info, start, len);
+        if (!resp) {
+            cf_object_info_cleanup(&info);
+            return cf_respond_error(r, CF_S3_InternalError, NULL);
+        }
     } else {
         /* MHD owns fd from here and sends it with sendfile(). */
         resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
@@ -284,4 +395,251 @@ int cf_handle_delete_object(cf_request *r)
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
     return cf_respond_empty(r, 204);
+}
+
+/* ---- conditions and copies ---- */
+
+static int etag_listed(const char *list, const char *etag)
+{
+    /* "a", "b" or W/"a" or * — compare each entry without quotes. */
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && p[n - 1] == ' ')
+            n--;
+        const char *v = p;
+        if (n >= 2 && v[0] == 'W' && v[1] == '/')
+            v += 2, n -= 2;
+        if (n == 1 && v[0] == '*')
+            return 1;
+        if (n >= 2 && v[0] == '"' && v[n - 1] == '"')
+            v++, n -= 2;
+        if (n == strlen(etag) && strncmp(v, etag, n) == 0)
+            return 1;
+        p = end ? end + 1 : p + strlen(p);
+    }
+    return 0;
+}
+
+cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match,
+                                const char *if_none_match, const char *if_modified_since,
+                                const char *if_unmodified_since, int *not_modified)
+{
+    time_t mtime = (time_t)(info->mtime_ns / 1000000000), t;
+    *not_modified = 0;
+    /* RFC 9110 §13.2.2 order: If-Match, then If-Unmodified-Since only without If-Match, ... */
+    if (if_match && !etag_listed(if_match, info->etag))
+        return CF_S3_PreconditionFailed;
+    if (!if_match && if_unmodified_since && cf_s3_parse_http_date(if_unmodified_since, &t) == 0 && mtime > t)
+        return CF_S3_PreconditionFailed;
+    if (if_none_match && etag_listed(if_none_match, info->etag)) {
+        *not_modified = 1;
+        return CF_S3_OK;
+    }
+    if (!if_none_match && if_modified_since && cf_s3_parse_http_date(if_modified_since, &t) == 0 && mtime <= t)
+        *not_modified = 1;
+    return CF_S3_OK;
+}
+
+void cf_copy_source_cleanup(cf_copy_source *src)
+{
+    free(src->bucket);
+    free(src->key);
+    cf_object_info_cleanup(&src->info);
+    memset(src, 0, sizeof *src);
+}
+
+cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *src)
+{
+    memset(src, 0, sizeof *src);
+    const char *raw = cf_request_header(r, "x-amz-copy-source");
+    const char *q = raw ? strchr(raw, '?') : NULL;
+    cf_buf path;
+    cf_buf_init(&path, 8192);
+    if (!raw || cf_s3_url_decode(&path, raw, q ? (size_t)(q - raw) : strlen(raw)) != 0 || !path.data ||
+        memchr(path.data, '\0', path.len)) {
+        cf_buf_cleanup(&path);
+        snprintf(src->msg, sizeof src->msg, "x-amz-copy-source must be bucket/key, URL-encoded");
+        return CF_S3_InvalidArgument;
+    }
+    if (q && strncmp(q, "?versionId=", 11) == 0 && strcmp(q + 11, "null") != 0) {
+        cf_buf_cleanup(&path);
+        snprintf(src->msg, sizeof src->msg, "this server keeps no versions: only versionId=null exists");
+        return CF_S3_NoSuchKey;
+    }
+    const char *p = path.data[0] == '/' ? path.data + 1 : path.data;
+    const char *slash = strchr(p, '/');
+    if (!slash || slash == p || !slash[1]) {
+        cf_buf_cleanup(&path);
+        snprintf(src->msg, sizeof src->msg, "x-amz-copy-source must be bucket/key, URL-encoded");
+        return CF_S3_InvalidArgument;
+    }
+    src->bucket = strndup(p, (size_t)(slash - p));
+    src->key = strdup(slash + 1);
+    src->keylen = strlen(slash + 1);
+    cf_buf_cleanup(&path);
+    if (!src->bucket || !src->key)
+        return CF_S3_InternalError;
+    if (src->keylen > CF_S3_MAX_KEY_LEN)
+        return CF_S3_KeyTooLongError;
+
+    cf_err err;
+    int missing_bucket = 0;
+    int rc = cf_store_object_get(r->srv->store, src->bucket, src->key, src->keylen, &src->info, NULL,
+                                 &missing_bucket, &err);
+    if (rc == CF_ENOTFOUND)
+        return missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey;
+    if (rc) {
+        cf_log(CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg, NULL);
+        return CF_S3_InternalError;
+    }
+    int not_modified;
+    cf_s3_error e = cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
+                                        cf_request_header(r, "x-amz-copy-source-if-none-match"),
+                                        cf_request_header(r, "x-amz-copy-source-if-modified-since"),
+                                        cf_request_header(r, "x-amz-copy-source-if-unmodified-since"),
+                                        &not_modified);
+    if (e || not_modified)
+        return CF_S3_PreconditionFailed;
+    src->start = 0;
+    src->len = src->info.size;
+    const char *range = allow_range ? cf_request_header(r, "x-amz-copy-source-range") : NULL;
+    if (range) {
+        unsigned long long first, last;
+        int used = 0;
+        if (sscanf(range, "bytes=%llu-%llu%n", &first, &last, &used) != 2 || range[used] || first > last ||
+            last >= src->info.size) {
+            snprintf(src->msg, sizeof src->msg,
+                     "x-amz-copy-source-range must be bytes=first-last within the source object of %llu bytes",
+                     (unsigned long long)src->info.size);
+            return CF_S3_InvalidArgument;
+        }
+        src->start = first;
+        src->len = last - first + 1;
+    }
+    if (src->len > CF_MAX_PUT_SIZE) {
+        snprintf(src->msg, sizeof src->msg, "a copy is limited to 5 GiB; use UploadPartCopy with ranges");
+        return CF_S3_InvalidRequest;
+    }
+    return CF_S3_OK;
+}
+
+int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writer **w)
+{
+    cf_err err;
+    cf_store_reader *rd = NULL;
+    char *buf = malloc(256 << 10);
+    int rc = buf ? 0 : CF_ENOMEM;
+    if (!rc) rc = cf_store_writer_begin(r->srv->store, w, &err);
+    if (!rc) rc = cf_store_reader_open(r->srv->store, &src->info, src->start, src->len, &rd, &err);
+    while (!rc) {
+        long n = cf_store_reader_read(rd, buf, 256 << 10, &err);
+        if (n <= 0) {
+            rc = (int)n;
+            break;
+        }
+        rc = cf_store_writer_write(*w, buf, (size_t)n, &err);
+    }
+    if (!rc) rc = cf_store_writer_finish(*w, NULL, NULL, &err);
+    if (rc) {
+        cf_log(CF_LOG_ERROR, "copy failed", "id", r->request_id, "error", rc == CF_ENOMEM ? "out of memory" : err.msg, NULL);
+        cf_store_writer_abort(*w);
+        *w = NULL;
+    }
+    cf_store_reader_free(rd);
+    free(buf);
+    return rc;
+}
+
+int cf_handle_copy_object(cf_request *r)
+{
+    if (cf_s3_key_check(r->key, r->keylen) != 0)
+        return cf_respond_error(r, CF_S3_InvalidArgument, "object keys must be 1 to 1024 bytes of UTF-8");
+    cf_copy_source src;
+    cf_s3_error e = cf_copy_source_open(r, 0, &src);
+    if (e) {
+        int ok = cf_respond_error(r, e, src.msg[0] ? src.msg : NULL);
+        cf_copy_source_cleanup(&src);
+        return ok;
+    }
+    const char *directive = cf_request_header(r, "x-amz-metadata-directive");
+    int replace = directive && strcasecmp(directive, "REPLACE") == 0;
+    if (directive && !replace && strcasecmp(directive, "COPY") != 0) {
+        cf_copy_source_cleanup(&src);
+        return cf_respond_error(r, CF_S3_InvalidArgument, "x-amz-metadata-directive must be COPY or REPLACE");
+    }
+    const char *tdir0 = cf_request_header(r, "x-amz-tagging-directive");
+    if (!replace && !(tdir0 && strcasecmp(tdir0, "REPLACE") == 0) && strcmp(src.bucket, r->bucket) == 0 && src.keylen == r->keylen &&
+        memcmp(src.key, r->key, r->keylen) == 0) {
+        cf_copy_source_cleanup(&src);
+        return cf_respond_error(r, CF_S3_InvalidRequest,
+                                "This copy request is illegal because it is trying to copy an object to itself "
+                                "without changing the object's metadata, storage class, website redirect "
+                                "location or encryption attributes.");
+    }
+    cf_err err;
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
+        cf_copy_source_cleanup(&src);
+        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
+    }
+    /* Metadata comes from the source or the request (x-amz-metadata-directive), and so,
+     * independently, do tags (x-amz-tagging-directive). */
+    const char *tdir = cf_request_header(r, "x-amz-tagging-directive");
+    int replace_tags = tdir && strcasecmp(tdir, "REPLACE") == 0;
+    cf_header_list h = {0};
+    int hrc = 0;
+    if (replace) {
+        hrc = cf_object_headers(r, &h);
+    } else {
+        for (size_t i = 0; !hrc && i < src.info.nheaders; i++)
+            if (strcmp(src.info.headers[i].name, CF_TAGGING_HEADER) != 0)
+                hrc = cf_header_add(&h, src.info.headers[i].name, strlen(src.info.headers[i].name),
+                                    src.info.headers[i].value);
+    }
+    const char *src_tags = cf_object_info_header(&src.info, CF_TAGGING_HEADER);
+    char tmsg[200] = "";
+    cf_s3_error te = CF_S3_OK;
+    if (!hrc && !replace_tags && src_tags)
+        hrc = cf_header_add(&h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), src_tags);
+    else if (!hrc && replace_tags && cf_tagging_from_request(r, &h, &te, tmsg, sizeof tmsg) != 0) {
+        cf_header_list_cleanup(&h);
+        cf_copy_source_cleanup(&src);
+        return cf_respond_error(r, te, tmsg[0] ? tmsg : NULL);
+    }
+    if (hrc) {
+        cf_header_list_cleanup(&h);
+        cf_copy_source_cleanup(&src);
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
+    if (h.meta_bytes > CF_MAX_USER_METADATA) {
+        cf_header_list_cleanup(&h);
+        cf_copy_source_cleanup(&src);
+        return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+    }
+    cf_store_writer *w = NULL;
+    cf_object_info info = {0};
+    int rc = cf_copy_source_into_writer(r, &src, &w);
+    if (!rc)
+        rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
+    cf_header_list_cleanup(&h);
+    cf_copy_source_cleanup(&src);
+    if (rc == CF_ENOTFOUND)
+        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
+    if (rc)
+        return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
+    char date[25];
+    cf_s3_iso8601(info.mtime_ns, date);
+    cf_buf b;
+    cf_buf_init(&b, 4096);
+    cf_buf_puts(&b, CF_XML_DECL "<CopyObjectResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_elem(&b, "LastModified", date);
+    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", info.etag);
+    cf_xml_close(&b, "CopyObjectResult");
+    cf_object_info_cleanup(&info);
+    return cf_respond_xml(r, 200, &b);
 }

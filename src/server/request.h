@@ -15,7 +15,7 @@
 #include "server/server.h"
 #include "store/store.h"
 
-#define CF_MAX_SMALL_BODY (1 << 20)     /* XML bodies: CreateBucketConfiguration and the like */
+#define CF_MAX_SMALL_BODY (8 << 20)     /* XML bodies: a CompleteMultipartUpload of 10,000 parts */
 #define CF_MAX_PUT_SIZE ((uint64_t)5 << 30) /* AWS's limit for a single PUT */
 #define CF_MAX_USER_METADATA 2048        /* AWS: 2 KB of x-amz-meta-* names and values */
 
@@ -62,6 +62,8 @@ typedef struct cf_request {
     cf_s3_error deferred;
     char deferred_msg[256];
 
+    uint32_t part_number;         /* UploadPart */
+
     int status;                   /* for the access log */
     uint64_t bytes_out;
     int responded;
@@ -86,11 +88,70 @@ int cf_handle_head_bucket(cf_request *r);
 int cf_handle_delete_bucket(cf_request *r);
 int cf_handle_list_objects(cf_request *r, int v2);
 int cf_handle_bucket_location(cf_request *r);
+/* <elem><ID>…</ID><DisplayName>…</DisplayName></elem> for Owner and Initiator. */
+void cf_owner_xml(cf_request *r, cf_buf *b, const char *elem);
 
 /* handlers_object.c */
+/* Headers to store with an object, lowercase names, in a stable order. */
+typedef struct cf_header_list {
+    cf_store_kv *kv;
+    size_t n, cap;
+    size_t meta_bytes;      /* of x-amz-meta-* names and values, for the 2 KB limit */
+    int failed;
+} cf_header_list;
+int cf_header_add(cf_header_list *h, const char *name, size_t nlen, const char *value);
+void cf_header_list_cleanup(cf_header_list *h);
+/* Content-Type (defaulted), the other stored headers and x-amz-meta-* of the request. */
+int cf_object_headers(cf_request *r, cf_header_list *h);
+/* Checks Content-Length and Content-MD5 syntax before a body streams in (0, or -1 and *e). */
+int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+/* Starts the store writer the body streams into (0, or -1 and *e). */
+int cf_body_open_writer(cf_request *r, cf_s3_error *e);
+/* After the body: length complete, data durable, Content-MD5 matches. CF_S3_OK or the error. */
+cf_s3_error cf_body_finish(cf_request *r);
 int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 int cf_put_object_end(cf_request *r);
 int cf_handle_get_object(cf_request *r, int head);
 int cf_handle_delete_object(cf_request *r);
+
+/* The source of CopyObject and UploadPartCopy (x-amz-copy-source, its range and conditions). */
+typedef struct cf_copy_source {
+    char *bucket;
+    char *key;
+    size_t keylen;
+    cf_object_info info;
+    uint64_t start, len;
+    char msg[256];                /* detail for the error, when one is returned */
+} cf_copy_source;
+cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *src);
+/* Copies the source range into a new writer (*w, finished), or returns a CF_E code. */
+int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writer **w);
+void cf_copy_source_cleanup(cf_copy_source *src);
+int cf_handle_copy_object(cf_request *r);
+/* If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since against an object, in RFC
+ * 9110's order: PreconditionFailed, or OK with *not_modified set when a GET should get 304. */
+cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match,
+                                const char *if_none_match, const char *if_modified_since,
+                                const char *if_unmodified_since, int *not_modified);
+
+/* handlers_tagging.c */
+#define CF_TAGGING_HEADER "x-coffer-tagging"   /* stored, never replayed: see handlers_tagging.c */
+#define CF_INTERNAL_HEADER_PREFIX "x-coffer-"
+/* Adds the tags of an x-amz-tagging request header to h (0), or fills *e and msg (-1). */
+int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_s3_error *e, char *msg, size_t msglen);
+size_t cf_tagging_count(const char *stored);
+int cf_handle_get_object_tagging(cf_request *r);
+int cf_handle_put_object_tagging(cf_request *r);
+int cf_handle_delete_object_tagging(cf_request *r);
+
+/* handlers_multipart.c */
+int cf_handle_create_multipart(cf_request *r);
+int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+int cf_upload_part_end(cf_request *r);
+int cf_handle_upload_part_copy(cf_request *r);
+int cf_handle_complete_multipart(cf_request *r);
+int cf_handle_abort_multipart(cf_request *r);
+int cf_handle_list_parts(cf_request *r);
+int cf_handle_list_multipart_uploads(cf_request *r);
 
 #endif

@@ -115,9 +115,14 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     case CF_S3_OP_PUT_OBJECT:
         if (cf_put_object_begin(r, &e, msg, sizeof msg) != 0)
             return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
-        r->body = BODY_OBJECT;
+        return MHD_YES;
+    case CF_S3_OP_UPLOAD_PART:
+        if (cf_upload_part_begin(r, &e, msg, sizeof msg) != 0)
+            return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
         return MHD_YES;
     case CF_S3_OP_CREATE_BUCKET:
+    case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD:
+    case CF_S3_OP_PUT_OBJECT_TAGGING:
         r->body = BODY_SMALL;
         return MHD_YES;
     case CF_S3_OP_UNSUPPORTED:
@@ -183,6 +188,17 @@ static int finish_request(cf_request *r)
     case CF_S3_OP_GET_OBJECT: return cf_handle_get_object(r, 0);
     case CF_S3_OP_HEAD_OBJECT: return cf_handle_get_object(r, 1);
     case CF_S3_OP_DELETE_OBJECT: return cf_handle_delete_object(r);
+    case CF_S3_OP_COPY_OBJECT: return cf_handle_copy_object(r);
+    case CF_S3_OP_CREATE_MULTIPART_UPLOAD: return cf_handle_create_multipart(r);
+    case CF_S3_OP_UPLOAD_PART: return cf_upload_part_end(r);
+    case CF_S3_OP_UPLOAD_PART_COPY: return cf_handle_upload_part_copy(r);
+    case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD: return cf_handle_complete_multipart(r);
+    case CF_S3_OP_ABORT_MULTIPART_UPLOAD: return cf_handle_abort_multipart(r);
+    case CF_S3_OP_LIST_PARTS: return cf_handle_list_parts(r);
+    case CF_S3_OP_LIST_MULTIPART_UPLOADS: return cf_handle_list_multipart_uploads(r);
+    case CF_S3_OP_GET_OBJECT_TAGGING: return cf_handle_get_object_tagging(r);
+    case CF_S3_OP_PUT_OBJECT_TAGGING: return cf_handle_put_object_tagging(r);
+    case CF_S3_OP_DELETE_OBJECT_TAGGING: return cf_handle_delete_object_tagging(r);
     default: return cf_respond_error(r, CF_S3_MethodNotAllowed, NULL);
     }
 }

@@ -426,3 +426,77 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
     free(comp);
     return rc;
 }
+
+int cf_store_object_set_header(cf_store *s, const char *bucket, const char *key, size_t keylen,
+                               const char *name, const char *value, cf_err *err)
+{
+    size_t complen;
+    char *comp = cf_index_composite(bucket, key, keylen, &complen);
+    if (!comp)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    MDB_txn *txn = NULL;
+    cf_object_info info = {0}, old = {0};
+    cf_buf enc;
+    cf_buf_init(&enc, (size_t)1 << 24);
+    int had_old = 0, missing = 0, rc;
+    int mrc = cf_store_txn_begin(s, &txn);
+    if (!mrc) mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
+    if (mrc) {
+        rc = cf_store_lmdb_err(err, mrc, "begin");
+        goto out;
+    }
+    if (missing) {
+        rc = cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
+        goto out;
+    }
+    if ((rc = cf_index_get(s, txn, comp, complen, &info))) {
+        rc = rc == CF_ENOTFOUND ? cf_err_set(err, rc, "key does not exist in bucket '%s'", bucket)
+                                : cf_err_set(err, rc, "cannot read an object record: %s", cf_strerror(rc));
+        goto out;
+    }
+    /* Drop the old value, then append the new one: the record's header order is irrelevant. */
+    size_t w = 0;
+    for (size_t i = 0; i < info.nheaders; i++) {
+        if (strcmp(info.headers[i].name, name) == 0) {
+            free(info.headers[i].name);
+            free(info.headers[i].value);
+        } else {
+            info.headers[w++] = info.headers[i];
+        }
+    }
+    info.nheaders = w;
+    if (value) {
+        cf_store_kv *h = realloc(info.headers, (info.nheaders + 1) * sizeof *h);
+        char *n = strdup(name), *v = strdup(value);
+        if (h)
+            info.headers = h;
+        if (!h || !n || !v) {
+            free(n);
+            free(v);
+            rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+            goto out;
+        }
+        info.headers[info.nheaders++] = (cf_store_kv){n, v};
+    }
+    if ((rc = cf_record_encode(&info, &enc))) {
+        rc = cf_err_set(err, rc, "object metadata is too large");
+        goto out;
+    }
+    /* Same segments as before: nothing becomes garbage. */
+    if ((rc = cf_index_put(s, txn, comp, complen, enc.data, enc.len, &old, &had_old))) {
+        rc = cf_err_set(err, rc, "cannot update an object record: %s", cf_strerror(rc));
+        goto out;
+    }
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc)
+        rc = cf_store_lmdb_err(err, mrc, "commit");
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    cf_object_info_cleanup(&info);
+    cf_object_info_cleanup(&old);
+    cf_buf_cleanup(&enc);
+    free(comp);
+    return rc;
+}

@@ -102,6 +102,22 @@ int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t
 /* Opens the data file of one segment (for objects of several segments). Caller closes. */
 int cf_store_segment_open(cf_store *s, const cf_store_segment *seg, int *fd, cf_err *err);
 
+/* Sets (value non-NULL) or removes one stored header of an existing object, in place: the data
+ * and ETag are unchanged (tagging). CF_ENOTFOUND for a missing bucket or key. */
+int cf_store_object_set_header(cf_store *s, const char *bucket, const char *key, size_t keylen,
+                               const char *name, const char *value, cf_err *err);
+
+/*
+ * A byte range of an object read across its segments, in order. The reader copies what it
+ * needs from info. read returns the bytes read, 0 at the end of the range, or a negative CF_E
+ * code (CF_ENOTFOUND when an overwrite removed a later segment mid-read).
+ */
+typedef struct cf_store_reader cf_store_reader;
+int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start, uint64_t len,
+                         cf_store_reader **out, cf_err *err);
+long cf_store_reader_read(cf_store_reader *rd, void *buf, size_t n, cf_err *err);
+void cf_store_reader_free(cf_store_reader *rd);
+
 /* Deletes bucket/key; deleting a missing key is not an error (S3 semantics). CF_ENOTFOUND only
  * when the bucket is missing. */
 int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, size_t keylen,

@@ -1,0 +1,565 @@
+/*
+ * handlers_multipart.c - CreateMultipartUpload, UploadPart, UploadPartCopy,
+ * CompleteMultipartUpload, AbortMultipartUpload, ListParts, ListMultipartUploads.
+ *
+ * The store keeps parts as data files and turns the chosen ones into the object's segments;
+ * S3's rules live here: part numbers 1-10,000, parts of at least 5 MiB but the last, ascending
+ * order in the completion list, ETags that match, and the multipart ETag (MD5 of the parts'
+ * binary MD5s, then "-N").
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "crypto/hash.h"
+#include "s3/xml.h"
+#include "server/request.h"
+
+#define MAX_PART_NUMBER 10000
+#define MIN_PART_SIZE ((uint64_t)5 << 20)
+#define LIST_MAX 1000
+
+static int internal_error(cf_request *r, const cf_err *err)
+{
+    cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
+    return cf_respond_error(r, err->code == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
+}
+
+/* The upload named by ?uploadId, which must be for this very bucket and key. */
+static cf_s3_error find_upload(cf_request *r, cf_store_upload *u)
+{
+    cf_err err;
+    const char *id = cf_request_param(r, "uploadId");
+    int rc = cf_store_upload_get(r->srv->store, id ? id : "", u, &err);
+    if (rc == CF_ENOTFOUND)
+        return CF_S3_NoSuchUpload;
+    if (rc) {
+        cf_log(CF_LOG_ERROR, "upload lookup failed", "id", r->request_id, "error", err.msg, NULL);
+        return CF_S3_InternalError;
+    }
+    if (strcmp(u->bucket, r->bucket) != 0 || u->keylen != r->keylen || memcmp(u->key, r->key, r->keylen) != 0) {
+        cf_store_upload_cleanup(u);
+        return CF_S3_NoSuchUpload;
+    }
+    return CF_S3_OK;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cf_handle_create_multipart(cf_request *r)
+{
+    if (cf_s3_key_check(r->key, r->keylen) != 0)
+        return cf_respond_error(r, CF_S3_InvalidArgument, "object keys must be 1 to 1024 bytes of UTF-8");
+    cf_header_list h = {0};
+    if (cf_object_headers(r, &h) != 0) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
+    if (h.meta_bytes > CF_MAX_USER_METADATA) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+    }
+    cf_s3_error e;
+    char msg[200] = "";
+    if (cf_tagging_from_request(r, &h, &e, msg, sizeof msg) != 0) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    }
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    int rc = cf_store_upload_create(r->srv->store, r->bucket, r->key, r->keylen, h.kv, h.n, id, &err);
+    cf_header_list_cleanup(&h);
+    if (rc == CF_ENOTFOUND)
+        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
+    if (rc)
+        return internal_error(r, &err);
+    cf_buf b;
+    cf_buf_init(&b, 64 << 10);
+    cf_buf_puts(&b, CF_XML_DECL "<InitiateMultipartUploadResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_elem(&b, "Bucket", r->bucket);
+    cf_xml_open(&b, "Key");
+    cf_xml_escape(&b, r->key, r->keylen);
+    cf_xml_close(&b, "Key");
+    cf_xml_elem(&b, "UploadId", id);
+    cf_xml_close(&b, "InitiateMultipartUploadResult");
+    return cf_respond_xml(r, 200, &b);
+}
+
+int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+{
+    unsigned long number;
+    if (parse_uint(cf_request_param(r, "partNumber"), MAX_PART_NUMBER, &number) != 0 || number == 0) {
+        *e = CF_S3_InvalidArgument;
+        snprintf(msg, msglen, "Part number must be an integer between 1 and 10000, inclusive");
+        return -1;
+    }
+    r->part_number = (uint32_t)number;
+    cf_store_upload u;
+    if ((*e = find_upload(r, &u)) != CF_S3_OK)
+        return -1;
+    cf_store_upload_cleanup(&u);
+    if (cf_request_header(r, "x-amz-copy-source")) {
+        r->op = CF_S3_OP_UPLOAD_PART_COPY;
+        r->body = BODY_NONE;
+        return 0;
+    }
+    if (cf_body_begin(r, e, msg, msglen) != 0)
+        return -1;
+    return cf_body_open_writer(r, e);
+}
+
+int cf_upload_part_end(cf_request *r)
+{
+    cf_s3_error e = cf_body_finish(r);
+    if (e)
+        return cf_respond_error(r, e, NULL);
+    cf_object_info info = {0};
+    cf_err err;
+    cf_store_writer *w = r->writer;
+    r->writer = NULL; /* part commit frees it, success or not */
+    int rc = cf_store_part_commit(w, cf_request_param(r, "uploadId"), r->part_number, NULL, 0, &info, &err);
+    if (rc == CF_ENOTFOUND)
+        return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
+    if (rc)
+        return internal_error(r, &err);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        char etag[80];
+        snprintf(etag, sizeof etag, "\"%s\"", info.etag);
+        MHD_add_response_header(resp, "ETag", etag);
+    }
+    cf_object_info_cleanup(&info);
+    return cf_respond(r, 200, resp);
+}
+
+int cf_handle_upload_part_copy(cf_request *r)
+{
+    cf_copy_source src;
+    cf_s3_error e = cf_copy_source_open(r, 1, &src);
+    if (e) {
+        int ok = cf_respond_error(r, e, src.msg[0] ? src.msg : NULL);
+        cf_copy_source_cleanup(&src);
+        return ok;
+    }
+    cf_object_info info = {0};
+    cf_err err;
+    int rc = cf_copy_source_into_writer(r, &src, &r->writer);
+    if (rc == 0) {
+        cf_store_writer *w = r->writer;
+        r->writer = NULL;
+        rc = cf_store_part_commit(w, cf_request_param(r, "uploadId"), r->part_number, NULL, 0, &info, &err);
+        if (rc == CF_ENOTFOUND) {
+            cf_copy_source_cleanup(&src);
+            return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
+        }
+        if (rc) {
+            cf_copy_source_cleanup(&src);
+            return internal_error(r, &err);
+        }
+    }
+    cf_copy_source_cleanup(&src);
+    if (rc)
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    char date[25];
+    cf_s3_iso8601(info.mtime_ns, date);
+    cf_buf b;
+    cf_buf_init(&b, 4096);
+    cf_buf_puts(&b, CF_XML_DECL "<CopyPartResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_elem(&b, "LastModified", date);
+    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", info.etag);
+    cf_xml_close(&b, "CopyPartResult");
+    cf_object_info_cleanup(&info);
+    return cf_respond_xml(r, 200, &b);
+}
+
+/* One <Part> of a CompleteMultipartUpload body. */
+typedef struct wanted_part {
+    uint32_t number;
+    char etag[72];
+} wanted_part;
+
+static void strip_etag(const char *in, char *out, size_t outlen)
+{
+    size_t n = strlen(in);
+    while (n && (in[0] == '"' || in[0] == ' ')) {
+        in++;
+        n--;
+    }
+    while (n && (in[n - 1] == '"' || in[n - 1] == ' '))
+        n--;
+    snprintf(out, outlen, "%.*s", (int)n, in);
+}
+
+/* Parses the completion body; CF_S3_OK, or MalformedXML / InvalidPartOrder / InvalidArgument. */
+static cf_s3_error parse_completion(cf_request *r, wanted_part **out, size_t *n)
+{
+    cf_xml_node *root = NULL;
+    cf_err err;
+    *out = NULL;
+    *n = 0;
+    if (!r->small.len || cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
+        strcmp(root->name, "CompleteMultipartUpload") != 0) {
+        cf_xml_free(root);
+        return CF_S3_MalformedXML;
+    }
+    size_t count = 0;
+    for (const cf_xml_node *c = root->child; c; c = c->next)
+        count += strcmp(c->name, "Part") == 0;
+    if (count == 0 || count > MAX_PART_NUMBER) {
+        cf_xml_free(root);
+        return CF_S3_MalformedXML;
+    }
+    wanted_part *parts = calloc(count, sizeof *parts);
+    if (!parts) {
+        cf_xml_free(root);
+        return CF_S3_InternalError;
+    }
+    cf_s3_error e = CF_S3_OK;
+    for (const cf_xml_node *c = root->child; c && !e; c = c->next) {
+        if (strcmp(c->name, "Part") != 0)
+            continue;
+        const cf_xml_node *num = cf_xml_child(c, "PartNumber"), *etag = cf_xml_child(c, "ETag");
+        unsigned long v;
+        if (!num || !etag || parse_uint(num->text, MAX_PART_NUMBER, &v) != 0 || v == 0) {
+            e = CF_S3_MalformedXML;
+            break;
+        }
+        if (*n && v <= parts[*n - 1].number)
+            e = CF_S3_InvalidPartOrder;
+        parts[*n].number = (uint32_t)v;
+        strip_etag(etag->text, parts[*n].etag, sizeof parts[*n].etag);
+        (*n)++;
+    }
+    cf_xml_free(root);
+    if (e) {
+        free(parts);
+        *n = 0;
+        return e;
+    }
+    *out = parts;
+    return CF_S3_OK;
+}
+
+int cf_handle_complete_multipart(cf_request *r)
+{
+    wanted_part *want = NULL;
+    size_t nwant = 0;
+    cf_store_upload u = {0};
+    cf_store_part *parts = NULL;
+    size_t nparts = 0;
+    cf_object_info rec = {0};
+    cf_err err;
+    char msg[160] = "";
+    int rc;
+    cf_s3_error e = find_upload(r, &u);
+    if (!e)
+        e = parse_completion(r, &want, &nwant);
+    if (!e && cf_store_part_list(r->srv->store, u.id, 0, MAX_PART_NUMBER + 1, &parts, &nparts, NULL, &err) != 0)
+        e = err.code == CF_ENOTFOUND ? CF_S3_NoSuchUpload : CF_S3_InternalError;
+    if (!e && !(rec.segs = calloc(nwant, sizeof *rec.segs)))
+        e = CF_S3_InternalError;
+
+    cf_hash *md5 = e ? NULL : cf_hash_new(CF_HASH_MD5);
+    if (!e && !md5)
+        e = CF_S3_InternalError;
+    /* Both lists ascend by part number: one merge finds every wanted part. */
+    size_t j = 0;
+    const cf_store_part *too_small = NULL;
+    for (size_t i = 0; !e && i < nwant; i++) {
+        while (j < nparts && parts[j].number < want[i].number)
+            j++;
+        if (j == nparts || parts[j].number != want[i].number || strcasecmp(parts[j].info.etag, want[i].etag) != 0) {
+            e = CF_S3_InvalidPart;
+            snprintf(msg, sizeof msg, "part %u was not uploaded, or its ETag is not \"%s\"",
+                     want[i].number, want[i].etag);
+            break;
+        }
+        /* Reported only once every part is known to exist, as S3 does. */
+        if (i + 1 < nwant && parts[j].info.size < MIN_PART_SIZE && !too_small)
+            too_small = &parts[j];
+        unsigned char d[CF_MD5_LEN];
+        if (cf_hex_decode(parts[j].info.etag, CF_MD5_LEN, d) != 0) {
+            e = CF_S3_InternalError;
+            break;
+        }
+        cf_hash_update(md5, d, sizeof d);
+        rec.segs[i] = parts[j].info.segs[0];
+        rec.size += parts[j].info.size;
+    }
+    if (!e && too_small) {
+        e = CF_S3_EntityTooSmall;
+        snprintf(msg, sizeof msg, "part %u is %llu bytes; every part but the last must be at least 5 MiB",
+                 too_small->number, (unsigned long long)too_small->info.size);
+    }
+    if (!e) {
+        unsigned char d[CF_MD5_LEN];
+        cf_hash_final(md5, d);
+        cf_hex_encode(d, sizeof d, rec.etag);
+        snprintf(rec.etag + 32, sizeof rec.etag - 32, "-%zu", nwant);
+        rec.nsegs = nwant;
+        rec.mtime_ns = cf_clock_now_ns();
+        rec.headers = u.headers;
+        rec.nheaders = u.nheaders;
+        rc = cf_store_upload_complete(r->srv->store, u.id, &rec, &err);
+        if (rc == CF_ENOTFOUND)
+            e = CF_S3_NoSuchUpload;
+        else if (rc == CF_EINVAL)
+            e = CF_S3_InvalidPart, snprintf(msg, sizeof msg, "a part was uploaded again while the upload completed");
+        else if (rc) {
+            cf_log(CF_LOG_ERROR, "complete failed", "id", r->request_id, "error", err.msg, NULL);
+            e = CF_S3_InternalError;
+        }
+    }
+    cf_hash_free(md5);
+    free(want);
+    cf_store_parts_free(parts, nparts);
+    free(rec.segs);
+    if (e) {
+        cf_store_upload_cleanup(&u);
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    }
+    cf_buf b;
+    cf_buf_init(&b, 64 << 10);
+    const char *host = cf_request_header(r, "Host");
+    cf_buf_puts(&b, CF_XML_DECL "<CompleteMultipartUploadResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_open(&b, "Location");
+    cf_buf_printf(&b, "http://%s", host ? host : "localhost");
+    cf_xml_escape(&b, r->resource, strlen(r->resource));
+    cf_xml_close(&b, "Location");
+    cf_xml_elem(&b, "Bucket", r->bucket);
+    cf_xml_open(&b, "Key");
+    cf_xml_escape(&b, r->key, r->keylen);
+    cf_xml_close(&b, "Key");
+    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", rec.etag);
+    cf_xml_close(&b, "CompleteMultipartUploadResult");
+    cf_store_upload_cleanup(&u);
+    return cf_respond_xml(r, 200, &b);
+}
+
+int cf_handle_abort_multipart(cf_request *r)
+{
+    cf_store_upload u;
+    cf_s3_error e = find_upload(r, &u);
+    if (e)
+        return cf_respond_error(r, e, NULL);
+    cf_err err;
+    int rc = cf_store_upload_abort(r->srv->store, u.id, &err);
+    cf_store_upload_cleanup(&u);
+    if (rc == CF_ENOTFOUND)
+        return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
+    if (rc)
+        return internal_error(r, &err);
+    return cf_respond_empty(r, 204);
+}
+
+int cf_handle_list_parts(cf_request *r)
+{
+    cf_store_upload u;
+    cf_s3_error e = find_upload(r, &u);
+    if (e)
+        return cf_respond_error(r, e, NULL);
+    unsigned long max = LIST_MAX, marker = 0;
+    const char *max_s = cf_request_param(r, "max-parts"), *marker_s = cf_request_param(r, "part-number-marker");
+    if ((max_s && parse_uint(max_s, ULONG_MAX, &max) != 0) || (marker_s && parse_uint(marker_s, UINT32_MAX, &marker) != 0)) {
+        cf_store_upload_cleanup(&u);
+        return cf_respond_error(r, CF_S3_InvalidArgument, "max-parts and part-number-marker must be non-negative integers");
+    }
+    if (max > LIST_MAX)
+        max = LIST_MAX;
+    cf_store_part *parts;
+    size_t n;
+    int truncated;
+    cf_err err;
+    if (cf_store_part_list(r->srv->store, u.id, (uint32_t)marker, max, &parts, &n, &truncated, &err) != 0) {
+        cf_store_upload_cleanup(&u);
+        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchUpload, NULL) : internal_error(r, &err);
+    }
+    cf_buf b;
+    cf_buf_init(&b, (size_t)16 << 20);
+    cf_buf_puts(&b, CF_XML_DECL "<ListPartsResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_elem(&b, "Bucket", r->bucket);
+    cf_xml_open(&b, "Key");
+    cf_xml_escape(&b, r->key, r->keylen);
+    cf_xml_close(&b, "Key");
+    cf_xml_elem(&b, "UploadId", u.id);
+    cf_owner_xml(r, &b, "Initiator");
+    cf_owner_xml(r, &b, "Owner");
+    cf_xml_elem(&b, "StorageClass", "STANDARD");
+    cf_xml_elem_u64(&b, "PartNumberMarker", marker);
+    if (n)
+        cf_xml_elem_u64(&b, "NextPartNumberMarker", parts[n - 1].number);
+    cf_xml_elem_u64(&b, "MaxParts", max);
+    cf_xml_elem(&b, "IsTruncated", truncated ? "true" : "false");
+    for (size_t i = 0; i < n; i++) {
+        char date[25];
+        cf_s3_iso8601(parts[i].info.mtime_ns, date);
+        cf_xml_open(&b, "Part");
+        cf_xml_elem_u64(&b, "PartNumber", parts[i].number);
+        cf_xml_elem(&b, "LastModified", date);
+        cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", parts[i].info.etag);
+        cf_xml_elem_u64(&b, "Size", parts[i].info.size);
+        cf_xml_close(&b, "Part");
+    }
+    cf_xml_close(&b, "ListPartsResult");
+    cf_store_parts_free(parts, n);
+    cf_store_upload_cleanup(&u);
+    return cf_respond_xml(r, 200, &b);
+}
+
+/* A key or prefix, URL-encoded when the client asked for encoding-type=url. */
+static void put_key(cf_buf *b, const char *elem, const char *key, size_t len, int url)
+{
+    cf_xml_open(b, elem);
+    if (url) {
+        cf_buf enc;
+        cf_buf_init(&enc, 16384);
+        if (cf_s3_url_encode_key(&enc, key, len) == 0 && enc.data)
+            cf_xml_escape(b, enc.data, enc.len);
+        cf_buf_cleanup(&enc);
+    } else {
+        cf_xml_escape(b, key, len);
+    }
+    cf_xml_close(b, elem);
+}
+
+static int key_before_or_at(const cf_store_upload *u, const char *key, size_t keylen)
+{
+    size_t n = u->keylen < keylen ? u->keylen : keylen;
+    int c = memcmp(u->key, key, n);
+    return c < 0 || (c == 0 && u->keylen <= keylen);
+}
+
+int cf_handle_list_multipart_uploads(cf_request *r)
+{
+    cf_buf prefix, delim, key_marker;
+    cf_buf_init(&prefix, 4096);
+    cf_buf_init(&delim, 4096);
+    cf_buf_init(&key_marker, 4096);
+    const char *p = cf_request_param(r, "prefix"), *d = cf_request_param(r, "delimiter");
+    const char *km = cf_request_param(r, "key-marker"), *uim = cf_request_param(r, "upload-id-marker");
+    const char *max_s = cf_request_param(r, "max-uploads"), *enc = cf_request_param(r, "encoding-type");
+    unsigned long max = LIST_MAX;
+    if ((p && cf_s3_url_decode(&prefix, p, strlen(p))) || (d && cf_s3_url_decode(&delim, d, strlen(d))) ||
+        (km && cf_s3_url_decode(&key_marker, km, strlen(km))) ||
+        (max_s && parse_uint(max_s, ULONG_MAX, &max) != 0) || (enc && strcmp(enc, "url") != 0)) {
+        cf_buf_cleanup(&prefix);
+        cf_buf_cleanup(&delim);
+        cf_buf_cleanup(&key_marker);
+        return cf_respond_error(r, CF_S3_InvalidArgument, "a listing parameter is not valid");
+    }
+    if (max > LIST_MAX)
+        max = LIST_MAX;
+    cf_err err;
+    cf_store_upload *list = NULL;
+    size_t n = 0;
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0 ||
+        cf_store_upload_list(r->srv->store, r->bucket, &list, &n, &err) != 0) {
+        cf_buf_cleanup(&prefix);
+        cf_buf_cleanup(&delim);
+        cf_buf_cleanup(&key_marker);
+        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchBucket, NULL) : internal_error(r, &err);
+    }
+    cf_buf uploads, prefixes, b;
+    cf_buf_init(&uploads, (size_t)64 << 20);
+    cf_buf_init(&prefixes, (size_t)64 << 20);
+    cf_buf_init(&b, (size_t)128 << 20);
+    size_t emitted = 0;
+    int truncated = 0, url = enc != NULL;
+    const cf_store_upload *last = NULL;
+    const char *last_prefix = NULL;
+    size_t last_prefix_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cf_store_upload *u = &list[i];
+        if (prefix.len && (u->keylen < prefix.len || memcmp(u->key, prefix.data, prefix.len) != 0))
+            continue;
+        if (km && key_marker.len) {
+            /* After the marker key; with upload-id-marker, later uploads of that key too. */
+            int same = u->keylen == key_marker.len && memcmp(u->key, key_marker.data, key_marker.len) == 0;
+            if (same ? !(uim && strcmp(u->id, uim) > 0) : key_before_or_at(u, key_marker.data, key_marker.len))
+                continue;
+        }
+        const char *cp = NULL;
+        size_t cplen = 0;
+        if (delim.len) {
+            const char *rest = u->key + prefix.len;
+            const char *hit = memmem(rest, u->keylen - prefix.len, delim.data, delim.len);
+            if (hit) {
+                cp = u->key;
+                cplen = (size_t)(hit - u->key) + delim.len;
+            }
+        }
+        if (cp && last_prefix && cplen == last_prefix_len && memcmp(cp, last_prefix, cplen) == 0)
+            continue; /* rolled up into the common prefix already emitted */
+        if (emitted == max) {
+            truncated = 1;
+            break;
+        }
+        emitted++;
+        if (cp) {
+            last_prefix = cp;
+            last_prefix_len = cplen;
+            cf_xml_open(&prefixes, "CommonPrefixes");
+            put_key(&prefixes, "Prefix", cp, cplen, url);
+            cf_xml_close(&prefixes, "CommonPrefixes");
+            continue;
+        }
+        last = u;
+        char date[25];
+        cf_s3_iso8601(u->initiated_ns, date);
+        cf_xml_open(&uploads, "Upload");
+        put_key(&uploads, "Key", u->key, u->keylen, url);
+        cf_xml_elem(&uploads, "UploadId", u->id);
+        cf_owner_xml(r, &uploads, "Initiator");
+        cf_owner_xml(r, &uploads, "Owner");
+        cf_xml_elem(&uploads, "StorageClass", "STANDARD");
+        cf_xml_elem(&uploads, "Initiated", date);
+        cf_xml_close(&uploads, "Upload");
+    }
+    cf_buf_puts(&b, CF_XML_DECL "<ListMultipartUploadsResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_elem(&b, "Bucket", r->bucket);
+    put_key(&b, "KeyMarker", key_marker.data ? key_marker.data : "", key_marker.len, url);
+    cf_xml_elem(&b, "UploadIdMarker", uim ? uim : "");
+    if (truncated && last) {
+        put_key(&b, "NextKeyMarker", last->key, last->keylen, url);
+        cf_xml_elem(&b, "NextUploadIdMarker", last->id);
+    } else if (truncated && last_prefix) {
+        put_key(&b, "NextKeyMarker", last_prefix, last_prefix_len, url);
+    }
+    put_key(&b, "Prefix", prefix.data ? prefix.data : "", prefix.len, url);
+    if (delim.len)
+        put_key(&b, "Delimiter", delim.data, delim.len, url);
+    if (url)
+        cf_xml_elem(&b, "EncodingType", "url");
+    cf_xml_elem_u64(&b, "MaxUploads", max);
+    cf_xml_elem(&b, "IsTruncated", truncated ? "true" : "false");
+    if (uploads.data)
+        cf_buf_append(&b, uploads.data, uploads.len);
+    if (prefixes.data)
+        cf_buf_append(&b, prefixes.data, prefixes.len);
+    cf_xml_close(&b, "ListMultipartUploadsResult");
+    for (size_t i = 0; i < n; i++)
+        cf_store_upload_cleanup(&list[i]);
+    free(list);
+    cf_buf_cleanup(&uploads);
+    cf_buf_cleanup(&prefixes);
+    cf_buf_cleanup(&prefix);
+    cf_buf_cleanup(&delim);
+    cf_buf_cleanup(&key_marker);
+    return cf_respond_xml(r, 200, &b);
+}

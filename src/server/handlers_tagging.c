@@ -1,0 +1,244 @@
+/*
+ * handlers_tagging.c - object tags: Put/Get/DeleteObjectTagging and x-amz-tagging on writes.
+ *
+ * Tags are kept with the object as one internal stored header, CF_TAGGING_HEADER, holding the
+ * canonical query form "k1=v1&k2=v2" (each part percent-encoded), which is also the form of
+ * the x-amz-tagging request header. Internal headers (x-coffer-*) are never replayed on GET.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "s3/xml.h"
+#include "server/request.h"
+
+#define MAX_TAGS 10
+#define MAX_TAG_KEY 128     /* characters, as AWS counts them (we count UTF-8 code points) */
+#define MAX_TAG_VALUE 256
+
+typedef struct tag {
+    char *key;
+    char *value;
+} tag;
+
+typedef struct tag_set {
+    tag tags[MAX_TAGS];
+    size_t n;
+} tag_set;
+
+static void tag_set_cleanup(tag_set *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->tags[i].key);
+        free(t->tags[i].value);
+    }
+    t->n = 0;
+}
+
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* Adds one tag after checking AWS's rules; CF_S3_InvalidTag with a reason in msg otherwise. */
+static cf_s3_error tag_add(tag_set *t, const char *key, size_t klen, const char *value, size_t vlen,
+                           char *msg, size_t msglen)
+{
+    if (t->n == MAX_TAGS) {
+        snprintf(msg, msglen, "an object can have at most %d tags", MAX_TAGS);
+        return CF_S3_InvalidTag;
+    }
+    char *k = strndup(key, klen), *v = strndup(value, vlen);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return CF_S3_InternalError;
+    }
+    cf_s3_error e = CF_S3_OK;
+    if (!*k || utf8_chars(k) > MAX_TAG_KEY || cf_s3_key_check(k, klen) != 0)
+        snprintf(msg, msglen, "a tag key must be 1 to %d characters of UTF-8", MAX_TAG_KEY), e = CF_S3_InvalidTag;
+    else if (utf8_chars(v) > MAX_TAG_VALUE || (vlen && cf_s3_key_check(v, vlen) != 0))
+        snprintf(msg, msglen, "a tag value must be at most %d characters of UTF-8", MAX_TAG_VALUE), e = CF_S3_InvalidTag;
+    for (size_t i = 0; !e && i < t->n; i++)
+        if (strcmp(t->tags[i].key, k) == 0)
+            snprintf(msg, msglen, "tag key '%.128s' appears twice", k), e = CF_S3_InvalidTag;
+    if (e) {
+        free(k);
+        free(v);
+        return e;
+    }
+    t->tags[t->n++] = (tag){k, v};
+    return CF_S3_OK;
+}
+
+/* Parses the query form of x-amz-tagging ("a=1&b=two%20words"; '+' is a space). */
+static cf_s3_error parse_query(const char *q, tag_set *t, char *msg, size_t msglen)
+{
+    cf_s3_error e = CF_S3_OK;
+    while (*q && !e) {
+        const char *amp = strchr(q, '&');
+        size_t n = amp ? (size_t)(amp - q) : strlen(q);
+        if (n) {
+            char *pair = strndup(q, n);
+            if (!pair)
+                return CF_S3_InternalError;
+            for (char *c = pair; *c; c++)
+                if (*c == '+')
+                    *c = ' ';
+            char *eq = strchr(pair, '=');
+            cf_buf k, v;
+            cf_buf_init(&k, 4096);
+            cf_buf_init(&v, 4096);
+            if (cf_s3_url_decode(&k, pair, eq ? (size_t)(eq - pair) : strlen(pair)) != 0 ||
+                (eq && cf_s3_url_decode(&v, eq + 1, strlen(eq + 1)) != 0)) {
+                snprintf(msg, msglen, "x-amz-tagging is not valid percent-encoding");
+                e = CF_S3_InvalidArgument;
+            } else {
+                e = tag_add(t, k.data ? k.data : "", k.len, v.data ? v.data : "", v.len, msg, msglen);
+            }
+            cf_buf_cleanup(&k);
+            cf_buf_cleanup(&v);
+            free(pair);
+        }
+        q = amp ? amp + 1 : q + n;
+    }
+    return e;
+}
+
+/* The canonical stored form; "" for no tags. Caller frees. */
+static char *encode_tags(const tag_set *t)
+{
+    cf_buf b;
+    cf_buf_init(&b, 64 << 10);
+    int rc = cf_buf_puts(&b, "");
+    for (size_t i = 0; !rc && i < t->n; i++) {
+        if (i)
+            rc = cf_buf_puts(&b, "&");
+        if (!rc) rc = cf_s3_url_encode_key(&b, t->tags[i].key, strlen(t->tags[i].key));
+        if (!rc) rc = cf_buf_puts(&b, "=");
+        if (!rc) rc = cf_s3_url_encode_key(&b, t->tags[i].value, strlen(t->tags[i].value));
+    }
+    char *s = rc ? NULL : cf_buf_steal(&b, NULL);
+    cf_buf_cleanup(&b);
+    return s;
+}
+
+int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_s3_error *e, char *msg, size_t msglen)
+{
+    const char *q = cf_request_header(r, "x-amz-tagging");
+    if (!q)
+        return 0;
+    tag_set t = {0};
+    *e = parse_query(q, &t, msg, msglen);
+    char *enc = *e ? NULL : encode_tags(&t);
+    tag_set_cleanup(&t);
+    if (*e)
+        return -1;
+    int rc = enc ? cf_header_add(h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), enc) : CF_ENOMEM;
+    free(enc);
+    if (rc) {
+        *e = CF_S3_InternalError;
+        return -1;
+    }
+    return 0;
+}
+
+size_t cf_tagging_count(const char *stored)
+{
+    if (!stored || !*stored)
+        return 0;
+    size_t n = 1;
+    for (; *stored; stored++)
+        n += *stored == '&';
+    return n;
+}
+
+static int store_failure(cf_request *r, const cf_err *err)
+{
+    cf_err e2;
+    if (err->code == CF_ENOTFOUND)
+        return cf_respond_error(r, cf_store_bucket_exists(r->srv->store, r->bucket, &e2) == CF_ENOTFOUND
+                                       ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
+    cf_log(CF_LOG_ERROR, "tagging failed", "id", r->request_id, "error", err->msg, NULL);
+    return cf_respond_error(r, CF_S3_InternalError, NULL);
+}
+
+int cf_handle_get_object_tagging(cf_request *r)
+{
+    cf_object_info info;
+    cf_err err;
+    int missing_bucket = 0;
+    int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, NULL, &missing_bucket, &err);
+    if (rc == CF_ENOTFOUND)
+        return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
+    if (rc)
+        return store_failure(r, &err);
+    tag_set t = {0};
+    char msg[160];
+    const char *stored = cf_object_info_header(&info, CF_TAGGING_HEADER);
+    cf_s3_error e = stored ? parse_query(stored, &t, msg, sizeof msg) : CF_S3_OK;
+    cf_object_info_cleanup(&info);
+    if (e) {
+        tag_set_cleanup(&t);
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
+    cf_buf b;
+    cf_buf_init(&b, 64 << 10);
+    cf_buf_puts(&b, CF_XML_DECL "<Tagging xmlns=\"" CF_S3_XMLNS "\"><TagSet>");
+    for (size_t i = 0; i < t.n; i++) {
+        cf_xml_open(&b, "Tag");
+        cf_xml_elem(&b, "Key", t.tags[i].key);
+        cf_xml_elem(&b, "Value", t.tags[i].value);
+        cf_xml_close(&b, "Tag");
+    }
+    cf_buf_puts(&b, "</TagSet></Tagging>");
+    tag_set_cleanup(&t);
+    return cf_respond_xml(r, 200, &b);
+}
+
+int cf_handle_put_object_tagging(cf_request *r)
+{
+    cf_xml_node *root = NULL;
+    cf_err err;
+    if (!r->small.len || cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
+        strcmp(root->name, "Tagging") != 0) {
+        cf_xml_free(root);
+        return cf_respond_error(r, CF_S3_MalformedXML, NULL);
+    }
+    const cf_xml_node *set = cf_xml_child(root, "TagSet");
+    tag_set t = {0};
+    char msg[200] = "";
+    cf_s3_error e = set ? CF_S3_OK : CF_S3_MalformedXML;
+    for (const cf_xml_node *c = set ? set->child : NULL; c && !e; c = c->next) {
+        if (strcmp(c->name, "Tag") != 0)
+            continue;
+        const cf_xml_node *k = cf_xml_child(c, "Key"), *v = cf_xml_child(c, "Value");
+        if (!k || !v) {
+            e = CF_S3_MalformedXML;
+            break;
+        }
+        e = tag_add(&t, k->text, strlen(k->text), v->text, strlen(v->text), msg, sizeof msg);
+    }
+    cf_xml_free(root);
+    char *enc = e ? NULL : encode_tags(&t);
+    tag_set_cleanup(&t);
+    if (e)
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    if (!enc)
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    int rc = cf_store_object_set_header(r->srv->store, r->bucket, r->key, r->keylen, CF_TAGGING_HEADER,
+                                        *enc ? enc : NULL, &err);
+    free(enc);
+    return rc ? store_failure(r, &err) : cf_respond_empty(r, 200);
+}
+
+int cf_handle_delete_object_tagging(cf_request *r)
+{
+    cf_err err;
+    int rc = cf_store_object_set_header(r->srv->store, r->bucket, r->key, r->keylen, CF_TAGGING_HEADER, NULL, &err);
+    return rc ? store_failure(r, &err) : cf_respond_empty(r, 204);
+}
