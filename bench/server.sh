@@ -1,0 +1,405 @@
+#!/usr/bin/env bash
+# Benchmarks of `coffer server` on loopback, against reference tools on the same machine.
+# Usage: bench/server.sh build/coffer        (what `make bench` runs)
+#
+# Environment:
+#   RUNS=5        timed runs of each measurement; median, min and max are reported
+#   BIG_MIB=1024  size of the large object (MiB)
+#   SMALL_COUNT=1000, WRK_THREADS=2, WRK_CONNECTIONS=16, WRK_DURATION=10s
+#   COFFER_LOG_LEVEL=info   --log-level of the server under test
+#   TMPDIR        where the scratch directory goes (it is removed at exit)
+#
+# Measures (docs/BENCHMARKS.md explains each figure and its target):
+#   1. large PUT: curl --aws-sigv4 -T of BIG_MIB random bytes   vs  cat file > dest; md5sum dest
+#   2. large GET: curl --aws-sigv4 -o /dev/null of that object   vs  nginx serving the same file
+#   3. 4 KiB PUT and GET with wrk and pre-signed SigV4 requests  vs  nginx GET of the same files
+#   4. server VmRSS at rest and VmHWM at the end
+#   5. server CPU seconds per GiB for 1 and 2 (and nginx's for 2), CPU µs per 4 KiB op for 3
+# Any non-2xx answer, wrk error or failed command aborts the run with a message.
+set -Eeuo pipefail
+
+die() { echo "bench: ERROR: $*" >&2; exit 1; }
+trap 'die "command failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
+
+[ $# -eq 1 ] || { echo "usage: $0 path/to/coffer" >&2; exit 2; }
+COFFER_BIN=$(realpath "$1")
+[ -x "$COFFER_BIN" ] || die "$1 is not an executable (run make build)"
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+RUNS=${RUNS:-5}
+BIG_MIB=${BIG_MIB:-1024}
+SMALL_COUNT=${SMALL_COUNT:-1000}
+WRK_THREADS=${WRK_THREADS:-2}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-16}
+WRK_DURATION=${WRK_DURATION:-10s}
+COFFER_LOG_LEVEL=${COFFER_LOG_LEVEL:-info}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$RUNS'"
+[[ $BIG_MIB =~ ^[1-9][0-9]*$ ]] || die "BIG_MIB must be a positive integer, not '$BIG_MIB'"
+[[ $SMALL_COUNT =~ ^[1-9][0-9]*$ ]] || die "SMALL_COUNT must be a positive integer"
+
+ACCESS_KEY=bench
+SECRET_KEY=benchsecret0123456789
+BUCKET=bucket
+REGION=us-east-1
+BIG_BYTES=$((BIG_MIB * 1024 * 1024))
+
+# ---------------------------------------------------------------------------------- tools
+NGINX=$(command -v nginx || true)
+[ -n "$NGINX" ] || NGINX=/usr/sbin/nginx
+[ -x "$NGINX" ] || die "nginx not found (scripts/install-deps.sh installs nginx-light)"
+for t in curl wrk python3 md5sum head cat awk sort realpath getconf sync; do
+  command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs what the benchmark needs)"
+done
+curl --help all 2>/dev/null | grep -q -- --aws-sigv4 || die "this curl has no --aws-sigv4 (needs curl >= 7.75)"
+[ -r /proc/self/status ] || die "/proc is needed for memory and CPU figures"
+CLK_TCK=$(getconf CLK_TCK)
+
+# ------------------------------------------------------------------------ scratch, cleanup
+SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/coffer-bench.XXXXXX")
+COFFER_PID="" NGINX_PID=""
+cleanup() {
+  local rc=$?
+  trap - ERR
+  set +e
+  if [ -n "$COFFER_PID" ] && kill -0 "$COFFER_PID" 2>/dev/null; then
+    kill -TERM "$COFFER_PID"; wait "$COFFER_PID" 2>/dev/null
+  fi
+  if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
+    kill -QUIT "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null
+  fi
+  if [ $rc -ne 0 ]; then
+    for log in "$SCRATCH/coffer.log" "$SCRATCH/nginx/error.log"; do
+      [ -s "$log" ] && { echo "--- last lines of $(basename "$log"):" >&2; tail -n 15 "$log" >&2; }
+    done
+  fi
+  rm -rf "$SCRATCH"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log() { echo "bench: $*" >&2; }
+
+# Two distinct free loopback ports (both bound at once, so they differ).
+read -r COFFER_PORT NGINX_PORT < <(python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))')
+COFFER=127.0.0.1:$COFFER_PORT
+NGINXA=127.0.0.1:$NGINX_PORT
+
+# ------------------------------------------------------------------------------- helpers
+# utime+stime of a process (all its threads, live and exited), in clock ticks
+proc_ticks() {
+  local stat rest f
+  stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+  rest=${stat##*) }
+  read -ra f <<<"$rest"
+  echo $((f[11] + f[12]))
+}
+# the same, summed over a process and its direct children (nginx master and workers)
+tree_ticks() {
+  local total p stat rest f
+  total=$(proc_ticks "$1")
+  for p in /proc/[0-9]*/stat; do
+    { stat=$(<"$p"); } 2>/dev/null || continue
+    rest=${stat##*) }
+    read -ra f <<<"$rest"
+    [ "${f[1]}" = "$1" ] && total=$((total + f[11] + f[12]))
+  done
+  echo "$total"
+}
+status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+now() { echo "$EPOCHREALTIME"; }
+calc() { awk "BEGIN { printf \"%.6g\", $* }"; }
+# "median min max" of the arguments
+stats() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+  m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+  printf "%.6g %.6g %.6g\n", m, a[1], a[NR] }'; }
+median() { stats "$@" | awk '{ print $1 }'; }
+fmt() { awk -v x="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, x }'; }
+
+alive() { kill -0 "$COFFER_PID" 2>/dev/null || die "coffer server died (see its log below)"; }
+
+# curl against coffer, signed; fails unless the answer is 2xx. The body goes to $S3_OUT
+# (default a scratch file, kept for the error message).
+s3() {
+  local code out=${S3_OUT:-$SCRATCH/s3.out}
+  code=$(curl -sS --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+    -o "$out" -w '%{http_code}' "$@") || die "curl $* failed"
+  [[ $code == 2?? ]] || die "coffer answered HTTP $code to curl $*: $(head -c 400 "$out")"
+}
+
+# ------------------------------------------------------------------------------ start-up
+log "scratch $SCRATCH; coffer on $COFFER, nginx on $NGINXA; RUNS=$RUNS"
+mkdir -p "$SCRATCH/data" "$SCRATCH/www/$BUCKET/small" "$SCRATCH/nginx"
+
+COFFER_ROOT_USER=$ACCESS_KEY COFFER_ROOT_PASSWORD=$SECRET_KEY \
+  "$COFFER_BIN" server --address "$COFFER" --data "$SCRATCH/data" --log-level "$COFFER_LOG_LEVEL" \
+  >"$SCRATCH/coffer.log" 2>&1 &
+COFFER_PID=$!
+for _ in $(seq 100); do
+  curl -fsS -o /dev/null "http://$COFFER/health/ready" 2>/dev/null && break
+  alive
+  sleep 0.1
+done
+curl -fsS -o /dev/null "http://$COFFER/health/ready" || die "coffer is not ready after 10 s"
+sleep 0.5
+RSS_REST_KIB=$(status_kib "$COFFER_PID" VmRSS)
+log "coffer ready, pid $COFFER_PID, VmRSS $RSS_REST_KIB KiB"
+
+# nginx: workers may run as another user when we are root, so what they serve is readable
+chmod 755 "$SCRATCH"
+cat >"$SCRATCH/nginx/nginx.conf" <<EOF
+worker_processes 2;
+error_log $SCRATCH/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  default_type application/octet-stream;
+  client_body_temp_path $SCRATCH/nginx/body;
+  proxy_temp_path $SCRATCH/nginx/proxy;
+  fastcgi_temp_path $SCRATCH/nginx/fastcgi;
+  uwsgi_temp_path $SCRATCH/nginx/uwsgi;
+  scgi_temp_path $SCRATCH/nginx/scgi;
+  server {
+    listen $NGINXA;
+    root $SCRATCH/www;
+  }
+}
+EOF
+"$NGINX" -p "$SCRATCH/nginx" -c "$SCRATCH/nginx/nginx.conf" \
+  -g "daemon off; pid $SCRATCH/nginx/nginx.pid;" 2>>"$SCRATCH/nginx/error.log" &
+NGINX_PID=$!
+
+s3 -X PUT "http://$COFFER/$BUCKET"
+
+# The large file, once, and the same bytes for nginx (a hard link).
+log "writing $BIG_MIB MiB from /dev/urandom"
+head -c "$BIG_BYTES" /dev/urandom >"$SCRATCH/big"
+chmod 644 "$SCRATCH/big"
+ln "$SCRATCH/big" "$SCRATCH/www/$BUCKET/big"
+BIG_MD5=$(md5sum <"$SCRATCH/big" | awk '{ print $1 }')
+sync   # nothing of ours left to write back while timing
+for _ in $(seq 50); do
+  curl -fsS -o /dev/null -r 0-0 "http://$NGINXA/$BUCKET/big" 2>/dev/null && break
+  kill -0 "$NGINX_PID" 2>/dev/null || die "nginx did not start"
+  sleep 0.1
+done
+GIB=$(calc "$BIG_BYTES / 1073741824")
+MB=$(calc "$BIG_BYTES / 1000000")
+
+# ----------------------------------------------------------------------------- 1. large PUT
+put_c=() put_r=() cpu_put=()
+for i in $(seq "$RUNS"); do
+  alive
+  if [ "$i" -gt 1 ]; then s3 -X DELETE "http://$COFFER/$BUCKET/big"; fi
+  c0=$(proc_ticks "$COFFER_PID"); t0=$(now)
+  s3 -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -D "$SCRATCH/put.hdr" -T "$SCRATCH/big" \
+    "http://$COFFER/$BUCKET/big"
+  t1=$(now); c1=$(proc_ticks "$COFFER_PID")
+  grep -qi "^etag: \"$BIG_MD5\"" "$SCRATCH/put.hdr" || die "PUT big: ETag is not the file's MD5"
+  put_c+=("$(calc "$MB / ($t1 - $t0)")")
+  cpu_put+=("$(calc "($c1 - $c0) / $CLK_TCK / $GIB")")
+
+  t0=$(now)
+  cat "$SCRATCH/big" >"$SCRATCH/dest"
+  md5sum "$SCRATCH/dest" >/dev/null
+  t1=$(now)
+  rm -f "$SCRATCH/dest"
+  put_r+=("$(calc "$MB / ($t1 - $t0)")")
+  log "large PUT run $i/$RUNS: coffer ${put_c[-1]} MB/s, cat+md5sum ${put_r[-1]} MB/s"
+done
+
+# ----------------------------------------------------------------------------- 2. large GET
+# one untimed pass each: checks the bytes and warms the page cache alike
+got=$(curl -sS -f --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+  "http://$COFFER/$BUCKET/big" | md5sum | awk '{ print $1 }')
+[ "$got" = "$BIG_MD5" ] || die "GET big from coffer: MD5 $got, expected $BIG_MD5"
+got=$(curl -sS -f "http://$NGINXA/$BUCKET/big" | md5sum | awk '{ print $1 }')
+[ "$got" = "$BIG_MD5" ] || die "GET big from nginx: MD5 $got, expected $BIG_MD5"
+
+get_c=() get_n=() cpu_get=() cpu_nget=()
+for i in $(seq "$RUNS"); do
+  alive
+  c0=$(proc_ticks "$COFFER_PID"); t0=$(now)
+  S3_OUT=/dev/null s3 "http://$COFFER/$BUCKET/big"
+  t1=$(now); c1=$(proc_ticks "$COFFER_PID")
+  get_c+=("$(calc "$MB / ($t1 - $t0)")")
+  cpu_get+=("$(calc "($c1 - $c0) / $CLK_TCK / $GIB")")
+
+  c0=$(tree_ticks "$NGINX_PID"); t0=$(now)
+  code=$(curl -sS -o /dev/null -w '%{http_code}' "http://$NGINXA/$BUCKET/big") || die "curl to nginx failed"
+  t1=$(now); c1=$(tree_ticks "$NGINX_PID")
+  [[ $code == 2?? ]] || die "nginx answered HTTP $code for /$BUCKET/big"
+  get_n+=("$(calc "$MB / ($t1 - $t0)")")
+  cpu_nget+=("$(calc "($c1 - $c0) / $CLK_TCK / $GIB")")
+  log "large GET run $i/$RUNS: coffer ${get_c[-1]} MB/s, nginx ${get_n[-1]} MB/s"
+done
+
+# ------------------------------------------------------------------------- 3. small objects
+export BENCH_ACCESS_KEY=$ACCESS_KEY BENCH_SECRET_KEY=$SECRET_KEY
+head -c 4080 /dev/urandom >"$SCRATCH/tail.bin"
+SIGN=(python3 "$BENCH_DIR/sigv4_presign.py")
+log "storing $SMALL_COUNT objects of 4 KiB (and the same files for nginx)"
+"${SIGN[@]}" populate --host "$COFFER" --bucket "$BUCKET" --count "$SMALL_COUNT" \
+  --tail "$SCRATCH/tail.bin" --www "$SCRATCH/www" || die "storing the small objects failed"
+chmod -R a+rX "$SCRATCH/www"
+
+# gen_lua METHOD HOST NAME: fresh signatures (x-amz-date = now) in $SCRATCH/NAME.lua
+gen_lua() {
+  "${SIGN[@]}" gen --method "$1" --host "$2" --bucket "$BUCKET" --count "$SMALL_COUNT" \
+    --tail "$SCRATCH/tail.bin" --lua "$SCRATCH/$3.lua" --curl-config "$SCRATCH/$3.curl" ||
+    die "generating $3.lua failed"
+}
+# check_presigned NAME HOST: the first pre-signed request of NAME, sent once with curl
+check_presigned() {
+  local code
+  code=$(curl -sS -K "$SCRATCH/$1.curl" -o "$SCRATCH/check.out" -w '%{http_code}') ||
+    die "curl with the pre-signed request of $1.lua failed"
+  [[ $code == 2?? ]] || die "pre-signed request of $1.lua: HTTP $code: $(head -c 400 "$SCRATCH/check.out")"
+}
+# run_wrk NAME HOST: wrk with NAME.lua; prints requests/s; fails on any error or non-2xx
+run_wrk() {
+  local out="$SCRATCH/$1.wrk" rps
+  wrk -t"$WRK_THREADS" -c"$WRK_CONNECTIONS" -d"$WRK_DURATION" --latency -s "$SCRATCH/$1.lua" \
+    "http://$2/" >"$out" 2>&1 || { cat "$out" >&2; die "wrk ($1) failed"; }
+  if grep -q 'Non-2xx or 3xx responses' "$out"; then
+    cat "$out" >&2; die "wrk ($1): the server answered non-2xx responses"
+  fi
+  if grep -q 'Socket errors' "$out"; then
+    cat "$out" >&2
+    kill -0 "$COFFER_PID" 2>/dev/null || die "coffer server died during wrk ($1)"
+    die "wrk ($1): socket errors"
+  fi
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+  [ -n "$rps" ] && awk -v r="$rps" 'BEGIN { exit !(r > 0) }' || { cat "$out" >&2; die "wrk ($1): no requests/s"; }
+  echo "$rps"
+}
+
+gen_lua PUT "$COFFER" small_put
+check_presigned small_put
+gen_lua GET "$COFFER" small_get
+check_presigned small_get
+cmp -s "$SCRATCH/check.out" "$SCRATCH/small_put.curl.body" ||
+  die "the pre-signed GET did not return the object the pre-signed PUT stored"
+gen_lua GET "$NGINXA" nginx_get
+check_presigned nginx_get
+cmp -s "$SCRATCH/check.out" "$SCRATCH/small_put.curl.body" ||
+  die "nginx does not serve the bytes stored in coffer"
+
+sput=() sget=() nget=() cpu_sput=() cpu_sget=() cpu_snget=()
+for i in $(seq "$RUNS"); do
+  alive
+  gen_lua PUT "$COFFER" small_put
+  c0=$(proc_ticks "$COFFER_PID")
+  rps=$(run_wrk small_put "$COFFER")
+  sput+=("$rps")
+  c1=$(proc_ticks "$COFFER_PID")
+  ops=$(awk '/requests in/ { print $1 }' "$SCRATCH/small_put.wrk")
+  cpu_sput+=("$(calc "($c1 - $c0) / $CLK_TCK / $ops * 1000000")")
+
+  alive
+  gen_lua GET "$COFFER" small_get
+  c0=$(proc_ticks "$COFFER_PID")
+  rps=$(run_wrk small_get "$COFFER")
+  sget+=("$rps")
+  c1=$(proc_ticks "$COFFER_PID")
+  ops=$(awk '/requests in/ { print $1 }' "$SCRATCH/small_get.wrk")
+  cpu_sget+=("$(calc "($c1 - $c0) / $CLK_TCK / $ops * 1000000")")
+
+  c0=$(tree_ticks "$NGINX_PID")
+  rps=$(run_wrk nginx_get "$NGINXA")
+  nget+=("$rps")
+  c1=$(tree_ticks "$NGINX_PID")
+  ops=$(awk '/requests in/ { print $1 }' "$SCRATCH/nginx_get.wrk")
+  cpu_snget+=("$(calc "($c1 - $c0) / $CLK_TCK / $ops * 1000000")")
+  log "4 KiB run $i/$RUNS: coffer PUT ${sput[-1]}/s, GET ${sget[-1]}/s; nginx GET ${nget[-1]}/s"
+done
+for f in small_put small_get nginx_get; do
+  log "last wrk run, $f:"; sed 's/^/    /' "$SCRATCH/$f.wrk" >&2
+done
+
+# ------------------------------------------------------------------------------ 4. memory
+alive
+HWM_KIB=$(status_kib "$COFFER_PID" VmHWM)
+RSS_END_KIB=$(status_kib "$COFFER_PID" VmRSS)
+THREADS=$(status_kib "$COFFER_PID" Threads)
+
+# The server's own log must show no failed request (status 5xx or 4xx).
+bad=$(grep -c 'msg=request .*status=[45][0-9][0-9]' "$SCRATCH/coffer.log" || true)
+[ "$bad" -eq 0 ] || { grep 'status=[45]' "$SCRATCH/coffer.log" | head -5 >&2; die "coffer logged $bad failed requests"; }
+errors=$(grep -c 'level=error' "$SCRATCH/coffer.log" || true)
+[ "$errors" -eq 0 ] || { grep 'level=error' "$SCRATCH/coffer.log" | head -5 >&2; die "coffer logged $errors errors"; }
+
+# ------------------------------------------------------------------------------- report
+read -r put_c_m put_c_lo put_c_hi <<<"$(stats "${put_c[@]}")"
+read -r put_r_m put_r_lo put_r_hi <<<"$(stats "${put_r[@]}")"
+read -r get_c_m get_c_lo get_c_hi <<<"$(stats "${get_c[@]}")"
+read -r get_n_m get_n_lo get_n_hi <<<"$(stats "${get_n[@]}")"
+read -r sput_m sput_lo sput_hi <<<"$(stats "${sput[@]}")"
+read -r sget_m sget_lo sget_hi <<<"$(stats "${sget[@]}")"
+read -r nget_m nget_lo nget_hi <<<"$(stats "${nget[@]}")"
+read -r cpu_put_m cpu_put_lo cpu_put_hi <<<"$(stats "${cpu_put[@]}")"
+read -r cpu_get_m cpu_get_lo cpu_get_hi <<<"$(stats "${cpu_get[@]}")"
+read -r cpu_nget_m cpu_nget_lo cpu_nget_hi <<<"$(stats "${cpu_nget[@]}")"
+read -r cpu_sput_m cpu_sput_lo cpu_sput_hi <<<"$(stats "${cpu_sput[@]}")"
+read -r cpu_sget_m cpu_sget_lo cpu_sget_hi <<<"$(stats "${cpu_sget[@]}")"
+read -r cpu_snget_m cpu_snget_lo cpu_snget_hi <<<"$(stats "${cpu_snget[@]}")"
+
+verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
+  ok = (op == ">=") ? (v >= t) : (v < t); print ok ? "met" : "**missed**" }'; }
+r_put=$(calc "$put_c_m / $put_r_m")
+r_get=$(calc "$get_c_m / $get_n_m")
+r_sget=$(calc "$sget_m / $nget_m")
+r_sput=$(calc "$sput_m / $nget_m")
+hwm_mib=$(calc "$HWM_KIB / 1024")
+rss_mib=$(calc "$RSS_REST_KIB / 1024")
+mmm() { echo "$(fmt "$1" "$4") ($(fmt "$2" "$4")–$(fmt "$3" "$4"))"; }
+
+cat <<EOF
+
+## coffer server benchmark — $(date -u +%Y-%m-%d) — $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+
+RUNS=$RUNS, scratch on $(df --output=fstype "$SCRATCH" | tail -n 1), large object $BIG_MIB MiB, $SMALL_COUNT objects of 4 KiB, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION.
+Figures are median (min–max) over the runs; ratios are of medians. MB = 10^6 bytes.
+
+| figure | coffer | reference | reference figure | ratio | target |
+|---|---|---|---|---|---|
+| large PUT, MB/s | $(mmm "$put_c_m" "$put_c_lo" "$put_c_hi" 0) | cat > dest; md5sum dest | $(mmm "$put_r_m" "$put_r_lo" "$put_r_hi" 0) | $(fmt "$r_put" 2) | ≥ 0.7: $(verdict "$r_put" 0.7 ">=") |
+| large GET, MB/s | $(mmm "$get_c_m" "$get_c_lo" "$get_c_hi" 0) | nginx, same bytes | $(mmm "$get_n_m" "$get_n_lo" "$get_n_hi" 0) | $(fmt "$r_get" 2) | ≥ 0.9: $(verdict "$r_get" 0.9 ">=") |
+| 4 KiB GET, ops/s | $(mmm "$sget_m" "$sget_lo" "$sget_hi" 0) | nginx GET, same files | $(mmm "$nget_m" "$nget_lo" "$nget_hi" 0) | $(fmt "$r_sget" 2) | ≥ 0.5: $(verdict "$r_sget" 0.5 ">=") |
+| 4 KiB PUT, ops/s | $(mmm "$sput_m" "$sput_lo" "$sput_hi" 0) | nginx GET (scale only) | $(mmm "$nget_m" "$nget_lo" "$nget_hi" 0) | $(fmt "$r_sput" 2) | none |
+| VmRSS at rest, MiB | $(fmt "$rss_mib" 1) | | | | < 64: $(verdict "$rss_mib" 64 "<") |
+| VmHWM after all, MiB | $(fmt "$hwm_mib" 1) | | | | < 64: $(verdict "$hwm_mib" 64 "<") |
+| CPU s per GiB, large PUT | $(mmm "$cpu_put_m" "$cpu_put_lo" "$cpu_put_hi" 3) | | | | |
+| CPU s per GiB, large GET | $(mmm "$cpu_get_m" "$cpu_get_lo" "$cpu_get_hi" 3) | nginx | $(mmm "$cpu_nget_m" "$cpu_nget_lo" "$cpu_nget_hi" 3) | $(fmt "$(calc "$cpu_get_m / ($cpu_nget_m > 0 ? $cpu_nget_m : 1)")" 2) | |
+| CPU µs per 4 KiB PUT | $(mmm "$cpu_sput_m" "$cpu_sput_lo" "$cpu_sput_hi" 0) | | | | |
+| CPU µs per 4 KiB GET | $(mmm "$cpu_sget_m" "$cpu_sget_lo" "$cpu_sget_hi" 0) | nginx | $(mmm "$cpu_snget_m" "$cpu_snget_lo" "$cpu_snget_hi" 0) | $(fmt "$(calc "$cpu_sget_m / ($cpu_snget_m > 0 ? $cpu_snget_m : 1)")" 2) | |
+
+Raw numbers (one per run, in order):
+
+    large PUT coffer MB/s:          ${put_c[*]}
+    large PUT cat+md5sum MB/s:      ${put_r[*]}
+    large GET coffer MB/s:          ${get_c[*]}
+    large GET nginx MB/s:           ${get_n[*]}
+    4 KiB PUT coffer ops/s:         ${sput[*]}
+    4 KiB GET coffer ops/s:         ${sget[*]}
+    4 KiB GET nginx ops/s:          ${nget[*]}
+    CPU s/GiB large PUT coffer:     ${cpu_put[*]}
+    CPU s/GiB large GET coffer:     ${cpu_get[*]}
+    CPU s/GiB large GET nginx:      ${cpu_nget[*]}
+    CPU us/op 4 KiB PUT coffer:     ${cpu_sput[*]}
+    CPU us/op 4 KiB GET coffer:     ${cpu_sget[*]}
+    CPU us/op 4 KiB GET nginx:      ${cpu_snget[*]}
+    coffer VmRSS at rest KiB:       $RSS_REST_KIB
+    coffer VmHWM at end KiB:        $HWM_KIB
+    coffer VmRSS at end KiB:        $RSS_END_KIB
+    coffer threads at end:          $THREADS
+EOF
