@@ -11,6 +11,8 @@
 #include "s3/xml.h"
 #include "server/request.h"
 
+#define SMALL_RESPONSE (64 << 10)
+
 /* Headers S3 stores with an object and replays on GET and HEAD, besides x-amz-meta-*. */
 static const char *const stored_headers[] = {
     "content-type", "content-encoding", "content-disposition", "content-language",
@@ -362,6 +364,20 @@ int cf_handle_get_object(cf_request *r, int head)
             cf_object_info_cleanup(&info);
             return cf_respond_error(r, CF_S3_InternalError, NULL);
         }
+    } else if (len <= SMALL_RESPONSE && !head) {
+        /* Headers and body in one send: for small objects a second syscall (sendfile after
+         * the header write) and a second TCP segment cost more than the copy. */
+        char *body = malloc((size_t)len);
+        ssize_t got = body ? pread(fd, body, (size_t)len, (off_t)start) : -1;
+        close(fd);
+        if (got != (ssize_t)len) {
+            free(body);
+            cf_object_info_cleanup(&info);
+            return cf_respond_error(r, CF_S3_InternalError, NULL);
+        }
+        resp = MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            free(body);
     } else {
         /* MHD owns fd from here and sends it with sendfile(). */
         resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
