@@ -24,6 +24,9 @@ typedef enum cf_s3_op {
     CF_S3_OP_LIST_OBJECTS,       /* GET /bucket without list-type=2 */
     CF_S3_OP_LIST_OBJECTS_V2,    /* GET /bucket?list-type=2 */
     CF_S3_OP_GET_BUCKET_LOCATION,
+    CF_S3_OP_GET_BUCKET_VERSIONING,    /* GET /bucket?versioning */
+    CF_S3_OP_LIST_OBJECT_VERSIONS,     /* GET /bucket?versions */
+    CF_S3_OP_DELETE_OBJECTS,           /* POST /bucket?delete */
     CF_S3_OP_PUT_OBJECT,
     CF_S3_OP_GET_OBJECT,
     CF_S3_OP_HEAD_OBJECT,

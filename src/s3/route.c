@@ -13,6 +13,9 @@ const char *cf_s3_op_name(cf_s3_op op)
     case CF_S3_OP_LIST_OBJECTS: return "ListObjects";
     case CF_S3_OP_LIST_OBJECTS_V2: return "ListObjectsV2";
     case CF_S3_OP_GET_BUCKET_LOCATION: return "GetBucketLocation";
+    case CF_S3_OP_GET_BUCKET_VERSIONING: return "GetBucketVersioning";
+    case CF_S3_OP_LIST_OBJECT_VERSIONS: return "ListObjectVersions";
+    case CF_S3_OP_DELETE_OBJECTS: return "DeleteObjects";
     case CF_S3_OP_PUT_OBJECT: return "PutObject";
     case CF_S3_OP_GET_OBJECT: return "GetObject";
     case CF_S3_OP_HEAD_OBJECT: return "HeadObject";
@@ -69,6 +72,12 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
     if (!*key) {
         if (get && get_param(ctx, "uploads"))
             return CF_S3_OP_LIST_MULTIPART_UPLOADS;
+        if (get && get_param(ctx, "versioning"))
+            return CF_S3_OP_GET_BUCKET_VERSIONING;
+        if (get && get_param(ctx, "versions"))
+            return CF_S3_OP_LIST_OBJECT_VERSIONS;
+        if (post && get_param(ctx, "delete"))
+            return CF_S3_OP_DELETE_OBJECTS;
         if (HAS_ANY(bucket_subresources))
             return CF_S3_OP_UNSUPPORTED;
         if (get && get_param(ctx, "location"))

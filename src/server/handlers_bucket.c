@@ -116,12 +116,15 @@ int cf_handle_bucket_location(cf_request *r)
     return cf_respond_xml(r, 200, &b);
 }
 
+static int list_objects(cf_request *r, int v2, int versions);
+
 typedef struct listing {
     cf_request *r;
     cf_buf contents;
     cf_buf prefixes;
     int url_encode;
     int v2;
+    int versions;                 /* ListObjectVersions: every object is its own "null" version */
     int fetch_owner;
     size_t keys;
     size_t prefixes_count;
@@ -160,15 +163,19 @@ static int list_entry(void *ctx, const cf_store_list_entry *e)
     cf_s3_iso8601(e->info->mtime_ns, date);
     cf_buf *b = &l->contents;
     l->keys++;
-    cf_xml_open(b, "Contents");
+    cf_xml_open(b, l->versions ? "Version" : "Contents");
     put_name(l, b, "Key", e->key, e->keylen);
+    if (l->versions) {
+        cf_xml_elem(b, "VersionId", "null");
+        cf_xml_elem(b, "IsLatest", "true");
+    }
     cf_xml_elem(b, "LastModified", date);
     cf_buf_printf(b, "<ETag>&quot;%s&quot;</ETag>", e->info->etag);
     cf_xml_elem_u64(b, "Size", e->info->size);
     if (!l->v2 || l->fetch_owner)
         cf_owner_xml(l->r, b, "Owner");
     cf_xml_elem(b, "StorageClass", "STANDARD");
-    return cf_xml_close(b, "Contents");
+    return cf_xml_close(b, l->versions ? "Version" : "Contents");
 }
 
 /* Continuation tokens are the base64 of the last key returned: opaque to clients, and
@@ -187,18 +194,30 @@ static int decode_token(const char *token, cf_buf *out)
 
 int cf_handle_list_objects(cf_request *r, int v2)
 {
+    return list_objects(r, v2, 0);
+}
+
+/* An unversioned bucket answers with each object as its only, "null", version. */
+int cf_handle_list_object_versions(cf_request *r)
+{
+    return list_objects(r, 0, 1);
+}
+
+static int list_objects(cf_request *r, int v2, int versions)
+{
     const char *prefix = cf_request_param(r, "prefix");
     const char *delim = cf_request_param(r, "delimiter");
     const char *max_s = cf_request_param(r, "max-keys");
     const char *enc = cf_request_param(r, "encoding-type");
     const char *token = v2 ? cf_request_param(r, "continuation-token") : NULL;
-    const char *start_after = v2 ? cf_request_param(r, "start-after") : cf_request_param(r, "marker");
+    const char *start_after = v2 ? cf_request_param(r, "start-after")
+                              : cf_request_param(r, versions ? "key-marker" : "marker");
     const char *fetch_owner = cf_request_param(r, "fetch-owner");
     cf_buf dec_prefix, dec_delim, dec_after;
     cf_buf_init(&dec_prefix, 4096);
     cf_buf_init(&dec_delim, 4096);
     cf_buf_init(&dec_after, 4096);
-    listing l = {.r = r, .v2 = v2, .fetch_owner = fetch_owner && strcmp(fetch_owner, "true") == 0};
+    listing l = {.r = r, .v2 = v2, .versions = versions, .fetch_owner = fetch_owner && strcmp(fetch_owner, "true") == 0};
     cf_buf_init(&l.contents, (size_t)64 << 20);
     cf_buf_init(&l.prefixes, (size_t)64 << 20);
     char *next = NULL;
@@ -263,7 +282,8 @@ int cf_handle_list_objects(cf_request *r, int v2)
 
     cf_buf b;
     cf_buf_init(&b, (size_t)128 << 20);
-    cf_buf_puts(&b, CF_XML_DECL "<ListBucketResult xmlns=\"" CF_S3_XMLNS "\">");
+    const char *root = versions ? "ListVersionsResult" : "ListBucketResult";
+    cf_buf_printf(&b, CF_XML_DECL "<%s xmlns=\"" CF_S3_XMLNS "\">", root);
     cf_xml_elem(&b, "Name", r->bucket);
     put_name(&l, &b, "Prefix", dec_prefix.data ? dec_prefix.data : "", dec_prefix.len);
     if (v2) {
@@ -272,6 +292,9 @@ int cf_handle_list_objects(cf_request *r, int v2)
         if (start_after)
             put_name(&l, &b, "StartAfter", dec_after.data ? dec_after.data : "", dec_after.len);
         cf_xml_elem_u64(&b, "KeyCount", l.keys + l.prefixes_count);
+    } else if (versions) {
+        put_name(&l, &b, "KeyMarker", dec_after.data ? dec_after.data : "", dec_after.len);
+        cf_xml_elem(&b, "VersionIdMarker", "");
     } else {
         put_name(&l, &b, "Marker", dec_after.data ? dec_after.data : "", dec_after.len);
     }
@@ -289,6 +312,9 @@ int cf_handle_list_objects(cf_request *r, int v2)
                 cf_xml_elem(&b, "NextContinuationToken", tok);
                 free(tok);
             }
+        } else if (versions) {
+            put_name(&l, &b, "NextKeyMarker", next, nextlen);
+            cf_xml_elem(&b, "NextVersionIdMarker", "null");
         } else {
             put_name(&l, &b, "NextMarker", next, nextlen);
         }
@@ -297,7 +323,7 @@ int cf_handle_list_objects(cf_request *r, int v2)
         cf_buf_append(&b, l.contents.data, l.contents.len);
     if (l.prefixes.data)
         cf_buf_append(&b, l.prefixes.data, l.prefixes.len);
-    cf_xml_close(&b, "ListBucketResult");
+    cf_xml_close(&b, root);
     cf_buf_cleanup(&after);
     rc = cf_respond_xml(r, 200, &b);
 out:
@@ -308,4 +334,88 @@ out:
     cf_buf_cleanup(&dec_delim);
     cf_buf_cleanup(&dec_after);
     return rc;
+}
+
+int cf_handle_bucket_versioning(cf_request *r)
+{
+    cf_err err;
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0)
+        return store_error(r, &err);
+    /* Never enabled: S3 then answers with an empty configuration (no <Status>). */
+    cf_buf b;
+    cf_buf_init(&b, 4096);
+    cf_buf_puts(&b, CF_XML_DECL "<VersioningConfiguration xmlns=\"" CF_S3_XMLNS "\"/>");
+    return cf_respond_xml(r, 200, &b);
+}
+
+#define DELETE_MAX_KEYS 1000
+
+int cf_handle_delete_objects(cf_request *r)
+{
+    cf_xml_node *root = NULL;
+    cf_err err;
+    /* S3 requires an integrity check on this body: a flipped bit could delete the wrong key. */
+    if (!cf_request_header(r, "Content-MD5") && !cf_request_header(r, "x-amz-checksum-crc32") &&
+        !cf_request_header(r, "x-amz-checksum-crc32c") && !cf_request_header(r, "x-amz-checksum-sha1") &&
+        !cf_request_header(r, "x-amz-checksum-sha256") && !cf_request_header(r, "x-amz-checksum-crc64nvme") &&
+        !cf_request_header(r, "x-amz-sdk-checksum-algorithm"))
+        return cf_respond_error(r, CF_S3_InvalidRequest, "Missing required header for this request: Content-MD5");
+    if (!r->small.len || cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
+        strcmp(root->name, "Delete") != 0) {
+        cf_xml_free(root);
+        return cf_respond_error(r, CF_S3_MalformedXML, NULL);
+    }
+    const cf_xml_node *quiet_n = cf_xml_child(root, "Quiet");
+    int quiet = quiet_n && strcmp(quiet_n->text, "true") == 0;
+    size_t count = 0;
+    for (const cf_xml_node *c = root->child; c; c = c->next)
+        if (strcmp(c->name, "Object") == 0) {
+            const cf_xml_node *k = cf_xml_child(c, "Key");
+            if (!k) {
+                cf_xml_free(root);
+                return cf_respond_error(r, CF_S3_MalformedXML, NULL);
+            }
+            count++;
+        }
+    if (count == 0 || count > DELETE_MAX_KEYS) {
+        cf_xml_free(root);
+        return cf_respond_error(r, CF_S3_MalformedXML, "Delete takes 1 to 1000 objects");
+    }
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
+        cf_xml_free(root);
+        return store_error(r, &err);
+    }
+    cf_buf b;
+    cf_buf_init(&b, (size_t)16 << 20);
+    cf_buf_puts(&b, CF_XML_DECL "<DeleteResult xmlns=\"" CF_S3_XMLNS "\">");
+    for (const cf_xml_node *c = root->child; c; c = c->next) {
+        if (strcmp(c->name, "Object") != 0)
+            continue;
+        const char *key = cf_xml_child(c, "Key")->text;
+        size_t keylen = strlen(key);
+        const cf_xml_node *vid = cf_xml_child(c, "VersionId");
+        const char *code = NULL, *message = NULL;
+        if (cf_s3_key_check(key, keylen) != 0 || keylen > CF_S3_MAX_KEY_LEN)
+            code = "InvalidArgument", message = "object keys must be 1 to 1024 bytes of UTF-8";
+        else if (vid && strcmp(vid->text, "null") != 0)
+            code = "NoSuchVersion", message = "The specified version does not exist.";
+        else if (cf_store_object_delete(r->srv->store, r->bucket, key, keylen, &err) != 0) {
+            cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
+            code = "InternalError", message = "We encountered an internal error. Please try again.";
+        }
+        if (code) {
+            cf_xml_open(&b, "Error");
+            cf_xml_elem(&b, "Key", key);
+            cf_xml_elem(&b, "Code", code);
+            cf_xml_elem(&b, "Message", message);
+            cf_xml_close(&b, "Error");
+        } else if (!quiet) {
+            cf_xml_open(&b, "Deleted");
+            cf_xml_elem(&b, "Key", key);
+            cf_xml_close(&b, "Deleted");
+        }
+    }
+    cf_xml_close(&b, "DeleteResult");
+    cf_xml_free(root);
+    return cf_respond_xml(r, 200, &b);
 }

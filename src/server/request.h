@@ -88,6 +88,9 @@ int cf_handle_head_bucket(cf_request *r);
 int cf_handle_delete_bucket(cf_request *r);
 int cf_handle_list_objects(cf_request *r, int v2);
 int cf_handle_bucket_location(cf_request *r);
+int cf_handle_bucket_versioning(cf_request *r);
+int cf_handle_list_object_versions(cf_request *r);
+int cf_handle_delete_objects(cf_request *r);
 /* <elem><ID>…</ID><DisplayName>…</DisplayName></elem> for Owner and Initiator. */
 void cf_owner_xml(cf_request *r, cf_buf *b, const char *elem);
 

@@ -123,6 +123,7 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     case CF_S3_OP_CREATE_BUCKET:
     case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD:
     case CF_S3_OP_PUT_OBJECT_TAGGING:
+    case CF_S3_OP_DELETE_OBJECTS:
         r->body = BODY_SMALL;
         return MHD_YES;
     case CF_S3_OP_UNSUPPORTED:
@@ -184,6 +185,9 @@ static int finish_request(cf_request *r)
     case CF_S3_OP_LIST_OBJECTS: return cf_handle_list_objects(r, 0);
     case CF_S3_OP_LIST_OBJECTS_V2: return cf_handle_list_objects(r, 1);
     case CF_S3_OP_GET_BUCKET_LOCATION: return cf_handle_bucket_location(r);
+    case CF_S3_OP_GET_BUCKET_VERSIONING: return cf_handle_bucket_versioning(r);
+    case CF_S3_OP_LIST_OBJECT_VERSIONS: return cf_handle_list_object_versions(r);
+    case CF_S3_OP_DELETE_OBJECTS: return cf_handle_delete_objects(r);
     case CF_S3_OP_PUT_OBJECT: return cf_put_object_end(r);
     case CF_S3_OP_GET_OBJECT: return cf_handle_get_object(r, 0);
     case CF_S3_OP_HEAD_OBJECT: return cf_handle_get_object(r, 1);

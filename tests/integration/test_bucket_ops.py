@@ -1,0 +1,49 @@
+"""DeleteObjects, GetBucketVersioning and ListObjectVersions on an unversioned bucket (boto3)."""
+import pytest
+from botocore.exceptions import ClientError
+
+
+@pytest.fixture(scope="module")
+def bucket(s3):
+    s3.create_bucket(Bucket="ops")
+    return "ops"
+
+
+def keys(s3, bucket):
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_delete_objects(s3, bucket):
+    for k in ["a", "b", "c/d", "keep"]:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    res = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "a"}, {"Key": "c/d"}, {"Key": "never"}]})
+    # Deleting a missing key succeeds, as in S3.
+    assert sorted(d["Key"] for d in res["Deleted"]) == ["a", "c/d", "never"]
+    assert "Errors" not in res
+    assert keys(s3, bucket) == ["b", "keep"]
+    res = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "b"}], "Quiet": True})
+    assert "Deleted" not in res and "Errors" not in res
+    res = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "keep", "VersionId": "3HL4kqtJlcpXroDTDmJ"}]})
+    assert res["Errors"][0]["Code"] == "NoSuchVersion"
+    assert keys(s3, bucket) == ["keep"]
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": f"k{i}"} for i in range(1001)]})
+    assert e.value.response["Error"]["Code"] == "MalformedXML"
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket="no-such-bucket", Delete={"Objects": [{"Key": "x"}]})
+    assert e.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_versioning_is_off_and_versions_list_current_objects(s3, bucket):
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    for k in ["v/1", "v/2", "v/sub/3"]:
+        s3.put_object(Bucket=bucket, Key=k, Body=b"x")
+    res = s3.list_object_versions(Bucket=bucket, Prefix="v/", Delimiter="/")
+    assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in res["Versions"]] == [
+        ("v/1", "null", True), ("v/2", "null", True)]
+    assert [p["Prefix"] for p in res["CommonPrefixes"]] == ["v/sub/"]
+    page = s3.list_object_versions(Bucket=bucket, Prefix="v/", MaxKeys=1)
+    assert page["IsTruncated"] and [v["Key"] for v in page["Versions"]] == ["v/1"]
+    rest = s3.list_object_versions(Bucket=bucket, Prefix="v/", KeyMarker=page["NextKeyMarker"])
+    assert [v["Key"] for v in rest["Versions"]] == ["v/2", "v/sub/3"]
+    assert s3.get_object(Bucket=bucket, Key="v/1", VersionId="null")["Body"].read() == b"x"
