@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "core/clock.h"
+#include "core/duration.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "server/server.h"
@@ -28,6 +29,8 @@ static const char server_usage[] =
     "  --data DIR           data directory (default ./var/data)\n"
     "  --region REGION      region the server answers for (default us-east-1)\n"
     "  --log-level LEVEL    debug, info, warn or error (default info)\n"
+    "  --domain DOMAIN      also accept virtual-host style requests to BUCKET.DOMAIN\n"
+    "  --multipart-expiry D abort multipart uploads older than D (90s, 15m, 1h, 7d; default 7d)\n"
     "\n"
     "environment:\n"
     "  COFFER_ROOT_USER, COFFER_ROOT_PASSWORD            root access key and secret key\n"
@@ -132,6 +135,8 @@ int cf_cmd_server(int argc, char **argv)
         {"data", required_argument, NULL, 'd'},
         {"region", required_argument, NULL, 'r'},
         {"log-level", required_argument, NULL, 'l'},
+        {"domain", required_argument, NULL, 'D'},
+        {"multipart-expiry", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -143,6 +148,13 @@ int cf_cmd_server(int argc, char **argv)
         case 'a': opts.address = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'r': opts.region = optarg; break;
+        case 'D': opts.domain = optarg; break;
+        case 'E':
+            if (cf_duration_parse(optarg, &opts.multipart_expiry_s) != 0) {
+                fprintf(stderr, "coffer server: --multipart-expiry must be a duration like 90s, 15m, 1h or 7d, not '%s'\n", optarg);
+                return CF_EXIT_USAGE;
+            }
+            break;
         case 'l':
             if (strcmp(optarg, "debug") == 0) cf_log_set_level(CF_LOG_DEBUG);
             else if (strcmp(optarg, "info") == 0) cf_log_set_level(CF_LOG_INFO);

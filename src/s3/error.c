@@ -1,6 +1,9 @@
 /* error.c - lookups into CF_S3_ERROR_MAP and the <Error> document. */
 #include "s3/error.h"
 
+#include <string.h>
+
+#include "s3/request.h"
 #include "s3/xml.h"
 
 static const struct {
@@ -29,7 +32,22 @@ int cf_s3_error_xml(cf_buf *out, cf_s3_error e, const char *message, const char 
     int rc = cf_buf_puts(out, CF_XML_DECL "<Error>");
     if (!rc) rc = cf_xml_elem(out, "Code", cf_s3_error_code(e));
     if (!rc) rc = cf_xml_elem(out, "Message", message ? message : cf_s3_error_message(e));
-    if (!rc && resource) rc = cf_xml_elem(out, "Resource", resource);
+    if (!rc && resource) {
+        /* A path may hold bytes XML 1.0 cannot carry (controls, invalid UTF-8): such a
+         * resource is given percent-encoded, so that the error document always parses. */
+        int plain = cf_s3_utf8_valid((const unsigned char *)resource, strlen(resource));
+        for (const unsigned char *c = (const unsigned char *)resource; plain && *c; c++)
+            plain = *c >= 0x20 || *c == '\t' || *c == '\n' || *c == '\r';
+        if (plain) {
+            rc = cf_xml_elem(out, "Resource", resource);
+        } else {
+            cf_buf enc;
+            cf_buf_init(&enc, 16384);
+            rc = cf_s3_url_encode_key(&enc, resource, strlen(resource));
+            if (!rc) rc = cf_xml_elem(out, "Resource", enc.data ? enc.data : "");
+            cf_buf_cleanup(&enc);
+        }
+    }
     if (!rc && request_id) rc = cf_xml_elem(out, "RequestId", request_id);
     if (!rc) rc = cf_buf_puts(out, "</Error>");
     return rc;

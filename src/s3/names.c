@@ -53,7 +53,7 @@ int cf_s3_bucket_name_valid(const char *name)
 }
 
 /* Well-formed UTF-8: no overlongs, no surrogates, nothing above U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t n)
+int cf_s3_utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -86,7 +86,7 @@ int cf_s3_key_check(const char *key, size_t len)
         return CF_EINVAL;
     if (len > CF_S3_MAX_KEY_LEN)
         return CF_ETOOBIG;
-    if (memchr(key, '\0', len) || !utf8_valid((const unsigned char *)key, len))
+    if (memchr(key, '\0', len) || !cf_s3_utf8_valid((const unsigned char *)key, len))
         return CF_EINVAL;
     return 0;
 }

@@ -78,6 +78,8 @@ int cf_s3_bucket_name_valid(const char *name);
 /* A key is valid when it is 1..1024 bytes of well-formed UTF-8. Returns 0, CF_ETOOBIG (too
  * long) or CF_EINVAL (empty or not UTF-8). */
 int cf_s3_key_check(const char *key, size_t len);
+/* Well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+int cf_s3_utf8_valid(const unsigned char *s, size_t n);
 
 /* Percent-decodes n bytes of s onto out ('+' is kept as '+'); CF_EINVAL on a bad escape. */
 int cf_s3_url_decode(cf_buf *out, const char *s, size_t n);

@@ -40,7 +40,7 @@ const char *cf_s3_op_name(cf_s3_op op)
 
 /* Sub-resources that select another operation, which this server does not implement yet. */
 static const char *const bucket_subresources[] = {
-    "acl", "policy", "cors", "lifecycle", "website", "versioning", "tagging", "delete", "encryption", "replication", "logging", "notification", "object-lock", "versions",
+    "acl", "policy", "cors", "lifecycle", "website", "tagging", "encryption", "replication", "logging", "notification", "object-lock",
     "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock",
     "intelligent-tiering", "inventory", "metrics", "analytics", "policyStatus",
 };
@@ -70,18 +70,20 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
     if (!*bucket)
         return get ? CF_S3_OP_LIST_BUCKETS : CF_S3_OP_METHOD_NOT_ALLOWED;
     if (!*key) {
-        if (get && get_param(ctx, "uploads"))
-            return CF_S3_OP_LIST_MULTIPART_UPLOADS;
-        if (get && get_param(ctx, "versioning"))
-            return CF_S3_OP_GET_BUCKET_VERSIONING;
-        if (get && get_param(ctx, "versions"))
-            return CF_S3_OP_LIST_OBJECT_VERSIONS;
-        if (post && get_param(ctx, "delete"))
-            return CF_S3_OP_DELETE_OBJECTS;
+        /* A sub-resource with the wrong method must never fall through to the plain bucket
+         * operation: "DELETE /bucket?uploads" is not DeleteBucket. */
+        if (get_param(ctx, "uploads"))
+            return get ? CF_S3_OP_LIST_MULTIPART_UPLOADS : CF_S3_OP_METHOD_NOT_ALLOWED;
+        if (get_param(ctx, "versioning"))
+            return get ? CF_S3_OP_GET_BUCKET_VERSIONING : put ? CF_S3_OP_UNSUPPORTED : CF_S3_OP_METHOD_NOT_ALLOWED;
+        if (get_param(ctx, "versions"))
+            return get ? CF_S3_OP_LIST_OBJECT_VERSIONS : CF_S3_OP_METHOD_NOT_ALLOWED;
+        if (get_param(ctx, "delete"))
+            return post ? CF_S3_OP_DELETE_OBJECTS : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (HAS_ANY(bucket_subresources))
             return CF_S3_OP_UNSUPPORTED;
-        if (get && get_param(ctx, "location"))
-            return CF_S3_OP_GET_BUCKET_LOCATION;
+        if (get_param(ctx, "location"))
+            return get ? CF_S3_OP_GET_BUCKET_LOCATION : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (get) {
             const char *lt = get_param(ctx, "list-type");
             return lt && strcmp(lt, "2") == 0 ? CF_S3_OP_LIST_OBJECTS_V2 : CF_S3_OP_LIST_OBJECTS;

@@ -52,6 +52,12 @@ int cf_s3_parse_http_date(const char *s, time_t *out)
     } else {
         return CF_EINVAL;
     }
+    /* %d takes signs; a date with one is not a date. */
+    for (const char *c = s; *c; c++)
+        if (*c == '-' && (c == s || c[-1] == ' ' || c[-1] == ':'))
+            return CF_EINVAL;
+    if (strchr(s, '+'))
+        return CF_EINVAL;
     int mo = month_of(mon);
     if (mo < 0 || day < 1 || day > 31 || h > 23 || m > 59 || sec > 60 || year < 1970)
         return CF_EINVAL;
@@ -61,6 +67,11 @@ int cf_s3_parse_http_date(const char *s, time_t *out)
     tm.tm_hour = h;
     tm.tm_min = m;
     tm.tm_sec = sec;
-    *out = timegm(&tm);
+    time_t t = timegm(&tm);
+    struct tm back;
+    /* 31 Feb normalises to 3 Mar: refuse dates that do not survive the round trip. */
+    if (!gmtime_r(&t, &back) || back.tm_mday != day || back.tm_mon != mo)
+        return CF_EINVAL;
+    *out = t;
     return 0;
 }

@@ -106,6 +106,9 @@ static void on_end(void *ud, const XML_Char *name)
 {
     (void)name;
     parse_state *st = ud;
+    /* Expat still ends an empty element whose start handler failed and stopped the parser. */
+    if (st->error || st->depth == 0)
+        return;
     st->depth--;
     cf_buf *t = &st->text[st->depth];
     st->stack[st->depth]->text = t->data ? cf_buf_steal(t, NULL) : strdup("");

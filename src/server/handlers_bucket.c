@@ -213,7 +213,8 @@ static int list_objects(cf_request *r, int v2, int versions)
     const char *start_after = v2 ? cf_request_param(r, "start-after")
                               : cf_request_param(r, versions ? "key-marker" : "marker");
     const char *fetch_owner = cf_request_param(r, "fetch-owner");
-    cf_buf dec_prefix, dec_delim, dec_after;
+    cf_buf dec_prefix, dec_delim, dec_after, tok;
+    cf_buf_init(&tok, 8192);
     cf_buf_init(&dec_prefix, 4096);
     cf_buf_init(&dec_delim, 4096);
     cf_buf_init(&dec_after, 4096);
@@ -250,11 +251,8 @@ static int list_objects(cf_request *r, int v2, int versions)
     cf_buf after;
     cf_buf_init(&after, 8192);
     if (token) {
-        cf_buf tok;
-        cf_buf_init(&tok, 8192);
         int bad = cf_s3_url_decode(&tok, token, strlen(token)) || !tok.data ||
                   decode_token(tok.data, &after) != 0;
-        cf_buf_cleanup(&tok);
         if (bad) {
             cf_buf_cleanup(&after);
             rc = cf_respond_error(r, CF_S3_InvalidArgument, "the continuation token is not valid");
@@ -288,7 +286,7 @@ static int list_objects(cf_request *r, int v2, int versions)
     put_name(&l, &b, "Prefix", dec_prefix.data ? dec_prefix.data : "", dec_prefix.len);
     if (v2) {
         if (token)
-            cf_xml_elem(&b, "ContinuationToken", token);
+            cf_xml_elem(&b, "ContinuationToken", tok.data);
         if (start_after)
             put_name(&l, &b, "StartAfter", dec_after.data ? dec_after.data : "", dec_after.len);
         cf_xml_elem_u64(&b, "KeyCount", l.keys + l.prefixes_count);
@@ -306,16 +304,18 @@ static int list_objects(cf_request *r, int v2, int versions)
     cf_xml_elem(&b, "IsTruncated", truncated ? "true" : "false");
     if (truncated && next) {
         if (v2) {
-            char *tok = malloc(4 * ((nextlen + 2) / 3) + 1);
-            if (tok) {
-                cf_base64_encode((const unsigned char *)next, nextlen, tok);
-                cf_xml_elem(&b, "NextContinuationToken", tok);
-                free(tok);
+            char *next_token = malloc(4 * ((nextlen + 2) / 3) + 1);
+            if (next_token) {
+                cf_base64_encode((const unsigned char *)next, nextlen, next_token);
+                cf_xml_elem(&b, "NextContinuationToken", next_token);
+                free(next_token);
             }
         } else if (versions) {
             put_name(&l, &b, "NextKeyMarker", next, nextlen);
             cf_xml_elem(&b, "NextVersionIdMarker", "null");
-        } else {
+        } else if (delim) {
+            /* v1 names the next marker only with a delimiter; without one, clients use the
+             * last key, which is the same thing. */
             put_name(&l, &b, "NextMarker", next, nextlen);
         }
     }
@@ -333,6 +333,7 @@ out:
     cf_buf_cleanup(&dec_prefix);
     cf_buf_cleanup(&dec_delim);
     cf_buf_cleanup(&dec_after);
+    cf_buf_cleanup(&tok);
     return rc;
 }
 

@@ -244,8 +244,15 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
         char param[64];
         snprintf(param, sizeof param, "response-%s", overrides[i]);
         const char *o = cf_request_param(r, param);
-        if (o)
-            MHD_add_response_header(resp, overrides[i], o);
+        if (!o)
+            continue;
+        /* Query values stay raw (server.c keep_raw): decode, and refuse what would split the
+         * header. */
+        cf_buf v;
+        cf_buf_init(&v, 8192);
+        if (cf_s3_url_decode(&v, o, strlen(o)) == 0 && v.data && !strpbrk(v.data, "\r\n"))
+            MHD_add_response_header(resp, overrides[i], v.data);
+        cf_buf_cleanup(&v);
     }
 }
 

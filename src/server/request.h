@@ -6,6 +6,7 @@
 #define CF_SERVER_REQUEST_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -27,7 +28,20 @@ struct cf_server {
     uint16_t port;
     uint64_t request_seq;
     char boot_id[9];
+    char domain[256];             /* for virtual-host style; "" when off */
+    int64_t multipart_expiry_s;
+
+    /* janitor.c */
+    pthread_t janitor;
+    pthread_mutex_t janitor_mu;
+    pthread_cond_t janitor_cv;
+    int janitor_stop;
+    int janitor_running;
 };
+
+/* janitor.c: the housekeeping thread (stale multipart uploads). */
+int cf_janitor_start(cf_server *srv);
+void cf_janitor_stop(cf_server *srv);
 
 typedef enum body_mode {
     BODY_NONE,      /* no body expected: any bytes are discarded */

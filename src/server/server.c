@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -32,6 +33,26 @@ static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/*
+ * Virtual-host style: "BUCKET.DOMAIN[:port]" names the bucket and the whole path is the key.
+ * Returns the bucket's length in host, or 0 for path style.
+ */
+static size_t vhost_bucket(const cf_request *r, const char **host_out)
+{
+    const char *domain = r->srv->domain;
+    const char *host = cf_request_header(r, "Host");
+    if (!*domain || !host)
+        return 0;
+    size_t hl = strlen(host), dl = strlen(domain);
+    const char *colon = memchr(host, ':', hl);
+    if (colon)
+        hl = (size_t)(colon - host);
+    if (hl <= dl + 1 || host[hl - dl - 1] != '.' || strncasecmp(host + hl - dl, domain, dl) != 0)
+        return 0;
+    *host_out = host;
+    return hl - dl - 1;
+}
+
 static int split_path(cf_request *r, const char *raw_url)
 {
     cf_buf path;
@@ -43,6 +64,22 @@ static int split_path(cf_request *r, const char *raw_url)
     }
     if (!path.data)
         cf_buf_puts(&path, "/");
+    const char *host;
+    size_t vlen = vhost_bucket(r, &host);
+    if (vlen) {
+        /* Rewrite to the path-style form, which everything after this point expects. */
+        cf_buf full;
+        cf_buf_init(&full, 16384);
+        rc = cf_buf_puts(&full, "/");
+        if (!rc) rc = cf_buf_append(&full, host, vlen);
+        if (!rc) rc = cf_buf_append(&full, path.data, path.len);
+        cf_buf_cleanup(&path);
+        if (rc) {
+            cf_buf_cleanup(&full);
+            return rc;
+        }
+        path = full;
+    }
     if (memchr(path.data, '\0', path.len)) { /* %00 cannot name a key */
         cf_buf_cleanup(&path);
         return CF_EINVAL;
@@ -339,6 +376,8 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     srv->store = store;
     srv->root = opts->root;
     snprintf(srv->region, sizeof srv->region, "%s", opts->region ? opts->region : "us-east-1");
+    snprintf(srv->domain, sizeof srv->domain, "%s", opts->domain ? opts->domain : "");
+    srv->multipart_expiry_s = opts->multipart_expiry_s > 0 ? opts->multipart_expiry_s : (int64_t)7 * 86400;
     unsigned char rnd[4];
     cf_random_bytes(rnd, sizeof rnd);
     snprintf(srv->boot_id, sizeof srv->boot_id, "%02X%02X%02X%02X", rnd[0], rnd[1], rnd[2], rnd[3]);
@@ -370,6 +409,11 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
+    if (cf_janitor_start(srv) != 0) {
+        MHD_stop_daemon(srv->daemon);
+        free(srv);
+        return cf_err_set(err, CF_EIO, "cannot start the housekeeping thread");
+    }
     *out = srv;
     return 0;
 }
@@ -384,5 +428,6 @@ void cf_server_stop(cf_server *srv)
     if (!srv)
         return;
     MHD_stop_daemon(srv->daemon);
+    cf_janitor_stop(srv);
     free(srv);
 }

@@ -23,6 +23,8 @@ typedef struct cf_server_options {
     cf_credential root;
     unsigned connection_timeout_s;  /* idle connections are closed after this; 0 = default */
     size_t max_connections;     /* 0 = default */
+    int64_t multipart_expiry_s; /* uploads older than this are aborted; 0 = 7 days */
+    const char *domain;         /* virtual-host style: BUCKET.domain; NULL = path style only */
 } cf_server_options;
 
 typedef struct cf_server cf_server;
