@@ -44,6 +44,7 @@ typedef enum cf_s3_op {
     CF_S3_OP_DELETE_OBJECT_TAGGING,
     CF_S3_OP_UNSUPPORTED,        /* a known S3 sub-resource we do not implement: NotImplemented */
     CF_S3_OP_METHOD_NOT_ALLOWED, /* e.g. POST /bucket/key without a sub-resource */
+    CF_S3_OP_COUNT_
 } cf_s3_op;
 
 /* Name of the operation as used in logs and metrics ("GetObject"). */

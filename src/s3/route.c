@@ -33,7 +33,8 @@ const char *cf_s3_op_name(cf_s3_op op)
     case CF_S3_OP_DELETE_OBJECT_TAGGING: return "DeleteObjectTagging";
     case CF_S3_OP_UNSUPPORTED: return "Unsupported";
     case CF_S3_OP_METHOD_NOT_ALLOWED: return "MethodNotAllowed";
-    case CF_S3_OP_UNKNOWN: break;
+    case CF_S3_OP_UNKNOWN:
+    case CF_S3_OP_COUNT_: break;
     }
     return "Unknown";
 }

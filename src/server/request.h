@@ -20,6 +20,8 @@
 #define CF_MAX_PUT_SIZE ((uint64_t)5 << 30) /* AWS's limit for a single PUT */
 #define CF_MAX_USER_METADATA 2048        /* AWS: 2 KB of x-amz-meta-* names and values */
 
+typedef struct cf_metrics cf_metrics;
+
 struct cf_server {
     struct MHD_Daemon *daemon;
     cf_store *store;
@@ -31,6 +33,8 @@ struct cf_server {
     char domain[256];             /* for virtual-host style; "" when off */
     int64_t multipart_expiry_s;
 
+    cf_metrics *metrics;
+
     /* janitor.c */
     pthread_t janitor;
     pthread_mutex_t janitor_mu;
@@ -38,6 +42,13 @@ struct cf_server {
     int janitor_stop;
     int janitor_running;
 };
+
+/* metrics.c: counters updated as requests end, rendered for GET /metrics. */
+cf_metrics *cf_metrics_new(void);
+void cf_metrics_free(cf_metrics *m);
+void cf_metrics_begin(cf_metrics *m);
+void cf_metrics_end(cf_metrics *m, cf_s3_op op, int status, uint64_t in, uint64_t out, double seconds);
+int cf_metrics_render(cf_metrics *m, cf_store *store, cf_buf *b);
 
 /* janitor.c: the housekeeping thread (stale multipart uploads). */
 int cf_janitor_start(cf_server *srv);

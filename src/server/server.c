@@ -125,6 +125,26 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
         cf_buf_puts(&b, "ok\n");
         return cf_respond_xml(r, 200, &b) ? MHD_YES : MHD_NO;
     }
+    if (strcmp(url, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
+        cf_buf b;
+        cf_buf_init(&b, (size_t)64 << 20);
+        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0) {
+            cf_buf_cleanup(&b);
+            cf_buf_init(&b, 64);
+            cf_buf_puts(&b, "metrics unavailable\n");
+            return cf_respond_xml(r, 500, &b) ? MHD_YES : MHD_NO;
+        }
+        size_t len;
+        char *data = cf_buf_steal(&b, &len);
+        struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+            free(data);
+            return MHD_NO;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+        r->bytes_out = len;
+        return cf_respond(r, 200, resp) ? MHD_YES : MHD_NO;
+    }
     if (strcmp(url, "/health/ready") == 0 && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
         cf_err err;
         int ready = cf_store_check_ready(r->srv->store, &err) == 0;
@@ -263,6 +283,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         uint64_t seq = atomic_fetch_add((_Atomic uint64_t *)&srv->request_seq, 1);
         snprintf(r->request_id, sizeof r->request_id, "%s%012llX", srv->boot_id, (unsigned long long)seq);
         cf_buf_init(&r->small, CF_MAX_SMALL_BODY);
+        cf_metrics_begin(srv->metrics);
         return begin_request(r, url);
     }
     if (*upload_data_size) {
@@ -286,6 +307,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     /* Anything not committed by now is discarded: a client that went away leaves nothing. */
     cf_store_writer_abort(r->writer);
+    cf_metrics_end(r->srv->metrics, r->op, r->responded ? r->status : 0, r->bytes_in, r->bytes_out,
+                   cf_clock_mono() - r->started);
     cf_hash_free(r->sha256);
     cf_buf_cleanup(&r->small);
 
@@ -375,6 +398,10 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     srv->store = store;
     srv->root = opts->root;
+    if (!(srv->metrics = cf_metrics_new())) {
+        free(srv);
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    }
     snprintf(srv->region, sizeof srv->region, "%s", opts->region ? opts->region : "us-east-1");
     snprintf(srv->domain, sizeof srv->domain, "%s", opts->domain ? opts->domain : "");
     srv->multipart_expiry_s = opts->multipart_expiry_s > 0 ? opts->multipart_expiry_s : (int64_t)7 * 86400;
@@ -404,6 +431,7 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_END);
     if (!srv->daemon) {
+        cf_metrics_free(srv->metrics);
         free(srv);
         return cf_err_set(err, CF_EIO, "cannot listen on '%s'; hint: is the port already in use?", opts->address);
     }
@@ -411,6 +439,7 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     srv->port = info ? info->port : 0;
     if (cf_janitor_start(srv) != 0) {
         MHD_stop_daemon(srv->daemon);
+        cf_metrics_free(srv->metrics);
         free(srv);
         return cf_err_set(err, CF_EIO, "cannot start the housekeeping thread");
     }
@@ -429,5 +458,6 @@ void cf_server_stop(cf_server *srv)
         return;
     MHD_stop_daemon(srv->daemon);
     cf_janitor_stop(srv);
+    cf_metrics_free(srv->metrics);
     free(srv);
 }

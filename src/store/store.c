@@ -428,6 +428,8 @@ static int walk_buckets(cf_store *s, cf_store_bucket **out, size_t *n, cf_store_
         memcpy(list[count].name, k.mv_data, len);
         list[count].name[len] = '\0';
         list[count].created_ns = bv.created_ns;
+        list[count].objects = bv.objects;
+        list[count].bytes = bv.bytes;
         count++;
     }
     mdb_cursor_close(cur);

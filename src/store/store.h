@@ -60,6 +60,8 @@ int cf_store_check_ready(cf_store *s, cf_err *err);
 typedef struct cf_store_bucket {
     char name[64];
     int64_t created_ns;
+    uint64_t objects;            /* as of the listing */
+    uint64_t bytes;
 } cf_store_bucket;
 
 int cf_store_bucket_create(cf_store *s, const char *name, cf_err *err);   /* CF_EEXISTS */

@@ -238,3 +238,23 @@ def test_awscli_multipart_200_mib(server, aws_env, tmp_path, s3, bucket):
     subprocess.run(aws + ["s3", "cp", f"s3://{bucket}/cli/big.bin", f"s3://{bucket}/cli/copy.bin"],
                    env=env, check=True, capture_output=True)
     assert s3.head_object(Bucket=bucket, Key="cli/copy.bin")["ContentLength"] == 200 * MiB
+
+
+def test_stale_uploads_are_aborted_by_the_server(make_server):
+    import time
+    from conftest import s3_client
+    srv = make_server(extra_args=["--multipart-expiry", "2s"]).start()
+    client = s3_client(srv.endpoint)
+    client.create_bucket(Bucket="stale")
+    uid = client.create_multipart_upload(Bucket="stale", Key="k")["UploadId"]
+    client.upload_part(Bucket="stale", Key="k", UploadId=uid, PartNumber=1, Body=b"orphan part")
+    assert data_files(srv) == 1
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and client.list_multipart_uploads(Bucket="stale").get("Uploads"):
+        time.sleep(0.2)
+    assert client.list_multipart_uploads(Bucket="stale").get("Uploads", []) == []
+    assert data_files(srv) == 0
+    assert "aborted stale multipart uploads" in srv.log()
+    with pytest.raises(ClientError) as e:
+        client.upload_part(Bucket="stale", Key="k", UploadId=uid, PartNumber=2, Body=b"late")
+    assert error_code(e) == ("NoSuchUpload", 404)
