@@ -214,7 +214,7 @@ static int open_env(cf_store *s, cf_err *err)
     int rc = cf_fs_mkdirs(path, 0700, err);
     if (rc)
         return rc;
-    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 8)) ||
+    if ((rc = mdb_env_create(&s->env)) || (rc = mdb_env_set_maxdbs(s->env, 16)) ||
         (rc = mdb_env_set_maxreaders(s->env, 1024)) || (rc = mdb_env_set_mapsize(s->env, MAP_SIZE)))
         return cf_store_lmdb_err(err, rc, "setup");
     /* NOTLS: read transactions are short and may be taken on any server thread. */
@@ -230,6 +230,8 @@ static int open_env(cf_store *s, cf_err *err)
         (rc = mdb_dbi_open(txn, "objects", MDB_CREATE, &s->objects)) ||
         (rc = mdb_dbi_open(txn, "uploads", MDB_CREATE, &s->uploads)) ||
         (rc = mdb_dbi_open(txn, "parts", MDB_CREATE, &s->parts)) ||
+        (rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->keys)) ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
         (rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &s->garbage))) {
         mdb_txn_abort(txn);
         return cf_store_lmdb_err(err, rc, "open tables");
@@ -366,9 +368,18 @@ int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err)
             return cf_err_set(err, CF_ENOTEMPTY, "bucket '%s' is not empty", name);
         }
     }
-    /* Uploads in progress die with their bucket (S3 does the same), parts and all. */
+    /* Uploads in progress die with their bucket (S3 does the same), parts and all; so does
+     * its policy, lest a new bucket of the same name inherit it. */
     if (!rc && cf_store_uploads_drop_in(s, txn, name, 0, &freed, NULL) != 0)
         rc = EIO;
+    if (!rc) {
+        char pname[80];
+        snprintf(pname, sizeof pname, "policy/%s", name);
+        MDB_val pk = {strlen(pname), pname};
+        rc = mdb_del(txn, s->meta, &pk, NULL);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
     if (!rc)
         rc = mdb_txn_commit(txn);
     else

@@ -205,6 +205,31 @@ int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_
 int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object_info *rec,
                              cf_err *err);
 
+/*
+ * Access keys besides root. A key carries one policy ("readwrite", "readonly", "writeonly")
+ * on a bucket ("" = every bucket) and a key prefix within it ("" = the whole bucket); what the
+ * policies allow is the server's business (src/server/access.c).
+ */
+typedef struct cf_store_key {
+    char access_key[129];
+    char secret_key[129];
+    char policy[16];
+    char bucket[64];
+    char prefix[1025];
+    int64_t created_ns;
+} cf_store_key;
+
+int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err);       /* CF_EEXISTS */
+int cf_store_key_get(cf_store *s, const char *access_key, cf_store_key *out, cf_err *err); /* CF_ENOTFOUND */
+/* All keys, sorted by access key; *out is freed by the caller with free(). */
+int cf_store_key_list(cf_store *s, cf_store_key **out, size_t *n, cf_err *err);
+int cf_store_key_delete(cf_store *s, const char *access_key, cf_err *err);    /* CF_ENOTFOUND */
+
+/* Small named settings ("policy/<bucket>"). get: *value NUL-terminated, caller frees;
+ * CF_ENOTFOUND when unset. put with value NULL removes the setting. */
+int cf_store_meta_get(cf_store *s, const char *name, char **value, size_t *len, cf_err *err);
+int cf_store_meta_put(cf_store *s, const char *name, const void *value, size_t len, cf_err *err);
+
 /* Totals for metrics and tests. */
 typedef struct cf_store_stats {
     uint64_t buckets;

@@ -18,6 +18,8 @@ struct cf_store {
     MDB_dbi objects;   /* "bucket\0key" -> record, or overflow group (record.h) */
     MDB_dbi uploads;   /* upload id -> upload value (upload.c) */
     MDB_dbi parts;     /* upload id + part number -> record of one segment */
+    MDB_dbi keys;      /* access key -> key record (keys.c) */
+    MDB_dbi meta;      /* name -> bytes: bucket policies and other small settings */
     MDB_dbi garbage;   /* segment id -> "" : data files to unlink after the commit that freed them */
     size_t head_max;   /* longest composite key stored directly; longer ones go to groups */
 

@@ -632,6 +632,46 @@ static void test_recovery_keeps_parts_of_uploads_in_progress(void **state)
     free(got);
 }
 
+/* ---- access keys and settings ---- */
+
+static void test_keys_and_settings(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    cf_store_key k = {.access_key = "reader", .secret_key = "s3cr3t-s3cr3t", .policy = "readonly",
+                      .bucket = "b", .prefix = "public/", .created_ns = 42};
+    assert_int_equal(cf_store_key_add(f->s, &k, &err), 0);
+    assert_int_equal(cf_store_key_add(f->s, &k, &err), CF_EEXISTS);
+    cf_store_key got;
+    assert_int_equal(cf_store_key_get(f->s, "reader", &got, &err), 0);
+    assert_memory_equal(&got, &k, sizeof got - sizeof got.prefix);
+    assert_string_equal(got.prefix, "public/");
+    assert_int_equal(cf_store_key_get(f->s, "nobody", &got, &err), CF_ENOTFOUND);
+    strcpy(k.access_key, "alpha");
+    assert_int_equal(cf_store_key_add(f->s, &k, &err), 0);
+    cf_store_key *list;
+    size_t n;
+    assert_int_equal(cf_store_key_list(f->s, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].access_key, "alpha");
+    free(list);
+    assert_int_equal(cf_store_key_delete(f->s, "alpha", &err), 0);
+    assert_int_equal(cf_store_key_delete(f->s, "alpha", &err), CF_ENOTFOUND);
+
+    char *v;
+    size_t len;
+    assert_int_equal(cf_store_meta_get(f->s, "policy/b", &v, &len, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_meta_put(f->s, "policy/b", "{}", 2, &err), 0);
+    assert_int_equal(cf_store_meta_get(f->s, "policy/b", &v, &len, &err), 0);
+    assert_string_equal(v, "{}");
+    free(v);
+    /* A bucket's policy goes with the bucket. */
+    assert_int_equal(cf_store_bucket_delete(f->s, "b", &err), 0);
+    assert_int_equal(cf_store_bucket_create(f->s, "b", &err), 0);
+    assert_int_equal(cf_store_meta_get(f->s, "policy/b", &v, &len, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_meta_put(f->s, "policy/b", NULL, 0, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +690,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_complete_refuses_a_part_replaced_meanwhile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abort_expire_and_bucket_delete_reclaim_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_keeps_parts_of_uploads_in_progress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_and_settings, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
