@@ -28,11 +28,13 @@
     XX(InvalidRequest, 400, "Invalid Request.")                                                 \
     XX(KeyTooLongError, 400, "Your key is too long.")                                           \
     XX(MalformedXML, 400, "The XML you provided was not well-formed or did not validate against our published schema.") \
+    XX(MalformedPolicy, 400, "Policies must be valid JSON and the first byte must be '{'.") \
     XX(MetadataTooLarge, 400, "Your metadata headers exceed the maximum allowed metadata size.") \
     XX(MethodNotAllowed, 405, "The specified method is not allowed against this resource.")    \
     XX(MissingContentLength, 411, "You must provide the Content-Length HTTP header.")           \
     XX(MissingSecurityHeader, 400, "Your request is missing a required header.")                \
     XX(NoSuchBucket, 404, "The specified bucket does not exist.")                               \
+    XX(NoSuchBucketPolicy, 404, "The bucket policy does not exist.")                            \
     XX(NoSuchKey, 404, "The specified key does not exist.")                                     \
     XX(NoSuchUpload, 404, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.") \
     XX(NotImplemented, 501, "A header you provided implies functionality that is not implemented.") \

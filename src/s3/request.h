@@ -27,6 +27,10 @@ typedef enum cf_s3_op {
     CF_S3_OP_GET_BUCKET_VERSIONING,    /* GET /bucket?versioning */
     CF_S3_OP_LIST_OBJECT_VERSIONS,     /* GET /bucket?versions */
     CF_S3_OP_DELETE_OBJECTS,           /* POST /bucket?delete */
+    CF_S3_OP_GET_BUCKET_POLICY,        /* GET|PUT|DELETE /bucket?policy */
+    CF_S3_OP_PUT_BUCKET_POLICY,
+    CF_S3_OP_DELETE_BUCKET_POLICY,
+    CF_S3_OP_ADMIN,                    /* /_admin/...: coffer's own API (set by the server) */
     CF_S3_OP_PUT_OBJECT,
     CF_S3_OP_GET_OBJECT,
     CF_S3_OP_HEAD_OBJECT,

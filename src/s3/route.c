@@ -16,6 +16,10 @@ const char *cf_s3_op_name(cf_s3_op op)
     case CF_S3_OP_GET_BUCKET_VERSIONING: return "GetBucketVersioning";
     case CF_S3_OP_LIST_OBJECT_VERSIONS: return "ListObjectVersions";
     case CF_S3_OP_DELETE_OBJECTS: return "DeleteObjects";
+    case CF_S3_OP_GET_BUCKET_POLICY: return "GetBucketPolicy";
+    case CF_S3_OP_PUT_BUCKET_POLICY: return "PutBucketPolicy";
+    case CF_S3_OP_DELETE_BUCKET_POLICY: return "DeleteBucketPolicy";
+    case CF_S3_OP_ADMIN: return "Admin";
     case CF_S3_OP_PUT_OBJECT: return "PutObject";
     case CF_S3_OP_GET_OBJECT: return "GetObject";
     case CF_S3_OP_HEAD_OBJECT: return "HeadObject";
@@ -41,7 +45,7 @@ const char *cf_s3_op_name(cf_s3_op op)
 
 /* Sub-resources that select another operation, which this server does not implement yet. */
 static const char *const bucket_subresources[] = {
-    "acl", "policy", "cors", "lifecycle", "website", "tagging", "encryption", "replication", "logging", "notification", "object-lock",
+    "acl", "cors", "lifecycle", "website", "tagging", "encryption", "replication", "logging", "notification", "object-lock",
     "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock",
     "intelligent-tiering", "inventory", "metrics", "analytics", "policyStatus",
 };
@@ -81,6 +85,9 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
             return get ? CF_S3_OP_LIST_OBJECT_VERSIONS : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (get_param(ctx, "delete"))
             return post ? CF_S3_OP_DELETE_OBJECTS : CF_S3_OP_METHOD_NOT_ALLOWED;
+        if (get_param(ctx, "policy"))
+            return get ? CF_S3_OP_GET_BUCKET_POLICY : put ? CF_S3_OP_PUT_BUCKET_POLICY
+                 : del ? CF_S3_OP_DELETE_BUCKET_POLICY : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (HAS_ANY(bucket_subresources))
             return CF_S3_OP_UNSUPPORTED;
         if (get_param(ctx, "location"))

@@ -88,6 +88,7 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
         return -1;
     }
     snprintf(r->access_key, sizeof r->access_key, "%s", auth.access_key);
+    r->principal = CF_PRINCIPAL_ROOT;
 
     const char *amz_date = cf_request_header(r, "x-amz-date");
     if (!amz_date) {

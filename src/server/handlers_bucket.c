@@ -44,6 +44,9 @@ int cf_handle_list_buckets(cf_request *r)
     cf_xml_open(&b, "Buckets");
     for (size_t i = 0; i < n; i++) {
         char date[25];
+        /* A key scoped to one bucket sees only that one. */
+        if (r->principal == CF_PRINCIPAL_KEY && r->grant.bucket[0] && strcmp(r->grant.bucket, list[i].name) != 0)
+            continue;
         cf_s3_iso8601(list[i].created_ns, date);
         cf_xml_open(&b, "Bucket");
         cf_xml_elem(&b, "Name", list[i].name);
@@ -400,6 +403,8 @@ int cf_handle_delete_objects(cf_request *r)
             code = "InvalidArgument", message = "object keys must be 1 to 1024 bytes of UTF-8";
         else if (vid && strcmp(vid->text, "null") != 0)
             code = "NoSuchVersion", message = "The specified version does not exist.";
+        else if (!cf_access_key_in_scope(r, r->bucket, key, keylen))
+            code = "AccessDenied", message = "Access Denied.";
         else if (cf_store_object_delete(r->srv->store, r->bucket, key, keylen, &err) != 0) {
             cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
             code = "InternalError", message = "We encountered an internal error. Please try again.";

@@ -510,6 +510,9 @@ cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *
         return CF_S3_InternalError;
     if (src->keylen > CF_S3_MAX_KEY_LEN)
         return CF_S3_KeyTooLongError;
+    /* Copying reads the source: the principal must be allowed to GET it. */
+    if (!cf_access_allows(r, CF_S3_OP_GET_OBJECT, src->bucket, src->key, src->keylen))
+        return CF_S3_AccessDenied;
 
     cf_err err;
     int missing_bucket = 0;

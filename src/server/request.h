@@ -60,6 +60,12 @@ typedef enum body_mode {
     BODY_OBJECT,    /* streamed into the store writer */
 } body_mode;
 
+typedef enum cf_principal {
+    CF_PRINCIPAL_ANONYMOUS = 0,   /* no Authorization: only what a bucket policy makes public */
+    CF_PRINCIPAL_ROOT,
+    CF_PRINCIPAL_KEY,             /* a stored access key: see `grant` for its policy */
+} cf_principal;
+
 typedef struct cf_request {
     cf_server *srv;
     struct MHD_Connection *conn;
@@ -72,6 +78,8 @@ typedef struct cf_request {
     size_t keylen;
     char *resource;               /* decoded path, for error documents */
     char access_key[129];
+    cf_principal principal;
+    cf_store_key grant;           /* when principal is CF_PRINCIPAL_KEY: its policy and scope */
 
     /* body */
     body_mode body;
@@ -105,6 +113,14 @@ const char *cf_request_param(const cf_request *r, const char *name);
 
 /* auth.c: checks the request's signature; on failure fills *e and msg. */
 int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+
+/* access.c */
+/* May the request's principal perform op on bucket/key? (Anonymous: never; see cf_access_check.) */
+int cf_access_allows(const cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen);
+/* The key lies in the principal's bucket and prefix (always, for root). */
+int cf_access_key_in_scope(const cf_request *r, const char *bucket, const char *key, size_t keylen);
+/* The whole decision for the request as routed, bucket policies included: OK or AccessDenied. */
+cf_s3_error cf_access_check(cf_request *r);
 
 /* handlers_bucket.c */
 int cf_handle_list_buckets(cf_request *r);
@@ -171,6 +187,10 @@ size_t cf_tagging_count(const char *stored);
 int cf_handle_get_object_tagging(cf_request *r);
 int cf_handle_put_object_tagging(cf_request *r);
 int cf_handle_delete_object_tagging(cf_request *r);
+
+/* handlers_admin.c */
+int cf_handle_bucket_policy(cf_request *r);
+int cf_handle_admin(cf_request *r);
 
 /* handlers_multipart.c */
 int cf_handle_create_multipart(cf_request *r);

@@ -158,12 +158,15 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
 
     if (split_path(r, url) != 0)
         return cf_respond_error(r, CF_S3_InvalidArgument, "the request path is not valid percent-encoding") ? MHD_YES : MHD_NO;
-    r->op = cf_s3_route(r->method, r->bucket, r->key, route_param, r);
+    r->op = strcmp(r->bucket, "_admin") == 0 ? CF_S3_OP_ADMIN : cf_s3_route(r->method, r->bucket, r->key, route_param, r);
 
     cf_s3_error e = CF_S3_OK;
     char msg[256] = "";
     if (cf_auth_check(r, &e, msg, sizeof msg) != 0)
         return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
+
+    if ((e = cf_access_check(r)) != CF_S3_OK)
+        return cf_respond_error(r, e, NULL) ? MHD_YES : MHD_NO;
 
     if (r->keylen > CF_S3_MAX_KEY_LEN)
         return cf_respond_error(r, CF_S3_KeyTooLongError, NULL) ? MHD_YES : MHD_NO;
@@ -181,6 +184,8 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD:
     case CF_S3_OP_PUT_OBJECT_TAGGING:
     case CF_S3_OP_DELETE_OBJECTS:
+    case CF_S3_OP_PUT_BUCKET_POLICY:
+    case CF_S3_OP_ADMIN:
         r->body = BODY_SMALL;
         return MHD_YES;
     case CF_S3_OP_UNSUPPORTED:
@@ -245,6 +250,10 @@ static int finish_request(cf_request *r)
     case CF_S3_OP_GET_BUCKET_VERSIONING: return cf_handle_bucket_versioning(r);
     case CF_S3_OP_LIST_OBJECT_VERSIONS: return cf_handle_list_object_versions(r);
     case CF_S3_OP_DELETE_OBJECTS: return cf_handle_delete_objects(r);
+    case CF_S3_OP_GET_BUCKET_POLICY:
+    case CF_S3_OP_PUT_BUCKET_POLICY:
+    case CF_S3_OP_DELETE_BUCKET_POLICY: return cf_handle_bucket_policy(r);
+    case CF_S3_OP_ADMIN: return cf_handle_admin(r);
     case CF_S3_OP_PUT_OBJECT: return cf_put_object_end(r);
     case CF_S3_OP_GET_OBJECT: return cf_handle_get_object(r, 0);
     case CF_S3_OP_HEAD_OBJECT: return cf_handle_get_object(r, 1);

@@ -128,7 +128,7 @@ static void test_bucket_level(void **state)
 /* Bucket sub-resources of the S3 API reference, each selecting an operation coffer lacks. */
 /* clang-format off */
 static const char *const bucket_subresources[] = {
-    "acl", "policy", "cors", "lifecycle", "website", "tagging",
+    "acl", "cors", "lifecycle", "website", "tagging",
     "encryption", "replication", "logging", "notification", "object-lock", "accelerate",
     "requestPayment", "ownershipControls", "publicAccessBlock", "intelligent-tiering", "inventory",
     "metrics", "analytics", "policyStatus",
@@ -170,6 +170,10 @@ static void test_implemented_bucket_subresources(void **state)
         {"GET", "examplebucket", "", "versioning", CF_S3_OP_GET_BUCKET_VERSIONING},
         {"GET", "examplebucket", "", "versions&prefix=a", CF_S3_OP_LIST_OBJECT_VERSIONS},
         {"POST", "examplebucket", "", "delete", CF_S3_OP_DELETE_OBJECTS},
+        {"GET", "examplebucket", "", "policy", CF_S3_OP_GET_BUCKET_POLICY},
+        {"PUT", "examplebucket", "", "policy", CF_S3_OP_PUT_BUCKET_POLICY},
+        {"DELETE", "examplebucket", "", "policy", CF_S3_OP_DELETE_BUCKET_POLICY},
+        {"POST", "examplebucket", "", "policy", CF_S3_OP_METHOD_NOT_ALLOWED},
     };
     /* clang-format on */
     CHECK_ROUTES(cases);
@@ -347,11 +351,18 @@ static void test_op_names(void **state)
         {CF_S3_OP_GET_OBJECT_TAGGING, "GetObjectTagging"},
         {CF_S3_OP_PUT_OBJECT_TAGGING, "PutObjectTagging"},
         {CF_S3_OP_DELETE_OBJECT_TAGGING, "DeleteObjectTagging"},
+        {CF_S3_OP_GET_BUCKET_VERSIONING, "GetBucketVersioning"},
+        {CF_S3_OP_LIST_OBJECT_VERSIONS, "ListObjectVersions"},
+        {CF_S3_OP_DELETE_OBJECTS, "DeleteObjects"},
+        {CF_S3_OP_GET_BUCKET_POLICY, "GetBucketPolicy"},
+        {CF_S3_OP_PUT_BUCKET_POLICY, "PutBucketPolicy"},
+        {CF_S3_OP_DELETE_BUCKET_POLICY, "DeleteBucketPolicy"},
+        {CF_S3_OP_ADMIN, "Admin"},
         {CF_S3_OP_UNSUPPORTED, "Unsupported"},
         {CF_S3_OP_METHOD_NOT_ALLOWED, "MethodNotAllowed"},
         {CF_S3_OP_UNKNOWN, "Unknown"},
         {(cf_s3_op)-1, "Unknown"},
-        {(cf_s3_op)(CF_S3_OP_METHOD_NOT_ALLOWED + 1), "Unknown"},
+        {CF_S3_OP_COUNT_, "Unknown"},
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         assert_string_equal(cf_s3_op_name(names[i].op), names[i].name);
@@ -383,12 +394,14 @@ static const struct {
     {"InvalidRange", 416},
     {"InvalidRequest", 400},
     {"KeyTooLongError", 400},
+    {"MalformedPolicy", 400},
     {"MalformedXML", 400},
     {"MetadataTooLarge", 400},
     {"MethodNotAllowed", 405},
     {"MissingContentLength", 411},
     {"MissingSecurityHeader", 400},
     {"NoSuchBucket", 404},
+    {"NoSuchBucketPolicy", 404},
     {"NoSuchKey", 404},
     {"NoSuchUpload", 404},
     {"NotImplemented", 501},
