@@ -8,6 +8,7 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  server     run the S3-compatible object server\n"
+    "  admin      manage access keys and public buckets of a running server\n"
     "  version    print the version\n"
     "\n"
     "Run 'coffer <command> --help' for a command's options.\n";
@@ -21,6 +22,8 @@ int cf_cli_main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "server") == 0)
         return cf_cmd_server(argc - 1, argv + 1);
+    if (strcmp(cmd, "admin") == 0)
+        return cf_cmd_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("coffer %s\n", COFFER_VERSION);
         return CF_EXIT_OK;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/target.h"
 #include "core/clock.h"
 #include "core/duration.h"
 #include "core/fs.h"
@@ -45,52 +46,12 @@ static void on_signal(int sig)
 }
 
 /* Value of NAME, or the trimmed contents of the file named by NAME_FILE; NULL when neither. */
-static int env_or_file(const char *name, char *out, size_t outlen, cf_err *err)
-{
-    const char *v = getenv(name);
-    if (v && *v) {
-        if (strlen(v) >= outlen)
-            return cf_err_set(err, CF_EINVAL, "%s is longer than %zu characters", name, outlen - 1);
-        snprintf(out, outlen, "%s", v);
-        return 1;
-    }
-    char fname[128];
-    snprintf(fname, sizeof fname, "%s_FILE", name);
-    const char *path = getenv(fname);
-    if (!path || !*path)
-        return 0;
-    char *data = NULL;
-    size_t len;
-    int rc = cf_fs_read_small(path, outlen - 1 + 2, &data, &len, err);
-    if (rc)
-        return cf_err_set(err, rc, "%s: %s", fname, err->msg);
-    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
-        data[--len] = '\0';
-    if (len == 0 || len >= outlen) {
-        free(data);
-        return cf_err_set(err, CF_EINVAL, "%s: file '%s' must hold 1 to %zu characters", fname, path, outlen - 1);
-    }
-    snprintf(out, outlen, "%s", data);
-    free(data);
-    return 1;
-}
-
-static void random_token(char *out, size_t n, const char *alphabet)
-{
-    unsigned char r[128];
-    size_t alen = strlen(alphabet);
-    cf_random_bytes(r, n);
-    for (size_t i = 0; i < n; i++)
-        out[i] = alphabet[r[i] % alen];
-    out[n] = '\0';
-}
-
 static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *err)
 {
-    int have_user = env_or_file("COFFER_ROOT_USER", cred->access_key, sizeof cred->access_key, err);
+    int have_user = cf_cli_env_or_file("COFFER_ROOT_USER", cred->access_key, sizeof cred->access_key, err);
     if (have_user < 0)
         return have_user;
-    int have_pass = env_or_file("COFFER_ROOT_PASSWORD", cred->secret_key, sizeof cred->secret_key, err);
+    int have_pass = cf_cli_env_or_file("COFFER_ROOT_PASSWORD", cred->secret_key, sizeof cred->secret_key, err);
     if (have_pass < 0)
         return have_pass;
     if (have_user && have_pass) {
@@ -114,8 +75,8 @@ static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *e
     }
     if (rc != CF_ENOTFOUND)
         return rc;
-    random_token(cred->access_key, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
-    random_token(cred->secret_key, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    cf_random_token(cred->access_key, 20, CF_ACCESS_KEY_ALPHABET);
+    cf_random_token(cred->secret_key, 40, CF_SECRET_KEY_ALPHABET);
     char buf[512];
     int len = snprintf(buf, sizeof buf, "access_key=%s\nsecret_key=%s\n", cred->access_key, cred->secret_key);
     rc = cf_fs_write_atomic(path, buf, (size_t)len, 0600, err);

@@ -1,6 +1,7 @@
 #include "core/clock.h"
 
 #include <errno.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/random.h>
 
@@ -49,5 +50,24 @@ int cf_random_bytes(void *p, size_t n)
         out += r;
         n -= (size_t)r;
     }
+    return 0;
+}
+
+int cf_random_token(char *out, size_t n, const char *alphabet)
+{
+    size_t alen = strlen(alphabet);
+    if (alen == 0 || alen > 256)
+        return CF_EINVAL;
+    size_t limit = 256 - 256 % alen; /* bytes at or above this would favour the first letters */
+    size_t i = 0;
+    while (i < n) {
+        unsigned char r[64];
+        if (cf_random_bytes(r, sizeof r) != 0)
+            return CF_EIO;
+        for (size_t j = 0; j < sizeof r && i < n; j++)
+            if (r[j] < limit)
+                out[i++] = alphabet[r[j] % alen];
+    }
+    out[n] = '\0';
     return 0;
 }

@@ -20,5 +20,10 @@ void cf_clock_set_override(time_t t);
 
 /* Fills p with n cryptographically random bytes; returns 0 or CF_EIO. */
 int cf_random_bytes(void *p, size_t n);
+/* n characters drawn uniformly from alphabet (at most 256 characters long) into out[n + 1]:
+ * credentials. Rejection sampling, so no character is likelier than another. */
+int cf_random_token(char *out, size_t n, const char *alphabet);
+#define CF_ACCESS_KEY_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+#define CF_SECRET_KEY_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 #endif

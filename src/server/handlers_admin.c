@@ -104,16 +104,6 @@ static json_t *key_json(const cf_store_key *k)
                      "bucket", k->bucket, "prefix", k->prefix, "created", created);
 }
 
-static void random_token(char *out, size_t n, const char *alphabet)
-{
-    unsigned char r[64];
-    size_t alen = strlen(alphabet);
-    cf_random_bytes(r, n);
-    for (size_t i = 0; i < n; i++)
-        out[i] = alphabet[r[i] % alen];
-    out[n] = '\0';
-}
-
 static int add_key(cf_request *r)
 {
     json_error_t jerr;
@@ -151,9 +141,9 @@ static int add_key(cf_request *r)
     if (access)
         snprintf(k.access_key, sizeof k.access_key, "%s", access);
     else
-        random_token(k.access_key, 20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+        cf_random_token(k.access_key, 20, CF_ACCESS_KEY_ALPHABET);
     json_decref(in);
-    random_token(k.secret_key, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    cf_random_token(k.secret_key, 40, CF_SECRET_KEY_ALPHABET);
     k.created_ns = cf_clock_now_ns();
     cf_err err;
     int rc = cf_store_key_add(r->srv->store, &k, &err);

@@ -1,0 +1,225 @@
+/*
+ * cmd_admin.c - `coffer admin`: access keys and public buckets on a running server, through
+ * its admin API and the S3 bucket-policy calls (src/server/handlers_admin.c). Runs as root:
+ * the credentials come from the environment as for every client command (cli/target.h).
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/target.h"
+#include "s3/request.h"
+
+static const char admin_usage[] =
+    "usage: coffer admin key add --policy readwrite|readonly|writeonly [--bucket B [--prefix P]] [--name KEY]\n"
+    "       coffer admin key ls\n"
+    "       coffer admin key rm ACCESS_KEY\n"
+    "       coffer admin bucket set-public BUCKET [--prefix P]\n"
+    "       coffer admin bucket set-private BUCKET\n"
+    "\n"
+    "common options: --endpoint URL  --region R  --access-key K  --secret-key-file F  --json\n"
+    "Credentials: COFFER_ROOT_USER/COFFER_ROOT_PASSWORD (or _FILE), or COFFER_ACCESS_KEY/\n"
+    "COFFER_SECRET_KEY; the endpoint: COFFER_ENDPOINT (default http://127.0.0.1:9000).\n";
+
+typedef struct admin_opts {
+    cf_cli_target_flags target;
+    const char *policy, *bucket, *prefix, *name;
+    int json;
+} admin_opts;
+
+/* The server's error document, or the body, as a one-line reason. */
+static void print_failure(const char *what, long status, const cf_buf *body)
+{
+    const char *text = body->data ? body->data : "";
+    const char *code = strstr(text, "<Code>"), *msg = strstr(text, "<Message>");
+    if (code && msg) {
+        const char *ce = strstr(code, "</Code>"), *me = strstr(msg, "</Message>");
+        fprintf(stderr, "coffer admin: %s failed: %.*s: %.*s (HTTP %ld)\n", what, ce ? (int)(ce - code - 6) : 0,
+                code + 6, me ? (int)(me - msg - 9) : 0, msg + 9, status);
+    } else {
+        fprintf(stderr, "coffer admin: %s failed: HTTP %ld %.200s\n", what, status, text);
+    }
+}
+
+static int call(const cf_cli_target *t, const char *what, const char *method, const char *path,
+                const char *type, const char *body, long want, cf_buf *out)
+{
+    cf_err err;
+    long status = 0;
+    cf_buf_cleanup(out);
+    cf_buf_init(out, (size_t)16 << 20);
+    if (cf_cli_request(t, method, path, type, body, body ? strlen(body) : 0, &status, out, &err) != 0) {
+        fprintf(stderr, "coffer admin: %s\n", err.msg);
+        return CF_EXIT_FAILURE;
+    }
+    if (status != want) {
+        print_failure(what, status, out);
+        return CF_EXIT_FAILURE;
+    }
+    return CF_EXIT_OK;
+}
+
+static int key_add(const cf_cli_target *t, const admin_opts *o)
+{
+    if (!o->policy) {
+        fprintf(stderr, "coffer admin key add: --policy is required (readwrite, readonly or writeonly)\n");
+        return CF_EXIT_USAGE;
+    }
+    json_t *req = json_pack("{s:s, s:s, s:s}", "policy", o->policy, "bucket", o->bucket ? o->bucket : "",
+                            "prefix", o->prefix ? o->prefix : "");
+    if (o->name)
+        json_object_set_new(req, "access_key", json_string(o->name));
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    cf_buf out;
+    cf_buf_init(&out, 1);
+    int rc = body ? call(t, "adding the key", "POST", "/_admin/v1/keys", "application/json", body, 200, &out)
+                  : CF_EXIT_FAILURE;
+    free(body);
+    if (rc == CF_EXIT_OK) {
+        json_t *res = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
+        const char *ak = NULL, *sk = NULL;
+        if (o->json) {
+            printf("%s\n", out.data);
+        } else if (res && json_unpack(res, "{s:s, s:s}", "access_key", &ak, "secret_key", &sk) == 0) {
+            /* Shown once: the server keeps no way to show the secret again. */
+            printf("access key: %s\nsecret key: %s\npolicy:     %s on %s%s%s\n", ak, sk, o->policy,
+                   o->bucket ? o->bucket : "every bucket", o->prefix && *o->prefix ? "/" : "",
+                   o->prefix ? o->prefix : "");
+        } else {
+            fprintf(stderr, "coffer admin: the server's answer is not the expected JSON\n");
+            rc = CF_EXIT_FAILURE;
+        }
+        json_decref(res);
+    }
+    cf_buf_cleanup(&out);
+    return rc;
+}
+
+static int key_ls(const cf_cli_target *t, const admin_opts *o)
+{
+    cf_buf out;
+    cf_buf_init(&out, 1);
+    int rc = call(t, "listing keys", "GET", "/_admin/v1/keys", NULL, NULL, 200, &out);
+    if (rc == CF_EXIT_OK && o->json) {
+        printf("%s\n", out.data);
+    } else if (rc == CF_EXIT_OK) {
+        json_t *res = json_loadb(out.data ? out.data : "", out.len, 0, NULL), *keys = json_object_get(res, "keys");
+        size_t i;
+        json_t *k;
+        printf("%-24s %-10s %-24s %s\n", "ACCESS KEY", "POLICY", "BUCKET", "PREFIX");
+        json_array_foreach(keys, i, k) {
+            const char *bucket = json_string_value(json_object_get(k, "bucket"));
+            printf("%-24s %-10s %-24s %s\n", json_string_value(json_object_get(k, "access_key")),
+                   json_string_value(json_object_get(k, "policy")), bucket && *bucket ? bucket : "*",
+                   json_string_value(json_object_get(k, "prefix")));
+        }
+        json_decref(res);
+    }
+    cf_buf_cleanup(&out);
+    return rc;
+}
+
+static int key_rm(const cf_cli_target *t, const char *name)
+{
+    cf_buf out, path;
+    cf_buf_init(&out, 1);
+    cf_buf_init(&path, 1024);
+    cf_buf_puts(&path, "/_admin/v1/keys/");
+    cf_s3_url_encode_key(&path, name, strlen(name));
+    int rc = call(t, "removing the key", "DELETE", path.data, NULL, NULL, 204, &out);
+    cf_buf_cleanup(&out);
+    cf_buf_cleanup(&path);
+    return rc;
+}
+
+static int bucket_public(const cf_cli_target *t, const char *bucket, const char *prefix, int make_public)
+{
+    if (!cf_s3_bucket_name_valid(bucket)) {
+        fprintf(stderr, "coffer admin: '%s' is not a valid bucket name\n", bucket);
+        return CF_EXIT_USAGE;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/%s?policy=", bucket);
+    cf_buf out;
+    cf_buf_init(&out, 1);
+    int rc;
+    if (!make_public) {
+        rc = call(t, "making the bucket private", "DELETE", path, NULL, NULL, 204, &out);
+    } else {
+        char resource[1200];
+        snprintf(resource, sizeof resource, "arn:aws:s3:::%s/%s*", bucket, prefix ? prefix : "");
+        json_t *doc = json_pack("{s:s, s:[{s:s, s:s, s:{s:s}, s:s, s:s}]}", "Version", "2012-10-17", "Statement",
+                                "Sid", "coffer-public-read", "Effect", "Allow", "Principal", "AWS", "*",
+                                "Action", "s3:GetObject", "Resource", resource);
+        char *body = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        rc = body ? call(t, "making the bucket public", "PUT", path, "application/json", body, 204, &out)
+                  : CF_EXIT_FAILURE;
+        free(body);
+    }
+    if (rc == CF_EXIT_OK)
+        printf("%s: %s\n", bucket, make_public ? "objects readable by anyone" : "private");
+    cf_buf_cleanup(&out);
+    return rc;
+}
+
+int cf_cmd_admin(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"endpoint", required_argument, NULL, 'e'}, {"region", required_argument, NULL, 'r'},
+        {"access-key", required_argument, NULL, 'a'}, {"secret-key-file", required_argument, NULL, 's'},
+        {"policy", required_argument, NULL, 'p'}, {"bucket", required_argument, NULL, 'b'},
+        {"prefix", required_argument, NULL, 'x'}, {"name", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+    };
+    admin_opts o = {0};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'e': o.target.endpoint = optarg; break;
+        case 'r': o.target.region = optarg; break;
+        case 'a': o.target.access_key = optarg; break;
+        case 's': o.target.secret_key_file = optarg; break;
+        case 'p': o.policy = optarg; break;
+        case 'b': o.bucket = optarg; break;
+        case 'x': o.prefix = optarg; break;
+        case 'n': o.name = optarg; break;
+        case 'j': o.json = 1; break;
+        case 'h': fputs(admin_usage, stdout); return CF_EXIT_OK;
+        default: fputs(admin_usage, stderr); return CF_EXIT_USAGE;
+        }
+    }
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    if (nargs < 2) {
+        fputs(admin_usage, stderr);
+        return CF_EXIT_USAGE;
+    }
+    cf_cli_target t;
+    cf_err err;
+    if (cf_cli_target_resolve(&o.target, &t, &err) != 0) {
+        fprintf(stderr, "coffer admin: %s\n", err.msg);
+        return CF_EXIT_USAGE;
+    }
+    int rc = -1;
+    if (strcmp(args[0], "key") == 0 && strcmp(args[1], "add") == 0 && nargs == 2)
+        rc = key_add(&t, &o);
+    else if (strcmp(args[0], "key") == 0 && strcmp(args[1], "ls") == 0 && nargs == 2)
+        rc = key_ls(&t, &o);
+    else if (strcmp(args[0], "key") == 0 && strcmp(args[1], "rm") == 0 && nargs == 3)
+        rc = key_rm(&t, args[2]);
+    else if (strcmp(args[0], "bucket") == 0 && strcmp(args[1], "set-public") == 0 && nargs == 3)
+        rc = bucket_public(&t, args[2], o.prefix, 1);
+    else if (strcmp(args[0], "bucket") == 0 && strcmp(args[1], "set-private") == 0 && nargs == 3)
+        rc = bucket_public(&t, args[2], NULL, 0);
+    memset(&t, 0, sizeof t);
+    if (rc < 0) {
+        fprintf(stderr, "coffer admin: unknown command '%s %s'\n%s", args[0], args[1], admin_usage);
+        return CF_EXIT_USAGE;
+    }
+    return rc;
+}

@@ -1,0 +1,156 @@
+"""Access keys with policies, the admin API and CLI, and anonymous reads by bucket policy."""
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, s3_client
+
+
+def admin(server, *args, check=True):
+    env = dict(os.environ, COFFER_ENDPOINT=server.endpoint, COFFER_ROOT_USER=ACCESS_KEY,
+               COFFER_ROOT_PASSWORD=SECRET_KEY)
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "COFFER_ACCESS_KEY", "COFFER_SECRET_KEY"):
+        env.pop(k, None)
+    p = subprocess.run([COFFER_BIN, "admin", *args], env=env, capture_output=True, text=True, timeout=30)
+    assert SECRET_KEY not in p.stdout + p.stderr
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def new_key(server, *args):
+    out = json.loads(admin(server, "key", "add", "--json", *args).stdout)
+    return out["access_key"], out["secret_key"]
+
+
+def denied(fn, *a, **kw):
+    with pytest.raises(ClientError) as e:
+        fn(*a, **kw)
+    assert e.value.response["Error"]["Code"] == "AccessDenied", e.value.response
+    return True
+
+
+@pytest.fixture(scope="module")
+def buckets(s3):
+    for b in ("team", "other"):
+        s3.create_bucket(Bucket=b)
+        s3.put_object(Bucket=b, Key="shared/a.txt", Body=b"a")
+        s3.put_object(Bucket=b, Key="private/b.txt", Body=b"b")
+    return "team", "other"
+
+
+def test_readonly_key_on_a_prefix(server, s3, buckets):
+    ak, sk = new_key(server, "--policy", "readonly", "--bucket", "team", "--prefix", "shared/")
+    c = s3_client(server.endpoint, ak, sk)
+    assert c.get_object(Bucket="team", Key="shared/a.txt")["Body"].read() == b"a"
+    assert [o["Key"] for o in c.list_objects_v2(Bucket="team", Prefix="shared/")["Contents"]] == ["shared/a.txt"]
+    denied(c.get_object, Bucket="team", Key="private/b.txt")
+    denied(c.list_objects_v2, Bucket="team")            # the whole bucket is beyond the prefix
+    denied(c.get_object, Bucket="other", Key="shared/a.txt")
+    denied(c.put_object, Bucket="team", Key="shared/new", Body=b"x")
+    denied(c.delete_object, Bucket="team", Key="shared/a.txt")
+    denied(c.create_bucket, Bucket="newbucket")
+    assert [b["Name"] for b in c.list_buckets()["Buckets"]] == ["team"]
+    assert s3.get_object(Bucket="team", Key="shared/a.txt")["Body"].read() == b"a"
+
+
+def test_writeonly_key_cannot_read_or_delete(server, s3, buckets):
+    ak, sk = new_key(server, "--policy", "writeonly", "--bucket", "team", "--prefix", "backups/")
+    c = s3_client(server.endpoint, ak, sk)
+    c.put_object(Bucket="team", Key="backups/db.dump", Body=b"dump")
+    c.head_bucket(Bucket="team")
+    denied(c.get_object, Bucket="team", Key="backups/db.dump")
+    denied(c.delete_object, Bucket="team", Key="backups/db.dump")
+    denied(c.put_object, Bucket="team", Key="elsewhere", Body=b"x")
+    # Copying reads the source, which a write-only key may not.
+    denied(c.copy_object, Bucket="team", Key="backups/copy", CopySource={"Bucket": "team", "Key": "private/b.txt"})
+    assert s3.get_object(Bucket="team", Key="backups/db.dump")["Body"].read() == b"dump"
+
+
+def test_readwrite_key_and_multi_delete_scope(server, s3, buckets):
+    ak, sk = new_key(server, "--policy", "readwrite", "--bucket", "other")
+    c = s3_client(server.endpoint, ak, sk)
+    c.put_object(Bucket="other", Key="x", Body=b"x")
+    assert c.get_object(Bucket="other", Key="x")["Body"].read() == b"x"
+    c.delete_object(Bucket="other", Key="x")
+    denied(c.get_object, Bucket="team", Key="shared/a.txt")
+    ak2, sk2 = new_key(server, "--policy", "readwrite", "--bucket", "team", "--prefix", "tmp/")
+    c2 = s3_client(server.endpoint, ak2, sk2)
+    c2.put_object(Bucket="team", Key="tmp/1", Body=b"1")
+    res = c2.delete_objects(Bucket="team", Delete={"Objects": [{"Key": "tmp/1"}, {"Key": "shared/a.txt"}]})
+    assert [d["Key"] for d in res["Deleted"]] == ["tmp/1"]
+    assert [(e["Key"], e["Code"]) for e in res["Errors"]] == [("shared/a.txt", "AccessDenied")]
+    assert s3.get_object(Bucket="team", Key="shared/a.txt")["Body"].read() == b"a"
+
+
+def test_key_listing_and_removal(server, s3, buckets):
+    ak, sk = new_key(server, "--policy", "readonly", "--name", "ci-reader")
+    assert ak == "ci-reader"
+    listed = json.loads(admin(server, "key", "ls", "--json").stdout)["keys"]
+    entry = [k for k in listed if k["access_key"] == "ci-reader"][0]
+    assert entry["policy"] == "readonly" and "secret_key" not in entry
+    table = admin(server, "key", "ls").stdout
+    assert "ci-reader" in table and sk not in table
+    c = s3_client(server.endpoint, ak, sk)
+    assert c.get_object(Bucket="other", Key="shared/a.txt")["Body"].read() == b"a"   # every bucket
+    admin(server, "key", "rm", "ci-reader")
+    with pytest.raises(ClientError) as e:
+        c.get_object(Bucket="other", Key="shared/a.txt")
+    assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
+    p = admin(server, "key", "rm", "ci-reader", check=False)
+    assert p.returncode == 1 and "InvalidAccessKeyId" in p.stderr
+    p = admin(server, "key", "add", "--policy", "everything", check=False)
+    assert p.returncode == 1 and "policy must be" in p.stderr
+    # Only root may use the admin API.
+    ak3, sk3 = new_key(server, "--policy", "readwrite")
+    env = dict(os.environ, COFFER_ENDPOINT=server.endpoint, COFFER_ACCESS_KEY=ak3, COFFER_SECRET_KEY=sk3)
+    for k in ("COFFER_ROOT_USER", "COFFER_ROOT_PASSWORD"):
+        env.pop(k, None)
+    p = subprocess.run([COFFER_BIN, "admin", "key", "ls"], env=env, capture_output=True, text=True)
+    assert p.returncode == 1 and "AccessDenied" in p.stderr
+
+
+def test_public_bucket_prefix(server, s3, buckets):
+    def anon(key):
+        try:
+            with urllib.request.urlopen(f"{server.endpoint}/team/{key}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    assert anon("shared/a.txt")[0] == 403
+    out = admin(server, "bucket", "set-public", "team", "--prefix", "shared/").stdout
+    assert "readable by anyone" in out
+    assert anon("shared/a.txt") == (200, b"a")
+    status, body = anon("private/b.txt")
+    assert status == 403 and b"<Code>AccessDenied</Code>" in body
+    assert anon("")[0] == 403                                   # no listing granted
+    policy = json.loads(s3.get_bucket_policy(Bucket="team")["Policy"])
+    assert policy["Statement"][0]["Resource"] == "arn:aws:s3:::team/shared/*"
+    # Anonymous writes are never allowed.
+    req = urllib.request.Request(f"{server.endpoint}/team/shared/evil", data=b"x", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 403
+    admin(server, "bucket", "set-private", "team")
+    assert anon("shared/a.txt")[0] == 403
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_policy(Bucket="team")
+    assert e.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
+
+
+def test_policy_api_refuses_what_it_cannot_enforce(s3, buckets):
+    bad = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
+                                                   "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team/*"}]}
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_policy(Bucket="team", Policy=json.dumps(bad))
+    assert e.value.response["Error"]["Code"] == "MalformedPolicy"
+    assert "Allow" in e.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as e:
+        s3.get_bucket_policy(Bucket="team")
+    assert e.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
