@@ -116,8 +116,25 @@ static int get_param_cb(void *ctx, const char *name, const char **value)
 }
 
 /* The first call: everything that can be decided from the request line and headers. */
+#define MAX_HEADER_BYTES (64 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen,
+                                       const char *value, size_t vlen)
+{
+    (void)kind;
+    (void)key;
+    (void)value;
+    *(size_t *)cls += klen + vlen + 4;
+    return MHD_YES;
+}
+
 static enum MHD_Result begin_request(cf_request *r, const char *url)
 {
+    /* The connection pool (below) is larger than the header limit, so enforce it here. */
+    size_t header_bytes = strlen(url);
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
+    if (header_bytes > MAX_HEADER_BYTES)
+        return cf_respond_error(r, CF_S3_RequestHeaderSectionTooLarge, NULL) ? MHD_YES : MHD_NO;
     if (strcmp(url, "/health/live") == 0 && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
         r->op = CF_S3_OP_UNKNOWN;
         cf_buf b;
