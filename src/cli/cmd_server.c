@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,13 +38,6 @@ static const char server_usage[] =
     "  COFFER_ROOT_USER, COFFER_ROOT_PASSWORD            root access key and secret key\n"
     "  COFFER_ROOT_USER_FILE, COFFER_ROOT_PASSWORD_FILE  files holding them instead\n";
 
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* Value of NAME, or the trimmed contents of the file named by NAME_FILE; NULL when neither. */
 static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *err)
@@ -135,6 +129,16 @@ int cf_cmd_server(int argc, char **argv)
         return CF_EXIT_USAGE;
     }
 
+    /* Block the stop signals before any thread exists, so that every thread inherits the mask
+     * and only sigwait below receives them: a handler could run on any thread and leave the
+     * main thread asleep. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     cf_err err = {0};
     cf_store *store = NULL;
     cf_server *srv = NULL;
@@ -148,18 +152,13 @@ int cf_cmd_server(int argc, char **argv)
         return CF_EXIT_FAILURE;
     }
 
-    struct sigaction sa = {0};
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     char port[8];
     snprintf(port, sizeof port, "%u", cf_server_port(srv));
     cf_log(CF_LOG_INFO, "coffer server ready", "address", opts.address, "port", port,
            "data", data_dir, "region", opts.region, "access_key", opts.root.access_key, NULL);
-    while (!stop_requested)
-        pause();
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
     cf_log(CF_LOG_INFO, "shutting down", NULL);
     cf_server_stop(srv);
     cf_store_close(store);

@@ -24,6 +24,8 @@
 #include "crypto/sigv4.h"
 #include "server/request.h"
 
+#define MAX_HEADER_BYTES (64 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
+
 /* Keep the raw bytes of the path and query: SigV4 and S3 keys need them undecoded (MHD would
  * otherwise decode %2F into '/' before we could split bucket from key). */
 static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
@@ -56,7 +58,7 @@ static size_t vhost_bucket(const cf_request *r, const char **host_out)
 static int split_path(cf_request *r, const char *raw_url)
 {
     cf_buf path;
-    cf_buf_init(&path, 16384);
+    cf_buf_init(&path, MAX_HEADER_BYTES + 1); /* longer paths were refused with the headers */
     int rc = cf_s3_url_decode(&path, raw_url, strlen(raw_url));
     if (rc) {
         cf_buf_cleanup(&path);
@@ -69,7 +71,7 @@ static int split_path(cf_request *r, const char *raw_url)
     if (vlen) {
         /* Rewrite to the path-style form, which everything after this point expects. */
         cf_buf full;
-        cf_buf_init(&full, 16384);
+        cf_buf_init(&full, MAX_HEADER_BYTES + 512);
         rc = cf_buf_puts(&full, "/");
         if (!rc) rc = cf_buf_append(&full, host, vlen);
         if (!rc) rc = cf_buf_append(&full, path.data, path.len);
@@ -116,8 +118,6 @@ static int get_param_cb(void *ctx, const char *name, const char **value)
 }
 
 /* The first call: everything that can be decided from the request line and headers. */
-#define MAX_HEADER_BYTES (64 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
-
 static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen,
                                        const char *value, size_t vlen)
 {
