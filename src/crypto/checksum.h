@@ -34,8 +34,8 @@ typedef enum cf_checksum_alg {
 } cf_checksum_alg;
 
 #define CF_CK_COUNT 5
-#define CF_CHECKSUM_MAX_LEN 32      /* raw bytes of the longest checksum (SHA-256) */
-#define CF_CHECKSUM_B64_MAX 45      /* its base64 (44 characters) and a NUL */
+#define CF_CHECKSUM_MAX_LEN 32 /* raw bytes of the longest checksum (SHA-256) */
+#define CF_CHECKSUM_B64_MAX 45 /* its base64 (44 characters) and a NUL */
 /* "<base64>-<parts>" with up to 10 digits of parts, and a NUL. */
 #define CF_CHECKSUM_COMPOSITE_MAX (CF_CHECKSUM_B64_MAX + 11)
 
