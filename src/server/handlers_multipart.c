@@ -30,6 +30,14 @@ static int internal_error(cf_request *r, const cf_err *err)
     return cf_respond_error(r, err->code == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
 }
 
+const char *cf_upload_header(const cf_store_upload *u, const char *name)
+{
+    for (size_t i = 0; i < u->nheaders; i++)
+        if (strcmp(u->headers[i].name, name) == 0)
+            return u->headers[i].value;
+    return NULL;
+}
+
 /* The upload named by ?uploadId, which must be for this very bucket and key. */
 static cf_s3_error find_upload(cf_request *r, cf_store_upload *u)
 {
@@ -81,6 +89,30 @@ int cf_handle_create_multipart(cf_request *r)
         cf_header_list_cleanup(&h);
         return cf_respond_error(r, e, msg[0] ? msg : NULL);
     }
+    const char *alg_name = cf_request_header(r, "x-amz-checksum-algorithm");
+    const char *type = cf_request_header(r, "x-amz-checksum-type");
+    cf_checksum_alg alg = CF_CK_CRC32;
+    if (alg_name && cf_checksum_alg_from_name(alg_name, &alg) != 0) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, CF_S3_InvalidRequest, "x-amz-checksum-algorithm must be CRC32, CRC32C, CRC64NVME, SHA1 or SHA256");
+    }
+    /* CRC64NVME exists only as a checksum of the whole object; SHA digests cannot be
+     * combined, so for them only the checksum of the part checksums (COMPOSITE) exists. */
+    int full = alg == CF_CK_CRC64NVME || (type && strcasecmp(type, "FULL_OBJECT") == 0);
+    if (type && strcasecmp(type, "FULL_OBJECT") != 0 && strcasecmp(type, "COMPOSITE") != 0) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, CF_S3_InvalidRequest, "x-amz-checksum-type must be COMPOSITE or FULL_OBJECT");
+    }
+    if ((type && !alg_name) || (full && !cf_checksum_is_crc(alg)) ||
+        (alg == CF_CK_CRC64NVME && type && strcasecmp(type, "COMPOSITE") == 0)) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, CF_S3_InvalidRequest, "this checksum type is not available for this algorithm");
+    }
+    if (alg_name && (cf_header_add(&h, CF_UPLOAD_CHECKSUM_ALG, strlen(CF_UPLOAD_CHECKSUM_ALG), cf_checksum_name(alg)) ||
+                     cf_header_add(&h, CF_UPLOAD_CHECKSUM_TYPE, strlen(CF_UPLOAD_CHECKSUM_TYPE), full ? "FULL_OBJECT" : "COMPOSITE"))) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
     char id[CF_STORE_UPLOAD_ID_LEN + 1];
     cf_err err;
     int rc = cf_store_upload_create(r->srv->store, r->bucket, r->key, r->keylen, h.kv, h.n, id, &err);
@@ -98,7 +130,20 @@ int cf_handle_create_multipart(cf_request *r)
     cf_xml_close(&b, "Key");
     cf_xml_elem(&b, "UploadId", id);
     cf_xml_close(&b, "InitiateMultipartUploadResult");
-    return cf_respond_xml(r, 200, &b);
+    if (!alg_name)
+        return cf_respond_xml(r, 200, &b);
+    size_t len;
+    char *data = cf_buf_steal(&b, &len);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(data);
+        return 0;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/xml");
+    MHD_add_response_header(resp, "x-amz-checksum-algorithm", cf_checksum_name(alg));
+    MHD_add_response_header(resp, "x-amz-checksum-type", full ? "FULL_OBJECT" : "COMPOSITE");
+    r->bytes_out = len;
+    return cf_respond(r, 200, resp);
 }
 
 int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
@@ -113,6 +158,23 @@ int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen
     cf_store_upload u;
     if ((*e = find_upload(r, &u)) != CF_S3_OK)
         return -1;
+    /* An upload that promised a checksum gets one for every part, sent or not, so that the
+     * object's checksum can be computed at completion. */
+    cf_checksum_alg alg;
+    const char *want = cf_upload_header(&u, CF_UPLOAD_CHECKSUM_ALG);
+    if (want && !r->ck && cf_checksum_alg_from_name(want, &alg) == 0) {
+        r->ck_alg = alg;
+        if (!(r->ck = cf_checksum_new(alg))) {
+            cf_store_upload_cleanup(&u);
+            *e = CF_S3_InternalError;
+            return -1;
+        }
+    } else if (want && r->ck && cf_checksum_alg_from_name(want, &alg) == 0 && alg != r->ck_alg) {
+        cf_store_upload_cleanup(&u);
+        *e = CF_S3_InvalidRequest;
+        snprintf(msg, msglen, "this upload's parts carry %s checksums, not %s", want, cf_checksum_name(r->ck_alg));
+        return -1;
+    }
     cf_store_upload_cleanup(&u);
     if (cf_request_header(r, "x-amz-copy-source")) {
         r->op = CF_S3_OP_UPLOAD_PART_COPY;
@@ -131,9 +193,13 @@ int cf_upload_part_end(cf_request *r)
         return cf_respond_error(r, e, NULL);
     cf_object_info info = {0};
     cf_err err;
+    cf_header_list h = {0};
+    if (cf_body_checksum_header(r, &h) != 0)
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
     cf_store_writer *w = r->writer;
     r->writer = NULL; /* part commit frees it, success or not */
-    int rc = cf_store_part_commit(w, cf_request_param(r, "uploadId"), r->part_number, NULL, 0, &info, &err);
+    int rc = cf_store_part_commit(w, cf_request_param(r, "uploadId"), r->part_number, h.kv, h.n, &info, &err);
+    cf_header_list_cleanup(&h);
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
     if (rc)
@@ -143,6 +209,8 @@ int cf_upload_part_end(cf_request *r)
         char etag[80];
         snprintf(etag, sizeof etag, "\"%s\"", info.etag);
         MHD_add_response_header(resp, "ETag", etag);
+        if (r->ck)
+            MHD_add_response_header(resp, cf_checksum_header(r->ck_alg), r->ck_b64);
     }
     cf_object_info_cleanup(&info);
     return cf_respond(r, 200, resp);
@@ -192,6 +260,7 @@ int cf_handle_upload_part_copy(cf_request *r)
 typedef struct wanted_part {
     uint32_t number;
     char etag[72];
+    char checksum[CF_CHECKSUM_B64_MAX]; /* the <ChecksumALG> the client sent, or "" */
 } wanted_part;
 
 static void strip_etag(const char *in, char *out, size_t outlen)
@@ -244,6 +313,13 @@ static cf_s3_error parse_completion(cf_request *r, wanted_part **out, size_t *n)
             e = CF_S3_InvalidPartOrder;
         parts[*n].number = (uint32_t)v;
         strip_etag(etag->text, parts[*n].etag, sizeof parts[*n].etag);
+        for (int a = 0; a < CF_CK_COUNT; a++) {
+            char elem[32];
+            snprintf(elem, sizeof elem, "Checksum%s", cf_checksum_name((cf_checksum_alg)a));
+            const cf_xml_node *ck = cf_xml_child(c, elem);
+            if (ck)
+                snprintf(parts[*n].checksum, sizeof parts[*n].checksum, "%s", ck->text);
+        }
         (*n)++;
     }
     cf_xml_free(root);
@@ -275,6 +351,19 @@ int cf_handle_complete_multipart(cf_request *r)
     if (!e && !(rec.segs = calloc(nwant, sizeof *rec.segs)))
         e = CF_S3_InternalError;
 
+    /* The object's checksum, when the upload promised one: from the parts' checksums. */
+    const char *alg_name = e ? NULL : cf_upload_header(&u, CF_UPLOAD_CHECKSUM_ALG);
+    const char *ck_type = e ? NULL : cf_upload_header(&u, CF_UPLOAD_CHECKSUM_TYPE);
+    cf_checksum_alg alg = CF_CK_CRC32;
+    int with_ck = alg_name && cf_checksum_alg_from_name(alg_name, &alg) == 0;
+    int full = with_ck && ck_type && strcmp(ck_type, "FULL_OBJECT") == 0;
+    size_t cklen = with_ck ? cf_checksum_len(alg) : 0;
+    unsigned char *raw_cks = with_ck ? calloc(nwant ? nwant : 1, cklen) : NULL;
+    unsigned char full_acc[CF_CHECKSUM_MAX_LEN] = {0};
+    char object_ck[CF_CHECKSUM_COMPOSITE_MAX] = "";
+    if (!e && with_ck && !raw_cks)
+        e = CF_S3_InternalError;
+
     cf_hash *md5 = e ? NULL : cf_hash_new(CF_HASH_MD5);
     if (!e && !md5)
         e = CF_S3_InternalError;
@@ -299,6 +388,21 @@ int cf_handle_complete_multipart(cf_request *r)
             break;
         }
         cf_hash_update(md5, d, sizeof d);
+        if (with_ck) {
+            const char *have = cf_object_info_header(&parts[j].info, cf_checksum_header(alg));
+            cf_err ckerr;
+            if (!have || cf_checksum_decode(alg, have, strlen(have), raw_cks + i * cklen, &ckerr) != 0 ||
+                (want[i].checksum[0] && strcmp(want[i].checksum, have) != 0)) {
+                e = CF_S3_InvalidPart;
+                snprintf(msg, sizeof msg, "part %u: its %s is missing or is not the one given", want[i].number,
+                         cf_checksum_header(alg));
+                break;
+            }
+            if (full && cf_checksum_combine(alg, full_acc, raw_cks + i * cklen, parts[j].info.size) != 0) {
+                e = CF_S3_InternalError;
+                break;
+            }
+        }
         rec.segs[i] = parts[j].info.segs[0];
         rec.size += parts[j].info.size;
     }
@@ -307,6 +411,30 @@ int cf_handle_complete_multipart(cf_request *r)
         snprintf(msg, sizeof msg, "part %u is %llu bytes; every part but the last must be at least 5 MiB",
                  too_small->number, (unsigned long long)too_small->info.size);
     }
+    if (!e && with_ck) {
+        cf_err ckerr;
+        if (full) {
+            cf_base64_encode(full_acc, cklen, object_ck);
+            /* A client may state the whole object's checksum; it must be the one we built. */
+            const char *stated = cf_request_header(r, cf_checksum_header(alg));
+            if (stated && strcmp(stated, object_ck) != 0) {
+                e = CF_S3_BadDigest;
+                snprintf(msg, sizeof msg, "the %s you specified did not match the checksum of the parts",
+                         cf_checksum_header(alg));
+            }
+        } else if (cf_checksum_composite(alg, raw_cks, nwant, object_ck, &ckerr) < 0) {
+            e = CF_S3_InternalError;
+        }
+    }
+    cf_header_list oh = {0};
+    for (size_t i = 0; !e && i < u.nheaders; i++)
+        if (strncmp(u.headers[i].name, CF_INTERNAL_HEADER_PREFIX "checksum-", strlen(CF_INTERNAL_HEADER_PREFIX) + 9) != 0 &&
+            cf_header_add(&oh, u.headers[i].name, strlen(u.headers[i].name), u.headers[i].value) != 0)
+            e = CF_S3_InternalError;
+    if (!e && with_ck &&
+        (cf_header_add(&oh, cf_checksum_header(alg), strlen(cf_checksum_header(alg)), object_ck) != 0 ||
+         cf_header_add(&oh, "x-amz-checksum-type", 19, full ? "FULL_OBJECT" : "COMPOSITE") != 0))
+        e = CF_S3_InternalError;
     if (!e) {
         unsigned char d[CF_MD5_LEN];
         cf_hash_final(md5, d);
@@ -314,8 +442,8 @@ int cf_handle_complete_multipart(cf_request *r)
         snprintf(rec.etag + 32, sizeof rec.etag - 32, "-%zu", nwant);
         rec.nsegs = nwant;
         rec.mtime_ns = cf_clock_now_ns();
-        rec.headers = u.headers;
-        rec.nheaders = u.nheaders;
+        rec.headers = oh.kv;
+        rec.nheaders = oh.n;
         rc = cf_store_upload_complete(r->srv->store, u.id, &rec, &err);
         if (rc == CF_ENOTFOUND)
             e = CF_S3_NoSuchUpload;
@@ -327,6 +455,8 @@ int cf_handle_complete_multipart(cf_request *r)
         }
     }
     cf_hash_free(md5);
+    cf_header_list_cleanup(&oh);
+    free(raw_cks);
     free(want);
     cf_store_parts_free(parts, nparts);
     free(rec.segs);
@@ -347,6 +477,12 @@ int cf_handle_complete_multipart(cf_request *r)
     cf_xml_escape(&b, r->key, r->keylen);
     cf_xml_close(&b, "Key");
     cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", rec.etag);
+    if (with_ck) {
+        char elem[32];
+        snprintf(elem, sizeof elem, "Checksum%s", cf_checksum_name(alg));
+        cf_xml_elem(&b, elem, object_ck);
+        cf_xml_elem(&b, "ChecksumType", full ? "FULL_OBJECT" : "COMPOSITE");
+    }
     cf_xml_close(&b, "CompleteMultipartUploadResult");
     cf_store_upload_cleanup(&u);
     return cf_respond_xml(r, 200, &b);
@@ -414,6 +550,13 @@ int cf_handle_list_parts(cf_request *r)
         cf_xml_elem(&b, "LastModified", date);
         cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", parts[i].info.etag);
         cf_xml_elem_u64(&b, "Size", parts[i].info.size);
+        for (int a = 0; a < CF_CK_COUNT; a++) {
+            const char *v = cf_object_info_header(&parts[i].info, cf_checksum_header((cf_checksum_alg)a));
+            char elem[32];
+            snprintf(elem, sizeof elem, "Checksum%s", cf_checksum_name((cf_checksum_alg)a));
+            if (v)
+                cf_xml_elem(&b, elem, v);
+        }
         cf_xml_close(&b, "Part");
     }
     cf_xml_close(&b, "ListPartsResult");

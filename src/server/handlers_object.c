@@ -71,6 +71,17 @@ int cf_object_headers(cf_request *r, cf_header_list *h)
         return CF_ENOMEM;
     for (size_t i = 1; i < sizeof stored_headers / sizeof *stored_headers; i++) {
         const char *v = cf_request_header(r, stored_headers[i]);
+        char coding[256];
+        if (v && strcmp(stored_headers[i], "content-encoding") == 0) {
+            /* aws-chunked describes the upload, not the object: S3 drops it. */
+            coding[0] = '\0';
+            char copy[256];
+            snprintf(copy, sizeof copy, "%s", v);
+            for (char *save, *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+                if (strcasecmp(tok, "aws-chunked") != 0)
+                    snprintf(coding + strlen(coding), sizeof coding - strlen(coding), "%s%s", coding[0] ? "," : "", tok);
+            v = coding[0] ? coding : NULL;
+        }
         if (v && cf_header_add(h, stored_headers[i], strlen(stored_headers[i]), v))
             return CF_ENOMEM;
     }
@@ -100,73 +111,6 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
     return cf_body_open_writer(r, e);
 }
 
-int cf_body_open_writer(cf_request *r, cf_s3_error *e)
-{
-    cf_err err;
-    if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
-        *e = CF_S3_InternalError;
-        return -1;
-    }
-    r->body = BODY_OBJECT;
-    return 0;
-}
-
-int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
-{
-    const char *len = cf_request_header(r, "Content-Length");
-    if (len) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(len, &end, 10);
-        if (errno || *end || !*len) {
-            *e = CF_S3_InvalidArgument;
-            snprintf(msg, msglen, "Content-Length is not a number");
-            return -1;
-        }
-        if (v > CF_MAX_PUT_SIZE) {
-            *e = CF_S3_EntityTooLarge;
-            return -1;
-        }
-        r->expected_len = v;
-        r->has_length = 1;
-    } else if (!cf_request_header(r, "Transfer-Encoding")) {
-        *e = CF_S3_MissingContentLength;
-        return -1;
-    }
-    const char *md5 = cf_request_header(r, "Content-MD5");
-    if (md5) {
-        unsigned char d[32];
-        if (cf_base64_decode(md5, strlen(md5), d, sizeof d) != CF_MD5_LEN) {
-            *e = CF_S3_InvalidDigest;
-            return -1;
-        }
-    }
-    (void)msg;
-    (void)msglen;
-    return 0;
-}
-
-cf_s3_error cf_body_finish(cf_request *r)
-{
-    unsigned char md5[CF_MD5_LEN];
-    cf_err err;
-    if (r->has_length && r->bytes_in != r->expected_len)
-        return CF_S3_IncompleteBody;
-    if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
-        return CF_S3_InternalError;
-    }
-    const char *want = cf_request_header(r, "Content-MD5");
-    if (want) {
-        unsigned char d[32];
-        if (cf_base64_decode(want, strlen(want), d, sizeof d) != CF_MD5_LEN ||
-            memcmp(d, md5, CF_MD5_LEN) != 0)
-            return CF_S3_BadDigest;
-    }
-    return CF_S3_OK;
-}
-
 int cf_put_object_end(cf_request *r)
 {
     cf_err err;
@@ -187,6 +131,10 @@ int cf_put_object_end(cf_request *r)
         cf_header_list_cleanup(&h);
         return cf_respond_error(r, e, msg[0] ? msg : NULL);
     }
+    if (cf_body_checksum_header(r, &h) != 0) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
     cf_object_info info = {0};
     cf_store_writer *w = r->writer;
     r->writer = NULL; /* commit frees it, success or not */
@@ -203,13 +151,15 @@ int cf_put_object_end(cf_request *r)
         char etag[80];
         snprintf(etag, sizeof etag, "\"%s\"", info.etag);
         MHD_add_response_header(resp, "ETag", etag);
+        if (r->ck)
+            MHD_add_response_header(resp, cf_checksum_header(r->ck_alg), r->ck_b64);
     }
     cf_object_info_cleanup(&info);
     return cf_respond(r, 200, resp);
 }
 
 static void add_object_headers(struct MHD_Response *resp, const cf_object_info *info,
-                               cf_request *r)
+                               cf_request *r, int whole)
 {
     char etag[80], date[30];
     snprintf(etag, sizeof etag, "\"%s\"", info->etag);
@@ -217,6 +167,8 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
     MHD_add_response_header(resp, "ETag", etag);
     MHD_add_response_header(resp, "Last-Modified", date);
     MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    const char *mode = cf_request_header(r, "x-amz-checksum-mode");
+    int checksums = mode && strcasecmp(mode, "ENABLED") == 0 && whole;
     size_t tags = cf_tagging_count(cf_object_info_header(info, CF_TAGGING_HEADER));
     if (tags) {
         char n[24];
@@ -227,6 +179,9 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
         const char *name = info->headers[i].name;
         const char *value = info->headers[i].value;
         if (strncmp(name, CF_INTERNAL_HEADER_PREFIX, strlen(CF_INTERNAL_HEADER_PREFIX)) == 0)
+            continue;
+        /* Checksums describe the whole object and are sent only when asked for. */
+        if (strncmp(name, "x-amz-checksum-", 15) == 0 && !checksums)
             continue;
         /* response-content-type and friends override the stored value (S3 semantics). */
         char param[64];
@@ -395,7 +350,7 @@ int cf_handle_get_object(cf_request *r, int head)
         cf_object_info_cleanup(&info);
         return 0;
     }
-    add_object_headers(resp, &info, r);
+    add_object_headers(resp, &info, r, status == 200);
     if (status == 206) {
         char cr[96];
         snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)start,

@@ -10,7 +10,9 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "crypto/checksum.h"
 #include "crypto/hash.h"
+#include "s3/chunked.h"
 #include "s3/error.h"
 #include "s3/request.h"
 #include "server/server.h"
@@ -87,7 +89,26 @@ typedef struct cf_request {
     cf_store_writer *writer;
     cf_hash *sha256;              /* set when the payload hash is signed */
     char payload_hash[65];
-    uint64_t bytes_in;
+    uint64_t bytes_in;            /* as received, framing included (logs, metrics) */
+    uint64_t body_bytes;          /* decoded: the object's bytes */
+    int decoded_length_set;       /* expected_len came from x-amz-decoded-content-length */
+
+    /* aws-chunked (STREAMING-*): set by auth.c, consumed by cf_body_prepare */
+    int stream_mode_set;
+    cf_chunked_mode stream_mode;
+    unsigned char stream_key[32];
+    char stream_date[17];
+    char stream_scope[128];
+    char stream_seed[65];
+    cf_chunked *chunked;
+
+    /* x-amz-checksum-* (header or trailer) */
+    cf_checksum *ck;
+    cf_checksum_alg ck_alg;
+    int ck_have_expected, ck_in_trailer;
+    unsigned char ck_expected[CF_CHECKSUM_MAX_LEN];
+    unsigned char ck_actual[CF_CHECKSUM_MAX_LEN];
+    char ck_b64[CF_CHECKSUM_B64_MAX];
     uint64_t expected_len;        /* Content-Length, when given */
     int has_length;
 
@@ -147,12 +168,22 @@ int cf_header_add(cf_header_list *h, const char *name, size_t nlen, const char *
 void cf_header_list_cleanup(cf_header_list *h);
 /* Content-Type (defaulted), the other stored headers and x-amz-meta-* of the request. */
 int cf_object_headers(cf_request *r, cf_header_list *h);
-/* Checks Content-Length and Content-MD5 syntax before a body streams in (0, or -1 and *e). */
+
+/* body.c: a request body on its way in (see the file's comment). */
+/* Before any body byte: the aws-chunked decoder and the x-amz-checksum-* to verify. */
+cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen);
+/* Checks Content-Length and Content-MD5 syntax before an object body streams in (0, or -1, *e). */
 int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 /* Starts the store writer the body streams into (0, or -1 and *e). */
 int cf_body_open_writer(cf_request *r, cf_s3_error *e);
-/* After the body: length complete, data durable, Content-MD5 matches. CF_S3_OK or the error. */
+void cf_body_take(cf_request *r, const char *data, size_t n);
+/* After the last byte: chunk signatures, signed SHA-256, length, x-amz-checksum-*. */
+cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen);
+/* For an object body: data durable, Content-MD5 matches. CF_S3_OK or the error. */
 cf_s3_error cf_body_finish(cf_request *r);
+/* Adds the verified x-amz-checksum-* (if any) to the headers stored with the object. */
+int cf_body_checksum_header(const cf_request *r, cf_header_list *h);
+void cf_body_cleanup(cf_request *r);
 int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 int cf_put_object_end(cf_request *r);
 int cf_handle_get_object(cf_request *r, int head);
@@ -193,6 +224,10 @@ int cf_handle_bucket_policy(cf_request *r);
 int cf_handle_admin(cf_request *r);
 
 /* handlers_multipart.c */
+/* Stored with an upload: the checksum its parts carry, and how the object's is made. */
+#define CF_UPLOAD_CHECKSUM_ALG "x-coffer-checksum-algorithm"
+#define CF_UPLOAD_CHECKSUM_TYPE "x-coffer-checksum-type"
+const char *cf_upload_header(const cf_store_upload *u, const char *name);
 int cf_handle_create_multipart(cf_request *r);
 int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 int cf_upload_part_end(cf_request *r);

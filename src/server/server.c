@@ -184,6 +184,8 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
 
     if ((e = cf_access_check(r)) != CF_S3_OK)
         return cf_respond_error(r, e, NULL) ? MHD_YES : MHD_NO;
+    if ((e = cf_body_prepare(r, msg, sizeof msg)) != CF_S3_OK)
+        return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
 
     if (r->keylen > CF_S3_MAX_KEY_LEN)
         return cf_respond_error(r, CF_S3_KeyTooLongError, NULL) ? MHD_YES : MHD_NO;
@@ -216,46 +218,13 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     }
 }
 
-static void take_body(cf_request *r, const char *data, size_t n)
-{
-    r->bytes_in += n;
-    if (r->sha256)
-        cf_hash_update(r->sha256, data, n);
-    if (r->deferred)
-        return; /* already failed: drain the rest so that the error can be sent */
-    switch (r->body) {
-    case BODY_OBJECT: {
-        cf_err err;
-        if (r->bytes_in > CF_MAX_PUT_SIZE) {
-            r->deferred = CF_S3_EntityTooLarge;
-        } else if (cf_store_writer_write(r->writer, data, n, &err) != 0) {
-            r->deferred = CF_S3_InternalError;
-            cf_log(CF_LOG_ERROR, "write failed", "request", r->request_id, "error", err.msg, NULL);
-        }
-        break;
-    }
-    case BODY_SMALL:
-        if (cf_buf_append(&r->small, data, n) != 0)
-            r->deferred = CF_S3_EntityTooLarge;
-        break;
-    case BODY_NONE:
-        break;
-    }
-}
-
 /* The last call: the body is complete. */
 static int finish_request(cf_request *r)
 {
-    if (r->deferred)
-        return cf_respond_error(r, r->deferred, r->deferred_msg[0] ? r->deferred_msg : NULL);
-    if (r->sha256) {
-        unsigned char d[CF_SHA256_LEN];
-        char hex[65];
-        cf_hash_final(r->sha256, d);
-        cf_hex_encode(d, sizeof d, hex);
-        if (strcmp(hex, r->payload_hash) != 0)
-            return cf_respond_error(r, CF_S3_XAmzContentSHA256Mismatch, NULL);
-    }
+    char msg[256] = "";
+    cf_s3_error e = cf_body_complete(r, msg, sizeof msg);
+    if (e)
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
     switch (r->op) {
     case CF_S3_OP_LIST_BUCKETS: return cf_handle_list_buckets(r);
     case CF_S3_OP_CREATE_BUCKET: return cf_handle_create_bucket(r);
@@ -314,7 +283,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size) {
         if (!r->responded)
-            take_body(r, upload_data, *upload_data_size);
+            cf_body_take(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -333,6 +302,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     /* Anything not committed by now is discarded: a client that went away leaves nothing. */
     cf_store_writer_abort(r->writer);
+    cf_body_cleanup(r);
     cf_metrics_end(r->srv->metrics, r->op, r->responded ? r->status : 0, r->bytes_in, r->bytes_out,
                    cf_clock_mono() - r->started);
     cf_hash_free(r->sha256);

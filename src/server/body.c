@@ -1,0 +1,284 @@
+/*
+ * body.c - a request body on its way in: its length, aws-chunked decoding, the digests that
+ * guard it (signed SHA-256, Content-MD5, x-amz-checksum-*), and where the bytes go (the store
+ * writer or a small buffer).
+ *
+ * Order of trust: bytes reach the store writer as they arrive, before an aws-chunked chunk's
+ * signature or a trailing checksum can be checked; nothing is committed before
+ * cf_body_complete has checked them all, and the writer is discarded otherwise.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "server/request.h"
+
+/* The decoded bytes, wherever they came from. */
+static int consume(void *ctx, const char *data, size_t n, cf_err *err)
+{
+    cf_request *r = ctx;
+    r->body_bytes += n;
+    if (r->ck)
+        cf_checksum_update(r->ck, data, n);
+    switch (r->body) {
+    case BODY_OBJECT:
+        if (r->body_bytes > CF_MAX_PUT_SIZE) {
+            r->deferred = CF_S3_EntityTooLarge;
+            return cf_err_set(err, CF_ETOOBIG, "body over 5 GiB");
+        }
+        if (cf_store_writer_write(r->writer, data, n, err) != 0) {
+            r->deferred = CF_S3_InternalError;
+            cf_log(CF_LOG_ERROR, "write failed", "request", r->request_id, "error", err->msg, NULL);
+            return err->code;
+        }
+        return 0;
+    case BODY_SMALL:
+        if (cf_buf_append(&r->small, data, n) != 0) {
+            r->deferred = CF_S3_EntityTooLarge;
+            return cf_err_set(err, CF_ETOOBIG, "body too large for this request");
+        }
+        return 0;
+    case BODY_NONE:
+        return 0;
+    }
+    return 0;
+}
+
+void cf_body_take(cf_request *r, const char *data, size_t n)
+{
+    r->bytes_in += n;
+    if (r->sha256)
+        cf_hash_update(r->sha256, data, n);
+    if (r->deferred)
+        return; /* already failed: drain the rest so that the error can be sent */
+    cf_err err;
+    if (!r->chunked) {
+        if (consume(r, data, n, &err) != 0 && !r->deferred)
+            r->deferred = CF_S3_InternalError;
+        return;
+    }
+    if (cf_chunked_feed(r->chunked, data, n, &err) != 0 && !r->deferred) {
+        r->deferred = cf_chunked_s3_error(cf_chunked_failure(r->chunked));
+        snprintf(r->deferred_msg, sizeof r->deferred_msg, "%s", err.msg);
+    }
+}
+
+/* One x-amz-checksum-* header, or the one x-amz-trailer announces. */
+static cf_s3_error setup_checksum(cf_request *r, char *msg, size_t msglen)
+{
+    int found = 0;
+    for (int a = 0; a < CF_CK_COUNT; a++) {
+        const char *name = cf_checksum_header((cf_checksum_alg)a);
+        /* A presigned URL carries its checksum in the query, signed with the rest of it. */
+        const char *v = cf_request_header(r, name);
+        cf_buf qv;
+        cf_buf_init(&qv, 256);
+        const char *q = v ? NULL : cf_request_param(r, name);
+        if (q && cf_s3_url_decode(&qv, q, strlen(q)) == 0 && qv.data)
+            v = qv.data;
+        if (!v) {
+            cf_buf_cleanup(&qv);
+            continue;
+        }
+        if (found && r->ck_have_expected) {
+            cf_buf_cleanup(&qv);
+            snprintf(msg, msglen, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+            return CF_S3_InvalidRequest;
+        }
+        found++;
+        cf_err err;
+        int bad = cf_checksum_decode((cf_checksum_alg)a, v, strlen(v), r->ck_expected, &err) != 0;
+        cf_buf_cleanup(&qv);
+        if (bad) {
+            snprintf(msg, msglen, "Value for %s header is invalid.", name);
+            return CF_S3_InvalidRequest;
+        }
+        r->ck_alg = (cf_checksum_alg)a;
+        r->ck_have_expected = 1;
+    }
+    const char *trailer = cf_request_header(r, "x-amz-trailer");
+    if (trailer) {
+        cf_checksum_alg a;
+        if (!r->chunked || cf_checksum_alg_from_name(trailer, &a) != 0 || strncasecmp(trailer, "x-amz-checksum-", 15)) {
+            snprintf(msg, msglen, "x-amz-trailer must name one x-amz-checksum-* header of an aws-chunked body");
+            return CF_S3_InvalidRequest;
+        }
+        if (found++) {
+            snprintf(msg, msglen, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+            return CF_S3_InvalidRequest;
+        }
+        r->ck_alg = a;
+        r->ck_in_trailer = 1;
+    }
+    if (found && !(r->ck = cf_checksum_new(r->ck_alg)))
+        return CF_S3_InternalError;
+    return CF_S3_OK;
+}
+
+cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen)
+{
+    if (r->stream_mode_set) {
+        /* Content-Length counts the framing; the object's size is declared apart. */
+        const char *decoded = cf_request_header(r, "x-amz-decoded-content-length");
+        char *end;
+        errno = 0;
+        unsigned long long v = decoded ? strtoull(decoded, &end, 10) : 0;
+        if (!decoded || errno || *end || !*decoded) {
+            snprintf(msg, msglen, "aws-chunked bodies need x-amz-decoded-content-length");
+            return CF_S3_MissingContentLength;
+        }
+        if (v > CF_MAX_PUT_SIZE)
+            return CF_S3_EntityTooLarge;
+        r->expected_len = v;
+        r->has_length = 1;
+        r->decoded_length_set = 1;
+        const char *trailer = cf_request_header(r, "x-amz-trailer");
+        cf_chunked_config cfg = {
+            .mode = r->stream_mode,
+            .amz_date = r->stream_date,
+            .scope = r->stream_scope,
+            .seed_signature = r->stream_seed,
+            .decoded_length = v,
+            .trailer_name = trailer,
+            .on_data = consume,
+            .ctx = r,
+        };
+        memcpy(cfg.signing_key, r->stream_key, sizeof cfg.signing_key);
+        cf_err err;
+        int rc = cf_chunked_new(&cfg, &r->chunked, &err);
+        memset(cfg.signing_key, 0, sizeof cfg.signing_key);
+        memset(r->stream_key, 0, sizeof r->stream_key);
+        if (rc) {
+            snprintf(msg, msglen, "%s", err.msg);
+            return CF_S3_InvalidRequest;
+        }
+    }
+    return setup_checksum(r, msg, msglen);
+}
+
+int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+{
+    if (!r->decoded_length_set) {
+        const char *len = cf_request_header(r, "Content-Length");
+        if (len) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(len, &end, 10);
+            if (errno || *end || !*len) {
+                *e = CF_S3_InvalidArgument;
+                snprintf(msg, msglen, "Content-Length is not a number");
+                return -1;
+            }
+            if (v > CF_MAX_PUT_SIZE) {
+                *e = CF_S3_EntityTooLarge;
+                return -1;
+            }
+            r->expected_len = v;
+            r->has_length = 1;
+        } else if (!cf_request_header(r, "Transfer-Encoding")) {
+            *e = CF_S3_MissingContentLength;
+            return -1;
+        }
+    }
+    const char *md5 = cf_request_header(r, "Content-MD5");
+    if (md5) {
+        unsigned char d[32];
+        if (cf_base64_decode(md5, strlen(md5), d, sizeof d) != CF_MD5_LEN) {
+            *e = CF_S3_InvalidDigest;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cf_body_open_writer(cf_request *r, cf_s3_error *e)
+{
+    cf_err err;
+    if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
+        cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
+        *e = CF_S3_InternalError;
+        return -1;
+    }
+    r->body = BODY_OBJECT;
+    return 0;
+}
+
+cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
+{
+    if (r->deferred) {
+        snprintf(msg, msglen, "%s", r->deferred_msg);
+        return r->deferred;
+    }
+    if (r->sha256) {
+        unsigned char d[CF_SHA256_LEN];
+        char hex[65];
+        cf_hash_final(r->sha256, d);
+        cf_hex_encode(d, sizeof d, hex);
+        if (strcmp(hex, r->payload_hash) != 0)
+            return CF_S3_XAmzContentSHA256Mismatch;
+    }
+    cf_err err;
+    if (r->chunked && cf_chunked_finish(r->chunked, &err) != 0) {
+        snprintf(msg, msglen, "%s", err.msg);
+        return cf_chunked_s3_error(cf_chunked_failure(r->chunked));
+    }
+    if (r->has_length && r->body_bytes != r->expected_len)
+        return CF_S3_IncompleteBody;
+    if (r->ck_in_trailer) {
+        const char *v = cf_chunked_trailer_value(r->chunked);
+        if (!v || cf_checksum_decode(r->ck_alg, v, strlen(v), r->ck_expected, &err) != 0) {
+            snprintf(msg, msglen, "the trailing %s is not a valid checksum", cf_checksum_header(r->ck_alg));
+            return CF_S3_InvalidRequest;
+        }
+        r->ck_have_expected = 1;
+    }
+    if (r->ck) {
+        size_t n;
+        cf_checksum_final(r->ck, r->ck_actual, &n);
+        if (r->ck_have_expected && memcmp(r->ck_actual, r->ck_expected, n) != 0) {
+            snprintf(msg, msglen, "The %s you specified did not match the calculated checksum.",
+                     cf_checksum_header(r->ck_alg));
+            return CF_S3_BadDigest;
+        }
+        cf_base64_encode(r->ck_actual, n, r->ck_b64);
+    }
+    return CF_S3_OK;
+}
+
+cf_s3_error cf_body_finish(cf_request *r)
+{
+    unsigned char md5[CF_MD5_LEN];
+    cf_err err;
+    if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
+        cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
+        return CF_S3_InternalError;
+    }
+    const char *want = cf_request_header(r, "Content-MD5");
+    if (want) {
+        unsigned char d[32];
+        if (cf_base64_decode(want, strlen(want), d, sizeof d) != CF_MD5_LEN ||
+            memcmp(d, md5, CF_MD5_LEN) != 0)
+            return CF_S3_BadDigest;
+    }
+    return CF_S3_OK;
+}
+
+int cf_body_checksum_header(const cf_request *r, cf_header_list *h)
+{
+    if (!r->ck)
+        return 0;
+    const char *name = cf_checksum_header(r->ck_alg);
+    return cf_header_add(h, name, strlen(name), r->ck_b64);
+}
+
+void cf_body_cleanup(cf_request *r)
+{
+    cf_chunked_free(r->chunked);
+    r->chunked = NULL;
+    cf_checksum_free(r->ck);
+    r->ck = NULL;
+    memset(r->stream_key, 0, sizeof r->stream_key);
+}
