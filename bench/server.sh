@@ -5,16 +5,20 @@
 # Environment:
 #   RUNS=5        timed runs of each measurement; median, min and max are reported
 #   BIG_MIB=1024  size of the large object (MiB)
+#   PART_MIB=16, PART_JOBS=4   part size (MiB, >= 5) and parts in flight of the multipart PUT
 #   SMALL_COUNT=1000, WRK_THREADS=2, WRK_CONNECTIONS=16, WRK_DURATION=10s
 #   COFFER_LOG_LEVEL=info   --log-level of the server under test
 #   TMPDIR        where the scratch directory goes (it is removed at exit)
 #
 # Measures (docs/BENCHMARKS.md explains each figure and its target):
 #   1. large PUT: curl --aws-sigv4 -T of BIG_MIB random bytes   vs  cat file > dest; md5sum dest
+#   1b. multipart PUT of the same file: PART_MIB parts, PART_JOBS curl processes at a time
+#       (xargs -P), create + parts + complete                   vs  the same run's cat + md5sum
 #   2. large GET: curl --aws-sigv4 -o /dev/null of that object   vs  nginx serving the same file
 #   3. 4 KiB PUT and GET with wrk and pre-signed SigV4 requests  vs  nginx GET of the same files
 #   4. server VmRSS at rest and VmHWM at the end
-#   5. server CPU seconds per GiB for 1 and 2 (and nginx's for 2), CPU µs per 4 KiB op for 3
+#   5. server CPU seconds per GiB for 1, 1b (vs md5sum's, from /usr/bin/time in the reference)
+#      and 2 (vs nginx's), CPU µs per 4 KiB op for 3
 # Any non-2xx answer, wrk error or failed command aborts the run with a message.
 set -Eeuo pipefail
 
@@ -28,6 +32,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 RUNS=${RUNS:-5}
 BIG_MIB=${BIG_MIB:-1024}
+PART_MIB=${PART_MIB:-16}
+PART_JOBS=${PART_JOBS:-4}
 SMALL_COUNT=${SMALL_COUNT:-1000}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-16}
@@ -36,21 +42,28 @@ COFFER_LOG_LEVEL=${COFFER_LOG_LEVEL:-info}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, not '$RUNS'"
 [[ $BIG_MIB =~ ^[1-9][0-9]*$ ]] || die "BIG_MIB must be a positive integer, not '$BIG_MIB'"
 [[ $SMALL_COUNT =~ ^[1-9][0-9]*$ ]] || die "SMALL_COUNT must be a positive integer"
+[[ $PART_MIB =~ ^[1-9][0-9]*$ ]] && [ "$PART_MIB" -ge 5 ] || die "PART_MIB must be an integer >= 5 (S3's minimum part size), not '$PART_MIB'"
+[[ $PART_JOBS =~ ^[1-9][0-9]*$ ]] || die "PART_JOBS must be a positive integer, not '$PART_JOBS'"
 
 ACCESS_KEY=bench
 SECRET_KEY=benchsecret0123456789
 BUCKET=bucket
 REGION=us-east-1
 BIG_BYTES=$((BIG_MIB * 1024 * 1024))
+PART_BYTES=$((PART_MIB * 1024 * 1024))
+NPARTS=$(((BIG_BYTES + PART_BYTES - 1) / PART_BYTES))
+[ "$NPARTS" -le 10000 ] || die "BIG_MIB / PART_MIB gives $NPARTS parts; S3 allows 10,000"
 
 # ---------------------------------------------------------------------------------- tools
 NGINX=$(command -v nginx || true)
 [ -n "$NGINX" ] || NGINX=/usr/sbin/nginx
 [ -x "$NGINX" ] || die "nginx not found (scripts/install-deps.sh installs nginx-light)"
-for t in curl wrk python3 md5sum head cat awk sort realpath getconf sync; do
+for t in curl wrk python3 md5sum sha256sum head cat awk sed sort split xargs realpath getconf sync; do
   command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs what the benchmark needs)"
 done
 curl --help all 2>/dev/null | grep -q -- --aws-sigv4 || die "this curl has no --aws-sigv4 (needs curl >= 7.75)"
+TIME=/usr/bin/time   # GNU time (Debian package `time`), for md5sum's CPU seconds
+"$TIME" -f '%U+%S' -o /dev/null true 2>/dev/null || die "$TIME (GNU time, -f) not found (scripts/install-deps.sh installs it)"
 [ -r /proc/self/status ] || die "/proc is needed for memory and CPU figures"
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -195,8 +208,72 @@ done
 GIB=$(calc "$BIG_BYTES / 1073741824")
 MB=$(calc "$BIG_BYTES / 1000000")
 
-# ----------------------------------------------------------------------------- 1. large PUT
-put_c=() put_r=() cpu_put=()
+# --------------------------------------------------------------- 1. large PUT, 1b. multipart
+# The parts of the multipart PUT, cut once (untimed): $SCRATCH/parts/part.1 ... part.$NPARTS.
+log "splitting the file into $NPARTS parts of $PART_MIB MiB"
+mkdir -p "$SCRATCH/parts"
+split -b "$PART_BYTES" -d -a 5 --numeric-suffixes=1 "$SCRATCH/big" "$SCRATCH/parts/p"
+for f in "$SCRATCH"/parts/p[0-9]*; do
+  mv "$f" "$SCRATCH/parts/part.$((10#${f##*/p}))"
+done
+[ -f "$SCRATCH/parts/part.$NPARTS" ] && [ ! -e "$SCRATCH/parts/part.$((NPARTS + 1))" ] ||
+  die "split did not make $NPARTS parts"
+# The multipart ETag S3 gives: MD5 of the parts' binary MD5s, then "-N".
+MP_ETAG_WANT=$(python3 - "$SCRATCH/parts" "$NPARTS" <<'PY'
+import hashlib, sys
+d, n = sys.argv[1], int(sys.argv[2])
+digests = []
+for i in range(1, n + 1):
+    h = hashlib.md5()
+    with open(f"{d}/part.{i}", "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    digests.append(h.digest())
+print(f"{hashlib.md5(b''.join(digests)).hexdigest()}-{n}")
+PY
+) || die "computing the expected multipart ETag failed"
+BIG_SHA256=$(sha256sum <"$SCRATCH/big" | awk '{ print $1 }')
+sync
+
+# mp_put KEY: one multipart upload of the parts to KEY: CreateMultipartUpload, UploadPart
+# with PART_JOBS curl processes at a time, CompleteMultipartUpload with the ETags they got.
+# Sets MP_ETAG to the ETag of the completed object (quotes removed).
+mp_put() {
+  local key=$1 id
+  rm -f "$SCRATCH"/parts/hdr.*
+  # ?uploads= rather than ?uploads: curl 7.88 signs a valueless query parameter wrongly (curl#10129)
+  S3_OUT=$SCRATCH/mp.create.xml s3 -X POST "http://$COFFER/$BUCKET/$key?uploads="
+  id=$(sed -n 's:.*<UploadId>\([^<]*\)</UploadId>.*:\1:p' "$SCRATCH/mp.create.xml")
+  [[ $id =~ ^[A-Za-z0-9._~-]+$ ]] || die "CreateMultipartUpload: no usable UploadId in: $(head -c 400 "$SCRATCH/mp.create.xml")"
+  # partNumber before uploadId: the sorted order of the canonical query, whether curl sorts or not
+  seq 1 "$NPARTS" | xargs -P "$PART_JOBS" -I '{}' \
+    curl -sS -f --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -T "$SCRATCH/parts/part.{}" \
+    "http://$COFFER/$BUCKET/$key?partNumber={}&uploadId=$id" -D "$SCRATCH/parts/hdr.{}" -o /dev/null ||
+    { alive; die "UploadPart: a curl failed (its message is above)"; }
+  awk -v n="$NPARTS" -v d="$SCRATCH/parts" 'BEGIN {
+    printf "<CompleteMultipartUpload>"
+    for (i = 1; i <= n; i++) {
+      f = d "/hdr." i; e = ""
+      while ((getline l < f) > 0)
+        if (tolower(l) ~ /^etag:/) { sub(/^[^:]*:[ \t]*/, "", l); sub(/\r$/, "", l); e = l }
+      close(f)
+      if (e == "") { print "bench: ERROR: no ETag in the answer to part " i > "/dev/stderr"; exit 1 }
+      printf "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>", i, e
+    }
+    print "</CompleteMultipartUpload>" }' >"$SCRATCH/mp.complete.body" ||
+    die "UploadPart: an answer had no ETag"
+  # curl 7.88 signs a POST body's hash but does not send x-amz-content-sha256: send it ourselves
+  S3_OUT=$SCRATCH/mp.complete.xml s3 -X POST -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' \
+    -H 'Content-Type: application/xml' --data-binary "@$SCRATCH/mp.complete.body" \
+    "http://$COFFER/$BUCKET/$key?uploadId=$id"
+  # S3 may answer 200 with an <Error> body to CompleteMultipartUpload
+  MP_ETAG=$(sed -n 's:.*<CompleteMultipartUploadResult.*<ETag>\(&quot;\|"\)\{0,1\}\([^<&"]*\)\(&quot;\|"\)\{0,1\}</ETag>.*:\2:p' \
+    "$SCRATCH/mp.complete.xml")
+  [ -n "$MP_ETAG" ] || die "CompleteMultipartUpload: no ETag in: $(head -c 400 "$SCRATCH/mp.complete.xml")"
+}
+
+put_c=() put_r=() put_mp=() cpu_put=() cpu_mp=() cpu_md5=()
 for i in $(seq "$RUNS"); do
   alive
   if [ "$i" -gt 1 ]; then s3 -X DELETE "http://$COFFER/$BUCKET/big"; fi
@@ -208,14 +285,40 @@ for i in $(seq "$RUNS"); do
   put_c+=("$(calc "$MB / ($t1 - $t0)")")
   cpu_put+=("$(calc "($c1 - $c0) / $CLK_TCK / $GIB")")
 
+  alive
+  if [ "$i" -gt 1 ]; then s3 -X DELETE "http://$COFFER/$BUCKET/mp"; fi
+  c0=$(proc_ticks "$COFFER_PID"); t0=$(now)
+  mp_put mp
+  t1=$(now); c1=$(proc_ticks "$COFFER_PID")
+  [ "$MP_ETAG" = "$MP_ETAG_WANT" ] || die "multipart PUT: ETag $MP_ETAG, expected $MP_ETAG_WANT"
+  put_mp+=("$(calc "$MB / ($t1 - $t0)")")
+  cpu_mp+=("$(calc "($c1 - $c0) / $CLK_TCK / $GIB")")
+  if [ "$i" -eq 1 ]; then   # once, untimed: the object reads back as the file
+    got=$(curl -sS -f --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
+      "http://$COFFER/$BUCKET/mp" | python3 -c '
+import hashlib, sys
+h, n = hashlib.sha256(), 0
+while chunk := sys.stdin.buffer.read(1 << 20):
+    h.update(chunk); n += len(chunk)
+print(h.hexdigest(), n)') || die "GET of the multipart object failed"
+    read -r got_sha got_size <<<"$got"
+    [ "$got_size" = "$BIG_BYTES" ] || die "GET of the multipart object: $got_size bytes, expected $BIG_BYTES"
+    [ "$got_sha" = "$BIG_SHA256" ] || die "GET of the multipart object: SHA-256 $got_sha, expected $BIG_SHA256"
+  fi
+
   t0=$(now)
   cat "$SCRATCH/big" >"$SCRATCH/dest"
-  md5sum "$SCRATCH/dest" >/dev/null
+  "$TIME" -f '%U+%S' -o "$SCRATCH/md5.time" md5sum "$SCRATCH/dest" >/dev/null
   t1=$(now)
   rm -f "$SCRATCH/dest"
   put_r+=("$(calc "$MB / ($t1 - $t0)")")
-  log "large PUT run $i/$RUNS: coffer ${put_c[-1]} MB/s, cat+md5sum ${put_r[-1]} MB/s"
+  md5_cpu=$(tail -n 1 "$SCRATCH/md5.time")
+  [[ $md5_cpu =~ ^[0-9.]+\+[0-9.]+$ ]] || die "unexpected output of $TIME: $(cat "$SCRATCH/md5.time")"
+  cpu_md5+=("$(calc "($md5_cpu) / $GIB")")
+  log "large PUT run $i/$RUNS: coffer ${put_c[-1]} MB/s, multipart ${put_mp[-1]} MB/s, cat+md5sum ${put_r[-1]} MB/s"
 done
+s3 -X DELETE "http://$COFFER/$BUCKET/mp"   # room on the disk; the parts too
+rm -rf "$SCRATCH/parts"
 
 # ----------------------------------------------------------------------------- 2. large GET
 # one untimed pass each: checks the bytes and warms the page cache alike
@@ -341,12 +444,15 @@ errors=$(grep -c 'level=error' "$SCRATCH/coffer.log" || true)
 # ------------------------------------------------------------------------------- report
 read -r put_c_m put_c_lo put_c_hi <<<"$(stats "${put_c[@]}")"
 read -r put_r_m put_r_lo put_r_hi <<<"$(stats "${put_r[@]}")"
+read -r put_mp_m put_mp_lo put_mp_hi <<<"$(stats "${put_mp[@]}")"
 read -r get_c_m get_c_lo get_c_hi <<<"$(stats "${get_c[@]}")"
 read -r get_n_m get_n_lo get_n_hi <<<"$(stats "${get_n[@]}")"
 read -r sput_m sput_lo sput_hi <<<"$(stats "${sput[@]}")"
 read -r sget_m sget_lo sget_hi <<<"$(stats "${sget[@]}")"
 read -r nget_m nget_lo nget_hi <<<"$(stats "${nget[@]}")"
 read -r cpu_put_m cpu_put_lo cpu_put_hi <<<"$(stats "${cpu_put[@]}")"
+read -r cpu_mp_m cpu_mp_lo cpu_mp_hi <<<"$(stats "${cpu_mp[@]}")"
+read -r cpu_md5_m cpu_md5_lo cpu_md5_hi <<<"$(stats "${cpu_md5[@]}")"
 read -r cpu_get_m cpu_get_lo cpu_get_hi <<<"$(stats "${cpu_get[@]}")"
 read -r cpu_nget_m cpu_nget_lo cpu_nget_hi <<<"$(stats "${cpu_nget[@]}")"
 read -r cpu_sput_m cpu_sput_lo cpu_sput_hi <<<"$(stats "${cpu_sput[@]}")"
@@ -356,36 +462,41 @@ read -r cpu_snget_m cpu_snget_lo cpu_snget_hi <<<"$(stats "${cpu_snget[@]}")"
 verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
   ok = (op == ">=") ? (v >= t) : (v < t); print ok ? "met" : "**missed**" }'; }
 r_put=$(calc "$put_c_m / $put_r_m")
+r_mp=$(calc "$put_mp_m / $put_r_m")
 r_get=$(calc "$get_c_m / $get_n_m")
 r_sget=$(calc "$sget_m / $nget_m")
 r_sput=$(calc "$sput_m / $nget_m")
 hwm_mib=$(calc "$HWM_KIB / 1024")
 rss_mib=$(calc "$RSS_REST_KIB / 1024")
 mmm() { echo "$(fmt "$1" "$4") ($(fmt "$2" "$4")–$(fmt "$3" "$4"))"; }
+ratio() { fmt "$(calc "$1 / ($2 > 0 ? $2 : 1)")" 2; }   # of medians; a zero reference counts as 1
 
 cat <<EOF
 
 ## coffer server benchmark — $(date -u +%Y-%m-%d) — $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 
-RUNS=$RUNS, scratch on $(df --output=fstype "$SCRATCH" | tail -n 1), large object $BIG_MIB MiB, $SMALL_COUNT objects of 4 KiB, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION.
+RUNS=$RUNS, scratch on $(df --output=fstype "$SCRATCH" | tail -n 1), large object $BIG_MIB MiB (multipart: $NPARTS parts of $PART_MIB MiB, $PART_JOBS in flight), $SMALL_COUNT objects of 4 KiB, wrk -t$WRK_THREADS -c$WRK_CONNECTIONS -d$WRK_DURATION.
 Figures are median (min–max) over the runs; ratios are of medians. MB = 10^6 bytes.
 
 | figure | coffer | reference | reference figure | ratio | target |
 |---|---|---|---|---|---|
 | large PUT, MB/s | $(mmm "$put_c_m" "$put_c_lo" "$put_c_hi" 0) | cat > dest; md5sum dest | $(mmm "$put_r_m" "$put_r_lo" "$put_r_hi" 0) | $(fmt "$r_put" 2) | ≥ 0.7: $(verdict "$r_put" 0.7 ">=") |
+| multipart PUT ($NPARTS × $PART_MIB MiB, $PART_JOBS at a time), MB/s | $(mmm "$put_mp_m" "$put_mp_lo" "$put_mp_hi" 0) | cat > dest; md5sum dest | $(mmm "$put_r_m" "$put_r_lo" "$put_r_hi" 0) | $(fmt "$r_mp" 2) | none |
 | large GET, MB/s | $(mmm "$get_c_m" "$get_c_lo" "$get_c_hi" 0) | nginx, same bytes | $(mmm "$get_n_m" "$get_n_lo" "$get_n_hi" 0) | $(fmt "$r_get" 2) | ≥ 0.9: $(verdict "$r_get" 0.9 ">=") |
 | 4 KiB GET, ops/s | $(mmm "$sget_m" "$sget_lo" "$sget_hi" 0) | nginx GET, same files | $(mmm "$nget_m" "$nget_lo" "$nget_hi" 0) | $(fmt "$r_sget" 2) | ≥ 0.5: $(verdict "$r_sget" 0.5 ">=") |
 | 4 KiB PUT, ops/s | $(mmm "$sput_m" "$sput_lo" "$sput_hi" 0) | nginx GET (scale only) | $(mmm "$nget_m" "$nget_lo" "$nget_hi" 0) | $(fmt "$r_sput" 2) | none |
 | VmRSS at rest, MiB | $(fmt "$rss_mib" 1) | | | | < 64: $(verdict "$rss_mib" 64 "<") |
 | VmHWM after all, MiB | $(fmt "$hwm_mib" 1) | | | | < 64: $(verdict "$hwm_mib" 64 "<") |
-| CPU s per GiB, large PUT | $(mmm "$cpu_put_m" "$cpu_put_lo" "$cpu_put_hi" 3) | | | | |
-| CPU s per GiB, large GET | $(mmm "$cpu_get_m" "$cpu_get_lo" "$cpu_get_hi" 3) | nginx | $(mmm "$cpu_nget_m" "$cpu_nget_lo" "$cpu_nget_hi" 3) | $(fmt "$(calc "$cpu_get_m / ($cpu_nget_m > 0 ? $cpu_nget_m : 1)")" 2) | |
+| CPU s per GiB, large PUT | $(mmm "$cpu_put_m" "$cpu_put_lo" "$cpu_put_hi" 3) | md5sum of the file | $(mmm "$cpu_md5_m" "$cpu_md5_lo" "$cpu_md5_hi" 3) | $(ratio "$cpu_put_m" "$cpu_md5_m") | |
+| CPU s per GiB, multipart PUT | $(mmm "$cpu_mp_m" "$cpu_mp_lo" "$cpu_mp_hi" 3) | md5sum of the file | $(mmm "$cpu_md5_m" "$cpu_md5_lo" "$cpu_md5_hi" 3) | $(ratio "$cpu_mp_m" "$cpu_md5_m") | |
+| CPU s per GiB, large GET | $(mmm "$cpu_get_m" "$cpu_get_lo" "$cpu_get_hi" 3) | nginx | $(mmm "$cpu_nget_m" "$cpu_nget_lo" "$cpu_nget_hi" 3) | $(ratio "$cpu_get_m" "$cpu_nget_m") | |
 | CPU µs per 4 KiB PUT | $(mmm "$cpu_sput_m" "$cpu_sput_lo" "$cpu_sput_hi" 0) | | | | |
-| CPU µs per 4 KiB GET | $(mmm "$cpu_sget_m" "$cpu_sget_lo" "$cpu_sget_hi" 0) | nginx | $(mmm "$cpu_snget_m" "$cpu_snget_lo" "$cpu_snget_hi" 0) | $(fmt "$(calc "$cpu_sget_m / ($cpu_snget_m > 0 ? $cpu_snget_m : 1)")" 2) | |
+| CPU µs per 4 KiB GET | $(mmm "$cpu_sget_m" "$cpu_sget_lo" "$cpu_sget_hi" 0) | nginx | $(mmm "$cpu_snget_m" "$cpu_snget_lo" "$cpu_snget_hi" 0) | $(ratio "$cpu_sget_m" "$cpu_snget_m") | |
 
 Raw numbers (one per run, in order):
 
     large PUT coffer MB/s:          ${put_c[*]}
+    multipart PUT coffer MB/s:      ${put_mp[*]}
     large PUT cat+md5sum MB/s:      ${put_r[*]}
     large GET coffer MB/s:          ${get_c[*]}
     large GET nginx MB/s:           ${get_n[*]}
@@ -393,6 +504,8 @@ Raw numbers (one per run, in order):
     4 KiB GET coffer ops/s:         ${sget[*]}
     4 KiB GET nginx ops/s:          ${nget[*]}
     CPU s/GiB large PUT coffer:     ${cpu_put[*]}
+    CPU s/GiB multipart PUT coffer: ${cpu_mp[*]}
+    CPU s/GiB md5sum (reference):   ${cpu_md5[*]}
     CPU s/GiB large GET coffer:     ${cpu_get[*]}
     CPU s/GiB large GET nginx:      ${cpu_nget[*]}
     CPU us/op 4 KiB PUT coffer:     ${cpu_sput[*]}
