@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <string.h>
 
+
 static const char usage[] =
     "usage: coffer <command> [options]\n"
     "\n"
     "commands:\n"
     "  server     run the S3-compatible object server\n"
     "  admin      manage access keys and public buckets of a running server\n"
+    "  presign    print a presigned URL for one object (GET, HEAD or PUT)\n"
     "  version    print the version\n"
     "\n"
     "Run 'coffer <command> --help' for a command's options.\n";
@@ -24,6 +26,8 @@ int cf_cli_main(int argc, char **argv)
         return cf_cmd_server(argc - 1, argv + 1);
     if (strcmp(cmd, "admin") == 0)
         return cf_cmd_admin(argc - 1, argv + 1);
+    if (strcmp(cmd, "presign") == 0)
+        return cf_cmd_presign(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("coffer %s\n", COFFER_VERSION);
         return CF_EXIT_OK;

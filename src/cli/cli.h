@@ -12,5 +12,6 @@ enum {
 int cf_cli_main(int argc, char **argv);
 int cf_cmd_server(int argc, char **argv);
 int cf_cmd_admin(int argc, char **argv);
+int cf_cmd_presign(int argc, char **argv);
 
 #endif

@@ -25,8 +25,11 @@ int cf_cli_env_or_file(const char *name, char *out, size_t outlen, cf_err *err)
     char *data = NULL;
     size_t len;
     int rc = cf_fs_read_small(path, outlen - 1 + 2, &data, &len, err);
-    if (rc)
-        return cf_err_set(err, rc, "%s: %s", fname, err->msg);
+    if (rc) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg); /* err->msg cannot be both source and target */
+        return cf_err_set(err, rc, "%s: %s", fname, why);
+    }
     while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
         data[--len] = '\0';
     if (len == 0 || len >= outlen) {
@@ -83,8 +86,11 @@ int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, 
     if (flags->secret_key_file) {
         char *data = NULL;
         size_t len;
-        if ((rc = cf_fs_read_small(flags->secret_key_file, sizeof out->secret_key + 1, &data, &len, err)))
-            return cf_err_set(err, rc, "--secret-key-file: %s", err->msg);
+        if ((rc = cf_fs_read_small(flags->secret_key_file, sizeof out->secret_key + 1, &data, &len, err))) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            return cf_err_set(err, rc, "--secret-key-file: %s", why);
+        }
         while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
             data[--len] = '\0';
         if (len == 0 || len >= sizeof out->secret_key) {

@@ -270,20 +270,26 @@ static int encode_param(cf_buf *arena, const cf_sigv4_param *in, enc_param *p)
     return rc;
 }
 
-/* Sorted by encoded name, then encoded value (byte order), each "name=value", joined by '&'. */
-static int canonical_query(const cf_sigv4_request *req, cf_buf *out)
+/* Sorted by encoded name, then encoded value (byte order), each "name=value", joined by '&'.
+ * Parameters named skip (when non-NULL) are left out: a presigned URL's X-Amz-Signature cannot
+ * sign itself. */
+static int canonical_query(const cf_sigv4_request *req, const char *skip, cf_buf *out)
 {
-    size_t n = req->nparams;
-    if (n == 0)
+    size_t total = req->nparams, n = 0;
+    if (total == 0)
         return 0;
-    if (n > ((size_t)-1) / sizeof(enc_param))
+    if (total > ((size_t)-1) / sizeof(enc_param))
         return CF_ETOOBIG;
-    enc_param *p = malloc(n * sizeof *p);
+    enc_param *p = malloc(total * sizeof *p);
     cf_buf arena;
     cf_buf_init(&arena, out->max); /* no encoded query can be larger than the whole output */
     int rc = p ? 0 : CF_ENOMEM;
-    for (size_t i = 0; i < n && !rc; i++)
-        rc = encode_param(&arena, &req->params[i], &p[i]);
+    for (size_t i = 0; i < total && !rc; i++) {
+        const char *name = req->params[i].name;
+        if (skip && name && strcmp(name, skip) == 0)
+            continue;
+        rc = encode_param(&arena, &req->params[i], &p[n++]);
+    }
     if (!rc) {
         for (size_t i = 0; i < n; i++) {
             p[i].name = arena.data + p[i].name_off;
@@ -377,8 +383,8 @@ static int valid_payload_hash(const char *h)
     return h && *h && printable_field(h, strlen(h));
 }
 
-static int build_canonical_request(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out,
-                                   cf_err *err)
+static int build_canonical_request(const cf_sigv4_request *req, const char *skip_param,
+                                   const char *signed_headers, cf_buf *out, cf_err *err)
 {
     if (!valid_method(req->method))
         return cf_err_set(err, CF_EINVAL, "request method is not an HTTP token");
@@ -391,7 +397,7 @@ static int build_canonical_request(const cf_sigv4_request *req, const char *sign
     if (!rc)
         rc = cf_buf_putc(out, '\n');
     if (!rc)
-        rc = canonical_query(req, out);
+        rc = canonical_query(req, skip_param, out);
     if (!rc)
         rc = cf_buf_putc(out, '\n');
     if (rc)
@@ -404,17 +410,23 @@ static int build_canonical_request(const cf_sigv4_request *req, const char *sign
     return 0;
 }
 
-int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out,
-                               cf_err *err)
+static int canonical_request_skipping(const cf_sigv4_request *req, const char *skip_param,
+                                      const char *signed_headers, cf_buf *out, cf_err *err)
 {
     size_t start = out->len;
-    int rc = build_canonical_request(req, signed_headers, out, err);
+    int rc = build_canonical_request(req, skip_param, signed_headers, out, err);
     /* A failure leaves out as it was, never with half a canonical request appended. */
     if (rc && out->data) {
         out->len = start;
         out->data[start] = '\0';
     }
     return rc;
+}
+
+int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out,
+                               cf_err *err)
+{
+    return canonical_request_skipping(req, NULL, signed_headers, out, err);
 }
 
 /* ---- Signing ---- */
@@ -580,14 +592,23 @@ static int signs_header(const char *list, const char *name)
     return 0;
 }
 
-static int check_scope(const cf_sigv4_auth *auth, const char *amz_date, int64_t now, int64_t *t, char iso[17],
-                       cf_err *err)
+/* What both kinds of authentication require of the credential scope and signed headers. */
+static int check_service_and_host(const cf_sigv4_auth *auth, cf_err *err)
 {
     if (strcmp(auth->service, "s3") != 0)
         return cf_err_set(err, CF_EINVAL, "credential scope service is '%.31s', expected 's3'",
                           auth->service);
     if (!signs_header(auth->signed_headers, "host"))
         return cf_err_set(err, CF_EINVAL, "the host header must be signed");
+    return 0;
+}
+
+static int check_scope(const cf_sigv4_auth *auth, const char *amz_date, int64_t now, int64_t *t, char iso[17],
+                       cf_err *err)
+{
+    int rc = check_service_and_host(auth, err);
+    if (rc)
+        return rc;
     if (!amz_date)
         return cf_err_set(err, CF_EINVAL, "the request has no x-amz-date (or Date) header");
     if (request_time(amz_date, t, iso) != 0)
@@ -601,21 +622,18 @@ static int check_scope(const cf_sigv4_auth *auth, const char *amz_date, int64_t 
     return 0;
 }
 
-int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
-                    const char *amz_date, int64_t now, unsigned char *signing_key_out, cf_err *err)
+/* Canonical request, string to sign and signature for iso (the request time as signed), then a
+ * constant-time comparison with the signature the client sent. */
+static int compute_and_compare(const cf_sigv4_request *req, const char *skip_param, const cf_sigv4_auth *auth,
+                               const char *secret, const char *iso, unsigned char *signing_key_out,
+                               cf_err *err)
 {
-    int64_t t;
-    char iso[17];
-    int rc = check_scope(auth, amz_date, now, &t, iso, err);
-    if (rc)
-        return rc;
-
     cf_buf creq, sts;
     unsigned char key[32];
     char sig[65];
     cf_buf_init(&creq, 1 << 20);
     cf_buf_init(&sts, 4096);
-    rc = cf_sigv4_canonical_request(req, auth->signed_headers, &creq, err);
+    int rc = canonical_request_skipping(req, skip_param, auth->signed_headers, &creq, err);
     if (!rc &&
         cf_sigv4_string_to_sign(iso, auth->date, auth->region, auth->service, creq.data, creq.len, &sts) != 0)
         rc = cf_err_set(err, CF_ENOMEM, "out of memory building the string to sign");
@@ -628,9 +646,243 @@ int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, cons
                 "the request signature does not match; check the secret key and the signing method");
         else if (signing_key_out)
             memcpy(signing_key_out, key, 32);
+        OPENSSL_cleanse(key, sizeof key);
     }
-    OPENSSL_cleanse(key, sizeof key);
     cf_buf_cleanup(&creq);
     cf_buf_cleanup(&sts);
+    return rc;
+}
+
+int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
+                    const char *amz_date, int64_t now, unsigned char *signing_key_out, cf_err *err)
+{
+    int64_t t;
+    char iso[17];
+    int rc = check_scope(auth, amz_date, now, &t, iso, err);
+    if (rc)
+        return rc;
+    return compute_and_compare(req, NULL, auth, secret, iso, signing_key_out, err);
+}
+
+/* ---- Query-string authentication (presigned URLs) ---- */
+
+enum { Q_ALGORITHM, Q_CREDENTIAL, Q_DATE, Q_EXPIRES, Q_SIGNED_HEADERS, Q_SIGNATURE, Q_COUNT };
+
+static const char *const query_names[Q_COUNT] = {
+    "X-Amz-Algorithm", "X-Amz-Credential",    "X-Amz-Date",
+    "X-Amz-Expires",   "X-Amz-SignedHeaders", "X-Amz-Signature",
+};
+
+static int query_name_index(const char *name)
+{
+    for (int q = 0; name && q < Q_COUNT; q++)
+        if (strcmp(name, query_names[q]) == 0)
+            return q;
+    return -1;
+}
+
+int cf_sigv4_has_query_auth(const cf_sigv4_param *params, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int q = query_name_index(params[i].name);
+        if (q == Q_ALGORITHM || q == Q_CREDENTIAL || q == Q_SIGNATURE)
+            return 1;
+    }
+    return 0;
+}
+
+/* Digits only: "+60", " 60" and "6e1" are not numbers of seconds a signer would write. */
+static int parse_expires(const char *v, int64_t *out, cf_err *err)
+{
+    size_t n = strlen(v);
+    if (n == 0)
+        return cf_err_set(err, CF_EINVAL, "X-Amz-Expires should be a number of seconds");
+    if (v[0] == '-')
+        return cf_err_set(err, CF_EINVAL, "X-Amz-Expires must be non-negative");
+    int64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_digit((unsigned char)v[i]))
+            return cf_err_set(err, CF_EINVAL, "X-Amz-Expires should be a number of seconds");
+        /* Past the limit there is nothing more to learn, and no overflow to worry about. */
+        if (x <= CF_SIGV4_MAX_EXPIRES)
+            x = x * 10 + (v[i] - '0');
+    }
+    if (x > CF_SIGV4_MAX_EXPIRES)
+        return cf_err_set(err, CF_EINVAL, "X-Amz-Expires must be less than a week (in seconds) that is %d",
+                          CF_SIGV4_MAX_EXPIRES);
+    if (x < 1)
+        return cf_err_set(err, CF_EINVAL, "X-Amz-Expires must be at least 1 second");
+    *out = x;
+    return 0;
+}
+
+static int parse_query_fields(const char *const v[Q_COUNT], cf_sigv4_query_auth *out, cf_err *err)
+{
+    cf_sigv4_auth *a = &out->auth;
+    if (strcmp(v[Q_ALGORITHM], CF_SIGV4_ALGORITHM) != 0)
+        return cf_err_set(err, CF_EINVAL, "X-Amz-Algorithm only supports '%s'", CF_SIGV4_ALGORITHM);
+    if (parse_credential(v[Q_CREDENTIAL], strlen(v[Q_CREDENTIAL]), a) != 0)
+        return cf_err_set(
+            err, CF_EINVAL,
+            "malformed X-Amz-Credential: expected ACCESSKEY/YYYYMMDD/REGION/SERVICE/aws4_request");
+    if (parse_signed_headers(v[Q_SIGNED_HEADERS], strlen(v[Q_SIGNED_HEADERS]), a) != 0)
+        return cf_err_set(
+            err, CF_EINVAL,
+            "malformed X-Amz-SignedHeaders: expected at most %d lowercase header names joined by ';'",
+            CF_SIGV4_MAX_SIGNED_HEADERS);
+    if (parse_signature(v[Q_SIGNATURE], strlen(v[Q_SIGNATURE]), a) != 0)
+        return cf_err_set(err, CF_EINVAL, "X-Amz-Signature must be 64 hex digits");
+    /* Only the ISO 8601 basic form: a URL has no Date header to fall back on. */
+    if (cf_sigv4_parse_amz_date(v[Q_DATE], &out->time) != 0)
+        return cf_err_set(err, CF_EINVAL, "X-Amz-Date must be YYYYMMDDTHHMMSSZ");
+    memcpy(out->amz_date, v[Q_DATE], 17);
+    if (memcmp(out->amz_date, a->date, 8) != 0)
+        return cf_err_set(err, CF_EINVAL,
+                          "invalid credential date '%.8s': it is not the date of X-Amz-Date '%s'", a->date,
+                          out->amz_date);
+    return parse_expires(v[Q_EXPIRES], &out->expires, err);
+}
+
+int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_query_auth *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const char *v[Q_COUNT] = {0};
+    for (size_t i = 0; i < n; i++) {
+        int q = query_name_index(params[i].name);
+        if (q < 0)
+            continue;
+        /* Two values would leave it to chance which one was signed and which one is checked. */
+        if (v[q])
+            return cf_err_set(err, CF_EINVAL, "%s appears more than once", query_names[q]);
+        v[q] = params[i].value ? params[i].value : "";
+    }
+    for (int q = 0; q < Q_COUNT; q++)
+        if (!v[q])
+            return cf_err_set(
+                err, CF_EINVAL,
+                "query-string authentication requires the X-Amz-Algorithm, X-Amz-Credential, "
+                "X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders and X-Amz-Expires parameters; "
+                "%s is missing",
+                query_names[q]);
+    int rc = parse_query_fields(v, out, err);
+    if (rc)
+        memset(out, 0, sizeof *out);
+    return rc;
+}
+
+int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q, const char *secret,
+                          int64_t now, cf_err *err)
+{
+    int rc = check_service_and_host(&q->auth, err);
+    if (rc)
+        return rc;
+    /* A URL may be used long after it was signed, but never before: the signer's clock may be
+     * ahead of ours by the same 15 minutes a header-signed request is allowed. */
+    if (q->time > now + MAX_SKEW_SECONDS)
+        return cf_err_set(err, CF_EPRECOND,
+                          "request is not valid yet: X-Amz-Date %s is more than 15 minutes ahead of the "
+                          "server's clock",
+                          q->amz_date);
+    if (now - q->time > q->expires)
+        return cf_err_set(err, CF_EPRECOND, "request has expired: signed at %s, valid for %lld seconds",
+                          q->amz_date, (long long)q->expires);
+    cf_sigv4_request r = *req;
+    r.payload_hash = CF_SIGV4_UNSIGNED_PAYLOAD;
+    return compute_and_compare(&r, query_names[Q_SIGNATURE], &q->auth, secret, q->amz_date, NULL, err);
+}
+
+static const char *presign_host(void *ctx, const char *name)
+{
+    return strcmp(name, "host") == 0 ? ctx : NULL;
+}
+
+static int check_presign_opts(const cf_sigv4_presign_opts *o, cf_err *err)
+{
+    if (!valid_method(o->method))
+        return cf_err_set(err, CF_EINVAL, "method is not an HTTP token");
+    if (!o->host || !*o->host || !printable_field(o->host, strlen(o->host)))
+        return cf_err_set(err, CF_EINVAL, "host is empty or not printable");
+    if (!o->path || o->path[0] != '/')
+        return cf_err_set(err, CF_EINVAL, "path must start with '/'");
+    /* These end up in X-Amz-Credential, whose parts are separated by '/'. */
+    size_t ak = o->access_key ? strlen(o->access_key) : 0, rl = o->region ? strlen(o->region) : 0;
+    if (ak == 0 || ak > 128 || !printable_field(o->access_key, ak) || strchr(o->access_key, '/'))
+        return cf_err_set(err, CF_EINVAL, "access key must be 1 to 128 printable characters without '/'");
+    if (rl == 0 || rl > 63 || !printable_field(o->region, rl) || strchr(o->region, '/'))
+        return cf_err_set(err, CF_EINVAL, "region must be 1 to 63 printable characters without '/'");
+    if (!o->secret)
+        return cf_err_set(err, CF_EINVAL, "no secret key");
+    if (o->expires < 1 || o->expires > CF_SIGV4_MAX_EXPIRES)
+        return cf_err_set(err, CF_EINVAL, "expiry must be 1 to %d seconds", CF_SIGV4_MAX_EXPIRES);
+    for (size_t i = 0; i < o->nparams; i++)
+        if (query_name_index(o->params[i].name) >= 0)
+            return cf_err_set(err, CF_EINVAL, "extra parameter '%s' is one the signature sets itself",
+                              o->params[i].name);
+    return 0;
+}
+
+static int build_presigned(const cf_sigv4_presign_opts *o, cf_buf *out, cf_err *err)
+{
+    int rc = check_presign_opts(o, err);
+    if (rc)
+        return rc;
+    char iso[17], date[9], cred[256], expires[16];
+    cf_sigv4_format_amz_date(o->now, iso);
+    memcpy(date, iso, 8);
+    date[8] = '\0';
+    snprintf(cred, sizeof cred, "%s/%s/%s/s3/aws4_request", o->access_key, date, o->region);
+    snprintf(expires, sizeof expires, "%lld", (long long)o->expires);
+
+    size_t n = o->nparams + 5;
+    cf_sigv4_param *params = malloc(n * sizeof *params);
+    if (!params)
+        return cf_err_set(err, CF_ENOMEM, "out of memory presigning a URL");
+    params[0] = (cf_sigv4_param){query_names[Q_ALGORITHM], CF_SIGV4_ALGORITHM};
+    params[1] = (cf_sigv4_param){query_names[Q_CREDENTIAL], cred};
+    params[2] = (cf_sigv4_param){query_names[Q_DATE], iso};
+    params[3] = (cf_sigv4_param){query_names[Q_EXPIRES], expires};
+    params[4] = (cf_sigv4_param){query_names[Q_SIGNED_HEADERS], "host"};
+    if (o->nparams)
+        memcpy(params + 5, o->params, o->nparams * sizeof *params);
+    cf_sigv4_request req = {
+        o->method, o->path, params, n, presign_host, (void *)o->host, CF_SIGV4_UNSIGNED_PAYLOAD};
+
+    cf_buf creq, sts;
+    cf_buf_init(&creq, 1 << 20);
+    cf_buf_init(&sts, 4096);
+    unsigned char key[32];
+    char sig[65];
+    rc = cf_sigv4_canonical_request(&req, "host", &creq, err);
+    if (!rc && cf_sigv4_string_to_sign(iso, date, o->region, "s3", creq.data, creq.len, &sts) != 0)
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory building the string to sign");
+    if (!rc) {
+        cf_sigv4_signing_key(o->secret, date, o->region, "s3", key);
+        cf_sigv4_sign(key, sts.data, sts.len, sig);
+        OPENSSL_cleanse(key, sizeof key);
+        /* The canonical query string is already a valid, fully encoded query. */
+        rc = cf_sigv4_uri_encode(out, o->path, strlen(o->path), 1);
+        if (!rc)
+            rc = cf_buf_putc(out, '?');
+        if (!rc)
+            rc = canonical_query(&req, NULL, out);
+        if (!rc)
+            rc = cf_buf_printf(out, "&%s=%s", query_names[Q_SIGNATURE], sig);
+        if (rc)
+            rc = cf_err_set(err, rc, "the presigned URL is too large");
+    }
+    cf_buf_cleanup(&creq);
+    cf_buf_cleanup(&sts);
+    free(params);
+    return rc;
+}
+
+int cf_sigv4_presign(const cf_sigv4_presign_opts *o, cf_buf *out, cf_err *err)
+{
+    size_t start = out->len;
+    int rc = build_presigned(o, out, err);
+    if (rc && out->data) {
+        out->len = start;
+        out->data[start] = '\0';
+    }
     return rc;
 }

@@ -5,6 +5,11 @@
  * The module does no I/O and keeps no state: the caller supplies every input (including the
  * request time), so that AWS's published vectors can be checked byte for byte.
  *
+ * Two ways to carry a signature: the Authorization header (cf_sigv4_parse_auth, cf_sigv4_verify)
+ * and the query string of a presigned URL (cf_sigv4_parse_query_auth, cf_sigv4_verify_query;
+ * cf_sigv4_presign builds one). Both sign the same canonical request; a presigned one leaves
+ * X-Amz-Signature out of the canonical query string and always signs UNSIGNED-PAYLOAD.
+ *
  * S3 rules (which differ from the generic SigV4 suite): the canonical URI is the *decoded* path
  * URI-encoded once (unreserved A-Za-z0-9-._~ kept, '/' kept, everything else %XX uppercase), with
  * no dot-segment normalisation and no double encoding.
@@ -21,6 +26,7 @@
 #define CF_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define CF_SIGV4_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"
 #define CF_SIGV4_MAX_SIGNED_HEADERS 64
+#define CF_SIGV4_MAX_EXPIRES 604800 /* seven days: AWS's limit for X-Amz-Expires */
 
 /* The parts of "AWS4-HMAC-SHA256 Credential=AKID/20130524/us-east-1/s3/aws4_request,
  * SignedHeaders=host;range;x-amz-date, Signature=<64 hex>". */
@@ -100,5 +106,61 @@ void cf_sigv4_format_amz_date(int64_t t, char out[17]);
 int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
                     const char *amz_date, int64_t now, unsigned char *signing_key_out,
                     cf_err *err);
+
+/* ---- Presigned URLs (query-string authentication) ---- */
+
+/* The X-Amz-* parameters of a presigned URL, checked for form (not yet for the signature). */
+typedef struct cf_sigv4_query_auth {
+    cf_sigv4_auth auth;  /* from X-Amz-Credential, X-Amz-SignedHeaders, X-Amz-Signature */
+    char amz_date[17];   /* X-Amz-Date, YYYYMMDDTHHMMSSZ; its date is auth.date */
+    int64_t time;        /* the same, in seconds since the epoch */
+    int64_t expires;     /* X-Amz-Expires, 1..CF_SIGV4_MAX_EXPIRES */
+} cf_sigv4_query_auth;
+
+/* 1 when the decoded parameters ask for query-string authentication (X-Amz-Algorithm,
+ * X-Amz-Credential or X-Amz-Signature is present), else 0. Names are case-sensitive, as in S3. */
+int cf_sigv4_has_query_auth(const cf_sigv4_param *params, size_t n);
+
+/* Reads the six X-Amz-* parameters from the decoded parameters. CF_EINVAL (S3's
+ * AuthorizationQueryParametersError) when one is missing or repeated, the algorithm is not
+ * AWS4-HMAC-SHA256, the credential, signed headers, signature or date is malformed, the
+ * credential's date is not X-Amz-Date's, or X-Amz-Expires is not a number in 1..604800. The
+ * message names the parameter and never contains the signature. */
+int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_query_auth *out,
+                              cf_err *err);
+
+/*
+ * Server-side check of a presigned request. req holds every decoded query parameter, the
+ * X-Amz-* ones included (X-Amz-Signature is left out of the canonical query string here);
+ * req->payload_hash is ignored, since a presigned URL always signs UNSIGNED-PAYLOAD. q comes
+ * from cf_sigv4_parse_query_auth; secret is the secret key of q->auth.access_key.
+ * Returns 0 when the signature matches; CF_EINVAL (service not "s3", "host" not signed, a signed
+ * header missing), CF_EPRECOND when now is outside the URL's validity (q->time more than 15
+ * minutes ahead of now: not valid yet; now past q->time + q->expires: expired — compare now with
+ * q->time to tell which), or CF_EAUTH (signature mismatch). Messages never contain the secret.
+ */
+int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q,
+                          const char *secret, int64_t now, cf_err *err);
+
+/* What to presign. Every pointer is borrowed for the duration of the call. */
+typedef struct cf_sigv4_presign_opts {
+    const char *method;            /* "GET", "HEAD", "PUT" */
+    const char *host;              /* the Host header the client will send: "127.0.0.1:9000",
+                                    * without the port when it is the scheme's default */
+    const char *path;              /* decoded, starting with '/': "/bucket/my key" */
+    const cf_sigv4_param *params;  /* extra decoded query parameters to sign (may be NULL) */
+    size_t nparams;
+    const char *access_key;
+    const char *secret;
+    const char *region;
+    int64_t now;                   /* becomes X-Amz-Date */
+    int64_t expires;               /* seconds, 1..CF_SIGV4_MAX_EXPIRES */
+} cf_sigv4_presign_opts;
+
+/* Appends the path and query of a presigned URL to out: the path URI-encoded (slashes kept),
+ * then '?', the canonical query string and "&X-Amz-Signature=<64 hex>". The caller puts
+ * "scheme://host" in front. Signs only the host header and UNSIGNED-PAYLOAD. CF_EINVAL (message
+ * names the bad option) or CF_ENOMEM/CF_ETOOBIG; on failure out is left as it was. */
+int cf_sigv4_presign(const cf_sigv4_presign_opts *o, cf_buf *out, cf_err *err);
 
 #endif

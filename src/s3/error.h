@@ -9,6 +9,8 @@
 
 #define CF_S3_ERROR_MAP(XX)                                                                      \
     XX(AccessDenied, 403, "Access Denied.")                                                    \
+    XX(AuthorizationHeaderMalformed, 400, "The authorization header you provided is invalid.") \
+    XX(AuthorizationQueryParametersError, 400, "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.") \
     XX(BadDigest, 400, "The Content-MD5 or checksum you specified did not match what we received.") \
     XX(BucketAlreadyExists, 409, "The requested bucket name is not available.")                 \
     XX(BucketAlreadyOwnedByYou, 409, "Your previous request to create the named bucket succeeded and you already own it.") \

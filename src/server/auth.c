@@ -1,8 +1,8 @@
 /*
- * auth.c - who sent the request: AWS Signature Version 4 in the Authorization header.
- *
- * Only root credentials exist so far; every signed request by them may do anything, and an
- * unsigned request may do nothing (there are no public buckets yet).
+ * auth.c - who sent the request: AWS Signature Version 4, in the Authorization header or in the
+ * query string of a presigned URL. The signer is root or a stored access key; a request with
+ * neither is anonymous. Authentication only names the principal: what it may do is decided
+ * afterwards by access.c (anonymous: what a bucket policy makes public).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/clock.h"
+#include "core/log.h"
 #include "crypto/sigv4.h"
 #include "server/request.h"
 
@@ -21,12 +22,12 @@ static const char *header_cb(void *ctx, const char *name)
 typedef struct params {
     cf_sigv4_param *list;
     size_t n, cap;
-    cf_buf decoded;   /* storage of the decoded names and values */
+    cf_buf decoded; /* storage of the decoded names and values */
     int bad;
 } params;
 
-static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     size_t key_size, const char *value, size_t value_size)
+static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                     const char *value, size_t value_size)
 {
     (void)kind;
     params *p = cls;
@@ -58,37 +59,88 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
     return MHD_YES;
 }
 
-int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+/* The decoded query parameters into p (pointers into p->decoded); -1 when they are not valid
+ * percent-encoding or memory ran out. */
+static int load_params(cf_request *r, params *p)
 {
-    const char *authz = cf_request_header(r, "Authorization");
-    if (!authz) {
-        if (cf_request_param(r, "X-Amz-Signature") || cf_request_param(r, "X-Amz-Credential")) {
-            *e = CF_S3_NotImplemented;
-            snprintf(msg, msglen, "presigned URLs are not supported by this server yet");
-            return -1;
-        }
-        *e = CF_S3_AccessDenied;
-        snprintf(msg, msglen, "anonymous access is not allowed; sign the request with AWS Signature Version 4");
+    cf_buf_init(&p->decoded, 64 * 1024);
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, collect_param, p);
+    if (p->bad)
+        return -1;
+    for (size_t i = 0; i < p->n; i++) {
+        p->list[i].name = p->decoded.data + (uintptr_t)p->list[i].name;
+        p->list[i].value = p->decoded.data + (uintptr_t)p->list[i].value;
+    }
+    return 0;
+}
+
+static void params_cleanup(params *p)
+{
+    free(p->list);
+    cf_buf_cleanup(&p->decoded);
+}
+
+/* Looks up the signer: root, or a stored key (copied into r->grant, which then also holds its
+ * secret). *principal is what the request becomes once the signature is verified; the access
+ * key is recorded already, so that the access log names who tried even when it fails. */
+static int find_signer(cf_request *r, const char *access_key, const char **secret, cf_principal *principal,
+                       cf_s3_error *e)
+{
+    if (strcmp(access_key, r->srv->root.access_key) == 0) {
+        snprintf(r->access_key, sizeof r->access_key, "%s", access_key);
+        *secret = r->srv->root.secret_key;
+        *principal = CF_PRINCIPAL_ROOT;
+        return 0;
+    }
+    cf_err err;
+    int rc = cf_store_key_get(r->srv->store, access_key, &r->grant, &err);
+    if (rc == CF_ENOTFOUND) {
+        *e = CF_S3_InvalidAccessKeyId;
         return -1;
     }
+    if (rc) {
+        cf_log(CF_LOG_ERROR, "access key lookup failed", "id", r->request_id, "error", err.msg, NULL);
+        *e = CF_S3_InternalError;
+        return -1;
+    }
+    snprintf(r->access_key, sizeof r->access_key, "%s", access_key);
+    *secret = r->grant.secret_key;
+    *principal = CF_PRINCIPAL_KEY;
+    return 0;
+}
+
+/* The path the client signed: for virtual-host style, the one before the bucket moved in. */
+static const char *signed_path(const cf_request *r)
+{
+    return r->signed_path ? r->signed_path : r->resource ? r->resource : "/";
+}
+
+static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_error *e, char *msg,
+                             size_t msglen)
+{
     if (strncmp(authz, "AWS4-HMAC-SHA256", 16) != 0) {
-        *e = CF_S3_InvalidRequest;
-        snprintf(msg, msglen, "only AWS Signature Version 4 (AWS4-HMAC-SHA256) is supported");
+        *e = CF_S3_InvalidArgument;
+        snprintf(
+            msg, msglen,
+            "Unsupported Authorization Type: only AWS Signature Version 4 (AWS4-HMAC-SHA256) is supported");
         return -1;
     }
     cf_sigv4_auth auth;
     cf_err err;
     if (cf_sigv4_parse_auth(authz, &auth, &err) != 0) {
-        *e = CF_S3_AccessDenied;
+        *e = CF_S3_AuthorizationHeaderMalformed;
         snprintf(msg, msglen, "malformed Authorization header: %s", err.msg);
         return -1;
     }
-    if (strcmp(auth.access_key, r->srv->root.access_key) != 0) {
-        *e = CF_S3_InvalidAccessKeyId;
+    if (strcmp(auth.region, r->srv->region) != 0) {
+        *e = CF_S3_AuthorizationHeaderMalformed;
+        snprintf(msg, msglen, "the region '%s' is wrong; expecting '%s'", auth.region, r->srv->region);
         return -1;
     }
-    snprintf(r->access_key, sizeof r->access_key, "%s", auth.access_key);
-    r->principal = CF_PRINCIPAL_ROOT;
+    const char *secret;
+    cf_principal principal;
+    if (find_signer(r, auth.access_key, &secret, &principal, e) != 0)
+        return -1;
 
     const char *amz_date = cf_request_header(r, "x-amz-date");
     if (!amz_date) {
@@ -101,12 +153,24 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
      * body. Accept that, and the body check below still holds the request to it. */
     if (!payload)
         payload = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    if (strncmp(payload, "STREAMING-", 10) == 0) {
-        *e = CF_S3_NotImplemented;
-        snprintf(msg, msglen, "aws-chunked uploads (%s) are not supported by this server yet", payload);
-        return -1;
+    /* aws-chunked: the literal STREAMING-… value is what the seed signature covers; the
+     * chunks are checked one by one as they arrive (body.c, s3/chunked.h). */
+    int streaming = strncmp(payload, "STREAMING-", 10) == 0;
+    if (streaming) {
+        int mrc = cf_chunked_mode_from_payload(payload, &r->stream_mode);
+        if (mrc == CF_ENOTSUP) {
+            *e = CF_S3_NotImplemented;
+            snprintf(msg, msglen, "%.64s bodies (SigV4a) are not supported; use STREAMING-AWS4-HMAC-SHA256-PAYLOAD", payload);
+            return -1;
+        }
+        if (mrc) {
+            *e = CF_S3_InvalidArgument;
+            snprintf(msg, msglen, "x-amz-content-sha256 '%.64s' is not a known payload type", payload);
+            return -1;
+        }
+        r->stream_mode_set = 1;
     }
-    int unsigned_payload = strcmp(payload, CF_SIGV4_UNSIGNED_PAYLOAD) == 0;
+    int unsigned_payload = streaming || strcmp(payload, CF_SIGV4_UNSIGNED_PAYLOAD) == 0;
     if (!unsigned_payload) {
         unsigned char tmp[32];
         if (strlen(payload) != 64 || cf_hex_decode(payload, 32, tmp) != 0) {
@@ -116,45 +180,109 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
         }
     }
 
+    cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n, header_cb, r, payload};
+    int vrc = cf_sigv4_verify(&req, &auth, secret, amz_date, (int64_t)cf_clock_now(),
+                              streaming ? r->stream_key : NULL, &err);
+    if (vrc == CF_EPRECOND) {
+        *e = CF_S3_RequestTimeTooSkewed;
+        return -1;
+    }
+    if (vrc == CF_EAUTH) {
+        *e = CF_S3_SignatureDoesNotMatch;
+        return -1;
+    }
+    if (vrc) {
+        *e = CF_S3_AccessDenied;
+        snprintf(msg, msglen, "%s", err.msg);
+        return -1;
+    }
+    r->principal = principal;
+    if (streaming) {
+        snprintf(r->stream_date, sizeof r->stream_date, "%s", amz_date);
+        snprintf(r->stream_scope, sizeof r->stream_scope, "%s/%s/%s/aws4_request", auth.date, auth.region, auth.service);
+        snprintf(r->stream_seed, sizeof r->stream_seed, "%s", auth.signature);
+    }
+    if (!unsigned_payload) {
+        snprintf(r->payload_hash, sizeof r->payload_hash, "%s", payload);
+        for (char *c = r->payload_hash; *c; c++)
+            if (*c >= 'A' && *c <= 'F')
+                *c = (char)(*c - 'A' + 'a');
+        r->sha256 = cf_hash_new(CF_HASH_SHA256);
+        if (!r->sha256) {
+            *e = CF_S3_InternalError;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A presigned URL. Its payload is never signed (UNSIGNED-PAYLOAD), so r->sha256 stays NULL and
+ * a PUT's body is checked only against Content-MD5, when the client sends one. */
+static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg, size_t msglen)
+{
+    cf_sigv4_query_auth q;
+    cf_err err;
+    if (cf_sigv4_parse_query_auth(p->list, p->n, &q, &err) != 0) {
+        *e = CF_S3_AuthorizationQueryParametersError;
+        snprintf(msg, msglen, "%s", err.msg);
+        return -1;
+    }
+    if (strcmp(q.auth.region, r->srv->region) != 0) {
+        *e = CF_S3_AuthorizationQueryParametersError;
+        snprintf(msg, msglen,
+                 "Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'",
+                 q.auth.region, r->srv->region);
+        return -1;
+    }
+    const char *secret;
+    cf_principal principal;
+    if (find_signer(r, q.auth.access_key, &secret, &principal, e) != 0)
+        return -1;
+    cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n, header_cb, r, NULL};
+    int64_t now = (int64_t)cf_clock_now();
+    int vrc = cf_sigv4_verify_query(&req, &q, secret, now, &err);
+    switch (vrc) {
+    case 0: r->principal = principal; return 0;
+    case CF_EPRECOND:
+        /* AWS's exact messages: clients and people search for them. */
+        *e = CF_S3_AccessDenied;
+        snprintf(msg, msglen, "%s", now > q.time ? "Request has expired" : "Request is not yet valid");
+        return -1;
+    case CF_EAUTH: *e = CF_S3_SignatureDoesNotMatch; return -1;
+    case CF_EINVAL:
+        *e = CF_S3_AuthorizationQueryParametersError;
+        snprintf(msg, msglen, "%s", err.msg);
+        return -1;
+    default: *e = CF_S3_InternalError; return -1;
+    }
+}
+
+int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+{
+    r->principal = CF_PRINCIPAL_ANONYMOUS;
     params p = {0};
-    cf_buf_init(&p.decoded, 64 * 1024);
-    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, collect_param, &p);
     int rc = -1;
-    if (p.bad) {
+    if (load_params(r, &p) != 0) {
         *e = CF_S3_InvalidArgument;
         snprintf(msg, msglen, "the query string is not valid percent-encoding");
         goto out;
     }
-    for (size_t i = 0; i < p.n; i++) {
-        p.list[i].name = p.decoded.data + (uintptr_t)p.list[i].name;
-        p.list[i].value = p.decoded.data + (uintptr_t)p.list[i].value;
-    }
-    cf_sigv4_request req = {r->method, r->resource ? r->resource : "/", p.list, p.n,
-                            header_cb, r, payload};
-    int vrc = cf_sigv4_verify(&req, &auth, r->srv->root.secret_key, amz_date, (int64_t)cf_clock_now(), NULL, &err);
-    if (vrc == CF_EPRECOND) {
-        *e = CF_S3_RequestTimeTooSkewed;
-    } else if (vrc == CF_EAUTH) {
-        *e = CF_S3_SignatureDoesNotMatch;
-    } else if (vrc) {
-        *e = CF_S3_AccessDenied;
-        snprintf(msg, msglen, "%s", err.msg);
+    const char *authz = cf_request_header(r, "Authorization");
+    int presigned = cf_sigv4_has_query_auth(p.list, p.n);
+    if (authz && presigned) {
+        /* Two signatures could name two different signers; AWS refuses the pair too. */
+        *e = CF_S3_InvalidArgument;
+        snprintf(msg, msglen,
+                 "only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+                 "Signature query string parameter or the Authorization header should be specified");
+    } else if (authz) {
+        rc = check_header_auth(r, authz, &p, e, msg, msglen);
+    } else if (presigned) {
+        rc = check_query_auth(r, &p, e, msg, msglen);
     } else {
-        rc = 0;
-        if (!unsigned_payload) {
-            snprintf(r->payload_hash, sizeof r->payload_hash, "%s", payload);
-            for (char *c = r->payload_hash; *c; c++)
-                if (*c >= 'A' && *c <= 'F')
-                    *c = (char)(*c - 'A' + 'a');
-            r->sha256 = cf_hash_new(CF_HASH_SHA256);
-            if (!r->sha256) {
-                *e = CF_S3_InternalError;
-                rc = -1;
-            }
-        }
+        rc = 0; /* anonymous: cf_access_check decides */
     }
 out:
-    free(p.list);
-    cf_buf_cleanup(&p.decoded);
+    params_cleanup(&p);
     return rc;
 }

@@ -79,6 +79,7 @@ typedef struct cf_request {
     char *key;                    /* decoded; may contain NUL-free UTF-8 only */
     size_t keylen;
     char *resource;               /* decoded path, for error documents */
+    char *signed_path;            /* virtual-host style: the path as sent (what SigV4 covers) */
     char access_key[129];
     cf_principal principal;
     cf_store_key grant;           /* when principal is CF_PRINCIPAL_KEY: its policy and scope */

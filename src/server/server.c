@@ -69,6 +69,10 @@ static int split_path(cf_request *r, const char *raw_url)
     const char *host;
     size_t vlen = vhost_bucket(r, &host);
     if (vlen) {
+        if (!(r->signed_path = strndup(path.data, path.len))) {
+            cf_buf_cleanup(&path);
+            return CF_ENOMEM;
+        }
         /* Rewrite to the path-style form, which everything after this point expects. */
         cf_buf full;
         cf_buf_init(&full, MAX_HEADER_BYTES + 512);
@@ -322,6 +326,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->bucket);
     free(r->key);
     free(r->resource);
+    free(r->signed_path);
     free(r);
     *con_cls = NULL;
 }

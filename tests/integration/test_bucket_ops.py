@@ -47,3 +47,39 @@ def test_versioning_is_off_and_versions_list_current_objects(s3, bucket):
     rest = s3.list_object_versions(Bucket=bucket, Prefix="v/", KeyMarker=page["NextKeyMarker"])
     assert [v["Key"] for v in rest["Versions"]] == ["v/2", "v/sub/3"]
     assert s3.get_object(Bucket=bucket, Key="v/1", VersionId="null")["Body"].read() == b"x"
+
+
+def test_virtual_host_style(make_server):
+    import http.client
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from conftest import ACCESS_KEY, SECRET_KEY, s3_client
+
+    srv = make_server(extra_args=["--domain", "s3.test"]).start()
+    s3_client(srv.endpoint).create_bucket(Bucket="vhosted")
+
+    def send(method, host_bucket, path, body=b""):
+        url = f"http://{host_bucket}.s3.test:{srv.port}{path}"
+        req = AWSRequest(method=method, url=url, data=body,
+                         headers={"x-amz-content-sha256": "UNSIGNED-PAYLOAD"})
+        S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(req)
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        headers = dict(req.headers.items())
+        headers["Host"] = f"{host_bucket}.s3.test:{srv.port}"  # what was signed; we dial 127.0.0.1
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+
+    put = send("PUT", "vhosted", "/dir/a%20b.txt", b"virtual")
+    assert put[0] == 200, put
+    # The same object is reachable path style, and listed under its key.
+    assert s3_client(srv.endpoint).get_object(Bucket="vhosted", Key="dir/a b.txt")["Body"].read() == b"virtual"
+    status, body = send("GET", "vhosted", "/dir/a%20b.txt")
+    assert (status, body) == (200, b"virtual")
+    status, body = send("GET", "vhosted", "/?list-type=2")
+    assert status == 200 and b"<Key>dir/a b.txt</Key>" in body
+    status, body = send("GET", "nosuchbucket", "/x")
+    assert status == 404 and b"NoSuchBucket" in body

@@ -376,6 +376,8 @@ static const struct {
     int status;
 } aws_errors[] = {
     {"AccessDenied", 403},
+    {"AuthorizationHeaderMalformed", 400},
+    {"AuthorizationQueryParametersError", 400},
     {"BadDigest", 400},
     {"BucketAlreadyExists", 409},
     {"BucketAlreadyOwnedByYou", 409},

@@ -923,6 +923,415 @@ static void test_amz_dates(void **state)
     assert_int_equal(cf_sigv4_parse_amz_date(NULL, &t), CF_EINVAL);
 }
 
+/* ---- presigned URLs ---- */
+
+/* S3 API reference, "Authenticating Requests: Using Query Parameters", example: GET
+ * examplebucket/test.txt, valid for 86400 seconds from 20130524T000000Z. */
+#define PRESIGN_HOST "examplebucket.s3.amazonaws.com"
+#define PRESIGN_CRED "AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
+#define PRESIGN_SIG "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+#define PRESIGN_QUERY                                                                                        \
+    "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=" PRESIGN_CRED                                        \
+    "&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host"
+
+static const hdr presign_headers[] = {{"host", PRESIGN_HOST}, {NULL, NULL}};
+
+/* The example's parameters decoded, as a server sees them (signature included). */
+typedef struct presign_case {
+    cf_sigv4_param params[8];
+    size_t nparams;
+    cf_sigv4_request req;
+    cf_sigv4_query_auth q;
+} presign_case;
+
+static void load_presign_example(presign_case *pc)
+{
+    const cf_sigv4_param p[] = {
+        {"X-Amz-Algorithm", "AWS4-HMAC-SHA256"},
+        {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request"},
+        {"X-Amz-Date", "20130524T000000Z"},
+        {"X-Amz-Expires", "86400"},
+        {"X-Amz-SignedHeaders", "host"},
+        {"X-Amz-Signature", PRESIGN_SIG},
+    };
+    memset(pc, 0, sizeof *pc);
+    memcpy(pc->params, p, sizeof p);
+    pc->nparams = 6;
+    cf_sigv4_request r = {"GET",
+                          "/test.txt",
+                          pc->params,
+                          pc->nparams,
+                          lookup,
+                          (void *)presign_headers,
+                          "ignored for presigned requests"};
+    pc->req = r;
+}
+
+static int parse_and_verify(presign_case *pc, const char *secret, int64_t now, cf_err *err)
+{
+    pc->req.params = pc->params;
+    pc->req.nparams = pc->nparams;
+    int rc = cf_sigv4_parse_query_auth(pc->params, pc->nparams, &pc->q, err);
+    return rc ? rc : cf_sigv4_verify_query(&pc->req, &pc->q, secret, now, err);
+}
+
+static cf_sigv4_param *param_named(presign_case *pc, const char *name)
+{
+    for (size_t i = 0; i < pc->nparams; i++)
+        if (strcmp(pc->params[i].name, name) == 0)
+            return &pc->params[i];
+    fail_msg("no parameter %s", name);
+    return NULL;
+}
+
+static void test_presign_documented_example(void **state)
+{
+    (void)state;
+    cf_buf url;
+    cf_err err = {0};
+    cf_buf_init(&url, 4096);
+    cf_sigv4_presign_opts o = {.method = "GET",
+                               .host = PRESIGN_HOST,
+                               .path = "/test.txt",
+                               .access_key = S3DOC.access_key,
+                               .secret = S3DOC.secret,
+                               .region = "us-east-1",
+                               .now = S3DOC.now,
+                               .expires = 86400};
+    if (cf_sigv4_presign(&o, &url, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_string_equal(url.data, "/test.txt?" PRESIGN_QUERY "&X-Amz-Signature=" PRESIGN_SIG);
+    assert_null(strstr(url.data, S3DOC.secret));
+
+    /* The intermediate products the documentation shows. */
+    presign_case pc;
+    load_presign_example(&pc);
+    pc.req.nparams = 5; /* everything but the signature */
+    pc.req.payload_hash = CF_SIGV4_UNSIGNED_PAYLOAD;
+    cf_buf creq, sts;
+    cf_buf_init(&creq, 4096);
+    cf_buf_init(&sts, 4096);
+    assert_int_equal(cf_sigv4_canonical_request(&pc.req, "host", &creq, &err), 0);
+    assert_string_equal(creq.data,
+                        "GET\n/test.txt\n" PRESIGN_QUERY "\nhost:" PRESIGN_HOST "\n\nhost\nUNSIGNED-PAYLOAD");
+    assert_int_equal(
+        cf_sigv4_string_to_sign(S3DOC.amz_date, S3DOC.date, "us-east-1", "s3", creq.data, creq.len, &sts), 0);
+    assert_string_equal(sts.data, "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n"
+                                  "3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04");
+    cf_buf_cleanup(&creq);
+    cf_buf_cleanup(&sts);
+    cf_buf_cleanup(&url);
+}
+
+static void test_verify_query_documented_example(void **state)
+{
+    (void)state;
+    presign_case pc;
+    cf_err err = {0};
+    load_presign_example(&pc);
+    if (parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_string_equal(pc.q.auth.access_key, "AKIAIOSFODNN7EXAMPLE");
+    assert_string_equal(pc.q.amz_date, "20130524T000000Z");
+    assert_int_equal(pc.q.time, S3DOC.now);
+    assert_int_equal(pc.q.expires, 86400);
+    /* The order of the parameters in the URL does not matter. */
+    cf_sigv4_param first = pc.params[0];
+    pc.params[0] = pc.params[5];
+    pc.params[5] = first;
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), 0);
+}
+
+static void test_verify_query_validity_window(void **state)
+{
+    (void)state;
+    presign_case pc;
+    cf_err err = {0};
+    load_presign_example(&pc);
+    int64_t t = S3DOC.now;
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, t + 86400, &err), 0);
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, t + 86401, &err), CF_EPRECOND);
+    assert_non_null(strstr(err.msg, "expired"));
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, t + 10 * 86400, &err), CF_EPRECOND);
+    /* Signed by a clock up to 15 minutes ahead of ours: accepted; further ahead: not yet valid. */
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, t - 900, &err), 0);
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, t - 901, &err), CF_EPRECOND);
+    assert_non_null(strstr(err.msg, "not valid yet"));
+    assert_true(pc.q.time > t - 901);
+}
+
+static void test_verify_query_detects_tampering(void **state)
+{
+    (void)state;
+    presign_case pc;
+    cf_err err = {0};
+
+    load_presign_example(&pc);
+    assert_int_equal(parse_and_verify(&pc, "wrong-secret", S3DOC.now, &err), CF_EAUTH);
+    assert_clean_message(&err, S3DOC.secret, PRESIGN_SIG);
+
+    load_presign_example(&pc);
+    pc.req.path = "/test.txu";
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), CF_EAUTH);
+
+    load_presign_example(&pc);
+    pc.req.method = "PUT";
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), CF_EAUTH);
+
+    load_presign_example(&pc);
+    param_named(&pc, "X-Amz-Expires")->value = "86401";
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), CF_EAUTH);
+
+    load_presign_example(&pc);
+    param_named(&pc, "X-Amz-Signature")->value =
+        "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d405";
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), CF_EAUTH);
+    assert_clean_message(&err, S3DOC.secret,
+                         "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d405");
+
+    /* A parameter added after signing (say, response-content-type) is not covered. */
+    load_presign_example(&pc);
+    pc.params[pc.nparams++] = (cf_sigv4_param){"response-content-type", "text/html"};
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), CF_EAUTH);
+
+    static const hdr other_host[] = {{"host", "evilbucket.s3.amazonaws.com"}, {NULL, NULL}};
+    load_presign_example(&pc);
+    pc.req.header_ctx = (void *)other_host;
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), CF_EAUTH);
+
+    /* The payload hash the caller passes plays no part: it is always UNSIGNED-PAYLOAD. */
+    load_presign_example(&pc);
+    pc.req.payload_hash = EMPTY_SHA256;
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), 0);
+}
+
+static void assert_query_rejected(presign_case *pc, const char *name, const char *value, const char *in_msg)
+{
+    cf_err err = {0};
+    if (name)
+        param_named(pc, name)->value = value;
+    int rc = parse_and_verify(pc, S3DOC.secret, S3DOC.now, &err);
+    if (rc != CF_EINVAL)
+        fail_msg("%s=%s: got %d (%s), want CF_EINVAL", name ? name : "-", value ? value : "-", rc, err.msg);
+    if (in_msg && !strstr(err.msg, in_msg))
+        fail_msg("%s=%s: message '%s' lacks '%s'", name ? name : "-", value ? value : "-", err.msg, in_msg);
+    assert_null(strstr(err.msg, PRESIGN_SIG));
+}
+
+static void test_parse_query_auth_rejects_bad_parameters(void **state)
+{
+    (void)state;
+    presign_case pc;
+    static const char *const names[] = {"X-Amz-Algorithm", "X-Amz-Credential",    "X-Amz-Date",
+                                        "X-Amz-Expires",   "X-Amz-SignedHeaders", "X-Amz-Signature"};
+    for (size_t i = 0; i < 6; i++) {
+        /* Missing: renamed out of the way. */
+        load_presign_example(&pc);
+        param_named(&pc, names[i])->name = "X-Amz-Other";
+        assert_query_rejected(&pc, NULL, NULL, names[i]);
+        /* Repeated. */
+        load_presign_example(&pc);
+        pc.params[pc.nparams] = *param_named(&pc, names[i]);
+        pc.nparams++;
+        assert_query_rejected(&pc, NULL, NULL, "more than once");
+    }
+    static const struct {
+        const char *name, *value, *msg;
+    } bad[] = {
+        {"X-Amz-Algorithm", "AWS4-HMAC-SHA1", "X-Amz-Algorithm"},
+        {"X-Amz-Algorithm", "", "X-Amz-Algorithm"},
+        {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3", "X-Amz-Credential"},
+        {"X-Amz-Credential", "", "X-Amz-Credential"},
+        {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130525/us-east-1/s3/aws4_request", "credential date"},
+        {"X-Amz-Date", "20130524T000000", "X-Amz-Date"},
+        {"X-Amz-Date", "Fri, 24 May 2013 00:00:00 GMT", "X-Amz-Date"},
+        {"X-Amz-Date", "20130524T250000Z", "X-Amz-Date"},
+        {"X-Amz-Expires", "604801", "604800"},
+        {"X-Amz-Expires", "99999999999999999999999999", "604800"},
+        {"X-Amz-Expires", "0", "X-Amz-Expires"},
+        {"X-Amz-Expires", "-1", "non-negative"},
+        {"X-Amz-Expires", "", "X-Amz-Expires"},
+        {"X-Amz-Expires", "1h", "X-Amz-Expires"},
+        {"X-Amz-Expires", "+60", "X-Amz-Expires"},
+        {"X-Amz-SignedHeaders", "", "X-Amz-SignedHeaders"},
+        {"X-Amz-SignedHeaders", "Host", "X-Amz-SignedHeaders"},
+        {"X-Amz-SignedHeaders", "host;", "X-Amz-SignedHeaders"},
+        {"X-Amz-Signature", "aeeed9bb", "X-Amz-Signature"},
+        {"X-Amz-Signature", PRESIGN_SIG "00", "X-Amz-Signature"},
+        {"X-Amz-Signature", "zeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404",
+         "X-Amz-Signature"},
+        /* Checked by verification: only S3 is served, and the host must be signed. */
+        {"X-Amz-Credential", "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/iam/aws4_request", "'s3'"},
+        {"X-Amz-SignedHeaders", "x-amz-date", "host"},
+        {"X-Amz-SignedHeaders", "host;range", "range"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        load_presign_example(&pc);
+        assert_query_rejected(&pc, bad[i].name, bad[i].value, bad[i].msg);
+    }
+    /* The limits themselves are fine (the signature then no longer matches, which is later). */
+    cf_err err = {0};
+    load_presign_example(&pc);
+    param_named(&pc, "X-Amz-Expires")->value = "604800";
+    assert_int_equal(cf_sigv4_parse_query_auth(pc.params, pc.nparams, &pc.q, &err), 0);
+    assert_int_equal(pc.q.expires, 604800);
+    param_named(&pc, "X-Amz-Expires")->value = "1";
+    assert_int_equal(cf_sigv4_parse_query_auth(pc.params, pc.nparams, &pc.q, &err), 0);
+    assert_int_equal(pc.q.expires, 1);
+    /* A failed parse leaves nothing behind. */
+    param_named(&pc, "X-Amz-Expires")->value = "0";
+    assert_int_equal(cf_sigv4_parse_query_auth(pc.params, pc.nparams, &pc.q, &err), CF_EINVAL);
+    assert_string_equal(pc.q.auth.signature, "");
+}
+
+static void test_has_query_auth(void **state)
+{
+    (void)state;
+    const cf_sigv4_param none[] = {{"versionId", "x"}, {"X-Amz-Date", "20130524T000000Z"}, {"uploads", ""}};
+    const cf_sigv4_param alg[] = {{"versionId", "x"}, {"X-Amz-Algorithm", "AWS4-HMAC-SHA256"}};
+    const cf_sigv4_param sig[] = {{"X-Amz-Signature", ""}};
+    const cf_sigv4_param cred[] = {{"X-Amz-Credential", "AKID"}};
+    const cf_sigv4_param lower[] = {{"x-amz-signature", "abc"}};
+    assert_int_equal(cf_sigv4_has_query_auth(NULL, 0), 0);
+    assert_int_equal(cf_sigv4_has_query_auth(none, 3), 0);
+    assert_int_equal(cf_sigv4_has_query_auth(alg, 2), 1);
+    assert_int_equal(cf_sigv4_has_query_auth(sig, 1), 1);
+    assert_int_equal(cf_sigv4_has_query_auth(cred, 1), 1);
+    assert_int_equal(cf_sigv4_has_query_auth(lower, 1), 0);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
+}
+
+/* Percent-decodes s[0..n) into a new string (the test frees it). */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n + 1 && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Presign, then take the URL apart as a server would and verify it. */
+static void test_presign_round_trip(void **state)
+{
+    (void)state;
+    static const char *const methods[] = {"GET", "HEAD", "PUT"};
+    static const char *const paths[] = {"/bucket/key", "/bucket/a b/c+d=e&f?g#h%i~j.txt",
+                                        "/bucket/\xc3\xbc/\xe1\x88\xb4//x", "/bucket/"};
+    const cf_sigv4_param extra[] = {{"versionId", "3/L4kqtJl40Nr8X8gdRQBpUMLUo"}};
+    static const hdr host[] = {{"host", "127.0.0.1:9000"}, {NULL, NULL}};
+    for (size_t m = 0; m < 3; m++) {
+        for (size_t k = 0; k < sizeof paths / sizeof *paths; k++) {
+            cf_buf url;
+            cf_err err = {0};
+            cf_buf_init(&url, 8192);
+            cf_sigv4_presign_opts o = {methods[m],   "127.0.0.1:9000", paths[k],    extra,      k % 2,
+                                       "itest-root", "itest-secret",   "eu-west-1", 1700000000, 3600};
+            if (cf_sigv4_presign(&o, &url, &err) != 0)
+                fail_msg("%s", err.msg);
+            assert_null(strstr(url.data, "itest-secret"));
+            char *q = strchr(url.data, '?');
+            assert_non_null(q);
+            /* Only unreserved characters, '/', '%XX', '?', '&' and '=' appear. */
+            for (const char *c = url.data; *c; c++)
+                assert_non_null(
+                    strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/%?&=", *c));
+            char *path = pct_decode(url.data, (size_t)(q - url.data));
+            assert_string_equal(path, paths[k]);
+            cf_sigv4_param params[8];
+            char *owned[16];
+            size_t np = 0, no = 0;
+            for (char *p = q + 1; *p;) {
+                size_t len = strcspn(p, "&");
+                char *eq = memchr(p, '=', len);
+                assert_non_null(eq);
+                assert_true(np < 8);
+                owned[no++] = pct_decode(p, (size_t)(eq - p));
+                owned[no++] = pct_decode(eq + 1, len - (size_t)(eq - p) - 1);
+                params[np].name = owned[no - 2];
+                params[np].value = owned[no - 1];
+                np++;
+                p += len + (p[len] == '&');
+            }
+            assert_int_equal(np, 6 + (k % 2));
+            cf_sigv4_query_auth qa;
+            cf_sigv4_request req = {methods[m], path, params, np, lookup, (void *)host, NULL};
+            if (cf_sigv4_parse_query_auth(params, np, &qa, &err) != 0 ||
+                cf_sigv4_verify_query(&req, &qa, "itest-secret", 1700000000 + 3600, &err) != 0)
+                fail_msg("%s %s: %s", methods[m], paths[k], err.msg);
+            assert_string_equal(qa.auth.region, "eu-west-1");
+            assert_int_equal(cf_sigv4_verify_query(&req, &qa, "itest-secret", 1700000000 + 3601, &err),
+                             CF_EPRECOND);
+            req.method = methods[(m + 1) % 3];
+            assert_int_equal(cf_sigv4_verify_query(&req, &qa, "itest-secret", 1700000000, &err), CF_EAUTH);
+            for (size_t i = 0; i < no; i++)
+                free(owned[i]);
+            free(path);
+            cf_buf_cleanup(&url);
+        }
+    }
+}
+
+static void test_presign_rejects_bad_options(void **state)
+{
+    (void)state;
+    const cf_sigv4_presign_opts good = {"GET", "h:1", "/b/k",      NULL,       0,
+                                        "AK",  "SK",  "us-east-1", 1700000000, 60};
+    const cf_sigv4_param sig[] = {{"X-Amz-Signature", "x"}};
+    cf_sigv4_presign_opts bad[12];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        bad[i] = good;
+    bad[n++].method = "G T";
+    bad[n++].host = "";
+    bad[n++].host = "a b";
+    bad[n++].path = "b/k";
+    bad[n++].access_key = "A/K";
+    bad[n++].access_key = "";
+    bad[n++].region = "us east";
+    bad[n++].secret = NULL;
+    bad[n++].expires = 0;
+    bad[n++].expires = 604801;
+    bad[n].params = sig;
+    bad[n++].nparams = 1;
+    bad[n++].method = NULL;
+    cf_buf url;
+    cf_buf_init(&url, 4096);
+    assert_int_equal(cf_buf_puts(&url, "http://h:1"), 0);
+    for (size_t i = 0; i < n; i++) {
+        cf_err err = {0};
+        if (cf_sigv4_presign(&bad[i], &url, &err) != CF_EINVAL)
+            fail_msg("case %zu accepted", i);
+        assert_true(err.msg[0] != '\0');
+        assert_string_equal(url.data, "http://h:1"); /* left as it was */
+    }
+    /* Too small a buffer: an error, and still nothing half-written. */
+    cf_buf tiny;
+    cf_buf_init(&tiny, 64);
+    assert_int_equal(cf_buf_puts(&tiny, "x"), 0);
+    assert_int_equal(cf_sigv4_presign(&good, &tiny, NULL), CF_ETOOBIG);
+    assert_string_equal(tiny.data, "x");
+    cf_err err = {0};
+    assert_int_equal(cf_sigv4_presign(&good, &url, &err), 0);
+    assert_int_equal(strncmp(url.data, "http://h:1/b/k?X-Amz-Algorithm=", 31), 0);
+    cf_buf_cleanup(&tiny);
+    cf_buf_cleanup(&url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -950,6 +1359,14 @@ int main(void)
         cmocka_unit_test(test_canonical_request_rejects_bad_input),
         cmocka_unit_test(test_header_values_never_add_lines),
         cmocka_unit_test(test_amz_dates),
+        cmocka_unit_test(test_presign_documented_example),
+        cmocka_unit_test(test_verify_query_documented_example),
+        cmocka_unit_test(test_verify_query_validity_window),
+        cmocka_unit_test(test_verify_query_detects_tampering),
+        cmocka_unit_test(test_parse_query_auth_rejects_bad_parameters),
+        cmocka_unit_test(test_has_query_auth),
+        cmocka_unit_test(test_presign_round_trip),
+        cmocka_unit_test(test_presign_rejects_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
