@@ -10,7 +10,7 @@ for target in "$build"/fuzz_*; do
   corpus=tests/fuzz/corpus/$name
   mkdir -p "$corpus"
   if [ "$seconds" -eq 0 ]; then
-    args=(-print_final_stats=1 -runs=0 "$corpus")
+    args=(-print_final_stats=1 -runs=0 -artifact_prefix="${TMPDIR:-/tmp}/$name-" "$corpus")
   else
     # New inputs go to a scratch dir so a long run does not bloat the committed corpus.
     scratch=$(mktemp -d)
