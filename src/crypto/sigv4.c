@@ -9,6 +9,7 @@
 #include "crypto/sigv4.h"
 
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,8 +472,60 @@ static void hmac_aws4_secret(const char *secret, const char *msg, unsigned char 
     OPENSSL_cleanse(k, sizeof k);
 }
 
+/*
+ * Derived keys change once a day per access key, yet deriving one costs four HMACs, most of a
+ * small request's signature check: keep the last few. Entries are found by a digest of the
+ * secret, so the cache never holds a secret itself.
+ */
+#define KEY_CACHE_SIZE 16
+
+typedef struct key_cache_entry {
+    unsigned char secret_digest[32];
+    char scope[112];             /* date/region/service */
+    unsigned char key[32];
+    int used;
+} key_cache_entry;
+
+static key_cache_entry key_cache[KEY_CACHE_SIZE];
+static unsigned key_cache_next;
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void derive_signing_key(const char *secret, const char *date, const char *region, const char *service,
+                               unsigned char key[32]);
+
 void cf_sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
                           unsigned char key[32])
+{
+    char scope[112];
+    unsigned char digest[32];
+    int n = snprintf(scope, sizeof scope, "%s/%s/%s", date, region, service);
+    if (n < 0 || (size_t)n >= sizeof scope) {
+        derive_signing_key(secret, date, region, service, key);
+        return;
+    }
+    cf_sha256(secret, strlen(secret), digest);
+    pthread_mutex_lock(&key_cache_mu);
+    for (size_t i = 0; i < KEY_CACHE_SIZE; i++) {
+        key_cache_entry *e = &key_cache[i];
+        if (e->used && strcmp(e->scope, scope) == 0 && memcmp(e->secret_digest, digest, 32) == 0) {
+            memcpy(key, e->key, 32);
+            pthread_mutex_unlock(&key_cache_mu);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&key_cache_mu);
+    derive_signing_key(secret, date, region, service, key);
+    pthread_mutex_lock(&key_cache_mu);
+    key_cache_entry *e = &key_cache[key_cache_next++ % KEY_CACHE_SIZE];
+    memcpy(e->secret_digest, digest, 32);
+    memcpy(e->scope, scope, (size_t)n + 1);
+    memcpy(e->key, key, 32);
+    e->used = 1;
+    pthread_mutex_unlock(&key_cache_mu);
+}
+
+static void derive_signing_key(const char *secret, const char *date, const char *region, const char *service,
+                               unsigned char key[32])
 {
     unsigned char a[32], b[32];
     hmac_aws4_secret(secret, date, a);

@@ -423,12 +423,13 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
         MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : 120u,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_connections ? opts->max_connections : 1024),
-        /* Headers beyond the pool are refused with 431 before any handler runs (S3 allows
-         * 8 KiB). The pool is also the read buffer, so it sets the body piece handed to us per
-         * call; MHD zeroes the used pool between keep-alive requests, so 1 MiB cost a third of
-         * a small GET's CPU, while 256 KiB keeps large PUTs at the same rate. */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
-        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)64 * 1024,
+        /* Headers beyond the pool are refused with 431 before any handler runs (and beyond
+         * MAX_HEADER_BYTES by begin_request). The pool is also the read buffer, so it sets the
+         * body piece handed to us per call; MHD zeroes the used pool between keep-alive
+         * requests, so 1 MiB cost a third of a small GET's CPU, while 128 KiB keeps large PUTs
+         * at the same rate (docs/BENCHMARKS.md). */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024,
+        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)32 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_END);
     if (!srv->daemon) {

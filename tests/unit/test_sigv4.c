@@ -1332,6 +1332,34 @@ static void test_presign_rejects_bad_options(void **state)
     cf_buf_cleanup(&url);
 }
 
+/* Derived keys are cached: the cache must be keyed by the secret as well as the scope, and
+ * survive being cycled through. */
+static void test_signing_key_cache_keys_on_secret_and_scope(void **state)
+{
+    (void)state;
+    unsigned char first[32], again[32], other_secret[32], other_day[32], key[32];
+    cf_sigv4_signing_key("secret-one", "20130524", "us-east-1", "s3", first);
+    cf_sigv4_signing_key("secret-two", "20130524", "us-east-1", "s3", other_secret);
+    cf_sigv4_signing_key("secret-one", "20130525", "us-east-1", "s3", other_day);
+    assert_memory_not_equal(first, other_secret, 32);
+    assert_memory_not_equal(first, other_day, 32);
+    for (int i = 0; i < 40; i++) { /* more scopes than the cache holds */
+        char date[9];
+        snprintf(date, sizeof date, "2014%04d", 101 + i);
+        cf_sigv4_signing_key("secret-one", date, "us-east-1", "s3", key);
+    }
+    cf_sigv4_signing_key("secret-one", "20130524", "us-east-1", "s3", again);
+    assert_memory_equal(first, again, 32);
+    /* The documented key, through the cache, twice. */
+    static const char expected[] = "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378";
+    char hex[65];
+    for (int i = 0; i < 2; i++) {
+        cf_sigv4_signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3", key);
+        cf_hex_encode(key, 32, hex);
+        assert_string_equal(hex, expected);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1339,6 +1367,7 @@ int main(void)
         cmocka_unit_test(test_s3_documentation_vectors),
         cmocka_unit_test(test_signing_key_documented_values),
         cmocka_unit_test(test_signing_key_long_secrets),
+        cmocka_unit_test(test_signing_key_cache_keys_on_secret_and_scope),
         cmocka_unit_test(test_verify_accepts_the_documented_requests),
         cmocka_unit_test(test_verify_wrong_secret_is_auth_error),
         cmocka_unit_test(test_verify_detects_tampering),
