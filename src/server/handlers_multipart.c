@@ -444,8 +444,15 @@ int cf_handle_complete_multipart(cf_request *r)
         rec.mtime_ns = cf_clock_now_ns();
         rec.headers = oh.kv;
         rec.nheaders = oh.n;
-        rc = cf_store_upload_complete(r->srv->store, u.id, &rec, &err);
-        if (rc == CF_ENOTFOUND)
+        cf_store_condition cond;
+        char cond_etag[80];
+        e = cf_write_condition(r, &cond, cond_etag, sizeof cond_etag);
+        rc = e ? 0 : cf_store_upload_complete(r->srv->store, u.id, &rec, &cond, &err);
+        if (e)
+            snprintf(msg, sizeof msg, "only If-None-Match: * is supported on writes");
+        else if (rc == CF_EPRECOND)
+            e = cf_write_condition_error(&cond);
+        else if (rc == CF_ENOTFOUND)
             e = CF_S3_NoSuchUpload;
         else if (rc == CF_EINVAL)
             e = CF_S3_InvalidPart, snprintf(msg, sizeof msg, "a part was uploaded again while the upload completed");

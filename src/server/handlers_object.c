@@ -111,6 +111,31 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
     return cf_body_open_writer(r, e);
 }
 
+cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag, size_t etaglen)
+{
+    memset(c, 0, sizeof *c);
+    const char *none = cf_request_header(r, "If-None-Match");
+    const char *match = cf_request_header(r, "If-Match");
+    if (none) {
+        if (strcmp(none, "*") != 0)
+            return CF_S3_NotImplemented; /* as S3: writes take only If-None-Match: * */
+        c->must_not_exist = 1;
+    }
+    if (match) {
+        size_t n = strlen(match);
+        if (n >= 2 && match[0] == '"' && match[n - 1] == '"')
+            match++, n -= 2;
+        snprintf(etag, etaglen, "%.*s", (int)n, match);
+        c->etag_match = etag;
+    }
+    return CF_S3_OK;
+}
+
+cf_s3_error cf_write_condition_error(const cf_store_condition *c)
+{
+    return c->failed == CF_STORE_COND_MISSING ? CF_S3_NoSuchKey : CF_S3_PreconditionFailed;
+}
+
 int cf_put_object_end(cf_request *r)
 {
     cf_err err;
@@ -135,11 +160,20 @@ int cf_put_object_end(cf_request *r)
         cf_header_list_cleanup(&h);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
+    cf_store_condition cond;
+    char cond_etag[80];
+    if ((e = cf_write_condition(r, &cond, cond_etag, sizeof cond_etag)) != CF_S3_OK) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, e, "only If-None-Match: * is supported on writes");
+    }
     cf_object_info info = {0};
     cf_store_writer *w = r->writer;
     r->writer = NULL; /* commit frees it, success or not */
+    cf_store_writer_set_condition(w, &cond);
     int rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
+    if (rc == CF_EPRECOND)
+        return cf_respond_error(r, cf_write_condition_error(&cond), NULL);
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc) {

@@ -204,6 +204,10 @@ cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *
 int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writer **w);
 void cf_copy_source_cleanup(cf_copy_source *src);
 int cf_handle_copy_object(cf_request *r);
+/* If-None-Match: * and If-Match on a write, as a store condition (etag is its buffer). */
+cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag, size_t etaglen);
+/* The S3 error for a condition the store found false. */
+cf_s3_error cf_write_condition_error(const cf_store_condition *c);
 /* If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since against an object, in RFC
  * 9110's order: PreconditionFailed, or OK with *not_modified set when a GET should get 304. */
 cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match,

@@ -43,7 +43,35 @@ struct cf_store_writer {
     uint64_t size;
     unsigned char digest[CF_MD5_LEN];
     int finished;
+    cf_store_condition *cond;
 };
+
+void cf_store_writer_set_condition(cf_store_writer *w, cf_store_condition *cond)
+{
+    w->cond = cond;
+}
+
+int cf_store_check_condition(cf_store *s, MDB_txn *txn, const char *comp, size_t complen,
+                             cf_store_condition *cond, cf_err *err)
+{
+    if (!cond || (!cond->must_not_exist && !cond->etag_match))
+        return 0;
+    cf_object_info cur;
+    int rc = cf_index_get(s, txn, comp, complen, &cur);
+    if (rc && rc != CF_ENOTFOUND)
+        return cf_err_set(err, rc, "cannot read the current object: %s", cf_strerror(rc));
+    int exists = rc == 0;
+    cond->failed = CF_STORE_COND_OK;
+    if (cond->must_not_exist && exists)
+        cond->failed = CF_STORE_COND_EXISTS;
+    else if (cond->etag_match && !exists)
+        cond->failed = CF_STORE_COND_MISSING;
+    else if (cond->etag_match && strcmp(cur.etag, cond->etag_match) != 0)
+        cond->failed = CF_STORE_COND_MISMATCH;
+    if (exists)
+        cf_object_info_cleanup(&cur);
+    return cond->failed ? cf_err_set(err, CF_EPRECOND, "the object's condition does not hold") : 0;
+}
 
 int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
 {
@@ -288,6 +316,8 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
         rc = cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
         goto out;
     }
+    if ((rc = cf_store_check_condition(s, txn, comp, complen, w->cond, err)))
+        goto out;
     if ((rc = cf_index_put(s, txn, comp, complen, enc.data, enc.len, &old, &had_old))) {
         rc = cf_err_set(err, rc, "cannot index object '%.*s': %s", (int)keylen, key, cf_strerror(rc));
         goto out;

@@ -90,6 +90,26 @@ int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
                            const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
                            cf_err *err);
+/*
+ * A condition on what the key holds at the instant of the commit, checked inside the commit's
+ * transaction so that no other writer can slip in between (If-None-Match: *, If-Match). When
+ * it fails, the commit returns CF_EPRECOND, changes nothing, and sets `failed`.
+ */
+typedef enum cf_store_cond_failure {
+    CF_STORE_COND_OK = 0,
+    CF_STORE_COND_EXISTS,        /* must_not_exist, and the key exists */
+    CF_STORE_COND_MISSING,       /* etag_match, and the key does not exist */
+    CF_STORE_COND_MISMATCH,      /* etag_match, and the key holds another ETag */
+} cf_store_cond_failure;
+
+typedef struct cf_store_condition {
+    int must_not_exist;
+    const char *etag_match;      /* without quotes; NULL for none */
+    cf_store_cond_failure failed;
+} cf_store_condition;
+
+/* The condition the next commit of w must meet (borrowed until then); NULL for none. */
+void cf_store_writer_set_condition(cf_store_writer *w, cf_store_condition *cond);
 /* Discards the body and frees the writer. NULL is a no-op. */
 void cf_store_writer_abort(cf_store_writer *w);
 
@@ -203,7 +223,7 @@ int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_
  * parts (a part was uploaded again meanwhile); CF_ENOTFOUND when the upload or the bucket is gone.
  */
 int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object_info *rec,
-                             cf_err *err);
+                             cf_store_condition *cond, cf_err *err);
 
 /*
  * Access keys besides root. A key carries one policy ("readwrite", "readonly", "writeonly")

@@ -59,6 +59,10 @@ int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned 
                             char *final_path, cf_err *err);
 
 cf_store *cf_store_writer_store(const cf_store_writer *w);
+/* Checks cond (may be NULL) against what comp holds in txn: 0, or CF_EPRECOND with cond->failed
+ * and a message in err. */
+int cf_store_check_condition(cf_store *s, MDB_txn *txn, const char *comp, size_t complen,
+                             cf_store_condition *cond, cf_err *err);
 /* Drops, inside txn, the uploads of bucket (when non-NULL) or those initiated before
  * cutoff_ns, listing their data as garbage and appending it to *freed for cf_store_reclaim. */
 int cf_store_uploads_drop_in(cf_store *s, MDB_txn *txn, const char *bucket, int64_t cutoff_ns,

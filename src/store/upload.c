@@ -592,7 +592,7 @@ static int check_segments_current(cf_store *s, MDB_txn *txn, const unsigned char
 }
 
 int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object_info *rec,
-                             cf_err *err)
+                             cf_store_condition *cond, cf_err *err)
 {
     unsigned char id[CF_STORE_ID_LEN];
     if (raw_id(upload_id, id))
@@ -633,6 +633,8 @@ int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object
                      : cf_store_lmdb_err(err, mrc, "bucket");
         goto out;
     }
+    if ((rc = cf_store_check_condition(s, txn, comp, complen, cond, err)))
+        goto out;
     if ((rc = drop_upload_in(s, txn, id, rec, &freed))) {
         rc = cf_err_set(err, rc, "cannot remove upload '%s': %s", upload_id, cf_strerror(rc));
         goto out;

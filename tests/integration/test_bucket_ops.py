@@ -83,3 +83,52 @@ def test_virtual_host_style(make_server):
     assert status == 200 and b"<Key>dir/a b.txt</Key>" in body
     status, body = send("GET", "nosuchbucket", "/x")
     assert status == 404 and b"NoSuchBucket" in body
+
+
+def test_conditional_writes(server, s3, bucket):
+    from helpers_clients import signed_request
+
+    def put(key, body, **headers):
+        return signed_request(server.endpoint, "PUT", f"/{bucket}/{key}", body=body, headers=headers)
+
+    # Create-only: the first writer wins, the second gets 412 and changes nothing.
+    r = put("once", b"first", **{"If-None-Match": "*"})
+    assert r.status_code == 200, r.content
+    r = put("once", b"second", **{"If-None-Match": "*"})
+    assert r.status_code == 412 and b"<Code>PreconditionFailed</Code>" in r.content
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"first"
+    # Compare-and-swap on the ETag.
+    etag = s3.head_object(Bucket=bucket, Key="once")["ETag"]
+    assert put("once", b"third", **{"If-Match": '"0123456789abcdef0123456789abcdef"'}).status_code == 412
+    assert put("once", b"third", **{"If-Match": etag}).status_code == 200
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"third"
+    r = put("never-written", b"x", **{"If-Match": etag})
+    assert r.status_code == 404 and b"<Code>NoSuchKey</Code>" in r.content
+    r = put("once", b"x", **{"If-None-Match": etag})
+    assert r.status_code == 501
+    # Multipart completion honours the same condition, atomically with the commit.
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="once")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="once", UploadId=uid, PartNumber=1, Body=b"mp")
+    xml = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{part['ETag']}</ETag>"
+           f"</Part></CompleteMultipartUpload>").encode()
+    r = signed_request(server.endpoint, "POST", f"/{bucket}/once", query=f"uploadId={uid}", body=xml,
+                       headers={"If-None-Match": "*"})
+    assert r.status_code == 412, r.content
+    assert s3.get_object(Bucket=bucket, Key="once")["Body"].read() == b"third"
+    # The upload survives the refusal.
+    assert s3.list_parts(Bucket=bucket, Key="once", UploadId=uid)["Parts"][0]["Size"] == 2
+
+
+def test_list_v2_pagination_over_5000_keys(s3):
+    from concurrent.futures import ThreadPoolExecutor
+    s3.create_bucket(Bucket="many")
+    keys = [f"d{i % 7}/k{i:05d}" for i in range(5000)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket="many", Key=k, Body=b""), keys))
+    seen = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="many", PaginationConfig={"PageSize": 333}):
+        seen += [o["Key"] for o in page.get("Contents", [])]
+        assert page["KeyCount"] <= 333
+    assert seen == sorted(keys)
+    prefixes = s3.list_objects_v2(Bucket="many", Delimiter="/")["CommonPrefixes"]
+    assert [p["Prefix"] for p in prefixes] == [f"d{i}/" for i in range(7)]

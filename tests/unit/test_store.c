@@ -457,7 +457,7 @@ static void complete_with(cf_store *s, const char *upload, const uint32_t *numbe
     snprintf(rec.etag, sizeof rec.etag, "test-%zu", n);
     rec.segs = segs;
     rec.nsegs = n;
-    assert_int_equal(cf_store_upload_complete(s, upload, &rec, &err), want_rc);
+    assert_int_equal(cf_store_upload_complete(s, upload, &rec, NULL, &err), want_rc);
     cf_store_parts_free(parts, nparts);
 }
 
@@ -521,7 +521,7 @@ static void test_upload_completes_chosen_parts_without_copying(void **state)
     assert_int_equal(st.bytes, 11);
     /* Completing twice finds no upload. */
     cf_object_info empty = {0};
-    assert_int_equal(cf_store_upload_complete(f->s, id, &empty, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_upload_complete(f->s, id, &empty, NULL, &err), CF_ENOTFOUND);
 }
 
 static void test_part_replacement_and_listing(void **state)
@@ -564,7 +564,7 @@ static void test_complete_refuses_a_part_replaced_meanwhile(void **state)
     assert_int_equal(cf_store_part_list(f->s, id, 0, 10, &parts, &n, NULL, &err), 0);
     put_part(f->s, id, 1, "second", 0);
     cf_object_info rec = {.size = parts[0].info.size, .segs = parts[0].info.segs, .nsegs = 1};
-    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, &err), CF_EINVAL);
+    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, NULL, &err), CF_EINVAL);
     cf_store_parts_free(parts, n);
     assert_null(read_segments(f->s, "k"));
     assert_int_equal(data_files(f), 1);
@@ -632,6 +632,44 @@ static void test_recovery_keeps_parts_of_uploads_in_progress(void **state)
     free(got);
 }
 
+/* ---- conditional commits ---- */
+
+static int put_if(cf_store *s, const char *key, const char *body, cf_store_condition *cond)
+{
+    cf_store_writer *w;
+    cf_err err;
+    assert_int_equal(cf_store_writer_begin(s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, body, strlen(body), &err), 0);
+    cf_store_writer_set_condition(w, cond);
+    return cf_store_writer_commit(w, "b", key, strlen(key), NULL, 0, NULL, &err);
+}
+
+static void test_conditional_commit(void **state)
+{
+    fixture *f = *state;
+    cf_store_condition create = {.must_not_exist = 1};
+    assert_int_equal(put_if(f->s, "k", "one", &create), 0);
+    assert_int_equal(put_if(f->s, "k", "two", &create), CF_EPRECOND);
+    assert_int_equal(create.failed, CF_STORE_COND_EXISTS);
+    cf_store_condition stale = {.etag_match = "00000000000000000000000000000000"};
+    assert_int_equal(put_if(f->s, "k", "two", &stale), CF_EPRECOND);
+    assert_int_equal(stale.failed, CF_STORE_COND_MISMATCH);
+    cf_store_condition missing = {.etag_match = "f97c5d29941bfb1b2fdab0874906ab82"};
+    assert_int_equal(put_if(f->s, "nokey", "x", &missing), CF_EPRECOND);
+    assert_int_equal(missing.failed, CF_STORE_COND_MISSING);
+    char *got = read_all(f->s, "k", 1);
+    assert_string_equal(got, "one");
+    free(got);
+    /* A failed condition leaves no data file behind. */
+    assert_int_equal(data_files(f), 1);
+    cf_store_condition swap = {.etag_match = "f97c5d29941bfb1b2fdab0874906ab82"}; /* md5("one") */
+    assert_int_equal(put_if(f->s, "k", "two", &swap), 0);
+    got = read_all(f->s, "k", 1);
+    assert_string_equal(got, "two");
+    free(got);
+    assert_int_equal(data_files(f), 1);
+}
+
 /* ---- access keys and settings ---- */
 
 static void test_keys_and_settings(void **state)
@@ -691,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_expire_and_bucket_delete_reclaim_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_keeps_parts_of_uploads_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conditional_commit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
