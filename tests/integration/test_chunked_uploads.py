@@ -70,7 +70,7 @@ def test_bad_streaming_bodies_change_nothing(server, s3, bucket, case):
         assert r.status_code == 400, r.content
     assert s3.get_object(Bucket=bucket, Key="victim")["Body"].read() == b"previous version"
     assert len(data_files(server.data_dir)) == files
-    wait_tmp_empty(server.data_dir)
+    assert wait_tmp_empty(server.data_dir) == []
 
 
 def test_streaming_needs_the_decoded_length(server, bucket):
