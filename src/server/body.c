@@ -282,3 +282,17 @@ void cf_body_cleanup(cf_request *r)
     r->ck = NULL;
     memset(r->stream_key, 0, sizeof r->stream_key);
 }
+
+int cf_respond_written(cf_request *r, cf_object_info *info)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        char etag[80];
+        snprintf(etag, sizeof etag, "\"%s\"", info->etag);
+        MHD_add_response_header(resp, "ETag", etag);
+        if (r->ck)
+            MHD_add_response_header(resp, cf_checksum_header(r->ck_alg), r->ck_b64);
+    }
+    cf_object_info_cleanup(info);
+    return cf_respond(r, 200, resp);
+}

@@ -204,16 +204,7 @@ int cf_upload_part_end(cf_request *r)
         return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
     if (rc)
         return internal_error(r, &err);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (resp) {
-        char etag[80];
-        snprintf(etag, sizeof etag, "\"%s\"", info.etag);
-        MHD_add_response_header(resp, "ETag", etag);
-        if (r->ck)
-            MHD_add_response_header(resp, cf_checksum_header(r->ck_alg), r->ck_b64);
-    }
-    cf_object_info_cleanup(&info);
-    return cf_respond(r, 200, resp);
+    return cf_respond_written(r, &info);
 }
 
 int cf_handle_upload_part_copy(cf_request *r)

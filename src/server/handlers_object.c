@@ -180,16 +180,7 @@ int cf_put_object_end(cf_request *r)
         cf_log(CF_LOG_ERROR, "commit failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (resp) {
-        char etag[80];
-        snprintf(etag, sizeof etag, "\"%s\"", info.etag);
-        MHD_add_response_header(resp, "ETag", etag);
-        if (r->ck)
-            MHD_add_response_header(resp, cf_checksum_header(r->ck_alg), r->ck_b64);
-    }
-    cf_object_info_cleanup(&info);
-    return cf_respond(r, 200, resp);
+    return cf_respond_written(r, &info);
 }
 
 static void add_object_headers(struct MHD_Response *resp, const cf_object_info *info,
