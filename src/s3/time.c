@@ -43,12 +43,12 @@ int cf_s3_parse_http_date(const char *s, time_t *out)
     char wd[16], mon[4];
     int day, year, h, m, sec, n = 0;
     /* RFC 1123: Sun, 06 Nov 1994 08:49:37 GMT */
-    if (sscanf(s, "%15[A-Za-z], %d %3s %d %d:%d:%d GMT%n", wd, &day, mon, &year, &h, &m, &sec, &n) == 7 && n && !s[n]) {
+    if (sscanf(s, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &m, &sec, &n) == 7 && n && !s[n]) {
     /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
-    } else if (sscanf(s, "%15[A-Za-z], %d-%3s-%d %d:%d:%d GMT%n", wd, &day, mon, &year, &h, &m, &sec, &n) == 7 && n && !s[n]) {
+    } else if (sscanf(s, "%15[A-Za-z], %2d-%3s-%4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &m, &sec, &n) == 7 && n && !s[n]) {
         year += year < 70 ? 2000 : year < 100 ? 1900 : 0;
     /* asctime: Sun Nov  6 08:49:37 1994 */
-    } else if (sscanf(s, "%15s %3s %d %d:%d:%d %d%n", wd, mon, &day, &h, &m, &sec, &year, &n) == 7 && n && !s[n]) {
+    } else if (sscanf(s, "%15s %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &day, &h, &m, &sec, &year, &n) == 7 && n && !s[n]) {
     } else {
         return CF_EINVAL;
     }
@@ -59,7 +59,7 @@ int cf_s3_parse_http_date(const char *s, time_t *out)
     if (strchr(s, '+'))
         return CF_EINVAL;
     int mo = month_of(mon);
-    if (mo < 0 || day < 1 || day > 31 || h > 23 || m > 59 || sec > 60 || year < 1970)
+    if (mo < 0 || day < 1 || day > 31 || h > 23 || m > 59 || sec > 60 || year < 1970 || year > 9999)
         return CF_EINVAL;
     tm.tm_year = year - 1900;
     tm.tm_mon = mo;
