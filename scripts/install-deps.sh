@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
   # libraries (DESIGN.md, "Dependencies")
-  libmicrohttpd-dev liblmdb-dev libssl-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev
+  libmicrohttpd-dev liblmdb-dev libssl-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev libarchive-dev libzstd-dev liblz4-dev zlib1g-dev zstd lz4
   # tests
   libcmocka-dev python3 python3-pytest python3-boto3 python3-requests awscli curl
   # real-client integration tests (tests/integration/test_{s3cmd,rclone,restic,sdk_js}.py)

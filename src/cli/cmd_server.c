@@ -42,10 +42,10 @@ static const char server_usage[] =
 /* Value of NAME, or the trimmed contents of the file named by NAME_FILE; NULL when neither. */
 static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *err)
 {
-    int have_user = cf_cli_env_or_file("COFFER_ROOT_USER", cred->access_key, sizeof cred->access_key, err);
+    int have_user = cf_fs_env_or_file("COFFER_ROOT_USER", cred->access_key, sizeof cred->access_key, err);
     if (have_user < 0)
         return have_user;
-    int have_pass = cf_cli_env_or_file("COFFER_ROOT_PASSWORD", cred->secret_key, sizeof cred->secret_key, err);
+    int have_pass = cf_fs_env_or_file("COFFER_ROOT_PASSWORD", cred->secret_key, sizeof cred->secret_key, err);
     if (have_pass < 0)
         return have_pass;
     if (have_user && have_pass) {

@@ -30,10 +30,6 @@ typedef struct cf_cli_target_flags {
 
 int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, cf_err *err);
 
-/* NAME from the environment, or the contents of the file named by NAME_FILE (trailing
- * newlines dropped). 1 when found, 0 when neither is set, or a negative CF_E code. */
-int cf_cli_env_or_file(const char *name, char *out, size_t outlen, cf_err *err);
-
 /*
  * One SigV4-signed request to the target (path and query already encoded). Fills *status and
  * the response body (may be NULL). Fails only when no HTTP answer came back.

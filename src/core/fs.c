@@ -156,3 +156,36 @@ int cf_fs_read_small(const char *path, size_t max, char **out, size_t *len, cf_e
         *len = n;
     return 0;
 }
+
+int cf_fs_env_or_file(const char *name, char *out, size_t outlen, cf_err *err)
+{
+    const char *v = getenv(name);
+    if (v && *v) {
+        if (strlen(v) >= outlen)
+            return cf_err_set(err, CF_EINVAL, "%s is longer than %zu characters", name, outlen - 1);
+        snprintf(out, outlen, "%s", v);
+        return 1;
+    }
+    char fname[128];
+    snprintf(fname, sizeof fname, "%s_FILE", name);
+    const char *path = getenv(fname);
+    if (!path || !*path)
+        return 0;
+    char *data = NULL;
+    size_t len;
+    int rc = cf_fs_read_small(path, outlen - 1 + 2, &data, &len, err);
+    if (rc) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg); /* err->msg cannot be both source and target */
+        return cf_err_set(err, rc, "%s: %s", fname, why);
+    }
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        data[--len] = '\0';
+    if (len == 0 || len >= outlen) {
+        free(data);
+        return cf_err_set(err, CF_EINVAL, "%s: file '%s' must hold 1 to %zu characters", fname, path, outlen - 1);
+    }
+    snprintf(out, outlen, "%s", data);
+    free(data);
+    return 1;
+}

@@ -22,5 +22,9 @@ int cf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
 int cf_fs_read_small(const char *path, size_t max, char **out, size_t *len, cf_err *err);
 /* write() all of it, retrying on EINTR and short writes. Returns 0 or -1 with errno set. */
 int cf_fs_write_all(int fd, const void *p, size_t n);
+/* NAME from the environment, or the contents of the file named by NAME_FILE (trailing
+ * newlines and spaces dropped): how secrets reach us from Kubernetes secret mounts. 1 when
+ * found, 0 when neither is set, or a negative CF_E code. */
+int cf_fs_env_or_file(const char *name, char *out, size_t outlen, cf_err *err);
 
 #endif

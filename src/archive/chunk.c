@@ -1,0 +1,564 @@
+/*
+ * chunk.c - chunk encoding, the ordered writer with its optional worker pool, and the reader.
+ *
+ * Writer slots: chunk i always uses slot i % nslots, so a slot is free again exactly when chunk
+ * i - nslots has been emitted; emission is strictly in index order, which keeps the SHA-256 of
+ * the stored object and the table offsets simple. Workers take the lowest queued index first so
+ * the ordered emitter waits as little as possible.
+ */
+#include "archive/chunk.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/checksum.h"
+
+size_t cf_archive_chunk_bound(const cf_archive_params *p, size_t raw_n)
+{
+    return cf_codec_bound(p->codec, raw_n) + (p->key ? CF_ARCHIVE_TAG_LEN : 0);
+}
+
+int cf_archive_chunk_encode(const cf_archive_params *p, uint64_t index, int last, const void *raw,
+                            size_t n, unsigned char *out, size_t cap, size_t *out_len,
+                            uint32_t *crc32c, cf_err *err)
+{
+    size_t tag = p->key ? CF_ARCHIVE_TAG_LEN : 0, len = 0;
+    if (cap < tag)
+        return cf_err_set(err, CF_EINVAL, "chunk %llu: output buffer too small",
+                          (unsigned long long)index);
+    int rc = cf_codec_compress(p->codec, p->level, raw, n, out, cap - tag, &len, err);
+    if (rc)
+        return rc;
+    if (p->key && (rc = cf_archive_seal(p->key, index, last, out, len, err)) != 0)
+        return rc;
+    *out_len = len + tag;
+    *crc32c = cf_crc32c(0, out, *out_len);
+    return 0;
+}
+
+/* The chunk failed to open at its own position; find out why, for a message that says it. */
+static int explain_auth_failure(const cf_archive_params *p, uint64_t index, uint64_t nchunks,
+                                const cf_archive_chunk *c, const unsigned char *stored,
+                                unsigned char *tmp, cf_err *err)
+{
+    unsigned long long i = (unsigned long long)index, off = (unsigned long long)c->offset;
+    int last = index + 1 == nchunks;
+    if (cf_archive_open(p->key, index, !last, stored, c->size, tmp, NULL) == 0) {
+        if (last)
+            return cf_err_set(err, CF_ECORRUPT,
+                              "archive truncated: chunk %llu at offset %llu is the last in the "
+                              "table but was not written as the last chunk; chunks after it "
+                              "are missing",
+                              i, off);
+        return cf_err_set(err, CF_ECORRUPT,
+                          "chunk %llu at offset %llu was written as the last chunk, but the "
+                          "table continues: chunks appended or spliced in",
+                          i, off);
+    }
+    /* A small window is enough to name a swap; beyond it the message stays general. */
+    uint64_t lo = index > 8 ? index - 8 : 0, hi = index + 8 < nchunks ? index + 8 : nchunks - 1;
+    for (uint64_t j = lo; j <= hi; j++) {
+        if (j == index)
+            continue;
+        for (int f = 0; f < 2; f++) {
+            if (cf_archive_open(p->key, j, f, stored, c->size, tmp, NULL) == 0)
+                return cf_err_set(err, CF_ECORRUPT,
+                                  "chunk %llu at offset %llu holds chunk %llu of the archive: "
+                                  "chunks reordered",
+                                  i, off, (unsigned long long)j);
+        }
+    }
+    return cf_err_set(err, CF_EAUTH,
+                      "chunk %llu at offset %llu fails authentication: wrong key, or the chunk "
+                      "comes from another archive",
+                      i, off);
+}
+
+int cf_archive_chunk_decode(const cf_archive_params *p, uint64_t index, uint64_t nchunks,
+                            const cf_archive_chunk *c, const unsigned char *stored,
+                            unsigned char *raw, cf_err *err)
+{
+    unsigned long long i = (unsigned long long)index, off = (unsigned long long)c->offset;
+    uint32_t crc = cf_crc32c(0, stored, c->size);
+    if (crc != c->crc32c)
+        return cf_err_set(err, CF_EDIGEST,
+                          "chunk %llu at offset %llu: crc32c %08x does not match the chunk "
+                          "table's %08x",
+                          i, off, crc, c->crc32c);
+    const unsigned char *frame = stored;
+    size_t frame_n = c->size;
+    unsigned char *tmp = NULL;
+    int rc;
+    if (p->key) {
+        tmp = malloc(c->size ? c->size : 1);
+        if (!tmp)
+            return cf_err_set(err, CF_ENOMEM, "chunk %llu: out of memory", i);
+        rc = cf_archive_open(p->key, index, index + 1 == nchunks, stored, c->size, tmp, err);
+        if (rc == CF_EAUTH)
+            rc = explain_auth_failure(p, index, nchunks, c, stored, tmp, err);
+        if (rc)
+            goto out;
+        frame = tmp;
+        frame_n = c->size - CF_ARCHIVE_TAG_LEN;
+    }
+    cf_err e;
+    cf_err_clear(&e);
+    rc = cf_codec_decompress(p->codec, frame, frame_n, raw, c->raw_size, &e);
+    if (rc)
+        cf_err_set(err, rc, "chunk %llu at offset %llu: %s", i, off, e.msg);
+out:
+    free(tmp);
+    return rc;
+}
+
+/* ---- writer ---- */
+
+enum { SLOT_FREE, SLOT_FILLING, SLOT_QUEUED, SLOT_RUNNING, SLOT_DONE };
+
+struct slot {
+    unsigned char *raw, *out;
+    size_t raw_n, out_len;
+    uint64_t index;
+    int last, state, rc;
+    uint32_t crc;
+    cf_err err;
+};
+
+struct cf_archive_writer {
+    cf_archive_params params;
+    size_t chunk_size, out_cap;
+    cf_archive_sink_fn sink;
+    void *sink_ctx;
+    struct slot *slots;
+    unsigned nslots, nthreads;
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    int stop, failed, finished;
+    uint64_t cur;       /* index of the chunk being filled */
+    uint64_t next_emit; /* index of the next chunk to hand to the sink */
+    cf_hash *sha;
+    cf_archive_chunk *chunks;
+    size_t nchunks, chunks_cap;
+    uint64_t size, raw_size;
+};
+
+static void encode_slot(cf_archive_writer *w, struct slot *s)
+{
+    cf_err_clear(&s->err);
+    s->rc = cf_archive_chunk_encode(&w->params, s->index, s->last, s->raw, s->raw_n, s->out,
+                                    w->out_cap, &s->out_len, &s->crc, &s->err);
+}
+
+static void *worker(void *arg)
+{
+    cf_archive_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        struct slot *pick = NULL;
+        for (unsigned i = 0; i < w->nslots; i++) {
+            struct slot *s = &w->slots[i];
+            if (s->state == SLOT_QUEUED && (!pick || s->index < pick->index))
+                pick = s;
+        }
+        if (!pick) {
+            if (w->stop)
+                break;
+            pthread_cond_wait(&w->work, &w->mu);
+            continue;
+        }
+        pick->state = SLOT_RUNNING;
+        pthread_mutex_unlock(&w->mu);
+        encode_slot(w, pick);
+        pthread_mutex_lock(&w->mu);
+        pick->state = SLOT_DONE;
+        pthread_cond_broadcast(&w->done);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int cf_archive_writer_new(const cf_archive_writer_opts *opts, cf_archive_sink_fn sink,
+                          void *sink_ctx, cf_archive_writer **out, cf_err *err)
+{
+    cf_archive_writer_opts def = {.params = {.codec = CF_CODEC_ZSTD}};
+    if (!opts)
+        opts = &def;
+    *out = NULL;
+    int rc = cf_codec_check_level(opts->params.codec, opts->params.level, err);
+    if (rc)
+        return rc;
+    size_t chunk = opts->chunk_size ? opts->chunk_size : CF_ARCHIVE_DEFAULT_CHUNK;
+    if (chunk > CF_ARCHIVE_MAX_CHUNK)
+        return cf_err_set(err, CF_EINVAL, "chunk size %zu above the maximum of %zu", chunk,
+                          CF_ARCHIVE_MAX_CHUNK);
+    if (opts->threads > 256)
+        return cf_err_set(err, CF_EINVAL, "%u compression threads; at most 256", opts->threads);
+    cf_archive_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    w->params = opts->params;
+    w->chunk_size = chunk;
+    w->out_cap = cf_archive_chunk_bound(&w->params, chunk);
+    w->sink = sink;
+    w->sink_ctx = sink_ctx;
+    w->nthreads = opts->threads;
+    w->nslots = opts->threads ? 2 * opts->threads + 1 : 1;
+    w->slots = calloc(w->nslots, sizeof *w->slots);
+    w->sha = cf_hash_new(CF_HASH_SHA256);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->done, NULL);
+    if (!w->slots || !w->sha)
+        goto nomem;
+    if (w->nthreads) {
+        w->threads = calloc(w->nthreads, sizeof *w->threads);
+        if (!w->threads)
+            goto nomem;
+        for (unsigned i = 0; i < w->nthreads; i++) {
+            if (pthread_create(&w->threads[i], NULL, worker, w) != 0) {
+                w->nthreads = i; /* join only those that started */
+                cf_archive_writer_free(w);
+                return cf_err_set(err, CF_EAGAIN, "cannot start compression thread %u", i);
+            }
+        }
+    }
+    *out = w;
+    return 0;
+nomem:
+    cf_archive_writer_free(w);
+    return cf_err_set(err, CF_ENOMEM, "out of memory");
+}
+
+/* Workers scan every slot's state under mu, so the writer changes it there too. */
+static void set_state(cf_archive_writer *w, struct slot *s, int state)
+{
+    if (w->nthreads)
+        pthread_mutex_lock(&w->mu);
+    s->state = state;
+    if (w->nthreads)
+        pthread_mutex_unlock(&w->mu);
+}
+
+/* Hands chunk next_emit to the sink, waiting for its worker if needed. Called without mu. */
+static int emit_next(cf_archive_writer *w, cf_err *err)
+{
+    struct slot *s = &w->slots[w->next_emit % w->nslots];
+    if (w->nthreads) {
+        pthread_mutex_lock(&w->mu);
+        while (s->state != SLOT_DONE)
+            pthread_cond_wait(&w->done, &w->mu);
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (s->rc) {
+        if (err)
+            *err = s->err;
+        return s->rc;
+    }
+    if (w->nchunks == w->chunks_cap) {
+        size_t ncap = w->chunks_cap ? 2 * w->chunks_cap : 16;
+        cf_archive_chunk *n = realloc(w->chunks, ncap * sizeof *n);
+        if (!n)
+            return cf_err_set(err, CF_ENOMEM, "out of memory for the chunk table");
+        w->chunks = n;
+        w->chunks_cap = ncap;
+    }
+    int rc = w->sink(w->sink_ctx, s->out, s->out_len, err);
+    if (rc)
+        return rc;
+    cf_hash_update(w->sha, s->out, s->out_len);
+    w->chunks[w->nchunks++] = (cf_archive_chunk){
+        .offset = w->size, .size = s->out_len, .raw_size = s->raw_n, .crc32c = s->crc};
+    w->size += s->out_len;
+    set_state(w, s, SLOT_FREE);
+    w->next_emit++;
+    return 0;
+}
+
+/* Queues the chunk being filled; with no threads, encodes and emits it at once. */
+static int submit(cf_archive_writer *w, int last, cf_err *err)
+{
+    struct slot *s = &w->slots[w->cur % w->nslots];
+    s->last = last;
+    w->cur++;
+    if (!w->nthreads) {
+        encode_slot(w, s);
+        s->state = SLOT_DONE;
+        return emit_next(w, err);
+    }
+    pthread_mutex_lock(&w->mu);
+    s->state = SLOT_QUEUED;
+    pthread_cond_signal(&w->work);
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* Workers change a slot's state under mu, so the writer reads it there too. */
+static int slot_busy(cf_archive_writer *w, struct slot *s)
+{
+    if (!w->nthreads)
+        return s->state != SLOT_FREE && s->state != SLOT_FILLING;
+    pthread_mutex_lock(&w->mu);
+    int busy = s->state != SLOT_FREE && s->state != SLOT_FILLING;
+    pthread_mutex_unlock(&w->mu);
+    return busy;
+}
+
+/* Makes slot cur % nslots ready for filling, emitting earlier chunks to free it. */
+static int claim(cf_archive_writer *w, struct slot **out, cf_err *err)
+{
+    struct slot *s = &w->slots[w->cur % w->nslots];
+    while (slot_busy(w, s)) {
+        int rc = emit_next(w, err);
+        if (rc)
+            return rc;
+    }
+    if (!s->raw) {
+        s->raw = malloc(w->chunk_size);
+        s->out = malloc(w->out_cap);
+        if (!s->raw || !s->out)
+            return cf_err_set(err, CF_ENOMEM, "out of memory for a %zu-byte chunk", w->chunk_size);
+    }
+    if (s->state == SLOT_FREE) {
+        s->index = w->cur;
+        s->raw_n = 0;
+        set_state(w, s, SLOT_FILLING);
+    }
+    *out = s;
+    return 0;
+}
+
+int cf_archive_writer_write(cf_archive_writer *w, const void *p, size_t n, cf_err *err)
+{
+    if (w->failed || w->finished)
+        return cf_err_set(err, CF_EINVAL, "archive writer used after %s",
+                          w->failed ? "an error" : "finish");
+    const unsigned char *src = p;
+    int rc = 0;
+    while (n > 0) {
+        struct slot *s;
+        if ((rc = claim(w, &s, err)) != 0)
+            break;
+        if (s->raw_n == w->chunk_size) {
+            /* A full chunk is queued only once more data proves it is not the last. */
+            if ((rc = submit(w, 0, err)) != 0)
+                break;
+            continue;
+        }
+        size_t take = w->chunk_size - s->raw_n;
+        if (take > n)
+            take = n;
+        memcpy(s->raw + s->raw_n, src, take);
+        s->raw_n += take;
+        w->raw_size += take;
+        src += take;
+        n -= take;
+    }
+    if (rc)
+        w->failed = 1;
+    return rc;
+}
+
+int cf_archive_writer_finish(cf_archive_writer *w, cf_archive_result *res, cf_err *err)
+{
+    if (w->failed || w->finished)
+        return cf_err_set(err, CF_EINVAL, "archive writer used after %s",
+                          w->failed ? "an error" : "finish");
+    struct slot *s;
+    int rc = claim(w, &s, err);
+    if (!rc)
+        rc = submit(w, 1, err);
+    while (!rc && w->next_emit < w->cur)
+        rc = emit_next(w, err);
+    if (rc) {
+        w->failed = 1;
+        return rc;
+    }
+    w->finished = 1;
+    res->chunks = w->chunks;
+    res->nchunks = w->nchunks;
+    res->size = w->size;
+    res->raw_size = w->raw_size;
+    cf_hash_final(w->sha, res->sha256);
+    return 0;
+}
+
+void cf_archive_writer_free(cf_archive_writer *w)
+{
+    if (!w)
+        return;
+    if (w->threads) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_broadcast(&w->work);
+        pthread_mutex_unlock(&w->mu);
+        for (unsigned i = 0; i < w->nthreads; i++)
+            pthread_join(w->threads[i], NULL);
+        free(w->threads);
+    }
+    for (unsigned i = 0; w->slots && i < w->nslots; i++) {
+        free(w->slots[i].raw);
+        free(w->slots[i].out);
+    }
+    free(w->slots);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->done);
+    cf_hash_free(w->sha);
+    free(w->chunks);
+    free(w);
+}
+
+/* ---- reader ---- */
+
+static int check_table(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t n,
+                       uint64_t *max_size, uint64_t *max_raw, cf_err *err)
+{
+    if (n == 0)
+        return cf_err_set(err, CF_ECORRUPT, "chunk table is empty; an archive has at least one chunk");
+    uint64_t off = 0, raw = 0;
+    *max_size = *max_raw = 0;
+    for (size_t i = 0; i < n; i++) {
+        const cf_archive_chunk *c = &chunks[i];
+        if (c->offset != off)
+            return cf_err_set(err, CF_ECORRUPT,
+                              "chunk %zu starts at offset %llu, expected %llu (chunks must be "
+                              "contiguous)",
+                              i, (unsigned long long)c->offset, (unsigned long long)off);
+        if (c->raw_size > CF_ARCHIVE_MAX_CHUNK ||
+            c->size > cf_archive_chunk_bound(&o->params, (size_t)c->raw_size))
+            return cf_err_set(err, CF_ECORRUPT,
+                              "chunk %zu at offset %llu: sizes %llu stored / %llu raw are "
+                              "impossible for \"%s\"%s",
+                              i, (unsigned long long)off, (unsigned long long)c->size,
+                              (unsigned long long)c->raw_size, cf_codec_name(o->params.codec),
+                              o->params.key ? " sealed" : "");
+        off += c->size;
+        raw += c->raw_size;
+        if (c->size > *max_size)
+            *max_size = c->size;
+        if (c->raw_size > *max_raw)
+            *max_raw = c->raw_size;
+    }
+    if (o->size && off != o->size)
+        return cf_err_set(err, CF_ECORRUPT, "chunk table covers %llu stored bytes, archive size is %llu",
+                          (unsigned long long)off, (unsigned long long)o->size);
+    if (o->raw_size && raw != o->raw_size)
+        return cf_err_set(err, CF_ECORRUPT, "chunk table covers %llu raw bytes, archive raw size is %llu",
+                          (unsigned long long)raw, (unsigned long long)o->raw_size);
+    return 0;
+}
+
+struct cf_archive_reader {
+    const cf_archive_read_opts *o;
+    const cf_archive_chunk *chunks;
+    size_t nchunks, next;
+    cf_archive_fetch_fn fetch;
+    void *fetch_ctx;
+    unsigned char *stored, *raw;
+    cf_hash *sha;
+    int failed;
+};
+
+void cf_archive_reader_free(cf_archive_reader *r)
+{
+    if (!r)
+        return;
+    cf_hash_free(r->sha);
+    free(r->stored);
+    free(r->raw);
+    free(r);
+}
+
+int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
+                          size_t nchunks, cf_archive_fetch_fn fetch, void *fetch_ctx,
+                          cf_archive_reader **out, cf_err *err)
+{
+    *out = NULL;
+    if (o->params.key && o->key_id && strcmp(o->key_id, o->params.key->key_id) != 0)
+        return cf_err_set(err, CF_EAUTH,
+                          "wrong key: the archive was encrypted under key id \"%s\", the key "
+                          "given has id \"%s\"",
+                          o->key_id, o->params.key->key_id);
+    uint64_t max_size = 0, max_raw = 0;
+    int rc = check_table(o, chunks, nchunks, &max_size, &max_raw, err);
+    if (rc)
+        return rc;
+    cf_archive_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    *r = (cf_archive_reader){.o = o, .chunks = chunks, .nchunks = nchunks, .fetch = fetch,
+                             .fetch_ctx = fetch_ctx};
+    r->stored = malloc(max_size ? max_size : 1);
+    r->raw = malloc(max_raw ? max_raw : 1);
+    r->sha = cf_hash_new(CF_HASH_SHA256);
+    if (!r->stored || !r->raw || !r->sha) {
+        cf_archive_reader_free(r);
+        return cf_err_set(err, CF_ENOMEM, "out of memory for %llu-byte chunks",
+                          (unsigned long long)max_raw);
+    }
+    *out = r;
+    return 0;
+}
+
+int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *err)
+{
+    *p = NULL;
+    *n = 0;
+    if (r->failed)
+        return cf_err_set(err, CF_EINVAL, "archive reader used after an error");
+    int rc = 0;
+    while (r->next < r->nchunks) {
+        size_t i = r->next++;
+        const cf_archive_chunk *c = &r->chunks[i];
+        if ((rc = r->fetch(r->fetch_ctx, c->offset, c->size, r->stored, err)) != 0)
+            goto fail;
+        cf_hash_update(r->sha, r->stored, c->size);
+        if ((rc = cf_archive_chunk_decode(&r->o->params, i, r->nchunks, c, r->stored, r->raw,
+                                          err)) != 0)
+            goto fail;
+        if (c->raw_size) {
+            *p = r->raw;
+            *n = c->raw_size;
+            return 0;
+        }
+    }
+    if (r->o->sha256 && r->next == r->nchunks) {
+        r->next++; /* check once, even if called again at the end */
+        unsigned char d[CF_SHA256_LEN];
+        cf_hash_final(r->sha, d);
+        if (memcmp(d, r->o->sha256, sizeof d) != 0) {
+            char got[2 * CF_SHA256_LEN + 1], want[2 * CF_SHA256_LEN + 1];
+            cf_hex_encode(d, sizeof d, got);
+            cf_hex_encode(r->o->sha256, sizeof d, want);
+            rc = cf_err_set(err, CF_EDIGEST, "archive sha256 %s does not match the manifest's %s",
+                            got, want);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    r->failed = 1;
+    return rc;
+}
+
+int cf_archive_read(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
+                    cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_sink_fn sink,
+                    void *sink_ctx, cf_err *err)
+{
+    cf_archive_reader *r;
+    int rc = cf_archive_reader_new(o, chunks, nchunks, fetch, fetch_ctx, &r, err);
+    if (rc)
+        return rc;
+    for (;;) {
+        const void *p;
+        size_t n;
+        if ((rc = cf_archive_reader_next(r, &p, &n, err)) != 0 || n == 0)
+            break;
+        if ((rc = sink(sink_ctx, p, n, err)) != 0)
+            break;
+    }
+    cf_archive_reader_free(r);
+    return rc;
+}

@@ -1,0 +1,125 @@
+/*
+ * chunk.h - the chunked archive stream: raw bytes in, stored chunks and a chunk table out, and
+ * back.
+ *
+ * The raw stream (a tar stream) is cut into chunks of a fixed raw size; chunk i becomes one
+ * independent compressed frame, then, when a key is given, is sealed (seal.h). The stored object
+ * is the stored chunks back to back. The chunk table records, per chunk, where it sits in the
+ * stored object, its stored and raw sizes and the CRC32C of its stored bytes, so damage is
+ * located to a chunk before anything is decompressed. A stream always has at least one chunk:
+ * an empty stream is one chunk of raw size 0, so an encrypted empty archive still carries a
+ * last-chunk flag and cannot be confused with a truncated one.
+ *
+ * Memory: a writer with threads = 0 holds one raw chunk and one stored chunk (about
+ * 2 x chunk_size). With threads = N it holds 2N + 1 slots of one raw and one stored chunk each:
+ * about (2N + 1) x 2 x chunk_size, whatever the input size. The reader holds one stored and one
+ * raw chunk.
+ */
+#ifndef CF_ARCHIVE_CHUNK_H
+#define CF_ARCHIVE_CHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "archive/codec.h"
+#include "archive/seal.h"
+#include "core/err.h"
+#include "crypto/hash.h"
+
+#define CF_ARCHIVE_DEFAULT_CHUNK ((size_t)8 << 20)
+/* Largest raw chunk accepted from a chunk table, so a hostile manifest cannot make a reader
+ * allocate without bound. */
+#define CF_ARCHIVE_MAX_CHUNK ((size_t)256 << 20)
+
+typedef struct cf_archive_chunk {
+    uint64_t offset;   /* in the stored object */
+    uint64_t size;     /* stored bytes (compressed, + tag when sealed) */
+    uint64_t raw_size; /* bytes of the raw stream it holds */
+    uint32_t crc32c;   /* of the stored bytes */
+} cf_archive_chunk;
+
+/* How chunks are encoded; shared by writer and reader. */
+typedef struct cf_archive_params {
+    cf_codec codec;
+    int level;                 /* 0: the codec's default */
+    const cf_archive_key *key; /* NULL: not encrypted; borrowed, must outlive its users */
+} cf_archive_params;
+
+/* Largest stored chunk for raw_n raw bytes. */
+size_t cf_archive_chunk_bound(const cf_archive_params *p, size_t raw_n);
+
+/* Encodes chunk `index` (last = 1 for the final chunk) from raw[0..n) into out (cap at least
+ * cf_archive_chunk_bound): compress, then seal. Sets *out_len and *crc32c (of the stored bytes).
+ * Pure and thread-safe: the unit of work for parallel compression. */
+int cf_archive_chunk_encode(const cf_archive_params *p, uint64_t index, int last, const void *raw,
+                            size_t n, unsigned char *out, size_t cap, size_t *out_len,
+                            uint32_t *crc32c, cf_err *err);
+
+/* Reverses cf_archive_chunk_encode for chunk `index` of a table of nchunks described by c, whose
+ * stored bytes are stored[0..c->size): checks the CRC32C, opens, decompresses into raw
+ * (c->raw_size bytes). Errors name the
+ * chunk index and offset: CF_EDIGEST (CRC mismatch), CF_ECORRUPT (truncated archive, chunk out
+ * of order or spliced, malformed frame), CF_EAUTH (wrong key, when only decryption tells).
+ * Pure and thread-safe. */
+int cf_archive_chunk_decode(const cf_archive_params *p, uint64_t index, uint64_t nchunks,
+                            const cf_archive_chunk *c, const unsigned char *stored, unsigned char *raw,
+                            cf_err *err);
+
+/* Receives stored bytes in order. Returns 0 or a CF_E code (with err filled) to stop. */
+typedef int (*cf_archive_sink_fn)(void *ctx, const void *p, size_t n, cf_err *err);
+
+typedef struct cf_archive_writer_opts {
+    cf_archive_params params;
+    size_t chunk_size; /* raw bytes per chunk; 0: CF_ARCHIVE_DEFAULT_CHUNK */
+    unsigned threads;  /* compression workers; 0: compress on the caller's thread */
+} cf_archive_writer_opts;
+
+typedef struct cf_archive_result {
+    const cf_archive_chunk *chunks; /* borrowed until cf_archive_writer_free */
+    size_t nchunks;
+    uint64_t size;     /* stored bytes */
+    uint64_t raw_size; /* raw bytes */
+    unsigned char sha256[CF_SHA256_LEN]; /* of the stored object */
+} cf_archive_result;
+
+typedef struct cf_archive_writer cf_archive_writer;
+
+/* opts NULL means zstd at its default level, unencrypted, 8 MiB chunks, no threads. The sink
+ * is called from the thread that calls write/finish, in stored order. Caller frees *out. */
+int cf_archive_writer_new(const cf_archive_writer_opts *opts, cf_archive_sink_fn sink,
+                          void *sink_ctx, cf_archive_writer **out, cf_err *err);
+/* Feeds raw bytes. After an error the writer only accepts cf_archive_writer_free. */
+int cf_archive_writer_write(cf_archive_writer *w, const void *p, size_t n, cf_err *err);
+/* Flushes the last chunk and fills *res (valid until cf_archive_writer_free). */
+int cf_archive_writer_finish(cf_archive_writer *w, cf_archive_result *res, cf_err *err);
+void cf_archive_writer_free(cf_archive_writer *w);
+
+/* Fetches stored bytes [offset, offset + size) into out. */
+typedef int (*cf_archive_fetch_fn)(void *ctx, uint64_t offset, uint64_t size, void *out,
+                                   cf_err *err);
+
+typedef struct cf_archive_read_opts {
+    cf_archive_params params;
+    const char *key_id;           /* the manifest's key id; checked against params.key when set */
+    const unsigned char *sha256;  /* expected SHA-256 of the stored object, or NULL */
+    uint64_t size, raw_size;      /* expected totals when nonzero */
+} cf_archive_read_opts;
+
+/* Pull-style reader, for consumers that ask for bytes (libarchive's extraction). The table
+ * (validated here: contiguous from offset 0, raw sizes bounded, at least one chunk) and opts
+ * are borrowed until cf_archive_reader_free. Caller frees *out. */
+typedef struct cf_archive_reader cf_archive_reader;
+int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
+                          size_t nchunks, cf_archive_fetch_fn fetch, void *fetch_ctx,
+                          cf_archive_reader **out, cf_err *err);
+/* The next chunk's raw bytes: *p is borrowed until the next call. *n = 0 means the end, after
+ * the whole-object SHA-256 has been checked. Chunks of raw size 0 are skipped. */
+int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *err);
+void cf_archive_reader_free(cf_archive_reader *r);
+
+/* Push-style: reads every chunk in order (as the reader above) and hands raw bytes to sink. */
+int cf_archive_read(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
+                    cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_sink_fn sink,
+                    void *sink_ctx, cf_err *err);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * tar.h - the raw stream of a directory snapshot: a POSIX pax tar stream written and extracted
+ * with libarchive.
+ *
+ * Writing walks a directory (not following symlinks) and names entries relative to it, so the
+ * stream extracts anywhere. Extraction refuses, naming the entry, any path that is absolute,
+ * has a ".." component, or would be written through a symlink (a symlink in the archive may
+ * point anywhere, but nothing is ever extracted through one); hard links must stay inside too.
+ */
+#ifndef CF_ARCHIVE_TAR_H
+#define CF_ARCHIVE_TAR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "archive/chunk.h"
+#include "core/err.h"
+
+/* Writes a pax tar stream of everything under dir to sink; *files (may be NULL) receives the
+ * number of entries. */
+int cf_tar_write_dir(const char *dir, cf_archive_sink_fn sink, void *sink_ctx, uint64_t *files,
+                     cf_err *err);
+
+/* Supplies tar bytes on demand: *p borrowed until the next call, *n = 0 at the end.
+ * cf_archive_reader_next has this shape, so restore is cf_tar_extract(dest, reader_pull, r). */
+typedef int (*cf_tar_pull_fn)(void *ctx, const void **p, size_t *n, cf_err *err);
+
+/* Extracts the tar stream into the existing directory dest (permissions and mtimes restored,
+ * ownership only when running as root). *files (may be NULL) receives the entry count. */
+int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files,
+                   cf_err *err);
+
+/* Adapts a cf_archive_reader to cf_tar_pull_fn (ctx is the reader). */
+int cf_tar_pull_from_reader(void *reader, const void **p, size_t *n, cf_err *err);
+
+#endif

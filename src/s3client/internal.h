@@ -1,0 +1,101 @@
+/*
+ * internal.h - what the s3client files share: the client, and one request ("transfer") that
+ * carries its own retry state so that many can run on the client's multi handle at once.
+ */
+#ifndef CF_S3CLIENT_INTERNAL_H
+#define CF_S3CLIENT_INTERNAL_H
+
+#include <curl/curl.h>
+
+#include "crypto/sigv4.h"
+#include "s3client/s3client.h"
+
+#define CF_S3C_MAX_ACTIVE 128
+#define CF_S3C_MAX_PARAMS 8
+#define CF_S3C_RESP_MAX ((size_t)16 << 20)
+
+enum { XF_IDLE, XF_RUNNING, XF_WAITING, XF_DONE };
+
+typedef struct cf_s3c_xfer {
+    cf_s3c *c;
+    CURL *easy;
+    struct curl_slist *headers;
+    int state, attempt, rc;
+    double retry_at;            /* monotonic seconds, while XF_WAITING */
+    cf_err err;
+
+    /* Request; every pointer is borrowed until the transfer is done. */
+    const char *method, *bucket, *key, *content_type;
+    cf_sigv4_param params[CF_S3C_MAX_PARAMS];
+    size_t nparams;
+    int has_range;
+    uint64_t range_off, range_len;  /* range_len 0: to the end */
+    char if_match[140];
+
+    /* Body: memory (body != NULL), a stream (read != NULL) or none. */
+    const char *body;
+    size_t body_len, body_off;
+    cf_s3c_read_fn read;
+    cf_s3c_seek_fn seek;
+    void *rctx;
+    uint64_t stream_len, stream_off;
+    char payload_hash[65];
+
+    /* Response. A 2xx body goes to write when set, else to resp (as does every error body). */
+    cf_s3c_write_fn write;
+    void *wctx;
+    uint64_t delivered;         /* bytes given to write, over all attempts */
+    int user_abort;
+    cf_buf resp;
+    long status;
+    cf_s3c_object_info info;
+    uint64_t total_size;        /* from Content-Range "…/total", else Content-Length */
+    char request_id[128];
+    char curl_msg[CURL_ERROR_SIZE];
+
+    void *owner;                /* for the parallel drivers */
+    size_t slot;
+} cf_s3c_xfer;
+
+struct cf_s3c {
+    cf_s3c_config cfg;
+    char scheme[8];
+    char host[512];             /* host[:port] of the endpoint */
+    CURLM *multi;
+    CURLSH *share;
+    CURL *idle[CF_S3C_MAX_ACTIVE]; /* easy handles kept for reuse */
+    size_t nidle;
+    cf_s3c_xfer *active[CF_S3C_MAX_ACTIVE];
+    size_t nactive;
+    char key_date[9];
+    unsigned char signing_key[32];
+    uint64_t rng;
+    cf_s3c_stats stats;
+    cf_s3c_status last;
+    int virtual_host;
+};
+
+/* Prepares x for method on bucket/key (key may be NULL); clears everything else. */
+void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char *bucket,
+                      const char *key);
+void cf_s3c_xfer_cleanup(cf_s3c_xfer *x);
+int cf_s3c_xfer_param(cf_s3c_xfer *x, const char *name, const char *value);
+void cf_s3c_xfer_body(cf_s3c_xfer *x, const void *data, size_t len);
+
+/* Starts x on the multi handle (first attempt). */
+int cf_s3c_xfer_start(cf_s3c_xfer *x, cf_err *err);
+/* Drives every started transfer until at least one changes to XF_DONE, or a short wait ends. */
+int cf_s3c_pump(cf_s3c *c, cf_err *err);
+/* Starts x and drives it to the end; returns x->rc and copies x->err into err. */
+int cf_s3c_xfer_run(cf_s3c_xfer *x, cf_err *err);
+/* Fails x for good (as if it got the S3 error body in x->resp): maps code/status to CF_E… */
+int cf_s3c_fail_from_body(cf_s3c_xfer *x);
+/* Stops x if it is running or waiting (used when a parallel operation gives up). */
+void cf_s3c_xfer_cancel(cf_s3c_xfer *x);
+
+/* The path as S3 signs it ("/bucket/key" or "/key"), decoded. */
+int cf_s3c_path(cf_s3c *c, const char *bucket, const char *key, cf_buf *out);
+/* The Host header for bucket (NULL: the endpoint's). */
+void cf_s3c_host(cf_s3c *c, const char *bucket, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,482 @@
+/*
+ * ops.c - the one-request S3 operations, list iteration, and presigned URLs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "s3/xml.h"
+#include "s3client/internal.h"
+
+static int check_name(const char *bucket, const char *key, cf_err *err)
+{
+    if (!bucket || !*bucket)
+        return cf_err_set(err, CF_EINVAL, "s3: no bucket name");
+    if (key && !*key)
+        return cf_err_set(err, CF_EINVAL, "s3 '%s': empty object key", bucket);
+    return 0;
+}
+
+static int simple(cf_s3c *c, const char *method, const char *bucket, const char *key,
+                  cf_s3c_object_info *info, cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, method, bucket, key);
+    rc = cf_s3c_xfer_run(&x, err);
+    if (!rc && info)
+        *info = x.info;
+    cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_create_bucket(cf_s3c *c, const char *bucket, cf_err *err)
+{
+    return simple(c, "PUT", bucket, NULL, NULL, err);
+}
+
+int cf_s3c_delete_bucket(cf_s3c *c, const char *bucket, cf_err *err)
+{
+    return simple(c, "DELETE", bucket, NULL, NULL, err);
+}
+
+int cf_s3c_head_bucket(cf_s3c *c, const char *bucket, cf_err *err)
+{
+    return simple(c, "HEAD", bucket, NULL, NULL, err);
+}
+
+int cf_s3c_head_object(cf_s3c *c, const char *bucket, const char *key, cf_s3c_object_info *info,
+                       cf_err *err)
+{
+    return simple(c, "HEAD", bucket, key, info, err);
+}
+
+int cf_s3c_delete_object(cf_s3c *c, const char *bucket, const char *key, cf_err *err)
+{
+    return simple(c, "DELETE", bucket, key, NULL, err);
+}
+
+int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void *data,
+                      size_t len, const char *content_type, cf_s3c_object_info *info,
+                      cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
+    cf_s3c_xfer_body(&x, data, len);
+    x.content_type = content_type;
+    rc = cf_s3c_xfer_run(&x, err);
+    if (!rc && info)
+        *info = x.info;
+    cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_put_object_stream(cf_s3c *c, const char *bucket, const char *key, uint64_t len,
+                             cf_s3c_read_fn read, cf_s3c_seek_fn seek, void *ctx,
+                             const char *content_type, cf_s3c_object_info *info, cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
+    x.read = read;
+    x.seek = seek;
+    x.rctx = ctx;
+    x.stream_len = len;
+    snprintf(x.payload_hash, sizeof x.payload_hash, "%s", CF_SIGV4_UNSIGNED_PAYLOAD);
+    x.content_type = content_type;
+    rc = cf_s3c_xfer_run(&x, err);
+    if (!rc && info)
+        *info = x.info;
+    cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_get_object(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_range *range,
+                      cf_s3c_write_fn write, void *ctx, cf_s3c_object_info *info, cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "GET", bucket, key);
+    x.write = write;
+    x.wctx = ctx;
+    if (range) {
+        x.has_range = 1;
+        x.range_off = range->offset;
+        x.range_len = range->length;
+    }
+    rc = cf_s3c_xfer_run(&x, err);
+    if (!rc && info) {
+        *info = x.info;
+        info->size = x.total_size;
+    }
+    cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+/* Runs x, which answers with XML, and parses the answer into *root (caller frees). */
+static int run_xml(cf_s3c_xfer *x, cf_xml_node **root, cf_err *err)
+{
+    *root = NULL;
+    int rc = cf_s3c_xfer_run(x, err);
+    if (rc)
+        return rc;
+    if ((rc = cf_xml_parse(x->resp.data ? x->resp.data : "", x->resp.len, root, err))) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err ? err->msg : "");
+        return cf_err_set(err, CF_EIO, "s3 %s '%s': malformed XML answer: %s", x->method,
+                          x->bucket, why);
+    }
+    if (!strcmp((*root)->name, "Error")) {
+        /* CompleteMultipartUpload may fail after the 200 status line went out. */
+        x->status = 200;
+        rc = cf_s3c_fail_from_body(x);
+        if (err)
+            *err = x->err;
+        cf_xml_free(*root);
+        *root = NULL;
+    }
+    return rc;
+}
+
+static const char *text(const cf_xml_node *n, const char *name)
+{
+    const cf_xml_node *c = cf_xml_child(n, name);
+    return c ? c->text : "";
+}
+
+static int64_t iso_time(const char *s)
+{
+    /* curl_getdate reads RFC 3339 / ISO 8601 dates such as 2009-10-12T17:50:30.000Z. */
+    time_t t = curl_getdate(s, NULL);
+    return t > 0 ? (int64_t)t : 0;
+}
+
+/* ---- ListObjectsV2 ---- */
+
+struct cf_s3c_list {
+    cf_s3c *c;
+    char *bucket, *prefix, *delimiter, *start_after;
+    int max_keys;
+    char *token;           /* continuation token of the next page; NULL before the first */
+    int last_page;
+    cf_xml_node *page;
+    const cf_xml_node *cur;
+    int in_prefixes;
+};
+
+static char *dup_or_null(const char *s)
+{
+    return s && *s ? strdup(s) : NULL;
+}
+
+int cf_s3c_list_open(cf_s3c *c, const char *bucket, const cf_s3c_list_opts *o, cf_s3c_list **out,
+                     cf_err *err)
+{
+    static const cf_s3c_list_opts none;
+    int rc = check_name(bucket, NULL, err);
+    if (rc)
+        return rc;
+    if (!o)
+        o = &none;
+    cf_s3c_list *it = calloc(1, sizeof *it);
+    if (!it)
+        return cf_err_set(err, CF_ENOMEM, "s3 list '%s': out of memory", bucket);
+    it->c = c;
+    it->bucket = strdup(bucket);
+    it->prefix = dup_or_null(o->prefix);
+    it->delimiter = dup_or_null(o->delimiter);
+    it->start_after = dup_or_null(o->start_after);
+    it->max_keys = o->max_keys;
+    if (!it->bucket || (o->prefix && *o->prefix && !it->prefix) ||
+        (o->delimiter && *o->delimiter && !it->delimiter) ||
+        (o->start_after && *o->start_after && !it->start_after)) {
+        cf_s3c_list_close(it);
+        return cf_err_set(err, CF_ENOMEM, "s3 list '%s': out of memory", bucket);
+    }
+    *out = it;
+    return 0;
+}
+
+static int fetch_page(cf_s3c_list *it, cf_err *err)
+{
+    cf_s3c_xfer x;
+    char maxk[16];
+    cf_s3c_xfer_init(&x, it->c, "GET", it->bucket, NULL);
+    cf_s3c_xfer_param(&x, "list-type", "2");
+    if (it->prefix)
+        cf_s3c_xfer_param(&x, "prefix", it->prefix);
+    if (it->delimiter)
+        cf_s3c_xfer_param(&x, "delimiter", it->delimiter);
+    if (it->token)
+        cf_s3c_xfer_param(&x, "continuation-token", it->token);
+    else if (it->start_after)
+        cf_s3c_xfer_param(&x, "start-after", it->start_after);
+    if (it->max_keys > 0) {
+        snprintf(maxk, sizeof maxk, "%d", it->max_keys);
+        cf_s3c_xfer_param(&x, "max-keys", maxk);
+    }
+    cf_xml_node *root = NULL;
+    int rc = run_xml(&x, &root, err);
+    cf_s3c_xfer_cleanup(&x);
+    if (rc)
+        return rc;
+    cf_xml_free(it->page);
+    it->page = root;
+    it->cur = root->child;
+    it->in_prefixes = 0;
+    const char *next = text(root, "NextContinuationToken");
+    it->last_page = strcmp(text(root, "IsTruncated"), "true") != 0 || !*next;
+    free(it->token);
+    it->token = *next ? strdup(next) : NULL;
+    if (*next && !it->token)
+        return cf_err_set(err, CF_ENOMEM, "s3 list '%s': out of memory", it->bucket);
+    return 0;
+}
+
+int cf_s3c_list_next(cf_s3c_list *it, cf_s3c_list_entry *e, cf_err *err)
+{
+    for (;;) {
+        if (!it->page) {
+            int rc = fetch_page(it, err);
+            if (rc)
+                return rc;
+        }
+        /* Objects first, then common prefixes: two passes over the page's children. */
+        for (; it->cur; it->cur = it->cur->next) {
+            const cf_xml_node *n = it->cur;
+            if (!it->in_prefixes && !strcmp(n->name, "Contents")) {
+                memset(e, 0, sizeof *e);
+                e->key = text(n, "Key");
+                e->size = strtoull(text(n, "Size"), NULL, 10);
+                e->etag = text(n, "ETag");
+                e->last_modified = iso_time(text(n, "LastModified"));
+                it->cur = n->next;
+                return 1;
+            }
+            if (it->in_prefixes && !strcmp(n->name, "CommonPrefixes")) {
+                memset(e, 0, sizeof *e);
+                e->key = text(n, "Prefix");
+                e->is_prefix = 1;
+                e->etag = "";
+                it->cur = n->next;
+                return 1;
+            }
+        }
+        if (!it->in_prefixes) {
+            it->in_prefixes = 1;
+            it->cur = it->page->child;
+            continue;
+        }
+        if (it->last_page)
+            return 0;
+        /* Keep the old page until the new one arrives: *e of the caller points into it. */
+        int rc = fetch_page(it, err);
+        if (rc)
+            return rc;
+    }
+}
+
+void cf_s3c_list_close(cf_s3c_list *it)
+{
+    if (!it)
+        return;
+    cf_xml_free(it->page);
+    free(it->bucket);
+    free(it->prefix);
+    free(it->delimiter);
+    free(it->start_after);
+    free(it->token);
+    free(it);
+}
+
+/* ---- multipart ---- */
+
+int cf_s3c_mpu_create(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
+                      char upload_id[CF_S3C_UPLOAD_ID_MAX], cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "POST", bucket, key);
+    cf_s3c_xfer_param(&x, "uploads", "");
+    cf_s3c_xfer_body(&x, "", 0);
+    x.content_type = content_type;
+    cf_xml_node *root = NULL;
+    rc = run_xml(&x, &root, err);
+    if (!rc) {
+        const char *id = text(root, "UploadId");
+        if (!*id || strlen(id) >= CF_S3C_UPLOAD_ID_MAX)
+            rc = cf_err_set(err, CF_EIO, "s3 POST '%s/%s?uploads': no usable UploadId in the answer", bucket, key);
+        else
+            snprintf(upload_id, CF_S3C_UPLOAD_ID_MAX, "%s", id);
+    }
+    cf_xml_free(root);
+    cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key,
+                           const char *upload_id, int number, const void *data, size_t len,
+                           char etag[132], cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    char num[16];
+    snprintf(num, sizeof num, "%d", number);
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
+    cf_s3c_xfer_param(&x, "partNumber", num);
+    cf_s3c_xfer_param(&x, "uploadId", upload_id);
+    cf_s3c_xfer_body(&x, data, len);
+    rc = cf_s3c_xfer_run(&x, err);
+    if (!rc)
+        snprintf(etag, 132, "%s", x.info.etag);
+    cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_mpu_complete(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                        const cf_s3c_part *parts, size_t nparts, cf_s3c_object_info *info,
+                        cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    cf_buf body;
+    cf_buf_init(&body, 4 << 20);
+    rc = cf_buf_puts(&body, "<CompleteMultipartUpload xmlns=\"" CF_S3_XMLNS "\">");
+    for (size_t i = 0; !rc && i < nparts; i++) {
+        rc = cf_xml_open(&body, "Part");
+        if (!rc)
+            rc = cf_xml_elem_u64(&body, "PartNumber", (unsigned long long)parts[i].number);
+        if (!rc)
+            rc = cf_xml_elem(&body, "ETag", parts[i].etag);
+        if (!rc)
+            rc = cf_xml_close(&body, "Part");
+    }
+    if (!rc)
+        rc = cf_buf_puts(&body, "</CompleteMultipartUpload>");
+    if (rc) {
+        cf_buf_cleanup(&body);
+        return cf_err_set(err, rc, "s3 complete '%s/%s': request too large", bucket, key);
+    }
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "POST", bucket, key);
+    cf_s3c_xfer_param(&x, "uploadId", upload_id);
+    cf_s3c_xfer_body(&x, body.data, body.len);
+    x.content_type = "application/xml";
+    cf_xml_node *root = NULL;
+    rc = run_xml(&x, &root, err);
+    if (!rc && info) {
+        memset(info, 0, sizeof *info);
+        snprintf(info->etag, sizeof info->etag, "%s", text(root, "ETag"));
+    }
+    cf_xml_free(root);
+    cf_s3c_xfer_cleanup(&x);
+    cf_buf_cleanup(&body);
+    return rc;
+}
+
+int cf_s3c_mpu_abort(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                     cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "DELETE", bucket, key);
+    cf_s3c_xfer_param(&x, "uploadId", upload_id);
+    rc = cf_s3c_xfer_run(&x, err);
+    cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
+                        int (*fn)(void *ctx, const cf_s3c_upload_entry *u), void *ctx,
+                        cf_err *err)
+{
+    int rc = check_name(bucket, NULL, err);
+    char *key_marker = NULL, *id_marker = NULL;
+    while (!rc) {
+        cf_s3c_xfer x;
+        cf_s3c_xfer_init(&x, c, "GET", bucket, NULL);
+        cf_s3c_xfer_param(&x, "uploads", "");
+        if (prefix && *prefix)
+            cf_s3c_xfer_param(&x, "prefix", prefix);
+        if (key_marker)
+            cf_s3c_xfer_param(&x, "key-marker", key_marker);
+        if (id_marker)
+            cf_s3c_xfer_param(&x, "upload-id-marker", id_marker);
+        cf_xml_node *root = NULL;
+        rc = run_xml(&x, &root, err);
+        cf_s3c_xfer_cleanup(&x);
+        if (rc)
+            break;
+        for (const cf_xml_node *n = root->child; !rc && n; n = n->next) {
+            if (strcmp(n->name, "Upload") != 0)
+                continue;
+            cf_s3c_upload_entry u = {text(n, "Key"), text(n, "UploadId"), iso_time(text(n, "Initiated"))};
+            rc = fn(ctx, &u);
+        }
+        int more = !strcmp(text(root, "IsTruncated"), "true");
+        free(key_marker);
+        free(id_marker);
+        key_marker = strdup(text(root, "NextKeyMarker"));
+        id_marker = strdup(text(root, "NextUploadIdMarker"));
+        cf_xml_free(root);
+        if (!key_marker || !id_marker) {
+            rc = cf_err_set(err, CF_ENOMEM, "s3 list uploads '%s': out of memory", bucket);
+            break;
+        }
+        if (!more || (!*key_marker && !*id_marker))
+            break;
+    }
+    free(key_marker);
+    free(id_marker);
+    return rc;
+}
+
+/* ---- presign ---- */
+
+int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char *key,
+                   int64_t expires, cf_buf *out, cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    if (rc)
+        return rc;
+    char host[600];
+    cf_s3c_host(c, bucket, host, sizeof host);
+    cf_buf path;
+    cf_buf_init(&path, 8192);
+    if ((rc = cf_s3c_path(c, bucket, key, &path))) {
+        cf_buf_cleanup(&path);
+        return cf_err_set(err, rc, "s3 presign '%s': key too long", bucket);
+    }
+    cf_sigv4_param tok = {"X-Amz-Security-Token", c->cfg.session_token};
+    cf_sigv4_presign_opts o = {
+        .method = method, .host = host, .path = path.data,
+        .params = c->cfg.session_token[0] ? &tok : NULL, .nparams = c->cfg.session_token[0] ? 1 : 0,
+        .access_key = c->cfg.access_key, .secret = c->cfg.secret_key, .region = c->cfg.region,
+        .now = (int64_t)cf_clock_now(), .expires = expires,
+    };
+    size_t mark = out->len;
+    rc = cf_buf_printf(out, "%s://%s", c->scheme, host);
+    if (!rc && (rc = cf_sigv4_presign(&o, out, err)))
+        out->len = mark, out->data[mark] = '\0';
+    else if (rc)
+        cf_err_set(err, rc, "s3 presign '%s': URL too long", bucket);
+    cf_buf_cleanup(&path);
+    return rc;
+}
