@@ -1,0 +1,50 @@
+/* repo.c - dispatch to the repository's backend (repo_int.h). */
+#include "snapshot/repo_int.h"
+
+void cf_repo_close(cf_repo *r)
+{
+    if (r)
+        r->ops->close(r);
+}
+
+const char *cf_repo_name(const cf_repo *r)
+{
+    return r->name;
+}
+
+int cf_repo_writer_begin(cf_repo *r, const char *key, cf_repo_writer **out, cf_err *err)
+{
+    return r->ops->writer_begin(r, key, out, err);
+}
+
+int cf_repo_writer_write(cf_repo_writer *w, const void *p, size_t n, cf_err *err)
+{
+    return w->repo->ops->writer_write(w, p, n, err);
+}
+
+int cf_repo_writer_commit(cf_repo_writer *w, cf_err *err)
+{
+    return w->repo->ops->writer_commit(w, err);
+}
+
+void cf_repo_writer_abort(cf_repo_writer *w)
+{
+    if (w)
+        w->repo->ops->writer_abort(w);
+}
+
+int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
+                cf_err *err)
+{
+    return r->ops->get(r, key, offset, len, fn, ctx, err);
+}
+
+int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    return r->ops->list(r, prefix, fn, ctx, err);
+}
+
+int cf_repo_delete(cf_repo *r, const char *key, cf_err *err)
+{
+    return r->ops->del(r, key, err);
+}

@@ -1,0 +1,299 @@
+/*
+ * repo_dir.c - a repository in a directory. Keys map to relative paths; a key is refused when
+ * it could leave the directory ("..", absolute, empty segments), since keys come from
+ * manifests, which may come from anywhere.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/fs.h"
+#include "snapshot/repo_int.h"
+
+typedef struct dir_repo {
+    cf_repo base;
+    char *path;
+} dir_repo;
+
+typedef struct dir_writer {
+    cf_repo_writer base;
+    int fd;
+    char tmp[PATH_MAX];
+    char final[PATH_MAX];
+} dir_writer;
+
+#define DIR_OF(r) ((dir_repo *)(r))
+
+static int key_ok(const char *key)
+{
+    if (!*key || key[0] == '/')
+        return 0;
+    for (const char *seg = key; seg;) {
+        const char *slash = strchr(seg, '/');
+        size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
+        if (n == 0 || (n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+            return 0;
+        seg = slash ? slash + 1 : NULL;
+    }
+    return 1;
+}
+
+static int key_path(const cf_repo *base, const char *key, char *out, cf_err *err)
+{
+    const dir_repo *r = (const dir_repo *)base;
+    if (!key_ok(key))
+        return cf_err_set(err, CF_EINVAL, "key '%.200s' could leave the repository directory", key);
+    if ((size_t)snprintf(out, PATH_MAX, "%s/%s", r->path, key) >= PATH_MAX)
+        return cf_err_set(err, CF_ETOOBIG, "path of key '%.200s' is too long", key);
+    return 0;
+}
+
+static const cf_repo_ops dir_ops;
+
+int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
+{
+    int rc = cf_fs_mkdirs(path, 0700, err);
+    if (rc)
+        return rc;
+    dir_repo *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(path))) {
+        free(r);
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    }
+    size_t n = strlen(r->path);
+    while (n > 1 && r->path[n - 1] == '/')
+        r->path[--n] = '\0';
+    r->base.ops = &dir_ops;
+    r->base.name = r->path;
+    *out = &r->base;
+    return 0;
+}
+
+static void dir_close(cf_repo *base)
+{
+    dir_repo *r = DIR_OF(base);
+    free(r->path);
+    free(r);
+}
+
+static int dir_writer_begin(cf_repo *r, const char *key, cf_repo_writer **out, cf_err *err)
+{
+    dir_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    w->base.repo = r;
+    w->fd = -1;
+    int rc = key_path(r, key, w->final, err);
+    if (!rc) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", w->final);
+        *strrchr(dir, '/') = '\0';
+        rc = cf_fs_mkdirs(dir, 0700, err);
+    }
+    if (rc) {
+        free(w);
+        return rc;
+    }
+    unsigned char rnd[8];
+    cf_random_bytes(rnd, sizeof rnd);
+    /* Beside the target, so that the rename stays within one filesystem (and one NFS dir). */
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", w->final, rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0) {
+        int e = errno;
+        rc = cf_err_sys(err, cf_err_from_errno(e), e, "cannot create '%s'", w->tmp);
+        free(w);
+        return rc;
+    }
+    *out = &w->base;
+    return 0;
+}
+
+static int dir_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_err *err)
+{
+    dir_writer *w = (dir_writer *)base;
+    if (cf_fs_write_all(w->fd, p, n) != 0)
+        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write '%s'", w->tmp);
+    return 0;
+}
+
+static int dir_writer_commit(cf_repo_writer *base, cf_err *err)
+{
+    dir_writer *w = (dir_writer *)base;
+    int rc = 0;
+    if (fsync(w->fd) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot flush '%s'", w->tmp);
+    if (close(w->fd) != 0 && !rc)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot close '%s'", w->tmp);
+    w->fd = -1;
+    if (!rc && rename(w->tmp, w->final) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot rename '%s' into place", w->tmp);
+    if (!rc) {
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", w->final);
+        *strrchr(dir, '/') = '\0';
+        rc = cf_fs_fsync_dir(dir, err);
+    } else {
+        unlink(w->tmp);
+    }
+    free(w);
+    return rc;
+}
+
+static void dir_writer_abort(cf_repo_writer *base)
+{
+    dir_writer *w = (dir_writer *)base;
+    if (w->fd >= 0)
+        close(w->fd);
+    unlink(w->tmp);
+    free(w);
+}
+
+static int dir_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
+                   cf_err *err)
+{
+    char path[PATH_MAX];
+    int rc = key_path(r, key, path, err);
+    if (rc)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno, "cannot open '%s'", path);
+    char *buf = malloc(1 << 20);
+    if (!buf) {
+        close(fd);
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    }
+    uint64_t pos = offset, left = len;
+    while (left > 0) {
+        size_t want = left < (1u << 20) ? (size_t)left : (1u << 20);
+        ssize_t got = pread(fd, buf, want, (off_t)pos);
+        if (got < 0) {
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot read '%s'", path);
+            break;
+        }
+        if (got == 0) {
+            if (len != UINT64_MAX)
+                rc = cf_err_set(err, CF_ECORRUPT, "'%s' ends before byte %llu", path, (unsigned long long)(offset + len));
+            break;
+        }
+        if ((rc = fn(ctx, buf, (size_t)got, err)))
+            break;
+        pos += (uint64_t)got;
+        if (len != UINT64_MAX)
+            left -= (uint64_t)got;
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+typedef struct walk {
+    dir_repo *repo;
+    const char *prefix;
+    char **keys;
+    size_t n, cap;
+} walk;
+
+static int collect(walk *w, const char *rel, cf_err *err)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s%s%s", w->repo->path, *rel ? "/" : "", rel);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : cf_err_sys(err, CF_EIO, errno, "cannot list '%s'", dir);
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-"))
+            continue; /* in-flight writes are not objects */
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
+        /* Prune directories that cannot hold a key with the prefix. */
+        size_t sl = strlen(sub), pl = strlen(w->prefix);
+        if (strncmp(sub, w->prefix, sl < pl ? sl : pl) != 0)
+            continue;
+        struct stat st;
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", w->repo->path, sub);
+        if (lstat(full, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            rc = collect(w, sub, err);
+        } else if (S_ISREG(st.st_mode) && sl >= pl) {
+            if (w->n == w->cap) {
+                w->cap = w->cap ? w->cap * 2 : 64;
+                char **k = realloc(w->keys, w->cap * sizeof *k);
+                if (!k) {
+                    rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+                    break;
+                }
+                w->keys = k;
+            }
+            if (!(w->keys[w->n] = strdup(sub)))
+                rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+            else
+                w->n++;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int dir_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    dir_repo *r = DIR_OF(base);
+    walk w = {r, prefix, NULL, 0, 0};
+    int rc = collect(&w, "", err);
+    if (!rc && w.n)
+        qsort(w.keys, w.n, sizeof *w.keys, cmp_str);
+    for (size_t i = 0; !rc && i < w.n; i++) {
+        char full[PATH_MAX];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", r->path, w.keys[i]);
+        if (stat(full, &st) != 0)
+            continue; /* removed meanwhile */
+        cf_repo_entry e = {w.keys[i], (uint64_t)st.st_size, (int64_t)st.st_mtime};
+        if ((rc = fn(ctx, &e)))
+            cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
+    }
+    for (size_t i = 0; i < w.n; i++)
+        free(w.keys[i]);
+    free(w.keys);
+    return rc;
+}
+
+static int dir_delete(cf_repo *r, const char *key, cf_err *err)
+{
+    char path[PATH_MAX];
+    int rc = key_path(r, key, path, err);
+    if (rc)
+        return rc;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return cf_err_sys(err, CF_EIO, errno, "cannot remove '%s'", path);
+    return 0;
+}
+
+static const cf_repo_ops dir_ops = {
+    .close = dir_close,
+    .writer_begin = dir_writer_begin,
+    .writer_write = dir_writer_write,
+    .writer_commit = dir_writer_commit,
+    .writer_abort = dir_writer_abort,
+    .get = dir_get,
+    .list = dir_list,
+    .del = dir_delete,
+};
