@@ -10,6 +10,7 @@ static const char usage[] =
     "commands:\n"
     "  server     run the S3-compatible object server\n"
     "  admin      manage access keys and public buckets of a running server\n"
+    "  snapshot   create, list and restore snapshots in a bucket or a directory\n"
     "  presign    print a presigned URL for one object (GET, HEAD or PUT)\n"
     "  version    print the version\n"
     "\n"
@@ -26,6 +27,8 @@ int cf_cli_main(int argc, char **argv)
         return cf_cmd_server(argc - 1, argv + 1);
     if (strcmp(cmd, "admin") == 0)
         return cf_cmd_admin(argc - 1, argv + 1);
+    if (strcmp(cmd, "snapshot") == 0)
+        return cf_cmd_snapshot(argc - 1, argv + 1);
     if (strcmp(cmd, "presign") == 0)
         return cf_cmd_presign(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

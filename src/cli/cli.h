@@ -13,5 +13,6 @@ int cf_cli_main(int argc, char **argv);
 int cf_cmd_server(int argc, char **argv);
 int cf_cmd_admin(int argc, char **argv);
 int cf_cmd_presign(int argc, char **argv);
+int cf_cmd_snapshot(int argc, char **argv);
 
 #endif

@@ -28,6 +28,9 @@ typedef int (*cf_repo_data_fn)(void *ctx, const void *p, size_t n, cf_err *err);
 
 /* A directory repository at path (created when absent). */
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
+/* A repository under root ("" or "a/b") in bucket; the client stays the caller's. */
+struct cf_s3c;
+int cf_repo_open_s3(struct cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err);
 void cf_repo_close(cf_repo *r);
 /* Human name for messages: the URL or the path. */
 const char *cf_repo_name(const cf_repo *r);

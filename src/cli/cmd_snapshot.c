@@ -1,0 +1,203 @@
+/*
+ * cmd_snapshot.c - `coffer snapshot create|ls|restore`: the command line over
+ * src/snapshot/snapshot.h. Repositories: s3://BUCKET/PREFIX/NAMESPACE or a directory
+ * (cli/target-style credentials for S3: flags, COFFER_*, AWS_*, profiles).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "s3client/s3client.h"
+#include "snapshot/ref.h"
+#include "snapshot/snapshot.h"
+
+static const char snapshot_usage[] =
+    "usage: coffer snapshot create SOURCE REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
+    "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F]\n"
+    "                                        [--label KEY=VALUE]...\n"
+    "       coffer snapshot ls REPO [--json]\n"
+    "       coffer snapshot restore REPO[@ID|@latest] DEST|- [--force] [--encrypt-key-file F]\n"
+    "\n"
+    "SOURCE is a directory or - (standard input). REPO is s3://BUCKET/[PREFIX/]NAMESPACE or a\n"
+    "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
+    "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n"
+    "Exit codes: 0 done, 1 failed, 2 bad command line, 3 no such snapshot, 4 wrong key or damaged data.\n";
+
+enum { EXIT_NOT_FOUND = 3, EXIT_INTEGRITY = 4 };
+
+typedef struct snap_opts {
+    cf_s3c_flags s3;
+    const char *compress, *key_file;
+    int level, level_set, jobs, json, force;
+    size_t chunk_mib;
+    cf_label labels[64];
+    size_t nlabels;
+} snap_opts;
+
+static int exit_for(int rc)
+{
+    switch (rc) {
+    case CF_ENOTFOUND: return EXIT_NOT_FOUND;
+    case CF_EAUTH:
+    case CF_EDIGEST:
+    case CF_ECORRUPT: return EXIT_INTEGRITY;
+    case CF_EINVAL:
+    case CF_EEXISTS: return CF_EXIT_USAGE;
+    default: return CF_EXIT_FAILURE;
+    }
+}
+
+static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **client, cf_repo **repo, cf_err *err)
+{
+    *client = NULL;
+    if (!ref->is_s3)
+        return cf_repo_open_dir(ref->root, repo, err);
+    cf_s3c_config cfg;
+    int rc = cf_s3c_config_resolve(&o->s3, &cfg, err);
+    if (!rc) rc = cf_s3c_new(&cfg, client, err);
+    memset(&cfg, 0, sizeof cfg);
+    if (!rc) rc = cf_repo_open_s3(*client, ref->bucket, ref->root, repo, err);
+    return rc;
+}
+
+static int load_key(const snap_opts *o, cf_master_key *key, int *have, cf_err *err)
+{
+    *have = 0;
+    if (!o->key_file)
+        return 0;
+    int rc = cf_master_key_from_file(o->key_file, key, err);
+    *have = rc == 0;
+    return rc;
+}
+
+static int print_entry(void *ctx, const cf_manifest *m)
+{
+    const snap_opts *o = ctx;
+    char when[32];
+    struct tm tm;
+    gmtime_r(&m->created, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (o->json) {
+        printf("{\"id\":\"%s\",\"namespace\":\"%s\",\"created\":\"%s\",\"size\":%llu,\"raw_size\":%llu,"
+               "\"files\":%llu,\"encrypted\":%s,\"labels\":{",
+               m->id, m->ns, when, (unsigned long long)m->archive.size, (unsigned long long)m->archive.raw_size,
+               (unsigned long long)m->archive.files, m->encryption ? "true" : "false");
+        for (size_t i = 0; i < m->nlabels; i++)
+            printf("%s\"%s\":\"%s\"", i ? "," : "", m->labels[i].key, m->labels[i].value);
+        printf("}}\n");
+    } else {
+        printf("%-21s  %s  %12llu  %12llu  %s", m->id, when, (unsigned long long)m->archive.size,
+               (unsigned long long)m->archive.raw_size, m->encryption ? "enc" : "-");
+        for (size_t i = 0; i < m->nlabels; i++)
+            printf("  %s=%s", m->labels[i].key, m->labels[i].value);
+        printf("\n");
+    }
+    return 0;
+}
+
+int cf_cmd_snapshot(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"compress", required_argument, NULL, 'c'}, {"level", required_argument, NULL, 'l'},
+        {"chunk-size", required_argument, NULL, 'C'}, {"jobs", required_argument, NULL, 'j'},
+        {"encrypt-key-file", required_argument, NULL, 'k'}, {"label", required_argument, NULL, 'L'},
+        {"json", no_argument, NULL, 'J'}, {"force", no_argument, NULL, 'f'},
+        {"endpoint", required_argument, NULL, 'e'}, {"region", required_argument, NULL, 'r'},
+        {"profile", required_argument, NULL, 'p'}, {"access-key", required_argument, NULL, 'a'},
+        {"secret-key-file", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    snap_opts o = {0};
+    o.s3.virtual_host = -1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': o.compress = optarg; break;
+        case 'l': o.level = atoi(optarg); o.level_set = 1; break;
+        case 'C': o.chunk_mib = (size_t)strtoul(optarg, NULL, 10); break;
+        case 'j': o.jobs = atoi(optarg); break;
+        case 'k': o.key_file = optarg; break;
+        case 'L': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || o.nlabels == 64) {
+                fprintf(stderr, "coffer snapshot: --label takes KEY=VALUE, not '%s'\n", optarg);
+                return CF_EXIT_USAGE;
+            }
+            *eq = '\0';
+            o.labels[o.nlabels++] = (cf_label){optarg, eq + 1};
+            break;
+        }
+        case 'J': o.json = 1; break;
+        case 'f': o.force = 1; break;
+        case 'e': o.s3.endpoint = optarg; break;
+        case 'r': o.s3.region = optarg; break;
+        case 'p': o.s3.profile = optarg; break;
+        case 'a': o.s3.access_key = optarg; break;
+        case 's': o.s3.secret_key_file = optarg; break;
+        case 'h': fputs(snapshot_usage, stdout); return CF_EXIT_OK;
+        default: fputs(snapshot_usage, stderr); return CF_EXIT_USAGE;
+        }
+    }
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    const char *verb = nargs ? args[0] : "";
+    int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3 : !strcmp(verb, "ls") ? 2 : -1;
+    if (want < 0 || nargs != want) {
+        fputs(snapshot_usage, stderr);
+        return CF_EXIT_USAGE;
+    }
+    cf_err err = {0};
+    cf_snapshot_ref ref;
+    const char *repo_text = !strcmp(verb, "create") ? args[2] : args[1];
+    if (cf_snapshot_ref_parse(repo_text, !strcmp(verb, "restore"), &ref, &err) != 0) {
+        fprintf(stderr, "coffer snapshot: %s\n", err.msg);
+        return CF_EXIT_USAGE;
+    }
+    cf_master_key key;
+    int have_key = 0;
+    if (load_key(&o, &key, &have_key, &err) != 0) {
+        fprintf(stderr, "coffer snapshot: %s\n", err.msg);
+        return CF_EXIT_USAGE;
+    }
+    cf_s3c *client = NULL;
+    cf_repo *repo = NULL;
+    int rc = open_repo(&ref, &o, &client, &repo, &err);
+    if (!rc && !strcmp(verb, "create")) {
+        cf_snapshot_create_opts co = {0};
+        co.source = args[1];
+        co.codec = CF_CODEC_ZSTD;
+        if (o.compress && cf_codec_from_name(o.compress, &co.codec) != 0) {
+            fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n", o.compress);
+            rc = CF_EINVAL;
+        } else {
+            co.level = o.level_set ? o.level : cf_codec_default_level(co.codec);
+            rc = cf_codec_check_level(co.codec, co.level, &err);
+        }
+        co.chunk_size = o.chunk_mib << 20;
+        co.threads = o.jobs > 0 ? (unsigned)o.jobs : 0;
+        co.key = have_key ? &key : NULL;
+        co.labels = o.labels;
+        co.nlabels = o.nlabels;
+        char id[CF_SNAPSHOT_ID_LEN + 1];
+        if (!rc && !(rc = cf_snapshot_create(repo, ref.ns, &co, id, &err)))
+            printf("%s\n", id);
+    } else if (!rc && !strcmp(verb, "ls")) {
+        rc = cf_snapshot_list(repo, ref.ns, print_entry, &o, &err);
+    } else if (!rc) {
+        rc = cf_snapshot_restore(repo, ref.ns, ref.id[0] ? ref.id : NULL, args[2], o.force, have_key ? &key : NULL,
+                                 stdout, &err);
+    }
+    if (have_key)
+        cf_master_key_cleanup(&key);
+    cf_repo_close(repo);
+    cf_s3c_free(client);
+    if (rc) {
+        if (err.msg[0])
+            fprintf(stderr, "coffer snapshot %s: %s\n", verb, err.msg);
+        return exit_for(rc);
+    }
+    return CF_EXIT_OK;
+}

@@ -1,0 +1,344 @@
+#include "snapshot/snapshot.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive/tar.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/fs.h"
+
+/* ---- create ---- */
+
+typedef struct create_ctx {
+    cf_archive_writer *aw;
+    cf_repo_writer *rw;
+} create_ctx;
+
+static int to_repo(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    return cf_repo_writer_write(((create_ctx *)ctx)->rw, p, n, err);
+}
+
+static int to_archive(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    return cf_archive_writer_write(((create_ctx *)ctx)->aw, p, n, err);
+}
+
+static int copy_stdin(create_ctx *c, cf_err *err)
+{
+    char *buf = malloc(1 << 20);
+    if (!buf)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(0, buf, 1 << 20);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot read standard input");
+            break;
+        }
+        if (n == 0 || (rc = to_archive(c, buf, (size_t)n, err)))
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
+                       char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
+{
+    int stream = strcmp(o->source, "-") == 0;
+    struct stat st;
+    if (!stream && (stat(o->source, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)", o->source);
+    time_t now = (time_t)cf_clock_now();
+    int rc = cf_snapshot_id_new(now, id_out, err);
+    if (rc)
+        return rc;
+    cf_archive_key akey;
+    cf_manifest_encryption enc = {0};
+    if (o->key) {
+        if (cf_random_bytes(enc.salt, sizeof enc.salt) != 0)
+            return cf_err_set(err, CF_EIO, "no randomness for the snapshot key");
+        if ((rc = cf_archive_key_derive(o->key, enc.salt, &akey, err)))
+            return rc;
+        snprintf(enc.key_id, sizeof enc.key_id, "%s", o->key->key_id);
+        if (o->scrypt) {
+            enc.passphrase = 1;
+            enc.scrypt = *o->scrypt;
+        }
+    }
+    char akey_name[512], mkey_name[512], host[256] = "";
+    snprintf(akey_name, sizeof akey_name, "%s/%s%s%s", ns, id_out, cf_codec_suffix(o->codec), o->key ? ".enc" : "");
+    snprintf(mkey_name, sizeof mkey_name, "%s/%s.json", ns, id_out);
+    gethostname(host, sizeof host - 1);
+
+    create_ctx c = {0};
+    cf_archive_writer_opts wo = {{o->codec, o->level, o->key ? &akey : NULL}, o->chunk_size,
+                                 o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN)};
+    cf_archive_result res;
+    uint64_t files = 0;
+    rc = cf_repo_writer_begin(repo, akey_name, &c.rw, err);
+    if (!rc) rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
+    if (!rc) rc = stream ? copy_stdin(&c, err) : cf_tar_write_dir(o->source, to_archive, &c, &files, err);
+    if (!rc) rc = cf_archive_writer_finish(c.aw, &res, err);
+    if (!rc) {
+        rc = cf_repo_writer_commit(c.rw, err);
+        c.rw = NULL;
+    }
+    char *json = NULL;
+    size_t jlen = 0;
+    if (!rc) {
+        cf_manifest m = {0};
+        m.format = CF_MANIFEST_FORMAT;
+        memcpy(m.id, id_out, sizeof m.id);
+        m.ns = (char *)ns;
+        m.created = now;
+        m.source.kind = stream ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
+        m.source.host = host;
+        m.source.path = stream ? NULL : (char *)o->source;
+        m.labels = (cf_label *)o->labels;
+        m.nlabels = o->nlabels;
+        m.archive.key = akey_name;
+        m.archive.compression = o->codec;
+        m.archive.level = o->level;
+        m.archive.size = res.size;
+        m.archive.raw_size = res.raw_size;
+        m.archive.files = files;
+        memcpy(m.archive.sha256, res.sha256, sizeof m.archive.sha256);
+        m.chunks = (cf_archive_chunk *)res.chunks;
+        m.nchunks = res.nchunks;
+        m.encryption = o->key ? &enc : NULL;
+        m.tool = "coffer " COFFER_VERSION;
+        rc = cf_manifest_write(&m, &json, &jlen, err);
+    }
+    /* The manifest last: from this write on, the snapshot exists. */
+    cf_repo_writer *mw = NULL;
+    if (!rc) rc = cf_repo_writer_begin(repo, mkey_name, &mw, err);
+    if (!rc) rc = cf_repo_writer_write(mw, json, jlen, err);
+    if (!rc) {
+        rc = cf_repo_writer_commit(mw, err);
+        mw = NULL;
+    }
+    cf_repo_writer_abort(mw);
+    cf_repo_writer_abort(c.rw);
+    cf_archive_writer_free(c.aw);
+    free(json);
+    if (o->key)
+        cf_archive_key_cleanup(&akey);
+    return rc;
+}
+
+/* ---- list ---- */
+
+typedef struct names {
+    char **v;
+    size_t n, cap;
+} names;
+
+static int collect_manifest(void *ctx, const cf_repo_entry *e)
+{
+    names *m = ctx;
+    size_t l = strlen(e->key);
+    if (l < 5 || strcmp(e->key + l - 5, ".json") != 0)
+        return 0;
+    if (m->n == m->cap) {
+        m->cap = m->cap ? m->cap * 2 : 32;
+        char **v = realloc(m->v, m->cap * sizeof *v);
+        if (!v)
+            return CF_ENOMEM;
+        m->v = v;
+    }
+    return (m->v[m->n] = strdup(e->key)) ? (m->n++, 0) : CF_ENOMEM;
+}
+
+static int append_buf(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    (void)err;
+    return cf_buf_append(ctx, p, n);
+}
+
+static int load_manifest(cf_repo *repo, const char *key, cf_manifest *m, cf_err *err)
+{
+    cf_buf b;
+    cf_buf_init(&b, (size_t)64 << 20);
+    int rc = cf_repo_get(repo, key, 0, UINT64_MAX, append_buf, &b, err);
+    if (!rc) {
+        rc = cf_manifest_parse(b.data ? b.data : "", b.len, m, err);
+        if (rc) {
+            char why[sizeof err->msg];
+            snprintf(why, sizeof why, "%s", err->msg);
+            rc = cf_err_set(err, rc, "manifest '%s' in %s: %s", key, cf_repo_name(repo), why);
+        }
+    }
+    cf_buf_cleanup(&b);
+    return rc;
+}
+
+int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void *ctx, cf_err *err)
+{
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s/", ns);
+    names m = {0};
+    int rc = cf_repo_list(repo, prefix, collect_manifest, &m, err);
+    for (size_t i = 0; !rc && i < m.n; i++) {
+        cf_manifest man;
+        if ((rc = load_manifest(repo, m.v[i], &man, err)))
+            break;
+        rc = fn(ctx, &man);
+        cf_manifest_cleanup(&man);
+    }
+    for (size_t i = 0; i < m.n; i++)
+        free(m.v[i]);
+    free(m.v);
+    return rc;
+}
+
+/* ---- restore ---- */
+
+typedef struct fetch_ctx {
+    cf_repo *repo;
+    const char *key;
+    unsigned char *out;
+    size_t pos;
+} fetch_ctx;
+
+static int fill(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    (void)err;
+    fetch_ctx *f = ctx;
+    memcpy(f->out + f->pos, p, n);
+    f->pos += n;
+    return 0;
+}
+
+static int fetch_chunk(void *ctx, uint64_t offset, uint64_t size, void *out, cf_err *err)
+{
+    fetch_ctx *f = ctx;
+    f->out = out;
+    f->pos = 0;
+    int rc = cf_repo_get(f->repo, f->key, offset, size, fill, f, err);
+    if (!rc && f->pos != size)
+        rc = cf_err_set(err, CF_ECORRUPT, "archive '%s' is shorter than its manifest says", f->key);
+    return rc;
+}
+
+typedef struct latest_ctx {
+    char id[CF_SNAPSHOT_ID_LEN + 1];
+} latest_ctx;
+
+static int note_latest(void *ctx, const cf_manifest *m)
+{
+    snprintf(((latest_ctx *)ctx)->id, sizeof ((latest_ctx *)ctx)->id, "%s", m->id);
+    return 0;
+}
+
+static int dir_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+        empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+    closedir(d);
+    return empty;
+}
+
+int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
+                        const cf_master_key *key, FILE *out, cf_err *err)
+{
+    latest_ctx latest = {""};
+    int rc = 0;
+    if (!id) {
+        if ((rc = cf_snapshot_list(repo, ns, note_latest, &latest, err)))
+            return rc;
+        if (!latest.id[0])
+            return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
+        id = latest.id;
+    }
+    char mkey[512];
+    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
+    cf_manifest m;
+    if ((rc = load_manifest(repo, mkey, &m, err)))
+        return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+    int to_stdout = strcmp(dest, "-") == 0;
+    struct stat st;
+    int exists = !to_stdout && stat(dest, &st) == 0;
+    if (exists && !force && !(S_ISDIR(st.st_mode) && dir_empty(dest))) {
+        cf_manifest_cleanup(&m);
+        return cf_err_set(err, CF_EEXISTS, "destination '%s' is not empty; hint: --force replaces it", dest);
+    }
+    cf_archive_key akey;
+    if (m.encryption) {
+        if (!key) {
+            cf_manifest_cleanup(&m);
+            return cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted; give --encrypt-key-file or --passphrase-file", id);
+        }
+        if ((rc = cf_archive_key_derive(key, m.encryption->salt, &akey, err))) {
+            cf_manifest_cleanup(&m);
+            return rc;
+        }
+    }
+    cf_archive_read_opts ro = {{m.archive.compression, m.archive.level, m.encryption ? &akey : NULL},
+                               m.encryption ? m.encryption->key_id : NULL, m.archive.sha256, m.archive.size,
+                               m.archive.raw_size};
+    fetch_ctx f = {repo, m.archive.key, NULL, 0};
+    cf_archive_reader *rd = NULL;
+    rc = cf_archive_reader_new(&ro, m.chunks, m.nchunks, fetch_chunk, &f, &rd, err);
+    char tmp[PATH_MAX] = "";
+    if (!rc && to_stdout) {
+        const void *p;
+        size_t n;
+        while (!(rc = cf_archive_reader_next(rd, &p, &n, err)) && n)
+            if (fwrite(p, 1, n, out) != n) {
+                rc = cf_err_sys(err, CF_EIO, errno, "cannot write the restored stream");
+                break;
+            }
+        if (!rc && fflush(out) != 0)
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot write the restored stream");
+    } else if (!rc) {
+        if (m.source.kind != CF_SOURCE_DIR) {
+            rc = cf_err_set(err, CF_EINVAL, "snapshot %s holds a stream, not a directory; restore it to - (stdout)", id);
+        } else {
+            unsigned char r[4];
+            cf_random_bytes(r, sizeof r);
+            /* A sibling, so that the final rename stays on one filesystem. */
+            snprintf(tmp, sizeof tmp, "%s.coffer-restore-%02x%02x%02x%02x", dest, r[0], r[1], r[2], r[3]);
+            rc = cf_fs_mkdirs(tmp, 0700, err);
+            if (!rc) rc = cf_tar_extract(tmp, cf_tar_pull_from_reader, rd, NULL, err);
+            /* The old destination moves aside and comes back if the new one cannot take its
+             * place, so that there is always a whole tree at dest. */
+            char old[PATH_MAX + 16] = "";
+            if (!rc && exists) {
+                snprintf(old, sizeof old, "%s.old", tmp);
+                if (rename(dest, old) != 0)
+                    rc = cf_err_sys(err, CF_EIO, errno, "cannot move '%s' aside", dest);
+            }
+            if (!rc && rename(tmp, dest) != 0) {
+                rc = cf_err_sys(err, CF_EIO, errno, "cannot move the restored tree to '%s'", dest);
+                if (old[0])
+                    rename(old, dest);
+                old[0] = '\0';
+            }
+            if (old[0])
+                cf_fs_remove_tree(old, NULL);
+            if (rc)
+                cf_fs_remove_tree(tmp, NULL); /* the destination stays as it was */
+        }
+    }
+    cf_archive_reader_free(rd);
+    if (m.encryption)
+        cf_archive_key_cleanup(&akey);
+    cf_manifest_cleanup(&m);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/*
+ * snapshot.h - the snapshot engine the CLI and libcoffer share: create, list, restore.
+ *
+ * create: source → (pax tar of a directory | raw stdin) → chunked, compressed, optionally
+ * sealed archive streamed to the repository → manifest written last. A snapshot exists iff
+ * its manifest does, so a failure at any point leaves no listed snapshot (the archive's
+ * partial upload is aborted; an archive without manifest is garbage for prune).
+ * restore: manifest → every chunk's CRC32C and the archive's SHA-256 checked → extracted into a
+ * temporary sibling of the destination, renamed into place only when all is good.
+ */
+#ifndef CF_SNAPSHOT_SNAPSHOT_H
+#define CF_SNAPSHOT_SNAPSHOT_H
+
+#include <stdio.h>
+
+#include "archive/chunk.h"
+#include "archive/manifest.h"
+#include "archive/seal.h"
+#include "snapshot/repo.h"
+
+typedef struct cf_snapshot_create_opts {
+    const char *source;            /* a directory, or "-" for stdin */
+    cf_codec codec;
+    int level;
+    size_t chunk_size;             /* 0: 8 MiB */
+    unsigned threads;              /* compression workers; 0: one per core */
+    const cf_master_key *key;      /* NULL: not encrypted */
+    const cf_scrypt_params *scrypt;/* when key came from a passphrase */
+    const cf_label *labels;
+    size_t nlabels;
+} cf_snapshot_create_opts;
+
+int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
+                       char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err);
+
+/* Manifests of ns, oldest first (ids sort by time). fn's manifest is borrowed. */
+typedef int (*cf_snapshot_list_fn)(void *ctx, const cf_manifest *m);
+int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void *ctx, cf_err *err);
+
+/* id NULL: the latest. dest "-": the raw stream to out (stream snapshots, or the tar of a
+ * directory snapshot). Otherwise dest must not exist or be an empty directory unless force. */
+int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
+                        const cf_master_key *key, FILE *out, cf_err *err);
+
+#endif

@@ -1,0 +1,133 @@
+"""coffer snapshot create / ls / restore against the coffer server and a directory repository."""
+import filecmp
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, s3_client
+
+
+def tree(root):
+    """A small tree with the kinds of entries a data directory holds."""
+    os.makedirs(f"{root}/sub/deeper")
+    os.makedirs(f"{root}/empty")
+    with open(f"{root}/a.txt", "w") as f:
+        f.write("hello\n")
+    with open(f"{root}/sub/big.bin", "wb") as f:
+        f.write(os.urandom(3 << 20))
+    with open(f"{root}/sub/deeper/zeros", "wb") as f:
+        f.write(b"\0" * (9 << 20))       # spans two 8 MiB chunks, compresses to nearly nothing
+    with open(f"{root}/sub/deeper/\u00e9t\u00e9.txt", "w") as f:
+        f.write("non-ASCII name\n")
+    os.symlink("a.txt", f"{root}/link")
+    os.chmod(f"{root}/a.txt", 0o640)
+    os.utime(f"{root}/a.txt", (1_700_000_000, 1_700_000_000))
+    return root
+
+
+def same_tree(a, b):
+    cmp = filecmp.dircmp(a, b)
+    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files, (cmp.left_only, cmp.right_only, cmp.diff_files)
+    for sub in cmp.common_dirs:
+        same_tree(os.path.join(a, sub), os.path.join(b, sub))
+    for name in cmp.common_files:
+        assert os.lstat(os.path.join(a, name)).st_mode == os.lstat(os.path.join(b, name)).st_mode, name
+    return True
+
+
+def run(*args, env=None, stdin=None, check=True):
+    p = subprocess.run([COFFER_BIN, "snapshot", *args], env=env, input=stdin, capture_output=True, timeout=120)
+    if check:
+        assert p.returncode == 0, p.stderr.decode()
+    return p
+
+
+@pytest.fixture(scope="module")
+def s3env(server, s3):
+    s3.create_bucket(Bucket="snaps")
+    env = dict(os.environ, COFFER_ENDPOINT=server.endpoint, COFFER_ACCESS_KEY=ACCESS_KEY,
+               COFFER_SECRET_KEY=SECRET_KEY)
+    return env
+
+
+@pytest.fixture(params=["s3", "dir"])
+def repo(request, s3env, tmp_path):
+    if request.param == "s3":
+        return f"s3://snaps/{tmp_path.name}/ns", s3env
+    return str(tmp_path / "repo" / "ns"), dict(os.environ)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "lz4", "gzip", "none"])
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_round_trip(repo, tmp_path, codec, encrypted):
+    url, env = repo
+    src = tree(str(tmp_path / "src"))
+    extra = []
+    if encrypted:
+        (tmp_path / "k").write_bytes(os.urandom(32))
+        extra = ["--encrypt-key-file", str(tmp_path / "k")]
+    sid = run("create", src, url, "--compress", codec, "--label", "height=42", *extra, env=env).stdout.decode().strip()
+    listed = [json.loads(line) for line in run("ls", url, "--json", env=env).stdout.decode().splitlines()]
+    assert [s["id"] for s in listed] == [sid]
+    assert listed[0]["labels"] == {"height": "42"} and listed[0]["encrypted"] == encrypted
+    run("restore", f"{url}@{sid}", str(tmp_path / "out"), *extra, env=env)
+    assert same_tree(src, str(tmp_path / "out"))
+    assert os.readlink(tmp_path / "out" / "link") == "a.txt"
+    assert os.stat(tmp_path / "out" / "a.txt").st_mtime == 1_700_000_000
+
+
+def test_standard_tools_read_an_unencrypted_snapshot(tmp_path):
+    src = tree(str(tmp_path / "src"))
+    repo = tmp_path / "repo" / "ns"
+    sid = run("create", src, str(repo)).stdout.decode().strip()
+    out = tmp_path / "plain"
+    out.mkdir()
+    subprocess.run(f"zstd -d < {repo}/{sid}.tar.zst | tar -x -C {out}", shell=True, check=True)
+    assert same_tree(src, str(out))
+
+
+def test_stream_snapshot_and_latest(repo, tmp_path):
+    url, env = repo
+    dump = os.urandom(1 << 20) + b"-- end of dump\n"
+    run("create", "-", url, env=env, stdin=dump)
+    time.sleep(1.1)  # ids order by the second; within one second the order is not defined
+    second = dump + b"more"
+    run("create", "-", url, env=env, stdin=second)
+    assert run("restore", f"{url}@latest", "-", env=env).stdout == second
+    ids = [line.split()[0] for line in run("ls", url, env=env).stdout.decode().splitlines()]
+    assert len(ids) == 2 and ids == sorted(ids)
+    assert run("restore", f"{url}@{ids[0]}", "-", env=env).stdout == dump
+
+
+def test_failures_are_named_and_leave_destination_untouched(s3env, s3, tmp_path):
+    url = f"s3://snaps/{tmp_path.name}/ns"
+    src = tree(str(tmp_path / "src"))
+    (tmp_path / "k").write_bytes(os.urandom(32))
+    (tmp_path / "wrong").write_bytes(os.urandom(32))
+    sid = run("create", src, url, "--encrypt-key-file", str(tmp_path / "k"), env=s3env).stdout.decode().strip()
+    dest = tmp_path / "dest"
+    p = run("restore", url, str(dest), "--encrypt-key-file", str(tmp_path / "wrong"), env=s3env, check=False)
+    assert p.returncode == 4 and b"wrong key" in p.stderr
+    assert not dest.exists()
+    p = run("restore", url, str(dest), env=s3env, check=False)
+    assert p.returncode == 4 and b"encrypted" in p.stderr
+    # One flipped byte in the stored archive: the damaged chunk is named, nothing is extracted.
+    key = f"{tmp_path.name}/ns/{sid}.tar.zst.enc"
+    data = bytearray(s3.get_object(Bucket="snaps", Key=key)["Body"].read())
+    data[len(data) // 2] ^= 0x01
+    s3.put_object(Bucket="snaps", Key=key, Body=bytes(data))
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    p = run("restore", url, str(dest), "--encrypt-key-file", str(tmp_path / "k"), "--force", env=s3env, check=False)
+    assert p.returncode == 4 and b"chunk" in p.stderr, p.stderr
+    assert sorted(os.listdir(dest)) == ["keep.txt"] and (dest / "keep.txt").read_text() == "mine"
+    assert not [n for n in os.listdir(tmp_path) if "coffer-restore" in n]
+    p = run("restore", f"s3://snaps/{tmp_path.name}/nothing-here", str(tmp_path / "x"), env=s3env, check=False)
+    assert p.returncode == 3
+    p = run("create", str(tmp_path / "no-such-dir"), url, env=s3env, check=False)
+    assert p.returncode == 2 and b"no-such-dir" in p.stderr
+    p = run("ls", "s3://snaps", env=s3env, check=False)
+    assert p.returncode == 2
