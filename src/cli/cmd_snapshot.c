@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/duration.h"
 #include "s3client/s3client.h"
 #include "snapshot/ref.h"
 #include "snapshot/snapshot.h"
@@ -20,6 +21,11 @@ static const char snapshot_usage[] =
     "                                        [--label KEY=VALUE]...\n"
     "       coffer snapshot ls REPO [--json]\n"
     "       coffer snapshot restore REPO[@ID|@latest] DEST|- [--force] [--encrypt-key-file F]\n"
+    "       coffer snapshot verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"
+    "       coffer snapshot rm REPO@ID\n"
+    "       coffer snapshot prune REPO [--keep-last N] [--keep-within D] [--keep-hourly N]\n"
+    "                              [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
+    "                              [--keep-yearly N] [--grace D] [--dry-run]\n"
     "\n"
     "SOURCE is a directory or - (standard input). REPO is s3://BUCKET/[PREFIX/]NAMESPACE or a\n"
     "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
@@ -35,6 +41,9 @@ typedef struct snap_opts {
     size_t chunk_mib;
     cf_label labels[64];
     size_t nlabels;
+    cf_retention keep;
+    int64_t grace_s;
+    int dry_run, all;
 } snap_opts;
 
 static int exit_for(int rc)
@@ -98,6 +107,69 @@ static int print_entry(void *ctx, const cf_manifest *m)
     return 0;
 }
 
+static void print_fate(void *ctx, const char *id, const char *reasons)
+{
+    const snap_opts *o = ctx;
+    if (!reasons)
+        printf("%s %s\n", o->dry_run ? "would remove" : "remove", id);
+    else if (!*reasons)
+        printf("%s %s (archive without a manifest, older than the grace period)\n",
+               o->dry_run ? "would remove" : "remove", id);
+    else
+        printf("keep   %s (%s)\n", id, reasons);
+}
+
+typedef struct verify_all {
+    cf_repo *repo;
+    const char *ns;
+    const cf_master_key *key;
+    int failures;
+} verify_all;
+
+static int verify_one(void *ctx, const cf_manifest *m)
+{
+    verify_all *v = ctx;
+    cf_err err = {0};
+    int rc = cf_snapshot_verify(v->repo, v->ns, m->id, v->key, &err);
+    if (rc) {
+        v->failures++;
+        fprintf(stderr, "%s: FAILED: %s\n", m->id, err.msg);
+    } else {
+        printf("%s: ok\n", m->id);
+    }
+    return 0;
+}
+
+static int note_last(void *ctx, const cf_manifest *m)
+{
+    snprintf(ctx, CF_SNAPSHOT_ID_LEN + 1, "%s", m->id);
+    return 0;
+}
+
+static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o, const cf_master_key *key, cf_err *err)
+{
+    if (o->all) {
+        verify_all v = {repo, ref->ns, key, 0};
+        int rc = cf_snapshot_list(repo, ref->ns, verify_one, &v, err);
+        if (!rc && v.failures)
+            rc = cf_err_set(err, CF_EDIGEST, "%d snapshot(s) failed verification", v.failures);
+        return rc;
+    }
+    char id[CF_SNAPSHOT_ID_LEN + 1] = "";
+    snprintf(id, sizeof id, "%s", ref->id);
+    if (!id[0]) {
+        int rc = cf_snapshot_list(repo, ref->ns, note_last, id, err);
+        if (rc)
+            return rc;
+        if (!id[0])
+            return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ref->ns, cf_repo_name(repo));
+    }
+    int rc = cf_snapshot_verify(repo, ref->ns, id, key, err);
+    if (!rc)
+        printf("%s: ok\n", id);
+    return rc;
+}
+
 int cf_cmd_snapshot(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -108,10 +180,16 @@ int cf_cmd_snapshot(int argc, char **argv)
         {"endpoint", required_argument, NULL, 'e'}, {"region", required_argument, NULL, 'r'},
         {"profile", required_argument, NULL, 'p'}, {"access-key", required_argument, NULL, 'a'},
         {"secret-key-file", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {"keep-last", required_argument, NULL, 1}, {"keep-hourly", required_argument, NULL, 2},
+        {"keep-daily", required_argument, NULL, 3}, {"keep-weekly", required_argument, NULL, 4},
+        {"keep-monthly", required_argument, NULL, 5}, {"keep-yearly", required_argument, NULL, 6},
+        {"keep-within", required_argument, NULL, 7}, {"grace", required_argument, NULL, 8},
+        {"dry-run", no_argument, NULL, 9}, {"all", no_argument, NULL, 10},
         {NULL, 0, NULL, 0},
     };
     snap_opts o = {0};
     o.s3.virtual_host = -1;
+    o.grace_s = 86400;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -137,6 +215,22 @@ int cf_cmd_snapshot(int argc, char **argv)
         case 'p': o.s3.profile = optarg; break;
         case 'a': o.s3.access_key = optarg; break;
         case 's': o.s3.secret_key_file = optarg; break;
+        case 1: o.keep.last = atoi(optarg); break;
+        case 2: o.keep.hourly = atoi(optarg); break;
+        case 3: o.keep.daily = atoi(optarg); break;
+        case 4: o.keep.weekly = atoi(optarg); break;
+        case 5: o.keep.monthly = atoi(optarg); break;
+        case 6: o.keep.yearly = atoi(optarg); break;
+        case 7:
+        case 8:
+            if (cf_duration_parse(optarg, c == 7 ? &o.keep.within_s : &o.grace_s) != 0) {
+                fprintf(stderr, "coffer snapshot: --%s takes a duration like 36h or 7d, not '%s'\n",
+                        c == 7 ? "keep-within" : "grace", optarg);
+                return CF_EXIT_USAGE;
+            }
+            break;
+        case 9: o.dry_run = 1; break;
+        case 10: o.all = 1; break;
         case 'h': fputs(snapshot_usage, stdout); return CF_EXIT_OK;
         default: fputs(snapshot_usage, stderr); return CF_EXIT_USAGE;
         }
@@ -144,7 +238,9 @@ int cf_cmd_snapshot(int argc, char **argv)
     int nargs = argc - optind;
     char **args = argv + optind;
     const char *verb = nargs ? args[0] : "";
-    int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3 : !strcmp(verb, "ls") ? 2 : -1;
+    int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3
+             : !strcmp(verb, "ls") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "prune") ? 2
+                                                                                                               : -1;
     if (want < 0 || nargs != want) {
         fputs(snapshot_usage, stderr);
         return CF_EXIT_USAGE;
@@ -152,7 +248,8 @@ int cf_cmd_snapshot(int argc, char **argv)
     cf_err err = {0};
     cf_snapshot_ref ref;
     const char *repo_text = !strcmp(verb, "create") ? args[2] : args[1];
-    if (cf_snapshot_ref_parse(repo_text, !strcmp(verb, "restore"), &ref, &err) != 0) {
+    int takes_id = !strcmp(verb, "restore") || !strcmp(verb, "verify") || !strcmp(verb, "rm");
+    if (cf_snapshot_ref_parse(repo_text, takes_id, &ref, &err) != 0) {
         fprintf(stderr, "coffer snapshot: %s\n", err.msg);
         return CF_EXIT_USAGE;
     }
@@ -186,6 +283,17 @@ int cf_cmd_snapshot(int argc, char **argv)
             printf("%s\n", id);
     } else if (!rc && !strcmp(verb, "ls")) {
         rc = cf_snapshot_list(repo, ref.ns, print_entry, &o, &err);
+    } else if (!rc && !strcmp(verb, "rm")) {
+        if (!ref.id[0]) {
+            fprintf(stderr, "coffer snapshot rm: name the snapshot: %s@ID\n", repo_text);
+            rc = CF_EINVAL;
+        } else if (!(rc = cf_snapshot_remove(repo, ref.ns, ref.id, &err))) {
+            printf("removed %s\n", ref.id);
+        }
+    } else if (!rc && !strcmp(verb, "verify")) {
+        rc = verify(repo, &ref, &o, have_key ? &key : NULL, &err);
+    } else if (!rc && !strcmp(verb, "prune")) {
+        rc = cf_snapshot_prune(repo, ref.ns, &o.keep, o.grace_s, o.dry_run, print_fate, &o, &err);
     } else if (!rc) {
         rc = cf_snapshot_restore(repo, ref.ns, ref.id[0] ? ref.id : NULL, args[2], o.force, have_key ? &key : NULL,
                                  stdout, &err);

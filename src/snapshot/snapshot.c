@@ -13,6 +13,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/fs.h"
+#include "snapshot/ref.h"
 
 /* ---- create ---- */
 
@@ -144,12 +145,8 @@ typedef struct names {
     size_t n, cap;
 } names;
 
-static int collect_manifest(void *ctx, const cf_repo_entry *e)
+static int names_add(names *m, const char *key)
 {
-    names *m = ctx;
-    size_t l = strlen(e->key);
-    if (l < 5 || strcmp(e->key + l - 5, ".json") != 0)
-        return 0;
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 32;
         char **v = realloc(m->v, m->cap * sizeof *v);
@@ -157,7 +154,18 @@ static int collect_manifest(void *ctx, const cf_repo_entry *e)
             return CF_ENOMEM;
         m->v = v;
     }
-    return (m->v[m->n] = strdup(e->key)) ? (m->n++, 0) : CF_ENOMEM;
+    return (m->v[m->n] = strdup(key)) ? (m->n++, 0) : CF_ENOMEM;
+}
+
+static int is_manifest(const char *key)
+{
+    size_t l = strlen(key);
+    return l >= 5 && strcmp(key + l - 5, ".json") == 0;
+}
+
+static int collect_manifest(void *ctx, const cf_repo_entry *e)
+{
+    return is_manifest(e->key) ? names_add(ctx, e->key) : 0;
 }
 
 static int append_buf(void *ctx, const void *p, size_t n, cf_err *err)
@@ -340,5 +348,143 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
     if (m.encryption)
         cf_archive_key_cleanup(&akey);
     cf_manifest_cleanup(&m);
+    return rc;
+}
+
+/* ---- verify, remove, prune ---- */
+
+static int discard(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    (void)ctx;
+    (void)p;
+    (void)n;
+    (void)err;
+    return 0;
+}
+
+int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_master_key *key, cf_err *err)
+{
+    char mkey[512];
+    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
+    cf_manifest m;
+    int rc = load_manifest(repo, mkey, &m, err);
+    if (rc)
+        return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+    cf_archive_key akey;
+    if (m.encryption && !key)
+        rc = cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted; give --encrypt-key-file", id);
+    else if (m.encryption)
+        rc = cf_archive_key_derive(key, m.encryption->salt, &akey, err);
+    if (!rc) {
+        cf_archive_read_opts ro = {{m.archive.compression, m.archive.level, m.encryption ? &akey : NULL},
+                                   m.encryption ? m.encryption->key_id : NULL, m.archive.sha256, m.archive.size,
+                                   m.archive.raw_size};
+        fetch_ctx f = {repo, m.archive.key, NULL, 0};
+        rc = cf_archive_read(&ro, m.chunks, m.nchunks, fetch_chunk, &f, discard, NULL, err);
+        if (m.encryption)
+            cf_archive_key_cleanup(&akey);
+    }
+    cf_manifest_cleanup(&m);
+    return rc;
+}
+
+int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *err)
+{
+    char mkey[512];
+    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
+    cf_manifest m;
+    int rc = load_manifest(repo, mkey, &m, err);
+    if (rc)
+        return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+    rc = cf_repo_delete(repo, mkey, err);
+    if (!rc)
+        rc = cf_repo_delete(repo, m.archive.key, err);
+    cf_manifest_cleanup(&m);
+    return rc;
+}
+
+typedef struct prune_scan {
+    names manifests;             /* "ns/ID.json" */
+    names archives;              /* other objects, with their mtimes */
+    int64_t *archive_mtime;
+    size_t cap_mtime;
+} prune_scan;
+
+static int scan_entry(void *ctx, const cf_repo_entry *e)
+{
+    prune_scan *s = ctx;
+    if (is_manifest(e->key))
+        return names_add(&s->manifests, e->key);
+    if (s->archives.n == s->cap_mtime) {
+        s->cap_mtime = s->cap_mtime ? s->cap_mtime * 2 : 32;
+        int64_t *t = realloc(s->archive_mtime, s->cap_mtime * sizeof *t);
+        if (!t)
+            return CF_ENOMEM;
+        s->archive_mtime = t;
+    }
+    s->archive_mtime[s->archives.n] = e->mtime;
+    return names_add(&s->archives, e->key);
+}
+
+/* "ns/20261122T153000Z-7f3a.tar.zst.enc" → its id, or "" when the name holds none. */
+static void id_of(const char *key, const char *ns, char id[CF_SNAPSHOT_ID_LEN + 1])
+{
+    size_t nl = strlen(ns);
+    id[0] = '\0';
+    if (strncmp(key, ns, nl) == 0 && key[nl] == '/' && strlen(key + nl + 1) >= CF_SNAPSHOT_ID_LEN) {
+        memcpy(id, key + nl + 1, CF_SNAPSHOT_ID_LEN);
+        id[CF_SNAPSHOT_ID_LEN] = '\0';
+        if (!cf_snapshot_id_valid(id))
+            id[0] = '\0';
+    }
+}
+
+int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy, int64_t grace_s, int dry_run,
+                      cf_snapshot_prune_fn fn, void *ctx, cf_err *err)
+{
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s/", ns);
+    prune_scan s = {0};
+    int rc = cf_repo_list(repo, prefix, scan_entry, &s, err);
+    size_t n = s.manifests.n;
+    cf_retention_item *items = rc ? NULL : calloc(n ? n : 1, sizeof *items);
+    char (*ids)[CF_SNAPSHOT_ID_LEN + 1] = rc ? NULL : calloc(n ? n : 1, sizeof *ids);
+    if (!rc && (!items || !ids))
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+    for (size_t i = 0; !rc && i < n; i++) {
+        id_of(s.manifests.v[i], ns, ids[i]);
+        items[i].time = ids[i][0] ? cf_snapshot_id_time(ids[i]) : 0;
+    }
+    if (!rc)
+        rc = cf_retention_apply(policy, items, n, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        fn(ctx, ids[i], items[i].keep ? items[i].reasons : NULL);
+    for (size_t i = 0; !rc && !dry_run && i < n; i++)
+        if (!items[i].keep && ids[i][0])
+            rc = cf_snapshot_remove(repo, ns, ids[i], err);
+    /* Archives whose manifest never came: an interrupted create, once past the grace period
+     * (a create in progress has no manifest yet either). */
+    int64_t now = cf_clock_now();
+    for (size_t i = 0; !rc && i < s.archives.n; i++) {
+        char id[CF_SNAPSHOT_ID_LEN + 1];
+        id_of(s.archives.v[i], ns, id);
+        int has_manifest = 0; /* kept, or removed above together with its manifest */
+        for (size_t j = 0; id[0] && j < n; j++)
+            has_manifest |= strcmp(ids[j], id) == 0;
+        if (has_manifest || !id[0] || now - s.archive_mtime[i] < grace_s)
+            continue;
+        fn(ctx, id, "");
+        if (!dry_run)
+            rc = cf_repo_delete(repo, s.archives.v[i], err);
+    }
+    for (size_t i = 0; i < s.manifests.n; i++)
+        free(s.manifests.v[i]);
+    for (size_t i = 0; i < s.archives.n; i++)
+        free(s.archives.v[i]);
+    free(s.manifests.v);
+    free(s.archives.v);
+    free(s.archive_mtime);
+    free(items);
+    free(ids);
     return rc;
 }

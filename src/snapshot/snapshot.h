@@ -42,4 +42,19 @@ int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
                         const cf_master_key *key, FILE *out, cf_err *err);
 
+/* Downloads and checks a snapshot (every chunk's CRC32C, the archive's SHA-256, decryption and
+ * decompression) without extracting it. */
+int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_master_key *key, cf_err *err);
+
+/* Removes a snapshot: the manifest first (from then on it does not exist), then its archive. */
+int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *err);
+
+/* Applies a retention policy to ns. fn is told each snapshot's fate (kept: reasons; removed:
+ * NULL) before anything is removed; nothing is removed when dry_run. Archives without a
+ * manifest older than grace_s are removed too (left by interrupted creates). */
+#include "snapshot/retention.h"
+typedef void (*cf_snapshot_prune_fn)(void *ctx, const char *id, const char *reasons);
+int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy, int64_t grace_s, int dry_run,
+                      cf_snapshot_prune_fn fn, void *ctx, cf_err *err);
+
 #endif

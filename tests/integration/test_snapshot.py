@@ -131,3 +131,52 @@ def test_failures_are_named_and_leave_destination_untouched(s3env, s3, tmp_path)
     assert p.returncode == 2 and b"no-such-dir" in p.stderr
     p = run("ls", "s3://snaps", env=s3env, check=False)
     assert p.returncode == 2
+
+
+def test_verify_rm_and_prune(repo, tmp_path):
+    url, env = repo
+    ids = []
+    for i in range(3):
+        if i:
+            time.sleep(1.1)
+        ids.append(run("create", "-", url, env=env, stdin=f"dump {i}".encode()).stdout.decode().strip())
+    assert run("verify", url, "--all", env=env).stdout.decode().count(": ok") == 3
+    assert run("verify", f"{url}@{ids[0]}", env=env).stdout.decode().strip() == f"{ids[0]}: ok"
+    p = run("prune", url, env=env, check=False)
+    assert p.returncode == 2 and b"no retention rule" in p.stderr
+    out = run("prune", url, "--keep-last", "1", "--dry-run", env=env).stdout.decode()
+    assert f"keep   {ids[2]} (last)" in out and f"would remove {ids[0]}" in out
+    assert len(run("ls", url, env=env).stdout.decode().splitlines()) == 3
+    out = run("prune", url, "--keep-last", "2", env=env).stdout.decode()
+    assert f"remove {ids[0]}" in out
+    listed = [line.split()[0] for line in run("ls", url, env=env).stdout.decode().splitlines()]
+    assert listed == ids[1:]
+    p = run("restore", f"{url}@{ids[0]}", "-", env=env, check=False)
+    assert p.returncode == 3
+    run("rm", f"{url}@{ids[1]}", env=env)
+    assert [line.split()[0] for line in run("ls", url, env=env).stdout.decode().splitlines()] == ids[2:]
+    assert run("restore", f"{url}@latest", "-", env=env).stdout == b"dump 2"
+
+
+def test_prune_removes_archives_left_without_manifest(tmp_path):
+    repo = tmp_path / "repo" / "ns"
+    run("create", "-", str(repo), stdin=b"kept")
+    orphan = repo / "20200101T000000Z-dead.tar.zst"
+    orphan.write_bytes(b"half an interrupted upload")
+    os.utime(orphan, (1_600_000_000, 1_600_000_000))
+    fresh = repo / "20200101T000001Z-beef.tar.zst"
+    fresh.write_bytes(b"a create still running")
+    out = run("prune", str(repo), "--keep-last", "5", "--grace", "1h").stdout.decode()
+    assert "20200101T000000Z-dead (archive without a manifest" in out
+    assert not orphan.exists() and fresh.exists()
+
+
+def test_verify_names_the_damaged_chunk(tmp_path):
+    repo = tmp_path / "repo" / "ns"
+    sid = run("create", "-", str(repo), stdin=os.urandom(1 << 20)).stdout.decode().strip()
+    archive = repo / f"{sid}.tar.zst"
+    data = bytearray(archive.read_bytes())
+    data[100] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    p = run("verify", str(repo), check=False)
+    assert p.returncode == 4 and b"chunk 0" in p.stderr, p.stderr
