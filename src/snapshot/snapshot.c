@@ -262,6 +262,33 @@ static int dir_empty(const char *path)
     return empty;
 }
 
+/* The manifest of ns@id, with a message that names the snapshot when it does not exist. */
+static int load_snapshot(cf_repo *repo, const char *ns, const char *id, char mkey[512], cf_manifest *m,
+                         cf_err *err)
+{
+    snprintf(mkey, 512, "%s/%s.json", ns, id);
+    int rc = load_manifest(repo, mkey, m, err);
+    return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+}
+
+/* The archive key of an encrypted snapshot (nothing to do for a plain one). */
+static int snapshot_key(const cf_manifest *m, const cf_master_key *key, cf_archive_key *akey, cf_err *err)
+{
+    if (!m->encryption)
+        return 0;
+    if (!key)
+        return cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted; give --encrypt-key-file", m->id);
+    return cf_archive_key_derive(key, m->encryption->salt, akey, err);
+}
+
+static cf_archive_read_opts read_opts(const cf_manifest *m, const cf_archive_key *akey)
+{
+    cf_archive_read_opts ro = {{m->archive.compression, m->archive.level, m->encryption ? akey : NULL},
+                               m->encryption ? m->encryption->key_id : NULL, m->archive.sha256, m->archive.size,
+                               m->archive.raw_size};
+    return ro;
+}
+
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
                         const cf_master_key *key, FILE *out, cf_err *err)
 {
@@ -275,10 +302,9 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
         id = latest.id;
     }
     char mkey[512];
-    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
     cf_manifest m;
-    if ((rc = load_manifest(repo, mkey, &m, err)))
-        return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+    if ((rc = load_snapshot(repo, ns, id, mkey, &m, err)))
+        return rc;
     int to_stdout = strcmp(dest, "-") == 0;
     struct stat st;
     int exists = !to_stdout && stat(dest, &st) == 0;
@@ -287,19 +313,11 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
         return cf_err_set(err, CF_EEXISTS, "destination '%s' is not empty; hint: --force replaces it", dest);
     }
     cf_archive_key akey;
-    if (m.encryption) {
-        if (!key) {
-            cf_manifest_cleanup(&m);
-            return cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted; give --encrypt-key-file or --passphrase-file", id);
-        }
-        if ((rc = cf_archive_key_derive(key, m.encryption->salt, &akey, err))) {
-            cf_manifest_cleanup(&m);
-            return rc;
-        }
+    if ((rc = snapshot_key(&m, key, &akey, err))) {
+        cf_manifest_cleanup(&m);
+        return rc;
     }
-    cf_archive_read_opts ro = {{m.archive.compression, m.archive.level, m.encryption ? &akey : NULL},
-                               m.encryption ? m.encryption->key_id : NULL, m.archive.sha256, m.archive.size,
-                               m.archive.raw_size};
+    cf_archive_read_opts ro = read_opts(&m, &akey);
     fetch_ctx f = {repo, m.archive.key, NULL, 0};
     cf_archive_reader *rd = NULL;
     rc = cf_archive_reader_new(&ro, m.chunks, m.nchunks, fetch_chunk, &f, &rd, err);
@@ -365,20 +383,13 @@ static int discard(void *ctx, const void *p, size_t n, cf_err *err)
 int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_master_key *key, cf_err *err)
 {
     char mkey[512];
-    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
     cf_manifest m;
-    int rc = load_manifest(repo, mkey, &m, err);
+    int rc = load_snapshot(repo, ns, id, mkey, &m, err);
     if (rc)
-        return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+        return rc;
     cf_archive_key akey;
-    if (m.encryption && !key)
-        rc = cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted; give --encrypt-key-file", id);
-    else if (m.encryption)
-        rc = cf_archive_key_derive(key, m.encryption->salt, &akey, err);
-    if (!rc) {
-        cf_archive_read_opts ro = {{m.archive.compression, m.archive.level, m.encryption ? &akey : NULL},
-                                   m.encryption ? m.encryption->key_id : NULL, m.archive.sha256, m.archive.size,
-                                   m.archive.raw_size};
+    if (!(rc = snapshot_key(&m, key, &akey, err))) {
+        cf_archive_read_opts ro = read_opts(&m, &akey);
         fetch_ctx f = {repo, m.archive.key, NULL, 0};
         rc = cf_archive_read(&ro, m.chunks, m.nchunks, fetch_chunk, &f, discard, NULL, err);
         if (m.encryption)
@@ -391,11 +402,10 @@ int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_m
 int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *err)
 {
     char mkey[512];
-    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
     cf_manifest m;
-    int rc = load_manifest(repo, mkey, &m, err);
+    int rc = load_snapshot(repo, ns, id, mkey, &m, err);
     if (rc)
-        return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+        return rc;
     rc = cf_repo_delete(repo, mkey, err);
     if (!rc)
         rc = cf_repo_delete(repo, m.archive.key, err);
