@@ -4,6 +4,7 @@
  * (cli/target-style credentials for S3: flags, COFFER_*, AWS_*, profiles).
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +12,17 @@
 
 #include "cli/cli.h"
 #include "core/duration.h"
+#include "core/fs.h"
 #include "s3client/s3client.h"
 #include "snapshot/ref.h"
 #include "snapshot/snapshot.h"
 
 static const char snapshot_usage[] =
-    "usage: coffer snapshot create SOURCE REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
+    "usage: coffer snapshot create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
     "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F]\n"
     "                                        [--label KEY=VALUE]...\n"
     "       coffer snapshot ls REPO [--json]\n"
-    "       coffer snapshot restore REPO[@ID|@latest] DEST|- [--force] [--encrypt-key-file F]\n"
+    "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
     "       coffer snapshot verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"
     "       coffer snapshot rm REPO@ID\n"
     "       coffer snapshot prune REPO [--keep-last N] [--keep-within D] [--keep-hourly N]\n"
@@ -30,6 +32,7 @@ static const char snapshot_usage[] =
     "SOURCE is a directory or - (standard input). REPO is s3://BUCKET/[PREFIX/]NAMESPACE or a\n"
     "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
     "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n"
+    "--metrics-file PATH writes Prometheus textfile metrics of the run (for node_exporter).\n"
     "Exit codes: 0 done, 1 failed, 2 bad command line, 3 no such snapshot, 4 wrong key or damaged data.\n";
 
 enum { EXIT_NOT_FOUND = 3, EXIT_INTEGRITY = 4 };
@@ -44,6 +47,7 @@ typedef struct snap_opts {
     cf_retention keep;
     int64_t grace_s;
     int dry_run, all;
+    const char *from_command, *to_command, *metrics_file;
 } snap_opts;
 
 static int exit_for(int rc)
@@ -105,6 +109,52 @@ static int print_entry(void *ctx, const cf_manifest *m)
         printf("\n");
     }
     return 0;
+}
+
+/*
+ * Prometheus textfile (node_exporter's --collector.textfile.directory): the last run's result,
+ * duration and volume; the last success time is carried over from the previous file when this
+ * run failed, so an alert on its age fires.
+ */
+static void write_metrics(const char *path, const char *verb, const char *ns, int rc, const struct timespec *t0,
+                          const cf_snapshot_stats *st)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+    long long now = (long long)time(NULL), last_ok = rc ? 0 : now;
+    char *old = NULL;
+    if (rc && cf_fs_read_small(path, 1 << 20, &old, NULL, NULL) == 0) {
+        const char *p = strstr(old, "coffer_snapshot_last_success_timestamp_seconds{");
+        if (p && (p = strchr(p, '}')))
+            last_ok = atoll(p + 1);
+    }
+    free(old);
+    char buf[4096], labels[512];
+    snprintf(labels, sizeof labels, "command=\"%s\",namespace=\"%s\"", verb, ns);
+    int n = snprintf(buf, sizeof buf,
+                     "# HELP coffer_snapshot_success 1 when the last run succeeded.\n"
+                     "# TYPE coffer_snapshot_success gauge\n"
+                     "coffer_snapshot_success{%s} %d\n"
+                     "# TYPE coffer_snapshot_last_run_timestamp_seconds gauge\n"
+                     "coffer_snapshot_last_run_timestamp_seconds{%s} %lld\n"
+                     "# TYPE coffer_snapshot_last_success_timestamp_seconds gauge\n"
+                     "coffer_snapshot_last_success_timestamp_seconds{%s} %lld\n"
+                     "# TYPE coffer_snapshot_duration_seconds gauge\n"
+                     "coffer_snapshot_duration_seconds{%s} %.3f\n"
+                     "# TYPE coffer_snapshot_raw_bytes gauge\n"
+                     "coffer_snapshot_raw_bytes{%s} %llu\n"
+                     "# TYPE coffer_snapshot_stored_bytes gauge\n"
+                     "coffer_snapshot_stored_bytes{%s} %llu\n"
+                     "# TYPE coffer_snapshot_files gauge\n"
+                     "coffer_snapshot_files{%s} %llu\n",
+                     labels, rc ? 0 : 1, labels, now, labels, last_ok, labels, secs, labels,
+                     (unsigned long long)st->raw_bytes, labels, (unsigned long long)st->stored_bytes, labels,
+                     (unsigned long long)st->files);
+    cf_err err;
+    /* Atomic: node_exporter must never read half a file. */
+    if (n > 0 && (size_t)n < sizeof buf && cf_fs_write_atomic(path, buf, (size_t)n, 0644, &err) != 0)
+        fprintf(stderr, "coffer snapshot: cannot write --metrics-file: %s\n", err.msg);
 }
 
 static void print_fate(void *ctx, const char *id, const char *reasons)
@@ -185,6 +235,8 @@ int cf_cmd_snapshot(int argc, char **argv)
         {"keep-monthly", required_argument, NULL, 5}, {"keep-yearly", required_argument, NULL, 6},
         {"keep-within", required_argument, NULL, 7}, {"grace", required_argument, NULL, 8},
         {"dry-run", no_argument, NULL, 9}, {"all", no_argument, NULL, 10},
+        {"from-command", required_argument, NULL, 11}, {"to-command", required_argument, NULL, 12},
+        {"metrics-file", required_argument, NULL, 13},
         {NULL, 0, NULL, 0},
     };
     snap_opts o = {0};
@@ -231,6 +283,9 @@ int cf_cmd_snapshot(int argc, char **argv)
             break;
         case 9: o.dry_run = 1; break;
         case 10: o.all = 1; break;
+        case 11: o.from_command = optarg; break;
+        case 12: o.to_command = optarg; break;
+        case 13: o.metrics_file = optarg; break;
         case 'h': fputs(snapshot_usage, stdout); return CF_EXIT_OK;
         default: fputs(snapshot_usage, stderr); return CF_EXIT_USAGE;
         }
@@ -238,7 +293,8 @@ int cf_cmd_snapshot(int argc, char **argv)
     int nargs = argc - optind;
     char **args = argv + optind;
     const char *verb = nargs ? args[0] : "";
-    int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3
+    int one_less = (!strcmp(verb, "create") && o.from_command) || (!strcmp(verb, "restore") && o.to_command);
+    int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3 - one_less
              : !strcmp(verb, "ls") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "prune") ? 2
                                                                                                                : -1;
     if (want < 0 || nargs != want) {
@@ -247,7 +303,7 @@ int cf_cmd_snapshot(int argc, char **argv)
     }
     cf_err err = {0};
     cf_snapshot_ref ref;
-    const char *repo_text = !strcmp(verb, "create") ? args[2] : args[1];
+    const char *repo_text = !strcmp(verb, "create") && !o.from_command ? args[2] : args[1];
     int takes_id = !strcmp(verb, "restore") || !strcmp(verb, "verify") || !strcmp(verb, "rm");
     if (cf_snapshot_ref_parse(repo_text, takes_id, &ref, &err) != 0) {
         fprintf(stderr, "coffer snapshot: %s\n", err.msg);
@@ -261,10 +317,15 @@ int cf_cmd_snapshot(int argc, char **argv)
     }
     cf_s3c *client = NULL;
     cf_repo *repo = NULL;
+    cf_snapshot_stats stats = {0};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    signal(SIGPIPE, SIG_IGN); /* a --to-command that exits early is an error, not our death */
     int rc = open_repo(&ref, &o, &client, &repo, &err);
     if (!rc && !strcmp(verb, "create")) {
         cf_snapshot_create_opts co = {0};
-        co.source = args[1];
+        co.source = o.from_command ? "-" : args[1];
+        co.command = o.from_command;
         co.codec = CF_CODEC_ZSTD;
         if (o.compress && cf_codec_from_name(o.compress, &co.codec) != 0) {
             fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n", o.compress);
@@ -279,7 +340,7 @@ int cf_cmd_snapshot(int argc, char **argv)
         co.labels = o.labels;
         co.nlabels = o.nlabels;
         char id[CF_SNAPSHOT_ID_LEN + 1];
-        if (!rc && !(rc = cf_snapshot_create(repo, ref.ns, &co, id, &err)))
+        if (!rc && !(rc = cf_snapshot_create(repo, ref.ns, &co, id, &stats, &err)))
             printf("%s\n", id);
     } else if (!rc && !strcmp(verb, "ls")) {
         rc = cf_snapshot_list(repo, ref.ns, print_entry, &o, &err);
@@ -294,10 +355,15 @@ int cf_cmd_snapshot(int argc, char **argv)
         rc = verify(repo, &ref, &o, have_key ? &key : NULL, &err);
     } else if (!rc && !strcmp(verb, "prune")) {
         rc = cf_snapshot_prune(repo, ref.ns, &o.keep, o.grace_s, o.dry_run, print_fate, &o, &err);
+    } else if (!rc && o.to_command) {
+        rc = cf_snapshot_restore_to_command(repo, ref.ns, ref.id[0] ? ref.id : NULL, o.to_command,
+                                            have_key ? &key : NULL, &err);
     } else if (!rc) {
         rc = cf_snapshot_restore(repo, ref.ns, ref.id[0] ? ref.id : NULL, args[2], o.force, have_key ? &key : NULL,
                                  stdout, &err);
     }
+    if (o.metrics_file)
+        write_metrics(o.metrics_file, verb, ref.ns, rc, &t0, &stats);
     if (have_key)
         cf_master_key_cleanup(&key);
     cf_repo_close(repo);

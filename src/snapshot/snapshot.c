@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,18 +34,18 @@ static int to_archive(void *ctx, const void *p, size_t n, cf_err *err)
     return cf_archive_writer_write(((create_ctx *)ctx)->aw, p, n, err);
 }
 
-static int copy_stdin(create_ctx *c, cf_err *err)
+static int copy_fd(create_ctx *c, int fd, const char *what, cf_err *err)
 {
     char *buf = malloc(1 << 20);
     if (!buf)
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     int rc = 0;
     for (;;) {
-        ssize_t n = read(0, buf, 1 << 20);
+        ssize_t n = read(fd, buf, 1 << 20);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = cf_err_sys(err, CF_EIO, errno, "cannot read standard input");
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot read %s", what);
             break;
         }
         if (n == 0 || (rc = to_archive(c, buf, (size_t)n, err)))
@@ -53,10 +55,41 @@ static int copy_stdin(create_ctx *c, cf_err *err)
     return rc;
 }
 
-int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
-                       char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
+/* Runs command with its standard output into the archive; a nonzero exit is an error, so that a
+ * failed pg_dump never becomes a snapshot. */
+static int copy_command(create_ctx *c, const char *command, cf_err *err)
 {
-    int stream = strcmp(o->source, "-") == 0;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot start '%s'", command);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return cf_err_sys(err, CF_EIO, errno, "cannot start '%s'", command);
+    }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        execl("/bin/sh", "sh", "-c", command, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    int rc = copy_fd(c, fds[0], "the command's output", err);
+    close(fds[0]); /* a command still writing gets SIGPIPE rather than blocking forever */
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!rc && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        rc = cf_err_set(err, CF_EIO, "command '%s' %s %d; no snapshot was created", command,
+                        WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    return rc;
+}
+
+int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
+                       char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
+{
+    int stream = o->command || strcmp(o->source, "-") == 0;
     struct stat st;
     if (!stream && (stat(o->source, &st) != 0 || !S_ISDIR(st.st_mode)))
         return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)", o->source);
@@ -89,7 +122,10 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     uint64_t files = 0;
     rc = cf_repo_writer_begin(repo, akey_name, &c.rw, err);
     if (!rc) rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
-    if (!rc) rc = stream ? copy_stdin(&c, err) : cf_tar_write_dir(o->source, to_archive, &c, &files, err);
+    if (!rc)
+        rc = o->command ? copy_command(&c, o->command, err)
+           : stream     ? copy_fd(&c, 0, "standard input", err)
+                        : cf_tar_write_dir(o->source, to_archive, &c, &files, err);
     if (!rc) rc = cf_archive_writer_finish(c.aw, &res, err);
     if (!rc) {
         rc = cf_repo_writer_commit(c.rw, err);
@@ -106,6 +142,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.source.kind = stream ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
         m.source.host = host;
         m.source.path = stream ? NULL : (char *)o->source;
+        m.source.command = (char *)o->command;
         m.labels = (cf_label *)o->labels;
         m.nlabels = o->nlabels;
         m.archive.key = akey_name;
@@ -120,6 +157,8 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.encryption = o->key ? &enc : NULL;
         m.tool = "coffer " COFFER_VERSION;
         rc = cf_manifest_write(&m, &json, &jlen, err);
+        if (stats)
+            *stats = (cf_snapshot_stats){res.raw_size, res.size, files};
     }
     /* The manifest last: from this write on, the snapshot exists. */
     cf_repo_writer *mw = NULL;
@@ -496,5 +535,19 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     free(s.archive_mtime);
     free(items);
     free(ids);
+    return rc;
+}
+
+int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id, const char *command,
+                                   const cf_master_key *key, cf_err *err)
+{
+    FILE *p = popen(command, "w");
+    if (!p)
+        return cf_err_sys(err, CF_EIO, errno, "cannot start '%s'", command);
+    int rc = cf_snapshot_restore(repo, ns, id, "-", 0, key, p, err);
+    int status = pclose(p);
+    if (!rc && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        rc = cf_err_set(err, CF_EIO, "command '%s' failed (status %d) while restoring", command,
+                        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     return rc;
 }

@@ -20,6 +20,8 @@
 
 typedef struct cf_snapshot_create_opts {
     const char *source;            /* a directory, or "-" for stdin */
+    const char *command;           /* instead of source: a shell command whose output is stored;
+                                    * when it fails, no snapshot is created */
     cf_codec codec;
     int level;
     size_t chunk_size;             /* 0: 8 MiB */
@@ -30,8 +32,13 @@ typedef struct cf_snapshot_create_opts {
     size_t nlabels;
 } cf_snapshot_create_opts;
 
+/* What a create or restore moved, for --metrics-file and --json. */
+typedef struct cf_snapshot_stats {
+    uint64_t raw_bytes, stored_bytes, files;
+} cf_snapshot_stats;
+
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
-                       char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err);
+                       char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err);
 
 /* Manifests of ns, oldest first (ids sort by time). fn's manifest is borrowed. */
 typedef int (*cf_snapshot_list_fn)(void *ctx, const cf_manifest *m);
@@ -41,6 +48,10 @@ int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void
  * directory snapshot). Otherwise dest must not exist or be an empty directory unless force. */
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
                         const cf_master_key *key, FILE *out, cf_err *err);
+/* The raw stream of a snapshot into a shell command's standard input (restore --to-command);
+ * fails when the command does. */
+int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id, const char *command,
+                                   const cf_master_key *key, cf_err *err);
 
 /* Downloads and checks a snapshot (every chunk's CRC32C, the archive's SHA-256, decryption and
  * decompression) without extracting it. */

@@ -180,3 +180,27 @@ def test_verify_names_the_damaged_chunk(tmp_path):
     archive.write_bytes(bytes(data))
     p = run("verify", str(repo), check=False)
     assert p.returncode == 4 and b"chunk 0" in p.stderr, p.stderr
+
+
+def test_from_command_to_command_and_metrics_file(repo, tmp_path):
+    url, env = repo
+    metrics = tmp_path / "coffer.prom"
+    sid = run("create", "--from-command", "printf 'row 1\\nrow 2\\n'", url, "--metrics-file", str(metrics),
+              env=env).stdout.decode().strip()
+    text = metrics.read_text()
+    assert 'coffer_snapshot_success{command="create",namespace="ns"} 1' in text
+    assert 'coffer_snapshot_raw_bytes{command="create",namespace="ns"} 12' in text
+    ok_time = [l for l in text.splitlines() if l.startswith("coffer_snapshot_last_success_timestamp_seconds")][0]
+    # A failing command makes no snapshot, and the metrics say so while keeping the last success.
+    p = run("create", "--from-command", "echo partial; exit 3", url, "--metrics-file", str(metrics),
+            env=env, check=False)
+    assert p.returncode == 1 and b"exited with status 3" in p.stderr and b"no snapshot" in p.stderr
+    assert [line.split()[0] for line in run("ls", url, env=env).stdout.decode().splitlines()] == [sid]
+    text = metrics.read_text()
+    assert 'coffer_snapshot_success{command="create",namespace="ns"} 0' in text
+    assert ok_time in text
+    out = tmp_path / "restored.txt"
+    run("restore", f"{url}@{sid}", "--to-command", f"cat > {out}", env=env)
+    assert out.read_bytes() == b"row 1\nrow 2\n"
+    p = run("restore", f"{url}@{sid}", "--to-command", "exit 5", env=env, check=False)
+    assert p.returncode != 0
