@@ -354,7 +354,10 @@ int cf_cmd_snapshot(int argc, char **argv)
     } else if (!rc && !strcmp(verb, "verify")) {
         rc = verify(repo, &ref, &o, have_key ? &key : NULL, &err);
     } else if (!rc && !strcmp(verb, "prune")) {
-        rc = cf_snapshot_prune(repo, ref.ns, &o.keep, o.grace_s, o.dry_run, print_fate, &o, &err);
+        size_t swept = 0;
+        rc = cf_snapshot_prune(repo, ref.ns, &o.keep, o.grace_s, o.dry_run, print_fate, &o, &swept, &err);
+        if (!rc && swept)
+            printf("removed %zu leftover(s) of interrupted writes\n", swept);
     } else if (!rc && o.to_command) {
         rc = cf_snapshot_restore_to_command(repo, ref.ns, ref.id[0] ? ref.id : NULL, o.to_command,
                                             have_key ? &key : NULL, &err);

@@ -48,3 +48,9 @@ int cf_repo_delete(cf_repo *r, const char *key, cf_err *err)
 {
     return r->ops->del(r, key, err);
 }
+
+int cf_repo_sweep(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err)
+{
+    *removed = 0;
+    return r->ops->sweep(r, prefix, before, removed, err);
+}

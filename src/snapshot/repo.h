@@ -49,5 +49,8 @@ int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_r
 int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
 /* Removing a missing key is not an error. */
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err);
+/* Removes what interrupted writes left under prefix, started before `before` (seconds since
+ * the epoch): temporary files of a directory, multipart uploads of a bucket. *removed counts. */
+int cf_repo_sweep(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);
 
 #endif

@@ -287,6 +287,54 @@ static int dir_delete(cf_repo *r, const char *key, cf_err *err)
     return 0;
 }
 
+typedef struct sweep_ctx {
+    int64_t before;
+    size_t *removed;
+} sweep_ctx;
+
+static int sweep_dir(const char *dir, const sweep_ctx *sc, cf_err *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : cf_err_sys(err, CF_EIO, errno, "cannot list '%s'", dir);
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char full[PATH_MAX];
+        struct stat st;
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (lstat(full, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            rc = sweep_dir(full, sc, err);
+        else if (strstr(e->d_name, ".tmp-") && (int64_t)st.st_mtime < sc->before && unlink(full) == 0)
+            (*sc->removed)++;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int dir_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *removed, cf_err *err)
+{
+    char dir[PATH_MAX], trimmed[PATH_MAX];
+    snprintf(trimmed, sizeof trimmed, "%s", prefix);
+    size_t n = strlen(trimmed);
+    int whole_dir = n && trimmed[n - 1] == '/';
+    while (n && trimmed[n - 1] == '/')
+        trimmed[--n] = '\0';
+    if (!n)
+        snprintf(dir, sizeof dir, "%s", DIR_OF(base)->path);
+    else if (key_path(base, trimmed, dir, err) != 0)
+        return err->code;
+    char *slash = strrchr(dir, '/');
+    if (n && !whole_dir && slash)
+        *slash = '\0'; /* a partial last segment: sweep its directory */
+    sweep_ctx sc = {before, removed};
+    return sweep_dir(dir, &sc, err);
+}
+
 static const cf_repo_ops dir_ops = {
     .close = dir_close,
     .writer_begin = dir_writer_begin,
@@ -296,4 +344,5 @@ static const cf_repo_ops dir_ops = {
     .get = dir_get,
     .list = dir_list,
     .del = dir_delete,
+    .sweep = dir_sweep,
 };

@@ -14,6 +14,7 @@ typedef struct cf_repo_ops {
                cf_err *err);
     int (*list)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
     int (*del)(cf_repo *r, const char *key, cf_err *err);
+    int (*sweep)(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);
 } cf_repo_ops;
 
 struct cf_repo {

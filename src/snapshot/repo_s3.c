@@ -210,6 +210,36 @@ static int s3_delete(cf_repo *base, const char *key, cf_err *err)
     return rc ? rc : cf_s3c_delete_object(r->client, r->bucket, k, err);
 }
 
+typedef struct abort_ctx {
+    s3_repo *r;
+    int64_t before;
+    size_t *removed;
+    cf_err *err;
+} abort_ctx;
+
+static int abort_stale(void *ctx, const cf_s3c_upload_entry *u)
+{
+    abort_ctx *a = ctx;
+    if (u->initiated >= a->before)
+        return 0;
+    cf_err ignore;
+    /* One that cannot be aborted now stays for the next prune. */
+    if (cf_s3c_mpu_abort(a->r->client, a->r->bucket, u->key, u->upload_id, &ignore) == 0)
+        (*a->removed)++;
+    return 0;
+}
+
+static int s3_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *removed, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    char p[2048];
+    int rc = full_key(r, prefix, p, sizeof p, err);
+    if (rc)
+        return rc;
+    abort_ctx a = {r, before, removed, err};
+    return cf_s3c_list_uploads(r->client, r->bucket, p, abort_stale, &a, err);
+}
+
 static const cf_repo_ops s3_ops = {
     .close = s3_close,
     .writer_begin = s3_writer_begin,
@@ -219,4 +249,5 @@ static const cf_repo_ops s3_ops = {
     .get = s3_get,
     .list = s3_list,
     .del = s3_delete,
+    .sweep = s3_sweep,
 };

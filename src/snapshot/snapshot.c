@@ -489,7 +489,7 @@ static void id_of(const char *key, const char *ns, char id[CF_SNAPSHOT_ID_LEN + 
 }
 
 int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy, int64_t grace_s, int dry_run,
-                      cf_snapshot_prune_fn fn, void *ctx, cf_err *err)
+                      cf_snapshot_prune_fn fn, void *ctx, size_t *swept, cf_err *err)
 {
     char prefix[512];
     snprintf(prefix, sizeof prefix, "%s/", ns);
@@ -526,6 +526,10 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
         if (!dry_run)
             rc = cf_repo_delete(repo, s.archives.v[i], err);
     }
+    if (swept)
+        *swept = 0;
+    if (!rc && !dry_run && swept)
+        rc = cf_repo_sweep(repo, prefix, now - grace_s, swept, err);
     for (size_t i = 0; i < s.manifests.n; i++)
         free(s.manifests.v[i]);
     for (size_t i = 0; i < s.archives.n; i++)

@@ -62,10 +62,11 @@ int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *er
 
 /* Applies a retention policy to ns. fn is told each snapshot's fate (kept: reasons; removed:
  * NULL) before anything is removed; nothing is removed when dry_run. Archives without a
- * manifest older than grace_s are removed too (left by interrupted creates). */
+ * manifest older than grace_s are removed too (left by interrupted creates), and so are
+ * temporary files and multipart uploads older than that (*swept counts them). */
 #include "snapshot/retention.h"
 typedef void (*cf_snapshot_prune_fn)(void *ctx, const char *id, const char *reasons);
 int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy, int64_t grace_s, int dry_run,
-                      cf_snapshot_prune_fn fn, void *ctx, cf_err *err);
+                      cf_snapshot_prune_fn fn, void *ctx, size_t *swept, cf_err *err);
 
 #endif

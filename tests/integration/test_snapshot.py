@@ -204,3 +204,33 @@ def test_from_command_to_command_and_metrics_file(repo, tmp_path):
     assert out.read_bytes() == b"row 1\nrow 2\n"
     p = run("restore", f"{url}@{sid}", "--to-command", "exit 5", env=env, check=False)
     assert p.returncode != 0
+
+
+def test_kill_during_create_leaves_no_snapshot_and_prune_cleans_up(repo, tmp_path):
+    import signal as sig
+    url, env = repo
+    run("create", "-", url, env=env, stdin=b"before")
+    # A create killed while its archive streams in: 96 MiB, then a producer that stalls (the
+    # compression pipeline holds up to 5 chunks, so most of it has reached the repository).
+    p = subprocess.Popen([COFFER_BIN, "snapshot", "create", "--compress", "none", "--from-command",
+                          "head -c 100663296 /dev/zero; sleep 60", url], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def leftover_exists():
+        if url.startswith("s3://"):
+            c = s3_client(env["COFFER_ENDPOINT"])
+            return bool(c.list_multipart_uploads(Bucket="snaps").get("Uploads"))
+        return any(".tmp-" in f for _, _, fs in os.walk(url) for f in fs)
+    deadline = time.monotonic() + 30
+    while not leftover_exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert leftover_exists()
+    p.send_signal(sig.SIGKILL)
+    p.wait()
+    assert len(run("ls", url, env=env).stdout.decode().splitlines()) == 1
+    time.sleep(2.2)  # past the 1 s grace, with whole-second file times
+    out = run("prune", url, "--keep-last", "5", "--grace", "1s", env=env).stdout.decode()
+    assert "leftover" in out, out
+    if not url.startswith("s3://"):
+        leftovers = [f for _, _, fs in os.walk(url) for f in fs if ".tmp-" in f]
+        assert leftovers == []
+    assert run("restore", f"{url}@latest", "-", env=env).stdout == b"before"
