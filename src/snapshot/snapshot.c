@@ -141,7 +141,8 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.created = now;
         m.source.kind = stream ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
         m.source.host = host;
-        m.source.path = stream ? NULL : (char *)o->source;
+        char abs[PATH_MAX];
+        m.source.path = stream ? NULL : realpath(o->source, abs) ? abs : (char *)o->source;
         m.source.command = (char *)o->command;
         m.labels = (cf_label *)o->labels;
         m.nlabels = o->nlabels;
