@@ -24,6 +24,7 @@ static const char snapshot_usage[] =
     "       coffer snapshot ls REPO [--json]\n"
     "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
     "       coffer snapshot verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"
+    "       coffer snapshot show REPO[@ID|@latest]\n"
     "       coffer snapshot rm REPO@ID\n"
     "       coffer snapshot prune REPO [--keep-last N] [--keep-within D] [--keep-hourly N]\n"
     "                              [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
@@ -295,7 +296,8 @@ int cf_cmd_snapshot(int argc, char **argv)
     const char *verb = nargs ? args[0] : "";
     int one_less = (!strcmp(verb, "create") && o.from_command) || (!strcmp(verb, "restore") && o.to_command);
     int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3 - one_less
-             : !strcmp(verb, "ls") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "prune") ? 2
+             : !strcmp(verb, "ls") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "prune") ||
+                       !strcmp(verb, "show") ? 2
                                                                                                                : -1;
     if (want < 0 || nargs != want) {
         fputs(snapshot_usage, stderr);
@@ -304,7 +306,7 @@ int cf_cmd_snapshot(int argc, char **argv)
     cf_err err = {0};
     cf_snapshot_ref ref;
     const char *repo_text = !strcmp(verb, "create") && !o.from_command ? args[2] : args[1];
-    int takes_id = !strcmp(verb, "restore") || !strcmp(verb, "verify") || !strcmp(verb, "rm");
+    int takes_id = !strcmp(verb, "restore") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "show");
     if (cf_snapshot_ref_parse(repo_text, takes_id, &ref, &err) != 0) {
         fprintf(stderr, "coffer snapshot: %s\n", err.msg);
         return CF_EXIT_USAGE;
@@ -351,6 +353,12 @@ int cf_cmd_snapshot(int argc, char **argv)
         } else if (!(rc = cf_snapshot_remove(repo, ref.ns, ref.id, &err))) {
             printf("removed %s\n", ref.id);
         }
+    } else if (!rc && !strcmp(verb, "show")) {
+        char *json = NULL;
+        size_t len = 0;
+        if (!(rc = cf_snapshot_show(repo, ref.ns, ref.id[0] ? ref.id : NULL, &json, &len, &err)))
+            fwrite(json, 1, len, stdout);
+        free(json);
     } else if (!rc && !strcmp(verb, "verify")) {
         rc = verify(repo, &ref, &o, have_key ? &key : NULL, &err);
     } else if (!rc && !strcmp(verb, "prune")) {

@@ -556,3 +556,31 @@ int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id
                         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     return rc;
 }
+
+int cf_snapshot_show(cf_repo *repo, const char *ns, const char *id, char **json, size_t *len, cf_err *err)
+{
+    latest_ctx latest = {""};
+    if (!id) {
+        int rc = cf_snapshot_list(repo, ns, note_latest, &latest, err);
+        if (rc)
+            return rc;
+        if (!latest.id[0])
+            return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
+        id = latest.id;
+    }
+    char mkey[512];
+    cf_manifest m;
+    int rc = load_snapshot(repo, ns, id, mkey, &m, err); /* parsed first: never show a broken one */
+    if (rc)
+        return rc;
+    cf_manifest_cleanup(&m);
+    cf_buf b;
+    cf_buf_init(&b, (size_t)64 << 20);
+    rc = cf_repo_get(repo, mkey, 0, UINT64_MAX, append_buf, &b, err);
+    if (rc) {
+        cf_buf_cleanup(&b);
+        return rc;
+    }
+    *json = cf_buf_steal(&b, len);
+    return 0;
+}

@@ -57,6 +57,9 @@ int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id
  * decompression) without extracting it. */
 int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_master_key *key, cf_err *err);
 
+/* The manifest document of ns@id (NULL: the latest) as stored; caller frees *json. */
+int cf_snapshot_show(cf_repo *repo, const char *ns, const char *id, char **json, size_t *len, cf_err *err);
+
 /* Removes a snapshot: the manifest first (from then on it does not exist), then its archive. */
 int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *err);
 

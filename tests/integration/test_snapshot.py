@@ -75,6 +75,9 @@ def test_round_trip(repo, tmp_path, codec, encrypted):
     assert listed[0]["labels"] == {"height": "42"} and listed[0]["encrypted"] == encrypted
     run("restore", f"{url}@{sid}", str(tmp_path / "out"), *extra, env=env)
     assert same_tree(src, str(tmp_path / "out"))
+    shown = json.loads(run("show", f"{url}@latest", env=env).stdout)
+    assert shown["id"] == sid and shown["archive"]["compression"] == codec
+    assert shown["source"]["path"] == os.path.realpath(src) and len(shown["chunks"]) >= 2
     assert os.readlink(tmp_path / "out" / "link") == "a.txt"
     assert os.stat(tmp_path / "out" / "a.txt").st_mtime == 1_700_000_000
 
