@@ -289,6 +289,20 @@ static int note_latest(void *ctx, const cf_manifest *m)
     return 0;
 }
 
+/* *id NULL means the latest snapshot of ns: its id then lives in latest. */
+static int resolve_id(cf_repo *repo, const char *ns, const char **id, latest_ctx *latest, cf_err *err)
+{
+    if (*id)
+        return 0;
+    int rc = cf_snapshot_list(repo, ns, note_latest, latest, err);
+    if (rc)
+        return rc;
+    if (!latest->id[0])
+        return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
+    *id = latest->id;
+    return 0;
+}
+
 static int dir_empty(const char *path)
 {
     DIR *d = opendir(path);
@@ -333,14 +347,9 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
                         const cf_master_key *key, FILE *out, cf_err *err)
 {
     latest_ctx latest = {""};
-    int rc = 0;
-    if (!id) {
-        if ((rc = cf_snapshot_list(repo, ns, note_latest, &latest, err)))
-            return rc;
-        if (!latest.id[0])
-            return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
-        id = latest.id;
-    }
+    int rc = resolve_id(repo, ns, &id, &latest, err);
+    if (rc)
+        return rc;
     char mkey[512];
     cf_manifest m;
     if ((rc = load_snapshot(repo, ns, id, mkey, &m, err)))
@@ -560,17 +569,12 @@ int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id
 int cf_snapshot_show(cf_repo *repo, const char *ns, const char *id, char **json, size_t *len, cf_err *err)
 {
     latest_ctx latest = {""};
-    if (!id) {
-        int rc = cf_snapshot_list(repo, ns, note_latest, &latest, err);
-        if (rc)
-            return rc;
-        if (!latest.id[0])
-            return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
-        id = latest.id;
-    }
+    int rc = resolve_id(repo, ns, &id, &latest, err);
+    if (rc)
+        return rc;
     char mkey[512];
     cf_manifest m;
-    int rc = load_snapshot(repo, ns, id, mkey, &m, err); /* parsed first: never show a broken one */
+    rc = load_snapshot(repo, ns, id, mkey, &m, err); /* parsed first: never show a broken one */
     if (rc)
         return rc;
     cf_manifest_cleanup(&m);
