@@ -19,7 +19,7 @@
 
 static const char snapshot_usage[] =
     "usage: coffer snapshot create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
-    "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F]\n"
+    "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F | --passphrase-file F]\n"
     "                                        [--label KEY=VALUE]...\n"
     "       coffer snapshot ls REPO [--json]\n"
     "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
@@ -40,7 +40,7 @@ enum { EXIT_NOT_FOUND = 3, EXIT_INTEGRITY = 4 };
 
 typedef struct snap_opts {
     cf_s3c_flags s3;
-    const char *compress, *key_file;
+    const char *compress, *key_file, *pass_file;
     int level, level_set, jobs, json, force;
     size_t chunk_mib;
     cf_label labels[64];
@@ -77,14 +77,33 @@ static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **cl
     return rc;
 }
 
-static int load_key(const snap_opts *o, cf_master_key *key, int *have, cf_err *err)
+/* The secret of --encrypt-key-file or --passphrase-file into sec (pointing into key and pass,
+ * which the caller wipes). Secrets come from files only: never from the command line. */
+static int load_secret(const snap_opts *o, cf_master_key *key, char **pass, cf_snapshot_secret *sec, cf_err *err)
 {
-    *have = 0;
-    if (!o->key_file)
+    memset(sec, 0, sizeof *sec);
+    *pass = NULL;
+    if (o->key_file && o->pass_file)
+        return cf_err_set(err, CF_EINVAL, "give --encrypt-key-file or --passphrase-file, not both");
+    if (o->key_file) {
+        int rc = cf_master_key_from_file(o->key_file, key, err);
+        if (!rc)
+            sec->key = key;
+        return rc;
+    }
+    if (!o->pass_file)
         return 0;
-    int rc = cf_master_key_from_file(o->key_file, key, err);
-    *have = rc == 0;
-    return rc;
+    size_t len = 0;
+    int rc = cf_fs_read_small(o->pass_file, 4096, pass, &len, err);
+    if (rc)
+        return rc;
+    while (len && ((*pass)[len - 1] == '\n' || (*pass)[len - 1] == '\r'))
+        (*pass)[--len] = '\0';
+    if (len < 8)
+        return cf_err_set(err, CF_EINVAL, "the passphrase in '%s' is shorter than 8 characters", o->pass_file);
+    sec->passphrase = *pass;
+    sec->passphrase_len = len;
+    return 0;
 }
 
 static int print_entry(void *ctx, const cf_manifest *m)
@@ -173,7 +192,7 @@ static void print_fate(void *ctx, const char *id, const char *reasons)
 typedef struct verify_all {
     cf_repo *repo;
     const char *ns;
-    const cf_master_key *key;
+    const cf_snapshot_secret *secret;
     int failures;
 } verify_all;
 
@@ -181,7 +200,7 @@ static int verify_one(void *ctx, const cf_manifest *m)
 {
     verify_all *v = ctx;
     cf_err err = {0};
-    int rc = cf_snapshot_verify(v->repo, v->ns, m->id, v->key, &err);
+    int rc = cf_snapshot_verify(v->repo, v->ns, m->id, v->secret, &err);
     if (rc) {
         v->failures++;
         fprintf(stderr, "%s: FAILED: %s\n", m->id, err.msg);
@@ -197,10 +216,11 @@ static int note_last(void *ctx, const cf_manifest *m)
     return 0;
 }
 
-static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o, const cf_master_key *key, cf_err *err)
+static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o, const cf_snapshot_secret *secret,
+                  cf_err *err)
 {
     if (o->all) {
-        verify_all v = {repo, ref->ns, key, 0};
+        verify_all v = {repo, ref->ns, secret, 0};
         int rc = cf_snapshot_list(repo, ref->ns, verify_one, &v, err);
         if (!rc && v.failures)
             rc = cf_err_set(err, CF_EDIGEST, "%d snapshot(s) failed verification", v.failures);
@@ -215,7 +235,7 @@ static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o,
         if (!id[0])
             return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ref->ns, cf_repo_name(repo));
     }
-    int rc = cf_snapshot_verify(repo, ref->ns, id, key, err);
+    int rc = cf_snapshot_verify(repo, ref->ns, id, secret, err);
     if (!rc)
         printf("%s: ok\n", id);
     return rc;
@@ -227,6 +247,7 @@ int cf_cmd_snapshot(int argc, char **argv)
         {"compress", required_argument, NULL, 'c'}, {"level", required_argument, NULL, 'l'},
         {"chunk-size", required_argument, NULL, 'C'}, {"jobs", required_argument, NULL, 'j'},
         {"encrypt-key-file", required_argument, NULL, 'k'}, {"label", required_argument, NULL, 'L'},
+        {"passphrase-file", required_argument, NULL, 'P'},
         {"json", no_argument, NULL, 'J'}, {"force", no_argument, NULL, 'f'},
         {"endpoint", required_argument, NULL, 'e'}, {"region", required_argument, NULL, 'r'},
         {"profile", required_argument, NULL, 'p'}, {"access-key", required_argument, NULL, 'a'},
@@ -251,6 +272,7 @@ int cf_cmd_snapshot(int argc, char **argv)
         case 'C': o.chunk_mib = (size_t)strtoul(optarg, NULL, 10); break;
         case 'j': o.jobs = atoi(optarg); break;
         case 'k': o.key_file = optarg; break;
+        case 'P': o.pass_file = optarg; break;
         case 'L': {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || o.nlabels == 64) {
@@ -311,9 +333,14 @@ int cf_cmd_snapshot(int argc, char **argv)
         fprintf(stderr, "coffer snapshot: %s\n", err.msg);
         return CF_EXIT_USAGE;
     }
-    cf_master_key key;
-    int have_key = 0;
-    if (load_key(&o, &key, &have_key, &err) != 0) {
+    cf_master_key key = {0};
+    char *pass = NULL;
+    cf_snapshot_secret secret;
+    if (load_secret(&o, &key, &pass, &secret, &err) != 0) {
+        cf_master_key_cleanup(&key);
+        if (pass)
+            memset(pass, 0, strlen(pass));
+        free(pass);
         fprintf(stderr, "coffer snapshot: %s\n", err.msg);
         return CF_EXIT_USAGE;
     }
@@ -338,7 +365,7 @@ int cf_cmd_snapshot(int argc, char **argv)
         }
         co.chunk_size = o.chunk_mib << 20;
         co.threads = o.jobs > 0 ? (unsigned)o.jobs : 0;
-        co.key = have_key ? &key : NULL;
+        co.secret = &secret;
         co.labels = o.labels;
         co.nlabels = o.nlabels;
         char id[CF_SNAPSHOT_ID_LEN + 1];
@@ -360,7 +387,7 @@ int cf_cmd_snapshot(int argc, char **argv)
             fwrite(json, 1, len, stdout);
         free(json);
     } else if (!rc && !strcmp(verb, "verify")) {
-        rc = verify(repo, &ref, &o, have_key ? &key : NULL, &err);
+        rc = verify(repo, &ref, &o, &secret, &err);
     } else if (!rc && !strcmp(verb, "prune")) {
         size_t swept = 0;
         rc = cf_snapshot_prune(repo, ref.ns, &o.keep, o.grace_s, o.dry_run, print_fate, &o, &swept, &err);
@@ -368,15 +395,17 @@ int cf_cmd_snapshot(int argc, char **argv)
             printf("removed %zu leftover(s) of interrupted writes\n", swept);
     } else if (!rc && o.to_command) {
         rc = cf_snapshot_restore_to_command(repo, ref.ns, ref.id[0] ? ref.id : NULL, o.to_command,
-                                            have_key ? &key : NULL, &err);
+                                            &secret, &err);
     } else if (!rc) {
-        rc = cf_snapshot_restore(repo, ref.ns, ref.id[0] ? ref.id : NULL, args[2], o.force, have_key ? &key : NULL,
+        rc = cf_snapshot_restore(repo, ref.ns, ref.id[0] ? ref.id : NULL, args[2], o.force, &secret,
                                  stdout, &err);
     }
     if (o.metrics_file)
         write_metrics(o.metrics_file, verb, ref.ns, rc, &t0, &stats);
-    if (have_key)
-        cf_master_key_cleanup(&key);
+    cf_master_key_cleanup(&key);
+    if (pass)
+        memset(pass, 0, strlen(pass));
+    free(pass);
     cf_repo_close(repo);
     cf_s3c_free(client);
     if (rc) {

@@ -99,24 +99,37 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         return rc;
     cf_archive_key akey;
     cf_manifest_encryption enc = {0};
-    if (o->key) {
-        if (cf_random_bytes(enc.salt, sizeof enc.salt) != 0)
-            return cf_err_set(err, CF_EIO, "no randomness for the snapshot key");
-        if ((rc = cf_archive_key_derive(o->key, enc.salt, &akey, err)))
-            return rc;
-        snprintf(enc.key_id, sizeof enc.key_id, "%s", o->key->key_id);
-        if (o->scrypt) {
+    int encrypted = o->secret && (o->secret->key || o->secret->passphrase);
+    if (encrypted) {
+        cf_master_key from_pass;
+        const cf_master_key *master = o->secret->key;
+        if (!master) {
+            /* A passphrase: its own scrypt salt per snapshot, recorded in the manifest. */
             enc.passphrase = 1;
-            enc.scrypt = *o->scrypt;
+            if (cf_random_bytes(enc.scrypt.salt, sizeof enc.scrypt.salt) != 0)
+                return cf_err_set(err, CF_EIO, "no randomness for the passphrase salt");
+            if ((rc = cf_master_key_from_passphrase(o->secret->passphrase, o->secret->passphrase_len, &enc.scrypt,
+                                                    &from_pass, err)))
+                return rc;
+            master = &from_pass;
         }
+        if (cf_random_bytes(enc.salt, sizeof enc.salt) != 0)
+            rc = cf_err_set(err, CF_EIO, "no randomness for the snapshot key");
+        if (!rc)
+            rc = cf_archive_key_derive(master, enc.salt, &akey, err);
+        snprintf(enc.key_id, sizeof enc.key_id, "%s", master->key_id);
+        if (master == &from_pass)
+            cf_master_key_cleanup(&from_pass);
+        if (rc)
+            return rc;
     }
     char akey_name[512], mkey_name[512], host[256] = "";
-    snprintf(akey_name, sizeof akey_name, "%s/%s%s%s", ns, id_out, cf_codec_suffix(o->codec), o->key ? ".enc" : "");
+    snprintf(akey_name, sizeof akey_name, "%s/%s%s%s", ns, id_out, cf_codec_suffix(o->codec), encrypted ? ".enc" : "");
     snprintf(mkey_name, sizeof mkey_name, "%s/%s.json", ns, id_out);
     gethostname(host, sizeof host - 1);
 
     create_ctx c = {0};
-    cf_archive_writer_opts wo = {{o->codec, o->level, o->key ? &akey : NULL}, o->chunk_size,
+    cf_archive_writer_opts wo = {{o->codec, o->level, encrypted ? &akey : NULL}, o->chunk_size,
                                  o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN)};
     cf_archive_result res;
     uint64_t files = 0;
@@ -155,7 +168,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         memcpy(m.archive.sha256, res.sha256, sizeof m.archive.sha256);
         m.chunks = (cf_archive_chunk *)res.chunks;
         m.nchunks = res.nchunks;
-        m.encryption = o->key ? &enc : NULL;
+        m.encryption = encrypted ? &enc : NULL;
         m.tool = "coffer " COFFER_VERSION;
         rc = cf_manifest_write(&m, &json, &jlen, err);
         if (stats)
@@ -173,7 +186,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     cf_repo_writer_abort(c.rw);
     cf_archive_writer_free(c.aw);
     free(json);
-    if (o->key)
+    if (encrypted)
         cf_archive_key_cleanup(&akey);
     return rc;
 }
@@ -326,13 +339,24 @@ static int load_snapshot(cf_repo *repo, const char *ns, const char *id, char mke
 }
 
 /* The archive key of an encrypted snapshot (nothing to do for a plain one). */
-static int snapshot_key(const cf_manifest *m, const cf_master_key *key, cf_archive_key *akey, cf_err *err)
+static int snapshot_key(const cf_manifest *m, const cf_snapshot_secret *secret, cf_archive_key *akey, cf_err *err)
 {
     if (!m->encryption)
         return 0;
-    if (!key)
-        return cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted; give --encrypt-key-file", m->id);
-    return cf_archive_key_derive(key, m->encryption->salt, akey, err);
+    const cf_manifest_encryption *e = m->encryption;
+    if (!secret || (e->passphrase ? !secret->passphrase : !secret->key))
+        return cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted with a %s; give %s", m->id,
+                          e->passphrase ? "passphrase" : "key file",
+                          e->passphrase ? "--passphrase-file" : "--encrypt-key-file");
+    if (!e->passphrase)
+        return cf_archive_key_derive(secret->key, e->salt, akey, err);
+    cf_scrypt_params params = e->scrypt;
+    cf_master_key master;
+    int rc = cf_master_key_from_passphrase(secret->passphrase, secret->passphrase_len, &params, &master, err);
+    if (!rc)
+        rc = cf_archive_key_derive(&master, e->salt, akey, err);
+    cf_master_key_cleanup(&master);
+    return rc;
 }
 
 static cf_archive_read_opts read_opts(const cf_manifest *m, const cf_archive_key *akey)
@@ -344,7 +368,7 @@ static cf_archive_read_opts read_opts(const cf_manifest *m, const cf_archive_key
 }
 
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
-                        const cf_master_key *key, FILE *out, cf_err *err)
+                        const cf_snapshot_secret *secret, FILE *out, cf_err *err)
 {
     latest_ctx latest = {""};
     int rc = resolve_id(repo, ns, &id, &latest, err);
@@ -362,7 +386,7 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
         return cf_err_set(err, CF_EEXISTS, "destination '%s' is not empty; hint: --force replaces it", dest);
     }
     cf_archive_key akey;
-    if ((rc = snapshot_key(&m, key, &akey, err))) {
+    if ((rc = snapshot_key(&m, secret, &akey, err))) {
         cf_manifest_cleanup(&m);
         return rc;
     }
@@ -429,7 +453,8 @@ static int discard(void *ctx, const void *p, size_t n, cf_err *err)
     return 0;
 }
 
-int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_master_key *key, cf_err *err)
+int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_snapshot_secret *secret,
+                       cf_err *err)
 {
     char mkey[512];
     cf_manifest m;
@@ -437,7 +462,7 @@ int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_m
     if (rc)
         return rc;
     cf_archive_key akey;
-    if (!(rc = snapshot_key(&m, key, &akey, err))) {
+    if (!(rc = snapshot_key(&m, secret, &akey, err))) {
         cf_archive_read_opts ro = read_opts(&m, &akey);
         fetch_ctx f = {repo, m.archive.key, NULL, 0};
         rc = cf_archive_read(&ro, m.chunks, m.nchunks, fetch_chunk, &f, discard, NULL, err);
@@ -553,12 +578,12 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
 }
 
 int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id, const char *command,
-                                   const cf_master_key *key, cf_err *err)
+                                   const cf_snapshot_secret *secret, cf_err *err)
 {
     FILE *p = popen(command, "w");
     if (!p)
         return cf_err_sys(err, CF_EIO, errno, "cannot start '%s'", command);
-    int rc = cf_snapshot_restore(repo, ns, id, "-", 0, key, p, err);
+    int rc = cf_snapshot_restore(repo, ns, id, "-", 0, secret, p, err);
     int status = pclose(p);
     if (!rc && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         rc = cf_err_set(err, CF_EIO, "command '%s' failed (status %d) while restoring", command,

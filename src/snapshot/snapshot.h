@@ -18,6 +18,14 @@
 #include "archive/seal.h"
 #include "snapshot/repo.h"
 
+/* What opens an encrypted snapshot: a 32-byte master key (key file), or a passphrase whose
+ * scrypt parameters and salt each snapshot's manifest records. Both NULL: no encryption. */
+typedef struct cf_snapshot_secret {
+    const cf_master_key *key;
+    const char *passphrase;
+    size_t passphrase_len;
+} cf_snapshot_secret;
+
 typedef struct cf_snapshot_create_opts {
     const char *source;            /* a directory, or "-" for stdin */
     const char *command;           /* instead of source: a shell command whose output is stored;
@@ -26,8 +34,7 @@ typedef struct cf_snapshot_create_opts {
     int level;
     size_t chunk_size;             /* 0: 8 MiB */
     unsigned threads;              /* compression workers; 0: one per core */
-    const cf_master_key *key;      /* NULL: not encrypted */
-    const cf_scrypt_params *scrypt;/* when key came from a passphrase */
+    const cf_snapshot_secret *secret; /* NULL: not encrypted */
     const cf_label *labels;
     size_t nlabels;
 } cf_snapshot_create_opts;
@@ -47,15 +54,16 @@ int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void
 /* id NULL: the latest. dest "-": the raw stream to out (stream snapshots, or the tar of a
  * directory snapshot). Otherwise dest must not exist or be an empty directory unless force. */
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
-                        const cf_master_key *key, FILE *out, cf_err *err);
+                        const cf_snapshot_secret *secret, FILE *out, cf_err *err);
 /* The raw stream of a snapshot into a shell command's standard input (restore --to-command);
  * fails when the command does. */
 int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id, const char *command,
-                                   const cf_master_key *key, cf_err *err);
+                                   const cf_snapshot_secret *secret, cf_err *err);
 
 /* Downloads and checks a snapshot (every chunk's CRC32C, the archive's SHA-256, decryption and
  * decompression) without extracting it. */
-int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_master_key *key, cf_err *err);
+int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_snapshot_secret *secret,
+                       cf_err *err);
 
 /* The manifest document of ns@id (NULL: the latest) as stored; caller frees *json. */
 int cf_snapshot_show(cf_repo *repo, const char *ns, const char *id, char **json, size_t *len, cf_err *err);

@@ -237,3 +237,21 @@ def test_kill_during_create_leaves_no_snapshot_and_prune_cleans_up(repo, tmp_pat
         leftovers = [f for _, _, fs in os.walk(url) for f in fs if ".tmp-" in f]
         assert leftovers == []
     assert run("restore", f"{url}@latest", "-", env=env).stdout == b"before"
+
+
+def test_passphrase_encryption(repo, tmp_path):
+    url, env = repo
+    (tmp_path / "pass").write_text("correct horse battery staple\n")
+    (tmp_path / "wrong").write_text("incorrect horse battery staple\n")
+    (tmp_path / "short").write_text("short\n")
+    sid = run("create", "-", url, "--passphrase-file", str(tmp_path / "pass"), env=env,
+              stdin=b"secret rows").stdout.decode().strip()
+    shown = json.loads(run("show", f"{url}@{sid}", env=env).stdout)
+    assert shown["encryption"]["key_source"] == "passphrase" and shown["encryption"]["scrypt"]["n"] == 32768
+    assert run("restore", f"{url}@{sid}", "-", "--passphrase-file", str(tmp_path / "pass"), env=env).stdout == b"secret rows"
+    p = run("restore", f"{url}@{sid}", "-", "--passphrase-file", str(tmp_path / "wrong"), env=env, check=False)
+    assert p.returncode == 4 and b"wrong key" in p.stderr
+    p = run("restore", f"{url}@{sid}", "-", env=env, check=False)
+    assert p.returncode == 4 and b"--passphrase-file" in p.stderr
+    p = run("create", "-", url, "--passphrase-file", str(tmp_path / "short"), env=env, stdin=b"x", check=False)
+    assert p.returncode == 2 and b"shorter than 8" in p.stderr
