@@ -235,16 +235,7 @@ int cf_handle_upload_part_copy(cf_request *r)
     cf_copy_source_cleanup(&src);
     if (rc)
         return cf_respond_error(r, CF_S3_InternalError, NULL);
-    char date[25];
-    cf_s3_iso8601(info.mtime_ns, date);
-    cf_buf b;
-    cf_buf_init(&b, 4096);
-    cf_buf_puts(&b, CF_XML_DECL "<CopyPartResult xmlns=\"" CF_S3_XMLNS "\">");
-    cf_xml_elem(&b, "LastModified", date);
-    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", info.etag);
-    cf_xml_close(&b, "CopyPartResult");
-    cf_object_info_cleanup(&info);
-    return cf_respond_xml(r, 200, &b);
+    return cf_respond_copied(r, "CopyPartResult", &info);
 }
 
 /* One <Part> of a CompleteMultipartUpload body. */

@@ -562,6 +562,20 @@ int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writ
     return rc;
 }
 
+int cf_respond_copied(cf_request *r, const char *root, cf_object_info *info)
+{
+    char date[25];
+    cf_s3_iso8601(info->mtime_ns, date);
+    cf_buf b;
+    cf_buf_init(&b, 4096);
+    cf_buf_printf(&b, CF_XML_DECL "<%s xmlns=\"" CF_S3_XMLNS "\">", root);
+    cf_xml_elem(&b, "LastModified", date);
+    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", info->etag);
+    cf_xml_close(&b, root);
+    cf_object_info_cleanup(info);
+    return cf_respond_xml(r, 200, &b);
+}
+
 int cf_handle_copy_object(cf_request *r)
 {
     if (cf_s3_key_check(r->key, r->keylen) != 0)
@@ -638,14 +652,5 @@ int cf_handle_copy_object(cf_request *r)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc)
         return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
-    char date[25];
-    cf_s3_iso8601(info.mtime_ns, date);
-    cf_buf b;
-    cf_buf_init(&b, 4096);
-    cf_buf_puts(&b, CF_XML_DECL "<CopyObjectResult xmlns=\"" CF_S3_XMLNS "\">");
-    cf_xml_elem(&b, "LastModified", date);
-    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", info.etag);
-    cf_xml_close(&b, "CopyObjectResult");
-    cf_object_info_cleanup(&info);
-    return cf_respond_xml(r, 200, &b);
+    return cf_respond_copied(r, "CopyObjectResult", &info);
 }

@@ -206,6 +206,8 @@ cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *
 int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writer **w);
 void cf_copy_source_cleanup(cf_copy_source *src);
 int cf_handle_copy_object(cf_request *r);
+/* 200 for CopyObject (root "CopyObjectResult") or UploadPartCopy ("CopyPartResult"); cleans up info. */
+int cf_respond_copied(cf_request *r, const char *root, cf_object_info *info);
 /* If-None-Match: * and If-Match on a write, as a store condition (etag is its buffer). */
 cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag, size_t etaglen);
 /* The S3 error for a condition the store found false. */
