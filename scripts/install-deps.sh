@@ -12,8 +12,12 @@ packages=(
   libcmocka-dev python3 python3-pytest python3-boto3 python3-requests awscli curl
   # real-client integration tests (tests/integration/test_{s3cmd,rclone,restic,sdk_js}.py)
   s3cmd rclone restic
+  # snapshot of a real database dump (tests/integration/test_snapshot_postgres.py)
+  postgresql
   # benchmarks
   nginx-light wrk hyperfine time
+  # snapshot benchmark references (bench/snapshot.sh)
+  borgbackup
 )
 # Node.js for the JavaScript SDK suite (tests/js). Checked by command, not by package name: a
 # machine may carry another vendor's nodejs package that bundles npm and conflicts with Debian's
