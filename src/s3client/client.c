@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "crypto/checksum.h"
 #include "crypto/hash.h"
 #include "s3/xml.h"
 #include "s3client/internal.h"
@@ -157,6 +158,16 @@ void cf_s3c_xfer_body(cf_s3c_xfer *x, const void *data, size_t len)
     cf_hex_encode(d, sizeof d, x->payload_hash);
 }
 
+void cf_s3c_xfer_body_crc32c(cf_s3c_xfer *x, const void *data, size_t len)
+{
+    unsigned char raw[CF_CHECKSUM_MAX_LEN];
+    x->body = data ? data : "";
+    x->body_len = len;
+    snprintf(x->payload_hash, sizeof x->payload_hash, "%s", CF_SIGV4_UNSIGNED_PAYLOAD);
+    cf_checksum_compute(CF_CK_CRC32C, x->body, len, raw);
+    cf_base64_encode(raw, 4, x->crc32c);
+}
+
 /* ---- curl callbacks ---- */
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud)
@@ -255,7 +266,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 /* ---- signing ---- */
 
 typedef struct sign_headers {
-    const char *host, *range, *sha, *date, *token;
+    const char *host, *range, *sha, *date, *token, *crc32c;
 } sign_headers;
 
 static const char *sign_header(void *ctx, const char *name)
@@ -265,6 +276,8 @@ static const char *sign_header(void *ctx, const char *name)
         return h->host;
     if (!strcmp(name, "range"))
         return h->range;
+    if (!strcmp(name, "x-amz-checksum-crc32c"))
+        return h->crc32c;
     if (!strcmp(name, "x-amz-content-sha256"))
         return h->sha;
     if (!strcmp(name, "x-amz-date"))
@@ -318,10 +331,11 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
     memcpy(date, amz_date, 8);
     date[8] = '\0';
     sign_headers sh = {host, range[0] ? range : NULL, x->payload_hash, amz_date,
-                       c->cfg.session_token[0] ? c->cfg.session_token : NULL};
-    char signed_names[128];
-    snprintf(signed_names, sizeof signed_names, "host%s;x-amz-content-sha256;x-amz-date%s",
-             sh.range ? ";range" : "", sh.token ? ";x-amz-security-token" : "");
+                       c->cfg.session_token[0] ? c->cfg.session_token : NULL, x->crc32c[0] ? x->crc32c : NULL};
+    char signed_names[160];
+    snprintf(signed_names, sizeof signed_names, "host%s%s;x-amz-content-sha256;x-amz-date%s",
+             sh.range ? ";range" : "", sh.crc32c ? ";x-amz-checksum-crc32c" : "",
+             sh.token ? ";x-amz-security-token" : "");
     cf_sigv4_request req = {x->method, path.data, x->params, x->nparams, sign_header, &sh,
                             x->payload_hash};
     if ((rc = cf_sigv4_canonical_request(&req, signed_names, &creq, err)))
@@ -354,6 +368,8 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
     h = add_header(h, &fail, "Host: %s", host);
     h = add_header(h, &fail, "x-amz-date: %s", amz_date);
     h = add_header(h, &fail, "x-amz-content-sha256: %s", x->payload_hash);
+    if (sh.crc32c)
+        h = add_header(h, &fail, "x-amz-checksum-crc32c: %s", sh.crc32c);
     if (sh.range)
         h = add_header(h, &fail, "Range: %s", range);
     if (sh.token)
@@ -593,7 +609,8 @@ static int retryable(const cf_s3c_xfer *x, CURLcode res)
         return 0;
     switch (res) {
     case CURLE_OK:
-        return x->status >= 500 || x->status == 429;
+        /* 501 NotImplemented and 505 will answer the same however often they are asked. */
+        return (x->status >= 500 && x->status != 501 && x->status != 505) || x->status == 429;
     case CURLE_OPERATION_TIMEDOUT: case CURLE_RECV_ERROR: case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING: case CURLE_COULDNT_CONNECT: case CURLE_PARTIAL_FILE:
         return 1;

@@ -40,6 +40,7 @@ typedef struct cf_s3c_xfer {
     void *rctx;
     uint64_t stream_len, stream_off;
     char payload_hash[65];
+    char crc32c[16];            /* base64 x-amz-checksum-crc32c of the body, "" when not sent */
 
     /* Response. A 2xx body goes to write when set, else to resp (as does every error body). */
     cf_s3c_write_fn write;
@@ -81,6 +82,9 @@ void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char 
 void cf_s3c_xfer_cleanup(cf_s3c_xfer *x);
 int cf_s3c_xfer_param(cf_s3c_xfer *x, const char *name, const char *value);
 void cf_s3c_xfer_body(cf_s3c_xfer *x, const void *data, size_t len);
+/* Like cf_s3c_xfer_body for bulk data: UNSIGNED-PAYLOAD instead of a SHA-256 of the body, with
+ * x-amz-checksum-crc32c (signed) for the server to check the bytes that arrive. */
+void cf_s3c_xfer_body_crc32c(cf_s3c_xfer *x, const void *data, size_t len);
 
 /* Starts x on the multi handle (first attempt). */
 int cf_s3c_xfer_start(cf_s3c_xfer *x, cf_err *err);

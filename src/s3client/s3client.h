@@ -5,9 +5,9 @@
  * Works against any S3 server, not only coffer: requests are signed here with crypto/sigv4.h
  * (not CURLOPT_AWS_SIGV4, which mis-encodes some queries), path- or virtual-host-style.
  *
- * Threads: a cf_s3c is used by one thread at a time. Every call is synchronous; the parallel
- * uploader and downloader keep up to K requests in flight on the client's one multi handle, and
- * all requests share one connection cache (keep-alive).
+ * Threads: a cf_s3c is used by one thread at a time (cf_s3c_wake excepted). Every call is
+ * synchronous; the parallel uploader and downloader keep up to K requests in flight on the
+ * client's one multi handle, and all requests share one connection cache (keep-alive).
  *
  * Retries: up to max_attempts tries with full-jitter exponential backoff (base 100 ms, cap 5 s)
  * on HTTP 5xx, 429, timeouts, reset or refused connections. Never on other 4xx. Bodies are
@@ -215,6 +215,15 @@ int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key,
  * free slot first. Every part but the last must be at least 5 MiB for S3. Fails with the
  * error of any part that failed for good; the caller then calls abort. */
 int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_err *err);
+/* Collects the parts that finished and returns how many are still in flight (so submit will not
+ * wait while that is below max_in_flight), or the error of a part that failed for good (the
+ * caller then aborts). With wait, and parts in flight, first drives them until one finishes or
+ * a short while (at most 1 s) passes; cf_s3c_wake from another thread ends that wait early. */
+int cf_s3c_uploader_poll(cf_s3c_uploader *u, int wait, cf_err *err);
+/* Ends early the current wait for the network of the thread using c, so that its
+ * cf_s3c_uploader_poll returns (other calls just wait again). The one call that any thread may
+ * make at any time, while c exists. */
+void cf_s3c_wake(cf_s3c *c);
 /* Waits for every part, completes the upload and frees u (also on failure, after aborting). */
 int cf_s3c_uploader_commit(cf_s3c_uploader *u, cf_s3c_object_info *info, cf_err *err);
 /* Aborts the upload on the server (best effort) and frees u. NULL is a no-op. */

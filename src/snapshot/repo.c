@@ -39,6 +39,13 @@ int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_r
     return r->ops->get(r, key, offset, len, fn, ctx, err);
 }
 
+int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    if (r->ops->stream)
+        return r->ops->stream(r, key, fn, ctx, err);
+    return r->ops->get(r, key, 0, UINT64_MAX, fn, ctx, err);
+}
+
 int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
 {
     return r->ops->list(r, prefix, fn, ctx, err);

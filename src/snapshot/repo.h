@@ -28,7 +28,9 @@ typedef int (*cf_repo_data_fn)(void *ctx, const void *p, size_t n, cf_err *err);
 
 /* A directory repository at path (created when absent). */
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
-/* A repository under root ("" or "a/b") in bucket; the client stays the caller's. */
+/* A repository under root ("" or "a/b") in bucket; the client stays the caller's. A writer
+ * whose object outgrows one part uploads on a thread of its own, which alone uses the client
+ * until that writer's commit or abort returns: make no other call on the client meanwhile. */
 struct cf_s3c;
 int cf_repo_open_s3(struct cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err);
 void cf_repo_close(cf_repo *r);
@@ -45,6 +47,10 @@ void cf_repo_writer_abort(cf_repo_writer *w);
 /* Bytes [offset, offset+len) of key (len UINT64_MAX: to the end) to fn. CF_ENOTFOUND. */
 int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
                 cf_err *err);
+/* The whole object key to fn, in order, as fast as the backend can: a directory reads the file
+ * sequentially in large blocks, S3 keeps several ranged GETs in flight. fn runs on the calling
+ * thread; its error stops the transfer and is returned as is. CF_ENOTFOUND. */
+int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err);
 /* Every object whose key starts with prefix, in key order. */
 int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
 /* Removing a missing key is not an error. */

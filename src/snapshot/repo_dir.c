@@ -157,8 +157,10 @@ static void dir_writer_abort(cf_repo_writer *base)
     free(w);
 }
 
-static int dir_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
-                   cf_err *err)
+/* Bytes [offset, offset+len) (len UINT64_MAX: to the end) in blocks of block bytes. A whole-file
+ * stream also widens the read-ahead window, so that the disk keeps streaming while fn works. */
+static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t len, size_t block,
+                       cf_repo_data_fn fn, void *ctx, cf_err *err)
 {
     char path[PATH_MAX];
     int rc = key_path(r, key, path, err);
@@ -167,15 +169,19 @@ static int dir_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, c
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno, "cannot open '%s'", path);
-    char *buf = malloc(1 << 20);
+    if (offset == 0 && len == UINT64_MAX)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    char *buf = malloc(block);
     if (!buf) {
         close(fd);
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     }
     uint64_t pos = offset, left = len;
     while (left > 0) {
-        size_t want = left < (1u << 20) ? (size_t)left : (1u << 20);
+        size_t want = left < block ? (size_t)left : block;
         ssize_t got = pread(fd, buf, want, (off_t)pos);
+        if (got < 0 && errno == EINTR)
+            continue;
         if (got < 0) {
             rc = cf_err_sys(err, CF_EIO, errno, "cannot read '%s'", path);
             break;
@@ -194,6 +200,17 @@ static int dir_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, c
     free(buf);
     close(fd);
     return rc;
+}
+
+static int dir_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
+                   cf_err *err)
+{
+    return read_blocks(r, key, offset, len, (size_t)1 << 20, fn, ctx, err);
+}
+
+static int dir_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    return read_blocks(r, key, 0, UINT64_MAX, (size_t)4 << 20, fn, ctx, err);
 }
 
 typedef struct walk {
@@ -342,6 +359,7 @@ static const cf_repo_ops dir_ops = {
     .writer_commit = dir_writer_commit,
     .writer_abort = dir_writer_abort,
     .get = dir_get,
+    .stream = dir_stream,
     .list = dir_list,
     .del = dir_delete,
     .sweep = dir_sweep,

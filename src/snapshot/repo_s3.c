@@ -1,10 +1,23 @@
 /*
  * repo_s3.c - a repository under a prefix of a bucket, on any S3 endpoint.
  *
- * Writes buffer one part (16 MiB); an object that fits is one PUT, a larger one becomes a
- * multipart upload with 4 parts in flight, completed only at commit: until then nothing is
- * visible, and an abort (or a crash: the server expires the upload) leaves nothing.
+ * Writes buffer one part (16 MiB); an object that fits is one PUT at commit, a larger one
+ * becomes a multipart upload with 4 parts in flight, completed only at commit: until then
+ * nothing is visible, and an abort (or a crash: the server expires the upload) leaves nothing.
+ *
+ * The multipart upload runs on a thread of its own, started by the first full part, so that
+ * parts travel while the caller walks the tree, reads files and waits for compression: the
+ * caller fills parts from a pool of POOL_PARTS and queues full ones; the thread copies each into
+ * one of the uploader's PARTS_IN_FLIGHT buffers and sends it. From then until commit or abort
+ * return (both join the thread) the thread alone uses the repository's client, so nothing else
+ * may use that client meanwhile (cf_snapshot_create writes the manifest after the archive's
+ * commit). An upload error is returned by the next write or by commit.
+ *
+ * Memory of one writer: at most (POOL_PARTS + PARTS_IN_FLIGHT) x PART_SIZE = (2 + 4) x 16 MiB
+ * = 96 MiB, whatever the object's size. With the archive writer's (2N+1) x 2 x 8 MiB for N
+ * compression threads, a create with N <= 4 peaks at 144 + 96 = 240 MiB, within 256 MiB.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +27,7 @@
 
 #define PART_SIZE ((size_t)16 << 20)
 #define PARTS_IN_FLIGHT 4
+#define POOL_PARTS 2             /* one being filled, one queued or being copied */
 
 typedef struct s3_repo {
     cf_repo base;
@@ -26,9 +40,24 @@ typedef struct s3_repo {
 typedef struct s3_writer {
     cf_repo_writer base;
     char key[2048];
-    unsigned char *buf;
-    size_t len;
-    cf_s3c_uploader *up;
+    unsigned char *pool[POOL_PARTS];  /* allocated when first needed */
+    size_t plen[POOL_PARTS];
+    int cur;                     /* the part being filled, or -1 after a failed hand-over */
+    int wrc;                     /* a failed write's code, returned by every later call */
+    cf_err werr;
+    int started;                 /* the upload thread runs: the client is its alone */
+    pthread_t thread;
+
+    /* Shared with the upload thread, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t to_thread, to_caller;
+    int queue[POOL_PARTS];       /* full parts, oldest first */
+    int qhead, qlen;
+    int spare[POOL_PARTS];       /* parts free for filling */
+    int nspare;
+    int finishing, cancel;
+    int done, rc;                /* the thread has ended, with this code and message */
+    cf_err terr;
 } s3_writer;
 
 #define S3_OF(r) ((s3_repo *)(r))
@@ -62,87 +91,244 @@ static void s3_close(cf_repo *base)
     free(S3_OF(base));
 }
 
+static void s3_writer_free(s3_writer *w)
+{
+    for (int i = 0; i < POOL_PARTS; i++)
+        free(w->pool[i]);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->to_thread);
+    pthread_cond_destroy(&w->to_caller);
+    free(w);
+}
+
 static int s3_writer_begin(cf_repo *base, const char *key, cf_repo_writer **out, cf_err *err)
 {
     s3_writer *w = calloc(1, sizeof *w);
-    if (!w || !(w->buf = malloc(PART_SIZE))) {
+    if (!w || !(w->pool[0] = malloc(PART_SIZE))) {
         free(w);
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     }
     w->base.repo = base;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->to_thread, NULL);
+    pthread_cond_init(&w->to_caller, NULL);
+    for (int i = POOL_PARTS - 1; i > 0; i--)
+        w->spare[w->nspare++] = i;
     int rc = full_key(S3_OF(base), key, w->key, sizeof w->key, err);
     if (rc) {
-        free(w->buf);
-        free(w);
+        s3_writer_free(w);
         return rc;
     }
     *out = &w->base;
     return 0;
 }
 
+/* The upload thread: the multipart upload's whole life, so that parts travel while the caller
+ * reads and compresses. It sleeps only in libcurl (parts in flight; cf_s3c_wake interrupts) or
+ * on to_thread (nothing in flight), so a queued part or a cancel is seen at once. */
+static void *upload_main(void *arg)
+{
+    s3_writer *w = arg;
+    s3_repo *r = S3_OF(w->base.repo);
+    cf_err e;
+    cf_err_clear(&e);
+    cf_s3c_uploader *up = NULL;
+    int rc = cf_s3c_uploader_begin(r->client, r->bucket, w->key, "application/octet-stream", PART_SIZE,
+                                   PARTS_IN_FLIGHT, &up, &e);
+    int in_flight = 0;
+    while (!rc) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->cancel && !w->qlen && !w->finishing && !in_flight)
+            pthread_cond_wait(&w->to_thread, &w->mu);
+        int cancel = w->cancel, finish = w->finishing && !w->qlen;
+        int next = w->qlen && in_flight < PARTS_IN_FLIGHT ? w->queue[w->qhead] : -1;
+        pthread_mutex_unlock(&w->mu);
+        if (cancel)
+            break;
+        if (finish) {
+            rc = cf_s3c_uploader_commit(up, NULL, &e);
+            up = NULL;
+            break;
+        }
+        if (next >= 0) {
+            /* submit copies the part, so the caller may refill it as soon as it returns. */
+            rc = cf_s3c_uploader_submit(up, w->pool[next], w->plen[next], &e);
+            pthread_mutex_lock(&w->mu);
+            w->qhead = (w->qhead + 1) % POOL_PARTS;
+            w->qlen--;
+            w->spare[w->nspare++] = next;
+            pthread_cond_signal(&w->to_caller);
+            pthread_mutex_unlock(&w->mu);
+            if (rc)
+                break;
+        }
+        int n = cf_s3c_uploader_poll(up, next < 0, &e);
+        if (n < 0)
+            rc = n;
+        else
+            in_flight = n;
+    }
+    cf_s3c_uploader_abort(up);
+    pthread_mutex_lock(&w->mu);
+    w->done = 1;
+    w->rc = rc;
+    w->terr = e;
+    pthread_cond_broadcast(&w->to_caller);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* The thread's failure, for the caller; called under mu once done is set. */
+static int thread_error(s3_writer *w, cf_err *err)
+{
+    int rc = w->rc ? w->rc : CF_EINTERNAL;
+    if (err)
+        *err = w->rc ? w->terr : (cf_err){CF_EINTERNAL, "upload ended early"};
+    return rc;
+}
+
+/* Queues the full part being filled for the upload thread (started here for the first one)
+ * and takes an empty part, waiting while every part of the pool is queued or being copied. */
 static int flush_part(s3_writer *w, cf_err *err)
 {
     s3_repo *r = S3_OF(w->base.repo);
+    if (!w->started) {
+        int e = pthread_create(&w->thread, NULL, upload_main, w);
+        if (e)
+            return cf_err_sys(err, CF_EAGAIN, e, "upload of '%s': cannot start its thread", w->key);
+        w->started = 1;
+    }
     int rc = 0;
-    if (!w->up)
-        rc = cf_s3c_uploader_begin(r->client, r->bucket, w->key, "application/octet-stream", PART_SIZE,
-                                   PARTS_IN_FLIGHT, &w->up, err);
-    if (!rc)
-        rc = cf_s3c_uploader_submit(w->up, w->buf, w->len, err);
-    w->len = 0;
-    return rc;
+    pthread_mutex_lock(&w->mu);
+    if (w->done) {
+        rc = thread_error(w, err);
+    } else {
+        w->queue[(w->qhead + w->qlen) % POOL_PARTS] = w->cur;
+        w->qlen++;
+        w->cur = -1;
+        pthread_cond_signal(&w->to_thread);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (rc)
+        return rc;
+    cf_s3c_wake(r->client);
+    pthread_mutex_lock(&w->mu);
+    while (!w->nspare && !w->done)
+        pthread_cond_wait(&w->to_caller, &w->mu);
+    if (w->done)
+        rc = thread_error(w, err);
+    else
+        w->cur = w->spare[--w->nspare];
+    pthread_mutex_unlock(&w->mu);
+    if (rc)
+        return rc;
+    if (!w->pool[w->cur] && !(w->pool[w->cur] = malloc(PART_SIZE))) {
+        w->cur = -1;
+        return cf_err_set(err, CF_ENOMEM, "upload of '%s': out of memory for a part", w->key);
+    }
+    w->plen[w->cur] = 0;
+    return 0;
 }
 
 static int s3_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_err *err)
 {
     s3_writer *w = (s3_writer *)base;
     const unsigned char *in = p;
+    if (w->wrc) {
+        if (err)
+            *err = w->werr;
+        return w->wrc;
+    }
+    if (w->started) {
+        /* A failed upload stops the caller at its next write, not only at commit. */
+        int rc = 0;
+        pthread_mutex_lock(&w->mu);
+        if (w->done)
+            rc = thread_error(w, &w->werr);
+        pthread_mutex_unlock(&w->mu);
+        if (rc) {
+            w->wrc = rc;
+            if (err)
+                *err = w->werr;
+            return rc;
+        }
+    }
     while (n) {
         /* A part is sent only once more bytes follow it, so the last part is never empty. */
-        if (w->len == PART_SIZE) {
-            int rc = flush_part(w, err);
-            if (rc)
+        if (w->plen[w->cur] == PART_SIZE) {
+            int rc = flush_part(w, &w->werr);
+            if (rc) {
+                w->wrc = rc;
+                if (err)
+                    *err = w->werr;
                 return rc;
+            }
         }
-        size_t take = PART_SIZE - w->len < n ? PART_SIZE - w->len : n;
-        memcpy(w->buf + w->len, in, take);
-        w->len += take;
+        size_t len = w->plen[w->cur];
+        size_t take = PART_SIZE - len < n ? PART_SIZE - len : n;
+        memcpy(w->pool[w->cur] + len, in, take);
+        w->plen[w->cur] += take;
         in += take;
         n -= take;
     }
     return 0;
 }
 
-static void s3_writer_free(s3_writer *w)
+/* Ends the upload thread (cancel: promptly, aborting the upload) and returns its code. */
+static int join_thread(s3_writer *w, int cancel, cf_err *err)
 {
-    free(w->buf);
-    free(w);
+    s3_repo *r = S3_OF(w->base.repo);
+    pthread_mutex_lock(&w->mu);
+    if (cancel)
+        w->cancel = 1;
+    else
+        w->finishing = 1;
+    pthread_cond_signal(&w->to_thread);
+    pthread_mutex_unlock(&w->mu);
+    cf_s3c_wake(r->client);
+    pthread_join(w->thread, NULL);
+    w->started = 0;
+    if (w->rc && err)
+        *err = w->terr;
+    return w->rc;
+}
+
+static void s3_writer_abort(cf_repo_writer *base)
+{
+    s3_writer *w = (s3_writer *)base;
+    if (w->started)
+        join_thread(w, 1, NULL);
+    s3_writer_free(w);
 }
 
 static int s3_writer_commit(cf_repo_writer *base, cf_err *err)
 {
     s3_writer *w = (s3_writer *)base;
     s3_repo *r = S3_OF(base->repo);
-    int rc;
-    if (!w->up) {
-        rc = cf_s3c_put_object(r->client, r->bucket, w->key, w->buf, w->len, "application/octet-stream", NULL, err);
-    } else {
-        rc = w->len ? flush_part(w, err) : 0;
-        if (rc) {
-            cf_s3c_uploader_abort(w->up);
-        } else {
-            rc = cf_s3c_uploader_commit(w->up, NULL, err);
-        }
+    int rc = w->wrc;
+    if (rc) {
+        if (err)
+            *err = w->werr;
+        s3_writer_abort(base);
+        return rc;
     }
+    if (!w->started) {
+        rc = cf_s3c_put_object(r->client, r->bucket, w->key, w->pool[w->cur], w->plen[w->cur],
+                               "application/octet-stream", NULL, err);
+        s3_writer_free(w);
+        return rc;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (!w->done) {
+        /* The queue has room: it never holds the part being filled. */
+        w->queue[(w->qhead + w->qlen) % POOL_PARTS] = w->cur;
+        w->qlen++;
+        w->cur = -1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    rc = join_thread(w, 0, err);
     s3_writer_free(w);
     return rc;
-}
-
-static void s3_writer_abort(cf_repo_writer *base)
-{
-    s3_writer *w = (s3_writer *)base;
-    cf_s3c_uploader_abort(w->up);
-    s3_writer_free(w);
 }
 
 typedef struct get_ctx {
@@ -173,6 +359,28 @@ static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len,
     get_ctx g = {fn, ctx, err, 0};
     rc = cf_s3c_get_object(r->client, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g,
                            NULL, err);
+    return g.rc ? g.rc : rc;
+}
+
+/* A restore reads the archive once, front to back: ranges large enough that a request costs
+ * little beside its bytes, and enough of them in flight to fill the link. */
+#define STREAM_RANGE ((size_t)8 << 20)
+#define STREAM_RANGES_IN_FLIGHT 4
+
+static int s3_stream(cf_repo *base, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    char k[2048];
+    int rc = full_key(r, key, k, sizeof k, err);
+    if (rc)
+        return rc;
+    /* fn's own message, which the download would replace with its "stopped by the caller". */
+    cf_err fn_err;
+    cf_err_clear(&fn_err);
+    get_ctx g = {fn, ctx, &fn_err, 0};
+    rc = cf_s3c_download(r->client, r->bucket, k, STREAM_RANGE, STREAM_RANGES_IN_FLIGHT, deliver, &g, NULL, err);
+    if (g.rc && err)
+        *err = fn_err;
     return g.rc ? g.rc : rc;
 }
 
@@ -247,6 +455,7 @@ static const cf_repo_ops s3_ops = {
     .writer_commit = s3_writer_commit,
     .writer_abort = s3_writer_abort,
     .get = s3_get,
+    .stream = s3_stream,
     .list = s3_list,
     .del = s3_delete,
     .sweep = s3_sweep,
