@@ -12,8 +12,10 @@
  *
  * Memory: a writer with threads = 0 holds one raw chunk and one stored chunk (about
  * 2 x chunk_size). With threads = N it holds 2N + 1 slots of one raw and one stored chunk each:
- * about (2N + 1) x 2 x chunk_size, whatever the input size. The reader holds one stored and one
- * raw chunk.
+ * about (2N + 1) x 2 x chunk_size, whatever the input size. The serial reader holds one stored
+ * and one raw chunk. The parallel reader (cf_archive_reader_new_stream) with N decode threads
+ * holds min(2N + 2, chunks) slots of one stored and one raw chunk each, sized by the table's
+ * largest: about (2N + 2) x 2 x chunk_size (2 x chunk_size for the stream's own buffers aside).
  */
 #ifndef CF_ARCHIVE_CHUNK_H
 #define CF_ARCHIVE_CHUNK_H
@@ -117,9 +119,39 @@ int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk 
 int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *err);
 void cf_archive_reader_free(cf_archive_reader *r);
 
+/* Delivers the whole stored object, from its first byte to its last, to sink (in pieces of any
+ * size), returning the sink's error when it stops. cf_repo_stream has this shape. */
+typedef int (*cf_archive_stream_fn)(void *ctx, cf_archive_sink_fn sink, void *sink_ctx,
+                                    cf_err *err);
+
+/* The parallel reader: the same pull API (reader_next, reader_free) over a stream of the whole
+ * object instead of one fetch per chunk. A producer thread runs stream, hashes the stored bytes
+ * in stream order and cuts them into chunks by the table; `threads` workers (at most 256) check,
+ * open and decompress them; reader_next returns them strictly in chunk order. threads = 0
+ * decodes on the caller's thread, still with the stream running ahead on its own.
+ *
+ * Errors are the serial reader's, and the first in chunk order wins: a chunk's damage names its
+ * index and offset (CF_EDIGEST, CF_ECORRUPT, CF_EAUTH, as cf_archive_chunk_decode); an object
+ * that ends inside chunk i is reported at chunk i, one with bytes past the table's end after the
+ * last chunk (both CF_ECORRUPT); a stream error at the chunk it interrupted; the SHA-256
+ * mismatch before the end (*n = 0) is returned.
+ *
+ * stream runs on the producer thread, so stream_ctx must be usable from it while the reader
+ * lives; o, chunks and stream_ctx are borrowed until cf_archive_reader_free. Freeing the reader
+ * before the end stops everything promptly: the sink then returns an error, so stream must
+ * return when its sink fails. Caller frees *out. */
+int cf_archive_reader_new_stream(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
+                                 size_t nchunks, unsigned threads, cf_archive_stream_fn stream,
+                                 void *stream_ctx, cf_archive_reader **out, cf_err *err);
+
 /* Push-style: reads every chunk in order (as the reader above) and hands raw bytes to sink. */
 int cf_archive_read(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
                     cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_sink_fn sink,
                     void *sink_ctx, cf_err *err);
+/* The same over the parallel reader: sink runs on the caller's thread, in chunk order. */
+int cf_archive_read_stream(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
+                           size_t nchunks, unsigned threads, cf_archive_stream_fn stream,
+                           void *stream_ctx, cf_archive_sink_fn sink, void *sink_ctx,
+                           cf_err *err);
 
 #endif

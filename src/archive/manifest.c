@@ -89,9 +89,23 @@ int cf_manifest_write(const cf_manifest *m, char **out, size_t *len, cf_err *err
 
     put(src, "kind", json_string(m->source.kind == CF_SOURCE_DIR ? "dir" : "stream"), &bad);
     put(src, "host", jstr(m->source.host), &bad);
-    if (m->source.kind == CF_SOURCE_DIR)
+    if (m->source.kind == CF_SOURCE_DIR) {
         put(src, "path", jstr(m->source.path), &bad);
-    else
+        json_t *ex = json_array(), *sk = json_array();
+        for (size_t i = 0; ex && i < m->source.nexclude; i++)
+            if (json_array_append_new(ex, jstr(m->source.exclude[i])) != 0)
+                bad = 1;
+        put(src, "exclude", ex, &bad);
+        put(src, "one_file_system", json_boolean(m->source.one_file_system), &bad);
+        for (size_t i = 0; sk && i < m->source.nskipped; i++) {
+            json_t *o = json_object();
+            put(o, "path", jstr(m->source.skipped[i].path), &bad);
+            put(o, "error", jstr(m->source.skipped[i].error), &bad);
+            if (!o || json_array_append_new(sk, o) != 0)
+                bad = 1;
+        }
+        put(src, "skipped", sk, &bad);
+    } else
         put(src, "command", jstr(m->source.command), &bad);
     put(root, "source", src, &bad);
 
@@ -249,6 +263,48 @@ static int parse_time(ctx *c, const char *s, time_t *out)
     return 0;
 }
 
+/* exclude, one_file_system and skipped: optional, since the first manifests had none. */
+static int parse_dir_source(ctx *c, json_t *src, cf_manifest *m)
+{
+    int rc = 0;
+    json_t *ex = json_object_get(src, "exclude"), *fs = json_object_get(src, "one_file_system"),
+           *sk = json_object_get(src, "skipped");
+    if (ex && !(ex = get(c, src, "source", "exclude", JSON_ARRAY, &rc)))
+        return rc;
+    if (fs && !json_is_boolean(fs)) {
+        snprintf(c->path, sizeof c->path, "source.one_file_system");
+        return field_err(c, "must be a boolean");
+    }
+    m->source.one_file_system = fs && json_is_true(fs);
+    if (sk && !(sk = get(c, src, "source", "skipped", JSON_ARRAY, &rc)))
+        return rc;
+    size_t nex = ex ? json_array_size(ex) : 0, nsk = sk ? json_array_size(sk) : 0;
+    if ((nex && !(m->source.exclude = calloc(nex, sizeof *m->source.exclude))) ||
+        (nsk && !(m->source.skipped = calloc(nsk, sizeof *m->source.skipped))))
+        return cf_err_set(c->err, CF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nex; i++) {
+        json_t *v = json_array_get(ex, i);
+        snprintf(c->path, sizeof c->path, "source.exclude[%zu]", i);
+        if (!json_is_string(v))
+            return field_err(c, "must be a string");
+        if (!(m->source.exclude[m->source.nexclude++] = strdup(json_string_value(v))))
+            return cf_err_set(c->err, CF_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < nsk; i++) {
+        json_t *v = json_array_get(sk, i);
+        char at[48];
+        snprintf(at, sizeof at, "source.skipped[%zu]", i);
+        if (!json_is_object(v)) {
+            snprintf(c->path, sizeof c->path, "%s", at);
+            return field_err(c, "must be an object");
+        }
+        cf_manifest_skipped *k = &m->source.skipped[m->source.nskipped++];
+        if ((rc = get_str(c, v, at, "path", 0, &k->path)) != 0 || (rc = get_str(c, v, at, "error", 0, &k->error)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int parse_encryption(ctx *c, json_t *e, cf_manifest_encryption *out)
 {
     char *s = NULL;
@@ -352,6 +408,8 @@ static int parse_root(ctx *c, json_t *root, cf_manifest *m)
         return rc;
     if (dir ? (rc = get_str(c, src, "source", "path", 0, &m->source.path)) != 0
             : (rc = get_str(c, src, "source", "command", 1, &m->source.command)) != 0)
+        return rc;
+    if (dir && (rc = parse_dir_source(c, src, m)) != 0)
         return rc;
 
     json_t *labels = get(c, root, "", "labels", JSON_OBJECT, &rc);
@@ -461,6 +519,14 @@ void cf_manifest_cleanup(cf_manifest *m)
     free(m->source.host);
     free(m->source.path);
     free(m->source.command);
+    for (size_t i = 0; i < m->source.nexclude; i++)
+        free(m->source.exclude[i]);
+    free(m->source.exclude);
+    for (size_t i = 0; i < m->source.nskipped; i++) {
+        free(m->source.skipped[i].path);
+        free(m->source.skipped[i].error);
+    }
+    free(m->source.skipped);
     for (size_t i = 0; i < m->nlabels; i++) {
         free(m->labels[i].key);
         free(m->labels[i].value);

@@ -32,6 +32,10 @@ typedef struct cf_label {
     char *key, *value;
 } cf_label;
 
+typedef struct cf_manifest_skipped {
+    char *path, *error;                 /* relative to the source; strerror() text */
+} cf_manifest_skipped;
+
 typedef struct cf_manifest_encryption {
     /* alg "aes-256-gcm-stream", kdf "hkdf-sha256": the only ones, so not fields here. */
     unsigned char salt[CF_ARCHIVE_SALT_LEN];  /* HKDF salt of this snapshot */
@@ -50,6 +54,11 @@ typedef struct cf_manifest {
         char *host;
         char *path;                     /* kind dir */
         char *command;                  /* kind stream; may be NULL (stdin) */
+        char **exclude;                 /* kind dir: the --exclude patterns */
+        size_t nexclude;
+        int one_file_system;            /* kind dir */
+        cf_manifest_skipped *skipped;   /* kind dir: left out, unreadable (--allow-unreadable) */
+        size_t nskipped;
     } source;
     cf_label *labels;
     size_t nlabels;

@@ -3,10 +3,14 @@
  */
 #include "archive/tar.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -43,34 +47,73 @@ static int la_fail(cf_err *err, int cb_rc, const cf_err *cb_err, struct archive 
                       "%s \"%s\": %s", what, name, archive_error_string(a) ? archive_error_string(a) : "failed");
 }
 
-int cf_tar_write_dir(const char *dir, cf_archive_sink_fn sink, void *sink_ctx, uint64_t *files,
-                     cf_err *err)
+static int excluded(const cf_tar_write_opts *o, const char *rel, int is_dir)
 {
-    wctx w = {.sink = sink, .ctx = sink_ctx};
-    struct archive *out = archive_write_new(), *disk = archive_read_disk_new();
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    for (size_t i = 0; o && i < o->nexclude; i++) {
+        char pat[4096];
+        const char *p = o->exclude[i];
+        while (*p == '/')
+            p++;
+        size_t n = strlen(p);
+        if (n >= sizeof pat)
+            continue;
+        memcpy(pat, p, n + 1);
+        if (n && pat[n - 1] == '/') {
+            if (!is_dir)
+                continue;
+            pat[--n] = '\0';
+        }
+        int anchored = strchr(o->exclude[i], '/') && strchr(o->exclude[i], '/')[1] != '\0';
+        if (n && fnmatch(pat, anchored ? rel : base, anchored ? FNM_PATHNAME : 0) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* An unreadable entry: an error naming it, or, when allowed, a note and a skip (returns 1). */
+static int unreadable(const cf_tar_write_opts *o, const char *rel, int e, cf_err *err)
+{
+    if (!o || !o->allow_unreadable)
+        return cf_err_sys(err, CF_EUNREADABLE, e,
+                          "cannot read \"%s\"; no snapshot was created (--allow-unreadable stores the rest "
+                          "and lists what was left out)",
+                          rel);
+    int rc = o->skipped ? o->skipped(o->skipped_ctx, rel, strerror(e)) : 0;
+    return rc ? cf_err_set(err, rc, "stopped at \"%s\"", rel) : 1;
+}
+
+/*
+ * The walk behind cf_tar_write_dir (out set) and cf_tar_measure (out NULL): libarchive's
+ * directory reader, not following symlinks, with our exclusions, mount-point and readability
+ * rules applied before an entry is written, so that a left-out entry leaves no trace.
+ */
+static int walk(const char *dir, const cf_tar_write_opts *o, struct archive *out, wctx *w, uint64_t *files,
+                uint64_t *bytes, cf_err *err)
+{
+    struct archive *disk = archive_read_disk_new();
     struct archive_entry *e = archive_entry_new();
-    struct archive_entry_linkresolver *links = archive_entry_linkresolver_new();
-    char *buf = malloc(1 << 16);
-    uint64_t count = 0;
+    struct archive_entry_linkresolver *links = out ? archive_entry_linkresolver_new() : NULL;
+    char *buf = out ? malloc(1 << 16) : NULL;
+    uint64_t count = 0, data = 0;
     int rc = 0;
     size_t dlen = strlen(dir);
     while (dlen > 1 && dir[dlen - 1] == '/')
         dlen--;
-    if (!out || !disk || !e || !links || !buf) {
+    if (!disk || !e || (out && (!links || !buf))) {
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
         goto out;
     }
-    archive_write_set_format_pax_restricted(out);
-    archive_entry_linkresolver_set_strategy(links, archive_format(out));
-    /* Blocks of 64 KiB rather than tar's 10 KiB records: fewer sink calls, same stream. */
-    archive_write_set_bytes_per_block(out, 1 << 16);
-    archive_write_set_bytes_in_last_block(out, 1);
-    if (archive_write_open2(out, &w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK) {
-        rc = la_fail(err, w.rc, &w.err, out, "cannot start the tar stream for", dir);
-        goto out;
-    }
+    if (out)
+        archive_entry_linkresolver_set_strategy(links, archive_format(out));
     archive_read_disk_set_symlink_physical(disk);
     archive_read_disk_set_standard_lookup(disk);
+    struct stat root;
+    if (stat(dir, &root) != 0) {
+        rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot open directory \"%s\"", dir);
+        goto out;
+    }
     if (archive_read_disk_open(disk, dir) != ARCHIVE_OK) {
         rc = la_fail(err, 0, NULL, disk, "cannot open directory", dir);
         goto out;
@@ -80,20 +123,70 @@ int cf_tar_write_dir(const char *dir, cf_archive_sink_fn sink, void *sink_ctx, u
         int r = archive_read_next_header2(disk, e);
         if (r == ARCHIVE_EOF)
             break;
+        const char *path = archive_entry_pathname(e);
+        /* FAILED is one entry libarchive could not open for its metadata (sparse map, ACLs):
+         * an unreadable file, named relative to dir like every other. */
+        if (r == ARCHIVE_FAILED && !out)
+            continue; /* measuring: an estimate, and the real walk reports it */
+        if (r == ARCHIVE_FAILED && path && strncmp(path, dir, dlen) == 0 && path[dlen] == '/') {
+            int e_no = archive_errno(disk) > 0 ? archive_errno(disk) : EIO;
+            if ((rc = unreadable(o, path + dlen + 1, e_no, err)) < 0)
+                goto out;
+            rc = 0;
+            continue;
+        }
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            rc = la_fail(err, 0, NULL, disk, "cannot read", dir);
+            rc = la_fail(err, 0, NULL, disk, "cannot read", path ? path : dir);
             goto out;
         }
-        archive_read_disk_descend(disk);
-        const char *path = archive_entry_pathname(e);
         if (strncmp(path, dir, dlen) != 0 || (path[dlen] != '/' && path[dlen] != '\0'))
             continue; /* cannot happen: the walk stays under dir */
-        if (path[dlen] == '\0')
-            continue; /* the root itself: the destination directory stands for it */
+        int is_dir = archive_entry_filetype(e) == AE_IFDIR;
+        if (path[dlen] == '\0') {
+            archive_read_disk_descend(disk); /* the root: the destination directory stands for it */
+            continue;
+        }
         char *rel = strdup(path + dlen + 1);
         if (!rel) {
             rc = cf_err_set(err, CF_ENOMEM, "out of memory");
             goto out;
+        }
+        int fd = -1;
+        if (excluded(o, rel, is_dir)) {
+            free(rel);
+            continue;
+        }
+        if (is_dir) {
+            int other_fs = o && o->one_file_system && archive_entry_dev(e) != root.st_dev;
+            DIR *probe = other_fs ? NULL : opendir(path);
+            /* A mount point (one_file_system) or an unreadable directory (allowed) is stored
+             * as an empty directory: not descended into. */
+            if (probe)
+                archive_read_disk_descend(disk);
+            if (!other_fs && out && !probe && (rc = unreadable(o, rel, errno, err)) < 0) {
+                free(rel);
+                goto out;
+            }
+            rc = 0;
+            if (probe)
+                closedir(probe);
+        } else if (out && archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0) {
+            fd = open(archive_entry_sourcepath(e), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) {
+                rc = unreadable(o, rel, errno, err);
+                free(rel);
+                if (rc < 0)
+                    goto out;
+                rc = 0;
+                continue;
+            }
+        }
+        count++;
+        if (archive_entry_filetype(e) == AE_IFREG)
+            data += (uint64_t)archive_entry_size(e);
+        if (!out) {
+            free(rel);
+            continue;
         }
         archive_entry_set_pathname(e, rel);
         free(rel);
@@ -102,51 +195,80 @@ int cf_tar_write_dir(const char *dir, cf_archive_sink_fn sink, void *sink_ctx, u
         struct archive_entry *cur = e, *spare = NULL;
         archive_entry_linkify(links, &cur, &spare);
         if (cur != e || spare) {
+            if (fd >= 0)
+                close(fd);
             rc = cf_err_set(err, CF_EINTERNAL, "hard link resolution deferred \"%s\"", path);
             goto out;
         }
         if (archive_write_header(out, e) < ARCHIVE_WARN) {
-            rc = la_fail(err, w.rc, &w.err, out, "cannot write the tar header of", path);
+            if (fd >= 0)
+                close(fd);
+            rc = la_fail(err, w->rc, &w->err, out, "cannot write the tar header of", path);
             goto out;
         }
-        count++;
-        if (archive_entry_filetype(e) != AE_IFREG || archive_entry_size(e) == 0)
+        if (fd < 0)
             continue;
-        const char *src = archive_entry_sourcepath(e);
-        FILE *f = fopen(src, "rb");
-        if (!f) {
-            rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot open \"%s\"", src);
-            goto out;
-        }
-        size_t n;
-        while ((n = fread(buf, 1, 1 << 16, f)) > 0) {
-            if (archive_write_data(out, buf, n) < 0) {
-                fclose(f);
-                rc = la_fail(err, w.rc, &w.err, out, "cannot write the data of", src);
+        /* A hard link's later names carry no data: their size is 0 after linkify. */
+        ssize_t n = 0;
+        while (archive_entry_size(e) > 0 && (n = read(fd, buf, 1 << 16)) != 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0)
+                break;
+            if (archive_write_data(out, buf, (size_t)n) < 0) {
+                close(fd);
+                rc = la_fail(err, w->rc, &w->err, out, "cannot write the data of", path);
                 goto out;
             }
         }
-        int bad = ferror(f);
-        fclose(f);
-        if (bad) {
-            rc = cf_err_set(err, CF_EIO, "cannot read \"%s\"", src);
+        int read_errno = n < 0 ? errno : 0;
+        close(fd);
+        if (read_errno) {
+            rc = cf_err_sys(err, CF_EIO, read_errno, "cannot read \"%s\"", path);
             goto out;
         }
     }
-    if (archive_write_close(out) != ARCHIVE_OK)
-        rc = la_fail(err, w.rc, &w.err, out, "cannot finish the tar stream of", dir);
 out:
     if (files)
         *files = count;
+    if (bytes)
+        *bytes = data;
     archive_entry_free(e);
     if (links)
         archive_entry_linkresolver_free(links);
     if (disk)
         archive_read_free(disk);
-    if (out)
-        archive_write_free(out);
     free(buf);
     return rc;
+}
+
+int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sink_fn sink, void *sink_ctx,
+                     uint64_t *files, cf_err *err)
+{
+    wctx w = {.sink = sink, .ctx = sink_ctx};
+    struct archive *out = archive_write_new();
+    if (files)
+        *files = 0;
+    if (!out)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    archive_write_set_format_pax_restricted(out);
+    /* Blocks of 64 KiB rather than tar's 10 KiB records: fewer sink calls, same stream. */
+    archive_write_set_bytes_per_block(out, 1 << 16);
+    archive_write_set_bytes_in_last_block(out, 1);
+    int rc = 0;
+    if (archive_write_open2(out, &w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK)
+        rc = la_fail(err, w.rc, &w.err, out, "cannot start the tar stream for", dir);
+    if (!rc)
+        rc = walk(dir, o, out, &w, files, NULL, err);
+    if (!rc && archive_write_close(out) != ARCHIVE_OK)
+        rc = la_fail(err, w.rc, &w.err, out, "cannot finish the tar stream of", dir);
+    archive_write_free(out);
+    return rc;
+}
+
+int cf_tar_measure(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files, cf_err *err)
+{
+    return walk(dir, o, NULL, NULL, files, bytes, err);
 }
 
 typedef struct rctx {

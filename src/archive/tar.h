@@ -16,10 +16,31 @@
 #include "archive/chunk.h"
 #include "core/err.h"
 
-/* Writes a pax tar stream of everything under dir to sink; *files (may be NULL) receives the
- * number of entries. */
-int cf_tar_write_dir(const char *dir, cf_archive_sink_fn sink, void *sink_ctx, uint64_t *files,
-                     cf_err *err);
+/* What a directory snapshot leaves out. */
+typedef struct cf_tar_write_opts {
+    /* Shell patterns (fnmatch). One without a '/' matches an entry's name at any depth
+     * ("*.log", "cache"); one with a '/' matches the whole path relative to the source
+     * ("db/tmp", "/lock": a leading '/' anchors at the source, as it must anyway). A trailing '/'
+     * matches directories only. An excluded directory's contents are not walked. */
+    const char *const *exclude;
+    size_t nexclude;
+    int one_file_system;  /* store mount points found inside as empty directories */
+    /* A file or directory that cannot be read (permission, vanished) fails the walk, naming
+     * it, unless allow_unreadable: it is then left out (a directory stays, empty) and told
+     * to skipped, whose nonzero return stops the walk. */
+    int allow_unreadable;
+    int (*skipped)(void *ctx, const char *path, const char *why);
+    void *skipped_ctx;
+} cf_tar_write_opts;
+
+/* Writes a pax tar stream of everything under dir to sink; o may be NULL (everything).
+ * *files (may be NULL) receives the number of entries. */
+int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sink_fn sink, void *sink_ctx,
+                     uint64_t *files, cf_err *err);
+
+/* Walks dir as cf_tar_write_dir would, reading no file data: the bytes of file data and the
+ * entries it would store, so that progress can show how much is left. */
+int cf_tar_measure(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files, cf_err *err);
 
 /* Supplies tar bytes on demand: *p borrowed until the next call, *n = 0 at the end.
  * cf_archive_reader_next has this shape, so restore is cf_tar_extract(dest, reader_pull, r). */

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
 
 #include "cli/cli.h"
 #include "core/duration.h"
@@ -20,9 +23,11 @@
 static const char snapshot_usage[] =
     "usage: coffer snapshot create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
     "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F | --passphrase-file F]\n"
-    "                                        [--label KEY=VALUE]...\n"
+    "                                        [--label KEY=VALUE]... [--exclude PATTERN]... [--one-file-system]\n"
+    "                                        [--allow-unreadable] [--json] [--no-progress]\n"
     "       coffer snapshot ls REPO [--json]\n"
     "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
+    "                                        [--json] [--no-progress]\n"
     "       coffer snapshot verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"
     "       coffer snapshot show REPO[@ID|@latest]\n"
     "       coffer snapshot rm REPO@ID\n"
@@ -34,9 +39,21 @@ static const char snapshot_usage[] =
     "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
     "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n"
     "--metrics-file PATH writes Prometheus textfile metrics of the run (for node_exporter).\n"
-    "Exit codes: 0 done, 1 failed, 2 bad command line, 3 no such snapshot, 4 wrong key or damaged data.\n";
+    "A progress bar goes to standard error when it is a terminal (--no-progress: never).\n"
+    "Exit codes: 0 done; 1 failed (I/O, network, a command that failed); 2 bad command line or\n"
+    "repository, or a destination that is not empty; 3 no such snapshot; 4 damaged data (checksum,\n"
+    "truncated or corrupt archive or manifest); 5 wrong or missing key or passphrase; 6 no such\n"
+    "bucket; 7 access denied (bad credentials, no permission); 8 a source file cannot be read.\n";
 
-enum { EXIT_NOT_FOUND = 3, EXIT_INTEGRITY = 4 };
+/* docs/SNAPSHOTS.md lists these; scripts depend on them, so they never change meaning. */
+enum {
+    EXIT_NOT_FOUND = 3,
+    EXIT_DAMAGED = 4,
+    EXIT_KEY = 5,
+    EXIT_NO_BUCKET = 6,
+    EXIT_DENIED = 7,
+    EXIT_UNREADABLE = 8
+};
 
 typedef struct snap_opts {
     cf_s3c_flags s3;
@@ -49,19 +66,92 @@ typedef struct snap_opts {
     int64_t grace_s;
     int dry_run, all;
     const char *from_command, *to_command, *metrics_file;
+    const char *exclude[256];
+    size_t nexclude;
+    int one_file_system, allow_unreadable, no_progress;
 } snap_opts;
 
-static int exit_for(int rc)
+/* The S3 answer behind an error tells a missing bucket from a missing snapshot, and refused
+ * credentials from a wrong encryption key (both CF_EAUTH). */
+static int exit_for(int rc, const cf_s3c *client)
 {
+    const cf_s3c_status *st = client ? cf_s3c_last_status(client) : NULL;
+    int s3_refused = st && (st->http_status == 401 || st->http_status == 403);
     switch (rc) {
-    case CF_ENOTFOUND: return EXIT_NOT_FOUND;
-    case CF_EAUTH:
+    case CF_ENOTFOUND: return st && !strcmp(st->code, "NoSuchBucket") ? EXIT_NO_BUCKET : EXIT_NOT_FOUND;
+    case CF_EAUTH: return s3_refused ? EXIT_DENIED : EXIT_KEY;
+    case CF_EDENIED: return EXIT_DENIED;
     case CF_EDIGEST:
-    case CF_ECORRUPT: return EXIT_INTEGRITY;
+    case CF_ECORRUPT: return EXIT_DAMAGED;
+    case CF_EUNREADABLE: return EXIT_UNREADABLE;
     case CF_EINVAL:
     case CF_EEXISTS: return CF_EXIT_USAGE;
     default: return CF_EXIT_FAILURE;
     }
+}
+
+/* ---- progress on a terminal ---- */
+
+typedef struct progress {
+    int on;
+    double t0, last;
+    uint64_t done, total;
+    const char *verb;
+} progress;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void human(double bytes, char *out, size_t n)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 5) {
+        bytes /= 1024;
+        u++;
+    }
+    snprintf(out, n, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
+}
+
+static void progress_draw(progress *p, int final)
+{
+    double t = now_s(), el = t - p->t0;
+    char done[32], total[32], rate[32], eta[32] = "";
+    human((double)p->done, done, sizeof done);
+    human(el > 0 ? (double)p->done / el : 0, rate, sizeof rate);
+    if (p->total && !final) {
+        uint64_t d = p->done < p->total ? p->done : p->total;
+        double left = d && el > 0 ? (double)(p->total - d) / ((double)d / el) : 0;
+        human((double)p->total, total, sizeof total);
+        if (d)
+            snprintf(eta, sizeof eta, "  ETA %d:%02d", (int)left / 60, (int)left % 60);
+        fprintf(stderr, "\r\033[K%s %s / %s  %3d%%  %s/s%s", p->verb, done, total,
+                (int)(100.0 * (double)d / (double)p->total), rate, eta);
+    } else {
+        fprintf(stderr, "\r\033[K%s %s  %s/s%s", p->verb, done, rate, final ? "\n" : "");
+    }
+    fflush(stderr);
+    p->last = t;
+}
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    progress *p = ctx;
+    p->done = done;
+    p->total = total;
+    if (p->on && now_s() - p->last >= 0.25)
+        progress_draw(p, 0);
+}
+
+static void on_skipped(void *ctx, const char *path, const char *why)
+{
+    progress *p = ctx;
+    fprintf(stderr, "%scoffer snapshot create: left out \"%s\" (cannot read: %s)\n", p->on ? "\r\033[K" : "", path,
+            why);
 }
 
 static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **client, cf_repo **repo, cf_err *err)
@@ -114,13 +204,20 @@ static int print_entry(void *ctx, const cf_manifest *m)
     gmtime_r(&m->created, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (o->json) {
-        printf("{\"id\":\"%s\",\"namespace\":\"%s\",\"created\":\"%s\",\"size\":%llu,\"raw_size\":%llu,"
-               "\"files\":%llu,\"encrypted\":%s,\"labels\":{",
-               m->id, m->ns, when, (unsigned long long)m->archive.size, (unsigned long long)m->archive.raw_size,
-               (unsigned long long)m->archive.files, m->encryption ? "true" : "false");
+        json_t *labels = json_object();
         for (size_t i = 0; i < m->nlabels; i++)
-            printf("%s\"%s\":\"%s\"", i ? "," : "", m->labels[i].key, m->labels[i].value);
-        printf("}}\n");
+            json_object_set_new(labels, m->labels[i].key, json_string(m->labels[i].value));
+        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s, s:o}", "id", m->id, "namespace", m->ns,
+                              "created", when, "size", (json_int_t)m->archive.size, "raw_size",
+                              (json_int_t)m->archive.raw_size, "files", (json_int_t)m->archive.files, "encrypted",
+                              m->encryption != NULL, "compression", cf_codec_name(m->archive.compression),
+                              "labels", labels);
+        char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(j);
+        if (!text)
+            return CF_ENOMEM;
+        printf("%s\n", text);
+        free(text);
     } else {
         printf("%-21s  %s  %12llu  %12llu  %s", m->id, when, (unsigned long long)m->archive.size,
                (unsigned long long)m->archive.raw_size, m->encryption ? "enc" : "-");
@@ -175,6 +272,22 @@ static void write_metrics(const char *path, const char *verb, const char *ns, in
     /* Atomic: node_exporter must never read half a file. */
     if (n > 0 && (size_t)n < sizeof buf && cf_fs_write_atomic(path, buf, (size_t)n, 0644, &err) != 0)
         fprintf(stderr, "coffer snapshot: cannot write --metrics-file: %s\n", err.msg);
+}
+
+/* The --json answer of create and restore: one object on standard output. */
+static void print_result(const char *what, const char *id, const char *ns, const char *repo,
+                         const cf_snapshot_stats *st, double secs)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f}", "result", what, "id", id,
+                          "namespace", ns, "repository", repo, "raw_bytes", (json_int_t)st->raw_bytes,
+                          "stored_bytes", (json_int_t)st->stored_bytes, "files", (json_int_t)st->files,
+                          "skipped", (json_int_t)st->skipped, "seconds", secs, "raw_bytes_per_second",
+                          secs > 0 ? (double)st->raw_bytes / secs : 0.0);
+    char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text)
+        printf("%s\n", text);
+    free(text);
+    json_decref(j);
 }
 
 static void print_fate(void *ctx, const char *id, const char *reasons)
@@ -258,7 +371,9 @@ int cf_cmd_snapshot(int argc, char **argv)
         {"keep-within", required_argument, NULL, 7}, {"grace", required_argument, NULL, 8},
         {"dry-run", no_argument, NULL, 9}, {"all", no_argument, NULL, 10},
         {"from-command", required_argument, NULL, 11}, {"to-command", required_argument, NULL, 12},
-        {"metrics-file", required_argument, NULL, 13},
+        {"metrics-file", required_argument, NULL, 13}, {"exclude", required_argument, NULL, 14},
+        {"one-file-system", no_argument, NULL, 15}, {"allow-unreadable", no_argument, NULL, 16},
+        {"no-progress", no_argument, NULL, 17},
         {NULL, 0, NULL, 0},
     };
     snap_opts o = {0};
@@ -309,6 +424,16 @@ int cf_cmd_snapshot(int argc, char **argv)
         case 11: o.from_command = optarg; break;
         case 12: o.to_command = optarg; break;
         case 13: o.metrics_file = optarg; break;
+        case 14:
+            if (!*optarg || o.nexclude == sizeof o.exclude / sizeof o.exclude[0]) {
+                fprintf(stderr, "coffer snapshot: --exclude takes a non-empty pattern (at most 256)\n");
+                return CF_EXIT_USAGE;
+            }
+            o.exclude[o.nexclude++] = optarg;
+            break;
+        case 15: o.one_file_system = 1; break;
+        case 16: o.allow_unreadable = 1; break;
+        case 17: o.no_progress = 1; break;
         case 'h': fputs(snapshot_usage, stdout); return CF_EXIT_OK;
         default: fputs(snapshot_usage, stderr); return CF_EXIT_USAGE;
         }
@@ -350,6 +475,7 @@ int cf_cmd_snapshot(int argc, char **argv)
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     signal(SIGPIPE, SIG_IGN); /* a --to-command that exits early is an error, not our death */
+    progress bar = {.t0 = now_s(), .verb = verb, .on = !o.no_progress && !o.json && isatty(2)};
     int rc = open_repo(&ref, &o, &client, &repo, &err);
     if (!rc && !strcmp(verb, "create")) {
         cf_snapshot_create_opts co = {0};
@@ -368,14 +494,28 @@ int cf_cmd_snapshot(int argc, char **argv)
         co.secret = &secret;
         co.labels = o.labels;
         co.nlabels = o.nlabels;
+        co.exclude = o.exclude;
+        co.nexclude = o.nexclude;
+        co.one_file_system = o.one_file_system;
+        co.allow_unreadable = o.allow_unreadable;
+        co.skipped = on_skipped;
+        co.progress = bar.on ? on_progress : NULL; /* the bar measures the source first */
+        co.cb_ctx = &bar;
         char id[CF_SNAPSHOT_ID_LEN + 1];
-        if (!rc && !(rc = cf_snapshot_create(repo, ref.ns, &co, id, &stats, &err)))
+        if (!rc)
+            rc = cf_snapshot_create(repo, ref.ns, &co, id, &stats, &err);
+        if (bar.on)
+            progress_draw(&bar, 1);
+        if (!rc && o.json)
+            print_result("created", id, ref.ns, cf_repo_name(repo), &stats, now_s() - bar.t0);
+        else if (!rc)
             printf("%s\n", id);
     } else if (!rc && !strcmp(verb, "ls")) {
         rc = cf_snapshot_list(repo, ref.ns, print_entry, &o, &err);
     } else if (!rc && !strcmp(verb, "rm")) {
         if (!ref.id[0]) {
-            fprintf(stderr, "coffer snapshot rm: name the snapshot: %s@ID\n", repo_text);
+            fprintf(stderr, "coffer snapshot rm: name the snapshot: %.*s@ID (see coffer snapshot ls)\n",
+                    (int)strcspn(repo_text, "@"), repo_text);
             rc = CF_EINVAL;
         } else if (!(rc = cf_snapshot_remove(repo, ref.ns, ref.id, &err))) {
             printf("removed %s\n", ref.id);
@@ -391,14 +531,28 @@ int cf_cmd_snapshot(int argc, char **argv)
     } else if (!rc && !strcmp(verb, "prune")) {
         size_t swept = 0;
         rc = cf_snapshot_prune(repo, ref.ns, &o.keep, o.grace_s, o.dry_run, print_fate, &o, &swept, &err);
+        if (rc == CF_ENOTSUP) {
+            /* The snapshots are pruned; only the sweep for leftovers (ListMultipartUploads)
+             * is something this endpoint does not offer. */
+            fprintf(stderr, "coffer snapshot prune: warning: cannot look for interrupted uploads: %s\n", err.msg);
+            rc = 0;
+        }
         if (!rc && swept)
             printf("removed %zu leftover(s) of interrupted writes\n", swept);
-    } else if (!rc && o.to_command) {
-        rc = cf_snapshot_restore_to_command(repo, ref.ns, ref.id[0] ? ref.id : NULL, o.to_command,
-                                            &secret, &err);
     } else if (!rc) {
-        rc = cf_snapshot_restore(repo, ref.ns, ref.id[0] ? ref.id : NULL, args[2], o.force, &secret,
-                                 stdout, &err);
+        cf_snapshot_restore_opts ro = {ref.id[0] ? ref.id : NULL, o.force, &secret,
+                                       bar.on ? on_progress : NULL, &bar};
+        char id[CF_SNAPSHOT_ID_LEN + 1] = "";
+        int to_stdout = !o.to_command && !strcmp(args[2], "-");
+        if (o.to_command)
+            rc = cf_snapshot_restore_to_command(repo, ref.ns, o.to_command, &ro, id, &stats, &err);
+        else
+            rc = cf_snapshot_restore(repo, ref.ns, args[2], stdout, &ro, id, &stats, &err);
+        if (bar.on)
+            progress_draw(&bar, 1);
+        /* With "-" the restored bytes own standard output. */
+        if (!rc && o.json && !to_stdout)
+            print_result("restored", id, ref.ns, cf_repo_name(repo), &stats, now_s() - bar.t0);
     }
     if (o.metrics_file)
         write_metrics(o.metrics_file, verb, ref.ns, rc, &t0, &stats);
@@ -407,11 +561,12 @@ int cf_cmd_snapshot(int argc, char **argv)
         memset(pass, 0, strlen(pass));
     free(pass);
     cf_repo_close(repo);
+    int code = rc ? exit_for(rc, client) : CF_EXIT_OK;
     cf_s3c_free(client);
     if (rc) {
         if (err.msg[0])
             fprintf(stderr, "coffer snapshot %s: %s\n", verb, err.msg);
-        return exit_for(rc);
+        return code;
     }
     return CF_EXIT_OK;
 }

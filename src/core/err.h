@@ -28,6 +28,7 @@
     XX(PRECOND,   "precondition failed")                              \
     XX(NOTSUP,    "not supported")                                    \
     XX(AGAIN,     "temporarily unavailable, try again")               \
+    XX(UNREADABLE, "a source file cannot be read")                    \
     XX(INTERNAL,  "internal error")
 
 typedef enum cf_errcode {

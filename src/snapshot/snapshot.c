@@ -22,6 +22,10 @@
 typedef struct create_ctx {
     cf_archive_writer *aw;
     cf_repo_writer *rw;
+    const cf_snapshot_create_opts *o;
+    uint64_t done, total;
+    cf_manifest_skipped *skipped;
+    size_t nskipped, cap_skipped;
 } create_ctx;
 
 static int to_repo(void *ctx, const void *p, size_t n, cf_err *err)
@@ -31,7 +35,34 @@ static int to_repo(void *ctx, const void *p, size_t n, cf_err *err)
 
 static int to_archive(void *ctx, const void *p, size_t n, cf_err *err)
 {
-    return cf_archive_writer_write(((create_ctx *)ctx)->aw, p, n, err);
+    create_ctx *c = ctx;
+    int rc = cf_archive_writer_write(c->aw, p, n, err);
+    c->done += n;
+    if (!rc && c->o->progress)
+        c->o->progress(c->o->cb_ctx, c->done, c->total);
+    return rc;
+}
+
+static int note_skipped(void *ctx, const char *path, const char *why)
+{
+    create_ctx *c = ctx;
+    if (c->nskipped == c->cap_skipped) {
+        size_t cap = c->cap_skipped ? 2 * c->cap_skipped : 16;
+        cf_manifest_skipped *v = realloc(c->skipped, cap * sizeof *v);
+        if (!v)
+            return CF_ENOMEM;
+        c->skipped = v;
+        c->cap_skipped = cap;
+    }
+    cf_manifest_skipped *k = &c->skipped[c->nskipped];
+    if (!(k->path = strdup(path)) || !(k->error = strdup(why))) {
+        free(k->path);
+        return CF_ENOMEM;
+    }
+    c->nskipped++;
+    if (c->o->skipped)
+        c->o->skipped(c->o->cb_ctx, path, why);
+    return 0;
 }
 
 static int copy_fd(create_ctx *c, int fd, const char *what, cf_err *err)
@@ -86,6 +117,20 @@ static int copy_command(create_ctx *c, const char *command, cf_err *err)
     return rc;
 }
 
+/* One worker per core, as many as fit the default memory budget: the chunk writer holds
+ * (2N + 1) x 2 x chunk bytes, and the whole create must stay under 256 MiB by default
+ * (docs/SNAPSHOTS.md), the upload's buffers included. */
+#define CREATE_COMPRESS_BUDGET ((size_t)144 << 20)
+
+static unsigned default_compress_threads(size_t chunk_size)
+{
+    size_t chunk = chunk_size ? chunk_size : CF_ARCHIVE_DEFAULT_CHUNK;
+    size_t slots = CREATE_COMPRESS_BUDGET / (2 * chunk);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t fit = slots >= 3 ? (slots - 1) / 2 : 1;
+    return (unsigned)(cores < 1 ? 1 : (size_t)cores < fit ? (size_t)cores : fit);
+}
+
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
 {
@@ -93,8 +138,13 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     struct stat st;
     if (!stream && (stat(o->source, &st) != 0 || !S_ISDIR(st.st_mode)))
         return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)", o->source);
+    uint64_t total = 0;
+    cf_tar_write_opts measure = {o->exclude, o->nexclude, o->one_file_system, 1, NULL, NULL};
+    int rc = !stream && o->progress ? cf_tar_measure(o->source, &measure, &total, NULL, err) : 0;
+    if (rc)
+        return rc;
     time_t now = (time_t)cf_clock_now();
-    int rc = cf_snapshot_id_new(now, id_out, err);
+    rc = cf_snapshot_id_new(now, id_out, err);
     if (rc)
         return rc;
     cf_archive_key akey;
@@ -128,9 +178,10 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     snprintf(mkey_name, sizeof mkey_name, "%s/%s.json", ns, id_out);
     gethostname(host, sizeof host - 1);
 
-    create_ctx c = {0};
+    create_ctx c = {.o = o, .total = total};
+    cf_tar_write_opts to = {o->exclude, o->nexclude, o->one_file_system, o->allow_unreadable, note_skipped, &c};
     cf_archive_writer_opts wo = {{o->codec, o->level, encrypted ? &akey : NULL}, o->chunk_size,
-                                 o->threads ? o->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN)};
+                                 o->threads ? o->threads : default_compress_threads(o->chunk_size)};
     cf_archive_result res;
     uint64_t files = 0;
     rc = cf_repo_writer_begin(repo, akey_name, &c.rw, err);
@@ -138,7 +189,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     if (!rc)
         rc = o->command ? copy_command(&c, o->command, err)
            : stream     ? copy_fd(&c, 0, "standard input", err)
-                        : cf_tar_write_dir(o->source, to_archive, &c, &files, err);
+                        : cf_tar_write_dir(o->source, &to, to_archive, &c, &files, err);
     if (!rc) rc = cf_archive_writer_finish(c.aw, &res, err);
     if (!rc) {
         rc = cf_repo_writer_commit(c.rw, err);
@@ -157,6 +208,11 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         char abs[PATH_MAX];
         m.source.path = stream ? NULL : realpath(o->source, abs) ? abs : (char *)o->source;
         m.source.command = (char *)o->command;
+        m.source.exclude = (char **)o->exclude;
+        m.source.nexclude = o->nexclude;
+        m.source.one_file_system = o->one_file_system;
+        m.source.skipped = c.skipped;
+        m.source.nskipped = c.nskipped;
         m.labels = (cf_label *)o->labels;
         m.nlabels = o->nlabels;
         m.archive.key = akey_name;
@@ -172,7 +228,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.tool = "coffer " COFFER_VERSION;
         rc = cf_manifest_write(&m, &json, &jlen, err);
         if (stats)
-            *stats = (cf_snapshot_stats){res.raw_size, res.size, files};
+            *stats = (cf_snapshot_stats){res.raw_size, res.size, files, c.nskipped};
     }
     /* The manifest last: from this write on, the snapshot exists. */
     cf_repo_writer *mw = NULL;
@@ -185,6 +241,11 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     cf_repo_writer_abort(mw);
     cf_repo_writer_abort(c.rw);
     cf_archive_writer_free(c.aw);
+    for (size_t i = 0; i < c.nskipped; i++) {
+        free(c.skipped[i].path);
+        free(c.skipped[i].error);
+    }
+    free(c.skipped);
     free(json);
     if (encrypted)
         cf_archive_key_cleanup(&akey);
@@ -265,30 +326,44 @@ int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void
 
 /* ---- restore ---- */
 
-typedef struct fetch_ctx {
+typedef struct archive_stream {
     cf_repo *repo;
     const char *key;
-    unsigned char *out;
-    size_t pos;
-} fetch_ctx;
+} archive_stream;
 
-static int fill(void *ctx, const void *p, size_t n, cf_err *err)
+static int stream_archive(void *ctx, cf_archive_sink_fn sink, void *sink_ctx, cf_err *err)
 {
-    (void)err;
-    fetch_ctx *f = ctx;
-    memcpy(f->out + f->pos, p, n);
-    f->pos += n;
-    return 0;
+    archive_stream *a = ctx;
+    return cf_repo_stream(a->repo, a->key, sink, sink_ctx, err);
 }
 
-static int fetch_chunk(void *ctx, uint64_t offset, uint64_t size, void *out, cf_err *err)
+/* One decoder per core: decompression is the restore's heaviest stage. */
+/* The reader holds 2N + 2 slots of one stored and one raw chunk; restore stays within this
+ * (docs/SNAPSHOTS.md, "Memory") whatever the machine. */
+#define RESTORE_DECODE_BUDGET ((uint64_t)192 << 20)
+
+static unsigned decode_threads(const cf_manifest *m)
 {
-    fetch_ctx *f = ctx;
-    f->out = out;
-    f->pos = 0;
-    int rc = cf_repo_get(f->repo, f->key, offset, size, fill, f, err);
-    if (!rc && f->pos != size)
-        rc = cf_err_set(err, CF_ECORRUPT, "archive '%s' is shorter than its manifest says", f->key);
+    uint64_t chunk = 1;
+    for (size_t i = 0; i < m->nchunks; i++) {
+        uint64_t c = m->chunks[i].raw_size > m->chunks[i].size ? m->chunks[i].raw_size : m->chunks[i].size;
+        chunk = c > chunk ? c : chunk;
+    }
+    uint64_t slots = RESTORE_DECODE_BUDGET / (2 * chunk), fit = slots >= 4 ? (slots - 2) / 2 : 1;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t cores = n < 1 ? 1 : (uint64_t)n;
+    return (unsigned)(cores < fit ? cores : fit);
+}
+
+/* Reads what the tar reader left after the end of the tar stream (its zero blocks, padding), so
+ * that every chunk and the archive's SHA-256 are checked before a restore counts as done. */
+static int read_to_end(cf_archive_reader *rd, cf_err *err)
+{
+    const void *p;
+    size_t n;
+    int rc;
+    while (!(rc = cf_archive_reader_next(rd, &p, &n, err)) && n)
+        ;
     return rc;
 }
 
@@ -367,10 +442,30 @@ static cf_archive_read_opts read_opts(const cf_manifest *m, const cf_archive_key
     return ro;
 }
 
-int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
-                        const cf_snapshot_secret *secret, FILE *out, cf_err *err)
+/* Counts what the consumer takes, for progress. */
+typedef struct counted_pull {
+    cf_archive_reader *rd;
+    const cf_snapshot_restore_opts *o;
+    uint64_t done, total;
+} counted_pull;
+
+static int pull_counted(void *ctx, const void **p, size_t *n, cf_err *err)
+{
+    counted_pull *c = ctx;
+    int rc = cf_archive_reader_next(c->rd, p, n, err);
+    c->done += rc ? 0 : *n;
+    if (!rc && c->o->progress)
+        c->o->progress(c->o->cb_ctx, c->done, c->total);
+    return rc;
+}
+
+int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out, const cf_snapshot_restore_opts *o,
+                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
 {
     latest_ctx latest = {""};
+    const char *id = o->id;
+    int force = o->force;
+    const cf_snapshot_secret *secret = o->secret;
     int rc = resolve_id(repo, ns, &id, &latest, err);
     if (rc)
         return rc;
@@ -391,14 +486,17 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
         return rc;
     }
     cf_archive_read_opts ro = read_opts(&m, &akey);
-    fetch_ctx f = {repo, m.archive.key, NULL, 0};
+    archive_stream as = {repo, m.archive.key};
     cf_archive_reader *rd = NULL;
-    rc = cf_archive_reader_new(&ro, m.chunks, m.nchunks, fetch_chunk, &f, &rd, err);
+    rc = cf_archive_reader_new_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as, &rd,
+                                      err);
+    counted_pull pull = {rd, o, 0, m.archive.raw_size};
+    uint64_t files = 0;
     char tmp[PATH_MAX] = "";
     if (!rc && to_stdout) {
         const void *p;
         size_t n;
-        while (!(rc = cf_archive_reader_next(rd, &p, &n, err)) && n)
+        while (!(rc = pull_counted(&pull, &p, &n, err)) && n)
             if (fwrite(p, 1, n, out) != n) {
                 rc = cf_err_sys(err, CF_EIO, errno, "cannot write the restored stream");
                 break;
@@ -414,7 +512,8 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
             /* A sibling, so that the final rename stays on one filesystem. */
             snprintf(tmp, sizeof tmp, "%s.coffer-restore-%02x%02x%02x%02x", dest, r[0], r[1], r[2], r[3]);
             rc = cf_fs_mkdirs(tmp, 0700, err);
-            if (!rc) rc = cf_tar_extract(tmp, cf_tar_pull_from_reader, rd, NULL, err);
+            if (!rc) rc = cf_tar_extract(tmp, pull_counted, &pull, &files, err);
+            if (!rc) rc = read_to_end(rd, err);
             /* The old destination moves aside and comes back if the new one cannot take its
              * place, so that there is always a whole tree at dest. */
             char old[PATH_MAX + 16] = "";
@@ -436,6 +535,10 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const cha
         }
     }
     cf_archive_reader_free(rd);
+    if (!rc && id_out)
+        snprintf(id_out, CF_SNAPSHOT_ID_LEN + 1, "%s", m.id);
+    if (!rc && stats)
+        *stats = (cf_snapshot_stats){m.archive.raw_size, m.archive.size, to_stdout ? m.archive.files : files, 0};
     if (m.encryption)
         cf_archive_key_cleanup(&akey);
     cf_manifest_cleanup(&m);
@@ -464,8 +567,9 @@ int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_s
     cf_archive_key akey;
     if (!(rc = snapshot_key(&m, secret, &akey, err))) {
         cf_archive_read_opts ro = read_opts(&m, &akey);
-        fetch_ctx f = {repo, m.archive.key, NULL, 0};
-        rc = cf_archive_read(&ro, m.chunks, m.nchunks, fetch_chunk, &f, discard, NULL, err);
+        archive_stream as = {repo, m.archive.key};
+        rc = cf_archive_read_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as, discard,
+                                    NULL, err);
         if (m.encryption)
             cf_archive_key_cleanup(&akey);
     }
@@ -577,13 +681,14 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     return rc;
 }
 
-int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id, const char *command,
-                                   const cf_snapshot_secret *secret, cf_err *err)
+int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *command,
+                                   const cf_snapshot_restore_opts *o, char id_out[CF_SNAPSHOT_ID_LEN + 1],
+                                   cf_snapshot_stats *stats, cf_err *err)
 {
     FILE *p = popen(command, "w");
     if (!p)
         return cf_err_sys(err, CF_EIO, errno, "cannot start '%s'", command);
-    int rc = cf_snapshot_restore(repo, ns, id, "-", 0, secret, p, err);
+    int rc = cf_snapshot_restore(repo, ns, "-", p, o, id_out, stats, err);
     int status = pclose(p);
     if (!rc && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
         rc = cf_err_set(err, CF_EIO, "command '%s' failed (status %d) while restoring", command,

@@ -37,11 +37,21 @@ typedef struct cf_snapshot_create_opts {
     const cf_snapshot_secret *secret; /* NULL: not encrypted */
     const cf_label *labels;
     size_t nlabels;
+    /* Directory sources: see cf_tar_write_opts (archive/tar.h). What allow_unreadable leaves
+     * out is listed in the manifest (source.skipped) and told to skipped. */
+    const char *const *exclude;
+    size_t nexclude;
+    int one_file_system, allow_unreadable;
+    void (*skipped)(void *ctx, const char *path, const char *why);
+    /* Called often (the callee throttles) with the raw bytes read so far and the expected
+     * total, 0 when unknown (a stream); a directory is measured first to know it. */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *cb_ctx;
 } cf_snapshot_create_opts;
 
 /* What a create or restore moved, for --metrics-file and --json. */
 typedef struct cf_snapshot_stats {
-    uint64_t raw_bytes, stored_bytes, files;
+    uint64_t raw_bytes, stored_bytes, files, skipped;
 } cf_snapshot_stats;
 
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
@@ -51,14 +61,25 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
 typedef int (*cf_snapshot_list_fn)(void *ctx, const cf_manifest *m);
 int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void *ctx, cf_err *err);
 
-/* id NULL: the latest. dest "-": the raw stream to out (stream snapshots, or the tar of a
- * directory snapshot). Otherwise dest must not exist or be an empty directory unless force. */
-int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *id, const char *dest, int force,
-                        const cf_snapshot_secret *secret, FILE *out, cf_err *err);
+typedef struct cf_snapshot_restore_opts {
+    const char *id;                    /* NULL: the latest */
+    int force;                         /* replace a non-empty destination directory */
+    const cf_snapshot_secret *secret;  /* NULL: the snapshot must not be encrypted */
+    /* As for create; total is the snapshot's raw size. */
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *cb_ctx;
+} cf_snapshot_restore_opts;
+
+/* dest "-": the raw stream to out (stream snapshots, or the tar of a directory snapshot).
+ * Otherwise dest must not exist or be an empty directory unless force. id_out (may be NULL)
+ * receives the id restored, stats (may be NULL) what it held. */
+int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out, const cf_snapshot_restore_opts *o,
+                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err);
 /* The raw stream of a snapshot into a shell command's standard input (restore --to-command);
  * fails when the command does. */
-int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *id, const char *command,
-                                   const cf_snapshot_secret *secret, cf_err *err);
+int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *command,
+                                   const cf_snapshot_restore_opts *o, char id_out[CF_SNAPSHOT_ID_LEN + 1],
+                                   cf_snapshot_stats *stats, cf_err *err);
 
 /* Downloads and checks a snapshot (every chunk's CRC32C, the archive's SHA-256, decryption and
  * decompression) without extracting it. */

@@ -123,6 +123,49 @@ static int read_archive(const cf_archive_read_opts *o, stored *s, cf_buf *out, c
     return cf_archive_read(o, s->chunks, s->nchunks, buf_fetch, &s->bytes, buf_sink, out, err);
 }
 
+/* An object delivered front to back in pieces, as cf_repo_stream does; len may differ from the
+ * table's total to play a truncated or extended object, fail_at injects a transport error. */
+typedef struct mem_stream {
+    const unsigned char *data;
+    size_t len, piece;
+    size_t fail_at;   /* SIZE_MAX: never */
+    size_t delivered; /* written by the producer thread, read after the reader is freed */
+    int refused;      /* the sink returned an error */
+} mem_stream;
+
+static mem_stream mem_stream_of(const stored *s, size_t piece)
+{
+    return (mem_stream){(const unsigned char *)s->bytes.data, s->bytes.len, piece, SIZE_MAX, 0, 0};
+}
+
+static int mem_stream_fn(void *ctx, cf_archive_sink_fn sink, void *sink_ctx, cf_err *err)
+{
+    mem_stream *m = ctx;
+    for (size_t off = 0; off < m->len;) {
+        size_t take = m->len - off < m->piece ? m->len - off : m->piece;
+        if (off < m->fail_at && off + take > m->fail_at)
+            take = m->fail_at - off;
+        if (off == m->fail_at)
+            return cf_err_set(err, CF_EIO, "test stream: connection reset at byte %zu", off);
+        if (sink(sink_ctx, m->data + off, take, err) != 0) {
+            m->refused = 1;
+            return err->code;
+        }
+        off += take;
+        m->delivered = off;
+    }
+    return 0;
+}
+
+static int read_archive_stream(const cf_archive_read_opts *o, stored *s, unsigned threads,
+                               size_t piece, cf_buf *out, cf_err *err)
+{
+    cf_buf_init(out, 64u << 20);
+    mem_stream m = mem_stream_of(s, piece);
+    return cf_archive_read_stream(o, s->chunks, s->nchunks, threads, mem_stream_fn, &m, buf_sink,
+                                  out, err);
+}
+
 static void test_key(cf_archive_key *k, unsigned char seed)
 {
     unsigned char raw[32], salt[32];
@@ -163,6 +206,14 @@ static void round_trip(cf_codec codec, const cf_archive_key *key, unsigned threa
     if (rc)
         fail_msg("%s/%s/%u threads/%zu bytes: %s", cf_codec_name(codec), key ? "sealed" : "plain",
                  threads, n, err.msg);
+    assert_int_equal(out.len, n);
+    if (n)
+        assert_memory_equal(out.data, raw, n);
+    cf_buf_cleanup(&out);
+    rc = read_archive_stream(&ro, &s, threads, 10007, &out, &err);
+    if (rc)
+        fail_msg("parallel %s/%s/%u threads/%zu bytes: %s", cf_codec_name(codec),
+                 key ? "sealed" : "plain", threads, n, err.msg);
     assert_int_equal(out.len, n);
     if (n)
         assert_memory_equal(out.data, raw, n);
@@ -303,6 +354,16 @@ static void expect_read_error(const cf_archive_read_opts *o, stored *s, int code
     if (rc != code || !strstr(err.msg, needle))
         fail_msg("want %s containing \"%s\", got %s: \"%s\"", cf_strerror(code), needle,
                  cf_strerror(rc), err.msg);
+    /* The parallel reader reports the same first error, whatever its threads. */
+    const unsigned threads[] = {0, 1, 3};
+    for (size_t t = 0; t < 3; t++) {
+        cf_err_clear(&err);
+        rc = read_archive_stream(o, s, threads[t], 4099, &out, &err);
+        cf_buf_cleanup(&out);
+        if (rc != code || !strstr(err.msg, needle))
+            fail_msg("parallel, %u threads: want %s containing \"%s\", got %s: \"%s\"",
+                     threads[t], cf_strerror(code), needle, cf_strerror(rc), err.msg);
+    }
 }
 
 static void test_flipped_byte_names_the_chunk(void **state)
@@ -578,6 +639,296 @@ static void test_sink_error_stops_the_writer(void **state)
     }
 }
 
+/* ---- the parallel reader ---- */
+
+/* Pulls to the end or the first error, checking each chunk against raw; counts what came. */
+static int pull_all(cf_archive_reader *r, const unsigned char *raw, size_t *chunks, size_t *bytes,
+                    cf_err *err)
+{
+    *chunks = *bytes = 0;
+    for (;;) {
+        const void *p;
+        size_t n;
+        int rc = cf_archive_reader_next(r, &p, &n, err);
+        if (rc || n == 0)
+            return rc;
+        assert_memory_equal(p, raw + *bytes, n);
+        ++*chunks;
+        *bytes += n;
+    }
+}
+
+static void test_parallel_reader_round_trip_chunk_and_thread_counts(void **state)
+{
+    (void)state;
+    const size_t nchunks[] = {1, 2, 5, 17};
+    const unsigned threads[] = {0, 1, 2, 3, 8};
+    const size_t pieces[] = {7, 65536, 1u << 20};
+    cf_archive_key key;
+    test_key(&key, 8);
+    for (size_t ci = 0; ci < 4; ci++) {
+        size_t n = nchunks[ci] * CHUNK - (ci % 2 ? 0 : 1000);
+        unsigned char *raw = compressible_data(n, ci);
+        for (int enc = 0; enc < 2; enc++) {
+            cf_archive_writer_opts wo = {.params = {.codec = CF_CODEC_ZSTD, .key = enc ? &key : NULL},
+                                         .chunk_size = CHUNK, .threads = 2};
+            stored s;
+            write_archive(&wo, raw, n, n, &s);
+            assert_int_equal(s.nchunks, nchunks[ci]);
+            cf_archive_read_opts ro = {.params = wo.params, .key_id = enc ? key.key_id : NULL,
+                                       .sha256 = s.sha256, .size = s.bytes.len, .raw_size = n};
+            for (size_t ti = 0; ti < 5; ti++) {
+                for (size_t pi = 0; pi < 3; pi++) {
+                    if (pieces[pi] == 7 && nchunks[ci] > 5)
+                        continue; /* byte-sized pieces over many chunks add time, not cover */
+                    mem_stream m = mem_stream_of(&s, pieces[pi]);
+                    cf_archive_reader *r;
+                    cf_err err;
+                    assert_int_equal(cf_archive_reader_new_stream(&ro, s.chunks, s.nchunks,
+                                                                  threads[ti], mem_stream_fn, &m,
+                                                                  &r, &err), 0);
+                    size_t got_chunks, got_bytes;
+                    int rc = pull_all(r, raw, &got_chunks, &got_bytes, &err);
+                    if (rc)
+                        fail_msg("%zu chunks, %u threads, pieces of %zu: %s", nchunks[ci],
+                                 threads[ti], pieces[pi], err.msg);
+                    assert_int_equal(got_chunks, nchunks[ci]);
+                    assert_int_equal(got_bytes, n);
+                    /* The end stays the end. */
+                    const void *p;
+                    size_t len;
+                    assert_int_equal(cf_archive_reader_next(r, &p, &len, &err), 0);
+                    assert_int_equal(len, 0);
+                    cf_archive_reader_free(r);
+                    assert_int_equal(m.delivered, s.bytes.len);
+                    assert_false(m.refused);
+                }
+            }
+            stored_cleanup(&s);
+        }
+        free(raw);
+    }
+    cf_archive_key_cleanup(&key);
+}
+
+static void test_parallel_reader_empty_archive(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < 4; c++) {
+        cf_archive_writer_opts wo = {.params = {.codec = codecs[c]}, .chunk_size = CHUNK};
+        stored s;
+        write_archive(&wo, (const unsigned char *)"", 0, 1, &s);
+        assert_int_equal(s.nchunks, 1);
+        cf_archive_read_opts ro = {.params = wo.params, .sha256 = s.sha256, .size = s.bytes.len};
+        cf_buf out;
+        cf_err err;
+        for (unsigned t = 0; t < 3; t++) {
+            int rc = read_archive_stream(&ro, &s, t, 100, &out, &err);
+            if (rc)
+                fail_msg("%s, %u threads: %s", cf_codec_name(codecs[c]), t, err.msg);
+            assert_int_equal(out.len, 0);
+            cf_buf_cleanup(&out);
+        }
+        stored_cleanup(&s);
+    }
+}
+
+/* Runs the parallel reader over m, expecting `before` whole chunks, then code with needle. */
+static void expect_pull_error(const cf_archive_read_opts *o, const stored *s, mem_stream *m,
+                              unsigned threads, const unsigned char *raw, size_t before, int code,
+                              const char *needle)
+{
+    cf_archive_reader *r;
+    cf_err err;
+    cf_err_clear(&err);
+    assert_int_equal(cf_archive_reader_new_stream(o, s->chunks, s->nchunks, threads,
+                                                  mem_stream_fn, m, &r, &err), 0);
+    size_t chunks, bytes;
+    int rc = pull_all(r, raw, &chunks, &bytes, &err);
+    if (rc != code || !strstr(err.msg, needle) || chunks != before)
+        fail_msg("%u threads: want %zu chunks then %s containing \"%s\", got %zu then %s: \"%s\"",
+                 threads, before, cf_strerror(code), needle, chunks, cf_strerror(rc), err.msg);
+    /* A failed reader stays failed. */
+    const void *p;
+    size_t n;
+    assert_int_equal(cf_archive_reader_next(r, &p, &n, &err), CF_EINVAL);
+    cf_archive_reader_free(r);
+}
+
+static void test_parallel_reader_flipped_byte_names_the_chunk_after_the_ones_before(void **state)
+{
+    (void)state;
+    cf_archive_key key;
+    test_key(&key, 9);
+    for (int enc = 0; enc < 2; enc++) {
+        for (size_t k = 0; k < 4; k++) {
+            stored s;
+            unsigned char *raw;
+            damage_fixture(CF_CODEC_ZSTD, enc ? &key : NULL, &s, &raw);
+            s.bytes.data[s.chunks[k].offset + s.chunks[k].size / 3] ^= 0x04;
+            char needle[64];
+            snprintf(needle, sizeof needle, "chunk %zu at offset %llu: crc32c", k,
+                     (unsigned long long)s.chunks[k].offset);
+            cf_archive_read_opts o = {.params = {.codec = CF_CODEC_ZSTD, .key = enc ? &key : NULL},
+                                      .sha256 = s.sha256};
+            for (unsigned t = 0; t < 4; t++) {
+                mem_stream m = mem_stream_of(&s, 5000);
+                expect_pull_error(&o, &s, &m, t, raw, k, CF_EDIGEST, needle);
+            }
+            stored_cleanup(&s);
+            free(raw);
+        }
+    }
+    cf_archive_key_cleanup(&key);
+}
+
+static void test_parallel_reader_short_object_is_corrupt_at_its_chunk(void **state)
+{
+    (void)state;
+    stored s;
+    unsigned char *raw;
+    damage_fixture(CF_CODEC_LZ4, NULL, &s, &raw);
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_LZ4}, .sha256 = s.sha256,
+                              .size = s.bytes.len};
+    for (unsigned t = 0; t < 3; t++) {
+        /* Ends inside chunk 2, then exactly where chunk 3 starts, then with nothing at all. */
+        mem_stream m = mem_stream_of(&s, 3000);
+        m.len = s.chunks[2].offset + 10;
+        expect_pull_error(&o, &s, &m, t, raw, 2, CF_ECORRUPT,
+                          "archive truncated: it ends at byte");
+        expect_pull_error(&o, &s, &m, t, raw, 2, CF_ECORRUPT, "inside chunk 2 at offset");
+        m.len = s.chunks[3].offset;
+        expect_pull_error(&o, &s, &m, t, raw, 3, CF_ECORRUPT, "inside chunk 3 at offset");
+        m.len = 0;
+        expect_pull_error(&o, &s, &m, t, raw, 0, CF_ECORRUPT, "ends at byte 0, inside chunk 0");
+    }
+    stored_cleanup(&s);
+    free(raw);
+}
+
+static void test_parallel_reader_long_object_is_corrupt_after_the_last_chunk(void **state)
+{
+    (void)state;
+    stored s;
+    unsigned char *raw;
+    damage_fixture(CF_CODEC_GZIP, NULL, &s, &raw);
+    size_t len = s.bytes.len;
+    assert_int_equal(cf_buf_append(&s.bytes, "trailing", 8), 0);
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_GZIP}, .sha256 = s.sha256, .size = len};
+    for (unsigned t = 0; t < 3; t++) {
+        mem_stream m = mem_stream_of(&s, 7777);
+        expect_pull_error(&o, &s, &m, t, raw, 4, CF_ECORRUPT,
+                          "archive is longer than its chunk table: bytes follow the last chunk (3");
+    }
+    stored_cleanup(&s);
+    free(raw);
+}
+
+static void test_parallel_reader_checks_sha256_before_the_end(void **state)
+{
+    (void)state;
+    stored s;
+    unsigned char *raw;
+    damage_fixture(CF_CODEC_ZSTD, NULL, &s, &raw);
+    unsigned char bad[CF_SHA256_LEN];
+    memcpy(bad, s.sha256, sizeof bad);
+    bad[31] ^= 1;
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_ZSTD}, .sha256 = bad};
+    for (unsigned t = 0; t < 3; t++) {
+        mem_stream m = mem_stream_of(&s, 1u << 20);
+        expect_pull_error(&o, &s, &m, t, raw, 4, CF_EDIGEST, "does not match the manifest's");
+    }
+    stored_cleanup(&s);
+    free(raw);
+}
+
+static void test_parallel_reader_stream_error_comes_at_its_chunk(void **state)
+{
+    (void)state;
+    stored s;
+    unsigned char *raw;
+    damage_fixture(CF_CODEC_NONE, NULL, &s, &raw);
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_NONE}};
+    for (unsigned t = 0; t < 3; t++) {
+        mem_stream m = mem_stream_of(&s, 4096);
+        m.fail_at = (size_t)s.chunks[1].offset + 100;
+        expect_pull_error(&o, &s, &m, t, raw, 1, CF_EIO, "connection reset at byte");
+    }
+    stored_cleanup(&s);
+    free(raw);
+}
+
+static void test_parallel_reader_wrong_key(void **state)
+{
+    (void)state;
+    cf_archive_key key, other;
+    test_key(&key, 10);
+    test_key(&other, 11);
+    stored s;
+    unsigned char *raw;
+    damage_fixture(CF_CODEC_ZSTD, &key, &s, &raw);
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_ZSTD, .key = &other},
+                              .key_id = key.key_id};
+    mem_stream m = mem_stream_of(&s, 4096);
+    cf_archive_reader *r = (cf_archive_reader *)&m; /* must be reset to NULL */
+    cf_err err;
+    assert_int_equal(cf_archive_reader_new_stream(&o, s.chunks, s.nchunks, 2, mem_stream_fn, &m,
+                                                  &r, &err), CF_EAUTH);
+    assert_null(r);
+    assert_non_null(strstr(err.msg, "wrong key"));
+    o.key_id = NULL;
+    for (unsigned t = 0; t < 3; t++)
+        expect_pull_error(&o, &s, &m, t, raw, 0, CF_EAUTH,
+                          "chunk 0 at offset 0 fails authentication: wrong key");
+    stored_cleanup(&s);
+    free(raw);
+    cf_archive_key_cleanup(&key);
+    cf_archive_key_cleanup(&other);
+}
+
+static void test_parallel_reader_freed_early_stops_the_stream(void **state)
+{
+    (void)state;
+    size_t n = CHUNK * 40;
+    unsigned char *raw = random_data(n, 12);
+    cf_archive_writer_opts wo = {.params = {.codec = CF_CODEC_LZ4}, .chunk_size = CHUNK, .threads = 2};
+    stored s;
+    write_archive(&wo, raw, n, n, &s);
+    cf_archive_read_opts o = {.params = wo.params, .sha256 = s.sha256};
+    for (unsigned t = 0; t < 4; t++) {
+        for (int pulls = 0; pulls < 3; pulls++) {
+            mem_stream m = mem_stream_of(&s, 10000);
+            cf_archive_reader *r;
+            cf_err err;
+            assert_int_equal(cf_archive_reader_new_stream(&o, s.chunks, s.nchunks, t,
+                                                          mem_stream_fn, &m, &r, &err), 0);
+            for (int i = 0; i < pulls; i++) {
+                const void *p;
+                size_t len;
+                assert_int_equal(cf_archive_reader_next(r, &p, &len, &err), 0);
+                assert_int_equal(len, CHUNK);
+                assert_memory_equal(p, raw + (size_t)i * CHUNK, CHUNK);
+            }
+            /* As a consumer whose disk filled up would: the producer must see it and end. */
+            cf_archive_reader_free(r);
+            /* Freed at once, the producer may stop before it starts the stream at all. */
+            assert_true(m.refused || (pulls == 0 && m.delivered == 0));
+            /* Bounded memory: the stream got no further than the slots ahead of the consumer. */
+            assert_true(m.delivered <= s.chunks[pulls + 2 * t + 2].offset + 10000);
+        }
+    }
+    /* The push-style reader stops the same way when its sink fails. */
+    int calls = 0;
+    mem_stream m = mem_stream_of(&s, 10000);
+    cf_err err;
+    assert_int_equal(cf_archive_read_stream(&o, s.chunks, s.nchunks, 2, mem_stream_fn, &m,
+                                            failing_sink, &calls, &err), CF_EIO);
+    assert_string_equal(err.msg, "disk full at chunk 1");
+    assert_true(m.refused);
+    stored_cleanup(&s);
+    free(raw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -599,6 +950,15 @@ int main(void)
         cmocka_unit_test(test_frame_with_trailing_or_short_data_is_corrupt),
         cmocka_unit_test(test_codec_names_and_levels),
         cmocka_unit_test(test_sink_error_stops_the_writer),
+        cmocka_unit_test(test_parallel_reader_round_trip_chunk_and_thread_counts),
+        cmocka_unit_test(test_parallel_reader_empty_archive),
+        cmocka_unit_test(test_parallel_reader_flipped_byte_names_the_chunk_after_the_ones_before),
+        cmocka_unit_test(test_parallel_reader_short_object_is_corrupt_at_its_chunk),
+        cmocka_unit_test(test_parallel_reader_long_object_is_corrupt_after_the_last_chunk),
+        cmocka_unit_test(test_parallel_reader_checks_sha256_before_the_end),
+        cmocka_unit_test(test_parallel_reader_stream_error_comes_at_its_chunk),
+        cmocka_unit_test(test_parallel_reader_wrong_key),
+        cmocka_unit_test(test_parallel_reader_freed_early_stops_the_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,7 +113,7 @@ static void test_directory_round_trip_through_sealed_archive(void **state)
     cf_buf_init(&tar, 16u << 20);
     uint64_t files = 0;
     cf_err err;
-    int rc = cf_tar_write_dir(src, buf_sink, &tar, &files, &err);
+    int rc = cf_tar_write_dir(src, NULL, buf_sink, &tar, &files, &err);
     if (rc)
         fail_msg("%s", err.msg);
     assert_int_equal(files, 6); /* big.bin empty sub sub/deep.txt link hardlink */
@@ -271,7 +271,7 @@ static void test_missing_directory_is_named(void **state)
     cf_buf b;
     cf_buf_init(&b, 1 << 20);
     cf_err err;
-    assert_int_equal(cf_tar_write_dir("/nonexistent/coffer", buf_sink, &b, NULL, &err),
+    assert_int_equal(cf_tar_write_dir("/nonexistent/coffer", NULL, buf_sink, &b, NULL, &err),
                      CF_ENOTFOUND);
     assert_non_null(strstr(err.msg, "/nonexistent/coffer"));
     once o = {.b = &b};
@@ -281,12 +281,62 @@ static void test_missing_directory_is_named(void **state)
     cf_buf_cleanup(&b);
 }
 
+/* Names of the entries in a tar stream, sorted, joined by spaces. */
+static void entry_names(const cf_buf *tar, char *out, size_t cap)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    assert_int_equal(archive_read_open_memory(a, tar->data, tar->len), ARCHIVE_OK);
+    char names[32][128];
+    int n = 0;
+    struct archive_entry *e;
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK && n < 32)
+        snprintf(names[n++], sizeof names[0], "%s", archive_entry_pathname(e));
+    archive_read_free(a);
+    qsort(names, (size_t)n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? " " : "", names[i]);
+}
+
+static void test_exclusions_and_measure(void **state)
+{
+    (void)state;
+    char src[] = "/tmp/cf_tar_ex_XXXXXX";
+    make_tree(src); /* big.bin empty sub/ sub/deep.txt link hardlink */
+    const char *const patterns[] = {"empty", "/sub/deep.txt", "*link"};
+    cf_tar_write_opts o = {.exclude = patterns, .nexclude = 3};
+    cf_buf tar;
+    cf_buf_init(&tar, 16u << 20);
+    uint64_t files = 0, bytes = 0, mfiles = 0;
+    cf_err err;
+    assert_int_equal(cf_tar_write_dir(src, &o, buf_sink, &tar, &files, &err), 0);
+    char names[1024];
+    entry_names(&tar, names, sizeof names);
+    assert_string_equal(names, "big.bin sub/");
+    assert_int_equal(files, 2);
+    assert_int_equal(cf_tar_measure(src, &o, &bytes, &mfiles, &err), 0);
+    assert_int_equal(mfiles, 2);
+    assert_int_equal(bytes, 300000);
+
+    /* A trailing slash: directories only, so the file named like the pattern stays. */
+    const char *const dirs_only[] = {"sub/", "big.bin/"};
+    cf_tar_write_opts d = {.exclude = dirs_only, .nexclude = 2};
+    tar.len = 0;
+    assert_int_equal(cf_tar_write_dir(src, &d, buf_sink, &tar, &files, &err), 0);
+    entry_names(&tar, names, sizeof names);
+    assert_string_equal(names, "big.bin empty hardlink link");
+    cf_buf_cleanup(&tar);
+    run("rm -rf %s", src);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directory_round_trip_through_sealed_archive),
         cmocka_unit_test(test_extraction_refuses_escapes),
         cmocka_unit_test(test_missing_directory_is_named),
+        cmocka_unit_test(test_exclusions_and_measure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
