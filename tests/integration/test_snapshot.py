@@ -10,6 +10,12 @@ import pytest
 from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, s3_client
 
 
+MiB = 1 << 20
+SPARSE_SIZE = 64 * MiB
+# (offset, bytes) written into the otherwise empty sparse file: its start, 20 MiB, and its end.
+SPARSE_DATA = ((0, b"head" * 1024), (20 * MiB, b"middle" * 512), (SPARSE_SIZE - 4096, b"tail" * 1024))
+
+
 def tree(root):
     """A small tree with the kinds of entries a data directory holds."""
     os.makedirs(f"{root}/sub/deeper")
@@ -25,16 +31,51 @@ def tree(root):
     os.symlink("a.txt", f"{root}/link")
     os.chmod(f"{root}/a.txt", 0o640)
     os.utime(f"{root}/a.txt", (1_700_000_000, 1_700_000_000))
+    # Two names for one file, the second in a subdirectory.
+    with open(f"{root}/linked.dat", "wb") as f:
+        f.write(os.urandom(100_000))
+    os.link(f"{root}/linked.dat", f"{root}/sub/linked-too.dat")
+    # A 64 MiB file holding a few KiB of data; the rest is holes.
+    with open(f"{root}/sparse.img", "wb") as f:
+        f.truncate(SPARSE_SIZE)
+        for off, data in SPARSE_DATA:
+            f.seek(off)
+            f.write(data)
+    st = os.stat(f"{root}/sparse.img")
+    assert st.st_size == SPARSE_SIZE and st.st_blocks * 512 < MiB, "the test file system makes no holes"
     return root
 
 
 def same_tree(a, b):
-    cmp = filecmp.dircmp(a, b)
-    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files, (cmp.left_only, cmp.right_only, cmp.diff_files)
-    for sub in cmp.common_dirs:
-        same_tree(os.path.join(a, sub), os.path.join(b, sub))
-    for name in cmp.common_files:
-        assert os.lstat(os.path.join(a, name)).st_mode == os.lstat(os.path.join(b, name)).st_mode, name
+    def same_entries(a, b):
+        cmp = filecmp.dircmp(a, b)
+        assert not cmp.left_only and not cmp.right_only and not cmp.diff_files, (cmp.left_only, cmp.right_only, cmp.diff_files)
+        for sub in cmp.common_dirs:
+            same_entries(os.path.join(a, sub), os.path.join(b, sub))
+        for name in cmp.common_files:
+            assert os.lstat(os.path.join(a, name)).st_mode == os.lstat(os.path.join(b, name)).st_mode, name
+    same_entries(a, b)
+    # Contents byte for byte (dircmp alone compares only type, size and mtime).
+    for d, _, files in os.walk(a):
+        for name in files:
+            pa = os.path.join(d, name)
+            if os.path.isfile(pa) and not os.path.islink(pa):
+                pb = os.path.join(b, os.path.relpath(pa, a))
+                assert filecmp.cmp(pa, pb, shallow=False), f"content differs: {pb}"
+    # Hard links: both names exist, share one inode, and that inode has exactly these two names.
+    la, lb = os.stat(f"{a}/linked.dat"), os.stat(f"{a}/sub/linked-too.dat")
+    assert la.st_ino == lb.st_ino and la.st_nlink == 2
+    ra, rb = os.stat(f"{b}/linked.dat"), os.stat(f"{b}/sub/linked-too.dat")
+    assert ra.st_ino == rb.st_ino, "the restored hard-link names are two separate files"
+    assert ra.st_nlink == 2 and rb.st_nlink == 2, (ra.st_nlink, rb.st_nlink)
+    # The sparse file: same data at the same offsets, and its holes are still holes.
+    with open(f"{b}/sparse.img", "rb") as f:
+        for off, data in SPARSE_DATA:
+            f.seek(off)
+            assert f.read(len(data)) == data, off
+    st = os.stat(f"{b}/sparse.img")
+    assert st.st_size == SPARSE_SIZE
+    assert st.st_blocks * 512 < MiB, f"restored sparse.img is dense: {st.st_blocks * 512} bytes allocated"
     return True
 
 
@@ -113,10 +154,10 @@ def test_failures_are_named_and_leave_destination_untouched(s3env, s3, tmp_path)
     sid = run("create", src, url, "--encrypt-key-file", str(tmp_path / "k"), env=s3env).stdout.decode().strip()
     dest = tmp_path / "dest"
     p = run("restore", url, str(dest), "--encrypt-key-file", str(tmp_path / "wrong"), env=s3env, check=False)
-    assert p.returncode == 4 and b"wrong key" in p.stderr
+    assert p.returncode == 5 and b"wrong key" in p.stderr
     assert not dest.exists()
     p = run("restore", url, str(dest), env=s3env, check=False)
-    assert p.returncode == 4 and b"encrypted" in p.stderr
+    assert p.returncode == 5 and b"encrypted" in p.stderr
     # One flipped byte in the stored archive: the damaged chunk is named, nothing is extracted.
     key = f"{tmp_path.name}/ns/{sid}.tar.zst.enc"
     data = bytearray(s3.get_object(Bucket="snaps", Key=key)["Body"].read())
@@ -250,8 +291,8 @@ def test_passphrase_encryption(repo, tmp_path):
     assert shown["encryption"]["key_source"] == "passphrase" and shown["encryption"]["scrypt"]["n"] == 32768
     assert run("restore", f"{url}@{sid}", "-", "--passphrase-file", str(tmp_path / "pass"), env=env).stdout == b"secret rows"
     p = run("restore", f"{url}@{sid}", "-", "--passphrase-file", str(tmp_path / "wrong"), env=env, check=False)
-    assert p.returncode == 4 and b"wrong key" in p.stderr
+    assert p.returncode == 5 and b"wrong key" in p.stderr
     p = run("restore", f"{url}@{sid}", "-", env=env, check=False)
-    assert p.returncode == 4 and b"--passphrase-file" in p.stderr
+    assert p.returncode == 5 and b"--passphrase-file" in p.stderr
     p = run("create", "-", url, "--passphrase-file", str(tmp_path / "short"), env=env, stdin=b"x", check=False)
     assert p.returncode == 2 and b"shorter than 8" in p.stderr
