@@ -20,15 +20,7 @@
 #   5. server CPU seconds per GiB for 1, 1b (vs md5sum's, from /usr/bin/time in the reference)
 #      and 2 (vs nginx's), CPU µs per 4 KiB op for 3
 # Any non-2xx answer, wrk error or failed command aborts the run with a message.
-set -Eeuo pipefail
-
-die() { echo "bench: ERROR: $*" >&2; exit 1; }
-trap 'die "command failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
-
-[ $# -eq 1 ] || { echo "usage: $0 path/to/coffer" >&2; exit 2; }
-COFFER_BIN=$(realpath "$1")
-[ -x "$COFFER_BIN" ] || die "$1 is not an executable (run make build)"
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${RUNS:-5}
 BIG_MIB=${BIG_MIB:-1024}
@@ -92,7 +84,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log() { echo "bench: $*" >&2; }
 
 # Two distinct free loopback ports (both bound at once, so they differ).
 read -r COFFER_PORT NGINX_PORT < <(python3 -c '
@@ -104,14 +95,6 @@ COFFER=127.0.0.1:$COFFER_PORT
 NGINXA=127.0.0.1:$NGINX_PORT
 
 # ------------------------------------------------------------------------------- helpers
-# utime+stime of a process (all its threads, live and exited), in clock ticks
-proc_ticks() {
-  local stat rest f
-  stat=$(<"/proc/$1/stat") || die "process $1 is gone"
-  rest=${stat##*) }
-  read -ra f <<<"$rest"
-  echo $((f[11] + f[12]))
-}
 # the same, summed over a process and its direct children (nginx master and workers)
 tree_ticks() {
   local total p stat rest f
@@ -125,16 +108,7 @@ tree_ticks() {
   echo "$total"
 }
 status_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-now() { echo "$EPOCHREALTIME"; }
-calc() { awk "BEGIN { printf \"%.6g\", $* }"; }
-# "median min max" of the arguments
-stats() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-  m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-  printf "%.6g %.6g %.6g\n", m, a[1], a[NR] }'; }
-median() { stats "$@" | awk '{ print $1 }'; }
-fmt() { awk -v x="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, x }'; }
 
-alive() { kill -0 "$COFFER_PID" 2>/dev/null || die "coffer server died (see its log below)"; }
 
 # curl against coffer, signed; fails unless the answer is 2xx. The body goes to $S3_OUT
 # (default a scratch file, kept for the error message).

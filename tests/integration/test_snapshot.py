@@ -123,13 +123,28 @@ def test_round_trip(repo, tmp_path, codec, encrypted):
     assert os.stat(tmp_path / "out" / "a.txt").st_mtime == 1_700_000_000
 
 
-def test_standard_tools_read_an_unencrypted_snapshot(tmp_path):
+@pytest.mark.parametrize("codec,suffix,decoder", [("zstd", ".tar.zst", "zstd -d"), ("lz4", ".tar.lz4", "lz4 -d"),
+                                                  ("gzip", ".tar.gz", "gzip -d"), ("none", ".tar", "cat")])
+def test_standard_tools_read_an_unencrypted_snapshot(s3env, tmp_path, codec, suffix, decoder):
+    """curl URL | DECODER | tar -x, with a presigned URL of the archive on the coffer server,
+    and plain tar on a directory repository's archive."""
     src = tree(str(tmp_path / "src"))
-    repo = tmp_path / "repo" / "ns"
-    sid = run("create", src, str(repo)).stdout.decode().strip()
+    url = f"s3://snaps/{tmp_path.name}/ns"
+    sid = run("create", src, url, "--compress", codec, env=s3env).stdout.decode().strip()
+    presigned = subprocess.run([COFFER_BIN, "presign", f"s3://snaps/{tmp_path.name}/ns/{sid}{suffix}",
+                                "--endpoint", s3env["COFFER_ENDPOINT"]], env=s3env, capture_output=True,
+                               check=True).stdout.decode().strip()
     out = tmp_path / "plain"
     out.mkdir()
-    subprocess.run(f"zstd -d < {repo}/{sid}.tar.zst | tar -x -C {out}", shell=True, check=True)
+    subprocess.run(f"curl -sf '{presigned}' | {decoder} | tar -x -C {out}", shell=True, check=True)
+    assert same_tree(src, str(out))
+
+    repo = tmp_path / "repo" / "ns"
+    sid = run("create", src, str(repo), "--compress", codec).stdout.decode().strip()
+    out = tmp_path / "plain-dir"
+    out.mkdir()
+    flag = {"zstd": "--zstd", "lz4": "--use-compress-program=lz4", "gzip": "-z", "none": ""}[codec]
+    subprocess.run(f"tar {flag} -xf {repo}/{sid}{suffix} -C {out}", shell=True, check=True)
     assert same_tree(src, str(out))
 
 

@@ -1,0 +1,31 @@
+# bench/lib.sh - what every benchmark script shares: strict mode, argument check, logging,
+# statistics and /proc readings. Sourced as the first thing after the script's header comment;
+# sets COFFER_BIN and BENCH_DIR from "$1".
+set -Eeuo pipefail
+
+die() { echo "bench: ERROR: $*" >&2; exit 1; }
+trap 'die "command failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
+
+[ $# -eq 1 ] || { echo "usage: $0 path/to/coffer" >&2; exit 2; }
+COFFER_BIN=$(realpath "$1")
+[ -x "$COFFER_BIN" ] || die "$1 is not an executable (run make build)"
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+log() { echo "bench: $*" >&2; }
+now() { echo "$EPOCHREALTIME"; }
+calc() { awk "BEGIN { printf \"%.6g\", $* }"; }
+# "median min max" of the arguments
+stats() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+  m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+  printf "%.6g %.6g %.6g\n", m, a[1], a[NR] }'; }
+median() { stats "$@" | awk '{ print $1 }'; }
+fmt() { awk -v x="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, x }'; }
+# utime+stime of a process (all its threads, live and exited), in clock ticks
+proc_ticks() {
+  local stat rest f
+  stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+  rest=${stat##*) }
+  read -ra f <<<"$rest"
+  echo $((f[11] + f[12]))
+}
+alive() { kill -0 "$COFFER_PID" 2>/dev/null || die "coffer server died (see its log below)"; }
