@@ -3,6 +3,7 @@
  * src/snapshot/snapshot.h. Repositories: s3://BUCKET/PREFIX/NAMESPACE or a directory
  * (cli/target-style credentials for S3: flags, COFFER_*, AWS_*, profiles).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ static const char snapshot_usage[] =
     "usage: coffer snapshot create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
     "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F | --passphrase-file F]\n"
     "                                        [--label KEY=VALUE]... [--exclude PATTERN]... [--one-file-system]\n"
-    "                                        [--allow-unreadable] [--json] [--no-progress]\n"
+    "                                        [--allow-unreadable] [--expected-size SIZE] [--json] [--no-progress]\n"
     "       coffer snapshot ls REPO [--json]\n"
     "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
     "                                        [--json] [--no-progress]\n"
@@ -69,7 +70,32 @@ typedef struct snap_opts {
     const char *exclude[256];
     size_t nexclude;
     int one_file_system, allow_unreadable, no_progress;
+    uint64_t expected_size;
 } snap_opts;
+
+/* "500G", "2T", "1048576": bytes, with binary K, M, G, T (an "iB" or "B" after them is fine). */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-')
+        return -1;
+    int shift = 0;
+    switch (*end) {
+    case 'K': case 'k': shift = 10; end++; break;
+    case 'M': case 'm': shift = 20; end++; break;
+    case 'G': case 'g': shift = 30; end++; break;
+    case 'T': case 't': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
+        end += strlen(end);
+    if (*end || (shift && v > (UINT64_MAX >> shift)))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
 
 /* The S3 answer behind an error tells a missing bucket from a missing snapshot, and refused
  * credentials from a wrong encryption key (both CF_EAUTH). */
@@ -373,7 +399,7 @@ int cf_cmd_snapshot(int argc, char **argv)
         {"from-command", required_argument, NULL, 11}, {"to-command", required_argument, NULL, 12},
         {"metrics-file", required_argument, NULL, 13}, {"exclude", required_argument, NULL, 14},
         {"one-file-system", no_argument, NULL, 15}, {"allow-unreadable", no_argument, NULL, 16},
-        {"no-progress", no_argument, NULL, 17},
+        {"no-progress", no_argument, NULL, 17}, {"expected-size", required_argument, NULL, 18},
         {NULL, 0, NULL, 0},
     };
     snap_opts o = {0};
@@ -434,6 +460,12 @@ int cf_cmd_snapshot(int argc, char **argv)
         case 15: o.one_file_system = 1; break;
         case 16: o.allow_unreadable = 1; break;
         case 17: o.no_progress = 1; break;
+        case 18:
+            if (parse_size(optarg, &o.expected_size) != 0) {
+                fprintf(stderr, "coffer snapshot: --expected-size takes a size like 500G or 2T, not '%s'\n", optarg);
+                return CF_EXIT_USAGE;
+            }
+            break;
         case 'h': fputs(snapshot_usage, stdout); return CF_EXIT_OK;
         default: fputs(snapshot_usage, stderr); return CF_EXIT_USAGE;
         }
@@ -497,6 +529,7 @@ int cf_cmd_snapshot(int argc, char **argv)
         co.exclude = o.exclude;
         co.nexclude = o.nexclude;
         co.one_file_system = o.one_file_system;
+        co.expected_size = o.expected_size;
         co.allow_unreadable = o.allow_unreadable;
         co.skipped = on_skipped;
         co.progress = bar.on ? on_progress : NULL; /* the bar measures the source first */

@@ -111,8 +111,10 @@ int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_
         return cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': part of %zu bytes (want 1..%zu)",
                           u->bucket, u->key, len, u->part_max);
     if (u->nparts == MAX_PARTS)
-        return cf_err_set(err, CF_ETOOBIG, "s3 upload '%s/%s': more than %d parts", u->bucket,
-                          u->key, MAX_PARTS);
+        return cf_err_set(err, CF_ETOOBIG,
+                          "s3 upload '%s/%s': more than %d parts of %zu MiB; give the expected size "
+                          "(coffer snapshot create --expected-size) so that parts are planned larger",
+                          u->bucket, u->key, MAX_PARTS, u->part_max >> 20);
     slot *s = NULL;
     for (;;) {
         reap_parts(u);

@@ -12,9 +12,9 @@ const char *cf_repo_name(const cf_repo *r)
     return r->name;
 }
 
-int cf_repo_writer_begin(cf_repo *r, const char *key, cf_repo_writer **out, cf_err *err)
+int cf_repo_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err)
 {
-    return r->ops->writer_begin(r, key, out, err);
+    return r->ops->writer_begin(r, key, size_hint, out, err);
 }
 
 int cf_repo_writer_write(cf_repo_writer *w, const void *p, size_t n, cf_err *err)

@@ -37,7 +37,9 @@ void cf_repo_close(cf_repo *r);
 /* Human name for messages: the URL or the path. */
 const char *cf_repo_name(const cf_repo *r);
 
-int cf_repo_writer_begin(cf_repo *r, const char *key, cf_repo_writer **out, cf_err *err);
+/* size_hint: the object's expected size, 0 when unknown; an S3 repository picks its part size
+ * from it, so that objects larger than 10,000 default parts still upload. */
+int cf_repo_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err);
 int cf_repo_writer_write(cf_repo_writer *w, const void *p, size_t n, cf_err *err);
 /* Makes the object visible whole (replacing any previous one) and frees w. */
 int cf_repo_writer_commit(cf_repo_writer *w, cf_err *err);

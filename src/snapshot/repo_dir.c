@@ -83,8 +83,9 @@ static void dir_close(cf_repo *base)
     free(r);
 }
 
-static int dir_writer_begin(cf_repo *r, const char *key, cf_repo_writer **out, cf_err *err)
+static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err)
 {
+    (void)size_hint; /* a file needs no plan */
     dir_writer *w = calloc(1, sizeof *w);
     if (!w)
         return cf_err_set(err, CF_ENOMEM, "out of memory");

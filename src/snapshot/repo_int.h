@@ -6,7 +6,7 @@
 
 typedef struct cf_repo_ops {
     void (*close)(cf_repo *r);
-    int (*writer_begin)(cf_repo *r, const char *key, cf_repo_writer **out, cf_err *err);
+    int (*writer_begin)(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err);
     int (*writer_write)(cf_repo_writer *w, const void *p, size_t n, cf_err *err);
     int (*writer_commit)(cf_repo_writer *w, cf_err *err);   /* frees w */
     void (*writer_abort)(cf_repo_writer *w);                 /* frees w */

@@ -4,6 +4,10 @@
  * Writes buffer one part (16 MiB); an object that fits is one PUT at commit, a larger one
  * becomes a multipart upload with 4 parts in flight, completed only at commit: until then
  * nothing is visible, and an abort (or a crash: the server expires the upload) leaves nothing.
+ * S3 allows 10,000 parts, so 16 MiB parts end at 156 GiB: a writer told a larger size hint
+ * uses parts of hint / 9,000 (rounded up to a MiB, at most 5 GiB), with fewer of them in
+ * flight, so that the memory below holds for parts up to 32 MiB (objects up to about 280 GiB);
+ * beyond, a writer holds 3 parts (2 in the pool, 1 in flight).
  *
  * The multipart upload runs on a thread of its own, started by the first full part, so that
  * parts travel while the caller walks the tree, reads files and waits for compression: the
@@ -13,8 +17,8 @@
  * may use that client meanwhile (cf_snapshot_create writes the manifest after the archive's
  * commit). An upload error is returned by the next write or by commit.
  *
- * Memory of one writer: at most (POOL_PARTS + PARTS_IN_FLIGHT) x PART_SIZE = (2 + 4) x 16 MiB
- * = 96 MiB, whatever the object's size. With the archive writer's (2N+1) x 2 x 8 MiB for N
+ * Memory of one writer: at most (POOL_PARTS + in flight) x part size = (2 + 4) x 16 MiB
+ * = 96 MiB (UPLOAD_BUDGET) by default, whatever the object's size. With the archive writer's (2N+1) x 2 x 8 MiB for N
  * compression threads, a create with N <= 4 peaks at 144 + 96 = 240 MiB, within 256 MiB.
  */
 #include <pthread.h>
@@ -27,6 +31,9 @@
 
 #define PART_SIZE ((size_t)16 << 20)
 #define PARTS_IN_FLIGHT 4
+#define UPLOAD_BUDGET ((size_t)96 << 20)
+#define PARTS_PLANNED 9000           /* of S3's 10,000: room for a size hint that was low */
+#define PART_SIZE_MAX ((size_t)5 << 30)
 #define POOL_PARTS 2             /* one being filled, one queued or being copied */
 
 typedef struct s3_repo {
@@ -40,6 +47,8 @@ typedef struct s3_repo {
 typedef struct s3_writer {
     cf_repo_writer base;
     char key[2048];
+    size_t part_size;            /* PART_SIZE unless a large size hint asks for more */
+    int in_flight_max;
     unsigned char *pool[POOL_PARTS];  /* allocated when first needed */
     size_t plen[POOL_PARTS];
     int cur;                     /* the part being filled, or -1 after a failed hand-over */
@@ -101,13 +110,23 @@ static void s3_writer_free(s3_writer *w)
     free(w);
 }
 
-static int s3_writer_begin(cf_repo *base, const char *key, cf_repo_writer **out, cf_err *err)
+static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err)
 {
-    s3_writer *w = calloc(1, sizeof *w);
-    if (!w || !(w->pool[0] = malloc(PART_SIZE))) {
-        free(w);
-        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    size_t part = PART_SIZE;
+    if (size_hint / PARTS_PLANNED >= PART_SIZE) {
+        uint64_t want = (size_hint / PARTS_PLANNED + ((uint64_t)1 << 20)) & ~(((uint64_t)1 << 20) - 1);
+        part = want > PART_SIZE_MAX ? PART_SIZE_MAX : (size_t)want;
     }
+    size_t fit = UPLOAD_BUDGET / part;
+    s3_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->pool[0] = malloc(part))) {
+        free(w);
+        return cf_err_set(err, CF_ENOMEM, "out of memory for a part of %zu MiB", part >> 20);
+    }
+    w->part_size = part;
+    w->in_flight_max = fit > POOL_PARTS ? (int)(fit - POOL_PARTS) : 1;
+    if (w->in_flight_max > PARTS_IN_FLIGHT)
+        w->in_flight_max = PARTS_IN_FLIGHT;
     w->base.repo = base;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->to_thread, NULL);
@@ -133,15 +152,15 @@ static void *upload_main(void *arg)
     cf_err e;
     cf_err_clear(&e);
     cf_s3c_uploader *up = NULL;
-    int rc = cf_s3c_uploader_begin(r->client, r->bucket, w->key, "application/octet-stream", PART_SIZE,
-                                   PARTS_IN_FLIGHT, &up, &e);
+    int rc = cf_s3c_uploader_begin(r->client, r->bucket, w->key, "application/octet-stream", w->part_size,
+                                   w->in_flight_max, &up, &e);
     int in_flight = 0;
     while (!rc) {
         pthread_mutex_lock(&w->mu);
         while (!w->cancel && !w->qlen && !w->finishing && !in_flight)
             pthread_cond_wait(&w->to_thread, &w->mu);
         int cancel = w->cancel, finish = w->finishing && !w->qlen;
-        int next = w->qlen && in_flight < PARTS_IN_FLIGHT ? w->queue[w->qhead] : -1;
+        int next = w->qlen && in_flight < w->in_flight_max ? w->queue[w->qhead] : -1;
         pthread_mutex_unlock(&w->mu);
         if (cancel)
             break;
@@ -222,7 +241,7 @@ static int flush_part(s3_writer *w, cf_err *err)
     pthread_mutex_unlock(&w->mu);
     if (rc)
         return rc;
-    if (!w->pool[w->cur] && !(w->pool[w->cur] = malloc(PART_SIZE))) {
+    if (!w->pool[w->cur] && !(w->pool[w->cur] = malloc(w->part_size))) {
         w->cur = -1;
         return cf_err_set(err, CF_ENOMEM, "upload of '%s': out of memory for a part", w->key);
     }
@@ -255,7 +274,7 @@ static int s3_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_err
     }
     while (n) {
         /* A part is sent only once more bytes follow it, so the last part is never empty. */
-        if (w->plen[w->cur] == PART_SIZE) {
+        if (w->plen[w->cur] == w->part_size) {
             int rc = flush_part(w, &w->werr);
             if (rc) {
                 w->wrc = rc;
@@ -265,7 +284,7 @@ static int s3_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_err
             }
         }
         size_t len = w->plen[w->cur];
-        size_t take = PART_SIZE - len < n ? PART_SIZE - len : n;
+        size_t take = w->part_size - len < n ? w->part_size - len : n;
         memcpy(w->pool[w->cur] + len, in, take);
         w->plen[w->cur] += take;
         in += take;

@@ -140,7 +140,8 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)", o->source);
     uint64_t total = 0;
     cf_tar_write_opts measure = {o->exclude, o->nexclude, o->one_file_system, 1, NULL, NULL};
-    int rc = !stream && o->progress ? cf_tar_measure(o->source, &measure, &total, NULL, err) : 0;
+    uint64_t entries = 0;
+    int rc = stream ? 0 : cf_tar_measure(o->source, &measure, &total, &entries, err);
     if (rc)
         return rc;
     time_t now = (time_t)cf_clock_now();
@@ -178,13 +179,15 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     snprintf(mkey_name, sizeof mkey_name, "%s/%s.json", ns, id_out);
     gethostname(host, sizeof host - 1);
 
-    create_ctx c = {.o = o, .total = total};
+    create_ctx c = {.o = o, .total = stream ? o->expected_size : total};
     cf_tar_write_opts to = {o->exclude, o->nexclude, o->one_file_system, o->allow_unreadable, note_skipped, &c};
     cf_archive_writer_opts wo = {{o->codec, o->level, encrypted ? &akey : NULL}, o->chunk_size,
                                  o->threads ? o->threads : default_compress_threads(o->chunk_size)};
     cf_archive_result res;
     uint64_t files = 0;
-    rc = cf_repo_writer_begin(repo, akey_name, &c.rw, err);
+    /* The raw size bounds the archive's, but for a tar header per entry and the codec's frames. */
+    uint64_t hint = stream ? o->expected_size : total + entries * 1024;
+    rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
     if (!rc) rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
     if (!rc)
         rc = o->command ? copy_command(&c, o->command, err)
@@ -232,7 +235,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     }
     /* The manifest last: from this write on, the snapshot exists. */
     cf_repo_writer *mw = NULL;
-    if (!rc) rc = cf_repo_writer_begin(repo, mkey_name, &mw, err);
+    if (!rc) rc = cf_repo_writer_begin(repo, mkey_name, jlen, &mw, err);
     if (!rc) rc = cf_repo_writer_write(mw, json, jlen, err);
     if (!rc) {
         rc = cf_repo_writer_commit(mw, err);

@@ -35,6 +35,8 @@ typedef struct cf_snapshot_create_opts {
     size_t chunk_size;             /* 0: 8 MiB */
     unsigned threads;              /* compression workers; 0: one per core */
     const cf_snapshot_secret *secret; /* NULL: not encrypted */
+    uint64_t expected_size;        /* a stream's expected size, 0 if unknown: plans the upload's
+                                    * parts (a directory is measured instead) */
     const cf_label *labels;
     size_t nlabels;
     /* Directory sources: see cf_tar_write_opts (archive/tar.h). What allow_unreadable leaves
@@ -44,7 +46,7 @@ typedef struct cf_snapshot_create_opts {
     int one_file_system, allow_unreadable;
     void (*skipped)(void *ctx, const char *path, const char *why);
     /* Called often (the callee throttles) with the raw bytes read so far and the expected
-     * total, 0 when unknown (a stream); a directory is measured first to know it. */
+     * total, 0 when unknown (a stream without expected_size); a directory is measured first. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *cb_ctx;
 } cf_snapshot_create_opts;

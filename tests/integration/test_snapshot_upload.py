@@ -185,3 +185,21 @@ def test_source_failing_mid_upload_aborts_the_upload(server, s3, tmp_path):
     assert time.monotonic() - started < 60
     assert run("ls", f"s3://{bucket}/ns", env=env).stdout == b""
     assert snapshot_keys(s3, bucket) == [] and uploads(s3, bucket) == []
+
+
+@pytest.mark.parametrize("expected,parts", [(None, 5), ("300G", 3)])
+def test_expected_size_plans_the_parts(server, s3, tmp_path, expected, parts):
+    """S3 allows 10,000 parts: a stream expected to be large is sent in larger parts (300 GiB /
+    9,000 -> 35 MiB) so that it would fit; without a hint, 16 MiB parts."""
+    bucket = f"up-plan-{'hint' if expected else 'none'}"
+    s3.create_bucket(Bucket=bucket)
+    data = os.urandom(75 * MiB)
+    extra = ["--expected-size", expected] if expected else []
+    sid = run("create", "-", f"s3://{bucket}/ns", "--compress", "none", *extra, env=env_for(server),
+              stdin=data).stdout.decode().strip()
+    head = s3.head_object(Bucket=bucket, Key=f"ns/{sid}.tar")
+    assert head["ETag"].strip('"').endswith(f"-{parts}"), head["ETag"]
+    assert run("restore", f"s3://{bucket}/ns@{sid}", "-", env=env_for(server)).stdout == data
+    p = run("create", "-", f"s3://{bucket}/ns", "--expected-size", "12X", env=env_for(server), stdin=b"x",
+            check=False)
+    assert p.returncode == 2 and b"--expected-size" in p.stderr

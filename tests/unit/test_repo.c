@@ -38,7 +38,7 @@ static void put(cf_repo *r, const char *key, const char *data)
 {
     cf_repo_writer *w;
     cf_err err;
-    assert_int_equal(cf_repo_writer_begin(r, key, &w, &err), 0);
+    assert_int_equal(cf_repo_writer_begin(r, key, 0, &w, &err), 0);
     assert_int_equal(cf_repo_writer_write(w, data, strlen(data), &err), 0);
     assert_int_equal(cf_repo_writer_commit(w, &err), 0);
 }
@@ -82,7 +82,7 @@ static void test_abort_and_listing(void **state)
     put(r, "a/1", "x");
     put(r, "ab", "xyz");
     cf_repo_writer *w;
-    assert_int_equal(cf_repo_writer_begin(r, "a/in-flight", &w, &err), 0);
+    assert_int_equal(cf_repo_writer_begin(r, "a/in-flight", 0, &w, &err), 0);
     assert_int_equal(cf_repo_writer_write(w, "partial", 7, &err), 0);
     cf_buf keys;
     cf_buf_init(&keys, 1 << 16);
@@ -114,7 +114,7 @@ static void test_keys_cannot_escape(void **state)
     cf_repo_writer *w;
     const char *bad[] = {"../x", "a/../../x", "/etc/passwd", "", "a//b", "./a", "a/.."};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        assert_int_equal(cf_repo_writer_begin(r, bad[i], &w, &err), CF_EINVAL);
+        assert_int_equal(cf_repo_writer_begin(r, bad[i], 0, &w, &err), CF_EINVAL);
         assert_int_equal(cf_repo_delete(r, bad[i], &err), CF_EINVAL);
     }
 }
