@@ -192,7 +192,7 @@ measure() {
   [ $server -eq 1 ] && V_+=("$(calc "($c1 - $c0) / $CLK_TCK")")
   log "  $name: $(fmt "${S_[-1]}" 0) MB/s, $(fmt "${W_[-1]}" 2) s, CPU $(fmt "${C_[-1]}" 2) s$([ $server -eq 1 ] && echo ", server CPU $(fmt "${V_[-1]}" 2) s"), max RSS $((m / 1024)) MiB"
 }
-NAMES=(ref_c c_zstd c_lz4 restic_b borg_c ref_r r_zstd r_lz4 restic_r)
+NAMES=(ref_c c_zstd c_lz4 d_c restic_b borg_c ref_r r_zstd r_lz4 d_r restic_r)
 for n in "${NAMES[@]}"; do declare -a "S_$n=()" "W_$n=()" "C_$n=()" "R_$n=()" "V_$n=()"; done
 SIZE_ref=() SIZE_zstd=() SIZE_lz4=() SIZE_borg=() CACHED=()
 
@@ -243,6 +243,10 @@ for i in $(seq "$RUNS"); do
   id_lz4=$(tail -n 1 "$WORK/cmd.out")
   SIZE_lz4+=("$(stored_size "s3://$BUCKET/snaps/lz4-r$i@$id_lz4")")
 
+  # the same create into a directory repository: the same kind of destination as the
+  # reference's file, so the pipeline itself is compared, without the server's share of the cores
+  measure d_c "$COFFER_BIN" snapshot create "$CORPUS" "$WORK/dirrepo/zstd" --compress zstd --level 3
+
   # restic: a fresh repository per run (a second backup into the same one would deduplicate)
   restic_repo=s3:$ENDPOINT/$RESTIC_BUCKET/run-$i
   "${RESTIC[@]}" -r "$restic_repo" init >/dev/null 2>"$WORK/cmd.err" || die "restic init failed"
@@ -270,6 +274,10 @@ for i in $(seq "$RUNS"); do
   if [ "$i" -eq 1 ]; then check_tree "$DEST" "coffer restore (lz4)"; fi
 
   retire "$DEST" "lz4-r$i"
+  measure d_r "$COFFER_BIN" snapshot restore "$WORK/dirrepo/zstd@latest" "$DEST"
+  if [ "$i" -eq 1 ]; then check_tree "$DEST" "coffer restore (zstd, directory repository)"; fi
+  retire "$DEST" "dir-r$i"
+  rm -rf "$WORK/dirrepo"
   mkdir "$DEST"
   measure restic_r --server "${RESTIC[@]}" -r "$restic_repo" restore latest --target "$DEST"
   # restic restores under the absolute path it backed up
@@ -306,8 +314,10 @@ r_r_ref=$(ratio_of r_zstd ref_r)
 r_r_restic=$(ratio_of r_zstd restic_r)
 r_rl_ref=$(ratio_of r_lz4 ref_r)
 r_rl_restic=$(ratio_of r_lz4 restic_r)
+r_dc_ref=$(ratio_of d_c ref_c)
+r_dr_ref=$(ratio_of d_r ref_r)
 RSS_MIB=()
-for n in c_zstd c_lz4 r_zstd r_lz4; do
+for n in c_zstd c_lz4 d_c r_zstd r_lz4 d_r; do
   declare -n R_=R_$n
   for v in "${R_[@]}"; do RSS_MIB+=("$(calc "$v / 1024")"); done
   unset -n R_
@@ -336,6 +346,8 @@ coffer server on loopback, same machine; restic $(restic version | awk '{ print 
 | restore zstd-3, MB/s | $(mmm S_r_zstd 0) | restic restore | $(mmm S_restic_r 0) | $(fmt "$r_r_restic" 2) | ≥ 1.5: $(verdict "$r_r_restic" 1.5 ">=") |
 | restore lz4, MB/s | $(mmm S_r_lz4 0) | zstd -d \| tar -x | $(mmm S_ref_r 0) | $(fmt "$r_rl_ref" 2) | none |
 | restore lz4, MB/s | $(mmm S_r_lz4 0) | restic restore | $(mmm S_restic_r 0) | $(fmt "$r_rl_restic" 2) | none |
+| create zstd-3 into a directory repository, MB/s | $(mmm S_d_c 0) | tar \| zstd -T0 -3 > file | $(mmm S_ref_c 0) | $(fmt "$r_dc_ref" 2) | none (no server) |
+| restore zstd-3 from a directory repository, MB/s | $(mmm S_d_r 0) | zstd -d \| tar -x | $(mmm S_ref_r 0) | $(fmt "$r_dr_ref" 2) | none (no server) |
 | peak RSS of coffer (create and restore, largest), MiB | $(fmt "$rss_max" 0) | | | | ≤ 256: $(verdict "$rss_max" 256 "<=") |
 
 Every command (wall and CPU seconds are medians; CPU = user + system of the command and its
@@ -347,11 +359,13 @@ maximum over the runs; size ratio = corpus bytes / stored bytes):
 | tar \| zstd -T0 -3 > file | $(mmm S_ref_c 0) | $(fmt "$(med W_ref_c)" 2) | $(fmt "$(med C_ref_c)" 2) | | $(rss_of ref_c) | $(fmt "$(size_row SIZE_ref)" 2) |
 | coffer snapshot create --compress zstd --level 3 | $(mmm S_c_zstd 0) | $(fmt "$(med W_c_zstd)" 2) | $(fmt "$(med C_c_zstd)" 2) | $(fmt "$(med V_c_zstd)" 2) | $(rss_of c_zstd) | $(fmt "$(size_row SIZE_zstd)" 2) |
 | coffer snapshot create --compress lz4 | $(mmm S_c_lz4 0) | $(fmt "$(med W_c_lz4)" 2) | $(fmt "$(med C_c_lz4)" 2) | $(fmt "$(med V_c_lz4)" 2) | $(rss_of c_lz4) | $(fmt "$(size_row SIZE_lz4)" 2) |
+| coffer snapshot create (zstd-3, directory repository) | $(mmm S_d_c 0) | $(fmt "$(med W_d_c)" 2) | $(fmt "$(med C_d_c)" 2) | | $(rss_of d_c) | |
 | restic backup | $(mmm S_restic_b 0) | $(fmt "$(med W_restic_b)" 2) | $(fmt "$(med C_restic_b)" 2) | $(fmt "$(med V_restic_b)" 2) | $(rss_of restic_b) | |
 | borg create --compression zstd,3 | $(mmm S_borg_c 0) | $(fmt "$(med W_borg_c)" 2) | $(fmt "$(med C_borg_c)" 2) | | $(rss_of borg_c) | $(fmt "$(size_row SIZE_borg)" 2) |
 | zstd -d \| tar -x | $(mmm S_ref_r 0) | $(fmt "$(med W_ref_r)" 2) | $(fmt "$(med C_ref_r)" 2) | | $(rss_of ref_r) | |
 | coffer snapshot restore (zstd-3) | $(mmm S_r_zstd 0) | $(fmt "$(med W_r_zstd)" 2) | $(fmt "$(med C_r_zstd)" 2) | $(fmt "$(med V_r_zstd)" 2) | $(rss_of r_zstd) | |
 | coffer snapshot restore (lz4) | $(mmm S_r_lz4 0) | $(fmt "$(med W_r_lz4)" 2) | $(fmt "$(med C_r_lz4)" 2) | $(fmt "$(med V_r_lz4)" 2) | $(rss_of r_lz4) | |
+| coffer snapshot restore (zstd-3, directory repository) | $(mmm S_d_r 0) | $(fmt "$(med W_d_r)" 2) | $(fmt "$(med C_d_r)" 2) | | $(rss_of d_r) | |
 | restic restore | $(mmm S_restic_r 0) | $(fmt "$(med W_restic_r)" 2) | $(fmt "$(med C_restic_r)" 2) | $(fmt "$(med V_restic_r)" 2) | $(rss_of restic_r) | |
 EOF
 
