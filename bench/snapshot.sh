@@ -18,7 +18,8 @@
 #   coffer snapshot create CORPUS s3://bench/snaps/lz4-rN --compress lz4
 #   restic backup CORPUS              into a fresh restic repository on the same coffer server
 #   borg create --compression zstd,3  into a fresh local borg repository (-e none)
-#   zstd -d < ref.tar.zst | tar -xf - -C DEST                  restore-bound reference
+#   zstd -d < ref.tar.zst | tar -xf - -C DEST    restore-bound reference, before and after the
+#                                                 restores below; the faster of the two counts
 #   coffer snapshot restore s3://bench/snaps/zstd-rN@latest DEST
 #   coffer snapshot restore s3://bench/snaps/lz4-rN@latest DEST
 #   restic restore latest --target DEST
@@ -192,7 +193,7 @@ measure() {
   [ $server -eq 1 ] && V_+=("$(calc "($c1 - $c0) / $CLK_TCK")")
   log "  $name: $(fmt "${S_[-1]}" 0) MB/s, $(fmt "${W_[-1]}" 2) s, CPU $(fmt "${C_[-1]}" 2) s$([ $server -eq 1 ] && echo ", server CPU $(fmt "${V_[-1]}" 2) s"), max RSS $((m / 1024)) MiB"
 }
-NAMES=(ref_c c_zstd c_lz4 d_c restic_b borg_c ref_r r_zstd r_lz4 d_r restic_r)
+NAMES=(ref_c c_zstd c_lz4 d_c restic_b borg_c ref_r r_zstd r_lz4 d_r restic_r ref_r2)
 for n in "${NAMES[@]}"; do declare -a "S_$n=()" "W_$n=()" "C_$n=()" "R_$n=()" "V_$n=()"; done
 SIZE_ref=() SIZE_zstd=() SIZE_lz4=() SIZE_borg=() CACHED=()
 
@@ -262,7 +263,6 @@ for i in $(seq "$RUNS"); do
   mkdir "$DEST"
   measure ref_r bash -c 'set -o pipefail; zstd -q -d <"$1" | tar -xf - -C "$2"' _ "$WORK/ref.tar.zst" "$DEST"
   if [ "$i" -eq 1 ]; then check_tree "$DEST" "zstd -d | tar -x"; fi
-  rm -f "$WORK/ref.tar.zst"
   retire "$DEST" "ref-r$i"
 
   # coffer restores into a directory that does not exist yet
@@ -283,6 +283,17 @@ for i in $(seq "$RUNS"); do
   # restic restores under the absolute path it backed up
   if [ "$i" -eq 1 ]; then check_tree "$DEST$CORPUS" "restic restore"; fi
   retire "$DEST" "restic-r$i"
+
+  # The restore reference again, after the others: the first restore of a run was seen to take
+  # up to 2x longer (the machine's state after the creates, whichever tool goes first), so the
+  # run's reference is the faster of its two, which can only make coffer's ratio smaller.
+  mkdir "$DEST"
+  measure ref_r2 bash -c 'set -o pipefail; zstd -q -d <"$1" | tar -xf - -C "$2"' _ "$WORK/ref.tar.zst" "$DEST"
+  retire "$DEST" "ref2-r$i"
+  rm -f "$WORK/ref.tar.zst"
+  if [ "$(calc "${W_ref_r2[-1]} < ${W_ref_r[-1]}")" = 1 ]; then
+    S_ref_r[-1]=${S_ref_r2[-1]} W_ref_r[-1]=${W_ref_r2[-1]} C_ref_r[-1]=${C_ref_r2[-1]} R_ref_r[-1]=${R_ref_r2[-1]}
+  fi
 
   # untimed: free the server's disk for the next run
   "$COFFER_BIN" snapshot rm "s3://$BUCKET/snaps/zstd-r$i@$id_zstd" >/dev/null

@@ -120,7 +120,7 @@ static int copy_command(create_ctx *c, const char *command, cf_err *err)
 /* One worker per core, as many as fit the default memory budget: the chunk writer holds
  * (2N + 1) x 2 x chunk bytes, and the whole create must stay under 256 MiB by default
  * (docs/SNAPSHOTS.md), the upload's buffers included. */
-#define CREATE_COMPRESS_BUDGET ((size_t)144 << 20)
+#define CREATE_COMPRESS_BUDGET ((size_t)128 << 20)
 
 static unsigned default_compress_threads(size_t chunk_size)
 {
