@@ -422,6 +422,10 @@ static void set_options(cf_s3c_xfer *x, const char *url)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+    /* Bulk transfers: curl's 16 KiB receive and 64 KiB send buffers cost a system call (and a
+     * callback) per piece, a quarter of a restore's CPU on a fast link. */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 2L * 1024 * 1024);
     if (!strcmp(x->method, "HEAD")) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (!strcmp(x->method, "PUT") || !strcmp(x->method, "POST")) {

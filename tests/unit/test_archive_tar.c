@@ -217,6 +217,17 @@ static void hostile_tar(cf_buf *out, int type, const char *name, const char *tar
     assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
     if (type != AE_IFLNK && !target)
         assert_int_equal(archive_write_data(a, "evil", 4), 4);
+    if (then && then[0] == '!') {
+        /* "!X": a hard link X to the entry above, then a file under X. */
+        archive_entry_clear(e);
+        archive_entry_set_pathname(e, then + 1);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_hardlink(e, name);
+        assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+        static char under[256];
+        snprintf(under, sizeof under, "%s/evil", then + 1);
+        then = under;
+    }
     if (then) {
         archive_entry_clear(e);
         archive_entry_set_pathname(e, then);
@@ -263,6 +274,12 @@ static void test_extraction_refuses_escapes(void **state)
     /* A symlink may point anywhere; writing through it may not. */
     expect_refused(AE_IFLNK, "up", "..", "up/evil", "\"up/evil\"");
     expect_refused(AE_IFLNK, "tmp", "/tmp", "tmp/evil", "\"tmp/evil\"");
+    /* The same path spelled otherwise is the same path. */
+    expect_refused(AE_IFLNK, "tmp", "/tmp", "./tmp//evil", "written through a symlink (\"tmp\")");
+    expect_refused(AE_IFLNK, "d/tmp", "/tmp", "d/./tmp/evil", "(\"d/tmp\")");
+    /* A hard link to a symlink is one too: nothing goes through either. */
+    expect_refused(AE_IFLNK, "tmp", "/tmp", "tmp/x/evil", "(\"tmp\")");
+    expect_refused(AE_IFLNK, "s", "/tmp", "!h", "(\"h\")");
 }
 
 static void test_missing_directory_is_named(void **state)
