@@ -461,6 +461,7 @@ struct rslot {
     size_t index;
     uint64_t filled; /* stored bytes received so far; producer only */
     int state, rc;
+    int hashed, consumed; /* a DONE slot is FREE again once both are set */
     cf_err err;
 };
 
@@ -479,8 +480,11 @@ struct cf_archive_reader {
     void *stream_ctx;
     struct rslot *slots, *held; /* held: the slot whose raw bytes reader_next returned last */
     unsigned nslots, nthreads;
-    pthread_t producer, *workers;
-    int producer_started;
+    pthread_t producer, *workers, hasher;
+    int producer_started, hasher_started;
+    /* The hasher's: the next chunk to hash, and the digest once the last is hashed. */
+    size_t hash_next;
+    int hash_finished;
     pthread_mutex_t mu;
     pthread_cond_t work, done, space;
     int cancel;
@@ -506,6 +510,8 @@ static void stop_threads(cf_archive_reader *r)
     pthread_mutex_unlock(&r->mu);
     if (r->producer_started)
         pthread_join(r->producer, NULL);
+    if (r->hasher_started)
+        pthread_join(r->hasher, NULL);
     for (unsigned i = 0; r->workers && i < r->nthreads; i++)
         pthread_join(r->workers[i], NULL);
 }
@@ -659,6 +665,7 @@ static int advance(cf_archive_reader *r, cf_err *err)
             s->state = RSLOT_FILLING;
             s->index = r->cur;
             s->filled = 0;
+            s->hashed = s->consumed = 0;
         }
         pthread_mutex_unlock(&r->mu);
     }
@@ -677,8 +684,6 @@ static int producer_sink(void *ctx, const void *p, size_t n, cf_err *err)
         if (stop)
             rc = cancelled(&r->sink_err);
     }
-    if (!rc && n)
-        cf_hash_update(r->sha, p, n);
     while (!rc && n) {
         if (r->cur == r->nchunks) {
             const cf_archive_chunk *last = &r->chunks[r->nchunks - 1];
@@ -732,13 +737,56 @@ static void *producer_main(void *arg)
         cf_err_set(&e, rc, "archive stream failed at byte %llu: %s", (unsigned long long)r->pos,
                    cf_strerror(rc));
     }
-    if (!rc)
-        cf_hash_final(r->sha, r->digest);
     pthread_mutex_lock(&r->mu);
     r->prod_rc = rc;
     r->prod_err = e;
     r->prod_at = r->cur;
     r->prod_finished = 1;
+    pthread_cond_broadcast(&r->done);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* A consumed slot goes back to the producer once it is hashed too; called with mu held. */
+static void release_slot(cf_archive_reader *r, struct rslot *s)
+{
+    s->consumed = 1;
+    if (s->hashed) {
+        s->state = RSLOT_FREE;
+        pthread_cond_signal(&r->space);
+    }
+}
+
+/* The archive's SHA-256, chunk by chunk in order from the slots, on a thread of its own: on the
+ * producer's it made the producer (network, copies) the restore's slowest stage. */
+static void *hasher_main(void *arg)
+{
+    cf_archive_reader *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->cancel && r->hash_next < r->nchunks) {
+        struct rslot *s = &r->slots[r->hash_next % r->nslots];
+        int ready = s->index == r->hash_next && !s->hashed &&
+                    (s->state == RSLOT_QUEUED || s->state == RSLOT_RUNNING || s->state == RSLOT_DONE);
+        if (!ready) {
+            if (r->prod_finished && r->hash_next >= r->prod_at)
+                break; /* the stream ended before this chunk: the producer's error says so */
+            pthread_cond_wait(&r->done, &r->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&r->mu);
+        cf_hash_update(r->sha, s->stored, r->chunks[r->hash_next].size);
+        pthread_mutex_lock(&r->mu);
+        s->hashed = 1;
+        r->hash_next++;
+        if (s->consumed) {
+            s->state = RSLOT_FREE;
+            pthread_cond_signal(&r->space);
+        }
+    }
+    if (r->hash_next == r->nchunks) {
+        cf_hash_final(r->sha, r->digest);
+        r->hash_finished = 1;
+    }
     pthread_cond_broadcast(&r->done);
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -824,6 +872,11 @@ int cf_archive_reader_new_stream(const cf_archive_read_opts *o, const cf_archive
             r->nthreads = i + 1;
         }
     }
+    if (pthread_create(&r->hasher, NULL, hasher_main, r) != 0) {
+        cf_archive_reader_free(r);
+        return cf_err_set(err, CF_EAGAIN, "cannot start the archive hashing thread");
+    }
+    r->hasher_started = 1;
     if (pthread_create(&r->producer, NULL, producer_main, r) != 0) {
         cf_archive_reader_free(r);
         return cf_err_set(err, CF_EAGAIN, "cannot start the archive reading thread");
@@ -841,9 +894,8 @@ static int stream_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *
 {
     pthread_mutex_lock(&r->mu);
     if (r->held) {
-        r->held->state = RSLOT_FREE;
+        release_slot(r, r->held);
         r->held = NULL;
-        pthread_cond_signal(&r->space);
     }
     int rc = 0;
     while (r->next < r->nchunks) {
@@ -876,11 +928,10 @@ static int stream_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *
             *n = r->chunks[i].raw_size;
             goto out;
         }
-        s->state = RSLOT_FREE;
-        pthread_cond_signal(&r->space);
+        release_slot(r, s);
     }
     if (r->next == r->nchunks) {
-        while (!r->prod_finished)
+        while (!r->prod_finished || (!r->prod_rc && !r->hash_finished))
             pthread_cond_wait(&r->done, &r->mu);
         r->next++; /* the end is checked once, even if called again */
         if ((rc = r->prod_rc) != 0) {
