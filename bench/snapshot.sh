@@ -257,7 +257,6 @@ for i in $(seq "$RUNS"); do
   borg init -e none "$WORK/borg/repo" 2>"$WORK/cmd.err" || die "borg init failed"
   measure borg_c borg create --compression zstd,3 "$WORK/borg/repo::run-$i" "$CORPUS"
   SIZE_borg+=("$(du -sb "$WORK/borg/repo" | awk '{ print $1 }')")
-  rm -rf "$WORK/borg"
 
   # -- restore (each into a fresh directory; checked against the corpus in the first run)
   mkdir "$DEST"
@@ -277,7 +276,6 @@ for i in $(seq "$RUNS"); do
   measure d_r "$COFFER_BIN" snapshot restore "$WORK/dirrepo/zstd@latest" "$DEST"
   if [ "$i" -eq 1 ]; then check_tree "$DEST" "coffer restore (zstd, directory repository)"; fi
   retire "$DEST" "dir-r$i"
-  rm -rf "$WORK/dirrepo"
   mkdir "$DEST"
   measure restic_r --server "${RESTIC[@]}" -r "$restic_repo" restore latest --target "$DEST"
   # restic restores under the absolute path it backed up
@@ -295,9 +293,14 @@ for i in $(seq "$RUNS"); do
     S_ref_r[-1]=${S_ref_r2[-1]} W_ref_r[-1]=${W_ref_r2[-1]} C_ref_r[-1]=${C_ref_r2[-1]} R_ref_r[-1]=${R_ref_r2[-1]}
   fi
 
-  # untimed: free the server's disk for the next run
+  # Untimed: the run's repositories go at its end, then the machine settles: deleting gigabytes
+  # here sets off minutes of background work (discards, writeback) that took CPU from whatever
+  # ran next, whichever tool that was.
+  rm -rf "$WORK/borg" "$WORK/dirrepo"
   "$COFFER_BIN" snapshot rm "s3://$BUCKET/snaps/zstd-r$i@$id_zstd" >/dev/null
   "$COFFER_BIN" snapshot rm "s3://$BUCKET/snaps/lz4-r$i@$id_lz4" >/dev/null
+  sync
+  sleep "${SETTLE_SECONDS:-20}"
 done
 
 alive
