@@ -349,12 +349,6 @@ static int verify_one(void *ctx, const cf_manifest *m)
     return 0;
 }
 
-static int note_last(void *ctx, const cf_manifest *m)
-{
-    snprintf(ctx, CF_SNAPSHOT_ID_LEN + 1, "%s", m->id);
-    return 0;
-}
-
 static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o, const cf_snapshot_secret *secret,
                   cf_err *err)
 {
@@ -368,11 +362,9 @@ static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o,
     char id[CF_SNAPSHOT_ID_LEN + 1] = "";
     snprintf(id, sizeof id, "%s", ref->id);
     if (!id[0]) {
-        int rc = cf_snapshot_list(repo, ref->ns, note_last, id, err);
+        int rc = cf_snapshot_latest(repo, ref->ns, id, err);
         if (rc)
             return rc;
-        if (!id[0])
-            return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ref->ns, cf_repo_name(repo));
     }
     int rc = cf_snapshot_verify(repo, ref->ns, id, secret, err);
     if (!rc)

@@ -370,28 +370,60 @@ static int read_to_end(cf_archive_reader *rd, cf_err *err)
     return rc;
 }
 
+/* "ns/20261122T153000Z-7f3a.tar.zst.enc" → its id, or "" when the name holds none. */
+static void id_of(const char *key, const char *ns, char id[CF_SNAPSHOT_ID_LEN + 1])
+{
+    size_t nl = strlen(ns);
+    id[0] = '\0';
+    if (strncmp(key, ns, nl) == 0 && key[nl] == '/' && strlen(key + nl + 1) >= CF_SNAPSHOT_ID_LEN) {
+        memcpy(id, key + nl + 1, CF_SNAPSHOT_ID_LEN);
+        id[CF_SNAPSHOT_ID_LEN] = '\0';
+        if (!cf_snapshot_id_valid(id))
+            id[0] = '\0';
+    }
+}
+
 typedef struct latest_ctx {
+    const char *ns;
     char id[CF_SNAPSHOT_ID_LEN + 1];
 } latest_ctx;
 
-static int note_latest(void *ctx, const cf_manifest *m)
+static int note_latest(void *ctx, const cf_repo_entry *e)
 {
-    snprintf(((latest_ctx *)ctx)->id, sizeof ((latest_ctx *)ctx)->id, "%s", m->id);
+    latest_ctx *l = ctx;
+    char id[CF_SNAPSHOT_ID_LEN + 1];
+    id_of(e->key, l->ns, id);
+    /* ns/ID.json exactly: ids sort by time, so the greatest is the latest. */
+    if (id[0] && !strcmp(e->key + strlen(l->ns) + 1 + CF_SNAPSHOT_ID_LEN, ".json") && strcmp(id, l->id) > 0)
+        memcpy(l->id, id, sizeof l->id);
+    return 0;
+}
+
+/* From the names alone: no manifest is downloaded to find the newest. */
+int cf_snapshot_latest(cf_repo *repo, const char *ns, char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
+{
+    char prefix[512];
+    snprintf(prefix, sizeof prefix, "%s/", ns);
+    latest_ctx l = {ns, ""};
+    int rc = cf_repo_list(repo, prefix, note_latest, &l, err);
+    if (rc)
+        return rc;
+    if (!l.id[0])
+        return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
+    memcpy(id_out, l.id, sizeof l.id);
     return 0;
 }
 
 /* *id NULL means the latest snapshot of ns: its id then lives in latest. */
-static int resolve_id(cf_repo *repo, const char *ns, const char **id, latest_ctx *latest, cf_err *err)
+static int resolve_id(cf_repo *repo, const char *ns, const char **id, char latest[CF_SNAPSHOT_ID_LEN + 1],
+                      cf_err *err)
 {
     if (*id)
         return 0;
-    int rc = cf_snapshot_list(repo, ns, note_latest, latest, err);
-    if (rc)
-        return rc;
-    if (!latest->id[0])
-        return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
-    *id = latest->id;
-    return 0;
+    int rc = cf_snapshot_latest(repo, ns, latest, err);
+    if (!rc)
+        *id = latest;
+    return rc;
 }
 
 static int dir_empty(const char *path)
@@ -465,11 +497,11 @@ static int pull_counted(void *ctx, const void **p, size_t *n, cf_err *err)
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out, const cf_snapshot_restore_opts *o,
                         char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
 {
-    latest_ctx latest = {""};
+    char latest[CF_SNAPSHOT_ID_LEN + 1];
     const char *id = o->id;
     int force = o->force;
     const cf_snapshot_secret *secret = o->secret;
-    int rc = resolve_id(repo, ns, &id, &latest, err);
+    int rc = resolve_id(repo, ns, &id, latest, err);
     if (rc)
         return rc;
     char mkey[512];
@@ -617,19 +649,6 @@ static int scan_entry(void *ctx, const cf_repo_entry *e)
     return names_add(&s->archives, e->key);
 }
 
-/* "ns/20261122T153000Z-7f3a.tar.zst.enc" → its id, or "" when the name holds none. */
-static void id_of(const char *key, const char *ns, char id[CF_SNAPSHOT_ID_LEN + 1])
-{
-    size_t nl = strlen(ns);
-    id[0] = '\0';
-    if (strncmp(key, ns, nl) == 0 && key[nl] == '/' && strlen(key + nl + 1) >= CF_SNAPSHOT_ID_LEN) {
-        memcpy(id, key + nl + 1, CF_SNAPSHOT_ID_LEN);
-        id[CF_SNAPSHOT_ID_LEN] = '\0';
-        if (!cf_snapshot_id_valid(id))
-            id[0] = '\0';
-    }
-}
-
 int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy, int64_t grace_s, int dry_run,
                       cf_snapshot_prune_fn fn, void *ctx, size_t *swept, cf_err *err)
 {
@@ -701,8 +720,8 @@ int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *co
 
 int cf_snapshot_show(cf_repo *repo, const char *ns, const char *id, char **json, size_t *len, cf_err *err)
 {
-    latest_ctx latest = {""};
-    int rc = resolve_id(repo, ns, &id, &latest, err);
+    char latest[CF_SNAPSHOT_ID_LEN + 1];
+    int rc = resolve_id(repo, ns, &id, latest, err);
     if (rc)
         return rc;
     char mkey[512];

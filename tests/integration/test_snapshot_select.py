@@ -197,5 +197,8 @@ def test_exit_codes_name_the_failure(server, s3env, tmp_path):
     s3.put_object(Bucket="select", Key=mkey, Body=body[: len(body) // 2])
     p = run("restore", f"{url}@{sid}", str(tmp_path / "d4"), "--encrypt-key-file", str(key), env=s3env)
     assert p.returncode == 4 and b"manifest" in p.stderr, p.stderr
+    # @latest is found from the names: the newest is the damaged one, and it is named as such.
+    p = run("restore", f"{url}@latest", str(tmp_path / "d4"), "--encrypt-key-file", str(key), env=s3env)
+    assert p.returncode == 4 and sid.encode() in p.stderr, p.stderr
     for d in ("d1", "d2", "d3", "d4"):
         assert not (tmp_path / d).exists()
