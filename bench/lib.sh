@@ -29,3 +29,16 @@ proc_ticks() {
   echo $((f[11] + f[12]))
 }
 alive() { kill -0 "$COFFER_PID" 2>/dev/null || die "coffer server died (see its log below)"; }
+# start_coffer ADDR DATA_DIR LOG: a coffer server with the root credentials ACCESS_KEY /
+# SECRET_KEY, in the background (COFFER_PID), returning once it answers /health/ready.
+start_coffer() {
+  COFFER_ROOT_USER=$ACCESS_KEY COFFER_ROOT_PASSWORD=$SECRET_KEY \
+    "$COFFER_BIN" server --address "$1" --data "$2" --log-level "$COFFER_LOG_LEVEL" >"$3" 2>&1 &
+  COFFER_PID=$!
+  for _ in $(seq 100); do
+    curl -fsS -o /dev/null "http://$1/health/ready" 2>/dev/null && return 0
+    alive
+    sleep 0.1
+  done
+  die "coffer server on $1 is not ready after 10 s"
+}

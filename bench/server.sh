@@ -123,16 +123,7 @@ s3() {
 log "scratch $SCRATCH; coffer on $COFFER, nginx on $NGINXA; RUNS=$RUNS"
 mkdir -p "$SCRATCH/data" "$SCRATCH/www/$BUCKET/small" "$SCRATCH/nginx"
 
-COFFER_ROOT_USER=$ACCESS_KEY COFFER_ROOT_PASSWORD=$SECRET_KEY \
-  "$COFFER_BIN" server --address "$COFFER" --data "$SCRATCH/data" --log-level "$COFFER_LOG_LEVEL" \
-  >"$SCRATCH/coffer.log" 2>&1 &
-COFFER_PID=$!
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://$COFFER/health/ready" 2>/dev/null && break
-  alive
-  sleep 0.1
-done
-curl -fsS -o /dev/null "http://$COFFER/health/ready" || die "coffer is not ready after 10 s"
+start_coffer "$COFFER" "$SCRATCH/data" "$SCRATCH/coffer.log"
 sleep 0.5
 RSS_REST_KIB=$(status_kib "$COFFER_PID" VmRSS)
 log "coffer ready, pid $COFFER_PID, VmRSS $RSS_REST_KIB KiB"

@@ -137,16 +137,7 @@ ADDR=127.0.0.1:$COFFER_PORT
 ENDPOINT=http://$ADDR
 mkdir -p "$WORK/data" "$WORK/restic-cache" "$WORK/borg-base" "$WORK/retired"
 log "scratch $WORK; coffer server on $ADDR; RUNS=$RUNS"
-COFFER_ROOT_USER=$ACCESS_KEY COFFER_ROOT_PASSWORD=$SECRET_KEY \
-  "$COFFER_BIN" server --address "$ADDR" --data "$WORK/data" --log-level "$COFFER_LOG_LEVEL" \
-  >"$WORK/coffer.log" 2>&1 &
-COFFER_PID=$!
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "$ENDPOINT/health/ready" 2>/dev/null && break
-  alive
-  sleep 0.1
-done
-curl -fsS -o /dev/null "$ENDPOINT/health/ready" || die "coffer server is not ready after 10 s"
+start_coffer "$ADDR" "$WORK/data" "$WORK/coffer.log"
 
 make_bucket() {
   local code
