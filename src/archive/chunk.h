@@ -87,7 +87,9 @@ typedef struct cf_archive_result {
 typedef struct cf_archive_writer cf_archive_writer;
 
 /* opts NULL means zstd at its default level, unencrypted, 8 MiB chunks, no threads. The sink
- * is called from the thread that calls write/finish, in stored order. Caller frees *out. */
+ * is called in stored order, never twice at once: from the thread that calls write/finish when
+ * threads = 0, otherwise from a thread of the writer's own, which cf_archive_writer_free stops
+ * (so free the writer before what the sink writes to). Caller frees *out. */
 int cf_archive_writer_new(const cf_archive_writer_opts *opts, cf_archive_sink_fn sink,
                           void *sink_ctx, cf_archive_writer **out, cf_err *err);
 /* Feeds raw bytes. After an error the writer only accepts cf_archive_writer_free. */

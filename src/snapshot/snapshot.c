@@ -242,8 +242,8 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         mw = NULL;
     }
     cf_repo_writer_abort(mw);
+    cf_archive_writer_free(c.aw); /* first: its output thread may still be writing to c.rw */
     cf_repo_writer_abort(c.rw);
-    cf_archive_writer_free(c.aw);
     for (size_t i = 0; i < c.nskipped; i++) {
         free(c.skipped[i].path);
         free(c.skipped[i].error);

@@ -635,6 +635,7 @@ static void test_sink_error_stops_the_writer(void **state)
         assert_string_equal(err.msg, "disk full at chunk 1");
         assert_int_equal(cf_archive_writer_write(w, raw, 1, &err), CF_EINVAL);
         cf_archive_writer_free(w);
+        assert_int_equal(calls, 2); /* nothing reached the sink after its failure */
         free(raw);
     }
 }
