@@ -168,6 +168,16 @@ void cf_s3c_xfer_body_crc32c(cf_s3c_xfer *x, const void *data, size_t len)
     cf_base64_encode(raw, 4, x->crc32c);
 }
 
+void cf_s3c_xfer_body_crc32c_known(cf_s3c_xfer *x, const void *data, size_t len, uint32_t crc)
+{
+    unsigned char raw[4] = {(unsigned char)(crc >> 24), (unsigned char)(crc >> 16), (unsigned char)(crc >> 8),
+                            (unsigned char)crc};
+    x->body = data ? data : "";
+    x->body_len = len;
+    snprintf(x->payload_hash, sizeof x->payload_hash, "%s", CF_SIGV4_UNSIGNED_PAYLOAD);
+    cf_base64_encode(raw, 4, x->crc32c);
+}
+
 /* ---- curl callbacks ---- */
 
 static size_t on_read(char *p, size_t size, size_t n, void *ud)

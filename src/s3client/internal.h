@@ -85,6 +85,8 @@ void cf_s3c_xfer_body(cf_s3c_xfer *x, const void *data, size_t len);
 /* Like cf_s3c_xfer_body for bulk data: UNSIGNED-PAYLOAD instead of a SHA-256 of the body, with
  * x-amz-checksum-crc32c (signed) for the server to check the bytes that arrive. */
 void cf_s3c_xfer_body_crc32c(cf_s3c_xfer *x, const void *data, size_t len);
+/* As cf_s3c_xfer_body_crc32c, with the CRC32C of the body already known. */
+void cf_s3c_xfer_body_crc32c_known(cf_s3c_xfer *x, const void *data, size_t len, uint32_t crc);
 
 /* Starts x on the multi handle (first attempt). */
 int cf_s3c_xfer_start(cf_s3c_xfer *x, cf_err *err);

@@ -105,7 +105,8 @@ static int busy_count(const slot *s, int k)
     return n;
 }
 
-int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_err *err)
+/* Waits for a slot that is not busy, after checking the part's size and number. */
+static int free_slot(cf_s3c_uploader *u, size_t len, slot **out, cf_err *err)
 {
     if (len == 0 || len > u->part_max)
         return cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': part of %zu bytes (want 1..%zu)",
@@ -116,6 +117,7 @@ int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_
                           "(coffer snapshot create --expected-size) so that parts are planned larger",
                           u->bucket, u->key, MAX_PARTS, u->part_max >> 20);
     slot *s = NULL;
+    *out = NULL;
     for (;;) {
         reap_parts(u);
         if (u->rc)
@@ -134,9 +136,13 @@ int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_
             *err = u->err;
         return u->rc;
     }
-    if (!s->buf && !(s->buf = malloc(u->part_max)))
-        return cf_err_set(err, CF_ENOMEM, "s3 upload '%s/%s': out of memory for a part", u->bucket, u->key);
-    memcpy(s->buf, data, len);
+    *out = s;
+    return 0;
+}
+
+/* Sends slot s, whose buffer holds the part's len bytes. */
+static int send_part(cf_s3c_uploader *u, slot *s, size_t len, const uint32_t *crc32c, cf_err *err)
+{
     s->len = len;
     s->index = (uint64_t)++u->nparts;
     snprintf(s->num, sizeof s->num, "%d", u->nparts);
@@ -145,7 +151,10 @@ int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_
     cf_s3c_xfer_param(&s->x, "uploadId", u->upload_id);
     /* Parts are bulk: a SHA-256 of each costs both ends more CPU than anything else but the
      * compression, and a snapshot's bytes are checked end to end by its manifest anyway. */
-    cf_s3c_xfer_body_crc32c(&s->x, s->buf, len);
+    if (crc32c)
+        cf_s3c_xfer_body_crc32c_known(&s->x, s->buf, len, *crc32c);
+    else
+        cf_s3c_xfer_body_crc32c(&s->x, s->buf, len);
     s->busy = 1;
     int rc = cf_s3c_xfer_start(&s->x, err);
     if (rc) {
@@ -156,6 +165,31 @@ int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_
             u->err = *err;
     }
     return rc;
+}
+
+int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_err *err)
+{
+    slot *s;
+    int rc = free_slot(u, len, &s, err);
+    if (rc)
+        return rc;
+    if (!s->buf && !(s->buf = malloc(u->part_max)))
+        return cf_err_set(err, CF_ENOMEM, "s3 upload '%s/%s': out of memory for a part", u->bucket, u->key);
+    memcpy(s->buf, data, len);
+    return send_part(u, s, len, NULL, err);
+}
+
+int cf_s3c_uploader_submit_buffer(cf_s3c_uploader *u, unsigned char **buf, size_t len,
+                                  const uint32_t *crc32c, cf_err *err)
+{
+    slot *s;
+    int rc = free_slot(u, len, &s, err);
+    if (rc)
+        return rc;
+    unsigned char *spare = (unsigned char *)s->buf;
+    s->buf = (char *)*buf;
+    *buf = spare;
+    return send_part(u, s, len, crc32c, err);
 }
 
 int cf_s3c_uploader_poll(cf_s3c_uploader *u, int wait, cf_err *err)

@@ -215,6 +215,13 @@ int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key,
  * free slot first. Every part but the last must be at least 5 MiB for S3. Fails with the
  * error of any part that failed for good; the caller then calls abort. */
 int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_err *err);
+/* As submit, without the copy: the part is *buf itself (from malloc, at least part_max bytes),
+ * which the uploader keeps; *buf becomes a buffer of the uploader's it no longer needs (same
+ * size, or NULL), for the caller to fill next and free in the end. crc32c, when not NULL, is the
+ * CRC32C of the len bytes, which the caller computed anyway, so the part is not read again
+ * before it is sent. */
+int cf_s3c_uploader_submit_buffer(cf_s3c_uploader *u, unsigned char **buf, size_t len,
+                                  const uint32_t *crc32c, cf_err *err);
 /* Collects the parts that finished and returns how many are still in flight (so submit will not
  * wait while that is below max_in_flight), or the error of a part that failed for good (the
  * caller then aborts). With wait, and parts in flight, first drives them until one finishes or

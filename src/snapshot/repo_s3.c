@@ -11,8 +11,8 @@
  *
  * The multipart upload runs on a thread of its own, started by the first full part, so that
  * parts travel while the caller walks the tree, reads files and waits for compression: the
- * caller fills parts from a pool of POOL_PARTS and queues full ones; the thread copies each into
- * one of the uploader's PARTS_IN_FLIGHT buffers and sends it. From then until commit or abort
+ * caller fills parts from a pool of POOL_PARTS and queues full ones; the thread hands each to
+ * the uploader, buffer and all, and takes back a buffer the uploader is done with. From then until commit or abort
  * return (both join the thread) the thread alone uses the repository's client, so nothing else
  * may use that client meanwhile (cf_snapshot_create writes the manifest after the archive's
  * commit). An upload error is returned by the next write or by commit.
@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crypto/checksum.h"
 #include "s3client/s3client.h"
 #include "snapshot/repo_int.h"
 
@@ -51,6 +52,7 @@ typedef struct s3_writer {
     int in_flight_max;
     unsigned char *pool[POOL_PARTS];  /* allocated when first needed */
     size_t plen[POOL_PARTS];
+    uint32_t pcrc[POOL_PARTS];   /* CRC32C of each part's bytes, computed as they are copied in */
     int cur;                     /* the part being filled, or -1 after a failed hand-over */
     int wrc;                     /* a failed write's code, returned by every later call */
     cf_err werr;
@@ -170,8 +172,9 @@ static void *upload_main(void *arg)
             break;
         }
         if (next >= 0) {
-            /* submit copies the part, so the caller may refill it as soon as it returns. */
-            rc = cf_s3c_uploader_submit(up, w->pool[next], w->plen[next], &e);
+            /* The part's buffer goes to the uploader as it is, and the pool gets back one the
+             * uploader no longer needs (or none yet: flush_part allocates it). */
+            rc = cf_s3c_uploader_submit_buffer(up, &w->pool[next], w->plen[next], &w->pcrc[next], &e);
             pthread_mutex_lock(&w->mu);
             w->qhead = (w->qhead + 1) % POOL_PARTS;
             w->qlen--;
@@ -246,6 +249,7 @@ static int flush_part(s3_writer *w, cf_err *err)
         return cf_err_set(err, CF_ENOMEM, "upload of '%s': out of memory for a part", w->key);
     }
     w->plen[w->cur] = 0;
+    w->pcrc[w->cur] = 0;
     return 0;
 }
 
@@ -286,6 +290,8 @@ static int s3_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_err
         size_t len = w->plen[w->cur];
         size_t take = w->part_size - len < n ? w->part_size - len : n;
         memcpy(w->pool[w->cur] + len, in, take);
+        /* While the bytes are in cache: sending the part needs its CRC32C. */
+        w->pcrc[w->cur] = cf_crc32c(w->pcrc[w->cur], in, take);
         w->plen[w->cur] += take;
         in += take;
         n -= take;
