@@ -32,13 +32,6 @@
 #define PIPELINE_AFTER ((uint64_t)1 << 20)
 #define PIPELINE_SLOT ((size_t)512 << 10)
 #define PIPELINE_SLOTS 4
-/* A body at least this large leaves the page cache once it is durable. Object data is written
- * once and read seldom soon after (backups, archives), and keeping it cached costs twice: it
- * evicts what readers do use, and every new body then needs fresh pages. On the VMs we measure
- * on, a fresh page costs about as much as the copy into it (the host backs it on first touch):
- * a 1 GB upload took 2.1 to 4.8 CPU s in the server depending on how much memory was fresh,
- * and 2.1 s when each part's pages were dropped and reused by the next. */
-#define UNCACHE_AFTER ((uint64_t)4 << 20)
 
 struct cf_store_writer {
     cf_store *s;
@@ -142,8 +135,6 @@ int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *
             return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
         if (fdatasync(w->fd) != 0)
             return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);
-        if (w->size >= UNCACHE_AFTER)
-            (void)posix_fadvise(w->fd, 0, 0, POSIX_FADV_DONTNEED); /* clean now, so dropped */
         cf_hash_final(w->md5, w->digest);
         w->finished = 1;
     }
