@@ -10,9 +10,10 @@
 #   WORK=DIR           scratch directory (must not exist or be empty; default a new
 #                      directory under /var/tmp, else /tmp); removed at exit
 #   COFFER_LOG_LEVEL=info   --log-level of the server
+#   PREFAULT=3G        memory touched and freed before each timed command (0: none; see prefault)
 #
 # Each run times, in this order, with `sync` (untimed) before each command so that no earlier
-# write-back overlaps it:
+# write-back overlaps it, and then PREFAULT of memory touched and freed (see prefault):
 #   tar -cf - -C CORPUS . | zstd -T0 -3 > ref.tar.zst          compression-bound reference
 #   coffer snapshot create CORPUS s3://bench/snaps/zstd-rN --compress zstd --level 3
 #   coffer snapshot create CORPUS s3://bench/snaps/lz4-rN --compress lz4
@@ -119,6 +120,20 @@ warm() {
   fi
 }
 
+# prefault: touch PREFAULT_BYTES of fresh memory and free it again, untimed, just before each
+# timed command, so that every command starts with that much memory the host backs. On the VMs
+# we measure on, memory the guest has left free for a while is taken back by the host, and
+# touching it again cost about 2 s of system time per GiB; which command met such pages, and
+# how many, varied from run to run (a restore into tmpfs: 1.91-3.38 s in four runs without
+# this, 1.99-2.21 s with it; the reference's 2.17-3.02 s, 2.00-2.41 s).
+PREFAULT_BYTES=$(numfmt --from=iec "${PREFAULT:-3G}") || die "PREFAULT must be a size such as 3G, not '${PREFAULT:-}'"
+prefault() {
+  [ "$PREFAULT_BYTES" -gt 0 ] || return 0
+  python3 -c 'import mmap, sys
+mmap.mmap(-1, int(sys.argv[1]), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)' "$PREFAULT_BYTES" ||
+    die "could not touch $PREFAULT_BYTES bytes of memory (set PREFAULT=0 to skip)"
+}
+
 # check_tree DIR NAME: the restored DIR holds exactly the corpus's files, byte for byte
 check_tree() {
   local n
@@ -159,7 +174,7 @@ export BORG_BASE_DIR=$WORK/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=
 unset RESTIC_REPOSITORY RESTIC_PASSWORD BORG_REPO BORG_PASSPHRASE
 
 # ----------------------------------------------------------------------------- measuring
-# measure NAME [--server] CMD...: sync, then time CMD (stdout to $WORK/cmd.out, stderr to
+# measure NAME [--server] CMD...: sync, prefault, then time CMD (stdout to $WORK/cmd.out, stderr to
 # $WORK/cmd.err). Appends to the arrays S_NAME (MB/s), W_NAME (wall s), C_NAME (CPU s of the
 # command and its children), R_NAME (peak RSS KiB of its largest process) and, with --server,
 # V_NAME (CPU s of the coffer server over the same interval).
@@ -168,6 +183,7 @@ measure() {
   shift
   [ "$1" = --server ] && { server=1; shift; }
   sync
+  prefault
   alive
   c0=$(proc_ticks "$COFFER_PID")
   t0=$(now)
@@ -337,7 +353,7 @@ cat <<EOF
 ## coffer snapshot benchmark — $(date -u +%Y-%m-%d) — $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 
 RUNS=$RUNS; corpus: $CORPUS_BYTES bytes ($(fmt "$(calc "$CORPUS_BYTES / 1073741824")" 2) GiB) in $CORPUS_FILES files ($CORPUS_DESC); scratch on $(df --output=fstype "$WORK" | tail -n 1), restores into $RESTORE_FS ($RESTORE_DIR).
-The corpus was read once (untimed) before each run, so every command read it from the page cache (share of its pages cached after that read, by run: $(printf '%s %%, ' "${CACHED[@]}" | sed 's/, $//')); page cache is not dropped between runs.
+The corpus was read once (untimed) before each run, so every command read it from the page cache (share of its pages cached after that read, by run: $(printf '%s %%, ' "${CACHED[@]}" | sed 's/, $//')); page cache is not dropped between runs; before every timed command $(numfmt --to=iec "$PREFAULT_BYTES") of fresh memory was touched and freed (PREFAULT).
 MB/s = corpus bytes / wall seconds, MB = 10^6 bytes; figures are median (min–max) over the runs; ratios are of medians.
 coffer server on loopback, same machine; restic $(restic version | awk '{ print $2 }') (s3 backend, same server, fresh repository per run), borg $(borg --version | awk '{ print $2 }') (local repository, -e none, fresh per run), zstd $(zstd --version | sed -n 's/.* v\([0-9.]*\),.*/\1/p'), GNU tar $(tar --version | awk 'NR == 1 { print $NF }').
 
