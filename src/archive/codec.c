@@ -149,9 +149,16 @@ static int lz4_decompress(const void *in, size_t n, void *out, size_t raw_size, 
     unsigned char *dst = out;
     size_t in_left = n, produced = 0, hint = 1;
     int rc = 0;
+    /* The whole frame goes into one buffer, so the last 64 KiB a linked block refers to stay
+     * where they are (stableDst: no copy of them after every block). The frame's xxHash32 of
+     * its content is not checked here: callers check a CRC32C of the stored bytes before this
+     * and a SHA-256 of the whole archive after (the checksum stays in the frames for plain
+     * `lz4 -d`). Together these took a restore of the 2 GiB corpus from 2.35-2.40 s to
+     * 1.76-1.89 s. The size still is checked: the frame must fill out exactly. */
+    LZ4F_decompressOptions_t opts = {.stableDst = 1, .skipChecksums = 1};
     while (hint != 0) {
         size_t src_n = in_left, dst_n = raw_size - produced;
-        hint = LZ4F_decompress(d, dst + produced, &dst_n, src, &src_n, NULL);
+        hint = LZ4F_decompress(d, dst + produced, &dst_n, src, &src_n, &opts);
         if (LZ4F_isError(hint)) {
             rc = cf_err_set(err, CF_ECORRUPT, "lz4 frame: %s", LZ4F_getErrorName(hint));
             goto out;
