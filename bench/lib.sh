@@ -42,3 +42,23 @@ start_coffer() {
   done
   die "coffer server on $1 is not ready after 10 s"
 }
+
+# stop_coffer: ends the server start_coffer started, if it still runs (for cleanup traps).
+stop_coffer() {
+  if [ -n "${COFFER_PID:-}" ] && kill -0 "$COFFER_PID" 2>/dev/null; then
+    kill -TERM "$COFFER_PID"
+    wait "$COFFER_PID" 2>/dev/null
+  fi
+  return 0
+}
+
+# tail_logs FILE...: the last lines of each FILE that is not empty, after a failed run.
+tail_logs() {
+  local log
+  for log in "$@"; do
+    if [ -s "$log" ]; then
+      echo "--- last lines of $(basename "$log"):" >&2
+      tail -n 15 "$log" >&2
+    fi
+  done
+}

@@ -66,17 +66,11 @@ cleanup() {
   local rc=$?
   trap - ERR
   set +e
-  if [ -n "$COFFER_PID" ] && kill -0 "$COFFER_PID" 2>/dev/null; then
-    kill -TERM "$COFFER_PID"; wait "$COFFER_PID" 2>/dev/null
-  fi
+  stop_coffer
   if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
     kill -QUIT "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null
   fi
-  if [ $rc -ne 0 ]; then
-    for log in "$SCRATCH/coffer.log" "$SCRATCH/nginx/error.log"; do
-      [ -s "$log" ] && { echo "--- last lines of $(basename "$log"):" >&2; tail -n 15 "$log" >&2; }
-    done
-  fi
+  [ $rc -eq 0 ] || tail_logs "$SCRATCH/coffer.log" "$SCRATCH/nginx/error.log"
   rm -rf "$SCRATCH"
   exit $rc
 }

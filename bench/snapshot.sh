@@ -67,14 +67,8 @@ cleanup() {
   local rc=$?
   trap - ERR
   set +e
-  if [ -n "$COFFER_PID" ] && kill -0 "$COFFER_PID" 2>/dev/null; then
-    kill -TERM "$COFFER_PID"; wait "$COFFER_PID" 2>/dev/null
-  fi
-  if [ $rc -ne 0 ]; then
-    for log in "$WORK/coffer.log" "$WORK/cmd.err"; do
-      [ -s "$log" ] && { echo "--- last lines of $(basename "$log"):" >&2; tail -n 15 "$log" >&2; }
-    done
-  fi
+  stop_coffer
+  [ $rc -eq 0 ] || tail_logs "$WORK/coffer.log" "$WORK/cmd.err"
   # borg and restic leave read-only files behind; make everything removable first
   chmod -R u+rwX "$WORK" 2>/dev/null
   rm -rf "$WORK"
