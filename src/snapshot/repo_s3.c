@@ -356,17 +356,29 @@ static int s3_writer_commit(cf_repo_writer *base, cf_err *err)
     return rc;
 }
 
+/* The caller's data callback, whose failure and message are kept apart: the transfer it stops
+ * then fails too, with its own "stopped by the caller", which must not replace them. */
 typedef struct get_ctx {
     cf_repo_data_fn fn;
     void *ctx;
-    cf_err *err;
+    cf_err err;
     int rc;
 } get_ctx;
 
 static int deliver(void *p, const char *data, size_t n)
 {
     get_ctx *g = p;
-    g->rc = g->fn(g->ctx, data, n, g->err);
+    g->rc = g->fn(g->ctx, data, n, &g->err);
+    return g->rc;
+}
+
+/* The result of a transfer that fed g: the callback's failure first. */
+static int get_result(const get_ctx *g, int rc, cf_err *err)
+{
+    if (!g->rc)
+        return rc;
+    if (err)
+        *err = g->err;
     return g->rc;
 }
 
@@ -381,10 +393,10 @@ static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len,
     if (len == 0)
         return 0;
     cf_s3c_range range = {offset, len == UINT64_MAX ? 0 : len};
-    get_ctx g = {fn, ctx, err, 0};
+    get_ctx g = {.fn = fn, .ctx = ctx};
     rc = cf_s3c_get_object(r->client, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g,
                            NULL, err);
-    return g.rc ? g.rc : rc;
+    return get_result(&g, rc, err);
 }
 
 /* A restore reads the archive once, front to back: ranges large enough that a request costs
@@ -399,14 +411,9 @@ static int s3_stream(cf_repo *base, const char *key, cf_repo_data_fn fn, void *c
     int rc = full_key(r, key, k, sizeof k, err);
     if (rc)
         return rc;
-    /* fn's own message, which the download would replace with its "stopped by the caller". */
-    cf_err fn_err;
-    cf_err_clear(&fn_err);
-    get_ctx g = {fn, ctx, &fn_err, 0};
+    get_ctx g = {.fn = fn, .ctx = ctx};
     rc = cf_s3c_download(r->client, r->bucket, k, STREAM_RANGE, STREAM_RANGES_IN_FLIGHT, deliver, &g, NULL, err);
-    if (g.rc && err)
-        *err = fn_err;
-    return g.rc ? g.rc : rc;
+    return get_result(&g, rc, err);
 }
 
 static int s3_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)

@@ -285,17 +285,23 @@ static int collect_manifest(void *ctx, const cf_repo_entry *e)
     return is_manifest(e->key) ? names_add(ctx, e->key) : 0;
 }
 
-static int append_buf(void *ctx, const void *p, size_t n, cf_err *err)
+/* Manifests are read whole into memory, so one from anywhere is held to a size. */
+#define MANIFEST_MAX ((size_t)64 << 20)
+
+static int append_manifest(void *ctx, const void *p, size_t n, cf_err *err)
 {
-    (void)err;
-    return cf_buf_append(ctx, p, n);
+    int rc = cf_buf_append(ctx, p, n);
+    if (rc == CF_ETOOBIG)
+        return cf_err_set(err, CF_ECORRUPT, "the manifest is larger than %zu MiB; no manifest coffer writes is",
+                          MANIFEST_MAX >> 20);
+    return rc ? cf_err_set(err, rc, "out of memory reading the manifest") : 0;
 }
 
 static int load_manifest(cf_repo *repo, const char *key, cf_manifest *m, cf_err *err)
 {
     cf_buf b;
-    cf_buf_init(&b, (size_t)64 << 20);
-    int rc = cf_repo_get(repo, key, 0, UINT64_MAX, append_buf, &b, err);
+    cf_buf_init(&b, MANIFEST_MAX);
+    int rc = cf_repo_get(repo, key, 0, UINT64_MAX, append_manifest, &b, err);
     if (!rc) {
         rc = cf_manifest_parse(b.data ? b.data : "", b.len, m, err);
         if (rc) {
@@ -731,8 +737,8 @@ int cf_snapshot_show(cf_repo *repo, const char *ns, const char *id, char **json,
         return rc;
     cf_manifest_cleanup(&m);
     cf_buf b;
-    cf_buf_init(&b, (size_t)64 << 20);
-    rc = cf_repo_get(repo, mkey, 0, UINT64_MAX, append_buf, &b, err);
+    cf_buf_init(&b, MANIFEST_MAX);
+    rc = cf_repo_get(repo, mkey, 0, UINT64_MAX, append_manifest, &b, err);
     if (rc) {
         cf_buf_cleanup(&b);
         return rc;

@@ -200,5 +200,16 @@ def test_exit_codes_name_the_failure(server, s3env, tmp_path):
     # @latest is found from the names: the newest is the damaged one, and it is named as such.
     p = run("restore", f"{url}@latest", str(tmp_path / "d4"), "--encrypt-key-file", str(key), env=s3env)
     assert p.returncode == 4 and sid.encode() in p.stderr, p.stderr
+    # A manifest too large to be one coffer wrote: damaged, and the message says why (the
+    # transfer it stops must not replace that with its own "stopped by the caller").
+    huge = b"{" + b" " * (65 << 20) + b"}"
+    s3.put_object(Bucket="select", Key=mkey, Body=huge)
+    p = run("show", f"{url}@{sid}", env=s3env)
+    assert p.returncode == 4 and b"larger than 64 MiB" in p.stderr, p.stderr
+    dirrepo = tmp_path / "dirrepo" / "ns"
+    did = ok("create", str(src), str(dirrepo)).strip()
+    (dirrepo / f"{did}.json").write_bytes(huge)
+    p = run("show", f"{dirrepo}@{did}")
+    assert p.returncode == 4 and b"larger than 64 MiB" in p.stderr, p.stderr
     for d in ("d1", "d2", "d3", "d4"):
         assert not (tmp_path / d).exists()
