@@ -21,6 +21,8 @@ struct cf_bgwrite {
     unsigned head, queued, filling;
     int stop, error, started;
     uint64_t written, flushed, writeback_step;
+    cf_bgwrite_hook_fn hook;
+    void *hook_ctx;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t has_work, has_room;
@@ -94,9 +96,17 @@ int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, ui
     return 0;
 }
 
+void cf_bgwrite_set_hook(cf_bgwrite *bw, cf_bgwrite_hook_fn fn, void *ctx)
+{
+    bw->hook = fn;
+    bw->hook_ctx = ctx;
+}
+
 /* Hands the slot being filled to the thread and waits for a free one. */
 static int push(cf_bgwrite *bw)
 {
+    if (bw->hook)
+        bw->hook(bw->hook_ctx, bw->slots[bw->filling], bw->lens[bw->filling]);
     pthread_mutex_lock(&bw->mu);
     bw->queued++;
     pthread_cond_signal(&bw->has_work);

@@ -19,6 +19,11 @@ typedef struct cf_bgwrite cf_bgwrite;
  * (sync_file_range) every that many bytes. */
 int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, uint64_t writeback_step,
                    cf_bgwrite **out);
+/* fn sees every slot's bytes, in order, on the producer's thread just before the slot is
+ * queued for writing: whole slots, so a digest of the stream gets large even pieces whatever
+ * sizes the producer writes in. Set before the first write. */
+typedef void (*cf_bgwrite_hook_fn)(void *ctx, const void *p, size_t n);
+void cf_bgwrite_set_hook(cf_bgwrite *bw, cf_bgwrite_hook_fn fn, void *ctx);
 /* Copies n bytes into the pipeline. Returns 0, or the errno of an earlier failed write. */
 int cf_bgwrite_write(cf_bgwrite *bw, const void *p, size_t n);
 /* Writes out everything queued and stops the thread. Returns 0 or the first write's errno. */

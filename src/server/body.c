@@ -202,6 +202,8 @@ int cf_body_open_writer(cf_request *r, cf_s3_error *e)
         *e = CF_S3_InternalError;
         return -1;
     }
+    if (r->has_length)
+        cf_store_writer_expect(r->writer, r->expected_len);
     r->body = BODY_OBJECT;
     return 0;
 }

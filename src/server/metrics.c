@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "crypto/md5.h"
 #include "server/request.h"
 
 static const int tracked_status[] = {200, 204, 206, 304, 400, 403, 404, 405, 409, 411,
@@ -139,6 +140,15 @@ int cf_metrics_render(cf_metrics *m, cf_store *store, cf_buf *b)
                      "coffer_s3_requests_in_flight %lld\n",
                   /* the scrape itself is one of them */
                   (long long)atomic_load(&m->in_flight));
+
+    uint64_t alone, side_by_side;
+    cf_md5_stats(&alone, &side_by_side);
+    cf_buf_printf(b, "# HELP coffer_md5_bytes_total Body bytes hashed for ETags, alone or side by side with "
+                     "other bodies received at the same time (less CPU per byte).\n"
+                     "# TYPE coffer_md5_bytes_total counter\n"
+                     "coffer_md5_bytes_total{hashed=\"alone\"} %llu\n"
+                     "coffer_md5_bytes_total{hashed=\"side_by_side\"} %llu\n",
+                  (unsigned long long)alone, (unsigned long long)side_by_side);
 
     cf_store_bucket *list = NULL;
     size_t n = 0;

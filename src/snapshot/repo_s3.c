@@ -157,12 +157,19 @@ static void *upload_main(void *arg)
     int rc = cf_s3c_uploader_begin(r->client, r->bucket, w->key, "application/octet-stream", w->part_size,
                                    w->in_flight_max, &up, &e);
     int in_flight = 0;
+    int pair_open = 0; /* the first part of a pair is sent; the second follows at once */
     while (!rc) {
         pthread_mutex_lock(&w->mu);
-        while (!w->cancel && !w->qlen && !w->finishing && !in_flight)
+        while (!w->cancel && !w->finishing && !in_flight && (!w->qlen || (w->qlen == 1 && !pair_open)))
             pthread_cond_wait(&w->to_thread, &w->mu);
         int cancel = w->cancel, finish = w->finishing && !w->qlen;
-        int next = w->qlen && in_flight < w->in_flight_max ? w->queue[w->qhead] : -1;
+        /* Parts go out two at a time: a server that hashes each body for its ETag, as every S3
+         * server does, can then hash the two side by side for less CPU (coffer server does,
+         * crypto/md5.c). On a slow link parts queue up anyway and this changes nothing. */
+        int paired = w->qlen >= 2 || pair_open || w->finishing;
+        int next = w->qlen && paired && in_flight < w->in_flight_max ? w->queue[w->qhead] : -1;
+        if (next >= 0)
+            pair_open = !pair_open && w->qlen >= 2;
         pthread_mutex_unlock(&w->mu);
         if (cancel)
             break;

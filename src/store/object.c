@@ -23,6 +23,7 @@
 #include "core/bgwrite.h"
 #include "core/fs.h"
 #include "crypto/hash.h"
+#include "crypto/md5.h"
 #include "store/record.h"
 #include "store/store_int.h"
 
@@ -38,9 +39,10 @@ struct cf_store_writer {
     int fd;
     unsigned char id[CF_STORE_ID_LEN];
     char tmp_path[PATH_MAX];
-    cf_hash *md5;
+    cf_md5_ctx md5;
     cf_bgwrite *bg;              /* set once the body passed PIPELINE_AFTER */
     uint64_t size;
+    uint64_t expected;           /* the declared size, 0 when unknown */
     unsigned char digest[CF_MD5_LEN];
     int finished;
     cf_store_condition *cond;
@@ -76,14 +78,12 @@ int cf_store_check_condition(cf_store *s, MDB_txn *txn, const char *comp, size_t
 int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
 {
     cf_store_writer *w = calloc(1, sizeof *w);
-    if (!w || !(w->md5 = cf_hash_new(CF_HASH_MD5))) {
-        free(w);
+    if (!w)
         return cf_err_set(err, CF_ENOMEM, "out of memory starting a write");
-    }
+    cf_md5_init(&w->md5);
     w->s = s;
     char hex[CF_STORE_ID_LEN * 2 + 1];
     if (cf_random_bytes(w->id, sizeof w->id) != 0) {
-        cf_hash_free(w->md5);
         free(w);
         return cf_err_set(err, CF_EIO, "no randomness for a data file id");
     }
@@ -92,7 +92,6 @@ int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         int e = errno;
-        cf_hash_free(w->md5);
         free(w);
         return cf_err_sys(err, cf_err_from_errno(e), e, "cannot create data file in '%s'", s->tmp_dir);
     }
@@ -100,9 +99,19 @@ int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
     return 0;
 }
 
+void cf_store_writer_expect(cf_store_writer *w, uint64_t size)
+{
+    w->expected = size;
+}
+
 cf_store *cf_store_writer_store(const cf_store_writer *w)
 {
     return w->s;
+}
+
+static void md5_slot(void *ctx, const void *p, size_t n)
+{
+    cf_md5_update(ctx, p, n);
 }
 
 int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *err)
@@ -110,19 +119,23 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
     int nth = atomic_load(&w->s->fail_nth_write);
     if (nth > 0 && atomic_fetch_sub(&w->s->fail_nth_write, 1) == 1)
         return cf_err_set(err, CF_EIO, "cannot write data file '%s': injected fault", w->tmp_path);
-    if (!w->bg && w->size + n > PIPELINE_AFTER) {
+    if (!w->bg && (w->size + n > PIPELINE_AFTER || w->expected > PIPELINE_AFTER)) {
         int e = cf_bgwrite_new(w->fd, w->size, PIPELINE_SLOT, PIPELINE_SLOTS, WRITEBACK_STEP, &w->bg);
         if (e)
             return cf_err_sys(err, cf_err_from_errno(e), e, "cannot start writing data file '%s'", w->tmp_path);
+        /* From here on MD5 takes whole slots: bodies received at the same time are then hashed
+         * side by side in passes of equal length (crypto/md5.c). */
+        cf_bgwrite_set_hook(w->bg, md5_slot, &w->md5);
     }
     if (w->bg) {
         int e = cf_bgwrite_write(w->bg, p, n);
         if (e)
             return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
-    } else if (cf_fs_write_all(w->fd, p, n) != 0) {
-        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
+    } else {
+        if (cf_fs_write_all(w->fd, p, n) != 0)
+            return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
+        cf_md5_update(&w->md5, p, n);
     }
-    cf_hash_update(w->md5, p, n);
     w->size += n;
     return 0;
 }
@@ -135,7 +148,7 @@ int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *
             return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
         if (fdatasync(w->fd) != 0)
             return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);
-        cf_hash_final(w->md5, w->digest);
+        cf_md5_final(&w->md5, w->digest);
         w->finished = 1;
     }
     if (md5)
@@ -153,7 +166,7 @@ void cf_store_writer_abort(cf_store_writer *w)
     if (w->fd >= 0)
         close(w->fd);
     unlink(w->tmp_path);
-    cf_hash_free(w->md5);
+    cf_md5_done(&w->md5);
     free(w);
 }
 

@@ -80,6 +80,9 @@ typedef struct cf_store_writer cf_store_writer;
 
 int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err);
 int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *err);
+/* The body's declared size, before the first write: a large body then goes through the write
+ * pipeline, and MD5 takes it in whole slots, from its first byte. */
+void cf_store_writer_expect(cf_store_writer *w, uint64_t size);
 /* Flushes the body to stable storage; fills the MD5 and size of what was written. */
 int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *size, cf_err *err);
 /*

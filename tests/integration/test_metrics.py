@@ -40,6 +40,12 @@ def test_metrics_count_requests_bytes_and_storage(server, s3):
     assert value(after, "coffer_s3_request_duration_seconds_count", op="PutObject") >= 3
     assert value(after, "coffer_s3_request_duration_seconds_bucket", op="PutObject", le="+Inf") == \
         value(after, "coffer_s3_request_duration_seconds_count", op="PutObject")
+    # Each 1000-byte body is hashed for its ETag as 16 blocks of 64 bytes (with MD5's padding),
+    # alone: too small to share passes with other bodies.
+    assert value(after, "coffer_md5_bytes_total", hashed="alone") - \
+        value(before, "coffer_md5_bytes_total", hashed="alone") == 3 * 1024
+    assert value(after, "coffer_md5_bytes_total", hashed="side_by_side") == \
+        value(before, "coffer_md5_bytes_total", hashed="side_by_side")
     assert value(after, "coffer_bucket_objects", bucket="metered") == 3
     assert value(after, "coffer_bucket_bytes", bucket="metered") == 3000
     # The scrape is itself in flight while it renders.

@@ -2,11 +2,13 @@
 import hashlib
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import AWS_BIN
+from test_metrics import scrape, value
 
 MiB = 1 << 20
 
@@ -70,6 +72,32 @@ def test_complete_assembles_parts_in_order(s3, bucket, server):
         s3.complete_multipart_upload(Bucket=bucket, Key="big/object", UploadId=uid,
                                      MultipartUpload={"Parts": done})
     assert error_code(e) == ("NoSuchUpload", 404)
+
+
+def test_parts_sent_at_once_are_hashed_side_by_side(s3, bucket, server):
+    """Bodies received together share MD5 passes on the server; their ETags are still each
+    body's own MD5, and the metrics show the sharing."""
+    parts = [os.urandom(24 * MiB) for _ in range(4)]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="together")["UploadId"]
+    before = scrape(server)
+
+    def send(i):
+        return s3.upload_part(Bucket=bucket, Key="together", UploadId=uid, PartNumber=i + 1,
+                              Body=parts[i])["ETag"]
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        etags = list(pool.map(send, range(len(parts))))
+    after = scrape(server)
+    assert etags == ['"%s"' % hashlib.md5(p).hexdigest() for p in parts]
+    res = s3.complete_multipart_upload(
+        Bucket=bucket, Key="together", UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": e} for i, e in enumerate(etags)]})
+    assert res["ETag"] == multipart_etag(parts)
+    hashed = {k: value(after, "coffer_md5_bytes_total", hashed=k) - value(before, "coffer_md5_bytes_total", hashed=k)
+              for k in ("alone", "side_by_side")}
+    # Every byte of the four bodies (and their padding), once.
+    assert hashed["alone"] + hashed["side_by_side"] == sum(len(p) + 64 for p in parts)
+    assert hashed["side_by_side"] > 0
 
 
 def test_part_rules(s3, bucket, server):

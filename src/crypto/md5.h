@@ -1,0 +1,43 @@
+/*
+ * md5.h - MD5 for the ETags of stored bodies, with the blocks of bodies received at the same
+ * time hashed side by side (see md5.c). Each body has its own cf_md5_ctx, used by one thread at
+ * a time; the sharing between threads is internal and thread-safe.
+ */
+#ifndef CF_CRYPTO_MD5_H
+#define CF_CRYPTO_MD5_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cf_md5_ctx {
+    uint32_t st[4];
+    uint64_t len;
+    unsigned char buf[64];
+    size_t nbuf;
+    /* Internal: while counted among the bodies whose blocks are hashed side by side. */
+    int sharing;
+    uint64_t last_queued;
+    struct cf_md5_ctx *prev_body, *next_body;
+} cf_md5_ctx;
+
+void cf_md5_init(cf_md5_ctx *m);
+void cf_md5_update(cf_md5_ctx *m, const void *p, size_t n);
+/* Writes the digest; m must be initialised again before more use. */
+void cf_md5_final(cf_md5_ctx *m, unsigned char out[16]);
+/* For a body abandoned before final: stops counting it among the bodies hashed side by side
+ * (the others would wait for its blocks). final does this itself; a second call is a no-op. */
+void cf_md5_done(cf_md5_ctx *m);
+
+/* Bytes of full blocks hashed so far by this process, alone and side by side with other
+ * bodies' (for the server's metrics), in whole 64-byte blocks, MD5's padding included. */
+void cf_md5_stats(uint64_t *alone, uint64_t *side_by_side);
+
+/* The block functions under it, for tests and benchmarks. */
+#define CF_MD5_LANES 4
+/* nblocks 64-byte blocks at p into st. */
+void cf_md5_blocks(uint32_t st[4], const unsigned char *p, size_t nblocks);
+/* nblocks blocks of each of n bodies (1 <= n <= CF_MD5_LANES), interleaved: body i reads p[i]
+ * and updates st[i]. */
+void cf_md5_blocks_lanes(unsigned n, uint32_t *const st[], const unsigned char *const p[], size_t nblocks);
+
+#endif
