@@ -245,6 +245,20 @@ static struct {
 } shared = {
     PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, NULL, 0};
 
+static pthread_once_t arrived_once = PTHREAD_ONCE_INIT;
+
+/* The gather wait's deadline is on the monotonic clock: a step of the wall clock must not
+ * stretch it (a signal would then be the only way out). */
+static void init_arrived(void)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&shared.arrived);
+    pthread_cond_init(&shared.arrived, &a);
+    pthread_condattr_destroy(&a);
+}
+
 static uint64_t now_ns(void)
 {
     struct timespec t;
@@ -305,6 +319,7 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
         return;
     }
     job me = {st, p, nblocks, 0, NULL};
+    pthread_once(&arrived_once, init_arrived);
     pthread_mutex_lock(&shared.mu);
     if (!m->sharing) {
         m->sharing = 1;
@@ -349,7 +364,7 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
                     wait = GATHER_WAIT_MAX_NS;
                 uint64_t end_ns = start + wait;
                 struct timespec until;
-                clock_gettime(CLOCK_REALTIME, &until);
+                clock_gettime(CLOCK_MONOTONIC, &until);
                 until.tv_nsec += (long)wait;
                 if (until.tv_nsec >= 1000000000L) {
                     until.tv_sec++;
