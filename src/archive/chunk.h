@@ -28,7 +28,10 @@
 #include "core/err.h"
 #include "crypto/hash.h"
 
-#define CF_ARCHIVE_DEFAULT_CHUNK ((size_t)8 << 20)
+/* 2 MiB, zstd's window at its default levels: a chunk of 8 MiB, DESIGN.md's first choice, stores
+ * 0.12 % fewer bytes of the benchmark corpus but costs 10-15 % more CPU to compress (the chunk
+ * no longer fits a core's cache) and twice the memory per worker (docs/BENCHMARKS.md). */
+#define CF_ARCHIVE_DEFAULT_CHUNK ((size_t)2 << 20)
 /* Largest raw chunk accepted from a chunk table, so a hostile manifest cannot make a reader
  * allocate without bound. */
 #define CF_ARCHIVE_MAX_CHUNK ((size_t)256 << 20)
@@ -86,7 +89,7 @@ typedef struct cf_archive_result {
 
 typedef struct cf_archive_writer cf_archive_writer;
 
-/* opts NULL means zstd at its default level, unencrypted, 8 MiB chunks, no threads. The sink
+/* opts NULL means zstd at its default level, unencrypted, 2 MiB chunks, no threads. The sink
  * is called in stored order, never twice at once: from the thread that calls write/finish when
  * threads = 0, otherwise from a thread of the writer's own, which cf_archive_writer_free stops
  * (so free the writer before what the sink writes to). Caller frees *out. */

@@ -18,8 +18,8 @@
  * commit). An upload error is returned by the next write or by commit.
  *
  * Memory of one writer: at most (POOL_PARTS + in flight) x part size = (2 + 4) x 16 MiB
- * = 96 MiB (UPLOAD_BUDGET) by default, whatever the object's size. With the archive writer's (2N+1) x 2 x 8 MiB for N
- * compression threads, a create with N <= 4 peaks at 144 + 96 = 240 MiB, within 256 MiB.
+ * = 96 MiB (UPLOAD_BUDGET) by default, whatever the object's size. With the archive writer's (2N+1) x 2 x chunk
+ * bytes for N compression threads, at most 128 MiB by default (snapshot.c), a create stays within 256 MiB.
  */
 #include <pthread.h>
 #include <stdio.h>

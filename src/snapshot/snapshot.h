@@ -32,7 +32,7 @@ typedef struct cf_snapshot_create_opts {
                                     * when it fails, no snapshot is created */
     cf_codec codec;
     int level;
-    size_t chunk_size;             /* 0: 8 MiB */
+    size_t chunk_size;             /* 0: CF_ARCHIVE_DEFAULT_CHUNK, 2 MiB */
     unsigned threads;              /* compression workers; 0: one per core */
     const cf_snapshot_secret *secret; /* NULL: not encrypted */
     uint64_t expected_size;        /* a stream's expected size, 0 if unknown: plans the upload's

@@ -25,7 +25,7 @@ def tree(root):
     with open(f"{root}/sub/big.bin", "wb") as f:
         f.write(os.urandom(3 << 20))
     with open(f"{root}/sub/deeper/zeros", "wb") as f:
-        f.write(b"\0" * (9 << 20))       # spans two 8 MiB chunks, compresses to nearly nothing
+        f.write(b"\0" * (9 << 20))       # spans several chunks, compresses to nearly nothing
     with open(f"{root}/sub/deeper/\u00e9t\u00e9.txt", "w") as f:
         f.write("non-ASCII name\n")
     # Old mtimes on the files large enough to be preallocated when restored: preallocation
