@@ -1,7 +1,9 @@
 /*
  * md5.h - MD5 for the ETags of stored bodies, with the blocks of bodies received at the same
  * time hashed side by side (see md5.c). Each body has its own cf_md5_ctx, used by one thread at
- * a time; the sharing between threads is internal and thread-safe.
+ * a time; the sharing between threads is internal and thread-safe. A context is linked into a
+ * process-wide list from its first large update until final or done, so it must not move (be
+ * copied or reallocated) in between.
  */
 #ifndef CF_CRYPTO_MD5_H
 #define CF_CRYPTO_MD5_H
