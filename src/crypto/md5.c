@@ -227,6 +227,7 @@ static void count(uint64_t *counter, size_t nblocks)
 }
 
 typedef struct job {
+    cf_md5_ctx *body;
     uint32_t *st;
     const unsigned char *p;
     size_t nblocks;
@@ -266,13 +267,15 @@ static uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* How many jobs a pass should wait for: one from each body that queued blocks lately, up to
- * CF_MD5_LANES. A body whose sender has paused is not waited for. Under shared.mu. */
-static unsigned jobs_wanted(uint64_t now)
+/* How many jobs a pass should wait for: one from each body that queued blocks lately (or
+ * since `since`), up to CF_MD5_LANES. A body whose sender has paused is not waited for, nor one
+ * whose blocks are in another thread's pass: its thread cannot queue more until that ends.
+ * Under shared.mu. */
+static unsigned jobs_wanted(uint64_t since)
 {
     unsigned n = 0;
     for (const cf_md5_ctx *b = shared.bodies; b && n < CF_MD5_LANES; b = b->next_body)
-        n += now - b->last_queued <= RECENT_NS;
+        n += !b->in_pass && (int64_t)(since - b->last_queued) <= (int64_t)RECENT_NS;
     return n;
 }
 
@@ -318,7 +321,7 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
         count(&bytes_alone, nblocks);
         return;
     }
-    job me = {st, p, nblocks, 0, NULL};
+    job me = {m, st, p, nblocks, 0, NULL};
     pthread_once(&arrived_once, init_arrived);
     pthread_mutex_lock(&shared.mu);
     if (!m->sharing) {
@@ -379,6 +382,7 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
             job *batch[CF_MD5_LANES];
             unsigned n = 0;
             while (shared.head && n < CF_MD5_LANES) {
+                shared.head->body->in_pass = 1;
                 batch[n++] = shared.head;
                 shared.head = shared.head->next;
                 shared.queued--;
@@ -388,8 +392,10 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
             pthread_mutex_unlock(&shared.mu);
             hash_batch(batch, n);
             pthread_mutex_lock(&shared.mu);
-            for (unsigned i = 0; i < n; i++)
+            for (unsigned i = 0; i < n; i++) {
+                batch[i]->body->in_pass = 0;
                 batch[i]->done = 1;
+            }
             pthread_cond_broadcast(&shared.cv);
         }
         shared.running--;
@@ -407,6 +413,8 @@ void cf_md5_init(cf_md5_ctx *m)
     m->len = 0;
     m->nbuf = 0;
     m->sharing = 0;
+    m->in_pass = 0;
+    m->last_queued = 0;
 }
 
 void cf_md5_done(cf_md5_ctx *m)

@@ -18,6 +18,7 @@ typedef struct cf_md5_ctx {
     size_t nbuf;
     /* Internal: while counted among the bodies whose blocks are hashed side by side. */
     int sharing;
+    int in_pass; /* its queued blocks are in a thread's pass */
     uint64_t last_queued;
     struct cf_md5_ctx *prev_body, *next_body;
 } cf_md5_ctx;

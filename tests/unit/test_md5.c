@@ -61,8 +61,8 @@ static void test_rfc1321_vectors(void **state)
     }
 }
 
-/* Every length around the padding boundaries and the sharing threshold (16 blocks), each fed
- * whole and in pieces of every awkward size. */
+/* Every length around the padding boundaries, each fed whole and in pieces of every awkward
+ * size (one thread: the sharing path is the threaded test's). */
 static void test_matches_openssl_over_lengths_and_splits(void **state)
 {
     (void)state;
