@@ -29,8 +29,8 @@
 #include "crypto/hash.h"
 
 /* 2 MiB, zstd's window at level 3: a chunk of 8 MiB, DESIGN.md's first choice, stores 0.12 %
- * fewer bytes of the benchmark corpus but costs 10-15 % more CPU to compress (the chunk no
- * longer fits a core's cache) and four times the memory per worker (docs/BENCHMARKS.md). */
+ * fewer bytes of the benchmark corpus but costs 10-15 % more CPU to compress (probably as the chunk
+ * no longer fits a core's 2 MiB cache) and four times the memory per worker (docs/BENCHMARKS.md). */
 #define CF_ARCHIVE_DEFAULT_CHUNK ((size_t)2 << 20)
 /* Largest raw chunk accepted from a chunk table, so a hostile manifest cannot make a reader
  * allocate without bound. */
