@@ -226,9 +226,14 @@ static void count(uint64_t *counter, size_t nblocks)
     __atomic_fetch_add(counter, (uint64_t)nblocks * 64, __ATOMIC_RELAXED);
 }
 
+static void hash_alone(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
+{
+    cf_md5_blocks(m->st, p, nblocks);
+    count(&bytes_alone, nblocks);
+}
+
 typedef struct job {
     cf_md5_ctx *body;
-    uint32_t *st;
     const unsigned char *p;
     size_t nblocks;
     int done;
@@ -287,7 +292,7 @@ static void hash_batch(job *const *jobs, unsigned n)
     const unsigned char *p[CF_MD5_LANES];
     size_t left[CF_MD5_LANES];
     for (unsigned i = 0; i < n; i++) {
-        st[i] = jobs[i]->st;
+        st[i] = jobs[i]->body->st;
         p[i] = jobs[i]->p;
         left[i] = jobs[i]->nblocks;
     }
@@ -315,13 +320,11 @@ static void hash_batch(job *const *jobs, unsigned n)
  * queued. */
 static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
 {
-    uint32_t *st = m->st;
     if (nblocks < SHARE_MIN_BLOCKS) {
-        cf_md5_blocks(st, p, nblocks);
-        count(&bytes_alone, nblocks);
+        hash_alone(m, p, nblocks);
         return;
     }
-    job me = {m, st, p, nblocks, 0, NULL};
+    job me = {m, p, nblocks, 0, NULL};
     pthread_once(&arrived_once, init_arrived);
     pthread_mutex_lock(&shared.mu);
     if (!m->sharing) {
@@ -335,8 +338,7 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
     }
     if (shared.streams < 2) {
         pthread_mutex_unlock(&shared.mu);
-        cf_md5_blocks(st, p, nblocks);
-        count(&bytes_alone, nblocks);
+        hash_alone(m, p, nblocks);
         return;
     }
     if (shared.tail)
@@ -447,8 +449,7 @@ void cf_md5_update(cf_md5_ctx *m, const void *data, size_t n)
         n -= take;
         if (m->nbuf < 64)
             return;
-        cf_md5_blocks(m->st, m->buf, 1);
-        count(&bytes_alone, 1);
+        hash_alone(m, m->buf, 1);
         m->nbuf = 0;
     }
     if (n >= 64) {

@@ -40,7 +40,7 @@ struct cf_store_writer {
     unsigned char id[CF_STORE_ID_LEN];
     char tmp_path[PATH_MAX];
     cf_md5_ctx md5;
-    cf_bgwrite *bg;              /* set once the body passed PIPELINE_AFTER */
+    cf_bgwrite *bg;              /* set once the body passes, or is declared to pass, PIPELINE_AFTER */
     uint64_t size;
     uint64_t expected;           /* the declared size, 0 when unknown */
     unsigned char digest[CF_MD5_LEN];
