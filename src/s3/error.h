@@ -9,8 +9,10 @@
 
 #define CF_S3_ERROR_MAP(XX)                                                                      \
     XX(AccessDenied, 403, "Access Denied.")                                                    \
+    XX(AccessForbidden, 403, "CORSResponse: This CORS request is not allowed.")                \
     XX(AuthorizationHeaderMalformed, 400, "The authorization header you provided is invalid.") \
     XX(AuthorizationQueryParametersError, 400, "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.") \
+    XX(BadRequest, 400, "Bad Request.")                                                         \
     XX(BadDigest, 400, "The Content-MD5 or checksum you specified did not match what we received.") \
     XX(BucketAlreadyExists, 409, "The requested bucket name is not available.")                 \
     XX(BucketAlreadyOwnedByYou, 409, "Your previous request to create the named bucket succeeded and you already own it.") \
@@ -26,17 +28,21 @@
     XX(InvalidPart, 400, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.") \
     XX(InvalidPartOrder, 400, "The list of parts was not in ascending order. The parts list must be specified in order by part number.") \
     XX(InvalidTag, 400, "The TagSet you provided is not valid.")                                 \
+    XX(InvalidPolicyDocument, 400, "The content of the form does not meet the conditions specified in the policy document.") \
     XX(InvalidRange, 416, "The requested range is not satisfiable.")                            \
     XX(InvalidRequest, 400, "Invalid Request.")                                                 \
     XX(KeyTooLongError, 400, "Your key is too long.")                                           \
     XX(MalformedXML, 400, "The XML you provided was not well-formed or did not validate against our published schema.") \
+    XX(MalformedPOSTRequest, 400, "The body of your POST request is not well-formed multipart/form-data.") \
     XX(MalformedPolicy, 400, "Policies must be valid JSON and the first byte must be '{'.") \
+    XX(MaxPostPreDataLengthExceededError, 400, "Your POST request fields preceding the upload file were too large.") \
     XX(MetadataTooLarge, 400, "Your metadata headers exceed the maximum allowed metadata size.") \
     XX(MethodNotAllowed, 405, "The specified method is not allowed against this resource.")    \
     XX(MissingContentLength, 411, "You must provide the Content-Length HTTP header.")           \
     XX(MissingSecurityHeader, 400, "Your request is missing a required header.")                \
     XX(NoSuchBucket, 404, "The specified bucket does not exist.")                               \
     XX(NoSuchBucketPolicy, 404, "The bucket policy does not exist.")                            \
+    XX(NoSuchCORSConfiguration, 404, "The CORS configuration does not exist.")                  \
     XX(NoSuchKey, 404, "The specified key does not exist.")                                     \
     XX(NoSuchUpload, 404, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.") \
     XX(NotImplemented, 501, "A header you provided implies functionality that is not implemented.") \

@@ -30,6 +30,11 @@ typedef enum cf_s3_op {
     CF_S3_OP_GET_BUCKET_POLICY,        /* GET|PUT|DELETE /bucket?policy */
     CF_S3_OP_PUT_BUCKET_POLICY,
     CF_S3_OP_DELETE_BUCKET_POLICY,
+    CF_S3_OP_GET_BUCKET_CORS,          /* GET|PUT|DELETE /bucket?cors */
+    CF_S3_OP_PUT_BUCKET_CORS,
+    CF_S3_OP_DELETE_BUCKET_CORS,
+    CF_S3_OP_CORS_PREFLIGHT,           /* OPTIONS /bucket[/key]: unauthenticated, as browsers send it */
+    CF_S3_OP_POST_OBJECT,              /* POST /bucket, multipart/form-data: a browser form upload */
     CF_S3_OP_ADMIN,                    /* /_admin/...: coffer's own API (set by the server) */
     CF_S3_OP_PUT_OBJECT,
     CF_S3_OP_GET_OBJECT,

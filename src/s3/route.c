@@ -19,6 +19,11 @@ const char *cf_s3_op_name(cf_s3_op op)
     case CF_S3_OP_GET_BUCKET_POLICY: return "GetBucketPolicy";
     case CF_S3_OP_PUT_BUCKET_POLICY: return "PutBucketPolicy";
     case CF_S3_OP_DELETE_BUCKET_POLICY: return "DeleteBucketPolicy";
+    case CF_S3_OP_GET_BUCKET_CORS: return "GetBucketCors";
+    case CF_S3_OP_PUT_BUCKET_CORS: return "PutBucketCors";
+    case CF_S3_OP_DELETE_BUCKET_CORS: return "DeleteBucketCors";
+    case CF_S3_OP_CORS_PREFLIGHT: return "PreflightRequest";
+    case CF_S3_OP_POST_OBJECT: return "PostObject";
     case CF_S3_OP_ADMIN: return "Admin";
     case CF_S3_OP_PUT_OBJECT: return "PutObject";
     case CF_S3_OP_GET_OBJECT: return "GetObject";
@@ -45,7 +50,7 @@ const char *cf_s3_op_name(cf_s3_op op)
 
 /* Sub-resources that select another operation, which this server does not implement yet. */
 static const char *const bucket_subresources[] = {
-    "acl", "cors", "lifecycle", "website", "tagging", "encryption", "replication", "logging", "notification", "object-lock",
+    "acl", "lifecycle", "website", "tagging", "encryption", "replication", "logging", "notification", "object-lock",
     "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock",
     "intelligent-tiering", "inventory", "metrics", "analytics", "policyStatus",
 };
@@ -70,6 +75,8 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
     int get = strcmp(method, "GET") == 0, put = strcmp(method, "PUT") == 0;
     int head = strcmp(method, "HEAD") == 0, del = strcmp(method, "DELETE") == 0;
     int post = strcmp(method, "POST") == 0;
+    if (strcmp(method, "OPTIONS") == 0)
+        return *bucket ? CF_S3_OP_CORS_PREFLIGHT : CF_S3_OP_METHOD_NOT_ALLOWED;
     if (!get && !put && !head && !del && !post)
         return CF_S3_OP_METHOD_NOT_ALLOWED;
     if (!*bucket)
@@ -88,6 +95,9 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
         if (get_param(ctx, "policy"))
             return get ? CF_S3_OP_GET_BUCKET_POLICY : put ? CF_S3_OP_PUT_BUCKET_POLICY
                  : del ? CF_S3_OP_DELETE_BUCKET_POLICY : CF_S3_OP_METHOD_NOT_ALLOWED;
+        if (get_param(ctx, "cors"))
+            return get ? CF_S3_OP_GET_BUCKET_CORS : put ? CF_S3_OP_PUT_BUCKET_CORS
+                 : del ? CF_S3_OP_DELETE_BUCKET_CORS : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (HAS_ANY(bucket_subresources))
             return CF_S3_OP_UNSUPPORTED;
         if (get_param(ctx, "location"))
@@ -99,6 +109,7 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
         if (put) return CF_S3_OP_CREATE_BUCKET;
         if (head) return CF_S3_OP_HEAD_BUCKET;
         if (del) return CF_S3_OP_DELETE_BUCKET;
+        if (post) return CF_S3_OP_POST_OBJECT; /* the form's Content-Type is checked by its handler */
         return CF_S3_OP_METHOD_NOT_ALLOWED;
     }
     if (HAS_ANY(object_subresources))

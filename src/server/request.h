@@ -118,6 +118,7 @@ typedef struct cf_request {
     char deferred_msg[256];
 
     uint32_t part_number;         /* UploadPart */
+    struct cf_post_upload *post;  /* POST Object: the form on its way in (handlers_post.c) */
 
     int status;                   /* for the access log */
     uint64_t bytes_out;
@@ -227,6 +228,18 @@ size_t cf_tagging_count(const char *stored);
 int cf_handle_get_object_tagging(cf_request *r);
 int cf_handle_put_object_tagging(cf_request *r);
 int cf_handle_delete_object_tagging(cf_request *r);
+
+/* handlers_cors.c */
+int cf_handle_bucket_cors(cf_request *r);
+int cf_handle_cors_preflight(cf_request *r);
+/* Adds the CORS headers a rule of the bucket grants the request's Origin, if any (cf_respond). */
+void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp);
+
+/* handlers_post.c: POST Object, a browser form upload (the body is a multipart/form-data form). */
+int cf_post_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+void cf_post_object_take(cf_request *r, const char *data, size_t n);
+int cf_post_object_end(cf_request *r);
+void cf_post_object_cleanup(cf_request *r);
 
 /* handlers_admin.c */
 int cf_handle_bucket_policy(cf_request *r);

@@ -26,6 +26,7 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
         return 0;
     MHD_add_response_header(resp, "x-amz-request-id", r->request_id);
     MHD_add_response_header(resp, "Server", "coffer");
+    cf_cors_response_headers(r, resp);
     r->status = status;
     r->responded = 1;
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);

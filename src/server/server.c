@@ -203,11 +203,16 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
         if (cf_upload_part_begin(r, &e, msg, sizeof msg) != 0)
             return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
         return MHD_YES;
+    case CF_S3_OP_POST_OBJECT:
+        if (cf_post_object_begin(r, &e, msg, sizeof msg) != 0)
+            return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
+        return MHD_YES;
     case CF_S3_OP_CREATE_BUCKET:
     case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD:
     case CF_S3_OP_PUT_OBJECT_TAGGING:
     case CF_S3_OP_DELETE_OBJECTS:
     case CF_S3_OP_PUT_BUCKET_POLICY:
+    case CF_S3_OP_PUT_BUCKET_CORS:
     case CF_S3_OP_ADMIN:
         r->body = BODY_SMALL;
         return MHD_YES;
@@ -243,6 +248,11 @@ static int finish_request(cf_request *r)
     case CF_S3_OP_GET_BUCKET_POLICY:
     case CF_S3_OP_PUT_BUCKET_POLICY:
     case CF_S3_OP_DELETE_BUCKET_POLICY: return cf_handle_bucket_policy(r);
+    case CF_S3_OP_GET_BUCKET_CORS:
+    case CF_S3_OP_PUT_BUCKET_CORS:
+    case CF_S3_OP_DELETE_BUCKET_CORS: return cf_handle_bucket_cors(r);
+    case CF_S3_OP_CORS_PREFLIGHT: return cf_handle_cors_preflight(r);
+    case CF_S3_OP_POST_OBJECT: return cf_post_object_end(r);
     case CF_S3_OP_ADMIN: return cf_handle_admin(r);
     case CF_S3_OP_PUT_OBJECT: return cf_put_object_end(r);
     case CF_S3_OP_GET_OBJECT: return cf_handle_get_object(r, 0);
@@ -286,7 +296,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return begin_request(r, url);
     }
     if (*upload_data_size) {
-        if (!r->responded)
+        if (r->responded)
+            ;
+        else if (r->post)
+            cf_post_object_take(r, upload_data, *upload_data_size);
+        else
             cf_body_take(r, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
@@ -306,6 +320,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     /* Anything not committed by now is discarded: a client that went away leaves nothing. */
     cf_store_writer_abort(r->writer);
+    cf_post_object_cleanup(r);
     cf_body_cleanup(r);
     cf_metrics_end(r->srv->metrics, r->op, r->responded ? r->status : 0, r->bytes_in, r->bytes_out,
                    cf_clock_mono() - r->started);

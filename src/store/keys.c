@@ -4,7 +4,8 @@
  * Tables:
  *   keys  access key -> u8 version | i64 created_ns | u16 len, secret | u16 len, policy |
  *                       u16 len, bucket | u16 len, prefix
- *   meta  name -> bytes   ("policy/<bucket>": the bucket's policy document)
+ *   meta  name -> bytes   ("policy/<bucket>": the bucket's policy document; "cors/<bucket>": its
+ *                          CORSConfiguration XML as PutBucketCors received it)
  * The secret is kept as is: SigV4 verification needs it, not a hash of it. The index files
  * are mode 0600, like the generated root credentials.
  */

@@ -369,12 +369,13 @@ int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err)
         }
     }
     /* Uploads in progress die with their bucket (S3 does the same), parts and all; so does
-     * its policy, lest a new bucket of the same name inherit it. */
+     * its policy and CORS configuration, lest a new bucket of the same name inherit them. */
     if (!rc && cf_store_uploads_drop_in(s, txn, name, 0, &freed, NULL) != 0)
         rc = EIO;
-    if (!rc) {
+    static const char *const settings[] = {"policy", "cors"};
+    for (size_t i = 0; !rc && i < sizeof settings / sizeof *settings; i++) {
         char pname[80];
-        snprintf(pname, sizeof pname, "policy/%s", name);
+        snprintf(pname, sizeof pname, "%s/%s", settings[i], name);
         MDB_val pk = {strlen(pname), pname};
         rc = mdb_del(txn, s->meta, &pk, NULL);
         if (rc == MDB_NOTFOUND)
