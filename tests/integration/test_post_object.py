@@ -1,0 +1,219 @@
+"""POST Object: browser form uploads signed with a policy document, made by boto3's
+generate_presigned_post and sent with requests, as a web page's form would send them."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, s3_client
+
+BUCKET = "shop"
+
+
+@pytest.fixture(scope="module")
+def bucket(s3):
+    s3.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+def post(server, form, fields=None, file=b"picture", filename="p.jpg", bucket=BUCKET, files=None):
+    url = form["url"] if form else f"{server.endpoint}/{bucket}"
+    data = dict(form["fields"]) if form else {}
+    data.update(fields or {})
+    return requests.post(url, data=data, files=files or {"file": (filename, file, "image/jpeg")},
+                         allow_redirects=False, timeout=30)
+
+
+def exists(s3, key):
+    try:
+        s3.head_object(Bucket=BUCKET, Key=key)
+        return True
+    except ClientError:
+        return False
+
+
+def refused(r, status, code, message=None):
+    assert r.status_code == status, r.text
+    doc = ET.fromstring(r.content)
+    assert doc.findtext("Code") == code, r.text
+    if message:
+        assert message in doc.findtext("Message"), r.text
+
+
+def test_upload_with_a_generated_policy(server, s3, bucket):
+    form = s3.generate_presigned_post(BUCKET, "img/one.jpg", ExpiresIn=600)
+    r = post(server, form, file=b"\xff\xd8 jpeg bytes")
+    assert r.status_code == 204, r.text
+    assert r.headers["ETag"] == '"%s"' % hashlib.md5(b"\xff\xd8 jpeg bytes").hexdigest()
+    assert s3.get_object(Bucket=BUCKET, Key="img/one.jpg")["Body"].read() == b"\xff\xd8 jpeg bytes"
+
+
+def test_filename_metadata_type_and_status(server, s3, bucket):
+    fields = {"Content-Type": "image/png", "x-amz-meta-color": "blue", "success_action_status": "201"}
+    conditions = [["starts-with", "$key", "user/eric/"], ["starts-with", "$Content-Type", "image/"],
+                  {"x-amz-meta-color": "blue"}, {"success_action_status": "201"},
+                  ["content-length-range", 1, 1 << 20]]
+    form = s3.generate_presigned_post(BUCKET, "user/eric/${filename}", Fields=fields, Conditions=conditions)
+    body = os.urandom(300_000)
+    r = post(server, form, filename="cat.png", file=body)
+    assert r.status_code == 201, r.text
+    assert "<Key>user/eric/cat.png</Key>" in r.text and "<Bucket>shop</Bucket>" in r.text
+    head = s3.head_object(Bucket=BUCKET, Key="user/eric/cat.png")
+    assert head["ContentType"] == "image/png"
+    assert head["Metadata"] == {"color": "blue"}
+    assert head["ContentLength"] == len(body)
+
+
+def test_redirect_after_upload(server, s3, bucket):
+    back = "https://shop.example/done?from=form"
+    form = s3.generate_presigned_post(BUCKET, "r.txt", Fields={"success_action_redirect": back},
+                                      Conditions=[{"success_action_redirect": back}])
+    r = post(server, form, file=b"x")
+    assert r.status_code == 303, r.text
+    etag = '"%s"' % hashlib.md5(b"x").hexdigest()
+    assert r.headers["Location"] == (back + "&bucket=shop&key=r.txt&etag=" + requests.utils.quote(etag, safe=""))
+
+
+def test_conditions_violated_store_nothing(server, s3, bucket):
+    form = s3.generate_presigned_post(BUCKET, "img/${filename}", Conditions=[["content-length-range", 10, 100]])
+    r = post(server, form, file=b"x" * 101, filename="big.jpg")
+    refused(r, 400, "EntityTooLarge")
+    r = post(server, form, file=b"x" * 9, filename="small.jpg")
+    refused(r, 400, "EntityTooSmall")
+    assert not exists(s3, "img/big.jpg") and not exists(s3, "img/small.jpg")
+    # A key outside the signed prefix.
+    r = post(server, form, fields={"key": "other/x.jpg"})
+    refused(r, 403, "AccessDenied", 'Invalid according to Policy: Policy Condition failed: ["starts-with", "$key", "img/"]')
+    # A field the policy does not name.
+    r = post(server, form, fields={"x-amz-meta-evil": "1"}, filename="meta.jpg")
+    refused(r, 403, "AccessDenied", "Invalid according to Policy: Extra input fields: x-amz-meta-evil")
+    # x-ignore-* fields and the submit button renamed to one are allowed.
+    r = post(server, form, fields={"x-ignore-submit": "Upload"}, file=b"y" * 20, filename="ok.jpg")
+    assert r.status_code == 204, r.text
+    assert not exists(s3, "other/x.jpg") and not exists(s3, "img/meta.jpg") and exists(s3, "img/ok.jpg")
+
+
+def test_tampered_and_expired_policies(server, s3, bucket):
+    form = s3.generate_presigned_post(BUCKET, "t.txt")
+    policy = json.loads(base64.b64decode(form["fields"]["policy"]))
+    policy["conditions"].append(["content-length-range", 0, 1 << 40])
+    forged = base64.b64encode(json.dumps(policy).encode()).decode()
+    refused(post(server, form, fields={"policy": forged}), 403, "SignatureDoesNotMatch")
+    refused(post(server, form, fields={"x-amz-signature": "0" * 64}), 403, "SignatureDoesNotMatch")
+    cred = form["fields"]["x-amz-credential"].replace(ACCESS_KEY, "nobody")
+    refused(post(server, form, fields={"x-amz-credential": cred}), 403, "InvalidAccessKeyId")
+    expired = s3.generate_presigned_post(BUCKET, "t.txt", ExpiresIn=-5)
+    refused(post(server, expired), 403, "AccessDenied", "Invalid according to Policy: Policy expired.")
+    # No policy at all: coffer has no public-write buckets.
+    r = post(server, None, fields={"key": "t.txt"})
+    refused(r, 403, "AccessDenied")
+    assert not exists(s3, "t.txt")
+
+
+def sign_form(policy, access_key=ACCESS_KEY, secret=SECRET_KEY, date=None):
+    """The fields of a form signed by hand, for policies boto3 would not write."""
+    date = date or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    cred = f"{access_key}/{date[:8]}/us-east-1/s3/aws4_request"
+    policy = dict(policy)
+    policy["conditions"] = policy["conditions"] + [{"x-amz-algorithm": "AWS4-HMAC-SHA256"},
+                                                   {"x-amz-credential": cred}, {"x-amz-date": date}]
+    b64 = base64.b64encode(json.dumps(policy).encode()).decode()
+    k = ("AWS4" + secret).encode()
+    for part in (date[:8], "us-east-1", "s3", "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(k, b64.encode(), hashlib.sha256).hexdigest()
+    return {"policy": b64, "x-amz-algorithm": "AWS4-HMAC-SHA256", "x-amz-credential": cred,
+            "x-amz-date": date, "x-amz-signature": sig}
+
+
+def later(seconds=600):
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() + seconds))
+
+
+def test_eq_and_wrong_bucket(server, s3, bucket):
+    s3.create_bucket(Bucket="elsewhere")
+    fields = sign_form({"expiration": later(), "conditions": [["eq", "$bucket", BUCKET], ["eq", "$key", "e.txt"]]})
+    fields["key"] = "e.txt"
+    assert post(server, None, fields=fields).status_code == 204
+    r = post(server, None, fields=fields, bucket="elsewhere")
+    refused(r, 403, "AccessDenied", "Policy Condition failed")
+    fields["key"] = "f.txt"
+    refused(post(server, None, fields=fields), 403, "AccessDenied", '["eq", "$key", "e.txt"]')
+    assert not exists(s3, "f.txt")
+
+
+def test_malformed_forms(server, s3, bucket):
+    form = s3.generate_presigned_post(BUCKET, "m.txt")
+    url = form["url"]
+    r = requests.post(url, data=b"key=m.txt", headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+    refused(r, 412, "PreconditionFailed")
+    r = requests.post(url, data=b"--b\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nm.txt",
+                      headers={"Content-Type": "multipart/form-data; boundary=b"}, timeout=10)
+    assert r.status_code == 400, r.text
+    # A form without a file part.
+    r = requests.post(url, files={k: (None, v) for k, v in form["fields"].items()}, timeout=10)
+    refused(r, 400, "InvalidArgument", "POST requires exactly one file upload per request.")
+    # A field repeated, to make the policy see one value and the store another.
+    body = b"".join(b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v.encode())
+                    for k, v in list(form["fields"].items()) + [("key", "other.txt")])
+    body += b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc\r\n--b--\r\n'
+    r = requests.post(url, data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}, timeout=10)
+    refused(r, 400, "InvalidArgument", "more than once")
+    # Fields before the file are bounded.
+    r = post(server, form, fields={"x-ignore-pad": "a" * 30000})
+    refused(r, 400, "MaxPostPreDataLengthExceededError")
+    assert not exists(s3, "m.txt") and not exists(s3, "other.txt")
+
+
+def test_fields_after_the_file_are_ignored(server, s3, bucket):
+    form = s3.generate_presigned_post(BUCKET, "after.txt")
+    body = b"".join(b'--XyZ\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v.encode())
+                    for k, v in form["fields"].items())
+    body += b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n--XyZ-not-a-delimiter\r\n'
+    body += b'--XyZ\r\nContent-Disposition: form-data; name="x-amz-meta-late"\r\n\r\nv\r\n--XyZ--\r\n'
+    r = requests.post(form["url"], data=body, headers={"Content-Type": "multipart/form-data; boundary=XyZ"}, timeout=10)
+    assert r.status_code == 204, r.text
+    got = s3.get_object(Bucket=BUCKET, Key="after.txt")
+    assert got["Body"].read() == b"--XyZ-not-a-delimiter"
+    assert got["Metadata"] == {}
+
+
+def admin_key(server, *args):
+    env = dict(os.environ, COFFER_ENDPOINT=server.endpoint, COFFER_ROOT_USER=ACCESS_KEY,
+               COFFER_ROOT_PASSWORD=SECRET_KEY)
+    out = subprocess.run([COFFER_BIN, "admin", "key", "add", "--json", *args], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    k = json.loads(out)
+    return s3_client(server.endpoint, k["access_key"], k["secret_key"])
+
+
+def test_the_signers_own_rights_apply(server, s3, bucket):
+    reader = admin_key(server, "--policy", "readonly")
+    r = post(server, reader.generate_presigned_post(BUCKET, "ro.txt"))
+    refused(r, 403, "AccessDenied")
+    scoped = admin_key(server, "--policy", "readwrite", "--bucket", BUCKET, "--prefix", "uploads/")
+    assert post(server, scoped.generate_presigned_post(BUCKET, "uploads/in.txt")).status_code == 204
+    refused(post(server, scoped.generate_presigned_post(BUCKET, "out.txt")), 403, "AccessDenied")
+    writer = admin_key(server, "--policy", "writeonly")
+    assert post(server, writer.generate_presigned_post(BUCKET, "wo.txt"), file=b"first").status_code == 204
+    # A writeonly key creates, never replaces.
+    refused(post(server, writer.generate_presigned_post(BUCKET, "wo.txt"), file=b"second"), 403, "AccessDenied")
+    assert s3.get_object(Bucket=BUCKET, Key="wo.txt")["Body"].read() == b"first"
+    assert not exists(s3, "ro.txt") and not exists(s3, "out.txt")
+
+
+def test_large_file_streams(server, s3, bucket):
+    form = s3.generate_presigned_post(BUCKET, "big.bin", Conditions=[["content-length-range", 0, 64 << 20]])
+    body = os.urandom(24 << 20)
+    r = post(server, form, file=body)
+    assert r.status_code == 204, r.text
+    assert r.headers["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
+    assert s3.head_object(Bucket=BUCKET, Key="big.bin")["ContentLength"] == len(body)
