@@ -12,6 +12,8 @@ packages=(
   libcmocka-dev python3 python3-pytest python3-boto3 python3-requests awscli curl
   # real-client integration tests (tests/integration/test_{s3cmd,rclone,restic,sdk_js}.py)
   s3cmd rclone restic
+  # CORS and form uploads from a real page in headless Chromium (tests/integration/test_browser.py)
+  chromium chromium-driver python3-selenium
   # snapshot of a real database dump (tests/integration/test_snapshot_postgres.py)
   postgresql
   # benchmarks

@@ -100,6 +100,11 @@ def test_preflight_and_actual_requests(server, s3, bucket):
         assert r.status_code == 403, (kw, r.text)
         assert NOT_ALLOWED.replace("'", "&apos;") in r.text
         assert "Access-Control-Allow-Origin" not in r.headers
+    # A preflight goes to the very URL of the request to come: a presigned query is not checked.
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "p.bin"}, ExpiresIn=60)
+    r = requests.options(url, headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "PUT"},
+                         timeout=10)
+    assert r.status_code == 200, r.text
     # Malformed preflights.
     r = preflight(server, "/cors/x", origin=None)
     assert r.status_code == 400 and "<Code>BadRequest</Code>" in r.text
