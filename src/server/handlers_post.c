@@ -395,12 +395,6 @@ static int respond_stored(cf_request *r, const struct cf_post_upload *u, const c
         return respond_redirect(r, redirect, etag);
     const char *status = field(u, "success_action_status");
     int code = status && strcmp(status, "200") == 0 ? 200 : status && strcmp(status, "201") == 0 ? 201 : 204;
-    if (code != 201) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-        if (resp)
-            MHD_add_response_header(resp, "ETag", etag);
-        return cf_respond(r, code, resp);
-    }
     cf_buf b, loc;
     cf_buf_init(&b, 16 << 10);
     cf_buf_init(&loc, 8 << 10);
@@ -408,24 +402,38 @@ static int respond_stored(cf_request *r, const struct cf_post_upload *u, const c
     int rc = cf_buf_printf(&loc, "http://%s/%s/", host ? host : "localhost", r->bucket);
     if (!rc)
         rc = cf_sigv4_uri_encode(&loc, r->key, r->keylen, 1);
-    if (!rc)
+    /* Only 201 has a body, the PostResponse document. */
+    if (!rc && code == 201) {
         rc = cf_buf_puts(&b, CF_XML_DECL "<PostResponse>");
-    if (!rc)
-        rc = cf_xml_elem(&b, "Location", loc.data);
-    if (!rc)
-        rc = cf_xml_elem(&b, "Bucket", r->bucket);
-    if (!rc)
-        rc = cf_xml_elem(&b, "Key", r->key);
-    if (!rc)
-        rc = cf_xml_elem(&b, "ETag", etag);
-    if (!rc)
-        rc = cf_xml_close(&b, "PostResponse");
-    cf_buf_cleanup(&loc);
-    if (rc) {
-        cf_buf_cleanup(&b);
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
+        if (!rc)
+            rc = cf_xml_elem(&b, "Location", loc.data);
+        if (!rc)
+            rc = cf_xml_elem(&b, "Bucket", r->bucket);
+        if (!rc)
+            rc = cf_xml_elem(&b, "Key", r->key);
+        if (!rc)
+            rc = cf_xml_elem(&b, "ETag", etag);
+        if (!rc)
+            rc = cf_xml_close(&b, "PostResponse");
     }
-    return cf_respond_xml(r, 201, &b);
+    size_t len = 0;
+    char *body = rc ? NULL : cf_buf_steal(&b, &len);
+    struct MHD_Response *resp =
+        rc ? NULL
+           : MHD_create_response_from_buffer(len, body ? body : "",
+                                             body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, "ETag", etag);
+        MHD_add_response_header(resp, "Location", loc.data);
+        if (len)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/xml");
+        r->bytes_out = len;
+    } else {
+        free(body);
+    }
+    cf_buf_cleanup(&b);
+    cf_buf_cleanup(&loc);
+    return resp ? cf_respond(r, code, resp) : cf_respond_error(r, CF_S3_InternalError, NULL);
 }
 
 int cf_post_object_end(cf_request *r)

@@ -149,3 +149,34 @@ def test_html_form_upload_lands_on_the_redirect(browser, site, s3, bucket, tmp_p
     head = s3.head_object(Bucket=BUCKET, Key="products/lamp.png")
     assert head["ContentType"] == "image/png" and head["ContentLength"] == len(content)
     assert stored(s3, "products/lamp.png") == content
+
+
+FETCH_FORM = """
+const [url, fields, done] = arguments;
+const data = new FormData();
+for (const [k, v] of Object.entries(fields)) data.append(k, v);
+data.append("file", new Blob(["from a script"], {type: "text/plain"}), "note.txt");
+fetch(url, {method: "POST", body: data})
+  .then(async r => done({ok: true, status: r.status, etag: r.headers.get("ETag"), text: await r.text()}))
+  .catch(e => done({ok: false, error: String(e)}));
+"""
+
+
+def test_script_form_upload_reads_the_answer(browser, site, s3, bucket):
+    """A page's script posts the form with fetch: the answer is readable under the POST rule."""
+    _, origin = site
+    s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration=cors_for(origin))
+    form = s3.generate_presigned_post(BUCKET, "notes/${filename}", Fields={"success_action_status": "201"},
+                                      Conditions=[{"success_action_status": "201"}], ExpiresIn=300)
+    browser.get(origin + "/index.html")
+    got = browser.execute_async_script(FETCH_FORM, form["url"], form["fields"])
+    assert got["ok"], got
+    assert got["status"] == 201
+    assert "<Key>notes/note.txt</Key>" in got["text"]
+    assert got["etag"] == '"%s"' % hashlib.md5(b"from a script").hexdigest()
+    assert stored(s3, "notes/note.txt") == b"from a script"
+    # Without the rule the browser hides the answer from the script (the upload itself is a
+    # "simple" request and still lands, as on AWS: CORS protects reads, the policy protects writes).
+    s3.delete_bucket_cors(Bucket=BUCKET)
+    got = browser.execute_async_script(FETCH_FORM, form["url"], form["fields"])
+    assert not got["ok"] and "Failed to fetch" in got["error"], got

@@ -66,6 +66,8 @@ def test_filename_metadata_type_and_status(server, s3, bucket):
     r = post(server, form, filename="cat.png", file=body)
     assert r.status_code == 201, r.text
     assert "<Key>user/eric/cat.png</Key>" in r.text and "<Bucket>shop</Bucket>" in r.text
+    assert r.headers["Location"] == f"{server.endpoint}/shop/user/eric/cat.png"
+    assert r.headers["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
     head = s3.head_object(Bucket=BUCKET, Key="user/eric/cat.png")
     assert head["ContentType"] == "image/png"
     assert head["Metadata"] == {"color": "blue"}
