@@ -5,9 +5,16 @@
  * Nothing is sent to the server: the URL is computed from the credentials alone, which come
  * from the environment as for every client command (cli/target.h). The URL is path-style
  * (ENDPOINT/BUCKET/KEY), and signs only the Host header, so any HTTP client can use it as is.
+ *
+ * With --post it prints instead the URL and fields of a browser form upload (POST Object), as
+ * boto3's generate_presigned_post does: a policy document naming the bucket, the key (a prefix
+ * when the key holds ${filename}), the signing fields and an optional size range, signed with
+ * the same key derivation.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -16,18 +23,24 @@
 #include "cli/target.h"
 #include "core/clock.h"
 #include "core/duration.h"
+#include "crypto/hash.h"
 #include "crypto/sigv4.h"
+#include "s3/request.h"
 
 /* Not in cli.h (yet): cli.c declares it beside its dispatch. */
 
 static const char presign_usage[] =
     "usage: coffer presign s3://BUCKET/KEY [--expires DURATION] [--method GET|HEAD|PUT]\n"
+    "                      [--post [--max-size BYTES]]\n"
     "                      [--endpoint URL] [--region R] [--access-key K] [--secret-key-file F]\n"
     "\n"
     "Prints a URL that allows one request on the object, without credentials, until it expires.\n"
     "\n"
     "  --expires DURATION  how long the URL works: 90s, 15m, 1h, 7d (default 1h, at most 7d)\n"
     "  --method METHOD     GET (default), HEAD or PUT\n"
+    "  --post              print instead {\"url\", \"fields\"} of an HTML form upload (POST Object);\n"
+    "                      a KEY with ${filename} allows any name after its prefix\n"
+    "  --max-size BYTES    with --post: refuse files larger than this\n"
     "  --endpoint URL      the server as clients reach it (default http://127.0.0.1:9000)\n"
     "  --region R          the server's region (default us-east-1)\n"
     "\n"
@@ -90,6 +103,60 @@ static int endpoint_host(const char *endpoint, char *base, size_t baselen, char 
     return snprintf(base, baselen, "%s%s", https ? "https://" : "http://", host) >= (int)baselen ? -1 : 0;
 }
 
+/* The policy and fields of a form upload, printed as JSON {"url", "fields"}. */
+static int print_post_form(const char *base, const char *path, const cf_cli_target *t, int64_t expires,
+                           long long max_size)
+{
+    const char *bucket_key = path + 1, *slash = strchr(bucket_key, '/');
+    char bucket[64], credential[512], amz_date[17], expiration[25];
+    if ((size_t)(slash - bucket_key) >= sizeof bucket)
+        return CF_EINVAL;
+    snprintf(bucket, sizeof bucket, "%.*s", (int)(slash - bucket_key), bucket_key);
+    const char *key = slash + 1, *var = strstr(key, "${filename}");
+    int64_t now = (int64_t)cf_clock_now();
+    cf_sigv4_format_amz_date(now, amz_date);
+    cf_s3_iso8601((now + expires) * 1000000000, expiration);
+    snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request", t->access_key, amz_date, t->region);
+    json_t *conds = json_pack("[{s:s}]", "bucket", bucket);
+    json_array_append_new(conds,
+                          var ? json_pack("[s, s, s%]", "starts-with", "$key", key, (size_t)(var - key))
+                              : json_pack("{s:s}", "key", key));
+    json_array_append_new(conds, json_pack("{s:s}", "x-amz-algorithm", "AWS4-HMAC-SHA256"));
+    json_array_append_new(conds, json_pack("{s:s}", "x-amz-credential", credential));
+    json_array_append_new(conds, json_pack("{s:s}", "x-amz-date", amz_date));
+    if (max_size >= 0)
+        json_array_append_new(conds, json_pack("[s, i, I]", "content-length-range", 0, (json_int_t)max_size));
+    json_t *policy = json_pack("{s:s, s:o}", "expiration", expiration, "conditions", conds);
+    char *text = policy ? json_dumps(policy, JSON_COMPACT) : NULL;
+    json_decref(policy);
+    if (!text)
+        return CF_ENOMEM;
+    size_t tl = strlen(text);
+    char *b64 = malloc(4 * ((tl + 2) / 3) + 1);
+    if (!b64) {
+        free(text);
+        return CF_ENOMEM;
+    }
+    cf_base64_encode((const unsigned char *)text, tl, b64);
+    free(text);
+    unsigned char signing_key[32];
+    char signature[65], day[9];
+    snprintf(day, sizeof day, "%.8s", amz_date);
+    cf_sigv4_signing_key(t->secret_key, day, t->region, "s3", signing_key);
+    cf_sigv4_sign(signing_key, b64, strlen(b64), signature);
+    memset(signing_key, 0, sizeof signing_key);
+    char url[700];
+    snprintf(url, sizeof url, "%s/%s", base, bucket);
+    json_t *out = json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s}}", "url", url, "fields", "key", key,
+                            "x-amz-algorithm", "AWS4-HMAC-SHA256", "x-amz-credential", credential,
+                            "x-amz-date", amz_date, "policy", b64, "x-amz-signature", signature);
+    free(b64);
+    int rc = out && json_dumpf(out, stdout, JSON_INDENT(2)) == 0 ? 0 : CF_ENOMEM;
+    json_decref(out);
+    printf("\n");
+    return rc;
+}
+
 int cf_cmd_presign(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -100,12 +167,16 @@ int cf_cmd_presign(int argc, char **argv)
         {"access-key", required_argument, NULL, 'a'},
         {"secret-key-file", required_argument, NULL, 's'},
         {"secret-key", required_argument, NULL, 'S'},
+        {"post", no_argument, NULL, 'p'},
+        {"max-size", required_argument, NULL, 'z'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     cf_cli_target_flags flags = {0};
     const char *method = "GET";
     int64_t expires = DEFAULT_EXPIRES;
+    int post = 0;
+    long long max_size = -1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -124,6 +195,14 @@ int cf_cmd_presign(int argc, char **argv)
             else
                 return usage_error("--method must be GET, HEAD or PUT, not '%s'", optarg);
             break;
+        case 'p': post = 1; break;
+        case 'z': {
+            char *end;
+            max_size = strtoll(optarg, &end, 10);
+            if (*end || !*optarg || max_size < 0 || max_size > (5LL << 30))
+                return usage_error("--max-size must be a number of bytes up to 5 GiB, not '%s'", optarg);
+            break;
+        }
         case 'e': flags.endpoint = optarg; break;
         case 'r': flags.region = optarg; break;
         case 'a': flags.access_key = optarg; break;
@@ -161,6 +240,17 @@ int cf_cmd_presign(int argc, char **argv)
                 t.endpoint);
         memset(&t, 0, sizeof t);
         return CF_EXIT_USAGE;
+    }
+    if (max_size >= 0 && !post) {
+        memset(&t, 0, sizeof t);
+        return usage_error("--max-size goes with --post");
+    }
+    if (post) {
+        rc = print_post_form(base, path, &t, expires, max_size);
+        memset(&t, 0, sizeof t);
+        if (rc)
+            fprintf(stderr, "coffer presign: cannot build the form: %s\n", cf_strerror(rc));
+        return rc ? CF_EXIT_FAILURE : fflush(stdout) == 0 ? CF_EXIT_OK : CF_EXIT_FAILURE;
     }
     cf_sigv4_presign_opts o = {.method = method,
                                .host = host,

@@ -219,3 +219,29 @@ def test_large_file_streams(server, s3, bucket):
     assert r.status_code == 204, r.text
     assert r.headers["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
     assert s3.head_object(Bucket=BUCKET, Key="big.bin")["ContentLength"] == len(body)
+
+
+def presign_post(server, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AWS_"))}
+    env.update(COFFER_ENDPOINT=server.endpoint, COFFER_ACCESS_KEY=ACCESS_KEY, COFFER_SECRET_KEY=SECRET_KEY)
+    p = subprocess.run([COFFER_BIN, "presign", "--post", *args], env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert SECRET_KEY not in p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def test_coffer_presign_post(server, s3, bucket):
+    form = presign_post(server, "s3://shop/cli/${filename}", "--max-size", "100", "--expires", "10m")
+    assert form["url"] == f"{server.endpoint}/shop"
+    assert post(server, form, file=b"small", filename="a.txt").status_code == 204
+    assert stored_body(s3, "cli/a.txt") == b"small"
+    refused(post(server, form, file=b"x" * 101, filename="b.txt"), 400, "EntityTooLarge")
+    refused(post(server, form, fields={"key": "elsewhere/c.txt"}), 403, "AccessDenied")
+    exact = presign_post(server, "s3://shop/cli/exact.txt")
+    assert post(server, exact, file=b"e").status_code == 204
+    refused(post(server, exact, fields={"key": "cli/other.txt"}), 403, "AccessDenied")
+    assert not exists(s3, "cli/b.txt") and not exists(s3, "cli/other.txt")
+
+
+def stored_body(s3, key):
+    return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
