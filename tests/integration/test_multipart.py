@@ -68,8 +68,17 @@ def test_complete_assembles_parts_in_order(s3, bucket, server):
         assert r["ContentRange"] == f"bytes {start}-{end}/{len(whole)}"
     head = s3.head_object(Bucket=bucket, Key="big/object")
     assert head["ContentLength"] == len(whole)
+    # A retried completion gets the first one's answer (the client may have lost it) ...
+    again = s3.complete_multipart_upload(Bucket=bucket, Key="big/object", UploadId=uid,
+                                         MultipartUpload={"Parts": done})
+    assert again["ETag"] == res["ETag"]
+    # ... but not with another list of parts, nor for another key.
     with pytest.raises(ClientError) as e:
         s3.complete_multipart_upload(Bucket=bucket, Key="big/object", UploadId=uid,
+                                     MultipartUpload={"Parts": done[:2]})
+    assert error_code(e) == ("NoSuchUpload", 404)
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="big/other", UploadId=uid,
                                      MultipartUpload={"Parts": done})
     assert error_code(e) == ("NoSuchUpload", 404)
 

@@ -457,7 +457,7 @@ static void complete_with(cf_store *s, const char *upload, const uint32_t *numbe
     snprintf(rec.etag, sizeof rec.etag, "test-%zu", n);
     rec.segs = segs;
     rec.nsegs = n;
-    assert_int_equal(cf_store_upload_complete(s, upload, &rec, NULL, &err), want_rc);
+    assert_int_equal(cf_store_upload_complete(s, upload, &rec, NULL, NULL, &err), want_rc);
     cf_store_parts_free(parts, nparts);
 }
 
@@ -521,7 +521,7 @@ static void test_upload_completes_chosen_parts_without_copying(void **state)
     assert_int_equal(st.bytes, 11);
     /* Completing twice finds no upload. */
     cf_object_info empty = {0};
-    assert_int_equal(cf_store_upload_complete(f->s, id, &empty, NULL, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_upload_complete(f->s, id, &empty, NULL, NULL, &err), CF_ENOTFOUND);
 }
 
 static void test_part_replacement_and_listing(void **state)
@@ -564,7 +564,7 @@ static void test_complete_refuses_a_part_replaced_meanwhile(void **state)
     assert_int_equal(cf_store_part_list(f->s, id, 0, 10, &parts, &n, NULL, &err), 0);
     put_part(f->s, id, 1, "second", 0);
     cf_object_info rec = {.size = parts[0].info.size, .segs = parts[0].info.segs, .nsegs = 1};
-    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, NULL, &err), CF_EINVAL);
+    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, NULL, NULL, &err), CF_EINVAL);
     cf_store_parts_free(parts, n);
     assert_null(read_segments(f->s, "k"));
     assert_int_equal(data_files(f), 1);
