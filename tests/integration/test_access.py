@@ -182,6 +182,9 @@ def test_writeonly_key_creates_but_never_replaces(server, s3, buckets):
     etag = c.upload_part(Bucket="team", Key="vault/db.dump", UploadId=uid, PartNumber=1, Body=b"evil")["ETag"]
     denied(c.complete_multipart_upload, Bucket="team", Key="vault/db.dump", UploadId=uid,
            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    # A part copied from the backup would read it, which the key may not.
+    denied(c.upload_part_copy, Bucket="team", Key="vault/db.dump", UploadId=uid, PartNumber=2,
+           CopySource={"Bucket": "team", "Key": "vault/db.dump"})
     c.abort_multipart_upload(Bucket="team", Key="vault/db.dump", UploadId=uid)
     assert s3.get_object(Bucket="team", Key="vault/db.dump")["Body"].read() == backup
 
