@@ -7,6 +7,7 @@
  * order in the completion list, ETags that match, and the multipart ETag (MD5 of the parts'
  * binary MD5s, then "-N").
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -325,11 +326,12 @@ static int parts_digest(const wanted_part *want, size_t n, unsigned char out[32]
     if (!h)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        char line[32 + sizeof want->etag + sizeof want->checksum];
-        int len = snprintf(line, sizeof line, "%u %s %s\n", want[i].number, want[i].etag, want[i].checksum);
-        for (int c = 0; c < len; c++)
-            if (line[c] >= 'A' && line[c] <= 'F')
-                line[c] = (char)(line[c] - 'A' + 'a'); /* ETags compare without case */
+        char etag[sizeof want->etag], line[32 + sizeof want->etag + sizeof want->checksum];
+        size_t e = 0;
+        for (; want[i].etag[e]; e++) /* ETags compare without case, checksums (base64) with */
+            etag[e] = (char)tolower((unsigned char)want[i].etag[e]);
+        etag[e] = '\0';
+        int len = snprintf(line, sizeof line, "%u %s %s\n", want[i].number, etag, want[i].checksum);
         cf_hash_update(h, line, (size_t)len);
     }
     cf_hash_final(h, out);

@@ -334,6 +334,14 @@ def test_retried_completion_gets_the_same_answer_even_after_a_restart(make_serve
     assert_s3_error(signed_request(srv.endpoint, "POST", path, query=query, body=b"<nonsense"), "NoSuchUpload", 404)
     assert client.get_object(Bucket="retry", Key="obj")["Body"].read() == b"".join(parts)
 
+    # Two completions sent at once (a retry racing the first): both succeed alike.
+    uid, done = upload(client, "retry", "twice", parts)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: signed_request(srv.endpoint, "POST", "/retry/twice", query=f"uploadId={uid}",
+                                                         body=complete_xml(done)), range(2)))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert answers[0].text == answers[1].text
+
 
 def test_get_and_head_by_part_number(s3, bucket, server, aws_env, tmp_path):
     parts = [os.urandom(5 * MiB), os.urandom(5 * MiB), b"tail"]
