@@ -368,6 +368,18 @@ def test_get_and_head_by_part_number(s3, bucket, server, aws_env, tmp_path):
         s3.get_object(Bucket=bucket, Key="numbered", PartNumber=1, Range="bytes=0-9")
     assert error_code(e) == ("InvalidRequest", 400)
 
+    # Parts uploaded as 1 and 3 are the object's parts 1 and 2.
+    sparse = [os.urandom(5 * MiB), b"last"]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="sparse")["UploadId"]
+    done = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=bucket, Key="sparse", UploadId=uid, PartNumber=n,
+                                                     Body=body)["ETag"]} for n, body in zip((1, 3), sparse)]
+    s3.complete_multipart_upload(Bucket=bucket, Key="sparse", UploadId=uid, MultipartUpload={"Parts": done})
+    got = s3.get_object(Bucket=bucket, Key="sparse", PartNumber=2)
+    assert (got["Body"].read(), got["PartsCount"]) == (b"last", 2)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="sparse", PartNumber=3)
+    assert error_code(e) == ("InvalidPartNumber", 416)
+
     # A plain object is one part: the whole object, as a range, and no parts count.
     s3.put_object(Bucket=bucket, Key="plain", Body=b"0123456789")
     got = s3.get_object(Bucket=bucket, Key="plain", PartNumber=1)
