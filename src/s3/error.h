@@ -26,6 +26,7 @@
     XX(InvalidBucketName, 400, "The specified bucket is not valid.")                            \
     XX(InvalidDigest, 400, "The Content-MD5 you specified is not valid.")                       \
     XX(InvalidPart, 400, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag.") \
+    XX(InvalidPartNumber, 416, "The requested partnumber is not satisfiable.")                \
     XX(InvalidPartOrder, 400, "The list of parts was not in ascending order. The parts list must be specified in order by part number.") \
     XX(InvalidTag, 400, "The TagSet you provided is not valid.")                                 \
     XX(InvalidPolicyDocument, 400, "The content of the form does not meet the conditions specified in the policy document.") \

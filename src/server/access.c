@@ -4,8 +4,9 @@
  * Root may do everything. A stored access key has one policy on one bucket (or all) and a key
  * prefix within it:
  *   readonly   read objects and tags, list, bucket information
- *   writeonly  write objects (PUT, multipart, copy into scope, tags), bucket information; no
- *              reads and no deletes, so that a backup job's key cannot destroy its backups
+ *   writeonly  create objects (PUT, multipart, copy into scope, tags), bucket information; no
+ *              reads, no deletes and no overwrites, so that a backup job's key cannot destroy
+ *              its backups (the overwrite check is the commit's own: cf_access_create_only)
  *   readwrite  all of the above plus deletes
  * Bucket creation and deletion, bucket policies and the admin API are root's alone. Anonymous
  * requests may only read what the bucket's policy makes public (src/s3/policy.h).
@@ -146,4 +147,9 @@ cf_s3_error cf_access_check(cf_request *r)
     if (r->principal == CF_PRINCIPAL_ANONYMOUS)
         return public_allows(r) ? CF_S3_OK : CF_S3_AccessDenied;
     return cf_access_allows(r, r->op, r->bucket, r->key, r->keylen) ? CF_S3_OK : CF_S3_AccessDenied;
+}
+
+int cf_access_create_only(const cf_request *r)
+{
+    return r->principal == CF_PRINCIPAL_KEY && strcmp(r->grant.policy, "writeonly") == 0;
 }

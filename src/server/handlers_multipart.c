@@ -7,6 +7,7 @@
  * order in the completion list, ETags that match, and the multipart ETag (MD5 of the parts'
  * binary MD5s, then "-N").
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,6 +24,9 @@
 #define MAX_PART_NUMBER 10000
 #define MIN_PART_SIZE ((uint64_t)5 << 20)
 #define LIST_MAX 1000
+/* How long a completed upload's id still answers a retried completion: an SDK retries within
+ * seconds to minutes of losing the first answer. */
+#define COMPLETION_KEPT_NS ((int64_t)3600 * 1000000000)
 
 static int internal_error(cf_request *r, const cf_err *err)
 {
@@ -314,6 +318,81 @@ static cf_s3_error parse_completion(cf_request *r, wanted_part **out, size_t *n)
     return CF_S3_OK;
 }
 
+/* SHA-256 of the completion's part list (numbers, ETags, checksums): a retry must name the
+ * same parts to get the first completion's answer. */
+static int parts_digest(const wanted_part *want, size_t n, unsigned char out[32])
+{
+    cf_hash *h = cf_hash_new(CF_HASH_SHA256);
+    if (!h)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char etag[sizeof want->etag], line[32 + sizeof want->etag + sizeof want->checksum];
+        size_t e = 0;
+        for (; want[i].etag[e]; e++) /* ETags compare without case, checksums (base64) with */
+            etag[e] = (char)tolower((unsigned char)want[i].etag[e]);
+        etag[e] = '\0';
+        int len = snprintf(line, sizeof line, "%u %s %s\n", want[i].number, etag, want[i].checksum);
+        cf_hash_update(h, line, (size_t)len);
+    }
+    cf_hash_final(h, out);
+    cf_hash_free(h);
+    return 0;
+}
+
+/* The 200 of a completion. checksum (may be NULL) is "<ALG> <value> <type>" as recorded. */
+static int respond_completed(cf_request *r, const char *etag, const char *checksum)
+{
+    cf_buf b;
+    cf_buf_init(&b, 64 << 10);
+    const char *host = cf_request_header(r, "Host");
+    cf_buf_puts(&b, CF_XML_DECL "<CompleteMultipartUploadResult xmlns=\"" CF_S3_XMLNS "\">");
+    cf_xml_open(&b, "Location");
+    cf_buf_printf(&b, "http://%s", host ? host : "localhost");
+    cf_xml_escape(&b, r->resource, strlen(r->resource));
+    cf_xml_close(&b, "Location");
+    cf_xml_elem(&b, "Bucket", r->bucket);
+    cf_xml_open(&b, "Key");
+    cf_xml_escape(&b, r->key, r->keylen);
+    cf_xml_close(&b, "Key");
+    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", etag);
+    char alg[16], value[64], type[16];
+    if (checksum && sscanf(checksum, "%15s %63s %15s", alg, value, type) == 3) {
+        char elem[32];
+        snprintf(elem, sizeof elem, "Checksum%s", alg);
+        cf_xml_elem(&b, elem, value);
+        cf_xml_elem(&b, "ChecksumType", type);
+    }
+    cf_xml_close(&b, "CompleteMultipartUploadResult");
+    return cf_respond_xml(r, 200, &b);
+}
+
+/*
+ * A completion of an upload that no longer exists: when it completed lately with the same
+ * parts, the client lost the first answer (a timeout, a dropped connection) and gets it again,
+ * as AWS answers; otherwise NoSuchUpload.
+ */
+static int respond_retried_completion(cf_request *r)
+{
+    wanted_part *want = NULL;
+    size_t nwant = 0;
+    cf_store_completion *done = malloc(sizeof *done);
+    unsigned char digest[32];
+    cf_err err;
+    const char *id = cf_request_param(r, "uploadId");
+    int found = done && cf_store_upload_completed(r->srv->store, id ? id : "", done, &err) == 0 &&
+                strcmp(done->bucket, r->bucket) == 0 && done->keylen == r->keylen &&
+                memcmp(done->key, r->key, r->keylen) == 0;
+    int same = found && parse_completion(r, &want, &nwant) == CF_S3_OK &&
+               parts_digest(want, nwant, digest) == 0 && memcmp(digest, done->parts_digest, 32) == 0;
+    free(want);
+    int ok = same    ? respond_completed(r, done->etag, done->answer[0] ? done->answer : NULL)
+             : found ? cf_respond_error(r, CF_S3_NoSuchUpload,
+                                        "this upload was completed with another list of parts")
+                     : cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
+    free(done);
+    return ok;
+}
+
 int cf_handle_complete_multipart(cf_request *r)
 {
     wanted_part *want = NULL;
@@ -324,8 +403,10 @@ int cf_handle_complete_multipart(cf_request *r)
     cf_object_info rec = {0};
     cf_err err;
     char msg[160] = "";
-    int rc;
+    int rc, ok = 0;
     cf_s3_error e = find_upload(r, &u);
+    if (e == CF_S3_NoSuchUpload)
+        return respond_retried_completion(r);
     if (!e)
         e = parse_completion(r, &want, &nwant);
     if (!e && cf_store_part_list(r->srv->store, u.id, 0, MAX_PART_NUMBER + 1, &parts, &nparts, NULL, &err) != 0)
@@ -428,20 +509,37 @@ int cf_handle_complete_multipart(cf_request *r)
         rec.nheaders = oh.n;
         cf_store_condition cond;
         char cond_etag[80];
+        cf_store_completion *done = calloc(1, sizeof *done);
+        if (done && with_ck)
+            snprintf(done->answer, sizeof done->answer, "%s %s %s", cf_checksum_name(alg), object_ck,
+                     full ? "FULL_OBJECT" : "COMPOSITE");
         e = cf_write_condition(r, &cond, cond_etag, sizeof cond_etag);
-        rc = e ? 0 : cf_store_upload_complete(r->srv->store, u.id, &rec, &cond, &err);
         if (e)
             snprintf(msg, sizeof msg, "only If-None-Match: * is supported on writes");
-        else if (rc == CF_EPRECOND)
-            e = cf_write_condition_error(&cond);
-        else if (rc == CF_ENOTFOUND)
-            e = CF_S3_NoSuchUpload;
-        else if (rc == CF_EINVAL)
-            e = CF_S3_InvalidPart, snprintf(msg, sizeof msg, "a part was uploaded again while the upload completed");
-        else if (rc) {
-            cf_log(CF_LOG_ERROR, "complete failed", "id", r->request_id, "error", err.msg, NULL);
+        else if (!done || parts_digest(want, nwant, done->parts_digest) != 0)
             e = CF_S3_InternalError;
+        if (!e) {
+            snprintf(done->bucket, sizeof done->bucket, "%s", u.bucket);
+            memcpy(done->key, u.key, u.keylen);
+            done->keylen = u.keylen;
+            snprintf(done->etag, sizeof done->etag, "%s", rec.etag);
+            done->expires_ns = rec.mtime_ns + COMPLETION_KEPT_NS;
+            rc = cf_store_upload_complete(r->srv->store, u.id, &rec, &cond, done, &err);
+            if (rc == CF_EPRECOND)
+                e = cf_write_condition_error(r, &cond, msg, sizeof msg);
+            else if (rc == CF_ENOTFOUND)
+                e = CF_S3_NoSuchUpload; /* perhaps completed by a request racing this one */
+            else if (rc == CF_EINVAL)
+                e = CF_S3_InvalidPart,
+                snprintf(msg, sizeof msg, "a part was uploaded again while the upload completed");
+            else if (rc) {
+                cf_log(CF_LOG_ERROR, "complete failed", "id", r->request_id, "error", err.msg, NULL);
+                e = CF_S3_InternalError;
+            }
         }
+        if (!e)
+            ok = respond_completed(r, rec.etag, done->answer[0] ? done->answer : NULL);
+        free(done);
     }
     cf_hash_free(md5);
     cf_header_list_cleanup(&oh);
@@ -449,32 +547,12 @@ int cf_handle_complete_multipart(cf_request *r)
     free(want);
     cf_store_parts_free(parts, nparts);
     free(rec.segs);
-    if (e) {
-        cf_store_upload_cleanup(&u);
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
-    }
-    cf_buf b;
-    cf_buf_init(&b, 64 << 10);
-    const char *host = cf_request_header(r, "Host");
-    cf_buf_puts(&b, CF_XML_DECL "<CompleteMultipartUploadResult xmlns=\"" CF_S3_XMLNS "\">");
-    cf_xml_open(&b, "Location");
-    cf_buf_printf(&b, "http://%s", host ? host : "localhost");
-    cf_xml_escape(&b, r->resource, strlen(r->resource));
-    cf_xml_close(&b, "Location");
-    cf_xml_elem(&b, "Bucket", r->bucket);
-    cf_xml_open(&b, "Key");
-    cf_xml_escape(&b, r->key, r->keylen);
-    cf_xml_close(&b, "Key");
-    cf_buf_printf(&b, "<ETag>&quot;%s&quot;</ETag>", rec.etag);
-    if (with_ck) {
-        char elem[32];
-        snprintf(elem, sizeof elem, "Checksum%s", cf_checksum_name(alg));
-        cf_xml_elem(&b, elem, object_ck);
-        cf_xml_elem(&b, "ChecksumType", full ? "FULL_OBJECT" : "COMPOSITE");
-    }
-    cf_xml_close(&b, "CompleteMultipartUploadResult");
     cf_store_upload_cleanup(&u);
-    return cf_respond_xml(r, 200, &b);
+    if (e == CF_S3_NoSuchUpload)
+        return respond_retried_completion(r);
+    if (e)
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    return ok;
 }
 
 int cf_handle_abort_multipart(cf_request *r)

@@ -128,11 +128,20 @@ cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag,
         snprintf(etag, etaglen, "%.*s", (int)n, match);
         c->etag_match = etag;
     }
+    /* Checked by the commit, not here: a HEAD first would let a racing writer slip in. */
+    if (cf_access_create_only(r))
+        c->must_not_exist = 1;
     return CF_S3_OK;
 }
 
-cf_s3_error cf_write_condition_error(const cf_store_condition *c)
+cf_s3_error cf_write_condition_error(cf_request *r, const cf_store_condition *c, char *msg, size_t msglen)
 {
+    msg[0] = '\0';
+    if (c->failed == CF_STORE_COND_EXISTS && cf_access_create_only(r) &&
+        !cf_request_header(r, "If-None-Match")) {
+        snprintf(msg, msglen, "this access key may only create objects, and the key already exists");
+        return CF_S3_AccessDenied;
+    }
     return c->failed == CF_STORE_COND_MISSING ? CF_S3_NoSuchKey : CF_S3_PreconditionFailed;
 }
 
@@ -172,8 +181,10 @@ int cf_put_object_end(cf_request *r)
     cf_store_writer_set_condition(w, &cond);
     int rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
-    if (rc == CF_EPRECOND)
-        return cf_respond_error(r, cf_write_condition_error(&cond), NULL);
+    if (rc == CF_EPRECOND) {
+        e = cf_write_condition_error(r, &cond, msg, sizeof msg);
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    }
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc) {
@@ -255,132 +266,206 @@ static void free_reader(void *cls)
 
 /*
  * The body of a multipart object. A range inside one part is sent from that file with
- * sendfile like a plain object; one that spans parts is read part after part.
+ * sendfile like a plain object; one that spans parts is read part after part by a reader that
+ * holds the version until the response is freed. CF_ENOTFOUND when an overwrite replaced the
+ * version since the lookup.
  */
-static struct MHD_Response *segmented_body(cf_request *r, const cf_object_info *info,
-                                           uint64_t start, uint64_t len)
+static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t start, uint64_t len,
+                          struct MHD_Response **resp, cf_err *err)
 {
-    cf_err err;
     uint64_t off = start;
     size_t i = 0;
     while (i < info->nsegs && off >= info->segs[i].len)
         off -= info->segs[i++].len;
     if (i < info->nsegs && off + len <= info->segs[i].len) {
         int fd;
-        if (cf_store_segment_open(r->srv->store, &info->segs[i], &fd, &err) != 0) {
-            cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
-            return NULL;
-        }
-        struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
-        if (!resp)
+        int rc = cf_store_segment_open(r->srv->store, &info->segs[i], &fd, err);
+        if (rc)
+            return rc;
+        if (!(*resp = MHD_create_response_from_fd_at_offset64(len, fd, off))) {
             close(fd);
-        return resp;
+            return cf_err_set(err, CF_ENOMEM, "out of memory");
+        }
+        return 0;
     }
     cf_store_reader *rd;
-    if (cf_store_reader_open(r->srv->store, info, start, len, &rd, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
-        return NULL;
-    }
-    struct MHD_Response *resp = MHD_create_response_from_callback(len, 256 << 10, read_segments, rd, free_reader);
-    if (!resp)
+    int rc = cf_store_reader_open(r->srv->store, info, start, len, &rd, err);
+    if (rc)
+        return rc;
+    if (!(*resp = MHD_create_response_from_callback(len, 256 << 10, read_segments, rd, free_reader))) {
         cf_store_reader_free(rd);
-    return resp;
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* ?partNumber=N: 1 to 10,000, and never with a Range (both as AWS). */
+static cf_s3_error parse_part_number(cf_request *r, unsigned *part, const char **msg)
+{
+    const char *p = cf_request_param(r, "partNumber");
+    *part = 0;
+    if (!p)
+        return CF_S3_OK;
+    unsigned long v = 0;
+    size_t n = strspn(p, "0123456789");
+    if (n == 0 || n > 5 || p[n] || (v = strtoul(p, NULL, 10)) < 1 || v > 10000) {
+        *msg = "Part number must be an integer between 1 and 10000, inclusive";
+        return CF_S3_InvalidArgument;
+    }
+    if (cf_request_header(r, "Range")) {
+        *msg = "Cannot specify both Range header and partNumber query parameter";
+        return CF_S3_InvalidRequest;
+    }
+    *part = (unsigned)v;
+    return CF_S3_OK;
+}
+
+/* A multipart object's segment i is its part i + 1 (the completion's order); a plain object
+ * is one part. *count is 0 for a plain object, which has no x-amz-mp-parts-count. */
+static int part_bounds(const cf_object_info *info, unsigned part, uint64_t *start, uint64_t *len,
+                       size_t *count)
+{
+    int multipart = strchr(info->etag, '-') != NULL;
+    *count = multipart ? info->nsegs : 0;
+    if (part > (multipart ? info->nsegs : 1))
+        return -1;
+    *start = 0;
+    *len = info->size;
+    if (multipart) {
+        for (unsigned i = 0; i + 1 < part; i++)
+            *start += info->segs[i].len;
+        *len = info->segs[part - 1].len;
+    }
+    return 0;
+}
+
+static int respond_not_modified(cf_request *r, const cf_object_info *info)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        char etag[80], date[30];
+        snprintf(etag, sizeof etag, "\"%s\"", info->etag);
+        cf_s3_http_date((time_t)(info->mtime_ns / 1000000000), date);
+        MHD_add_response_header(resp, "ETag", etag);
+        MHD_add_response_header(resp, "Last-Modified", date);
+    }
+    return cf_respond(r, 304, resp);
 }
 
 int cf_handle_get_object(cf_request *r, int head)
 {
     cf_object_info info;
     cf_err err;
-    int fd = -1, missing_bucket = 0;
-    int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, &fd,
-                                 &missing_bucket, &err);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
-    if (rc) {
-        cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
-    }
-    int not_modified;
-    cf_s3_error ce = cf_check_conditions(&info, cf_request_header(r, "If-Match"),
-                                         cf_request_header(r, "If-None-Match"),
-                                         cf_request_header(r, "If-Modified-Since"),
-                                         cf_request_header(r, "If-Unmodified-Since"), &not_modified);
-    if (ce || not_modified) {
-        if (fd >= 0)
-            close(fd);
-        if (ce) {
-            cf_object_info_cleanup(&info);
-            return cf_respond_error(r, ce, NULL);
-        }
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-        if (resp) {
-            char etag[80], date[30];
-            snprintf(etag, sizeof etag, "\"%s\"", info.etag);
-            cf_s3_http_date((time_t)(info.mtime_ns / 1000000000), date);
-            MHD_add_response_header(resp, "ETag", etag);
-            MHD_add_response_header(resp, "Last-Modified", date);
-        }
-        cf_object_info_cleanup(&info);
-        return cf_respond(r, 304, resp);
-    }
-    uint64_t start = 0, len = info.size;
+    unsigned part;
+    const char *pmsg = NULL;
+    cf_s3_error pe = parse_part_number(r, &part, &pmsg);
+    if (pe)
+        return cf_respond_error(r, pe, pmsg);
+    uint64_t start = 0, len = 0;
+    size_t parts_count = 0;
     int status = 200;
-    const char *range = cf_request_header(r, "Range");
-    if (range) {
-        int prc = cf_s3_range_parse(range, info.size, &start, &len);
-        if (prc == CF_ERANGE) {
+    struct MHD_Response *resp = NULL;
+    /* An overwrite between the lookup and the first open of a multipart object's data: the
+     * old version is gone before a byte was sent, so the new one is looked up and sent. */
+    for (int attempt = 0;; attempt++) {
+        int fd = -1, missing_bucket = 0;
+        int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, &fd, &missing_bucket,
+                                     &err);
+        if (rc == CF_ENOTFOUND)
+            return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
+        if (rc) {
+            cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
+            return cf_respond_error(r, CF_S3_InternalError, NULL);
+        }
+        int not_modified;
+        cf_s3_error ce = cf_check_conditions(&info, cf_request_header(r, "If-Match"),
+                                             cf_request_header(r, "If-None-Match"),
+                                             cf_request_header(r, "If-Modified-Since"),
+                                             cf_request_header(r, "If-Unmodified-Since"), &not_modified);
+        if (ce || not_modified) {
             if (fd >= 0)
                 close(fd);
+            int ok = ce ? cf_respond_error(r, ce, NULL) : respond_not_modified(r, &info);
             cf_object_info_cleanup(&info);
-            return cf_respond_error(r, CF_S3_InvalidRange, NULL);
+            return ok;
         }
-        if (prc == 0)
-            status = 206;
-        else
-            start = 0, len = info.size; /* malformed ranges are ignored, as S3 does */
-    }
-    struct MHD_Response *resp;
-    if (len == 0 || fd < 0) {
-        if (fd >= 0)
+        start = 0, len = info.size, status = 200;
+        const char *range = cf_request_header(r, "Range");
+        if (part) {
+            if (part_bounds(&info, part, &start, &len, &parts_count) != 0) {
+                if (fd >= 0)
+                    close(fd);
+                cf_object_info_cleanup(&info);
+                return cf_respond_error(r, CF_S3_InvalidPartNumber, NULL);
+            }
+            if (len)
+                status = 206; /* a part is a range, even when it is the whole object */
+        } else if (range) {
+            int prc = cf_s3_range_parse(range, info.size, &start, &len);
+            if (prc == CF_ERANGE) {
+                if (fd >= 0)
+                    close(fd);
+                cf_object_info_cleanup(&info);
+                return cf_respond_error(r, CF_S3_InvalidRange, NULL);
+            }
+            if (prc == 0)
+                status = 206;
+            else
+                start = 0, len = info.size; /* malformed ranges are ignored, as S3 does */
+        }
+        if (len == 0 || fd < 0) {
+            if (fd >= 0)
+                close(fd);
+            resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        } else if (info.nsegs > 1) {
             close(fd);
-        resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    } else if (info.nsegs > 1) {
-        close(fd);
-        resp = segmented_body(r, &info, start, len);
-        if (!resp) {
-            cf_object_info_cleanup(&info);
-            return cf_respond_error(r, CF_S3_InternalError, NULL);
-        }
-    } else if (len <= SMALL_RESPONSE && !head) {
-        /* Headers and body in one send: for small objects a second syscall (sendfile after
-         * the header write) and a second TCP segment cost more than the copy. */
-        char *body = malloc((size_t)len);
-        ssize_t got = body ? pread(fd, body, (size_t)len, (off_t)start) : -1;
-        close(fd);
-        if (got != (ssize_t)len) {
-            free(body);
-            cf_object_info_cleanup(&info);
-            return cf_respond_error(r, CF_S3_InternalError, NULL);
-        }
-        resp = MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_FREE);
-        if (!resp)
-            free(body);
-    } else {
-        /* MHD owns fd from here and sends it with sendfile(). */
-        resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
-        if (!resp)
+            rc = segmented_body(r, &info, start, len, &resp, &err);
+            if (rc == CF_ENOTFOUND && attempt < 8) {
+                cf_object_info_cleanup(&info);
+                continue;
+            }
+            if (rc) {
+                cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
+                cf_object_info_cleanup(&info);
+                return cf_respond_error(r, CF_S3_InternalError, NULL);
+            }
+        } else if (len <= SMALL_RESPONSE && !head) {
+            /* Headers and body in one send: for small objects a second syscall (sendfile after
+             * the header write) and a second TCP segment cost more than the copy. */
+            char *body = malloc((size_t)len);
+            ssize_t got = body ? pread(fd, body, (size_t)len, (off_t)start) : -1;
             close(fd);
+            if (got != (ssize_t)len) {
+                free(body);
+                cf_object_info_cleanup(&info);
+                return cf_respond_error(r, CF_S3_InternalError, NULL);
+            }
+            resp = MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_FREE);
+            if (!resp)
+                free(body);
+        } else {
+            /* MHD owns fd from here and sends it with sendfile(). */
+            resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
+            if (!resp)
+                close(fd);
+        }
+        break;
     }
     if (!resp) {
         cf_object_info_cleanup(&info);
         return 0;
     }
-    add_object_headers(resp, &info, r, status == 200);
+    add_object_headers(resp, &info, r, status == 200 && !part);
     if (status == 206) {
         char cr[96];
         snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)start,
                  (unsigned long long)(start + len - 1), (unsigned long long)info.size);
         MHD_add_response_header(resp, "Content-Range", cr);
+    }
+    if (parts_count) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", parts_count);
+        MHD_add_response_header(resp, "x-amz-mp-parts-count", n);
     }
     r->bytes_out = head ? 0 : len;
     cf_object_info_cleanup(&info);
@@ -453,8 +538,63 @@ void cf_copy_source_cleanup(cf_copy_source *src)
 {
     free(src->bucket);
     free(src->key);
+    cf_store_reader_free(src->rd);
     cf_object_info_cleanup(&src->info);
     memset(src, 0, sizeof *src);
+}
+
+/* One attempt of cf_copy_source_open once the source is named; *raced when an overwrite
+ * replaced the version found before its reader opened. */
+static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_source *src, int *raced)
+{
+    cf_err err;
+    int missing_bucket = 0;
+    cf_object_info_cleanup(&src->info);
+    int rc = cf_store_object_get(r->srv->store, src->bucket, src->key, src->keylen, &src->info, NULL,
+                                 &missing_bucket, &err);
+    if (rc == CF_ENOTFOUND)
+        return missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey;
+    if (rc) {
+        cf_log(CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg, NULL);
+        return CF_S3_InternalError;
+    }
+    int not_modified;
+    cf_s3_error e = cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
+                                        cf_request_header(r, "x-amz-copy-source-if-none-match"),
+                                        cf_request_header(r, "x-amz-copy-source-if-modified-since"),
+                                        cf_request_header(r, "x-amz-copy-source-if-unmodified-since"),
+                                        &not_modified);
+    if (e || not_modified)
+        return CF_S3_PreconditionFailed;
+    src->start = 0;
+    src->len = src->info.size;
+    const char *range = allow_range ? cf_request_header(r, "x-amz-copy-source-range") : NULL;
+    if (range) {
+        unsigned long long first, last;
+        int used = 0;
+        if (sscanf(range, "bytes=%llu-%llu%n", &first, &last, &used) != 2 || range[used] || first > last ||
+            last >= src->info.size) {
+            snprintf(src->msg, sizeof src->msg,
+                     "x-amz-copy-source-range must be bytes=first-last within the source object of %llu bytes",
+                     (unsigned long long)src->info.size);
+            return CF_S3_InvalidArgument;
+        }
+        src->start = first;
+        src->len = last - first + 1;
+    }
+    if (src->len > CF_MAX_PUT_SIZE) {
+        snprintf(src->msg, sizeof src->msg, "a copy is limited to 5 GiB; use UploadPartCopy with ranges");
+        return CF_S3_InvalidRequest;
+    }
+    rc = cf_store_reader_open(r->srv->store, &src->info, src->start, src->len, &src->rd, &err);
+    *raced = rc == CF_ENOTFOUND;
+    if (*raced)
+        return CF_S3_ServiceUnavailable; /* after as many tries as a GET makes */
+    if (rc) {
+        cf_log(CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg, NULL);
+        return CF_S3_InternalError;
+    }
+    return CF_S3_OK;
 }
 
 cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *src)
@@ -494,57 +634,25 @@ cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *
     if (!cf_access_allows(r, CF_S3_OP_GET_OBJECT, src->bucket, src->key, src->keylen))
         return CF_S3_AccessDenied;
 
-    cf_err err;
-    int missing_bucket = 0;
-    int rc = cf_store_object_get(r->srv->store, src->bucket, src->key, src->keylen, &src->info, NULL,
-                                 &missing_bucket, &err);
-    if (rc == CF_ENOTFOUND)
-        return missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey;
-    if (rc) {
-        cf_log(CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg, NULL);
-        return CF_S3_InternalError;
+    /* The version read is the one checked: an overwrite between the lookup and the reader's
+     * open means looking again, as a GET does. */
+    for (int attempt = 0;; attempt++) {
+        int raced = 0;
+        cf_s3_error e = open_source_version(r, allow_range, src, &raced);
+        if (!raced || attempt == 8)
+            return e;
     }
-    int not_modified;
-    cf_s3_error e = cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
-                                        cf_request_header(r, "x-amz-copy-source-if-none-match"),
-                                        cf_request_header(r, "x-amz-copy-source-if-modified-since"),
-                                        cf_request_header(r, "x-amz-copy-source-if-unmodified-since"),
-                                        &not_modified);
-    if (e || not_modified)
-        return CF_S3_PreconditionFailed;
-    src->start = 0;
-    src->len = src->info.size;
-    const char *range = allow_range ? cf_request_header(r, "x-amz-copy-source-range") : NULL;
-    if (range) {
-        unsigned long long first, last;
-        int used = 0;
-        if (sscanf(range, "bytes=%llu-%llu%n", &first, &last, &used) != 2 || range[used] || first > last ||
-            last >= src->info.size) {
-            snprintf(src->msg, sizeof src->msg,
-                     "x-amz-copy-source-range must be bytes=first-last within the source object of %llu bytes",
-                     (unsigned long long)src->info.size);
-            return CF_S3_InvalidArgument;
-        }
-        src->start = first;
-        src->len = last - first + 1;
-    }
-    if (src->len > CF_MAX_PUT_SIZE) {
-        snprintf(src->msg, sizeof src->msg, "a copy is limited to 5 GiB; use UploadPartCopy with ranges");
-        return CF_S3_InvalidRequest;
-    }
-    return CF_S3_OK;
 }
 
 int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writer **w)
 {
     cf_err err;
-    cf_store_reader *rd = NULL;
     char *buf = malloc(256 << 10);
     int rc = buf ? 0 : CF_ENOMEM;
-    if (!rc) rc = cf_store_writer_begin(r->srv->store, w, &err);
-    if (!rc) rc = cf_store_reader_open(r->srv->store, &src->info, src->start, src->len, &rd, &err);
+    if (!rc)
+        rc = cf_store_writer_begin(r->srv->store, w, &err);
     while (!rc) {
-        long n = cf_store_reader_read(rd, buf, 256 << 10, &err);
+        long n = cf_store_reader_read(src->rd, buf, 256 << 10, &err);
         if (n <= 0) {
             rc = (int)n;
             break;
@@ -557,7 +665,6 @@ int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writ
         cf_store_writer_abort(*w);
         *w = NULL;
     }
-    cf_store_reader_free(rd);
     free(buf);
     return rc;
 }
@@ -644,13 +751,25 @@ int cf_handle_copy_object(cf_request *r)
     cf_store_writer *w = NULL;
     cf_object_info info = {0};
     int rc = cf_copy_source_into_writer(r, &src, &w);
-    if (!rc)
-        rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
+    cf_copy_source_cleanup(&src); /* lets go of the source version */
+    if (rc) {
+        cf_header_list_cleanup(&h);
+        return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
+    }
+    cf_store_condition cond = {.must_not_exist = cf_access_create_only(r)};
+    cf_store_writer_set_condition(w, &cond);
+    rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
-    cf_copy_source_cleanup(&src);
+    if (rc == CF_EPRECOND) {
+        char msg[120];
+        e = cf_write_condition_error(r, &cond, msg, sizeof msg);
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    }
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    if (rc)
+    if (rc) {
+        cf_log(CF_LOG_ERROR, "copy commit failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
+    }
     return cf_respond_copied(r, "CopyObjectResult", &info);
 }

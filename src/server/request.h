@@ -144,6 +144,9 @@ int cf_access_allows(const cf_request *r, cf_s3_op op, const char *bucket, const
 int cf_access_key_in_scope(const cf_request *r, const char *bucket, const char *key, size_t keylen);
 /* The whole decision for the request as routed, bucket policies included: OK or AccessDenied. */
 cf_s3_error cf_access_check(cf_request *r);
+/* May the principal only create objects, never replace one (a writeonly key)? Writes then
+ * commit on the condition that the key is absent (cf_write_condition). */
+int cf_access_create_only(const cf_request *r);
 
 /* handlers_bucket.c */
 int cf_handle_list_buckets(cf_request *r);
@@ -200,6 +203,7 @@ typedef struct cf_copy_source {
     size_t keylen;
     cf_object_info info;
     uint64_t start, len;
+    cf_store_reader *rd;          /* the range of that very version, held until cleanup */
     char msg[256];                /* detail for the error, when one is returned */
 } cf_copy_source;
 cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *src);
@@ -209,10 +213,11 @@ void cf_copy_source_cleanup(cf_copy_source *src);
 int cf_handle_copy_object(cf_request *r);
 /* 200 for CopyObject (root "CopyObjectResult") or UploadPartCopy ("CopyPartResult"); cleans up info. */
 int cf_respond_copied(cf_request *r, const char *root, cf_object_info *info);
-/* If-None-Match: * and If-Match on a write, as a store condition (etag is its buffer). */
+/* If-None-Match: * and If-Match on a write, and create-only for a writeonly key, as a store
+ * condition (etag is its buffer). */
 cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag, size_t etaglen);
-/* The S3 error for a condition the store found false. */
-cf_s3_error cf_write_condition_error(const cf_store_condition *c);
+/* The S3 error for a condition the store found false; msg (msglen bytes) gets the detail. */
+cf_s3_error cf_write_condition_error(cf_request *r, const cf_store_condition *c, char *msg, size_t msglen);
 /* If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since against an object, in RFC
  * 9110's order: PreconditionFailed, or OK with *not_modified set when a GET should get 304. */
 cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match,

@@ -198,25 +198,126 @@ int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old)
     return 0;
 }
 
+struct cf_store_pin {
+    cf_store_segment *segs; /* the version's segments, in order */
+    size_t nsegs;
+    size_t refs;
+    int replaced; /* reclaimed while pinned: the last unpin unlinks the files */
+};
+
+/* Unlinks one data file and queues its garbage row for deletion; pending_mu held. */
+static void unlink_segment(cf_store *s, const unsigned char id[CF_STORE_ID_LEN])
+{
+    char path[PATH_MAX];
+    cf_store_data_path(s, id, path);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return; /* keep the garbage row: start-up retries */
+    if (s->npending == s->cap_pending) {
+        size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
+        void *p = realloc(s->pending, cap * CF_STORE_ID_LEN);
+        if (!p)
+            return;
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    memcpy(s->pending[s->npending++], id, CF_STORE_ID_LEN);
+}
+
+static struct cf_store_pin *find_pin(cf_store *s, const unsigned char first_id[CF_STORE_ID_LEN])
+{
+    for (size_t i = 0; i < s->npins; i++)
+        if (memcmp(s->pins[i].segs[0].id, first_id, CF_STORE_ID_LEN) == 0)
+            return &s->pins[i];
+    return NULL;
+}
+
+/* How many of old's segments from i on are a pinned version (0 when none); marks it replaced. */
+static size_t pinned_run(cf_store *s, const cf_object_info *old, size_t i)
+{
+    struct cf_store_pin *p = find_pin(s, old->segs[i].id);
+    if (!p || p->nsegs > old->nsegs - i)
+        return 0;
+    for (size_t k = 1; k < p->nsegs; k++)
+        if (memcmp(p->segs[k].id, old->segs[i + k].id, CF_STORE_ID_LEN) != 0)
+            return 0;
+    p->replaced = 1;
+    return p->nsegs;
+}
+
 void cf_store_reclaim(cf_store *s, const cf_object_info *old)
 {
     pthread_mutex_lock(&s->pending_mu);
     for (size_t i = 0; i < old->nsegs; i++) {
-        char path[PATH_MAX];
-        cf_store_data_path(s, old->segs[i].id, path);
-        if (unlink(path) != 0 && errno != ENOENT)
-            continue; /* keep the garbage row: start-up retries */
-        if (s->npending == s->cap_pending) {
-            size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
-            void *p = realloc(s->pending, cap * CF_STORE_ID_LEN);
-            if (!p)
-                continue;
-            s->pending = p;
-            s->cap_pending = cap;
-        }
-        memcpy(s->pending[s->npending++], old->segs[i].id, CF_STORE_ID_LEN);
+        size_t held = s->npins ? pinned_run(s, old, i) : 0;
+        if (held)
+            i += held - 1; /* a reader still sends them; cf_store_unpin unlinks */
+        else
+            unlink_segment(s, old->segs[i].id);
     }
     pthread_mutex_unlock(&s->pending_mu);
+}
+
+int cf_store_pin(cf_store *s, const cf_object_info *info, cf_err *err)
+{
+    if (!info->nsegs)
+        return 0;
+    int rc = 0;
+    pthread_mutex_lock(&s->pending_mu);
+    struct cf_store_pin *p = find_pin(s, info->segs[0].id);
+    if (p) {
+        p->refs++; /* already held, so nothing of it is gone */
+        goto out;
+    }
+    /* Under pending_mu a reclaim either ran whole, unlinking the first segment first, or will
+     * run after this and see the pin: the first file still there means the version is whole. */
+    char path[PATH_MAX];
+    cf_store_data_path(s, info->segs[0].id, path);
+    if (access(path, F_OK) != 0) {
+        rc = cf_err_set(err, CF_ENOTFOUND, "the object was replaced before its read began");
+        goto out;
+    }
+    if (s->npins == s->cap_pins) {
+        size_t cap = s->cap_pins ? s->cap_pins * 2 : 16;
+        void *np = realloc(s->pins, cap * sizeof *s->pins);
+        if (!np) {
+            rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+            goto out;
+        }
+        s->pins = np;
+        s->cap_pins = cap;
+    }
+    cf_store_segment *segs = malloc(info->nsegs * sizeof *segs);
+    if (!segs) {
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+        goto out;
+    }
+    memcpy(segs, info->segs, info->nsegs * sizeof *segs);
+    s->pins[s->npins++] = (struct cf_store_pin){segs, info->nsegs, 1, 0};
+out:
+    pthread_mutex_unlock(&s->pending_mu);
+    return rc;
+}
+
+void cf_store_unpin(cf_store *s, const unsigned char first_id[CF_STORE_ID_LEN])
+{
+    pthread_mutex_lock(&s->pending_mu);
+    struct cf_store_pin *p = find_pin(s, first_id);
+    if (p && --p->refs == 0) {
+        for (size_t k = 0; p->replaced && k < p->nsegs; k++)
+            unlink_segment(s, p->segs[k].id);
+        free(p->segs);
+        *p = s->pins[--s->npins];
+    }
+    pthread_mutex_unlock(&s->pending_mu);
+}
+
+void cf_store_pins_free(cf_store *s)
+{
+    for (size_t i = 0; i < s->npins; i++)
+        free(s->pins[i].segs);
+    free(s->pins);
+    s->pins = NULL;
+    s->npins = s->cap_pins = 0;
 }
 
 int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,

@@ -2,10 +2,10 @@
  * reader.c - reading a byte range of an object across its segments (multipart objects).
  *
  * Segment files are opened one at a time as the range reaches them: an object of 10,000 parts
- * must not take 10,000 descriptors. The first segment of the range is opened at once, so an
- * overwrite that raced the lookup is seen before any byte is sent; a later segment unlinked by
- * an overwrite mid-transfer ends the read with CF_ENOTFOUND (the client sees a cut transfer,
- * never mixed versions).
+ * must not take 10,000 descriptors. So that an overwrite cannot unlink the later ones mid-read,
+ * the reader pins the version (cf_store_pin): its files stay until the reader is freed. An
+ * overwrite that won the race with the caller's lookup is seen at open, before any byte is sent
+ * (CF_ENOTFOUND: look the key up again).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +23,7 @@ struct cf_store_reader {
     uint64_t seg_off;    /* offset within it */
     uint64_t left;       /* bytes of the range still to read */
     int fd;              /* of segs[seg], or -1 */
+    int pinned;
 };
 
 static int open_current(cf_store_reader *rd, cf_err *err)
@@ -56,6 +57,15 @@ int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start
         rd->seg++;
     }
     rd->seg_off = start;
+    /* One segment needs no pin: its open descriptor keeps the data readable. */
+    if (len && rd->nsegs > 1) {
+        int rc = cf_store_pin(s, info, err);
+        if (rc) {
+            cf_store_reader_free(rd);
+            return rc;
+        }
+        rd->pinned = 1;
+    }
     if (len && rd->seg < rd->nsegs) {
         int rc = open_current(rd, err);
         if (rc) {
@@ -104,6 +114,8 @@ void cf_store_reader_free(cf_store_reader *rd)
         return;
     if (rd->fd >= 0)
         close(rd->fd);
+    if (rd->pinned)
+        cf_store_unpin(rd->s, rd->segs[0].id);
     free(rd->segs);
     free(rd);
 }

@@ -232,7 +232,8 @@ static int open_env(cf_store *s, cf_err *err)
         (rc = mdb_dbi_open(txn, "parts", MDB_CREATE, &s->parts)) ||
         (rc = mdb_dbi_open(txn, "keys", MDB_CREATE, &s->keys)) ||
         (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) ||
-        (rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &s->garbage))) {
+        (rc = mdb_dbi_open(txn, "garbage", MDB_CREATE, &s->garbage)) ||
+        (rc = mdb_dbi_open(txn, "completed", MDB_CREATE, &s->completed))) {
         mdb_txn_abort(txn);
         return cf_store_lmdb_err(err, rc, "open tables");
     }
@@ -287,6 +288,7 @@ void cf_store_close(cf_store *s)
     cf_fs_write_atomic(marker, "", 0, 0600, NULL);
     pthread_mutex_destroy(&s->pending_mu);
     free(s->pending);
+    cf_store_pins_free(s);
     free(s->dir);
     free(s);
 }

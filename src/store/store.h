@@ -134,8 +134,10 @@ int cf_store_object_set_header(cf_store *s, const char *bucket, const char *key,
 
 /*
  * A byte range of an object read across its segments, in order. The reader copies what it
- * needs from info. read returns the bytes read, 0 at the end of the range, or a negative CF_E
- * code (CF_ENOTFOUND when an overwrite removed a later segment mid-read).
+ * needs from info and holds that version's data until it is freed, so it reads one whole
+ * version even when the key is overwritten or deleted meanwhile. open fails with CF_ENOTFOUND
+ * when the version was already replaced (look the key up again). read returns the bytes read,
+ * 0 at the end of the range, or a negative CF_E code.
  */
 typedef struct cf_store_reader cf_store_reader;
 int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start, uint64_t len,
@@ -208,7 +210,8 @@ int cf_store_upload_get(cf_store *s, const char *upload_id, cf_store_upload *out
 int cf_store_upload_list(cf_store *s, const char *bucket, cf_store_upload **out, size_t *n,
                          cf_err *err);
 int cf_store_upload_abort(cf_store *s, const char *upload_id, cf_err *err);
-/* Aborts every upload initiated before cutoff_ns; *aborted (may be NULL) counts them. */
+/* Aborts every upload initiated before cutoff_ns, and forgets completions whose record has
+ * expired; *aborted (may be NULL) counts the uploads. */
 int cf_store_upload_expire(cf_store *s, int64_t cutoff_ns, size_t *aborted, cf_err *err);
 
 /* Commits a finished writer's body as part `number` of the upload; frees w in every case.
@@ -225,8 +228,26 @@ int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_
  * rec->mtime_ns is the caller's. CF_EINVAL when a segment is no longer one of the upload's
  * parts (a part was uploaded again meanwhile); CF_ENOTFOUND when the upload or the bucket is gone.
  */
+typedef struct cf_store_completion cf_store_completion;
 int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object_info *rec,
-                             cf_store_condition *cond, cf_err *err);
+                             cf_store_condition *cond, const cf_store_completion *done, cf_err *err);
+
+/*
+ * How an upload completed, kept (when given to cf_store_upload_complete, in the same
+ * transaction) until expires_ns so that a client retrying a completion whose answer it lost
+ * gets the same answer. The store compares nothing: parts_digest and answer are the caller's.
+ */
+struct cf_store_completion {
+    char bucket[64];
+    char key[1025];
+    size_t keylen;
+    char etag[72];
+    unsigned char parts_digest[32];
+    char answer[256]; /* more of the answer (checksums), as the caller encodes it */
+    int64_t expires_ns;
+};
+/* CF_ENOTFOUND when the upload did not complete, or its record expired. */
+int cf_store_upload_completed(cf_store *s, const char *upload_id, cf_store_completion *out, cf_err *err);
 
 /*
  * Access keys besides root. A key carries one policy ("readwrite", "readonly", "writeonly")

@@ -21,6 +21,7 @@ struct cf_store {
     MDB_dbi keys;      /* access key -> key record (keys.c) */
     MDB_dbi meta;      /* name -> bytes: bucket policies and other small settings */
     MDB_dbi garbage;   /* segment id -> "" : data files to unlink after the commit that freed them */
+    MDB_dbi completed; /* upload id -> how it completed, to answer a retried completion (upload.c) */
     size_t head_max;   /* longest composite key stored directly; longer ones go to groups */
 
     /* Ids already unlinked whose garbage rows the next write transaction deletes, so that
@@ -28,6 +29,10 @@ struct cf_store {
     pthread_mutex_t pending_mu;
     unsigned char (*pending)[CF_STORE_ID_LEN];
     size_t npending, cap_pending;
+    /* Versions of several segments being read (reader.c), under pending_mu: reclaiming defers
+     * their files until the last reader lets go, so a GET sends the version it started. */
+    struct cf_store_pin *pins;
+    size_t npins, cap_pins;
 
     atomic_int fail_nth_write;
 };
@@ -47,6 +52,16 @@ int cf_store_txn_begin(cf_store *s, MDB_txn **txn);
 /* Lists old's data files in `garbage` inside txn; after the commit, cf_store_reclaim unlinks them. */
 int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old);
 void cf_store_reclaim(cf_store *s, const cf_object_info *old);
+/*
+ * Holds the data files of info's version (named by its first segment) until cf_store_unpin:
+ * a reclaim meanwhile leaves them in place, and the last unpin unlinks them. CF_ENOTFOUND when
+ * the version was already reclaimed (an overwrite won the race: look the key up again).
+ * `old` given to cf_store_reclaim must hold a replaced version's segments in order, one run.
+ */
+int cf_store_pin(cf_store *s, const cf_object_info *info, cf_err *err);
+void cf_store_unpin(cf_store *s, const unsigned char first_id[CF_STORE_ID_LEN]);
+/* Frees the pin table at close (every reader is gone by then). */
+void cf_store_pins_free(cf_store *s);
 /* Adds to a bucket's counters; sets *missing (and changes nothing) when it does not exist. */
 int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,
                             int64_t dbytes, int *missing);

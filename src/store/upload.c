@@ -5,6 +5,8 @@
  * Tables (docs/internals/store.md):
  *   uploads  id[16] -> u16 bucket_len, bucket, u16 key_len, key, record (headers, initiated)
  *   parts    id[16] + u32 big-endian part number -> record (size, MD5, checksums, 1 segment)
+ *   completed id[16] -> i64 expires_ns, digest[32], u8 bucket_len, bucket, u16 key_len, key,
+ *            u8 etag_len, etag, u16 answer_len, answer  (a completion, to answer its retries)
  * A part's data file lives in objects/ from the moment it is committed, so completion renames
  * and copies nothing: one transaction moves the chosen parts' segments into the object record
  * and lists every other part's file as garbage. The orphan scan counts part rows as references.
@@ -162,16 +164,24 @@ static int get_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, cf_
     return rc ? cf_err_set(err, rc, "upload record is unreadable: %s", cf_strerror(rc)) : 0;
 }
 
+/* Decodes upload_id into id and begins a read transaction (the caller aborts it). */
+static int begin_read_of(cf_store *s, const char *upload_id, unsigned char id[CF_STORE_ID_LEN], MDB_txn **txn,
+                         cf_err *err)
+{
+    if (raw_id(upload_id, id))
+        return cf_err_set(err, CF_ENOTFOUND, "'%s' is not an upload id", upload_id);
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    return rc ? cf_store_lmdb_err(err, rc, "begin") : 0;
+}
+
 int cf_store_upload_get(cf_store *s, const char *upload_id, cf_store_upload *out, cf_err *err)
 {
     unsigned char id[CF_STORE_ID_LEN];
     memset(out, 0, sizeof *out);
-    if (raw_id(upload_id, id))
-        return cf_err_set(err, CF_ENOTFOUND, "'%s' is not an upload id", upload_id);
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = begin_read_of(s, upload_id, id, &txn, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
+        return rc;
     rc = get_upload_in(s, txn, id, out, err);
     mdb_txn_abort(txn);
     return rc;
@@ -319,6 +329,105 @@ static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id,
     return rc;
 }
 
+static int put_completion_in(cf_store *s, MDB_txn *txn, const unsigned char id[CF_STORE_ID_LEN],
+                             const cf_store_completion *c)
+{
+    size_t bl = strlen(c->bucket), el = strlen(c->etag), al = strlen(c->answer);
+    if (bl > UINT8_MAX || el > UINT8_MAX || c->keylen >= sizeof c->key)
+        return CF_EINVAL;
+    unsigned char
+        buf[8 + 32 + 1 + sizeof c->bucket + 2 + sizeof c->key + 1 + sizeof c->etag + 2 + sizeof c->answer];
+    size_t n = 0;
+    uint16_t kl = (uint16_t)c->keylen, alen = (uint16_t)al;
+    memcpy(buf + n, &c->expires_ns, 8), n += 8;
+    memcpy(buf + n, c->parts_digest, 32), n += 32;
+    buf[n++] = (unsigned char)bl;
+    memcpy(buf + n, c->bucket, bl), n += bl;
+    memcpy(buf + n, &kl, 2), n += 2;
+    memcpy(buf + n, c->key, kl), n += kl;
+    buf[n++] = (unsigned char)el;
+    memcpy(buf + n, c->etag, el), n += el;
+    memcpy(buf + n, &alen, 2), n += 2;
+    memcpy(buf + n, c->answer, al), n += al;
+    MDB_val k = {CF_STORE_ID_LEN, (void *)id}, v = {n, buf};
+    return mdb_put(txn, s->completed, &k, &v, 0) ? CF_EIO : 0;
+}
+
+/* Reads a field of n bytes into out (n < outlen, NUL-terminated); advances *p. */
+static int take_field(const unsigned char **p, const unsigned char *end, size_t n, char *out, size_t outlen)
+{
+    if (n >= outlen || (size_t)(end - *p) < n)
+        return CF_ECORRUPT;
+    memcpy(out, *p, n);
+    out[n] = '\0';
+    *p += n;
+    return 0;
+}
+
+static int decode_completion(const MDB_val *v, cf_store_completion *c)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    uint16_t kl, al;
+    memset(c, 0, sizeof *c);
+    if (v->mv_size < 8 + 32 + 1)
+        return CF_ECORRUPT;
+    memcpy(&c->expires_ns, p, 8), p += 8;
+    memcpy(c->parts_digest, p, 32), p += 32;
+    size_t bl = *p++;
+    if (take_field(&p, end, bl, c->bucket, sizeof c->bucket) || end - p < 2)
+        return CF_ECORRUPT;
+    memcpy(&kl, p, 2), p += 2;
+    if (take_field(&p, end, kl, c->key, sizeof c->key) || end - p < 1)
+        return CF_ECORRUPT;
+    c->keylen = kl;
+    size_t el = *p++;
+    if (take_field(&p, end, el, c->etag, sizeof c->etag) || end - p < 2)
+        return CF_ECORRUPT;
+    memcpy(&al, p, 2), p += 2;
+    return take_field(&p, end, al, c->answer, sizeof c->answer);
+}
+
+int cf_store_upload_completed(cf_store *s, const char *upload_id, cf_store_completion *out, cf_err *err)
+{
+    unsigned char id[CF_STORE_ID_LEN];
+    MDB_txn *txn;
+    int rc = begin_read_of(s, upload_id, id, &txn, err);
+    if (rc)
+        return rc;
+    MDB_val k = {CF_STORE_ID_LEN, id}, v;
+    rc = mdb_get(txn, s->completed, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        rc = cf_err_set(err, CF_ENOTFOUND, "upload '%s' did not complete", upload_id);
+    else if (rc)
+        rc = cf_store_lmdb_err(err, rc, "read");
+    else if (decode_completion(&v, out) != 0)
+        rc = cf_err_set(err, CF_ECORRUPT, "the completion record of upload '%s' is corrupt", upload_id);
+    else if (out->expires_ns < cf_clock_now_ns())
+        rc = cf_err_set(err, CF_ENOTFOUND, "upload '%s' completed too long ago", upload_id);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Deletes, inside txn, the completion records expired at now_ns. */
+static int forget_completions_in(cf_store *s, MDB_txn *txn, int64_t now_ns)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(txn, s->completed, &cur))
+        return CF_EIO;
+    int rc = 0;
+    for (int got = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc && got == 0;
+         got = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        int64_t expires = 0;
+        if (v.mv_size >= 8)
+            memcpy(&expires, v.mv_data, 8);
+        if (expires < now_ns && mdb_cursor_del(cur, 0))
+            rc = CF_EIO;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 int cf_store_upload_abort(cf_store *s, const char *upload_id, cf_err *err)
 {
     unsigned char id[CF_STORE_ID_LEN];
@@ -394,6 +503,8 @@ int cf_store_upload_expire(cf_store *s, int64_t cutoff_ns, size_t *aborted, cf_e
     if (rc)
         return cf_store_lmdb_err(err, rc, "begin");
     rc = cf_store_uploads_drop_in(s, txn, NULL, cutoff_ns, &freed, aborted);
+    if (!rc)
+        rc = forget_completions_in(s, txn, cf_clock_now_ns());
     if (rc) {
         mdb_txn_abort(txn);
         cf_object_info_cleanup(&freed);
@@ -592,7 +703,7 @@ static int check_segments_current(cf_store *s, MDB_txn *txn, const unsigned char
 }
 
 int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object_info *rec,
-                             cf_store_condition *cond, cf_err *err)
+                             cf_store_condition *cond, const cf_store_completion *done, cf_err *err)
 {
     unsigned char id[CF_STORE_ID_LEN];
     if (raw_id(upload_id, id))
@@ -637,6 +748,11 @@ int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object
         goto out;
     if ((rc = drop_upload_in(s, txn, id, rec, &freed))) {
         rc = cf_err_set(err, rc, "cannot remove upload '%s': %s", upload_id, cf_strerror(rc));
+        goto out;
+    }
+    /* In the same transaction: a retry that finds the upload gone finds how it completed. */
+    if (done && (rc = put_completion_in(s, txn, id, done))) {
+        rc = cf_err_set(err, rc, "cannot record the completion of upload '%s'", upload_id);
         goto out;
     }
     if ((rc = cf_index_put(s, txn, comp, complen, enc.data, enc.len, &old, &had_old))) {

@@ -2,13 +2,16 @@
 import json
 import os
 import subprocess
+import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, s3_client
+from helpers_clients import assert_s3_error, signed_request
 
 
 def admin(server, *args, check=True):
@@ -154,3 +157,67 @@ def test_policy_api_refuses_what_it_cannot_enforce(s3, buckets):
     with pytest.raises(ClientError) as e:
         s3.get_bucket_policy(Bucket="team")
     assert e.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
+
+
+def test_writeonly_key_creates_but_never_replaces(server, s3, buckets):
+    """A backup job's key cannot destroy a backup by writing over it: PUT (even empty), copy
+    and multipart completion onto an existing key are refused, and the backup is intact."""
+    ak, sk = new_key(server, "--policy", "writeonly", "--bucket", "team", "--prefix", "vault/")
+    c = s3_client(server.endpoint, ak, sk)
+    backup = os.urandom(4096)
+    c.put_object(Bucket="team", Key="vault/db.dump", Body=backup)
+    with pytest.raises(ClientError) as e:
+        c.put_object(Bucket="team", Key="vault/db.dump", Body=b"")
+    err = e.value.response["Error"]
+    assert (err["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("AccessDenied", 403)
+    assert "only create" in err["Message"]
+    # Asked for explicitly, the same condition is a precondition that failed.
+    r = signed_request(server.endpoint, "PUT", "/team/vault/db.dump", headers={"If-None-Match": "*"},
+                       access_key=ak, secret_key=sk)
+    assert_s3_error(r, "PreconditionFailed", 412)
+    denied(c.copy_object, Bucket="team", Key="vault/db.dump", CopySource={"Bucket": "team", "Key": "vault/db.dump"})
+
+    # Multipart: the upload may be made, its completion onto the existing key may not.
+    uid = c.create_multipart_upload(Bucket="team", Key="vault/db.dump")["UploadId"]
+    etag = c.upload_part(Bucket="team", Key="vault/db.dump", UploadId=uid, PartNumber=1, Body=b"evil")["ETag"]
+    denied(c.complete_multipart_upload, Bucket="team", Key="vault/db.dump", UploadId=uid,
+           MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    # A part copied from the backup would read it, which the key may not.
+    denied(c.upload_part_copy, Bucket="team", Key="vault/db.dump", UploadId=uid, PartNumber=2,
+           CopySource={"Bucket": "team", "Key": "vault/db.dump"})
+    c.abort_multipart_upload(Bucket="team", Key="vault/db.dump", UploadId=uid)
+    assert s3.get_object(Bucket="team", Key="vault/db.dump")["Body"].read() == backup
+
+    # New keys are still created, by PUT and by multipart.
+    uid = c.create_multipart_upload(Bucket="team", Key="vault/new.dump")["UploadId"]
+    etag = c.upload_part(Bucket="team", Key="vault/new.dump", UploadId=uid, PartNumber=1, Body=b"new")["ETag"]
+    c.complete_multipart_upload(Bucket="team", Key="vault/new.dump", UploadId=uid,
+                                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.get_object(Bucket="team", Key="vault/new.dump")["Body"].read() == b"new"
+    # Root (and readwrite keys) still overwrite.
+    s3.put_object(Bucket="team", Key="vault/db.dump", Body=b"rotated")
+    assert s3.get_object(Bucket="team", Key="vault/db.dump")["Body"].read() == b"rotated"
+
+
+def test_racing_writeonly_puts_of_one_new_key_make_one_object(server, s3, buckets):
+    """The create-only check is the commit's: of two PUTs racing to create a key, exactly one
+    wins and the other is refused, never both written."""
+    ak, sk = new_key(server, "--policy", "writeonly", "--bucket", "team", "--prefix", "race/")
+    clients = [s3_client(server.endpoint, ak, sk) for _ in range(2)]
+    for round_ in range(25):
+        key = f"race/{round_}"
+        bodies = [os.urandom(2048), os.urandom(2048)]
+        barrier = threading.Barrier(2)
+
+        def put(i):
+            barrier.wait()
+            try:
+                clients[i].put_object(Bucket="team", Key=key, Body=bodies[i])
+                return "ok"
+            except ClientError as e:
+                return e.response["Error"]["Code"]
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(put, range(2)))
+        assert sorted(results) == ["AccessDenied", "ok"], results
+        assert s3.get_object(Bucket="team", Key=key)["Body"].read() == bodies[results.index("ok")]

@@ -1,5 +1,6 @@
 """Multipart uploads, copies, tags and conditional requests, driven by boto3 and awscli."""
 import hashlib
+import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -8,6 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import AWS_BIN
+from helpers_clients import assert_s3_error, run_aws, signed_request
 from test_metrics import scrape, value
 
 MiB = 1 << 20
@@ -68,8 +70,17 @@ def test_complete_assembles_parts_in_order(s3, bucket, server):
         assert r["ContentRange"] == f"bytes {start}-{end}/{len(whole)}"
     head = s3.head_object(Bucket=bucket, Key="big/object")
     assert head["ContentLength"] == len(whole)
+    # A retried completion gets the first one's answer (the client may have lost it) ...
+    again = s3.complete_multipart_upload(Bucket=bucket, Key="big/object", UploadId=uid,
+                                         MultipartUpload={"Parts": done})
+    assert again["ETag"] == res["ETag"]
+    # ... but not with another list of parts, nor for another key.
     with pytest.raises(ClientError) as e:
         s3.complete_multipart_upload(Bucket=bucket, Key="big/object", UploadId=uid,
+                                     MultipartUpload={"Parts": done[:2]})
+    assert error_code(e) == ("NoSuchUpload", 404)
+    with pytest.raises(ClientError) as e:
+        s3.complete_multipart_upload(Bucket=bucket, Key="big/other", UploadId=uid,
                                      MultipartUpload={"Parts": done})
     assert error_code(e) == ("NoSuchUpload", 404)
 
@@ -286,3 +297,107 @@ def test_stale_uploads_are_aborted_by_the_server(make_server):
     with pytest.raises(ClientError) as e:
         client.upload_part(Bucket="stale", Key="k", UploadId=uid, PartNumber=2, Body=b"late")
     assert error_code(e) == ("NoSuchUpload", 404)
+
+
+def complete_xml(parts):
+    body = "".join(f"<Part><PartNumber>{p['PartNumber']}</PartNumber><ETag>{p['ETag']}</ETag></Part>" for p in parts)
+    return f"<CompleteMultipartUpload>{body}</CompleteMultipartUpload>".encode()
+
+
+def test_retried_completion_gets_the_same_answer_even_after_a_restart(make_server):
+    """An SDK that lost the first answer (a timeout) retries; the retry must not report a
+    failure for an upload that succeeded. The record of the completion is durable."""
+    from conftest import s3_client
+    srv = make_server().start()
+    client = s3_client(srv.endpoint)
+    client.create_bucket(Bucket="retry")
+    parts = [os.urandom(5 * MiB), b"tail"]
+    uid, done = upload(client, "retry", "obj", parts)
+    path, query = "/retry/obj", f"uploadId={uid}"
+    first = signed_request(srv.endpoint, "POST", path, query=query, body=complete_xml(done))
+    assert first.status_code == 200, first.text
+    again = signed_request(srv.endpoint, "POST", path, query=query, body=complete_xml(done))
+    assert (again.status_code, again.text) == (200, first.text)
+    assert multipart_etag(parts).replace('"', "&quot;") in again.text
+    srv.stop()
+    srv.start()
+    client = s3_client(srv.endpoint)
+    res = client.complete_multipart_upload(Bucket="retry", Key="obj", UploadId=uid, MultipartUpload={"Parts": done})
+    assert res["ETag"] == multipart_etag(parts)
+    # Other parts, another key, or an id that never completed: NoSuchUpload.
+    other = signed_request(srv.endpoint, "POST", path, query=query, body=complete_xml(done[:1]))
+    assert "another list of parts" in assert_s3_error(other, "NoSuchUpload", 404)["Message"]
+    assert_s3_error(signed_request(srv.endpoint, "POST", "/retry/elsewhere", query=query, body=complete_xml(done)),
+                    "NoSuchUpload", 404)
+    assert_s3_error(signed_request(srv.endpoint, "POST", path, query="uploadId=" + "0" * 32, body=complete_xml(done)),
+                    "NoSuchUpload", 404)
+    assert_s3_error(signed_request(srv.endpoint, "POST", path, query=query, body=b"<nonsense"), "NoSuchUpload", 404)
+    assert client.get_object(Bucket="retry", Key="obj")["Body"].read() == b"".join(parts)
+
+    # Two completions sent at once (a retry racing the first): both succeed alike.
+    uid, done = upload(client, "retry", "twice", parts)
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: signed_request(srv.endpoint, "POST", "/retry/twice", query=f"uploadId={uid}",
+                                                         body=complete_xml(done)), range(2)))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert answers[0].text == answers[1].text
+
+
+def test_get_and_head_by_part_number(s3, bucket, server, aws_env, tmp_path):
+    parts = [os.urandom(5 * MiB), os.urandom(5 * MiB), b"tail"]
+    uid, done = upload(s3, bucket, "numbered", parts)
+    s3.complete_multipart_upload(Bucket=bucket, Key="numbered", UploadId=uid, MultipartUpload={"Parts": done})
+    total = sum(map(len, parts))
+    start = 0
+    for n, body in enumerate(parts, 1):
+        got = s3.get_object(Bucket=bucket, Key="numbered", PartNumber=n)
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert got["Body"].read() == body
+        assert got["ContentLength"] == len(body)
+        assert got["ContentRange"] == f"bytes {start}-{start + len(body) - 1}/{total}"
+        assert got["PartsCount"] == 3
+        assert got["ETag"] == multipart_etag(parts)  # the object's, not the part's
+        head = s3.head_object(Bucket=bucket, Key="numbered", PartNumber=n)
+        assert head["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert (head["ContentLength"], head["PartsCount"]) == (len(body), 3)
+        start += len(body)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="numbered", PartNumber=4)
+    assert error_code(e) == ("InvalidPartNumber", 416)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="numbered", PartNumber=1, Range="bytes=0-9")
+    assert error_code(e) == ("InvalidRequest", 400)
+
+    # Parts uploaded as 1 and 3 are the object's parts 1 and 2.
+    sparse = [os.urandom(5 * MiB), b"last"]
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="sparse")["UploadId"]
+    done = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=bucket, Key="sparse", UploadId=uid, PartNumber=n,
+                                                     Body=body)["ETag"]} for n, body in zip((1, 3), sparse)]
+    s3.complete_multipart_upload(Bucket=bucket, Key="sparse", UploadId=uid, MultipartUpload={"Parts": done})
+    got = s3.get_object(Bucket=bucket, Key="sparse", PartNumber=2)
+    assert (got["Body"].read(), got["PartsCount"]) == (b"last", 2)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="sparse", PartNumber=3)
+    assert error_code(e) == ("InvalidPartNumber", 416)
+
+    # A plain object is one part: the whole object, as a range, and no parts count.
+    s3.put_object(Bucket=bucket, Key="plain", Body=b"0123456789")
+    got = s3.get_object(Bucket=bucket, Key="plain", PartNumber=1)
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert (got["Body"].read(), got["ContentRange"]) == (b"0123456789", "bytes 0-9/10")
+    assert "PartsCount" not in got
+    for n in (2, 10000):
+        with pytest.raises(ClientError) as e:
+            s3.head_object(Bucket=bucket, Key="plain", PartNumber=n)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    for bad in ("0", "10001", "-1", "1x", "", "99999999999999999999"):
+        r = signed_request(server.endpoint, "GET", f"/{bucket}/plain", query=f"partNumber={bad}")
+        assert_s3_error(r, "InvalidArgument", 400)
+
+    # awscli's get-object --part-number.
+    out = tmp_path / "part2"
+    res = run_aws(aws_env, "--endpoint-url", server.endpoint, "s3api", "get-object", "--bucket", bucket,
+                  "--key", "numbered", "--part-number", "2", str(out))
+    meta = json.loads(res.stdout)
+    assert (meta["PartsCount"], meta["ContentLength"]) == (3, 5 * MiB)
+    assert out.read_bytes() == parts[1]

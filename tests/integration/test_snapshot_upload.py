@@ -109,6 +109,10 @@ def test_stream_of_many_parts_from_a_write_only_key(server, s3, tmp_path):
     run("create", "-", "s3://up-wo/ns", "--compress", "none", env=env_for(server, ak, sk), stdin=data)
     assert uploads(s3, "up-wo") == []
     assert run("restore", "s3://up-wo/ns@latest", "-", env=env_for(server)).stdout == data
+    # The key only creates, never replaces: the next snapshot of the namespace writes new keys.
+    more = os.urandom(1 * MiB)
+    run("create", "-", "s3://up-wo/ns", "--compress", "none", env=env_for(server, ak, sk), stdin=more)
+    assert run("restore", "s3://up-wo/ns@latest", "-", env=env_for(server)).stdout == more
 
 
 @pytest.mark.parametrize("size", [1 * MiB, 40 * MiB])

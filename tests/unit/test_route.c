@@ -403,6 +403,7 @@ static const struct {
     {"InvalidBucketName", 400},
     {"InvalidDigest", 400},
     {"InvalidPart", 400},
+    {"InvalidPartNumber", 416},
     {"InvalidPartOrder", 400},
     {"InvalidTag", 400},
     {"InvalidPolicyDocument", 400},

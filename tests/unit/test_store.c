@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "core/clock.h"
 #include "core/fs.h"
 #include "store/store.h"
 
@@ -440,7 +441,8 @@ static void put_part(cf_store *s, const char *upload, uint32_t number, const cha
 }
 
 /* The record a caller builds from the chosen parts: their segments, in order. */
-static void complete_with(cf_store *s, const char *upload, const uint32_t *numbers, size_t n, int want_rc)
+static void complete_done(cf_store *s, const char *upload, const uint32_t *numbers, size_t n,
+                          const cf_store_completion *done, int want_rc)
 {
     cf_store_part *parts;
     size_t nparts;
@@ -457,8 +459,13 @@ static void complete_with(cf_store *s, const char *upload, const uint32_t *numbe
     snprintf(rec.etag, sizeof rec.etag, "test-%zu", n);
     rec.segs = segs;
     rec.nsegs = n;
-    assert_int_equal(cf_store_upload_complete(s, upload, &rec, NULL, &err), want_rc);
+    assert_int_equal(cf_store_upload_complete(s, upload, &rec, NULL, done, &err), want_rc);
     cf_store_parts_free(parts, nparts);
+}
+
+static void complete_with(cf_store *s, const char *upload, const uint32_t *numbers, size_t n, int want_rc)
+{
+    complete_done(s, upload, numbers, n, NULL, want_rc);
 }
 
 /* Reads every segment of an object in order. */
@@ -521,7 +528,80 @@ static void test_upload_completes_chosen_parts_without_copying(void **state)
     assert_int_equal(st.bytes, 11);
     /* Completing twice finds no upload. */
     cf_object_info empty = {0};
-    assert_int_equal(cf_store_upload_complete(f->s, id, &empty, NULL, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_upload_complete(f->s, id, &empty, NULL, NULL, &err), CF_ENOTFOUND);
+}
+
+/* A completion given a record keeps it, in its own transaction, until it expires. */
+static void test_completion_is_kept_until_it_expires(void **state)
+{
+    fixture *f = *state;
+    char kept[CF_STORE_UPLOAD_ID_LEN + 1], stale[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    cf_store_completion done = {.bucket = "b", .key = "obj", .keylen = 3, .etag = "abc-1", .answer = "CRC32 x= COMPOSITE"};
+    memset(done.parts_digest, 7, sizeof done.parts_digest);
+    done.expires_ns = cf_clock_now_ns() + (int64_t)3600 * 1000000000;
+    uint32_t one[] = {1};
+    assert_int_equal(cf_store_upload_create(f->s, "b", "obj", 3, NULL, 0, kept, &err), 0);
+    put_part(f->s, kept, 1, "body", 0);
+    complete_done(f->s, kept, one, 1, &done, 0);
+    cf_store_completion got;
+    assert_int_equal(cf_store_upload_completed(f->s, kept, &got, &err), 0);
+    assert_string_equal(got.bucket, "b");
+    assert_int_equal(got.keylen, 3);
+    assert_memory_equal(got.key, "obj", 3);
+    assert_string_equal(got.etag, "abc-1");
+    assert_string_equal(got.answer, "CRC32 x= COMPOSITE");
+    assert_memory_equal(got.parts_digest, done.parts_digest, sizeof done.parts_digest);
+    assert_int_equal(got.expires_ns, done.expires_ns);
+
+    done.expires_ns = cf_clock_now_ns() - 1;
+    assert_int_equal(cf_store_upload_create(f->s, "b", "obj2", 4, NULL, 0, stale, &err), 0);
+    put_part(f->s, stale, 1, "body", 0);
+    complete_done(f->s, stale, one, 1, &done, 0);
+    assert_int_equal(cf_store_upload_completed(f->s, stale, &got, &err), CF_ENOTFOUND);
+    /* Expiry forgets the stale one only. */
+    assert_int_equal(cf_store_upload_expire(f->s, 0, NULL, &err), 0);
+    assert_int_equal(cf_store_upload_completed(f->s, kept, &got, &err), 0);
+    /* A live upload, a malformed id, an unknown id: nothing completed. */
+    assert_int_equal(cf_store_upload_completed(f->s, "zz", &got, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_upload_completed(f->s, "00000000000000000000000000000000", &got, &err), CF_ENOTFOUND);
+}
+
+/* A reader of a version of several segments reads it whole across an overwrite, and its files
+ * go when the reader does. */
+static void test_reader_holds_its_version_across_an_overwrite(void **state)
+{
+    fixture *f = *state;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    cf_err err;
+    uint32_t all[] = {1, 2, 3};
+    assert_int_equal(cf_store_upload_create(f->s, "b", "mp", 2, NULL, 0, id, &err), 0);
+    put_part(f->s, id, 1, "one-", 0);
+    put_part(f->s, id, 2, "two-", 0);
+    put_part(f->s, id, 3, "three", 0);
+    complete_with(f->s, id, all, 3, 0);
+    assert_int_equal(data_files(f), 3);
+
+    cf_object_info info;
+    assert_int_equal(cf_store_object_get(f->s, "b", "mp", 2, &info, NULL, NULL, &err), 0);
+    cf_store_reader *rd, *second;
+    assert_int_equal(cf_store_reader_open(f->s, &info, 0, info.size, &rd, &err), 0);
+    assert_int_equal(cf_store_reader_open(f->s, &info, 4, 4, &second, &err), 0);
+    char buf[32] = "";
+    assert_int_equal(cf_store_reader_read(rd, buf, 2, &err), 2);
+    put_str(f->s, "mp", "new");
+    assert_int_equal(data_files(f), 4); /* the old version is still held */
+    size_t got = 2;
+    for (long n; (n = cf_store_reader_read(rd, buf + got, sizeof buf - 1 - got, &err)) > 0;)
+        got += (size_t)n;
+    assert_string_equal(buf, "one-two-three");
+    cf_store_reader_free(rd);
+    assert_int_equal(data_files(f), 4); /* and by the second reader */
+    cf_store_reader_free(second);
+    assert_int_equal(data_files(f), 1);
+    /* A reader opened on the replaced version now finds it gone: the caller looks again. */
+    assert_int_equal(cf_store_reader_open(f->s, &info, 0, info.size, &rd, &err), CF_ENOTFOUND);
+    cf_object_info_cleanup(&info);
 }
 
 static void test_part_replacement_and_listing(void **state)
@@ -564,7 +644,7 @@ static void test_complete_refuses_a_part_replaced_meanwhile(void **state)
     assert_int_equal(cf_store_part_list(f->s, id, 0, 10, &parts, &n, NULL, &err), 0);
     put_part(f->s, id, 1, "second", 0);
     cf_object_info rec = {.size = parts[0].info.size, .segs = parts[0].info.segs, .nsegs = 1};
-    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, NULL, &err), CF_EINVAL);
+    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, NULL, NULL, &err), CF_EINVAL);
     cf_store_parts_free(parts, n);
     assert_null(read_segments(f->s, "k"));
     assert_int_equal(data_files(f), 1);
@@ -730,6 +810,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recovery_keeps_parts_of_uploads_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_completion_is_kept_until_it_expires, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_holds_its_version_across_an_overwrite, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
