@@ -83,6 +83,8 @@ typedef struct cf_request {
     char access_key[129];
     cf_principal principal;
     cf_store_key grant;           /* when principal is CF_PRINCIPAL_KEY: its policy and scope */
+    char headers_not_signed[256]; /* x-amz-* names a signed request left unsigned, ", "-joined:
+                                   * AccessDenied's <HeadersNotSigned> (auth.c) */
 
     /* body */
     body_mode body;
@@ -126,6 +128,10 @@ typedef struct cf_request {
 
 /* response.c */
 int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
+/* The error with one more element after Message (NULL: none), and the connection closed after
+ * it: for a request whose end cannot be found, so that nothing after it is read as a request. */
+int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
+                             const char *value);
 int cf_respond_xml(cf_request *r, int status, cf_buf *body);
 int cf_respond_empty(cf_request *r, int status);
 /* Queues resp with the common headers (request id, server); destroys resp. */
