@@ -72,6 +72,7 @@ typedef struct cf_request {
     cf_server *srv;
     struct MHD_Connection *conn;
     const char *method;
+    const char *version; /* "HTTP/1.1", as libmicrohttpd parsed it */
     char request_id[24];
     double started;
     cf_s3_op op;
@@ -138,6 +139,10 @@ int cf_respond_empty(cf_request *r, int status);
 int cf_respond(cf_request *r, int status, struct MHD_Response *resp);
 const char *cf_request_header(const cf_request *r, const char *name);
 const char *cf_request_param(const cf_request *r, const char *name);
+
+/* framing.c: refuses a head whose body length is ambiguous (request smuggling shapes, RFC 9112).
+ * 0 when it is fine; else the refusal is queued (1) or could not be (-1). */
+int cf_framing_check(cf_request *r);
 
 /* auth.c: checks the request's signature; on failure fills *e and msg. */
 int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
