@@ -26,20 +26,14 @@
  * an empty field name. Every refusal here closes the connection, since what follows the head on
  * it cannot be trusted to start a request.
  */
+#include "server/framing.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "server/request.h"
-
-typedef struct framing_scan {
-    int content_lengths, transfer_encodings, hosts;
-    const char *transfer_encoding;
-    int name_not_token;
-    const char *folded_name; /* a name that only a folded framing line produces */
-    const char *control_in;  /* the name of a header whose value holds a control character */
-} framing_scan;
 
 static int is_tchar(unsigned char c)
 {
@@ -57,57 +51,77 @@ static int is_token(const char *s, size_t n)
     return 1;
 }
 
-static int starts_with_ci(const char *s, size_t n, const char *prefix)
+static int equal_ci(const char *s, size_t n, const char *lower)
 {
-    size_t p = strlen(prefix);
-    return n >= p && strncasecmp(s, prefix, p) == 0;
+    return n == strlen(lower) && strncasecmp(s, lower, n) == 0;
 }
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-                                   const char *value, size_t value_size)
+static int starts_with_ci(const char *s, size_t n, const char *lower_prefix)
 {
-    (void)kind;
-    framing_scan *s = cls;
-    if (!is_token(key, key_size)) {
+    size_t p = strlen(lower_prefix);
+    return n >= p && strncasecmp(s, lower_prefix, p) == 0;
+}
+
+void cf_framing_scan_field(cf_framing_scan *s, const char *name, size_t name_len, const char *value,
+                           size_t value_len)
+{
+    if (!is_token(name, name_len)) {
         s->name_not_token = 1;
-        return MHD_YES;
+        return;
     }
-    if (strcasecmp(key, "content-length") == 0)
+    if (equal_ci(name, name_len, "content-length")) {
         s->content_lengths++;
-    else if (strcasecmp(key, "transfer-encoding") == 0) {
+    } else if (equal_ci(name, name_len, "transfer-encoding")) {
         s->transfer_encodings++;
-        s->transfer_encoding = value ? value : "";
-    } else if (strcasecmp(key, "host") == 0)
+        s->transfer_encoding = value;
+        s->transfer_encoding_len = value_len;
+    } else if (equal_ci(name, name_len, "host")) {
         s->hosts++;
-    else if (!s->folded_name && (starts_with_ci(key, key_size, "content-length") ||
-                                 starts_with_ci(key, key_size, "transfer-encoding")))
-        s->folded_name = key;
-    for (size_t i = 0; value && i < value_size && !s->control_in; i++) {
-        unsigned char c = (unsigned char)value[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            s->control_in = key;
+    } else if (!s->folded_name && (starts_with_ci(name, name_len, "content-length") ||
+                                   starts_with_ci(name, name_len, "transfer-encoding"))) {
+        s->folded_name = name;
+        s->folded_name_len = name_len;
     }
-    return MHD_YES;
+    for (size_t i = 0; i < value_len && !s->control_in; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            s->control_in = name;
+            s->control_in_len = name_len;
+        }
+    }
+}
+
+static void trim_ows(const char **s, size_t *n)
+{
+    while (*n && (**s == ' ' || **s == '\t')) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+        (*n)--;
 }
 
 /* "chunked" closes the list, after at least one other coding: a coding we do not implement. */
-static int chunked_after_other_codings(const char *te)
+static int chunked_after_other_codings(const char *te, size_t n)
 {
-    const char *comma = strrchr(te, ',');
+    size_t comma = n;
+    while (comma && te[comma - 1] != ',')
+        comma--;
     if (!comma)
         return 0;
-    const char *last = comma + 1;
-    while (*last == ' ' || *last == '\t')
-        last++;
-    size_t n = strlen(last);
-    while (n && (last[n - 1] == ' ' || last[n - 1] == '\t'))
-        n--;
-    return n == 7 && strncasecmp(last, "chunked", 7) == 0;
+    const char *last = te + comma;
+    size_t len = n - comma;
+    trim_ows(&last, &len);
+    return equal_ci(last, len, "chunked");
 }
 
-/* The fault, or CF_S3_OK; msg and *header (the <Header> AWS names for NotImplemented) set. */
-static cf_s3_error find_fault(const framing_scan *s, int http10, const char **header, char *msg,
-                              size_t msglen)
+static int shown_len(size_t n)
+{
+    return n > 64 ? 64 : (int)n;
+}
+
+cf_s3_error cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, char *msg,
+                               size_t msglen)
 {
     *header = NULL;
     if (s->name_not_token) {
@@ -116,12 +130,13 @@ static cf_s3_error find_fault(const framing_scan *s, int http10, const char **he
     }
     if (s->folded_name) {
         snprintf(msg, msglen,
-                 "header '%.64s' is a folded framing header; obsolete line folding is not accepted",
-                 s->folded_name);
+                 "header '%.*s' is a folded framing header; obsolete line folding is not accepted",
+                 shown_len(s->folded_name_len), s->folded_name);
         return CF_S3_InvalidRequest;
     }
     if (s->control_in) {
-        snprintf(msg, msglen, "the value of header '%.64s' holds a control character", s->control_in);
+        snprintf(msg, msglen, "the value of header '%.*s' holds a control character",
+                 shown_len(s->control_in_len), s->control_in);
         return CF_S3_InvalidRequest;
     }
     if (s->hosts > 1 || (s->hosts == 0 && !http10)) {
@@ -143,9 +158,11 @@ static cf_s3_error find_fault(const framing_scan *s, int http10, const char **he
                                            : "an HTTP/1.0 request cannot use Transfer-Encoding");
         return CF_S3_InvalidRequest;
     }
-    if (strcasecmp(s->transfer_encoding, "chunked") == 0)
+    /* Exactly: libmicrohttpd decodes chunked only for this value, and takes " chunked " as no
+     * framing at all. */
+    if (equal_ci(s->transfer_encoding, s->transfer_encoding_len, "chunked"))
         return CF_S3_OK;
-    if (chunked_after_other_codings(s->transfer_encoding)) {
+    if (chunked_after_other_codings(s->transfer_encoding, s->transfer_encoding_len)) {
         *header = "Transfer-Encoding";
         snprintf(msg, msglen, "only the chunked transfer coding is implemented");
         return CF_S3_NotImplemented;
@@ -154,14 +171,22 @@ static cf_s3_error find_fault(const framing_scan *s, int http10, const char **he
     return CF_S3_InvalidRequest;
 }
 
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    (void)kind;
+    cf_framing_scan_field(cls, key, key_size, value ? value : "", value ? value_size : 0);
+    return MHD_YES;
+}
+
 int cf_framing_check(cf_request *r)
 {
-    framing_scan s = {0};
+    cf_framing_scan s = {0};
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &s);
     int http10 = r->version && strcmp(r->version, MHD_HTTP_VERSION_1_0) == 0;
     const char *header;
     char msg[256];
-    cf_s3_error e = find_fault(&s, http10, &header, msg, sizeof msg);
+    cf_s3_error e = cf_framing_verdict(&s, http10, &header, msg, sizeof msg);
     if (e == CF_S3_OK)
         return 0;
     return cf_respond_error_closing(r, e, msg, header ? "Header" : NULL, header) ? 1 : -1;
