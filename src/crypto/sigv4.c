@@ -645,6 +645,95 @@ static int signs_header(const char *list, const char *name)
     return 0;
 }
 
+/* ---- Headers that must be signed ---- */
+
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static int prefix_ci(const char *s, const char *lower_prefix)
+{
+    for (; *lower_prefix; s++, lower_prefix++)
+        if (ascii_lower(*s) != *lower_prefix)
+            return 0;
+    return 1;
+}
+
+static int equal_ci(const char *s, const char *lower)
+{
+    return prefix_ci(s, lower) && s[strlen(lower)] == '\0';
+}
+
+int cf_sigv4_header_must_be_signed(const char *name)
+{
+    return name && prefix_ci(name, "x-amz-") && !equal_ci(name, "x-amz-content-sha256");
+}
+
+/* item appears in the ", "-joined list */
+static int listed(const char *list, size_t len, const char *item, size_t n)
+{
+    for (size_t i = 0; i + n <= len; i++) {
+        if ((i == 0 || (i >= 2 && list[i - 2] == ',')) && memcmp(list + i, item, n) == 0 &&
+            (i + n == len || list[i + n] == ','))
+            return 1;
+    }
+    return 0;
+}
+
+typedef struct unsigned_scan {
+    const char *signed_headers;
+    cf_buf *out;
+    int count;
+} unsigned_scan;
+
+static int note_if_unsigned(void *arg, const char *name)
+{
+    unsigned_scan *s = arg;
+    if (!cf_sigv4_header_must_be_signed(name))
+        return 0;
+    /* Longer names cannot be in a valid SignedHeaders list (canonical_headers refuses them). */
+    char lower[128];
+    size_t n = strlen(name);
+    if (n >= sizeof lower)
+        n = sizeof lower - 1;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = ascii_lower(name[i]);
+    lower[n] = '\0';
+    if (strlen(name) < sizeof lower && signs_header(s->signed_headers, lower))
+        return 0;
+    s->count++;
+    if (s->out && !(s->out->data && listed(s->out->data, s->out->len, lower, n))) {
+        size_t start = s->out->len;
+        /* A list cut short still names whole headers. */
+        if (cf_buf_printf(s->out, "%s%s", start ? ", " : "", lower) != 0 && s->out->data) {
+            s->out->len = start;
+            s->out->data[start] = '\0';
+        }
+    }
+    return 0;
+}
+
+int cf_sigv4_unsigned_headers(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out)
+{
+    if (!req->each_header)
+        return CF_EINVAL;
+    unsigned_scan s = {signed_headers ? signed_headers : "", out, 0};
+    req->each_header(req->header_ctx, note_if_unsigned, &s);
+    return s.count;
+}
+
+static int refuse_unsigned_headers(const cf_sigv4_request *req, const char *signed_headers, cf_err *err)
+{
+    int n = cf_sigv4_unsigned_headers(req, signed_headers, NULL);
+    if (n < 0)
+        return cf_err_set(err, CF_EINVAL,
+                          "the request's headers cannot be listed, so unsigned ones cannot be found");
+    if (n > 0)
+        return cf_err_set(err, CF_EDENIED, CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
+    return 0;
+}
+
 /* What both kinds of authentication require of the credential scope and signed headers. */
 static int check_service_and_host(const cf_sigv4_auth *auth, cf_err *err)
 {
@@ -711,10 +800,18 @@ int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, cons
 {
     int64_t t;
     char iso[17];
+    if (!req->each_header)
+        return refuse_unsigned_headers(req, auth->signed_headers, err);
     int rc = check_scope(auth, amz_date, now, &t, iso, err);
+    if (!rc)
+        rc = compute_and_compare(req, NULL, auth, secret, iso, signing_key_out, err);
     if (rc)
         return rc;
-    return compute_and_compare(req, NULL, auth, secret, iso, signing_key_out, err);
+    /* Only a request that proves its signer learns which headers it should have signed. */
+    rc = refuse_unsigned_headers(req, auth->signed_headers, err);
+    if (rc && signing_key_out)
+        OPENSSL_cleanse(signing_key_out, 32); /* a refused request hands out no key */
+    return rc;
 }
 
 /* ---- Query-string authentication (presigned URLs) ---- */
@@ -826,6 +923,8 @@ int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_q
 int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q, const char *secret,
                           int64_t now, cf_err *err)
 {
+    if (!req->each_header)
+        return refuse_unsigned_headers(req, q->auth.signed_headers, err);
     int rc = check_service_and_host(&q->auth, err);
     if (rc)
         return rc;
@@ -841,7 +940,8 @@ int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth
                           q->amz_date, (long long)q->expires);
     cf_sigv4_request r = *req;
     r.payload_hash = CF_SIGV4_UNSIGNED_PAYLOAD;
-    return compute_and_compare(&r, query_names[Q_SIGNATURE], &q->auth, secret, q->amz_date, NULL, err);
+    rc = compute_and_compare(&r, query_names[Q_SIGNATURE], &q->auth, secret, q->amz_date, NULL, err);
+    return rc ? rc : refuse_unsigned_headers(req, q->auth.signed_headers, err);
 }
 
 static const char *presign_host(void *ctx, const char *name)
@@ -898,7 +998,7 @@ static int build_presigned(const cf_sigv4_presign_opts *o, cf_buf *out, cf_err *
     if (o->nparams)
         memcpy(params + 5, o->params, o->nparams * sizeof *params);
     cf_sigv4_request req = {
-        o->method, o->path, params, n, presign_host, (void *)o->host, CF_SIGV4_UNSIGNED_PAYLOAD};
+        o->method, o->path, params, n, presign_host, (void *)o->host, CF_SIGV4_UNSIGNED_PAYLOAD, NULL};
 
     cf_buf creq, sts;
     cf_buf_init(&creq, 1 << 20);

@@ -50,9 +50,18 @@ typedef struct cf_sigv4_param {
     const char *value;
 } cf_sigv4_param;
 
-/* Returns the value of a request header by lowercase name (several instances joined by ','),
- * or NULL when absent. The pointer must stay valid until the sigv4 call returns. */
+/* Returns the value of a request header by lowercase name (several instances joined by ',', as
+ * SigV4 signs them: a second instance added to a signed header then breaks the signature), or
+ * NULL when absent. The pointer must stay valid until the function is called again or the sigv4
+ * call returns. */
 typedef const char *(*cf_sigv4_header_fn)(void *ctx, const char *lowercase_name);
+
+/* Called with the name of one request header, as received (any case); a nonzero return stops
+ * the walk. */
+typedef int (*cf_sigv4_header_visit_fn)(void *arg, const char *name);
+/* Calls visit for every header of the request, a repeated header once per instance, until visit
+ * returns nonzero; returns 0 when every header was visited, else visit's value. */
+typedef int (*cf_sigv4_each_header_fn)(void *ctx, cf_sigv4_header_visit_fn visit, void *arg);
 
 typedef struct cf_sigv4_request {
     const char *method;                /* "GET" */
@@ -62,7 +71,33 @@ typedef struct cf_sigv4_request {
     cf_sigv4_header_fn header;
     void *header_ctx;
     const char *payload_hash;          /* hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-… value */
+    /* Every header name, with header_ctx. Required by the verify functions (which refuse
+     * unsigned x-amz-* headers); signing does not use it. */
+    cf_sigv4_each_header_fn each_header;
 } cf_sigv4_request;
+
+/*
+ * Which headers a request must sign beyond those it chose to: every x-amz-* header it carries
+ * (AWS refuses the rest with AccessDenied, "There were headers present in the request which were
+ * not signed", listing them in <HeadersNotSigned>), for header authentication and presigned URLs
+ * alike. An unsigned x-amz-copy-source would turn a presigned PUT into a copy of another object,
+ * an unsigned x-amz-meta-* or x-amz-tagging would be stored with a replayed one.
+ *
+ * The one exception is x-amz-content-sha256: its value is the canonical request's payload line,
+ * so it is covered whether listed or not (and a presigned URL signs UNSIGNED-PAYLOAD and never
+ * reads the header). Names are compared without regard to case; "x-amzn-trace-id" is not an
+ * x-amz- header.
+ */
+#define CF_SIGV4_UNSIGNED_HEADERS_MESSAGE "There were headers present in the request which were not signed"
+
+/* 1 when a header of this name (any case) must be listed in SignedHeaders, else 0. */
+int cf_sigv4_header_must_be_signed(const char *name);
+
+/* Appends to out (when non-NULL) the lowercase names of the request's headers that must be signed
+ * but are not in signed_headers, joined by ", ", each name once, as far as out's maximum allows.
+ * Returns how many header instances are missing from the list (0: the request is fine), or
+ * CF_EINVAL when req->each_header is NULL. */
+int cf_sigv4_unsigned_headers(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out);
 
 /* URI-encodes n bytes of s (S3 rules above) onto out; '/' is kept when keep_slash. */
 int cf_sigv4_uri_encode(cf_buf *out, const char *s, size_t n, int keep_slash);
@@ -97,9 +132,12 @@ void cf_sigv4_format_amz_date(int64_t t, char out[17]);
  * Full server-side check of a header-signed request. secret is the secret key of
  * auth->access_key (the caller looked it up). amz_date is the x-amz-date header (or Date).
  * now is the server's clock; the request is refused when |now - amz_date| > 15 minutes.
- * Returns 0 when the signature matches; CF_EAUTH (signature mismatch), CF_EINVAL (malformed:
- * bad date, scope date not matching amz_date, missing signed header, service not "s3", "host"
- * not signed) or CF_EPRECOND (clock skew) with a message that never contains the secret.
+ * Returns 0 when the signature matches and every header that must be signed is; CF_EAUTH
+ * (signature mismatch), CF_EDENIED (signature matches, but an x-amz-* header is not signed: see
+ * cf_sigv4_unsigned_headers; the message is CF_SIGV4_UNSIGNED_HEADERS_MESSAGE), CF_EINVAL
+ * (malformed: bad date, scope date not matching amz_date, missing signed header, service not
+ * "s3", "host" not signed, req->each_header NULL) or CF_EPRECOND (clock skew) with a message
+ * that never contains the secret.
  * When signing_key_out is non-NULL, the derived signing key is copied there (for verifying
  * aws-chunked chunk signatures later).
  */
@@ -134,10 +172,12 @@ int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_q
  * X-Amz-* ones included (X-Amz-Signature is left out of the canonical query string here);
  * req->payload_hash is ignored, since a presigned URL always signs UNSIGNED-PAYLOAD. q comes
  * from cf_sigv4_parse_query_auth; secret is the secret key of q->auth.access_key.
- * Returns 0 when the signature matches; CF_EINVAL (service not "s3", "host" not signed, a signed
- * header missing), CF_EPRECOND when now is outside the URL's validity (q->time more than 15
- * minutes ahead of now: not valid yet; now past q->time + q->expires: expired — compare now with
- * q->time to tell which), or CF_EAUTH (signature mismatch). Messages never contain the secret.
+ * Returns 0 when the signature matches and every header that must be signed is; CF_EINVAL
+ * (service not "s3", "host" not signed, a signed header missing, req->each_header NULL),
+ * CF_EPRECOND when now is outside the URL's validity (q->time more than 15 minutes ahead of now:
+ * not valid yet; now past q->time + q->expires: expired — compare now with q->time to tell
+ * which), CF_EAUTH (signature mismatch) or CF_EDENIED (an x-amz-* header not signed, as for
+ * cf_sigv4_verify). Messages never contain the secret.
  */
 int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q,
                           const char *secret, int64_t now, cf_err *err);

@@ -29,9 +29,16 @@ const char *cf_s3_error_message(cf_s3_error e) { return table[valid(e)].message;
 int cf_s3_error_xml(cf_buf *out, cf_s3_error e, const char *message, const char *resource,
                     const char *request_id)
 {
+    return cf_s3_error_xml_with(out, e, message, NULL, NULL, resource, request_id);
+}
+
+int cf_s3_error_xml_with(cf_buf *out, cf_s3_error e, const char *message, const char *elem,
+                         const char *value, const char *resource, const char *request_id)
+{
     int rc = cf_buf_puts(out, CF_XML_DECL "<Error>");
     if (!rc) rc = cf_xml_elem(out, "Code", cf_s3_error_code(e));
     if (!rc) rc = cf_xml_elem(out, "Message", message ? message : cf_s3_error_message(e));
+    if (!rc && elem) rc = cf_xml_elem(out, elem, value ? value : "");
     if (!rc && resource) {
         /* A path may hold bytes XML 1.0 cannot carry (controls, invalid UTF-8): such a
          * resource is given percent-encoded, so that the error document always parses. */

@@ -72,4 +72,9 @@ const char *cf_s3_error_message(cf_s3_error e);  /* AWS's default message */
 int cf_s3_error_xml(cf_buf *out, cf_s3_error e, const char *message, const char *resource,
                     const char *request_id);
 
+/* The same with one more element after Message, as AWS adds to some errors (AccessDenied's
+ * <HeadersNotSigned>); none when elem is NULL. value is XML-escaped. */
+int cf_s3_error_xml_with(cf_buf *out, cf_s3_error e, const char *message, const char *elem, const char *value,
+                         const char *resource, const char *request_id);
+
 #endif

@@ -346,8 +346,8 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
     snprintf(signed_names, sizeof signed_names, "host%s%s;x-amz-content-sha256;x-amz-date%s",
              sh.range ? ";range" : "", sh.crc32c ? ";x-amz-checksum-crc32c" : "",
              sh.token ? ";x-amz-security-token" : "");
-    cf_sigv4_request req = {x->method, path.data, x->params, x->nparams, sign_header, &sh,
-                            x->payload_hash};
+    cf_sigv4_request req = {x->method,   path.data, x->params,       x->nparams,
+                            sign_header, &sh,       x->payload_hash, NULL};
     if ((rc = cf_sigv4_canonical_request(&req, signed_names, &creq, err)))
         goto out;
     if ((rc = cf_sigv4_string_to_sign(amz_date, date, c->cfg.region, "s3", creq.data, creq.len, &sts)))

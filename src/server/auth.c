@@ -3,6 +3,12 @@
  * query string of a presigned URL. The signer is root or a stored access key; a request with
  * neither is anonymous. Authentication only names the principal: what it may do is decided
  * afterwards by access.c (anonymous: what a bucket policy makes public).
+ *
+ * A signed request must sign every x-amz-* header it carries (sigv4.h says which and why), so
+ * that holding a presigned URL or replaying a captured request changes nothing its signer did not
+ * sign. An anonymous request signs nothing and is not held to this: its headers can ask only for
+ * what the anonymous principal may do anyway, and access.c checks each operation they lead to
+ * (an x-amz-copy-source makes a PUT a CopyObject, which is checked as one).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +20,95 @@
 #include "crypto/sigv4.h"
 #include "server/request.h"
 
+/* The request's headers as SigV4 sees them. */
+typedef struct signed_view {
+    cf_request *r;
+    cf_buf joined; /* the last repeated header looked up, its instances joined by ',' */
+} signed_view;
+
+typedef struct header_join {
+    const char *name;
+    cf_buf *out;
+    int count, failed;
+} header_join;
+
+static enum MHD_Result join_instance(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                     const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)key_size;
+    header_join *j = cls;
+    if (strcasecmp(key, j->name) != 0)
+        return MHD_YES;
+    if ((j->count++ && cf_buf_putc(j->out, ',')) ||
+        cf_buf_append(j->out, value ? value : "", value ? value_size : 0))
+        j->failed = 1;
+    return MHD_YES;
+}
+
+/* MHD's lookup returns the first instance only; signing that one alone would let a copy of a
+ * signed header with another value ride along unsigned. */
 static const char *header_cb(void *ctx, const char *name)
 {
-    return cf_request_header(ctx, name);
+    signed_view *v = ctx;
+    const char *first = cf_request_header(v->r, name);
+    if (!first)
+        return NULL;
+    v->joined.len = 0;
+    if (v->joined.data)
+        v->joined.data[0] = '\0';
+    header_join j = {name, &v->joined, 0, 0};
+    MHD_get_connection_values_n(v->r->conn, MHD_HEADER_KIND, join_instance, &j);
+    if (j.count <= 1)
+        return first;
+    /* Too long to join: a value that cannot match any signature. */
+    return j.failed ? "" : v->joined.data;
+}
+
+typedef struct header_walk {
+    cf_sigv4_header_visit_fn visit;
+    void *arg;
+    int stopped;
+} header_walk;
+
+static enum MHD_Result visit_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                    const char *value, size_t value_size)
+{
+    (void)kind;
+    (void)key_size;
+    (void)value;
+    (void)value_size;
+    header_walk *w = cls;
+    w->stopped = w->visit(w->arg, key);
+    return w->stopped ? MHD_NO : MHD_YES;
+}
+
+static int each_header_cb(void *ctx, cf_sigv4_header_visit_fn visit, void *arg)
+{
+    signed_view *v = ctx;
+    header_walk w = {visit, arg, 0};
+    MHD_get_connection_values_n(v->r->conn, MHD_HEADER_KIND, visit_header, &w);
+    return w.stopped;
+}
+
+static void signed_view_init(signed_view *v, cf_request *r)
+{
+    v->r = r;
+    cf_buf_init(&v->joined, 64 * 1024); /* no header section is larger */
+}
+
+/* AccessDenied for x-amz-* headers left out of the signature, naming them as AWS does. */
+static void refuse_unsigned(cf_request *r, const cf_sigv4_request *req, const char *signed_headers,
+                            cf_s3_error *e, char *msg, size_t msglen)
+{
+    cf_buf names;
+    cf_buf_init(&names, sizeof r->headers_not_signed - 1);
+    cf_sigv4_unsigned_headers(req, signed_headers, &names);
+    snprintf(r->headers_not_signed, sizeof r->headers_not_signed, "%s", names.data ? names.data : "");
+    cf_buf_cleanup(&names);
+    cf_log(CF_LOG_INFO, "headers not signed", "id", r->request_id, "headers", r->headers_not_signed, NULL);
+    *e = CF_S3_AccessDenied;
+    snprintf(msg, msglen, "%s", CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
 }
 
 typedef struct params {
@@ -180,9 +272,17 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
         }
     }
 
-    cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n, header_cb, r, payload};
+    signed_view view;
+    signed_view_init(&view, r);
+    cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n,
+                            header_cb, &view,          payload, each_header_cb};
     int vrc = cf_sigv4_verify(&req, &auth, secret, amz_date, (int64_t)cf_clock_now(),
                               streaming ? r->stream_key : NULL, &err);
+    if (vrc == CF_EDENIED)
+        refuse_unsigned(r, &req, auth.signed_headers, e, msg, msglen);
+    cf_buf_cleanup(&view.joined);
+    if (vrc == CF_EDENIED)
+        return -1;
     if (vrc == CF_EPRECOND) {
         *e = CF_S3_RequestTimeTooSkewed;
         return -1;
@@ -238,9 +338,14 @@ static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg,
     cf_principal principal;
     if (find_signer(r, q.auth.access_key, &secret, &principal, e) != 0)
         return -1;
-    cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n, header_cb, r, NULL};
+    signed_view view;
+    signed_view_init(&view, r);
+    cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n, header_cb, &view, NULL, each_header_cb};
     int64_t now = (int64_t)cf_clock_now();
     int vrc = cf_sigv4_verify_query(&req, &q, secret, now, &err);
+    if (vrc == CF_EDENIED)
+        refuse_unsigned(r, &req, q.auth.signed_headers, e, msg, msglen);
+    cf_buf_cleanup(&view.joined);
     switch (vrc) {
     case 0: r->principal = principal; return 0;
     case CF_EPRECOND:
@@ -249,6 +354,7 @@ static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg,
         snprintf(msg, msglen, "%s", now > q.time ? "Request has expired" : "Request is not yet valid");
         return -1;
     case CF_EAUTH: *e = CF_S3_SignatureDoesNotMatch; return -1;
+    case CF_EDENIED: return -1;
     case CF_EINVAL:
         *e = CF_S3_AuthorizationQueryParametersError;
         snprintf(msg, msglen, "%s", err.msg);

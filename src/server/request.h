@@ -72,6 +72,7 @@ typedef struct cf_request {
     cf_server *srv;
     struct MHD_Connection *conn;
     const char *method;
+    const char *version; /* "HTTP/1.1", as libmicrohttpd parsed it */
     char request_id[24];
     double started;
     cf_s3_op op;
@@ -83,6 +84,8 @@ typedef struct cf_request {
     char access_key[129];
     cf_principal principal;
     cf_store_key grant;           /* when principal is CF_PRINCIPAL_KEY: its policy and scope */
+    char headers_not_signed[256]; /* x-amz-* names a signed request left unsigned, ", "-joined:
+                                   * AccessDenied's <HeadersNotSigned> (auth.c) */
 
     /* body */
     body_mode body;
@@ -127,12 +130,20 @@ typedef struct cf_request {
 
 /* response.c */
 int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
+/* The error with one more element after Message (NULL: none), and the connection closed after
+ * it: for a request whose end cannot be found, so that nothing after it is read as a request. */
+int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
+                             const char *value);
 int cf_respond_xml(cf_request *r, int status, cf_buf *body);
 int cf_respond_empty(cf_request *r, int status);
 /* Queues resp with the common headers (request id, server); destroys resp. */
 int cf_respond(cf_request *r, int status, struct MHD_Response *resp);
 const char *cf_request_header(const cf_request *r, const char *name);
 const char *cf_request_param(const cf_request *r, const char *name);
+
+/* framing.c: refuses a head whose body length is ambiguous (request smuggling shapes, RFC 9112).
+ * 0 when it is fine; else the refusal is queued (1) or could not be (-1). */
+int cf_framing_check(cf_request *r);
 
 /* auth.c: checks the request's signature; on failure fills *e and msg. */
 int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);

@@ -34,7 +34,7 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
     return ok == MHD_YES;
 }
 
-int cf_respond_xml(cf_request *r, int status, cf_buf *body)
+static int respond_buffer(cf_request *r, int status, cf_buf *body, int close_connection)
 {
     size_t len;
     char *data = cf_buf_steal(body, &len);
@@ -47,7 +47,14 @@ int cf_respond_xml(cf_request *r, int status, cf_buf *body)
     r->bytes_out = len;
     const char *type = len && data[0] == '<' ? "application/xml" : "text/plain";
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (close_connection)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     return cf_respond(r, status, resp);
+}
+
+int cf_respond_xml(cf_request *r, int status, cf_buf *body)
+{
+    return respond_buffer(r, status, body, 0);
 }
 
 int cf_respond_empty(cf_request *r, int status)
@@ -56,15 +63,29 @@ int cf_respond_empty(cf_request *r, int status)
     return cf_respond(r, status, resp);
 }
 
-int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
+static int respond_error(cf_request *r, cf_s3_error e, const char *message, const char *elem,
+                         const char *value, int close_connection)
 {
     cf_buf b;
     cf_buf_init(&b, 64 * 1024);
-    cf_s3_error_xml(&b, e, message, r->resource ? r->resource : "/", r->request_id);
+    cf_s3_error_xml_with(&b, e, message, elem, value, r->resource ? r->resource : "/", r->request_id);
     if (cf_s3_error_status(e) >= 500)
         cf_log(CF_LOG_ERROR, "request failed", "id", r->request_id, "code", cf_s3_error_code(e),
                "message", message ? message : cf_s3_error_message(e), NULL);
     /* A client that sent Expect: 100-continue never sends the body after an early error;
      * one that did not may still be sending it, so the connection cannot be reused. */
-    return cf_respond_xml(r, cf_s3_error_status(e), &b);
+    return respond_buffer(r, cf_s3_error_status(e), &b, close_connection);
+}
+
+int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
+{
+    const char *unsigned_names =
+        e == CF_S3_AccessDenied && r->headers_not_signed[0] ? r->headers_not_signed : NULL;
+    return respond_error(r, e, message, unsigned_names ? "HeadersNotSigned" : NULL, unsigned_names, 0);
+}
+
+int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
+                             const char *value)
+{
+    return respond_error(r, e, message, elem, value, 1);
 }

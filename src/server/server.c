@@ -134,6 +134,9 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
 
 static enum MHD_Result begin_request(cf_request *r, const char *url)
 {
+    int framing = cf_framing_check(r);
+    if (framing)
+        return framing > 0 ? MHD_YES : MHD_NO;
     /* The connection pool (below) is larger than the header limit, so enforce it here. */
     size_t header_bytes = strlen(url);
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
@@ -277,7 +280,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     cf_server *srv = cls;
     cf_request *r = *con_cls;
     if (!r) {
@@ -288,6 +290,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = srv;
         r->conn = conn;
         r->method = method;
+        r->version = version;
         r->started = cf_clock_mono();
         uint64_t seq = atomic_fetch_add((_Atomic uint64_t *)&srv->request_seq, 1);
         snprintf(r->request_id, sizeof r->request_id, "%s%012llX", srv->boot_id, (unsigned long long)seq);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "crypto/checksum.h"
@@ -30,12 +31,6 @@
 #include "s3/chunked.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond))                                                                                         \
-            abort();                                                                                         \
-    } while (0)
 
 #define AMZ_DATE "20130524T000000Z"
 #define SCOPE "20130524/us-east-1/s3/aws4_request"

@@ -10,13 +10,18 @@
  * Postconditions, not only "no crash": a parse that succeeds yields well-formed fields that
  * format and parse back identically; a failure leaves nothing behind and echoes no signature;
  * URI encoding emits only unreserved bytes, '/' and %XX, and decodes back to its input; a
- * canonical request has exactly one line per section and per header, with a sorted query; and a
- * request signed here verifies, while the same request with one signature digit changed does not.
+ * canonical request has exactly one line per section and per header, with a sorted query; a
+ * request signed here verifies, while the same request with one signature digit changed does not;
+ * and when only the first k headers are signed (k from the first input byte), the request is
+ * accepted exactly when no later header is an x-amz-* header left out of the list (judged here
+ * independently of the library), so no accepted request carries an unsigned x-amz-* header.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "crypto/hash.h"
@@ -28,13 +33,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MAX_HEADERS 80
 #define SECRET "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 #define AMZ_DATE "20130524T000000Z"
-
-/* abort(), not assert(): the postconditions must hold in release builds of the target too. */
-#define check(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond))                                                                                         \
-            abort();                                                                                         \
-    } while (0)
 
 static int is_unreserved(unsigned char c)
 {
@@ -204,6 +202,17 @@ static const char *lookup(void *ctx, const char *name)
         if (strcmp(r->headers[i].name, name) == 0)
             return r->headers[i].value;
     return NULL;
+}
+
+static int each(void *ctx, cf_sigv4_header_visit_fn visit, void *arg)
+{
+    const fuzz_req *r = ctx;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        int rc = visit(arg, r->headers[i].name);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static char *next_line(char **p)
@@ -385,25 +394,91 @@ static void check_sections(const fuzz_req *r, const cf_buf *creq)
     check(strcmp(line[5 + r->nheaders], CF_SIGV4_UNSIGNED_PAYLOAD) == 0);
 }
 
+/* The Authorization a client would send for creq, signed over signed_list. */
+static void sign_as_client(const cf_buf *creq, const char *signed_list, cf_sigv4_auth *auth, unsigned char key[32])
+{
+    cf_buf sts;
+    cf_buf_init(&sts, 4096);
+    check(cf_sigv4_string_to_sign(AMZ_DATE, "20130524", "us-east-1", "s3", creq->data, creq->len, &sts) == 0);
+    memset(auth, 0, sizeof *auth);
+    cf_sigv4_signing_key(SECRET, "20130524", "us-east-1", "s3", key);
+    cf_sigv4_sign(key, sts.data, sts.len, auth->signature);
+    strcpy(auth->access_key, "AKIAIOSFODNN7EXAMPLE");
+    strcpy(auth->date, "20130524");
+    strcpy(auth->region, "us-east-1");
+    strcpy(auth->service, "s3");
+    snprintf(auth->signed_headers, sizeof auth->signed_headers, "%s", signed_list);
+    cf_buf_cleanup(&sts);
+}
+
+static int lower_eq(const char *a, const char *lower)
+{
+    for (; *a && *lower; a++, lower++)
+        if ((*a >= 'A' && *a <= 'Z' ? *a - 'A' + 'a' : *a) != *lower)
+            return 0;
+    return *a == *lower;
+}
+
+/* AWS's rule, restated: every x-amz-* header but x-amz-content-sha256, any letter case. */
+static int must_sign(const char *name)
+{
+    char prefix[7];
+    size_t n = strlen(name);
+    if (n < 6)
+        return 0;
+    memcpy(prefix, name, 6);
+    prefix[6] = '\0';
+    return lower_eq(prefix, "x-amz-") && !lower_eq(name, "x-amz-content-sha256");
+}
+
+/* Only headers [0, k) signed; the rest arrive as if added after signing. */
+static void check_partly_signed(fuzz_req *r, cf_sigv4_request *req, size_t k)
+{
+    cf_buf list, creq;
+    cf_buf_init(&list, 1 << 16);
+    for (size_t i = 0; i < k; i++)
+        check(cf_buf_printf(&list, "%s%s", i ? ";" : "", r->headers[i].name) == 0);
+    int has_host = 0, unsigned_amz = 0;
+    for (size_t i = 0; i < k; i++)
+        has_host |= strcmp(r->headers[i].name, "host") == 0;
+    for (size_t i = k; i < r->nheaders; i++) {
+        int listed = 0;
+        for (size_t j = 0; j < k && !listed; j++)
+            listed = strcmp(r->headers[i].name, r->headers[j].name) == 0;
+        unsigned_amz += !listed && must_sign(r->headers[i].name);
+    }
+    cf_buf_init(&creq, (MAX_HEADERS + 4) * ((size_t)1 << 16) + 1024);
+    if (list.len < sizeof((cf_sigv4_auth *)0)->signed_headers &&
+        cf_sigv4_canonical_request(req, list.data, &creq, NULL) == 0) {
+        cf_sigv4_auth auth;
+        unsigned char key[32];
+        int64_t now;
+        cf_err err;
+        sign_as_client(&creq, list.data, &auth, key);
+        check(cf_sigv4_parse_amz_date(AMZ_DATE, &now) == 0);
+        int rc = cf_sigv4_verify(req, &auth, SECRET, AMZ_DATE, now, NULL, &err);
+        if (!has_host)
+            check(rc == CF_EINVAL);
+        else if (unsigned_amz)
+            check(rc == CF_EDENIED && strcmp(err.msg, CF_SIGV4_UNSIGNED_HEADERS_MESSAGE) == 0);
+        else
+            check(rc == 0);
+        check(cf_sigv4_unsigned_headers(req, list.data, NULL) == unsigned_amz);
+    }
+    cf_buf_cleanup(&creq);
+    cf_buf_cleanup(&list);
+}
+
 /* Sign the request as a client would, then verify it as the server does. */
 static void check_sign_verify(fuzz_req *r, cf_sigv4_request *req, const cf_buf *creq)
 {
     if (r->signed_list.len >= sizeof((cf_sigv4_auth *)0)->signed_headers)
         return;
-    cf_sigv4_auth auth = {0};
-    cf_buf sts;
+    cf_sigv4_auth auth;
     unsigned char key[32], got[32];
     int64_t now;
     cf_err err;
-    cf_buf_init(&sts, 4096);
-    check(cf_sigv4_string_to_sign(AMZ_DATE, "20130524", "us-east-1", "s3", creq->data, creq->len, &sts) == 0);
-    cf_sigv4_signing_key(SECRET, "20130524", "us-east-1", "s3", key);
-    cf_sigv4_sign(key, sts.data, sts.len, auth.signature);
-    strcpy(auth.access_key, "AKIAIOSFODNN7EXAMPLE");
-    strcpy(auth.date, "20130524");
-    strcpy(auth.region, "us-east-1");
-    strcpy(auth.service, "s3");
-    memcpy(auth.signed_headers, r->signed_list.data, r->signed_list.len + 1);
+    sign_as_client(creq, r->signed_list.data, &auth, key);
     check(cf_sigv4_parse_amz_date(AMZ_DATE, &now) == 0);
 
     int has_host = lookup(r, "host") != NULL;
@@ -414,14 +489,17 @@ static void check_sign_verify(fuzz_req *r, cf_sigv4_request *req, const cf_buf *
         check(cf_sigv4_verify(req, &auth, SECRET, AMZ_DATE, now, NULL, &err) == CF_EAUTH);
         check(!strstr(err.msg, SECRET) && !strstr(err.msg, auth.signature));
     }
-    cf_buf_cleanup(&sts);
+    /* Without a way to list the headers, nothing verifies. */
+    cf_sigv4_request blind = *req;
+    blind.each_header = NULL;
+    check(cf_sigv4_verify(&blind, &auth, SECRET, AMZ_DATE, now, NULL, &err) == CF_EINVAL);
 }
 
 static void check_canonical(const uint8_t *data, size_t size)
 {
     fuzz_req r;
     if (build_request(&r, data, size) == 0) {
-        cf_sigv4_request req = {r.method, r.path, r.params, r.nparams, lookup, &r, CF_SIGV4_UNSIGNED_PAYLOAD};
+        cf_sigv4_request req = {r.method, r.path, r.params, r.nparams, lookup, &r, CF_SIGV4_UNSIGNED_PAYLOAD, each};
         cf_buf creq;
         cf_err err = {0};
         /* Generous: a repeated header name emits the first instance's value each time. */
@@ -431,6 +509,7 @@ static void check_canonical(const uint8_t *data, size_t size)
             check(rc == 0);
             check_sections(&r, &creq);
             check_sign_verify(&r, &req, &creq);
+            check_partly_signed(&r, &req, 1 + (size ? data[0] : 0) % r.nheaders);
         } else {
             check(rc == CF_EINVAL && err.code == CF_EINVAL && creq.len == 0);
         }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "s3/error.h"
@@ -23,12 +24,6 @@
 #include "s3/xml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(cond)                                                                                          \
-    do {                                                                                                     \
-        if (!(cond))                                                                                         \
-            abort();                                                                                         \
-    } while (0)
 
 /* As xml.h states them. */
 #define LIMIT_DEPTH 16

@@ -254,10 +254,21 @@ static const char *lookup(void *ctx, const char *name)
     return NULL;
 }
 
+/* Every header name of the same table, for the check of unsigned x-amz-* headers. */
+static int each_hdr(void *ctx, cf_sigv4_header_visit_fn visit, void *arg)
+{
+    for (const hdr *h = ctx; h->name; h++) {
+        int rc = visit(arg, h->name);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static cf_sigv4_request request_of(const vector *v)
 {
-    cf_sigv4_request r = {v->method,          v->path,        v->params, v->nparams, lookup,
-                          (void *)v->headers, v->payload_hash};
+    cf_sigv4_request r = {v->method,          v->path,         v->params, v->nparams, lookup,
+                          (void *)v->headers, v->payload_hash, each_hdr};
     return r;
 }
 
@@ -560,8 +571,8 @@ static void test_sign_then_verify_round_trip(void **state)
                      {"x-amz-meta-note", "\t two\r\n  words  "},
                      {NULL, NULL}};
     cf_sigv4_param params[] = {{"prefix", "a/b c"}, {"delimiter", "/"}, {"uploads", ""}, {"é", "~"}};
-    cf_sigv4_request req = {"PUT",   "/bucket/dir/my key+ü&=%41.txt", params, 4, lookup,
-                            headers, CF_SIGV4_UNSIGNED_PAYLOAD};
+    cf_sigv4_request req = {"PUT",   "/bucket/dir/my key+ü&=%41.txt", params,  4, lookup,
+                            headers, CF_SIGV4_UNSIGNED_PAYLOAD,       each_hdr};
     const char *signed_headers = "host;x-amz-content-sha256;x-amz-date;x-amz-meta-note";
     cf_buf creq, sts;
     cf_err err = {0};
@@ -815,7 +826,7 @@ static void test_canonical_query_sorts_encoded_names(void **state)
     (void)state;
     hdr headers[] = {{"host", "h"}, {NULL, NULL}};
     cf_sigv4_param params[] = {{"~", "1"}, {"\xc3\xa9", "2"}, {"a", "z/y"}, {"a", NULL}, {"acl", ""}};
-    cf_sigv4_request req = {"GET", "/", params, 5, lookup, headers, EMPTY_SHA256};
+    cf_sigv4_request req = {"GET", "/", params, 5, lookup, headers, EMPTY_SHA256, each_hdr};
     cf_buf b;
     cf_buf_init(&b, 1 << 12);
     assert_int_equal(cf_sigv4_canonical_request(&req, "host", &b, NULL), 0);
@@ -827,7 +838,7 @@ static void test_canonical_request_rejects_bad_input(void **state)
 {
     (void)state;
     hdr headers[] = {{"host", "h"}, {"x", "1"}, {NULL, NULL}};
-    cf_sigv4_request req = {"GET", "", NULL, 0, lookup, headers, EMPTY_SHA256};
+    cf_sigv4_request req = {"GET", "", NULL, 0, lookup, headers, EMPTY_SHA256, each_hdr};
     cf_buf b;
     cf_err err = {0};
     cf_buf_init(&b, 1 << 12);
@@ -870,7 +881,7 @@ static void test_header_values_never_add_lines(void **state)
 {
     (void)state;
     hdr headers[] = {{"host", "h"}, {"x-a", " \r\n a \t\t b\n"}, {"x-b", "   "}, {NULL, NULL}};
-    cf_sigv4_request req = {"GET", "/", NULL, 0, lookup, headers, EMPTY_SHA256};
+    cf_sigv4_request req = {"GET", "/", NULL, 0, lookup, headers, EMPTY_SHA256, each_hdr};
     cf_buf b;
     cf_buf_init(&b, 1 << 12);
     assert_int_equal(cf_sigv4_canonical_request(&req, "host;x-a;x-b", &b, NULL), 0);
@@ -963,7 +974,8 @@ static void load_presign_example(presign_case *pc)
                           pc->nparams,
                           lookup,
                           (void *)presign_headers,
-                          "ignored for presigned requests"};
+                          "ignored for presigned requests",
+                          each_hdr};
     pc->req = r;
 }
 
@@ -1184,6 +1196,147 @@ static void test_parse_query_auth_rejects_bad_parameters(void **state)
     assert_string_equal(pc.q.auth.signature, "");
 }
 
+/* ---- x-amz-* headers that must be signed ---- */
+
+static void test_which_headers_must_be_signed(void **state)
+{
+    (void)state;
+    static const char *const must[] = {"x-amz-meta-a",          "X-Amz-Copy-Source",
+                                       "X-AMZ-TAGGING",         "x-amz-date",
+                                       "x-amz-security-token",  "x-amz-decoded-content-length",
+                                       "x-amz-trailer",         "x-amz-checksum-crc32",
+                                       "x-amz-content-sha2566", "x-amz-"};
+    static const char *const need_not[] = {
+        "x-amz-content-sha256", "X-Amz-Content-SHA256", "x-amzn-trace-id", "x-amz", "host",
+        "content-md5",          "content-type",         "range",           ""};
+    for (size_t i = 0; i < sizeof must / sizeof *must; i++)
+        if (!cf_sigv4_header_must_be_signed(must[i]))
+            fail_msg("'%s' may go unsigned", must[i]);
+    for (size_t i = 0; i < sizeof need_not / sizeof *need_not; i++)
+        if (cf_sigv4_header_must_be_signed(need_not[i]))
+            fail_msg("'%s' must be signed", need_not[i]);
+    assert_false(cf_sigv4_header_must_be_signed(NULL));
+}
+
+/* A header-signed request with signed_headers signed over headers[0..nsigned-1]; headers holds
+ * more after those (added after signing, as a replay would). */
+static void sign_header_request(const char *signed_headers, hdr *headers, cf_sigv4_request *req,
+                                cf_sigv4_auth *auth)
+{
+    cf_sigv4_request r = {"PUT", "/bkt1/incoming.bin", NULL, 0, lookup, headers, EMPTY_SHA256, each_hdr};
+    *req = r;
+    cf_buf creq, sts;
+    cf_buf_init(&creq, 1 << 16);
+    cf_buf_init(&sts, 4096);
+    assert_int_equal(cf_sigv4_canonical_request(req, signed_headers, &creq, NULL), 0);
+    assert_int_equal(
+        cf_sigv4_string_to_sign(S3DOC.amz_date, S3DOC.date, "us-east-1", "s3", creq.data, creq.len, &sts), 0);
+    unsigned char key[32];
+    char sig[65], header[1024];
+    cf_sigv4_signing_key(S3DOC.secret, S3DOC.date, "us-east-1", "s3", key);
+    cf_sigv4_sign(key, sts.data, sts.len, sig);
+    snprintf(header, sizeof header,
+             "AWS4-HMAC-SHA256 Credential=%s/%s/us-east-1/s3/aws4_request, SignedHeaders=%s, Signature=%s",
+             S3DOC.access_key, S3DOC.date, signed_headers, sig);
+    assert_int_equal(cf_sigv4_parse_auth(header, auth, NULL), 0);
+    cf_buf_cleanup(&creq);
+    cf_buf_cleanup(&sts);
+}
+
+static void test_verify_refuses_unsigned_amz_headers(void **state)
+{
+    (void)state;
+    const char *signed_headers = "host;x-amz-date;x-amz-meta-kept";
+    hdr headers[] = {{"host", "127.0.0.1:9000"},
+                     {"x-amz-date", "20130524T000000Z"},
+                     {"x-amz-meta-kept", "yes"},
+                     /* not signed, and need not be */
+                     {"X-Amz-Content-Sha256", EMPTY_SHA256},
+                     {"x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793"},
+                     {"user-agent", "curl/7.88.1"},
+                     {"content-length", "0"},
+                     /* the injected ones, from slot 7 on */
+                     {NULL, NULL},
+                     {NULL, NULL},
+                     {NULL, NULL},
+                     {NULL, NULL}};
+    cf_sigv4_request req;
+    cf_sigv4_auth auth;
+    cf_err err = {0};
+    unsigned char key[32];
+    sign_header_request(signed_headers, headers, &req, &auth);
+    assert_int_equal(cf_sigv4_verify(&req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err), 0);
+    assert_int_equal(cf_sigv4_unsigned_headers(&req, auth.signed_headers, NULL), 0);
+
+    headers[7] = (hdr){"X-Amz-Copy-Source", "bkt2/secret.txt"};
+    headers[8] = (hdr){"x-amz-tagging", "a=b"};
+    headers[9] = (hdr){"x-amz-tagging", "c=d"};
+    memset(key, 0x5a, sizeof key);
+    assert_int_equal(cf_sigv4_verify(&req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err),
+                     CF_EDENIED);
+    assert_string_equal(err.msg, CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
+    for (int i = 0; i < 32; i++)
+        assert_int_equal(key[i], 0); /* a refused request hands out no key */
+    cf_buf names;
+    cf_buf_init(&names, 1024);
+    /* Three instances, two names, each named once and lowercase. */
+    assert_int_equal(cf_sigv4_unsigned_headers(&req, auth.signed_headers, &names), 3);
+    assert_string_equal(names.data, "x-amz-copy-source, x-amz-tagging");
+    cf_buf_cleanup(&names);
+    /* A list that does not fit holds whole names only. */
+    cf_buf_init(&names, 20);
+    assert_int_equal(cf_sigv4_unsigned_headers(&req, auth.signed_headers, &names), 3);
+    assert_string_equal(names.data, "x-amz-copy-source");
+    cf_buf_cleanup(&names);
+
+    /* A forger learns nothing about headers: the signature is checked first. */
+    assert_int_equal(cf_sigv4_verify(&req, &auth, "wrong", S3DOC.amz_date, S3DOC.now, NULL, &err), CF_EAUTH);
+
+    /* Without a way to list the headers, nothing is accepted. */
+    headers[7] = (hdr){NULL, NULL};
+    req.each_header = NULL;
+    assert_int_equal(cf_sigv4_verify(&req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, NULL, &err),
+                     CF_EINVAL);
+    assert_int_equal(cf_sigv4_unsigned_headers(&req, auth.signed_headers, NULL), CF_EINVAL);
+}
+
+static void test_verify_query_refuses_unsigned_amz_headers(void **state)
+{
+    (void)state;
+    presign_case pc;
+    cf_err err = {0};
+    hdr headers[] = {{"host", PRESIGN_HOST}, {NULL, NULL}, {NULL, NULL}};
+
+    /* What proxies and clients add around a URL goes through; an x-amz-* header does not. */
+    static const struct {
+        hdr extra;
+        int rc;
+    } cases[] = {
+        {{"x-amz-content-sha256", CF_SIGV4_UNSIGNED_PAYLOAD}, 0},
+        {{"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793"}, 0},
+        {{"Content-Type", "text/plain"}, 0},
+        {{"x-amz-copy-source", "bkt2/secret.txt"}, CF_EDENIED},
+        {{"X-Amz-Meta-Owner", "mallory"}, CF_EDENIED},
+        {{"x-amz-tagging", "public=yes"}, CF_EDENIED},
+        {{"x-amz-date", "20130524T000000Z"}, CF_EDENIED},
+        {{"x-amz-security-token", "t"}, CF_EDENIED},
+        {{"x-amz-checksum-crc32", "AAAAAA=="}, CF_EDENIED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        load_presign_example(&pc);
+        headers[1] = cases[i].extra;
+        pc.req.header_ctx = headers;
+        int rc = parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err);
+        if (rc != cases[i].rc)
+            fail_msg("%s: %d (%s), want %d", cases[i].extra.name, rc, rc ? err.msg : "", cases[i].rc);
+        if (rc)
+            assert_string_equal(err.msg, CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
+    }
+    load_presign_example(&pc);
+    pc.req.each_header = NULL;
+    assert_int_equal(parse_and_verify(&pc, S3DOC.secret, S3DOC.now, &err), CF_EINVAL);
+}
+
 static void test_has_query_auth(void **state)
 {
     (void)state;
@@ -1269,7 +1422,7 @@ static void test_presign_round_trip(void **state)
             }
             assert_int_equal(np, 6 + (k % 2));
             cf_sigv4_query_auth qa;
-            cf_sigv4_request req = {methods[m], path, params, np, lookup, (void *)host, NULL};
+            cf_sigv4_request req = {methods[m], path, params, np, lookup, (void *)host, NULL, each_hdr};
             if (cf_sigv4_parse_query_auth(params, np, &qa, &err) != 0 ||
                 cf_sigv4_verify_query(&req, &qa, "itest-secret", 1700000000 + 3600, &err) != 0)
                 fail_msg("%s %s: %s", methods[m], paths[k], err.msg);
@@ -1394,6 +1547,9 @@ int main(void)
         cmocka_unit_test(test_verify_query_detects_tampering),
         cmocka_unit_test(test_parse_query_auth_rejects_bad_parameters),
         cmocka_unit_test(test_has_query_auth),
+        cmocka_unit_test(test_which_headers_must_be_signed),
+        cmocka_unit_test(test_verify_refuses_unsigned_amz_headers),
+        cmocka_unit_test(test_verify_query_refuses_unsigned_amz_headers),
         cmocka_unit_test(test_presign_round_trip),
         cmocka_unit_test(test_presign_rejects_bad_options),
     };
