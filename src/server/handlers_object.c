@@ -183,6 +183,18 @@ int cf_put_object_end(cf_request *r)
     return cf_respond_written(r, &info);
 }
 
+/* MHD refuses a header with an empty value, and S3 stores and returns empty ones (an empty
+ * x-amz-meta-*): a lone space is the same empty field to every HTTP parser, which drop the
+ * whitespace around a field value (RFC 9110 §5.5). */
+static void add_header_value(struct MHD_Response *resp, const char *name, const char *value)
+{
+    MHD_add_response_header(resp, name, *value ? value : " ");
+}
+
+static const char *const response_overrides[] = {"content-type",  "content-language",    "expires",
+                                                 "cache-control", "content-disposition", "content-encoding"};
+#define N_RESPONSE_OVERRIDES (sizeof response_overrides / sizeof *response_overrides)
+
 static void add_object_headers(struct MHD_Response *resp, const cf_object_info *info,
                                cf_request *r, int whole)
 {
@@ -216,13 +228,11 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
             if (o)
                 continue;
         }
-        MHD_add_response_header(resp, name, value);
+        add_header_value(resp, name, value);
     }
-    static const char *const overrides[] = {"content-type", "content-language", "expires",
-                                            "cache-control", "content-disposition", "content-encoding"};
-    for (size_t i = 0; i < sizeof overrides / sizeof *overrides; i++) {
+    for (size_t i = 0; i < N_RESPONSE_OVERRIDES; i++) {
         char param[64];
-        snprintf(param, sizeof param, "response-%s", overrides[i]);
+        snprintf(param, sizeof param, "response-%s", response_overrides[i]);
         const char *o = cf_request_param(r, param);
         if (!o)
             continue;
@@ -230,8 +240,8 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
          * header. */
         cf_buf v;
         cf_buf_init(&v, 8192);
-        if (cf_s3_url_decode(&v, o, strlen(o)) == 0 && v.data && !strpbrk(v.data, "\r\n"))
-            MHD_add_response_header(resp, overrides[i], v.data);
+        if (cf_s3_url_decode(&v, o, strlen(o)) == 0 && !(v.data && strpbrk(v.data, "\r\n")))
+            add_header_value(resp, response_overrides[i], v.data ? v.data : "");
         cf_buf_cleanup(&v);
     }
 }
@@ -287,11 +297,34 @@ static struct MHD_Response *segmented_body(cf_request *r, const cf_object_info *
     return resp;
 }
 
+cf_s3_error cf_version_error(const cf_request *r)
+{
+    /* Every object is its own "null" version (unversioned bucket): another id names nothing
+     * here, and must not fall through to the current object (a DELETE would remove it). */
+    const char *v = cf_request_param(r, "versionId");
+    if (v && !*v)
+        return CF_S3_InvalidArgument; /* AWS: "Version id cannot be the empty string" */
+    return v && strcmp(v, "null") != 0 ? CF_S3_NoSuchVersion : CF_S3_OK;
+}
+
 int cf_handle_get_object(cf_request *r, int head)
 {
     cf_object_info info;
     cf_err err;
     int fd = -1, missing_bucket = 0;
+    /* AWS: the response-* overrides need a signed request (header or presigned URL), so that a
+     * public object cannot be served under another type or disposition by any link. */
+    for (size_t i = 0; r->principal == CF_PRINCIPAL_ANONYMOUS && i < N_RESPONSE_OVERRIDES; i++) {
+        char param[64];
+        snprintf(param, sizeof param, "response-%s", response_overrides[i]);
+        if (cf_request_param(r, param))
+            return cf_respond_error(
+                r, CF_S3_InvalidRequest,
+                "Request specific response headers cannot be used for anonymous GET requests.");
+    }
+    cf_s3_error ve = cf_version_error(r);
+    if (ve)
+        return cf_respond_error(r, ve, NULL);
     int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, &fd,
                                  &missing_bucket, &err);
     if (rc == CF_ENOTFOUND)
@@ -310,7 +343,10 @@ int cf_handle_get_object(cf_request *r, int head)
             close(fd);
         if (ce) {
             cf_object_info_cleanup(&info);
-            return cf_respond_error(r, ce, NULL);
+            /* If-Match decides when it is there (cf_check_conditions): it is the one that failed. */
+            cf_s3_error_field cond = {"Condition",
+                                      cf_request_header(r, "If-Match") ? "If-Match" : "If-Unmodified-Since"};
+            return cf_respond_error_fields(r, ce, NULL, &cond, 1, NULL, NULL);
         }
         struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (resp) {
@@ -331,8 +367,12 @@ int cf_handle_get_object(cf_request *r, int head)
         if (prc == CF_ERANGE) {
             if (fd >= 0)
                 close(fd);
+            char size[24], unsatisfied[40];
+            snprintf(size, sizeof size, "%llu", (unsigned long long)info.size);
+            snprintf(unsatisfied, sizeof unsatisfied, "bytes */%s", size);
             cf_object_info_cleanup(&info);
-            return cf_respond_error(r, CF_S3_InvalidRange, NULL);
+            const cf_s3_error_field f[] = {{"RangeRequested", range}, {"ActualObjectSize", size}};
+            return cf_respond_error_fields(r, CF_S3_InvalidRange, NULL, f, 2, "Content-Range", unsatisfied);
         }
         if (prc == 0)
             status = 206;
@@ -390,6 +430,9 @@ int cf_handle_get_object(cf_request *r, int head)
 int cf_handle_delete_object(cf_request *r)
 {
     cf_err err;
+    cf_s3_error ve = cf_version_error(r);
+    if (ve)
+        return cf_respond_error(r, ve, NULL);
     int rc = cf_store_object_delete(r->srv->store, r->bucket, r->key, r->keylen, &err);
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);

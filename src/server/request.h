@@ -126,6 +126,11 @@ typedef struct cf_request {
 
 /* response.c */
 int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
+/* The same with the extra elements given instead of those cf_respond_error derives. */
+/* header, when not NULL, is added to the response with value (416's Content-Range). */
+int cf_respond_error_fields(cf_request *r, cf_s3_error e, const char *message,
+                            const cf_s3_error_field *fields, size_t nfields, const char *header,
+                            const char *value);
 int cf_respond_xml(cf_request *r, int status, cf_buf *body);
 int cf_respond_empty(cf_request *r, int status);
 /* Queues resp with the common headers (request id, server); destroys resp. */
@@ -191,6 +196,8 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
 int cf_put_object_end(cf_request *r);
 int cf_handle_get_object(cf_request *r, int head);
 int cf_handle_delete_object(cf_request *r);
+/* NoSuchVersion for a versionId other than "null" (objects are unversioned), else OK. */
+cf_s3_error cf_version_error(const cf_request *r);
 
 /* The source of CopyObject and UploadPartCopy (x-amz-copy-source, its range and conditions). */
 typedef struct cf_copy_source {

@@ -1,4 +1,5 @@
 /* response.c - queuing responses with the headers every S3 response carries. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,7 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
     return ok == MHD_YES;
 }
 
-int cf_respond_xml(cf_request *r, int status, cf_buf *body)
+static struct MHD_Response *xml_response(cf_request *r, cf_buf *body)
 {
     size_t len;
     char *data = cf_buf_steal(body, &len);
@@ -41,12 +42,17 @@ int cf_respond_xml(cf_request *r, int status, cf_buf *body)
         MHD_create_response_from_buffer(len, data ? data : "", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(data);
-        return 0;
+        return NULL;
     }
     r->bytes_out = len;
     const char *type = len && data[0] == '<' ? "application/xml" : "text/plain";
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    return cf_respond(r, status, resp);
+    return resp;
+}
+
+int cf_respond_xml(cf_request *r, int status, cf_buf *body)
+{
+    return cf_respond(r, status, xml_response(r, body));
 }
 
 int cf_respond_empty(cf_request *r, int status)
@@ -55,15 +61,57 @@ int cf_respond_empty(cf_request *r, int status)
     return cf_respond(r, status, resp);
 }
 
-int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
+int cf_respond_error_fields(cf_request *r, cf_s3_error e, const char *message,
+                            const cf_s3_error_field *fields, size_t nfields, const char *header,
+                            const char *value)
 {
     cf_buf b;
     cf_buf_init(&b, 64 * 1024);
-    cf_s3_error_xml(&b, e, message, r->resource ? r->resource : "/", r->request_id);
+    cf_s3_error_xml_fields(&b, e, message, r->resource ? r->resource : "/", fields, nfields, r->request_id);
     if (cf_s3_error_status(e) >= 500)
         cf_log(CF_LOG_ERROR, "request failed", "id", r->request_id, "code", cf_s3_error_code(e),
                "message", message ? message : cf_s3_error_message(e), NULL);
     /* A client that sent Expect: 100-continue never sends the body after an early error;
      * one that did not may still be sending it, so the connection cannot be reused. */
-    return cf_respond_xml(r, cf_s3_error_status(e), &b);
+    struct MHD_Response *resp = xml_response(r, &b);
+    if (resp && header)
+        MHD_add_response_header(resp, header, value);
+    return cf_respond(r, cf_s3_error_status(e), resp);
+}
+
+int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
+{
+    /* The elements AWS adds to these errors, named after the request (SDKs expose them:
+     * boto3's Error dict, minio-go's BucketName and Key). A copy's missing source is another
+     * bucket and key than the request's, so copies get none. */
+    int copy = r->op == CF_S3_OP_COPY_OBJECT || r->op == CF_S3_OP_UPLOAD_PART_COPY;
+    const char *key = !copy && r->key && *r->key ? r->key : NULL;
+    const char *bucket = !copy && r->bucket && *r->bucket ? r->bucket : NULL;
+    cf_s3_error_field f[2] = {{NULL, NULL}, {NULL, NULL}};
+    char size[24], max[24];
+    switch (e) {
+    case CF_S3_NoSuchKey: f[0] = (cf_s3_error_field){"Key", key}; break;
+    case CF_S3_NoSuchVersion:
+        f[0] = (cf_s3_error_field){"Key", key};
+        f[1] = (cf_s3_error_field){"VersionId", cf_request_param(r, "versionId")};
+        break;
+    case CF_S3_NoSuchBucket:
+    case CF_S3_NoSuchBucketPolicy:
+    case CF_S3_BucketAlreadyOwnedByYou:
+    case CF_S3_BucketNotEmpty:
+    case CF_S3_InvalidBucketName: f[0] = (cf_s3_error_field){"BucketName", bucket}; break;
+    case CF_S3_NoSuchUpload: f[0] = (cf_s3_error_field){"UploadId", cf_request_param(r, "uploadId")}; break;
+    case CF_S3_MethodNotAllowed:
+        f[0] = (cf_s3_error_field){"Method", r->method};
+        f[1] = (cf_s3_error_field){"ResourceType", key ? "OBJECT" : bucket ? "BUCKET" : "SERVICE"};
+        break;
+    case CF_S3_KeyTooLongError:
+        snprintf(size, sizeof size, "%zu", r->keylen);
+        snprintf(max, sizeof max, "%d", CF_S3_MAX_KEY_LEN);
+        f[0] = (cf_s3_error_field){"Size", size};
+        f[1] = (cf_s3_error_field){"MaxSizeAllowed", max};
+        break;
+    default: break;
+    }
+    return cf_respond_error_fields(r, e, message, f, f[0].name ? (f[1].name ? 2 : 1) : 0, NULL, NULL);
 }

@@ -4,9 +4,13 @@ and ranged reads, and the error document (docs/S3-COMPAT.md)."""
 import base64
 import datetime
 import hashlib
+import json
+import xml.etree.ElementTree as ET
 import zlib
+from urllib.parse import quote
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from helpers_clients import assert_s3_error, parse_error, signed_request
@@ -185,3 +189,222 @@ def test_complete_multipart_content_md5(server, s3, bucket):
                           headers={"Content-MD5": content_md5(body)})
     assert resp.status_code == 200, resp.text
     assert s3.get_object(Bucket=bucket, Key="mp-md5")["Body"].read() == b"part"
+
+
+# --- metadata and stored headers --------------------------------------------------------------
+
+def test_empty_metadata_value_is_stored_and_returned(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="meta-empty", Body=b"x", Metadata={"Empty": "", "Full": "v"})
+    for r in (s3.head_object(Bucket=bucket, Key="meta-empty"), s3.get_object(Bucket=bucket, Key="meta-empty")):
+        # Names come back lower-case, as AWS stores them.
+        assert r["Metadata"] == {"empty": "", "full": "v"}
+    resp = signed_request(server.endpoint, "GET", f"/{bucket}/meta-empty")
+    assert resp.headers["x-amz-meta-empty"] == ""
+    # A copy keeps it, and a multipart upload stores it too.
+    s3.copy_object(Bucket=bucket, Key="meta-empty-copy", CopySource=f"{bucket}/meta-empty")
+    assert s3.head_object(Bucket=bucket, Key="meta-empty-copy")["Metadata"] == {"empty": "", "full": "v"}
+    up = s3.create_multipart_upload(Bucket=bucket, Key="meta-empty-mp", Metadata={"e": ""})["UploadId"]
+    etag = s3.upload_part(Bucket=bucket, Key="meta-empty-mp", UploadId=up, PartNumber=1, Body=b"p")["ETag"]
+    s3.complete_multipart_upload(Bucket=bucket, Key="meta-empty-mp", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert s3.head_object(Bucket=bucket, Key="meta-empty-mp")["Metadata"] == {"e": ""}
+
+
+def test_stored_headers_round_trip(s3, bucket):
+    expires = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    s3.put_object(Bucket=bucket, Key="stored-headers", Body=b"x", ContentType="text/css",
+                  ContentEncoding="gzip", ContentDisposition='inline; filename="a b.css"',
+                  ContentLanguage="de-CH", CacheControl="public, max-age=31536000", Expires=expires)
+    for r in (s3.head_object(Bucket=bucket, Key="stored-headers"), s3.get_object(Bucket=bucket, Key="stored-headers")):
+        assert r["ContentType"] == "text/css"
+        assert r["ContentEncoding"] == "gzip"
+        assert r["ContentDisposition"] == 'inline; filename="a b.css"'
+        assert r["ContentLanguage"] == "de-CH"
+        assert r["CacheControl"] == "public, max-age=31536000"
+        assert r["Expires"] == expires
+
+
+@pytest.mark.parametrize("header,tags", [
+    ("a=&b=2", [("a", ""), ("b", "2")]),
+    ("a", [("a", "")]),
+    ("a&b=", [("a", ""), ("b", "")]),
+    ("k%3D=v%26&sp=two%20words", [("k=", "v&"), ("sp", "two words")]),
+    ("plus=a+b", [("plus", "a b")]),
+])
+def test_tagging_header_with_empty_values(s3, bucket, header, tags):
+    s3.put_object(Bucket=bucket, Key="tags-empty", Body=b"x", Tagging=header)
+    got = s3.get_object_tagging(Bucket=bucket, Key="tags-empty")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in got) == sorted(tags)
+    assert s3.head_object(Bucket=bucket, Key="tags-empty")["ResponseMetadata"]["HTTPHeaders"][
+        "x-amz-tagging-count"] == str(len(tags))
+
+
+def test_tag_keys_prefixed_aws_are_reserved(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="tags-aws", Body=b"x", Tagging="mine=1")
+    with pytest.raises(ClientError) as ei:
+        s3.put_object_tagging(Bucket=bucket, Key="tags-aws",
+                              Tagging={"TagSet": [{"Key": "aws:cloudformation", "Value": "x"}]})
+    assert ei.value.response["Error"]["Code"] == "InvalidTag"
+    resp = signed_request(server.endpoint, "PUT", f"/{bucket}/tags-aws", body=b"y",
+                          headers={"x-amz-tagging": "AWS:x=1"})
+    assert_s3_error(resp, "InvalidTag", 400)
+    assert s3.get_object(Bucket=bucket, Key="tags-aws")["Body"].read() == b"x"
+    assert s3.get_object_tagging(Bucket=bucket, Key="tags-aws")["TagSet"] == [{"Key": "mine", "Value": "1"}]
+
+
+# --- response-* overrides need a signed request -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def public_bucket(s3):
+    s3.create_bucket(Bucket="compat-public")
+    s3.put_bucket_policy(Bucket="compat-public", Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                       "Resource": "arn:aws:s3:::compat-public/*"}]}))
+    s3.put_object(Bucket="compat-public", Key="page.html", Body=b"<p>hi</p>", ContentType="text/html")
+    return "compat-public"
+
+
+def test_response_overrides_refused_for_anonymous_requests(server, public_bucket):
+    url = f"{server.endpoint}/{public_bucket}/page.html"
+    assert requests.get(url, timeout=10).headers["Content-Type"] == "text/html"
+    for param in ("response-content-type=text/plain", "response-content-disposition=attachment",
+                  "response-cache-control=no-cache", "response-expires=0",
+                  "response-content-language=en", "response-content-encoding=gzip"):
+        resp = requests.get(f"{url}?{param}", timeout=10)
+        assert_s3_error(resp, "InvalidRequest", 400)
+        assert b"anonymous" in resp.content
+
+
+def test_response_overrides_with_presigned_url(server, s3, public_bucket):
+    url = s3.generate_presigned_url("get_object", Params={
+        "Bucket": public_bucket, "Key": "page.html", "ResponseContentType": "text/plain",
+        "ResponseContentDisposition": "attachment; filename=page.txt"}, ExpiresIn=60)
+    resp = requests.get(url, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Content-Type"] == "text/plain"
+    assert resp.headers["Content-Disposition"] == "attachment; filename=page.txt"
+    assert resp.content == b"<p>hi</p>"
+
+
+# --- versionId: every object is its "null" version --------------------------------------------
+
+@pytest.mark.parametrize("method,query", [
+    ("GET", "versionId=3HL4kqtJlcpXroDTDmJ"), ("HEAD", "versionId=3HL4kqtJlcpXroDTDmJ"),
+    ("DELETE", "versionId=3HL4kqtJlcpXroDTDmJ"), ("GET", "tagging=&versionId=abc"),
+    ("DELETE", "tagging=&versionId=abc"),
+])
+def test_other_version_ids_name_nothing(server, s3, bucket, method, query):
+    s3.put_object(Bucket=bucket, Key="versioned", Body=b"current", Tagging="t=1")
+    resp = signed_request(server.endpoint, method, f"/{bucket}/versioned", query=query)
+    assert_s3_error(resp, "NoSuchVersion", 404)
+    if method != "HEAD":
+        err = parse_error(resp.content)
+        assert err["Key"] == "versioned" and err["VersionId"] == query.rsplit("=", 1)[1]
+    # Above all, a DELETE of another version must not delete the current one.
+    assert s3.get_object(Bucket=bucket, Key="versioned")["Body"].read() == b"current"
+    assert s3.get_object_tagging(Bucket=bucket, Key="versioned")["TagSet"] == [{"Key": "t", "Value": "1"}]
+
+
+def test_null_version_id_is_the_object(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="null-version", Body=b"body")
+    assert s3.get_object(Bucket=bucket, Key="null-version", VersionId="null")["Body"].read() == b"body"
+    resp = signed_request(server.endpoint, "GET", f"/{bucket}/null-version", query="versionId=")
+    assert_s3_error(resp, "InvalidArgument", 400)
+    s3.delete_object(Bucket=bucket, Key="null-version", VersionId="null")
+    assert "null-version" not in keys(s3, bucket)
+
+
+# --- the extra elements of error documents ----------------------------------------------------
+
+def test_error_elements_for_missing_key_and_bucket(server, s3, bucket):
+    with pytest.raises(ClientError) as ei:
+        s3.get_object(Bucket=bucket, Key="dir/missing key")
+    assert ei.value.response["Error"]["Key"] == "dir/missing key"
+    with pytest.raises(ClientError) as ei:
+        s3.list_objects_v2(Bucket="compat-no-such-bucket")
+    assert ei.value.response["Error"]["BucketName"] == "compat-no-such-bucket"
+    s3.create_bucket(Bucket="compat-full")
+    s3.put_object(Bucket="compat-full", Key="k", Body=b"x")
+    for call, code in ((lambda: s3.create_bucket(Bucket="compat-full"), "BucketAlreadyOwnedByYou"),
+                       (lambda: s3.delete_bucket(Bucket="compat-full"), "BucketNotEmpty"),
+                       (lambda: s3.get_bucket_policy(Bucket="compat-full"), "NoSuchBucketPolicy")):
+        with pytest.raises(ClientError) as ei:
+            call()
+        assert ei.value.response["Error"]["Code"] == code
+        assert ei.value.response["Error"]["BucketName"] == "compat-full"
+
+
+def test_error_elements_for_range_condition_method_upload(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="ten", Body=b"0123456789")
+    resp = signed_request(server.endpoint, "GET", f"/{bucket}/ten", headers={"Range": "bytes=10-20"})
+    err = assert_s3_error(resp, "InvalidRange", 416)
+    assert err["RangeRequested"] == "bytes=10-20" and err["ActualObjectSize"] == "10"
+    assert resp.headers["Content-Range"] == "bytes */10"
+    for header, cond in (({"If-Match": '"0000"'}, "If-Match"),
+                         ({"If-Unmodified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}, "If-Unmodified-Since")):
+        resp = signed_request(server.endpoint, "GET", f"/{bucket}/ten", headers=header)
+        assert assert_s3_error(resp, "PreconditionFailed", 412)["Condition"] == cond
+    resp = signed_request(server.endpoint, "POST", f"/{bucket}/ten")
+    err = assert_s3_error(resp, "MethodNotAllowed", 405)
+    assert err["Method"] == "POST" and err["ResourceType"] == "OBJECT"
+    with pytest.raises(ClientError) as ei:
+        s3.list_parts(Bucket=bucket, Key="ten", UploadId="no-such-upload")
+    assert ei.value.response["Error"]["Code"] == "NoSuchUpload"
+    assert ei.value.response["Error"]["UploadId"] == "no-such-upload"
+    resp = signed_request(server.endpoint, "PUT", f"/{bucket}/" + "k" * 1025, body=b"x")
+    err = assert_s3_error(resp, "KeyTooLongError", 400)
+    assert err["Size"] == "1025" and err["MaxSizeAllowed"] == "1024"
+
+
+def test_error_key_with_control_characters_stays_parseable(server, s3, bucket):
+    resp = signed_request(server.endpoint, "GET", f"/{bucket}/bell%07key")
+    err = assert_s3_error(resp, "NoSuchKey", 404)
+    assert err["Key"] == "bell%07key"
+
+
+# --- ListBuckets paging (max-buckets, continuation-token, prefix, bucket-region) --------------
+
+def test_list_buckets_paging(server, s3):
+    names = [f"compat-page-{i}" for i in range(5)]
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    seen, token = [], None
+    while True:
+        query = "max-buckets=2&prefix=compat-page-" + (f"&continuation-token={token}" if token else "")
+        resp = signed_request(server.endpoint, "GET", "/", query=query)
+        assert resp.status_code == 200, resp.text
+        ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+        root = ET.fromstring(resp.content)
+        page = [b.find("s3:Name", ns).text for b in root.iterfind("s3:Buckets/s3:Bucket", ns)]
+        assert len(page) <= 2
+        assert all(b.find("s3:BucketRegion", ns).text == "us-east-1"
+                   for b in root.iterfind("s3:Buckets/s3:Bucket", ns))
+        assert root.find("s3:Prefix", ns).text == "compat-page-"
+        seen += page
+        tok = root.find("s3:ContinuationToken", ns)
+        if tok is None:
+            break
+        token = quote(tok.text, safe="")
+    assert seen == names
+    # Without parameters: every bucket, as before.
+    assert set(names) <= {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    resp = signed_request(server.endpoint, "GET", "/", query="bucket-region=eu-west-1")
+    assert resp.status_code == 200 and b"<Bucket>" not in resp.content
+    for bad in ("0", "10001", "x", ""):
+        resp = signed_request(server.endpoint, "GET", "/", query=f"max-buckets={bad}")
+        err = assert_s3_error(resp, "InvalidArgument", 400)
+        assert err["ArgumentName"] == "max-buckets"
+
+
+# --- CreateBucket: the location constraint must be this region --------------------------------
+
+def test_create_bucket_in_another_region_is_refused(s3):
+    with pytest.raises(ClientError) as ei:
+        s3.create_bucket(Bucket="compat-elsewhere", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    assert ei.value.response["Error"]["Code"] == "IllegalLocationConstraintException"
+    assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "compat-elsewhere" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    # This region, named or not, is accepted (AWS refuses a named us-east-1; clients send it).
+    s3.create_bucket(Bucket="compat-here", CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+    s3.create_bucket(Bucket="compat-here-2")
