@@ -307,6 +307,20 @@ cf_s3_error cf_version_error(const cf_request *r)
     return v && strcmp(v, "null") != 0 ? CF_S3_NoSuchVersion : CF_S3_OK;
 }
 
+/* AWS answers a missing key with 403 instead of 404 to a caller who may not list the bucket,
+ * so that keys cannot be probed for. Root and access keys that may read may also list; an
+ * anonymous caller may list only if the bucket policy says so. */
+static cf_s3_error missing_key_error(cf_request *r)
+{
+    if (r->principal != CF_PRINCIPAL_ANONYMOUS)
+        return CF_S3_NoSuchKey;
+    cf_s3_op op = r->op;
+    r->op = CF_S3_OP_LIST_OBJECTS;
+    cf_s3_error e = cf_access_check(r);
+    r->op = op;
+    return e ? CF_S3_AccessDenied : CF_S3_NoSuchKey;
+}
+
 int cf_handle_get_object(cf_request *r, int head)
 {
     cf_object_info info;
@@ -328,7 +342,7 @@ int cf_handle_get_object(cf_request *r, int head)
     int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, &fd,
                                  &missing_bucket, &err);
     if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
+        return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : missing_key_error(r), NULL);
     if (rc) {
         cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, CF_S3_InternalError, NULL);

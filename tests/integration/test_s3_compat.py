@@ -287,6 +287,25 @@ def test_response_overrides_with_presigned_url(server, s3, public_bucket):
     assert resp.content == b"<p>hi</p>"
 
 
+def test_anonymous_missing_key_is_403_without_list_right(server, s3, public_bucket):
+    # AWS: without s3:ListBucket a missing key is AccessDenied, so keys cannot be probed for.
+    url = f"{server.endpoint}/{public_bucket}/no-such-page.html"
+    assert_s3_error(requests.get(url, timeout=10), "AccessDenied", 403)
+    assert requests.head(url, timeout=10).status_code == 403
+    s3.create_bucket(Bucket="compat-listable")
+    s3.put_bucket_policy(Bucket="compat-listable", Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
+                       "Resource": ["arn:aws:s3:::compat-listable/*", "arn:aws:s3:::compat-listable"]}]}))
+    url = f"{server.endpoint}/compat-listable/no-such-page.html"
+    assert_s3_error(requests.get(url, timeout=10), "NoSuchKey", 404)
+    assert requests.head(url, timeout=10).status_code == 404
+    # Signed callers who may read may list: 404 as before.
+    with pytest.raises(ClientError) as ei:
+        s3.get_object(Bucket=public_bucket, Key="no-such-page.html")
+    assert ei.value.response["Error"]["Code"] == "NoSuchKey"
+
+
 # --- versionId: every object is its "null" version --------------------------------------------
 
 @pytest.mark.parametrize("method,query", [
