@@ -5,6 +5,8 @@ import base64
 import datetime
 import hashlib
 import json
+import os
+import subprocess
 import xml.etree.ElementTree as ET
 import zlib
 from urllib.parse import quote
@@ -13,6 +15,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from conftest import ACCESS_KEY, ROOT, SECRET_KEY
 from helpers_clients import assert_s3_error, parse_error, signed_request
 
 
@@ -427,3 +430,33 @@ def test_create_bucket_in_another_region_is_refused(s3):
     # This region, named or not, is accepted (AWS refuses a named us-east-1; clients send it).
     s3.create_bucket(Bucket="compat-here", CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
     s3.create_bucket(Bucket="compat-here-2")
+
+
+# --- the same details through the AWS SDK for JavaScript v3 -----------------------------------
+
+JS_CHECKS = ["ListBuckets.paginated", "Metadata.emptyValue", "GetObject.NoSuchKey", "GetObject.InvalidRange",
+             "GetObject.NotModified", "GetObject.responseOverrides", "GetObject.versionId"]
+
+
+@pytest.fixture(scope="module")
+def js_report(server, tmp_path_factory):
+    js_dir = os.path.join(ROOT, "tests", "js")
+    assert os.path.isdir(os.path.join(js_dir, "node_modules", "@aws-sdk", "client-s3")), \
+        "tests/js/node_modules is missing: run scripts/install-deps.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"HOME": str(tmp_path_factory.mktemp("jshome")), "COFFER_ENDPOINT": server.endpoint,
+                "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                "AWS_EC2_METADATA_DISABLED": "true"})
+    proc = subprocess.run(["/usr/bin/node", os.path.join(js_dir, "compat_test.mjs")], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=js_dir)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        pytest.fail(f"compat_test.mjs printed no JSON (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                    f"{proc.stderr[-2000:]}")
+
+
+@pytest.mark.parametrize("name", JS_CHECKS)
+def test_sdk_js(js_report, name):
+    assert name in js_report, js_report
+    assert js_report[name]["ok"], js_report[name]
