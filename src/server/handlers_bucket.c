@@ -46,9 +46,7 @@ int cf_handle_list_buckets(cf_request *r)
         char *end;
         max = strtol(max_s, &end, 10);
         if (!*max_s || *end || max < 1 || max > LIST_MAX_BUCKETS) {
-            const cf_s3_error_field f[] = {{"ArgumentName", "max-buckets"}, {"ArgumentValue", max_s}};
-            return cf_respond_error_fields(r, CF_S3_InvalidArgument, "max-buckets must be 1 to 10000", f, 2,
-                                           NULL, NULL);
+            return cf_respond_invalid_argument(r, "max-buckets must be 1 to 10000", "max-buckets", max_s);
         }
     }
     cf_buf dec_prefix, after, tok;
@@ -308,14 +306,15 @@ static int list_objects(cf_request *r, int v2, int versions)
         char *end;
         max_keys = strtol(max_s, &end, 10);
         if (!*max_s || *end || max_keys < 0) {
-            rc = cf_respond_error(r, CF_S3_InvalidArgument, "max-keys must be a non-negative integer");
+            rc = cf_respond_invalid_argument(r, "max-keys must be a non-negative integer", "max-keys", max_s);
             goto out;
         }
         if (max_keys > LIST_MAX_KEYS)
             max_keys = LIST_MAX_KEYS;
     }
     if (enc && strcmp(enc, "url") != 0) {
-        rc = cf_respond_error(r, CF_S3_InvalidArgument, "encoding-type must be 'url'");
+        rc = cf_respond_invalid_argument(r, "Invalid Encoding Method specified in Request", "encoding-type",
+                                         enc);
         goto out;
     }
     l.url_encode = enc != NULL;
@@ -333,7 +332,8 @@ static int list_objects(cf_request *r, int v2, int versions)
                   decode_token(tok.data, &after) != 0;
         if (bad) {
             cf_buf_cleanup(&after);
-            rc = cf_respond_error(r, CF_S3_InvalidArgument, "the continuation token is not valid");
+            rc = cf_respond_invalid_argument(r, "The continuation token provided is incorrect",
+                                             "continuation-token", token);
             goto out;
         }
     }

@@ -297,14 +297,16 @@ static struct MHD_Response *segmented_body(cf_request *r, const cf_object_info *
     return resp;
 }
 
-cf_s3_error cf_version_error(const cf_request *r)
+int cf_refuse_other_version(cf_request *r)
 {
     /* Every object is its own "null" version (unversioned bucket): another id names nothing
      * here, and must not fall through to the current object (a DELETE would remove it). */
     const char *v = cf_request_param(r, "versionId");
-    if (v && !*v)
-        return CF_S3_InvalidArgument; /* AWS: "Version id cannot be the empty string" */
-    return v && strcmp(v, "null") != 0 ? CF_S3_NoSuchVersion : CF_S3_OK;
+    if (!v || strcmp(v, "null") == 0)
+        return -1;
+    if (!*v)
+        return cf_respond_invalid_argument(r, "Version id cannot be the empty string", "versionId", v);
+    return cf_respond_error(r, CF_S3_NoSuchVersion, NULL);
 }
 
 /* AWS answers a missing key with 403 instead of 404 to a caller who may not list the bucket,
@@ -336,9 +338,9 @@ int cf_handle_get_object(cf_request *r, int head)
                 r, CF_S3_InvalidRequest,
                 "Request specific response headers cannot be used for anonymous GET requests.");
     }
-    cf_s3_error ve = cf_version_error(r);
-    if (ve)
-        return cf_respond_error(r, ve, NULL);
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
     int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, &fd,
                                  &missing_bucket, &err);
     if (rc == CF_ENOTFOUND)
@@ -444,9 +446,9 @@ int cf_handle_get_object(cf_request *r, int head)
 int cf_handle_delete_object(cf_request *r)
 {
     cf_err err;
-    cf_s3_error ve = cf_version_error(r);
-    if (ve)
-        return cf_respond_error(r, ve, NULL);
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
     int rc = cf_store_object_delete(r->srv->store, r->bucket, r->key, r->keylen, &err);
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);

@@ -160,13 +160,6 @@ size_t cf_tagging_count(const char *stored)
     return n;
 }
 
-/* The tagging calls address the "null" version only, like every object here. */
-static int version_refused(cf_request *r)
-{
-    cf_s3_error e = cf_version_error(r);
-    return e ? cf_respond_error(r, e, NULL) : -1;
-}
-
 static int store_failure(cf_request *r, const cf_err *err)
 {
     cf_err e2;
@@ -179,7 +172,7 @@ static int store_failure(cf_request *r, const cf_err *err)
 
 int cf_handle_get_object_tagging(cf_request *r)
 {
-    int refused = version_refused(r);
+    int refused = cf_refuse_other_version(r);
     if (refused >= 0)
         return refused;
     cf_object_info info;
@@ -215,7 +208,7 @@ int cf_handle_get_object_tagging(cf_request *r)
 
 int cf_handle_put_object_tagging(cf_request *r)
 {
-    int refused = version_refused(r);
+    int refused = cf_refuse_other_version(r);
     if (refused >= 0)
         return refused;
     cf_xml_node *root = NULL;
@@ -254,7 +247,7 @@ int cf_handle_put_object_tagging(cf_request *r)
 
 int cf_handle_delete_object_tagging(cf_request *r)
 {
-    int refused = version_refused(r);
+    int refused = cf_refuse_other_version(r);
     if (refused >= 0)
         return refused;
     cf_err err;

@@ -127,6 +127,8 @@ typedef struct cf_request {
 /* response.c */
 int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
 /* The same with the extra elements given instead of those cf_respond_error derives. */
+/* InvalidArgument naming the parameter at fault (ArgumentName, ArgumentValue), as AWS. */
+int cf_respond_invalid_argument(cf_request *r, const char *message, const char *name, const char *value);
 /* header, when not NULL, is added to the response with value (416's Content-Range). */
 int cf_respond_error_fields(cf_request *r, cf_s3_error e, const char *message,
                             const cf_s3_error_field *fields, size_t nfields, const char *header,
@@ -196,8 +198,9 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
 int cf_put_object_end(cf_request *r);
 int cf_handle_get_object(cf_request *r, int head);
 int cf_handle_delete_object(cf_request *r);
-/* NoSuchVersion for a versionId other than "null" (objects are unversioned), else OK. */
-cf_s3_error cf_version_error(const cf_request *r);
+/* Objects are unversioned: a versionId other than "null" is answered here (NoSuchVersion, or
+ * InvalidArgument when empty), returning the respond result; -1 when the request may go on. */
+int cf_refuse_other_version(cf_request *r);
 
 /* The source of CopyObject and UploadPartCopy (x-amz-copy-source, its range and conditions). */
 typedef struct cf_copy_source {

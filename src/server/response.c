@@ -115,3 +115,9 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
     }
     return cf_respond_error_fields(r, e, message, f, f[0].name ? (f[1].name ? 2 : 1) : 0, NULL, NULL);
 }
+
+int cf_respond_invalid_argument(cf_request *r, const char *message, const char *name, const char *value)
+{
+    const cf_s3_error_field f[] = {{"ArgumentName", name}, {"ArgumentValue", value}};
+    return cf_respond_error_fields(r, CF_S3_InvalidArgument, message, f, 2, NULL, NULL);
+}

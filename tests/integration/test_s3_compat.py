@@ -332,7 +332,7 @@ def test_null_version_id_is_the_object(server, s3, bucket):
     s3.put_object(Bucket=bucket, Key="null-version", Body=b"body")
     assert s3.get_object(Bucket=bucket, Key="null-version", VersionId="null")["Body"].read() == b"body"
     resp = signed_request(server.endpoint, "GET", f"/{bucket}/null-version", query="versionId=")
-    assert_s3_error(resp, "InvalidArgument", 400)
+    assert assert_s3_error(resp, "InvalidArgument", 400)["ArgumentName"] == "versionId"
     s3.delete_object(Bucket=bucket, Key="null-version", VersionId="null")
     assert "null-version" not in keys(s3, bucket)
 
@@ -377,6 +377,17 @@ def test_error_elements_for_range_condition_method_upload(server, s3, bucket):
     resp = signed_request(server.endpoint, "PUT", f"/{bucket}/" + "k" * 1025, body=b"x")
     err = assert_s3_error(resp, "KeyTooLongError", 400)
     assert err["Size"] == "1025" and err["MaxSizeAllowed"] == "1024"
+
+
+@pytest.mark.parametrize("query,name", [
+    ("list-type=2&max-keys=abc", "max-keys"), ("max-keys=-1", "max-keys"),
+    ("list-type=2&encoding-type=base64", "encoding-type"),
+    ("list-type=2&continuation-token=%21%21", "continuation-token"),
+])
+def test_invalid_listing_arguments_are_named(server, bucket, query, name):
+    resp = signed_request(server.endpoint, "GET", f"/{bucket}", query=query)
+    err = assert_s3_error(resp, "InvalidArgument", 400)
+    assert err["ArgumentName"] == name and "ArgumentValue" in err
 
 
 def test_error_key_with_control_characters_stays_parseable(server, s3, bucket):
