@@ -471,3 +471,35 @@ def js_report(server, tmp_path_factory):
 def test_sdk_js(js_report, name):
     assert name in js_report, js_report
     assert js_report[name]["ok"], js_report[name]
+
+
+# --- CompleteMultipartUpload: x-amz-checksum-* is the object's, not the part list's -----------
+
+@pytest.mark.parametrize("kind", ["FULL_OBJECT", "COMPOSITE"])
+def test_complete_multipart_with_object_checksum_header(server, s3, bucket, kind):
+    key = f"mp-object-checksum-{kind}"
+    resp = signed_request(server.endpoint, "POST", f"/{bucket}/{key}", query="uploads=",
+                          headers={"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": kind})
+    assert resp.status_code == 200, resp.text
+    up = ET.fromstring(resp.content).find("{http://s3.amazonaws.com/doc/2006-03-01/}UploadId").text
+    part = b"the only part"
+    part_ck = CHECKSUMS["crc32"](part)
+    resp = signed_request(server.endpoint, "PUT", f"/{bucket}/{key}", query=f"partNumber=1&uploadId={up}",
+                          body=part, headers={"x-amz-checksum-crc32": part_ck})
+    assert resp.status_code == 200, resp.text
+    body = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{resp.headers['ETag']}</ETag>"
+            f"<ChecksumCRC32>{part_ck}</ChecksumCRC32></Part></CompleteMultipartUpload>").encode()
+    # For one part, the full-object CRC is the part's; the composite one is the CRC of it, "-1".
+    stated = part_ck if kind == "FULL_OBJECT" else \
+        b64(zlib.crc32(base64.b64decode(part_ck)).to_bytes(4, "big")) + "-1"
+    if kind == "FULL_OBJECT":
+        resp = signed_request(server.endpoint, "POST", f"/{bucket}/{key}", query=f"uploadId={up}", body=body,
+                              headers={"x-amz-checksum-crc32": CHECKSUMS["crc32"](b"other"),
+                                       "x-amz-checksum-type": kind})
+        assert_s3_error(resp, "BadDigest", 400)
+    resp = signed_request(server.endpoint, "POST", f"/{bucket}/{key}", query=f"uploadId={up}", body=body,
+                          headers={"x-amz-checksum-crc32": stated, "x-amz-checksum-type": kind})
+    assert resp.status_code == 200, resp.text
+    head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == stated
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == part
