@@ -503,3 +503,32 @@ def test_complete_multipart_with_object_checksum_header(server, s3, bucket, kind
     head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
     assert head["ChecksumCRC32"] == stated
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == part
+
+
+# --- encryption the client expects but the server would not apply -----------------------------
+
+SSE_C_KEY = b"k" * 32
+
+
+@pytest.mark.parametrize("extra", [
+    {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": SSE_C_KEY},
+    {"ServerSideEncryption": "aws:kms"},
+    {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "arn:aws:kms:us-east-1:1:key/x"},
+])
+def test_sse_c_and_kms_are_refused_not_ignored(s3, bucket, extra):
+    s3.put_object(Bucket=bucket, Key="sse", Body=b"before")
+    for call in (lambda: s3.put_object(Bucket=bucket, Key="sse", Body=b"secret", **extra),
+                 lambda: s3.create_multipart_upload(Bucket=bucket, Key="sse", **extra),
+                 lambda: s3.copy_object(Bucket=bucket, Key="sse", CopySource=f"{bucket}/sse",
+                                        MetadataDirective="REPLACE", **extra)):
+        with pytest.raises(ClientError) as ei:
+            call()
+        assert ei.value.response["Error"]["Code"] == "NotImplemented"
+        assert ei.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert s3.get_object(Bucket=bucket, Key="sse")["Body"].read() == b"before"
+    assert not s3.list_multipart_uploads(Bucket=bucket, Prefix="sse").get("Uploads")
+
+
+def test_sse_s3_is_accepted(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="sse-s3", Body=b"plain", ServerSideEncryption="AES256")
+    assert s3.get_object(Bucket=bucket, Key="sse-s3")["Body"].read() == b"plain"
