@@ -90,7 +90,11 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
     cf_s3_error_field f[2] = {{NULL, NULL}, {NULL, NULL}};
     char size[24], max[24];
     switch (e) {
-    case CF_S3_NoSuchKey: f[0] = (cf_s3_error_field){"Key", key}; break;
+    case CF_S3_NoSuchKey:
+        /* AWS names the key; MinIO, whose client restic uses, also the bucket. */
+        f[0] = (cf_s3_error_field){"BucketName", bucket};
+        f[1] = (cf_s3_error_field){"Key", key};
+        break;
     case CF_S3_NoSuchVersion:
         f[0] = (cf_s3_error_field){"Key", key};
         f[1] = (cf_s3_error_field){"VersionId", cf_request_param(r, "versionId")};

@@ -343,6 +343,7 @@ def test_error_elements_for_missing_key_and_bucket(server, s3, bucket):
     with pytest.raises(ClientError) as ei:
         s3.get_object(Bucket=bucket, Key="dir/missing key")
     assert ei.value.response["Error"]["Key"] == "dir/missing key"
+    assert ei.value.response["Error"]["BucketName"] == bucket
     with pytest.raises(ClientError) as ei:
         s3.list_objects_v2(Bucket="compat-no-such-bucket")
     assert ei.value.response["Error"]["BucketName"] == "compat-no-such-bucket"
