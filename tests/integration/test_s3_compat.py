@@ -11,8 +11,10 @@ import xml.etree.ElementTree as ET
 import zlib
 from urllib.parse import quote
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from conftest import ACCESS_KEY, ROOT, SECRET_KEY
@@ -533,3 +535,22 @@ def test_sse_c_and_kms_are_refused_not_ignored(s3, bucket, extra):
 def test_sse_s3_is_accepted(s3, bucket):
     s3.put_object(Bucket=bucket, Key="sse-s3", Body=b"plain", ServerSideEncryption="AES256")
     assert s3.get_object(Bucket=bucket, Key="sse-s3")["Body"].read() == b"plain"
+
+
+def test_region_of_a_server_outside_us_east_1(make_server):
+    srv = make_server(["--region", "eu-central-1"]).start()
+    c = boto3.client("s3", endpoint_url=srv.endpoint, region_name="eu-central-1",
+                     aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                     config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                                   retries={"max_attempts": 1}))
+    c.create_bucket(Bucket="eu-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    c.create_bucket(Bucket="eu-bucket-2")
+    with pytest.raises(ClientError) as ei:
+        c.create_bucket(Bucket="us-bucket", CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+    assert ei.value.response["Error"]["Code"] == "IllegalLocationConstraintException"
+    head = c.head_bucket(Bucket="eu-bucket")
+    assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-bucket-region"] == "eu-central-1"
+    assert c.get_bucket_location(Bucket="eu-bucket")["LocationConstraint"] == "eu-central-1"
+    assert {b["Name"] for b in c.list_buckets()["Buckets"]} == {"eu-bucket", "eu-bucket-2"}
+    r = signed_request(srv.endpoint, "GET", "/", query="bucket-region=eu-central-1", region="eu-central-1")
+    assert r.status_code == 200 and r.content.count(b"<BucketRegion>eu-central-1</BucketRegion>") == 2
