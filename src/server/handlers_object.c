@@ -89,26 +89,36 @@ int cf_object_headers(cf_request *r, cf_header_list *h)
     return h->failed ? CF_ENOMEM : 0;
 }
 
-cf_s3_error cf_encryption_refused(const cf_request *r, char *msg, size_t msglen)
+cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t msglen)
 {
     /* Objects are stored as sent. SSE-S3 (AES256) is encryption at rest that the client never
      * sees, and is left to the disk; but a client that sends its own key (SSE-C) or names a KMS
-     * key expects the object to be unreadable without it: storing it in clear would betray that. */
+     * key expects the object to be unreadable without it, and one that sets a retention or a
+     * legal hold expects it to be undeletable: accepting either would betray that. */
     const char *sse = cf_request_header(r, "x-amz-server-side-encryption");
-    static const char *const refused[] = {"x-amz-server-side-encryption-customer-algorithm",
-                                          "x-amz-server-side-encryption-customer-key",
-                                          "x-amz-server-side-encryption-aws-kms-key-id",
-                                          "x-amz-copy-source-server-side-encryption-customer-algorithm"};
+    static const char *const encryption[] = {"x-amz-server-side-encryption-customer-algorithm",
+                                             "x-amz-server-side-encryption-customer-key",
+                                             "x-amz-server-side-encryption-aws-kms-key-id",
+                                             "x-amz-copy-source-server-side-encryption-customer-algorithm"};
+    static const char *const object_lock[] = {"x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
+                                              "x-amz-object-lock-legal-hold"};
     const char *named = sse && strcmp(sse, "AES256") != 0 ? "x-amz-server-side-encryption" : NULL;
-    for (size_t i = 0; !named && i < sizeof refused / sizeof *refused; i++)
-        if (cf_request_header(r, refused[i]))
-            named = refused[i];
-    if (!named)
-        return CF_S3_OK;
-    snprintf(msg, msglen,
-             "%s: only server-side encryption AES256 is accepted; SSE-C and SSE-KMS are not implemented",
-             named);
-    return CF_S3_NotImplemented;
+    for (size_t i = 0; !named && i < sizeof encryption / sizeof *encryption; i++)
+        if (cf_request_header(r, encryption[i]))
+            named = encryption[i];
+    if (named) {
+        snprintf(msg, msglen,
+                 "%s: only server-side encryption AES256 is accepted; SSE-C and SSE-KMS are not implemented",
+                 named);
+        return CF_S3_NotImplemented;
+    }
+    for (size_t i = 0; i < sizeof object_lock / sizeof *object_lock; i++)
+        if (cf_request_header(r, object_lock[i])) {
+            /* AWS's answer for a bucket without Object Lock, which every bucket here is. */
+            snprintf(msg, msglen, "Bucket is missing Object Lock Configuration");
+            return CF_S3_InvalidRequest;
+        }
+    return CF_S3_OK;
 }
 
 int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
@@ -118,7 +128,7 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
         snprintf(msg, msglen, "object keys must be 1 to 1024 bytes of UTF-8");
         return -1;
     }
-    if ((*e = cf_encryption_refused(r, msg, msglen)) != CF_S3_OK)
+    if ((*e = cf_write_protection_refused(r, msg, msglen)) != CF_S3_OK)
         return -1;
     if (cf_request_header(r, "x-amz-copy-source")) {
         r->op = CF_S3_OP_COPY_OBJECT;

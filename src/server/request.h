@@ -194,9 +194,11 @@ int cf_body_checksum_header(const cf_request *r, cf_header_list *h);
 void cf_body_cleanup(cf_request *r);
 /* 200 for a stored object or part: its ETag and verified checksum; cleans up info. */
 int cf_respond_written(cf_request *r, cf_object_info *info);
-/* NotImplemented (with a reason in msg) for SSE-C and SSE-KMS headers on a write: the object
- * would be stored in clear. SSE-S3 (AES256) is accepted and left to the disk. */
-cf_s3_error cf_encryption_refused(const cf_request *r, char *msg, size_t msglen);
+/* For headers on a write that ask for a protection this server does not give, with a reason in
+ * msg: SSE-C and SSE-KMS (NotImplemented: the object would be stored in clear), Object Lock
+ * retention and legal hold (InvalidRequest, as AWS for a bucket without Object Lock). SSE-S3
+ * (AES256) is accepted and left to the disk. */
+cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t msglen);
 int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 int cf_put_object_end(cf_request *r);
 int cf_handle_get_object(cf_request *r, int head);

@@ -554,3 +554,21 @@ def test_region_of_a_server_outside_us_east_1(make_server):
     assert {b["Name"] for b in c.list_buckets()["Buckets"]} == {"eu-bucket", "eu-bucket-2"}
     r = signed_request(srv.endpoint, "GET", "/", query="bucket-region=eu-central-1", region="eu-central-1")
     assert r.status_code == 200 and r.content.count(b"<BucketRegion>eu-central-1</BucketRegion>") == 2
+
+
+@pytest.mark.parametrize("extra", [
+    {"ObjectLockMode": "COMPLIANCE",
+     "ObjectLockRetainUntilDate": datetime.datetime(2040, 1, 1, tzinfo=datetime.timezone.utc)},
+    {"ObjectLockLegalHoldStatus": "ON"},
+])
+def test_object_lock_on_a_write_is_refused(s3, bucket, extra):
+    # Every bucket here is without Object Lock: AWS refuses these, and accepting them would
+    # promise an undeletable object.
+    s3.put_object(Bucket=bucket, Key="locked", Body=b"before")
+    for call in (lambda: s3.put_object(Bucket=bucket, Key="locked", Body=b"after", **extra),
+                 lambda: s3.create_multipart_upload(Bucket=bucket, Key="locked", **extra)):
+        with pytest.raises(ClientError) as ei:
+            call()
+        assert ei.value.response["Error"]["Code"] == "InvalidRequest"
+        assert "Object Lock" in ei.value.response["Error"]["Message"]
+    assert s3.get_object(Bucket=bucket, Key="locked")["Body"].read() == b"before"
