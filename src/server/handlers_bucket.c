@@ -483,15 +483,20 @@ int cf_handle_delete_objects(cf_request *r)
             cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
             code = "InternalError", message = "We encountered an internal error. Please try again.";
         }
+        /* Each entry names the version the request named, as AWS does. */
         if (code) {
             cf_xml_open(&b, "Error");
             cf_xml_elem(&b, "Key", key);
+            if (vid)
+                cf_xml_elem(&b, "VersionId", vid->text);
             cf_xml_elem(&b, "Code", code);
             cf_xml_elem(&b, "Message", message);
             cf_xml_close(&b, "Error");
         } else if (!quiet) {
             cf_xml_open(&b, "Deleted");
             cf_xml_elem(&b, "Key", key);
+            if (vid)
+                cf_xml_elem(&b, "VersionId", vid->text);
             cf_xml_close(&b, "Deleted");
         }
     }

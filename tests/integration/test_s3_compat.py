@@ -139,6 +139,15 @@ def test_delete_objects_boto3(s3, bucket, victims, alg):
     assert not any(k in keys(s3, bucket) for k in victims)
 
 
+def test_delete_objects_echoes_version_ids(s3, bucket, victims):
+    res = s3.delete_objects(Bucket=bucket, Delete={"Objects": [
+        {"Key": "victim-1", "VersionId": "null"}, {"Key": "victim-2", "VersionId": "3HL4kqtJlcpXroDTDmJ"}]})
+    assert res["Deleted"] == [{"Key": "victim-1", "VersionId": "null"}]
+    assert [(e["Key"], e["VersionId"], e["Code"]) for e in res["Errors"]] == [
+        ("victim-2", "3HL4kqtJlcpXroDTDmJ", "NoSuchVersion")]
+    assert keys(s3, bucket).count("victim-2") == 1 and "victim-1" not in keys(s3, bucket)
+
+
 # --- the other XML bodies: Content-MD5 verified when given ------------------------------------
 
 def test_put_object_tagging_content_md5(server, s3, bucket):
