@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "crypto/hash.h"
@@ -121,6 +122,11 @@ int cf_handle_create_bucket(cf_request *r)
 {
     if (!cf_s3_bucket_name_valid(r->bucket))
         return cf_respond_error(r, CF_S3_InvalidBucketName, NULL);
+    /* A backup tool that asks for Object Lock relies on it to keep its backups undeletable:
+     * a bucket made without it must not look like the answer. */
+    const char *lock = cf_request_header(r, "x-amz-bucket-object-lock-enabled");
+    if (lock && strcasecmp(lock, "true") == 0)
+        return cf_respond_error(r, CF_S3_NotImplemented, "Object Lock is not implemented by coffer server");
     if (r->small.len) {
         cf_xml_node *root = NULL;
         cf_err err;

@@ -546,6 +546,14 @@ def test_sse_s3_is_accepted(s3, bucket):
     assert s3.get_object(Bucket=bucket, Key="sse-s3")["Body"].read() == b"plain"
 
 
+def test_create_bucket_with_object_lock_is_refused(s3):
+    with pytest.raises(ClientError) as ei:
+        s3.create_bucket(Bucket="compat-locked", ObjectLockEnabledForBucket=True)
+    assert ei.value.response["Error"]["Code"] == "NotImplemented"
+    assert "compat-locked" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    s3.create_bucket(Bucket="compat-unlocked", ObjectLockEnabledForBucket=False)
+
+
 def test_region_of_a_server_outside_us_east_1(make_server):
     srv = make_server(["--region", "eu-central-1"]).start()
     c = boto3.client("s3", endpoint_url=srv.endpoint, region_name="eu-central-1",
