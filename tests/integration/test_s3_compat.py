@@ -164,6 +164,21 @@ def test_put_object_tagging_content_md5(server, s3, bucket):
     assert s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == [{"Key": "k", "Value": "v"}]
 
 
+@pytest.mark.parametrize("alg", ["crc32", "sha256"])
+def test_put_object_tagging_checksum(server, s3, bucket, alg):
+    # The AWS SDK for JavaScript v3 sends x-amz-checksum-crc32 on PutObjectTagging by default.
+    s3.put_object(Bucket=bucket, Key="tagged-ck", Body=b"x", Tagging="keep=me")
+    body = b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"
+    resp = signed_request(server.endpoint, "PUT", f"/{bucket}/tagged-ck", query="tagging=", body=body,
+                          headers={f"x-amz-checksum-{alg}": CHECKSUMS[alg](b"other")})
+    assert_s3_error(resp, "BadDigest", 400)
+    assert s3.get_object_tagging(Bucket=bucket, Key="tagged-ck")["TagSet"] == [{"Key": "keep", "Value": "me"}]
+    resp = signed_request(server.endpoint, "PUT", f"/{bucket}/tagged-ck", query="tagging=", body=body,
+                          headers={f"x-amz-checksum-{alg}": CHECKSUMS[alg](body)})
+    assert resp.status_code == 200, resp.text
+    assert s3.get_object_tagging(Bucket=bucket, Key="tagged-ck")["TagSet"] == [{"Key": "k", "Value": "v"}]
+
+
 def test_put_bucket_policy_content_md5(server, s3):
     s3.create_bucket(Bucket="compat-policy")
     body = (b'{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",'
