@@ -109,6 +109,13 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
         f[0] = (cf_s3_error_field){"Method", r->method};
         f[1] = (cf_s3_error_field){"ResourceType", key ? "OBJECT" : bucket ? "BUCKET" : "SERVICE"};
         break;
+    case CF_S3_PreconditionFailed:
+        /* A conditional write (GET names its own condition): If-None-Match: * decides first. */
+        if (r->op == CF_S3_OP_PUT_OBJECT || r->op == CF_S3_OP_COMPLETE_MULTIPART_UPLOAD)
+            f[0] = (cf_s3_error_field){"Condition", cf_request_header(r, "If-None-Match") ? "If-None-Match"
+                                                    : cf_request_header(r, "If-Match")    ? "If-Match"
+                                                                                          : NULL};
+        break;
     case CF_S3_KeyTooLongError:
         snprintf(size, sizeof size, "%zu", r->keylen);
         snprintf(max, sizeof max, "%d", CF_S3_MAX_KEY_LEN);

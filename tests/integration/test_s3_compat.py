@@ -417,6 +417,14 @@ def test_invalid_listing_arguments_are_named(server, bucket, query, name):
     assert err["ArgumentName"] == name and "ArgumentValue" in err
 
 
+def test_conditional_write_names_its_condition(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="cond-write", Body=b"first")
+    for headers, cond in (({"If-None-Match": "*"}, "If-None-Match"), ({"If-Match": '"0000"'}, "If-Match")):
+        resp = signed_request(server.endpoint, "PUT", f"/{bucket}/cond-write", body=b"second", headers=headers)
+        assert assert_s3_error(resp, "PreconditionFailed", 412)["Condition"] == cond
+    assert s3.get_object(Bucket=bucket, Key="cond-write")["Body"].read() == b"first"
+
+
 def test_error_key_with_control_characters_stays_parseable(server, s3, bucket):
     resp = signed_request(server.endpoint, "GET", f"/{bucket}/bell%07key")
     err = assert_s3_error(resp, "NoSuchKey", 404)
