@@ -56,11 +56,29 @@ static enum MHD_Result collect_meta(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind;
     cf_header_list *h = cls;
-    if (klen > 11 && strncasecmp(key, "x-amz-meta-", 11) == 0) {
-        h->meta_bytes += klen - 11 + vlen;
-        if (cf_header_add(h, key, klen, value))
+    if (klen <= 11 || strncasecmp(key, "x-amz-meta-", 11) != 0)
+        return MHD_YES;
+    /* A field sent twice is one field whose values are joined by commas (RFC 9110 §5.3), which
+     * is also how SigV4 signs it and how S3 stores it. */
+    for (size_t i = 0; i < h->n; i++) {
+        if (strlen(h->kv[i].name) != klen || strncasecmp(h->kv[i].name, key, klen) != 0)
+            continue;
+        size_t have = strlen(h->kv[i].value);
+        char *joined = realloc(h->kv[i].value, have + 1 + vlen + 1);
+        if (!joined) {
             h->failed = 1;
+            return MHD_YES;
+        }
+        joined[have] = ',';
+        memcpy(joined + have + 1, value ? value : "", vlen);
+        joined[have + 1 + vlen] = '\0';
+        h->kv[i].value = joined;
+        h->meta_bytes += 1 + vlen;
+        return MHD_YES;
     }
+    h->meta_bytes += klen - 11 + vlen;
+    if (cf_header_add(h, key, klen, value))
+        h->failed = 1;
     return MHD_YES;
 }
 

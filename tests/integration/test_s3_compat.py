@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from conftest import ACCESS_KEY, ROOT, SECRET_KEY
 from helpers_clients import assert_s3_error, parse_error, signed_request
+from helpers_http import build_request, raw_exchange, sign_headers
 
 
 def b64(raw):
@@ -237,6 +238,24 @@ def test_empty_metadata_value_is_stored_and_returned(server, s3, bucket):
     s3.complete_multipart_upload(Bucket=bucket, Key="meta-empty-mp", UploadId=up,
                                  MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
     assert s3.head_object(Bucket=bucket, Key="meta-empty-mp")["Metadata"] == {"e": ""}
+
+
+@pytest.mark.parametrize("signed", ["1,2", "1"])
+def test_repeated_metadata_field_is_one_joined_value(server, s3, bucket, signed):
+    """A field sent twice is one field with the values joined by commas (RFC 9110 §5.3; SigV4
+    signs it so, S3 stores it so). Sent as two lines, whatever was signed: stored joined, or
+    refused by authentication; never stored as one of its parts or as two fields."""
+    host = f"127.0.0.1:{server.port}"
+    path = f"/{bucket}/meta-repeated"
+    hdrs = sign_headers("PUT", host, path, {"x-amz-meta-a": signed, "Content-Length": "1"}, body=b"x")
+    raw = build_request("PUT", path, hdrs, b"x").replace(f"x-amz-meta-a: {signed}\r\n".encode(),
+                                                           b"x-amz-meta-a: 1\r\nx-amz-meta-a: 2\r\n")
+    resp = raw_exchange(server.port, raw)
+    assert resp.status in (200, 403), resp
+    if resp.status == 200:
+        got = signed_request(server.endpoint, "GET", path)
+        assert got.headers["x-amz-meta-a"] == "1,2"
+        assert s3.head_object(Bucket=bucket, Key="meta-repeated")["Metadata"] == {"a": "1,2"}
 
 
 def test_stored_headers_round_trip(s3, bucket):
