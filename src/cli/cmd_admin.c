@@ -142,6 +142,13 @@ static int bucket_public(const cf_cli_target *t, const char *bucket, const char 
         fprintf(stderr, "coffer admin: '%s' is not a valid bucket name\n", bucket);
         return CF_EXIT_USAGE;
     }
+    /* In a policy's Resource '*' and '?' are wildcards: such a prefix would open more keys
+     * than the ones it names, and more than the message below promises. */
+    if (prefix && strpbrk(prefix, "*?")) {
+        fprintf(stderr,
+                "coffer admin: --prefix must not contain '*' or '?' (wildcards in a bucket policy)\n");
+        return CF_EXIT_USAGE;
+    }
     char path[128];
     snprintf(path, sizeof path, "/%s?policy=", bucket);
     cf_buf out;
@@ -161,8 +168,22 @@ static int bucket_public(const cf_cli_target *t, const char *bucket, const char 
                   : CF_EXIT_FAILURE;
         free(body);
     }
-    if (rc == CF_EXIT_OK)
-        printf("%s: %s\n", bucket, make_public ? "objects readable by anyone" : "private");
+    /* Say exactly what the policy grants (s3:GetObject on one ARN, nothing else), and that it
+     * replaced whatever policy the bucket had. */
+    if (rc == CF_EXIT_OK && !make_public) {
+        printf("%s: private: bucket policy removed; every request needs credentials\n", bucket);
+    } else if (rc == CF_EXIT_OK) {
+        const char *p = prefix ? prefix : "";
+        printf("%s: public read of arn:aws:s3:::%s/%s*\n", bucket, bucket, p);
+        if (*p)
+            printf("  granted to anyone, without credentials: GET and HEAD of the objects whose keys begin "
+                   "with \"%s\"\n  not granted: listing the bucket, the other keys, any write\n",
+                   p);
+        else
+            printf("  granted to anyone, without credentials: GET and HEAD of every object in the bucket\n"
+                   "  not granted: listing the bucket, any write\n");
+        printf("  this replaced the bucket's earlier policy, if any\n");
+    }
     cf_buf_cleanup(&out);
     return rc;
 }

@@ -19,6 +19,7 @@
     XX(BucketNotEmpty, 409, "The bucket you tried to delete is not empty.")                     \
     XX(EntityTooLarge, 400, "Your proposed upload exceeds the maximum allowed object size.")    \
     XX(EntityTooSmall, 400, "Your proposed upload is smaller than the minimum allowed object size.") \
+    XX(IllegalLocationConstraintException, 400, "The location constraint you specified is not the region of this endpoint.") \
     XX(IncompleteBody, 400, "You did not provide the number of bytes specified by the Content-Length HTTP header.") \
     XX(InternalError, 500, "We encountered an internal error. Please try again.")               \
     XX(InvalidAccessKeyId, 403, "The AWS access key ID you provided does not exist in our records.") \
@@ -45,6 +46,7 @@
     XX(NoSuchBucketPolicy, 404, "The bucket policy does not exist.")                            \
     XX(NoSuchCORSConfiguration, 404, "The CORS configuration does not exist.")                  \
     XX(NoSuchKey, 404, "The specified key does not exist.")                                     \
+    XX(NoSuchVersion, 404, "The specified version does not exist.")                            \
     XX(NoSuchUpload, 404, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed.") \
     XX(NotImplemented, 501, "A header you provided implies functionality that is not implemented.") \
     XX(PreconditionFailed, 412, "At least one of the preconditions you specified did not hold.") \
@@ -72,9 +74,16 @@ const char *cf_s3_error_message(cf_s3_error e);  /* AWS's default message */
 int cf_s3_error_xml(cf_buf *out, cf_s3_error e, const char *message, const char *resource,
                     const char *request_id);
 
-/* The same with one more element after Message, as AWS adds to some errors (AccessDenied's
- * <HeadersNotSigned>); none when elem is NULL. value is XML-escaped. */
-int cf_s3_error_xml_with(cf_buf *out, cf_s3_error e, const char *message, const char *elem, const char *value,
-                         const char *resource, const char *request_id);
+/* An element AWS adds to some errors' documents: <Key>, <BucketName>, <Condition>,
+ * <RangeRequested>, <ArgumentName>... (SDKs expose them as fields of the error). */
+typedef struct cf_s3_error_field {
+    const char *name;
+    const char *value;
+} cf_s3_error_field;
+
+/* cf_s3_error_xml with nfields extra elements after Message and Resource, in order; a field
+ * with a NULL value is left out. */
+int cf_s3_error_xml_fields(cf_buf *out, cf_s3_error e, const char *message, const char *resource,
+                           const cf_s3_error_field *fields, size_t nfields, const char *request_id);
 
 #endif

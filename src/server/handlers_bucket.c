@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "crypto/hash.h"
@@ -9,6 +10,7 @@
 #include "server/request.h"
 
 #define LIST_MAX_KEYS 1000
+#define LIST_MAX_BUCKETS 10000 /* AWS's page size for ListBuckets */
 
 static int store_error(cf_request *r, const cf_err *err)
 {
@@ -30,32 +32,89 @@ void cf_owner_xml(cf_request *r, cf_buf *b, const char *elem)
     cf_xml_close(b, elem);
 }
 
+static int decode_token(const char *token, cf_buf *out);
+
+/* ListBuckets with the 2024 paging parameters (max-buckets, continuation-token, prefix,
+ * bucket-region); without them, every bucket in one answer, as before. */
 int cf_handle_list_buckets(cf_request *r)
 {
+    const char *prefix = cf_request_param(r, "prefix");
+    const char *region = cf_request_param(r, "bucket-region");
+    const char *max_s = cf_request_param(r, "max-buckets");
+    const char *token = cf_request_param(r, "continuation-token");
+    long max = LIST_MAX_BUCKETS;
+    if (max_s) {
+        char *end;
+        max = strtol(max_s, &end, 10);
+        if (!*max_s || *end || max < 1 || max > LIST_MAX_BUCKETS) {
+            return cf_respond_invalid_argument(r, "max-buckets must be 1 to 10000", "max-buckets", max_s);
+        }
+    }
+    cf_buf dec_prefix, after, tok;
+    cf_buf_init(&dec_prefix, 4096);
+    cf_buf_init(&after, 4096);
+    cf_buf_init(&tok, 4096);
+    if ((prefix && cf_s3_url_decode(&dec_prefix, prefix, strlen(prefix)) != 0) ||
+        (token && (cf_s3_url_decode(&tok, token, strlen(token)) != 0 || !tok.data ||
+                   decode_token(tok.data, &after) != 0))) {
+        cf_buf_cleanup(&dec_prefix);
+        cf_buf_cleanup(&after);
+        cf_buf_cleanup(&tok);
+        return cf_respond_error(r, CF_S3_InvalidArgument, "the prefix or continuation token is not valid");
+    }
+    const char *want_prefix = dec_prefix.data ? dec_prefix.data : "";
+    const char *from = after.data ? after.data : "";
     cf_store_bucket *list = NULL;
     size_t n = 0;
     cf_err err;
-    if (cf_store_bucket_list(r->srv->store, &list, &n, &err) != 0)
+    if (cf_store_bucket_list(r->srv->store, &list, &n, &err) != 0) {
+        cf_buf_cleanup(&dec_prefix);
+        cf_buf_cleanup(&after);
+        cf_buf_cleanup(&tok);
         return store_error(r, &err);
+    }
     cf_buf b;
     cf_buf_init(&b, (size_t)64 << 20);
     cf_buf_puts(&b, CF_XML_DECL "<ListAllMyBucketsResult xmlns=\"" CF_S3_XMLNS "\">");
     cf_owner_xml(r, &b, "Owner");
     cf_xml_open(&b, "Buckets");
+    long listed = 0;
+    const char *last = NULL;
+    int more = 0;
     for (size_t i = 0; i < n; i++) {
         char date[25];
         /* A key scoped to one bucket sees only that one. */
         if (r->principal == CF_PRINCIPAL_KEY && r->grant.bucket[0] && strcmp(r->grant.bucket, list[i].name) != 0)
             continue;
+        if (strncmp(list[i].name, want_prefix, strlen(want_prefix)) != 0 || strcmp(list[i].name, from) <= 0 ||
+            (region && strcmp(region, r->srv->region) != 0))
+            continue;
+        if (listed == max) {
+            more = 1;
+            break;
+        }
         cf_s3_iso8601(list[i].created_ns, date);
         cf_xml_open(&b, "Bucket");
         cf_xml_elem(&b, "Name", list[i].name);
         cf_xml_elem(&b, "CreationDate", date);
+        cf_xml_elem(&b, "BucketRegion", r->srv->region);
         cf_xml_close(&b, "Bucket");
+        last = list[i].name;
+        listed++;
     }
     cf_xml_close(&b, "Buckets");
+    if (more && last) {
+        char next[4 * ((sizeof list[0].name + 2) / 3) + 1];
+        cf_base64_encode((const unsigned char *)last, strlen(last), next);
+        cf_xml_elem(&b, "ContinuationToken", next);
+    }
+    if (prefix)
+        cf_xml_elem(&b, "Prefix", want_prefix);
     cf_xml_close(&b, "ListAllMyBucketsResult");
     free(list);
+    cf_buf_cleanup(&dec_prefix);
+    cf_buf_cleanup(&after);
+    cf_buf_cleanup(&tok);
     return cf_respond_xml(r, 200, &b);
 }
 
@@ -63,6 +122,11 @@ int cf_handle_create_bucket(cf_request *r)
 {
     if (!cf_s3_bucket_name_valid(r->bucket))
         return cf_respond_error(r, CF_S3_InvalidBucketName, NULL);
+    /* A backup tool that asks for Object Lock relies on it to keep its backups undeletable:
+     * a bucket made without it must not look like the answer. */
+    const char *lock = cf_request_header(r, "x-amz-bucket-object-lock-enabled");
+    if (lock && strcasecmp(lock, "true") == 0)
+        return cf_respond_error(r, CF_S3_NotImplemented, "Object Lock is not implemented by coffer server");
     if (r->small.len) {
         cf_xml_node *root = NULL;
         cf_err err;
@@ -70,6 +134,21 @@ int cf_handle_create_bucket(cf_request *r)
             strcmp(root->name, "CreateBucketConfiguration") != 0) {
             cf_xml_free(root);
             return cf_respond_error(r, CF_S3_MalformedXML, NULL);
+        }
+        /* A bucket asked for in another region would not be there: AWS refuses it. (AWS also
+         * refuses an explicit us-east-1 at us-east-1, which clients trip over; we take it.) */
+        const cf_xml_node *where = cf_xml_child(root, "LocationConstraint");
+        if (where && where->text[0] && strcmp(where->text, r->srv->region) != 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "The %.64s location constraint is incompatible for the region specific endpoint this "
+                     "request was sent to.",
+                     where->text);
+            const cf_s3_error_field f[] = {{"BucketName", r->bucket}};
+            int rc =
+                cf_respond_error_fields(r, CF_S3_IllegalLocationConstraintException, msg, f, 1, NULL, NULL);
+            cf_xml_free(root);
+            return rc;
         }
         cf_xml_free(root);
     }
@@ -233,14 +312,15 @@ static int list_objects(cf_request *r, int v2, int versions)
         char *end;
         max_keys = strtol(max_s, &end, 10);
         if (!*max_s || *end || max_keys < 0) {
-            rc = cf_respond_error(r, CF_S3_InvalidArgument, "max-keys must be a non-negative integer");
+            rc = cf_respond_invalid_argument(r, "max-keys must be a non-negative integer", "max-keys", max_s);
             goto out;
         }
         if (max_keys > LIST_MAX_KEYS)
             max_keys = LIST_MAX_KEYS;
     }
     if (enc && strcmp(enc, "url") != 0) {
-        rc = cf_respond_error(r, CF_S3_InvalidArgument, "encoding-type must be 'url'");
+        rc = cf_respond_invalid_argument(r, "Invalid Encoding Method specified in Request", "encoding-type",
+                                         enc);
         goto out;
     }
     l.url_encode = enc != NULL;
@@ -258,7 +338,8 @@ static int list_objects(cf_request *r, int v2, int versions)
                   decode_token(tok.data, &after) != 0;
         if (bad) {
             cf_buf_cleanup(&after);
-            rc = cf_respond_error(r, CF_S3_InvalidArgument, "the continuation token is not valid");
+            rc = cf_respond_invalid_argument(r, "The continuation token provided is incorrect",
+                                             "continuation-token", token);
             goto out;
         }
     }
@@ -358,11 +439,10 @@ int cf_handle_delete_objects(cf_request *r)
 {
     cf_xml_node *root = NULL;
     cf_err err;
-    /* S3 requires an integrity check on this body: a flipped bit could delete the wrong key. */
-    if (!cf_request_header(r, "Content-MD5") && !cf_request_header(r, "x-amz-checksum-crc32") &&
-        !cf_request_header(r, "x-amz-checksum-crc32c") && !cf_request_header(r, "x-amz-checksum-sha1") &&
-        !cf_request_header(r, "x-amz-checksum-sha256") && !cf_request_header(r, "x-amz-checksum-crc64nvme") &&
-        !cf_request_header(r, "x-amz-sdk-checksum-algorithm"))
+    /* S3 requires an integrity check on this body: a flipped bit could delete the wrong key.
+     * Both kinds were verified against the body before this handler runs (cf_body_complete);
+     * x-amz-sdk-checksum-algorithm alone names an algorithm but carries no value to verify. */
+    if (!cf_request_header(r, "Content-MD5") && !r->ck)
         return cf_respond_error(r, CF_S3_InvalidRequest, "Missing required header for this request: Content-MD5");
     if (!r->small.len || cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
         strcmp(root->name, "Delete") != 0) {
@@ -409,15 +489,20 @@ int cf_handle_delete_objects(cf_request *r)
             cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
             code = "InternalError", message = "We encountered an internal error. Please try again.";
         }
+        /* Each entry names the version the request named, as AWS does. */
         if (code) {
             cf_xml_open(&b, "Error");
             cf_xml_elem(&b, "Key", key);
+            if (vid)
+                cf_xml_elem(&b, "VersionId", vid->text);
             cf_xml_elem(&b, "Code", code);
             cf_xml_elem(&b, "Message", message);
             cf_xml_close(&b, "Error");
         } else if (!quiet) {
             cf_xml_open(&b, "Deleted");
             cf_xml_elem(&b, "Key", key);
+            if (vid)
+                cf_xml_elem(&b, "VersionId", vid->text);
             cf_xml_close(&b, "Deleted");
         }
     }

@@ -78,6 +78,10 @@ int cf_handle_create_multipart(cf_request *r)
 {
     if (cf_s3_key_check(r->key, r->keylen) != 0)
         return cf_respond_error(r, CF_S3_InvalidArgument, "object keys must be 1 to 1024 bytes of UTF-8");
+    char sse_msg[200];
+    cf_s3_error sse = cf_write_protection_refused(r, sse_msg, sizeof sse_msg);
+    if (sse)
+        return cf_respond_error(r, sse, sse_msg);
     cf_header_list h = {0};
     if (cf_object_headers(r, &h) != 0) {
         cf_header_list_cleanup(&h);

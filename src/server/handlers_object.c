@@ -15,8 +15,7 @@
 
 /* Headers S3 stores with an object and replays on GET and HEAD, besides x-amz-meta-*. */
 static const char *const stored_headers[] = {
-    "content-type", "content-encoding", "content-disposition", "content-language",
-    "cache-control", "expires",
+    "content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires",
 };
 
 int cf_header_add(cf_header_list *h, const char *name, size_t nlen, const char *value)
@@ -56,11 +55,29 @@ static enum MHD_Result collect_meta(void *cls, enum MHD_ValueKind kind, const ch
 {
     (void)kind;
     cf_header_list *h = cls;
-    if (klen > 11 && strncasecmp(key, "x-amz-meta-", 11) == 0) {
-        h->meta_bytes += klen - 11 + vlen;
-        if (cf_header_add(h, key, klen, value))
+    if (klen <= 11 || strncasecmp(key, "x-amz-meta-", 11) != 0)
+        return MHD_YES;
+    /* A field sent twice is one field whose values are joined by commas (RFC 9110 §5.3), which
+     * is also how SigV4 signs it and how S3 stores it. */
+    for (size_t i = 0; i < h->n; i++) {
+        if (strlen(h->kv[i].name) != klen || strncasecmp(h->kv[i].name, key, klen) != 0)
+            continue;
+        size_t have = strlen(h->kv[i].value);
+        char *joined = realloc(h->kv[i].value, have + 1 + vlen + 1);
+        if (!joined) {
             h->failed = 1;
+            return MHD_YES;
+        }
+        joined[have] = ',';
+        memcpy(joined + have + 1, value ? value : "", vlen);
+        joined[have + 1 + vlen] = '\0';
+        h->kv[i].value = joined;
+        h->meta_bytes += 1 + vlen;
+        return MHD_YES;
     }
+    h->meta_bytes += klen - 11 + vlen;
+    if (cf_header_add(h, key, klen, value))
+        h->failed = 1;
     return MHD_YES;
 }
 
@@ -79,7 +96,8 @@ int cf_object_headers(cf_request *r, cf_header_list *h)
             snprintf(copy, sizeof copy, "%s", v);
             for (char *save, *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
                 if (strcasecmp(tok, "aws-chunked") != 0)
-                    snprintf(coding + strlen(coding), sizeof coding - strlen(coding), "%s%s", coding[0] ? "," : "", tok);
+                    snprintf(coding + strlen(coding), sizeof coding - strlen(coding), "%s%s",
+                             coding[0] ? "," : "", tok);
             v = coding[0] ? coding : NULL;
         }
         if (v && cf_header_add(h, stored_headers[i], strlen(stored_headers[i]), v))
@@ -89,6 +107,38 @@ int cf_object_headers(cf_request *r, cf_header_list *h)
     return h->failed ? CF_ENOMEM : 0;
 }
 
+cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t msglen)
+{
+    /* Objects are stored as sent. SSE-S3 (AES256) is encryption at rest that the client never
+     * sees, and is left to the disk; but a client that sends its own key (SSE-C) or names a KMS
+     * key expects the object to be unreadable without it, and one that sets a retention or a
+     * legal hold expects it to be undeletable: accepting either would betray that. */
+    const char *sse = cf_request_header(r, "x-amz-server-side-encryption");
+    static const char *const encryption[] = {"x-amz-server-side-encryption-customer-algorithm",
+                                             "x-amz-server-side-encryption-customer-key",
+                                             "x-amz-server-side-encryption-aws-kms-key-id",
+                                             "x-amz-copy-source-server-side-encryption-customer-algorithm"};
+    static const char *const object_lock[] = {"x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date",
+                                              "x-amz-object-lock-legal-hold"};
+    const char *named = sse && strcmp(sse, "AES256") != 0 ? "x-amz-server-side-encryption" : NULL;
+    for (size_t i = 0; !named && i < sizeof encryption / sizeof *encryption; i++)
+        if (cf_request_header(r, encryption[i]))
+            named = encryption[i];
+    if (named) {
+        snprintf(msg, msglen,
+                 "%s: only server-side encryption AES256 is accepted; SSE-C and SSE-KMS are not implemented",
+                 named);
+        return CF_S3_NotImplemented;
+    }
+    for (size_t i = 0; i < sizeof object_lock / sizeof *object_lock; i++)
+        if (cf_request_header(r, object_lock[i])) {
+            /* AWS's answer for a bucket without Object Lock, which every bucket here is. */
+            snprintf(msg, msglen, "Bucket is missing Object Lock Configuration");
+            return CF_S3_InvalidRequest;
+        }
+    return CF_S3_OK;
+}
+
 int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
 {
     if (cf_s3_key_check(r->key, r->keylen) != 0) {
@@ -96,6 +146,8 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
         snprintf(msg, msglen, "object keys must be 1 to 1024 bytes of UTF-8");
         return -1;
     }
+    if ((*e = cf_write_protection_refused(r, msg, msglen)) != CF_S3_OK)
+        return -1;
     if (cf_request_header(r, "x-amz-copy-source")) {
         r->op = CF_S3_OP_COPY_OBJECT;
         r->body = BODY_NONE;
@@ -194,8 +246,20 @@ int cf_put_object_end(cf_request *r)
     return cf_respond_written(r, &info);
 }
 
-static void add_object_headers(struct MHD_Response *resp, const cf_object_info *info,
-                               cf_request *r, int whole)
+/* MHD refuses a header with an empty value, and S3 stores and returns empty ones (an empty
+ * x-amz-meta-*): a lone space is the same empty field to every HTTP parser, which drop the
+ * whitespace around a field value (RFC 9110 §5.5). */
+static void add_header_value(struct MHD_Response *resp, const char *name, const char *value)
+{
+    MHD_add_response_header(resp, name, *value ? value : " ");
+}
+
+static const char *const response_overrides[] = {"content-type",  "content-language",    "expires",
+                                                 "cache-control", "content-disposition", "content-encoding"};
+#define N_RESPONSE_OVERRIDES (sizeof response_overrides / sizeof *response_overrides)
+
+static void add_object_headers(struct MHD_Response *resp, const cf_object_info *info, cf_request *r,
+                               int whole)
 {
     char etag[80], date[30];
     snprintf(etag, sizeof etag, "\"%s\"", info->etag);
@@ -227,13 +291,11 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
             if (o)
                 continue;
         }
-        MHD_add_response_header(resp, name, value);
+        add_header_value(resp, name, value);
     }
-    static const char *const overrides[] = {"content-type", "content-language", "expires",
-                                            "cache-control", "content-disposition", "content-encoding"};
-    for (size_t i = 0; i < sizeof overrides / sizeof *overrides; i++) {
+    for (size_t i = 0; i < N_RESPONSE_OVERRIDES; i++) {
         char param[64];
-        snprintf(param, sizeof param, "response-%s", overrides[i]);
+        snprintf(param, sizeof param, "response-%s", response_overrides[i]);
         const char *o = cf_request_param(r, param);
         if (!o)
             continue;
@@ -241,8 +303,8 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
          * header. */
         cf_buf v;
         cf_buf_init(&v, 8192);
-        if (cf_s3_url_decode(&v, o, strlen(o)) == 0 && v.data && !strpbrk(v.data, "\r\n"))
-            MHD_add_response_header(resp, overrides[i], v.data);
+        if (cf_s3_url_decode(&v, o, strlen(o)) == 0 && !(v.data && strpbrk(v.data, "\r\n")))
+            add_header_value(resp, response_overrides[i], v.data ? v.data : "");
         cf_buf_cleanup(&v);
     }
 }
@@ -352,10 +414,49 @@ static int respond_not_modified(cf_request *r, const cf_object_info *info)
     return cf_respond(r, 304, resp);
 }
 
+int cf_refuse_other_version(cf_request *r)
+{
+    /* Every object is its own "null" version (unversioned bucket): another id names nothing
+     * here, and must not fall through to the current object (a DELETE would remove it). */
+    const char *v = cf_request_param(r, "versionId");
+    if (!v || strcmp(v, "null") == 0)
+        return -1;
+    if (!*v)
+        return cf_respond_invalid_argument(r, "Version id cannot be the empty string", "versionId", v);
+    return cf_respond_error(r, CF_S3_NoSuchVersion, NULL);
+}
+
+/* AWS answers a missing key with 403 instead of 404 to a caller who may not list the bucket,
+ * so that keys cannot be probed for. Root and access keys that may read may also list; an
+ * anonymous caller may list only if the bucket policy says so. */
+static cf_s3_error missing_key_error(cf_request *r)
+{
+    if (r->principal != CF_PRINCIPAL_ANONYMOUS)
+        return CF_S3_NoSuchKey;
+    cf_s3_op op = r->op;
+    r->op = CF_S3_OP_LIST_OBJECTS;
+    cf_s3_error e = cf_access_check(r);
+    r->op = op;
+    return e ? CF_S3_AccessDenied : CF_S3_NoSuchKey;
+}
+
 int cf_handle_get_object(cf_request *r, int head)
 {
     cf_object_info info;
     cf_err err;
+    /* AWS: the response-* overrides need a signed request (header or presigned URL), so that a
+     * public object cannot be served under another type or disposition by any link. */
+    for (size_t i = 0; r->principal == CF_PRINCIPAL_ANONYMOUS && i < N_RESPONSE_OVERRIDES; i++) {
+        char param[64];
+        snprintf(param, sizeof param, "response-%s", response_overrides[i]);
+        if (cf_request_param(r, param))
+            return cf_respond_error(
+                r, CF_S3_InvalidRequest,
+                "Request specific response headers cannot be used for anonymous GET requests.");
+    }
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
     unsigned part;
     const char *pmsg = NULL;
     cf_s3_error pe = parse_part_number(r, &part, &pmsg);
@@ -372,7 +473,7 @@ int cf_handle_get_object(cf_request *r, int head)
         int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, &fd, &missing_bucket,
                                      &err);
         if (rc == CF_ENOTFOUND)
-            return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
+            return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : missing_key_error(r), NULL);
         if (rc) {
             cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
             return cf_respond_error(r, CF_S3_InternalError, NULL);
@@ -385,7 +486,11 @@ int cf_handle_get_object(cf_request *r, int head)
         if (ce || not_modified) {
             if (fd >= 0)
                 close(fd);
-            int ok = ce ? cf_respond_error(r, ce, NULL) : respond_not_modified(r, &info);
+            /* If-Match decides when it is there (cf_check_conditions): it is the one that failed. */
+            cf_s3_error_field cond = {"Condition",
+                                      cf_request_header(r, "If-Match") ? "If-Match" : "If-Unmodified-Since"};
+            int ok = ce ? cf_respond_error_fields(r, ce, NULL, &cond, 1, NULL, NULL)
+                        : respond_not_modified(r, &info);
             cf_object_info_cleanup(&info);
             return ok;
         }
@@ -405,8 +510,13 @@ int cf_handle_get_object(cf_request *r, int head)
             if (prc == CF_ERANGE) {
                 if (fd >= 0)
                     close(fd);
+                char size[24], unsatisfied[40];
+                snprintf(size, sizeof size, "%llu", (unsigned long long)info.size);
+                snprintf(unsatisfied, sizeof unsatisfied, "bytes */%s", size);
                 cf_object_info_cleanup(&info);
-                return cf_respond_error(r, CF_S3_InvalidRange, NULL);
+                const cf_s3_error_field f[] = {{"RangeRequested", range}, {"ActualObjectSize", size}};
+                return cf_respond_error_fields(r, CF_S3_InvalidRange, NULL, f, 2, "Content-Range",
+                                               unsatisfied);
             }
             if (prc == 0)
                 status = 206;
@@ -475,6 +585,9 @@ int cf_handle_get_object(cf_request *r, int head)
 int cf_handle_delete_object(cf_request *r)
 {
     cf_err err;
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
     int rc = cf_store_object_delete(r->srv->store, r->bucket, r->key, r->keylen, &err);
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
@@ -514,9 +627,9 @@ static int etag_listed(const char *list, const char *etag)
     return 0;
 }
 
-cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match,
-                                const char *if_none_match, const char *if_modified_since,
-                                const char *if_unmodified_since, int *not_modified)
+cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match, const char *if_none_match,
+                                const char *if_modified_since, const char *if_unmodified_since,
+                                int *not_modified)
 {
     time_t mtime = (time_t)(info->mtime_ns / 1000000000), t;
     *not_modified = 0;
@@ -529,7 +642,8 @@ cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match
         *not_modified = 1;
         return CF_S3_OK;
     }
-    if (!if_none_match && if_modified_since && cf_s3_parse_http_date(if_modified_since, &t) == 0 && mtime <= t)
+    if (!if_none_match && if_modified_since && cf_s3_parse_http_date(if_modified_since, &t) == 0 &&
+        mtime <= t)
         *not_modified = 1;
     return CF_S3_OK;
 }
@@ -559,11 +673,11 @@ static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_s
         return CF_S3_InternalError;
     }
     int not_modified;
-    cf_s3_error e = cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
-                                        cf_request_header(r, "x-amz-copy-source-if-none-match"),
-                                        cf_request_header(r, "x-amz-copy-source-if-modified-since"),
-                                        cf_request_header(r, "x-amz-copy-source-if-unmodified-since"),
-                                        &not_modified);
+    cf_s3_error e =
+        cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
+                            cf_request_header(r, "x-amz-copy-source-if-none-match"),
+                            cf_request_header(r, "x-amz-copy-source-if-modified-since"),
+                            cf_request_header(r, "x-amz-copy-source-if-unmodified-since"), &not_modified);
     if (e || not_modified)
         return CF_S3_PreconditionFailed;
     src->start = 0;
@@ -574,9 +688,10 @@ static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_s
         int used = 0;
         if (sscanf(range, "bytes=%llu-%llu%n", &first, &last, &used) != 2 || range[used] || first > last ||
             last >= src->info.size) {
-            snprintf(src->msg, sizeof src->msg,
-                     "x-amz-copy-source-range must be bytes=first-last within the source object of %llu bytes",
-                     (unsigned long long)src->info.size);
+            snprintf(
+                src->msg, sizeof src->msg,
+                "x-amz-copy-source-range must be bytes=first-last within the source object of %llu bytes",
+                (unsigned long long)src->info.size);
             return CF_S3_InvalidArgument;
         }
         src->start = first;
@@ -659,9 +774,11 @@ int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writ
         }
         rc = cf_store_writer_write(*w, buf, (size_t)n, &err);
     }
-    if (!rc) rc = cf_store_writer_finish(*w, NULL, NULL, &err);
+    if (!rc)
+        rc = cf_store_writer_finish(*w, NULL, NULL, &err);
     if (rc) {
-        cf_log(CF_LOG_ERROR, "copy failed", "id", r->request_id, "error", rc == CF_ENOMEM ? "out of memory" : err.msg, NULL);
+        cf_log(CF_LOG_ERROR, "copy failed", "id", r->request_id, "error",
+               rc == CF_ENOMEM ? "out of memory" : err.msg, NULL);
         cf_store_writer_abort(*w);
         *w = NULL;
     }
@@ -701,13 +818,14 @@ int cf_handle_copy_object(cf_request *r)
         return cf_respond_error(r, CF_S3_InvalidArgument, "x-amz-metadata-directive must be COPY or REPLACE");
     }
     const char *tdir0 = cf_request_header(r, "x-amz-tagging-directive");
-    if (!replace && !(tdir0 && strcasecmp(tdir0, "REPLACE") == 0) && strcmp(src.bucket, r->bucket) == 0 && src.keylen == r->keylen &&
-        memcmp(src.key, r->key, r->keylen) == 0) {
+    if (!replace && !(tdir0 && strcasecmp(tdir0, "REPLACE") == 0) && strcmp(src.bucket, r->bucket) == 0 &&
+        src.keylen == r->keylen && memcmp(src.key, r->key, r->keylen) == 0) {
         cf_copy_source_cleanup(&src);
-        return cf_respond_error(r, CF_S3_InvalidRequest,
-                                "This copy request is illegal because it is trying to copy an object to itself "
-                                "without changing the object's metadata, storage class, website redirect "
-                                "location or encryption attributes.");
+        return cf_respond_error(
+            r, CF_S3_InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself "
+            "without changing the object's metadata, storage class, website redirect "
+            "location or encryption attributes.");
     }
     cf_err err;
     if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {

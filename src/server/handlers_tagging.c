@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "s3/xml.h"
@@ -61,6 +62,8 @@ static cf_s3_error tag_add(tag_set *t, const char *key, size_t klen, const char 
     cf_s3_error e = CF_S3_OK;
     if (!*k || utf8_chars(k) > MAX_TAG_KEY || cf_s3_key_check(k, klen) != 0)
         snprintf(msg, msglen, "a tag key must be 1 to %d characters of UTF-8", MAX_TAG_KEY), e = CF_S3_InvalidTag;
+    else if (strncasecmp(k, "aws:", 4) == 0)
+        snprintf(msg, msglen, "Your TagKey cannot be prefixed with aws:"), e = CF_S3_InvalidTag;
     else if (utf8_chars(v) > MAX_TAG_VALUE || (vlen && cf_s3_key_check(v, vlen) != 0))
         snprintf(msg, msglen, "a tag value must be at most %d characters of UTF-8", MAX_TAG_VALUE), e = CF_S3_InvalidTag;
     for (size_t i = 0; !e && i < t->n; i++)
@@ -169,6 +172,9 @@ static int store_failure(cf_request *r, const cf_err *err)
 
 int cf_handle_get_object_tagging(cf_request *r)
 {
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
     cf_object_info info;
     cf_err err;
     int missing_bucket = 0;
@@ -202,6 +208,9 @@ int cf_handle_get_object_tagging(cf_request *r)
 
 int cf_handle_put_object_tagging(cf_request *r)
 {
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
     cf_xml_node *root = NULL;
     cf_err err;
     if (!r->small.len || cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
@@ -238,6 +247,9 @@ int cf_handle_put_object_tagging(cf_request *r)
 
 int cf_handle_delete_object_tagging(cf_request *r)
 {
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
     cf_err err;
     int rc = cf_store_object_set_header(r->srv->store, r->bucket, r->key, r->keylen, CF_TAGGING_HEADER, NULL, &err);
     return rc ? store_failure(r, &err) : cf_respond_empty(r, 204);

@@ -134,6 +134,13 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
  * it: for a request whose end cannot be found, so that nothing after it is read as a request. */
 int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
                              const char *value);
+/* InvalidArgument naming the parameter at fault (ArgumentName, ArgumentValue), as AWS. */
+int cf_respond_invalid_argument(cf_request *r, const char *message, const char *name, const char *value);
+/* The error with the extra elements given instead of those cf_respond_error derives; header,
+ * when not NULL, is added to the response with value (416's Content-Range). */
+int cf_respond_error_fields(cf_request *r, cf_s3_error e, const char *message,
+                            const cf_s3_error_field *fields, size_t nfields, const char *header,
+                            const char *value);
 int cf_respond_xml(cf_request *r, int status, cf_buf *body);
 int cf_respond_empty(cf_request *r, int status);
 /* Queues resp with the common headers (request id, server); destroys resp. */
@@ -202,10 +209,18 @@ int cf_body_checksum_header(const cf_request *r, cf_header_list *h);
 void cf_body_cleanup(cf_request *r);
 /* 200 for a stored object or part: its ETag and verified checksum; cleans up info. */
 int cf_respond_written(cf_request *r, cf_object_info *info);
+/* For headers on a write that ask for a protection this server does not give, with a reason in
+ * msg: SSE-C and SSE-KMS (NotImplemented: the object would be stored in clear), Object Lock
+ * retention and legal hold (InvalidRequest, as AWS for a bucket without Object Lock). SSE-S3
+ * (AES256) is accepted and left to the disk. */
+cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t msglen);
 int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 int cf_put_object_end(cf_request *r);
 int cf_handle_get_object(cf_request *r, int head);
 int cf_handle_delete_object(cf_request *r);
+/* Objects are unversioned: a versionId other than "null" is answered here (NoSuchVersion, or
+ * InvalidArgument when empty), returning the respond result; -1 when the request may go on. */
+int cf_refuse_other_version(cf_request *r);
 
 /* The source of CopyObject and UploadPartCopy (x-amz-copy-source, its range and conditions). */
 typedef struct cf_copy_source {

@@ -1,4 +1,5 @@
 /* response.c - queuing responses with the headers every S3 response carries. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,8 +15,8 @@ const char *cf_request_header(const cf_request *r, const char *name)
 const char *cf_request_param(const cf_request *r, const char *name)
 {
     const char *v = NULL;
-    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
-                                      NULL) != MHD_YES)
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v, NULL) !=
+        MHD_YES)
         return NULL;
     return v ? v : "";
 }
@@ -34,27 +35,25 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
     return ok == MHD_YES;
 }
 
-static int respond_buffer(cf_request *r, int status, cf_buf *body, int close_connection)
+static struct MHD_Response *xml_response(cf_request *r, cf_buf *body)
 {
     size_t len;
     char *data = cf_buf_steal(body, &len);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, data ? data : "", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, data ? data : "", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!resp) {
         free(data);
-        return 0;
+        return NULL;
     }
     r->bytes_out = len;
     const char *type = len && data[0] == '<' ? "application/xml" : "text/plain";
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (close_connection)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    return cf_respond(r, status, resp);
+    return resp;
 }
 
 int cf_respond_xml(cf_request *r, int status, cf_buf *body)
 {
-    return respond_buffer(r, status, body, 0);
+    return cf_respond(r, status, xml_response(r, body));
 }
 
 int cf_respond_empty(cf_request *r, int status)
@@ -63,29 +62,94 @@ int cf_respond_empty(cf_request *r, int status)
     return cf_respond(r, status, resp);
 }
 
-static int respond_error(cf_request *r, cf_s3_error e, const char *message, const char *elem,
-                         const char *value, int close_connection)
+static int respond_error(cf_request *r, cf_s3_error e, const char *message, const cf_s3_error_field *fields,
+                         size_t nfields, const char *header, const char *value, int close_connection)
 {
     cf_buf b;
     cf_buf_init(&b, 64 * 1024);
-    cf_s3_error_xml_with(&b, e, message, elem, value, r->resource ? r->resource : "/", r->request_id);
+    cf_s3_error_xml_fields(&b, e, message, r->resource ? r->resource : "/", fields, nfields, r->request_id);
     if (cf_s3_error_status(e) >= 500)
-        cf_log(CF_LOG_ERROR, "request failed", "id", r->request_id, "code", cf_s3_error_code(e),
-               "message", message ? message : cf_s3_error_message(e), NULL);
+        cf_log(CF_LOG_ERROR, "request failed", "id", r->request_id, "code", cf_s3_error_code(e), "message",
+               message ? message : cf_s3_error_message(e), NULL);
     /* A client that sent Expect: 100-continue never sends the body after an early error;
      * one that did not may still be sending it, so the connection cannot be reused. */
-    return respond_buffer(r, cf_s3_error_status(e), &b, close_connection);
+    struct MHD_Response *resp = xml_response(r, &b);
+    if (resp && header)
+        MHD_add_response_header(resp, header, value);
+    if (resp && close_connection)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    return cf_respond(r, cf_s3_error_status(e), resp);
 }
 
-int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
+int cf_respond_error_fields(cf_request *r, cf_s3_error e, const char *message,
+                            const cf_s3_error_field *fields, size_t nfields, const char *header,
+                            const char *value)
 {
-    const char *unsigned_names =
-        e == CF_S3_AccessDenied && r->headers_not_signed[0] ? r->headers_not_signed : NULL;
-    return respond_error(r, e, message, unsigned_names ? "HeadersNotSigned" : NULL, unsigned_names, 0);
+    return respond_error(r, e, message, fields, nfields, header, value, 0);
 }
 
 int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
                              const char *value)
 {
-    return respond_error(r, e, message, elem, value, 1);
+    const cf_s3_error_field f = {elem, value};
+    return respond_error(r, e, message, &f, elem ? 1 : 0, NULL, NULL, 1);
+}
+
+int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
+{
+    /* The elements AWS adds to these errors, named after the request (SDKs expose them:
+     * boto3's Error dict, minio-go's BucketName and Key). A copy's missing source is another
+     * bucket and key than the request's, so copies get none. */
+    int copy = r->op == CF_S3_OP_COPY_OBJECT || r->op == CF_S3_OP_UPLOAD_PART_COPY;
+    const char *key = !copy && r->key && *r->key ? r->key : NULL;
+    const char *bucket = !copy && r->bucket && *r->bucket ? r->bucket : NULL;
+    cf_s3_error_field f[2] = {{NULL, NULL}, {NULL, NULL}};
+    char size[24], max[24];
+    switch (e) {
+    case CF_S3_NoSuchKey:
+        /* AWS names the key; MinIO, whose client restic uses, also the bucket. */
+        f[0] = (cf_s3_error_field){"BucketName", bucket};
+        f[1] = (cf_s3_error_field){"Key", key};
+        break;
+    case CF_S3_NoSuchVersion:
+        f[0] = (cf_s3_error_field){"Key", key};
+        f[1] = (cf_s3_error_field){"VersionId", cf_request_param(r, "versionId")};
+        break;
+    case CF_S3_NoSuchBucket:
+    case CF_S3_NoSuchBucketPolicy:
+    case CF_S3_BucketAlreadyOwnedByYou:
+    case CF_S3_BucketNotEmpty:
+    case CF_S3_InvalidBucketName: f[0] = (cf_s3_error_field){"BucketName", bucket}; break;
+    case CF_S3_NoSuchUpload: f[0] = (cf_s3_error_field){"UploadId", cf_request_param(r, "uploadId")}; break;
+    case CF_S3_MethodNotAllowed:
+        f[0] = (cf_s3_error_field){"Method", r->method};
+        f[1] = (cf_s3_error_field){"ResourceType", key ? "OBJECT" : bucket ? "BUCKET" : "SERVICE"};
+        break;
+    case CF_S3_PreconditionFailed:
+        /* A conditional write (GET names its own condition): If-None-Match: * decides first. */
+        if (r->op == CF_S3_OP_PUT_OBJECT || r->op == CF_S3_OP_COMPLETE_MULTIPART_UPLOAD)
+            f[0] = (cf_s3_error_field){"Condition", cf_request_header(r, "If-None-Match") ? "If-None-Match"
+                                                    : cf_request_header(r, "If-Match")    ? "If-Match"
+                                                                                          : NULL};
+        break;
+    case CF_S3_KeyTooLongError:
+        snprintf(size, sizeof size, "%zu", r->keylen);
+        snprintf(max, sizeof max, "%d", CF_S3_MAX_KEY_LEN);
+        f[0] = (cf_s3_error_field){"Size", size};
+        f[1] = (cf_s3_error_field){"MaxSizeAllowed", max};
+        break;
+    case CF_S3_AccessDenied:
+        /* AWS lists the x-amz-* headers a signed request carried without signing them. */
+        if (r->headers_not_signed[0])
+            f[0] = (cf_s3_error_field){"HeadersNotSigned", r->headers_not_signed};
+        break;
+    default: break;
+    }
+    return cf_respond_error_fields(r, e, message, f, f[0].name ? (f[1].name ? 2 : 1) : 0, NULL, NULL);
+}
+
+int cf_respond_invalid_argument(cf_request *r, const char *message, const char *name, const char *value)
+{
+    const cf_s3_error_field f[] = {{"ArgumentName", name}, {"ArgumentValue", value}};
+    return cf_respond_error_fields(r, CF_S3_InvalidArgument, message, f, 2, NULL, NULL);
 }

@@ -128,8 +128,15 @@ def test_public_bucket_prefix(server, s3, buckets):
 
     assert anon("shared/a.txt")[0] == 403
     out = admin(server, "bucket", "set-public", "team", "--prefix", "shared/").stdout
-    assert "readable by anyone" in out
+    # The message says what is granted, to whom, and what is not (each checked below).
+    assert "public read of arn:aws:s3:::team/shared/*" in out
+    assert 'GET and HEAD of the objects whose keys begin with "shared/"' in out
+    assert "not granted: listing the bucket, the other keys, any write" in out
+    assert "readable by anyone" not in out
     assert anon("shared/a.txt") == (200, b"a")
+    head = urllib.request.Request(f"{server.endpoint}/team/shared/a.txt", method="HEAD")
+    with urllib.request.urlopen(head, timeout=5) as r:
+        assert r.status == 200
     status, body = anon("private/b.txt")
     assert status == 403 and b"<Code>AccessDenied</Code>" in body
     assert anon("")[0] == 403                                   # no listing granted
@@ -140,11 +147,31 @@ def test_public_bucket_prefix(server, s3, buckets):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=5)
     assert e.value.code == 403
-    admin(server, "bucket", "set-private", "team")
+    out = admin(server, "bucket", "set-private", "team").stdout
+    assert "private" in out and "every request needs credentials" in out
     assert anon("shared/a.txt")[0] == 403
     with pytest.raises(ClientError) as e:
         s3.get_bucket_policy(Bucket="team")
     assert e.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
+
+
+def test_public_whole_bucket_message_and_wildcard_prefix(server, s3, buckets):
+    out = admin(server, "bucket", "set-public", "team").stdout
+    assert "public read of arn:aws:s3:::team/*" in out
+    assert "GET and HEAD of every object in the bucket" in out
+    assert "not granted: listing the bucket, any write" in out
+    try:
+        with urllib.request.urlopen(f"{server.endpoint}/team", timeout=5):
+            raise AssertionError("an anonymous listing was allowed")
+    except urllib.error.HTTPError as e:
+        assert e.code == 403
+    # A wildcard in the prefix would grant more than the keys it names: refused, policy kept.
+    for prefix in ("sh*", "a?b/"):
+        p = admin(server, "bucket", "set-public", "team", "--prefix", prefix, check=False)
+        assert p.returncode == 2 and "must not contain" in p.stderr, (p.returncode, p.stderr)
+    policy = json.loads(s3.get_bucket_policy(Bucket="team")["Policy"])
+    assert policy["Statement"][0]["Resource"] == "arn:aws:s3:::team/*"
+    admin(server, "bucket", "set-private", "team")
 
 
 def test_policy_api_refuses_what_it_cannot_enforce(s3, buckets):

@@ -396,6 +396,7 @@ static const struct {
     {"BucketNotEmpty", 409},
     {"EntityTooLarge", 400},
     {"EntityTooSmall", 400},
+    {"IllegalLocationConstraintException", 400},
     {"IncompleteBody", 400},
     {"InternalError", 500},
     {"InvalidAccessKeyId", 403},
@@ -423,6 +424,7 @@ static const struct {
     {"NoSuchCORSConfiguration", 404},
     {"NoSuchKey", 404},
     {"NoSuchUpload", 404},
+    {"NoSuchVersion", 404},
     {"NotImplemented", 501},
     {"PreconditionFailed", 412},
     {"RequestHeaderSectionTooLarge", 400},
@@ -585,6 +587,34 @@ static void test_error_xml_message_and_optional_fields(void **state)
     cf_buf_cleanup(&b);
 }
 
+/* The elements AWS adds to some errors come after Message and Resource, before RequestId, in
+ * the order given; a key that XML 1.0 cannot carry is percent-encoded like the resource. */
+static void test_error_xml_fields(void **state)
+{
+    const cf_s3_error_field fields[] = {{"Key", "a<b>\x01"
+                                                "c"},
+                                        {"Missing", NULL},
+                                        {"BucketName", "bkt"}};
+    cf_buf b;
+    cf_buf_init(&b, 64 * 1024);
+    assert_int_equal(cf_s3_error_xml_fields(&b, CF_S3_NoSuchKey, NULL, "/bkt/k", fields, 3, "RID"), 0);
+    cf_xml_node *root = NULL;
+    cf_err err;
+    if (cf_xml_parse(b.data, b.len, &root, &err) != 0)
+        fail_msg("error document does not parse: %s\n%s", err.msg, b.data);
+    static const char *const order[] = {"Code", "Message", "Resource", "Key", "BucketName", "RequestId"};
+    const cf_xml_node *c = root->child;
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++, c = c->next) {
+        assert_non_null(c);
+        assert_string_equal(c->name, order[i]);
+    }
+    assert_null(c);
+    assert_string_equal(cf_xml_child(root, "Key")->text, "a%3Cb%3E%01c");
+    assert_string_equal(cf_xml_child(root, "BucketName")->text, "bkt");
+    cf_xml_free(root);
+    cf_buf_cleanup(&b);
+}
+
 /* Appends after what the buffer holds, and fails cleanly when the buffer is full. */
 static void test_error_xml_buffer(void **state)
 {
@@ -626,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_error_xml_every_code_parses),
         cmocka_unit_test(test_error_xml_escapes_resource),
         cmocka_unit_test(test_error_xml_message_and_optional_fields),
+        cmocka_unit_test(test_error_xml_fields),
         cmocka_unit_test(test_error_xml_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
