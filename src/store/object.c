@@ -284,19 +284,60 @@ int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned 
     return 0;
 }
 
+/* An object record to put under a key, as a change of a group commit (commit.c). */
+typedef struct object_put {
+    cf_store_change change;      /* first: commit.c hands back a pointer to it */
+    const char *bucket;
+    const char *comp;
+    size_t complen;
+    const cf_buf *rec;
+    uint64_t size;
+    cf_store_condition *cond;
+    cf_object_info old;          /* the version replaced, once applied */
+    int had_old;
+} object_put;
+
+static int apply_object_put(cf_store *s, MDB_txn *txn, cf_store_change *change, int *dirty,
+                            cf_err *err)
+{
+    object_put *p = (object_put *)change;
+    if (p->had_old)
+        cf_object_info_cleanup(&p->old);
+    p->had_old = 0;
+    /* Checks first: a refused change leaves the batch's transaction untouched. */
+    MDB_val bk = {strlen(p->bucket), (void *)p->bucket}, bv;
+    int mrc = mdb_get(txn, s->buckets, &bk, &bv);
+    if (mrc == MDB_NOTFOUND)
+        return cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", p->bucket);
+    if (mrc)
+        return cf_store_lmdb_err(err, mrc, "write");
+    int rc = cf_store_check_condition(s, txn, p->comp, p->complen, p->cond, err);
+    if (rc)
+        return rc;
+    *dirty = 1;
+    if ((rc = cf_index_put(s, txn, p->comp, p->complen, p->rec->data, p->rec->len, &p->old, &p->had_old)))
+        return cf_err_set(err, rc, "cannot index object '%s': %s", p->comp + strlen(p->bucket) + 1,
+                          cf_strerror(rc));
+    int missing = 0;
+    mrc = p->had_old ? cf_store_mark_garbage(s, txn, &p->old) : 0;
+    if (!mrc)
+        mrc = cf_store_bucket_account(s, txn, p->bucket, p->had_old ? 0 : 1,
+                                      (int64_t)p->size - (p->had_old ? (int64_t)p->old.size : 0), &missing);
+    return mrc ? cf_store_lmdb_err(err, mrc, "write") : 0;
+}
+
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
                            const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
                            cf_err *err)
 {
     cf_store *s = w->s;
     char final_path[PATH_MAX];
+    object_put put = {.change.apply = apply_object_put, .bucket = bucket, .cond = w->cond};
     char *comp = NULL;
-    size_t complen = 0;
-    MDB_txn *txn = NULL;
-    cf_object_info rec = {0}, old = {0};
+    cf_object_info rec = {0};
     cf_buf enc;
     cf_buf_init(&enc, (size_t)1 << 24);
-    int had_old = 0, missing = 0, renamed = 0;
+    int renamed = 0;
     cf_store_segment seg;
     int rc = cf_store_writer_publish(w, &seg, NULL, final_path, err);
     if (rc)
@@ -314,54 +355,28 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
         rc = cf_err_set(err, rc, "object metadata of '%.*s' is too large", (int)keylen, key);
         goto out;
     }
-    if (!(comp = cf_index_composite(bucket, key, keylen, &complen))) {
+    if (!(comp = cf_index_composite(bucket, key, keylen, &put.complen))) {
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
         goto out;
     }
-
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc) mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "write");
+    put.comp = comp;
+    put.rec = &enc;
+    put.size = rec.size;
+    if ((rc = cf_store_commit_change(s, &put.change, err)))
         goto out;
-    }
-    if (missing) {
-        rc = cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
-        goto out;
-    }
-    if ((rc = cf_store_check_condition(s, txn, comp, complen, w->cond, err)))
-        goto out;
-    if ((rc = cf_index_put(s, txn, comp, complen, enc.data, enc.len, &old, &had_old))) {
-        rc = cf_err_set(err, rc, "cannot index object '%.*s': %s", (int)keylen, key, cf_strerror(rc));
-        goto out;
-    }
-    mrc = had_old ? cf_store_mark_garbage(s, txn, &old) : 0;
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, bucket, had_old ? 0 : 1,
-                             (int64_t)rec.size - (had_old ? (int64_t)old.size : 0), &missing);
-    if (!mrc) {
-        mrc = mdb_txn_commit(txn);
-        txn = NULL;
-    }
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "commit");
-        goto out;
-    }
     renamed = 0; /* the index owns the file now */
-    if (had_old)
-        cf_store_reclaim(s, &old);
+    if (put.had_old)
+        cf_store_reclaim(s, &put.old);
     if (info) {
         rc = cf_object_info_copy(info, &rec);
         if (rc)
             rc = cf_err_set(err, rc, "out of memory");
     }
 out:
-    if (txn)
-        mdb_txn_abort(txn);
     if (renamed)
         unlink(final_path);
-    if (had_old)
-        cf_object_info_cleanup(&old);
+    if (put.had_old)
+        cf_object_info_cleanup(&put.old);
     free(comp);
     cf_buf_cleanup(&enc);
     cf_store_writer_abort(w);

@@ -248,6 +248,7 @@ int cf_store_open(const char *dir, cf_store **out, cf_err *err)
         return cf_err_set(err, CF_ENOMEM, "out of memory opening store '%s'", dir);
     }
     pthread_mutex_init(&s->pending_mu, NULL);
+    cf_store_commits_init(s);
     snprintf(s->objects_dir, sizeof s->objects_dir, "%s/objects", dir);
     snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", dir);
 
@@ -268,6 +269,7 @@ int cf_store_open(const char *dir, cf_store **out, cf_err *err)
         if (s->env)
             mdb_env_close(s->env);
         pthread_mutex_destroy(&s->pending_mu);
+        cf_store_commits_destroy(s);
         free(s->dir);
         free(s);
         return rc;
@@ -286,6 +288,7 @@ void cf_store_close(cf_store *s)
     mdb_env_close(s->env);
     cf_fs_write_atomic(marker, "", 0, 0600, NULL);
     pthread_mutex_destroy(&s->pending_mu);
+    cf_store_commits_destroy(s);
     free(s->pending);
     free(s->dir);
     free(s);

@@ -4,7 +4,8 @@
  * protocol.
  *
  * Threads: one cf_store is shared by all threads; every function is thread-safe. Writers are
- * serialised only for the short LMDB commit, never while a body streams in.
+ * serialised only for the short LMDB commit, never while a body streams in, and object writes
+ * that commit at the same time share one commit (group commit, commit.c).
  */
 #ifndef CF_STORE_STORE_H
 #define CF_STORE_STORE_H
@@ -263,5 +264,11 @@ int cf_store_stats_get(cf_store *s, cf_store_stats *out, cf_err *err);
 
 /* Tests only: make the n-th following data-file write fail with EIO (0 disables). */
 void cf_store_fail_nth_write(cf_store *s, int n);
+/* Tests only: make the n-th following group commit fail as a failed flush would (0 disables). */
+void cf_store_fail_nth_commit(cf_store *s, int n);
+/* Tests only: while hold is set, object commits queue up but none starts; releasing runs the
+ * queued ones as one batch. cf_store_commits_queued counts those waiting. */
+void cf_store_hold_commits(cf_store *s, int hold);
+size_t cf_store_commits_queued(cf_store *s);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_store.c - the object store engine: durability protocol, recovery, listing. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -670,6 +671,156 @@ static void test_conditional_commit(void **state)
     assert_int_equal(data_files(f), 1);
 }
 
+/* ---- group commit ---- */
+
+typedef struct committer {
+    cf_store *s;
+    char key[32];
+    char body[64];
+    int puts;        /* how many versions to write, one after another */
+    int rc;          /* of the last commit */
+    int acked;       /* commits answered 0 */
+} committer;
+
+static void *commit_versions(void *arg)
+{
+    committer *c = arg;
+    for (int v = 0; v < c->puts; v++) {
+        cf_store_writer *w;
+        cf_err err;
+        snprintf(c->body, sizeof c->body, "%s version %d", c->key, v);
+        c->rc = cf_store_writer_begin(c->s, &w, &err);
+        if (!c->rc && (c->rc = cf_store_writer_write(w, c->body, strlen(c->body), &err)))
+            cf_store_writer_abort(w);
+        if (!c->rc)
+            c->rc = cf_store_writer_commit(w, "b", c->key, strlen(c->key), NULL, 0, NULL, &err);
+        if (c->rc)
+            return NULL;
+        c->acked++;
+    }
+    return NULL;
+}
+
+static void *commit_create_only(void *arg)
+{
+    committer *c = arg;
+    cf_store_condition create = {.must_not_exist = 1};
+    c->rc = put_if(c->s, c->key, "second", &create);
+    return NULL;
+}
+
+#define COMMITTERS 16
+
+static void test_group_commit_keeps_every_acknowledged_write(void **state)
+{
+    fixture *f = *state;
+    committer c[COMMITTERS];
+    pthread_t t[COMMITTERS];
+    for (int i = 0; i < COMMITTERS; i++) {
+        c[i] = (committer){.s = f->s, .puts = 25};
+        snprintf(c[i].key, sizeof c[i].key, "g/%02d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, commit_versions, &c[i]), 0);
+    }
+    for (int i = 0; i < COMMITTERS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, 0);
+        assert_int_equal(c[i].acked, 25);
+    }
+    /* Every last version, and nothing else, is there after the store is opened again. */
+    cf_store_close(f->s);
+    cf_err err;
+    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    for (int i = 0; i < COMMITTERS; i++) {
+        char *got = read_all(f->s, c[i].key, strlen(c[i].key));
+        assert_non_null(got);
+        assert_string_equal(got, c[i].body);
+        free(got);
+    }
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, COMMITTERS);
+    assert_int_equal(data_files(f), COMMITTERS);
+}
+
+static void test_failed_group_commit_fails_its_whole_batch(void **state)
+{
+    fixture *f = *state;
+    committer c[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        c[i] = (committer){.s = f->s, .puts = 1};
+        snprintf(c[i].key, sizeof c[i].key, "f/%d", i);
+        put_str(f->s, c[i].key, "previous");
+    }
+    /* All eight queue behind the hold, so they form one batch, whose commit then fails. */
+    cf_store_hold_commits(f->s, 1);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, commit_versions, &c[i]), 0);
+    for (int spins = 0; cf_store_commits_queued(f->s) < 8; spins++) {
+        assert_true(spins < 10000);
+        usleep(1000);
+    }
+    cf_store_fail_nth_commit(f->s, 1);
+    cf_store_hold_commits(f->s, 0);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, CF_EIO);
+        assert_int_equal(c[i].acked, 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        char *got = read_all(f->s, c[i].key, strlen(c[i].key));
+        assert_string_equal(got, "previous");
+        free(got);
+    }
+    assert_int_equal(data_files(f), 8);
+    /* The next commit goes through. */
+    put_str(f->s, c[0].key, "after");
+    char *got = read_all(f->s, c[0].key, strlen(c[0].key));
+    assert_string_equal(got, "after");
+    free(got);
+}
+
+static void test_refused_change_leaves_the_rest_of_its_batch(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "taken", "first");
+    committer c[6];
+    pthread_t t[6];
+    cf_store_hold_commits(f->s, 1);
+    for (int i = 0; i < 6; i++) {
+        c[i] = (committer){.s = f->s, .puts = 1};
+        snprintf(c[i].key, sizeof c[i].key, "r/%d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, commit_versions, &c[i]), 0);
+    }
+    for (int spins = 0; cf_store_commits_queued(f->s) < 6; spins++) {
+        assert_true(spins < 10000);
+        usleep(1000);
+    }
+    /* A create-only write of an existing key joins the same batch and alone is refused. */
+    pthread_t refused;
+    committer bad = {.s = f->s};
+    strcpy(bad.key, "taken");
+    assert_int_equal(pthread_create(&refused, NULL, commit_create_only, &bad), 0);
+    for (int spins = 0; cf_store_commits_queued(f->s) < 7; spins++) {
+        assert_true(spins < 10000);
+        usleep(1000);
+    }
+    cf_store_hold_commits(f->s, 0);
+    pthread_join(refused, NULL);
+    assert_int_equal(bad.rc, CF_EPRECOND);
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, 0);
+        char *got = read_all(f->s, c[i].key, strlen(c[i].key));
+        assert_string_equal(got, c[i].body);
+        free(got);
+    }
+    char *got = read_all(f->s, "taken", 5);
+    assert_string_equal(got, "first");
+    free(got);
+    assert_int_equal(data_files(f), 7);
+}
+
 /* ---- access keys and settings ---- */
 
 static void test_keys_and_settings(void **state)
@@ -730,6 +881,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recovery_keeps_parts_of_uploads_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_group_commit_fails_its_whole_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_change_leaves_the_rest_of_its_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
