@@ -36,9 +36,10 @@
 
 struct cf_store_writer {
     cf_store *s;
-    int fd;
+    int fd;                      /* -1 while the body is held in memory */
+    unsigned char *held;         /* the body while it fits in an index record (inline_max) */
     unsigned char id[CF_STORE_ID_LEN];
-    char tmp_path[PATH_MAX];
+    char tmp_path[PATH_MAX];     /* "" until the data file exists */
     cf_md5_ctx md5;
     cf_bgwrite *bg;              /* set once the body passes, or is declared to pass, PIPELINE_AFTER */
     uint64_t size;
@@ -82,20 +83,29 @@ int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
         return cf_err_set(err, CF_ENOMEM, "out of memory starting a write");
     cf_md5_init(&w->md5);
     w->s = s;
+    w->fd = -1;
+    *out = w;
+    return 0;
+}
+
+/* Gives the body its data file in tmp/, with what was held in memory so far. */
+static int open_data_file(cf_store_writer *w, cf_err *err)
+{
     char hex[CF_STORE_ID_LEN * 2 + 1];
-    if (cf_random_bytes(w->id, sizeof w->id) != 0) {
-        free(w);
+    if (cf_random_bytes(w->id, sizeof w->id) != 0)
         return cf_err_set(err, CF_EIO, "no randomness for a data file id");
-    }
     cf_hex_encode(w->id, sizeof w->id, hex);
-    snprintf(w->tmp_path, sizeof w->tmp_path, "%s/%s", s->tmp_dir, hex);
+    snprintf(w->tmp_path, sizeof w->tmp_path, "%s/%s", w->s->tmp_dir, hex);
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         int e = errno;
-        free(w);
-        return cf_err_sys(err, cf_err_from_errno(e), e, "cannot create data file in '%s'", s->tmp_dir);
+        w->tmp_path[0] = '\0';
+        return cf_err_sys(err, cf_err_from_errno(e), e, "cannot create data file in '%s'", w->s->tmp_dir);
     }
-    *out = w;
+    if (w->size && cf_fs_write_all(w->fd, w->held, (size_t)w->size) != 0)
+        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
+    free(w->held);
+    w->held = NULL;
     return 0;
 }
 
@@ -118,7 +128,21 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
 {
     int nth = atomic_load(&w->s->fail_nth_write);
     if (nth > 0 && atomic_fetch_sub(&w->s->fail_nth_write, 1) == 1)
-        return cf_err_set(err, CF_EIO, "cannot write data file '%s': injected fault", w->tmp_path);
+        return cf_err_set(err, CF_EIO, "cannot write the body: injected fault");
+    if (w->fd < 0) {
+        size_t max = w->s->inline_max;
+        if (w->size + n <= max && w->expected <= max) {
+            if (!w->held && !(w->held = malloc(max ? max : 1)))
+                return cf_err_set(err, CF_ENOMEM, "out of memory holding a body");
+            memcpy(w->held + w->size, p, n);
+            cf_md5_update(&w->md5, p, n);
+            w->size += n;
+            return 0;
+        }
+        int rc = open_data_file(w, err);
+        if (rc)
+            return rc;
+    }
     if (!w->bg && (w->size + n > PIPELINE_AFTER || w->expected > PIPELINE_AFTER)) {
         int e = cf_bgwrite_new(w->fd, w->size, PIPELINE_SLOT, PIPELINE_SLOTS, WRITEBACK_STEP, &w->bg);
         if (e)
@@ -146,7 +170,8 @@ int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *
         int e = w->bg ? cf_bgwrite_finish(w->bg) : 0;
         if (e)
             return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
-        if (fdatasync(w->fd) != 0)
+        /* A body held in memory becomes durable with the commit of its record. */
+        if (w->fd >= 0 && fdatasync(w->fd) != 0)
             return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);
         cf_md5_final(&w->md5, w->digest);
         w->finished = 1;
@@ -165,8 +190,10 @@ void cf_store_writer_abort(cf_store_writer *w)
     cf_bgwrite_free(w->bg); /* before close: its thread may still be writing to fd */
     if (w->fd >= 0)
         close(w->fd);
-    unlink(w->tmp_path);
+    if (w->tmp_path[0])
+        unlink(w->tmp_path);
     cf_md5_done(&w->md5);
+    free(w->held);
     free(w);
 }
 
@@ -268,6 +295,12 @@ int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned 
     int rc = cf_store_writer_finish(w, md5, &seg->len, err);
     if (rc)
         return rc;
+    if (w->fd < 0) {
+        if ((rc = open_data_file(w, err)))
+            return rc;
+        if (fdatasync(w->fd) != 0)
+            return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);
+    }
     close(w->fd);
     w->fd = -1;
     if ((rc = ensure_data_dir(w->s, w->id, final_path, err)))
@@ -339,18 +372,24 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
     cf_buf_init(&enc, (size_t)1 << 24);
     int renamed = 0;
     cf_store_segment seg;
-    int rc = cf_store_writer_publish(w, &seg, NULL, final_path, err);
+    int rc = cf_store_writer_finish(w, NULL, NULL, err);
     if (rc)
         goto out;
-    renamed = 1;
-
+    if (w->fd >= 0) {
+        if ((rc = cf_store_writer_publish(w, &seg, NULL, final_path, err)))
+            goto out;
+        renamed = 1;
+        rec.segs = &seg;
+        rec.nsegs = 1;
+    } else {
+        /* Small enough to live in its record: no data file, no flush of its own. */
+        rec.data = w->held;
+    }
     rec.size = w->size;
     rec.mtime_ns = cf_clock_now_ns();
     cf_hex_encode(w->digest, CF_MD5_LEN, rec.etag);
     rec.headers = (cf_store_kv *)headers;
     rec.nheaders = nheaders;
-    rec.segs = &seg;
-    rec.nsegs = 1;
     if ((rc = cf_record_encode(&rec, &enc))) {
         rc = cf_err_set(err, rc, "object metadata of '%.*s' is too large", (int)keylen, key);
         goto out;

@@ -1,5 +1,6 @@
 /*
- * reader.c - reading a byte range of an object across its segments (multipart objects).
+ * reader.c - reading a byte range of an object across its segments (multipart objects), or
+ * from its record when it is kept there.
  *
  * Segment files are opened one at a time as the range reaches them: an object of 10,000 parts
  * must not take 10,000 descriptors. The first segment of the range is opened at once, so an
@@ -23,6 +24,8 @@ struct cf_store_reader {
     uint64_t seg_off;    /* offset within it */
     uint64_t left;       /* bytes of the range still to read */
     int fd;              /* of segs[seg], or -1 */
+    unsigned char *data; /* the body of an object kept in its record (no segments) */
+    uint64_t data_off;
 };
 
 static int open_current(cf_store_reader *rd, cf_err *err)
@@ -47,6 +50,13 @@ int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start
     }
     if (info->nsegs)
         memcpy(rd->segs, info->segs, info->nsegs * sizeof *rd->segs);
+    if (info->data && len) {
+        if (!(rd->data = malloc((size_t)len))) {
+            cf_store_reader_free(rd);
+            return cf_err_set(err, CF_ENOMEM, "out of memory");
+        }
+        memcpy(rd->data, info->data + start, (size_t)len);
+    }
     rd->s = s;
     rd->nsegs = info->nsegs;
     rd->fd = -1;
@@ -69,6 +79,13 @@ int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start
 
 long cf_store_reader_read(cf_store_reader *rd, void *buf, size_t n, cf_err *err)
 {
+    if (rd->data) {
+        size_t want = rd->left < n ? (size_t)rd->left : n;
+        memcpy(buf, rd->data + rd->data_off, want);
+        rd->data_off += want;
+        rd->left -= want;
+        return (long)want;
+    }
     while (rd->left && rd->seg < rd->nsegs) {
         uint64_t in_seg = rd->segs[rd->seg].len - rd->seg_off;
         if (in_seg == 0) {
@@ -105,5 +122,6 @@ void cf_store_reader_free(cf_store_reader *rd)
     if (rd->fd >= 0)
         close(rd->fd);
     free(rd->segs);
+    free(rd->data);
     free(rd);
 }

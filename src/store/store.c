@@ -249,6 +249,7 @@ int cf_store_open(const char *dir, cf_store **out, cf_err *err)
     }
     pthread_mutex_init(&s->pending_mu, NULL);
     cf_store_commits_init(s);
+    s->inline_max = CF_STORE_INLINE_MAX;
     snprintf(s->objects_dir, sizeof s->objects_dir, "%s/objects", dir);
     snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", dir);
 
@@ -315,6 +316,11 @@ int cf_store_check_ready(cf_store *s, cf_err *err)
     close(fd);
     unlink(path);
     return wrc ? cf_err_sys(err, CF_EIO, werr, "cannot write in '%s'", s->tmp_dir) : 0;
+}
+
+void cf_store_set_inline_max(cf_store *s, size_t max)
+{
+    s->inline_max = max;
 }
 
 void cf_store_fail_nth_write(cf_store *s, int n)

@@ -22,6 +22,7 @@ struct cf_store {
     MDB_dbi meta;      /* name -> bytes: bucket policies and other small settings */
     MDB_dbi garbage;   /* segment id -> "" : data files to unlink after the commit that freed them */
     size_t head_max;   /* longest composite key stored directly; longer ones go to groups */
+    size_t inline_max; /* bodies up to this size are kept in their record */
 
     /* Ids already unlinked whose garbage rows the next write transaction deletes, so that
      * reclaiming costs no commit (and no fsync) of its own. */
