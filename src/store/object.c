@@ -38,6 +38,7 @@ struct cf_store_writer {
     cf_store *s;
     int fd;                      /* -1 while the body is held in memory */
     unsigned char *held;         /* the body while it fits in an index record (inline_max) */
+    size_t held_cap;
     unsigned char id[CF_STORE_ID_LEN];
     char tmp_path[PATH_MAX];     /* "" until the data file exists */
     cf_md5_ctx md5;
@@ -132,9 +133,17 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
     if (w->fd < 0) {
         size_t max = w->s->inline_max;
         if (w->size + n <= max && w->expected <= max) {
-            if (!w->held && !(w->held = malloc(max ? max : 1)))
-                return cf_err_set(err, CF_ENOMEM, "out of memory holding a body");
-            memcpy(w->held + w->size, p, n);
+            if (w->size + n > w->held_cap) {
+                /* The declared size when there is one, else room for any body that fits. */
+                size_t cap = w->expected >= w->size + n ? (size_t)w->expected : max;
+                unsigned char *h = realloc(w->held, cap ? cap : 1);
+                if (!h)
+                    return cf_err_set(err, CF_ENOMEM, "out of memory holding a body");
+                w->held = h;
+                w->held_cap = cap;
+            }
+            if (n)
+                memcpy(w->held + w->size, p, n);
             cf_md5_update(&w->md5, p, n);
             w->size += n;
             return 0;
