@@ -339,8 +339,7 @@ typedef struct object_put {
     int had_old;
 } object_put;
 
-static int apply_object_put(cf_store *s, MDB_txn *txn, cf_store_change *change, int *dirty,
-                            cf_err *err)
+static int apply_object_put(cf_store *s, MDB_txn *txn, cf_store_change *change, int *dirty, cf_err *err)
 {
     object_put *p = (object_put *)change;
     if (p->had_old)

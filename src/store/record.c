@@ -82,7 +82,8 @@ int cf_record_decode(const void *p, size_t n, cf_object_info *info)
     uint64_t mtime = 0;
     memset(info, 0, sizeof *info);
     int rc = take(&r, &version, 1);
-    if (!rc && version != CF_RECORD_VERSION && version != CF_RECORD_VERSION_INLINE) rc = CF_ECORRUPT;
+    if (!rc && version != CF_RECORD_VERSION && version != CF_RECORD_VERSION_INLINE)
+        rc = CF_ECORRUPT;
     if (!rc) rc = take(&r, &info->size, 8);
     if (!rc) rc = take(&r, &mtime, 8);
     if (!rc) rc = take(&r, &etaglen, 1);

@@ -694,9 +694,9 @@ typedef struct committer {
     cf_store *s;
     char key[32];
     char body[64];
-    int puts;        /* how many versions to write, one after another */
-    int rc;          /* of the last commit */
-    int acked;       /* commits answered 0 */
+    int puts;  /* how many versions to write, one after another */
+    int rc;    /* of the last commit */
+    int acked; /* commits answered 0 */
 } committer;
 
 static void *commit_versions(void *arg)
@@ -1032,11 +1032,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_and_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_write, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_small_write, setup_inline, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_small_write, setup_inline,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_failed_group_commit_fails_its_whole_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_change_leaves_the_rest_of_its_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_bodies_live_in_their_record, setup_inline, teardown),
-        cmocka_unit_test_setup_teardown(test_body_growing_past_the_limit_moves_to_a_file, setup_inline, teardown),
+        cmocka_unit_test_setup_teardown(test_body_growing_past_the_limit_moves_to_a_file, setup_inline,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_small_part_gets_a_data_file, setup_inline, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
