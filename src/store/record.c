@@ -73,7 +73,7 @@ static int take_str(reader *r, size_t n, char **out)
     return 0;
 }
 
-int cf_record_decode(const void *p, size_t n, cf_object_info *info)
+static int decode(const void *p, size_t n, cf_object_info *info, int with_data)
 {
     reader r = {p, n};
     uint8_t version = 0, etaglen = 0;
@@ -118,9 +118,9 @@ int cf_record_decode(const void *p, size_t n, cf_object_info *info)
         /* The rest of the record is the body, nothing else. */
         if (nsegs || info->size == 0 || r.left != info->size)
             rc = CF_ECORRUPT;
-        else if (!(info->data = malloc((size_t)info->size)))
+        else if (with_data && !(info->data = malloc((size_t)info->size)))
             rc = CF_ENOMEM;
-        else
+        else if (with_data)
             rc = take(&r, info->data, (size_t)info->size);
     }
     if (rc) {
@@ -130,6 +130,16 @@ int cf_record_decode(const void *p, size_t n, cf_object_info *info)
         cf_object_info_cleanup(info);
     }
     return rc;
+}
+
+int cf_record_decode(const void *p, size_t n, cf_object_info *info)
+{
+    return decode(p, n, info, 1);
+}
+
+int cf_record_decode_meta(const void *p, size_t n, cf_object_info *info)
+{
+    return decode(p, n, info, 0);
 }
 
 void cf_object_info_cleanup(cf_object_info *info)

@@ -32,6 +32,9 @@
 int cf_record_encode(const cf_object_info *info, cf_buf *out);
 /* Fills *info from the bytes (deep copy); CF_ECORRUPT on malformed bytes. */
 int cf_record_decode(const void *p, size_t n, cf_object_info *info);
+/* The same without the body of a record that holds one (info->data stays NULL): for listings
+ * and for the version a write replaces, which need only its size and segments. */
+int cf_record_decode_meta(const void *p, size_t n, cf_object_info *info);
 /* Copies headers and segments (deep copy) from src to dst. */
 int cf_object_info_copy(cf_object_info *dst, const cf_object_info *src);
 

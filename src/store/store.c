@@ -93,7 +93,7 @@ typedef struct id_set {
 static int id_set_add_record(id_set *set, const void *rec, size_t len)
 {
     cf_object_info info;
-    int rc = cf_record_decode(rec, len, &info);
+    int rc = cf_record_decode_meta(rec, len, &info);
     if (rc)
         return rc;
     for (size_t i = 0; i < info.nsegs; i++) {
