@@ -29,6 +29,21 @@ proc_ticks() {
   echo $((f[11] + f[12]))
 }
 alive() { kill -0 "$COFFER_PID" 2>/dev/null || die "coffer server died (see its log below)"; }
+# free_ports: two distinct free loopback ports (both bound at once, so they differ)
+free_ports() {
+  python3 -c '
+import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*(x.getsockname()[1] for x in s))'
+}
+# on_exit FUNCTION: runs FUNCTION at exit, and exits on INT and TERM as a shell would
+on_exit() {
+  trap "$1" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
 # start_coffer ADDR DATA_DIR LOG: a coffer server with the root credentials ACCESS_KEY /
 # SECRET_KEY, in the background (COFFER_PID), returning once it answers /health/ready.
 start_coffer() {

@@ -74,17 +74,9 @@ cleanup() {
   rm -rf "$SCRATCH"
   exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
-
-# Two distinct free loopback ports (both bound at once, so they differ).
-read -r COFFER_PORT NGINX_PORT < <(python3 -c '
-import socket
-s = [socket.socket() for _ in range(2)]
-for x in s: x.bind(("127.0.0.1", 0))
-print(*(x.getsockname()[1] for x in s))')
+read -r COFFER_PORT NGINX_PORT < <(free_ports)
 COFFER=127.0.0.1:$COFFER_PORT
 NGINXA=127.0.0.1:$NGINX_PORT
 

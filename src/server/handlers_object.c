@@ -523,7 +523,12 @@ int cf_handle_get_object(cf_request *r, int head)
             else
                 start = 0, len = info.size; /* malformed ranges are ignored, as S3 does */
         }
-        if (len == 0 || fd < 0) {
+        if (info.data && len) {
+            /* A small object kept in its record (store.h, CF_STORE_INLINE_MAX). */
+            if (fd >= 0)
+                close(fd);
+            resp = MHD_create_response_from_buffer((size_t)len, info.data + start, MHD_RESPMEM_MUST_COPY);
+        } else if (len == 0 || fd < 0) {
             if (fd >= 0)
                 close(fd);
             resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);

@@ -120,7 +120,7 @@ static int visit(lister *l, const char *comp, size_t complen, const void *rec, s
     if (d) {
         e.keylen = (size_t)(d - key) + l->delimlen;
         e.is_prefix = 1;
-    } else if ((l->rc = cf_record_decode(rec, reclen, &info))) {
+    } else if ((l->rc = cf_record_decode_meta(rec, reclen, &info))) {
         l->done = 1;
         return 0;
     } else {

@@ -36,9 +36,11 @@
 
 struct cf_store_writer {
     cf_store *s;
-    int fd;
+    int fd;                      /* -1 while the body is held in memory */
+    unsigned char *held;         /* the body while it fits in an index record (inline_max) */
+    size_t held_cap;
     unsigned char id[CF_STORE_ID_LEN];
-    char tmp_path[PATH_MAX];
+    char tmp_path[PATH_MAX];     /* "" until the data file exists */
     cf_md5_ctx md5;
     cf_bgwrite *bg;              /* set once the body passes, or is declared to pass, PIPELINE_AFTER */
     uint64_t size;
@@ -82,20 +84,29 @@ int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
         return cf_err_set(err, CF_ENOMEM, "out of memory starting a write");
     cf_md5_init(&w->md5);
     w->s = s;
+    w->fd = -1;
+    *out = w;
+    return 0;
+}
+
+/* Gives the body its data file in tmp/, with what was held in memory so far. */
+static int open_data_file(cf_store_writer *w, cf_err *err)
+{
     char hex[CF_STORE_ID_LEN * 2 + 1];
-    if (cf_random_bytes(w->id, sizeof w->id) != 0) {
-        free(w);
+    if (cf_random_bytes(w->id, sizeof w->id) != 0)
         return cf_err_set(err, CF_EIO, "no randomness for a data file id");
-    }
     cf_hex_encode(w->id, sizeof w->id, hex);
-    snprintf(w->tmp_path, sizeof w->tmp_path, "%s/%s", s->tmp_dir, hex);
+    snprintf(w->tmp_path, sizeof w->tmp_path, "%s/%s", w->s->tmp_dir, hex);
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (w->fd < 0) {
         int e = errno;
-        free(w);
-        return cf_err_sys(err, cf_err_from_errno(e), e, "cannot create data file in '%s'", s->tmp_dir);
+        w->tmp_path[0] = '\0';
+        return cf_err_sys(err, cf_err_from_errno(e), e, "cannot create data file in '%s'", w->s->tmp_dir);
     }
-    *out = w;
+    if (w->size && cf_fs_write_all(w->fd, w->held, (size_t)w->size) != 0)
+        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
+    free(w->held);
+    w->held = NULL;
     return 0;
 }
 
@@ -118,7 +129,29 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
 {
     int nth = atomic_load(&w->s->fail_nth_write);
     if (nth > 0 && atomic_fetch_sub(&w->s->fail_nth_write, 1) == 1)
-        return cf_err_set(err, CF_EIO, "cannot write data file '%s': injected fault", w->tmp_path);
+        return cf_err_set(err, CF_EIO, "cannot write the body: injected fault");
+    if (w->fd < 0) {
+        size_t max = w->s->inline_max;
+        if (w->size + n <= max && w->expected <= max) {
+            if (w->size + n > w->held_cap) {
+                /* The declared size when there is one, else room for any body that fits. */
+                size_t cap = w->expected >= w->size + n ? (size_t)w->expected : max;
+                unsigned char *h = realloc(w->held, cap ? cap : 1);
+                if (!h)
+                    return cf_err_set(err, CF_ENOMEM, "out of memory holding a body");
+                w->held = h;
+                w->held_cap = cap;
+            }
+            if (n)
+                memcpy(w->held + w->size, p, n);
+            cf_md5_update(&w->md5, p, n);
+            w->size += n;
+            return 0;
+        }
+        int rc = open_data_file(w, err);
+        if (rc)
+            return rc;
+    }
     if (!w->bg && (w->size + n > PIPELINE_AFTER || w->expected > PIPELINE_AFTER)) {
         int e = cf_bgwrite_new(w->fd, w->size, PIPELINE_SLOT, PIPELINE_SLOTS, WRITEBACK_STEP, &w->bg);
         if (e)
@@ -146,7 +179,8 @@ int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *
         int e = w->bg ? cf_bgwrite_finish(w->bg) : 0;
         if (e)
             return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
-        if (fdatasync(w->fd) != 0)
+        /* A body held in memory becomes durable with the commit of its record. */
+        if (w->fd >= 0 && fdatasync(w->fd) != 0)
             return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);
         cf_md5_final(&w->md5, w->digest);
         w->finished = 1;
@@ -165,8 +199,10 @@ void cf_store_writer_abort(cf_store_writer *w)
     cf_bgwrite_free(w->bg); /* before close: its thread may still be writing to fd */
     if (w->fd >= 0)
         close(w->fd);
-    unlink(w->tmp_path);
+    if (w->tmp_path[0])
+        unlink(w->tmp_path);
     cf_md5_done(&w->md5);
+    free(w->held);
     free(w);
 }
 
@@ -369,6 +405,12 @@ int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned 
     int rc = cf_store_writer_finish(w, md5, &seg->len, err);
     if (rc)
         return rc;
+    if (w->fd < 0) {
+        if ((rc = open_data_file(w, err)))
+            return rc;
+        if (fdatasync(w->fd) != 0)
+            return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);
+    }
     close(w->fd);
     w->fd = -1;
     if ((rc = ensure_data_dir(w->s, w->id, final_path, err)))
@@ -385,84 +427,104 @@ int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned 
     return 0;
 }
 
+/* An object record to put under a key, as a change of a group commit (commit.c). */
+typedef struct object_put {
+    cf_store_change change;      /* first: commit.c hands back a pointer to it */
+    const char *bucket;
+    const char *comp;
+    size_t complen;
+    const cf_buf *rec;
+    uint64_t size;
+    cf_store_condition *cond;
+    cf_object_info old;          /* the version replaced, once applied */
+    int had_old;
+} object_put;
+
+static int apply_object_put(cf_store *s, MDB_txn *txn, cf_store_change *change, int *dirty, cf_err *err)
+{
+    object_put *p = (object_put *)change;
+    if (p->had_old)
+        cf_object_info_cleanup(&p->old);
+    p->had_old = 0;
+    /* Checks first: a refused change leaves the batch's transaction untouched. */
+    MDB_val bk = {strlen(p->bucket), (void *)p->bucket}, bv;
+    int mrc = mdb_get(txn, s->buckets, &bk, &bv);
+    if (mrc == MDB_NOTFOUND)
+        return cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", p->bucket);
+    if (mrc)
+        return cf_store_lmdb_err(err, mrc, "write");
+    int rc = cf_store_check_condition(s, txn, p->comp, p->complen, p->cond, err);
+    if (rc)
+        return rc;
+    *dirty = 1;
+    if ((rc = cf_index_put(s, txn, p->comp, p->complen, p->rec->data, p->rec->len, &p->old, &p->had_old)))
+        return cf_err_set(err, rc, "cannot index object '%s': %s", p->comp + strlen(p->bucket) + 1,
+                          cf_strerror(rc));
+    int missing = 0;
+    mrc = p->had_old ? cf_store_mark_garbage(s, txn, &p->old) : 0;
+    if (!mrc)
+        mrc = cf_store_bucket_account(s, txn, p->bucket, p->had_old ? 0 : 1,
+                                      (int64_t)p->size - (p->had_old ? (int64_t)p->old.size : 0), &missing);
+    return mrc ? cf_store_lmdb_err(err, mrc, "write") : 0;
+}
+
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
                            const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
                            cf_err *err)
 {
     cf_store *s = w->s;
     char final_path[PATH_MAX];
+    object_put put = {.change.apply = apply_object_put, .bucket = bucket, .cond = w->cond};
     char *comp = NULL;
-    size_t complen = 0;
-    MDB_txn *txn = NULL;
-    cf_object_info rec = {0}, old = {0};
+    cf_object_info rec = {0};
     cf_buf enc;
     cf_buf_init(&enc, (size_t)1 << 24);
-    int had_old = 0, missing = 0, renamed = 0;
+    int renamed = 0;
     cf_store_segment seg;
-    int rc = cf_store_writer_publish(w, &seg, NULL, final_path, err);
+    int rc = cf_store_writer_finish(w, NULL, NULL, err);
     if (rc)
         goto out;
-    renamed = 1;
-
+    if (w->fd >= 0) {
+        if ((rc = cf_store_writer_publish(w, &seg, NULL, final_path, err)))
+            goto out;
+        renamed = 1;
+        rec.segs = &seg;
+        rec.nsegs = 1;
+    } else {
+        /* Small enough to live in its record: no data file, no flush of its own. */
+        rec.data = w->held;
+    }
     rec.size = w->size;
     rec.mtime_ns = cf_clock_now_ns();
     cf_hex_encode(w->digest, CF_MD5_LEN, rec.etag);
     rec.headers = (cf_store_kv *)headers;
     rec.nheaders = nheaders;
-    rec.segs = &seg;
-    rec.nsegs = 1;
     if ((rc = cf_record_encode(&rec, &enc))) {
         rc = cf_err_set(err, rc, "object metadata of '%.*s' is too large", (int)keylen, key);
         goto out;
     }
-    if (!(comp = cf_index_composite(bucket, key, keylen, &complen))) {
+    if (!(comp = cf_index_composite(bucket, key, keylen, &put.complen))) {
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
         goto out;
     }
-
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc) mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "write");
+    put.comp = comp;
+    put.rec = &enc;
+    put.size = rec.size;
+    if ((rc = cf_store_commit_change(s, &put.change, err)))
         goto out;
-    }
-    if (missing) {
-        rc = cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
-        goto out;
-    }
-    if ((rc = cf_store_check_condition(s, txn, comp, complen, w->cond, err)))
-        goto out;
-    if ((rc = cf_index_put(s, txn, comp, complen, enc.data, enc.len, &old, &had_old))) {
-        rc = cf_err_set(err, rc, "cannot index object '%.*s': %s", (int)keylen, key, cf_strerror(rc));
-        goto out;
-    }
-    mrc = had_old ? cf_store_mark_garbage(s, txn, &old) : 0;
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, bucket, had_old ? 0 : 1,
-                             (int64_t)rec.size - (had_old ? (int64_t)old.size : 0), &missing);
-    if (!mrc) {
-        mrc = mdb_txn_commit(txn);
-        txn = NULL;
-    }
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "commit");
-        goto out;
-    }
     renamed = 0; /* the index owns the file now */
-    if (had_old)
-        cf_store_reclaim(s, &old);
+    if (put.had_old)
+        cf_store_reclaim(s, &put.old);
     if (info) {
         rc = cf_object_info_copy(info, &rec);
         if (rc)
             rc = cf_err_set(err, rc, "out of memory");
     }
 out:
-    if (txn)
-        mdb_txn_abort(txn);
     if (renamed)
         unlink(final_path);
-    if (had_old)
-        cf_object_info_cleanup(&old);
+    if (put.had_old)
+        cf_object_info_cleanup(&put.old);
     free(comp);
     cf_buf_cleanup(&enc);
     cf_store_writer_abort(w);

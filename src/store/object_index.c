@@ -137,7 +137,7 @@ int cf_index_put(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, co
         MDB_val k = {complen, (void *)comp}, v;
         int rc = mdb_get(txn, s->objects, &k, &v);
         if (rc == 0) {
-            rc = cf_record_decode(v.mv_data, v.mv_size, old);
+            rc = cf_record_decode_meta(v.mv_data, v.mv_size, old);
             if (rc)
                 return rc;
             *had_old = 1;
@@ -159,7 +159,7 @@ int cf_index_put(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, co
         int found;
         long i = group_find(&g, comp, complen, &found);
         if (found) {
-            rc = cf_record_decode(g.e[i].rec, g.e[i].reclen, old);
+            rc = cf_record_decode_meta(g.e[i].rec, g.e[i].reclen, old);
             *had_old = rc == 0;
         } else if (g.n >= GROUP_MAX_ENTRIES) {
             rc = CF_ETOOBIG;
@@ -187,7 +187,7 @@ int cf_index_del(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf
             return 0;
         if (rc)
             return cf_store_lmdb_err(NULL, rc, "read");
-        rc = cf_record_decode(v.mv_data, v.mv_size, old);
+        rc = cf_record_decode_meta(v.mv_data, v.mv_size, old);
         if (rc)
             return rc;
         *had_old = 1;
@@ -202,7 +202,7 @@ int cf_index_del(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf
         int found;
         long i = group_find(&g, comp, complen, &found);
         if (found) {
-            rc = cf_record_decode(g.e[i].rec, g.e[i].reclen, old);
+            rc = cf_record_decode_meta(g.e[i].rec, g.e[i].reclen, old);
             *had_old = rc == 0;
             if (!rc) {
                 memmove(&g.e[i], &g.e[i + 1], sizeof *g.e * (size_t)(g.n - i - 1));

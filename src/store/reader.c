@@ -1,5 +1,6 @@
 /*
- * reader.c - reading a byte range of an object across its segments (multipart objects).
+ * reader.c - reading a byte range of an object across its segments (multipart objects), or
+ * from its record when it is kept there.
  *
  * Segment files are opened one at a time as the range reaches them: an object of 10,000 parts
  * must not take 10,000 descriptors. So that an overwrite cannot unlink the later ones mid-read,
@@ -19,11 +20,13 @@ struct cf_store_reader {
     cf_store *s;
     cf_store_segment *segs;
     size_t nsegs;
-    size_t seg;          /* index of the segment being read */
-    uint64_t seg_off;    /* offset within it */
-    uint64_t left;       /* bytes of the range still to read */
-    int fd;              /* of segs[seg], or -1 */
+    size_t seg;       /* index of the segment being read */
+    uint64_t seg_off; /* offset within it */
+    uint64_t left;    /* bytes of the range still to read */
+    int fd;           /* of segs[seg], or -1 */
     int pinned;
+    unsigned char *data; /* the body of an object kept in its record (no segments) */
+    uint64_t data_off;
 };
 
 static int open_current(cf_store_reader *rd, cf_err *err)
@@ -39,8 +42,7 @@ int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start
 {
     if (start > info->size || len > info->size - start)
         return cf_err_set(err, CF_ERANGE, "range %llu+%llu is outside the object (%llu bytes)",
-                          (unsigned long long)start, (unsigned long long)len,
-                          (unsigned long long)info->size);
+                          (unsigned long long)start, (unsigned long long)len, (unsigned long long)info->size);
     cf_store_reader *rd = calloc(1, sizeof *rd);
     if (!rd || (info->nsegs && !(rd->segs = malloc(info->nsegs * sizeof *rd->segs)))) {
         free(rd);
@@ -48,6 +50,13 @@ int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start
     }
     if (info->nsegs)
         memcpy(rd->segs, info->segs, info->nsegs * sizeof *rd->segs);
+    if (info->data && len) {
+        if (!(rd->data = malloc((size_t)len))) {
+            cf_store_reader_free(rd);
+            return cf_err_set(err, CF_ENOMEM, "out of memory");
+        }
+        memcpy(rd->data, info->data + start, (size_t)len);
+    }
     rd->s = s;
     rd->nsegs = info->nsegs;
     rd->fd = -1;
@@ -79,6 +88,13 @@ int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start
 
 long cf_store_reader_read(cf_store_reader *rd, void *buf, size_t n, cf_err *err)
 {
+    if (rd->data) {
+        size_t want = rd->left < n ? (size_t)rd->left : n;
+        memcpy(buf, rd->data + rd->data_off, want);
+        rd->data_off += want;
+        rd->left -= want;
+        return (long)want;
+    }
     while (rd->left && rd->seg < rd->nsegs) {
         uint64_t in_seg = rd->segs[rd->seg].len - rd->seg_off;
         if (in_seg == 0) {
@@ -92,9 +108,12 @@ long cf_store_reader_read(cf_store_reader *rd, void *buf, size_t n, cf_err *err)
             continue;
         }
         uint64_t want = n;
-        if (want > in_seg) want = in_seg;
-        if (want > rd->left) want = rd->left;
-        if (want > (uint64_t)LONG_MAX) want = (uint64_t)LONG_MAX;
+        if (want > in_seg)
+            want = in_seg;
+        if (want > rd->left)
+            want = rd->left;
+        if (want > (uint64_t)LONG_MAX)
+            want = (uint64_t)LONG_MAX;
         ssize_t got = pread(rd->fd, buf, (size_t)want, (off_t)rd->seg_off);
         if (got < 0 && errno == EINTR)
             continue;
@@ -117,5 +136,6 @@ void cf_store_reader_free(cf_store_reader *rd)
     if (rd->pinned)
         cf_store_unpin(rd->s, rd->segs[0].id);
     free(rd->segs);
+    free(rd->data);
     free(rd);
 }

@@ -13,7 +13,11 @@ static int put_u64(cf_buf *b, uint64_t v) { return cf_buf_append(b, &v, 8); }
 int cf_record_encode(const cf_object_info *info, cf_buf *out)
 {
     size_t etaglen = strlen(info->etag);
-    int rc = put_u8(out, CF_RECORD_VERSION);
+    /* Records of data files stay version 1, which older servers read. */
+    int with_data = info->nsegs == 0 && info->size > 0;
+    if (with_data && (!info->data || info->size > UINT32_MAX))
+        return CF_EINVAL;
+    int rc = put_u8(out, with_data ? CF_RECORD_VERSION_INLINE : CF_RECORD_VERSION);
     if (!rc) rc = put_u64(out, info->size);
     if (!rc) rc = put_u64(out, (uint64_t)info->mtime_ns);
     if (!rc) rc = put_u8(out, (uint8_t)etaglen);
@@ -34,6 +38,8 @@ int cf_record_encode(const cf_object_info *info, cf_buf *out)
         rc = cf_buf_append(out, info->segs[i].id, CF_STORE_ID_LEN);
         if (!rc) rc = put_u64(out, info->segs[i].len);
     }
+    if (!rc && with_data)
+        rc = cf_buf_append(out, info->data, (size_t)info->size);
     return rc;
 }
 
@@ -67,7 +73,7 @@ static int take_str(reader *r, size_t n, char **out)
     return 0;
 }
 
-int cf_record_decode(const void *p, size_t n, cf_object_info *info)
+static int decode(const void *p, size_t n, cf_object_info *info, int with_data)
 {
     reader r = {p, n};
     uint8_t version = 0, etaglen = 0;
@@ -76,7 +82,8 @@ int cf_record_decode(const void *p, size_t n, cf_object_info *info)
     uint64_t mtime = 0;
     memset(info, 0, sizeof *info);
     int rc = take(&r, &version, 1);
-    if (!rc && version != CF_RECORD_VERSION) rc = CF_ECORRUPT;
+    if (!rc && version != CF_RECORD_VERSION && version != CF_RECORD_VERSION_INLINE)
+        rc = CF_ECORRUPT;
     if (!rc) rc = take(&r, &info->size, 8);
     if (!rc) rc = take(&r, &mtime, 8);
     if (!rc) rc = take(&r, &etaglen, 1);
@@ -107,6 +114,15 @@ int cf_record_decode(const void *p, size_t n, cf_object_info *info)
         if (!rc) rc = take(&r, &info->segs[i].len, 8);
     }
     if (!rc) info->nsegs = nsegs;
+    if (!rc && version == CF_RECORD_VERSION_INLINE) {
+        /* The rest of the record is the body, nothing else. */
+        if (nsegs || info->size == 0 || r.left != info->size)
+            rc = CF_ECORRUPT;
+        else if (with_data && !(info->data = malloc((size_t)info->size)))
+            rc = CF_ENOMEM;
+        else if (with_data)
+            rc = take(&r, info->data, (size_t)info->size);
+    }
     if (rc) {
         /* A header whose name was read but not its value must not be freed half-filled. */
         if (info->nheaders && !info->headers[info->nheaders - 1].value)
@@ -114,6 +130,16 @@ int cf_record_decode(const void *p, size_t n, cf_object_info *info)
         cf_object_info_cleanup(info);
     }
     return rc;
+}
+
+int cf_record_decode(const void *p, size_t n, cf_object_info *info)
+{
+    return decode(p, n, info, 1);
+}
+
+int cf_record_decode_meta(const void *p, size_t n, cf_object_info *info)
+{
+    return decode(p, n, info, 0);
 }
 
 void cf_object_info_cleanup(cf_object_info *info)
@@ -124,8 +150,10 @@ void cf_object_info_cleanup(cf_object_info *info)
     }
     free(info->headers);
     free(info->segs);
+    free(info->data);
     info->headers = NULL;
     info->segs = NULL;
+    info->data = NULL;
     info->nheaders = info->nsegs = 0;
 }
 

@@ -4,6 +4,9 @@
  * Record (version 1, little-endian):
  *   u8 version | u64 size | i64 mtime_ns | u8 etag_len, etag | u16 nheaders,
  *   { u16 name_len, name, u16 value_len, value } * nheaders | u32 nsegs, { id[16], u64 len } * nsegs
+ * Version 2 is version 1 with no segments followed by the body itself (size bytes, 1 to
+ * CF_STORE_INLINE_MAX): a small object kept in its record. An empty object is version 1 with
+ * no segments; every other record is version 1, as before version 2 existed.
  *
  * Index keys are "bucket\0key". LMDB limits keys to mdb_env_get_maxkeysize() bytes (511 in
  * Debian's build) while S3 keys reach 1024 bytes, so a composite longer than the limit is
@@ -23,11 +26,15 @@
 #include "store/store.h"
 
 #define CF_RECORD_VERSION 1
+#define CF_RECORD_VERSION_INLINE 2
 #define CF_GROUP_MAGIC 'G'
 
 int cf_record_encode(const cf_object_info *info, cf_buf *out);
 /* Fills *info from the bytes (deep copy); CF_ECORRUPT on malformed bytes. */
 int cf_record_decode(const void *p, size_t n, cf_object_info *info);
+/* The same without the body of a record that holds one (info->data stays NULL): for listings
+ * and for the version a write replaces, which need only its size and segments. */
+int cf_record_decode_meta(const void *p, size_t n, cf_object_info *info);
 /* Copies headers and segments (deep copy) from src to dst. */
 int cf_object_info_copy(cf_object_info *dst, const cf_object_info *src);
 

@@ -93,7 +93,7 @@ typedef struct id_set {
 static int id_set_add_record(id_set *set, const void *rec, size_t len)
 {
     cf_object_info info;
-    int rc = cf_record_decode(rec, len, &info);
+    int rc = cf_record_decode_meta(rec, len, &info);
     if (rc)
         return rc;
     for (size_t i = 0; i < info.nsegs; i++) {
@@ -249,6 +249,8 @@ int cf_store_open(const char *dir, cf_store **out, cf_err *err)
         return cf_err_set(err, CF_ENOMEM, "out of memory opening store '%s'", dir);
     }
     pthread_mutex_init(&s->pending_mu, NULL);
+    cf_store_commits_init(s);
+    s->inline_max = CF_STORE_INLINE_MAX;
     snprintf(s->objects_dir, sizeof s->objects_dir, "%s/objects", dir);
     snprintf(s->tmp_dir, sizeof s->tmp_dir, "%s/tmp", dir);
 
@@ -269,6 +271,7 @@ int cf_store_open(const char *dir, cf_store **out, cf_err *err)
         if (s->env)
             mdb_env_close(s->env);
         pthread_mutex_destroy(&s->pending_mu);
+        cf_store_commits_destroy(s);
         free(s->dir);
         free(s);
         return rc;
@@ -287,6 +290,7 @@ void cf_store_close(cf_store *s)
     mdb_env_close(s->env);
     cf_fs_write_atomic(marker, "", 0, 0600, NULL);
     pthread_mutex_destroy(&s->pending_mu);
+    cf_store_commits_destroy(s);
     free(s->pending);
     cf_store_pins_free(s);
     free(s->dir);
@@ -314,6 +318,11 @@ int cf_store_check_ready(cf_store *s, cf_err *err)
     close(fd);
     unlink(path);
     return wrc ? cf_err_sys(err, CF_EIO, werr, "cannot write in '%s'", s->tmp_dir) : 0;
+}
+
+void cf_store_set_inline_max(cf_store *s, size_t max)
+{
+    s->inline_max = max;
 }
 
 void cf_store_fail_nth_write(cf_store *s, int n)

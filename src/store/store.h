@@ -4,7 +4,8 @@
  * protocol.
  *
  * Threads: one cf_store is shared by all threads; every function is thread-safe. Writers are
- * serialised only for the short LMDB commit, never while a body streams in.
+ * serialised only for the short LMDB commit, never while a body streams in, and object writes
+ * that commit at the same time share one commit (group commit, commit.c).
  */
 #ifndef CF_STORE_STORE_H
 #define CF_STORE_STORE_H
@@ -37,6 +38,8 @@ typedef struct cf_object_info {
     size_t nheaders;
     cf_store_segment *segs;      /* owned */
     size_t nsegs;
+    unsigned char *data;         /* owned: the body itself when it is kept in the record (then
+                                    nsegs is 0; NULL for an empty body and for data files) */
 } cf_object_info;
 
 /* Frees what an info owns; the struct itself is the caller's. Safe on a zeroed struct. */
@@ -50,6 +53,15 @@ const char *cf_object_info_header(const cf_object_info *info, const char *name);
  * data file no record references. *out is freed with cf_store_close.
  */
 int cf_store_open(const char *dir, cf_store **out, cf_err *err);
+/*
+ * Bodies of at most this many bytes are kept in their object's index record instead of a data
+ * file of their own (docs/internals/store.md, "Small objects"): such a PUT costs one index
+ * commit, shared with the PUTs committing at the same time, instead of a file creation and
+ * three flushes. cf_store_set_inline_max changes it for one store (tests: 0 gives every
+ * non-empty body a data file).
+ */
+#define CF_STORE_INLINE_MAX 16384
+void cf_store_set_inline_max(cf_store *s, size_t max);
 /* Marks a clean shutdown (so the next open skips the orphan scan) and frees. NULL is a no-op. */
 void cf_store_close(cf_store *s);
 const char *cf_store_dir(const cf_store *s);
@@ -119,7 +131,8 @@ void cf_store_writer_abort(cf_store_writer *w);
 /*
  * Reads the record of bucket/key into *info (caller cleans up). When fd is non-NULL, also opens
  * the data of the first segment for reading (caller closes *fd); the open file stays readable
- * even if the object is overwritten or deleted meanwhile. CF_ENOTFOUND names whether the bucket
+ * even if the object is overwritten or deleted meanwhile. An object without segments (kept in
+ * its record, info->data, or empty) leaves *fd untouched. CF_ENOTFOUND names whether the bucket
  * or the key is missing: *missing_bucket is set to 1 for the former (may be NULL).
  */
 int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen,
@@ -284,5 +297,11 @@ int cf_store_stats_get(cf_store *s, cf_store_stats *out, cf_err *err);
 
 /* Tests only: make the n-th following data-file write fail with EIO (0 disables). */
 void cf_store_fail_nth_write(cf_store *s, int n);
+/* Tests only: make the n-th following group commit fail as a failed flush would (0 disables). */
+void cf_store_fail_nth_commit(cf_store *s, int n);
+/* Tests only: while hold is set, object commits queue up but none starts; releasing runs the
+ * queued ones as one batch. cf_store_commits_queued counts those waiting. */
+void cf_store_hold_commits(cf_store *s, int hold);
+size_t cf_store_commits_queued(cf_store *s);
 
 #endif

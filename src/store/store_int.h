@@ -23,6 +23,7 @@ struct cf_store {
     MDB_dbi garbage;   /* segment id -> "" : data files to unlink after the commit that freed them */
     MDB_dbi completed; /* upload id -> how it completed, to answer a retried completion (upload.c) */
     size_t head_max;   /* longest composite key stored directly; longer ones go to groups */
+    size_t inline_max; /* bodies up to this size are kept in their record */
 
     /* Ids already unlinked whose garbage rows the next write transaction deletes, so that
      * reclaiming costs no commit (and no fsync) of its own. */
@@ -35,6 +36,15 @@ struct cf_store {
     size_t npins, cap_pins;
 
     atomic_int fail_nth_write;
+
+    /* Group commit (commit.c): changes waiting for the next batch, and whether one runs. */
+    pthread_mutex_t commit_mu;
+    pthread_cond_t commit_released;
+    struct cf_store_change *commit_head, *commit_tail;
+    size_t commit_queued;
+    int committing;
+    int commit_hold;             /* tests: queue changes but start no batch */
+    atomic_int fail_nth_commit;
 };
 
 typedef struct bucket_value {
@@ -82,6 +92,30 @@ int cf_store_check_condition(cf_store *s, MDB_txn *txn, const char *comp, size_t
  * cutoff_ns, listing their data as garbage and appending it to *freed for cf_store_reclaim. */
 int cf_store_uploads_drop_in(cf_store *s, MDB_txn *txn, const char *bucket, int64_t cutoff_ns,
                              cf_object_info *freed, size_t *dropped);
+
+/*
+ * One writer's change to the index, committed together with those of the writers that commit at
+ * the same time (commit.c). apply makes the change inside txn and returns 0, or an error code
+ * with a message in err and *dirty set when it had already changed txn (only an LMDB error
+ * should do that: check first, then change). apply may run more than once for one commit, each
+ * time from its inputs, in a new transaction that holds the changes queued before it.
+ */
+typedef struct cf_store_change cf_store_change;
+struct cf_store_change {
+    int (*apply)(cf_store *s, MDB_txn *txn, cf_store_change *c, int *dirty, cf_err *err);
+    /* set by commit.c */
+    int rc;
+    cf_err err;
+    int done;
+    pthread_cond_t wake;
+    cf_store_change *next;
+};
+
+void cf_store_commits_init(cf_store *s);
+void cf_store_commits_destroy(cf_store *s);
+/* Applies c in the next group commit and returns once that commit is durable (0) or failed
+ * (c's error code, and the message in err). */
+int cf_store_commit_change(cf_store *s, cf_store_change *c, cf_err *err);
 
 /* Object index operations inside a write transaction (object_index.c). */
 int cf_index_get(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf_object_info *info);

@@ -2,7 +2,9 @@
 parsing, and inspection of the data directory's layout (docs/internals/store.md).
 
 The layout these helpers know: DATA/tmp/ holds bodies being received, DATA/objects/ab/cd/<id>
-holds committed data files (<id> = 32 hex digits), DATA/index.lmdb/ is the index.
+holds committed data files (<id> = 32 hex digits), DATA/index.lmdb/ is the index, which also holds
+the bodies of objects of at most INLINE_MAX bytes (those have no data file, nor a file in tmp/
+while they arrive).
 """
 import hashlib
 import os
@@ -19,6 +21,7 @@ from conftest import ACCESS_KEY, REGION, SECRET_KEY
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 DATA_FILE_RE = re.compile(r"^[0-9a-f]{32}$")
+INLINE_MAX = 16384  # CF_STORE_INLINE_MAX (src/store/store.h)
 
 
 class _FixedPayloadAuth(S3SigV4Auth):
@@ -147,6 +150,11 @@ def data_files(data_dir):
         for f in files:
             out.append(os.path.relpath(os.path.join(dirpath, f), root))
     return sorted(out)
+
+
+def with_data_file(sizes):
+    """How many of the objects of these sizes have a data file (a single PUT each)."""
+    return sum(1 for n in sizes if n > INLINE_MAX)
 
 
 def wait_for(predicate, timeout=10, interval=0.05):

@@ -19,7 +19,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import COFFER_BIN, s3_client
-from helpers_http import data_files, tmp_files
+from helpers_http import INLINE_MAX, data_files, tmp_files, with_data_file
 
 ASAN = "asan" in COFFER_BIN
 ROUNDS = 20
@@ -131,9 +131,10 @@ def verify(srv, model, label):
     listed = list_all(client)
     assert set(listed) <= set(model.keys), f"{label}: unknown keys listed: {set(listed) - set(model.keys)}"
     files = data_files(srv.data_dir)
-    assert len(files) == len(listed), (
-        f"{label}: {len(files)} data files under objects/ for {len(listed)} objects (orphans "
-        f"or missing data)")
+    want = with_data_file(size for size, _etag in listed.values())
+    assert len(files) == want, (
+        f"{label}: {len(files)} data files under objects/ for {want} objects over {INLINE_MAX} "
+        f"bytes (orphans or missing data)")
     for key, st in model.keys.items():
         allowed = {st.acked.sha256 if st.acked else None}
         if st.inflight:

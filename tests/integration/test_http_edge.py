@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from conftest import ACCESS_KEY, SECRET_KEY, s3_client
-from helpers_http import (DATA_FILE_RE, EMPTY_SHA256, build_request, data_files, key_path,
-                          raw_exchange, read_response, sign_headers, signed_request, tmp_files,
-                          wait_for, wait_tmp_empty)
+from helpers_http import (DATA_FILE_RE, EMPTY_SHA256, INLINE_MAX, build_request, data_files,
+                          key_path, raw_exchange, read_response, sign_headers, signed_request,
+                          tmp_files, wait_for, wait_tmp_empty, with_data_file)
 
 OLD = b"the old content, which no failed request may change\n" * 3
 
@@ -63,16 +63,19 @@ def all_objects(s3):
 
 
 def assert_store_clean(s3, data_dir):
-    """tmp/ empty and exactly one data file per object: no partial body left anywhere."""
+    """tmp/ empty and exactly one data file per object larger than INLINE_MAX: no partial body
+    left anywhere."""
     left = wait_tmp_empty(data_dir)
     assert left == [], f"files left in tmp/: {left}"
     objs = all_objects(s3)
+    want = with_data_file(size for size, _etag in objs.values())
     # A failed request's cleanup runs in the completion callback, which may finish just after
     # the client saw the connection end: give it a moment before judging.
-    wait_for(lambda: len(data_files(data_dir)) == len(objs), timeout=10)
+    wait_for(lambda: len(data_files(data_dir)) == want, timeout=10)
     files = data_files(data_dir)
-    assert len(files) == len(objs), (
-        f"{len(files)} data files for {len(objs)} objects: a failed write left a file behind")
+    assert len(files) == want, (
+        f"{len(files)} data files for {want} objects over {INLINE_MAX} bytes: a failed write left "
+        f"a file behind")
 
 
 def assert_old_intact(s3, bucket, key):
@@ -360,16 +363,20 @@ def reset_close(s):
 
 @pytest.mark.parametrize("how", ["close", "reset", "half-close"])
 @pytest.mark.parametrize("existing", [True, False], ids=["overwrite", "new-key"])
-def test_body_shorter_than_content_length(server, s3, bucket, how, existing):
+@pytest.mark.parametrize("length", [1000, 4 * INLINE_MAX], ids=["held", "in-tmp"])
+def test_body_shorter_than_content_length(server, s3, bucket, how, existing, length):
     key = "short/" + uuid.uuid4().hex
     if existing:
         s3.put_object(Bucket=bucket, Key=key, Body=OLD)
     before = list_keys(s3, bucket)
     files_before = data_files(server.data_dir)
-    s = start_put(server, key_path(bucket, key), 1000)
-    s.sendall(b"n" * 500)
-    # The server has started receiving: the body is in tmp/ by now.
-    assert wait_for(lambda: tmp_files(server.data_dir), timeout=5)
+    s = start_put(server, key_path(bucket, key), length)
+    s.sendall(b"n" * (length // 2))
+    if length > INLINE_MAX:
+        # The server has started receiving: the body is in tmp/ by now.
+        assert wait_for(lambda: tmp_files(server.data_dir), timeout=5)
+    else:
+        time.sleep(0.2)
     if how == "half-close":
         s.shutdown(socket.SHUT_WR)
         resp = read_response(s, timeout=15)

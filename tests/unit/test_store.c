@@ -1,6 +1,7 @@
 /* test_store.c - the object store engine: durability protocol, recovery, listing. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,7 +30,18 @@ static int setup(void **state)
     cf_err err;
     assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
     assert_int_equal(cf_store_bucket_create(f->s, "b", &err), 0);
+    /* Most tests follow bodies through their data files: every non-empty body gets one. */
+    cf_store_set_inline_max(f->s, 0);
     *state = f;
+    return 0;
+}
+
+/* The store as it runs: small bodies kept in their records. */
+static int setup_inline(void **state)
+{
+    setup(state);
+    fixture *f = *state;
+    cf_store_set_inline_max(f->s, CF_STORE_INLINE_MAX);
     return 0;
 }
 
@@ -60,12 +72,18 @@ static char *read_all(cf_store *s, const char *key, size_t keylen)
 {
     cf_object_info info;
     cf_err err;
-    int fd;
+    int fd = -1;
     if (cf_store_object_get(s, "b", key, keylen, &info, &fd, NULL, &err) != 0)
         return NULL;
     char *buf = calloc(1, info.size + 1);
-    assert_int_equal(pread(fd, buf, info.size, 0), (ssize_t)info.size);
-    close(fd);
+    if (info.nsegs == 0) {
+        assert_int_equal(fd, -1);
+        if (info.size)
+            memcpy(buf, info.data, info.size);
+    } else {
+        assert_int_equal(pread(fd, buf, info.size, 0), (ssize_t)info.size);
+        close(fd);
+    }
     cf_object_info_cleanup(&info);
     return buf;
 }
@@ -750,6 +768,289 @@ static void test_conditional_commit(void **state)
     assert_int_equal(data_files(f), 1);
 }
 
+/* ---- group commit ---- */
+
+typedef struct committer {
+    cf_store *s;
+    char key[32];
+    char body[64];
+    int puts;  /* how many versions to write, one after another */
+    int rc;    /* of the last commit */
+    int acked; /* commits answered 0 */
+} committer;
+
+static void *commit_versions(void *arg)
+{
+    committer *c = arg;
+    for (int v = 0; v < c->puts; v++) {
+        cf_store_writer *w;
+        cf_err err;
+        snprintf(c->body, sizeof c->body, "%s version %d", c->key, v);
+        c->rc = cf_store_writer_begin(c->s, &w, &err);
+        if (!c->rc && (c->rc = cf_store_writer_write(w, c->body, strlen(c->body), &err)))
+            cf_store_writer_abort(w);
+        if (!c->rc)
+            c->rc = cf_store_writer_commit(w, "b", c->key, strlen(c->key), NULL, 0, NULL, &err);
+        if (c->rc)
+            return NULL;
+        c->acked++;
+    }
+    return NULL;
+}
+
+static void *commit_create_only(void *arg)
+{
+    committer *c = arg;
+    cf_store_condition create = {.must_not_exist = 1};
+    c->rc = put_if(c->s, c->key, "second", &create);
+    return NULL;
+}
+
+#define COMMITTERS 16
+
+/* COMMITTERS threads write 25 versions each of their own key at the same time; every last
+ * version, and nothing else, must be there after the store is opened again. */
+static void commit_concurrently_and_reopen(fixture *f, size_t files_expected)
+{
+    committer c[COMMITTERS];
+    pthread_t t[COMMITTERS];
+    for (int i = 0; i < COMMITTERS; i++) {
+        c[i] = (committer){.s = f->s, .puts = 25};
+        snprintf(c[i].key, sizeof c[i].key, "g/%02d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, commit_versions, &c[i]), 0);
+    }
+    for (int i = 0; i < COMMITTERS; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, 0);
+        assert_int_equal(c[i].acked, 25);
+    }
+    cf_store_close(f->s);
+    cf_err err;
+    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    for (int i = 0; i < COMMITTERS; i++) {
+        char *got = read_all(f->s, c[i].key, strlen(c[i].key));
+        assert_non_null(got);
+        assert_string_equal(got, c[i].body);
+        free(got);
+    }
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, COMMITTERS);
+    assert_int_equal(data_files(f), files_expected);
+}
+
+static void test_group_commit_keeps_every_acknowledged_write(void **state)
+{
+    commit_concurrently_and_reopen(*state, COMMITTERS);
+}
+
+static void test_group_commit_keeps_every_acknowledged_small_write(void **state)
+{
+    commit_concurrently_and_reopen(*state, 0);
+}
+
+static void test_failed_group_commit_fails_its_whole_batch(void **state)
+{
+    fixture *f = *state;
+    committer c[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        c[i] = (committer){.s = f->s, .puts = 1};
+        snprintf(c[i].key, sizeof c[i].key, "f/%d", i);
+        put_str(f->s, c[i].key, "previous");
+    }
+    /* All eight queue behind the hold, so they form one batch, whose commit then fails. */
+    cf_store_hold_commits(f->s, 1);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, commit_versions, &c[i]), 0);
+    for (int spins = 0; cf_store_commits_queued(f->s) < 8; spins++) {
+        assert_true(spins < 10000);
+        usleep(1000);
+    }
+    cf_store_fail_nth_commit(f->s, 1);
+    cf_store_hold_commits(f->s, 0);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, CF_EIO);
+        assert_int_equal(c[i].acked, 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        char *got = read_all(f->s, c[i].key, strlen(c[i].key));
+        assert_string_equal(got, "previous");
+        free(got);
+    }
+    assert_int_equal(data_files(f), 8);
+    /* The next commit goes through. */
+    put_str(f->s, c[0].key, "after");
+    char *got = read_all(f->s, c[0].key, strlen(c[0].key));
+    assert_string_equal(got, "after");
+    free(got);
+}
+
+static void test_refused_change_leaves_the_rest_of_its_batch(void **state)
+{
+    fixture *f = *state;
+    put_str(f->s, "taken", "first");
+    committer c[6];
+    pthread_t t[6];
+    cf_store_hold_commits(f->s, 1);
+    for (int i = 0; i < 6; i++) {
+        c[i] = (committer){.s = f->s, .puts = 1};
+        snprintf(c[i].key, sizeof c[i].key, "r/%d", i);
+        assert_int_equal(pthread_create(&t[i], NULL, commit_versions, &c[i]), 0);
+    }
+    for (int spins = 0; cf_store_commits_queued(f->s) < 6; spins++) {
+        assert_true(spins < 10000);
+        usleep(1000);
+    }
+    /* A create-only write of an existing key joins the same batch and alone is refused. */
+    pthread_t refused;
+    committer bad = {.s = f->s};
+    strcpy(bad.key, "taken");
+    assert_int_equal(pthread_create(&refused, NULL, commit_create_only, &bad), 0);
+    for (int spins = 0; cf_store_commits_queued(f->s) < 7; spins++) {
+        assert_true(spins < 10000);
+        usleep(1000);
+    }
+    cf_store_hold_commits(f->s, 0);
+    pthread_join(refused, NULL);
+    assert_int_equal(bad.rc, CF_EPRECOND);
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].rc, 0);
+        char *got = read_all(f->s, c[i].key, strlen(c[i].key));
+        assert_string_equal(got, c[i].body);
+        free(got);
+    }
+    char *got = read_all(f->s, "taken", 5);
+    assert_string_equal(got, "first");
+    free(got);
+    assert_int_equal(data_files(f), 7);
+}
+
+/* ---- small bodies kept in their records ---- */
+
+static void test_small_bodies_live_in_their_record(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    put_str(f->s, "k", "hello");
+    assert_int_equal(data_files(f), 0);
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/tmp", f->dir);
+    assert_int_equal(count_files(tmp), 0);
+    cf_object_info info;
+    int fd = -1;
+    assert_int_equal(cf_store_object_get(f->s, "b", "k", 1, &info, &fd, NULL, &err), 0);
+    assert_int_equal(fd, -1);
+    assert_int_equal(info.nsegs, 0);
+    assert_int_equal(info.size, 5);
+    assert_memory_equal(info.data, "hello", 5);
+    assert_string_equal(info.etag, "5d41402abc4b2a76b9719d911017c592");
+    /* A range of it, as GET and CopyObject read it. */
+    cf_store_reader *rd;
+    char buf[8] = {0};
+    assert_int_equal(cf_store_reader_open(f->s, &info, 1, 3, &rd, &err), 0);
+    assert_int_equal(cf_store_reader_read(rd, buf, sizeof buf, &err), 3);
+    assert_int_equal(cf_store_reader_read(rd, buf + 3, sizeof buf, &err), 0);
+    assert_string_equal(buf, "ell");
+    cf_store_reader_free(rd);
+    cf_object_info_cleanup(&info);
+
+    /* Replaced by a large body: one data file; by a small one again: none (reclaimed). */
+    size_t big = CF_STORE_INLINE_MAX + 1;
+    char *body = malloc(big + 1);
+    memset(body, 'x', big);
+    body[big] = '\0';
+    put_str(f->s, "k", body);
+    assert_int_equal(data_files(f), 1);
+    char *got = read_all(f->s, "k", 1);
+    assert_string_equal(got, body);
+    free(got);
+    body[CF_STORE_INLINE_MAX] = '\0';
+    put_str(f->s, "k", body); /* exactly the limit: still inline */
+    assert_int_equal(data_files(f), 0);
+    got = read_all(f->s, "k", 1);
+    assert_string_equal(got, body);
+    free(got);
+    free(body);
+    put_str(f->s, "empty", "");
+    assert_int_equal(data_files(f), 0);
+    got = read_all(f->s, "empty", 5);
+    assert_string_equal(got, "");
+    free(got);
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, 2);
+    assert_int_equal(st.bytes, CF_STORE_INLINE_MAX);
+
+    /* A crash (no clean-shutdown marker) and the orphan scan keep them. */
+    cf_store_close(f->s);
+    char p[600];
+    snprintf(p, sizeof p, "%s/clean-shutdown", f->dir);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    got = read_all(f->s, "k", 1);
+    assert_int_equal(strlen(got), CF_STORE_INLINE_MAX);
+    free(got);
+    assert_int_equal(cf_store_object_delete(f->s, "b", "k", 1, &err), 0);
+    assert_null(read_all(f->s, "k", 1));
+}
+
+static void test_body_growing_past_the_limit_moves_to_a_file(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    char chunk[CF_STORE_INLINE_MAX / 2 + 1];
+    memset(chunk, 'a', sizeof chunk);
+    cf_store_writer *w;
+    assert_int_equal(cf_store_writer_begin(f->s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, chunk, sizeof chunk, &err), 0);
+    chunk[0] = 'b';
+    assert_int_equal(cf_store_writer_write(w, chunk, sizeof chunk, &err), 0);
+    assert_int_equal(cf_store_writer_commit(w, "b", "grown", 5, NULL, 0, NULL, &err), 0);
+    assert_int_equal(data_files(f), 1);
+    char *got = read_all(f->s, "grown", 5);
+    assert_int_equal(strlen(got), 2 * sizeof chunk);
+    assert_int_equal(got[0], 'a');
+    assert_int_equal(got[sizeof chunk], 'b');
+    assert_int_equal(got[sizeof chunk + 1], 'a');
+    free(got);
+    /* A body declared larger than the limit goes to its file from its first byte. */
+    assert_int_equal(cf_store_writer_begin(f->s, &w, &err), 0);
+    cf_store_writer_expect(w, CF_STORE_INLINE_MAX + 1);
+    assert_int_equal(cf_store_writer_write(w, "x", 1, &err), 0);
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s/tmp", f->dir);
+    assert_int_equal(count_files(tmp), 1);
+    cf_store_writer_abort(w);
+    assert_int_equal(count_files(tmp), 0);
+    assert_int_equal(data_files(f), 1);
+}
+
+static void test_small_part_gets_a_data_file(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    assert_int_equal(cf_store_upload_create(f->s, "b", "mp", 2, NULL, 0, id, &err), 0);
+    cf_store_writer *w;
+    assert_int_equal(cf_store_writer_begin(f->s, &w, &err), 0);
+    assert_int_equal(cf_store_writer_write(w, "tail", 4, &err), 0);
+    cf_object_info part;
+    assert_int_equal(cf_store_part_commit(w, id, 1, NULL, 0, &part, &err), 0);
+    /* Completion makes parts the object's segments without copying: a part needs its file. */
+    assert_int_equal(part.nsegs, 1);
+    assert_int_equal(data_files(f), 1);
+    cf_object_info rec = {.size = 4, .segs = part.segs, .nsegs = 1};
+    strcpy(rec.etag, "x-1");
+    assert_int_equal(cf_store_upload_complete(f->s, id, &rec, NULL, NULL, &err), 0);
+    char *got = read_all(f->s, "mp", 2);
+    assert_string_equal(got, "tail");
+    free(got);
+    cf_object_info_cleanup(&part);
+}
+
 /* ---- access keys and settings ---- */
 
 static void test_keys_and_settings(void **state)
@@ -812,6 +1113,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conditional_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completion_is_kept_until_it_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_holds_its_version_across_an_overwrite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_small_write, setup_inline,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_group_commit_fails_its_whole_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_change_leaves_the_rest_of_its_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_bodies_live_in_their_record, setup_inline, teardown),
+        cmocka_unit_test_setup_teardown(test_body_growing_past_the_limit_moves_to_a_file, setup_inline,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_small_part_gets_a_data_file, setup_inline, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
