@@ -1,20 +1,32 @@
 /*
- * access.c - what an authenticated principal may do.
+ * access.c - what a principal may do.
  *
- * Root may do everything. A stored access key has one policy on one bucket (or all) and a key
- * prefix within it:
+ * Root may do everything, and no bucket policy binds it (so a policy can always be repaired;
+ * AWS likewise lets the account's root user manage a policy that denies it). A stored access
+ * key has one key policy on one bucket (or all) and a key prefix within it:
  *   readonly   read objects and tags, list, bucket information
  *   writeonly  create objects (PUT, multipart, copy into scope, tags), bucket information; no
  *              reads, no deletes and no overwrites, so that a backup job's key cannot destroy
  *              its backups (the overwrite check is the commit's own: cf_access_create_only)
  *   readwrite  all of the above plus deletes
- * Bucket creation and deletion, bucket policies and the admin API are root's alone. Anonymous
- * requests may only read what the bucket's policy makes public (src/s3/policy.h).
+ * Bucket creation and deletion, bucket policies and the admin API are root's alone.
+ *
+ * A bucket's policy (src/s3/policy.h) combines with that as AWS combines a bucket policy with
+ * the identity policy of a user of the bucket owner's account: an applicable Deny refuses the
+ * request whatever the key policy grants; an applicable Allow grants it even beyond the key
+ * policy; otherwise the key policy decides. An anonymous request has no key policy, so it
+ * needs an Allow. A bucket policy grants only the operations on objects, listings and bucket
+ * information; the root-only operations stay root's whatever a wildcard action says.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "s3/policy.h"
 #include "server/request.h"
@@ -84,15 +96,18 @@ int cf_access_key_in_scope(const cf_request *r, const char *bucket, const char *
     return keylen >= pl && memcmp(key, k->prefix, pl) == 0;
 }
 
-int cf_access_allows(const cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen)
+/* What the principal's own grant allows, bucket policies aside: everything for root, the key
+ * policy for a key, nothing for an anonymous request. */
+static int key_policy_allows(const cf_request *r, cf_s3_op op, const char *bucket, const char *key,
+                             size_t keylen)
 {
     if (r->principal == CF_PRINCIPAL_ROOT)
         return 1;
+    if (r->principal != CF_PRINCIPAL_KEY)
+        return 0;
     access_class c = class_of(op);
     if (c == ACCESS_ANY)
-        return r->principal != CF_PRINCIPAL_ANONYMOUS;
-    if (r->principal == CF_PRINCIPAL_ANONYMOUS)
-        return 0; /* the bucket policy is consulted by cf_access_check */
+        return 1;
     if (!policy_grants(r->grant.policy, c))
         return 0;
     if (r->grant.bucket[0] && strcmp(r->grant.bucket, bucket) != 0)
@@ -114,39 +129,217 @@ int cf_access_allows(const cf_request *r, cf_s3_op op, const char *bucket, const
     return cf_access_key_in_scope(r, bucket, key, keylen);
 }
 
-/* Anonymous: only what the bucket policy makes public. */
-static int public_allows(cf_request *r)
+/* ---- bucket policies ---- */
+
+/* The IAM action op needs, when a bucket policy has a say in it (AWS's "Required permissions
+ * for Amazon S3 API operations"). */
+static int policy_action_of(cf_s3_op op, cf_policy_action *a)
 {
-    cf_policy_action action;
-    if (r->op == CF_S3_OP_GET_OBJECT || r->op == CF_S3_OP_HEAD_OBJECT)
-        action = CF_POLICY_GET_OBJECT;
-    else if (r->op == CF_S3_OP_LIST_OBJECTS || r->op == CF_S3_OP_LIST_OBJECTS_V2)
-        action = CF_POLICY_LIST_BUCKET;
-    else
-        return 0;
+    switch (op) {
+    case CF_S3_OP_HEAD_BUCKET:
+    case CF_S3_OP_LIST_OBJECTS:
+    case CF_S3_OP_LIST_OBJECTS_V2: *a = CF_POLICY_LIST_BUCKET; return 1;
+    case CF_S3_OP_LIST_OBJECT_VERSIONS: *a = CF_POLICY_LIST_BUCKET_VERSIONS; return 1;
+    case CF_S3_OP_LIST_MULTIPART_UPLOADS: *a = CF_POLICY_LIST_BUCKET_MULTIPART_UPLOADS; return 1;
+    case CF_S3_OP_GET_BUCKET_LOCATION: *a = CF_POLICY_GET_BUCKET_LOCATION; return 1;
+    case CF_S3_OP_GET_BUCKET_VERSIONING: *a = CF_POLICY_GET_BUCKET_VERSIONING; return 1;
+    case CF_S3_OP_GET_OBJECT:
+    case CF_S3_OP_HEAD_OBJECT: *a = CF_POLICY_GET_OBJECT; return 1;
+    case CF_S3_OP_PUT_OBJECT:
+    case CF_S3_OP_COPY_OBJECT:
+    case CF_S3_OP_CREATE_MULTIPART_UPLOAD:
+    case CF_S3_OP_UPLOAD_PART:
+    case CF_S3_OP_UPLOAD_PART_COPY:
+    case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD: *a = CF_POLICY_PUT_OBJECT; return 1;
+    case CF_S3_OP_ABORT_MULTIPART_UPLOAD: *a = CF_POLICY_ABORT_MULTIPART_UPLOAD; return 1;
+    case CF_S3_OP_LIST_PARTS: *a = CF_POLICY_LIST_MULTIPART_UPLOAD_PARTS; return 1;
+    case CF_S3_OP_DELETE_OBJECT:
+    case CF_S3_OP_DELETE_OBJECTS: *a = CF_POLICY_DELETE_OBJECT; return 1;
+    case CF_S3_OP_GET_OBJECT_TAGGING: *a = CF_POLICY_GET_OBJECT_TAGGING; return 1;
+    case CF_S3_OP_PUT_OBJECT_TAGGING: *a = CF_POLICY_PUT_OBJECT_TAGGING; return 1;
+    case CF_S3_OP_DELETE_OBJECT_TAGGING: *a = CF_POLICY_DELETE_OBJECT_TAGGING; return 1;
+    default: return 0;
+    }
+}
+
+/* The last bucket policy a request read: DeleteObjects decides up to 1,000 keys against it. */
+struct cf_access_cache {
+    char bucket[64];
+    cf_policy *policy; /* NULL: the bucket has none */
+    int unreadable;    /* the stored policy cannot be read: refuse all but root */
+};
+
+void cf_access_cleanup(cf_request *r)
+{
+    if (r->access_cache)
+        cf_policy_free(r->access_cache->policy);
+    free(r->access_cache);
+    r->access_cache = NULL;
+}
+
+static const struct cf_access_cache *bucket_policy(cf_request *r, const char *bucket)
+{
+    static const struct cf_access_cache failed = {"", NULL, 1};
+    struct cf_access_cache *c = r->access_cache;
+    if (c && strcmp(c->bucket, bucket) == 0)
+        return c;
+    if (!c && !(c = r->access_cache = calloc(1, sizeof *c)))
+        return &failed;
+    cf_policy_free(c->policy);
+    c->policy = NULL;
+    c->unreadable = 0;
+    snprintf(c->bucket, sizeof c->bucket, "%s", bucket);
+    if (!*bucket || strlen(bucket) >= sizeof c->bucket)
+        return c; /* not a bucket name, so no policy */
     char name[80], *json = NULL;
     size_t len = 0;
     cf_err err;
-    snprintf(name, sizeof name, "policy/%s", r->bucket);
-    if (!*r->bucket || cf_store_meta_get(r->srv->store, name, &json, &len, &err) != 0)
-        return 0;
-    cf_policy *p = malloc(sizeof *p);
-    int ok = p && cf_policy_parse(json, len, r->bucket, p, &err) == 0 &&
-             cf_policy_allows(p, action, r->key ? r->key : "", r->keylen);
-    free(p);
+    snprintf(name, sizeof name, "policy/%s", bucket);
+    int rc = cf_store_meta_get(r->srv->store, name, &json, &len, &err);
+    if (rc == 0)
+        rc = cf_policy_parse(json, len, bucket, NULL, NULL, &c->policy, &err);
+    if (rc && rc != CF_ENOTFOUND) {
+        cf_log(CF_LOG_ERROR, "bucket policy unreadable; refusing all but root", "id", r->request_id, "bucket",
+               bucket, "error", err.msg, NULL);
+        c->unreadable = 1;
+    }
     free(json);
-    return ok;
+    return c;
+}
+
+/* The request's condition keys (policy.h). aws:SourceIp is the TCP peer: an X-Forwarded-For
+ * header is the client's word, and anyone can send one. */
+typedef struct policy_context {
+    cf_policy_request q;
+    char ip[INET6_ADDRSTRLEN];
+    char now[24], epoch[24];
+    cf_buf prefix, delimiter;
+} policy_context;
+
+/* A listing parameter, percent-decoded as the handler reads it; -1 when it cannot be a string
+ * (bad escape, or a NUL that would hide what follows it from the conditions). */
+static int decoded_param(const cf_request *r, const char *name, cf_buf *b, const char **out)
+{
+    const char *v = cf_request_param(r, name);
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (cf_s3_url_decode(b, v, strlen(v)) != 0 || (b->len && memchr(b->data, '\0', b->len)) ||
+        cf_buf_putc(b, '\0') != 0)
+        return -1;
+    *out = b->data;
+    return 0;
+}
+
+static int context_init(policy_context *x, const cf_request *r, cf_s3_op op, cf_policy_action action,
+                        const char *key, size_t keylen)
+{
+    memset(&x->q, 0, sizeof x->q);
+    x->q.action = action;
+    x->q.principal = r->principal == CF_PRINCIPAL_KEY ? r->grant.access_key : NULL;
+    x->q.key = key ? key : "";
+    x->q.keylen = key ? keylen : 0;
+    const char **v = x->q.values;
+
+    const union MHD_ConnectionInfo *ci =
+        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET &&
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, x->ip, sizeof x->ip))
+        v[CF_POLICY_KEY_SOURCE_IP] = x->ip;
+    else if (sa && sa->sa_family == AF_INET6 &&
+             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, x->ip, sizeof x->ip))
+        v[CF_POLICY_KEY_SOURCE_IP] = x->ip;
+
+    time_t now = cf_clock_now();
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(x->now, sizeof x->now, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(x->epoch, sizeof x->epoch, "%lld", (long long)now);
+    v[CF_POLICY_KEY_CURRENT_TIME] = x->now;
+    v[CF_POLICY_KEY_EPOCH_TIME] = x->epoch;
+    v[CF_POLICY_KEY_USER_AGENT] = cf_request_header(r, "User-Agent");
+    v[CF_POLICY_KEY_REFERER] = cf_request_header(r, "Referer");
+    v[CF_POLICY_KEY_ACL] = cf_request_header(r, "x-amz-acl");
+    if (r->principal != CF_PRINCIPAL_ANONYMOUS)
+        v[CF_POLICY_KEY_SIGNATURE_VERSION] = "AWS4-HMAC-SHA256";
+
+    cf_buf_init(&x->prefix, CF_S3_MAX_KEY_LEN * 3 + 1);
+    cf_buf_init(&x->delimiter, CF_S3_MAX_KEY_LEN * 3 + 1);
+    if (op != CF_S3_OP_LIST_OBJECTS && op != CF_S3_OP_LIST_OBJECTS_V2 &&
+        op != CF_S3_OP_LIST_OBJECT_VERSIONS && op != CF_S3_OP_LIST_MULTIPART_UPLOADS)
+        return 0;
+    v[CF_POLICY_KEY_MAX_KEYS] = cf_request_param(r, "max-keys");
+    if (decoded_param(r, "prefix", &x->prefix, &v[CF_POLICY_KEY_PREFIX]) != 0 ||
+        decoded_param(r, "delimiter", &x->delimiter, &v[CF_POLICY_KEY_DELIMITER]) != 0)
+        return -1;
+    return 0;
+}
+
+static void context_cleanup(policy_context *x)
+{
+    cf_buf_cleanup(&x->prefix);
+    cf_buf_cleanup(&x->delimiter);
+}
+
+/* The bucket policy combined with the principal's own grant (see the top of the file). */
+static int decide(cf_request *r, cf_s3_op op, cf_policy_action action, const char *bucket, const char *key,
+                  size_t keylen)
+{
+    int own = key_policy_allows(r, op, bucket, key, keylen);
+    if (r->principal == CF_PRINCIPAL_ROOT)
+        return 1;
+    const struct cf_access_cache *c = bucket_policy(r, bucket);
+    if (c->unreadable)
+        return 0;
+    /* A key too long to store fails with KeyTooLongError next; it is never matched against
+     * patterns, which keeps the matching cost at 1,024 bytes times the pattern. */
+    if (!c->policy || keylen > CF_S3_MAX_KEY_LEN)
+        return own;
+    policy_context x;
+    cf_policy_effect e = context_init(&x, r, op, action, key, keylen) == 0
+                             ? cf_policy_evaluate(c->policy, &x.q)
+                             : CF_POLICY_DENIED;
+    context_cleanup(&x);
+    return e != CF_POLICY_DENIED && (own || e == CF_POLICY_ALLOWED);
+}
+
+int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen)
+{
+    cf_policy_action action;
+    if (!policy_action_of(op, &action))
+        return key_policy_allows(r, op, bucket, key, keylen);
+    return decide(r, op, action, bucket, key, keylen);
 }
 
 cf_s3_error cf_access_check(cf_request *r)
 {
     /* A preflight is unauthenticated, as browsers send it; a form upload is signed inside its
      * body, and handlers_post.c applies this file's rules to its signer once that is known. */
-    if (r->op == CF_S3_OP_CORS_PREFLIGHT || r->op == CF_S3_OP_POST_OBJECT)
+    if (r->principal == CF_PRINCIPAL_ROOT || r->op == CF_S3_OP_CORS_PREFLIGHT || r->op == CF_S3_OP_POST_OBJECT)
         return CF_S3_OK;
-    if (r->principal == CF_PRINCIPAL_ANONYMOUS)
-        return public_allows(r) ? CF_S3_OK : CF_S3_AccessDenied;
-    return cf_access_allows(r, r->op, r->bucket, r->key, r->keylen) ? CF_S3_OK : CF_S3_AccessDenied;
+    if (r->op == CF_S3_OP_DELETE_OBJECTS) {
+        /* Each key is decided by the handler; let in whoever some key could be deleted for. */
+        if (key_policy_allows(r, r->op, r->bucket, NULL, 0))
+            return CF_S3_OK;
+        const struct cf_access_cache *c = bucket_policy(r, r->bucket);
+        const char *principal = r->principal == CF_PRINCIPAL_KEY ? r->grant.access_key : NULL;
+        return c->policy && !c->unreadable &&
+                       cf_policy_may_allow(c->policy, CF_POLICY_DELETE_OBJECT, principal)
+                   ? CF_S3_OK
+                   : CF_S3_AccessDenied;
+    }
+    if (!cf_access_allows(r, r->op, r->bucket, r->key, r->keylen))
+        return CF_S3_AccessDenied;
+    /* Tags set along with the object need s3:PutObjectTagging as well (as on AWS), or a Deny
+     * of tagging would be side-stepped by a PUT with x-amz-tagging. */
+    int writes_tags = r->op == CF_S3_OP_PUT_OBJECT || r->op == CF_S3_OP_COPY_OBJECT ||
+                      r->op == CF_S3_OP_CREATE_MULTIPART_UPLOAD;
+    if (writes_tags && cf_request_header(r, "x-amz-tagging") &&
+        !decide(r, r->op, CF_POLICY_PUT_OBJECT_TAGGING, r->bucket, r->key, r->keylen))
+        return CF_S3_AccessDenied;
+    return CF_S3_OK;
 }
 
 int cf_access_create_only(const cf_request *r)

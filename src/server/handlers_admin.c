@@ -19,8 +19,6 @@
 #include "s3/policy.h"
 #include "server/request.h"
 
-#define POLICY_MAX_BYTES (20 << 10) /* AWS's limit for a bucket policy */
-
 static int store_failure(cf_request *r, const cf_err *err)
 {
     if (err->code == CF_ENOTFOUND)
@@ -32,6 +30,20 @@ static int store_failure(cf_request *r, const cf_err *err)
 static void policy_name(const cf_request *r, char *out, size_t n)
 {
     snprintf(out, n, "policy/%s", r->bucket);
+}
+
+/* Names in a Principal must be access keys that exist, as AWS refuses unknown principals. */
+static int principal_kind(void *ctx, const char *access_key, cf_err *err)
+{
+    cf_request *r = ctx;
+    if (strcmp(access_key, r->srv->root.access_key) == 0)
+        return CF_POLICY_PRINCIPAL_ROOT;
+    cf_store_key k;
+    int rc = cf_store_key_get(r->srv->store, access_key, &k, err);
+    memset(&k, 0, sizeof k); /* it holds the secret */
+    if (rc == CF_ENOTFOUND)
+        return CF_POLICY_PRINCIPAL_UNKNOWN;
+    return rc ? rc : CF_POLICY_PRINCIPAL_KEY;
 }
 
 int cf_handle_bucket_policy(cf_request *r)
@@ -63,17 +75,25 @@ int cf_handle_bucket_policy(cf_request *r)
             return store_failure(r, &err);
         return cf_respond_empty(r, 204);
     }
-    if (r->small.len > POLICY_MAX_BYTES)
-        return cf_respond_error(r, CF_S3_MalformedPolicy, "a policy is at most 20 KB");
-    cf_policy *p = malloc(sizeof *p);
-    if (!p)
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
-    int rc = cf_policy_parse(r->small.data ? r->small.data : "", r->small.len, r->bucket, p, &err);
-    free(p);
-    if (rc)
+    if (r->small.len > CF_POLICY_MAX_BYTES)
+        return cf_respond_error(r, CF_S3_MalformedPolicy,
+                                "Policy exceeds the maximum allowed document size (20 KB)");
+    cf_policy *p;
+    int rc = cf_policy_parse(r->small.data ? r->small.data : "", r->small.len, r->bucket, principal_kind, r,
+                             &p, &err);
+    if (rc == CF_EINVAL)
         return cf_respond_error(r, CF_S3_MalformedPolicy, err.msg);
+    if (rc)
+        return store_failure(r, &err);
+    /* What the owner wrote is what is enforced, anonymous writes included; the log says so. */
+    int anyone_writes = cf_policy_may_allow(p, CF_POLICY_PUT_OBJECT, NULL) ||
+                        cf_policy_may_allow(p, CF_POLICY_DELETE_OBJECT, NULL);
+    cf_policy_free(p);
     if (cf_store_meta_put(r->srv->store, name, r->small.data, r->small.len, &err) != 0)
         return store_failure(r, &err);
+    if (anyone_writes)
+        cf_log(CF_LOG_WARN, "bucket policy lets anonymous requests write or delete objects", "id",
+               r->request_id, "bucket", r->bucket, NULL);
     return cf_respond_empty(r, 204);
 }
 

@@ -483,7 +483,7 @@ int cf_handle_delete_objects(cf_request *r)
             code = "InvalidArgument", message = "object keys must be 1 to 1024 bytes of UTF-8";
         else if (vid && strcmp(vid->text, "null") != 0)
             code = "NoSuchVersion", message = "The specified version does not exist.";
-        else if (!cf_access_key_in_scope(r, r->bucket, key, keylen))
+        else if (!cf_access_allows(r, CF_S3_OP_DELETE_OBJECT, r->bucket, key, keylen))
             code = "AccessDenied", message = "Access Denied.";
         else if (cf_store_object_delete(r->srv->store, r->bucket, key, keylen, &err) != 0) {
             cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);

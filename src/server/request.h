@@ -86,6 +86,7 @@ typedef struct cf_request {
     cf_store_key grant;           /* when principal is CF_PRINCIPAL_KEY: its policy and scope */
     char headers_not_signed[256]; /* x-amz-* names a signed request left unsigned, ", "-joined:
                                    * AccessDenied's <HeadersNotSigned> (auth.c) */
+    struct cf_access_cache *access_cache; /* access.c: the bucket policy last read */
 
     /* body */
     body_mode body;
@@ -156,8 +157,8 @@ int cf_framing_check(cf_request *r);
 int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 
 /* access.c */
-/* May the request's principal perform op on bucket/key? (Anonymous: never; see cf_access_check.) */
-int cf_access_allows(const cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen);
+/* May the request's principal perform op on bucket/key, that bucket's policy included? */
+int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen);
 /* The key lies in the principal's bucket and prefix (always, for root). */
 int cf_access_key_in_scope(const cf_request *r, const char *bucket, const char *key, size_t keylen);
 /* The whole decision for the request as routed, bucket policies included: OK or AccessDenied. */
@@ -165,6 +166,8 @@ cf_s3_error cf_access_check(cf_request *r);
 /* May the principal only create objects, never replace one (a writeonly key)? Writes then
  * commit on the condition that the key is absent (cf_write_condition). */
 int cf_access_create_only(const cf_request *r);
+/* Frees the bucket policy the request read (access_cache). */
+void cf_access_cleanup(cf_request *r);
 
 /* handlers_bucket.c */
 int cf_handle_list_buckets(cf_request *r);
