@@ -176,11 +176,12 @@ def test_public_whole_bucket_message_and_wildcard_prefix(server, s3, buckets):
 
 def test_policy_api_refuses_what_it_cannot_enforce(s3, buckets):
     bad = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*",
-                                                   "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team/*"}]}
+                                                   "Action": "s3:GetObject", "Resource": "arn:aws:s3:::team/*",
+                                                   "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
     with pytest.raises(ClientError) as e:
         s3.put_bucket_policy(Bucket="team", Policy=json.dumps(bad))
     assert e.value.response["Error"]["Code"] == "MalformedPolicy"
-    assert "Allow" in e.value.response["Error"]["Message"]
+    assert "aws:SecureTransport" in e.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as e:
         s3.get_bucket_policy(Bucket="team")
     assert e.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
