@@ -7,6 +7,7 @@
  * signature or a trailing checksum can be checked; nothing is committed before
  * cf_body_complete has checked them all, and the writer is discarded otherwise.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "crypto/sigv4.h"
 #include "server/request.h"
 
 /* The decoded bytes, wherever they came from. */
@@ -113,8 +115,42 @@ static cf_s3_error setup_checksum(cf_request *r, char *msg, size_t msglen)
     return CF_S3_OK;
 }
 
+/* A bucket policy can let an anonymous request write. Its x-amz-content-sha256 is signed by
+ * no one, yet it still says what the body is: an unsigned aws-chunked body is decoded as a
+ * signed request's is (never stored with its framing), a hex digest is checked, and a signed
+ * framing without a signature is refused. */
+static cf_s3_error anonymous_payload(cf_request *r, char *msg, size_t msglen)
+{
+    const char *payload = cf_request_header(r, "x-amz-content-sha256");
+    if (!payload || strcmp(payload, CF_SIGV4_UNSIGNED_PAYLOAD) == 0)
+        return CF_S3_OK;
+    if (strncmp(payload, "STREAMING-", 10) == 0) {
+        if (cf_chunked_mode_from_payload(payload, &r->stream_mode) != 0 ||
+            r->stream_mode != CF_CHUNKED_UNSIGNED_TRAILER) {
+            snprintf(msg, msglen, "x-amz-content-sha256 '%.64s' needs a signed request", payload);
+            return CF_S3_InvalidRequest;
+        }
+        r->stream_mode_set = 1;
+        return CF_S3_OK;
+    }
+    unsigned char digest[32];
+    if (strlen(payload) != 64 || cf_hex_decode(payload, sizeof digest, digest) != 0) {
+        snprintf(msg, msglen, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or 64 hex digits");
+        return CF_S3_InvalidArgument;
+    }
+    for (size_t i = 0; i < 64; i++)
+        r->payload_hash[i] = (char)tolower((unsigned char)payload[i]);
+    r->payload_hash[64] = '\0';
+    return (r->sha256 = cf_hash_new(CF_HASH_SHA256)) ? CF_S3_OK : CF_S3_InternalError;
+}
+
 cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen)
 {
+    if (r->principal == CF_PRINCIPAL_ANONYMOUS) {
+        cf_s3_error e = anonymous_payload(r, msg, msglen);
+        if (e)
+            return e;
+    }
     if (r->stream_mode_set) {
         /* Content-Length counts the framing; the object's size is declared apart. */
         const char *decoded = cf_request_header(r, "x-amz-decoded-content-length");

@@ -268,3 +268,50 @@ def test_only_root_manages_policies(server, s3, bucket):
     assert error_of(c.delete_bucket_policy, Bucket=BUCKET)["Code"] == "AccessDenied"
     assert error_of(c.delete_bucket, Bucket=BUCKET)["Code"] == "AccessDenied"
     assert c.list_objects_v2(Bucket=BUCKET, Prefix="public/")["KeyCount"] >= 1
+
+
+def test_ipv6_peers_match_ipv6_ranges(make_server):
+    srv = make_server()
+    srv.extra_args = ["--address", f"[::1]:{srv.port}"]   # the later --address wins
+    srv.endpoint = f"http://[::1]:{srv.port}"
+    srv.start()
+    root = s3_client(srv.endpoint)
+    root.create_bucket(Bucket="six")
+    root.put_object(Bucket="six", Key="k", Body=b"v6")
+    url = f"{srv.endpoint}/six/k"
+
+    def allow_from(*ranges):
+        put_policy(root, {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                          "Resource": "arn:aws:s3:::six/*",
+                          "Condition": {"IpAddress": {"aws:SourceIp": list(ranges)}}}, bucket="six")
+
+    allow_from("::1/128")
+    assert requests.get(url, timeout=5).content == b"v6"
+    allow_from("127.0.0.0/8", "2001:db8::/32")
+    assert requests.get(url, timeout=5).status_code == 403
+    allow_from("::/0")
+    assert requests.get(url, timeout=5).status_code == 200
+
+
+def test_anonymous_writes_keep_their_payload_checks(server, s3, bucket):
+    put_policy(s3, {"Effect": "Allow", "Principal": "*", "Action": ["s3:PutObject", "s3:GetObject"],
+                    "Resource": f"{bucket}/drop/*"})
+    base = f"{server.endpoint}/{BUCKET}/drop"
+    # An unsigned aws-chunked body is decoded, never stored with its framing.
+    framed = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:NhCmhg==\r\n\r\n"
+    r = anon().put(f"{base}/chunked", data=framed, headers={
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "Content-Encoding": "aws-chunked",
+        "x-amz-decoded-content-length": "5", "x-amz-trailer": "x-amz-checksum-crc32"})
+    assert r.status_code == 200, r.text
+    assert s3.get_object(Bucket=BUCKET, Key="drop/chunked")["Body"].read() == b"hello"
+    # A digest the body does not match is refused, and nothing is stored.
+    r = anon().put(f"{base}/hashed", data=b"abc", headers={"x-amz-content-sha256": "0" * 64})
+    assert r.status_code == 400 and code_of(r) == "XAmzContentSHA256Mismatch"
+    assert error_of(s3.head_object, Bucket=BUCKET, Key="drop/hashed")["Code"] == "404"
+    digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"   # sha256("abc")
+    assert anon().put(f"{base}/hashed", data=b"abc", headers={"x-amz-content-sha256": digest}).status_code == 200
+    # Signed framing without a signature cannot be checked.
+    r = anon().put(f"{base}/signed", data=framed, headers={
+        "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length": "5"})
+    assert r.status_code == 400 and code_of(r) == "InvalidRequest"
+    assert error_of(s3.head_object, Bucket=BUCKET, Key="drop/signed")["Code"] == "404"
