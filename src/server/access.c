@@ -20,6 +20,8 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,49 +164,161 @@ static int policy_action_of(cf_s3_op op, cf_policy_action *a)
     }
 }
 
+/* Parsed policies shared by all requests. Parsing costs about a millisecond for a 20 KB policy
+ * (jansson builds a table per object), reading the stored bytes about a microsecond; so each
+ * request reads the bytes, which stay the truth, and parses them only when they differ from
+ * the slot's. A few slots bound the memory: a bucket beyond them is parsed per request. */
+#define POLICY_CACHE_SLOTS 16
+
+typedef struct shared_policy {
+    int refs; /* the slot's and each request's; under the cache's mutex */
+    char bucket[64];
+    char *json;
+    size_t len;
+    cf_policy *policy;
+} shared_policy;
+
+struct cf_policy_cache {
+    pthread_mutex_t mu;
+    shared_policy *slots[POLICY_CACHE_SLOTS];
+    size_t next; /* the slot the next new bucket takes */
+};
+
+static void shared_release(shared_policy *s)
+{
+    if (s && --s->refs == 0) {
+        cf_policy_free(s->policy);
+        free(s->json);
+        free(s);
+    }
+}
+
+void cf_policy_cache_free(struct cf_policy_cache *pc)
+{
+    if (!pc)
+        return;
+    for (size_t i = 0; i < POLICY_CACHE_SLOTS; i++)
+        shared_release(pc->slots[i]);
+    pthread_mutex_destroy(&pc->mu);
+    free(pc);
+}
+
+static struct cf_policy_cache *policy_cache(cf_server *srv)
+{
+    _Atomic(struct cf_policy_cache *) *slot = (_Atomic(struct cf_policy_cache *) *)&srv->policy_cache;
+    struct cf_policy_cache *pc = atomic_load(slot), *none = NULL;
+    if (pc)
+        return pc;
+    if (!(pc = calloc(1, sizeof *pc)))
+        return NULL;
+    pthread_mutex_init(&pc->mu, NULL);
+    if (atomic_compare_exchange_strong(slot, &none, pc))
+        return pc;
+    cf_policy_cache_free(pc); /* another request made it first */
+    return none;
+}
+
+/* The policy stored as json (len bytes, taken) for bucket, shared; NULL with err when it cannot
+ * be parsed. */
+static shared_policy *share_policy(cf_server *srv, const char *bucket, char *json, size_t len, cf_err *err)
+{
+    struct cf_policy_cache *pc = policy_cache(srv);
+    if (pc) {
+        pthread_mutex_lock(&pc->mu);
+        for (size_t i = 0; i < POLICY_CACHE_SLOTS; i++) {
+            shared_policy *s = pc->slots[i];
+            if (s && strcmp(s->bucket, bucket) == 0 && s->len == len && memcmp(s->json, json, len) == 0) {
+                s->refs++;
+                pthread_mutex_unlock(&pc->mu);
+                free(json);
+                return s;
+            }
+        }
+        pthread_mutex_unlock(&pc->mu);
+    }
+    shared_policy *s = calloc(1, sizeof *s);
+    if (!s || cf_policy_parse(json, len, bucket, NULL, NULL, &s->policy, err) != 0) {
+        if (!s)
+            cf_err_set(err, CF_ENOMEM, "out of memory");
+        free(s);
+        free(json);
+        return NULL;
+    }
+    snprintf(s->bucket, sizeof s->bucket, "%s", bucket);
+    s->json = json;
+    s->len = len;
+    s->refs = 1;
+    if (pc) {
+        pthread_mutex_lock(&pc->mu);
+        size_t i = 0;
+        while (i < POLICY_CACHE_SLOTS && !(pc->slots[i] && strcmp(pc->slots[i]->bucket, bucket) == 0))
+            i++;
+        if (i == POLICY_CACHE_SLOTS)
+            i = pc->next++ % POLICY_CACHE_SLOTS;
+        shared_release(pc->slots[i]);
+        pc->slots[i] = s;
+        s->refs++;
+        pthread_mutex_unlock(&pc->mu);
+    }
+    return s;
+}
+
 /* The last bucket policy a request read: DeleteObjects decides up to 1,000 keys against it. */
 struct cf_access_cache {
     char bucket[64];
-    cf_policy *policy; /* NULL: the bucket has none */
-    int unreadable;    /* the stored policy cannot be read: refuse all but root */
+    shared_policy *shared; /* NULL: the bucket has none */
+    int unreadable;        /* the stored policy cannot be read: refuse all but root */
 };
+
+static void forget_policy(cf_request *r)
+{
+    struct cf_access_cache *c = r->access_cache;
+    if (!c || !c->shared)
+        return;
+    struct cf_policy_cache *pc = policy_cache(r->srv);
+    if (pc)
+        pthread_mutex_lock(&pc->mu);
+    shared_release(c->shared);
+    if (pc)
+        pthread_mutex_unlock(&pc->mu);
+    c->shared = NULL;
+}
 
 void cf_access_cleanup(cf_request *r)
 {
-    if (r->access_cache)
-        cf_policy_free(r->access_cache->policy);
+    forget_policy(r);
     free(r->access_cache);
     r->access_cache = NULL;
 }
 
-static const struct cf_access_cache *bucket_policy(cf_request *r, const char *bucket)
+static const cf_policy *bucket_policy(cf_request *r, const char *bucket, int *unreadable)
 {
-    static const struct cf_access_cache failed = {"", NULL, 1};
     struct cf_access_cache *c = r->access_cache;
-    if (c && strcmp(c->bucket, bucket) == 0)
-        return c;
+    *unreadable = 1;
     if (!c && !(c = r->access_cache = calloc(1, sizeof *c)))
-        return &failed;
-    cf_policy_free(c->policy);
-    c->policy = NULL;
-    c->unreadable = 0;
-    snprintf(c->bucket, sizeof c->bucket, "%s", bucket);
-    if (!*bucket || strlen(bucket) >= sizeof c->bucket)
-        return c; /* not a bucket name, so no policy */
-    char name[80], *json = NULL;
-    size_t len = 0;
-    cf_err err;
-    snprintf(name, sizeof name, "policy/%s", bucket);
-    int rc = cf_store_meta_get(r->srv->store, name, &json, &len, &err);
-    if (rc == 0)
-        rc = cf_policy_parse(json, len, bucket, NULL, NULL, &c->policy, &err);
-    if (rc && rc != CF_ENOTFOUND) {
-        cf_log(CF_LOG_ERROR, "bucket policy unreadable; refusing all but root", "id", r->request_id, "bucket",
-               bucket, "error", err.msg, NULL);
-        c->unreadable = 1;
+        return NULL;
+    if (strcmp(c->bucket, bucket) != 0 || !c->bucket[0]) {
+        forget_policy(r);
+        c->unreadable = 0;
+        snprintf(c->bucket, sizeof c->bucket, "%s", bucket);
+        char name[80], *json = NULL;
+        size_t len = 0;
+        cf_err err;
+        snprintf(name, sizeof name, "policy/%s", bucket);
+        /* Not a bucket name (empty, too long): no bucket, so no policy. */
+        int rc = *bucket && strlen(bucket) < sizeof c->bucket
+                     ? cf_store_meta_get(r->srv->store, name, &json, &len, &err)
+                     : CF_ENOTFOUND;
+        if (rc == 0 && !(c->shared = share_policy(r->srv, bucket, json, len, &err)))
+            rc = err.code ? err.code : CF_EINVAL;
+        if (rc && rc != CF_ENOTFOUND) {
+            cf_log(CF_LOG_ERROR, "bucket policy unreadable; refusing all but root", "id", r->request_id,
+                   "bucket", bucket, "error", err.msg, NULL);
+            c->unreadable = 1;
+        }
     }
-    free(json);
-    return c;
+    *unreadable = c->unreadable;
+    return c->shared ? c->shared->policy : NULL;
 }
 
 /* The request's condition keys (policy.h). aws:SourceIp is the TCP peer: an X-Forwarded-For
@@ -290,17 +404,17 @@ static int decide(cf_request *r, cf_s3_op op, cf_policy_action action, const cha
     int own = key_policy_allows(r, op, bucket, key, keylen);
     if (r->principal == CF_PRINCIPAL_ROOT)
         return 1;
-    const struct cf_access_cache *c = bucket_policy(r, bucket);
-    if (c->unreadable)
+    int unreadable;
+    const cf_policy *policy = bucket_policy(r, bucket, &unreadable);
+    if (unreadable)
         return 0;
     /* A key too long to store fails with KeyTooLongError next; it is never matched against
      * patterns, which keeps the matching cost at 1,024 bytes times the pattern. */
-    if (!c->policy || keylen > CF_S3_MAX_KEY_LEN)
+    if (!policy || keylen > CF_S3_MAX_KEY_LEN)
         return own;
     policy_context x;
-    cf_policy_effect e = context_init(&x, r, op, action, key, keylen) == 0
-                             ? cf_policy_evaluate(c->policy, &x.q)
-                             : CF_POLICY_DENIED;
+    cf_policy_effect e = context_init(&x, r, op, action, key, keylen) == 0 ? cf_policy_evaluate(policy, &x.q)
+                                                                           : CF_POLICY_DENIED;
     context_cleanup(&x);
     return e != CF_POLICY_DENIED && (own || e == CF_POLICY_ALLOWED);
 }
@@ -323,10 +437,10 @@ cf_s3_error cf_access_check(cf_request *r)
         /* Each key is decided by the handler; let in whoever some key could be deleted for. */
         if (key_policy_allows(r, r->op, r->bucket, NULL, 0))
             return CF_S3_OK;
-        const struct cf_access_cache *c = bucket_policy(r, r->bucket);
+        int unreadable;
+        const cf_policy *policy = bucket_policy(r, r->bucket, &unreadable);
         const char *principal = r->principal == CF_PRINCIPAL_KEY ? r->grant.access_key : NULL;
-        return c->policy && !c->unreadable &&
-                       cf_policy_may_allow(c->policy, CF_POLICY_DELETE_OBJECT, principal)
+        return policy && !unreadable && cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT, principal)
                    ? CF_S3_OK
                    : CF_S3_AccessDenied;
     }

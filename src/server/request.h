@@ -36,6 +36,7 @@ struct cf_server {
     int64_t multipart_expiry_s;
 
     cf_metrics *metrics;
+    struct cf_policy_cache *policy_cache; /* access.c: parsed bucket policies, made on first use */
 
     /* janitor.c */
     pthread_t janitor;
@@ -168,6 +169,8 @@ cf_s3_error cf_access_check(cf_request *r);
 int cf_access_create_only(const cf_request *r);
 /* Frees the bucket policy the request read (access_cache). */
 void cf_access_cleanup(cf_request *r);
+/* At server stop, when no request runs any more. */
+void cf_policy_cache_free(struct cf_policy_cache *pc);
 
 /* handlers_bucket.c */
 int cf_handle_list_buckets(cf_request *r);

@@ -480,5 +480,6 @@ void cf_server_stop(cf_server *srv)
     MHD_stop_daemon(srv->daemon);
     cf_janitor_stop(srv);
     cf_metrics_free(srv->metrics);
+    cf_policy_cache_free(srv->policy_cache);
     free(srv);
 }

@@ -315,3 +315,39 @@ def test_anonymous_writes_keep_their_payload_checks(server, s3, bucket):
         "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-decoded-content-length": "5"})
     assert r.status_code == 400 and code_of(r) == "InvalidRequest"
     assert error_of(s3.head_object, Bucket=BUCKET, Key="drop/signed")["Code"] == "404"
+
+
+def test_policy_replaced_while_requests_read_it(server, s3, bucket):
+    """Parsed policies are shared between requests: replacing one under load must neither
+    crash nor serve a decision from a policy that never was."""
+    import threading
+    ak, sk = new_key(server, "--policy", "readonly", "--bucket", BUCKET)
+    allow = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"{bucket}/public/*"}
+    deny = {"Effect": "Deny", "Principal": {"AWS": ak}, "Action": "s3:GetObject", "Resource": f"{bucket}/*"}
+    seen, errors = set(), []
+
+    def reader():
+        c = s3_client(server.endpoint, ak, sk)
+        session = anon()
+        for _ in range(60):
+            try:
+                c.get_object(Bucket=BUCKET, Key="public/a.txt")["Body"].read()
+                seen.add("key-200")
+            except ClientError as e:
+                (seen.add("key-403") if e.response["Error"]["Code"] == "AccessDenied" else errors.append(e))
+            r = session.get(f"{server.endpoint}/{BUCKET}/public/a.txt")
+            (seen.add(f"anon-{r.status_code}") if r.status_code in (200, 403) else errors.append(r.text))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(40):
+        put_policy(s3, allow, deny) if i % 2 else put_policy(s3, allow)
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert {"key-200", "anon-200"} <= seen
+    put_policy(s3, allow, deny)
+    assert error_of(s3_client(server.endpoint, ak, sk).get_object, Bucket=BUCKET,
+                    Key="public/a.txt")["Code"] == "AccessDenied"
+    assert anon().get(f"{server.endpoint}/{BUCKET}/public/a.txt").content == b"a"
