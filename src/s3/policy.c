@@ -366,11 +366,14 @@ static const struct {
     {"s3:max-keys", CF_POLICY_KEY_MAX_KEYS, F_NUMERIC},
     {"s3:x-amz-acl", CF_POLICY_KEY_ACL, F_STRING},
     {"s3:signatureversion", CF_POLICY_KEY_SIGNATURE_VERSION, F_STRING},
+    /* AWS leaves it out of requests signed with access keys, which are all coffer has; so the
+     * usual "BoolIfExists false -> Deny" denies them here as it does there. */
+    {"aws:MultiFactorAuthPresent", CF_POLICY_KEY_MFA_PRESENT, F_BOOL},
 };
 
 #define SUPPORTED_KEYS                                                                                       \
     "aws:SourceIp, aws:CurrentTime, aws:EpochTime, aws:UserAgent, aws:Referer, s3:prefix, s3:delimiter, "    \
-    "s3:max-keys, s3:x-amz-acl, s3:signatureversion"
+    "s3:max-keys, s3:x-amz-acl, s3:signatureversion, aws:MultiFactorAuthPresent"
 
 /* Keys users paste that coffer cannot honour, and why: refusing with the reason beats a
  * condition that never matches, or always does. */

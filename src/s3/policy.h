@@ -60,6 +60,7 @@ typedef enum cf_policy_key {
     CF_POLICY_KEY_MAX_KEYS,          /* s3:max-keys (listings) */
     CF_POLICY_KEY_ACL,               /* s3:x-amz-acl */
     CF_POLICY_KEY_SIGNATURE_VERSION, /* s3:signatureversion: "AWS4-HMAC-SHA256" when signed */
+    CF_POLICY_KEY_MFA_PRESENT,       /* aws:MultiFactorAuthPresent: absent, as for AWS access keys */
     CF_POLICY_KEY_COUNT_
 } cf_policy_key;
 

@@ -351,3 +351,17 @@ def test_policy_replaced_while_requests_read_it(server, s3, bucket):
     assert error_of(s3_client(server.endpoint, ak, sk).get_object, Bucket=BUCKET,
                     Key="public/a.txt")["Code"] == "AccessDenied"
     assert anon().get(f"{server.endpoint}/{BUCKET}/public/a.txt").content == b"a"
+
+
+def test_mfa_guard_denies_access_key_requests(server, s3, bucket):
+    """AWS leaves aws:MultiFactorAuthPresent out of requests signed with access keys, so the
+    common MFA guard denies them; coffer's requests are all of that kind."""
+    ak, sk = new_key(server, "--policy", "readwrite", "--bucket", BUCKET)
+    c = s3_client(server.endpoint, ak, sk)
+    c.put_object(Bucket=BUCKET, Key="mfa/x", Body=b"x")
+    put_policy(s3, {"Sid": "RequireMFAForDelete", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
+                    "Resource": f"{bucket}/*",
+                    "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}})
+    assert error_of(c.delete_object, Bucket=BUCKET, Key="mfa/x")["Code"] == "AccessDenied"
+    assert c.get_object(Bucket=BUCKET, Key="mfa/x")["Body"].read() == b"x"
+    s3.delete_object(Bucket=BUCKET, Key="mfa/x")

@@ -170,6 +170,14 @@ typedef struct eval_case {
 #define SIGNED_ONLY                                                                                          \
     "{'Statement':[{'Effect':'Deny','Principal':'*','Action':'s3:*','Resource':'*',"                         \
     "'Condition':{'StringNotEquals':{'s3:signatureversion':'AWS4-HMAC-SHA256'}}}]}"
+#define NO_MFA                                                                                               \
+    "{'Statement':[{'Effect':'Deny','Principal':'*','Action':'s3:DeleteObject','Resource':'arn:aws:s3:::"    \
+    "site/*',"                                                                                               \
+    "'Condition':{'BoolIfExists':{'aws:MultiFactorAuthPresent':false}}}]}"
+#define MFA_ONLY                                                                                             \
+    "{'Statement':[{'Effect':'Allow','Principal':'*','Action':'s3:GetObject','Resource':'arn:aws:s3:::site/" \
+    "*',"                                                                                                    \
+    "'Condition':{'Bool':{'aws:MultiFactorAuthPresent':'true'}}}]}"
 #define OLD_VERSION                                                                                          \
     "{'Version':'2008-10-17','Statement':{'Effect':'Allow','Principal':{'AWS':'*'},"                         \
     "'Action':'s3:GetObject','Resource':'arn:aws:s3:::site/${literal}'}}"
@@ -267,6 +275,11 @@ static const eval_case eval_cases[] = {
     {SIGNED_ONLY, CF_POLICY_GET_OBJECT, NULL, "a", {{0}}, DENY},
     {SIGNED_ONLY, CF_POLICY_GET_OBJECT, "ci-key", "a", {SIGV("AWS4-HMAC-SHA256")}, NONE},
     {SIGNED_ONLY, CF_POLICY_LIST_BUCKET, NULL, NULL, {{0}}, DENY},
+    /* coffer's requests, like AWS's signed with access keys, carry no MFA key */
+    {NO_MFA, CF_POLICY_DELETE_OBJECT, "ci-key", "a", {SIGV("AWS4-HMAC-SHA256")}, DENY},
+    {NO_MFA, CF_POLICY_GET_OBJECT, "ci-key", "a", {{0}}, NONE},
+    {MFA_ONLY, CF_POLICY_GET_OBJECT, NULL, "a", {{0}}, NONE},
+    {MFA_ONLY, CF_POLICY_GET_OBJECT, NULL, "a", {{CF_POLICY_KEY_MFA_PRESENT, "TRUE"}}, ALLOW},
     /* 2008-10-17 has no policy variables: "${literal}" is text */
     {OLD_VERSION, CF_POLICY_GET_OBJECT, NULL, "${literal}", {{0}}, ALLOW},
     {OLD_VERSION, CF_POLICY_GET_OBJECT, NULL, "x", {{0}}, NONE},
@@ -420,6 +433,8 @@ static const struct {
     {WITH_COND("{'DateLessThan':{'aws:CurrentTime':'yesterday'}}"), "a date"},
     {WITH_COND("{'DateLessThan':{'aws:CurrentTime':'2026-02-30T00:00:00Z'}}"), "a date"},
     {WITH_COND("{'Null':{'aws:UserAgent':'maybe'}}"), "true or false"},
+    {WITH_COND("{'Bool':{'aws:MultiFactorAuthPresent':'yes'}}"), "true or false"},
+    {WITH_COND("{'Bool':{'aws:UserAgent':'true'}}"), "does not apply to key"},
     {WITH_COND("{'StringEquals':{'aws:UserAgent':{'a':'b'}}}"), "must be strings"},
     {WITH_COND("{'StringEquals':{'aws:UserAgent':[]}}"), "no values"},
     {WITH_COND("{'StringEquals':{}}"), "must map condition keys"},
