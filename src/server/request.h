@@ -29,6 +29,7 @@ struct cf_server {
     cf_store *store;
     char region[64];
     cf_credential root;
+    struct cf_policy_cache *policy_cache; /* access.c: parsed bucket policies, made on first use */
     uint16_t port;
     uint64_t request_seq;
     char boot_id[9];
@@ -36,7 +37,6 @@ struct cf_server {
     int64_t multipart_expiry_s;
 
     cf_metrics *metrics;
-    struct cf_policy_cache *policy_cache; /* access.c: parsed bucket policies, made on first use */
 
     /* janitor.c */
     pthread_t janitor;
@@ -82,12 +82,12 @@ typedef struct cf_request {
     size_t keylen;
     char *resource;               /* decoded path, for error documents */
     char *signed_path;            /* virtual-host style: the path as sent (what SigV4 covers) */
+    struct cf_access_cache *access_cache; /* access.c: the bucket policy last read */
     char access_key[129];
     cf_principal principal;
     cf_store_key grant;           /* when principal is CF_PRINCIPAL_KEY: its policy and scope */
     char headers_not_signed[256]; /* x-amz-* names a signed request left unsigned, ", "-joined:
                                    * AccessDenied's <HeadersNotSigned> (auth.c) */
-    struct cf_access_cache *access_cache; /* access.c: the bucket policy last read */
 
     /* body */
     body_mode body;
@@ -160,6 +160,10 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 /* access.c */
 /* May the request's principal perform op on bucket/key, that bucket's policy included? */
 int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen);
+/* Frees the bucket policy the request read (access_cache). */
+void cf_access_cleanup(cf_request *r);
+/* At server stop, when no request runs any more. */
+void cf_policy_cache_free(struct cf_policy_cache *pc);
 /* The key lies in the principal's bucket and prefix (always, for root). */
 int cf_access_key_in_scope(const cf_request *r, const char *bucket, const char *key, size_t keylen);
 /* The whole decision for the request as routed, bucket policies included: OK or AccessDenied. */
@@ -167,10 +171,6 @@ cf_s3_error cf_access_check(cf_request *r);
 /* May the principal only create objects, never replace one (a writeonly key)? Writes then
  * commit on the condition that the key is absent (cf_write_condition). */
 int cf_access_create_only(const cf_request *r);
-/* Frees the bucket policy the request read (access_cache). */
-void cf_access_cleanup(cf_request *r);
-/* At server stop, when no request runs any more. */
-void cf_policy_cache_free(struct cf_policy_cache *pc);
 
 /* handlers_bucket.c */
 int cf_handle_list_buckets(cf_request *r);
