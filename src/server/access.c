@@ -431,7 +431,8 @@ cf_s3_error cf_access_check(cf_request *r)
 {
     /* A preflight is unauthenticated, as browsers send it; a form upload is signed inside its
      * body, and handlers_post.c applies this file's rules to its signer once that is known. */
-    if (r->principal == CF_PRINCIPAL_ROOT || r->op == CF_S3_OP_CORS_PREFLIGHT || r->op == CF_S3_OP_POST_OBJECT)
+    if (r->principal == CF_PRINCIPAL_ROOT || r->op == CF_S3_OP_CORS_PREFLIGHT ||
+        r->op == CF_S3_OP_POST_OBJECT)
         return CF_S3_OK;
     if (r->op == CF_S3_OP_DELETE_OBJECTS) {
         /* Each key is decided by the handler; let in whoever some key could be deleted for. */
