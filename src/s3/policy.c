@@ -12,6 +12,7 @@
  * (coffer has no multivalued keys). Condition keys: see `keys` below.
  */
 #include "s3/policy.h"
+#include "s3/request.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -977,8 +978,8 @@ static int parse_root(parser *ps, json_t *root)
     return 0;
 }
 
-int cf_policy_parse(const char *json, size_t len, const char *bucket, cf_policy_principal_fn principal_fn,
-                    void *ctx, cf_policy **out, cf_err *err)
+static int parse_policy(const char *json, size_t len, const char *bucket, cf_policy_principal_fn principal_fn,
+                        void *ctx, cf_policy **out, cf_err *err)
 {
     *out = NULL;
     if (len > CF_POLICY_MAX_BYTES)
@@ -1008,6 +1009,33 @@ int cf_policy_parse(const char *json, size_t len, const char *bucket, cf_policy_
     }
     *out = p;
     return 0;
+}
+
+/* A refusal quotes the policy, whose strings may hold controls, or be cut inside a UTF-8
+ * character by the quoting's length limit; the message travels in an XML error document,
+ * which can carry neither. Each offending byte becomes '?'. */
+static void make_printable(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        if (c < 0x20 || c == 0x7F ||
+            (c >= 0x80 && (i + len > n || !cf_s3_utf8_valid((unsigned char *)s + i, len)))) {
+            s[i++] = '?';
+            continue;
+        }
+        i += len;
+    }
+}
+
+int cf_policy_parse(const char *json, size_t len, const char *bucket, cf_policy_principal_fn principal_fn,
+                    void *ctx, cf_policy **out, cf_err *err)
+{
+    int rc = parse_policy(json, len, bucket, principal_fn, ctx, out, err);
+    if (rc && err)
+        make_printable(err->msg);
+    return rc;
 }
 
 /* ---- evaluation ---- */

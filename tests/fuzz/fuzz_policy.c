@@ -1,12 +1,13 @@
-/* fuzz_policy.c - bucket policies are untrusted JSON: parse anything; a refusal says why; and
- * whatever parses decides every request the same way each time, within the three answers,
- * granting nothing that no Allow statement could grant, and deciding the same once re-read
- * from its stored bytes (the server re-parses the stored policy for each request). */
+/* fuzz_policy.c - bucket policies are untrusted JSON: parse anything; a refusal says why, in
+ * text an XML error document can carry; whatever parses decides every request the same way
+ * each time, within the three answers, granting nothing that no Allow statement could grant,
+ * and deciding the same once re-read from its stored bytes (the server re-parses them). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "s3/policy.h"
+#include "s3/request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,6 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0) {
         if ((rc != CF_EINVAL && rc != CF_ENOMEM) || p != NULL || !err.msg[0])
             abort();
+        /* The reason goes into an XML error document: UTF-8 without controls. */
+        if (!cf_s3_utf8_valid((const unsigned char *)err.msg, strlen(err.msg)))
+            abort();
+        for (const char *c = err.msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                abort();
         return 0;
     }
     if (size > CF_POLICY_MAX_BYTES)

@@ -365,3 +365,13 @@ def test_mfa_guard_denies_access_key_requests(server, s3, bucket):
     assert error_of(c.delete_object, Bucket=BUCKET, Key="mfa/x")["Code"] == "AccessDenied"
     assert c.get_object(Bucket=BUCKET, Key="mfa/x")["Body"].read() == b"x"
     s3.delete_object(Bucket=BUCKET, Key="mfa/x")
+
+
+def test_refusal_quoting_odd_text_is_still_a_parseable_error(s3, bucket):
+    """The reason quotes the policy; controls and a UTF-8 character cut by the quote's length
+    limit would make the XML error document unreadable to the client."""
+    body = json.dumps({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                                      "Resource": "arn:aws:s3:::other/\u0001\u001b[31m" + "\u00e9" * 150}]})
+    err = error_of(s3.put_bucket_policy, Bucket=BUCKET, Policy=body)
+    assert err["Code"] == "MalformedPolicy"
+    assert err["Message"].startswith("Policy has invalid resource: 'arn:aws:s3:::other/??[31m\u00e9")

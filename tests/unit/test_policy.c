@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "s3/policy.h"
+#include "s3/request.h"
 
 #define BUCKET "site"
 
@@ -525,6 +526,24 @@ static void test_limits(void **state)
     }
 }
 
+/* Refusals quote the policy, and travel in an XML document: no controls, no cut characters. */
+static void test_refusal_messages_are_printable(void **state)
+{
+    (void)state;
+    char json[2048] = "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"s3:GetObject\","
+                      "\"Resource\":\"arn:aws:s3:::other/\\u0001\\u001b[31m";
+    for (int i = 0; i < 150; i++)
+        strcat(json, "\xc3\xa9"); /* the 200-byte quote cuts one of these in two */
+    strcat(json, "\"}]}");
+    cf_policy *p;
+    cf_err err = {0};
+    assert_int_equal(cf_policy_parse(json, strlen(json), BUCKET, NULL, NULL, &p, &err), CF_EINVAL);
+    assert_non_null(strstr(err.msg, "Policy has invalid resource"));
+    assert_true(cf_s3_utf8_valid((const unsigned char *)err.msg, strlen(err.msg)));
+    for (const char *c = err.msg; *c; c++)
+        assert_true((unsigned char)*c >= 0x20 && *c != 0x7f);
+}
+
 static void test_glob(void **state)
 {
     (void)state;
@@ -571,6 +590,7 @@ int main(void)
         cmocka_unit_test(test_refused_with_a_reason),
         cmocka_unit_test(test_accepted_shapes),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_refusal_messages_are_printable),
         cmocka_unit_test(test_glob),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
