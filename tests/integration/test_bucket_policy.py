@@ -375,3 +375,33 @@ def test_refusal_quoting_odd_text_is_still_a_parseable_error(s3, bucket):
     err = error_of(s3.put_bucket_policy, Bucket=BUCKET, Policy=body)
     assert err["Code"] == "MalformedPolicy"
     assert err["Message"].startswith("Policy has invalid resource: 'arn:aws:s3:::other/??[31m\u00e9")
+
+
+def test_awscli_put_bucket_policy_from_a_file(server, s3, bucket, aws_env, tmp_path):
+    """The way policies are usually pasted: a JSON file given to `aws s3api put-bucket-policy`."""
+    from helpers_clients import run_aws
+    policy = {"Version": "2012-10-17", "Id": "pasted", "Statement": [
+        {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
+         "Resource": [f"{bucket}/public/*"]},
+        {"Sid": "OfficeList", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:ListBucket",
+         "Resource": bucket, "Condition": {"IpAddress": {"aws:SourceIp": ["127.0.0.1/32"]}}},
+        {"Sid": "NoDeletes", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
+         "Resource": f"{bucket}/*"}]}
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy, indent=2))
+    cli = ("--endpoint-url", server.endpoint, "s3api")
+    run_aws(aws_env, *cli, "put-bucket-policy", "--bucket", BUCKET, "--policy", f"file://{path}")
+    got = json.loads(run_aws(aws_env, *cli, "get-bucket-policy", "--bucket", BUCKET).stdout)
+    assert json.loads(got["Policy"]) == policy
+    assert anon("127.0.0.1").get(f"{server.endpoint}/{BUCKET}?list-type=2").status_code == 200
+    assert anon("127.0.0.5").get(f"{server.endpoint}/{BUCKET}?list-type=2").status_code == 403
+    assert anon().get(f"{server.endpoint}/{BUCKET}/public/a.txt").content == b"a"
+    assert anon().delete(f"{server.endpoint}/{BUCKET}/public/a.txt").status_code == 403
+
+    policy["Statement"].append({"Sid": "TLSOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                                "Resource": f"{bucket}/*",
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
+    path.write_text(json.dumps(policy))
+    p = run_aws(aws_env, *cli, "put-bucket-policy", "--bucket", BUCKET, "--policy", f"file://{path}", check=False)
+    assert p.returncode != 0
+    assert b"MalformedPolicy" in p.stderr and b"aws:SecureTransport" in p.stderr
