@@ -374,7 +374,7 @@ static const struct {
 
 #define SUPPORTED_KEYS                                                                                       \
     "aws:SourceIp, aws:CurrentTime, aws:EpochTime, aws:UserAgent, aws:Referer, s3:prefix, s3:delimiter, "    \
-    "s3:max-keys, s3:x-amz-acl, s3:signatureversion, aws:MultiFactorAuthPresent"
+    "s3:max-keys, s3:x-amz-acl, s3:signatureversion, aws:MultiFactorAuthPresent, s3:ExistingObjectTag/TAG"
 
 /* Keys users paste that coffer cannot honour, and why: refusing with the reason beats a
  * condition that never matches, or always does. */
@@ -386,8 +386,7 @@ static const struct {
      "coffer speaks plain HTTP and cannot see whether a TLS proxy in front of it was used; require HTTPS at "
      "the proxy"},
     {"s3:x-amz-server-side-encryption", "coffer does not encrypt objects at rest"},
-    {"s3:ExistingObjectTag/", "object tag conditions are not supported"},
-    {"s3:RequestObjectTag", "object tag conditions are not supported"},
+    {"s3:RequestObjectTag", "conditions on the tags a request sets are not supported"},
     {"s3:VersionId", "coffer keeps no object versions"},
     {"aws:SourceVpc", "coffer has no VPC endpoints"},
     {"aws:VpcSourceIp", "coffer has no VPC endpoints"},
@@ -409,6 +408,7 @@ typedef struct policy_condition {
     int op; /* index into operators[] */
     int if_exists;
     cf_policy_key key;
+    const char *tag; /* s3:ExistingObjectTag/TAG: TAG (case-sensitive, as tag keys are) */
     policy_value *values;
     size_t nvalues;
 } policy_condition;
@@ -437,6 +437,7 @@ struct cf_policy {
     char bucket[64];
     policy_statement *statements;
     size_t n;
+    int uses_object_tags;
     alloc_block *blocks;
 };
 
@@ -739,8 +740,19 @@ static int parse_value(parser *ps, family fam, const char *key, policy_value *ou
     return 0;
 }
 
-static int find_key(parser *ps, const char *name, cf_policy_key *key, unsigned *families)
+#define EXISTING_OBJECT_TAG "s3:ExistingObjectTag/"
+
+static int find_key(parser *ps, const char *name, policy_condition *c, unsigned *families)
 {
+    cf_policy_key *key = &c->key;
+    size_t tl = strlen(EXISTING_OBJECT_TAG);
+    if (strncasecmp(name, EXISTING_OBJECT_TAG, tl) == 0 && name[tl]) {
+        *key = CF_POLICY_KEY_EXISTING_OBJECT_TAG;
+        *families = F_STRING;
+        c->tag = name + tl;
+        ps->p->uses_object_tags = 1;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcasecmp(name, keys[i].name) == 0) {
             *key = keys[i].key;
@@ -833,7 +845,7 @@ static int parse_condition(parser *ps, json_t *v, policy_statement *st)
         {
             policy_condition *c = &st->conds[st->nconds];
             unsigned families = 0;
-            if ((rc = find_key(ps, keyname, &c->key, &families)))
+            if ((rc = find_key(ps, keyname, c, &families)))
                 return rc;
             family fam = operators[op].fam;
             if (fam != F_NULL && !(families & fam))
@@ -1081,7 +1093,11 @@ static int value_matches(const policy_condition *c, const policy_value *want, co
  * key fails a plain operator and satisfies a negated one, unless IfExists says it holds. */
 static int condition_holds(const policy_condition *c, const cf_policy_request *q)
 {
-    const char *have = (unsigned)c->key < CF_POLICY_KEY_COUNT_ ? q->values[c->key] : NULL;
+    const char *have = NULL;
+    if (c->key == CF_POLICY_KEY_EXISTING_OBJECT_TAG)
+        have = q->object_tag ? q->object_tag(q->object_tag_ctx, c->tag) : NULL;
+    else if ((unsigned)c->key < CF_POLICY_KEY_COUNT_)
+        have = q->values[c->key];
     if (operators[c->op].fam == F_NULL) {
         for (size_t i = 0; i < c->nvalues; i++)
             if ((have == NULL) == c->values[i].boolean)
@@ -1155,6 +1171,11 @@ cf_policy_effect cf_policy_evaluate(const cf_policy *p, const cf_policy_request 
     }
     free(resource);
     return effect;
+}
+
+int cf_policy_uses_object_tags(const cf_policy *p)
+{
+    return p->uses_object_tags;
 }
 
 int cf_policy_may_allow(const cf_policy *p, cf_policy_action action, const char *principal)

@@ -50,17 +50,18 @@ const char *cf_policy_action_name(cf_policy_action a);
 
 /* The condition keys a request can carry; a NULL value is a key absent from the request. */
 typedef enum cf_policy_key {
-    CF_POLICY_KEY_SOURCE_IP,         /* aws:SourceIp: "192.0.2.7", "2001:db8::1" */
-    CF_POLICY_KEY_CURRENT_TIME,      /* aws:CurrentTime: "2026-12-05T21:49:43Z" */
-    CF_POLICY_KEY_EPOCH_TIME,        /* aws:EpochTime: "1796507383" */
-    CF_POLICY_KEY_USER_AGENT,        /* aws:UserAgent */
-    CF_POLICY_KEY_REFERER,           /* aws:Referer */
-    CF_POLICY_KEY_PREFIX,            /* s3:prefix (listings, decoded) */
-    CF_POLICY_KEY_DELIMITER,         /* s3:delimiter (listings, decoded) */
-    CF_POLICY_KEY_MAX_KEYS,          /* s3:max-keys (listings) */
-    CF_POLICY_KEY_ACL,               /* s3:x-amz-acl */
-    CF_POLICY_KEY_SIGNATURE_VERSION, /* s3:signatureversion: "AWS4-HMAC-SHA256" when signed */
-    CF_POLICY_KEY_MFA_PRESENT,       /* aws:MultiFactorAuthPresent: absent, as for AWS access keys */
+    CF_POLICY_KEY_SOURCE_IP,           /* aws:SourceIp: "192.0.2.7", "2001:db8::1" */
+    CF_POLICY_KEY_CURRENT_TIME,        /* aws:CurrentTime: "2026-12-05T21:49:43Z" */
+    CF_POLICY_KEY_EPOCH_TIME,          /* aws:EpochTime: "1796507383" */
+    CF_POLICY_KEY_USER_AGENT,          /* aws:UserAgent */
+    CF_POLICY_KEY_REFERER,             /* aws:Referer */
+    CF_POLICY_KEY_PREFIX,              /* s3:prefix (listings, decoded) */
+    CF_POLICY_KEY_DELIMITER,           /* s3:delimiter (listings, decoded) */
+    CF_POLICY_KEY_MAX_KEYS,            /* s3:max-keys (listings) */
+    CF_POLICY_KEY_ACL,                 /* s3:x-amz-acl */
+    CF_POLICY_KEY_SIGNATURE_VERSION,   /* s3:signatureversion: "AWS4-HMAC-SHA256" when signed */
+    CF_POLICY_KEY_MFA_PRESENT,         /* aws:MultiFactorAuthPresent: absent, as for AWS access keys */
+    CF_POLICY_KEY_EXISTING_OBJECT_TAG, /* s3:ExistingObjectTag/TAG: through object_tag, not values[] */
     CF_POLICY_KEY_COUNT_
 } cf_policy_key;
 
@@ -70,6 +71,12 @@ typedef struct cf_policy_request {
     const char *key;       /* object actions: the object key (keylen bytes); else unused */
     size_t keylen;
     const char *values[CF_POLICY_KEY_COUNT_]; /* borrowed for the call; NULL = absent */
+    /* s3:ExistingObjectTag/TAG: the value of the object's tag TAG, NULL when it has none.
+     * A NULL function leaves the key absent (AWS sets it only for actions on an existing
+     * object: GetObject and the object tagging actions). The value is borrowed until the next
+     * call or the end of the evaluation. */
+    const char *(*object_tag)(void *ctx, const char *tag);
+    void *object_tag_ctx;
 } cf_policy_request;
 
 typedef enum cf_policy_effect {
@@ -107,6 +114,9 @@ cf_policy_effect cf_policy_evaluate(const cf_policy *p, const cf_policy_request 
  * under some conditions: whether a request that names many objects (DeleteObjects) is worth
  * reading, and whether a policy makes the bucket writable by anyone. */
 int cf_policy_may_allow(const cf_policy *p, cf_policy_action action, const char *principal);
+
+/* Some condition reads s3:ExistingObjectTag/...: the object's tags are worth loading. */
+int cf_policy_uses_object_tags(const cf_policy *p);
 
 /* Glob matching as policies use it: '*' any run of characters, '?' one UTF-8 character. */
 int cf_policy_glob(const char *pattern, size_t plen, const char *s, size_t slen, int ignore_case);

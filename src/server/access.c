@@ -323,12 +323,60 @@ static const cf_policy *bucket_policy(cf_request *r, const char *bucket, int *un
 
 /* The request's condition keys (policy.h). aws:SourceIp is the TCP peer: an X-Forwarded-For
  * header is the client's word, and anyone can send one. */
+/* The object's tags, read when a condition first asks (s3:ExistingObjectTag/TAG). */
+typedef struct object_tags {
+    cf_server *srv;
+    const char *bucket, *key;
+    size_t keylen;
+    int loaded, failed;
+    char *stored; /* CF_TAGGING_HEADER: "k1=v1&k2=v2", each part percent-encoded */
+    cf_buf value;
+} object_tags;
+
 typedef struct policy_context {
     cf_policy_request q;
     char ip[INET6_ADDRSTRLEN];
     char now[24], epoch[24];
     cf_buf prefix, delimiter;
+    object_tags tags;
 } policy_context;
+
+static const char *object_tag(void *ctx, const char *tag)
+{
+    object_tags *t = ctx;
+    if (!t->loaded) {
+        t->loaded = 1;
+        cf_object_info info = {0};
+        cf_err err;
+        int rc = cf_store_object_get(t->srv->store, t->bucket, t->key, t->keylen, &info, NULL, NULL, &err);
+        const char *h = rc == 0 ? cf_object_info_header(&info, CF_TAGGING_HEADER) : NULL;
+        t->stored = h ? strdup(h) : NULL;
+        /* No object, no tags; a store that cannot say must not pass for "no such tag", which a
+         * Deny on StringEquals would read as leave to proceed. */
+        t->failed = (rc && rc != CF_ENOTFOUND) || (h && !t->stored);
+        cf_object_info_cleanup(&info);
+    }
+    cf_buf name;
+    cf_buf_init(&name, 1024);
+    const char *found = NULL;
+    for (const char *p = t->stored; p && *p && !found;) {
+        const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        name.len = 0;
+        if (cf_s3_url_decode(&name, p, (size_t)((eq ? eq : end) - p)) == 0 && cf_buf_putc(&name, '\0') == 0 &&
+            strcmp(name.data, tag) == 0) {
+            t->value.len = 0;
+            if (cf_s3_url_decode(&t->value, eq ? eq + 1 : end, (size_t)(end - (eq ? eq + 1 : end))) == 0 &&
+                cf_buf_putc(&t->value, '\0') == 0)
+                found = t->value.data;
+            else
+                t->failed = 1;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    cf_buf_cleanup(&name);
+    return found;
+}
 
 /* A listing parameter, percent-decoded as the handler reads it; -1 when it cannot be a string
  * (bad escape, or a NUL that would hide what follows it from the conditions). */
@@ -349,6 +397,8 @@ static int context_init(policy_context *x, const cf_request *r, cf_s3_op op, cf_
                         const char *key, size_t keylen)
 {
     memset(&x->q, 0, sizeof x->q);
+    memset(&x->tags, 0, sizeof x->tags);
+    cf_buf_init(&x->tags.value, 1024);
     x->q.action = action;
     x->q.principal = r->principal == CF_PRINCIPAL_KEY ? r->grant.access_key : NULL;
     x->q.key = key ? key : "";
@@ -395,6 +445,8 @@ static void context_cleanup(policy_context *x)
 {
     cf_buf_cleanup(&x->prefix);
     cf_buf_cleanup(&x->delimiter);
+    cf_buf_cleanup(&x->tags.value);
+    free(x->tags.stored);
 }
 
 /* The bucket policy combined with the principal's own grant (see the top of the file). */
@@ -413,8 +465,18 @@ static int decide(cf_request *r, cf_s3_op op, cf_policy_action action, const cha
     if (!policy || keylen > CF_S3_MAX_KEY_LEN)
         return own;
     policy_context x;
-    cf_policy_effect e = context_init(&x, r, op, action, key, keylen) == 0 ? cf_policy_evaluate(policy, &x.q)
-                                                                           : CF_POLICY_DENIED;
+    int ok = context_init(&x, r, op, action, key, keylen) == 0;
+    /* AWS sets s3:ExistingObjectTag for the actions on an existing object's data and tags. */
+    if (cf_policy_uses_object_tags(policy) &&
+        (action == CF_POLICY_GET_OBJECT || action == CF_POLICY_GET_OBJECT_TAGGING ||
+         action == CF_POLICY_PUT_OBJECT_TAGGING || action == CF_POLICY_DELETE_OBJECT_TAGGING)) {
+        x.tags = (object_tags){r->srv, bucket, key ? key : "", key ? keylen : 0, 0, 0, NULL, x.tags.value};
+        x.q.object_tag = object_tag;
+        x.q.object_tag_ctx = &x.tags;
+    }
+    cf_policy_effect e = ok ? cf_policy_evaluate(policy, &x.q) : CF_POLICY_DENIED;
+    if (x.tags.failed)
+        e = CF_POLICY_DENIED;
     context_cleanup(&x);
     return e != CF_POLICY_DENIED && (own || e == CF_POLICY_ALLOWED);
 }

@@ -15,9 +15,20 @@ static const char *const principals[] = {NULL, "ci-key", "admin-key"};
 static const char *const keys[] = {"", "a", "public/x.png", "img-\xc3\xa9.png", "a/b/c.pdf", "${literal}"};
 static const char *const ips[] = {NULL, "127.0.0.2", "::1", "2001:db8::7", "10.1.2.3"};
 
+/* An object tagged "class=secret&owner=ann smith". */
+static const char *object_tag(void *ctx, const char *tag)
+{
+    (void)ctx;
+    if (strcmp(tag, "class") == 0)
+        return "secret";
+    return strcmp(tag, "owner") == 0 ? "ann smith" : NULL;
+}
+
 static void context(cf_policy_request *q, size_t variant, const uint8_t *data, size_t size)
 {
     memset(q->values, 0, sizeof q->values);
+    q->object_tag = variant == 3 ? object_tag : NULL;
+    q->object_tag_ctx = NULL;
     if (variant == 0)
         return; /* every condition key absent */
     static char text[64];

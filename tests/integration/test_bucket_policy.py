@@ -405,3 +405,32 @@ def test_awscli_put_bucket_policy_from_a_file(server, s3, bucket, aws_env, tmp_p
     p = run_aws(aws_env, *cli, "put-bucket-policy", "--bucket", BUCKET, "--policy", f"file://{path}", check=False)
     assert p.returncode != 0
     assert b"MalformedPolicy" in p.stderr and b"aws:SecureTransport" in p.stderr
+
+
+def test_existing_object_tag_conditions(server, s3, bucket):
+    s3.put_object(Bucket=BUCKET, Key="tagged/open", Body=b"open", Tagging="visibility=public&owner=ann%20smith")
+    s3.put_object(Bucket=BUCKET, Key="tagged/closed", Body=b"closed", Tagging="visibility=private")
+    s3.put_object(Bucket=BUCKET, Key="tagged/none", Body=b"none")
+    ak, sk = new_key(server, "--policy", "readonly", "--bucket", BUCKET)
+    c = s3_client(server.endpoint, ak, sk)
+    put_policy(s3,
+               {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"{bucket}/tagged/*",
+                "Condition": {"StringEquals": {"s3:ExistingObjectTag/visibility": "public"}}},
+               {"Effect": "Deny", "Principal": {"AWS": ak}, "Action": ["s3:GetObject", "s3:GetObjectTagging"],
+                "Resource": f"{bucket}/*",
+                "Condition": {"StringLike": {"s3:ExistingObjectTag/owner": "ann *"}}})
+    base = f"{server.endpoint}/{BUCKET}/tagged"
+    assert anon().get(f"{base}/open").content == b"open"
+    assert anon().get(f"{base}/closed").status_code == 403
+    assert anon().get(f"{base}/none").status_code == 403
+    assert anon().get(f"{base}/missing").status_code == 403      # no object: no tag, no Allow
+    assert error_of(c.get_object, Bucket=BUCKET, Key="tagged/open")["Code"] == "AccessDenied"
+    assert error_of(c.get_object_tagging, Bucket=BUCKET, Key="tagged/open")["Code"] == "AccessDenied"
+    assert c.get_object(Bucket=BUCKET, Key="tagged/closed")["Body"].read() == b"closed"
+    # The decision follows the tags as they are now.
+    s3.put_object_tagging(Bucket=BUCKET, Key="tagged/closed",
+                          Tagging={"TagSet": [{"Key": "visibility", "Value": "public"}]})
+    assert anon().get(f"{base}/closed").content == b"closed"
+    s3.delete_object_tagging(Bucket=BUCKET, Key="tagged/open")
+    assert anon().get(f"{base}/open").status_code == 403
+    assert c.get_object(Bucket=BUCKET, Key="tagged/open")["Body"].read() == b"open"

@@ -310,6 +310,54 @@ static void test_decisions(void **state)
     }
 }
 
+/* A fake object whose tags are "class=secret" and "owner=ann smith". */
+static const char *fake_tag(void *ctx, const char *tag)
+{
+    (*(int *)ctx)++;
+    if (strcmp(tag, "class") == 0)
+        return "secret";
+    return strcmp(tag, "owner") == 0 ? "ann smith" : NULL;
+}
+
+static void test_existing_object_tag(void **state)
+{
+    (void)state;
+    cf_policy *p;
+    cf_err err;
+    assert_int_equal(
+        parse("{'Statement':[{'Effect':'Allow','Principal':'*','Action':'s3:GetObject',"
+              "'Resource':'arn:aws:s3:::site/*','Condition':{'StringLike':"
+              "{'s3:ExistingObjectTag/owner':'ann *'}}},"
+              "{'Effect':'Deny','Principal':'*','Action':'s3:*','Resource':'arn:aws:s3:::site/*',"
+              "'Condition':{'StringEquals':{'s3:existingobjecttag/class':['secret','top']}}}]}",
+              &p, &err),
+        0);
+    assert_true(cf_policy_uses_object_tags(p));
+    int calls = 0;
+    cf_policy_request q = {.action = CF_POLICY_GET_OBJECT,
+                           .key = "a",
+                           .keylen = 1,
+                           .object_tag = fake_tag,
+                           .object_tag_ctx = &calls};
+    assert_int_equal(cf_policy_evaluate(p, &q), CF_POLICY_DENIED);
+    assert_true(calls > 0);
+    q.object_tag = NULL; /* an action that carries no object tags: the key is absent */
+    assert_int_equal(cf_policy_evaluate(p, &q), CF_POLICY_NO_MATCH);
+    cf_policy_free(p);
+    assert_int_equal(parse(PUBLIC_READ, &p, &err), 0);
+    assert_false(cf_policy_uses_object_tags(p));
+    cf_policy_free(p);
+    /* the tag key is case-sensitive, as S3's tag keys are */
+    assert_int_equal(parse("{'Statement':[{'Effect':'Allow','Principal':'*','Action':'s3:GetObject',"
+                           "'Resource':'arn:aws:s3:::site/*','Condition':{'StringEquals':"
+                           "{'s3:ExistingObjectTag/Owner':'ann smith'}}}]}",
+                           &p, &err),
+                     0);
+    q.object_tag = fake_tag;
+    assert_int_equal(cf_policy_evaluate(p, &q), CF_POLICY_NO_MATCH);
+    cf_policy_free(p);
+}
+
 static void test_may_allow(void **state)
 {
     (void)state;
@@ -420,7 +468,8 @@ static const struct {
     {WITH_COND("{'NullIfExists':{'aws:UserAgent':'true'}}"), "'NullIfExists' is not supported"},
     {WITH_COND("{'Bool':{'aws:SecureTransport':'false'}}"), "TLS proxy"},
     {WITH_COND("{'StringEquals':{'s3:x-amz-server-side-encryption':'AES256'}}"), "encrypt"},
-    {WITH_COND("{'StringEquals':{'s3:ExistingObjectTag/class':'public'}}"), "tag"},
+    {WITH_COND("{'StringEquals':{'s3:RequestObjectTag/class':'public'}}"), "tags a request sets"},
+    {WITH_COND("{'StringEquals':{'s3:ExistingObjectTag/':'public'}}"), "unsupported condition key"},
     {WITH_COND("{'StringEquals':{'aws:SourceVpce':'vpce-1'}}"), "VPC"},
     {WITH_COND("{'StringEquals':{'aws:PrincipalArn':'x'}}"), "Principal"},
     {WITH_COND("{'StringEquals':{'aws:FooBar':'x'}}"), "unsupported condition key 'aws:FooBar'"},
@@ -590,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_refused_with_a_reason),
         cmocka_unit_test(test_accepted_shapes),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_existing_object_tag),
         cmocka_unit_test(test_refusal_messages_are_printable),
         cmocka_unit_test(test_glob),
     };
