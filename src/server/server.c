@@ -26,8 +26,8 @@
 #include "crypto/sigv4.h"
 #include "server/request.h"
 
-#define MAX_HEADER_BYTES (64 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
-#define CF_CONNECTION_POOL (128 << 10) /* libmicrohttpd's memory per connection (see below) */
+#define MAX_HEADER_BYTES (32 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
+#define CF_CONNECTION_POOL (64 << 10) /* libmicrohttpd's memory per connection (see below) */
 
 /* Keep the raw bytes of the path and query: SigV4 and S3 keys need them undecoded (MHD would
  * otherwise decode %2F into '/' before we could split bucket from key). */
@@ -359,6 +359,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return finish_request(r) ? MHD_YES : MHD_NO;
 }
 
+/* Writes v in decimal with its NUL (at most 21 bytes); returns the NUL's place. The access log
+ * line is written once per request, and printf's number formatting showed in its profile. */
+static char *decimal(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return out + n;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -379,11 +395,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cf_hash_free(r->sha256);
     cf_buf_cleanup(&r->small);
 
-    char status[8], ms[32], in[24], out[24];
-    snprintf(status, sizeof status, "%d", r->responded ? r->status : 0);
-    snprintf(ms, sizeof ms, "%.3f", (cf_clock_mono() - r->started) * 1000.0);
-    snprintf(in, sizeof in, "%llu", (unsigned long long)r->bytes_in);
-    snprintf(out, sizeof out, "%llu", (unsigned long long)r->bytes_out);
+    char status[24], ms[48], in[24], out[24];
+    decimal(status, (uint64_t)(r->responded ? r->status : 0));
+    uint64_t us = (uint64_t)((cf_clock_mono() - r->started) * 1e6);
+    char *frac = decimal(ms, us / 1000);
+    *frac++ = '.';
+    frac[0] = (char)('0' + us % 1000 / 100);
+    frac[1] = (char)('0' + us % 100 / 10);
+    frac[2] = (char)('0' + us % 10);
+    frac[3] = '\0';
+    decimal(in, r->bytes_in);
+    decimal(out, r->bytes_out);
     cf_log(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? CF_LOG_INFO : CF_LOG_WARN, "request",
            "id", r->request_id, "method", r->method, "op", cf_s3_op_name(r->op),
            "bucket", r->bucket ? r->bucket : "", "key", r->key ? r->key : "",
@@ -551,9 +573,9 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
         opts->max_connections_per_ip ? opts->max_connections_per_ip : CF_SERVER_MAX_CONNECTIONS_PER_IP,
         /* Headers beyond the pool are refused with 431 before any handler runs (and beyond
          * MAX_HEADER_BYTES by begin_request). The pool is also the read buffer, so it sets the
-         * body piece handed to us per call; MHD zeroes the used pool between keep-alive
-         * requests, so 1 MiB cost a third of a small GET's CPU, while 128 KiB keeps large PUTs
-         * at the same rate (docs/BENCHMARKS.md). It bounds a connection's memory. */
+         * body piece handed to us per call; MHD zeroes the whole pool between keep-alive
+         * requests: at 1 MiB that was a third of a small GET's CPU, at 128 KiB still 8 % of
+         * it, so 64 KiB (docs/BENCHMARKS.md). It bounds a connection's memory. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CF_CONNECTION_POOL,
         MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)32 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
