@@ -7,12 +7,14 @@
 #   IDLE=2000, SLOW=1000  connections held by bench/flood.py from 127.0.0.2 and up, at most
 #                         PER_ADDRESS=200 per source address; SLOW ones send one header byte
 #                         every TRICKLE=5 seconds; any the server closes is opened again
-#   WRK_CONNECTIONS=4, WRK_DURATION=10s   the well-behaved client (wrk, from 127.0.0.1)
+#   PROBE_RATE=200, PROBE_SECONDS=10   the well-behaved client (bench/probe.py, from 127.0.0.1):
+#                         requests at a steady pace on one keep-alive connection, each timed
+#   WRK_CONNECTIONS=4, WRK_DURATION=5s   then the most it gets (wrk, closed loop, from 127.0.0.1)
 #   COFFER_LOG_LEVEL=warn   --log-level of the server (warn: no line per request)
 #   TMPDIR        where the scratch directory goes (it is removed at exit)
 #
-# Measures (docs/BENCHMARKS.md): p50/p99 latency of signed 4 KiB GETs and of /health/ready,
-# without and then with the flood; the server's VmRSS at rest, with the flood held and after
+# Measures (docs/BENCHMARKS.md): p50/p99 latency of signed 4 KiB GETs and of /health/ready at a
+# steady pace, and their most requests/s with wrk (and its p99), without and then with the flood; the server's VmRSS at rest, with the flood held and after
 # the measurements, and VmHWM; how many flood connections the server closed.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -21,7 +23,9 @@ SLOW=${SLOW:-1000}
 PER_ADDRESS=${PER_ADDRESS:-200}
 TRICKLE=${TRICKLE:-5}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-4}
-WRK_DURATION=${WRK_DURATION:-10s}
+WRK_DURATION=${WRK_DURATION:-5s}
+PROBE_RATE=${PROBE_RATE:-200}
+PROBE_SECONDS=${PROBE_SECONDS:-10}
 COFFER_LOG_LEVEL=${COFFER_LOG_LEVEL:-warn}
 for v in IDLE SLOW PER_ADDRESS WRK_CONNECTIONS; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, not '${!v}'"
@@ -79,12 +83,18 @@ run_wrk() {
   fi
   echo "$(awk '/^Requests\/sec:/ { print $2 }' "$out") $(latency_ms "$out" 50) $(latency_ms "$out" 99)"
 }
-measure() {  # measure PHASE: signed GETs then /health/ready, one wrk run each
+measure() {  # measure PHASE: paced signed GETs and /health/ready, then one wrk run of each
+  read -r GET_P50 GET_P99 GET_MAX _ <<<"$(python3 "$BENCH_DIR/probe.py" get --host "$COFFER" \
+    --bucket "$BUCKET" --count "$COUNT" --rate "$PROBE_RATE" --seconds "$PROBE_SECONDS")" ||
+    die "probe (signed GET) failed"
+  read -r HEALTH_P50 HEALTH_P99 HEALTH_MAX _ <<<"$(python3 "$BENCH_DIR/probe.py" health \
+    --host "$COFFER" --rate "$PROBE_RATE" --seconds "$PROBE_SECONDS")" || die "probe (health) failed"
   python3 "$BENCH_DIR/sigv4_presign.py" gen --method GET --host "$COFFER" --bucket "$BUCKET" \
     --count "$COUNT" --tail "$SCRATCH/tail.bin" --lua "$SCRATCH/get.lua" || die "gen failed"
-  read -r GET_RPS GET_P50 GET_P99 <<<"$(run_wrk "get-$1" "http://$COFFER/" "$SCRATCH/get.lua")"
-  read -r HEALTH_RPS HEALTH_P50 HEALTH_P99 <<<"$(run_wrk "health-$1" "http://$COFFER/health/ready")"
-  log "$1: signed GET $GET_RPS/s p50 $GET_P50 ms p99 $GET_P99 ms; /health/ready $HEALTH_RPS/s p50 $HEALTH_P50 ms p99 $HEALTH_P99 ms"
+  read -r GET_RPS _ GET_WRK_P99 <<<"$(run_wrk "get-$1" "http://$COFFER/" "$SCRATCH/get.lua")"
+  read -r HEALTH_RPS _ HEALTH_WRK_P99 <<<"$(run_wrk "health-$1" "http://$COFFER/health/ready")"
+  log "$1: signed GET p50 $GET_P50 p99 $GET_P99 max $GET_MAX ms, wrk $GET_RPS/s (p99 $GET_WRK_P99 ms);" \
+    "/health/ready p50 $HEALTH_P50 p99 $HEALTH_P99 max $HEALTH_MAX ms, wrk $HEALTH_RPS/s (p99 $HEALTH_WRK_P99 ms)"
 }
 
 log "scratch $SCRATCH; coffer on $COFFER; flood: $IDLE idle + $SLOW slow-header connections"
@@ -101,7 +111,7 @@ BENCH_ACCESS_KEY=$ACCESS_KEY BENCH_SECRET_KEY=$SECRET_KEY \
 export BENCH_ACCESS_KEY=$ACCESS_KEY BENCH_SECRET_KEY=$SECRET_KEY
 
 measure quiet
-Q=("$GET_RPS" "$GET_P50" "$GET_P99" "$HEALTH_RPS" "$HEALTH_P50" "$HEALTH_P99")
+Q=("$GET_RPS" "$GET_P50" "$GET_P99" "$HEALTH_RPS" "$HEALTH_P50" "$HEALTH_P99" "$GET_MAX" "$HEALTH_MAX" "$GET_WRK_P99" "$HEALTH_WRK_P99")
 RSS_QUIET=$(status_kib "$COFFER_PID" VmRSS)
 
 python3 "$BENCH_DIR/flood.py" --port "$PORT" --idle "$IDLE" --slow "$SLOW" \
@@ -121,7 +131,7 @@ RSS_FLOOD=$(status_kib "$COFFER_PID" VmRSS)
 log "flood held: $(cat "$SCRATCH/flood.ready") connections opened, $HELD sockets open in the server, VmRSS $RSS_FLOOD KiB"
 
 measure flood
-F=("$GET_RPS" "$GET_P50" "$GET_P99" "$HEALTH_RPS" "$HEALTH_P50" "$HEALTH_P99")
+F=("$GET_RPS" "$GET_P50" "$GET_P99" "$HEALTH_RPS" "$HEALTH_P50" "$HEALTH_P99" "$GET_MAX" "$HEALTH_MAX" "$GET_WRK_P99" "$HEALTH_WRK_P99")
 alive
 HELD_END=$(open_sockets)
 RSS_FLOOD_END=$(status_kib "$COFFER_PID" VmRSS)
@@ -141,10 +151,10 @@ cat <<EOF
 
 | figure | no flood | with the flood held | target |
 |---|---|---|---|
-| signed 4 KiB GET, requests/s (wrk -t1 -c$WRK_CONNECTIONS -d$WRK_DURATION) | $(fmt "${Q[0]}" 0) | $(fmt "${F[0]}" 0) | |
-| signed 4 KiB GET, p50 / p99 ms | $(fmt "${Q[1]}" 2) / $(fmt "${Q[2]}" 2) | $(fmt "${F[1]}" 2) / $(fmt "${F[2]}" 2) | p99 < 100: $(verdict "${F[2]}" 100) |
-| /health/ready, requests/s | $(fmt "${Q[3]}" 0) | $(fmt "${F[3]}" 0) | |
-| /health/ready, p50 / p99 ms | $(fmt "${Q[4]}" 2) / $(fmt "${Q[5]}" 2) | $(fmt "${F[4]}" 2) / $(fmt "${F[5]}" 2) | p99 < 100: $(verdict "${F[5]}" 100) |
+| signed 4 KiB GET at $PROBE_RATE/s, p50 / p99 / max ms | $(fmt "${Q[1]}" 2) / $(fmt "${Q[2]}" 2) / $(fmt "${Q[6]}" 1) | $(fmt "${F[1]}" 2) / $(fmt "${F[2]}" 2) / $(fmt "${F[6]}" 1) | p99 < 100: $(verdict "${F[2]}" 100) |
+| /health/ready at $PROBE_RATE/s, p50 / p99 / max ms | $(fmt "${Q[4]}" 2) / $(fmt "${Q[5]}" 2) / $(fmt "${Q[7]}" 1) | $(fmt "${F[4]}" 2) / $(fmt "${F[5]}" 2) / $(fmt "${F[7]}" 1) | p99 < 100: $(verdict "${F[5]}" 100) |
+| signed 4 KiB GET, wrk -t1 -c$WRK_CONNECTIONS -d$WRK_DURATION: requests/s (p99 ms) | $(fmt "${Q[0]}" 0) ($(fmt "${Q[8]}" 1)) | $(fmt "${F[0]}" 0) ($(fmt "${F[8]}" 1)) | |
+| /health/ready, wrk: requests/s (p99 ms) | $(fmt "${Q[3]}" 0) ($(fmt "${Q[9]}" 1)) | $(fmt "${F[3]}" 0) ($(fmt "${F[9]}" 1)) | |
 | server VmRSS, MiB | at rest $(fmt "$(calc "$RSS_REST / 1024")") , after the quiet runs $(fmt "$(calc "$RSS_QUIET / 1024")") | held $(fmt "$(calc "$RSS_FLOOD / 1024")"), after the runs $(fmt "$(calc "$RSS_FLOOD_END / 1024")"); VmHWM $(fmt "$(calc "$HWM / 1024")") | < 64 at rest: $(verdict "$(calc "$RSS_REST / 1024")" 64) |
 | VmRSS per flood connection, KiB | | $(fmt "$per_conn" 1) | |
 | sockets open in the server | | $HELD when held, $HELD_END after the runs | |

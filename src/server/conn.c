@@ -295,11 +295,20 @@ void cf_conn_request_done(cf_conn *c)
     set_phase(c, PHASE_AWAITING);
 }
 
-void cf_conns_stats(cf_conns *t, size_t *open, uint64_t *closed_headers, uint64_t *closed_slow_body)
+int cf_conns_render(cf_conns *t, cf_buf *b)
 {
     pthread_mutex_lock(&t->mu);
-    *open = t->count;
+    size_t open = t->count;
     pthread_mutex_unlock(&t->mu);
-    *closed_headers = atomic_load(&t->closed_headers);
-    *closed_slow_body = atomic_load(&t->closed_slow_body);
+    return cf_buf_printf(
+        b,
+        "# HELP coffer_http_connections Open HTTP connections.\n"
+        "# TYPE coffer_http_connections gauge\n"
+        "coffer_http_connections %zu\n"
+        "# HELP coffer_http_connections_closed_total Connections the server closed for a limit.\n"
+        "# TYPE coffer_http_connections_closed_total counter\n"
+        "coffer_http_connections_closed_total{reason=\"header_timeout\"} %llu\n"
+        "coffer_http_connections_closed_total{reason=\"slow_body\"} %llu\n",
+        open, (unsigned long long)atomic_load(&t->closed_headers),
+        (unsigned long long)atomic_load(&t->closed_slow_body));
 }

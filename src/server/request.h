@@ -64,7 +64,8 @@ void cf_conns_stop(cf_conns *t);
 /* MHD_OPTION_NOTIFY_CONNECTION callback; cls is the cf_conns. */
 void cf_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                      enum MHD_ConnectionNotificationCode code);
-void cf_conns_stats(cf_conns *t, size_t *open, uint64_t *closed_headers, uint64_t *closed_slow_body);
+/* Appends the connection gauges and counters to a /metrics page. */
+int cf_conns_render(cf_conns *t, cf_buf *b);
 cf_conn *cf_conn_of(struct MHD_Connection *conn); /* NULL when untracked; the calls below accept it */
 void cf_conn_headers_received(cf_conn *c);
 void cf_conn_body_received(cf_conn *c, size_t n);

@@ -152,7 +152,7 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     if (strcmp(url, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
         cf_buf b;
         cf_buf_init(&b, (size_t)64 << 20);
-        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0) {
+        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0 || cf_conns_render(r->srv->conns, &b) != 0) {
             cf_buf_cleanup(&b);
             cf_buf_init(&b, 64);
             cf_buf_puts(&b, "metrics unavailable\n");

@@ -41,6 +41,14 @@ def closed_by_peer(s):
         return True
 
 
+def metric(server, line_start):
+    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(line_start + " "):
+                return float(line.split()[-1])
+    raise AssertionError(f"{line_start} not in /metrics")
+
+
 def timed_health(server, timeout=5):
     t0 = time.monotonic()
     with urllib.request.urlopen(server.endpoint + "/health/ready", timeout=timeout) as r:
@@ -104,6 +112,8 @@ def test_trickling_headers_do_not_keep_clients_out(small_object):
     early = [c[2] - c[1] for c in conns if c[2] - c[1] < deadline]
     assert not early, f"closed before the header deadline: {sorted(early)[:5]}"
     assert "headers not complete in time" in srv.log()
+    closed = metric(srv, 'coffer_http_connections_closed_total{reason="header_timeout"}')
+    assert closed >= 1100, closed
     for c in conns:
         c[0].close()
     # The server still serves after the flood.
@@ -181,6 +191,7 @@ def test_body_below_minimum_rate_is_closed(small_object):
     assert closed_at is not None, "a body at 200 bytes/s was not cut off"
     assert 2 <= closed_at < 5, closed_at
     assert "body slower than the minimum rate" in srv.log()
+    assert metric(srv, 'coffer_http_connections_closed_total{reason="slow_body"}') == 1
     assert wait_tmp_empty(srv.data_dir) == []
     with pytest.raises(s3.exceptions.ClientError):
         s3.head_object(Bucket="flood", Key="slow")
