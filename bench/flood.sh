@@ -73,7 +73,8 @@ latency_ms() {
     if (f < 0) exit 1
     printf "%.3f\n", v * f }' "$1"
 }
-# run_wrk NAME URL [SCRIPT]: wrk from 127.0.0.1; fails on socket errors or non-2xx answers
+# run_wrk NAME URL [SCRIPT]: wrk from 127.0.0.1; sets WRK_RPS and WRK_P99 (ms); fails on
+# socket errors or non-2xx answers
 run_wrk() {
   local out="$SCRATCH/$1.wrk"
   wrk -t1 -c"$WRK_CONNECTIONS" -d"$WRK_DURATION" --latency ${3:+-s "$3"} "$2" >"$out" 2>&1 ||
@@ -81,18 +82,27 @@ run_wrk() {
   if grep -q -e 'Non-2xx or 3xx responses' -e 'Socket errors' "$out"; then
     cat "$out" >&2; die "wrk ($1): errors or non-2xx answers"
   fi
-  echo "$(awk '/^Requests\/sec:/ { print $2 }' "$out") $(latency_ms "$out" 50) $(latency_ms "$out" 99)"
+  WRK_RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+  WRK_P99=$(latency_ms "$out" 99) || die "wrk ($1): no latency distribution"
+}
+# probe WHAT: bench/probe.py at PROBE_RATE for PROBE_SECONDS; sets P50, P99, PMAX (ms)
+probe() {
+  python3 "$BENCH_DIR/probe.py" "$1" --host "$COFFER" --bucket "$BUCKET" --count "$COUNT" \
+    --rate "$PROBE_RATE" --seconds "$PROBE_SECONDS" >"$SCRATCH/probe.out" ||
+    die "the well-behaved client's $1 requests failed"
+  read -r P50 P99 PMAX _ <"$SCRATCH/probe.out"
 }
 measure() {  # measure PHASE: paced signed GETs and /health/ready, then one wrk run of each
-  read -r GET_P50 GET_P99 GET_MAX _ <<<"$(python3 "$BENCH_DIR/probe.py" get --host "$COFFER" \
-    --bucket "$BUCKET" --count "$COUNT" --rate "$PROBE_RATE" --seconds "$PROBE_SECONDS")" ||
-    die "probe (signed GET) failed"
-  read -r HEALTH_P50 HEALTH_P99 HEALTH_MAX _ <<<"$(python3 "$BENCH_DIR/probe.py" health \
-    --host "$COFFER" --rate "$PROBE_RATE" --seconds "$PROBE_SECONDS")" || die "probe (health) failed"
+  probe get
+  GET_P50=$P50 GET_P99=$P99 GET_MAX=$PMAX
+  probe health
+  HEALTH_P50=$P50 HEALTH_P99=$P99 HEALTH_MAX=$PMAX
   python3 "$BENCH_DIR/sigv4_presign.py" gen --method GET --host "$COFFER" --bucket "$BUCKET" \
     --count "$COUNT" --tail "$SCRATCH/tail.bin" --lua "$SCRATCH/get.lua" || die "gen failed"
-  read -r GET_RPS _ GET_WRK_P99 <<<"$(run_wrk "get-$1" "http://$COFFER/" "$SCRATCH/get.lua")"
-  read -r HEALTH_RPS _ HEALTH_WRK_P99 <<<"$(run_wrk "health-$1" "http://$COFFER/health/ready")"
+  run_wrk "get-$1" "http://$COFFER/" "$SCRATCH/get.lua"
+  GET_RPS=$WRK_RPS GET_WRK_P99=$WRK_P99
+  run_wrk "health-$1" "http://$COFFER/health/ready"
+  HEALTH_RPS=$WRK_RPS HEALTH_WRK_P99=$WRK_P99
   log "$1: signed GET p50 $GET_P50 p99 $GET_P99 max $GET_MAX ms, wrk $GET_RPS/s (p99 $GET_WRK_P99 ms);" \
     "/health/ready p50 $HEALTH_P50 p99 $HEALTH_P99 max $HEALTH_MAX ms, wrk $HEALTH_RPS/s (p99 $HEALTH_WRK_P99 ms)"
 }

@@ -561,11 +561,11 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
                      (v6 ? MHD_USE_IPv6 : 0);
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD logs some of its own way */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, http_threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, cf_conns_notify, srv->conns,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
         MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : CF_SERVER_IDLE_TIMEOUT_S,
         MHD_OPTION_CONNECTION_LIMIT, max_conns,
