@@ -50,7 +50,6 @@ static const char server_usage[] =
     "  COFFER_ROOT_USER, COFFER_ROOT_PASSWORD            root access key and secret key\n"
     "  COFFER_ROOT_USER_FILE, COFFER_ROOT_PASSWORD_FILE  files holding them instead\n";
 
-
 /* Value of NAME, or the trimmed contents of the file named by NAME_FILE; NULL when neither. */
 static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *err)
 {
@@ -163,11 +162,16 @@ int cf_cmd_server(int argc, char **argv)
                         option_name(longopts, c), c == 'R' ? "" : " from 1 to 1000000", optarg);
                 return CF_EXIT_USAGE;
             }
-            if (c == 'C') opts.max_connections = (size_t)n;
-            else if (c == 'P') opts.max_connections_per_ip = (unsigned)n;
-            else if (c == 'R') opts.min_body_rate = n ? n : UINT64_MAX;
-            else if (c == 'T') opts.http_threads = (unsigned)n;
-            else opts.blocking_threads = (unsigned)n;
+            if (c == 'C')
+                opts.max_connections = (size_t)n;
+            else if (c == 'P')
+                opts.max_connections_per_ip = (unsigned)n;
+            else if (c == 'R')
+                opts.min_body_rate = n ? n : UINT64_MAX;
+            else if (c == 'T')
+                opts.http_threads = (unsigned)n;
+            else
+                opts.blocking_threads = (unsigned)n;
             break;
         }
         case 'I':
@@ -180,9 +184,12 @@ int cf_cmd_server(int argc, char **argv)
                         option_name(longopts, c), c == 'H' ? " (or 0)" : "", optarg);
                 return CF_EXIT_USAGE;
             }
-            if (c == 'I') opts.connection_timeout_s = (unsigned)secs;
-            else if (c == 'H') opts.header_timeout_s = off ? -1 : (double)secs;
-            else opts.body_rate_window_s = (double)secs;
+            if (c == 'I')
+                opts.connection_timeout_s = (unsigned)secs;
+            else if (c == 'H')
+                opts.header_timeout_s = off ? -1 : (double)secs;
+            else
+                opts.body_rate_window_s = (double)secs;
             break;
         }
         case 'l':
