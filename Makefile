@@ -41,6 +41,7 @@ test: build build-asan build-fuzz
 
 bench: build
 	@bench/server.sh $(BUILD)/coffer
+	@bench/flood.sh $(BUILD)/coffer
 	@bench/snapshot.sh $(BUILD)/coffer
 
 fuzz: build-fuzz

@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +35,20 @@ static const char server_usage[] =
     "  --domain DOMAIN      also accept virtual-host style requests to BUCKET.DOMAIN\n"
     "  --multipart-expiry D abort multipart uploads older than D (90s, 15m, 1h, 7d; default 7d)\n"
     "\n"
+    "connection limits (see README):\n"
+    "  --max-connections N        open connections in all (default 10000)\n"
+    "  --max-connections-per-ip N open connections from one client address (default 256)\n"
+    "  --idle-timeout D           close a connection idle for D (default 60s)\n"
+    "  --header-timeout D         a request's line and headers must arrive within D of its\n"
+    "                             first byte (default 10s; 0 = no limit)\n"
+    "  --min-body-rate BYTES      a body must arrive at BYTES/s or more (default 1024; 0 = no limit)\n"
+    "  --body-rate-window D       ... measured over each D (default 10s)\n"
+    "  --http-threads N           event-loop threads (default: one per core)\n"
+    "  --blocking-threads N       threads for requests that wait for the disk (default 16)\n"
+    "\n"
     "environment:\n"
     "  COFFER_ROOT_USER, COFFER_ROOT_PASSWORD            root access key and secret key\n"
     "  COFFER_ROOT_USER_FILE, COFFER_ROOT_PASSWORD_FILE  files holding them instead\n";
-
 
 /* Value of NAME, or the trimmed contents of the file named by NAME_FILE; NULL when neither. */
 static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *err)
@@ -83,6 +94,28 @@ static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *e
     return 0;
 }
 
+/* A whole number for a count option: 1..1000000, or 0..UINT64_MAX/2 when zero_ok (a rate). */
+static int parse_count(const char *text, int zero_ok, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || !*text || text[0] == '-' || text[0] == '+')
+        return -1;
+    if (zero_ok ? v > UINT64_MAX / 2 : (v < 1 || v > 1000000))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const char *option_name(const struct option *opts, int val)
+{
+    for (; opts->name; opts++)
+        if (opts->val == val)
+            return opts->name;
+    return "?";
+}
+
 int cf_cmd_server(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -92,6 +125,14 @@ int cf_cmd_server(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'},
         {"domain", required_argument, NULL, 'D'},
         {"multipart-expiry", required_argument, NULL, 'E'},
+        {"max-connections", required_argument, NULL, 'C'},
+        {"max-connections-per-ip", required_argument, NULL, 'P'},
+        {"idle-timeout", required_argument, NULL, 'I'},
+        {"header-timeout", required_argument, NULL, 'H'},
+        {"min-body-rate", required_argument, NULL, 'R'},
+        {"body-rate-window", required_argument, NULL, 'W'},
+        {"http-threads", required_argument, NULL, 'T'},
+        {"blocking-threads", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -110,6 +151,47 @@ int cf_cmd_server(int argc, char **argv)
                 return CF_EXIT_USAGE;
             }
             break;
+        case 'C':
+        case 'P':
+        case 'R':
+        case 'T':
+        case 'B': {
+            uint64_t n;
+            if (parse_count(optarg, c == 'R', &n) != 0) {
+                fprintf(stderr, "coffer server: --%s must be a whole number%s, not '%s'\n",
+                        option_name(longopts, c), c == 'R' ? "" : " from 1 to 1000000", optarg);
+                return CF_EXIT_USAGE;
+            }
+            if (c == 'C')
+                opts.max_connections = (size_t)n;
+            else if (c == 'P')
+                opts.max_connections_per_ip = (unsigned)n;
+            else if (c == 'R')
+                opts.min_body_rate = n ? n : UINT64_MAX;
+            else if (c == 'T')
+                opts.http_threads = (unsigned)n;
+            else
+                opts.blocking_threads = (unsigned)n;
+            break;
+        }
+        case 'I':
+        case 'H':
+        case 'W': {
+            int64_t secs = 0;
+            int off = c == 'H' && strcmp(optarg, "0") == 0;
+            if (!off && (cf_duration_parse(optarg, &secs) != 0 || secs > 86400)) {
+                fprintf(stderr, "coffer server: --%s must be a duration like 5s, 2m or 1h%s, not '%s'\n",
+                        option_name(longopts, c), c == 'H' ? " (or 0)" : "", optarg);
+                return CF_EXIT_USAGE;
+            }
+            if (c == 'I')
+                opts.connection_timeout_s = (unsigned)secs;
+            else if (c == 'H')
+                opts.header_timeout_s = off ? -1 : (double)secs;
+            else
+                opts.body_rate_window_s = (double)secs;
+            break;
+        }
         case 'l':
             if (strcmp(optarg, "debug") == 0) cf_log_set_level(CF_LOG_DEBUG);
             else if (strcmp(optarg, "info") == 0) cf_log_set_level(CF_LOG_INFO);

@@ -23,6 +23,10 @@
 #define CF_MAX_USER_METADATA 2048        /* AWS: 2 KB of x-amz-meta-* names and values */
 
 typedef struct cf_metrics cf_metrics;
+typedef struct cf_conns cf_conns;
+typedef struct cf_conn cf_conn;
+typedef struct cf_offload cf_offload;
+typedef struct cf_request cf_request;
 
 struct cf_server {
     struct MHD_Daemon *daemon;
@@ -37,6 +41,8 @@ struct cf_server {
     int64_t multipart_expiry_s;
 
     cf_metrics *metrics;
+    cf_conns *conns;              /* conn.c: header deadline, minimum body rate */
+    cf_offload *offload;          /* offload.c: handlers that wait for the disk */
 
     /* janitor.c */
     pthread_t janitor;
@@ -52,6 +58,33 @@ void cf_metrics_free(cf_metrics *m);
 void cf_metrics_begin(cf_metrics *m);
 void cf_metrics_end(cf_metrics *m, cf_s3_op op, int status, uint64_t in, uint64_t out, double seconds);
 int cf_metrics_render(cf_metrics *m, cf_store *store, cf_buf *b);
+
+/* conn.c: every open connection, and a reaper that shuts down those past a deadline. */
+int cf_conns_start(double header_timeout, uint64_t min_body_rate, double body_window, cf_conns **out);
+void cf_conns_stop(cf_conns *t);
+/* MHD_OPTION_NOTIFY_CONNECTION callback; cls is the cf_conns. */
+void cf_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+/* Appends the connection gauges and counters to a /metrics page. */
+int cf_conns_render(cf_conns *t, cf_buf *b);
+cf_conn *cf_conn_of(struct MHD_Connection *conn); /* NULL when untracked; the calls below accept it */
+void cf_conn_headers_received(cf_conn *c);
+void cf_conn_body_received(cf_conn *c, size_t n);
+void cf_conn_body_complete(cf_conn *c);
+void cf_conn_request_done(cf_conn *c);
+
+/* offload.c: a bounded pool of threads for handlers that block on the disk. */
+typedef void (*cf_offload_fn)(cf_request *r);
+int cf_offload_start(unsigned nthreads, cf_offload_fn run, cf_offload **out);
+/* From the access handler: suspends r's connection and queues run(r) (0), or -1 when the pool
+ * is stopping (run it on the caller's thread). The worker resumes the connection after run. */
+int cf_offload_submit(cf_offload *p, cf_request *r);
+/* Waits until r is neither queued nor running (before freeing it). */
+void cf_offload_forget(cf_offload *p, cf_request *r);
+/* Refuses new work and waits for what is queued or running: before MHD_stop_daemon, which
+ * must not find a suspended connection. */
+void cf_offload_drain(cf_offload *p);
+void cf_offload_stop(cf_offload *p);
 
 /* janitor.c: the housekeeping thread (stale multipart uploads). */
 int cf_janitor_start(cf_server *srv);
@@ -69,9 +102,12 @@ typedef enum cf_principal {
     CF_PRINCIPAL_KEY,             /* a stored access key: see `grant` for its policy */
 } cf_principal;
 
-typedef struct cf_request {
+enum { CF_OFFLOAD_NONE, CF_OFFLOAD_QUEUED };
+
+struct cf_request {
     cf_server *srv;
     struct MHD_Connection *conn;
+    cf_conn *track;               /* conn.c's record of the connection, or NULL */
     const char *method;
     const char *version; /* "HTTP/1.1", as libmicrohttpd parsed it */
     char request_id[24];
@@ -128,7 +164,17 @@ typedef struct cf_request {
     int status;                   /* for the access log */
     uint64_t bytes_out;
     int responded;
-} cf_request;
+
+    /* offload.c: while a worker runs the handler, cf_respond holds the response here and the
+     * event thread queues it when the connection resumes. */
+    int offload_state;            /* guarded by the pool's lock */
+    cf_request *offload_next;
+    int hold_response;
+    int handler_ok;
+    int resumed;
+    struct MHD_Response *held_response;
+    unsigned held_status;
+};
 
 /* response.c */
 int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);

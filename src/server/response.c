@@ -30,6 +30,11 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
     cf_cors_response_headers(r, resp);
     r->status = status;
     r->responded = 1;
+    if (r->hold_response) { /* on an offload worker: the event thread queues it (offload.c) */
+        r->held_response = resp;
+        r->held_status = (unsigned)status;
+        return 1;
+    }
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ok == MHD_YES;

@@ -18,13 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "crypto/sigv4.h"
 #include "server/request.h"
 
-#define MAX_HEADER_BYTES (64 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
+#define MAX_HEADER_BYTES (32 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
+#define CF_CONNECTION_POOL (64 << 10) /* libmicrohttpd's memory per connection (see below) */
 
 /* Keep the raw bytes of the path and query: SigV4 and S3 keys need them undecoded (MHD would
  * otherwise decode %2F into '/' before we could split bucket from key). */
@@ -152,7 +155,7 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     if (strcmp(url, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
         cf_buf b;
         cf_buf_init(&b, (size_t)64 << 20);
-        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0) {
+        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0 || cf_conns_render(r->srv->conns, &b) != 0) {
             cf_buf_cleanup(&b);
             cf_buf_init(&b, 64);
             cf_buf_puts(&b, "metrics unavailable\n");
@@ -230,13 +233,35 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     }
 }
 
-/* The last call: the body is complete. */
-static int finish_request(cf_request *r)
+/* Operations that only read: their handlers do not wait for a flush, and run on the event
+ * thread. Everything else (every write, and any operation added later) waits for the disk and
+ * runs on the offload pool. */
+static int op_only_reads(cf_s3_op op)
 {
-    char msg[256] = "";
-    cf_s3_error e = cf_body_complete(r, msg, sizeof msg);
-    if (e)
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    switch (op) {
+    case CF_S3_OP_LIST_BUCKETS:
+    case CF_S3_OP_HEAD_BUCKET:
+    case CF_S3_OP_LIST_OBJECTS:
+    case CF_S3_OP_LIST_OBJECTS_V2:
+    case CF_S3_OP_GET_BUCKET_LOCATION:
+    case CF_S3_OP_GET_BUCKET_VERSIONING:
+    case CF_S3_OP_LIST_OBJECT_VERSIONS:
+    case CF_S3_OP_GET_BUCKET_POLICY:
+    case CF_S3_OP_GET_BUCKET_CORS:
+    case CF_S3_OP_CORS_PREFLIGHT:
+    case CF_S3_OP_GET_OBJECT:
+    case CF_S3_OP_HEAD_OBJECT:
+    case CF_S3_OP_LIST_PARTS:
+    case CF_S3_OP_LIST_MULTIPART_UPLOADS:
+    case CF_S3_OP_GET_OBJECT_TAGGING:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int run_handler(cf_request *r)
+{
     switch (r->op) {
     case CF_S3_OP_LIST_BUCKETS: return cf_handle_list_buckets(r);
     case CF_S3_OP_CREATE_BUCKET: return cf_handle_create_bucket(r);
@@ -276,6 +301,41 @@ static int finish_request(cf_request *r)
     }
 }
 
+/* On an offload worker: the handler's response is held for the event thread (on_request). */
+static void run_offloaded(cf_request *r)
+{
+    r->hold_response = 1;
+    r->handler_ok = run_handler(r);
+    r->hold_response = 0;
+    r->resumed = 1;
+}
+
+/* The last call: the body is complete. */
+static int finish_request(cf_request *r)
+{
+    cf_conn_body_complete(r->track);
+    char msg[256] = "";
+    cf_s3_error e = cf_body_complete(r, msg, sizeof msg);
+    if (e)
+        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    if (!op_only_reads(r->op) && cf_offload_submit(r->srv->offload, r) == 0)
+        return 1;
+    return run_handler(r);
+}
+
+/* The connection resumed after its handler ran on the offload pool. */
+static enum MHD_Result queue_held_response(cf_request *r)
+{
+    r->resumed = 0;
+    struct MHD_Response *resp = r->held_response;
+    r->held_response = NULL;
+    if (!resp)
+        return r->handler_ok ? MHD_YES : MHD_NO;
+    enum MHD_Result ok = MHD_queue_response(r->conn, r->held_status, resp);
+    MHD_destroy_response(resp);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -293,12 +353,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->version = version;
         r->started = cf_clock_mono();
         uint64_t seq = atomic_fetch_add((_Atomic uint64_t *)&srv->request_seq, 1);
-        snprintf(r->request_id, sizeof r->request_id, "%s%012llX", srv->boot_id, (unsigned long long)seq);
+        /* boot id, then the sequence number as 12 hex digits (no printf: once per request) */
+        memcpy(r->request_id, srv->boot_id, 8);
+        for (int i = 11; i >= 0; i--, seq >>= 4)
+            r->request_id[8 + i] = "0123456789ABCDEF"[seq & 15];
+        r->request_id[20] = '\0';
         cf_buf_init(&r->small, CF_MAX_SMALL_BODY);
         cf_metrics_begin(srv->metrics);
+        r->track = cf_conn_of(conn);
+        cf_conn_headers_received(r->track);
         return begin_request(r, url);
     }
     if (*upload_data_size) {
+        cf_conn_body_received(r->track, *upload_data_size);
         if (r->responded)
             ;
         else if (r->post)
@@ -308,9 +375,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->resumed)
+        return queue_held_response(r);
     if (r->responded)
         return MHD_YES;
     return finish_request(r) ? MHD_YES : MHD_NO;
+}
+
+/* Writes v in decimal with its NUL (at most 21 bytes); returns the NUL's place. The access log
+ * line is written once per request, and printf's number formatting showed in its profile. */
+static char *decimal(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return out + n;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -321,6 +406,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cf_request *r = *con_cls;
     if (!r)
         return;
+    cf_offload_forget(r->srv->offload, r);
+    if (r->held_response)
+        MHD_destroy_response(r->held_response);
+    cf_conn_request_done(r->track);
     /* Anything not committed by now is discarded: a client that went away leaves nothing. */
     cf_store_writer_abort(r->writer);
     cf_post_object_cleanup(r);
@@ -331,11 +420,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     cf_buf_cleanup(&r->small);
     cf_access_cleanup(r);
 
-    char status[8], ms[32], in[24], out[24];
-    snprintf(status, sizeof status, "%d", r->responded ? r->status : 0);
-    snprintf(ms, sizeof ms, "%.3f", (cf_clock_mono() - r->started) * 1000.0);
-    snprintf(in, sizeof in, "%llu", (unsigned long long)r->bytes_in);
-    snprintf(out, sizeof out, "%llu", (unsigned long long)r->bytes_out);
+    char status[24], ms[48], in[24], out[24];
+    decimal(status, (uint64_t)(r->responded ? r->status : 0));
+    uint64_t us = (uint64_t)((cf_clock_mono() - r->started) * 1e6);
+    char *frac = decimal(ms, us / 1000);
+    *frac++ = '.';
+    frac[0] = (char)('0' + us % 1000 / 100);
+    frac[1] = (char)('0' + us % 100 / 10);
+    frac[2] = (char)('0' + us % 10);
+    frac[3] = '\0';
+    decimal(in, r->bytes_in);
+    decimal(out, r->bytes_out);
     cf_log(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? CF_LOG_INFO : CF_LOG_WARN, "request",
            "id", r->request_id, "method", r->method, "op", cf_s3_op_name(r->op),
            "bucket", r->bucket ? r->bucket : "", "key", r->key ? r->key : "",
@@ -405,6 +500,41 @@ static int parse_address(const char *address, struct sockaddr_storage *ss, sockl
     return 0;
 }
 
+static void free_server(cf_server *srv)
+{
+    cf_offload_stop(srv->offload);
+    cf_conns_stop(srv->conns);
+    cf_metrics_free(srv->metrics);
+    cf_policy_cache_free(srv->policy_cache);
+    free(srv);
+}
+
+/* Every connection is a file descriptor: raise the soft limit as far as the hard one allows,
+ * and lower the connection limit if that is still not enough. */
+static unsigned raise_fd_limit(unsigned max_conns)
+{
+    const rlim_t reserve = 256; /* data files, LMDB, logs */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return max_conns;
+    rlim_t want = (rlim_t)max_conns + reserve;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want) {
+        unsigned fit = rl.rlim_cur > reserve * 2 ? (unsigned)(rl.rlim_cur - reserve) : (unsigned)(rl.rlim_cur / 2);
+        char have[24], limit[24];
+        snprintf(have, sizeof have, "%llu", (unsigned long long)rl.rlim_cur);
+        snprintf(limit, sizeof limit, "%u", fit);
+        cf_log(CF_LOG_WARN, "open file limit too low for the connection limit; lowered it", "nofile", have,
+               "max_connections", limit, NULL);
+        return fit;
+    }
+    return max_conns;
+}
+
 int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **out, cf_err *err)
 {
     struct sockaddr_storage ss;
@@ -419,7 +549,7 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     srv->store = store;
     srv->root = opts->root;
     if (!(srv->metrics = cf_metrics_new())) {
-        free(srv);
+        free_server(srv);
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     }
     snprintf(srv->region, sizeof srv->region, "%s", opts->region ? opts->region : "us-east-1");
@@ -429,39 +559,63 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     cf_random_bytes(rnd, sizeof rnd);
     snprintf(srv->boot_id, sizeof srv->boot_id, "%02X%02X%02X%02X", rnd[0], rnd[1], rnd[2], rnd[3]);
 
-    /* A thread per connection: a request blocks its thread in fsync and in LMDB's commit, and
-     * with a small event-loop pool one slow disk flush would stall every connection sharing
-     * that thread (docs/internals/server.md). */
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    unsigned max_conns = (unsigned)(opts->max_connections ? opts->max_connections : CF_SERVER_MAX_CONNECTIONS);
+    max_conns = raise_fd_limit(max_conns);
+    unsigned http_threads = opts->http_threads;
+    if (!http_threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        http_threads = n > 0 ? (unsigned)n : 1;
+    }
+    double header_timeout = opts->header_timeout_s ? opts->header_timeout_s : CF_SERVER_HEADER_TIMEOUT_S;
+    uint64_t min_rate = opts->min_body_rate ? opts->min_body_rate : CF_SERVER_MIN_BODY_RATE;
+    if (min_rate == UINT64_MAX)
+        min_rate = 0;
+    rc = cf_conns_start(header_timeout, min_rate,
+                        opts->body_rate_window_s > 0 ? opts->body_rate_window_s : CF_SERVER_BODY_RATE_WINDOW_S,
+                        &srv->conns);
+    if (!rc)
+        rc = cf_offload_start(opts->blocking_threads ? opts->blocking_threads : CF_SERVER_BLOCKING_THREADS,
+                              run_offloaded, &srv->offload);
+    if (rc) {
+        free_server(srv);
+        return cf_err_set(err, rc, "cannot start the server's threads");
+    }
+
+    /* A few event-loop threads serve every connection; handlers that wait for the disk run on
+     * the offload pool with their connection suspended (docs/internals/server.md). */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     (v6 ? MHD_USE_IPv6 : 0);
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD logs some of its own way */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, http_threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, cf_conns_notify, srv->conns,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : 120u,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(opts->max_connections ? opts->max_connections : 1024),
+        MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : CF_SERVER_IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, max_conns,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        opts->max_connections_per_ip ? opts->max_connections_per_ip : CF_SERVER_MAX_CONNECTIONS_PER_IP,
         /* Headers beyond the pool are refused with 431 before any handler runs (and beyond
          * MAX_HEADER_BYTES by begin_request). The pool is also the read buffer, so it sets the
-         * body piece handed to us per call; MHD zeroes the used pool between keep-alive
-         * requests, so 1 MiB cost a third of a small GET's CPU, while 128 KiB keeps large PUTs
-         * at the same rate (docs/BENCHMARKS.md). */
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)128 * 1024,
+         * body piece handed to us per call; MHD zeroes the whole pool between keep-alive
+         * requests: at 1 MiB that was a third of a small GET's CPU, at 128 KiB still 8 % of
+         * it, so 64 KiB (docs/BENCHMARKS.md). It bounds a connection's memory. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CF_CONNECTION_POOL,
         MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)32 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_END);
     if (!srv->daemon) {
-        cf_metrics_free(srv->metrics);
-        free(srv);
+        free_server(srv);
         return cf_err_set(err, CF_EIO, "cannot listen on '%s'; hint: is the port already in use?", opts->address);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;
     if (cf_janitor_start(srv) != 0) {
+        cf_offload_drain(srv->offload);
         MHD_stop_daemon(srv->daemon);
-        cf_metrics_free(srv->metrics);
-        free(srv);
+        free_server(srv);
         return cf_err_set(err, CF_EIO, "cannot start the housekeeping thread");
     }
     *out = srv;
@@ -477,9 +631,9 @@ void cf_server_stop(cf_server *srv)
 {
     if (!srv)
         return;
+    /* MHD_stop_daemon aborts the process if a connection is still suspended. */
+    cf_offload_drain(srv->offload);
     MHD_stop_daemon(srv->daemon);
     cf_janitor_stop(srv);
-    cf_metrics_free(srv->metrics);
-    cf_policy_cache_free(srv->policy_cache);
-    free(srv);
+    free_server(srv);
 }
