@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 
 from conftest import s3_client
-from helpers_http import build_request, key_path, sign_headers, tmp_files, wait_for, wait_tmp_empty
+from helpers_http import INLINE_MAX, build_request, key_path, sign_headers, tmp_files, wait_for, wait_tmp_empty
 
 
 def connect_from(server, source, timeout=5):
@@ -255,6 +255,12 @@ class LmdbWriteLock:
             self.lib.mdb_env_close(self.env)
 
 
+# Bodies over the store's inline bound get a file in tmp/ while they wait for their commit,
+# which is how these tests see that the PUTs are waiting.
+BIG_X = b"x" * (INLINE_MAX + 1000)
+BIG_Y = b"y" * (INLINE_MAX + 500)
+
+
 def test_writes_waiting_for_commit_do_not_stall_reads(small_object):
     """With one event-loop thread, PUTs stuck in their commit run on the offload pool: GETs
     and /health/ready keep answering, and the PUTs complete once the commit can proceed."""
@@ -264,7 +270,7 @@ def test_writes_waiting_for_commit_do_not_stall_reads(small_object):
     try:
         def put(i):
             c = s3_client(srv.endpoint, read_timeout=60)
-            results[i] = c.put_object(Bucket="flood", Key=f"w{i}", Body=b"x" * 1000)["ETag"]
+            results[i] = c.put_object(Bucket="flood", Key=f"w{i}", Body=BIG_X)["ETag"]
 
         threads = [threading.Thread(target=put, args=(i,)) for i in range(8)]
         for t in threads:
@@ -281,7 +287,7 @@ def test_writes_waiting_for_commit_do_not_stall_reads(small_object):
         t.join(30)
     assert len(results) == 8
     for i in range(8):
-        assert s3.get_object(Bucket="flood", Key=f"w{i}")["Body"].read() == b"x" * 1000
+        assert s3.get_object(Bucket="flood", Key=f"w{i}")["Body"].read() == BIG_X
 
 
 def test_stop_while_writes_wait_for_commit(small_object):
@@ -294,7 +300,7 @@ def test_stop_while_writes_wait_for_commit(small_object):
         def put(i):
             c = s3_client(srv.endpoint, read_timeout=30)
             try:
-                outcome[i] = c.put_object(Bucket="flood", Key=f"s{i}", Body=b"y" * 500)["ETag"]
+                outcome[i] = c.put_object(Bucket="flood", Key=f"s{i}", Body=BIG_Y)["ETag"]
             except Exception as e:  # noqa: BLE001 - a closed connection is an allowed outcome
                 outcome[i] = e
 
@@ -319,4 +325,4 @@ def test_stop_while_writes_wait_for_commit(small_object):
     for i in range(4):
         etag = outcome.get(i)
         if isinstance(etag, str):  # acknowledged: it must be there, whole
-            assert s3.get_object(Bucket="flood", Key=f"s{i}")["Body"].read() == b"y" * 500
+            assert s3.get_object(Bucket="flood", Key=f"s{i}")["Body"].read() == BIG_Y
