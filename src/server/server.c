@@ -481,5 +481,6 @@ void cf_server_stop(cf_server *srv)
     cf_janitor_stop(srv);
     cf_metrics_free(srv->metrics);
     cf_policy_cache_free(srv->policy_cache);
+    cf_cors_cache_free(srv->cors_cache);
     free(srv);
 }

@@ -1,0 +1,114 @@
+"""Abuse of the round-2 features against a real server: what an attacker or a hostile network
+would send to CORS, POST Object, bucket policies, inline small objects, recorded completions,
+the unsigned-header check and the HTTP framing. Each test states what must hold; a refused
+request leaves the stored state as it was and nothing behind in DATA/tmp/.
+"""
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from conftest import s3_client
+from helpers_http import (build_request, raw_exchange, read_response, sign_headers, signed_request,
+                          wait_tmp_empty)
+
+ORIGIN_NOMATCH = "https://nowhere.example"
+
+
+@pytest.fixture(scope="module")
+def bucket(s3):
+    s3.create_bucket(Bucket="abuse")
+    s3.put_object(Bucket="abuse", Key="small", Body=b"hello")
+    return "abuse"
+
+
+def host_of(server):
+    return f"127.0.0.1:{server.port}"
+
+
+def server_cpu_seconds(server):
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---- CORS ----
+
+def big_cors_configuration():
+    """100 rules (AWS's limit) of wildcard origins, close to the 64 KB document limit."""
+    rules = [{"AllowedMethods": ["GET", "PUT", "POST", "DELETE", "HEAD"],
+              "AllowedOrigins": [f"https://*.site{i}-{j}.example" for j in range(3)],
+              "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag", "x-amz-meta-a"], "MaxAgeSeconds": 100}
+             for i in range(100)]
+    return {"CORSRules": rules}
+
+
+def test_origin_header_does_not_multiply_the_cost_of_a_request(server, s3):
+    """Anyone can send Origin; an anonymous, refused GET with one must not cost the server a
+    parse of the bucket's whole CORS document each time (it cost 3.7x the CPU of the same GET
+    without Origin)."""
+    s3.create_bucket(Bucket="corscost")
+    s3.put_object(Bucket="corscost", Key="k", Body=b"x")
+    s3.put_bucket_cors(Bucket="corscost", CORSConfiguration=big_cors_configuration())
+    session = requests.Session()
+    url = server.endpoint + "/corscost/k"
+
+    def cpu_per_request(headers, n=400):
+        session.get(url, headers=headers, timeout=10)
+        before = server_cpu_seconds(server)
+        for _ in range(n):
+            assert session.get(url, headers=headers, timeout=10).status_code == 403
+        return (server_cpu_seconds(server) - before) / n
+
+    plain = min(cpu_per_request({}) for _ in range(2))
+    with_origin = min(cpu_per_request({"Origin": ORIGIN_NOMATCH}) for _ in range(2))
+    assert with_origin < 1.6 * plain + 0.00005, (plain, with_origin)
+    # The answers themselves are unchanged: a matching origin gets its rule's headers.
+    r = session.get(url, headers={"Origin": "https://a.site7-2.example"}, timeout=10)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://a.site7-2.example"
+    r = session.get(url, headers={"Origin": ORIGIN_NOMATCH}, timeout=10)
+    assert "Access-Control-Allow-Origin" not in r.headers
+
+
+def test_cors_configuration_changes_are_seen_at_once(server, s3):
+    """Whatever keeps parsed configurations must never answer from an old one."""
+    s3.create_bucket(Bucket="corsfresh")
+    url = server.endpoint + "/corsfresh/k"
+    for i in range(5):
+        origin = f"https://v{i}.example"
+        s3.put_bucket_cors(Bucket="corsfresh", CORSConfiguration={
+            "CORSRules": [{"AllowedOrigins": [origin], "AllowedMethods": ["GET"]}]})
+        assert requests.get(url, headers={"Origin": origin}, timeout=10).headers.get(
+            "Access-Control-Allow-Origin") == origin
+        old = requests.get(url, headers={"Origin": f"https://v{i - 1}.example"}, timeout=10)
+        assert "Access-Control-Allow-Origin" not in old.headers
+    s3.delete_bucket_cors(Bucket="corsfresh")
+    assert "Access-Control-Allow-Origin" not in requests.get(url, headers={"Origin": origin}, timeout=10).headers
+    # Dropped with the bucket: a new bucket of the same name starts without one.
+    s3.put_bucket_cors(Bucket="corsfresh", CORSConfiguration={
+        "CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]})
+    assert requests.get(url, headers={"Origin": origin}, timeout=10).headers["Access-Control-Allow-Origin"] == "*"
+    s3.delete_bucket(Bucket="corsfresh")
+    s3.create_bucket(Bucket="corsfresh")
+    assert "Access-Control-Allow-Origin" not in requests.get(url, headers={"Origin": origin}, timeout=10).headers
+
+
+def test_preflight_does_not_tell_anyone_which_buckets_exist(server, s3):
+    """An anonymous GET answers 403 AccessDenied whether the bucket exists or not; the
+    unauthenticated preflight must not tell them apart either ("Bucket not found")."""
+    s3.create_bucket(Bucket="hidden-but-real")
+    answers = []
+    for b in ("hidden-but-real", "no-such-bucket-here"):
+        r = requests.options(f"{server.endpoint}/{b}/x", timeout=10,
+                             headers={"Origin": ORIGIN_NOMATCH, "Access-Control-Request-Method": "GET"})
+        g = requests.get(f"{server.endpoint}/{b}/x", timeout=10)
+        answers.append((r.status_code, r.text.split("<RequestId>")[0].replace(b, "B"),
+                        g.status_code, g.text.split("<RequestId>")[0].replace(b, "B")))
+    assert answers[0] == answers[1], answers
+    assert answers[0][0] == 403 and "CORS is not enabled for this bucket" in answers[0][1]
