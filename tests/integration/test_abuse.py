@@ -112,3 +112,47 @@ def test_preflight_does_not_tell_anyone_which_buckets_exist(server, s3):
                         g.status_code, g.text.split("<RequestId>")[0].replace(b, "B")))
     assert answers[0] == answers[1], answers
     assert answers[0][0] == 403 and "CORS is not enabled for this bucket" in answers[0][1]
+
+
+# ---- POST Object ----
+
+def form_post(form, fields=None, file=b"<html><script>alert(1)</script></html>", filename="a.png"):
+    data = dict(form["fields"])
+    data.update(fields or {})
+    return requests.post(form["url"], data=data, files={"file": (filename, file)}, allow_redirects=False,
+                         timeout=30)
+
+
+def assert_absent(s3, bucket, key):
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key=key)
+    assert e.value.response["Error"]["Code"] in ("404", "NoSuchKey")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("Content-Type", "image/png\r\nX-Injected: 1"),
+    ("Content-Type", "image/\n"),
+    ("Cache-Control", "max-age=1\rX: y"),
+    ("Content-Disposition", "inline\x01"),
+    ("x-amz-meta-note", "line one\nline two"),
+    ("x-amz-meta-note", "del\x7f"),
+])
+def test_form_fields_that_cannot_be_headers_are_refused(server, s3, bucket, field, value):
+    """A form field may hold any byte, a header may not: a Content-Type of "image/png<CRLF>..."
+    met ["starts-with", "$Content-Type", "image/"], was stored, and then every GET dropped the
+    header, so that browsers sniffed the HTML the "image" held. Refused, nothing stored."""
+    prefix = value[:6] if field == "Content-Type" else ""
+    cond = ["starts-with", f"${field}", prefix]
+    form = s3.generate_presigned_post(bucket, "form/ctl.png", Fields={field: value}, Conditions=[cond])
+    r = form_post(form)
+    assert r.status_code == 400, r.text
+    assert "<Code>InvalidArgument</Code>" in r.text and field in r.text, r.text
+    assert_absent(s3, bucket, "form/ctl.png")
+    assert wait_tmp_empty(server.data_dir) == []
+    # The same form with a clean value stores it, and GET gives the header back.
+    clean = "image/png" if field == "Content-Type" else "x\ty"
+    form = s3.generate_presigned_post(bucket, "form/ok.png", Fields={field: clean}, Conditions=[cond])
+    assert form_post(form).status_code == 204
+    got = requests.get(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "form/ok.png"}),
+                       timeout=10)
+    assert got.headers[field] == clean
