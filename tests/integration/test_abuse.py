@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 
@@ -14,7 +15,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from conftest import s3_client
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, s3_client
 from helpers_http import (build_request, raw_exchange, read_response, sign_headers, signed_request,
                           wait_tmp_empty)
 
@@ -183,3 +184,53 @@ def test_preflight_with_a_huge_header_list_is_cheap(server, s3):
     assert r.status_code == 200, r.text
     assert r.headers["Access-Control-Allow-Origin"] == "*"
     assert preflight(["zz"]).status_code == 403
+
+
+# ---- keys and policies ----
+
+def new_key(server, *args):
+    env = dict(os.environ, COFFER_ENDPOINT=server.endpoint, COFFER_ROOT_USER=ACCESS_KEY,
+               COFFER_ROOT_PASSWORD=SECRET_KEY)
+    out = subprocess.run([COFFER_BIN, "admin", "key", "add", "--json", *args], env=env, capture_output=True,
+                         text=True, check=True, timeout=30).stdout
+    k = json.loads(out)
+    return k["access_key"], s3_client(server.endpoint, k["access_key"], k["secret_key"])
+
+
+def error_code(fn, *args, **kwargs):
+    with pytest.raises(ClientError) as e:
+        fn(*args, **kwargs)
+    return e.value.response["Error"]["Code"]
+
+
+def test_writeonly_key_cannot_retag_existing_objects(server, s3, bucket):
+    """Tags decide access (s3:ExistingObjectTag): with "Deny anonymous GetObject of objects tagged
+    confidential=true" next to a public read, a writeonly key erased the tag with an empty
+    PutObjectTagging and the backup became readable by anyone. DeleteObjectTagging, which does
+    the same, was already refused. A writeonly key tags what it creates, in the PUT."""
+    s3.put_object(Bucket=bucket, Key="vault/db.dump", Body=b"confidential", Tagging="confidential=true")
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+         "Condition": {"StringEquals": {"s3:ExistingObjectTag/confidential": "true"}}}]}))
+    try:
+        url = f"{server.endpoint}/{bucket}/vault/db.dump"
+        assert requests.get(url, timeout=10).status_code == 403
+        _, writer = new_key(server, "--policy", "writeonly", "--bucket", bucket)
+        assert error_code(writer.put_object_tagging, Bucket=bucket, Key="vault/db.dump",
+                          Tagging={"TagSet": []}) == "AccessDenied"
+        assert error_code(writer.put_object_tagging, Bucket=bucket, Key="vault/db.dump",
+                          Tagging={"TagSet": [{"Key": "confidential", "Value": "false"}]}) == "AccessDenied"
+        assert s3.get_object_tagging(Bucket=bucket, Key="vault/db.dump")["TagSet"] == [
+            {"Key": "confidential", "Value": "true"}]
+        assert requests.get(url, timeout=10).status_code == 403
+        # Tags given with the creating PUT stay the writeonly key's to set.
+        writer.put_object(Bucket=bucket, Key="vault/new.dump", Body=b"n", Tagging="confidential=true")
+        assert s3.get_object_tagging(Bucket=bucket, Key="vault/new.dump")["TagSet"] == [
+            {"Key": "confidential", "Value": "true"}]
+        # A readwrite key still retags.
+        _, editor = new_key(server, "--policy", "readwrite", "--bucket", bucket)
+        editor.put_object_tagging(Bucket=bucket, Key="vault/new.dump", Tagging={"TagSet": []})
+        assert s3.get_object_tagging(Bucket=bucket, Key="vault/new.dump")["TagSet"] == []
+    finally:
+        s3.delete_bucket_policy(Bucket=bucket)
