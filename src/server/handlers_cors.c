@@ -307,5 +307,7 @@ void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp)
     const cf_cors_rule *rule = cf_cors_match(cfg, origin, r->method, NULL);
     if (rule)
         add_rule_headers(resp, rule, origin, NULL);
+    else /* the answer differs by Origin even when this one gets none: caches must key on it */
+        MHD_add_response_header(resp, "Vary", VARY);
     release_config(r);
 }

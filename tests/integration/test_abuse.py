@@ -234,3 +234,20 @@ def test_writeonly_key_cannot_retag_existing_objects(server, s3, bucket):
         assert s3.get_object_tagging(Bucket=bucket, Key="vault/new.dump")["TagSet"] == []
     finally:
         s3.delete_bucket_policy(Bucket=bucket)
+
+
+def test_responses_to_an_origin_no_rule_allows_still_vary_on_it(server, s3):
+    """A shared cache keyed on the URL stored the answer to an origin no rule allows (no
+    Access-Control-* headers and no Vary) and served it to the shop's own pages, whose browsers
+    then refused it: one request from anywhere poisoned the cache for everyone."""
+    s3.create_bucket(Bucket="corsvary")
+    s3.put_object(Bucket="corsvary", Key="img.png", Body=b"png")
+    s3.put_bucket_cors(Bucket="corsvary", CORSConfiguration={
+        "CORSRules": [{"AllowedOrigins": ["https://shop.example"], "AllowedMethods": ["GET"]}]})
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "corsvary", "Key": "img.png"})
+    r = requests.get(url, headers={"Origin": ORIGIN_NOMATCH}, timeout=10)
+    assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers
+    assert "Origin" in r.headers.get("Vary", ""), r.headers
+    r = requests.get(url, headers={"Origin": "https://shop.example"}, timeout=10)
+    assert r.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Origin" in r.headers["Vary"]
