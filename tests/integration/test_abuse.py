@@ -251,3 +251,199 @@ def test_responses_to_an_origin_no_rule_allows_still_vary_on_it(server, s3):
     r = requests.get(url, headers={"Origin": "https://shop.example"}, timeout=10)
     assert r.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     assert "Origin" in r.headers["Vary"]
+
+
+# ---- probes that held: kept so that they keep holding ----
+
+def test_post_filenames_are_literal_key_text(server, s3, bucket):
+    """${filename} is the sender's: "../" stays text inside the signed prefix (keys are not
+    paths), a NUL in a part header is malformed, and an overlong name is refused."""
+    form = s3.generate_presigned_post(bucket, "up/${filename}", Conditions=[["starts-with", "$key", "up/"]])
+    assert form_post(form, filename="../../etc/passwd", file=b"p").status_code == 204
+    assert s3.get_object(Bucket=bucket, Key="up/../../etc/passwd")["Body"].read() == b"p"
+    r = form_post(form, filename="a" * 1100)
+    assert r.status_code == 400 and "MalformedPOSTRequest" in r.text
+    fields = b"".join(b'--b\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (k.encode(), v.encode())
+                      for k, v in form["fields"].items())
+    body = fields + b'--b\r\nContent-Disposition: form-data; name="file"; filename="x\x00y"\r\n\r\nz\r\n--b--\r\n'
+    r = requests.post(form["url"], data=body, headers={"Content-Type": "multipart/form-data; boundary=b"}, timeout=10)
+    assert r.status_code == 400 and "MalformedPOSTRequest" in r.text
+    assert_absent(s3, bucket, "up/x")
+    # A file part over content-length-range is cut off at the first byte too many.
+    form = s3.generate_presigned_post(bucket, "up/big", Conditions=[["content-length-range", 0, 1000]])
+    r = form_post(form, file=b"z" * 100_000)
+    assert r.status_code == 400 and "EntityTooLarge" in r.text
+    assert_absent(s3, bucket, "up/big")
+    assert wait_tmp_empty(server.data_dir) == []
+
+
+def test_redirects_that_are_not_http_urls_are_not_followed(server, s3, bucket):
+    for target in ("javascript:alert(1)", "//evil.example/x", "https://evil.example/\r\nSet-Cookie: a=b"):
+        form = s3.generate_presigned_post(bucket, "redir.txt", Fields={"success_action_redirect": target},
+                                          Conditions=[{"success_action_redirect": target}])
+        r = form_post(form, file=b"r")
+        assert r.status_code == 204 and r.headers["Location"].endswith(f"/{bucket}/redir.txt"), (target, r.headers)
+        assert "Set-Cookie" not in r.headers
+
+
+def test_injected_headers_and_pipelining_after_a_refusal(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="victim", Body=b"orig")
+    host = host_of(server)
+    h = sign_headers("PUT", host, f"/{bucket}/victim", {"Content-Length": "3"}, body=b"new")
+    h["X-AMZ-META-EVIL"] = "1"
+    assert raw_exchange(server.port, build_request("PUT", f"/{bucket}/victim", h, b"new")).status == 403
+    h = sign_headers("PUT", host, f"/{bucket}/victim", {"Content-Length": "3", "x-amz-meta-a": "1"}, body=b"new")
+    req = build_request("PUT", f"/{bucket}/victim", h, b"new").replace(b"\r\n\r\n", b"\r\nX-Amz-Meta-A: 2\r\n\r\n", 1)
+    assert raw_exchange(server.port, req).code == "SignatureDoesNotMatch"
+    # A refused PUT whose body is a request: the connection closes, the inner one never runs.
+    inner = build_request("DELETE", f"/{bucket}/victim", sign_headers("DELETE", host, f"/{bucket}/victim"))
+    h = sign_headers("PUT", host, f"/{bucket}/victim", {"Content-Length": str(len(inner))}, body=inner)
+    h["x-amz-copy-source"] = f"{bucket}/small"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(build_request("PUT", f"/{bucket}/victim", h, inner) + inner)
+        assert read_response(s).status == 403
+        assert read_response(s, 3) is None
+    # Expect: 100-continue with an early refusal: answered before any body, then closed.
+    h = sign_headers("PUT", host, f"/{bucket}/victim", {"Content-Length": "100000", "Expect": "100-continue"},
+                     payload_hash="UNSIGNED-PAYLOAD")
+    h["x-amz-meta-x"] = "1"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(build_request("PUT", f"/{bucket}/victim", h))
+        r = read_response(s, 10)
+        assert r.status == 403 and r.headers.get("connection") == "close"
+    got = s3.get_object(Bucket=bucket, Key="victim")
+    assert got["Body"].read() == b"orig" and got["Metadata"] == {}
+    assert wait_tmp_empty(server.data_dir) == []
+
+
+def aws_chunked(data, piece):
+    out = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + piece]), data[i:i + piece]) for i in range(0, len(data), piece))
+    return out + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("size", [16383, 16384, 16385, 40000])
+def test_aws_chunked_bodies_across_the_inline_limit(server, s3, bucket, size):
+    body = os.urandom(size)
+    for piece in (7, 1000, 16384):
+        enc = aws_chunked(body, piece)
+        r = signed_request(server.port, "PUT", f"/{bucket}/chunk{size}", body=enc, headers={
+            "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(size)},
+            payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+        assert r.status == 200, r
+        assert s3.get_object(Bucket=bucket, Key=f"chunk{size}")["Body"].read() == body
+    # Declared 10 bytes, sent 20 KiB; declared 20,000, sent 100: refused, the object kept.
+    for declared, sent in ((10, 20480), (20000, 100)):
+        enc = aws_chunked(b"A" * sent, 8192)
+        r = signed_request(server.port, "PUT", f"/{bucket}/chunk{size}", body=enc, headers={
+            "Content-Encoding": "aws-chunked", "x-amz-decoded-content-length": str(declared)},
+            payload_hash="STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+        assert r.status == 400 and r.code == "IncompleteBody", r
+    assert s3.get_object(Bucket=bucket, Key=f"chunk{size}")["Body"].read() == body
+    assert wait_tmp_empty(server.data_dir) == []
+
+
+def test_completion_retries_never_resurrect(server, s3, bucket):
+    def upload(key, body):
+        up = s3.create_multipart_upload(Bucket=bucket, Key=key)
+        etag = s3.upload_part(Bucket=bucket, Key=key, UploadId=up["UploadId"], PartNumber=1, Body=body)["ETag"]
+        parts = {"Parts": [{"PartNumber": 1, "ETag": etag}]}
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=up["UploadId"], MultipartUpload=parts)
+        return up["UploadId"], parts
+
+    uid, parts = upload("mpu/gone", b"old")
+    s3.delete_object(Bucket=bucket, Key="mpu/gone")
+    s3.complete_multipart_upload(Bucket=bucket, Key="mpu/gone", UploadId=uid, MultipartUpload=parts)
+    assert_absent(s3, bucket, "mpu/gone")
+    uid, parts = upload("mpu/over", b"old")
+    s3.put_object(Bucket=bucket, Key="mpu/over", Body=b"new")
+    s3.complete_multipart_upload(Bucket=bucket, Key="mpu/over", UploadId=uid, MultipartUpload=parts)
+    assert s3.get_object(Bucket=bucket, Key="mpu/over")["Body"].read() == b"new"
+    assert error_code(s3.complete_multipart_upload, Bucket=bucket, Key="mpu/other", UploadId=uid,
+                      MultipartUpload=parts) == "NoSuchUpload"
+    assert error_code(s3.complete_multipart_upload, Bucket=bucket, Key="mpu/over", UploadId=uid,
+                      MultipartUpload={"Parts": []}) in ("NoSuchUpload", "MalformedXML", "InvalidRequest")
+    # Another key's retry of the same completion: only what its own rights allow.
+    _, reader = new_key(server, "--policy", "readonly")
+    assert error_code(reader.complete_multipart_upload, Bucket=bucket, Key="mpu/over", UploadId=uid,
+                      MultipartUpload=parts) == "AccessDenied"
+    assert s3.get_object(Bucket=bucket, Key="mpu/over")["Body"].read() == b"new"
+
+
+def test_racing_writeonly_creations_have_one_winner(server, s3, bucket):
+    _, writer = new_key(server, "--policy", "writeonly", "--bucket", bucket)
+    for round_ in range(10):
+        key, wins = f"race/{round_}", []
+        start = threading.Barrier(8)
+
+        def create(i):
+            body = b"%d" % i * (10 if i % 2 else 3000)  # inline and not
+            start.wait()
+            try:
+                writer.put_object(Bucket=bucket, Key=key, Body=body)
+                wins.append(body)
+            except ClientError:
+                pass
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(wins) == 1, (key, len(wins))
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == wins[0]
+
+
+def test_writeonly_key_cannot_read_through_copies(server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="secret.txt", Body=b"TOPSECRET")
+    _, writer = new_key(server, "--policy", "writeonly", "--bucket", bucket)
+    assert error_code(writer.copy_object, Bucket=bucket, Key="copy/new", CopySource=f"{bucket}/secret.txt") == \
+        "AccessDenied"
+    up = writer.create_multipart_upload(Bucket=bucket, Key="copy/part")
+    # The part's ETag would be the MD5 of one byte: the object read a byte at a time.
+    assert error_code(writer.upload_part_copy, Bucket=bucket, Key="copy/part", UploadId=up["UploadId"],
+                      PartNumber=1, CopySource=f"{bucket}/secret.txt", CopySourceRange="bytes=0-0") == \
+        "AccessDenied"
+
+
+def test_bucket_deleted_while_puts_are_batched(server, s3):
+    """Writes queued in a group commit when their bucket goes: none lands in the bucket of the
+    same name made next."""
+    s3.create_bucket(Bucket="batched")
+    generation, stop = [0], threading.Event()
+    writer = s3_client(server.endpoint, max_pool_connections=8)
+
+    def put(t):
+        i = 0
+        while not stop.is_set():
+            try:
+                writer.put_object(Bucket="batched", Key=f"g{generation[0]}/{t}/{i}", Body=b"x" * 100)
+            except ClientError:
+                pass
+            i += 1
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=put, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    deleted, leftovers, deadline = 0, [], time.monotonic() + 8
+    try:
+        while time.monotonic() < deadline:
+            try:
+                keys = [{"Key": o["Key"]} for o in s3.list_objects_v2(Bucket="batched").get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket="batched", Delete={"Objects": keys})
+                s3.delete_bucket(Bucket="batched")
+            except ClientError:
+                continue
+            deleted += 1
+            gone = generation[0]
+            generation[0] += 1
+            time.sleep(0.03)
+            s3.create_bucket(Bucket="batched")
+            leftovers += [o["Key"] for o in s3.list_objects_v2(Bucket="batched").get("Contents", [])
+                          if int(o["Key"].split("/")[0][1:]) <= gone]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert deleted >= 3 and leftovers == []
