@@ -447,3 +447,37 @@ def test_bucket_deleted_while_puts_are_batched(server, s3):
         for t in threads:
             t.join()
     assert deleted >= 3 and leftovers == []
+
+
+def test_more_cors_buckets_than_kept_parsed_each_answer_their_own(server, s3):
+    names = [f"corsmany{i}" for i in range(20)]
+    for i, b in enumerate(names):
+        s3.create_bucket(Bucket=b)
+        s3.put_bucket_cors(Bucket=b, CORSConfiguration={
+            "CORSRules": [{"AllowedOrigins": [f"https://b{i}.example"], "AllowedMethods": ["GET"]}]})
+    session = requests.Session()
+    for _ in range(3):
+        for i, b in enumerate(reversed(names)):
+            i = len(names) - 1 - i
+            r = session.get(f"{server.endpoint}/{b}/k", headers={"Origin": f"https://b{i}.example"}, timeout=10)
+            assert r.headers.get("Access-Control-Allow-Origin") == f"https://b{i}.example", b
+            r = session.get(f"{server.endpoint}/{b}/k", headers={"Origin": f"https://b{(i + 1) % 20}.example"},
+                            timeout=10)
+            assert "Access-Control-Allow-Origin" not in r.headers, b
+    assert s3.get_bucket_cors(Bucket=names[3])["CORSRules"][0]["AllowedOrigins"] == ["https://b3.example"]
+
+
+def test_a_recreated_bucket_does_not_inherit_the_old_policy(server, s3):
+    s3.create_bucket(Bucket="reborn")
+    s3.put_bucket_policy(Bucket="reborn", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::reborn/*"}]}))
+    s3.put_object(Bucket="reborn", Key="k", Body=b"public")
+    url = f"{server.endpoint}/reborn/k"
+    session = requests.Session()
+    assert session.get(url, timeout=10).content == b"public"  # parsed and kept
+    s3.delete_object(Bucket="reborn", Key="k")
+    s3.delete_bucket(Bucket="reborn")
+    s3.create_bucket(Bucket="reborn")
+    s3.put_object(Bucket="reborn", Key="k", Body=b"private")
+    assert session.get(url, timeout=10).status_code == 403
+    assert error_code(s3.get_bucket_policy, Bucket="reborn") == "NoSuchBucketPolicy"
