@@ -481,3 +481,22 @@ def test_a_recreated_bucket_does_not_inherit_the_old_policy(server, s3):
     s3.put_object(Bucket="reborn", Key="k", Body=b"private")
     assert session.get(url, timeout=10).status_code == 403
     assert error_code(s3.get_bucket_policy, Bucket="reborn") == "NoSuchBucketPolicy"
+
+
+def test_a_prefix_condition_holds_against_listing_tricks(server, s3):
+    """Anonymous listing allowed for s3:prefix public/*: a second prefix, v1 and v2, markers,
+    tokens pointing elsewhere and a NUL never list outside it."""
+    s3.create_bucket(Bucket="listing")
+    for k in ("public/a", "private/b"):
+        s3.put_object(Bucket="listing", Key=k, Body=b"x")
+    s3.put_bucket_policy(Bucket="listing", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::listing",
+         "Condition": {"StringLike": {"s3:prefix": "public/*"}}}]}))
+    token = "cHJpdmF0ZS9i"  # base64("private/b")
+    for query in ("prefix=public/", "prefix=public/&prefix=private/", "prefix=private/&prefix=public/",
+                  "list-type=2&prefix=public/&start-after=a", "list-type=2&prefix=public/&prefix=",
+                  "prefix=public%2F", "prefix=public/%00x", f"list-type=2&prefix=public/&continuation-token={token}",
+                  "prefix=public/&delimiter=/&marker=private/a", "prefix=public/../private/", "", "list-type=2"):
+        r = requests.get(f"{server.endpoint}/listing?{query}", timeout=10)
+        assert "private/b" not in r.text, (query, r.text)
+        assert r.status_code in (200, 400, 403), (query, r.status_code)
