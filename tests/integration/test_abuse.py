@@ -500,3 +500,24 @@ def test_a_prefix_condition_holds_against_listing_tricks(server, s3):
         r = requests.get(f"{server.endpoint}/listing?{query}", timeout=10)
         assert "private/b" not in r.text, (query, r.text)
         assert r.status_code in (200, 400, 403), (query, r.status_code)
+
+
+@pytest.mark.parametrize("param,value", [
+    ("ResponseContentType", "text/plain\r\nX-Injected: 1"),
+    ("ResponseContentDisposition", 'attachment; filename="a\n.html"'),
+    ("ResponseCacheControl", "no-store\x01"),
+])
+def test_response_overrides_that_cannot_be_headers_are_refused(server, s3, bucket, param, value):
+    """A presigned GET with response-content-disposition=attachment; filename="<an uploaded
+    name holding LF>" went out with neither the stored nor the asked header: the download
+    became an inline page, typeless for browsers to sniff."""
+    s3.put_object(Bucket=bucket, Key="page.bin", Body=b"<script>1</script>", ContentType="application/octet-stream")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "page.bin", param: value})
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 400 and "<Code>InvalidArgument</Code>" in r.text, (r.status_code, r.headers, r.text)
+    # A clean override is applied; without one the stored type is sent.
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "page.bin",
+                                                          "ResponseContentDisposition": "attachment"})
+    r = requests.get(url, timeout=10)
+    assert r.headers["Content-Disposition"] == "attachment"
+    assert r.headers["Content-Type"] == "application/octet-stream"
