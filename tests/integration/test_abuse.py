@@ -521,3 +521,16 @@ def test_response_overrides_that_cannot_be_headers_are_refused(server, s3, bucke
     r = requests.get(url, timeout=10)
     assert r.headers["Content-Disposition"] == "attachment"
     assert r.headers["Content-Type"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize("tagging", ["a=%01x", "a%1F=v", "a=x%0Cy"])
+def test_tags_that_xml_cannot_carry_are_refused(server, s3, bucket, tagging):
+    """x-amz-tagging "a=%01x" was stored, and GetObjectTagging then answered a document no XML
+    parser accepts (&#1; is not allowed in XML 1.0): no client could read that object's tags."""
+    s3.put_object(Bucket=bucket, Key="tagged", Body=b"v1", Tagging="ok=1")
+    assert error_code(s3.put_object, Bucket=bucket, Key="tagged", Body=b"v2", Tagging=tagging) == "InvalidTag"
+    assert s3.get_object(Bucket=bucket, Key="tagged")["Body"].read() == b"v1"
+    assert s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == [{"Key": "ok", "Value": "1"}]
+    # Tab and line breaks are XML text, and stay allowed.
+    s3.put_object(Bucket=bucket, Key="tagged", Body=b"v3", Tagging="a=x%09y%0Az")
+    assert s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"] == [{"Key": "a", "Value": "x\ty\nz"}]
