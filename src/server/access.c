@@ -64,8 +64,10 @@ static access_class class_of(cf_s3_op op)
     case CF_S3_OP_UPLOAD_PART_COPY:
     case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD:
     case CF_S3_OP_ABORT_MULTIPART_UPLOAD:
-    case CF_S3_OP_LIST_PARTS:
-    case CF_S3_OP_PUT_OBJECT_TAGGING: return ACCESS_WRITE;
+    case CF_S3_OP_LIST_PARTS: return ACCESS_WRITE;
+    /* Retagging changes an existing object, and tags decide access (s3:ExistingObjectTag): a
+     * writeonly key tags what it creates, in its PUT, and nothing else. */
+    case CF_S3_OP_PUT_OBJECT_TAGGING:
     case CF_S3_OP_DELETE_OBJECT:
     case CF_S3_OP_DELETE_OBJECT_TAGGING:
     case CF_S3_OP_DELETE_OBJECTS: return ACCESS_DELETE; /* each key checked by the handler */

@@ -440,19 +440,42 @@ static cf_s3_error missing_key_error(cf_request *r)
     return e ? CF_S3_AccessDenied : CF_S3_NoSuchKey;
 }
 
+/* A value no header can carry: a control character but tab (RFC 9110). */
+static int has_control(const char *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+            return 1;
+    return 0;
+}
+
 int cf_handle_get_object(cf_request *r, int head)
 {
     cf_object_info info;
     cf_err err;
-    /* AWS: the response-* overrides need a signed request (header or presigned URL), so that a
-     * public object cannot be served under another type or disposition by any link. */
-    for (size_t i = 0; r->principal == CF_PRINCIPAL_ANONYMOUS && i < N_RESPONSE_OVERRIDES; i++) {
+    for (size_t i = 0; i < N_RESPONSE_OVERRIDES; i++) {
         char param[64];
         snprintf(param, sizeof param, "response-%s", response_overrides[i]);
-        if (cf_request_param(r, param))
+        const char *o = cf_request_param(r, param);
+        if (!o)
+            continue;
+        /* AWS: the response-* overrides need a signed request (header or presigned URL), so that
+         * a public object cannot be served under another type or disposition by any link. */
+        if (r->principal == CF_PRINCIPAL_ANONYMOUS)
             return cf_respond_error(
                 r, CF_S3_InvalidRequest,
                 "Request specific response headers cannot be used for anonymous GET requests.");
+        /* Refused rather than left out: the stored header would be left out with it, and a
+         * download meant as an attachment would be shown inline, typeless, for browsers to sniff. */
+        cf_buf v;
+        cf_buf_init(&v, 8192);
+        int bad = cf_s3_url_decode(&v, o, strlen(o)) != 0 || has_control(v.data, v.len);
+        cf_buf_cleanup(&v);
+        if (bad) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "%s is not a valid header value", param);
+            return cf_respond_error(r, CF_S3_InvalidArgument, msg);
+        }
     }
     int refused = cf_refuse_other_version(r);
     if (refused >= 0)

@@ -165,6 +165,34 @@ static int resolve_key(cf_request *r, const char *key, const char *filename)
     return 0;
 }
 
+/* The fields stored with the object and sent back as headers on every GET. */
+static int becomes_header(const char *name)
+{
+    static const char *const stored[] = {"content-type", "cache-control", "content-disposition",
+                                         "content-encoding", "expires"};
+    for (size_t i = 0; i < sizeof stored / sizeof *stored; i++)
+        if (strcasecmp(name, stored[i]) == 0)
+            return 1;
+    return strlen(name) > 11 && strncasecmp(name, "x-amz-meta-", 11) == 0;
+}
+
+/* A form field may hold any byte, a header value no control but tab (RFC 9110). Such a value
+ * would be stored and then left out of every response (the HTTP library refuses it): a
+ * Content-Type of "image/png" CR LF ... meets starts-with "image/" and the GET goes out with no
+ * Content-Type at all, for browsers to sniff. */
+static int check_header_fields(cf_request *r, const struct cf_post_upload *u)
+{
+    for (size_t i = 0; i < u->nfields; i++) {
+        if (!becomes_header(u->fields[i].name))
+            continue;
+        for (const unsigned char *c = (const unsigned char *)u->fields[i].value; *c; c++)
+            if ((*c < 0x20 && *c != '\t') || *c == 0x7f)
+                return refuse(r, CF_S3_InvalidArgument, "the field '%.200s' holds a control character",
+                              u->fields[i].name);
+    }
+    return 0;
+}
+
 /* The file part begins: decide everything before its first byte is kept. */
 static int begin_file(cf_request *r, struct cf_post_upload *u, const char *filename)
 {
@@ -176,7 +204,8 @@ static int begin_file(cf_request *r, struct cf_post_upload *u, const char *filen
     const char *bucket = field(u, "bucket");
     if (bucket && strcmp(bucket, r->bucket) != 0)
         return refuse(r, CF_S3_InvalidArgument, "the bucket field names another bucket than the request");
-    if (check_signature(r, u, policy) || check_policy(r, u, policy) || resolve_key(r, key, filename))
+    if (check_signature(r, u, policy) || check_policy(r, u, policy) || check_header_fields(r, u) ||
+        resolve_key(r, key, filename))
         return CF_EDENIED;
     if (!cf_access_allows(r, CF_S3_OP_PUT_OBJECT, r->bucket, r->key, r->keylen))
         return refuse(r, CF_S3_AccessDenied, "%s", cf_s3_error_message(CF_S3_AccessDenied));

@@ -45,6 +45,16 @@ static size_t utf8_chars(const char *s)
     return n;
 }
 
+/* GetObjectTagging answers in XML 1.0, which has no way to carry the other control characters
+ * (not even as character references): a tag holding one made the tag set unreadable. */
+static int xml_cannot_carry(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            return 1;
+    return 0;
+}
+
 /* Adds one tag after checking AWS's rules; CF_S3_InvalidTag with a reason in msg otherwise. */
 static cf_s3_error tag_add(tag_set *t, const char *key, size_t klen, const char *value, size_t vlen,
                            char *msg, size_t msglen)
@@ -66,6 +76,8 @@ static cf_s3_error tag_add(tag_set *t, const char *key, size_t klen, const char 
         snprintf(msg, msglen, "Your TagKey cannot be prefixed with aws:"), e = CF_S3_InvalidTag;
     else if (utf8_chars(v) > MAX_TAG_VALUE || (vlen && cf_s3_key_check(v, vlen) != 0))
         snprintf(msg, msglen, "a tag value must be at most %d characters of UTF-8", MAX_TAG_VALUE), e = CF_S3_InvalidTag;
+    else if (xml_cannot_carry(k, klen) || xml_cannot_carry(v, vlen))
+        snprintf(msg, msglen, "a tag key or value holds a control character"), e = CF_S3_InvalidTag;
     for (size_t i = 0; !e && i < t->n; i++)
         if (strcmp(t->tags[i].key, k) == 0)
             snprintf(msg, msglen, "tag key '%.128s' appears twice", k), e = CF_S3_InvalidTag;

@@ -34,6 +34,7 @@ struct cf_server {
     char region[64];
     cf_credential root;
     struct cf_policy_cache *policy_cache; /* access.c: parsed bucket policies, made on first use */
+    struct cf_cors_cache *cors_cache;     /* handlers_cors.c: parsed CORS rules, made on first use */
     uint16_t port;
     uint64_t request_seq;
     char boot_id[9];
@@ -317,6 +318,8 @@ int cf_handle_bucket_cors(cf_request *r);
 int cf_handle_cors_preflight(cf_request *r);
 /* Adds the CORS headers a rule of the bucket grants the request's Origin, if any (cf_respond). */
 void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp);
+/* At server stop, when no request runs any more. */
+void cf_cors_cache_free(struct cf_cors_cache *cc);
 
 /* handlers_post.c: POST Object, a browser form upload (the body is a multipart/form-data form). */
 int cf_post_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);

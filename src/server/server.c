@@ -506,6 +506,7 @@ static void free_server(cf_server *srv)
     cf_conns_stop(srv->conns);
     cf_metrics_free(srv->metrics);
     cf_policy_cache_free(srv->policy_cache);
+    cf_cors_cache_free(srv->cors_cache);
     free(srv);
 }
 
