@@ -210,7 +210,7 @@ int cf_put_object_end(cf_request *r)
     }
     if (h.meta_bytes > CF_MAX_USER_METADATA) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+        return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
     char msg[200] = "";
     if (cf_tagging_from_request(r, &h, &e, msg, sizeof msg) != 0) {
@@ -869,7 +869,7 @@ int cf_handle_copy_object(cf_request *r)
     if (h.meta_bytes > CF_MAX_USER_METADATA) {
         cf_header_list_cleanup(&h);
         cf_copy_source_cleanup(&src);
-        return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+        return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
     cf_store_writer *w = NULL;
     cf_object_info info = {0};

@@ -99,6 +99,8 @@ static int check_signature(cf_request *r, struct cf_post_upload *u, const char *
         principal = CF_PRINCIPAL_ROOT;
     } else {
         int rc = cf_store_key_get(r->srv->store, access_key, &r->grant, &err);
+        if (rc == CF_ENOTFOUND && !r->deferred)
+            cf_error_detail(r, CF_S3_InvalidAccessKeyId, "AWSAccessKeyId", access_key);
         if (rc)
             return refuse(r, rc == CF_ENOTFOUND ? CF_S3_InvalidAccessKeyId : CF_S3_InternalError, "%s",
                           rc == CF_ENOTFOUND ? cf_s3_error_message(CF_S3_InvalidAccessKeyId) : "");
@@ -116,8 +118,15 @@ static int check_signature(cf_request *r, struct cf_post_upload *u, const char *
     for (char *c = got; *c; c++)
         if (*c >= 'A' && *c <= 'F')
             *c = (char)(*c - 'A' + 'a');
-    if (strlen(sig) != 64 || !cf_consttime_eq(want, got, 64))
+    if (strlen(sig) != 64 || !cf_consttime_eq(want, got, 64)) {
+        /* A form signs its policy document: that is the string to sign AWS names. */
+        if (!r->deferred) {
+            cf_error_detail(r, CF_S3_SignatureDoesNotMatch, "AWSAccessKeyId", access_key);
+            cf_error_detail(r, CF_S3_SignatureDoesNotMatch, "StringToSign", policy_b64);
+            cf_error_detail(r, CF_S3_SignatureDoesNotMatch, "SignatureProvided", sig);
+        }
         return refuse(r, CF_S3_SignatureDoesNotMatch, "%s", cf_s3_error_message(CF_S3_SignatureDoesNotMatch));
+    }
     r->principal = principal;
     return 0;
 }
@@ -228,8 +237,13 @@ static int on_data(void *ctx, const char *data, size_t n)
     }
     u->size += n;
     /* Refused as soon as it is too large, rather than after storing all of it. */
-    if (u->size > CF_MAX_PUT_SIZE || cf_post_policy_size(&u->policy, u->size) > 0)
+    if (u->size > CF_MAX_PUT_SIZE || cf_post_policy_size(&u->policy, u->size) > 0) {
+        /* The file's whole size is not known yet: only the limit is named. */
+        if (!r->deferred)
+            cf_error_detail_u64(r, CF_S3_EntityTooLarge, "MaxSizeAllowed",
+                                u->size > CF_MAX_PUT_SIZE ? CF_MAX_PUT_SIZE : u->policy.max_size);
         return refuse(r, CF_S3_EntityTooLarge, "%s", cf_s3_error_message(CF_S3_EntityTooLarge));
+    }
     cf_err err;
     if (cf_store_writer_write(r->writer, data, n, &err) != 0) {
         cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
@@ -445,8 +459,11 @@ int cf_post_object_end(cf_request *r)
     if (!u->file_done)
         return cf_respond_error(r, CF_S3_InvalidArgument,
                                 "POST requires exactly one file upload per request.");
-    if (cf_post_policy_size(&u->policy, u->size) < 0)
+    if (cf_post_policy_size(&u->policy, u->size) < 0) {
+        cf_error_detail_u64(r, CF_S3_EntityTooSmall, "ProposedSize", u->size);
+        cf_error_detail_u64(r, CF_S3_EntityTooSmall, "MinSizeAllowed", u->policy.min_size);
         return cf_respond_error(r, CF_S3_EntityTooSmall, NULL);
+    }
     unsigned char md5[CF_MD5_LEN];
     if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
         cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
@@ -455,8 +472,10 @@ int cf_post_object_end(cf_request *r)
     cf_header_list h = {0};
     int hrc = object_headers(u, &h);
     if (hrc) {
+        size_t meta_bytes = h.meta_bytes;
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, hrc == CF_ETOOBIG ? CF_S3_MetadataTooLarge : CF_S3_InternalError, NULL);
+        return hrc == CF_ETOOBIG ? cf_respond_metadata_too_large(r, meta_bytes)
+                                 : cf_respond_error(r, CF_S3_InternalError, NULL);
     }
     /* A writeonly key only creates, so that it cannot destroy what it stored before (access.c). */
     cf_store_condition cond = {0};

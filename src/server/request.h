@@ -21,6 +21,8 @@
 #define CF_MAX_SMALL_BODY (8 << 20)     /* XML bodies: a CompleteMultipartUpload of 10,000 parts */
 #define CF_MAX_PUT_SIZE ((uint64_t)5 << 30) /* AWS's limit for a single PUT */
 #define CF_MAX_USER_METADATA 2048        /* AWS: 2 KB of x-amz-meta-* names and values */
+#define CF_ERROR_DETAIL_MAX (64 * 1024)  /* cf_error_detail: the elements recorded for one error */
+#define CF_ERROR_DETAIL_FIELDS 8
 
 typedef struct cf_metrics cf_metrics;
 
@@ -122,6 +124,12 @@ typedef struct cf_request {
     cf_s3_error deferred;
     char deferred_msg[256];
 
+    /* The elements AWS adds to an error that only the check finding it knows (SignatureDoesNotMatch's
+     * StringToSign, BadDigest's CalculatedDigest...): "name\0value\0" pairs, added by
+     * cf_respond_error when it reports error_detail_for (cf_error_detail). */
+    cf_s3_error error_detail_for;
+    cf_buf error_detail;
+
     uint32_t part_number;         /* UploadPart */
     struct cf_post_upload *post;  /* POST Object: the form on its way in (handlers_post.c) */
 
@@ -136,6 +144,12 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
  * it: for a request whose end cannot be found, so that nothing after it is read as a request. */
 int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
                              const char *value);
+/* Records an element for error e, which the request is about to report (replacing any recorded
+ * for another error); a value too large for the document is left out. */
+void cf_error_detail(cf_request *r, cf_s3_error e, const char *name, const char *value);
+void cf_error_detail_u64(cf_request *r, cf_s3_error e, const char *name, uint64_t value);
+/* MetadataTooLarge for size bytes of x-amz-meta-* (Size, MaxSizeAllowed). */
+int cf_respond_metadata_too_large(cf_request *r, size_t size);
 /* InvalidArgument naming the parameter at fault (ArgumentName, ArgumentValue), as AWS. */
 int cf_respond_invalid_argument(cf_request *r, const char *message, const char *name, const char *value);
 /* The error with the extra elements given instead of those cf_respond_error derives; header,
