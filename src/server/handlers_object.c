@@ -751,7 +751,8 @@ cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *
     if (src->keylen > CF_S3_MAX_KEY_LEN)
         return CF_S3_KeyTooLongError;
     /* Copying reads the source: the principal must be allowed to GET it. */
-    if (!cf_access_allows(r, CF_S3_OP_GET_OBJECT, src->bucket, src->key, src->keylen))
+    if (!cf_access_allows_version(r, CF_S3_OP_GET_OBJECT, src->bucket, src->key, src->keylen,
+                                  q && strncmp(q, "?versionId=", 11) == 0))
         return CF_S3_AccessDenied;
 
     /* The version read is the one checked: an overwrite between the lookup and the reader's

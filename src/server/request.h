@@ -174,6 +174,9 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 /* access.c */
 /* May the request's principal perform op on bucket/key, that bucket's policy included? */
 int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen);
+/* The same for a request naming a version of the object (versioned: a versionId was given). */
+int cf_access_allows_version(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen,
+                             int versioned);
 /* Frees the bucket policy the request read (access_cache). */
 void cf_access_cleanup(cf_request *r);
 /* At server stop, when no request runs any more. */
