@@ -539,9 +539,15 @@ cf_s3_error cf_access_check(cf_request *r)
     int writes_tags = r->op == CF_S3_OP_PUT_OBJECT || r->op == CF_S3_OP_COPY_OBJECT ||
                       r->op == CF_S3_OP_CREATE_MULTIPART_UPLOAD;
     if (writes_tags && cf_request_header(r, "x-amz-tagging") &&
-        !decide(r, r->op, CF_POLICY_PUT_OBJECT_TAGGING, r->bucket, r->key, r->keylen))
+        !cf_access_allows_tags_on_write(r, r->op, r->bucket, r->key, r->keylen))
         return CF_S3_AccessDenied;
     return CF_S3_OK;
+}
+
+int cf_access_allows_tags_on_write(cf_request *r, cf_s3_op write_op, const char *bucket, const char *key,
+                                   size_t keylen)
+{
+    return decide(r, write_op, CF_POLICY_PUT_OBJECT_TAGGING, bucket, key, keylen);
 }
 
 int cf_access_create_only(const cf_request *r)

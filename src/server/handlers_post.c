@@ -36,6 +36,7 @@ struct cf_post_upload {
     int in_file, file_done, skipping;
     cf_post_policy policy;
     uint64_t size;
+    char *tags; /* the tagging field in CF_TAGGING_HEADER's form */
 };
 
 static const char *field(const struct cf_post_upload *u, const char *name)
@@ -178,17 +179,33 @@ static int resolve_key(cf_request *r, const char *key, const char *filename)
 static int begin_file(cf_request *r, struct cf_post_upload *u, const char *filename)
 {
     const char *policy = field(u, "policy"), *key = field(u, "key");
-    if (!policy)
-        return refuse(r, CF_S3_AccessDenied, "anonymous POST uploads are not allowed; sign a policy");
+    /* A form with no policy and no signature is anonymous, as on AWS: it may write only where
+     * the bucket policy lets anyone PutObject, which a PUT could do as well. */
+    int signing = field(u, "x-amz-algorithm") || field(u, "x-amz-credential") ||
+                  field(u, "x-amz-signature") || field(u, "AWSAccessKeyId") || field(u, "signature");
+    if (!policy && signing)
+        return refuse(r, CF_S3_InvalidArgument, MISSING, "policy");
     if (!key)
         return refuse(r, CF_S3_InvalidArgument, MISSING, "key");
     const char *bucket = field(u, "bucket");
     if (bucket && strcmp(bucket, r->bucket) != 0)
         return refuse(r, CF_S3_InvalidArgument, "the bucket field names another bucket than the request");
-    if (check_signature(r, u, policy) || check_policy(r, u, policy) || resolve_key(r, key, filename))
+    if (policy && (check_signature(r, u, policy) || check_policy(r, u, policy)))
+        return CF_EDENIED;
+    if (resolve_key(r, key, filename))
         return CF_EDENIED;
     if (!cf_access_allows(r, CF_S3_OP_PUT_OBJECT, r->bucket, r->key, r->keylen))
         return refuse(r, CF_S3_AccessDenied, "%s", cf_s3_error_message(CF_S3_AccessDenied));
+    const char *tagging = field(u, "tagging");
+    if (tagging) {
+        /* As a PUT with x-amz-tagging: the same tag rules, and s3:PutObjectTagging as well. */
+        char msg[200] = "";
+        cf_s3_error e = cf_tagging_from_xml(tagging, strlen(tagging), &u->tags, msg, sizeof msg);
+        if (e)
+            return refuse(r, e, "%s", msg[0] ? msg : cf_s3_error_message(e));
+        if (!cf_access_allows_tags_on_write(r, CF_S3_OP_PUT_OBJECT, r->bucket, r->key, r->keylen))
+            return refuse(r, CF_S3_AccessDenied, "%s", cf_s3_error_message(CF_S3_AccessDenied));
+    }
     cf_err err;
     if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
         cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
@@ -324,6 +341,7 @@ void cf_post_object_cleanup(cf_request *r)
         free((char *)u->fields[i].value);
     }
     free(u->name);
+    free(u->tags);
     cf_buf_cleanup(&u->value);
     cf_post_policy_cleanup(&u->policy);
     free(u);
@@ -351,6 +369,8 @@ static int object_headers(const struct cf_post_upload *u, cf_header_list *h)
             rc = cf_header_add(h, name, nl, u->fields[i].value);
         }
     }
+    if (!rc && u->tags && *u->tags)
+        rc = cf_header_add(h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), u->tags);
     return rc ? rc : h->meta_bytes > CF_MAX_USER_METADATA ? CF_ETOOBIG : 0;
 }
 

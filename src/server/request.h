@@ -174,6 +174,10 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 /* access.c */
 /* May the request's principal perform op on bucket/key, that bucket's policy included? */
 int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen);
+/* May the principal set tags along with write_op (x-amz-tagging, a form's tagging field)? The
+ * bucket policy must allow s3:PutObjectTagging as well, as on AWS. */
+int cf_access_allows_tags_on_write(cf_request *r, cf_s3_op write_op, const char *bucket, const char *key,
+                                   size_t keylen);
 /* The same for a request naming a version of the object (versioned: a versionId was given). */
 int cf_access_allows_version(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen,
                              int versioned);
@@ -278,6 +282,10 @@ cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match
 #define CF_INTERNAL_HEADER_PREFIX "x-coffer-"
 /* Adds the tags of an x-amz-tagging request header to h (0), or fills *e and msg (-1). */
 int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_s3_error *e, char *msg, size_t msglen);
+/* A <Tagging> document (PutObjectTagging's body, a form's tagging field) checked as
+ * PutObjectTagging does, into the stored form of CF_TAGGING_HEADER ("" when it has no tags;
+ * the caller frees *stored). MalformedXML, InvalidTag (msg says why) or InternalError. */
+cf_s3_error cf_tagging_from_xml(const char *xml, size_t len, char **stored, char *msg, size_t msglen);
 size_t cf_tagging_count(const char *stored);
 int cf_handle_get_object_tagging(cf_request *r);
 int cf_handle_put_object_tagging(cf_request *r);
