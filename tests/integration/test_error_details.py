@@ -8,6 +8,7 @@ import datetime
 import hashlib
 import hmac
 import re
+import socket
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -244,3 +245,39 @@ def test_resource_with_noncharacter_key_parses(server, bucket):
     r = signed_request(server.endpoint, "GET", f"/{bucket}/a%EF%BF%BEb")
     err = assert_s3_error(r, "NoSuchKey", 404)
     assert err["Key"] == "a%EF%BF%BEb", err
+
+
+def test_host_id_header_and_element(server, s3, bucket):
+    """x-amz-id-2 on every response and HostId in every error document, as AWS; boto3 reports
+    it as ResponseMetadata.HostId."""
+    ok = s3.head_object(Bucket=bucket, Key="obj")["ResponseMetadata"]
+    host_id = ok["HTTPHeaders"]["x-amz-id-2"]
+    assert host_id and ok["HostId"] == host_id
+    r = signed_request(server.endpoint, "GET", f"/{bucket}/missing")
+    err = assert_s3_error(r, "NoSuchKey", 404)
+    assert err["HostId"] == r.headers["x-amz-id-2"] == host_id
+    e = client_error(s3.get_object, Bucket=bucket, Key="missing")
+    assert e["ResponseMetadata"]["HostId"] == host_id
+
+
+def test_head_errors_have_status_and_headers_but_no_body(server, bucket):
+    """A HEAD that fails answers with the status and the x-amz-* headers only, and the
+    connection carries the next request."""
+    host = f"127.0.0.1:{server.port}"
+    one = build_request("HEAD", f"/{bucket}/missing", sign_headers("HEAD", host, f"/{bucket}/missing"))
+    two = build_request("GET", f"/{bucket}/obj", sign_headers("GET", host, f"/{bucket}/obj"))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as s:
+        s.sendall(one + two)
+        buf = b""
+        while buf.count(b"\r\n\r\n") < 2 or not buf.endswith(b"hello"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404"), buf[:300]
+    lower = head.lower()
+    assert b"\r\nx-amz-request-id: " in lower and b"\r\nx-amz-id-2: " in lower, head
+    # The next bytes are the GET's response: the HEAD sent no body.
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:200]
+    assert rest.endswith(b"hello")
