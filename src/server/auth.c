@@ -284,7 +284,11 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
     }
     if (strcmp(auth.region, r->srv->region) != 0) {
         *e = CF_S3_AuthorizationHeaderMalformed;
-        snprintf(msg, msglen, "the region '%s' is wrong; expecting '%s'", auth.region, r->srv->region);
+        snprintf(msg, msglen,
+                 "The authorization header is malformed; the region '%s' is wrong; expecting '%s'",
+                 auth.region, r->srv->region);
+        /* SDKs read <Region> to sign again for the right region (botocore's region redirector). */
+        cf_error_detail(r, *e, "Region", r->srv->region);
         return -1;
     }
     const char *secret;
@@ -393,6 +397,7 @@ static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg,
         snprintf(msg, msglen,
                  "Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'",
                  q.auth.region, r->srv->region);
+        cf_error_detail(r, *e, "Region", r->srv->region);
         return -1;
     }
     const char *secret;

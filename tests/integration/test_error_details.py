@@ -11,8 +11,10 @@ import re
 import socket
 import xml.etree.ElementTree as ET
 
+import boto3
 import pytest
 import requests
+from botocore.config import Config
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -281,3 +283,25 @@ def test_head_errors_have_status_and_headers_but_no_body(server, bucket):
     # The next bytes are the GET's response: the HEAD sent no body.
     assert rest.startswith(b"HTTP/1.1 200"), rest[:200]
     assert rest.endswith(b"hello")
+
+
+def test_wrong_region_names_the_right_one(server, bucket):
+    """AWS's message and <Region>, which SDKs read to sign again for the right region."""
+    r = signed_request(server.endpoint, "GET", f"/{bucket}/obj", region="eu-west-1")
+    err = assert_s3_error(r, "AuthorizationHeaderMalformed", 400)
+    assert err["Message"] == ("The authorization header is malformed; the region 'eu-west-1' is wrong; "
+                              f"expecting '{REGION}'")
+    assert err["Region"] == REGION
+    url = s3_client(server.endpoint).generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "obj"}, ExpiresIn=60).replace(
+        f"%2F{REGION}%2F", "%2Feu-west-1%2F")
+    err = assert_s3_error(requests.get(url, timeout=30), "AuthorizationQueryParametersError", 400)
+    assert err["Region"] == REGION
+
+
+def test_boto3_configured_for_another_region_is_redirected(server, bucket):
+    """boto3 signed for eu-west-1 reads <Region> and signs again, as against AWS."""
+    other = boto3.client("s3", endpoint_url=server.endpoint, region_name="eu-west-1",
+                         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    assert other.get_object(Bucket=bucket, Key="obj")["Body"].read() == b"hello"
