@@ -189,6 +189,10 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
         f[0] = (cf_s3_error_field){"Size", size};
         f[1] = (cf_s3_error_field){"MaxSizeAllowed", max};
         break;
+    case CF_S3_InvalidDigest:
+        /* AWS echoes the value it could not use. */
+        f[0] = (cf_s3_error_field){"Content-MD5", cf_request_header(r, "Content-MD5")};
+        break;
     case CF_S3_AccessDenied:
         /* AWS lists the x-amz-* headers a signed request carried without signing them. */
         if (r->headers_not_signed[0])

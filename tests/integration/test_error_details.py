@@ -305,3 +305,13 @@ def test_boto3_configured_for_another_region_is_redirected(server, bucket):
                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
                          config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
     assert other.get_object(Bucket=bucket, Key="obj")["Body"].read() == b"hello"
+
+
+def test_invalid_digest_echoes_the_value(server, s3, bucket):
+    for value in ("!!notbase64", "AAAA", "<&>"):
+        r = signed_request(server.endpoint, "PUT", f"/{bucket}/inv", body=b"x",
+                           headers={"Content-MD5": value})
+        err = assert_s3_error(r, "InvalidDigest", 400)
+        assert err["Content-MD5"] == value, err
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=bucket, Key="inv")
