@@ -304,8 +304,9 @@ cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
         size_t n;
         cf_checksum_final(r->ck, r->ck_actual, &n);
         if (r->ck_have_expected && memcmp(r->ck_actual, r->ck_expected, n) != 0) {
+            /* AWS's words, naming the algorithm: "The CRC32 you specified did not match ...". */
             snprintf(msg, msglen, "The %s you specified did not match the calculated checksum.",
-                     cf_checksum_header(r->ck_alg));
+                     cf_checksum_name(r->ck_alg));
             return CF_S3_BadDigest;
         }
         cf_base64_encode(r->ck_actual, n, r->ck_b64);

@@ -315,3 +315,11 @@ def test_invalid_digest_echoes_the_value(server, s3, bucket):
         assert err["Content-MD5"] == value, err
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="inv")
+
+
+def test_checksum_mismatch_message_names_the_algorithm(s3, bucket):
+    """AWS: "The CRC32 you specified did not match the calculated checksum." (SDKs show it)."""
+    err = client_error(s3.put_object, Bucket=bucket, Key="ck", Body=b"body",
+                       ChecksumCRC32=base64.b64encode(b"\0\0\0\1").decode())["Error"]
+    assert err["Code"] == "BadDigest"
+    assert err["Message"] == "The CRC32 you specified did not match the calculated checksum."
