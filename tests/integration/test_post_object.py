@@ -88,8 +88,11 @@ def test_conditions_violated_store_nothing(server, s3, bucket):
     form = s3.generate_presigned_post(BUCKET, "img/${filename}", Conditions=[["content-length-range", 10, 100]])
     r = post(server, form, file=b"x" * 101, filename="big.jpg")
     refused(r, 400, "EntityTooLarge")
+    assert ET.fromstring(r.content).findtext("MaxSizeAllowed") == "100"
     r = post(server, form, file=b"x" * 9, filename="small.jpg")
     refused(r, 400, "EntityTooSmall")
+    doc = ET.fromstring(r.content)
+    assert (doc.findtext("ProposedSize"), doc.findtext("MinSizeAllowed")) == ("9", "10")
     assert not exists(s3, "img/big.jpg") and not exists(s3, "img/small.jpg")
     # A key outside the signed prefix.
     r = post(server, form, fields={"key": "other/x.jpg"})
@@ -108,13 +111,21 @@ def test_tampered_and_expired_policies(server, s3, bucket):
     policy = json.loads(base64.b64decode(form["fields"]["policy"]))
     policy["conditions"].append(["content-length-range", 0, 1 << 40])
     forged = base64.b64encode(json.dumps(policy).encode()).decode()
-    refused(post(server, form, fields={"policy": forged}), 403, "SignatureDoesNotMatch")
+    r = post(server, form, fields={"policy": forged})
+    refused(r, 403, "SignatureDoesNotMatch")
+    # What AWS names: the key, the policy signed (the string to sign) and the signature sent.
+    doc = ET.fromstring(r.content)
+    assert doc.findtext("AWSAccessKeyId") == ACCESS_KEY and doc.findtext("StringToSign") == forged
+    assert doc.findtext("SignatureProvided") == form["fields"]["x-amz-signature"]
+    assert SECRET_KEY.encode() not in r.content
     refused(post(server, form, fields={"x-amz-signature": "0" * 64}), 403, "SignatureDoesNotMatch")
     cred = form["fields"]["x-amz-credential"].replace(ACCESS_KEY, "nobody")
-    refused(post(server, form, fields={"x-amz-credential": cred}), 403, "InvalidAccessKeyId")
+    r = post(server, form, fields={"x-amz-credential": cred})
+    refused(r, 403, "InvalidAccessKeyId")
+    assert ET.fromstring(r.content).findtext("AWSAccessKeyId") == "nobody"
     expired = s3.generate_presigned_post(BUCKET, "t.txt", ExpiresIn=-5)
     refused(post(server, expired), 403, "AccessDenied", "Invalid according to Policy: Policy expired.")
-    # No policy at all: coffer has no public-write buckets.
+    # No policy at all: anonymous, and this bucket's policy lets no one write.
     r = post(server, None, fields={"key": "t.txt"})
     refused(r, 403, "AccessDenied")
     assert not exists(s3, "t.txt")
