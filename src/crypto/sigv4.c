@@ -944,6 +944,27 @@ int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth
     return rc ? rc : refuse_unsigned_headers(req, q->auth.signed_headers, err);
 }
 
+int cf_sigv4_explain_mismatch(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *amz_date,
+                              int presigned, cf_buf *canonical_request, cf_buf *string_to_sign, cf_err *err)
+{
+    int64_t t;
+    char iso[17];
+    if (request_time(amz_date, &t, iso) != 0)
+        return cf_err_set(err, CF_EINVAL, "the request time is not valid");
+    cf_sigv4_request r = *req;
+    if (presigned)
+        r.payload_hash = CF_SIGV4_UNSIGNED_PAYLOAD;
+    size_t start = canonical_request->len;
+    int rc = canonical_request_skipping(&r, presigned ? query_names[Q_SIGNATURE] : NULL, auth->signed_headers,
+                                        canonical_request, err);
+    if (rc)
+        return rc;
+    if (cf_sigv4_string_to_sign(iso, auth->date, auth->region, auth->service, canonical_request->data + start,
+                                canonical_request->len - start, string_to_sign) != 0)
+        return cf_err_set(err, CF_ETOOBIG, "the string to sign is too large");
+    return 0;
+}
+
 static const char *presign_host(void *ctx, const char *name)
 {
     return strcmp(name, "host") == 0 ? ctx : NULL;

@@ -182,6 +182,16 @@ int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_q
 int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q,
                           const char *secret, int64_t now, cf_err *err);
 
+/*
+ * For a request that cf_sigv4_verify or cf_sigv4_verify_query refused with CF_EAUTH: appends the
+ * canonical request and the string to sign the server computed (presigned: the URL's, with
+ * X-Amz-Signature left out and UNSIGNED-PAYLOAD). AWS returns both in SignatureDoesNotMatch so
+ * that a client can find where its signing differs; neither holds the secret nor anything derived
+ * from it, only what the client sent. amz_date is as for cf_sigv4_verify (X-Amz-Date for a URL).
+ */
+int cf_sigv4_explain_mismatch(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *amz_date,
+                              int presigned, cf_buf *canonical_request, cf_buf *string_to_sign, cf_err *err);
+
 /* What to presign. Every pointer is borrowed for the duration of the call. */
 typedef struct cf_sigv4_presign_opts {
     const char *method;            /* "GET", "HEAD", "PUT" */

@@ -34,21 +34,65 @@ const char *cf_s3_error_message(cf_s3_error e)
     return table[valid(e)].message;
 }
 
+/* The length of the XML 1.0 character at s (n > 0 bytes left), 0 when there is none there: a
+ * control, invalid UTF-8, U+FFFE or U+FFFF, which no parser accepts. */
+static size_t xml_char_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return c >= 0x20 || c == '\t' || c == '\n' || c == '\r' ? 1 : 0;
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+    if (len > n || !cf_s3_utf8_valid(s, len))
+        return 0;
+    if (len == 3 && c == 0xEF && s[1] == 0xBF && (s[2] == 0xBE || s[2] == 0xBF))
+        return 0;
+    return len;
+}
+
+static int xml_text_ok(const char *text)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t n = strlen(text), len; n; s += len, n -= len)
+        if (!(len = xml_char_len(s, n)))
+            return 0;
+    return 1;
+}
+
 /* <name>text</name>, text percent-encoded when it holds bytes XML 1.0 cannot carry (controls,
- * invalid UTF-8: a key or path may), so that the error document always parses. */
+ * invalid UTF-8: a key or path may), so that the error document always parses and the value can
+ * still be told apart from others. */
 static int safe_elem(cf_buf *out, const char *name, const char *text)
 {
-    int plain = cf_s3_utf8_valid((const unsigned char *)text, strlen(text));
-    for (const unsigned char *c = (const unsigned char *)text; plain && *c; c++)
-        plain = *c >= 0x20 || *c == '\t' || *c == '\n' || *c == '\r';
-    if (plain)
+    if (xml_text_ok(text))
         return cf_xml_elem(out, name, text);
     cf_buf enc;
-    cf_buf_init(&enc, 16384);
+    cf_buf_init(&enc, 3 * strlen(text) + 1);
     int rc = cf_s3_url_encode_key(&enc, text, strlen(text));
     if (!rc)
         rc = cf_xml_elem(out, name, enc.data ? enc.data : "");
     cf_buf_cleanup(&enc);
+    return rc;
+}
+
+/* <Message>: a sentence for people, which may quote what the request sent (a header, a key, a
+ * parameter). Each byte XML cannot carry becomes U+FFFD, so that the document parses and the
+ * sentence stays readable. */
+static int message_elem(cf_buf *out, const char *text)
+{
+    if (xml_text_ok(text))
+        return cf_xml_elem(out, "Message", text);
+    cf_buf clean;
+    cf_buf_init(&clean, 3 * strlen(text) + 1);
+    const unsigned char *s = (const unsigned char *)text;
+    int rc = 0;
+    for (size_t n = strlen(text), len; !rc && n; s += len, n -= len) {
+        len = xml_char_len(s, n);
+        rc = len ? cf_buf_append(&clean, (const char *)s, len) : cf_buf_puts(&clean, "\xEF\xBF\xBD");
+        len = len ? len : 1;
+    }
+    if (!rc)
+        rc = cf_xml_elem(out, "Message", clean.data ? clean.data : "");
+    cf_buf_cleanup(&clean);
     return rc;
 }
 
@@ -59,7 +103,7 @@ int cf_s3_error_xml_fields(cf_buf *out, cf_s3_error e, const char *message, cons
     if (!rc)
         rc = cf_xml_elem(out, "Code", cf_s3_error_code(e));
     if (!rc)
-        rc = cf_xml_elem(out, "Message", message ? message : cf_s3_error_message(e));
+        rc = message_elem(out, message ? message : cf_s3_error_message(e));
     if (!rc && resource)
         rc = safe_elem(out, "Resource", resource);
     for (size_t i = 0; !rc && i < nfields; i++)

@@ -137,8 +137,23 @@ static int key_policy_allows(const cf_request *r, cf_s3_op op, const char *bucke
 
 /* The IAM action op needs, when a bucket policy has a say in it (AWS's "Required permissions
  * for Amazon S3 API operations"). */
-static int policy_action_of(cf_s3_op op, cf_policy_action *a)
+static int policy_action_of(cf_s3_op op, int versioned, cf_policy_action *a)
 {
+    /* Naming a version, even "null", asks for the *Version action instead (AWS: GetObject
+     * with versionId needs s3:GetObjectVersion), so that a grant of the current object does not
+     * reach its versions. */
+    if (versioned) {
+        switch (op) {
+        case CF_S3_OP_GET_OBJECT:
+        case CF_S3_OP_HEAD_OBJECT: *a = CF_POLICY_GET_OBJECT_VERSION; return 1;
+        case CF_S3_OP_DELETE_OBJECT:
+        case CF_S3_OP_DELETE_OBJECTS: *a = CF_POLICY_DELETE_OBJECT_VERSION; return 1;
+        case CF_S3_OP_GET_OBJECT_TAGGING: *a = CF_POLICY_GET_OBJECT_VERSION_TAGGING; return 1;
+        case CF_S3_OP_PUT_OBJECT_TAGGING: *a = CF_POLICY_PUT_OBJECT_VERSION_TAGGING; return 1;
+        case CF_S3_OP_DELETE_OBJECT_TAGGING: *a = CF_POLICY_DELETE_OBJECT_VERSION_TAGGING; return 1;
+        default: break;
+        }
+    }
     switch (op) {
     case CF_S3_OP_HEAD_BUCKET:
     case CF_S3_OP_LIST_OBJECTS:
@@ -471,7 +486,9 @@ static int decide(cf_request *r, cf_s3_op op, cf_policy_action action, const cha
     /* AWS sets s3:ExistingObjectTag for the actions on an existing object's data and tags. */
     if (cf_policy_uses_object_tags(policy) &&
         (action == CF_POLICY_GET_OBJECT || action == CF_POLICY_GET_OBJECT_TAGGING ||
-         action == CF_POLICY_PUT_OBJECT_TAGGING || action == CF_POLICY_DELETE_OBJECT_TAGGING)) {
+         action == CF_POLICY_PUT_OBJECT_TAGGING || action == CF_POLICY_DELETE_OBJECT_TAGGING ||
+         action == CF_POLICY_GET_OBJECT_VERSION || action == CF_POLICY_GET_OBJECT_VERSION_TAGGING ||
+         action == CF_POLICY_PUT_OBJECT_VERSION_TAGGING || action == CF_POLICY_DELETE_OBJECT_VERSION_TAGGING)) {
         x.tags = (object_tags){r->srv, bucket, key ? key : "", key ? keylen : 0, 0, 0, NULL, x.tags.value};
         x.q.object_tag = object_tag;
         x.q.object_tag_ctx = &x.tags;
@@ -483,12 +500,18 @@ static int decide(cf_request *r, cf_s3_op op, cf_policy_action action, const cha
     return e != CF_POLICY_DENIED && (own || e == CF_POLICY_ALLOWED);
 }
 
-int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen)
+int cf_access_allows_version(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen,
+                             int versioned)
 {
     cf_policy_action action;
-    if (!policy_action_of(op, &action))
+    if (!policy_action_of(op, versioned, &action))
         return key_policy_allows(r, op, bucket, key, keylen);
     return decide(r, op, action, bucket, key, keylen);
+}
+
+int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen)
+{
+    return cf_access_allows_version(r, op, bucket, key, keylen, 0);
 }
 
 cf_s3_error cf_access_check(cf_request *r)
@@ -505,20 +528,28 @@ cf_s3_error cf_access_check(cf_request *r)
         int unreadable;
         const cf_policy *policy = bucket_policy(r, r->bucket, &unreadable);
         const char *principal = r->principal == CF_PRINCIPAL_KEY ? r->grant.access_key : NULL;
-        return policy && !unreadable && cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT, principal)
+        return policy && !unreadable &&
+                       (cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT, principal) ||
+                        cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT_VERSION, principal))
                    ? CF_S3_OK
                    : CF_S3_AccessDenied;
     }
-    if (!cf_access_allows(r, r->op, r->bucket, r->key, r->keylen))
+    if (!cf_access_allows_version(r, r->op, r->bucket, r->key, r->keylen, cf_request_param(r, "versionId") != NULL))
         return CF_S3_AccessDenied;
     /* Tags set along with the object need s3:PutObjectTagging as well (as on AWS), or a Deny
      * of tagging would be side-stepped by a PUT with x-amz-tagging. */
     int writes_tags = r->op == CF_S3_OP_PUT_OBJECT || r->op == CF_S3_OP_COPY_OBJECT ||
                       r->op == CF_S3_OP_CREATE_MULTIPART_UPLOAD;
     if (writes_tags && cf_request_header(r, "x-amz-tagging") &&
-        !decide(r, r->op, CF_POLICY_PUT_OBJECT_TAGGING, r->bucket, r->key, r->keylen))
+        !cf_access_allows_tags_on_write(r, r->op, r->bucket, r->key, r->keylen))
         return CF_S3_AccessDenied;
     return CF_S3_OK;
+}
+
+int cf_access_allows_tags_on_write(cf_request *r, cf_s3_op write_op, const char *bucket, const char *key,
+                                   size_t keylen)
+{
+    return decide(r, write_op, CF_POLICY_PUT_OBJECT_TAGGING, bucket, key, keylen);
 }
 
 int cf_access_create_only(const cf_request *r)

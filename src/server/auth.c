@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -111,6 +112,62 @@ static void refuse_unsigned(cf_request *r, const cf_sigv4_request *req, const ch
     snprintf(msg, msglen, "%s", CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
 }
 
+/* "41 57 53 34": how AWS spells out StringToSignBytes and CanonicalRequestBytes. */
+static void detail_bytes(cf_request *r, const char *name, const cf_buf *text)
+{
+    static const char hex[] = "0123456789abcdef";
+    cf_buf b;
+    cf_buf_init(&b, CF_ERROR_DETAIL_MAX);
+    for (size_t i = 0; i < text->len; i++) {
+        unsigned char c = (unsigned char)text->data[i];
+        char three[3] = {hex[c >> 4], hex[c & 15], ' '};
+        if (cf_buf_append(&b, three, i + 1 < text->len ? 3 : 2))
+            break;
+    }
+    if (b.len + 1 >= 3 * text->len)
+        cf_error_detail(r, CF_S3_SignatureDoesNotMatch, name, b.data ? b.data : "");
+    cf_buf_cleanup(&b);
+}
+
+/* SignatureDoesNotMatch's elements, as AWS returns them: what the server signed, so that the
+ * client can compare it with what it signed. Only the client's own request is echoed back; the
+ * secret and the signing key derived from it are never part of it. */
+static void explain_mismatch(cf_request *r, const cf_sigv4_request *req, const cf_sigv4_auth *auth,
+                             const char *amz_date, int presigned)
+{
+    const cf_s3_error e = CF_S3_SignatureDoesNotMatch;
+    cf_buf creq, sts;
+    cf_err err;
+    cf_buf_init(&creq, CF_ERROR_DETAIL_MAX / 8);
+    cf_buf_init(&sts, 4096);
+    cf_error_detail(r, e, "AWSAccessKeyId", auth->access_key);
+    if (cf_sigv4_explain_mismatch(req, auth, amz_date, presigned, &creq, &sts, &err) == 0) {
+        cf_error_detail(r, e, "StringToSign", sts.data);
+        cf_error_detail(r, e, "SignatureProvided", auth->signature);
+        detail_bytes(r, "StringToSignBytes", &sts);
+        cf_error_detail(r, e, "CanonicalRequest", creq.data);
+        detail_bytes(r, "CanonicalRequestBytes", &creq);
+    } else {
+        cf_error_detail(r, e, "SignatureProvided", auth->signature);
+    }
+    cf_buf_cleanup(&creq);
+    cf_buf_cleanup(&sts);
+}
+
+/* RequestTimeTooSkewed's elements: the time as sent, the server's, and the tolerance. */
+static void explain_skew(cf_request *r, const char *amz_date)
+{
+    const cf_s3_error e = CF_S3_RequestTimeTooSkewed;
+    char now[32];
+    time_t t = (time_t)cf_clock_now();
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cf_error_detail(r, e, "RequestTime", amz_date);
+    cf_error_detail(r, e, "ServerTime", now);
+    cf_error_detail(r, e, "MaxAllowedSkewMilliseconds", "900000");
+}
+
 typedef struct params {
     cf_sigv4_param *list;
     size_t n, cap;
@@ -188,6 +245,7 @@ static int find_signer(cf_request *r, const char *access_key, const char **secre
     int rc = cf_store_key_get(r->srv->store, access_key, &r->grant, &err);
     if (rc == CF_ENOTFOUND) {
         *e = CF_S3_InvalidAccessKeyId;
+        cf_error_detail(r, *e, "AWSAccessKeyId", access_key);
         return -1;
     }
     if (rc) {
@@ -226,7 +284,11 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
     }
     if (strcmp(auth.region, r->srv->region) != 0) {
         *e = CF_S3_AuthorizationHeaderMalformed;
-        snprintf(msg, msglen, "the region '%s' is wrong; expecting '%s'", auth.region, r->srv->region);
+        snprintf(msg, msglen,
+                 "The authorization header is malformed; the region '%s' is wrong; expecting '%s'",
+                 auth.region, r->srv->region);
+        /* SDKs read <Region> to sign again for the right region (botocore's region redirector). */
+        cf_error_detail(r, *e, "Region", r->srv->region);
         return -1;
     }
     const char *secret;
@@ -280,11 +342,14 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
                               streaming ? r->stream_key : NULL, &err);
     if (vrc == CF_EDENIED)
         refuse_unsigned(r, &req, auth.signed_headers, e, msg, msglen);
+    if (vrc == CF_EAUTH)
+        explain_mismatch(r, &req, &auth, amz_date, 0);
     cf_buf_cleanup(&view.joined);
     if (vrc == CF_EDENIED)
         return -1;
     if (vrc == CF_EPRECOND) {
         *e = CF_S3_RequestTimeTooSkewed;
+        explain_skew(r, amz_date);
         return -1;
     }
     if (vrc == CF_EAUTH) {
@@ -332,6 +397,7 @@ static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg,
         snprintf(msg, msglen,
                  "Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'",
                  q.auth.region, r->srv->region);
+        cf_error_detail(r, *e, "Region", r->srv->region);
         return -1;
     }
     const char *secret;
@@ -345,6 +411,8 @@ static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg,
     int vrc = cf_sigv4_verify_query(&req, &q, secret, now, &err);
     if (vrc == CF_EDENIED)
         refuse_unsigned(r, &req, q.auth.signed_headers, e, msg, msglen);
+    if (vrc == CF_EAUTH)
+        explain_mismatch(r, &req, &q.auth, q.amz_date, 1);
     cf_buf_cleanup(&view.joined);
     switch (vrc) {
     case 0: r->principal = principal; return 0;

@@ -18,6 +18,14 @@
 #include "crypto/sigv4.h"
 #include "server/request.h"
 
+/* EntityTooLarge for a declared size, with the elements AWS adds. */
+static cf_s3_error too_large(cf_request *r, uint64_t proposed)
+{
+    cf_error_detail_u64(r, CF_S3_EntityTooLarge, "ProposedSize", proposed);
+    cf_error_detail_u64(r, CF_S3_EntityTooLarge, "MaxSizeAllowed", CF_MAX_PUT_SIZE);
+    return CF_S3_EntityTooLarge;
+}
+
 /* The decoded bytes, wherever they came from. */
 static int consume(void *ctx, const char *data, size_t n, cf_err *err)
 {
@@ -162,7 +170,7 @@ cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen)
             return CF_S3_MissingContentLength;
         }
         if (v > CF_MAX_PUT_SIZE)
-            return CF_S3_EntityTooLarge;
+            return too_large(r, v);
         r->expected_len = v;
         r->has_length = 1;
         r->decoded_length_set = 1;
@@ -197,7 +205,7 @@ cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen)
 
 /* Content-MD5 against the digest of the bytes received (actual), or only its syntax when actual
  * is NULL: InvalidDigest when it is not the base64 of 16 bytes, BadDigest when it differs. */
-static cf_s3_error content_md5_verdict(const cf_request *r, const unsigned char *actual)
+static cf_s3_error content_md5_verdict(cf_request *r, const unsigned char *actual)
 {
     const char *want = cf_request_header(r, "Content-MD5");
     if (!want)
@@ -205,7 +213,15 @@ static cf_s3_error content_md5_verdict(const cf_request *r, const unsigned char 
     unsigned char d[32];
     if (cf_base64_decode(want, strlen(want), d, sizeof d) != CF_MD5_LEN)
         return CF_S3_InvalidDigest;
-    return actual && memcmp(d, actual, CF_MD5_LEN) != 0 ? CF_S3_BadDigest : CF_S3_OK;
+    if (!actual || memcmp(d, actual, CF_MD5_LEN) == 0)
+        return CF_S3_OK;
+    /* As AWS spells them: the client's digest in hex, the server's in base64. */
+    char hex[2 * CF_MD5_LEN + 1], b64[32];
+    cf_hex_encode(d, CF_MD5_LEN, hex);
+    cf_base64_encode(actual, CF_MD5_LEN, b64);
+    cf_error_detail(r, CF_S3_BadDigest, "CalculatedDigest", b64);
+    cf_error_detail(r, CF_S3_BadDigest, "ExpectedDigest", hex);
+    return CF_S3_BadDigest;
 }
 
 int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
@@ -222,7 +238,7 @@ int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
                 return -1;
             }
             if (v > CF_MAX_PUT_SIZE) {
-                *e = CF_S3_EntityTooLarge;
+                *e = too_large(r, v);
                 return -1;
             }
             r->expected_len = v;
@@ -262,8 +278,12 @@ cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
         char hex[65];
         cf_hash_final(r->sha256, d);
         cf_hex_encode(d, sizeof d, hex);
-        if (strcmp(hex, r->payload_hash) != 0)
+        if (strcmp(hex, r->payload_hash) != 0) {
+            cf_error_detail(r, CF_S3_XAmzContentSHA256Mismatch, "ClientComputedContentSHA256",
+                            r->payload_hash);
+            cf_error_detail(r, CF_S3_XAmzContentSHA256Mismatch, "S3ComputedContentSHA256", hex);
             return CF_S3_XAmzContentSHA256Mismatch;
+        }
     }
     cf_err err;
     if (r->chunked && cf_chunked_finish(r->chunked, &err) != 0) {
@@ -284,8 +304,9 @@ cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
         size_t n;
         cf_checksum_final(r->ck, r->ck_actual, &n);
         if (r->ck_have_expected && memcmp(r->ck_actual, r->ck_expected, n) != 0) {
+            /* AWS's words, naming the algorithm: "The CRC32 you specified did not match ...". */
             snprintf(msg, msglen, "The %s you specified did not match the calculated checksum.",
-                     cf_checksum_header(r->ck_alg));
+                     cf_checksum_name(r->ck_alg));
             return CF_S3_BadDigest;
         }
         cf_base64_encode(r->ck_actual, n, r->ck_b64);

@@ -481,10 +481,10 @@ int cf_handle_delete_objects(cf_request *r)
         const char *code = NULL, *message = NULL;
         if (cf_s3_key_check(key, keylen) != 0 || keylen > CF_S3_MAX_KEY_LEN)
             code = "InvalidArgument", message = "object keys must be 1 to 1024 bytes of UTF-8";
+        else if (!cf_access_allows_version(r, CF_S3_OP_DELETE_OBJECT, r->bucket, key, keylen, vid != NULL))
+            code = "AccessDenied", message = "Access Denied.";
         else if (vid && strcmp(vid->text, "null") != 0)
             code = "NoSuchVersion", message = "The specified version does not exist.";
-        else if (!cf_access_allows(r, CF_S3_OP_DELETE_OBJECT, r->bucket, key, keylen))
-            code = "AccessDenied", message = "Access Denied.";
         else if (cf_store_object_delete(r->srv->store, r->bucket, key, keylen, &err) != 0) {
             cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
             code = "InternalError", message = "We encountered an internal error. Please try again.";

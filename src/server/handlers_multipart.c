@@ -89,7 +89,7 @@ int cf_handle_create_multipart(cf_request *r)
     }
     if (h.meta_bytes > CF_MAX_USER_METADATA) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+        return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
     cf_s3_error e;
     char msg[200] = "";
@@ -324,6 +324,15 @@ static cf_s3_error parse_completion(cf_request *r, wanted_part **out, size_t *n)
 
 /* SHA-256 of the completion's part list (numbers, ETags, checksums): a retry must name the
  * same parts to get the first completion's answer. */
+/* InvalidPart's elements, as AWS names the part it could not use. */
+static void invalid_part_detail(cf_request *r, unsigned number, const char *etag)
+{
+    const char *upload_id = cf_request_param(r, "uploadId");
+    cf_error_detail(r, CF_S3_InvalidPart, "UploadId", upload_id ? upload_id : "");
+    cf_error_detail_u64(r, CF_S3_InvalidPart, "PartNumber", number);
+    cf_error_detail(r, CF_S3_InvalidPart, "ETag", etag);
+}
+
 static int parts_digest(const wanted_part *want, size_t n, unsigned char out[32])
 {
     cf_hash *h = cf_hash_new(CF_HASH_SHA256);
@@ -444,6 +453,7 @@ int cf_handle_complete_multipart(cf_request *r)
             e = CF_S3_InvalidPart;
             snprintf(msg, sizeof msg, "part %u was not uploaded, or its ETag is not \"%s\"",
                      want[i].number, want[i].etag);
+            invalid_part_detail(r, want[i].number, want[i].etag);
             break;
         }
         /* Reported only once every part is known to exist, as S3 does. */
@@ -463,6 +473,7 @@ int cf_handle_complete_multipart(cf_request *r)
                 e = CF_S3_InvalidPart;
                 snprintf(msg, sizeof msg, "part %u: its %s is missing or is not the one given", want[i].number,
                          cf_checksum_header(alg));
+                invalid_part_detail(r, want[i].number, want[i].etag);
                 break;
             }
             if (full && cf_checksum_combine(alg, full_acc, raw_cks + i * cklen, parts[j].info.size) != 0) {
@@ -477,6 +488,10 @@ int cf_handle_complete_multipart(cf_request *r)
         e = CF_S3_EntityTooSmall;
         snprintf(msg, sizeof msg, "part %u is %llu bytes; every part but the last must be at least 5 MiB",
                  too_small->number, (unsigned long long)too_small->info.size);
+        cf_error_detail_u64(r, e, "ProposedSize", too_small->info.size);
+        cf_error_detail_u64(r, e, "MinSizeAllowed", MIN_PART_SIZE);
+        cf_error_detail_u64(r, e, "PartNumber", too_small->number);
+        cf_error_detail(r, e, "ETag", too_small->info.etag);
     }
     if (!e && with_ck) {
         cf_err ckerr;

@@ -210,7 +210,7 @@ int cf_put_object_end(cf_request *r)
     }
     if (h.meta_bytes > CF_MAX_USER_METADATA) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+        return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
     char msg[200] = "";
     if (cf_tagging_from_request(r, &h, &e, msg, sizeof msg) != 0) {
@@ -774,7 +774,8 @@ cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *
     if (src->keylen > CF_S3_MAX_KEY_LEN)
         return CF_S3_KeyTooLongError;
     /* Copying reads the source: the principal must be allowed to GET it. */
-    if (!cf_access_allows(r, CF_S3_OP_GET_OBJECT, src->bucket, src->key, src->keylen))
+    if (!cf_access_allows_version(r, CF_S3_OP_GET_OBJECT, src->bucket, src->key, src->keylen,
+                                  q && strncmp(q, "?versionId=", 11) == 0))
         return CF_S3_AccessDenied;
 
     /* The version read is the one checked: an overwrite between the lookup and the reader's
@@ -892,7 +893,7 @@ int cf_handle_copy_object(cf_request *r)
     if (h.meta_bytes > CF_MAX_USER_METADATA) {
         cf_header_list_cleanup(&h);
         cf_copy_source_cleanup(&src);
-        return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
+        return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
     cf_store_writer *w = NULL;
     cf_object_info info = {0};

@@ -36,6 +36,7 @@ struct cf_post_upload {
     int in_file, file_done, skipping;
     cf_post_policy policy;
     uint64_t size;
+    char *tags; /* the tagging field in CF_TAGGING_HEADER's form */
 };
 
 static const char *field(const struct cf_post_upload *u, const char *name)
@@ -99,6 +100,8 @@ static int check_signature(cf_request *r, struct cf_post_upload *u, const char *
         principal = CF_PRINCIPAL_ROOT;
     } else {
         int rc = cf_store_key_get(r->srv->store, access_key, &r->grant, &err);
+        if (rc == CF_ENOTFOUND && !r->deferred)
+            cf_error_detail(r, CF_S3_InvalidAccessKeyId, "AWSAccessKeyId", access_key);
         if (rc)
             return refuse(r, rc == CF_ENOTFOUND ? CF_S3_InvalidAccessKeyId : CF_S3_InternalError, "%s",
                           rc == CF_ENOTFOUND ? cf_s3_error_message(CF_S3_InvalidAccessKeyId) : "");
@@ -116,8 +119,15 @@ static int check_signature(cf_request *r, struct cf_post_upload *u, const char *
     for (char *c = got; *c; c++)
         if (*c >= 'A' && *c <= 'F')
             *c = (char)(*c - 'A' + 'a');
-    if (strlen(sig) != 64 || !cf_consttime_eq(want, got, 64))
+    if (strlen(sig) != 64 || !cf_consttime_eq(want, got, 64)) {
+        /* A form signs its policy document: that is the string to sign AWS names. */
+        if (!r->deferred) {
+            cf_error_detail(r, CF_S3_SignatureDoesNotMatch, "AWSAccessKeyId", access_key);
+            cf_error_detail(r, CF_S3_SignatureDoesNotMatch, "StringToSign", policy_b64);
+            cf_error_detail(r, CF_S3_SignatureDoesNotMatch, "SignatureProvided", sig);
+        }
         return refuse(r, CF_S3_SignatureDoesNotMatch, "%s", cf_s3_error_message(CF_S3_SignatureDoesNotMatch));
+    }
     r->principal = principal;
     return 0;
 }
@@ -197,18 +207,33 @@ static int check_header_fields(cf_request *r, const struct cf_post_upload *u)
 static int begin_file(cf_request *r, struct cf_post_upload *u, const char *filename)
 {
     const char *policy = field(u, "policy"), *key = field(u, "key");
-    if (!policy)
-        return refuse(r, CF_S3_AccessDenied, "anonymous POST uploads are not allowed; sign a policy");
+    /* A form with no policy and no signature is anonymous, as on AWS: it may write only where
+     * the bucket policy lets anyone PutObject, which a PUT could do as well. */
+    int signing = field(u, "x-amz-algorithm") || field(u, "x-amz-credential") ||
+                  field(u, "x-amz-signature") || field(u, "AWSAccessKeyId") || field(u, "signature");
+    if (!policy && signing)
+        return refuse(r, CF_S3_InvalidArgument, MISSING, "policy");
     if (!key)
         return refuse(r, CF_S3_InvalidArgument, MISSING, "key");
     const char *bucket = field(u, "bucket");
     if (bucket && strcmp(bucket, r->bucket) != 0)
         return refuse(r, CF_S3_InvalidArgument, "the bucket field names another bucket than the request");
-    if (check_signature(r, u, policy) || check_policy(r, u, policy) || check_header_fields(r, u) ||
-        resolve_key(r, key, filename))
+    if (policy && (check_signature(r, u, policy) || check_policy(r, u, policy)))
+        return CF_EDENIED;
+    if (check_header_fields(r, u) || resolve_key(r, key, filename))
         return CF_EDENIED;
     if (!cf_access_allows(r, CF_S3_OP_PUT_OBJECT, r->bucket, r->key, r->keylen))
         return refuse(r, CF_S3_AccessDenied, "%s", cf_s3_error_message(CF_S3_AccessDenied));
+    const char *tagging = field(u, "tagging");
+    if (tagging) {
+        /* As a PUT with x-amz-tagging: the same tag rules, and s3:PutObjectTagging as well. */
+        char msg[200] = "";
+        cf_s3_error e = cf_tagging_from_xml(tagging, strlen(tagging), &u->tags, msg, sizeof msg);
+        if (e)
+            return refuse(r, e, "%s", msg[0] ? msg : cf_s3_error_message(e));
+        if (!cf_access_allows_tags_on_write(r, CF_S3_OP_PUT_OBJECT, r->bucket, r->key, r->keylen))
+            return refuse(r, CF_S3_AccessDenied, "%s", cf_s3_error_message(CF_S3_AccessDenied));
+    }
     cf_err err;
     if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
         cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
@@ -257,8 +282,13 @@ static int on_data(void *ctx, const char *data, size_t n)
     }
     u->size += n;
     /* Refused as soon as it is too large, rather than after storing all of it. */
-    if (u->size > CF_MAX_PUT_SIZE || cf_post_policy_size(&u->policy, u->size) > 0)
+    if (u->size > CF_MAX_PUT_SIZE || cf_post_policy_size(&u->policy, u->size) > 0) {
+        /* The file's whole size is not known yet: only the limit is named. */
+        if (!r->deferred)
+            cf_error_detail_u64(r, CF_S3_EntityTooLarge, "MaxSizeAllowed",
+                                u->size > CF_MAX_PUT_SIZE ? CF_MAX_PUT_SIZE : u->policy.max_size);
         return refuse(r, CF_S3_EntityTooLarge, "%s", cf_s3_error_message(CF_S3_EntityTooLarge));
+    }
     cf_err err;
     if (cf_store_writer_write(r->writer, data, n, &err) != 0) {
         cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
@@ -339,6 +369,7 @@ void cf_post_object_cleanup(cf_request *r)
         free((char *)u->fields[i].value);
     }
     free(u->name);
+    free(u->tags);
     cf_buf_cleanup(&u->value);
     cf_post_policy_cleanup(&u->policy);
     free(u);
@@ -366,6 +397,8 @@ static int object_headers(const struct cf_post_upload *u, cf_header_list *h)
             rc = cf_header_add(h, name, nl, u->fields[i].value);
         }
     }
+    if (!rc && u->tags && *u->tags)
+        rc = cf_header_add(h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), u->tags);
     return rc ? rc : h->meta_bytes > CF_MAX_USER_METADATA ? CF_ETOOBIG : 0;
 }
 
@@ -474,8 +507,11 @@ int cf_post_object_end(cf_request *r)
     if (!u->file_done)
         return cf_respond_error(r, CF_S3_InvalidArgument,
                                 "POST requires exactly one file upload per request.");
-    if (cf_post_policy_size(&u->policy, u->size) < 0)
+    if (cf_post_policy_size(&u->policy, u->size) < 0) {
+        cf_error_detail_u64(r, CF_S3_EntityTooSmall, "ProposedSize", u->size);
+        cf_error_detail_u64(r, CF_S3_EntityTooSmall, "MinSizeAllowed", u->policy.min_size);
         return cf_respond_error(r, CF_S3_EntityTooSmall, NULL);
+    }
     unsigned char md5[CF_MD5_LEN];
     if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
         cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
@@ -484,8 +520,10 @@ int cf_post_object_end(cf_request *r)
     cf_header_list h = {0};
     int hrc = object_headers(u, &h);
     if (hrc) {
+        size_t meta_bytes = h.meta_bytes;
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, hrc == CF_ETOOBIG ? CF_S3_MetadataTooLarge : CF_S3_InternalError, NULL);
+        return hrc == CF_ETOOBIG ? cf_respond_metadata_too_large(r, meta_bytes)
+                                 : cf_respond_error(r, CF_S3_InternalError, NULL);
     }
     /* A writeonly key only creates, so that it cannot destroy what it stored before (access.c). */
     cf_store_condition cond = {0};

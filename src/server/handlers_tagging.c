@@ -218,21 +218,17 @@ int cf_handle_get_object_tagging(cf_request *r)
     return cf_respond_xml(r, 200, &b);
 }
 
-int cf_handle_put_object_tagging(cf_request *r)
+cf_s3_error cf_tagging_from_xml(const char *xml, size_t len, char **enc, char *msg, size_t msglen)
 {
-    int refused = cf_refuse_other_version(r);
-    if (refused >= 0)
-        return refused;
     cf_xml_node *root = NULL;
     cf_err err;
-    if (!r->small.len || cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
-        strcmp(root->name, "Tagging") != 0) {
+    *enc = NULL;
+    if (!len || cf_xml_parse(xml, len, &root, &err) != 0 || strcmp(root->name, "Tagging") != 0) {
         cf_xml_free(root);
-        return cf_respond_error(r, CF_S3_MalformedXML, NULL);
+        return CF_S3_MalformedXML;
     }
     const cf_xml_node *set = cf_xml_child(root, "TagSet");
     tag_set t = {0};
-    char msg[200] = "";
     cf_s3_error e = set ? CF_S3_OK : CF_S3_MalformedXML;
     for (const cf_xml_node *c = set ? set->child : NULL; c && !e; c = c->next) {
         if (strcmp(c->name, "Tag") != 0)
@@ -242,15 +238,26 @@ int cf_handle_put_object_tagging(cf_request *r)
             e = CF_S3_MalformedXML;
             break;
         }
-        e = tag_add(&t, k->text, strlen(k->text), v->text, strlen(v->text), msg, sizeof msg);
+        e = tag_add(&t, k->text, strlen(k->text), v->text, strlen(v->text), msg, msglen);
     }
     cf_xml_free(root);
-    char *enc = e ? NULL : encode_tags(&t);
+    if (!e && !(*enc = encode_tags(&t)))
+        e = CF_S3_InternalError;
     tag_set_cleanup(&t);
+    return e;
+}
+
+int cf_handle_put_object_tagging(cf_request *r)
+{
+    int refused = cf_refuse_other_version(r);
+    if (refused >= 0)
+        return refused;
+    char msg[200] = "";
+    char *enc;
+    cf_s3_error e = cf_tagging_from_xml(r->small.data, r->small.len, &enc, msg, sizeof msg);
     if (e)
         return cf_respond_error(r, e, msg[0] ? msg : NULL);
-    if (!enc)
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    cf_err err;
     int rc = cf_store_object_set_header(r->srv->store, r->bucket, r->key, r->keylen, CF_TAGGING_HEADER,
                                         *enc ? enc : NULL, &err);
     free(enc);

@@ -21,6 +21,8 @@
 #define CF_MAX_SMALL_BODY (8 << 20)     /* XML bodies: a CompleteMultipartUpload of 10,000 parts */
 #define CF_MAX_PUT_SIZE ((uint64_t)5 << 30) /* AWS's limit for a single PUT */
 #define CF_MAX_USER_METADATA 2048        /* AWS: 2 KB of x-amz-meta-* names and values */
+#define CF_ERROR_DETAIL_MAX (64 * 1024)  /* cf_error_detail: the elements recorded for one error */
+#define CF_ERROR_DETAIL_FIELDS 8
 
 typedef struct cf_metrics cf_metrics;
 typedef struct cf_conns cf_conns;
@@ -159,6 +161,12 @@ struct cf_request {
     cf_s3_error deferred;
     char deferred_msg[256];
 
+    /* The elements AWS adds to an error that only the check finding it knows (SignatureDoesNotMatch's
+     * StringToSign, BadDigest's CalculatedDigest...): "name\0value\0" pairs, added by
+     * cf_respond_error when it reports error_detail_for (cf_error_detail). */
+    cf_s3_error error_detail_for;
+    cf_buf error_detail;
+
     uint32_t part_number;         /* UploadPart */
     struct cf_post_upload *post;  /* POST Object: the form on its way in (handlers_post.c) */
 
@@ -183,6 +191,12 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
  * it: for a request whose end cannot be found, so that nothing after it is read as a request. */
 int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
                              const char *value);
+/* Records an element for error e, which the request is about to report (replacing any recorded
+ * for another error); a value too large for the document is left out. */
+void cf_error_detail(cf_request *r, cf_s3_error e, const char *name, const char *value);
+void cf_error_detail_u64(cf_request *r, cf_s3_error e, const char *name, uint64_t value);
+/* MetadataTooLarge for size bytes of x-amz-meta-* (Size, MaxSizeAllowed). */
+int cf_respond_metadata_too_large(cf_request *r, size_t size);
 /* InvalidArgument naming the parameter at fault (ArgumentName, ArgumentValue), as AWS. */
 int cf_respond_invalid_argument(cf_request *r, const char *message, const char *name, const char *value);
 /* The error with the extra elements given instead of those cf_respond_error derives; header,
@@ -207,6 +221,13 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
 /* access.c */
 /* May the request's principal perform op on bucket/key, that bucket's policy included? */
 int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen);
+/* May the principal set tags along with write_op (x-amz-tagging, a form's tagging field)? The
+ * bucket policy must allow s3:PutObjectTagging as well, as on AWS. */
+int cf_access_allows_tags_on_write(cf_request *r, cf_s3_op write_op, const char *bucket, const char *key,
+                                   size_t keylen);
+/* The same for a request naming a version of the object (versioned: a versionId was given). */
+int cf_access_allows_version(cf_request *r, cf_s3_op op, const char *bucket, const char *key, size_t keylen,
+                             int versioned);
 /* Frees the bucket policy the request read (access_cache). */
 void cf_access_cleanup(cf_request *r);
 /* At server stop, when no request runs any more. */
@@ -308,6 +329,10 @@ cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match
 #define CF_INTERNAL_HEADER_PREFIX "x-coffer-"
 /* Adds the tags of an x-amz-tagging request header to h (0), or fills *e and msg (-1). */
 int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_s3_error *e, char *msg, size_t msglen);
+/* A <Tagging> document (PutObjectTagging's body, a form's tagging field) checked as
+ * PutObjectTagging does, into the stored form of CF_TAGGING_HEADER ("" when it has no tags;
+ * the caller frees *stored). MalformedXML, InvalidTag (msg says why) or InternalError. */
+cf_s3_error cf_tagging_from_xml(const char *xml, size_t len, char **stored, char *msg, size_t msglen);
 size_t cf_tagging_count(const char *stored);
 int cf_handle_get_object_tagging(cf_request *r);
 int cf_handle_put_object_tagging(cf_request *r);

@@ -26,6 +26,9 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
     if (!resp)
         return 0;
     MHD_add_response_header(resp, "x-amz-request-id", r->request_id);
+    /* AWS's host id, which SDKs report with the request id (boto3's HostId): one per boot here,
+     * as there is one host; about 50 ns per response. */
+    MHD_add_response_header(resp, "x-amz-id-2", r->srv->boot_id);
     MHD_add_response_header(resp, "Server", "coffer");
     cf_cors_response_headers(r, resp);
     r->status = status;
@@ -71,8 +74,15 @@ static int respond_error(cf_request *r, cf_s3_error e, const char *message, cons
                          size_t nfields, const char *header, const char *value, int close_connection)
 {
     cf_buf b;
-    cf_buf_init(&b, 64 * 1024);
-    cf_s3_error_xml_fields(&b, e, message, r->resource ? r->resource : "/", fields, nfields, r->request_id);
+    /* Room for SignatureDoesNotMatch's canonical request, given as text and as bytes. */
+    cf_buf_init(&b, 4 * CF_ERROR_DETAIL_MAX + 64 * 1024);
+    /* AWS's HostId element, the x-amz-id-2 header's value. */
+    cf_s3_error_field all[2 + CF_ERROR_DETAIL_FIELDS + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < nfields && n + 1 < sizeof all / sizeof all[0]; i++)
+        all[n++] = fields[i];
+    all[n++] = (cf_s3_error_field){"HostId", r->srv->boot_id};
+    cf_s3_error_xml_fields(&b, e, message, r->resource ? r->resource : "/", all, n, r->request_id);
     if (cf_s3_error_status(e) >= 500)
         cf_log(CF_LOG_ERROR, "request failed", "id", r->request_id, "code", cf_s3_error_code(e), "message",
                message ? message : cf_s3_error_message(e), NULL);
@@ -100,6 +110,47 @@ int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, 
     return respond_error(r, e, message, &f, elem ? 1 : 0, NULL, NULL, 1);
 }
 
+void cf_error_detail(cf_request *r, cf_s3_error e, const char *name, const char *value)
+{
+    if (r->error_detail_for != e || !r->error_detail.max) {
+        cf_buf_cleanup(&r->error_detail);
+        cf_buf_init(&r->error_detail, CF_ERROR_DETAIL_MAX);
+        r->error_detail_for = e;
+    }
+    size_t start = r->error_detail.len;
+    /* All of the pair or none of it: a value cut short would mislead whoever debugs with it. */
+    if (cf_buf_append(&r->error_detail, name, strlen(name) + 1) ||
+        cf_buf_append(&r->error_detail, value, strlen(value) + 1)) {
+        r->error_detail.len = start;
+        if (r->error_detail.data)
+            r->error_detail.data[start] = '\0';
+    }
+}
+
+void cf_error_detail_u64(cf_request *r, cf_s3_error e, const char *name, uint64_t value)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%llu", (unsigned long long)value);
+    cf_error_detail(r, e, name, v);
+}
+
+/* Appends the recorded elements of error e to f (n used of cap); returns the new count. */
+static size_t recorded_detail(const cf_request *r, cf_s3_error e, cf_s3_error_field *f, size_t n, size_t cap)
+{
+    if (r->error_detail_for != e || !r->error_detail.data)
+        return n;
+    const char *p = r->error_detail.data, *end = p + r->error_detail.len;
+    while (p < end && n < cap) {
+        const char *name = p;
+        const char *value = name + strlen(name) + 1;
+        if (value >= end)
+            break;
+        f[n++] = (cf_s3_error_field){name, value};
+        p = value + strlen(value) + 1;
+    }
+    return n;
+}
+
 int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
 {
     /* The elements AWS adds to these errors, named after the request (SDKs expose them:
@@ -108,7 +159,7 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
     int copy = r->op == CF_S3_OP_COPY_OBJECT || r->op == CF_S3_OP_UPLOAD_PART_COPY;
     const char *key = !copy && r->key && *r->key ? r->key : NULL;
     const char *bucket = !copy && r->bucket && *r->bucket ? r->bucket : NULL;
-    cf_s3_error_field f[2] = {{NULL, NULL}, {NULL, NULL}};
+    cf_s3_error_field f[2 + CF_ERROR_DETAIL_FIELDS] = {{NULL, NULL}, {NULL, NULL}};
     char size[24], max[24];
     switch (e) {
     case CF_S3_NoSuchKey:
@@ -143,6 +194,10 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
         f[0] = (cf_s3_error_field){"Size", size};
         f[1] = (cf_s3_error_field){"MaxSizeAllowed", max};
         break;
+    case CF_S3_InvalidDigest:
+        /* AWS echoes the value it could not use. */
+        f[0] = (cf_s3_error_field){"Content-MD5", cf_request_header(r, "Content-MD5")};
+        break;
     case CF_S3_AccessDenied:
         /* AWS lists the x-amz-* headers a signed request carried without signing them. */
         if (r->headers_not_signed[0])
@@ -150,7 +205,15 @@ int cf_respond_error(cf_request *r, cf_s3_error e, const char *message)
         break;
     default: break;
     }
-    return cf_respond_error_fields(r, e, message, f, f[0].name ? (f[1].name ? 2 : 1) : 0, NULL, NULL);
+    size_t n = recorded_detail(r, e, f, f[0].name ? (f[1].name ? 2 : 1) : 0, sizeof f / sizeof f[0]);
+    return cf_respond_error_fields(r, e, message, f, n, NULL, NULL);
+}
+
+int cf_respond_metadata_too_large(cf_request *r, size_t size)
+{
+    cf_error_detail_u64(r, CF_S3_MetadataTooLarge, "Size", size);
+    cf_error_detail_u64(r, CF_S3_MetadataTooLarge, "MaxSizeAllowed", CF_MAX_USER_METADATA);
+    return cf_respond_error(r, CF_S3_MetadataTooLarge, NULL);
 }
 
 int cf_respond_invalid_argument(cf_request *r, const char *message, const char *name, const char *value)

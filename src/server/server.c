@@ -418,6 +418,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                    cf_clock_mono() - r->started);
     cf_hash_free(r->sha256);
     cf_buf_cleanup(&r->small);
+    cf_buf_cleanup(&r->error_detail);
     cf_access_cleanup(r);
 
     char status[24], ms[48], in[24], out[24];

@@ -190,7 +190,7 @@ static void check_escape(const uint8_t *data, size_t size)
     cf_buf esc, back, doc;
     cf_buf_init(&esc, 6 * size + 16);
     cf_buf_init(&back, size + 16);
-    cf_buf_init(&doc, 6 * size + 1024); /* also holds the <Error> document */
+    cf_buf_init(&doc, 12 * size + 1024); /* also holds the <Error> documents (message and a field) */
     check(cf_xml_escape(&esc, (const char *)data, size) == 0);
     unescape_checked(esc.data ? esc.data : "", esc.len, &back);
     check(back.len == size && (size == 0 || memcmp(back.data, data, size) == 0));
@@ -229,6 +229,20 @@ static void check_escape(const uint8_t *data, size_t size)
             cf_buf_cleanup(&enc);
         }
         check(strcmp(cf_xml_child(root, "Code")->text, "NoSuchKey") == 0);
+        cf_xml_free(root);
+
+        /* A message may quote the request too (a header, a tag key cut at a byte limit), and
+         * the elements AWS adds carry its values: the document still parses, the message with
+         * U+FFFD in place of each byte XML cannot carry. */
+        cf_buf_reset(&doc);
+        const cf_s3_error_field f = {"ArgumentValue", resource};
+        check(cf_s3_error_xml_fields(&doc, CF_S3_InvalidArgument, resource, "/", &f, 1, "RID") == 0);
+        check(cf_xml_parse(doc.data, doc.len, &root, NULL) == 0);
+        const char *m = cf_xml_child(root, "Message")->text;
+        check(xml_clean((const uint8_t *)m, strlen(m)));
+        if (clean)
+            check(strcmp(m, resource) == 0 &&
+                  strcmp(cf_xml_child(root, "ArgumentValue")->text, resource) == 0);
         cf_xml_free(root);
         free(resource);
     }

@@ -88,8 +88,11 @@ def test_conditions_violated_store_nothing(server, s3, bucket):
     form = s3.generate_presigned_post(BUCKET, "img/${filename}", Conditions=[["content-length-range", 10, 100]])
     r = post(server, form, file=b"x" * 101, filename="big.jpg")
     refused(r, 400, "EntityTooLarge")
+    assert ET.fromstring(r.content).findtext("MaxSizeAllowed") == "100"
     r = post(server, form, file=b"x" * 9, filename="small.jpg")
     refused(r, 400, "EntityTooSmall")
+    doc = ET.fromstring(r.content)
+    assert (doc.findtext("ProposedSize"), doc.findtext("MinSizeAllowed")) == ("9", "10")
     assert not exists(s3, "img/big.jpg") and not exists(s3, "img/small.jpg")
     # A key outside the signed prefix.
     r = post(server, form, fields={"key": "other/x.jpg"})
@@ -108,13 +111,21 @@ def test_tampered_and_expired_policies(server, s3, bucket):
     policy = json.loads(base64.b64decode(form["fields"]["policy"]))
     policy["conditions"].append(["content-length-range", 0, 1 << 40])
     forged = base64.b64encode(json.dumps(policy).encode()).decode()
-    refused(post(server, form, fields={"policy": forged}), 403, "SignatureDoesNotMatch")
+    r = post(server, form, fields={"policy": forged})
+    refused(r, 403, "SignatureDoesNotMatch")
+    # What AWS names: the key, the policy signed (the string to sign) and the signature sent.
+    doc = ET.fromstring(r.content)
+    assert doc.findtext("AWSAccessKeyId") == ACCESS_KEY and doc.findtext("StringToSign") == forged
+    assert doc.findtext("SignatureProvided") == form["fields"]["x-amz-signature"]
+    assert SECRET_KEY.encode() not in r.content
     refused(post(server, form, fields={"x-amz-signature": "0" * 64}), 403, "SignatureDoesNotMatch")
     cred = form["fields"]["x-amz-credential"].replace(ACCESS_KEY, "nobody")
-    refused(post(server, form, fields={"x-amz-credential": cred}), 403, "InvalidAccessKeyId")
+    r = post(server, form, fields={"x-amz-credential": cred})
+    refused(r, 403, "InvalidAccessKeyId")
+    assert ET.fromstring(r.content).findtext("AWSAccessKeyId") == "nobody"
     expired = s3.generate_presigned_post(BUCKET, "t.txt", ExpiresIn=-5)
     refused(post(server, expired), 403, "AccessDenied", "Invalid according to Policy: Policy expired.")
-    # No policy at all: coffer has no public-write buckets.
+    # No policy at all: anonymous, and this bucket's policy lets no one write.
     r = post(server, None, fields={"key": "t.txt"})
     refused(r, 403, "AccessDenied")
     assert not exists(s3, "t.txt")
@@ -245,3 +256,72 @@ def test_coffer_presign_post(server, s3, bucket):
 
 def stored_body(s3, key):
     return s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+TAGS_XML = ("<Tagging><TagSet><Tag><Key>shop</Key><Value>spring</Value></Tag>"
+            "<Tag><Key>empty</Key><Value></Value></Tag></TagSet></Tagging>")
+
+
+def test_tagging_field_stores_tags_as_a_put_would(server, s3, bucket):
+    form = s3.generate_presigned_post(BUCKET, "tagged.jpg", Fields={"tagging": TAGS_XML},
+                                      Conditions=[{"tagging": TAGS_XML}])
+    r = post(server, form)
+    assert r.status_code == 204, r.text
+    tags = s3.get_object_tagging(Bucket=BUCKET, Key="tagged.jpg")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("empty", ""), ("shop", "spring")]
+    assert s3.get_object(Bucket=BUCKET, Key="tagged.jpg")["TagCount"] == 2
+
+    # Tags the tagging API would refuse are refused here too, before anything is stored.
+    for bad, code in (("<Tagging><TagSet><Tag><Key>aws:x</Key><Value>v</Value></Tag></TagSet></Tagging>",
+                       "InvalidTag"),
+                      ("<Tagging><TagSet><Tag><Key>k</Key></Tag></TagSet></Tagging>", "MalformedXML"),
+                      ("k=v", "MalformedXML")):
+        form = s3.generate_presigned_post(BUCKET, "badtags.jpg", Fields={"tagging": bad},
+                                          Conditions=[{"tagging": bad}])
+        refused(post(server, form), 400, code)
+    assert not exists(s3, "badtags.jpg")
+
+    # A tagging field the policy does not name is an extra field, as any other.
+    form = s3.generate_presigned_post(BUCKET, "extra.jpg")
+    refused(post(server, form, fields={"tagging": TAGS_XML}), 403, "AccessDenied", "Extra input fields: tagging")
+    assert not exists(s3, "extra.jpg")
+
+
+def test_tagging_field_needs_put_object_tagging(server, s3, bucket):
+    writer = admin_key(server, "--policy", "readwrite", "--bucket", BUCKET)
+    ak = writer._request_signer._credentials.access_key
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": {"AWS": ak}, "Action": "s3:PutObjectTagging",
+         "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}))
+    try:
+        form = writer.generate_presigned_post(BUCKET, "denied-tags.jpg", Fields={"tagging": TAGS_XML},
+                                              Conditions=[{"tagging": TAGS_XML}])
+        refused(post(server, form), 403, "AccessDenied")
+        assert not exists(s3, "denied-tags.jpg")
+        assert post(server, writer.generate_presigned_post(BUCKET, "untagged.jpg")).status_code == 204
+    finally:
+        s3.delete_bucket_policy(Bucket=BUCKET)
+
+
+def test_anonymous_form_upload_follows_the_bucket_policy(server, s3, bucket):
+    """No policy and no signature: an anonymous upload, allowed only where the bucket policy lets
+    anyone PutObject (as a PUT would be), as on AWS."""
+    fields = {"key": "drop/${filename}", "Content-Type": "image/jpeg"}
+    refused(post(server, None, fields=fields), 403, "AccessDenied")
+    assert not exists(s3, "drop/p.jpg")
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": f"arn:aws:s3:::{BUCKET}/drop/*"}]}))
+    try:
+        r = post(server, None, fields=fields, file=b"anon bytes")
+        assert r.status_code == 204, r.text
+        got = s3.get_object(Bucket=BUCKET, Key="drop/p.jpg")
+        assert got["Body"].read() == b"anon bytes" and got["ContentType"] == "image/jpeg"
+        # Outside the granted prefix, with tags (no PutObjectTagging), or half-signed: refused.
+        refused(post(server, None, fields={"key": "other.jpg"}), 403, "AccessDenied")
+        refused(post(server, None, fields={"key": "drop/t.jpg", "tagging": TAGS_XML}), 403, "AccessDenied")
+        refused(post(server, None, fields={"key": "drop/s.jpg", "x-amz-signature": "0" * 64}), 400,
+                "InvalidArgument", "policy")
+        assert not exists(s3, "other.jpg") and not exists(s3, "drop/t.jpg") and not exists(s3, "drop/s.jpg")
+    finally:
+        s3.delete_bucket_policy(Bucket=BUCKET)

@@ -284,6 +284,17 @@ static const eval_case eval_cases[] = {
     /* 2008-10-17 has no policy variables: "${literal}" is text */
     {OLD_VERSION, CF_POLICY_GET_OBJECT, NULL, "${literal}", {{0}}, ALLOW},
     {OLD_VERSION, CF_POLICY_GET_OBJECT, NULL, "x", {{0}}, NONE},
+    /* a version is its own action: s3:GetObject does not reach it, s3:Get* does */
+    {UNTIL_2030,
+     CF_POLICY_GET_OBJECT_VERSION,
+     NULL,
+     "a",
+     {NOW("2026-12-05T21:49:43Z"), EPOCH("1796507383")},
+     NONE},
+    {GET_STAR, CF_POLICY_GET_OBJECT_VERSION, NULL, "a", {{0}}, ALLOW},
+    {GET_STAR, CF_POLICY_GET_OBJECT_VERSION_TAGGING, NULL, "a", {{0}}, ALLOW},
+    {GET_STAR, CF_POLICY_DELETE_OBJECT_VERSION, NULL, "a", {{0}}, NONE},
+    {NO_ACL, CF_POLICY_PUT_OBJECT_VERSION_TAGGING, NULL, "a", {ACL("public-read")}, NONE},
 };
 
 static void test_decisions(void **state)
