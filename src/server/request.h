@@ -36,7 +36,7 @@ struct cf_server {
     char region[64];
     cf_credential root;
     struct cf_policy_cache *policy_cache; /* access.c: parsed bucket policies, made on first use */
-    struct cf_cors_cache *cors_cache;     /* handlers_cors.c: parsed CORS rules, made on first use */
+    struct cf_cors_cache *cors_cache;     /* cors_rules.c: parsed CORS rules, made on first use */
     uint16_t port;
     uint64_t request_seq;
     char boot_id[9];
@@ -208,6 +208,7 @@ int cf_respond_xml(cf_request *r, int status, cf_buf *body);
 int cf_respond_empty(cf_request *r, int status);
 /* Queues resp with the common headers (request id, server); destroys resp. */
 int cf_respond(cf_request *r, int status, struct MHD_Response *resp);
+/* request.c */
 const char *cf_request_header(const cf_request *r, const char *name);
 const char *cf_request_param(const cf_request *r, const char *name);
 
@@ -341,6 +342,19 @@ int cf_handle_delete_object_tagging(cf_request *r);
 /* handlers_cors.c */
 int cf_handle_bucket_cors(cf_request *r);
 int cf_handle_cors_preflight(cf_request *r);
+
+/* cors_rules.c */
+struct cf_cors_config;
+struct cf_cors_rule;
+/* The setting name a bucket's CORS document is stored under ("cors/<bucket>"). */
+void cf_cors_setting_name(const char *bucket, char *out, size_t n);
+/* The bucket's rules, shared with other requests and held (a mutex) until
+ * cf_cors_config_release; NULL with *rc CF_ENOTFOUND when it has none, or another CF_E code. */
+const struct cf_cors_config *cf_cors_config_hold(cf_request *r, int *rc);
+void cf_cors_config_release(cf_request *r);
+/* The headers a matching rule grants, for a preflight (request_headers set) or the request itself. */
+void cf_cors_add_rule_headers(struct MHD_Response *resp, const struct cf_cors_rule *rule, const char *origin,
+                              const char *request_headers);
 /* Adds the CORS headers a rule of the bucket grants the request's Origin, if any (cf_respond). */
 void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp);
 /* At server stop, when no request runs any more. */
