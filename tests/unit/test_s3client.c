@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -657,7 +658,7 @@ typedef struct fake {
     int conns;
     size_t body_bytes[16];
     char head[16][2048];  /* each request's line and headers */
-    volatile int stop;
+    atomic_int stop;      /* set by the test thread, polled by the server thread */
     pthread_t th;
 } fake;
 
@@ -685,7 +686,7 @@ static void reply(int fd, const char *status, const char *xml)
 static void *fake_main(void *arg)
 {
     fake *f = arg;
-    while (!f->stop) {
+    while (!atomic_load(&f->stop)) {
         struct pollfd p = {f->fd, POLLIN, 0};
         if (poll(&p, 1, 50) <= 0)
             continue;
@@ -758,7 +759,7 @@ static void fake_start(fake *f, const char *script)
 
 static void fake_stop(fake *f)
 {
-    f->stop = 1;
+    atomic_store(&f->stop, 1);
     pthread_join(f->th, NULL);
     close(f->fd);
 }
