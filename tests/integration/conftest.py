@@ -21,7 +21,7 @@ SECRET_KEY = "itest-secret-0123456789abcdefghij"
 REGION = "us-east-1"
 # Debian's packages, never whatever a developer has earlier on PATH.
 AWS_BIN = "/usr/bin/aws"
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ThreadSanitizer")
 
 
 def free_port():
