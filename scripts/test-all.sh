@@ -18,9 +18,10 @@ pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 
 # Under ThreadSanitizer: the unit tests that start threads, and the integration tests whose
 # clients hit the server at the same time (group commit, pinned reads, the policy cache, parts
-# hashed side by side, shutdown with PUTs in flight). A short subset: TSan runs 5-15x slower.
-# Any report fails the run: ctest sees exit code 66, conftest finds "ThreadSanitizer" in the
-# server's log.
+# hashed side by side, shutdown with PUTs in flight) or that run the snapshot pipeline (chunk
+# workers, the S3 upload thread, restore's decoders). A short subset: TSan runs 5-15x slower.
+# Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
+# in the server's log or the CLI's stderr.
 tsan_unit='^test_(archive|archive_tar|bgwrite|md5|s3client|store)$'
 tsan_integration=(
   tests/integration/test_versions_under_races.py
@@ -29,13 +30,17 @@ tsan_integration=(
   tests/integration/test_bucket_policy.py::test_policy_replaced_while_requests_read_it
   tests/integration/test_bucket_ops.py::test_list_v2_pagination_over_5000_keys
   tests/integration/test_crash.py::test_sigterm_during_puts_exits_0_and_keeps_acknowledged
+  "tests/integration/test_snapshot_upload.py::test_large_archive_round_trip[zstd]"
+  tests/integration/test_snapshot_upload.py::test_bucket_deleted_mid_upload
 )
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"
-  TSAN_OPTIONS=$tsan_options ctest --test-dir "$tsan" --output-on-failure -j2 -R "$tsan_unit" &&
-    TSAN_OPTIONS=$tsan_options COFFER_BIN="$tsan/coffer" /usr/bin/python3 -m pytest -q \
-      -p no:cacheprovider "${tsan_integration[@]}"
+  local rc=0
+  TSAN_OPTIONS=$tsan_options ctest --test-dir "$tsan" --output-on-failure -j2 -R "$tsan_unit" || rc=1
+  TSAN_OPTIONS=$tsan_options COFFER_BIN="$tsan/coffer" /usr/bin/python3 -m pytest -q \
+    -p no:cacheprovider "${tsan_integration[@]}" || rc=1
+  return $rc
 }
 
 suite "unit (release)"      ctest --test-dir "$build" --output-on-failure -j2
