@@ -1,7 +1,8 @@
 """Fixtures shared by every integration suite: a real coffer server on a free loopback port.
 
 COFFER_BIN names the binary under test (`make test` runs the suites once against the release
-build and once against the ASan+UBSan build). Each module gets a fresh server and data dir; at
+build and once against the ASan+UBSan build, and the threaded ones against the TSan build).
+Each module gets a fresh server and data dir; at
 teardown the server must stop cleanly on SIGTERM and its stderr must hold no sanitizer report
 and no secret.
 """
