@@ -17,9 +17,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 
 # Under ThreadSanitizer: the unit tests that start threads, and the integration tests whose
-# clients hit the server at the same time (group commit, pinned reads, the policy cache, parts
-# hashed side by side, shutdown with PUTs in flight) or that run the snapshot pipeline (chunk
-# workers, the S3 upload thread, restore's decoders). A short subset: TSan runs 5-15x slower.
+# clients hit the server at the same time (the event loops and the offload pool, group commit,
+# pinned reads, the policy cache, parts hashed side by side, shutdown with PUTs in flight) or
+# that run the snapshot pipeline (chunk workers, the S3 upload thread, restore's decoders).
+# A short subset: TSan runs 5-15x slower.
 # Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
 # in the server's log or the CLI's stderr.
 tsan_unit='^test_(archive|archive_tar|bgwrite|md5|s3client|store)$'
@@ -30,6 +31,9 @@ tsan_integration=(
   tests/integration/test_bucket_policy.py::test_policy_replaced_while_requests_read_it
   tests/integration/test_bucket_ops.py::test_list_v2_pagination_over_5000_keys
   tests/integration/test_crash.py::test_sigterm_during_puts_exits_0_and_keeps_acknowledged
+  tests/integration/test_floods.py::test_writes_waiting_for_commit_do_not_stall_reads
+  tests/integration/test_floods.py::test_stop_while_writes_wait_for_commit
+  tests/integration/test_floods.py::test_per_address_connection_cap
   "tests/integration/test_snapshot_upload.py::test_large_archive_round_trip[zstd]"
   tests/integration/test_snapshot_upload.py::test_bucket_deleted_mid_upload
 )
