@@ -1,6 +1,7 @@
 # coffer — developer entry points. Every target installs what it needs first.
 #   make run     build and start `coffer server` on 127.0.0.1:9000 with data in ./var/data
-#   make test    unit + integration tests (release and ASan/UBSan builds) + fuzz replay
+#   make test    unit + integration tests (release and ASan/UBSan builds), the threaded ones
+#                under ThreadSanitizer, + fuzz replay
 #   make bench   benchmarks (bench/), results for docs/BENCHMARKS.md
 #   make fuzz    run every libFuzzer target for FUZZ_SECONDS each
 #   make format  clang-format the C sources
@@ -8,12 +9,13 @@
 JOBS       ?= $(shell nproc)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 ADDRESS    ?= 127.0.0.1:9000
 DATA       ?= var/data
 
-.PHONY: all deps build build-asan build-fuzz run test unit integration bench fuzz format clean
+.PHONY: all deps build build-asan build-tsan build-fuzz run test unit integration bench fuzz format clean
 
 all: build
 
@@ -28,6 +30,10 @@ build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOFFER_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 
+build-tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOFFER_TSAN=ON >/dev/null
+	@cmake --build $(TSAN_BUILD) -j$(JOBS)
+
 build-fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOFFER_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
@@ -36,8 +42,8 @@ run: build
 	@mkdir -p $(DATA)
 	@scripts/run-server.sh $(BUILD)/coffer $(ADDRESS) $(DATA)
 
-test: build build-asan build-fuzz
-	@scripts/test-all.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+test: build build-asan build-tsan build-fuzz
+	@scripts/test-all.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
 
 bench: build
 	@bench/server.sh $(BUILD)/coffer
@@ -51,4 +57,4 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Every suite of `make test`, in order, each against the release and the ASan+UBSan builds;
-# ends with one summary line. A failing suite does not stop the others.
+# Every suite of `make test`, in order, each against the release and the ASan+UBSan builds, the
+# threaded ones also under ThreadSanitizer; ends with one summary line. A failing suite does not
+# stop the others.
 set -uo pipefail
-build=$1 asan=$2 fuzz=$3
+build=$1 asan=$2 fuzz=$3 tsan=${4:-build-tsan}
 passed=0 failed=0 failures=()
 
 suite() {
@@ -15,10 +16,42 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 
+# Under ThreadSanitizer: the unit tests that start threads, and the integration tests whose
+# clients hit the server at the same time (the event loops and the offload pool, group commit,
+# pinned reads, the policy cache, parts hashed side by side, shutdown with PUTs in flight) or
+# that run the snapshot pipeline (chunk workers, the S3 upload thread, restore's decoders).
+# A short subset: TSan runs 5-15x slower.
+# Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
+# in the server's log or the CLI's stderr.
+tsan_unit='^test_(archive|archive_tar|bgwrite|md5|s3client|store)$'
+tsan_integration=(
+  tests/integration/test_versions_under_races.py
+  tests/integration/test_multipart.py
+  tests/integration/test_access.py::test_racing_writeonly_puts_of_one_new_key_make_one_object
+  tests/integration/test_bucket_policy.py::test_policy_replaced_while_requests_read_it
+  tests/integration/test_bucket_ops.py::test_list_v2_pagination_over_5000_keys
+  tests/integration/test_crash.py::test_sigterm_during_puts_exits_0_and_keeps_acknowledged
+  tests/integration/test_floods.py::test_writes_waiting_for_commit_do_not_stall_reads
+  tests/integration/test_floods.py::test_stop_while_writes_wait_for_commit
+  tests/integration/test_floods.py::test_per_address_connection_cap
+  "tests/integration/test_snapshot_upload.py::test_large_archive_round_trip[zstd]"
+  tests/integration/test_snapshot_upload.py::test_bucket_deleted_mid_upload
+)
+threads_under_tsan() {
+  local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
+  tsan_options+=" suppressions=$PWD/tests/tsan.supp"
+  local rc=0
+  TSAN_OPTIONS=$tsan_options ctest --test-dir "$tsan" --output-on-failure -j2 -R "$tsan_unit" || rc=1
+  TSAN_OPTIONS=$tsan_options COFFER_BIN="$tsan/coffer" /usr/bin/python3 -m pytest -q \
+    -p no:cacheprovider "${tsan_integration[@]}" || rc=1
+  return $rc
+}
+
 suite "unit (release)"      ctest --test-dir "$build" --output-on-failure -j2
 suite "unit (asan+ubsan)"   ctest --test-dir "$asan" --output-on-failure -j2
 suite "integration (release)"   env COFFER_BIN="$build/coffer" "${pytest[@]}"
 suite "integration (asan+ubsan)" env COFFER_BIN="$asan/coffer" "${pytest[@]}"
+suite "unit + threads (tsan)" threads_under_tsan
 suite "fuzz corpus replay"  scripts/fuzz.sh "$fuzz" 0
 
 echo

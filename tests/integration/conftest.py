@@ -1,7 +1,8 @@
 """Fixtures shared by every integration suite: a real coffer server on a free loopback port.
 
 COFFER_BIN names the binary under test (`make test` runs the suites once against the release
-build and once against the ASan+UBSan build). Each module gets a fresh server and data dir; at
+build and once against the ASan+UBSan build, and the threaded ones against the TSan build).
+Each module gets a fresh server and data dir; at
 teardown the server must stop cleanly on SIGTERM and its stderr must hold no sanitizer report
 and no secret.
 """
@@ -21,7 +22,7 @@ SECRET_KEY = "itest-secret-0123456789abcdefghij"
 REGION = "us-east-1"
 # Debian's packages, never whatever a developer has earlier on PATH.
 AWS_BIN = "/usr/bin/aws"
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ThreadSanitizer")
 
 
 def free_port():

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -341,16 +342,46 @@ static int start_server(void **state)
     return -1;
 }
 
+/* Set when the server did not stop cleanly or its log holds a sanitizer report (the server is
+ * the sanitized build next to this test): main then fails. */
+static int server_unclean;
+
+static void check_server_log(int exited_0)
+{
+    char log[400], line[1024];
+    snprintf(log, sizeof log, "%s/server.log", tmpdir);
+    FILE *f = fopen(log, "r");
+    int reported = 0;
+    while (f && fgets(line, sizeof line, f))
+        reported |= strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error:") != NULL;
+    if (!reported && exited_0) {
+        if (f)
+            fclose(f);
+        return;
+    }
+    server_unclean = 1;
+    fprintf(stderr, "coffer server: %s; its log:\n", reported ? "sanitizer report" : "unclean exit");
+    if (f) {
+        rewind(f);
+        while (fgets(line, sizeof line, f))
+            fputs(line, stderr);
+        fclose(f);
+    }
+}
+
 static int stop_server(void **state)
 {
     if (server_pid > 0) {
         kill(server_pid, SIGTERM);
-        int st;
-        for (int i = 0; i < 100 && waitpid(server_pid, &st, WNOHANG) != server_pid; i++)
+        int st = 0, gone = 0;
+        for (int i = 0; i < 100 && !(gone = waitpid(server_pid, &st, WNOHANG) == server_pid); i++)
             usleep(50000);
-        kill(server_pid, SIGKILL);
-        waitpid(server_pid, &st, WNOHANG);
+        if (!gone) {
+            kill(server_pid, SIGKILL);
+            waitpid(server_pid, &st, 0);
+        }
         server_pid = 0;
+        check_server_log(gone && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     return 0;
 }
@@ -657,7 +688,7 @@ typedef struct fake {
     int conns;
     size_t body_bytes[16];
     char head[16][2048];  /* each request's line and headers */
-    volatile int stop;
+    atomic_int stop;      /* set by the test thread, polled by the server thread */
     pthread_t th;
 } fake;
 
@@ -685,7 +716,7 @@ static void reply(int fd, const char *status, const char *xml)
 static void *fake_main(void *arg)
 {
     fake *f = arg;
-    while (!f->stop) {
+    while (!atomic_load(&f->stop)) {
         struct pollfd p = {f->fd, POLLIN, 0};
         if (poll(&p, 1, 50) <= 0)
             continue;
@@ -758,7 +789,7 @@ static void fake_start(fake *f, const char *script)
 
 static void fake_stop(fake *f)
 {
-    f->stop = 1;
+    atomic_store(&f->stop, 1);
     pthread_join(f->th, NULL);
     close(f->fd);
 }
@@ -981,5 +1012,5 @@ int main(void)
     stop_server(NULL);
     curl_global_cleanup();
     rm_rf(tmpdir);
-    return failed ? 1 : 0;
+    return failed || server_unclean ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -622,6 +623,89 @@ static void test_reader_holds_its_version_across_an_overwrite(void **state)
     cf_object_info_cleanup(&info);
 }
 
+/* Readers pinning a version of several segments while the main thread replaces it over and
+ * over: pins, unpins and reclaims from several threads at once (run under ThreadSanitizer by
+ * `make test`). Every read sends one whole version; the last unpin leaves only the last one. */
+typedef struct pin_reader {
+    cf_store *s;
+    atomic_int *stop;
+    int whole, torn, replaced_first, errors;
+} pin_reader;
+
+static void *read_while_replaced(void *arg)
+{
+    pin_reader *r = arg;
+    while (!atomic_load(r->stop)) {
+        cf_object_info info;
+        cf_store_reader *rd;
+        cf_err err;
+        if (cf_store_object_get(r->s, "b", "mp", 2, &info, NULL, NULL, &err) != 0) {
+            r->errors++;
+            continue;
+        }
+        int rc = cf_store_reader_open(r->s, &info, 0, info.size, &rd, &err);
+        if (rc == CF_ENOTFOUND) {
+            r->replaced_first++; /* an overwrite won between the lookup and the pin */
+            cf_object_info_cleanup(&info);
+            continue;
+        }
+        char buf[64] = "";
+        size_t got = 0;
+        long n = 0;
+        if (!rc) {
+            while (got < sizeof buf - 1 &&
+                   (n = cf_store_reader_read(rd, buf + got, sizeof buf - 1 - got, &err)) > 0)
+                got += (size_t)n;
+            cf_store_reader_free(rd);
+        }
+        char want[64];
+        snprintf(want, sizeof want, "%.4sone-%.4stwo-%.4sthree", buf, buf, buf);
+        if (rc || n < 0)
+            r->errors++;
+        else if (strcmp(buf, want) == 0)
+            r->whole++;
+        else
+            r->torn++;
+        cf_object_info_cleanup(&info);
+    }
+    return NULL;
+}
+
+static void test_readers_pin_versions_replaced_meanwhile(void **state)
+{
+    fixture *f = *state;
+    atomic_int stop = 0;
+    pin_reader r[4];
+    pthread_t t[4];
+    uint32_t all[] = {1, 2, 3};
+    for (int v = 0; v < 40; v++) {
+        char id[CF_STORE_UPLOAD_ID_LEN + 1], part[3][32];
+        cf_err err;
+        snprintf(part[0], sizeof part[0], "v%03done-", v);
+        snprintf(part[1], sizeof part[1], "v%03dtwo-", v);
+        snprintf(part[2], sizeof part[2], "v%03dthree", v);
+        assert_int_equal(cf_store_upload_create(f->s, "b", "mp", 2, NULL, 0, id, &err), 0);
+        for (uint32_t i = 0; i < 3; i++)
+            put_part(f->s, id, i + 1, part[i], 0);
+        complete_with(f->s, id, all, 3, 0);
+        if (v == 0)
+            for (int i = 0; i < 4; i++) {
+                r[i] = (pin_reader){.s = f->s, .stop = &stop};
+                assert_int_equal(pthread_create(&t[i], NULL, read_while_replaced, &r[i]), 0);
+            }
+    }
+    atomic_store(&stop, 1);
+    int whole = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(r[i].torn, 0);
+        assert_int_equal(r[i].errors, 0);
+        whole += r[i].whole;
+    }
+    assert_true(whole > 0);
+    assert_int_equal(data_files(f), 3); /* every replaced version went with its last reader */
+}
+
 static void test_part_replacement_and_listing(void **state)
 {
     fixture *f = *state;
@@ -1113,6 +1197,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conditional_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completion_is_kept_until_it_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_holds_its_version_across_an_overwrite, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readers_pin_versions_replaced_meanwhile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit_keeps_every_acknowledged_small_write, setup_inline,
                                         teardown),
