@@ -274,13 +274,17 @@ static uint64_t now_ns(void)
 
 /* How many jobs a pass should wait for: one from each body that queued blocks lately (or
  * since `since`), up to CF_MD5_LANES. A body whose sender has paused is not waited for, nor one
- * whose blocks are in another thread's pass: its thread cannot queue more until that ends.
+ * whose blocks are in another thread's pass: its thread cannot queue more until that ends. Nor
+ * one fed by the waiting thread itself that has nothing queued: an event-loop thread serves
+ * several uploads, and while it waits here none of its other bodies can queue anything.
  * Under shared.mu. */
 static unsigned jobs_wanted(uint64_t since)
 {
     unsigned n = 0;
+    pthread_t self = pthread_self();
     for (const cf_md5_ctx *b = shared.bodies; b && n < CF_MD5_LANES; b = b->next_body)
-        n += !b->in_pass && (int64_t)(since - b->last_queued) <= (int64_t)RECENT_NS;
+        n += !b->in_pass && (int64_t)(since - b->last_queued) <= (int64_t)RECENT_NS &&
+             (b->has_queued || !pthread_equal(b->producer, self));
     return n;
 }
 
@@ -347,6 +351,8 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
         shared.head = &me;
     shared.tail = &me;
     shared.queued++;
+    m->has_queued = 1;
+    m->producer = pthread_self();
     m->last_queued = now_ns();
     pthread_cond_signal(&shared.arrived);
     while (!me.done) {
@@ -385,6 +391,7 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
             unsigned n = 0;
             while (shared.head && n < CF_MD5_LANES) {
                 shared.head->body->in_pass = 1;
+                shared.head->body->has_queued = 0;
                 batch[n++] = shared.head;
                 shared.head = shared.head->next;
                 shared.queued--;
@@ -416,6 +423,7 @@ void cf_md5_init(cf_md5_ctx *m)
     m->nbuf = 0;
     m->sharing = 0;
     m->in_pass = 0;
+    m->has_queued = 0;
     m->last_queued = 0;
 }
 

@@ -8,6 +8,7 @@
 #ifndef CF_CRYPTO_MD5_H
 #define CF_CRYPTO_MD5_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,7 +19,9 @@ typedef struct cf_md5_ctx {
     size_t nbuf;
     /* Internal: while counted among the bodies whose blocks are hashed side by side. */
     int sharing;
-    int in_pass; /* its queued blocks are in a thread's pass */
+    int in_pass;        /* its queued blocks are in a thread's pass */
+    int has_queued;     /* it has blocks in the queue, not yet in a pass */
+    pthread_t producer; /* the thread that queued its last blocks */
     uint64_t last_queued;
     struct cf_md5_ctx *prev_body, *next_body;
 } cf_md5_ctx;
