@@ -43,7 +43,7 @@ static const char server_usage[] =
     "                             first byte (default 10s; 0 = no limit)\n"
     "  --min-body-rate BYTES      a body must arrive at BYTES/s or more (default 1024; 0 = no limit)\n"
     "  --body-rate-window D       ... measured over each D (default 10s)\n"
-    "  --http-threads N           event-loop threads (default: two per core)\n"
+    "  --http-threads N           event-loop threads (default: one per core)\n"
     "  --blocking-threads N       threads for requests that wait for the disk (default 16)\n"
     "\n"
     "environment:\n"

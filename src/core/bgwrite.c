@@ -41,6 +41,8 @@ static void *drain(void *arg)
         int skip = bw->error;
         pthread_mutex_unlock(&bw->mu);
         int e = 0;
+        if (!skip && bw->hook)
+            bw->hook(bw->hook_ctx, bw->slots[i], bw->lens[i]);
         if (!skip && cf_fs_write_all(bw->fd, bw->slots[i], bw->lens[i]) != 0)
             e = errno ? errno : EIO;
         if (!e) {
@@ -105,8 +107,6 @@ void cf_bgwrite_set_hook(cf_bgwrite *bw, cf_bgwrite_hook_fn fn, void *ctx)
 /* Hands the slot being filled to the thread and waits for a free one. */
 static int push(cf_bgwrite *bw)
 {
-    if (bw->hook)
-        bw->hook(bw->hook_ctx, bw->slots[bw->filling], bw->lens[bw->filling]);
     pthread_mutex_lock(&bw->mu);
     bw->queued++;
     pthread_cond_signal(&bw->has_work);

@@ -1,7 +1,6 @@
 /*
- * bgwrite.h - writes a stream to a file descriptor on a helper thread, so that the caller's
- * CPU work on the same bytes (MD5 of an upload) overlaps the copy into the page cache and the
- * writeback to disk.
+ * bgwrite.h - writes a stream to a file descriptor on a helper thread, which also runs the
+ * stream's digest (the hook), so that the caller only copies bytes in and goes on serving.
  *
  * Memory is bounded: `slots` buffers of `slot_size` bytes, allocated at creation. The caller
  * blocks when all of them wait to be written. Not thread-safe: one producer.
@@ -19,9 +18,13 @@ typedef struct cf_bgwrite cf_bgwrite;
  * (sync_file_range) every that many bytes. */
 int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, uint64_t writeback_step,
                    cf_bgwrite **out);
-/* fn sees every slot's bytes, in order, on the producer's thread just before the slot is
- * queued for writing: whole slots, so a digest of the stream gets large even pieces whatever
- * sizes the producer writes in. Set before the first write. */
+/* fn sees every slot's bytes, in order, on the helper thread just before the slot is written:
+ * whole slots, so a digest of the stream gets large even pieces whatever sizes the producer
+ * writes in, and the digest's CPU is not the producer's (a server's event thread serves many
+ * connections: an upload hashed there would make the others wait, and two uploads fed by one
+ * thread could never be hashed side by side). Not called for slots after a failed write, nor
+ * for those discarded by cf_bgwrite_free. fn's state may be read by the producer only after
+ * cf_bgwrite_finish. Set before the first write. */
 typedef void (*cf_bgwrite_hook_fn)(void *ctx, const void *p, size_t n);
 void cf_bgwrite_set_hook(cf_bgwrite *bw, cf_bgwrite_hook_fn fn, void *ctx);
 /* Copies n bytes into the pipeline. Returns 0, or the errno of an earlier failed write. */

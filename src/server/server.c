@@ -565,12 +565,8 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     max_conns = raise_fd_limit(max_conns);
     unsigned http_threads = opts->http_threads;
     if (!http_threads) {
-        /* Two per core: an upload's body is hashed (MD5) and handed to its writer on its event
-         * thread, so uploads sharing a thread take turns, and cannot be hashed side by side
-         * (crypto/md5.c). With one per core, 4 parts in flight ran at 0.72 of a thread per
-         * connection; with two, at 0.95 (docs/BENCHMARKS.md). */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        http_threads = n > 0 ? 2 * (unsigned)n : 2;
+        http_threads = n > 0 ? (unsigned)n : 1;
     }
     double header_timeout = opts->header_timeout_s ? opts->header_timeout_s : CF_SERVER_HEADER_TIMEOUT_S;
     uint64_t min_rate = opts->min_body_rate ? opts->min_body_rate : CF_SERVER_MIN_BODY_RATE;
