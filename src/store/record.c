@@ -5,10 +5,22 @@
 
 #include "core/err.h"
 
-static int put_u8(cf_buf *b, uint8_t v) { return cf_buf_append(b, &v, 1); }
-static int put_u16(cf_buf *b, uint16_t v) { return cf_buf_append(b, &v, 2); }
-static int put_u32(cf_buf *b, uint32_t v) { return cf_buf_append(b, &v, 4); }
-static int put_u64(cf_buf *b, uint64_t v) { return cf_buf_append(b, &v, 8); }
+static int put_u8(cf_buf *b, uint8_t v)
+{
+    return cf_buf_append(b, &v, 1);
+}
+static int put_u16(cf_buf *b, uint16_t v)
+{
+    return cf_buf_append(b, &v, 2);
+}
+static int put_u32(cf_buf *b, uint32_t v)
+{
+    return cf_buf_append(b, &v, 4);
+}
+static int put_u64(cf_buf *b, uint64_t v)
+{
+    return cf_buf_append(b, &v, 8);
+}
 
 int cf_record_encode(const cf_object_info *info, cf_buf *out)
 {
@@ -18,25 +30,36 @@ int cf_record_encode(const cf_object_info *info, cf_buf *out)
     if (with_data && (!info->data || info->size > UINT32_MAX))
         return CF_EINVAL;
     int rc = put_u8(out, with_data ? CF_RECORD_VERSION_INLINE : CF_RECORD_VERSION);
-    if (!rc) rc = put_u64(out, info->size);
-    if (!rc) rc = put_u64(out, (uint64_t)info->mtime_ns);
-    if (!rc) rc = put_u8(out, (uint8_t)etaglen);
-    if (!rc) rc = cf_buf_append(out, info->etag, etaglen);
-    if (!rc && info->nheaders > UINT16_MAX) rc = CF_ETOOBIG;
-    if (!rc) rc = put_u16(out, (uint16_t)info->nheaders);
+    if (!rc)
+        rc = put_u64(out, info->size);
+    if (!rc)
+        rc = put_u64(out, (uint64_t)info->mtime_ns);
+    if (!rc)
+        rc = put_u8(out, (uint8_t)etaglen);
+    if (!rc)
+        rc = cf_buf_append(out, info->etag, etaglen);
+    if (!rc && info->nheaders > UINT16_MAX)
+        rc = CF_ETOOBIG;
+    if (!rc)
+        rc = put_u16(out, (uint16_t)info->nheaders);
     for (size_t i = 0; !rc && i < info->nheaders; i++) {
         size_t nl = strlen(info->headers[i].name), vl = strlen(info->headers[i].value);
         if (nl > UINT16_MAX || vl > UINT16_MAX)
             return CF_ETOOBIG;
         rc = put_u16(out, (uint16_t)nl);
-        if (!rc) rc = cf_buf_append(out, info->headers[i].name, nl);
-        if (!rc) rc = put_u16(out, (uint16_t)vl);
-        if (!rc) rc = cf_buf_append(out, info->headers[i].value, vl);
+        if (!rc)
+            rc = cf_buf_append(out, info->headers[i].name, nl);
+        if (!rc)
+            rc = put_u16(out, (uint16_t)vl);
+        if (!rc)
+            rc = cf_buf_append(out, info->headers[i].value, vl);
     }
-    if (!rc) rc = put_u32(out, (uint32_t)info->nsegs);
+    if (!rc)
+        rc = put_u32(out, (uint32_t)info->nsegs);
     for (size_t i = 0; !rc && i < info->nsegs; i++) {
         rc = cf_buf_append(out, info->segs[i].id, CF_STORE_ID_LEN);
-        if (!rc) rc = put_u64(out, info->segs[i].len);
+        if (!rc)
+            rc = put_u64(out, info->segs[i].len);
     }
     if (!rc && with_data)
         rc = cf_buf_append(out, info->data, (size_t)info->size);
@@ -84,36 +107,56 @@ static int decode(const void *p, size_t n, cf_object_info *info, int with_data)
     int rc = take(&r, &version, 1);
     if (!rc && version != CF_RECORD_VERSION && version != CF_RECORD_VERSION_INLINE)
         rc = CF_ECORRUPT;
-    if (!rc) rc = take(&r, &info->size, 8);
-    if (!rc) rc = take(&r, &mtime, 8);
-    if (!rc) rc = take(&r, &etaglen, 1);
-    if (!rc && etaglen >= sizeof info->etag) rc = CF_ECORRUPT;
-    if (!rc) rc = take(&r, info->etag, etaglen);
-    if (!rc) rc = take(&r, &nheaders, 2);
+    if (!rc)
+        rc = take(&r, &info->size, 8);
+    if (!rc)
+        rc = take(&r, &mtime, 8);
+    if (!rc)
+        rc = take(&r, &etaglen, 1);
+    if (!rc && etaglen >= sizeof info->etag)
+        rc = CF_ECORRUPT;
+    if (!rc)
+        rc = take(&r, info->etag, etaglen);
+    if (!rc)
+        rc = take(&r, &nheaders, 2);
     info->mtime_ns = (int64_t)mtime;
     if (!rc && nheaders) {
         info->headers = calloc(nheaders, sizeof *info->headers);
-        if (!info->headers) rc = CF_ENOMEM;
+        if (!info->headers)
+            rc = CF_ENOMEM;
     }
     for (uint16_t i = 0; !rc && i < nheaders; i++) {
         uint16_t len;
         rc = take(&r, &len, 2);
-        if (!rc) rc = take_str(&r, len, &info->headers[i].name);
-        if (!rc) info->nheaders = i + 1u;
-        if (!rc) rc = take(&r, &len, 2);
-        if (!rc) rc = take_str(&r, len, &info->headers[i].value);
+        if (!rc)
+            rc = take_str(&r, len, &info->headers[i].name);
+        if (!rc)
+            info->nheaders = i + 1u;
+        if (!rc)
+            rc = take(&r, &len, 2);
+        if (!rc)
+            rc = take_str(&r, len, &info->headers[i].value);
     }
-    if (!rc) rc = take(&r, &nsegs, 4);
-    if (!rc && nsegs > r.left / (CF_STORE_ID_LEN + 8)) rc = CF_ECORRUPT;
+    if (!rc)
+        rc = take(&r, &nsegs, 4);
+    if (!rc && nsegs > r.left / (CF_STORE_ID_LEN + 8))
+        rc = CF_ECORRUPT;
     if (!rc && nsegs) {
         info->segs = calloc(nsegs, sizeof *info->segs);
-        if (!info->segs) rc = CF_ENOMEM;
+        if (!info->segs)
+            rc = CF_ENOMEM;
     }
     for (uint32_t i = 0; !rc && i < nsegs; i++) {
         rc = take(&r, info->segs[i].id, CF_STORE_ID_LEN);
-        if (!rc) rc = take(&r, &info->segs[i].len, 8);
+        if (!rc)
+            rc = take(&r, &info->segs[i].len, 8);
     }
-    if (!rc) info->nsegs = nsegs;
+    if (!rc)
+        info->nsegs = nsegs;
+    /* A version-1 record of a non-empty object names its data: without a segment it is damaged
+     * (re-encoding it would claim an inline body it does not have). */
+    if (!rc && version == CF_RECORD_VERSION && !nsegs && info->size)
+        rc = CF_ECORRUPT;
     if (!rc && version == CF_RECORD_VERSION_INLINE) {
         /* The rest of the record is the body, nothing else. */
         if (nsegs || info->size == 0 || r.left != info->size)
@@ -205,12 +248,16 @@ long cf_group_parse(const void *p, size_t n, cf_group_entry *entries, size_t max
 int cf_group_encode(const cf_group_entry *entries, size_t count, cf_buf *out)
 {
     int rc = put_u8(out, CF_GROUP_MAGIC);
-    if (!rc) rc = put_u32(out, (uint32_t)count);
+    if (!rc)
+        rc = put_u32(out, (uint32_t)count);
     for (size_t i = 0; !rc && i < count; i++) {
         rc = put_u16(out, (uint16_t)entries[i].keylen);
-        if (!rc) rc = cf_buf_append(out, entries[i].key, entries[i].keylen);
-        if (!rc) rc = put_u32(out, (uint32_t)entries[i].reclen);
-        if (!rc) rc = cf_buf_append(out, entries[i].rec, entries[i].reclen);
+        if (!rc)
+            rc = cf_buf_append(out, entries[i].key, entries[i].keylen);
+        if (!rc)
+            rc = put_u32(out, (uint32_t)entries[i].reclen);
+        if (!rc)
+            rc = cf_buf_append(out, entries[i].rec, entries[i].reclen);
     }
     return rc;
 }
