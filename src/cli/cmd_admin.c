@@ -14,7 +14,8 @@
 #include "s3/request.h"
 
 static const char admin_usage[] =
-    "usage: coffer admin key add --policy readwrite|readonly|writeonly [--bucket B [--prefix P]] [--name KEY]\n"
+    "usage: coffer admin key add --policy readwrite|readonly|writeonly [--bucket B [--prefix P]] [--name "
+    "KEY]\n"
     "       coffer admin key ls\n"
     "       coffer admin key rm ACCESS_KEY\n"
     "       coffer admin bucket set-public BUCKET [--prefix P]\n"
@@ -37,8 +38,8 @@ static void print_failure(const char *what, long status, const cf_buf *body)
     const char *code = strstr(text, "<Code>"), *msg = strstr(text, "<Message>");
     if (code && msg) {
         const char *ce = strstr(code, "</Code>"), *me = strstr(msg, "</Message>");
-        fprintf(stderr, "coffer admin: %s failed: %.*s: %.*s (HTTP %ld)\n", what, ce ? (int)(ce - code - 6) : 0,
-                code + 6, me ? (int)(me - msg - 9) : 0, msg + 9, status);
+        fprintf(stderr, "coffer admin: %s failed: %.*s: %.*s (HTTP %ld)\n", what,
+                ce ? (int)(ce - code - 6) : 0, code + 6, me ? (int)(me - msg - 9) : 0, msg + 9, status);
     } else {
         fprintf(stderr, "coffer admin: %s failed: HTTP %ld %.200s\n", what, status, text);
     }
@@ -107,11 +108,13 @@ static int key_ls(const cf_cli_target *t, const admin_opts *o)
     if (rc == CF_EXIT_OK && o->json) {
         printf("%s\n", out.data);
     } else if (rc == CF_EXIT_OK) {
-        json_t *res = json_loadb(out.data ? out.data : "", out.len, 0, NULL), *keys = json_object_get(res, "keys");
+        json_t *res = json_loadb(out.data ? out.data : "", out.len, 0, NULL),
+               *keys = json_object_get(res, "keys");
         size_t i;
         json_t *k;
         printf("%-24s %-10s %-24s %s\n", "ACCESS KEY", "POLICY", "BUCKET", "PREFIX");
-        json_array_foreach(keys, i, k) {
+        json_array_foreach(keys, i, k)
+        {
             const char *bucket = json_string_value(json_object_get(k, "bucket"));
             printf("%-24s %-10s %-24s %s\n", json_string_value(json_object_get(k, "access_key")),
                    json_string_value(json_object_get(k, "policy")), bucket && *bucket ? bucket : "*",
@@ -159,9 +162,9 @@ static int bucket_public(const cf_cli_target *t, const char *bucket, const char 
     } else {
         char resource[1200];
         snprintf(resource, sizeof resource, "arn:aws:s3:::%s/%s*", bucket, prefix ? prefix : "");
-        json_t *doc = json_pack("{s:s, s:[{s:s, s:s, s:{s:s}, s:s, s:s}]}", "Version", "2012-10-17", "Statement",
-                                "Sid", "coffer-public-read", "Effect", "Allow", "Principal", "AWS", "*",
-                                "Action", "s3:GetObject", "Resource", resource);
+        json_t *doc = json_pack("{s:s, s:[{s:s, s:s, s:{s:s}, s:s, s:s}]}", "Version", "2012-10-17",
+                                "Statement", "Sid", "coffer-public-read", "Effect", "Allow", "Principal",
+                                "AWS", "*", "Action", "s3:GetObject", "Resource", resource);
         char *body = json_dumps(doc, JSON_COMPACT);
         json_decref(doc);
         rc = body ? call(t, "making the bucket public", "PUT", path, "application/json", body, 204, &out)
@@ -191,11 +194,17 @@ static int bucket_public(const cf_cli_target *t, const char *bucket, const char 
 int cf_cmd_admin(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"endpoint", required_argument, NULL, 'e'}, {"region", required_argument, NULL, 'r'},
-        {"access-key", required_argument, NULL, 'a'}, {"secret-key-file", required_argument, NULL, 's'},
-        {"policy", required_argument, NULL, 'p'}, {"bucket", required_argument, NULL, 'b'},
-        {"prefix", required_argument, NULL, 'x'}, {"name", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"endpoint", required_argument, NULL, 'e'},
+        {"region", required_argument, NULL, 'r'},
+        {"access-key", required_argument, NULL, 'a'},
+        {"secret-key-file", required_argument, NULL, 's'},
+        {"policy", required_argument, NULL, 'p'},
+        {"bucket", required_argument, NULL, 'b'},
+        {"prefix", required_argument, NULL, 'x'},
+        {"name", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     admin_opts o = {0};
     int c;

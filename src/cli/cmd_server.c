@@ -75,7 +75,9 @@ static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *e
         int ok = sscanf(data, "access_key=%128s\nsecret_key=%128s", cred->access_key, cred->secret_key) == 2;
         free(data);
         if (!ok)
-            return cf_err_set(err, CF_ECORRUPT, "credentials file '%s' is malformed; hint: delete it to generate new credentials", path);
+            return cf_err_set(
+                err, CF_ECORRUPT,
+                "credentials file '%s' is malformed; hint: delete it to generate new credentials", path);
         return 0;
     }
     if (rc != CF_ENOTFOUND)
@@ -89,7 +91,8 @@ static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *e
         return rc;
     /* Printed once, on stdout (not the log stream), at the only time they are created. */
     printf("generated root credentials (kept in %s, mode 0600):\n"
-           "  access key: %s\n  secret key: %s\n", path, cred->access_key, cred->secret_key);
+           "  access key: %s\n  secret key: %s\n",
+           path, cred->access_key, cred->secret_key);
     fflush(stdout);
     return 0;
 }
@@ -147,7 +150,10 @@ int cf_cmd_server(int argc, char **argv)
         case 'D': opts.domain = optarg; break;
         case 'E':
             if (cf_duration_parse(optarg, &opts.multipart_expiry_s) != 0) {
-                fprintf(stderr, "coffer server: --multipart-expiry must be a duration like 90s, 15m, 1h or 7d, not '%s'\n", optarg);
+                fprintf(stderr,
+                        "coffer server: --multipart-expiry must be a duration like 90s, 15m, 1h or 7d, not "
+                        "'%s'\n",
+                        optarg);
                 return CF_EXIT_USAGE;
             }
             break;
@@ -193,12 +199,17 @@ int cf_cmd_server(int argc, char **argv)
             break;
         }
         case 'l':
-            if (strcmp(optarg, "debug") == 0) cf_log_set_level(CF_LOG_DEBUG);
-            else if (strcmp(optarg, "info") == 0) cf_log_set_level(CF_LOG_INFO);
-            else if (strcmp(optarg, "warn") == 0) cf_log_set_level(CF_LOG_WARN);
-            else if (strcmp(optarg, "error") == 0) cf_log_set_level(CF_LOG_ERROR);
+            if (strcmp(optarg, "debug") == 0)
+                cf_log_set_level(CF_LOG_DEBUG);
+            else if (strcmp(optarg, "info") == 0)
+                cf_log_set_level(CF_LOG_INFO);
+            else if (strcmp(optarg, "warn") == 0)
+                cf_log_set_level(CF_LOG_WARN);
+            else if (strcmp(optarg, "error") == 0)
+                cf_log_set_level(CF_LOG_ERROR);
             else {
-                fprintf(stderr, "coffer server: --log-level must be debug, info, warn or error, not '%s'\n", optarg);
+                fprintf(stderr, "coffer server: --log-level must be debug, info, warn or error, not '%s'\n",
+                        optarg);
                 return CF_EXIT_USAGE;
             }
             break;
@@ -225,20 +236,22 @@ int cf_cmd_server(int argc, char **argv)
     cf_store *store = NULL;
     cf_server *srv = NULL;
     int rc = cf_fs_mkdirs(data_dir, 0700, &err);
-    if (!rc) rc = load_credentials(data_dir, &opts.root, &err);
-    if (!rc) rc = cf_store_open(data_dir, &store, &err);
-    if (!rc) rc = cf_server_start(store, &opts, &srv, &err);
+    if (!rc)
+        rc = load_credentials(data_dir, &opts.root, &err);
+    if (!rc)
+        rc = cf_store_open(data_dir, &store, &err);
+    if (!rc)
+        rc = cf_server_start(store, &opts, &srv, &err);
     if (rc) {
         fprintf(stderr, "coffer server: %s\n", err.msg);
         cf_store_close(store);
         return CF_EXIT_FAILURE;
     }
 
-
     char port[8];
     snprintf(port, sizeof port, "%u", cf_server_port(srv));
-    cf_log(CF_LOG_INFO, "coffer server ready", "address", opts.address, "port", port,
-           "data", data_dir, "region", opts.region, "access_key", opts.root.access_key, NULL);
+    cf_log(CF_LOG_INFO, "coffer server ready", "address", opts.address, "port", port, "data", data_dir,
+           "region", opts.region, "access_key", opts.root.access_key, NULL);
     int sig = 0;
     sigwait(&stop_signals, &sig);
     cf_log(CF_LOG_INFO, "shutting down", NULL);

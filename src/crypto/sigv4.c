@@ -481,7 +481,7 @@ static void hmac_aws4_secret(const char *secret, const char *msg, unsigned char 
 
 typedef struct key_cache_entry {
     unsigned char secret_digest[32];
-    char scope[112];             /* date/region/service */
+    char scope[112]; /* date/region/service */
     unsigned char key[32];
     int used;
 } key_cache_entry;

@@ -32,7 +32,7 @@
  * SignedHeaders=host;range;x-amz-date, Signature=<64 hex>". */
 typedef struct cf_sigv4_auth {
     char access_key[129];
-    char date[9];              /* YYYYMMDD from the credential scope */
+    char date[9]; /* YYYYMMDD from the credential scope */
     char region[64];
     char service[32];
     char signed_headers[2048]; /* as sent: lowercase names joined by ';', sorted */
@@ -64,13 +64,13 @@ typedef int (*cf_sigv4_header_visit_fn)(void *arg, const char *name);
 typedef int (*cf_sigv4_each_header_fn)(void *ctx, cf_sigv4_header_visit_fn visit, void *arg);
 
 typedef struct cf_sigv4_request {
-    const char *method;                /* "GET" */
-    const char *path;                  /* decoded path, e.g. "/bucket/my key" */
-    const cf_sigv4_param *params;      /* decoded query parameters, any order */
+    const char *method;           /* "GET" */
+    const char *path;             /* decoded path, e.g. "/bucket/my key" */
+    const cf_sigv4_param *params; /* decoded query parameters, any order */
     size_t nparams;
     cf_sigv4_header_fn header;
     void *header_ctx;
-    const char *payload_hash;          /* hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-… value */
+    const char *payload_hash; /* hex SHA-256, UNSIGNED-PAYLOAD or a STREAMING-… value */
     /* Every header name, with header_ctx. Required by the verify functions (which refuse
      * unsigned x-amz-* headers); signing does not use it. */
     cf_sigv4_each_header_fn each_header;
@@ -105,22 +105,20 @@ int cf_sigv4_uri_encode(cf_buf *out, const char *s, size_t n, int keep_slash);
 /* Appends the canonical request to out. signed_headers is the ';'-joined lowercase list; a
  * signed header that the request lacks is CF_EINVAL (named in the message). Header values are
  * trimmed and inner runs of spaces collapsed to one. */
-int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_headers,
-                               cf_buf *out, cf_err *err);
+int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_headers, cf_buf *out,
+                               cf_err *err);
 
 /* Appends "AWS4-HMAC-SHA256\n<amz_date>\n<date>/<region>/<service>/aws4_request\n<hex sha256
  * of canonical request>" to out. */
-int cf_sigv4_string_to_sign(const char *amz_date, const char *date, const char *region,
-                            const char *service, const char *canonical_request, size_t len,
-                            cf_buf *out);
+int cf_sigv4_string_to_sign(const char *amz_date, const char *date, const char *region, const char *service,
+                            const char *canonical_request, size_t len, cf_buf *out);
 
 /* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"). */
-void cf_sigv4_signing_key(const char *secret, const char *date, const char *region,
-                          const char *service, unsigned char key[32]);
+void cf_sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
+                          unsigned char key[32]);
 
 /* hex(HMAC(key, string_to_sign)) into hex (65 bytes, NUL-terminated). */
-void cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len,
-                   char hex[65]);
+void cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len, char hex[65]);
 
 /* Parses "YYYYMMDDTHHMMSSZ" into seconds since the epoch; CF_EINVAL when malformed. */
 int cf_sigv4_parse_amz_date(const char *s, int64_t *out);
@@ -142,17 +140,16 @@ void cf_sigv4_format_amz_date(int64_t t, char out[17]);
  * aws-chunked chunk signatures later).
  */
 int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
-                    const char *amz_date, int64_t now, unsigned char *signing_key_out,
-                    cf_err *err);
+                    const char *amz_date, int64_t now, unsigned char *signing_key_out, cf_err *err);
 
 /* ---- Presigned URLs (query-string authentication) ---- */
 
 /* The X-Amz-* parameters of a presigned URL, checked for form (not yet for the signature). */
 typedef struct cf_sigv4_query_auth {
-    cf_sigv4_auth auth;  /* from X-Amz-Credential, X-Amz-SignedHeaders, X-Amz-Signature */
-    char amz_date[17];   /* X-Amz-Date, YYYYMMDDTHHMMSSZ; its date is auth.date */
-    int64_t time;        /* the same, in seconds since the epoch */
-    int64_t expires;     /* X-Amz-Expires, 1..CF_SIGV4_MAX_EXPIRES */
+    cf_sigv4_auth auth; /* from X-Amz-Credential, X-Amz-SignedHeaders, X-Amz-Signature */
+    char amz_date[17];  /* X-Amz-Date, YYYYMMDDTHHMMSSZ; its date is auth.date */
+    int64_t time;       /* the same, in seconds since the epoch */
+    int64_t expires;    /* X-Amz-Expires, 1..CF_SIGV4_MAX_EXPIRES */
 } cf_sigv4_query_auth;
 
 /* 1 when the decoded parameters ask for query-string authentication (X-Amz-Algorithm,
@@ -164,8 +161,7 @@ int cf_sigv4_has_query_auth(const cf_sigv4_param *params, size_t n);
  * AWS4-HMAC-SHA256, the credential, signed headers, signature or date is malformed, the
  * credential's date is not X-Amz-Date's, or X-Amz-Expires is not a number in 1..604800. The
  * message names the parameter and never contains the signature. */
-int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_query_auth *out,
-                              cf_err *err);
+int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_query_auth *out, cf_err *err);
 
 /*
  * Server-side check of a presigned request. req holds every decoded query parameter, the
@@ -179,8 +175,8 @@ int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_q
  * which), CF_EAUTH (signature mismatch) or CF_EDENIED (an x-amz-* header not signed, as for
  * cf_sigv4_verify). Messages never contain the secret.
  */
-int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q,
-                          const char *secret, int64_t now, cf_err *err);
+int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q, const char *secret,
+                          int64_t now, cf_err *err);
 
 /*
  * For a request that cf_sigv4_verify or cf_sigv4_verify_query refused with CF_EAUTH: appends the
@@ -194,17 +190,17 @@ int cf_sigv4_explain_mismatch(const cf_sigv4_request *req, const cf_sigv4_auth *
 
 /* What to presign. Every pointer is borrowed for the duration of the call. */
 typedef struct cf_sigv4_presign_opts {
-    const char *method;            /* "GET", "HEAD", "PUT" */
-    const char *host;              /* the Host header the client will send: "127.0.0.1:9000",
-                                    * without the port when it is the scheme's default */
-    const char *path;              /* decoded, starting with '/': "/bucket/my key" */
-    const cf_sigv4_param *params;  /* extra decoded query parameters to sign (may be NULL) */
+    const char *method;           /* "GET", "HEAD", "PUT" */
+    const char *host;             /* the Host header the client will send: "127.0.0.1:9000",
+                                   * without the port when it is the scheme's default */
+    const char *path;             /* decoded, starting with '/': "/bucket/my key" */
+    const cf_sigv4_param *params; /* extra decoded query parameters to sign (may be NULL) */
     size_t nparams;
     const char *access_key;
     const char *secret;
     const char *region;
-    int64_t now;                   /* becomes X-Amz-Date */
-    int64_t expires;               /* seconds, 1..CF_SIGV4_MAX_EXPIRES */
+    int64_t now;     /* becomes X-Amz-Date */
+    int64_t expires; /* seconds, 1..CF_SIGV4_MAX_EXPIRES */
 } cf_sigv4_presign_opts;
 
 /* Appends the path and query of a presigned URL to out: the path URI-encoded (slashes kept),

@@ -21,34 +21,34 @@ typedef enum cf_s3_op {
     CF_S3_OP_CREATE_BUCKET,
     CF_S3_OP_HEAD_BUCKET,
     CF_S3_OP_DELETE_BUCKET,
-    CF_S3_OP_LIST_OBJECTS,       /* GET /bucket without list-type=2 */
-    CF_S3_OP_LIST_OBJECTS_V2,    /* GET /bucket?list-type=2 */
+    CF_S3_OP_LIST_OBJECTS,    /* GET /bucket without list-type=2 */
+    CF_S3_OP_LIST_OBJECTS_V2, /* GET /bucket?list-type=2 */
     CF_S3_OP_GET_BUCKET_LOCATION,
-    CF_S3_OP_GET_BUCKET_VERSIONING,    /* GET /bucket?versioning */
-    CF_S3_OP_LIST_OBJECT_VERSIONS,     /* GET /bucket?versions */
-    CF_S3_OP_DELETE_OBJECTS,           /* POST /bucket?delete */
-    CF_S3_OP_GET_BUCKET_POLICY,        /* GET|PUT|DELETE /bucket?policy */
+    CF_S3_OP_GET_BUCKET_VERSIONING, /* GET /bucket?versioning */
+    CF_S3_OP_LIST_OBJECT_VERSIONS,  /* GET /bucket?versions */
+    CF_S3_OP_DELETE_OBJECTS,        /* POST /bucket?delete */
+    CF_S3_OP_GET_BUCKET_POLICY,     /* GET|PUT|DELETE /bucket?policy */
     CF_S3_OP_PUT_BUCKET_POLICY,
     CF_S3_OP_DELETE_BUCKET_POLICY,
-    CF_S3_OP_GET_BUCKET_CORS,          /* GET|PUT|DELETE /bucket?cors */
+    CF_S3_OP_GET_BUCKET_CORS, /* GET|PUT|DELETE /bucket?cors */
     CF_S3_OP_PUT_BUCKET_CORS,
     CF_S3_OP_DELETE_BUCKET_CORS,
-    CF_S3_OP_CORS_PREFLIGHT,           /* OPTIONS /bucket[/key]: unauthenticated, as browsers send it */
-    CF_S3_OP_POST_OBJECT,              /* POST /bucket, multipart/form-data: a browser form upload */
-    CF_S3_OP_ADMIN,                    /* /_admin/...: coffer's own API (set by the server) */
+    CF_S3_OP_CORS_PREFLIGHT, /* OPTIONS /bucket[/key]: unauthenticated, as browsers send it */
+    CF_S3_OP_POST_OBJECT,    /* POST /bucket, multipart/form-data: a browser form upload */
+    CF_S3_OP_ADMIN,          /* /_admin/...: coffer's own API (set by the server) */
     CF_S3_OP_PUT_OBJECT,
     CF_S3_OP_GET_OBJECT,
     CF_S3_OP_HEAD_OBJECT,
     CF_S3_OP_DELETE_OBJECT,
-    CF_S3_OP_COPY_OBJECT,              /* PutObject with x-amz-copy-source (set by the server) */
-    CF_S3_OP_CREATE_MULTIPART_UPLOAD,  /* POST /bucket/key?uploads */
-    CF_S3_OP_UPLOAD_PART,              /* PUT /bucket/key?partNumber=N&uploadId=U */
-    CF_S3_OP_UPLOAD_PART_COPY,         /* UploadPart with x-amz-copy-source (set by the server) */
-    CF_S3_OP_COMPLETE_MULTIPART_UPLOAD,/* POST /bucket/key?uploadId=U */
-    CF_S3_OP_ABORT_MULTIPART_UPLOAD,   /* DELETE /bucket/key?uploadId=U */
-    CF_S3_OP_LIST_PARTS,               /* GET /bucket/key?uploadId=U */
-    CF_S3_OP_LIST_MULTIPART_UPLOADS,   /* GET /bucket?uploads */
-    CF_S3_OP_GET_OBJECT_TAGGING,       /* GET /bucket/key?tagging */
+    CF_S3_OP_COPY_OBJECT,               /* PutObject with x-amz-copy-source (set by the server) */
+    CF_S3_OP_CREATE_MULTIPART_UPLOAD,   /* POST /bucket/key?uploads */
+    CF_S3_OP_UPLOAD_PART,               /* PUT /bucket/key?partNumber=N&uploadId=U */
+    CF_S3_OP_UPLOAD_PART_COPY,          /* UploadPart with x-amz-copy-source (set by the server) */
+    CF_S3_OP_COMPLETE_MULTIPART_UPLOAD, /* POST /bucket/key?uploadId=U */
+    CF_S3_OP_ABORT_MULTIPART_UPLOAD,    /* DELETE /bucket/key?uploadId=U */
+    CF_S3_OP_LIST_PARTS,                /* GET /bucket/key?uploadId=U */
+    CF_S3_OP_LIST_MULTIPART_UPLOADS,    /* GET /bucket?uploads */
+    CF_S3_OP_GET_OBJECT_TAGGING,        /* GET /bucket/key?tagging */
     CF_S3_OP_PUT_OBJECT_TAGGING,
     CF_S3_OP_DELETE_OBJECT_TAGGING,
     CF_S3_OP_UNSUPPORTED,        /* a known S3 sub-resource we do not implement: NotImplemented */
@@ -69,8 +69,8 @@ typedef const char *(*cf_s3_get_param_fn)(void *ctx, const char *name); /* NULL 
  * Query sub-resources (acl, tagging, uploads, uploadId, versioning, policy, cors, lifecycle,
  * website, …) that this server does not implement give CF_S3_OP_UNSUPPORTED.
  */
-cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
-                     cf_s3_get_param_fn get_param, void *ctx);
+cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key, cf_s3_get_param_fn get_param,
+                     void *ctx);
 
 /*
  * Parses a Range header ("bytes=0-99", "bytes=100-", "bytes=-500") against an object of size

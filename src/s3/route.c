@@ -50,13 +50,27 @@ const char *cf_s3_op_name(cf_s3_op op)
 
 /* Sub-resources that select another operation, which this server does not implement yet. */
 static const char *const bucket_subresources[] = {
-    "acl", "lifecycle", "website", "tagging", "encryption", "replication", "logging", "notification", "object-lock",
-    "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock",
-    "intelligent-tiering", "inventory", "metrics", "analytics", "policyStatus",
+    "acl",
+    "lifecycle",
+    "website",
+    "tagging",
+    "encryption",
+    "replication",
+    "logging",
+    "notification",
+    "object-lock",
+    "accelerate",
+    "requestPayment",
+    "ownershipControls",
+    "publicAccessBlock",
+    "intelligent-tiering",
+    "inventory",
+    "metrics",
+    "analytics",
+    "policyStatus",
 };
 static const char *const object_subresources[] = {
-    "acl", "retention", "legal-hold", "attributes",
-    "torrent", "restore", "select",
+    "acl", "retention", "legal-hold", "attributes", "torrent", "restore", "select",
 };
 
 static int has_any(cf_s3_get_param_fn get, void *ctx, const char *const *names, size_t n)
@@ -69,8 +83,8 @@ static int has_any(cf_s3_get_param_fn get, void *ctx, const char *const *names, 
 
 #define HAS_ANY(list) has_any(get_param, ctx, list, sizeof list / sizeof *list)
 
-cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
-                     cf_s3_get_param_fn get_param, void *ctx)
+cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key, cf_s3_get_param_fn get_param,
+                     void *ctx)
 {
     int get = strcmp(method, "GET") == 0, put = strcmp(method, "PUT") == 0;
     int head = strcmp(method, "HEAD") == 0, del = strcmp(method, "DELETE") == 0;
@@ -87,17 +101,23 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
         if (get_param(ctx, "uploads"))
             return get ? CF_S3_OP_LIST_MULTIPART_UPLOADS : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (get_param(ctx, "versioning"))
-            return get ? CF_S3_OP_GET_BUCKET_VERSIONING : put ? CF_S3_OP_UNSUPPORTED : CF_S3_OP_METHOD_NOT_ALLOWED;
+            return get   ? CF_S3_OP_GET_BUCKET_VERSIONING
+                   : put ? CF_S3_OP_UNSUPPORTED
+                         : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (get_param(ctx, "versions"))
             return get ? CF_S3_OP_LIST_OBJECT_VERSIONS : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (get_param(ctx, "delete"))
             return post ? CF_S3_OP_DELETE_OBJECTS : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (get_param(ctx, "policy"))
-            return get ? CF_S3_OP_GET_BUCKET_POLICY : put ? CF_S3_OP_PUT_BUCKET_POLICY
-                 : del ? CF_S3_OP_DELETE_BUCKET_POLICY : CF_S3_OP_METHOD_NOT_ALLOWED;
+            return get   ? CF_S3_OP_GET_BUCKET_POLICY
+                   : put ? CF_S3_OP_PUT_BUCKET_POLICY
+                   : del ? CF_S3_OP_DELETE_BUCKET_POLICY
+                         : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (get_param(ctx, "cors"))
-            return get ? CF_S3_OP_GET_BUCKET_CORS : put ? CF_S3_OP_PUT_BUCKET_CORS
-                 : del ? CF_S3_OP_DELETE_BUCKET_CORS : CF_S3_OP_METHOD_NOT_ALLOWED;
+            return get   ? CF_S3_OP_GET_BUCKET_CORS
+                   : put ? CF_S3_OP_PUT_BUCKET_CORS
+                   : del ? CF_S3_OP_DELETE_BUCKET_CORS
+                         : CF_S3_OP_METHOD_NOT_ALLOWED;
         if (HAS_ANY(bucket_subresources))
             return CF_S3_OP_UNSUPPORTED;
         if (get_param(ctx, "location"))
@@ -106,32 +126,47 @@ cf_s3_op cf_s3_route(const char *method, const char *bucket, const char *key,
             const char *lt = get_param(ctx, "list-type");
             return lt && strcmp(lt, "2") == 0 ? CF_S3_OP_LIST_OBJECTS_V2 : CF_S3_OP_LIST_OBJECTS;
         }
-        if (put) return CF_S3_OP_CREATE_BUCKET;
-        if (head) return CF_S3_OP_HEAD_BUCKET;
-        if (del) return CF_S3_OP_DELETE_BUCKET;
-        if (post) return CF_S3_OP_POST_OBJECT; /* the form's Content-Type is checked by its handler */
+        if (put)
+            return CF_S3_OP_CREATE_BUCKET;
+        if (head)
+            return CF_S3_OP_HEAD_BUCKET;
+        if (del)
+            return CF_S3_OP_DELETE_BUCKET;
+        if (post)
+            return CF_S3_OP_POST_OBJECT; /* the form's Content-Type is checked by its handler */
         return CF_S3_OP_METHOD_NOT_ALLOWED;
     }
     if (HAS_ANY(object_subresources))
         return CF_S3_OP_UNSUPPORTED;
     if (get_param(ctx, "tagging")) {
-        if (get) return CF_S3_OP_GET_OBJECT_TAGGING;
-        if (put) return CF_S3_OP_PUT_OBJECT_TAGGING;
-        if (del) return CF_S3_OP_DELETE_OBJECT_TAGGING;
+        if (get)
+            return CF_S3_OP_GET_OBJECT_TAGGING;
+        if (put)
+            return CF_S3_OP_PUT_OBJECT_TAGGING;
+        if (del)
+            return CF_S3_OP_DELETE_OBJECT_TAGGING;
         return CF_S3_OP_METHOD_NOT_ALLOWED;
     }
     if (get_param(ctx, "uploads"))
         return post ? CF_S3_OP_CREATE_MULTIPART_UPLOAD : CF_S3_OP_METHOD_NOT_ALLOWED;
     if (get_param(ctx, "uploadId")) {
-        if (put) return get_param(ctx, "partNumber") ? CF_S3_OP_UPLOAD_PART : CF_S3_OP_METHOD_NOT_ALLOWED;
-        if (post) return CF_S3_OP_COMPLETE_MULTIPART_UPLOAD;
-        if (del) return CF_S3_OP_ABORT_MULTIPART_UPLOAD;
-        if (get) return CF_S3_OP_LIST_PARTS;
+        if (put)
+            return get_param(ctx, "partNumber") ? CF_S3_OP_UPLOAD_PART : CF_S3_OP_METHOD_NOT_ALLOWED;
+        if (post)
+            return CF_S3_OP_COMPLETE_MULTIPART_UPLOAD;
+        if (del)
+            return CF_S3_OP_ABORT_MULTIPART_UPLOAD;
+        if (get)
+            return CF_S3_OP_LIST_PARTS;
         return CF_S3_OP_METHOD_NOT_ALLOWED;
     }
-    if (put) return CF_S3_OP_PUT_OBJECT;
-    if (get) return CF_S3_OP_GET_OBJECT;
-    if (head) return CF_S3_OP_HEAD_OBJECT;
-    if (del) return CF_S3_OP_DELETE_OBJECT;
+    if (put)
+        return CF_S3_OP_PUT_OBJECT;
+    if (get)
+        return CF_S3_OP_GET_OBJECT;
+    if (head)
+        return CF_S3_OP_HEAD_OBJECT;
+    if (del)
+        return CF_S3_OP_DELETE_OBJECT;
     return CF_S3_OP_METHOD_NOT_ALLOWED;
 }

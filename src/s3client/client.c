@@ -121,8 +121,7 @@ int cf_s3c_path(cf_s3c *c, const char *bucket, const char *key, cf_buf *out)
     return rc;
 }
 
-void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char *bucket,
-                      const char *key)
+void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char *bucket, const char *key)
 {
     memset(x, 0, sizeof *x);
     x->c = c;
@@ -340,8 +339,12 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
     cf_sigv4_format_amz_date((int64_t)cf_clock_now(), amz_date);
     memcpy(date, amz_date, 8);
     date[8] = '\0';
-    sign_headers sh = {host, range[0] ? range : NULL, x->payload_hash, amz_date,
-                       c->cfg.session_token[0] ? c->cfg.session_token : NULL, x->crc32c[0] ? x->crc32c : NULL};
+    sign_headers sh = {host,
+                       range[0] ? range : NULL,
+                       x->payload_hash,
+                       amz_date,
+                       c->cfg.session_token[0] ? c->cfg.session_token : NULL,
+                       x->crc32c[0] ? x->crc32c : NULL};
     char signed_names[160];
     snprintf(signed_names, sizeof signed_names, "host%s%s;x-amz-content-sha256;x-amz-date%s",
              sh.range ? ";range" : "", sh.crc32c ? ";x-amz-checksum-crc32c" : "",
@@ -390,7 +393,8 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
         h = add_header(h, &fail, "Content-Type: %s", x->content_type);
     /* Expect: 100-continue costs a round trip (or a 1 s stall on servers that ignore it). */
     h = add_header(h, &fail, "Expect:");
-    h = add_header(h, &fail, "Authorization: " CF_SIGV4_ALGORITHM
+    h = add_header(h, &fail,
+                   "Authorization: " CF_SIGV4_ALGORITHM
                    " Credential=%s/%s/%s/s3/aws4_request, SignedHeaders=%s, Signature=%s",
                    c->cfg.access_key, date, c->cfg.region, signed_names, sig);
     if (fail) {
@@ -403,8 +407,8 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
     *url_out = cf_buf_steal(&url, NULL);
 out:
     if (rc && err && !err->code)
-        cf_err_set(err, rc, "s3 %s '%s/%s': cannot build the request", x->method,
-                   x->bucket ? x->bucket : "", x->key ? x->key : "");
+        cf_err_set(err, rc, "s3 %s '%s/%s': cannot build the request", x->method, x->bucket ? x->bucket : "",
+                   x->key ? x->key : "");
     cf_buf_cleanup(&path);
     cf_buf_cleanup(&url);
     cf_buf_cleanup(&creq);
@@ -459,8 +463,8 @@ static int begin_attempt(cf_s3c_xfer *x)
     x->body_off = 0;
     if (x->read && x->stream_off) {
         if (!x->seek || x->seek(x->rctx, 0) != 0)
-            return cf_err_set(&x->err, CF_EIO, "s3 %s '%s/%s': cannot rewind the body to retry",
-                              x->method, x->bucket ? x->bucket : "", x->key ? x->key : "");
+            return cf_err_set(&x->err, CF_EIO, "s3 %s '%s/%s': cannot rewind the body to retry", x->method,
+                              x->bucket ? x->bucket : "", x->key ? x->key : "");
         x->stream_off = 0;
     }
     int rc = prepare(x, &url, &x->err);
@@ -571,16 +575,30 @@ static int map_error(long status, const char *code)
         const char *code;
         int err;
     } table[] = {
-        {"NoSuchKey", CF_ENOTFOUND}, {"NoSuchBucket", CF_ENOTFOUND}, {"NoSuchUpload", CF_ENOTFOUND},
-        {"SignatureDoesNotMatch", CF_EAUTH}, {"InvalidAccessKeyId", CF_EAUTH},
-        {"ExpiredToken", CF_EAUTH}, {"InvalidToken", CF_EAUTH}, {"TokenRefreshRequired", CF_EAUTH},
-        {"AuthorizationHeaderMalformed", CF_EAUTH}, {"RequestTimeTooSkewed", CF_EAUTH},
-        {"AccessDenied", CF_EDENIED}, {"AllAccessDisabled", CF_EDENIED},
-        {"BucketAlreadyExists", CF_EEXISTS}, {"BucketAlreadyOwnedByYou", CF_EEXISTS},
-        {"BucketNotEmpty", CF_ENOTEMPTY}, {"PreconditionFailed", CF_EPRECOND},
-        {"InvalidRange", CF_ERANGE}, {"BadDigest", CF_EDIGEST}, {"InvalidDigest", CF_EDIGEST},
-        {"XAmzContentSHA256Mismatch", CF_EDIGEST}, {"EntityTooLarge", CF_ETOOBIG},
-        {"NotImplemented", CF_ENOTSUP}, {"SlowDown", CF_EAGAIN}, {"ServiceUnavailable", CF_EAGAIN},
+        {"NoSuchKey", CF_ENOTFOUND},
+        {"NoSuchBucket", CF_ENOTFOUND},
+        {"NoSuchUpload", CF_ENOTFOUND},
+        {"SignatureDoesNotMatch", CF_EAUTH},
+        {"InvalidAccessKeyId", CF_EAUTH},
+        {"ExpiredToken", CF_EAUTH},
+        {"InvalidToken", CF_EAUTH},
+        {"TokenRefreshRequired", CF_EAUTH},
+        {"AuthorizationHeaderMalformed", CF_EAUTH},
+        {"RequestTimeTooSkewed", CF_EAUTH},
+        {"AccessDenied", CF_EDENIED},
+        {"AllAccessDisabled", CF_EDENIED},
+        {"BucketAlreadyExists", CF_EEXISTS},
+        {"BucketAlreadyOwnedByYou", CF_EEXISTS},
+        {"BucketNotEmpty", CF_ENOTEMPTY},
+        {"PreconditionFailed", CF_EPRECOND},
+        {"InvalidRange", CF_ERANGE},
+        {"BadDigest", CF_EDIGEST},
+        {"InvalidDigest", CF_EDIGEST},
+        {"XAmzContentSHA256Mismatch", CF_EDIGEST},
+        {"EntityTooLarge", CF_ETOOBIG},
+        {"NotImplemented", CF_ENOTSUP},
+        {"SlowDown", CF_EAGAIN},
+        {"ServiceUnavailable", CF_EAGAIN},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (!strcmp(code, table[i].code))
@@ -592,7 +610,8 @@ static int map_error(long status, const char *code)
     case 409: return CF_EEXISTS;
     case 412: return CF_EPRECOND;
     case 416: return CF_ERANGE;
-    case 429: case 503: return CF_EAGAIN;
+    case 429:
+    case 503: return CF_EAGAIN;
     case 501: return CF_ENOTSUP;
     default: return status >= 500 ? CF_EIO : CF_EINVAL;
     }
@@ -603,16 +622,18 @@ int cf_s3c_fail_from_body(cf_s3c_xfer *x)
     s3_error e;
     parse_error(x, &e);
     if (!e.code[0]) /* HEAD answers carry no body */
-        snprintf(e.code, sizeof e.code, "%s", x->status == 404 ? "NotFound" : x->status == 403 ? "Forbidden" : "");
+        snprintf(e.code, sizeof e.code, "%s",
+                 x->status == 404   ? "NotFound"
+                 : x->status == 403 ? "Forbidden"
+                                    : "");
     cf_s3c_status *last = &x->c->last;
     last->http_status = x->status;
     snprintf(last->code, sizeof last->code, "%s", e.code);
     snprintf(last->request_id, sizeof last->request_id, "%s", x->request_id);
     int rc = map_error(x->status, e.code);
-    return cf_err_set(&x->err, rc, "s3 %s '%s%s%s': %s%s%s (HTTP %ld)", x->method,
-                      x->bucket ? x->bucket : "", x->key ? "/" : "", x->key ? x->key : "",
-                      e.code[0] ? e.code : cf_strerror(rc), e.message[0] ? ": " : "", e.message,
-                      x->status);
+    return cf_err_set(&x->err, rc, "s3 %s '%s%s%s': %s%s%s (HTTP %ld)", x->method, x->bucket ? x->bucket : "",
+                      x->key ? "/" : "", x->key ? x->key : "", e.code[0] ? e.code : cf_strerror(rc),
+                      e.message[0] ? ": " : "", e.message, x->status);
 }
 
 static int retryable(const cf_s3c_xfer *x, CURLcode res)
@@ -625,11 +646,13 @@ static int retryable(const cf_s3c_xfer *x, CURLcode res)
     case CURLE_OK:
         /* 501 NotImplemented and 505 will answer the same however often they are asked. */
         return (x->status >= 500 && x->status != 501 && x->status != 505) || x->status == 429;
-    case CURLE_OPERATION_TIMEDOUT: case CURLE_RECV_ERROR: case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING: case CURLE_COULDNT_CONNECT: case CURLE_PARTIAL_FILE:
-        return 1;
-    default:
-        return 0;
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_PARTIAL_FILE: return 1;
+    default: return 0;
     }
 }
 
@@ -673,8 +696,8 @@ static void attempt_done(cf_s3c_xfer *x, CURLcode res)
         c->last.http_status = 0;
         c->last.code[0] = '\0';
         c->last.request_id[0] = '\0';
-        rc = cf_err_set(&x->err, CF_EIO, "s3 %s '%s%s%s': %s%s%s%s", x->method,
-                        x->bucket ? x->bucket : "", x->key ? "/" : "", x->key ? x->key : "",
+        rc = cf_err_set(&x->err, CF_EIO, "s3 %s '%s%s%s': %s%s%s%s", x->method, x->bucket ? x->bucket : "",
+                        x->key ? "/" : "", x->key ? x->key : "",
                         x->user_abort ? "stopped by the caller" : curl_easy_strerror(res),
                         x->curl_msg[0] && !x->user_abort ? " (" : "", x->user_abort ? "" : x->curl_msg,
                         x->curl_msg[0] && !x->user_abort ? ")" : "");

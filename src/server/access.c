@@ -34,13 +34,13 @@
 #include "server/request.h"
 
 typedef enum access_class {
-    ACCESS_BUCKET_INFO,   /* HeadBucket, GetBucketLocation, GetBucketVersioning */
+    ACCESS_BUCKET_INFO, /* HeadBucket, GetBucketLocation, GetBucketVersioning */
     ACCESS_LIST,
     ACCESS_READ,
     ACCESS_WRITE,
     ACCESS_DELETE,
     ACCESS_ROOT,
-    ACCESS_ANY,           /* ListBuckets: answered per principal by the handler */
+    ACCESS_ANY, /* ListBuckets: answered per principal by the handler */
 } access_class;
 
 static access_class class_of(cf_s3_op op)
@@ -488,7 +488,8 @@ static int decide(cf_request *r, cf_s3_op op, cf_policy_action action, const cha
         (action == CF_POLICY_GET_OBJECT || action == CF_POLICY_GET_OBJECT_TAGGING ||
          action == CF_POLICY_PUT_OBJECT_TAGGING || action == CF_POLICY_DELETE_OBJECT_TAGGING ||
          action == CF_POLICY_GET_OBJECT_VERSION || action == CF_POLICY_GET_OBJECT_VERSION_TAGGING ||
-         action == CF_POLICY_PUT_OBJECT_VERSION_TAGGING || action == CF_POLICY_DELETE_OBJECT_VERSION_TAGGING)) {
+         action == CF_POLICY_PUT_OBJECT_VERSION_TAGGING ||
+         action == CF_POLICY_DELETE_OBJECT_VERSION_TAGGING)) {
         x.tags = (object_tags){r->srv, bucket, key ? key : "", key ? keylen : 0, 0, 0, NULL, x.tags.value};
         x.q.object_tag = object_tag;
         x.q.object_tag_ctx = &x.tags;
@@ -534,7 +535,8 @@ cf_s3_error cf_access_check(cf_request *r)
                    ? CF_S3_OK
                    : CF_S3_AccessDenied;
     }
-    if (!cf_access_allows_version(r, r->op, r->bucket, r->key, r->keylen, cf_request_param(r, "versionId") != NULL))
+    if (!cf_access_allows_version(r, r->op, r->bucket, r->key, r->keylen,
+                                  cf_request_param(r, "versionId") != NULL))
         return CF_S3_AccessDenied;
     /* Tags set along with the object need s3:PutObjectTagging as well (as on AWS), or a Deny
      * of tagging would be side-stepped by a PUT with x-amz-tagging. */

@@ -314,7 +314,9 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
         int mrc = cf_chunked_mode_from_payload(payload, &r->stream_mode);
         if (mrc == CF_ENOTSUP) {
             *e = CF_S3_NotImplemented;
-            snprintf(msg, msglen, "%.64s bodies (SigV4a) are not supported; use STREAMING-AWS4-HMAC-SHA256-PAYLOAD", payload);
+            snprintf(msg, msglen,
+                     "%.64s bodies (SigV4a) are not supported; use STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                     payload);
             return -1;
         }
         if (mrc) {
@@ -364,7 +366,8 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
     r->principal = principal;
     if (streaming) {
         snprintf(r->stream_date, sizeof r->stream_date, "%s", amz_date);
-        snprintf(r->stream_scope, sizeof r->stream_scope, "%s/%s/%s/aws4_request", auth.date, auth.region, auth.service);
+        snprintf(r->stream_scope, sizeof r->stream_scope, "%s/%s/%s/aws4_request", auth.date, auth.region,
+                 auth.service);
         snprintf(r->stream_seed, sizeof r->stream_seed, "%s", auth.signature);
     }
     if (!unsigned_payload) {

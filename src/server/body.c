@@ -51,8 +51,7 @@ static int consume(void *ctx, const char *data, size_t n, cf_err *err)
             return cf_err_set(err, CF_ETOOBIG, "body too large for this request");
         }
         return 0;
-    case BODY_NONE:
-        return 0;
+    case BODY_NONE: return 0;
     }
     return 0;
 }
@@ -91,7 +90,8 @@ static cf_s3_error setup_checksum(cf_request *r, char *msg, size_t msglen)
         if (!v)
             continue;
         if (found && r->ck_have_expected) {
-            snprintf(msg, msglen, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+            snprintf(msg, msglen,
+                     "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
             return CF_S3_InvalidRequest;
         }
         found++;
@@ -107,12 +107,15 @@ static cf_s3_error setup_checksum(cf_request *r, char *msg, size_t msglen)
     const char *trailer = cf_request_header(r, "x-amz-trailer");
     if (trailer) {
         cf_checksum_alg a;
-        if (!r->chunked || cf_checksum_alg_from_name(trailer, &a) != 0 || strncasecmp(trailer, "x-amz-checksum-", 15)) {
-            snprintf(msg, msglen, "x-amz-trailer must name one x-amz-checksum-* header of an aws-chunked body");
+        if (!r->chunked || cf_checksum_alg_from_name(trailer, &a) != 0 ||
+            strncasecmp(trailer, "x-amz-checksum-", 15)) {
+            snprintf(msg, msglen,
+                     "x-amz-trailer must name one x-amz-checksum-* header of an aws-chunked body");
             return CF_S3_InvalidRequest;
         }
         if (found++) {
-            snprintf(msg, msglen, "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
+            snprintf(msg, msglen,
+                     "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
             return CF_S3_InvalidRequest;
         }
         r->ck_alg = a;

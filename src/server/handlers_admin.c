@@ -120,8 +120,8 @@ static json_t *key_json(const cf_store_key *k)
 {
     char created[25];
     cf_s3_iso8601(k->created_ns, created);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "access_key", k->access_key, "policy", k->policy,
-                     "bucket", k->bucket, "prefix", k->prefix, "created", created);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "access_key", k->access_key, "policy", k->policy, "bucket",
+                     k->bucket, "prefix", k->prefix, "created", created);
 }
 
 static int add_key(cf_request *r)
@@ -132,7 +132,8 @@ static int add_key(cf_request *r)
     if (!in || json_unpack_ex(in, &jerr, 0, "{s:s, s?s, s?s, s?s}", "policy", &policy, "bucket", &bucket,
                               "prefix", &prefix, "access_key", &access) != 0) {
         char msg[200];
-        snprintf(msg, sizeof msg, "the body must be JSON {\"policy\": ..., \"bucket\"?, \"prefix\"?}: %s", jerr.text);
+        snprintf(msg, sizeof msg, "the body must be JSON {\"policy\": ..., \"bucket\"?, \"prefix\"?}: %s",
+                 jerr.text);
         json_decref(in);
         return cf_respond_error(r, CF_S3_InvalidArgument, msg);
     }
@@ -142,12 +143,14 @@ static int add_key(cf_request *r)
         problem = "policy must be readwrite, readonly or writeonly";
     else if (*bucket && !cf_s3_bucket_name_valid(bucket))
         problem = "bucket is not a valid bucket name";
-    else if (strlen(prefix) >= sizeof k.prefix || cf_s3_utf8_valid((const unsigned char *)prefix, strlen(prefix)) == 0)
+    else if (strlen(prefix) >= sizeof k.prefix ||
+             cf_s3_utf8_valid((const unsigned char *)prefix, strlen(prefix)) == 0)
         problem = "prefix must be UTF-8 of at most 1024 bytes";
     else if (*prefix && !*bucket)
         problem = "a prefix needs a bucket";
-    else if (access && (strlen(access) < 3 || strlen(access) > 128 || strspn(access,
-             "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") != strlen(access)))
+    else if (access && (strlen(access) < 3 || strlen(access) > 128 ||
+                        strspn(access, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                            strlen(access)))
         problem = "access_key must be 3 to 128 letters, digits, '-', '_' or '.'";
     else if (access && strcmp(access, r->srv->root.access_key) == 0)
         problem = "access_key is the root user's";
@@ -171,8 +174,8 @@ static int add_key(cf_request *r)
         return cf_respond_error(r, CF_S3_InvalidArgument, "that access key already exists");
     if (rc)
         return store_failure(r, &err);
-    cf_log(CF_LOG_INFO, "access key added", "access_key", k.access_key, "policy", k.policy,
-           "bucket", k.bucket, "prefix", k.prefix, NULL);
+    cf_log(CF_LOG_INFO, "access key added", "access_key", k.access_key, "policy", k.policy, "bucket",
+           k.bucket, "prefix", k.prefix, NULL);
     json_t *out = key_json(&k);
     json_object_set_new(out, "secret_key", json_string(k.secret_key));
     return respond_json(r, 200, out);
@@ -205,5 +208,6 @@ int cf_handle_admin(cf_request *r)
         cf_log(CF_LOG_INFO, "access key removed", "access_key", path + 8, NULL);
         return cf_respond_empty(r, 204);
     }
-    return cf_respond_error(r, CF_S3_MethodNotAllowed, "admin API: GET|POST /_admin/v1/keys, DELETE /_admin/v1/keys/KEY");
+    return cf_respond_error(r, CF_S3_MethodNotAllowed,
+                            "admin API: GET|POST /_admin/v1/keys, DELETE /_admin/v1/keys/KEY");
 }

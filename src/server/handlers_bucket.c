@@ -84,7 +84,8 @@ int cf_handle_list_buckets(cf_request *r)
     for (size_t i = 0; i < n; i++) {
         char date[25];
         /* A key scoped to one bucket sees only that one. */
-        if (r->principal == CF_PRINCIPAL_KEY && r->grant.bucket[0] && strcmp(r->grant.bucket, list[i].name) != 0)
+        if (r->principal == CF_PRINCIPAL_KEY && r->grant.bucket[0] &&
+            strcmp(r->grant.bucket, list[i].name) != 0)
             continue;
         if (strncmp(list[i].name, want_prefix, strlen(want_prefix)) != 0 || strcmp(list[i].name, from) <= 0 ||
             (region && strcmp(region, r->srv->region) != 0))
@@ -206,7 +207,7 @@ typedef struct listing {
     cf_buf prefixes;
     int url_encode;
     int v2;
-    int versions;                 /* ListObjectVersions: every object is its own "null" version */
+    int versions; /* ListObjectVersions: every object is its own "null" version */
     int fetch_owner;
     size_t keys;
     size_t prefixes_count;
@@ -292,15 +293,18 @@ static int list_objects(cf_request *r, int v2, int versions)
     const char *max_s = cf_request_param(r, "max-keys");
     const char *enc = cf_request_param(r, "encoding-type");
     const char *token = v2 ? cf_request_param(r, "continuation-token") : NULL;
-    const char *start_after = v2 ? cf_request_param(r, "start-after")
-                              : cf_request_param(r, versions ? "key-marker" : "marker");
+    const char *start_after =
+        v2 ? cf_request_param(r, "start-after") : cf_request_param(r, versions ? "key-marker" : "marker");
     const char *fetch_owner = cf_request_param(r, "fetch-owner");
     cf_buf dec_prefix, dec_delim, dec_after, tok;
     cf_buf_init(&tok, 8192);
     cf_buf_init(&dec_prefix, 4096);
     cf_buf_init(&dec_delim, 4096);
     cf_buf_init(&dec_after, 4096);
-    listing l = {.r = r, .v2 = v2, .versions = versions, .fetch_owner = fetch_owner && strcmp(fetch_owner, "true") == 0};
+    listing l = {.r = r,
+                 .v2 = v2,
+                 .versions = versions,
+                 .fetch_owner = fetch_owner && strcmp(fetch_owner, "true") == 0};
     cf_buf_init(&l.contents, (size_t)64 << 20);
     cf_buf_init(&l.prefixes, (size_t)64 << 20);
     char *next = NULL;
@@ -334,8 +338,8 @@ static int list_objects(cf_request *r, int v2, int versions)
     cf_buf after;
     cf_buf_init(&after, 8192);
     if (token) {
-        int bad = cf_s3_url_decode(&tok, token, strlen(token)) || !tok.data ||
-                  decode_token(tok.data, &after) != 0;
+        int bad =
+            cf_s3_url_decode(&tok, token, strlen(token)) || !tok.data || decode_token(tok.data, &after) != 0;
         if (bad) {
             cf_buf_cleanup(&after);
             rc = cf_respond_invalid_argument(r, "The continuation token provided is incorrect",
@@ -443,7 +447,8 @@ int cf_handle_delete_objects(cf_request *r)
      * Both kinds were verified against the body before this handler runs (cf_body_complete);
      * x-amz-sdk-checksum-algorithm alone names an algorithm but carries no value to verify. */
     if (!cf_request_header(r, "Content-MD5") && !r->ck)
-        return cf_respond_error(r, CF_S3_InvalidRequest, "Missing required header for this request: Content-MD5");
+        return cf_respond_error(r, CF_S3_InvalidRequest,
+                                "Missing required header for this request: Content-MD5");
     if (!r->small.len || cf_xml_parse(r->small.data, r->small.len, &root, &err) != 0 ||
         strcmp(root->name, "Delete") != 0) {
         cf_xml_free(root);

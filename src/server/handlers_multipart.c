@@ -31,7 +31,8 @@
 static int internal_error(cf_request *r, const cf_err *err)
 {
     cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
-    return cf_respond_error(r, err->code == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
+    return cf_respond_error(r, err->code == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError,
+                            NULL);
 }
 
 const char *cf_upload_header(const cf_store_upload *u, const char *name)
@@ -54,7 +55,8 @@ static cf_s3_error find_upload(cf_request *r, cf_store_upload *u)
         cf_log(CF_LOG_ERROR, "upload lookup failed", "id", r->request_id, "error", err.msg, NULL);
         return CF_S3_InternalError;
     }
-    if (strcmp(u->bucket, r->bucket) != 0 || u->keylen != r->keylen || memcmp(u->key, r->key, r->keylen) != 0) {
+    if (strcmp(u->bucket, r->bucket) != 0 || u->keylen != r->keylen ||
+        memcmp(u->key, r->key, r->keylen) != 0) {
         cf_store_upload_cleanup(u);
         return CF_S3_NoSuchUpload;
     }
@@ -102,22 +104,27 @@ int cf_handle_create_multipart(cf_request *r)
     cf_checksum_alg alg = CF_CK_CRC32;
     if (alg_name && cf_checksum_alg_from_name(alg_name, &alg) != 0) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, CF_S3_InvalidRequest, "x-amz-checksum-algorithm must be CRC32, CRC32C, CRC64NVME, SHA1 or SHA256");
+        return cf_respond_error(r, CF_S3_InvalidRequest,
+                                "x-amz-checksum-algorithm must be CRC32, CRC32C, CRC64NVME, SHA1 or SHA256");
     }
     /* CRC64NVME exists only as a checksum of the whole object; SHA digests cannot be
      * combined, so for them only the checksum of the part checksums (COMPOSITE) exists. */
     int full = alg == CF_CK_CRC64NVME || (type && strcasecmp(type, "FULL_OBJECT") == 0);
     if (type && strcasecmp(type, "FULL_OBJECT") != 0 && strcasecmp(type, "COMPOSITE") != 0) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, CF_S3_InvalidRequest, "x-amz-checksum-type must be COMPOSITE or FULL_OBJECT");
+        return cf_respond_error(r, CF_S3_InvalidRequest,
+                                "x-amz-checksum-type must be COMPOSITE or FULL_OBJECT");
     }
     if ((type && !alg_name) || (full && !cf_checksum_is_crc(alg)) ||
         (alg == CF_CK_CRC64NVME && type && strcasecmp(type, "COMPOSITE") == 0)) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, CF_S3_InvalidRequest, "this checksum type is not available for this algorithm");
+        return cf_respond_error(r, CF_S3_InvalidRequest,
+                                "this checksum type is not available for this algorithm");
     }
-    if (alg_name && (cf_header_add(&h, CF_UPLOAD_CHECKSUM_ALG, strlen(CF_UPLOAD_CHECKSUM_ALG), cf_checksum_name(alg)) ||
-                     cf_header_add(&h, CF_UPLOAD_CHECKSUM_TYPE, strlen(CF_UPLOAD_CHECKSUM_TYPE), full ? "FULL_OBJECT" : "COMPOSITE"))) {
+    if (alg_name &&
+        (cf_header_add(&h, CF_UPLOAD_CHECKSUM_ALG, strlen(CF_UPLOAD_CHECKSUM_ALG), cf_checksum_name(alg)) ||
+         cf_header_add(&h, CF_UPLOAD_CHECKSUM_TYPE, strlen(CF_UPLOAD_CHECKSUM_TYPE),
+                       full ? "FULL_OBJECT" : "COMPOSITE"))) {
         cf_header_list_cleanup(&h);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
@@ -180,7 +187,8 @@ int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen
     } else if (want && r->ck && cf_checksum_alg_from_name(want, &alg) == 0 && alg != r->ck_alg) {
         cf_store_upload_cleanup(&u);
         *e = CF_S3_InvalidRequest;
-        snprintf(msg, msglen, "this upload's parts carry %s checksums, not %s", want, cf_checksum_name(r->ck_alg));
+        snprintf(msg, msglen, "this upload's parts carry %s checksums, not %s", want,
+                 cf_checksum_name(r->ck_alg));
         return -1;
     }
     cf_store_upload_cleanup(&u);
@@ -422,7 +430,8 @@ int cf_handle_complete_multipart(cf_request *r)
         return respond_retried_completion(r);
     if (!e)
         e = parse_completion(r, &want, &nwant);
-    if (!e && cf_store_part_list(r->srv->store, u.id, 0, MAX_PART_NUMBER + 1, &parts, &nparts, NULL, &err) != 0)
+    if (!e &&
+        cf_store_part_list(r->srv->store, u.id, 0, MAX_PART_NUMBER + 1, &parts, &nparts, NULL, &err) != 0)
         e = err.code == CF_ENOTFOUND ? CF_S3_NoSuchUpload : CF_S3_InternalError;
     if (!e && !(rec.segs = calloc(nwant, sizeof *rec.segs)))
         e = CF_S3_InternalError;
@@ -449,10 +458,11 @@ int cf_handle_complete_multipart(cf_request *r)
     for (size_t i = 0; !e && i < nwant; i++) {
         while (j < nparts && parts[j].number < want[i].number)
             j++;
-        if (j == nparts || parts[j].number != want[i].number || strcasecmp(parts[j].info.etag, want[i].etag) != 0) {
+        if (j == nparts || parts[j].number != want[i].number ||
+            strcasecmp(parts[j].info.etag, want[i].etag) != 0) {
             e = CF_S3_InvalidPart;
-            snprintf(msg, sizeof msg, "part %u was not uploaded, or its ETag is not \"%s\"",
-                     want[i].number, want[i].etag);
+            snprintf(msg, sizeof msg, "part %u was not uploaded, or its ETag is not \"%s\"", want[i].number,
+                     want[i].etag);
             invalid_part_detail(r, want[i].number, want[i].etag);
             break;
         }
@@ -471,8 +481,8 @@ int cf_handle_complete_multipart(cf_request *r)
             if (!have || cf_checksum_decode(alg, have, strlen(have), raw_cks + i * cklen, &ckerr) != 0 ||
                 (want[i].checksum[0] && strcmp(want[i].checksum, have) != 0)) {
                 e = CF_S3_InvalidPart;
-                snprintf(msg, sizeof msg, "part %u: its %s is missing or is not the one given", want[i].number,
-                         cf_checksum_header(alg));
+                snprintf(msg, sizeof msg, "part %u: its %s is missing or is not the one given",
+                         want[i].number, cf_checksum_header(alg));
                 invalid_part_detail(r, want[i].number, want[i].etag);
                 break;
             }
@@ -510,7 +520,8 @@ int cf_handle_complete_multipart(cf_request *r)
     }
     cf_header_list oh = {0};
     for (size_t i = 0; !e && i < u.nheaders; i++)
-        if (strncmp(u.headers[i].name, CF_INTERNAL_HEADER_PREFIX "checksum-", strlen(CF_INTERNAL_HEADER_PREFIX) + 9) != 0 &&
+        if (strncmp(u.headers[i].name, CF_INTERNAL_HEADER_PREFIX "checksum-",
+                    strlen(CF_INTERNAL_HEADER_PREFIX) + 9) != 0 &&
             cf_header_add(&oh, u.headers[i].name, strlen(u.headers[i].name), u.headers[i].value) != 0)
             e = CF_S3_InternalError;
     if (!e && with_ck &&
@@ -597,10 +608,13 @@ int cf_handle_list_parts(cf_request *r)
     if (e)
         return cf_respond_error(r, e, NULL);
     unsigned long max = LIST_MAX, marker = 0;
-    const char *max_s = cf_request_param(r, "max-parts"), *marker_s = cf_request_param(r, "part-number-marker");
-    if ((max_s && parse_uint(max_s, ULONG_MAX, &max) != 0) || (marker_s && parse_uint(marker_s, UINT32_MAX, &marker) != 0)) {
+    const char *max_s = cf_request_param(r, "max-parts"),
+               *marker_s = cf_request_param(r, "part-number-marker");
+    if ((max_s && parse_uint(max_s, ULONG_MAX, &max) != 0) ||
+        (marker_s && parse_uint(marker_s, UINT32_MAX, &marker) != 0)) {
         cf_store_upload_cleanup(&u);
-        return cf_respond_error(r, CF_S3_InvalidArgument, "max-parts and part-number-marker must be non-negative integers");
+        return cf_respond_error(r, CF_S3_InvalidArgument,
+                                "max-parts and part-number-marker must be non-negative integers");
     }
     if (max > LIST_MAX)
         max = LIST_MAX;
@@ -610,7 +624,8 @@ int cf_handle_list_parts(cf_request *r)
     cf_err err;
     if (cf_store_part_list(r->srv->store, u.id, (uint32_t)marker, max, &parts, &n, &truncated, &err) != 0) {
         cf_store_upload_cleanup(&u);
-        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchUpload, NULL) : internal_error(r, &err);
+        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchUpload, NULL)
+                                        : internal_error(r, &err);
     }
     cf_buf b;
     cf_buf_init(&b, (size_t)16 << 20);
@@ -702,7 +717,8 @@ int cf_handle_list_multipart_uploads(cf_request *r)
         cf_buf_cleanup(&prefix);
         cf_buf_cleanup(&delim);
         cf_buf_cleanup(&key_marker);
-        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchBucket, NULL) : internal_error(r, &err);
+        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchBucket, NULL)
+                                        : internal_error(r, &err);
     }
     cf_buf uploads, prefixes, b;
     cf_buf_init(&uploads, (size_t)64 << 20);
@@ -720,7 +736,8 @@ int cf_handle_list_multipart_uploads(cf_request *r)
         if (km && key_marker.len) {
             /* After the marker key; with upload-id-marker, later uploads of that key too. */
             int same = u->keylen == key_marker.len && memcmp(u->key, key_marker.data, key_marker.len) == 0;
-            if (same ? !(uim && strcmp(u->id, uim) > 0) : key_before_or_at(u, key_marker.data, key_marker.len))
+            if (same ? !(uim && strcmp(u->id, uim) > 0)
+                     : key_before_or_at(u, key_marker.data, key_marker.len))
                 continue;
         }
         const char *cp = NULL;

@@ -526,8 +526,7 @@ int cf_post_object_end(cf_request *r)
                                  : cf_respond_error(r, CF_S3_InternalError, NULL);
     }
     /* A writeonly key only creates, so that it cannot destroy what it stored before (access.c). */
-    cf_store_condition cond = {0};
-    cond.must_not_exist = r->principal == CF_PRINCIPAL_KEY && strcmp(r->grant.policy, "writeonly") == 0;
+    cf_store_condition cond = {.must_not_exist = cf_access_create_only(r)};
     cf_object_info info = {0};
     cf_store_writer *w = r->writer;
     r->writer = NULL; /* commit frees it, success or not */

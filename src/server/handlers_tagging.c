@@ -15,7 +15,7 @@
 #include "server/request.h"
 
 #define MAX_TAGS 10
-#define MAX_TAG_KEY 128     /* characters, as AWS counts them (we count UTF-8 code points) */
+#define MAX_TAG_KEY 128 /* characters, as AWS counts them (we count UTF-8 code points) */
 #define MAX_TAG_VALUE 256
 
 typedef struct tag {
@@ -71,11 +71,13 @@ static cf_s3_error tag_add(tag_set *t, const char *key, size_t klen, const char 
     }
     cf_s3_error e = CF_S3_OK;
     if (!*k || utf8_chars(k) > MAX_TAG_KEY || cf_s3_key_check(k, klen) != 0)
-        snprintf(msg, msglen, "a tag key must be 1 to %d characters of UTF-8", MAX_TAG_KEY), e = CF_S3_InvalidTag;
+        snprintf(msg, msglen, "a tag key must be 1 to %d characters of UTF-8", MAX_TAG_KEY),
+            e = CF_S3_InvalidTag;
     else if (strncasecmp(k, "aws:", 4) == 0)
         snprintf(msg, msglen, "Your TagKey cannot be prefixed with aws:"), e = CF_S3_InvalidTag;
     else if (utf8_chars(v) > MAX_TAG_VALUE || (vlen && cf_s3_key_check(v, vlen) != 0))
-        snprintf(msg, msglen, "a tag value must be at most %d characters of UTF-8", MAX_TAG_VALUE), e = CF_S3_InvalidTag;
+        snprintf(msg, msglen, "a tag value must be at most %d characters of UTF-8", MAX_TAG_VALUE),
+            e = CF_S3_InvalidTag;
     else if (xml_cannot_carry(k, klen) || xml_cannot_carry(v, vlen))
         snprintf(msg, msglen, "a tag key or value holds a control character"), e = CF_S3_InvalidTag;
     for (size_t i = 0; !e && i < t->n; i++)
@@ -133,9 +135,12 @@ static char *encode_tags(const tag_set *t)
     for (size_t i = 0; !rc && i < t->n; i++) {
         if (i)
             rc = cf_buf_puts(&b, "&");
-        if (!rc) rc = cf_s3_url_encode_key(&b, t->tags[i].key, strlen(t->tags[i].key));
-        if (!rc) rc = cf_buf_puts(&b, "=");
-        if (!rc) rc = cf_s3_url_encode_key(&b, t->tags[i].value, strlen(t->tags[i].value));
+        if (!rc)
+            rc = cf_s3_url_encode_key(&b, t->tags[i].key, strlen(t->tags[i].key));
+        if (!rc)
+            rc = cf_buf_puts(&b, "=");
+        if (!rc)
+            rc = cf_s3_url_encode_key(&b, t->tags[i].value, strlen(t->tags[i].value));
     }
     char *s = rc ? NULL : cf_buf_steal(&b, NULL);
     cf_buf_cleanup(&b);
@@ -176,8 +181,11 @@ static int store_failure(cf_request *r, const cf_err *err)
 {
     cf_err e2;
     if (err->code == CF_ENOTFOUND)
-        return cf_respond_error(r, cf_store_bucket_exists(r->srv->store, r->bucket, &e2) == CF_ENOTFOUND
-                                       ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
+        return cf_respond_error(r,
+                                cf_store_bucket_exists(r->srv->store, r->bucket, &e2) == CF_ENOTFOUND
+                                    ? CF_S3_NoSuchBucket
+                                    : CF_S3_NoSuchKey,
+                                NULL);
     cf_log(CF_LOG_ERROR, "tagging failed", "id", r->request_id, "error", err->msg, NULL);
     return cf_respond_error(r, CF_S3_InternalError, NULL);
 }
@@ -190,7 +198,8 @@ int cf_handle_get_object_tagging(cf_request *r)
     cf_object_info info;
     cf_err err;
     int missing_bucket = 0;
-    int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, NULL, &missing_bucket, &err);
+    int rc =
+        cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, NULL, &missing_bucket, &err);
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
     if (rc)
@@ -270,6 +279,7 @@ int cf_handle_delete_object_tagging(cf_request *r)
     if (refused >= 0)
         return refused;
     cf_err err;
-    int rc = cf_store_object_set_header(r->srv->store, r->bucket, r->key, r->keylen, CF_TAGGING_HEADER, NULL, &err);
+    int rc = cf_store_object_set_header(r->srv->store, r->bucket, r->key, r->keylen, CF_TAGGING_HEADER, NULL,
+                                        &err);
     return rc ? store_failure(r, &err) : cf_respond_empty(r, 204);
 }

@@ -18,10 +18,10 @@
 #include "server/server.h"
 #include "store/store.h"
 
-#define CF_MAX_SMALL_BODY (8 << 20)     /* XML bodies: a CompleteMultipartUpload of 10,000 parts */
+#define CF_MAX_SMALL_BODY (8 << 20)         /* XML bodies: a CompleteMultipartUpload of 10,000 parts */
 #define CF_MAX_PUT_SIZE ((uint64_t)5 << 30) /* AWS's limit for a single PUT */
-#define CF_MAX_USER_METADATA 2048        /* AWS: 2 KB of x-amz-meta-* names and values */
-#define CF_ERROR_DETAIL_MAX (64 * 1024)  /* cf_error_detail: the elements recorded for one error */
+#define CF_MAX_USER_METADATA 2048           /* AWS: 2 KB of x-amz-meta-* names and values */
+#define CF_ERROR_DETAIL_MAX (64 * 1024)     /* cf_error_detail: the elements recorded for one error */
 #define CF_ERROR_DETAIL_FIELDS 8
 
 typedef struct cf_metrics cf_metrics;
@@ -40,12 +40,12 @@ struct cf_server {
     uint16_t port;
     uint64_t request_seq;
     char boot_id[9];
-    char domain[256];             /* for virtual-host style; "" when off */
+    char domain[256]; /* for virtual-host style; "" when off */
     int64_t multipart_expiry_s;
 
     cf_metrics *metrics;
-    cf_conns *conns;              /* conn.c: header deadline, minimum body rate */
-    cf_offload *offload;          /* offload.c: handlers that wait for the disk */
+    cf_conns *conns;     /* conn.c: header deadline, minimum body rate */
+    cf_offload *offload; /* offload.c: handlers that wait for the disk */
 
     /* janitor.c */
     pthread_t janitor;
@@ -94,15 +94,15 @@ int cf_janitor_start(cf_server *srv);
 void cf_janitor_stop(cf_server *srv);
 
 typedef enum body_mode {
-    BODY_NONE,      /* no body expected: any bytes are discarded */
-    BODY_SMALL,     /* buffered in `small` up to CF_MAX_SMALL_BODY */
-    BODY_OBJECT,    /* streamed into the store writer */
+    BODY_NONE,   /* no body expected: any bytes are discarded */
+    BODY_SMALL,  /* buffered in `small` up to CF_MAX_SMALL_BODY */
+    BODY_OBJECT, /* streamed into the store writer */
 } body_mode;
 
 typedef enum cf_principal {
-    CF_PRINCIPAL_ANONYMOUS = 0,   /* no Authorization: only what a bucket policy makes public */
+    CF_PRINCIPAL_ANONYMOUS = 0, /* no Authorization: only what a bucket policy makes public */
     CF_PRINCIPAL_ROOT,
-    CF_PRINCIPAL_KEY,             /* a stored access key: see `grant` for its policy */
+    CF_PRINCIPAL_KEY, /* a stored access key: see `grant` for its policy */
 } cf_principal;
 
 enum { CF_OFFLOAD_NONE, CF_OFFLOAD_QUEUED };
@@ -110,17 +110,17 @@ enum { CF_OFFLOAD_NONE, CF_OFFLOAD_QUEUED };
 struct cf_request {
     cf_server *srv;
     struct MHD_Connection *conn;
-    cf_conn *track;               /* conn.c's record of the connection, or NULL */
+    cf_conn *track; /* conn.c's record of the connection, or NULL */
     const char *method;
     const char *version; /* "HTTP/1.1", as libmicrohttpd parsed it */
     char request_id[24];
     double started;
     cf_s3_op op;
-    char *bucket;                 /* decoded */
-    char *key;                    /* decoded; may contain NUL-free UTF-8 only */
+    char *bucket; /* decoded */
+    char *key;    /* decoded; may contain NUL-free UTF-8 only */
     size_t keylen;
-    char *resource;               /* decoded path, for error documents */
-    char *signed_path;            /* virtual-host style: the path as sent (what SigV4 covers) */
+    char *resource;                       /* decoded path, for error documents */
+    char *signed_path;                    /* virtual-host style: the path as sent (what SigV4 covers) */
     struct cf_access_cache *access_cache; /* access.c: the bucket policy last read */
     char access_key[129];
     cf_principal principal;
@@ -132,11 +132,11 @@ struct cf_request {
     body_mode body;
     cf_buf small;
     cf_store_writer *writer;
-    cf_hash *sha256;              /* set when the payload hash is signed */
+    cf_hash *sha256; /* set when the payload hash is signed */
     char payload_hash[65];
-    uint64_t bytes_in;            /* as received, framing included (logs, metrics) */
-    uint64_t body_bytes;          /* decoded: the object's bytes */
-    int decoded_length_set;       /* expected_len came from x-amz-decoded-content-length */
+    uint64_t bytes_in;      /* as received, framing included (logs, metrics) */
+    uint64_t body_bytes;    /* decoded: the object's bytes */
+    int decoded_length_set; /* expected_len came from x-amz-decoded-content-length */
 
     /* aws-chunked (STREAMING-*): set by auth.c, consumed by cf_body_prepare */
     int stream_mode_set;
@@ -154,7 +154,7 @@ struct cf_request {
     unsigned char ck_expected[CF_CHECKSUM_MAX_LEN];
     unsigned char ck_actual[CF_CHECKSUM_MAX_LEN];
     char ck_b64[CF_CHECKSUM_B64_MAX];
-    uint64_t expected_len;        /* Content-Length, when given */
+    uint64_t expected_len; /* Content-Length, when given */
     int has_length;
 
     /* an error found while the body was streaming, sent when it ends */
@@ -167,16 +167,16 @@ struct cf_request {
     cf_s3_error error_detail_for;
     cf_buf error_detail;
 
-    uint32_t part_number;         /* UploadPart */
-    struct cf_post_upload *post;  /* POST Object: the form on its way in (handlers_post.c) */
+    uint32_t part_number;        /* UploadPart */
+    struct cf_post_upload *post; /* POST Object: the form on its way in (handlers_post.c) */
 
-    int status;                   /* for the access log */
+    int status; /* for the access log */
     uint64_t bytes_out;
     int responded;
 
     /* offload.c: while a worker runs the handler, cf_respond holds the response here and the
      * event thread queues it when the connection resumes. */
-    int offload_state;            /* guarded by the pool's lock */
+    int offload_state; /* guarded by the pool's lock */
     cf_request *offload_next;
     int hold_response;
     int handler_ok;
@@ -259,7 +259,7 @@ void cf_owner_xml(cf_request *r, cf_buf *b, const char *elem);
 typedef struct cf_header_list {
     cf_store_kv *kv;
     size_t n, cap;
-    size_t meta_bytes;      /* of x-amz-meta-* names and values, for the 2 KB limit */
+    size_t meta_bytes; /* of x-amz-meta-* names and values, for the 2 KB limit */
     int failed;
 } cf_header_list;
 int cf_header_add(cf_header_list *h, const char *name, size_t nlen, const char *value);
@@ -304,8 +304,8 @@ typedef struct cf_copy_source {
     size_t keylen;
     cf_object_info info;
     uint64_t start, len;
-    cf_store_reader *rd;          /* the range of that very version, held until cleanup */
-    char msg[256];                /* detail for the error, when one is returned */
+    cf_store_reader *rd; /* the range of that very version, held until cleanup */
+    char msg[256];       /* detail for the error, when one is returned */
 } cf_copy_source;
 cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *src);
 /* Copies the source range into a new writer (*w, finished), or returns a CF_E code. */
@@ -321,12 +321,12 @@ cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag,
 cf_s3_error cf_write_condition_error(cf_request *r, const cf_store_condition *c, char *msg, size_t msglen);
 /* If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since against an object, in RFC
  * 9110's order: PreconditionFailed, or OK with *not_modified set when a GET should get 304. */
-cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match,
-                                const char *if_none_match, const char *if_modified_since,
-                                const char *if_unmodified_since, int *not_modified);
+cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match, const char *if_none_match,
+                                const char *if_modified_since, const char *if_unmodified_since,
+                                int *not_modified);
 
 /* handlers_tagging.c */
-#define CF_TAGGING_HEADER "x-coffer-tagging"   /* stored, never replayed: see handlers_tagging.c */
+#define CF_TAGGING_HEADER "x-coffer-tagging" /* stored, never replayed: see handlers_tagging.c */
 #define CF_INTERNAL_HEADER_PREFIX "x-coffer-"
 /* Adds the tags of an x-amz-tagging request header to h (0), or fills *e and msg (-1). */
 int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_s3_error *e, char *msg, size_t msglen);

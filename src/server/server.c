@@ -26,7 +26,7 @@
 #include "crypto/sigv4.h"
 #include "server/request.h"
 
-#define MAX_HEADER_BYTES (32 << 10) /* S3 allows 8 KiB; long keys in copy sources need more */
+#define MAX_HEADER_BYTES (32 << 10)   /* S3 allows 8 KiB; long keys in copy sources need more */
 #define CF_CONNECTION_POOL (64 << 10) /* libmicrohttpd's memory per connection (see below) */
 
 /* Keep the raw bytes of the path and query: SigV4 and S3 keys need them undecoded (MHD would
@@ -80,8 +80,10 @@ static int split_path(cf_request *r, const char *raw_url)
         cf_buf full;
         cf_buf_init(&full, MAX_HEADER_BYTES + 512);
         rc = cf_buf_puts(&full, "/");
-        if (!rc) rc = cf_buf_append(&full, host, vlen);
-        if (!rc) rc = cf_buf_append(&full, path.data, path.len);
+        if (!rc)
+            rc = cf_buf_append(&full, host, vlen);
+        if (!rc)
+            rc = cf_buf_append(&full, path.data, path.len);
         cf_buf_cleanup(&path);
         if (rc) {
             cf_buf_cleanup(&full);
@@ -115,8 +117,8 @@ static int get_param_cb(void *ctx, const char *name, const char **value)
 {
     cf_request *r = ctx;
     /* MHD reports a bare "?acl" as present with a NULL value. */
-    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), value,
-                                      NULL) == MHD_YES) {
+    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), value, NULL) ==
+        MHD_YES) {
         if (!*value)
             *value = "";
         return 1;
@@ -145,7 +147,8 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
     if (header_bytes > MAX_HEADER_BYTES)
         return cf_respond_error(r, CF_S3_RequestHeaderSectionTooLarge, NULL) ? MHD_YES : MHD_NO;
-    if (strcmp(url, "/health/live") == 0 && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
+    if (strcmp(url, "/health/live") == 0 &&
+        (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
         r->op = CF_S3_OP_UNKNOWN;
         cf_buf b;
         cf_buf_init(&b, 64);
@@ -155,7 +158,8 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     if (strcmp(url, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
         cf_buf b;
         cf_buf_init(&b, (size_t)64 << 20);
-        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0 || cf_conns_render(r->srv->conns, &b) != 0) {
+        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0 ||
+            cf_conns_render(r->srv->conns, &b) != 0) {
             cf_buf_cleanup(&b);
             cf_buf_init(&b, 64);
             cf_buf_puts(&b, "metrics unavailable\n");
@@ -172,7 +176,8 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
         r->bytes_out = len;
         return cf_respond(r, 200, resp) ? MHD_YES : MHD_NO;
     }
-    if (strcmp(url, "/health/ready") == 0 && (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
+    if (strcmp(url, "/health/ready") == 0 &&
+        (strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0)) {
         cf_err err;
         int ready = cf_store_check_ready(r->srv->store, &err) == 0;
         if (!ready)
@@ -184,8 +189,11 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     }
 
     if (split_path(r, url) != 0)
-        return cf_respond_error(r, CF_S3_InvalidArgument, "the request path is not valid percent-encoding") ? MHD_YES : MHD_NO;
-    r->op = strcmp(r->bucket, "_admin") == 0 ? CF_S3_OP_ADMIN : cf_s3_route(r->method, r->bucket, r->key, route_param, r);
+        return cf_respond_error(r, CF_S3_InvalidArgument, "the request path is not valid percent-encoding")
+                   ? MHD_YES
+                   : MHD_NO;
+    r->op = strcmp(r->bucket, "_admin") == 0 ? CF_S3_OP_ADMIN
+                                             : cf_s3_route(r->method, r->bucket, r->key, route_param, r);
 
     cf_s3_error e = CF_S3_OK;
     char msg[256] = "";
@@ -219,17 +227,15 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     case CF_S3_OP_DELETE_OBJECTS:
     case CF_S3_OP_PUT_BUCKET_POLICY:
     case CF_S3_OP_PUT_BUCKET_CORS:
-    case CF_S3_OP_ADMIN:
-        r->body = BODY_SMALL;
-        return MHD_YES;
+    case CF_S3_OP_ADMIN: r->body = BODY_SMALL; return MHD_YES;
     case CF_S3_OP_UNSUPPORTED:
-        return cf_respond_error(r, CF_S3_NotImplemented, "this operation is not implemented by coffer server yet") ? MHD_YES : MHD_NO;
+        return cf_respond_error(r, CF_S3_NotImplemented,
+                                "this operation is not implemented by coffer server yet")
+                   ? MHD_YES
+                   : MHD_NO;
     case CF_S3_OP_METHOD_NOT_ALLOWED:
-    case CF_S3_OP_UNKNOWN:
-        return cf_respond_error(r, CF_S3_MethodNotAllowed, NULL) ? MHD_YES : MHD_NO;
-    default:
-        r->body = BODY_NONE;
-        return MHD_YES;
+    case CF_S3_OP_UNKNOWN: return cf_respond_error(r, CF_S3_MethodNotAllowed, NULL) ? MHD_YES : MHD_NO;
+    default: r->body = BODY_NONE; return MHD_YES;
     }
 }
 
@@ -253,10 +259,8 @@ static int op_only_reads(cf_s3_op op)
     case CF_S3_OP_HEAD_OBJECT:
     case CF_S3_OP_LIST_PARTS:
     case CF_S3_OP_LIST_MULTIPART_UPLOADS:
-    case CF_S3_OP_GET_OBJECT_TAGGING:
-        return 1;
-    default:
-        return 0;
+    case CF_S3_OP_GET_OBJECT_TAGGING: return 1;
+    default: return 0;
     }
 }
 
@@ -336,9 +340,9 @@ static enum MHD_Result queue_held_response(cf_request *r)
     return ok;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
 {
     cf_server *srv = cls;
     cf_request *r = *con_cls;
@@ -432,12 +436,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     frac[3] = '\0';
     decimal(in, r->bytes_in);
     decimal(out, r->bytes_out);
-    cf_log(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? CF_LOG_INFO : CF_LOG_WARN, "request",
-           "id", r->request_id, "method", r->method, "op", cf_s3_op_name(r->op),
-           "bucket", r->bucket ? r->bucket : "", "key", r->key ? r->key : "",
-           "status", status, "bytes_in", in, "bytes_out", out, "ms", ms,
-           "access_key", r->access_key,
-           "result", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted", NULL);
+    cf_log(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? CF_LOG_INFO : CF_LOG_WARN, "request", "id",
+           r->request_id, "method", r->method, "op", cf_s3_op_name(r->op), "bucket",
+           r->bucket ? r->bucket : "", "key", r->key ? r->key : "", "status", status, "bytes_in", in,
+           "bytes_out", out, "ms", ms, "access_key", r->access_key, "result",
+           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted", NULL);
     free(r->bucket);
     free(r->key);
     free(r->resource);
@@ -459,8 +462,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     cf_log(CF_LOG_DEBUG, "http", "detail", msg, NULL);
 }
 
-static int parse_address(const char *address, struct sockaddr_storage *ss, socklen_t *len,
-                         int *v6, cf_err *err)
+static int parse_address(const char *address, struct sockaddr_storage *ss, socklen_t *len, int *v6,
+                         cf_err *err)
 {
     char host[256];
     const char *colon = strrchr(address, ':');
@@ -526,7 +529,8 @@ static unsigned raise_fd_limit(unsigned max_conns)
         getrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur < want) {
-        unsigned fit = rl.rlim_cur > reserve * 2 ? (unsigned)(rl.rlim_cur - reserve) : (unsigned)(rl.rlim_cur / 2);
+        unsigned fit =
+            rl.rlim_cur > reserve * 2 ? (unsigned)(rl.rlim_cur - reserve) : (unsigned)(rl.rlim_cur / 2);
         char have[24], limit[24];
         snprintf(have, sizeof have, "%llu", (unsigned long long)rl.rlim_cur);
         snprintf(limit, sizeof limit, "%u", fit);
@@ -561,7 +565,8 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     cf_random_bytes(rnd, sizeof rnd);
     snprintf(srv->boot_id, sizeof srv->boot_id, "%02X%02X%02X%02X", rnd[0], rnd[1], rnd[2], rnd[3]);
 
-    unsigned max_conns = (unsigned)(opts->max_connections ? opts->max_connections : CF_SERVER_MAX_CONNECTIONS);
+    unsigned max_conns =
+        (unsigned)(opts->max_connections ? opts->max_connections : CF_SERVER_MAX_CONNECTIONS);
     max_conns = raise_fd_limit(max_conns);
     unsigned http_threads = opts->http_threads;
     if (!http_threads) {
@@ -572,9 +577,9 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     uint64_t min_rate = opts->min_body_rate ? opts->min_body_rate : CF_SERVER_MIN_BODY_RATE;
     if (min_rate == UINT64_MAX)
         min_rate = 0;
-    rc = cf_conns_start(header_timeout, min_rate,
-                        opts->body_rate_window_s > 0 ? opts->body_rate_window_s : CF_SERVER_BODY_RATE_WINDOW_S,
-                        &srv->conns);
+    rc = cf_conns_start(
+        header_timeout, min_rate,
+        opts->body_rate_window_s > 0 ? opts->body_rate_window_s : CF_SERVER_BODY_RATE_WINDOW_S, &srv->conns);
     if (!rc)
         rc = cf_offload_start(opts->blocking_threads ? opts->blocking_threads : CF_SERVER_BLOCKING_THREADS,
                               run_offloaded, &srv->offload);
@@ -588,16 +593,13 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      (v6 ? MHD_USE_IPv6 : 0);
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD logs some of its own way */
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, http_threads,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_NOTIFY_CONNECTION, cf_conns_notify, srv->conns,
-        MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, opts->connection_timeout_s ? opts->connection_timeout_s : CF_SERVER_IDLE_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, max_conns,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, /* first, or MHD logs some of its own way */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, http_threads,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, cf_conns_notify,
+        srv->conns, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        opts->connection_timeout_s ? opts->connection_timeout_s : CF_SERVER_IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, max_conns, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         opts->max_connections_per_ip ? opts->max_connections_per_ip : CF_SERVER_MAX_CONNECTIONS_PER_IP,
         /* Headers beyond the pool are refused with 431 before any handler runs (and beyond
          * MAX_HEADER_BYTES by begin_request). The pool is also the read buffer, so it sets the
@@ -605,12 +607,12 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
          * requests: at 1 MiB that was a third of a small GET's CPU, at 128 KiB still 8 % of
          * it, so 64 KiB (docs/BENCHMARKS.md). It bounds a connection's memory. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CF_CONNECTION_POOL,
-        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)32 * 1024,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_CONNECTION_MEMORY_INCREMENT, (size_t)32 * 1024, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_END);
     if (!srv->daemon) {
         free_server(srv);
-        return cf_err_set(err, CF_EIO, "cannot listen on '%s'; hint: is the port already in use?", opts->address);
+        return cf_err_set(err, CF_EIO, "cannot listen on '%s'; hint: is the port already in use?",
+                          opts->address);
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : 0;

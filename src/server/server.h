@@ -27,14 +27,14 @@ typedef struct cf_credential {
 #define CF_SERVER_BLOCKING_THREADS 16
 
 typedef struct cf_server_options {
-    const char *address;        /* "127.0.0.1:9000", "[::1]:9000" or ":9000" (all addresses) */
-    const char *region;         /* "us-east-1" */
+    const char *address; /* "127.0.0.1:9000", "[::1]:9000" or ":9000" (all addresses) */
+    const char *region;  /* "us-east-1" */
     cf_credential root;
-    unsigned connection_timeout_s;  /* idle connections are closed after this; 0 = default (60 s) */
-    size_t max_connections;     /* 0 = default (10,000) */
+    unsigned connection_timeout_s;   /* idle connections are closed after this; 0 = default (60 s) */
+    size_t max_connections;          /* 0 = default (10,000) */
     unsigned max_connections_per_ip; /* 0 = default (256) */
-    double header_timeout_s;    /* request line and headers complete within this; 0 = default (10 s), <0 = off */
-    uint64_t min_body_rate;     /* bytes/s a body must keep up; 0 = default (1024), UINT64_MAX = off */
+    double header_timeout_s; /* request line and headers complete within this; 0 = default (10 s), <0 = off */
+    uint64_t min_body_rate;  /* bytes/s a body must keep up; 0 = default (1024), UINT64_MAX = off */
     double body_rate_window_s;  /* ... measured over windows of this; 0 = default (10 s) */
     unsigned http_threads;      /* event-loop threads; 0 = one per core */
     unsigned blocking_threads;  /* threads for handlers that wait for the disk; 0 = default (16) */

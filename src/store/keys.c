@@ -53,9 +53,12 @@ static int decode_key(const MDB_val *k, const MDB_val *v, cf_store_key *out)
     p += 9;
     left -= 9;
     int rc = take_str(&p, &left, out->secret_key, sizeof out->secret_key);
-    if (!rc) rc = take_str(&p, &left, out->policy, sizeof out->policy);
-    if (!rc) rc = take_str(&p, &left, out->bucket, sizeof out->bucket);
-    if (!rc) rc = take_str(&p, &left, out->prefix, sizeof out->prefix);
+    if (!rc)
+        rc = take_str(&p, &left, out->policy, sizeof out->policy);
+    if (!rc)
+        rc = take_str(&p, &left, out->bucket, sizeof out->bucket);
+    if (!rc)
+        rc = take_str(&p, &left, out->prefix, sizeof out->prefix);
     return rc;
 }
 
@@ -68,11 +71,16 @@ int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err)
     cf_buf_init(&b, 8192);
     unsigned char version = KEY_RECORD_VERSION;
     int rc = cf_buf_append(&b, &version, 1);
-    if (!rc) rc = cf_buf_append(&b, &key->created_ns, 8);
-    if (!rc) rc = put_str(&b, key->secret_key);
-    if (!rc) rc = put_str(&b, key->policy);
-    if (!rc) rc = put_str(&b, key->bucket);
-    if (!rc) rc = put_str(&b, key->prefix);
+    if (!rc)
+        rc = cf_buf_append(&b, &key->created_ns, 8);
+    if (!rc)
+        rc = put_str(&b, key->secret_key);
+    if (!rc)
+        rc = put_str(&b, key->policy);
+    if (!rc)
+        rc = put_str(&b, key->bucket);
+    if (!rc)
+        rc = put_str(&b, key->prefix);
     if (rc) {
         cf_buf_cleanup(&b);
         return cf_err_set(err, rc, "out of memory");

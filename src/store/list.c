@@ -16,19 +16,19 @@
 typedef struct lister {
     cf_store *s;
     MDB_cursor *cur;
-    const char *base;        /* "bucket\0prefix" */
+    const char *base; /* "bucket\0prefix" */
     size_t baselen;
-    size_t bucketlen;        /* bytes before the key inside a composite, incl. the NUL */
+    size_t bucketlen; /* bytes before the key inside a composite, incl. the NUL */
     const char *delim;
     size_t delimlen;
-    char *floor;             /* composites below this are skipped (after / seek target) */
+    char *floor; /* composites below this are skipped (after / seek target) */
     size_t floorlen;
     int floor_inclusive;
     size_t max, count;
     int truncated, done;
     cf_store_list_fn fn;
     void *ctx;
-    char *last;              /* last visited key or prefix (key part only) */
+    char *last; /* last visited key or prefix (key part only) */
     size_t lastlen;
     int rc;
 } lister;
@@ -155,12 +155,11 @@ static int visit(lister *l, const char *comp, size_t complen, const void *rec, s
 }
 
 int cf_store_list(cf_store *s, const char *bucket, const char *prefix, size_t prefixlen,
-                  const char *delimiter, size_t delimlen, const char *after, size_t afterlen,
-                  size_t max, cf_store_list_fn fn, void *ctx, int *truncated, char **next,
-                  size_t *nextlen, cf_err *err)
+                  const char *delimiter, size_t delimlen, const char *after, size_t afterlen, size_t max,
+                  cf_store_list_fn fn, void *ctx, int *truncated, char **next, size_t *nextlen, cf_err *err)
 {
-    lister l = {.s = s, .delim = delimiter, .delimlen = delimiter ? delimlen : 0, .max = max,
-                .fn = fn, .ctx = ctx};
+    lister l = {
+        .s = s, .delim = delimiter, .delimlen = delimiter ? delimlen : 0, .max = max, .fn = fn, .ctx = ctx};
     size_t baselen;
     char *base = cf_index_composite(bucket, prefix, prefixlen, &baselen);
     MDB_txn *txn = NULL;

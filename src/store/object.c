@@ -36,15 +36,15 @@
 
 struct cf_store_writer {
     cf_store *s;
-    int fd;                      /* -1 while the body is held in memory */
-    unsigned char *held;         /* the body while it fits in an index record (inline_max) */
+    int fd;              /* -1 while the body is held in memory */
+    unsigned char *held; /* the body while it fits in an index record (inline_max) */
     size_t held_cap;
     unsigned char id[CF_STORE_ID_LEN];
-    char tmp_path[PATH_MAX];     /* "" until the data file exists */
+    char tmp_path[PATH_MAX]; /* "" until the data file exists */
     cf_md5_ctx md5;
-    cf_bgwrite *bg;              /* set once the body passes, or is declared to pass, PIPELINE_AFTER */
+    cf_bgwrite *bg; /* set once the body passes, or is declared to pass, PIPELINE_AFTER */
     uint64_t size;
-    uint64_t expected;           /* the declared size, 0 when unknown */
+    uint64_t expected; /* the declared size, 0 when unknown */
     unsigned char digest[CF_MD5_LEN];
     int finished;
     cf_store_condition *cond;
@@ -155,7 +155,8 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
     if (!w->bg && (w->size + n > PIPELINE_AFTER || w->expected > PIPELINE_AFTER)) {
         int e = cf_bgwrite_new(w->fd, w->size, PIPELINE_SLOT, PIPELINE_SLOTS, WRITEBACK_STEP, &w->bg);
         if (e)
-            return cf_err_sys(err, cf_err_from_errno(e), e, "cannot start writing data file '%s'", w->tmp_path);
+            return cf_err_sys(err, cf_err_from_errno(e), e, "cannot start writing data file '%s'",
+                              w->tmp_path);
         /* From here on MD5 takes whole slots: bodies received at the same time are then hashed
          * side by side in passes of equal length (crypto/md5.c). */
         cf_bgwrite_set_hook(w->bg, md5_slot, &w->md5);
@@ -166,7 +167,8 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
             return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
     } else {
         if (cf_fs_write_all(w->fd, p, n) != 0)
-            return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
+            return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'",
+                              w->tmp_path);
         cf_md5_update(&w->md5, p, n);
     }
     w->size += n;
@@ -356,8 +358,8 @@ void cf_store_pins_free(cf_store *s)
     s->npins = s->cap_pins = 0;
 }
 
-int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,
-                          int64_t dbytes, int *missing)
+int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects, int64_t dbytes,
+                            int *missing)
 {
     MDB_val k = {strlen(bucket), (void *)bucket}, v;
     int rc = mdb_get(txn, s->buckets, &k, &v);
@@ -429,14 +431,14 @@ int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned 
 
 /* An object record to put under a key, as a change of a group commit (commit.c). */
 typedef struct object_put {
-    cf_store_change change;      /* first: commit.c hands back a pointer to it */
+    cf_store_change change; /* first: commit.c hands back a pointer to it */
     const char *bucket;
     const char *comp;
     size_t complen;
     const cf_buf *rec;
     uint64_t size;
     cf_store_condition *cond;
-    cf_object_info old;          /* the version replaced, once applied */
+    cf_object_info old; /* the version replaced, once applied */
     int had_old;
 } object_put;
 
@@ -469,8 +471,7 @@ static int apply_object_put(cf_store *s, MDB_txn *txn, cf_store_change *change, 
 }
 
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
-                           const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
-                           cf_err *err)
+                           const cf_store_kv *headers, size_t nheaders, cf_object_info *info, cf_err *err)
 {
     cf_store *s = w->s;
     char final_path[PATH_MAX];
@@ -537,13 +538,13 @@ int cf_store_segment_open(cf_store *s, const cf_store_segment *seg, int *fd, cf_
     cf_store_data_path(s, seg->id, path);
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0)
-        return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno,
-                          "cannot open data file '%s'", path);
+        return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno, "cannot open data file '%s'",
+                          path);
     return 0;
 }
 
-static int lookup(cf_store *s, const char *bucket, const char *comp, size_t complen,
-                  cf_object_info *info, int *missing_bucket, cf_err *err)
+static int lookup(cf_store *s, const char *bucket, const char *comp, size_t complen, cf_object_info *info,
+                  int *missing_bucket, cf_err *err)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
@@ -564,8 +565,8 @@ static int lookup(cf_store *s, const char *bucket, const char *comp, size_t comp
     return rc;
 }
 
-int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen,
-                        cf_object_info *info, int *fd, int *missing_bucket, cf_err *err)
+int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen, cf_object_info *info,
+                        int *fd, int *missing_bucket, cf_err *err)
 {
     size_t complen;
     char *comp = cf_index_composite(bucket, key, keylen, &complen);
@@ -591,8 +592,7 @@ int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t
     return rc;
 }
 
-int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, size_t keylen,
-                           cf_err *err)
+int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, size_t keylen, cf_err *err)
 {
     size_t complen;
     char *comp = cf_index_composite(bucket, key, keylen, &complen);
@@ -602,7 +602,8 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
     cf_object_info old = {0};
     int had_old = 0, missing = 0;
     int rc = cf_store_txn_begin(s, &txn);
-    if (!rc) rc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
+    if (!rc)
+        rc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
     if (!rc && missing) {
         mdb_txn_abort(txn);
         free(comp);
@@ -646,7 +647,8 @@ int cf_store_object_set_header(cf_store *s, const char *bucket, const char *key,
     cf_buf_init(&enc, (size_t)1 << 24);
     int had_old = 0, missing = 0, rc;
     int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc) mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
+    if (!mrc)
+        mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
     if (mrc) {
         rc = cf_store_lmdb_err(err, mrc, "begin");
         goto out;

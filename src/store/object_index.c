@@ -129,8 +129,8 @@ int cf_index_get(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf
     return rc;
 }
 
-int cf_index_put(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, const void *rec,
-                 size_t reclen, cf_object_info *old, int *had_old)
+int cf_index_put(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, const void *rec, size_t reclen,
+                 cf_object_info *old, int *had_old)
 {
     *had_old = 0;
     if (!is_long(s, complen)) {

@@ -40,7 +40,7 @@ int cf_object_info_copy(cf_object_info *dst, const cf_object_info *src);
 
 /* One entry of an overflow group, pointing into the group's bytes. */
 typedef struct cf_group_entry {
-    const char *key;      /* the full composite "bucket\0key" */
+    const char *key; /* the full composite "bucket\0key" */
     size_t keylen;
     const unsigned char *rec;
     size_t reclen;

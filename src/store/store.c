@@ -185,8 +185,8 @@ static int remove_orphans(cf_store *s, cf_err *err)
                     continue;
                 unsigned char id[CF_STORE_ID_LEN];
                 int known = strlen(e3->d_name) == CF_STORE_ID_LEN * 2 &&
-                            cf_hex_decode(e3->d_name, CF_STORE_ID_LEN, id) == 0 &&
-                            set.n && bsearch(id, set.ids, set.n, CF_STORE_ID_LEN, cmp_id);
+                            cf_hex_decode(e3->d_name, CF_STORE_ID_LEN, id) == 0 && set.n &&
+                            bsearch(id, set.ids, set.n, CF_STORE_ID_LEN, cmp_id);
                 if (!known && unlinkat(dirfd(d3), e3->d_name, 0) == 0)
                     removed++;
             }
@@ -257,11 +257,16 @@ int cf_store_open(const char *dir, cf_store **out, cf_err *err)
     char marker[PATH_MAX];
     snprintf(marker, sizeof marker, "%s/" CLEAN_MARKER, dir);
     int rc = cf_fs_mkdirs(dir, 0700, err);
-    if (!rc) rc = cf_fs_remove_tree(s->tmp_dir, err);
-    if (!rc) rc = cf_fs_mkdirs(s->tmp_dir, 0700, err);
-    if (!rc) rc = cf_fs_mkdirs(s->objects_dir, 0700, err);
-    if (!rc) rc = open_env(s, err);
-    if (!rc) rc = unlink_garbage(s, err);
+    if (!rc)
+        rc = cf_fs_remove_tree(s->tmp_dir, err);
+    if (!rc)
+        rc = cf_fs_mkdirs(s->tmp_dir, 0700, err);
+    if (!rc)
+        rc = cf_fs_mkdirs(s->objects_dir, 0700, err);
+    if (!rc)
+        rc = open_env(s, err);
+    if (!rc)
+        rc = unlink_garbage(s, err);
     if (!rc && access(marker, F_OK) != 0)
         rc = remove_orphans(s, err);
     /* From here on a crash must trigger the orphan scan again. */
@@ -416,8 +421,7 @@ int cf_store_bucket_exists(cf_store *s, const char *name, cf_err *err)
     return rc ? cf_store_lmdb_err(err, rc, "read") : 0;
 }
 
-static int walk_buckets(cf_store *s, cf_store_bucket **out, size_t *n, cf_store_stats *stats,
-                        cf_err *err)
+static int walk_buckets(cf_store *s, cf_store_bucket **out, size_t *n, cf_store_stats *stats, cf_err *err)
 {
     MDB_txn *txn;
     MDB_cursor *cur;

@@ -21,25 +21,25 @@ typedef struct cf_store cf_store;
 
 /* A stored header to replay on GET/HEAD: "content-type", "cache-control", "x-amz-meta-color". */
 typedef struct cf_store_kv {
-    char *name;   /* lowercase */
+    char *name; /* lowercase */
     char *value;
 } cf_store_kv;
 
 typedef struct cf_store_segment {
-    unsigned char id[CF_STORE_ID_LEN];  /* names the data file objects/ab/cd/<hex id> */
+    unsigned char id[CF_STORE_ID_LEN]; /* names the data file objects/ab/cd/<hex id> */
     uint64_t len;
 } cf_store_segment;
 
 typedef struct cf_object_info {
     uint64_t size;
     int64_t mtime_ns;
-    char etag[72];               /* without quotes: 32 hex digits, or "<hex>-N" for multipart */
-    cf_store_kv *headers;        /* owned */
+    char etag[72];        /* without quotes: 32 hex digits, or "<hex>-N" for multipart */
+    cf_store_kv *headers; /* owned */
     size_t nheaders;
-    cf_store_segment *segs;      /* owned */
+    cf_store_segment *segs; /* owned */
     size_t nsegs;
-    unsigned char *data;         /* owned: the body itself when it is kept in the record (then
-                                    nsegs is 0; NULL for an empty body and for data files) */
+    unsigned char *data; /* owned: the body itself when it is kept in the record (then
+                            nsegs is 0; NULL for an empty body and for data files) */
 } cf_object_info;
 
 /* Frees what an info owns; the struct itself is the caller's. Safe on a zeroed struct. */
@@ -72,13 +72,13 @@ int cf_store_check_ready(cf_store *s, cf_err *err);
 typedef struct cf_store_bucket {
     char name[64];
     int64_t created_ns;
-    uint64_t objects;            /* as of the listing */
+    uint64_t objects; /* as of the listing */
     uint64_t bytes;
 } cf_store_bucket;
 
-int cf_store_bucket_create(cf_store *s, const char *name, cf_err *err);   /* CF_EEXISTS */
-int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err);   /* CF_ENOTFOUND, CF_ENOTEMPTY */
-int cf_store_bucket_exists(cf_store *s, const char *name, cf_err *err);   /* 0 or CF_ENOTFOUND */
+int cf_store_bucket_create(cf_store *s, const char *name, cf_err *err); /* CF_EEXISTS */
+int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err); /* CF_ENOTFOUND, CF_ENOTEMPTY */
+int cf_store_bucket_exists(cf_store *s, const char *name, cf_err *err); /* 0 or CF_ENOTFOUND */
 /* All buckets, sorted by name; *out is freed by the caller with free(). */
 int cf_store_bucket_list(cf_store *s, cf_store_bucket **out, size_t *n, cf_err *err);
 
@@ -103,8 +103,7 @@ int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *
  * non-NULL. CF_ENOTFOUND when the bucket no longer exists. Frees the writer in every case.
  */
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
-                           const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
-                           cf_err *err);
+                           const cf_store_kv *headers, size_t nheaders, cf_object_info *info, cf_err *err);
 /*
  * A condition on what the key holds at the instant of the commit, checked inside the commit's
  * transaction so that no other writer can slip in between (If-None-Match: *, If-Match). When
@@ -112,14 +111,14 @@ int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *k
  */
 typedef enum cf_store_cond_failure {
     CF_STORE_COND_OK = 0,
-    CF_STORE_COND_EXISTS,        /* must_not_exist, and the key exists */
-    CF_STORE_COND_MISSING,       /* etag_match, and the key does not exist */
-    CF_STORE_COND_MISMATCH,      /* etag_match, and the key holds another ETag */
+    CF_STORE_COND_EXISTS,   /* must_not_exist, and the key exists */
+    CF_STORE_COND_MISSING,  /* etag_match, and the key does not exist */
+    CF_STORE_COND_MISMATCH, /* etag_match, and the key holds another ETag */
 } cf_store_cond_failure;
 
 typedef struct cf_store_condition {
     int must_not_exist;
-    const char *etag_match;      /* without quotes; NULL for none */
+    const char *etag_match; /* without quotes; NULL for none */
     cf_store_cond_failure failed;
 } cf_store_condition;
 
@@ -135,8 +134,8 @@ void cf_store_writer_abort(cf_store_writer *w);
  * its record, info->data, or empty) leaves *fd untouched. CF_ENOTFOUND names whether the bucket
  * or the key is missing: *missing_bucket is set to 1 for the former (may be NULL).
  */
-int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen,
-                        cf_object_info *info, int *fd, int *missing_bucket, cf_err *err);
+int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen, cf_object_info *info,
+                        int *fd, int *missing_bucket, cf_err *err);
 /* Opens the data file of one segment (for objects of several segments). Caller closes. */
 int cf_store_segment_open(cf_store *s, const cf_store_segment *seg, int *fd, cf_err *err);
 
@@ -160,8 +159,7 @@ void cf_store_reader_free(cf_store_reader *rd);
 
 /* Deletes bucket/key; deleting a missing key is not an error (S3 semantics). CF_ENOTFOUND only
  * when the bucket is missing. */
-int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, size_t keylen,
-                           cf_err *err);
+int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, size_t keylen, cf_err *err);
 
 /*
  * Listing in key order (bytewise, as S3). Visits keys of bucket beginning with prefix that sort
@@ -173,17 +171,16 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
  * `after` for the next page.
  */
 typedef struct cf_store_list_entry {
-    const char *key;          /* borrowed, valid during the callback only */
+    const char *key; /* borrowed, valid during the callback only */
     size_t keylen;
-    int is_prefix;            /* a common prefix: info is NULL */
+    int is_prefix; /* a common prefix: info is NULL */
     const cf_object_info *info;
 } cf_store_list_entry;
 typedef int (*cf_store_list_fn)(void *ctx, const cf_store_list_entry *e);
 
 int cf_store_list(cf_store *s, const char *bucket, const char *prefix, size_t prefixlen,
-                  const char *delimiter, size_t delimlen, const char *after, size_t afterlen,
-                  size_t max, cf_store_list_fn fn, void *ctx, int *truncated, char **next,
-                  size_t *nextlen, cf_err *err);
+                  const char *delimiter, size_t delimlen, const char *after, size_t afterlen, size_t max,
+                  cf_store_list_fn fn, void *ctx, int *truncated, char **next, size_t *nextlen, cf_err *err);
 
 /*
  * Multipart uploads. An upload holds its target bucket/key and the headers the object will get;
@@ -192,21 +189,21 @@ int cf_store_list(cf_store *s, const char *bucket, const char *prefix, size_t pr
  * order, the segments of the object in one transaction: no data is copied, and every part not
  * chosen is reclaimed. S3's rules (part sizes, order, ETags, checksums) are the caller's.
  */
-#define CF_STORE_UPLOAD_ID_LEN 32  /* hex digits */
+#define CF_STORE_UPLOAD_ID_LEN 32 /* hex digits */
 
 typedef struct cf_store_upload {
     char id[CF_STORE_UPLOAD_ID_LEN + 1];
     char bucket[64];
-    char *key;                   /* owned */
+    char *key; /* owned */
     size_t keylen;
     int64_t initiated_ns;
-    cf_store_kv *headers;        /* owned */
+    cf_store_kv *headers; /* owned */
     size_t nheaders;
 } cf_store_upload;
 
 typedef struct cf_store_part {
     uint32_t number;
-    cf_object_info info;         /* size, mtime, etag (hex MD5), headers, one segment */
+    cf_object_info info; /* size, mtime, etag (hex MD5), headers, one segment */
 } cf_store_part;
 
 void cf_store_upload_cleanup(cf_store_upload *u);
@@ -220,8 +217,7 @@ int cf_store_upload_create(cf_store *s, const char *bucket, const char *key, siz
 int cf_store_upload_get(cf_store *s, const char *upload_id, cf_store_upload *out, cf_err *err);
 /* The uploads in progress in bucket, sorted by key then initiation time; caller frees each
  * with cf_store_upload_cleanup and the array with free(). */
-int cf_store_upload_list(cf_store *s, const char *bucket, cf_store_upload **out, size_t *n,
-                         cf_err *err);
+int cf_store_upload_list(cf_store *s, const char *bucket, cf_store_upload **out, size_t *n, cf_err *err);
 int cf_store_upload_abort(cf_store *s, const char *upload_id, cf_err *err);
 /* Aborts every upload initiated before cutoff_ns, and forgets completions whose record has
  * expired; *aborted (may be NULL) counts the uploads. */
@@ -230,11 +226,10 @@ int cf_store_upload_expire(cf_store *s, int64_t cutoff_ns, size_t *aborted, cf_e
 /* Commits a finished writer's body as part `number` of the upload; frees w in every case.
  * CF_ENOTFOUND when the upload no longer exists (its body is then discarded). */
 int cf_store_part_commit(cf_store_writer *w, const char *upload_id, uint32_t number,
-                         const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
-                         cf_err *err);
+                         const cf_store_kv *headers, size_t nheaders, cf_object_info *info, cf_err *err);
 /* Up to max parts numbered after `after`, ascending; *truncated when more follow. */
-int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_t max,
-                       cf_store_part **out, size_t *n, int *truncated, cf_err *err);
+int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_t max, cf_store_part **out,
+                       size_t *n, int *truncated, cf_err *err);
 /*
  * Makes rec (size, etag, headers, and as segments the data of the chosen parts in object order)
  * the object the upload names, replacing any previous version, and ends the upload.
@@ -276,11 +271,11 @@ typedef struct cf_store_key {
     int64_t created_ns;
 } cf_store_key;
 
-int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err);       /* CF_EEXISTS */
+int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err);                   /* CF_EEXISTS */
 int cf_store_key_get(cf_store *s, const char *access_key, cf_store_key *out, cf_err *err); /* CF_ENOTFOUND */
 /* All keys, sorted by access key; *out is freed by the caller with free(). */
 int cf_store_key_list(cf_store *s, cf_store_key **out, size_t *n, cf_err *err);
-int cf_store_key_delete(cf_store *s, const char *access_key, cf_err *err);    /* CF_ENOTFOUND */
+int cf_store_key_delete(cf_store *s, const char *access_key, cf_err *err); /* CF_ENOTFOUND */
 
 /* Small named settings ("policy/<bucket>"). get: *value NUL-terminated, caller frees;
  * CF_ENOTFOUND when unset. put with value NULL removes the setting. */

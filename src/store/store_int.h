@@ -43,7 +43,7 @@ struct cf_store {
     struct cf_store_change *commit_head, *commit_tail;
     size_t commit_queued;
     int committing;
-    int commit_hold;             /* tests: queue changes but start no batch */
+    int commit_hold; /* tests: queue changes but start no batch */
     atomic_int fail_nth_commit;
 };
 
@@ -73,8 +73,8 @@ void cf_store_unpin(cf_store *s, const unsigned char first_id[CF_STORE_ID_LEN]);
 /* Frees the pin table at close (every reader is gone by then). */
 void cf_store_pins_free(cf_store *s);
 /* Adds to a bucket's counters; sets *missing (and changes nothing) when it does not exist. */
-int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects,
-                            int64_t dbytes, int *missing);
+int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects, int64_t dbytes,
+                            int *missing);
 /*
  * Makes a writer's body durable under its final name objects/ab/cd/<id> (finish, rename, fsync
  * the directory) and describes it in *seg. Nothing references the file yet: the caller commits
@@ -120,8 +120,8 @@ int cf_store_commit_change(cf_store *s, cf_store_change *c, cf_err *err);
 /* Object index operations inside a write transaction (object_index.c). */
 int cf_index_get(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf_object_info *info);
 /* Puts rec under comp. When an older record was there, decodes it into *old and sets *had_old. */
-int cf_index_put(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, const void *rec,
-                 size_t reclen, cf_object_info *old, int *had_old);
+int cf_index_put(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, const void *rec, size_t reclen,
+                 cf_object_info *old, int *had_old);
 int cf_index_del(cf_store *s, MDB_txn *txn, const char *comp, size_t complen, cf_object_info *old,
                  int *had_old);
 /* Builds "bucket\0key" into a heap buffer (caller frees). */

@@ -73,10 +73,14 @@ static int encode_upload(const char *bucket, const char *key, size_t keylen, con
 {
     uint16_t bl = (uint16_t)strlen(bucket), kl = (uint16_t)keylen;
     int rc = cf_buf_append(out, &bl, 2);
-    if (!rc) rc = cf_buf_append(out, bucket, bl);
-    if (!rc) rc = cf_buf_append(out, &kl, 2);
-    if (!rc) rc = cf_buf_append(out, key, keylen);
-    if (!rc) rc = cf_record_encode(rec, out);
+    if (!rc)
+        rc = cf_buf_append(out, bucket, bl);
+    if (!rc)
+        rc = cf_buf_append(out, &kl, 2);
+    if (!rc)
+        rc = cf_buf_append(out, key, keylen);
+    if (!rc)
+        rc = cf_record_encode(rec, out);
     return rc;
 }
 
@@ -133,7 +137,8 @@ int cf_store_upload_create(cf_store *s, const char *bucket, const char *key, siz
     MDB_txn *txn;
     int missing = 0;
     int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc) mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
+    if (!mrc)
+        mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
     if (!mrc && !missing) {
         MDB_val k = {sizeof id, id}, v = {enc.len, enc.data};
         mrc = mdb_put(txn, s->uploads, &k, &v, MDB_NOOVERWRITE);
@@ -151,8 +156,7 @@ int cf_store_upload_create(cf_store *s, const char *bucket, const char *key, siz
     return 0;
 }
 
-static int get_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, cf_store_upload *u,
-                         cf_err *err)
+static int get_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, cf_store_upload *u, cf_err *err)
 {
     MDB_val k = {CF_STORE_ID_LEN, (void *)id}, v;
     int rc = mdb_get(txn, s->uploads, &k, &v);
@@ -202,8 +206,7 @@ static int cmp_upload(const void *a, const void *b)
 }
 
 /* Uploads in flight are few (each is someone's transfer in progress), so a scan is fine. */
-int cf_store_upload_list(cf_store *s, const char *bucket, cf_store_upload **out, size_t *n,
-                         cf_err *err)
+int cf_store_upload_list(cf_store *s, const char *bucket, cf_store_upload **out, size_t *n, cf_err *err)
 {
     *out = NULL;
     *n = 0;
@@ -263,7 +266,7 @@ static unsigned char (*sorted_ids(const cf_object_info *rec))[CF_STORE_ID_LEN]
 {
     if (!rec || !rec->nsegs)
         return NULL;
-    unsigned char (*ids)[CF_STORE_ID_LEN] = malloc(rec->nsegs * CF_STORE_ID_LEN);
+    unsigned char(*ids)[CF_STORE_ID_LEN] = malloc(rec->nsegs * CF_STORE_ID_LEN);
     if (!ids)
         return NULL;
     for (size_t i = 0; i < rec->nsegs; i++)
@@ -290,8 +293,8 @@ static int collect_segments(cf_object_info *acc, const cf_object_info *rec)
  * Deletes the upload's row and all its part rows inside txn. Every part's segments are listed as
  * garbage and appended to *freed, except those also in keep (the parts that became the object).
  */
-static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id,
-                          const cf_object_info *keep, cf_object_info *freed)
+static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, const cf_object_info *keep,
+                          cf_object_info *freed)
 {
     MDB_val k = {CF_STORE_ID_LEN, (void *)id}, v;
     int rc = mdb_del(txn, s->uploads, &k, NULL);
@@ -304,7 +307,7 @@ static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id,
     part_key(id, 0, first);
     k.mv_data = first;
     k.mv_size = sizeof first;
-    unsigned char (*kept_ids)[CF_STORE_ID_LEN] = sorted_ids(keep);
+    unsigned char(*kept_ids)[CF_STORE_ID_LEN] = sorted_ids(keep);
     if (keep && keep->nsegs && !kept_ids) {
         mdb_cursor_close(cur);
         return CF_ENOMEM;
@@ -442,8 +445,9 @@ int cf_store_upload_abort(cf_store *s, const char *upload_id, cf_err *err)
     if (rc) {
         mdb_txn_abort(txn);
         cf_object_info_cleanup(&freed);
-        return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no upload '%s'", upload_id)
-                                  : cf_err_set(err, rc, "cannot abort upload '%s': %s", upload_id, cf_strerror(rc));
+        return rc == CF_ENOTFOUND
+                   ? cf_err_set(err, rc, "no upload '%s'", upload_id)
+                   : cf_err_set(err, rc, "cannot abort upload '%s': %s", upload_id, cf_strerror(rc));
     }
     if ((rc = mdb_txn_commit(txn))) {
         cf_object_info_cleanup(&freed);
@@ -460,7 +464,7 @@ int cf_store_uploads_drop_in(cf_store *s, MDB_txn *txn, const char *bucket, int6
 {
     MDB_cursor *cur;
     MDB_val k, v;
-    unsigned char (*ids)[CF_STORE_ID_LEN] = NULL;
+    unsigned char(*ids)[CF_STORE_ID_LEN] = NULL;
     size_t n = 0, cap = 0;
     int rc = mdb_cursor_open(txn, s->uploads, &cur);
     if (rc)
@@ -520,8 +524,7 @@ int cf_store_upload_expire(cf_store *s, int64_t cutoff_ns, size_t *aborted, cf_e
 }
 
 int cf_store_part_commit(cf_store_writer *w, const char *upload_id, uint32_t number,
-                         const cf_store_kv *headers, size_t nheaders, cf_object_info *info,
-                         cf_err *err)
+                         const cf_store_kv *headers, size_t nheaders, cf_object_info *info, cf_err *err)
 {
     cf_store *s = cf_store_writer_store(w);
     unsigned char id[CF_STORE_ID_LEN], key[PART_KEY_LEN], md5[CF_MD5_LEN];
@@ -578,7 +581,8 @@ int cf_store_part_commit(cf_store_writer *w, const char *upload_id, uint32_t num
     }
     v.mv_data = enc.data;
     v.mv_size = enc.len;
-    if (!mrc) mrc = mdb_put(txn, s->parts, &k, &v, 0);
+    if (!mrc)
+        mrc = mdb_put(txn, s->parts, &k, &v, 0);
     if (!mrc) {
         mrc = mdb_txn_commit(txn);
         txn = NULL;
@@ -603,8 +607,8 @@ out:
     return rc;
 }
 
-int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_t max,
-                       cf_store_part **out, size_t *n, int *truncated, cf_err *err)
+int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_t max, cf_store_part **out,
+                       size_t *n, int *truncated, cf_err *err)
 {
     unsigned char id[CF_STORE_ID_LEN], first[PART_KEY_LEN];
     *out = NULL;
@@ -670,7 +674,7 @@ int cf_store_part_list(cf_store *s, const char *upload_id, uint32_t after, size_
 static int check_segments_current(cf_store *s, MDB_txn *txn, const unsigned char *id,
                                   const cf_object_info *rec)
 {
-    unsigned char (*want)[CF_STORE_ID_LEN] = sorted_ids(rec);
+    unsigned char(*want)[CF_STORE_ID_LEN] = sorted_ids(rec);
     if (rec->nsegs && !want)
         return CF_ENOMEM;
     size_t found = 0;
@@ -731,8 +735,10 @@ int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object
     /* Each segment must still be the current data of one of this upload's parts: a part
      * uploaded again after the caller read the list would otherwise be lost or leaked. */
     if ((rc = check_segments_current(s, txn, id, rec))) {
-        rc = rc == CF_EINVAL ? cf_err_set(err, rc, "a part of upload '%s' changed while completing", upload_id)
-                             : cf_err_set(err, rc, "cannot read the parts of upload '%s': %s", upload_id, cf_strerror(rc));
+        rc =
+            rc == CF_EINVAL
+                ? cf_err_set(err, rc, "a part of upload '%s' changed while completing", upload_id)
+                : cf_err_set(err, rc, "cannot read the parts of upload '%s': %s", upload_id, cf_strerror(rc));
         goto out;
     }
     if (!(comp = cf_index_composite(u.bucket, u.key, u.keylen, &complen))) {
@@ -760,7 +766,8 @@ int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object
         goto out;
     }
     mrc = had_old ? cf_store_mark_garbage(s, txn, &old) : 0;
-    if (!mrc) mrc = had_old ? collect_segments(&freed, &old) : 0;
+    if (!mrc)
+        mrc = had_old ? collect_segments(&freed, &old) : 0;
     if (!mrc)
         mrc = cf_store_bucket_account(s, txn, u.bucket, had_old ? 0 : 1,
                                       (int64_t)rec->size - (had_old ? (int64_t)old.size : 0), &missing);

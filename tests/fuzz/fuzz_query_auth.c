@@ -79,8 +79,8 @@ static void check_presigned_with_headers(const cf_sigv4_param *extra, size_t nex
     cf_buf url;
     cf_err err;
     cf_buf_init(&url, 1 << 16);
-    cf_sigv4_presign_opts o = {"PUT", "127.0.0.1:9000", "/bkt1/incoming.bin", NULL, 0, "AKID", "secret",
-                               "us-east-1", 1700000000, 900};
+    cf_sigv4_presign_opts o = {"PUT",  "127.0.0.1:9000", "/bkt1/incoming.bin", NULL,       0,
+                               "AKID", "secret",         "us-east-1",          1700000000, 900};
     check(cf_sigv4_presign(&o, &url, &err) == 0);
     cf_sigv4_param params[8];
     size_t n = 0;
@@ -118,13 +118,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cf_sigv4_param params[MAX_PARAMS];
     size_t n = 0;
     int named = 0;
-    for (char *save, *tok = strtok_r(text, "&", &save); tok && n < MAX_PARAMS; tok = strtok_r(NULL, "&", &save)) {
+    for (char *save, *tok = strtok_r(text, "&", &save); tok && n < MAX_PARAMS;
+         tok = strtok_r(NULL, "&", &save)) {
         char *eq = strchr(tok, '=');
         if (eq)
             *eq = '\0';
         params[n].name = tok;
         params[n].value = eq ? eq + 1 : "";
-        named |= !strcmp(tok, "X-Amz-Algorithm") || !strcmp(tok, "X-Amz-Credential") || !strcmp(tok, "X-Amz-Signature");
+        named |= !strcmp(tok, "X-Amz-Algorithm") || !strcmp(tok, "X-Amz-Credential") ||
+                 !strcmp(tok, "X-Amz-Signature");
         n++;
     }
     check(cf_sigv4_has_query_auth(params, n) == named);

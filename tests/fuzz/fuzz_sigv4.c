@@ -395,7 +395,8 @@ static void check_sections(const fuzz_req *r, const cf_buf *creq)
 }
 
 /* The Authorization a client would send for creq, signed over signed_list. */
-static void sign_as_client(const cf_buf *creq, const char *signed_list, cf_sigv4_auth *auth, unsigned char key[32])
+static void sign_as_client(const cf_buf *creq, const char *signed_list, cf_sigv4_auth *auth,
+                           unsigned char key[32])
 {
     cf_buf sts;
     cf_buf_init(&sts, 4096);
@@ -499,7 +500,8 @@ static void check_canonical(const uint8_t *data, size_t size)
 {
     fuzz_req r;
     if (build_request(&r, data, size) == 0) {
-        cf_sigv4_request req = {r.method, r.path, r.params, r.nparams, lookup, &r, CF_SIGV4_UNSIGNED_PAYLOAD, each};
+        cf_sigv4_request req = {r.method, r.path, r.params, r.nparams, lookup, &r, CF_SIGV4_UNSIGNED_PAYLOAD,
+                                each};
         cf_buf creq;
         cf_err err = {0};
         /* Generous: a repeated header name emits the first instance's value each time. */

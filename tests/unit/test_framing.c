@@ -26,7 +26,10 @@ typedef struct framing_case {
     cf_s3_error want;
 } framing_case;
 
-#define HOST {"Host", "127.0.0.1:9000"}
+#define HOST                                                                                                 \
+    {                                                                                                        \
+        "Host", "127.0.0.1:9000"                                                                             \
+    }
 
 /* clang-format off */
 static const framing_case cases[] = {

@@ -192,7 +192,7 @@ static void test_implemented_bucket_subresources(void **state)
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) {
             int served = (strcmp(names[i], "delete") == 0) ? strcmp(methods[m], "POST") == 0
-                                                            : strcmp(methods[m], "GET") == 0;
+                                                           : strcmp(methods[m], "GET") == 0;
             if (served)
                 continue;
             /* PutBucketVersioning exists in S3 (not here); the rest are wrong methods. */

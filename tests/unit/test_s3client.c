@@ -41,12 +41,25 @@ static void write_file(const char *path, const char *text)
 
 static void clear_env(void)
 {
-    static const char *const vars[] = {
-        "COFFER_ENDPOINT", "COFFER_REGION", "COFFER_ACCESS_KEY", "COFFER_ACCESS_KEY_FILE",
-        "COFFER_SECRET_KEY", "COFFER_SECRET_KEY_FILE", "COFFER_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", NULL};
+    static const char *const vars[] = {"COFFER_ENDPOINT",
+                                       "COFFER_REGION",
+                                       "COFFER_ACCESS_KEY",
+                                       "COFFER_ACCESS_KEY_FILE",
+                                       "COFFER_SECRET_KEY",
+                                       "COFFER_SECRET_KEY_FILE",
+                                       "COFFER_SESSION_TOKEN",
+                                       "AWS_ENDPOINT_URL",
+                                       "AWS_ENDPOINT_URL_S3",
+                                       "AWS_ACCESS_KEY_ID",
+                                       "AWS_SECRET_ACCESS_KEY",
+                                       "AWS_SESSION_TOKEN",
+                                       "AWS_REGION",
+                                       "AWS_DEFAULT_REGION",
+                                       "AWS_PROFILE",
+                                       "AWS_DEFAULT_PROFILE",
+                                       "AWS_SHARED_CREDENTIALS_FILE",
+                                       "AWS_CONFIG_FILE",
+                                       NULL};
     for (const char *const *v = vars; *v; v++)
         unsetenv(*v);
     char home[300];
@@ -85,8 +98,11 @@ static void test_config_flags_win(void **state)
     setenv("COFFER_ACCESS_KEY", "cofferkey", 1);
     setenv("COFFER_SECRET_KEY", "coffersecret", 1);
     setenv("AWS_REGION", "eu-west-1", 1);
-    cf_s3c_flags f = {.endpoint = "http://flag:2/", .region = "flag-region", .access_key = "flagkey",
-                      .secret_key = "flagsecret", .virtual_host = 0};
+    cf_s3c_flags f = {.endpoint = "http://flag:2/",
+                      .region = "flag-region",
+                      .access_key = "flagkey",
+                      .secret_key = "flagsecret",
+                      .virtual_host = 0};
     cf_s3c_config c;
     cf_err err;
     assert_int_equal(cf_s3c_config_resolve(&f, &c, &err), 0);
@@ -323,8 +339,8 @@ static int start_server(void **state)
         FILE *f = freopen(log, "w", stderr);
         (void)f;
         dup2(2, 1);
-        execl(bin, "coffer", "server", "--address", addr, "--data", server_dir, "--log-level",
-              "warn", (char *)NULL);
+        execl(bin, "coffer", "server", "--address", addr, "--data", server_dir, "--log-level", "warn",
+              (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 300; i++) {
@@ -404,8 +420,9 @@ static void test_put_get_head_delete_range(void **state)
 
     const char *text = "hello, coffer world";
     cf_s3c_object_info put, head, got;
-    assert_int_equal(cf_s3c_put_object(c, BUCKET, "dir/hello world+?.txt", text, strlen(text),
-                                       "text/plain", &put, &err), 0);
+    assert_int_equal(
+        cf_s3c_put_object(c, BUCKET, "dir/hello world+?.txt", text, strlen(text), "text/plain", &put, &err),
+        0);
     assert_true(put.etag[0] == '"');
     assert_int_equal(cf_s3c_head_object(c, BUCKET, "dir/hello world+?.txt", &head, &err), 0);
     assert_int_equal(head.size, strlen(text));
@@ -430,13 +447,15 @@ static void test_put_get_head_delete_range(void **state)
     assert_int_equal(s.len, 5);
     assert_memory_equal(s.data, "world", 5);
     r = (cf_s3c_range){1000, 0};
-    assert_int_equal(cf_s3c_get_object(c, BUCKET, "dir/hello world+?.txt", &r, to_sink, &s, NULL, &err), CF_ERANGE);
+    assert_int_equal(cf_s3c_get_object(c, BUCKET, "dir/hello world+?.txt", &r, to_sink, &s, NULL, &err),
+                     CF_ERANGE);
 
     assert_int_equal(cf_s3c_delete_object(c, BUCKET, "dir/hello world+?.txt", &err), 0);
     assert_int_equal(cf_s3c_head_object(c, BUCKET, "dir/hello world+?.txt", &head, &err), CF_ENOTFOUND);
     /* A 4xx is final: one request, no retry. */
     uint64_t before = requests(c);
-    assert_int_equal(cf_s3c_get_object(c, BUCKET, "dir/hello world+?.txt", NULL, to_sink, &s, NULL, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_s3c_get_object(c, BUCKET, "dir/hello world+?.txt", NULL, to_sink, &s, NULL, &err),
+                     CF_ENOTFOUND);
     assert_int_equal(requests(c) - before, 1);
     assert_string_equal(cf_s3c_last_status(c)->code, "NoSuchKey");
     assert_int_equal(cf_s3c_last_status(c)->http_status, 404);
@@ -480,8 +499,8 @@ static void test_put_stream_and_wrong_secret(void **state)
     char *data = malloc(n);
     fill_pattern(data, n, 7);
     source src = {data, n, 0, 0};
-    assert_int_equal(cf_s3c_put_object_stream(c, BUCKET, "stream.bin", n, src_read, src_seek, &src,
-                                              NULL, NULL, &err), 0);
+    assert_int_equal(
+        cf_s3c_put_object_stream(c, BUCKET, "stream.bin", n, src_read, src_seek, &src, NULL, NULL, &err), 0);
     sink s = {0};
     assert_int_equal(cf_s3c_get_object(c, BUCKET, "stream.bin", NULL, to_sink, &s, NULL, &err), 0);
     assert_int_equal(s.len, n);
@@ -570,8 +589,8 @@ static void test_multipart_parallel_upload(void **state)
     char *data = malloc(3 * part);
     fill_pattern(data, 3 * part, 11);
     cf_s3c_uploader *u = NULL;
-    assert_int_equal(cf_s3c_uploader_begin(c, BUCKET, "multi.bin", "application/octet-stream",
-                                           part, 3, &u, &err), 0);
+    assert_int_equal(
+        cf_s3c_uploader_begin(c, BUCKET, "multi.bin", "application/octet-stream", part, 3, &u, &err), 0);
     for (int i = 0; i < 3; i++)
         assert_int_equal(cf_s3c_uploader_submit(u, data + (size_t)i * part, part, &err), 0);
     cf_s3c_object_info info;
@@ -643,7 +662,8 @@ static void test_parallel_ranged_download(void **state)
     s.len = 0;
     assert_int_equal(cf_s3c_download(c, BUCKET, "odd.bin", 8u << 20, 4, in_order, &s, NULL, &err), 0);
     assert_int_equal(s.len, 3000001);
-    assert_int_equal(cf_s3c_download(c, BUCKET, "nope.bin", 1u << 20, 4, in_order, &s, NULL, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_s3c_download(c, BUCKET, "nope.bin", 1u << 20, 4, in_order, &s, NULL, &err),
+                     CF_ENOTFOUND);
     free(s.data);
     free(data);
     cf_s3c_free(c);
@@ -684,11 +704,11 @@ static void test_presign(void **state)
 
 typedef struct fake {
     int fd, port;
-    const char *script;   /* per connection: R reset, 5 answer 503, 4 answer 403, O answer 200 */
+    const char *script; /* per connection: R reset, 5 answer 503, 4 answer 403, O answer 200 */
     int conns;
     size_t body_bytes[16];
-    char head[16][2048];  /* each request's line and headers */
-    atomic_int stop;      /* set by the test thread, polled by the server thread */
+    char head[16][2048]; /* each request's line and headers */
+    atomic_int stop;     /* set by the test thread, polled by the server thread */
     pthread_t th;
 } fake;
 
@@ -707,8 +727,10 @@ static void send_all(int fd, const char *s)
 static void reply(int fd, const char *status, const char *xml)
 {
     char head[256];
-    snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/xml\r\n"
-             "Content-Length: %zu\r\nConnection: close\r\n\r\n", status, strlen(xml));
+    snprintf(head, sizeof head,
+             "HTTP/1.1 %s\r\nContent-Type: application/xml\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+             status, strlen(xml));
     send_all(fd, head);
     send_all(fd, xml);
 }
@@ -761,7 +783,8 @@ static void *fake_main(void *arg)
             /* The headers promise 4 bytes; the connection dies after 2. */
             send_all(fd, "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 4\r\n\r\nok");
         } else if (act == '5') {
-            reply(fd, "503 Service Unavailable", "<Error><Code>SlowDown</Code><Message>slow</Message></Error>");
+            reply(fd, "503 Service Unavailable",
+                  "<Error><Code>SlowDown</Code><Message>slow</Message></Error>");
         } else if (act == '4') {
             reply(fd, "403 Forbidden", "<Error><Code>AccessDenied</Code><Message>no way</Message></Error>");
         } else {
@@ -863,7 +886,8 @@ static void test_path_and_virtual_host_style(void **state)
     snprintf(host, sizeof host, "\r\nHost: 127.0.0.1:%d\r\n", f.port);
     assert_non_null(strcasestr(f.head[0], host));
     assert_non_null(strcasestr(f.head[0], "\r\nx-amz-security-token: TOKEN\r\n"));
-    assert_non_null(strstr(f.head[0], "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,"));
+    assert_non_null(
+        strstr(f.head[0], "SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,"));
     cf_s3c_free(c);
 
     /* curl resolves *.localhost to the loopback address itself, so no DNS is needed. */
@@ -926,8 +950,8 @@ static void test_retry_resends_body(void **state)
     fake_start(&f, "5O");
     c = fake_client(&f, 5);
     source src = {body, sizeof body, 0, 0};
-    assert_int_equal(cf_s3c_put_object_stream(c, "b", "k", sizeof body, src_read, src_seek, &src,
-                                              NULL, NULL, &err), 0);
+    assert_int_equal(
+        cf_s3c_put_object_stream(c, "b", "k", sizeof body, src_read, src_seek, &src, NULL, NULL, &err), 0);
     assert_int_equal(src.seeks, 1);
     assert_int_equal(f.body_bytes[1], sizeof body);
     cf_s3c_free(c);
@@ -1000,12 +1024,9 @@ int main(void)
         cmocka_unit_test(test_no_retry_on_4xx_and_give_up),
     };
     const struct CMUnitTest live[] = {
-        cmocka_unit_test(test_put_get_head_delete_range),
-        cmocka_unit_test(test_put_stream_and_wrong_secret),
-        cmocka_unit_test(test_list_pages_and_prefixes),
-        cmocka_unit_test(test_multipart_parallel_upload),
-        cmocka_unit_test(test_parallel_ranged_download),
-        cmocka_unit_test(test_presign),
+        cmocka_unit_test(test_put_get_head_delete_range), cmocka_unit_test(test_put_stream_and_wrong_secret),
+        cmocka_unit_test(test_list_pages_and_prefixes),   cmocka_unit_test(test_multipart_parallel_upload),
+        cmocka_unit_test(test_parallel_ranged_download),  cmocka_unit_test(test_presign),
     };
     int failed = cmocka_run_group_tests_name("s3client_pure", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("s3client_live", live, start_server, stop_server);

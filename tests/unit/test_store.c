@@ -146,7 +146,8 @@ static int list_all(cf_store *s, const char *prefix, const char *delim, size_t m
         size_t nextlen = 0;
         cf_err err;
         assert_int_equal(cf_store_list(s, "b", prefix, strlen(prefix), delim, delim ? strlen(delim) : 0,
-                                       after, afterlen, max, collect, c, &truncated, &next, &nextlen, &err), 0);
+                                       after, afterlen, max, collect, c, &truncated, &next, &nextlen, &err),
+                         0);
         free(after);
         after = next;
         afterlen = nextlen;
@@ -224,14 +225,16 @@ static void test_list_start_after_and_other_buckets(void **state)
     int truncated;
     char *next = NULL;
     size_t nextlen;
-    assert_int_equal(cf_store_list(f->s, "b", "", 0, NULL, 0, "k1", 2, 1000, collect, c, &truncated,
-                                   &next, &nextlen, &err), 0);
+    assert_int_equal(cf_store_list(f->s, "b", "", 0, NULL, 0, "k1", 2, 1000, collect, c, &truncated, &next,
+                                   &nextlen, &err),
+                     0);
     assert_int_equal(c->n, 2);
     assert_string_equal(c->items[0], "k2");
     assert_false(truncated);
     assert_null(next);
-    assert_int_equal(cf_store_list(f->s, "nope", "", 0, NULL, 0, NULL, 0, 10, collect, c, &truncated,
-                                   &next, &nextlen, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_list(f->s, "nope", "", 0, NULL, 0, NULL, 0, 10, collect, c, &truncated, &next,
+                                   &nextlen, &err),
+                     CF_ENOTFOUND);
     free(c);
 }
 
@@ -294,8 +297,9 @@ static void test_long_keys_keep_order_and_round_trip(void **state)
     do {
         char *next = NULL;
         size_t nextlen = 0;
-        assert_int_equal(cf_store_list(f->s, "b", "", 0, NULL, 0, after, afterlen, 2, collect_big,
-                                       seen, &truncated, &next, &nextlen, &err), 0);
+        assert_int_equal(cf_store_list(f->s, "b", "", 0, NULL, 0, after, afterlen, 2, collect_big, seen,
+                                       &truncated, &next, &nextlen, &err),
+                         0);
         free(after);
         after = next;
         afterlen = nextlen;
@@ -556,7 +560,8 @@ static void test_completion_is_kept_until_it_expires(void **state)
     fixture *f = *state;
     char kept[CF_STORE_UPLOAD_ID_LEN + 1], stale[CF_STORE_UPLOAD_ID_LEN + 1];
     cf_err err;
-    cf_store_completion done = {.bucket = "b", .key = "obj", .keylen = 3, .etag = "abc-1", .answer = "CRC32 x= COMPOSITE"};
+    cf_store_completion done = {
+        .bucket = "b", .key = "obj", .keylen = 3, .etag = "abc-1", .answer = "CRC32 x= COMPOSITE"};
     memset(done.parts_digest, 7, sizeof done.parts_digest);
     done.expires_ns = cf_clock_now_ns() + (int64_t)3600 * 1000000000;
     uint32_t one[] = {1};
@@ -583,7 +588,8 @@ static void test_completion_is_kept_until_it_expires(void **state)
     assert_int_equal(cf_store_upload_completed(f->s, kept, &got, &err), 0);
     /* A live upload, a malformed id, an unknown id: nothing completed. */
     assert_int_equal(cf_store_upload_completed(f->s, "zz", &got, &err), CF_ENOTFOUND);
-    assert_int_equal(cf_store_upload_completed(f->s, "00000000000000000000000000000000", &got, &err), CF_ENOTFOUND);
+    assert_int_equal(cf_store_upload_completed(f->s, "00000000000000000000000000000000", &got, &err),
+                     CF_ENOTFOUND);
 }
 
 /* A reader of a version of several segments reads it whole across an overwrite, and its files
@@ -1141,8 +1147,12 @@ static void test_keys_and_settings(void **state)
 {
     fixture *f = *state;
     cf_err err;
-    cf_store_key k = {.access_key = "reader", .secret_key = "s3cr3t-s3cr3t", .policy = "readonly",
-                      .bucket = "b", .prefix = "public/", .created_ns = 42};
+    cf_store_key k = {.access_key = "reader",
+                      .secret_key = "s3cr3t-s3cr3t",
+                      .policy = "readonly",
+                      .bucket = "b",
+                      .prefix = "public/",
+                      .created_ns = 42};
     assert_int_equal(cf_store_key_add(f->s, &k, &err), 0);
     assert_int_equal(cf_store_key_add(f->s, &k, &err), CF_EEXISTS);
     cf_store_key got;
