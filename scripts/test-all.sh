@@ -47,6 +47,16 @@ threads_under_tsan() {
   return $rc
 }
 
+# The tree follows .clang-format; `make format` fixes what this names.
+format_check() {
+  local bad
+  bad=$(git ls-files '*.c' '*.h' | while read -r f; do
+    clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || echo "$f"
+  done)
+  [ -z "$bad" ] || { echo "not formatted (run make format):"; echo "$bad"; return 1; }
+}
+
+suite "format"              format_check
 suite "unit (release)"      ctest --test-dir "$build" --output-on-failure -j2
 suite "unit (asan+ubsan)"   ctest --test-dir "$asan" --output-on-failure -j2
 suite "integration (release)"   env COFFER_BIN="$build/coffer" "${pytest[@]}"

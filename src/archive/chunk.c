@@ -23,14 +23,12 @@ size_t cf_archive_chunk_bound(const cf_archive_params *p, size_t raw_n)
     return cf_codec_bound(p->codec, raw_n) + (p->key ? CF_ARCHIVE_TAG_LEN : 0);
 }
 
-int cf_archive_chunk_encode(const cf_archive_params *p, uint64_t index, int last, const void *raw,
-                            size_t n, unsigned char *out, size_t cap, size_t *out_len,
-                            uint32_t *crc32c, cf_err *err)
+int cf_archive_chunk_encode(const cf_archive_params *p, uint64_t index, int last, const void *raw, size_t n,
+                            unsigned char *out, size_t cap, size_t *out_len, uint32_t *crc32c, cf_err *err)
 {
     size_t tag = p->key ? CF_ARCHIVE_TAG_LEN : 0, len = 0;
     if (cap < tag)
-        return cf_err_set(err, CF_EINVAL, "chunk %llu: output buffer too small",
-                          (unsigned long long)index);
+        return cf_err_set(err, CF_EINVAL, "chunk %llu: output buffer too small", (unsigned long long)index);
     int rc = cf_codec_compress(p->codec, p->level, raw, n, out, cap - tag, &len, err);
     if (rc)
         return rc;
@@ -43,8 +41,8 @@ int cf_archive_chunk_encode(const cf_archive_params *p, uint64_t index, int last
 
 /* The chunk failed to open at its own position; find out why, for a message that says it. */
 static int explain_auth_failure(const cf_archive_params *p, uint64_t index, uint64_t nchunks,
-                                const cf_archive_chunk *c, const unsigned char *stored,
-                                unsigned char *tmp, cf_err *err)
+                                const cf_archive_chunk *c, const unsigned char *stored, unsigned char *tmp,
+                                cf_err *err)
 {
     unsigned long long i = (unsigned long long)index, off = (unsigned long long)c->offset;
     int last = index + 1 == nchunks;
@@ -80,8 +78,8 @@ static int explain_auth_failure(const cf_archive_params *p, uint64_t index, uint
 }
 
 int cf_archive_chunk_decode(const cf_archive_params *p, uint64_t index, uint64_t nchunks,
-                            const cf_archive_chunk *c, const unsigned char *stored,
-                            unsigned char *raw, cf_err *err)
+                            const cf_archive_chunk *c, const unsigned char *stored, unsigned char *raw,
+                            cf_err *err)
 {
     unsigned long long i = (unsigned long long)index, off = (unsigned long long)c->offset;
     uint32_t crc = cf_crc32c(0, stored, c->size);
@@ -141,7 +139,7 @@ struct cf_archive_writer {
     pthread_mutex_t mu;
     pthread_cond_t work, done, freed; /* freed: a slot was emitted, or emission failed */
     int stop, failed, finished;
-    int emit_rc;      /* the emitter's failure, reported by the next claim or finish */
+    int emit_rc; /* the emitter's failure, reported by the next claim or finish */
     cf_err emit_err;
     uint64_t cur;       /* index of the chunk being filled */
     uint64_t next_emit; /* index of the next chunk to hand to the sink */
@@ -156,8 +154,8 @@ static void *emitter_main(void *arg);
 static void encode_slot(cf_archive_writer *w, struct slot *s)
 {
     cf_err_clear(&s->err);
-    s->rc = cf_archive_chunk_encode(&w->params, s->index, s->last, s->raw, s->raw_n, s->out,
-                                    w->out_cap, &s->out_len, &s->crc, &s->err);
+    s->rc = cf_archive_chunk_encode(&w->params, s->index, s->last, s->raw, s->raw_n, s->out, w->out_cap,
+                                    &s->out_len, &s->crc, &s->err);
 }
 
 static void *worker(void *arg)
@@ -188,8 +186,8 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int cf_archive_writer_new(const cf_archive_writer_opts *opts, cf_archive_sink_fn sink,
-                          void *sink_ctx, cf_archive_writer **out, cf_err *err)
+int cf_archive_writer_new(const cf_archive_writer_opts *opts, cf_archive_sink_fn sink, void *sink_ctx,
+                          cf_archive_writer **out, cf_err *err)
 {
     cf_archive_writer_opts def = {.params = {.codec = CF_CODEC_ZSTD}};
     if (!opts)
@@ -277,8 +275,8 @@ static int emit_slot(cf_archive_writer *w, struct slot *s, cf_err *err)
     if (rc)
         return rc;
     cf_hash_update(w->sha, s->out, s->out_len);
-    w->chunks[w->nchunks++] = (cf_archive_chunk){
-        .offset = w->size, .size = s->out_len, .raw_size = s->raw_n, .crc32c = s->crc};
+    w->chunks[w->nchunks++] =
+        (cf_archive_chunk){.offset = w->size, .size = s->out_len, .raw_size = s->raw_n, .crc32c = s->crc};
     w->size += s->out_len;
     return 0;
 }
@@ -399,8 +397,7 @@ static int claim(cf_archive_writer *w, struct slot **out, cf_err *err)
 int cf_archive_writer_write(cf_archive_writer *w, const void *p, size_t n, cf_err *err)
 {
     if (w->failed || w->finished)
-        return cf_err_set(err, CF_EINVAL, "archive writer used after %s",
-                          w->failed ? "an error" : "finish");
+        return cf_err_set(err, CF_EINVAL, "archive writer used after %s", w->failed ? "an error" : "finish");
     const unsigned char *src = p;
     int rc = 0;
     while (n > 0) {
@@ -430,8 +427,7 @@ int cf_archive_writer_write(cf_archive_writer *w, const void *p, size_t n, cf_er
 int cf_archive_writer_finish(cf_archive_writer *w, cf_archive_result *res, cf_err *err)
 {
     if (w->failed || w->finished)
-        return cf_err_set(err, CF_EINVAL, "archive writer used after %s",
-                          w->failed ? "an error" : "finish");
+        return cf_err_set(err, CF_EINVAL, "archive writer used after %s", w->failed ? "an error" : "finish");
     struct slot *s;
     int rc = claim(w, &s, err);
     if (!rc)
@@ -611,8 +607,8 @@ void cf_archive_reader_free(cf_archive_reader *r)
     free(r);
 }
 
-static int check_key_and_table(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
-                               size_t nchunks, uint64_t *max_size, uint64_t *max_raw, cf_err *err)
+static int check_key_and_table(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
+                               uint64_t *max_size, uint64_t *max_raw, cf_err *err)
 {
     if (o->params.key && o->key_id && strcmp(o->key_id, o->params.key->key_id) != 0)
         return cf_err_set(err, CF_EAUTH,
@@ -622,9 +618,8 @@ static int check_key_and_table(const cf_archive_read_opts *o, const cf_archive_c
     return check_table(o, chunks, nchunks, max_size, max_raw, err);
 }
 
-int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
-                          size_t nchunks, cf_archive_fetch_fn fetch, void *fetch_ctx,
-                          cf_archive_reader **out, cf_err *err)
+int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
+                          cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_reader **out, cf_err *err)
 {
     *out = NULL;
     uint64_t max_size = 0, max_raw = 0;
@@ -634,15 +629,14 @@ int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk 
     cf_archive_reader *r = calloc(1, sizeof *r);
     if (!r)
         return cf_err_set(err, CF_ENOMEM, "out of memory");
-    *r = (cf_archive_reader){.o = o, .chunks = chunks, .nchunks = nchunks, .fetch = fetch,
-                             .fetch_ctx = fetch_ctx};
+    *r = (cf_archive_reader){
+        .o = o, .chunks = chunks, .nchunks = nchunks, .fetch = fetch, .fetch_ctx = fetch_ctx};
     r->stored = malloc(max_size ? max_size : 1);
     r->raw = malloc(max_raw ? max_raw : 1);
     r->sha = cf_hash_new(CF_HASH_SHA256);
     if (!r->stored || !r->raw || !r->sha) {
         cf_archive_reader_free(r);
-        return cf_err_set(err, CF_ENOMEM, "out of memory for %llu-byte chunks",
-                          (unsigned long long)max_raw);
+        return cf_err_set(err, CF_ENOMEM, "out of memory for %llu-byte chunks", (unsigned long long)max_raw);
     }
     *out = r;
     return 0;
@@ -655,8 +649,7 @@ static int check_digest(const unsigned char *d, const unsigned char *want, cf_er
     char got[2 * CF_SHA256_LEN + 1], exp[2 * CF_SHA256_LEN + 1];
     cf_hex_encode(d, CF_SHA256_LEN, got);
     cf_hex_encode(want, CF_SHA256_LEN, exp);
-    return cf_err_set(err, CF_EDIGEST, "archive sha256 %s does not match the manifest's %s", got,
-                      exp);
+    return cf_err_set(err, CF_EDIGEST, "archive sha256 %s does not match the manifest's %s", got, exp);
 }
 
 static int stream_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *err);
@@ -680,8 +673,7 @@ int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_e
         if ((rc = r->fetch(r->fetch_ctx, c->offset, c->size, r->stored, err)) != 0)
             goto fail;
         cf_hash_update(r->sha, r->stored, c->size);
-        if ((rc = cf_archive_chunk_decode(&r->o->params, i, r->nchunks, c, r->stored, r->raw,
-                                          err)) != 0)
+        if ((rc = cf_archive_chunk_decode(&r->o->params, i, r->nchunks, c, r->stored, r->raw, err)) != 0)
             goto fail;
         if (c->raw_size) {
             *p = r->raw;
@@ -798,13 +790,12 @@ static void *producer_main(void *arg)
         e = r->sink_err;
     } else if (!rc && r->cur < r->nchunks) {
         const cf_archive_chunk *c = &r->chunks[r->cur];
-        rc = cf_err_set(&e, CF_ECORRUPT,
-                        "archive truncated: it ends at byte %llu, inside chunk %zu at offset "
-                        "%llu (%llu bytes); the chunk table wants %llu bytes",
-                        (unsigned long long)r->pos, r->cur, (unsigned long long)c->offset,
-                        (unsigned long long)c->size,
-                        (unsigned long long)(r->chunks[r->nchunks - 1].offset +
-                                             r->chunks[r->nchunks - 1].size));
+        rc = cf_err_set(
+            &e, CF_ECORRUPT,
+            "archive truncated: it ends at byte %llu, inside chunk %zu at offset "
+            "%llu (%llu bytes); the chunk table wants %llu bytes",
+            (unsigned long long)r->pos, r->cur, (unsigned long long)c->offset, (unsigned long long)c->size,
+            (unsigned long long)(r->chunks[r->nchunks - 1].offset + r->chunks[r->nchunks - 1].size));
     } else if (rc && e.code == 0) {
         cf_err_set(&e, rc, "archive stream failed at byte %llu: %s", (unsigned long long)r->pos,
                    cf_strerror(rc));
@@ -870,8 +861,8 @@ static void decode_slot(cf_archive_reader *r, struct rslot *s)
     s->state = RSLOT_RUNNING;
     pthread_mutex_unlock(&r->mu);
     cf_err_clear(&s->err);
-    s->rc = cf_archive_chunk_decode(&r->o->params, s->index, r->nchunks, &r->chunks[s->index],
-                                    s->stored, s->raw, &s->err);
+    s->rc = cf_archive_chunk_decode(&r->o->params, s->index, r->nchunks, &r->chunks[s->index], s->stored,
+                                    s->raw, &s->err);
     pthread_mutex_lock(&r->mu);
     s->state = RSLOT_DONE;
     pthread_cond_broadcast(&r->done);
@@ -911,8 +902,8 @@ int cf_archive_reader_new_stream(const cf_archive_read_opts *o, const cf_archive
     cf_archive_reader *r = calloc(1, sizeof *r);
     if (!r)
         return cf_err_set(err, CF_ENOMEM, "out of memory");
-    *r = (cf_archive_reader){.o = o, .chunks = chunks, .nchunks = nchunks, .stream = stream,
-                             .stream_ctx = stream_ctx};
+    *r = (cf_archive_reader){
+        .o = o, .chunks = chunks, .nchunks = nchunks, .stream = stream, .stream_ctx = stream_ctx};
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->work, NULL);
     pthread_cond_init(&r->done, NULL);
@@ -958,8 +949,8 @@ int cf_archive_reader_new_stream(const cf_archive_read_opts *o, const cf_archive
     return 0;
 nomem:
     cf_archive_reader_free(r);
-    return cf_err_set(err, CF_ENOMEM, "out of memory for %u chunk slots of %llu + %llu bytes",
-                      nslots, (unsigned long long)max_size, (unsigned long long)max_raw);
+    return cf_err_set(err, CF_ENOMEM, "out of memory for %u chunk slots of %llu + %llu bytes", nslots,
+                      (unsigned long long)max_size, (unsigned long long)max_raw);
 }
 
 static int stream_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *err)
@@ -1034,21 +1025,19 @@ static int drain(cf_archive_reader *r, cf_archive_sink_fn sink, void *sink_ctx, 
 }
 
 int cf_archive_read(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
-                    cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_sink_fn sink,
-                    void *sink_ctx, cf_err *err)
+                    cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_sink_fn sink, void *sink_ctx,
+                    cf_err *err)
 {
     cf_archive_reader *r;
     int rc = cf_archive_reader_new(o, chunks, nchunks, fetch, fetch_ctx, &r, err);
     return rc ? rc : drain(r, sink, sink_ctx, err);
 }
 
-int cf_archive_read_stream(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
-                           size_t nchunks, unsigned threads, cf_archive_stream_fn stream,
-                           void *stream_ctx, cf_archive_sink_fn sink, void *sink_ctx,
-                           cf_err *err)
+int cf_archive_read_stream(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
+                           unsigned threads, cf_archive_stream_fn stream, void *stream_ctx,
+                           cf_archive_sink_fn sink, void *sink_ctx, cf_err *err)
 {
     cf_archive_reader *r;
-    int rc = cf_archive_reader_new_stream(o, chunks, nchunks, threads, stream, stream_ctx, &r,
-                                          err);
+    int rc = cf_archive_reader_new_stream(o, chunks, nchunks, threads, stream, stream_ctx, &r, err);
     return rc ? rc : drain(r, sink, sink_ctx, err);
 }

@@ -56,9 +56,8 @@ size_t cf_archive_chunk_bound(const cf_archive_params *p, size_t raw_n);
 /* Encodes chunk `index` (last = 1 for the final chunk) from raw[0..n) into out (cap at least
  * cf_archive_chunk_bound): compress, then seal. Sets *out_len and *crc32c (of the stored bytes).
  * Pure and thread-safe: the unit of work for parallel compression. */
-int cf_archive_chunk_encode(const cf_archive_params *p, uint64_t index, int last, const void *raw,
-                            size_t n, unsigned char *out, size_t cap, size_t *out_len,
-                            uint32_t *crc32c, cf_err *err);
+int cf_archive_chunk_encode(const cf_archive_params *p, uint64_t index, int last, const void *raw, size_t n,
+                            unsigned char *out, size_t cap, size_t *out_len, uint32_t *crc32c, cf_err *err);
 
 /* Reverses cf_archive_chunk_encode for chunk `index` of a table of nchunks described by c, whose
  * stored bytes are stored[0..c->size): checks the CRC32C, opens, decompresses into raw
@@ -82,8 +81,8 @@ typedef struct cf_archive_writer_opts {
 typedef struct cf_archive_result {
     const cf_archive_chunk *chunks; /* borrowed until cf_archive_writer_free */
     size_t nchunks;
-    uint64_t size;     /* stored bytes */
-    uint64_t raw_size; /* raw bytes */
+    uint64_t size;                       /* stored bytes */
+    uint64_t raw_size;                   /* raw bytes */
     unsigned char sha256[CF_SHA256_LEN]; /* of the stored object */
 } cf_archive_result;
 
@@ -93,8 +92,8 @@ typedef struct cf_archive_writer cf_archive_writer;
  * is called in stored order, never twice at once: from the thread that calls write/finish when
  * threads = 0, otherwise from a thread of the writer's own, which cf_archive_writer_free stops
  * (so free the writer before what the sink writes to). Caller frees *out. */
-int cf_archive_writer_new(const cf_archive_writer_opts *opts, cf_archive_sink_fn sink,
-                          void *sink_ctx, cf_archive_writer **out, cf_err *err);
+int cf_archive_writer_new(const cf_archive_writer_opts *opts, cf_archive_sink_fn sink, void *sink_ctx,
+                          cf_archive_writer **out, cf_err *err);
 /* Feeds raw bytes. After an error the writer only accepts cf_archive_writer_free. */
 int cf_archive_writer_write(cf_archive_writer *w, const void *p, size_t n, cf_err *err);
 /* Flushes the last chunk and fills *res (valid until cf_archive_writer_free). */
@@ -102,23 +101,21 @@ int cf_archive_writer_finish(cf_archive_writer *w, cf_archive_result *res, cf_er
 void cf_archive_writer_free(cf_archive_writer *w);
 
 /* Fetches stored bytes [offset, offset + size) into out. */
-typedef int (*cf_archive_fetch_fn)(void *ctx, uint64_t offset, uint64_t size, void *out,
-                                   cf_err *err);
+typedef int (*cf_archive_fetch_fn)(void *ctx, uint64_t offset, uint64_t size, void *out, cf_err *err);
 
 typedef struct cf_archive_read_opts {
     cf_archive_params params;
-    const char *key_id;           /* the manifest's key id; checked against params.key when set */
-    const unsigned char *sha256;  /* expected SHA-256 of the stored object, or NULL */
-    uint64_t size, raw_size;      /* expected totals when nonzero */
+    const char *key_id;          /* the manifest's key id; checked against params.key when set */
+    const unsigned char *sha256; /* expected SHA-256 of the stored object, or NULL */
+    uint64_t size, raw_size;     /* expected totals when nonzero */
 } cf_archive_read_opts;
 
 /* Pull-style reader, for consumers that ask for bytes (libarchive's extraction). The table
  * (validated here: contiguous from offset 0, raw sizes bounded, at least one chunk) and opts
  * are borrowed until cf_archive_reader_free. Caller frees *out. */
 typedef struct cf_archive_reader cf_archive_reader;
-int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
-                          size_t nchunks, cf_archive_fetch_fn fetch, void *fetch_ctx,
-                          cf_archive_reader **out, cf_err *err);
+int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
+                          cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_reader **out, cf_err *err);
 /* The next chunk's raw bytes: *p is borrowed until the next call. *n = 0 means the end, after
  * the whole-object SHA-256 has been checked. Chunks of raw size 0 are skipped. */
 int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *err);
@@ -126,8 +123,7 @@ void cf_archive_reader_free(cf_archive_reader *r);
 
 /* Delivers the whole stored object, from its first byte to its last, to sink (in pieces of any
  * size), returning the sink's error when it stops. cf_repo_stream has this shape. */
-typedef int (*cf_archive_stream_fn)(void *ctx, cf_archive_sink_fn sink, void *sink_ctx,
-                                    cf_err *err);
+typedef int (*cf_archive_stream_fn)(void *ctx, cf_archive_sink_fn sink, void *sink_ctx, cf_err *err);
 
 /* The parallel reader: the same pull API (reader_next, reader_free) over a stream of the whole
  * object instead of one fetch per chunk. A producer thread runs stream, hashes the stored bytes
@@ -151,12 +147,11 @@ int cf_archive_reader_new_stream(const cf_archive_read_opts *o, const cf_archive
 
 /* Push-style: reads every chunk in order (as the reader above) and hands raw bytes to sink. */
 int cf_archive_read(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
-                    cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_sink_fn sink,
-                    void *sink_ctx, cf_err *err);
+                    cf_archive_fetch_fn fetch, void *fetch_ctx, cf_archive_sink_fn sink, void *sink_ctx,
+                    cf_err *err);
 /* The same over the parallel reader: sink runs on the caller's thread, in chunk order. */
-int cf_archive_read_stream(const cf_archive_read_opts *o, const cf_archive_chunk *chunks,
-                           size_t nchunks, unsigned threads, cf_archive_stream_fn stream,
-                           void *stream_ctx, cf_archive_sink_fn sink, void *sink_ctx,
-                           cf_err *err);
+int cf_archive_read_stream(const cf_archive_read_opts *o, const cf_archive_chunk *chunks, size_t nchunks,
+                           unsigned threads, cf_archive_stream_fn stream, void *stream_ctx,
+                           cf_archive_sink_fn sink, void *sink_ctx, cf_err *err);
 
 #endif

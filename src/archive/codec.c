@@ -50,14 +50,20 @@ int cf_codec_check_level(cf_codec c, int level, cf_err *err)
     int lo = 0, hi = 0;
     switch (c) {
     case CF_CODEC_NONE: break;
-    case CF_CODEC_ZSTD: lo = -7; hi = 22; break;
+    case CF_CODEC_ZSTD:
+        lo = -7;
+        hi = 22;
+        break;
     case CF_CODEC_LZ4: hi = 12; break;
-    case CF_CODEC_GZIP: lo = 1; hi = 9; break;
+    case CF_CODEC_GZIP:
+        lo = 1;
+        hi = 9;
+        break;
     default: return cf_err_set(err, CF_EINVAL, "unknown codec %d", (int)c);
     }
     if (level != 0 && (level < lo || level > hi))
-        return cf_err_set(err, CF_EINVAL, "compression level %d out of range for \"%s\" (%d..%d)",
-                          level, cf_codec_name(c), lo, hi);
+        return cf_err_set(err, CF_EINVAL, "compression level %d out of range for \"%s\" (%d..%d)", level,
+                          cf_codec_name(c), lo, hi);
     return 0;
 }
 
@@ -83,8 +89,8 @@ size_t cf_codec_bound(cf_codec c, size_t n)
     }
 }
 
-static int gzip_compress(int level, const void *raw, size_t n, void *out, size_t cap,
-                         size_t *out_len, cf_err *err)
+static int gzip_compress(int level, const void *raw, size_t n, void *out, size_t cap, size_t *out_len,
+                         cf_err *err)
 {
     if (n > UINT_MAX || cap > UINT_MAX)
         return cf_err_set(err, CF_ETOOBIG, "chunk of %zu bytes too large for gzip", n);
@@ -134,8 +140,7 @@ int cf_codec_compress(cf_codec c, int level, const void *raw, size_t n, void *ou
         *out_len = r;
         return 0;
     }
-    case CF_CODEC_GZIP:
-        return gzip_compress(level, raw, n, out, cap, out_len, err);
+    case CF_CODEC_GZIP: return gzip_compress(level, raw, n, out, cap, out_len, err);
     }
     return cf_err_set(err, CF_EINVAL, "unknown codec %d", (int)c);
 }
@@ -207,20 +212,17 @@ static int gzip_decompress(const void *in, size_t n, void *out, size_t raw_size,
     else if (zs.avail_in)
         rc = cf_err_set(err, CF_ECORRUPT, "gzip member: %u trailing bytes", zs.avail_in);
     else if (zs.total_out != raw_size)
-        rc = cf_err_set(err, CF_ECORRUPT, "gzip member: %lu bytes, expected %zu", zs.total_out,
-                        raw_size);
+        rc = cf_err_set(err, CF_ECORRUPT, "gzip member: %lu bytes, expected %zu", zs.total_out, raw_size);
     inflateEnd(&zs);
     return rc;
 }
 
-int cf_codec_decompress(cf_codec c, const void *in, size_t n, void *out, size_t raw_size,
-                        cf_err *err)
+int cf_codec_decompress(cf_codec c, const void *in, size_t n, void *out, size_t raw_size, cf_err *err)
 {
     switch (c) {
     case CF_CODEC_NONE:
         if (n != raw_size)
-            return cf_err_set(err, CF_ECORRUPT, "stored chunk is %zu bytes, expected %zu", n,
-                              raw_size);
+            return cf_err_set(err, CF_ECORRUPT, "stored chunk is %zu bytes, expected %zu", n, raw_size);
         if (n)
             memcpy(out, in, n);
         return 0;

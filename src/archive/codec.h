@@ -38,7 +38,6 @@ int cf_codec_compress(cf_codec c, int level, const void *raw, size_t n, void *ou
 /* Decompresses exactly one frame that fills in[0..n) into out, which must come to exactly
  * raw_size bytes: a frame that is short, long, followed by trailing bytes or malformed is
  * CF_ECORRUPT. */
-int cf_codec_decompress(cf_codec c, const void *in, size_t n, void *out, size_t raw_size,
-                        cf_err *err);
+int cf_codec_decompress(cf_codec c, const void *in, size_t n, void *out, size_t raw_size, cf_err *err);
 
 #endif

@@ -36,7 +36,7 @@ int cf_snapshot_id_valid(const char *s)
         return 0;
     for (size_t i = 0; i < CF_SNAPSHOT_ID_LEN; i++) {
         char c = s[i], want = shape[i];
-        if (want == 'D' ? !(c >= '0' && c <= '9')
+        if (want == 'D'   ? !(c >= '0' && c <= '9')
             : want == 'h' ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))
                           : c != want)
             return 0;
@@ -80,8 +80,8 @@ int cf_manifest_write(const cf_manifest *m, char **out, size_t *len, cf_err *err
     int bad = 0;
     char created[32];
     format_time(m->created, created);
-    json_t *root = json_object(), *src = json_object(), *labels = json_object(),
-           *arch = json_object(), *chunks = json_array(), *enc = NULL;
+    json_t *root = json_object(), *src = json_object(), *labels = json_object(), *arch = json_object(),
+           *chunks = json_array(), *enc = NULL;
     put(root, "format", json_integer(m->format ? m->format : CF_MANIFEST_FORMAT), &bad);
     put(root, "id", json_string(m->id), &bad);
     put(root, "namespace", jstr(m->ns), &bad);
@@ -194,7 +194,7 @@ static json_t *get(ctx *c, json_t *o, const char *prefix, const char *k, int typ
     }
     if (type >= 0 && (int)json_typeof(v) != type) {
         static const char *const names[] = {"an object", "an array", "a string", "an integer",
-                                            "a number", "true", "false", "null"};
+                                            "a number",  "true",     "false",    "null"};
         char what[64];
         snprintf(what, sizeof what, "must be %s",
                  type == JSON_TRUE || type == JSON_FALSE ? "a boolean" : names[type]);
@@ -222,8 +222,7 @@ static int get_str(ctx *c, json_t *o, const char *prefix, const char *k, int nul
     return *out ? 0 : cf_err_set(c->err, CF_ENOMEM, "out of memory");
 }
 
-static int get_uint(ctx *c, json_t *o, const char *prefix, const char *k, uint64_t max,
-                    uint64_t *out)
+static int get_uint(ctx *c, json_t *o, const char *prefix, const char *k, uint64_t max, uint64_t *out)
 {
     int rc = 0;
     json_t *v = get(c, o, prefix, k, JSON_INTEGER, &rc);
@@ -236,8 +235,7 @@ static int get_uint(ctx *c, json_t *o, const char *prefix, const char *k, uint64
     return 0;
 }
 
-static int get_hex(ctx *c, json_t *o, const char *prefix, const char *k, unsigned char *out,
-                   size_t n)
+static int get_hex(ctx *c, json_t *o, const char *prefix, const char *k, unsigned char *out, size_t n)
 {
     int rc = 0;
     json_t *v = get(c, o, prefix, k, JSON_STRING, &rc);
@@ -299,7 +297,8 @@ static int parse_dir_source(ctx *c, json_t *src, cf_manifest *m)
             return field_err(c, "must be an object");
         }
         cf_manifest_skipped *k = &m->source.skipped[m->source.nskipped++];
-        if ((rc = get_str(c, v, at, "path", 0, &k->path)) != 0 || (rc = get_str(c, v, at, "error", 0, &k->error)) != 0)
+        if ((rc = get_str(c, v, at, "path", 0, &k->path)) != 0 ||
+            (rc = get_str(c, v, at, "error", 0, &k->error)) != 0)
             return rc;
     }
     return 0;
@@ -350,8 +349,7 @@ static int parse_encryption(ctx *c, json_t *e, cf_manifest_encryption *out)
     if ((rc = get_uint(c, sc, "encryption.scrypt", "n", 1ull << 24, &out->scrypt.n)) != 0 ||
         (rc = get_uint(c, sc, "encryption.scrypt", "r", 64, &r)) != 0 ||
         (rc = get_uint(c, sc, "encryption.scrypt", "p", 64, &p)) != 0 ||
-        (rc = get_hex(c, sc, "encryption.scrypt", "salt", out->scrypt.salt,
-                      sizeof out->scrypt.salt)) != 0)
+        (rc = get_hex(c, sc, "encryption.scrypt", "salt", out->scrypt.salt, sizeof out->scrypt.salt)) != 0)
         return rc;
     out->scrypt.r = (uint32_t)r;
     out->scrypt.p = (uint32_t)p;
@@ -419,7 +417,8 @@ static int parse_root(ctx *c, json_t *root, cf_manifest *m)
     if (nl && !(m->labels = calloc(nl, sizeof *m->labels)))
         return cf_err_set(c->err, CF_ENOMEM, "out of memory");
     const char *k;
-    json_object_foreach(labels, k, v) {
+    json_object_foreach(labels, k, v)
+    {
         if (!json_is_string(v)) {
             snprintf(c->path, sizeof c->path, "labels.%s", k);
             return field_err(c, "must be a string");
@@ -445,8 +444,7 @@ static int parse_root(ctx *c, json_t *root, cf_manifest *m)
     if (!(v = get(c, a, "archive", "level", JSON_INTEGER, &rc)))
         return rc;
     json_int_t level = json_integer_value(v);
-    if (level < -1000 || level > 1000 ||
-        cf_codec_check_level(m->archive.compression, (int)level, NULL) != 0)
+    if (level < -1000 || level > 1000 || cf_codec_check_level(m->archive.compression, (int)level, NULL) != 0)
         return field_err(c, "is out of range for the compression");
     m->archive.level = (int)level;
     if ((rc = get_uint(c, a, "archive", "size", INT64_MAX, &m->archive.size)) != 0 ||
@@ -501,8 +499,8 @@ int cf_manifest_parse(const char *text, size_t len, cf_manifest *m, cf_err *err)
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return cf_err_set(err, CF_ECORRUPT, "manifest is not valid JSON: %s at line %d column %d",
-                          je.text, je.line, je.column);
+        return cf_err_set(err, CF_ECORRUPT, "manifest is not valid JSON: %s at line %d column %d", je.text,
+                          je.line, je.column);
     ctx c = {.err = err};
     int rc = parse_root(&c, root, m);
     json_decref(root);

@@ -33,37 +33,37 @@ typedef struct cf_label {
 } cf_label;
 
 typedef struct cf_manifest_skipped {
-    char *path, *error;                 /* relative to the source; strerror() text */
+    char *path, *error; /* relative to the source; strerror() text */
 } cf_manifest_skipped;
 
 typedef struct cf_manifest_encryption {
     /* alg "aes-256-gcm-stream", kdf "hkdf-sha256": the only ones, so not fields here. */
-    unsigned char salt[CF_ARCHIVE_SALT_LEN];  /* HKDF salt of this snapshot */
-    char key_id[CF_ARCHIVE_KEY_ID_LEN + 1];   /* the master key's id */
-    int passphrase;                           /* 1: master key from scrypt(passphrase) */
-    cf_scrypt_params scrypt;                  /* when passphrase */
+    unsigned char salt[CF_ARCHIVE_SALT_LEN]; /* HKDF salt of this snapshot */
+    char key_id[CF_ARCHIVE_KEY_ID_LEN + 1];  /* the master key's id */
+    int passphrase;                          /* 1: master key from scrypt(passphrase) */
+    cf_scrypt_params scrypt;                 /* when passphrase */
 } cf_manifest_encryption;
 
 typedef struct cf_manifest {
-    int format;                         /* CF_MANIFEST_FORMAT */
+    int format; /* CF_MANIFEST_FORMAT */
     char id[CF_SNAPSHOT_ID_LEN + 1];
-    char *ns;                           /* namespace */
-    time_t created;                     /* UTC, whole seconds */
+    char *ns;       /* namespace */
+    time_t created; /* UTC, whole seconds */
     struct {
         cf_source_kind kind;
         char *host;
-        char *path;                     /* kind dir */
-        char *command;                  /* kind stream; may be NULL (stdin) */
-        char **exclude;                 /* kind dir: the --exclude patterns */
+        char *path;     /* kind dir */
+        char *command;  /* kind stream; may be NULL (stdin) */
+        char **exclude; /* kind dir: the --exclude patterns */
         size_t nexclude;
-        int one_file_system;            /* kind dir */
-        cf_manifest_skipped *skipped;   /* kind dir: left out, unreadable (--allow-unreadable) */
+        int one_file_system;          /* kind dir */
+        cf_manifest_skipped *skipped; /* kind dir: left out, unreadable (--allow-unreadable) */
         size_t nskipped;
     } source;
     cf_label *labels;
     size_t nlabels;
     struct {
-        char *key;                      /* object key of the archive, relative to the repository */
+        char *key; /* object key of the archive, relative to the repository */
         cf_codec compression;
         int level;
         uint64_t size, raw_size, files;

@@ -15,8 +15,8 @@
 
 #include "crypto/hash.h"
 
-static int hkdf(const unsigned char *ikm, size_t ikm_len, const unsigned char *salt,
-                size_t salt_len, const char *info, unsigned char *out, size_t out_len)
+static int hkdf(const unsigned char *ikm, size_t ikm_len, const unsigned char *salt, size_t salt_len,
+                const char *info, unsigned char *out, size_t out_len)
 {
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
@@ -38,8 +38,7 @@ static int hkdf(const unsigned char *ikm, size_t ikm_len, const unsigned char *s
 int cf_master_key_from_bytes(const void *p, size_t n, cf_master_key *out, cf_err *err)
 {
     if (n != CF_ARCHIVE_KEY_LEN)
-        return cf_err_set(err, CF_EINVAL, "master key is %zu bytes, expected %d", n,
-                          CF_ARCHIVE_KEY_LEN);
+        return cf_err_set(err, CF_EINVAL, "master key is %zu bytes, expected %d", n, CF_ARCHIVE_KEY_LEN);
     memcpy(out->key, p, n);
     /* The id comes from the key alone so that every snapshot under one key shows the same id. */
     unsigned char id[CF_ARCHIVE_KEY_ID_LEN / 2];
@@ -95,8 +94,8 @@ int cf_master_key_from_file(const char *path, cf_master_key *out, cf_err *err)
     return rc;
 }
 
-int cf_master_key_from_passphrase(const char *pass, size_t len, cf_scrypt_params *params,
-                                  cf_master_key *out, cf_err *err)
+int cf_master_key_from_passphrase(const char *pass, size_t len, cf_scrypt_params *params, cf_master_key *out,
+                                  cf_err *err)
 {
     if (!params->n)
         params->n = 1u << 15;
@@ -104,17 +103,18 @@ int cf_master_key_from_passphrase(const char *pass, size_t len, cf_scrypt_params
         params->r = 8;
     if (!params->p)
         params->p = 1;
-    if (params->n < 2 || (params->n & (params->n - 1)) || params->n > (1ull << 24) ||
-        params->r > 64 || params->p > 64)
-        return cf_err_set(err, CF_EINVAL, "scrypt parameters N=%llu r=%u p=%u out of range "
+    if (params->n < 2 || (params->n & (params->n - 1)) || params->n > (1ull << 24) || params->r > 64 ||
+        params->p > 64)
+        return cf_err_set(err, CF_EINVAL,
+                          "scrypt parameters N=%llu r=%u p=%u out of range "
                           "(N a power of two up to 2^24, r and p up to 64)",
                           (unsigned long long)params->n, params->r, params->p);
     unsigned char key[CF_ARCHIVE_KEY_LEN];
     /* scrypt needs 128 * r * N bytes (32 MiB at the defaults); allow that plus slack rather
      * than OpenSSL's 32 MiB default cap, which the defaults would just exceed. */
     uint64_t maxmem = 128ull * params->r * params->n * (params->p + 1) + (16u << 20);
-    if (EVP_PBE_scrypt(pass, len, params->salt, sizeof params->salt, params->n, params->r,
-                       params->p, maxmem, key, sizeof key) != 1)
+    if (EVP_PBE_scrypt(pass, len, params->salt, sizeof params->salt, params->n, params->r, params->p, maxmem,
+                       key, sizeof key) != 1)
         return cf_err_set(err, CF_ENOMEM, "scrypt key derivation failed (N=%llu r=%u p=%u)",
                           (unsigned long long)params->n, params->r, params->p);
     int rc = cf_master_key_from_bytes(key, sizeof key, out, err);
@@ -131,8 +131,8 @@ void cf_master_key_cleanup(cf_master_key *k)
 int cf_archive_key_derive(const cf_master_key *master, const unsigned char salt[CF_ARCHIVE_SALT_LEN],
                           cf_archive_key *out, cf_err *err)
 {
-    int rc = hkdf(master->key, sizeof master->key, salt, CF_ARCHIVE_SALT_LEN, "coffer archive v1",
-                  out->key, sizeof out->key);
+    int rc = hkdf(master->key, sizeof master->key, salt, CF_ARCHIVE_SALT_LEN, "coffer archive v1", out->key,
+                  sizeof out->key);
     if (rc)
         return cf_err_set(err, rc, "cannot derive the snapshot key");
     memcpy(out->key_id, master->key_id, sizeof out->key_id);
@@ -152,8 +152,8 @@ static void make_nonce(uint64_t index, unsigned char nonce[CF_ARCHIVE_NONCE_LEN]
         nonce[CF_ARCHIVE_NONCE_LEN - 1 - i] = (unsigned char)(index >> (8 * i));
 }
 
-static int gcm(int enc, const cf_archive_key *k, uint64_t index, int last, const unsigned char *in,
-               size_t n, unsigned char *out, unsigned char tag[CF_ARCHIVE_TAG_LEN])
+static int gcm(int enc, const cf_archive_key *k, uint64_t index, int last, const unsigned char *in, size_t n,
+               unsigned char *out, unsigned char tag[CF_ARCHIVE_TAG_LEN])
 {
     if (n > (size_t)INT32_MAX)
         return CF_ETOOBIG;
@@ -183,8 +183,8 @@ out:
     return rc;
 }
 
-int cf_archive_seal(const cf_archive_key *k, uint64_t index, int last, unsigned char *buf,
-                    size_t n, cf_err *err)
+int cf_archive_seal(const cf_archive_key *k, uint64_t index, int last, unsigned char *buf, size_t n,
+                    cf_err *err)
 {
     int rc = gcm(1, k, index, last, buf, n, buf, buf + n);
     if (rc)
@@ -192,8 +192,8 @@ int cf_archive_seal(const cf_archive_key *k, uint64_t index, int last, unsigned 
     return 0;
 }
 
-int cf_archive_open(const cf_archive_key *k, uint64_t index, int last, const unsigned char *in,
-                    size_t n, unsigned char *out, cf_err *err)
+int cf_archive_open(const cf_archive_key *k, uint64_t index, int last, const unsigned char *in, size_t n,
+                    unsigned char *out, cf_err *err)
 {
     if (n < CF_ARCHIVE_TAG_LEN)
         return cf_err_set(err, CF_ECORRUPT, "chunk %llu is %zu bytes, shorter than its tag",

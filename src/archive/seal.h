@@ -56,8 +56,8 @@ int cf_master_key_from_file(const char *path, cf_master_key *out, cf_err *err);
 /* Master key from a passphrase through scrypt. params->n/r/p of 0 are replaced by the defaults
  * in place, so the caller records what was used; params->salt is used as given (draw it with
  * cf_random_bytes for a new snapshot, read it from the manifest to restore). */
-int cf_master_key_from_passphrase(const char *pass, size_t len, cf_scrypt_params *params,
-                                  cf_master_key *out, cf_err *err);
+int cf_master_key_from_passphrase(const char *pass, size_t len, cf_scrypt_params *params, cf_master_key *out,
+                                  cf_err *err);
 void cf_master_key_cleanup(cf_master_key *k);
 
 /* Derives the per-snapshot key: HKDF-SHA256(ikm = master, salt, info = "coffer archive v1"). */
@@ -67,12 +67,12 @@ void cf_archive_key_cleanup(cf_archive_key *k);
 
 /* Seals in place: buf holds n plaintext bytes and has room for n + CF_ARCHIVE_TAG_LEN; on
  * return it holds the ciphertext followed by the tag. */
-int cf_archive_seal(const cf_archive_key *k, uint64_t index, int last, unsigned char *buf,
-                    size_t n, cf_err *err);
+int cf_archive_seal(const cf_archive_key *k, uint64_t index, int last, unsigned char *buf, size_t n,
+                    cf_err *err);
 /* Opens in[0..n) (ciphertext || tag) into out (n - CF_ARCHIVE_TAG_LEN bytes; may equal in).
  * CF_EAUTH when the tag does not verify for this index and flag; no message is set then, since
  * only the caller knows which of wrong key, reordering or truncation it means. */
-int cf_archive_open(const cf_archive_key *k, uint64_t index, int last, const unsigned char *in,
-                    size_t n, unsigned char *out, cf_err *err);
+int cf_archive_open(const cf_archive_key *k, uint64_t index, int last, const unsigned char *in, size_t n,
+                    unsigned char *out, cf_err *err);
 
 #endif

@@ -35,8 +35,8 @@ static la_ssize_t write_cb(struct archive *a, void *arg, const void *p, size_t n
 }
 
 /* The callback's own error wins over libarchive's retelling of it. */
-static int la_fail(cf_err *err, int cb_rc, const cf_err *cb_err, struct archive *a,
-                   const char *what, const char *name)
+static int la_fail(cf_err *err, int cb_rc, const cf_err *cb_err, struct archive *a, const char *what,
+                   const char *name)
 {
     if (cb_rc) {
         if (err)
@@ -44,8 +44,12 @@ static int la_fail(cf_err *err, int cb_rc, const cf_err *cb_err, struct archive 
         return cb_rc;
     }
     int e = archive_errno(a);
-    return cf_err_set(err, e == ENOENT ? CF_ENOTFOUND : e == EACCES ? CF_EDENIED : CF_EIO,
-                      "%s \"%s\": %s", what, name, archive_error_string(a) ? archive_error_string(a) : "failed");
+    return cf_err_set(err,
+                      e == ENOENT   ? CF_ENOTFOUND
+                      : e == EACCES ? CF_EDENIED
+                                    : CF_EIO,
+                      "%s \"%s\": %s", what, name,
+                      archive_error_string(a) ? archive_error_string(a) : "failed");
 }
 
 /* File data is read in blocks this large: few system calls, and the sink gets big pieces. */
@@ -425,8 +429,7 @@ static int join(const char *dest, const char *rel, char **out)
     return 0;
 }
 
-int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files,
-                   cf_err *err)
+int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files, cf_err *err)
 {
     rctx r = {.pull = pull, .ctx = pull_ctx};
     struct archive *in = archive_read_new(), *disk = archive_write_disk_new();
@@ -505,8 +508,8 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
         else if (!why && !*rel)
             why = "names the destination itself";
         if (why) {
-            rc = sym ? cf_err_set(err, CF_EDENIED, "refusing to extract tar entry \"%s\": it %s (\"%s\")", name, why,
-                                  sym)
+            rc = sym ? cf_err_set(err, CF_EDENIED, "refusing to extract tar entry \"%s\": it %s (\"%s\")",
+                                  name, why, sym)
                      : cf_err_set(err, CF_EDENIED, "refusing to extract tar entry \"%s\": it %s", name, why);
             goto out;
         }
@@ -526,7 +529,8 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
             free(lfull);
         }
         /* A hard link to a symlink is a symlink too. */
-        int is_symlink = target ? link_set_has(&links, target, strlen(target)) : archive_entry_filetype(e) == AE_IFLNK;
+        int is_symlink =
+            target ? link_set_has(&links, target, strlen(target)) : archive_entry_filetype(e) == AE_IFLNK;
         if (is_symlink && link_set_add(&links, rel) != 0) {
             rc = cf_err_set(err, CF_ENOMEM, "out of memory");
             goto out;

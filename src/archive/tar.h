@@ -24,7 +24,7 @@ typedef struct cf_tar_write_opts {
      * matches directories only. An excluded directory's contents are not walked. */
     const char *const *exclude;
     size_t nexclude;
-    int one_file_system;  /* store mount points found inside as empty directories */
+    int one_file_system; /* store mount points found inside as empty directories */
     /* A file or directory that cannot be read (permission, vanished) fails the walk, naming
      * it, unless allow_unreadable: it is then left out (a directory stays, empty) and told
      * to skipped, whose nonzero return stops the walk. */
@@ -40,7 +40,8 @@ int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sin
 
 /* Walks dir as cf_tar_write_dir would, reading no file data: the bytes of file data and the
  * entries it would store, so that progress can show how much is left. */
-int cf_tar_measure(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files, cf_err *err);
+int cf_tar_measure(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files,
+                   cf_err *err);
 
 /* Supplies tar bytes on demand: *p borrowed until the next call, *n = 0 at the end.
  * cf_archive_reader_next has this shape, so restore is cf_tar_extract(dest, reader_pull, r). */
@@ -48,8 +49,7 @@ typedef int (*cf_tar_pull_fn)(void *ctx, const void **p, size_t *n, cf_err *err)
 
 /* Extracts the tar stream into the existing directory dest (permissions and mtimes restored,
  * ownership only when running as root). *files (may be NULL) receives the entry count. */
-int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files,
-                   cf_err *err);
+int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files, cf_err *err);
 
 /* Adapts a cf_archive_reader to cf_tar_pull_fn (ctx is the reader). */
 int cf_tar_pull_from_reader(void *reader, const void **p, size_t *n, cf_err *err);

@@ -3,18 +3,16 @@
 #include <stdio.h>
 #include <string.h>
 
-
-static const char usage[] =
-    "usage: coffer <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  server     run the S3-compatible object server\n"
-    "  admin      manage access keys and public buckets of a running server\n"
-    "  snapshot   create, list and restore snapshots in a bucket or a directory\n"
-    "  presign    print a presigned URL for one object (GET, HEAD or PUT)\n"
-    "  version    print the version\n"
-    "\n"
-    "Run 'coffer <command> --help' for a command's options.\n";
+static const char usage[] = "usage: coffer <command> [options]\n"
+                            "\n"
+                            "commands:\n"
+                            "  server     run the S3-compatible object server\n"
+                            "  admin      manage access keys and public buckets of a running server\n"
+                            "  snapshot   create, list and restore snapshots in a bucket or a directory\n"
+                            "  presign    print a presigned URL for one object (GET, HEAD or PUT)\n"
+                            "  version    print the version\n"
+                            "\n"
+                            "Run 'coffer <command> --help' for a command's options.\n";
 
 int cf_cli_main(int argc, char **argv)
 {

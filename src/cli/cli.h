@@ -5,8 +5,8 @@
 /* Exit codes, documented in README.md. */
 enum {
     CF_EXIT_OK = 0,
-    CF_EXIT_FAILURE = 1,   /* the operation failed */
-    CF_EXIT_USAGE = 2,     /* bad command line */
+    CF_EXIT_FAILURE = 1, /* the operation failed */
+    CF_EXIT_USAGE = 2,   /* bad command line */
 };
 
 int cf_cli_main(int argc, char **argv);

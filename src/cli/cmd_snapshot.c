@@ -22,12 +22,17 @@
 #include "snapshot/snapshot.h"
 
 static const char snapshot_usage[] =
-    "usage: coffer snapshot create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
-    "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F | --passphrase-file F]\n"
-    "                                        [--label KEY=VALUE]... [--exclude PATTERN]... [--one-file-system]\n"
-    "                                        [--allow-unreadable] [--expected-size SIZE] [--json] [--no-progress]\n"
+    "usage: coffer snapshot create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level "
+    "N]\n"
+    "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F | "
+    "--passphrase-file F]\n"
+    "                                        [--label KEY=VALUE]... [--exclude PATTERN]... "
+    "[--one-file-system]\n"
+    "                                        [--allow-unreadable] [--expected-size SIZE] [--json] "
+    "[--no-progress]\n"
     "       coffer snapshot ls REPO [--json]\n"
-    "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
+    "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file "
+    "F]\n"
     "                                        [--json] [--no-progress]\n"
     "       coffer snapshot verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"
     "       coffer snapshot show REPO[@ID|@latest]\n"
@@ -83,10 +88,26 @@ static int parse_size(const char *s, uint64_t *out)
         return -1;
     int shift = 0;
     switch (*end) {
-    case 'K': case 'k': shift = 10; end++; break;
-    case 'M': case 'm': shift = 20; end++; break;
-    case 'G': case 'g': shift = 30; end++; break;
-    case 'T': case 't': shift = 40; end++; break;
+    case 'K':
+    case 'k':
+        shift = 10;
+        end++;
+        break;
+    case 'M':
+    case 'm':
+        shift = 20;
+        end++;
+        break;
+    case 'G':
+    case 'g':
+        shift = 30;
+        end++;
+        break;
+    case 'T':
+    case 't':
+        shift = 40;
+        end++;
+        break;
     default: break;
     }
     if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
@@ -176,26 +197,30 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total)
 static void on_skipped(void *ctx, const char *path, const char *why)
 {
     progress *p = ctx;
-    fprintf(stderr, "%scoffer snapshot create: left out \"%s\" (cannot read: %s)\n", p->on ? "\r\033[K" : "", path,
-            why);
+    fprintf(stderr, "%scoffer snapshot create: left out \"%s\" (cannot read: %s)\n", p->on ? "\r\033[K" : "",
+            path, why);
 }
 
-static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **client, cf_repo **repo, cf_err *err)
+static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **client, cf_repo **repo,
+                     cf_err *err)
 {
     *client = NULL;
     if (!ref->is_s3)
         return cf_repo_open_dir(ref->root, repo, err);
     cf_s3c_config cfg;
     int rc = cf_s3c_config_resolve(&o->s3, &cfg, err);
-    if (!rc) rc = cf_s3c_new(&cfg, client, err);
+    if (!rc)
+        rc = cf_s3c_new(&cfg, client, err);
     memset(&cfg, 0, sizeof cfg);
-    if (!rc) rc = cf_repo_open_s3(*client, ref->bucket, ref->root, repo, err);
+    if (!rc)
+        rc = cf_repo_open_s3(*client, ref->bucket, ref->root, repo, err);
     return rc;
 }
 
 /* The secret of --encrypt-key-file or --passphrase-file into sec (pointing into key and pass,
  * which the caller wipes). Secrets come from files only: never from the command line. */
-static int load_secret(const snap_opts *o, cf_master_key *key, char **pass, cf_snapshot_secret *sec, cf_err *err)
+static int load_secret(const snap_opts *o, cf_master_key *key, char **pass, cf_snapshot_secret *sec,
+                       cf_err *err)
 {
     memset(sec, 0, sizeof *sec);
     *pass = NULL;
@@ -216,7 +241,8 @@ static int load_secret(const snap_opts *o, cf_master_key *key, char **pass, cf_s
     while (len && ((*pass)[len - 1] == '\n' || (*pass)[len - 1] == '\r'))
         (*pass)[--len] = '\0';
     if (len < 8)
-        return cf_err_set(err, CF_EINVAL, "the passphrase in '%s' is shorter than 8 characters", o->pass_file);
+        return cf_err_set(err, CF_EINVAL, "the passphrase in '%s' is shorter than 8 characters",
+                          o->pass_file);
     sec->passphrase = *pass;
     sec->passphrase_len = len;
     return 0;
@@ -233,11 +259,11 @@ static int print_entry(void *ctx, const cf_manifest *m)
         json_t *labels = json_object();
         for (size_t i = 0; i < m->nlabels; i++)
             json_object_set_new(labels, m->labels[i].key, json_string(m->labels[i].value));
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s, s:o}", "id", m->id, "namespace", m->ns,
-                              "created", when, "size", (json_int_t)m->archive.size, "raw_size",
-                              (json_int_t)m->archive.raw_size, "files", (json_int_t)m->archive.files, "encrypted",
-                              m->encryption != NULL, "compression", cf_codec_name(m->archive.compression),
-                              "labels", labels);
+        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s, s:o}", "id", m->id, "namespace",
+                              m->ns, "created", when, "size", (json_int_t)m->archive.size, "raw_size",
+                              (json_int_t)m->archive.raw_size, "files", (json_int_t)m->archive.files,
+                              "encrypted", m->encryption != NULL, "compression",
+                              cf_codec_name(m->archive.compression), "labels", labels);
         char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(j);
         if (!text)
@@ -259,8 +285,8 @@ static int print_entry(void *ctx, const cf_manifest *m)
  * duration and volume; the last success time is carried over from the previous file when this
  * run failed, so an alert on its age fires.
  */
-static void write_metrics(const char *path, const char *verb, const char *ns, int rc, const struct timespec *t0,
-                          const cf_snapshot_stats *st)
+static void write_metrics(const char *path, const char *verb, const char *ns, int rc,
+                          const struct timespec *t0, const cf_snapshot_stats *st)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -349,8 +375,8 @@ static int verify_one(void *ctx, const cf_manifest *m)
     return 0;
 }
 
-static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o, const cf_snapshot_secret *secret,
-                  cf_err *err)
+static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o,
+                  const cf_snapshot_secret *secret, cf_err *err)
 {
     if (o->all) {
         verify_all v = {repo, ref->ns, secret, 0};
@@ -375,23 +401,39 @@ static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o,
 int cf_cmd_snapshot(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"compress", required_argument, NULL, 'c'}, {"level", required_argument, NULL, 'l'},
-        {"chunk-size", required_argument, NULL, 'C'}, {"jobs", required_argument, NULL, 'j'},
-        {"encrypt-key-file", required_argument, NULL, 'k'}, {"label", required_argument, NULL, 'L'},
+        {"compress", required_argument, NULL, 'c'},
+        {"level", required_argument, NULL, 'l'},
+        {"chunk-size", required_argument, NULL, 'C'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"encrypt-key-file", required_argument, NULL, 'k'},
+        {"label", required_argument, NULL, 'L'},
         {"passphrase-file", required_argument, NULL, 'P'},
-        {"json", no_argument, NULL, 'J'}, {"force", no_argument, NULL, 'f'},
-        {"endpoint", required_argument, NULL, 'e'}, {"region", required_argument, NULL, 'r'},
-        {"profile", required_argument, NULL, 'p'}, {"access-key", required_argument, NULL, 'a'},
-        {"secret-key-file", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
-        {"keep-last", required_argument, NULL, 1}, {"keep-hourly", required_argument, NULL, 2},
-        {"keep-daily", required_argument, NULL, 3}, {"keep-weekly", required_argument, NULL, 4},
-        {"keep-monthly", required_argument, NULL, 5}, {"keep-yearly", required_argument, NULL, 6},
-        {"keep-within", required_argument, NULL, 7}, {"grace", required_argument, NULL, 8},
-        {"dry-run", no_argument, NULL, 9}, {"all", no_argument, NULL, 10},
-        {"from-command", required_argument, NULL, 11}, {"to-command", required_argument, NULL, 12},
-        {"metrics-file", required_argument, NULL, 13}, {"exclude", required_argument, NULL, 14},
-        {"one-file-system", no_argument, NULL, 15}, {"allow-unreadable", no_argument, NULL, 16},
-        {"no-progress", no_argument, NULL, 17}, {"expected-size", required_argument, NULL, 18},
+        {"json", no_argument, NULL, 'J'},
+        {"force", no_argument, NULL, 'f'},
+        {"endpoint", required_argument, NULL, 'e'},
+        {"region", required_argument, NULL, 'r'},
+        {"profile", required_argument, NULL, 'p'},
+        {"access-key", required_argument, NULL, 'a'},
+        {"secret-key-file", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {"keep-last", required_argument, NULL, 1},
+        {"keep-hourly", required_argument, NULL, 2},
+        {"keep-daily", required_argument, NULL, 3},
+        {"keep-weekly", required_argument, NULL, 4},
+        {"keep-monthly", required_argument, NULL, 5},
+        {"keep-yearly", required_argument, NULL, 6},
+        {"keep-within", required_argument, NULL, 7},
+        {"grace", required_argument, NULL, 8},
+        {"dry-run", no_argument, NULL, 9},
+        {"all", no_argument, NULL, 10},
+        {"from-command", required_argument, NULL, 11},
+        {"to-command", required_argument, NULL, 12},
+        {"metrics-file", required_argument, NULL, 13},
+        {"exclude", required_argument, NULL, 14},
+        {"one-file-system", no_argument, NULL, 15},
+        {"allow-unreadable", no_argument, NULL, 16},
+        {"no-progress", no_argument, NULL, 17},
+        {"expected-size", required_argument, NULL, 18},
         {NULL, 0, NULL, 0},
     };
     snap_opts o = {0};
@@ -401,7 +443,10 @@ int cf_cmd_snapshot(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case 'c': o.compress = optarg; break;
-        case 'l': o.level = atoi(optarg); o.level_set = 1; break;
+        case 'l':
+            o.level = atoi(optarg);
+            o.level_set = 1;
+            break;
         case 'C': o.chunk_mib = (size_t)strtoul(optarg, NULL, 10); break;
         case 'j': o.jobs = atoi(optarg); break;
         case 'k': o.key_file = optarg; break;
@@ -454,7 +499,8 @@ int cf_cmd_snapshot(int argc, char **argv)
         case 17: o.no_progress = 1; break;
         case 18:
             if (parse_size(optarg, &o.expected_size) != 0) {
-                fprintf(stderr, "coffer snapshot: --expected-size takes a size like 500G or 2T, not '%s'\n", optarg);
+                fprintf(stderr, "coffer snapshot: --expected-size takes a size like 500G or 2T, not '%s'\n",
+                        optarg);
                 return CF_EXIT_USAGE;
             }
             break;
@@ -467,9 +513,10 @@ int cf_cmd_snapshot(int argc, char **argv)
     const char *verb = nargs ? args[0] : "";
     int one_less = (!strcmp(verb, "create") && o.from_command) || (!strcmp(verb, "restore") && o.to_command);
     int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3 - one_less
-             : !strcmp(verb, "ls") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "prune") ||
-                       !strcmp(verb, "show") ? 2
-                                                                                                               : -1;
+               : !strcmp(verb, "ls") || !strcmp(verb, "verify") || !strcmp(verb, "rm") ||
+                       !strcmp(verb, "prune") || !strcmp(verb, "show")
+                   ? 2
+                   : -1;
     if (want < 0 || nargs != want) {
         fputs(snapshot_usage, stderr);
         return CF_EXIT_USAGE;
@@ -477,7 +524,8 @@ int cf_cmd_snapshot(int argc, char **argv)
     cf_err err = {0};
     cf_snapshot_ref ref;
     const char *repo_text = !strcmp(verb, "create") && !o.from_command ? args[2] : args[1];
-    int takes_id = !strcmp(verb, "restore") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "show");
+    int takes_id =
+        !strcmp(verb, "restore") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "show");
     if (cf_snapshot_ref_parse(repo_text, takes_id, &ref, &err) != 0) {
         fprintf(stderr, "coffer snapshot: %s\n", err.msg);
         return CF_EXIT_USAGE;
@@ -507,7 +555,8 @@ int cf_cmd_snapshot(int argc, char **argv)
         co.command = o.from_command;
         co.codec = CF_CODEC_ZSTD;
         if (o.compress && cf_codec_from_name(o.compress, &co.codec) != 0) {
-            fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n", o.compress);
+            fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n",
+                    o.compress);
             rc = CF_EINVAL;
         } else {
             co.level = o.level_set ? o.level : cf_codec_default_level(co.codec);
@@ -559,7 +608,8 @@ int cf_cmd_snapshot(int argc, char **argv)
         if (rc == CF_ENOTSUP) {
             /* The snapshots are pruned; only the sweep for leftovers (ListMultipartUploads)
              * is something this endpoint does not offer. */
-            fprintf(stderr, "coffer snapshot prune: warning: cannot look for interrupted uploads: %s\n", err.msg);
+            fprintf(stderr, "coffer snapshot prune: warning: cannot look for interrupted uploads: %s\n",
+                    err.msg);
             rc = 0;
         }
         if (!rc && swept)

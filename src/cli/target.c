@@ -29,8 +29,10 @@ int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, 
 {
     static const char *const endpoint_vars[] = {"COFFER_ENDPOINT", "AWS_ENDPOINT_URL", NULL};
     static const char *const region_vars[] = {"COFFER_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", NULL};
-    static const char *const access_vars[] = {"COFFER_ACCESS_KEY", "COFFER_ROOT_USER", "AWS_ACCESS_KEY_ID", NULL};
-    static const char *const secret_vars[] = {"COFFER_SECRET_KEY", "COFFER_ROOT_PASSWORD", "AWS_SECRET_ACCESS_KEY", NULL};
+    static const char *const access_vars[] = {"COFFER_ACCESS_KEY", "COFFER_ROOT_USER", "AWS_ACCESS_KEY_ID",
+                                              NULL};
+    static const char *const secret_vars[] = {"COFFER_SECRET_KEY", "COFFER_ROOT_PASSWORD",
+                                              "AWS_SECRET_ACCESS_KEY", NULL};
     memset(out, 0, sizeof *out);
     int rc = first_of(flags->endpoint, endpoint_vars, out->endpoint, sizeof out->endpoint, err);
     if (rc < 0)
@@ -49,7 +51,9 @@ int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, 
     if ((rc = first_of(flags->access_key, access_vars, out->access_key, sizeof out->access_key, err)) < 0)
         return rc;
     if (!rc)
-        return cf_err_set(err, CF_EINVAL, "no access key: set COFFER_ACCESS_KEY (or AWS_ACCESS_KEY_ID), or pass --access-key");
+        return cf_err_set(
+            err, CF_EINVAL,
+            "no access key: set COFFER_ACCESS_KEY (or AWS_ACCESS_KEY_ID), or pass --access-key");
     if (flags->secret_key_file) {
         char *data = NULL;
         size_t len;
@@ -62,7 +66,8 @@ int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, 
             data[--len] = '\0';
         if (len == 0 || len >= sizeof out->secret_key) {
             free(data);
-            return cf_err_set(err, CF_EINVAL, "--secret-key-file '%s' must hold 1 to 128 characters", flags->secret_key_file);
+            return cf_err_set(err, CF_EINVAL, "--secret-key-file '%s' must hold 1 to 128 characters",
+                              flags->secret_key_file);
         }
         memcpy(out->secret_key, data, len + 1);
         free(data);
@@ -71,7 +76,9 @@ int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, 
     if ((rc = first_of(NULL, secret_vars, out->secret_key, sizeof out->secret_key, err)) < 0)
         return rc;
     if (!rc)
-        return cf_err_set(err, CF_EINVAL, "no secret key: set COFFER_SECRET_KEY or COFFER_SECRET_KEY_FILE (or AWS_SECRET_ACCESS_KEY), or pass --secret-key-file");
+        return cf_err_set(err, CF_EINVAL,
+                          "no secret key: set COFFER_SECRET_KEY or COFFER_SECRET_KEY_FILE (or "
+                          "AWS_SECRET_ACCESS_KEY), or pass --secret-key-file");
     return 0;
 }
 

@@ -18,7 +18,7 @@
 #include "core/err.h"
 
 typedef struct cf_cli_target {
-    char endpoint[512];           /* without a trailing '/' */
+    char endpoint[512]; /* without a trailing '/' */
     char region[64];
     char access_key[129];
     char secret_key[129];

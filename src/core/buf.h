@@ -12,15 +12,15 @@
 #include <stddef.h>
 
 typedef struct cf_buf {
-    char *data;     /* owned; NULL until the first append */
+    char *data; /* owned; NULL until the first append */
     size_t len;
     size_t cap;
-    size_t max;     /* largest len allowed */
+    size_t max; /* largest len allowed */
 } cf_buf;
 
 void cf_buf_init(cf_buf *b, size_t max);
-void cf_buf_cleanup(cf_buf *b);       /* frees data; the buffer may be reused after init */
-void cf_buf_reset(cf_buf *b);         /* len = 0, keeps the allocation */
+void cf_buf_cleanup(cf_buf *b); /* frees data; the buffer may be reused after init */
+void cf_buf_reset(cf_buf *b);   /* len = 0, keeps the allocation */
 int cf_buf_reserve(cf_buf *b, size_t extra);
 int cf_buf_append(cf_buf *b, const void *p, size_t n);
 int cf_buf_puts(cf_buf *b, const char *s);

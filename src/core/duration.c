@@ -18,7 +18,8 @@ int cf_duration_parse(const char *text, int64_t *seconds)
         return CF_EINVAL;
     int64_t unit = 1;
     switch (*end) {
-    case '\0': case 's': break;
+    case '\0':
+    case 's': break;
     case 'm': unit = 60; break;
     case 'h': unit = 3600; break;
     case 'd': unit = 86400; break;

@@ -9,8 +9,9 @@ const char *cf_strerror(int code)
 {
     switch (code) {
     case CF_OK: return "success";
-#define CF_ERR_STR_(name, msg) case CF_E##name: return msg;
-    CF_ERRNO_MAP(CF_ERR_STR_)
+#define CF_ERR_STR_(name, msg)                                                                               \
+    case CF_E##name: return msg;
+        CF_ERRNO_MAP(CF_ERR_STR_)
 #undef CF_ERR_STR_
     default: return "unknown error";
     }
@@ -53,8 +54,10 @@ int cf_err_from_errno(int errnum)
     case EEXIST: return CF_EEXISTS;
     case ENOTEMPTY: return CF_ENOTEMPTY;
     case ENOMEM: return CF_ENOMEM;
-    case ENOSPC: case EDQUOT: return CF_ENOSPACE;
-    case EACCES: case EPERM: return CF_EDENIED;
+    case ENOSPC:
+    case EDQUOT: return CF_ENOSPACE;
+    case EACCES:
+    case EPERM: return CF_EDENIED;
     case EINVAL: return CF_EINVAL;
     case EAGAIN: return CF_EAGAIN;
     default: return CF_EIO;

@@ -11,25 +11,25 @@
 
 #include <stddef.h>
 
-#define CF_ERRNO_MAP(XX)                                              \
-    XX(INVAL,     "invalid argument")                                 \
-    XX(NOMEM,     "out of memory")                                    \
-    XX(IO,        "input/output error")                               \
-    XX(NOTFOUND,  "not found")                                        \
-    XX(EXISTS,    "already exists")                                   \
-    XX(NOTEMPTY,  "not empty")                                        \
-    XX(CORRUPT,   "stored data is corrupt")                           \
-    XX(NOSPACE,   "no space left")                                    \
-    XX(TOOBIG,    "too large")                                        \
-    XX(AUTH,      "authentication failed")                            \
-    XX(DENIED,    "access denied")                                    \
-    XX(RANGE,     "range not satisfiable")                            \
-    XX(DIGEST,    "checksum mismatch")                                \
-    XX(PRECOND,   "precondition failed")                              \
-    XX(NOTSUP,    "not supported")                                    \
-    XX(AGAIN,     "temporarily unavailable, try again")               \
-    XX(UNREADABLE, "a source file cannot be read")                    \
-    XX(INTERNAL,  "internal error")
+#define CF_ERRNO_MAP(XX)                                                                                     \
+    XX(INVAL, "invalid argument")                                                                            \
+    XX(NOMEM, "out of memory")                                                                               \
+    XX(IO, "input/output error")                                                                             \
+    XX(NOTFOUND, "not found")                                                                                \
+    XX(EXISTS, "already exists")                                                                             \
+    XX(NOTEMPTY, "not empty")                                                                                \
+    XX(CORRUPT, "stored data is corrupt")                                                                    \
+    XX(NOSPACE, "no space left")                                                                             \
+    XX(TOOBIG, "too large")                                                                                  \
+    XX(AUTH, "authentication failed")                                                                        \
+    XX(DENIED, "access denied")                                                                              \
+    XX(RANGE, "range not satisfiable")                                                                       \
+    XX(DIGEST, "checksum mismatch")                                                                          \
+    XX(PRECOND, "precondition failed")                                                                       \
+    XX(NOTSUP, "not supported")                                                                              \
+    XX(AGAIN, "temporarily unavailable, try again")                                                          \
+    XX(UNREADABLE, "a source file cannot be read")                                                           \
+    XX(INTERNAL, "internal error")
 
 typedef enum cf_errcode {
     CF_OK = 0,
@@ -37,12 +37,12 @@ typedef enum cf_errcode {
     CF_ERR_FIRST_ = -1000,
     CF_ERRNO_MAP(CF_ERR_ENUM_)
 #undef CF_ERR_ENUM_
-    CF_ERR_LAST_
+        CF_ERR_LAST_
 } cf_errcode;
 
 typedef struct cf_err {
-    int code;        /* 0 or a CF_E… code */
-    char msg[512];   /* NUL-terminated human message; "" when code is 0 */
+    int code;      /* 0 or a CF_E… code */
+    char msg[512]; /* NUL-terminated human message; "" when code is 0 */
 } cf_err;
 
 /* Static text for a code; never NULL. */
@@ -52,8 +52,7 @@ const char *cf_strerror(int code);
 int cf_err_set(cf_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Like cf_err_set, appending ": strerror(errnum)". */
-int cf_err_sys(cf_err *err, int code, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+int cf_err_sys(cf_err *err, int code, int errnum, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Maps an errno value to the closest CF_E… code. */
 int cf_err_from_errno(int errnum);

@@ -183,7 +183,8 @@ int cf_fs_env_or_file(const char *name, char *out, size_t outlen, cf_err *err)
         data[--len] = '\0';
     if (len == 0 || len >= outlen) {
         free(data);
-        return cf_err_set(err, CF_EINVAL, "%s: file '%s' must hold 1 to %zu characters", fname, path, outlen - 1);
+        return cf_err_set(err, CF_EINVAL, "%s: file '%s' must hold 1 to %zu characters", fname, path,
+                          outlen - 1);
     }
     snprintf(out, outlen, "%s", data);
     free(data);

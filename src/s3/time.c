@@ -15,8 +15,8 @@ void cf_s3_http_date(time_t t, char out[30])
 {
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-             months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    snprintf(out, 30, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 void cf_s3_iso8601(int64_t ns, char out[25])
@@ -25,8 +25,8 @@ void cf_s3_iso8601(int64_t ns, char out[25])
     int ms = (int)((ns % 1000000000) / 1000000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    snprintf(out, 25, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    snprintf(out, 25, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 static int month_of(const char *s)
@@ -43,12 +43,17 @@ int cf_s3_parse_http_date(const char *s, time_t *out)
     char wd[16], mon[4];
     int day, year, h, m, sec, n = 0;
     /* RFC 1123: Sun, 06 Nov 1994 08:49:37 GMT */
-    if (sscanf(s, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &m, &sec, &n) == 7 && n && !s[n]) {
-    /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
-    } else if (sscanf(s, "%15[A-Za-z], %2d-%3s-%4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &m, &sec, &n) == 7 && n && !s[n]) {
+    if (sscanf(s, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &m, &sec, &n) ==
+            7 &&
+        n && !s[n]) {
+        /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
+    } else if (sscanf(s, "%15[A-Za-z], %2d-%3s-%4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &h, &m, &sec,
+                      &n) == 7 &&
+               n && !s[n]) {
         year += year < 70 ? 2000 : year < 100 ? 1900 : 0;
-    /* asctime: Sun Nov  6 08:49:37 1994 */
-    } else if (sscanf(s, "%15s %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &day, &h, &m, &sec, &year, &n) == 7 && n && !s[n]) {
+        /* asctime: Sun Nov  6 08:49:37 1994 */
+    } else if (sscanf(s, "%15s %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &day, &h, &m, &sec, &year, &n) == 7 &&
+               n && !s[n]) {
     } else {
         return CF_EINVAL;
     }

@@ -36,14 +36,22 @@ int cf_xml_escape(cf_buf *out, const char *text, size_t n)
     return rc;
 }
 
-int cf_xml_open(cf_buf *out, const char *name) { return cf_buf_printf(out, "<%s>", name); }
-int cf_xml_close(cf_buf *out, const char *name) { return cf_buf_printf(out, "</%s>", name); }
+int cf_xml_open(cf_buf *out, const char *name)
+{
+    return cf_buf_printf(out, "<%s>", name);
+}
+int cf_xml_close(cf_buf *out, const char *name)
+{
+    return cf_buf_printf(out, "</%s>", name);
+}
 
 int cf_xml_elem(cf_buf *out, const char *name, const char *text)
 {
     int rc = cf_xml_open(out, name);
-    if (!rc) rc = cf_xml_escape(out, text, strlen(text));
-    if (!rc) rc = cf_xml_close(out, name);
+    if (!rc)
+        rc = cf_xml_escape(out, text, strlen(text));
+    if (!rc)
+        rc = cf_xml_close(out, name);
     return rc;
 }
 
@@ -152,8 +160,9 @@ int cf_xml_parse(const char *data, size_t len, cf_xml_node **root, cf_err *err)
     int rc = 0;
     if (!ok) {
         const char *why = st.error ? st.error
-                          : !st.root && XML_GetErrorCode(st.parser) == XML_ERROR_NONE ? "no root element"
-                          : XML_ErrorString(XML_GetErrorCode(st.parser));
+                          : !st.root && XML_GetErrorCode(st.parser) == XML_ERROR_NONE
+                              ? "no root element"
+                              : XML_ErrorString(XML_GetErrorCode(st.parser));
         rc = cf_err_set(err, CF_EINVAL, "malformed XML at line %lu, column %lu: %s",
                         (unsigned long)XML_GetCurrentLineNumber(st.parser),
                         (unsigned long)XML_GetCurrentColumnNumber(st.parser), why);

@@ -21,15 +21,15 @@ int cf_xml_escape(cf_buf *out, const char *text, size_t n);
 /* <name>escaped text</name> */
 int cf_xml_elem(cf_buf *out, const char *name, const char *text);
 int cf_xml_elem_u64(cf_buf *out, const char *name, unsigned long long v);
-int cf_xml_open(cf_buf *out, const char *name);   /* <name> */
-int cf_xml_close(cf_buf *out, const char *name);  /* </name> */
+int cf_xml_open(cf_buf *out, const char *name);  /* <name> */
+int cf_xml_close(cf_buf *out, const char *name); /* </name> */
 
 /* A parsed element: name without namespace prefix, its concatenated text, its children. */
 typedef struct cf_xml_node {
     char *name;
-    char *text;                 /* "" when none */
-    struct cf_xml_node *child;  /* first child */
-    struct cf_xml_node *next;   /* next sibling */
+    char *text;                /* "" when none */
+    struct cf_xml_node *child; /* first child */
+    struct cf_xml_node *next;  /* next sibling */
 } cf_xml_node;
 
 /* Parses len bytes. Limits: depth 16, 60,000 elements, 4 MiB text in all. On malformed input

@@ -23,8 +23,8 @@ static char *trim(char *s)
     return s;
 }
 
-int cf_s3c_ini_get(const char *path, const char *section, const char *key, char *out,
-                   size_t outlen, cf_err *err)
+int cf_s3c_ini_get(const char *path, const char *section, const char *key, char *out, size_t outlen,
+                   cf_err *err)
 {
     char *data = NULL;
     size_t len;
@@ -57,8 +57,8 @@ int cf_s3c_ini_get(const char *path, const char *section, const char *key, char 
         char *v = trim(eq + 1);
         if (strlen(v) >= outlen) {
             free(data);
-            return cf_err_set(err, CF_EINVAL, "'%s': [%s] %s is longer than %zu characters", path,
-                              section, key, outlen - 1);
+            return cf_err_set(err, CF_EINVAL, "'%s': [%s] %s is longer than %zu characters", path, section,
+                              key, outlen - 1);
         }
         snprintf(out, outlen, "%s", v); /* keep going: a later duplicate wins */
         found = 1;
@@ -140,8 +140,10 @@ static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *o
             return rc;
         src = SRC_PROFILE;
     } else {
-        return cf_err_set(err, CF_EINVAL, "no access key: hint: set COFFER_ACCESS_KEY (or "
-                          "AWS_ACCESS_KEY_ID, or a profile in '%s'), or pass --access-key", fs->cred_path);
+        return cf_err_set(err, CF_EINVAL,
+                          "no access key: hint: set COFFER_ACCESS_KEY (or "
+                          "AWS_ACCESS_KEY_ID, or a profile in '%s'), or pass --access-key",
+                          fs->cred_path);
     }
 
     /* The secret comes from the access key's level or below, never from above it. */
@@ -168,9 +170,11 @@ static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *o
     if (rc < 0)
         return rc;
     if (!rc)
-        return cf_err_set(err, CF_EINVAL, "no secret key for access key '%s': hint: set "
+        return cf_err_set(err, CF_EINVAL,
+                          "no secret key for access key '%s': hint: set "
                           "COFFER_SECRET_KEY or COFFER_SECRET_KEY_FILE (or AWS_SECRET_ACCESS_KEY), "
-                          "or pass --secret-key-file", out->access_key);
+                          "or pass --secret-key-file",
+                          out->access_key);
 
     /* A session token belongs to the keys it was issued with. */
     char *tok = out->session_token;
@@ -179,14 +183,9 @@ static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *o
     case SRC_FLAG:
         rc = set(f->session_token) ? put("session token", f->session_token, tok, toklen, err) : 0;
         break;
-    case SRC_COFFER:
-        rc = cf_fs_env_or_file("COFFER_SESSION_TOKEN", tok, toklen, err);
-        break;
-    case SRC_AWS_ENV:
-        rc = cf_fs_env_or_file("AWS_SESSION_TOKEN", tok, toklen, err);
-        break;
-    default:
-        rc = profile_get(fs, "aws_session_token", tok, toklen, err);
+    case SRC_COFFER: rc = cf_fs_env_or_file("COFFER_SESSION_TOKEN", tok, toklen, err); break;
+    case SRC_AWS_ENV: rc = cf_fs_env_or_file("AWS_SESSION_TOKEN", tok, toklen, err); break;
+    default: rc = profile_get(fs, "aws_session_token", tok, toklen, err);
     }
     return rc < 0 ? rc : 0;
 }
@@ -229,8 +228,7 @@ int cf_s3c_config_resolve(const cf_s3c_flags *flags, cf_s3c_config *out, cf_err 
     while (n && out->endpoint[n - 1] == '/')
         out->endpoint[--n] = '\0';
     if (strncmp(out->endpoint, "http://", 7) != 0 && strncmp(out->endpoint, "https://", 8) != 0)
-        return cf_err_set(err, CF_EINVAL, "endpoint '%s' must start with http:// or https://",
-                          out->endpoint);
+        return cf_err_set(err, CF_EINVAL, "endpoint '%s' must start with http:// or https://", out->endpoint);
 
     if ((rc = resolve_keys(f, &fs, out, err)))
         return rc;

@@ -21,7 +21,7 @@ typedef struct cf_s3c_xfer {
     CURL *easy;
     struct curl_slist *headers;
     int state, attempt, rc;
-    double retry_at;            /* monotonic seconds, while XF_WAITING */
+    double retry_at; /* monotonic seconds, while XF_WAITING */
     cf_err err;
 
     /* Request; every pointer is borrowed until the transfer is done. */
@@ -29,7 +29,7 @@ typedef struct cf_s3c_xfer {
     cf_sigv4_param params[CF_S3C_MAX_PARAMS];
     size_t nparams;
     int has_range;
-    uint64_t range_off, range_len;  /* range_len 0: to the end */
+    uint64_t range_off, range_len; /* range_len 0: to the end */
     char if_match[140];
 
     /* Body: memory (body != NULL), a stream (read != NULL) or none. */
@@ -40,28 +40,28 @@ typedef struct cf_s3c_xfer {
     void *rctx;
     uint64_t stream_len, stream_off;
     char payload_hash[65];
-    char crc32c[16];            /* base64 x-amz-checksum-crc32c of the body, "" when not sent */
+    char crc32c[16]; /* base64 x-amz-checksum-crc32c of the body, "" when not sent */
 
     /* Response. A 2xx body goes to write when set, else to resp (as does every error body). */
     cf_s3c_write_fn write;
     void *wctx;
-    uint64_t delivered;         /* bytes given to write, over all attempts */
+    uint64_t delivered; /* bytes given to write, over all attempts */
     int user_abort;
     cf_buf resp;
     long status;
     cf_s3c_object_info info;
-    uint64_t total_size;        /* from Content-Range "…/total", else Content-Length */
+    uint64_t total_size; /* from Content-Range "…/total", else Content-Length */
     char request_id[128];
     char curl_msg[CURL_ERROR_SIZE];
 
-    void *owner;                /* for the parallel drivers */
+    void *owner; /* for the parallel drivers */
     size_t slot;
 } cf_s3c_xfer;
 
 struct cf_s3c {
     cf_s3c_config cfg;
     char scheme[8];
-    char host[512];             /* host[:port] of the endpoint */
+    char host[512]; /* host[:port] of the endpoint */
     CURLM *multi;
     CURLSH *share;
     CURL *idle[CF_S3C_MAX_ACTIVE]; /* easy handles kept for reuse */
@@ -77,8 +77,7 @@ struct cf_s3c {
 };
 
 /* Prepares x for method on bucket/key (key may be NULL); clears everything else. */
-void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char *bucket,
-                      const char *key);
+void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char *bucket, const char *key);
 void cf_s3c_xfer_cleanup(cf_s3c_xfer *x);
 int cf_s3c_xfer_param(cf_s3c_xfer *x, const char *name, const char *value);
 void cf_s3c_xfer_body(cf_s3c_xfer *x, const void *data, size_t len);

@@ -48,8 +48,7 @@ int cf_s3c_head_bucket(cf_s3c *c, const char *bucket, cf_err *err)
     return simple(c, "HEAD", bucket, NULL, NULL, err);
 }
 
-int cf_s3c_head_object(cf_s3c *c, const char *bucket, const char *key, cf_s3c_object_info *info,
-                       cf_err *err)
+int cf_s3c_head_object(cf_s3c *c, const char *bucket, const char *key, cf_s3c_object_info *info, cf_err *err)
 {
     return simple(c, "HEAD", bucket, key, info, err);
 }
@@ -59,9 +58,8 @@ int cf_s3c_delete_object(cf_s3c *c, const char *bucket, const char *key, cf_err 
     return simple(c, "DELETE", bucket, key, NULL, err);
 }
 
-int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void *data,
-                      size_t len, const char *content_type, cf_s3c_object_info *info,
-                      cf_err *err)
+int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void *data, size_t len,
+                      const char *content_type, cf_s3c_object_info *info, cf_err *err)
 {
     int rc = check_name(bucket, key, err);
     if (rc)
@@ -78,8 +76,8 @@ int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void
 }
 
 int cf_s3c_put_object_stream(cf_s3c *c, const char *bucket, const char *key, uint64_t len,
-                             cf_s3c_read_fn read, cf_s3c_seek_fn seek, void *ctx,
-                             const char *content_type, cf_s3c_object_info *info, cf_err *err)
+                             cf_s3c_read_fn read, cf_s3c_seek_fn seek, void *ctx, const char *content_type,
+                             cf_s3c_object_info *info, cf_err *err)
 {
     int rc = check_name(bucket, key, err);
     if (rc)
@@ -133,8 +131,7 @@ static int run_xml(cf_s3c_xfer *x, cf_xml_node **root, cf_err *err)
     if ((rc = cf_xml_parse(x->resp.data ? x->resp.data : "", x->resp.len, root, err))) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        return cf_err_set(err, CF_EIO, "s3 %s '%s': malformed XML answer: %s", x->method,
-                          x->bucket, why);
+        return cf_err_set(err, CF_EIO, "s3 %s '%s': malformed XML answer: %s", x->method, x->bucket, why);
     }
     if (!strcmp((*root)->name, "Error")) {
         /* CompleteMultipartUpload may fail after the 200 status line went out. */
@@ -167,7 +164,7 @@ struct cf_s3c_list {
     cf_s3c *c;
     char *bucket, *prefix, *delimiter, *start_after;
     int max_keys;
-    char *token;           /* continuation token of the next page; NULL before the first */
+    char *token; /* continuation token of the next page; NULL before the first */
     int last_page;
     cf_xml_node *page;
     const cf_xml_node *cur;
@@ -179,8 +176,7 @@ static char *dup_or_null(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
-int cf_s3c_list_open(cf_s3c *c, const char *bucket, const cf_s3c_list_opts *o, cf_s3c_list **out,
-                     cf_err *err)
+int cf_s3c_list_open(cf_s3c *c, const char *bucket, const cf_s3c_list_opts *o, cf_s3c_list **out, cf_err *err)
 {
     static const cf_s3c_list_opts none;
     int rc = check_name(bucket, NULL, err);
@@ -317,7 +313,8 @@ int cf_s3c_mpu_create(cf_s3c *c, const char *bucket, const char *key, const char
     if (!rc) {
         const char *id = text(root, "UploadId");
         if (!*id || strlen(id) >= CF_S3C_UPLOAD_ID_MAX)
-            rc = cf_err_set(err, CF_EIO, "s3 POST '%s/%s?uploads': no usable UploadId in the answer", bucket, key);
+            rc = cf_err_set(err, CF_EIO, "s3 POST '%s/%s?uploads': no usable UploadId in the answer", bucket,
+                            key);
         else
             snprintf(upload_id, CF_S3C_UPLOAD_ID_MAX, "%s", id);
     }
@@ -326,9 +323,8 @@ int cf_s3c_mpu_create(cf_s3c *c, const char *bucket, const char *key, const char
     return rc;
 }
 
-int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key,
-                           const char *upload_id, int number, const void *data, size_t len,
-                           char etag[132], cf_err *err)
+int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key, const char *upload_id, int number,
+                           const void *data, size_t len, char etag[132], cf_err *err)
 {
     int rc = check_name(bucket, key, err);
     if (rc)
@@ -348,8 +344,7 @@ int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key,
 }
 
 int cf_s3c_mpu_complete(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
-                        const cf_s3c_part *parts, size_t nparts, cf_s3c_object_info *info,
-                        cf_err *err)
+                        const cf_s3c_part *parts, size_t nparts, cf_s3c_object_info *info, cf_err *err)
 {
     int rc = check_name(bucket, key, err);
     if (rc)
@@ -389,8 +384,7 @@ int cf_s3c_mpu_complete(cf_s3c *c, const char *bucket, const char *key, const ch
     return rc;
 }
 
-int cf_s3c_mpu_abort(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
-                     cf_err *err)
+int cf_s3c_mpu_abort(cf_s3c *c, const char *bucket, const char *key, const char *upload_id, cf_err *err)
 {
     int rc = check_name(bucket, key, err);
     if (rc)
@@ -404,8 +398,7 @@ int cf_s3c_mpu_abort(cf_s3c *c, const char *bucket, const char *key, const char 
 }
 
 int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
-                        int (*fn)(void *ctx, const cf_s3c_upload_entry *u), void *ctx,
-                        cf_err *err)
+                        int (*fn)(void *ctx, const cf_s3c_upload_entry *u), void *ctx, cf_err *err)
 {
     int rc = check_name(bucket, NULL, err);
     char *key_marker = NULL, *id_marker = NULL;
@@ -450,8 +443,8 @@ int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
 
 /* ---- presign ---- */
 
-int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char *key,
-                   int64_t expires, cf_buf *out, cf_err *err)
+int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char *key, int64_t expires,
+                   cf_buf *out, cf_err *err)
 {
     int rc = check_name(bucket, key, err);
     if (rc)
@@ -466,10 +459,16 @@ int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char
     }
     cf_sigv4_param tok = {"X-Amz-Security-Token", c->cfg.session_token};
     cf_sigv4_presign_opts o = {
-        .method = method, .host = host, .path = path.data,
-        .params = c->cfg.session_token[0] ? &tok : NULL, .nparams = c->cfg.session_token[0] ? 1 : 0,
-        .access_key = c->cfg.access_key, .secret = c->cfg.secret_key, .region = c->cfg.region,
-        .now = (int64_t)cf_clock_now(), .expires = expires,
+        .method = method,
+        .host = host,
+        .path = path.data,
+        .params = c->cfg.session_token[0] ? &tok : NULL,
+        .nparams = c->cfg.session_token[0] ? 1 : 0,
+        .access_key = c->cfg.access_key,
+        .secret = c->cfg.secret_key,
+        .region = c->cfg.region,
+        .now = (int64_t)cf_clock_now(),
+        .expires = expires,
     };
     size_t mark = out->len;
     rc = cf_buf_printf(out, "%s://%s", c->scheme, host);

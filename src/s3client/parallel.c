@@ -16,8 +16,8 @@ typedef struct slot {
     cf_s3c_xfer x;
     char *buf;
     size_t len, cap;
-    int busy;        /* a request is (or was) under way and not yet consumed */
-    uint64_t index;  /* part number, or range index */
+    int busy;       /* a request is (or was) under way and not yet consumed */
+    uint64_t index; /* part number, or range index */
     char num[16];
 } slot;
 
@@ -41,14 +41,13 @@ struct cf_s3c_uploader {
     int k;
     slot *slots;
     cf_s3c_part *parts;
-    int nparts;      /* parts submitted */
+    int nparts; /* parts submitted */
     int rc;
     cf_err err;
 };
 
-int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key,
-                          const char *content_type, size_t part_max, int max_in_flight,
-                          cf_s3c_uploader **out, cf_err *err)
+int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
+                          size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err)
 {
     *out = NULL;
     if (max_in_flight < 1 || max_in_flight > MAX_IN_FLIGHT || part_max == 0)
@@ -109,8 +108,8 @@ static int busy_count(const slot *s, int k)
 static int free_slot(cf_s3c_uploader *u, size_t len, slot **out, cf_err *err)
 {
     if (len == 0 || len > u->part_max)
-        return cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': part of %zu bytes (want 1..%zu)",
-                          u->bucket, u->key, len, u->part_max);
+        return cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': part of %zu bytes (want 1..%zu)", u->bucket,
+                          u->key, len, u->part_max);
     if (u->nparts == MAX_PARTS)
         return cf_err_set(err, CF_ETOOBIG,
                           "s3 upload '%s/%s': more than %d parts of %zu MiB; give the expected size "
@@ -179,8 +178,8 @@ int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_
     return send_part(u, s, len, NULL, err);
 }
 
-int cf_s3c_uploader_submit_buffer(cf_s3c_uploader *u, unsigned char **buf, size_t len,
-                                  const uint32_t *crc32c, cf_err *err)
+int cf_s3c_uploader_submit_buffer(cf_s3c_uploader *u, unsigned char **buf, size_t len, const uint32_t *crc32c,
+                                  cf_err *err)
 {
     slot *s;
     int rc = free_slot(u, len, &s, err);
@@ -240,8 +239,8 @@ int cf_s3c_uploader_commit(cf_s3c_uploader *u, cf_s3c_object_info *info, cf_err 
     if (!rc && u->nparts == 0)
         rc = cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': no parts", u->bucket, u->key);
     if (!rc)
-        rc = cf_s3c_mpu_complete(u->c, u->bucket, u->key, u->upload_id, u->parts,
-                                 (size_t)u->nparts, info, err);
+        rc = cf_s3c_mpu_complete(u->c, u->bucket, u->key, u->upload_id, u->parts, (size_t)u->nparts, info,
+                                 err);
     if (rc) {
         cf_s3c_uploader_abort(u);
         return rc;
@@ -274,9 +273,8 @@ static int to_slot(void *ctx, const char *data, size_t n)
     return 0;
 }
 
-int cf_s3c_download(cf_s3c *c, const char *bucket, const char *key, size_t range_size,
-                    int max_in_flight, cf_s3c_write_fn write, void *ctx, cf_s3c_object_info *info,
-                    cf_err *err)
+int cf_s3c_download(cf_s3c *c, const char *bucket, const char *key, size_t range_size, int max_in_flight,
+                    cf_s3c_write_fn write, void *ctx, cf_s3c_object_info *info, cf_err *err)
 {
     if (max_in_flight < 1 || max_in_flight > MAX_IN_FLIGHT || range_size == 0)
         return cf_err_set(err, CF_EINVAL, "s3 download '%s/%s': want 1..%d ranges in flight and a range size",
@@ -339,9 +337,9 @@ int cf_s3c_download(cf_s3c *c, const char *bucket, const char *key, size_t range
                 if (s->index != next_deliver)
                     continue;
                 if (s->len != s->x.range_len)
-                    rc = cf_err_set(err, CF_EIO, "s3 download '%s/%s': range %llu brought %zu bytes, want %llu",
-                                    bucket, key, (unsigned long long)s->index, s->len,
-                                    (unsigned long long)s->x.range_len);
+                    rc = cf_err_set(
+                        err, CF_EIO, "s3 download '%s/%s': range %llu brought %zu bytes, want %llu", bucket,
+                        key, (unsigned long long)s->index, s->len, (unsigned long long)s->x.range_len);
                 else if (write(ctx, s->buf, s->len) != 0)
                     rc = cf_err_set(err, CF_EIO, "s3 download '%s/%s': stopped by the caller", bucket, key);
                 cf_s3c_xfer_cleanup(&s->x);

@@ -35,25 +35,25 @@
 /* ---- Configuration ---- */
 
 typedef struct cf_s3c_config {
-    char endpoint[512];        /* "http(s)://host[:port]", no trailing '/' */
+    char endpoint[512]; /* "http(s)://host[:port]", no trailing '/' */
     char region[64];
     char access_key[129];
     char secret_key[129];
-    char session_token[4096];  /* "" when none; sent as x-amz-security-token */
-    int virtual_host;          /* 1: bucket.host/key, 0: host/bucket/key, -1: virtual for
-                                * *.amazonaws.com, path otherwise */
-    int max_attempts;          /* tries per request, >= 1; 0 means 5 */
-    long connect_timeout_ms;   /* 0 means 10 s */
-    long low_speed_timeout_s;  /* a transfer slower than 1 byte/s for this long times out; 0: 60 */
+    char session_token[4096]; /* "" when none; sent as x-amz-security-token */
+    int virtual_host;         /* 1: bucket.host/key, 0: host/bucket/key, -1: virtual for
+                               * *.amazonaws.com, path otherwise */
+    int max_attempts;         /* tries per request, >= 1; 0 means 5 */
+    long connect_timeout_ms;  /* 0 means 10 s */
+    long low_speed_timeout_s; /* a transfer slower than 1 byte/s for this long times out; 0: 60 */
 } cf_s3c_config;
 
 /* Explicit values (NULL or "" when not given); they win over everything else. */
 typedef struct cf_s3c_flags {
     const char *endpoint, *region, *access_key, *profile;
-    const char *secret_key;       /* for library callers; the CLI passes secret_key_file */
+    const char *secret_key; /* for library callers; the CLI passes secret_key_file */
     const char *secret_key_file;
     const char *session_token;
-    int virtual_host;             /* as in cf_s3c_config; pass -1 for "auto" */
+    int virtual_host; /* as in cf_s3c_config; pass -1 for "auto" */
 } cf_s3c_flags;
 
 /*
@@ -78,8 +78,8 @@ int cf_s3c_config_resolve(const cf_s3c_flags *flags, cf_s3c_config *out, cf_err 
  * section names and keys trimmed, keys case-sensitive; a later duplicate wins). Returns 1 and
  * fills out when found, 0 when the file, section or key is absent, or a negative CF_E code
  * (value too long for outlen, unreadable file). */
-int cf_s3c_ini_get(const char *path, const char *section, const char *key, char *out,
-                   size_t outlen, cf_err *err);
+int cf_s3c_ini_get(const char *path, const char *section, const char *key, char *out, size_t outlen,
+                   cf_err *err);
 
 /* ---- The client ---- */
 
@@ -90,15 +90,15 @@ int cf_s3c_new(const cf_s3c_config *cfg, cf_s3c **out, cf_err *err);
 void cf_s3c_free(cf_s3c *c);
 
 typedef struct cf_s3c_stats {
-    uint64_t requests;   /* HTTP attempts started, retries included */
+    uint64_t requests; /* HTTP attempts started, retries included */
     uint64_t retries;
     uint64_t connections; /* new connections opened; far below requests when keep-alive works */
 } cf_s3c_stats;
 void cf_s3c_get_stats(const cf_s3c *c, cf_s3c_stats *out);
 
 typedef struct cf_s3c_status {
-    long http_status;      /* 0 when no HTTP answer came */
-    char code[64];         /* S3 error code, "" when none */
+    long http_status; /* 0 when no HTTP answer came */
+    char code[64];    /* S3 error code, "" when none */
     char request_id[128];
 } cf_s3c_status;
 /* The last failed request's status; borrowed, valid until the next call on c. */
@@ -112,9 +112,9 @@ typedef int (*cf_s3c_seek_fn)(void *ctx, uint64_t off);
 typedef int (*cf_s3c_write_fn)(void *ctx, const char *data, size_t n);
 
 typedef struct cf_s3c_object_info {
-    uint64_t size;          /* Content-Length of HEAD, or of the whole object for a GET */
-    char etag[132];         /* as sent, quotes included */
-    int64_t last_modified;  /* seconds since the epoch, 0 when absent */
+    uint64_t size;         /* Content-Length of HEAD, or of the whole object for a GET */
+    char etag[132];        /* as sent, quotes included */
+    int64_t last_modified; /* seconds since the epoch, 0 when absent */
     char content_type[128];
 } cf_s3c_object_info;
 
@@ -125,14 +125,13 @@ int cf_s3c_delete_bucket(cf_s3c *c, const char *bucket, cf_err *err);
 int cf_s3c_head_bucket(cf_s3c *c, const char *bucket, cf_err *err);
 
 /* content_type may be NULL. The body's SHA-256 is signed. info (may be NULL) gets the ETag. */
-int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void *data,
-                      size_t len, const char *content_type, cf_s3c_object_info *info,
-                      cf_err *err);
+int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void *data, size_t len,
+                      const char *content_type, cf_s3c_object_info *info, cf_err *err);
 /* Streams exactly len bytes from read, signed as UNSIGNED-PAYLOAD. Without seek (NULL) a
  * failure after the first byte was read is not retried. */
 int cf_s3c_put_object_stream(cf_s3c *c, const char *bucket, const char *key, uint64_t len,
-                             cf_s3c_read_fn read, cf_s3c_seek_fn seek, void *ctx,
-                             const char *content_type, cf_s3c_object_info *info, cf_err *err);
+                             cf_s3c_read_fn read, cf_s3c_seek_fn seek, void *ctx, const char *content_type,
+                             cf_s3c_object_info *info, cf_err *err);
 
 /* A byte range: [offset, offset+length); length 0 means to the end. */
 typedef struct cf_s3c_range {
@@ -143,20 +142,19 @@ typedef struct cf_s3c_range {
  * info (may be NULL) gets size (the whole object's), ETag, Last-Modified, Content-Type. */
 int cf_s3c_get_object(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_range *range,
                       cf_s3c_write_fn write, void *ctx, cf_s3c_object_info *info, cf_err *err);
-int cf_s3c_head_object(cf_s3c *c, const char *bucket, const char *key, cf_s3c_object_info *info,
-                       cf_err *err);
+int cf_s3c_head_object(cf_s3c *c, const char *bucket, const char *key, cf_s3c_object_info *info, cf_err *err);
 /* S3 answers 204 for a key that does not exist; so does this (returns 0). */
 int cf_s3c_delete_object(cf_s3c *c, const char *bucket, const char *key, cf_err *err);
 
 /* ---- Listing (ListObjectsV2) ---- */
 
 typedef struct cf_s3c_list_opts {
-    const char *prefix, *delimiter, *start_after;  /* NULL when unused */
-    int max_keys;                                   /* per page, 0 = server default (1000) */
+    const char *prefix, *delimiter, *start_after; /* NULL when unused */
+    int max_keys;                                 /* per page, 0 = server default (1000) */
 } cf_s3c_list_opts;
 
 typedef struct cf_s3c_list_entry {
-    const char *key;         /* the key, or the common prefix when is_prefix */
+    const char *key; /* the key, or the common prefix when is_prefix */
     int is_prefix;
     uint64_t size;
     const char *etag;
@@ -177,40 +175,35 @@ void cf_s3c_list_close(cf_s3c_list *it);
 #define CF_S3C_UPLOAD_ID_MAX 1024
 
 typedef struct cf_s3c_part {
-    int number;          /* 1..10000 */
+    int number; /* 1..10000 */
     char etag[132];
 } cf_s3c_part;
 
 int cf_s3c_mpu_create(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
                       char upload_id[CF_S3C_UPLOAD_ID_MAX], cf_err *err);
-int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key,
-                           const char *upload_id, int number, const void *data, size_t len,
-                           char etag[132], cf_err *err);
+int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key, const char *upload_id, int number,
+                           const void *data, size_t len, char etag[132], cf_err *err);
 /* parts in ascending number order. S3 may answer 200 with an error body; that is an error. */
 int cf_s3c_mpu_complete(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
-                        const cf_s3c_part *parts, size_t nparts, cf_s3c_object_info *info,
-                        cf_err *err);
-int cf_s3c_mpu_abort(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
-                     cf_err *err);
+                        const cf_s3c_part *parts, size_t nparts, cf_s3c_object_info *info, cf_err *err);
+int cf_s3c_mpu_abort(cf_s3c *c, const char *bucket, const char *key, const char *upload_id, cf_err *err);
 
 typedef struct cf_s3c_upload_entry {
-    const char *key, *upload_id;   /* borrowed for the callback */
-    int64_t initiated;             /* seconds since the epoch */
+    const char *key, *upload_id; /* borrowed for the callback */
+    int64_t initiated;           /* seconds since the epoch */
 } cf_s3c_upload_entry;
 /* Calls fn for each multipart upload in progress under prefix (may be NULL), following pages.
  * fn returns 0 to go on, nonzero to stop (then returned as is). */
 int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
-                        int (*fn)(void *ctx, const cf_s3c_upload_entry *u), void *ctx,
-                        cf_err *err);
+                        int (*fn)(void *ctx, const cf_s3c_upload_entry *u), void *ctx, cf_err *err);
 
 /* ---- Parallel multipart upload ---- */
 
 typedef struct cf_s3c_uploader cf_s3c_uploader;
 /* Starts a multipart upload with up to max_in_flight (1..64) parts of at most part_max bytes in
  * flight. Peak memory: max_in_flight * part_max. Caller ends it with commit or abort. */
-int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key,
-                          const char *content_type, size_t part_max, int max_in_flight,
-                          cf_s3c_uploader **out, cf_err *err);
+int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
+                          size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err);
 /* Copies len (1..part_max) bytes as the next part (numbered 1, 2, …) and sends it; waits for a
  * free slot first. Every part but the last must be at least 5 MiB for S3. Fails with the
  * error of any part that failed for good; the caller then calls abort. */
@@ -220,8 +213,8 @@ int cf_s3c_uploader_submit(cf_s3c_uploader *u, const void *data, size_t len, cf_
  * size, or NULL), for the caller to fill next and free in the end. crc32c, when not NULL, is the
  * CRC32C of the len bytes, which the caller computed anyway, so the part is not read again
  * before it is sent. */
-int cf_s3c_uploader_submit_buffer(cf_s3c_uploader *u, unsigned char **buf, size_t len,
-                                  const uint32_t *crc32c, cf_err *err);
+int cf_s3c_uploader_submit_buffer(cf_s3c_uploader *u, unsigned char **buf, size_t len, const uint32_t *crc32c,
+                                  cf_err *err);
 /* Collects the parts that finished and returns how many are still in flight (so submit will not
  * wait while that is below max_in_flight), or the error of a part that failed for good (the
  * caller then aborts). With wait, and parts in flight, first drives them until one finishes or
@@ -242,16 +235,15 @@ void cf_s3c_uploader_abort(cf_s3c_uploader *u);
  * delivers the bytes to write in order. Peak memory: max_in_flight * range_size. The ranges are
  * pinned to the ETag seen by a first HEAD (If-Match), so a concurrent overwrite fails the call
  * with CF_EPRECOND instead of mixing versions. info (may be NULL) gets the HEAD's answer. */
-int cf_s3c_download(cf_s3c *c, const char *bucket, const char *key, size_t range_size,
-                    int max_in_flight, cf_s3c_write_fn write, void *ctx, cf_s3c_object_info *info,
-                    cf_err *err);
+int cf_s3c_download(cf_s3c *c, const char *bucket, const char *key, size_t range_size, int max_in_flight,
+                    cf_s3c_write_fn write, void *ctx, cf_s3c_object_info *info, cf_err *err);
 
 /* ---- Presigned URLs ---- */
 
 /* Appends "scheme://host/path?X-Amz-…" to out for method ("GET", "PUT", "HEAD", "DELETE") on
  * bucket/key (key may be NULL for the bucket), valid for expires seconds (1..604800). With a
  * session token, X-Amz-Security-Token is signed in. */
-int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char *key,
-                   int64_t expires, cf_buf *out, cf_err *err);
+int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char *key, int64_t expires,
+                   cf_buf *out, cf_err *err);
 
 #endif

@@ -33,8 +33,10 @@ static void *janitor_main(void *arg)
     cf_server *srv = arg;
     /* Sweep at a tenth of the age (at most hourly), so an upload outlives it by 10% at most. */
     int64_t interval = srv->multipart_expiry_s / 10;
-    if (interval < 1) interval = 1;
-    if (interval > 3600) interval = 3600;
+    if (interval < 1)
+        interval = 1;
+    if (interval > 3600)
+        interval = 3600;
     pthread_mutex_lock(&srv->janitor_mu);
     while (!srv->janitor_stop) {
         struct timespec until;

@@ -17,11 +17,11 @@
 #include "crypto/md5.h"
 #include "server/request.h"
 
-static const int tracked_status[] = {200, 204, 206, 304, 400, 403, 404, 405, 409, 411,
-                                     412, 416, 431, 500, 501, 503};
+static const int tracked_status[] = {200, 204, 206, 304, 400, 403, 404, 405,
+                                     409, 411, 412, 416, 431, 500, 501, 503};
 #define NSTATUS (sizeof tracked_status / sizeof *tracked_status + 1) /* + "other" */
-static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                        0.25,  0.5,    1,     2.5,  5,     10,   30, 60};
+static const double latency_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5,   1,      2.5,   5,    10,    30,   60};
 #define NBOUNDS (sizeof latency_bounds / sizeof *latency_bounds)
 
 struct cf_metrics {
@@ -135,19 +135,21 @@ int cf_metrics_render(cf_metrics *m, cf_store *store, cf_buf *b)
         cf_buf_printf(b, "coffer_s3_request_duration_seconds_count{op=\"%s\"} %llu\n", name,
                       (unsigned long long)total);
     }
-    cf_buf_printf(b, "# HELP coffer_s3_requests_in_flight Requests being served now.\n"
-                     "# TYPE coffer_s3_requests_in_flight gauge\n"
-                     "coffer_s3_requests_in_flight %lld\n",
+    cf_buf_printf(b,
+                  "# HELP coffer_s3_requests_in_flight Requests being served now.\n"
+                  "# TYPE coffer_s3_requests_in_flight gauge\n"
+                  "coffer_s3_requests_in_flight %lld\n",
                   /* the scrape itself is one of them */
                   (long long)atomic_load(&m->in_flight));
 
     uint64_t alone, side_by_side;
     cf_md5_stats(&alone, &side_by_side);
-    cf_buf_printf(b, "# HELP coffer_md5_bytes_total Body bytes hashed for ETags, alone or side by side with "
-                     "other bodies received at the same time (less CPU per byte).\n"
-                     "# TYPE coffer_md5_bytes_total counter\n"
-                     "coffer_md5_bytes_total{hashed=\"alone\"} %llu\n"
-                     "coffer_md5_bytes_total{hashed=\"side_by_side\"} %llu\n",
+    cf_buf_printf(b,
+                  "# HELP coffer_md5_bytes_total Body bytes hashed for ETags, alone or side by side with "
+                  "other bodies received at the same time (less CPU per byte).\n"
+                  "# TYPE coffer_md5_bytes_total counter\n"
+                  "coffer_md5_bytes_total{hashed=\"alone\"} %llu\n"
+                  "coffer_md5_bytes_total{hashed=\"side_by_side\"} %llu\n",
                   (unsigned long long)alone, (unsigned long long)side_by_side);
 
     cf_store_bucket *list = NULL;

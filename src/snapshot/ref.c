@@ -9,8 +9,8 @@
 int64_t cf_snapshot_id_time(const char *id)
 {
     struct tm tm = {0};
-    if (!cf_snapshot_id_valid(id) || sscanf(id, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-               &tm.tm_sec) != 6)
+    if (!cf_snapshot_id_valid(id) || sscanf(id, "%4d%2d%2dT%2d%2d%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                                            &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
         return -1;
     int mon = tm.tm_mon, day = tm.tm_mday;
     tm.tm_year -= 1900;
@@ -43,7 +43,9 @@ int cf_snapshot_ref_parse(const char *text, int allow_id, cf_snapshot_ref *out, 
     char *at = strrchr(buf, '@');
     if (at && (strchr(at, '/') == NULL)) {
         if (!allow_id)
-            return cf_err_set(err, CF_EINVAL, "'%s': this command takes a repository, not a snapshot (drop '@%s')", text, at + 1);
+            return cf_err_set(err, CF_EINVAL,
+                              "'%s': this command takes a repository, not a snapshot (drop '@%s')", text,
+                              at + 1);
         *at = '\0';
         const char *id = at + 1;
         if (strcmp(id, "latest") == 0)
@@ -51,7 +53,8 @@ int cf_snapshot_ref_parse(const char *text, int allow_id, cf_snapshot_ref *out, 
         else if (cf_snapshot_id_valid(id) && cf_snapshot_id_time(id) >= 0)
             snprintf(out->id, sizeof out->id, "%s", id);
         else
-            return cf_err_set(err, CF_EINVAL, "'%s' is not a snapshot id (like 20261122T153000Z-7f3a) or 'latest'", id);
+            return cf_err_set(err, CF_EINVAL,
+                              "'%s' is not a snapshot id (like 20261122T153000Z-7f3a) or 'latest'", id);
     }
     char *path = buf;
     if (strncmp(path, "s3://", 5) == 0) {
@@ -68,7 +71,8 @@ int cf_snapshot_ref_parse(const char *text, int allow_id, cf_snapshot_ref *out, 
     } else if (strncmp(path, "file://", 7) == 0) {
         path += 7;
     } else if (strstr(path, "://")) {
-        return cf_err_set(err, CF_EINVAL, "'%s': repositories are s3://BUCKET/PREFIX/NAMESPACE or a directory", text);
+        return cf_err_set(err, CF_EINVAL,
+                          "'%s': repositories are s3://BUCKET/PREFIX/NAMESPACE or a directory", text);
     }
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/')
@@ -76,7 +80,9 @@ int cf_snapshot_ref_parse(const char *text, int allow_id, cf_snapshot_ref *out, 
     char *last = strrchr(path, '/');
     const char *ns = last ? last + 1 : path;
     if (!ns_valid(ns))
-        return cf_err_set(err, CF_EINVAL, "'%s': the last path segment names the namespace, and '%s' cannot be one", text, ns);
+        return cf_err_set(err, CF_EINVAL,
+                          "'%s': the last path segment names the namespace, and '%s' cannot be one", text,
+                          ns);
     snprintf(out->ns, sizeof out->ns, "%s", ns);
     if (last)
         *last = '\0';

@@ -18,11 +18,11 @@
 
 typedef struct cf_snapshot_ref {
     int is_s3;
-    char bucket[64];             /* s3 */
-    char root[PATH_MAX];         /* s3: key prefix without the namespace ("" or "a/b"); dir: the parent directory */
+    char bucket[64];     /* s3 */
+    char root[PATH_MAX]; /* s3: key prefix without the namespace ("" or "a/b"); dir: the parent directory */
     char ns[256];
-    char id[CF_SNAPSHOT_ID_LEN + 1];  /* "" when none was given */
-    int latest;                  /* "@latest" */
+    char id[CF_SNAPSHOT_ID_LEN + 1]; /* "" when none was given */
+    int latest;                      /* "@latest" */
 } cf_snapshot_ref;
 
 /* CF_EINVAL with a message naming what is wrong in text. allow_id: whether "@..." may follow. */

@@ -18,9 +18,9 @@ typedef struct cf_repo cf_repo;
 typedef struct cf_repo_writer cf_repo_writer;
 
 typedef struct cf_repo_entry {
-    const char *key;             /* relative to the repository, e.g. "ns/ID.json" */
+    const char *key; /* relative to the repository, e.g. "ns/ID.json" */
     uint64_t size;
-    int64_t mtime;               /* seconds since the epoch */
+    int64_t mtime; /* seconds since the epoch */
 } cf_repo_entry;
 
 typedef int (*cf_repo_list_fn)(void *ctx, const cf_repo_entry *e);

@@ -88,7 +88,8 @@ static void dir_close(cf_repo *base)
     free(r);
 }
 
-static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err)
+static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out,
+                            cf_err *err)
 {
     (void)size_hint; /* a file needs no plan */
     dir_writer *w = calloc(1, sizeof *w);
@@ -131,7 +132,8 @@ static int dir_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_er
     w->written += n;
     if (w->written - w->flushed >= WRITEBACK_STEP) {
         /* Only a hint: filesystems without it (some NFS) get the full fsync at commit. */
-        (void)sync_file_range(w->fd, (off_t)w->flushed, (off_t)(w->written - w->flushed), SYNC_FILE_RANGE_WRITE);
+        (void)sync_file_range(w->fd, (off_t)w->flushed, (off_t)(w->written - w->flushed),
+                              SYNC_FILE_RANGE_WRITE);
         w->flushed = w->written;
     }
     return 0;
@@ -200,7 +202,8 @@ static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t le
         }
         if (got == 0) {
             if (len != UINT64_MAX)
-                rc = cf_err_set(err, CF_ECORRUPT, "'%s' ends before byte %llu", path, (unsigned long long)(offset + len));
+                rc = cf_err_set(err, CF_ECORRUPT, "'%s' ends before byte %llu", path,
+                                (unsigned long long)(offset + len));
             break;
         }
         if ((rc = fn(ctx, buf, (size_t)got, err)))

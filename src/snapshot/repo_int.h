@@ -8,8 +8,8 @@ typedef struct cf_repo_ops {
     void (*close)(cf_repo *r);
     int (*writer_begin)(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err);
     int (*writer_write)(cf_repo_writer *w, const void *p, size_t n, cf_err *err);
-    int (*writer_commit)(cf_repo_writer *w, cf_err *err);   /* frees w */
-    void (*writer_abort)(cf_repo_writer *w);                 /* frees w */
+    int (*writer_commit)(cf_repo_writer *w, cf_err *err); /* frees w */
+    void (*writer_abort)(cf_repo_writer *w);              /* frees w */
     int (*get)(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
                cf_err *err);
     /* Optional: without it, cf_repo_stream is one get of the whole object. */

@@ -12,14 +12,15 @@
  * The multipart upload runs on a thread of its own, started by the first full part, so that
  * parts travel while the caller walks the tree, reads files and waits for compression: the
  * caller fills parts from a pool of POOL_PARTS and queues full ones; the thread hands each to
- * the uploader, buffer and all, and takes back a buffer the uploader is done with. From then until commit or abort
- * return (both join the thread) the thread alone uses the repository's client, so nothing else
- * may use that client meanwhile (cf_snapshot_create writes the manifest after the archive's
- * commit). An upload error is returned by the next write or by commit.
+ * the uploader, buffer and all, and takes back a buffer the uploader is done with. From then until commit or
+ * abort return (both join the thread) the thread alone uses the repository's client, so nothing else may use
+ * that client meanwhile (cf_snapshot_create writes the manifest after the archive's commit). An upload error
+ * is returned by the next write or by commit.
  *
  * Memory of one writer: at most (POOL_PARTS + in flight) x part size = (2 + 4) x 16 MiB
- * = 96 MiB (UPLOAD_BUDGET) by default, whatever the object's size. With the archive writer's (2N+1) x 2 x chunk
- * bytes for N compression threads, at most 128 MiB by default (snapshot.c), a create stays within 256 MiB.
+ * = 96 MiB (UPLOAD_BUDGET) by default, whatever the object's size. With the archive writer's (2N+1) x 2 x
+ * chunk bytes for N compression threads, at most 128 MiB by default (snapshot.c), a create stays within 256
+ * MiB.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -33,41 +34,41 @@
 #define PART_SIZE ((size_t)16 << 20)
 #define PARTS_IN_FLIGHT 4
 #define UPLOAD_BUDGET ((size_t)96 << 20)
-#define PARTS_PLANNED 9000           /* of S3's 10,000: room for a size hint that was low */
+#define PARTS_PLANNED 9000 /* of S3's 10,000: room for a size hint that was low */
 #define PART_SIZE_MAX ((size_t)5 << 30)
-#define POOL_PARTS 2             /* one being filled, one queued or being copied */
+#define POOL_PARTS 2 /* one being filled, one queued or being copied */
 
 typedef struct s3_repo {
     cf_repo base;
     cf_s3c *client;
     char bucket[64];
-    char root[1024];             /* "" or "a/b/" (with the slash) */
+    char root[1024]; /* "" or "a/b/" (with the slash) */
     char name[1200];
 } s3_repo;
 
 typedef struct s3_writer {
     cf_repo_writer base;
     char key[2048];
-    size_t part_size;            /* PART_SIZE unless a large size hint asks for more */
+    size_t part_size; /* PART_SIZE unless a large size hint asks for more */
     int in_flight_max;
-    unsigned char *pool[POOL_PARTS];  /* allocated when first needed */
+    unsigned char *pool[POOL_PARTS]; /* allocated when first needed */
     size_t plen[POOL_PARTS];
-    uint32_t pcrc[POOL_PARTS];   /* CRC32C of each part's bytes, computed as they are copied in */
-    int cur;                     /* the part being filled, or -1 after a failed hand-over */
-    int wrc;                     /* a failed write's code, returned by every later call */
+    uint32_t pcrc[POOL_PARTS]; /* CRC32C of each part's bytes, computed as they are copied in */
+    int cur;                   /* the part being filled, or -1 after a failed hand-over */
+    int wrc;                   /* a failed write's code, returned by every later call */
     cf_err werr;
-    int started;                 /* the upload thread runs: the client is its alone */
+    int started; /* the upload thread runs: the client is its alone */
     pthread_t thread;
 
     /* Shared with the upload thread, under mu. */
     pthread_mutex_t mu;
     pthread_cond_t to_thread, to_caller;
-    int queue[POOL_PARTS];       /* full parts, oldest first */
+    int queue[POOL_PARTS]; /* full parts, oldest first */
     int qhead, qlen;
-    int spare[POOL_PARTS];       /* parts free for filling */
+    int spare[POOL_PARTS]; /* parts free for filling */
     int nspare;
     int finishing, cancel;
-    int done, rc;                /* the thread has ended, with this code and message */
+    int done, rc; /* the thread has ended, with this code and message */
     cf_err terr;
 } s3_writer;
 
@@ -112,7 +113,8 @@ static void s3_writer_free(s3_writer *w)
     free(w);
 }
 
-static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err)
+static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, cf_repo_writer **out,
+                           cf_err *err)
 {
     size_t part = PART_SIZE;
     if (size_hint / PARTS_PLANNED >= PART_SIZE) {
@@ -389,8 +391,8 @@ static int get_result(const get_ctx *g, int rc, cf_err *err)
     return g->rc;
 }
 
-static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
-                  cf_err *err)
+static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn,
+                  void *ctx, cf_err *err)
 {
     s3_repo *r = S3_OF(base);
     char k[2048];
@@ -401,8 +403,8 @@ static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len,
         return 0;
     cf_s3c_range range = {offset, len == UINT64_MAX ? 0 : len};
     get_ctx g = {.fn = fn, .ctx = ctx};
-    rc = cf_s3c_get_object(r->client, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g,
-                           NULL, err);
+    rc = cf_s3c_get_object(r->client, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver,
+                           &g, NULL, err);
     return get_result(&g, rc, err);
 }
 
@@ -419,7 +421,8 @@ static int s3_stream(cf_repo *base, const char *key, cf_repo_data_fn fn, void *c
     if (rc)
         return rc;
     get_ctx g = {.fn = fn, .ctx = ctx};
-    rc = cf_s3c_download(r->client, r->bucket, k, STREAM_RANGE, STREAM_RANGES_IN_FLIGHT, deliver, &g, NULL, err);
+    rc = cf_s3c_download(r->client, r->bucket, k, STREAM_RANGE, STREAM_RANGES_IN_FLIGHT, deliver, &g, NULL,
+                         err);
     return get_result(&g, rc, err);
 }
 

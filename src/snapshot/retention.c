@@ -45,8 +45,9 @@ int cf_retention_apply(const cf_retention *policy, cf_retention_item *items, siz
 {
     if (policy->last <= 0 && policy->hourly <= 0 && policy->daily <= 0 && policy->weekly <= 0 &&
         policy->monthly <= 0 && policy->yearly <= 0 && policy->within_s <= 0)
-        return cf_err_set(err, CF_EINVAL, "no retention rule given: prune would remove every snapshot; "
-                                          "hint: --keep-last, --keep-within or --keep-daily and friends");
+        return cf_err_set(err, CF_EINVAL,
+                          "no retention rule given: prune would remove every snapshot; "
+                          "hint: --keep-last, --keep-within or --keep-daily and friends");
     cf_retention_item **order = malloc((n ? n : 1) * sizeof *order);
     if (!order)
         return cf_err_set(err, CF_ENOMEM, "out of memory");

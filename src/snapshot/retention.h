@@ -22,9 +22,9 @@ typedef struct cf_retention {
 } cf_retention;
 
 typedef struct cf_retention_item {
-    int64_t time;              /* snapshot creation, seconds since the epoch (in) */
-    int keep;                  /* out */
-    char reasons[96];          /* out: "last, daily" — the rules that keep it */
+    int64_t time;     /* snapshot creation, seconds since the epoch (in) */
+    int keep;         /* out */
+    char reasons[96]; /* out: "last, daily" — the rules that keep it */
 } cf_retention_item;
 
 /* Decides every item (any order); CF_EINVAL when the policy keeps nothing at all (a prune with

@@ -137,7 +137,8 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     int stream = o->command || strcmp(o->source, "-") == 0;
     struct stat st;
     if (!stream && (stat(o->source, &st) != 0 || !S_ISDIR(st.st_mode)))
-        return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)", o->source);
+        return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)",
+                          o->source);
     uint64_t total = 0;
     cf_tar_write_opts measure = {o->exclude, o->nexclude, o->one_file_system, 1, NULL, NULL};
     uint64_t entries = 0;
@@ -159,8 +160,8 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
             enc.passphrase = 1;
             if (cf_random_bytes(enc.scrypt.salt, sizeof enc.scrypt.salt) != 0)
                 return cf_err_set(err, CF_EIO, "no randomness for the passphrase salt");
-            if ((rc = cf_master_key_from_passphrase(o->secret->passphrase, o->secret->passphrase_len, &enc.scrypt,
-                                                    &from_pass, err)))
+            if ((rc = cf_master_key_from_passphrase(o->secret->passphrase, o->secret->passphrase_len,
+                                                    &enc.scrypt, &from_pass, err)))
                 return rc;
             master = &from_pass;
         }
@@ -175,25 +176,30 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
             return rc;
     }
     char akey_name[512], mkey_name[512], host[256] = "";
-    snprintf(akey_name, sizeof akey_name, "%s/%s%s%s", ns, id_out, cf_codec_suffix(o->codec), encrypted ? ".enc" : "");
+    snprintf(akey_name, sizeof akey_name, "%s/%s%s%s", ns, id_out, cf_codec_suffix(o->codec),
+             encrypted ? ".enc" : "");
     snprintf(mkey_name, sizeof mkey_name, "%s/%s.json", ns, id_out);
     gethostname(host, sizeof host - 1);
 
     create_ctx c = {.o = o, .total = stream ? o->expected_size : total};
-    cf_tar_write_opts to = {o->exclude, o->nexclude, o->one_file_system, o->allow_unreadable, note_skipped, &c};
-    cf_archive_writer_opts wo = {{o->codec, o->level, encrypted ? &akey : NULL}, o->chunk_size,
+    cf_tar_write_opts to = {o->exclude,          o->nexclude,  o->one_file_system,
+                            o->allow_unreadable, note_skipped, &c};
+    cf_archive_writer_opts wo = {{o->codec, o->level, encrypted ? &akey : NULL},
+                                 o->chunk_size,
                                  o->threads ? o->threads : default_compress_threads(o->chunk_size)};
     cf_archive_result res;
     uint64_t files = 0;
     /* The raw size bounds the archive's, but for a tar header per entry and the codec's frames. */
     uint64_t hint = stream ? o->expected_size : total + entries * 1024;
     rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
-    if (!rc) rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
+    if (!rc)
+        rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
     if (!rc)
         rc = o->command ? copy_command(&c, o->command, err)
-           : stream     ? copy_fd(&c, 0, "standard input", err)
+             : stream   ? copy_fd(&c, 0, "standard input", err)
                         : cf_tar_write_dir(o->source, &to, to_archive, &c, &files, err);
-    if (!rc) rc = cf_archive_writer_finish(c.aw, &res, err);
+    if (!rc)
+        rc = cf_archive_writer_finish(c.aw, &res, err);
     if (!rc) {
         rc = cf_repo_writer_commit(c.rw, err);
         c.rw = NULL;
@@ -235,8 +241,10 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     }
     /* The manifest last: from this write on, the snapshot exists. */
     cf_repo_writer *mw = NULL;
-    if (!rc) rc = cf_repo_writer_begin(repo, mkey_name, jlen, &mw, err);
-    if (!rc) rc = cf_repo_writer_write(mw, json, jlen, err);
+    if (!rc)
+        rc = cf_repo_writer_begin(repo, mkey_name, jlen, &mw, err);
+    if (!rc)
+        rc = cf_repo_writer_write(mw, json, jlen, err);
     if (!rc) {
         rc = cf_repo_writer_commit(mw, err);
         mw = NULL;
@@ -292,7 +300,8 @@ static int append_manifest(void *ctx, const void *p, size_t n, cf_err *err)
 {
     int rc = cf_buf_append(ctx, p, n);
     if (rc == CF_ETOOBIG)
-        return cf_err_set(err, CF_ECORRUPT, "the manifest is larger than %zu MiB; no manifest coffer writes is",
+        return cf_err_set(err, CF_ECORRUPT,
+                          "the manifest is larger than %zu MiB; no manifest coffer writes is",
                           MANIFEST_MAX >> 20);
     return rc ? cf_err_set(err, rc, "out of memory reading the manifest") : 0;
 }
@@ -451,11 +460,13 @@ static int load_snapshot(cf_repo *repo, const char *ns, const char *id, char mke
 {
     snprintf(mkey, 512, "%s/%s.json", ns, id);
     int rc = load_manifest(repo, mkey, m, err);
-    return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo)) : rc;
+    return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo))
+                              : rc;
 }
 
 /* The archive key of an encrypted snapshot (nothing to do for a plain one). */
-static int snapshot_key(const cf_manifest *m, const cf_snapshot_secret *secret, cf_archive_key *akey, cf_err *err)
+static int snapshot_key(const cf_manifest *m, const cf_snapshot_secret *secret, cf_archive_key *akey,
+                        cf_err *err)
 {
     if (!m->encryption)
         return 0;
@@ -478,7 +489,9 @@ static int snapshot_key(const cf_manifest *m, const cf_snapshot_secret *secret, 
 static cf_archive_read_opts read_opts(const cf_manifest *m, const cf_archive_key *akey)
 {
     cf_archive_read_opts ro = {{m->archive.compression, m->archive.level, m->encryption ? akey : NULL},
-                               m->encryption ? m->encryption->key_id : NULL, m->archive.sha256, m->archive.size,
+                               m->encryption ? m->encryption->key_id : NULL,
+                               m->archive.sha256,
+                               m->archive.size,
                                m->archive.raw_size};
     return ro;
 }
@@ -500,8 +513,9 @@ static int pull_counted(void *ctx, const void **p, size_t *n, cf_err *err)
     return rc;
 }
 
-int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out, const cf_snapshot_restore_opts *o,
-                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
+int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out,
+                        const cf_snapshot_restore_opts *o, char id_out[CF_SNAPSHOT_ID_LEN + 1],
+                        cf_snapshot_stats *stats, cf_err *err)
 {
     char latest[CF_SNAPSHOT_ID_LEN + 1];
     const char *id = o->id;
@@ -546,15 +560,18 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
             rc = cf_err_sys(err, CF_EIO, errno, "cannot write the restored stream");
     } else if (!rc) {
         if (m.source.kind != CF_SOURCE_DIR) {
-            rc = cf_err_set(err, CF_EINVAL, "snapshot %s holds a stream, not a directory; restore it to - (stdout)", id);
+            rc = cf_err_set(err, CF_EINVAL,
+                            "snapshot %s holds a stream, not a directory; restore it to - (stdout)", id);
         } else {
             unsigned char r[4];
             cf_random_bytes(r, sizeof r);
             /* A sibling, so that the final rename stays on one filesystem. */
             snprintf(tmp, sizeof tmp, "%s.coffer-restore-%02x%02x%02x%02x", dest, r[0], r[1], r[2], r[3]);
             rc = cf_fs_mkdirs(tmp, 0700, err);
-            if (!rc) rc = cf_tar_extract(tmp, pull_counted, &pull, &files, err);
-            if (!rc) rc = read_to_end(rd, err);
+            if (!rc)
+                rc = cf_tar_extract(tmp, pull_counted, &pull, &files, err);
+            if (!rc)
+                rc = read_to_end(rd, err);
             /* The old destination moves aside and comes back if the new one cannot take its
              * place, so that there is always a whole tree at dest. */
             char old[PATH_MAX + 16] = "";
@@ -579,7 +596,8 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
     if (!rc && id_out)
         snprintf(id_out, CF_SNAPSHOT_ID_LEN + 1, "%s", m.id);
     if (!rc && stats)
-        *stats = (cf_snapshot_stats){m.archive.raw_size, m.archive.size, to_stdout ? m.archive.files : files, 0};
+        *stats =
+            (cf_snapshot_stats){m.archive.raw_size, m.archive.size, to_stdout ? m.archive.files : files, 0};
     if (m.encryption)
         cf_archive_key_cleanup(&akey);
     cf_manifest_cleanup(&m);
@@ -609,8 +627,8 @@ int cf_snapshot_verify(cf_repo *repo, const char *ns, const char *id, const cf_s
     if (!(rc = snapshot_key(&m, secret, &akey, err))) {
         cf_archive_read_opts ro = read_opts(&m, &akey);
         archive_stream as = {repo, m.archive.key};
-        rc = cf_archive_read_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as, discard,
-                                    NULL, err);
+        rc = cf_archive_read_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as,
+                                    discard, NULL, err);
         if (m.encryption)
             cf_archive_key_cleanup(&akey);
     }
@@ -633,8 +651,8 @@ int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *er
 }
 
 typedef struct prune_scan {
-    names manifests;             /* "ns/ID.json" */
-    names archives;              /* other objects, with their mtimes */
+    names manifests; /* "ns/ID.json" */
+    names archives;  /* other objects, with their mtimes */
     int64_t *archive_mtime;
     size_t cap_mtime;
 } prune_scan;
@@ -664,7 +682,7 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     int rc = cf_repo_list(repo, prefix, scan_entry, &s, err);
     size_t n = s.manifests.n;
     cf_retention_item *items = rc ? NULL : calloc(n ? n : 1, sizeof *items);
-    char (*ids)[CF_SNAPSHOT_ID_LEN + 1] = rc ? NULL : calloc(n ? n : 1, sizeof *ids);
+    char(*ids)[CF_SNAPSHOT_ID_LEN + 1] = rc ? NULL : calloc(n ? n : 1, sizeof *ids);
     if (!rc && (!items || !ids))
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < n; i++) {

@@ -27,16 +27,16 @@ typedef struct cf_snapshot_secret {
 } cf_snapshot_secret;
 
 typedef struct cf_snapshot_create_opts {
-    const char *source;            /* a directory, or "-" for stdin */
-    const char *command;           /* instead of source: a shell command whose output is stored;
-                                    * when it fails, no snapshot is created */
+    const char *source;  /* a directory, or "-" for stdin */
+    const char *command; /* instead of source: a shell command whose output is stored;
+                          * when it fails, no snapshot is created */
     cf_codec codec;
     int level;
-    size_t chunk_size;             /* 0: CF_ARCHIVE_DEFAULT_CHUNK, 2 MiB */
-    unsigned threads;              /* compression workers; 0: one per core */
+    size_t chunk_size;                /* 0: CF_ARCHIVE_DEFAULT_CHUNK, 2 MiB */
+    unsigned threads;                 /* compression workers; 0: one per core */
     const cf_snapshot_secret *secret; /* NULL: not encrypted */
-    uint64_t expected_size;        /* a stream's expected size, 0 if unknown: plans the upload's
-                                    * parts (a directory is measured instead) */
+    uint64_t expected_size;           /* a stream's expected size, 0 if unknown: plans the upload's
+                                       * parts (a directory is measured instead) */
     const cf_label *labels;
     size_t nlabels;
     /* Directory sources: see cf_tar_write_opts (archive/tar.h). What allow_unreadable leaves
@@ -67,9 +67,9 @@ typedef int (*cf_snapshot_list_fn)(void *ctx, const cf_manifest *m);
 int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void *ctx, cf_err *err);
 
 typedef struct cf_snapshot_restore_opts {
-    const char *id;                    /* NULL: the latest */
-    int force;                         /* replace a non-empty destination directory */
-    const cf_snapshot_secret *secret;  /* NULL: the snapshot must not be encrypted */
+    const char *id;                   /* NULL: the latest */
+    int force;                        /* replace a non-empty destination directory */
+    const cf_snapshot_secret *secret; /* NULL: the snapshot must not be encrypted */
     /* As for create; total is the snapshot's raw size. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *cb_ctx;
@@ -78,8 +78,9 @@ typedef struct cf_snapshot_restore_opts {
 /* dest "-": the raw stream to out (stream snapshots, or the tar of a directory snapshot).
  * Otherwise dest must not exist or be an empty directory unless force. id_out (may be NULL)
  * receives the id restored, stats (may be NULL) what it held. */
-int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out, const cf_snapshot_restore_opts *o,
-                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err);
+int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out,
+                        const cf_snapshot_restore_opts *o, char id_out[CF_SNAPSHOT_ID_LEN + 1],
+                        cf_snapshot_stats *stats, cf_err *err);
 /* The raw stream of a snapshot into a shell command's standard input (restore --to-command);
  * fails when the command does. */
 int cf_snapshot_restore_to_command(cf_repo *repo, const char *ns, const char *command,

@@ -44,8 +44,8 @@ static unsigned char *random_data(size_t n, uint64_t seed)
 /* Text-like bytes: words from a small vocabulary, so every codec finds something to do. */
 static unsigned char *compressible_data(size_t n, uint64_t seed)
 {
-    static const char *const words[] = {"block ", "height ", "chain ", "snapshot ", "raft\n",
-                                        "tenant ", "0x7f3a ", "{\"k\": 1} "};
+    static const char *const words[] = {"block ", "height ", "chain ",  "snapshot ",
+                                        "raft\n", "tenant ", "0x7f3a ", "{\"k\": 1} "};
     unsigned char *p = malloc(n ? n : 1);
     assert_non_null(p);
     uint64_t x = seed + 7;
@@ -84,8 +84,8 @@ typedef struct stored {
     unsigned char sha256[CF_SHA256_LEN];
 } stored;
 
-static void write_archive(const cf_archive_writer_opts *o, const unsigned char *raw, size_t n,
-                          size_t piece, stored *s)
+static void write_archive(const cf_archive_writer_opts *o, const unsigned char *raw, size_t n, size_t piece,
+                          stored *s)
 {
     cf_err err;
     cf_archive_writer *w = NULL;
@@ -157,13 +157,12 @@ static int mem_stream_fn(void *ctx, cf_archive_sink_fn sink, void *sink_ctx, cf_
     return 0;
 }
 
-static int read_archive_stream(const cf_archive_read_opts *o, stored *s, unsigned threads,
-                               size_t piece, cf_buf *out, cf_err *err)
+static int read_archive_stream(const cf_archive_read_opts *o, stored *s, unsigned threads, size_t piece,
+                               cf_buf *out, cf_err *err)
 {
     cf_buf_init(out, 64u << 20);
     mem_stream m = mem_stream_of(s, piece);
-    return cf_archive_read_stream(o, s->chunks, s->nchunks, threads, mem_stream_fn, &m, buf_sink,
-                                  out, err);
+    return cf_archive_read_stream(o, s->chunks, s->nchunks, threads, mem_stream_fn, &m, buf_sink, out, err);
 }
 
 static void test_key(cf_archive_key *k, unsigned char seed)
@@ -177,11 +176,11 @@ static void test_key(cf_archive_key *k, unsigned char seed)
     cf_master_key_cleanup(&m);
 }
 
-static void round_trip(cf_codec codec, const cf_archive_key *key, unsigned threads,
-                       const unsigned char *raw, size_t n)
+static void round_trip(cf_codec codec, const cf_archive_key *key, unsigned threads, const unsigned char *raw,
+                       size_t n)
 {
-    cf_archive_writer_opts o = {.params = {.codec = codec, .key = key}, .chunk_size = CHUNK,
-                                .threads = threads};
+    cf_archive_writer_opts o = {
+        .params = {.codec = codec, .key = key}, .chunk_size = CHUNK, .threads = threads};
     stored s;
     write_archive(&o, raw, n, 10007, &s);
 
@@ -198,22 +197,25 @@ static void round_trip(cf_codec codec, const cf_archive_key *key, unsigned threa
     cf_sha256(s.bytes.data ? s.bytes.data : "", s.bytes.len, d);
     assert_memory_equal(d, s.sha256, sizeof d);
 
-    cf_archive_read_opts ro = {.params = o.params, .key_id = key ? key->key_id : NULL,
-                               .sha256 = s.sha256, .size = s.bytes.len, .raw_size = n};
+    cf_archive_read_opts ro = {.params = o.params,
+                               .key_id = key ? key->key_id : NULL,
+                               .sha256 = s.sha256,
+                               .size = s.bytes.len,
+                               .raw_size = n};
     cf_buf out;
     cf_err err;
     int rc = read_archive(&ro, &s, &out, &err);
     if (rc)
-        fail_msg("%s/%s/%u threads/%zu bytes: %s", cf_codec_name(codec), key ? "sealed" : "plain",
-                 threads, n, err.msg);
+        fail_msg("%s/%s/%u threads/%zu bytes: %s", cf_codec_name(codec), key ? "sealed" : "plain", threads, n,
+                 err.msg);
     assert_int_equal(out.len, n);
     if (n)
         assert_memory_equal(out.data, raw, n);
     cf_buf_cleanup(&out);
     rc = read_archive_stream(&ro, &s, threads, 10007, &out, &err);
     if (rc)
-        fail_msg("parallel %s/%s/%u threads/%zu bytes: %s", cf_codec_name(codec),
-                 key ? "sealed" : "plain", threads, n, err.msg);
+        fail_msg("parallel %s/%s/%u threads/%zu bytes: %s", cf_codec_name(codec), key ? "sealed" : "plain",
+                 threads, n, err.msg);
     assert_int_equal(out.len, n);
     if (n)
         assert_memory_equal(out.data, raw, n);
@@ -333,8 +335,7 @@ static void test_none_is_the_raw_stream(void **state)
 /* ---- damage ---- */
 
 /* A 3.5-chunk archive to damage. */
-static void damage_fixture(cf_codec codec, const cf_archive_key *key, stored *s,
-                           unsigned char **raw)
+static void damage_fixture(cf_codec codec, const cf_archive_key *key, stored *s, unsigned char **raw)
 {
     size_t n = CHUNK * 7 / 2;
     *raw = random_data(n, 99);
@@ -343,8 +344,7 @@ static void damage_fixture(cf_codec codec, const cf_archive_key *key, stored *s,
     assert_int_equal(s->nchunks, 4);
 }
 
-static void expect_read_error(const cf_archive_read_opts *o, stored *s, int code,
-                              const char *needle)
+static void expect_read_error(const cf_archive_read_opts *o, stored *s, int code, const char *needle)
 {
     cf_buf out;
     cf_err err;
@@ -352,8 +352,8 @@ static void expect_read_error(const cf_archive_read_opts *o, stored *s, int code
     int rc = read_archive(o, s, &out, &err);
     cf_buf_cleanup(&out);
     if (rc != code || !strstr(err.msg, needle))
-        fail_msg("want %s containing \"%s\", got %s: \"%s\"", cf_strerror(code), needle,
-                 cf_strerror(rc), err.msg);
+        fail_msg("want %s containing \"%s\", got %s: \"%s\"", cf_strerror(code), needle, cf_strerror(rc),
+                 err.msg);
     /* The parallel reader reports the same first error, whatever its threads. */
     const unsigned threads[] = {0, 1, 3};
     for (size_t t = 0; t < 3; t++) {
@@ -361,8 +361,8 @@ static void expect_read_error(const cf_archive_read_opts *o, stored *s, int code
         rc = read_archive_stream(o, s, threads[t], 4099, &out, &err);
         cf_buf_cleanup(&out);
         if (rc != code || !strstr(err.msg, needle))
-            fail_msg("parallel, %u threads: want %s containing \"%s\", got %s: \"%s\"",
-                     threads[t], cf_strerror(code), needle, cf_strerror(rc), err.msg);
+            fail_msg("parallel, %u threads: want %s containing \"%s\", got %s: \"%s\"", threads[t],
+                     cf_strerror(code), needle, cf_strerror(rc), err.msg);
     }
 }
 
@@ -416,8 +416,7 @@ static void test_wrong_key_is_named(void **state)
     stored s;
     unsigned char *raw;
     damage_fixture(CF_CODEC_LZ4, &key, &s, &raw);
-    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_LZ4, .key = &other},
-                              .key_id = key.key_id};
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_LZ4, .key = &other}, .key_id = key.key_id};
     expect_read_error(&o, &s, CF_EAUTH, "wrong key");
     /* Without the manifest's key id, decryption itself reports it. */
     o.key_id = NULL;
@@ -504,8 +503,9 @@ static void test_reordered_chunks_are_named(void **state)
     s.chunks[1] = c0;
     s.chunks[1].offset = c1.size;
     cf_archive_read_opts o = {.params = {.codec = CF_CODEC_ZSTD, .key = &key}};
-    expect_read_error(&o, &s, CF_ECORRUPT, "chunk 0 at offset 0 holds chunk 1 of the archive: "
-                                           "chunks reordered");
+    expect_read_error(&o, &s, CF_ECORRUPT,
+                      "chunk 0 at offset 0 holds chunk 1 of the archive: "
+                      "chunks reordered");
     stored_cleanup(&s);
     free(raw);
     cf_archive_key_cleanup(&key);
@@ -577,17 +577,14 @@ static void test_frame_with_trailing_or_short_data_is_corrupt(void **state)
     for (size_t c = 1; c < 4; c++) {
         size_t len;
         cf_err err;
-        assert_int_equal(cf_codec_compress(codecs[c], 0, raw, sizeof raw, frame, sizeof frame - 8,
-                                           &len, &err), 0);
+        assert_int_equal(
+            cf_codec_compress(codecs[c], 0, raw, sizeof raw, frame, sizeof frame - 8, &len, &err), 0);
         assert_int_equal(cf_codec_decompress(codecs[c], frame, len, out, sizeof raw, &err), 0);
         assert_memory_equal(out, raw, sizeof raw);
         frame[len] = 0;
-        assert_int_equal(cf_codec_decompress(codecs[c], frame, len + 1, out, sizeof raw, &err),
-                         CF_ECORRUPT);
-        assert_int_equal(cf_codec_decompress(codecs[c], frame, len - 1, out, sizeof raw, &err),
-                         CF_ECORRUPT);
-        assert_int_equal(cf_codec_decompress(codecs[c], frame, len, out, sizeof raw - 1, &err),
-                         CF_ECORRUPT);
+        assert_int_equal(cf_codec_decompress(codecs[c], frame, len + 1, out, sizeof raw, &err), CF_ECORRUPT);
+        assert_int_equal(cf_codec_decompress(codecs[c], frame, len - 1, out, sizeof raw, &err), CF_ECORRUPT);
+        assert_int_equal(cf_codec_decompress(codecs[c], frame, len, out, sizeof raw - 1, &err), CF_ECORRUPT);
     }
 }
 
@@ -624,8 +621,8 @@ static void test_sink_error_stops_the_writer(void **state)
         int calls = 0;
         cf_err err;
         cf_archive_writer *w;
-        cf_archive_writer_opts o = {.params = {.codec = CF_CODEC_LZ4}, .chunk_size = 1024,
-                                    .threads = threads};
+        cf_archive_writer_opts o = {
+            .params = {.codec = CF_CODEC_LZ4}, .chunk_size = 1024, .threads = threads};
         assert_int_equal(cf_archive_writer_new(&o, failing_sink, &calls, &w, &err), 0);
         unsigned char *raw = random_data(64 * 1024, 5);
         int rc = cf_archive_writer_write(w, raw, 64 * 1024, &err);
@@ -672,12 +669,16 @@ static void test_parallel_reader_round_trip_chunk_and_thread_counts(void **state
         unsigned char *raw = compressible_data(n, ci);
         for (int enc = 0; enc < 2; enc++) {
             cf_archive_writer_opts wo = {.params = {.codec = CF_CODEC_ZSTD, .key = enc ? &key : NULL},
-                                         .chunk_size = CHUNK, .threads = 2};
+                                         .chunk_size = CHUNK,
+                                         .threads = 2};
             stored s;
             write_archive(&wo, raw, n, n, &s);
             assert_int_equal(s.nchunks, nchunks[ci]);
-            cf_archive_read_opts ro = {.params = wo.params, .key_id = enc ? key.key_id : NULL,
-                                       .sha256 = s.sha256, .size = s.bytes.len, .raw_size = n};
+            cf_archive_read_opts ro = {.params = wo.params,
+                                       .key_id = enc ? key.key_id : NULL,
+                                       .sha256 = s.sha256,
+                                       .size = s.bytes.len,
+                                       .raw_size = n};
             for (size_t ti = 0; ti < 5; ti++) {
                 for (size_t pi = 0; pi < 3; pi++) {
                     if (pieces[pi] == 7 && nchunks[ci] > 5)
@@ -685,14 +686,14 @@ static void test_parallel_reader_round_trip_chunk_and_thread_counts(void **state
                     mem_stream m = mem_stream_of(&s, pieces[pi]);
                     cf_archive_reader *r;
                     cf_err err;
-                    assert_int_equal(cf_archive_reader_new_stream(&ro, s.chunks, s.nchunks,
-                                                                  threads[ti], mem_stream_fn, &m,
-                                                                  &r, &err), 0);
+                    assert_int_equal(cf_archive_reader_new_stream(&ro, s.chunks, s.nchunks, threads[ti],
+                                                                  mem_stream_fn, &m, &r, &err),
+                                     0);
                     size_t got_chunks, got_bytes;
                     int rc = pull_all(r, raw, &got_chunks, &got_bytes, &err);
                     if (rc)
-                        fail_msg("%zu chunks, %u threads, pieces of %zu: %s", nchunks[ci],
-                                 threads[ti], pieces[pi], err.msg);
+                        fail_msg("%zu chunks, %u threads, pieces of %zu: %s", nchunks[ci], threads[ti],
+                                 pieces[pi], err.msg);
                     assert_int_equal(got_chunks, nchunks[ci]);
                     assert_int_equal(got_bytes, n);
                     /* The end stays the end. */
@@ -735,20 +736,19 @@ static void test_parallel_reader_empty_archive(void **state)
 }
 
 /* Runs the parallel reader over m, expecting `before` whole chunks, then code with needle. */
-static void expect_pull_error(const cf_archive_read_opts *o, const stored *s, mem_stream *m,
-                              unsigned threads, const unsigned char *raw, size_t before, int code,
-                              const char *needle)
+static void expect_pull_error(const cf_archive_read_opts *o, const stored *s, mem_stream *m, unsigned threads,
+                              const unsigned char *raw, size_t before, int code, const char *needle)
 {
     cf_archive_reader *r;
     cf_err err;
     cf_err_clear(&err);
-    assert_int_equal(cf_archive_reader_new_stream(o, s->chunks, s->nchunks, threads,
-                                                  mem_stream_fn, m, &r, &err), 0);
+    assert_int_equal(
+        cf_archive_reader_new_stream(o, s->chunks, s->nchunks, threads, mem_stream_fn, m, &r, &err), 0);
     size_t chunks, bytes;
     int rc = pull_all(r, raw, &chunks, &bytes, &err);
     if (rc != code || !strstr(err.msg, needle) || chunks != before)
-        fail_msg("%u threads: want %zu chunks then %s containing \"%s\", got %zu then %s: \"%s\"",
-                 threads, before, cf_strerror(code), needle, chunks, cf_strerror(rc), err.msg);
+        fail_msg("%u threads: want %zu chunks then %s containing \"%s\", got %zu then %s: \"%s\"", threads,
+                 before, cf_strerror(code), needle, chunks, cf_strerror(rc), err.msg);
     /* A failed reader stays failed. */
     const void *p;
     size_t n;
@@ -789,14 +789,12 @@ static void test_parallel_reader_short_object_is_corrupt_at_its_chunk(void **sta
     stored s;
     unsigned char *raw;
     damage_fixture(CF_CODEC_LZ4, NULL, &s, &raw);
-    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_LZ4}, .sha256 = s.sha256,
-                              .size = s.bytes.len};
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_LZ4}, .sha256 = s.sha256, .size = s.bytes.len};
     for (unsigned t = 0; t < 3; t++) {
         /* Ends inside chunk 2, then exactly where chunk 3 starts, then with nothing at all. */
         mem_stream m = mem_stream_of(&s, 3000);
         m.len = s.chunks[2].offset + 10;
-        expect_pull_error(&o, &s, &m, t, raw, 2, CF_ECORRUPT,
-                          "archive truncated: it ends at byte");
+        expect_pull_error(&o, &s, &m, t, raw, 2, CF_ECORRUPT, "archive truncated: it ends at byte");
         expect_pull_error(&o, &s, &m, t, raw, 2, CF_ECORRUPT, "inside chunk 2 at offset");
         m.len = s.chunks[3].offset;
         expect_pull_error(&o, &s, &m, t, raw, 3, CF_ECORRUPT, "inside chunk 3 at offset");
@@ -868,13 +866,12 @@ static void test_parallel_reader_wrong_key(void **state)
     stored s;
     unsigned char *raw;
     damage_fixture(CF_CODEC_ZSTD, &key, &s, &raw);
-    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_ZSTD, .key = &other},
-                              .key_id = key.key_id};
+    cf_archive_read_opts o = {.params = {.codec = CF_CODEC_ZSTD, .key = &other}, .key_id = key.key_id};
     mem_stream m = mem_stream_of(&s, 4096);
     cf_archive_reader *r = (cf_archive_reader *)&m; /* must be reset to NULL */
     cf_err err;
-    assert_int_equal(cf_archive_reader_new_stream(&o, s.chunks, s.nchunks, 2, mem_stream_fn, &m,
-                                                  &r, &err), CF_EAUTH);
+    assert_int_equal(cf_archive_reader_new_stream(&o, s.chunks, s.nchunks, 2, mem_stream_fn, &m, &r, &err),
+                     CF_EAUTH);
     assert_null(r);
     assert_non_null(strstr(err.msg, "wrong key"));
     o.key_id = NULL;
@@ -901,8 +898,8 @@ static void test_parallel_reader_freed_early_stops_the_stream(void **state)
             mem_stream m = mem_stream_of(&s, 10000);
             cf_archive_reader *r;
             cf_err err;
-            assert_int_equal(cf_archive_reader_new_stream(&o, s.chunks, s.nchunks, t,
-                                                          mem_stream_fn, &m, &r, &err), 0);
+            assert_int_equal(
+                cf_archive_reader_new_stream(&o, s.chunks, s.nchunks, t, mem_stream_fn, &m, &r, &err), 0);
             for (int i = 0; i < pulls; i++) {
                 const void *p;
                 size_t len;
@@ -922,8 +919,9 @@ static void test_parallel_reader_freed_early_stops_the_stream(void **state)
     int calls = 0;
     mem_stream m = mem_stream_of(&s, 10000);
     cf_err err;
-    assert_int_equal(cf_archive_read_stream(&o, s.chunks, s.nchunks, 2, mem_stream_fn, &m,
-                                            failing_sink, &calls, &err), CF_EIO);
+    assert_int_equal(
+        cf_archive_read_stream(&o, s.chunks, s.nchunks, 2, mem_stream_fn, &m, failing_sink, &calls, &err),
+        CF_EIO);
     assert_string_equal(err.msg, "disk full at chunk 1");
     assert_true(m.refused);
     stored_cleanup(&s);

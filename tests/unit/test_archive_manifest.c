@@ -145,8 +145,8 @@ static void expect_rejected(void (*edit)(json_t *root), int code, const char *ne
     cf_err_clear(&err);
     int rc = cf_manifest_parse(text, strlen(text), &back, &err);
     if (rc != code || !strstr(err.msg, needle))
-        fail_msg("want %s containing '%s', got %s: '%s'", cf_strerror(code), needle,
-                 cf_strerror(rc), err.msg);
+        fail_msg("want %s containing '%s', got %s: '%s'", cf_strerror(code), needle, cf_strerror(rc),
+                 err.msg);
     free(text);
 }
 
@@ -155,10 +155,22 @@ static json_t *at(json_t *root, const char *obj)
     return json_object_get(root, obj);
 }
 
-static void future_format(json_t *r) { json_object_set_new(r, "format", json_integer(2)); }
-static void format_string(json_t *r) { json_object_set_new(r, "format", json_string("1")); }
-static void no_sha(json_t *r) { json_object_del(at(r, "archive"), "sha256"); }
-static void short_sha(json_t *r) { json_object_set_new(at(r, "archive"), "sha256", json_string("ab")); }
+static void future_format(json_t *r)
+{
+    json_object_set_new(r, "format", json_integer(2));
+}
+static void format_string(json_t *r)
+{
+    json_object_set_new(r, "format", json_string("1"));
+}
+static void no_sha(json_t *r)
+{
+    json_object_del(at(r, "archive"), "sha256");
+}
+static void short_sha(json_t *r)
+{
+    json_object_set_new(at(r, "archive"), "sha256", json_string("ab"));
+}
 static void crc_string(json_t *r)
 {
     json_object_set_new(json_array_get(at(r, "chunks"), 1), "crc32c", json_string("7"));
@@ -167,19 +179,46 @@ static void crc_too_big(json_t *r)
 {
     json_object_set_new(json_array_get(at(r, "chunks"), 0), "crc32c", json_integer(1ll << 32));
 }
-static void negative_size(json_t *r) { json_object_set_new(at(r, "archive"), "size", json_integer(-1)); }
-static void bad_id(json_t *r) { json_object_set_new(r, "id", json_string("latest")); }
+static void negative_size(json_t *r)
+{
+    json_object_set_new(at(r, "archive"), "size", json_integer(-1));
+}
+static void bad_id(json_t *r)
+{
+    json_object_set_new(r, "id", json_string("latest"));
+}
 static void bad_codec(json_t *r)
 {
     json_object_set_new(at(r, "archive"), "compression", json_string("bzip2"));
 }
-static void bad_level(json_t *r) { json_object_set_new(at(r, "archive"), "level", json_integer(99)); }
-static void no_chunks(json_t *r) { json_array_clear(at(r, "chunks")); }
-static void chunk_not_object(json_t *r) { json_array_set_new(at(r, "chunks"), 0, json_integer(3)); }
-static void bad_time(json_t *r) { json_object_set_new(r, "created", json_string("yesterday")); }
-static void bad_kind(json_t *r) { json_object_set_new(at(r, "source"), "kind", json_string("tape")); }
-static void no_path(json_t *r) { json_object_del(at(r, "source"), "path"); }
-static void label_number(json_t *r) { json_object_set_new(at(r, "labels"), "height", json_integer(5)); }
+static void bad_level(json_t *r)
+{
+    json_object_set_new(at(r, "archive"), "level", json_integer(99));
+}
+static void no_chunks(json_t *r)
+{
+    json_array_clear(at(r, "chunks"));
+}
+static void chunk_not_object(json_t *r)
+{
+    json_array_set_new(at(r, "chunks"), 0, json_integer(3));
+}
+static void bad_time(json_t *r)
+{
+    json_object_set_new(r, "created", json_string("yesterday"));
+}
+static void bad_kind(json_t *r)
+{
+    json_object_set_new(at(r, "source"), "kind", json_string("tape"));
+}
+static void no_path(json_t *r)
+{
+    json_object_del(at(r, "source"), "path");
+}
+static void label_number(json_t *r)
+{
+    json_object_set_new(at(r, "labels"), "height", json_integer(5));
+}
 static void bad_alg(json_t *r)
 {
     json_object_set_new(at(r, "encryption"), "alg", json_string("chacha20-poly1305"));
@@ -196,8 +235,14 @@ static void scrypt_n_not_pow2(json_t *r)
 {
     json_object_set_new(json_object_get(at(r, "encryption"), "scrypt"), "n", json_integer(1000));
 }
-static void encryption_string(json_t *r) { json_object_set_new(r, "encryption", json_string("yes")); }
-static void no_tool(json_t *r) { json_object_del(r, "tool"); }
+static void encryption_string(json_t *r)
+{
+    json_object_set_new(r, "encryption", json_string("yes"));
+}
+static void no_tool(json_t *r)
+{
+    json_object_del(r, "tool");
+}
 static void not_object(json_t *r)
 {
     json_object_clear(r);

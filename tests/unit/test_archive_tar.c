@@ -125,8 +125,8 @@ static void test_directory_round_trip_through_sealed_archive(void **state)
     cf_archive_key key;
     assert_int_equal(cf_master_key_from_bytes(raw, sizeof raw, &m, NULL), 0);
     assert_int_equal(cf_archive_key_derive(&m, salt, &key, NULL), 0);
-    cf_archive_writer_opts o = {.params = {.codec = CF_CODEC_ZSTD, .key = &key},
-                                .chunk_size = 16 << 10, .threads = 2};
+    cf_archive_writer_opts o = {
+        .params = {.codec = CF_CODEC_ZSTD, .key = &key}, .chunk_size = 16 << 10, .threads = 2};
     cf_buf arch;
     cf_buf_init(&arch, 16u << 20);
     cf_archive_writer *w;
@@ -136,11 +136,13 @@ static void test_directory_round_trip_through_sealed_archive(void **state)
     assert_int_equal(cf_archive_writer_finish(w, &res, &err), 0);
     assert_true(res.nchunks > 2);
 
-    cf_archive_read_opts ro = {.params = o.params, .key_id = key.key_id, .sha256 = res.sha256,
-                               .size = res.size, .raw_size = res.raw_size};
+    cf_archive_read_opts ro = {.params = o.params,
+                               .key_id = key.key_id,
+                               .sha256 = res.sha256,
+                               .size = res.size,
+                               .raw_size = res.raw_size};
     cf_archive_reader *r;
-    assert_int_equal(cf_archive_reader_new(&ro, res.chunks, res.nchunks, buf_fetch, &arch, &r,
-                                           &err), 0);
+    assert_int_equal(cf_archive_reader_new(&ro, res.chunks, res.nchunks, buf_fetch, &arch, &r, &err), 0);
     rc = cf_tar_extract(dst, cf_tar_pull_from_reader, r, &files, &err);
     if (rc)
         fail_msg("%s", err.msg);
@@ -171,8 +173,7 @@ static void test_directory_round_trip_through_sealed_archive(void **state)
     assert_int_equal(write(fd, tar.data, tar.len), (ssize_t)tar.len);
     close(fd);
     assert_non_null(mkdtemp(dst2));
-    assert_int_equal(run("tar -xf %s -C %s && diff -r --no-dereference %s %s", tarfile, dst2,
-                         src, dst2), 0);
+    assert_int_equal(run("tar -xf %s -C %s && diff -r --no-dereference %s %s", tarfile, dst2, src, dst2), 0);
 
     assert_int_equal(run("rm -rf %s %s %s %s", src, dst, dst2, tarfile), 0);
     cf_buf_cleanup(&tar);
@@ -187,8 +188,7 @@ static la_ssize_t mem_write(struct archive *a, void *ctx, const void *p, size_t 
 }
 
 /* A tar holding a harmless file, then the hostile entry described by type/name/target. */
-static void hostile_tar(cf_buf *out, int type, const char *name, const char *target,
-                        const char *then)
+static void hostile_tar(cf_buf *out, int type, const char *name, const char *target, const char *then)
 {
     struct archive *a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
@@ -258,8 +258,8 @@ static void expect_refused(int type, const char *name, const char *target, const
     if (rc != CF_EDENIED || !strstr(err.msg, needle))
         fail_msg("want denied with '%s', got %s: '%s'", needle, cf_strerror(rc), err.msg);
     /* Nothing escaped next to dst, and the harmless entry before it was extracted. */
-    assert_int_equal(run("test -f %s/ok.txt && test \"$(ls %s)\" = dst && test ! -e /tmp/evil",
-                         dst, base), 0);
+    assert_int_equal(run("test -f %s/ok.txt && test \"$(ls %s)\" = dst && test ! -e /tmp/evil", dst, base),
+                     0);
     assert_int_equal(run("rm -rf %s", base), 0);
     cf_buf_cleanup(&t);
 }
@@ -288,12 +288,10 @@ static void test_missing_directory_is_named(void **state)
     cf_buf b;
     cf_buf_init(&b, 1 << 20);
     cf_err err;
-    assert_int_equal(cf_tar_write_dir("/nonexistent/coffer", NULL, buf_sink, &b, NULL, &err),
-                     CF_ENOTFOUND);
+    assert_int_equal(cf_tar_write_dir("/nonexistent/coffer", NULL, buf_sink, &b, NULL, &err), CF_ENOTFOUND);
     assert_non_null(strstr(err.msg, "/nonexistent/coffer"));
     once o = {.b = &b};
-    assert_int_equal(cf_tar_extract("/nonexistent/coffer", pull_once, &o, NULL, &err),
-                     CF_ENOTFOUND);
+    assert_int_equal(cf_tar_extract("/nonexistent/coffer", pull_once, &o, NULL, &err), CF_ENOTFOUND);
     assert_non_null(strstr(err.msg, "/nonexistent/coffer"));
     cf_buf_cleanup(&b);
 }

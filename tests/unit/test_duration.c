@@ -29,7 +29,8 @@ static void test_rejects(void **state)
 {
     (void)state;
     int64_t s = 42;
-    const char *bad[] = {"", "0", "0s", "-1h", "1w", "1hh", "h", " 1h", "1.5h", "99999999999999999999d", "36501d"};
+    const char *bad[] = {"",      "0", "0s", "-1h", "1w", "1hh", "h", " 1h", "1.5h", "99999999999999999999d",
+                         "36501d"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(cf_duration_parse(bad[i], &s), CF_EINVAL);
     assert_int_equal(cf_duration_parse(NULL, &s), CF_EINVAL);

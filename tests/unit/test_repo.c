@@ -67,9 +67,11 @@ static void test_objects_round_trip_and_ranges(void **state)
     assert_int_equal(cf_repo_get(r, "chain-1/20261122T153000Z-7f3a.tar.zst", 3, 4, append, &got, &err), 0);
     assert_string_equal(got.data, "3456");
     cf_buf_reset(&got);
-    assert_int_equal(cf_repo_get(r, "chain-1/20261122T153000Z-7f3a.tar.zst", 8, UINT64_MAX, append, &got, &err), 0);
+    assert_int_equal(
+        cf_repo_get(r, "chain-1/20261122T153000Z-7f3a.tar.zst", 8, UINT64_MAX, append, &got, &err), 0);
     assert_string_equal(got.data, "89");
-    assert_int_equal(cf_repo_get(r, "chain-1/20261122T153000Z-7f3a.tar.zst", 8, 5, append, &got, &err), CF_ECORRUPT);
+    assert_int_equal(cf_repo_get(r, "chain-1/20261122T153000Z-7f3a.tar.zst", 8, 5, append, &got, &err),
+                     CF_ECORRUPT);
     assert_int_equal(cf_repo_get(r, "chain-1/missing", 0, UINT64_MAX, append, &got, &err), CF_ENOTFOUND);
     cf_buf_cleanup(&got);
 }

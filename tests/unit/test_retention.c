@@ -94,18 +94,18 @@ static void test_monthly_yearly_and_within_combine(void **state)
 {
     (void)state;
     cf_retention_item items[] = {
-        {.time = BASE},                /* Nov 2026 */
-        {.time = BASE - 2 * H},        /* Nov 2026, older */
-        {.time = BASE - 30 * D},       /* Oct 2026 */
-        {.time = BASE - 400 * D},      /* Oct 2025 */
-        {.time = BASE - 800 * D},      /* Sep 2024 */
+        {.time = BASE},           /* Nov 2026 */
+        {.time = BASE - 2 * H},   /* Nov 2026, older */
+        {.time = BASE - 30 * D},  /* Oct 2026 */
+        {.time = BASE - 400 * D}, /* Oct 2025 */
+        {.time = BASE - 800 * D}, /* Sep 2024 */
     };
     cf_retention p = {.monthly = 2, .yearly = 3, .within_s = 3 * H};
     cf_err err;
     assert_int_equal(cf_retention_apply(&p, items, 5, &err), 0);
     assert_true(kept(items, 5, BASE));
-    assert_true(kept(items, 5, BASE - 2 * H)); /* within 3 h of the newest */
-    assert_true(kept(items, 5, BASE - 30 * D)); /* second month */
+    assert_true(kept(items, 5, BASE - 2 * H));   /* within 3 h of the newest */
+    assert_true(kept(items, 5, BASE - 30 * D));  /* second month */
     assert_true(kept(items, 5, BASE - 400 * D)); /* a year */
     assert_true(kept(items, 5, BASE - 800 * D)); /* a third year */
     assert_non_null(strstr(items[0].reasons, "monthly"));
