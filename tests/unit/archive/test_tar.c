@@ -1,5 +1,5 @@
 /*
- * test_archive_tar.c - directory → pax tar → chunked, compressed, sealed archive → extraction,
+ * test_tar.c - directory → pax tar → chunked, compressed, sealed archive → extraction,
  * compared with `diff -r`; the standard tools reading the same stream; and extraction refusing
  * entries that would land outside the destination.
  */

@@ -1,5 +1,5 @@
 /*
- * test_archive_manifest.c - manifest JSON round trips and strict rejection, snapshot ids, and
+ * test_manifest.c - manifest JSON round trips and strict rejection, snapshot ids, and
  * master keys from key files and passphrases.
  */
 #include <setjmp.h>

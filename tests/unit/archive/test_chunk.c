@@ -1,5 +1,5 @@
 /*
- * test_archive.c - the chunked archive stream: round trips over every codec with and without
+ * test_chunk.c - the chunked archive stream: round trips over every codec with and without
  * encryption and with and without worker threads, the standard tools reading our concatenated
  * frames, and each kind of damage being detected and named (flipped byte, wrong key,
  * truncation, reordering, splicing).
