@@ -139,7 +139,8 @@ int cf_cmd_server(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    cf_server_options opts = {.address = "127.0.0.1:9000", .region = "us-east-1"};
+    cf_logger log = cf_logger_stderr(CF_LOG_INFO);
+    cf_server_options opts = {.address = "127.0.0.1:9000", .region = "us-east-1", .log = &log};
     const char *data_dir = "var/data";
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -199,14 +200,8 @@ int cf_cmd_server(int argc, char **argv)
             break;
         }
         case 'l':
-            if (strcmp(optarg, "debug") == 0)
-                cf_log_set_level(CF_LOG_DEBUG);
-            else if (strcmp(optarg, "info") == 0)
-                cf_log_set_level(CF_LOG_INFO);
-            else if (strcmp(optarg, "warn") == 0)
-                cf_log_set_level(CF_LOG_WARN);
-            else if (strcmp(optarg, "error") == 0)
-                cf_log_set_level(CF_LOG_ERROR);
+            if (cf_log_level_parse(optarg) >= 0)
+                log.min = (cf_log_level)cf_log_level_parse(optarg);
             else {
                 fprintf(stderr, "coffer server: --log-level must be debug, info, warn or error, not '%s'\n",
                         optarg);
@@ -239,7 +234,7 @@ int cf_cmd_server(int argc, char **argv)
     if (!rc)
         rc = load_credentials(data_dir, &opts.root, &err);
     if (!rc)
-        rc = cf_store_open(data_dir, &store, &err);
+        rc = cf_store_open(data_dir, &log, &store, &err);
     if (!rc)
         rc = cf_server_start(store, &opts, &srv, &err);
     if (rc) {
@@ -250,11 +245,11 @@ int cf_cmd_server(int argc, char **argv)
 
     char port[8];
     snprintf(port, sizeof port, "%u", cf_server_port(srv));
-    cf_log(CF_LOG_INFO, "coffer server ready", "address", opts.address, "port", port, "data", data_dir,
+    cf_log(&log, CF_LOG_INFO, "coffer server ready", "address", opts.address, "port", port, "data", data_dir,
            "region", opts.region, "access_key", opts.root.access_key, NULL);
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    cf_log(CF_LOG_INFO, "shutting down", NULL);
+    cf_log(&log, CF_LOG_INFO, "shutting down", NULL);
     cf_server_stop(srv);
     cf_store_close(store);
     return CF_EXIT_OK;

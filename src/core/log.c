@@ -7,11 +7,25 @@
 
 #include "core/buf.h"
 
-static cf_log_level min_level = CF_LOG_INFO;
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-void cf_log_set_level(cf_log_level min)
+static void write_stderr(void *ctx, cf_log_level level, const char *line, size_t len)
 {
-    min_level = min;
+    /* One write per line keeps lines whole when threads log at once. */
+    fwrite(line, 1, len, stderr);
+}
+
+cf_logger cf_logger_stderr(cf_log_level min)
+{
+    return (cf_logger){.min = min, .sink = write_stderr};
+}
+
+int cf_log_level_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(name, level_names[i]) == 0)
+            return i;
+    return -1;
 }
 
 static void put_value(cf_buf *b, const char *v)
@@ -37,10 +51,9 @@ static void put_value(cf_buf *b, const char *v)
     cf_buf_putc(b, '"');
 }
 
-void cf_log(cf_log_level level, const char *msg, ...)
+void cf_log(const cf_logger *lg, cf_log_level level, const char *msg, ...)
 {
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    if (level < min_level)
+    if (!lg || !lg->sink || level < lg->min)
         return;
     char when[64];
     struct timespec ts;
@@ -56,7 +69,7 @@ void cf_log(cf_log_level level, const char *msg, ...)
     cf_buf_puts(&b, "time=");
     cf_buf_puts(&b, when);
     cf_buf_puts(&b, " level=");
-    cf_buf_puts(&b, names[level]);
+    cf_buf_puts(&b, level_names[level]);
     cf_buf_puts(&b, " msg=");
     put_value(&b, msg);
     va_list ap;
@@ -73,8 +86,7 @@ void cf_log(cf_log_level level, const char *msg, ...)
     }
     va_end(ap);
     cf_buf_putc(&b, '\n');
-    /* One write per line keeps lines whole when threads log at once. */
     if (b.data)
-        fwrite(b.data, 1, b.len, stderr);
+        lg->sink(lg->sink_ctx, level, b.data, b.len);
     cf_buf_cleanup(&b);
 }

@@ -329,8 +329,8 @@ static const cf_policy *bucket_policy(cf_request *r, const char *bucket, int *un
         if (rc == 0 && !(c->shared = share_policy(r->srv, bucket, json, len, &err)))
             rc = err.code ? err.code : CF_EINVAL;
         if (rc && rc != CF_ENOTFOUND) {
-            cf_log(CF_LOG_ERROR, "bucket policy unreadable; refusing all but root", "id", r->request_id,
-                   "bucket", bucket, "error", err.msg, NULL);
+            cf_log(&r->srv->log, CF_LOG_ERROR, "bucket policy unreadable; refusing all but root", "id",
+                   r->request_id, "bucket", bucket, "error", err.msg, NULL);
             c->unreadable = 1;
         }
     }

@@ -107,7 +107,8 @@ static void refuse_unsigned(cf_request *r, const cf_sigv4_request *req, const ch
     cf_sigv4_unsigned_headers(req, signed_headers, &names);
     snprintf(r->headers_not_signed, sizeof r->headers_not_signed, "%s", names.data ? names.data : "");
     cf_buf_cleanup(&names);
-    cf_log(CF_LOG_INFO, "headers not signed", "id", r->request_id, "headers", r->headers_not_signed, NULL);
+    cf_log(&r->srv->log, CF_LOG_INFO, "headers not signed", "id", r->request_id, "headers",
+           r->headers_not_signed, NULL);
     *e = CF_S3_AccessDenied;
     snprintf(msg, msglen, "%s", CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
 }
@@ -249,7 +250,8 @@ static int find_signer(cf_request *r, const char *access_key, const char **secre
         return -1;
     }
     if (rc) {
-        cf_log(CF_LOG_ERROR, "access key lookup failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "access key lookup failed", "id", r->request_id, "error", err.msg,
+               NULL);
         *e = CF_S3_InternalError;
         return -1;
     }

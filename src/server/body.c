@@ -41,7 +41,8 @@ static int consume(void *ctx, const char *data, size_t n, cf_err *err)
         }
         if (cf_store_writer_write(r->writer, data, n, err) != 0) {
             r->deferred = CF_S3_InternalError;
-            cf_log(CF_LOG_ERROR, "write failed", "request", r->request_id, "error", err->msg, NULL);
+            cf_log(&r->srv->log, CF_LOG_ERROR, "write failed", "request", r->request_id, "error", err->msg,
+                   NULL);
             return err->code;
         }
         return 0;
@@ -260,7 +261,8 @@ int cf_body_open_writer(cf_request *r, cf_s3_error *e)
 {
     cf_err err;
     if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg,
+               NULL);
         *e = CF_S3_InternalError;
         return -1;
     }
@@ -330,7 +332,7 @@ cf_s3_error cf_body_finish(cf_request *r)
     unsigned char md5[CF_MD5_LEN];
     cf_err err;
     if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
         return CF_S3_InternalError;
     }
     return content_md5_verdict(r, md5);

@@ -68,6 +68,7 @@ struct cf_conns {
     double header_timeout;
     double body_window;
     uint64_t min_body_rate;
+    cf_logger log;
     _Atomic uint64_t closed_headers, closed_slow_body;
 };
 
@@ -80,12 +81,12 @@ static int tcp_state(int fd, struct tcp_info *ti)
     return 0;
 }
 
-static void shut(cf_conn *c, const char *why, _Atomic uint64_t *counter)
+static void shut(cf_conns *t, cf_conn *c, const char *why, _Atomic uint64_t *counter)
 {
     c->shut = 1;
     shutdown(c->fd, SHUT_RDWR);
     if (counter) {
-        cf_log(CF_LOG_WARN, "connection closed", "reason", why, NULL);
+        cf_log(&t->log, CF_LOG_WARN, "connection closed", "reason", why, NULL);
         atomic_fetch_add(counter, 1);
     }
 }
@@ -104,7 +105,7 @@ static void inspect(cf_conns *t, cf_conn *c, double now)
      * progress since the last look is shut down so that the loop notices. */
     if (ti.tcpi_state != TCP_STATE_ESTABLISHED && gen == c->seen_gen && body == c->last_body) {
         if (++c->stale_ticks >= 2) {
-            shut(c, "peer closed", NULL);
+            shut(t, c, "peer closed", NULL);
             return;
         }
     } else {
@@ -130,7 +131,7 @@ static void inspect(cf_conns *t, cf_conn *c, double now)
         if (!c->since && ti.tcpi_bytes_received > c->tcp_mark)
             c->since = now;
         if (c->since && now - c->since >= t->header_timeout)
-            shut(c, "headers not complete in time", &t->closed_headers);
+            shut(t, c, "headers not complete in time", &t->closed_headers);
         return;
     case PHASE_BODY:
         if (!t->min_body_rate || t->body_window <= 0)
@@ -142,7 +143,7 @@ static void inspect(cf_conns *t, cf_conn *c, double now)
         }
         if (now - c->since >= t->body_window) {
             if ((double)(body - c->window_bytes) < (double)t->min_body_rate * (now - c->since)) {
-                shut(c, "body slower than the minimum rate", &t->closed_slow_body);
+                shut(t, c, "body slower than the minimum rate", &t->closed_slow_body);
                 return;
             }
             c->since = now;
@@ -178,7 +179,8 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-int cf_conns_start(double header_timeout, uint64_t min_body_rate, double body_window, cf_conns **out)
+int cf_conns_start(double header_timeout, uint64_t min_body_rate, double body_window, const cf_logger *log,
+                   cf_conns **out)
 {
     cf_conns *t = calloc(1, sizeof *t);
     if (!t)
@@ -190,6 +192,8 @@ int cf_conns_start(double header_timeout, uint64_t min_body_rate, double body_wi
     pthread_condattr_destroy(&attr);
     pthread_mutex_init(&t->mu, NULL);
     t->header_timeout = header_timeout;
+    if (log)
+        t->log = *log;
     t->min_body_rate = min_body_rate;
     t->body_window = body_window;
     if (pthread_create(&t->reaper, NULL, reaper_main, t) != 0) {

@@ -123,10 +123,10 @@ const cf_cors_config *cf_cors_config_hold(cf_request *r, int *rc)
               : CF_ENOTFOUND;
     if (*rc == 0 && !(cfg = share_config(r, xml, len, &err))) {
         *rc = err.code ? err.code : CF_EINVAL;
-        cf_log(CF_LOG_ERROR, "stored CORS configuration unreadable", "bucket", r->bucket, "error", err.msg,
-               NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "stored CORS configuration unreadable", "bucket", r->bucket,
+               "error", err.msg, NULL);
     } else if (*rc && *rc != CF_ENOTFOUND) {
-        cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err.msg, NULL);
     }
     return cfg;
 }

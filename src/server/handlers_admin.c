@@ -23,7 +23,7 @@ static int store_failure(cf_request *r, const cf_err *err)
 {
     if (err->code == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
+    cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
     return cf_respond_error(r, CF_S3_InternalError, NULL);
 }
 
@@ -92,8 +92,8 @@ int cf_handle_bucket_policy(cf_request *r)
     if (cf_store_meta_put(r->srv->store, name, r->small.data, r->small.len, &err) != 0)
         return store_failure(r, &err);
     if (anyone_writes)
-        cf_log(CF_LOG_WARN, "bucket policy lets anonymous requests write or delete objects", "id",
-               r->request_id, "bucket", r->bucket, NULL);
+        cf_log(&r->srv->log, CF_LOG_WARN, "bucket policy lets anonymous requests write or delete objects",
+               "id", r->request_id, "bucket", r->bucket, NULL);
     return cf_respond_empty(r, 204);
 }
 
@@ -174,8 +174,8 @@ static int add_key(cf_request *r)
         return cf_respond_error(r, CF_S3_InvalidArgument, "that access key already exists");
     if (rc)
         return store_failure(r, &err);
-    cf_log(CF_LOG_INFO, "access key added", "access_key", k.access_key, "policy", k.policy, "bucket",
-           k.bucket, "prefix", k.prefix, NULL);
+    cf_log(&r->srv->log, CF_LOG_INFO, "access key added", "access_key", k.access_key, "policy", k.policy,
+           "bucket", k.bucket, "prefix", k.prefix, NULL);
     json_t *out = key_json(&k);
     json_object_set_new(out, "secret_key", json_string(k.secret_key));
     return respond_json(r, 200, out);
@@ -205,7 +205,7 @@ int cf_handle_admin(cf_request *r)
             return cf_respond_error(r, CF_S3_InvalidAccessKeyId, "no such access key");
         if (rc)
             return store_failure(r, &err);
-        cf_log(CF_LOG_INFO, "access key removed", "access_key", path + 8, NULL);
+        cf_log(&r->srv->log, CF_LOG_INFO, "access key removed", "access_key", path + 8, NULL);
         return cf_respond_empty(r, 204);
     }
     return cf_respond_error(r, CF_S3_MethodNotAllowed,

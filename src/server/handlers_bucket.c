@@ -19,7 +19,7 @@ static int store_error(cf_request *r, const cf_err *err)
     case CF_ENOTEMPTY: return cf_respond_error(r, CF_S3_BucketNotEmpty, NULL);
     case CF_EEXISTS: return cf_respond_error(r, CF_S3_BucketAlreadyOwnedByYou, NULL);
     default:
-        cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
 }
@@ -491,7 +491,7 @@ int cf_handle_delete_objects(cf_request *r)
         else if (vid && strcmp(vid->text, "null") != 0)
             code = "NoSuchVersion", message = "The specified version does not exist.";
         else if (cf_store_object_delete(r->srv->store, r->bucket, key, keylen, &err) != 0) {
-            cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
+            cf_log(&r->srv->log, CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
             code = "InternalError", message = "We encountered an internal error. Please try again.";
         }
         /* Each entry names the version the request named, as AWS does. */

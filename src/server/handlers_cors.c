@@ -21,7 +21,7 @@ static int store_failure(cf_request *r, const cf_err *err)
 {
     if (err->code == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
+    cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
     return cf_respond_error(r, CF_S3_InternalError, NULL);
 }
 

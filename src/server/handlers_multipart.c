@@ -30,7 +30,7 @@
 
 static int internal_error(cf_request *r, const cf_err *err)
 {
-    cf_log(CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
+    cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
     return cf_respond_error(r, err->code == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError,
                             NULL);
 }
@@ -52,7 +52,8 @@ static cf_s3_error find_upload(cf_request *r, cf_store_upload *u)
     if (rc == CF_ENOTFOUND)
         return CF_S3_NoSuchUpload;
     if (rc) {
-        cf_log(CF_LOG_ERROR, "upload lookup failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "upload lookup failed", "id", r->request_id, "error", err.msg,
+               NULL);
         return CF_S3_InternalError;
     }
     if (strcmp(u->bucket, r->bucket) != 0 || u->keylen != r->keylen ||
@@ -563,7 +564,8 @@ int cf_handle_complete_multipart(cf_request *r)
                 e = CF_S3_InvalidPart,
                 snprintf(msg, sizeof msg, "a part was uploaded again while the upload completed");
             else if (rc) {
-                cf_log(CF_LOG_ERROR, "complete failed", "id", r->request_id, "error", err.msg, NULL);
+                cf_log(&r->srv->log, CF_LOG_ERROR, "complete failed", "id", r->request_id, "error", err.msg,
+                       NULL);
                 e = CF_S3_InternalError;
             }
         }

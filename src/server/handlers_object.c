@@ -240,7 +240,7 @@ int cf_put_object_end(cf_request *r)
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc) {
-        cf_log(CF_LOG_ERROR, "commit failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "commit failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
     }
     return cf_respond_written(r, &info);
@@ -309,13 +309,20 @@ static void add_object_headers(struct MHD_Response *resp, const cf_object_info *
     }
 }
 
+/* The reader of a body that spans parts, and where to report a failure half way through it. */
+typedef struct segments_body {
+    cf_store_reader *rd;
+    const cf_logger *log;
+} segments_body;
+
 static ssize_t read_segments(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos; /* MHD reads sequentially from 0 */
+    segments_body *body = cls;
     cf_err err;
-    long n = cf_store_reader_read(cls, buf, max, &err);
+    long n = cf_store_reader_read(body->rd, buf, max, &err);
     if (n < 0) {
-        cf_log(CF_LOG_ERROR, "read failed mid-response", "error", err.msg, NULL);
+        cf_log(body->log, CF_LOG_ERROR, "read failed mid-response", "error", err.msg, NULL);
         return MHD_CONTENT_READER_END_WITH_ERROR;
     }
     return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
@@ -323,7 +330,9 @@ static ssize_t read_segments(void *cls, uint64_t pos, char *buf, size_t max)
 
 static void free_reader(void *cls)
 {
-    cf_store_reader_free(cls);
+    segments_body *body = cls;
+    cf_store_reader_free(body->rd);
+    free(body);
 }
 
 /*
@@ -350,12 +359,18 @@ static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t st
         }
         return 0;
     }
-    cf_store_reader *rd;
-    int rc = cf_store_reader_open(r->srv->store, info, start, len, &rd, err);
-    if (rc)
+    segments_body *body = calloc(1, sizeof *body);
+    if (!body)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    body->log = &r->srv->log;
+    int rc = cf_store_reader_open(r->srv->store, info, start, len, &body->rd, err);
+    if (rc) {
+        free(body);
         return rc;
-    if (!(*resp = MHD_create_response_from_callback(len, 256 << 10, read_segments, rd, free_reader))) {
-        cf_store_reader_free(rd);
+    }
+    if (!(*resp = MHD_create_response_from_callback(len, 256 << 10, read_segments, body, free_reader))) {
+        cf_store_reader_free(body->rd);
+        free(body);
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     }
     return 0;
@@ -498,7 +513,7 @@ int cf_handle_get_object(cf_request *r, int head)
         if (rc == CF_ENOTFOUND)
             return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : missing_key_error(r), NULL);
         if (rc) {
-            cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
+            cf_log(&r->srv->log, CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
             return cf_respond_error(r, CF_S3_InternalError, NULL);
         }
         int not_modified;
@@ -563,7 +578,8 @@ int cf_handle_get_object(cf_request *r, int head)
                 continue;
             }
             if (rc) {
-                cf_log(CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
+                cf_log(&r->srv->log, CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg,
+                       NULL);
                 cf_object_info_cleanup(&info);
                 return cf_respond_error(r, CF_S3_InternalError, NULL);
             }
@@ -620,7 +636,7 @@ int cf_handle_delete_object(cf_request *r)
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc) {
-        cf_log(CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
     return cf_respond_empty(r, 204);
@@ -697,7 +713,8 @@ static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_s
     if (rc == CF_ENOTFOUND)
         return missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey;
     if (rc) {
-        cf_log(CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg,
+               NULL);
         return CF_S3_InternalError;
     }
     int not_modified;
@@ -734,7 +751,8 @@ static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_s
     if (*raced)
         return CF_S3_ServiceUnavailable; /* after as many tries as a GET makes */
     if (rc) {
-        cf_log(CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg,
+               NULL);
         return CF_S3_InternalError;
     }
     return CF_S3_OK;
@@ -806,7 +824,7 @@ int cf_copy_source_into_writer(cf_request *r, cf_copy_source *src, cf_store_writ
     if (!rc)
         rc = cf_store_writer_finish(*w, NULL, NULL, &err);
     if (rc) {
-        cf_log(CF_LOG_ERROR, "copy failed", "id", r->request_id, "error",
+        cf_log(&r->srv->log, CF_LOG_ERROR, "copy failed", "id", r->request_id, "error",
                rc == CF_ENOMEM ? "out of memory" : err.msg, NULL);
         cf_store_writer_abort(*w);
         *w = NULL;
@@ -915,7 +933,7 @@ int cf_handle_copy_object(cf_request *r)
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc) {
-        cf_log(CF_LOG_ERROR, "copy commit failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "copy commit failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
     }
     return cf_respond_copied(r, "CopyObjectResult", &info);

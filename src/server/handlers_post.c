@@ -236,7 +236,8 @@ static int begin_file(cf_request *r, struct cf_post_upload *u, const char *filen
     }
     cf_err err;
     if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg,
+               NULL);
         return refuse(r, CF_S3_InternalError, "%s", "");
     }
     u->in_file = 1;
@@ -291,7 +292,7 @@ static int on_data(void *ctx, const char *data, size_t n)
     }
     cf_err err;
     if (cf_store_writer_write(r->writer, data, n, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
         return refuse(r, CF_S3_InternalError, "%s", "");
     }
     return 0;
@@ -514,7 +515,7 @@ int cf_post_object_end(cf_request *r)
     }
     unsigned char md5[CF_MD5_LEN];
     if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
     cf_header_list h = {0};
@@ -538,7 +539,7 @@ int cf_post_object_end(cf_request *r)
     if (rc == CF_ENOTFOUND)
         return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc) {
-        cf_log(CF_LOG_ERROR, "commit failed", "id", r->request_id, "error", err.msg, NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "commit failed", "id", r->request_id, "error", err.msg, NULL);
         return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
     }
     rc = respond_stored(r, u, &info);

@@ -186,7 +186,7 @@ static int store_failure(cf_request *r, const cf_err *err)
                                     ? CF_S3_NoSuchBucket
                                     : CF_S3_NoSuchKey,
                                 NULL);
-    cf_log(CF_LOG_ERROR, "tagging failed", "id", r->request_id, "error", err->msg, NULL);
+    cf_log(&r->srv->log, CF_LOG_ERROR, "tagging failed", "id", r->request_id, "error", err->msg, NULL);
     return cf_respond_error(r, CF_S3_InternalError, NULL);
 }
 

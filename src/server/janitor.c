@@ -18,13 +18,13 @@ static void sweep(cf_server *srv)
     size_t aborted = 0;
     int64_t cutoff = cf_clock_now_ns() - srv->multipart_expiry_s * (int64_t)1000000000;
     if (cf_store_upload_expire(srv->store, cutoff, &aborted, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "aborting stale multipart uploads failed", "error", err.msg, NULL);
+        cf_log(&srv->log, CF_LOG_ERROR, "aborting stale multipart uploads failed", "error", err.msg, NULL);
         return;
     }
     if (aborted) {
         char n[24];
         snprintf(n, sizeof n, "%zu", aborted);
-        cf_log(CF_LOG_INFO, "aborted stale multipart uploads", "count", n, NULL);
+        cf_log(&srv->log, CF_LOG_INFO, "aborted stale multipart uploads", "count", n, NULL);
     }
 }
 

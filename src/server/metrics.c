@@ -84,7 +84,7 @@ static void label_escape(cf_buf *b, const char *s)
     }
 }
 
-int cf_metrics_render(cf_metrics *m, cf_store *store, cf_buf *b)
+int cf_metrics_render(cf_metrics *m, cf_store *store, const cf_logger *log, cf_buf *b)
 {
     cf_buf_puts(b, "# HELP coffer_s3_requests_total S3 requests by operation and HTTP status.\n"
                    "# TYPE coffer_s3_requests_total counter\n");
@@ -156,7 +156,7 @@ int cf_metrics_render(cf_metrics *m, cf_store *store, cf_buf *b)
     size_t n = 0;
     cf_err err;
     if (cf_store_bucket_list(store, &list, &n, &err) != 0) {
-        cf_log(CF_LOG_ERROR, "metrics: cannot list buckets", "error", err.msg, NULL);
+        cf_log(log, CF_LOG_ERROR, "metrics: cannot list buckets", "error", err.msg, NULL);
         return CF_EIO;
     }
     cf_buf_puts(b, "# HELP coffer_bucket_objects Objects stored per bucket.\n"

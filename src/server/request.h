@@ -43,6 +43,7 @@ struct cf_server {
     char domain[256]; /* for virtual-host style; "" when off */
     int64_t multipart_expiry_s;
 
+    cf_logger log;
     cf_metrics *metrics;
     cf_conns *conns;     /* conn.c: header deadline, minimum body rate */
     cf_offload *offload; /* offload.c: handlers that wait for the disk */
@@ -60,10 +61,11 @@ cf_metrics *cf_metrics_new(void);
 void cf_metrics_free(cf_metrics *m);
 void cf_metrics_begin(cf_metrics *m);
 void cf_metrics_end(cf_metrics *m, cf_s3_op op, int status, uint64_t in, uint64_t out, double seconds);
-int cf_metrics_render(cf_metrics *m, cf_store *store, cf_buf *b);
+int cf_metrics_render(cf_metrics *m, cf_store *store, const cf_logger *log, cf_buf *b);
 
 /* conn.c: every open connection, and a reaper that shuts down those past a deadline. */
-int cf_conns_start(double header_timeout, uint64_t min_body_rate, double body_window, cf_conns **out);
+int cf_conns_start(double header_timeout, uint64_t min_body_rate, double body_window, const cf_logger *log,
+                   cf_conns **out);
 void cf_conns_stop(cf_conns *t);
 /* MHD_OPTION_NOTIFY_CONNECTION callback; cls is the cf_conns. */
 void cf_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,

@@ -70,8 +70,8 @@ static int respond_error(cf_request *r, cf_s3_error e, const char *message, cons
     all[n++] = (cf_s3_error_field){"HostId", r->srv->boot_id};
     cf_s3_error_xml_fields(&b, e, message, r->resource ? r->resource : "/", all, n, r->request_id);
     if (cf_s3_error_status(e) >= 500)
-        cf_log(CF_LOG_ERROR, "request failed", "id", r->request_id, "code", cf_s3_error_code(e), "message",
-               message ? message : cf_s3_error_message(e), NULL);
+        cf_log(&r->srv->log, CF_LOG_ERROR, "request failed", "id", r->request_id, "code", cf_s3_error_code(e),
+               "message", message ? message : cf_s3_error_message(e), NULL);
     /* A client that sent Expect: 100-continue never sends the body after an early error;
      * one that did not may still be sending it, so the connection cannot be reused. */
     struct MHD_Response *resp = xml_response(r, &b);

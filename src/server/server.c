@@ -158,7 +158,7 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
     if (strcmp(url, "/metrics") == 0 && strcmp(r->method, "GET") == 0) {
         cf_buf b;
         cf_buf_init(&b, (size_t)64 << 20);
-        if (cf_metrics_render(r->srv->metrics, r->srv->store, &b) != 0 ||
+        if (cf_metrics_render(r->srv->metrics, r->srv->store, &r->srv->log, &b) != 0 ||
             cf_conns_render(r->srv->conns, &b) != 0) {
             cf_buf_cleanup(&b);
             cf_buf_init(&b, 64);
@@ -181,7 +181,7 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
         cf_err err;
         int ready = cf_store_check_ready(r->srv->store, &err) == 0;
         if (!ready)
-            cf_log(CF_LOG_WARN, "not ready", "error", err.msg, NULL);
+            cf_log(&r->srv->log, CF_LOG_WARN, "not ready", "error", err.msg, NULL);
         cf_buf b;
         cf_buf_init(&b, 64);
         cf_buf_puts(&b, ready ? "ready\n" : "not ready\n");
@@ -436,8 +436,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     frac[3] = '\0';
     decimal(in, r->bytes_in);
     decimal(out, r->bytes_out);
-    cf_log(toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? CF_LOG_INFO : CF_LOG_WARN, "request", "id",
-           r->request_id, "method", r->method, "op", cf_s3_op_name(r->op), "bucket",
+    cf_log(&r->srv->log, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? CF_LOG_INFO : CF_LOG_WARN, "request",
+           "id", r->request_id, "method", r->method, "op", cf_s3_op_name(r->op), "bucket",
            r->bucket ? r->bucket : "", "key", r->key ? r->key : "", "status", status, "bytes_in", in,
            "bytes_out", out, "ms", ms, "access_key", r->access_key, "result",
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "ok" : "aborted", NULL);
@@ -453,13 +453,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    const cf_logger *log = cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
-    cf_log(CF_LOG_DEBUG, "http", "detail", msg, NULL);
+    cf_log(log, CF_LOG_DEBUG, "http", "detail", msg, NULL);
 }
 
 static int parse_address(const char *address, struct sockaddr_storage *ss, socklen_t *len, int *v6,
@@ -516,7 +516,7 @@ static void free_server(cf_server *srv)
 
 /* Every connection is a file descriptor: raise the soft limit as far as the hard one allows,
  * and lower the connection limit if that is still not enough. */
-static unsigned raise_fd_limit(unsigned max_conns)
+static unsigned raise_fd_limit(unsigned max_conns, const cf_logger *log)
 {
     const rlim_t reserve = 256; /* data files, LMDB, logs */
     struct rlimit rl;
@@ -534,8 +534,8 @@ static unsigned raise_fd_limit(unsigned max_conns)
         char have[24], limit[24];
         snprintf(have, sizeof have, "%llu", (unsigned long long)rl.rlim_cur);
         snprintf(limit, sizeof limit, "%u", fit);
-        cf_log(CF_LOG_WARN, "open file limit too low for the connection limit; lowered it", "nofile", have,
-               "max_connections", limit, NULL);
+        cf_log(log, CF_LOG_WARN, "open file limit too low for the connection limit; lowered it", "nofile",
+               have, "max_connections", limit, NULL);
         return fit;
     }
     return max_conns;
@@ -554,6 +554,8 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     srv->store = store;
     srv->root = opts->root;
+    if (opts->log)
+        srv->log = *opts->log;
     if (!(srv->metrics = cf_metrics_new())) {
         free_server(srv);
         return cf_err_set(err, CF_ENOMEM, "out of memory");
@@ -567,7 +569,7 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
 
     unsigned max_conns =
         (unsigned)(opts->max_connections ? opts->max_connections : CF_SERVER_MAX_CONNECTIONS);
-    max_conns = raise_fd_limit(max_conns);
+    max_conns = raise_fd_limit(max_conns, &srv->log);
     unsigned http_threads = opts->http_threads;
     if (!http_threads) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -577,9 +579,10 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     uint64_t min_rate = opts->min_body_rate ? opts->min_body_rate : CF_SERVER_MIN_BODY_RATE;
     if (min_rate == UINT64_MAX)
         min_rate = 0;
-    rc = cf_conns_start(
-        header_timeout, min_rate,
-        opts->body_rate_window_s > 0 ? opts->body_rate_window_s : CF_SERVER_BODY_RATE_WINDOW_S, &srv->conns);
+    rc =
+        cf_conns_start(header_timeout, min_rate,
+                       opts->body_rate_window_s > 0 ? opts->body_rate_window_s : CF_SERVER_BODY_RATE_WINDOW_S,
+                       &srv->log, &srv->conns);
     if (!rc)
         rc = cf_offload_start(opts->blocking_threads ? opts->blocking_threads : CF_SERVER_BLOCKING_THREADS,
                               run_offloaded, &srv->offload);
@@ -594,7 +597,7 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
                      (v6 ? MHD_USE_IPv6 : 0);
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, /* first, or MHD logs some of its own way */
+        &srv->log, /* first, or MHD logs some of its own way */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, http_threads,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, cf_conns_notify,
         srv->conns, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, NULL, MHD_OPTION_CONNECTION_TIMEOUT,

@@ -40,6 +40,7 @@ typedef struct cf_server_options {
     unsigned blocking_threads;  /* threads for handlers that wait for the disk; 0 = default (16) */
     int64_t multipart_expiry_s; /* uploads older than this are aborted; 0 = 7 days */
     const char *domain;         /* virtual-host style: BUCKET.domain; NULL = path style only */
+    const cf_logger *log;       /* copied; NULL = nothing is logged */
 } cf_server_options;
 
 typedef struct cf_server cf_server;

@@ -75,7 +75,7 @@ static int unlink_garbage(cf_store *s, cf_err *err)
     if (n) {
         char count[24];
         snprintf(count, sizeof count, "%zu", n);
-        cf_log(CF_LOG_INFO, "reclaimed replaced data files", "count", count, NULL);
+        cf_log(&s->log, CF_LOG_INFO, "reclaimed replaced data files", "count", count, NULL);
     }
     return 0;
 }
@@ -202,7 +202,7 @@ static int remove_orphans(cf_store *s, cf_err *err)
     if (removed) {
         char n[24];
         snprintf(n, sizeof n, "%zu", removed);
-        cf_log(CF_LOG_INFO, "removed data files of uncommitted writes", "count", n, NULL);
+        cf_log(&s->log, CF_LOG_INFO, "removed data files of uncommitted writes", "count", n, NULL);
     }
     return 0;
 }
@@ -241,13 +241,15 @@ static int open_env(cf_store *s, cf_err *err)
     return rc ? cf_store_lmdb_err(err, rc, "commit") : 0;
 }
 
-int cf_store_open(const char *dir, cf_store **out, cf_err *err)
+int cf_store_open(const char *dir, const cf_logger *log, cf_store **out, cf_err *err)
 {
     cf_store *s = calloc(1, sizeof *s);
     if (!s || !(s->dir = strdup(dir))) {
         free(s);
         return cf_err_set(err, CF_ENOMEM, "out of memory opening store '%s'", dir);
     }
+    if (log)
+        s->log = *log;
     pthread_mutex_init(&s->pending_mu, NULL);
     cf_store_commits_init(s);
     s->inline_max = CF_STORE_INLINE_MAX;

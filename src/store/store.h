@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/log.h"
 
 #define CF_STORE_ID_LEN 16
 
@@ -52,7 +53,7 @@ const char *cf_object_info_header(const cf_object_info *info, const char *name);
  * unlinks the files listed as garbage and, unless the previous run shut down cleanly, every
  * data file no record references. *out is freed with cf_store_close.
  */
-int cf_store_open(const char *dir, cf_store **out, cf_err *err);
+int cf_store_open(const char *dir, const cf_logger *log, cf_store **out, cf_err *err);
 /*
  * Bodies of at most this many bytes are kept in their object's index record instead of a data
  * file of their own (docs/internals/store.md, "Small objects"): such a PUT costs one index

@@ -11,6 +11,7 @@
 
 struct cf_store {
     char *dir;
+    cf_logger log; /* a copy of the opener's; .sink NULL = silent */
     char objects_dir[PATH_MAX];
     char tmp_dir[PATH_MAX];
     MDB_env *env;

@@ -29,7 +29,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "/tmp/coffer-test-store-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     cf_err err;
-    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(cf_store_open(f->dir, NULL, &f->s, &err), 0);
     assert_int_equal(cf_store_bucket_create(f->s, "b", &err), 0);
     /* Most tests follow bodies through their data files: every non-empty body gets one. */
     cf_store_set_inline_max(f->s, 0);
@@ -418,7 +418,7 @@ static void test_recovery_removes_crash_leftovers(void **state)
     unlink(p);
 
     cf_err err;
-    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(cf_store_open(f->dir, NULL, &f->s, &err), 0);
     assert_int_equal(data_files(f), 1);
     snprintf(p, sizeof p, "%s/tmp", f->dir);
     assert_int_equal(count_files(p), 0);
@@ -811,7 +811,7 @@ static void test_recovery_keeps_parts_of_uploads_in_progress(void **state)
     char p[600];
     snprintf(p, sizeof p, "%s/clean-shutdown", f->dir);
     unlink(p); /* as after a crash: the orphan scan runs */
-    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(cf_store_open(f->dir, NULL, &f->s, &err), 0);
     assert_int_equal(data_files(f), 1);
     uint32_t chosen[] = {1};
     complete_with(f->s, id, chosen, 1, 0);
@@ -916,7 +916,7 @@ static void commit_concurrently_and_reopen(fixture *f, size_t files_expected)
     }
     cf_store_close(f->s);
     cf_err err;
-    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(cf_store_open(f->dir, NULL, &f->s, &err), 0);
     for (int i = 0; i < COMMITTERS; i++) {
         char *got = read_all(f->s, c[i].key, strlen(c[i].key));
         assert_non_null(got);
@@ -1079,7 +1079,7 @@ static void test_small_bodies_live_in_their_record(void **state)
     char p[600];
     snprintf(p, sizeof p, "%s/clean-shutdown", f->dir);
     assert_int_equal(unlink(p), 0);
-    assert_int_equal(cf_store_open(f->dir, &f->s, &err), 0);
+    assert_int_equal(cf_store_open(f->dir, NULL, &f->s, &err), 0);
     got = read_all(f->s, "k", 1);
     assert_int_equal(strlen(got), CF_STORE_INLINE_MAX);
     free(got);
