@@ -12,6 +12,7 @@
 
 struct cf_bgwrite {
     int fd;
+    char *name; /* the file, for messages */
     size_t slot_size;
     unsigned nslots;
     char *slots[MAX_SLOTS];
@@ -19,7 +20,9 @@ struct cf_bgwrite {
     /* A ring of slot indexes: [head, head+queued) are full and wait for the thread; the
      * producer fills slot `filling`. Slots rotate in order, so the ring is all we need. */
     unsigned head, queued, filling;
-    int stop, error, started;
+    int stop, started;
+    int error;      /* CF_E code of the first failed write (or of cf_bgwrite_free's stop) */
+    cf_err failure; /* its message; written once, by the thread, before error is set */
     uint64_t written, flushed, writeback_step;
     cf_bgwrite_hook_fn hook;
     void *hook_ctx;
@@ -41,10 +44,11 @@ static void *drain(void *arg)
         int skip = bw->error;
         pthread_mutex_unlock(&bw->mu);
         int e = 0;
+        cf_err werr;
         if (!skip && bw->hook)
             bw->hook(bw->hook_ctx, bw->slots[i], bw->lens[i]);
-        if (!skip && cf_fs_write_all(bw->fd, bw->slots[i], bw->lens[i]) != 0)
-            e = errno ? errno : EIO;
+        if (!skip)
+            e = cf_fs_write_all(bw->fd, bw->slots[i], bw->lens[i], bw->name, &werr);
         if (!e) {
             bw->written += bw->lens[i];
             if (bw->writeback_step && bw->written - bw->flushed >= bw->writeback_step) {
@@ -54,8 +58,10 @@ static void *drain(void *arg)
             }
         }
         pthread_mutex_lock(&bw->mu);
-        if (e && !bw->error)
+        if (e && !bw->error) {
+            bw->failure = werr;
             bw->error = e;
+        }
         bw->head = (bw->head + 1) % bw->nslots;
         bw->queued--;
         pthread_cond_signal(&bw->has_room);
@@ -64,14 +70,17 @@ static void *drain(void *arg)
     return NULL;
 }
 
-int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, uint64_t writeback_step,
-                   cf_bgwrite **out)
+int cf_bgwrite_new(int fd, const char *name, uint64_t offset, size_t slot_size, unsigned slots,
+                   uint64_t writeback_step, cf_bgwrite **out, cf_err *err)
 {
     if (slots < 2 || slots > MAX_SLOTS || slot_size == 0)
-        return EINVAL;
+        return cf_err_set(err, CF_EINVAL, "cannot write '%s' in %u slots of %zu bytes", name, slots,
+                          slot_size);
     cf_bgwrite *bw = calloc(1, sizeof *bw);
-    if (!bw)
-        return ENOMEM;
+    if (!bw || !(bw->name = strdup(name))) {
+        free(bw);
+        return cf_err_set(err, CF_ENOMEM, "out of memory starting to write '%s'", name);
+    }
     bw->fd = fd;
     bw->slot_size = slot_size;
     bw->nslots = slots;
@@ -80,7 +89,7 @@ int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, ui
     for (unsigned i = 0; i < slots; i++)
         if (!(bw->slots[i] = malloc(slot_size))) {
             cf_bgwrite_free(bw);
-            return ENOMEM;
+            return cf_err_set(err, CF_ENOMEM, "out of memory starting to write '%s'", name);
         }
     pthread_mutex_init(&bw->mu, NULL);
     pthread_cond_init(&bw->has_work, NULL);
@@ -90,8 +99,9 @@ int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, ui
         pthread_mutex_destroy(&bw->mu);
         pthread_cond_destroy(&bw->has_work);
         pthread_cond_destroy(&bw->has_room);
+        int code = cf_err_sys(err, cf_err_from_errno(rc), rc, "cannot start a thread writing '%s'", bw->name);
         cf_bgwrite_free(bw);
-        return rc;
+        return code;
     }
     bw->started = 1;
     *out = bw;
@@ -119,7 +129,15 @@ static int push(cf_bgwrite *bw)
     return e;
 }
 
-int cf_bgwrite_write(cf_bgwrite *bw, const void *p, size_t n)
+/* The first failed write, whose message names the file; the thread no longer touches it. */
+static int write_failed(const cf_bgwrite *bw, cf_err *err)
+{
+    if (err)
+        *err = bw->failure;
+    return bw->error;
+}
+
+int cf_bgwrite_write(cf_bgwrite *bw, const void *p, size_t n, cf_err *err)
 {
     const char *c = p;
     while (n) {
@@ -134,13 +152,13 @@ int cf_bgwrite_write(cf_bgwrite *bw, const void *p, size_t n)
         if (*len == bw->slot_size) {
             int e = push(bw);
             if (e)
-                return e;
+                return write_failed(bw, err);
         }
     }
     return 0;
 }
 
-int cf_bgwrite_finish(cf_bgwrite *bw)
+int cf_bgwrite_finish(cf_bgwrite *bw, cf_err *err)
 {
     if (bw->lens[bw->filling])
         push(bw);
@@ -151,7 +169,7 @@ int cf_bgwrite_finish(cf_bgwrite *bw)
     if (bw->started)
         pthread_join(bw->thread, NULL);
     bw->started = 0;
-    return bw->error;
+    return bw->error ? write_failed(bw, err) : 0;
 }
 
 void cf_bgwrite_free(cf_bgwrite *bw)
@@ -160,7 +178,10 @@ void cf_bgwrite_free(cf_bgwrite *bw)
         return;
     if (bw->started) {
         pthread_mutex_lock(&bw->mu);
-        bw->error = bw->error ? bw->error : ECANCELED; /* skip what is queued */
+        if (!bw->error) { /* skip what is queued */
+            cf_err_set(&bw->failure, CF_EIO, "writing '%s' was cancelled", bw->name);
+            bw->error = CF_EIO;
+        }
         bw->stop = 1;
         pthread_cond_signal(&bw->has_work);
         pthread_mutex_unlock(&bw->mu);
@@ -171,5 +192,6 @@ void cf_bgwrite_free(cf_bgwrite *bw)
     }
     for (unsigned i = 0; i < bw->nslots; i++)
         free(bw->slots[i]);
+    free(bw->name);
     free(bw);
 }

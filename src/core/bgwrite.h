@@ -11,13 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
 typedef struct cf_bgwrite cf_bgwrite;
 
-/* Starts the helper thread for fd, whose file offset is `offset` (bytes already written).
- * Returns 0 or an errno value. writeback_step > 0 starts asynchronous writeback
- * (sync_file_range) every that many bytes. */
-int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, uint64_t writeback_step,
-                   cf_bgwrite **out);
+/* Starts the helper thread for fd (the file `name`, copied, which messages cite), whose file
+ * offset is `offset` (bytes already written). writeback_step > 0 starts asynchronous writeback
+ * (sync_file_range) every that many bytes. CF_EINVAL for a bad geometry, CF_ENOMEM, or the
+ * CF_E code of a thread that cannot start. */
+int cf_bgwrite_new(int fd, const char *name, uint64_t offset, size_t slot_size, unsigned slots,
+                   uint64_t writeback_step, cf_bgwrite **out, cf_err *err);
 /* fn sees every slot's bytes, in order, on the helper thread just before the slot is written:
  * whole slots, so a digest of the stream gets large even pieces whatever sizes the producer
  * writes in, and the digest's CPU is not the producer's (a server's event thread serves many
@@ -27,10 +30,12 @@ int cf_bgwrite_new(int fd, uint64_t offset, size_t slot_size, unsigned slots, ui
  * cf_bgwrite_finish. Set before the first write. */
 typedef void (*cf_bgwrite_hook_fn)(void *ctx, const void *p, size_t n);
 void cf_bgwrite_set_hook(cf_bgwrite *bw, cf_bgwrite_hook_fn fn, void *ctx);
-/* Copies n bytes into the pipeline. Returns 0, or the errno of an earlier failed write. */
-int cf_bgwrite_write(cf_bgwrite *bw, const void *p, size_t n);
-/* Writes out everything queued and stops the thread. Returns 0 or the first write's errno. */
-int cf_bgwrite_finish(cf_bgwrite *bw);
+/* Copies n bytes into the pipeline. Returns 0, or the CF_E code of an earlier failed write
+ * (the message names the file and the system's cause). */
+int cf_bgwrite_write(cf_bgwrite *bw, const void *p, size_t n, cf_err *err);
+/* Writes out everything queued and stops the thread. Returns 0 or the first failed write's
+ * CF_E code. */
+int cf_bgwrite_finish(cf_bgwrite *bw, cf_err *err);
 /* Stops the thread (discarding what is queued) and frees. NULL is a no-op. */
 void cf_bgwrite_free(cf_bgwrite *bw);
 

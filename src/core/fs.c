@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int cf_fs_write_all(int fd, const void *p, size_t n)
+int cf_fs_write_all(int fd, const void *p, size_t n, const char *path, cf_err *err)
 {
     const char *c = p;
     while (n > 0) {
@@ -19,7 +19,7 @@ int cf_fs_write_all(int fd, const void *p, size_t n)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return -1;
+            return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write '%s'", path);
         }
         c += w;
         n -= (size_t)w;
@@ -99,7 +99,11 @@ int cf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     if (fd < 0)
         return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot create '%s'", tmp);
     int rc = 0;
-    if (fchmod(fd, mode) != 0 || cf_fs_write_all(fd, data, len) != 0 || fsync(fd) != 0)
+    if (fchmod(fd, mode) != 0)
+        rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot set the mode of '%s'", tmp);
+    if (!rc)
+        rc = cf_fs_write_all(fd, data, len, tmp, err);
+    if (!rc && fsync(fd) != 0)
         rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write '%s'", tmp);
     if (close(fd) != 0 && !rc)
         rc = cf_err_sys(err, CF_EIO, errno, "cannot write '%s'", tmp);

@@ -20,8 +20,9 @@ int cf_fs_remove_tree(const char *path, cf_err *err);
 int cf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode, cf_err *err);
 /* Reads a whole small file (at most max bytes) into a NUL-terminated heap string (caller frees). */
 int cf_fs_read_small(const char *path, size_t max, char **out, size_t *len, cf_err *err);
-/* write() all of it, retrying on EINTR and short writes. Returns 0 or -1 with errno set. */
-int cf_fs_write_all(int fd, const void *p, size_t n);
+/* write() all of it, retrying on EINTR and short writes. Returns 0 or the CF_E code of the
+ * failure, with a message naming `path` (the file behind fd). */
+int cf_fs_write_all(int fd, const void *p, size_t n, const char *path, cf_err *err);
 /* NAME from the environment, or the contents of the file named by NAME_FILE (trailing
  * newlines and spaces dropped): how secrets reach us from Kubernetes secret mounts. 1 when
  * found, 0 when neither is set, or a negative CF_E code. */

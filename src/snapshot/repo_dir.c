@@ -127,8 +127,9 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_
 static int dir_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_err *err)
 {
     dir_writer *w = (dir_writer *)base;
-    if (cf_fs_write_all(w->fd, p, n) != 0)
-        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write '%s'", w->tmp);
+    int rc = cf_fs_write_all(w->fd, p, n, w->tmp, err);
+    if (rc)
+        return rc;
     w->written += n;
     if (w->written - w->flushed >= WRITEBACK_STEP) {
         /* Only a hint: filesystems without it (some NFS) get the full fsync at commit. */

@@ -103,8 +103,9 @@ static int open_data_file(cf_store_writer *w, cf_err *err)
         w->tmp_path[0] = '\0';
         return cf_err_sys(err, cf_err_from_errno(e), e, "cannot create data file in '%s'", w->s->tmp_dir);
     }
-    if (w->size && cf_fs_write_all(w->fd, w->held, (size_t)w->size) != 0)
-        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'", w->tmp_path);
+    int rc = w->size ? cf_fs_write_all(w->fd, w->held, (size_t)w->size, w->tmp_path, err) : 0;
+    if (rc)
+        return rc;
     free(w->held);
     w->held = NULL;
     return 0;
@@ -153,22 +154,22 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
             return rc;
     }
     if (!w->bg && (w->size + n > PIPELINE_AFTER || w->expected > PIPELINE_AFTER)) {
-        int e = cf_bgwrite_new(w->fd, w->size, PIPELINE_SLOT, PIPELINE_SLOTS, WRITEBACK_STEP, &w->bg);
-        if (e)
-            return cf_err_sys(err, cf_err_from_errno(e), e, "cannot start writing data file '%s'",
-                              w->tmp_path);
+        int rc = cf_bgwrite_new(w->fd, w->tmp_path, w->size, PIPELINE_SLOT, PIPELINE_SLOTS, WRITEBACK_STEP,
+                                &w->bg, err);
+        if (rc)
+            return rc;
         /* From here on MD5 takes whole slots: bodies received at the same time are then hashed
          * side by side in passes of equal length (crypto/md5.c). */
         cf_bgwrite_set_hook(w->bg, md5_slot, &w->md5);
     }
     if (w->bg) {
-        int e = cf_bgwrite_write(w->bg, p, n);
-        if (e)
-            return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
+        int rc = cf_bgwrite_write(w->bg, p, n, err);
+        if (rc)
+            return rc;
     } else {
-        if (cf_fs_write_all(w->fd, p, n) != 0)
-            return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot write data file '%s'",
-                              w->tmp_path);
+        int rc = cf_fs_write_all(w->fd, p, n, w->tmp_path, err);
+        if (rc)
+            return rc;
         cf_md5_update(&w->md5, p, n);
     }
     w->size += n;
@@ -178,9 +179,9 @@ int cf_store_writer_write(cf_store_writer *w, const void *p, size_t n, cf_err *e
 int cf_store_writer_finish(cf_store_writer *w, unsigned char md5[16], uint64_t *size, cf_err *err)
 {
     if (!w->finished) {
-        int e = w->bg ? cf_bgwrite_finish(w->bg) : 0;
-        if (e)
-            return cf_err_sys(err, cf_err_from_errno(e), e, "cannot write data file '%s'", w->tmp_path);
+        int rc = w->bg ? cf_bgwrite_finish(w->bg, err) : 0;
+        if (rc)
+            return rc;
         /* A body held in memory becomes durable with the commit of its record. */
         if (w->fd >= 0 && fdatasync(w->fd) != 0)
             return cf_err_sys(err, CF_EIO, errno, "cannot flush data file '%s'", w->tmp_path);

@@ -320,11 +320,10 @@ int cf_store_check_ready(cf_store *s, cf_err *err)
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return cf_err_sys(err, CF_EIO, errno, "data directory '%s' is not writable", s->tmp_dir);
-    int wrc = cf_fs_write_all(fd, "ok", 2);
-    int werr = errno;
+    int wrc = cf_fs_write_all(fd, "ok", 2, path, err);
     close(fd);
     unlink(path);
-    return wrc ? cf_err_sys(err, CF_EIO, werr, "cannot write in '%s'", s->tmp_dir) : 0;
+    return wrc;
 }
 
 void cf_store_set_inline_max(cf_store *s, size_t max)

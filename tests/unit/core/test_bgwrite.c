@@ -50,11 +50,11 @@ static void test_hook_sees_whole_slots_on_the_writer_thread(void **state)
     hook_seen h = {.producer = pthread_self()};
     cf_md5_init(&h.md5);
     cf_bgwrite *bw;
-    assert_int_equal(cf_bgwrite_new(fd, 0, 4096, 2, 0, &bw), 0);
+    assert_int_equal(cf_bgwrite_new(fd, path, 0, 4096, 2, 0, &bw, NULL), 0);
     cf_bgwrite_set_hook(bw, seen_slot, &h);
     for (size_t off = 0; off < total; off += 1000)
-        assert_int_equal(cf_bgwrite_write(bw, src + off, total - off < 1000 ? total - off : 1000), 0);
-    assert_int_equal(cf_bgwrite_finish(bw), 0);
+        assert_int_equal(cf_bgwrite_write(bw, src + off, total - off < 1000 ? total - off : 1000, NULL), 0);
+    assert_int_equal(cf_bgwrite_finish(bw, NULL), 0);
     cf_bgwrite_free(bw);
     unsigned char got[16], want[16];
     cf_md5_final(&h.md5, got);
@@ -82,16 +82,16 @@ static void test_bytes_arrive_in_order(void **state)
     for (size_t i = 0; i < total; i++)
         src[i] = (unsigned char)(i * 131 + (i >> 13));
     cf_bgwrite *bw;
-    assert_int_equal(cf_bgwrite_new(fd, 5, 64 * 1024, 3, 1 << 20, &bw), 0);
+    assert_int_equal(cf_bgwrite_new(fd, path, 5, 64 * 1024, 3, 1 << 20, &bw, NULL), 0);
     /* Odd piece sizes cross slot boundaries in every way. */
     size_t off = 0, step = 1;
     while (off < total) {
         size_t n = step < total - off ? step : total - off;
-        assert_int_equal(cf_bgwrite_write(bw, src + off, n), 0);
+        assert_int_equal(cf_bgwrite_write(bw, src + off, n, NULL), 0);
         off += n;
         step = step * 3 % 200003 + 1;
     }
-    assert_int_equal(cf_bgwrite_finish(bw), 0);
+    assert_int_equal(cf_bgwrite_finish(bw, NULL), 0);
     cf_bgwrite_free(bw);
     unsigned char *back = malloc(total + 5);
     assert_int_equal(pread(fd, back, total + 5, 0), (ssize_t)(total + 5));
@@ -103,20 +103,26 @@ static void test_bytes_arrive_in_order(void **state)
     free(back);
 }
 
+/* A failed write surfaces as a CF_E code whose message names the file and the system's cause,
+ * on the next write or at finish. */
 static void test_write_error_is_reported(void **state)
 {
     (void)state;
     int fd = open("/dev/null", O_RDONLY); /* writes fail with EBADF */
     assert_true(fd >= 0);
     cf_bgwrite *bw;
-    assert_int_equal(cf_bgwrite_new(fd, 0, 4096, 2, 0, &bw), 0);
+    assert_int_equal(cf_bgwrite_new(fd, "/dev/null", 0, 4096, 2, 0, &bw, NULL), 0);
     char buf[4096] = {0};
+    cf_err err = {0};
     int e = 0;
     for (int i = 0; i < 100 && !e; i++)
-        e = cf_bgwrite_write(bw, buf, sizeof buf);
+        e = cf_bgwrite_write(bw, buf, sizeof buf, &err);
     if (!e)
-        e = cf_bgwrite_finish(bw);
-    assert_int_equal(e, EBADF);
+        e = cf_bgwrite_finish(bw, &err);
+    assert_int_equal(e, CF_EIO);
+    assert_int_equal(err.code, CF_EIO);
+    assert_non_null(strstr(err.msg, "'/dev/null'"));
+    assert_non_null(strstr(err.msg, strerror(EBADF)));
     cf_bgwrite_free(bw);
     close(fd);
 }
@@ -127,11 +133,13 @@ static void test_free_without_finish_discards(void **state)
     char path[] = "/tmp/coffer-bgwrite-XXXXXX";
     int fd = mkstemp(path);
     cf_bgwrite *bw;
-    assert_int_equal(cf_bgwrite_new(fd, 0, 1024, 2, 0, &bw), 0);
+    assert_int_equal(cf_bgwrite_new(fd, path, 0, 1024, 2, 0, &bw, NULL), 0);
     char buf[3000] = {1};
-    assert_int_equal(cf_bgwrite_write(bw, buf, sizeof buf), 0);
+    assert_int_equal(cf_bgwrite_write(bw, buf, sizeof buf, NULL), 0);
     cf_bgwrite_free(bw);
-    assert_int_equal(cf_bgwrite_new(fd, 0, 1024, 1, 0, &bw), EINVAL);
+    cf_err err;
+    assert_int_equal(cf_bgwrite_new(fd, path, 0, 1024, 1, 0, &bw, &err), CF_EINVAL);
+    assert_non_null(strstr(err.msg, path));
     close(fd);
     unlink(path);
 }
