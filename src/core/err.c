@@ -20,6 +20,7 @@ const char *cf_strerror(int code)
 __attribute__((format(printf, 3, 0))) static void vset(cf_err *err, int code, const char *fmt, va_list ap)
 {
     err->code = code;
+    err->detail = 0;
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 }
 
@@ -68,6 +69,7 @@ void cf_err_clear(cf_err *err)
 {
     if (err) {
         err->code = 0;
+        err->detail = 0;
         err->msg[0] = '\0';
     }
 }

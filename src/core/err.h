@@ -5,6 +5,19 @@
  * non-NULL cf_err, fills it with a message that names what failed (lowercase, the object in
  * quotes, the cause appended, an optional "hint: …"). The code is for programs, the message is
  * for people. CF_ERRNO_MAP is the only list of codes: it generates the enum and cf_strerror().
+ *
+ * Out of memory is CF_ENOMEM, from every function that allocates: no path goes on silently with
+ * a default or a random value instead. A system call's errno becomes a code here
+ * (cf_err_from_errno) and the message keeps its text (cf_err_sys); no function returns an errno
+ * value or -1 with errno set. A predicate (1 or 0) or a lookup that returns an index or NULL
+ * states so in its header, and cannot fail otherwise.
+ *
+ * A layer above may need a finer answer than the code: an S3 front end must tell
+ * SignatureDoesNotMatch from AccessDenied, both of which fail authentication. That layer puts
+ * its own value in `detail` (src/s3 stores a cf_s3_error there, the S3 error code to answer
+ * with; see s3/error.h); core never reads it, and cf_err_set()/cf_err_sys() reset it to 0, so
+ * a detail left by an earlier failure never sticks to a new one. When detail is 0 the code
+ * alone decides, through the one table from codes to S3 errors (cf_s3_error_for).
  */
 #ifndef CF_CORE_ERR_H
 #define CF_CORE_ERR_H
@@ -42,6 +55,7 @@ typedef enum cf_errcode {
 
 typedef struct cf_err {
     int code;      /* 0 or a CF_E… code */
+    int detail;    /* 0, or a finer reason in the vocabulary of the layer that set it (above) */
     char msg[512]; /* NUL-terminated human message; "" when code is 0 */
 } cf_err;
 

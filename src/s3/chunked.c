@@ -93,7 +93,8 @@ const char *cf_chunked_error_name(cf_chunked_error e)
     return (unsigned)e < sizeof error_names / sizeof error_names[0] ? error_names[e] : "unknown";
 }
 
-cf_s3_error cf_chunked_s3_error(cf_chunked_error e)
+/* The S3 error each failure answers with, which fail() puts in the cf_err's detail. */
+static cf_s3_error s3_error(cf_chunked_error e)
 {
     switch (e) {
     case CF_CHUNKED_OK: return CF_S3_OK;
@@ -104,7 +105,7 @@ cf_s3_error cf_chunked_s3_error(cf_chunked_error e)
     case CF_CHUNKED_LINE_TOO_LONG:
     case CF_CHUNKED_TRAILER_MISSING:
     case CF_CHUNKED_TRAILER_UNEXPECTED: return CF_S3_InvalidRequest;
-    case CF_CHUNKED_CONSUMER: return CF_S3_InternalError;
+    case CF_CHUNKED_CONSUMER: return CF_S3_OK; /* the consumer's detail, or its code's row */
     }
     return CF_S3_InternalError;
 }
@@ -166,6 +167,7 @@ __attribute__((format(printf, 5, 6))) static int fail(cf_chunked *d, cf_chunked_
     va_list ap;
     va_start(ap, fmt);
     d->err.code = code;
+    d->err.detail = (int)s3_error(kind);
     vsnprintf(d->err.msg, sizeof d->err.msg, fmt, ap);
     va_end(ap);
     d->failure = kind;
@@ -469,7 +471,7 @@ static long take_data(cf_chunked *d, const char *p, size_t n, cf_err *err)
     size_t take = d->remaining < n ? (size_t)d->remaining : n;
     if (d->is_signed)
         cf_hash_update(d->sha, p, take);
-    cf_err cerr = {0, ""};
+    cf_err cerr = {0};
     int rc = d->on_data(d->ctx, p, take, &cerr);
     if (rc) {
         if (rc > 0 || rc <= CF_ERR_FIRST_ || rc >= CF_ERR_LAST_)
@@ -477,6 +479,9 @@ static long take_data(cf_chunked *d, const char *p, size_t n, cf_err *err)
         if (!cerr.msg[0])
             snprintf(cerr.msg, sizeof cerr.msg, "%s", cf_strerror(rc));
         fail(d, CF_CHUNKED_CONSUMER, rc, err, "%s", cerr.msg);
+        d->err.detail = cerr.detail;
+        if (err)
+            err->detail = cerr.detail;
         return -1;
     }
     d->decoded += take;

@@ -68,8 +68,8 @@ int cf_chunked_mode_from_payload(const char *x_amz_content_sha256, cf_chunked_mo
 
 /*
  * Why a decoder failed; the function that failed also returned a CF_E code (in brackets) and
- * filled its cf_err with a message naming the fault. cf_chunked_s3_error gives the S3 error to
- * answer with (after it).
+ * filled its cf_err with a message naming the fault and, in its detail, the S3 error to answer
+ * with (after the arrow; cf_s3_error_of reads it).
  */
 typedef enum cf_chunked_error {
     CF_CHUNKED_OK = 0,
@@ -86,13 +86,12 @@ typedef enum cf_chunked_error {
     CF_CHUNKED_TRAILER_MISSING,    /* the declared trailer was not sent [CF_EINVAL] → InvalidRequest */
     CF_CHUNKED_TRAILER_UNEXPECTED, /* a trailer other than the declared one, a second one, or one
                                       with no trailer declared [CF_EINVAL] → InvalidRequest */
-    CF_CHUNKED_CONSUMER,           /* the data callback failed [its code] → InternalError, unless
-                                      the caller knows better (it set the cf_err) */
+    CF_CHUNKED_CONSUMER,           /* the data callback failed [its code] → the callback's detail,
+                                      else the table's error for its code (s3/error.h) */
 } cf_chunked_error;
 
 /* Stable lowercase name ("bad_signature", …) for logs. */
 const char *cf_chunked_error_name(cf_chunked_error e);
-cf_s3_error cf_chunked_s3_error(cf_chunked_error e);
 
 /* Receives decoded payload bytes (n > 0), borrowed for the call only. Returns 0, or a negative
  * CF_E code (and fills err) to stop decoding: the decoder then fails with CF_CHUNKED_CONSUMER. */

@@ -1,6 +1,8 @@
 /* error.c - lookups into CF_S3_ERROR_MAP and the <Error> document. */
 #include "s3/error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "s3/request.h"
@@ -19,6 +21,75 @@ static const struct {
 static cf_s3_error valid(cf_s3_error e)
 {
     return (unsigned)e < CF_S3_ERROR_COUNT_ ? e : CF_S3_InternalError;
+}
+
+/* From coffer's codes to S3's: the first row with the code and the subject (or
+ * CF_S3_ON_REQUEST, any subject) wins. */
+static const struct {
+    int code;
+    cf_s3_subject on;
+    cf_s3_error e;
+} code_table[] = {
+    {CF_ENOTFOUND, CF_S3_ON_BUCKET, CF_S3_NoSuchBucket},
+    {CF_EEXISTS, CF_S3_ON_BUCKET, CF_S3_BucketAlreadyOwnedByYou},
+    {CF_ENOTEMPTY, CF_S3_ON_BUCKET, CF_S3_BucketNotEmpty},
+    {CF_ENOTFOUND, CF_S3_ON_KEY, CF_S3_NoSuchKey},
+    {CF_ENOTFOUND, CF_S3_ON_VERSION, CF_S3_NoSuchVersion},
+    {CF_ENOTFOUND, CF_S3_ON_UPLOAD, CF_S3_NoSuchUpload},
+    /* The upload went away while it completed: perhaps a racing completion. */
+    {CF_ENOTFOUND, CF_S3_ON_UPLOAD_PARTS, CF_S3_NoSuchUpload},
+    /* A listed part was uploaded again while the upload completed. */
+    {CF_EINVAL, CF_S3_ON_UPLOAD_PARTS, CF_S3_InvalidPart},
+    {CF_ENOTFOUND, CF_S3_ON_BUCKET_POLICY, CF_S3_NoSuchBucketPolicy},
+    {CF_EINVAL, CF_S3_ON_POLICY_DOC, CF_S3_MalformedPolicy},
+    {CF_ENOTFOUND, CF_S3_ON_CORS, CF_S3_NoSuchCORSConfiguration},
+    /* A browser's preflight to a bucket without CORS. */
+    {CF_ENOTFOUND, CF_S3_ON_CORS_PREFLIGHT, CF_S3_AccessForbidden},
+    {CF_EINVAL, CF_S3_ON_CORS_DOC, CF_S3_MalformedXML},
+    /* Well-formed, but beyond what S3 accepts: too many rules, an unknown method. */
+    {CF_ENOTSUP, CF_S3_ON_CORS_DOC, CF_S3_InvalidRequest},
+    {CF_ETOOBIG, CF_S3_ON_CORS_DOC, CF_S3_InvalidRequest},
+    {CF_ENOTFOUND, CF_S3_ON_ACCESS_KEY, CF_S3_InvalidAccessKeyId},
+    {CF_ENOTFOUND, CF_S3_ON_ADMIN_KEY, CF_S3_InvalidAccessKeyId},
+    {CF_EEXISTS, CF_S3_ON_ADMIN_KEY, CF_S3_InvalidArgument},
+    {CF_EINVAL, CF_S3_ON_POST_POLICY, CF_S3_InvalidPolicyDocument},
+    {CF_EINVAL, CF_S3_ON_POST_FORM, CF_S3_MalformedPOSTRequest},
+    /* The object exists and the key may not overwrite it: no condition of the request failed. */
+    {CF_EPRECOND, CF_S3_ON_CREATE_ONLY, CF_S3_AccessDenied},
+    {CF_ENOTFOUND, CF_S3_ON_CREATE_ONLY, CF_S3_NoSuchBucket},
+    /* Whatever the subject. */
+    {CF_EPRECOND, CF_S3_ON_REQUEST, CF_S3_PreconditionFailed},
+    {CF_ENOSPACE, CF_S3_ON_REQUEST, CF_S3_ServiceUnavailable},
+};
+
+cf_s3_error cf_s3_error_for(int code, cf_s3_subject on)
+{
+    if (!code)
+        return CF_S3_OK;
+    for (size_t i = 0; i < sizeof code_table / sizeof code_table[0]; i++)
+        if (code_table[i].code == code && (code_table[i].on == on || code_table[i].on == CF_S3_ON_REQUEST))
+            return code_table[i].e;
+    return CF_S3_InternalError;
+}
+
+cf_s3_error cf_s3_error_of(const cf_err *err, cf_s3_subject on)
+{
+    if (err->detail > CF_S3_OK && err->detail < CF_S3_ERROR_COUNT_)
+        return (cf_s3_error)err->detail;
+    return cf_s3_error_for(err->code, on);
+}
+
+int cf_s3_err_set(cf_err *err, int code, cf_s3_error e, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->detail = (int)e;
+    }
+    return code;
 }
 
 const char *cf_s3_error_code(cf_s3_error e)

@@ -1,11 +1,20 @@
 /*
  * error.h - the S3 error table: each S3 error code once, with the HTTP status AWS sends and
  * AWS's default message. Generates the enum, the lookups and the <Error> XML body.
+ *
+ * And the one table from coffer's error convention (core/err.h) to S3 errors. A function that
+ * produces an S3 error returns a negative CF_E code like any other and names the S3 error in
+ * its cf_err's `detail` (cf_s3_err_set). A function that knows nothing of S3 (the store) leaves
+ * detail 0; then the code and what the request looked up (cf_s3_subject) decide, in
+ * cf_s3_error_for's table: CF_ENOTFOUND is NoSuchBucket for a bucket, NoSuchKey for a key,
+ * NoSuchUpload for an upload id. Handlers answer with cf_s3_error_of(&err, subject), never by
+ * comparing codes themselves.
  */
 #ifndef CF_S3_ERROR_H
 #define CF_S3_ERROR_H
 
 #include "core/buf.h"
+#include "core/err.h"
 
 #define CF_S3_ERROR_MAP(XX)                                                                                  \
     XX(AccessDenied, 403, "Access Denied.")                                                                  \
@@ -83,6 +92,36 @@ typedef enum cf_s3_error {
 #undef CF_S3_ERR_ENUM_
         CF_S3_ERROR_COUNT_
 } cf_s3_error;
+
+/* What the failed call looked up or acted on: it decides among the S3 errors that one CF_E
+ * code can become. */
+typedef enum cf_s3_subject {
+    CF_S3_ON_REQUEST = 0,    /* nothing in particular: the code alone decides */
+    CF_S3_ON_BUCKET,         /* the bucket (create, delete, exists; a write into it) */
+    CF_S3_ON_KEY,            /* an object by key, its bucket known to exist */
+    CF_S3_ON_VERSION,        /* an object by ?versionId */
+    CF_S3_ON_UPLOAD,         /* a multipart upload by ?uploadId */
+    CF_S3_ON_UPLOAD_PARTS,   /* completing an upload with the parts its request lists */
+    CF_S3_ON_BUCKET_POLICY,  /* the bucket's stored policy */
+    CF_S3_ON_POLICY_DOC,     /* a bucket policy document sent to be stored */
+    CF_S3_ON_CORS,           /* the bucket's stored CORS configuration */
+    CF_S3_ON_CORS_DOC,       /* a CORS configuration sent to be stored */
+    CF_S3_ON_CORS_PREFLIGHT, /* the stored CORS configuration, for an OPTIONS request */
+    CF_S3_ON_ACCESS_KEY,     /* the access key that signed the request */
+    CF_S3_ON_ADMIN_KEY,      /* an access key added or removed through the admin API */
+    CF_S3_ON_POST_POLICY,    /* a browser form's policy document */
+    CF_S3_ON_POST_FORM,      /* a browser form's multipart/form-data body */
+    CF_S3_ON_CREATE_ONLY,    /* a write by a key that may only create objects (access.c) */
+} cf_s3_subject;
+
+/* The S3 error for a code (0: CF_S3_OK) and a subject: the single table. A code the table does
+ * not name for the subject is InternalError: the server failed, not the request. */
+cf_s3_error cf_s3_error_for(int code, cf_s3_subject on);
+/* err->detail when a function set one (cf_s3_err_set), else cf_s3_error_for(err->code, on). */
+cf_s3_error cf_s3_error_of(const cf_err *err, cf_s3_subject on);
+/* cf_err_set that also names the S3 error to answer with; returns code (negative). */
+int cf_s3_err_set(cf_err *err, int code, cf_s3_error e, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 const char *cf_s3_error_code(cf_s3_error e);    /* "NoSuchKey" */
 int cf_s3_error_status(cf_s3_error e);          /* 404 */

@@ -99,8 +99,8 @@ static void signed_view_init(signed_view *v, cf_request *r)
 }
 
 /* AccessDenied for x-amz-* headers left out of the signature, naming them as AWS does. */
-static void refuse_unsigned(cf_request *r, const cf_sigv4_request *req, const char *signed_headers,
-                            cf_s3_error *e, char *msg, size_t msglen)
+static int refuse_unsigned(cf_request *r, const cf_sigv4_request *req, const char *signed_headers,
+                           cf_err *refusal)
 {
     cf_buf names;
     cf_buf_init(&names, sizeof r->headers_not_signed - 1);
@@ -109,8 +109,13 @@ static void refuse_unsigned(cf_request *r, const cf_sigv4_request *req, const ch
     cf_buf_cleanup(&names);
     cf_log(&r->srv->log, CF_LOG_INFO, "headers not signed", "id", r->request_id, "headers",
            r->headers_not_signed, NULL);
-    *e = CF_S3_AccessDenied;
-    snprintf(msg, msglen, "%s", CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
+    return cf_s3_err_set(refusal, CF_EDENIED, CF_S3_AccessDenied, "%s", CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
+}
+
+/* The refusal with AWS's own message for e. */
+static int refuse(cf_err *refusal, int code, cf_s3_error e)
+{
+    return cf_s3_err_set(refusal, code, e, "%s", cf_s3_error_message(e));
 }
 
 /* "41 57 53 34": how AWS spells out StringToSignBytes and CanonicalRequestBytes. */
@@ -234,7 +239,7 @@ static void params_cleanup(params *p)
  * secret). *principal is what the request becomes once the signature is verified; the access
  * key is recorded already, so that the access log names who tried even when it fails. */
 static int find_signer(cf_request *r, const char *access_key, const char **secret, cf_principal *principal,
-                       cf_s3_error *e)
+                       cf_err *refusal)
 {
     if (strcmp(access_key, r->srv->root.access_key) == 0) {
         snprintf(r->access_key, sizeof r->access_key, "%s", access_key);
@@ -244,17 +249,14 @@ static int find_signer(cf_request *r, const char *access_key, const char **secre
     }
     cf_err err;
     int rc = cf_store_key_get(r->srv->store, access_key, &r->grant, &err);
-    if (rc == CF_ENOTFOUND) {
-        *e = CF_S3_InvalidAccessKeyId;
-        cf_error_detail(r, *e, "AWSAccessKeyId", access_key);
-        return -1;
-    }
-    if (rc) {
+    cf_s3_error e = cf_s3_error_for(rc, CF_S3_ON_ACCESS_KEY);
+    if (e == CF_S3_InvalidAccessKeyId)
+        cf_error_detail(r, e, "AWSAccessKeyId", access_key);
+    else if (e)
         cf_log(&r->srv->log, CF_LOG_ERROR, "access key lookup failed", "id", r->request_id, "error", err.msg,
                NULL);
-        *e = CF_S3_InternalError;
-        return -1;
-    }
+    if (e)
+        return refuse(refusal, rc, e);
     snprintf(r->access_key, sizeof r->access_key, "%s", access_key);
     *secret = r->grant.secret_key;
     *principal = CF_PRINCIPAL_KEY;
@@ -267,43 +269,35 @@ static const char *signed_path(const cf_request *r)
     return r->signed_path ? r->signed_path : r->resource ? r->resource : "/";
 }
 
-static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_error *e, char *msg,
-                             size_t msglen)
+static int check_header_auth(cf_request *r, const char *authz, params *p, cf_err *refusal)
 {
-    if (strncmp(authz, "AWS4-HMAC-SHA256", 16) != 0) {
-        *e = CF_S3_InvalidArgument;
-        snprintf(
-            msg, msglen,
+    if (strncmp(authz, "AWS4-HMAC-SHA256", 16) != 0)
+        return cf_s3_err_set(
+            refusal, CF_ENOTSUP, CF_S3_InvalidArgument,
             "Unsupported Authorization Type: only AWS Signature Version 4 (AWS4-HMAC-SHA256) is supported");
-        return -1;
-    }
     cf_sigv4_auth auth;
     cf_err err;
-    if (cf_sigv4_parse_auth(authz, &auth, &err) != 0) {
-        *e = CF_S3_AuthorizationHeaderMalformed;
-        snprintf(msg, msglen, "malformed Authorization header: %s", err.msg);
-        return -1;
-    }
+    if (cf_sigv4_parse_auth(authz, &auth, &err) != 0)
+        return cf_s3_err_set(refusal, err.code, CF_S3_AuthorizationHeaderMalformed,
+                             "malformed Authorization header: %s", err.msg);
     if (strcmp(auth.region, r->srv->region) != 0) {
-        *e = CF_S3_AuthorizationHeaderMalformed;
-        snprintf(msg, msglen,
-                 "The authorization header is malformed; the region '%s' is wrong; expecting '%s'",
-                 auth.region, r->srv->region);
         /* SDKs read <Region> to sign again for the right region (botocore's region redirector). */
-        cf_error_detail(r, *e, "Region", r->srv->region);
-        return -1;
+        cf_error_detail(r, CF_S3_AuthorizationHeaderMalformed, "Region", r->srv->region);
+        return cf_s3_err_set(
+            refusal, CF_EINVAL, CF_S3_AuthorizationHeaderMalformed,
+            "The authorization header is malformed; the region '%s' is wrong; expecting '%s'", auth.region,
+            r->srv->region);
     }
     const char *secret;
     cf_principal principal;
-    if (find_signer(r, auth.access_key, &secret, &principal, e) != 0)
-        return -1;
+    int rc = find_signer(r, auth.access_key, &secret, &principal, refusal);
+    if (rc)
+        return rc;
 
     const char *amz_date = cf_request_header(r, "x-amz-date");
-    if (!amz_date) {
-        *e = CF_S3_AccessDenied;
-        snprintf(msg, msglen, "AWS authentication requires a valid x-amz-date header");
-        return -1;
-    }
+    if (!amz_date)
+        return cf_s3_err_set(refusal, CF_EAUTH, CF_S3_AccessDenied,
+                             "AWS authentication requires a valid x-amz-date header");
     const char *payload = cf_request_header(r, "x-amz-content-sha256");
     /* AWS requires the header; curl --aws-sigv4 omits it and signs the hash of an empty
      * body. Accept that, and the body check below still holds the request to it. */
@@ -314,28 +308,21 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
     int streaming = strncmp(payload, "STREAMING-", 10) == 0;
     if (streaming) {
         int mrc = cf_chunked_mode_from_payload(payload, &r->stream_mode);
-        if (mrc == CF_ENOTSUP) {
-            *e = CF_S3_NotImplemented;
-            snprintf(msg, msglen,
-                     "%.64s bodies (SigV4a) are not supported; use STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-                     payload);
-            return -1;
-        }
-        if (mrc) {
-            *e = CF_S3_InvalidArgument;
-            snprintf(msg, msglen, "x-amz-content-sha256 '%.64s' is not a known payload type", payload);
-            return -1;
-        }
+        if (mrc == CF_ENOTSUP)
+            return cf_s3_err_set(
+                refusal, mrc, CF_S3_NotImplemented,
+                "%.64s bodies (SigV4a) are not supported; use STREAMING-AWS4-HMAC-SHA256-PAYLOAD", payload);
+        if (mrc)
+            return cf_s3_err_set(refusal, mrc, CF_S3_InvalidArgument,
+                                 "x-amz-content-sha256 '%.64s' is not a known payload type", payload);
         r->stream_mode_set = 1;
     }
     int unsigned_payload = streaming || strcmp(payload, CF_SIGV4_UNSIGNED_PAYLOAD) == 0;
     if (!unsigned_payload) {
         unsigned char tmp[32];
-        if (strlen(payload) != 64 || cf_hex_decode(payload, 32, tmp) != 0) {
-            *e = CF_S3_InvalidArgument;
-            snprintf(msg, msglen, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or 64 hex digits");
-            return -1;
-        }
+        if (strlen(payload) != 64 || cf_hex_decode(payload, 32, tmp) != 0)
+            return cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidArgument,
+                                 "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or 64 hex digits");
     }
 
     signed_view view;
@@ -345,26 +332,21 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
     int vrc = cf_sigv4_verify(&req, &auth, secret, amz_date, (int64_t)cf_clock_now(),
                               streaming ? r->stream_key : NULL, &err);
     if (vrc == CF_EDENIED)
-        refuse_unsigned(r, &req, auth.signed_headers, e, msg, msglen);
+        refuse_unsigned(r, &req, auth.signed_headers, refusal);
     if (vrc == CF_EAUTH)
         explain_mismatch(r, &req, &auth, amz_date, 0);
     cf_buf_cleanup(&view.joined);
     if (vrc == CF_EDENIED)
-        return -1;
+        return vrc;
+    /* cf_sigv4_verify's codes, as S3 answers each (sigv4.h). */
     if (vrc == CF_EPRECOND) {
-        *e = CF_S3_RequestTimeTooSkewed;
         explain_skew(r, amz_date);
-        return -1;
+        return refuse(refusal, vrc, CF_S3_RequestTimeTooSkewed);
     }
-    if (vrc == CF_EAUTH) {
-        *e = CF_S3_SignatureDoesNotMatch;
-        return -1;
-    }
-    if (vrc) {
-        *e = CF_S3_AccessDenied;
-        snprintf(msg, msglen, "%s", err.msg);
-        return -1;
-    }
+    if (vrc == CF_EAUTH)
+        return refuse(refusal, vrc, CF_S3_SignatureDoesNotMatch);
+    if (vrc)
+        return cf_s3_err_set(refusal, vrc, CF_S3_AccessDenied, "%s", err.msg);
     r->principal = principal;
     if (streaming) {
         snprintf(r->stream_date, sizeof r->stream_date, "%s", amz_date);
@@ -378,65 +360,58 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
             if (*c >= 'A' && *c <= 'F')
                 *c = (char)(*c - 'A' + 'a');
         r->sha256 = cf_hash_new(CF_HASH_SHA256);
-        if (!r->sha256) {
-            *e = CF_S3_InternalError;
-            return -1;
-        }
+        if (!r->sha256)
+            return refuse(refusal, CF_ENOMEM, CF_S3_InternalError);
     }
     return 0;
 }
 
 /* A presigned URL. Its payload is never signed (UNSIGNED-PAYLOAD), so r->sha256 stays NULL and
  * a PUT's body is checked only against Content-MD5, when the client sends one. */
-static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg, size_t msglen)
+static int check_query_auth(cf_request *r, params *p, cf_err *refusal)
 {
     cf_sigv4_query_auth q;
     cf_err err;
-    if (cf_sigv4_parse_query_auth(p->list, p->n, &q, &err) != 0) {
-        *e = CF_S3_AuthorizationQueryParametersError;
-        snprintf(msg, msglen, "%s", err.msg);
-        return -1;
-    }
+    if (cf_sigv4_parse_query_auth(p->list, p->n, &q, &err) != 0)
+        return cf_s3_err_set(refusal, err.code, CF_S3_AuthorizationQueryParametersError, "%s", err.msg);
     if (strcmp(q.auth.region, r->srv->region) != 0) {
-        *e = CF_S3_AuthorizationQueryParametersError;
-        snprintf(msg, msglen,
-                 "Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'",
-                 q.auth.region, r->srv->region);
-        cf_error_detail(r, *e, "Region", r->srv->region);
-        return -1;
+        cf_error_detail(r, CF_S3_AuthorizationQueryParametersError, "Region", r->srv->region);
+        return cf_s3_err_set(
+            refusal, CF_EINVAL, CF_S3_AuthorizationQueryParametersError,
+            "Error parsing the X-Amz-Credential parameter; the region '%s' is wrong; expecting '%s'",
+            q.auth.region, r->srv->region);
     }
     const char *secret;
     cf_principal principal;
-    if (find_signer(r, q.auth.access_key, &secret, &principal, e) != 0)
-        return -1;
+    int rc = find_signer(r, q.auth.access_key, &secret, &principal, refusal);
+    if (rc)
+        return rc;
     signed_view view;
     signed_view_init(&view, r);
     cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n, header_cb, &view, NULL, each_header_cb};
     int64_t now = (int64_t)cf_clock_now();
     int vrc = cf_sigv4_verify_query(&req, &q, secret, now, &err);
     if (vrc == CF_EDENIED)
-        refuse_unsigned(r, &req, q.auth.signed_headers, e, msg, msglen);
+        refuse_unsigned(r, &req, q.auth.signed_headers, refusal);
     if (vrc == CF_EAUTH)
         explain_mismatch(r, &req, &q.auth, q.amz_date, 1);
     cf_buf_cleanup(&view.joined);
+    /* cf_sigv4_verify_query's codes, as S3 answers each (sigv4.h). */
     switch (vrc) {
     case 0: r->principal = principal; return 0;
     case CF_EPRECOND:
         /* AWS's exact messages: clients and people search for them. */
-        *e = CF_S3_AccessDenied;
-        snprintf(msg, msglen, "%s", now > q.time ? "Request has expired" : "Request is not yet valid");
-        return -1;
-    case CF_EAUTH: *e = CF_S3_SignatureDoesNotMatch; return -1;
-    case CF_EDENIED: return -1;
+        return cf_s3_err_set(refusal, vrc, CF_S3_AccessDenied, "%s",
+                             now > q.time ? "Request has expired" : "Request is not yet valid");
+    case CF_EAUTH: return refuse(refusal, vrc, CF_S3_SignatureDoesNotMatch);
+    case CF_EDENIED: return vrc;
     case CF_EINVAL:
-        *e = CF_S3_AuthorizationQueryParametersError;
-        snprintf(msg, msglen, "%s", err.msg);
-        return -1;
-    default: *e = CF_S3_InternalError; return -1;
+        return cf_s3_err_set(refusal, vrc, CF_S3_AuthorizationQueryParametersError, "%s", err.msg);
+    default: return refuse(refusal, vrc, CF_S3_InternalError);
     }
 }
 
-int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+int cf_auth_check(cf_request *r, cf_err *refusal)
 {
     r->principal = CF_PRINCIPAL_ANONYMOUS;
     /* Browsers send a preflight without credentials, to the very URL (presigned query and all)
@@ -444,24 +419,24 @@ int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
     if (r->op == CF_S3_OP_CORS_PREFLIGHT)
         return 0;
     params p = {0};
-    int rc = -1;
+    int rc;
     if (load_params(r, &p) != 0) {
-        *e = CF_S3_InvalidArgument;
-        snprintf(msg, msglen, "the query string is not valid percent-encoding");
+        rc = cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidArgument,
+                           "the query string is not valid percent-encoding");
         goto out;
     }
     const char *authz = cf_request_header(r, "Authorization");
     int presigned = cf_sigv4_has_query_auth(p.list, p.n);
     if (authz && presigned) {
         /* Two signatures could name two different signers; AWS refuses the pair too. */
-        *e = CF_S3_InvalidArgument;
-        snprintf(msg, msglen,
-                 "only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
-                 "Signature query string parameter or the Authorization header should be specified");
+        rc =
+            cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidArgument,
+                          "only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+                          "Signature query string parameter or the Authorization header should be specified");
     } else if (authz) {
-        rc = check_header_auth(r, authz, &p, e, msg, msglen);
+        rc = check_header_auth(r, authz, &p, refusal);
     } else if (presigned) {
-        rc = check_query_auth(r, &p, e, msg, msglen);
+        rc = check_query_auth(r, &p, refusal);
     } else {
         rc = 0; /* anonymous: cf_access_check decides */
     }

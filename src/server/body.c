@@ -71,7 +71,7 @@ void cf_body_take(cf_request *r, const char *data, size_t n)
         return;
     }
     if (cf_chunked_feed(r->chunked, data, n, &err) != 0 && !r->deferred) {
-        r->deferred = cf_chunked_s3_error(cf_chunked_failure(r->chunked));
+        r->deferred = cf_s3_error_of(&err, CF_S3_ON_REQUEST);
         snprintf(r->deferred_msg, sizeof r->deferred_msg, "%s", err.msg);
     }
 }
@@ -293,7 +293,7 @@ cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
     cf_err err;
     if (r->chunked && cf_chunked_finish(r->chunked, &err) != 0) {
         snprintf(msg, msglen, "%s", err.msg);
-        return cf_chunked_s3_error(cf_chunked_failure(r->chunked));
+        return cf_s3_error_of(&err, CF_S3_ON_REQUEST);
     }
     if (r->has_length && r->body_bytes != r->expected_len)
         return CF_S3_IncompleteBody;

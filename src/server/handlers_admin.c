@@ -21,10 +21,7 @@
 
 static int store_failure(cf_request *r, const cf_err *err)
 {
-    if (err->code == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
-    return cf_respond_error(r, CF_S3_InternalError, NULL);
+    return cf_respond_failure(r, err, CF_S3_ON_BUCKET, 0);
 }
 
 static void policy_name(const cf_request *r, char *out, size_t n)
@@ -56,11 +53,8 @@ int cf_handle_bucket_policy(cf_request *r)
     if (r->op == CF_S3_OP_GET_BUCKET_POLICY) {
         char *json;
         size_t len;
-        int rc = cf_store_meta_get(r->srv->store, name, &json, &len, &err);
-        if (rc == CF_ENOTFOUND)
-            return cf_respond_error(r, CF_S3_NoSuchBucketPolicy, NULL);
-        if (rc)
-            return store_failure(r, &err);
+        if (cf_store_meta_get(r->srv->store, name, &json, &len, &err) != 0)
+            return cf_respond_failure(r, &err, CF_S3_ON_BUCKET_POLICY, 0);
         struct MHD_Response *resp = MHD_create_response_from_buffer(len, json, MHD_RESPMEM_MUST_FREE);
         if (!resp) {
             free(json);
@@ -81,10 +75,8 @@ int cf_handle_bucket_policy(cf_request *r)
     cf_policy *p;
     int rc = cf_policy_parse(r->small.data ? r->small.data : "", r->small.len, r->bucket, principal_kind, r,
                              &p, &err);
-    if (rc == CF_EINVAL)
-        return cf_respond_error(r, CF_S3_MalformedPolicy, err.msg);
     if (rc)
-        return store_failure(r, &err);
+        return cf_respond_failure(r, &err, CF_S3_ON_POLICY_DOC, 1);
     /* What the owner wrote is what is enforced, anonymous writes included; the log says so. */
     int anyone_writes = cf_policy_may_allow(p, CF_POLICY_PUT_OBJECT, NULL) ||
                         cf_policy_may_allow(p, CF_POLICY_DELETE_OBJECT, NULL);
@@ -169,11 +161,8 @@ static int add_key(cf_request *r)
     cf_random_token(k.secret_key, 40, CF_SECRET_KEY_ALPHABET);
     k.created_ns = cf_clock_now_ns();
     cf_err err;
-    int rc = cf_store_key_add(r->srv->store, &k, &err);
-    if (rc == CF_EEXISTS)
-        return cf_respond_error(r, CF_S3_InvalidArgument, "that access key already exists");
-    if (rc)
-        return store_failure(r, &err);
+    if (cf_store_key_add(r->srv->store, &k, &err) != 0)
+        return cf_respond_failure(r, &err, CF_S3_ON_ADMIN_KEY, 1);
     cf_log(&r->srv->log, CF_LOG_INFO, "access key added", "access_key", k.access_key, "policy", k.policy,
            "bucket", k.bucket, "prefix", k.prefix, NULL);
     json_t *out = key_json(&k);
@@ -200,11 +189,8 @@ int cf_handle_admin(cf_request *r)
     if (strcmp(path, "v1/keys") == 0 && strcmp(r->method, "POST") == 0)
         return add_key(r);
     if (strncmp(path, "v1/keys/", 8) == 0 && path[8] && strcmp(r->method, "DELETE") == 0) {
-        int rc = cf_store_key_delete(r->srv->store, path + 8, &err);
-        if (rc == CF_ENOTFOUND)
-            return cf_respond_error(r, CF_S3_InvalidAccessKeyId, "no such access key");
-        if (rc)
-            return store_failure(r, &err);
+        if (cf_store_key_delete(r->srv->store, path + 8, &err) != 0)
+            return cf_respond_failure(r, &err, CF_S3_ON_ADMIN_KEY, 1);
         cf_log(&r->srv->log, CF_LOG_INFO, "access key removed", "access_key", path + 8, NULL);
         return cf_respond_empty(r, 204);
     }

@@ -14,14 +14,7 @@
 
 static int store_error(cf_request *r, const cf_err *err)
 {
-    switch (err->code) {
-    case CF_ENOTFOUND: return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    case CF_ENOTEMPTY: return cf_respond_error(r, CF_S3_BucketNotEmpty, NULL);
-    case CF_EEXISTS: return cf_respond_error(r, CF_S3_BucketAlreadyOwnedByYou, NULL);
-    default:
-        cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
-    }
+    return cf_respond_failure(r, err, CF_S3_ON_BUCKET, 0);
 }
 
 void cf_owner_xml(cf_request *r, cf_buf *b, const char *elem)

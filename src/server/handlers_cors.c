@@ -19,10 +19,7 @@
 
 static int store_failure(cf_request *r, const cf_err *err)
 {
-    if (err->code == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
-    return cf_respond_error(r, CF_S3_InternalError, NULL);
+    return cf_respond_failure(r, err, CF_S3_ON_BUCKET, 0);
 }
 
 /* PutBucketCors carries Content-MD5 (AWS requires it); when present it must hold. */
@@ -46,10 +43,8 @@ static int put_cors(cf_request *r, const char *name)
     cf_cors_config cfg;
     cf_err err;
     int rc = cf_cors_parse(r->small.data ? r->small.data : "", r->small.len, &cfg, &err);
-    if (rc == CF_ENOMEM)
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
     if (rc)
-        return cf_respond_error(r, rc == CF_EINVAL ? CF_S3_MalformedXML : CF_S3_InvalidRequest, err.msg);
+        return cf_respond_failure(r, &err, CF_S3_ON_CORS_DOC, 1);
     cf_cors_config_cleanup(&cfg);
     if (cf_store_meta_put(r->srv->store, name, r->small.data, r->small.len, &err) != 0)
         return store_failure(r, &err);
@@ -72,10 +67,8 @@ int cf_handle_bucket_cors(cf_request *r)
     }
     int rc;
     const cf_cors_config *cfg = cf_cors_config_hold(r, &rc);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchCORSConfiguration, NULL);
     if (rc)
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
+        return cf_respond_error(r, cf_s3_error_for(rc, CF_S3_ON_CORS), NULL);
     cf_buf b;
     cf_buf_init(&b, 2 * CF_CORS_MAX_BYTES);
     rc = cf_cors_to_xml(cfg, &b);
@@ -126,10 +119,9 @@ int cf_handle_cors_preflight(cf_request *r)
     if (rc && rc != CF_ENOTFOUND)
         return store_failure(r, &err);
     const cf_cors_config *cfg = cf_cors_config_hold(r, &rc);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_AccessForbidden, NOT_ENABLED);
-    if (rc)
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    cf_s3_error e = cf_s3_error_for(rc, CF_S3_ON_CORS_PREFLIGHT);
+    if (e)
+        return cf_respond_error(r, e, e == CF_S3_AccessForbidden ? NOT_ENABLED : NULL);
     const cf_cors_rule *rule = cf_cors_match(cfg, origin, method, headers);
     if (!rule) {
         cf_cors_config_release(r);

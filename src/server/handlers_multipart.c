@@ -28,13 +28,6 @@
  * seconds to minutes of losing the first answer. */
 #define COMPLETION_KEPT_NS ((int64_t)3600 * 1000000000)
 
-static int internal_error(cf_request *r, const cf_err *err)
-{
-    cf_log(&r->srv->log, CF_LOG_ERROR, "store error", "id", r->request_id, "error", err->msg, NULL);
-    return cf_respond_error(r, err->code == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError,
-                            NULL);
-}
-
 const char *cf_upload_header(const cf_store_upload *u, const char *name)
 {
     for (size_t i = 0; i < u->nheaders; i++)
@@ -49,12 +42,12 @@ static cf_s3_error find_upload(cf_request *r, cf_store_upload *u)
     cf_err err;
     const char *id = cf_request_param(r, "uploadId");
     int rc = cf_store_upload_get(r->srv->store, id ? id : "", u, &err);
-    if (rc == CF_ENOTFOUND)
-        return CF_S3_NoSuchUpload;
-    if (rc) {
-        cf_log(&r->srv->log, CF_LOG_ERROR, "upload lookup failed", "id", r->request_id, "error", err.msg,
-               NULL);
-        return CF_S3_InternalError;
+    cf_s3_error e = cf_s3_error_for(rc, CF_S3_ON_UPLOAD);
+    if (e) {
+        if (cf_s3_error_status(e) >= 500)
+            cf_log(&r->srv->log, CF_LOG_ERROR, "upload lookup failed", "id", r->request_id, "error", err.msg,
+                   NULL);
+        return e;
     }
     if (strcmp(u->bucket, r->bucket) != 0 || u->keylen != r->keylen ||
         memcmp(u->key, r->key, r->keylen) != 0) {
@@ -133,10 +126,8 @@ int cf_handle_create_multipart(cf_request *r)
     cf_err err;
     int rc = cf_store_upload_create(r->srv->store, r->bucket, r->key, r->keylen, h.kv, h.n, id, &err);
     cf_header_list_cleanup(&h);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
     if (rc)
-        return internal_error(r, &err);
+        return cf_respond_failure(r, &err, CF_S3_ON_BUCKET, 0);
     cf_buf b;
     cf_buf_init(&b, 64 << 10);
     cf_buf_puts(&b, CF_XML_DECL "<InitiateMultipartUploadResult xmlns=\"" CF_S3_XMLNS "\">");
@@ -217,10 +208,8 @@ int cf_upload_part_end(cf_request *r)
     r->writer = NULL; /* part commit frees it, success or not */
     int rc = cf_store_part_commit(w, cf_request_param(r, "uploadId"), r->part_number, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
     if (rc)
-        return internal_error(r, &err);
+        return cf_respond_failure(r, &err, CF_S3_ON_UPLOAD, 0);
     return cf_respond_written(r, &info);
 }
 
@@ -240,13 +229,9 @@ int cf_handle_upload_part_copy(cf_request *r)
         cf_store_writer *w = r->writer;
         r->writer = NULL;
         rc = cf_store_part_commit(w, cf_request_param(r, "uploadId"), r->part_number, NULL, 0, &info, &err);
-        if (rc == CF_ENOTFOUND) {
-            cf_copy_source_cleanup(&src);
-            return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
-        }
         if (rc) {
             cf_copy_source_cleanup(&src);
-            return internal_error(r, &err);
+            return cf_respond_failure(r, &err, CF_S3_ON_UPLOAD, 0);
         }
     }
     cf_copy_source_cleanup(&src);
@@ -433,7 +418,7 @@ int cf_handle_complete_multipart(cf_request *r)
         e = parse_completion(r, &want, &nwant);
     if (!e &&
         cf_store_part_list(r->srv->store, u.id, 0, MAX_PART_NUMBER + 1, &parts, &nparts, NULL, &err) != 0)
-        e = err.code == CF_ENOTFOUND ? CF_S3_NoSuchUpload : CF_S3_InternalError;
+        e = cf_s3_error_of(&err, CF_S3_ON_UPLOAD);
     if (!e && !(rec.segs = calloc(nwant, sizeof *rec.segs)))
         e = CF_S3_InternalError;
 
@@ -556,18 +541,13 @@ int cf_handle_complete_multipart(cf_request *r)
             snprintf(done->etag, sizeof done->etag, "%s", rec.etag);
             done->expires_ns = rec.mtime_ns + COMPLETION_KEPT_NS;
             rc = cf_store_upload_complete(r->srv->store, u.id, &rec, &cond, done, &err);
-            if (rc == CF_EPRECOND)
+            if (rc == CF_EPRECOND) /* the request's own conditions say which error */
                 e = cf_write_condition_error(r, &cond, msg, sizeof msg);
-            else if (rc == CF_ENOTFOUND)
-                e = CF_S3_NoSuchUpload; /* perhaps completed by a request racing this one */
-            else if (rc == CF_EINVAL)
-                e = CF_S3_InvalidPart,
+            else if ((e = cf_s3_error_for(rc, CF_S3_ON_UPLOAD_PARTS)) == CF_S3_InvalidPart)
                 snprintf(msg, sizeof msg, "a part was uploaded again while the upload completed");
-            else if (rc) {
+            else if (e && cf_s3_error_status(e) >= 500)
                 cf_log(&r->srv->log, CF_LOG_ERROR, "complete failed", "id", r->request_id, "error", err.msg,
                        NULL);
-                e = CF_S3_InternalError;
-            }
         }
         if (!e)
             ok = respond_completed(r, rec.etag, done->answer[0] ? done->answer : NULL);
@@ -596,10 +576,8 @@ int cf_handle_abort_multipart(cf_request *r)
     cf_err err;
     int rc = cf_store_upload_abort(r->srv->store, u.id, &err);
     cf_store_upload_cleanup(&u);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchUpload, NULL);
     if (rc)
-        return internal_error(r, &err);
+        return cf_respond_failure(r, &err, CF_S3_ON_UPLOAD, 0);
     return cf_respond_empty(r, 204);
 }
 
@@ -626,8 +604,7 @@ int cf_handle_list_parts(cf_request *r)
     cf_err err;
     if (cf_store_part_list(r->srv->store, u.id, (uint32_t)marker, max, &parts, &n, &truncated, &err) != 0) {
         cf_store_upload_cleanup(&u);
-        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchUpload, NULL)
-                                        : internal_error(r, &err);
+        return cf_respond_failure(r, &err, CF_S3_ON_UPLOAD, 0);
     }
     cf_buf b;
     cf_buf_init(&b, (size_t)16 << 20);
@@ -719,8 +696,7 @@ int cf_handle_list_multipart_uploads(cf_request *r)
         cf_buf_cleanup(&prefix);
         cf_buf_cleanup(&delim);
         cf_buf_cleanup(&key_marker);
-        return err.code == CF_ENOTFOUND ? cf_respond_error(r, CF_S3_NoSuchBucket, NULL)
-                                        : internal_error(r, &err);
+        return cf_respond_failure(r, &err, CF_S3_ON_BUCKET, 0);
     }
     cf_buf uploads, prefixes, b;
     cf_buf_init(&uploads, (size_t)64 << 20);

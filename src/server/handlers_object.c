@@ -157,7 +157,7 @@ int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
         return -1;
     cf_err err;
     if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
-        *e = err.code == CF_ENOTFOUND ? CF_S3_NoSuchBucket : CF_S3_InternalError;
+        *e = cf_s3_error_of(&err, CF_S3_ON_BUCKET);
         return -1;
     }
     return cf_body_open_writer(r, e);
@@ -237,12 +237,8 @@ int cf_put_object_end(cf_request *r)
         e = cf_write_condition_error(r, &cond, msg, sizeof msg);
         return cf_respond_error(r, e, msg[0] ? msg : NULL);
     }
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    if (rc) {
-        cf_log(&r->srv->log, CF_LOG_ERROR, "commit failed", "id", r->request_id, "error", err.msg, NULL);
-        return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
-    }
+    if (rc)
+        return cf_respond_failure(r, &err, CF_S3_ON_BUCKET, 0);
     return cf_respond_written(r, &info);
 }
 
@@ -510,12 +506,11 @@ int cf_handle_get_object(cf_request *r, int head)
         int fd = -1, missing_bucket = 0;
         int rc = cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, &fd, &missing_bucket,
                                      &err);
-        if (rc == CF_ENOTFOUND)
-            return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : missing_key_error(r), NULL);
-        if (rc) {
-            cf_log(&r->srv->log, CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg, NULL);
-            return cf_respond_error(r, CF_S3_InternalError, NULL);
-        }
+        cf_s3_error missing = cf_s3_error_for(rc, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY);
+        if (missing == CF_S3_NoSuchKey) /* or AccessDenied, lest it tell which keys exist */
+            return cf_respond_error(r, missing_key_error(r), NULL);
+        if (rc)
+            return cf_respond_failure(r, &err, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY, 0);
         int not_modified;
         cf_s3_error ce = cf_check_conditions(&info, cf_request_header(r, "If-Match"),
                                              cf_request_header(r, "If-None-Match"),
@@ -633,12 +628,8 @@ int cf_handle_delete_object(cf_request *r)
     if (refused >= 0)
         return refused;
     int rc = cf_store_object_delete(r->srv->store, r->bucket, r->key, r->keylen, &err);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    if (rc) {
-        cf_log(&r->srv->log, CF_LOG_ERROR, "delete failed", "id", r->request_id, "error", err.msg, NULL);
-        return cf_respond_error(r, CF_S3_InternalError, NULL);
-    }
+    if (rc)
+        return cf_respond_failure(r, &err, CF_S3_ON_BUCKET, 0);
     return cf_respond_empty(r, 204);
 }
 
@@ -710,16 +701,15 @@ static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_s
     cf_object_info_cleanup(&src->info);
     int rc = cf_store_object_get(r->srv->store, src->bucket, src->key, src->keylen, &src->info, NULL,
                                  &missing_bucket, &err);
-    if (rc == CF_ENOTFOUND)
-        return missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey;
-    if (rc) {
-        cf_log(&r->srv->log, CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg,
-               NULL);
-        return CF_S3_InternalError;
+    cf_s3_error e = cf_s3_error_for(rc, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY);
+    if (e) {
+        if (cf_s3_error_status(e) >= 500)
+            cf_log(&r->srv->log, CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error",
+                   err.msg, NULL);
+        return e;
     }
     int not_modified;
-    cf_s3_error e =
-        cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
+    e = cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
                             cf_request_header(r, "x-amz-copy-source-if-none-match"),
                             cf_request_header(r, "x-amz-copy-source-if-modified-since"),
                             cf_request_header(r, "x-amz-copy-source-if-unmodified-since"), &not_modified);
@@ -919,7 +909,7 @@ int cf_handle_copy_object(cf_request *r)
     cf_copy_source_cleanup(&src); /* lets go of the source version */
     if (rc) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
+        return cf_respond_error(r, cf_s3_error_for(rc, CF_S3_ON_REQUEST), NULL);
     }
     cf_store_condition cond = {.must_not_exist = cf_access_create_only(r)};
     cf_store_writer_set_condition(w, &cond);
@@ -930,11 +920,7 @@ int cf_handle_copy_object(cf_request *r)
         e = cf_write_condition_error(r, &cond, msg, sizeof msg);
         return cf_respond_error(r, e, msg[0] ? msg : NULL);
     }
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    if (rc) {
-        cf_log(&r->srv->log, CF_LOG_ERROR, "copy commit failed", "id", r->request_id, "error", err.msg, NULL);
-        return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
-    }
+    if (rc)
+        return cf_respond_failure(r, &err, CF_S3_ON_BUCKET, 0);
     return cf_respond_copied(r, "CopyObjectResult", &info);
 }

@@ -100,11 +100,11 @@ static int check_signature(cf_request *r, struct cf_post_upload *u, const char *
         principal = CF_PRINCIPAL_ROOT;
     } else {
         int rc = cf_store_key_get(r->srv->store, access_key, &r->grant, &err);
-        if (rc == CF_ENOTFOUND && !r->deferred)
-            cf_error_detail(r, CF_S3_InvalidAccessKeyId, "AWSAccessKeyId", access_key);
-        if (rc)
-            return refuse(r, rc == CF_ENOTFOUND ? CF_S3_InvalidAccessKeyId : CF_S3_InternalError, "%s",
-                          rc == CF_ENOTFOUND ? cf_s3_error_message(CF_S3_InvalidAccessKeyId) : "");
+        cf_s3_error e = cf_s3_error_for(rc, CF_S3_ON_ACCESS_KEY);
+        if (e == CF_S3_InvalidAccessKeyId && !r->deferred)
+            cf_error_detail(r, e, "AWSAccessKeyId", access_key);
+        if (e)
+            return refuse(r, e, "%s", cf_s3_error_status(e) < 500 ? cf_s3_error_message(e) : "");
         secret = r->grant.secret_key;
         principal = CF_PRINCIPAL_KEY;
     }
@@ -144,7 +144,7 @@ static int check_policy(cf_request *r, struct cf_post_upload *u, const char *pol
                     : cf_post_policy_parse((const char *)json, (size_t)jl, &u->policy, &err);
     free(json);
     if (rc)
-        return refuse(r, rc == CF_EINVAL ? CF_S3_InvalidPolicyDocument : CF_S3_InternalError, "%s", err.msg);
+        return refuse(r, cf_s3_error_of(&err, CF_S3_ON_POST_POLICY), "%s", err.msg);
     rc = cf_post_policy_check(&u->policy, r->bucket, u->fields, u->nfields, (int64_t)cf_clock_now(), &err);
     if (rc)
         return refuse(r, CF_S3_AccessDenied, "%s", err.msg);
@@ -332,7 +332,7 @@ int cf_post_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen
     }
     cf_err err;
     if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
-        *e = err.code == CF_ENOTFOUND ? CF_S3_NoSuchBucket : CF_S3_InternalError;
+        *e = cf_s3_error_of(&err, CF_S3_ON_BUCKET);
         return -1;
     }
     struct cf_post_upload *u = calloc(1, sizeof *u);
@@ -353,10 +353,9 @@ void cf_post_object_take(cf_request *r, const char *data, size_t n)
         return; /* already refused: drain the rest so that the error can be sent */
     cf_err err;
     int rc = cf_form_feed(r->post->form, data, n, &err);
-    if (rc == CF_EINVAL && !r->deferred)
-        refuse(r, CF_S3_MalformedPOSTRequest, "%s", err.msg);
-    else if (rc && !r->deferred)
-        refuse(r, CF_S3_InternalError, "%s", "");
+    cf_s3_error e = rc ? cf_s3_error_of(&err, CF_S3_ON_POST_FORM) : CF_S3_OK;
+    if (e && !r->deferred)
+        refuse(r, e, "%s", cf_s3_error_status(e) < 500 ? err.msg : "");
 }
 
 void cf_post_object_cleanup(cf_request *r)
@@ -504,7 +503,7 @@ int cf_post_object_end(cf_request *r)
     struct cf_post_upload *u = r->post;
     cf_err err;
     if (cf_form_finish(u->form, &err) != 0 && !u->file_done)
-        return cf_respond_error(r, CF_S3_MalformedPOSTRequest, err.msg);
+        return cf_respond_failure(r, &err, CF_S3_ON_POST_FORM, 1);
     if (!u->file_done)
         return cf_respond_error(r, CF_S3_InvalidArgument,
                                 "POST requires exactly one file upload per request.");
@@ -534,14 +533,8 @@ int cf_post_object_end(cf_request *r)
     cf_store_writer_set_condition(w, &cond);
     int rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
-    if (rc == CF_EPRECOND)
-        return cf_respond_error(r, CF_S3_AccessDenied, NULL);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, CF_S3_NoSuchBucket, NULL);
-    if (rc) {
-        cf_log(&r->srv->log, CF_LOG_ERROR, "commit failed", "id", r->request_id, "error", err.msg, NULL);
-        return cf_respond_error(r, rc == CF_ENOSPACE ? CF_S3_ServiceUnavailable : CF_S3_InternalError, NULL);
-    }
+    if (rc)
+        return cf_respond_failure(r, &err, CF_S3_ON_CREATE_ONLY, 0);
     rc = respond_stored(r, u, &info);
     cf_object_info_cleanup(&info);
     return rc;

@@ -180,14 +180,11 @@ size_t cf_tagging_count(const char *stored)
 static int store_failure(cf_request *r, const cf_err *err)
 {
     cf_err e2;
-    if (err->code == CF_ENOTFOUND)
-        return cf_respond_error(r,
-                                cf_store_bucket_exists(r->srv->store, r->bucket, &e2) == CF_ENOTFOUND
-                                    ? CF_S3_NoSuchBucket
-                                    : CF_S3_NoSuchKey,
-                                NULL);
-    cf_log(&r->srv->log, CF_LOG_ERROR, "tagging failed", "id", r->request_id, "error", err->msg, NULL);
-    return cf_respond_error(r, CF_S3_InternalError, NULL);
+    /* What is missing, the bucket or the key: the store's answer does not say. */
+    int missing_bucket = cf_s3_error_of(err, CF_S3_ON_KEY) == CF_S3_NoSuchKey &&
+                         cf_s3_error_for(cf_store_bucket_exists(r->srv->store, r->bucket, &e2),
+                                         CF_S3_ON_BUCKET) == CF_S3_NoSuchBucket;
+    return cf_respond_failure(r, err, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY, 0);
 }
 
 int cf_handle_get_object_tagging(cf_request *r)
@@ -200,10 +197,8 @@ int cf_handle_get_object_tagging(cf_request *r)
     int missing_bucket = 0;
     int rc =
         cf_store_object_get(r->srv->store, r->bucket, r->key, r->keylen, &info, NULL, &missing_bucket, &err);
-    if (rc == CF_ENOTFOUND)
-        return cf_respond_error(r, missing_bucket ? CF_S3_NoSuchBucket : CF_S3_NoSuchKey, NULL);
     if (rc)
-        return store_failure(r, &err);
+        return cf_respond_failure(r, &err, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY, 0);
     tag_set t = {0};
     char msg[160];
     const char *stored = cf_object_info_header(&info, CF_TAGGING_HEADER);

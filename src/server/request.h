@@ -189,6 +189,10 @@ struct cf_request {
 
 /* response.c */
 int cf_respond_error(cf_request *r, cf_s3_error e, const char *message);
+/* failure.c: answers a failed call (err, about `on`) with the S3 error of the one table, or the
+ * one err's detail names. Its message is err->msg when show_message, else AWS's default; but when
+ * the server failed (5xx from the table) always the default, and err->msg goes to the log. */
+int cf_respond_failure(cf_request *r, const cf_err *err, cf_s3_subject on, int show_message);
 /* The error with one more element after Message (NULL: none), and the connection closed after
  * it: for a request whose end cannot be found, so that nothing after it is read as a request. */
 int cf_respond_error_closing(cf_request *r, cf_s3_error e, const char *message, const char *elem,
@@ -218,8 +222,9 @@ const char *cf_request_param(const cf_request *r, const char *name);
  * 0 when it is fine; else the refusal is queued (1) or could not be (-1). */
 int cf_framing_check(cf_request *r);
 
-/* auth.c: checks the request's signature; on failure fills *e and msg. */
-int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+/* auth.c: checks the request's signature. 0, or a negative CF_E code with the S3 error to answer
+ * in refusal's detail (cf_s3_error_of) and its message. */
+int cf_auth_check(cf_request *r, cf_err *refusal);
 
 /* access.c */
 /* May the request's principal perform op on bucket/key, that bucket's policy included? */

@@ -197,8 +197,9 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
 
     cf_s3_error e = CF_S3_OK;
     char msg[256] = "";
-    if (cf_auth_check(r, &e, msg, sizeof msg) != 0)
-        return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
+    cf_err refusal;
+    if (cf_auth_check(r, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1) ? MHD_YES : MHD_NO;
 
     if ((e = cf_access_check(r)) != CF_S3_OK)
         return cf_respond_error(r, e, NULL) ? MHD_YES : MHD_NO;

@@ -214,7 +214,7 @@ static int thread_error(s3_writer *w, cf_err *err)
 {
     int rc = w->rc ? w->rc : CF_EINTERNAL;
     if (err)
-        *err = w->rc ? w->terr : (cf_err){CF_EINTERNAL, "upload ended early"};
+        *err = w->rc ? w->terr : (cf_err){.code = CF_EINTERNAL, .msg = "upload ended early"};
     return rc;
 }
 
