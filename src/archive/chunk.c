@@ -445,7 +445,8 @@ int cf_archive_writer_finish(cf_archive_writer *w, cf_archive_result *res, cf_er
     res->nchunks = w->nchunks;
     res->size = w->size;
     res->raw_size = w->raw_size;
-    cf_hash_final(w->sha, res->sha256);
+    if (cf_hash_final(w->sha, res->sha256) != 0)
+        return cf_err_set(err, CF_ENOMEM, "out of memory computing the archive's SHA-256");
     return 0;
 }
 

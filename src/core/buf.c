@@ -12,6 +12,7 @@ void cf_buf_init(cf_buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->error = 0;
 }
 
 void cf_buf_cleanup(cf_buf *b)
@@ -19,19 +20,33 @@ void cf_buf_cleanup(cf_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->error = 0;
 }
 
 void cf_buf_reset(cf_buf *b)
 {
     b->len = 0;
+    b->error = 0;
     if (b->data)
         b->data[0] = '\0';
+}
+
+static int failed(cf_buf *b, int code)
+{
+    if (!b->error)
+        b->error = code;
+    return code;
+}
+
+int cf_buf_error(const cf_buf *b)
+{
+    return b->error;
 }
 
 int cf_buf_reserve(cf_buf *b, size_t extra)
 {
     if (extra > b->max || b->len > b->max - extra)
-        return CF_ETOOBIG;
+        return failed(b, CF_ETOOBIG);
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return 0;
@@ -42,7 +57,7 @@ int cf_buf_reserve(cf_buf *b, size_t extra)
         cap = b->max + 1;
     char *p = realloc(b->data, cap);
     if (!p)
-        return CF_ENOMEM;
+        return failed(b, CF_ENOMEM);
     b->data = p;
     b->cap = cap;
     return 0;
@@ -77,7 +92,7 @@ int cf_buf_vprintf(cf_buf *b, const char *fmt, va_list ap)
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
     if (n < 0)
-        return CF_EINVAL;
+        return failed(b, CF_EINVAL);
     int rc = cf_buf_reserve(b, (size_t)n);
     if (rc)
         return rc;
@@ -102,5 +117,6 @@ char *cf_buf_steal(cf_buf *b, size_t *len)
         *len = b->len;
     b->data = NULL;
     b->len = b->cap = 0;
+    b->error = 0;
     return p;
 }

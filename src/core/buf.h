@@ -16,6 +16,10 @@ typedef struct cf_buf {
     size_t len;
     size_t cap;
     size_t max; /* largest len allowed */
+    /* The first failed append's code (CF_ENOMEM, CF_ETOOBIG), until init, reset or cleanup: a
+     * document built from many appends, whose results are not each checked, is then refused
+     * whole (cf_buf_error) instead of sent cut short. */
+    int error;
 } cf_buf;
 
 void cf_buf_init(cf_buf *b, size_t max);
@@ -27,6 +31,8 @@ int cf_buf_puts(cf_buf *b, const char *s);
 int cf_buf_putc(cf_buf *b, char c);
 int cf_buf_printf(cf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int cf_buf_vprintf(cf_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* 0, or the code of the first append that failed since init, reset or cleanup. */
+int cf_buf_error(const cf_buf *b);
 /* Hands the bytes to the caller (caller frees) and leaves b empty. */
 char *cf_buf_steal(cf_buf *b, size_t *len);
 

@@ -383,24 +383,26 @@ static uint64_t get_be(const unsigned char *in, size_t len)
     return v;
 }
 
-void cf_checksum_final(cf_checksum *ck, unsigned char *out, size_t *len)
+int cf_checksum_final(cf_checksum *ck, unsigned char *out, size_t *len)
 {
     size_t n = algs[ck->alg].len;
+    int rc = 0;
     if (ck->h)
-        cf_hash_final(ck->h, out); /* also resets it */
+        rc = cf_hash_final(ck->h, out); /* also resets it */
     else
         put_be(out, ck->crc, n);
     ck->crc = 0;
     if (len)
         *len = n;
+    return rc;
 }
 
-size_t cf_checksum_final_base64(cf_checksum *ck, char out[CF_CHECKSUM_B64_MAX])
+long cf_checksum_final_base64(cf_checksum *ck, char out[CF_CHECKSUM_B64_MAX])
 {
     unsigned char raw[CF_CHECKSUM_MAX_LEN];
     size_t n;
-    cf_checksum_final(ck, raw, &n);
-    return cf_base64_encode(raw, n, out);
+    int rc = cf_checksum_final(ck, raw, &n);
+    return rc ? rc : (long)cf_base64_encode(raw, n, out);
 }
 
 void cf_checksum_reset(cf_checksum *ck)
@@ -430,9 +432,9 @@ int cf_checksum_compute(cf_checksum_alg alg, const void *p, size_t n, unsigned c
         if (!ck)
             return CF_ENOMEM;
         cf_checksum_update(ck, p, n);
-        cf_checksum_final(ck, out, NULL);
+        int rc = cf_checksum_final(ck, out, NULL);
         cf_checksum_free(ck);
-        return 0;
+        return rc;
     }
     }
     return CF_EINVAL;
@@ -477,8 +479,10 @@ int cf_checksum_final_composite(cf_checksum *ck, size_t nparts, char out[CF_CHEC
         return cf_err_set(err, CF_EINVAL, "a composite checksum needs 1 to %u parts, not %zu",
                           (unsigned)UINT32_MAX, nparts);
     }
-    size_t n = cf_checksum_final_base64(ck, out);
-    snprintf(out + n, CF_CHECKSUM_COMPOSITE_MAX - n, "-%zu", nparts);
+    long n = cf_checksum_final_base64(ck, out);
+    if (n < 0)
+        return cf_err_set(err, (int)n, "out of memory computing a composite checksum");
+    snprintf(out + n, CF_CHECKSUM_COMPOSITE_MAX - (size_t)n, "-%zu", nparts);
     return (int)strlen(out);
 }
 

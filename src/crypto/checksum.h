@@ -60,10 +60,12 @@ cf_checksum *cf_checksum_new(cf_checksum_alg alg);
 cf_checksum_alg cf_checksum_get_alg(const cf_checksum *ck);
 void cf_checksum_update(cf_checksum *ck, const void *p, size_t n);
 /* Writes the raw checksum (cf_checksum_len bytes, at most CF_CHECKSUM_MAX_LEN) to out and its
- * length to *len (len may be NULL); ck is then reset, ready for new data. */
-void cf_checksum_final(cf_checksum *ck, unsigned char *out, size_t *len);
-/* Like cf_checksum_final, base64-encoded into out (NUL-terminated); returns the length. */
-size_t cf_checksum_final_base64(cf_checksum *ck, char out[CF_CHECKSUM_B64_MAX]);
+ * length to *len (len may be NULL); ck is then reset, ready for new data. 0, or CF_ENOMEM when a
+ * SHA could not be computed (out then matches nothing). */
+int cf_checksum_final(cf_checksum *ck, unsigned char *out, size_t *len);
+/* Like cf_checksum_final, base64-encoded into out (NUL-terminated); returns the length, or
+ * CF_ENOMEM. */
+long cf_checksum_final_base64(cf_checksum *ck, char out[CF_CHECKSUM_B64_MAX]);
 void cf_checksum_reset(cf_checksum *ck);
 void cf_checksum_free(cf_checksum *ck);
 

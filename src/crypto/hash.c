@@ -6,10 +6,11 @@
  * halves the cost of a short digest (SigV4 hashes a few hundred bytes per request). The fetched
  * handles are immutable and safe to share between threads.
  *
- * The void functions cannot report failure, and OpenSSL fails only when it cannot allocate. A
- * failed digest or MAC must never produce a predictable value (zeros, or stale stack bytes), or
- * a verifier comparing it with an attacker's guess could be fooled under memory pressure; so a
- * failure fills the output with random bytes, which match nothing.
+ * OpenSSL fails only when it cannot allocate: the digest and MAC functions then return
+ * CF_ENOMEM. And a failed digest or MAC must never produce a predictable value (zeros, or stale
+ * stack bytes), or a verifier that compares it with an attacker's guess without looking at the
+ * result could be fooled under memory pressure; so a failure also fills the output with random
+ * bytes, which match nothing.
  */
 #include "crypto/hash.h"
 
@@ -60,7 +61,10 @@ static const EVP_MD *md_of(cf_hash_alg alg)
     return NULL;
 }
 
-static void poison(unsigned char *out, size_t n)
+/* A digest that could not be computed: OpenSSL fails only when it cannot allocate (the
+ * algorithms are built in), and the caller hears CF_ENOMEM. The output is still made
+ * unguessable, so that a caller that compares it anyway fails closed. */
+static int poison(unsigned char *out, size_t n)
 {
     if (RAND_bytes(out, (int)n) != 1) {
         /* No randomness either: at least avoid a constant, which a guess could match. */
@@ -68,6 +72,7 @@ static void poison(unsigned char *out, size_t n)
         for (size_t i = 0; i < n; i++)
             out[i] = (unsigned char)((a >> (8 * (i % sizeof a))) ^ (0xa5 + i * 29));
     }
+    return CF_ENOMEM;
 }
 
 cf_hash *cf_hash_new(cf_hash_alg alg)
@@ -92,12 +97,14 @@ void cf_hash_update(cf_hash *h, const void *p, size_t n)
         EVP_DigestUpdate(h->ctx, p, n);
 }
 
-void cf_hash_final(cf_hash *h, unsigned char *out)
+int cf_hash_final(cf_hash *h, unsigned char *out)
 {
     unsigned int len = 0;
+    int rc = 0;
     if (EVP_DigestFinal_ex(h->ctx, out, &len) != 1 || len != h->len)
-        poison(out, h->len);
+        rc = poison(out, h->len);
     cf_hash_reset(h);
+    return rc;
 }
 
 void cf_hash_reset(cf_hash *h)
@@ -113,21 +120,22 @@ void cf_hash_free(cf_hash *h)
     free(h);
 }
 
-static void digest(cf_hash_alg alg, const void *p, size_t n, unsigned char *out, size_t outlen)
+static int digest(cf_hash_alg alg, const void *p, size_t n, unsigned char *out, size_t outlen)
 {
     unsigned int len = 0;
     if (EVP_Digest(p, n, out, &len, md_of(alg), NULL) != 1 || len != outlen)
-        poison(out, outlen);
+        return poison(out, outlen);
+    return 0;
 }
 
-void cf_sha256(const void *p, size_t n, unsigned char out[CF_SHA256_LEN])
+int cf_sha256(const void *p, size_t n, unsigned char out[CF_SHA256_LEN])
 {
-    digest(CF_HASH_SHA256, p, n, out, CF_SHA256_LEN);
+    return digest(CF_HASH_SHA256, p, n, out, CF_SHA256_LEN);
 }
 
-void cf_md5(const void *p, size_t n, unsigned char out[CF_MD5_LEN])
+int cf_md5(const void *p, size_t n, unsigned char out[CF_MD5_LEN])
 {
-    digest(CF_HASH_MD5, p, n, out, CF_MD5_LEN);
+    return digest(CF_HASH_MD5, p, n, out, CF_MD5_LEN);
 }
 
 static int hmac_evp_mac(const void *key, size_t keylen, const void *msg, size_t msglen,
@@ -149,16 +157,17 @@ static int hmac_evp_mac(const void *key, size_t keylen, const void *msg, size_t 
     return ok ? 0 : -1;
 }
 
-void cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
-                    unsigned char out[CF_SHA256_LEN])
+int cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                   unsigned char out[CF_SHA256_LEN])
 {
     pthread_once(&fetch_once, fetch_algorithms);
     if (hmac_evp_mac(key, keylen, msg, msglen, out) == 0)
-        return;
+        return 0;
     unsigned int len = 0;
     if (keylen > INT_MAX || !HMAC(EVP_sha256(), keylen ? key : "", (int)keylen, msg, msglen, out, &len) ||
         len != CF_SHA256_LEN)
-        poison(out, CF_SHA256_LEN);
+        return poison(out, CF_SHA256_LEN);
+    return 0;
 }
 
 void cf_hex_encode(const unsigned char *p, size_t n, char *out)
@@ -249,13 +258,13 @@ static int b64_quantum(const char *s, int last, unsigned long *triple)
 long cf_base64_decode(const char *s, size_t len, unsigned char *out, size_t outmax)
 {
     if (len % 4 || len / 4 * 3 > LONG_MAX)
-        return -1;
+        return CF_EINVAL;
     size_t o = 0;
     for (size_t i = 0; i < len; i += 4) {
         unsigned long triple;
         int bytes = b64_quantum(s + i, i + 4 == len, &triple);
         if (bytes < 0 || o + (size_t)bytes > outmax)
-            return -1;
+            return CF_EINVAL;
         for (int j = 0; j < bytes; j++)
             out[o++] = (unsigned char)(triple >> (16 - 8 * j));
     }

@@ -18,15 +18,17 @@ typedef enum cf_hash_alg { CF_HASH_MD5, CF_HASH_SHA1, CF_HASH_SHA256 } cf_hash_a
 typedef struct cf_hash cf_hash;
 cf_hash *cf_hash_new(cf_hash_alg alg);
 void cf_hash_update(cf_hash *h, const void *p, size_t n);
-/* Writes the digest (16, 20 or 32 bytes) to out; h may then be reset and reused. */
-void cf_hash_final(cf_hash *h, unsigned char *out);
+/* Writes the digest (16, 20 or 32 bytes) to out; h may then be reset and reused. 0, or
+ * CF_ENOMEM when OpenSSL could not compute it (out then holds random bytes, which match nothing).
+ * The same for the one-shot functions below. */
+int cf_hash_final(cf_hash *h, unsigned char *out);
 void cf_hash_reset(cf_hash *h);
 void cf_hash_free(cf_hash *h);
 
-void cf_sha256(const void *p, size_t n, unsigned char out[CF_SHA256_LEN]);
-void cf_md5(const void *p, size_t n, unsigned char out[CF_MD5_LEN]);
-void cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
-                    unsigned char out[CF_SHA256_LEN]);
+int cf_sha256(const void *p, size_t n, unsigned char out[CF_SHA256_LEN]);
+int cf_md5(const void *p, size_t n, unsigned char out[CF_MD5_LEN]);
+int cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                   unsigned char out[CF_SHA256_LEN]);
 
 /* Lowercase hex; out must hold 2n+1 bytes and is NUL-terminated. */
 void cf_hex_encode(const unsigned char *p, size_t n, char *out);
@@ -35,8 +37,8 @@ int cf_hex_decode(const char *hex, size_t n, unsigned char *out);
 
 /* Standard base64 with padding; out must hold 4*((n+2)/3)+1 bytes. Returns the length written. */
 size_t cf_base64_encode(const unsigned char *p, size_t n, char *out);
-/* Strict standard base64 (padding required); returns decoded length, or -1 when malformed or
- * longer than outmax. */
+/* Strict standard base64 (padding required); returns decoded length, or CF_EINVAL when
+ * malformed or longer than outmax. */
 long cf_base64_decode(const char *s, size_t len, unsigned char *out, size_t outmax);
 
 /* Constant-time comparison of n bytes; 1 when equal. */

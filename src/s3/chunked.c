@@ -86,6 +86,7 @@ static const char *const error_names[] = {
     [CF_CHUNKED_TRAILER_MISSING] = "trailer_missing",
     [CF_CHUNKED_TRAILER_UNEXPECTED] = "trailer_unexpected",
     [CF_CHUNKED_CONSUMER] = "consumer",
+    [CF_CHUNKED_NO_MEMORY] = "no_memory",
 };
 
 const char *cf_chunked_error_name(cf_chunked_error e)
@@ -106,6 +107,7 @@ static cf_s3_error s3_error(cf_chunked_error e)
     case CF_CHUNKED_TRAILER_MISSING:
     case CF_CHUNKED_TRAILER_UNEXPECTED: return CF_S3_InvalidRequest;
     case CF_CHUNKED_CONSUMER: return CF_S3_OK; /* the consumer's detail, or its code's row */
+    case CF_CHUNKED_NO_MEMORY: return CF_S3_InternalError;
     }
     return CF_S3_InternalError;
 }
@@ -184,31 +186,44 @@ static size_t sts_prefix(const cf_chunked *d, char *out, const char *algorithm)
     return (size_t)snprintf(out, STS_MAX, "%s\n%s\n%s\n%s\n", algorithm, d->date, d->scope, d->prev);
 }
 
-/* Signs sts, compares with `sent` and moves the chain on. 1 when they match. */
-static int sign_and_compare(cf_chunked *d, const char *sts, size_t len)
+/* Signs sts, compares with `sent` and moves the chain on. 1 when they match, 0 when not, or
+ * CF_ENOMEM (the decoder has failed) when the MAC cannot be computed. */
+static int sign_and_compare(cf_chunked *d, const char *sts, size_t len, cf_err *err)
 {
     unsigned char mac[32];
-    cf_hmac_sha256(d->key, sizeof d->key, sts, len, mac);
+    if (cf_hmac_sha256(d->key, sizeof d->key, sts, len, mac) != 0)
+        return fail(d, CF_CHUNKED_NO_MEMORY, CF_ENOMEM, err, "aws-chunked: out of memory signing a chunk");
     int ok = cf_consttime_eq(mac, d->sent, sizeof mac);
     cf_hex_encode(mac, sizeof mac, d->prev);
     return ok;
+}
+
+/* The digest of what the signature covers, into out. */
+static int payload_digest(cf_chunked *d, unsigned char out[CF_SHA256_LEN], cf_err *err)
+{
+    if (cf_hash_final(d->sha, out) != 0)
+        return fail(d, CF_CHUNKED_NO_MEMORY, CF_ENOMEM, err, "aws-chunked: out of memory hashing a chunk");
+    return 0;
 }
 
 static int check_chunk_signature(cf_chunked *d, uint64_t size, cf_err *err)
 {
     char sts[STS_MAX];
     unsigned char digest[CF_SHA256_LEN];
-    cf_hash_final(d->sha, digest);
+    int rc = payload_digest(d, digest, err);
+    if (rc)
+        return rc;
     size_t n = sts_prefix(d, sts, "AWS4-HMAC-SHA256-PAYLOAD");
     memcpy(sts + n, EMPTY_SHA256_HEX "\n", 65);
     n += 65;
     cf_hex_encode(digest, sizeof digest, sts + n);
     n += 64;
-    if (!sign_and_compare(d, sts, n))
+    int match = sign_and_compare(d, sts, n, err);
+    if (!match)
         return fail(d, CF_CHUNKED_BAD_SIGNATURE, CF_EAUTH, err,
                     "aws-chunked: the signature of chunk %llu (%llu bytes) does not match",
                     (unsigned long long)d->chunks, (unsigned long long)size);
-    return 0;
+    return match < 0 ? match : 0;
 }
 
 /* ---- lines ---- */
@@ -330,14 +345,17 @@ static int check_trailer_signature(cf_chunked *d, const char *hex, size_t n, cf_
                     "aws-chunked: x-amz-trailer-signature must be 64 hex digits");
     char sts[STS_MAX];
     unsigned char digest[CF_SHA256_LEN];
-    cf_hash_final(d->sha, digest); /* the canonical trailers (or nothing) */
+    int rc = payload_digest(d, digest, err); /* the canonical trailers (or nothing) */
+    if (rc)
+        return rc;
     size_t len = sts_prefix(d, sts, "AWS4-HMAC-SHA256-TRAILER");
     cf_hex_encode(digest, sizeof digest, sts + len);
     len += 64;
-    if (!sign_and_compare(d, sts, len))
+    int match = sign_and_compare(d, sts, len, err);
+    if (!match)
         return fail(d, CF_CHUNKED_BAD_SIGNATURE, CF_EAUTH, err,
                     "aws-chunked: the trailer signature does not match");
-    return 0;
+    return match < 0 ? match : 0;
 }
 
 static int trailer_missing(cf_chunked *d, cf_err *err)

@@ -88,6 +88,8 @@ typedef enum cf_chunked_error {
                                       with no trailer declared [CF_EINVAL] → InvalidRequest */
     CF_CHUNKED_CONSUMER,           /* the data callback failed [its code] → the callback's detail,
                                       else the table's error for its code (s3/error.h) */
+    CF_CHUNKED_NO_MEMORY,          /* a chunk's digest or signature could not be computed
+                                      [CF_ENOMEM] → InternalError */
 } cf_chunked_error;
 
 /* Stable lowercase name ("bad_signature", …) for logs. */

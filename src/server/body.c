@@ -307,7 +307,8 @@ cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
     }
     if (r->ck) {
         size_t n;
-        cf_checksum_final(r->ck, r->ck_actual, &n);
+        if (cf_checksum_final(r->ck, r->ck_actual, &n) != 0)
+            return CF_S3_InternalError;
         if (r->ck_have_expected && memcmp(r->ck_actual, r->ck_expected, n) != 0) {
             /* AWS's words, naming the algorithm: "The CRC32 you specified did not match ...". */
             snprintf(msg, msglen, "The %s you specified did not match the calculated checksum.",

@@ -341,9 +341,9 @@ static int parts_digest(const wanted_part *want, size_t n, unsigned char out[32]
         int len = snprintf(line, sizeof line, "%u %s %s\n", want[i].number, etag, want[i].checksum);
         cf_hash_update(h, line, (size_t)len);
     }
-    cf_hash_final(h, out);
+    int rc = cf_hash_final(h, out);
     cf_hash_free(h);
-    return 0;
+    return rc;
 }
 
 /* The 200 of a completion. checksum (may be NULL) is "<ALG> <value> <type>" as recorded. */
@@ -383,10 +383,12 @@ static int respond_retried_completion(cf_request *r)
     wanted_part *want = NULL;
     size_t nwant = 0;
     cf_store_completion *done = malloc(sizeof *done);
+    if (!done) /* not NoSuchUpload: the upload may well have completed */
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
     unsigned char digest[32];
     cf_err err;
     const char *id = cf_request_param(r, "uploadId");
-    int found = done && cf_store_upload_completed(r->srv->store, id ? id : "", done, &err) == 0 &&
+    int found = cf_store_upload_completed(r->srv->store, id ? id : "", done, &err) == 0 &&
                 strcmp(done->bucket, r->bucket) == 0 && done->keylen == r->keylen &&
                 memcmp(done->key, r->key, r->keylen) == 0;
     int same = found && parse_completion(r, &want, &nwant) == CF_S3_OK &&
@@ -514,9 +516,10 @@ int cf_handle_complete_multipart(cf_request *r)
         (cf_header_add(&oh, cf_checksum_header(alg), strlen(cf_checksum_header(alg)), object_ck) != 0 ||
          cf_header_add(&oh, "x-amz-checksum-type", 19, full ? "FULL_OBJECT" : "COMPOSITE") != 0))
         e = CF_S3_InternalError;
+    unsigned char d[CF_MD5_LEN];
+    if (!e && cf_hash_final(md5, d) != 0)
+        e = CF_S3_InternalError;
     if (!e) {
-        unsigned char d[CF_MD5_LEN];
-        cf_hash_final(md5, d);
         cf_hex_encode(d, sizeof d, rec.etag);
         snprintf(rec.etag + 32, sizeof rec.etag - 32, "-%zu", nwant);
         rec.nsegs = nwant;

@@ -112,8 +112,10 @@ static int check_signature(cf_request *r, struct cf_post_upload *u, const char *
     unsigned char key[32], mac[32];
     char want[65], got[65];
     cf_sigv4_signing_key(secret, cdate, region, "s3", key);
-    cf_hmac_sha256(key, sizeof key, policy_b64, strlen(policy_b64), mac);
+    int mrc = cf_hmac_sha256(key, sizeof key, policy_b64, strlen(policy_b64), mac);
     memset(key, 0, sizeof key);
+    if (mrc)
+        return refuse(r, CF_S3_InternalError, "%s", "");
     cf_hex_encode(mac, sizeof mac, want);
     snprintf(got, sizeof got, "%s", sig);
     for (char *c = got; *c; c++)

@@ -47,6 +47,10 @@ static struct MHD_Response *xml_response(cf_request *r, cf_buf *body)
 
 int cf_respond_xml(cf_request *r, int status, cf_buf *body)
 {
+    if (cf_buf_error(body)) { /* an append failed: the document lacks a part */
+        cf_buf_cleanup(body);
+        return cf_respond_error(r, CF_S3_InternalError, NULL);
+    }
     return cf_respond(r, status, xml_response(r, body));
 }
 

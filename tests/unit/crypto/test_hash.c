@@ -244,7 +244,7 @@ static void test_base64_round_trip_all_lengths(void **state)
         assert_memory_equal(in, back, n);
         /* One byte less room than needed is an error, not a truncation. */
         if (n)
-            assert_int_equal(cf_base64_decode(b64, len, back, n - 1), -1);
+            assert_int_equal(cf_base64_decode(b64, len, back, n - 1), CF_EINVAL);
     }
 }
 
@@ -265,7 +265,7 @@ static void test_base64_rejects_malformed(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         size_t len = i == sizeof bad / sizeof *bad - 1 ? 4 : strlen(bad[i]);
-        assert_int_equal(cf_base64_decode(bad[i], len, out, sizeof out), -1);
+        assert_int_equal(cf_base64_decode(bad[i], len, out, sizeof out), CF_EINVAL);
     }
     assert_int_equal(cf_base64_decode("", 0, out, 0), 0);
 }
