@@ -9,8 +9,10 @@
  * Out of memory is CF_ENOMEM, from every function that allocates: no path goes on silently with
  * a default or a random value instead. A system call's errno becomes a code here
  * (cf_err_from_errno) and the message keeps its text (cf_err_sys); no function returns an errno
- * value or -1 with errno set. A predicate (1 or 0) or a lookup that returns an index or NULL
- * states so in its header, and cannot fail otherwise.
+ * value or -1 with errno set. A predicate (1 or 0), a comparison (-1, 0, 1), a lookup that
+ * answers a value, an index, -1 or NULL for "none", a length-or-code return, and a constructor
+ * that can fail only for lack of memory (NULL) state so in their headers and cannot fail
+ * otherwise. docs/internals/errors.md has the whole convention.
  *
  * A layer above may need a finer answer than the code: an S3 front end must tell
  * SignatureDoesNotMatch from AccessDenied, both of which fail authentication. That layer puts

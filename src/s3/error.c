@@ -92,6 +92,22 @@ int cf_s3_err_set(cf_err *err, int code, cf_s3_error e, const char *fmt, ...)
     return code;
 }
 
+int cf_s3_refuse(cf_err *err, cf_s3_error e, const char *message)
+{
+    int code;
+    switch (cf_s3_error_status(e)) {
+    case 403: code = CF_EDENIED; break;
+    case 404: code = CF_ENOTFOUND; break;
+    case 409: code = CF_EEXISTS; break;
+    case 412: code = CF_EPRECOND; break;
+    case 416: code = CF_ERANGE; break;
+    case 501: code = CF_ENOTSUP; break;
+    case 503: code = CF_EAGAIN; break;
+    default: code = cf_s3_error_status(e) >= 500 ? CF_EINTERNAL : CF_EINVAL;
+    }
+    return cf_s3_err_set(err, code, e, "%s", message ? message : cf_s3_error_message(e));
+}
+
 const char *cf_s3_error_code(cf_s3_error e)
 {
     return table[valid(e)].code;

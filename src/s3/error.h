@@ -122,6 +122,11 @@ cf_s3_error cf_s3_error_of(const cf_err *err, cf_s3_subject on);
 /* cf_err_set that also names the S3 error to answer with; returns code (negative). */
 int cf_s3_err_set(cf_err *err, int code, cf_s3_error e, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* For a function whose verdict is an S3 error: fills err with e and message (NULL: AWS's own)
+ * and returns the CF_E code of e's HTTP status (400 CF_EINVAL, 403 CF_EDENIED, 404 CF_ENOTFOUND,
+ * 409 CF_EEXISTS, 412 CF_EPRECOND, 416 CF_ERANGE, 501 CF_ENOTSUP, 503 CF_EAGAIN, other 5xx
+ * CF_EINTERNAL). */
+int cf_s3_refuse(cf_err *err, cf_s3_error e, const char *message);
 
 const char *cf_s3_error_code(cf_s3_error e);    /* "NoSuchKey" */
 int cf_s3_error_status(cf_s3_error e);          /* 404 */

@@ -228,7 +228,7 @@ static cf_s3_error content_md5_verdict(cf_request *r, const unsigned char *actua
     return CF_S3_BadDigest;
 }
 
-int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+int cf_body_begin(cf_request *r, cf_err *refusal)
 {
     if (!r->decoded_length_set) {
         const char *len = cf_request_header(r, "Content-Length");
@@ -236,35 +236,27 @@ int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
             char *end;
             errno = 0;
             unsigned long long v = strtoull(len, &end, 10);
-            if (errno || *end || !*len) {
-                *e = CF_S3_InvalidArgument;
-                snprintf(msg, msglen, "Content-Length is not a number");
-                return -1;
-            }
-            if (v > CF_MAX_PUT_SIZE) {
-                *e = too_large(r, v);
-                return -1;
-            }
+            if (errno || *end || !*len)
+                return cf_s3_refuse(refusal, CF_S3_InvalidArgument, "Content-Length is not a number");
+            if (v > CF_MAX_PUT_SIZE)
+                return cf_s3_refuse(refusal, too_large(r, v), NULL);
             r->expected_len = v;
             r->has_length = 1;
         } else if (!cf_request_header(r, "Transfer-Encoding")) {
-            *e = CF_S3_MissingContentLength;
-            return -1;
+            return cf_s3_refuse(refusal, CF_S3_MissingContentLength, NULL);
         }
     }
-    if ((*e = content_md5_verdict(r, NULL)) != CF_S3_OK)
-        return -1;
-    return 0;
+    cf_s3_error e = content_md5_verdict(r, NULL);
+    return e ? cf_s3_refuse(refusal, e, NULL) : 0;
 }
 
-int cf_body_open_writer(cf_request *r, cf_s3_error *e)
+int cf_body_open_writer(cf_request *r, cf_err *refusal)
 {
     cf_err err;
     if (cf_store_writer_begin(r->srv->store, &r->writer, &err) != 0) {
         cf_log(&r->srv->log, CF_LOG_ERROR, "cannot start a write", "id", r->request_id, "error", err.msg,
                NULL);
-        *e = CF_S3_InternalError;
-        return -1;
+        return cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
     }
     if (r->has_length)
         cf_store_writer_expect(r->writer, r->expected_len);

@@ -87,11 +87,10 @@ int cf_handle_create_multipart(cf_request *r)
         cf_header_list_cleanup(&h);
         return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
-    cf_s3_error e;
-    char msg[200] = "";
-    if (cf_tagging_from_request(r, &h, &e, msg, sizeof msg) != 0) {
+    cf_err refusal;
+    if (cf_tagging_from_request(r, &h, &refusal) != 0) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     const char *alg_name = cf_request_header(r, "x-amz-checksum-algorithm");
     const char *type = cf_request_header(r, "x-amz-checksum-type");
@@ -153,18 +152,17 @@ int cf_handle_create_multipart(cf_request *r)
     return cf_respond(r, 200, resp);
 }
 
-int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+int cf_upload_part_begin(cf_request *r, cf_err *refusal)
 {
     unsigned long number;
-    if (parse_uint(cf_request_param(r, "partNumber"), MAX_PART_NUMBER, &number) != 0 || number == 0) {
-        *e = CF_S3_InvalidArgument;
-        snprintf(msg, msglen, "Part number must be an integer between 1 and 10000, inclusive");
-        return -1;
-    }
+    if (parse_uint(cf_request_param(r, "partNumber"), MAX_PART_NUMBER, &number) != 0 || number == 0)
+        return cf_s3_refuse(refusal, CF_S3_InvalidArgument,
+                            "Part number must be an integer between 1 and 10000, inclusive");
     r->part_number = (uint32_t)number;
     cf_store_upload u;
-    if ((*e = find_upload(r, &u)) != CF_S3_OK)
-        return -1;
+    cf_s3_error e = find_upload(r, &u);
+    if (e)
+        return cf_s3_refuse(refusal, e, NULL);
     /* An upload that promised a checksum gets one for every part, sent or not, so that the
      * object's checksum can be computed at completion. */
     cf_checksum_alg alg;
@@ -173,15 +171,14 @@ int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen
         r->ck_alg = alg;
         if (!(r->ck = cf_checksum_new(alg))) {
             cf_store_upload_cleanup(&u);
-            *e = CF_S3_InternalError;
-            return -1;
+            return cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
         }
     } else if (want && r->ck && cf_checksum_alg_from_name(want, &alg) == 0 && alg != r->ck_alg) {
+        int rc = cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidRequest,
+                               "this upload's parts carry %s checksums, not %s", want,
+                               cf_checksum_name(r->ck_alg));
         cf_store_upload_cleanup(&u);
-        *e = CF_S3_InvalidRequest;
-        snprintf(msg, msglen, "this upload's parts carry %s checksums, not %s", want,
-                 cf_checksum_name(r->ck_alg));
-        return -1;
+        return rc;
     }
     cf_store_upload_cleanup(&u);
     if (cf_request_header(r, "x-amz-copy-source")) {
@@ -189,9 +186,8 @@ int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen
         r->body = BODY_NONE;
         return 0;
     }
-    if (cf_body_begin(r, e, msg, msglen) != 0)
-        return -1;
-    return cf_body_open_writer(r, e);
+    int rc = cf_body_begin(r, refusal);
+    return rc ? rc : cf_body_open_writer(r, refusal);
 }
 
 int cf_upload_part_end(cf_request *r)

@@ -139,28 +139,26 @@ cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t m
     return CF_S3_OK;
 }
 
-int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+int cf_put_object_begin(cf_request *r, cf_err *refusal)
 {
-    if (cf_s3_key_check(r->key, r->keylen) != 0) {
-        *e = CF_S3_InvalidArgument;
-        snprintf(msg, msglen, "object keys must be 1 to 1024 bytes of UTF-8");
-        return -1;
-    }
-    if ((*e = cf_write_protection_refused(r, msg, msglen)) != CF_S3_OK)
-        return -1;
+    if (cf_s3_key_check(r->key, r->keylen) != 0)
+        return cf_s3_refuse(refusal, CF_S3_InvalidArgument, "object keys must be 1 to 1024 bytes of UTF-8");
+    char msg[256] = "";
+    cf_s3_error e = cf_write_protection_refused(r, msg, sizeof msg);
+    if (e)
+        return cf_s3_refuse(refusal, e, msg[0] ? msg : NULL);
     if (cf_request_header(r, "x-amz-copy-source")) {
         r->op = CF_S3_OP_COPY_OBJECT;
         r->body = BODY_NONE;
         return 0;
     }
-    if (cf_body_begin(r, e, msg, msglen) != 0)
-        return -1;
+    int rc = cf_body_begin(r, refusal);
+    if (rc)
+        return rc;
     cf_err err;
-    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
-        *e = cf_s3_error_of(&err, CF_S3_ON_BUCKET);
-        return -1;
-    }
-    return cf_body_open_writer(r, e);
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0)
+        return cf_s3_refuse(refusal, cf_s3_error_of(&err, CF_S3_ON_BUCKET), NULL);
+    return cf_body_open_writer(r, refusal);
 }
 
 cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag, size_t etaglen)
@@ -212,10 +210,10 @@ int cf_put_object_end(cf_request *r)
         cf_header_list_cleanup(&h);
         return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
-    char msg[200] = "";
-    if (cf_tagging_from_request(r, &h, &e, msg, sizeof msg) != 0) {
+    cf_err refusal;
+    if (cf_tagging_from_request(r, &h, &refusal) != 0) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     if (cf_body_checksum_header(r, &h) != 0) {
         cf_header_list_cleanup(&h);
@@ -234,6 +232,7 @@ int cf_put_object_end(cf_request *r)
     int rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
     if (rc == CF_EPRECOND) {
+        char msg[200] = "";
         e = cf_write_condition_error(r, &cond, msg, sizeof msg);
         return cf_respond_error(r, e, msg[0] ? msg : NULL);
     }
@@ -884,14 +883,13 @@ int cf_handle_copy_object(cf_request *r)
                                     src.info.headers[i].value);
     }
     const char *src_tags = cf_object_info_header(&src.info, CF_TAGGING_HEADER);
-    char tmsg[200] = "";
-    cf_s3_error te = CF_S3_OK;
+    cf_err refusal;
     if (!hrc && !replace_tags && src_tags)
         hrc = cf_header_add(&h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), src_tags);
-    else if (!hrc && replace_tags && cf_tagging_from_request(r, &h, &te, tmsg, sizeof tmsg) != 0) {
+    else if (!hrc && replace_tags && cf_tagging_from_request(r, &h, &refusal) != 0) {
         cf_header_list_cleanup(&h);
         cf_copy_source_cleanup(&src);
-        return cf_respond_error(r, te, tmsg[0] ? tmsg : NULL);
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     if (hrc) {
         cf_header_list_cleanup(&h);

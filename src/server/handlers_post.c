@@ -324,24 +324,19 @@ static int on_part_end(void *ctx)
 
 static const cf_form_events form_events = {on_part, on_data, on_part_end};
 
-int cf_post_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen)
+int cf_post_object_begin(cf_request *r, cf_err *refusal)
 {
     char boundary[CF_FORM_MAX_BOUNDARY + 1];
-    if (cf_form_boundary(cf_request_header(r, "Content-Type"), boundary) != 0) {
-        *e = CF_S3_PreconditionFailed;
-        snprintf(msg, msglen, "Bucket POST must be of the enclosure-type multipart/form-data");
-        return -1;
-    }
+    if (cf_form_boundary(cf_request_header(r, "Content-Type"), boundary) != 0)
+        return cf_s3_refuse(refusal, CF_S3_PreconditionFailed,
+                            "Bucket POST must be of the enclosure-type multipart/form-data");
     cf_err err;
-    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0) {
-        *e = cf_s3_error_of(&err, CF_S3_ON_BUCKET);
-        return -1;
-    }
+    if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0)
+        return cf_s3_refuse(refusal, cf_s3_error_of(&err, CF_S3_ON_BUCKET), NULL);
     struct cf_post_upload *u = calloc(1, sizeof *u);
     if (!u || !(u->form = cf_form_new(boundary, &form_events, r))) {
         free(u);
-        *e = CF_S3_InternalError;
-        return -1;
+        return cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
     }
     r->post = u;
     r->body = BODY_NONE;

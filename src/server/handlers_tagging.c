@@ -147,24 +147,21 @@ static char *encode_tags(const tag_set *t)
     return s;
 }
 
-int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_s3_error *e, char *msg, size_t msglen)
+int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_err *refusal)
 {
     const char *q = cf_request_header(r, "x-amz-tagging");
     if (!q)
         return 0;
     tag_set t = {0};
-    *e = parse_query(q, &t, msg, msglen);
-    char *enc = *e ? NULL : encode_tags(&t);
+    char msg[200] = "";
+    cf_s3_error e = parse_query(q, &t, msg, sizeof msg);
+    char *enc = e ? NULL : encode_tags(&t);
     tag_set_cleanup(&t);
-    if (*e)
-        return -1;
+    if (e)
+        return cf_s3_refuse(refusal, e, msg[0] ? msg : NULL);
     int rc = enc ? cf_header_add(h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), enc) : CF_ENOMEM;
     free(enc);
-    if (rc) {
-        *e = CF_S3_InternalError;
-        return -1;
-    }
-    return 0;
+    return rc ? cf_s3_refuse(refusal, CF_S3_InternalError, NULL) : 0;
 }
 
 size_t cf_tagging_count(const char *stored)

@@ -277,10 +277,12 @@ int cf_object_headers(cf_request *r, cf_header_list *h);
 /* body.c: a request body on its way in (see the file's comment). */
 /* Before any body byte: the aws-chunked decoder and the x-amz-checksum-* to verify. */
 cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen);
-/* Checks Content-Length and Content-MD5 syntax before an object body streams in (0, or -1, *e). */
-int cf_body_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
-/* Starts the store writer the body streams into (0, or -1 and *e). */
-int cf_body_open_writer(cf_request *r, cf_s3_error *e);
+/* Checks Content-Length and Content-MD5 syntax before an object body streams in. This and the
+ * other *_begin functions return 0, or a negative CF_E code with the S3 error in refusal's detail
+ * (cf_s3_refuse). */
+int cf_body_begin(cf_request *r, cf_err *refusal);
+/* Starts the store writer the body streams into. */
+int cf_body_open_writer(cf_request *r, cf_err *refusal);
 void cf_body_take(cf_request *r, const char *data, size_t n);
 /* After the last byte: chunk signatures, signed SHA-256, length, x-amz-checksum-*. */
 cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen);
@@ -296,7 +298,7 @@ int cf_respond_written(cf_request *r, cf_object_info *info);
  * retention and legal hold (InvalidRequest, as AWS for a bucket without Object Lock). SSE-S3
  * (AES256) is accepted and left to the disk. */
 cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t msglen);
-int cf_put_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+int cf_put_object_begin(cf_request *r, cf_err *refusal);
 int cf_put_object_end(cf_request *r);
 int cf_handle_get_object(cf_request *r, int head);
 int cf_handle_delete_object(cf_request *r);
@@ -335,8 +337,9 @@ cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match
 /* handlers_tagging.c */
 #define CF_TAGGING_HEADER "x-coffer-tagging" /* stored, never replayed: see handlers_tagging.c */
 #define CF_INTERNAL_HEADER_PREFIX "x-coffer-"
-/* Adds the tags of an x-amz-tagging request header to h (0), or fills *e and msg (-1). */
-int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_s3_error *e, char *msg, size_t msglen);
+/* Adds the tags of an x-amz-tagging request header to h (0), or refuses (CF_E code, S3 error in
+ * refusal's detail). */
+int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_err *refusal);
 /* A <Tagging> document (PutObjectTagging's body, a form's tagging field) checked as
  * PutObjectTagging does, into the stored form of CF_TAGGING_HEADER ("" when it has no tags;
  * the caller frees *stored). MalformedXML, InvalidTag (msg says why) or InternalError. */
@@ -368,7 +371,7 @@ void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp);
 void cf_cors_cache_free(struct cf_cors_cache *cc);
 
 /* handlers_post.c: POST Object, a browser form upload (the body is a multipart/form-data form). */
-int cf_post_object_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+int cf_post_object_begin(cf_request *r, cf_err *refusal);
 void cf_post_object_take(cf_request *r, const char *data, size_t n);
 int cf_post_object_end(cf_request *r);
 void cf_post_object_cleanup(cf_request *r);
@@ -383,7 +386,7 @@ int cf_handle_admin(cf_request *r);
 #define CF_UPLOAD_CHECKSUM_TYPE "x-coffer-checksum-type"
 const char *cf_upload_header(const cf_store_upload *u, const char *name);
 int cf_handle_create_multipart(cf_request *r);
-int cf_upload_part_begin(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
+int cf_upload_part_begin(cf_request *r, cf_err *refusal);
 int cf_upload_part_end(cf_request *r);
 int cf_handle_upload_part_copy(cf_request *r);
 int cf_handle_complete_multipart(cf_request *r);

@@ -211,16 +211,16 @@ static enum MHD_Result begin_request(cf_request *r, const char *url)
 
     switch (r->op) {
     case CF_S3_OP_PUT_OBJECT:
-        if (cf_put_object_begin(r, &e, msg, sizeof msg) != 0)
-            return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
+        if (cf_put_object_begin(r, &refusal) != 0)
+            return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1) ? MHD_YES : MHD_NO;
         return MHD_YES;
     case CF_S3_OP_UPLOAD_PART:
-        if (cf_upload_part_begin(r, &e, msg, sizeof msg) != 0)
-            return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
+        if (cf_upload_part_begin(r, &refusal) != 0)
+            return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1) ? MHD_YES : MHD_NO;
         return MHD_YES;
     case CF_S3_OP_POST_OBJECT:
-        if (cf_post_object_begin(r, &e, msg, sizeof msg) != 0)
-            return cf_respond_error(r, e, msg[0] ? msg : NULL) ? MHD_YES : MHD_NO;
+        if (cf_post_object_begin(r, &refusal) != 0)
+            return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1) ? MHD_YES : MHD_NO;
         return MHD_YES;
     case CF_S3_OP_CREATE_BUCKET:
     case CF_S3_OP_COMPLETE_MULTIPART_UPLOAD:
