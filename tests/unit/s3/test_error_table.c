@@ -111,6 +111,34 @@ static void test_a_new_failure_clears_the_detail(void **state)
     assert_int_equal(cf_s3_error_of(&err, CF_S3_ON_REQUEST), CF_S3_OK);
 }
 
+/* A verdict that is an S3 error becomes the code of its status, the error in the detail, and
+ * AWS's message when none is given: answered with it, the bytes are what a handler sent before. */
+static void test_refuse_derives_the_code_from_the_status(void **state)
+{
+    (void)state;
+    static const struct {
+        cf_s3_error e;
+        int code;
+    } cases[] = {
+        {CF_S3_InvalidArgument, CF_EINVAL},    {CF_S3_MissingContentLength, CF_EINVAL},
+        {CF_S3_AccessDenied, CF_EDENIED},      {CF_S3_NoSuchUpload, CF_ENOTFOUND},
+        {CF_S3_BucketNotEmpty, CF_EEXISTS},    {CF_S3_PreconditionFailed, CF_EPRECOND},
+        {CF_S3_InvalidRange, CF_ERANGE},       {CF_S3_NotImplemented, CF_ENOTSUP},
+        {CF_S3_ServiceUnavailable, CF_EAGAIN}, {CF_S3_InternalError, CF_EINTERNAL},
+        {CF_S3_EntityTooLarge, CF_EINVAL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cf_err err;
+        assert_int_equal(cf_s3_refuse(&err, cases[i].e, NULL), cases[i].code);
+        assert_int_equal(err.code, cases[i].code);
+        assert_int_equal(cf_s3_error_of(&err, CF_S3_ON_KEY), cases[i].e);
+        assert_string_equal(err.msg, cf_s3_error_message(cases[i].e));
+    }
+    cf_err err;
+    cf_s3_refuse(&err, CF_S3_InvalidArgument, "Content-Length is not a number");
+    assert_string_equal(err.msg, "Content-Length is not a number");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_unlisted_codes_are_internal_errors),
         cmocka_unit_test(test_detail_wins_over_the_table),
         cmocka_unit_test(test_a_new_failure_clears_the_detail),
+        cmocka_unit_test(test_refuse_derives_the_code_from_the_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
