@@ -57,6 +57,7 @@ format_check() {
 }
 
 suite "format"              format_check
+suite "layers"              scripts/check-layers.sh
 suite "unit (release)"      ctest --test-dir "$build" --output-on-failure -j2
 suite "unit (asan+ubsan)"   ctest --test-dir "$asan" --output-on-failure -j2
 suite "integration (release)"   env COFFER_BIN="$build/coffer" "${pytest[@]}"
