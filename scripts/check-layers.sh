@@ -4,7 +4,36 @@
 # headers (*_int.h, internal.h) stay inside it, and each cf_LAYER library in CMakeLists.txt links
 # only the libraries of layers it may use. Prints one line per violation and fails if any.
 # Usage: scripts/check-layers.sh [ROOT]     (ROOT defaults to the repository holding this script)
+#        scripts/check-layers.sh --self-test  (a checker that passes everything would go unnoticed)
 set -uo pipefail
+
+if [[ ${1:-} == --self-test ]]; then
+  self=$(realpath "$0") tree=$(mktemp -d)
+  trap 'rm -rf "$tree"' EXIT
+  mkdir -p "$tree"/src/{core,store,server,snapshot} "$tree"/include/coffer
+  printf '#include "core/buf.h"\n#include "store/store_int.h"\n' >"$tree/src/store/a.c"
+  printf '#include "core/err.h"\n#include "store/store.h"\n#include "http/http.h"\n' >"$tree/src/server/a.c"
+  printf 'target_link_libraries(cf_store PUBLIC cf_crypto\n  PkgConfig::LMDB)\n' >"$tree/CMakeLists.txt"
+  "$self" "$tree" >/dev/null || { echo "check-layers self-test: a clean tree was refused"; exit 1; }
+  printf ' #  include "server/server.h"\n' >>"$tree/src/store/a.c"
+  printf '#include "store/store_int.h"\n' >>"$tree/src/server/a.c"
+  printf '#include "../server/a.h"\n' >"$tree/src/core/a.h"
+  printf '#include "core/err.h"\n' >"$tree/include/coffer/coffer.h"
+  printf '#include "store/store.h"\n' >"$tree/src/snapshot/a.c"
+  mkdir "$tree/src/extra"
+  printf 'target_link_libraries(cf_snapshot PUBLIC cf_archive\n  cf_server)\n' >>"$tree/CMakeLists.txt"
+  out=$("$self" "$tree") && { echo "check-layers self-test: violations passed"; exit 1; }
+  status=0
+  for expected in 'src/store/a.c:3: includes "server/server.h"' 'src/server/a.c:4: includes "store/store_int.h"' \
+    'src/core/a.h:1: includes "../server/a.h"' 'include/coffer/coffer.h:1: includes "core/err.h"' \
+    'src/snapshot/a.c:1: includes "store/store.h"' 'src/extra/: not a layer' 'CMakeLists.txt:3: cf_snapshot links cf_server' \
+    'check-layers: 7 violation(s)'; do
+    [[ $out == *"$expected"* ]] || { echo "check-layers self-test: not reported: $expected"; status=1; }
+  done
+  ((status)) || echo "check-layers self-test: every kind of violation reported"
+  exit $status
+fi
+
 cd "${1:-$(dirname "$0")/..}" || exit 2
 
 # The "may use" column of docs/ARCHITECTURE.md; a layer may always include its own files.
