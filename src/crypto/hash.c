@@ -149,16 +149,19 @@ static int hmac_evp_mac(const void *key, size_t keylen, const void *msg, size_t 
     return ok ? 0 : -1;
 }
 
-void cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
-                    unsigned char out[CF_SHA256_LEN])
+int cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                   unsigned char out[CF_SHA256_LEN])
 {
     pthread_once(&fetch_once, fetch_algorithms);
     if (hmac_evp_mac(key, keylen, msg, msglen, out) == 0)
-        return;
+        return 0;
     unsigned int len = 0;
     if (keylen > INT_MAX || !HMAC(EVP_sha256(), keylen ? key : "", (int)keylen, msg, msglen, out, &len) ||
-        len != CF_SHA256_LEN)
+        len != CF_SHA256_LEN) {
         poison(out, CF_SHA256_LEN);
+        return CF_ENOMEM;
+    }
+    return 0;
 }
 
 void cf_hex_encode(const unsigned char *p, size_t n, char *out)
