@@ -13,6 +13,7 @@
  *    Object with Range, PUT Object, GET Bucket Lifecycle, GET Bucket (List Objects)).
  * Plus the signing-key walkthrough of the SigV4 documentation (service "iam").
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1555,6 +1556,52 @@ static void test_verify_through_a_cache(void **state)
     cf_sigv4_key_cache_free(keys);
 }
 
+/* One verifier's cache used by several request threads at once (the server's): every thread
+ * gets the right answer while the others fill and cycle the cache. Run under TSan by make test. */
+typedef struct cache_worker {
+    cf_sigv4_key_cache *keys;
+    unsigned id;
+    int wrong;
+} cache_worker;
+
+static void *use_cache(void *arg)
+{
+    cache_worker *w = arg;
+    verify_case vc;
+    load_get_object(&vc);
+    for (unsigned i = 0; i < 200; i++) {
+        cf_err err = {0};
+        unsigned char key[32];
+        char date[9];
+        snprintf(date, sizeof date, "2015%04u", 101 + (w->id * 7 + i) % 30); /* more than it holds */
+        w->wrong += cf_sigv4_cached_signing_key(w->keys, "another-secret", date, "us-east-1", "s3", key) != 0;
+        w->wrong += cf_sigv4_verify(w->keys, &vc.req, &vc.auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, NULL,
+                                    &err) != 0;
+        w->wrong += cf_sigv4_verify(w->keys, &vc.req, &vc.auth, "not-the-secret", S3DOC.amz_date, S3DOC.now,
+                                    NULL, &err) != CF_EAUTH;
+    }
+    return NULL;
+}
+
+static void test_one_cache_shared_by_threads(void **state)
+{
+    (void)state;
+    enum { THREADS = 4 };
+    cf_sigv4_key_cache *keys;
+    assert_int_equal(cf_sigv4_key_cache_new(&keys), 0);
+    pthread_t t[THREADS];
+    cache_worker w[THREADS];
+    for (unsigned i = 0; i < THREADS; i++) {
+        w[i] = (cache_worker){keys, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, use_cache, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(w[i].wrong, 0);
+    }
+    cf_sigv4_key_cache_free(keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1564,6 +1611,7 @@ int main(void)
         cmocka_unit_test(test_signing_key_long_secrets),
         cmocka_unit_test(test_signing_key_cache_keys_on_secret_and_scope),
         cmocka_unit_test(test_verify_through_a_cache),
+        cmocka_unit_test(test_one_cache_shared_by_threads),
         cmocka_unit_test(test_verify_accepts_the_documented_requests),
         cmocka_unit_test(test_verify_wrong_secret_is_auth_error),
         cmocka_unit_test(test_verify_detects_tampering),
