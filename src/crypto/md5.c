@@ -11,7 +11,10 @@
  * four bodies (1.8 times the speed of one) and are not kept. One body alone hashes at 1.1
  * times OpenSSL's speed (the G steps below).
  *
- * Combining: a thread with blocks to hash queues them and, if no thread is hashing, becomes
+ * Combining happens among the bodies of one cf_md5_gather, which its owner creates (the store,
+ * one for all the bodies it writes), so two stores in one process, or a library beside a
+ * server, never wait for each other's blocks; a body without a gather is always hashed alone.
+ * Within a gather: a thread with blocks to hash queues them and, if no thread is hashing, becomes
  * the one that does, taking up to CF_MD5_LANES queued jobs (its own among them) per pass,
  * until its own are done; then it wakes the others, one of which takes over if jobs are left.
  * Each caller waits for its own blocks, so the bytes it passed stay valid and its digest state
