@@ -360,6 +360,10 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
         *e = CF_S3_SignatureDoesNotMatch;
         return -1;
     }
+    if (vrc == CF_ENOMEM) { /* the server's failure: the signature was never compared */
+        *e = CF_S3_InternalError;
+        return -1;
+    }
     if (vrc) {
         *e = CF_S3_AccessDenied;
         snprintf(msg, msglen, "%s", err.msg);
