@@ -23,7 +23,7 @@ pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 # A short subset: TSan runs 5-15x slower.
 # Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
 # in the server's log or the CLI's stderr.
-tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store)$'
+tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store|sigv4)$'
 tsan_integration=(
   tests/integration/test_versions_under_races.py
   tests/integration/test_multipart.py
