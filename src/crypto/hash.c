@@ -33,6 +33,8 @@ struct cf_hash {
     size_t len;
 };
 
+/* Written once under fetch_once and only read afterwards, so not state: a constant OpenSSL can
+ * only hand out at run time (docs/internals/threads.md, "No process-wide mutable state"). */
 static struct {
     EVP_MD *md5, *sha1, *sha256;
     EVP_MAC *hmac;
