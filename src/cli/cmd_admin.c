@@ -71,9 +71,9 @@ static int key_add(const cf_cli_target *t, const admin_opts *o)
     }
     json_t *req = json_pack("{s:s, s:s, s:s}", "policy", o->policy, "bucket", o->bucket ? o->bucket : "",
                             "prefix", o->prefix ? o->prefix : "");
-    if (o->name)
-        json_object_set_new(req, "access_key", json_string(o->name));
-    char *body = json_dumps(req, JSON_COMPACT);
+    /* Without the name the server would make up a key: better no request than that one. */
+    int lost = !req || (o->name && json_object_set_new(req, "access_key", json_string(o->name)) != 0);
+    char *body = lost ? NULL : json_dumps(req, JSON_COMPACT);
     json_decref(req);
     cf_buf out;
     cf_buf_init(&out, 1);

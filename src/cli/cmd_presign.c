@@ -67,11 +67,11 @@ static int usage_error(const char *fmt, ...)
 static int object_path(const char *uri, char *path, size_t pathlen)
 {
     if (strncmp(uri, "s3://", 5) != 0)
-        return -1;
+        return CF_EINVAL;
     const char *bucket = uri + 5, *slash = strchr(bucket, '/');
     if (!slash || slash == bucket || slash[1] == '\0')
-        return -1;
-    return snprintf(path, pathlen, "/%s", bucket) >= (int)pathlen ? -1 : 0;
+        return CF_EINVAL;
+    return snprintf(path, pathlen, "/%s", bucket) >= (int)pathlen ? CF_EINVAL : 0;
 }
 
 /*
@@ -86,7 +86,7 @@ static int endpoint_host(const char *endpoint, char *base, size_t baselen, char 
     size_t n = strcspn(auth, "/?#");
     /* A path would be signed as part of the object's path, which a proxy in front then rewrites. */
     if (n == 0 || auth[n] != '\0' || memchr(auth, '@', n) || n >= hostlen)
-        return -1;
+        return CF_EINVAL;
     for (size_t i = 0; i < n; i++) {
         char c = auth[i];
         host[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
@@ -98,9 +98,10 @@ static int endpoint_host(const char *endpoint, char *base, size_t baselen, char 
         if (strcmp(colon, deflt) == 0)
             *colon = '\0';
         else if (colon[1] == '\0')
-            return -1;
+            return CF_EINVAL;
     }
-    return snprintf(base, baselen, "%s%s", https ? "https://" : "http://", host) >= (int)baselen ? -1 : 0;
+    return snprintf(base, baselen, "%s%s", https ? "https://" : "http://", host) >= (int)baselen ? CF_EINVAL
+                                                                                                 : 0;
 }
 
 /* The policy and fields of a form upload, printed as JSON {"url", "fields"}. */
@@ -118,14 +119,21 @@ static int print_post_form(const char *base, const char *path, const cf_cli_targ
     cf_s3_iso8601((now + expires) * 1000000000, expiration);
     snprintf(credential, sizeof credential, "%s/%.8s/%s/s3/aws4_request", t->access_key, amz_date, t->region);
     json_t *conds = json_pack("[{s:s}]", "bucket", bucket);
-    json_array_append_new(conds,
-                          var ? json_pack("[s, s, s%]", "starts-with", "$key", key, (size_t)(var - key))
-                              : json_pack("{s:s}", "key", key));
-    json_array_append_new(conds, json_pack("{s:s}", "x-amz-algorithm", "AWS4-HMAC-SHA256"));
-    json_array_append_new(conds, json_pack("{s:s}", "x-amz-credential", credential));
-    json_array_append_new(conds, json_pack("{s:s}", "x-amz-date", amz_date));
+    /* A condition lost to a failed allocation would widen what the signed form lets anyone
+     * upload: all of them, or no policy at all. */
+    int lost = json_array_append_new(
+                   conds, var ? json_pack("[s, s, s%]", "starts-with", "$key", key, (size_t)(var - key))
+                              : json_pack("{s:s}", "key", key)) != 0;
+    lost |= json_array_append_new(conds, json_pack("{s:s}", "x-amz-algorithm", "AWS4-HMAC-SHA256")) != 0;
+    lost |= json_array_append_new(conds, json_pack("{s:s}", "x-amz-credential", credential)) != 0;
+    lost |= json_array_append_new(conds, json_pack("{s:s}", "x-amz-date", amz_date)) != 0;
     if (max_size >= 0)
-        json_array_append_new(conds, json_pack("[s, i, I]", "content-length-range", 0, (json_int_t)max_size));
+        lost |= json_array_append_new(
+                    conds, json_pack("[s, i, I]", "content-length-range", 0, (json_int_t)max_size)) != 0;
+    if (lost) {
+        json_decref(conds);
+        return CF_ENOMEM;
+    }
     json_t *policy = json_pack("{s:s, s:o}", "expiration", expiration, "conditions", conds);
     char *text = policy ? json_dumps(policy, JSON_COMPACT) : NULL;
     json_decref(policy);

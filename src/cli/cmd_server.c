@@ -104,9 +104,9 @@ static int parse_count(const char *text, int zero_ok, uint64_t *out)
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
     if (errno || *end || !*text || text[0] == '-' || text[0] == '+')
-        return -1;
+        return CF_EINVAL;
     if (zero_ok ? v > UINT64_MAX / 2 : (v < 1 || v > 1000000))
-        return -1;
+        return CF_EINVAL;
     *out = v;
     return 0;
 }

@@ -85,7 +85,7 @@ static int parse_size(const char *s, uint64_t *out)
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s || *s == '-')
-        return -1;
+        return CF_EINVAL;
     int shift = 0;
     switch (*end) {
     case 'K':
@@ -113,7 +113,7 @@ static int parse_size(const char *s, uint64_t *out)
     if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
         end += strlen(end);
     if (*end || (shift && v > (UINT64_MAX >> shift)))
-        return -1;
+        return CF_EINVAL;
     *out = (uint64_t)v << shift;
     return 0;
 }
@@ -257,8 +257,13 @@ static int print_entry(void *ctx, const cf_manifest *m)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (o->json) {
         json_t *labels = json_object();
+        int lost = !labels;
         for (size_t i = 0; i < m->nlabels; i++)
-            json_object_set_new(labels, m->labels[i].key, json_string(m->labels[i].value));
+            lost |= json_object_set_new(labels, m->labels[i].key, json_string(m->labels[i].value)) != 0;
+        if (lost) {
+            json_decref(labels);
+            return CF_ENOMEM;
+        }
         json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s, s:o}", "id", m->id, "namespace",
                               m->ns, "created", when, "size", (json_int_t)m->archive.size, "raw_size",
                               (json_int_t)m->archive.raw_size, "files", (json_int_t)m->archive.files,

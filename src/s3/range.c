@@ -11,11 +11,11 @@ static int parse_u64(const char **p, uint64_t *out)
     const char *s = *p;
     uint64_t v = 0;
     if (!isdigit((unsigned char)*s))
-        return -1;
+        return CF_EINVAL;
     while (isdigit((unsigned char)*s)) {
         unsigned d = (unsigned)(*s - '0');
         if (v > (UINT64_MAX - d) / 10)
-            return -1;
+            return CF_EINVAL;
         v = v * 10 + d;
         s++;
     }

@@ -136,7 +136,7 @@ int cf_handle_create_multipart(cf_request *r)
     cf_xml_close(&b, "Key");
     cf_xml_elem(&b, "UploadId", id);
     cf_xml_close(&b, "InitiateMultipartUploadResult");
-    if (!alg_name)
+    if (!alg_name || cf_buf_error(&b)) /* cf_respond_xml refuses a document that lost a part */
         return cf_respond_xml(r, 200, &b);
     size_t len;
     char *data = cf_buf_steal(&b, &len);

@@ -166,6 +166,10 @@ static int resolve_key(cf_request *r, const char *key, const char *filename)
         rc = cf_buf_puts(&b, filename ? filename : "");
     if (!rc && var)
         rc = cf_buf_puts(&b, var + 11);
+    if (rc == CF_ENOMEM) {
+        cf_buf_cleanup(&b);
+        return refuse(r, CF_S3_InternalError, "%s", "");
+    }
     if (rc || !b.data) {
         cf_buf_cleanup(&b);
         return refuse(r, CF_S3_InvalidArgument, "User key must have a length greater than 0.");
