@@ -40,7 +40,7 @@ static int consume(void *ctx, const char *data, size_t n, cf_err *err)
             return cf_err_set(err, CF_ETOOBIG, "body over 5 GiB");
         }
         if (cf_store_writer_write(r->writer, data, n, err) != 0) {
-            r->deferred = CF_S3_InternalError;
+            r->deferred = cf_s3_error_of(err, CF_S3_ON_REQUEST);
             cf_log(&r->srv->log, CF_LOG_ERROR, "write failed", "request", r->request_id, "error", err->msg,
                    NULL);
             return err->code;
