@@ -50,6 +50,17 @@ static const struct {
     {CF_ENOTSUP, CF_S3_ON_CORS_DOC, CF_S3_InvalidRequest},
     {CF_ETOOBIG, CF_S3_ON_CORS_DOC, CF_S3_InvalidRequest},
     {CF_ENOTFOUND, CF_S3_ON_ACCESS_KEY, CF_S3_InvalidAccessKeyId},
+    /* Signatures (crypto/sigv4.h says which code means what). A malformed request and an
+     * x-amz-* header left unsigned are AccessDenied, as at AWS. */
+    {CF_EAUTH, CF_S3_ON_SIGNATURE, CF_S3_SignatureDoesNotMatch},
+    {CF_EPRECOND, CF_S3_ON_SIGNATURE, CF_S3_RequestTimeTooSkewed},
+    {CF_EDENIED, CF_S3_ON_SIGNATURE, CF_S3_AccessDenied},
+    {CF_EINVAL, CF_S3_ON_SIGNATURE, CF_S3_AccessDenied},
+    {CF_EAUTH, CF_S3_ON_PRESIGNED_URL, CF_S3_SignatureDoesNotMatch},
+    /* Expired, or not valid yet. */
+    {CF_EPRECOND, CF_S3_ON_PRESIGNED_URL, CF_S3_AccessDenied},
+    {CF_EDENIED, CF_S3_ON_PRESIGNED_URL, CF_S3_AccessDenied},
+    {CF_EINVAL, CF_S3_ON_PRESIGNED_URL, CF_S3_AuthorizationQueryParametersError},
     {CF_ENOTFOUND, CF_S3_ON_ADMIN_KEY, CF_S3_InvalidAccessKeyId},
     {CF_EEXISTS, CF_S3_ON_ADMIN_KEY, CF_S3_InvalidArgument},
     {CF_EINVAL, CF_S3_ON_POST_POLICY, CF_S3_InvalidPolicyDocument},

@@ -108,6 +108,8 @@ typedef enum cf_s3_subject {
     CF_S3_ON_CORS_DOC,       /* a CORS configuration sent to be stored */
     CF_S3_ON_CORS_PREFLIGHT, /* the stored CORS configuration, for an OPTIONS request */
     CF_S3_ON_ACCESS_KEY,     /* the access key that signed the request */
+    CF_S3_ON_SIGNATURE,      /* a request's Authorization header (cf_sigv4_verify's codes) */
+    CF_S3_ON_PRESIGNED_URL,  /* a presigned URL's query (cf_sigv4_verify_query's codes) */
     CF_S3_ON_ADMIN_KEY,      /* an access key added or removed through the admin API */
     CF_S3_ON_POST_POLICY,    /* a browser form's policy document */
     CF_S3_ON_POST_FORM,      /* a browser form's multipart/form-data body */

@@ -338,17 +338,11 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_err
     cf_buf_cleanup(&view.joined);
     if (vrc == CF_EDENIED)
         return vrc;
-    /* cf_sigv4_verify's codes, as S3 answers each (sigv4.h). */
-    if (vrc == CF_EPRECOND) {
+    cf_s3_error e = cf_s3_error_for(vrc, CF_S3_ON_SIGNATURE);
+    if (e == CF_S3_RequestTimeTooSkewed)
         explain_skew(r, amz_date);
-        return refuse(refusal, vrc, CF_S3_RequestTimeTooSkewed);
-    }
-    if (vrc == CF_EAUTH)
-        return refuse(refusal, vrc, CF_S3_SignatureDoesNotMatch);
-    if (vrc == CF_ENOMEM) /* the server's failure: the signature was never compared */
-        return refuse(refusal, vrc, CF_S3_InternalError);
-    if (vrc)
-        return cf_s3_err_set(refusal, vrc, CF_S3_AccessDenied, "%s", err.msg);
+    if (e) /* a malformed request's AccessDenied says what is wrong with it */
+        return cf_s3_err_set(refusal, vrc, e, "%s", vrc == CF_EINVAL ? err.msg : cf_s3_error_message(e));
     r->principal = principal;
     if (streaming) {
         snprintf(r->stream_date, sizeof r->stream_date, "%s", amz_date);
@@ -398,19 +392,18 @@ static int check_query_auth(cf_request *r, params *p, cf_err *refusal)
     if (vrc == CF_EAUTH)
         explain_mismatch(r, &req, &q.auth, q.amz_date, 1);
     cf_buf_cleanup(&view.joined);
-    /* cf_sigv4_verify_query's codes, as S3 answers each (sigv4.h). */
-    switch (vrc) {
-    case 0: r->principal = principal; return 0;
-    case CF_EPRECOND:
-        /* AWS's exact messages: clients and people search for them. */
-        return cf_s3_err_set(refusal, vrc, CF_S3_AccessDenied, "%s",
-                             now > q.time ? "Request has expired" : "Request is not yet valid");
-    case CF_EAUTH: return refuse(refusal, vrc, CF_S3_SignatureDoesNotMatch);
-    case CF_EDENIED: return vrc;
-    case CF_EINVAL:
-        return cf_s3_err_set(refusal, vrc, CF_S3_AuthorizationQueryParametersError, "%s", err.msg);
-    default: return refuse(refusal, vrc, CF_S3_InternalError);
+    if (vrc == CF_EDENIED)
+        return vrc;
+    cf_s3_error e = cf_s3_error_for(vrc, CF_S3_ON_PRESIGNED_URL);
+    if (!e) {
+        r->principal = principal;
+        return 0;
     }
+    /* AWS's exact messages for a URL used out of its time: clients and people search for them. */
+    const char *msg = vrc == CF_EPRECOND ? (now > q.time ? "Request has expired" : "Request is not yet valid")
+                      : vrc == CF_EINVAL ? err.msg
+                                         : cf_s3_error_message(e);
+    return cf_s3_err_set(refusal, vrc, e, "%s", msg);
 }
 
 int cf_auth_check(cf_request *r, cf_err *refusal)
