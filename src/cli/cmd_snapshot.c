@@ -1,7 +1,7 @@
 /*
  * cmd_snapshot.c - `coffer snapshot create|ls|restore`: the command line over
  * src/snapshot/snapshot.h. Repositories: s3://BUCKET/PREFIX/NAMESPACE or a directory
- * (cli/target-style credentials for S3: flags, COFFER_*, AWS_*, profiles).
+ * (the S3 endpoint and keys found as for every client command: cli/target.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/target.h"
 #include "core/duration.h"
 #include "core/fs.h"
 #include "s3client/s3client.h"
@@ -62,7 +63,7 @@ enum {
 };
 
 typedef struct snap_opts {
-    cf_s3c_flags s3;
+    cf_cli_target_flags s3;
     const char *compress, *key_file, *pass_file;
     int level, level_set, jobs, json, force;
     size_t chunk_mib;
@@ -207,8 +208,8 @@ static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **cl
     *client = NULL;
     if (!ref->is_s3)
         return cf_repo_open_dir(ref->root, repo, err);
-    cf_s3c_config cfg;
-    int rc = cf_s3c_config_resolve(&o->s3, &cfg, err);
+    cf_cli_target cfg;
+    int rc = cf_cli_target_resolve(&o->s3, &cfg, err);
     if (!rc)
         rc = cf_s3c_new(&cfg, client, err);
     memset(&cfg, 0, sizeof cfg);
@@ -437,7 +438,6 @@ int cf_cmd_snapshot(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     snap_opts o = {0};
-    o.s3.virtual_host = -1;
     o.grace_s = 86400;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
