@@ -12,7 +12,7 @@ set -euo pipefail
 
 build_packages=(
   build-essential cmake pkg-config
-  # libraries (docs/ARCHITECTURE.md); cmocka because the unit tests build with coffer
+  # libraries (docs/ARCHITECTURE.md, "Dependencies"); cmocka because the unit tests build with coffer
   libmicrohttpd-dev liblmdb-dev libssl-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev
   libarchive-dev libzstd-dev liblz4-dev zlib1g-dev libcmocka-dev
   # scripts/run-server.sh waits for /health/ready with curl

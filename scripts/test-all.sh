@@ -56,7 +56,11 @@ format_check() {
   [ -z "$bad" ] || { echo "not formatted (run make format):"; echo "$bad"; return 1; }
 }
 
+# The includes and libraries follow docs/ARCHITECTURE.md's layer table; the checker checks itself.
+layers_check() { scripts/check-layers.sh && scripts/check-layers.sh --self-test; }
+
 suite "format"              format_check
+suite "layers"              layers_check
 suite "unit (release)"      ctest --test-dir "$build" --output-on-failure -j2
 suite "unit (asan+ubsan)"   ctest --test-dir "$asan" --output-on-failure -j2
 suite "integration (release)"   env COFFER_BIN="$build/coffer" "${pytest[@]}"
