@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,11 @@ static unsigned address_port(const char *address)
     return colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 9000;
 }
 
+static int shell_safe(const char *s)
+{
+    return s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+")] == '\0';
+}
+
 /*
  * The readable credentials file of a running `coffer server` listening on port, found through
  * /proc: its --data directory (default var/data, relative to its working directory).
@@ -48,6 +54,11 @@ static int running_server_credentials(unsigned port, char *out, size_t outlen)
             continue;
         char path[300], *cmdline = NULL;
         size_t len = 0;
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%s", d->d_name);
+        /* Only the user's own servers: another user's process could name any path. */
+        if (stat(path, &st) != 0 || st.st_uid != getuid())
+            continue;
         snprintf(path, sizeof path, "/proc/%s/cmdline", d->d_name);
         if (cf_fs_read_small(path, 1 << 16, &cmdline, &len, NULL) != 0)
             continue;
@@ -75,18 +86,14 @@ static int running_server_credentials(unsigned port, char *out, size_t outlen)
             if (n >= 0 && address_port(address) == port) {
                 cwd[n] = '\0';
                 snprintf(out, outlen, "%s%s%s/credentials", cwd, n ? "/" : "", data);
-                found = access(out, R_OK) == 0;
+                /* Printed to a terminal: no control characters, no quoting to get wrong. */
+                found = shell_safe(out) && access(out, R_OK) == 0;
             }
         }
         free(cmdline);
     }
     closedir(proc);
     return found;
-}
-
-static int shell_safe(const char *s)
-{
-    return s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+")] == '\0';
 }
 
 /*
@@ -109,7 +116,7 @@ static void hint_local_credentials(const char *endpoint, cf_err *err)
                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) to the server's keys; a server started "
                    "with `coffer server --data DIR` keeps its root keys in DIR/credentials",
                    endpoint);
-    } else if (shell_safe(file)) {
+    } else if (strlen(file) < 80) { /* the command fits in the message three times over */
         cf_err_set(err, CF_EINVAL,
                    "no access key for %s: hint: set COFFER_ACCESS_KEY and COFFER_SECRET_KEY (or "
                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); the local server's root keys are in "
