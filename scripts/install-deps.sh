@@ -10,6 +10,8 @@
 # dpkg holds its lock, waits for it (up to INSTALL_DEPS_LOCK_WAIT seconds, default 600) and says so.
 set -euo pipefail
 
+# The sanitizer runtimes of the ASan+UBSan and TSan builds (libasan, libubsan, libtsan) come with
+# gcc, in build-essential.
 build_packages=(
   build-essential cmake pkg-config
   # libraries (docs/ARCHITECTURE.md, "Dependencies"); cmocka because the unit tests build with coffer
