@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "store/store_int.h"
+#include "store/txn.h"
 
 #define KEY_RECORD_VERSION 1
 

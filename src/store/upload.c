@@ -21,6 +21,10 @@
 #include "crypto/hash.h"
 #include "store/record.h"
 #include "store/store_int.h"
+#include "store/object.h"
+#include "store/object_index.h"
+#include "store/txn.h"
+#include "store/upload.h"
 
 #define PART_KEY_LEN (CF_STORE_ID_LEN + 4)
 
