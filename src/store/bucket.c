@@ -2,7 +2,6 @@
  * bucket.c - buckets: their rows, their counters, and deleting one with what hangs on it
  * (uploads in progress, policy, CORS configuration).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +37,9 @@ int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err)
     size_t nl = strlen(name);
     MDB_val k = {nl, (void *)name}, ok, ov;
     cf_object_info freed = {0};
-    int rc = cf_store_txn_begin(s, &txn);
+    int rc = cf_store_txn_begin(s, &txn, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
+        return rc;
     rc = mdb_del(txn, s->buckets, &k, NULL);
     if (rc == MDB_NOTFOUND) {
         mdb_txn_abort(txn);
@@ -61,10 +60,9 @@ int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err)
     }
     /* Uploads in progress die with their bucket (S3 does the same), parts and all; so does
      * its policy and CORS configuration, lest a new bucket of the same name inherit them. */
-    if (!rc && cf_store_uploads_drop_in(s, txn, name, 0, &freed, NULL) != 0)
-        rc = EIO;
+    int drc = rc ? 0 : cf_store_uploads_drop_in(s, txn, name, 0, &freed, NULL);
     static const char *const settings[] = {"policy", "cors"};
-    for (size_t i = 0; !rc && i < sizeof settings / sizeof *settings; i++) {
+    for (size_t i = 0; !rc && !drc && i < sizeof settings / sizeof *settings; i++) {
         char pname[80];
         snprintf(pname, sizeof pname, "%s/%s", settings[i], name);
         MDB_val pk = {strlen(pname), pname};
@@ -72,13 +70,15 @@ int cf_store_bucket_delete(cf_store *s, const char *name, cf_err *err)
         if (rc == MDB_NOTFOUND)
             rc = 0;
     }
-    if (!rc)
+    if (!rc && !drc)
         rc = mdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
-    if (!rc)
+    if (!rc && !drc)
         cf_store_reclaim(s, &freed);
     cf_object_info_cleanup(&freed);
+    if (drc)
+        return cf_err_set(err, drc, "cannot drop the uploads of bucket '%s': %s", name, cf_strerror(drc));
     return rc ? cf_store_lmdb_err(err, rc, "bucket delete") : 0;
 }
 

@@ -263,12 +263,11 @@ static int apply_object_put(cf_store *s, MDB_txn *txn, cf_store_change *change, 
     if ((rc = cf_index_put(s, txn, p->comp, p->complen, p->rec->data, p->rec->len, &p->old, &p->had_old)))
         return cf_err_set(err, rc, "cannot index object '%s': %s", p->comp + strlen(p->bucket) + 1,
                           cf_strerror(rc));
-    int missing = 0;
-    mrc = p->had_old ? cf_store_mark_garbage(s, txn, &p->old) : 0;
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, p->bucket, p->had_old ? 0 : 1,
-                                      (int64_t)p->size - (p->had_old ? (int64_t)p->old.size : 0), &missing);
-    return mrc ? cf_store_lmdb_err(err, mrc, "write") : 0;
+    rc = p->had_old ? cf_store_mark_garbage(s, txn, &p->old, err) : 0;
+    if (!rc)
+        rc = cf_store_bucket_account(s, txn, p->bucket, p->had_old ? 0 : 1,
+                                     (int64_t)p->size - (p->had_old ? (int64_t)p->old.size : 0), err);
+    return rc;
 }
 
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
@@ -401,30 +400,24 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     MDB_txn *txn;
     cf_object_info old = {0};
-    int had_old = 0, missing = 0;
-    int rc = cf_store_txn_begin(s, &txn);
-    if (!rc)
-        rc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
-    if (!rc && missing) {
-        mdb_txn_abort(txn);
-        free(comp);
-        return cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
-    }
+    int had_old = 0;
+    int rc = cf_store_txn_begin(s, &txn, err);
     if (rc) {
+        free(comp);
+        return rc;
+    }
+    if ((rc = cf_store_bucket_account(s, txn, bucket, 0, 0, err))) {
         mdb_txn_abort(txn);
         free(comp);
-        return cf_store_lmdb_err(err, rc, "delete");
+        return rc;
     }
     int irc = cf_index_del(s, txn, comp, complen, &old, &had_old);
-    if (!irc && had_old) {
-        rc = cf_store_mark_garbage(s, txn, &old);
-        if (!rc)
-            rc = cf_store_bucket_account(s, txn, bucket, -1, -(int64_t)old.size, &missing);
-    }
-    if (irc || rc) {
+    if (irc)
+        rc = cf_err_set(err, irc, "cannot delete from '%s': %s", bucket, cf_strerror(irc));
+    else if (had_old && !(rc = cf_store_mark_garbage(s, txn, &old, err)))
+        rc = cf_store_bucket_account(s, txn, bucket, -1, -(int64_t)old.size, err);
+    if (rc) {
         mdb_txn_abort(txn);
-        rc = irc ? cf_err_set(err, irc, "cannot delete from '%s': %s", bucket, cf_strerror(irc))
-                 : cf_store_lmdb_err(err, rc, "delete");
     } else if ((rc = mdb_txn_commit(txn))) {
         rc = cf_store_lmdb_err(err, rc, "commit");
     } else if (had_old) {
@@ -446,18 +439,12 @@ int cf_store_object_set_header(cf_store *s, const char *bucket, const char *key,
     cf_object_info info = {0}, old = {0};
     cf_buf enc;
     cf_buf_init(&enc, (size_t)1 << 24);
-    int had_old = 0, missing = 0, rc;
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "begin");
+    int had_old = 0, mrc;
+    int rc = cf_store_txn_begin(s, &txn, err);
+    if (!rc)
+        rc = cf_store_bucket_account(s, txn, bucket, 0, 0, err);
+    if (rc)
         goto out;
-    }
-    if (missing) {
-        rc = cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
-        goto out;
-    }
     if ((rc = cf_index_get(s, txn, comp, complen, &info))) {
         rc = rc == CF_ENOTFOUND ? cf_err_set(err, rc, "key does not exist in bucket '%s'", bucket)
                                 : cf_err_set(err, rc, "cannot read an object record: %s", cf_strerror(rc));

@@ -72,7 +72,7 @@ void cf_store_txn_cleanup(cf_store *s)
 /* ---- write transactions ---- */
 
 /* Deletes the garbage rows of files unlinked after earlier commits (see cf_store_txn_begin). */
-static int drain_pending(cf_store *s, MDB_txn *txn)
+static int drain_pending(cf_store *s, MDB_txn *txn, cf_err *err)
 {
     pthread_mutex_lock(&s->pending_mu);
     int rc = 0;
@@ -85,13 +85,17 @@ static int drain_pending(cf_store *s, MDB_txn *txn)
     if (!rc)
         s->npending = 0;
     pthread_mutex_unlock(&s->pending_mu);
-    return rc;
+    return rc ? cf_store_lmdb_err(err, rc, "garbage delete") : 0;
 }
 
-int cf_store_txn_begin(cf_store *s, MDB_txn **txn)
+int cf_store_txn_begin(cf_store *s, MDB_txn **txn, cf_err *err)
 {
     int rc = mdb_txn_begin(s->env, NULL, 0, txn);
-    if (!rc && (rc = drain_pending(s, *txn))) {
+    if (rc) {
+        *txn = NULL;
+        return cf_store_lmdb_err(err, rc, "begin");
+    }
+    if ((rc = drain_pending(s, *txn, err))) {
         mdb_txn_abort(*txn);
         *txn = NULL;
     }
@@ -123,34 +127,33 @@ int cf_store_check_condition(cf_store *s, MDB_txn *txn, const char *comp, size_t
 }
 
 int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects, int64_t dbytes,
-                            int *missing)
+                            cf_err *err)
 {
     MDB_val k = {strlen(bucket), (void *)bucket}, v;
     int rc = mdb_get(txn, s->buckets, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        *missing = 1;
-        return 0;
-    }
+    if (rc == MDB_NOTFOUND)
+        return cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
     if (rc)
-        return rc;
+        return cf_store_lmdb_err(err, rc, "bucket read");
     bucket_value bv = {0};
     memcpy(&bv, v.mv_data, v.mv_size < sizeof bv ? v.mv_size : sizeof bv);
     bv.objects += (uint64_t)dobjects;
     bv.bytes += (uint64_t)dbytes;
     v.mv_data = &bv;
     v.mv_size = sizeof bv;
-    return mdb_put(txn, s->buckets, &k, &v, 0);
+    rc = mdb_put(txn, s->buckets, &k, &v, 0);
+    return rc ? cf_store_lmdb_err(err, rc, "bucket write") : 0;
 }
 
 /* ---- garbage, reclaiming and pins ---- */
 
-int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old)
+int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old, cf_err *err)
 {
     for (size_t i = 0; i < old->nsegs; i++) {
         MDB_val k = {CF_STORE_ID_LEN, (void *)old->segs[i].id}, v = {0, ""};
         int rc = mdb_put(txn, s->garbage, &k, &v, 0);
         if (rc)
-            return rc;
+            return cf_store_lmdb_err(err, rc, "garbage write");
     }
     return 0;
 }
@@ -166,7 +169,7 @@ static void unlink_segment(cf_store *s, const unsigned char id[CF_STORE_ID_LEN])
         size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
         void *p = realloc(s->pending, cap * CF_STORE_ID_LEN);
         if (!p)
-            return;
+            return; /* the row outlives its file, harmless: start-up deletes every garbage row */
         s->pending = p;
         s->cap_pending = cap;
     }
@@ -279,11 +282,14 @@ static void run_batch(cf_store *s, cf_store_change **batch, size_t n)
         batch[i]->rc = 0;
     for (;;) {
         MDB_txn *txn;
-        int mrc = cf_store_txn_begin(s, &txn);
-        if (mrc) {
+        cf_err begin_err;
+        int rc = cf_store_txn_begin(s, &txn, &begin_err);
+        if (rc) {
             for (size_t i = 0; i < n; i++)
-                if (!batch[i]->rc)
-                    batch[i]->rc = cf_store_lmdb_err(&batch[i]->err, mrc, "begin");
+                if (!batch[i]->rc) {
+                    batch[i]->rc = rc;
+                    batch[i]->err = begin_err;
+                }
             return;
         }
         int again = 0;
@@ -299,7 +305,7 @@ static void run_batch(cf_store *s, cf_store_change **batch, size_t n)
             mdb_txn_abort(txn);
             continue;
         }
-        int nth = atomic_load(&s->fail_nth_commit);
+        int mrc, nth = atomic_load(&s->fail_nth_commit);
         if (nth > 0 && atomic_fetch_sub(&s->fail_nth_commit, 1) == 1) {
             mdb_txn_abort(txn);
             mrc = EIO; /* as a failed flush: nothing of the batch reached the disk */

@@ -13,17 +13,24 @@
 void cf_store_txn_init(cf_store *s);
 void cf_store_txn_cleanup(cf_store *s);
 
-/* A write transaction that first deletes the garbage rows of already-unlinked files. */
-int cf_store_txn_begin(cf_store *s, MDB_txn **txn);
+/*
+ * Every function here returns 0 or a CF_E… code with a message in err (may be NULL), LMDB's
+ * errors mapped by cf_store_lmdb_err.
+ *
+ * A write transaction that first deletes the garbage rows of already-unlinked files. *txn is
+ * NULL when it fails.
+ */
+int cf_store_txn_begin(cf_store *s, MDB_txn **txn, cf_err *err);
 /* Checks cond (may be NULL) against what comp holds in txn: 0, or CF_EPRECOND with cond->failed
  * and a message in err. */
 int cf_store_check_condition(cf_store *s, MDB_txn *txn, const char *comp, size_t complen,
                              cf_store_condition *cond, cf_err *err);
-/* Adds to a bucket's counters; sets *missing (and changes nothing) when it does not exist. */
+/* Adds to a bucket's counters; CF_ENOTFOUND (and nothing changed) when it does not exist, so
+ * that adding 0, 0 checks that it does. */
 int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects, int64_t dbytes,
-                            int *missing);
+                            cf_err *err);
 /* Lists old's data files in `garbage` inside txn; after the commit, cf_store_reclaim unlinks them. */
-int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old);
+int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old, cf_err *err);
 void cf_store_reclaim(cf_store *s, const cf_object_info *old);
 /*
  * Holds the data files of info's version (named by its first segment) until cf_store_unpin:

@@ -399,6 +399,28 @@ static void test_commit_to_missing_bucket_leaves_nothing(void **state)
     assert_int_equal(data_files(f), 0);
 }
 
+/* Every write inside a transaction that finds the bucket gone says so, and changes nothing. */
+static void test_writes_to_a_missing_bucket_say_so(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    put_str(f->s, "k", "v");
+    assert_int_equal(cf_store_object_delete(f->s, "gone", "k", 1, &err), CF_ENOTFOUND);
+    assert_string_equal(err.msg, "bucket 'gone' does not exist");
+    assert_int_equal(cf_store_object_set_header(f->s, "gone", "k", 1, "content-type", "a/b", &err),
+                     CF_ENOTFOUND);
+    assert_string_equal(err.msg, "bucket 'gone' does not exist");
+    assert_int_equal(cf_store_upload_create(f->s, "gone", "k", 1, NULL, 0, id, &err), CF_ENOTFOUND);
+    assert_string_equal(err.msg, "bucket 'gone' does not exist");
+    char *body = read_all(f->s, "k", 1);
+    assert_string_equal(body, "v");
+    free(body);
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, 1);
+}
+
 static void test_recovery_removes_crash_leftovers(void **state)
 {
     fixture *f = *state;
@@ -1196,6 +1218,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_fd_survives_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_leaves_previous_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_to_missing_bucket_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_to_a_missing_bucket_say_so, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_removes_crash_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_headers_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_completes_chosen_parts_without_copying, setup, teardown),
