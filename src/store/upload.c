@@ -305,7 +305,7 @@ static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, co
     MDB_val k = {CF_STORE_ID_LEN, (void *)id}, v;
     int rc = mdb_del(txn, s->uploads, &k, NULL);
     if (rc)
-        return rc == MDB_NOTFOUND ? CF_ENOTFOUND : CF_EIO;
+        return rc == MDB_NOTFOUND ? CF_ENOTFOUND : cf_store_lmdb_err(NULL, rc, "delete");
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, s->parts, &cur))
         return CF_EIO;
@@ -332,8 +332,9 @@ static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, co
         if (!kept && !rc)
             rc = collect_segments(freed, &part);
         cf_object_info_cleanup(&part);
-        if (!rc && mdb_cursor_del(cur, 0))
-            rc = CF_EIO;
+        int mrc = rc ? 0 : mdb_cursor_del(cur, 0);
+        if (mrc)
+            rc = cf_store_lmdb_err(NULL, mrc, "delete");
     }
     mdb_cursor_close(cur);
     free(kept_ids);
@@ -361,7 +362,8 @@ static int put_completion_in(cf_store *s, MDB_txn *txn, const unsigned char id[C
     memcpy(buf + n, &alen, 2), n += 2;
     memcpy(buf + n, c->answer, al), n += al;
     MDB_val k = {CF_STORE_ID_LEN, (void *)id}, v = {n, buf};
-    return mdb_put(txn, s->completed, &k, &v, 0) ? CF_EIO : 0;
+    int rc = mdb_put(txn, s->completed, &k, &v, 0);
+    return rc ? cf_store_lmdb_err(NULL, rc, "write") : 0;
 }
 
 /* Reads a field of n bytes into out (n < outlen, NUL-terminated); advances *p. */
@@ -432,8 +434,9 @@ static int forget_completions_in(cf_store *s, MDB_txn *txn, int64_t now_ns)
         int64_t expires = 0;
         if (v.mv_size >= 8)
             memcpy(&expires, v.mv_data, 8);
-        if (expires < now_ns && mdb_cursor_del(cur, 0))
-            rc = CF_EIO;
+        int mrc = expires < now_ns ? mdb_cursor_del(cur, 0) : 0;
+        if (mrc)
+            rc = cf_store_lmdb_err(NULL, mrc, "delete");
     }
     mdb_cursor_close(cur);
     return rc;
