@@ -13,7 +13,7 @@
  *     (cf_store_commit_change, below);
  *   - after the commit, cf_store_reclaim unlinks the replaced files, except those of a version
  *     a reader has pinned (cf_store_pin): the last reader to let go unlinks them.
- * A crash before the commit leaves files nothing references (removed at start-up, store.c); a
+ * A crash before the commit leaves files nothing references (removed at start-up, open.c); a
  * crash after it leaves garbage rows (unlinked at start-up). docs/internals/store.md tells why.
  *
  * Group commit: the index changes of writers that commit at the same time share one LMDB
