@@ -135,7 +135,13 @@ static int key_rm(const cf_cli_target *t, const char *name)
     cf_buf_init(&path, 1024);
     cf_buf_puts(&path, "/_admin/v1/keys/");
     cf_s3_url_encode_key(&path, name, strlen(name));
-    int rc = call(t, "removing the key", "DELETE", path.data, NULL, NULL, 204, &out);
+    /* A name cut short would remove another key, or none. */
+    int rc = CF_EXIT_FAILURE;
+    if (cf_buf_error(&path))
+        fprintf(stderr, "coffer admin key rm: key name '%.64s': %s\n", name,
+                cf_strerror(cf_buf_error(&path)));
+    else
+        rc = call(t, "removing the key", "DELETE", path.data, NULL, NULL, 204, &out);
     cf_buf_cleanup(&out);
     cf_buf_cleanup(&path);
     return rc;

@@ -107,6 +107,13 @@ def test_key_listing_and_removal(server, s3, buckets):
     assert e.value.response["Error"]["Code"] == "InvalidAccessKeyId"
     p = admin(server, "key", "rm", "ci-reader", check=False)
     assert p.returncode == 1 and "InvalidAccessKeyId" in p.stderr
+    # A name too long for the request path is refused before any request: cut short, it would
+    # name another key (or the list). The key stays.
+    ak2, sk2 = new_key(server, "--policy", "readonly")
+    p = admin(server, "key", "rm", "k" * 1100, check=False)
+    assert p.returncode == 1 and "too large" in p.stderr, p.stderr
+    c2 = s3_client(server.endpoint, ak2, sk2)
+    assert c2.get_object(Bucket="other", Key="shared/a.txt")["Body"].read() == b"a"
     p = admin(server, "key", "add", "--policy", "everything", check=False)
     assert p.returncode == 1 and "policy must be" in p.stderr
     # Only root may use the admin API.
