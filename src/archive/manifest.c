@@ -86,6 +86,9 @@ int cf_manifest_write(const cf_manifest *m, char **out, size_t *len, cf_err *err
     put(root, "id", json_string(m->id), &bad);
     put(root, "namespace", jstr(m->ns), &bad);
     put(root, "created", json_string(created), &bad);
+    /* A field of its own rather than a fraction in "created": readers that predate it ignore it
+     * and keep reading the snapshot. */
+    put(root, "created_ns", json_integer(m->created_ns), &bad);
 
     put(src, "kind", json_string(m->source.kind == CF_SOURCE_DIR ? "dir" : "stream"), &bad);
     put(src, "host", jstr(m->source.host), &bad);
@@ -261,6 +264,26 @@ static int parse_time(ctx *c, const char *s, time_t *out)
     return 0;
 }
 
+/* The id is named after the creation second, and @latest finds the newest snapshot from the
+ * names alone: a manifest whose time disagrees with its name would sort differently in ls than
+ * in @latest and prune. */
+static int created_matches_id(time_t created, const char *id)
+{
+    struct tm tm;
+    char named[32];
+    return gmtime_r(&created, &tm) && strftime(named, sizeof named, "%Y%m%dT%H%M%SZ", &tm) == 16 &&
+           strncmp(named, id, 16) == 0;
+}
+
+/* Optional: manifests written before it record whole seconds, which sort as .000000000. */
+static int parse_created_ns(ctx *c, json_t *root, cf_manifest *m)
+{
+    uint64_t ns = 0;
+    int rc = json_object_get(root, "created_ns") ? get_uint(c, root, "", "created_ns", 999999999, &ns) : 0;
+    m->created_ns = (int32_t)ns;
+    return rc;
+}
+
 /* exclude, one_file_system and skipped: optional, since the first manifests had none. */
 static int parse_dir_source(ctx *c, json_t *src, cf_manifest *m)
 {
@@ -390,6 +413,10 @@ static int parse_root(ctx *c, json_t *root, cf_manifest *m)
     if (!(v = get(c, root, "", "created", JSON_STRING, &rc)))
         return rc;
     if ((rc = parse_time(c, json_string_value(v), &m->created)) != 0)
+        return rc;
+    if (!created_matches_id(m->created, m->id))
+        return field_err(c, "must be the second the id names");
+    if ((rc = parse_created_ns(c, root, m)) != 0)
         return rc;
 
     json_t *src = get(c, root, "", "source", JSON_OBJECT, &rc);

@@ -47,8 +47,9 @@ typedef struct cf_manifest_encryption {
 typedef struct cf_manifest {
     int format; /* CF_MANIFEST_FORMAT */
     char id[CF_SNAPSHOT_ID_LEN + 1];
-    char *ns;       /* namespace */
-    time_t created; /* UTC, whole seconds */
+    char *ns;           /* namespace */
+    time_t created;     /* UTC; the second the id names */
+    int32_t created_ns; /* 0 to 999,999,999 past created; 0 in manifests written before it */
     struct {
         cf_source_kind kind;
         char *host;
