@@ -439,7 +439,8 @@ static int order_snapshots(cf_repo *repo, const char *ns, int newest_only, order
         rc = cf_err_set(err, rc, "out of memory listing '%s'", ns);
     if (rc)
         return rc;
-    qsort(o->v, o->n, sizeof *o->v, key_cmp);
+    if (o->n) /* qsort's array must not be NULL, even when empty */
+        qsort(o->v, o->n, sizeof *o->v, key_cmp);
     for (size_t i = 0, j; !rc && i < o->n; i = j) {
         for (j = i + 1; j < o->n && o->v[j].created == o->v[i].created; j++)
             ;
