@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  # libraries (DESIGN.md, "Dependencies")
+  # libraries (docs/ARCHITECTURE.md, "Dependencies")
   libmicrohttpd-dev liblmdb-dev libssl-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev libarchive-dev libzstd-dev liblz4-dev zlib1g-dev zstd lz4
   # tests
   libcmocka-dev python3 python3-pytest python3-boto3 python3-requests awscli curl

@@ -23,7 +23,7 @@ pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 # A short subset: TSan runs 5-15x slower.
 # Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
 # in the server's log or the CLI's stderr.
-tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store)$'
+tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store|sigv4)$'
 tsan_integration=(
   tests/integration/test_versions_under_races.py
   tests/integration/test_multipart.py
@@ -56,7 +56,11 @@ format_check() {
   [ -z "$bad" ] || { echo "not formatted (run make format):"; echo "$bad"; return 1; }
 }
 
+# The includes and libraries follow docs/ARCHITECTURE.md's layer table; the checker checks itself.
+layers_check() { scripts/check-layers.sh && scripts/check-layers.sh --self-test; }
+
 suite "format"              format_check
+suite "layers"              layers_check
 suite "unit (release)"      ctest --test-dir "$build" --output-on-failure -j2
 suite "unit (asan+ubsan)"   ctest --test-dir "$asan" --output-on-failure -j2
 suite "integration (release)"   env COFFER_BIN="$build/coffer" "${pytest[@]}"

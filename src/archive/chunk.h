@@ -28,7 +28,7 @@
 #include "core/err.h"
 #include "crypto/hash.h"
 
-/* 2 MiB, zstd's window at level 3: a chunk of 8 MiB, DESIGN.md's first choice, stores 0.12 %
+/* 2 MiB, zstd's window at level 3: a chunk of 8 MiB, first chosen (docs/ARCHITECTURE.md), stores 0.12 %
  * fewer bytes of the benchmark corpus but costs 10-15 % more CPU to compress (probably as the chunk
  * no longer fits a core's 2 MiB cache) and four times the memory per worker (docs/BENCHMARKS.md). */
 #define CF_ARCHIVE_DEFAULT_CHUNK ((size_t)2 << 20)

@@ -142,9 +142,14 @@ static int print_post_form(const char *base, const char *path, const cf_cli_targ
     unsigned char signing_key[32];
     char signature[65], day[9];
     snprintf(day, sizeof day, "%.8s", amz_date);
-    cf_sigv4_signing_key(t->secret_key, day, t->region, "s3", signing_key);
-    cf_sigv4_sign(signing_key, b64, strlen(b64), signature);
+    int signed_rc = cf_sigv4_signing_key(t->secret_key, day, t->region, "s3", signing_key);
+    if (!signed_rc)
+        signed_rc = cf_sigv4_sign(signing_key, b64, strlen(b64), signature);
     memset(signing_key, 0, sizeof signing_key);
+    if (signed_rc) {
+        free(b64);
+        return signed_rc;
+    }
     char url[700];
     snprintf(url, sizeof url, "%s/%s", base, bucket);
     json_t *out = json_pack("{s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s}}", "url", url, "fields", "key", key,

@@ -1,7 +1,7 @@
 /*
  * buf.h - growable byte buffer with a hard maximum.
  *
- * Every buffer states at creation how large it may grow (STYLE.md: no unbounded growth); an
+ * Every buffer states at creation how large it may grow (docs/ARCHITECTURE.md, "Style"); an
  * append past the maximum fails with CF_ETOOBIG and leaves the buffer as it was. data is always
  * NUL-terminated (one byte beyond len), so text built here can be used as a C string.
  */

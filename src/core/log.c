@@ -51,6 +51,18 @@ static void put_value(cf_buf *b, const char *v)
     cf_buf_putc(b, '"');
 }
 
+/* Keys come from our code, but a key is never quoted, so one holding a space, '=' or a line
+ * break would forge fields or lines: anything but [A-Za-z0-9_.-] becomes '_'. */
+static void put_key(cf_buf *b, const char *k)
+{
+    for (const char *p = k; *p; p++) {
+        char c = *p;
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '.' || c == '-';
+        cf_buf_putc(b, plain ? c : '_');
+    }
+}
+
 void cf_log(const cf_logger *lg, cf_log_level level, const char *msg, ...)
 {
     if (!lg || !lg->sink || level < lg->min)
@@ -80,12 +92,15 @@ void cf_log(const cf_logger *lg, cf_log_level level, const char *msg, ...)
             break;
         const char *v = va_arg(ap, const char *);
         cf_buf_putc(&b, ' ');
-        cf_buf_puts(&b, k);
+        put_key(&b, k);
         cf_buf_putc(&b, '=');
         put_value(&b, v);
     }
     va_end(ap);
-    cf_buf_putc(&b, '\n');
+    /* A line cut at the buffer's maximum still ends with its newline, so the next one starts a
+     * line of its own. */
+    if (cf_buf_putc(&b, '\n') != 0 && b.len)
+        b.data[b.len - 1] = '\n';
     if (b.data)
         lg->sink(lg->sink_ctx, level, b.data, b.len);
     cf_buf_cleanup(&b);

@@ -36,6 +36,9 @@
  * of three cycles; joining them costs two table shifts per round, nothing next to 3 KiB. */
 #define HW_BLOCK 1024
 
+/* Constants computed at first use rather than spelled out: written once under tables_once and
+ * only read afterwards, so they are not state (docs/internals/threads.md, "No process-wide
+ * mutable state"). */
 static struct {
     uint32_t crc32[8][256], crc32c[8][256];
     uint64_t crc64[8][256];

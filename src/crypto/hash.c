@@ -32,6 +32,8 @@ struct cf_hash {
     size_t len;
 };
 
+/* Written once under fetch_once and only read afterwards, so not state: a constant OpenSSL can
+ * only hand out at run time (docs/internals/threads.md, "No process-wide mutable state"). */
 static struct {
     EVP_MD *md5, *sha1, *sha256;
     EVP_MAC *hmac;
@@ -149,16 +151,19 @@ static int hmac_evp_mac(const void *key, size_t keylen, const void *msg, size_t 
     return ok ? 0 : -1;
 }
 
-void cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
-                    unsigned char out[CF_SHA256_LEN])
+int cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                   unsigned char out[CF_SHA256_LEN])
 {
     pthread_once(&fetch_once, fetch_algorithms);
     if (hmac_evp_mac(key, keylen, msg, msglen, out) == 0)
-        return;
+        return 0;
     unsigned int len = 0;
     if (keylen > INT_MAX || !HMAC(EVP_sha256(), keylen ? key : "", (int)keylen, msg, msglen, out, &len) ||
-        len != CF_SHA256_LEN)
+        len != CF_SHA256_LEN) {
         poison(out, CF_SHA256_LEN);
+        return CF_ENOMEM;
+    }
+    return 0;
 }
 
 void cf_hex_encode(const unsigned char *p, size_t n, char *out)

@@ -25,8 +25,9 @@ void cf_hash_free(cf_hash *h);
 
 void cf_sha256(const void *p, size_t n, unsigned char out[CF_SHA256_LEN]);
 void cf_md5(const void *p, size_t n, unsigned char out[CF_MD5_LEN]);
-void cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
-                    unsigned char out[CF_SHA256_LEN]);
+/* 0, or CF_ENOMEM when OpenSSL could not allocate (out is then random, as for the digests). */
+int cf_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t msglen,
+                   unsigned char out[CF_SHA256_LEN]);
 
 /* Lowercase hex; out must hold 2n+1 bytes and is NUL-terminated. */
 void cf_hex_encode(const unsigned char *p, size_t n, char *out);

@@ -11,7 +11,10 @@
  * four bodies (1.8 times the speed of one) and are not kept. One body alone hashes at 1.1
  * times OpenSSL's speed (the G steps below).
  *
- * Combining: a thread with blocks to hash queues them and, if no thread is hashing, becomes
+ * Combining happens among the bodies of one cf_md5_gather, which its owner creates (the store,
+ * one for all the bodies it writes), so two stores in one process, or a library beside a
+ * server, never wait for each other's blocks; a body without a gather is always hashed alone.
+ * Within a gather: a thread with blocks to hash queues them and, if no thread is hashing, becomes
  * the one that does, taking up to CF_MD5_LANES queued jobs (its own among them) per pass,
  * until its own are done; then it wakes the others, one of which takes over if jobs are left.
  * Each caller waits for its own blocks, so the bytes it passed stay valid and its digest state
@@ -25,8 +28,11 @@
 #include "crypto/md5.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "core/err.h"
 
 /* Below this many blocks (64 KiB) a caller hashes on its own: queueing costs more than it
  * saves. */
@@ -213,12 +219,70 @@ void cf_md5_blocks_lanes(unsigned n, uint32_t *const st[], const unsigned char *
 
 /* ---- combining ---- */
 
-static uint64_t bytes_alone, bytes_side_by_side; /* atomic */
+typedef struct job {
+    cf_md5_ctx *body;
+    const unsigned char *p;
+    size_t nblocks;
+    int done;
+    struct job *next;
+} job;
 
-void cf_md5_stats(uint64_t *alone, uint64_t *side_by_side)
+struct cf_md5_gather {
+    pthread_mutex_t mu;
+    pthread_cond_t cv, arrived;
+    job *head, *tail;
+    unsigned queued;
+    unsigned streams;                         /* bodies that have queued blocks and are not finished */
+    cf_md5_ctx *bodies;                       /* those bodies, for their last_queued */
+    unsigned running;                         /* threads hashing queued blocks: one per CF_MD5_LANES bodies */
+    uint64_t bytes_alone, bytes_side_by_side; /* atomic */
+};
+
+int cf_md5_gather_new(cf_md5_gather **out)
 {
-    *alone = __atomic_load_n(&bytes_alone, __ATOMIC_RELAXED);
-    *side_by_side = __atomic_load_n(&bytes_side_by_side, __ATOMIC_RELAXED);
+    cf_md5_gather *g = calloc(1, sizeof *g);
+    if (!g)
+        return CF_ENOMEM;
+    /* The gather wait's deadline is on the monotonic clock: a step of the wall clock must not
+     * stretch it (a signal would then be the only way out). */
+    pthread_condattr_t a;
+    int rc = pthread_condattr_init(&a);
+    if (rc) {
+        free(g);
+        return CF_ENOMEM;
+    }
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int mu = pthread_mutex_init(&g->mu, NULL), cv = pthread_cond_init(&g->cv, NULL),
+        arrived = pthread_cond_init(&g->arrived, &a);
+    pthread_condattr_destroy(&a);
+    if (mu || cv || arrived) {
+        if (!mu)
+            pthread_mutex_destroy(&g->mu);
+        if (!cv)
+            pthread_cond_destroy(&g->cv);
+        if (!arrived)
+            pthread_cond_destroy(&g->arrived);
+        free(g);
+        return CF_ENOMEM;
+    }
+    *out = g;
+    return 0;
+}
+
+void cf_md5_gather_free(cf_md5_gather *g)
+{
+    if (!g)
+        return;
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    pthread_cond_destroy(&g->arrived);
+    free(g);
+}
+
+void cf_md5_gather_stats(cf_md5_gather *g, uint64_t *alone, uint64_t *side_by_side)
+{
+    *alone = __atomic_load_n(&g->bytes_alone, __ATOMIC_RELAXED);
+    *side_by_side = __atomic_load_n(&g->bytes_side_by_side, __ATOMIC_RELAXED);
 }
 
 static void count(uint64_t *counter, size_t nblocks)
@@ -229,40 +293,8 @@ static void count(uint64_t *counter, size_t nblocks)
 static void hash_alone(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
 {
     cf_md5_blocks(m->st, p, nblocks);
-    count(&bytes_alone, nblocks);
-}
-
-typedef struct job {
-    cf_md5_ctx *body;
-    const unsigned char *p;
-    size_t nblocks;
-    int done;
-    struct job *next;
-} job;
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv, arrived;
-    job *head, *tail;
-    unsigned queued;
-    unsigned streams;   /* bodies that have queued blocks and are not finished */
-    cf_md5_ctx *bodies; /* those bodies, for their last_queued */
-    unsigned running;   /* threads hashing queued blocks: one per CF_MD5_LANES bodies */
-} shared = {
-    PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0, NULL, 0};
-
-static pthread_once_t arrived_once = PTHREAD_ONCE_INIT;
-
-/* The gather wait's deadline is on the monotonic clock: a step of the wall clock must not
- * stretch it (a signal would then be the only way out). */
-static void init_arrived(void)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_destroy(&shared.arrived);
-    pthread_cond_init(&shared.arrived, &a);
-    pthread_condattr_destroy(&a);
+    if (m->gather)
+        count(&m->gather->bytes_alone, nblocks);
 }
 
 static uint64_t now_ns(void)
@@ -277,12 +309,12 @@ static uint64_t now_ns(void)
  * whose blocks are in another thread's pass: its thread cannot queue more until that ends. Nor
  * one fed by the waiting thread itself that has nothing queued: an event-loop thread serves
  * several uploads, and while it waits here none of its other bodies can queue anything.
- * Under shared.mu. */
-static unsigned jobs_wanted(uint64_t since)
+ * Under g->mu. */
+static unsigned jobs_wanted(const cf_md5_gather *g, uint64_t since)
 {
     unsigned n = 0;
     pthread_t self = pthread_self();
-    for (const cf_md5_ctx *b = shared.bodies; b && n < CF_MD5_LANES; b = b->next_body)
+    for (const cf_md5_ctx *b = g->bodies; b && n < CF_MD5_LANES; b = b->next_body)
         n += !b->in_pass && (int64_t)(since - b->last_queued) <= (int64_t)RECENT_NS &&
              (b->has_queued || !pthread_equal(b->producer, self));
     return n;
@@ -290,7 +322,7 @@ static unsigned jobs_wanted(uint64_t since)
 
 /* Hashes every block of jobs[0..n) side by side while two or more have blocks left, in passes
  * as long as the shortest; the last one left finishes alone. */
-static void hash_batch(job *const *jobs, unsigned n)
+static void hash_batch(cf_md5_gather *g, job *const *jobs, unsigned n)
 {
     uint32_t *st[CF_MD5_LANES];
     const unsigned char *p[CF_MD5_LANES];
@@ -306,7 +338,7 @@ static void hash_batch(job *const *jobs, unsigned n)
             if (left[i] < step)
                 step = left[i];
         cf_md5_blocks_lanes(n, st, p, step);
-        count(n > 1 ? &bytes_side_by_side : &bytes_alone, step * n);
+        count(n > 1 ? &g->bytes_side_by_side : &g->bytes_alone, step * n);
         unsigned kept = 0;
         for (unsigned i = 0; i < n; i++) {
             if (left[i] == step)
@@ -324,53 +356,53 @@ static void hash_batch(job *const *jobs, unsigned n)
  * queued. */
 static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
 {
-    if (nblocks < SHARE_MIN_BLOCKS) {
+    cf_md5_gather *g = m->gather;
+    if (!g || nblocks < SHARE_MIN_BLOCKS) {
         hash_alone(m, p, nblocks);
         return;
     }
     job me = {m, p, nblocks, 0, NULL};
-    pthread_once(&arrived_once, init_arrived);
-    pthread_mutex_lock(&shared.mu);
+    pthread_mutex_lock(&g->mu);
     if (!m->sharing) {
         m->sharing = 1;
-        shared.streams++;
+        g->streams++;
         m->prev_body = NULL;
-        m->next_body = shared.bodies;
-        if (shared.bodies)
-            shared.bodies->prev_body = m;
-        shared.bodies = m;
+        m->next_body = g->bodies;
+        if (g->bodies)
+            g->bodies->prev_body = m;
+        g->bodies = m;
     }
-    if (shared.streams < 2) {
-        pthread_mutex_unlock(&shared.mu);
+    if (g->streams < 2) {
+        pthread_mutex_unlock(&g->mu);
         hash_alone(m, p, nblocks);
         return;
     }
-    if (shared.tail)
-        shared.tail->next = &me;
+    if (g->tail)
+        g->tail->next = &me;
     else
-        shared.head = &me;
-    shared.tail = &me;
-    shared.queued++;
+        g->head = &me;
+    g->tail = &me;
+    g->queued++;
     m->has_queued = 1;
     m->producer = pthread_self();
     m->last_queued = now_ns();
-    pthread_cond_signal(&shared.arrived);
+    pthread_cond_signal(&g->arrived);
     while (!me.done) {
-        unsigned runners = (shared.streams + CF_MD5_LANES - 1) / CF_MD5_LANES;
+        unsigned runners = (g->streams + CF_MD5_LANES - 1) / CF_MD5_LANES;
         /* With the queue empty and me not done, my blocks are in another thread's pass,
          * which wakes me when it ends. */
-        if (!shared.head || shared.running >= (runners ? runners : 1)) {
-            pthread_cond_wait(&shared.cv, &shared.mu);
+        if (!g->head || g->running >= (runners ? runners : 1)) {
+            pthread_cond_wait(&g->cv, &g->mu);
             continue;
         }
         /* Hashes passes until my blocks are done, by this thread or by another one. */
-        shared.running++;
-        while (!me.done && shared.head) {
+        g->running++;
+        while (!me.done && g->head) {
             /* The other bodies' threads queue their next blocks as soon as they are
              * scheduled; a moment's wait for them turns one-lane passes into full ones. */
             uint64_t start = now_ns();
-            if (shared.queued < jobs_wanted(start)) {
-                uint64_t wait = (uint64_t)shared.head->nblocks * WAIT_NS_PER_BLOCK;
+            if (g->queued < jobs_wanted(g, start)) {
+                uint64_t wait = (uint64_t)g->head->nblocks * WAIT_NS_PER_BLOCK;
                 if (wait > GATHER_WAIT_MAX_NS)
                     wait = GATHER_WAIT_MAX_NS;
                 uint64_t end_ns = start + wait;
@@ -383,41 +415,42 @@ static void hash_blocks(cf_md5_ctx *m, const unsigned char *p, size_t nblocks)
                 }
                 /* Measured against the start, so bodies that have paused meanwhile are not
                  * waited for; one that is done stops counting at once. */
-                while (shared.queued < jobs_wanted(start) && now_ns() < end_ns &&
-                       pthread_cond_timedwait(&shared.arrived, &shared.mu, &until) == 0)
+                while (g->queued < jobs_wanted(g, start) && now_ns() < end_ns &&
+                       pthread_cond_timedwait(&g->arrived, &g->mu, &until) == 0)
                     ;
             }
             job *batch[CF_MD5_LANES];
             unsigned n = 0;
-            while (shared.head && n < CF_MD5_LANES) {
-                shared.head->body->in_pass = 1;
-                shared.head->body->has_queued = 0;
-                batch[n++] = shared.head;
-                shared.head = shared.head->next;
-                shared.queued--;
+            while (g->head && n < CF_MD5_LANES) {
+                g->head->body->in_pass = 1;
+                g->head->body->has_queued = 0;
+                batch[n++] = g->head;
+                g->head = g->head->next;
+                g->queued--;
             }
-            if (!shared.head)
-                shared.tail = NULL;
-            pthread_mutex_unlock(&shared.mu);
-            hash_batch(batch, n);
-            pthread_mutex_lock(&shared.mu);
+            if (!g->head)
+                g->tail = NULL;
+            pthread_mutex_unlock(&g->mu);
+            hash_batch(g, batch, n);
+            pthread_mutex_lock(&g->mu);
             for (unsigned i = 0; i < n; i++) {
                 batch[i]->body->in_pass = 0;
                 batch[i]->done = 1;
             }
-            pthread_cond_broadcast(&shared.cv);
+            pthread_cond_broadcast(&g->cv);
         }
-        shared.running--;
+        g->running--;
         /* Whoever still waits with blocks queued takes over. */
-        pthread_cond_broadcast(&shared.cv);
+        pthread_cond_broadcast(&g->cv);
     }
-    pthread_mutex_unlock(&shared.mu);
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* ---- the digest ---- */
 
-void cf_md5_init(cf_md5_ctx *m)
+void cf_md5_init(cf_md5_ctx *m, cf_md5_gather *gather)
 {
+    m->gather = gather;
     memcpy(m->st, md5_init, sizeof m->st);
     m->len = 0;
     m->nbuf = 0;
@@ -431,17 +464,18 @@ void cf_md5_done(cf_md5_ctx *m)
 {
     if (!m->sharing)
         return;
-    pthread_mutex_lock(&shared.mu);
-    shared.streams--;
+    cf_md5_gather *g = m->gather;
+    pthread_mutex_lock(&g->mu);
+    g->streams--;
     if (m->prev_body)
         m->prev_body->next_body = m->next_body;
     else
-        shared.bodies = m->next_body;
+        g->bodies = m->next_body;
     if (m->next_body)
         m->next_body->prev_body = m->prev_body;
     /* A hashing thread may be waiting for this body's next blocks. */
-    pthread_cond_signal(&shared.arrived);
-    pthread_mutex_unlock(&shared.mu);
+    pthread_cond_signal(&g->arrived);
+    pthread_mutex_unlock(&g->mu);
     m->sharing = 0;
 }
 

@@ -1,9 +1,11 @@
 /*
  * md5.h - MD5 for the ETags of stored bodies, with the blocks of bodies received at the same
  * time hashed side by side (see md5.c). Each body has its own cf_md5_ctx, used by one thread at
- * a time; the sharing between threads is internal and thread-safe. A context is linked into a
- * process-wide list from its first large update until final or done, so it must not move (be
- * copied or reallocated) in between.
+ * a time. The bodies hashed side by side are those that share a cf_md5_gather: its owner (the
+ * store, for the bodies it writes) creates one and passes it to cf_md5_init; a context without
+ * one hashes alone, as fast as one body can be. A gather is thread-safe. A context is linked
+ * into its gather's list from its first large update until final or done, so it must not move
+ * (be copied or reallocated) in between, and the gather must outlive it.
  */
 #ifndef CF_CRYPTO_MD5_H
 #define CF_CRYPTO_MD5_H
@@ -12,11 +14,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Pairs the bodies being hashed at the same time. */
+typedef struct cf_md5_gather cf_md5_gather;
+/* 0, or CF_ENOMEM when out of memory (or of mutexes); free with cf_md5_gather_free. */
+int cf_md5_gather_new(cf_md5_gather **out);
+/* No context may still be linked to it (each one finalised or done). NULL is a no-op. */
+void cf_md5_gather_free(cf_md5_gather *g);
+/* Bytes of full blocks hashed so far by the contexts of g, alone and side by side with other
+ * bodies' (for the server's metrics), in whole 64-byte blocks, MD5's padding included. */
+void cf_md5_gather_stats(cf_md5_gather *g, uint64_t *alone, uint64_t *side_by_side);
+
 typedef struct cf_md5_ctx {
     uint32_t st[4];
     uint64_t len;
     unsigned char buf[64];
     size_t nbuf;
+    cf_md5_gather *gather; /* borrowed; NULL: hashed alone */
     /* Internal: while counted among the bodies whose blocks are hashed side by side. */
     int sharing;
     int in_pass;        /* its queued blocks are in a thread's pass */
@@ -26,17 +39,14 @@ typedef struct cf_md5_ctx {
     struct cf_md5_ctx *prev_body, *next_body;
 } cf_md5_ctx;
 
-void cf_md5_init(cf_md5_ctx *m);
+/* gather may be NULL (the body is hashed alone); else it is borrowed until final or done. */
+void cf_md5_init(cf_md5_ctx *m, cf_md5_gather *gather);
 void cf_md5_update(cf_md5_ctx *m, const void *p, size_t n);
 /* Writes the digest; m must be initialised again before more use. */
 void cf_md5_final(cf_md5_ctx *m, unsigned char out[16]);
 /* For a body abandoned before final: stops counting it among the bodies hashed side by side
  * (the others would wait for its blocks). final does this itself; a second call is a no-op. */
 void cf_md5_done(cf_md5_ctx *m);
-
-/* Bytes of full blocks hashed so far by this process, alone and side by side with other
- * bodies' (for the server's metrics), in whole 64-byte blocks, MD5's padding included. */
-void cf_md5_stats(uint64_t *alone, uint64_t *side_by_side);
 
 /* The block functions under it, for tests and benchmarks. */
 #define CF_MD5_LANES 4

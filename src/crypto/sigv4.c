@@ -15,7 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/clock.h"
 #include "crypto/hash.h"
 
 #define MAX_SKEW_SECONDS (15 * 60)
@@ -445,8 +444,8 @@ int cf_sigv4_string_to_sign(const char *amz_date, const char *date, const char *
 
 /* HMAC(K, m) with K = "AWS4" + secret. Short keys are joined on the stack; a key longer than
  * HMAC's block is replaced by its SHA-256 anyway (RFC 2104), so a long secret is hashed in two
- * pieces instead of being copied. */
-static void hmac_aws4_secret(const char *secret, const char *msg, unsigned char out[32])
+ * pieces instead of being copied. 0 or CF_ENOMEM. */
+static int hmac_aws4_secret(const char *secret, const char *msg, unsigned char out[32])
 {
     size_t slen = strlen(secret);
     unsigned char k[64];
@@ -457,25 +456,41 @@ static void hmac_aws4_secret(const char *secret, const char *msg, unsigned char 
         klen = 4 + slen;
     } else {
         cf_hash *h = cf_hash_new(CF_HASH_SHA256);
-        if (!h) {
-            /* Out of memory: a random key signs nothing anyone can match. */
-            cf_random_bytes(out, 32);
-            return;
-        }
+        if (!h)
+            return CF_ENOMEM;
         cf_hash_update(h, "AWS4", 4);
         cf_hash_update(h, secret, slen);
         cf_hash_final(h, k);
         cf_hash_free(h);
         klen = CF_SHA256_LEN;
     }
-    cf_hmac_sha256(k, klen, msg, strlen(msg), out);
+    int rc = cf_hmac_sha256(k, klen, msg, strlen(msg), out);
     OPENSSL_cleanse(k, sizeof k);
+    return rc;
+}
+
+int cf_sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
+                         unsigned char key[32])
+{
+    unsigned char a[32], b[32];
+    int rc = hmac_aws4_secret(secret, date, a);
+    if (!rc)
+        rc = cf_hmac_sha256(a, 32, region, strlen(region), b);
+    if (!rc)
+        rc = cf_hmac_sha256(b, 32, service, strlen(service), a);
+    if (!rc)
+        rc = cf_hmac_sha256(a, 32, "aws4_request", 12, key);
+    OPENSSL_cleanse(a, sizeof a);
+    OPENSSL_cleanse(b, sizeof b);
+    if (rc)
+        OPENSSL_cleanse(key, 32); /* half-derived bytes are no key */
+    return rc;
 }
 
 /*
  * Derived keys change once a day per access key, yet deriving one costs four HMACs, most of a
- * small request's signature check: keep the last few. Entries are found by a digest of the
- * secret, so the cache never holds a secret itself.
+ * small request's signature check: the owner keeps the last few. Entries are found by a digest
+ * of the secret, so the cache never holds a secret itself.
  */
 #define KEY_CACHE_SIZE 16
 
@@ -486,61 +501,72 @@ typedef struct key_cache_entry {
     int used;
 } key_cache_entry;
 
-static key_cache_entry key_cache[KEY_CACHE_SIZE];
-static unsigned key_cache_next;
-static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+struct cf_sigv4_key_cache {
+    pthread_mutex_t mu;
+    key_cache_entry entries[KEY_CACHE_SIZE];
+    unsigned next; /* the entry the next miss replaces */
+};
 
-static void derive_signing_key(const char *secret, const char *date, const char *region, const char *service,
-                               unsigned char key[32]);
+int cf_sigv4_key_cache_new(cf_sigv4_key_cache **out)
+{
+    cf_sigv4_key_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return CF_ENOMEM;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return CF_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
 
-void cf_sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
-                          unsigned char key[32])
+void cf_sigv4_key_cache_free(cf_sigv4_key_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    OPENSSL_cleanse(c->entries, sizeof c->entries);
+    free(c);
+}
+
+int cf_sigv4_cached_signing_key(cf_sigv4_key_cache *c, const char *secret, const char *date,
+                                const char *region, const char *service, unsigned char key[32])
 {
     char scope[112];
     unsigned char digest[32];
     int n = snprintf(scope, sizeof scope, "%s/%s/%s", date, region, service);
-    if (n < 0 || (size_t)n >= sizeof scope) {
-        derive_signing_key(secret, date, region, service, key);
-        return;
-    }
+    if (!c || n < 0 || (size_t)n >= sizeof scope)
+        return cf_sigv4_signing_key(secret, date, region, service, key);
     cf_sha256(secret, strlen(secret), digest);
-    pthread_mutex_lock(&key_cache_mu);
+    pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < KEY_CACHE_SIZE; i++) {
-        key_cache_entry *e = &key_cache[i];
+        key_cache_entry *e = &c->entries[i];
         if (e->used && strcmp(e->scope, scope) == 0 && memcmp(e->secret_digest, digest, 32) == 0) {
             memcpy(key, e->key, 32);
-            pthread_mutex_unlock(&key_cache_mu);
-            return;
+            pthread_mutex_unlock(&c->mu);
+            return 0;
         }
     }
-    pthread_mutex_unlock(&key_cache_mu);
-    derive_signing_key(secret, date, region, service, key);
-    pthread_mutex_lock(&key_cache_mu);
-    key_cache_entry *e = &key_cache[key_cache_next++ % KEY_CACHE_SIZE];
+    pthread_mutex_unlock(&c->mu);
+    int rc = cf_sigv4_signing_key(secret, date, region, service, key);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&c->mu);
+    key_cache_entry *e = &c->entries[c->next++ % KEY_CACHE_SIZE];
     memcpy(e->secret_digest, digest, 32);
     memcpy(e->scope, scope, (size_t)n + 1);
     memcpy(e->key, key, 32);
     e->used = 1;
-    pthread_mutex_unlock(&key_cache_mu);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
 }
 
-static void derive_signing_key(const char *secret, const char *date, const char *region, const char *service,
-                               unsigned char key[32])
-{
-    unsigned char a[32], b[32];
-    hmac_aws4_secret(secret, date, a);
-    cf_hmac_sha256(a, 32, region, strlen(region), b);
-    cf_hmac_sha256(b, 32, service, strlen(service), a);
-    cf_hmac_sha256(a, 32, "aws4_request", 12, key);
-    OPENSSL_cleanse(a, sizeof a);
-    OPENSSL_cleanse(b, sizeof b);
-}
-
-void cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len, char hex[65])
+int cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len, char hex[65])
 {
     unsigned char d[32];
-    cf_hmac_sha256(key, 32, string_to_sign, len, d);
+    int rc = cf_hmac_sha256(key, 32, string_to_sign, len, d);
     cf_hex_encode(d, sizeof d, hex);
+    return rc;
 }
 
 /* ---- Dates ---- */
@@ -766,9 +792,9 @@ static int check_scope(const cf_sigv4_auth *auth, const char *amz_date, int64_t 
 
 /* Canonical request, string to sign and signature for iso (the request time as signed), then a
  * constant-time comparison with the signature the client sent. */
-static int compute_and_compare(const cf_sigv4_request *req, const char *skip_param, const cf_sigv4_auth *auth,
-                               const char *secret, const char *iso, unsigned char *signing_key_out,
-                               cf_err *err)
+static int compute_and_compare(cf_sigv4_key_cache *keys, const cf_sigv4_request *req, const char *skip_param,
+                               const cf_sigv4_auth *auth, const char *secret, const char *iso,
+                               unsigned char *signing_key_out, cf_err *err)
 {
     cf_buf creq, sts;
     unsigned char key[32];
@@ -779,24 +805,27 @@ static int compute_and_compare(const cf_sigv4_request *req, const char *skip_par
     if (!rc &&
         cf_sigv4_string_to_sign(iso, auth->date, auth->region, auth->service, creq.data, creq.len, &sts) != 0)
         rc = cf_err_set(err, CF_ENOMEM, "out of memory building the string to sign");
-    if (!rc) {
-        cf_sigv4_signing_key(secret, auth->date, auth->region, auth->service, key);
-        cf_sigv4_sign(key, sts.data, sts.len, sig);
+    if (!rc &&
+        (cf_sigv4_cached_signing_key(keys, secret, auth->date, auth->region, auth->service, key) != 0 ||
+         cf_sigv4_sign(key, sts.data, sts.len, sig) != 0))
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory computing the signature");
+    else if (!rc) {
         if (!cf_consttime_eq(sig, auth->signature, 64))
             rc = cf_err_set(
                 err, CF_EAUTH,
                 "the request signature does not match; check the secret key and the signing method");
         else if (signing_key_out)
             memcpy(signing_key_out, key, 32);
-        OPENSSL_cleanse(key, sizeof key);
     }
+    OPENSSL_cleanse(key, sizeof key);
     cf_buf_cleanup(&creq);
     cf_buf_cleanup(&sts);
     return rc;
 }
 
-int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
-                    const char *amz_date, int64_t now, unsigned char *signing_key_out, cf_err *err)
+int cf_sigv4_verify(cf_sigv4_key_cache *keys, const cf_sigv4_request *req, const cf_sigv4_auth *auth,
+                    const char *secret, const char *amz_date, int64_t now, unsigned char *signing_key_out,
+                    cf_err *err)
 {
     int64_t t;
     char iso[17];
@@ -804,7 +833,7 @@ int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, cons
         return refuse_unsigned_headers(req, auth->signed_headers, err);
     int rc = check_scope(auth, amz_date, now, &t, iso, err);
     if (!rc)
-        rc = compute_and_compare(req, NULL, auth, secret, iso, signing_key_out, err);
+        rc = compute_and_compare(keys, req, NULL, auth, secret, iso, signing_key_out, err);
     if (rc)
         return rc;
     /* Only a request that proves its signer learns which headers it should have signed. */
@@ -920,8 +949,8 @@ int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_q
     return rc;
 }
 
-int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q, const char *secret,
-                          int64_t now, cf_err *err)
+int cf_sigv4_verify_query(cf_sigv4_key_cache *keys, const cf_sigv4_request *req, const cf_sigv4_query_auth *q,
+                          const char *secret, int64_t now, cf_err *err)
 {
     if (!req->each_header)
         return refuse_unsigned_headers(req, q->auth.signed_headers, err);
@@ -940,7 +969,7 @@ int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth
                           q->amz_date, (long long)q->expires);
     cf_sigv4_request r = *req;
     r.payload_hash = CF_SIGV4_UNSIGNED_PAYLOAD;
-    rc = compute_and_compare(&r, query_names[Q_SIGNATURE], &q->auth, secret, q->amz_date, NULL, err);
+    rc = compute_and_compare(keys, &r, query_names[Q_SIGNATURE], &q->auth, secret, q->amz_date, NULL, err);
     return rc ? rc : refuse_unsigned_headers(req, q->auth.signed_headers, err);
 }
 
@@ -1029,10 +1058,11 @@ static int build_presigned(const cf_sigv4_presign_opts *o, cf_buf *out, cf_err *
     rc = cf_sigv4_canonical_request(&req, "host", &creq, err);
     if (!rc && cf_sigv4_string_to_sign(iso, date, o->region, "s3", creq.data, creq.len, &sts) != 0)
         rc = cf_err_set(err, CF_ENOMEM, "out of memory building the string to sign");
+    if (!rc && (cf_sigv4_cached_signing_key(o->keys, o->secret, date, o->region, "s3", key) != 0 ||
+                cf_sigv4_sign(key, sts.data, sts.len, sig) != 0))
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory computing the signature");
+    OPENSSL_cleanse(key, sizeof key);
     if (!rc) {
-        cf_sigv4_signing_key(o->secret, date, o->region, "s3", key);
-        cf_sigv4_sign(key, sts.data, sts.len, sig);
-        OPENSSL_cleanse(key, sizeof key);
         /* The canonical query string is already a valid, fully encoded query. */
         rc = cf_sigv4_uri_encode(out, o->path, strlen(o->path), 1);
         if (!rc)

@@ -3,7 +3,9 @@
  * request and string to sign, derive the signing key, sign and verify.
  *
  * The module does no I/O and keeps no state: the caller supplies every input (including the
- * request time), so that AWS's published vectors can be checked byte for byte.
+ * request time), so that AWS's published vectors can be checked byte for byte. The one thing worth
+ * keeping between calls, derived signing keys, lives in a cf_sigv4_key_cache that its owner (the
+ * server, an S3 client) creates and passes in; without one every key is derived again.
  *
  * Two ways to carry a signature: the Authorization header (cf_sigv4_parse_auth, cf_sigv4_verify)
  * and the query string of a presigned URL (cf_sigv4_parse_query_auth, cf_sigv4_verify_query;
@@ -113,12 +115,28 @@ int cf_sigv4_canonical_request(const cf_sigv4_request *req, const char *signed_h
 int cf_sigv4_string_to_sign(const char *amz_date, const char *date, const char *region, const char *service,
                             const char *canonical_request, size_t len, cf_buf *out);
 
-/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"). */
-void cf_sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
-                          unsigned char key[32]);
+/* kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request").
+ * 0, or CF_ENOMEM (OpenSSL could not allocate; key is then zeroed and must not be used). */
+int cf_sigv4_signing_key(const char *secret, const char *date, const char *region, const char *service,
+                         unsigned char key[32]);
 
-/* hex(HMAC(key, string_to_sign)) into hex (65 bytes, NUL-terminated). */
-void cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len, char hex[65]);
+/*
+ * The last few derived signing keys. A key changes once a day per access key, yet deriving one
+ * costs four HMACs, most of a small request's signature check. Entries are found by a SHA-256
+ * of the secret, so a cache never holds a secret. Thread-safe. Wherever a cache is taken, NULL
+ * means none: the key is derived each time.
+ */
+typedef struct cf_sigv4_key_cache cf_sigv4_key_cache;
+/* 0 or CF_ENOMEM; freed (and its keys wiped) with cf_sigv4_key_cache_free; NULL is a no-op. */
+int cf_sigv4_key_cache_new(cf_sigv4_key_cache **out);
+void cf_sigv4_key_cache_free(cf_sigv4_key_cache *cache);
+/* As cf_sigv4_signing_key, through cache. */
+int cf_sigv4_cached_signing_key(cf_sigv4_key_cache *cache, const char *secret, const char *date,
+                                const char *region, const char *service, unsigned char key[32]);
+
+/* hex(HMAC(key, string_to_sign)) into hex (65 bytes, NUL-terminated). 0, or CF_ENOMEM (hex then
+ * holds random digits, which match nothing, and must not be sent). */
+int cf_sigv4_sign(const unsigned char key[32], const char *string_to_sign, size_t len, char hex[65]);
 
 /* Parses "YYYYMMDDTHHMMSSZ" into seconds since the epoch; CF_EINVAL when malformed. */
 int cf_sigv4_parse_amz_date(const char *s, int64_t *out);
@@ -127,20 +145,22 @@ int cf_sigv4_parse_amz_date(const char *s, int64_t *out);
 void cf_sigv4_format_amz_date(int64_t t, char out[17]);
 
 /*
- * Full server-side check of a header-signed request. secret is the secret key of
+ * Full server-side check of a header-signed request, keys the verifier's cache (or NULL). secret
+ * is the secret key of
  * auth->access_key (the caller looked it up). amz_date is the x-amz-date header (or Date).
  * now is the server's clock; the request is refused when |now - amz_date| > 15 minutes.
  * Returns 0 when the signature matches and every header that must be signed is; CF_EAUTH
  * (signature mismatch), CF_EDENIED (signature matches, but an x-amz-* header is not signed: see
  * cf_sigv4_unsigned_headers; the message is CF_SIGV4_UNSIGNED_HEADERS_MESSAGE), CF_EINVAL
  * (malformed: bad date, scope date not matching amz_date, missing signed header, service not
- * "s3", "host" not signed, req->each_header NULL) or CF_EPRECOND (clock skew) with a message
- * that never contains the secret.
+ * "s3", "host" not signed, req->each_header NULL), CF_EPRECOND (clock skew) or CF_ENOMEM with a
+ * message that never contains the secret.
  * When signing_key_out is non-NULL, the derived signing key is copied there (for verifying
  * aws-chunked chunk signatures later).
  */
-int cf_sigv4_verify(const cf_sigv4_request *req, const cf_sigv4_auth *auth, const char *secret,
-                    const char *amz_date, int64_t now, unsigned char *signing_key_out, cf_err *err);
+int cf_sigv4_verify(cf_sigv4_key_cache *keys, const cf_sigv4_request *req, const cf_sigv4_auth *auth,
+                    const char *secret, const char *amz_date, int64_t now, unsigned char *signing_key_out,
+                    cf_err *err);
 
 /* ---- Presigned URLs (query-string authentication) ---- */
 
@@ -164,19 +184,18 @@ int cf_sigv4_has_query_auth(const cf_sigv4_param *params, size_t n);
 int cf_sigv4_parse_query_auth(const cf_sigv4_param *params, size_t n, cf_sigv4_query_auth *out, cf_err *err);
 
 /*
- * Server-side check of a presigned request. req holds every decoded query parameter, the
- * X-Amz-* ones included (X-Amz-Signature is left out of the canonical query string here);
- * req->payload_hash is ignored, since a presigned URL always signs UNSIGNED-PAYLOAD. q comes
- * from cf_sigv4_parse_query_auth; secret is the secret key of q->auth.access_key.
- * Returns 0 when the signature matches and every header that must be signed is; CF_EINVAL
- * (service not "s3", "host" not signed, a signed header missing, req->each_header NULL),
- * CF_EPRECOND when now is outside the URL's validity (q->time more than 15 minutes ahead of now:
- * not valid yet; now past q->time + q->expires: expired — compare now with q->time to tell
- * which), CF_EAUTH (signature mismatch) or CF_EDENIED (an x-amz-* header not signed, as for
- * cf_sigv4_verify). Messages never contain the secret.
+ * Server-side check of a presigned request, keys the verifier's cache (or NULL). req holds every decoded
+ * query parameter, the X-Amz-* ones included (X-Amz-Signature is left out of the canonical query string
+ * here); req->payload_hash is ignored, since a presigned URL always signs UNSIGNED-PAYLOAD. q comes from
+ * cf_sigv4_parse_query_auth; secret is the secret key of q->auth.access_key. Returns 0 when the signature
+ * matches and every header that must be signed is; CF_EINVAL (service not "s3", "host" not signed, a signed
+ * header missing, req->each_header NULL), CF_EPRECOND when now is outside the URL's validity (q->time more
+ * than 15 minutes ahead of now: not valid yet; now past q->time + q->expires: expired — compare now with
+ * q->time to tell which), CF_EAUTH (signature mismatch), CF_EDENIED (an x-amz-* header not signed, as for
+ * cf_sigv4_verify) or CF_ENOMEM. Messages never contain the secret.
  */
-int cf_sigv4_verify_query(const cf_sigv4_request *req, const cf_sigv4_query_auth *q, const char *secret,
-                          int64_t now, cf_err *err);
+int cf_sigv4_verify_query(cf_sigv4_key_cache *keys, const cf_sigv4_request *req, const cf_sigv4_query_auth *q,
+                          const char *secret, int64_t now, cf_err *err);
 
 /*
  * For a request that cf_sigv4_verify or cf_sigv4_verify_query refused with CF_EAUTH: appends the
@@ -199,8 +218,9 @@ typedef struct cf_sigv4_presign_opts {
     const char *access_key;
     const char *secret;
     const char *region;
-    int64_t now;     /* becomes X-Amz-Date */
-    int64_t expires; /* seconds, 1..CF_SIGV4_MAX_EXPIRES */
+    int64_t now;              /* becomes X-Amz-Date */
+    int64_t expires;          /* seconds, 1..CF_SIGV4_MAX_EXPIRES */
+    cf_sigv4_key_cache *keys; /* the signer's cache; NULL = derive the key */
 } cf_sigv4_presign_opts;
 
 /* Appends the path and query of a presigned URL to out: the path URI-encoded (slashes kept),

@@ -2,6 +2,7 @@
  * client.c - the client object and the request engine: SigV4 header signing, one curl multi
  * handle with a shared connection cache, retries with full-jitter backoff.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,16 @@
 #define BACKOFF_BASE 0.1
 #define BACKOFF_CAP 5.0
 
+/* libcurl's global set-up, once per process: it is libcurl's own state, which it asks to have
+ * initialised before any thread uses it. Written once, read-only after (docs/internals/threads.md). */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void init_curl(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 static const char EMPTY_SHA256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 int cf_s3c_new(const cf_s3c_config *cfg, cf_s3c **out, cf_err *err)
@@ -28,13 +39,9 @@ int cf_s3c_new(const cf_s3c_config *cfg, cf_s3c **out, cf_err *err)
         return cf_err_set(err, CF_EINVAL, "endpoint '%s' must start with http:// or https://", ep);
     if (!*cfg->access_key || !*cfg->secret_key)
         return cf_err_set(err, CF_EINVAL, "endpoint '%s': no access key or secret key", ep);
-    static int curl_ready;
-    if (!curl_ready) {
-        /* Not thread-safe in old libcurl; the first client is made before threads start. */
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return cf_err_set(err, CF_EINTERNAL, "cannot initialise libcurl");
-        curl_ready = 1;
-    }
+    pthread_once(&curl_once, init_curl);
+    if (curl_init_rc != CURLE_OK)
+        return cf_err_set(err, CF_EINTERNAL, "cannot initialise libcurl");
     cf_s3c *c = calloc(1, sizeof *c);
     if (!c)
         return cf_err_set(err, CF_ENOMEM, "endpoint '%s': out of memory", ep);
@@ -64,6 +71,10 @@ int cf_s3c_new(const cf_s3c_config *cfg, cf_s3c **out, cf_err *err)
     c->rng = (uint64_t)cf_clock_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)c;
     c->multi = curl_multi_init();
     c->share = curl_share_init();
+    if (cf_sigv4_key_cache_new(&c->keys) != 0) {
+        cf_s3c_free(c);
+        return cf_err_set(err, CF_ENOMEM, "endpoint '%s': out of memory", ep);
+    }
     if (!c->multi || !c->share) {
         cf_s3c_free(c);
         return cf_err_set(err, CF_ENOMEM, "endpoint '%s': cannot start libcurl", ep);
@@ -87,7 +98,7 @@ void cf_s3c_free(cf_s3c *c)
     if (c->share)
         curl_share_cleanup(c->share);
     memset(c->cfg.secret_key, 0, sizeof c->cfg.secret_key);
-    memset(c->signing_key, 0, sizeof c->signing_key);
+    cf_sigv4_key_cache_free(c->keys);
     free(c);
 }
 
@@ -336,7 +347,7 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
     }
     if (x->delivered && !x->if_match[0] && x->info.etag[0])
         snprintf(x->if_match, sizeof x->if_match, "%s", x->info.etag);
-    cf_sigv4_format_amz_date((int64_t)cf_clock_now(), amz_date);
+    cf_sigv4_format_amz_date((int64_t)cf_clock_time(c->cfg.clock), amz_date);
     memcpy(date, amz_date, 8);
     date[8] = '\0';
     sign_headers sh = {host,
@@ -355,12 +366,16 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
         goto out;
     if ((rc = cf_sigv4_string_to_sign(amz_date, date, c->cfg.region, "s3", creq.data, creq.len, &sts)))
         goto out;
-    if (strcmp(c->key_date, date) != 0) {
-        cf_sigv4_signing_key(c->cfg.secret_key, date, c->cfg.region, "s3", c->signing_key);
-        memcpy(c->key_date, date, sizeof c->key_date);
-    }
+    unsigned char key[32];
     char sig[65];
-    cf_sigv4_sign(c->signing_key, sts.data, sts.len, sig);
+    rc = cf_sigv4_cached_signing_key(c->keys, c->cfg.secret_key, date, c->cfg.region, "s3", key);
+    if (!rc)
+        rc = cf_sigv4_sign(key, sts.data, sts.len, sig);
+    memset(key, 0, sizeof key);
+    if (rc) {
+        rc = cf_err_set(err, rc, "out of memory signing a request");
+        goto out;
+    }
 
     rc = cf_buf_printf(&url, "%s://%s", c->scheme, host);
     if (!rc)

@@ -68,8 +68,7 @@ struct cf_s3c {
     size_t nidle;
     cf_s3c_xfer *active[CF_S3C_MAX_ACTIVE];
     size_t nactive;
-    char key_date[9];
-    unsigned char signing_key[32];
+    cf_sigv4_key_cache *keys; /* the signing keys of this client's requests and URLs */
     uint64_t rng;
     cf_s3c_stats stats;
     cf_s3c_status last;

@@ -467,8 +467,9 @@ int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char
         .access_key = c->cfg.access_key,
         .secret = c->cfg.secret_key,
         .region = c->cfg.region,
-        .now = (int64_t)cf_clock_now(),
+        .now = (int64_t)cf_clock_time(c->cfg.clock),
         .expires = expires,
+        .keys = c->keys,
     };
     size_t mark = out->len;
     rc = cf_buf_printf(out, "%s://%s", c->scheme, host);

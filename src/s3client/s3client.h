@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/err.h"
 
 /* ---- Configuration ---- */
@@ -45,6 +46,8 @@ typedef struct cf_s3c_config {
     int max_attempts;         /* tries per request, >= 1; 0 means 5 */
     long connect_timeout_ms;  /* 0 means 10 s */
     long low_speed_timeout_s; /* a transfer slower than 1 byte/s for this long times out; 0: 60 */
+    const cf_clock *clock;    /* the signatures' "now": borrowed for the client's life; NULL = the
+                               * system's (core/clock.h) */
 } cf_s3c_config;
 
 /* Explicit values (NULL or "" when not given); they win over everything else. */

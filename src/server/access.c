@@ -432,7 +432,7 @@ static int context_init(policy_context *x, const cf_request *r, cf_s3_op op, cf_
              inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, x->ip, sizeof x->ip))
         v[CF_POLICY_KEY_SOURCE_IP] = x->ip;
 
-    time_t now = cf_clock_now();
+    time_t now = cf_clock_time(r->srv->clock);
     struct tm tm;
     gmtime_r(&now, &tm);
     snprintf(x->now, sizeof x->now, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,

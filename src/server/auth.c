@@ -160,7 +160,7 @@ static void explain_skew(cf_request *r, const char *amz_date)
 {
     const cf_s3_error e = CF_S3_RequestTimeTooSkewed;
     char now[32];
-    time_t t = (time_t)cf_clock_now();
+    time_t t = cf_clock_time(r->srv->clock);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -342,8 +342,8 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
     signed_view_init(&view, r);
     cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n,
                             header_cb, &view,          payload, each_header_cb};
-    int vrc = cf_sigv4_verify(&req, &auth, secret, amz_date, (int64_t)cf_clock_now(),
-                              streaming ? r->stream_key : NULL, &err);
+    int vrc = cf_sigv4_verify(r->srv->keys, &req, &auth, secret, amz_date,
+                              (int64_t)cf_clock_time(r->srv->clock), streaming ? r->stream_key : NULL, &err);
     if (vrc == CF_EDENIED)
         refuse_unsigned(r, &req, auth.signed_headers, e, msg, msglen);
     if (vrc == CF_EAUTH)
@@ -358,6 +358,10 @@ static int check_header_auth(cf_request *r, const char *authz, params *p, cf_s3_
     }
     if (vrc == CF_EAUTH) {
         *e = CF_S3_SignatureDoesNotMatch;
+        return -1;
+    }
+    if (vrc == CF_ENOMEM) { /* the server's failure: the signature was never compared */
+        *e = CF_S3_InternalError;
         return -1;
     }
     if (vrc) {
@@ -412,8 +416,8 @@ static int check_query_auth(cf_request *r, params *p, cf_s3_error *e, char *msg,
     signed_view view;
     signed_view_init(&view, r);
     cf_sigv4_request req = {r->method, signed_path(r), p->list, p->n, header_cb, &view, NULL, each_header_cb};
-    int64_t now = (int64_t)cf_clock_now();
-    int vrc = cf_sigv4_verify_query(&req, &q, secret, now, &err);
+    int64_t now = (int64_t)cf_clock_time(r->srv->clock);
+    int vrc = cf_sigv4_verify_query(r->srv->keys, &req, &q, secret, now, &err);
     if (vrc == CF_EDENIED)
         refuse_unsigned(r, &req, q.auth.signed_headers, e, msg, msglen);
     if (vrc == CF_EAUTH)

@@ -161,13 +161,17 @@ static int add_key(cf_request *r)
     snprintf(k.policy, sizeof k.policy, "%s", policy);
     snprintf(k.bucket, sizeof k.bucket, "%s", bucket);
     snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
+    int drawn = 0;
     if (access)
         snprintf(k.access_key, sizeof k.access_key, "%s", access);
     else
-        cf_random_token(k.access_key, 20, CF_ACCESS_KEY_ALPHABET);
+        drawn = cf_clock_token(r->srv->clock, k.access_key, 20, CF_ACCESS_KEY_ALPHABET);
     json_decref(in);
-    cf_random_token(k.secret_key, 40, CF_SECRET_KEY_ALPHABET);
-    k.created_ns = cf_clock_now_ns();
+    if (!drawn)
+        drawn = cf_clock_token(r->srv->clock, k.secret_key, 40, CF_SECRET_KEY_ALPHABET);
+    if (drawn)
+        return cf_respond_error(r, CF_S3_InternalError, "no randomness for a new key");
+    k.created_ns = cf_clock_time_ns(r->srv->clock);
     cf_err err;
     int rc = cf_store_key_add(r->srv->store, &k, &err);
     if (rc == CF_EEXISTS)

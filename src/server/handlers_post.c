@@ -111,9 +111,12 @@ static int check_signature(cf_request *r, struct cf_post_upload *u, const char *
     snprintf(r->access_key, sizeof r->access_key, "%s", access_key);
     unsigned char key[32], mac[32];
     char want[65], got[65];
-    cf_sigv4_signing_key(secret, cdate, region, "s3", key);
-    cf_hmac_sha256(key, sizeof key, policy_b64, strlen(policy_b64), mac);
+    int mac_rc = cf_sigv4_cached_signing_key(r->srv->keys, secret, cdate, region, "s3", key);
+    if (!mac_rc)
+        mac_rc = cf_hmac_sha256(key, sizeof key, policy_b64, strlen(policy_b64), mac);
     memset(key, 0, sizeof key);
+    if (mac_rc)
+        return refuse(r, CF_S3_InternalError, "out of memory checking the signature");
     cf_hex_encode(mac, sizeof mac, want);
     snprintf(got, sizeof got, "%s", sig);
     for (char *c = got; *c; c++)
@@ -145,7 +148,8 @@ static int check_policy(cf_request *r, struct cf_post_upload *u, const char *pol
     free(json);
     if (rc)
         return refuse(r, rc == CF_EINVAL ? CF_S3_InvalidPolicyDocument : CF_S3_InternalError, "%s", err.msg);
-    rc = cf_post_policy_check(&u->policy, r->bucket, u->fields, u->nfields, (int64_t)cf_clock_now(), &err);
+    rc = cf_post_policy_check(&u->policy, r->bucket, u->fields, u->nfields,
+                              (int64_t)cf_clock_time(r->srv->clock), &err);
     if (rc)
         return refuse(r, CF_S3_AccessDenied, "%s", err.msg);
     return 0;

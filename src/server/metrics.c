@@ -14,7 +14,6 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "crypto/md5.h"
 #include "server/request.h"
 
 static const int tracked_status[] = {200, 204, 206, 304, 400, 403, 404, 405,
@@ -143,7 +142,7 @@ int cf_metrics_render(cf_metrics *m, cf_store *store, const cf_logger *log, cf_b
                   (long long)atomic_load(&m->in_flight));
 
     uint64_t alone, side_by_side;
-    cf_md5_stats(&alone, &side_by_side);
+    cf_store_md5_stats(store, &alone, &side_by_side);
     cf_buf_printf(b,
                   "# HELP coffer_md5_bytes_total Body bytes hashed for ETags, alone or side by side with "
                   "other bodies received at the same time (less CPU per byte).\n"

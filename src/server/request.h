@@ -10,8 +10,10 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "crypto/checksum.h"
 #include "crypto/hash.h"
+#include "crypto/sigv4.h"
 #include "s3/chunked.h"
 #include "s3/error.h"
 #include "s3/request.h"
@@ -44,6 +46,8 @@ struct cf_server {
     int64_t multipart_expiry_s;
 
     cf_logger log;
+    const cf_clock *clock;    /* "now" of signatures and policies, new credentials and ids */
+    cf_sigv4_key_cache *keys; /* signing keys of the requests verified lately */
     cf_metrics *metrics;
     cf_conns *conns;     /* conn.c: header deadline, minimum body rate */
     cf_offload *offload; /* offload.c: handlers that wait for the disk */

@@ -509,6 +509,7 @@ static void free_server(cf_server *srv)
     cf_offload_stop(srv->offload);
     cf_conns_stop(srv->conns);
     cf_metrics_free(srv->metrics);
+    cf_sigv4_key_cache_free(srv->keys);
     cf_policy_cache_free(srv->policy_cache);
     cf_cors_cache_free(srv->cors_cache);
     free(srv);
@@ -556,7 +557,8 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     srv->root = opts->root;
     if (opts->log)
         srv->log = *opts->log;
-    if (!(srv->metrics = cf_metrics_new())) {
+    srv->clock = opts->clock ? opts->clock : &cf_clock_system;
+    if (!(srv->metrics = cf_metrics_new()) || cf_sigv4_key_cache_new(&srv->keys) != 0) {
         free_server(srv);
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     }
@@ -564,7 +566,10 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
     snprintf(srv->domain, sizeof srv->domain, "%s", opts->domain ? opts->domain : "");
     srv->multipart_expiry_s = opts->multipart_expiry_s > 0 ? opts->multipart_expiry_s : (int64_t)7 * 86400;
     unsigned char rnd[4];
-    cf_random_bytes(rnd, sizeof rnd);
+    if (cf_clock_random(srv->clock, rnd, sizeof rnd) != 0) {
+        free_server(srv);
+        return cf_err_set(err, CF_EIO, "no randomness for the boot id");
+    }
     snprintf(srv->boot_id, sizeof srv->boot_id, "%02X%02X%02X%02X", rnd[0], rnd[1], rnd[2], rnd[3]);
 
     unsigned max_conns =

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "store/store.h"
 
@@ -41,6 +42,7 @@ typedef struct cf_server_options {
     int64_t multipart_expiry_s; /* uploads older than this are aborted; 0 = 7 days */
     const char *domain;         /* virtual-host style: BUCKET.domain; NULL = path style only */
     const cf_logger *log;       /* copied; NULL = nothing is logged */
+    const cf_clock *clock;      /* borrowed until stop; NULL = the system's (core/clock.h) */
 } cf_server_options;
 
 typedef struct cf_server cf_server;

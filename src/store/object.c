@@ -82,7 +82,7 @@ int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
     cf_store_writer *w = calloc(1, sizeof *w);
     if (!w)
         return cf_err_set(err, CF_ENOMEM, "out of memory starting a write");
-    cf_md5_init(&w->md5);
+    cf_md5_init(&w->md5, s->md5);
     w->s = s;
     w->fd = -1;
     *out = w;

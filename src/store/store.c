@@ -248,6 +248,11 @@ int cf_store_open(const char *dir, const cf_logger *log, cf_store **out, cf_err 
         free(s);
         return cf_err_set(err, CF_ENOMEM, "out of memory opening store '%s'", dir);
     }
+    if (cf_md5_gather_new(&s->md5) != 0) {
+        free(s->dir);
+        free(s);
+        return cf_err_set(err, CF_ENOMEM, "out of memory opening store '%s'", dir);
+    }
     if (log)
         s->log = *log;
     pthread_mutex_init(&s->pending_mu, NULL);
@@ -279,6 +284,7 @@ int cf_store_open(const char *dir, const cf_logger *log, cf_store **out, cf_err 
             mdb_env_close(s->env);
         pthread_mutex_destroy(&s->pending_mu);
         cf_store_commits_destroy(s);
+        cf_md5_gather_free(s->md5);
         free(s->dir);
         free(s);
         return rc;
@@ -300,8 +306,14 @@ void cf_store_close(cf_store *s)
     cf_store_commits_destroy(s);
     free(s->pending);
     cf_store_pins_free(s);
+    cf_md5_gather_free(s->md5);
     free(s->dir);
     free(s);
+}
+
+void cf_store_md5_stats(cf_store *s, uint64_t *alone, uint64_t *side_by_side)
+{
+    cf_md5_gather_stats(s->md5, alone, side_by_side);
 }
 
 int cf_store_check_ready(cf_store *s, cf_err *err)

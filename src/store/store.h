@@ -66,6 +66,9 @@ void cf_store_set_inline_max(cf_store *s, size_t max);
 /* Marks a clean shutdown (so the next open skips the orphan scan) and frees. NULL is a no-op. */
 void cf_store_close(cf_store *s);
 const char *cf_store_dir(const cf_store *s);
+/* Bytes of the bodies written so far whose MD5 was computed alone and side by side with other
+ * bodies' (crypto/md5.h), for the server's metrics. */
+void cf_store_md5_stats(cf_store *s, uint64_t *alone, uint64_t *side_by_side);
 /* Readiness: the index answers and a file can be created and removed in tmp/. */
 int cf_store_check_ready(cf_store *s, cf_err *err);
 

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "crypto/md5.h"
 #include "store/store.h"
 
 struct cf_store {
@@ -15,16 +16,17 @@ struct cf_store {
     char objects_dir[PATH_MAX];
     char tmp_dir[PATH_MAX];
     MDB_env *env;
-    MDB_dbi buckets;   /* name -> bucket_value */
-    MDB_dbi objects;   /* "bucket\0key" -> record, or overflow group (record.h) */
-    MDB_dbi uploads;   /* upload id -> upload value (upload.c) */
-    MDB_dbi parts;     /* upload id + part number -> record of one segment */
-    MDB_dbi keys;      /* access key -> key record (keys.c) */
-    MDB_dbi meta;      /* name -> bytes: bucket policies and other small settings */
-    MDB_dbi garbage;   /* segment id -> "" : data files to unlink after the commit that freed them */
-    MDB_dbi completed; /* upload id -> how it completed, to answer a retried completion (upload.c) */
-    size_t head_max;   /* longest composite key stored directly; longer ones go to groups */
-    size_t inline_max; /* bodies up to this size are kept in their record */
+    MDB_dbi buckets;    /* name -> bucket_value */
+    MDB_dbi objects;    /* "bucket\0key" -> record, or overflow group (record.h) */
+    MDB_dbi uploads;    /* upload id -> upload value (upload.c) */
+    MDB_dbi parts;      /* upload id + part number -> record of one segment */
+    MDB_dbi keys;       /* access key -> key record (keys.c) */
+    MDB_dbi meta;       /* name -> bytes: bucket policies and other small settings */
+    MDB_dbi garbage;    /* segment id -> "" : data files to unlink after the commit that freed them */
+    MDB_dbi completed;  /* upload id -> how it completed, to answer a retried completion (upload.c) */
+    size_t head_max;    /* longest composite key stored directly; longer ones go to groups */
+    size_t inline_max;  /* bodies up to this size are kept in their record */
+    cf_md5_gather *md5; /* the ETags of bodies written at the same time are hashed side by side */
 
     /* Ids already unlinked whose garbage rows the next write transaction deletes, so that
      * reclaiming costs no commit (and no fsync) of its own. */

@@ -457,7 +457,7 @@ static void check_partly_signed(fuzz_req *r, cf_sigv4_request *req, size_t k)
         cf_err err;
         sign_as_client(&creq, list.data, &auth, key);
         check(cf_sigv4_parse_amz_date(AMZ_DATE, &now) == 0);
-        int rc = cf_sigv4_verify(req, &auth, SECRET, AMZ_DATE, now, NULL, &err);
+        int rc = cf_sigv4_verify(NULL, req, &auth, SECRET, AMZ_DATE, now, NULL, &err);
         if (!has_host)
             check(rc == CF_EINVAL);
         else if (unsigned_amz)
@@ -483,17 +483,17 @@ static void check_sign_verify(fuzz_req *r, cf_sigv4_request *req, const cf_buf *
     check(cf_sigv4_parse_amz_date(AMZ_DATE, &now) == 0);
 
     int has_host = lookup(r, "host") != NULL;
-    int rc = cf_sigv4_verify(req, &auth, SECRET, AMZ_DATE, now, got, &err);
+    int rc = cf_sigv4_verify(NULL, req, &auth, SECRET, AMZ_DATE, now, got, &err);
     check(has_host ? rc == 0 && memcmp(got, key, 32) == 0 : rc == CF_EINVAL);
     if (has_host) {
         auth.signature[17] = auth.signature[17] == 'a' ? 'b' : 'a';
-        check(cf_sigv4_verify(req, &auth, SECRET, AMZ_DATE, now, NULL, &err) == CF_EAUTH);
+        check(cf_sigv4_verify(NULL, req, &auth, SECRET, AMZ_DATE, now, NULL, &err) == CF_EAUTH);
         check(!strstr(err.msg, SECRET) && !strstr(err.msg, auth.signature));
     }
     /* Without a way to list the headers, nothing verifies. */
     cf_sigv4_request blind = *req;
     blind.each_header = NULL;
-    check(cf_sigv4_verify(&blind, &auth, SECRET, AMZ_DATE, now, NULL, &err) == CF_EINVAL);
+    check(cf_sigv4_verify(NULL, &blind, &auth, SECRET, AMZ_DATE, now, NULL, &err) == CF_EINVAL);
 }
 
 static void check_canonical(const uint8_t *data, size_t size)

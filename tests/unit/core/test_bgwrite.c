@@ -48,7 +48,7 @@ static void test_hook_sees_whole_slots_on_the_writer_thread(void **state)
     for (size_t i = 0; i < total; i++)
         src[i] = (unsigned char)(i * 7 + (i >> 9));
     hook_seen h = {.producer = pthread_self()};
-    cf_md5_init(&h.md5);
+    cf_md5_init(&h.md5, NULL);
     cf_bgwrite *bw;
     assert_int_equal(cf_bgwrite_new(fd, 0, 4096, 2, 0, &bw), 0);
     cf_bgwrite_set_hook(bw, seen_slot, &h);

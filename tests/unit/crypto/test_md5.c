@@ -2,7 +2,8 @@
  * test_md5.c - the ETag MD5 (crypto/md5.c): RFC 1321 appendix A.5 vectors, agreement with
  * OpenSSL's MD5 (cf_md5) over lengths and update splits, every lane count of the interleaved
  * block function, and bodies hashed by several threads at once, some abandoned half way, which
- * must come out as if each had been hashed alone.
+ * must come out as if each had been hashed alone: side by side when they share a gather, alone
+ * without one, and two gathers never mix their bodies or their counts.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,7 +33,7 @@ static void md5_hex(const void *p, size_t n, char out[33])
 {
     cf_md5_ctx m;
     unsigned char d[CF_MD5_LEN];
-    cf_md5_init(&m);
+    cf_md5_init(&m, NULL);
     cf_md5_update(&m, p, n);
     cf_md5_final(&m, d);
     cf_hex_encode(d, sizeof d, out);
@@ -77,7 +78,7 @@ static void test_matches_openssl_over_lengths_and_splits(void **state)
         for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
             cf_md5_ctx m;
             unsigned char got[CF_MD5_LEN];
-            cf_md5_init(&m);
+            cf_md5_init(&m, NULL);
             for (size_t off = 0; off < n; off += pieces[k])
                 cf_md5_update(&m, buf + off, n - off < pieces[k] ? n - off : pieces[k]);
             cf_md5_final(&m, got);
@@ -122,6 +123,7 @@ enum { THREADS = 6, BODIES_PER_THREAD = 5, BODY_MAX = 3 << 20 };
 typedef struct {
     unsigned id;
     pthread_barrier_t *start;
+    cf_md5_gather *gather; /* NULL: each body hashed alone */
     int mismatches;
 } worker_arg;
 
@@ -143,7 +145,7 @@ static void *worker(void *argp)
         fill(body, len, seed);
         int abandon = b % 3 == 2;
         cf_md5_ctx m;
-        cf_md5_init(&m);
+        cf_md5_init(&m, a->gather);
         for (size_t off = 0; off < len; off += piece) {
             if (abandon && off >= len / 2)
                 break;
@@ -163,17 +165,15 @@ static void *worker(void *argp)
     return NULL;
 }
 
-static void test_bodies_hashed_at_once_by_many_threads(void **state)
+/* Runs THREADS workers at once, the threads of `gathers[i % ngathers]`, and checks every digest. */
+static void run_workers(cf_md5_gather *const *gathers, unsigned ngathers)
 {
-    (void)state;
-    uint64_t alone0, side0, alone1, side1;
-    cf_md5_stats(&alone0, &side0);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, THREADS);
     pthread_t t[THREADS];
     worker_arg args[THREADS];
     for (unsigned i = 0; i < THREADS; i++) {
-        args[i] = (worker_arg){i, &start, 0};
+        args[i] = (worker_arg){i, &start, gathers[i % ngathers], 0};
         assert_int_equal(pthread_create(&t[i], NULL, worker, &args[i]), 0);
     }
     for (unsigned i = 0; i < THREADS; i++) {
@@ -181,10 +181,54 @@ static void test_bodies_hashed_at_once_by_many_threads(void **state)
         assert_int_equal(args[i].mismatches, 0);
     }
     pthread_barrier_destroy(&start);
-    cf_md5_stats(&alone1, &side1);
+}
+
+static void test_bodies_hashed_at_once_by_many_threads(void **state)
+{
+    (void)state;
+    cf_md5_gather *g;
+    assert_int_equal(cf_md5_gather_new(&g), 0);
+    uint64_t alone, side;
+    cf_md5_gather_stats(g, &alone, &side);
+    assert_int_equal(alone + side, 0);
+    run_workers(&g, 1);
+    cf_md5_gather_stats(g, &alone, &side);
     /* Six threads start together with megabytes each: some passes must have been shared. */
-    assert_true(side1 > side0);
-    assert_true(alone1 + side1 > alone0 + side0);
+    assert_true(side > 0);
+    assert_true(alone + side > 0);
+    cf_md5_gather_free(g);
+}
+
+/* Without a gather every body is hashed alone, however many threads hash at once. */
+static void test_bodies_without_a_gather_are_hashed_alone(void **state)
+{
+    (void)state;
+    cf_md5_gather *none = NULL;
+    run_workers(&none, 1);
+}
+
+/* Two owners' gathers (two stores in one process) pair only their own bodies and count only
+ * their own bytes: a body of one never waits for a body of the other. */
+static void test_two_gathers_are_independent(void **state)
+{
+    (void)state;
+    cf_md5_gather *g[2], *idle;
+    assert_int_equal(cf_md5_gather_new(&g[0]), 0);
+    assert_int_equal(cf_md5_gather_new(&g[1]), 0);
+    assert_int_equal(cf_md5_gather_new(&idle), 0);
+    run_workers(g, 2);
+    for (int i = 0; i < 2; i++) {
+        uint64_t alone, side;
+        cf_md5_gather_stats(g[i], &alone, &side);
+        assert_true(alone + side > 0);
+    }
+    uint64_t alone, side;
+    cf_md5_gather_stats(idle, &alone, &side);
+    assert_int_equal(alone + side, 0);
+    for (int i = 0; i < 2; i++)
+        cf_md5_gather_free(g[i]);
+    cf_md5_gather_free(idle);
+    cf_md5_gather_free(NULL);
 }
 
 int main(void)
@@ -194,6 +238,8 @@ int main(void)
         cmocka_unit_test(test_matches_openssl_over_lengths_and_splits),
         cmocka_unit_test(test_lanes_match_one_at_a_time),
         cmocka_unit_test(test_bodies_hashed_at_once_by_many_threads),
+        cmocka_unit_test(test_bodies_without_a_gather_are_hashed_alone),
+        cmocka_unit_test(test_two_gathers_are_independent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
  *    Object with Range, PUT Object, GET Bucket Lifecycle, GET Bucket (List Objects)).
  * Plus the signing-key walkthrough of the SigV4 documentation (service "iam").
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -406,7 +407,7 @@ static void load_get_object(verify_case *vc)
 
 static int verify(verify_case *vc, const char *secret, const char *amz_date, int64_t now, cf_err *err)
 {
-    return cf_sigv4_verify(&vc->req, &vc->auth, secret, amz_date, now, NULL, err);
+    return cf_sigv4_verify(NULL, &vc->req, &vc->auth, secret, amz_date, now, NULL, err);
 }
 
 static void assert_clean_message(const cf_err *err, const char *secret, const char *signature)
@@ -428,7 +429,7 @@ static void test_verify_accepts_the_documented_requests(void **state)
         format_authz(&S3DOC, v, i % 2 ? ", " : ",", header, sizeof header);
         assert_int_equal(cf_sigv4_parse_auth(header, &auth, &err), 0);
         cf_sigv4_request req = request_of(v);
-        if (cf_sigv4_verify(&req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err) != 0)
+        if (cf_sigv4_verify(NULL, &req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err) != 0)
             fail_msg("%s: %s", v->name, err.msg);
         assert_key_hex(key, "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378");
     }
@@ -443,7 +444,7 @@ static void test_verify_wrong_secret_is_auth_error(void **state)
     memset(key, 0x5a, sizeof key);
     load_get_object(&vc);
     const char *wrong = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ";
-    assert_int_equal(cf_sigv4_verify(&vc.req, &vc.auth, wrong, S3DOC.amz_date, S3DOC.now, key, &err),
+    assert_int_equal(cf_sigv4_verify(NULL, &vc.req, &vc.auth, wrong, S3DOC.amz_date, S3DOC.now, key, &err),
                      CF_EAUTH);
     assert_int_equal(err.code, CF_EAUTH);
     assert_clean_message(&err, wrong, vc.v.signature);
@@ -600,9 +601,10 @@ static void test_sign_then_verify_round_trip(void **state)
     int64_t t;
     assert_int_equal(cf_sigv4_parse_amz_date("20260102T030405Z", &t), 0);
     unsigned char out[32];
-    assert_int_equal(cf_sigv4_verify(&req, &auth, "s3cr3t", "20260102T030405Z", t + 10, out, &err), 0);
+    assert_int_equal(cf_sigv4_verify(NULL, &req, &auth, "s3cr3t", "20260102T030405Z", t + 10, out, &err), 0);
     assert_memory_equal(out, key, 32);
-    assert_int_equal(cf_sigv4_verify(&req, &auth, "s3cr3T", "20260102T030405Z", t, NULL, &err), CF_EAUTH);
+    assert_int_equal(cf_sigv4_verify(NULL, &req, &auth, "s3cr3T", "20260102T030405Z", t, NULL, &err),
+                     CF_EAUTH);
     cf_buf_cleanup(&creq);
     cf_buf_cleanup(&sts);
 }
@@ -984,7 +986,7 @@ static int parse_and_verify(presign_case *pc, const char *secret, int64_t now, c
     pc->req.params = pc->params;
     pc->req.nparams = pc->nparams;
     int rc = cf_sigv4_parse_query_auth(pc->params, pc->nparams, &pc->q, err);
-    return rc ? rc : cf_sigv4_verify_query(&pc->req, &pc->q, secret, now, err);
+    return rc ? rc : cf_sigv4_verify_query(NULL, &pc->req, &pc->q, secret, now, err);
 }
 
 static cf_sigv4_param *param_named(presign_case *pc, const char *name)
@@ -1265,14 +1267,15 @@ static void test_verify_refuses_unsigned_amz_headers(void **state)
     cf_err err = {0};
     unsigned char key[32];
     sign_header_request(signed_headers, headers, &req, &auth);
-    assert_int_equal(cf_sigv4_verify(&req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err), 0);
+    assert_int_equal(cf_sigv4_verify(NULL, &req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err),
+                     0);
     assert_int_equal(cf_sigv4_unsigned_headers(&req, auth.signed_headers, NULL), 0);
 
     headers[7] = (hdr){"X-Amz-Copy-Source", "bkt2/secret.txt"};
     headers[8] = (hdr){"x-amz-tagging", "a=b"};
     headers[9] = (hdr){"x-amz-tagging", "c=d"};
     memset(key, 0x5a, sizeof key);
-    assert_int_equal(cf_sigv4_verify(&req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err),
+    assert_int_equal(cf_sigv4_verify(NULL, &req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err),
                      CF_EDENIED);
     assert_string_equal(err.msg, CF_SIGV4_UNSIGNED_HEADERS_MESSAGE);
     for (int i = 0; i < 32; i++)
@@ -1290,12 +1293,13 @@ static void test_verify_refuses_unsigned_amz_headers(void **state)
     cf_buf_cleanup(&names);
 
     /* A forger learns nothing about headers: the signature is checked first. */
-    assert_int_equal(cf_sigv4_verify(&req, &auth, "wrong", S3DOC.amz_date, S3DOC.now, NULL, &err), CF_EAUTH);
+    assert_int_equal(cf_sigv4_verify(NULL, &req, &auth, "wrong", S3DOC.amz_date, S3DOC.now, NULL, &err),
+                     CF_EAUTH);
 
     /* Without a way to list the headers, nothing is accepted. */
     headers[7] = (hdr){NULL, NULL};
     req.each_header = NULL;
-    assert_int_equal(cf_sigv4_verify(&req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, NULL, &err),
+    assert_int_equal(cf_sigv4_verify(NULL, &req, &auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, NULL, &err),
                      CF_EINVAL);
     assert_int_equal(cf_sigv4_unsigned_headers(&req, auth.signed_headers, NULL), CF_EINVAL);
 }
@@ -1393,7 +1397,8 @@ static void test_presign_round_trip(void **state)
             cf_err err = {0};
             cf_buf_init(&url, 8192);
             cf_sigv4_presign_opts o = {methods[m],   "127.0.0.1:9000", paths[k],    extra,      k % 2,
-                                       "itest-root", "itest-secret",   "eu-west-1", 1700000000, 3600};
+                                       "itest-root", "itest-secret",   "eu-west-1", 1700000000, 3600,
+                                       NULL};
             if (cf_sigv4_presign(&o, &url, &err) != 0)
                 fail_msg("%s", err.msg);
             assert_null(strstr(url.data, "itest-secret"));
@@ -1424,13 +1429,14 @@ static void test_presign_round_trip(void **state)
             cf_sigv4_query_auth qa;
             cf_sigv4_request req = {methods[m], path, params, np, lookup, (void *)host, NULL, each_hdr};
             if (cf_sigv4_parse_query_auth(params, np, &qa, &err) != 0 ||
-                cf_sigv4_verify_query(&req, &qa, "itest-secret", 1700000000 + 3600, &err) != 0)
+                cf_sigv4_verify_query(NULL, &req, &qa, "itest-secret", 1700000000 + 3600, &err) != 0)
                 fail_msg("%s %s: %s", methods[m], paths[k], err.msg);
             assert_string_equal(qa.auth.region, "eu-west-1");
-            assert_int_equal(cf_sigv4_verify_query(&req, &qa, "itest-secret", 1700000000 + 3601, &err),
+            assert_int_equal(cf_sigv4_verify_query(NULL, &req, &qa, "itest-secret", 1700000000 + 3601, &err),
                              CF_EPRECOND);
             req.method = methods[(m + 1) % 3];
-            assert_int_equal(cf_sigv4_verify_query(&req, &qa, "itest-secret", 1700000000, &err), CF_EAUTH);
+            assert_int_equal(cf_sigv4_verify_query(NULL, &req, &qa, "itest-secret", 1700000000, &err),
+                             CF_EAUTH);
             for (size_t i = 0; i < no; i++)
                 free(owned[i]);
             free(path);
@@ -1442,8 +1448,8 @@ static void test_presign_round_trip(void **state)
 static void test_presign_rejects_bad_options(void **state)
 {
     (void)state;
-    const cf_sigv4_presign_opts good = {"GET", "h:1", "/b/k",      NULL,       0,
-                                        "AK",  "SK",  "us-east-1", 1700000000, 60};
+    const cf_sigv4_presign_opts good = {"GET", "h:1",       "/b/k",     NULL, 0,   "AK",
+                                        "SK",  "us-east-1", 1700000000, 60,   NULL};
     const cf_sigv4_param sig[] = {{"X-Amz-Signature", "x"}};
     cf_sigv4_presign_opts bad[12];
     size_t n = 0;
@@ -1485,32 +1491,115 @@ static void test_presign_rejects_bad_options(void **state)
     cf_buf_cleanup(&url);
 }
 
-/* Derived keys are cached: the cache must be keyed by the secret as well as the scope, and
- * survive being cycled through. */
+/* Derived keys are cached by their owner: the cache must be keyed by the secret as well as the
+ * scope, survive being cycled through, and two caches must not share anything. */
 static void test_signing_key_cache_keys_on_secret_and_scope(void **state)
 {
     (void)state;
-    unsigned char first[32], again[32], other_secret[32], other_day[32], key[32];
-    cf_sigv4_signing_key("secret-one", "20130524", "us-east-1", "s3", first);
-    cf_sigv4_signing_key("secret-two", "20130524", "us-east-1", "s3", other_secret);
-    cf_sigv4_signing_key("secret-one", "20130525", "us-east-1", "s3", other_day);
+    cf_sigv4_key_cache *keys, *other;
+    assert_int_equal(cf_sigv4_key_cache_new(&keys), 0);
+    assert_int_equal(cf_sigv4_key_cache_new(&other), 0);
+    unsigned char first[32], again[32], other_secret[32], other_day[32], key[32], uncached[32];
+    assert_int_equal(cf_sigv4_cached_signing_key(keys, "secret-one", "20130524", "us-east-1", "s3", first),
+                     0);
+    assert_int_equal(cf_sigv4_signing_key("secret-one", "20130524", "us-east-1", "s3", uncached), 0);
+    assert_memory_equal(first, uncached, 32);
+    assert_int_equal(
+        cf_sigv4_cached_signing_key(keys, "secret-two", "20130524", "us-east-1", "s3", other_secret), 0);
+    assert_int_equal(
+        cf_sigv4_cached_signing_key(keys, "secret-one", "20130525", "us-east-1", "s3", other_day), 0);
     assert_memory_not_equal(first, other_secret, 32);
     assert_memory_not_equal(first, other_day, 32);
     for (int i = 0; i < 40; i++) { /* more scopes than the cache holds */
         char date[9];
         snprintf(date, sizeof date, "2014%04d", 101 + i);
-        cf_sigv4_signing_key("secret-one", date, "us-east-1", "s3", key);
+        assert_int_equal(cf_sigv4_cached_signing_key(keys, "secret-one", date, "us-east-1", "s3", key), 0);
     }
-    cf_sigv4_signing_key("secret-one", "20130524", "us-east-1", "s3", again);
+    assert_int_equal(cf_sigv4_cached_signing_key(keys, "secret-one", "20130524", "us-east-1", "s3", again),
+                     0);
     assert_memory_equal(first, again, 32);
-    /* The documented key, through the cache, twice. */
+    /* The documented key, through a cache, twice, through no cache, and through another one. */
     static const char expected[] = "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378";
-    char hex[65];
-    for (int i = 0; i < 2; i++) {
-        cf_sigv4_signing_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "20130524", "us-east-1", "s3", key);
+    cf_sigv4_key_cache *const caches[] = {keys, keys, NULL, other};
+    for (size_t i = 0; i < sizeof caches / sizeof *caches; i++) {
+        char hex[65];
+        assert_int_equal(cf_sigv4_cached_signing_key(caches[i], "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                                                     "20130524", "us-east-1", "s3", key),
+                         0);
         cf_hex_encode(key, 32, hex);
         assert_string_equal(hex, expected);
     }
+    cf_sigv4_key_cache_free(keys);
+    cf_sigv4_key_cache_free(other);
+    cf_sigv4_key_cache_free(NULL);
+}
+
+/* A verifier's cache holds the key of a secret that signed correctly; a request signed with the
+ * right scope but checked against another secret must still fail, cache or not. */
+static void test_verify_through_a_cache(void **state)
+{
+    (void)state;
+    cf_sigv4_key_cache *keys;
+    assert_int_equal(cf_sigv4_key_cache_new(&keys), 0);
+    verify_case vc;
+    load_get_object(&vc);
+    for (int round = 0; round < 2; round++) {
+        cf_err err = {0};
+        unsigned char key[32];
+        assert_int_equal(
+            cf_sigv4_verify(keys, &vc.req, &vc.auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, key, &err), 0);
+        assert_key_hex(key, "dbb893acc010964918f1fd433add87c70e8b0db6be30c1fbeafefa5ec6ba8378");
+        assert_int_equal(cf_sigv4_verify(keys, &vc.req, &vc.auth, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEZ",
+                                         S3DOC.amz_date, S3DOC.now, NULL, &err),
+                         CF_EAUTH);
+    }
+    cf_sigv4_key_cache_free(keys);
+}
+
+/* One verifier's cache used by several request threads at once (the server's): every thread
+ * gets the right answer while the others fill and cycle the cache. Run under TSan by make test. */
+typedef struct cache_worker {
+    cf_sigv4_key_cache *keys;
+    unsigned id;
+    int wrong;
+} cache_worker;
+
+static void *use_cache(void *arg)
+{
+    cache_worker *w = arg;
+    verify_case vc;
+    load_get_object(&vc);
+    for (unsigned i = 0; i < 200; i++) {
+        cf_err err = {0};
+        unsigned char key[32];
+        char date[9];
+        snprintf(date, sizeof date, "2015%04u", 101 + (w->id * 7 + i) % 30); /* more than it holds */
+        w->wrong += cf_sigv4_cached_signing_key(w->keys, "another-secret", date, "us-east-1", "s3", key) != 0;
+        w->wrong += cf_sigv4_verify(w->keys, &vc.req, &vc.auth, S3DOC.secret, S3DOC.amz_date, S3DOC.now, NULL,
+                                    &err) != 0;
+        w->wrong += cf_sigv4_verify(w->keys, &vc.req, &vc.auth, "not-the-secret", S3DOC.amz_date, S3DOC.now,
+                                    NULL, &err) != CF_EAUTH;
+    }
+    return NULL;
+}
+
+static void test_one_cache_shared_by_threads(void **state)
+{
+    (void)state;
+    enum { THREADS = 4 };
+    cf_sigv4_key_cache *keys;
+    assert_int_equal(cf_sigv4_key_cache_new(&keys), 0);
+    pthread_t t[THREADS];
+    cache_worker w[THREADS];
+    for (unsigned i = 0; i < THREADS; i++) {
+        w[i] = (cache_worker){keys, i, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, use_cache, &w[i]), 0);
+    }
+    for (unsigned i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        assert_int_equal(w[i].wrong, 0);
+    }
+    cf_sigv4_key_cache_free(keys);
 }
 
 int main(void)
@@ -1521,6 +1610,8 @@ int main(void)
         cmocka_unit_test(test_signing_key_documented_values),
         cmocka_unit_test(test_signing_key_long_secrets),
         cmocka_unit_test(test_signing_key_cache_keys_on_secret_and_scope),
+        cmocka_unit_test(test_verify_through_a_cache),
+        cmocka_unit_test(test_one_cache_shared_by_threads),
         cmocka_unit_test(test_verify_accepts_the_documented_requests),
         cmocka_unit_test(test_verify_wrong_secret_is_auth_error),
         cmocka_unit_test(test_verify_detects_tampering),

@@ -22,11 +22,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "s3client/s3client.h"
 
 static char tmpdir[256];
@@ -282,9 +284,9 @@ static pid_t server_pid;
 static int server_port;
 static char server_dir[300];
 
-static cf_s3c *new_client(const char *secret)
+static cf_s3c *new_client_with_clock(const char *secret, const cf_clock *clock)
 {
-    cf_s3c_config cfg = {0};
+    cf_s3c_config cfg = {.clock = clock};
     snprintf(cfg.endpoint, sizeof cfg.endpoint, "http://127.0.0.1:%d", server_port);
     snprintf(cfg.region, sizeof cfg.region, "us-east-1");
     snprintf(cfg.access_key, sizeof cfg.access_key, ROOT_USER);
@@ -295,6 +297,11 @@ static cf_s3c *new_client(const char *secret)
     if (rc)
         fail_msg("%s", err.msg);
     return c;
+}
+
+static cf_s3c *new_client(const char *secret)
+{
+    return new_client_with_clock(secret, NULL);
 }
 
 static int server_ready(void)
@@ -674,6 +681,35 @@ static size_t curl_sink(char *p, size_t size, size_t n, void *ctx)
     return to_sink(ctx, p, size * n) ? 0 : size * n;
 }
 
+/* The client signs with the time of the clock it was given: an hour behind, the server
+ * refuses the request as skewed and a presigned URL carries exactly that time; set right, the
+ * same client's requests pass. */
+static void test_client_signs_with_its_clock(void **state)
+{
+    (void)state;
+    cf_fixed_clock fixed;
+    int64_t hour_ago = ((int64_t)time(NULL) - 3600) / 60 * 60;
+    cf_fixed_clock_init(&fixed, hour_ago * 1000000000, 1);
+    cf_s3c *c = new_client_with_clock(ROOT_PASS, &fixed.clock);
+    cf_err err;
+    assert_int_not_equal(cf_s3c_put_object(c, BUCKET, "clocked", "x", 1, NULL, NULL, &err), 0);
+    assert_string_equal(cf_s3c_last_status(c)->code, "RequestTimeTooSkewed");
+    cf_buf url;
+    cf_buf_init(&url, 8192);
+    assert_int_equal(cf_s3c_presign(c, "GET", BUCKET, "clocked", 60, &url, &err), 0);
+    char want[40];
+    time_t t = (time_t)hour_ago;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(want, sizeof want, "X-Amz-Date=%Y%m%dT%H%M%SZ", &tm);
+    assert_non_null(strstr(url.data, want));
+    cf_buf_cleanup(&url);
+    fixed.now_ns = (int64_t)time(NULL) * 1000000000;
+    assert_int_equal(cf_s3c_put_object(c, BUCKET, "clocked", "x", 1, NULL, NULL, &err), 0);
+    assert_int_equal(cf_s3c_delete_object(c, BUCKET, "clocked", &err), 0);
+    cf_s3c_free(c);
+}
+
 static void test_presign(void **state)
 {
     cf_s3c *c = new_client(ROOT_PASS);
@@ -1024,9 +1060,13 @@ int main(void)
         cmocka_unit_test(test_no_retry_on_4xx_and_give_up),
     };
     const struct CMUnitTest live[] = {
-        cmocka_unit_test(test_put_get_head_delete_range), cmocka_unit_test(test_put_stream_and_wrong_secret),
-        cmocka_unit_test(test_list_pages_and_prefixes),   cmocka_unit_test(test_multipart_parallel_upload),
-        cmocka_unit_test(test_parallel_ranged_download),  cmocka_unit_test(test_presign),
+        cmocka_unit_test(test_put_get_head_delete_range),
+        cmocka_unit_test(test_put_stream_and_wrong_secret),
+        cmocka_unit_test(test_list_pages_and_prefixes),
+        cmocka_unit_test(test_multipart_parallel_upload),
+        cmocka_unit_test(test_parallel_ranged_download),
+        cmocka_unit_test(test_presign),
+        cmocka_unit_test(test_client_signs_with_its_clock),
     };
     int failed = cmocka_run_group_tests_name("s3client_pure", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("s3client_live", live, start_server, stop_server);
