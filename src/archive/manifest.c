@@ -16,13 +16,13 @@
 #define ALG_NAME "aes-256-gcm-stream"
 #define KDF_NAME "hkdf-sha256"
 
-int cf_snapshot_id_new(time_t t, char out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
+int cf_snapshot_id_new(const cf_clock *clock, time_t t, char out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
 {
     struct tm tm;
     unsigned char r[2];
     if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
         return cf_err_set(err, CF_EINVAL, "time %lld out of range for a snapshot id", (long long)t);
-    if (cf_random_bytes(r, sizeof r) != 0)
+    if (cf_clock_random(clock, r, sizeof r) != 0)
         return cf_err_set(err, CF_EIO, "no randomness for a snapshot id");
     snprintf(out, CF_SNAPSHOT_ID_LEN + 1, "%04d%02d%02dT%02d%02d%02dZ-%02x%02x", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r[0], r[1]);

@@ -130,10 +130,11 @@ static int note_taken(void *ctx, const cf_repo_entry *e)
  * made in the same second as another never takes its archive or manifest. What this cannot see:
  * creates into one namespace that run at the same time (their archives appear only whole), and
  * keys without the right to list; those rely on the 1 in 65,536 of the draw. */
-static int unused_id(cf_repo *repo, const char *ns, time_t now, char id[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
+static int unused_id(cf_repo *repo, const char *ns, const cf_clock *clock, time_t now,
+                     char id[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
 {
     for (int attempt = 0; attempt < 64; attempt++) {
-        int rc = cf_snapshot_id_new(now, id, err);
+        int rc = cf_snapshot_id_new(clock, now, id, err);
         char prefix[512];
         snprintf(prefix, sizeof prefix, "%s/%s", ns, id);
         int taken = 0;
@@ -175,9 +176,9 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     int rc = stream ? 0 : cf_tar_measure(o->source, &measure, &total, &entries, err);
     if (rc)
         return rc;
-    int64_t now_ns = cf_clock_now_ns();
+    int64_t now_ns = cf_clock_time_ns(o->clock);
     time_t now = (time_t)(now_ns / 1000000000);
-    rc = unused_id(repo, ns, now, id_out, err);
+    rc = unused_id(repo, ns, o->clock, now, id_out, err);
     if (rc)
         return rc;
     cf_archive_key akey;

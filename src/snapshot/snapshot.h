@@ -49,6 +49,7 @@ typedef struct cf_snapshot_create_opts {
      * total, 0 when unknown (a stream without expected_size); a directory is measured first. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *cb_ctx;
+    const cf_clock *clock; /* the creation time and the id's random digits; NULL: the system's */
 } cf_snapshot_create_opts;
 
 /* What a create or restore moved, for --metrics-file and --json. */

@@ -333,14 +333,14 @@ static void test_snapshot_id_shape(void **state)
 {
     (void)state;
     char id[CF_SNAPSHOT_ID_LEN + 1], id2[CF_SNAPSHOT_ID_LEN + 1];
-    assert_int_equal(cf_snapshot_id_new(1795361400, id, NULL), 0);
+    assert_int_equal(cf_snapshot_id_new(NULL, 1795361400, id, NULL), 0);
     assert_int_equal(strlen(id), CF_SNAPSHOT_ID_LEN);
     assert_memory_equal(id, "20261122T153000Z-", 17);
     assert_true(cf_snapshot_id_valid(id));
     /* 4 random hex digits: ten draws all equal would mean no randomness. */
     int differ = 0;
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(cf_snapshot_id_new(1795361400, id2, NULL), 0);
+        assert_int_equal(cf_snapshot_id_new(NULL, 1795361400, id2, NULL), 0);
         differ |= strcmp(id, id2) != 0;
     }
     assert_true(differ);

@@ -1,5 +1,5 @@
-/* test_snapshot.c - the engine on a directory repository: many snapshots made in one second get
- * ids of their own, and @latest, the listing and prune name the same newest one. */
+/* test_snapshot.c - the engine on a directory repository: snapshots made in one second get ids
+ * of their own, and @latest, the listing and prune name the same newest one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,12 +13,11 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "snapshot/order.h"
 #include "snapshot/snapshot.h"
 
-#define T 1795361400 /* 2026-11-22T15:30:00Z */
-/* 4 random hex digits give 65,536 ids per second: 400 draws repeat one about 70% of the time
- * unless create draws again. */
-#define MANY 400
+#define T 1795361400LL /* 2026-11-22T15:30:00Z */
+#define N 6
 
 static char dir[256];
 
@@ -51,7 +50,6 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    cf_clock_set_override(0);
     cf_repo_close(f->repo);
     cf_fs_remove_tree(dir, NULL);
     free(f);
@@ -59,17 +57,18 @@ static int teardown(void **state)
 }
 
 typedef struct listed {
-    char ids[MANY][CF_SNAPSHOT_ID_LEN + 1];
+    cf_snapshot_key keys[N];
     size_t n;
 } listed;
 
 static int note(void *ctx, const cf_manifest *m)
 {
     listed *l = ctx;
-    assert_true(l->n < MANY);
-    assert_int_equal(m->created, T);
-    assert_int_equal(m->created_ns, 0); /* the clock is held still: every one at .000000000 */
-    memcpy(l->ids[l->n++], m->id, sizeof l->ids[0]);
+    assert_true(l->n < N);
+    cf_snapshot_key *k = &l->keys[l->n++];
+    k->created = m->created;
+    k->created_ns = m->created_ns;
+    memcpy(k->id, m->id, sizeof k->id);
     return 0;
 }
 
@@ -87,32 +86,57 @@ static void fate(void *ctx, const char *id, const char *reasons)
         f->removed++;
 }
 
+static int by_key(const void *a, const void *b)
+{
+    return cf_snapshot_key_cmp(a, b);
+}
+
+/* Every create draws its id from a clock with the same seed, so that each one's first draws are
+ * the ids already taken: without a second draw, the second snapshot would overwrite the first.
+ * The fractions are not in the order of creation (nor of the ids), and two are the same instant. */
 static void test_one_second_many_snapshots(void **state)
 {
     fixture *f = *state;
-    cf_clock_set_override(T);
-    cf_snapshot_create_opts o = {.source = f->src, .codec = CF_CODEC_NONE, .threads = 1};
+    static const int32_t fraction[N] = {500000000, 100, 999999999, 100, 0, 42};
+    char ids[N][CF_SNAPSHOT_ID_LEN + 1];
     cf_err err;
-    char id[CF_SNAPSHOT_ID_LEN + 1];
-    for (int i = 0; i < MANY; i++) {
-        int rc = cf_snapshot_create(f->repo, "ns", &o, id, NULL, &err);
+    for (int i = 0; i < N; i++) {
+        cf_fixed_clock clock;
+        cf_fixed_clock_init(&clock, T * 1000000000 + fraction[i], 7);
+        cf_snapshot_create_opts o = {
+            .source = f->src, .codec = CF_CODEC_NONE, .threads = 1, .clock = &clock.clock};
+        int rc = cf_snapshot_create(f->repo, "ns", &o, ids[i], NULL, &err);
         if (rc)
             fail_msg("create %d: %s", i, err.msg);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
     }
     static listed l;
     assert_int_equal(cf_snapshot_list(f->repo, "ns", note, &l, &err), 0);
-    assert_int_equal(l.n, MANY);
-    /* All at the same instant: the id decides, and no two are alike. */
-    for (size_t i = 1; i < l.n; i++)
-        assert_true(strcmp(l.ids[i - 1], l.ids[i]) < 0);
+    assert_int_equal(l.n, N);
+    cf_snapshot_key want[N];
+    for (int i = 0; i < N; i++) {
+        want[i] = (cf_snapshot_key){T, fraction[i], ""};
+        memcpy(want[i].id, ids[i], sizeof want[i].id);
+    }
+    qsort(want, N, sizeof *want, by_key);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(l.keys[i].created, T);
+        assert_int_equal(l.keys[i].created_ns, want[i].created_ns);
+        assert_string_equal(l.keys[i].id, want[i].id);
+    }
     char latest[CF_SNAPSHOT_ID_LEN + 1];
     assert_int_equal(cf_snapshot_latest(f->repo, "ns", latest, &err), 0);
-    assert_string_equal(latest, l.ids[MANY - 1]);
+    assert_string_equal(latest, ids[2]); /* .999999999 */
     cf_retention keep_last = {.last = 1};
     fates fa = {"", 0};
-    assert_int_equal(cf_snapshot_prune(f->repo, "ns", &keep_last, 86400, 1, fate, &fa, NULL, &err), 0);
+    assert_int_equal(cf_snapshot_prune(f->repo, "ns", &keep_last, 86400, 0, fate, &fa, NULL, &err), 0);
     assert_string_equal(fa.kept, latest);
-    assert_int_equal(fa.removed, MANY - 1);
+    assert_int_equal(fa.removed, N - 1);
+    listed after = {0};
+    assert_int_equal(cf_snapshot_list(f->repo, "ns", note, &after, &err), 0);
+    assert_int_equal(after.n, 1);
+    assert_string_equal(after.keys[0].id, latest);
 }
 
 int main(void)
