@@ -371,7 +371,7 @@ typedef struct ordered {
     const char *ns;
     cf_snapshot_key *v;
     size_t n, cap;
-    cf_repo_list_fn other; /* may be NULL: told every entry that is not a manifest */
+    cf_repo_list_fn other; /* may be NULL: told every entry listed */
     void *other_ctx;
 } ordered;
 
@@ -389,8 +389,9 @@ static cf_snapshot_key *grow_keys(ordered *o)
 static int note_snapshot(void *ctx, const cf_repo_entry *e)
 {
     ordered *o = ctx;
-    if (!is_manifest(e->key))
-        return o->other ? o->other(o->other_ctx, e) : 0;
+    int rc = o->other ? o->other(o->other_ctx, e) : 0;
+    if (rc || !is_manifest(e->key))
+        return rc;
     cf_snapshot_key k = {0};
     id_of(e->key, o->ns, k.id);
     /* ns/ID.json exactly, with an id that names a real instant; other .json files are no snapshot. */
@@ -749,14 +750,17 @@ int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *er
 }
 
 typedef struct prune_scan {
-    names archives; /* the objects that are not manifests, with their mtimes */
+    names manifests; /* "ns/ID.json", also those that are no snapshot of the order */
+    names archives;  /* other objects, with their mtimes */
     int64_t *archive_mtime;
     size_t cap_mtime;
 } prune_scan;
 
-static int scan_archive(void *ctx, const cf_repo_entry *e)
+static int scan_entry(void *ctx, const cf_repo_entry *e)
 {
     prune_scan *s = ctx;
+    if (is_manifest(e->key))
+        return names_add(&s->manifests, e->key);
     if (s->archives.n == s->cap_mtime) {
         s->cap_mtime = s->cap_mtime ? s->cap_mtime * 2 : 32;
         int64_t *t = realloc(s->archive_mtime, s->cap_mtime * sizeof *t);
@@ -774,7 +778,7 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     char prefix[512];
     snprintf(prefix, sizeof prefix, "%s/", ns);
     prune_scan s = {0};
-    ordered o = {.ns = ns, .other = scan_archive, .other_ctx = &s};
+    ordered o = {.ns = ns, .other = scan_entry, .other_ctx = &s};
     int rc = order_snapshots(repo, ns, 0, &o, err);
     size_t n = o.n;
     cf_retention_item *items = rc ? NULL : calloc(n ? n : 1, sizeof *items);
@@ -795,9 +799,11 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     for (size_t i = 0; !rc && i < s.archives.n; i++) {
         char id[CF_SNAPSHOT_ID_LEN + 1];
         id_of(s.archives.v[i], ns, id);
+        char mkey[512];
+        snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
         int has_manifest = 0; /* kept, or removed above together with its manifest */
-        for (size_t j = 0; id[0] && j < n; j++)
-            has_manifest |= strcmp(o.v[j].id, id) == 0;
+        for (size_t j = 0; id[0] && j < s.manifests.n; j++)
+            has_manifest |= strcmp(s.manifests.v[j], mkey) == 0;
         if (has_manifest || !id[0] || now - s.archive_mtime[i] < grace_s)
             continue;
         fn(ctx, id, "");
@@ -808,8 +814,11 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
         *swept = 0;
     if (!rc && !dry_run && swept)
         rc = cf_repo_sweep(repo, prefix, now - grace_s, swept, err);
+    for (size_t i = 0; i < s.manifests.n; i++)
+        free(s.manifests.v[i]);
     for (size_t i = 0; i < s.archives.n; i++)
         free(s.archives.v[i]);
+    free(s.manifests.v);
     free(s.archives.v);
     free(s.archive_mtime);
     free(items);

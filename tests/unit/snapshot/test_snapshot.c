@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -80,10 +82,10 @@ typedef struct fates {
 static void fate(void *ctx, const char *id, const char *reasons)
 {
     fates *f = ctx;
-    if (reasons)
+    if (reasons && *reasons)
         snprintf(f->kept, sizeof f->kept, "%s", id);
     else
-        f->removed++;
+        f->removed++; /* a snapshot (NULL), or an archive without a manifest ("") */
 }
 
 static int by_key(const void *a, const void *b)
@@ -139,10 +141,56 @@ static void test_one_second_many_snapshots(void **state)
     assert_string_equal(after.keys[0].id, latest);
 }
 
+static void put_old(const char *name, const char *text)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/repo/ns/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+    struct timespec old[2] = {{1600000000, 0}, {1600000000, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+}
+
+static int exists(const char *name)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/repo/ns/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* A manifest whose name is no real instant (31 November) has no place in the order, so every
+ * command passes it by; prune still counts it as the manifest of its archive and removes
+ * neither. An archive without any manifest is removed once past the grace period. */
+static void test_names_outside_the_order_are_passed_by(void **state)
+{
+    fixture *f = *state;
+    cf_snapshot_create_opts o = {.source = f->src, .codec = CF_CODEC_NONE, .threads = 1};
+    char id[CF_SNAPSHOT_ID_LEN + 1], latest[CF_SNAPSHOT_ID_LEN + 1];
+    cf_err err;
+    assert_int_equal(cf_snapshot_create(f->repo, "ns", &o, id, NULL, &err), 0);
+    put_old("20261131T000000Z-abcd.json", "{}");
+    put_old("20261131T000000Z-abcd.tar", "not ours to judge");
+    put_old("20200101T000000Z-dead.tar", "left by an interrupted create");
+    assert_int_equal(cf_snapshot_latest(f->repo, "ns", latest, &err), 0);
+    assert_string_equal(latest, id);
+    listed l = {0};
+    assert_int_equal(cf_snapshot_list(f->repo, "ns", note, &l, &err), 0);
+    assert_int_equal(l.n, 1);
+    cf_retention keep_last = {.last = 1};
+    fates fa = {"", 0};
+    assert_int_equal(cf_snapshot_prune(f->repo, "ns", &keep_last, 3600, 0, fate, &fa, NULL, &err), 0);
+    assert_string_equal(fa.kept, id);
+    assert_true(exists("20261131T000000Z-abcd.json") && exists("20261131T000000Z-abcd.tar"));
+    assert_false(exists("20200101T000000Z-dead.tar"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_one_second_many_snapshots, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_outside_the_order_are_passed_by, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
