@@ -1,5 +1,8 @@
 # coffer — developer entry points. Every target installs what it needs first.
+#   make build   build/coffer (and the unit tests); installs only what building and running need
 #   make run     build and start `coffer server` on 127.0.0.1:9000 with data in ./var/data
+#   make install install build/coffer as $(DESTDIR)$(PREFIX)/bin/coffer (PREFIX=/usr/local);
+#                make uninstall removes it
 #   make test    unit + integration tests (release and ASan/UBSan builds), the threaded ones
 #                under ThreadSanitizer, + fuzz replay
 #   make bench   benchmarks (bench/), results for docs/BENCHMARKS.md
@@ -14,13 +17,23 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 ADDRESS    ?= 127.0.0.1:9000
 DATA       ?= var/data
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
 
-.PHONY: all deps build build-asan build-tsan build-fuzz run test unit integration bench fuzz format clean
+.PHONY: all deps deps-test deps-bench build build-asan build-tsan build-fuzz run install uninstall test \
+        unit integration bench fuzz format clean
 
 all: build
 
+# What building and running need; the tests' and the benchmarks' packages only for those.
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh build
+
+deps-test:
+	@scripts/install-deps.sh test
+
+deps-bench:
+	@scripts/install-deps.sh bench
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -34,7 +47,7 @@ build-tsan: deps
 	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOFFER_TSAN=ON >/dev/null
 	@cmake --build $(TSAN_BUILD) -j$(JOBS)
 
-build-fuzz: deps
+build-fuzz: deps deps-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCOFFER_FUZZ=ON >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j$(JOBS)
 
@@ -42,10 +55,22 @@ run: build
 	@mkdir -p $(DATA)
 	@scripts/run-server.sh $(BUILD)/coffer $(ADDRESS) $(DATA)
 
-test: build build-asan build-tsan build-fuzz
+# Installs what $(BUILD) holds, brought up to date without reconfiguring it (so that
+# `make install BUILD=build-asan` installs that build as it is configured); a fresh clone
+# builds first. Nothing is installed unless the build succeeded.
+install:
+	@[ -f $(BUILD)/CMakeCache.txt ] || $(MAKE) --no-print-directory build
+	@cmake --build $(BUILD) -j$(JOBS) --target coffer
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BUILD)/coffer $(DESTDIR)$(BINDIR)/coffer
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/coffer
+
+test: deps-test build build-asan build-tsan build-fuzz
 	@scripts/test-all.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)
 
-bench: build
+bench: deps-bench build
 	@bench/server.sh $(BUILD)/coffer
 	@bench/flood.sh $(BUILD)/coffer
 	@bench/snapshot.sh $(BUILD)/coffer

@@ -1,51 +1,118 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that building and testing coffer needs.
-# Idempotent and non-interactive; silent when everything is already there.
+# Installs the Debian 12 packages a task needs, by group:
+#   build  compiling coffer and running it (`make build`, `make run`, `make install`)
+#   test   the test suites (`make test`): sanitizer runtimes, fuzzing, formatting, the clients the
+#          integration tests drive, and the JavaScript SDK suite's npm packages
+#   bench  the benchmarks (`make bench`) and the tools they compare against
+#   all    every group (the default)
+# Usage: scripts/install-deps.sh [build|test|bench|all]...
+# Idempotent and non-interactive; silent when everything is already there. When another apt or
+# dpkg holds its lock, waits for it (up to INSTALL_DEPS_LOCK_WAIT seconds, default 600) and says so.
 set -euo pipefail
 
-packages=(
-  # build
-  build-essential cmake pkg-config clang libclang-rt-14-dev
-  # libraries (docs/ARCHITECTURE.md, "Dependencies")
-  libmicrohttpd-dev liblmdb-dev libssl-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev libarchive-dev libzstd-dev liblz4-dev zlib1g-dev zstd lz4
-  # tests
-  libcmocka-dev python3 python3-pytest python3-boto3 python3-requests awscli curl
+# The sanitizer runtimes of the ASan+UBSan and TSan builds (libasan, libubsan, libtsan) come with
+# gcc, in build-essential.
+build_packages=(
+  build-essential cmake pkg-config
+  # libraries (docs/ARCHITECTURE.md, "Dependencies"); cmocka because the unit tests build with coffer
+  libmicrohttpd-dev liblmdb-dev libssl-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev
+  libarchive-dev libzstd-dev liblz4-dev zlib1g-dev libcmocka-dev
+  # scripts/run-server.sh waits for /health/ready with curl
+  curl
+)
+test_packages=(
+  # the fuzz targets (libFuzzer) build with clang; the format check runs clang-format
+  clang libclang-rt-14-dev clang-format
+  # snapshots restored without coffer (curl | zstd -d | tar -x)
+  zstd lz4
+  python3 python3-pytest python3-boto3 python3-requests awscli curl
   # real-client integration tests (tests/integration/test_{s3cmd,rclone,restic,sdk_js}.py)
   s3cmd rclone restic
   # CORS and form uploads from a real page in headless Chromium (tests/integration/test_browser.py)
   chromium chromium-driver python3-selenium
   # snapshot of a real database dump (tests/integration/test_snapshot_postgres.py)
   postgresql
-  # benchmarks
-  nginx-light wrk hyperfine time
-  # snapshot benchmark references (bench/snapshot.sh)
-  borgbackup
 )
+bench_packages=(
+  curl python3 zstd
+  # references: nginx for the server, restic and borg for snapshots (bench/snapshot.sh)
+  nginx-light wrk hyperfine time restic borgbackup
+)
+
+groups=("$@")
+[ ${#groups[@]} -ne 0 ] || groups=(all)
+packages=() want_node=0
+for g in "${groups[@]}"; do
+  case $g in
+    build) packages+=("${build_packages[@]}") ;;
+    test) packages+=("${build_packages[@]}" "${test_packages[@]}"); want_node=1 ;;
+    bench) packages+=("${build_packages[@]}" "${bench_packages[@]}") ;;
+    all) packages+=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}"); want_node=1 ;;
+    *) echo "usage: scripts/install-deps.sh [build|test|bench|all]..." >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+declare -A seen=()
+for p in "${packages[@]}"; do
+  [ -z "${seen[$p]-}" ] || continue
+  seen[$p]=1
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
 # Node.js for the JavaScript SDK suite (tests/js). Checked by command, not by package name: a
 # machine may carry another vendor's nodejs package that bundles npm and conflicts with Debian's
 # npm package, and apt would then replace that node with an older one.
-node_packages=(nodejs npm)
+if [ $want_node -eq 1 ] && ! { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }; then
+  missing+=(nodejs npm)
+fi
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || missing+=("${node_packages[@]}")
+# Runs an apt-get command; while another apt or dpkg holds a lock it needs (apt-get update does
+# not wait for the lists lock, install waits for dpkg's only with DPkg::Lock::Timeout), retries
+# every 5 s until the deadline. A run refused for a lock has changed nothing.
+lock_wait=${INSTALL_DEPS_LOCK_WAIT:-600}
+deadline=$((SECONDS + lock_wait))
+apt_get() {
+  local errors told=0
+  errors=$(mktemp)
+  while :; do
+    if $SUDO apt-get -o DPkg::Lock::Timeout=5 "$@" >/dev/null 2>"$errors"; then
+      rm -f "$errors"
+      return 0
+    fi
+    if ! grep -qiE "could not get lock|unable to (acquire|lock)" "$errors" || [ $SECONDS -ge $deadline ]; then
+      cat "$errors" >&2
+      [ $SECONDS -lt $deadline ] || echo "install-deps: gave up after ${lock_wait}s waiting for the lock" >&2
+      rm -f "$errors"
+      return 1
+    fi
+    if [ $told -eq 0 ]; then
+      echo "install-deps: another apt or dpkg is running ($(grep -oiE 'held by process [0-9]+( \([^)]*\))?' "$errors" | head -1 || true)); waiting for it, up to ${lock_wait}s" >&2
+      told=1
+    fi
+    sleep 5
+  done
+}
 
 if [ ${#missing[@]} -ne 0 ]; then
   echo "install-deps: installing ${missing[*]}" >&2
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The JavaScript SDK suite's npm packages, exactly as tests/js/package-lock.json pins them.
+# The JavaScript SDK suite's npm packages, exactly as tests/js/package-lock.json pins them: again
+# whenever the lock file's content changes (not its date, which a checkout resets). A
+# node_modules that is a link belongs to the checkout it points to and is left alone: npm ci
+# would empty that checkout's copy.
 js_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/js"
-if [ -f "$js_dir/package-lock.json" ] &&
-   { [ ! -d "$js_dir/node_modules" ] || [ "$js_dir/package-lock.json" -nt "$js_dir/node_modules" ]; }; then
-  echo "install-deps: npm ci in tests/js" >&2
-  npm ci --prefix "$js_dir" --no-audit --no-fund --loglevel=error >/dev/null
-  touch "$js_dir/node_modules"
+stamp="$js_dir/node_modules/.package-lock.sha256"
+if [ $want_node -eq 1 ] && [ -f "$js_dir/package-lock.json" ] && [ ! -L "$js_dir/node_modules" ]; then
+  lock_sum=$(sha256sum <"$js_dir/package-lock.json")
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$lock_sum" ]; then
+    echo "install-deps: npm ci in tests/js" >&2
+    npm ci --prefix "$js_dir" --no-audit --no-fund --loglevel=error >/dev/null
+    echo "$lock_sum" >"$stamp"
+  fi
 fi

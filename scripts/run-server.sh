@@ -17,6 +17,9 @@ else
   user=$(sed -n 's/^access_key=//p' "$data/credentials")
   pass_hint="\$(sed -n 's/^secret_key=//p' $data/credentials)"
 fi
+# coffer commands reach 127.0.0.1:9000 by default; any other address must be named.
+endpoint_flag=""
+[ "$address" = 127.0.0.1:9000 ] || endpoint_flag=" --endpoint http://$address"
 cat <<MSG
 
 coffer server is running
@@ -25,11 +28,11 @@ coffer server is running
   secret key:  in $data/credentials (mode 0600)
   data:        $data
 
-Try it:
+Try it (README.md, Quick start):
   export AWS_ACCESS_KEY_ID=$user AWS_SECRET_ACCESS_KEY=$pass_hint AWS_DEFAULT_REGION=us-east-1
   aws --endpoint-url http://$address s3 mb s3://demo
-  aws --endpoint-url http://$address s3 cp README.md s3://demo/
-  aws --endpoint-url http://$address s3 ls s3://demo
+  $bin snapshot create docs s3://demo/snapshots/docs$endpoint_flag
+  $bin snapshot ls s3://demo/snapshots/docs$endpoint_flag
 
 Ctrl-C stops the server.
 MSG

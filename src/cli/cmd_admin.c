@@ -21,9 +21,11 @@ static const char admin_usage[] =
     "       coffer admin bucket set-public BUCKET [--prefix P]\n"
     "       coffer admin bucket set-private BUCKET\n"
     "\n"
-    "common options: --endpoint URL  --region R  --access-key K  --secret-key-file F  --json\n"
-    "Credentials: COFFER_ROOT_USER/COFFER_ROOT_PASSWORD (or _FILE), or COFFER_ACCESS_KEY/\n"
-    "COFFER_SECRET_KEY; the endpoint: COFFER_ENDPOINT (default http://127.0.0.1:9000).\n";
+    "common options: --endpoint URL  --region R  --profile P  --access-key K  --secret-key-file F\n"
+    "                --json\n"
+    "Credentials (root's): COFFER_ACCESS_KEY/COFFER_SECRET_KEY, COFFER_ROOT_USER/COFFER_ROOT_PASSWORD\n"
+    "(or _FILE), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or an AWS profile; the endpoint:\n"
+    "COFFER_ENDPOINT or AWS_ENDPOINT_URL (default http://127.0.0.1:9000), as for every coffer command.\n";
 
 typedef struct admin_opts {
     cf_cli_target_flags target;
@@ -198,6 +200,7 @@ int cf_cmd_admin(int argc, char **argv)
         {"region", required_argument, NULL, 'r'},
         {"access-key", required_argument, NULL, 'a'},
         {"secret-key-file", required_argument, NULL, 's'},
+        {"profile", required_argument, NULL, 'P'},
         {"policy", required_argument, NULL, 'p'},
         {"bucket", required_argument, NULL, 'b'},
         {"prefix", required_argument, NULL, 'x'},
@@ -214,6 +217,7 @@ int cf_cmd_admin(int argc, char **argv)
         case 'r': o.target.region = optarg; break;
         case 'a': o.target.access_key = optarg; break;
         case 's': o.target.secret_key_file = optarg; break;
+        case 'P': o.target.profile = optarg; break;
         case 'p': o.policy = optarg; break;
         case 'b': o.bucket = optarg; break;
         case 'x': o.prefix = optarg; break;

@@ -32,7 +32,8 @@
 static const char presign_usage[] =
     "usage: coffer presign s3://BUCKET/KEY [--expires DURATION] [--method GET|HEAD|PUT]\n"
     "                      [--post [--max-size BYTES]]\n"
-    "                      [--endpoint URL] [--region R] [--access-key K] [--secret-key-file F]\n"
+    "                      [--endpoint URL] [--region R] [--profile P] [--access-key K]\n"
+    "                      [--secret-key-file F]\n"
     "\n"
     "Prints a URL that allows one request on the object, without credentials, until it expires.\n"
     "\n"
@@ -44,9 +45,12 @@ static const char presign_usage[] =
     "  --endpoint URL      the server as clients reach it (default http://127.0.0.1:9000)\n"
     "  --region R          the server's region (default us-east-1)\n"
     "\n"
-    "environment:\n"
+    "  --profile P         the AWS profile whose keys, region and endpoint_url to use\n"
+    "\n"
+    "environment, as for every coffer command (see README):\n"
     "  COFFER_ENDPOINT, COFFER_REGION, COFFER_ACCESS_KEY, COFFER_SECRET_KEY (or _FILE), then\n"
-    "  AWS_ENDPOINT_URL, AWS_REGION/AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.\n"
+    "  COFFER_ROOT_USER, COFFER_ROOT_PASSWORD, then AWS_ENDPOINT_URL, AWS_REGION/AWS_DEFAULT_REGION,\n"
+    "  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, then the AWS profile (AWS_PROFILE, ~/.aws).\n"
     "  The secret key is never taken from the command line; use --secret-key-file instead.\n";
 
 #define DEFAULT_EXPIRES 3600
@@ -172,6 +176,7 @@ int cf_cmd_presign(int argc, char **argv)
         {"access-key", required_argument, NULL, 'a'},
         {"secret-key-file", required_argument, NULL, 's'},
         {"secret-key", required_argument, NULL, 'S'},
+        {"profile", required_argument, NULL, 'P'},
         {"post", no_argument, NULL, 'p'},
         {"max-size", required_argument, NULL, 'z'},
         {"help", no_argument, NULL, 'h'},
@@ -212,6 +217,7 @@ int cf_cmd_presign(int argc, char **argv)
         case 'r': flags.region = optarg; break;
         case 'a': flags.access_key = optarg; break;
         case 's': flags.secret_key_file = optarg; break;
+        case 'P': flags.profile = optarg; break;
         case 'S':
             /* The value is not echoed: it is a secret, already exposed in argv. */
             return usage_error("--secret-key is not accepted: any user can read the command line; "

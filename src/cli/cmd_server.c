@@ -4,7 +4,8 @@
  * Credentials come from COFFER_ROOT_USER / COFFER_ROOT_PASSWORD, or from the files named by
  * COFFER_ROOT_USER_FILE / COFFER_ROOT_PASSWORD_FILE (Kubernetes secret mounts), never from
  * argv. With none given, the first start generates a pair, keeps it in DATA/credentials
- * (mode 0600) and prints it once; later starts reuse it.
+ * (mode 0600) and prints the file's path and the access key (never the secret); later starts
+ * reuse it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -89,10 +90,10 @@ static int load_credentials(const char *data_dir, cf_credential *cred, cf_err *e
     rc = cf_fs_write_atomic(path, buf, (size_t)len, 0600, err);
     if (rc)
         return rc;
-    /* Printed once, on stdout (not the log stream), at the only time they are created. */
-    printf("generated root credentials (kept in %s, mode 0600):\n"
-           "  access key: %s\n  secret key: %s\n",
-           path, cred->access_key, cred->secret_key);
+    /* Where the secret is, never the secret itself: stdout often ends up in a captured log. */
+    printf("generated root credentials in %s (mode 0600)\n"
+           "  access key: %s\n  secret key: the secret_key= line of that file\n",
+           path, cred->access_key);
     fflush(stdout);
     return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * cmd_snapshot.c - `coffer snapshot create|ls|restore`: the command line over
  * src/snapshot/snapshot.h. Repositories: s3://BUCKET/PREFIX/NAMESPACE or a directory
- * (cli/target-style credentials for S3: flags, COFFER_*, AWS_*, profiles).
+ * (the S3 endpoint and keys found as for every client command: cli/target.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,31 +15,15 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/target.h"
 #include "core/duration.h"
 #include "core/fs.h"
 #include "s3client/s3client.h"
 #include "snapshot/ref.h"
 #include "snapshot/snapshot.h"
 
-static const char snapshot_usage[] =
-    "usage: coffer snapshot create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level "
-    "N]\n"
-    "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F | "
-    "--passphrase-file F]\n"
-    "                                        [--label KEY=VALUE]... [--exclude PATTERN]... "
-    "[--one-file-system]\n"
-    "                                        [--allow-unreadable] [--expected-size SIZE] [--json] "
-    "[--no-progress]\n"
-    "       coffer snapshot ls REPO [--json]\n"
-    "       coffer snapshot restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file "
-    "F]\n"
-    "                                        [--json] [--no-progress]\n"
-    "       coffer snapshot verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"
-    "       coffer snapshot show REPO[@ID|@latest]\n"
-    "       coffer snapshot rm REPO@ID\n"
-    "       coffer snapshot prune REPO [--keep-last N] [--keep-within D] [--keep-hourly N]\n"
-    "                              [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
-    "                              [--keep-yearly N] [--grace D] [--dry-run]\n"
+/* After the verbs' usage lines (see verbs[] below). */
+static const char snapshot_usage_footer[] =
     "\n"
     "SOURCE is a directory or - (standard input). REPO is s3://BUCKET/[PREFIX/]NAMESPACE or a\n"
     "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
@@ -62,7 +46,7 @@ enum {
 };
 
 typedef struct snap_opts {
-    cf_s3c_flags s3;
+    cf_cli_target_flags s3;
     const char *compress, *key_file, *pass_file;
     int level, level_set, jobs, json, force;
     size_t chunk_mib;
@@ -207,8 +191,8 @@ static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **cl
     *client = NULL;
     if (!ref->is_s3)
         return cf_repo_open_dir(ref->root, repo, err);
-    cf_s3c_config cfg;
-    int rc = cf_s3c_config_resolve(&o->s3, &cfg, err);
+    cf_cli_target cfg;
+    int rc = cf_cli_target_resolve(&o->s3, &cfg, err);
     if (!rc)
         rc = cf_s3c_new(&cfg, client, err);
     memset(&cfg, 0, sizeof cfg);
@@ -398,7 +382,190 @@ static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o,
     return rc;
 }
 
-int cf_cmd_snapshot(int argc, char **argv)
+/* What every verb works on: the parsed command line, the open repository and the run's
+ * results. */
+typedef struct snap_run {
+    snap_opts *o;
+    char **args; /* the operands after the verb */
+    const char *repo_text;
+    cf_snapshot_ref ref;
+    cf_repo *repo;
+    const cf_snapshot_secret *secret;
+    progress *bar;
+    cf_snapshot_stats stats;
+    cf_err err;
+} snap_run;
+
+static int run_create(snap_run *r)
+{
+    const snap_opts *o = r->o;
+    cf_snapshot_create_opts co = {0};
+    int rc = 0;
+    co.source = o->from_command ? "-" : r->args[0];
+    co.command = o->from_command;
+    co.codec = CF_CODEC_ZSTD;
+    if (o->compress && cf_codec_from_name(o->compress, &co.codec) != 0) {
+        fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n",
+                o->compress);
+        rc = CF_EINVAL;
+    } else {
+        co.level = o->level_set ? o->level : cf_codec_default_level(co.codec);
+        rc = cf_codec_check_level(co.codec, co.level, &r->err);
+    }
+    co.chunk_size = o->chunk_mib << 20;
+    co.threads = o->jobs > 0 ? (unsigned)o->jobs : 0;
+    co.secret = r->secret;
+    co.labels = o->labels;
+    co.nlabels = o->nlabels;
+    co.exclude = o->exclude;
+    co.nexclude = o->nexclude;
+    co.one_file_system = o->one_file_system;
+    co.expected_size = o->expected_size;
+    co.allow_unreadable = o->allow_unreadable;
+    co.skipped = on_skipped;
+    co.progress = r->bar->on ? on_progress : NULL; /* the bar measures the source first */
+    co.cb_ctx = r->bar;
+    char id[CF_SNAPSHOT_ID_LEN + 1];
+    if (!rc)
+        rc = cf_snapshot_create(r->repo, r->ref.ns, &co, id, &r->stats, &r->err);
+    if (r->bar->on)
+        progress_draw(r->bar, 1);
+    if (!rc && o->json)
+        print_result("created", id, r->ref.ns, cf_repo_name(r->repo), &r->stats, now_s() - r->bar->t0);
+    else if (!rc)
+        printf("%s\n", id);
+    return rc;
+}
+
+static int run_ls(snap_run *r)
+{
+    return cf_snapshot_list(r->repo, r->ref.ns, print_entry, r->o, &r->err);
+}
+
+static int run_restore(snap_run *r)
+{
+    const snap_opts *o = r->o;
+    cf_snapshot_restore_opts ro = {r->ref.id[0] ? r->ref.id : NULL, o->force, r->secret,
+                                   r->bar->on ? on_progress : NULL, r->bar};
+    char id[CF_SNAPSHOT_ID_LEN + 1] = "";
+    int to_stdout = !o->to_command && !strcmp(r->args[1], "-");
+    int rc;
+    if (o->to_command)
+        rc = cf_snapshot_restore_to_command(r->repo, r->ref.ns, o->to_command, &ro, id, &r->stats, &r->err);
+    else
+        rc = cf_snapshot_restore(r->repo, r->ref.ns, r->args[1], stdout, &ro, id, &r->stats, &r->err);
+    if (r->bar->on)
+        progress_draw(r->bar, 1);
+    /* With "-" the restored bytes own standard output. */
+    if (!rc && o->json && !to_stdout)
+        print_result("restored", id, r->ref.ns, cf_repo_name(r->repo), &r->stats, now_s() - r->bar->t0);
+    return rc;
+}
+
+static int run_verify(snap_run *r)
+{
+    return verify(r->repo, &r->ref, r->o, r->secret, &r->err);
+}
+
+static int run_show(snap_run *r)
+{
+    char *json = NULL;
+    size_t len = 0;
+    int rc = cf_snapshot_show(r->repo, r->ref.ns, r->ref.id[0] ? r->ref.id : NULL, &json, &len, &r->err);
+    if (!rc)
+        fwrite(json, 1, len, stdout);
+    free(json);
+    return rc;
+}
+
+static int run_rm(snap_run *r)
+{
+    if (!r->ref.id[0]) {
+        fprintf(stderr, "coffer snapshot rm: name the snapshot: %.*s@ID (see coffer snapshot ls)\n",
+                (int)strcspn(r->repo_text, "@"), r->repo_text);
+        return CF_EINVAL;
+    }
+    int rc = cf_snapshot_remove(r->repo, r->ref.ns, r->ref.id, &r->err);
+    if (!rc)
+        printf("removed %s\n", r->ref.id);
+    return rc;
+}
+
+static int run_prune(snap_run *r)
+{
+    const snap_opts *o = r->o;
+    size_t swept = 0;
+    int rc = cf_snapshot_prune(r->repo, r->ref.ns, &o->keep, o->grace_s, o->dry_run, print_fate, r->o, &swept,
+                               &r->err);
+    if (rc == CF_ENOTSUP) {
+        /* The snapshots are pruned; only the sweep for leftovers (ListMultipartUploads)
+         * is something this endpoint does not offer. */
+        fprintf(stderr, "coffer snapshot prune: warning: cannot look for interrupted uploads: %s\n",
+                r->err.msg);
+        rc = 0;
+    }
+    if (!rc && swept)
+        printf("removed %zu leftover(s) of interrupted writes\n", swept);
+    return rc;
+}
+
+/* Which option, when given, stands in for a verb's local operand (SOURCE or DEST). */
+typedef enum { NO_COMMAND, FROM_COMMAND, TO_COMMAND } operand_command;
+
+typedef struct snap_verb {
+    const char *name;
+    int (*run)(snap_run *r);
+    int operands;          /* after the verb, the repository included */
+    int repo_last;         /* SOURCE REPO rather than REPO DEST */
+    int takes_id;          /* REPO may name a snapshot: REPO@ID or REPO@latest */
+    operand_command stand; /* the option that replaces the other operand */
+    const char *usage;     /* after "coffer snapshot " */
+} snap_verb;
+
+static const snap_verb verbs[] = {
+    {"create", run_create, 2, 1, 0, FROM_COMMAND,
+     "create SOURCE|--from-command CMD REPO [--compress zstd|lz4|gzip|none] [--level N]\n"
+     "                                        [--chunk-size MiB] [--jobs N] [--encrypt-key-file F | "
+     "--passphrase-file F]\n"
+     "                                        [--label KEY=VALUE]... [--exclude PATTERN]... "
+     "[--one-file-system]\n"
+     "                                        [--allow-unreadable] [--expected-size SIZE] [--json] "
+     "[--no-progress]\n"},
+    {"ls", run_ls, 1, 0, 0, NO_COMMAND, "ls REPO [--json]\n"},
+    {"restore", run_restore, 2, 0, 1, TO_COMMAND,
+     "restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
+     "                                        [--json] [--no-progress]\n"},
+    {"verify", run_verify, 1, 0, 1, NO_COMMAND, "verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"},
+    {"show", run_show, 1, 0, 1, NO_COMMAND, "show REPO[@ID|@latest]\n"},
+    {"rm", run_rm, 1, 0, 1, NO_COMMAND, "rm REPO@ID\n"},
+    {"prune", run_prune, 1, 0, 0, NO_COMMAND,
+     "prune REPO [--keep-last N] [--keep-within D] [--keep-hourly N]\n"
+     "                              [--keep-daily N] [--keep-weekly N] [--keep-monthly N]\n"
+     "                              [--keep-yearly N] [--grace D] [--dry-run]\n"},
+};
+
+static void print_usage(FILE *f)
+{
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        fprintf(f, "%s coffer snapshot %s", i ? "      " : "usage:", verbs[i].usage);
+    fputs(snapshot_usage_footer, f);
+}
+
+static const snap_verb *find_verb(const char *name)
+{
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(verbs[i].name, name))
+            return &verbs[i];
+    return NULL;
+}
+
+static const char *standing_command(const snap_verb *v, const snap_opts *o)
+{
+    return v->stand == FROM_COMMAND ? o->from_command : v->stand == TO_COMMAND ? o->to_command : NULL;
+}
+
+/* The options into o; returns -1 to go on, else the exit code (--help, a bad option). */
+static int parse_options(int argc, char **argv, snap_opts *o)
 {
     static const struct option longopts[] = {
         {"compress", required_argument, NULL, 'c'},
@@ -436,212 +603,132 @@ int cf_cmd_snapshot(int argc, char **argv)
         {"expected-size", required_argument, NULL, 18},
         {NULL, 0, NULL, 0},
     };
-    snap_opts o = {0};
-    o.s3.virtual_host = -1;
-    o.grace_s = 86400;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': o.compress = optarg; break;
+        case 'c': o->compress = optarg; break;
         case 'l':
-            o.level = atoi(optarg);
-            o.level_set = 1;
+            o->level = atoi(optarg);
+            o->level_set = 1;
             break;
-        case 'C': o.chunk_mib = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'j': o.jobs = atoi(optarg); break;
-        case 'k': o.key_file = optarg; break;
-        case 'P': o.pass_file = optarg; break;
+        case 'C': o->chunk_mib = (size_t)strtoul(optarg, NULL, 10); break;
+        case 'j': o->jobs = atoi(optarg); break;
+        case 'k': o->key_file = optarg; break;
+        case 'P': o->pass_file = optarg; break;
         case 'L': {
             char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || o.nlabels == 64) {
+            if (!eq || eq == optarg || o->nlabels == 64) {
                 fprintf(stderr, "coffer snapshot: --label takes KEY=VALUE, not '%s'\n", optarg);
                 return CF_EXIT_USAGE;
             }
             *eq = '\0';
-            o.labels[o.nlabels++] = (cf_label){optarg, eq + 1};
+            o->labels[o->nlabels++] = (cf_label){optarg, eq + 1};
             break;
         }
-        case 'J': o.json = 1; break;
-        case 'f': o.force = 1; break;
-        case 'e': o.s3.endpoint = optarg; break;
-        case 'r': o.s3.region = optarg; break;
-        case 'p': o.s3.profile = optarg; break;
-        case 'a': o.s3.access_key = optarg; break;
-        case 's': o.s3.secret_key_file = optarg; break;
-        case 1: o.keep.last = atoi(optarg); break;
-        case 2: o.keep.hourly = atoi(optarg); break;
-        case 3: o.keep.daily = atoi(optarg); break;
-        case 4: o.keep.weekly = atoi(optarg); break;
-        case 5: o.keep.monthly = atoi(optarg); break;
-        case 6: o.keep.yearly = atoi(optarg); break;
+        case 'J': o->json = 1; break;
+        case 'f': o->force = 1; break;
+        case 'e': o->s3.endpoint = optarg; break;
+        case 'r': o->s3.region = optarg; break;
+        case 'p': o->s3.profile = optarg; break;
+        case 'a': o->s3.access_key = optarg; break;
+        case 's': o->s3.secret_key_file = optarg; break;
+        case 1: o->keep.last = atoi(optarg); break;
+        case 2: o->keep.hourly = atoi(optarg); break;
+        case 3: o->keep.daily = atoi(optarg); break;
+        case 4: o->keep.weekly = atoi(optarg); break;
+        case 5: o->keep.monthly = atoi(optarg); break;
+        case 6: o->keep.yearly = atoi(optarg); break;
         case 7:
         case 8:
-            if (cf_duration_parse(optarg, c == 7 ? &o.keep.within_s : &o.grace_s) != 0) {
+            if (cf_duration_parse(optarg, c == 7 ? &o->keep.within_s : &o->grace_s) != 0) {
                 fprintf(stderr, "coffer snapshot: --%s takes a duration like 36h or 7d, not '%s'\n",
                         c == 7 ? "keep-within" : "grace", optarg);
                 return CF_EXIT_USAGE;
             }
             break;
-        case 9: o.dry_run = 1; break;
-        case 10: o.all = 1; break;
-        case 11: o.from_command = optarg; break;
-        case 12: o.to_command = optarg; break;
-        case 13: o.metrics_file = optarg; break;
+        case 9: o->dry_run = 1; break;
+        case 10: o->all = 1; break;
+        case 11: o->from_command = optarg; break;
+        case 12: o->to_command = optarg; break;
+        case 13: o->metrics_file = optarg; break;
         case 14:
-            if (!*optarg || o.nexclude == sizeof o.exclude / sizeof o.exclude[0]) {
+            if (!*optarg || o->nexclude == sizeof o->exclude / sizeof o->exclude[0]) {
                 fprintf(stderr, "coffer snapshot: --exclude takes a non-empty pattern (at most 256)\n");
                 return CF_EXIT_USAGE;
             }
-            o.exclude[o.nexclude++] = optarg;
+            o->exclude[o->nexclude++] = optarg;
             break;
-        case 15: o.one_file_system = 1; break;
-        case 16: o.allow_unreadable = 1; break;
-        case 17: o.no_progress = 1; break;
+        case 15: o->one_file_system = 1; break;
+        case 16: o->allow_unreadable = 1; break;
+        case 17: o->no_progress = 1; break;
         case 18:
-            if (parse_size(optarg, &o.expected_size) != 0) {
+            if (parse_size(optarg, &o->expected_size) != 0) {
                 fprintf(stderr, "coffer snapshot: --expected-size takes a size like 500G or 2T, not '%s'\n",
                         optarg);
                 return CF_EXIT_USAGE;
             }
             break;
-        case 'h': fputs(snapshot_usage, stdout); return CF_EXIT_OK;
-        default: fputs(snapshot_usage, stderr); return CF_EXIT_USAGE;
+        case 'h': print_usage(stdout); return CF_EXIT_OK;
+        default: print_usage(stderr); return CF_EXIT_USAGE;
         }
     }
+    return -1;
+}
+
+static void wipe_secret(cf_master_key *key, char *pass)
+{
+    cf_master_key_cleanup(key);
+    if (pass)
+        memset(pass, 0, strlen(pass));
+    free(pass);
+}
+
+int cf_cmd_snapshot(int argc, char **argv)
+{
+    snap_opts o = {0};
+    o.grace_s = 86400;
+    int code = parse_options(argc, argv, &o);
+    if (code >= 0)
+        return code;
     int nargs = argc - optind;
-    char **args = argv + optind;
-    const char *verb = nargs ? args[0] : "";
-    int one_less = (!strcmp(verb, "create") && o.from_command) || (!strcmp(verb, "restore") && o.to_command);
-    int want = !strcmp(verb, "create") || !strcmp(verb, "restore") ? 3 - one_less
-               : !strcmp(verb, "ls") || !strcmp(verb, "verify") || !strcmp(verb, "rm") ||
-                       !strcmp(verb, "prune") || !strcmp(verb, "show")
-                   ? 2
-                   : -1;
-    if (want < 0 || nargs != want) {
-        fputs(snapshot_usage, stderr);
+    const snap_verb *v = nargs ? find_verb(argv[optind]) : NULL;
+    const char *stand = v ? standing_command(v, &o) : NULL;
+    if (!v || nargs - 1 != v->operands - (stand != NULL)) {
+        print_usage(stderr);
         return CF_EXIT_USAGE;
     }
-    cf_err err = {0};
-    cf_snapshot_ref ref;
-    const char *repo_text = !strcmp(verb, "create") && !o.from_command ? args[2] : args[1];
-    int takes_id =
-        !strcmp(verb, "restore") || !strcmp(verb, "verify") || !strcmp(verb, "rm") || !strcmp(verb, "show");
-    if (cf_snapshot_ref_parse(repo_text, takes_id, &ref, &err) != 0) {
-        fprintf(stderr, "coffer snapshot: %s\n", err.msg);
+    snap_run r = {.o = &o, .args = argv + optind + 1};
+    /* A command standing for the local operand leaves the repository as the only one. */
+    r.repo_text = v->repo_last && !stand ? r.args[1] : r.args[0];
+    if (cf_snapshot_ref_parse(r.repo_text, v->takes_id, &r.ref, &r.err) != 0) {
+        fprintf(stderr, "coffer snapshot: %s\n", r.err.msg);
         return CF_EXIT_USAGE;
     }
     cf_master_key key = {0};
     char *pass = NULL;
     cf_snapshot_secret secret;
-    if (load_secret(&o, &key, &pass, &secret, &err) != 0) {
-        cf_master_key_cleanup(&key);
-        if (pass)
-            memset(pass, 0, strlen(pass));
-        free(pass);
-        fprintf(stderr, "coffer snapshot: %s\n", err.msg);
+    if (load_secret(&o, &key, &pass, &secret, &r.err) != 0) {
+        wipe_secret(&key, pass);
+        fprintf(stderr, "coffer snapshot: %s\n", r.err.msg);
         return CF_EXIT_USAGE;
     }
+    r.secret = &secret;
     cf_s3c *client = NULL;
-    cf_repo *repo = NULL;
-    cf_snapshot_stats stats = {0};
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     signal(SIGPIPE, SIG_IGN); /* a --to-command that exits early is an error, not our death */
-    progress bar = {.t0 = now_s(), .verb = verb, .on = !o.no_progress && !o.json && isatty(2)};
-    int rc = open_repo(&ref, &o, &client, &repo, &err);
-    if (!rc && !strcmp(verb, "create")) {
-        cf_snapshot_create_opts co = {0};
-        co.source = o.from_command ? "-" : args[1];
-        co.command = o.from_command;
-        co.codec = CF_CODEC_ZSTD;
-        if (o.compress && cf_codec_from_name(o.compress, &co.codec) != 0) {
-            fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n",
-                    o.compress);
-            rc = CF_EINVAL;
-        } else {
-            co.level = o.level_set ? o.level : cf_codec_default_level(co.codec);
-            rc = cf_codec_check_level(co.codec, co.level, &err);
-        }
-        co.chunk_size = o.chunk_mib << 20;
-        co.threads = o.jobs > 0 ? (unsigned)o.jobs : 0;
-        co.secret = &secret;
-        co.labels = o.labels;
-        co.nlabels = o.nlabels;
-        co.exclude = o.exclude;
-        co.nexclude = o.nexclude;
-        co.one_file_system = o.one_file_system;
-        co.expected_size = o.expected_size;
-        co.allow_unreadable = o.allow_unreadable;
-        co.skipped = on_skipped;
-        co.progress = bar.on ? on_progress : NULL; /* the bar measures the source first */
-        co.cb_ctx = &bar;
-        char id[CF_SNAPSHOT_ID_LEN + 1];
-        if (!rc)
-            rc = cf_snapshot_create(repo, ref.ns, &co, id, &stats, &err);
-        if (bar.on)
-            progress_draw(&bar, 1);
-        if (!rc && o.json)
-            print_result("created", id, ref.ns, cf_repo_name(repo), &stats, now_s() - bar.t0);
-        else if (!rc)
-            printf("%s\n", id);
-    } else if (!rc && !strcmp(verb, "ls")) {
-        rc = cf_snapshot_list(repo, ref.ns, print_entry, &o, &err);
-    } else if (!rc && !strcmp(verb, "rm")) {
-        if (!ref.id[0]) {
-            fprintf(stderr, "coffer snapshot rm: name the snapshot: %.*s@ID (see coffer snapshot ls)\n",
-                    (int)strcspn(repo_text, "@"), repo_text);
-            rc = CF_EINVAL;
-        } else if (!(rc = cf_snapshot_remove(repo, ref.ns, ref.id, &err))) {
-            printf("removed %s\n", ref.id);
-        }
-    } else if (!rc && !strcmp(verb, "show")) {
-        char *json = NULL;
-        size_t len = 0;
-        if (!(rc = cf_snapshot_show(repo, ref.ns, ref.id[0] ? ref.id : NULL, &json, &len, &err)))
-            fwrite(json, 1, len, stdout);
-        free(json);
-    } else if (!rc && !strcmp(verb, "verify")) {
-        rc = verify(repo, &ref, &o, &secret, &err);
-    } else if (!rc && !strcmp(verb, "prune")) {
-        size_t swept = 0;
-        rc = cf_snapshot_prune(repo, ref.ns, &o.keep, o.grace_s, o.dry_run, print_fate, &o, &swept, &err);
-        if (rc == CF_ENOTSUP) {
-            /* The snapshots are pruned; only the sweep for leftovers (ListMultipartUploads)
-             * is something this endpoint does not offer. */
-            fprintf(stderr, "coffer snapshot prune: warning: cannot look for interrupted uploads: %s\n",
-                    err.msg);
-            rc = 0;
-        }
-        if (!rc && swept)
-            printf("removed %zu leftover(s) of interrupted writes\n", swept);
-    } else if (!rc) {
-        cf_snapshot_restore_opts ro = {ref.id[0] ? ref.id : NULL, o.force, &secret,
-                                       bar.on ? on_progress : NULL, &bar};
-        char id[CF_SNAPSHOT_ID_LEN + 1] = "";
-        int to_stdout = !o.to_command && !strcmp(args[2], "-");
-        if (o.to_command)
-            rc = cf_snapshot_restore_to_command(repo, ref.ns, o.to_command, &ro, id, &stats, &err);
-        else
-            rc = cf_snapshot_restore(repo, ref.ns, args[2], stdout, &ro, id, &stats, &err);
-        if (bar.on)
-            progress_draw(&bar, 1);
-        /* With "-" the restored bytes own standard output. */
-        if (!rc && o.json && !to_stdout)
-            print_result("restored", id, ref.ns, cf_repo_name(repo), &stats, now_s() - bar.t0);
-    }
+    progress bar = {.t0 = now_s(), .verb = v->name, .on = !o.no_progress && !o.json && isatty(2)};
+    r.bar = &bar;
+    int rc = open_repo(&r.ref, &o, &client, &r.repo, &r.err);
+    if (!rc)
+        rc = v->run(&r);
     if (o.metrics_file)
-        write_metrics(o.metrics_file, verb, ref.ns, rc, &t0, &stats);
-    cf_master_key_cleanup(&key);
-    if (pass)
-        memset(pass, 0, strlen(pass));
-    free(pass);
-    cf_repo_close(repo);
-    int code = rc ? exit_for(rc, client) : CF_EXIT_OK;
+        write_metrics(o.metrics_file, v->name, r.ref.ns, rc, &t0, &r.stats);
+    wipe_secret(&key, pass);
+    cf_repo_close(r.repo);
+    code = rc ? exit_for(rc, client) : CF_EXIT_OK;
     cf_s3c_free(client);
-    if (rc) {
-        if (err.msg[0])
-            fprintf(stderr, "coffer snapshot %s: %s\n", verb, err.msg);
-        return code;
-    }
-    return CF_EXIT_OK;
+    if (rc && r.err.msg[0])
+        fprintf(stderr, "coffer snapshot %s: %s\n", v->name, r.err.msg);
+    return code;
 }

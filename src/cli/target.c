@@ -1,85 +1,156 @@
 #include "cli/target.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/fs.h"
 #include "crypto/hash.h"
 
-/* The first of flag and the environment variables that is set. */
-static int first_of(const char *flag, const char *const *vars, char *out, size_t outlen, cf_err *err)
+/* The host and port of an http(s) endpoint; the port is the scheme's when none is written. */
+static void endpoint_host_port(const char *endpoint, char *host, size_t hostlen, unsigned *port)
 {
-    if (flag && *flag) {
-        if (strlen(flag) >= outlen)
-            return cf_err_set(err, CF_EINVAL, "'%.40s...' is longer than %zu characters", flag, outlen - 1);
-        snprintf(out, outlen, "%s", flag);
-        return 1;
+    int tls = strncmp(endpoint, "https://", 8) == 0;
+    const char *h = endpoint + (tls ? 8 : 7);
+    size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+    snprintf(host, hostlen, "%.*s", (int)n, h);
+    *port = h[n] == ':' ? (unsigned)strtoul(h + n + 1, NULL, 10) : tls ? 443 : 80;
+}
+
+static int is_loopback(const char *host)
+{
+    return !strcmp(host, "127.0.0.1") || !strcmp(host, "localhost") || !strcmp(host, "[::1]");
+}
+
+/* The port of a `coffer server --address` value (HOST:PORT or :PORT); 9000 when not given. */
+static unsigned address_port(const char *address)
+{
+    const char *colon = address ? strrchr(address, ':') : NULL;
+    return colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 9000;
+}
+
+static int shell_safe(const char *s)
+{
+    return s[strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+")] == '\0';
+}
+
+/*
+ * The readable credentials file of a running `coffer server` listening on port, found through
+ * /proc: its --data directory (default var/data, relative to its working directory).
+ */
+static int running_server_credentials(unsigned port, char *out, size_t outlen)
+{
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return 0;
+    int found = 0;
+    struct dirent *d;
+    while (!found && (d = readdir(proc))) {
+        if (d->d_name[0] < '1' || d->d_name[0] > '9')
+            continue;
+        char path[300], *cmdline = NULL;
+        size_t len = 0;
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%s", d->d_name);
+        /* Only the user's own servers: another user's process could name any path. */
+        if (stat(path, &st) != 0 || st.st_uid != getuid())
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/cmdline", d->d_name);
+        if (cf_fs_read_small(path, 1 << 16, &cmdline, &len, NULL) != 0)
+            continue;
+        const char *argv[64];
+        size_t argc = 0;
+        for (size_t i = 0; i < len && argc < 64; i += strlen(cmdline + i) + 1)
+            argv[argc++] = cmdline + i;
+        const char *name = argc ? strrchr(argv[0], '/') : NULL;
+        name = name ? name + 1 : argc ? argv[0] : "";
+        if (argc >= 2 && !strcmp(name, "coffer") && !strcmp(argv[1], "server")) {
+            const char *data = "var/data", *address = NULL;
+            for (size_t i = 2; i < argc; i++) {
+                if (!strcmp(argv[i], "--data") && i + 1 < argc)
+                    data = argv[++i];
+                else if (!strncmp(argv[i], "--data=", 7))
+                    data = argv[i] + 7;
+                else if (!strcmp(argv[i], "--address") && i + 1 < argc)
+                    address = argv[++i];
+                else if (!strncmp(argv[i], "--address=", 10))
+                    address = argv[i] + 10;
+            }
+            char cwd[4096] = "";
+            snprintf(path, sizeof path, "/proc/%s/cwd", d->d_name);
+            ssize_t n = data[0] == '/' ? 0 : readlink(path, cwd, sizeof cwd - 1);
+            if (n >= 0 && address_port(address) == port) {
+                cwd[n] = '\0';
+                snprintf(out, outlen, "%s%s%s/credentials", cwd, n ? "/" : "", data);
+                /* Printed to a terminal: no control characters, no quoting to get wrong. */
+                found = shell_safe(out) && access(out, R_OK) == 0;
+            }
+        }
+        free(cmdline);
     }
-    for (; *vars; vars++) {
-        int rc = cf_fs_env_or_file(*vars, out, outlen, err);
-        if (rc)
-            return rc;
+    closedir(proc);
+    return found;
+}
+
+/*
+ * No keys, and the endpoint is on this machine: the likely case is a user of a local server who
+ * has not exported its keys yet. Name the file that holds them rather than read it: which keys
+ * a command uses stays the user's choice.
+ */
+static void hint_local_credentials(const char *endpoint, cf_err *err)
+{
+    char host[300], file[4200] = "";
+    unsigned port;
+    endpoint_host_port(endpoint, host, sizeof host, &port);
+    if (!is_loopback(host))
+        return;
+    if (!running_server_credentials(port, file, sizeof file) && access("var/data/credentials", R_OK) == 0)
+        snprintf(file, sizeof file, "var/data/credentials");
+    if (!file[0]) {
+        cf_err_set(err, CF_EINVAL,
+                   "no access key for %s: hint: set COFFER_ACCESS_KEY and COFFER_SECRET_KEY (or "
+                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) to the server's keys; a server started "
+                   "with `coffer server --data DIR` keeps its root keys in DIR/credentials",
+                   endpoint);
+    } else if (strlen(file) < 80) { /* the command fits in the message three times over */
+        cf_err_set(err, CF_EINVAL,
+                   "no access key for %s: hint: set COFFER_ACCESS_KEY and COFFER_SECRET_KEY (or "
+                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); the local server's root keys are in "
+                   "'%s': export COFFER_ACCESS_KEY=$(sed -n 's/^access_key=//p' %s) "
+                   "COFFER_SECRET_KEY=$(sed -n 's/^secret_key=//p' %s)",
+                   endpoint, file, file, file);
+    } else {
+        cf_err_set(err, CF_EINVAL,
+                   "no access key for %s: hint: set COFFER_ACCESS_KEY and COFFER_SECRET_KEY (or "
+                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY); the local server's root keys are the "
+                   "access_key= and secret_key= lines of '%s'",
+                   endpoint, file);
     }
-    return 0;
 }
 
 int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, cf_err *err)
 {
-    static const char *const endpoint_vars[] = {"COFFER_ENDPOINT", "AWS_ENDPOINT_URL", NULL};
-    static const char *const region_vars[] = {"COFFER_REGION", "AWS_REGION", "AWS_DEFAULT_REGION", NULL};
-    static const char *const access_vars[] = {"COFFER_ACCESS_KEY", "COFFER_ROOT_USER", "AWS_ACCESS_KEY_ID",
-                                              NULL};
-    static const char *const secret_vars[] = {"COFFER_SECRET_KEY", "COFFER_ROOT_PASSWORD",
-                                              "AWS_SECRET_ACCESS_KEY", NULL};
-    memset(out, 0, sizeof *out);
-    int rc = first_of(flags->endpoint, endpoint_vars, out->endpoint, sizeof out->endpoint, err);
-    if (rc < 0)
-        return rc;
-    if (!rc)
-        snprintf(out->endpoint, sizeof out->endpoint, "http://127.0.0.1:9000");
-    size_t n = strlen(out->endpoint);
-    while (n && out->endpoint[n - 1] == '/')
-        out->endpoint[--n] = '\0';
-    if (strncmp(out->endpoint, "http://", 7) != 0 && strncmp(out->endpoint, "https://", 8) != 0)
-        return cf_err_set(err, CF_EINVAL, "endpoint '%s' must start with http:// or https://", out->endpoint);
-    if ((rc = first_of(flags->region, region_vars, out->region, sizeof out->region, err)) < 0)
-        return rc;
-    if (!rc)
-        snprintf(out->region, sizeof out->region, "us-east-1");
-    if ((rc = first_of(flags->access_key, access_vars, out->access_key, sizeof out->access_key, err)) < 0)
-        return rc;
-    if (!rc)
-        return cf_err_set(
-            err, CF_EINVAL,
-            "no access key: set COFFER_ACCESS_KEY (or AWS_ACCESS_KEY_ID), or pass --access-key");
-    if (flags->secret_key_file) {
-        char *data = NULL;
-        size_t len;
-        if ((rc = cf_fs_read_small(flags->secret_key_file, sizeof out->secret_key + 1, &data, &len, err))) {
-            char why[sizeof err->msg];
-            snprintf(why, sizeof why, "%s", err->msg);
-            return cf_err_set(err, rc, "--secret-key-file: %s", why);
-        }
-        while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-            data[--len] = '\0';
-        if (len == 0 || len >= sizeof out->secret_key) {
-            free(data);
-            return cf_err_set(err, CF_EINVAL, "--secret-key-file '%s' must hold 1 to 128 characters",
-                              flags->secret_key_file);
-        }
-        memcpy(out->secret_key, data, len + 1);
-        free(data);
-        return 0;
+    cf_s3c_flags f = {.endpoint = flags->endpoint,
+                      .region = flags->region,
+                      .profile = flags->profile,
+                      .access_key = flags->access_key,
+                      .secret_key_file = flags->secret_key_file,
+                      .virtual_host = -1,
+                      .default_endpoint = CF_CLI_DEFAULT_ENDPOINT};
+    cf_err e = {0};
+    int rc = cf_s3c_config_resolve(&f, out, &e);
+    if (rc == CF_EINVAL && !out->access_key[0] && !strncmp(e.msg, "no access key", 13))
+        hint_local_credentials(out->endpoint, &e);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        if (err)
+            *err = e;
     }
-    if ((rc = first_of(NULL, secret_vars, out->secret_key, sizeof out->secret_key, err)) < 0)
-        return rc;
-    if (!rc)
-        return cf_err_set(err, CF_EINVAL,
-                          "no secret key: set COFFER_SECRET_KEY or COFFER_SECRET_KEY_FILE (or "
-                          "AWS_SECRET_ACCESS_KEY), or pass --secret-key-file");
-    return 0;
+    return rc;
 }
 
 static size_t collect(char *p, size_t size, size_t n, void *ctx)

@@ -118,7 +118,7 @@ static int profile_get(const files *fs, const char *key, char *out, size_t outle
     return cf_s3c_ini_get(fs->conf_path, fs->conf_section, key, out, outlen, err);
 }
 
-enum { SRC_FLAG, SRC_COFFER, SRC_AWS_ENV, SRC_PROFILE, SRC_NONE };
+enum { SRC_FLAG, SRC_COFFER, SRC_COFFER_ROOT, SRC_AWS_ENV, SRC_PROFILE, SRC_NONE };
 
 static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *out, cf_err *err)
 {
@@ -131,6 +131,10 @@ static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *o
         if (rc < 0)
             return rc;
         src = SRC_COFFER;
+    } else if ((rc = cf_fs_env_or_file("COFFER_ROOT_USER", out->access_key, sizeof out->access_key, err))) {
+        if (rc < 0)
+            return rc;
+        src = SRC_COFFER_ROOT;
     } else if ((rc = cf_fs_env_or_file("AWS_ACCESS_KEY_ID", out->access_key, sizeof out->access_key, err))) {
         if (rc < 0)
             return rc;
@@ -141,8 +145,9 @@ static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *o
         src = SRC_PROFILE;
     } else {
         return cf_err_set(err, CF_EINVAL,
-                          "no access key: hint: set COFFER_ACCESS_KEY (or "
-                          "AWS_ACCESS_KEY_ID, or a profile in '%s'), or pass --access-key",
+                          "no access key: hint: set COFFER_ACCESS_KEY and COFFER_SECRET_KEY (or "
+                          "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in '%s'), or pass "
+                          "--access-key and --secret-key-file",
                           fs->cred_path);
     }
 
@@ -158,11 +163,20 @@ static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *o
             return cf_err_set(err, rc, "--secret-key-file: %s", e.msg);
         while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
             data[--len] = '\0';
-        rc = len ? put("--secret-key-file", data, out->secret_key, sizeof out->secret_key, err) : 0;
+        /* A file named on purpose that holds no usable key is a mistake, not a reason to look
+         * elsewhere. */
+        rc = len && len < sizeof out->secret_key
+                 ? put("--secret-key-file", data, out->secret_key, sizeof out->secret_key, err)
+                 : cf_err_set(err, CF_EINVAL, "--secret-key-file '%s' must hold 1 to %zu characters",
+                              f->secret_key_file, sizeof out->secret_key - 1);
         free(data);
+        if (rc < 0)
+            return rc;
     }
     if (!rc && src <= SRC_COFFER)
         rc = cf_fs_env_or_file("COFFER_SECRET_KEY", out->secret_key, sizeof out->secret_key, err);
+    if (!rc && src <= SRC_COFFER_ROOT)
+        rc = cf_fs_env_or_file("COFFER_ROOT_PASSWORD", out->secret_key, sizeof out->secret_key, err);
     if (!rc && src <= SRC_AWS_ENV)
         rc = cf_fs_env_or_file("AWS_SECRET_ACCESS_KEY", out->secret_key, sizeof out->secret_key, err);
     if (!rc)
@@ -184,6 +198,7 @@ static int resolve_keys(const cf_s3c_flags *f, const files *fs, cf_s3c_config *o
         rc = set(f->session_token) ? put("session token", f->session_token, tok, toklen, err) : 0;
         break;
     case SRC_COFFER: rc = cf_fs_env_or_file("COFFER_SESSION_TOKEN", tok, toklen, err); break;
+    case SRC_COFFER_ROOT: rc = 0; break; /* root keys are the server's own: no token */
     case SRC_AWS_ENV: rc = cf_fs_env_or_file("AWS_SESSION_TOKEN", tok, toklen, err); break;
     default: rc = profile_get(fs, "aws_session_token", tok, toklen, err);
     }
@@ -220,6 +235,10 @@ int cf_s3c_config_resolve(const cf_s3c_flags *flags, cf_s3c_config *out, cf_err 
     if (!rc)
         rc = cf_s3c_ini_get(fs.conf_path, fs.conf_section, "endpoint_url", out->endpoint,
                             sizeof out->endpoint, err);
+    if (rc < 0)
+        return rc;
+    if (!rc && set(f->default_endpoint))
+        rc = put("the default endpoint", f->default_endpoint, out->endpoint, sizeof out->endpoint, err);
     if (rc < 0)
         return rc;
     if (!rc)

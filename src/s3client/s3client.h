@@ -57,23 +57,31 @@ typedef struct cf_s3c_flags {
     const char *secret_key_file;
     const char *session_token;
     int virtual_host; /* as in cf_s3c_config; pass -1 for "auto" */
+    /* When nothing names an endpoint; NULL: AWS S3 in the resolved region. The command line
+     * passes its local server, so that every command talks to the same place. */
+    const char *default_endpoint;
 } cf_s3c_flags;
 
 /*
  * Fills out from, first found wins:
  *   endpoint: flag, COFFER_ENDPOINT, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, profile
- *             endpoint_url (config file), else https://s3.<region>.amazonaws.com
+ *             endpoint_url (config file), else flags->default_endpoint, else
+ *             https://s3.<region>.amazonaws.com
  *   region:   flag, COFFER_REGION, AWS_REGION, AWS_DEFAULT_REGION, profile region (config
  *             file), else us-east-1
- *   keys:     flag, COFFER_ACCESS_KEY + COFFER_SECRET_KEY(_FILE), AWS_ACCESS_KEY_ID +
- *             AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), the profile's aws_access_key_id,
- *             aws_secret_access_key and aws_session_token in the credentials file, then in the
- *             config file. The secret (and token) is looked up from the level the access key
- *             came from down, so keys of two different sources are never paired the other way.
+ *   keys:     flag (access key + secret or secret file), COFFER_ACCESS_KEY +
+ *             COFFER_SECRET_KEY, COFFER_ROOT_USER + COFFER_ROOT_PASSWORD (the server's own root
+ *             variables), AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), the
+ *             profile's aws_access_key_id, aws_secret_access_key and aws_session_token in the
+ *             credentials file, then in the config file. Every COFFER_* variable may instead be
+ *             NAME_FILE naming a file that holds it. The secret (and token) is looked up from the
+ *             level the access key came from down, so keys of two different sources are never
+ *             paired the other way.
  * The profile is flag, AWS_PROFILE, AWS_DEFAULT_PROFILE, else "default"; the files are
  * AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials) and AWS_CONFIG_FILE (default
  * ~/.aws/config, where sections are "[profile NAME]", or "[default]"). Missing files are fine;
- * no access key or secret is CF_EINVAL with a hint. flags may be NULL.
+ * no access key or secret is CF_EINVAL with a hint, and out->access_key tells which ("" when
+ * no access key was found). flags may be NULL.
  */
 int cf_s3c_config_resolve(const cf_s3c_flags *flags, cf_s3c_config *out, cf_err *err);
 

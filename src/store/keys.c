@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "store/store_int.h"
+#include "store/txn.h"
 
 #define KEY_RECORD_VERSION 1
 
@@ -87,14 +88,15 @@ int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err)
     }
     MDB_txn *txn;
     MDB_val k = {kl, (void *)key->access_key}, v = {b.len, b.data};
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc) {
-        mrc = mdb_put(txn, s->keys, &k, &v, MDB_NOOVERWRITE);
-        if (!mrc)
-            mrc = mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
+    if ((rc = cf_store_txn_begin(s, &txn, err))) {
+        cf_buf_cleanup(&b);
+        return rc;
     }
+    int mrc = mdb_put(txn, s->keys, &k, &v, MDB_NOOVERWRITE);
+    if (!mrc)
+        mrc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
     cf_buf_cleanup(&b);
     if (mrc == MDB_KEYEXIST)
         return cf_err_set(err, CF_EEXISTS, "access key '%s' already exists", key->access_key);
@@ -165,9 +167,9 @@ int cf_store_key_delete(cf_store *s, const char *access_key, cf_err *err)
 {
     MDB_txn *txn;
     MDB_val k = {strlen(access_key), (void *)access_key};
-    int rc = cf_store_txn_begin(s, &txn);
+    int rc = cf_store_txn_begin(s, &txn, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
+        return rc;
     rc = k.mv_size ? mdb_del(txn, s->keys, &k, NULL) : MDB_NOTFOUND;
     if (rc) {
         mdb_txn_abort(txn);
@@ -207,9 +209,9 @@ int cf_store_meta_put(cf_store *s, const char *name, const void *value, size_t l
 {
     MDB_txn *txn;
     MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)value};
-    int rc = cf_store_txn_begin(s, &txn);
+    int rc = cf_store_txn_begin(s, &txn, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
+        return rc;
     rc = value ? mdb_put(txn, s->meta, &k, &v, 0) : mdb_del(txn, s->meta, &k, NULL);
     if (rc == MDB_NOTFOUND && !value)
         rc = 0;

@@ -12,6 +12,7 @@
 
 #include "store/record.h"
 #include "store/store_int.h"
+#include "store/object_index.h"
 
 typedef struct lister {
     cf_store *s;

@@ -1,7 +1,7 @@
 /*
  * object.c - writing, reading and deleting objects.
  *
- * The commit protocol, in the order this file enforces it:
+ * The commit protocol, in the order this file enforces it (steps 4 and 5 through txn.c):
  *   1. the body streams into tmp/<id> while MD5 is computed;
  *   2. fsync(file)                               - the bytes are durable
  *   3. rename into objects/ab/cd/<id>, fsync(dir) - the name is durable
@@ -26,6 +26,9 @@
 #include "crypto/md5.h"
 #include "store/record.h"
 #include "store/store_int.h"
+#include "store/object.h"
+#include "store/object_index.h"
+#include "store/txn.h"
 
 #define WRITEBACK_STEP ((uint64_t)8 << 20)
 /* Bodies beyond this are written by a helper thread while this one computes MD5: on one core
@@ -53,28 +56,6 @@ struct cf_store_writer {
 void cf_store_writer_set_condition(cf_store_writer *w, cf_store_condition *cond)
 {
     w->cond = cond;
-}
-
-int cf_store_check_condition(cf_store *s, MDB_txn *txn, const char *comp, size_t complen,
-                             cf_store_condition *cond, cf_err *err)
-{
-    if (!cond || (!cond->must_not_exist && !cond->etag_match))
-        return 0;
-    cf_object_info cur;
-    int rc = cf_index_get(s, txn, comp, complen, &cur);
-    if (rc && rc != CF_ENOTFOUND)
-        return cf_err_set(err, rc, "cannot read the current object: %s", cf_strerror(rc));
-    int exists = rc == 0;
-    cond->failed = CF_STORE_COND_OK;
-    if (cond->must_not_exist && exists)
-        cond->failed = CF_STORE_COND_EXISTS;
-    else if (cond->etag_match && !exists)
-        cond->failed = CF_STORE_COND_MISSING;
-    else if (cond->etag_match && strcmp(cur.etag, cond->etag_match) != 0)
-        cond->failed = CF_STORE_COND_MISMATCH;
-    if (exists)
-        cf_object_info_cleanup(&cur);
-    return cond->failed ? cf_err_set(err, CF_EPRECOND, "the object's condition does not hold") : 0;
 }
 
 int cf_store_writer_begin(cf_store *s, cf_store_writer **out, cf_err *err)
@@ -208,186 +189,6 @@ void cf_store_writer_abort(cf_store_writer *w)
     free(w);
 }
 
-/* Deletes the garbage rows of files unlinked after earlier commits (see store_int.h). */
-static int drain_pending(cf_store *s, MDB_txn *txn)
-{
-    pthread_mutex_lock(&s->pending_mu);
-    int rc = 0;
-    for (size_t i = 0; i < s->npending && !rc; i++) {
-        MDB_val k = {CF_STORE_ID_LEN, s->pending[i]};
-        rc = mdb_del(txn, s->garbage, &k, NULL);
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-    }
-    if (!rc)
-        s->npending = 0;
-    pthread_mutex_unlock(&s->pending_mu);
-    return rc;
-}
-
-int cf_store_mark_garbage(cf_store *s, MDB_txn *txn, const cf_object_info *old)
-{
-    for (size_t i = 0; i < old->nsegs; i++) {
-        MDB_val k = {CF_STORE_ID_LEN, (void *)old->segs[i].id}, v = {0, ""};
-        int rc = mdb_put(txn, s->garbage, &k, &v, 0);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-struct cf_store_pin {
-    cf_store_segment *segs; /* the version's segments, in order */
-    size_t nsegs;
-    size_t refs;
-    int replaced; /* reclaimed while pinned: the last unpin unlinks the files */
-};
-
-/* Unlinks one data file and queues its garbage row for deletion; pending_mu held. */
-static void unlink_segment(cf_store *s, const unsigned char id[CF_STORE_ID_LEN])
-{
-    char path[PATH_MAX];
-    cf_store_data_path(s, id, path);
-    if (unlink(path) != 0 && errno != ENOENT)
-        return; /* keep the garbage row: start-up retries */
-    if (s->npending == s->cap_pending) {
-        size_t cap = s->cap_pending ? s->cap_pending * 2 : 64;
-        void *p = realloc(s->pending, cap * CF_STORE_ID_LEN);
-        if (!p)
-            return;
-        s->pending = p;
-        s->cap_pending = cap;
-    }
-    memcpy(s->pending[s->npending++], id, CF_STORE_ID_LEN);
-}
-
-static struct cf_store_pin *find_pin(cf_store *s, const unsigned char first_id[CF_STORE_ID_LEN])
-{
-    for (size_t i = 0; i < s->npins; i++)
-        if (memcmp(s->pins[i].segs[0].id, first_id, CF_STORE_ID_LEN) == 0)
-            return &s->pins[i];
-    return NULL;
-}
-
-/* How many of old's segments from i on are a pinned version (0 when none); marks it replaced. */
-static size_t pinned_run(cf_store *s, const cf_object_info *old, size_t i)
-{
-    struct cf_store_pin *p = find_pin(s, old->segs[i].id);
-    if (!p || p->nsegs > old->nsegs - i)
-        return 0;
-    for (size_t k = 1; k < p->nsegs; k++)
-        if (memcmp(p->segs[k].id, old->segs[i + k].id, CF_STORE_ID_LEN) != 0)
-            return 0;
-    p->replaced = 1;
-    return p->nsegs;
-}
-
-void cf_store_reclaim(cf_store *s, const cf_object_info *old)
-{
-    pthread_mutex_lock(&s->pending_mu);
-    for (size_t i = 0; i < old->nsegs; i++) {
-        size_t held = s->npins ? pinned_run(s, old, i) : 0;
-        if (held)
-            i += held - 1; /* a reader still sends them; cf_store_unpin unlinks */
-        else
-            unlink_segment(s, old->segs[i].id);
-    }
-    pthread_mutex_unlock(&s->pending_mu);
-}
-
-int cf_store_pin(cf_store *s, const cf_object_info *info, cf_err *err)
-{
-    if (!info->nsegs)
-        return 0;
-    int rc = 0;
-    pthread_mutex_lock(&s->pending_mu);
-    struct cf_store_pin *p = find_pin(s, info->segs[0].id);
-    if (p) {
-        p->refs++; /* already held, so nothing of it is gone */
-        goto out;
-    }
-    /* Under pending_mu a reclaim either ran whole, unlinking the first segment first, or will
-     * run after this and see the pin: the first file still there means the version is whole. */
-    char path[PATH_MAX];
-    cf_store_data_path(s, info->segs[0].id, path);
-    if (access(path, F_OK) != 0) {
-        rc = cf_err_set(err, CF_ENOTFOUND, "the object was replaced before its read began");
-        goto out;
-    }
-    if (s->npins == s->cap_pins) {
-        size_t cap = s->cap_pins ? s->cap_pins * 2 : 16;
-        void *np = realloc(s->pins, cap * sizeof *s->pins);
-        if (!np) {
-            rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-            goto out;
-        }
-        s->pins = np;
-        s->cap_pins = cap;
-    }
-    cf_store_segment *segs = malloc(info->nsegs * sizeof *segs);
-    if (!segs) {
-        rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-        goto out;
-    }
-    memcpy(segs, info->segs, info->nsegs * sizeof *segs);
-    s->pins[s->npins++] = (struct cf_store_pin){segs, info->nsegs, 1, 0};
-out:
-    pthread_mutex_unlock(&s->pending_mu);
-    return rc;
-}
-
-void cf_store_unpin(cf_store *s, const unsigned char first_id[CF_STORE_ID_LEN])
-{
-    pthread_mutex_lock(&s->pending_mu);
-    struct cf_store_pin *p = find_pin(s, first_id);
-    if (p && --p->refs == 0) {
-        for (size_t k = 0; p->replaced && k < p->nsegs; k++)
-            unlink_segment(s, p->segs[k].id);
-        free(p->segs);
-        *p = s->pins[--s->npins];
-    }
-    pthread_mutex_unlock(&s->pending_mu);
-}
-
-void cf_store_pins_free(cf_store *s)
-{
-    for (size_t i = 0; i < s->npins; i++)
-        free(s->pins[i].segs);
-    free(s->pins);
-    s->pins = NULL;
-    s->npins = s->cap_pins = 0;
-}
-
-int cf_store_bucket_account(cf_store *s, MDB_txn *txn, const char *bucket, int64_t dobjects, int64_t dbytes,
-                            int *missing)
-{
-    MDB_val k = {strlen(bucket), (void *)bucket}, v;
-    int rc = mdb_get(txn, s->buckets, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        *missing = 1;
-        return 0;
-    }
-    if (rc)
-        return rc;
-    bucket_value bv = {0};
-    memcpy(&bv, v.mv_data, v.mv_size < sizeof bv ? v.mv_size : sizeof bv);
-    bv.objects += (uint64_t)dobjects;
-    bv.bytes += (uint64_t)dbytes;
-    v.mv_data = &bv;
-    v.mv_size = sizeof bv;
-    return mdb_put(txn, s->buckets, &k, &v, 0);
-}
-
-int cf_store_txn_begin(cf_store *s, MDB_txn **txn)
-{
-    int rc = mdb_txn_begin(s->env, NULL, 0, txn);
-    if (!rc && (rc = drain_pending(s, *txn))) {
-        mdb_txn_abort(*txn);
-        *txn = NULL;
-    }
-    return rc;
-}
-
 static int ensure_data_dir(cf_store *s, const unsigned char *id, char *path, cf_err *err)
 {
     cf_store_data_path(s, id, path);
@@ -429,9 +230,9 @@ int cf_store_writer_publish(cf_store_writer *w, cf_store_segment *seg, unsigned 
     return 0;
 }
 
-/* An object record to put under a key, as a change of a group commit (commit.c). */
+/* An object record to put under a key, as a change of a group commit (txn.c). */
 typedef struct object_put {
-    cf_store_change change; /* first: commit.c hands back a pointer to it */
+    cf_store_change change; /* first: txn.c hands back a pointer to it */
     const char *bucket;
     const char *comp;
     size_t complen;
@@ -462,12 +263,11 @@ static int apply_object_put(cf_store *s, MDB_txn *txn, cf_store_change *change, 
     if ((rc = cf_index_put(s, txn, p->comp, p->complen, p->rec->data, p->rec->len, &p->old, &p->had_old)))
         return cf_err_set(err, rc, "cannot index object '%s': %s", p->comp + strlen(p->bucket) + 1,
                           cf_strerror(rc));
-    int missing = 0;
-    mrc = p->had_old ? cf_store_mark_garbage(s, txn, &p->old) : 0;
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, p->bucket, p->had_old ? 0 : 1,
-                                      (int64_t)p->size - (p->had_old ? (int64_t)p->old.size : 0), &missing);
-    return mrc ? cf_store_lmdb_err(err, mrc, "write") : 0;
+    rc = p->had_old ? cf_store_mark_garbage(s, txn, &p->old, err) : 0;
+    if (!rc)
+        rc = cf_store_bucket_account(s, txn, p->bucket, p->had_old ? 0 : 1,
+                                     (int64_t)p->size - (p->had_old ? (int64_t)p->old.size : 0), err);
+    return rc;
 }
 
 int cf_store_writer_commit(cf_store_writer *w, const char *bucket, const char *key, size_t keylen,
@@ -600,30 +400,24 @@ int cf_store_object_delete(cf_store *s, const char *bucket, const char *key, siz
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     MDB_txn *txn;
     cf_object_info old = {0};
-    int had_old = 0, missing = 0;
-    int rc = cf_store_txn_begin(s, &txn);
-    if (!rc)
-        rc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
-    if (!rc && missing) {
-        mdb_txn_abort(txn);
-        free(comp);
-        return cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
-    }
+    int had_old = 0;
+    int rc = cf_store_txn_begin(s, &txn, err);
     if (rc) {
+        free(comp);
+        return rc;
+    }
+    if ((rc = cf_store_bucket_account(s, txn, bucket, 0, 0, err))) {
         mdb_txn_abort(txn);
         free(comp);
-        return cf_store_lmdb_err(err, rc, "delete");
+        return rc;
     }
     int irc = cf_index_del(s, txn, comp, complen, &old, &had_old);
-    if (!irc && had_old) {
-        rc = cf_store_mark_garbage(s, txn, &old);
-        if (!rc)
-            rc = cf_store_bucket_account(s, txn, bucket, -1, -(int64_t)old.size, &missing);
-    }
-    if (irc || rc) {
+    if (irc)
+        rc = cf_err_set(err, irc, "cannot delete from '%s': %s", bucket, cf_strerror(irc));
+    else if (had_old && !(rc = cf_store_mark_garbage(s, txn, &old, err)))
+        rc = cf_store_bucket_account(s, txn, bucket, -1, -(int64_t)old.size, err);
+    if (rc) {
         mdb_txn_abort(txn);
-        rc = irc ? cf_err_set(err, irc, "cannot delete from '%s': %s", bucket, cf_strerror(irc))
-                 : cf_store_lmdb_err(err, rc, "delete");
     } else if ((rc = mdb_txn_commit(txn))) {
         rc = cf_store_lmdb_err(err, rc, "commit");
     } else if (had_old) {
@@ -645,18 +439,12 @@ int cf_store_object_set_header(cf_store *s, const char *bucket, const char *key,
     cf_object_info info = {0}, old = {0};
     cf_buf enc;
     cf_buf_init(&enc, (size_t)1 << 24);
-    int had_old = 0, missing = 0, rc;
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "begin");
+    int had_old = 0, mrc;
+    int rc = cf_store_txn_begin(s, &txn, err);
+    if (!rc)
+        rc = cf_store_bucket_account(s, txn, bucket, 0, 0, err);
+    if (rc)
         goto out;
-    }
-    if (missing) {
-        rc = cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
-        goto out;
-    }
     if ((rc = cf_index_get(s, txn, comp, complen, &info))) {
         rc = rc == CF_ENOTFOUND ? cf_err_set(err, rc, "key does not exist in bucket '%s'", bucket)
                                 : cf_err_set(err, rc, "cannot read an object record: %s", cf_strerror(rc));

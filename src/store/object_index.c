@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "store/record.h"
 #include "store/store_int.h"
+#include "store/object_index.h"
 
 /* A group holds keys sharing head_max bytes; S3 keys are at most 1024 bytes, but nothing stops
  * millions of keys from sharing a 500-byte head, so the cap is the value size we accept. */

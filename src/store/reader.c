@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "store/store_int.h"
+#include "store/txn.h"
 
 struct cf_store_reader {
     cf_store *s;

@@ -166,12 +166,8 @@ static int decode(const void *p, size_t n, cf_object_info *info, int with_data)
         else if (with_data)
             rc = take(&r, info->data, (size_t)info->size);
     }
-    if (rc) {
-        /* A header whose name was read but not its value must not be freed half-filled. */
-        if (info->nheaders && !info->headers[info->nheaders - 1].value)
-            info->headers[info->nheaders - 1].value = strdup("");
+    if (rc) /* a header whose value was not read has a NULL value: cleanup frees it as it is */
         cf_object_info_cleanup(info);
-    }
     return rc;
 }
 

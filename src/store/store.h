@@ -5,7 +5,7 @@
  *
  * Threads: one cf_store is shared by all threads; every function is thread-safe. Writers are
  * serialised only for the short LMDB commit, never while a body streams in, and object writes
- * that commit at the same time share one commit (group commit, commit.c).
+ * that commit at the same time share one commit (group commit, txn.c).
  */
 #ifndef CF_STORE_STORE_H
 #define CF_STORE_STORE_H

@@ -21,6 +21,10 @@
 #include "crypto/hash.h"
 #include "store/record.h"
 #include "store/store_int.h"
+#include "store/object.h"
+#include "store/object_index.h"
+#include "store/txn.h"
+#include "store/upload.h"
 
 #define PART_KEY_LEN (CF_STORE_ID_LEN + 4)
 
@@ -135,23 +139,25 @@ int cf_store_upload_create(cf_store *s, const char *bucket, const char *key, siz
         return cf_err_set(err, rc, "metadata of the upload of '%.*s' is too large", (int)keylen, key);
     }
     MDB_txn *txn;
-    int missing = 0;
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, bucket, 0, 0, &missing);
-    if (!mrc && !missing) {
+    rc = cf_store_txn_begin(s, &txn, err);
+    if (!rc)
+        rc = cf_store_bucket_account(s, txn, bucket, 0, 0, err);
+    if (!rc) {
         MDB_val k = {sizeof id, id}, v = {enc.len, enc.data};
-        mrc = mdb_put(txn, s->uploads, &k, &v, MDB_NOOVERWRITE);
+        int mrc = mdb_put(txn, s->uploads, &k, &v, MDB_NOOVERWRITE);
+        if (!mrc)
+            mrc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        txn = NULL;
+        if (mrc)
+            rc = cf_store_lmdb_err(err, mrc, "upload create");
     }
-    if (!mrc && !missing)
-        mrc = mdb_txn_commit(txn);
-    else if (txn)
+    if (txn)
         mdb_txn_abort(txn);
     cf_buf_cleanup(&enc);
-    if (mrc)
-        return cf_store_lmdb_err(err, mrc, "upload create");
-    if (missing)
-        return cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", bucket);
+    if (rc)
+        return rc;
     cf_hex_encode(id, CF_STORE_ID_LEN, id_out);
     return 0;
 }
@@ -299,7 +305,7 @@ static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, co
     MDB_val k = {CF_STORE_ID_LEN, (void *)id}, v;
     int rc = mdb_del(txn, s->uploads, &k, NULL);
     if (rc)
-        return rc == MDB_NOTFOUND ? CF_ENOTFOUND : CF_EIO;
+        return rc == MDB_NOTFOUND ? CF_ENOTFOUND : cf_store_lmdb_err(NULL, rc, "delete");
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, s->parts, &cur))
         return CF_EIO;
@@ -322,10 +328,13 @@ static int drop_upload_in(cf_store *s, MDB_txn *txn, const unsigned char *id, co
         int kept = kept_ids && part.nsegs &&
                    bsearch(part.segs[0].id, kept_ids, keep->nsegs, CF_STORE_ID_LEN, cmp_id);
         if (!kept)
-            rc = cf_store_mark_garbage(s, txn, &part) ? CF_EIO : collect_segments(freed, &part);
+            rc = cf_store_mark_garbage(s, txn, &part, NULL);
+        if (!kept && !rc)
+            rc = collect_segments(freed, &part);
         cf_object_info_cleanup(&part);
-        if (!rc && mdb_cursor_del(cur, 0))
-            rc = CF_EIO;
+        int mrc = rc ? 0 : mdb_cursor_del(cur, 0);
+        if (mrc)
+            rc = cf_store_lmdb_err(NULL, mrc, "delete");
     }
     mdb_cursor_close(cur);
     free(kept_ids);
@@ -353,7 +362,8 @@ static int put_completion_in(cf_store *s, MDB_txn *txn, const unsigned char id[C
     memcpy(buf + n, &alen, 2), n += 2;
     memcpy(buf + n, c->answer, al), n += al;
     MDB_val k = {CF_STORE_ID_LEN, (void *)id}, v = {n, buf};
-    return mdb_put(txn, s->completed, &k, &v, 0) ? CF_EIO : 0;
+    int rc = mdb_put(txn, s->completed, &k, &v, 0);
+    return rc ? cf_store_lmdb_err(NULL, rc, "write") : 0;
 }
 
 /* Reads a field of n bytes into out (n < outlen, NUL-terminated); advances *p. */
@@ -424,8 +434,9 @@ static int forget_completions_in(cf_store *s, MDB_txn *txn, int64_t now_ns)
         int64_t expires = 0;
         if (v.mv_size >= 8)
             memcpy(&expires, v.mv_data, 8);
-        if (expires < now_ns && mdb_cursor_del(cur, 0))
-            rc = CF_EIO;
+        int mrc = expires < now_ns ? mdb_cursor_del(cur, 0) : 0;
+        if (mrc)
+            rc = cf_store_lmdb_err(NULL, mrc, "delete");
     }
     mdb_cursor_close(cur);
     return rc;
@@ -438,9 +449,9 @@ int cf_store_upload_abort(cf_store *s, const char *upload_id, cf_err *err)
         return cf_err_set(err, CF_ENOTFOUND, "'%s' is not an upload id", upload_id);
     MDB_txn *txn;
     cf_object_info freed = {0};
-    int rc = cf_store_txn_begin(s, &txn);
+    int rc = cf_store_txn_begin(s, &txn, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
+        return rc;
     rc = drop_upload_in(s, txn, id, NULL, &freed);
     if (rc) {
         mdb_txn_abort(txn);
@@ -503,9 +514,9 @@ int cf_store_upload_expire(cf_store *s, int64_t cutoff_ns, size_t *aborted, cf_e
 {
     MDB_txn *txn;
     cf_object_info freed = {0};
-    int rc = cf_store_txn_begin(s, &txn);
+    int rc = cf_store_txn_begin(s, &txn, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
+        return rc;
     rc = cf_store_uploads_drop_in(s, txn, NULL, cutoff_ns, &freed, aborted);
     if (!rc)
         rc = forget_completions_in(s, txn, cf_clock_now_ns());
@@ -555,15 +566,13 @@ int cf_store_part_commit(cf_store_writer *w, const char *upload_id, uint32_t num
         goto out;
     }
     part_key(id, number, key);
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "begin");
+    if ((rc = cf_store_txn_begin(s, &txn, err)))
         goto out;
-    }
     /* The upload must still exist in this very transaction: an abort or a completion that
      * committed meanwhile would otherwise leave this part's file referenced by nothing. */
     MDB_val uk = {CF_STORE_ID_LEN, id}, uv;
-    if ((mrc = mdb_get(txn, s->uploads, &uk, &uv))) {
+    int mrc = mdb_get(txn, s->uploads, &uk, &uv);
+    if (mrc) {
         rc = mrc == MDB_NOTFOUND ? cf_err_set(err, CF_ENOTFOUND, "no upload '%s'", upload_id)
                                  : cf_store_lmdb_err(err, mrc, "upload lookup");
         goto out;
@@ -575,14 +584,15 @@ int cf_store_part_commit(cf_store_writer *w, const char *upload_id, uint32_t num
             goto out;
         }
         had_old = 1;
-        mrc = cf_store_mark_garbage(s, txn, &old);
-    } else if (mrc == MDB_NOTFOUND) {
-        mrc = 0;
+        if ((rc = cf_store_mark_garbage(s, txn, &old, err)))
+            goto out;
+    } else if (mrc != MDB_NOTFOUND) {
+        rc = cf_store_lmdb_err(err, mrc, "part lookup");
+        goto out;
     }
     v.mv_data = enc.data;
     v.mv_size = enc.len;
-    if (!mrc)
-        mrc = mdb_put(txn, s->parts, &k, &v, 0);
+    mrc = mdb_put(txn, s->parts, &k, &v, 0);
     if (!mrc) {
         mrc = mdb_txn_commit(txn);
         txn = NULL;
@@ -718,18 +728,15 @@ int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object
     cf_buf_init(&enc, (size_t)1 << 28);
     char *comp = NULL;
     size_t complen = 0;
-    int had_old = 0, missing = 0;
+    int had_old = 0;
     MDB_txn *txn = NULL;
     int rc = cf_record_encode(rec, &enc);
     if (rc) {
         rc = cf_err_set(err, rc, "object metadata is too large");
         goto out;
     }
-    int mrc = cf_store_txn_begin(s, &txn);
-    if (mrc) {
-        rc = cf_store_lmdb_err(err, mrc, "begin");
+    if ((rc = cf_store_txn_begin(s, &txn, err)))
         goto out;
-    }
     if ((rc = get_upload_in(s, txn, id, &u, err)))
         goto out;
     /* Each segment must still be the current data of one of this upload's parts: a part
@@ -745,11 +752,8 @@ int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
         goto out;
     }
-    if ((mrc = cf_store_bucket_account(s, txn, u.bucket, 0, 0, &missing)) || missing) {
-        rc = missing ? cf_err_set(err, CF_ENOTFOUND, "bucket '%s' does not exist", u.bucket)
-                     : cf_store_lmdb_err(err, mrc, "bucket");
+    if ((rc = cf_store_bucket_account(s, txn, u.bucket, 0, 0, err)))
         goto out;
-    }
     if ((rc = cf_store_check_condition(s, txn, comp, complen, cond, err)))
         goto out;
     if ((rc = drop_upload_in(s, txn, id, rec, &freed))) {
@@ -765,16 +769,17 @@ int cf_store_upload_complete(cf_store *s, const char *upload_id, const cf_object
         rc = cf_err_set(err, rc, "cannot index object '%.*s': %s", (int)u.keylen, u.key, cf_strerror(rc));
         goto out;
     }
-    mrc = had_old ? cf_store_mark_garbage(s, txn, &old) : 0;
-    if (!mrc)
-        mrc = had_old ? collect_segments(&freed, &old) : 0;
-    if (!mrc)
-        mrc = cf_store_bucket_account(s, txn, u.bucket, had_old ? 0 : 1,
-                                      (int64_t)rec->size - (had_old ? (int64_t)old.size : 0), &missing);
-    if (!mrc) {
-        mrc = mdb_txn_commit(txn);
-        txn = NULL;
+    if (had_old && (rc = cf_store_mark_garbage(s, txn, &old, err)))
+        goto out;
+    if (had_old && (rc = collect_segments(&freed, &old))) {
+        rc = cf_err_set(err, rc, "out of memory completing upload '%s'", upload_id);
+        goto out;
     }
+    if ((rc = cf_store_bucket_account(s, txn, u.bucket, had_old ? 0 : 1,
+                                      (int64_t)rec->size - (had_old ? (int64_t)old.size : 0), err)))
+        goto out;
+    int mrc = mdb_txn_commit(txn);
+    txn = NULL;
     if (mrc) {
         rc = cf_store_lmdb_err(err, mrc, "commit");
         goto out;

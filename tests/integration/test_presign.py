@@ -329,8 +329,13 @@ def test_cli_credentials_from_aws_variables_and_file(server, bucket, tmp_path):
         assert p.returncode == 0, p.stderr
         assert requests.get(p.stdout.strip(), timeout=10).content == BODY
     # COFFER_* wins over AWS_*.
-    p = run_cli(f"s3://{BUCKET}/{KEY}", env=dict(aws, COFFER_SECRET_KEY="wrong-secret-0123456789"))
+    p = run_cli(f"s3://{BUCKET}/{KEY}", env=dict(aws, COFFER_ACCESS_KEY=ACCESS_KEY,
+                                                 COFFER_SECRET_KEY="wrong-secret-0123456789"))
     assert_s3_error(requests.get(p.stdout.strip(), timeout=10), "SignatureDoesNotMatch", 403)
+    # Keys come in pairs, as for every command: an AWS access key is never signed with a
+    # COFFER_* secret set for another key.
+    p = run_cli(f"s3://{BUCKET}/{KEY}", env=dict(aws, COFFER_SECRET_KEY="wrong-secret-0123456789"))
+    assert requests.get(p.stdout.strip(), timeout=10).content == BODY
     # --region goes into the credential scope, and must be the server's.
     p = run_cli(f"s3://{BUCKET}/{KEY}", "--region", "eu-west-1", env=aws)
     assert p.returncode == 0 and "/eu-west-1/" in urllib.parse.unquote(p.stdout)

@@ -50,6 +50,10 @@ static void clear_env(void)
                                        "COFFER_SECRET_KEY",
                                        "COFFER_SECRET_KEY_FILE",
                                        "COFFER_SESSION_TOKEN",
+                                       "COFFER_ROOT_USER",
+                                       "COFFER_ROOT_USER_FILE",
+                                       "COFFER_ROOT_PASSWORD",
+                                       "COFFER_ROOT_PASSWORD_FILE",
                                        "AWS_ENDPOINT_URL",
                                        "AWS_ENDPOINT_URL_S3",
                                        "AWS_ACCESS_KEY_ID",
@@ -205,6 +209,48 @@ static void test_config_profile_files(void **state)
     assert_string_equal(c.access_key, "homekey");
     unlink(path);
     rmdir(dir);
+}
+
+/* The command line's rule: its own default endpoint, the server's root variables as a pair, and
+ * a secret file that holds nothing refused rather than passed over. */
+static void test_config_default_endpoint_and_root_pair(void **state)
+{
+    clear_env();
+    setenv("COFFER_ROOT_USER", "rootkey", 1);
+    setenv("COFFER_ROOT_PASSWORD", "rootsecret", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "awssecret", 1);
+    cf_s3c_flags f = {.virtual_host = -1, .default_endpoint = "http://127.0.0.1:9000"};
+    cf_s3c_config c;
+    cf_err err;
+    assert_int_equal(cf_s3c_config_resolve(&f, &c, &err), 0);
+    assert_string_equal(c.endpoint, "http://127.0.0.1:9000");
+    assert_string_equal(c.access_key, "rootkey");
+    assert_string_equal(c.secret_key, "rootsecret");
+    assert_int_equal(c.virtual_host, -1);
+    /* COFFER_ACCESS_KEY and COFFER_SECRET_KEY come before the root pair. */
+    setenv("COFFER_ACCESS_KEY", "cofferkey", 1);
+    setenv("COFFER_SECRET_KEY", "coffersecret", 1);
+    assert_int_equal(cf_s3c_config_resolve(&f, &c, &err), 0);
+    assert_string_equal(c.access_key, "cofferkey");
+    assert_string_equal(c.secret_key, "coffersecret");
+    /* The root user never pairs with COFFER_SECRET_KEY, which is above it. */
+    unsetenv("COFFER_ACCESS_KEY");
+    unsetenv("COFFER_ROOT_PASSWORD");
+    assert_int_equal(cf_s3c_config_resolve(&f, &c, &err), 0);
+    assert_string_equal(c.access_key, "rootkey");
+    assert_string_equal(c.secret_key, "awssecret");
+    /* An explicit endpoint wins over the default. */
+    setenv("AWS_ENDPOINT_URL", "http://elsewhere:1", 1);
+    assert_int_equal(cf_s3c_config_resolve(&f, &c, &err), 0);
+    assert_string_equal(c.endpoint, "http://elsewhere:1");
+    /* An empty --secret-key-file is an error, not a reason to look further. */
+    char path[300];
+    snprintf(path, sizeof path, "%s/empty-secret", tmpdir);
+    write_file(path, "\n");
+    cf_s3c_flags g = {.access_key = "flagkey", .secret_key_file = path, .virtual_host = -1};
+    assert_int_equal(cf_s3c_config_resolve(&g, &c, &err), CF_EINVAL);
+    assert_non_null(strstr(err.msg, "--secret-key-file"));
+    clear_env();
 }
 
 static void test_config_missing_credentials(void **state)
@@ -1052,6 +1098,7 @@ int main(void)
         cmocka_unit_test(test_config_aws_env_with_token),
         cmocka_unit_test(test_config_profile_files),
         cmocka_unit_test(test_config_missing_credentials),
+        cmocka_unit_test(test_config_default_endpoint_and_root_pair),
         cmocka_unit_test(test_retry_reset_and_503_then_ok),
         cmocka_unit_test(test_retry_resends_body),
         cmocka_unit_test(test_download_resumes_after_a_cut),

@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/fs.h"
 #include "store/store.h"
+#include "store/store_int.h" /* the LMDB environment, to fill the index */
 
 typedef struct fixture {
     char dir[256];
@@ -397,6 +398,63 @@ static void test_commit_to_missing_bucket_leaves_nothing(void **state)
     assert_int_equal(cf_store_writer_write(w, "x", 1, &err), 0);
     assert_int_equal(cf_store_writer_commit(w, "gone", "k", 1, NULL, 0, NULL, &err), CF_ENOTFOUND);
     assert_int_equal(data_files(f), 0);
+}
+
+/* Every write inside a transaction that finds the bucket gone says so, and changes nothing. */
+static void test_writes_to_a_missing_bucket_say_so(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    char id[CF_STORE_UPLOAD_ID_LEN + 1];
+    put_str(f->s, "k", "v");
+    assert_int_equal(cf_store_object_delete(f->s, "gone", "k", 1, &err), CF_ENOTFOUND);
+    assert_string_equal(err.msg, "bucket 'gone' does not exist");
+    assert_int_equal(cf_store_object_set_header(f->s, "gone", "k", 1, "content-type", "a/b", &err),
+                     CF_ENOTFOUND);
+    assert_string_equal(err.msg, "bucket 'gone' does not exist");
+    assert_int_equal(cf_store_upload_create(f->s, "gone", "k", 1, NULL, 0, id, &err), CF_ENOTFOUND);
+    assert_string_equal(err.msg, "bucket 'gone' does not exist");
+    char *body = read_all(f->s, "k", 1);
+    assert_string_equal(body, "v");
+    free(body);
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, 1);
+}
+
+/* A full index refuses the write that does not fit with CF_ENOSPACE, leaves no data file of it,
+ * keeps what it held, and takes writes again once there is room. */
+static void test_full_index_refuses_writes_and_keeps_what_it_held(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    put_str(f->s, "k", "v1");
+    /* A map smaller than the index is taken as the index's size: it cannot grow any more. */
+    assert_int_equal(mdb_env_set_mapsize(f->s->env, 1), 0);
+    /* Records of a page or more each, so that the index fills within a few writes. */
+    char key[32], value[6000];
+    memset(value, 'm', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    cf_store_kv meta = {"x-amz-meta-fill", value};
+    int rc = 0, puts = 0;
+    while (!rc && puts < 10000) {
+        cf_store_writer *w;
+        snprintf(key, sizeof key, "fill-%06d", puts);
+        assert_int_equal(cf_store_writer_begin(f->s, &w, &err), 0);
+        assert_int_equal(cf_store_writer_write(w, "x", 1, &err), 0);
+        if (!(rc = cf_store_writer_commit(w, "b", key, strlen(key), &meta, 1, NULL, &err)))
+            puts++;
+    }
+    assert_int_equal(rc, CF_ENOSPACE);
+    assert_int_equal(data_files(f), (size_t)puts + 1);
+    char *body = read_all(f->s, "k", 1);
+    assert_string_equal(body, "v1");
+    free(body);
+    assert_int_equal(mdb_env_set_mapsize(f->s->env, (size_t)1 << 30), 0);
+    put_str(f->s, key, "fits now");
+    cf_store_stats st;
+    assert_int_equal(cf_store_stats_get(f->s, &st, &err), 0);
+    assert_int_equal(st.objects, (uint64_t)puts + 2);
 }
 
 static void test_recovery_removes_crash_leftovers(void **state)
@@ -1196,6 +1254,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_fd_survives_overwrite, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_leaves_previous_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_to_missing_bucket_leaves_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writes_to_a_missing_bucket_say_so, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_index_refuses_writes_and_keeps_what_it_held, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_recovery_removes_crash_leftovers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_headers_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upload_completes_chosen_parts_without_copying, setup, teardown),
