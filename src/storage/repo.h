@@ -6,8 +6,8 @@
  * An object becomes visible only whole: the directory backend writes a temporary file beside
  * it, fsyncs, renames and fsyncs the directory; the S3 backend completes a multipart upload.
  */
-#ifndef CF_SNAPSHOT_REPO_H
-#define CF_SNAPSHOT_REPO_H
+#ifndef CF_STORAGE_REPO_H
+#define CF_STORAGE_REPO_H
 
 #include <stddef.h>
 #include <stdint.h>

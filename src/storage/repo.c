@@ -1,5 +1,5 @@
 /* repo.c - dispatch to the repository's backend (repo_int.h). */
-#include "snapshot/repo_int.h"
+#include "storage/repo_int.h"
 
 void cf_repo_close(cf_repo *r)
 {

@@ -29,7 +29,7 @@
 
 #include "crypto/checksum.h"
 #include "s3client/s3client.h"
-#include "snapshot/repo_int.h"
+#include "storage/repo_int.h"
 
 #define PART_SIZE ((size_t)16 << 20)
 #define PARTS_IN_FLIGHT 4

@@ -15,7 +15,7 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
-#include "snapshot/repo_int.h"
+#include "storage/repo_int.h"
 
 typedef struct dir_repo {
     cf_repo base;

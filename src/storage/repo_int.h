@@ -1,8 +1,8 @@
 /* repo_int.h - what a repository backend implements (repo_dir.c, repo_s3.c). */
-#ifndef CF_SNAPSHOT_REPO_INT_H
-#define CF_SNAPSHOT_REPO_INT_H
+#ifndef CF_STORAGE_REPO_INT_H
+#define CF_STORAGE_REPO_INT_H
 
-#include "snapshot/repo.h"
+#include "storage/repo.h"
 
 typedef struct cf_repo_ops {
     void (*close)(cf_repo *r);
