@@ -1,8 +1,13 @@
 /*
  * repo_dir.c - a repository in a directory. Keys map to relative paths; a key is refused when
  * it could leave the directory ("..", absolute, empty segments), since keys come from
- * manifests, which may come from anywhere.
+ * manifests and listings of other repositories, which may come from anywhere; an object that is
+ * a symbolic link is not followed.
+ *
+ * Content type and user metadata are extended attributes of the file (repo.h), set on the
+ * temporary file before it is renamed into place.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "core/clock.h"
@@ -35,6 +41,10 @@ typedef struct dir_writer {
 } dir_writer;
 
 #define DIR_OF(r) ((dir_repo *)(r))
+
+#define XATTR_TYPE "user.coffer.content_type"
+#define XATTR_META "user.coffer.meta."
+#define DEFAULT_TYPE "application/octet-stream"
 
 static int key_ok(const char *key)
 {
@@ -88,8 +98,35 @@ static void dir_close(cf_repo *base)
     free(r);
 }
 
-static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out,
-                            cf_err *err)
+/* The object's metadata onto the temporary file fd, before it takes the key. */
+static int set_metadata(int fd, const char *tmp, const cf_repo_put_opts *o, cf_err *err)
+{
+    if (!o)
+        return 0;
+    const char *failed = NULL;
+    char name[sizeof XATTR_META + 128];
+    if (o->content_type && fsetxattr(fd, XATTR_TYPE, o->content_type, strlen(o->content_type), 0) != 0)
+        failed = XATTR_TYPE;
+    for (size_t i = 0; !failed && i < o->nmeta; i++) {
+        size_t n = (size_t)snprintf(name, sizeof name, XATTR_META "%s", o->meta[i].name);
+        for (size_t j = sizeof XATTR_META - 1; j < n; j++)
+            name[j] = (char)tolower((unsigned char)name[j]);
+        if (fsetxattr(fd, name, o->meta[i].value, strlen(o->meta[i].value), 0) != 0)
+            failed = name;
+    }
+    if (!failed)
+        return 0;
+    int e = errno;
+    if (e == ENOTSUP)
+        return cf_err_set(err, CF_ENOTSUP,
+                          "'%s': the filesystem keeps no user extended attributes, where a directory "
+                          "repository stores content type and metadata",
+                          tmp);
+    return cf_err_sys(err, cf_err_from_errno(e), e, "cannot set %s on '%s'", failed, tmp);
+}
+
+static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
+                            cf_repo_writer **out, cf_err *err)
 {
     (void)size_hint; /* a file needs no plan */
     dir_writer *w = calloc(1, sizeof *w);
@@ -117,6 +154,12 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_
     if (w->fd < 0) {
         int e = errno;
         rc = cf_err_sys(err, cf_err_from_errno(e), e, "cannot create '%s'", w->tmp);
+        free(w);
+        return rc;
+    }
+    if ((rc = set_metadata(w->fd, w->tmp, o, err))) {
+        close(w->fd);
+        unlink(w->tmp);
         free(w);
         return rc;
     }
@@ -171,18 +214,34 @@ static void dir_writer_abort(cf_repo_writer *base)
     free(w);
 }
 
+/* The object's file for reading; a symbolic link is refused, whatever it points to. */
+static int open_object(const char *path, cf_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    if (e == ELOOP)
+        return cf_err_set(err, CF_EINVAL, "'%s' is a symbolic link, not an object", path);
+    return cf_err_sys(err, e == ENOENT || e == ENOTDIR ? CF_ENOTFOUND : CF_EIO, e, "cannot open '%s'", path);
+}
+
+/* The file of key, opened for reading, its path in path. */
+static int open_key(cf_repo *r, const char *key, char path[PATH_MAX], cf_err *err)
+{
+    int rc = key_path(r, key, path, err);
+    return rc ? rc : open_object(path, err);
+}
+
 /* Bytes [offset, offset+len) (len UINT64_MAX: to the end) in blocks of block bytes. A whole-file
  * stream also widens the read-ahead window, so that the disk keeps streaming while fn works. */
 static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t len, size_t block,
                        cf_repo_data_fn fn, void *ctx, cf_err *err)
 {
     char path[PATH_MAX];
-    int rc = key_path(r, key, path, err);
-    if (rc)
-        return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = 0, fd = open_key(r, key, path, err);
     if (fd < 0)
-        return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno, "cannot open '%s'", path);
+        return fd;
     if (offset == 0 && len == UINT64_MAX)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     char *buf = malloc(block);
@@ -280,6 +339,14 @@ static int collect(walk *w, const char *rel, cf_err *err)
     return rc;
 }
 
+/* Changes whenever the file is replaced or rewritten: a mirror's test for "changed". */
+static void etag_of(const struct stat *st, char *out, size_t n)
+{
+    snprintf(out, n, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino, (unsigned long long)st->st_size,
+             (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
+                 (unsigned long long)st->st_mtim.tv_nsec);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -298,7 +365,9 @@ static int dir_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void 
         snprintf(full, sizeof full, "%s/%s", r->path, w.keys[i]);
         if (stat(full, &st) != 0)
             continue; /* removed meanwhile */
-        cf_repo_entry e = {w.keys[i], (uint64_t)st.st_size, (int64_t)st.st_mtime};
+        char etag[80];
+        etag_of(&st, etag, sizeof etag);
+        cf_repo_entry e = {w.keys[i], (uint64_t)st.st_size, (int64_t)st.st_mtime, etag, 0};
         if ((rc = fn(ctx, &e)))
             cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
     }
@@ -367,6 +436,209 @@ static int dir_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *
     return sweep_dir(dir, &sc, err);
 }
 
+/* Content type and metadata of the open object fd into info. */
+static int read_metadata(int fd, const char *path, cf_repo_info *info, cf_err *err)
+{
+    char names[4096], value[CF_REPO_META_MAX + 1];
+    ssize_t n = flistxattr(fd, names, sizeof names);
+    if (n < 0 && (errno == ENOTSUP || errno == ENODATA))
+        n = 0;
+    if (n < 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot read the metadata of '%s'", path);
+    snprintf(info->content_type, sizeof info->content_type, DEFAULT_TYPE);
+    for (const char *name = names; name < names + n; name += strlen(name) + 1) {
+        int is_type = !strcmp(name, XATTR_TYPE);
+        if (!is_type && strncmp(name, XATTR_META, sizeof XATTR_META - 1) != 0)
+            continue;
+        ssize_t vl = fgetxattr(fd, name, value, sizeof value - 1);
+        if (vl < 0)
+            continue; /* removed meanwhile, or longer than any value we write */
+        value[vl] = '\0';
+        if (is_type)
+            snprintf(info->content_type, sizeof info->content_type, "%s", value);
+        else if (cf_repo_info_add_meta(info, name + sizeof XATTR_META - 1,
+                                       strlen(name) - (sizeof XATTR_META - 1), value, (size_t)vl) != 0)
+            return cf_err_set(err, CF_ECORRUPT, "'%s' carries more metadata than an object may", path);
+    }
+    return 0;
+}
+
+static int dir_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
+{
+    char path[PATH_MAX];
+    int rc = 0, fd = open_key(r, key, path, err);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
+    else if (!S_ISREG(st.st_mode))
+        rc = cf_err_set(err, CF_ENOTFOUND, "'%s' is a directory, not an object", path);
+    if (!rc) {
+        out->size = (uint64_t)st.st_size;
+        out->mtime = (int64_t)st.st_mtime;
+        etag_of(&st, out->etag, sizeof out->etag);
+        rc = read_metadata(fd, path, out, err);
+    }
+    close(fd);
+    return rc;
+}
+
+typedef struct level_entry {
+    char *key; /* "dir/" for a directory */
+    struct stat st;
+} level_entry;
+
+static int cmp_level(const void *a, const void *b)
+{
+    return strcmp(((const level_entry *)a)->key, ((const level_entry *)b)->key);
+}
+
+/* Reads the one directory prefix names (up to its last '/'), keeping the names that start
+ * with the rest of prefix. */
+static int read_level(dir_repo *r, const char *prefix, level_entry **out, size_t *count, cf_err *err)
+{
+    const char *slash = strrchr(prefix, '/');
+    size_t dl = slash ? (size_t)(slash - prefix) : 0;
+    const char *part = slash ? slash + 1 : prefix;
+    char rel[PATH_MAX], dir[PATH_MAX];
+    snprintf(rel, sizeof rel, "%.*s", (int)dl, prefix);
+    if (dl && key_path(&r->base, rel, dir, err) != 0)
+        return err ? err->code : CF_EINVAL;
+    if (!dl)
+        snprintf(dir, sizeof dir, "%s", r->path);
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? 0
+                                                   : cf_err_sys(err, CF_EIO, errno, "cannot list '%s'", dir);
+    level_entry *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-") || strncmp(e->d_name, part, strlen(part)) != 0)
+            continue;
+        level_entry le;
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (lstat(full, &le.st) != 0 || !(S_ISDIR(le.st.st_mode) || S_ISREG(le.st.st_mode)))
+            continue;
+        int is_dir = S_ISDIR(le.st.st_mode);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            level_entry *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                rc = cf_err_set(err, CF_ENOMEM, "listing '%s': out of memory", dir);
+                break;
+            }
+            v = nv;
+        }
+        size_t kl = dl + (dl ? 1 : 0) + strlen(e->d_name) + (size_t)is_dir + 1;
+        if (!(le.key = malloc(kl))) {
+            rc = cf_err_set(err, CF_ENOMEM, "listing '%s': out of memory", dir);
+            break;
+        }
+        snprintf(le.key, kl, "%s%s%s%s", rel, dl ? "/" : "", e->d_name, is_dir ? "/" : "");
+        v[n++] = le;
+    }
+    closedir(d);
+    *out = v;
+    *count = n;
+    return rc;
+}
+
+static int dir_list_dir(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    dir_repo *r = DIR_OF(base);
+    level_entry *v = NULL;
+    size_t n = 0;
+    int rc = read_level(r, prefix, &v, &n, err);
+    if (!rc && n)
+        qsort(v, n, sizeof *v, cmp_level);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char etag[80] = "";
+        int is_dir = S_ISDIR(v[i].st.st_mode);
+        if (!is_dir)
+            etag_of(&v[i].st, etag, sizeof etag);
+        cf_repo_entry e = {v[i].key, is_dir ? 0 : (uint64_t)v[i].st.st_size,
+                           is_dir ? 0 : (int64_t)v[i].st.st_mtime, etag, is_dir};
+        if ((rc = fn(ctx, &e)))
+            cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i].key);
+    free(v);
+    return rc;
+}
+
+/* Copies in the kernel (a reflink where the filesystem shares extents), else through a buffer. */
+static int copy_bytes(int from, const char *src, dir_writer *w, cf_err *err)
+{
+    for (;;) {
+        ssize_t n = copy_file_range(from, NULL, w->fd, NULL, (size_t)1 << 30, 0);
+        if (n == 0)
+            return 0;
+        if (n > 0) {
+            w->written += (uint64_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+            return cf_err_sys(err, CF_EIO, errno, "cannot copy '%s' to '%s'", src, w->tmp);
+        break;
+    }
+    size_t block = (size_t)1 << 20;
+    char *buf = malloc(block);
+    if (!buf)
+        return cf_err_set(err, CF_ENOMEM, "copy of '%s': out of memory", src);
+    int rc = 0;
+    for (;;) {
+        ssize_t got = read(from, buf, block);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot read '%s'", src);
+        if (got <= 0)
+            break;
+        if ((rc = dir_writer_write(&w->base, buf, (size_t)got, err)))
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+static int dir_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
+{
+    char path[PATH_MAX];
+    cf_repo_info *info = calloc(1, sizeof *info);
+    if (!info)
+        return cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", r->name, src);
+    int fd = open_key(r, src, path, err);
+    int rc = fd < 0 ? fd : 0;
+    if (!rc && !o) {
+        rc = read_metadata(fd, path, info, err);
+        if (!rc && !strcmp(info->content_type, DEFAULT_TYPE))
+            info->content_type[0] = '\0'; /* none was stored: store none */
+    }
+    cf_repo_put_opts keep = {info->content_type[0] ? info->content_type : NULL, info->meta, info->nmeta};
+    cf_repo_writer *w = NULL;
+    if (!rc)
+        rc = dir_writer_begin(r, dst, 0, o ? o : &keep, &w, err);
+    if (!rc)
+        rc = copy_bytes(fd, path, (dir_writer *)w, err);
+    if (!rc) {
+        rc = dir_writer_commit(w, err);
+        w = NULL;
+    }
+    if (w)
+        dir_writer_abort(w);
+    if (fd >= 0)
+        close(fd);
+    free(info);
+    return rc;
+}
+
 static const cf_repo_ops dir_ops = {
     .close = dir_close,
     .writer_begin = dir_writer_begin,
@@ -376,6 +648,9 @@ static const cf_repo_ops dir_ops = {
     .get = dir_get,
     .stream = dir_stream,
     .list = dir_list,
+    .list_dir = dir_list_dir,
+    .stat = dir_stat,
+    .copy = dir_copy,
     .del = dir_delete,
     .sweep = dir_sweep,
 };

@@ -6,7 +6,9 @@
 
 typedef struct cf_repo_ops {
     void (*close)(cf_repo *r);
-    int (*writer_begin)(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err);
+    /* o was checked (cf_repo_check_opts) and may be NULL; copy what is kept. */
+    int (*writer_begin)(cf_repo *r, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
+                        cf_repo_writer **out, cf_err *err);
     int (*writer_write)(cf_repo_writer *w, const void *p, size_t n, cf_err *err);
     int (*writer_commit)(cf_repo_writer *w, cf_err *err); /* frees w */
     void (*writer_abort)(cf_repo_writer *w);              /* frees w */
@@ -15,7 +17,13 @@ typedef struct cf_repo_ops {
     /* Optional: without it, cf_repo_stream is one get of the whole object. */
     int (*stream)(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err);
     int (*list)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
+    int (*list_dir)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
+    int (*stat)(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
+    /* o checked, may be NULL. Optional: without it, the bytes stream through a writer. */
+    int (*copy)(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err);
     int (*del)(cf_repo *r, const char *key, cf_err *err);
+    /* Optional: without it, one del per key. */
+    int (*del_many)(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
     int (*sweep)(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);
 } cf_repo_ops;
 
@@ -27,5 +35,14 @@ struct cf_repo {
 struct cf_repo_writer {
     cf_repo *repo;
 };
+
+/* CF_EINVAL with a message naming key when o breaks the rules of repo.h. */
+int cf_repo_check_opts(const cf_repo *r, const char *key, const cf_repo_put_opts *o, cf_err *err);
+/* cf_repo_copy by reading src and writing dst through this process. */
+int cf_repo_copy_streamed(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o,
+                          cf_err *err);
+/* Adds name/value to info (name lower-cased); 0, or -1 when it does not fit. */
+int cf_repo_info_add_meta(cf_repo_info *info, const char *name, size_t name_len, const char *value,
+                          size_t value_len);
 
 #endif
