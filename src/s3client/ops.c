@@ -271,6 +271,55 @@ int cf_s3c_copy_object(cf_s3c *c, const char *src_bucket, const char *src_key, c
     return rc;
 }
 
+/* ---- DeleteObjects ---- */
+
+int cf_s3c_delete_objects(cf_s3c *c, const char *bucket, const char *const *keys, size_t n, cf_err *err)
+{
+    int rc = check_name(bucket, NULL, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = check_name(bucket, keys[i], err);
+    if (rc || n == 0)
+        return rc;
+    if (n > CF_S3C_DELETE_MAX)
+        return cf_err_set(err, CF_EINVAL, "s3 delete in '%s': %zu keys, at most %d a request", bucket, n,
+                          CF_S3C_DELETE_MAX);
+    cf_buf body;
+    cf_buf_init(&body, (size_t)16 << 20);
+    rc = cf_buf_printf(&body, "<Delete><Quiet>true</Quiet>");
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = cf_buf_printf(&body, "<Object><Key>");
+        if (!rc)
+            rc = cf_xml_escape(&body, keys[i], strlen(keys[i]));
+        if (!rc)
+            rc = cf_buf_printf(&body, "</Key></Object>");
+    }
+    if (!rc)
+        rc = cf_buf_printf(&body, "</Delete>");
+    if (rc) {
+        cf_buf_cleanup(&body);
+        return cf_err_set(err, CF_ENOMEM, "s3 delete in '%s': out of memory", bucket);
+    }
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "POST", bucket, NULL);
+    cf_s3c_xfer_param(&x, "delete", "");
+    /* S3 wants an integrity header on DeleteObjects: the CRC32C does. */
+    cf_s3c_xfer_body_crc32c(&x, body.data, body.len);
+    cf_xml_node *root = NULL;
+    rc = run_xml(&x, &root, err);
+    /* Quiet: the answer lists only the keys that could not be deleted. */
+    for (const cf_xml_node *e = root ? root->child : NULL; !rc && e; e = e->next) {
+        if (strcmp(e->name, "Error") != 0)
+            continue;
+        const char *code = text(e, "Code");
+        rc = cf_err_set(err, !strcmp(code, "AccessDenied") ? CF_EDENIED : CF_EIO,
+                        "s3 delete of '%s/%.200s': %s: %s", bucket, text(e, "Key"), code, text(e, "Message"));
+    }
+    cf_xml_free(root);
+    cf_s3c_xfer_cleanup(&x);
+    cf_buf_cleanup(&body);
+    return rc;
+}
+
 /* ---- ListObjectsV2 ---- */
 
 struct cf_s3c_list {

@@ -173,6 +173,11 @@ int cf_s3c_get_object(cf_s3c *c, const char *bucket, const char *key, const cf_s
 int cf_s3c_head_object(cf_s3c *c, const char *bucket, const char *key, cf_s3c_object_info *info, cf_err *err);
 /* S3 answers 204 for a key that does not exist; so does this (returns 0). */
 int cf_s3c_delete_object(cf_s3c *c, const char *bucket, const char *key, cf_err *err);
+/* DeleteObjects: removes up to CF_S3C_DELETE_MAX keys of bucket in one request; missing keys are
+ * not an error. A key the server could not delete fails the call, naming it (CF_EDENIED for
+ * AccessDenied, else CF_EIO); the others may be gone. */
+#define CF_S3C_DELETE_MAX 1000
+int cf_s3c_delete_objects(cf_s3c *c, const char *bucket, const char *const *keys, size_t n, cf_err *err);
 /* CopyObject of src_bucket/src_key onto bucket/key, done by the server (S3 copies up to 5 GiB
  * this way). o NULL keeps the source's content type and metadata; otherwise o's replace them.
  * info (may be NULL) gets the new ETag and Last-Modified. A missing source is CF_ENOTFOUND. */

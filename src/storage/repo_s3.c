@@ -712,6 +712,34 @@ static int s3_delete(cf_repo *base, const char *key, cf_err *err)
     return rc;
 }
 
+/* DeleteObjects, CF_S3C_DELETE_MAX keys a request. */
+static int s3_delete_many(cf_repo *base, const char *const *keys, size_t n, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    size_t batch = n < CF_S3C_DELETE_MAX ? n : CF_S3C_DELETE_MAX;
+    char **full = calloc(batch ? batch : 1, sizeof *full);
+    cf_s3c *c = NULL;
+    int rc = full ? take_client(r, &c, err) : cf_err_set(err, CF_ENOMEM, "'%s': out of memory", r->name);
+    for (size_t done = 0; !rc && done < n; done += batch) {
+        size_t m = n - done < batch ? n - done : batch;
+        for (size_t i = 0; !rc && i < m; i++) {
+            char k[2048];
+            if (!(rc = full_key(r, keys[done + i], k, sizeof k, err)) && !(full[i] = strdup(k)))
+                rc = cf_err_set(err, CF_ENOMEM, "'%s': out of memory", r->name);
+        }
+        if (!rc)
+            rc = cf_s3c_delete_objects(c, r->bucket, (const char *const *)full, m, err);
+        for (size_t i = 0; i < m; i++) {
+            free(full[i]);
+            full[i] = NULL;
+        }
+    }
+    if (c)
+        give_client(r, c);
+    free(full);
+    return rc;
+}
+
 typedef struct abort_ctx {
     s3_repo *r;
     cf_s3c *c;
@@ -761,5 +789,6 @@ static const cf_repo_ops s3_ops = {
     .stat = s3_stat,
     .copy = s3_copy,
     .del = s3_delete,
+    .del_many = s3_delete_many,
     .sweep = s3_sweep,
 };

@@ -331,6 +331,22 @@ static void test_list_dir_and_delete_many(void **state)
     assert_true(b.len == 0);
     const char *empty[] = {"l/x", ""};
     assert_int_equal(cf_repo_delete_many(r, empty, 2, &err), CF_EINVAL);
+
+    /* More keys than S3 takes in one request. */
+    enum { MANY = 1003 };
+    char **many = calloc(MANY, sizeof *many);
+    for (int i = 0; i < MANY; i++) {
+        many[i] = malloc(32);
+        snprintf(many[i], 32, "many/%04d", i);
+        put(r, many[i], "");
+    }
+    assert_int_equal(cf_repo_delete_many(r, (const char *const *)many, MANY, &err), 0);
+    cf_buf_reset(&b);
+    assert_int_equal(cf_repo_list(r, "many/", collect, &b, &err), 0);
+    assert_true(b.len == 0);
+    for (int i = 0; i < MANY; i++)
+        free(many[i]);
+    free(many);
     cf_buf_cleanup(&b);
 }
 
