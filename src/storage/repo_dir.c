@@ -67,6 +67,19 @@ static int key_path(const cf_repo *base, const char *key, char *out, cf_err *err
         return cf_err_set(err, CF_EINVAL, "key '%.200s' could leave the repository directory", key);
     if ((size_t)snprintf(out, PATH_MAX, "%s/%s", r->path, key) >= PATH_MAX)
         return cf_err_set(err, CF_ETOOBIG, "path of key '%.200s' is too long", key);
+    /* A directory on the way that is a symbolic link would lead out of the repository (the last
+     * component is opened with O_NOFOLLOW, or renamed over, which does not follow it). */
+    for (char *slash = out + strlen(r->path) + 1; (slash = strchr(slash, '/')); slash++) {
+        struct stat st;
+        *slash = '\0';
+        int missing = lstat(out, &st) != 0, link = !missing && S_ISLNK(st.st_mode);
+        *slash = '/';
+        if (link)
+            return cf_err_set(err, CF_EINVAL, "key '%.200s' passes through a symbolic link in '%s'", key,
+                              r->path);
+        if (missing)
+            break; /* what is missing is made as real directories */
+    }
     return 0;
 }
 
@@ -503,17 +516,28 @@ static int read_level(dir_repo *r, const char *prefix, level_entry **out, size_t
     const char *part = slash ? slash + 1 : prefix;
     char rel[PATH_MAX], dir[PATH_MAX];
     snprintf(rel, sizeof rel, "%.*s", (int)dl, prefix);
-    if (dl && key_path(&r->base, rel, dir, err) != 0)
-        return err ? err->code : CF_EINVAL;
+    int rc = slash && !dl
+                 ? cf_err_set(err, CF_EINVAL, "prefix '%.200s' could leave the repository directory", prefix)
+                 : 0;
+    if (rc || (dl && (rc = key_path(&r->base, rel, dir, err)) != 0))
+        return rc;
     if (!dl)
         snprintf(dir, sizeof dir, "%s", r->path);
-    DIR *d = opendir(dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (dl ? O_NOFOLLOW : 0));
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    int open_errno = errno;
+    if (!d && fd >= 0)
+        close(fd);
+    struct stat st;
+    if (!d && dl && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)) /* ELOOP, or ENOTDIR with O_DIRECTORY */
+        return cf_err_set(err, CF_EINVAL, "prefix '%.200s' passes through a symbolic link in '%s'", prefix,
+                          r->path);
     if (!d)
-        return errno == ENOENT || errno == ENOTDIR ? 0
-                                                   : cf_err_sys(err, CF_EIO, errno, "cannot list '%s'", dir);
+        return open_errno == ENOENT || open_errno == ENOTDIR
+                   ? 0
+                   : cf_err_sys(err, CF_EIO, open_errno, "cannot list '%s'", dir);
     level_entry *v = NULL;
     size_t n = 0, cap = 0;
-    int rc = 0;
     struct dirent *e;
     while (!rc && (e = readdir(d))) {
         if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-") || strncmp(e->d_name, part, strlen(part)) != 0)

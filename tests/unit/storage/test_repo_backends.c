@@ -505,6 +505,26 @@ static void test_listed_keys_cannot_leave_a_directory(void **state)
     assert_int_equal(cf_repo_stat(dir_repo, "u/link", info, &err), CF_EINVAL);
     assert_int_equal(cf_repo_get(dir_repo, "u/link", 0, UINT64_MAX, append, &b, &err), CF_EINVAL);
     assert_true(b.len == 0);
+    /* Nor is a directory on the way that is a link, whether reading, writing or listing. */
+    char outside[400];
+    snprintf(outside, sizeof outside, "%s/outside", tmp);
+    assert_int_equal(mkdir(outside, 0700), 0);
+    snprintf(p, sizeof p, "%s/secret", outside);
+    assert_int_equal(cf_fs_write_atomic(p, "secret", 6, 0600, &err), 0);
+    snprintf(link, sizeof link, "%s/repo/u/linkdir", tmp);
+    assert_int_equal(symlink(outside, link), 0);
+    assert_int_equal(cf_repo_stat(dir_repo, "u/linkdir/secret", info, &err), CF_EINVAL);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    assert_int_equal(cf_repo_get(dir_repo, "u/linkdir/secret", 0, UINT64_MAX, append, &b, &err), CF_EINVAL);
+    assert_int_equal(put_opts(dir_repo, "u/linkdir/planted", "x", 1, NULL, &err), CF_EINVAL);
+    assert_int_equal(cf_repo_copy(dir_repo, "u/fine", "u/linkdir/planted", NULL, &err), CF_EINVAL);
+    assert_int_equal(cf_repo_delete(dir_repo, "u/linkdir/secret", &err), CF_EINVAL);
+    assert_int_equal(cf_repo_list_dir(dir_repo, "u/linkdir/", collect, &b, &err), CF_EINVAL);
+    assert_true(b.len == 0);
+    snprintf(p, sizeof p, "%s/planted", outside);
+    assert_int_not_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/secret", outside);
+    assert_int_equal(access(p, F_OK), 0);
     cf_buf_cleanup(&b);
     free(info);
 }
