@@ -229,25 +229,34 @@ static int64_t iso_time(const char *s)
 
 /* ---- CopyObject ---- */
 
+/* The x-amz-copy-source value for src_bucket/src_key into src (caller cleans it up). */
+static int copy_source(cf_buf *src, const char *src_bucket, const char *src_key, cf_err *err)
+{
+    int rc = check_name(src_bucket, src_key, err);
+    if (rc)
+        return rc;
+    cf_buf_init(src, 8192);
+    rc = cf_buf_printf(src, "/%s/", src_bucket);
+    if (!rc)
+        rc = cf_sigv4_uri_encode(src, src_key, strlen(src_key), 1);
+    if (rc)
+        return cf_err_set(err, CF_ETOOBIG, "s3 copy of '%s/%.200s': source name too long", src_bucket,
+                          src_key);
+    return 0;
+}
+
 int cf_s3c_copy_object(cf_s3c *c, const char *src_bucket, const char *src_key, const char *bucket,
                        const char *key, const cf_s3c_put_opts *o, cf_s3c_object_info *info, cf_err *err)
 {
-    int rc = check_name(src_bucket, src_key, err);
-    if (!rc)
-        rc = check_name(bucket, key, err);
+    cf_buf src = {0};
+    int rc = check_name(bucket, key, err);
     if (!rc)
         rc = check_put_opts(o, bucket, key, err);
-    if (rc)
-        return rc;
-    cf_buf src;
-    cf_buf_init(&src, 8192);
-    rc = cf_buf_printf(&src, "/%s/", src_bucket);
     if (!rc)
-        rc = cf_sigv4_uri_encode(&src, src_key, strlen(src_key), 1);
+        rc = copy_source(&src, src_bucket, src_key, err);
     if (rc) {
         cf_buf_cleanup(&src);
-        return cf_err_set(err, CF_ETOOBIG, "s3 copy of '%s/%.200s': source name too long", src_bucket,
-                          src_key);
+        return rc;
     }
     cf_s3c_xfer x;
     cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
@@ -511,6 +520,43 @@ int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key, const
     if (!rc)
         snprintf(etag, 132, "%s", x.info.etag);
     cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_mpu_upload_part_copy(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                                int number, const char *src_bucket, const char *src_key, const char *src_etag,
+                                uint64_t offset, uint64_t len, char etag[132], cf_err *err)
+{
+    cf_buf src = {0};
+    int rc = check_name(bucket, key, err);
+    if (!rc && len == 0)
+        rc = cf_err_set(err, CF_EINVAL, "s3 part copy onto '%s/%s': empty range", bucket, key);
+    if (!rc)
+        rc = copy_source(&src, src_bucket, src_key, err);
+    if (rc) {
+        cf_buf_cleanup(&src);
+        return rc;
+    }
+    char num[16], range[64];
+    snprintf(num, sizeof num, "%d", number);
+    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)offset,
+             (unsigned long long)(offset + len - 1));
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
+    cf_s3c_xfer_param(&x, "partNumber", num);
+    cf_s3c_xfer_param(&x, "uploadId", upload_id);
+    cf_s3c_xfer_body(&x, "", 0);
+    cf_s3c_xfer_header(&x, "x-amz-copy-source", "", src.data);
+    cf_s3c_xfer_header(&x, "x-amz-copy-source-range", "", range);
+    if (src_etag && *src_etag)
+        cf_s3c_xfer_header(&x, "x-amz-copy-source-if-match", "", src_etag);
+    cf_xml_node *root = NULL;
+    rc = run_xml(&x, &root, err);
+    if (!rc)
+        snprintf(etag, 132, "%s", text(root, "ETag"));
+    cf_xml_free(root);
+    cf_s3c_xfer_cleanup(&x);
+    cf_buf_cleanup(&src);
     return rc;
 }
 

@@ -224,6 +224,12 @@ int cf_s3c_mpu_create_opts(cf_s3c *c, const char *bucket, const char *key, const
                            char upload_id[CF_S3C_UPLOAD_ID_MAX], cf_err *err);
 int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key, const char *upload_id, int number,
                            const void *data, size_t len, char etag[132], cf_err *err);
+/* UploadPartCopy: part number is bytes [offset, offset+len) of src_bucket/src_key, copied by the
+ * server; with src_etag (may be NULL), only while the source still has that ETag (CF_EPRECOND
+ * otherwise), so that the parts of one upload all come from one version. */
+int cf_s3c_mpu_upload_part_copy(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                                int number, const char *src_bucket, const char *src_key, const char *src_etag,
+                                uint64_t offset, uint64_t len, char etag[132], cf_err *err);
 /* parts in ascending number order. S3 may answer 200 with an error body; that is an error. */
 int cf_s3c_mpu_complete(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
                         const cf_s3c_part *parts, size_t nparts, cf_s3c_object_info *info, cf_err *err);

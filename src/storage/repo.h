@@ -112,7 +112,7 @@ int cf_repo_list_dir(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *c
 /* Size, mtime, ETag, content type and metadata of key. CF_ENOTFOUND. */
 int cf_repo_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
 /* Copies src to dst within the repository without the bytes passing through the caller: S3
- * CopyObject (objects up to 5 GiB; larger ones stream through this process), a directory
+ * CopyObject (up to 5 GiB; larger objects UploadPartCopy in parts of 512 MiB), a directory
  * copy_file_range (a reflink where the filesystem can) into a temporary file renamed into place.
  * o NULL keeps src's content type and metadata; otherwise o's replace them. dst appears whole or
  * not at all. A missing src is CF_ENOTFOUND. */

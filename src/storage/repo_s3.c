@@ -51,6 +51,7 @@ typedef struct s3_repo {
     size_t nidle;
     cf_s3c **made; /* made by the pool, freed at close */
     size_t nmade, cap;
+    uint64_t copy_max, copy_part; /* CopyObject up to copy_max bytes, else UploadPartCopy */
     char bucket[64];
     char root[1024]; /* "" or "a/b/" (with the slash) */
     char name[1200];
@@ -96,6 +97,17 @@ typedef struct s3_writer {
 
 static const cf_repo_ops s3_ops;
 
+/* S3's limit for CopyObject; larger objects are copied in parts of COPY_PART. */
+#define COPY_MAX ((uint64_t)5 << 30)
+#define COPY_PART ((uint64_t)512 << 20)
+
+void cf_repo_s3_set_copy_sizes(cf_repo *base, uint64_t single_max, uint64_t part)
+{
+    s3_repo *r = S3_OF(base);
+    r->copy_max = single_max;
+    r->copy_part = part;
+}
+
 int cf_repo_open_s3(cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err)
 {
     s3_repo *r = calloc(1, sizeof *r);
@@ -112,6 +124,8 @@ int cf_repo_open_s3(cf_s3c *client, const char *bucket, const char *root, cf_rep
         return cf_err_set(err, CF_ENOMEM, "s3://%s: out of memory", bucket);
     }
     r->idle[r->nidle++] = client;
+    r->copy_max = COPY_MAX;
+    r->copy_part = COPY_PART;
     pthread_mutex_init(&r->mu, NULL);
     snprintf(r->bucket, sizeof r->bucket, "%s", bucket);
     snprintf(r->root, sizeof r->root, "%s%s", root, *root ? "/" : "");
@@ -180,7 +194,7 @@ static void give_client(s3_repo *r, cf_s3c *c)
 static void own_opts(owned_opts *d, const cf_repo_put_opts *o)
 {
     snprintf(d->content_type, sizeof d->content_type, "%s",
-             o && o->content_type ? o->content_type : "application/octet-stream");
+             o && o->content_type && *o->content_type ? o->content_type : "application/octet-stream");
     d->o.content_type = d->content_type;
     d->o.meta = d->meta;
     d->o.nmeta = o ? o->nmeta : 0;
@@ -662,8 +676,39 @@ static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *er
     return rc;
 }
 
-/* S3's limit for CopyObject; larger objects stream through this process. */
-#define COPY_MAX ((uint64_t)5 << 30)
+/* The server copies the object in parts of r->copy_part bytes (more for objects so large that
+ * 9,000 parts would not do), each pinned to the source's ETag, so that a source overwritten
+ * meanwhile fails the copy instead of mixing versions. */
+static int copy_in_parts(s3_repo *r, cf_s3c *c, const char *from, const char *to, const cf_repo_info *src,
+                         owned_opts *own, cf_err *err)
+{
+    uint64_t part = r->copy_part;
+    if (src->size / PARTS_PLANNED >= part) {
+        part = (src->size / PARTS_PLANNED + ((uint64_t)1 << 20)) & ~(((uint64_t)1 << 20) - 1);
+        part = part > PART_SIZE_MAX ? PART_SIZE_MAX : part;
+    }
+    size_t nparts = (size_t)((src->size + part - 1) / part);
+    cf_s3c_part *parts = calloc(nparts, sizeof *parts);
+    if (!parts)
+        return cf_err_set(err, CF_ENOMEM, "copy onto '%s%s': out of memory", r->name, to + strlen(r->root));
+    char upload_id[CF_S3C_UPLOAD_ID_MAX];
+    int rc = cf_s3c_mpu_create_opts(c, r->bucket, to, &own->o, upload_id, err);
+    int created = !rc;
+    for (size_t i = 0; !rc && i < nparts; i++) {
+        uint64_t off = (uint64_t)i * part, len = src->size - off < part ? src->size - off : part;
+        parts[i].number = (int)i + 1;
+        rc = cf_s3c_mpu_upload_part_copy(c, r->bucket, to, upload_id, parts[i].number, r->bucket, from,
+                                         src->etag, off, len, parts[i].etag, err);
+    }
+    if (!rc)
+        rc = cf_s3c_mpu_complete(c, r->bucket, to, upload_id, parts, nparts, NULL, err);
+    if (rc && created) {
+        cf_err ignore;
+        cf_s3c_mpu_abort(c, r->bucket, to, upload_id, &ignore); /* else the sweep removes it */
+    }
+    free(parts);
+    return rc;
+}
 
 static int s3_copy(cf_repo *base, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
 {
@@ -675,27 +720,29 @@ static int s3_copy(cf_repo *base, const char *src, const char *dst, const cf_rep
     if (rc)
         return rc;
     cf_repo_info *info = malloc(sizeof *info);
-    if (!info)
-        return cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", r->name, src);
-    rc = cf_repo_stat(base, src, info, err);
-    uint64_t size = info->size;
-    free(info);
-    if (rc)
-        return rc;
-    if (size > COPY_MAX)
-        return cf_repo_copy_streamed(base, src, dst, o, err);
-    cf_s3c *c;
-    if ((rc = take_client(r, &c, err)))
-        return rc;
-    owned_opts *own = NULL;
-    if (o && !(own = malloc(sizeof *own)))
+    owned_opts *own = malloc(sizeof *own);
+    cf_s3c *c = NULL;
+    if (!info || !own)
         rc = cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", r->name, src);
-    if (own)
-        own_opts(own, o);
     if (!rc)
-        rc = cf_s3c_copy_object(c, r->bucket, from, r->bucket, to, own ? &own->o : NULL, NULL, err);
-    give_client(r, c);
+        rc = cf_repo_stat(base, src, info, err);
+    if (!rc)
+        rc = take_client(r, &c, err);
+    if (!rc && info->size > r->copy_max) {
+        /* Beyond CopyObject's limit, the server copies in parts; the metadata must then be sent
+         * again, the source's unless o replaces it. */
+        cf_repo_put_opts keep = {info->content_type, info->meta, info->nmeta};
+        own_opts(own, o ? o : &keep);
+        rc = copy_in_parts(r, c, from, to, info, own, err);
+    } else if (!rc) {
+        if (o)
+            own_opts(own, o);
+        rc = cf_s3c_copy_object(c, r->bucket, from, r->bucket, to, o ? &own->o : NULL, NULL, err);
+    }
+    if (c)
+        give_client(r, c);
     free(own);
+    free(info);
     return rc;
 }
 

@@ -29,6 +29,7 @@
 #include "core/fs.h"
 #include "s3client/s3client.h"
 #include "storage/repo.h"
+#include "storage/repo_int.h"
 
 extern char **environ;
 
@@ -350,6 +351,43 @@ static void test_list_dir_and_delete_many(void **state)
     cf_buf_cleanup(&b);
 }
 
+/* Above CopyObject's limit (5 GiB on S3, lowered here), the server copies in parts. */
+static void test_s3_copy_in_parts(void **state)
+{
+    (void)state;
+    cf_err err;
+    size_t n = (size_t)12 << 20;
+    char *data = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)(i * 7 + i / 4096);
+    cf_repo_meta m[] = {{"origin", "parts"}};
+    cf_repo_put_opts o = {"application/x-big", m, 1};
+    assert_int_equal(put_opts(s3_repo, "big/src", data, n, &o, &err), 0);
+    cf_repo_s3_set_copy_sizes(s3_repo, (uint64_t)5 << 20, (uint64_t)5 << 20);
+    assert_int_equal(cf_repo_copy(s3_repo, "big/src", "big/dst", NULL, &err), 0);
+    cf_repo_meta other[] = {{"origin", "replaced"}};
+    cf_repo_put_opts o2 = {"text/x-other", other, 1};
+    assert_int_equal(cf_repo_copy(s3_repo, "big/src", "big/dst2", &o2, &err), 0);
+    assert_int_equal(cf_repo_copy(s3_repo, "big/missing", "big/dst", NULL, &err), CF_ENOTFOUND);
+    cf_repo_s3_set_copy_sizes(s3_repo, (uint64_t)5 << 30, (uint64_t)512 << 20);
+    int rc;
+    char *got = get_text(s3_repo, "big/dst", &rc);
+    assert_int_equal(rc, 0);
+    assert_memory_equal(got, data, n);
+    free(got);
+    cf_repo_info *info = malloc(sizeof *info);
+    assert_int_equal(cf_repo_stat(s3_repo, "big/dst", info, &err), 0);
+    assert_int_equal(info->size, n);
+    assert_string_equal(info->content_type, "application/x-big");
+    assert_string_equal(meta_of(info, "origin"), "parts");
+    assert_non_null(strstr(info->etag, "-3\"")); /* a multipart ETag: three parts */
+    assert_int_equal(cf_repo_stat(s3_repo, "big/dst2", info, &err), 0);
+    assert_string_equal(info->content_type, "text/x-other");
+    assert_string_equal(meta_of(info, "origin"), "replaced");
+    free(info);
+    free(data);
+}
+
 /* ---- 8 threads at once on one repository ---- */
 
 #define THREADS 8
@@ -554,6 +592,7 @@ int main(void)
         cmocka_unit_test_prestate(test_refused_and_failed_puts_keep_the_previous_object, &s3_repo),
         cmocka_unit_test_prestate(test_list_dir_and_delete_many, &dir_repo),
         cmocka_unit_test_prestate(test_list_dir_and_delete_many, &s3_repo),
+        cmocka_unit_test(test_s3_copy_in_parts),
         cmocka_unit_test_prestate(test_eight_threads_on_one_repository, &dir_repo),
         cmocka_unit_test_prestate(test_eight_threads_on_one_repository, &s3_repo),
         cmocka_unit_test(test_listed_keys_cannot_leave_a_directory),
