@@ -1,6 +1,5 @@
 /* repo.c - dispatch to the repository's backend (repo_int.h), and the checks every backend shares. */
 #include <ctype.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -162,34 +161,6 @@ int cf_repo_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
     return rc ? rc : r->ops->stat(r, key, out, err);
 }
 
-static int to_writer(void *ctx, const void *p, size_t n, cf_err *err)
-{
-    return cf_repo_writer_write(ctx, p, n, err);
-}
-
-/* A copy whose bytes pass through this process: for backends, or objects, the server cannot copy. */
-int cf_repo_copy_streamed(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o,
-                          cf_err *err)
-{
-    cf_repo_info *info = malloc(sizeof *info);
-    if (!info)
-        return cf_err_set(err, CF_ENOMEM, "copy of '%s%.200s': out of memory", r->name, src);
-    int rc = cf_repo_stat(r, src, info, err);
-    cf_repo_put_opts keep = {info->content_type, info->meta, info->nmeta};
-    cf_repo_writer *w = NULL;
-    if (!rc)
-        rc = cf_repo_writer_begin_opts(r, dst, info->size, o ? o : &keep, &w, err);
-    if (!rc)
-        rc = cf_repo_stream(r, src, to_writer, w, err);
-    if (!rc) {
-        rc = cf_repo_writer_commit(w, err);
-        w = NULL;
-    }
-    cf_repo_writer_abort(w);
-    free(info);
-    return rc;
-}
-
 int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
 {
     int rc = key_given(r, src, err);
@@ -199,7 +170,7 @@ int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put
         rc = cf_repo_check_opts(r, dst, o, err);
     if (rc)
         return rc;
-    return r->ops->copy ? r->ops->copy(r, src, dst, o, err) : cf_repo_copy_streamed(r, src, dst, o, err);
+    return r->ops->copy(r, src, dst, o, err);
 }
 
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err)

@@ -19,7 +19,7 @@ typedef struct cf_repo_ops {
     int (*list)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
     int (*list_dir)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
     int (*stat)(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
-    /* o checked, may be NULL. Optional: without it, the bytes stream through a writer. */
+    /* o checked, may be NULL. */
     int (*copy)(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err);
     int (*del)(cf_repo *r, const char *key, cf_err *err);
     /* Optional: without it, one del per key. */
@@ -38,9 +38,6 @@ struct cf_repo_writer {
 
 /* CF_EINVAL with a message naming key when o breaks the rules of repo.h. */
 int cf_repo_check_opts(const cf_repo *r, const char *key, const cf_repo_put_opts *o, cf_err *err);
-/* cf_repo_copy by reading src and writing dst through this process. */
-int cf_repo_copy_streamed(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o,
-                          cf_err *err);
 /* Tests' seam: an S3 repository copies objects above single_max bytes in parts of part bytes
  * (UploadPartCopy), instead of above 5 GiB in parts of 512 MiB. */
 void cf_repo_s3_set_copy_sizes(cf_repo *r, uint64_t single_max, uint64_t part);
