@@ -87,6 +87,10 @@ static const cf_repo_ops dir_ops;
 
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
 {
+    /* Keys are appended to the path: leave them room. */
+    if (!path || !*path || strlen(path) > PATH_MAX / 2)
+        return cf_err_set(err, CF_EINVAL, "a directory repository needs a path of 1 to %d bytes",
+                          PATH_MAX / 2);
     int rc = cf_fs_mkdirs(path, 0700, err);
     if (rc)
         return rc;

@@ -110,6 +110,13 @@ void cf_repo_s3_set_copy_sizes(cf_repo *base, uint64_t single_max, uint64_t part
 
 int cf_repo_open_s3(cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err)
 {
+    if (!client || !bucket || !*bucket || strlen(bucket) >= sizeof((s3_repo *)0)->bucket)
+        return cf_err_set(err, CF_EINVAL,
+                          "s3://%.100s: a bucket name of 1 to 63 bytes and a client are needed",
+                          bucket ? bucket : "");
+    if (!root || strlen(root) + 1 >= sizeof((s3_repo *)0)->root)
+        return cf_err_set(err, CF_ETOOBIG, "s3://%s/%.100s...: the prefix is longer than 1022 bytes", bucket,
+                          root ? root : "");
     s3_repo *r = calloc(1, sizeof *r);
     if (!r)
         return cf_err_set(err, CF_ENOMEM, "out of memory");

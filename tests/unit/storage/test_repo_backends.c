@@ -567,6 +567,26 @@ static void test_listed_keys_cannot_leave_a_directory(void **state)
     free(info);
 }
 
+static void test_bad_repositories_are_refused(void **state)
+{
+    (void)state;
+    cf_err err;
+    cf_repo *r = NULL;
+    char long_name[80];
+    memset(long_name, 'b', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    assert_int_equal(cf_repo_open_s3(client, "", "x", &r, &err), CF_EINVAL);
+    assert_int_equal(cf_repo_open_s3(client, long_name, "x", &r, &err), CF_EINVAL);
+    assert_non_null(strstr(err.msg, "bucket name"));
+    char *long_root = malloc(2000);
+    memset(long_root, 'r', 1999);
+    long_root[1999] = '\0';
+    assert_int_equal(cf_repo_open_s3(client, BUCKET, long_root, &r, &err), CF_ETOOBIG);
+    free(long_root);
+    assert_int_equal(cf_repo_open_dir("", &r, &err), CF_EINVAL);
+    assert_null(r);
+}
+
 static void test_directory_objects_stay_plain_files(void **state)
 {
     (void)state;
@@ -596,6 +616,7 @@ int main(void)
         cmocka_unit_test_prestate(test_eight_threads_on_one_repository, &dir_repo),
         cmocka_unit_test_prestate(test_eight_threads_on_one_repository, &s3_repo),
         cmocka_unit_test(test_listed_keys_cannot_leave_a_directory),
+        cmocka_unit_test(test_bad_repositories_are_refused),
         cmocka_unit_test(test_directory_objects_stay_plain_files),
     };
     return cmocka_run_group_tests(tests, start, stop);
