@@ -4,10 +4,9 @@
  * manifests and listings of other repositories, which may come from anywhere; an object that is
  * a symbolic link is not followed.
  *
- * Content type and user metadata are extended attributes of the file (repo.h), set on the
+ * Content type and user metadata are extended attributes of the file (dir_meta.c), set on the
  * temporary file before it is renamed into place.
  */
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "storage/dir_meta.h"
 #include "storage/repo_int.h"
 
 typedef struct dir_repo {
@@ -41,10 +40,6 @@ typedef struct dir_writer {
 } dir_writer;
 
 #define DIR_OF(r) ((dir_repo *)(r))
-
-#define XATTR_TYPE "user.coffer.content_type"
-#define XATTR_META "user.coffer.meta."
-#define DEFAULT_TYPE "application/octet-stream"
 
 static int key_ok(const char *key)
 {
@@ -115,33 +110,6 @@ static void dir_close(cf_repo *base)
     free(r);
 }
 
-/* The object's metadata onto the temporary file fd, before it takes the key. */
-static int set_metadata(int fd, const char *tmp, const cf_repo_put_opts *o, cf_err *err)
-{
-    if (!o)
-        return 0;
-    const char *failed = NULL;
-    char name[sizeof XATTR_META + 128];
-    if (o->content_type && fsetxattr(fd, XATTR_TYPE, o->content_type, strlen(o->content_type), 0) != 0)
-        failed = XATTR_TYPE;
-    for (size_t i = 0; !failed && i < o->nmeta; i++) {
-        size_t n = (size_t)snprintf(name, sizeof name, XATTR_META "%s", o->meta[i].name);
-        for (size_t j = sizeof XATTR_META - 1; j < n; j++)
-            name[j] = (char)tolower((unsigned char)name[j]);
-        if (fsetxattr(fd, name, o->meta[i].value, strlen(o->meta[i].value), 0) != 0)
-            failed = name;
-    }
-    if (!failed)
-        return 0;
-    int e = errno;
-    if (e == ENOTSUP)
-        return cf_err_set(err, CF_ENOTSUP,
-                          "'%s': the filesystem keeps no user extended attributes, where a directory "
-                          "repository stores content type and metadata",
-                          tmp);
-    return cf_err_sys(err, cf_err_from_errno(e), e, "cannot set %s on '%s'", failed, tmp);
-}
-
 static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
                             cf_repo_writer **out, cf_err *err)
 {
@@ -174,7 +142,7 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, con
         free(w);
         return rc;
     }
-    if ((rc = set_metadata(w->fd, w->tmp, o, err))) {
+    if ((rc = cf_dir_meta_set(w->fd, w->tmp, o, err))) {
         close(w->fd);
         unlink(w->tmp);
         free(w);
@@ -453,33 +421,6 @@ static int dir_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *
     return sweep_dir(dir, &sc, err);
 }
 
-/* Content type and metadata of the open object fd into info. */
-static int read_metadata(int fd, const char *path, cf_repo_info *info, cf_err *err)
-{
-    char names[4096], value[CF_REPO_META_MAX + 1];
-    ssize_t n = flistxattr(fd, names, sizeof names);
-    if (n < 0 && (errno == ENOTSUP || errno == ENODATA))
-        n = 0;
-    if (n < 0)
-        return cf_err_sys(err, CF_EIO, errno, "cannot read the metadata of '%s'", path);
-    snprintf(info->content_type, sizeof info->content_type, DEFAULT_TYPE);
-    for (const char *name = names; name < names + n; name += strlen(name) + 1) {
-        int is_type = !strcmp(name, XATTR_TYPE);
-        if (!is_type && strncmp(name, XATTR_META, sizeof XATTR_META - 1) != 0)
-            continue;
-        ssize_t vl = fgetxattr(fd, name, value, sizeof value - 1);
-        if (vl < 0)
-            continue; /* removed meanwhile, or longer than any value we write */
-        value[vl] = '\0';
-        if (is_type)
-            snprintf(info->content_type, sizeof info->content_type, "%s", value);
-        else if (cf_repo_info_add_meta(info, name + sizeof XATTR_META - 1,
-                                       strlen(name) - (sizeof XATTR_META - 1), value, (size_t)vl) != 0)
-            return cf_err_set(err, CF_ECORRUPT, "'%s' carries more metadata than an object may", path);
-    }
-    return 0;
-}
-
 static int dir_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
 {
     char path[PATH_MAX];
@@ -495,7 +436,7 @@ static int dir_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
         out->size = (uint64_t)st.st_size;
         out->mtime = (int64_t)st.st_mtime;
         etag_of(&st, out->etag, sizeof out->etag);
-        rc = read_metadata(fd, path, out, err);
+        rc = cf_dir_meta_read(fd, path, out, err);
     }
     close(fd);
     return rc;
@@ -645,8 +586,8 @@ static int dir_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_
     int fd = open_key(r, src, path, err);
     int rc = fd < 0 ? fd : 0;
     if (!rc && !o) {
-        rc = read_metadata(fd, path, info, err);
-        if (!rc && !strcmp(info->content_type, DEFAULT_TYPE))
+        rc = cf_dir_meta_read(fd, path, info, err);
+        if (!rc && !strcmp(info->content_type, CF_DIR_DEFAULT_TYPE))
             info->content_type[0] = '\0'; /* none was stored: store none */
     }
     cf_repo_put_opts keep = {info->content_type[0] ? info->content_type : NULL, info->meta, info->nmeta};
