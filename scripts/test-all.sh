@@ -24,7 +24,7 @@ pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 # A short subset: TSan runs 5-15x slower.
 # Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
 # in the server's log or the CLI's stderr.
-tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store|repo_backends)$'
+tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store)$'
 tsan_integration=(
   tests/integration/test_versions_under_races.py
   tests/integration/test_multipart.py
@@ -38,6 +38,8 @@ tsan_integration=(
   "tests/integration/test_snapshot_upload.py::test_large_archive_round_trip[zstd]"
   tests/integration/test_snapshot_upload.py::test_bucket_deleted_mid_upload
 )
+# One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
+tsan_unit+='|^test_repo_backends$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"

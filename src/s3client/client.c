@@ -2,7 +2,6 @@
  * client.c - the client object and the request engine: SigV4 header signing, one curl multi
  * handle with a shared connection cache, retries with full-jitter backoff.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +153,12 @@ int cf_s3c_xfer_param(cf_s3c_xfer *x, const char *name, const char *value)
     return 0;
 }
 
+/* Header names are ASCII; tolower would follow the locale. */
+static char ascii_lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
 int cf_s3c_xfer_header(cf_s3c_xfer *x, const char *prefix, const char *name, const char *value)
 {
     size_t pl = strlen(prefix), nl = strlen(name);
@@ -162,7 +167,7 @@ int cf_s3c_xfer_header(cf_s3c_xfer *x, const char *prefix, const char *name, con
         return CF_ETOOBIG;
     memcpy(dst, prefix, pl);
     for (size_t i = 0; i < nl; i++)
-        dst[pl + i] = (char)tolower((unsigned char)name[i]);
+        dst[pl + i] = ascii_lower(name[i]);
     dst[pl + nl] = '\0';
     x->hdr_names_len += pl + nl + 1;
     x->hdrs[x->nhdrs].name = dst;
@@ -263,7 +268,7 @@ static void keep_meta(cf_s3c_object_info *info, const char *name, size_t nl, con
         return;
     char *dst = info->meta + info->meta_len;
     for (size_t i = 0; i < nl; i++)
-        dst[i] = (char)tolower((unsigned char)name[i]);
+        dst[i] = ascii_lower(name[i]);
     dst[nl] = '\0';
     memcpy(dst + nl + 1, value, strlen(value) + 1);
     info->meta_len += need;
