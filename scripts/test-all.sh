@@ -16,11 +16,10 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 
-# Under ThreadSanitizer: the unit tests that start threads (among them one repository used by 8
-# threads at once), and the integration tests whose clients hit the server at the same time (the
-# event loops and the offload pool, group commit, pinned reads, the policy cache, parts hashed side
-# by side, shutdown with PUTs in flight) or that run the snapshot pipeline (chunk workers, the S3
-# upload thread, restore's decoders).
+# Under ThreadSanitizer: the unit tests that start threads, and the integration tests whose
+# clients hit the server at the same time (the event loops and the offload pool, group commit,
+# pinned reads, the policy cache, parts hashed side by side, shutdown with PUTs in flight) or
+# that run the snapshot pipeline (chunk workers, the S3 upload thread, restore's decoders).
 # A short subset: TSan runs 5-15x slower.
 # Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
 # in the server's log or the CLI's stderr.
