@@ -16,7 +16,7 @@
 #include "archive/chunk.h"
 #include "archive/manifest.h"
 #include "archive/seal.h"
-#include "snapshot/repo.h"
+#include "storage/repo.h"
 
 /* What opens an encrypted snapshot: a 32-byte master key (key file), or a passphrase whose
  * scrypt parameters and salt each snapshot's manifest records. Both NULL: no encryption. */
