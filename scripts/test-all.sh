@@ -37,6 +37,8 @@ tsan_integration=(
   "tests/integration/test_snapshot_upload.py::test_large_archive_round_trip[zstd]"
   tests/integration/test_snapshot_upload.py::test_bucket_deleted_mid_upload
 )
+# One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
+tsan_unit+='|^test_repo_backends$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"

@@ -16,13 +16,13 @@
 #define ALG_NAME "aes-256-gcm-stream"
 #define KDF_NAME "hkdf-sha256"
 
-int cf_snapshot_id_new(time_t t, char out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
+int cf_snapshot_id_new(const cf_clock *clock, time_t t, char out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
 {
     struct tm tm;
     unsigned char r[2];
     if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
         return cf_err_set(err, CF_EINVAL, "time %lld out of range for a snapshot id", (long long)t);
-    if (cf_random_bytes(r, sizeof r) != 0)
+    if (cf_clock_random(clock, r, sizeof r) != 0)
         return cf_err_set(err, CF_EIO, "no randomness for a snapshot id");
     snprintf(out, CF_SNAPSHOT_ID_LEN + 1, "%04d%02d%02dT%02d%02d%02dZ-%02x%02x", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r[0], r[1]);
@@ -86,6 +86,9 @@ int cf_manifest_write(const cf_manifest *m, char **out, size_t *len, cf_err *err
     put(root, "id", json_string(m->id), &bad);
     put(root, "namespace", jstr(m->ns), &bad);
     put(root, "created", json_string(created), &bad);
+    /* A field of its own rather than a fraction in "created": readers that predate it ignore it
+     * and keep reading the snapshot. */
+    put(root, "created_ns", json_integer(m->created_ns), &bad);
 
     put(src, "kind", json_string(m->source.kind == CF_SOURCE_DIR ? "dir" : "stream"), &bad);
     put(src, "host", jstr(m->source.host), &bad);
@@ -261,6 +264,26 @@ static int parse_time(ctx *c, const char *s, time_t *out)
     return 0;
 }
 
+/* The id is named after the creation second, and @latest finds the newest snapshot from the
+ * names alone: a manifest whose time disagrees with its name would sort differently in ls than
+ * in @latest and prune. */
+static int created_matches_id(time_t created, const char *id)
+{
+    struct tm tm;
+    char named[32];
+    return gmtime_r(&created, &tm) && strftime(named, sizeof named, "%Y%m%dT%H%M%SZ", &tm) == 16 &&
+           strncmp(named, id, 16) == 0;
+}
+
+/* Optional: manifests written before it record whole seconds, which sort as .000000000. */
+static int parse_created_ns(ctx *c, json_t *root, cf_manifest *m)
+{
+    uint64_t ns = 0;
+    int rc = json_object_get(root, "created_ns") ? get_uint(c, root, "", "created_ns", 999999999, &ns) : 0;
+    m->created_ns = (int32_t)ns;
+    return rc;
+}
+
 /* exclude, one_file_system and skipped: optional, since the first manifests had none. */
 static int parse_dir_source(ctx *c, json_t *src, cf_manifest *m)
 {
@@ -390,6 +413,10 @@ static int parse_root(ctx *c, json_t *root, cf_manifest *m)
     if (!(v = get(c, root, "", "created", JSON_STRING, &rc)))
         return rc;
     if ((rc = parse_time(c, json_string_value(v), &m->created)) != 0)
+        return rc;
+    if (!created_matches_id(m->created, m->id))
+        return field_err(c, "must be the second the id names");
+    if ((rc = parse_created_ns(c, root, m)) != 0)
         return rc;
 
     json_t *src = get(c, root, "", "source", JSON_OBJECT, &rc);

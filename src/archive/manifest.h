@@ -21,6 +21,7 @@
 #include "archive/chunk.h"
 #include "archive/codec.h"
 #include "archive/seal.h"
+#include "core/clock.h"
 #include "core/err.h"
 
 #define CF_MANIFEST_FORMAT 1
@@ -47,8 +48,9 @@ typedef struct cf_manifest_encryption {
 typedef struct cf_manifest {
     int format; /* CF_MANIFEST_FORMAT */
     char id[CF_SNAPSHOT_ID_LEN + 1];
-    char *ns;       /* namespace */
-    time_t created; /* UTC, whole seconds */
+    char *ns;           /* namespace */
+    time_t created;     /* UTC; the second the id names */
+    int32_t created_ns; /* 0 to 999,999,999 past created; 0 in manifests written before it */
     struct {
         cf_source_kind kind;
         char *host;
@@ -75,8 +77,9 @@ typedef struct cf_manifest {
     char *tool;                         /* "coffer 0.1.0" */
 } cf_manifest;
 
-/* Snapshot id for time t (UTC) plus 4 random hex digits, into out (CF_SNAPSHOT_ID_LEN + 1). */
-int cf_snapshot_id_new(time_t t, char out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err);
+/* Snapshot id for time t (UTC) plus 4 hex digits drawn through clock (NULL: the system's
+ * randomness), into out (CF_SNAPSHOT_ID_LEN + 1). */
+int cf_snapshot_id_new(const cf_clock *clock, time_t t, char out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err);
 /* 1 when s has the shape of a snapshot id. */
 int cf_snapshot_id_valid(const char *s);
 

@@ -102,6 +102,11 @@ void cf_s3c_free(cf_s3c *c)
     free(c);
 }
 
+int cf_s3c_new_like(const cf_s3c *c, cf_s3c **out, cf_err *err)
+{
+    return cf_s3c_new(&c->cfg, out, err);
+}
+
 void cf_s3c_get_stats(const cf_s3c *c, cf_s3c_stats *out)
 {
     *out = c->stats;
@@ -156,6 +161,29 @@ int cf_s3c_xfer_param(cf_s3c_xfer *x, const char *name, const char *value)
     x->params[x->nparams].name = name;
     x->params[x->nparams].value = value ? value : "";
     x->nparams++;
+    return 0;
+}
+
+/* Header names are ASCII; tolower would follow the locale. */
+static char ascii_lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+int cf_s3c_xfer_header(cf_s3c_xfer *x, const char *prefix, const char *name, const char *value)
+{
+    size_t pl = strlen(prefix), nl = strlen(name);
+    char *dst = x->hdr_names + x->hdr_names_len;
+    if (x->nhdrs == CF_S3C_MAX_HDRS || pl + nl + 1 > sizeof x->hdr_names - x->hdr_names_len)
+        return CF_ETOOBIG;
+    memcpy(dst, prefix, pl);
+    for (size_t i = 0; i < nl; i++)
+        dst[pl + i] = ascii_lower(name[i]);
+    dst[pl + nl] = '\0';
+    x->hdr_names_len += pl + nl + 1;
+    x->hdrs[x->nhdrs].name = dst;
+    x->hdrs[x->nhdrs].value = value;
+    x->nhdrs++;
     return 0;
 }
 
@@ -241,6 +269,22 @@ static void header_value(const char *p, size_t n, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)n, p);
 }
 
+/* Keeps an x-amz-meta-* field as "name\0value\0" in info->meta, while there is room. */
+static void keep_meta(cf_s3c_object_info *info, const char *name, size_t nl, const char *v, size_t vl)
+{
+    char value[CF_S3C_META_MAX + 1];
+    header_value(v, vl, value, sizeof value);
+    size_t need = nl + strlen(value) + 2;
+    if (need > sizeof info->meta - info->meta_len)
+        return;
+    char *dst = info->meta + info->meta_len;
+    for (size_t i = 0; i < nl; i++)
+        dst[i] = ascii_lower(name[i]);
+    dst[nl] = '\0';
+    memcpy(dst + nl + 1, value, strlen(value) + 1);
+    info->meta_len += need;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     cf_s3c_xfer *x = ud;
@@ -259,7 +303,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     const char *v = colon + 1;
     size_t vl = len - nl - 1;
     char tmp[256];
-    if (nl == 4 && !strncasecmp(p, "etag", 4))
+    if (nl > 11 && !strncasecmp(p, "x-amz-meta-", 11))
+        keep_meta(&x->info, p + 11, nl - 11, v, vl);
+    else if (nl == 4 && !strncasecmp(p, "etag", 4))
         header_value(v, vl, x->info.etag, sizeof x->info.etag);
     else if (nl == 12 && !strncasecmp(p, "content-type", 12))
         header_value(v, vl, x->info.content_type, sizeof x->info.content_type);
@@ -287,6 +333,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 typedef struct sign_headers {
     const char *host, *range, *sha, *date, *token, *crc32c;
+    const cf_s3c_xfer *x; /* its extra headers */
 } sign_headers;
 
 static const char *sign_header(void *ctx, const char *name)
@@ -304,7 +351,38 @@ static const char *sign_header(void *ctx, const char *name)
         return h->date;
     if (!strcmp(name, "x-amz-security-token"))
         return h->token;
+    for (size_t i = 0; i < h->x->nhdrs; i++)
+        if (!strcmp(name, h->x->hdrs[i].name))
+            return h->x->hdrs[i].value;
     return NULL;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* "host;…" for SignedHeaders: every header sh has, sorted as SigV4 wants. */
+static void signed_header_names(const sign_headers *sh, char *out, size_t cap)
+{
+    const char *names[6 + CF_S3C_MAX_HDRS];
+    size_t n = 0;
+    names[n++] = "host";
+    if (sh->range)
+        names[n++] = "range";
+    if (sh->crc32c)
+        names[n++] = "x-amz-checksum-crc32c";
+    names[n++] = "x-amz-content-sha256";
+    names[n++] = "x-amz-date";
+    if (sh->token)
+        names[n++] = "x-amz-security-token";
+    for (size_t i = 0; i < sh->x->nhdrs; i++)
+        names[n++] = sh->x->hdrs[i].name;
+    qsort(names, n, sizeof *names, cmp_name);
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s%s", i ? ";" : "", names[i]);
 }
 
 static struct curl_slist *add_header(struct curl_slist *l, int *fail, const char *fmt, ...)
@@ -355,11 +433,10 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
                        x->payload_hash,
                        amz_date,
                        c->cfg.session_token[0] ? c->cfg.session_token : NULL,
-                       x->crc32c[0] ? x->crc32c : NULL};
-    char signed_names[160];
-    snprintf(signed_names, sizeof signed_names, "host%s%s;x-amz-content-sha256;x-amz-date%s",
-             sh.range ? ";range" : "", sh.crc32c ? ";x-amz-checksum-crc32c" : "",
-             sh.token ? ";x-amz-security-token" : "");
+                       x->crc32c[0] ? x->crc32c : NULL,
+                       x};
+    char signed_names[sizeof x->hdr_names + 160];
+    signed_header_names(&sh, signed_names, sizeof signed_names);
     cf_sigv4_request req = {x->method,   path.data, x->params,       x->nparams,
                             sign_header, &sh,       x->payload_hash, NULL};
     if ((rc = cf_sigv4_canonical_request(&req, signed_names, &creq, err)))
@@ -406,6 +483,12 @@ static int prepare(cf_s3c_xfer *x, char **url_out, cf_err *err)
         h = add_header(h, &fail, "If-Match: %s", x->if_match);
     if (x->content_type)
         h = add_header(h, &fail, "Content-Type: %s", x->content_type);
+    for (size_t i = 0; i < x->nhdrs; i++) {
+        if (x->hdrs[i].value[0])
+            h = add_header(h, &fail, "%s: %s", x->hdrs[i].name, x->hdrs[i].value);
+        else /* "name:" would tell libcurl to drop the header */
+            h = add_header(h, &fail, "%s;", x->hdrs[i].name);
+    }
     /* Expect: 100-continue costs a round trip (or a 1 s stall on servers that ignore it). */
     h = add_header(h, &fail, "Expect:");
     h = add_header(h, &fail,

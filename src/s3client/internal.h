@@ -13,6 +13,7 @@
 #define CF_S3C_MAX_ACTIVE 128
 #define CF_S3C_MAX_PARAMS 8
 #define CF_S3C_RESP_MAX ((size_t)16 << 20)
+#define CF_S3C_MAX_HDRS (CF_S3C_META_FIELDS + 4)
 
 enum { XF_IDLE, XF_RUNNING, XF_WAITING, XF_DONE };
 
@@ -31,6 +32,12 @@ typedef struct cf_s3c_xfer {
     int has_range;
     uint64_t range_off, range_len; /* range_len 0: to the end */
     char if_match[140];
+    /* Extra x-amz-* headers (user metadata, copy source), all signed: S3 refuses unsigned ones.
+     * Names live in hdr_names (lower-case); values are borrowed. */
+    cf_sigv4_param hdrs[CF_S3C_MAX_HDRS];
+    size_t nhdrs;
+    char hdr_names[CF_S3C_META_MAX + CF_S3C_MAX_HDRS * 32];
+    size_t hdr_names_len;
 
     /* Body: memory (body != NULL), a stream (read != NULL) or none. */
     const char *body;
@@ -79,6 +86,9 @@ struct cf_s3c {
 void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char *bucket, const char *key);
 void cf_s3c_xfer_cleanup(cf_s3c_xfer *x);
 int cf_s3c_xfer_param(cf_s3c_xfer *x, const char *name, const char *value);
+/* Adds the signed header prefix+name (name lower-cased) with value (borrowed). CF_ETOOBIG when
+ * there is no room. */
+int cf_s3c_xfer_header(cf_s3c_xfer *x, const char *prefix, const char *name, const char *value);
 void cf_s3c_xfer_body(cf_s3c_xfer *x, const void *data, size_t len);
 /* Like cf_s3c_xfer_body for bulk data: UNSIGNED-PAYLOAD instead of a SHA-256 of the body, with
  * x-amz-checksum-crc32c (signed) for the server to check the bytes that arrive. */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/clock.h"
 #include "s3/xml.h"
@@ -16,6 +17,65 @@ static int check_name(const char *bucket, const char *key, cf_err *err)
     if (key && !*key)
         return cf_err_set(err, CF_EINVAL, "s3 '%s': empty object key", bucket);
     return 0;
+}
+
+static int is_token_char(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7f && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+}
+
+static int header_text_ok(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Refuses what S3 would refuse, or what would break the request (a CR/LF in a value would end
+ * the header and start another), before anything is sent. */
+static int check_put_opts(const cf_s3c_put_opts *o, const char *bucket, const char *key, cf_err *err)
+{
+    if (!o)
+        return 0;
+    if (o->content_type && !header_text_ok(o->content_type))
+        return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': content type holds a control character", bucket, key);
+    if (o->nmeta > CF_S3C_META_FIELDS)
+        return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': %zu metadata fields, at most %d", bucket, key,
+                          o->nmeta, CF_S3C_META_FIELDS);
+    size_t total = 0;
+    for (size_t i = 0; i < o->nmeta; i++) {
+        const char *name = o->meta[i].name, *value = o->meta[i].value;
+        if (!name || !*name || !value)
+            return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': metadata field %zu has no name or value", bucket,
+                              key, i);
+        for (const char *p = name; *p; p++)
+            if (!is_token_char((unsigned char)*p))
+                return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': metadata name '%.64s' is not an HTTP token",
+                                  bucket, key, name);
+        if (!header_text_ok(value))
+            return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': metadata '%.64s' holds a control character",
+                              bucket, key, name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(o->meta[j].name, name))
+                return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': metadata '%.64s' given twice", bucket, key,
+                                  name);
+        total += strlen(name) + strlen(value);
+    }
+    if (total > CF_S3C_META_MAX)
+        return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': %zu bytes of metadata, at most %d", bucket, key, total,
+                          CF_S3C_META_MAX);
+    return 0;
+}
+
+/* o's content type and metadata onto x; o was checked, so everything fits. */
+static void apply_put_opts(cf_s3c_xfer *x, const cf_s3c_put_opts *o)
+{
+    if (!o)
+        return;
+    x->content_type = o->content_type;
+    for (size_t i = 0; i < o->nmeta; i++)
+        cf_s3c_xfer_header(x, "x-amz-meta-", o->meta[i].name, o->meta[i].value);
 }
 
 static int simple(cf_s3c *c, const char *method, const char *bucket, const char *key,
@@ -61,13 +121,22 @@ int cf_s3c_delete_object(cf_s3c *c, const char *bucket, const char *key, cf_err 
 int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void *data, size_t len,
                       const char *content_type, cf_s3c_object_info *info, cf_err *err)
 {
+    cf_s3c_put_opts o = {.content_type = content_type};
+    return cf_s3c_put_object_opts(c, bucket, key, data, len, &o, info, err);
+}
+
+int cf_s3c_put_object_opts(cf_s3c *c, const char *bucket, const char *key, const void *data, size_t len,
+                           const cf_s3c_put_opts *o, cf_s3c_object_info *info, cf_err *err)
+{
     int rc = check_name(bucket, key, err);
+    if (!rc)
+        rc = check_put_opts(o, bucket, key, err);
     if (rc)
         return rc;
     cf_s3c_xfer x;
     cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
     cf_s3c_xfer_body(&x, data, len);
-    x.content_type = content_type;
+    apply_put_opts(&x, o);
     rc = cf_s3c_xfer_run(&x, err);
     if (!rc && info)
         *info = x.info;
@@ -156,6 +225,108 @@ static int64_t iso_time(const char *s)
     /* curl_getdate reads RFC 3339 / ISO 8601 dates such as 2009-10-12T17:50:30.000Z. */
     time_t t = curl_getdate(s, NULL);
     return t > 0 ? (int64_t)t : 0;
+}
+
+/* ---- CopyObject ---- */
+
+/* The x-amz-copy-source value for src_bucket/src_key into src (caller cleans it up). */
+static int copy_source(cf_buf *src, const char *src_bucket, const char *src_key, cf_err *err)
+{
+    int rc = check_name(src_bucket, src_key, err);
+    if (rc)
+        return rc;
+    cf_buf_init(src, 8192);
+    rc = cf_buf_printf(src, "/%s/", src_bucket);
+    if (!rc)
+        rc = cf_sigv4_uri_encode(src, src_key, strlen(src_key), 1);
+    if (rc)
+        return cf_err_set(err, CF_ETOOBIG, "s3 copy of '%s/%.200s': source name too long", src_bucket,
+                          src_key);
+    return 0;
+}
+
+int cf_s3c_copy_object(cf_s3c *c, const char *src_bucket, const char *src_key, const char *bucket,
+                       const char *key, const cf_s3c_put_opts *o, cf_s3c_object_info *info, cf_err *err)
+{
+    cf_buf src = {0};
+    int rc = check_name(bucket, key, err);
+    if (!rc)
+        rc = check_put_opts(o, bucket, key, err);
+    if (!rc)
+        rc = copy_source(&src, src_bucket, src_key, err);
+    if (rc) {
+        cf_buf_cleanup(&src);
+        return rc;
+    }
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
+    cf_s3c_xfer_body(&x, "", 0);
+    cf_s3c_xfer_header(&x, "x-amz-copy-source", "", src.data);
+    if (o) {
+        cf_s3c_xfer_header(&x, "x-amz-metadata-directive", "", "REPLACE");
+        apply_put_opts(&x, o);
+    }
+    cf_xml_node *root = NULL;
+    rc = run_xml(&x, &root, err);
+    if (!rc && info) {
+        *info = x.info;
+        snprintf(info->etag, sizeof info->etag, "%s", text(root, "ETag"));
+        info->last_modified = iso_time(text(root, "LastModified"));
+        info->size = 0; /* the answer's Content-Length is the XML's */
+    }
+    cf_xml_free(root);
+    cf_s3c_xfer_cleanup(&x);
+    cf_buf_cleanup(&src);
+    return rc;
+}
+
+/* ---- DeleteObjects ---- */
+
+int cf_s3c_delete_objects(cf_s3c *c, const char *bucket, const char *const *keys, size_t n, cf_err *err)
+{
+    int rc = check_name(bucket, NULL, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = check_name(bucket, keys[i], err);
+    if (rc || n == 0)
+        return rc;
+    if (n > CF_S3C_DELETE_MAX)
+        return cf_err_set(err, CF_EINVAL, "s3 delete in '%s': %zu keys, at most %d a request", bucket, n,
+                          CF_S3C_DELETE_MAX);
+    cf_buf body;
+    cf_buf_init(&body, (size_t)16 << 20);
+    rc = cf_buf_printf(&body, "<Delete><Quiet>true</Quiet>");
+    for (size_t i = 0; !rc && i < n; i++) {
+        rc = cf_buf_printf(&body, "<Object><Key>");
+        if (!rc)
+            rc = cf_xml_escape(&body, keys[i], strlen(keys[i]));
+        if (!rc)
+            rc = cf_buf_printf(&body, "</Key></Object>");
+    }
+    if (!rc)
+        rc = cf_buf_printf(&body, "</Delete>");
+    if (rc) {
+        cf_buf_cleanup(&body);
+        return cf_err_set(err, CF_ENOMEM, "s3 delete in '%s': out of memory", bucket);
+    }
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "POST", bucket, NULL);
+    cf_s3c_xfer_param(&x, "delete", "");
+    /* S3 wants an integrity header on DeleteObjects: the CRC32C does. */
+    cf_s3c_xfer_body_crc32c(&x, body.data, body.len);
+    cf_xml_node *root = NULL;
+    rc = run_xml(&x, &root, err);
+    /* Quiet: the answer lists only the keys that could not be deleted. */
+    for (const cf_xml_node *e = root ? root->child : NULL; !rc && e; e = e->next) {
+        if (strcmp(e->name, "Error") != 0)
+            continue;
+        const char *code = text(e, "Code");
+        rc = cf_err_set(err, !strcmp(code, "AccessDenied") ? CF_EDENIED : CF_EIO,
+                        "s3 delete of '%s/%.200s': %s: %s", bucket, text(e, "Key"), code, text(e, "Message"));
+    }
+    cf_xml_free(root);
+    cf_s3c_xfer_cleanup(&x);
+    cf_buf_cleanup(&body);
+    return rc;
 }
 
 /* ---- ListObjectsV2 ---- */
@@ -300,14 +471,23 @@ void cf_s3c_list_close(cf_s3c_list *it)
 int cf_s3c_mpu_create(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
                       char upload_id[CF_S3C_UPLOAD_ID_MAX], cf_err *err)
 {
+    cf_s3c_put_opts o = {.content_type = content_type};
+    return cf_s3c_mpu_create_opts(c, bucket, key, &o, upload_id, err);
+}
+
+int cf_s3c_mpu_create_opts(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_put_opts *o,
+                           char upload_id[CF_S3C_UPLOAD_ID_MAX], cf_err *err)
+{
     int rc = check_name(bucket, key, err);
+    if (!rc)
+        rc = check_put_opts(o, bucket, key, err);
     if (rc)
         return rc;
     cf_s3c_xfer x;
     cf_s3c_xfer_init(&x, c, "POST", bucket, key);
     cf_s3c_xfer_param(&x, "uploads", "");
     cf_s3c_xfer_body(&x, "", 0);
-    x.content_type = content_type;
+    apply_put_opts(&x, o);
     cf_xml_node *root = NULL;
     rc = run_xml(&x, &root, err);
     if (!rc) {
@@ -340,6 +520,43 @@ int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key, const
     if (!rc)
         snprintf(etag, 132, "%s", x.info.etag);
     cf_s3c_xfer_cleanup(&x);
+    return rc;
+}
+
+int cf_s3c_mpu_upload_part_copy(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                                int number, const char *src_bucket, const char *src_key, const char *src_etag,
+                                uint64_t offset, uint64_t len, char etag[132], cf_err *err)
+{
+    cf_buf src = {0};
+    int rc = check_name(bucket, key, err);
+    if (!rc && len == 0)
+        rc = cf_err_set(err, CF_EINVAL, "s3 part copy onto '%s/%s': empty range", bucket, key);
+    if (!rc)
+        rc = copy_source(&src, src_bucket, src_key, err);
+    if (rc) {
+        cf_buf_cleanup(&src);
+        return rc;
+    }
+    char num[16], range[64];
+    snprintf(num, sizeof num, "%d", number);
+    snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)offset,
+             (unsigned long long)(offset + len - 1));
+    cf_s3c_xfer x;
+    cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
+    cf_s3c_xfer_param(&x, "partNumber", num);
+    cf_s3c_xfer_param(&x, "uploadId", upload_id);
+    cf_s3c_xfer_body(&x, "", 0);
+    cf_s3c_xfer_header(&x, "x-amz-copy-source", "", src.data);
+    cf_s3c_xfer_header(&x, "x-amz-copy-source-range", "", range);
+    if (src_etag && *src_etag)
+        cf_s3c_xfer_header(&x, "x-amz-copy-source-if-match", "", src_etag);
+    cf_xml_node *root = NULL;
+    rc = run_xml(&x, &root, err);
+    if (!rc)
+        snprintf(etag, 132, "%s", text(root, "ETag"));
+    cf_xml_free(root);
+    cf_s3c_xfer_cleanup(&x);
+    cf_buf_cleanup(&src);
     return rc;
 }
 

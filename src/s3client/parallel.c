@@ -49,6 +49,13 @@ struct cf_s3c_uploader {
 int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
                           size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err)
 {
+    cf_s3c_put_opts o = {.content_type = content_type};
+    return cf_s3c_uploader_begin_opts(c, bucket, key, &o, part_max, max_in_flight, out, err);
+}
+
+int cf_s3c_uploader_begin_opts(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_put_opts *o,
+                               size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err)
+{
     *out = NULL;
     if (max_in_flight < 1 || max_in_flight > MAX_IN_FLIGHT || part_max == 0)
         return cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': want 1..%d parts in flight and a part size",
@@ -67,7 +74,7 @@ int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key, const 
         cf_s3c_uploader_abort(u);
         return cf_err_set(err, CF_ENOMEM, "s3 upload '%s/%s': out of memory", bucket, key);
     }
-    int rc = cf_s3c_mpu_create(c, bucket, key, content_type, u->upload_id, err);
+    int rc = cf_s3c_mpu_create_opts(c, bucket, key, o, u->upload_id, err);
     if (rc) {
         cf_s3c_uploader_abort(u);
         return rc;

@@ -99,6 +99,9 @@ typedef struct cf_s3c cf_s3c;
 /* Caller frees *out with cf_s3c_free. The config is copied. */
 int cf_s3c_new(const cf_s3c_config *cfg, cf_s3c **out, cf_err *err);
 void cf_s3c_free(cf_s3c *c);
+/* A new client with c's configuration and nothing else of c's (no connections, no counters), for
+ * another thread to use while c is in use. Caller frees *out with cf_s3c_free. */
+int cf_s3c_new_like(const cf_s3c *c, cf_s3c **out, cf_err *err);
 
 typedef struct cf_s3c_stats {
     uint64_t requests; /* HTTP attempts started, retries included */
@@ -122,12 +125,34 @@ typedef int (*cf_s3c_seek_fn)(void *ctx, uint64_t off);
 /* Receives body bytes; return 0, or nonzero to abort (the call then fails with CF_EIO). */
 typedef int (*cf_s3c_write_fn)(void *ctx, const char *data, size_t n);
 
+/* S3's limits on user metadata: names and values together, and (ours) the number of fields. */
+#define CF_S3C_META_MAX 2048
+#define CF_S3C_META_FIELDS 64
+
 typedef struct cf_s3c_object_info {
     uint64_t size;         /* Content-Length of HEAD, or of the whole object for a GET */
     char etag[132];        /* as sent, quotes included */
     int64_t last_modified; /* seconds since the epoch, 0 when absent */
     char content_type[128];
+    /* x-amz-meta-* of a HEAD or GET answer as "name\0value\0"…, names lower-case without the
+     * prefix; fields beyond S3's limit are dropped. */
+    char meta[CF_S3C_META_MAX + 2 * CF_S3C_META_FIELDS];
+    size_t meta_len;
 } cf_s3c_object_info;
+
+/* A user metadata field, sent as "x-amz-meta-<name>: <value>"; S3 lower-cases the name. */
+typedef struct cf_s3c_meta {
+    const char *name, *value;
+} cf_s3c_meta;
+
+/* What a write stores beside the bytes. Names are HTTP tokens, unique regardless of case; values
+ * hold no control character but tab; names and values together at most CF_S3C_META_MAX bytes,
+ * at most CF_S3C_META_FIELDS fields. Anything else is CF_EINVAL before a request is sent. */
+typedef struct cf_s3c_put_opts {
+    const char *content_type; /* NULL: none sent (the server picks its default) */
+    const cf_s3c_meta *meta;
+    size_t nmeta;
+} cf_s3c_put_opts;
 
 /* ---- Buckets and objects ---- */
 
@@ -138,6 +163,9 @@ int cf_s3c_head_bucket(cf_s3c *c, const char *bucket, cf_err *err);
 /* content_type may be NULL. The body's SHA-256 is signed. info (may be NULL) gets the ETag. */
 int cf_s3c_put_object(cf_s3c *c, const char *bucket, const char *key, const void *data, size_t len,
                       const char *content_type, cf_s3c_object_info *info, cf_err *err);
+/* As cf_s3c_put_object, storing o's content type and user metadata (o may be NULL). */
+int cf_s3c_put_object_opts(cf_s3c *c, const char *bucket, const char *key, const void *data, size_t len,
+                           const cf_s3c_put_opts *o, cf_s3c_object_info *info, cf_err *err);
 /* Streams exactly len bytes from read, signed as UNSIGNED-PAYLOAD. Without seek (NULL) a
  * failure after the first byte was read is not retried. */
 int cf_s3c_put_object_stream(cf_s3c *c, const char *bucket, const char *key, uint64_t len,
@@ -156,6 +184,16 @@ int cf_s3c_get_object(cf_s3c *c, const char *bucket, const char *key, const cf_s
 int cf_s3c_head_object(cf_s3c *c, const char *bucket, const char *key, cf_s3c_object_info *info, cf_err *err);
 /* S3 answers 204 for a key that does not exist; so does this (returns 0). */
 int cf_s3c_delete_object(cf_s3c *c, const char *bucket, const char *key, cf_err *err);
+/* DeleteObjects: removes up to CF_S3C_DELETE_MAX keys of bucket in one request; missing keys are
+ * not an error. A key the server could not delete fails the call, naming it (CF_EDENIED for
+ * AccessDenied, else CF_EIO); the others may be gone. */
+#define CF_S3C_DELETE_MAX 1000
+int cf_s3c_delete_objects(cf_s3c *c, const char *bucket, const char *const *keys, size_t n, cf_err *err);
+/* CopyObject of src_bucket/src_key onto bucket/key, done by the server (S3 copies up to 5 GiB
+ * this way). o NULL keeps the source's content type and metadata; otherwise o's replace them.
+ * info (may be NULL) gets the new ETag and Last-Modified. A missing source is CF_ENOTFOUND. */
+int cf_s3c_copy_object(cf_s3c *c, const char *src_bucket, const char *src_key, const char *bucket,
+                       const char *key, const cf_s3c_put_opts *o, cf_s3c_object_info *info, cf_err *err);
 
 /* ---- Listing (ListObjectsV2) ---- */
 
@@ -192,8 +230,17 @@ typedef struct cf_s3c_part {
 
 int cf_s3c_mpu_create(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
                       char upload_id[CF_S3C_UPLOAD_ID_MAX], cf_err *err);
+/* As cf_s3c_mpu_create, storing o's content type and user metadata (o may be NULL). */
+int cf_s3c_mpu_create_opts(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_put_opts *o,
+                           char upload_id[CF_S3C_UPLOAD_ID_MAX], cf_err *err);
 int cf_s3c_mpu_upload_part(cf_s3c *c, const char *bucket, const char *key, const char *upload_id, int number,
                            const void *data, size_t len, char etag[132], cf_err *err);
+/* UploadPartCopy: part number is bytes [offset, offset+len) of src_bucket/src_key, copied by the
+ * server; with src_etag (may be NULL), only while the source still has that ETag (CF_EPRECOND
+ * otherwise), so that the parts of one upload all come from one version. */
+int cf_s3c_mpu_upload_part_copy(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                                int number, const char *src_bucket, const char *src_key, const char *src_etag,
+                                uint64_t offset, uint64_t len, char etag[132], cf_err *err);
 /* parts in ascending number order. S3 may answer 200 with an error body; that is an error. */
 int cf_s3c_mpu_complete(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
                         const cf_s3c_part *parts, size_t nparts, cf_s3c_object_info *info, cf_err *err);
@@ -215,6 +262,10 @@ typedef struct cf_s3c_uploader cf_s3c_uploader;
  * flight. Peak memory: max_in_flight * part_max. Caller ends it with commit or abort. */
 int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key, const char *content_type,
                           size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err);
+/* As cf_s3c_uploader_begin, storing o's content type and user metadata (o may be NULL; it is
+ * used before this returns). */
+int cf_s3c_uploader_begin_opts(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_put_opts *o,
+                               size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err);
 /* Copies len (1..part_max) bytes as the next part (numbered 1, 2, …) and sends it; waits for a
  * free slot first. Every part but the last must be at least 5 MiB for S3. Fails with the
  * error of any part that failed for good; the caller then calls abort. */

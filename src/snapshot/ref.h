@@ -5,7 +5,8 @@
  *   /local/dir/NAMESPACE[@ID|@latest]          (also relative paths, and file://)
  *
  * The last path segment is the namespace (a chain id, a tenant, `topic-partition`); the rest is
- * the repository. A snapshot ID sorts by time: 20261122T153000Z-7f3a (UTC, then 4 hex digits).
+ * the repository. A snapshot ID names its creation second: 20261122T153000Z-7f3a (UTC, then 4
+ * random hex digits); snapshot/order.h orders snapshots within a second.
  */
 #ifndef CF_SNAPSHOT_REF_H
 #define CF_SNAPSHOT_REF_H

@@ -38,7 +38,7 @@ static void add_reason(cf_retention_item *it, const char *why)
 static int newest_first(const void *a, const void *b)
 {
     const cf_retention_item *const *x = a, *const *y = b;
-    return (*x)->time < (*y)->time ? 1 : (*x)->time > (*y)->time ? -1 : 0;
+    return cf_snapshot_key_cmp(&(*y)->key, &(*x)->key);
 }
 
 int cf_retention_apply(const cf_retention *policy, cf_retention_item *items, size_t n, cf_err *err)
@@ -61,7 +61,7 @@ int cf_retention_apply(const cf_retention *policy, cf_retention_item *items, siz
         add_reason(order[i], "last");
     if (policy->within_s > 0 && n)
         for (size_t i = 0; i < n; i++)
-            if (order[0]->time - order[i]->time <= policy->within_s)
+            if (order[0]->key.created - order[i]->key.created <= policy->within_s)
                 add_reason(order[i], "within");
     static const char *const names[] = {"hourly", "daily", "weekly", "monthly", "yearly"};
     const int counts[] = {policy->hourly, policy->daily, policy->weekly, policy->monthly, policy->yearly};
@@ -70,7 +70,7 @@ int cf_retention_apply(const cf_retention *policy, cf_retention_item *items, siz
         int64_t prev = 0;
         int have_prev = 0;
         for (size_t i = 0; i < n && left > 0; i++) {
-            int64_t b = bucket_of(order[i]->time, (period)p);
+            int64_t b = bucket_of(order[i]->key.created, (period)p);
             if (have_prev && b == prev)
                 continue; /* an older snapshot of a period already represented */
             add_reason(order[i], names[p]);

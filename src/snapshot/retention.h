@@ -5,6 +5,8 @@
  *   daily, weekly (ISO 8601 weeks), monthly, yearly N: the same per day, week, month, year
  *   within D    every snapshot made within D of the newest one (not of now: a repository
  *               that stopped receiving snapshots is not emptied by the passing of time)
+ * "Most recent" follows cf_snapshot_key_cmp, the order every other command uses, so that two
+ * snapshots of one second are told apart the same way here as by @latest.
  * A snapshot is kept when any rule keeps it. Calendar periods are taken in UTC, so that the
  * answer does not depend on the machine that prunes (restic uses local time).
  */
@@ -15,6 +17,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "snapshot/order.h"
 
 typedef struct cf_retention {
     int last, hourly, daily, weekly, monthly, yearly;
@@ -22,9 +25,9 @@ typedef struct cf_retention {
 } cf_retention;
 
 typedef struct cf_retention_item {
-    int64_t time;     /* snapshot creation, seconds since the epoch (in) */
-    int keep;         /* out */
-    char reasons[96]; /* out: "last, daily" — the rules that keep it */
+    cf_snapshot_key key; /* in: when the snapshot was made, and its id (snapshot/order.h) */
+    int keep;            /* out */
+    char reasons[96];    /* out: "last, daily" — the rules that keep it */
 } cf_retention_item;
 
 /* Decides every item (any order); CF_EINVAL when the policy keeps nothing at all (a prune with

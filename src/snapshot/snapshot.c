@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/fs.h"
+#include "snapshot/order.h"
 #include "snapshot/ref.h"
 
 /* ---- create ---- */
@@ -117,6 +118,36 @@ static int copy_command(create_ctx *c, const char *command, cf_err *err)
     return rc;
 }
 
+static int note_taken(void *ctx, const cf_repo_entry *e)
+{
+    (void)e;
+    *(int *)ctx = 1;
+    return 0;
+}
+
+/* An id names its second and 4 random hex digits: it is drawn again while any object of ns
+ * (a snapshot, or an archive whose manifest is still to come) starts with it, so that a snapshot
+ * made in the same second as another never takes its archive or manifest. What this cannot see:
+ * creates into one namespace that run at the same time (their archives appear only whole), and
+ * keys without the right to list; those rely on the 1 in 65,536 of the draw. */
+static int unused_id(cf_repo *repo, const char *ns, const cf_clock *clock, time_t now,
+                     char id[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
+{
+    for (int attempt = 0; attempt < 64; attempt++) {
+        int rc = cf_snapshot_id_new(clock, now, id, err);
+        char prefix[512];
+        snprintf(prefix, sizeof prefix, "%s/%s", ns, id);
+        int taken = 0;
+        if (!rc)
+            rc = cf_repo_list(repo, prefix, note_taken, &taken, err);
+        if (rc == CF_EDENIED)
+            return 0; /* a key that may write but not list (an appliance's) keeps the first draw */
+        if (rc || !taken)
+            return rc;
+    }
+    return cf_err_set(err, CF_EEXISTS, "no unused snapshot id left in '%s' for this second", ns);
+}
+
 /* One worker per core, as many as fit the default memory budget: the chunk writer holds
  * (2N + 1) x 2 x chunk bytes, and the whole create must stay under 256 MiB by default
  * (docs/SNAPSHOTS.md), the upload's buffers included. */
@@ -145,8 +176,9 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     int rc = stream ? 0 : cf_tar_measure(o->source, &measure, &total, &entries, err);
     if (rc)
         return rc;
-    time_t now = (time_t)cf_clock_now();
-    rc = cf_snapshot_id_new(now, id_out, err);
+    int64_t now_ns = cf_clock_time_ns(o->clock);
+    time_t now = (time_t)(now_ns / 1000000000);
+    rc = unused_id(repo, ns, o->clock, now, id_out, err);
     if (rc)
         return rc;
     cf_archive_key akey;
@@ -212,6 +244,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         memcpy(m.id, id_out, sizeof m.id);
         m.ns = (char *)ns;
         m.created = now;
+        m.created_ns = (int32_t)(now_ns % 1000000000);
         m.source.kind = stream ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
         m.source.host = host;
         char abs[PATH_MAX];
@@ -288,11 +321,6 @@ static int is_manifest(const char *key)
     return l >= 5 && strcmp(key + l - 5, ".json") == 0;
 }
 
-static int collect_manifest(void *ctx, const cf_repo_entry *e)
-{
-    return is_manifest(e->key) ? names_add(ctx, e->key) : 0;
-}
-
 /* Manifests are read whole into memory, so one from anywhere is held to a size. */
 #define MANIFEST_MAX ((size_t)64 << 20)
 
@@ -323,22 +351,124 @@ static int load_manifest(cf_repo *repo, const char *key, cf_manifest *m, cf_err 
     return rc;
 }
 
-int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void *ctx, cf_err *err)
+/* "ns/20261122T153000Z-7f3a.tar.zst.enc" → its id, or "" when the name holds none. */
+static void id_of(const char *key, const char *ns, char id[CF_SNAPSHOT_ID_LEN + 1])
+{
+    size_t nl = strlen(ns);
+    id[0] = '\0';
+    if (strncmp(key, ns, nl) == 0 && key[nl] == '/' && strlen(key + nl + 1) >= CF_SNAPSHOT_ID_LEN) {
+        memcpy(id, key + nl + 1, CF_SNAPSHOT_ID_LEN);
+        id[CF_SNAPSHOT_ID_LEN] = '\0';
+        if (!cf_snapshot_id_valid(id))
+            id[0] = '\0';
+    }
+}
+
+/* ---- order ---- */
+
+/* The snapshots of a namespace, sorted by cf_snapshot_key_cmp (oldest first). */
+typedef struct ordered {
+    const char *ns;
+    cf_snapshot_key *v;
+    size_t n, cap;
+    cf_repo_list_fn other; /* may be NULL: told every entry listed */
+    void *other_ctx;
+} ordered;
+
+static cf_snapshot_key *grow_keys(ordered *o)
+{
+    size_t cap = o->cap ? 2 * o->cap : 32;
+    cf_snapshot_key *v = realloc(o->v, cap * sizeof *v);
+    if (v) {
+        o->v = v;
+        o->cap = cap;
+    }
+    return v;
+}
+
+static int note_snapshot(void *ctx, const cf_repo_entry *e)
+{
+    ordered *o = ctx;
+    int rc = o->other ? o->other(o->other_ctx, e) : 0;
+    if (rc || !is_manifest(e->key))
+        return rc;
+    cf_snapshot_key k = {0};
+    id_of(e->key, o->ns, k.id);
+    /* ns/ID.json exactly, with an id that names a real instant; other .json files are no snapshot. */
+    if (!k.id[0] || strcmp(e->key + strlen(o->ns) + 1 + CF_SNAPSHOT_ID_LEN, ".json") ||
+        (k.created = cf_snapshot_id_time(k.id)) < 0)
+        return 0;
+    if (o->n == o->cap && !grow_keys(o))
+        return CF_ENOMEM;
+    o->v[o->n++] = k;
+    return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    return cf_snapshot_key_cmp(a, b);
+}
+
+/* The fraction of a second that only the manifest records. Its second is the one the id names
+ * (cf_manifest_parse holds them to it); a manifest stored under another snapshot's name would
+ * sort by one time here and by another in ls. */
+static int load_created_ns(cf_repo *repo, const char *ns, cf_snapshot_key *k, cf_err *err)
+{
+    char mkey[512];
+    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, k->id);
+    cf_manifest m;
+    int rc = load_manifest(repo, mkey, &m, err);
+    if (rc)
+        return rc;
+    if (strcmp(m.id, k->id) != 0)
+        rc = cf_err_set(err, CF_ECORRUPT, "manifest '%s' in %s names snapshot %s", mkey, cf_repo_name(repo),
+                        m.id);
+    k->created_ns = m.created_ns;
+    cf_manifest_cleanup(&m);
+    return rc;
+}
+
+/* Lists ns into o, oldest first. The names give each snapshot's second; only snapshots that
+ * share their second with another have their manifest read, for the fraction, so that finding
+ * the newest of many stays one listing. newest_only: only the newest second's are told apart
+ * (all that @latest needs); the others keep the order of their ids within a second. */
+static int order_snapshots(cf_repo *repo, const char *ns, int newest_only, ordered *o, cf_err *err)
 {
     char prefix[512];
     snprintf(prefix, sizeof prefix, "%s/", ns);
-    names m = {0};
-    int rc = cf_repo_list(repo, prefix, collect_manifest, &m, err);
-    for (size_t i = 0; !rc && i < m.n; i++) {
+    int rc = cf_repo_list(repo, prefix, note_snapshot, o, err);
+    if (rc == CF_ENOMEM)
+        rc = cf_err_set(err, rc, "out of memory listing '%s'", ns);
+    if (rc)
+        return rc;
+    if (o->n) /* qsort's array must not be NULL, even when empty */
+        qsort(o->v, o->n, sizeof *o->v, key_cmp);
+    for (size_t i = 0, j; !rc && i < o->n; i = j) {
+        for (j = i + 1; j < o->n && o->v[j].created == o->v[i].created; j++)
+            ;
+        if (j - i < 2 || (newest_only && j < o->n))
+            continue;
+        for (size_t k = i; !rc && k < j; k++)
+            rc = load_created_ns(repo, ns, &o->v[k], err);
+        qsort(o->v + i, j - i, sizeof *o->v, key_cmp);
+    }
+    return rc;
+}
+
+int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void *ctx, cf_err *err)
+{
+    ordered o = {.ns = ns};
+    int rc = order_snapshots(repo, ns, 0, &o, err);
+    for (size_t i = 0; !rc && i < o.n; i++) {
+        char mkey[512];
+        snprintf(mkey, sizeof mkey, "%s/%s.json", ns, o.v[i].id);
         cf_manifest man;
-        if ((rc = load_manifest(repo, m.v[i], &man, err)))
+        if ((rc = load_manifest(repo, mkey, &man, err)))
             break;
         rc = fn(ctx, &man);
         cf_manifest_cleanup(&man);
     }
-    for (size_t i = 0; i < m.n; i++)
-        free(m.v[i]);
-    free(m.v);
+    free(o.v);
     return rc;
 }
 
@@ -385,48 +515,17 @@ static int read_to_end(cf_archive_reader *rd, cf_err *err)
     return rc;
 }
 
-/* "ns/20261122T153000Z-7f3a.tar.zst.enc" → its id, or "" when the name holds none. */
-static void id_of(const char *key, const char *ns, char id[CF_SNAPSHOT_ID_LEN + 1])
-{
-    size_t nl = strlen(ns);
-    id[0] = '\0';
-    if (strncmp(key, ns, nl) == 0 && key[nl] == '/' && strlen(key + nl + 1) >= CF_SNAPSHOT_ID_LEN) {
-        memcpy(id, key + nl + 1, CF_SNAPSHOT_ID_LEN);
-        id[CF_SNAPSHOT_ID_LEN] = '\0';
-        if (!cf_snapshot_id_valid(id))
-            id[0] = '\0';
-    }
-}
-
-typedef struct latest_ctx {
-    const char *ns;
-    char id[CF_SNAPSHOT_ID_LEN + 1];
-} latest_ctx;
-
-static int note_latest(void *ctx, const cf_repo_entry *e)
-{
-    latest_ctx *l = ctx;
-    char id[CF_SNAPSHOT_ID_LEN + 1];
-    id_of(e->key, l->ns, id);
-    /* ns/ID.json exactly: ids sort by time, so the greatest is the latest. */
-    if (id[0] && !strcmp(e->key + strlen(l->ns) + 1 + CF_SNAPSHOT_ID_LEN, ".json") && strcmp(id, l->id) > 0)
-        memcpy(l->id, id, sizeof l->id);
-    return 0;
-}
-
-/* From the names alone: no manifest is downloaded to find the newest. */
+/* From the names, and the manifests of the newest second only when it holds several. */
 int cf_snapshot_latest(cf_repo *repo, const char *ns, char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err)
 {
-    char prefix[512];
-    snprintf(prefix, sizeof prefix, "%s/", ns);
-    latest_ctx l = {ns, ""};
-    int rc = cf_repo_list(repo, prefix, note_latest, &l, err);
-    if (rc)
-        return rc;
-    if (!l.id[0])
-        return cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
-    memcpy(id_out, l.id, sizeof l.id);
-    return 0;
+    ordered o = {.ns = ns};
+    int rc = order_snapshots(repo, ns, 1, &o, err);
+    if (!rc && !o.n)
+        rc = cf_err_set(err, CF_ENOTFOUND, "no snapshot of '%s' in %s", ns, cf_repo_name(repo));
+    if (!rc)
+        memcpy(id_out, o.v[o.n - 1].id, CF_SNAPSHOT_ID_LEN + 1);
+    free(o.v);
+    return rc;
 }
 
 /* *id NULL means the latest snapshot of ns: its id then lives in latest. */
@@ -651,7 +750,7 @@ int cf_snapshot_remove(cf_repo *repo, const char *ns, const char *id, cf_err *er
 }
 
 typedef struct prune_scan {
-    names manifests; /* "ns/ID.json" */
+    names manifests; /* "ns/ID.json", also those that are no snapshot of the order */
     names archives;  /* other objects, with their mtimes */
     int64_t *archive_mtime;
     size_t cap_mtime;
@@ -679,32 +778,32 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     char prefix[512];
     snprintf(prefix, sizeof prefix, "%s/", ns);
     prune_scan s = {0};
-    int rc = cf_repo_list(repo, prefix, scan_entry, &s, err);
-    size_t n = s.manifests.n;
+    ordered o = {.ns = ns, .other = scan_entry, .other_ctx = &s};
+    int rc = order_snapshots(repo, ns, 0, &o, err);
+    size_t n = o.n;
     cf_retention_item *items = rc ? NULL : calloc(n ? n : 1, sizeof *items);
-    char(*ids)[CF_SNAPSHOT_ID_LEN + 1] = rc ? NULL : calloc(n ? n : 1, sizeof *ids);
-    if (!rc && (!items || !ids))
+    if (!rc && !items)
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-    for (size_t i = 0; !rc && i < n; i++) {
-        id_of(s.manifests.v[i], ns, ids[i]);
-        items[i].time = ids[i][0] ? cf_snapshot_id_time(ids[i]) : 0;
-    }
+    for (size_t i = 0; !rc && i < n; i++)
+        items[i].key = o.v[i];
     if (!rc)
         rc = cf_retention_apply(policy, items, n, err);
     for (size_t i = 0; !rc && i < n; i++)
-        fn(ctx, ids[i], items[i].keep ? items[i].reasons : NULL);
+        fn(ctx, items[i].key.id, items[i].keep ? items[i].reasons : NULL);
     for (size_t i = 0; !rc && !dry_run && i < n; i++)
-        if (!items[i].keep && ids[i][0])
-            rc = cf_snapshot_remove(repo, ns, ids[i], err);
+        if (!items[i].keep)
+            rc = cf_snapshot_remove(repo, ns, items[i].key.id, err);
     /* Archives whose manifest never came: an interrupted create, once past the grace period
      * (a create in progress has no manifest yet either). */
     int64_t now = cf_clock_now();
     for (size_t i = 0; !rc && i < s.archives.n; i++) {
         char id[CF_SNAPSHOT_ID_LEN + 1];
         id_of(s.archives.v[i], ns, id);
+        char mkey[512];
+        snprintf(mkey, sizeof mkey, "%s/%s.json", ns, id);
         int has_manifest = 0; /* kept, or removed above together with its manifest */
-        for (size_t j = 0; id[0] && j < n; j++)
-            has_manifest |= strcmp(ids[j], id) == 0;
+        for (size_t j = 0; id[0] && j < s.manifests.n; j++)
+            has_manifest |= strcmp(s.manifests.v[j], mkey) == 0;
         if (has_manifest || !id[0] || now - s.archive_mtime[i] < grace_s)
             continue;
         fn(ctx, id, "");
@@ -723,7 +822,7 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     free(s.archives.v);
     free(s.archive_mtime);
     free(items);
-    free(ids);
+    free(o.v);
     return rc;
 }
 

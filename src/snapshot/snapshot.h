@@ -16,7 +16,7 @@
 #include "archive/chunk.h"
 #include "archive/manifest.h"
 #include "archive/seal.h"
-#include "snapshot/repo.h"
+#include "storage/repo.h"
 
 /* What opens an encrypted snapshot: a 32-byte master key (key file), or a passphrase whose
  * scrypt parameters and salt each snapshot's manifest records. Both NULL: no encryption. */
@@ -49,6 +49,7 @@ typedef struct cf_snapshot_create_opts {
      * total, 0 when unknown (a stream without expected_size); a directory is measured first. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *cb_ctx;
+    const cf_clock *clock; /* the creation time and the id's random digits; NULL: the system's */
 } cf_snapshot_create_opts;
 
 /* What a create or restore moved, for --metrics-file and --json. */
@@ -59,10 +60,12 @@ typedef struct cf_snapshot_stats {
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err);
 
-/* The id of the newest snapshot of ns (CF_ENOTFOUND when there is none), from the listing. */
+/* The id of the newest snapshot of ns in snapshot/order.h's order (CF_ENOTFOUND when there is
+ * none): from the listing, reading manifests only when several share the newest second. */
 int cf_snapshot_latest(cf_repo *repo, const char *ns, char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err);
 
-/* Manifests of ns, oldest first (ids sort by time). fn's manifest is borrowed. */
+/* Manifests of ns, oldest first in snapshot/order.h's order; files under ns that are not named
+ * ID.json are no snapshot and are skipped. fn's manifest is borrowed. */
 typedef int (*cf_snapshot_list_fn)(void *ctx, const cf_manifest *m);
 int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void *ctx, cf_err *err);
 

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cf_manifest again;
     if (cf_manifest_parse(json, len, &again, &err) != 0)
         abort();
-    if (strcmp(again.id, m.id) || strcmp(again.ns, m.ns) || again.nchunks != m.nchunks ||
+    if (strcmp(again.id, m.id) || strcmp(again.ns, m.ns) || again.created != m.created ||
+        again.created_ns != m.created_ns || again.nchunks != m.nchunks ||
         again.archive.size != m.archive.size || again.archive.raw_size != m.archive.raw_size ||
         memcmp(again.archive.sha256, m.archive.sha256, 32) != 0 || (!again.encryption) != (!m.encryption))
         abort();

@@ -29,6 +29,7 @@ static void sample(cf_manifest *m, cf_manifest_encryption *enc)
     strcpy(m->id, "20261122T153000Z-7f3a");
     m->ns = "cosmoshub/node-0";
     m->created = 1795361400; /* 2026-11-22T15:30:00Z */
+    m->created_ns = 250000001;
     m->source.kind = CF_SOURCE_DIR;
     m->source.host = "node-0";
     m->source.path = "/var/lib/gaia/data";
@@ -63,6 +64,7 @@ static void assert_same(const cf_manifest *a, const cf_manifest *b)
     assert_string_equal(a->id, b->id);
     assert_string_equal(a->ns, b->ns);
     assert_int_equal(a->created, b->created);
+    assert_int_equal(a->created_ns, b->created_ns);
     assert_int_equal(a->source.kind, b->source.kind);
     assert_string_equal(a->source.host, b->source.host);
     if (a->source.kind == CF_SOURCE_DIR)
@@ -207,6 +209,18 @@ static void bad_time(json_t *r)
 {
     json_object_set_new(r, "created", json_string("yesterday"));
 }
+static void created_not_the_ids_second(json_t *r)
+{
+    json_object_set_new(r, "created", json_string("2026-11-22T15:30:01Z"));
+}
+static void created_ns_too_big(json_t *r)
+{
+    json_object_set_new(r, "created_ns", json_integer(1000000000));
+}
+static void created_ns_string(json_t *r)
+{
+    json_object_set_new(r, "created_ns", json_string("5"));
+}
 static void bad_kind(json_t *r)
 {
     json_object_set_new(at(r, "source"), "kind", json_string("tape"));
@@ -264,6 +278,9 @@ static void test_malformed_manifests_name_the_field(void **state)
     expect_rejected(no_chunks, CF_ECORRUPT, "\"chunks\" must hold at least one chunk");
     expect_rejected(chunk_not_object, CF_ECORRUPT, "\"chunks[0]\" must be an object");
     expect_rejected(bad_time, CF_ECORRUPT, "\"created\" must be a UTC time");
+    expect_rejected(created_not_the_ids_second, CF_ECORRUPT, "\"created\" must be the second the id names");
+    expect_rejected(created_ns_too_big, CF_ECORRUPT, "\"created_ns\" is out of range");
+    expect_rejected(created_ns_string, CF_ECORRUPT, "\"created_ns\" must be an integer");
     expect_rejected(bad_kind, CF_ECORRUPT, "\"source.kind\" must be");
     expect_rejected(no_path, CF_ECORRUPT, "\"source.path\" is missing");
     expect_rejected(label_number, CF_ECORRUPT, "\"labels.height\" must be a string");
@@ -274,6 +291,30 @@ static void test_malformed_manifests_name_the_field(void **state)
     expect_rejected(encryption_string, CF_ECORRUPT, "\"encryption\" must be an object or null");
     expect_rejected(no_tool, CF_ECORRUPT, "\"tool\" is missing");
     expect_rejected(not_object, CF_ECORRUPT, "\"format\" is missing");
+}
+
+/* Manifests written before created_ns existed record whole seconds: they still parse, as .0. */
+static void test_manifest_without_created_ns_is_whole_seconds(void **state)
+{
+    (void)state;
+    cf_manifest m, back;
+    sample(&m, NULL);
+    char *text;
+    size_t len;
+    cf_err err;
+    assert_int_equal(cf_manifest_write(&m, &text, &len, &err), 0);
+    assert_non_null(strstr(text, "\"created_ns\": 250000001"));
+    json_t *r = json_loadb(text, len, 0, NULL);
+    assert_non_null(r);
+    assert_int_equal(json_object_del(r, "created_ns"), 0);
+    char *old = json_dumps(r, 0);
+    json_decref(r);
+    assert_int_equal(cf_manifest_parse(old, strlen(old), &back, &err), 0);
+    assert_int_equal(back.created, m.created);
+    assert_int_equal(back.created_ns, 0);
+    cf_manifest_cleanup(&back);
+    free(old);
+    free(text);
 }
 
 static void test_manifest_rejects_bad_json(void **state)
@@ -292,14 +333,14 @@ static void test_snapshot_id_shape(void **state)
 {
     (void)state;
     char id[CF_SNAPSHOT_ID_LEN + 1], id2[CF_SNAPSHOT_ID_LEN + 1];
-    assert_int_equal(cf_snapshot_id_new(1795361400, id, NULL), 0);
+    assert_int_equal(cf_snapshot_id_new(NULL, 1795361400, id, NULL), 0);
     assert_int_equal(strlen(id), CF_SNAPSHOT_ID_LEN);
     assert_memory_equal(id, "20261122T153000Z-", 17);
     assert_true(cf_snapshot_id_valid(id));
     /* 4 random hex digits: ten draws all equal would mean no randomness. */
     int differ = 0;
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(cf_snapshot_id_new(1795361400, id2, NULL), 0);
+        assert_int_equal(cf_snapshot_id_new(NULL, 1795361400, id2, NULL), 0);
         differ |= strcmp(id, id2) != 0;
     }
     assert_true(differ);
@@ -411,6 +452,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_manifest_round_trip),
         cmocka_unit_test(test_malformed_manifests_name_the_field),
+        cmocka_unit_test(test_manifest_without_created_ns_is_whole_seconds),
         cmocka_unit_test(test_manifest_rejects_bad_json),
         cmocka_unit_test(test_snapshot_id_shape),
         cmocka_unit_test(test_key_files),

@@ -1,7 +1,11 @@
 /*
  * repo_dir.c - a repository in a directory. Keys map to relative paths; a key is refused when
  * it could leave the directory ("..", absolute, empty segments), since keys come from
- * manifests, which may come from anywhere.
+ * manifests and listings of other repositories, which may come from anywhere; an object that is
+ * a symbolic link is not followed.
+ *
+ * Content type and user metadata are extended attributes of the file (dir_meta.c), set on the
+ * temporary file before it is renamed into place.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,7 +19,8 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
-#include "snapshot/repo_int.h"
+#include "storage/dir_meta.h"
+#include "storage/repo_int.h"
 
 typedef struct dir_repo {
     cf_repo base;
@@ -57,6 +62,19 @@ static int key_path(const cf_repo *base, const char *key, char *out, cf_err *err
         return cf_err_set(err, CF_EINVAL, "key '%.200s' could leave the repository directory", key);
     if ((size_t)snprintf(out, PATH_MAX, "%s/%s", r->path, key) >= PATH_MAX)
         return cf_err_set(err, CF_ETOOBIG, "path of key '%.200s' is too long", key);
+    /* A directory on the way that is a symbolic link would lead out of the repository (the last
+     * component is opened with O_NOFOLLOW, or renamed over, which does not follow it). */
+    for (char *slash = out + strlen(r->path) + 1; (slash = strchr(slash, '/')); slash++) {
+        struct stat st;
+        *slash = '\0';
+        int missing = lstat(out, &st) != 0, link = !missing && S_ISLNK(st.st_mode);
+        *slash = '/';
+        if (link)
+            return cf_err_set(err, CF_EINVAL, "key '%.200s' passes through a symbolic link in '%s'", key,
+                              r->path);
+        if (missing)
+            break; /* what is missing is made as real directories */
+    }
     return 0;
 }
 
@@ -64,6 +82,10 @@ static const cf_repo_ops dir_ops;
 
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
 {
+    /* Keys are appended to the path: leave them room. */
+    if (!path || !*path || strlen(path) > PATH_MAX / 2)
+        return cf_err_set(err, CF_EINVAL, "a directory repository needs a path of 1 to %d bytes",
+                          PATH_MAX / 2);
     int rc = cf_fs_mkdirs(path, 0700, err);
     if (rc)
         return rc;
@@ -88,8 +110,8 @@ static void dir_close(cf_repo *base)
     free(r);
 }
 
-static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out,
-                            cf_err *err)
+static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
+                            cf_repo_writer **out, cf_err *err)
 {
     (void)size_hint; /* a file needs no plan */
     dir_writer *w = calloc(1, sizeof *w);
@@ -117,6 +139,12 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_
     if (w->fd < 0) {
         int e = errno;
         rc = cf_err_sys(err, cf_err_from_errno(e), e, "cannot create '%s'", w->tmp);
+        free(w);
+        return rc;
+    }
+    if ((rc = cf_dir_meta_set(w->fd, w->tmp, o, err))) {
+        close(w->fd);
+        unlink(w->tmp);
         free(w);
         return rc;
     }
@@ -172,18 +200,34 @@ static void dir_writer_abort(cf_repo_writer *base)
     free(w);
 }
 
+/* The object's file for reading; a symbolic link is refused, whatever it points to. */
+static int open_object(const char *path, cf_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    if (e == ELOOP)
+        return cf_err_set(err, CF_EINVAL, "'%s' is a symbolic link, not an object", path);
+    return cf_err_sys(err, e == ENOENT || e == ENOTDIR ? CF_ENOTFOUND : CF_EIO, e, "cannot open '%s'", path);
+}
+
+/* The file of key, opened for reading, its path in path. */
+static int open_key(cf_repo *r, const char *key, char path[PATH_MAX], cf_err *err)
+{
+    int rc = key_path(r, key, path, err);
+    return rc ? rc : open_object(path, err);
+}
+
 /* Bytes [offset, offset+len) (len UINT64_MAX: to the end) in blocks of block bytes. A whole-file
  * stream also widens the read-ahead window, so that the disk keeps streaming while fn works. */
 static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t len, size_t block,
                        cf_repo_data_fn fn, void *ctx, cf_err *err)
 {
     char path[PATH_MAX];
-    int rc = key_path(r, key, path, err);
-    if (rc)
-        return rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = 0, fd = open_key(r, key, path, err);
     if (fd < 0)
-        return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno, "cannot open '%s'", path);
+        return fd;
     if (offset == 0 && len == UINT64_MAX)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     char *buf = malloc(block);
@@ -281,6 +325,14 @@ static int collect(walk *w, const char *rel, cf_err *err)
     return rc;
 }
 
+/* Changes whenever the file is replaced or rewritten: a mirror's test for "changed". */
+static void etag_of(const struct stat *st, char *out, size_t n)
+{
+    snprintf(out, n, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino, (unsigned long long)st->st_size,
+             (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
+                 (unsigned long long)st->st_mtim.tv_nsec);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -299,7 +351,9 @@ static int dir_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void 
         snprintf(full, sizeof full, "%s/%s", r->path, w.keys[i]);
         if (stat(full, &st) != 0)
             continue; /* removed meanwhile */
-        cf_repo_entry e = {w.keys[i], (uint64_t)st.st_size, (int64_t)st.st_mtime};
+        char etag[80];
+        etag_of(&st, etag, sizeof etag);
+        cf_repo_entry e = {w.keys[i], (uint64_t)st.st_size, (int64_t)st.st_mtime, etag, 0};
         if ((rc = fn(ctx, &e)))
             cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
     }
@@ -368,6 +422,193 @@ static int dir_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *
     return sweep_dir(dir, &sc, err);
 }
 
+static int dir_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
+{
+    char path[PATH_MAX];
+    int rc = 0, fd = open_key(r, key, path, err);
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
+    else if (!S_ISREG(st.st_mode))
+        rc = cf_err_set(err, CF_ENOTFOUND, "'%s' is a directory, not an object", path);
+    if (!rc) {
+        out->size = (uint64_t)st.st_size;
+        out->mtime = (int64_t)st.st_mtime;
+        etag_of(&st, out->etag, sizeof out->etag);
+        rc = cf_dir_meta_read(fd, path, out, err);
+    }
+    close(fd);
+    return rc;
+}
+
+typedef struct level_entry {
+    char *key; /* "dir/" for a directory */
+    struct stat st;
+} level_entry;
+
+static int cmp_level(const void *a, const void *b)
+{
+    return strcmp(((const level_entry *)a)->key, ((const level_entry *)b)->key);
+}
+
+/* Reads the one directory prefix names (up to its last '/'), keeping the names that start
+ * with the rest of prefix. */
+static int read_level(dir_repo *r, const char *prefix, level_entry **out, size_t *count, cf_err *err)
+{
+    const char *slash = strrchr(prefix, '/');
+    size_t dl = slash ? (size_t)(slash - prefix) : 0;
+    const char *part = slash ? slash + 1 : prefix;
+    char rel[PATH_MAX], dir[PATH_MAX];
+    snprintf(rel, sizeof rel, "%.*s", (int)dl, prefix);
+    int rc = slash && !dl
+                 ? cf_err_set(err, CF_EINVAL, "prefix '%.200s' could leave the repository directory", prefix)
+                 : 0;
+    if (rc || (dl && (rc = key_path(&r->base, rel, dir, err)) != 0))
+        return rc;
+    if (!dl)
+        snprintf(dir, sizeof dir, "%s", r->path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (dl ? O_NOFOLLOW : 0));
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    int open_errno = errno;
+    if (!d && fd >= 0)
+        close(fd);
+    struct stat st;
+    if (!d && dl && lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)) /* ELOOP, or ENOTDIR with O_DIRECTORY */
+        return cf_err_set(err, CF_EINVAL, "prefix '%.200s' passes through a symbolic link in '%s'", prefix,
+                          r->path);
+    if (!d)
+        return open_errno == ENOENT || open_errno == ENOTDIR
+                   ? 0
+                   : cf_err_sys(err, CF_EIO, open_errno, "cannot list '%s'", dir);
+    level_entry *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-") || strncmp(e->d_name, part, strlen(part)) != 0)
+            continue;
+        level_entry le;
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (lstat(full, &le.st) != 0 || !(S_ISDIR(le.st.st_mode) || S_ISREG(le.st.st_mode)))
+            continue;
+        int is_dir = S_ISDIR(le.st.st_mode);
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            level_entry *nv = realloc(v, cap * sizeof *nv);
+            if (!nv) {
+                rc = cf_err_set(err, CF_ENOMEM, "listing '%s': out of memory", dir);
+                break;
+            }
+            v = nv;
+        }
+        size_t kl = dl + (dl ? 1 : 0) + strlen(e->d_name) + (size_t)is_dir + 1;
+        if (!(le.key = malloc(kl))) {
+            rc = cf_err_set(err, CF_ENOMEM, "listing '%s': out of memory", dir);
+            break;
+        }
+        snprintf(le.key, kl, "%s%s%s%s", rel, dl ? "/" : "", e->d_name, is_dir ? "/" : "");
+        v[n++] = le;
+    }
+    closedir(d);
+    *out = v;
+    *count = n;
+    return rc;
+}
+
+static int dir_list_dir(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    dir_repo *r = DIR_OF(base);
+    level_entry *v = NULL;
+    size_t n = 0;
+    int rc = read_level(r, prefix, &v, &n, err);
+    if (!rc && n)
+        qsort(v, n, sizeof *v, cmp_level);
+    for (size_t i = 0; !rc && i < n; i++) {
+        char etag[80] = "";
+        int is_dir = S_ISDIR(v[i].st.st_mode);
+        if (!is_dir)
+            etag_of(&v[i].st, etag, sizeof etag);
+        cf_repo_entry e = {v[i].key, is_dir ? 0 : (uint64_t)v[i].st.st_size,
+                           is_dir ? 0 : (int64_t)v[i].st.st_mtime, etag, is_dir};
+        if ((rc = fn(ctx, &e)))
+            cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i].key);
+    free(v);
+    return rc;
+}
+
+/* Copies in the kernel (a reflink where the filesystem shares extents), else through a buffer. */
+static int copy_bytes(int from, const char *src, dir_writer *w, cf_err *err)
+{
+    for (;;) {
+        ssize_t n = copy_file_range(from, NULL, w->fd, NULL, (size_t)1 << 30, 0);
+        if (n == 0)
+            return 0;
+        if (n > 0) {
+            w->written += (uint64_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP)
+            return cf_err_sys(err, CF_EIO, errno, "cannot copy '%s' to '%s'", src, w->tmp);
+        break;
+    }
+    size_t block = (size_t)1 << 20;
+    char *buf = malloc(block);
+    if (!buf)
+        return cf_err_set(err, CF_ENOMEM, "copy of '%s': out of memory", src);
+    int rc = 0;
+    for (;;) {
+        ssize_t got = read(from, buf, block);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot read '%s'", src);
+        if (got <= 0)
+            break;
+        if ((rc = dir_writer_write(&w->base, buf, (size_t)got, err)))
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
+static int dir_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
+{
+    char path[PATH_MAX];
+    cf_repo_info *info = calloc(1, sizeof *info);
+    if (!info)
+        return cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", r->name, src);
+    int fd = open_key(r, src, path, err);
+    int rc = fd < 0 ? fd : 0;
+    if (!rc && !o) {
+        rc = cf_dir_meta_read(fd, path, info, err);
+        if (!rc && !strcmp(info->content_type, CF_DIR_DEFAULT_TYPE))
+            info->content_type[0] = '\0'; /* none was stored: store none */
+    }
+    cf_repo_put_opts keep = {info->content_type[0] ? info->content_type : NULL, info->meta, info->nmeta};
+    cf_repo_writer *w = NULL;
+    if (!rc)
+        rc = dir_writer_begin(r, dst, 0, o ? o : &keep, &w, err);
+    if (!rc)
+        rc = copy_bytes(fd, path, (dir_writer *)w, err);
+    if (!rc) {
+        rc = dir_writer_commit(w, err);
+        w = NULL;
+    }
+    if (w)
+        dir_writer_abort(w);
+    if (fd >= 0)
+        close(fd);
+    free(info);
+    return rc;
+}
+
 static const cf_repo_ops dir_ops = {
     .close = dir_close,
     .writer_begin = dir_writer_begin,
@@ -377,6 +618,9 @@ static const cf_repo_ops dir_ops = {
     .get = dir_get,
     .stream = dir_stream,
     .list = dir_list,
+    .list_dir = dir_list_dir,
+    .stat = dir_stat,
+    .copy = dir_copy,
     .del = dir_delete,
     .sweep = dir_sweep,
 };

@@ -17,6 +17,11 @@
  * that client meanwhile (cf_snapshot_create writes the manifest after the archive's commit). An upload error
  * is returned by the next write or by commit.
  *
+ * Threads: the repository keeps a pool of clients (repo.h). Each call takes one for its
+ * duration, a writer from its first network request to its end, so calls on several threads run
+ * side by side, each on its own libcurl multi handle and connection cache; one thread alone
+ * always gets the client it used last, with its warm connections (the caller's, at first).
+ *
  * Memory of one writer: at most (POOL_PARTS + in flight) x part size = (2 + 4) x 16 MiB
  * = 96 MiB (UPLOAD_BUDGET) by default, whatever the object's size. With the archive writer's (2N+1) x 2 x
  * chunk bytes for N compression threads, at most 128 MiB by default (snapshot.c), a create stays within 256
@@ -29,7 +34,7 @@
 
 #include "crypto/checksum.h"
 #include "s3client/s3client.h"
-#include "snapshot/repo_int.h"
+#include "storage/repo_int.h"
 
 #define PART_SIZE ((size_t)16 << 20)
 #define PARTS_IN_FLIGHT 4
@@ -40,14 +45,30 @@
 
 typedef struct s3_repo {
     cf_repo base;
-    cf_s3c *client;
+    cf_s3c *client; /* the caller's, first of the pool; never freed here */
+    pthread_mutex_t mu;
+    cf_s3c **idle; /* clients free for a call, the last given back on top */
+    size_t nidle;
+    cf_s3c **made; /* made by the pool, freed at close */
+    size_t nmade, cap;
+    uint64_t copy_max, copy_part; /* CopyObject up to copy_max bytes, else UploadPartCopy */
     char bucket[64];
     char root[1024]; /* "" or "a/b/" (with the slash) */
     char name[1200];
 } s3_repo;
 
+/* A writer's content type and metadata, its own copy. */
+typedef struct owned_opts {
+    cf_s3c_put_opts o;
+    cf_s3c_meta meta[CF_REPO_META_FIELDS];
+    char content_type[128];
+    char buf[CF_REPO_META_MAX + 2 * CF_REPO_META_FIELDS];
+} owned_opts;
+
 typedef struct s3_writer {
     cf_repo_writer base;
+    cf_s3c *client; /* taken from the pool by the first request, NULL before */
+    owned_opts opts;
     char key[2048];
     size_t part_size; /* PART_SIZE unless a large size hint asks for more */
     int in_flight_max;
@@ -76,12 +97,43 @@ typedef struct s3_writer {
 
 static const cf_repo_ops s3_ops;
 
+/* S3's limit for CopyObject; larger objects are copied in parts of COPY_PART. */
+#define COPY_MAX ((uint64_t)5 << 30)
+#define COPY_PART ((uint64_t)512 << 20)
+
+void cf_repo_s3_set_copy_sizes(cf_repo *base, uint64_t single_max, uint64_t part)
+{
+    s3_repo *r = S3_OF(base);
+    r->copy_max = single_max;
+    r->copy_part = part;
+}
+
 int cf_repo_open_s3(cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err)
 {
+    if (!client || !bucket || !*bucket || strlen(bucket) >= sizeof((s3_repo *)0)->bucket)
+        return cf_err_set(err, CF_EINVAL,
+                          "s3://%.100s: a bucket name of 1 to 63 bytes and a client are needed",
+                          bucket ? bucket : "");
+    if (!root || strlen(root) + 1 >= sizeof((s3_repo *)0)->root)
+        return cf_err_set(err, CF_ETOOBIG, "s3://%s/%.100s...: the prefix is longer than 1022 bytes", bucket,
+                          root ? root : "");
     s3_repo *r = calloc(1, sizeof *r);
     if (!r)
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     r->client = client;
+    r->cap = 8;
+    r->idle = calloc(r->cap + 1, sizeof *r->idle);
+    r->made = calloc(r->cap, sizeof *r->made);
+    if (!r->idle || !r->made) {
+        free(r->idle);
+        free(r->made);
+        free(r);
+        return cf_err_set(err, CF_ENOMEM, "s3://%s: out of memory", bucket);
+    }
+    r->idle[r->nidle++] = client;
+    r->copy_max = COPY_MAX;
+    r->copy_part = COPY_PART;
+    pthread_mutex_init(&r->mu, NULL);
     snprintf(r->bucket, sizeof r->bucket, "%s", bucket);
     snprintf(r->root, sizeof r->root, "%s%s", root, *root ? "/" : "");
     snprintf(r->name, sizeof r->name, "s3://%s/%s", bucket, r->root);
@@ -100,11 +152,75 @@ static int full_key(const s3_repo *r, const char *key, char *out, size_t n, cf_e
 
 static void s3_close(cf_repo *base)
 {
-    free(S3_OF(base));
+    s3_repo *r = S3_OF(base);
+    for (size_t i = 0; i < r->nmade; i++)
+        cf_s3c_free(r->made[i]);
+    free(r->made);
+    free(r->idle);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* A client for one call: the one given back last, or a new one like the caller's. */
+static int take_client(s3_repo *r, cf_s3c **out, cf_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->mu);
+    if (r->nidle) {
+        *out = r->idle[--r->nidle];
+    } else if (r->nmade == r->cap) {
+        size_t cap = r->cap * 2;
+        cf_s3c **made = realloc(r->made, cap * sizeof *made);
+        if (made)
+            r->made = made;
+        cf_s3c **idle = made ? realloc(r->idle, (cap + 1) * sizeof *idle) : NULL;
+        if (idle) {
+            r->idle = idle;
+            r->cap = cap;
+        }
+        rc = idle ? 1 : cf_err_set(err, CF_ENOMEM, "'%s': out of memory for one more client", r->name);
+    } else {
+        rc = 1;
+    }
+    if (rc == 1) {
+        rc = cf_s3c_new_like(r->client, out, err);
+        if (!rc)
+            r->made[r->nmade++] = *out;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+static void give_client(s3_repo *r, cf_s3c *c)
+{
+    pthread_mutex_lock(&r->mu);
+    r->idle[r->nidle++] = c;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void own_opts(owned_opts *d, const cf_repo_put_opts *o)
+{
+    snprintf(d->content_type, sizeof d->content_type, "%s",
+             o && o->content_type && *o->content_type ? o->content_type : "application/octet-stream");
+    d->o.content_type = d->content_type;
+    d->o.meta = d->meta;
+    d->o.nmeta = o ? o->nmeta : 0;
+    size_t used = 0;
+    for (size_t i = 0; i < d->o.nmeta; i++) {
+        /* Checked by cf_repo_check_opts: every name and value fits. */
+        size_t nl = strlen(o->meta[i].name) + 1, vl = strlen(o->meta[i].value) + 1;
+        memcpy(d->buf + used, o->meta[i].name, nl);
+        memcpy(d->buf + used + nl, o->meta[i].value, vl);
+        d->meta[i].name = d->buf + used;
+        d->meta[i].value = d->buf + used + nl;
+        used += nl + vl;
+    }
 }
 
 static void s3_writer_free(s3_writer *w)
 {
+    if (w->client)
+        give_client(S3_OF(w->base.repo), w->client);
     for (int i = 0; i < POOL_PARTS; i++)
         free(w->pool[i]);
     pthread_mutex_destroy(&w->mu);
@@ -113,8 +229,8 @@ static void s3_writer_free(s3_writer *w)
     free(w);
 }
 
-static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, cf_repo_writer **out,
-                           cf_err *err)
+static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
+                           cf_repo_writer **out, cf_err *err)
 {
     size_t part = PART_SIZE;
     if (size_hint / PARTS_PLANNED >= PART_SIZE) {
@@ -132,6 +248,7 @@ static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, c
     if (w->in_flight_max > PARTS_IN_FLIGHT)
         w->in_flight_max = PARTS_IN_FLIGHT;
     w->base.repo = base;
+    own_opts(&w->opts, o);
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->to_thread, NULL);
     pthread_cond_init(&w->to_caller, NULL);
@@ -156,8 +273,8 @@ static void *upload_main(void *arg)
     cf_err e;
     cf_err_clear(&e);
     cf_s3c_uploader *up = NULL;
-    int rc = cf_s3c_uploader_begin(r->client, r->bucket, w->key, "application/octet-stream", w->part_size,
-                                   w->in_flight_max, &up, &e);
+    int rc = cf_s3c_uploader_begin_opts(w->client, r->bucket, w->key, &w->opts.o, w->part_size,
+                                        w->in_flight_max, &up, &e);
     int in_flight = 0;
     int pair_open = 0; /* the first part of a pair is sent; the second follows at once */
     while (!rc) {
@@ -224,6 +341,9 @@ static int flush_part(s3_writer *w, cf_err *err)
 {
     s3_repo *r = S3_OF(w->base.repo);
     if (!w->started) {
+        int rc = w->client ? 0 : take_client(r, &w->client, err);
+        if (rc)
+            return rc;
         int e = pthread_create(&w->thread, NULL, upload_main, w);
         if (e)
             return cf_err_sys(err, CF_EAGAIN, e, "upload of '%s': cannot start its thread", w->key);
@@ -242,7 +362,7 @@ static int flush_part(s3_writer *w, cf_err *err)
     pthread_mutex_unlock(&w->mu);
     if (rc)
         return rc;
-    cf_s3c_wake(r->client);
+    cf_s3c_wake(w->client);
     pthread_mutex_lock(&w->mu);
     while (!w->nspare && !w->done)
         pthread_cond_wait(&w->to_caller, &w->mu);
@@ -311,7 +431,6 @@ static int s3_writer_write(cf_repo_writer *base, const void *p, size_t n, cf_err
 /* Ends the upload thread (cancel: promptly, aborting the upload) and returns its code. */
 static int join_thread(s3_writer *w, int cancel, cf_err *err)
 {
-    s3_repo *r = S3_OF(w->base.repo);
     pthread_mutex_lock(&w->mu);
     if (cancel)
         w->cancel = 1;
@@ -319,7 +438,7 @@ static int join_thread(s3_writer *w, int cancel, cf_err *err)
         w->finishing = 1;
     pthread_cond_signal(&w->to_thread);
     pthread_mutex_unlock(&w->mu);
-    cf_s3c_wake(r->client);
+    cf_s3c_wake(w->client);
     pthread_join(w->thread, NULL);
     w->started = 0;
     if (w->rc && err)
@@ -347,8 +466,10 @@ static int s3_writer_commit(cf_repo_writer *base, cf_err *err)
         return rc;
     }
     if (!w->started) {
-        rc = cf_s3c_put_object(r->client, r->bucket, w->key, w->pool[w->cur], w->plen[w->cur],
-                               "application/octet-stream", NULL, err);
+        rc = w->client ? 0 : take_client(r, &w->client, err);
+        if (!rc)
+            rc = cf_s3c_put_object_opts(w->client, r->bucket, w->key, w->pool[w->cur], w->plen[w->cur],
+                                        &w->opts.o, NULL, err);
         s3_writer_free(w);
         return rc;
     }
@@ -403,8 +524,12 @@ static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len,
         return 0;
     cf_s3c_range range = {offset, len == UINT64_MAX ? 0 : len};
     get_ctx g = {.fn = fn, .ctx = ctx};
-    rc = cf_s3c_get_object(r->client, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver,
-                           &g, NULL, err);
+    cf_s3c *c;
+    if ((rc = take_client(r, &c, err)))
+        return rc;
+    rc = cf_s3c_get_object(c, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g, NULL,
+                           err);
+    give_client(r, c);
     return get_result(&g, rc, err);
 }
 
@@ -421,47 +546,257 @@ static int s3_stream(cf_repo *base, const char *key, cf_repo_data_fn fn, void *c
     if (rc)
         return rc;
     get_ctx g = {.fn = fn, .ctx = ctx};
-    rc = cf_s3c_download(r->client, r->bucket, k, STREAM_RANGE, STREAM_RANGES_IN_FLIGHT, deliver, &g, NULL,
-                         err);
+    cf_s3c *c;
+    if ((rc = take_client(r, &c, err)))
+        return rc;
+    rc = cf_s3c_download(c, r->bucket, k, STREAM_RANGE, STREAM_RANGES_IN_FLIGHT, deliver, &g, NULL, err);
+    give_client(r, c);
     return get_result(&g, rc, err);
 }
 
-static int s3_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+/* Objects (and with delimiter, common prefixes) under prefix. */
+static int list_with(cf_repo *base, const char *prefix, const char *delimiter, cf_repo_list_fn fn, void *ctx,
+                     cf_err *err)
 {
     s3_repo *r = S3_OF(base);
     char p[2048];
     int rc = full_key(r, prefix, p, sizeof p, err);
     if (rc)
         return rc;
-    cf_s3c_list_opts o = {.prefix = p};
+    cf_s3c_list_opts o = {.prefix = p, .delimiter = delimiter};
     cf_s3c_list *it;
-    if ((rc = cf_s3c_list_open(r->client, r->bucket, &o, &it, err)))
+    cf_s3c *c;
+    if ((rc = take_client(r, &c, err)))
         return rc;
+    if ((rc = cf_s3c_list_open(c, r->bucket, &o, &it, err))) {
+        give_client(r, c);
+        return rc;
+    }
     cf_s3c_list_entry e;
     size_t rl = strlen(r->root);
     while ((rc = cf_s3c_list_next(it, &e, err)) == 1) {
-        if (e.is_prefix || strncmp(e.key, r->root, rl) != 0)
+        if ((e.is_prefix && !delimiter) || strncmp(e.key, r->root, rl) != 0)
             continue;
-        cf_repo_entry re = {e.key + rl, e.size, e.last_modified};
+        cf_repo_entry re = {e.key + rl, e.size, e.last_modified, e.etag ? e.etag : "", e.is_prefix};
         if ((rc = fn(ctx, &re))) {
             cf_err_set(err, rc, "listing of '%s' stopped by its consumer", r->name);
             break;
         }
     }
     cf_s3c_list_close(it);
+    give_client(r, c);
     return rc < 0 ? rc : 0;
+}
+
+static int s3_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    return list_with(base, prefix, NULL, fn, ctx, err);
+}
+
+typedef struct level {
+    cf_repo_entry *v; /* keys and etags owned */
+    size_t n, cap;
+} level;
+
+static int keep_entry(void *ctx, const cf_repo_entry *e)
+{
+    level *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        cf_repo_entry *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return CF_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    cf_repo_entry *d = &l->v[l->n];
+    *d = *e;
+    d->key = strdup(e->key);
+    d->etag = strdup(e->etag);
+    if (!d->key || !d->etag) {
+        free((char *)d->key);
+        free((char *)d->etag);
+        return CF_ENOMEM;
+    }
+    l->n++;
+    return 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const cf_repo_entry *)a)->key, ((const cf_repo_entry *)b)->key);
+}
+
+/* Within each page S3 sends the objects, then the prefixes: the level is gathered and sorted, so
+ * that the caller sees one key order. */
+static int s3_list_dir(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    level l = {0};
+    int rc = list_with(base, prefix, "/", keep_entry, &l, err);
+    if (!rc && l.n)
+        qsort(l.v, l.n, sizeof *l.v, cmp_entry);
+    for (size_t i = 0; !rc && i < l.n; i++)
+        if ((rc = fn(ctx, &l.v[i])))
+            cf_err_set(err, rc, "listing of '%s%s' stopped by its consumer", base->name, prefix);
+    for (size_t i = 0; i < l.n; i++) {
+        free((char *)l.v[i].key);
+        free((char *)l.v[i].etag);
+    }
+    free(l.v);
+    return rc < 0 ? rc : 0;
+}
+
+/* The bucket's key for key, and a client for one call on it. */
+static int begin_call(s3_repo *r, const char *key, char k[2048], cf_s3c **c, cf_err *err)
+{
+    int rc = full_key(r, key, k, 2048, err);
+    return rc ? rc : take_client(r, c, err);
+}
+
+static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    char k[2048];
+    cf_s3c *c;
+    int rc = begin_call(r, key, k, &c, err);
+    if (rc)
+        return rc;
+    cf_s3c_object_info *info = malloc(sizeof *info);
+    rc = info ? cf_s3c_head_object(c, r->bucket, k, info, err)
+              : cf_err_set(err, CF_ENOMEM, "stat of '%s%s': out of memory", r->name, key);
+    give_client(r, c);
+    if (rc == CF_ENOTFOUND)
+        cf_err_set(err, rc, "'%s%s' not found", r->name, key);
+    if (!rc) {
+        out->size = info->size;
+        out->mtime = info->last_modified;
+        snprintf(out->etag, sizeof out->etag, "%s", info->etag);
+        snprintf(out->content_type, sizeof out->content_type, "%s", info->content_type);
+        for (const char *m = info->meta; m < info->meta + info->meta_len;) {
+            const char *v = m + strlen(m) + 1;
+            if (cf_repo_info_add_meta(out, m, strlen(m), v, strlen(v)) != 0)
+                break; /* as many as the struct holds: the server's limit is S3's */
+            m = v + strlen(v) + 1;
+        }
+    }
+    free(info);
+    return rc;
+}
+
+/* The server copies the object in parts of r->copy_part bytes (more for objects so large that
+ * 9,000 parts would not do), each pinned to the source's ETag, so that a source overwritten
+ * meanwhile fails the copy instead of mixing versions. */
+static int copy_in_parts(s3_repo *r, cf_s3c *c, const char *from, const char *to, const cf_repo_info *src,
+                         owned_opts *own, cf_err *err)
+{
+    uint64_t part = r->copy_part;
+    if (src->size / PARTS_PLANNED >= part) {
+        part = (src->size / PARTS_PLANNED + ((uint64_t)1 << 20)) & ~(((uint64_t)1 << 20) - 1);
+        part = part > PART_SIZE_MAX ? PART_SIZE_MAX : part;
+    }
+    size_t nparts = (size_t)((src->size + part - 1) / part);
+    cf_s3c_part *parts = calloc(nparts, sizeof *parts);
+    if (!parts)
+        return cf_err_set(err, CF_ENOMEM, "copy onto '%s%s': out of memory", r->name, to + strlen(r->root));
+    char upload_id[CF_S3C_UPLOAD_ID_MAX];
+    int rc = cf_s3c_mpu_create_opts(c, r->bucket, to, &own->o, upload_id, err);
+    int created = !rc;
+    for (size_t i = 0; !rc && i < nparts; i++) {
+        uint64_t off = (uint64_t)i * part, len = src->size - off < part ? src->size - off : part;
+        parts[i].number = (int)i + 1;
+        rc = cf_s3c_mpu_upload_part_copy(c, r->bucket, to, upload_id, parts[i].number, r->bucket, from,
+                                         src->etag, off, len, parts[i].etag, err);
+    }
+    if (!rc)
+        rc = cf_s3c_mpu_complete(c, r->bucket, to, upload_id, parts, nparts, NULL, err);
+    if (rc && created) {
+        cf_err ignore;
+        cf_s3c_mpu_abort(c, r->bucket, to, upload_id, &ignore); /* else the sweep removes it */
+    }
+    free(parts);
+    return rc;
+}
+
+static int s3_copy(cf_repo *base, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    char from[2048], to[2048];
+    int rc = full_key(r, src, from, sizeof from, err);
+    if (!rc)
+        rc = full_key(r, dst, to, sizeof to, err);
+    if (rc)
+        return rc;
+    cf_repo_info *info = malloc(sizeof *info);
+    owned_opts *own = malloc(sizeof *own);
+    cf_s3c *c = NULL;
+    if (!info || !own)
+        rc = cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", r->name, src);
+    if (!rc)
+        rc = cf_repo_stat(base, src, info, err);
+    if (!rc)
+        rc = take_client(r, &c, err);
+    if (!rc && info->size > r->copy_max) {
+        /* Beyond CopyObject's limit, the server copies in parts; the metadata must then be sent
+         * again, the source's unless o replaces it. */
+        cf_repo_put_opts keep = {info->content_type, info->meta, info->nmeta};
+        own_opts(own, o ? o : &keep);
+        rc = copy_in_parts(r, c, from, to, info, own, err);
+    } else if (!rc) {
+        if (o)
+            own_opts(own, o);
+        rc = cf_s3c_copy_object(c, r->bucket, from, r->bucket, to, o ? &own->o : NULL, NULL, err);
+    }
+    if (c)
+        give_client(r, c);
+    free(own);
+    free(info);
+    return rc;
 }
 
 static int s3_delete(cf_repo *base, const char *key, cf_err *err)
 {
     s3_repo *r = S3_OF(base);
     char k[2048];
-    int rc = full_key(r, key, k, sizeof k, err);
-    return rc ? rc : cf_s3c_delete_object(r->client, r->bucket, k, err);
+    cf_s3c *c;
+    int rc = begin_call(r, key, k, &c, err);
+    if (!rc) {
+        rc = cf_s3c_delete_object(c, r->bucket, k, err);
+        give_client(r, c);
+    }
+    return rc;
+}
+
+/* DeleteObjects, CF_S3C_DELETE_MAX keys a request. */
+static int s3_delete_many(cf_repo *base, const char *const *keys, size_t n, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    size_t batch = n < CF_S3C_DELETE_MAX ? n : CF_S3C_DELETE_MAX;
+    char **full = calloc(batch ? batch : 1, sizeof *full);
+    cf_s3c *c = NULL;
+    int rc = full ? take_client(r, &c, err) : cf_err_set(err, CF_ENOMEM, "'%s': out of memory", r->name);
+    for (size_t done = 0; !rc && done < n; done += batch) {
+        size_t m = n - done < batch ? n - done : batch;
+        for (size_t i = 0; !rc && i < m; i++) {
+            char k[2048];
+            if (!(rc = full_key(r, keys[done + i], k, sizeof k, err)) && !(full[i] = strdup(k)))
+                rc = cf_err_set(err, CF_ENOMEM, "'%s': out of memory", r->name);
+        }
+        if (!rc)
+            rc = cf_s3c_delete_objects(c, r->bucket, (const char *const *)full, m, err);
+        for (size_t i = 0; i < m; i++) {
+            free(full[i]);
+            full[i] = NULL;
+        }
+    }
+    if (c)
+        give_client(r, c);
+    free(full);
+    return rc;
 }
 
 typedef struct abort_ctx {
     s3_repo *r;
+    cf_s3c *c;
     int64_t before;
     size_t *removed;
     cf_err *err;
@@ -474,7 +809,7 @@ static int abort_stale(void *ctx, const cf_s3c_upload_entry *u)
         return 0;
     cf_err ignore;
     /* One that cannot be aborted now stays for the next prune. */
-    if (cf_s3c_mpu_abort(a->r->client, a->r->bucket, u->key, u->upload_id, &ignore) == 0)
+    if (cf_s3c_mpu_abort(a->c, a->r->bucket, u->key, u->upload_id, &ignore) == 0)
         (*a->removed)++;
     return 0;
 }
@@ -486,8 +821,13 @@ static int s3_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *r
     int rc = full_key(r, prefix, p, sizeof p, err);
     if (rc)
         return rc;
-    abort_ctx a = {r, before, removed, err};
-    return cf_s3c_list_uploads(r->client, r->bucket, p, abort_stale, &a, err);
+    cf_s3c *c;
+    if ((rc = take_client(r, &c, err)))
+        return rc;
+    abort_ctx a = {r, c, before, removed, err};
+    rc = cf_s3c_list_uploads(c, r->bucket, p, abort_stale, &a, err);
+    give_client(r, c);
+    return rc;
 }
 
 static const cf_repo_ops s3_ops = {
@@ -499,6 +839,10 @@ static const cf_repo_ops s3_ops = {
     .get = s3_get,
     .stream = s3_stream,
     .list = s3_list,
+    .list_dir = s3_list_dir,
+    .stat = s3_stat,
+    .copy = s3_copy,
     .del = s3_delete,
+    .del_many = s3_delete_many,
     .sweep = s3_sweep,
 };

@@ -12,7 +12,7 @@
 
 #include "core/buf.h"
 #include "core/fs.h"
-#include "snapshot/repo.h"
+#include "storage/repo.h"
 
 static char dir[256];
 

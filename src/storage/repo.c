@@ -1,0 +1,203 @@
+/* repo.c - dispatch to the repository's backend (repo_int.h), and the checks every backend shares. */
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "storage/repo_int.h"
+
+static int key_given(const cf_repo *r, const char *key, cf_err *err)
+{
+    if (!key || !*key)
+        return cf_err_set(err, CF_EINVAL, "'%s': an object needs a non-empty key", r->name);
+    return 0;
+}
+
+static int meta_name_ok(const char *name)
+{
+    if (!*name || strlen(name) > 128)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", *p))
+            return 0;
+    return 1;
+}
+
+static int text_ok(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+int cf_repo_check_opts(const cf_repo *r, const char *key, const cf_repo_put_opts *o, cf_err *err)
+{
+    if (!o)
+        return 0;
+    if (o->content_type && (!text_ok(o->content_type) || strlen(o->content_type) >= 128))
+        return cf_err_set(err, CF_EINVAL,
+                          "'%s%.200s': content type longer than 127 bytes or holding a control "
+                          "character",
+                          r->name, key);
+    if (o->nmeta > CF_REPO_META_FIELDS || (o->nmeta && !o->meta))
+        return cf_err_set(err, CF_EINVAL, "'%s%.200s': %zu metadata fields, at most %d", r->name, key,
+                          o->nmeta, CF_REPO_META_FIELDS);
+    size_t total = 0;
+    for (size_t i = 0; i < o->nmeta; i++) {
+        const cf_repo_meta *m = &o->meta[i];
+        if (!m->name || !m->value || !meta_name_ok(m->name))
+            return cf_err_set(err, CF_EINVAL,
+                              "'%s%.200s': metadata name '%.64s' is not an HTTP token of 1 to 128 bytes",
+                              r->name, key, m->name ? m->name : "(null)");
+        if (!text_ok(m->value))
+            return cf_err_set(err, CF_EINVAL, "'%s%.200s': metadata '%.64s' holds a control character",
+                              r->name, key, m->name);
+        for (size_t j = 0; j < i; j++)
+            if (!strcasecmp(o->meta[j].name, m->name))
+                return cf_err_set(err, CF_EINVAL, "'%s%.200s': metadata '%.64s' given twice", r->name, key,
+                                  m->name);
+        total += strlen(m->name) + strlen(m->value);
+    }
+    if (total > CF_REPO_META_MAX)
+        return cf_err_set(err, CF_EINVAL, "'%s%.200s': %zu bytes of metadata, at most %d", r->name, key,
+                          total, CF_REPO_META_MAX);
+    return 0;
+}
+
+int cf_repo_info_add_meta(cf_repo_info *info, const char *name, size_t name_len, const char *value,
+                          size_t value_len)
+{
+    size_t used = 0;
+    if (info->nmeta) {
+        const cf_repo_meta *last = &info->meta[info->nmeta - 1];
+        used = (size_t)(last->value - info->buf) + strlen(last->value) + 1;
+    }
+    if (info->nmeta == CF_REPO_META_FIELDS || name_len + value_len + 2 > sizeof info->buf - used)
+        return -1;
+    char *dst = info->buf + used;
+    for (size_t i = 0; i < name_len; i++)
+        dst[i] = (char)tolower((unsigned char)name[i]);
+    dst[name_len] = '\0';
+    memcpy(dst + name_len + 1, value, value_len);
+    dst[name_len + 1 + value_len] = '\0';
+    info->meta[info->nmeta].name = dst;
+    info->meta[info->nmeta].value = dst + name_len + 1;
+    info->nmeta++;
+    return 0;
+}
+
+void cf_repo_close(cf_repo *r)
+{
+    if (r)
+        r->ops->close(r);
+}
+
+const char *cf_repo_name(const cf_repo *r)
+{
+    return r->name;
+}
+
+int cf_repo_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err)
+{
+    return cf_repo_writer_begin_opts(r, key, size_hint, NULL, out, err);
+}
+
+int cf_repo_writer_begin_opts(cf_repo *r, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
+                              cf_repo_writer **out, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    if (!rc)
+        rc = cf_repo_check_opts(r, key, o, err);
+    return rc ? rc : r->ops->writer_begin(r, key, size_hint, o, out, err);
+}
+
+int cf_repo_writer_write(cf_repo_writer *w, const void *p, size_t n, cf_err *err)
+{
+    return w->repo->ops->writer_write(w, p, n, err);
+}
+
+int cf_repo_writer_commit(cf_repo_writer *w, cf_err *err)
+{
+    return w->repo->ops->writer_commit(w, err);
+}
+
+void cf_repo_writer_abort(cf_repo_writer *w)
+{
+    if (w)
+        w->repo->ops->writer_abort(w);
+}
+
+int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
+                cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    return rc ? rc : r->ops->get(r, key, offset, len, fn, ctx, err);
+}
+
+int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    if (rc)
+        return rc;
+    if (r->ops->stream)
+        return r->ops->stream(r, key, fn, ctx, err);
+    return r->ops->get(r, key, 0, UINT64_MAX, fn, ctx, err);
+}
+
+int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    return r->ops->list(r, prefix, fn, ctx, err);
+}
+
+int cf_repo_list_dir(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    return r->ops->list_dir(r, prefix, fn, ctx, err);
+}
+
+int cf_repo_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = key_given(r, key, err);
+    return rc ? rc : r->ops->stat(r, key, out, err);
+}
+
+int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
+{
+    int rc = key_given(r, src, err);
+    if (!rc)
+        rc = key_given(r, dst, err);
+    if (!rc)
+        rc = cf_repo_check_opts(r, dst, o, err);
+    if (rc)
+        return rc;
+    return r->ops->copy(r, src, dst, o, err);
+}
+
+int cf_repo_delete(cf_repo *r, const char *key, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    return rc ? rc : r->ops->del(r, key, err);
+}
+
+int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = key_given(r, keys[i], err);
+        if (rc)
+            return rc;
+    }
+    if (r->ops->del_many)
+        return r->ops->del_many(r, keys, n, err);
+    for (size_t i = 0; i < n; i++) {
+        int rc = r->ops->del(r, keys[i], err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cf_repo_sweep(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err)
+{
+    *removed = 0;
+    return r->ops->sweep(r, prefix, before, removed, err);
+}

@@ -1,0 +1,129 @@
+/*
+ * repo.h - where snapshots live: a prefix in a bucket (s3://bucket/prefix) or a directory
+ * (a local disk, an NFS mount). Both hold the same objects under the same keys, so a
+ * repository can be copied from one kind to the other with any tool.
+ *
+ * An object becomes visible only whole: the directory backend writes a temporary file beside
+ * it, fsyncs, renames and fsyncs the directory; the S3 backend completes a multipart upload.
+ * A write that fails (or is aborted) leaves the previous object at the key as it was.
+ *
+ * Metadata: an S3 object's content type and x-amz-meta-* fields are S3's. A directory keeps them
+ * in extended attributes of the file (user.coffer.content_type, user.coffer.meta.<name>), set on
+ * the temporary file before the rename, so bytes and metadata replace the previous ones in one
+ * step and the file itself stays byte-identical (cp -a, rsync -X, tar --xattrs keep them; a
+ * filesystem without user xattrs refuses a put that carries metadata with CF_ENOTSUP). A
+ * directory's ETag is not an MD5: it is made of the file's inode, size and mtime, so it changes
+ * whenever the object does, which is what a mirror compares.
+ *
+ * Threads: every function may be called from several threads at once on one repository; only a
+ * writer (and a listing's callback) belongs to the thread using it. A directory needs no state
+ * beyond its path. An S3 repository keeps a pool of clients: a call takes one (the caller's client
+ * first, others made like it when all are busy: one per concurrent call), and gives it back when
+ * it returns; a writer holds one from its first part or its commit until its commit or abort.
+ */
+#ifndef CF_STORAGE_REPO_H
+#define CF_STORAGE_REPO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+typedef struct cf_repo cf_repo;
+typedef struct cf_repo_writer cf_repo_writer;
+
+typedef struct cf_repo_entry {
+    const char *key; /* relative to the repository, e.g. "ns/ID.json" */
+    uint64_t size;
+    int64_t mtime;    /* seconds since the epoch */
+    const char *etag; /* quoted; "" when the backend's listing has none */
+    int is_prefix;    /* cf_repo_list_dir: a "directory", key ends with '/'; no size, mtime, etag */
+} cf_repo_entry;
+
+/* S3's limits on user metadata (names and values together), and ours on the number of fields. */
+#define CF_REPO_META_MAX 2048
+#define CF_REPO_META_FIELDS 64
+
+/* One user metadata field (x-amz-meta-<name>); names are HTTP tokens, unique regardless of case
+ * (S3 and directories keep them lower-case); values hold no control character but tab. */
+typedef struct cf_repo_meta {
+    const char *name, *value;
+} cf_repo_meta;
+
+/* What a write stores beside the bytes. */
+typedef struct cf_repo_put_opts {
+    const char *content_type; /* NULL: application/octet-stream */
+    const cf_repo_meta *meta;
+    size_t nmeta;
+} cf_repo_put_opts;
+
+/* What cf_repo_stat tells. meta[] points into buf: use the struct where it was filled. */
+typedef struct cf_repo_info {
+    uint64_t size;
+    int64_t mtime; /* seconds since the epoch */
+    char etag[132];
+    char content_type[128];
+    size_t nmeta;
+    cf_repo_meta meta[CF_REPO_META_FIELDS];
+    char buf[CF_REPO_META_MAX + 2 * CF_REPO_META_FIELDS];
+} cf_repo_info;
+
+typedef int (*cf_repo_list_fn)(void *ctx, const cf_repo_entry *e);
+typedef int (*cf_repo_data_fn)(void *ctx, const void *p, size_t n, cf_err *err);
+
+/* A directory repository at path (created when absent). */
+int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
+/* A repository under root ("" or "a/b") in bucket. client becomes the first of the repository's
+ * pool until cf_repo_close, which leaves it to the caller: meanwhile make no call of one's own on
+ * it, but cf_s3c_last_status after a failed repository call made while no other thread used the
+ * repository (that call ran on client). */
+struct cf_s3c;
+int cf_repo_open_s3(struct cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err);
+void cf_repo_close(cf_repo *r);
+/* Human name for messages: the URL or the path. */
+const char *cf_repo_name(const cf_repo *r);
+
+/* size_hint: the object's expected size, 0 when unknown; an S3 repository picks its part size
+ * from it, so that objects larger than 10,000 default parts still upload. */
+int cf_repo_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_writer **out, cf_err *err);
+/* As cf_repo_writer_begin, storing o's content type and metadata with the object (o may be NULL;
+ * it is copied). Bad metadata is CF_EINVAL here, before any byte is written. */
+int cf_repo_writer_begin_opts(cf_repo *r, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
+                              cf_repo_writer **out, cf_err *err);
+int cf_repo_writer_write(cf_repo_writer *w, const void *p, size_t n, cf_err *err);
+/* Makes the object visible whole (replacing any previous one) and frees w. */
+int cf_repo_writer_commit(cf_repo_writer *w, cf_err *err);
+/* Discards what was written; NULL is a no-op. */
+void cf_repo_writer_abort(cf_repo_writer *w);
+
+/* Bytes [offset, offset+len) of key (len UINT64_MAX: to the end) to fn. CF_ENOTFOUND. */
+int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
+                cf_err *err);
+/* The whole object key to fn, in order, as fast as the backend can: a directory reads the file
+ * sequentially in large blocks, S3 keeps several ranged GETs in flight. fn runs on the calling
+ * thread; its error stops the transfer and is returned as is. CF_ENOTFOUND. */
+int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err);
+/* Every object whose key starts with prefix, in key order. */
+int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
+/* One level below prefix, as S3 lists with delimiter '/': the objects whose key starts with
+ * prefix and holds no '/' after it, and each deeper level once, as an entry with is_prefix set
+ * and the key up to and including that '/'. In key order. */
+int cf_repo_list_dir(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
+/* Size, mtime, ETag, content type and metadata of key. CF_ENOTFOUND. */
+int cf_repo_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
+/* Copies src to dst within the repository without the bytes passing through the caller: S3
+ * CopyObject (up to 5 GiB; larger objects UploadPartCopy in parts of 512 MiB), a directory
+ * copy_file_range (a reflink where the filesystem can) into a temporary file renamed into place.
+ * o NULL keeps src's content type and metadata; otherwise o's replace them. dst appears whole or
+ * not at all. A missing src is CF_ENOTFOUND. */
+int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err);
+/* Removing a missing key is not an error. */
+int cf_repo_delete(cf_repo *r, const char *key, cf_err *err);
+/* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. On a
+ * failure, the keys before the one named in err are gone, the others may be. */
+int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
+/* Removes what interrupted writes left under prefix, started before `before` (seconds since
+ * the epoch): temporary files of a directory, multipart uploads of a bucket. *removed counts. */
+int cf_repo_sweep(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);
+
+#endif
