@@ -171,14 +171,24 @@ int cf_cli_request(const cf_cli_target *t, const char *method, const char *path,
     snprintf(url, sizeof url, "%s%s", t->endpoint, path);
     snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", t->region);
     snprintf(userpwd, sizeof userpwd, "%s:%s", t->access_key, t->secret_key);
-    cf_sha256(body ? body : "", len, digest);
+    if (cf_sha256(body ? body : "", len, digest) != 0) {
+        memset(userpwd, 0, sizeof userpwd);
+        curl_easy_cleanup(c);
+        return cf_err_set(err, CF_ENOMEM, "out of memory hashing a request to %s", t->endpoint);
+    }
     cf_hex_encode(digest, sizeof digest, hex);
     /* Sign the body itself: the server then checks it arrived intact. */
     snprintf(hash_header, sizeof hash_header, "x-amz-content-sha256: %s", hex);
-    struct curl_slist *headers = curl_slist_append(NULL, hash_header);
-    if (content_type) {
+    struct curl_slist *headers = curl_slist_append(NULL, hash_header), *all = headers;
+    if (headers && content_type) {
         snprintf(type_header, sizeof type_header, "Content-Type: %s", content_type);
-        headers = curl_slist_append(headers, type_header);
+        all = curl_slist_append(headers, type_header);
+    }
+    if (!all) { /* a request without its headers would be another request */
+        curl_slist_free_all(headers);
+        memset(userpwd, 0, sizeof userpwd);
+        curl_easy_cleanup(c);
+        return cf_err_set(err, CF_ENOMEM, "out of memory building a request to %s", t->endpoint);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

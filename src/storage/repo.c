@@ -73,7 +73,7 @@ int cf_repo_info_add_meta(cf_repo_info *info, const char *name, size_t name_len,
         used = (size_t)(last->value - info->buf) + strlen(last->value) + 1;
     }
     if (info->nmeta == CF_REPO_META_FIELDS || name_len + value_len + 2 > sizeof info->buf - used)
-        return -1;
+        return CF_ETOOBIG;
     char *dst = info->buf + used;
     for (size_t i = 0; i < name_len; i++)
         dst[i] = (char)tolower((unsigned char)name[i]);

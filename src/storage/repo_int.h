@@ -41,7 +41,7 @@ int cf_repo_check_opts(const cf_repo *r, const char *key, const cf_repo_put_opts
 /* Tests' seam: an S3 repository copies objects above single_max bytes in parts of part bytes
  * (UploadPartCopy), instead of above 5 GiB in parts of 512 MiB. */
 void cf_repo_s3_set_copy_sizes(cf_repo *r, uint64_t single_max, uint64_t part);
-/* Adds name/value to info (name lower-cased); 0, or -1 when it does not fit. */
+/* Adds name/value to info (name lower-cased); 0, or CF_ETOOBIG when it does not fit. */
 int cf_repo_info_add_meta(cf_repo_info *info, const char *name, size_t name_len, const char *value,
                           size_t value_len);
 
