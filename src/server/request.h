@@ -12,6 +12,7 @@
 #include "core/buf.h"
 #include "crypto/checksum.h"
 #include "crypto/hash.h"
+#include "http/http.h"
 #include "s3/chunked.h"
 #include "s3/error.h"
 #include "s3/request.h"
@@ -25,19 +26,15 @@
 #define CF_ERROR_DETAIL_FIELDS 8
 
 typedef struct cf_metrics cf_metrics;
-typedef struct cf_conns cf_conns;
-typedef struct cf_conn cf_conn;
-typedef struct cf_offload cf_offload;
 typedef struct cf_request cf_request;
 
 struct cf_server {
-    struct MHD_Daemon *daemon;
+    cf_http *http; /* the daemon the S3 front is mounted on */
     cf_store *store;
     char region[64];
     cf_credential root;
     struct cf_policy_cache *policy_cache; /* access.c: parsed bucket policies, made on first use */
     struct cf_cors_cache *cors_cache;     /* cors_rules.c: parsed CORS rules, made on first use */
-    uint16_t port;
     uint64_t request_seq;
     char boot_id[9];
     char domain[256]; /* for virtual-host style; "" when off */
@@ -45,8 +42,6 @@ struct cf_server {
 
     cf_logger log;
     cf_metrics *metrics;
-    cf_conns *conns;     /* conn.c: header deadline, minimum body rate */
-    cf_offload *offload; /* offload.c: handlers that wait for the disk */
 
     /* janitor.c */
     pthread_t janitor;
@@ -62,34 +57,6 @@ void cf_metrics_free(cf_metrics *m);
 void cf_metrics_begin(cf_metrics *m);
 void cf_metrics_end(cf_metrics *m, cf_s3_op op, int status, uint64_t in, uint64_t out, double seconds);
 int cf_metrics_render(cf_metrics *m, cf_store *store, const cf_logger *log, cf_buf *b);
-
-/* conn.c: every open connection, and a reaper that shuts down those past a deadline. */
-int cf_conns_start(double header_timeout, uint64_t min_body_rate, double body_window, const cf_logger *log,
-                   cf_conns **out);
-void cf_conns_stop(cf_conns *t);
-/* MHD_OPTION_NOTIFY_CONNECTION callback; cls is the cf_conns. */
-void cf_conns_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-                     enum MHD_ConnectionNotificationCode code);
-/* Appends the connection gauges and counters to a /metrics page. */
-int cf_conns_render(cf_conns *t, cf_buf *b);
-cf_conn *cf_conn_of(struct MHD_Connection *conn); /* NULL when untracked; the calls below accept it */
-void cf_conn_headers_received(cf_conn *c);
-void cf_conn_body_received(cf_conn *c, size_t n);
-void cf_conn_body_complete(cf_conn *c);
-void cf_conn_request_done(cf_conn *c);
-
-/* offload.c: a bounded pool of threads for handlers that block on the disk. */
-typedef void (*cf_offload_fn)(cf_request *r);
-int cf_offload_start(unsigned nthreads, cf_offload_fn run, cf_offload **out);
-/* From the access handler: suspends r's connection and queues run(r) (0), or -1 when the pool
- * is stopping (run it on the caller's thread). The worker resumes the connection after run. */
-int cf_offload_submit(cf_offload *p, cf_request *r);
-/* Waits until r is neither queued nor running (before freeing it). */
-void cf_offload_forget(cf_offload *p, cf_request *r);
-/* Refuses new work and waits for what is queued or running: before MHD_stop_daemon, which
- * must not find a suspended connection. */
-void cf_offload_drain(cf_offload *p);
-void cf_offload_stop(cf_offload *p);
 
 /* janitor.c: the housekeeping thread (stale multipart uploads). */
 int cf_janitor_start(cf_server *srv);
@@ -107,16 +74,12 @@ typedef enum cf_principal {
     CF_PRINCIPAL_KEY, /* a stored access key: see `grant` for its policy */
 } cf_principal;
 
-enum { CF_OFFLOAD_NONE, CF_OFFLOAD_QUEUED };
-
 struct cf_request {
     cf_server *srv;
-    struct MHD_Connection *conn;
-    cf_conn *track; /* conn.c's record of the connection, or NULL */
-    const char *method;
-    const char *version; /* "HTTP/1.1", as libmicrohttpd parsed it */
+    cf_http_request *http;       /* the HTTP layer's side: status, responded, start time */
+    struct MHD_Connection *conn; /* http->conn */
+    const char *method;          /* http->method */
     char request_id[24];
-    double started;
     cf_s3_op op;
     char *bucket; /* decoded */
     char *key;    /* decoded; may contain NUL-free UTF-8 only */
@@ -172,19 +135,7 @@ struct cf_request {
     uint32_t part_number;        /* UploadPart */
     struct cf_post_upload *post; /* POST Object: the form on its way in (handlers_post.c) */
 
-    int status; /* for the access log */
-    uint64_t bytes_out;
-    int responded;
-
-    /* offload.c: while a worker runs the handler, cf_respond holds the response here and the
-     * event thread queues it when the connection resumes. */
-    int offload_state; /* guarded by the pool's lock */
-    cf_request *offload_next;
-    int hold_response;
-    int handler_ok;
-    int resumed;
-    struct MHD_Response *held_response;
-    unsigned held_status;
+    uint64_t bytes_out; /* for the access log */
 };
 
 /* response.c */
@@ -213,10 +164,6 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp);
 /* request.c */
 const char *cf_request_header(const cf_request *r, const char *name);
 const char *cf_request_param(const cf_request *r, const char *name);
-
-/* framing.c: refuses a head whose body length is ambiguous (request smuggling shapes, RFC 9112).
- * 0 when it is fine; else the refusal is queued (1) or could not be (-1). */
-int cf_framing_check(cf_request *r);
 
 /* auth.c: checks the request's signature; on failure fills *e and msg. */
 int cf_auth_check(cf_request *r, cf_s3_error *e, char *msg, size_t msglen);
