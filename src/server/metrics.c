@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "crypto/md5.h"
 #include "server/request.h"
+#include "server/metrics.h"
 
 static const int tracked_status[] = {200, 204, 206, 304, 400, 403, 404, 405,
                                      409, 411, 412, 416, 431, 500, 501, 503};

@@ -6,6 +6,8 @@
 #include "core/log.h"
 #include "s3/xml.h"
 #include "server/request.h"
+#include "server/cors_rules.h"
+#include "server/response.h"
 
 int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
 {

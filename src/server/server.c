@@ -21,6 +21,20 @@
 #include "core/log.h"
 #include "crypto/sigv4.h"
 #include "server/request.h"
+#include "server/access.h"
+#include "server/auth.h"
+#include "server/body.h"
+#include "server/cors_rules.h"
+#include "server/handlers_admin.h"
+#include "server/handlers_bucket.h"
+#include "server/handlers_cors.h"
+#include "server/handlers_multipart.h"
+#include "server/handlers_object.h"
+#include "server/handlers_post.h"
+#include "server/handlers_tagging.h"
+#include "server/janitor.h"
+#include "server/metrics.h"
+#include "server/response.h"
 
 /*
  * Virtual-host style: "BUCKET.DOMAIN[:port]" names the bucket and the whole path is the key.
