@@ -15,11 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "crypto/sigv4.h"
+#include "s3/target.h"
 #include "server/request.h"
 #include "server/access.h"
 #include "server/auth.h"
@@ -36,71 +36,20 @@
 #include "server/metrics.h"
 #include "server/response.h"
 
-/*
- * Virtual-host style: "BUCKET.DOMAIN[:port]" names the bucket and the whole path is the key.
- * Returns the bucket's length in host, or 0 for path style.
- */
-static size_t vhost_bucket(const cf_request *r, const char **host_out)
-{
-    const char *domain = r->srv->domain;
-    const char *host = cf_request_header(r, "Host");
-    if (!*domain || !host)
-        return 0;
-    size_t hl = strlen(host), dl = strlen(domain);
-    const char *colon = memchr(host, ':', hl);
-    if (colon)
-        hl = (size_t)(colon - host);
-    if (hl <= dl + 1 || host[hl - dl - 1] != '.' || strncasecmp(host + hl - dl, domain, dl) != 0)
-        return 0;
-    *host_out = host;
-    return hl - dl - 1;
-}
-
+/* The bucket and key, from the path and, in virtual-host style, the Host header (s3/target.c). */
 static int split_path(cf_request *r, const char *raw_url)
 {
-    cf_buf path;
-    cf_buf_init(&path, CF_HTTP_MAX_HEADER_BYTES + 1); /* longer paths were refused with the headers */
-    int rc = cf_s3_url_decode(&path, raw_url, strlen(raw_url));
-    if (rc) {
-        cf_buf_cleanup(&path);
+    cf_s3_target t;
+    int rc = cf_s3_target_parse(raw_url, cf_request_header(r, "Host"), r->srv->domain,
+                                CF_HTTP_MAX_HEADER_BYTES, &t);
+    if (rc)
         return rc;
-    }
-    if (!path.data)
-        cf_buf_puts(&path, "/");
-    const char *host;
-    size_t vlen = vhost_bucket(r, &host);
-    if (vlen) {
-        if (!(r->signed_path = strndup(path.data, path.len))) {
-            cf_buf_cleanup(&path);
-            return CF_ENOMEM;
-        }
-        /* Rewrite to the path-style form, which everything after this point expects. */
-        cf_buf full;
-        cf_buf_init(&full, CF_HTTP_MAX_HEADER_BYTES + 512);
-        rc = cf_buf_puts(&full, "/");
-        if (!rc)
-            rc = cf_buf_append(&full, host, vlen);
-        if (!rc)
-            rc = cf_buf_append(&full, path.data, path.len);
-        cf_buf_cleanup(&path);
-        if (rc) {
-            cf_buf_cleanup(&full);
-            return rc;
-        }
-        path = full;
-    }
-    if (memchr(path.data, '\0', path.len)) { /* %00 cannot name a key */
-        cf_buf_cleanup(&path);
-        return CF_EINVAL;
-    }
-    const char *p = path.data[0] == '/' ? path.data + 1 : path.data;
-    const char *slash = strchr(p, '/');
-    size_t blen = slash ? (size_t)(slash - p) : strlen(p);
-    r->bucket = strndup(p, blen);
-    r->key = strdup(slash ? slash + 1 : "");
-    r->keylen = r->key ? strlen(r->key) : 0;
-    r->resource = cf_buf_steal(&path, NULL);
-    return r->bucket && r->key && r->resource ? 0 : CF_ENOMEM;
+    r->bucket = t.bucket;
+    r->key = t.key;
+    r->keylen = t.keylen;
+    r->resource = t.resource;
+    r->signed_path = t.signed_path;
+    return 0;
 }
 
 static int get_param_cb(void *ctx, const char *name, const char **value);
