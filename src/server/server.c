@@ -216,6 +216,10 @@ static int s3_begin(void *ctx, cf_http_request *hr)
 
 static int admin_begin(void *ctx, cf_http_request *hr)
 {
+    cf_server *srv = ctx;
+    /* In virtual-host style the path is a key of the Host's bucket: "/_admin/x" is an object. */
+    if (cf_s3_vhost_bucket(cf_http_header(hr, "Host"), srv->domain))
+        return CF_HTTP_DECLINE;
     return begin_s3(ctx, hr, 1);
 }
 
