@@ -168,7 +168,8 @@ struct MHD_Response *cf_http_body_fd_paced(cf_http_request *hr, int fd, uint64_t
                                            const cf_http_meter *meter);
 
 /* A token bucket: rate bytes/s on average, at most burst bytes at once, shared by any number
- * of responses on any threads. It starts empty, so n bytes through it take at least n/rate s. */
+ * of responses on any threads. It starts empty and fills from its first request, so the first
+ * n bytes through it take at least n/rate s; after an idle spell, n bytes take (n - burst)/rate. */
 typedef struct cf_http_bucket cf_http_bucket;
 int cf_http_bucket_new(uint64_t rate, uint64_t burst, cf_http_bucket **out);
 void cf_http_bucket_free(cf_http_bucket *b);

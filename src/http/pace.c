@@ -233,7 +233,7 @@ struct cf_http_bucket {
     pthread_mutex_t mu;
     double rate, burst; /* bytes/s, bytes */
     double tokens;      /* bytes that may go now */
-    double last;        /* cf_clock_mono() of the last refill */
+    double last;        /* cf_clock_mono() of the last refill; 0 until the first request */
 };
 
 int cf_http_bucket_new(uint64_t rate, uint64_t burst, cf_http_bucket **out)
@@ -246,7 +246,6 @@ int cf_http_bucket_new(uint64_t rate, uint64_t burst, cf_http_bucket **out)
     pthread_mutex_init(&b->mu, NULL);
     b->rate = (double)rate;
     b->burst = (double)burst;
-    b->last = cf_clock_mono();
     *out = b;
     return 0;
 }
@@ -268,6 +267,8 @@ static size_t bucket_grant(void *ctx, size_t want, double *wait_s)
         need = b->burst;
     pthread_mutex_lock(&b->mu);
     double now = cf_clock_mono();
+    if (b->last == 0) /* the bucket fills from its first request, not from its creation */
+        b->last = now;
     b->tokens += (now - b->last) * b->rate;
     if (b->tokens > b->burst)
         b->tokens = b->burst;
