@@ -52,25 +52,10 @@ static int split_path(cf_request *r, const char *raw_url)
     return 0;
 }
 
-static int get_param_cb(void *ctx, const char *name, const char **value);
-
+/* A bare "?acl" is present with an empty value. */
 static const char *route_param(void *ctx, const char *name)
 {
-    const char *v = NULL;
-    return get_param_cb(ctx, name, &v) ? v : NULL;
-}
-
-static int get_param_cb(void *ctx, const char *name, const char **value)
-{
-    cf_request *r = ctx;
-    /* MHD reports a bare "?acl" as present with a NULL value. */
-    if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), value, NULL) ==
-        MHD_YES) {
-        if (!*value)
-            *value = "";
-        return 1;
-    }
-    return 0;
+    return cf_request_param(ctx, name);
 }
 
 /* The request's state for the S3 front, made when the HTTP layer hands a request to one of its
