@@ -20,9 +20,11 @@
 #include "core/clock.h"
 #include "http/internal.h"
 
-/* The least a meter is asked to grant at once, so that a slow rate is not served a few bytes
- * per wake-up. */
+/* The least a bucket grants at once: 16 KiB, or what its rate earns in 1/PACE_MAX_WAKEUPS s if
+ * more, so that a waiting response is resumed at most about that often a second (a suspend and
+ * resume cost some microseconds each) and a slow rate is not served a few bytes at a time. */
 #define PACE_MIN_PIECE (16 << 10)
+#define PACE_MAX_WAKEUPS 200
 
 typedef struct paced {
     cf_http_reader read;
@@ -261,8 +263,10 @@ void cf_http_bucket_free(cf_http_bucket *b)
 static size_t bucket_grant(void *ctx, size_t want, double *wait_s)
 {
     cf_http_bucket *b = ctx;
-    /* Ask for a useful piece at least, but never more than the bucket can ever hold. */
-    double need = (double)(want < PACE_MIN_PIECE ? want : PACE_MIN_PIECE);
+    /* Wait for a useful piece at least, but never for more than asked or the bucket can hold. */
+    double need = b->rate / PACE_MAX_WAKEUPS > PACE_MIN_PIECE ? b->rate / PACE_MAX_WAKEUPS : PACE_MIN_PIECE;
+    if (need > (double)want)
+        need = (double)want;
     if (need > b->burst)
         need = b->burst;
     pthread_mutex_lock(&b->mu);

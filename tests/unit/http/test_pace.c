@@ -186,8 +186,8 @@ static void test_mount_table_routes_by_prefix(void **state)
 
 /* The CPU time n downloads of path cost beyond the same bytes unmetered (measured here, so that
  * a slow build, TSan's, pays its overhead on both sides) must stay small beside the wall time:
- * returning "no bytes yet" to libmicrohttpd instead of suspending measured 26 % of the wall time
- * here, parking 2-4 %. */
+ * returning "no bytes yet" to libmicrohttpd instead of suspending measured 26-70 % of the wall
+ * time here, parking 2-7 % on a loaded machine; the bound sits between. */
 static void check_no_spin(cf_http *h, int n, double wall, double cpu)
 {
     download d[2];
@@ -195,7 +195,7 @@ static void check_no_spin(cf_http *h, int n, double wall, double cpu)
     run_downloads(h, "/unpaced", d, n, &cpu_unpaced);
     double waiting = cpu - cpu_unpaced;
     print_message("CPU beyond the transfer itself: %.3f s in %.3f s\n", waiting, wall);
-    if (waiting > 0.10 * wall)
+    if (waiting > 0.20 * wall)
         fail_msg("%.3f s of CPU while %d paced download(s) waited %.3f s: it spins", waiting, n, wall);
 }
 
