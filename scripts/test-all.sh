@@ -16,14 +16,15 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pytest=(/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration)
 
-# Under ThreadSanitizer: the unit tests that start threads, and the integration tests whose
+# Under ThreadSanitizer: the unit tests that start threads (test_pace: the HTTP layer, paced
+# responses parked and resumed across threads), and the integration tests whose
 # clients hit the server at the same time (the event loops and the offload pool, group commit,
 # pinned reads, the policy cache, parts hashed side by side, shutdown with PUTs in flight) or
 # that run the snapshot pipeline (chunk workers, the S3 upload thread, restore's decoders).
 # A short subset: TSan runs 5-15x slower.
 # Any report fails the run: ctest sees exit code 66, the integration tests find "ThreadSanitizer"
 # in the server's log or the CLI's stderr.
-tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store|sigv4)$'
+tsan_unit='^test_(chunk|tar|bgwrite|md5|s3client|store|sigv4|pace)$'
 tsan_integration=(
   tests/integration/test_versions_under_races.py
   tests/integration/test_multipart.py

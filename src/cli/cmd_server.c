@@ -141,12 +141,12 @@ int cf_cmd_server(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     cf_logger log = cf_logger_stderr(CF_LOG_INFO);
-    cf_server_options opts = {.address = "127.0.0.1:9000", .region = "us-east-1", .log = &log};
+    cf_server_options opts = {.http.address = "127.0.0.1:9000", .region = "us-east-1", .log = &log};
     const char *data_dir = "var/data";
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'a': opts.address = optarg; break;
+        case 'a': opts.http.address = optarg; break;
         case 'd': data_dir = optarg; break;
         case 'r': opts.region = optarg; break;
         case 'D': opts.domain = optarg; break;
@@ -171,15 +171,15 @@ int cf_cmd_server(int argc, char **argv)
                 return CF_EXIT_USAGE;
             }
             if (c == 'C')
-                opts.max_connections = (size_t)n;
+                opts.http.max_connections = (size_t)n;
             else if (c == 'P')
-                opts.max_connections_per_ip = (unsigned)n;
+                opts.http.max_connections_per_ip = (unsigned)n;
             else if (c == 'R')
-                opts.min_body_rate = n ? n : UINT64_MAX;
+                opts.http.min_body_rate = n ? n : UINT64_MAX;
             else if (c == 'T')
-                opts.http_threads = (unsigned)n;
+                opts.http.threads = (unsigned)n;
             else
-                opts.blocking_threads = (unsigned)n;
+                opts.http.blocking_threads = (unsigned)n;
             break;
         }
         case 'I':
@@ -193,11 +193,11 @@ int cf_cmd_server(int argc, char **argv)
                 return CF_EXIT_USAGE;
             }
             if (c == 'I')
-                opts.connection_timeout_s = (unsigned)secs;
+                opts.http.connection_timeout_s = (unsigned)secs;
             else if (c == 'H')
-                opts.header_timeout_s = off ? -1 : (double)secs;
+                opts.http.header_timeout_s = off ? -1 : (double)secs;
             else
-                opts.body_rate_window_s = (double)secs;
+                opts.http.body_rate_window_s = (double)secs;
             break;
         }
         case 'l':
@@ -246,8 +246,8 @@ int cf_cmd_server(int argc, char **argv)
 
     char port[8];
     snprintf(port, sizeof port, "%u", cf_server_port(srv));
-    cf_log(&log, CF_LOG_INFO, "coffer server ready", "address", opts.address, "port", port, "data", data_dir,
-           "region", opts.region, "access_key", opts.root.access_key, NULL);
+    cf_log(&log, CF_LOG_INFO, "coffer server ready", "address", opts.http.address, "port", port, "data",
+           data_dir, "region", opts.region, "access_key", opts.root.access_key, NULL);
     int sig = 0;
     sigwait(&stop_signals, &sig);
     cf_log(&log, CF_LOG_INFO, "shutting down", NULL);

@@ -32,6 +32,8 @@
 #include "core/log.h"
 #include "s3/policy.h"
 #include "server/request.h"
+#include "server/access.h"
+#include "server/handlers_tagging.h"
 
 typedef enum access_class {
     ACCESS_BUCKET_INFO, /* HeadBucket, GetBucketLocation, GetBucketVersioning */

@@ -20,6 +20,9 @@
 #include "core/log.h"
 #include "crypto/sigv4.h"
 #include "server/request.h"
+#include "server/access.h"
+#include "server/auth.h"
+#include "server/response.h"
 
 /* The request's headers as SigV4 sees them. */
 typedef struct signed_view {

@@ -17,6 +17,9 @@
 #include "core/log.h"
 #include "crypto/sigv4.h"
 #include "server/request.h"
+#include "server/body.h"
+#include "server/header_list.h"
+#include "server/response.h"
 
 /* EntityTooLarge for a declared size, with the elements AWS adds. */
 static cf_s3_error too_large(cf_request *r, uint64_t proposed)

@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "s3/cors.h"
 #include "server/request.h"
+#include "server/cors_rules.h"
+#include "server/response.h"
 
 #define VARY "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"
 

@@ -1,6 +1,6 @@
 /* failure.c - the answer to a call that failed: the S3 error the one table gives (s3/error.h). */
 #include "core/log.h"
-#include "server/request.h"
+#include "server/response.h"
 
 int cf_respond_failure(cf_request *r, const cf_err *err, cf_s3_subject on, int show_message)
 {

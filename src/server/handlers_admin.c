@@ -18,6 +18,8 @@
 #include "core/log.h"
 #include "s3/policy.h"
 #include "server/request.h"
+#include "server/handlers_admin.h"
+#include "server/response.h"
 
 static int store_failure(cf_request *r, const cf_err *err)
 {

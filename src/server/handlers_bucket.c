@@ -8,6 +8,10 @@
 #include "crypto/hash.h"
 #include "s3/xml.h"
 #include "server/request.h"
+#include "server/access.h"
+#include "server/body.h"
+#include "server/handlers_bucket.h"
+#include "server/response.h"
 
 #define LIST_MAX_KEYS 1000
 #define LIST_MAX_BUCKETS 10000 /* AWS's page size for ListBuckets */

@@ -9,6 +9,9 @@
 #include "core/log.h"
 #include "s3/cors.h"
 #include "server/request.h"
+#include "server/cors_rules.h"
+#include "server/handlers_cors.h"
+#include "server/response.h"
 
 #define NOT_ENABLED "CORSResponse: CORS is not enabled for this bucket."
 /* AWS's wording, its spelling included: clients and people search for it. */

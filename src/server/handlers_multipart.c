@@ -20,6 +20,13 @@
 #include "crypto/hash.h"
 #include "s3/xml.h"
 #include "server/request.h"
+#include "server/body.h"
+#include "server/handlers_bucket.h"
+#include "server/handlers_multipart.h"
+#include "server/handlers_object.h"
+#include "server/handlers_tagging.h"
+#include "server/header_list.h"
+#include "server/response.h"
 
 #define MAX_PART_NUMBER 10000
 #define MIN_PART_SIZE ((uint64_t)5 << 20)

@@ -10,6 +10,13 @@
 #include "crypto/hash.h"
 #include "s3/xml.h"
 #include "server/request.h"
+#include "server/access.h"
+#include "server/body.h"
+#include "server/handlers_object.h"
+#include "server/handlers_tagging.h"
+#include "server/header_list.h"
+#include "server/object_version.h"
+#include "server/response.h"
 
 #define SMALL_RESPONSE (64 << 10)
 
@@ -17,38 +24,6 @@
 static const char *const stored_headers[] = {
     "content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires",
 };
-
-int cf_header_add(cf_header_list *h, const char *name, size_t nlen, const char *value)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 8;
-        cf_store_kv *kv = realloc(h->kv, cap * sizeof *kv);
-        if (!kv)
-            return CF_ENOMEM;
-        h->kv = kv;
-        h->cap = cap;
-    }
-    char *n = strndup(name, nlen), *v = strdup(value ? value : "");
-    if (!n || !v) {
-        free(n);
-        free(v);
-        return CF_ENOMEM;
-    }
-    for (char *c = n; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c - 'A' + 'a');
-    h->kv[h->n++] = (cf_store_kv){n, v};
-    return 0;
-}
-
-void cf_header_list_cleanup(cf_header_list *h)
-{
-    for (size_t i = 0; i < h->n; i++) {
-        free(h->kv[i].name);
-        free(h->kv[i].value);
-    }
-    free(h->kv);
-}
 
 static enum MHD_Result collect_meta(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen,
                                     const char *value, size_t vlen)
@@ -422,18 +397,6 @@ static int respond_not_modified(cf_request *r, const cf_object_info *info)
         MHD_add_response_header(resp, "Last-Modified", date);
     }
     return cf_respond(r, 304, resp);
-}
-
-int cf_refuse_other_version(cf_request *r)
-{
-    /* Every object is its own "null" version (unversioned bucket): another id names nothing
-     * here, and must not fall through to the current object (a DELETE would remove it). */
-    const char *v = cf_request_param(r, "versionId");
-    if (!v || strcmp(v, "null") == 0)
-        return -1;
-    if (!*v)
-        return cf_respond_invalid_argument(r, "Version id cannot be the empty string", "versionId", v);
-    return cf_respond_error(r, CF_S3_NoSuchVersion, NULL);
 }
 
 /* AWS answers a missing key with 403 instead of 404 to a caller who may not list the bucket,

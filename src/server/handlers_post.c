@@ -22,6 +22,11 @@
 #include "s3/post_policy.h"
 #include "s3/xml.h"
 #include "server/request.h"
+#include "server/access.h"
+#include "server/handlers_post.h"
+#include "server/handlers_tagging.h"
+#include "server/header_list.h"
+#include "server/response.h"
 
 #define FIELDS_MAX_BYTES (20 << 10) /* AWS: the form's fields before the file, 20 KB */
 #define MAX_FIELDS 64

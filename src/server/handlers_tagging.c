@@ -13,6 +13,10 @@
 #include "core/log.h"
 #include "s3/xml.h"
 #include "server/request.h"
+#include "server/handlers_tagging.h"
+#include "server/header_list.h"
+#include "server/object_version.h"
+#include "server/response.h"
 
 #define MAX_TAGS 10
 #define MAX_TAG_KEY 128 /* characters, as AWS counts them (we count UTF-8 code points) */

@@ -11,6 +11,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "server/request.h"
+#include "server/janitor.h"
 
 static void sweep(cf_server *srv)
 {

@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "server/request.h"
+#include "server/metrics.h"
 
 static const int tracked_status[] = {200, 204, 206, 304, 400, 403, 404, 405,
                                      409, 411, 412, 416, 431, 500, 501, 503};

@@ -6,6 +6,8 @@
 #include "core/log.h"
 #include "s3/xml.h"
 #include "server/request.h"
+#include "server/cors_rules.h"
+#include "server/response.h"
 
 int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
 {
@@ -17,16 +19,7 @@ int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
     MHD_add_response_header(resp, "x-amz-id-2", r->srv->boot_id);
     MHD_add_response_header(resp, "Server", "coffer");
     cf_cors_response_headers(r, resp);
-    r->status = status;
-    r->responded = 1;
-    if (r->hold_response) { /* on an offload worker: the event thread queues it (offload.c) */
-        r->held_response = resp;
-        r->held_status = (unsigned)status;
-        return 1;
-    }
-    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return ok == MHD_YES;
+    return cf_http_respond(r->http, status, resp);
 }
 
 static struct MHD_Response *xml_response(cf_request *r, cf_buf *body)

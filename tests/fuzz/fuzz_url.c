@@ -10,7 +10,11 @@
  *  - encoding emits only unreserved bytes, '/' and uppercase %XX of bytes that needed it (never
  *    '+' or a space, which botocore's unquote_plus would turn into something else), and
  *    decode(encode(k)) == k for every input, valid key or not;
- *  - a bucket name is accepted exactly when a reference of request.h's rules accepts it.
+ *  - a bucket name is accepted exactly when a reference of request.h's rules accepts it;
+ *  - the bucket and key a request names (s3/target.h), from a Host (the input up to its first
+ *    newline, when it has one) and a raw path (the rest): virtual-host style exactly when a
+ *    reference finds "BUCKET.DOMAIN[:port]" in the Host; bucket, key and resource agree with
+ *    each other and with the Host's bucket; a refusal leaves nothing allocated.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "s3/request.h"
+#include "s3/target.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -194,6 +199,58 @@ static int ref_bucket_name(const char *s)
     return 1;
 }
 
+/* ---- the bucket and key of a request ---- */
+
+#define VHOST_DOMAIN "s3.Example.com"
+
+static size_t ref_vhost(const char *host)
+{
+    const char *dom = VHOST_DOMAIN;
+    size_t hl = strcspn(host, ":"), dl = strlen(dom);
+    if (hl <= dl + 1 || host[hl - dl - 1] != '.')
+        return 0;
+    for (size_t i = 0; i < dl; i++) {
+        char a = host[hl - dl + i], b = dom[i];
+        if ((a >= 'A' && a <= 'Z' ? a + 32 : a) != (b >= 'A' && b <= 'Z' ? b + 32 : b))
+            return 0;
+    }
+    return hl - dl - 1;
+}
+
+static void check_target(const uint8_t *data, size_t size)
+{
+    char *in = malloc(size + 1);
+    check(in);
+    memcpy(in, data, size);
+    in[size] = '\0'; /* a NUL inside ends the string, as a C header value would */
+    char *nl = strchr(in, '\n');
+    const char *host = nl ? in : NULL, *path = nl ? nl + 1 : in;
+    if (nl)
+        *nl = '\0';
+    cf_s3_target t;
+    int rc = cf_s3_target_parse(path, host, VHOST_DOMAIN, 4096, &t);
+    size_t vlen = host ? ref_vhost(host) : 0;
+    check(cf_s3_vhost_bucket(host, VHOST_DOMAIN) == vlen);
+    if (rc) {
+        check(rc == CF_EINVAL);
+        check(!t.bucket && !t.key && !t.resource && !t.signed_path);
+        free(in);
+        return;
+    }
+    check(t.keylen == strlen(t.key) && !strchr(t.bucket, '/'));
+    const char *r = t.resource + (t.resource[0] == '/');
+    size_t blen = strlen(t.bucket);
+    check(strncmp(r, t.bucket, blen) == 0);
+    check(r[blen] == '\0' ? !*t.key : r[blen] == '/' && strcmp(r + blen + 1, t.key) == 0);
+    check(!t.signed_path == !vlen);
+    if (vlen) {
+        check(t.resource[0] == '/' && strncmp(t.resource + 1, host, vlen) == 0);
+        check(strcmp(t.resource + 1 + vlen, t.signed_path) == 0);
+    }
+    cf_s3_target_cleanup(&t);
+    free(in);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 1 << 16)
@@ -201,6 +258,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_decode(data, size);
     check(cf_s3_key_check((const char *)data, size) == ref_key_check(data, size));
     check_encode(data, size);
+    check_target(data, size);
     if (size <= 80 && !memchr(data, '\0', size)) {
         char name[81];
         memcpy(name, data, size);

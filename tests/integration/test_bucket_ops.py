@@ -83,6 +83,10 @@ def test_virtual_host_style(make_server):
     assert status == 200 and b"<Key>dir/a b.txt</Key>" in body
     status, body = send("GET", "nosuchbucket", "/x")
     assert status == 404 and b"NoSuchBucket" in body
+    # In virtual-host style "/_admin/..." is a key of the Host's bucket, not coffer's admin API
+    # (which is mounted at that path prefix).
+    assert send("PUT", "vhosted", "/_admin/keys", b"not admin")[0] == 200
+    assert send("GET", "vhosted", "/_admin/keys") == (200, b"not admin")
 
 
 def test_conditional_writes(server, s3, bucket):

@@ -42,11 +42,9 @@ static void start(running *r, const cf_clock *clock)
     cf_err err = {0};
     if (cf_store_open(r->dir, NULL, &r->store, &err) != 0)
         fail_msg("%s", err.msg);
-    cf_server_options o = {.address = "127.0.0.1:0",
+    cf_server_options o = {.http = {.address = "127.0.0.1:0", .threads = 1, .blocking_threads = 2},
                            .region = "us-east-1",
                            .domain = "s3.amazonaws.com",
-                           .http_threads = 1,
-                           .blocking_threads = 2,
                            .clock = clock};
     snprintf(o.root.access_key, sizeof o.root.access_key, DOC_ACCESS_KEY);
     snprintf(o.root.secret_key, sizeof o.root.secret_key, DOC_SECRET);

@@ -32,14 +32,14 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "server/request.h"
+#include "http/internal.h"
 
 #define REAPER_TICK_MS 500
 #define TCP_STATE_ESTABLISHED 1 /* tcpi_state; the kernel's include/net/tcp_states.h */
 
 enum { PHASE_AWAITING, PHASE_BODY, PHASE_BUSY };
 
-struct cf_conn {
+struct cf_http_conn {
     cf_conn *prev, *next;
     int fd;
     /* Written by the connection's event thread, read by the reaper. */

@@ -26,14 +26,12 @@
  * an empty field name. Every refusal here closes the connection, since what follows the head on
  * it cannot be trusted to start a request.
  */
-#include "server/framing.h"
+#include "http/framing.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include "server/request.h"
 
 static int is_tchar(unsigned char c)
 {
@@ -120,74 +118,52 @@ static int shown_len(size_t n)
     return n > 64 ? 64 : (int)n;
 }
 
-cf_s3_error cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, char *msg,
-                               size_t msglen)
+int cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, char *msg, size_t msglen)
 {
     *header = NULL;
     if (s->name_not_token) {
         snprintf(msg, msglen, "a header field name is not a token (is there whitespace before its colon?)");
-        return CF_S3_InvalidRequest;
+        return 400;
     }
     if (s->folded_name) {
         snprintf(msg, msglen,
                  "header '%.*s' is a folded framing header; obsolete line folding is not accepted",
                  shown_len(s->folded_name_len), s->folded_name);
-        return CF_S3_InvalidRequest;
+        return 400;
     }
     if (s->control_in) {
         snprintf(msg, msglen, "the value of header '%.*s' holds a control character",
                  shown_len(s->control_in_len), s->control_in);
-        return CF_S3_InvalidRequest;
+        return 400;
     }
     if (s->hosts > 1 || (s->hosts == 0 && !http10)) {
         snprintf(msg, msglen, "an HTTP/1.1 request carries exactly one Host header; this one has %d",
                  s->hosts);
-        return CF_S3_InvalidRequest;
+        return 400;
     }
     if (s->content_lengths > 1) {
         snprintf(msg, msglen, "the request has %d Content-Length headers; its length is ambiguous",
                  s->content_lengths);
-        return CF_S3_InvalidRequest;
+        return 400;
     }
     if (!s->transfer_encodings)
-        return CF_S3_OK;
+        return 0;
     if (s->transfer_encodings > 1 || s->content_lengths || http10) {
         snprintf(msg, msglen, "%s; its length is ambiguous",
                  s->transfer_encodings > 1 ? "the request has more than one Transfer-Encoding header"
                  : s->content_lengths      ? "the request has both Content-Length and Transfer-Encoding"
                                            : "an HTTP/1.0 request cannot use Transfer-Encoding");
-        return CF_S3_InvalidRequest;
+        return 400;
     }
     /* Exactly: libmicrohttpd decodes chunked only for this value, and takes " chunked " as no
      * framing at all. */
     if (equal_ci(s->transfer_encoding, s->transfer_encoding_len, "chunked"))
-        return CF_S3_OK;
+        return 0;
     if (chunked_after_other_codings(s->transfer_encoding, s->transfer_encoding_len)) {
         *header = "Transfer-Encoding";
         snprintf(msg, msglen, "only the chunked transfer coding is implemented");
-        return CF_S3_NotImplemented;
+        return 501;
     }
     snprintf(msg, msglen, "Transfer-Encoding must be exactly 'chunked'; its length is ambiguous");
-    return CF_S3_InvalidRequest;
-}
-
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-                                   const char *value, size_t value_size)
-{
-    (void)kind;
-    cf_framing_scan_field(cls, key, key_size, value ? value : "", value ? value_size : 0);
-    return MHD_YES;
-}
-
-int cf_framing_check(cf_request *r)
-{
-    cf_framing_scan s = {0};
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &s);
-    int http10 = r->version && strcmp(r->version, MHD_HTTP_VERSION_1_0) == 0;
-    const char *header;
-    char msg[256];
-    cf_s3_error e = cf_framing_verdict(&s, http10, &header, msg, sizeof msg);
-    if (e == CF_S3_OK)
-        return 0;
-    return cf_respond_error_closing(r, e, msg, header ? "Header" : NULL, header) ? 1 : -1;
+    return 400;
 }

@@ -5,21 +5,21 @@
  * that must wait for the disk (the fdatasync, directory fsync and LMDB commit that end every
  * write) would stall every connection of its event thread, so its connection is suspended, the
  * handler runs here, and the connection is resumed with the response held for it
- * (docs/internals/server.md). The pool is bounded: with all its threads waiting for the disk,
+ * (docs/internals/http.md). The pool is bounded: with all its threads waiting for the disk,
  * further writes queue, reads go on.
  */
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "core/log.h"
-#include "server/request.h"
+#include "http/internal.h"
 
 struct cf_offload {
     pthread_mutex_t mu;
-    pthread_cond_t has_work; /* the queue is not empty, or the pool stops */
-    pthread_cond_t settled;  /* a request left the pool */
-    cf_request *head, *tail; /* queued, in order */
-    unsigned in_pool;        /* queued or running */
+    pthread_cond_t has_work;      /* the queue is not empty, or the pool stops */
+    pthread_cond_t settled;       /* a request left the pool */
+    cf_http_request *head, *tail; /* queued, in order */
+    unsigned in_pool;             /* queued or running */
     int stopping;
     cf_offload_fn run;
     pthread_t *threads;
@@ -33,7 +33,7 @@ static void *worker_main(void *arg)
     for (;;) {
         while (!p->head && !p->stopping)
             pthread_cond_wait(&p->has_work, &p->mu);
-        cf_request *r = p->head;
+        cf_http_request *r = p->head;
         if (!r)
             break; /* stopping, and nothing left to run */
         p->head = r->offload_next;
@@ -80,7 +80,7 @@ int cf_offload_start(unsigned nthreads, cf_offload_fn run, cf_offload **out)
     return 0;
 }
 
-int cf_offload_submit(cf_offload *p, cf_request *r)
+int cf_offload_submit(cf_offload *p, cf_http_request *r)
 {
     pthread_mutex_lock(&p->mu);
     if (p->stopping) {
@@ -102,7 +102,7 @@ int cf_offload_submit(cf_offload *p, cf_request *r)
     return 0;
 }
 
-void cf_offload_forget(cf_offload *p, cf_request *r)
+void cf_offload_forget(cf_offload *p, cf_http_request *r)
 {
     if (!p)
         return;

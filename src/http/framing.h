@@ -1,18 +1,16 @@
 /*
  * framing.h - the part of framing.c that judges a request head from its header fields alone,
- * with no connection: what cf_framing_check (request.h) applies to every request, and what the
+ * with no connection: what the HTTP layer applies to every request head (daemon.c), and what the
  * fuzz target drives.
  *
  * Feed every header field as received (a repeated one once per instance) to
  * cf_framing_scan_field, then ask cf_framing_verdict. Names and values are byte ranges, borrowed
  * until the verdict has been given; they need not be NUL-terminated.
  */
-#ifndef CF_SERVER_FRAMING_H
-#define CF_SERVER_FRAMING_H
+#ifndef CF_HTTP_FRAMING_H
+#define CF_HTTP_FRAMING_H
 
 #include <stddef.h>
-
-#include "s3/error.h"
 
 typedef struct cf_framing_scan {
     int content_lengths, transfer_encodings, hosts;
@@ -29,11 +27,10 @@ typedef struct cf_framing_scan {
 void cf_framing_scan_field(cf_framing_scan *s, const char *name, size_t name_len, const char *value,
                            size_t value_len);
 
-/* CF_S3_OK, or the error to refuse the request with: InvalidRequest (400) for an ambiguous
- * length or a malformed field, NotImplemented (501) for a transfer coding other than chunked, in
- * which case *header is "Transfer-Encoding" (AWS names it in <Header>), else NULL. msg (when
+/* 0, or the HTTP status to refuse the request with: 400 for an ambiguous length or a malformed
+ * field, 501 for a transfer coding other than chunked, in which case *header is
+ * "Transfer-Encoding" (the front end may name it in its error), else NULL. msg (when
  * refused) says why; it quotes at most 64 bytes of a header name. http10: an HTTP/1.0 request. */
-cf_s3_error cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, char *msg,
-                               size_t msglen);
+int cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, char *msg, size_t msglen);
 
 #endif
