@@ -517,37 +517,37 @@ int cf_access_allows(cf_request *r, cf_s3_op op, const char *bucket, const char 
     return cf_access_allows_version(r, op, bucket, key, keylen, 0);
 }
 
-cf_s3_error cf_access_check(cf_request *r)
+int cf_access_check(cf_request *r, cf_err *refusal)
 {
     /* A preflight is unauthenticated, as browsers send it; a form upload is signed inside its
      * body, and handlers_post.c applies this file's rules to its signer once that is known. */
     if (r->principal == CF_PRINCIPAL_ROOT || r->op == CF_S3_OP_CORS_PREFLIGHT ||
         r->op == CF_S3_OP_POST_OBJECT)
-        return CF_S3_OK;
+        return 0;
     if (r->op == CF_S3_OP_DELETE_OBJECTS) {
         /* Each key is decided by the handler; let in whoever some key could be deleted for. */
         if (key_policy_allows(r, r->op, r->bucket, NULL, 0))
-            return CF_S3_OK;
+            return 0;
         int unreadable;
         const cf_policy *policy = bucket_policy(r, r->bucket, &unreadable);
         const char *principal = r->principal == CF_PRINCIPAL_KEY ? r->grant.access_key : NULL;
-        return policy && !unreadable &&
-                       (cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT, principal) ||
-                        cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT_VERSION, principal))
-                   ? CF_S3_OK
-                   : CF_S3_AccessDenied;
+        if (policy && !unreadable &&
+            (cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT, principal) ||
+             cf_policy_may_allow(policy, CF_POLICY_DELETE_OBJECT_VERSION, principal)))
+            return 0;
+        return cf_s3_refuse(refusal, CF_S3_AccessDenied, NULL);
     }
     if (!cf_access_allows_version(r, r->op, r->bucket, r->key, r->keylen,
                                   cf_request_param(r, "versionId") != NULL))
-        return CF_S3_AccessDenied;
+        return cf_s3_refuse(refusal, CF_S3_AccessDenied, NULL);
     /* Tags set along with the object need s3:PutObjectTagging as well (as on AWS), or a Deny
      * of tagging would be side-stepped by a PUT with x-amz-tagging. */
     int writes_tags = r->op == CF_S3_OP_PUT_OBJECT || r->op == CF_S3_OP_COPY_OBJECT ||
                       r->op == CF_S3_OP_CREATE_MULTIPART_UPLOAD;
     if (writes_tags && cf_request_header(r, "x-amz-tagging") &&
         !cf_access_allows_tags_on_write(r, r->op, r->bucket, r->key, r->keylen))
-        return CF_S3_AccessDenied;
-    return CF_S3_OK;
+        return cf_s3_refuse(refusal, CF_S3_AccessDenied, NULL);
+    return 0;
 }
 
 int cf_access_allows_tags_on_write(cf_request *r, cf_s3_op write_op, const char *bucket, const char *key,

@@ -19,8 +19,9 @@ void cf_access_cleanup(cf_request *r);
 void cf_policy_cache_free(struct cf_policy_cache *pc);
 /* The key lies in the principal's bucket and prefix (always, for root). */
 int cf_access_key_in_scope(const cf_request *r, const char *bucket, const char *key, size_t keylen);
-/* The whole decision for the request as routed, bucket policies included: OK or AccessDenied. */
-cf_s3_error cf_access_check(cf_request *r);
+/* The whole decision for the request as routed, bucket policies included: 0, or CF_EDENIED with
+ * AccessDenied in refusal's detail (refusal may be NULL). */
+int cf_access_check(cf_request *r, cf_err *refusal);
 /* May the principal only create objects, never replace one (a writeonly key)? Writes then
  * commit on the condition that the key is absent (cf_write_condition). */
 int cf_access_create_only(const cf_request *r);

@@ -408,9 +408,9 @@ static cf_s3_error missing_key_error(cf_request *r)
         return CF_S3_NoSuchKey;
     cf_s3_op op = r->op;
     r->op = CF_S3_OP_LIST_OBJECTS;
-    cf_s3_error e = cf_access_check(r);
+    int denied = cf_access_check(r, NULL);
     r->op = op;
-    return e ? CF_S3_AccessDenied : CF_S3_NoSuchKey;
+    return denied ? CF_S3_AccessDenied : CF_S3_NoSuchKey;
 }
 
 /* A value no header can carry: a control character but tab (RFC 9110). */

@@ -158,8 +158,8 @@ static int begin_s3(void *ctx, cf_http_request *hr, int admin)
     if (cf_auth_check(r, &refusal) != 0)
         return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
 
-    if ((e = cf_access_check(r)) != CF_S3_OK)
-        return cf_respond_error(r, e, NULL);
+    if (cf_access_check(r, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     if ((e = cf_body_prepare(r, msg, sizeof msg)) != CF_S3_OK)
         return cf_respond_error(r, e, msg[0] ? msg : NULL);
 
