@@ -22,11 +22,18 @@
 #include "server/response.h"
 
 /* EntityTooLarge for a declared size, with the elements AWS adds. */
-static cf_s3_error too_large(cf_request *r, uint64_t proposed)
+static int too_large(cf_request *r, uint64_t proposed, cf_err *refusal)
 {
     cf_error_detail_u64(r, CF_S3_EntityTooLarge, "ProposedSize", proposed);
     cf_error_detail_u64(r, CF_S3_EntityTooLarge, "MaxSizeAllowed", CF_MAX_PUT_SIZE);
-    return CF_S3_EntityTooLarge;
+    return cf_s3_refuse(refusal, CF_S3_EntityTooLarge, NULL);
+}
+
+/* A digest or checksum state that could not be allocated: the client sees InternalError. */
+static int out_of_memory(cf_err *refusal)
+{
+    return cf_s3_err_set(refusal, CF_ENOMEM, CF_S3_InternalError, "%s",
+                         cf_s3_error_message(CF_S3_InternalError));
 }
 
 /* The decoded bytes, wherever they came from. */
@@ -79,13 +86,15 @@ void cf_body_take(cf_request *r, const char *data, size_t n)
     }
 }
 
+#define ONE_CHECKSUM "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
+
 /* One x-amz-checksum-* header, or the one x-amz-trailer announces.
  *
  * Only headers: x-amz-checksum-* and x-amz-sdk-checksum-algorithm in a presigned URL's query are
  * ignored, as AWS ignores them (presigned URLs do not support these checksums, and the object is
  * stored without one). The JavaScript SDK's presigner puts the CRC32 of the body it had at signing
  * time there, usually of no body at all (AAAAAA==); checking it would fail every upload. */
-static cf_s3_error setup_checksum(cf_request *r, char *msg, size_t msglen)
+static int setup_checksum(cf_request *r, cf_err *refusal)
 {
     int found = 0;
     for (int a = 0; a < CF_CK_COUNT; a++) {
@@ -94,17 +103,14 @@ static cf_s3_error setup_checksum(cf_request *r, char *msg, size_t msglen)
         if (!v)
             continue;
         if (found && r->ck_have_expected) {
-            snprintf(msg, msglen,
-                     "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
-            return CF_S3_InvalidRequest;
+            return cf_s3_refuse(refusal, CF_S3_InvalidRequest, ONE_CHECKSUM);
         }
         found++;
         cf_err err;
         int bad = cf_checksum_decode((cf_checksum_alg)a, v, strlen(v), r->ck_expected, &err) != 0;
-        if (bad) {
-            snprintf(msg, msglen, "Value for %s header is invalid.", name);
-            return CF_S3_InvalidRequest;
-        }
+        if (bad)
+            return cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidRequest, "Value for %s header is invalid.",
+                                 name);
         r->ck_alg = (cf_checksum_alg)a;
         r->ck_have_expected = 1;
     }
@@ -113,58 +119,53 @@ static cf_s3_error setup_checksum(cf_request *r, char *msg, size_t msglen)
         cf_checksum_alg a;
         if (!r->chunked || cf_checksum_alg_from_name(trailer, &a) != 0 ||
             strncasecmp(trailer, "x-amz-checksum-", 15)) {
-            snprintf(msg, msglen,
-                     "x-amz-trailer must name one x-amz-checksum-* header of an aws-chunked body");
-            return CF_S3_InvalidRequest;
+            return cf_s3_refuse(refusal, CF_S3_InvalidRequest,
+                                "x-amz-trailer must name one x-amz-checksum-* header of an aws-chunked body");
         }
         if (found++) {
-            snprintf(msg, msglen,
-                     "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.");
-            return CF_S3_InvalidRequest;
+            return cf_s3_refuse(refusal, CF_S3_InvalidRequest, ONE_CHECKSUM);
         }
         r->ck_alg = a;
         r->ck_in_trailer = 1;
     }
     if (found && !(r->ck = cf_checksum_new(r->ck_alg)))
-        return CF_S3_InternalError;
-    return CF_S3_OK;
+        return out_of_memory(refusal);
+    return 0;
 }
 
 /* A bucket policy can let an anonymous request write. Its x-amz-content-sha256 is signed by
  * no one, yet it still says what the body is: an unsigned aws-chunked body is decoded as a
  * signed request's is (never stored with its framing), a hex digest is checked, and a signed
  * framing without a signature is refused. */
-static cf_s3_error anonymous_payload(cf_request *r, char *msg, size_t msglen)
+static int anonymous_payload(cf_request *r, cf_err *refusal)
 {
     const char *payload = cf_request_header(r, "x-amz-content-sha256");
     if (!payload || strcmp(payload, CF_SIGV4_UNSIGNED_PAYLOAD) == 0)
-        return CF_S3_OK;
+        return 0;
     if (strncmp(payload, "STREAMING-", 10) == 0) {
         if (cf_chunked_mode_from_payload(payload, &r->stream_mode) != 0 ||
-            r->stream_mode != CF_CHUNKED_UNSIGNED_TRAILER) {
-            snprintf(msg, msglen, "x-amz-content-sha256 '%.64s' needs a signed request", payload);
-            return CF_S3_InvalidRequest;
-        }
+            r->stream_mode != CF_CHUNKED_UNSIGNED_TRAILER)
+            return cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidRequest,
+                                 "x-amz-content-sha256 '%.64s' needs a signed request", payload);
         r->stream_mode_set = 1;
-        return CF_S3_OK;
+        return 0;
     }
     unsigned char digest[32];
-    if (strlen(payload) != 64 || cf_hex_decode(payload, sizeof digest, digest) != 0) {
-        snprintf(msg, msglen, "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or 64 hex digits");
-        return CF_S3_InvalidArgument;
-    }
+    if (strlen(payload) != 64 || cf_hex_decode(payload, sizeof digest, digest) != 0)
+        return cf_s3_refuse(refusal, CF_S3_InvalidArgument,
+                            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or 64 hex digits");
     for (size_t i = 0; i < 64; i++)
         r->payload_hash[i] = (char)tolower((unsigned char)payload[i]);
     r->payload_hash[64] = '\0';
-    return (r->sha256 = cf_hash_new(CF_HASH_SHA256)) ? CF_S3_OK : CF_S3_InternalError;
+    return (r->sha256 = cf_hash_new(CF_HASH_SHA256)) ? 0 : out_of_memory(refusal);
 }
 
-cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen)
+int cf_body_prepare(cf_request *r, cf_err *refusal)
 {
     if (r->principal == CF_PRINCIPAL_ANONYMOUS) {
-        cf_s3_error e = anonymous_payload(r, msg, msglen);
-        if (e)
-            return e;
+        int rc = anonymous_payload(r, refusal);
+        if (rc)
+            return rc;
     }
     if (r->stream_mode_set) {
         /* Content-Length counts the framing; the object's size is declared apart. */
@@ -172,12 +173,11 @@ cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen)
         char *end;
         errno = 0;
         unsigned long long v = decoded ? strtoull(decoded, &end, 10) : 0;
-        if (!decoded || errno || *end || !*decoded) {
-            snprintf(msg, msglen, "aws-chunked bodies need x-amz-decoded-content-length");
-            return CF_S3_MissingContentLength;
-        }
+        if (!decoded || errno || *end || !*decoded)
+            return cf_s3_refuse(refusal, CF_S3_MissingContentLength,
+                                "aws-chunked bodies need x-amz-decoded-content-length");
         if (v > CF_MAX_PUT_SIZE)
-            return too_large(r, v);
+            return too_large(r, v, refusal);
         r->expected_len = v;
         r->has_length = 1;
         r->decoded_length_set = 1;
@@ -197,38 +197,36 @@ cf_s3_error cf_body_prepare(cf_request *r, char *msg, size_t msglen)
         int rc = cf_chunked_new(&cfg, &r->chunked, &err);
         memset(cfg.signing_key, 0, sizeof cfg.signing_key);
         memset(r->stream_key, 0, sizeof r->stream_key);
-        if (rc) {
-            snprintf(msg, msglen, "%s", err.msg);
-            return CF_S3_InvalidRequest;
-        }
+        if (rc)
+            return cf_s3_err_set(refusal, rc, CF_S3_InvalidRequest, "%s", err.msg);
     }
     /* CompleteMultipartUpload's x-amz-checksum-* is the whole object's checksum, which the
      * handler checks against the parts' (and may be a composite "<base64>-N"), not the part
      * list's: verifying the XML against it refused every such completion. */
     if (r->op == CF_S3_OP_COMPLETE_MULTIPART_UPLOAD)
-        return CF_S3_OK;
-    return setup_checksum(r, msg, msglen);
+        return 0;
+    return setup_checksum(r, refusal);
 }
 
 /* Content-MD5 against the digest of the bytes received (actual), or only its syntax when actual
  * is NULL: InvalidDigest when it is not the base64 of 16 bytes, BadDigest when it differs. */
-static cf_s3_error content_md5_verdict(cf_request *r, const unsigned char *actual)
+static int content_md5_verdict(cf_request *r, const unsigned char *actual, cf_err *refusal)
 {
     const char *want = cf_request_header(r, "Content-MD5");
     if (!want)
-        return CF_S3_OK;
+        return 0;
     unsigned char d[32];
     if (cf_base64_decode(want, strlen(want), d, sizeof d) != CF_MD5_LEN)
-        return CF_S3_InvalidDigest;
+        return cf_s3_refuse(refusal, CF_S3_InvalidDigest, NULL);
     if (!actual || memcmp(d, actual, CF_MD5_LEN) == 0)
-        return CF_S3_OK;
+        return 0;
     /* As AWS spells them: the client's digest in hex, the server's in base64. */
     char hex[2 * CF_MD5_LEN + 1], b64[32];
     cf_hex_encode(d, CF_MD5_LEN, hex);
     cf_base64_encode(actual, CF_MD5_LEN, b64);
     cf_error_detail(r, CF_S3_BadDigest, "CalculatedDigest", b64);
     cf_error_detail(r, CF_S3_BadDigest, "ExpectedDigest", hex);
-    return CF_S3_BadDigest;
+    return cf_s3_refuse(refusal, CF_S3_BadDigest, NULL);
 }
 
 int cf_body_begin(cf_request *r, cf_err *refusal)
@@ -242,15 +240,14 @@ int cf_body_begin(cf_request *r, cf_err *refusal)
             if (errno || *end || !*len)
                 return cf_s3_refuse(refusal, CF_S3_InvalidArgument, "Content-Length is not a number");
             if (v > CF_MAX_PUT_SIZE)
-                return cf_s3_refuse(refusal, too_large(r, v), NULL);
+                return too_large(r, v, refusal);
             r->expected_len = v;
             r->has_length = 1;
         } else if (!cf_request_header(r, "Transfer-Encoding")) {
             return cf_s3_refuse(refusal, CF_S3_MissingContentLength, NULL);
         }
     }
-    cf_s3_error e = content_md5_verdict(r, NULL);
-    return e ? cf_s3_refuse(refusal, e, NULL) : 0;
+    return content_md5_verdict(r, NULL, refusal);
 }
 
 int cf_body_open_writer(cf_request *r, cf_err *refusal)
@@ -267,12 +264,10 @@ int cf_body_open_writer(cf_request *r, cf_err *refusal)
     return 0;
 }
 
-cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
+int cf_body_complete(cf_request *r, cf_err *refusal)
 {
-    if (r->deferred) {
-        snprintf(msg, msglen, "%s", r->deferred_msg);
-        return r->deferred;
-    }
+    if (r->deferred)
+        return cf_s3_refuse(refusal, r->deferred, r->deferred_msg[0] ? r->deferred_msg : NULL);
     if (r->sha256) {
         unsigned char d[CF_SHA256_LEN];
         char hex[65];
@@ -282,34 +277,35 @@ cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
             cf_error_detail(r, CF_S3_XAmzContentSHA256Mismatch, "ClientComputedContentSHA256",
                             r->payload_hash);
             cf_error_detail(r, CF_S3_XAmzContentSHA256Mismatch, "S3ComputedContentSHA256", hex);
-            return CF_S3_XAmzContentSHA256Mismatch;
+            return cf_s3_refuse(refusal, CF_S3_XAmzContentSHA256Mismatch, NULL);
         }
     }
     cf_err err;
     if (r->chunked && cf_chunked_finish(r->chunked, &err) != 0) {
-        snprintf(msg, msglen, "%s", err.msg);
-        return cf_s3_error_of(&err, CF_S3_ON_REQUEST);
+        /* The decoder's message goes to the client whatever the error, as it names what was wrong
+         * with the framing. */
+        cf_s3_error e = cf_s3_error_of(&err, CF_S3_ON_REQUEST);
+        return err.msg[0] ? cf_s3_err_set(refusal, err.code, e, "%s", err.msg)
+                          : cf_s3_refuse(refusal, e, NULL);
     }
     if (r->has_length && r->body_bytes != r->expected_len)
-        return CF_S3_IncompleteBody;
+        return cf_s3_refuse(refusal, CF_S3_IncompleteBody, NULL);
     if (r->ck_in_trailer) {
         const char *v = cf_chunked_trailer_value(r->chunked);
-        if (!v || cf_checksum_decode(r->ck_alg, v, strlen(v), r->ck_expected, &err) != 0) {
-            snprintf(msg, msglen, "the trailing %s is not a valid checksum", cf_checksum_header(r->ck_alg));
-            return CF_S3_InvalidRequest;
-        }
+        if (!v || cf_checksum_decode(r->ck_alg, v, strlen(v), r->ck_expected, &err) != 0)
+            return cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidRequest,
+                                 "the trailing %s is not a valid checksum", cf_checksum_header(r->ck_alg));
         r->ck_have_expected = 1;
     }
     if (r->ck) {
         size_t n;
         if (cf_checksum_final(r->ck, r->ck_actual, &n) != 0)
-            return CF_S3_InternalError;
-        if (r->ck_have_expected && memcmp(r->ck_actual, r->ck_expected, n) != 0) {
+            return out_of_memory(refusal);
+        if (r->ck_have_expected && memcmp(r->ck_actual, r->ck_expected, n) != 0)
             /* AWS's words, naming the algorithm: "The CRC32 you specified did not match ...". */
-            snprintf(msg, msglen, "The %s you specified did not match the calculated checksum.",
-                     cf_checksum_name(r->ck_alg));
-            return CF_S3_BadDigest;
-        }
+            return cf_s3_err_set(refusal, CF_EINVAL, CF_S3_BadDigest,
+                                 "The %s you specified did not match the calculated checksum.",
+                                 cf_checksum_name(r->ck_alg));
         cf_base64_encode(r->ck_actual, n, r->ck_b64);
     }
     /* An XML body (DeleteObjects, tags, a policy, a part list) is acted on as soon as this
@@ -318,20 +314,20 @@ cf_s3_error cf_body_complete(cf_request *r, char *msg, size_t msglen)
     if (r->body == BODY_SMALL && cf_request_header(r, "Content-MD5")) {
         unsigned char md5[CF_MD5_LEN];
         cf_md5(r->small.data ? r->small.data : "", r->small.len, md5);
-        return content_md5_verdict(r, md5);
+        return content_md5_verdict(r, md5, refusal);
     }
-    return CF_S3_OK;
+    return 0;
 }
 
-cf_s3_error cf_body_finish(cf_request *r)
+int cf_body_finish(cf_request *r, cf_err *refusal)
 {
     unsigned char md5[CF_MD5_LEN];
     cf_err err;
     if (cf_store_writer_finish(r->writer, md5, NULL, &err) != 0) {
         cf_log(&r->srv->log, CF_LOG_ERROR, "write failed", "id", r->request_id, "error", err.msg, NULL);
-        return CF_S3_InternalError;
+        return cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
     }
-    return content_md5_verdict(r, md5);
+    return content_md5_verdict(r, md5, refusal);
 }
 
 int cf_body_checksum_header(const cf_request *r, cf_header_list *h)

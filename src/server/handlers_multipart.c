@@ -199,9 +199,9 @@ int cf_upload_part_begin(cf_request *r, cf_err *refusal)
 
 int cf_upload_part_end(cf_request *r)
 {
-    cf_s3_error e = cf_body_finish(r);
-    if (e)
-        return cf_respond_error(r, e, NULL);
+    cf_err refusal;
+    if (cf_body_finish(r, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     cf_object_info info = {0};
     cf_err err;
     cf_header_list h = {0};

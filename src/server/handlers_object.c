@@ -174,9 +174,9 @@ int cf_put_object_end(cf_request *r)
 {
     cf_err err;
     cf_header_list h = {0};
-    cf_s3_error e = cf_body_finish(r);
-    if (e)
-        return cf_respond_error(r, e, NULL);
+    cf_err refusal;
+    if (cf_body_finish(r, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     if (cf_object_headers(r, &h) != 0) {
         cf_header_list_cleanup(&h);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
@@ -185,7 +185,6 @@ int cf_put_object_end(cf_request *r)
         cf_header_list_cleanup(&h);
         return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
-    cf_err refusal;
     if (cf_tagging_from_request(r, &h, &refusal) != 0) {
         cf_header_list_cleanup(&h);
         return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
@@ -196,6 +195,7 @@ int cf_put_object_end(cf_request *r)
     }
     cf_store_condition cond;
     char cond_etag[80];
+    cf_s3_error e;
     if ((e = cf_write_condition(r, &cond, cond_etag, sizeof cond_etag)) != CF_S3_OK) {
         cf_header_list_cleanup(&h);
         return cf_respond_error(r, e, "only If-None-Match: * is supported on writes");

@@ -152,16 +152,14 @@ static int begin_s3(void *ctx, cf_http_request *hr, int admin)
         return cf_respond_error(r, CF_S3_InvalidArgument, "the request path is not valid percent-encoding");
     r->op = admin ? CF_S3_OP_ADMIN : cf_s3_route(r->method, r->bucket, r->key, route_param, r);
 
-    cf_s3_error e = CF_S3_OK;
-    char msg[256] = "";
     cf_err refusal;
     if (cf_auth_check(r, &refusal) != 0)
         return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
 
     if (cf_access_check(r, &refusal) != 0)
         return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
-    if ((e = cf_body_prepare(r, msg, sizeof msg)) != CF_S3_OK)
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    if (cf_body_prepare(r, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
 
     if (r->keylen > CF_S3_MAX_KEY_LEN)
         return cf_respond_error(r, CF_S3_KeyTooLongError, NULL);
@@ -293,10 +291,9 @@ static void s3_body(cf_http_request *hr, const char *data, size_t n)
 static int s3_complete(cf_http_request *hr)
 {
     cf_request *r = hr->front;
-    char msg[256] = "";
-    cf_s3_error e = cf_body_complete(r, msg, sizeof msg);
-    if (e)
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    cf_err refusal;
+    if (cf_body_complete(r, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     /* Everything but reads (every write, and any operation added later) waits for the disk. */
     if (!op_only_reads(r->op) && cf_http_offload(hr) == 0)
         return 1;
