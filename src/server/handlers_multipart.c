@@ -81,10 +81,9 @@ int cf_handle_create_multipart(cf_request *r)
 {
     if (cf_s3_key_check(r->key, r->keylen) != 0)
         return cf_respond_error(r, CF_S3_InvalidArgument, "object keys must be 1 to 1024 bytes of UTF-8");
-    char sse_msg[200];
-    cf_s3_error sse = cf_write_protection_refused(r, sse_msg, sizeof sse_msg);
-    if (sse)
-        return cf_respond_error(r, sse, sse_msg);
+    cf_err refusal;
+    if (cf_write_protection_refused(r, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     cf_header_list h = {0};
     if (cf_object_headers(r, &h) != 0) {
         cf_header_list_cleanup(&h);
@@ -94,7 +93,6 @@ int cf_handle_create_multipart(cf_request *r)
         cf_header_list_cleanup(&h);
         return cf_respond_metadata_too_large(r, h.meta_bytes);
     }
-    cf_err refusal;
     if (cf_tagging_from_request(r, &h, &refusal) != 0) {
         cf_header_list_cleanup(&h);
         return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
@@ -219,11 +217,10 @@ int cf_upload_part_end(cf_request *r)
 int cf_handle_upload_part_copy(cf_request *r)
 {
     cf_copy_source src;
-    cf_s3_error e = cf_copy_source_open(r, 1, &src);
-    if (e) {
-        int ok = cf_respond_error(r, e, src.msg[0] ? src.msg : NULL);
+    cf_err refusal;
+    if (cf_copy_source_open(r, 1, &src, &refusal) != 0) {
         cf_copy_source_cleanup(&src);
-        return ok;
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     cf_object_info info = {0};
     cf_err err;
@@ -405,6 +402,14 @@ static int respond_retried_completion(cf_request *r)
     return ok;
 }
 
+/* The S3 error a refusal names, its message into msg: the completion, with its many checks,
+ * answers once at its end with an S3 error and a message. */
+static cf_s3_error refused(const cf_err *refusal, char *msg, size_t msglen)
+{
+    snprintf(msg, msglen, "%s", refusal->msg);
+    return cf_s3_error_of(refusal, CF_S3_ON_REQUEST);
+}
+
 int cf_handle_complete_multipart(cf_request *r)
 {
     wanted_part *want = NULL;
@@ -535,9 +540,9 @@ int cf_handle_complete_multipart(cf_request *r)
         if (done && with_ck)
             snprintf(done->answer, sizeof done->answer, "%s %s %s", cf_checksum_name(alg), object_ck,
                      full ? "FULL_OBJECT" : "COMPOSITE");
-        e = cf_write_condition(r, &cond, cond_etag, sizeof cond_etag);
-        if (e)
-            snprintf(msg, sizeof msg, "only If-None-Match: * is supported on writes");
+        cf_err refusal;
+        if (cf_write_condition(r, &cond, cond_etag, sizeof cond_etag, &refusal) != 0)
+            e = refused(&refusal, msg, sizeof msg);
         else if (!done || parts_digest(want, nwant, done->parts_digest) != 0)
             e = CF_S3_InternalError;
         if (!e) {
@@ -547,9 +552,10 @@ int cf_handle_complete_multipart(cf_request *r)
             snprintf(done->etag, sizeof done->etag, "%s", rec.etag);
             done->expires_ns = rec.mtime_ns + COMPLETION_KEPT_NS;
             rc = cf_store_upload_complete(r->srv->store, u.id, &rec, &cond, done, &err);
-            if (rc == CF_EPRECOND) /* the request's own conditions say which error */
-                e = cf_write_condition_error(r, &cond, msg, sizeof msg);
-            else if ((e = cf_s3_error_for(rc, CF_S3_ON_UPLOAD_PARTS)) == CF_S3_InvalidPart)
+            if (rc == CF_EPRECOND) { /* the request's own conditions say which error */
+                cf_write_condition_error(r, &cond, &refusal);
+                e = refused(&refusal, msg, sizeof msg);
+            } else if ((e = cf_s3_error_for(rc, CF_S3_ON_UPLOAD_PARTS)) == CF_S3_InvalidPart)
                 snprintf(msg, sizeof msg, "a part was uploaded again while the upload completed");
             else if (e && cf_s3_error_status(e) >= 500)
                 cf_log(&r->srv->log, CF_LOG_ERROR, "complete failed", "id", r->request_id, "error", err.msg,

@@ -82,7 +82,7 @@ int cf_object_headers(cf_request *r, cf_header_list *h)
     return h->failed ? CF_ENOMEM : 0;
 }
 
-cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t msglen)
+int cf_write_protection_refused(const cf_request *r, cf_err *refusal)
 {
     /* Objects are stored as sent. SSE-S3 (AES256) is encryption at rest that the client never
      * sees, and is left to the disk; but a client that sends its own key (SSE-C) or names a KMS
@@ -99,35 +99,31 @@ cf_s3_error cf_write_protection_refused(const cf_request *r, char *msg, size_t m
     for (size_t i = 0; !named && i < sizeof encryption / sizeof *encryption; i++)
         if (cf_request_header(r, encryption[i]))
             named = encryption[i];
-    if (named) {
-        snprintf(msg, msglen,
-                 "%s: only server-side encryption AES256 is accepted; SSE-C and SSE-KMS are not implemented",
-                 named);
-        return CF_S3_NotImplemented;
-    }
+    if (named)
+        return cf_s3_err_set(
+            refusal, CF_ENOTSUP, CF_S3_NotImplemented,
+            "%s: only server-side encryption AES256 is accepted; SSE-C and SSE-KMS are not implemented",
+            named);
     for (size_t i = 0; i < sizeof object_lock / sizeof *object_lock; i++)
-        if (cf_request_header(r, object_lock[i])) {
+        if (cf_request_header(r, object_lock[i]))
             /* AWS's answer for a bucket without Object Lock, which every bucket here is. */
-            snprintf(msg, msglen, "Bucket is missing Object Lock Configuration");
-            return CF_S3_InvalidRequest;
-        }
-    return CF_S3_OK;
+            return cf_s3_refuse(refusal, CF_S3_InvalidRequest, "Bucket is missing Object Lock Configuration");
+    return 0;
 }
 
 int cf_put_object_begin(cf_request *r, cf_err *refusal)
 {
     if (cf_s3_key_check(r->key, r->keylen) != 0)
         return cf_s3_refuse(refusal, CF_S3_InvalidArgument, "object keys must be 1 to 1024 bytes of UTF-8");
-    char msg[256] = "";
-    cf_s3_error e = cf_write_protection_refused(r, msg, sizeof msg);
-    if (e)
-        return cf_s3_refuse(refusal, e, msg[0] ? msg : NULL);
+    int rc = cf_write_protection_refused(r, refusal);
+    if (rc)
+        return rc;
     if (cf_request_header(r, "x-amz-copy-source")) {
         r->op = CF_S3_OP_COPY_OBJECT;
         r->body = BODY_NONE;
         return 0;
     }
-    int rc = cf_body_begin(r, refusal);
+    rc = cf_body_begin(r, refusal);
     if (rc)
         return rc;
     cf_err err;
@@ -136,14 +132,15 @@ int cf_put_object_begin(cf_request *r, cf_err *refusal)
     return cf_body_open_writer(r, refusal);
 }
 
-cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag, size_t etaglen)
+int cf_write_condition(cf_request *r, cf_store_condition *c, char *etag, size_t etaglen, cf_err *refusal)
 {
     memset(c, 0, sizeof *c);
     const char *none = cf_request_header(r, "If-None-Match");
     const char *match = cf_request_header(r, "If-Match");
     if (none) {
-        if (strcmp(none, "*") != 0)
-            return CF_S3_NotImplemented; /* as S3: writes take only If-None-Match: * */
+        if (strcmp(none, "*") != 0) /* as S3 */
+            return cf_s3_refuse(refusal, CF_S3_NotImplemented,
+                                "only If-None-Match: * is supported on writes");
         c->must_not_exist = 1;
     }
     if (match) {
@@ -156,18 +153,17 @@ cf_s3_error cf_write_condition(cf_request *r, cf_store_condition *c, char *etag,
     /* Checked by the commit, not here: a HEAD first would let a racing writer slip in. */
     if (cf_access_create_only(r))
         c->must_not_exist = 1;
-    return CF_S3_OK;
+    return 0;
 }
 
-cf_s3_error cf_write_condition_error(cf_request *r, const cf_store_condition *c, char *msg, size_t msglen)
+int cf_write_condition_error(cf_request *r, const cf_store_condition *c, cf_err *refusal)
 {
-    msg[0] = '\0';
     if (c->failed == CF_STORE_COND_EXISTS && cf_access_create_only(r) &&
-        !cf_request_header(r, "If-None-Match")) {
-        snprintf(msg, msglen, "this access key may only create objects, and the key already exists");
-        return CF_S3_AccessDenied;
-    }
-    return c->failed == CF_STORE_COND_MISSING ? CF_S3_NoSuchKey : CF_S3_PreconditionFailed;
+        !cf_request_header(r, "If-None-Match"))
+        return cf_s3_refuse(refusal, CF_S3_AccessDenied,
+                            "this access key may only create objects, and the key already exists");
+    return cf_s3_refuse(
+        refusal, c->failed == CF_STORE_COND_MISSING ? CF_S3_NoSuchKey : CF_S3_PreconditionFailed, NULL);
 }
 
 int cf_put_object_end(cf_request *r)
@@ -195,10 +191,9 @@ int cf_put_object_end(cf_request *r)
     }
     cf_store_condition cond;
     char cond_etag[80];
-    cf_s3_error e;
-    if ((e = cf_write_condition(r, &cond, cond_etag, sizeof cond_etag)) != CF_S3_OK) {
+    if (cf_write_condition(r, &cond, cond_etag, sizeof cond_etag, &refusal) != 0) {
         cf_header_list_cleanup(&h);
-        return cf_respond_error(r, e, "only If-None-Match: * is supported on writes");
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     cf_object_info info = {0};
     cf_store_writer *w = r->writer;
@@ -207,9 +202,8 @@ int cf_put_object_end(cf_request *r)
     int rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
     if (rc == CF_EPRECOND) {
-        char msg[200] = "";
-        e = cf_write_condition_error(r, &cond, msg, sizeof msg);
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+        cf_write_condition_error(r, &cond, &refusal);
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     if (rc)
         return cf_respond_failure(r, &err, CF_S3_ON_BUCKET, 0);
@@ -474,17 +468,19 @@ int cf_handle_get_object(cf_request *r, int head)
         if (rc)
             return cf_respond_failure(r, &err, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY, 0);
         int not_modified;
-        cf_s3_error ce = cf_check_conditions(&info, cf_request_header(r, "If-Match"),
-                                             cf_request_header(r, "If-None-Match"),
-                                             cf_request_header(r, "If-Modified-Since"),
-                                             cf_request_header(r, "If-Unmodified-Since"), &not_modified);
+        cf_err failed;
+        int ce = cf_check_conditions(&info, cf_request_header(r, "If-Match"),
+                                     cf_request_header(r, "If-None-Match"),
+                                     cf_request_header(r, "If-Modified-Since"),
+                                     cf_request_header(r, "If-Unmodified-Since"), &not_modified, &failed);
         if (ce || not_modified) {
             if (fd >= 0)
                 close(fd);
             /* If-Match decides when it is there (cf_check_conditions): it is the one that failed. */
             cf_s3_error_field cond = {"Condition",
                                       cf_request_header(r, "If-Match") ? "If-Match" : "If-Unmodified-Since"};
-            int ok = ce ? cf_respond_error_fields(r, ce, NULL, &cond, 1, NULL, NULL)
+            int ok = ce ? cf_respond_error_fields(r, cf_s3_error_of(&failed, CF_S3_ON_REQUEST), NULL, &cond,
+                                                  1, NULL, NULL)
                         : respond_not_modified(r, &info);
             cf_object_info_cleanup(&info);
             return ok;
@@ -624,25 +620,25 @@ static int etag_listed(const char *list, const char *etag)
     return 0;
 }
 
-cf_s3_error cf_check_conditions(const cf_object_info *info, const char *if_match, const char *if_none_match,
-                                const char *if_modified_since, const char *if_unmodified_since,
-                                int *not_modified)
+int cf_check_conditions(const cf_object_info *info, const char *if_match, const char *if_none_match,
+                        const char *if_modified_since, const char *if_unmodified_since, int *not_modified,
+                        cf_err *failed)
 {
     time_t mtime = (time_t)(info->mtime_ns / 1000000000), t;
     *not_modified = 0;
     /* RFC 9110 §13.2.2 order: If-Match, then If-Unmodified-Since only without If-Match, ... */
     if (if_match && !etag_listed(if_match, info->etag))
-        return CF_S3_PreconditionFailed;
+        return cf_s3_refuse(failed, CF_S3_PreconditionFailed, NULL);
     if (!if_match && if_unmodified_since && cf_s3_parse_http_date(if_unmodified_since, &t) == 0 && mtime > t)
-        return CF_S3_PreconditionFailed;
+        return cf_s3_refuse(failed, CF_S3_PreconditionFailed, NULL);
     if (if_none_match && etag_listed(if_none_match, info->etag)) {
         *not_modified = 1;
-        return CF_S3_OK;
+        return 0;
     }
     if (!if_none_match && if_modified_since && cf_s3_parse_http_date(if_modified_since, &t) == 0 &&
         mtime <= t)
         *not_modified = 1;
-    return CF_S3_OK;
+    return 0;
 }
 
 void cf_copy_source_cleanup(cf_copy_source *src)
@@ -654,9 +650,12 @@ void cf_copy_source_cleanup(cf_copy_source *src)
     memset(src, 0, sizeof *src);
 }
 
+#define BAD_COPY_SOURCE "x-amz-copy-source must be bucket/key, URL-encoded"
+
 /* One attempt of cf_copy_source_open once the source is named; *raced when an overwrite
  * replaced the version found before its reader opened. */
-static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_source *src, int *raced)
+static int open_source_version(cf_request *r, int allow_range, cf_copy_source *src, int *raced,
+                               cf_err *refusal)
 {
     cf_err err;
     int missing_bucket = 0;
@@ -668,15 +667,16 @@ static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_s
         if (cf_s3_error_status(e) >= 500)
             cf_log(&r->srv->log, CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error",
                    err.msg, NULL);
-        return e;
+        return cf_s3_refuse(refusal, e, NULL);
     }
     int not_modified;
-    e = cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
-                            cf_request_header(r, "x-amz-copy-source-if-none-match"),
-                            cf_request_header(r, "x-amz-copy-source-if-modified-since"),
-                            cf_request_header(r, "x-amz-copy-source-if-unmodified-since"), &not_modified);
-    if (e || not_modified)
-        return CF_S3_PreconditionFailed;
+    rc = cf_check_conditions(&src->info, cf_request_header(r, "x-amz-copy-source-if-match"),
+                             cf_request_header(r, "x-amz-copy-source-if-none-match"),
+                             cf_request_header(r, "x-amz-copy-source-if-modified-since"),
+                             cf_request_header(r, "x-amz-copy-source-if-unmodified-since"), &not_modified,
+                             NULL);
+    if (rc || not_modified)
+        return cf_s3_refuse(refusal, CF_S3_PreconditionFailed, NULL);
     src->start = 0;
     src->len = src->info.size;
     const char *range = allow_range ? cf_request_header(r, "x-amz-copy-source-range") : NULL;
@@ -684,33 +684,30 @@ static cf_s3_error open_source_version(cf_request *r, int allow_range, cf_copy_s
         unsigned long long first, last;
         int used = 0;
         if (sscanf(range, "bytes=%llu-%llu%n", &first, &last, &used) != 2 || range[used] || first > last ||
-            last >= src->info.size) {
-            snprintf(
-                src->msg, sizeof src->msg,
+            last >= src->info.size)
+            return cf_s3_err_set(
+                refusal, CF_EINVAL, CF_S3_InvalidArgument,
                 "x-amz-copy-source-range must be bytes=first-last within the source object of %llu bytes",
                 (unsigned long long)src->info.size);
-            return CF_S3_InvalidArgument;
-        }
         src->start = first;
         src->len = last - first + 1;
     }
-    if (src->len > CF_MAX_PUT_SIZE) {
-        snprintf(src->msg, sizeof src->msg, "a copy is limited to 5 GiB; use UploadPartCopy with ranges");
-        return CF_S3_InvalidRequest;
-    }
+    if (src->len > CF_MAX_PUT_SIZE)
+        return cf_s3_refuse(refusal, CF_S3_InvalidRequest,
+                            "a copy is limited to 5 GiB; use UploadPartCopy with ranges");
     rc = cf_store_reader_open(r->srv->store, &src->info, src->start, src->len, &src->rd, &err);
     *raced = rc == CF_ENOTFOUND;
     if (*raced)
-        return CF_S3_ServiceUnavailable; /* after as many tries as a GET makes */
+        return cf_s3_refuse(refusal, CF_S3_ServiceUnavailable, NULL); /* after as many tries as a GET makes */
     if (rc) {
         cf_log(&r->srv->log, CF_LOG_ERROR, "copy source read failed", "id", r->request_id, "error", err.msg,
                NULL);
-        return CF_S3_InternalError;
+        return cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
     }
-    return CF_S3_OK;
+    return 0;
 }
 
-cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *src)
+int cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *src, cf_err *refusal)
 {
     memset(src, 0, sizeof *src);
     const char *raw = cf_request_header(r, "x-amz-copy-source");
@@ -720,41 +717,40 @@ cf_s3_error cf_copy_source_open(cf_request *r, int allow_range, cf_copy_source *
     if (!raw || cf_s3_url_decode(&path, raw, q ? (size_t)(q - raw) : strlen(raw)) != 0 || !path.data ||
         memchr(path.data, '\0', path.len)) {
         cf_buf_cleanup(&path);
-        snprintf(src->msg, sizeof src->msg, "x-amz-copy-source must be bucket/key, URL-encoded");
-        return CF_S3_InvalidArgument;
+        return cf_s3_refuse(refusal, CF_S3_InvalidArgument, BAD_COPY_SOURCE);
     }
     if (q && strncmp(q, "?versionId=", 11) == 0 && strcmp(q + 11, "null") != 0) {
         cf_buf_cleanup(&path);
-        snprintf(src->msg, sizeof src->msg, "this server keeps no versions: only versionId=null exists");
-        return CF_S3_NoSuchKey;
+        return cf_s3_refuse(refusal, CF_S3_NoSuchKey,
+                            "this server keeps no versions: only versionId=null exists");
     }
     const char *p = path.data[0] == '/' ? path.data + 1 : path.data;
     const char *slash = strchr(p, '/');
     if (!slash || slash == p || !slash[1]) {
         cf_buf_cleanup(&path);
-        snprintf(src->msg, sizeof src->msg, "x-amz-copy-source must be bucket/key, URL-encoded");
-        return CF_S3_InvalidArgument;
+        return cf_s3_refuse(refusal, CF_S3_InvalidArgument, BAD_COPY_SOURCE);
     }
     src->bucket = strndup(p, (size_t)(slash - p));
     src->key = strdup(slash + 1);
     src->keylen = strlen(slash + 1);
     cf_buf_cleanup(&path);
     if (!src->bucket || !src->key)
-        return CF_S3_InternalError;
+        return cf_s3_err_set(refusal, CF_ENOMEM, CF_S3_InternalError, "%s",
+                             cf_s3_error_message(CF_S3_InternalError));
     if (src->keylen > CF_S3_MAX_KEY_LEN)
-        return CF_S3_KeyTooLongError;
+        return cf_s3_refuse(refusal, CF_S3_KeyTooLongError, NULL);
     /* Copying reads the source: the principal must be allowed to GET it. */
     if (!cf_access_allows_version(r, CF_S3_OP_GET_OBJECT, src->bucket, src->key, src->keylen,
                                   q && strncmp(q, "?versionId=", 11) == 0))
-        return CF_S3_AccessDenied;
+        return cf_s3_refuse(refusal, CF_S3_AccessDenied, NULL);
 
     /* The version read is the one checked: an overwrite between the lookup and the reader's
      * open means looking again, as a GET does. */
     for (int attempt = 0;; attempt++) {
         int raced = 0;
-        cf_s3_error e = open_source_version(r, allow_range, src, &raced);
+        int rc = open_source_version(r, allow_range, src, &raced, refusal);
         if (!raced || attempt == 8)
-            return e;
+            return rc;
     }
 }
 
@@ -804,11 +800,10 @@ int cf_handle_copy_object(cf_request *r)
     if (cf_s3_key_check(r->key, r->keylen) != 0)
         return cf_respond_error(r, CF_S3_InvalidArgument, "object keys must be 1 to 1024 bytes of UTF-8");
     cf_copy_source src;
-    cf_s3_error e = cf_copy_source_open(r, 0, &src);
-    if (e) {
-        int ok = cf_respond_error(r, e, src.msg[0] ? src.msg : NULL);
+    cf_err refusal;
+    if (cf_copy_source_open(r, 0, &src, &refusal) != 0) {
         cf_copy_source_cleanup(&src);
-        return ok;
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     const char *directive = cf_request_header(r, "x-amz-metadata-directive");
     int replace = directive && strcasecmp(directive, "REPLACE") == 0;
@@ -846,7 +841,6 @@ int cf_handle_copy_object(cf_request *r)
                                     src.info.headers[i].value);
     }
     const char *src_tags = cf_object_info_header(&src.info, CF_TAGGING_HEADER);
-    cf_err refusal;
     if (!hrc && !replace_tags && src_tags)
         hrc = cf_header_add(&h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), src_tags);
     else if (!hrc && replace_tags && cf_tagging_from_request(r, &h, &refusal) != 0) {
@@ -877,9 +871,8 @@ int cf_handle_copy_object(cf_request *r)
     rc = cf_store_writer_commit(w, r->bucket, r->key, r->keylen, h.kv, h.n, &info, &err);
     cf_header_list_cleanup(&h);
     if (rc == CF_EPRECOND) {
-        char msg[120];
-        e = cf_write_condition_error(r, &cond, msg, sizeof msg);
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+        cf_write_condition_error(r, &cond, &refusal);
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     }
     if (rc)
         return cf_respond_failure(r, &err, CF_S3_ON_BUCKET, 0);
