@@ -240,10 +240,9 @@ static int begin_file(cf_request *r, struct cf_post_upload *u, const char *filen
     const char *tagging = field(u, "tagging");
     if (tagging) {
         /* As a PUT with x-amz-tagging: the same tag rules, and s3:PutObjectTagging as well. */
-        char msg[200] = "";
-        cf_s3_error e = cf_tagging_from_xml(tagging, strlen(tagging), &u->tags, msg, sizeof msg);
-        if (e)
-            return refuse(r, e, "%s", msg[0] ? msg : cf_s3_error_message(e));
+        cf_err refusal;
+        if (cf_tagging_from_xml(tagging, strlen(tagging), &u->tags, &refusal) != 0)
+            return refuse(r, cf_s3_error_of(&refusal, CF_S3_ON_REQUEST), "%s", refusal.msg);
         if (!cf_access_allows_tags_on_write(r, CF_S3_OP_PUT_OBJECT, r->bucket, r->key, r->keylen))
             return refuse(r, CF_S3_AccessDenied, "%s", cf_s3_error_message(CF_S3_AccessDenied));
     }

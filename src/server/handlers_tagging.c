@@ -59,54 +59,53 @@ static int xml_cannot_carry(const char *s, size_t n)
     return 0;
 }
 
-/* Adds one tag after checking AWS's rules; CF_S3_InvalidTag with a reason in msg otherwise. */
-static cf_s3_error tag_add(tag_set *t, const char *key, size_t klen, const char *value, size_t vlen,
-                           char *msg, size_t msglen)
+/* Adds one tag after checking AWS's rules; InvalidTag in refusal's detail, with the reason,
+ * otherwise. */
+static int tag_add(tag_set *t, const char *key, size_t klen, const char *value, size_t vlen, cf_err *refusal)
 {
-    if (t->n == MAX_TAGS) {
-        snprintf(msg, msglen, "an object can have at most %d tags", MAX_TAGS);
-        return CF_S3_InvalidTag;
-    }
+    if (t->n == MAX_TAGS)
+        return cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidTag, "an object can have at most %d tags",
+                             MAX_TAGS);
     char *k = strndup(key, klen), *v = strndup(value, vlen);
     if (!k || !v) {
         free(k);
         free(v);
-        return CF_S3_InternalError;
+        return cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
     }
-    cf_s3_error e = CF_S3_OK;
+    int rc = 0;
     if (!*k || utf8_chars(k) > MAX_TAG_KEY || cf_s3_key_check(k, klen) != 0)
-        snprintf(msg, msglen, "a tag key must be 1 to %d characters of UTF-8", MAX_TAG_KEY),
-            e = CF_S3_InvalidTag;
+        rc = cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidTag,
+                           "a tag key must be 1 to %d characters of UTF-8", MAX_TAG_KEY);
     else if (strncasecmp(k, "aws:", 4) == 0)
-        snprintf(msg, msglen, "Your TagKey cannot be prefixed with aws:"), e = CF_S3_InvalidTag;
+        rc = cf_s3_refuse(refusal, CF_S3_InvalidTag, "Your TagKey cannot be prefixed with aws:");
     else if (utf8_chars(v) > MAX_TAG_VALUE || (vlen && cf_s3_key_check(v, vlen) != 0))
-        snprintf(msg, msglen, "a tag value must be at most %d characters of UTF-8", MAX_TAG_VALUE),
-            e = CF_S3_InvalidTag;
+        rc = cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidTag,
+                           "a tag value must be at most %d characters of UTF-8", MAX_TAG_VALUE);
     else if (xml_cannot_carry(k, klen) || xml_cannot_carry(v, vlen))
-        snprintf(msg, msglen, "a tag key or value holds a control character"), e = CF_S3_InvalidTag;
-    for (size_t i = 0; !e && i < t->n; i++)
+        rc = cf_s3_refuse(refusal, CF_S3_InvalidTag, "a tag key or value holds a control character");
+    for (size_t i = 0; !rc && i < t->n; i++)
         if (strcmp(t->tags[i].key, k) == 0)
-            snprintf(msg, msglen, "tag key '%.128s' appears twice", k), e = CF_S3_InvalidTag;
-    if (e) {
+            rc = cf_s3_err_set(refusal, CF_EINVAL, CF_S3_InvalidTag, "tag key '%.128s' appears twice", k);
+    if (rc) {
         free(k);
         free(v);
-        return e;
+        return rc;
     }
     t->tags[t->n++] = (tag){k, v};
-    return CF_S3_OK;
+    return 0;
 }
 
 /* Parses the query form of x-amz-tagging ("a=1&b=two%20words"; '+' is a space). */
-static cf_s3_error parse_query(const char *q, tag_set *t, char *msg, size_t msglen)
+static int parse_query(const char *q, tag_set *t, cf_err *refusal)
 {
-    cf_s3_error e = CF_S3_OK;
-    while (*q && !e) {
+    int rc = 0;
+    while (*q && !rc) {
         const char *amp = strchr(q, '&');
         size_t n = amp ? (size_t)(amp - q) : strlen(q);
         if (n) {
             char *pair = strndup(q, n);
             if (!pair)
-                return CF_S3_InternalError;
+                return cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
             for (char *c = pair; *c; c++)
                 if (*c == '+')
                     *c = ' ';
@@ -115,19 +114,18 @@ static cf_s3_error parse_query(const char *q, tag_set *t, char *msg, size_t msgl
             cf_buf_init(&k, 4096);
             cf_buf_init(&v, 4096);
             if (cf_s3_url_decode(&k, pair, eq ? (size_t)(eq - pair) : strlen(pair)) != 0 ||
-                (eq && cf_s3_url_decode(&v, eq + 1, strlen(eq + 1)) != 0)) {
-                snprintf(msg, msglen, "x-amz-tagging is not valid percent-encoding");
-                e = CF_S3_InvalidArgument;
-            } else {
-                e = tag_add(t, k.data ? k.data : "", k.len, v.data ? v.data : "", v.len, msg, msglen);
-            }
+                (eq && cf_s3_url_decode(&v, eq + 1, strlen(eq + 1)) != 0))
+                rc = cf_s3_refuse(refusal, CF_S3_InvalidArgument,
+                                  "x-amz-tagging is not valid percent-encoding");
+            else
+                rc = tag_add(t, k.data ? k.data : "", k.len, v.data ? v.data : "", v.len, refusal);
             cf_buf_cleanup(&k);
             cf_buf_cleanup(&v);
             free(pair);
         }
         q = amp ? amp + 1 : q + n;
     }
-    return e;
+    return rc;
 }
 
 /* The canonical stored form; "" for no tags. Caller frees. */
@@ -157,12 +155,11 @@ int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_err *refusal)
     if (!q)
         return 0;
     tag_set t = {0};
-    char msg[200] = "";
-    cf_s3_error e = parse_query(q, &t, msg, sizeof msg);
-    char *enc = e ? NULL : encode_tags(&t);
+    int bad = parse_query(q, &t, refusal);
+    char *enc = bad ? NULL : encode_tags(&t);
     tag_set_cleanup(&t);
-    if (e)
-        return cf_s3_refuse(refusal, e, msg[0] ? msg : NULL);
+    if (bad)
+        return bad;
     int rc = enc ? cf_header_add(h, CF_TAGGING_HEADER, strlen(CF_TAGGING_HEADER), enc) : CF_ENOMEM;
     free(enc);
     return rc ? cf_s3_refuse(refusal, CF_S3_InternalError, NULL) : 0;
@@ -201,11 +198,10 @@ int cf_handle_get_object_tagging(cf_request *r)
     if (rc)
         return cf_respond_failure(r, &err, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY, 0);
     tag_set t = {0};
-    char msg[160];
     const char *stored = cf_object_info_header(&info, CF_TAGGING_HEADER);
-    cf_s3_error e = stored ? parse_query(stored, &t, msg, sizeof msg) : CF_S3_OK;
+    int bad = stored ? parse_query(stored, &t, NULL) : 0;
     cf_object_info_cleanup(&info);
-    if (e) {
+    if (bad) {
         tag_set_cleanup(&t);
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     }
@@ -223,33 +219,33 @@ int cf_handle_get_object_tagging(cf_request *r)
     return cf_respond_xml(r, 200, &b);
 }
 
-cf_s3_error cf_tagging_from_xml(const char *xml, size_t len, char **enc, char *msg, size_t msglen)
+int cf_tagging_from_xml(const char *xml, size_t len, char **enc, cf_err *refusal)
 {
     cf_xml_node *root = NULL;
     cf_err err;
     *enc = NULL;
     if (!len || cf_xml_parse(xml, len, &root, &err) != 0 || strcmp(root->name, "Tagging") != 0) {
         cf_xml_free(root);
-        return CF_S3_MalformedXML;
+        return cf_s3_refuse(refusal, CF_S3_MalformedXML, NULL);
     }
     const cf_xml_node *set = cf_xml_child(root, "TagSet");
     tag_set t = {0};
-    cf_s3_error e = set ? CF_S3_OK : CF_S3_MalformedXML;
-    for (const cf_xml_node *c = set ? set->child : NULL; c && !e; c = c->next) {
+    int rc = set ? 0 : cf_s3_refuse(refusal, CF_S3_MalformedXML, NULL);
+    for (const cf_xml_node *c = set ? set->child : NULL; c && !rc; c = c->next) {
         if (strcmp(c->name, "Tag") != 0)
             continue;
         const cf_xml_node *k = cf_xml_child(c, "Key"), *v = cf_xml_child(c, "Value");
         if (!k || !v) {
-            e = CF_S3_MalformedXML;
+            rc = cf_s3_refuse(refusal, CF_S3_MalformedXML, NULL);
             break;
         }
-        e = tag_add(&t, k->text, strlen(k->text), v->text, strlen(v->text), msg, msglen);
+        rc = tag_add(&t, k->text, strlen(k->text), v->text, strlen(v->text), refusal);
     }
     cf_xml_free(root);
-    if (!e && !(*enc = encode_tags(&t)))
-        e = CF_S3_InternalError;
+    if (!rc && !(*enc = encode_tags(&t)))
+        rc = cf_s3_refuse(refusal, CF_S3_InternalError, NULL);
     tag_set_cleanup(&t);
-    return e;
+    return rc;
 }
 
 int cf_handle_put_object_tagging(cf_request *r)
@@ -257,11 +253,10 @@ int cf_handle_put_object_tagging(cf_request *r)
     int refused = cf_refuse_other_version(r);
     if (refused >= 0)
         return refused;
-    char msg[200] = "";
     char *enc;
-    cf_s3_error e = cf_tagging_from_xml(r->small.data, r->small.len, &enc, msg, sizeof msg);
-    if (e)
-        return cf_respond_error(r, e, msg[0] ? msg : NULL);
+    cf_err refusal;
+    if (cf_tagging_from_xml(r->small.data, r->small.len, &enc, &refusal) != 0)
+        return cf_respond_failure(r, &refusal, CF_S3_ON_REQUEST, 1);
     cf_err err;
     int rc = cf_store_object_set_header(r->srv->store, r->bucket, r->key, r->keylen, CF_TAGGING_HEADER,
                                         *enc ? enc : NULL, &err);

@@ -12,8 +12,9 @@
 int cf_tagging_from_request(cf_request *r, cf_header_list *h, cf_err *refusal);
 /* A <Tagging> document (PutObjectTagging's body, a form's tagging field) checked as
  * PutObjectTagging does, into the stored form of CF_TAGGING_HEADER ("" when it has no tags;
- * the caller frees *stored). MalformedXML, InvalidTag (msg says why) or InternalError. */
-cf_s3_error cf_tagging_from_xml(const char *xml, size_t len, char **stored, char *msg, size_t msglen);
+ * the caller frees *stored). Or a CF_E code with MalformedXML, InvalidTag (the message says
+ * why) or InternalError in refusal's detail. */
+int cf_tagging_from_xml(const char *xml, size_t len, char **stored, cf_err *refusal);
 size_t cf_tagging_count(const char *stored);
 int cf_handle_get_object_tagging(cf_request *r);
 int cf_handle_put_object_tagging(cf_request *r);
