@@ -47,10 +47,11 @@ static int is_space(char c)
 
 /* ---- Authorization header ---- */
 
+/* CF_EINVAL for an empty field or one that does not fit: the caller names the field. */
 static int copy_field(char *dst, size_t dstlen, const char *src, size_t n)
 {
     if (n == 0 || n >= dstlen)
-        return -1;
+        return CF_EINVAL;
     memcpy(dst, src, n);
     dst[n] = '\0';
     return 0;
@@ -65,65 +66,76 @@ static int printable_field(const char *s, size_t n)
     return 1;
 }
 
+/* The parsers of the three fields below name the field as the request spelled it (name:
+ * "Credential" in an Authorization header, "X-Amz-Credential" in a presigned URL). */
+
 /* AKID/20130524/us-east-1/s3/aws4_request; the key id itself may not contain '/'. */
-static int parse_credential(const char *v, size_t n, cf_sigv4_auth *out)
+static int parse_credential(const char *v, size_t n, cf_sigv4_auth *out, const char *name, cf_err *err)
 {
     const char *part[5];
     size_t len[5], np = 0, start = 0;
-    for (size_t i = 0; i <= n; i++) {
+    int bad = 0;
+    for (size_t i = 0; i <= n && !bad; i++) {
         if (i < n && v[i] != '/')
             continue;
-        if (np == 5)
-            return -1;
+        if (np == 5) {
+            bad = 1;
+            break;
+        }
         part[np] = v + start;
         len[np++] = i - start;
         start = i + 1;
     }
-    if (np != 5 || !printable_field(v, n))
-        return -1;
-    if (copy_field(out->access_key, sizeof out->access_key, part[0], len[0]) || len[1] != 8 ||
-        copy_field(out->date, sizeof out->date, part[1], len[1]) ||
-        copy_field(out->region, sizeof out->region, part[2], len[2]) ||
-        copy_field(out->service, sizeof out->service, part[3], len[3]) || len[4] != 12 ||
-        memcmp(part[4], "aws4_request", 12) != 0)
-        return -1;
-    for (int i = 0; i < 8; i++)
-        if (!is_digit((unsigned char)out->date[i]))
-            return -1;
+    bad = bad || np != 5 || !printable_field(v, n) ||
+          copy_field(out->access_key, sizeof out->access_key, part[0], len[0]) || len[1] != 8 ||
+          copy_field(out->date, sizeof out->date, part[1], len[1]) ||
+          copy_field(out->region, sizeof out->region, part[2], len[2]) ||
+          copy_field(out->service, sizeof out->service, part[3], len[3]) || len[4] != 12 ||
+          memcmp(part[4], "aws4_request", 12) != 0;
+    for (int i = 0; i < 8 && !bad; i++)
+        bad = !is_digit((unsigned char)out->date[i]);
+    if (bad)
+        return cf_err_set(err, CF_EINVAL,
+                          "malformed %s: expected ACCESSKEY/YYYYMMDD/REGION/SERVICE/aws4_request", name);
     return 0;
 }
 
-static int parse_signed_headers(const char *v, size_t n, cf_sigv4_auth *out)
+static int parse_signed_headers(const char *v, size_t n, cf_sigv4_auth *out, const char *name, cf_err *err)
 {
     size_t names = 1;
-    for (size_t i = 0; i < n; i++) {
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
         unsigned char c = (unsigned char)v[i];
         if (c == ';') {
             /* Empty names (";;", a leading or trailing ';') would sign nothing. */
-            if (i == 0 || i + 1 == n || v[i - 1] == ';')
-                return -1;
+            bad = i == 0 || i + 1 == n || v[i - 1] == ';';
             names++;
-        } else if (!is_tchar(c) || (c >= 'A' && c <= 'Z')) {
-            return -1;
+        } else {
+            bad = !is_tchar(c) || (c >= 'A' && c <= 'Z');
         }
     }
-    if (names > CF_SIGV4_MAX_SIGNED_HEADERS)
-        return -1;
-    return copy_field(out->signed_headers, sizeof out->signed_headers, v, n);
+    if (bad || names > CF_SIGV4_MAX_SIGNED_HEADERS ||
+        copy_field(out->signed_headers, sizeof out->signed_headers, v, n) != 0)
+        return cf_err_set(err, CF_EINVAL,
+                          "malformed %s: expected at most %d lowercase header names joined by ';'", name,
+                          CF_SIGV4_MAX_SIGNED_HEADERS);
+    return 0;
 }
 
-static int parse_signature(const char *v, size_t n, cf_sigv4_auth *out)
+static int parse_signature(const char *v, size_t n, cf_sigv4_auth *out, const char *name, cf_err *err)
 {
-    if (n != 64)
-        return -1;
-    for (size_t i = 0; i < 64; i++) {
+    int bad = n != 64;
+    for (size_t i = 0; i < 64 && !bad; i++) {
         char c = v[i];
         if (c >= 'A' && c <= 'F')
             c = (char)(c - 'A' + 'a');
         else if (!is_digit((unsigned char)c) && !(c >= 'a' && c <= 'f'))
-            return -1;
-        out->signature[i] = c;
+            bad = 1;
+        if (!bad)
+            out->signature[i] = c;
     }
+    if (bad)
+        return cf_err_set(err, CF_EINVAL, "%s must be 64 hex digits", name);
     out->signature[64] = '\0';
     return 0;
 }
@@ -161,32 +173,24 @@ static int parse_component(const char *p, size_t len, cf_sigv4_auth *out, int *s
     size_t nlen = (size_t)(eq - p), vlen = len - nlen - 1;
     trim(&name, &nlen);
     trim(&v, &vlen);
-    int which = 0, bad = 0;
+    int which = 0, rc = 0;
     if (nlen == 10 && memcmp(name, "Credential", 10) == 0) {
         which = HAVE_CRED;
-        bad = parse_credential(v, vlen, out);
+        rc = parse_credential(v, vlen, out, "Credential", err);
     } else if (nlen == 13 && memcmp(name, "SignedHeaders", 13) == 0) {
         which = HAVE_SH;
-        bad = parse_signed_headers(v, vlen, out);
+        rc = parse_signed_headers(v, vlen, out, "SignedHeaders", err);
     } else if (nlen == 9 && memcmp(name, "Signature", 9) == 0) {
         which = HAVE_SIG;
-        bad = parse_signature(v, vlen, out);
+        rc = parse_signature(v, vlen, out, "Signature", err);
     } else {
         return unknown_component(name, nlen, err);
     }
+    /* A component given twice is reported as such, whatever its value. */
     if (*seen & which)
         return cf_err_set(err, CF_EINVAL, "authorization has '%.*s' twice", (int)nlen, name);
     *seen |= which;
-    if (bad && which == HAVE_CRED)
-        return cf_err_set(err, CF_EINVAL,
-                          "malformed Credential: expected ACCESSKEY/YYYYMMDD/REGION/SERVICE/aws4_request");
-    if (bad && which == HAVE_SH)
-        return cf_err_set(err, CF_EINVAL,
-                          "malformed SignedHeaders: expected at most %d lowercase header names joined by ';'",
-                          CF_SIGV4_MAX_SIGNED_HEADERS);
-    if (bad)
-        return cf_err_set(err, CF_EINVAL, "Signature must be 64 hex digits");
-    return 0;
+    return rc;
 }
 
 int cf_sigv4_parse_auth(const char *header, cf_sigv4_auth *out, cf_err *err)
@@ -900,17 +904,14 @@ static int parse_query_fields(const char *const v[Q_COUNT], cf_sigv4_query_auth 
     cf_sigv4_auth *a = &out->auth;
     if (strcmp(v[Q_ALGORITHM], CF_SIGV4_ALGORITHM) != 0)
         return cf_err_set(err, CF_EINVAL, "X-Amz-Algorithm only supports '%s'", CF_SIGV4_ALGORITHM);
-    if (parse_credential(v[Q_CREDENTIAL], strlen(v[Q_CREDENTIAL]), a) != 0)
-        return cf_err_set(
-            err, CF_EINVAL,
-            "malformed X-Amz-Credential: expected ACCESSKEY/YYYYMMDD/REGION/SERVICE/aws4_request");
-    if (parse_signed_headers(v[Q_SIGNED_HEADERS], strlen(v[Q_SIGNED_HEADERS]), a) != 0)
-        return cf_err_set(
-            err, CF_EINVAL,
-            "malformed X-Amz-SignedHeaders: expected at most %d lowercase header names joined by ';'",
-            CF_SIGV4_MAX_SIGNED_HEADERS);
-    if (parse_signature(v[Q_SIGNATURE], strlen(v[Q_SIGNATURE]), a) != 0)
-        return cf_err_set(err, CF_EINVAL, "X-Amz-Signature must be 64 hex digits");
+    int rc = parse_credential(v[Q_CREDENTIAL], strlen(v[Q_CREDENTIAL]), a, query_names[Q_CREDENTIAL], err);
+    if (!rc)
+        rc = parse_signed_headers(v[Q_SIGNED_HEADERS], strlen(v[Q_SIGNED_HEADERS]), a,
+                                  query_names[Q_SIGNED_HEADERS], err);
+    if (!rc)
+        rc = parse_signature(v[Q_SIGNATURE], strlen(v[Q_SIGNATURE]), a, query_names[Q_SIGNATURE], err);
+    if (rc)
+        return rc;
     /* Only the ISO 8601 basic form: a URL has no Date header to fall back on. */
     if (cf_sigv4_parse_amz_date(v[Q_DATE], &out->time) != 0)
         return cf_err_set(err, CF_EINVAL, "X-Amz-Date must be YYYYMMDDTHHMMSSZ");

@@ -731,6 +731,30 @@ static void test_parse_auth_bad_signature_or_headers(void **state)
     assert_rejected("AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=host:range, " GOOD_SIG);
 }
 
+/* The message names the component as the header spells it, and a repeat is reported as one
+ * whatever its value. */
+static void test_parse_auth_messages_name_the_component(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *header, *msg;
+    } cases[] = {
+        {"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3, " GOOD_SH ", " GOOD_SIG,
+         "malformed Credential: expected ACCESSKEY/YYYYMMDD/REGION/SERVICE/aws4_request"},
+        {"AWS4-HMAC-SHA256 " GOOD_CRED ", SignedHeaders=Host, " GOOD_SIG,
+         "malformed SignedHeaders: expected at most"},
+        {"AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", Signature=abc", "Signature must be 64 hex digits"},
+        {"AWS4-HMAC-SHA256 " GOOD_CRED ", " GOOD_SH ", " GOOD_SIG ", Signature=abc", "has 'Signature' twice"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cf_sigv4_auth a;
+        cf_err err = {0};
+        assert_int_equal(cf_sigv4_parse_auth(cases[i].header, &a, &err), CF_EINVAL);
+        if (!strstr(err.msg, cases[i].msg))
+            fail_msg("'%s': message '%s' lacks '%s'", cases[i].header, err.msg, cases[i].msg);
+    }
+}
+
 /* Every field has a size; one byte more is refused, never truncated. */
 static void test_parse_auth_oversized_fields(void **state)
 {
@@ -1626,6 +1650,7 @@ int main(void)
         cmocka_unit_test(test_parse_auth_garbage),
         cmocka_unit_test(test_parse_auth_bad_credential),
         cmocka_unit_test(test_parse_auth_bad_signature_or_headers),
+        cmocka_unit_test(test_parse_auth_messages_name_the_component),
         cmocka_unit_test(test_parse_auth_oversized_fields),
         cmocka_unit_test(test_uri_encode),
         cmocka_unit_test(test_canonical_query_sorts_encoded_names),
