@@ -97,11 +97,11 @@ static int check_head(cf_http_request *hr, const cf_http_mount_entry *m, int *re
     MHD_get_connection_values_n(hr->conn, MHD_HEADER_KIND, scan_header, &s);
     int http10 = hr->version && strcmp(hr->version, MHD_HTTP_VERSION_1_0) == 0;
     const char *header;
-    char msg[256];
-    int status = cf_framing_verdict(&s, http10, &header, msg, sizeof msg);
-    if (status) {
+    cf_err err;
+    int rc = cf_framing_verdict(&s, http10, &header, &err);
+    if (rc) {
         /* What follows the head on the connection cannot be trusted to start a request. */
-        cf_http_refusal why = {status, msg, header, 1};
+        cf_http_refusal why = {cf_framing_status(rc), err.msg, header, 1};
         return refuse(hr, m, &why);
     }
     /* The connection pool (below) is larger than the header limit, so enforce it here. */

@@ -28,7 +28,6 @@
  */
 #include "http/framing.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -118,52 +117,45 @@ static int shown_len(size_t n)
     return n > 64 ? 64 : (int)n;
 }
 
-int cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, char *msg, size_t msglen)
+int cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, cf_err *err)
 {
     *header = NULL;
-    if (s->name_not_token) {
-        snprintf(msg, msglen, "a header field name is not a token (is there whitespace before its colon?)");
-        return 400;
-    }
-    if (s->folded_name) {
-        snprintf(msg, msglen,
-                 "header '%.*s' is a folded framing header; obsolete line folding is not accepted",
-                 shown_len(s->folded_name_len), s->folded_name);
-        return 400;
-    }
-    if (s->control_in) {
-        snprintf(msg, msglen, "the value of header '%.*s' holds a control character",
-                 shown_len(s->control_in_len), s->control_in);
-        return 400;
-    }
-    if (s->hosts > 1 || (s->hosts == 0 && !http10)) {
-        snprintf(msg, msglen, "an HTTP/1.1 request carries exactly one Host header; this one has %d",
-                 s->hosts);
-        return 400;
-    }
-    if (s->content_lengths > 1) {
-        snprintf(msg, msglen, "the request has %d Content-Length headers; its length is ambiguous",
-                 s->content_lengths);
-        return 400;
-    }
+    if (s->name_not_token)
+        return cf_err_set(err, CF_EINVAL,
+                          "a header field name is not a token (is there whitespace before its colon?)");
+    if (s->folded_name)
+        return cf_err_set(err, CF_EINVAL,
+                          "header '%.*s' is a folded framing header; obsolete line folding is not accepted",
+                          shown_len(s->folded_name_len), s->folded_name);
+    if (s->control_in)
+        return cf_err_set(err, CF_EINVAL, "the value of header '%.*s' holds a control character",
+                          shown_len(s->control_in_len), s->control_in);
+    if (s->hosts > 1 || (s->hosts == 0 && !http10))
+        return cf_err_set(err, CF_EINVAL,
+                          "an HTTP/1.1 request carries exactly one Host header; this one has %d", s->hosts);
+    if (s->content_lengths > 1)
+        return cf_err_set(err, CF_EINVAL,
+                          "the request has %d Content-Length headers; its length is ambiguous",
+                          s->content_lengths);
     if (!s->transfer_encodings)
         return 0;
-    if (s->transfer_encodings > 1 || s->content_lengths || http10) {
-        snprintf(msg, msglen, "%s; its length is ambiguous",
-                 s->transfer_encodings > 1 ? "the request has more than one Transfer-Encoding header"
-                 : s->content_lengths      ? "the request has both Content-Length and Transfer-Encoding"
-                                           : "an HTTP/1.0 request cannot use Transfer-Encoding");
-        return 400;
-    }
+    if (s->transfer_encodings > 1 || s->content_lengths || http10)
+        return cf_err_set(err, CF_EINVAL, "%s; its length is ambiguous",
+                          s->transfer_encodings > 1 ? "the request has more than one Transfer-Encoding header"
+                          : s->content_lengths ? "the request has both Content-Length and Transfer-Encoding"
+                                               : "an HTTP/1.0 request cannot use Transfer-Encoding");
     /* Exactly: libmicrohttpd decodes chunked only for this value, and takes " chunked " as no
      * framing at all. */
     if (equal_ci(s->transfer_encoding, s->transfer_encoding_len, "chunked"))
         return 0;
     if (chunked_after_other_codings(s->transfer_encoding, s->transfer_encoding_len)) {
         *header = "Transfer-Encoding";
-        snprintf(msg, msglen, "only the chunked transfer coding is implemented");
-        return 501;
+        return cf_err_set(err, CF_ENOTSUP, "only the chunked transfer coding is implemented");
     }
-    snprintf(msg, msglen, "Transfer-Encoding must be exactly 'chunked'; its length is ambiguous");
-    return 400;
+    return cf_err_set(err, CF_EINVAL, "Transfer-Encoding must be exactly 'chunked'; its length is ambiguous");
+}
+
+int cf_framing_status(int code)
+{
+    return code == 0 ? 0 : code == CF_ENOTSUP ? 501 : 400;
 }

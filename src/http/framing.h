@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "core/err.h"
+
 typedef struct cf_framing_scan {
     int content_lengths, transfer_encodings, hosts;
     const char *transfer_encoding; /* the (last) Transfer-Encoding value */
@@ -27,10 +29,12 @@ typedef struct cf_framing_scan {
 void cf_framing_scan_field(cf_framing_scan *s, const char *name, size_t name_len, const char *value,
                            size_t value_len);
 
-/* 0, or the HTTP status to refuse the request with: 400 for an ambiguous length or a malformed
- * field, 501 for a transfer coding other than chunked, in which case *header is
- * "Transfer-Encoding" (the front end may name it in its error), else NULL. msg (when
- * refused) says why; it quotes at most 64 bytes of a header name. http10: an HTTP/1.0 request. */
-int cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, char *msg, size_t msglen);
+/* 0, or the reason to refuse the request: CF_EINVAL for an ambiguous length or a malformed
+ * field, CF_ENOTSUP for a transfer coding other than chunked, in which case *header is
+ * "Transfer-Encoding" (the front end may name it in its error), else NULL. err says why; it
+ * quotes at most 64 bytes of a header name. http10: an HTTP/1.0 request. */
+int cf_framing_verdict(const cf_framing_scan *s, int http10, const char **header, cf_err *err);
+/* The HTTP status to refuse with for cf_framing_verdict's code: 400, 501 for CF_ENOTSUP (0 for 0). */
+int cf_framing_status(int code);
 
 #endif

@@ -62,13 +62,17 @@ static const framing_case cases[] = {
 };
 /* clang-format on */
 
-static int verdict(const framing_case *c, const char **header, char *msg, size_t msglen)
+/* The HTTP status the verdict gives, its message in err. */
+static int verdict(const framing_case *c, const char **header, cf_err *err)
 {
     cf_framing_scan s = {0};
     for (size_t i = 0; i < 4 && c->fields[i].name; i++)
         cf_framing_scan_field(&s, c->fields[i].name, strlen(c->fields[i].name), c->fields[i].value,
                               strlen(c->fields[i].value));
-    return cf_framing_verdict(&s, c->http10, header, msg, msglen);
+    int rc = cf_framing_verdict(&s, c->http10, header, err);
+    if (rc && rc != err->code)
+        fail_msg("%s: returned %d, err says %d", c->what, rc, err->code);
+    return cf_framing_status(rc);
 }
 
 static void test_framing_cases(void **state)
@@ -76,16 +80,16 @@ static void test_framing_cases(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const char *header = "unset";
-        char msg[256] = "";
-        int e = verdict(&cases[i], &header, msg, sizeof msg);
+        cf_err err = {0};
+        int e = verdict(&cases[i], &header, &err);
         if (e != cases[i].want)
-            fail_msg("%s: %d (%s), want %d", cases[i].what, e, msg, cases[i].want);
+            fail_msg("%s: %d (%s), want %d", cases[i].what, e, err.msg, cases[i].want);
         if (e == 501)
             assert_string_equal(header, "Transfer-Encoding");
         else
             assert_null(header);
         if (e != 0)
-            assert_true(msg[0] != '\0');
+            assert_true(err.msg[0] != '\0');
     }
 }
 
@@ -100,9 +104,9 @@ static void test_message_quotes_a_bounded_name(void **state)
     cf_framing_scan_field(&s, "Host", 4, "h", 1);
     cf_framing_scan_field(&s, name, sizeof name, "3", 1); /* not NUL-terminated */
     const char *header;
-    char msg[256];
-    assert_int_equal(cf_framing_verdict(&s, 0, &header, msg, sizeof msg), 400);
-    const char *q = strchr(msg, '\'');
+    cf_err err;
+    assert_int_equal(cf_framing_verdict(&s, 0, &header, &err), CF_EINVAL);
+    const char *q = strchr(err.msg, '\'');
     assert_non_null(q);
     assert_int_equal(strcspn(q + 1, "'"), 64);
 }
