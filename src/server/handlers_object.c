@@ -208,8 +208,8 @@ int cf_put_object_end(cf_request *r)
     return cf_respond_written(r, &info);
 }
 
-/* MHD refuses a header with an empty value, and S3 stores and returns empty ones (an empty
- * x-amz-meta-*): a lone space is the same empty field to every HTTP parser, which drop the
+/* The HTTP layer refuses a header with an empty value, and S3 stores and returns empty ones
+ * (an empty x-amz-meta-*): a lone space is the same empty field to every HTTP parser, which drop the
  * whitespace around a field value (RFC 9110 §5.5). */
 static void add_header_value(cf_http_response *resp, const char *name, const char *value)
 {
