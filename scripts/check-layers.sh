@@ -2,7 +2,7 @@
 # Keeps the layer rules of docs/ARCHITECTURE.md ("Layers") true: every `#include "LAYER/…"` in
 # src/, include/coffer/ and examples/ must name a layer its own layer may use, a layer's private
 # headers (*_int.h, internal.h) stay inside it, and each cf_LAYER library in CMakeLists.txt links
-# only the libraries of layers it may use. Prints one line per violation and fails if any.
+# only the libraries of layers it may use, and only src/http/ includes <microhttpd.h>. Prints one line per violation and fails if any.
 # Usage: scripts/check-layers.sh [ROOT]     (ROOT defaults to the repository holding this script)
 #        scripts/check-layers.sh --self-test  (a checker that passes everything would go unnoticed)
 set -uo pipefail
@@ -10,13 +10,14 @@ set -uo pipefail
 if [[ ${1:-} == --self-test ]]; then
   self=$(realpath "$0") tree=$(mktemp -d)
   trap 'rm -rf "$tree"' EXIT
-  mkdir -p "$tree"/src/{core,store,server,snapshot} "$tree"/include/coffer
+  mkdir -p "$tree"/src/{core,store,server,snapshot,http} "$tree"/include/coffer
+  printf '#include <microhttpd.h>\n#include "core/err.h"\n' >"$tree/src/http/a.c"
   printf '#include "core/buf.h"\n#include "store/store_int.h"\n' >"$tree/src/store/a.c"
   printf '#include "core/err.h"\n#include "store/store.h"\n#include "http/http.h"\n' >"$tree/src/server/a.c"
   printf 'target_link_libraries(cf_store PUBLIC cf_crypto\n  PkgConfig::LMDB)\n' >"$tree/CMakeLists.txt"
   "$self" "$tree" >/dev/null || { echo "check-layers self-test: a clean tree was refused"; exit 1; }
   printf ' #  include "server/server.h"\n' >>"$tree/src/store/a.c"
-  printf '#include "store/store_int.h"\n' >>"$tree/src/server/a.c"
+  printf '#include "store/store_int.h"\n#include <microhttpd.h>\n' >>"$tree/src/server/a.c"
   printf '#include "../server/a.h"\n' >"$tree/src/core/a.h"
   printf '#include "core/err.h"\n' >"$tree/include/coffer/coffer.h"
   printf '#include "store/store.h"\n' >"$tree/src/snapshot/a.c"
@@ -25,9 +26,10 @@ if [[ ${1:-} == --self-test ]]; then
   out=$("$self" "$tree") && { echo "check-layers self-test: violations passed"; exit 1; }
   status=0
   for expected in 'src/store/a.c:3: includes "server/server.h"' 'src/server/a.c:4: includes "store/store_int.h"' \
+    'src/server/a.c:5: includes <microhttpd.h>' \
     'src/core/a.h:1: includes "../server/a.h"' 'include/coffer/coffer.h:1: includes "core/err.h"' \
     'src/snapshot/a.c:1: includes "store/store.h"' 'src/extra/: not a layer' 'CMakeLists.txt:3: cf_snapshot links cf_server' \
-    'check-layers: 7 violation(s)'; do
+    'check-layers: 8 violation(s)'; do
     [[ $out == *"$expected"* ]] || { echo "check-layers self-test: not reported: $expected"; status=1; }
   done
   ((status)) || echo "check-layers self-test: every kind of violation reported"
@@ -100,6 +102,12 @@ check_file() {
           violation "$file:$line: includes \"$target\": a header private to $used (docs/ARCHITECTURE.md, \"Dependency rules\")" ;;
     esac
   done < <(quoted_includes "$file")
+  # The front ends reach libmicrohttpd only through http/http.h (docs/internals/http.md).
+  if [[ $layer != http ]]; then
+    while IFS=: read -r line _; do
+      violation "$file:$line: includes <microhttpd.h>: only src/http/ knows libmicrohttpd (use http/http.h)"
+    done < <(grep -nE '^[ \t]*#[ \t]*include[ \t]*<microhttpd\.h>' "$file")
+  fi
 }
 
 checked=0

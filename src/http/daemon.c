@@ -70,7 +70,7 @@ static int refuse_plain(cf_http_request *hr, const cf_http_refusal *why)
 {
     char text[320];
     int n = snprintf(text, sizeof text, "%s\n", why->reason);
-    struct MHD_Response *resp = cf_http_body_buffer(text, n > 0 ? (size_t)n : 0, 1);
+    cf_http_response *resp = cf_http_body_buffer(text, n > 0 ? (size_t)n : 0, 1);
     if (resp) {
         cf_http_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
         if (why->close)
@@ -156,7 +156,7 @@ int cf_http_offload(cf_http_request *hr)
 static enum MHD_Result queue_held_response(cf_http_request *hr)
 {
     hr->resumed = 0;
-    struct MHD_Response *resp = hr->held_response;
+    struct MHD_Response *resp = cf_mhd_response(hr->held_response);
     hr->held_response = NULL;
     if (!resp)
         return hr->handler_ok ? MHD_YES : MHD_NO;
@@ -213,7 +213,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     cf_offload_forget(h->offload, hr);
     if (hr->held_response)
-        MHD_destroy_response(hr->held_response);
+        MHD_destroy_response(cf_mhd_response(hr->held_response));
     cf_conn_request_done(hr->track);
     if (hr->handlers && hr->handlers->done)
         hr->handlers->done(hr, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
@@ -447,4 +447,36 @@ const char *cf_http_param(const cf_http_request *hr, const char *name)
         MHD_YES)
         return NULL;
     return v ? v : "";
+}
+
+typedef struct visit_fields {
+    cf_http_visitor visit;
+    void *cls;
+} visit_fields;
+
+static enum MHD_Result visit_field(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                   const char *value, size_t value_size)
+{
+    (void)kind;
+    visit_fields *v = cls;
+    return v->visit(v->cls, key, key_size, value, value_size) ? MHD_YES : MHD_NO;
+}
+
+int cf_http_each_header(const cf_http_request *hr, cf_http_visitor visit, void *cls)
+{
+    visit_fields v = {visit, cls};
+    return MHD_get_connection_values_n(hr->conn, MHD_HEADER_KIND, visit_field, &v);
+}
+
+int cf_http_each_param(const cf_http_request *hr, cf_http_visitor visit, void *cls)
+{
+    visit_fields v = {visit, cls};
+    return MHD_get_connection_values_n(hr->conn, MHD_GET_ARGUMENT_KIND, visit_field, &v);
+}
+
+const struct sockaddr *cf_http_client_address(const cf_http_request *hr)
+{
+    const union MHD_ConnectionInfo *ci =
+        hr->conn ? MHD_get_connection_info(hr->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    return ci ? ci->client_addr : NULL;
 }

@@ -13,7 +13,6 @@
 #ifndef CF_HTTP_HTTP_H
 #define CF_HTTP_HTTP_H
 
-#include <microhttpd.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +46,11 @@ typedef struct cf_http_options {
 typedef struct cf_http cf_http;
 typedef struct cf_http_request cf_http_request;
 typedef struct cf_http_conn cf_http_conn; /* conn.c: the deadlines of one connection */
+/* A response being built: made by a cf_http_body_* function, given to cf_http_respond. Opaque so
+ * that only src/http/ knows libmicrohttpd. */
+typedef struct cf_http_response cf_http_response;
+struct MHD_Connection;
+struct sockaddr;
 
 /* Why the layer refused a request head before any mount's begin ran. */
 typedef struct cf_http_refusal {
@@ -63,7 +67,7 @@ typedef struct cf_http_refusal {
 /*
  * The handlers of a mount. Each runs on the connection's event thread, but run, which runs on
  * the blocking pool when complete hands the request to cf_http_offload. Results: 1 = go on,
- * 0 = drop the connection (libmicrohttpd's MHD_NO).
+ * 0 = drop the connection.
  */
 typedef struct cf_http_handlers {
     /* The request line and headers are in: set hr->front, and either respond now or wait for
@@ -103,7 +107,7 @@ struct cf_http_request {
     int hold_response;
     int handler_ok;
     int resumed;
-    struct MHD_Response *held_response;
+    cf_http_response *held_response;
     unsigned held_status;
 };
 
@@ -125,23 +129,37 @@ int cf_http_render_metrics(cf_http *h, cf_buf *b);
 /* What a handler reads of its request. A bare "?acl" is "" (present, empty). */
 const char *cf_http_header(const cf_http_request *hr, const char *name);
 const char *cf_http_param(const cf_http_request *hr, const char *name);
+/* Called for each header field (or query parameter) in the order received; value is NULL for a
+ * bare parameter. Returns 1 to go on, 0 to stop. */
+typedef int (*cf_http_visitor)(void *cls, const char *name, size_t name_len, const char *value,
+                               size_t value_len);
+/* Visit every header field (or query parameter) of hr; returns how many were visited. */
+int cf_http_each_header(const cf_http_request *hr, cf_http_visitor visit, void *cls);
+int cf_http_each_param(const cf_http_request *hr, cf_http_visitor visit, void *cls);
+/* The peer's address, or NULL when unknown. */
+const struct sockaddr *cf_http_client_address(const cf_http_request *hr);
 
 /* Queues resp with status (held for the event thread when called from run); destroys resp.
  * NULL resp (a failed create) returns 0. */
-int cf_http_respond(cf_http_request *hr, int status, struct MHD_Response *resp);
+int cf_http_respond(cf_http_request *hr, int status, cf_http_response *resp);
 /* A body of len bytes at data: copied (copy) or taken (freed with free()). */
-struct MHD_Response *cf_http_body_buffer(const void *data, size_t len, int copy);
+cf_http_response *cf_http_body_buffer(const void *data, size_t len, int copy);
 /* An empty body. */
-struct MHD_Response *cf_http_body_empty(void);
+cf_http_response *cf_http_body_empty(void);
 /* len bytes of fd from offset (sendfile when it can); the response closes fd. */
-struct MHD_Response *cf_http_body_fd(int fd, uint64_t offset, uint64_t len);
-/* Produces up to max bytes at pos into buf: the count, 0 only at the end, or -1 on an error. */
+cf_http_response *cf_http_body_fd(int fd, uint64_t offset, uint64_t len);
+/* What a cf_http_reader returns besides a byte count: the end of the body, or a failure (the
+ * connection is closed: the client sees a short body). */
+#define CF_HTTP_READER_END 0
+#define CF_HTTP_READER_ERROR (-1)
+/* Produces up to max bytes at pos into buf: the count, CF_HTTP_READER_END only at the end, or
+ * CF_HTTP_READER_ERROR. */
 typedef long (*cf_http_reader)(void *cls, uint64_t pos, char *buf, size_t max);
 /* len bytes from read, block bytes at a time; free_cls(cls) when the response is destroyed. */
-struct MHD_Response *cf_http_body_reader(uint64_t len, size_t block, cf_http_reader read, void *cls,
-                                         void (*free_cls)(void *cls));
+cf_http_response *cf_http_body_reader(uint64_t len, size_t block, cf_http_reader read, void *cls,
+                                      void (*free_cls)(void *cls));
 /* Adds a header field (the value is copied). */
-void cf_http_add_header(struct MHD_Response *resp, const char *name, const char *value);
+void cf_http_add_header(cf_http_response *resp, const char *name, const char *value);
 
 /* From complete: suspends the connection and queues handlers->run on the blocking pool (0), or
  * -1 when the pool is stopping (run it on the caller's thread). */
@@ -161,11 +179,11 @@ typedef struct cf_http_meter {
 
 /* Like cf_http_body_reader, with every piece metered by meter (which must outlive the
  * response): for request hr, whose connection it suspends while the meter grants nothing. */
-struct MHD_Response *cf_http_body_paced(cf_http_request *hr, uint64_t len, size_t block, cf_http_reader read,
-                                        void *cls, void (*free_cls)(void *cls), const cf_http_meter *meter);
+cf_http_response *cf_http_body_paced(cf_http_request *hr, uint64_t len, size_t block, cf_http_reader read,
+                                     void *cls, void (*free_cls)(void *cls), const cf_http_meter *meter);
 /* len bytes of fd from offset, metered (read with pread: no sendfile); closes fd. */
-struct MHD_Response *cf_http_body_fd_paced(cf_http_request *hr, int fd, uint64_t offset, uint64_t len,
-                                           const cf_http_meter *meter);
+cf_http_response *cf_http_body_fd_paced(cf_http_request *hr, int fd, uint64_t offset, uint64_t len,
+                                        const cf_http_meter *meter);
 
 /* A token bucket: rate bytes/s on average, at most burst bytes at once, shared by any number
  * of responses on any threads. It starts empty and fills from its first request, so the first

@@ -5,9 +5,20 @@
 #ifndef CF_HTTP_INTERNAL_H
 #define CF_HTTP_INTERNAL_H
 
+#include <microhttpd.h>
 #include <pthread.h>
 
 #include "http/http.h"
+
+/* cf_http_response is libmicrohttpd's response under a name the front ends can hold. */
+static inline struct MHD_Response *cf_mhd_response(cf_http_response *r)
+{
+    return (struct MHD_Response *)r;
+}
+static inline cf_http_response *cf_http_response_of(struct MHD_Response *r)
+{
+    return (cf_http_response *)r;
+}
 
 typedef struct cf_http_conn cf_conn;
 typedef struct cf_conns cf_conns;

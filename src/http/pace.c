@@ -179,8 +179,8 @@ static void free_paced(void *cls)
     free(p);
 }
 
-struct MHD_Response *cf_http_body_paced(cf_http_request *hr, uint64_t len, size_t block, cf_http_reader read,
-                                        void *cls, void (*free_cls)(void *cls), const cf_http_meter *meter)
+cf_http_response *cf_http_body_paced(cf_http_request *hr, uint64_t len, size_t block, cf_http_reader read,
+                                     void *cls, void (*free_cls)(void *cls), const cf_http_meter *meter)
 {
     paced *p = calloc(1, sizeof *p);
     struct MHD_Response *resp = NULL;
@@ -193,7 +193,7 @@ struct MHD_Response *cf_http_body_paced(cf_http_request *hr, uint64_t len, size_
         if (free_cls)
             free_cls(cls);
     }
-    return resp;
+    return cf_http_response_of(resp);
 }
 
 typedef struct fd_source {
@@ -218,8 +218,8 @@ static void free_fd_source(void *cls)
     free(s);
 }
 
-struct MHD_Response *cf_http_body_fd_paced(cf_http_request *hr, int fd, uint64_t offset, uint64_t len,
-                                           const cf_http_meter *meter)
+cf_http_response *cf_http_body_fd_paced(cf_http_request *hr, int fd, uint64_t offset, uint64_t len,
+                                        const cf_http_meter *meter)
 {
     fd_source *s = malloc(sizeof *s);
     if (!s) {

@@ -4,7 +4,7 @@
 
 #include "http/internal.h"
 
-int cf_http_respond(cf_http_request *hr, int status, struct MHD_Response *resp)
+int cf_http_respond(cf_http_request *hr, int status, cf_http_response *resp)
 {
     if (!resp)
         return 0;
@@ -15,12 +15,12 @@ int cf_http_respond(cf_http_request *hr, int status, struct MHD_Response *resp)
         hr->held_status = (unsigned)status;
         return 1;
     }
-    enum MHD_Result ok = MHD_queue_response(hr->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
+    enum MHD_Result ok = MHD_queue_response(hr->conn, (unsigned)status, cf_mhd_response(resp));
+    MHD_destroy_response(cf_mhd_response(resp));
     return ok == MHD_YES;
 }
 
-struct MHD_Response *cf_http_body_buffer(const void *data, size_t len, int copy)
+cf_http_response *cf_http_body_buffer(const void *data, size_t len, int copy)
 {
     if (!len) {
         if (!copy)
@@ -31,20 +31,20 @@ struct MHD_Response *cf_http_body_buffer(const void *data, size_t len, int copy)
         len, (void *)data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_MUST_FREE);
     if (!resp && !copy)
         free((void *)data);
-    return resp;
+    return cf_http_response_of(resp);
 }
 
-struct MHD_Response *cf_http_body_empty(void)
+cf_http_response *cf_http_body_empty(void)
 {
-    return MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    return cf_http_response_of(MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT));
 }
 
-struct MHD_Response *cf_http_body_fd(int fd, uint64_t offset, uint64_t len)
+cf_http_response *cf_http_body_fd(int fd, uint64_t offset, uint64_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
     if (!resp)
         close(fd);
-    return resp;
+    return cf_http_response_of(resp);
 }
 
 typedef struct reader_body {
@@ -59,7 +59,7 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
     long n = rb->read(rb->cls, pos, buf, max);
     if (n < 0)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+    return n == CF_HTTP_READER_END ? MHD_CONTENT_READER_END_OF_STREAM : n;
 }
 
 static void free_body(void *cls)
@@ -70,8 +70,8 @@ static void free_body(void *cls)
     free(rb);
 }
 
-struct MHD_Response *cf_http_body_reader(uint64_t len, size_t block, cf_http_reader read, void *cls,
-                                         void (*free_cls)(void *cls))
+cf_http_response *cf_http_body_reader(uint64_t len, size_t block, cf_http_reader read, void *cls,
+                                      void (*free_cls)(void *cls))
 {
     reader_body *rb = malloc(sizeof *rb);
     struct MHD_Response *resp = NULL;
@@ -84,10 +84,10 @@ struct MHD_Response *cf_http_body_reader(uint64_t len, size_t block, cf_http_rea
         if (free_cls)
             free_cls(cls);
     }
-    return resp;
+    return cf_http_response_of(resp);
 }
 
-void cf_http_add_header(struct MHD_Response *resp, const char *name, const char *value)
+void cf_http_add_header(cf_http_response *resp, const char *name, const char *value)
 {
-    MHD_add_response_header(resp, name, value);
+    MHD_add_response_header(cf_mhd_response(resp), name, value);
 }

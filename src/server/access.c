@@ -424,9 +424,7 @@ static int context_init(policy_context *x, const cf_request *r, cf_s3_op op, cf_
     x->q.keylen = key ? keylen : 0;
     const char **v = x->q.values;
 
-    const union MHD_ConnectionInfo *ci =
-        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    const struct sockaddr *sa = r->http ? cf_http_client_address(r->http) : NULL;
     if (sa && sa->sa_family == AF_INET &&
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, x->ip, sizeof x->ip))
         v[CF_POLICY_KEY_SOURCE_IP] = x->ip;

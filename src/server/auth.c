@@ -36,21 +36,19 @@ typedef struct header_join {
     int count, failed;
 } header_join;
 
-static enum MHD_Result join_instance(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-                                     const char *value, size_t value_size)
+static int join_instance(void *cls, const char *key, size_t key_size, const char *value, size_t value_size)
 {
-    (void)kind;
     (void)key_size;
     header_join *j = cls;
     if (strcasecmp(key, j->name) != 0)
-        return MHD_YES;
+        return 1;
     if ((j->count++ && cf_buf_putc(j->out, ',')) ||
         cf_buf_append(j->out, value ? value : "", value ? value_size : 0))
         j->failed = 1;
-    return MHD_YES;
+    return 1;
 }
 
-/* MHD's lookup returns the first instance only; signing that one alone would let a copy of a
+/* cf_request_header returns the first instance only; signing that one alone would let a copy of a
  * signed header with another value ride along unsigned. */
 static const char *header_cb(void *ctx, const char *name)
 {
@@ -62,7 +60,7 @@ static const char *header_cb(void *ctx, const char *name)
     if (v->joined.data)
         v->joined.data[0] = '\0';
     header_join j = {name, &v->joined, 0, 0};
-    MHD_get_connection_values_n(v->r->conn, MHD_HEADER_KIND, join_instance, &j);
+    cf_http_each_header(v->r->http, join_instance, &j);
     if (j.count <= 1)
         return first;
     /* Too long to join: a value that cannot match any signature. */
@@ -75,23 +73,21 @@ typedef struct header_walk {
     int stopped;
 } header_walk;
 
-static enum MHD_Result visit_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-                                    const char *value, size_t value_size)
+static int visit_header(void *cls, const char *key, size_t key_size, const char *value, size_t value_size)
 {
-    (void)kind;
     (void)key_size;
     (void)value;
     (void)value_size;
     header_walk *w = cls;
     w->stopped = w->visit(w->arg, key);
-    return w->stopped ? MHD_NO : MHD_YES;
+    return w->stopped ? 0 : 1;
 }
 
 static int each_header_cb(void *ctx, cf_sigv4_header_visit_fn visit, void *arg)
 {
     signed_view *v = ctx;
     header_walk w = {visit, arg, 0};
-    MHD_get_connection_values_n(v->r->conn, MHD_HEADER_KIND, visit_header, &w);
+    cf_http_each_header(v->r->http, visit_header, &w);
     return w.stopped;
 }
 
@@ -184,17 +180,15 @@ typedef struct params {
     int bad;
 } params;
 
-static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-                                     const char *value, size_t value_size)
+static int collect_param(void *cls, const char *key, size_t key_size, const char *value, size_t value_size)
 {
-    (void)kind;
     params *p = cls;
     if (p->n == p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 16;
         cf_sigv4_param *l = realloc(p->list, cap * sizeof *l);
         if (!l) {
             p->bad = 1;
-            return MHD_NO;
+            return 0;
         }
         p->list = l;
         p->cap = cap;
@@ -203,18 +197,18 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
     size_t koff = p->decoded.len;
     if (cf_s3_url_decode(&p->decoded, key, key_size) || cf_buf_putc(&p->decoded, '\0')) {
         p->bad = 1;
-        return MHD_NO;
+        return 0;
     }
     size_t voff = p->decoded.len;
     if (cf_s3_url_decode(&p->decoded, value ? value : "", value ? value_size : 0) ||
         cf_buf_putc(&p->decoded, '\0')) {
         p->bad = 1;
-        return MHD_NO;
+        return 0;
     }
     p->list[p->n].name = (const char *)(uintptr_t)koff;
     p->list[p->n].value = (const char *)(uintptr_t)voff;
     p->n++;
-    return MHD_YES;
+    return 1;
 }
 
 /* The decoded query parameters into p (pointers into p->decoded); -1 when they are not valid
@@ -222,7 +216,7 @@ static enum MHD_Result collect_param(void *cls, enum MHD_ValueKind kind, const c
 static int load_params(cf_request *r, params *p)
 {
     cf_buf_init(&p->decoded, 64 * 1024);
-    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, collect_param, p);
+    cf_http_each_param(r->http, collect_param, p);
     if (p->bad)
         return -1;
     for (size_t i = 0; i < p->n; i++) {

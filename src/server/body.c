@@ -349,13 +349,13 @@ void cf_body_cleanup(cf_request *r)
 
 int cf_respond_written(cf_request *r, cf_object_info *info)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = cf_http_body_empty();
     if (resp) {
         char etag[80];
         snprintf(etag, sizeof etag, "\"%s\"", info->etag);
-        MHD_add_response_header(resp, "ETag", etag);
+        cf_http_add_header(resp, "ETag", etag);
         if (r->ck)
-            MHD_add_response_header(resp, cf_checksum_header(r->ck_alg), r->ck_b64);
+            cf_http_add_header(resp, cf_checksum_header(r->ck_alg), r->ck_b64);
     }
     cf_object_info_cleanup(info);
     return cf_respond(r, 200, resp);

@@ -139,32 +139,32 @@ void cf_cors_config_release(cf_request *r)
 }
 
 /* The headers a matching rule grants, for a preflight (request_headers set) or the request itself. */
-void cf_cors_add_rule_headers(struct MHD_Response *resp, const cf_cors_rule *rule, const char *origin,
+void cf_cors_add_rule_headers(cf_http_response *resp, const cf_cors_rule *rule, const char *origin,
                               const char *request_headers)
 {
     int any = cf_cors_rule_any_origin(rule, origin);
-    MHD_add_response_header(resp, "Access-Control-Allow-Origin", any ? "*" : origin);
+    cf_http_add_header(resp, "Access-Control-Allow-Origin", any ? "*" : origin);
     cf_buf b;
     cf_buf_init(&b, CF_CORS_MAX_BYTES);
     if (cf_cors_methods_join(rule->methods, &b) == 0 && b.data)
-        MHD_add_response_header(resp, "Access-Control-Allow-Methods", b.data);
+        cf_http_add_header(resp, "Access-Control-Allow-Methods", b.data);
     cf_buf_reset(&b);
     if (rule->expose.n && cf_cors_join(&rule->expose, &b) == 0 && b.data)
-        MHD_add_response_header(resp, "Access-Control-Expose-Headers", b.data);
+        cf_http_add_header(resp, "Access-Control-Expose-Headers", b.data);
     cf_buf_cleanup(&b);
     if (request_headers && *request_headers)
-        MHD_add_response_header(resp, "Access-Control-Allow-Headers", request_headers);
+        cf_http_add_header(resp, "Access-Control-Allow-Headers", request_headers);
     if (rule->max_age >= 0) {
         char age[24];
         snprintf(age, sizeof age, "%ld", rule->max_age);
-        MHD_add_response_header(resp, "Access-Control-Max-Age", age);
+        cf_http_add_header(resp, "Access-Control-Max-Age", age);
     }
     if (!any)
-        MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
-    MHD_add_response_header(resp, "Vary", VARY);
+        cf_http_add_header(resp, "Access-Control-Allow-Credentials", "true");
+    cf_http_add_header(resp, "Vary", VARY);
 }
 
-void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp)
+void cf_cors_response_headers(cf_request *r, cf_http_response *resp)
 {
     const char *origin = cf_request_header(r, "Origin");
     if (!origin || !r->bucket || !*r->bucket || r->op == CF_S3_OP_CORS_PREFLIGHT || r->op == CF_S3_OP_ADMIN)
@@ -177,6 +177,6 @@ void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp)
     if (rule)
         cf_cors_add_rule_headers(resp, rule, origin, NULL);
     else /* the answer differs by Origin even when this one gets none: caches must key on it */
-        MHD_add_response_header(resp, "Vary", VARY);
+        cf_http_add_header(resp, "Vary", VARY);
     cf_cors_config_release(r);
 }

@@ -13,10 +13,10 @@ void cf_cors_setting_name(const char *bucket, char *out, size_t n);
 const struct cf_cors_config *cf_cors_config_hold(cf_request *r, int *rc);
 void cf_cors_config_release(cf_request *r);
 /* The headers a matching rule grants, for a preflight (request_headers set) or the request itself. */
-void cf_cors_add_rule_headers(struct MHD_Response *resp, const struct cf_cors_rule *rule, const char *origin,
+void cf_cors_add_rule_headers(cf_http_response *resp, const struct cf_cors_rule *rule, const char *origin,
                               const char *request_headers);
 /* Adds the CORS headers a rule of the bucket grants the request's Origin, if any (cf_respond). */
-void cf_cors_response_headers(cf_request *r, struct MHD_Response *resp);
+void cf_cors_response_headers(cf_request *r, cf_http_response *resp);
 /* At server stop, when no request runs any more. */
 void cf_cors_cache_free(struct cf_cors_cache *cc);
 

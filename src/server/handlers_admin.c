@@ -57,12 +57,10 @@ int cf_handle_bucket_policy(cf_request *r)
         size_t len;
         if (cf_store_meta_get(r->srv->store, name, &json, &len, &err) != 0)
             return cf_respond_failure(r, &err, CF_S3_ON_BUCKET_POLICY, 0);
-        struct MHD_Response *resp = MHD_create_response_from_buffer(len, json, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-            free(json);
+        cf_http_response *resp = cf_http_body_buffer(json, len, 0);
+        if (!resp)
             return 0;
-        }
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        cf_http_add_header(resp, "Content-Type", "application/json");
         r->bytes_out = len;
         return cf_respond(r, 200, resp);
     }
@@ -100,12 +98,10 @@ static int respond_json(cf_request *r, int status, json_t *doc)
     if (!text)
         return cf_respond_error(r, CF_S3_InternalError, NULL);
     size_t len = strlen(text);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(text);
+    cf_http_response *resp = cf_http_body_buffer(text, len, 0);
+    if (!resp)
         return 0;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    cf_http_add_header(resp, "Content-Type", "application/json");
     r->bytes_out = len;
     return cf_respond(r, status, resp);
 }

@@ -153,11 +153,11 @@ int cf_handle_create_bucket(cf_request *r)
     cf_err err;
     if (cf_store_bucket_create(r->srv->store, r->bucket, &err) != 0)
         return store_error(r, &err);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = cf_http_body_empty();
     if (resp) {
         char loc[80];
         snprintf(loc, sizeof loc, "/%s", r->bucket);
-        MHD_add_response_header(resp, "Location", loc);
+        cf_http_add_header(resp, "Location", loc);
     }
     return cf_respond(r, 200, resp);
 }
@@ -167,9 +167,9 @@ int cf_handle_head_bucket(cf_request *r)
     cf_err err;
     if (cf_store_bucket_exists(r->srv->store, r->bucket, &err) != 0)
         return store_error(r, &err);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = cf_http_body_empty();
     if (resp)
-        MHD_add_response_header(resp, "x-amz-bucket-region", r->srv->region);
+        cf_http_add_header(resp, "x-amz-bucket-region", r->srv->region);
     return cf_respond(r, 200, resp);
 }
 

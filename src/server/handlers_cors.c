@@ -130,7 +130,7 @@ int cf_handle_cors_preflight(cf_request *r)
         cf_cors_config_release(r);
         return cf_respond_error(r, CF_S3_AccessForbidden, NOT_ALLOWED);
     }
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = cf_http_body_empty();
     if (resp)
         cf_cors_add_rule_headers(resp, rule, origin, headers);
     cf_cors_config_release(r);

@@ -145,14 +145,12 @@ int cf_handle_create_multipart(cf_request *r)
         return cf_respond_xml(r, 200, &b);
     size_t len;
     char *data = cf_buf_steal(&b, &len);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(data);
+    cf_http_response *resp = cf_http_body_buffer(data, len, 0);
+    if (!resp)
         return 0;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/xml");
-    MHD_add_response_header(resp, "x-amz-checksum-algorithm", cf_checksum_name(alg));
-    MHD_add_response_header(resp, "x-amz-checksum-type", full ? "FULL_OBJECT" : "COMPOSITE");
+    cf_http_add_header(resp, "Content-Type", "application/xml");
+    cf_http_add_header(resp, "x-amz-checksum-algorithm", cf_checksum_name(alg));
+    cf_http_add_header(resp, "x-amz-checksum-type", full ? "FULL_OBJECT" : "COMPOSITE");
     r->bytes_out = len;
     return cf_respond(r, 200, resp);
 }

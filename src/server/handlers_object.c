@@ -25,13 +25,11 @@ static const char *const stored_headers[] = {
     "content-type", "content-encoding", "content-disposition", "content-language", "cache-control", "expires",
 };
 
-static enum MHD_Result collect_meta(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen,
-                                    const char *value, size_t vlen)
+static int collect_meta(void *cls, const char *key, size_t klen, const char *value, size_t vlen)
 {
-    (void)kind;
     cf_header_list *h = cls;
     if (klen <= 11 || strncasecmp(key, "x-amz-meta-", 11) != 0)
-        return MHD_YES;
+        return 1;
     /* A field sent twice is one field whose values are joined by commas (RFC 9110 §5.3), which
      * is also how SigV4 signs it and how S3 stores it. */
     for (size_t i = 0; i < h->n; i++) {
@@ -41,19 +39,19 @@ static enum MHD_Result collect_meta(void *cls, enum MHD_ValueKind kind, const ch
         char *joined = realloc(h->kv[i].value, have + 1 + vlen + 1);
         if (!joined) {
             h->failed = 1;
-            return MHD_YES;
+            return 1;
         }
         joined[have] = ',';
         memcpy(joined + have + 1, value ? value : "", vlen);
         joined[have + 1 + vlen] = '\0';
         h->kv[i].value = joined;
         h->meta_bytes += 1 + vlen;
-        return MHD_YES;
+        return 1;
     }
     h->meta_bytes += klen - 11 + vlen;
     if (cf_header_add(h, key, klen, value))
         h->failed = 1;
-    return MHD_YES;
+    return 1;
 }
 
 int cf_object_headers(cf_request *r, cf_header_list *h)
@@ -78,7 +76,7 @@ int cf_object_headers(cf_request *r, cf_header_list *h)
         if (v && cf_header_add(h, stored_headers[i], strlen(stored_headers[i]), v))
             return CF_ENOMEM;
     }
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, collect_meta, h);
+    cf_http_each_header(r->http, collect_meta, h);
     return h->failed ? CF_ENOMEM : 0;
 }
 
@@ -210,34 +208,33 @@ int cf_put_object_end(cf_request *r)
     return cf_respond_written(r, &info);
 }
 
-/* MHD refuses a header with an empty value, and S3 stores and returns empty ones (an empty
- * x-amz-meta-*): a lone space is the same empty field to every HTTP parser, which drop the
+/* The HTTP layer refuses a header with an empty value, and S3 stores and returns empty ones
+ * (an empty x-amz-meta-*): a lone space is the same empty field to every HTTP parser, which drop the
  * whitespace around a field value (RFC 9110 §5.5). */
-static void add_header_value(struct MHD_Response *resp, const char *name, const char *value)
+static void add_header_value(cf_http_response *resp, const char *name, const char *value)
 {
-    MHD_add_response_header(resp, name, *value ? value : " ");
+    cf_http_add_header(resp, name, *value ? value : " ");
 }
 
 static const char *const response_overrides[] = {"content-type",  "content-language",    "expires",
                                                  "cache-control", "content-disposition", "content-encoding"};
 #define N_RESPONSE_OVERRIDES (sizeof response_overrides / sizeof *response_overrides)
 
-static void add_object_headers(struct MHD_Response *resp, const cf_object_info *info, cf_request *r,
-                               int whole)
+static void add_object_headers(cf_http_response *resp, const cf_object_info *info, cf_request *r, int whole)
 {
     char etag[80], date[30];
     snprintf(etag, sizeof etag, "\"%s\"", info->etag);
     cf_s3_http_date((time_t)(info->mtime_ns / 1000000000), date);
-    MHD_add_response_header(resp, "ETag", etag);
-    MHD_add_response_header(resp, "Last-Modified", date);
-    MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    cf_http_add_header(resp, "ETag", etag);
+    cf_http_add_header(resp, "Last-Modified", date);
+    cf_http_add_header(resp, "Accept-Ranges", "bytes");
     const char *mode = cf_request_header(r, "x-amz-checksum-mode");
     int checksums = mode && strcasecmp(mode, "ENABLED") == 0 && whole;
     size_t tags = cf_tagging_count(cf_object_info_header(info, CF_TAGGING_HEADER));
     if (tags) {
         char n[24];
         snprintf(n, sizeof n, "%zu", tags);
-        MHD_add_response_header(resp, "x-amz-tagging-count", n);
+        cf_http_add_header(resp, "x-amz-tagging-count", n);
     }
     for (size_t i = 0; i < info->nheaders; i++) {
         const char *name = info->headers[i].name;
@@ -279,17 +276,17 @@ typedef struct segments_body {
     const cf_logger *log;
 } segments_body;
 
-static ssize_t read_segments(void *cls, uint64_t pos, char *buf, size_t max)
+static long read_segments(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    (void)pos; /* MHD reads sequentially from 0 */
+    (void)pos; /* bodies are read sequentially from 0 */
     segments_body *body = cls;
     cf_err err;
     long n = cf_store_reader_read(body->rd, buf, max, &err);
     if (n < 0) {
         cf_log(body->log, CF_LOG_ERROR, "read failed mid-response", "error", err.msg, NULL);
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+        return CF_HTTP_READER_ERROR;
     }
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+    return n == 0 ? CF_HTTP_READER_END : n;
 }
 
 static void free_reader(void *cls)
@@ -306,7 +303,7 @@ static void free_reader(void *cls)
  * version since the lookup.
  */
 static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t start, uint64_t len,
-                          struct MHD_Response **resp, cf_err *err)
+                          cf_http_response **resp, cf_err *err)
 {
     uint64_t off = start;
     size_t i = 0;
@@ -317,10 +314,8 @@ static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t st
         int rc = cf_store_segment_open(r->srv->store, &info->segs[i], &fd, err);
         if (rc)
             return rc;
-        if (!(*resp = MHD_create_response_from_fd_at_offset64(len, fd, off))) {
-            close(fd);
+        if (!(*resp = cf_http_body_fd(fd, off, len)))
             return cf_err_set(err, CF_ENOMEM, "out of memory");
-        }
         return 0;
     }
     segments_body *body = calloc(1, sizeof *body);
@@ -332,11 +327,8 @@ static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t st
         free(body);
         return rc;
     }
-    if (!(*resp = MHD_create_response_from_callback(len, 256 << 10, read_segments, body, free_reader))) {
-        cf_store_reader_free(body->rd);
-        free(body);
+    if (!(*resp = cf_http_body_reader(len, 256 << 10, read_segments, body, free_reader)))
         return cf_err_set(err, CF_ENOMEM, "out of memory");
-    }
     return 0;
 }
 
@@ -382,13 +374,13 @@ static int part_bounds(const cf_object_info *info, unsigned part, uint64_t *star
 
 static int respond_not_modified(cf_request *r, const cf_object_info *info)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = cf_http_body_empty();
     if (resp) {
         char etag[80], date[30];
         snprintf(etag, sizeof etag, "\"%s\"", info->etag);
         cf_s3_http_date((time_t)(info->mtime_ns / 1000000000), date);
-        MHD_add_response_header(resp, "ETag", etag);
-        MHD_add_response_header(resp, "Last-Modified", date);
+        cf_http_add_header(resp, "ETag", etag);
+        cf_http_add_header(resp, "Last-Modified", date);
     }
     return cf_respond(r, 304, resp);
 }
@@ -455,7 +447,7 @@ int cf_handle_get_object(cf_request *r, int head)
     uint64_t start = 0, len = 0;
     size_t parts_count = 0;
     int status = 200;
-    struct MHD_Response *resp = NULL;
+    cf_http_response *resp = NULL;
     /* An overwrite between the lookup and the first open of a multipart object's data: the
      * old version is gone before a byte was sent, so the new one is looked up and sent. */
     for (int attempt = 0;; attempt++) {
@@ -518,11 +510,11 @@ int cf_handle_get_object(cf_request *r, int head)
             /* A small object kept in its record (store.h, CF_STORE_INLINE_MAX). */
             if (fd >= 0)
                 close(fd);
-            resp = MHD_create_response_from_buffer((size_t)len, info.data + start, MHD_RESPMEM_MUST_COPY);
+            resp = cf_http_body_buffer(info.data + start, (size_t)len, 1);
         } else if (len == 0 || fd < 0) {
             if (fd >= 0)
                 close(fd);
-            resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+            resp = cf_http_body_empty();
         } else if (info.nsegs > 1) {
             close(fd);
             rc = segmented_body(r, &info, start, len, &resp, &err);
@@ -547,14 +539,10 @@ int cf_handle_get_object(cf_request *r, int head)
                 cf_object_info_cleanup(&info);
                 return cf_respond_error(r, CF_S3_InternalError, NULL);
             }
-            resp = MHD_create_response_from_buffer((size_t)len, body, MHD_RESPMEM_MUST_FREE);
-            if (!resp)
-                free(body);
+            resp = cf_http_body_buffer(body, (size_t)len, 0);
         } else {
-            /* MHD owns fd from here and sends it with sendfile(). */
-            resp = MHD_create_response_from_fd_at_offset64(len, fd, start);
-            if (!resp)
-                close(fd);
+            /* The response owns fd from here and sends it with sendfile(). */
+            resp = cf_http_body_fd(fd, start, len);
         }
         break;
     }
@@ -567,12 +555,12 @@ int cf_handle_get_object(cf_request *r, int head)
         char cr[96];
         snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)start,
                  (unsigned long long)(start + len - 1), (unsigned long long)info.size);
-        MHD_add_response_header(resp, "Content-Range", cr);
+        cf_http_add_header(resp, "Content-Range", cr);
     }
     if (parts_count) {
         char n[24];
         snprintf(n, sizeof n, "%zu", parts_count);
-        MHD_add_response_header(resp, "x-amz-mp-parts-count", n);
+        cf_http_add_header(resp, "x-amz-mp-parts-count", n);
     }
     r->bytes_out = head ? 0 : len;
     cf_object_info_cleanup(&info);

@@ -433,10 +433,10 @@ static int respond_redirect(cf_request *r, const char *url, const char *etag)
         rc = cf_buf_putc(&b, '&');
     if (!rc)
         rc = encode_param(&b, "etag", etag);
-    struct MHD_Response *resp = rc ? NULL : MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = rc ? NULL : cf_http_body_empty();
     if (resp) {
-        MHD_add_response_header(resp, "Location", b.data);
-        MHD_add_response_header(resp, "ETag", etag);
+        cf_http_add_header(resp, "Location", b.data);
+        cf_http_add_header(resp, "ETag", etag);
     }
     cf_buf_cleanup(&b);
     return resp ? cf_respond(r, 303, resp) : cf_respond_error(r, CF_S3_InternalError, NULL);
@@ -487,18 +487,13 @@ static int respond_stored(cf_request *r, const struct cf_post_upload *u, const c
     }
     size_t len = 0;
     char *body = rc ? NULL : cf_buf_steal(&b, &len);
-    struct MHD_Response *resp =
-        rc ? NULL
-           : MHD_create_response_from_buffer(len, body ? body : "",
-                                             body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = rc ? NULL : cf_http_body_buffer(body, len, 0);
     if (resp) {
-        MHD_add_response_header(resp, "ETag", etag);
-        MHD_add_response_header(resp, "Location", loc.data);
+        cf_http_add_header(resp, "ETag", etag);
+        cf_http_add_header(resp, "Location", loc.data);
         if (len)
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/xml");
-        r->bytes_out = len;
-    } else {
-        free(body);
+            cf_http_add_header(resp, "Content-Type", "application/xml");
+        r->bytes_out = len; /* body belongs to resp, or was freed with a failed one */
     }
     cf_buf_cleanup(&b);
     cf_buf_cleanup(&loc);

@@ -6,7 +6,6 @@
 #ifndef CF_SERVER_REQUEST_H
 #define CF_SERVER_REQUEST_H
 
-#include <microhttpd.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -70,9 +69,8 @@ typedef enum cf_principal {
 
 struct cf_request {
     cf_server *srv;
-    cf_http_request *http;       /* the HTTP layer's side: status, responded, start time */
-    struct MHD_Connection *conn; /* http->conn */
-    const char *method;          /* http->method */
+    cf_http_request *http; /* the HTTP layer's side: status, responded, start time */
+    const char *method;    /* http->method */
     char request_id[24];
     cf_s3_op op;
     char *bucket; /* decoded */

@@ -9,32 +9,29 @@
 #include "server/cors_rules.h"
 #include "server/response.h"
 
-int cf_respond(cf_request *r, int status, struct MHD_Response *resp)
+int cf_respond(cf_request *r, int status, cf_http_response *resp)
 {
     if (!resp)
         return 0;
-    MHD_add_response_header(resp, "x-amz-request-id", r->request_id);
+    cf_http_add_header(resp, "x-amz-request-id", r->request_id);
     /* AWS's host id, which SDKs report with the request id (boto3's HostId): one per boot here,
      * as there is one host; about 50 ns per response. */
-    MHD_add_response_header(resp, "x-amz-id-2", r->srv->boot_id);
-    MHD_add_response_header(resp, "Server", "coffer");
+    cf_http_add_header(resp, "x-amz-id-2", r->srv->boot_id);
+    cf_http_add_header(resp, "Server", "coffer");
     cf_cors_response_headers(r, resp);
     return cf_http_respond(r->http, status, resp);
 }
 
-static struct MHD_Response *xml_response(cf_request *r, cf_buf *body)
+static cf_http_response *xml_response(cf_request *r, cf_buf *body)
 {
     size_t len;
     char *data = cf_buf_steal(body, &len);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(
-        len, data ? data : "", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        free(data);
+    cf_http_response *resp = cf_http_body_buffer(data, len, 0);
+    if (!resp)
         return NULL;
-    }
     r->bytes_out = len;
     const char *type = len && data[0] == '<' ? "application/xml" : "text/plain";
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    cf_http_add_header(resp, "Content-Type", type);
     return resp;
 }
 
@@ -49,7 +46,7 @@ int cf_respond_xml(cf_request *r, int status, cf_buf *body)
 
 int cf_respond_empty(cf_request *r, int status)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    cf_http_response *resp = cf_http_body_empty();
     return cf_respond(r, status, resp);
 }
 
@@ -71,11 +68,11 @@ static int respond_error(cf_request *r, cf_s3_error e, const char *message, cons
                "message", message ? message : cf_s3_error_message(e), NULL);
     /* A client that sent Expect: 100-continue never sends the body after an early error;
      * one that did not may still be sending it, so the connection cannot be reused. */
-    struct MHD_Response *resp = xml_response(r, &b);
+    cf_http_response *resp = xml_response(r, &b);
     if (resp && header)
-        MHD_add_response_header(resp, header, value);
+        cf_http_add_header(resp, header, value);
     if (resp && close_connection)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+        cf_http_add_header(resp, "Connection", "close");
     return cf_respond(r, cf_s3_error_status(e), resp);
 }
 

@@ -29,6 +29,6 @@ int cf_respond_error_fields(cf_request *r, cf_s3_error e, const char *message,
 int cf_respond_xml(cf_request *r, int status, cf_buf *body);
 int cf_respond_empty(cf_request *r, int status);
 /* Queues resp with the common headers (request id, server); destroys resp. */
-int cf_respond(cf_request *r, int status, struct MHD_Response *resp);
+int cf_respond(cf_request *r, int status, cf_http_response *resp);
 
 #endif

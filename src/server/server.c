@@ -68,7 +68,6 @@ static cf_request *new_request(cf_server *srv, cf_http_request *hr)
     hr->front = r;
     r->srv = srv;
     r->http = hr;
-    r->conn = hr->conn;
     r->method = hr->method;
     uint64_t seq = atomic_fetch_add((_Atomic uint64_t *)&srv->request_seq, 1);
     /* boot id, then the sequence number as 12 hex digits (no printf: once per request) */
@@ -132,10 +131,10 @@ static int metrics_begin(void *ctx, cf_http_request *hr)
     }
     size_t len;
     char *data = cf_buf_steal(&b, &len);
-    struct MHD_Response *resp = cf_http_body_buffer(data, len, 0);
+    cf_http_response *resp = cf_http_body_buffer(data, len, 0);
     if (!resp)
         return 0;
-    cf_http_add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+    cf_http_add_header(resp, "Content-Type", "text/plain; version=0.0.4");
     r->bytes_out = len;
     return cf_respond(r, 200, resp);
 }

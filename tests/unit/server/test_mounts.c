@@ -54,7 +54,7 @@ static int console_begin(void *ctx, cf_http_request *hr)
 {
     char body[256];
     int n = snprintf(body, sizeof body, "{\"front\":\"%s\",\"path\":\"%s\"}", (const char *)ctx, hr->url);
-    struct MHD_Response *resp = cf_http_body_buffer(body, (size_t)n, 1);
+    cf_http_response *resp = cf_http_body_buffer(body, (size_t)n, 1);
     if (resp)
         cf_http_add_header(resp, "Content-Type", "application/json");
     return cf_http_respond(hr, 200, resp);
