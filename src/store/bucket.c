@@ -101,13 +101,9 @@ static int walk_buckets(cf_store *s, cf_store_bucket **out, size_t *n, cf_store_
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = cf_store_read_cursor(s, s->buckets, &txn, &cur, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
-    if ((rc = mdb_cursor_open(txn, s->buckets, &cur))) {
-        mdb_txn_abort(txn);
-        return cf_store_lmdb_err(err, rc, "cursor");
-    }
+        return rc;
     cf_store_bucket *list = NULL;
     size_t count = 0;
     for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {

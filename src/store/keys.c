@@ -130,13 +130,9 @@ int cf_store_key_list(cf_store *s, cf_store_key **out, size_t *n, cf_err *err)
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = cf_store_read_cursor(s, s->keys, &txn, &cur, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
-    if ((rc = mdb_cursor_open(txn, s->keys, &cur))) {
-        mdb_txn_abort(txn);
-        return cf_store_lmdb_err(err, rc, "cursor");
-    }
+        return rc;
     size_t cap = 0;
     cf_store_key *list = NULL;
     for (int op = MDB_FIRST; !rc && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {

@@ -102,14 +102,9 @@ static int referenced_ids(cf_store *s, id_set *set, cf_err *err)
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = cf_store_read_cursor(s, s->objects, &txn, &cur, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
-    rc = mdb_cursor_open(txn, s->objects, &cur);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return cf_store_lmdb_err(err, rc, "cursor");
-    }
+        return rc;
     for (int op = MDB_FIRST; !rc && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         const unsigned char *kb = k.mv_data;
         if (k.mv_size == s->head_max + 1 && kb[k.mv_size - 1] == 0xFF) {

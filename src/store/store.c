@@ -36,3 +36,15 @@ void cf_store_fail_nth_write(cf_store *s, int n)
 {
     atomic_store(&s->fail_nth_write, n);
 }
+
+int cf_store_read_cursor(cf_store *s, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, cf_err *err)
+{
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    if (rc)
+        return cf_store_lmdb_err(err, rc, "begin");
+    if ((rc = mdb_cursor_open(*txn, dbi, cur))) {
+        mdb_txn_abort(*txn);
+        return cf_store_lmdb_err(err, rc, "cursor");
+    }
+    return 0;
+}

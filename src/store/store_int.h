@@ -65,6 +65,9 @@ typedef struct bucket_value {
 /* Fills err (may be NULL) from an LMDB error and returns its CF_E… code: CF_ENOSPACE for a full
  * map or disk, CF_EIO otherwise (store.c). */
 int cf_store_lmdb_err(cf_err *err, int mdb_rc, const char *what);
+/* A read-only transaction and a cursor on dbi, for a walk over one table; the caller closes
+ * the cursor and aborts the transaction. */
+int cf_store_read_cursor(cf_store *s, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur, cf_err *err);
 /* objects/ab/cd/<hex id> of a segment id; path must hold PATH_MAX bytes (store.c). */
 void cf_store_data_path(const cf_store *s, const unsigned char id[CF_STORE_ID_LEN], char *path);
 

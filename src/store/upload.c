@@ -219,13 +219,9 @@ int cf_store_upload_list(cf_store *s, const char *bucket, cf_store_upload **out,
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    int rc = cf_store_read_cursor(s, s->uploads, &txn, &cur, err);
     if (rc)
-        return cf_store_lmdb_err(err, rc, "begin");
-    if ((rc = mdb_cursor_open(txn, s->uploads, &cur))) {
-        mdb_txn_abort(txn);
-        return cf_store_lmdb_err(err, rc, "cursor");
-    }
+        return rc;
     size_t cap = 0, bl = strlen(bucket);
     cf_store_upload *list = NULL;
     for (int op = MDB_FIRST; !rc && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
