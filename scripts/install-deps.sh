@@ -17,6 +17,8 @@ build_packages=(
   # libraries (docs/ARCHITECTURE.md, "Dependencies"); cmocka because the unit tests build with coffer
   libmicrohttpd-dev liblmdb-dev libssl-dev libexpat1-dev libjansson-dev libcurl4-openssl-dev
   libarchive-dev libzstd-dev liblz4-dev zlib1g-dev libcmocka-dev
+  # the console's password hashes (crypt_r: bcrypt, yescrypt)
+  libcrypt-dev
   # scripts/run-server.sh waits for /health/ready with curl
   curl
 )
