@@ -27,6 +27,9 @@ int cf_cli_main(int argc, char **argv)
         return cf_cmd_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "snapshot") == 0)
         return cf_cmd_snapshot(argc - 1, argv + 1);
+    if (strcmp(cmd, "console") == 0 && argc > 2 &&
+        strcmp(argv[2], "user") == 0) /* temporary, until cmd_console.c */
+        return cf_cmd_console_user(argc - 2, argv + 2);
     if (strcmp(cmd, "presign") == 0)
         return cf_cmd_presign(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
