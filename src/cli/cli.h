@@ -14,5 +14,6 @@ int cf_cmd_server(int argc, char **argv);
 int cf_cmd_admin(int argc, char **argv);
 int cf_cmd_presign(int argc, char **argv);
 int cf_cmd_snapshot(int argc, char **argv);
+int cf_cmd_console(int argc, char **argv);
 
 #endif
