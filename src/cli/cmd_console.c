@@ -9,7 +9,6 @@
  */
 #include <ctype.h>
 #include <getopt.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -26,10 +25,9 @@
 #include "core/duration.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/rate.h"
 #include "s3client/s3client.h"
 #include "storage/repo.h"
-
-int cf_cmd_console_user(int argc, char **argv);
 
 #define MAX_REPOS 32
 
@@ -78,39 +76,6 @@ static int usage_error(const char *fmt, ...)
     fputs("\n", stderr);
     va_end(ap);
     return CF_EXIT_USAGE;
-}
-
-/* "50MB/s", "250MB/s", "1.5GiB/s", "1048576": bytes per second (decimal and binary units). */
-static int parse_rate(const char *text, uint64_t *out)
-{
-    char *end;
-    double v = strtod(text, &end);
-    if (end == text || !(v > 0) || !isfinite(v))
-        return CF_EINVAL;
-    static const struct {
-        const char *unit;
-        double mult;
-    } units[] = {{"", 1},     {"B", 1},        {"KB", 1e3},        {"MB", 1e6},
-                 {"GB", 1e9}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
-                 {"k", 1e3},  {"M", 1e6},      {"G", 1e9}};
-    char unit[8] = "";
-    size_t n = strcspn(end, "/");
-    if (n >= sizeof unit)
-        return CF_EINVAL;
-    memcpy(unit, end, n);
-    unit[n] = '\0';
-    if (end[n] && strcmp(end + n, "/s") != 0)
-        return CF_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
-        if (strcmp(unit, units[i].unit) == 0) {
-            double r = v * units[i].mult;
-            if (r < 1 || r > 1e15)
-                return CF_EINVAL;
-            *out = (uint64_t)r;
-            return 0;
-        }
-    }
-    return CF_EINVAL;
 }
 
 typedef struct tier_arg {
@@ -163,10 +128,9 @@ static int add_tier(tier_arg *tiers, size_t *n, const char *spec)
     if (!cf_users_valid_tier(name))
         return usage_error("tier name '%s' must be 1 to 32 of a-z, 0-9 and '-'", name);
     uint64_t rate;
-    if (parse_rate(eq + 1, &rate) != 0)
-        return usage_error(
-            "--tier %s: the rate must be bytes per second like 50MB/s, 2MiB/s or 1000000, not '%s'", name,
-            eq + 1);
+    cf_err err = {0};
+    if (cf_rate_parse(eq + 1, &rate, &err) != 0)
+        return usage_error("--tier %s: %s", name, err.msg);
     size_t i = 0;
     while (i < *n && strcmp(tiers[i].name, name) != 0)
         i++;

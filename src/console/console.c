@@ -22,8 +22,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "console/assets.h"
 #include "console/console_int.h"
+#include "console/static.h"
 #include "core/clock.h"
 
 #define SESSION_COOKIE "coffer_session"
@@ -208,7 +208,7 @@ static int respond(cf_console_req *r, int status, char *data, size_t len, const 
     }
     cf_http_add_header(resp, "Content-Type", content_type);
     cf_http_add_header(resp, "Cache-Control", "no-store");
-    cf_http_add_header(resp, "X-Content-Type-Options", "nosniff");
+    cf_console_security_headers(resp);
     if (r->set_cookie)
         cf_http_add_header(resp, "Set-Cookie", r->set_cookie);
     if (extra_header)
@@ -416,40 +416,13 @@ static int metrics_begin(void *ctx, cf_http_request *hr)
     return respond(r, 200, data, len, "text/plain; version=0.0.4", NULL, NULL);
 }
 
-/* The web page's files (console/assets.h); anything else under / is a 404. */
+/* The web page (static.c); anything else under / is its 404. */
 static int asset_begin(void *ctx, cf_http_request *hr)
 {
-    cf_console *c = ctx;
-    cf_console_req *r = cf_console_req_new(c, hr, CF_ROUTE_ASSET);
+    cf_console_req *r = cf_console_req_new(ctx, hr, CF_ROUTE_ASSET);
     if (!r)
         return 0;
-    const cf_asset *a = cf_asset_find(hr->url);
-    if (!a)
-        return cf_console_error(r, 404, "NotFound", NULL, NULL, "no such page '%s'", hr->url);
-    if (strcmp(hr->method, "GET") != 0 && strcmp(hr->method, "HEAD") != 0)
-        return cf_console_error(r, 405, "MethodNotAllowed", "Allow", "GET, HEAD",
-                                "%s is not allowed on %s: use GET", hr->method, hr->url);
-    const char *inm = cf_http_header(hr, "If-None-Match");
-    int fresh = inm && a->etag && strcmp(inm, a->etag) == 0;
-    cf_http_response *resp = fresh ? cf_http_body_empty() : cf_http_body_buffer(a->data, a->len, 0);
-    if (!resp)
-        return 0;
-    cf_http_add_header(resp, "Content-Type", a->content_type);
-    if (a->etag)
-        cf_http_add_header(resp, "ETag", a->etag);
-    /* index.html names its files with ?v=HASH, so they may be cached; the page itself is checked. */
-    cf_http_add_header(resp, "Cache-Control",
-                       strcmp(a->path, "/index.html") == 0 ? "no-cache" : "max-age=31536000");
-    cf_http_add_header(resp, "X-Content-Type-Options", "nosniff");
-    cf_http_add_header(resp, "X-Frame-Options", "DENY");
-    cf_http_add_header(resp, "Referrer-Policy", "no-referrer");
-    cf_http_add_header(resp, "Content-Security-Policy",
-                       "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-                       "frame-ancestors 'none'; form-action 'self'");
-    if (r->set_cookie)
-        cf_http_add_header(resp, "Set-Cookie", r->set_cookie);
-    r->bytes_out = fresh ? 0 : a->len;
-    return cf_http_respond(hr, fresh ? 304 : 200, resp);
+    return cf_console_static_respond(hr);
 }
 
 #define CONSOLE_MOUNT(begin)                                                                                 \
