@@ -139,7 +139,9 @@
   }
 
   // A cell that knows its column's name: the card layout on a phone shows it before the value.
-  const cell = (label, cls, ...children) => el("td", { "data-label": label, class: cls, role: "cell" }, ...children);
+  // Its content is one element: the label and the value are the card's two sides.
+  const cell = (label, cls, ...children) =>
+    el("td", { "data-label": label, class: cls, role: "cell" }, el("span", { class: "value" }, ...children));
 
   const none = () => el("span", { class: "meta", text: "none" });
 
@@ -382,7 +384,7 @@
         body.append(
           el("tr", { role: "row" },
             cell("Chain", null, el("a", { class: "chain-link", href: `#/chains/${enc(ch.name)}`, text: ch.name })),
-            cell("Latest height", "mono", latest && latest.height ? latest.height : none()),
+            cell("Latest height", null, latest && latest.height ? el("code", { text: latest.height }) : none()),
             cell("Size", "num", latest ? formatBytes(latest.size) : none()),
             cell("Age", null, latest ? ageNode(latest) : none()),
             cell("Snapshots", "num", String(ch.snapshots))));
@@ -452,14 +454,14 @@
     copy.addEventListener("click", () => copyText(s.sha256, hash, copy));
     const download = el("button", { type: "button", class: "small download", "data-id": s.id, "aria-label": `Download ${s.id}`, text: "Download" });
     download.addEventListener("click", () => openDownload(state.chain, s.id, download));
-    const compression = s.compression === "none" || !s.level ? s.compression : `${s.compression} (level ${s.level})`;
+    const compression = el("span", { title: s.level ? `level ${s.level}` : null, text: s.compression || "–" });
     return el("tr", { role: "row", "data-id": s.id },
-      cell("Snapshot", "mono", el("code", { text: s.id })),
-      cell("Created", null, el("time", { datetime: s.created, text: formatTime(s.created) }), " ",
-        el("span", { class: "meta", text: formatAge(s.age_seconds) })),
-      cell("Height", "mono", s.height ? s.height : none()),
-      cell("Size", "num", el("span", { title: `${s.size} bytes`, text: formatBytes(s.size) })),
-      cell("Compression", null, compression || "–"),
+      cell("Snapshot", null, el("code", { text: s.id })),
+      cell("Created", null, el("time", { class: "nowrap", datetime: s.created, text: formatTime(s.created) }),
+        el("span", { class: "sub", text: formatAge(s.age_seconds) })),
+      cell("Height", null, s.height ? el("code", { text: s.height }) : none()),
+      cell("Size", "num nowrap", el("span", { title: `${s.size} bytes`, text: formatBytes(s.size) })),
+      cell("Compression", null, compression),
       cell("Encrypted", null, s.encrypted ? "yes" : "no"),
       cell("SHA-256", null, el("span", { class: "hash-cell" }, hash, copy)),
       cell("Actions", "actions", download));
@@ -501,6 +503,7 @@
       state.opener = opener;
       const dialog = $("download");
       dialog.showModal();
+      fitTextareas(dialog);
       $("dl-title").focus();
     } catch (e) {
       showError(e.message);
@@ -542,6 +545,14 @@
         el("label", { for: id, text: COMMAND_NAMES[name] || name }),
         area,
         el("div", { class: "row" }, copy)));
+    }
+  }
+
+  // Each command shown whole, without a scroll bar of its own (sized once visible).
+  function fitTextareas(root) {
+    for (const area of root.querySelectorAll("textarea")) {
+      area.style.height = "auto";
+      area.style.height = `${area.scrollHeight + 2}px`;
     }
   }
 
