@@ -6,7 +6,6 @@ fetch the URL the dialog shows and check its SHA-256; a wrong password is shown;
 used with the keyboard alone and at a phone's width; and the basics a screen reader needs
 (labels, names, headings, language, contrast) hold on every view."""
 import hashlib
-import json
 import re
 import urllib.parse
 
