@@ -34,7 +34,8 @@ static void put_json_text(cf_buf *b, const char *s)
         cf_buf_puts(b, "...");
 }
 
-static int respond_error(cf_http_request *hr, int status, const char *code, const char *what)
+static cf_http_response *error_response(const cf_http_request *hr, int status, const char *code,
+                                        const char *what, uint64_t *body_bytes)
 {
     cf_buf b;
     cf_buf_init(&b, 4096);
@@ -51,19 +52,20 @@ static int respond_error(cf_http_request *hr, int status, const char *code, cons
     cf_buf_puts(&b, "\"}}\n");
     if (cf_buf_error(&b)) {
         cf_buf_cleanup(&b);
-        return cf_http_respond(hr, 500, NULL);
+        return NULL;
     }
     size_t len;
     char *data = cf_buf_steal(&b, &len);
     cf_http_response *resp = cf_http_body_buffer(data, len, 0);
     if (!resp)
-        return 0;
+        return NULL;
     cf_http_add_header(resp, "Content-Type", "application/json");
     cf_http_add_header(resp, "Cache-Control", "no-store");
     if (status == 405)
         cf_http_add_header(resp, "Allow", "GET, HEAD");
     cf_console_security_headers(resp);
-    return cf_http_respond(hr, status, resp);
+    *body_bytes = len;
+    return resp;
 }
 
 /* If-None-Match (RFC 9110, 13.1.2): "*", or a list of entity tags compared weakly (W/ ignored). */
@@ -98,25 +100,41 @@ static int versioned_request(const cf_http_request *hr, const cf_asset *a)
     return v && strlen(v) == 16 && strncmp(v, a->etag + 1, 16) == 0;
 }
 
-int cf_console_static_respond(cf_http_request *hr)
+cf_http_response *cf_console_static_response(const cf_http_request *hr, int *status, uint64_t *body_bytes)
 {
+    *body_bytes = 0;
     int head = strcmp(hr->method, "HEAD") == 0;
-    if (!head && strcmp(hr->method, "GET") != 0)
-        return respond_error(hr, 405, "MethodNotAllowed", "");
+    if (!head && strcmp(hr->method, "GET") != 0) {
+        *status = 405;
+        return error_response(hr, 405, "MethodNotAllowed", "", body_bytes);
+    }
     const cf_asset *a = cf_asset_find(hr->url);
-    if (!a)
-        return respond_error(hr, 404, "NoSuchAsset", ": the console's pages are under '/#/'");
+    if (!a) {
+        *status = 404;
+        return error_response(hr, 404, "NoSuchAsset", ": the console's pages are under '/#/'", body_bytes);
+    }
 
     const char *inm = cf_http_header(hr, "If-None-Match");
     int not_modified = inm && etag_listed(inm, a->etag);
+    /* Copied: the layer frees a buffer it does not copy, and the asset is static. */
     cf_http_response *resp = not_modified ? cf_http_body_empty() : cf_http_body_buffer(a->data, a->len, 1);
     if (!resp)
-        return 0;
+        return NULL;
     if (!not_modified)
         cf_http_add_header(resp, "Content-Type", a->content_type);
     cf_http_add_header(resp, "ETag", a->etag);
     int immutable = strcmp(a->path, "/index.html") != 0 && versioned_request(hr, a);
     cf_http_add_header(resp, "Cache-Control", immutable ? "public, max-age=31536000, immutable" : "no-cache");
     cf_console_security_headers(resp);
-    return cf_http_respond(hr, not_modified ? 304 : 200, resp);
+    *status = not_modified ? 304 : 200;
+    *body_bytes = not_modified || head ? 0 : a->len;
+    return resp;
+}
+
+int cf_console_static_respond(cf_http_request *hr)
+{
+    int status;
+    uint64_t body_bytes;
+    cf_http_response *resp = cf_console_static_response(hr, &status, &body_bytes);
+    return resp ? cf_http_respond(hr, status, resp) : 0;
 }
