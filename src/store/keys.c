@@ -234,3 +234,29 @@ int cf_store_meta_put(cf_store *s, const char *name, const void *value, size_t l
     rc = mdb_txn_commit(txn);
     return rc ? cf_store_lmdb_err(err, rc, "commit") : 0;
 }
+
+int cf_store_meta_list(cf_store *s, const char *prefix, cf_store_meta_visitor visit, void *ctx, cf_err *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    size_t pl = strlen(prefix);
+    MDB_val k = {pl, (void *)prefix}, v;
+    int rc = cf_store_read_cursor(s, s->meta, &txn, &cur, err);
+    if (rc)
+        return rc;
+    char name[512];
+    int mrc = pl ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; !rc && mrc == 0 && k.mv_size >= pl && memcmp(k.mv_data, prefix, pl) == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size >= sizeof name) /* longer than any name a visitor looks for */
+            continue;
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        rc = visit(ctx, name, v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc < 0)
+        return cf_err_set(err, rc, "cannot list the settings '%s*': %s", prefix, cf_strerror(rc));
+    return 0;
+}

@@ -292,6 +292,10 @@ int cf_store_rate_group_name_valid(const char *name);
  * CF_ENOTFOUND when unset. put with value NULL removes the setting. */
 int cf_store_meta_get(cf_store *s, const char *name, char **value, size_t *len, cf_err *err);
 int cf_store_meta_put(cf_store *s, const char *name, const void *value, size_t len, cf_err *err);
+/* Visits the settings whose names begin with prefix, in name order; value is len bytes valid
+ * during the call. The visitor returns 0 to go on, 1 to stop, or a negative CF_E* to fail. */
+typedef int (*cf_store_meta_visitor)(void *ctx, const char *name, const void *value, size_t len);
+int cf_store_meta_list(cf_store *s, const char *prefix, cf_store_meta_visitor visit, void *ctx, cf_err *err);
 
 /* Totals for metrics and tests. */
 typedef struct cf_store_stats {
