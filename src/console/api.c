@@ -8,7 +8,6 @@
  * gives; every POST passes the CSRF rules first (check_csrf).
  */
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,7 +379,8 @@ static int run_login(cf_console_req *r)
     if (!allow_ip || !allow_user) {
         double wait = !allow_ip && wait_ip > wait_user ? wait_ip : !allow_user ? wait_user : wait_ip;
         char after[24];
-        snprintf(after, sizeof after, "%.0f", ceil(wait > 1 ? wait : 1));
+        long whole = (long)wait; /* rounded up, at least 1 s: no libm for one ceil() */
+        snprintf(after, sizeof after, "%ld", whole < 1 ? 1 : whole + (wait > (double)whole));
         r->login_result = CF_LOGIN_LIMITED;
         cf_log(&c->log, CF_LOG_WARN, "login refused: too many attempts", "user", user, "client", r->client,
                NULL);
