@@ -17,7 +17,7 @@
  * meter grants bytes): it keeps a 1 MiB window of the archive and fetches the next one with a
  * ranged GET when the window is used up, so the event thread blocks on one ranged GET per MiB.
  * At the tiers' rates (tens of MB/s) that is a few GETs per second per download; a deployment
- * that proxies far faster downloads should give the console more event threads (--threads).
+ * that proxies far faster downloads should give the console more event threads (--http-threads).
  */
 #include <inttypes.h>
 #include <jansson.h>

@@ -558,6 +558,10 @@ def test_command_line_errors(site):
         (["--repository", "s3://b", "--secret-key", "x"], "--secret-key"),
         (["--repository", "s3://b", "--public-url", "ftp://x"], "public URL"),
         (["--repository", "s3://b", "extra"], "unexpected argument"),
+        (["--repository", "s3://b", "--http-threads", "0"], "--http-threads"),
+        (["--repository", "s3://b", "--session-ttl", "forever"], "--session-ttl"),
+        (["--repository", "s3://b", "--log-level", "loud"], "--log-level"),
+        (["--repository", "s3://b", "--nonsense"], "nonsense"),
     ]
     for args, needle in cases:
         p = run(["console", "--address", "127.0.0.1:0", *args], env, check=False)
