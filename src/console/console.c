@@ -28,6 +28,9 @@
 
 #define SESSION_COOKIE "coffer_session"
 #define PROXY_KEY_INFO "coffer console download v1"
+/* Proxy read-ahead: each thread has one ranged GET in flight; 4 keep dozens of paced downloads
+ * ahead at tier rates (a window lasts 1 MiB / rate: 20 ms at 50MB/s). */
+#define PREFETCH_THREADS 4
 
 static const char *const route_templates[] = {
 #define CF_CONSOLE_ROUTE_TMPL_(name, tmpl) tmpl,
@@ -291,7 +294,8 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
     free(r->chain);
     free(r->id);
     free(r->set_cookie);
-    free(r->download);
+    if (r->download)
+        r->download_free(r->download);
     memset(&r->session, 0, sizeof r->session);
     free(r);
     hr->front = NULL;
@@ -497,6 +501,7 @@ static void free_console(cf_console *c)
     cf_limiter_free(c->login_ip);
     cf_limiter_free(c->login_user);
     cf_sigv4_key_cache_free(c->sign_keys);
+    cf_prefetch_free(c->prefetch);
     for (size_t i = 0; i < c->ntiers; i++) {
         free(c->tiers[i].access_key);
         if (c->tiers[i].secret_key) {
@@ -620,6 +625,8 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
         rc = err ? err->code : CF_ENOMEM;
     if (!rc && cf_sigv4_key_cache_new(&c->sign_keys) != 0)
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+    if (!rc && o->proxy_downloads && cf_prefetch_new(PREFETCH_THREADS, &c->prefetch) != 0)
+        rc = cf_err_set(err, CF_ENOMEM, "cannot start the download read-ahead threads");
     if (!rc) {
         cf_catalogue_opts co = {.repos = o->repos,
                                 .nrepos = o->nrepos,
