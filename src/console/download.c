@@ -15,9 +15,9 @@
  *
  * The proxy's reader runs on the connection's event thread (the HTTP layer calls it when the
  * meter grants bytes) and must not wait for the repository there: it sends from a 1 MiB window
- * while the prefetch pool (prefetch.c) reads the next one with a ranged GET. The event thread
- * waits only for the first window (read on the blocking pool, with the HEAD) and when the
- * repository is slower than the tier, or after a seek it could not foresee.
+ * while the prefetch pool (prefetch.c) reads the next one with a ranged GET. The first window is
+ * read on the blocking pool with the HEAD; the event thread waits only when the repository is
+ * slower than the tier, or after a seek it could not foresee.
  */
 #include <inttypes.h>
 #include <jansson.h>
