@@ -37,6 +37,9 @@ tsan_integration=(
   tests/integration/test_floods.py::test_per_address_connection_cap
   "tests/integration/test_snapshot_upload.py::test_large_archive_round_trip[zstd]"
   tests/integration/test_snapshot_upload.py::test_bucket_deleted_mid_upload
+  # the console: logins on the blocking pool, proxied downloads paced with read-ahead threads
+  tests/integration/test_console_api.py
+  tests/integration/test_console_foreign.py
 )
 # One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
 tsan_unit+='|^test_repo_backends$'
