@@ -575,3 +575,63 @@ def test_command_line_errors(site):
     assert p.returncode == 2 and b"session secret" in p.stderr
     p = run(["console", "--help"], env)
     assert b"--proxy-downloads" in p.stdout
+
+
+def test_make_run_script(tmp_path):
+    """scripts/run.sh (`make run`): server and console together, the demo set up on the first run
+    with its secrets in 0600 files and never on stdout, a second run reusing it."""
+    from conftest import ROOT, free_port
+    (tmp_path / "docs").symlink_to(os.path.join(ROOT, "docs"))
+    server_addr, console_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AWS_"))}
+
+    def start():
+        out = open(tmp_path / "run.out", "wb")
+        proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run.sh"), COFFER_BIN, server_addr, "var/data",
+                                 console_addr], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = (tmp_path / "run.out").read_text(errors="replace")
+            if "Ctrl-C stops both" in text:
+                return proc, text
+            assert proc.poll() is None, text
+            time.sleep(0.2)
+        raise AssertionError((tmp_path / "run.out").read_text(errors="replace"))
+
+    def stop(proc):
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+    proc, text = start()
+    try:
+        state = tmp_path / "var" / "console"
+        for name in ("users", "session-secret", "console.env", "demo-passwords"):
+            assert (state / name).stat().st_mode & 0o077 == 0, name
+        passwords = dict(line.split()[:2] for line in (state / "demo-passwords").read_text().splitlines())
+        secret = (state / "session-secret").read_text()
+        for s in (*passwords.values(), secret):
+            assert s not in text
+        assert f"http://{console_addr}" in text
+        url = f"http://{console_addr}"
+        chains = requests.get(url + "/api/v1/chains", timeout=30).json()["chains"]
+        assert [c["name"] for c in chains] == ["coffer-docs"] and chains[0]["latest"]["height"] == "1"
+        r = requests.post(url + "/api/v1/login", json={"username": "demo-premium",
+                                                       "password": passwords["demo-premium"]}, timeout=30)
+        assert r.status_code == 200 and r.json()["tier"] == "premium"
+        cookie = session_cookie(r)
+        r = requests.post(url + "/api/v1/chains/coffer-docs/snapshots/latest/download", json={}, timeout=30,
+                          headers={"Cookie": f"coffer_session={cookie}", "X-CSRF-Token": r.json()["csrf"]})
+        d = r.json()
+        assert d["tier"] == "premium" and fetch_sha256(d["url"]) == d["snapshot"]["sha256"]
+        assert requests.get(url + "/", timeout=30).status_code == 200
+    finally:
+        stop(proc)
+    # A second run keeps the demo: the same users, no second snapshot.
+    proc, text = start()
+    try:
+        assert "first run" not in text
+        chains = requests.get(f"http://{console_addr}/api/v1/chains", timeout=30).json()["chains"]
+        assert chains[0]["snapshots"] == 1
+    finally:
+        stop(proc)
