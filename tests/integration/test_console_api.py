@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, CofferConsole, s3_client
+from conftest import ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, CofferConsole, s3_client
 
 BUCKET = "snaps"
 PASSWORDS = {"alice": "alice-pw-Correct-Horse-1", "bob": "bob-pw-Battery-Staple-2"}
@@ -602,6 +602,9 @@ def test_make_run_script(tmp_path):
     def stop(proc):
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+        log = (tmp_path / "run.out").read_text(errors="replace")
+        for marker in SANITIZER_MARKERS:
+            assert marker not in log, log[-4000:]
 
     proc, text = start()
     try:
