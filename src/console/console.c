@@ -237,6 +237,31 @@ int cf_console_json(cf_console_req *r, int status, json_t *obj)
     return respond_json_extra(r, status, obj, NULL, NULL);
 }
 
+/* Replaces every byte that is not part of valid UTF-8 (or is a control character) with '?': a
+ * message quotes paths and names from the request, and JSON strings must be UTF-8. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80             ? 1
+                   : (*p & 0xE0) == 0xC0 ? 2
+                   : (*p & 0xF0) == 0xE0 ? 3
+                   : (*p & 0xF8) == 0xF0 ? 4
+                                         : 0;
+        size_t ok = n;
+        for (size_t i = 1; i < n && ok; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                ok = 0;
+        if (n == 2 && *p < 0xC2)
+            ok = 0; /* overlong */
+        if (!ok || (n == 1 && *p < 0x20)) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 int cf_console_error(cf_console_req *r, int status, const char *code, const char *extra_header,
                      const char *extra_value, const char *fmt, ...)
 {
@@ -245,6 +270,7 @@ int cf_console_error(cf_console_req *r, int status, const char *code, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     return respond_json_extra(r, status, obj, extra_header, extra_value);
 }

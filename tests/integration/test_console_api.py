@@ -211,6 +211,11 @@ def test_chain_and_404(site):
     assert doc["name"] == "beta" and doc["snapshots"] == 1 and doc["latest"]["compression"] == "lz4"
     msg = error_of(get(site, "/api/v1/chains/nosuch"), 404, "NoSuchChain")
     assert "nosuch" in msg
+    # Names that are not UTF-8 or hold control characters are answered, not dropped.
+    for raw in ("%FF%FE", "a%0Ab", "%C0%AF", "%E2%82"):
+        msg = error_of(get(site, f"/api/v1/chains/{raw}"), 404, "NoSuchChain")
+        assert "?" in msg
+    error_of(get(site, "/api/v1/chains/%00"), 404, "NotFound")
 
 
 def test_snapshot_fields(site):
