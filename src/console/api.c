@@ -357,6 +357,13 @@ static int check_csrf(cf_console_req *r, int *sent)
     return 0;
 }
 
+/* A name typed into a login form is logged only when it is an account's: people type their
+ * password into the user name field, and the log must never hold one. */
+static const char *loggable_user(const cf_console *c, const char *user)
+{
+    return c->users && cf_users_find(c->users, user) >= 0 ? user : "(not a user)";
+}
+
 /* On the blocking pool: the password check (slow on purpose), then the session cookie. */
 static int run_login(cf_console_req *r)
 {
@@ -382,8 +389,8 @@ static int run_login(cf_console_req *r)
         long whole = (long)wait; /* rounded up, at least 1 s: no libm for one ceil() */
         snprintf(after, sizeof after, "%ld", whole < 1 ? 1 : whole + (wait > (double)whole));
         r->login_result = CF_LOGIN_LIMITED;
-        cf_log(&c->log, CF_LOG_WARN, "login refused: too many attempts", "user", user, "client", r->client,
-               NULL);
+        cf_log(&c->log, CF_LOG_WARN, "login refused: too many attempts", "user", loggable_user(c, user),
+               "client", r->client, NULL);
         rc = cf_console_error(r, 429, "TooManyAttempts", "Retry-After", after,
                               "too many failed logins from this %s: try again in %s s",
                               !allow_ip ? "address" : "account", after);
@@ -394,7 +401,8 @@ static int run_login(cf_console_req *r)
         cf_limiter_fail(c->login_ip, ipkey, now);
         cf_limiter_fail(c->login_user, userkey, now);
         r->login_result = CF_LOGIN_WRONG;
-        cf_log(&c->log, CF_LOG_WARN, "login failed", "user", user, "client", r->client, NULL);
+        cf_log(&c->log, CF_LOG_WARN, "login failed", "user", loggable_user(c, user), "client", r->client,
+               NULL);
         rc = cf_console_error(r, 401, "InvalidCredentials", NULL, NULL, "wrong user name or password");
         goto out;
     }

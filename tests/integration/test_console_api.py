@@ -539,6 +539,9 @@ def test_metrics(site):
 
 def test_secrets_absent_from_argv_and_log(site):
     login(site, "alice")
+    # A password typed into the user name field is not logged either.
+    error_of(post(site, "/api/v1/login", {"username": PASSWORDS["bob"], "password": "x"}), 401,
+             "InvalidCredentials")
     with open(f"/proc/{site.console.proc.pid}/cmdline", "rb") as f:
         argv = f.read().decode()
     for s in site.secrets:
