@@ -368,7 +368,7 @@ static int run_proxy(cf_console_req *r)
      * thread starts sending without waiting for the repository. */
     if (!(p->win = malloc(PROXY_WINDOW)))
         return 0;
-    if (len && load_window(p, 0) != 0)
+    if (len && strcmp(r->hr->method, "HEAD") != 0 && load_window(p, 0) != 0)
         return cf_console_error(r, 502, "RepositoryUnavailable", NULL, NULL,
                                 "the repository did not send the archive: try again later");
     /* The response owns the reader's state from here; r->download must not free it twice. */

@@ -133,6 +133,8 @@ def test_range_requests(site):
     head = requests.get(d["url"], headers={"Range": f"bytes=0-{MiB + 99}"}, timeout=60)
     assert head.status_code == 206 and len(head.content) == MiB + 100
     assert head.content[100:200] == r.content
+    h = requests.head(d["url"], timeout=60)
+    assert h.status_code == 200 and h.headers["Content-Length"] == str(whole_size) and not h.content
     r = requests.get(d["url"], headers={"Range": f"bytes={whole_size}-"}, timeout=60)
     assert r.status_code == 416 and r.headers["Content-Range"] == f"bytes */{whole_size}"
     assert r.json()["error"]["code"] == "InvalidRange"
