@@ -47,6 +47,8 @@ tsan_unit+='|^test_repo_backends$'
 tsan_unit+='|^test_limiter$'
 # The console's catalogue: readers acquiring views while the refresh thread swaps them.
 tsan_unit+='|^test_catalogue$'
+# The console's proxy read-ahead: jobs abandoned while their threads read.
+tsan_unit+='|^test_prefetch$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"
