@@ -479,8 +479,6 @@ static int api_begin(void *ctx, cf_http_request *hr)
         return cf_console_error(r, 405, "MethodNotAllowed", "Allow", post ? "POST" : "GET, HEAD",
                                 "%s is not allowed on %s: use %s", hr->method, hr->url,
                                 post ? "POST" : "GET");
-    if (route == CF_ROUTE_LOGIN)
-        r->login_result = -1;
     if (!post) {
         if (route == CF_ROUTE_ME)
             return get_me(r);
