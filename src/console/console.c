@@ -452,7 +452,13 @@ static int asset_begin(void *ctx, cf_http_request *hr)
     cf_console_req *r = cf_console_req_new(ctx, hr, CF_ROUTE_ASSET);
     if (!r)
         return 0;
-    return cf_console_static_respond(hr);
+    int status;
+    cf_http_response *resp = cf_console_static_response(hr, &status, &r->bytes_out);
+    if (!resp)
+        return 0;
+    if (r->set_cookie) /* a bad session cookie is cleared whatever page it came with */
+        cf_http_add_header(resp, "Set-Cookie", r->set_cookie);
+    return cf_http_respond(hr, status, resp);
 }
 
 #define CONSOLE_MOUNT(begin)                                                                                 \

@@ -374,6 +374,8 @@ def test_bad_cookies_act_as_anonymous(site, make_console):
         me = r.json()
         assert me["user"] is None and me["tier"] == "free" and me["session"] == "invalid", bad
         assert "Max-Age=0" in r.headers["Set-Cookie"]
+        page = get(site, "/", bad)
+        assert page.status_code == 200 and "Max-Age=0" in page.headers["Set-Cookie"]
         # A POST with it is anonymous, not refused for a missing token, and never a 500.
         r = post(site, "/api/v1/chains/alpha/snapshots/latest/download", {}, cookie=bad)
         assert r.status_code == 200 and r.json()["tier"] == "free"
