@@ -2,7 +2,8 @@
  * test_catalogue.c - the console's catalogue on directory repositories holding real manifests
  * (written with cf_manifest_write, and made by cf_snapshot_create): chains and their order,
  * fields and labels, refreshes that read only what changed, manifests that do not parse, removed
- * snapshots, repositories that cannot be listed, a chain name in two repositories, lookups, and
+ * snapshots, manifests and repositories that cannot be read for a while, a chain name in two
+ * repositories, lookups, and
  * readers acquiring views while the background thread swaps them (run under ThreadSanitizer).
  *
  * The repositories are wrapped in a backend of this file that forwards to a directory and counts
@@ -39,6 +40,7 @@ typedef struct probe_repo {
     atomic_int slow_list;  /* milliseconds each root listing waits */
     atomic_int root_lists; /* root listings begun */
     atomic_int gets;
+    atomic_int fail_get; /* 1: every read fails as a network error would */
 } probe_repo;
 
 static int probe_get(cf_repo *r, const char *key, uint64_t off, uint64_t len, cf_repo_data_fn fn, void *ctx,
@@ -46,6 +48,8 @@ static int probe_get(cf_repo *r, const char *key, uint64_t off, uint64_t len, cf
 {
     probe_repo *p = (probe_repo *)r;
     atomic_fetch_add(&p->gets, 1);
+    if (atomic_load(&p->fail_get))
+        return cf_err_set(err, CF_EIO, "reading '%s': connection reset (the test says so)", key);
     return cf_repo_get(p->dir, key, off, len, fn, ctx, err);
 }
 
@@ -641,6 +645,43 @@ static void test_catalogue_unlistable_repository_keeps_chains(void **state)
     cf_catalogue_free(c);
 }
 
+/* A manifest that cannot be read for a while (the network, the store) is not a bad manifest:
+ * what the previous refresh saw stands, the refresh counts as failed, and the next one reads it. */
+static void test_catalogue_unreadable_manifest_tried_again(void **state)
+{
+    fixture *f = *state;
+    cf_repo *dir = f->probe[0].dir;
+    char old[CF_SNAPSHOT_ID_LEN + 1], added[CF_SNAPSHOT_ID_LEN + 1];
+    put_nth(dir, "cronos", 1, old);
+    cf_catalogue *c = open_catalogue(f, 1, 0, NULL);
+    refresh_ok(c);
+
+    put_manifest(dir, "cronos", old, T0 + 1, 0, "555", CF_CODEC_LZ4, 0); /* changed */
+    put_nth(dir, "cronos", 2, added);                                    /* new */
+    atomic_store(&f->probe[0].fail_get, 1);
+    cf_err err = {0};
+    assert_int_equal(cf_catalogue_refresh(c, &err), CF_EIO);
+    assert_non_null(strstr(err.msg, "connection reset"));
+    const cf_cat_view *v = cf_catalogue_acquire(c);
+    const cf_cat_chain *ch = cf_cat_find_chain(v, "cronos");
+    assert_int_equal(ch->nsnaps, 1);
+    assert_string_equal(cf_cat_find_snapshot(ch, old)->height, "1001");
+    assert_null(cf_cat_find_snapshot(ch, added));
+    cf_catalogue_release(c, v);
+    assert_true(metric(c, REFRESHES_ERR) == 1);
+    assert_true(metric(c, "coffer_console_catalogue_invalid_manifests") == 0);
+
+    atomic_store(&f->probe[0].fail_get, 0);
+    refresh_ok(c);
+    v = cf_catalogue_acquire(c);
+    ch = cf_cat_find_chain(v, "cronos");
+    assert_int_equal(ch->nsnaps, 2);
+    assert_string_equal(ch->snaps[0].id, added);
+    assert_string_equal(cf_cat_find_snapshot(ch, old)->height, "555");
+    cf_catalogue_release(c, v);
+    cf_catalogue_free(c);
+}
+
 /* A chain name in two repositories: the first repository's chain, and one warning. */
 static void test_catalogue_same_chain_in_two_repositories(void **state)
 {
@@ -882,6 +923,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalogue_refresh_reads_only_what_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalogue_corrupt_manifest_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalogue_unlistable_repository_keeps_chains, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalogue_unreadable_manifest_tried_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalogue_same_chain_in_two_repositories, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalogue_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalogue_refused_options, setup, teardown),
