@@ -3,11 +3,11 @@
  * (written with cf_manifest_write, and made by cf_snapshot_create): chains and their order,
  * fields and labels, refreshes that read only what changed, manifests that do not parse, removed
  * snapshots, manifests and repositories that cannot be read for a while, a chain name in two
- * repositories, lookups, and
- * readers acquiring views while the background thread swaps them (run under ThreadSanitizer).
+ * repositories, lookups, and readers acquiring views while the background thread swaps them
+ * (run under ThreadSanitizer).
  *
- * The repositories are wrapped in a backend of this file that forwards to a directory and counts
- * manifest reads, and can be told to fail or slow its listings.
+ * The repositories are wrapped in a backend of this file that forwards to a directory, counts
+ * manifest reads, and can be told to fail its reads or fail or slow its listings.
  */
 #include <pthread.h>
 #include <setjmp.h>
