@@ -40,6 +40,8 @@ tsan_integration=(
 )
 # One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
 tsan_unit+='|^test_repo_backends$'
+# The console's login limiter, shared by the event threads.
+tsan_unit+='|^test_limiter$'
 # The console's catalogue: readers acquiring views while the refresh thread swaps them.
 tsan_unit+='|^test_catalogue$'
 threads_under_tsan() {

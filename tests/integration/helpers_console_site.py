@@ -1,0 +1,177 @@
+"""A whole snapshot download site, for the console's browser suite and scripts/console-screenshots.py.
+
+Everything is real: a coffer server, two read-only keys in the rate groups free and premium, a
+bucket of snapshots made by `coffer snapshot create` (zstd and lz4, with height labels), a users
+file written by `coffer console user add`, a `coffer console` reading the bucket and signing
+each tier's URLs with that tier's key, and Debian's Chromium driven by chromedriver.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+from conftest import ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, CofferServer, free_port, s3_client
+
+BUCKET = "snapshots"
+# (chain, codec, height) in the order they are made: the last of a chain is its latest.
+SNAPSHOTS = (
+    ("ethereum-mainnet", "lz4", "21449700"),
+    ("ethereum-mainnet", "zstd", "21450000"),
+    ("bitcoin", "lz4", "872000"),
+)
+TIERS = {"free": "50MB/s", "premium": "250MB/s"}
+USERS = {"alice": ("free", "alice-correct-horse-1"), "bob": ("premium", "bob-battery-staple-2")}
+SESSION_SECRET = "console-session-secret-for-tests-0123456789abcdef"
+
+
+def chain_data(root, seed):
+    """A small data directory shaped like a node's: a few files, some compressible."""
+    rng = random.Random(seed)
+    os.makedirs(f"{root}/chaindata/ancient")
+    with open(f"{root}/chaindata/000001.log", "wb") as f:
+        f.write(rng.randbytes(96 << 10))
+    with open(f"{root}/chaindata/ancient/headers.cidx", "wb") as f:
+        f.write(bytes(range(256)) * 512)
+    with open(f"{root}/nodekey", "w") as f:
+        f.write(f"{rng.getrandbits(128):032x}\n")
+    return root
+
+
+class ConsoleSite:
+    def __init__(self, base, coffer_bin=COFFER_BIN):
+        self.base = str(base)
+        self.coffer = coffer_bin
+        self.server = None
+        self.proc = None
+        self.keys = {}       # tier -> (access key, secret key)
+        self.snapshots = []  # manifests (coffer snapshot show), in the order made
+        self.users_file = os.path.join(self.base, "users")
+        self.log_path = os.path.join(self.base, "console.log")
+
+    # ---- the store and what it holds -------------------------------------------------------
+
+    def _run(self, args, env=None, stdin=None):
+        p = subprocess.run([self.coffer, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, f"coffer {' '.join(args[:3])}: {p.stderr}"
+        return p.stdout
+
+    def _root_env(self):
+        env = dict(os.environ, COFFER_ENDPOINT=self.server.endpoint, COFFER_ACCESS_KEY=ACCESS_KEY,
+                   COFFER_SECRET_KEY=SECRET_KEY, COFFER_ROOT_USER=ACCESS_KEY, COFFER_ROOT_PASSWORD=SECRET_KEY)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+            env.pop(k, None)
+        return env
+
+    def _tier_key(self, tier, rate):
+        out = self._run(["admin", "key", "add", "--json", "--policy", "readonly", "--bucket", BUCKET,
+                         "--rate-group", tier, "--rate", rate], env=self._root_env())
+        doc = json.loads(out)
+        return doc["access_key"], doc["secret_key"]
+
+    def _snapshot(self, chain, codec, height, seed):
+        src = chain_data(os.path.join(self.base, f"src-{seed}"), seed)
+        env = self._root_env()
+        repo = f"s3://{BUCKET}/{chain}"
+        sid = self._run(["snapshot", "create", src, repo, "--compress", codec, "--label", f"height={height}",
+                         "--no-progress"], env=env).strip()
+        return json.loads(self._run(["snapshot", "show", f"{repo}@{sid}"], env=env))
+
+    def _users(self):
+        for name, (tier, password) in USERS.items():
+            self._run(["console", "user", "add", name, "--tier", tier, "--users-file", self.users_file],
+                      stdin=password + "\n")
+
+    # ---- the console -----------------------------------------------------------------------
+
+    def _console_env(self):
+        env = self._root_env()
+        env["COFFER_CONSOLE_SESSION_SECRET"] = SESSION_SECRET
+        for tier, (access, secret) in self.keys.items():
+            env[f"COFFER_CONSOLE_TIER_{tier.upper()}_ACCESS_KEY"] = access
+            env[f"COFFER_CONSOLE_TIER_{tier.upper()}_SECRET_KEY"] = secret
+        return env
+
+    def start(self):
+        self.server = CofferServer(os.path.join(self.base, "data"), self.base)
+        self.server.start()
+        s3_client(self.server.endpoint).create_bucket(Bucket=BUCKET)
+        self.keys = {tier: self._tier_key(tier, rate) for tier, rate in TIERS.items()}
+        for seed, (chain, codec, height) in enumerate(SNAPSHOTS):
+            self.snapshots.append(self._snapshot(chain, codec, height, seed))
+        self._users()
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [self.coffer, "console", "--address", f"127.0.0.1:{port}", "--repository", f"s3://{BUCKET}",
+             "--users-file", self.users_file, "--endpoint", self.server.endpoint, "--log-level", "info"],
+            stdout=self._log, stderr=subprocess.STDOUT, env=self._console_env())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"coffer console exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health/ready", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("coffer console did not become ready:\n" + self.log())
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        """Stops both processes; each must exit 0 and leave no sanitizer report and no secret."""
+        code = None
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            code = self.proc.wait(timeout=30)
+            self._log.close()
+            self.proc = None
+        server_code = self.server.stop() if self.server else 0
+        text = self.log()
+        for marker in SANITIZER_MARKERS:
+            assert marker not in text, f"sanitizer report in the console's log:\n{text[-8000:]}"
+        secrets = [SECRET_KEY, SESSION_SECRET] + [s for _, s in self.keys.values()] + [p for _, p in USERS.values()]
+        for secret in secrets:
+            assert secret not in text, "a secret appeared in the console's log"
+        self.server.assert_clean_log()
+        assert code == 0, f"coffer console exited with {code} on SIGTERM:\n{text[-4000:]}"
+        assert server_code == 0
+
+    # ---- what the tests compare the page with ----------------------------------------------
+
+    def latest(self, chain):
+        return [m for m in self.snapshots if m["namespace"] == chain][-1]
+
+
+def chromium(width=1280, height=900):
+    """Debian's Chromium, headless, with a throwaway profile; returns (driver, cleanup)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="coffer-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                "--hide-scrollbars", f"--window-size={width},{height}", f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver.set_script_timeout(30)
+    driver.set_page_load_timeout(30)
+
+    def cleanup():
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    return driver, cleanup
