@@ -29,6 +29,8 @@
 #include "snapshot/snapshot.h"
 #include "storage/repo_int.h"
 
+#include "log_capture.h"
+
 #define T0 1795361400LL /* 2026-11-22T15:30:00Z */
 
 /* ---- a directory repository that counts reads and fails listings on demand ---- */
@@ -112,32 +114,11 @@ static int teardown(void **state)
 
 /* ---- what the catalogue logs ---- */
 
-typedef struct log_lines {
-    pthread_mutex_t mu;
-    char text[1 << 16];
-    size_t len;
-} log_lines;
-
-static void keep_line(void *ctx, cf_log_level level, const char *line, size_t len)
+static int count_lines(const captured *l, const char *needle)
 {
-    (void)level;
-    log_lines *l = ctx;
-    pthread_mutex_lock(&l->mu);
-    if (l->len + len < sizeof l->text) {
-        memcpy(l->text + l->len, line, len);
-        l->len += len;
-        l->text[l->len] = '\0';
-    }
-    pthread_mutex_unlock(&l->mu);
-}
-
-static int count_lines(log_lines *l, const char *needle)
-{
-    pthread_mutex_lock(&l->mu);
     int n = 0;
-    for (const char *p = l->text; (p = strstr(p, needle)); p++)
+    for (const char *p = l->lines; (p = strstr(p, needle)); p++)
         n++;
-    pthread_mutex_unlock(&l->mu);
     return n;
 }
 
@@ -532,9 +513,8 @@ static void test_catalogue_corrupt_manifest_skipped(void **state)
     cf_err err;
     assert_int_equal(cf_repo_copy(dir, other_key, alien_key, NULL, &err), 0);
 
-    log_lines *lines = calloc(1, sizeof *lines);
-    pthread_mutex_init(&lines->mu, NULL);
-    cf_logger log = {.min = CF_LOG_DEBUG, .sink = keep_line, .sink_ctx = lines};
+    captured *lines = calloc(1, sizeof *lines);
+    cf_logger log = {.min = CF_LOG_DEBUG, .sink = capture, .sink_ctx = lines};
     cf_catalogue *c = open_catalogue(f, 1, 0, &log);
     refresh_ok(c);
     const cf_cat_view *v = cf_catalogue_acquire(c);
@@ -547,8 +527,8 @@ static void test_catalogue_corrupt_manifest_skipped(void **state)
     assert_int_equal(cf_cat_find_chain(v, "scratch")->nsnaps, 1);
     cf_catalogue_release(c, v);
     assert_int_equal(count_lines(lines, "does not parse"), 2);
-    assert_non_null(strstr(lines->text, key));
-    assert_non_null(strstr(lines->text, alien_key));
+    assert_non_null(strstr(lines->lines, key));
+    assert_non_null(strstr(lines->lines, alien_key));
     assert_true(metric(c, "coffer_console_catalogue_invalid_manifests") == 2);
     int gets = atomic_load(&f->probe[0].gets);
     assert_int_equal(gets, 4);
@@ -585,7 +565,6 @@ static void test_catalogue_corrupt_manifest_skipped(void **state)
     assert_true(metric(c, "coffer_console_catalogue_invalid_manifests") == 1);
     assert_int_equal(count_lines(lines, "does not parse"), 3);
     cf_catalogue_free(c);
-    pthread_mutex_destroy(&lines->mu);
     free(lines);
 }
 
@@ -691,9 +670,8 @@ static void test_catalogue_same_chain_in_two_repositories(void **state)
     put_nth(f->probe[1].dir, "noble-1", 2, id);
     put_nth(f->probe[1].dir, "noble-1", 3, id);
     put_nth(f->probe[1].dir, "agoric-3", 4, id);
-    log_lines *lines = calloc(1, sizeof *lines);
-    pthread_mutex_init(&lines->mu, NULL);
-    cf_logger log = {.min = CF_LOG_DEBUG, .sink = keep_line, .sink_ctx = lines};
+    captured *lines = calloc(1, sizeof *lines);
+    cf_logger log = {.min = CF_LOG_DEBUG, .sink = capture, .sink_ctx = lines};
     cf_catalogue *c = open_catalogue(f, 2, 0, &log);
     refresh_ok(c);
     refresh_ok(c);
@@ -708,11 +686,10 @@ static void test_catalogue_same_chain_in_two_repositories(void **state)
     assert_int_equal(agoric->snaps[0].repo_index, 1);
     cf_catalogue_release(c, v);
     assert_int_equal(count_lines(lines, "in two repositories"), 1);
-    assert_non_null(strstr(lines->text, "s3://second/snapshots"));
+    assert_non_null(strstr(lines->lines, "s3://second/snapshots"));
     /* The hidden chain's manifests are not even read. */
     assert_int_equal(atomic_load(&f->probe[1].gets), 1);
     cf_catalogue_free(c);
-    pthread_mutex_destroy(&lines->mu);
     free(lines);
 }
 
