@@ -24,7 +24,8 @@
 #      reference), then on the console GET /api/v1/chains, /api/v1/chains/{c}/snapshots?limit=50
 #      (cycling the chains), /api/v1/chains/{c}/snapshots/{id} (cycling 2,000 snapshots drawn at random),
 #      /api/v1/chains/{c}/latest (cycling the chains): p50, p95, p99 (wrk's latency histogram,
-#      bench/console_routes.lua) and requests/s
+#      bench/console_routes.lua), requests/s, and the serving process's CPU time per request
+#      (which other load on the machine does not change as it does the latencies)
 #   5. the console's VmHWM at the end
 # Any non-2xx answer, wrk error or failed command aborts the run with a message.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -46,12 +47,13 @@ REGION=us-east-1
 BUCKET=snapshots
 TOTAL=$((CHAINS * PER_CHAIN))
 
-for t in curl wrk python3 awk sed sort head seq; do
+for t in curl wrk python3 awk sed sort head seq getconf cut; do
   command -v "$t" >/dev/null || die "$t not found (scripts/install-deps.sh installs what the benchmark needs)"
 done
 python3 -c 'import boto3' 2>/dev/null || die "python3 boto3 not found (scripts/install-deps.sh installs python3-boto3)"
 "$COFFER_BIN" console --help >/dev/null 2>&1 || die "$COFFER_BIN has no console command"
-[ -r /proc/self/status ] || die "/proc is needed for the console's memory figures"
+[ -r /proc/self/status ] || die "/proc is needed for the memory and CPU figures"
+CLK_TCK=$(getconf CLK_TCK)
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/coffer-bench-console.XXXXXX")
 COFFER_PID="" CONSOLE_PID=""
@@ -157,54 +159,61 @@ newest=$(awk 'NR == 1 { print $2 }' "$SCRATCH/ids.txt")
 get "http://$CONSOLE/api/v1/chains/$(awk 'NR == 1 { print $1 }' "$SCRATCH/ids.txt")/latest" |
   grep -q "\"$newest\"" || die "/latest of the first chain does not name $newest"
 
-# run_wrk NAME HOST CONNECTIONS: "p50 p95 p99 requests/s" (µs); fails on any error or non-2xx
+# run_wrk NAME HOST CONNECTIONS PID: "p50 p95 p99 requests/s cpu" (µs; cpu: PID's CPU time per
+# request); fails on any error or non-2xx
 run_wrk() {
-  local out="$SCRATCH/$1-$3.wrk" threads=$(($3 < 2 ? $3 : 2)) line
+  local out="$SCRATCH/$1-$3.wrk" threads=$(($3 < 2 ? $3 : 2)) line ticks
+  ticks=$(proc_ticks "$4")
   wrk -t"$threads" -c"$3" -d"$WRK_DURATION" -s "$BENCH_DIR/console_routes.lua" "http://$2" -- \
     "$SCRATCH/$1.txt" >"$out" 2>&1 || { cat "$out" >&2; die "wrk ($1, -c$3) failed"; }
+  ticks=$(($(proc_ticks "$4") - ticks))
   line=$(awk '$1 == "latency_us"' "$out")
   [ -n "$line" ] || { cat "$out" >&2; die "wrk ($1, -c$3): no latency line"; }
   read -r _ p50 p95 p99 n bad errors <<<"$line"
   [ "$bad" = 0 ] || { cat "$out" >&2; die "wrk ($1, -c$3): $bad non-2xx answers"; }
   [ "$errors" = 0 ] || { cat "$out" >&2; console_alive; die "wrk ($1, -c$3): $errors socket errors"; }
   [ "$n" -gt 0 ] || die "wrk ($1, -c$3): no requests"
-  echo "$p50 $p95 $p99 $(awk '/^Requests\/sec:/ { print $2 }' "$out")"
+  echo "$p50 $p95 $p99 $(awk '/^Requests\/sec:/ { print $2 }' "$out") $(calc "$ticks * 1e6 / $CLK_TCK / $n")"
 }
 
 declare -A R
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for c in $CONCURRENCY; do
   log "concurrency $c: the server's /health/live, then the console's routes ($WRK_DURATION each)"
-  R[live,$c]=$(run_wrk live "$COFFER" "$c")
+  R[live,$c]=$(run_wrk live "$COFFER" "$c" "$COFFER_PID")
   for route in chains list one latest; do
-    R[$route,$c]=$(run_wrk "$route" "$CONSOLE" "$c")
+    R[$route,$c]=$(run_wrk "$route" "$CONSOLE" "$c" "$CONSOLE_PID")
     console_alive
   done
 done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 HWM_KIB=$(status_kib "$CONSOLE_PID" VmHWM)
 RSS_END_KIB=$(status_kib "$CONSOLE_PID" VmRSS)
 
 # ---------------------------------------------------------------------------- the report
 ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
 row() { # LABEL KEY C
-  local p50 p95 p99 rps
-  read -r p50 p95 p99 rps <<<"${R[$2,$3]}"
+  local p50 p95 p99 rps cpu
+  read -r p50 p95 p99 rps cpu <<<"${R[$2,$3]}"
   local verdict="met"
   if [ "$2" = live ]; then
     verdict="(reference)"
   elif [ "$p95" -ge 10000 ]; then
     verdict="**missed**"
   fi
-  echo "| $1 | $3 | $(ms "$p50") | $(ms "$p95") | $(ms "$p99") | $(fmt "$rps" 0) | $verdict |"
+  echo "| $1 | $3 | $(ms "$p50") | $(ms "$p95") | $(ms "$p99") | $(fmt "$rps" 0) | $(fmt "$cpu" 0) | $verdict |"
 }
 cat <<EOF
 
 ## coffer console benchmark — $(date -u +%Y-%m-%d) — $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 
 $TOTAL snapshots over $CHAINS chains (manifests only) in a bucket of a local coffer server; the console
-reads it over S3. wrk -d$WRK_DURATION per row, -t min(C, 2) -c C; latencies in ms from wrk's histogram.
+reads it over S3. wrk -d$WRK_DURATION per row, -t min(C, 2) -c C; latencies in ms from wrk's histogram;
+CPU µs/request: the serving process's user+system time over the row's requests. Load average
+before / after the latency rows: $LOAD_BEFORE / $LOAD_AFTER.
 
-| route | C | p50 | p95 | p99 | requests/s | p95 < 10 ms |
-|---|---|---|---|---|---|---|
+| route | C | p50 | p95 | p99 | requests/s | CPU µs/request | p95 < 10 ms |
+|---|---|---|---|---|---|---|---|
 EOF
 for c in $CONCURRENCY; do
   row "server GET /health/live (reference)" live "$c"
