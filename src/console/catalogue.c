@@ -371,10 +371,16 @@ static int note_chain(void *ctx, const cf_repo_entry *e)
 {
     refresh *r = ctx;
     size_t len = strlen(e->key);
-    /* Objects at the root are no chain; a name that makes keys too long for us is none either. */
-    if (!e->is_prefix || len < 2 || len > 256)
+    /* Objects at the root are no chain, nor is a name `coffer snapshot` could not have given a
+     * namespace: control characters from a bucket's listing never reach the API or the log. */
+    char name[256];
+    if (!e->is_prefix || len < 2 || len > sizeof name)
         return 0;
-    return add_chain(r, e->key, len - 1, r->repo) ? 0 : CF_ENOMEM;
+    memcpy(name, e->key, len - 1);
+    name[len - 1] = '\0';
+    if (!cf_snapshot_ns_valid(name))
+        return 0;
+    return add_chain(r, name, len - 1, r->repo) ? 0 : CF_ENOMEM;
 }
 
 static int note_manifest(void *ctx, const cf_repo_entry *e)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -296,6 +297,20 @@ static void test_catalogue_chains_and_order(void **state)
     char junk[64];
     snprintf(junk, sizeof junk, "osmosis-1/%s.tar.zst", a);
     put_object(dir, junk, "archive", 7);
+
+    /* Names `coffer snapshot` could not have given a namespace are no chains, whatever a bucket
+     * holds: a control character (here a terminal escape) must reach neither the API nor the log. */
+    char odd[300], manifest[400];
+    const char *odd_names[] = {"esc\x1b[2Jchain", "cr\rchain", "at@chain", "back\\slash"};
+    for (size_t i = 0; i < sizeof odd_names / sizeof *odd_names; i++) {
+        snprintf(odd, sizeof odd, "%s/repo0/%s", f->dir, odd_names[i]);
+        assert_int_equal(mkdir(odd, 0700), 0);
+        snprintf(manifest, sizeof manifest, "%s/%s.json", odd, a);
+        FILE *fp = fopen(manifest, "w");
+        assert_non_null(fp);
+        fputs("{}", fp);
+        fclose(fp);
+    }
 
     cf_catalogue *c = open_catalogue(f, 1, 0, NULL);
     refresh_ok(c);
