@@ -171,24 +171,51 @@ static int route_is_post(cf_console_route route)
            route == CF_ROUTE_REFRESH;
 }
 
-static json_t *chain_json(cf_console *c, const cf_cat_chain *ch)
+/* An answer of the catalogue: the rendered fragments (render.h) copied into one buffer. */
+static void answer_init(cf_buf *b, size_t size_hint)
 {
-    return json_pack("{s:s,s:s,s:I,s:o}", "name", ch->name, "repository",
-                     ch->repo_index < c->nrepos ? c->repos[ch->repo_index].url : "", "snapshots",
-                     (json_int_t)ch->nsnaps, "latest",
-                     ch->nsnaps ? cf_console_snapshot_json(c, &ch->snaps[0]) : json_null());
+    cf_buf_init(b, (size_t)1 << 31);
+    cf_buf_reserve(b, size_hint);
 }
 
-static int get_chains(cf_console_req *r, const cf_cat_view *v)
+static int get_chains(cf_console_req *r, cf_rendered *rv)
 {
-    json_t *list = json_array();
-    for (size_t i = 0; list && i < v->nchains; i++)
-        json_array_append_new(list, chain_json(r->c, &v->chains[i]));
-    char at[32];
-    cf_console_rfc3339(v->refreshed_at, at);
-    return cf_console_json(r, 200,
-                           json_pack("{s:o,s:o}", "chains", list ? list : json_array(), "refreshed_at",
-                                     v->refreshed_at ? json_string(at) : json_null()));
+    const cf_cat_view *v = cf_rendered_view(rv);
+    int64_t now = cf_console_now(r->c);
+    cf_buf b;
+    answer_init(&b, 64 + v->nchains * 640);
+    cf_buf_puts(&b, "{\"chains\":[");
+    for (size_t i = 0; i < v->nchains; i++) {
+        if (i)
+            cf_buf_putc(&b, ',');
+        cf_render_chain(rv, &b, &v->chains[i], now);
+    }
+    cf_buf_puts(&b, "],\"refreshed_at\":");
+    if (v->refreshed_at) {
+        char at[32];
+        cf_console_rfc3339(v->refreshed_at, at);
+        cf_render_json_string(&b, at);
+    } else {
+        cf_buf_puts(&b, "null");
+    }
+    cf_buf_putc(&b, '}');
+    return cf_console_json_buf(r, 200, &b);
+}
+
+static int get_chain(cf_console_req *r, cf_rendered *rv, const cf_cat_chain *ch)
+{
+    cf_buf b;
+    answer_init(&b, 640);
+    cf_render_chain(rv, &b, ch, cf_console_now(r->c));
+    return cf_console_json_buf(r, 200, &b);
+}
+
+static int get_one(cf_console_req *r, cf_rendered *rv, const cf_cat_chain *ch, const cf_cat_snapshot *s)
+{
+    cf_buf b;
+    answer_init(&b, 640);
+    cf_render_snapshot(rv, &b, ch, (size_t)(s - ch->snaps), cf_console_now(r->c));
+    return cf_console_json_buf(r, 200, &b);
 }
 
 static int no_chain(cf_console_req *r)
@@ -196,7 +223,7 @@ static int no_chain(cf_console_req *r)
     return cf_console_error(r, 404, "NoSuchChain", NULL, NULL, "no chain '%s' in the catalogue", r->chain);
 }
 
-static int get_snapshots(cf_console_req *r, const cf_cat_chain *ch)
+static int get_snapshots(cf_console_req *r, cf_rendered *rv, const cf_cat_chain *ch)
 {
     long limit;
     cf_err err = {0};
@@ -214,12 +241,22 @@ static int get_snapshots(cf_console_req *r, const cf_cat_chain *ch)
         start = (size_t)(at - ch->snaps) + 1;
     }
     size_t end = start + (size_t)limit < ch->nsnaps ? start + (size_t)limit : ch->nsnaps;
-    json_t *list = json_array();
-    for (size_t i = start; list && i < end; i++)
-        json_array_append_new(list, cf_console_snapshot_json(r->c, &ch->snaps[i]));
-    json_t *next = end < ch->nsnaps && end > start ? json_string(ch->snaps[end - 1].id) : json_null();
-    return cf_console_json(
-        r, 200, json_pack("{s:o,s:o}", "snapshots", list ? list : json_array(), "next_cursor", next));
+    int64_t now = cf_console_now(r->c);
+    cf_buf b;
+    answer_init(&b, 64 + (end - start) * 600);
+    cf_buf_puts(&b, "{\"snapshots\":[");
+    for (size_t i = start; i < end; i++) {
+        if (i > start)
+            cf_buf_putc(&b, ',');
+        cf_render_snapshot(rv, &b, ch, i, now);
+    }
+    cf_buf_puts(&b, "],\"next_cursor\":");
+    if (end < ch->nsnaps && end > start)
+        cf_render_json_string(&b, ch->snaps[end - 1].id);
+    else
+        cf_buf_puts(&b, "null");
+    cf_buf_putc(&b, '}');
+    return cf_console_json_buf(r, 200, &b);
 }
 
 /* The snapshot a path names ("latest" or an id), or a 404 sent. */
@@ -265,30 +302,32 @@ static int post_download(cf_console_req *r, const cf_cat_chain *ch)
 /* Reads of the catalogue, and the download request: one view held for the answer. */
 static int catalogue_route(cf_console_req *r)
 {
-    cf_console *c = r->c;
-    const cf_cat_view *v = cf_catalogue_acquire(c->cat);
+    cf_rendered *rv = cf_render_acquire(r->c->render);
+    if (!rv)
+        return cf_console_error(r, 500, "InternalError", NULL, NULL, "out of memory");
+    const cf_cat_view *v = cf_rendered_view(rv);
     int rc;
     const cf_cat_chain *ch = r->chain ? cf_cat_find_chain(v, r->chain) : NULL;
     int sent;
     const cf_cat_snapshot *s;
     if (r->route == CF_ROUTE_CHAINS)
-        rc = get_chains(r, v);
+        rc = get_chains(r, rv);
     else if (!v->ready)
         rc = cf_console_error(r, 503, "NotReady", "Retry-After", "5",
                               "the catalogue has not loaded yet: try again in a few seconds");
     else if (!ch)
         rc = no_chain(r);
     else if (r->route == CF_ROUTE_CHAIN)
-        rc = cf_console_json(r, 200, chain_json(c, ch));
+        rc = get_chain(r, rv, ch);
     else if (r->route == CF_ROUTE_SNAPSHOTS)
-        rc = get_snapshots(r, ch);
+        rc = get_snapshots(r, rv, ch);
     else if (r->route == CF_ROUTE_DOWNLOAD_URL)
         rc = post_download(r, ch);
     else if ((s = find_snapshot(r, ch, r->route == CF_ROUTE_LATEST ? "latest" : r->id, &sent)))
-        rc = cf_console_json(r, 200, cf_console_snapshot_json(c, s));
+        rc = get_one(r, rv, ch, s);
     else
         rc = sent;
-    cf_catalogue_release(c->cat, v);
+    cf_render_release(rv);
     return rc;
 }
 

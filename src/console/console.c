@@ -237,6 +237,16 @@ int cf_console_json(cf_console_req *r, int status, json_t *obj)
     return respond_json_extra(r, status, obj, NULL, NULL);
 }
 
+int cf_console_json_buf(cf_console_req *r, int status, cf_buf *b)
+{
+    size_t len;
+    char *text = cf_buf_error(b) ? NULL : cf_buf_steal(b, &len);
+    cf_buf_cleanup(b);
+    if (!text)
+        return 0;
+    return respond(r, status, text, len, "application/json", NULL, NULL);
+}
+
 /* Replaces every byte that is not part of valid UTF-8 (or is a control character) with '?': a
  * message quotes paths and names from the request, and JSON strings must be UTF-8. */
 static void utf8_scrub(char *s)
@@ -528,6 +538,7 @@ static int endpoint_host(const char *endpoint, char *host, size_t n)
 
 static void free_console(cf_console *c)
 {
+    cf_render_free(c->render); /* it holds a view of the catalogue */
     cf_catalogue_free(c->cat);
     cf_session_keys_free(c->keys);
     cf_limiter_free(c->login_ip);
@@ -545,6 +556,18 @@ static void free_console(cf_console *c)
     free(c->repos);
     memset(c->proxy_key, 0, sizeof c->proxy_key);
     free(c);
+}
+
+static int new_render(cf_console *c, cf_err *err)
+{
+    const char **urls = calloc(c->nrepos ? c->nrepos : 1, sizeof *urls);
+    if (!urls)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    for (size_t i = 0; i < c->nrepos; i++)
+        urls[i] = c->repos[i].url;
+    int rc = cf_render_new(c->cat, urls, c->nrepos, &c->render, err);
+    free(urls);
+    return rc;
 }
 
 static int set_tiers(cf_console *c, const cf_console_options *o, cf_err *err)
@@ -667,6 +690,8 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
                                 .clock = c->clock};
         rc = cf_catalogue_new(&co, &c->cat, err);
     }
+    if (!rc)
+        rc = new_render(c, err);
     cf_http_options http = o->http;
     http.log = &c->log;
     if (!rc)

@@ -16,6 +16,7 @@
 #include "console/catalogue.h"
 #include "console/console.h"
 #include "console/limiter.h"
+#include "console/render.h"
 #include "console/session.h"
 #include "core/buf.h"
 #include "crypto/hash.h"
@@ -77,6 +78,7 @@ typedef struct cf_console_repo {
 struct cf_console {
     cf_http *http;
     cf_catalogue *cat;
+    cf_render *render; /* the catalogue's JSON, rendered once per view */
     cf_console_repo *repos;
     size_t nrepos;
     const cf_users *users;
@@ -154,6 +156,8 @@ int cf_console_req_run(cf_http_request *hr);
 void cf_console_req_done(cf_http_request *hr, int completed_ok);
 /* Responds with obj (taken) as JSON, adding the request's Set-Cookie. */
 int cf_console_json(cf_console_req *r, int status, json_t *obj);
+/* The same with JSON text already written into b (taken, left empty). */
+int cf_console_json_buf(cf_console_req *r, int status, cf_buf *b);
 /* {"error":{"code","message"}}; extra_header/value (e.g. Retry-After, Allow) may be NULL. */
 int cf_console_error(cf_console_req *r, int status, const char *code, const char *extra_header,
                      const char *extra_value, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
