@@ -471,9 +471,22 @@ out:
     return rc;
 }
 
+/* A GET is answered once its request is complete, not from api_begin: libmicrohttpd (0.9.75)
+ * takes a response queued before then as the end of the connection (Connection: close), and a
+ * new TCP connection per request cost more than the answer itself. A body sent with a GET is
+ * read and ignored. */
+static int get_route(cf_console_req *r)
+{
+    if (r->route == CF_ROUTE_ME)
+        return get_me(r);
+    return catalogue_route(r);
+}
+
 static int api_complete(cf_http_request *hr)
 {
     cf_console_req *r = hr->front;
+    if (!route_is_post(r->route))
+        return get_route(r);
     if (r->body_too_big) {
         if (r->route == CF_ROUTE_LOGIN)
             r->login_result = CF_LOGIN_MALFORMED;
@@ -518,11 +531,8 @@ static int api_begin(void *ctx, cf_http_request *hr)
         return cf_console_error(r, 405, "MethodNotAllowed", "Allow", post ? "POST" : "GET, HEAD",
                                 "%s is not allowed on %s: use %s", hr->method, hr->url,
                                 post ? "POST" : "GET");
-    if (!post) {
-        if (route == CF_ROUTE_ME)
-            return get_me(r);
-        return catalogue_route(r);
-    }
+    if (!post)
+        return 1; /* answered by api_complete: see get_route */
     r->body_max = route == CF_ROUTE_LOGIN ? LOGIN_BODY_MAX : OTHER_BODY_MAX;
     cf_buf_init(&r->body, r->body_max);
     const char *cl = cf_http_header(hr, "Content-Length");

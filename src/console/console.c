@@ -357,10 +357,13 @@ int cf_console_req_run(cf_http_request *hr)
 /* /health/live and /health/ready (once the first catalogue refresh succeeded). */
 static int health_begin(void *ctx, cf_http_request *hr)
 {
-    cf_console *c = ctx;
-    cf_console_req *r = cf_console_req_new(c, hr, CF_ROUTE_HEALTH);
-    if (!r)
-        return 0;
+    return cf_console_req_new(ctx, hr, CF_ROUTE_HEALTH) != NULL;
+}
+
+static int health_complete(cf_http_request *hr)
+{
+    cf_console_req *r = hr->front;
+    cf_console *c = r->c;
     int live = strcmp(hr->url, "/health/live") == 0, ready = strcmp(hr->url, "/health/ready") == 0;
     if (!live && !ready)
         return cf_console_error(r, 404, "NotFound", NULL, NULL,
@@ -434,10 +437,13 @@ static int render_metrics(cf_console *c, cf_buf *b)
 
 static int metrics_begin(void *ctx, cf_http_request *hr)
 {
-    cf_console *c = ctx;
-    cf_console_req *r = cf_console_req_new(c, hr, CF_ROUTE_METRICS);
-    if (!r)
-        return 0;
+    return cf_console_req_new(ctx, hr, CF_ROUTE_METRICS) != NULL;
+}
+
+static int metrics_complete(cf_http_request *hr)
+{
+    cf_console_req *r = hr->front;
+    cf_console *c = r->c;
     if (strcmp(hr->url, "/metrics") != 0)
         return cf_console_error(r, 404, "NotFound", NULL, NULL, "no such page '%s'", hr->url);
     if (strcmp(hr->method, "GET") != 0 && strcmp(hr->method, "HEAD") != 0)
@@ -459,9 +465,12 @@ static int metrics_begin(void *ctx, cf_http_request *hr)
 /* The web page (static.c); anything else under / is its 404. */
 static int asset_begin(void *ctx, cf_http_request *hr)
 {
-    cf_console_req *r = cf_console_req_new(ctx, hr, CF_ROUTE_ASSET);
-    if (!r)
-        return 0;
+    return cf_console_req_new(ctx, hr, CF_ROUTE_ASSET) != NULL;
+}
+
+static int asset_complete(cf_http_request *hr)
+{
+    cf_console_req *r = hr->front;
     int status;
     cf_http_response *resp = cf_console_static_response(hr, &status, &r->bytes_out);
     if (!resp)
@@ -471,13 +480,16 @@ static int asset_begin(void *ctx, cf_http_request *hr)
     return cf_http_respond(hr, status, resp);
 }
 
-#define CONSOLE_MOUNT(begin)                                                                                 \
+/* These answer once the request is complete, not from begin: libmicrohttpd (0.9.75) closes the
+ * connection after a response queued before then, and a browser loading the page, or a probe
+ * polling /health, would open a TCP connection per request. A body sent with them is ignored. */
+#define CONSOLE_MOUNT(begin, complete)                                                                       \
     {                                                                                                        \
-        begin, NULL, cf_console_req_body, NULL, cf_console_req_run, cf_console_req_done                      \
+        begin, NULL, cf_console_req_body, complete, cf_console_req_run, cf_console_req_done                  \
     }
-static const cf_http_handlers health_mount = CONSOLE_MOUNT(health_begin);
-static const cf_http_handlers metrics_mount = CONSOLE_MOUNT(metrics_begin);
-static const cf_http_handlers asset_mount = CONSOLE_MOUNT(asset_begin);
+static const cf_http_handlers health_mount = CONSOLE_MOUNT(health_begin, health_complete);
+static const cf_http_handlers metrics_mount = CONSOLE_MOUNT(metrics_begin, metrics_complete);
+static const cf_http_handlers asset_mount = CONSOLE_MOUNT(asset_begin, asset_complete);
 
 /* HKDF-SHA256 (RFC 5869) for one 32-byte output block, salt all zeros. */
 static int hkdf_sha256(const void *ikm, size_t len, const char *info, unsigned char out[CF_SHA256_LEN])
