@@ -317,15 +317,18 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
     atomic_fetch_add(&c->latency_us_sum[r->route], (uint64_t)(s * 1e6));
     if (r->login_result >= 0 && r->login_result < CF_LOGIN_RESULTS)
         atomic_fetch_add(&c->logins[r->login_result], 1);
-    char status[16], ms[32], bytes[24];
-    snprintf(status, sizeof status, "%d", hr->responded ? hr->status : 0);
-    snprintf(ms, sizeof ms, "%.3f", s * 1e3);
-    snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)r->bytes_out);
-    /* The route template and the user name, never the cookie, a token or a password. */
-    cf_log(&c->log, completed_ok ? CF_LOG_INFO : CF_LOG_WARN, "request", "method", hr->method, "route",
-           route_templates[r->route], "status", status, "bytes_out", bytes, "ms", ms, "client", r->client,
-           "user", r->session_state == CF_SESS_OK ? r->session.user : "-", "result",
-           completed_ok ? "ok" : "aborted", NULL);
+    cf_log_level level = completed_ok ? CF_LOG_INFO : CF_LOG_WARN;
+    if (c->log.sink && level >= c->log.min) { /* three printfs a request otherwise thrown away */
+        char status[16], ms[32], bytes[24];
+        snprintf(status, sizeof status, "%d", hr->responded ? hr->status : 0);
+        snprintf(ms, sizeof ms, "%.3f", s * 1e3);
+        snprintf(bytes, sizeof bytes, "%llu", (unsigned long long)r->bytes_out);
+        /* The route template and the user name, never the cookie, a token or a password. */
+        cf_log(&c->log, level, "request", "method", hr->method, "route", route_templates[r->route], "status",
+               status, "bytes_out", bytes, "ms", ms, "client", r->client, "user",
+               r->session_state == CF_SESS_OK ? r->session.user : "-", "result",
+               completed_ok ? "ok" : "aborted", NULL);
+    }
     cf_buf_cleanup(&r->body);
     free(r->chain);
     free(r->id);

@@ -86,6 +86,21 @@ static size_t utf8_sequence(const unsigned char *p, unsigned *cp)
     return n;
 }
 
+static int utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned cp;
+    size_t n;
+    while (*p)
+        if (*p < 0x80)
+            p++;
+        else if ((n = utf8_sequence(p, &cp)) != 0)
+            p += n;
+        else
+            return 0;
+    return 1;
+}
+
 int cf_render_json_string(cf_buf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : ""), *run = p;
@@ -164,7 +179,8 @@ static void snapshot_head(cf_buf *b, const cf_cat_snapshot *s)
 
 /* The SNAP fields after age_seconds, in the order cf_console_snapshot_json packs them. The
  * catalogue's labels come from a JSON object (cf_manifest), so their keys are unique; a label
- * the catalogue could not copy (NULL) is left out, as json_object_set_new leaves it out. */
+ * jansson would not take (NULL, or not UTF-8) is left out as json_object_set_new leaves it out,
+ * which also keeps two keys that differ only in bad bytes from both becoming "\uFFFD…". */
 static void snapshot_tail(cf_buf *b, const cf_cat_snapshot *s)
 {
     cf_buf_puts(b, ",\"height\":");
@@ -175,7 +191,8 @@ static void snapshot_tail(cf_buf *b, const cf_cat_snapshot *s)
     cf_buf_puts(b, ",\"labels\":{");
     int first = 1;
     for (size_t i = 0; i < s->nlabels; i++) {
-        if (!s->labels[i].key || !s->labels[i].value)
+        if (!s->labels[i].key || !s->labels[i].value || !utf8_valid(s->labels[i].key) ||
+            !utf8_valid(s->labels[i].value))
             continue;
         if (!first)
             cf_buf_putc(b, ',');

@@ -173,9 +173,17 @@ static void test_render_snapshot_matches_jansson(void **state)
 
     s.created = 0; /* 1970 */
     s.archive_key = NULL;
-    s.nlabels = 2;
-    labels[1].value = NULL; /* a label the catalogue could not copy is left out */
+    s.nlabels = 4;
+    labels[1].value = NULL;             /* a label the catalogue could not copy is left out, */
+    labels[2].key = (char *)"bad \xff"; /* and so is one jansson refuses */
+    labels[3].value = (char *)"cut \xe2\x82";
     assert_snapshot_matches(&s);
+    cf_buf b;
+    cf_buf_init(&b, 1 << 16);
+    assert_int_equal(cf_render_snapshot_uncached(&b, &s, NOW), 0);
+    assert_non_null(strstr(b.data, "\"labels\":{\"k0 "));
+    assert_null(strstr(b.data, "\"k3 "));
+    cf_buf_cleanup(&b);
     free(labels);
 }
 
