@@ -49,6 +49,8 @@ tsan_unit+='|^test_limiter$'
 tsan_unit+='|^test_catalogue$'
 # The console's proxy read-ahead: jobs abandoned while their threads read.
 tsan_unit+='|^test_prefetch$'
+# The console's rendered JSON: fragments installed by compare-and-swap while views change.
+tsan_unit+='|^test_render$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"
