@@ -95,6 +95,14 @@
     return `${n.toFixed(digits)} ${units[i]}`;
   }
 
+  // Rates as the command line takes them (--tier premium=250MB/s): the largest unit, decimal or
+  // binary, that states the rate exactly; else decimal megabytes.
+  function formatRate(n) {
+    const units = [["GiB/s", 1 << 30], ["GB/s", 1e9], ["MiB/s", 1 << 20], ["MB/s", 1e6], ["KiB/s", 1024], ["KB/s", 1e3]];
+    for (const [unit, size] of units) if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+    return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB/s` : `${n} B/s`;
+  }
+
   function formatAge(seconds) {
     if (typeof seconds !== "number" || !isFinite(seconds)) return "–";
     const s = Math.max(0, Math.floor(seconds));
@@ -526,7 +534,7 @@
     tier.textContent = d.tier;
     tier.dataset.tier = d.tier;
     $("dl-rate").textContent = d.rate_bytes_per_s > 0
-      ? `up to ${formatBytes(d.rate_bytes_per_s)}/s, shared by all ${d.tier} downloads` : "not rate-limited";
+      ? `up to ${formatRate(d.rate_bytes_per_s)}, shared by all ${d.tier} downloads` : "not rate-limited";
     const expiresIn = typeof d.expires_in === "number" ? d.expires_in : (new Date(d.expires_at).getTime() - Date.now()) / 1000;
     const expires = $("dl-expires");
     expires.replaceChildren(el("time", { datetime: d.expires_at, text: formatTime(d.expires_at) }), ` (in ${formatDuration(expiresIn)})`);
