@@ -232,6 +232,22 @@ def test_wrong_password_is_shown_and_nothing_changes(browser, site):
     assert not d.get_cookies() or "coffer_session" not in {c["name"] for c in d.get_cookies()}
 
 
+def test_forged_cookie_leaves_an_anonymous_visitor(browser, site):
+    """A cookie the console cannot open is no error page: the visitor is anonymous (free), the
+    cookie is cleared, and logging in still works."""
+    d = browser
+    go(d, site, "/")
+    wait(d, lambda d: visible(d, "#chains-body tr"), what="the chain list")
+    d.add_cookie({"name": "coffer_session", "value": "A" * 80, "path": "/"})
+    d.refresh()
+    wait(d, lambda d: visible(d, "#chains-body tr"), what="the chain list with a forged cookie")
+    assert badge(d) == "free" and d.find_element(By.ID, "login-link").is_displayed()
+    assert not visible(d, "#error")
+    assert "coffer_session" not in {c["name"] for c in d.get_cookies() if c["value"]}
+    login_ok(d, site, "alice")
+    no_page_errors(d)
+
+
 def tab_until(d, pred, limit=60, within=None):
     """Presses Tab until pred(active element); with within, focus must never leave it."""
     for _ in range(limit):
