@@ -1,6 +1,7 @@
 # coffer — developer entry points. Every target installs what it needs first.
 #   make build   build/coffer (and the unit tests); installs only what building and running need
-#   make run     build and start `coffer server` on 127.0.0.1:9000 with data in ./var/data
+#   make run     build and start `coffer server` on 127.0.0.1:9000 (data in ./var/data) and
+#                `coffer console` on 127.0.0.1:8080, with a demo set up on the first run
 #   make install install build/coffer as $(DESTDIR)$(PREFIX)/bin/coffer (PREFIX=/usr/local);
 #                make uninstall removes it
 #   make test    unit + integration tests (release and ASan/UBSan builds), the threaded ones
@@ -16,6 +17,7 @@ TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 ADDRESS    ?= 127.0.0.1:9000
+CONSOLE_ADDRESS ?= 127.0.0.1:8080
 DATA       ?= var/data
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -53,7 +55,7 @@ build-fuzz: deps deps-test
 
 run: build
 	@mkdir -p $(DATA)
-	@scripts/run-server.sh $(BUILD)/coffer $(ADDRESS) $(DATA)
+	@scripts/run.sh $(BUILD)/coffer $(ADDRESS) $(DATA) $(CONSOLE_ADDRESS)
 
 # Installs what $(BUILD) holds, brought up to date without reconfiguring it (so that
 # `make install BUILD=build-asan` installs that build as it is configured); a fresh clone

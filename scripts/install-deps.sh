@@ -19,7 +19,7 @@ build_packages=(
   libarchive-dev libzstd-dev liblz4-dev zlib1g-dev libcmocka-dev
   # the console's password hashes (crypt_r: bcrypt, yescrypt)
   libcrypt-dev
-  # scripts/run-server.sh waits for /health/ready with curl
+  # scripts/run.sh waits for /health/ready with curl (and signs its CreateBucket with it)
   curl
 )
 test_packages=(

@@ -40,6 +40,10 @@ tsan_integration=(
 )
 # One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
 tsan_unit+='|^test_repo_backends$'
+# The console's login limiter, shared by the event threads.
+tsan_unit+='|^test_limiter$'
+# The console's catalogue: readers acquiring views while the refresh thread swaps them.
+tsan_unit+='|^test_catalogue$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"

@@ -10,6 +10,7 @@ static const char usage[] = "usage: coffer <command> [options]\n"
                             "  admin      manage access keys and public buckets of a running server\n"
                             "  snapshot   create, list and restore snapshots in a bucket or a directory\n"
                             "  presign    print a presigned URL for one object (GET, HEAD or PUT)\n"
+                            "  console    serve the snapshot download site (web page and JSON API)\n"
                             "  version    print the version\n"
                             "\n"
                             "Run 'coffer <command> --help' for a command's options.\n";
@@ -29,6 +30,8 @@ int cf_cli_main(int argc, char **argv)
         return cf_cmd_snapshot(argc - 1, argv + 1);
     if (strcmp(cmd, "presign") == 0)
         return cf_cmd_presign(argc - 1, argv + 1);
+    if (strcmp(cmd, "console") == 0)
+        return cf_cmd_console(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("coffer %s\n", COFFER_VERSION);
         return CF_EXIT_OK;

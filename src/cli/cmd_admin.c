@@ -11,15 +11,24 @@
 
 #include "cli/cli.h"
 #include "cli/target.h"
+#include "core/rate.h"
 #include "s3/request.h"
+#include "store/store.h"
 
 static const char admin_usage[] =
     "usage: coffer admin key add --policy readwrite|readonly|writeonly [--bucket B [--prefix P]] [--name "
     "KEY]\n"
+    "                            [--rate-group G [--rate R]]\n"
     "       coffer admin key ls\n"
     "       coffer admin key rm ACCESS_KEY\n"
     "       coffer admin bucket set-public BUCKET [--prefix P]\n"
     "       coffer admin bucket set-private BUCKET\n"
+    "       coffer admin rate-group set G --rate R\n"
+    "       coffer admin rate-group ls\n"
+    "\n"
+    "Rate groups: every response to the keys of group G shares one budget of R (50MB/s = 50,000,000\n"
+    "bytes/s; units " CF_RATE_UNITS "), fairly between connections, on each server\n"
+    "process. A new group needs --rate; an existing one keeps its rate unless --rate is given.\n"
     "\n"
     "common options: --endpoint URL  --region R  --profile P  --access-key K  --secret-key-file F\n"
     "                --json\n"
@@ -29,9 +38,29 @@ static const char admin_usage[] =
 
 typedef struct admin_opts {
     cf_cli_target_flags target;
-    const char *policy, *bucket, *prefix, *name;
+    const char *policy, *bucket, *prefix, *name, *rate_group, *rate;
     int json;
 } admin_opts;
+
+/* XML text as written: the messages quote names ('free', "rate"). */
+static void print_xml_text(const char *p, size_t n)
+{
+    static const struct {
+        const char *entity;
+        char c;
+    } entities[] = {{"&apos;", '\''}, {"&quot;", '"'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}};
+    for (size_t i = 0; i < n; i++) {
+        size_t e = 0;
+        while (e < 5 && strncmp(p + i, entities[e].entity, strlen(entities[e].entity)) != 0)
+            e++;
+        if (e < 5 && i + strlen(entities[e].entity) <= n) {
+            fputc(entities[e].c, stderr);
+            i += strlen(entities[e].entity) - 1;
+        } else {
+            fputc(p[i], stderr);
+        }
+    }
+}
 
 /* The server's error document, or the body, as a one-line reason. */
 static void print_failure(const char *what, long status, const cf_buf *body)
@@ -40,8 +69,9 @@ static void print_failure(const char *what, long status, const cf_buf *body)
     const char *code = strstr(text, "<Code>"), *msg = strstr(text, "<Message>");
     if (code && msg) {
         const char *ce = strstr(code, "</Code>"), *me = strstr(msg, "</Message>");
-        fprintf(stderr, "coffer admin: %s failed: %.*s: %.*s (HTTP %ld)\n", what,
-                ce ? (int)(ce - code - 6) : 0, code + 6, me ? (int)(me - msg - 9) : 0, msg + 9, status);
+        fprintf(stderr, "coffer admin: %s failed: %.*s: ", what, ce ? (int)(ce - code - 6) : 0, code + 6);
+        print_xml_text(msg + 9, me ? (size_t)(me - msg - 9) : 0);
+        fprintf(stderr, " (HTTP %ld)\n", status);
     } else {
         fprintf(stderr, "coffer admin: %s failed: HTTP %ld %.200s\n", what, status, text);
     }
@@ -65,16 +95,43 @@ static int call(const cf_cli_target *t, const char *what, const char *method, co
     return CF_EXIT_OK;
 }
 
+/* --rate and --rate-group as given, checked here so that a typo costs no request (the server
+ * checks them again). */
+static int bad_rate_flags(const char *cmd, const admin_opts *o)
+{
+    cf_err err;
+    uint64_t rate;
+    if (o->rate && !o->rate_group) {
+        fprintf(stderr, "coffer admin %s: --rate needs --rate-group (the rate is the group's)\n", cmd);
+        return 1;
+    }
+    if (o->rate_group && (!*o->rate_group || !cf_store_rate_group_name_valid(o->rate_group))) {
+        fprintf(stderr, "coffer admin %s: --rate-group '%.40s': a name is 1 to 32 of a-z, 0-9 and '-'\n", cmd,
+                o->rate_group);
+        return 1;
+    }
+    if (o->rate && cf_rate_parse(o->rate, &rate, &err) != 0) {
+        fprintf(stderr, "coffer admin %s: --rate: %s\n", cmd, err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 static int key_add(const cf_cli_target *t, const admin_opts *o)
 {
     if (!o->policy) {
         fprintf(stderr, "coffer admin key add: --policy is required (readwrite, readonly or writeonly)\n");
         return CF_EXIT_USAGE;
     }
+    if (bad_rate_flags("key add", o))
+        return CF_EXIT_USAGE;
     json_t *req = json_pack("{s:s, s:s, s:s}", "policy", o->policy, "bucket", o->bucket ? o->bucket : "",
                             "prefix", o->prefix ? o->prefix : "");
-    /* Without the name the server would make up a key: better no request than that one. */
-    int lost = !req || (o->name && json_object_set_new(req, "access_key", json_string(o->name)) != 0);
+    /* Without the name (or the group) the server would make up a key, or make one unpaced:
+     * better no request than that one. */
+    int lost = !req || (o->name && json_object_set_new(req, "access_key", json_string(o->name)) != 0) ||
+               (o->rate_group && json_object_set_new(req, "rate_group", json_string(o->rate_group)) != 0) ||
+               (o->rate && json_object_set_new(req, "rate", json_string(o->rate)) != 0);
     char *body = lost ? NULL : json_dumps(req, JSON_COMPACT);
     json_decref(req);
     cf_buf out;
@@ -92,6 +149,12 @@ static int key_add(const cf_cli_target *t, const admin_opts *o)
             printf("access key: %s\nsecret key: %s\npolicy:     %s on %s%s%s\n", ak, sk, o->policy,
                    o->bucket ? o->bucket : "every bucket", o->prefix && *o->prefix ? "/" : "",
                    o->prefix ? o->prefix : "");
+            json_t *rate = json_object_get(res, "rate");
+            if (o->rate_group && json_is_integer(rate)) {
+                char text[CF_RATE_TEXT_MAX];
+                cf_rate_format((uint64_t)json_integer_value(rate), text);
+                printf("rate group: %s (%s shared by the group)\n", o->rate_group, text);
+            }
         } else {
             fprintf(stderr, "coffer admin: the server's answer is not the expected JSON\n");
             rc = CF_EXIT_FAILURE;
@@ -114,13 +177,19 @@ static int key_ls(const cf_cli_target *t, const admin_opts *o)
                *keys = json_object_get(res, "keys");
         size_t i;
         json_t *k;
-        printf("%-24s %-10s %-24s %s\n", "ACCESS KEY", "POLICY", "BUCKET", "PREFIX");
+        printf("%-24s %-10s %-24s %-16s %-12s %s\n", "ACCESS KEY", "POLICY", "BUCKET", "RATE GROUP", "RATE",
+               "PREFIX");
         json_array_foreach(keys, i, k)
         {
             const char *bucket = json_string_value(json_object_get(k, "bucket"));
-            printf("%-24s %-10s %-24s %s\n", json_string_value(json_object_get(k, "access_key")),
+            const char *group = json_string_value(json_object_get(k, "rate_group"));
+            json_t *rate = json_object_get(k, "rate");
+            char text[CF_RATE_TEXT_MAX] = "-";
+            if (json_is_integer(rate))
+                cf_rate_format((uint64_t)json_integer_value(rate), text);
+            printf("%-24s %-10s %-24s %-16s %-12s %s\n", json_string_value(json_object_get(k, "access_key")),
                    json_string_value(json_object_get(k, "policy")), bucket && *bucket ? bucket : "*",
-                   json_string_value(json_object_get(k, "prefix")));
+                   group && *group ? group : "-", text, json_string_value(json_object_get(k, "prefix")));
         }
         json_decref(res);
     }
@@ -144,6 +213,65 @@ static int key_rm(const cf_cli_target *t, const char *name)
         rc = call(t, "removing the key", "DELETE", path.data, NULL, NULL, 204, &out);
     cf_buf_cleanup(&out);
     cf_buf_cleanup(&path);
+    return rc;
+}
+
+static int rate_group_set(const cf_cli_target *t, const admin_opts *o, const char *group)
+{
+    admin_opts with_group = *o;
+    with_group.rate_group = group;
+    if (!o->rate) {
+        fprintf(stderr, "coffer admin rate-group set: --rate is required (e.g. --rate 250MB/s)\n");
+        return CF_EXIT_USAGE;
+    }
+    if (bad_rate_flags("rate-group set", &with_group))
+        return CF_EXIT_USAGE;
+    char path[96], body[96];
+    snprintf(path, sizeof path, "/_admin/v1/rate-groups/%s", group);
+    json_t *req = json_pack("{s:s}", "rate", o->rate);
+    char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    snprintf(body, sizeof body, "%s", text ? text : "");
+    free(text);
+    cf_buf out;
+    cf_buf_init(&out, 1);
+    int rc = *body ? call(t, "setting the rate", "PUT", path, "application/json", body, 200, &out)
+                   : CF_EXIT_FAILURE;
+    if (rc == CF_EXIT_OK && o->json) {
+        printf("%s\n", out.data);
+    } else if (rc == CF_EXIT_OK) {
+        json_t *res = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
+        char rate[CF_RATE_TEXT_MAX];
+        cf_rate_format((uint64_t)json_integer_value(json_object_get(res, "rate")), rate);
+        printf("%s: %s shared by every response to the group's keys (from now on)\n", group, rate);
+        json_decref(res);
+    }
+    cf_buf_cleanup(&out);
+    return rc;
+}
+
+static int rate_group_ls(const cf_cli_target *t, const admin_opts *o)
+{
+    cf_buf out;
+    cf_buf_init(&out, 1);
+    int rc = call(t, "listing rate groups", "GET", "/_admin/v1/rate-groups", NULL, NULL, 200, &out);
+    if (rc == CF_EXIT_OK && o->json) {
+        printf("%s\n", out.data);
+    } else if (rc == CF_EXIT_OK) {
+        json_t *res = json_loadb(out.data ? out.data : "", out.len, 0, NULL);
+        size_t i;
+        json_t *g;
+        printf("%-32s %-14s %s\n", "RATE GROUP", "RATE", "KEYS");
+        json_array_foreach(json_object_get(res, "rate_groups"), i, g)
+        {
+            char rate[CF_RATE_TEXT_MAX];
+            cf_rate_format((uint64_t)json_integer_value(json_object_get(g, "rate")), rate);
+            printf("%-32s %-14s %lld\n", json_string_value(json_object_get(g, "name")), rate,
+                   (long long)json_integer_value(json_object_get(g, "keys")));
+        }
+        json_decref(res);
+    }
+    cf_buf_cleanup(&out);
     return rc;
 }
 
@@ -211,6 +339,8 @@ int cf_cmd_admin(int argc, char **argv)
         {"bucket", required_argument, NULL, 'b'},
         {"prefix", required_argument, NULL, 'x'},
         {"name", required_argument, NULL, 'n'},
+        {"rate-group", required_argument, NULL, 'g'},
+        {"rate", required_argument, NULL, 'R'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -228,6 +358,8 @@ int cf_cmd_admin(int argc, char **argv)
         case 'b': o.bucket = optarg; break;
         case 'x': o.prefix = optarg; break;
         case 'n': o.name = optarg; break;
+        case 'g': o.rate_group = optarg; break;
+        case 'R': o.rate = optarg; break;
         case 'j': o.json = 1; break;
         case 'h': fputs(admin_usage, stdout); return CF_EXIT_OK;
         default: fputs(admin_usage, stderr); return CF_EXIT_USAGE;
@@ -256,6 +388,10 @@ int cf_cmd_admin(int argc, char **argv)
         rc = bucket_public(&t, args[2], o.prefix, 1);
     else if (strcmp(args[0], "bucket") == 0 && strcmp(args[1], "set-private") == 0 && nargs == 3)
         rc = bucket_public(&t, args[2], NULL, 0);
+    else if (strcmp(args[0], "rate-group") == 0 && strcmp(args[1], "set") == 0 && nargs == 3)
+        rc = rate_group_set(&t, &o, args[2]);
+    else if (strcmp(args[0], "rate-group") == 0 && strcmp(args[1], "ls") == 0 && nargs == 2)
+        rc = rate_group_ls(&t, &o);
     memset(&t, 0, sizeof t);
     if (rc < 0) {
         fprintf(stderr, "coffer admin: unknown command '%s %s'\n%s", args[0], args[1], admin_usage);

@@ -191,6 +191,9 @@ cf_http_response *cf_http_body_fd_paced(cf_http_request *hr, int fd, uint64_t of
 typedef struct cf_http_bucket cf_http_bucket;
 int cf_http_bucket_new(uint64_t rate, uint64_t burst, cf_http_bucket **out);
 void cf_http_bucket_free(cf_http_bucket *b);
+/* A new rate and burst from now on (a rate group's rate changed while responses run): responses
+ * waiting on the old rate are resumed when it said, then go at the new one. 0s are ignored. */
+void cf_http_bucket_set_rate(cf_http_bucket *b, uint64_t rate, uint64_t burst);
 /* The meter of the bucket, for cf_http_body_paced. */
 cf_http_meter cf_http_bucket_meter(cf_http_bucket *b);
 

@@ -260,6 +260,24 @@ void cf_http_bucket_free(cf_http_bucket *b)
     free(b);
 }
 
+void cf_http_bucket_set_rate(cf_http_bucket *b, uint64_t rate, uint64_t burst)
+{
+    if (!rate || !burst)
+        return;
+    pthread_mutex_lock(&b->mu);
+    /* What the old rate earned so far is kept, so a change applies from now on only. */
+    double now = cf_clock_mono();
+    if (b->last != 0) {
+        b->tokens += (now - b->last) * b->rate;
+        b->last = now;
+    }
+    b->rate = (double)rate;
+    b->burst = (double)burst;
+    if (b->tokens > b->burst)
+        b->tokens = b->burst;
+    pthread_mutex_unlock(&b->mu);
+}
+
 static size_t bucket_grant(void *ctx, size_t want, double *wait_s)
 {
     cf_http_bucket *b = ctx;

@@ -3,11 +3,16 @@
  *
  * The admin API lives under /_admin/v1/ ('_' cannot begin a bucket name, so it never shadows
  * one), speaks JSON, and is signed with SigV4 like any S3 request; only root may call it.
- *   GET    /_admin/v1/keys                 -> {"keys": [{access_key, policy, bucket, prefix, created}]}
- *   POST   /_admin/v1/keys  {policy, bucket?, prefix?, access_key?}
- *                                          -> {access_key, secret_key, policy, bucket, prefix}
+ *   GET    /_admin/v1/keys                 -> {"keys": [{access_key, policy, bucket, prefix, created,
+ *                                              rate_group, rate}]}
+ *   POST   /_admin/v1/keys  {policy, bucket?, prefix?, access_key?, rate_group?, rate?}
+ *                                          -> {access_key, secret_key, policy, bucket, prefix, ...}
  *   DELETE /_admin/v1/keys/ACCESS_KEY      -> 204
- * The secret is generated here and returned once; no listing ever shows it.
+ *   GET    /_admin/v1/rate-groups          -> {"rate_groups": [{name, rate, keys}]}
+ *   PUT    /_admin/v1/rate-groups/NAME {rate} -> {name, rate}
+ * The secret is generated here and returned once; no listing ever shows it. A rate is given as
+ * text ("250MB/s", core/rate.h) or a number of bytes/s, and always answered in bytes/s ("rate",
+ * null for a key without a group).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -16,9 +21,11 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/rate.h"
 #include "s3/policy.h"
 #include "server/request.h"
 #include "server/handlers_admin.h"
+#include "server/rate_groups.h"
 #include "server/response.h"
 
 static int store_failure(cf_request *r, const cf_err *err)
@@ -106,23 +113,67 @@ static int respond_json(cf_request *r, int status, json_t *doc)
     return cf_respond(r, status, resp);
 }
 
-static json_t *key_json(const cf_store_key *k)
+static json_t *rate_json(uint64_t rate)
+{
+    return rate ? json_integer((json_int_t)rate) : json_null();
+}
+
+static json_t *key_json(cf_request *r, const cf_store_key *k)
 {
     char created[25];
     cf_s3_iso8601(k->created_ns, created);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "access_key", k->access_key, "policy", k->policy, "bucket",
-                     k->bucket, "prefix", k->prefix, "created", created);
+    uint64_t rate = k->rate_group[0] ? cf_rate_groups_rate(r->srv->rate_groups, k->rate_group) : 0;
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "access_key", k->access_key, "policy", k->policy,
+                     "bucket", k->bucket, "prefix", k->prefix, "created", created, "rate_group",
+                     k->rate_group, "rate", rate_json(rate));
+}
+
+/* "rate": "250MB/s" or 250000000. 0 and *rate set, or 1 with msg (cap bytes) saying why not. */
+static int rate_of_json(const json_t *v, uint64_t *rate, char *msg, size_t cap)
+{
+    cf_err err;
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < (json_int_t)CF_RATE_MIN || n > (json_int_t)CF_RATE_MAX) {
+            snprintf(msg, cap, "rate %lld B/s: must be between 1KB/s and 1000GB/s", (long long)n);
+            return 1;
+        }
+        *rate = (uint64_t)n;
+        return 0;
+    }
+    if (!json_is_string(v)) {
+        snprintf(msg, cap, "rate must be a string such as \"250MB/s\" (units " CF_RATE_UNITS ") or bytes/s");
+        return 1;
+    }
+    if (cf_rate_parse(json_string_value(v), rate, &err) != 0) {
+        snprintf(msg, cap, "%s", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* A group's name as the request gave it: what is wrong with it in msg, or 0. */
+static int bad_group_name(const char *name, char *msg, size_t cap)
+{
+    if (*name && cf_store_rate_group_name_valid(name))
+        return 0;
+    snprintf(msg, cap, "rate group '%.40s': a name is 1 to 32 of a-z, 0-9 and '-'", name);
+    return 1;
 }
 
 static int add_key(cf_request *r)
 {
     json_error_t jerr;
     json_t *in = json_loadb(r->small.data ? r->small.data : "", r->small.len, 0, &jerr);
-    const char *policy = NULL, *bucket = "", *prefix = "", *access = NULL;
-    if (!in || json_unpack_ex(in, &jerr, 0, "{s:s, s?s, s?s, s?s}", "policy", &policy, "bucket", &bucket,
-                              "prefix", &prefix, "access_key", &access) != 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the body must be JSON {\"policy\": ..., \"bucket\"?, \"prefix\"?}: %s",
+    const char *policy = NULL, *bucket = "", *prefix = "", *access = NULL, *group = NULL;
+    json_t *rate_in = NULL;
+    if (!in || json_unpack_ex(in, &jerr, 0, "{s:s, s?s, s?s, s?s, s?s, s?o}", "policy", &policy, "bucket",
+                              &bucket, "prefix", &prefix, "access_key", &access, "rate_group", &group, "rate",
+                              &rate_in) != 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "the body must be JSON {\"policy\": ..., \"bucket\"?, \"prefix\"?, \"rate_group\"?, "
+                 "\"rate\"?}: %s",
                  jerr.text);
         json_decref(in);
         return cf_respond_error(r, CF_S3_InvalidArgument, msg);
@@ -144,6 +195,24 @@ static int add_key(cf_request *r)
         problem = "access_key must be 3 to 128 letters, digits, '-', '_' or '.'";
     else if (access && strcmp(access, r->srv->root.access_key) == 0)
         problem = "access_key is the root user's";
+    /* The group and its rate: a new group needs a rate, an existing one keeps its own unless
+     * one is given (last set wins). */
+    char group_msg[200];
+    uint64_t rate = 0;
+    if (group && !*group)
+        group = NULL;
+    if (!problem && rate_in && !json_is_null(rate_in) && !group)
+        problem = "rate needs a rate_group: the rate is the group's, shared by all its keys";
+    else if (!problem && group && bad_group_name(group, group_msg, sizeof group_msg))
+        problem = group_msg;
+    else if (!problem && group && rate_in && !json_is_null(rate_in) &&
+             rate_of_json(rate_in, &rate, group_msg, sizeof group_msg))
+        problem = group_msg;
+    else if (!problem && group && !rate && !cf_rate_groups_rate(r->srv->rate_groups, group)) {
+        snprintf(group_msg, sizeof group_msg,
+                 "rate group '%s' has no rate yet: give one with the key (\"rate\": \"50MB/s\")", group);
+        problem = group_msg;
+    }
     if (problem) {
         json_decref(in);
         return cf_respond_error(r, CF_S3_InvalidArgument, problem);
@@ -151,6 +220,7 @@ static int add_key(cf_request *r)
     snprintf(k.policy, sizeof k.policy, "%s", policy);
     snprintf(k.bucket, sizeof k.bucket, "%s", bucket);
     snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
+    snprintf(k.rate_group, sizeof k.rate_group, "%s", group ? group : "");
     int drawn = 0;
     if (access)
         snprintf(k.access_key, sizeof k.access_key, "%s", access);
@@ -165,11 +235,76 @@ static int add_key(cf_request *r)
     cf_err err;
     if (cf_store_key_add(r->srv->store, &k, &err) != 0)
         return cf_respond_failure(r, &err, CF_S3_ON_ADMIN_KEY, 1);
+    /* After the key, so that a refused key changes no rate; a rate that cannot be stored takes
+     * the key back, lest it belong to a group without a rate. */
+    if (rate && cf_rate_groups_set(r->srv->rate_groups, r->srv->store, k.rate_group, rate, &err) != 0) {
+        cf_err ignored;
+        cf_store_key_delete(r->srv->store, k.access_key, &ignored);
+        memset(&k, 0, sizeof k);
+        return cf_respond_failure(r, &err, CF_S3_ON_ADMIN_KEY, 1);
+    }
     cf_log(&r->srv->log, CF_LOG_INFO, "access key added", "access_key", k.access_key, "policy", k.policy,
-           "bucket", k.bucket, "prefix", k.prefix, NULL);
-    json_t *out = key_json(&k);
+           "bucket", k.bucket, "prefix", k.prefix, "rate_group", k.rate_group, NULL);
+    json_t *out = key_json(r, &k);
     json_object_set_new(out, "secret_key", json_string(k.secret_key));
+    memset(&k, 0, sizeof k); /* it holds the secret */
     return respond_json(r, 200, out);
+}
+
+typedef struct group_list {
+    json_t *arr;
+    const cf_store_key *keys;
+    size_t nkeys;
+} group_list;
+
+static void group_json(void *ctx, const char *name, uint64_t rate)
+{
+    group_list *l = ctx;
+    size_t members = 0;
+    for (size_t i = 0; i < l->nkeys; i++)
+        members += strcmp(l->keys[i].rate_group, name) == 0;
+    json_array_append_new(l->arr, json_pack("{s:s, s:I, s:I}", "name", name, "rate", (json_int_t)rate, "keys",
+                                            (json_int_t)members));
+}
+
+static int list_rate_groups(cf_request *r)
+{
+    cf_store_key *keys;
+    size_t n;
+    cf_err err;
+    if (cf_store_key_list(r->srv->store, &keys, &n, &err) != 0)
+        return store_failure(r, &err);
+    group_list l = {json_array(), keys, n};
+    cf_rate_groups_each(r->srv->rate_groups, group_json, &l);
+    memset(keys, 0, n * sizeof *keys); /* they hold secrets */
+    free(keys);
+    return respond_json(r, 200, json_pack("{s:o}", "rate_groups", l.arr));
+}
+
+static int set_rate_group(cf_request *r, const char *name)
+{
+    char msg[256];
+    uint64_t rate = 0;
+    json_error_t jerr;
+    json_t *in = json_loadb(r->small.data ? r->small.data : "", r->small.len, 0, &jerr);
+    json_t *rate_in = json_object_get(in, "rate");
+    int bad = bad_group_name(name, msg, sizeof msg);
+    if (!bad && !rate_in) {
+        snprintf(msg, sizeof msg, "the body must be JSON {\"rate\": \"250MB/s\"} (units " CF_RATE_UNITS ")");
+        bad = 1;
+    }
+    if (!bad)
+        bad = rate_of_json(rate_in, &rate, msg, sizeof msg);
+    json_decref(in);
+    if (bad)
+        return cf_respond_error(r, CF_S3_InvalidArgument, msg);
+    cf_err err;
+    if (cf_rate_groups_set(r->srv->rate_groups, r->srv->store, name, rate, &err) != 0)
+        return cf_respond_failure(r, &err, CF_S3_ON_ADMIN_KEY, 1);
+    char text[CF_RATE_TEXT_MAX];
+    cf_rate_format(rate, text);
+    cf_log(&r->srv->log, CF_LOG_INFO, "rate group set", "rate_group", name, "rate", text, NULL);
+    return respond_json(r, 200, json_pack("{s:s, s:I}", "name", name, "rate", (json_int_t)rate));
 }
 
 int cf_handle_admin(cf_request *r)
@@ -184,7 +319,7 @@ int cf_handle_admin(cf_request *r)
             return store_failure(r, &err);
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, key_json(&list[i]));
+            json_array_append_new(arr, key_json(r, &list[i]));
         free(list);
         return respond_json(r, 200, json_pack("{s:o}", "keys", arr));
     }
@@ -196,6 +331,11 @@ int cf_handle_admin(cf_request *r)
         cf_log(&r->srv->log, CF_LOG_INFO, "access key removed", "access_key", path + 8, NULL);
         return cf_respond_empty(r, 204);
     }
+    if (strcmp(path, "v1/rate-groups") == 0 && strcmp(r->method, "GET") == 0)
+        return list_rate_groups(r);
+    if (strncmp(path, "v1/rate-groups/", 15) == 0 && strcmp(r->method, "PUT") == 0)
+        return set_rate_group(r, path + 15);
     return cf_respond_error(r, CF_S3_MethodNotAllowed,
-                            "admin API: GET|POST /_admin/v1/keys, DELETE /_admin/v1/keys/KEY");
+                            "admin API: GET|POST /_admin/v1/keys, DELETE /_admin/v1/keys/KEY, "
+                            "GET /_admin/v1/rate-groups, PUT /_admin/v1/rate-groups/NAME");
 }

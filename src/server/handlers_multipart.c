@@ -26,6 +26,7 @@
 #include "server/handlers_object.h"
 #include "server/handlers_tagging.h"
 #include "server/header_list.h"
+#include "server/rate_groups.h"
 #include "server/response.h"
 
 #define MAX_PART_NUMBER 10000
@@ -145,7 +146,7 @@ int cf_handle_create_multipart(cf_request *r)
         return cf_respond_xml(r, 200, &b);
     size_t len;
     char *data = cf_buf_steal(&b, &len);
-    cf_http_response *resp = cf_http_body_buffer(data, len, 0);
+    cf_http_response *resp = cf_rate_body_buffer(r, data, len, 0);
     if (!resp)
         return 0;
     cf_http_add_header(resp, "Content-Type", "application/xml");

@@ -16,6 +16,7 @@
 #include "server/handlers_tagging.h"
 #include "server/header_list.h"
 #include "server/object_version.h"
+#include "server/rate_groups.h"
 #include "server/response.h"
 
 #define SMALL_RESPONSE (64 << 10)
@@ -314,7 +315,7 @@ static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t st
         int rc = cf_store_segment_open(r->srv->store, &info->segs[i], &fd, err);
         if (rc)
             return rc;
-        if (!(*resp = cf_http_body_fd(fd, off, len)))
+        if (!(*resp = cf_rate_body_fd(r, fd, off, len)))
             return cf_err_set(err, CF_ENOMEM, "out of memory");
         return 0;
     }
@@ -327,7 +328,7 @@ static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t st
         free(body);
         return rc;
     }
-    if (!(*resp = cf_http_body_reader(len, 256 << 10, read_segments, body, free_reader)))
+    if (!(*resp = cf_rate_body_reader(r, len, 256 << 10, read_segments, body, free_reader)))
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     return 0;
 }
@@ -510,7 +511,7 @@ int cf_handle_get_object(cf_request *r, int head)
             /* A small object kept in its record (store.h, CF_STORE_INLINE_MAX). */
             if (fd >= 0)
                 close(fd);
-            resp = cf_http_body_buffer(info.data + start, (size_t)len, 1);
+            resp = cf_rate_body_buffer(r, info.data + start, (size_t)len, 1);
         } else if (len == 0 || fd < 0) {
             if (fd >= 0)
                 close(fd);
@@ -539,10 +540,10 @@ int cf_handle_get_object(cf_request *r, int head)
                 cf_object_info_cleanup(&info);
                 return cf_respond_error(r, CF_S3_InternalError, NULL);
             }
-            resp = cf_http_body_buffer(body, (size_t)len, 0);
+            resp = cf_rate_body_buffer(r, body, (size_t)len, 0);
         } else {
-            /* The response owns fd from here and sends it with sendfile(). */
-            resp = cf_http_body_fd(fd, start, len);
+            /* The response owns fd from here and sends it with sendfile() (unless paced). */
+            resp = cf_rate_body_fd(r, fd, start, len);
         }
         break;
     }

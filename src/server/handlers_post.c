@@ -26,6 +26,7 @@
 #include "server/handlers_post.h"
 #include "server/handlers_tagging.h"
 #include "server/header_list.h"
+#include "server/rate_groups.h"
 #include "server/response.h"
 
 #define FIELDS_MAX_BYTES (20 << 10) /* AWS: the form's fields before the file, 20 KB */
@@ -487,7 +488,7 @@ static int respond_stored(cf_request *r, const struct cf_post_upload *u, const c
     }
     size_t len = 0;
     char *body = rc ? NULL : cf_buf_steal(&b, &len);
-    cf_http_response *resp = rc ? NULL : cf_http_body_buffer(body, len, 0);
+    cf_http_response *resp = rc ? NULL : cf_rate_body_buffer(r, body, len, 0);
     if (resp) {
         cf_http_add_header(resp, "ETag", etag);
         cf_http_add_header(resp, "Location", loc.data);

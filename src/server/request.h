@@ -46,6 +46,7 @@ struct cf_server {
     const cf_clock *clock;    /* "now" of signatures and policies, new credentials and ids */
     cf_sigv4_key_cache *keys; /* signing keys of the requests verified lately */
     cf_metrics *metrics;
+    struct cf_rate_groups *rate_groups; /* rate_groups.c: the budgets of the keys' groups */
 
     /* janitor.c */
     pthread_t janitor;

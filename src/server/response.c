@@ -7,6 +7,7 @@
 #include "s3/xml.h"
 #include "server/request.h"
 #include "server/cors_rules.h"
+#include "server/rate_groups.h"
 #include "server/response.h"
 
 int cf_respond(cf_request *r, int status, cf_http_response *resp)
@@ -26,11 +27,11 @@ static cf_http_response *xml_response(cf_request *r, cf_buf *body)
 {
     size_t len;
     char *data = cf_buf_steal(body, &len);
-    cf_http_response *resp = cf_http_body_buffer(data, len, 0);
+    const char *type = len && data[0] == '<' ? "application/xml" : "text/plain";
+    cf_http_response *resp = cf_rate_body_buffer(r, data, len, 0);
     if (!resp)
         return NULL;
     r->bytes_out = len;
-    const char *type = len && data[0] == '<' ? "application/xml" : "text/plain";
     cf_http_add_header(resp, "Content-Type", type);
     return resp;
 }

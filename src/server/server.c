@@ -34,6 +34,7 @@
 #include "server/handlers_tagging.h"
 #include "server/janitor.h"
 #include "server/metrics.h"
+#include "server/rate_groups.h"
 #include "server/response.h"
 
 /* The bucket and key, from the path and, in virtual-host style, the Host header (s3/target.c). */
@@ -123,7 +124,8 @@ static int metrics_begin(void *ctx, cf_http_request *hr)
     cf_buf b;
     cf_buf_init(&b, (size_t)64 << 20);
     if (cf_metrics_render(r->srv->metrics, r->srv->store, &r->srv->log, &b) != 0 ||
-        cf_http_render_metrics(r->srv->http, &b) != 0) {
+        cf_http_render_metrics(r->srv->http, &b) != 0 ||
+        cf_rate_groups_render_metrics(r->srv->rate_groups, &b) != 0) {
         cf_buf_cleanup(&b);
         cf_buf_init(&b, 64);
         cf_buf_puts(&b, "metrics unavailable\n");
@@ -358,6 +360,7 @@ static void free_server(cf_server *srv)
 {
     cf_http_stop(srv->http);
     cf_metrics_free(srv->metrics);
+    cf_rate_groups_free(srv->rate_groups); /* after cf_http_stop: no paced response is left */
     cf_sigv4_key_cache_free(srv->keys);
     cf_policy_cache_free(srv->policy_cache);
     cf_cors_cache_free(srv->cors_cache);
@@ -388,6 +391,11 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
         free_server(srv);
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     }
+    int rc = cf_rate_groups_new(store, &srv->rate_groups, err);
+    if (rc) {
+        free_server(srv);
+        return rc;
+    }
     snprintf(srv->region, sizeof srv->region, "%s", opts->region ? opts->region : "us-east-1");
     snprintf(srv->domain, sizeof srv->domain, "%s", opts->domain ? opts->domain : "");
     srv->multipart_expiry_s = opts->multipart_expiry_s > 0 ? opts->multipart_expiry_s : (int64_t)7 * 86400;
@@ -400,7 +408,7 @@ int cf_server_start(cf_store *store, const cf_server_options *opts, cf_server **
 
     cf_http_options http = opts->http;
     http.log = &srv->log;
-    int rc = cf_http_new(&http, &srv->http, err);
+    rc = cf_http_new(&http, &srv->http, err);
     if (!rc)
         rc = cf_http_mount(srv->http, "/", &s3_mount, srv, err);
     if (!rc)

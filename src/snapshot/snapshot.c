@@ -351,6 +351,11 @@ static int load_manifest(cf_repo *repo, const char *key, cf_manifest *m, cf_err 
     return rc;
 }
 
+int cf_snapshot_load_manifest(cf_repo *repo, const char *key, cf_manifest *m, cf_err *err)
+{
+    return load_manifest(repo, key, m, err);
+}
+
 /* "ns/20261122T153000Z-7f3a.tar.zst.enc" → its id, or "" when the name holds none. */
 static void id_of(const char *key, const char *ns, char id[CF_SNAPSHOT_ID_LEN + 1])
 {

@@ -64,6 +64,10 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
  * none): from the listing, reading manifests only when several share the newest second. */
 int cf_snapshot_latest(cf_repo *repo, const char *ns, char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_err *err);
 
+/* The manifest at key (a repository-relative "ns/ID.json"), read whole (at most 64 MiB) and
+ * parsed into *m (cf_manifest_cleanup frees it); errors name the key and the repository. */
+int cf_snapshot_load_manifest(cf_repo *repo, const char *key, cf_manifest *m, cf_err *err);
+
 /* Manifests of ns, oldest first in snapshot/order.h's order; files under ns that are not named
  * ID.json are no snapshot and are skipped. fn's manifest is borrowed. */
 typedef int (*cf_snapshot_list_fn)(void *ctx, const cf_manifest *m);

@@ -3,9 +3,10 @@
  *
  * Tables:
  *   keys  access key -> u8 version | i64 created_ns | u16 len, secret | u16 len, policy |
- *                       u16 len, bucket | u16 len, prefix
+ *                       u16 len, bucket | u16 len, prefix | u16 len, rate group (version 2 on)
  *   meta  name -> bytes   ("policy/<bucket>": the bucket's policy document; "cors/<bucket>": its
- *                          CORSConfiguration XML as PutBucketCors received it)
+ *                          CORSConfiguration XML as PutBucketCors received it;
+ *                          "rategroup/<name>": the group's rate, decimal bytes/s)
  * The secret is kept as is: SigV4 verification needs it, not a hash of it. The index files
  * are mode 0600, like the generated root credentials.
  */
@@ -16,7 +17,9 @@
 #include "store/store_int.h"
 #include "store/txn.h"
 
-#define KEY_RECORD_VERSION 1
+/* Version 1 records (before rate groups) are still read: their key has no group. */
+#define KEY_RECORD_VERSION 2
+#define KEY_RECORD_VERSION_NO_GROUP 1
 
 static int put_str(cf_buf *b, const char *s)
 {
@@ -48,7 +51,8 @@ static int decode_key(const MDB_val *k, const MDB_val *v, cf_store_key *out)
     memcpy(out->access_key, k->mv_data, k->mv_size);
     const unsigned char *p = v->mv_data;
     size_t left = v->mv_size;
-    if (p[0] != KEY_RECORD_VERSION)
+    unsigned version = p[0];
+    if (version != KEY_RECORD_VERSION && version != KEY_RECORD_VERSION_NO_GROUP)
         return CF_ECORRUPT;
     memcpy(&out->created_ns, p + 1, 8);
     p += 9;
@@ -60,7 +64,15 @@ static int decode_key(const MDB_val *k, const MDB_val *v, cf_store_key *out)
         rc = take_str(&p, &left, out->bucket, sizeof out->bucket);
     if (!rc)
         rc = take_str(&p, &left, out->prefix, sizeof out->prefix);
+    if (!rc && version >= KEY_RECORD_VERSION)
+        rc = take_str(&p, &left, out->rate_group, sizeof out->rate_group);
     return rc;
+}
+
+int cf_store_rate_group_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    return n <= CF_STORE_RATE_GROUP_MAX && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
 int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err)
@@ -68,6 +80,8 @@ int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err)
     size_t kl = strlen(key->access_key);
     if (kl == 0 || kl >= sizeof key->access_key)
         return cf_err_set(err, CF_EINVAL, "an access key must be 1 to 128 characters");
+    if (!cf_store_rate_group_name_valid(key->rate_group))
+        return cf_err_set(err, CF_EINVAL, "a rate group name must be 1 to 32 of a-z, 0-9 and '-'");
     cf_buf b;
     cf_buf_init(&b, 8192);
     unsigned char version = KEY_RECORD_VERSION;
@@ -82,6 +96,8 @@ int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err)
         rc = put_str(&b, key->bucket);
     if (!rc)
         rc = put_str(&b, key->prefix);
+    if (!rc)
+        rc = put_str(&b, key->rate_group);
     if (rc) {
         cf_buf_cleanup(&b);
         return cf_err_set(err, rc, "out of memory");
@@ -217,4 +233,30 @@ int cf_store_meta_put(cf_store *s, const char *name, const void *value, size_t l
     }
     rc = mdb_txn_commit(txn);
     return rc ? cf_store_lmdb_err(err, rc, "commit") : 0;
+}
+
+int cf_store_meta_list(cf_store *s, const char *prefix, cf_store_meta_visitor visit, void *ctx, cf_err *err)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    size_t pl = strlen(prefix);
+    MDB_val k = {pl, (void *)prefix}, v;
+    int rc = cf_store_read_cursor(s, s->meta, &txn, &cur, err);
+    if (rc)
+        return rc;
+    char name[512];
+    int mrc = pl ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (; !rc && mrc == 0 && k.mv_size >= pl && memcmp(k.mv_data, prefix, pl) == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size >= sizeof name) /* longer than any name a visitor looks for */
+            continue;
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        rc = visit(ctx, name, v.mv_data, v.mv_size);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    if (rc < 0)
+        return cf_err_set(err, rc, "cannot list the settings '%s*': %s", prefix, cf_strerror(rc));
+    return 0;
 }

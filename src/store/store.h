@@ -273,6 +273,7 @@ typedef struct cf_store_key {
     char bucket[64];
     char prefix[1025];
     int64_t created_ns;
+    char rate_group[33]; /* "" = none; see cf_store_rate_group_name_valid */
 } cf_store_key;
 
 int cf_store_key_add(cf_store *s, const cf_store_key *key, cf_err *err);                   /* CF_EEXISTS */
@@ -281,10 +282,20 @@ int cf_store_key_get(cf_store *s, const char *access_key, cf_store_key *out, cf_
 int cf_store_key_list(cf_store *s, cf_store_key **out, size_t *n, cf_err *err);
 int cf_store_key_delete(cf_store *s, const char *access_key, cf_err *err); /* CF_ENOTFOUND */
 
+/* A key's rate group: responses to all its keys share one budget, the setting
+ * "rategroup/<name>" (decimal bytes/s) the server keeps (src/server/rate_groups.c). Names are
+ * 1 to 32 of [a-z0-9-]; "" (no group) is valid too. */
+#define CF_STORE_RATE_GROUP_MAX 32
+int cf_store_rate_group_name_valid(const char *name);
+
 /* Small named settings ("policy/<bucket>"). get: *value NUL-terminated, caller frees;
  * CF_ENOTFOUND when unset. put with value NULL removes the setting. */
 int cf_store_meta_get(cf_store *s, const char *name, char **value, size_t *len, cf_err *err);
 int cf_store_meta_put(cf_store *s, const char *name, const void *value, size_t len, cf_err *err);
+/* Visits the settings whose names begin with prefix, in name order; value is len bytes valid
+ * during the call. The visitor returns 0 to go on, 1 to stop, or a negative CF_E* to fail. */
+typedef int (*cf_store_meta_visitor)(void *ctx, const char *name, const void *value, size_t len);
+int cf_store_meta_list(cf_store *s, const char *prefix, cf_store_meta_visitor visit, void *ctx, cf_err *err);
 
 /* Totals for metrics and tests. */
 typedef struct cf_store_stats {

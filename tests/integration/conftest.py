@@ -31,6 +31,22 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_for_health(proc, url, what, log, timeout):
+    """Until url answers 200; raises with the log when proc exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer {url}:\n" + log())
+
+
 class CofferServer:
     """One coffer server process; restartable on the same data dir and port (crash tests)."""
 
@@ -56,18 +72,8 @@ class CofferServer:
             [COFFER_BIN, "server", "--address", f"127.0.0.1:{self.port}", "--data", self.data_dir,
              "--log-level", "info", *self.extra_args],
             stdout=self._stderr, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"coffer server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.endpoint + "/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("coffer server did not become ready:\n" + self.log())
+        wait_for_health(self.proc, self.endpoint + "/health/ready", "coffer server", self.log, timeout)
+        return self
 
     def stop(self, timeout=30):
         """SIGTERM; returns the exit code. The server must finish in-flight work and exit 0."""
@@ -158,3 +164,63 @@ def s3_client(endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, **config):
 @pytest.fixture(scope="module")
 def s3(server):
     return s3_client(server.endpoint)
+
+
+class CofferConsole:
+    """One `coffer console` process on a free loopback port (tests/integration/test_console_*.py).
+
+    args are the console's flags after --address; env is added to a copy of os.environ (the
+    secrets go there, never in args). At stop it must exit 0 on SIGTERM, and its log must hold no
+    sanitizer report and none of the strings in `secrets`.
+    """
+
+    def __init__(self, log_dir, args=(), env=None, secrets=()):
+        self.log_dir = str(log_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = list(args)
+        self.env = dict(os.environ)
+        self.env.update(env or {})
+        self.secrets = [s for s in secrets if s]
+        self.proc = None
+        self.logpath = os.path.join(self.log_dir, f"console-{self.port}.log")
+
+    def start(self, ready=True, timeout=30):
+        self._stderr = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(
+            [COFFER_BIN, "console", "--address", f"127.0.0.1:{self.port}", *self.args],
+            stdout=self._stderr, stderr=subprocess.STDOUT, env=self.env)
+        path = "/health/ready" if ready else "/health/live"
+        wait_for_health(self.proc, self.url + path, "coffer console", self.log, timeout)
+        return self
+
+    stop = CofferServer.stop  # SIGTERM; the exit code
+
+    def log(self):
+        with open(self.logpath, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def assert_clean_log(self):
+        text = self.log()
+        for marker in SANITIZER_MARKERS:
+            assert marker not in text, f"sanitizer report in console log:\n{text[-8000:]}"
+        for s in self.secrets:
+            assert s not in text, "a secret appeared in the console log"
+
+
+@pytest.fixture()
+def make_console(tmp_path):
+    """Consoles started by a test, stopped (exit 0, clean log) at its end."""
+    made = []
+
+    def make(args=(), env=None, secrets=(), ready=True):
+        con = CofferConsole(tmp_path, args, env, secrets)
+        made.append(con)
+        return con.start(ready=ready)
+
+    yield make
+    for con in made:
+        if con.proc is not None:
+            code = con.stop()
+            assert code == 0, f"console exited with {code} on SIGTERM:\n{con.log()[-4000:]}"
+        con.assert_clean_log()

@@ -294,12 +294,38 @@ static void test_bucket_grants_at_its_rate(void **state)
     cf_http_bucket_free(b);
 }
 
+/* A rate changed in place (a rate group's, by the admin API) applies from then on: what the
+ * old rate earned stays, up to the new burst, and the waits follow the new rate. */
+static void test_bucket_rate_changes_in_place(void **state)
+{
+    (void)state;
+    cf_http_bucket *b;
+    assert_int_equal(cf_http_bucket_new(1 << 20, 1 << 20, &b), 0);
+    cf_http_meter m = cf_http_bucket_meter(b);
+    double wait = -1;
+    assert_int_equal(m.grant(m.ctx, 1 << 20, &wait), 0);
+    usleep(100 * 1000); /* earns about 100 KiB at 1 MiB/s */
+    cf_http_bucket_set_rate(b, 1024, 64 << 10);
+    size_t n = m.grant(m.ctx, 1 << 20, &wait);
+    assert_true(n >= 16 << 10 && n <= 64 << 10); /* kept, but no more than the new burst */
+    assert_int_equal(m.grant(m.ctx, 1 << 20, &wait), 0);
+    assert_true(wait > 10); /* a 16 KiB piece at 1 KiB/s */
+    cf_http_bucket_set_rate(b, 1 << 30, 1 << 30);
+    assert_int_equal(m.grant(m.ctx, 1 << 20, &wait), 0);
+    assert_true(wait < 0.01);
+    cf_http_bucket_set_rate(b, 0, 1); /* ignored */
+    usleep(20 * 1000);
+    assert_true(m.grant(m.ctx, 1 << 20, &wait) > 0);
+    cf_http_bucket_free(b);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mount_table_routes_by_prefix),
         cmocka_unit_test(test_bucket_grants_at_its_rate),
+        cmocka_unit_test(test_bucket_rate_changes_in_place),
         cmocka_unit_test(test_paced_download_is_no_faster_than_its_rate),
         cmocka_unit_test(test_downloads_share_one_bucket),
         cmocka_unit_test(test_stop_while_a_download_waits),

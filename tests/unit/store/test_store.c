@@ -1243,6 +1243,84 @@ static void test_keys_and_settings(void **state)
     assert_int_equal(cf_store_meta_put(f->s, "policy/b", NULL, 0, &err), 0);
 }
 
+/* A record as the version before rate groups wrote it: version byte 1, no group field. */
+static void put_v1_key_record(fixture *f, const char *access_key, const char *secret, const char *policy)
+{
+    unsigned char rec[256];
+    size_t n = 0;
+    int64_t created = 7;
+    rec[n++] = 1;
+    memcpy(rec + n, &created, 8);
+    n += 8;
+    const char *fields[] = {secret, policy, "b", ""};
+    for (size_t i = 0; i < 4; i++) {
+        uint16_t len = (uint16_t)strlen(fields[i]);
+        memcpy(rec + n, &len, 2);
+        memcpy(rec + n + 2, fields[i], len);
+        n += 2u + len;
+    }
+    MDB_txn *txn;
+    MDB_val k = {strlen(access_key), (void *)access_key}, v = {n, rec};
+    assert_int_equal(mdb_txn_begin(f->s->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_put(txn, f->s->keys, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+static void test_key_rate_groups(void **state)
+{
+    fixture *f = *state;
+    cf_err err;
+    cf_store_key k = {
+        .access_key = "premium-1", .secret_key = "s", .policy = "readonly", .rate_group = "premium"};
+    assert_int_equal(cf_store_key_add(f->s, &k, &err), 0);
+    cf_store_key got;
+    assert_int_equal(cf_store_key_get(f->s, "premium-1", &got, &err), 0);
+    assert_string_equal(got.rate_group, "premium");
+    assert_string_equal(got.policy, "readonly");
+
+    /* Names the metrics label and the setting's name can carry as they are, nothing else. */
+    const char *bad[] = {"Premium", "free tier", "a/b", "x\"y"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cf_store_key b = {.access_key = "bad", .secret_key = "s", .policy = "readonly"};
+        snprintf(b.rate_group, sizeof b.rate_group, "%s", bad[i]);
+        assert_int_equal(cf_store_key_add(f->s, &b, &err), CF_EINVAL);
+        assert_non_null(strstr(err.msg, "rate group"));
+        assert_int_equal(cf_store_key_get(f->s, "bad", &got, &err), CF_ENOTFOUND);
+    }
+    assert_false(cf_store_rate_group_name_valid("0123456789012345678901234567890123"));
+    assert_true(cf_store_rate_group_name_valid("01234567890123456789012345678901"));
+    assert_true(cf_store_rate_group_name_valid(""));
+
+    /* Keys written before rate groups load, without a group, beside new ones. */
+    put_v1_key_record(f, "old-key", "old-secret", "readwrite");
+    assert_int_equal(cf_store_key_get(f->s, "old-key", &got, &err), 0);
+    assert_string_equal(got.secret_key, "old-secret");
+    assert_string_equal(got.policy, "readwrite");
+    assert_string_equal(got.bucket, "b");
+    assert_string_equal(got.rate_group, "");
+    assert_int_equal(got.created_ns, 7);
+    cf_store_key *list;
+    size_t n;
+    assert_int_equal(cf_store_key_list(f->s, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].access_key, "old-key");
+    assert_string_equal(list[1].rate_group, "premium");
+    free(list);
+
+    /* A version this build does not know is refused rather than misread. */
+    MDB_txn *txn;
+    MDB_val key = {7, "old-key"}, v;
+    assert_int_equal(mdb_txn_begin(f->s->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_get(txn, f->s->keys, &key, &v), 0);
+    unsigned char copy[256];
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[0] = 3;
+    v.mv_data = copy;
+    assert_int_equal(mdb_put(txn, f->s->keys, &key, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    assert_int_equal(cf_store_key_get(f->s, "old-key", &got, &err), CF_ECORRUPT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1265,6 +1343,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_expire_and_bucket_delete_reclaim_parts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_keeps_parts_of_uploads_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_rate_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conditional_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_completion_is_kept_until_it_expires, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reader_holds_its_version_across_an_overwrite, setup, teardown),
