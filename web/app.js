@@ -566,7 +566,9 @@
 
   function onDialogClose() {
     // Focus returns to the control that opened the dialog, or to the view's heading.
-    const back = state.opener && document.contains(state.opener) && !state.opener.hidden ? state.opener : document.querySelector(".view:not([hidden]) h1");
+    // (After a navigation the opener may be gone or in a hidden view: then the heading.)
+    const opener = state.opener;
+    const back = opener && opener.isConnected && opener.getClientRects().length ? opener : document.querySelector(".view:not([hidden]) h1");
     state.opener = null;
     if (back) back.focus();
   }

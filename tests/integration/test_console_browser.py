@@ -215,6 +215,21 @@ def test_premium_user_gets_a_premium_url(browser, site):
     no_page_errors(d)
 
 
+def test_back_button_with_the_dialog_open(browser, site):
+    """Hash routes are history entries: Back from a chain with its dialog open closes the dialog
+    and shows the chain list, with the focus on its heading, not lost in a hidden view."""
+    d = browser
+    open_chain(d, site, CHAIN)
+    open_dialog(d, site.latest(CHAIN)["id"])
+    d.back()
+    wait(d, lambda d: visible(d, "#chains-title"), what="the chain list after Back")
+    wait(d, lambda d: d.find_element(By.ID, "download").get_attribute("open") is None, what="the dialog to close")
+    wait(d, lambda d: d.switch_to.active_element.get_attribute("id") == "chains-title", what="focus on the heading")
+    d.forward()
+    wait(d, lambda d: d.find_element(By.ID, "chain-title").text == CHAIN and visible(d, "#snapshots-body tr"),
+         what="the chain again after Forward")
+
+
 def test_wrong_password_is_shown_and_nothing_changes(browser, site):
     d = browser
     login(d, site, "alice", "not-her-password")
