@@ -5,7 +5,8 @@
 
 (function () {
   const API = "api/v1/";
-  const PAGE_SIZE = 50;
+  // Snapshots per page; <html data-page-size="N"> overrides it (the browser test pages with 1).
+  const pageSize = () => Number(document.documentElement.dataset.pageSize) || 50;
 
   const state = {
     me: { user: null, tier: "free", csrf: null },
@@ -426,7 +427,7 @@
     try {
       const [chain, page] = await Promise.all([
         get(`chains/${enc(name)}`),
-        get(`chains/${enc(name)}/snapshots?limit=${PAGE_SIZE}`),
+        get(`chains/${enc(name)}/snapshots?limit=${pageSize()}`),
       ]);
       if (!current()) return;
       const parts = [`${chain.snapshots} ${chain.snapshots === 1 ? "snapshot" : "snapshots"}`];
@@ -480,7 +481,7 @@
     const generation = state.generation;
     button.disabled = true;
     try {
-      const page = await get(`chains/${enc(state.chain)}/snapshots?limit=${PAGE_SIZE}&cursor=${enc(state.cursor)}`);
+      const page = await get(`chains/${enc(state.chain)}/snapshots?limit=${pageSize()}&cursor=${enc(state.cursor)}`);
       if (generation !== state.generation) return;
       const before = $("snapshots-body").rows.length;
       appendSnapshots(page);

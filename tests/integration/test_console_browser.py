@@ -230,6 +230,25 @@ def test_back_button_with_the_dialog_open(browser, site):
          what="the chain again after Forward")
 
 
+def test_more_snapshots_follows_next_cursor(browser, site):
+    """One snapshot a page: "Show more snapshots" fetches the next page from the API's
+    next_cursor, the focus moves to the first new row, and the button goes after the last page."""
+    d = browser
+    go(d, site, "/")
+    wait(d, lambda d: visible(d, "#chains-body tr"), what="the chain list")
+    d.execute_script("document.documentElement.dataset.pageSize = '1'")
+    open_chain(d, site, CHAIN)
+    made = [m["id"] for m in reversed([m for m in site.snapshots if m["namespace"] == CHAIN])]
+    rows = lambda d: [r.get_attribute("data-id") for r in d.find_elements(By.CSS_SELECTOR, "#snapshots-body tr")]
+    assert rows(d) == made[:1]
+    more = d.find_element(By.ID, "snapshots-more")
+    assert more.is_displayed()
+    more.click()
+    wait(d, lambda d: rows(d) == made[:2], what="the second page")
+    assert d.switch_to.active_element.get_attribute("data-id") == made[1]
+    wait(d, lambda d: not d.find_element(By.ID, "snapshots-more").is_displayed(), what="no more pages")
+
+
 def test_wrong_password_is_shown_and_nothing_changes(browser, site):
     d = browser
     login(d, site, "alice", "not-her-password")
