@@ -546,6 +546,7 @@
     const box = $("dl-commands");
     box.replaceChildren();
     for (const [name, command] of Object.entries(d.commands || {})) {
+      if (typeof command !== "string" || !command) continue; // "curl": null for an encrypted snapshot
       const id = `dl-cmd-${name.replace(/[^a-z0-9-]/gi, "")}`;
       const area = el("textarea", { id, readonly: true, rows: "2", spellcheck: "false", class: "command", "data-command": name });
       area.value = command;

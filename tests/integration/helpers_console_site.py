@@ -15,11 +15,12 @@ import tempfile
 from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, CofferConsole, CofferServer, s3_client
 
 BUCKET = "snapshots"
-# (chain, codec, height) in the order they are made: the last of a chain is its latest.
+# (chain, codec, height, encrypted) in the order they are made: the last of a chain is its latest.
 SNAPSHOTS = (
-    ("ethereum-mainnet", "lz4", "21449700"),
-    ("ethereum-mainnet", "zstd", "21450000"),
-    ("bitcoin", "lz4", "872000"),
+    ("ethereum-mainnet", "lz4", "21449700", False),
+    ("ethereum-mainnet", "zstd", "21450000", False),
+    ("bitcoin", "lz4", "872000", False),
+    ("solana-testnet", "zstd", "301552000", True),
 )
 TIERS = {"free": "50MB/s", "premium": "250MB/s"}
 USERS = {"alice": ("free", "alice-correct-horse-1"), "bob": ("premium", "bob-battery-staple-2")}
@@ -69,13 +70,19 @@ class ConsoleSite:
         doc = json.loads(out)
         return doc["access_key"], doc["secret_key"]
 
-    def _snapshot(self, chain, codec, height, seed):
+    def _snapshot(self, chain, codec, height, encrypted, seed):
         src = chain_data(os.path.join(self.base, f"src-{seed}"), seed)
         env = self._root_env()
         repo = f"s3://{BUCKET}/{chain}"
+        extra = []
+        if encrypted:
+            key = os.path.join(self.base, f"key-{seed}")
+            with open(key, "wb") as f:
+                f.write(random.Random(seed).randbytes(32))
+            extra = ["--encrypt-key-file", key]
         sid = self._run(["snapshot", "create", src, repo, "--compress", codec, "--label", f"height={height}",
-                         "--no-progress"], env=env).strip()
-        return json.loads(self._run(["snapshot", "show", f"{repo}@{sid}"], env=env))
+                         "--no-progress", *extra], env=env).strip()
+        return json.loads(self._run(["snapshot", "show", f"{repo}@{sid}", *extra], env=env))
 
     def _users(self):
         for name, (tier, password) in USERS.items():
@@ -98,8 +105,8 @@ class ConsoleSite:
         self.server.start()
         s3_client(self.server.endpoint).create_bucket(Bucket=BUCKET)
         self.keys = {tier: self._tier_key(tier, rate) for tier, rate in TIERS.items()}
-        for seed, (chain, codec, height) in enumerate(SNAPSHOTS):
-            self.snapshots.append(self._snapshot(chain, codec, height, seed))
+        for seed, (chain, codec, height, encrypted) in enumerate(SNAPSHOTS):
+            self.snapshots.append(self._snapshot(chain, codec, height, encrypted, seed))
         self._users()
         secrets = [SECRET_KEY, SESSION_SECRET] + [k[1] for k in self.keys.values()] + [u[1] for u in USERS.values()]
         self.console = CofferConsole(self.base, ["--repository", f"s3://{BUCKET}", "--users-file", self.users_file,

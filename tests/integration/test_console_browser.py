@@ -125,9 +125,9 @@ def test_free_user_browses_downloads_and_logs_out(browser, site):
 
     # The chain list: every chain with its latest height, a readable size, an age, a count.
     go(d, site, "/")
-    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chains-body tr")) == 2, what="two chains")
+    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chains-body tr")) == 3, what="three chains")
     rows = {r.find_element(By.CSS_SELECTOR, "a").text: r for r in d.find_elements(By.CSS_SELECTOR, "#chains-body tr")}
-    assert sorted(rows) == ["bitcoin", CHAIN]
+    assert list(rows) == ["bitcoin", CHAIN, "solana-testnet"]
     eth = rows[CHAIN].text
     assert "21450000" in eth and re.search(r"just now|\d+ (s|min|h|d) ago", eth), eth
     assert re.search(r"\d+(\.\d+)? KiB", eth), eth
@@ -213,6 +213,23 @@ def test_premium_user_gets_a_premium_url(browser, site):
     d.find_element(By.ID, "logout").click()
     wait(d, lambda d: badge(d) == "free", what="the free badge after logout")
     no_page_errors(d)
+
+
+def test_encrypted_snapshot_offers_only_coffer(browser, site):
+    """No curl pipeline can read an encrypted archive: the dialog says so and offers only the
+    coffer command; the table says "yes"."""
+    d = browser
+    open_chain(d, site, "solana-testnet")
+    snap = site.latest("solana-testnet")
+    assert snap.get("encryption")
+    row = d.find_element(By.CSS_SELECTOR, f'#snapshots-body tr[data-id="{snap["id"]}"]')
+    cells = {td.get_attribute("data-label"): td.text for td in row.find_elements(By.CSS_SELECTOR, "td")}
+    assert cells["Encrypted"] == "yes" and cells["Compression"] == "zstd"
+    dialog = open_dialog(d, snap["id"])
+    assert "encrypted" in dialog.find_element(By.ID, "dl-note").text
+    commands = [c.get_attribute("data-command") for c in dialog.find_elements(By.CSS_SELECTOR, "#dl-commands textarea")]
+    assert commands == ["coffer"]
+    assert fetch_sha256(dialog.find_element(By.ID, "dl-url").get_attribute("value")) == snap["archive"]["sha256"]
 
 
 def test_back_button_with_the_dialog_open(browser, site):
