@@ -23,7 +23,10 @@ SNAPSHOTS = (
     ("solana-testnet", "zstd", "301552000", True),
 )
 TIERS = {"free": "50MB/s", "premium": "250MB/s"}
-USERS = {"alice": ("free", "alice-correct-horse-1"), "bob": ("premium", "bob-battery-staple-2")}
+USERS = {"alice": ("free", "alice-correct-horse-1"), "bob": ("premium", "bob-battery-staple-2"),
+         "carol": ("gold", "carol-tier-without-a-key-3")}
+# A tier the console knows (--tier) but holds no signing key for: its downloads are refused.
+UNSIGNED_TIER = ("gold", "10MB/s")
 SESSION_SECRET = "console-session-secret-for-tests-0123456789abcdef"
 
 
@@ -110,7 +113,7 @@ class ConsoleSite:
         self._users()
         secrets = [SECRET_KEY, SESSION_SECRET] + [k[1] for k in self.keys.values()] + [u[1] for u in USERS.values()]
         self.console = CofferConsole(self.base, ["--repository", f"s3://{BUCKET}", "--users-file", self.users_file,
-                                                 "--log-level", "info"], self._console_env(), secrets).start()
+                                                 "--tier", "=".join(UNSIGNED_TIER), "--log-level", "info"], self._console_env(), secrets).start()
         self.url = self.console.url
         return self
 

@@ -232,6 +232,21 @@ def test_encrypted_snapshot_offers_only_coffer(browser, site):
     assert fetch_sha256(dialog.find_element(By.ID, "dl-url").get_attribute("value")) == snap["archive"]["sha256"]
 
 
+def test_refused_download_shows_the_api_message(browser, site):
+    """A tier without a signing key: the API refuses the download (503) with a message naming
+    what is missing, and the page shows that message instead of a dialog."""
+    d = browser
+    login_ok(d, site, "carol")
+    open_chain(d, site, "bitcoin")
+    button = d.find_element(By.CSS_SELECTOR, "#snapshots-body button.download")
+    button.click()
+    err = wait(d, lambda d: visible(d, "#error"), what="the refusal")
+    assert "COFFER_CONSOLE_TIER_GOLD_ACCESS_KEY" in err.text, err.text
+    assert err.get_attribute("role") == "alert"
+    assert d.find_element(By.ID, "download").get_attribute("open") is None
+    assert button.is_enabled() and button.get_attribute("aria-busy") is None
+
+
 def test_back_button_with_the_dialog_open(browser, site):
     """Hash routes are history entries: Back from a chain with its dialog open closes the dialog
     and shows the chain list, with the focus on its heading, not lost in a hidden view."""
