@@ -15,6 +15,7 @@
     generation: 0,       // bumped on every navigation: answers for an older view are dropped
     opener: null,        // the control that opened the dialog: focus goes back to it
     returnTo: "#/",      // where a login goes back to
+    notice: null,        // a message for the next view (the session expired)
     rendered: false,
   };
 
@@ -248,7 +249,8 @@
     try {
       const me = await get("me");
       state.me = { user: me.user || null, tier: me.tier || "free", csrf: me.csrf || null };
-      if (me.session === "expired") showError("Your session expired: log in again to download at your tier's rate.");
+      // Shown by the next view (a navigation clears errors), then gone.
+      if (me.session === "expired") state.notice = "Your session expired: log in again to download at your tier's rate.";
     } catch (e) {
       state.me = { user: null, tier: "free", csrf: null };
     }
@@ -362,7 +364,8 @@
     const generation = ++state.generation;
     const current = () => generation === state.generation;
     if (r.view !== "login") state.returnTo = location.hash || "#/";
-    showError("");
+    showError(state.notice || "");
+    state.notice = null;
     if ($("download").open) $("download").close();
     if (r.view === "chains") return renderChains(current);
     if (r.view === "chain") return renderChain(r.chain, current);

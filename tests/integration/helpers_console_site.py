@@ -111,11 +111,17 @@ class ConsoleSite:
         for seed, (chain, codec, height, encrypted) in enumerate(SNAPSHOTS):
             self.snapshots.append(self._snapshot(chain, codec, height, encrypted, seed))
         self._users()
-        secrets = [SECRET_KEY, SESSION_SECRET] + [k[1] for k in self.keys.values()] + [u[1] for u in USERS.values()]
-        self.console = CofferConsole(self.base, ["--repository", f"s3://{BUCKET}", "--users-file", self.users_file,
-                                                 "--tier", "=".join(UNSIGNED_TIER), "--log-level", "info"], self._console_env(), secrets).start()
+        self.console = self.another_console()
         self.url = self.console.url
         return self
+
+    def another_console(self, *extra_args):
+        """A console over the same store, users and secrets (the site's own, or one with other
+        flags); the caller stops it."""
+        secrets = [SECRET_KEY, SESSION_SECRET] + [k[1] for k in self.keys.values()] + [u[1] for u in USERS.values()]
+        args = ["--repository", f"s3://{BUCKET}", "--users-file", self.users_file, "--tier", "=".join(UNSIGNED_TIER),
+                "--log-level", "info", *extra_args]
+        return CofferConsole(self.base, args, self._console_env(), secrets).start()
 
     def stop(self):
         """Stops both: each must exit 0 with no sanitizer report and no secret in its log."""
