@@ -341,6 +341,27 @@ def test_expired_session_says_so(browser, site):
         assert code == 0
 
 
+def test_too_many_attempts_is_shown(browser, site):
+    """Failed logins for one account past the limit: the page shows the API's 429 message, which
+    says when to try again."""
+    d = browser
+    go(d, site, "/login")
+    wait(d, lambda d: visible(d, "#login-username"), what="the login form")
+    d.find_element(By.ID, "login-username").send_keys("mallory")
+    messages = []
+    for _ in range(8):
+        d.find_element(By.ID, "login-password").send_keys("guess")
+        d.find_element(By.ID, "login-submit").click()
+        # Answered: the page empties the password field after each refusal.
+        wait(d, lambda d: d.find_element(By.ID, "login-submit").is_enabled()
+             and d.find_element(By.ID, "login-password").get_attribute("value") == "", what="an answer")
+        messages.append(d.find_element(By.ID, "login-error").text)
+        if "too many" in messages[-1]:
+            break
+    assert "too many failed logins" in messages[-1] and re.search(r"try again in \d+ s", messages[-1]), messages
+    assert len(messages) > 1 and "too many" not in messages[0]
+
+
 def tab_until(d, pred, limit=60, within=None):
     """Presses Tab until pred(active element); with within, focus must never leave it."""
     for _ in range(limit):
@@ -515,7 +536,7 @@ def test_every_view_passes_the_audit(browser, site, scheme):
         go(d, site, "/login")
         wait(d, lambda d: visible(d, "#login-username"), what="the login form")
         audit(d)
-        login(d, site, "alice", "wrong-password")
+        login(d, site, "nobody", "wrong-password")  # not alice: her failures count towards a limit
         wait(d, lambda d: visible(d, "#login-error"), what="the login error")
         audit(d)
         go(d, site, "/chains/no-such-chain")
