@@ -422,7 +422,15 @@ static int asset_begin(void *ctx, cf_http_request *hr)
     cf_console_req *r = cf_console_req_new(ctx, hr, CF_ROUTE_ASSET);
     if (!r)
         return 0;
-    return cf_console_static_respond(hr);
+    int status;
+    uint64_t bytes;
+    cf_http_response *resp = cf_console_static_response(hr, &status, &bytes);
+    if (!resp)
+        return 0;
+    if (r->set_cookie) /* a cookie the console cannot open is cleared here too */
+        cf_http_add_header(resp, "Set-Cookie", r->set_cookie);
+    r->bytes_out = bytes;
+    return cf_http_respond(hr, status, resp);
 }
 
 #define CONSOLE_MOUNT(begin)                                                                                 \

@@ -564,3 +564,16 @@ def test_page_headers(site):
     assert r.status_code == 200 and "immutable" in r.headers["Cache-Control"]
     assert requests.get(site.url + "/nothing-here", timeout=10).status_code == 404
     assert requests.post(site.url + "/index.html", timeout=10).status_code == 405
+
+
+def test_page_requests_clear_a_bad_cookie_and_are_logged(site):
+    """The page's files go through the console's request handling like the API: a cookie it
+    cannot open is cleared, and the access log counts the bytes sent."""
+    r = requests.get(site.url + "/app.css", headers={"Cookie": "coffer_session=" + "B" * 60}, timeout=10)
+    assert r.status_code == 200
+    assert re.match(r"coffer_session=;.*Max-Age=0", r.headers.get("Set-Cookie", "")), r.headers.get("Set-Cookie")
+    length = len(r.content)
+    log = site.console.log()
+    assert re.search(rf"method=GET route=/\{{asset\}} status=200 bytes_out={length} ", log), log[-2000:]
+    r = requests.head(site.url + "/app.css", timeout=10)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == length
