@@ -427,8 +427,8 @@ static int asset_begin(void *ctx, cf_http_request *hr)
     cf_http_response *resp = cf_console_static_response(hr, &status, &bytes);
     if (!resp)
         return 0;
-    if (r->set_cookie) /* a cookie the console cannot open is cleared here too */
-        cf_http_add_header(resp, "Set-Cookie", r->set_cookie);
+    /* A cookie the console cannot open is left for GET /api/v1/me, which the page asks next: it
+     * says why ("expired") and clears it. Cleared here, the page could not tell the user. */
     r->bytes_out = bytes;
     return cf_http_respond(hr, status, resp);
 }
