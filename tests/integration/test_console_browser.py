@@ -574,7 +574,11 @@ def test_page_requests_are_logged_and_leave_the_cookie_to_the_api(site):
     me = requests.get(site.url + "/api/v1/me", headers={"Cookie": "coffer_session=" + "B" * 60}, timeout=10)
     assert me.json()["session"] == "invalid" and "Max-Age=0" in me.headers["Set-Cookie"]
     length = len(r.content)
-    log = site.console.log()
-    assert re.search(rf"method=GET route=/\{{asset\}} status=200 bytes_out={length} ", log), log[-2000:]
+    # The line is written when the request is over, just after the client has the response.
+    line = rf"method=GET route=/\{{asset\}} status=200 bytes_out={length} "
+    deadline = time.monotonic() + 10
+    while not re.search(line, site.console.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert re.search(line, site.console.log()), site.console.log()[-2000:]
     r = requests.head(site.url + "/app.css", timeout=10)
     assert r.status_code == 200 and int(r.headers["Content-Length"]) == length
