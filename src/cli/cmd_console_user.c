@@ -55,12 +55,13 @@ static int read_tty_line(const char *prompt, char *buf, size_t size)
     quiet = saved;
     quiet.c_lflag &= ~(tcflag_t)ECHO;
     quiet.c_lflag |= ECHONL;
-    fputs(prompt, stderr);
-    fflush(stderr);
+    /* Echo off before the prompt: what is typed once the prompt shows must not be flushed. */
     if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) != 0) {
         fprintf(stderr, "coffer console user: cannot turn terminal echo off: %s\n", strerror(errno));
         return -1;
     }
+    fputs(prompt, stderr);
+    fflush(stderr);
     char *got = fgets(buf, (int)size, stdin);
     tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
     if (!got) {
