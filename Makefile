@@ -76,6 +76,7 @@ bench: deps-bench build
 	@bench/server.sh $(BUILD)/coffer
 	@bench/flood.sh $(BUILD)/coffer
 	@bench/snapshot.sh $(BUILD)/coffer
+	@bench/console.sh $(BUILD)/coffer
 
 fuzz: build-fuzz
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -37,6 +37,8 @@ test_packages=(
 )
 bench_packages=(
   curl python3 zstd
+  # bench/console.sh writes its 10,000 manifests with parallel PUTs (bench/console_gen.py)
+  python3-boto3
   # references: nginx for the server, restic and borg for snapshots (bench/snapshot.sh)
   nginx-light wrk hyperfine time restic borgbackup
 )

@@ -37,6 +37,9 @@ tsan_integration=(
   tests/integration/test_floods.py::test_per_address_connection_cap
   "tests/integration/test_snapshot_upload.py::test_large_archive_round_trip[zstd]"
   tests/integration/test_snapshot_upload.py::test_bucket_deleted_mid_upload
+  # the console: logins on the blocking pool, proxied downloads paced with read-ahead threads
+  tests/integration/test_console_api.py
+  tests/integration/test_console_foreign.py
 )
 # One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
 tsan_unit+='|^test_repo_backends$'
@@ -44,6 +47,8 @@ tsan_unit+='|^test_repo_backends$'
 tsan_unit+='|^test_limiter$'
 # The console's catalogue: readers acquiring views while the refresh thread swaps them.
 tsan_unit+='|^test_catalogue$'
+# The console's proxy read-ahead: jobs abandoned while their threads read.
+tsan_unit+='|^test_prefetch$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"

@@ -52,6 +52,7 @@ static const char console_usage[] =
     "  --download-endpoint URL    the S3 endpoint presigned URLs name (default: --endpoint)\n"
     "  --secure-cookies MODE      auto (behind TLS per X-Forwarded-Proto), always or never\n"
     "  --session-ttl D            how long a login lasts (default 12h)\n"
+    "  --http-threads N           event-loop threads (default: one per core)\n"
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
     "\n"
     "  --endpoint URL --region R --profile P --access-key K --secret-key-file F\n"
@@ -195,6 +196,7 @@ int cf_cmd_console(int argc, char **argv)
         {"secure-cookies", required_argument, NULL, 'c'},
         {"session-ttl", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'l'},
+        {"http-threads", required_argument, NULL, 'H'},
         {"endpoint", required_argument, NULL, 'e'},
         {"region", required_argument, NULL, 'r'},
         {"access-key", required_argument, NULL, 'a'},
@@ -215,6 +217,7 @@ int cf_cmd_console(int argc, char **argv)
     int64_t refresh_s = 60, url_expiry_s = CF_CONSOLE_DEFAULT_URL_EXPIRY_S,
             session_ttl_s = CF_CONSOLE_DEFAULT_SESSION_TTL_S;
     int proxy = 0, level = CF_LOG_INFO;
+    unsigned threads = 0;
     cf_console_secure secure = CF_CONSOLE_SECURE_AUTO;
     int c;
     optind = 1;
@@ -259,6 +262,14 @@ int cf_cmd_console(int argc, char **argv)
             else
                 return usage_error("--secure-cookies must be auto, always or never, not '%s'", optarg);
             break;
+        case 'H': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || n < 1 || n > 256)
+                return usage_error("--http-threads must be a number from 1 to 256, not '%s'", optarg);
+            threads = (unsigned)n;
+            break;
+        }
         case 'l':
             if ((level = cf_log_level_parse(optarg)) < 0)
                 return usage_error("--log-level must be debug, info, warn or error, not '%s'", optarg);
@@ -322,7 +333,7 @@ int cf_cmd_console(int argc, char **argv)
         code = rc == CF_EINVAL ? CF_EXIT_USAGE : CF_EXIT_FAILURE;
         goto out;
     }
-    cf_console_options o = {.http = {.address = address},
+    cf_console_options o = {.http = {.address = address, .threads = threads},
                             .repos = cat,
                             .nrepos = nrepos,
                             .users = users,

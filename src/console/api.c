@@ -8,7 +8,6 @@
  * gives; every POST passes the CSRF rules first (check_csrf).
  */
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +357,13 @@ static int check_csrf(cf_console_req *r, int *sent)
     return 0;
 }
 
+/* A name typed into a login form is logged only when it is an account's: people type their
+ * password into the user name field, and the log must never hold one. */
+static const char *loggable_user(const cf_console *c, const char *user)
+{
+    return c->users && cf_users_find(c->users, user) >= 0 ? user : "(not a user)";
+}
+
 /* On the blocking pool: the password check (slow on purpose), then the session cookie. */
 static int run_login(cf_console_req *r)
 {
@@ -380,10 +386,11 @@ static int run_login(cf_console_req *r)
     if (!allow_ip || !allow_user) {
         double wait = !allow_ip && wait_ip > wait_user ? wait_ip : !allow_user ? wait_user : wait_ip;
         char after[24];
-        snprintf(after, sizeof after, "%.0f", ceil(wait > 1 ? wait : 1));
+        long whole = (long)wait; /* rounded up, at least 1 s: no libm for one ceil() */
+        snprintf(after, sizeof after, "%ld", whole < 1 ? 1 : whole + (wait > (double)whole));
         r->login_result = CF_LOGIN_LIMITED;
-        cf_log(&c->log, CF_LOG_WARN, "login refused: too many attempts", "user", user, "client", r->client,
-               NULL);
+        cf_log(&c->log, CF_LOG_WARN, "login refused: too many attempts", "user", loggable_user(c, user),
+               "client", r->client, NULL);
         rc = cf_console_error(r, 429, "TooManyAttempts", "Retry-After", after,
                               "too many failed logins from this %s: try again in %s s",
                               !allow_ip ? "address" : "account", after);
@@ -394,7 +401,8 @@ static int run_login(cf_console_req *r)
         cf_limiter_fail(c->login_ip, ipkey, now);
         cf_limiter_fail(c->login_user, userkey, now);
         r->login_result = CF_LOGIN_WRONG;
-        cf_log(&c->log, CF_LOG_WARN, "login failed", "user", user, "client", r->client, NULL);
+        cf_log(&c->log, CF_LOG_WARN, "login failed", "user", loggable_user(c, user), "client", r->client,
+               NULL);
         rc = cf_console_error(r, 401, "InvalidCredentials", NULL, NULL, "wrong user name or password");
         goto out;
     }
@@ -471,8 +479,6 @@ static int api_begin(void *ctx, cf_http_request *hr)
         return cf_console_error(r, 405, "MethodNotAllowed", "Allow", post ? "POST" : "GET, HEAD",
                                 "%s is not allowed on %s: use %s", hr->method, hr->url,
                                 post ? "POST" : "GET");
-    if (route == CF_ROUTE_LOGIN)
-        r->login_result = -1;
     if (!post) {
         if (route == CF_ROUTE_ME)
             return get_me(r);

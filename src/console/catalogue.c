@@ -371,10 +371,16 @@ static int note_chain(void *ctx, const cf_repo_entry *e)
 {
     refresh *r = ctx;
     size_t len = strlen(e->key);
-    /* Objects at the root are no chain; a name that makes keys too long for us is none either. */
-    if (!e->is_prefix || len < 2 || len > 256)
+    /* Objects at the root are no chain, nor is a name `coffer snapshot` could not have given a
+     * namespace: control characters from a bucket's listing never reach the API or the log. */
+    char name[256];
+    if (!e->is_prefix || len < 2 || len > sizeof name)
         return 0;
-    return add_chain(r, e->key, len - 1, r->repo) ? 0 : CF_ENOMEM;
+    memcpy(name, e->key, len - 1);
+    name[len - 1] = '\0';
+    if (!cf_snapshot_ns_valid(name))
+        return 0;
+    return add_chain(r, name, len - 1, r->repo) ? 0 : CF_ENOMEM;
 }
 
 static int note_manifest(void *ctx, const cf_repo_entry *e)
@@ -606,6 +612,84 @@ static int entry_from_manifest(const cf_manifest *m, const char *chain, size_t r
     return 0;
 }
 
+/*
+ * A manifest's chunk list is what makes it large: a line per 2 MiB of archive, 50 MB for a 1 TB
+ * snapshot, which a first refresh would download and parse (jansson: ten times that in memory)
+ * for each of thousands of snapshots only to drop it. In a manifest as coffer writes it, every
+ * field the catalogue shows comes before "chunks" but "encryption" and "tool", which come after.
+ * So a large manifest is read as two ranges, its head and its tail, joined into the manifest of
+ * one chunk that the whole would be but for the chunks; cf_manifest_parse checks the result as
+ * strictly as any manifest. Whatever does not fit that shape (a head too long, another writer's
+ * layout, a damaged file) is read whole instead, which also names what is wrong with it.
+ */
+#define SPLIT_ABOVE ((uint64_t)128 << 10)
+#define HEAD_BYTES ((uint64_t)64 << 10)
+#define TAIL_BYTES ((uint64_t)4 << 10)
+
+static int append_range(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    int rc = cf_buf_append(ctx, p, n);
+    return rc ? cf_err_set(err, rc, "reading a manifest's range: %s", cf_strerror(rc)) : 0;
+}
+
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* head's text up to the end of the first chunk, "]," and tail's from its last "encryption" key,
+ * into out; 0, or -1 when either is not where coffer puts it. */
+static int join_head_and_tail(const char *head, size_t hn, const char *tail, size_t tn, cf_buf *out)
+{
+    const char *hend = head + hn, *tend = tail + tn, *at = memmem(head, hn, "\"chunks\"", 8);
+    const char *open = at ? skip_space(at + 8, hend) : NULL;
+    if (!open || open == hend || *open != ':' || (open = skip_space(open + 1, hend)) == hend || *open != '[')
+        return -1;
+    const char *first_end = memchr(open, '}', (size_t)(hend - open)); /* chunks hold numbers only */
+    const char *enc = NULL;
+    for (const char *s = tail; (s = memmem(s, (size_t)(tend - s), "\"encryption\"", 12)); s++)
+        enc = s;
+    const char *before = enc;
+    while (before && before > tail && strchr(" \n\r\t", before[-1]))
+        before--;
+    if (!first_end || !before || before == tail || before[-1] != ',')
+        return -1;
+    for (before--; before > tail && strchr(" \n\r\t", before[-1]);)
+        before--;
+    if (before == tail || before[-1] != ']')
+        return -1;
+    cf_buf_append(out, head, (size_t)(first_end + 1 - head));
+    cf_buf_puts(out, "],\n  ");
+    cf_buf_append(out, enc, (size_t)(tend - enc));
+    return cf_buf_error(out) ? -1 : 0;
+}
+
+/* The manifest of f, in two ranges when it is large (above); 0 or the whole read's error. */
+static int load_summary(cf_repo *repo, const found *f, cf_manifest *m, cf_err *err)
+{
+    if (f->size > SPLIT_ABOVE) {
+        cf_buf head, tail, joined;
+        cf_buf_init(&head, HEAD_BYTES);
+        cf_buf_init(&tail, TAIL_BYTES);
+        cf_buf_init(&joined, HEAD_BYTES + TAIL_BYTES + 16);
+        cf_err ignored;
+        int ok =
+            !cf_repo_get(repo, f->key, 0, HEAD_BYTES, append_range, &head, &ignored) &&
+            !cf_repo_get(repo, f->key, f->size - TAIL_BYTES, TAIL_BYTES, append_range, &tail, &ignored) &&
+            head.len == HEAD_BYTES && tail.len == TAIL_BYTES &&
+            !join_head_and_tail(head.data, head.len, tail.data, tail.len, &joined) &&
+            !cf_manifest_parse(joined.data, joined.len, m, &ignored);
+        cf_buf_cleanup(&head);
+        cf_buf_cleanup(&tail);
+        cf_buf_cleanup(&joined);
+        if (ok)
+            return 0;
+    }
+    return cf_snapshot_load_manifest(repo, f->key, m, err);
+}
+
 static void read_one(refresh *r, found *f)
 {
     const char *chain = f->chain;
@@ -613,7 +697,7 @@ static void read_one(refresh *r, found *f)
     cf_catalogue *c = r->c;
     cf_err err = {0};
     cf_manifest m;
-    int rc = cf_snapshot_load_manifest(c->repos[repo].repo, f->key, &m, &err);
+    int rc = load_summary(c->repos[repo].repo, f, &m, &err);
     atomic_fetch_add(&r->reads, 1);
     if (!rc) {
         if (strcmp(m.id, f->id))

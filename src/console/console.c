@@ -28,6 +28,9 @@
 
 #define SESSION_COOKIE "coffer_session"
 #define PROXY_KEY_INFO "coffer console download v1"
+/* Proxy read-ahead: each thread has one ranged GET in flight; 4 keep dozens of paced downloads
+ * ahead at tier rates (a window lasts 1 MiB / rate: 20 ms at 50MB/s). */
+#define PREFETCH_THREADS 4
 
 static const char *const route_templates[] = {
 #define CF_CONSOLE_ROUTE_TMPL_(name, tmpl) tmpl,
@@ -234,6 +237,31 @@ int cf_console_json(cf_console_req *r, int status, json_t *obj)
     return respond_json_extra(r, status, obj, NULL, NULL);
 }
 
+/* Replaces every byte that is not part of valid UTF-8 (or is a control character) with '?': a
+ * message quotes paths and names from the request, and JSON strings must be UTF-8. */
+static void utf8_scrub(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80             ? 1
+                   : (*p & 0xE0) == 0xC0 ? 2
+                   : (*p & 0xF0) == 0xE0 ? 3
+                   : (*p & 0xF8) == 0xF0 ? 4
+                                         : 0;
+        size_t ok = n;
+        for (size_t i = 1; i < n && ok; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                ok = 0;
+        if (n == 2 && *p < 0xC2)
+            ok = 0; /* overlong */
+        if (!ok || (n == 1 && *p < 0x20)) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 int cf_console_error(cf_console_req *r, int status, const char *code, const char *extra_header,
                      const char *extra_value, const char *fmt, ...)
 {
@@ -242,6 +270,7 @@ int cf_console_error(cf_console_req *r, int status, const char *code, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     json_t *obj = json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
     return respond_json_extra(r, status, obj, extra_header, extra_value);
 }
@@ -291,7 +320,8 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
     free(r->chain);
     free(r->id);
     free(r->set_cookie);
-    free(r->download);
+    if (r->download)
+        r->download_free(r->download);
     memset(&r->session, 0, sizeof r->session);
     free(r);
     hr->front = NULL;
@@ -423,13 +453,11 @@ static int asset_begin(void *ctx, cf_http_request *hr)
     if (!r)
         return 0;
     int status;
-    uint64_t bytes;
-    cf_http_response *resp = cf_console_static_response(hr, &status, &bytes);
+    cf_http_response *resp = cf_console_static_response(hr, &status, &r->bytes_out);
     if (!resp)
         return 0;
-    /* A cookie the console cannot open is left for GET /api/v1/me, which the page asks next: it
-     * says why ("expired") and clears it. Cleared here, the page could not tell the user. */
-    r->bytes_out = bytes;
+    if (r->set_cookie) /* a bad session cookie is cleared whatever page it came with */
+        cf_http_add_header(resp, "Set-Cookie", r->set_cookie);
     return cf_http_respond(hr, status, resp);
 }
 
@@ -505,6 +533,7 @@ static void free_console(cf_console *c)
     cf_limiter_free(c->login_ip);
     cf_limiter_free(c->login_user);
     cf_sigv4_key_cache_free(c->sign_keys);
+    cf_prefetch_free(c->prefetch);
     for (size_t i = 0; i < c->ntiers; i++) {
         free(c->tiers[i].access_key);
         if (c->tiers[i].secret_key) {
@@ -628,6 +657,8 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
         rc = err ? err->code : CF_ENOMEM;
     if (!rc && cf_sigv4_key_cache_new(&c->sign_keys) != 0)
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+    if (!rc && o->proxy_downloads && cf_prefetch_new(PREFETCH_THREADS, &c->prefetch) != 0)
+        rc = cf_err_set(err, CF_ENOMEM, "cannot start the download read-ahead threads");
     if (!rc) {
         cf_catalogue_opts co = {.repos = o->repos,
                                 .nrepos = o->nrepos,

@@ -63,6 +63,9 @@ typedef struct cf_console_tier_state {
     _Atomic uint64_t proxy_bytes;
 } cf_console_tier_state;
 
+typedef struct cf_prefetch cf_prefetch;
+typedef struct cf_prefetch_job cf_prefetch_job;
+
 /* A repository as the console names it in URLs it signs: its bucket and key prefix. */
 typedef struct cf_console_repo {
     const char *url;
@@ -91,6 +94,7 @@ struct cf_console {
     cf_console_secure secure_cookies;
     cf_limiter *login_ip, *login_user;
     cf_sigv4_key_cache *sign_keys;
+    cf_prefetch *prefetch; /* proxy mode: read-ahead of downloads (NULL: every read inline) */
     cf_logger log;
     const cf_clock *clock;
 
@@ -98,6 +102,20 @@ struct cf_console {
     _Atomic uint64_t latency_us_sum[CF_ROUTE_COUNT];
     _Atomic uint64_t logins[CF_LOGIN_RESULTS];
 };
+
+/* prefetch.c: threads that read a proxied download's next window ahead of need. */
+int cf_prefetch_new(unsigned threads, cf_prefetch **out);
+/* After every job was waited for or abandoned (abandoned ones still running are finished). */
+void cf_prefetch_free(cf_prefetch *p);
+/* Bytes [offset, offset+len) of key into buf (len bytes): the count (> 0), or -1 with err set. */
+long cf_prefetch_read(cf_repo *repo, const char *key, uint64_t offset, uint64_t len, char *buf, cf_err *err);
+/* Queues such a read into a buffer of its own; NULL when out of memory. key is copied. */
+cf_prefetch_job *cf_prefetch_submit(cf_prefetch *p, cf_repo *repo, const char *key, uint64_t offset,
+                                    uint64_t len);
+/* Waits for the job and frees it: the count or -1, *buf (caller frees) holds the bytes. */
+long cf_prefetch_wait(cf_prefetch *p, cf_prefetch_job *j, char **buf);
+/* The submitter no longer wants it: freed now, or by its thread when the read ends. */
+void cf_prefetch_abandon(cf_prefetch *p, cf_prefetch_job *j);
 
 /* What a session cookie turned out to be. */
 typedef enum { CF_SESS_NONE, CF_SESS_OK, CF_SESS_EXPIRED, CF_SESS_INVALID } cf_console_session_state;
@@ -114,12 +132,13 @@ typedef struct cf_console_req {
     int body_too_big;
     cf_console_session_state session_state;
     cf_session session;
-    char *set_cookie;                     /* a Set-Cookie value to send with the response, or NULL */
-    int via_tls;                          /* the client reached us over https (console.c's trust rule) */
-    char client[80];                      /* the client's address, for the limiter and the log */
-    int (*run)(struct cf_console_req *r); /* what the blocking pool runs */
-    int login_result;                     /* CF_LOGIN_*, or -1 when not a login */
-    void *download;                       /* download.c's state of a proxied download */
+    char *set_cookie;                      /* a Set-Cookie value to send with the response, or NULL */
+    int via_tls;                           /* the client reached us over https (console.c's trust rule) */
+    char client[80];                       /* the client's address, for the limiter and the log */
+    int (*run)(struct cf_console_req *r);  /* what the blocking pool runs */
+    int login_result;                      /* CF_LOGIN_*, or -1 when not a login */
+    void *download;                        /* download.c's state of a proxied download, */
+    void (*download_free)(void *download); /* ... freed by this when no response took it */
     uint64_t bytes_out;
 } cf_console_req;
 

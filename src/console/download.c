@@ -14,10 +14,10 @@
  * per tier per replica.
  *
  * The proxy's reader runs on the connection's event thread (the HTTP layer calls it when the
- * meter grants bytes): it keeps a 1 MiB window of the archive and fetches the next one with a
- * ranged GET when the window is used up, so the event thread blocks on one ranged GET per MiB.
- * At the tiers' rates (tens of MB/s) that is a few GETs per second per download; a deployment
- * that proxies far faster downloads should give the console more event threads (--threads).
+ * meter grants bytes) and must not wait for the repository there: it sends from a 1 MiB window
+ * while the prefetch pool (prefetch.c) reads the next one with a ranged GET. The first window is
+ * read on the blocking pool with the HEAD; the event thread waits only when the repository is
+ * slower than the tier, or after a seek it could not foresee.
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -249,7 +249,8 @@ int cf_console_download_answer(cf_console_req *r, const cf_cat_snapshot *s, cons
     return 0;
 }
 
-/* A proxied download: what the blocking pool needs to answer it, and the reader's window. */
+/* A proxied download: what the blocking pool needs to answer it, and the reader's windows: the
+ * one being sent and the next, read ahead by the prefetch pool. */
 typedef struct proxy {
     cf_console *c;
     cf_console_tier_state *tier;
@@ -259,21 +260,45 @@ typedef struct proxy {
     uint64_t start, len; /* the bytes of the archive sent */
     char *win;
     uint64_t win_pos, win_len; /* relative to start */
+    cf_prefetch_job *ahead;    /* the next window being read, or NULL */
+    uint64_t ahead_pos;
     char key[];
 } proxy;
 
-typedef struct window_fill {
-    char *buf;
-    size_t len, cap;
-} window_fill;
-
-static int fill(void *ctx, const void *p, size_t n, cf_err *err)
+/* The window at pos into p->win: the one read ahead when it is that, else read now. */
+static int load_window(proxy *p, uint64_t pos)
 {
-    window_fill *f = ctx;
-    if (n > f->cap - f->len)
-        return cf_err_set(err, CF_EIO, "the repository sent more than asked");
-    memcpy(f->buf + f->len, p, n);
-    f->len += n;
+    cf_prefetch *pool = p->c->prefetch;
+    uint64_t want = p->len - pos < PROXY_WINDOW ? p->len - pos : PROXY_WINDOW;
+    long got = -1;
+    cf_err err = {0};
+    if (p->ahead && p->ahead_pos == pos) {
+        char *buf;
+        got = cf_prefetch_wait(pool, p->ahead, &buf);
+        p->ahead = NULL;
+        if (got > 0) {
+            free(p->win);
+            p->win = buf;
+        } else {
+            free(buf);
+        }
+    } else if (p->ahead) { /* a seek: the read-ahead is of no use */
+        cf_prefetch_abandon(pool, p->ahead);
+        p->ahead = NULL;
+    }
+    if (got <= 0 &&
+        (!p->win || (got = cf_prefetch_read(p->repo, p->key, p->start + pos, want, p->win, &err)) <= 0)) {
+        cf_log(&p->c->log, CF_LOG_WARN, "proxy download cut", "key", p->key, "error", err.msg, NULL);
+        return -1;
+    }
+    p->win_pos = pos;
+    p->win_len = (uint64_t)got;
+    uint64_t next = pos + (uint64_t)got;
+    if (pool && next < p->len) {
+        uint64_t n = p->len - next < PROXY_WINDOW ? p->len - next : PROXY_WINDOW;
+        p->ahead = cf_prefetch_submit(pool, p->repo, p->key, p->start + next, n);
+        p->ahead_pos = next;
+    }
     return 0;
 }
 
@@ -282,17 +307,8 @@ static long proxy_read(void *cls, uint64_t pos, char *buf, size_t max)
     proxy *p = cls;
     if (pos >= p->len)
         return CF_HTTP_READER_END;
-    if (pos < p->win_pos || pos >= p->win_pos + p->win_len) {
-        uint64_t want = p->len - pos < PROXY_WINDOW ? p->len - pos : PROXY_WINDOW;
-        window_fill f = {p->win, 0, PROXY_WINDOW};
-        cf_err err = {0};
-        if (cf_repo_get(p->repo, p->key, p->start + pos, want, fill, &f, &err) != 0 || f.len == 0) {
-            cf_log(&p->c->log, CF_LOG_WARN, "proxy download cut", "key", p->key, "error", err.msg, NULL);
-            return CF_HTTP_READER_ERROR;
-        }
-        p->win_pos = pos;
-        p->win_len = f.len;
-    }
+    if ((pos < p->win_pos || pos >= p->win_pos + p->win_len) && load_window(p, pos) != 0)
+        return CF_HTTP_READER_ERROR;
     uint64_t off = pos - p->win_pos, n = p->win_len - off;
     if (n > max)
         n = max;
@@ -304,6 +320,8 @@ static long proxy_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void proxy_free(void *cls)
 {
     proxy *p = cls;
+    if (p->ahead)
+        cf_prefetch_abandon(p->c->prefetch, p->ahead);
     free(p->win);
     free(p);
 }
@@ -346,12 +364,15 @@ static int run_proxy(cf_console_req *r)
     }
     p->start = start;
     p->len = len;
+    /* The first window is read here, on the blocking pool, and the second queued: the event
+     * thread starts sending without waiting for the repository. */
+    if (!(p->win = malloc(PROXY_WINDOW)))
+        return 0;
+    if (len && strcmp(r->hr->method, "HEAD") != 0 && load_window(p, 0) != 0)
+        return cf_console_error(r, 502, "RepositoryUnavailable", NULL, NULL,
+                                "the repository did not send the archive: try again later");
     /* The response owns the reader's state from here; r->download must not free it twice. */
     r->download = NULL;
-    if (!(p->win = malloc(PROXY_WINDOW))) {
-        free(p);
-        return 0;
-    }
     cf_console_tier_state *t = p->tier;
     cf_http_meter meter;
     cf_http_response *resp;
@@ -454,6 +475,7 @@ static int download_begin(void *ctx, cf_http_request *hr)
     if (!p)
         return 0;
     r->download = p;
+    r->download_free = proxy_free;
     r->run = run_proxy;
     return 1;
 }

@@ -175,6 +175,10 @@ typedef struct cf_http_meter {
      * from many event threads at once: thread-safe. */
     size_t (*grant)(void *ctx, size_t want, double *wait_s);
     void *ctx;
+    /* Optional, used instead of grant when set: takes a piece of up to want bytes (> 0) from the
+     * budget now, in debt if need be, and sets *wait_s to when it may go (0: at once). Pieces go
+     * in the order they were reserved, so the connections sharing a meter interleave fairly. */
+    size_t (*reserve)(void *ctx, size_t want, double *wait_s);
 } cf_http_meter;
 
 /* Like cf_http_body_reader, with every piece metered by meter (which must outlive the
@@ -194,7 +198,8 @@ void cf_http_bucket_free(cf_http_bucket *b);
 /* A new rate and burst from now on (a rate group's rate changed while responses run): responses
  * waiting on the old rate are resumed when it said, then go at the new one. 0s are ignored. */
 void cf_http_bucket_set_rate(cf_http_bucket *b, uint64_t rate, uint64_t burst);
-/* The meter of the bucket, for cf_http_body_paced. */
+/* The meter of the bucket, for cf_http_body_paced: fair between the responses sharing it (each
+ * takes at most 64 KiB, or rate/200 if less, at a time, in turn). */
 cf_http_meter cf_http_bucket_meter(cf_http_bucket *b);
 
 #endif

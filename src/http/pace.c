@@ -8,6 +8,12 @@
  * timer, which resumes it when the meter said bytes would be available. A parked connection
  * costs no CPU and no thread.
  *
+ * A meter with reserve (the token bucket's) is fair between the connections sharing it: each
+ * takes one piece at a time from the budget, going into debt when it is short, and waits until
+ * the debt up to its piece is paid. Pieces are thus served in the order they were reserved,
+ * round-robin between connections, instead of by whichever connection a timer resumes first
+ * (all waiters of a bare grant meter compute the same instant and race for the same bytes).
+ *
  * Lock order: the timer's lock, then libmicrohttpd's (suspend and resume are called under the
  * timer's lock, so that cf_pace_timer_drain cannot miss a connection being parked: after it, no
  * connection is suspended here and none will be, as MHD_stop_daemon requires).
@@ -25,6 +31,11 @@
  * resume cost some microseconds each) and a slow rate is not served a few bytes at a time. */
 #define PACE_MIN_PIECE (16 << 10)
 #define PACE_MAX_WAKEUPS 200
+/* A reservation: what the rate earns in 1/PACE_MAX_WAKEUPS s, within these bounds. The upper
+ * one is the unit of fairness (connections interleave every 64 KiB); the lower one keeps a slow
+ * rate from costing a wakeup per few bytes. */
+#define PACE_MIN_RESERVE (4 << 10)
+#define PACE_MAX_RESERVE (64 << 10)
 
 typedef struct paced {
     cf_http_reader read;
@@ -34,6 +45,7 @@ typedef struct paced {
     struct MHD_Connection *conn;
     cf_pace_timer *timer;
     double due;         /* cf_clock_mono() at which to resume */
+    size_t paid;        /* bytes reserved (meter.reserve) and not yet sent */
     struct paced *next; /* in the timer's list while parked */
 } paced;
 
@@ -158,7 +170,18 @@ static ssize_t read_paced(void *cls, uint64_t pos, char *buf, size_t max)
 {
     paced *p = cls;
     double wait_s = 0;
-    size_t n = p->meter.grant(p->meter.ctx, max, &wait_s);
+    size_t n = 0;
+    if (!p->meter.reserve) {
+        n = p->meter.grant(p->meter.ctx, max, &wait_s);
+    } else {
+        /* A piece reserved earlier was paid for by the time its connection is resumed. */
+        if (!p->paid)
+            p->paid = p->meter.reserve(p->meter.ctx, max, &wait_s);
+        if (wait_s <= 0) {
+            n = p->paid < max ? p->paid : max;
+            p->paid -= n;
+        }
+    }
     if (!n) {
         if (wait_s < 0.001)
             wait_s = 0.001;
@@ -185,7 +208,7 @@ cf_http_response *cf_http_body_paced(cf_http_request *hr, uint64_t len, size_t b
     paced *p = calloc(1, sizeof *p);
     struct MHD_Response *resp = NULL;
     if (p) {
-        *p = (paced){read, cls, free_cls, *meter, hr->conn, hr->http->pacing, 0, NULL};
+        *p = (paced){read, cls, free_cls, *meter, hr->conn, hr->http->pacing, 0, 0, NULL};
         resp = MHD_create_response_from_callback(len, block, read_paced, p, free_paced);
     }
     if (!resp) {
@@ -306,7 +329,34 @@ static size_t bucket_grant(void *ctx, size_t want, double *wait_s)
     return n;
 }
 
+static size_t bucket_reserve(void *ctx, size_t want, double *wait_s)
+{
+    cf_http_bucket *b = ctx;
+    double piece = b->rate / PACE_MAX_WAKEUPS;
+    if (piece < PACE_MIN_RESERVE)
+        piece = PACE_MIN_RESERVE;
+    if (piece > PACE_MAX_RESERVE)
+        piece = PACE_MAX_RESERVE;
+    if (piece > (double)want)
+        piece = (double)want;
+    if (piece > b->burst)
+        piece = b->burst;
+    size_t n = (size_t)piece;
+    pthread_mutex_lock(&b->mu);
+    double now = cf_clock_mono();
+    if (b->last == 0)
+        b->last = now;
+    b->tokens += (now - b->last) * b->rate;
+    if (b->tokens > b->burst)
+        b->tokens = b->burst;
+    b->last = now;
+    b->tokens -= (double)n; /* below 0: the debt the reservations ahead of this one left */
+    *wait_s = b->tokens < 0 ? -b->tokens / b->rate : 0;
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
 cf_http_meter cf_http_bucket_meter(cf_http_bucket *b)
 {
-    return (cf_http_meter){bucket_grant, b};
+    return (cf_http_meter){bucket_grant, b, bucket_reserve};
 }

@@ -24,7 +24,7 @@ int64_t cf_snapshot_id_time(const char *id)
     return (int64_t)t;
 }
 
-static int ns_valid(const char *ns)
+int cf_snapshot_ns_valid(const char *ns)
 {
     if (!*ns || !strcmp(ns, ".") || !strcmp(ns, ".."))
         return 0;
@@ -79,7 +79,7 @@ int cf_snapshot_ref_parse(const char *text, int allow_id, cf_snapshot_ref *out, 
         path[--n] = '\0';
     char *last = strrchr(path, '/');
     const char *ns = last ? last + 1 : path;
-    if (!ns_valid(ns))
+    if (!cf_snapshot_ns_valid(ns))
         return cf_err_set(err, CF_EINVAL,
                           "'%s': the last path segment names the namespace, and '%s' cannot be one", text,
                           ns);

@@ -28,6 +28,9 @@ typedef struct cf_snapshot_ref {
 
 /* CF_EINVAL with a message naming what is wrong in text. allow_id: whether "@..." may follow. */
 int cf_snapshot_ref_parse(const char *text, int allow_id, cf_snapshot_ref *out, cf_err *err);
+/* 1 when ns can name a namespace: not empty, "." or "..", and without control characters, '\\'
+ * or '@' (what separates the id). A namespace is one path segment: the caller keeps '/' out. */
+int cf_snapshot_ns_valid(const char *ns);
 /* The creation time a well-formed ID names, or -1 when it names no real instant (31 Nov). */
 int64_t cf_snapshot_id_time(const char *id);
 

@@ -20,7 +20,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, CofferConsole, s3_client
+from conftest import ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, CofferConsole, s3_client
 
 BUCKET = "snaps"
 PASSWORDS = {"alice": "alice-pw-Correct-Horse-1", "bob": "bob-pw-Battery-Staple-2"}
@@ -211,6 +211,11 @@ def test_chain_and_404(site):
     assert doc["name"] == "beta" and doc["snapshots"] == 1 and doc["latest"]["compression"] == "lz4"
     msg = error_of(get(site, "/api/v1/chains/nosuch"), 404, "NoSuchChain")
     assert "nosuch" in msg
+    # Names that are not UTF-8 or hold control characters are answered, not dropped.
+    for raw in ("%FF%FE", "a%0Ab", "%C0%AF", "%E2%82"):
+        msg = error_of(get(site, f"/api/v1/chains/{raw}"), 404, "NoSuchChain")
+        assert "?" in msg
+    error_of(get(site, "/api/v1/chains/%00"), 404, "NotFound")
 
 
 def test_snapshot_fields(site):
@@ -369,6 +374,8 @@ def test_bad_cookies_act_as_anonymous(site, make_console):
         me = r.json()
         assert me["user"] is None and me["tier"] == "free" and me["session"] == "invalid", bad
         assert "Max-Age=0" in r.headers["Set-Cookie"]
+        page = get(site, "/", bad)
+        assert page.status_code == 200 and "Max-Age=0" in page.headers["Set-Cookie"]
         # A POST with it is anonymous, not refused for a missing token, and never a 500.
         r = post(site, "/api/v1/chains/alpha/snapshots/latest/download", {}, cookie=bad)
         assert r.status_code == 200 and r.json()["tier"] == "free"
@@ -534,6 +541,9 @@ def test_metrics(site):
 
 def test_secrets_absent_from_argv_and_log(site):
     login(site, "alice")
+    # A password typed into the user name field is not logged either.
+    error_of(post(site, "/api/v1/login", {"username": PASSWORDS["bob"], "password": "x"}), 401,
+             "InvalidCredentials")
     with open(f"/proc/{site.console.proc.pid}/cmdline", "rb") as f:
         argv = f.read().decode()
     for s in site.secrets:
@@ -558,6 +568,10 @@ def test_command_line_errors(site):
         (["--repository", "s3://b", "--secret-key", "x"], "--secret-key"),
         (["--repository", "s3://b", "--public-url", "ftp://x"], "public URL"),
         (["--repository", "s3://b", "extra"], "unexpected argument"),
+        (["--repository", "s3://b", "--http-threads", "0"], "--http-threads"),
+        (["--repository", "s3://b", "--session-ttl", "forever"], "--session-ttl"),
+        (["--repository", "s3://b", "--log-level", "loud"], "--log-level"),
+        (["--repository", "s3://b", "--nonsense"], "nonsense"),
     ]
     for args, needle in cases:
         p = run(["console", "--address", "127.0.0.1:0", *args], env, check=False)
@@ -571,3 +585,66 @@ def test_command_line_errors(site):
     assert p.returncode == 2 and b"session secret" in p.stderr
     p = run(["console", "--help"], env)
     assert b"--proxy-downloads" in p.stdout
+
+
+def test_make_run_script(tmp_path):
+    """scripts/run.sh (`make run`): server and console together, the demo set up on the first run
+    with its secrets in 0600 files and never on stdout, a second run reusing it."""
+    from conftest import ROOT, free_port
+    (tmp_path / "docs").symlink_to(os.path.join(ROOT, "docs"))
+    server_addr, console_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AWS_"))}
+
+    def start():
+        out = open(tmp_path / "run.out", "wb")
+        proc = subprocess.Popen([os.path.join(ROOT, "scripts", "run.sh"), COFFER_BIN, server_addr, "var/data",
+                                 console_addr], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = (tmp_path / "run.out").read_text(errors="replace")
+            if "Ctrl-C stops both" in text:
+                return proc, text
+            assert proc.poll() is None, text
+            time.sleep(0.2)
+        raise AssertionError((tmp_path / "run.out").read_text(errors="replace"))
+
+    def stop(proc):
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        log = (tmp_path / "run.out").read_text(errors="replace")
+        for marker in SANITIZER_MARKERS:
+            assert marker not in log, log[-4000:]
+
+    proc, text = start()
+    try:
+        state = tmp_path / "var" / "console"
+        for name in ("users", "session-secret", "console.env", "demo-passwords"):
+            assert (state / name).stat().st_mode & 0o077 == 0, name
+        passwords = dict(line.split()[:2] for line in (state / "demo-passwords").read_text().splitlines())
+        secret = (state / "session-secret").read_text()
+        for s in (*passwords.values(), secret):
+            assert s not in text
+        assert f"http://{console_addr}" in text
+        url = f"http://{console_addr}"
+        chains = requests.get(url + "/api/v1/chains", timeout=30).json()["chains"]
+        assert [c["name"] for c in chains] == ["coffer-docs"] and chains[0]["latest"]["height"] == "1"
+        r = requests.post(url + "/api/v1/login", json={"username": "demo-premium",
+                                                       "password": passwords["demo-premium"]}, timeout=30)
+        assert r.status_code == 200 and r.json()["tier"] == "premium"
+        cookie = session_cookie(r)
+        r = requests.post(url + "/api/v1/chains/coffer-docs/snapshots/latest/download", json={}, timeout=30,
+                          headers={"Cookie": f"coffer_session={cookie}", "X-CSRF-Token": r.json()["csrf"]})
+        d = r.json()
+        assert d["tier"] == "premium" and fetch_sha256(d["url"]) == d["snapshot"]["sha256"]
+        assert requests.get(url + "/", timeout=30).status_code == 200
+    finally:
+        stop(proc)
+    # A second run keeps the demo: the same users, no second snapshot.
+    proc, text = start()
+    try:
+        assert "first run" not in text
+        chains = requests.get(f"http://{console_addr}/api/v1/chains", timeout=30).json()["chains"]
+        assert chains[0]["snapshots"] == 1
+    finally:
+        stop(proc)

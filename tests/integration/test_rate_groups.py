@@ -306,3 +306,22 @@ def test_key_record_of_the_previous_version_still_loads(make_server):
     assert listed["legacy-reader"]["policy"] == "readonly"
     # The rate survived the restart too.
     assert metrics(srv)[("coffer_rate_group_rate_bytes", "kept")] == 2_000_000
+
+
+def test_active_responses_follow_downloads_even_when_cut(server, objects):
+    """A paced response counts as active while it runs and stops counting when the client goes
+    away mid-body (the response is freed, its group's gauge goes back down)."""
+    ak, sk = group_key(server, "gauge", "100KB/s")
+    url = s3_client(server.endpoint, ak, sk).generate_presigned_url(
+        "get_object", Params={"Bucket": "tiers", "Key": "3m"}, ExpiresIn=600)
+    r = requests.get(url, stream=True, timeout=60)
+    assert r.status_code == 200
+    first = r.raw.read(1000)
+    assert first == objects["3m"][:1000]
+    assert metrics(server)[("coffer_rate_group_active_responses", "gauge")] == 1
+    r.close()  # 3 MiB at 100KB/s would take half a minute: cut it
+    deadline = time.monotonic() + 20
+    while metrics(server)[("coffer_rate_group_active_responses", "gauge")] != 0:
+        assert time.monotonic() < deadline, "the cut response still counts as active"
+        time.sleep(0.1)
+    assert metrics(server)[("coffer_rate_group_bytes_total", "gauge")] < 3 * MiB
