@@ -15,7 +15,7 @@
     generation: 0,       // bumped on every navigation: answers for an older view are dropped
     opener: null,        // the control that opened the dialog: focus goes back to it
     returnTo: "#/",      // where a login goes back to
-    notice: null,        // a message for the next view (the session expired)
+    notice: null,        // a message for the next view (the session ended)
     rendered: false,
   };
 
@@ -245,12 +245,33 @@
 
   /* ---- The account: who, which tier --------------------------------------------------------- */
 
+  // Who this tab was logged in as (per tab, and no secret: the session itself is an HttpOnly
+  // cookie). A session ends unseen: the browser drops the cookie at its Max-Age, and the console
+  // clears one it cannot open on whatever request brings it; this is how the page can tell.
+  const REMEMBERED = "coffer.console.user";
+  function remembered(user) {
+    try {
+      if (user === undefined) return sessionStorage.getItem(REMEMBERED);
+      if (user) sessionStorage.setItem(REMEMBERED, user);
+      else sessionStorage.removeItem(REMEMBERED);
+    } catch (e) {
+      // Storage disabled: no notice, nothing else lost.
+    }
+    return null;
+  }
+
   async function loadMe() {
     try {
       const me = await get("me");
       state.me = { user: me.user || null, tier: me.tier || "free", csrf: me.csrf || null };
-      // Shown by the next view (a navigation clears errors), then gone.
-      if (me.session === "expired") state.notice = "Your session expired: log in again to download at your tier's rate.";
+      const was = remembered();
+      if (state.me.user) {
+        remembered(state.me.user);
+      } else if (was || me.session === "expired") {
+        remembered(null);
+        // Shown by the next view (a navigation clears errors), then gone.
+        state.notice = `Your session${was ? ` as ${was}` : ""} has ended: log in again to download at your tier's rate.`;
+      }
     } catch (e) {
       state.me = { user: null, tier: "free", csrf: null };
     }
@@ -272,6 +293,7 @@
   async function logout() {
     const button = $("logout");
     button.disabled = true;
+    remembered(null); // a logout is no session that ended unseen
     try {
       await post("logout", {});
       showError("");
