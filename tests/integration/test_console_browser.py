@@ -248,6 +248,27 @@ def test_refused_download_shows_the_api_message(browser, site):
     assert button.is_enabled() and button.get_attribute("aria-busy") is None
 
 
+def test_proxy_downloads_dialog(browser, site):
+    """With --proxy-downloads the dialog's URL is the console's own /download/ link (the same
+    origin as the page), and it serves the archive."""
+    d = browser
+    proxy = site.another_console("--proxy-downloads")
+    try:
+        d.get(proxy.url + "/#/chains/bitcoin")
+        wait(d, lambda d: visible(d, "#snapshots-body tr"), what="the snapshots")
+        snap = site.latest("bitcoin")
+        dialog = open_dialog(d, snap["id"])
+        url = dialog.find_element(By.ID, "dl-url").get_attribute("value")
+        assert url.startswith(f"{proxy.url}/download/bitcoin/{snap['id']}?"), url
+        assert dialog.find_element(By.ID, "dl-open").get_attribute("href") == url
+        assert fetch_sha256(url) == snap["archive"]["sha256"]
+        no_page_errors(d)
+    finally:
+        code = proxy.stop()
+        proxy.assert_clean_log()
+        assert code == 0
+
+
 def test_back_button_with_the_dialog_open(browser, site):
     """Hash routes are history entries: Back from a chain with its dialog open closes the dialog
     and shows the chain list, with the focus on its heading, not lost in a hidden view."""
