@@ -22,6 +22,11 @@
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 1000
 #define MAX_SEGMENTS 8
+/* Password checks queued or running at once: each is ~270 ms of a core (bcrypt cost 12), and
+ * per-address limits do not stop a flood from many addresses. Beyond this a login is refused at
+ * once (429), so a flood holds at most this many of the blocking pool's threads and cores;
+ * browsing and downloads keep the rest. */
+#define LOGIN_CHECKS_MAX 4
 
 int cf_console_page_params(const char *limit_text, const char *cursor_text, long *limit, cf_err *err)
 {
@@ -448,7 +453,17 @@ static int api_complete(cf_http_request *hr)
         return 1;
     }
     switch (r->route) {
-    case CF_ROUTE_LOGIN: r->run = run_login; return cf_http_offload(hr) == 0 ? 1 : run_login(r);
+    case CF_ROUTE_LOGIN:
+        if (atomic_fetch_add(&r->c->login_checks, 1) >= LOGIN_CHECKS_MAX) {
+            atomic_fetch_sub(&r->c->login_checks, 1);
+            r->login_result = CF_LOGIN_LIMITED;
+            return cf_console_error(r, 429, "TooManyAttempts", "Retry-After", "1",
+                                    "the console is checking %d logins already: try again in 1 s",
+                                    LOGIN_CHECKS_MAX);
+        }
+        r->holds_login_check = 1;
+        r->run = run_login;
+        return cf_http_offload(hr) == 0 ? 1 : run_login(r);
     case CF_ROUTE_LOGOUT: return post_logout(r);
     case CF_ROUTE_REFRESH:
         cf_catalogue_request_refresh(r->c->cat);

@@ -307,6 +307,8 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
     atomic_fetch_add(&c->latency_us_sum[r->route], (uint64_t)(s * 1e6));
     if (r->login_result >= 0 && r->login_result < CF_LOGIN_RESULTS)
         atomic_fetch_add(&c->logins[r->login_result], 1);
+    if (r->holds_login_check)
+        atomic_fetch_sub(&c->login_checks, 1);
     char status[16], ms[32], bytes[24];
     snprintf(status, sizeof status, "%d", hr->responded ? hr->status : 0);
     snprintf(ms, sizeof ms, "%.3f", s * 1e3);

@@ -101,6 +101,7 @@ struct cf_console {
     _Atomic uint64_t latency[CF_ROUTE_COUNT][CF_CONSOLE_LATENCY_BUCKETS + 1];
     _Atomic uint64_t latency_us_sum[CF_ROUTE_COUNT];
     _Atomic uint64_t logins[CF_LOGIN_RESULTS];
+    _Atomic unsigned login_checks; /* password checks queued or running (api.c's bound) */
 };
 
 /* prefetch.c: threads that read a proxied download's next window ahead of need. */
@@ -140,6 +141,7 @@ typedef struct cf_console_req {
     void *download;                        /* download.c's state of a proxied download, */
     void (*download_free)(void *download); /* ... freed by this when no response took it */
     uint64_t bytes_out;
+    int holds_login_check; /* counted in c->login_checks until the request ends */
 } cf_console_req;
 
 /* console.c: a request's state (NULL: out of memory), its session read from the cookie. */

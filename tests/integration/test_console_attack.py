@@ -1,0 +1,62 @@
+"""`coffer console` under attack: each test drives a real console (and a real coffer server) with
+what a hostile client or a bad network sends, and asserts the refusal. docs/console.md, "Threat
+model", maps every input that crosses a trust boundary to the test here that shows it refused.
+
+The catalogue and users come from test_console_api's module fixture (a bucket of snapshots, two
+rate-group keys, users alice/free and bob/premium); consoles with other flags are started per
+test by make_console.
+"""
+import concurrent.futures
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from conftest import COFFER_BIN
+from test_console_api import (BUCKET, PASSWORDS, Site, error_of, fresh_ip, get, login, post, run,  # noqa: F401
+                              site)
+
+
+def own_console(site, make_console, *extra, users=None):
+    con = make_console(["--repository", f"s3://{BUCKET}/chains", "--users-file", str(users or site.users),
+                        *extra], site.console_env, site.secrets)
+    own = Site()
+    own.url = con.url
+    own.console = con
+    return own
+
+
+# --- login flooding ---------------------------------------------------------------------------
+
+def test_login_flood_from_many_addresses_is_bounded(site, make_console, tmp_path):
+    # Users hashed at the default cost (12): every check, of a known name or not, costs ~270 ms
+    # of a core. A flood from many addresses passes the per-address limiter; what bounds it is
+    # the number of checks the console runs at once.
+    users = tmp_path / "users-cost12"
+    run(["console", "user", "add", "carol", "--tier", "free", "--users-file", str(users)], site.env,
+        stdin=b"carol-password-for-the-flood\n")
+    own = own_console(site, make_console, users=users)
+    n = 24
+
+    def attempt(i):
+        return post(own, "/api/v1/login", {"username": f"flood{i}", "password": "guess"}, ip=fresh_ip())
+
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(attempt, range(n)))
+        # Reads never wait for a password check.
+        assert get(own, "/api/v1/chains").status_code == 200
+    codes = [a.status_code for a in answers]
+    assert set(codes) <= {401, 429}, codes
+    busy = [a for a in answers if a.status_code == 429]
+    assert busy, "every login of the flood ran its bcrypt check"
+    for a in busy:
+        assert "checking" in error_of(a, 429, "TooManyAttempts")
+        assert a.headers["Retry-After"] == "1"
+    # Once the flood is over, a login goes through.
+    r = post(own, "/api/v1/login", {"username": "carol", "password": "carol-password-for-the-flood"})
+    assert r.status_code == 200, r.text
