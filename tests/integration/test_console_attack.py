@@ -60,3 +60,19 @@ def test_login_flood_from_many_addresses_is_bounded(site, make_console, tmp_path
     # Once the flood is over, a login goes through.
     r = post(own, "/api/v1/login", {"username": "carol", "password": "carol-password-for-the-flood"})
     assert r.status_code == 200, r.text
+
+
+def test_ipv6_clients_are_limited_by_their_64(site, make_console):
+    own = own_console(site, make_console)
+    for i in range(20):
+        error_of(post(own, "/api/v1/login", {"username": f"v6-{i}", "password": "x"}, ip=f"2001:db8:7:9::{i + 1:x}"),
+                 401, "InvalidCredentials")
+    r = post(own, "/api/v1/login", {"username": "bob", "password": PASSWORDS["bob"]}, ip="2001:db8:7:9:ffff::1")
+    assert "address" in error_of(r, 429, "TooManyAttempts")
+    # Another /64, and an IPv4-mapped address counted as its IPv4 address, are not refused.
+    login(own, "bob", ip="2001:db8:7:a::1")
+    for i in range(20):
+        error_of(post(own, "/api/v1/login", {"username": f"m-{i}", "password": "x"}, ip="::ffff:10.77.0.1"),
+                 401, "InvalidCredentials")
+    error_of(post(own, "/api/v1/login", {"username": "bob", "password": "x"}, ip="10.77.0.1"), 429,
+             "TooManyAttempts")
