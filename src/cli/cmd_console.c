@@ -48,6 +48,7 @@ static const char console_usage[] =
     "                             (repeatable; defaults free=50MB/s premium=250MB/s)\n"
     "  --proxy-downloads          stream archives through this console at the tier's rate\n"
     "                             (for stores that cannot pace: AWS S3, Ceph RGW)\n"
+    "  --max-proxy-downloads N    proxied downloads at once, each up to 2 MiB of memory (default 128)\n"
     "  --public-url URL           the site's address as browsers see it (proxy download links)\n"
     "  --download-endpoint URL    the S3 endpoint presigned URLs name (default: --endpoint)\n"
     "  --secure-cookies MODE      auto (behind TLS per X-Forwarded-Proto), always or never\n"
@@ -191,6 +192,7 @@ int cf_cmd_console(int argc, char **argv)
         {"url-expiry", required_argument, NULL, 'x'},
         {"tier", required_argument, NULL, 't'},
         {"proxy-downloads", no_argument, NULL, 'p'},
+        {"max-proxy-downloads", required_argument, NULL, 'M'},
         {"public-url", required_argument, NULL, 'U'},
         {"download-endpoint", required_argument, NULL, 'D'},
         {"secure-cookies", required_argument, NULL, 'c'},
@@ -217,7 +219,7 @@ int cf_cmd_console(int argc, char **argv)
     int64_t refresh_s = 60, url_expiry_s = CF_CONSOLE_DEFAULT_URL_EXPIRY_S,
             session_ttl_s = CF_CONSOLE_DEFAULT_SESSION_TTL_S;
     int proxy = 0, level = CF_LOG_INFO;
-    unsigned threads = 0;
+    unsigned threads = 0, max_proxy = 0;
     cf_console_secure secure = CF_CONSOLE_SECURE_AUTO;
     int c;
     optind = 1;
@@ -250,6 +252,15 @@ int cf_cmd_console(int argc, char **argv)
                 return CF_EXIT_USAGE;
             break;
         case 'p': proxy = 1; break;
+        case 'M': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || n < 1 || n > 100000)
+                return usage_error("--max-proxy-downloads must be a number from 1 to 100000, not '%s'",
+                                   optarg);
+            max_proxy = (unsigned)n;
+            break;
+        }
         case 'U': public_url = optarg; break;
         case 'D': download_endpoint = optarg; break;
         case 'c':
@@ -343,6 +354,7 @@ int cf_cmd_console(int argc, char **argv)
                             .tiers = ctiers,
                             .ntiers = ntiers,
                             .proxy_downloads = proxy,
+                            .max_proxy_downloads = max_proxy,
                             .public_url = public_url,
                             .download_endpoint = download_endpoint ? download_endpoint : target.endpoint,
                             .region = target.region,

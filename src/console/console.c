@@ -309,6 +309,8 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
         atomic_fetch_add(&c->logins[r->login_result], 1);
     if (r->holds_login_check)
         atomic_fetch_sub(&c->login_checks, 1);
+    if (r->holds_proxy_slot)
+        atomic_fetch_sub(&c->proxy_active, 1);
     char status[16], ms[32], bytes[24];
     snprintf(status, sizeof status, "%d", hr->responded ? hr->status : 0);
     snprintf(ms, sizeof ms, "%.3f", s * 1e3);
@@ -593,6 +595,7 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
     c->session_ttl_s = o->session_ttl_s > 0 ? o->session_ttl_s : CF_CONSOLE_DEFAULT_SESSION_TTL_S;
     c->url_expiry_s = o->url_expiry_s > 0 ? o->url_expiry_s : CF_CONSOLE_DEFAULT_URL_EXPIRY_S;
     c->proxy_downloads = o->proxy_downloads;
+    c->max_proxy_downloads = o->max_proxy_downloads ? o->max_proxy_downloads : CF_CONSOLE_DEFAULT_MAX_PROXY;
     c->secure_cookies = o->secure_cookies;
     snprintf(c->region, sizeof c->region, "%s", o->region ? o->region : "us-east-1");
     int rc = 0;

@@ -28,6 +28,7 @@
 #define CF_CONSOLE_MAX_URL_EXPIRY_S 604800 /* seven days: what SigV4 allows */
 #define CF_CONSOLE_DEFAULT_SESSION_TTL_S (12 * 3600)
 #define CF_CONSOLE_MAX_TIERS 16
+#define CF_CONSOLE_DEFAULT_MAX_PROXY 128
 
 /* A bandwidth tier: whom the console signs download URLs as, and the proxy's shared budget. */
 typedef struct cf_console_tier {
@@ -58,6 +59,7 @@ typedef struct cf_console_options {
     const cf_console_tier *tiers;
     size_t ntiers;
     int proxy_downloads;           /* stream archives through /download instead of presigning */
+    unsigned max_proxy_downloads;  /* proxied downloads at once (each holds up to 2 MiB); 0 = 128 */
     const char *public_url;        /* "https://snapshots.example.com": proxy URLs; NULL = request's */
     const char *download_endpoint; /* "http(s)://host[:port]" the presigned URLs name */
     const char *region;            /* of the presigned URLs; NULL = us-east-1 */

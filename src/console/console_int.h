@@ -86,8 +86,10 @@ struct cf_console {
     cf_console_tier_state tiers[CF_CONSOLE_MAX_TIERS];
     size_t ntiers;
     int proxy_downloads;
-    char public_url[512]; /* "" when the request's own origin is used */
-    char endpoint[512];   /* of presigned URLs: "http://host:port" */
+    unsigned max_proxy_downloads;
+    _Atomic unsigned proxy_active; /* proxied downloads begun and not yet done */
+    char public_url[512];          /* "" when the request's own origin is used */
+    char endpoint[512];            /* of presigned URLs: "http://host:port" */
     char endpoint_host[512];
     char region[64];
     int64_t url_expiry_s;
@@ -142,6 +144,7 @@ typedef struct cf_console_req {
     void (*download_free)(void *download); /* ... freed by this when no response took it */
     uint64_t bytes_out;
     int holds_login_check; /* counted in c->login_checks until the request ends */
+    int holds_proxy_slot;  /* counted in c->proxy_active until the request ends */
 } cf_console_req;
 
 /* console.c: a request's state (NULL: out of memory), its session read from the cookie. */

@@ -76,3 +76,64 @@ def test_ipv6_clients_are_limited_by_their_64(site, make_console):
                  401, "InvalidCredentials")
     error_of(post(own, "/api/v1/login", {"username": "bob", "password": "x"}, ip="10.77.0.1"), 429,
              "TooManyAttempts")
+
+
+# --- proxied downloads --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def big(site):
+    """A chain 'big' whose one snapshot's archive is 3 MiB (uncompressed random bytes): a paced
+    download of it lasts long enough for a test to hold it open."""
+    src = site.base / "src-big"
+    src.mkdir()
+    (src / "blob.bin").write_bytes(os.urandom(3 << 20))
+    out = run(["snapshot", "create", str(src), f"s3://{BUCKET}/chains/big", "--compress", "none", "--json",
+               "--no-progress"], site.env)
+    return json.loads(out.stdout)
+
+
+def proxy_link(own, chain="big", sid="latest", cookie=None, csrf=None):
+    r = post(own, f"/api/v1/chains/{chain}/snapshots/{sid}/download", {}, cookie=cookie, csrf=csrf)
+    assert r.status_code == 200, r.text
+    return r.json()["url"]
+
+
+def open_stalled(url):
+    """A GET of url by a client that reads the status line and then stops reading."""
+    u = requests.utils.urlparse(url)
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(f"GET {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\n\r\n".encode())
+    head = s.recv(12)
+    return s, head
+
+
+def test_proxied_downloads_at_once_are_bounded(site, big, make_console):
+    own = own_console(site, make_console, "--proxy-downloads", "--tier", "free=100KB/s",
+                      "--max-proxy-downloads", "2")
+    url = proxy_link(own)
+    held = [open_stalled(url) for _ in range(2)]
+    try:
+        for _, head in held:
+            assert head.startswith(b"HTTP/1.1 200"), head
+        r = requests.get(url, timeout=10)
+        assert "downloads already" in error_of(r, 503, "SlowDown")
+        assert int(r.headers["Retry-After"]) >= 1
+    finally:
+        for s, _ in held:
+            s.close()
+    # The slots are given back when the clients go away.
+    deadline = time.monotonic() + 10
+    while True:
+        r = requests.get(url, headers={"Range": "bytes=0-9"}, timeout=10)
+        if r.status_code == 206 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 206 and len(r.content) == 10, r.text[:200]
+
+
+def test_max_proxy_downloads_flag_is_checked(site):
+    for bad in ("0", "-1", "x", "100001"):
+        p = subprocess.run([COFFER_BIN, "console", "--repository", f"s3://{BUCKET}", "--max-proxy-downloads", bad],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "--max-proxy-downloads" in p.stderr, (bad, p.stderr)
