@@ -137,3 +137,42 @@ def test_max_proxy_downloads_flag_is_checked(site):
         p = subprocess.run([COFFER_BIN, "console", "--repository", f"s3://{BUCKET}", "--max-proxy-downloads", bad],
                            capture_output=True, text=True, timeout=30)
         assert p.returncode == 2 and "--max-proxy-downloads" in p.stderr, (bad, p.stderr)
+
+
+# --- a hostile bucket -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hostile(site):
+    """Manifests written by whoever can write the bucket, each a copy of alpha's latest whose
+    archive key points where the site never published: another chain's archive, a key out of
+    the repository's prefix, a dot segment. Returns {chain: (id, archive key)}."""
+    latest = site.snaps["alpha"][-1]
+    sid = latest["id"]
+    doc = json.loads(site.s3.get_object(Bucket=BUCKET, Key=f"chains/alpha/{sid}.json")["Body"].read())
+    site.s3.put_object(Bucket=BUCKET, Key="private/secret.bin", Body=b"not for the site")
+    keys = {"evil-other": doc["archive"]["key"], "evil-up": "../private/secret.bin",
+            "evil-dot": "evil-dot/../alpha/" + doc["archive"]["key"].split("/", 1)[1],
+            "evil-ctl": "evil-ctl/x\r\ny.tar"}
+    out = {}
+    for chain, key in keys.items():
+        d = dict(doc, namespace=chain)
+        d["archive"] = dict(doc["archive"], key=key)
+        site.s3.put_object(Bucket=BUCKET, Key=f"chains/{chain}/{sid}.json", Body=json.dumps(d).encode())
+        out[chain] = (sid, key)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["presigned", "proxy"])
+def test_manifest_naming_an_archive_outside_its_chain_is_refused(site, hostile, make_console, mode):
+    own = own_console(site, make_console, *(["--proxy-downloads"] if mode == "proxy" else []))
+    listed = {c["name"] for c in get(own, "/api/v1/chains").json()["chains"]}
+    for chain, (sid, key) in hostile.items():
+        assert chain in listed  # listing it is harmless; serving its archive is not
+        r = post(own, f"/api/v1/chains/{chain}/snapshots/{sid}/download", {})
+        assert "outside its chain" in error_of(r, 404, "NoSuchSnapshot"), key
+    # The genuine snapshot still downloads.
+    sid = site.snaps["alpha"][-1]["id"]
+    r = post(own, f"/api/v1/chains/alpha/snapshots/{sid}/download", {})
+    assert r.status_code == 200, r.text
+    assert requests.get(r.json()["url"], timeout=30).status_code == 200
+    assert "archive is outside its chain" in own.console.log()
