@@ -113,31 +113,33 @@ static int forwarded_for(const char *h, char *out, size_t n)
 }
 
 /* The session from the Cookie header: anything wrong with it makes the request anonymous and
- * the response clear the cookie (never a 500). */
+ * the response clear the cookie (never a 500). Two coffer_session cookies are wrong too: a
+ * sibling domain or a path can plant a second one (cookie tossing), and whichever came first
+ * would log the visitor in as the planter. */
 static void read_session(cf_console_req *r)
 {
     const char *h = cf_http_header(r->hr, "Cookie");
     if (!h)
         return;
     const char *p = h, *value = NULL;
-    size_t vlen = 0, namelen = strlen(SESSION_COOKIE);
+    size_t vlen = 0, namelen = strlen(SESSION_COOKIE), found = 0;
     while (*p) {
         while (*p == ' ' || *p == ';')
             p++;
         const char *end = p + strcspn(p, ";");
-        if ((size_t)(end - p) > namelen && strncmp(p, SESSION_COOKIE, namelen) == 0 && p[namelen] == '=') {
+        if ((size_t)(end - p) > namelen && strncmp(p, SESSION_COOKIE, namelen) == 0 && p[namelen] == '=' &&
+            found++ == 0) {
             value = p + namelen + 1;
             vlen = (size_t)(end - value);
             while (vlen && value[vlen - 1] == ' ')
                 vlen--;
-            break;
         }
         p = end;
     }
     if (!value)
         return;
     r->set_cookie = cf_console_cookie(r, "", 0);
-    if (!r->c->keys || vlen == 0 || vlen > CF_SESSION_COOKIE_MAX) {
+    if (!r->c->keys || vlen == 0 || vlen > CF_SESSION_COOKIE_MAX || found > 1) {
         r->session_state = CF_SESS_INVALID;
         return;
     }

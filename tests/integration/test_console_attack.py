@@ -176,3 +176,24 @@ def test_manifest_naming_an_archive_outside_its_chain_is_refused(site, hostile, 
     assert r.status_code == 200, r.text
     assert requests.get(r.json()["url"], timeout=30).status_code == 200
     assert "archive is outside its chain" in own.console.log()
+
+
+# --- cookies ----------------------------------------------------------------------------------
+
+def test_two_session_cookies_are_refused_not_picked(site):
+    alice, _, _ = login(site, "alice")
+    bob, bob_csrf, _ = login(site, "bob")
+    # A second coffer_session (planted by a sibling domain or under a longer path, which browsers
+    # send first) must not choose the session: the request is anonymous and the cookie cleared.
+    for header in (f"coffer_session={bob}; coffer_session={alice}", f"coffer_session={alice}; coffer_session={bob}",
+                   f"coffer_session={bob}; other=1; coffer_session={bob}"):
+        r = requests.get(site.url + "/api/v1/me", headers={"Cookie": header}, timeout=10)
+        assert r.json() == {"user": None, "tier": "free", "csrf": None, "session": "invalid"}, (header, r.text)
+        assert "Max-Age=0" in r.headers["Set-Cookie"]
+    # A POST with the right token still gets no premium link from an ambiguous cookie.
+    r = post(site, "/api/v1/chains/alpha/snapshots/latest/download", {}, csrf=bob_csrf,
+             headers={"Cookie": f"coffer_session={bob}; coffer_session={alice}"})
+    assert r.status_code == 200 and r.json()["tier"] == "free", r.text
+    # Other cookies beside one session cookie are fine.
+    r = requests.get(site.url + "/api/v1/me", headers={"Cookie": f"a=b; coffer_session={bob}; c=d"}, timeout=10)
+    assert r.json()["user"] == "bob"
