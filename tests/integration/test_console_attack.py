@@ -197,3 +197,28 @@ def test_two_session_cookies_are_refused_not_picked(site):
     # Other cookies beside one session cookie are fine.
     r = requests.get(site.url + "/api/v1/me", headers={"Cookie": f"a=b; coffer_session={bob}; c=d"}, timeout=10)
     assert r.json()["user"] == "bob"
+
+
+# --- coffer console user ----------------------------------------------------------------------
+
+def test_users_lock_file_link_is_not_followed(tmp_path):
+    users, victim = tmp_path / "users", tmp_path / "created-elsewhere"
+    os.symlink(victim, str(users) + ".lock")
+    p = subprocess.run([COFFER_BIN, "console", "user", "add", "eve", "--tier", "free", "--users-file", str(users),
+                        "--cost", "4"], input=b"eve-password-123\n", capture_output=True, timeout=60)
+    assert p.returncode != 0 and b"lock" in p.stderr, p.stderr
+    assert not os.path.lexists(victim), "the lock followed a planted link and created its target"
+    assert not users.exists()
+
+
+def test_users_file_link_is_replaced_not_written_through(tmp_path):
+    users, target = tmp_path / "users", tmp_path / "target"
+    run(["console", "user", "add", "dan", "--tier", "free", "--users-file", str(target), "--cost", "4"], {},
+        stdin=b"dan-password-123\n")
+    before = target.read_bytes()
+    os.symlink(target, users)
+    run(["console", "user", "add", "eve", "--tier", "free", "--users-file", str(users), "--cost", "4"], {},
+        stdin=b"eve-password-123\n")
+    assert target.read_bytes() == before
+    assert not users.is_symlink() and oct(users.stat().st_mode & 0o777) == "0o600"
+    assert b"dan:" in users.read_bytes() and b"eve:" in users.read_bytes()
