@@ -53,6 +53,8 @@ static const char console_usage[] =
     "  --download-endpoint URL    the S3 endpoint presigned URLs name (default: --endpoint)\n"
     "  --secure-cookies MODE      auto (behind TLS per X-Forwarded-Proto), always or never\n"
     "  --session-ttl D            how long a login lasts (default 12h)\n"
+    "  --trusted-proxy CIDR       peers whose X-Forwarded-For/-Proto are believed (repeatable;\n"
+    "                             default loopback and private addresses; 'none': nobody)\n"
     "  --http-threads N           event-loop threads (default: one per core)\n"
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
     "\n"
@@ -199,6 +201,7 @@ int cf_cmd_console(int argc, char **argv)
         {"session-ttl", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'l'},
         {"http-threads", required_argument, NULL, 'H'},
+        {"trusted-proxy", required_argument, NULL, 'X'},
         {"endpoint", required_argument, NULL, 'e'},
         {"region", required_argument, NULL, 'r'},
         {"access-key", required_argument, NULL, 'a'},
@@ -220,6 +223,8 @@ int cf_cmd_console(int argc, char **argv)
             session_ttl_s = CF_CONSOLE_DEFAULT_SESSION_TTL_S;
     int proxy = 0, level = CF_LOG_INFO;
     unsigned threads = 0, max_proxy = 0;
+    const char *trusted[CF_CONSOLE_MAX_TRUSTED_PROXIES];
+    size_t ntrusted = 0;
     cf_console_secure secure = CF_CONSOLE_SECURE_AUTO;
     int c;
     optind = 1;
@@ -252,6 +257,11 @@ int cf_cmd_console(int argc, char **argv)
                 return CF_EXIT_USAGE;
             break;
         case 'p': proxy = 1; break;
+        case 'X':
+            if (ntrusted == CF_CONSOLE_MAX_TRUSTED_PROXIES)
+                return usage_error("at most %d --trusted-proxy", CF_CONSOLE_MAX_TRUSTED_PROXIES);
+            trusted[ntrusted++] = optarg;
+            break;
         case 'M': {
             char *end;
             unsigned long n = strtoul(optarg, &end, 10);
@@ -361,6 +371,8 @@ int cf_cmd_console(int argc, char **argv)
                             .url_expiry_s = url_expiry_s,
                             .refresh_interval_s = (double)refresh_s,
                             .secure_cookies = secure,
+                            .trusted_proxies = trusted,
+                            .ntrusted_proxies = ntrusted,
                             .log = &log};
     if ((rc = cf_console_new(&o, &console, &err)) != 0) {
         code = rc == CF_EINVAL ? CF_EXIT_USAGE : CF_EXIT_FAILURE;

@@ -4,8 +4,9 @@
  * mount shares (session from the cookie, client address, JSON answers) and the metrics.
  *
  * Trust rule for headers an ingress sets (docs/console.md, "Cookies and CSRF"): X-Forwarded-Proto
- * and X-Forwarded-For are believed only from a peer on a loopback or private address (127/8,
- * 10/8, 172.16/12, 192.168/16, ::1, fc00::/7), which is where an ingress or a sidecar sits; a
+ * and X-Forwarded-For are believed only from a peer in --trusted-proxy, by default a loopback or
+ * private address (127/8, 10/8, 172.16/12, 192.168/16, ::1, fc00::/7), which is where an ingress
+ * or a sidecar sits; a
  * client that reaches the console directly from a public address cannot claim https or another
  * address. From a trusted peer the client address is the last X-Forwarded-For entry (the one the
  * ingress appended: entries before it are the client's own claims).
@@ -64,26 +65,81 @@ cf_console_tier_state *cf_console_find_tier(cf_console *c, const char *name)
     return NULL;
 }
 
-/* 1 for a loopback or private peer: an ingress's headers are believed from it. */
-static int trusted_peer(const struct sockaddr *sa)
+static const char *const default_trusted[] = {"127.0.0.0/8",    "10.0.0.0/8", "172.16.0.0/12",
+                                              "192.168.0.0/16", "::1/128",    "fc00::/7"};
+
+/* "ADDR[/BITS]" into out; CF_EINVAL when it is not one. */
+static int parse_cidr(const char *text, struct cf_console_cidr *out)
 {
-    if (!sa)
-        return 0;
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 20) == 0xAC1 || (a >> 16) == 0xC0A8;
+    char addr[64];
+    const char *slash = strchr(text, '/');
+    size_t n = slash ? (size_t)(slash - text) : strlen(text);
+    if (n == 0 || n >= sizeof addr)
+        return CF_EINVAL;
+    memcpy(addr, text, n);
+    addr[n] = '\0';
+    memset(out, 0, sizeof *out);
+    out->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+    unsigned max = out->family == AF_INET ? 32 : 128;
+    if (inet_pton(out->family, addr, out->addr) != 1)
+        return CF_EINVAL;
+    out->bits = max;
+    if (slash) {
+        char *end;
+        unsigned long b = strtoul(slash + 1, &end, 10);
+        if (!slash[1] || *end || slash[1] == '-' || slash[1] == '+' || b > max)
+            return CF_EINVAL;
+        out->bits = (unsigned)b;
     }
-    if (sa->sa_family == AF_INET6) {
-        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const unsigned char loop[16] = {[15] = 1};
-        if (memcmp(b, loop, 16) == 0 || (b[0] & 0xFE) == 0xFC)
+    return 0;
+}
+
+static int cidr_has(const struct cf_console_cidr *n, const unsigned char *a)
+{
+    unsigned whole = n->bits / 8, rest = n->bits % 8;
+    if (memcmp(n->addr, a, whole) != 0)
+        return 0;
+    return rest == 0 || ((n->addr[whole] ^ a[whole]) & (0xFF << (8 - rest))) == 0;
+}
+
+/* 1 for a peer in --trusted-proxy (default: loopback and private): an ingress's headers are
+ * believed from it. An IPv4-mapped IPv6 peer is its IPv4 address. */
+static int trusted_peer(const cf_console *c, const struct sockaddr *sa)
+{
+    const unsigned char *a;
+    int family;
+    static const unsigned char v4mapped[12] = {[10] = 0xFF, [11] = 0xFF};
+    if (sa && sa->sa_family == AF_INET) {
+        family = AF_INET;
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        family = memcmp(a, v4mapped, sizeof v4mapped) == 0 ? AF_INET : AF_INET6;
+        if (family == AF_INET)
+            a += sizeof v4mapped;
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < c->ntrusted; i++)
+        if (c->trusted[i].family == family && cidr_has(&c->trusted[i], a))
             return 1;
-        static const unsigned char v4mapped[12] = {[10] = 0xFF, [11] = 0xFF};
-        if (memcmp(b, v4mapped, 12) == 0) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, b + 12, 4);
-            return trusted_peer((const struct sockaddr *)&v4);
-        }
+    return 0;
+}
+
+static int set_trusted(cf_console *c, const cf_console_options *o, cf_err *err)
+{
+    const char *const *list = o->ntrusted_proxies ? o->trusted_proxies : default_trusted;
+    size_t n = o->ntrusted_proxies ? o->ntrusted_proxies : sizeof default_trusted / sizeof *default_trusted;
+    if (n == 1 && strcmp(list[0], "none") == 0)
+        return 0;
+    if (n > CF_CONSOLE_MAX_TRUSTED_PROXIES)
+        return cf_err_set(err, CF_EINVAL, "at most %d trusted proxies", CF_CONSOLE_MAX_TRUSTED_PROXIES);
+    for (size_t i = 0; i < n; i++) {
+        if (parse_cidr(list[i], &c->trusted[i]) != 0)
+            return cf_err_set(err, CF_EINVAL,
+                              "trusted proxy '%s' is not an address or ADDRESS/BITS (or the one word 'none')",
+                              list[i]);
+        c->ntrusted = i + 1;
     }
     return 0;
 }
@@ -183,7 +239,7 @@ cf_console_req *cf_console_req_new(cf_console *c, cf_http_request *hr, cf_consol
     r->login_result = -1;
     cf_buf_init(&r->body, 0);
     const struct sockaddr *peer = cf_http_client_address(hr);
-    int trusted = trusted_peer(peer);
+    int trusted = trusted_peer(c, peer);
     const char *xff = trusted ? cf_http_header(hr, "X-Forwarded-For") : NULL;
     if (!xff || !forwarded_for(xff, r->client, sizeof r->client))
         peer_text(peer, r->client, sizeof r->client);
@@ -637,6 +693,8 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
     c->nrepos = o->nrepos;
     if (!rc)
         rc = set_tiers(c, o, err);
+    if (!rc)
+        rc = set_trusted(c, o, err);
 
     /* The session secret keys sessions and, through its own HKDF info, proxy tokens. */
     int has_users = o->users && cf_users_count(o->users) > 0;

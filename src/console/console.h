@@ -29,6 +29,7 @@
 #define CF_CONSOLE_DEFAULT_SESSION_TTL_S (12 * 3600)
 #define CF_CONSOLE_MAX_TIERS 16
 #define CF_CONSOLE_DEFAULT_MAX_PROXY 128
+#define CF_CONSOLE_MAX_TRUSTED_PROXIES 16
 
 /* A bandwidth tier: whom the console signs download URLs as, and the proxy's shared budget. */
 typedef struct cf_console_tier {
@@ -66,6 +67,10 @@ typedef struct cf_console_options {
     int64_t url_expiry_s;          /* 0 = default (1 h); at most 7 days */
     double refresh_interval_s;     /* 0 = the catalogue's default */
     cf_console_secure secure_cookies;
+    /* Peers whose X-Forwarded-For/-Proto are believed: "ADDR/BITS" (or an address), or the one
+     * word "none". None given: loopback and private addresses (where an ingress sits). */
+    const char *const *trusted_proxies;
+    size_t ntrusted_proxies;
     const cf_logger *log; /* copied; NULL = nothing logged */
     const cf_clock *clock;
 } cf_console_options;

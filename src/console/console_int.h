@@ -94,6 +94,12 @@ struct cf_console {
     char region[64];
     int64_t url_expiry_s;
     cf_console_secure secure_cookies;
+    struct cf_console_cidr {
+        int family; /* AF_INET or AF_INET6 */
+        unsigned char addr[16];
+        unsigned bits;
+    } trusted[CF_CONSOLE_MAX_TRUSTED_PROXIES];
+    size_t ntrusted;
     cf_limiter *login_ip, *login_user;
     cf_sigv4_key_cache *sign_keys;
     cf_prefetch *prefetch; /* proxy mode: read-ahead of downloads (NULL: every read inline) */

@@ -222,3 +222,33 @@ def test_users_file_link_is_replaced_not_written_through(tmp_path):
     assert target.read_bytes() == before
     assert not users.is_symlink() and oct(users.stat().st_mode & 0o777) == "0o600"
     assert b"dan:" in users.read_bytes() and b"eve:" in users.read_bytes()
+
+
+# --- X-Forwarded-For / -Proto ---------------------------------------------------------------
+
+def test_forwarded_headers_are_believed_only_from_trusted_proxies(site, make_console):
+    # Loopback is not in the list: the test client is a direct client whose claims are ignored.
+    own = own_console(site, make_console, "--trusted-proxy", "192.0.2.0/24", "--trusted-proxy", "2001:db8::/32")
+    for i in range(20):
+        error_of(post(own, "/api/v1/login", {"username": f"xff{i}", "password": "x"}, ip=fresh_ip()), 401,
+                 "InvalidCredentials")
+    # Twenty addresses claimed, one peer counted.
+    r = post(own, "/api/v1/login", {"username": "bob", "password": PASSWORDS["bob"]}, ip=fresh_ip())
+    assert "address" in error_of(r, 429, "TooManyAttempts")
+    # Nor does a claimed https make the cookie Secure.
+    r = post(own, "/api/v1/logout", {}, headers={"X-Forwarded-Proto": "https"})
+    assert r.status_code == 200 and "Secure" not in r.headers["Set-Cookie"]
+    # "none" trusts nobody; an explicit loopback trusts the test client again.
+    own = own_console(site, make_console, "--trusted-proxy", "none")
+    r = post(own, "/api/v1/logout", {}, headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" not in r.headers["Set-Cookie"]
+    own = own_console(site, make_console, "--trusted-proxy", "127.0.0.1")
+    r = post(own, "/api/v1/logout", {}, headers={"X-Forwarded-Proto": "https"})
+    assert "Secure" in r.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "10.0.0/8", "example.com", "::1/129", "10.0.0.0/", "/8", "1.2.3.4/-1"])
+def test_trusted_proxy_flag_is_checked(site, bad):
+    p = subprocess.run([COFFER_BIN, "console", "--repository", f"s3://{BUCKET}/chains", "--trusted-proxy", bad],
+                       capture_output=True, text=True, timeout=30, env=dict(os.environ, **site.console_env))
+    assert p.returncode == 2 and "trusted proxy" in p.stderr, (bad, p.stderr)
