@@ -312,3 +312,28 @@ def test_token_for_a_removed_snapshot_is_404(site, make_console):
         error_of(r, 404, "NoSuchSnapshot")
     finally:
         site.s3.put_object(Bucket=BUCKET, Key=f"chains/gamma/{sid}.json", Body=body)
+
+
+# --- slow clients -----------------------------------------------------------------------------
+
+def test_slowloris_head_is_cut_off(site):
+    u = requests.utils.urlparse(site.url)
+    s = socket.create_connection((u.hostname, u.port), timeout=5)
+    s.sendall(b"GET /api/v1/chains HTTP/1.1\r\nHost: x\r\n")
+    s.settimeout(1)
+    start, closed = time.monotonic(), False
+    while time.monotonic() - start < 40:
+        try:
+            s.sendall(b"X")
+            if s.recv(4096) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+    s.close()
+    took = time.monotonic() - start
+    assert closed, "a head trickled a byte a second was never cut off"
+    assert took >= 9, took  # the layer's 10 s head deadline, not something sooner
