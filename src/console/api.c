@@ -28,6 +28,10 @@
  * once (429), so a flood holds at most this many of the blocking pool's threads and cores;
  * browsing and downloads keep the rest. */
 #define LOGIN_CHECKS_MAX 4
+/* An on-demand refresh lists every chain of every repository: anyone may ask for one, but not
+ * more often than this, or a loop of POSTs would keep the console listing the buckets
+ * back to back (load on the store, and a bill on AWS). */
+#define REFRESH_MIN_GAP_MS 5000
 
 int cf_console_page_params(const char *limit_text, const char *cursor_text, long *limit, cf_err *err)
 {
@@ -458,6 +462,22 @@ out:
     return rc;
 }
 
+static int post_refresh(cf_console_req *r)
+{
+    int64_t now = (int64_t)(cf_clock_mono() * 1000), next = atomic_load(&r->c->next_refresh_ms);
+    if (now < next ||
+        !atomic_compare_exchange_strong(&r->c->next_refresh_ms, &next, now + REFRESH_MIN_GAP_MS)) {
+        int64_t wait_ms = atomic_load(&r->c->next_refresh_ms) - now;
+        char after[24];
+        snprintf(after, sizeof after, "%lld", (long long)(wait_ms > 0 ? (wait_ms + 999) / 1000 : 1));
+        return cf_console_error(r, 429, "SlowDown", "Retry-After", after,
+                                "a catalogue refresh was requested less than %d s ago: try again in %s s",
+                                REFRESH_MIN_GAP_MS / 1000, after);
+    }
+    cf_catalogue_request_refresh(r->c->cat);
+    return cf_console_json(r, 202, json_pack("{s:s}", "refresh", "requested"));
+}
+
 static int api_complete(cf_http_request *hr)
 {
     cf_console_req *r = hr->front;
@@ -486,9 +506,7 @@ static int api_complete(cf_http_request *hr)
         r->run = run_login;
         return cf_http_offload(hr) == 0 ? 1 : run_login(r);
     case CF_ROUTE_LOGOUT: return post_logout(r);
-    case CF_ROUTE_REFRESH:
-        cf_catalogue_request_refresh(r->c->cat);
-        return cf_console_json(r, 202, json_pack("{s:s}", "refresh", "requested"));
+    case CF_ROUTE_REFRESH: return post_refresh(r);
     default: return catalogue_route(r);
     }
 }

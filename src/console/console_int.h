@@ -109,7 +109,8 @@ struct cf_console {
     _Atomic uint64_t latency[CF_ROUTE_COUNT][CF_CONSOLE_LATENCY_BUCKETS + 1];
     _Atomic uint64_t latency_us_sum[CF_ROUTE_COUNT];
     _Atomic uint64_t logins[CF_LOGIN_RESULTS];
-    _Atomic unsigned login_checks; /* password checks queued or running (api.c's bound) */
+    _Atomic unsigned login_checks;   /* password checks queued or running (api.c's bound) */
+    _Atomic int64_t next_refresh_ms; /* monotonic ms before which POST /refresh is refused */
 };
 
 /* prefetch.c: threads that read a proxied download's next window ahead of need. */

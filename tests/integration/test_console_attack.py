@@ -337,3 +337,18 @@ def test_slowloris_head_is_cut_off(site):
     took = time.monotonic() - start
     assert closed, "a head trickled a byte a second was never cut off"
     assert took >= 9, took  # the layer's 10 s head deadline, not something sooner
+
+
+# --- on-demand refresh ------------------------------------------------------------------------
+
+def test_on_demand_refresh_is_spaced(site, make_console):
+    # Anyone may ask for a refresh, which lists every chain of every repository: a loop of them
+    # must not keep the console listing the buckets back to back.
+    own = own_console(site, make_console)
+    assert post(own, "/api/v1/refresh", {}).status_code == 202
+    refused = [post(own, "/api/v1/refresh", {}) for _ in range(20)]
+    for r in refused:
+        assert "requested less than" in error_of(r, 429, "SlowDown")
+        assert 1 <= int(r.headers["Retry-After"]) <= 5
+    time.sleep(int(refused[-1].headers["Retry-After"]) + 0.2)
+    assert post(own, "/api/v1/refresh", {}).status_code == 202
