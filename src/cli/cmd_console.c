@@ -49,6 +49,7 @@ static const char console_usage[] =
     "  --proxy-downloads          stream archives through this console at the tier's rate\n"
     "                             (for stores that cannot pace: AWS S3, Ceph RGW)\n"
     "  --max-proxy-downloads N    proxied downloads at once, each up to 2 MiB of memory (default 128)\n"
+    "  --max-proxy-downloads-per-client N  of them from one client address (default 8)\n"
     "  --public-url URL           the site's address as browsers see it (proxy download links)\n"
     "  --download-endpoint URL    the S3 endpoint presigned URLs name (default: --endpoint)\n"
     "  --secure-cookies MODE      auto (behind TLS per X-Forwarded-Proto), always or never\n"
@@ -195,6 +196,7 @@ int cf_cmd_console(int argc, char **argv)
         {"tier", required_argument, NULL, 't'},
         {"proxy-downloads", no_argument, NULL, 'p'},
         {"max-proxy-downloads", required_argument, NULL, 'M'},
+        {"max-proxy-downloads-per-client", required_argument, NULL, 'm'},
         {"public-url", required_argument, NULL, 'U'},
         {"download-endpoint", required_argument, NULL, 'D'},
         {"secure-cookies", required_argument, NULL, 'c'},
@@ -222,7 +224,7 @@ int cf_cmd_console(int argc, char **argv)
     int64_t refresh_s = 60, url_expiry_s = CF_CONSOLE_DEFAULT_URL_EXPIRY_S,
             session_ttl_s = CF_CONSOLE_DEFAULT_SESSION_TTL_S;
     int proxy = 0, level = CF_LOG_INFO;
-    unsigned threads = 0, max_proxy = 0;
+    unsigned threads = 0, max_proxy = 0, max_per_client = 0;
     const char *trusted[CF_CONSOLE_MAX_TRUSTED_PROXIES];
     size_t ntrusted = 0;
     cf_console_secure secure = CF_CONSOLE_SECURE_AUTO;
@@ -269,6 +271,15 @@ int cf_cmd_console(int argc, char **argv)
                 return usage_error("--max-proxy-downloads must be a number from 1 to 100000, not '%s'",
                                    optarg);
             max_proxy = (unsigned)n;
+            break;
+        }
+        case 'm': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || n < 1 || n > 100000)
+                return usage_error(
+                    "--max-proxy-downloads-per-client must be a number from 1 to 100000, not '%s'", optarg);
+            max_per_client = (unsigned)n;
             break;
         }
         case 'U': public_url = optarg; break;
@@ -365,6 +376,7 @@ int cf_cmd_console(int argc, char **argv)
                             .ntiers = ntiers,
                             .proxy_downloads = proxy,
                             .max_proxy_downloads = max_proxy,
+                            .max_proxy_per_client = max_per_client,
                             .public_url = public_url,
                             .download_endpoint = download_endpoint ? download_endpoint : target.endpoint,
                             .region = target.region,

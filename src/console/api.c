@@ -7,7 +7,6 @@
  * milliseconds. Every refusal is {"error":{"code","message"}} with the status docs/console.md
  * gives; every POST passes the CSRF rules first (check_csrf).
  */
-#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,31 +373,11 @@ static const char *loggable_user(const cf_console *c, const char *user)
     return c->users && cf_users_find(c->users, user) >= 0 ? user : "(not a user)";
 }
 
-/* The per-address limiter's key of a client: an IPv6 client is counted by its /64, which one
- * subscriber holds whole (2^64 addresses would each get their own attempts); an IPv4-mapped
- * address by its IPv4 address. */
-static void address_key(const char *client, char *out, size_t n)
-{
-    unsigned char a[16];
-    char text[INET6_ADDRSTRLEN];
-    static const unsigned char v4mapped[12] = {[10] = 0xFF, [11] = 0xFF};
-    if (!strchr(client, ':') || inet_pton(AF_INET6, client, a) != 1) {
-        snprintf(out, n, "ip:%s", client);
-        return;
-    }
-    if (memcmp(a, v4mapped, sizeof v4mapped) == 0 && inet_ntop(AF_INET, a + 12, text, sizeof text)) {
-        snprintf(out, n, "ip:%s", text);
-        return;
-    }
-    memset(a + 8, 0, 8);
-    snprintf(out, n, "ip:%s/64", inet_ntop(AF_INET6, a, text, sizeof text) ? text : client);
-}
-
 /* On the blocking pool: the password check (slow on purpose), then the session cookie. */
 static int run_login(cf_console_req *r)
 {
     cf_console *c = r->c;
-    char *user = NULL, *password = NULL, ipkey[96], userkey[80];
+    char *user = NULL, *password = NULL, userkey[80];
     int malformed;
     cf_err err = {0};
     if (cf_console_login_body(r->body.data ? r->body.data : "", r->body.len, &user, &password, &malformed,
@@ -407,10 +386,9 @@ static int run_login(cf_console_req *r)
         return cf_console_error(r, err.code == CF_ENOMEM ? 500 : 400,
                                 malformed ? "MalformedJSON" : "InvalidArgument", NULL, NULL, "%s", err.msg);
     }
-    address_key(r->client, ipkey, sizeof ipkey);
     snprintf(userkey, sizeof userkey, "user:%s", user);
     double now = cf_clock_mono(), wait_ip = 0, wait_user = 0;
-    int allow_ip = cf_limiter_allow(c->login_ip, ipkey, now, &wait_ip);
+    int allow_ip = cf_limiter_allow(c->login_ip, r->client_key, now, &wait_ip);
     int allow_user = cf_limiter_allow(c->login_user, userkey, now, &wait_user);
     int rc;
     if (!allow_ip || !allow_user) {
@@ -428,7 +406,7 @@ static int run_login(cf_console_req *r)
     }
     const char *tier = NULL;
     if (!c->users || cf_users_check(c->users, user, password, &tier, &err) != 0) {
-        cf_limiter_fail(c->login_ip, ipkey, now);
+        cf_limiter_fail(c->login_ip, r->client_key, now);
         cf_limiter_fail(c->login_user, userkey, now);
         r->login_result = CF_LOGIN_WRONG;
         cf_log(&c->log, CF_LOG_WARN, "login failed", "user", loggable_user(c, user), "client", r->client,

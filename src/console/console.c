@@ -168,6 +168,47 @@ static int forwarded_for(const char *h, char *out, size_t n)
     return 1;
 }
 
+/* The key per-client limits count a client by: an IPv6 client by its /64, which one subscriber
+ * holds whole (2^64 addresses would each get their own share); an IPv4-mapped address by its
+ * IPv4 address. */
+static void client_key(const char *client, char *out, size_t n)
+{
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+    static const unsigned char v4mapped[12] = {[10] = 0xFF, [11] = 0xFF};
+    if (!strchr(client, ':') || inet_pton(AF_INET6, client, a) != 1) {
+        snprintf(out, n, "ip:%s", client);
+        return;
+    }
+    if (memcmp(a, v4mapped, sizeof v4mapped) == 0 && inet_ntop(AF_INET, a + 12, text, sizeof text)) {
+        snprintf(out, n, "ip:%s", text);
+        return;
+    }
+    memset(a + 8, 0, 8);
+    snprintf(out, n, "ip:%s/64", inet_ntop(AF_INET6, a, text, sizeof text) ? text : client);
+}
+
+int cf_console_proxy_slot_take(cf_console_req *r, int *all_taken)
+{
+    cf_console *c = r->c;
+    long free_slot = -1;
+    unsigned mine = 0;
+    pthread_mutex_lock(&c->proxy_mu);
+    for (unsigned i = 0; i < c->max_proxy_downloads; i++) {
+        if (!c->proxy_slots[i][0])
+            free_slot = free_slot < 0 ? (long)i : free_slot;
+        else
+            mine += strcmp(c->proxy_slots[i], r->client_key) == 0;
+    }
+    *all_taken = free_slot < 0;
+    if (free_slot >= 0 && mine < c->max_proxy_per_client) {
+        snprintf(c->proxy_slots[free_slot], CF_CONSOLE_CLIENT_KEY_LEN, "%s", r->client_key);
+        r->proxy_slot = free_slot + 1;
+    }
+    pthread_mutex_unlock(&c->proxy_mu);
+    return r->proxy_slot ? 0 : CF_EAGAIN;
+}
+
 /* The session from the Cookie header: anything wrong with it makes the request anonymous and
  * the response clear the cookie (never a 500). Two coffer_session cookies are wrong too: a
  * sibling domain or a path can plant a second one (cookie tossing), and whichever came first
@@ -243,6 +284,7 @@ cf_console_req *cf_console_req_new(cf_console *c, cf_http_request *hr, cf_consol
     const char *xff = trusted ? cf_http_header(hr, "X-Forwarded-For") : NULL;
     if (!xff || !forwarded_for(xff, r->client, sizeof r->client))
         peer_text(peer, r->client, sizeof r->client);
+    client_key(r->client, r->client_key, sizeof r->client_key);
     const char *proto = trusted ? cf_http_header(hr, "X-Forwarded-Proto") : NULL;
     r->via_tls = proto && strcasecmp(proto, "https") == 0;
     read_session(r);
@@ -367,8 +409,11 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
         atomic_fetch_add(&c->logins[r->login_result], 1);
     if (r->holds_login_check)
         atomic_fetch_sub(&c->login_checks, 1);
-    if (r->holds_proxy_slot)
-        atomic_fetch_sub(&c->proxy_active, 1);
+    if (r->proxy_slot) {
+        pthread_mutex_lock(&c->proxy_mu);
+        c->proxy_slots[r->proxy_slot - 1][0] = '\0';
+        pthread_mutex_unlock(&c->proxy_mu);
+    }
     char status[16], ms[32], bytes[24];
     snprintf(status, sizeof status, "%d", hr->responded ? hr->status : 0);
     snprintf(ms, sizeof ms, "%.3f", s * 1e3);
@@ -605,6 +650,8 @@ static void free_console(cf_console *c)
         cf_http_bucket_free(c->tiers[i].bucket);
     }
     free(c->repos);
+    free(c->proxy_slots);
+    pthread_mutex_destroy(&c->proxy_mu);
     memset(c->proxy_key, 0, sizeof c->proxy_key);
     free(c);
 }
@@ -654,6 +701,9 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
     c->url_expiry_s = o->url_expiry_s > 0 ? o->url_expiry_s : CF_CONSOLE_DEFAULT_URL_EXPIRY_S;
     c->proxy_downloads = o->proxy_downloads;
     c->max_proxy_downloads = o->max_proxy_downloads ? o->max_proxy_downloads : CF_CONSOLE_DEFAULT_MAX_PROXY;
+    c->max_proxy_per_client =
+        o->max_proxy_per_client ? o->max_proxy_per_client : CF_CONSOLE_DEFAULT_MAX_PROXY_PER_CLIENT;
+    pthread_mutex_init(&c->proxy_mu, NULL);
     c->secure_cookies = o->secure_cookies;
     snprintf(c->region, sizeof c->region, "%s", o->region ? o->region : "us-east-1");
     int rc = 0;
@@ -683,6 +733,9 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
     }
     if (!rc && o->nrepos == 0)
         rc = cf_err_set(err, CF_EINVAL, "no repository: give --repository s3://BUCKET[/PREFIX]");
+    if (!rc && o->proxy_downloads &&
+        !(c->proxy_slots = calloc(c->max_proxy_downloads, sizeof *c->proxy_slots)))
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory");
     if (!rc && !(c->repos = calloc(o->nrepos, sizeof *c->repos)))
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < o->nrepos; i++) {

@@ -29,6 +29,7 @@
 #define CF_CONSOLE_DEFAULT_SESSION_TTL_S (12 * 3600)
 #define CF_CONSOLE_MAX_TIERS 16
 #define CF_CONSOLE_DEFAULT_MAX_PROXY 128
+#define CF_CONSOLE_DEFAULT_MAX_PROXY_PER_CLIENT 8
 #define CF_CONSOLE_MAX_TRUSTED_PROXIES 16
 
 /* A bandwidth tier: whom the console signs download URLs as, and the proxy's shared budget. */
@@ -61,6 +62,7 @@ typedef struct cf_console_options {
     size_t ntiers;
     int proxy_downloads;           /* stream archives through /download instead of presigning */
     unsigned max_proxy_downloads;  /* proxied downloads at once (each holds up to 2 MiB); 0 = 128 */
+    unsigned max_proxy_per_client; /* ... of them for one client address (an IPv6 /64); 0 = 8 */
     const char *public_url;        /* "https://snapshots.example.com": proxy URLs; NULL = request's */
     const char *download_endpoint; /* "http(s)://host[:port]" the presigned URLs name */
     const char *region;            /* of the presigned URLs; NULL = us-east-1 */

@@ -477,14 +477,18 @@ static int download_begin(void *ctx, cf_http_request *hr)
                                 "the download link names a tier this console "
                                 "does not have");
     /* Each download holds a window and its read-ahead (2 MiB) for as long as its client takes:
-     * without a bound, clients that open many and read none would hold the memory of all. */
-    if (atomic_fetch_add(&c->proxy_active, 1) >= c->max_proxy_downloads) {
-        atomic_fetch_sub(&c->proxy_active, 1);
-        return cf_console_error(r, 503, "SlowDown", "Retry-After", "5",
-                                "the console is serving %u downloads already: try again in a few seconds",
-                                c->max_proxy_downloads);
-    }
-    r->holds_proxy_slot = 1;
+     * without a bound, clients that open many and read none would hold the memory of all; and
+     * one client must not take every slot. */
+    int all_taken;
+    if (cf_console_proxy_slot_take(r, &all_taken) != 0)
+        return all_taken ? cf_console_error(r, 503, "SlowDown", "Retry-After", "5",
+                                            "the console is serving %u downloads already: try again in a few "
+                                            "seconds",
+                                            c->max_proxy_downloads)
+                         : cf_console_error(r, 503, "SlowDown", "Retry-After", "5",
+                                            "this address has %u downloads in progress already: finish one "
+                                            "first",
+                                            c->max_proxy_per_client);
     const cf_cat_view *v = cf_catalogue_acquire(c->cat);
     const cf_cat_chain *ch = cf_cat_find_chain(v, r->chain);
     const cf_cat_snapshot *s = ch ? cf_cat_find_snapshot(ch, r->id) : NULL;

@@ -98,12 +98,14 @@ def proxy_link(own, chain="big", sid="latest", cookie=None, csrf=None):
     return r.json()["url"]
 
 
-def open_stalled(url):
-    """A GET of url by a client that reads the status line and then stops reading."""
+def open_stalled(url, ip=None):
+    """A GET of url by a client (ip: as an ingress would forward it) that reads the status line
+    and then stops reading."""
     u = requests.utils.urlparse(url)
     s = socket.create_connection((u.hostname, u.port), timeout=10)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.sendall(f"GET {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\n\r\n".encode())
+    xff = f"X-Forwarded-For: {ip}\r\n" if ip else ""
+    s.sendall(f"GET {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\n{xff}\r\n".encode())
     head = s.recv(12)
     return s, head
 
@@ -132,11 +134,32 @@ def test_proxied_downloads_at_once_are_bounded(site, big, make_console):
     assert r.status_code == 206 and len(r.content) == 10, r.text[:200]
 
 
-def test_max_proxy_downloads_flag_is_checked(site):
+def test_one_client_cannot_take_every_download_slot(site, big, make_console):
+    own = own_console(site, make_console, "--proxy-downloads", "--tier", "free=100KB/s",
+                      "--max-proxy-downloads", "6", "--max-proxy-downloads-per-client", "2")
+    url = proxy_link(own)
+    # Two from one address, two from one IPv6 /64 (its addresses are one subscriber's).
+    held = [open_stalled(url, ip) for ip in ("10.5.0.1", "10.5.0.1", "2001:db8:5:5::1", "2001:db8:5:5::2")]
+    try:
+        for _, head in held:
+            assert head.startswith(b"HTTP/1.1 200"), head
+        for ip in ("10.5.0.1", "2001:db8:5:5:ffff::9"):
+            r = requests.get(url, headers={"X-Forwarded-For": ip, "Range": "bytes=0-9"}, timeout=10)
+            assert "this address has 2 downloads" in error_of(r, 503, "SlowDown"), ip
+        # Another client still gets its download while slots remain.
+        r = requests.get(url, headers={"X-Forwarded-For": "10.5.0.2", "Range": "bytes=0-9"}, timeout=10)
+        assert r.status_code == 206 and len(r.content) == 10
+    finally:
+        for s, _ in held:
+            s.close()
+
+
+@pytest.mark.parametrize("flag", ["--max-proxy-downloads", "--max-proxy-downloads-per-client"])
+def test_max_proxy_downloads_flags_are_checked(site, flag):
     for bad in ("0", "-1", "x", "100001"):
-        p = subprocess.run([COFFER_BIN, "console", "--repository", f"s3://{BUCKET}", "--max-proxy-downloads", bad],
+        p = subprocess.run([COFFER_BIN, "console", "--repository", f"s3://{BUCKET}", flag, bad],
                            capture_output=True, text=True, timeout=30)
-        assert p.returncode == 2 and "--max-proxy-downloads" in p.stderr, (bad, p.stderr)
+        assert p.returncode == 2 and flag in p.stderr, (bad, p.stderr)
 
 
 # --- a hostile bucket -------------------------------------------------------------------------
