@@ -245,7 +245,17 @@ static void read_session(cf_console_req *r)
     cf_session s;
     int rc = v ? cf_session_open(r->c->keys, v, cf_console_now(r->c), &s, &err) : CF_ENOMEM;
     free(v);
+    /* The account as this console knows it now: a session of an account removed from the users
+     * file ends, and a changed tier applies, once the console runs with the new file (every
+     * replica reads the same one, so this needs no shared state). */
+    long account = rc == 0 && r->c->users ? cf_users_find(r->c->users, s.user) : -1;
+    if (rc == 0 && account < 0) {
+        memset(&s, 0, sizeof s);
+        r->session_state = CF_SESS_INVALID;
+        return;
+    }
     if (rc == 0) {
+        snprintf(s.tier, sizeof s.tier, "%s", cf_users_tier(r->c->users, (size_t)account));
         r->session = s;
         r->session_state = CF_SESS_OK;
         free(r->set_cookie);

@@ -375,3 +375,26 @@ def test_on_demand_refresh_is_spaced(site, make_console):
         assert 1 <= int(r.headers["Retry-After"]) <= 5
     time.sleep(int(refused[-1].headers["Retry-After"]) + 0.2)
     assert post(own, "/api/v1/refresh", {}).status_code == 202
+
+
+# --- sessions of changed accounts ---------------------------------------------------------------
+
+def test_session_of_a_removed_account_ends_and_a_changed_tier_applies(site, make_console, tmp_path):
+    before = own_console(site, make_console)
+    alice, _, _ = login(before, "alice")
+    bob, bob_csrf, _ = login(before, "bob")
+    # The operator removes bob and moves alice to premium, then rolls the console (same secret).
+    users = tmp_path / "users-changed"
+    users.write_text(site.users.read_text().replace("alice:free:", "alice:premium:"))
+    os.chmod(users, 0o600)
+    run(["console", "user", "rm", "bob", "--users-file", str(users)], site.env)
+    after = own_console(site, make_console, users=users)
+    r = get(after, "/api/v1/me", cookie=bob)
+    assert r.json() == {"user": None, "tier": "free", "csrf": None, "session": "invalid"}, r.text
+    assert "Max-Age=0" in r.headers["Set-Cookie"]
+    r = post(after, "/api/v1/chains/alpha/snapshots/latest/download", {}, cookie=bob, csrf=bob_csrf)
+    assert r.status_code == 200 and r.json()["tier"] == "free", r.text
+    me = get(after, "/api/v1/me", cookie=alice).json()
+    assert me["user"] == "alice" and me["tier"] == "premium", me
+    r = post(after, "/api/v1/chains/alpha/snapshots/latest/download", {}, cookie=alice, csrf=me["csrf"])
+    assert r.status_code == 200 and r.json()["tier"] == "premium", r.text
