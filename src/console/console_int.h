@@ -210,6 +210,9 @@ json_t *cf_console_snapshot_json(const cf_console *c, const cf_cat_snapshot *s);
  * message. (Exposed for the fuzz target.) */
 int cf_console_token_check(const unsigned char key[CF_SHA256_LEN], const char *chain, const char *id,
                            const char *tier, const char *expires, const char *sig, int64_t now, cf_err *err);
+/* 1 when archive key k lies in chain's namespace ("CHAIN/..." with no empty, "." or ".."
+ * segment and no control character or backslash), else 0. (Exposed for the fuzz target.) */
+int cf_console_archive_key_ok(const char *chain, const char *k);
 /* Parses a single "bytes=a-b" range against size: 0 (start, len), CF_ERANGE (unsatisfiable),
  * CF_EINVAL (not a single byte range: serve the whole object). */
 int cf_console_range(const char *h, uint64_t size, uint64_t *start, uint64_t *len);

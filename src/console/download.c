@@ -117,11 +117,10 @@ int cf_console_range(const char *h, uint64_t size, uint64_t *start, uint64_t *le
  * empty, "." or ".." segment and no control character or backslash. A manifest is the bucket's
  * word, not ours: one naming "../private/x" or another chain's archive would have the console
  * sign or proxy (with its general credentials) an object the site never published. */
-static int archive_key_in_chain(const cf_cat_snapshot *s)
+int cf_console_archive_key_ok(const char *chain, const char *k)
 {
-    const char *k = s->archive_key;
-    size_t n = strlen(s->chain);
-    if (!k || strncmp(k, s->chain, n) != 0 || k[n] != '/')
+    size_t n = strlen(chain);
+    if (!k || strncmp(k, chain, n) != 0 || k[n] != '/')
         return 0;
     for (const char *seg = k + n + 1;;) {
         size_t len = strcspn(seg, "/");
@@ -134,6 +133,11 @@ static int archive_key_in_chain(const cf_cat_snapshot *s)
             return 1;
         seg += len + 1;
     }
+}
+
+static int archive_key_in_chain(const cf_cat_snapshot *s)
+{
+    return cf_console_archive_key_ok(s->chain, s->archive_key);
 }
 
 /* The repository path of a snapshot's archive for a presigned URL: "/BUCKET/ROOT/KEY" (decoded). */
