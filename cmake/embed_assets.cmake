@@ -19,6 +19,13 @@ list(FILTER files EXCLUDE REGEX "(^|/)\\.|~$|\\.swp$")
 if(NOT files)
   message(FATAL_ERROR "embed_assets.cmake: no file under ${WEB_DIR}")
 endif()
+# Names go into C string literals and comments, and are URL paths as they are: plain ones only.
+foreach(name IN LISTS files)
+  if(NOT name MATCHES "^[A-Za-z0-9._/-]+$")
+    message(FATAL_ERROR "embed_assets.cmake: '${name}' under ${WEB_DIR}: name a page's file with "
+                        "letters, digits, '.', '_', '-' and '/' only")
+  endif()
+endforeach()
 
 function(content_type name out)
   string(TOLOWER "${name}" lower)
@@ -108,7 +115,6 @@ const cf_asset *cf_asset_find(const char *path)
 }
 ")
 
-# Rewritten only when it changes, so that an unrelated reconfigure recompiles nothing.
-file(WRITE "${OUTPUT}.tmp" "${code}")
-file(COPY_FILE "${OUTPUT}.tmp" "${OUTPUT}" ONLY_IF_DIFFERENT)
-file(REMOVE "${OUTPUT}.tmp")
+# Always written, even when unchanged: the build reruns this script until the table is newer than
+# every file it depends on.
+file(WRITE "${OUTPUT}" "${code}")

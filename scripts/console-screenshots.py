@@ -20,7 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from helpers_console_site import USERS, ConsoleSite, chromium  # noqa: E402
 
-WIDTH, HEIGHT = 1200, 720
+WIDTH, HEIGHT = 1200, 780
 PHONE = (375, 760)
 
 

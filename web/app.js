@@ -5,7 +5,8 @@
 
 (function () {
   const API = "api/v1/";
-  const PAGE_SIZE = 50;
+  // Snapshots per page; <html data-page-size="N"> overrides it (the browser test pages with 1).
+  const pageSize = () => Number(document.documentElement.dataset.pageSize) || 50;
 
   const state = {
     me: { user: null, tier: "free", csrf: null },
@@ -14,6 +15,7 @@
     generation: 0,       // bumped on every navigation: answers for an older view are dropped
     opener: null,        // the control that opened the dialog: focus goes back to it
     returnTo: "#/",      // where a login goes back to
+    notice: null,        // a message for the next view (the session ended)
     rendered: false,
   };
 
@@ -93,6 +95,14 @@
     }
     const digits = i === 0 || n >= 100 ? 0 : n >= 10 ? 1 : 2;
     return `${n.toFixed(digits)} ${units[i]}`;
+  }
+
+  // Rates as the command line takes them (--tier premium=250MB/s): the largest unit, decimal or
+  // binary, that states the rate exactly; else decimal megabytes.
+  function formatRate(n) {
+    const units = [["GiB/s", 1 << 30], ["GB/s", 1e9], ["MiB/s", 1 << 20], ["MB/s", 1e6], ["KiB/s", 1024], ["KB/s", 1e3]];
+    for (const [unit, size] of units) if (n >= size && n % size === 0) return `${n / size} ${unit}`;
+    return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB/s` : `${n} B/s`;
   }
 
   function formatAge(seconds) {
@@ -235,11 +245,33 @@
 
   /* ---- The account: who, which tier --------------------------------------------------------- */
 
+  // Who this tab was logged in as (per tab, and no secret: the session itself is an HttpOnly
+  // cookie). A session ends unseen: the browser drops the cookie at its Max-Age, and the console
+  // clears one it cannot open on whatever request brings it; this is how the page can tell.
+  const REMEMBERED = "coffer.console.user";
+  function remembered(user) {
+    try {
+      if (user === undefined) return sessionStorage.getItem(REMEMBERED);
+      if (user) sessionStorage.setItem(REMEMBERED, user);
+      else sessionStorage.removeItem(REMEMBERED);
+    } catch (e) {
+      // Storage disabled: no notice, nothing else lost.
+    }
+    return null;
+  }
+
   async function loadMe() {
     try {
       const me = await get("me");
       state.me = { user: me.user || null, tier: me.tier || "free", csrf: me.csrf || null };
-      if (me.session === "expired") showError("Your session expired: log in again to download at your tier's rate.");
+      const was = remembered();
+      if (state.me.user) {
+        remembered(state.me.user);
+      } else if (was || me.session === "expired") {
+        remembered(null);
+        // Shown by the next view (a navigation clears errors), then gone.
+        state.notice = `Your session${was ? ` as ${was}` : ""} has ended: log in again to download at your tier's rate.`;
+      }
     } catch (e) {
       state.me = { user: null, tier: "free", csrf: null };
     }
@@ -261,6 +293,7 @@
   async function logout() {
     const button = $("logout");
     button.disabled = true;
+    remembered(null); // a logout is no session that ended unseen
     try {
       await post("logout", {});
       showError("");
@@ -353,7 +386,8 @@
     const generation = ++state.generation;
     const current = () => generation === state.generation;
     if (r.view !== "login") state.returnTo = location.hash || "#/";
-    showError("");
+    showError(state.notice || "");
+    state.notice = null;
     if ($("download").open) $("download").close();
     if (r.view === "chains") return renderChains(current);
     if (r.view === "chain") return renderChain(r.chain, current);
@@ -418,7 +452,7 @@
     try {
       const [chain, page] = await Promise.all([
         get(`chains/${enc(name)}`),
-        get(`chains/${enc(name)}/snapshots?limit=${PAGE_SIZE}`),
+        get(`chains/${enc(name)}/snapshots?limit=${pageSize()}`),
       ]);
       if (!current()) return;
       const parts = [`${chain.snapshots} ${chain.snapshots === 1 ? "snapshot" : "snapshots"}`];
@@ -472,7 +506,7 @@
     const generation = state.generation;
     button.disabled = true;
     try {
-      const page = await get(`chains/${enc(state.chain)}/snapshots?limit=${PAGE_SIZE}&cursor=${enc(state.cursor)}`);
+      const page = await get(`chains/${enc(state.chain)}/snapshots?limit=${pageSize()}&cursor=${enc(state.cursor)}`);
       if (generation !== state.generation) return;
       const before = $("snapshots-body").rows.length;
       appendSnapshots(page);
@@ -526,7 +560,7 @@
     tier.textContent = d.tier;
     tier.dataset.tier = d.tier;
     $("dl-rate").textContent = d.rate_bytes_per_s > 0
-      ? `up to ${formatBytes(d.rate_bytes_per_s)}/s, shared by all ${d.tier} downloads` : "not rate-limited";
+      ? `up to ${formatRate(d.rate_bytes_per_s)}, shared by all ${d.tier} downloads` : "not rate-limited";
     const expiresIn = typeof d.expires_in === "number" ? d.expires_in : (new Date(d.expires_at).getTime() - Date.now()) / 1000;
     const expires = $("dl-expires");
     expires.replaceChildren(el("time", { datetime: d.expires_at, text: formatTime(d.expires_at) }), ` (in ${formatDuration(expiresIn)})`);
@@ -537,6 +571,7 @@
     const box = $("dl-commands");
     box.replaceChildren();
     for (const [name, command] of Object.entries(d.commands || {})) {
+      if (typeof command !== "string" || !command) continue; // "curl": null for an encrypted snapshot
       const id = `dl-cmd-${name.replace(/[^a-z0-9-]/gi, "")}`;
       const area = el("textarea", { id, readonly: true, rows: "2", spellcheck: "false", class: "command", "data-command": name });
       area.value = command;
@@ -558,7 +593,9 @@
 
   function onDialogClose() {
     // Focus returns to the control that opened the dialog, or to the view's heading.
-    const back = state.opener && document.contains(state.opener) && !state.opener.hidden ? state.opener : document.querySelector(".view:not([hidden]) h1");
+    // (After a navigation the opener may be gone or in a hidden view: then the heading.)
+    const opener = state.opener;
+    const back = opener && opener.isConnected && opener.getClientRects().length ? opener : document.querySelector(".view:not([hidden]) h1");
     state.opener = null;
     if (back) back.focus();
   }

@@ -48,10 +48,14 @@ static const char console_usage[] =
     "                             (repeatable; defaults free=50MB/s premium=250MB/s)\n"
     "  --proxy-downloads          stream archives through this console at the tier's rate\n"
     "                             (for stores that cannot pace: AWS S3, Ceph RGW)\n"
+    "  --max-proxy-downloads N    proxied downloads at once, each up to 2 MiB of memory (default 128)\n"
+    "  --max-proxy-downloads-per-client N  of them from one client address (default 8)\n"
     "  --public-url URL           the site's address as browsers see it (proxy download links)\n"
     "  --download-endpoint URL    the S3 endpoint presigned URLs name (default: --endpoint)\n"
     "  --secure-cookies MODE      auto (behind TLS per X-Forwarded-Proto), always or never\n"
     "  --session-ttl D            how long a login lasts (default 12h)\n"
+    "  --trusted-proxy CIDR       peers whose X-Forwarded-For/-Proto are believed (repeatable;\n"
+    "                             default loopback and private addresses; 'none': nobody)\n"
     "  --http-threads N           event-loop threads (default: one per core)\n"
     "  --log-level LEVEL          debug, info, warn or error (default info)\n"
     "\n"
@@ -191,12 +195,15 @@ int cf_cmd_console(int argc, char **argv)
         {"url-expiry", required_argument, NULL, 'x'},
         {"tier", required_argument, NULL, 't'},
         {"proxy-downloads", no_argument, NULL, 'p'},
+        {"max-proxy-downloads", required_argument, NULL, 'M'},
+        {"max-proxy-downloads-per-client", required_argument, NULL, 'm'},
         {"public-url", required_argument, NULL, 'U'},
         {"download-endpoint", required_argument, NULL, 'D'},
         {"secure-cookies", required_argument, NULL, 'c'},
         {"session-ttl", required_argument, NULL, 'T'},
         {"log-level", required_argument, NULL, 'l'},
         {"http-threads", required_argument, NULL, 'H'},
+        {"trusted-proxy", required_argument, NULL, 'X'},
         {"endpoint", required_argument, NULL, 'e'},
         {"region", required_argument, NULL, 'r'},
         {"access-key", required_argument, NULL, 'a'},
@@ -217,7 +224,9 @@ int cf_cmd_console(int argc, char **argv)
     int64_t refresh_s = 60, url_expiry_s = CF_CONSOLE_DEFAULT_URL_EXPIRY_S,
             session_ttl_s = CF_CONSOLE_DEFAULT_SESSION_TTL_S;
     int proxy = 0, level = CF_LOG_INFO;
-    unsigned threads = 0;
+    unsigned threads = 0, max_proxy = 0, max_per_client = 0;
+    const char *trusted[CF_CONSOLE_MAX_TRUSTED_PROXIES];
+    size_t ntrusted = 0;
     cf_console_secure secure = CF_CONSOLE_SECURE_AUTO;
     int c;
     optind = 1;
@@ -250,6 +259,29 @@ int cf_cmd_console(int argc, char **argv)
                 return CF_EXIT_USAGE;
             break;
         case 'p': proxy = 1; break;
+        case 'X':
+            if (ntrusted == CF_CONSOLE_MAX_TRUSTED_PROXIES)
+                return usage_error("at most %d --trusted-proxy", CF_CONSOLE_MAX_TRUSTED_PROXIES);
+            trusted[ntrusted++] = optarg;
+            break;
+        case 'M': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || n < 1 || n > 100000)
+                return usage_error("--max-proxy-downloads must be a number from 1 to 100000, not '%s'",
+                                   optarg);
+            max_proxy = (unsigned)n;
+            break;
+        }
+        case 'm': {
+            char *end;
+            unsigned long n = strtoul(optarg, &end, 10);
+            if (!*optarg || *end || optarg[0] == '-' || n < 1 || n > 100000)
+                return usage_error(
+                    "--max-proxy-downloads-per-client must be a number from 1 to 100000, not '%s'", optarg);
+            max_per_client = (unsigned)n;
+            break;
+        }
         case 'U': public_url = optarg; break;
         case 'D': download_endpoint = optarg; break;
         case 'c':
@@ -343,12 +375,16 @@ int cf_cmd_console(int argc, char **argv)
                             .tiers = ctiers,
                             .ntiers = ntiers,
                             .proxy_downloads = proxy,
+                            .max_proxy_downloads = max_proxy,
+                            .max_proxy_per_client = max_per_client,
                             .public_url = public_url,
                             .download_endpoint = download_endpoint ? download_endpoint : target.endpoint,
                             .region = target.region,
                             .url_expiry_s = url_expiry_s,
                             .refresh_interval_s = (double)refresh_s,
                             .secure_cookies = secure,
+                            .trusted_proxies = trusted,
+                            .ntrusted_proxies = ntrusted,
                             .log = &log};
     if ((rc = cf_console_new(&o, &console, &err)) != 0) {
         code = rc == CF_EINVAL ? CF_EXIT_USAGE : CF_EXIT_FAILURE;

@@ -22,6 +22,15 @@
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 1000
 #define MAX_SEGMENTS 8
+/* Password checks queued or running at once: each is ~270 ms of a core (bcrypt cost 12), and
+ * per-address limits do not stop a flood from many addresses. Beyond this a login is refused at
+ * once (429), so a flood holds at most this many of the blocking pool's threads and cores;
+ * browsing and downloads keep the rest. */
+#define LOGIN_CHECKS_MAX 4
+/* An on-demand refresh lists every chain of every repository: anyone may ask for one, but not
+ * more often than this, or a loop of POSTs would keep the console listing the buckets
+ * back to back (load on the store, and a bill on AWS). */
+#define REFRESH_MIN_GAP_MS 5000
 
 int cf_console_page_params(const char *limit_text, const char *cursor_text, long *limit, cf_err *err)
 {
@@ -407,7 +416,7 @@ static const char *loggable_user(const cf_console *c, const char *user)
 static int run_login(cf_console_req *r)
 {
     cf_console *c = r->c;
-    char *user = NULL, *password = NULL, ipkey[96], userkey[80];
+    char *user = NULL, *password = NULL, userkey[80];
     int malformed;
     cf_err err = {0};
     if (cf_console_login_body(r->body.data ? r->body.data : "", r->body.len, &user, &password, &malformed,
@@ -416,10 +425,9 @@ static int run_login(cf_console_req *r)
         return cf_console_error(r, err.code == CF_ENOMEM ? 500 : 400,
                                 malformed ? "MalformedJSON" : "InvalidArgument", NULL, NULL, "%s", err.msg);
     }
-    snprintf(ipkey, sizeof ipkey, "ip:%s", r->client);
     snprintf(userkey, sizeof userkey, "user:%s", user);
     double now = cf_clock_mono(), wait_ip = 0, wait_user = 0;
-    int allow_ip = cf_limiter_allow(c->login_ip, ipkey, now, &wait_ip);
+    int allow_ip = cf_limiter_allow(c->login_ip, r->client_key, now, &wait_ip);
     int allow_user = cf_limiter_allow(c->login_user, userkey, now, &wait_user);
     int rc;
     if (!allow_ip || !allow_user) {
@@ -437,7 +445,7 @@ static int run_login(cf_console_req *r)
     }
     const char *tier = NULL;
     if (!c->users || cf_users_check(c->users, user, password, &tier, &err) != 0) {
-        cf_limiter_fail(c->login_ip, ipkey, now);
+        cf_limiter_fail(c->login_ip, r->client_key, now);
         cf_limiter_fail(c->login_user, userkey, now);
         r->login_result = CF_LOGIN_WRONG;
         cf_log(&c->log, CF_LOG_WARN, "login failed", "user", loggable_user(c, user), "client", r->client,
@@ -482,6 +490,22 @@ static int get_route(cf_console_req *r)
     return catalogue_route(r);
 }
 
+static int post_refresh(cf_console_req *r)
+{
+    int64_t now = (int64_t)(cf_clock_mono() * 1000), next = atomic_load(&r->c->next_refresh_ms);
+    if (now < next ||
+        !atomic_compare_exchange_strong(&r->c->next_refresh_ms, &next, now + REFRESH_MIN_GAP_MS)) {
+        int64_t wait_ms = atomic_load(&r->c->next_refresh_ms) - now;
+        char after[24];
+        snprintf(after, sizeof after, "%lld", (long long)(wait_ms > 0 ? (wait_ms + 999) / 1000 : 1));
+        return cf_console_error(r, 429, "SlowDown", "Retry-After", after,
+                                "a catalogue refresh was requested less than %d s ago: try again in %s s",
+                                REFRESH_MIN_GAP_MS / 1000, after);
+    }
+    cf_catalogue_request_refresh(r->c->cat);
+    return cf_console_json(r, 202, json_pack("{s:s}", "refresh", "requested"));
+}
+
 static int api_complete(cf_http_request *hr)
 {
     cf_console_req *r = hr->front;
@@ -500,11 +524,19 @@ static int api_complete(cf_http_request *hr)
         return 1;
     }
     switch (r->route) {
-    case CF_ROUTE_LOGIN: r->run = run_login; return cf_http_offload(hr) == 0 ? 1 : run_login(r);
+    case CF_ROUTE_LOGIN:
+        if (atomic_fetch_add(&r->c->login_checks, 1) >= LOGIN_CHECKS_MAX) {
+            atomic_fetch_sub(&r->c->login_checks, 1);
+            r->login_result = CF_LOGIN_LIMITED;
+            return cf_console_error(r, 429, "TooManyAttempts", "Retry-After", "1",
+                                    "the console is checking %d logins already: try again in 1 s",
+                                    LOGIN_CHECKS_MAX);
+        }
+        r->holds_login_check = 1;
+        r->run = run_login;
+        return cf_http_offload(hr) == 0 ? 1 : run_login(r);
     case CF_ROUTE_LOGOUT: return post_logout(r);
-    case CF_ROUTE_REFRESH:
-        cf_catalogue_request_refresh(r->c->cat);
-        return cf_console_json(r, 202, json_pack("{s:s}", "refresh", "requested"));
+    case CF_ROUTE_REFRESH: return post_refresh(r);
     default: return catalogue_route(r);
     }
 }

@@ -4,8 +4,9 @@
  * mount shares (session from the cookie, client address, JSON answers) and the metrics.
  *
  * Trust rule for headers an ingress sets (docs/console.md, "Cookies and CSRF"): X-Forwarded-Proto
- * and X-Forwarded-For are believed only from a peer on a loopback or private address (127/8,
- * 10/8, 172.16/12, 192.168/16, ::1, fc00::/7), which is where an ingress or a sidecar sits; a
+ * and X-Forwarded-For are believed only from a peer in --trusted-proxy, by default a loopback or
+ * private address (127/8, 10/8, 172.16/12, 192.168/16, ::1, fc00::/7), which is where an ingress
+ * or a sidecar sits; a
  * client that reaches the console directly from a public address cannot claim https or another
  * address. From a trusted peer the client address is the last X-Forwarded-For entry (the one the
  * ingress appended: entries before it are the client's own claims).
@@ -64,26 +65,81 @@ cf_console_tier_state *cf_console_find_tier(cf_console *c, const char *name)
     return NULL;
 }
 
-/* 1 for a loopback or private peer: an ingress's headers are believed from it. */
-static int trusted_peer(const struct sockaddr *sa)
+static const char *const default_trusted[] = {"127.0.0.0/8",    "10.0.0.0/8", "172.16.0.0/12",
+                                              "192.168.0.0/16", "::1/128",    "fc00::/7"};
+
+/* "ADDR[/BITS]" into out; CF_EINVAL when it is not one. */
+static int parse_cidr(const char *text, struct cf_console_cidr *out)
 {
-    if (!sa)
-        return 0;
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 127 || (a >> 24) == 10 || (a >> 20) == 0xAC1 || (a >> 16) == 0xC0A8;
+    char addr[64];
+    const char *slash = strchr(text, '/');
+    size_t n = slash ? (size_t)(slash - text) : strlen(text);
+    if (n == 0 || n >= sizeof addr)
+        return CF_EINVAL;
+    memcpy(addr, text, n);
+    addr[n] = '\0';
+    memset(out, 0, sizeof *out);
+    out->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+    unsigned max = out->family == AF_INET ? 32 : 128;
+    if (inet_pton(out->family, addr, out->addr) != 1)
+        return CF_EINVAL;
+    out->bits = max;
+    if (slash) {
+        char *end;
+        unsigned long b = strtoul(slash + 1, &end, 10);
+        if (!slash[1] || *end || slash[1] == '-' || slash[1] == '+' || b > max)
+            return CF_EINVAL;
+        out->bits = (unsigned)b;
     }
-    if (sa->sa_family == AF_INET6) {
-        const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const unsigned char loop[16] = {[15] = 1};
-        if (memcmp(b, loop, 16) == 0 || (b[0] & 0xFE) == 0xFC)
+    return 0;
+}
+
+static int cidr_has(const struct cf_console_cidr *n, const unsigned char *a)
+{
+    unsigned whole = n->bits / 8, rest = n->bits % 8;
+    if (memcmp(n->addr, a, whole) != 0)
+        return 0;
+    return rest == 0 || ((n->addr[whole] ^ a[whole]) & (0xFF << (8 - rest))) == 0;
+}
+
+/* 1 for a peer in --trusted-proxy (default: loopback and private): an ingress's headers are
+ * believed from it. An IPv4-mapped IPv6 peer is its IPv4 address. */
+static int trusted_peer(const cf_console *c, const struct sockaddr *sa)
+{
+    const unsigned char *a;
+    int family;
+    static const unsigned char v4mapped[12] = {[10] = 0xFF, [11] = 0xFF};
+    if (sa && sa->sa_family == AF_INET) {
+        family = AF_INET;
+        a = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+    } else if (sa && sa->sa_family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        family = memcmp(a, v4mapped, sizeof v4mapped) == 0 ? AF_INET : AF_INET6;
+        if (family == AF_INET)
+            a += sizeof v4mapped;
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < c->ntrusted; i++)
+        if (c->trusted[i].family == family && cidr_has(&c->trusted[i], a))
             return 1;
-        static const unsigned char v4mapped[12] = {[10] = 0xFF, [11] = 0xFF};
-        if (memcmp(b, v4mapped, 12) == 0) {
-            struct sockaddr_in v4 = {.sin_family = AF_INET};
-            memcpy(&v4.sin_addr, b + 12, 4);
-            return trusted_peer((const struct sockaddr *)&v4);
-        }
+    return 0;
+}
+
+static int set_trusted(cf_console *c, const cf_console_options *o, cf_err *err)
+{
+    const char *const *list = o->ntrusted_proxies ? o->trusted_proxies : default_trusted;
+    size_t n = o->ntrusted_proxies ? o->ntrusted_proxies : sizeof default_trusted / sizeof *default_trusted;
+    if (n == 1 && strcmp(list[0], "none") == 0)
+        return 0;
+    if (n > CF_CONSOLE_MAX_TRUSTED_PROXIES)
+        return cf_err_set(err, CF_EINVAL, "at most %d trusted proxies", CF_CONSOLE_MAX_TRUSTED_PROXIES);
+    for (size_t i = 0; i < n; i++) {
+        if (parse_cidr(list[i], &c->trusted[i]) != 0)
+            return cf_err_set(err, CF_EINVAL,
+                              "trusted proxy '%s' is not an address or ADDRESS/BITS (or the one word 'none')",
+                              list[i]);
+        c->ntrusted = i + 1;
     }
     return 0;
 }
@@ -112,32 +168,75 @@ static int forwarded_for(const char *h, char *out, size_t n)
     return 1;
 }
 
+/* The key per-client limits count a client by: an IPv6 client by its /64, which one subscriber
+ * holds whole (2^64 addresses would each get their own share); an IPv4-mapped address by its
+ * IPv4 address. */
+static void client_key(const char *client, char *out, size_t n)
+{
+    unsigned char a[16];
+    char text[INET6_ADDRSTRLEN];
+    static const unsigned char v4mapped[12] = {[10] = 0xFF, [11] = 0xFF};
+    if (!strchr(client, ':') || inet_pton(AF_INET6, client, a) != 1) {
+        snprintf(out, n, "ip:%s", client);
+        return;
+    }
+    if (memcmp(a, v4mapped, sizeof v4mapped) == 0 && inet_ntop(AF_INET, a + 12, text, sizeof text)) {
+        snprintf(out, n, "ip:%s", text);
+        return;
+    }
+    memset(a + 8, 0, 8);
+    snprintf(out, n, "ip:%s/64", inet_ntop(AF_INET6, a, text, sizeof text) ? text : client);
+}
+
+int cf_console_proxy_slot_take(cf_console_req *r, int *all_taken)
+{
+    cf_console *c = r->c;
+    long free_slot = -1;
+    unsigned mine = 0;
+    pthread_mutex_lock(&c->proxy_mu);
+    for (unsigned i = 0; i < c->max_proxy_downloads; i++) {
+        if (!c->proxy_slots[i][0])
+            free_slot = free_slot < 0 ? (long)i : free_slot;
+        else
+            mine += strcmp(c->proxy_slots[i], r->client_key) == 0;
+    }
+    *all_taken = free_slot < 0;
+    if (free_slot >= 0 && mine < c->max_proxy_per_client) {
+        snprintf(c->proxy_slots[free_slot], CF_CONSOLE_CLIENT_KEY_LEN, "%s", r->client_key);
+        r->proxy_slot = free_slot + 1;
+    }
+    pthread_mutex_unlock(&c->proxy_mu);
+    return r->proxy_slot ? 0 : CF_EAGAIN;
+}
+
 /* The session from the Cookie header: anything wrong with it makes the request anonymous and
- * the response clear the cookie (never a 500). */
+ * the response clear the cookie (never a 500). Two coffer_session cookies are wrong too: a
+ * sibling domain or a path can plant a second one (cookie tossing), and whichever came first
+ * would log the visitor in as the planter. */
 static void read_session(cf_console_req *r)
 {
     const char *h = cf_http_header(r->hr, "Cookie");
     if (!h)
         return;
     const char *p = h, *value = NULL;
-    size_t vlen = 0, namelen = strlen(SESSION_COOKIE);
+    size_t vlen = 0, namelen = strlen(SESSION_COOKIE), found = 0;
     while (*p) {
         while (*p == ' ' || *p == ';')
             p++;
         const char *end = p + strcspn(p, ";");
-        if ((size_t)(end - p) > namelen && strncmp(p, SESSION_COOKIE, namelen) == 0 && p[namelen] == '=') {
+        if ((size_t)(end - p) > namelen && strncmp(p, SESSION_COOKIE, namelen) == 0 && p[namelen] == '=' &&
+            found++ == 0) {
             value = p + namelen + 1;
             vlen = (size_t)(end - value);
             while (vlen && value[vlen - 1] == ' ')
                 vlen--;
-            break;
         }
         p = end;
     }
     if (!value)
         return;
     r->set_cookie = cf_console_cookie(r, "", 0);
-    if (!r->c->keys || vlen == 0 || vlen > CF_SESSION_COOKIE_MAX) {
+    if (!r->c->keys || vlen == 0 || vlen > CF_SESSION_COOKIE_MAX || found > 1) {
         r->session_state = CF_SESS_INVALID;
         return;
     }
@@ -146,7 +245,17 @@ static void read_session(cf_console_req *r)
     cf_session s;
     int rc = v ? cf_session_open(r->c->keys, v, cf_console_now(r->c), &s, &err) : CF_ENOMEM;
     free(v);
+    /* The account as this console knows it now: a session of an account removed from the users
+     * file ends, and a changed tier applies, once the console runs with the new file (every
+     * replica reads the same one, so this needs no shared state). */
+    long account = rc == 0 && r->c->users ? cf_users_find(r->c->users, s.user) : -1;
+    if (rc == 0 && account < 0) {
+        memset(&s, 0, sizeof s);
+        r->session_state = CF_SESS_INVALID;
+        return;
+    }
     if (rc == 0) {
+        snprintf(s.tier, sizeof s.tier, "%s", cf_users_tier(r->c->users, (size_t)account));
         r->session = s;
         r->session_state = CF_SESS_OK;
         free(r->set_cookie);
@@ -181,10 +290,11 @@ cf_console_req *cf_console_req_new(cf_console *c, cf_http_request *hr, cf_consol
     r->login_result = -1;
     cf_buf_init(&r->body, 0);
     const struct sockaddr *peer = cf_http_client_address(hr);
-    int trusted = trusted_peer(peer);
+    int trusted = trusted_peer(c, peer);
     const char *xff = trusted ? cf_http_header(hr, "X-Forwarded-For") : NULL;
     if (!xff || !forwarded_for(xff, r->client, sizeof r->client))
         peer_text(peer, r->client, sizeof r->client);
+    client_key(r->client, r->client_key, sizeof r->client_key);
     const char *proto = trusted ? cf_http_header(hr, "X-Forwarded-Proto") : NULL;
     r->via_tls = proto && strcasecmp(proto, "https") == 0;
     read_session(r);
@@ -317,6 +427,13 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
     atomic_fetch_add(&c->latency_us_sum[r->route], (uint64_t)(s * 1e6));
     if (r->login_result >= 0 && r->login_result < CF_LOGIN_RESULTS)
         atomic_fetch_add(&c->logins[r->login_result], 1);
+    if (r->holds_login_check)
+        atomic_fetch_sub(&c->login_checks, 1);
+    if (r->proxy_slot) {
+        pthread_mutex_lock(&c->proxy_mu);
+        c->proxy_slots[r->proxy_slot - 1][0] = '\0';
+        pthread_mutex_unlock(&c->proxy_mu);
+    }
     cf_log_level level = completed_ok ? CF_LOG_INFO : CF_LOG_WARN;
     if (c->log.sink && level >= c->log.min) { /* three printfs a request otherwise thrown away */
         char status[16], ms[32], bytes[24];
@@ -569,6 +686,8 @@ static void free_console(cf_console *c)
         cf_http_bucket_free(c->tiers[i].bucket);
     }
     free(c->repos);
+    free(c->proxy_slots);
+    pthread_mutex_destroy(&c->proxy_mu);
     memset(c->proxy_key, 0, sizeof c->proxy_key);
     free(c);
 }
@@ -629,6 +748,10 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
     c->session_ttl_s = o->session_ttl_s > 0 ? o->session_ttl_s : CF_CONSOLE_DEFAULT_SESSION_TTL_S;
     c->url_expiry_s = o->url_expiry_s > 0 ? o->url_expiry_s : CF_CONSOLE_DEFAULT_URL_EXPIRY_S;
     c->proxy_downloads = o->proxy_downloads;
+    c->max_proxy_downloads = o->max_proxy_downloads ? o->max_proxy_downloads : CF_CONSOLE_DEFAULT_MAX_PROXY;
+    c->max_proxy_per_client =
+        o->max_proxy_per_client ? o->max_proxy_per_client : CF_CONSOLE_DEFAULT_MAX_PROXY_PER_CLIENT;
+    pthread_mutex_init(&c->proxy_mu, NULL);
     c->secure_cookies = o->secure_cookies;
     snprintf(c->region, sizeof c->region, "%s", o->region ? o->region : "us-east-1");
     int rc = 0;
@@ -658,6 +781,9 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
     }
     if (!rc && o->nrepos == 0)
         rc = cf_err_set(err, CF_EINVAL, "no repository: give --repository s3://BUCKET[/PREFIX]");
+    if (!rc && o->proxy_downloads &&
+        !(c->proxy_slots = calloc(c->max_proxy_downloads, sizeof *c->proxy_slots)))
+        rc = cf_err_set(err, CF_ENOMEM, "out of memory");
     if (!rc && !(c->repos = calloc(o->nrepos, sizeof *c->repos)))
         rc = cf_err_set(err, CF_ENOMEM, "out of memory");
     for (size_t i = 0; !rc && i < o->nrepos; i++) {
@@ -668,6 +794,8 @@ int cf_console_new(const cf_console_options *o, cf_console **out, cf_err *err)
     c->nrepos = o->nrepos;
     if (!rc)
         rc = set_tiers(c, o, err);
+    if (!rc)
+        rc = set_trusted(c, o, err);
 
     /* The session secret keys sessions and, through its own HKDF info, proxy tokens. */
     int has_users = o->users && cf_users_count(o->users) > 0;

@@ -28,6 +28,9 @@
 #define CF_CONSOLE_MAX_URL_EXPIRY_S 604800 /* seven days: what SigV4 allows */
 #define CF_CONSOLE_DEFAULT_SESSION_TTL_S (12 * 3600)
 #define CF_CONSOLE_MAX_TIERS 16
+#define CF_CONSOLE_DEFAULT_MAX_PROXY 128
+#define CF_CONSOLE_DEFAULT_MAX_PROXY_PER_CLIENT 8
+#define CF_CONSOLE_MAX_TRUSTED_PROXIES 16
 
 /* A bandwidth tier: whom the console signs download URLs as, and the proxy's shared budget. */
 typedef struct cf_console_tier {
@@ -58,12 +61,18 @@ typedef struct cf_console_options {
     const cf_console_tier *tiers;
     size_t ntiers;
     int proxy_downloads;           /* stream archives through /download instead of presigning */
+    unsigned max_proxy_downloads;  /* proxied downloads at once (each holds up to 2 MiB); 0 = 128 */
+    unsigned max_proxy_per_client; /* ... of them for one client address (an IPv6 /64); 0 = 8 */
     const char *public_url;        /* "https://snapshots.example.com": proxy URLs; NULL = request's */
     const char *download_endpoint; /* "http(s)://host[:port]" the presigned URLs name */
     const char *region;            /* of the presigned URLs; NULL = us-east-1 */
     int64_t url_expiry_s;          /* 0 = default (1 h); at most 7 days */
     double refresh_interval_s;     /* 0 = the catalogue's default */
     cf_console_secure secure_cookies;
+    /* Peers whose X-Forwarded-For/-Proto are believed: "ADDR/BITS" (or an address), or the one
+     * word "none". None given: loopback and private addresses (where an ingress sits). */
+    const char *const *trusted_proxies;
+    size_t ntrusted_proxies;
     const cf_logger *log; /* copied; NULL = nothing logged */
     const cf_clock *clock;
 } cf_console_options;

@@ -10,6 +10,7 @@
 #define CF_CONSOLE_CONSOLE_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -64,6 +65,8 @@ typedef struct cf_console_tier_state {
     _Atomic uint64_t proxy_bytes;
 } cf_console_tier_state;
 
+#define CF_CONSOLE_CLIENT_KEY_LEN 96
+
 typedef struct cf_prefetch cf_prefetch;
 typedef struct cf_prefetch_job cf_prefetch_job;
 
@@ -88,12 +91,21 @@ struct cf_console {
     cf_console_tier_state tiers[CF_CONSOLE_MAX_TIERS];
     size_t ntiers;
     int proxy_downloads;
-    char public_url[512]; /* "" when the request's own origin is used */
-    char endpoint[512];   /* of presigned URLs: "http://host:port" */
+    unsigned max_proxy_downloads, max_proxy_per_client;
+    pthread_mutex_t proxy_mu;
+    char (*proxy_slots)[CF_CONSOLE_CLIENT_KEY_LEN]; /* max_proxy_downloads: a download's client key, or "" */
+    char public_url[512];                           /* "" when the request's own origin is used */
+    char endpoint[512];                             /* of presigned URLs: "http://host:port" */
     char endpoint_host[512];
     char region[64];
     int64_t url_expiry_s;
     cf_console_secure secure_cookies;
+    struct cf_console_cidr {
+        int family; /* AF_INET or AF_INET6 */
+        unsigned char addr[16];
+        unsigned bits;
+    } trusted[CF_CONSOLE_MAX_TRUSTED_PROXIES];
+    size_t ntrusted;
     cf_limiter *login_ip, *login_user;
     cf_sigv4_key_cache *sign_keys;
     cf_prefetch *prefetch; /* proxy mode: read-ahead of downloads (NULL: every read inline) */
@@ -103,6 +115,8 @@ struct cf_console {
     _Atomic uint64_t latency[CF_ROUTE_COUNT][CF_CONSOLE_LATENCY_BUCKETS + 1];
     _Atomic uint64_t latency_us_sum[CF_ROUTE_COUNT];
     _Atomic uint64_t logins[CF_LOGIN_RESULTS];
+    _Atomic unsigned login_checks;   /* password checks queued or running (api.c's bound) */
+    _Atomic int64_t next_refresh_ms; /* monotonic ms before which POST /refresh is refused */
 };
 
 /* prefetch.c: threads that read a proxied download's next window ahead of need. */
@@ -134,14 +148,17 @@ typedef struct cf_console_req {
     int body_too_big;
     cf_console_session_state session_state;
     cf_session session;
-    char *set_cookie;                      /* a Set-Cookie value to send with the response, or NULL */
-    int via_tls;                           /* the client reached us over https (console.c's trust rule) */
-    char client[80];                       /* the client's address, for the limiter and the log */
-    int (*run)(struct cf_console_req *r);  /* what the blocking pool runs */
-    int login_result;                      /* CF_LOGIN_*, or -1 when not a login */
-    void *download;                        /* download.c's state of a proxied download, */
-    void (*download_free)(void *download); /* ... freed by this when no response took it */
+    char *set_cookie; /* a Set-Cookie value to send with the response, or NULL */
+    int via_tls;      /* the client reached us over https (console.c's trust rule) */
+    char client[80];  /* the client's address, for the log */
+    char client_key[CF_CONSOLE_CLIENT_KEY_LEN]; /* whom per-client limits count: "ip:ADDR", "ip:V6/64" */
+    int (*run)(struct cf_console_req *r);       /* what the blocking pool runs */
+    int login_result;                           /* CF_LOGIN_*, or -1 when not a login */
+    void *download;                             /* download.c's state of a proxied download, */
+    void (*download_free)(void *download);      /* ... freed by this when no response took it */
     uint64_t bytes_out;
+    int holds_login_check; /* counted in c->login_checks until the request ends */
+    long proxy_slot;       /* 1 + its index in c->proxy_slots while it holds one, else 0 */
 } cf_console_req;
 
 /* console.c: a request's state (NULL: out of memory), its session read from the cookie. */
@@ -167,6 +184,10 @@ int64_t cf_console_now(const cf_console *c);
 void cf_console_rfc3339(int64_t t, char out[32]);
 /* The request's own origin, "http(s)://Host", or "" when the request has no Host. */
 void cf_console_origin(const cf_console_req *r, char *out, size_t n);
+/* Takes a proxied download's slot for r's client: 0, or CF_EAGAIN when every slot is taken
+ * (--max-proxy-downloads) or the client holds its share (--max-proxy-downloads-per-client), with
+ * *all_taken saying which. The slot is given back when the request ends. */
+int cf_console_proxy_slot_take(cf_console_req *r, int *all_taken);
 /* The tier named name, or NULL. */
 cf_console_tier_state *cf_console_find_tier(cf_console *c, const char *name);
 
@@ -193,6 +214,9 @@ json_t *cf_console_snapshot_json(const cf_console *c, const cf_cat_snapshot *s);
  * message. (Exposed for the fuzz target.) */
 int cf_console_token_check(const unsigned char key[CF_SHA256_LEN], const char *chain, const char *id,
                            const char *tier, const char *expires, const char *sig, int64_t now, cf_err *err);
+/* 1 when archive key k lies in chain's namespace ("CHAIN/..." with no empty, "." or ".."
+ * segment and no control character or backslash), else 0. (Exposed for the fuzz target.) */
+int cf_console_archive_key_ok(const char *chain, const char *k);
 /* Parses a single "bytes=a-b" range against size: 0 (start, len), CF_ERANGE (unsatisfiable),
  * CF_EINVAL (not a single byte range: serve the whole object). */
 int cf_console_range(const char *h, uint64_t size, uint64_t *start, uint64_t *len);

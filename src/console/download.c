@@ -113,6 +113,33 @@ int cf_console_range(const char *h, uint64_t size, uint64_t *start, uint64_t *le
     return 0;
 }
 
+/* 1 when a snapshot's archive key lies in its own chain's namespace ("CHAIN/NAME..."), with no
+ * empty, "." or ".." segment and no control character or backslash. A manifest is the bucket's
+ * word, not ours: one naming "../private/x" or another chain's archive would have the console
+ * sign or proxy (with its general credentials) an object the site never published. */
+int cf_console_archive_key_ok(const char *chain, const char *k)
+{
+    size_t n = strlen(chain);
+    if (!k || strncmp(k, chain, n) != 0 || k[n] != '/')
+        return 0;
+    for (const char *seg = k + n + 1;;) {
+        size_t len = strcspn(seg, "/");
+        if (len == 0 || (len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return 0;
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)seg[i] < 0x20 || seg[i] == 0x7f || seg[i] == '\\')
+                return 0;
+        if (!seg[len])
+            return 1;
+        seg += len + 1;
+    }
+}
+
+static int archive_key_in_chain(const cf_cat_snapshot *s)
+{
+    return cf_console_archive_key_ok(s->chain, s->archive_key);
+}
+
 /* The repository path of a snapshot's archive for a presigned URL: "/BUCKET/ROOT/KEY" (decoded). */
 static void archive_path(const cf_console_repo *repo, const cf_cat_snapshot *s, cf_buf *out)
 {
@@ -201,6 +228,14 @@ int cf_console_download_answer(cf_console_req *r, const cf_cat_snapshot *s, cons
     if (!s->archive_key || s->repo_index >= c->nrepos) {
         *code = "NoSuchSnapshot";
         cf_err_set(err, CF_ENOTFOUND, "snapshot '%s' of chain '%s' names no archive", s->id, s->chain);
+        return 404;
+    }
+    if (!archive_key_in_chain(s)) {
+        *code = "NoSuchSnapshot";
+        cf_log(&c->log, CF_LOG_WARN, "download refused: the manifest's archive is outside its chain", "chain",
+               s->chain, "id", s->id, "archive_key", s->archive_key, NULL);
+        cf_err_set(err, CF_ENOTFOUND, "snapshot '%s' of chain '%s' names an archive outside its chain", s->id,
+                   s->chain);
         return 404;
     }
     int64_t now = cf_console_now(c), expires = now + c->url_expiry_s;
@@ -445,10 +480,25 @@ static int download_begin(void *ctx, cf_http_request *hr)
         return cf_console_error(r, 403, "InvalidToken", NULL, NULL,
                                 "the download link names a tier this console "
                                 "does not have");
+    /* Each download holds a window and its read-ahead (2 MiB) for as long as its client takes:
+     * without a bound, clients that open many and read none would hold the memory of all; and
+     * one client must not take every slot. */
+    int all_taken;
+    if (cf_console_proxy_slot_take(r, &all_taken) != 0)
+        return all_taken ? cf_console_error(r, 503, "SlowDown", "Retry-After", "5",
+                                            "the console is serving %u downloads already: try again in a few "
+                                            "seconds",
+                                            c->max_proxy_downloads)
+                         : cf_console_error(r, 503, "SlowDown", "Retry-After", "5",
+                                            "this address has %u downloads in progress already: finish one "
+                                            "first",
+                                            c->max_proxy_per_client);
     const cf_cat_view *v = cf_catalogue_acquire(c->cat);
     const cf_cat_chain *ch = cf_cat_find_chain(v, r->chain);
     const cf_cat_snapshot *s = ch ? cf_cat_find_snapshot(ch, r->id) : NULL;
     proxy *p = NULL;
+    if (s && !archive_key_in_chain(s))
+        s = NULL; /* its link was never issued (cf_console_download_answer refuses it) */
     if (s && s->archive_key && s->repo_index < c->nrepos &&
         (p = calloc(1, sizeof *p + strlen(s->archive_key) + 1))) {
         p->c = c;

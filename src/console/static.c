@@ -16,12 +16,10 @@ void cf_console_security_headers(cf_http_response *resp)
     cf_http_add_header(resp, "X-Frame-Options", "DENY");
 }
 
-/* The request path comes from the client: anything but printable ASCII is escaped, and the
- * quote is cut short, so the JSON stays valid and small. */
-static void put_json_text(cf_buf *b, const char *s)
+void cf_console_json_quote(cf_buf *b, const char *s, size_t max)
 {
     size_t i = 0;
-    for (; s[i] && i < PATH_QUOTE_MAX; i++) {
+    for (; s[i] && i < max; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\')
             cf_buf_printf(b, "\\%c", c);
@@ -42,11 +40,11 @@ static cf_http_response *error_response(const cf_http_request *hr, int status, c
     cf_buf_printf(&b, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
     if (status == 405) {
         cf_buf_printf(&b, "method '%s' is not allowed on '", hr->method);
-        put_json_text(&b, hr->url);
+        cf_console_json_quote(&b, hr->url, PATH_QUOTE_MAX);
         cf_buf_puts(&b, "': the page answers GET and HEAD only");
     } else {
         cf_buf_puts(&b, "no page at '");
-        put_json_text(&b, hr->url);
+        cf_console_json_quote(&b, hr->url, PATH_QUOTE_MAX);
         cf_buf_printf(&b, "'%s", what);
     }
     cf_buf_puts(&b, "\"}}\n");
@@ -68,8 +66,7 @@ static cf_http_response *error_response(const cf_http_request *hr, int status, c
     return resp;
 }
 
-/* If-None-Match (RFC 9110, 13.1.2): "*", or a list of entity tags compared weakly (W/ ignored). */
-static int etag_listed(const char *header, const char *etag)
+int cf_console_etag_listed(const char *header, const char *etag)
 {
     size_t etag_len = strlen(etag);
     const char *p = header;
@@ -115,7 +112,7 @@ cf_http_response *cf_console_static_response(const cf_http_request *hr, int *sta
     }
 
     const char *inm = cf_http_header(hr, "If-None-Match");
-    int not_modified = inm && etag_listed(inm, a->etag);
+    int not_modified = inm && cf_console_etag_listed(inm, a->etag);
     /* Copied: the layer frees a buffer it does not copy, and the asset is static. */
     cf_http_response *resp = not_modified ? cf_http_body_empty() : cf_http_body_buffer(a->data, a->len, 1);
     if (!resp)

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "http/http.h"
 
 /* The Content-Security-Policy every console response carries: the page loads only its own
@@ -39,5 +40,15 @@ int cf_console_static_respond(cf_http_request *hr);
  * Referrer-Policy: no-referrer and X-Frame-Options: DENY to resp: for every console response,
  * the API's included. */
 void cf_console_security_headers(cf_http_response *resp);
+
+/* The two readers of client input above, for the tests and tests/fuzz/fuzz_static.c. */
+
+/* 1 when an If-None-Match value (RFC 9110, 13.1.2) names etag (a quoted strong tag): "*", or a
+ * comma-separated list of entity tags compared weakly ("W/" ignored). Reading stops at the first
+ * element that is not an entity tag. */
+int cf_console_etag_listed(const char *if_none_match, const char *etag);
+/* Appends s as the inside of a JSON string: printable ASCII as it is ('"' and '\\' escaped),
+ * every other byte as \u00XX, so any bytes make valid JSON; at most max bytes of s, then "...". */
+void cf_console_json_quote(cf_buf *b, const char *s, size_t max);
 
 #endif

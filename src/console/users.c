@@ -471,7 +471,8 @@ int cf_users_lock(const char *path, int *lock_fd, cf_err *err)
     char lock_path[4096];
     if (snprintf(lock_path, sizeof lock_path, "%s.lock", path) >= (int)sizeof lock_path)
         return cf_err_set(err, CF_EINVAL, "users file path '%.80s…' is too long", path);
-    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* Not followed when a link: the lock must not create or open a file elsewhere. */
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot open lock file '%s'", lock_path);
     while (flock(fd, LOCK_EX) != 0) {

@@ -95,7 +95,11 @@ int cf_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
         return cf_err_set(err, CF_EINVAL, "path '%s' is too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* The name is predictable: O_EXCL | O_NOFOLLOW so that a link planted there is never
+     * followed; what is there (a crash's leftover, a link) is unlinked once and the open retried. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot create '%s'", tmp);
     int rc = 0;

@@ -28,11 +28,22 @@ int cf_log_level_parse(const char *name)
     return -1;
 }
 
+/* A value is written bare only when it can neither split the field (space, '=', quote) nor act
+ * on the terminal or line that shows it: any control byte (CR, ESC, ...) or DEL forces quoting,
+ * where it is written as \xNN. */
+static int needs_quotes(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
+            return 1;
+    return 0;
+}
+
 static void put_value(cf_buf *b, const char *v)
 {
     if (!v)
         v = "";
-    if (*v && strpbrk(v, " \"=\\\n\t") == NULL) {
+    if (*v && !needs_quotes(v)) {
         cf_buf_puts(b, v);
         return;
     }
@@ -42,7 +53,7 @@ static void put_value(cf_buf *b, const char *v)
         if (c == '"' || c == '\\') {
             cf_buf_putc(b, '\\');
             cf_buf_putc(b, (char)c);
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             cf_buf_printf(b, "\\x%02x", c);
         } else {
             cf_buf_putc(b, (char)c);

@@ -374,12 +374,54 @@ int cf_s3c_list_open(cf_s3c *c, const char *bucket, const cf_s3c_list_opts *o, c
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Decodes a key of an encoding-type=url listing in place, as botocore does (urllib's
+ * unquote_plus: a literal '+' comes as %2B). A key that decodes to a NUL byte cannot be named in
+ * C: it becomes "", which cf_s3c_list_next skips. */
+static void url_decode_key(char *s)
+{
+    char *out = s;
+    for (const char *p = s; *p; p++) {
+        int h = *p == '%' ? hex_digit(p[1]) : -1, l = h >= 0 ? hex_digit(p[2]) : -1;
+        if (l >= 0 && !(h | l)) {
+            *s = '\0';
+            return;
+        }
+        if (l >= 0)
+            p += 2;
+        *out++ = l >= 0 ? (char)(h << 4 | l) : *p == '+' ? ' ' : *p;
+    }
+    *out = '\0';
+}
+
+static void decode_page(cf_xml_node *root)
+{
+    for (cf_xml_node *n = root->child; n; n = n->next) {
+        const char *field = !strcmp(n->name, "Contents")         ? "Key"
+                            : !strcmp(n->name, "CommonPrefixes") ? "Prefix"
+                                                                 : NULL;
+        cf_xml_node *k = field ? (cf_xml_node *)cf_xml_child(n, field) : NULL;
+        if (k)
+            url_decode_key(k->text);
+    }
+}
+
 static int fetch_page(cf_s3c_list *it, cf_err *err)
 {
     cf_s3c_xfer x;
     char maxk[16];
     cf_s3c_xfer_init(&x, it->c, "GET", it->bucket, NULL);
     cf_s3c_xfer_param(&x, "list-type", "2");
+    /* XML 1.0 cannot carry a control character: a server that answers with one in a key writes
+     * XML no parser accepts, so one such key would stop every listing of its prefix. */
+    cf_s3c_xfer_param(&x, "encoding-type", "url");
     if (it->prefix)
         cf_s3c_xfer_param(&x, "prefix", it->prefix);
     if (it->delimiter)
@@ -397,6 +439,8 @@ static int fetch_page(cf_s3c_list *it, cf_err *err)
     cf_s3c_xfer_cleanup(&x);
     if (rc)
         return rc;
+    if (!strcmp(text(root, "EncodingType"), "url")) /* a server may not know encoding-type */
+        decode_page(root);
     cf_xml_free(it->page);
     it->page = root;
     it->cur = root->child;
@@ -421,6 +465,8 @@ int cf_s3c_list_next(cf_s3c_list *it, cf_s3c_list_entry *e, cf_err *err)
         /* Objects first, then common prefixes: two passes over the page's children. */
         for (; it->cur; it->cur = it->cur->next) {
             const cf_xml_node *n = it->cur;
+            if (!*text(n, !strcmp(n->name, "Contents") ? "Key" : "Prefix"))
+                continue; /* decoded to a NUL byte: no name in C */
             if (!it->in_prefixes && !strcmp(n->name, "Contents")) {
                 memset(e, 0, sizeof *e);
                 e->key = text(n, "Key");

@@ -10,7 +10,10 @@
  *   - page parameters accepted give a limit in 1..1000; a refusal names the parameter;
  *   - a token check accepts exactly the signature computed for its fields (and only before
  *     expiry): the same signature with one digit changed, or for another tier, is refused;
- *   - a range accepted lies inside the object and is not empty.
+ *   - a range accepted lies inside the object and is not empty;
+ *   - an archive key accepted for a chain starts with "CHAIN/" and has no empty, "." or ".."
+ *     segment and no control character or backslash; "CHAIN/x" is accepted for a chain with no
+ *     '/' or control character.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -114,6 +117,27 @@ static void check_range(const char *h)
     }
 }
 
+static void check_archive_key(const char *chain, const char *k)
+{
+    size_t n = strlen(chain);
+    if (cf_console_archive_key_ok(chain, k)) {
+        check(strncmp(k, chain, n) == 0 && k[n] == '/');
+        const char *rest = k + n + 1;
+        check(*rest && rest[strlen(rest) - 1] != '/' && !strstr(rest, "//") && !strchr(rest, '\\'));
+        check(strcmp(rest, ".") && strcmp(rest, "..") && strncmp(rest, "./", 2) && strncmp(rest, "../", 3));
+        check(!strstr(rest, "/./") && !strstr(rest, "/../"));
+        size_t rl = strlen(rest);
+        check(!(rl >= 2 && !strcmp(rest + rl - 2, "/.")) && !(rl >= 3 && !strcmp(rest + rl - 3, "/..")));
+        for (const unsigned char *p = (const unsigned char *)rest; *p; p++)
+            check(*p >= 0x20 && *p != 0x7f);
+    }
+    char ok[600];
+    if (n < 500) {
+        snprintf(ok, sizeof ok, "%s/x", chain);
+        check(cf_console_archive_key_ok(chain, ok));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 16384)
@@ -139,6 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_page(nf > 0 ? field[0] : NULL, nf > 1 && field[1][0] ? field[1] : NULL);
     check_token(field[0], field[1], field[2], field[3], field[4]);
+    check_archive_key(field[0], field[1]);
     free(text);
     return 0;
 }

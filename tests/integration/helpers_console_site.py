@@ -9,23 +9,24 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
-import urllib.request
 
-from conftest import ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, CofferServer, free_port, s3_client
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, CofferConsole, CofferServer, s3_client
 
 BUCKET = "snapshots"
-# (chain, codec, height) in the order they are made: the last of a chain is its latest.
+# (chain, codec, height, encrypted) in the order they are made: the last of a chain is its latest.
 SNAPSHOTS = (
-    ("ethereum-mainnet", "lz4", "21449700"),
-    ("ethereum-mainnet", "zstd", "21450000"),
-    ("bitcoin", "lz4", "872000"),
+    ("ethereum-mainnet", "lz4", "21449700", False),
+    ("ethereum-mainnet", "zstd", "21450000", False),
+    ("bitcoin", "lz4", "872000", False),
+    ("solana-testnet", "zstd", "301552000", True),
 )
 TIERS = {"free": "50MB/s", "premium": "250MB/s"}
-USERS = {"alice": ("free", "alice-correct-horse-1"), "bob": ("premium", "bob-battery-staple-2")}
+USERS = {"alice": ("free", "alice-correct-horse-1"), "bob": ("premium", "bob-battery-staple-2"),
+         "carol": ("gold", "carol-tier-without-a-key-3")}
+# A tier the console knows (--tier) but holds no signing key for: its downloads are refused.
+UNSIGNED_TIER = ("gold", "10MB/s")
 SESSION_SECRET = "console-session-secret-for-tests-0123456789abcdef"
 
 
@@ -47,11 +48,10 @@ class ConsoleSite:
         self.base = str(base)
         self.coffer = coffer_bin
         self.server = None
-        self.proc = None
+        self.console = None
         self.keys = {}       # tier -> (access key, secret key)
         self.snapshots = []  # manifests (coffer snapshot show), in the order made
         self.users_file = os.path.join(self.base, "users")
-        self.log_path = os.path.join(self.base, "console.log")
 
     # ---- the store and what it holds -------------------------------------------------------
 
@@ -73,18 +73,25 @@ class ConsoleSite:
         doc = json.loads(out)
         return doc["access_key"], doc["secret_key"]
 
-    def _snapshot(self, chain, codec, height, seed):
+    def _snapshot(self, chain, codec, height, encrypted, seed):
         src = chain_data(os.path.join(self.base, f"src-{seed}"), seed)
         env = self._root_env()
         repo = f"s3://{BUCKET}/{chain}"
+        extra = []
+        if encrypted:
+            key = os.path.join(self.base, f"key-{seed}")
+            with open(key, "wb") as f:
+                f.write(random.Random(seed).randbytes(32))
+            extra = ["--encrypt-key-file", key]
         sid = self._run(["snapshot", "create", src, repo, "--compress", codec, "--label", f"height={height}",
-                         "--no-progress"], env=env).strip()
-        return json.loads(self._run(["snapshot", "show", f"{repo}@{sid}"], env=env))
+                         "--no-progress", *extra], env=env).strip()
+        return json.loads(self._run(["snapshot", "show", f"{repo}@{sid}", *extra], env=env))
 
     def _users(self):
         for name, (tier, password) in USERS.items():
-            self._run(["console", "user", "add", name, "--tier", tier, "--users-file", self.users_file],
-                      stdin=password + "\n")
+            # --cost 4: bcrypt's cheapest, so that logging in takes no noticeable time in a test.
+            self._run(["console", "user", "add", name, "--tier", tier, "--users-file", self.users_file,
+                       "--cost", "4"], stdin=password + "\n")
 
     # ---- the console -----------------------------------------------------------------------
 
@@ -101,51 +108,31 @@ class ConsoleSite:
         self.server.start()
         s3_client(self.server.endpoint).create_bucket(Bucket=BUCKET)
         self.keys = {tier: self._tier_key(tier, rate) for tier, rate in TIERS.items()}
-        for seed, (chain, codec, height) in enumerate(SNAPSHOTS):
-            self.snapshots.append(self._snapshot(chain, codec, height, seed))
+        for seed, (chain, codec, height, encrypted) in enumerate(SNAPSHOTS):
+            self.snapshots.append(self._snapshot(chain, codec, height, encrypted, seed))
         self._users()
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [self.coffer, "console", "--address", f"127.0.0.1:{port}", "--repository", f"s3://{BUCKET}",
-             "--users-file", self.users_file, "--endpoint", self.server.endpoint, "--log-level", "info"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=self._console_env())
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"coffer console exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url + "/health/ready", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("coffer console did not become ready:\n" + self.log())
+        self.console = self.another_console()
+        self.url = self.console.url
+        return self
 
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+    def another_console(self, *extra_args):
+        """A console over the same store, users and secrets (the site's own, or one with other
+        flags); the caller stops it."""
+        secrets = [SECRET_KEY, SESSION_SECRET] + [k[1] for k in self.keys.values()] + [u[1] for u in USERS.values()]
+        args = ["--repository", f"s3://{BUCKET}", "--users-file", self.users_file, "--tier", "=".join(UNSIGNED_TIER),
+                "--log-level", "info", *extra_args]
+        return CofferConsole(self.base, args, self._console_env(), secrets).start()
 
     def stop(self):
-        """Stops both processes; each must exit 0 and leave no sanitizer report and no secret."""
-        code = None
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            code = self.proc.wait(timeout=30)
-            self._log.close()
-            self.proc = None
+        """Stops both: each must exit 0 with no sanitizer report and no secret in its log."""
+        code = self.console.stop() if self.console and self.console.proc else 0
+        if self.console:
+            self.console.assert_clean_log()
         server_code = self.server.stop() if self.server else 0
-        text = self.log()
-        for marker in SANITIZER_MARKERS:
-            assert marker not in text, f"sanitizer report in the console's log:\n{text[-8000:]}"
-        secrets = [SECRET_KEY, SESSION_SECRET] + [s for _, s in self.keys.values()] + [p for _, p in USERS.values()]
-        for secret in secrets:
-            assert secret not in text, "a secret appeared in the console's log"
-        self.server.assert_clean_log()
-        assert code == 0, f"coffer console exited with {code} on SIGTERM:\n{text[-4000:]}"
-        assert server_code == 0
+        if self.server:
+            self.server.assert_clean_log()
+        assert code == 0, f"coffer console exited with {code} on SIGTERM:\n{self.console.log()[-4000:]}"
+        assert server_code == 0, f"coffer server exited with {server_code} on SIGTERM"
 
     # ---- what the tests compare the page with ----------------------------------------------
 

@@ -7,6 +7,7 @@ used with the keyboard alone and at a phone's width; and the basics a screen rea
 (labels, names, headings, language, contrast) hold on every view."""
 import hashlib
 import re
+import time
 import urllib.parse
 
 import pytest
@@ -44,6 +45,7 @@ def browser(driver, site):
     driver.set_window_size(1280, 900)
     driver.get(site.url + "/#/")
     driver.delete_all_cookies()
+    driver.get("about:blank")  # a new document: the next page's fields start empty
     driver.get_log("browser")  # drop what came before
     return driver
 
@@ -124,11 +126,11 @@ def test_free_user_browses_downloads_and_logs_out(browser, site):
 
     # The chain list: every chain with its latest height, a readable size, an age, a count.
     go(d, site, "/")
-    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chains-body tr")) == 2, what="two chains")
+    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chains-body tr")) == 3, what="three chains")
     rows = {r.find_element(By.CSS_SELECTOR, "a").text: r for r in d.find_elements(By.CSS_SELECTOR, "#chains-body tr")}
-    assert sorted(rows) == ["bitcoin", CHAIN]
+    assert list(rows) == ["bitcoin", CHAIN, "solana-testnet"]
     eth = rows[CHAIN].text
-    assert "21450000" in eth and "ago" in eth
+    assert "21450000" in eth and re.search(r"just now|\d+ (s|min|h|d) ago", eth), eth
     assert re.search(r"\d+(\.\d+)? KiB", eth), eth
     assert rows[CHAIN].find_elements(By.CSS_SELECTOR, "td")[-1].text == "2"
 
@@ -154,7 +156,8 @@ def test_free_user_browses_downloads_and_logs_out(browser, site):
     # The download dialog: the URL, its tier, the commands with copy buttons.
     dialog = open_dialog(d, latest["id"])
     assert dialog.find_element(By.ID, "dl-tier").text == "free"
-    assert "MiB/s" in dialog.find_element(By.ID, "dl-rate").text
+    # The tier's rate as the operator wrote it (--tier free=50MB/s is 50,000,000 bytes/s).
+    assert "up to 50 MB/s" in dialog.find_element(By.ID, "dl-rate").text
     assert dialog.find_element(By.ID, "dl-expires").text
     url = dialog.find_element(By.ID, "dl-url").get_attribute("value")
     assert url.startswith(site.server.endpoint + "/")
@@ -194,6 +197,7 @@ def test_premium_user_gets_a_premium_url(browser, site):
     snap = site.latest("bitcoin")
     dialog = open_dialog(d, snap["id"])
     assert dialog.find_element(By.ID, "dl-tier").text == "premium"
+    assert "up to 250 MB/s" in dialog.find_element(By.ID, "dl-rate").text
     url = dialog.find_element(By.ID, "dl-url").get_attribute("value")
     assert credential(url) == site.keys["premium"][0] != site.keys["free"][0]
     curl = dialog.find_element(By.CSS_SELECTOR, 'textarea[data-command="curl"]').get_attribute("value")
@@ -212,6 +216,93 @@ def test_premium_user_gets_a_premium_url(browser, site):
     no_page_errors(d)
 
 
+def test_encrypted_snapshot_offers_only_coffer(browser, site):
+    """No curl pipeline can read an encrypted archive: the dialog says so and offers only the
+    coffer command; the table says "yes"."""
+    d = browser
+    open_chain(d, site, "solana-testnet")
+    snap = site.latest("solana-testnet")
+    assert snap.get("encryption")
+    row = d.find_element(By.CSS_SELECTOR, f'#snapshots-body tr[data-id="{snap["id"]}"]')
+    cells = {td.get_attribute("data-label"): td.text for td in row.find_elements(By.CSS_SELECTOR, "td")}
+    assert cells["Encrypted"] == "yes" and cells["Compression"] == "zstd"
+    dialog = open_dialog(d, snap["id"])
+    assert "encrypted" in dialog.find_element(By.ID, "dl-note").text
+    commands = [c.get_attribute("data-command") for c in dialog.find_elements(By.CSS_SELECTOR, "#dl-commands textarea")]
+    assert commands == ["coffer"]
+    assert fetch_sha256(dialog.find_element(By.ID, "dl-url").get_attribute("value")) == snap["archive"]["sha256"]
+
+
+def test_refused_download_shows_the_api_message(browser, site):
+    """A tier without a signing key: the API refuses the download (503) with a message naming
+    what is missing, and the page shows that message instead of a dialog."""
+    d = browser
+    login_ok(d, site, "carol")
+    open_chain(d, site, "bitcoin")
+    button = d.find_element(By.CSS_SELECTOR, "#snapshots-body button.download")
+    button.click()
+    err = wait(d, lambda d: visible(d, "#error"), what="the refusal")
+    assert "COFFER_CONSOLE_TIER_GOLD_ACCESS_KEY" in err.text, err.text
+    assert err.get_attribute("role") == "alert"
+    assert d.find_element(By.ID, "download").get_attribute("open") is None
+    assert button.is_enabled() and button.get_attribute("aria-busy") is None
+
+
+def test_proxy_downloads_dialog(browser, site):
+    """With --proxy-downloads the dialog's URL is the console's own /download/ link (the same
+    origin as the page), and it serves the archive."""
+    d = browser
+    proxy = site.another_console("--proxy-downloads")
+    try:
+        d.get(proxy.url + "/#/chains/bitcoin")
+        wait(d, lambda d: visible(d, "#snapshots-body tr"), what="the snapshots")
+        snap = site.latest("bitcoin")
+        dialog = open_dialog(d, snap["id"])
+        url = dialog.find_element(By.ID, "dl-url").get_attribute("value")
+        assert url.startswith(f"{proxy.url}/download/bitcoin/{snap['id']}?"), url
+        assert dialog.find_element(By.ID, "dl-open").get_attribute("href") == url
+        assert fetch_sha256(url) == snap["archive"]["sha256"]
+        no_page_errors(d)
+    finally:
+        code = proxy.stop()
+        proxy.assert_clean_log()
+        assert code == 0
+
+
+def test_back_button_with_the_dialog_open(browser, site):
+    """Hash routes are history entries: Back from a chain with its dialog open closes the dialog
+    and shows the chain list, with the focus on its heading, not lost in a hidden view."""
+    d = browser
+    open_chain(d, site, CHAIN)
+    open_dialog(d, site.latest(CHAIN)["id"])
+    d.back()
+    wait(d, lambda d: visible(d, "#chains-title"), what="the chain list after Back")
+    wait(d, lambda d: d.find_element(By.ID, "download").get_attribute("open") is None, what="the dialog to close")
+    wait(d, lambda d: d.switch_to.active_element.get_attribute("id") == "chains-title", what="focus on the heading")
+    d.forward()
+    wait(d, lambda d: d.find_element(By.ID, "chain-title").text == CHAIN and visible(d, "#snapshots-body tr"),
+         what="the chain again after Forward")
+
+
+def test_more_snapshots_follows_next_cursor(browser, site):
+    """One snapshot a page: "Show more snapshots" fetches the next page from the API's
+    next_cursor, the focus moves to the first new row, and the button goes after the last page."""
+    d = browser
+    go(d, site, "/")
+    wait(d, lambda d: visible(d, "#chains-body tr"), what="the chain list")
+    d.execute_script("document.documentElement.dataset.pageSize = '1'")
+    open_chain(d, site, CHAIN)
+    made = [m["id"] for m in reversed([m for m in site.snapshots if m["namespace"] == CHAIN])]
+    rows = lambda d: [r.get_attribute("data-id") for r in d.find_elements(By.CSS_SELECTOR, "#snapshots-body tr")]
+    assert rows(d) == made[:1]
+    more = d.find_element(By.ID, "snapshots-more")
+    assert more.is_displayed()
+    more.click()
+    wait(d, lambda d: rows(d) == made[:2], what="the second page")
+    assert d.switch_to.active_element.get_attribute("data-id") == made[1]
+    wait(d, lambda d: not d.find_element(By.ID, "snapshots-more").is_displayed(), what="no more pages")
+
+
 def test_wrong_password_is_shown_and_nothing_changes(browser, site):
     d = browser
     login(d, site, "alice", "not-her-password")
@@ -227,6 +318,80 @@ def test_wrong_password_is_shown_and_nothing_changes(browser, site):
     assert d.find_element(By.ID, "login-password").get_attribute("aria-invalid") == "true"
     assert badge(d) == "free" and d.find_element(By.ID, "login-link").is_displayed()
     assert not d.get_cookies() or "coffer_session" not in {c["name"] for c in d.get_cookies()}
+
+
+def test_forged_cookie_leaves_an_anonymous_visitor(browser, site):
+    """A cookie the console cannot open is no error page: the visitor is anonymous (free), the
+    cookie is cleared, and logging in still works."""
+    d = browser
+    go(d, site, "/")
+    wait(d, lambda d: visible(d, "#chains-body tr"), what="the chain list")
+    d.add_cookie({"name": "coffer_session", "value": "A" * 80, "path": "/"})
+    d.refresh()
+    wait(d, lambda d: visible(d, "#chains-body tr"), what="the chain list with a forged cookie")
+    assert badge(d) == "free" and d.find_element(By.ID, "login-link").is_displayed()
+    assert not visible(d, "#error")
+    assert "coffer_session" not in {c["name"] for c in d.get_cookies() if c["value"]}
+    login_ok(d, site, "alice")
+    no_page_errors(d)
+
+
+def test_expired_session_says_so(browser, site):
+    """A session past its --session-ttl ends unseen (the browser drops the cookie at its
+    Max-Age): on the next load the page says so, and the visitor is free again."""
+    d = browser
+    short = site.another_console("--session-ttl", "1s")
+    try:
+        d.get(short.url + "/#/login")
+        wait(d, lambda d: visible(d, "#login-username"), what="the login form")
+        d.find_element(By.ID, "login-username").send_keys("bob")
+        d.find_element(By.ID, "login-password").send_keys(USERS["bob"][1])
+        d.find_element(By.ID, "login-submit").click()
+        wait(d, lambda d: badge(d) == "premium", what="bob logged in")
+        time.sleep(2.5)
+        d.refresh()
+        err = wait(d, lambda d: visible(d, "#error"), what="the notice")
+        assert "session as bob has ended" in err.text and "log in" in err.text, err.text
+        assert badge(d) == "free" and d.find_element(By.ID, "login-link").is_displayed()
+        # Said once: the next view is quiet, and so is a reload.
+        d.refresh()
+        wait(d, lambda d: visible(d, "#chains-body tr"), what="the chain list")
+        assert not visible(d, "#error")
+    finally:
+        code = short.stop()
+        short.assert_clean_log()
+        assert code == 0
+
+
+def test_logout_is_no_ended_session(browser, site):
+    d = browser
+    login_ok(d, site, "alice")
+    d.find_element(By.ID, "logout").click()
+    wait(d, lambda d: badge(d) == "free", what="logged out")
+    d.refresh()
+    wait(d, lambda d: visible(d, "#chains-body tr") or visible(d, "#login-username"), what="a view")
+    assert not visible(d, "#error")
+
+
+def test_too_many_attempts_is_shown(browser, site):
+    """Failed logins for one account past the limit: the page shows the API's 429 message, which
+    says when to try again."""
+    d = browser
+    go(d, site, "/login")
+    wait(d, lambda d: visible(d, "#login-username"), what="the login form")
+    d.find_element(By.ID, "login-username").send_keys("mallory")
+    messages = []
+    for _ in range(8):
+        d.find_element(By.ID, "login-password").send_keys("guess")
+        d.find_element(By.ID, "login-submit").click()
+        # Answered: the page empties the password field after each refusal.
+        wait(d, lambda d: d.find_element(By.ID, "login-submit").is_enabled()
+             and d.find_element(By.ID, "login-password").get_attribute("value") == "", what="an answer")
+        messages.append(d.find_element(By.ID, "login-error").text)
+        if "too many" in messages[-1]:
+            break
+    assert "too many failed logins" in messages[-1] and re.search(r"try again in \d+ s", messages[-1]), messages
+    assert len(messages) > 1 and "too many" not in messages[0]
 
 
 def tab_until(d, pred, limit=60, within=None):
@@ -403,7 +568,7 @@ def test_every_view_passes_the_audit(browser, site, scheme):
         go(d, site, "/login")
         wait(d, lambda d: visible(d, "#login-username"), what="the login form")
         audit(d)
-        login(d, site, "alice", "wrong-password")
+        login(d, site, "nobody", "wrong-password")  # not alice: her failures count towards a limit
         wait(d, lambda d: visible(d, "#login-error"), what="the login error")
         audit(d)
         go(d, site, "/chains/no-such-chain")
@@ -431,3 +596,19 @@ def test_page_headers(site):
     assert r.status_code == 200 and "immutable" in r.headers["Cache-Control"]
     assert requests.get(site.url + "/nothing-here", timeout=10).status_code == 404
     assert requests.post(site.url + "/index.html", timeout=10).status_code == 405
+
+
+def test_page_requests_are_logged_and_clear_a_bad_cookie(site):
+    """The page's files go through the console's request handling like the API: the access log
+    counts their bytes, and a cookie the console cannot open is cleared."""
+    r = requests.get(site.url + "/app.css", headers={"Cookie": "coffer_session=" + "B" * 60}, timeout=10)
+    assert r.status_code == 200 and "Max-Age=0" in r.headers.get("Set-Cookie", "")
+    length = len(r.content)
+    # The line is written when the request is over, just after the client has the response.
+    line = rf"method=GET route=/\{{asset\}} status=200 bytes_out={length} "
+    deadline = time.monotonic() + 10
+    while not re.search(line, site.console.log()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert re.search(line, site.console.log()), site.console.log()[-2000:]
+    r = requests.head(site.url + "/app.css", timeout=10)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == length

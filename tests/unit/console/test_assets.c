@@ -49,6 +49,7 @@ static char *read_file(const char *path, size_t *len)
     return data;
 }
 
+/* embed_assets.cmake's table of types by extension, as the page's files need them. */
 static const char *expected_type(const char *name)
 {
     const char *dot = strrchr(name, '.');
@@ -61,6 +62,9 @@ static const char *expected_type(const char *name)
         {".svg", "image/svg+xml"},
         {".png", "image/png"},
         {".json", "application/json"},
+        {".ico", "image/x-icon"},
+        {".woff2", "font/woff2"},
+        {".txt", "text/plain; charset=utf-8"},
     };
     for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
         if (strcmp(dot, types[i].ext) == 0)

@@ -137,6 +137,24 @@ static void test_line_breaks_cannot_forge_lines(void **state)
     release(&c);
 }
 
+/* A carriage return or a terminal escape alone (no space, no newline) would reach the terminal
+ * or log viewer raw and could overwrite what it shows: every control byte forces quoting. */
+static void test_control_bytes_alone_are_escaped(void **state)
+{
+    (void)state;
+    captured c = {0};
+    cf_logger lg = logger_to(&c, CF_LOG_DEBUG);
+    cf_log(&lg, CF_LOG_INFO, "m", "cr", "ok\rforged", "esc", "\x1b[2Jclear", "del", "a\x7f", "plain", "abc",
+           NULL);
+    assert_int_equal(c.calls, 1);
+    assert_null(strchr(c.line[0], '\r'));
+    assert_null(strchr(c.line[0], '\x1b'));
+    assert_null(strchr(c.line[0], '\x7f'));
+    assert_non_null(
+        strstr(c.line[0], " cr=\"ok\\x0dforged\" esc=\"\\x1b[2Jclear\" del=\"a\\x7f\" plain=abc\n"));
+    release(&c);
+}
+
 /* A value longer than a line is cut, and the line still ends with its newline. */
 static void test_a_huge_value_is_cut_but_ends_the_line(void **state)
 {
@@ -165,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_levels_below_the_minimum_are_dropped),
         cmocka_unit_test(test_null_logger_and_null_sink_are_silent),
         cmocka_unit_test(test_values_are_quoted_and_escaped),
+        cmocka_unit_test(test_control_bytes_alone_are_escaped),
         cmocka_unit_test(test_line_breaks_cannot_forge_lines),
         cmocka_unit_test(test_a_huge_value_is_cut_but_ends_the_line),
     };

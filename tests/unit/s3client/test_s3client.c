@@ -627,6 +627,38 @@ static void test_list_pages_and_prefixes(void **state)
     cf_s3c_free(c);
 }
 
+/* Keys XML 1.0 cannot carry (a terminal escape, a control character in a prefix) list like any
+ * other, as do '+', '%', spaces and UTF-8: the listing asks for encoding-type=url and decodes. */
+static void test_list_keys_xml_cannot_carry(void **state)
+{
+    (void)state;
+    cf_s3c *c = new_client(ROOT_PASS);
+    cf_err err;
+    const char *keys[] = {"odd/esc\x1b[2J", "odd/pct%41",   "odd/plus+sign",
+                          "odd/space here", "odd/\xc3\xbc", "odd/dir\x01/x"};
+    const char *want[] = {"odd/dir\x01/",  "odd/esc\x1b[2J", "odd/pct%41",
+                          "odd/plus+sign", "odd/space here", "odd/\xc3\xbc"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        assert_int_equal(cf_s3c_put_object(c, BUCKET, keys[i], "k", 1, NULL, NULL, &err), 0);
+    cf_s3c_list *it = NULL;
+    cf_s3c_list_opts o = {.prefix = "odd/", .delimiter = "/", .max_keys = 2};
+    assert_int_equal(cf_s3c_list_open(c, BUCKET, &o, &it, &err), 0);
+    cf_s3c_list_entry e;
+    int rc, seen[6] = {0};
+    while ((rc = cf_s3c_list_next(it, &e, &err)) == 1)
+        for (int i = 0; i < 6; i++)
+            if (!strcmp(e.key, want[i])) {
+                seen[i]++;
+                assert_int_equal(e.is_prefix, i == 0);
+            }
+    if (rc)
+        fail_msg("listing: %s", err.msg);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(seen[i], 1);
+    cf_s3c_list_close(it);
+    cf_s3c_free(c);
+}
+
 static int count_upload(void *ctx, const cf_s3c_upload_entry *u)
 {
     if (!strcmp(u->key, "stale"))
@@ -1110,6 +1142,7 @@ int main(void)
         cmocka_unit_test(test_put_get_head_delete_range),
         cmocka_unit_test(test_put_stream_and_wrong_secret),
         cmocka_unit_test(test_list_pages_and_prefixes),
+        cmocka_unit_test(test_list_keys_xml_cannot_carry),
         cmocka_unit_test(test_multipart_parallel_upload),
         cmocka_unit_test(test_parallel_ranged_download),
         cmocka_unit_test(test_presign),
