@@ -160,9 +160,12 @@ static int push(cf_users *u, const char *name, size_t nlen, const char *tier, si
     }
     user *e = &u->v[u->n];
     memset(e, 0, sizeof *e);
-    e->hash = strndup(hash, hlen);
-    if (!e->hash)
+    /* Not strndup: the hash may end the caller's buffer with no NUL after it, and strndup may
+     * look for one past hlen. */
+    if (!(e->hash = malloc(hlen + 1)))
         return CF_ENOMEM;
+    memcpy(e->hash, hash, hlen);
+    e->hash[hlen] = '\0';
     memcpy(e->name, name, nlen);
     memcpy(e->tier, tier, tlen);
     u->n++;
