@@ -115,6 +115,16 @@ static int check_head(cf_http_request *hr, const cf_http_mount_entry *m, int *re
     return 1;
 }
 
+/* Whether a body follows the head: framing was checked, so Transfer-Encoding means chunked. */
+static int has_body(const cf_http_request *hr)
+{
+    const char *length =
+        MHD_lookup_connection_value(hr->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (MHD_lookup_connection_value(hr->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+        return 1;
+    return length && strspn(length, "0") != strlen(length);
+}
+
 static int begin_request(cf_http *h, cf_http_request *hr)
 {
     size_t i = find_mount(h, hr->url, 0);
@@ -122,13 +132,25 @@ static int begin_request(cf_http *h, cf_http_request *hr)
     int ok = check_head(hr, i < h->nmounts ? &h->mounts[i] : NULL, &refused);
     if (refused)
         return ok;
+    /* libmicrohttpd ends the connection after a response queued from the first call, before the
+     * request is complete. A request without a body loses nothing by waiting for the next call,
+     * so an answer from begin is held until then and the connection stays open for the next
+     * request; one with a body is answered at once, so that the body need not be read. */
+    int hold = !has_body(hr);
     for (; i < h->nmounts; i = find_mount(h, hr->url, i + 1)) {
         const cf_http_mount_entry *m = &h->mounts[i];
         hr->handlers = &m->handlers;
         hr->mount_ctx = m->ctx;
+        hr->hold_response = hold;
         int rc = m->handlers.begin(m->ctx, hr);
-        if (rc != CF_HTTP_DECLINE)
-            return rc;
+        hr->hold_response = 0;
+        if (rc == CF_HTTP_DECLINE)
+            continue;
+        if (hr->held_response) {
+            hr->handler_ok = rc;
+            hr->resumed = 1;
+        }
+        return rc;
     }
     hr->handlers = NULL;
     hr->mount_ctx = NULL;
