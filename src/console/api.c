@@ -421,7 +421,7 @@ static int run_login(cf_console_req *r)
     cf_err err = {0};
     if (cf_console_login_body(r->body.data ? r->body.data : "", r->body.len, &user, &password, &malformed,
                               &err)) {
-        r->login_result = CF_LOGIN_MALFORMED;
+        cf_console_count_login(r, CF_LOGIN_MALFORMED);
         return cf_console_error(r, err.code == CF_ENOMEM ? 500 : 400,
                                 malformed ? "MalformedJSON" : "InvalidArgument", NULL, NULL, "%s", err.msg);
     }
@@ -435,7 +435,7 @@ static int run_login(cf_console_req *r)
         char after[24];
         long whole = (long)wait; /* rounded up, at least 1 s: no libm for one ceil() */
         snprintf(after, sizeof after, "%ld", whole < 1 ? 1 : whole + (wait > (double)whole));
-        r->login_result = CF_LOGIN_LIMITED;
+        cf_console_count_login(r, CF_LOGIN_LIMITED);
         cf_log(&c->log, CF_LOG_WARN, "login refused: too many attempts", "user", loggable_user(c, user),
                "client", r->client, NULL);
         rc = cf_console_error(r, 429, "TooManyAttempts", "Retry-After", after,
@@ -447,7 +447,7 @@ static int run_login(cf_console_req *r)
     if (!c->users || cf_users_check(c->users, user, password, &tier, &err) != 0) {
         cf_limiter_fail(c->login_ip, r->client_key, now);
         cf_limiter_fail(c->login_user, userkey, now);
-        r->login_result = CF_LOGIN_WRONG;
+        cf_console_count_login(r, CF_LOGIN_WRONG);
         cf_log(&c->log, CF_LOG_WARN, "login failed", "user", loggable_user(c, user), "client", r->client,
                NULL);
         rc = cf_console_error(r, 401, "InvalidCredentials", NULL, NULL, "wrong user name or password");
@@ -466,7 +466,7 @@ static int run_login(cf_console_req *r)
     r->set_cookie = cf_console_cookie(r, sealed, c->session_ttl_s);
     memset(sealed, 0, strlen(sealed));
     free(sealed);
-    r->login_result = CF_LOGIN_OK;
+    cf_console_count_login(r, CF_LOGIN_OK);
     cf_log(&c->log, CF_LOG_INFO, "login", "user", user, "tier", tier, "client", r->client, NULL);
     rc = cf_console_json(r, 200, json_pack("{s:s,s:s,s:s}", "user", s.user, "tier", s.tier, "csrf", s.csrf));
     memset(&s, 0, sizeof s);
@@ -513,21 +513,21 @@ static int api_complete(cf_http_request *hr)
         return get_route(r);
     if (r->body_too_big) {
         if (r->route == CF_ROUTE_LOGIN)
-            r->login_result = CF_LOGIN_MALFORMED;
+            cf_console_count_login(r, CF_LOGIN_MALFORMED);
         return cf_console_error(r, 413, "PayloadTooLarge", NULL, NULL, "the body is larger than %zu bytes",
                                 r->body_max);
     }
     int sent;
     if (check_csrf(r, &sent) != 0 || sent) {
         if (r->route == CF_ROUTE_LOGIN)
-            r->login_result = CF_LOGIN_MALFORMED;
+            cf_console_count_login(r, CF_LOGIN_MALFORMED);
         return 1;
     }
     switch (r->route) {
     case CF_ROUTE_LOGIN:
         if (atomic_fetch_add(&r->c->login_checks, 1) >= LOGIN_CHECKS_MAX) {
             atomic_fetch_sub(&r->c->login_checks, 1);
-            r->login_result = CF_LOGIN_LIMITED;
+            cf_console_count_login(r, CF_LOGIN_LIMITED);
             return cf_console_error(r, 429, "TooManyAttempts", "Retry-After", "1",
                                     "the console is checking %d logins already: try again in 1 s",
                                     LOGIN_CHECKS_MAX);
@@ -570,7 +570,7 @@ static int api_begin(void *ctx, cf_http_request *hr)
     const char *cl = cf_http_header(hr, "Content-Length");
     if (cl && strtoull(cl, NULL, 10) > r->body_max) {
         if (route == CF_ROUTE_LOGIN)
-            r->login_result = CF_LOGIN_MALFORMED;
+            cf_console_count_login(r, CF_LOGIN_MALFORMED);
         return cf_console_error(r, 413, "PayloadTooLarge", "Connection", "close",
                                 "the body is larger than %zu bytes", r->body_max);
     }

@@ -44,6 +44,14 @@ static const double latency_bounds[CF_CONSOLE_LATENCY_BUCKETS] = {0.0005, 0.001,
 
 static const char *const login_results[CF_LOGIN_RESULTS] = {"ok", "wrong", "limited", "malformed"};
 
+void cf_console_count_login(cf_console_req *r, int result)
+{
+    if (r->login_result >= 0 || result < 0 || result >= CF_LOGIN_RESULTS)
+        return;
+    r->login_result = result;
+    atomic_fetch_add(&r->c->logins[result], 1);
+}
+
 int64_t cf_console_now(const cf_console *c)
 {
     return (int64_t)cf_clock_time(c->clock);
@@ -425,8 +433,6 @@ void cf_console_req_done(cf_http_request *hr, int completed_ok)
         b++;
     atomic_fetch_add(&c->latency[r->route][b], 1);
     atomic_fetch_add(&c->latency_us_sum[r->route], (uint64_t)(s * 1e6));
-    if (r->login_result >= 0 && r->login_result < CF_LOGIN_RESULTS)
-        atomic_fetch_add(&c->logins[r->login_result], 1);
     if (r->holds_login_check)
         atomic_fetch_sub(&c->login_checks, 1);
     if (r->proxy_slot) {

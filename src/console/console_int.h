@@ -161,6 +161,11 @@ typedef struct cf_console_req {
     long proxy_slot;       /* 1 + its index in c->proxy_slots while it holds one, else 0 */
 } cf_console_req;
 
+/* Counts the login attempt r is with its result (CF_LOGIN_*) when its verdict is known, before
+ * the answer goes out, so that a client reading /metrics after the answer sees it counted; the
+ * first verdict of a request is the one counted. */
+void cf_console_count_login(cf_console_req *r, int result);
+
 /* console.c: a request's state (NULL: out of memory), its session read from the cookie. */
 cf_console_req *cf_console_req_new(cf_console *c, cf_http_request *hr, cf_console_route route);
 /* A Set-Cookie value for the session cookie (value "" and max_age 0 clear it), Secure by the
