@@ -1,0 +1,282 @@
+/*
+ * coffer.h - libcoffer, the snapshot engine of coffer as a C library.
+ *
+ * A repository (a directory, or s3://BUCKET/PREFIX on any S3 server) holds snapshots grouped in
+ * namespaces (a chain id, a tenant, "topic/partition" flattened to one segment). A snapshot is
+ * a directory tree or a byte stream, chunked, compressed, checksummed and uploaded; it exists
+ * once its manifest is written, so a create that fails or is aborted leaves no listed snapshot.
+ *
+ * Conventions, for every function below:
+ *   - Status: a function returns COFFER_OK (0) or a negative coffer_status. When the caller
+ *     passes a non-NULL coffer_error, it receives the same status and a message for people
+ *     naming what failed (never a secret). The error is an out-parameter rather than a
+ *     per-handle "last error" so that one handle can be used from several threads at once.
+ *   - Ownership: "borrowed" arguments are read during the call only, unless stated; what a
+ *     function allocates for the caller is freed with the function named beside it.
+ *   - Threads: a coffer_repo may be used by several threads at once (each call takes what it
+ *     needs from the handle's own pools); a coffer_writer belongs to one thread at a time.
+ *     Callbacks run on the thread that made the call unless stated.
+ *   - No process-wide state: two handles never share a logger, a connection or a setting.
+ *   - Options structs begin with struct_size: set it to sizeof the struct your program was
+ *     compiled with (COFFER_OPTIONS_INIT does), so that later versions can add fields at the end
+ *     without breaking programs built against this one. A NULL options pointer means defaults.
+ *
+ * Nothing here includes coffer's internal headers: this file is the whole public interface.
+ */
+#ifndef COFFER_COFFER_H
+#define COFFER_COFFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define COFFER_VERSION_MAJOR 0
+#define COFFER_VERSION_MINOR 1
+#define COFFER_VERSION_PATCH 0
+#define COFFER_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define COFFER_API __attribute__((visibility("default")))
+#else
+#define COFFER_API
+#endif
+
+/* The library's version at run time ("0.1.0"), which may differ from COFFER_VERSION_STRING when
+ * the program was built against another release. Static string; thread-safe. */
+COFFER_API const char *coffer_version(void);
+
+/* ---- errors ---- */
+
+typedef enum coffer_status {
+    COFFER_OK = 0,
+    COFFER_EINVAL = -1,       /* invalid argument */
+    COFFER_ENOMEM = -2,       /* out of memory */
+    COFFER_EIO = -3,          /* input/output error (disk, network, a server's refusal) */
+    COFFER_ENOTFOUND = -4,    /* no such snapshot, namespace or object */
+    COFFER_EEXISTS = -5,      /* already exists */
+    COFFER_ENOTEMPTY = -6,    /* a restore destination is not empty */
+    COFFER_ECORRUPT = -7,     /* stored data is corrupt */
+    COFFER_ENOSPACE = -8,     /* no space left */
+    COFFER_ETOOBIG = -9,      /* too large */
+    COFFER_EAUTH = -10,       /* authentication failed (bad access key or signature) */
+    COFFER_EDENIED = -11,     /* access denied */
+    COFFER_ERANGE = -12,      /* range not satisfiable */
+    COFFER_EDIGEST = -13,     /* checksum mismatch: the snapshot is damaged */
+    COFFER_EPRECOND = -14,    /* precondition failed */
+    COFFER_ENOTSUP = -15,     /* not supported */
+    COFFER_EAGAIN = -16,      /* temporarily unavailable, try again */
+    COFFER_EUNREADABLE = -17, /* a source file cannot be read */
+    COFFER_EINTERNAL = -18,   /* a bug in libcoffer */
+    COFFER_EABORTED = -19,    /* the application aborted the operation (coffer_writer_abort) */
+    COFFER_ECALLBACK = -20    /* an application callback failed without saying how */
+} coffer_status;
+
+/* Static English text for a status ("invalid argument"); never NULL, also for unknown values.
+ * Thread-safe. */
+COFFER_API const char *coffer_strerror(int status);
+
+typedef struct coffer_error {
+    coffer_status status;
+    char message[512]; /* NUL-terminated; "" when status is COFFER_OK */
+} coffer_error;
+
+/* ---- logging ---- */
+
+typedef enum coffer_log_level {
+    COFFER_LOG_DEBUG,
+    COFFER_LOG_INFO,
+    COFFER_LOG_WARN,
+    COFFER_LOG_ERROR
+} coffer_log_level;
+
+/* Receives one log line (logfmt, newline included; line is borrowed for the call) of a handle.
+ * Called from any thread that uses the handle, so it must be safe to call concurrently. Lines
+ * never hold secrets. Without a log function the library writes nothing anywhere. */
+typedef void (*coffer_log_fn)(void *ctx, coffer_log_level level, const char *line, size_t len);
+
+/* ---- repositories ---- */
+
+typedef struct coffer_repo coffer_repo;
+
+typedef struct coffer_repo_options {
+    size_t struct_size; /* sizeof(coffer_repo_options) */
+    /* s3:// repositories. Every value is explicit: the environment (AWS_*, COFFER_*, ~/.aws) is
+     * read only when use_environment is set, and then only for the values left NULL here, by the
+     * rule of the coffer command line (docs/SNAPSHOTS.md). */
+    const char *endpoint;                /* "http(s)://host[:port]"; NULL: AWS S3 in region */
+    const char *region;                  /* NULL: us-east-1 */
+    const char *access_key, *secret_key; /* copied; the library wipes its copies on close */
+    const char *session_token;           /* NULL when none */
+    int virtual_host;    /* 1: bucket.host/key; 0: host/bucket/key, except for AWS's own endpoints
+                          * (*.amazonaws.com, or endpoint NULL), which take bucket.host/key */
+    int use_environment; /* 1: fill what is NULL above from the environment */
+    coffer_log_fn log;   /* NULL: silent */
+    void *log_ctx;
+    coffer_log_level log_level; /* lines below it are not formatted; default COFFER_LOG_DEBUG (0) */
+} coffer_repo_options;
+
+/* Opens url: "s3://BUCKET[/PREFIX]" or a directory path (created when absent; "file://PATH" too).
+ * Nothing is sent to an S3 server until the first operation. *out is closed with
+ * coffer_repo_close. options may be NULL (a directory, silent). Thread-safe. */
+COFFER_API int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer_repo **out,
+                                coffer_error *err);
+/* Frees repo (NULL: no-op). No other call may be running on it, and every writer of it must have
+ * been committed or aborted. */
+COFFER_API void coffer_repo_close(coffer_repo *repo);
+
+/* ---- snapshots ---- */
+
+/* An id: "20261122T153000Z-7f3a" (its creation second in UTC, 4 random hex digits). */
+#define COFFER_ID_SIZE 32
+
+typedef enum coffer_compression {
+    COFFER_COMPRESSION_ZSTD = 0, /* the default */
+    COFFER_COMPRESSION_LZ4,
+    COFFER_COMPRESSION_GZIP,
+    COFFER_COMPRESSION_NONE
+} coffer_compression;
+
+typedef struct coffer_label {
+    const char *key, *value;
+} coffer_label;
+
+typedef struct coffer_create_options {
+    size_t struct_size; /* sizeof(coffer_create_options) */
+    coffer_compression compression;
+    int level;                  /* 0: the codec's default */
+    size_t chunk_size;          /* 0: 2 MiB */
+    unsigned threads;           /* compression workers; 0: one per core within the memory budget */
+    uint64_t expected_size;     /* a stream's expected size, 0 if unknown: plans an S3 upload's parts */
+    const coffer_label *labels; /* stored in the manifest; borrowed for the call (for a writer:
+                                 * until coffer_writer_begin returns, it copies them) */
+    size_t nlabels;
+    const char *const *exclude; /* directories: glob patterns left out, as `coffer snapshot
+                                 * create --exclude` */
+    size_t nexclude;
+    int one_file_system;  /* directories: do not cross mount points */
+    int allow_unreadable; /* directories: leave unreadable files out (listed in the manifest) */
+} coffer_create_options;
+
+/* Snapshot of the directory at path into namespace ns; its id into id (may be NULL).
+ * Thread-safe. */
+COFFER_API int coffer_create_dir(coffer_repo *repo, const char *ns, const char *path,
+                                 const coffer_create_options *options, char id[COFFER_ID_SIZE],
+                                 coffer_error *err);
+/* Snapshot of the bytes read from fd until end of file (a stream snapshot). fd stays the
+ * caller's: it is read, never closed. Thread-safe. */
+COFFER_API int coffer_create_fd(coffer_repo *repo, const char *ns, int fd,
+                                const coffer_create_options *options, char id[COFFER_ID_SIZE],
+                                coffer_error *err);
+
+/* A stream snapshot the application writes into. Until commit nothing is listed; abort (or a
+ * failed write) leaves no snapshot. The engine runs on a thread of the writer's own, which reads
+ * what coffer_writer_write hands it through a pipe, so write blocks while the engine is behind
+ * (bounded memory). A writer belongs to one thread at a time. */
+typedef struct coffer_writer coffer_writer;
+
+COFFER_API int coffer_writer_begin(coffer_repo *repo, const char *ns, const coffer_create_options *options,
+                                   coffer_writer **out, coffer_error *err);
+/* Appends n bytes (borrowed). After a failure every later write fails the same way; the writer
+ * must still be committed (which returns the failure) or aborted. */
+COFFER_API int coffer_writer_write(coffer_writer *w, const void *p, size_t n, coffer_error *err);
+/* Ends the stream, waits until the snapshot and its manifest are stored, writes its id into id
+ * (may be NULL) and frees w, whatever the result. */
+COFFER_API int coffer_writer_commit(coffer_writer *w, char id[COFFER_ID_SIZE], coffer_error *err);
+/* Discards the stream: no snapshot is listed afterwards (the partial upload is aborted). Waits
+ * for the engine's thread and frees w; NULL is a no-op. */
+COFFER_API void coffer_writer_abort(coffer_writer *w);
+
+/* One snapshot of a listing. Strings point into the listing and live until coffer_list_free. */
+typedef struct coffer_snapshot_info {
+    char id[COFFER_ID_SIZE];
+    int64_t created;    /* seconds since the epoch, UTC */
+    int32_t created_ns; /* nanoseconds past created */
+    int is_stream;      /* 1: a byte stream; 0: a directory tree */
+    uint64_t raw_size, stored_size, files;
+    const char *compression; /* "zstd", "lz4", "gzip", "none" */
+    int encrypted;
+    const coffer_label *labels;
+    size_t nlabels;
+} coffer_snapshot_info;
+
+/* The snapshots of ns, oldest first (newest last), into a new array *out of *count entries (an
+ * empty namespace: *out NULL, *count 0). Free with coffer_list_free. Thread-safe. */
+COFFER_API int coffer_list(coffer_repo *repo, const char *ns, coffer_snapshot_info **out, size_t *count,
+                           coffer_error *err);
+COFFER_API void coffer_list_free(coffer_snapshot_info *list, size_t count);
+
+/* The manifest of ns@id (id NULL: the newest) as stored, a NUL-terminated JSON document into
+ * *json (its length into *len, may be NULL). Free with coffer_free. Thread-safe. */
+COFFER_API int coffer_show(coffer_repo *repo, const char *ns, const char *id, char **json, size_t *len,
+                           coffer_error *err);
+/* Frees what the library allocated for the caller with no free function of its own. */
+COFFER_API void coffer_free(void *p);
+
+typedef struct coffer_restore_options {
+    size_t struct_size; /* sizeof(coffer_restore_options) */
+    int force;          /* coffer_restore_dir: replace a non-empty destination directory */
+} coffer_restore_options;
+
+/* Restores ns@id (id NULL: the newest) into the directory dest, which must not exist or be empty
+ * (unless force). The tree is extracted beside dest and renamed into place only when every
+ * chunk's CRC32C and the archive's SHA-256 are right: a damaged snapshot leaves dest as it was.
+ * The id restored into id_out (may be NULL). Thread-safe. */
+COFFER_API int coffer_restore_dir(coffer_repo *repo, const char *ns, const char *id, const char *dest,
+                                  const coffer_restore_options *options, char id_out[COFFER_ID_SIZE],
+                                  coffer_error *err);
+
+/* Receives the restored stream in order; returns COFFER_OK, or a negative status that stops the
+ * restore and is returned by it. p is borrowed for the call. */
+typedef int (*coffer_write_fn)(void *ctx, const void *p, size_t n);
+
+/* Restores ns@id's raw stream (a stream snapshot's bytes; a directory snapshot's pax tar) to fd
+ * (written, never closed) or to fn. Chunks are checked before their bytes are handed over; the
+ * archive's SHA-256 can only be checked at the end, so a result other than COFFER_OK means the
+ * bytes already delivered must be discarded. Thread-safe. */
+COFFER_API int coffer_restore_fd(coffer_repo *repo, const char *ns, const char *id, int fd,
+                                 const coffer_restore_options *options, char id_out[COFFER_ID_SIZE],
+                                 coffer_error *err);
+COFFER_API int coffer_restore_cb(coffer_repo *repo, const char *ns, const char *id, coffer_write_fn fn,
+                                 void *ctx, const coffer_restore_options *options,
+                                 char id_out[COFFER_ID_SIZE], coffer_error *err);
+
+/* Downloads ns@id (id NULL: the newest) and checks it whole (CRC32C of each chunk,
+ * decompression, the archive's SHA-256) without writing it anywhere: COFFER_OK, or
+ * COFFER_EDIGEST / COFFER_ECORRUPT / COFFER_ENOTFOUND saying what is wrong. Thread-safe. */
+COFFER_API int coffer_verify(coffer_repo *repo, const char *ns, const char *id, coffer_error *err);
+
+/* Removes ns@id: its manifest first (from then on it is not listed), then its archive.
+ * Thread-safe. */
+COFFER_API int coffer_remove(coffer_repo *repo, const char *ns, const char *id, coffer_error *err);
+
+/* Told each snapshot's fate before anything is removed: kept (reasons: "last, daily") or removed
+ * (reasons NULL). Strings are borrowed for the call. */
+typedef void (*coffer_prune_fn)(void *ctx, const char *id, const char *reasons);
+
+/* Which snapshots a prune keeps: a snapshot is kept when any rule keeps it; a policy without
+ * any rule is refused (COFFER_EINVAL) rather than removing everything. Periods are UTC. */
+typedef struct coffer_retention {
+    size_t struct_size;                                                  /* sizeof(coffer_retention) */
+    int keep_last;                                                       /* the N newest */
+    int keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly; /* newest of N periods */
+    int64_t keep_within_s; /* every snapshot made within this many seconds of the newest */
+    int64_t grace_s;       /* archives left by interrupted creates are removed once older than
+                            * this; 0: one day */
+    int dry_run;           /* decide and report, remove nothing */
+    coffer_prune_fn fn;    /* may be NULL */
+    void *ctx;
+} coffer_retention;
+
+/* Applies policy to ns. *removed (may be NULL) counts the snapshots removed. Thread-safe, but two
+ * prunes of one namespace at once may report a snapshot twice. */
+COFFER_API int coffer_prune(coffer_repo *repo, const char *ns, const coffer_retention *policy,
+                            size_t *removed, coffer_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
