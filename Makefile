@@ -2,8 +2,9 @@
 #   make build   build/coffer (and the unit tests); installs only what building and running need
 #   make run     build and start `coffer server` on 127.0.0.1:9000 (data in ./var/data) and
 #                `coffer console` on 127.0.0.1:8080, with a demo set up on the first run
-#   make install install build/coffer as $(DESTDIR)$(PREFIX)/bin/coffer (PREFIX=/usr/local);
-#                make uninstall removes it
+#   make install install build/coffer as $(DESTDIR)$(PREFIX)/bin/coffer (PREFIX=/usr/local), and
+#                libcoffer (.so, .a, include/coffer/coffer.h, lib/pkgconfig/coffer.pc);
+#                make uninstall removes them
 #   make test    unit + integration tests (release and ASan/UBSan builds), the threaded ones
 #                under ThreadSanitizer, + fuzz replay
 #   make bench   benchmarks (bench/), results for docs/BENCHMARKS.md
@@ -21,6 +22,9 @@ CONSOLE_ADDRESS ?= 127.0.0.1:8080
 DATA       ?= var/data
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+LIB_VERSION := $(shell awk '$$1 ~ /^project/ { print $$3; exit }' CMakeLists.txt)
 
 .PHONY: all deps deps-test deps-bench build build-asan build-tsan build-fuzz run install uninstall test \
         unit integration bench fuzz format clean
@@ -62,12 +66,20 @@ run: build
 # builds first. Nothing is installed unless the build succeeded.
 install:
 	@[ -f $(BUILD)/CMakeCache.txt ] || $(MAKE) --no-print-directory build
-	@cmake --build $(BUILD) -j$(JOBS) --target coffer
-	install -d $(DESTDIR)$(BINDIR)
+	@cmake --build $(BUILD) -j$(JOBS) --target coffer coffer_shared coffer_static
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/coffer
 	install -m 0755 $(BUILD)/coffer $(DESTDIR)$(BINDIR)/coffer
+	install -m 0755 $(BUILD)/libcoffer.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libcoffer.so.$(LIB_VERSION)
+	ln -sf libcoffer.so.$(LIB_VERSION) $(DESTDIR)$(LIBDIR)/libcoffer.so.0
+	ln -sf libcoffer.so.0 $(DESTDIR)$(LIBDIR)/libcoffer.so
+	install -m 0644 $(BUILD)/libcoffer.a $(DESTDIR)$(LIBDIR)/libcoffer.a
+	install -m 0644 include/coffer/coffer.h $(DESTDIR)$(INCLUDEDIR)/coffer/coffer.h
+	sed -e 's|%PREFIX%|$(PREFIX)|' -e 's|%LIBDIR%|$(LIBDIR)|' $(BUILD)/coffer.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/coffer.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/coffer
+	rm -f $(DESTDIR)$(BINDIR)/coffer $(DESTDIR)$(LIBDIR)/libcoffer.so.$(LIB_VERSION) \
+	      $(DESTDIR)$(LIBDIR)/libcoffer.so.0 $(DESTDIR)$(LIBDIR)/libcoffer.so $(DESTDIR)$(LIBDIR)/libcoffer.a \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/coffer.pc $(DESTDIR)$(INCLUDEDIR)/coffer/coffer.h
 
 test: deps-test build build-asan build-tsan build-fuzz
 	@scripts/test-all.sh $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)

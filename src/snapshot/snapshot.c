@@ -87,6 +87,22 @@ static int copy_fd(create_ctx *c, int fd, const char *what, cf_err *err)
     return rc;
 }
 
+static int copy_read(create_ctx *c, cf_err *err)
+{
+    char *buf = malloc(1 << 20);
+    if (!buf)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    int rc = 0;
+    for (;;) {
+        size_t got = 0;
+        if ((rc = c->o->read(c->o->read_ctx, buf, 1 << 20, &got, err)) || got == 0 ||
+            (rc = to_archive(c, buf, got, err)))
+            break;
+    }
+    free(buf);
+    return rc;
+}
+
 /* Runs command with its standard output into the archive; a nonzero exit is an error, so that a
  * failed pg_dump never becomes a snapshot. */
 static int copy_command(create_ctx *c, const char *command, cf_err *err)
@@ -165,7 +181,7 @@ static unsigned default_compress_threads(size_t chunk_size)
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
 {
-    int stream = o->command || strcmp(o->source, "-") == 0;
+    int stream = o->command || o->read || strcmp(o->source, "-") == 0;
     struct stat st;
     if (!stream && (stat(o->source, &st) != 0 || !S_ISDIR(st.st_mode)))
         return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)",
@@ -228,6 +244,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
     if (!rc)
         rc = o->command ? copy_command(&c, o->command, err)
+             : o->read  ? copy_read(&c, err)
              : stream   ? copy_fd(&c, 0, "standard input", err)
                         : cf_tar_write_dir(o->source, &to, to_archive, &c, &files, err);
     if (!rc)

@@ -50,6 +50,11 @@ typedef struct cf_snapshot_create_opts {
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *cb_ctx;
     const cf_clock *clock; /* the creation time and the id's random digits; NULL: the system's */
+    /* A stream source ("-") other than standard input: bytes pulled from read until it reports
+     * 0 bytes (the end); its error stops the create, which then leaves no snapshot. This is how
+     * libcoffer feeds a file descriptor or bytes its application pushes. */
+    int (*read)(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err);
+    void *read_ctx;
 } cf_snapshot_create_opts;
 
 /* What a create or restore moved, for --metrics-file and --json. */

@@ -79,6 +79,21 @@ int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
  * repository (that call ran on client). */
 struct cf_s3c;
 int cf_repo_open_s3(struct cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err);
+/* How cf_repo_open_s3_conn reaches the server. Values are explicit; the environment and the AWS
+ * files are read (cf_s3c_config_resolve's rule, for what is NULL here) only when use_environment
+ * is set, so that a library never picks up keys its application did not give it. */
+typedef struct cf_repo_s3_conn {
+    const char *endpoint;                /* NULL: AWS S3 in region */
+    const char *region;                  /* NULL: us-east-1 */
+    const char *access_key, *secret_key; /* both, or (use_environment) neither */
+    const char *session_token;           /* NULL when none */
+    int virtual_host;                    /* 1: bucket.host/key; 0: path-style unless AWS's endpoint */
+    int use_environment;
+} cf_repo_s3_conn;
+/* As cf_repo_open_s3 with a client of its own, made from c and freed by cf_repo_close (the
+ * repository's copy of the secret is wiped then). */
+int cf_repo_open_s3_conn(const cf_repo_s3_conn *c, const char *bucket, const char *root, cf_repo **out,
+                         cf_err *err);
 void cf_repo_close(cf_repo *r);
 /* Human name for messages: the URL or the path. */
 const char *cf_repo_name(const cf_repo *r);

@@ -46,6 +46,7 @@
 typedef struct s3_repo {
     cf_repo base;
     cf_s3c *client; /* the caller's, first of the pool; never freed here */
+    cf_s3c *owned;  /* cf_repo_open_s3_conn's client (also client), freed at close */
     pthread_mutex_t mu;
     cf_s3c **idle; /* clients free for a call, the last given back on top */
     size_t nidle;
@@ -150,9 +151,62 @@ static int full_key(const s3_repo *r, const char *key, char *out, size_t n, cf_e
     return 0;
 }
 
+int cf_repo_open_s3_conn(const cf_repo_s3_conn *c, const char *bucket, const char *root, cf_repo **out,
+                         cf_err *err)
+{
+    cf_s3c_config cfg;
+    int rc = 0;
+    int has_keys = c->access_key && *c->access_key && c->secret_key && *c->secret_key;
+    if (c->use_environment) {
+        cf_s3c_flags flags = {.endpoint = c->endpoint,
+                              .region = c->region,
+                              .access_key = has_keys ? c->access_key : NULL,
+                              .secret_key = has_keys ? c->secret_key : NULL,
+                              .session_token = c->session_token,
+                              .virtual_host = c->virtual_host ? 1 : -1};
+        rc = cf_s3c_config_resolve(&flags, &cfg, err);
+    } else if (!has_keys) {
+        return cf_err_set(err, CF_EINVAL, "s3://%.100s: an access key and a secret key are needed",
+                          bucket ? bucket : "");
+    } else {
+        memset(&cfg, 0, sizeof cfg);
+        const char *region = c->region && *c->region ? c->region : "us-east-1";
+        if (c->endpoint && *c->endpoint)
+            snprintf(cfg.endpoint, sizeof cfg.endpoint, "%s", c->endpoint);
+        else
+            snprintf(cfg.endpoint, sizeof cfg.endpoint, "https://s3.%s.amazonaws.com", region);
+        size_t el = strlen(cfg.endpoint);
+        while (el && cfg.endpoint[el - 1] == '/')
+            cfg.endpoint[--el] = '\0';
+        if ((size_t)snprintf(cfg.region, sizeof cfg.region, "%s", region) >= sizeof cfg.region ||
+            (size_t)snprintf(cfg.access_key, sizeof cfg.access_key, "%s", c->access_key) >=
+                sizeof cfg.access_key ||
+            (size_t)snprintf(cfg.secret_key, sizeof cfg.secret_key, "%s", c->secret_key) >=
+                sizeof cfg.secret_key ||
+            (size_t)snprintf(cfg.session_token, sizeof cfg.session_token, "%s",
+                             c->session_token ? c->session_token : "") >= sizeof cfg.session_token)
+            rc = cf_err_set(err, CF_EINVAL, "s3://%.100s: a region, key or token is too long",
+                            bucket ? bucket : "");
+        cfg.virtual_host = c->virtual_host ? 1 : -1;
+    }
+    cf_s3c *client = NULL;
+    if (!rc)
+        rc = cf_s3c_new(&cfg, &client, err);
+    memset(&cfg, 0, sizeof cfg);
+    if (!rc)
+        rc = cf_repo_open_s3(client, bucket, root, out, err);
+    if (rc) {
+        cf_s3c_free(client);
+        return rc;
+    }
+    S3_OF(*out)->owned = client;
+    return 0;
+}
+
 static void s3_close(cf_repo *base)
 {
     s3_repo *r = S3_OF(base);
+    cf_s3c_free(r->owned);
     for (size_t i = 0; i < r->nmade; i++)
         cf_s3c_free(r->made[i]);
     free(r->made);

@@ -1,0 +1,847 @@
+/*
+ * coffer.c - libcoffer's public API (include/coffer/coffer.h) over the snapshot engine
+ * (snapshot/snapshot.h) and the repositories (storage/repo.h). This file translates: options
+ * structs into the engine's, CF_E… codes into coffer_status, a handle's log function into a
+ * cf_logger; it holds no state outside the handles.
+ */
+#include "coffer/coffer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archive/codec.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "snapshot/ref.h"
+#include "snapshot/snapshot.h"
+#include "storage/repo.h"
+
+/* coffer_status is CF_E… renumbered from -1, in the order of CF_ERRNO_MAP; these keep both in
+ * step when a code is added to one of them. */
+_Static_assert(CF_EINVAL - CF_ERR_FIRST_ == -COFFER_EINVAL, "coffer_status follows CF_ERRNO_MAP");
+_Static_assert(CF_EINTERNAL - CF_ERR_FIRST_ == -COFFER_EINTERNAL, "coffer_status follows CF_ERRNO_MAP");
+_Static_assert(CF_ERR_LAST_ == CF_EINTERNAL + 1, "a CF_E code without a coffer_status");
+_Static_assert((int)CF_LOG_DEBUG == (int)COFFER_LOG_DEBUG && (int)CF_LOG_ERROR == (int)COFFER_LOG_ERROR,
+               "log levels match");
+_Static_assert(COFFER_ID_SIZE > CF_SNAPSHOT_ID_LEN, "an id fits");
+
+struct coffer_repo {
+    cf_repo *repo;
+    cf_logger log; /* sink NULL when the application gave no log function: silent */
+    coffer_log_fn log_fn;
+    void *log_ctx;
+};
+
+const char *coffer_version(void)
+{
+    return COFFER_VERSION;
+}
+
+static int status_of(int code)
+{
+    if (code >= 0)
+        return COFFER_OK;
+    if (code > CF_ERR_FIRST_ && code < CF_ERR_LAST_)
+        return -(code - CF_ERR_FIRST_);
+    if (code >= COFFER_ECALLBACK)
+        return code; /* already a coffer_status (an application callback's) */
+    return COFFER_EINTERNAL;
+}
+
+const char *coffer_strerror(int status)
+{
+    switch (status) {
+    case COFFER_OK: return "success";
+    case COFFER_EABORTED: return "aborted by the application";
+    case COFFER_ECALLBACK: return "an application callback failed";
+    }
+    if (status < 0 && status >= COFFER_EINTERNAL)
+        return cf_strerror(CF_ERR_FIRST_ - status);
+    return "unknown status";
+}
+
+/* Fills e from the engine's error and returns the status. */
+static int fail(coffer_error *e, int code, const cf_err *ce)
+{
+    int st = status_of(code);
+    if (e) {
+        e->status = st;
+        snprintf(e->message, sizeof e->message, "%s", ce && ce->msg[0] ? ce->msg : coffer_strerror(st));
+    }
+    return st;
+}
+
+static int fail_msg(coffer_error *e, int status, const char *msg)
+{
+    if (e) {
+        e->status = status;
+        snprintf(e->message, sizeof e->message, "%s", msg);
+    }
+    return status;
+}
+
+static int ok(coffer_error *e)
+{
+    if (e) {
+        e->status = COFFER_OK;
+        e->message[0] = '\0';
+    }
+    return COFFER_OK;
+}
+
+/* The caller's options (struct_size bytes of them) into a zeroed dst of ours: an older program's
+ * shorter struct leaves the newer fields 0, a newer program's longer one is accepted when what it
+ * adds is 0 (its default), since this library could not honour anything else. */
+static int copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e)
+{
+    memset(dst, 0, ours);
+    if (!src)
+        return COFFER_OK;
+    size_t theirs = *(const size_t *)src;
+    char msg[160];
+    if (theirs < sizeof(size_t)) {
+        snprintf(msg, sizeof msg, "%s: struct_size is %zu; set it to sizeof(%s)", what, theirs, what);
+        return fail_msg(e, COFFER_EINVAL, msg);
+    }
+    for (size_t i = ours; i < theirs; i++)
+        if (((const unsigned char *)src)[i]) {
+            snprintf(msg, sizeof msg, "%s: fields newer than this libcoffer (%s) are set", what,
+                     COFFER_VERSION);
+            return fail_msg(e, COFFER_ENOTSUP, msg);
+        }
+    memcpy(dst, src, theirs < ours ? theirs : ours);
+    *(size_t *)dst = ours;
+    return COFFER_OK;
+}
+
+static void log_sink(void *ctx, cf_log_level level, const char *line, size_t len)
+{
+    const coffer_repo *r = ctx;
+    r->log_fn(r->log_ctx, (coffer_log_level)level, line, len);
+}
+
+/* ---- repositories ---- */
+
+int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer_repo **out, coffer_error *e)
+{
+    coffer_repo_options o;
+    int st = copy_options(&o, sizeof o, options, "coffer_repo_options", e);
+    if (st)
+        return st;
+    if (!url || !*url || !out)
+        return fail_msg(e, COFFER_EINVAL, "coffer_repo_open: a repository URL or path and out are needed");
+    if (o.log_level < COFFER_LOG_DEBUG || o.log_level > COFFER_LOG_ERROR)
+        return fail_msg(e, COFFER_EINVAL, "coffer_repo_options: log_level is not a coffer_log_level");
+    coffer_repo *r = calloc(1, sizeof *r);
+    if (!r)
+        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+    r->log_fn = o.log;
+    r->log_ctx = o.log_ctx;
+    r->log = (cf_logger){(cf_log_level)o.log_level, o.log ? log_sink : NULL, r};
+    cf_err err = {0};
+    int rc;
+    if (strncmp(url, "s3://", 5) == 0) {
+        const char *b = url + 5, *slash = strchr(b, '/');
+        char bucket[64], root[1024];
+        size_t blen = slash ? (size_t)(slash - b) : strlen(b);
+        const char *prefix = slash ? slash + 1 : "";
+        size_t plen = strlen(prefix);
+        while (plen && prefix[plen - 1] == '/')
+            plen--;
+        if (blen == 0 || blen >= sizeof bucket || plen >= sizeof root) {
+            rc = cf_err_set(&err, CF_EINVAL,
+                            "'%.200s' is not s3://BUCKET[/PREFIX] (a bucket of 1 to 63 bytes)", url);
+        } else {
+            memcpy(bucket, b, blen);
+            bucket[blen] = '\0';
+            memcpy(root, prefix, plen);
+            root[plen] = '\0';
+            cf_repo_s3_conn conn = {o.endpoint,      o.region,       o.access_key,     o.secret_key,
+                                    o.session_token, o.virtual_host, o.use_environment};
+            rc = cf_repo_open_s3_conn(&conn, bucket, root, &r->repo, &err);
+        }
+    } else {
+        rc = cf_repo_open_dir(strncmp(url, "file://", 7) == 0 ? url + 7 : url, &r->repo, &err);
+    }
+    if (rc) {
+        free(r);
+        return fail(e, rc, &err);
+    }
+    cf_log(&r->log, CF_LOG_DEBUG, "repository opened", "repo", cf_repo_name(r->repo), NULL);
+    *out = r;
+    return ok(e);
+}
+
+void coffer_repo_close(coffer_repo *r)
+{
+    if (!r)
+        return;
+    cf_repo_close(r->repo);
+    free(r);
+}
+
+/* ---- arguments every operation checks ---- */
+
+/* A namespace is one path segment of the repository: no '/', nothing that climbs out. */
+static int check_ns(const coffer_repo *r, const char *ns, coffer_error *e)
+{
+    if (!r)
+        return fail_msg(e, COFFER_EINVAL, "no repository (NULL handle)");
+    if (!ns || !cf_snapshot_ns_valid(ns) || strchr(ns, '/')) {
+        char msg[400];
+        snprintf(
+            msg, sizeof msg,
+            "namespace '%.200s' is invalid: one path segment, not '.' or '..', without '/', '\\', '@' or "
+            "control characters",
+            ns ? ns : "(null)");
+        return fail_msg(e, COFFER_EINVAL, msg);
+    }
+    return COFFER_OK;
+}
+
+static int check_id(const char *id, int may_be_null, coffer_error *e)
+{
+    if (!id && may_be_null)
+        return COFFER_OK;
+    if (!id || !cf_snapshot_id_valid(id)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "'%.60s' is not a snapshot id (like 20261122T153000Z-7f3a)",
+                 id ? id : "(null)");
+        return fail_msg(e, COFFER_EINVAL, msg);
+    }
+    return COFFER_OK;
+}
+
+/* ---- create ---- */
+
+static int engine_create_opts(const coffer_create_options *options, cf_snapshot_create_opts *co,
+                              coffer_error *e)
+{
+    coffer_create_options o;
+    int st = copy_options(&o, sizeof o, options, "coffer_create_options", e);
+    if (st)
+        return st;
+    static const cf_codec codecs[] = {CF_CODEC_ZSTD, CF_CODEC_LZ4, CF_CODEC_GZIP, CF_CODEC_NONE};
+    if ((unsigned)o.compression >= sizeof codecs / sizeof codecs[0])
+        return fail_msg(e, COFFER_EINVAL, "coffer_create_options: compression is not a coffer_compression");
+    if (o.nlabels > 64 || (o.nlabels && !o.labels))
+        return fail_msg(e, COFFER_EINVAL, "coffer_create_options: at most 64 labels, and labels for nlabels");
+    for (size_t i = 0; i < o.nlabels; i++)
+        if (!o.labels[i].key || !*o.labels[i].key || strchr(o.labels[i].key, '=') || !o.labels[i].value)
+            return fail_msg(e, COFFER_EINVAL,
+                            "coffer_create_options: a label needs a key (without '=') and a value");
+    if (o.nexclude && !o.exclude)
+        return fail_msg(e, COFFER_EINVAL, "coffer_create_options: exclude is NULL but nexclude is not 0");
+    memset(co, 0, sizeof *co);
+    co->codec = codecs[o.compression];
+    co->level = o.level ? o.level : cf_codec_default_level(co->codec);
+    cf_err err = {0};
+    int rc = cf_codec_check_level(co->codec, co->level, &err);
+    if (rc)
+        return fail(e, rc, &err);
+    co->chunk_size = o.chunk_size;
+    co->threads = o.threads;
+    co->expected_size = o.expected_size;
+    /* cf_label's strings are not const only because parsed manifests own theirs; the engine
+     * only reads these. */
+    co->labels = (const cf_label *)o.labels;
+    co->nlabels = o.nlabels;
+    co->exclude = o.exclude;
+    co->nexclude = o.nexclude;
+    co->one_file_system = o.one_file_system;
+    co->allow_unreadable = o.allow_unreadable;
+    return COFFER_OK;
+}
+_Static_assert(sizeof(cf_label) == sizeof(coffer_label), "coffer_label is laid out as cf_label");
+
+static int run_create(coffer_repo *r, const char *ns, cf_snapshot_create_opts *co, const char *what,
+                      char id[COFFER_ID_SIZE], coffer_error *e)
+{
+    char made[CF_SNAPSHOT_ID_LEN + 1] = "";
+    cf_snapshot_stats stats = {0};
+    cf_err err = {0};
+    int rc = cf_snapshot_create(r->repo, ns, co, made, &stats, &err);
+    if (rc) {
+        cf_log(&r->log, CF_LOG_WARN, "snapshot not created", "namespace", ns, "source", what, "error",
+               err.msg, NULL);
+        return fail(e, rc, &err);
+    }
+    char raw[24], stored[24];
+    snprintf(raw, sizeof raw, "%llu", (unsigned long long)stats.raw_bytes);
+    snprintf(stored, sizeof stored, "%llu", (unsigned long long)stats.stored_bytes);
+    cf_log(&r->log, CF_LOG_INFO, "snapshot created", "namespace", ns, "id", made, "source", what, "raw_bytes",
+           raw, "stored_bytes", stored, NULL);
+    if (id)
+        snprintf(id, COFFER_ID_SIZE, "%s", made);
+    return ok(e);
+}
+
+int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const coffer_create_options *options,
+                      char id[COFFER_ID_SIZE], coffer_error *e)
+{
+    cf_snapshot_create_opts co;
+    int st = check_ns(r, ns, e);
+    if (!st && (!path || !*path || strcmp(path, "-") == 0))
+        st = fail_msg(e, COFFER_EINVAL, "coffer_create_dir: a directory path is needed");
+    if (!st)
+        st = engine_create_opts(options, &co, e);
+    if (st)
+        return st;
+    co.source = path;
+    return run_create(r, ns, &co, "directory", id, e);
+}
+
+static int read_fd(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
+{
+    int fd = *(const int *)ctx;
+    for (;;) {
+        ssize_t n = read(fd, buf, cap);
+        if (n >= 0) {
+            *got = (size_t)n;
+            return 0;
+        }
+        if (errno != EINTR)
+            return cf_err_sys(err, CF_EIO, errno, "cannot read the source file descriptor %d", fd);
+    }
+}
+
+int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
+                     char id[COFFER_ID_SIZE], coffer_error *e)
+{
+    cf_snapshot_create_opts co;
+    int st = check_ns(r, ns, e);
+    if (!st && fd < 0)
+        st = fail_msg(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
+    if (!st)
+        st = engine_create_opts(options, &co, e);
+    if (st)
+        return st;
+    co.source = "-";
+    co.read = read_fd;
+    co.read_ctx = &fd;
+    return run_create(r, ns, &co, "fd", id, e);
+}
+
+/* ---- a stream the application writes ---- */
+
+/* The engine pulls its source, the application pushes: the engine runs cf_snapshot_create on a
+ * thread of the writer reading the pipe's end that write() fills. When the engine stops early (a
+ * failure), the thread drains the pipe until the application commits or aborts, so that write
+ * never blocks on a reader that is gone nor raises SIGPIPE (changing its disposition would be
+ * process-wide state). */
+struct coffer_writer {
+    coffer_repo *repo;
+    char ns[256];
+    cf_snapshot_create_opts co;
+    cf_label *labels; /* the writer's copies, one allocation with their strings */
+    int pipe_rd, pipe_wr;
+    pthread_t thread;
+    atomic_int aborted;
+    pthread_mutex_t mu;
+    int finished, rc; /* under mu: the engine has returned rc */
+    cf_err err;       /* under mu once finished */
+    char id[CF_SNAPSHOT_ID_LEN + 1];
+};
+
+static int read_pushed(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
+{
+    coffer_writer *w = ctx;
+    int rc = read_fd(&w->pipe_rd, buf, cap, got, err);
+    if (!rc && *got == 0 && atomic_load(&w->aborted))
+        return cf_err_set(err, CF_EIO, "the stream was aborted by the application; no snapshot was created");
+    return rc;
+}
+
+static void *writer_main(void *arg)
+{
+    coffer_writer *w = arg;
+    cf_err err = {0};
+    int rc = cf_snapshot_create(w->repo->repo, w->ns, &w->co, w->id, NULL, &err);
+    pthread_mutex_lock(&w->mu);
+    w->finished = 1;
+    w->rc = rc;
+    w->err = err;
+    pthread_mutex_unlock(&w->mu);
+    char buf[65536];
+    while (read(w->pipe_rd, buf, sizeof buf) > 0 || errno == EINTR)
+        ;
+    return NULL;
+}
+
+/* n labels and their strings in one allocation (one free), or NULL when out of memory. */
+static cf_label *labels_dup(const cf_label *src, size_t n)
+{
+    size_t bytes = n * sizeof(cf_label);
+    for (size_t i = 0; i < n; i++)
+        bytes += strlen(src[i].key) + strlen(src[i].value) + 2;
+    cf_label *l = malloc(bytes ? bytes : 1);
+    if (!l)
+        return NULL;
+    char *s = (char *)(l + n);
+    for (size_t i = 0; i < n; i++) {
+        l[i].key = strcpy(s, src[i].key);
+        s += strlen(s) + 1;
+        l[i].value = strcpy(s, src[i].value);
+        s += strlen(s) + 1;
+    }
+    return l;
+}
+
+static int copy_labels(coffer_writer *w, coffer_error *e)
+{
+    if (!w->co.nlabels)
+        return COFFER_OK;
+    if (!(w->labels = labels_dup(w->co.labels, w->co.nlabels)))
+        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+    w->co.labels = w->labels;
+    return COFFER_OK;
+}
+
+int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_options *options,
+                        coffer_writer **out, coffer_error *e)
+{
+    int st = check_ns(r, ns, e);
+    if (!st && !out)
+        st = fail_msg(e, COFFER_EINVAL, "coffer_writer_begin: out is NULL");
+    if (st)
+        return st;
+    coffer_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+    w->repo = r;
+    snprintf(w->ns, sizeof w->ns, "%s", ns);
+    if ((st = engine_create_opts(options, &w->co, e)) || (st = copy_labels(w, e))) {
+        free(w);
+        return st;
+    }
+    /* The engine's exclusions apply to directories only: a stream keeps none of the caller's
+     * pointers past this call. */
+    w->co.exclude = NULL;
+    w->co.nexclude = 0;
+    w->co.source = "-";
+    w->co.read = read_pushed;
+    w->co.read_ctx = w;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "coffer_writer_begin: cannot make a pipe: %s", strerror(errno));
+        free(w->labels);
+        free(w);
+        return fail_msg(e, COFFER_EIO, msg);
+    }
+    w->pipe_rd = fds[0];
+    w->pipe_wr = fds[1];
+    pthread_mutex_init(&w->mu, NULL);
+    int prc = pthread_create(&w->thread, NULL, writer_main, w);
+    if (prc) {
+        close(fds[0]);
+        close(fds[1]);
+        pthread_mutex_destroy(&w->mu);
+        free(w->labels);
+        free(w);
+        return fail_msg(e, prc == EAGAIN ? COFFER_EAGAIN : COFFER_EIO,
+                        "coffer_writer_begin: cannot start a thread");
+    }
+    *out = w;
+    return ok(e);
+}
+
+/* The engine's failure while it runs, or 0. */
+static int engine_failed(coffer_writer *w, coffer_error *e)
+{
+    pthread_mutex_lock(&w->mu);
+    int st = w->finished && w->rc ? fail(e, w->rc, &w->err) : COFFER_OK;
+    pthread_mutex_unlock(&w->mu);
+    return st;
+}
+
+int coffer_writer_write(coffer_writer *w, const void *p, size_t n, coffer_error *e)
+{
+    if (!w || (n && !p))
+        return fail_msg(e, COFFER_EINVAL, "coffer_writer_write: no writer, or no bytes for n");
+    int st = engine_failed(w, e);
+    if (st)
+        return st;
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(w->pipe_wr, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "coffer_writer_write: cannot hand the bytes over: %s", strerror(errno));
+            return fail_msg(e, COFFER_EIO, msg);
+        }
+        c += k;
+        n -= (size_t)k;
+    }
+    return ok(e);
+}
+
+static void writer_free(coffer_writer *w)
+{
+    close(w->pipe_rd);
+    pthread_mutex_destroy(&w->mu);
+    free(w->labels);
+    free(w);
+}
+
+int coffer_writer_commit(coffer_writer *w, char id[COFFER_ID_SIZE], coffer_error *e)
+{
+    if (!w)
+        return fail_msg(e, COFFER_EINVAL, "coffer_writer_commit: no writer");
+    close(w->pipe_wr);
+    pthread_join(w->thread, NULL);
+    coffer_repo *r = w->repo;
+    int st;
+    if (w->rc) {
+        cf_log(&r->log, CF_LOG_WARN, "snapshot not created", "namespace", w->ns, "source", "writer", "error",
+               w->err.msg, NULL);
+        st = fail(e, w->rc, &w->err);
+    } else {
+        cf_log(&r->log, CF_LOG_INFO, "snapshot created", "namespace", w->ns, "id", w->id, "source", "writer",
+               NULL);
+        if (id)
+            snprintf(id, COFFER_ID_SIZE, "%s", w->id);
+        st = ok(e);
+    }
+    writer_free(w);
+    return st;
+}
+
+void coffer_writer_abort(coffer_writer *w)
+{
+    if (!w)
+        return;
+    atomic_store(&w->aborted, 1);
+    close(w->pipe_wr);
+    pthread_join(w->thread, NULL);
+    cf_log(&w->repo->log, CF_LOG_INFO, "snapshot aborted", "namespace", w->ns, NULL);
+    writer_free(w);
+}
+
+/* ---- list, show ---- */
+
+typedef struct listing {
+    coffer_snapshot_info *v;
+    size_t n, cap;
+} listing;
+
+static int collect(void *ctx, const cf_manifest *m)
+{
+    listing *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        coffer_snapshot_info *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return CF_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    coffer_snapshot_info *s = &l->v[l->n];
+    memset(s, 0, sizeof *s);
+    snprintf(s->id, sizeof s->id, "%s", m->id);
+    s->created = (int64_t)m->created;
+    s->created_ns = m->created_ns;
+    s->is_stream = m->source.kind == CF_SOURCE_STREAM;
+    s->raw_size = m->archive.raw_size;
+    s->stored_size = m->archive.size;
+    s->files = m->archive.files;
+    s->compression = cf_codec_name(m->archive.compression);
+    s->encrypted = m->encryption != NULL;
+    if (m->nlabels) {
+        cf_label *lab = labels_dup(m->labels, m->nlabels);
+        if (!lab)
+            return CF_ENOMEM;
+        s->labels = (const coffer_label *)lab;
+        s->nlabels = m->nlabels;
+    }
+    l->n++;
+    return 0;
+}
+
+void coffer_list_free(coffer_snapshot_info *list, size_t count)
+{
+    for (size_t i = 0; list && i < count; i++)
+        free((void *)list[i].labels);
+    free(list);
+}
+
+int coffer_list(coffer_repo *r, const char *ns, coffer_snapshot_info **out, size_t *count, coffer_error *e)
+{
+    int st = check_ns(r, ns, e);
+    if (!st && (!out || !count))
+        st = fail_msg(e, COFFER_EINVAL, "coffer_list: out and count are needed");
+    if (st)
+        return st;
+    listing l = {0};
+    cf_err err = {0};
+    int rc = cf_snapshot_list(r->repo, ns, collect, &l, &err);
+    if (rc) {
+        coffer_list_free(l.v, l.n);
+        return rc == CF_ENOMEM && !err.msg[0] ? fail_msg(e, COFFER_ENOMEM, "out of memory")
+                                              : fail(e, rc, &err);
+    }
+    *out = l.v;
+    *count = l.n;
+    return ok(e);
+}
+
+void coffer_free(void *p)
+{
+    free(p);
+}
+
+int coffer_show(coffer_repo *r, const char *ns, const char *id, char **json, size_t *len, coffer_error *e)
+{
+    int st = check_ns(r, ns, e);
+    if (!st)
+        st = check_id(id, 1, e);
+    if (!st && !json)
+        st = fail_msg(e, COFFER_EINVAL, "coffer_show: json is NULL");
+    if (st)
+        return st;
+    size_t n = 0;
+    cf_err err = {0};
+    int rc = cf_snapshot_show(r->repo, ns, id, json, &n, &err);
+    if (rc)
+        return fail(e, rc, &err);
+    if (len)
+        *len = n;
+    return ok(e);
+}
+
+/* ---- restore, verify ---- */
+
+static int restore_opts(const coffer_restore_options *options, const char *id, cf_snapshot_restore_opts *ro,
+                        coffer_error *e)
+{
+    coffer_restore_options o;
+    int st = copy_options(&o, sizeof o, options, "coffer_restore_options", e);
+    if (st)
+        return st;
+    memset(ro, 0, sizeof *ro);
+    ro->id = id;
+    ro->force = o.force;
+    return COFFER_OK;
+}
+
+static int restored(coffer_repo *r, const char *ns, const char *to, int rc, const cf_err *err,
+                    const char made[CF_SNAPSHOT_ID_LEN + 1], char id_out[COFFER_ID_SIZE], coffer_error *e)
+{
+    if (rc) {
+        cf_log(&r->log, CF_LOG_WARN, "snapshot not restored", "namespace", ns, "to", to, "error", err->msg,
+               NULL);
+        return fail(e, rc, err);
+    }
+    cf_log(&r->log, CF_LOG_INFO, "snapshot restored", "namespace", ns, "id", made, "to", to, NULL);
+    if (id_out)
+        snprintf(id_out, COFFER_ID_SIZE, "%s", made);
+    return ok(e);
+}
+
+int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const char *dest,
+                       const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+{
+    cf_snapshot_restore_opts ro;
+    int st = check_ns(r, ns, e);
+    if (!st)
+        st = check_id(id, 1, e);
+    if (!st && (!dest || !*dest || strcmp(dest, "-") == 0))
+        st = fail_msg(e, COFFER_EINVAL, "coffer_restore_dir: a destination directory is needed");
+    if (!st)
+        st = restore_opts(options, id, &ro, e);
+    if (st)
+        return st;
+    char made[CF_SNAPSHOT_ID_LEN + 1] = "";
+    cf_err err = {0};
+    int rc = cf_snapshot_restore(r->repo, ns, dest, NULL, &ro, made, NULL, &err);
+    return restored(r, ns, "directory", rc, &err, made, id_out, e);
+}
+
+/* The restored stream goes to a FILE (the engine's interface for "-"): a cookie stream whose
+ * writes call the application's function, unbuffered so that each of the engine's blocks reaches
+ * it without a copy. */
+typedef struct sink {
+    coffer_write_fn fn;
+    void *ctx;
+    int fd;
+    int status; /* the first failure: a negative coffer_status */
+} sink;
+
+static ssize_t sink_write(void *cookie, const char *p, size_t n)
+{
+    sink *s = cookie;
+    int st = s->fn(s->ctx, p, n);
+    if (st == COFFER_OK)
+        return (ssize_t)n;
+    s->status = st < 0 ? st : COFFER_ECALLBACK;
+    errno = EIO;
+    return -1;
+}
+
+static int to_fd(void *ctx, const void *p, size_t n)
+{
+    sink *s = ctx;
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(s->fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return COFFER_EIO;
+        c += k;
+        n -= (size_t)k;
+    }
+    return COFFER_OK;
+}
+
+static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *s, const char *to,
+                          const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+{
+    cf_snapshot_restore_opts ro;
+    int st = check_ns(r, ns, e);
+    if (!st)
+        st = check_id(id, 1, e);
+    if (!st)
+        st = restore_opts(options, id, &ro, e);
+    if (st)
+        return st;
+    FILE *f = fopencookie(s, "w", (cookie_io_functions_t){.write = sink_write});
+    if (!f)
+        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+    setvbuf(f, NULL, _IONBF, 0);
+    char made[CF_SNAPSHOT_ID_LEN + 1] = "";
+    cf_err err = {0};
+    int rc = cf_snapshot_restore(r->repo, ns, "-", f, &ro, made, NULL, &err);
+    fclose(f);
+    if (s->status) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the restored stream's %s failed: %s",
+                 s->fd >= 0 ? "file descriptor" : "callback", coffer_strerror(s->status));
+        cf_log(&r->log, CF_LOG_WARN, "snapshot not restored", "namespace", ns, "to", to, "error", msg, NULL);
+        return fail_msg(e, s->status, msg);
+    }
+    return restored(r, ns, to, rc, &err, made, id_out, e);
+}
+
+int coffer_restore_fd(coffer_repo *r, const char *ns, const char *id, int fd,
+                      const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+{
+    if (fd < 0)
+        return fail_msg(e, COFFER_EINVAL, "coffer_restore_fd: the file descriptor is negative");
+    sink s = {to_fd, NULL, fd, 0};
+    s.ctx = &s;
+    return restore_stream(r, ns, id, &s, "fd", options, id_out, e);
+}
+
+int coffer_restore_cb(coffer_repo *r, const char *ns, const char *id, coffer_write_fn fn, void *ctx,
+                      const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+{
+    if (!fn)
+        return fail_msg(e, COFFER_EINVAL, "coffer_restore_cb: the write function is NULL");
+    sink s = {fn, ctx, -1, 0};
+    return restore_stream(r, ns, id, &s, "callback", options, id_out, e);
+}
+
+/* id, or the newest snapshot's when NULL, into buf. */
+static int resolve_id(coffer_repo *r, const char *ns, const char *id, char buf[CF_SNAPSHOT_ID_LEN + 1],
+                      coffer_error *e)
+{
+    if (id) {
+        snprintf(buf, CF_SNAPSHOT_ID_LEN + 1, "%s", id);
+        return COFFER_OK;
+    }
+    cf_err err = {0};
+    int rc = cf_snapshot_latest(r->repo, ns, buf, &err);
+    return rc ? fail(e, rc, &err) : COFFER_OK;
+}
+
+int coffer_verify(coffer_repo *r, const char *ns, const char *id, coffer_error *e)
+{
+    char which[CF_SNAPSHOT_ID_LEN + 1];
+    int st = check_ns(r, ns, e);
+    if (!st)
+        st = check_id(id, 1, e);
+    if (!st)
+        st = resolve_id(r, ns, id, which, e);
+    if (st)
+        return st;
+    cf_err err = {0};
+    int rc = cf_snapshot_verify(r->repo, ns, which, NULL, &err);
+    if (rc) {
+        cf_log(&r->log, CF_LOG_WARN, "snapshot failed verification", "namespace", ns, "id", which, "error",
+               err.msg, NULL);
+        return fail(e, rc, &err);
+    }
+    cf_log(&r->log, CF_LOG_INFO, "snapshot verified", "namespace", ns, "id", which, NULL);
+    return ok(e);
+}
+
+/* ---- remove, prune ---- */
+
+int coffer_remove(coffer_repo *r, const char *ns, const char *id, coffer_error *e)
+{
+    int st = check_ns(r, ns, e);
+    if (!st)
+        st = check_id(id, 0, e);
+    if (st)
+        return st;
+    cf_err err = {0};
+    int rc = cf_snapshot_remove(r->repo, ns, id, &err);
+    if (rc)
+        return fail(e, rc, &err);
+    cf_log(&r->log, CF_LOG_INFO, "snapshot removed", "namespace", ns, "id", id, NULL);
+    return ok(e);
+}
+
+typedef struct prune_ctx {
+    coffer_repo *r;
+    const char *ns;
+    const coffer_retention *policy;
+    size_t removed;
+} prune_ctx;
+
+static void on_fate(void *ctx, const char *id, const char *reasons)
+{
+    prune_ctx *p = ctx;
+    if (!reasons) {
+        p->removed++;
+        cf_log(&p->r->log, CF_LOG_INFO, p->policy->dry_run ? "snapshot would be pruned" : "snapshot pruned",
+               "namespace", p->ns, "id", id, NULL);
+    }
+    if (p->policy->fn)
+        p->policy->fn(p->policy->ctx, id, reasons);
+}
+
+int coffer_prune(coffer_repo *r, const char *ns, const coffer_retention *policy, size_t *removed,
+                 coffer_error *e)
+{
+    coffer_retention o;
+    int st = check_ns(r, ns, e);
+    if (!st && !policy)
+        st = fail_msg(e, COFFER_EINVAL, "coffer_prune: a retention policy is needed");
+    if (!st)
+        st = copy_options(&o, sizeof o, policy, "coffer_retention", e);
+    if (st)
+        return st;
+    if (o.keep_last < 0 || o.keep_hourly < 0 || o.keep_daily < 0 || o.keep_weekly < 0 || o.keep_monthly < 0 ||
+        o.keep_yearly < 0 || o.keep_within_s < 0 || o.grace_s < 0)
+        return fail_msg(e, COFFER_EINVAL, "coffer_retention: counts and durations cannot be negative");
+    cf_retention keep = {o.keep_last,    o.keep_hourly, o.keep_daily,   o.keep_weekly,
+                         o.keep_monthly, o.keep_yearly, o.keep_within_s};
+    prune_ctx p = {r, ns, &o, 0};
+    size_t swept = 0;
+    cf_err err = {0};
+    int rc = cf_snapshot_prune(r->repo, ns, &keep, o.grace_s ? o.grace_s : 86400, o.dry_run, on_fate, &p,
+                               &swept, &err);
+    if (removed)
+        *removed = p.removed;
+    return rc ? fail(e, rc, &err) : ok(e);
+}
