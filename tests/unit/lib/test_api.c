@@ -1,0 +1,528 @@
+/* test_api.c - libcoffer's public API on a directory repository: every way in (a directory, a
+ * file descriptor, a stream the application pushes) and out (a directory, a file descriptor, a
+ * callback) gives back the bytes that went in; abort leaves nothing listed; prune keeps the
+ * newest; two handles log only to their own callbacks; each misuse answers its documented status
+ * and a message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "coffer/coffer.h"
+#include "core/fs.h"
+
+static char dir[256];
+
+typedef struct fixture {
+    coffer_repo *repo;
+    char repo_path[300], src[300];
+} fixture;
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+static char *read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)len + 1);
+    assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    *n = (size_t)len;
+    return p;
+}
+
+/* Bytes that compress poorly and differ at every offset, so that a misplaced chunk shows. */
+static unsigned char *pattern(size_t n, unsigned seed)
+{
+    unsigned char *p = malloc(n);
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        p[i] = (unsigned char)x;
+    }
+    return p;
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof dir, "/tmp/coffer-test-api-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->repo_path, sizeof f->repo_path, "%s/repo", dir);
+    snprintf(f->src, sizeof f->src, "%s/src", dir);
+    assert_int_equal(mkdir(f->src, 0700), 0);
+    char path[400];
+    snprintf(path, sizeof path, "%s/a.txt", f->src);
+    write_file(path, "alpha\n", 6);
+    snprintf(path, sizeof path, "%s/sub", f->src);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/sub/b.bin", f->src);
+    unsigned char *b = pattern(300000, 1);
+    write_file(path, b, 300000);
+    free(b);
+    coffer_error e;
+    assert_int_equal(coffer_repo_open(f->repo_path, NULL, &f->repo, &e), COFFER_OK);
+    assert_string_equal(e.message, "");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    coffer_repo_close(f->repo);
+    cf_fs_remove_tree(dir, NULL);
+    free(f);
+    return 0;
+}
+
+static void test_version_and_strerror(void **state)
+{
+    (void)state;
+    assert_string_equal(coffer_version(), COFFER_VERSION_STRING);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d.%d", COFFER_VERSION_MAJOR, COFFER_VERSION_MINOR, COFFER_VERSION_PATCH);
+    assert_string_equal(v, COFFER_VERSION_STRING);
+    assert_string_equal(coffer_strerror(COFFER_OK), "success");
+    assert_string_equal(coffer_strerror(COFFER_EINVAL), "invalid argument");
+    assert_string_equal(coffer_strerror(COFFER_EDIGEST), "checksum mismatch");
+    assert_string_equal(coffer_strerror(COFFER_EINTERNAL), "internal error");
+    assert_string_equal(coffer_strerror(COFFER_EABORTED), "aborted by the application");
+    assert_string_equal(coffer_strerror(-1000), "unknown status");
+    assert_string_equal(coffer_strerror(5), "unknown status");
+}
+
+static void test_dir_in_dir_out(void **state)
+{
+    fixture *f = *state;
+    coffer_label labels[] = {{"app", "kv"}, {"index", "10000"}};
+    coffer_create_options co = {.struct_size = sizeof co, .labels = labels, .nlabels = 2};
+    char id[COFFER_ID_SIZE];
+    coffer_error e;
+    assert_int_equal(coffer_create_dir(f->repo, "chain-1", f->src, &co, id, &e), COFFER_OK);
+    assert_int_equal(strlen(id), 21);
+
+    coffer_snapshot_info *list;
+    size_t n;
+    assert_int_equal(coffer_list(f->repo, "chain-1", &list, &n, &e), COFFER_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, id);
+    assert_false(list[0].is_stream);
+    assert_int_equal(list[0].files, 3); /* two files and the directory sub */
+    assert_int_equal(list[0].nlabels, 2);
+    assert_string_equal(list[0].labels[1].key, "index");
+    assert_string_equal(list[0].labels[1].value, "10000");
+    assert_string_equal(list[0].compression, "zstd");
+    coffer_list_free(list, n);
+
+    char *json;
+    size_t len;
+    assert_int_equal(coffer_show(f->repo, "chain-1", NULL, &json, &len, &e), COFFER_OK);
+    assert_int_equal(strlen(json), len);
+    assert_non_null(strstr(json, id));
+    assert_non_null(strstr(json, "\"index\""));
+    coffer_free(json);
+
+    char dest[400], path[500], got_id[COFFER_ID_SIZE];
+    snprintf(dest, sizeof dest, "%s/restored", dir);
+    assert_int_equal(coffer_restore_dir(f->repo, "chain-1", NULL, dest, NULL, got_id, &e), COFFER_OK);
+    assert_string_equal(got_id, id);
+    size_t an, bn;
+    snprintf(path, sizeof path, "%s/a.txt", dest);
+    char *a = read_file(path, &an);
+    assert_int_equal(an, 6);
+    assert_memory_equal(a, "alpha\n", 6);
+    free(a);
+    snprintf(path, sizeof path, "%s/sub/b.bin", dest);
+    char *b = read_file(path, &bn);
+    unsigned char *want = pattern(300000, 1);
+    assert_int_equal(bn, 300000);
+    assert_memory_equal(b, want, 300000);
+    free(b);
+    free(want);
+
+    /* A second restore over it is refused unless force, and leaves it whole. */
+    assert_int_equal(coffer_restore_dir(f->repo, "chain-1", id, dest, NULL, NULL, &e), COFFER_EEXISTS);
+    assert_int_equal(e.status, COFFER_EEXISTS);
+    assert_non_null(strstr(e.message, "not empty"));
+    coffer_restore_options ro = {.struct_size = sizeof ro, .force = 1};
+    assert_int_equal(coffer_restore_dir(f->repo, "chain-1", id, dest, &ro, NULL, &e), COFFER_OK);
+    assert_int_equal(coffer_verify(f->repo, "chain-1", id, &e), COFFER_OK);
+    assert_int_equal(coffer_verify(f->repo, "chain-1", NULL, NULL), COFFER_OK);
+}
+
+typedef struct collected {
+    unsigned char *p;
+    size_t n, cap;
+    int fail_with; /* a status to answer with once n passes 100000 */
+} collected;
+
+static int collect(void *ctx, const void *p, size_t n)
+{
+    collected *c = ctx;
+    if (c->fail_with && c->n > 100000)
+        return c->fail_with;
+    if (c->n + n > c->cap) {
+        c->cap = (c->n + n) * 2;
+        c->p = realloc(c->p, c->cap);
+    }
+    memcpy(c->p + c->n, p, n);
+    c->n += n;
+    return COFFER_OK;
+}
+
+static void test_fd_in_fd_and_callback_out(void **state)
+{
+    fixture *f = *state;
+    size_t size = 5 * 1000 * 1000 + 17; /* several 2 MiB chunks and a short one */
+    unsigned char *data = pattern(size, 7);
+    char in[400], out[400];
+    snprintf(in, sizeof in, "%s/state.bin", dir);
+    snprintf(out, sizeof out, "%s/state.out", dir);
+    write_file(in, data, size);
+    int fd = open(in, O_RDONLY);
+    assert_true(fd >= 0);
+    char id[COFFER_ID_SIZE];
+    coffer_error e;
+    coffer_create_options co = {.struct_size = sizeof co, .compression = COFFER_COMPRESSION_LZ4};
+    assert_int_equal(coffer_create_fd(f->repo, "p-0", fd, &co, id, &e), COFFER_OK);
+    assert_int_equal(fcntl(fd, F_GETFD), 0); /* still the caller's, open */
+    close(fd);
+
+    int ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(ofd >= 0);
+    assert_int_equal(coffer_restore_fd(f->repo, "p-0", id, ofd, NULL, NULL, &e), COFFER_OK);
+    assert_int_equal(close(ofd), 0);
+    size_t n;
+    char *back = read_file(out, &n);
+    assert_int_equal(n, size);
+    assert_memory_equal(back, data, size);
+    free(back);
+
+    collected c = {0};
+    char got[COFFER_ID_SIZE];
+    assert_int_equal(coffer_restore_cb(f->repo, "p-0", NULL, collect, &c, NULL, got, &e), COFFER_OK);
+    assert_string_equal(got, id);
+    assert_int_equal(c.n, size);
+    assert_memory_equal(c.p, data, size);
+    free(c.p);
+
+    /* The callback's own status comes back, with a message naming it. */
+    collected failing = {.fail_with = COFFER_ENOSPACE};
+    assert_int_equal(coffer_restore_cb(f->repo, "p-0", id, collect, &failing, NULL, NULL, &e),
+                     COFFER_ENOSPACE);
+    assert_int_equal(e.status, COFFER_ENOSPACE);
+    assert_non_null(strstr(e.message, "callback"));
+    free(failing.p);
+    /* A status that is not negative is the documented COFFER_ECALLBACK. */
+    collected odd = {.fail_with = 3};
+    assert_int_equal(coffer_restore_cb(f->repo, "p-0", id, collect, &odd, NULL, NULL, &e), COFFER_ECALLBACK);
+    free(odd.p);
+    free(data);
+}
+
+static void list_count(coffer_repo *r, const char *ns, size_t want)
+{
+    coffer_snapshot_info *list;
+    size_t n;
+    coffer_error e;
+    assert_int_equal(coffer_list(r, ns, &list, &n, &e), COFFER_OK);
+    assert_int_equal(n, want);
+    coffer_list_free(list, n);
+}
+
+static void test_pushed_stream_commit_and_abort(void **state)
+{
+    fixture *f = *state;
+    coffer_error e;
+    coffer_writer *w;
+    coffer_label label = {"term", "4"};
+    coffer_create_options co = {.struct_size = sizeof co, .labels = &label, .nlabels = 1};
+    assert_int_equal(coffer_writer_begin(f->repo, "kv", &co, &w, &e), COFFER_OK);
+    label.value = "changed after begin"; /* the writer copied it */
+    size_t size = 3 * 1000 * 1000;
+    unsigned char *data = pattern(size, 3);
+    for (size_t off = 0; off < size; off += 65537)
+        assert_int_equal(coffer_writer_write(w, data + off, size - off < 65537 ? size - off : 65537, &e),
+                         COFFER_OK);
+    char id[COFFER_ID_SIZE];
+    assert_int_equal(coffer_writer_commit(w, id, &e), COFFER_OK);
+
+    coffer_snapshot_info *list;
+    size_t n;
+    assert_int_equal(coffer_list(f->repo, "kv", &list, &n, &e), COFFER_OK);
+    assert_int_equal(n, 1);
+    assert_true(list[0].is_stream);
+    assert_int_equal(list[0].raw_size, size);
+    assert_string_equal(list[0].labels[0].value, "4");
+    coffer_list_free(list, n);
+    collected c = {0};
+    assert_int_equal(coffer_restore_cb(f->repo, "kv", id, collect, &c, NULL, NULL, &e), COFFER_OK);
+    assert_int_equal(c.n, size);
+    assert_memory_equal(c.p, data, size);
+    free(c.p);
+
+    /* Aborted after some bytes, and aborted before any: nothing more is listed, and no archive
+     * is left behind in the namespace either. */
+    assert_int_equal(coffer_writer_begin(f->repo, "kv", NULL, &w, &e), COFFER_OK);
+    assert_int_equal(coffer_writer_write(w, data, size, &e), COFFER_OK);
+    coffer_writer_abort(w);
+    assert_int_equal(coffer_writer_begin(f->repo, "kv", NULL, &w, &e), COFFER_OK);
+    coffer_writer_abort(w);
+    coffer_writer_abort(NULL);
+    list_count(f->repo, "kv", 1);
+    char nsdir[400];
+    snprintf(nsdir, sizeof nsdir, "%s/kv", f->repo_path);
+    int entries = 0;
+    FILE *ls = NULL;
+    char cmd[500];
+    snprintf(cmd, sizeof cmd, "ls -A '%s'", nsdir);
+    ls = popen(cmd, "r");
+    char line[256];
+    while (fgets(line, sizeof line, ls))
+        entries++;
+    pclose(ls);
+    assert_int_equal(entries, 2); /* the committed snapshot's archive and manifest */
+
+    /* An empty stream is a snapshot too. */
+    assert_int_equal(coffer_writer_begin(f->repo, "kv", NULL, &w, &e), COFFER_OK);
+    assert_int_equal(coffer_writer_commit(w, NULL, &e), COFFER_OK);
+    list_count(f->repo, "kv", 2);
+    free(data);
+}
+
+static void test_remove_and_prune_keep_last(void **state)
+{
+    fixture *f = *state;
+    coffer_error e;
+    char ids[5][COFFER_ID_SIZE];
+    for (int i = 0; i < 5; i++) {
+        coffer_writer *w;
+        assert_int_equal(coffer_writer_begin(f->repo, "topic-3", NULL, &w, &e), COFFER_OK);
+        assert_int_equal(coffer_writer_write(w, &i, sizeof i, &e), COFFER_OK);
+        assert_int_equal(coffer_writer_commit(w, ids[i], &e), COFFER_OK);
+    }
+    coffer_retention none = {.struct_size = sizeof none};
+    assert_int_equal(coffer_prune(f->repo, "topic-3", &none, NULL, &e), COFFER_EINVAL);
+    list_count(f->repo, "topic-3", 5);
+
+    coffer_retention dry = {.struct_size = sizeof dry, .keep_last = 3, .dry_run = 1};
+    size_t removed = 99;
+    assert_int_equal(coffer_prune(f->repo, "topic-3", &dry, &removed, &e), COFFER_OK);
+    assert_int_equal(removed, 2);
+    list_count(f->repo, "topic-3", 5);
+
+    coffer_retention keep3 = {.struct_size = sizeof keep3, .keep_last = 3};
+    assert_int_equal(coffer_prune(f->repo, "topic-3", &keep3, &removed, &e), COFFER_OK);
+    assert_int_equal(removed, 2);
+    coffer_snapshot_info *list;
+    size_t n;
+    assert_int_equal(coffer_list(f->repo, "topic-3", &list, &n, &e), COFFER_OK);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(list[i].id, ids[i + 2]); /* the newest three, oldest first */
+    coffer_list_free(list, n);
+
+    assert_int_equal(coffer_remove(f->repo, "topic-3", ids[3], &e), COFFER_OK);
+    list_count(f->repo, "topic-3", 2);
+    assert_int_equal(coffer_remove(f->repo, "topic-3", ids[3], &e), COFFER_ENOTFOUND);
+    assert_non_null(strstr(e.message, ids[3]));
+    assert_int_equal(coffer_remove(f->repo, "topic-3", NULL, &e), COFFER_EINVAL);
+}
+
+/* ---- two handles, two logs ---- */
+
+typedef struct log_box {
+    pthread_mutex_t mu;
+    int lines;
+    char text[8192];
+} log_box;
+
+static void log_into(void *ctx, coffer_log_level level, const char *line, size_t len)
+{
+    log_box *b = ctx;
+    pthread_mutex_lock(&b->mu);
+    b->lines++;
+    size_t have = strlen(b->text);
+    if (have + len < sizeof b->text)
+        memcpy(b->text + have, line, len + 1);
+    pthread_mutex_unlock(&b->mu);
+}
+
+typedef struct worker {
+    coffer_repo *repo;
+    const char *ns;
+    int rc;
+} worker;
+
+static void *create_three(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 3 && !w->rc; i++) {
+        coffer_writer *wr;
+        coffer_error e;
+        if ((w->rc = coffer_writer_begin(w->repo, w->ns, NULL, &wr, &e)))
+            break;
+        w->rc = coffer_writer_write(wr, w->ns, strlen(w->ns), &e);
+        int crc = coffer_writer_commit(wr, NULL, &e);
+        if (!w->rc)
+            w->rc = crc;
+    }
+    return NULL;
+}
+
+static void test_two_handles_log_apart(void **state)
+{
+    (void)state;
+    log_box a = {.mu = PTHREAD_MUTEX_INITIALIZER}, b = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    coffer_repo_options oa = {.struct_size = sizeof oa, .log = log_into, .log_ctx = &a};
+    coffer_repo_options ob = {
+        .struct_size = sizeof ob, .log = log_into, .log_ctx = &b, .log_level = COFFER_LOG_INFO};
+    char pa[400], pb[400];
+    snprintf(pa, sizeof pa, "%s/repo-a", dir);
+    snprintf(pb, sizeof pb, "file://%s/repo-b", dir);
+    coffer_repo *ra, *rb;
+    coffer_error e;
+    assert_int_equal(coffer_repo_open(pa, &oa, &ra, &e), COFFER_OK);
+    assert_int_equal(coffer_repo_open(pb, &ob, &rb, &e), COFFER_OK);
+    worker wa = {ra, "alpha-ns", 0}, wb = {rb, "beta-ns", 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, create_three, &wa), 0);
+    assert_int_equal(pthread_create(&tb, NULL, create_three, &wb), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(wa.rc, COFFER_OK);
+    assert_int_equal(wb.rc, COFFER_OK);
+    /* a logs debug too (the open), b from info: 3 creates each. */
+    assert_int_equal(a.lines, 4);
+    assert_int_equal(b.lines, 3);
+    assert_non_null(strstr(a.text, "namespace=alpha-ns"));
+    assert_null(strstr(a.text, "beta-ns"));
+    assert_non_null(strstr(b.text, "namespace=beta-ns"));
+    assert_null(strstr(b.text, "alpha-ns"));
+    assert_null(strstr(b.text, "repository opened"));
+    list_count(ra, "alpha-ns", 3);
+    list_count(rb, "beta-ns", 3);
+    list_count(ra, "beta-ns", 0);
+    coffer_repo_close(ra);
+    coffer_repo_close(rb);
+}
+
+/* ---- misuse ---- */
+
+static void expect(int rc, const coffer_error *e, int status, const char *in_message)
+{
+    assert_int_equal(rc, status);
+    assert_int_equal(e->status, status);
+    if (!strstr(e->message, in_message))
+        fail_msg("message '%s' does not hold '%s'", e->message, in_message);
+}
+
+static void test_errors(void **state)
+{
+    fixture *f = *state;
+    coffer_error e;
+    coffer_repo *r = NULL;
+    expect(coffer_repo_open(NULL, NULL, &r, &e), &e, COFFER_EINVAL, "URL");
+    expect(coffer_repo_open("s3://", NULL, &r, &e), &e, COFFER_EINVAL, "s3://BUCKET");
+    expect(coffer_repo_open("s3://bucket/prefix", NULL, &r, &e), &e, COFFER_EINVAL, "access key");
+    coffer_repo_options bad = {0};
+    expect(coffer_repo_open(f->repo_path, &bad, &r, &e), &e, COFFER_EINVAL, "struct_size");
+    /* A newer program's larger struct: accepted when what it adds is zero. */
+    struct {
+        coffer_repo_options o;
+        int newer_field;
+    } bigger = {{.struct_size = sizeof bigger}, 0};
+    assert_int_equal(coffer_repo_open(f->repo_path, &bigger.o, &r, &e), COFFER_OK);
+    coffer_repo_close(r);
+    bigger.newer_field = 1;
+    expect(coffer_repo_open(f->repo_path, &bigger.o, &r, &e), &e, COFFER_ENOTSUP, "newer");
+    coffer_repo_options level = {.struct_size = sizeof level, .log_level = (coffer_log_level)9};
+    expect(coffer_repo_open(f->repo_path, &level, &r, &e), &e, COFFER_EINVAL, "log_level");
+
+    char id[COFFER_ID_SIZE];
+    expect(coffer_create_dir(f->repo, "../up", f->src, NULL, id, &e), &e, COFFER_EINVAL, "namespace");
+    expect(coffer_create_dir(f->repo, "a/b", f->src, NULL, id, &e), &e, COFFER_EINVAL, "namespace");
+    expect(coffer_create_dir(f->repo, "", f->src, NULL, id, &e), &e, COFFER_EINVAL, "namespace");
+    expect(coffer_create_dir(NULL, "ns", f->src, NULL, id, &e), &e, COFFER_EINVAL, "NULL handle");
+    expect(coffer_create_dir(f->repo, "ns", "/nonexistent/coffer", NULL, id, &e), &e, COFFER_EINVAL,
+           "not a directory");
+    expect(coffer_create_fd(f->repo, "ns", -1, NULL, id, &e), &e, COFFER_EINVAL, "negative");
+    coffer_create_options co = {.struct_size = sizeof co, .compression = (coffer_compression)42};
+    expect(coffer_create_fd(f->repo, "ns", 0, &co, id, &e), &e, COFFER_EINVAL, "compression");
+    coffer_label eq = {"a=b", "c"};
+    coffer_create_options lab = {.struct_size = sizeof lab, .labels = &eq, .nlabels = 1};
+    expect(coffer_create_dir(f->repo, "ns", f->src, &lab, id, &e), &e, COFFER_EINVAL, "label");
+    coffer_create_options lvl = {.struct_size = sizeof lvl, .level = 99};
+    expect(coffer_create_dir(f->repo, "ns", f->src, &lvl, id, &e), &e, COFFER_EINVAL, "level");
+    list_count(f->repo, "ns", 0);
+
+    expect(coffer_show(f->repo, "ns", "nope", &(char *){0}, NULL, &e), &e, COFFER_EINVAL,
+           "not a snapshot id");
+    expect(coffer_show(f->repo, "ns", "../../etc/passwd", &(char *){0}, NULL, &e), &e, COFFER_EINVAL,
+           "not a snapshot id");
+    expect(coffer_verify(f->repo, "ns", NULL, &e), &e, COFFER_ENOTFOUND, "ns");
+    expect(
+        coffer_restore_cb(f->repo, "ns", "20261122T153000Z-7f3a", collect, &(collected){0}, NULL, NULL, &e),
+        &e, COFFER_ENOTFOUND, "20261122T153000Z-7f3a");
+    expect(coffer_restore_cb(f->repo, "ns", NULL, NULL, NULL, NULL, NULL, &e), &e, COFFER_EINVAL, "NULL");
+    expect(coffer_restore_dir(f->repo, "ns", NULL, "-", NULL, NULL, &e), &e, COFFER_EINVAL, "destination");
+    coffer_retention neg = {.struct_size = sizeof neg, .keep_last = -1};
+    expect(coffer_prune(f->repo, "ns", &neg, NULL, &e), &e, COFFER_EINVAL, "negative");
+    expect(coffer_prune(f->repo, "ns", NULL, NULL, &e), &e, COFFER_EINVAL, "policy");
+    /* A NULL error is allowed everywhere. */
+    assert_int_equal(coffer_verify(f->repo, "ns", NULL, NULL), COFFER_ENOTFOUND);
+
+    /* A damaged archive: verify says so, and a restore leaves its destination untouched. */
+    assert_int_equal(coffer_create_dir(f->repo, "dmg", f->src, NULL, id, &e), COFFER_OK);
+    char archive[500];
+    snprintf(archive, sizeof archive, "%s/dmg/%s.tar.zst", f->repo_path, id);
+    size_t n;
+    char *bytes = read_file(archive, &n);
+    bytes[n / 2] ^= 0x40;
+    write_file(archive, bytes, n);
+    free(bytes);
+    int rc = coffer_verify(f->repo, "dmg", id, &e);
+    assert_true(rc == COFFER_EDIGEST || rc == COFFER_ECORRUPT);
+    assert_int_equal(e.status, rc);
+    assert_true(strlen(e.message) > 0);
+    char dest[400];
+    snprintf(dest, sizeof dest, "%s/never", dir);
+    assert_int_equal(coffer_restore_dir(f->repo, "dmg", id, dest, NULL, NULL, &e), rc);
+    struct stat st;
+    assert_int_equal(stat(dest, &st), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version_and_strerror),
+        cmocka_unit_test_setup_teardown(test_dir_in_dir_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fd_in_fd_and_callback_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pushed_stream_commit_and_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_and_prune_keep_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
