@@ -1,6 +1,6 @@
 """`make install` and `make uninstall` (PREFIX, DESTDIR): the binary under test's build directory
-installed as PREFIX/bin/coffer under DESTDIR, mode 0755, and the installed binary runs. And which
-packages each make target asks scripts/install-deps.sh for: running needs no test or benchmark
+installed as PREFIX/bin/coffer under DESTDIR, mode 0755, with libcoffer beside it, and the
+installed binary runs. And which packages each make target asks scripts/install-deps.sh for: running needs no test or benchmark
 tools."""
 import os
 import stat
@@ -11,6 +11,8 @@ import pytest
 from conftest import COFFER_BIN, ROOT
 
 BUILD_DIR = os.path.dirname(COFFER_BIN)
+LIBCOFFER = ["usr/include/coffer/coffer.h", "usr/lib/libcoffer.a", "usr/lib/libcoffer.so", "usr/lib/libcoffer.so.0",
+             "usr/lib/libcoffer.so.0.1.0", "usr/lib/pkgconfig/coffer.pc"]
 
 
 def make(*args, check=True):
@@ -36,9 +38,10 @@ def test_install_into_destdir_with_prefix(build_dir, tmp_path):
     assert stat.S_IMODE(installed.stat().st_mode) == 0o755
     with open(installed, "rb") as a, open(COFFER_BIN, "rb") as b:
         assert a.read() == b.read(), "the installed binary is not the build's"
-    # Nothing else is put anywhere under DESTDIR.
+    # Nothing else is put anywhere under DESTDIR: the binary and libcoffer (test_libcoffer.py
+    # uses the library's part).
     files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if not p.is_dir())
-    assert files == ["usr/bin/coffer"], files
+    assert files == ["usr/bin/coffer"] + LIBCOFFER, files
 
     p = subprocess.run([str(installed), "--version"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stdout.startswith("coffer "), p.stdout + p.stderr
@@ -49,6 +52,7 @@ def test_install_into_destdir_with_prefix(build_dir, tmp_path):
     make("install", f"BUILD={build_dir}", f"DESTDIR={dest}", "PREFIX=/usr")
     make("uninstall", f"DESTDIR={dest}", "PREFIX=/usr")
     assert not installed.exists()
+    assert not [p for p in dest.rglob("*") if not p.is_dir()], "uninstall left files behind"
     assert (dest / "usr" / "bin").is_dir()
 
 
