@@ -311,6 +311,32 @@ static void test_pushed_stream_commit_and_abort(void **state)
     free(data);
 }
 
+/* The engine fails as soon as it starts (the namespace is a file, not a directory): the
+ * application's writes neither block nor kill the process, later writes and commit answer the
+ * engine's failure, and nothing is listed. */
+static void test_pushed_stream_engine_failure(void **state)
+{
+    fixture *f = *state;
+    char blocker[400];
+    snprintf(blocker, sizeof blocker, "%s/blocked", f->repo_path);
+    write_file(blocker, "x", 1);
+    coffer_error e;
+    coffer_writer *w;
+    assert_int_equal(coffer_writer_begin(f->repo, "blocked", NULL, &w, &e), COFFER_OK);
+    unsigned char *data = pattern(1 << 20, 5); /* far more than a pipe holds */
+    int first_failure = COFFER_OK;
+    /* The failure is seen by the first write after the engine has stopped: however slow the
+     * build (TSan), it comes long before 4 GiB. */
+    for (int i = 0; i < 4096 && !first_failure; i++)
+        first_failure = coffer_writer_write(w, data, 1 << 20, &e);
+    assert_int_not_equal(first_failure, COFFER_OK);
+    assert_non_null(strstr(e.message, "blocked"));
+    int rc = coffer_writer_commit(w, NULL, &e);
+    assert_int_equal(rc, first_failure);
+    assert_true(strlen(e.message) > 0);
+    free(data);
+}
+
 static void test_remove_and_prune_keep_last(void **state)
 {
     fixture *f = *state;
@@ -520,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dir_in_dir_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_in_fd_and_callback_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_stream_commit_and_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pushed_stream_engine_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_and_prune_keep_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
