@@ -18,8 +18,10 @@
  *     Callbacks run on the thread that made the call unless stated.
  *   - No process-wide state: two handles never share a logger, a connection or a setting.
  *   - Options structs begin with struct_size: set it to sizeof the struct your program was
- *     compiled with (COFFER_OPTIONS_INIT does), so that later versions can add fields at the end
- *     without breaking programs built against this one. A NULL options pointer means defaults.
+ *     compiled with, so that later versions can add fields at the end without breaking programs
+ *     built against this one (a longer struct than the library knows is accepted when its extra
+ *     fields are 0, COFFER_ENOTSUP otherwise; struct_size 0 is COFFER_EINVAL). A NULL options
+ *     pointer means every default.
  *
  * Nothing here includes coffer's internal headers: this file is the whole public interface.
  */
@@ -248,7 +250,8 @@ COFFER_API int coffer_restore_cb(coffer_repo *repo, const char *ns, const char *
  * COFFER_EDIGEST / COFFER_ECORRUPT / COFFER_ENOTFOUND saying what is wrong. Thread-safe. */
 COFFER_API int coffer_verify(coffer_repo *repo, const char *ns, const char *id, coffer_error *err);
 
-/* Removes ns@id: its manifest first (from then on it is not listed), then its archive.
+/* Removes ns@id (id is required: NULL is COFFER_EINVAL, never "the newest"): its manifest first
+ * (from then on it is not listed), then its archive.
  * Thread-safe. */
 COFFER_API int coffer_remove(coffer_repo *repo, const char *ns, const char *id, coffer_error *err);
 
@@ -270,8 +273,9 @@ typedef struct coffer_retention {
     void *ctx;
 } coffer_retention;
 
-/* Applies policy to ns. *removed (may be NULL) counts the snapshots removed. Thread-safe, but two
- * prunes of one namespace at once may report a snapshot twice. */
+/* Applies policy to ns; archives without a manifest (left by interrupted creates) older than
+ * grace_s are removed too. *removed (may be NULL) counts the snapshots removed (with dry_run: that
+ * would be). Thread-safe. */
 COFFER_API int coffer_prune(coffer_repo *repo, const char *ns, const coffer_retention *policy,
                             size_t *removed, coffer_error *err);
 
