@@ -133,6 +133,8 @@ COFFER_API void coffer_repo_close(coffer_repo *repo);
 
 /* An id: "20261122T153000Z-7f3a" (its creation second in UTC, 4 random hex digits). */
 #define COFFER_ID_SIZE 32
+/* An encryption master key's size in bytes. */
+#define COFFER_KEY_SIZE 32
 
 typedef enum coffer_compression {
     COFFER_COMPRESSION_ZSTD = 0, /* the default */
@@ -160,6 +162,12 @@ typedef struct coffer_create_options {
     size_t nexclude;
     int one_file_system;  /* directories: do not cross mount points */
     int allow_unreadable; /* directories: leave unreadable files out (listed in the manifest) */
+    /* Encryption (AES-256-GCM, a key of its own per snapshot): a 32-byte master key, or a
+     * passphrase of at least 8 bytes (scrypt, a salt per snapshot); not both; neither: not
+     * encrypted. Read during the call (a writer copies them, and wipes its copies when freed). */
+    const unsigned char *key; /* COFFER_KEY_SIZE bytes */
+    const char *passphrase;
+    size_t passphrase_len;
 } coffer_create_options;
 
 /* Snapshot of the directory at path into namespace ns; its id into id (may be NULL).
@@ -220,6 +228,11 @@ COFFER_API void coffer_free(void *p);
 typedef struct coffer_restore_options {
     size_t struct_size; /* sizeof(coffer_restore_options) */
     int force;          /* coffer_restore_dir: replace a non-empty destination directory */
+    /* What opens an encrypted snapshot, as in coffer_create_options; a missing or wrong one is
+     * COFFER_EAUTH. */
+    const unsigned char *key;
+    const char *passphrase;
+    size_t passphrase_len;
 } coffer_restore_options;
 
 /* Restores ns@id (id NULL: the newest) into the directory dest, which must not exist or be empty
@@ -245,10 +258,12 @@ COFFER_API int coffer_restore_cb(coffer_repo *repo, const char *ns, const char *
                                  void *ctx, const coffer_restore_options *options,
                                  char id_out[COFFER_ID_SIZE], coffer_error *err);
 
-/* Downloads ns@id (id NULL: the newest) and checks it whole (CRC32C of each chunk,
- * decompression, the archive's SHA-256) without writing it anywhere: COFFER_OK, or
+/* Downloads ns@id (id NULL: the newest) and checks it whole (CRC32C of each chunk, decryption
+ * with options' key or passphrase, decompression, the archive's SHA-256) without writing it
+ * anywhere; options' force is ignored: COFFER_OK, or
  * COFFER_EDIGEST / COFFER_ECORRUPT / COFFER_ENOTFOUND saying what is wrong. Thread-safe. */
-COFFER_API int coffer_verify(coffer_repo *repo, const char *ns, const char *id, coffer_error *err);
+COFFER_API int coffer_verify(coffer_repo *repo, const char *ns, const char *id,
+                             const coffer_restore_options *options, coffer_error *err);
 
 /* Removes ns@id (id is required: NULL is COFFER_EINVAL, never "the newest"): its manifest first
  * (from then on it is not listed), then its archive.

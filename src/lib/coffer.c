@@ -218,10 +218,64 @@ static int check_id(const char *id, int may_be_null, coffer_error *e)
     return COFFER_OK;
 }
 
+/* ---- encryption ---- */
+
+/* The engine's secret from an options struct's key or passphrase. sec points into the box: set
+ * one up where it stays (a writer's, or the caller's stack) and wipe it with secret_wipe. */
+typedef struct secret_box {
+    cf_master_key mk;
+    cf_snapshot_secret sec;
+    char *pass; /* a writer's own copy of the passphrase */
+    size_t pass_len;
+} secret_box;
+
+static int secret_from(const unsigned char *key, const char *pass, size_t pass_len, int copy, secret_box *b,
+                       coffer_error *e)
+{
+    memset(b, 0, sizeof *b);
+    if (key && pass)
+        return fail_msg(e, COFFER_EINVAL, "give an encryption key or a passphrase, not both");
+    if (key) {
+        cf_err err = {0};
+        int rc = cf_master_key_from_bytes(key, COFFER_KEY_SIZE, &b->mk, &err);
+        if (rc)
+            return fail(e, rc, &err);
+        b->sec.key = &b->mk;
+    } else if (pass) {
+        if (pass_len < 8)
+            return fail_msg(e, COFFER_EINVAL, "the passphrase is shorter than 8 bytes");
+        if (copy) {
+            if (!(b->pass = malloc(pass_len + 1)))
+                return fail_msg(e, COFFER_ENOMEM, "out of memory");
+            memcpy(b->pass, pass, pass_len);
+            b->pass[pass_len] = '\0';
+            b->pass_len = pass_len;
+        }
+        b->sec.passphrase = copy ? b->pass : pass;
+        b->sec.passphrase_len = pass_len;
+    }
+    return COFFER_OK;
+}
+
+static const cf_snapshot_secret *secret_of(const secret_box *b)
+{
+    return b->sec.key || b->sec.passphrase ? &b->sec : NULL;
+}
+
+static void secret_wipe(secret_box *b)
+{
+    cf_master_key_cleanup(&b->mk);
+    if (b->pass) {
+        explicit_bzero(b->pass, b->pass_len);
+        free(b->pass);
+    }
+    memset(b, 0, sizeof *b);
+}
+
 /* ---- create ---- */
 
 static int engine_create_opts(const coffer_create_options *options, cf_snapshot_create_opts *co,
-                              coffer_error *e)
+                              secret_box *box, int copy_secret, coffer_error *e)
 {
     coffer_create_options o;
     int st = copy_options(&o, sizeof o, options, "coffer_create_options", e);
@@ -256,6 +310,9 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
     co->nexclude = o.nexclude;
     co->one_file_system = o.one_file_system;
     co->allow_unreadable = o.allow_unreadable;
+    if ((st = secret_from(o.key, o.passphrase, o.passphrase_len, copy_secret, box, e)))
+        return st;
+    co->secret = secret_of(box);
     return COFFER_OK;
 }
 _Static_assert(sizeof(cf_label) == sizeof(coffer_label), "coffer_label is laid out as cf_label");
@@ -289,12 +346,15 @@ int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const co
     int st = check_ns(r, ns, e);
     if (!st && (!path || !*path || strcmp(path, "-") == 0))
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_dir: a directory path is needed");
+    secret_box box;
     if (!st)
-        st = engine_create_opts(options, &co, e);
+        st = engine_create_opts(options, &co, &box, 0, e);
     if (st)
         return st;
     co.source = path;
-    return run_create(r, ns, &co, "directory", id, e);
+    st = run_create(r, ns, &co, "directory", id, e);
+    secret_wipe(&box);
+    return st;
 }
 
 static int read_fd(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
@@ -318,14 +378,17 @@ int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create
     int st = check_ns(r, ns, e);
     if (!st && fd < 0)
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
+    secret_box box;
     if (!st)
-        st = engine_create_opts(options, &co, e);
+        st = engine_create_opts(options, &co, &box, 0, e);
     if (st)
         return st;
     co.source = "-";
     co.read = read_fd;
     co.read_ctx = &fd;
-    return run_create(r, ns, &co, "fd", id, e);
+    st = run_create(r, ns, &co, "fd", id, e);
+    secret_wipe(&box);
+    return st;
 }
 
 /* ---- a stream the application writes ---- */
@@ -339,7 +402,8 @@ struct coffer_writer {
     coffer_repo *repo;
     char ns[256];
     cf_snapshot_create_opts co;
-    cf_label *labels; /* the writer's copies, one allocation with their strings */
+    cf_label *labels;  /* the writer's copies, one allocation with their strings */
+    secret_box secret; /* co.secret points here */
     int pipe_rd, pipe_wr;
     pthread_t thread;
     atomic_int aborted;
@@ -372,6 +436,14 @@ static void *writer_main(void *arg)
     while (read(w->pipe_rd, buf, sizeof buf) > 0 || errno == EINTR)
         ;
     return NULL;
+}
+
+/* Frees what a writer owns besides its pipe and thread; its secret is wiped. */
+static void writer_discard(coffer_writer *w)
+{
+    secret_wipe(&w->secret);
+    free(w->labels);
+    free(w);
 }
 
 /* n labels and their strings in one allocation (one free), or NULL when out of memory. */
@@ -416,8 +488,8 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
         return fail_msg(e, COFFER_ENOMEM, "out of memory");
     w->repo = r;
     snprintf(w->ns, sizeof w->ns, "%s", ns);
-    if ((st = engine_create_opts(options, &w->co, e)) || (st = copy_labels(w, e))) {
-        free(w);
+    if ((st = engine_create_opts(options, &w->co, &w->secret, 1, e)) || (st = copy_labels(w, e))) {
+        writer_discard(w);
         return st;
     }
     /* The engine's exclusions apply to directories only: a stream keeps none of the caller's
@@ -431,8 +503,7 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
     if (pipe2(fds, O_CLOEXEC) != 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "coffer_writer_begin: cannot make a pipe: %s", strerror(errno));
-        free(w->labels);
-        free(w);
+        writer_discard(w);
         return fail_msg(e, COFFER_EIO, msg);
     }
     w->pipe_rd = fds[0];
@@ -443,8 +514,7 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
         close(fds[0]);
         close(fds[1]);
         pthread_mutex_destroy(&w->mu);
-        free(w->labels);
-        free(w);
+        writer_discard(w);
         return fail_msg(e, prc == EAGAIN ? COFFER_EAGAIN : COFFER_EIO,
                         "coffer_writer_begin: cannot start a thread");
     }
@@ -488,8 +558,7 @@ static void writer_free(coffer_writer *w)
 {
     close(w->pipe_rd);
     pthread_mutex_destroy(&w->mu);
-    free(w->labels);
-    free(w);
+    writer_discard(w);
 }
 
 int coffer_writer_commit(coffer_writer *w, char id[COFFER_ID_SIZE], coffer_error *e)
@@ -620,15 +689,18 @@ int coffer_show(coffer_repo *r, const char *ns, const char *id, char **json, siz
 /* ---- restore, verify ---- */
 
 static int restore_opts(const coffer_restore_options *options, const char *id, cf_snapshot_restore_opts *ro,
-                        coffer_error *e)
+                        secret_box *box, coffer_error *e)
 {
     coffer_restore_options o;
     int st = copy_options(&o, sizeof o, options, "coffer_restore_options", e);
+    if (!st)
+        st = secret_from(o.key, o.passphrase, o.passphrase_len, 0, box, e);
     if (st)
         return st;
     memset(ro, 0, sizeof *ro);
     ro->id = id;
     ro->force = o.force;
+    ro->secret = secret_of(box);
     return COFFER_OK;
 }
 
@@ -655,13 +727,15 @@ int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const cha
         st = check_id(id, 1, e);
     if (!st && (!dest || !*dest || strcmp(dest, "-") == 0))
         st = fail_msg(e, COFFER_EINVAL, "coffer_restore_dir: a destination directory is needed");
+    secret_box box;
     if (!st)
-        st = restore_opts(options, id, &ro, e);
+        st = restore_opts(options, id, &ro, &box, e);
     if (st)
         return st;
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
     cf_err err = {0};
     int rc = cf_snapshot_restore(r->repo, ns, dest, NULL, &ro, made, NULL, &err);
+    secret_wipe(&box);
     return restored(r, ns, "directory", rc, &err, made, id_out, e);
 }
 
@@ -709,17 +783,21 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
     int st = check_ns(r, ns, e);
     if (!st)
         st = check_id(id, 1, e);
+    secret_box box;
     if (!st)
-        st = restore_opts(options, id, &ro, e);
+        st = restore_opts(options, id, &ro, &box, e);
     if (st)
         return st;
     FILE *f = fopencookie(s, "w", (cookie_io_functions_t){.write = sink_write});
-    if (!f)
+    if (!f) {
+        secret_wipe(&box);
         return fail_msg(e, COFFER_ENOMEM, "out of memory");
+    }
     setvbuf(f, NULL, _IONBF, 0);
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
     cf_err err = {0};
     int rc = cf_snapshot_restore(r->repo, ns, "-", f, &ro, made, NULL, &err);
+    secret_wipe(&box);
     fclose(f);
     if (s->status) {
         char msg[200];
@@ -763,18 +841,24 @@ static int resolve_id(coffer_repo *r, const char *ns, const char *id, char buf[C
     return rc ? fail(e, rc, &err) : COFFER_OK;
 }
 
-int coffer_verify(coffer_repo *r, const char *ns, const char *id, coffer_error *e)
+int coffer_verify(coffer_repo *r, const char *ns, const char *id, const coffer_restore_options *options,
+                  coffer_error *e)
 {
     char which[CF_SNAPSHOT_ID_LEN + 1];
+    cf_snapshot_restore_opts ro;
+    secret_box box;
     int st = check_ns(r, ns, e);
     if (!st)
         st = check_id(id, 1, e);
     if (!st)
         st = resolve_id(r, ns, id, which, e);
+    if (!st)
+        st = restore_opts(options, id, &ro, &box, e);
     if (st)
         return st;
     cf_err err = {0};
-    int rc = cf_snapshot_verify(r->repo, ns, which, NULL, &err);
+    int rc = cf_snapshot_verify(r->repo, ns, which, ro.secret, &err);
+    secret_wipe(&box);
     if (rc) {
         cf_log(&r->log, CF_LOG_WARN, "snapshot failed verification", "namespace", ns, "id", which, "error",
                err.msg, NULL);

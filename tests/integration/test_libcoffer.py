@@ -85,7 +85,7 @@ int main(int argc, char **argv)
     char restored[COFFER_ID_SIZE];
     CHECK(coffer_restore_cb(repo, "topic-0", NULL, keep, &g, NULL, restored, &e));
     printf("restored %s same %d\n", restored, g.n == size && memcmp(g.p, data, size) == 0);
-    CHECK(coffer_verify(repo, "topic-0", ids[0], &e));
+    CHECK(coffer_verify(repo, "topic-0", ids[0], NULL, &e));
 
     char *json;
     CHECK(coffer_show(repo, "topic-0", ids[1], &json, NULL, &e));
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
     CHECK(coffer_list(repo, "topic-0", &list, &n, &e));
     printf("pruned %zu left %zu %s\n", removed, n, n ? list[0].id : "");
     coffer_list_free(list, n);
-    int missing = coffer_verify(repo, "topic-0", ids[0], &e);
+    int missing = coffer_verify(repo, "topic-0", ids[0], NULL, &e);
     printf("verify removed %s\n", coffer_strerror(missing));
     printf("ids %s %s %s\nlog lines %d\n", ids[0], ids[1], ids[2], lines);
     coffer_repo_close(repo);

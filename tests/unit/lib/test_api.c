@@ -96,6 +96,14 @@ static int teardown(void **state)
     return 0;
 }
 
+static void expect(int rc, const coffer_error *e, int status, const char *in_message)
+{
+    assert_int_equal(rc, status);
+    assert_int_equal(e->status, status);
+    if (!strstr(e->message, in_message))
+        fail_msg("message '%s' does not hold '%s'", e->message, in_message);
+}
+
 static void test_version_and_strerror(void **state)
 {
     (void)state;
@@ -167,8 +175,8 @@ static void test_dir_in_dir_out(void **state)
     assert_non_null(strstr(e.message, "not empty"));
     coffer_restore_options ro = {.struct_size = sizeof ro, .force = 1};
     assert_int_equal(coffer_restore_dir(f->repo, "chain-1", id, dest, &ro, NULL, &e), COFFER_OK);
-    assert_int_equal(coffer_verify(f->repo, "chain-1", id, &e), COFFER_OK);
-    assert_int_equal(coffer_verify(f->repo, "chain-1", NULL, NULL), COFFER_OK);
+    assert_int_equal(coffer_verify(f->repo, "chain-1", id, NULL, &e), COFFER_OK);
+    assert_int_equal(coffer_verify(f->repo, "chain-1", NULL, NULL, NULL), COFFER_OK);
 }
 
 typedef struct collected {
@@ -337,6 +345,77 @@ static void test_pushed_stream_engine_failure(void **state)
     free(data);
 }
 
+/* Encrypted with a key (from a file descriptor) and with a passphrase (a pushed stream): each
+ * opens with its secret only; without it, or with another, restore and verify answer
+ * COFFER_EAUTH or a failed check, and deliver nothing. */
+static void test_encrypted(void **state)
+{
+    fixture *f = *state;
+    unsigned char key[COFFER_KEY_SIZE], other[COFFER_KEY_SIZE];
+    for (int i = 0; i < COFFER_KEY_SIZE; i++) {
+        key[i] = (unsigned char)(i * 13 + 1);
+        other[i] = (unsigned char)(i * 13 + 2);
+    }
+    size_t size = 2500000;
+    unsigned char *data = pattern(size, 11);
+    char in[400];
+    snprintf(in, sizeof in, "%s/secret.bin", dir);
+    write_file(in, data, size);
+    int fd = open(in, O_RDONLY);
+    coffer_error e;
+    char kid[COFFER_ID_SIZE], pid[COFFER_ID_SIZE];
+    coffer_create_options both = {
+        .struct_size = sizeof both, .key = key, .passphrase = "long enough", .passphrase_len = 11};
+    expect(coffer_create_fd(f->repo, "sealed", fd, &both, kid, &e), &e, COFFER_EINVAL, "not both");
+    coffer_create_options shortpass = {
+        .struct_size = sizeof shortpass, .passphrase = "short", .passphrase_len = 5};
+    expect(coffer_create_fd(f->repo, "sealed", fd, &shortpass, kid, &e), &e, COFFER_EINVAL, "8 bytes");
+    coffer_create_options ck = {.struct_size = sizeof ck, .key = key};
+    assert_int_equal(coffer_create_fd(f->repo, "sealed", fd, &ck, kid, &e), COFFER_OK);
+    close(fd);
+
+    char pass[] = "correct horse battery";
+    coffer_create_options cp = {.struct_size = sizeof cp, .passphrase = pass, .passphrase_len = strlen(pass)};
+    coffer_writer *w;
+    assert_int_equal(coffer_writer_begin(f->repo, "sealed", &cp, &w, &e), COFFER_OK);
+    memset(pass, 'x', sizeof pass - 1); /* the writer copied it */
+    assert_int_equal(coffer_writer_write(w, data, size, &e), COFFER_OK);
+    assert_int_equal(coffer_writer_commit(w, pid, &e), COFFER_OK);
+
+    coffer_snapshot_info *list;
+    size_t n;
+    assert_int_equal(coffer_list(f->repo, "sealed", &list, &n, &e), COFFER_OK);
+    assert_int_equal(n, 2);
+    assert_true(list[0].encrypted && list[1].encrypted);
+    coffer_list_free(list, n);
+
+    collected c = {0};
+    expect(coffer_restore_cb(f->repo, "sealed", kid, collect, &c, NULL, NULL, &e), &e, COFFER_EAUTH,
+           "encrypted");
+    assert_int_equal(c.n, 0);
+    expect(coffer_verify(f->repo, "sealed", pid, NULL, &e), &e, COFFER_EAUTH, "passphrase");
+    coffer_restore_options wrong = {.struct_size = sizeof wrong, .key = other};
+    assert_int_not_equal(coffer_restore_cb(f->repo, "sealed", kid, collect, &c, &wrong, NULL, &e), COFFER_OK);
+    assert_int_not_equal(coffer_verify(f->repo, "sealed", kid, &wrong, &e), COFFER_OK);
+    free(c.p);
+
+    coffer_restore_options rk = {.struct_size = sizeof rk, .key = key};
+    coffer_restore_options rp = {
+        .struct_size = sizeof rp, .passphrase = "correct horse battery", .passphrase_len = 21};
+    assert_int_equal(coffer_verify(f->repo, "sealed", kid, &rk, &e), COFFER_OK);
+    assert_int_equal(coffer_verify(f->repo, "sealed", pid, &rp, &e), COFFER_OK);
+    collected ck_out = {0}, cp_out = {0};
+    assert_int_equal(coffer_restore_cb(f->repo, "sealed", kid, collect, &ck_out, &rk, NULL, &e), COFFER_OK);
+    assert_int_equal(coffer_restore_cb(f->repo, "sealed", pid, collect, &cp_out, &rp, NULL, &e), COFFER_OK);
+    assert_int_equal(ck_out.n, size);
+    assert_memory_equal(ck_out.p, data, size);
+    assert_int_equal(cp_out.n, size);
+    assert_memory_equal(cp_out.p, data, size);
+    free(ck_out.p);
+    free(cp_out.p);
+    free(data);
+}
+
 static void test_remove_and_prune_keep_last(void **state)
 {
     fixture *f = *state;
@@ -456,14 +535,6 @@ static void test_two_handles_log_apart(void **state)
 
 /* ---- misuse ---- */
 
-static void expect(int rc, const coffer_error *e, int status, const char *in_message)
-{
-    assert_int_equal(rc, status);
-    assert_int_equal(e->status, status);
-    if (!strstr(e->message, in_message))
-        fail_msg("message '%s' does not hold '%s'", e->message, in_message);
-}
-
 static void test_errors(void **state)
 {
     fixture *f = *state;
@@ -507,7 +578,7 @@ static void test_errors(void **state)
            "not a snapshot id");
     expect(coffer_show(f->repo, "ns", "../../etc/passwd", &(char *){0}, NULL, &e), &e, COFFER_EINVAL,
            "not a snapshot id");
-    expect(coffer_verify(f->repo, "ns", NULL, &e), &e, COFFER_ENOTFOUND, "ns");
+    expect(coffer_verify(f->repo, "ns", NULL, NULL, &e), &e, COFFER_ENOTFOUND, "ns");
     expect(
         coffer_restore_cb(f->repo, "ns", "20261122T153000Z-7f3a", collect, &(collected){0}, NULL, NULL, &e),
         &e, COFFER_ENOTFOUND, "20261122T153000Z-7f3a");
@@ -517,7 +588,7 @@ static void test_errors(void **state)
     expect(coffer_prune(f->repo, "ns", &neg, NULL, &e), &e, COFFER_EINVAL, "negative");
     expect(coffer_prune(f->repo, "ns", NULL, NULL, &e), &e, COFFER_EINVAL, "policy");
     /* A NULL error is allowed everywhere. */
-    assert_int_equal(coffer_verify(f->repo, "ns", NULL, NULL), COFFER_ENOTFOUND);
+    assert_int_equal(coffer_verify(f->repo, "ns", NULL, NULL, NULL), COFFER_ENOTFOUND);
 
     /* A damaged archive: verify says so, and a restore leaves its destination untouched. */
     assert_int_equal(coffer_create_dir(f->repo, "dmg", f->src, NULL, id, &e), COFFER_OK);
@@ -528,7 +599,7 @@ static void test_errors(void **state)
     bytes[n / 2] ^= 0x40;
     write_file(archive, bytes, n);
     free(bytes);
-    int rc = coffer_verify(f->repo, "dmg", id, &e);
+    int rc = coffer_verify(f->repo, "dmg", id, NULL, &e);
     assert_true(rc == COFFER_EDIGEST || rc == COFFER_ECORRUPT);
     assert_int_equal(e.status, rc);
     assert_true(strlen(e.message) > 0);
@@ -547,6 +618,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fd_in_fd_and_callback_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_stream_commit_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_stream_engine_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encrypted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_and_prune_keep_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
