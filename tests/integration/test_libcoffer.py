@@ -44,10 +44,14 @@ static void count_lines(void *ctx, coffer_log_level level, const char *line, siz
 int main(int argc, char **argv)
 {
     /* argv: URL ENDPOINT; the keys come from the program's own environment, handed over
-     * explicitly: the library itself reads none. */
-    coffer_repo_options o = {.struct_size = sizeof o, .endpoint = argv[2], .region = "us-east-1",
-                             .access_key = getenv("APP_ACCESS_KEY"), .secret_key = getenv("APP_SECRET_KEY"),
-                             .log = count_lines, .log_level = COFFER_LOG_INFO};
+     * explicitly: the library itself reads none. ENDPOINT "-": the library is asked to follow
+     * the command line's rule (COFFER_ENDPOINT, AWS_ACCESS_KEY_ID, ...) instead. */
+    int from_env = argc == 3 && strcmp(argv[2], "-") == 0;
+    coffer_repo_options o = {.struct_size = sizeof o, .endpoint = from_env ? NULL : argv[2],
+                             .region = from_env ? NULL : "us-east-1",
+                             .access_key = from_env ? NULL : getenv("APP_ACCESS_KEY"),
+                             .secret_key = from_env ? NULL : getenv("APP_SECRET_KEY"),
+                             .use_environment = from_env, .log = count_lines, .log_level = COFFER_LOG_INFO};
     coffer_repo *repo;
     coffer_error e;
     if (argc != 3 || coffer_repo_open(argv[1], &o, &repo, &e)) {
@@ -153,17 +157,25 @@ def compile_program(stage, tmp_path, static):
     return exe
 
 
-@pytest.mark.parametrize("static", [False, True], ids=["shared", "static"])
-def test_program_against_installed_library(server, staged, tmp_path, static):
+@pytest.mark.parametrize("static,from_env", [(False, False), (True, False), (False, True)],
+                         ids=["shared", "static", "shared-environment"])
+def test_program_against_installed_library(server, staged, tmp_path, static, from_env):
     exe = compile_program(staged, tmp_path, static)
-    bucket = "libcoffer-static" if static else "libcoffer-shared"
+    bucket = "libcoffer-" + ("static" if static else "shared") + ("-env" if from_env else "")
     s3_client(server.endpoint).create_bucket(Bucket=bucket)
-    env = dict(os.environ, APP_ACCESS_KEY=ACCESS_KEY, APP_SECRET_KEY=SECRET_KEY,
-               LD_LIBRARY_PATH=str(staged / "usr/lib"))
-    # The library takes nothing from the environment it was not given: wrong keys here change nothing.
-    env.update({"AWS_ACCESS_KEY_ID": "wrong", "AWS_SECRET_ACCESS_KEY": "wrong", "COFFER_ENDPOINT": "http://0.0.0.0:1"})
-    p = subprocess.run([str(exe), f"s3://{bucket}/apps/kv", server.endpoint], capture_output=True, text=True,
-                       env=env, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
+    env.update(APP_ACCESS_KEY=ACCESS_KEY, APP_SECRET_KEY=SECRET_KEY, LD_LIBRARY_PATH=str(staged / "usr/lib"),
+               HOME=str(tmp_path))
+    if from_env:
+        env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                    "COFFER_ENDPOINT": server.endpoint})
+    else:
+        # The library takes nothing from the environment it was not told to: wrong keys and a dead
+        # endpoint here change nothing.
+        env.update({"AWS_ACCESS_KEY_ID": "wrong", "AWS_SECRET_ACCESS_KEY": "wrong",
+                    "COFFER_ENDPOINT": "http://0.0.0.0:1"})
+    p = subprocess.run([str(exe), f"s3://{bucket}/apps/kv", "-" if from_env else server.endpoint],
+                       capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     out = p.stdout
     assert "version 0.1.0 0.1.0" in out
