@@ -147,6 +147,10 @@ typedef struct coffer_label {
     const char *key, *value;
 } coffer_label;
 
+/* Told the raw bytes moved so far and the total expected (0 when unknown), often: keep it cheap.
+ * Runs on the thread doing the work (for a writer, the writer's engine thread). */
+typedef void (*coffer_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
 typedef struct coffer_create_options {
     size_t struct_size; /* sizeof(coffer_create_options) */
     coffer_compression compression;
@@ -168,6 +172,9 @@ typedef struct coffer_create_options {
     const unsigned char *key; /* COFFER_KEY_SIZE bytes */
     const char *passphrase;
     size_t passphrase_len;
+    coffer_progress_fn progress; /* may be NULL; total: a directory's measured size, a stream's
+                                  * expected_size */
+    void *progress_ctx;
 } coffer_create_options;
 
 /* Snapshot of the directory at path into namespace ns; its id into id (may be NULL).
@@ -233,6 +240,8 @@ typedef struct coffer_restore_options {
     const unsigned char *key;
     const char *passphrase;
     size_t passphrase_len;
+    coffer_progress_fn progress; /* restores only (not verify); total: the snapshot's raw size */
+    void *progress_ctx;
 } coffer_restore_options;
 
 /* Restores ns@id (id NULL: the newest) into the directory dest, which must not exist or be empty

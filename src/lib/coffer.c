@@ -310,6 +310,8 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
     co->nexclude = o.nexclude;
     co->one_file_system = o.one_file_system;
     co->allow_unreadable = o.allow_unreadable;
+    co->progress = o.progress;
+    co->cb_ctx = o.progress_ctx;
     if ((st = secret_from(o.key, o.passphrase, o.passphrase_len, copy_secret, box, e)))
         return st;
     co->secret = secret_of(box);
@@ -700,6 +702,8 @@ static int restore_opts(const coffer_restore_options *options, const char *id, c
     memset(ro, 0, sizeof *ro);
     ro->id = id;
     ro->force = o.force;
+    ro->progress = o.progress;
+    ro->cb_ctx = o.progress_ctx;
     ro->secret = secret_of(box);
     return COFFER_OK;
 }

@@ -199,6 +199,21 @@ static int collect(void *ctx, const void *p, size_t n)
     return COFFER_OK;
 }
 
+typedef struct progress_seen {
+    int calls;
+    uint64_t last_done, last_total;
+    int backwards;
+} progress_seen;
+
+static void on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    progress_seen *p = ctx;
+    p->backwards |= done < p->last_done;
+    p->calls++;
+    p->last_done = done;
+    p->last_total = total;
+}
+
 static void test_fd_in_fd_and_callback_out(void **state)
 {
     fixture *f = *state;
@@ -212,8 +227,17 @@ static void test_fd_in_fd_and_callback_out(void **state)
     assert_true(fd >= 0);
     char id[COFFER_ID_SIZE];
     coffer_error e;
-    coffer_create_options co = {.struct_size = sizeof co, .compression = COFFER_COMPRESSION_LZ4};
+    progress_seen made = {0}, restoring = {0};
+    coffer_create_options co = {.struct_size = sizeof co,
+                                .compression = COFFER_COMPRESSION_LZ4,
+                                .expected_size = size,
+                                .progress = on_progress,
+                                .progress_ctx = &made};
     assert_int_equal(coffer_create_fd(f->repo, "p-0", fd, &co, id, &e), COFFER_OK);
+    assert_true(made.calls >= 1);
+    assert_false(made.backwards);
+    assert_int_equal(made.last_done, size);
+    assert_int_equal(made.last_total, size);
     assert_int_equal(fcntl(fd, F_GETFD), 0); /* still the caller's, open */
     close(fd);
 
@@ -229,7 +253,13 @@ static void test_fd_in_fd_and_callback_out(void **state)
 
     collected c = {0};
     char got[COFFER_ID_SIZE];
-    assert_int_equal(coffer_restore_cb(f->repo, "p-0", NULL, collect, &c, NULL, got, &e), COFFER_OK);
+    coffer_restore_options ro = {
+        .struct_size = sizeof ro, .progress = on_progress, .progress_ctx = &restoring};
+    assert_int_equal(coffer_restore_cb(f->repo, "p-0", NULL, collect, &c, &ro, got, &e), COFFER_OK);
+    assert_true(restoring.calls >= 1);
+    assert_false(restoring.backwards);
+    assert_int_equal(restoring.last_done, size);
+    assert_int_equal(restoring.last_total, size);
     assert_string_equal(got, id);
     assert_int_equal(c.n, size);
     assert_memory_equal(c.p, data, size);
