@@ -177,15 +177,23 @@ typedef struct coffer_create_options {
     void *progress_ctx;
 } coffer_create_options;
 
-/* Snapshot of the directory at path into namespace ns; its id into id (may be NULL).
- * Thread-safe. */
+/* What a create or a restore did; every function taking one accepts NULL. */
+typedef struct coffer_result {
+    char id[COFFER_ID_SIZE]; /* the snapshot made, or restored */
+    uint64_t raw_size;       /* bytes of the stream or of the directory's tar, uncompressed */
+    uint64_t stored_size;    /* bytes of the archive in the repository */
+    uint64_t files;          /* directory snapshots: entries (files, directories, links) */
+    uint64_t skipped;        /* create with allow_unreadable: files left out */
+} coffer_result;
+
+/* Snapshot of the directory at path into namespace ns. Thread-safe. */
 COFFER_API int coffer_create_dir(coffer_repo *repo, const char *ns, const char *path,
-                                 const coffer_create_options *options, char id[COFFER_ID_SIZE],
+                                 const coffer_create_options *options, coffer_result *result,
                                  coffer_error *err);
 /* Snapshot of the bytes read from fd until end of file (a stream snapshot). fd stays the
  * caller's: it is read, never closed. Thread-safe. */
 COFFER_API int coffer_create_fd(coffer_repo *repo, const char *ns, int fd,
-                                const coffer_create_options *options, char id[COFFER_ID_SIZE],
+                                const coffer_create_options *options, coffer_result *result,
                                 coffer_error *err);
 
 /* A stream snapshot the application writes into. Until commit nothing is listed; abort (or a
@@ -199,9 +207,9 @@ COFFER_API int coffer_writer_begin(coffer_repo *repo, const char *ns, const coff
 /* Appends n bytes (borrowed). After a failure every later write fails the same way; the writer
  * must still be committed (which returns the failure) or aborted. */
 COFFER_API int coffer_writer_write(coffer_writer *w, const void *p, size_t n, coffer_error *err);
-/* Ends the stream, waits until the snapshot and its manifest are stored, writes its id into id
- * (may be NULL) and frees w, whatever the result. */
-COFFER_API int coffer_writer_commit(coffer_writer *w, char id[COFFER_ID_SIZE], coffer_error *err);
+/* Ends the stream, waits until the snapshot and its manifest are stored, fills result (may be
+ * NULL) and frees w, whatever the outcome. */
+COFFER_API int coffer_writer_commit(coffer_writer *w, coffer_result *result, coffer_error *err);
 /* Discards the stream: no snapshot is listed afterwards (the partial upload is aborted). Waits
  * for the engine's thread and frees w; NULL is a no-op. */
 COFFER_API void coffer_writer_abort(coffer_writer *w);
@@ -247,9 +255,9 @@ typedef struct coffer_restore_options {
 /* Restores ns@id (id NULL: the newest) into the directory dest, which must not exist or be empty
  * (unless force). The tree is extracted beside dest and renamed into place only when every
  * chunk's CRC32C and the archive's SHA-256 are right: a damaged snapshot leaves dest as it was.
- * The id restored into id_out (may be NULL). Thread-safe. */
+ * Thread-safe. */
 COFFER_API int coffer_restore_dir(coffer_repo *repo, const char *ns, const char *id, const char *dest,
-                                  const coffer_restore_options *options, char id_out[COFFER_ID_SIZE],
+                                  const coffer_restore_options *options, coffer_result *result,
                                   coffer_error *err);
 
 /* Receives the restored stream in order; returns COFFER_OK, or a negative status that stops the
@@ -261,11 +269,11 @@ typedef int (*coffer_write_fn)(void *ctx, const void *p, size_t n);
  * archive's SHA-256 can only be checked at the end, so a result other than COFFER_OK means the
  * bytes already delivered must be discarded. Thread-safe. */
 COFFER_API int coffer_restore_fd(coffer_repo *repo, const char *ns, const char *id, int fd,
-                                 const coffer_restore_options *options, char id_out[COFFER_ID_SIZE],
+                                 const coffer_restore_options *options, coffer_result *result,
                                  coffer_error *err);
 COFFER_API int coffer_restore_cb(coffer_repo *repo, const char *ns, const char *id, coffer_write_fn fn,
-                                 void *ctx, const coffer_restore_options *options,
-                                 char id_out[COFFER_ID_SIZE], coffer_error *err);
+                                 void *ctx, const coffer_restore_options *options, coffer_result *result,
+                                 coffer_error *err);
 
 /* Downloads ns@id (id NULL: the newest) and checks it whole (CRC32C of each chunk, decryption
  * with options' key or passphrase, decompression, the archive's SHA-256) without writing it

@@ -319,30 +319,47 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
 }
 _Static_assert(sizeof(cf_label) == sizeof(coffer_label), "coffer_label is laid out as cf_label");
 
+/* Logs how a create or restore ended (verb: "created", "restored"; where: "source" or "to") and
+ * fills result on success. */
+static int finished(coffer_repo *r, const char *verb, const char *ns, const char *where, const char *what,
+                    int rc, const cf_err *err, const char *made, const cf_snapshot_stats *stats,
+                    coffer_result *result, coffer_error *e)
+{
+    char msg[64];
+    if (rc) {
+        snprintf(msg, sizeof msg, "snapshot not %s", verb);
+        cf_log(&r->log, CF_LOG_WARN, msg, "namespace", ns, where, what, "error", err->msg, NULL);
+        return fail(e, rc, err);
+    }
+    char raw[24], stored[24];
+    snprintf(msg, sizeof msg, "snapshot %s", verb);
+    snprintf(raw, sizeof raw, "%llu", (unsigned long long)stats->raw_bytes);
+    snprintf(stored, sizeof stored, "%llu", (unsigned long long)stats->stored_bytes);
+    cf_log(&r->log, CF_LOG_INFO, msg, "namespace", ns, "id", made, where, what, "raw_bytes", raw,
+           "stored_bytes", stored, NULL);
+    if (result) {
+        memset(result, 0, sizeof *result);
+        snprintf(result->id, sizeof result->id, "%s", made);
+        result->raw_size = stats->raw_bytes;
+        result->stored_size = stats->stored_bytes;
+        result->files = stats->files;
+        result->skipped = stats->skipped;
+    }
+    return ok(e);
+}
+
 static int run_create(coffer_repo *r, const char *ns, cf_snapshot_create_opts *co, const char *what,
-                      char id[COFFER_ID_SIZE], coffer_error *e)
+                      coffer_result *result, coffer_error *e)
 {
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
     cf_snapshot_stats stats = {0};
     cf_err err = {0};
     int rc = cf_snapshot_create(r->repo, ns, co, made, &stats, &err);
-    if (rc) {
-        cf_log(&r->log, CF_LOG_WARN, "snapshot not created", "namespace", ns, "source", what, "error",
-               err.msg, NULL);
-        return fail(e, rc, &err);
-    }
-    char raw[24], stored[24];
-    snprintf(raw, sizeof raw, "%llu", (unsigned long long)stats.raw_bytes);
-    snprintf(stored, sizeof stored, "%llu", (unsigned long long)stats.stored_bytes);
-    cf_log(&r->log, CF_LOG_INFO, "snapshot created", "namespace", ns, "id", made, "source", what, "raw_bytes",
-           raw, "stored_bytes", stored, NULL);
-    if (id)
-        snprintf(id, COFFER_ID_SIZE, "%s", made);
-    return ok(e);
+    return finished(r, "created", ns, "source", what, rc, &err, made, &stats, result, e);
 }
 
 int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const coffer_create_options *options,
-                      char id[COFFER_ID_SIZE], coffer_error *e)
+                      coffer_result *result, coffer_error *e)
 {
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
@@ -354,7 +371,7 @@ int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const co
     if (st)
         return st;
     co.source = path;
-    st = run_create(r, ns, &co, "directory", id, e);
+    st = run_create(r, ns, &co, "directory", result, e);
     secret_wipe(&box);
     return st;
 }
@@ -374,7 +391,7 @@ static int read_fd(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
 }
 
 int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
-                     char id[COFFER_ID_SIZE], coffer_error *e)
+                     coffer_result *result, coffer_error *e)
 {
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
@@ -388,7 +405,7 @@ int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create
     co.source = "-";
     co.read = read_fd;
     co.read_ctx = &fd;
-    st = run_create(r, ns, &co, "fd", id, e);
+    st = run_create(r, ns, &co, "fd", result, e);
     secret_wipe(&box);
     return st;
 }
@@ -413,6 +430,7 @@ struct coffer_writer {
     int finished, rc; /* under mu: the engine has returned rc */
     cf_err err;       /* under mu once finished */
     char id[CF_SNAPSHOT_ID_LEN + 1];
+    cf_snapshot_stats stats;
 };
 
 static int read_pushed(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
@@ -428,7 +446,7 @@ static void *writer_main(void *arg)
 {
     coffer_writer *w = arg;
     cf_err err = {0};
-    int rc = cf_snapshot_create(w->repo->repo, w->ns, &w->co, w->id, NULL, &err);
+    int rc = cf_snapshot_create(w->repo->repo, w->ns, &w->co, w->id, &w->stats, &err);
     pthread_mutex_lock(&w->mu);
     w->finished = 1;
     w->rc = rc;
@@ -563,25 +581,14 @@ static void writer_free(coffer_writer *w)
     writer_discard(w);
 }
 
-int coffer_writer_commit(coffer_writer *w, char id[COFFER_ID_SIZE], coffer_error *e)
+int coffer_writer_commit(coffer_writer *w, coffer_result *result, coffer_error *e)
 {
     if (!w)
         return fail_msg(e, COFFER_EINVAL, "coffer_writer_commit: no writer");
     close(w->pipe_wr);
     pthread_join(w->thread, NULL);
-    coffer_repo *r = w->repo;
-    int st;
-    if (w->rc) {
-        cf_log(&r->log, CF_LOG_WARN, "snapshot not created", "namespace", w->ns, "source", "writer", "error",
-               w->err.msg, NULL);
-        st = fail(e, w->rc, &w->err);
-    } else {
-        cf_log(&r->log, CF_LOG_INFO, "snapshot created", "namespace", w->ns, "id", w->id, "source", "writer",
-               NULL);
-        if (id)
-            snprintf(id, COFFER_ID_SIZE, "%s", w->id);
-        st = ok(e);
-    }
+    int st =
+        finished(w->repo, "created", w->ns, "source", "writer", w->rc, &w->err, w->id, &w->stats, result, e);
     writer_free(w);
     return st;
 }
@@ -708,22 +715,8 @@ static int restore_opts(const coffer_restore_options *options, const char *id, c
     return COFFER_OK;
 }
 
-static int restored(coffer_repo *r, const char *ns, const char *to, int rc, const cf_err *err,
-                    const char made[CF_SNAPSHOT_ID_LEN + 1], char id_out[COFFER_ID_SIZE], coffer_error *e)
-{
-    if (rc) {
-        cf_log(&r->log, CF_LOG_WARN, "snapshot not restored", "namespace", ns, "to", to, "error", err->msg,
-               NULL);
-        return fail(e, rc, err);
-    }
-    cf_log(&r->log, CF_LOG_INFO, "snapshot restored", "namespace", ns, "id", made, "to", to, NULL);
-    if (id_out)
-        snprintf(id_out, COFFER_ID_SIZE, "%s", made);
-    return ok(e);
-}
-
 int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const char *dest,
-                       const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+                       const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     cf_snapshot_restore_opts ro;
     int st = check_ns(r, ns, e);
@@ -738,9 +731,10 @@ int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const cha
         return st;
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
     cf_err err = {0};
-    int rc = cf_snapshot_restore(r->repo, ns, dest, NULL, &ro, made, NULL, &err);
+    cf_snapshot_stats stats = {0};
+    int rc = cf_snapshot_restore(r->repo, ns, dest, NULL, &ro, made, &stats, &err);
     secret_wipe(&box);
-    return restored(r, ns, "directory", rc, &err, made, id_out, e);
+    return finished(r, "restored", ns, "to", "directory", rc, &err, made, &stats, result, e);
 }
 
 /* The restored stream goes to a FILE (the engine's interface for "-"): a cookie stream whose
@@ -781,7 +775,7 @@ static int to_fd(void *ctx, const void *p, size_t n)
 }
 
 static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *s, const char *to,
-                          const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+                          const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     cf_snapshot_restore_opts ro;
     int st = check_ns(r, ns, e);
@@ -800,7 +794,8 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
     setvbuf(f, NULL, _IONBF, 0);
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
     cf_err err = {0};
-    int rc = cf_snapshot_restore(r->repo, ns, "-", f, &ro, made, NULL, &err);
+    cf_snapshot_stats stats = {0};
+    int rc = cf_snapshot_restore(r->repo, ns, "-", f, &ro, made, &stats, &err);
     secret_wipe(&box);
     fclose(f);
     if (s->status) {
@@ -810,26 +805,26 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
         cf_log(&r->log, CF_LOG_WARN, "snapshot not restored", "namespace", ns, "to", to, "error", msg, NULL);
         return fail_msg(e, s->status, msg);
     }
-    return restored(r, ns, to, rc, &err, made, id_out, e);
+    return finished(r, "restored", ns, "to", to, rc, &err, made, &stats, result, e);
 }
 
 int coffer_restore_fd(coffer_repo *r, const char *ns, const char *id, int fd,
-                      const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+                      const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     if (fd < 0)
         return fail_msg(e, COFFER_EINVAL, "coffer_restore_fd: the file descriptor is negative");
     sink s = {to_fd, NULL, fd, 0};
     s.ctx = &s;
-    return restore_stream(r, ns, id, &s, "fd", options, id_out, e);
+    return restore_stream(r, ns, id, &s, "fd", options, result, e);
 }
 
 int coffer_restore_cb(coffer_repo *r, const char *ns, const char *id, coffer_write_fn fn, void *ctx,
-                      const coffer_restore_options *options, char id_out[COFFER_ID_SIZE], coffer_error *e)
+                      const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     if (!fn)
         return fail_msg(e, COFFER_EINVAL, "coffer_restore_cb: the write function is NULL");
     sink s = {fn, ctx, -1, 0};
-    return restore_stream(r, ns, id, &s, "callback", options, id_out, e);
+    return restore_stream(r, ns, id, &s, "callback", options, result, e);
 }
 
 /* id, or the newest snapshot's when NULL, into buf. */

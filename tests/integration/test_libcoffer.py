@@ -63,7 +63,7 @@ int main(int argc, char **argv)
     unsigned char *data = malloc(size);
     for (size_t i = 0; i < size; i++)
         data[i] = (unsigned char)(i * 7 + i / 4099);
-    char ids[3][COFFER_ID_SIZE];
+    coffer_result ids[3];
     coffer_label label = {"index", "10000"};
     coffer_create_options co = {.struct_size = sizeof co, .labels = &label, .nlabels = 1,
                                 .compression = COFFER_COMPRESSION_GZIP};
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
         CHECK(coffer_writer_begin(repo, "topic-0", &co, &w, &e));
         for (size_t off = 0; off < size; off += 100000)
             CHECK(coffer_writer_write(w, data + off, size - off < 100000 ? size - off : 100000, &e));
-        CHECK(coffer_writer_commit(w, ids[k], &e));
+        CHECK(coffer_writer_commit(w, &ids[k], &e));
     }
     coffer_writer *aborted;
     CHECK(coffer_writer_begin(repo, "topic-0", NULL, &aborted, &e));
@@ -86,13 +86,14 @@ int main(int argc, char **argv)
     coffer_list_free(list, n);
 
     got g = {0};
-    char restored[COFFER_ID_SIZE];
-    CHECK(coffer_restore_cb(repo, "topic-0", NULL, keep, &g, NULL, restored, &e));
-    printf("restored %s same %d\n", restored, g.n == size && memcmp(g.p, data, size) == 0);
-    CHECK(coffer_verify(repo, "topic-0", ids[0], NULL, &e));
+    coffer_result restored;
+    CHECK(coffer_restore_cb(repo, "topic-0", NULL, keep, &g, NULL, &restored, &e));
+    printf("restored %s same %d raw %d\n", restored.id, g.n == size && memcmp(g.p, data, size) == 0,
+           restored.raw_size == size && ids[2].raw_size == size);
+    CHECK(coffer_verify(repo, "topic-0", ids[0].id, NULL, &e));
 
     char *json;
-    CHECK(coffer_show(repo, "topic-0", ids[1], &json, NULL, &e));
+    CHECK(coffer_show(repo, "topic-0", ids[1].id, &json, NULL, &e));
     printf("show gzip %d\n", strstr(json, "\"gzip\"") != NULL);
     coffer_free(json);
 
@@ -102,9 +103,9 @@ int main(int argc, char **argv)
     CHECK(coffer_list(repo, "topic-0", &list, &n, &e));
     printf("pruned %zu left %zu %s\n", removed, n, n ? list[0].id : "");
     coffer_list_free(list, n);
-    int missing = coffer_verify(repo, "topic-0", ids[0], NULL, &e);
+    int missing = coffer_verify(repo, "topic-0", ids[0].id, NULL, &e);
     printf("verify removed %s\n", coffer_strerror(missing));
-    printf("ids %s %s %s\nlog lines %d\n", ids[0], ids[1], ids[2], lines);
+    printf("ids %s %s %s\nlog lines %d\n", ids[0].id, ids[1].id, ids[2].id, lines);
     coffer_repo_close(repo);
     free(data);
     free(g.p);
@@ -181,7 +182,7 @@ def test_program_against_installed_library(server, staged, tmp_path, static, fro
     assert "version 0.1.0 0.1.0" in out
     ids = re.search(r"^ids (\S+) (\S+) (\S+)$", out, re.M).groups()
     assert f"listed 3 newest {ids[2]} label 10000" in out, out
-    assert f"restored {ids[2]} same 1" in out, out
+    assert f"restored {ids[2]} same 1 raw 1" in out, out
     assert "show gzip 1" in out
     assert f"pruned 2 left 1 {ids[2]}" in out, out
     assert "verify removed not found" in out, out

@@ -125,9 +125,13 @@ static void test_dir_in_dir_out(void **state)
     fixture *f = *state;
     coffer_label labels[] = {{"app", "kv"}, {"index", "10000"}};
     coffer_create_options co = {.struct_size = sizeof co, .labels = labels, .nlabels = 2};
-    char id[COFFER_ID_SIZE];
+    coffer_result made;
     coffer_error e;
-    assert_int_equal(coffer_create_dir(f->repo, "chain-1", f->src, &co, id, &e), COFFER_OK);
+    assert_int_equal(coffer_create_dir(f->repo, "chain-1", f->src, &co, &made, &e), COFFER_OK);
+    const char *id = made.id;
+    assert_int_equal(made.files, 3);
+    assert_true(made.raw_size > 300000 && made.stored_size > 0);
+    assert_int_equal(made.skipped, 0);
     assert_int_equal(strlen(id), 21);
 
     coffer_snapshot_info *list;
@@ -151,10 +155,13 @@ static void test_dir_in_dir_out(void **state)
     assert_non_null(strstr(json, "\"index\""));
     coffer_free(json);
 
-    char dest[400], path[500], got_id[COFFER_ID_SIZE];
+    char dest[400], path[500];
+    coffer_result back;
     snprintf(dest, sizeof dest, "%s/restored", dir);
-    assert_int_equal(coffer_restore_dir(f->repo, "chain-1", NULL, dest, NULL, got_id, &e), COFFER_OK);
-    assert_string_equal(got_id, id);
+    assert_int_equal(coffer_restore_dir(f->repo, "chain-1", NULL, dest, NULL, &back, &e), COFFER_OK);
+    assert_string_equal(back.id, id);
+    assert_int_equal(back.files, 3);
+    assert_int_equal(back.raw_size, made.raw_size);
     size_t an, bn;
     snprintf(path, sizeof path, "%s/a.txt", dest);
     char *a = read_file(path, &an);
@@ -225,19 +232,21 @@ static void test_fd_in_fd_and_callback_out(void **state)
     write_file(in, data, size);
     int fd = open(in, O_RDONLY);
     assert_true(fd >= 0);
-    char id[COFFER_ID_SIZE];
+    coffer_result made;
     coffer_error e;
-    progress_seen made = {0}, restoring = {0};
+    progress_seen making = {0}, restoring = {0};
     coffer_create_options co = {.struct_size = sizeof co,
                                 .compression = COFFER_COMPRESSION_LZ4,
                                 .expected_size = size,
                                 .progress = on_progress,
-                                .progress_ctx = &made};
-    assert_int_equal(coffer_create_fd(f->repo, "p-0", fd, &co, id, &e), COFFER_OK);
-    assert_true(made.calls >= 1);
-    assert_false(made.backwards);
-    assert_int_equal(made.last_done, size);
-    assert_int_equal(made.last_total, size);
+                                .progress_ctx = &making};
+    assert_int_equal(coffer_create_fd(f->repo, "p-0", fd, &co, &made, &e), COFFER_OK);
+    const char *id = made.id;
+    assert_int_equal(made.raw_size, size);
+    assert_true(making.calls >= 1);
+    assert_false(making.backwards);
+    assert_int_equal(making.last_done, size);
+    assert_int_equal(making.last_total, size);
     assert_int_equal(fcntl(fd, F_GETFD), 0); /* still the caller's, open */
     close(fd);
 
@@ -252,15 +261,16 @@ static void test_fd_in_fd_and_callback_out(void **state)
     free(back);
 
     collected c = {0};
-    char got[COFFER_ID_SIZE];
+    coffer_result got;
     coffer_restore_options ro = {
         .struct_size = sizeof ro, .progress = on_progress, .progress_ctx = &restoring};
-    assert_int_equal(coffer_restore_cb(f->repo, "p-0", NULL, collect, &c, &ro, got, &e), COFFER_OK);
+    assert_int_equal(coffer_restore_cb(f->repo, "p-0", NULL, collect, &c, &ro, &got, &e), COFFER_OK);
     assert_true(restoring.calls >= 1);
     assert_false(restoring.backwards);
     assert_int_equal(restoring.last_done, size);
     assert_int_equal(restoring.last_total, size);
-    assert_string_equal(got, id);
+    assert_string_equal(got.id, id);
+    assert_int_equal(got.raw_size, size);
     assert_int_equal(c.n, size);
     assert_memory_equal(c.p, data, size);
     free(c.p);
@@ -303,8 +313,10 @@ static void test_pushed_stream_commit_and_abort(void **state)
     for (size_t off = 0; off < size; off += 65537)
         assert_int_equal(coffer_writer_write(w, data + off, size - off < 65537 ? size - off : 65537, &e),
                          COFFER_OK);
-    char id[COFFER_ID_SIZE];
-    assert_int_equal(coffer_writer_commit(w, id, &e), COFFER_OK);
+    coffer_result made;
+    assert_int_equal(coffer_writer_commit(w, &made, &e), COFFER_OK);
+    const char *id = made.id;
+    assert_int_equal(made.raw_size, size);
 
     coffer_snapshot_info *list;
     size_t n;
@@ -393,15 +405,15 @@ static void test_encrypted(void **state)
     write_file(in, data, size);
     int fd = open(in, O_RDONLY);
     coffer_error e;
-    char kid[COFFER_ID_SIZE], pid[COFFER_ID_SIZE];
+    coffer_result kr, pr;
     coffer_create_options both = {
         .struct_size = sizeof both, .key = key, .passphrase = "long enough", .passphrase_len = 11};
-    expect(coffer_create_fd(f->repo, "sealed", fd, &both, kid, &e), &e, COFFER_EINVAL, "not both");
+    expect(coffer_create_fd(f->repo, "sealed", fd, &both, &kr, &e), &e, COFFER_EINVAL, "not both");
     coffer_create_options shortpass = {
         .struct_size = sizeof shortpass, .passphrase = "short", .passphrase_len = 5};
-    expect(coffer_create_fd(f->repo, "sealed", fd, &shortpass, kid, &e), &e, COFFER_EINVAL, "8 bytes");
+    expect(coffer_create_fd(f->repo, "sealed", fd, &shortpass, &kr, &e), &e, COFFER_EINVAL, "8 bytes");
     coffer_create_options ck = {.struct_size = sizeof ck, .key = key};
-    assert_int_equal(coffer_create_fd(f->repo, "sealed", fd, &ck, kid, &e), COFFER_OK);
+    assert_int_equal(coffer_create_fd(f->repo, "sealed", fd, &ck, &kr, &e), COFFER_OK);
     close(fd);
 
     char pass[] = "correct horse battery";
@@ -410,7 +422,7 @@ static void test_encrypted(void **state)
     assert_int_equal(coffer_writer_begin(f->repo, "sealed", &cp, &w, &e), COFFER_OK);
     memset(pass, 'x', sizeof pass - 1); /* the writer copied it */
     assert_int_equal(coffer_writer_write(w, data, size, &e), COFFER_OK);
-    assert_int_equal(coffer_writer_commit(w, pid, &e), COFFER_OK);
+    assert_int_equal(coffer_writer_commit(w, &pr, &e), COFFER_OK);
 
     coffer_snapshot_info *list;
     size_t n;
@@ -419,6 +431,7 @@ static void test_encrypted(void **state)
     assert_true(list[0].encrypted && list[1].encrypted);
     coffer_list_free(list, n);
 
+    const char *kid = kr.id, *pid = pr.id;
     collected c = {0};
     expect(coffer_restore_cb(f->repo, "sealed", kid, collect, &c, NULL, NULL, &e), &e, COFFER_EAUTH,
            "encrypted");
@@ -450,12 +463,12 @@ static void test_remove_and_prune_keep_last(void **state)
 {
     fixture *f = *state;
     coffer_error e;
-    char ids[5][COFFER_ID_SIZE];
+    coffer_result ids[5];
     for (int i = 0; i < 5; i++) {
         coffer_writer *w;
         assert_int_equal(coffer_writer_begin(f->repo, "topic-3", NULL, &w, &e), COFFER_OK);
         assert_int_equal(coffer_writer_write(w, &i, sizeof i, &e), COFFER_OK);
-        assert_int_equal(coffer_writer_commit(w, ids[i], &e), COFFER_OK);
+        assert_int_equal(coffer_writer_commit(w, &ids[i], &e), COFFER_OK);
     }
     coffer_retention none = {.struct_size = sizeof none};
     assert_int_equal(coffer_prune(f->repo, "topic-3", &none, NULL, &e), COFFER_EINVAL);
@@ -475,13 +488,13 @@ static void test_remove_and_prune_keep_last(void **state)
     assert_int_equal(coffer_list(f->repo, "topic-3", &list, &n, &e), COFFER_OK);
     assert_int_equal(n, 3);
     for (int i = 0; i < 3; i++)
-        assert_string_equal(list[i].id, ids[i + 2]); /* the newest three, oldest first */
+        assert_string_equal(list[i].id, ids[i + 2].id); /* the newest three, oldest first */
     coffer_list_free(list, n);
 
-    assert_int_equal(coffer_remove(f->repo, "topic-3", ids[3], &e), COFFER_OK);
+    assert_int_equal(coffer_remove(f->repo, "topic-3", ids[3].id, &e), COFFER_OK);
     list_count(f->repo, "topic-3", 2);
-    assert_int_equal(coffer_remove(f->repo, "topic-3", ids[3], &e), COFFER_ENOTFOUND);
-    assert_non_null(strstr(e.message, ids[3]));
+    assert_int_equal(coffer_remove(f->repo, "topic-3", ids[3].id, &e), COFFER_ENOTFOUND);
+    assert_non_null(strstr(e.message, ids[3].id));
     assert_int_equal(coffer_remove(f->repo, "topic-3", NULL, &e), COFFER_EINVAL);
 }
 
@@ -587,21 +600,21 @@ static void test_errors(void **state)
     coffer_repo_options level = {.struct_size = sizeof level, .log_level = (coffer_log_level)9};
     expect(coffer_repo_open(f->repo_path, &level, &r, &e), &e, COFFER_EINVAL, "log_level");
 
-    char id[COFFER_ID_SIZE];
-    expect(coffer_create_dir(f->repo, "../up", f->src, NULL, id, &e), &e, COFFER_EINVAL, "namespace");
-    expect(coffer_create_dir(f->repo, "a/b", f->src, NULL, id, &e), &e, COFFER_EINVAL, "namespace");
-    expect(coffer_create_dir(f->repo, "", f->src, NULL, id, &e), &e, COFFER_EINVAL, "namespace");
-    expect(coffer_create_dir(NULL, "ns", f->src, NULL, id, &e), &e, COFFER_EINVAL, "NULL handle");
-    expect(coffer_create_dir(f->repo, "ns", "/nonexistent/coffer", NULL, id, &e), &e, COFFER_EINVAL,
+    coffer_result made;
+    expect(coffer_create_dir(f->repo, "../up", f->src, NULL, &made, &e), &e, COFFER_EINVAL, "namespace");
+    expect(coffer_create_dir(f->repo, "a/b", f->src, NULL, &made, &e), &e, COFFER_EINVAL, "namespace");
+    expect(coffer_create_dir(f->repo, "", f->src, NULL, &made, &e), &e, COFFER_EINVAL, "namespace");
+    expect(coffer_create_dir(NULL, "ns", f->src, NULL, &made, &e), &e, COFFER_EINVAL, "NULL handle");
+    expect(coffer_create_dir(f->repo, "ns", "/nonexistent/coffer", NULL, &made, &e), &e, COFFER_EINVAL,
            "not a directory");
-    expect(coffer_create_fd(f->repo, "ns", -1, NULL, id, &e), &e, COFFER_EINVAL, "negative");
+    expect(coffer_create_fd(f->repo, "ns", -1, NULL, &made, &e), &e, COFFER_EINVAL, "negative");
     coffer_create_options co = {.struct_size = sizeof co, .compression = (coffer_compression)42};
-    expect(coffer_create_fd(f->repo, "ns", 0, &co, id, &e), &e, COFFER_EINVAL, "compression");
+    expect(coffer_create_fd(f->repo, "ns", 0, &co, &made, &e), &e, COFFER_EINVAL, "compression");
     coffer_label eq = {"a=b", "c"};
     coffer_create_options lab = {.struct_size = sizeof lab, .labels = &eq, .nlabels = 1};
-    expect(coffer_create_dir(f->repo, "ns", f->src, &lab, id, &e), &e, COFFER_EINVAL, "label");
+    expect(coffer_create_dir(f->repo, "ns", f->src, &lab, &made, &e), &e, COFFER_EINVAL, "label");
     coffer_create_options lvl = {.struct_size = sizeof lvl, .level = 99};
-    expect(coffer_create_dir(f->repo, "ns", f->src, &lvl, id, &e), &e, COFFER_EINVAL, "level");
+    expect(coffer_create_dir(f->repo, "ns", f->src, &lvl, &made, &e), &e, COFFER_EINVAL, "level");
     list_count(f->repo, "ns", 0);
 
     expect(coffer_show(f->repo, "ns", "nope", &(char *){0}, NULL, &e), &e, COFFER_EINVAL,
@@ -621,7 +634,8 @@ static void test_errors(void **state)
     assert_int_equal(coffer_verify(f->repo, "ns", NULL, NULL, NULL), COFFER_ENOTFOUND);
 
     /* A damaged archive: verify says so, and a restore leaves its destination untouched. */
-    assert_int_equal(coffer_create_dir(f->repo, "dmg", f->src, NULL, id, &e), COFFER_OK);
+    assert_int_equal(coffer_create_dir(f->repo, "dmg", f->src, NULL, &made, &e), COFFER_OK);
+    const char *id = made.id;
     char archive[500];
     snprintf(archive, sizeof archive, "%s/dmg/%s.tar.zst", f->repo_path, id);
     size_t n;
