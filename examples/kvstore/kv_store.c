@@ -19,6 +19,8 @@ struct kv_store {
     uint64_t durable_index; /* the newest state known durable: the checkpoint or a snapshot */
 };
 
+static void say(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static void say(char *why, size_t why_len, const char *fmt, ...)
 {
     if (!why || !why_len)
