@@ -51,6 +51,8 @@ tsan_unit+='|^test_catalogue$'
 tsan_unit+='|^test_prefetch$'
 # The console's rendered JSON: fragments installed by compare-and-swap while views change.
 tsan_unit+='|^test_render$'
+# The kvstore example's node: its state written from one thread while another applies entries.
+tsan_unit+='|^test_kv_store$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"

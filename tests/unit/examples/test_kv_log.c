@@ -15,21 +15,7 @@
 
 #include "kv_log.h"
 #include "kv_record.h"
-
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/test_kv_log.XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-static void remove_dir(char *dir)
-{
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    free(dir);
-}
+#include "kv_test.h"
 
 static char *path_in(const char *dir, const char *name)
 {
@@ -113,7 +99,7 @@ static void test_record_round_trip_and_damage(void **state)
 static void test_append_reopen_read_after(void **state)
 {
     (void)state;
-    char *dir = temp_dir(), *path = path_in(dir, "log");
+    char *dir = kv_test_dir(), *path = path_in(dir, "log");
     kv_log *log;
     kv_log_options opts = {.sync = KV_SYNC_BATCH};
     assert_int_equal(kv_log_open(path, &opts, &log, NULL), KV_OK);
@@ -139,7 +125,7 @@ static void test_append_reopen_read_after(void **state)
     assert_int_equal(w.last, 1000);
     assert_int_equal(kv_log_close(log), KV_OK);
     free(path);
-    remove_dir(dir);
+    kv_test_remove_dir(dir);
 }
 
 /* A crash during an append leaves part of the last record: recovery cuts it off and the log
@@ -147,7 +133,7 @@ static void test_append_reopen_read_after(void **state)
 static void test_torn_last_record_is_dropped(void **state)
 {
     (void)state;
-    char *dir = temp_dir(), *path = path_in(dir, "log");
+    char *dir = kv_test_dir(), *path = path_in(dir, "log");
     kv_log *log;
     assert_int_equal(kv_log_open(path, NULL, &log, NULL), KV_OK);
     append_n(log, 10, 1);
@@ -173,14 +159,14 @@ static void test_torn_last_record_is_dropped(void **state)
     assert_int_equal(rec.dropped_bytes, 100);
     kv_log_close(log);
     free(path);
-    remove_dir(dir);
+    kv_test_remove_dir(dir);
 }
 
 /* A damaged record with good ones after it is no crash's doing: refused, the file untouched. */
 static void test_damage_in_the_middle_is_refused(void **state)
 {
     (void)state;
-    char *dir = temp_dir(), *path = path_in(dir, "log");
+    char *dir = kv_test_dir(), *path = path_in(dir, "log");
     kv_log *log;
     assert_int_equal(kv_log_open(path, NULL, &log, NULL), KV_OK);
     append_n(log, 5, 1);
@@ -196,7 +182,7 @@ static void test_damage_in_the_middle_is_refused(void **state)
     assert_int_equal(kv_log_open(path, NULL, &log, NULL), KV_ECORRUPT);
     assert_int_equal(file_size(path), size);
     free(path);
-    remove_dir(dir);
+    kv_test_remove_dir(dir);
 }
 
 static int file_contains(const char *path, const char *needle)
@@ -212,7 +198,7 @@ static int file_contains(const char *path, const char *needle)
 static void test_truncate_before_removes_the_entries_from_the_file(void **state)
 {
     (void)state;
-    char *dir = temp_dir(), *path = path_in(dir, "log");
+    char *dir = kv_test_dir(), *path = path_in(dir, "log");
     kv_log *log;
     kv_log_options opts = {.sync = KV_SYNC_BATCH};
     assert_int_equal(kv_log_open(path, &opts, &log, NULL), KV_OK);
@@ -252,13 +238,13 @@ static void test_truncate_before_removes_the_entries_from_the_file(void **state)
     assert_int_equal(kv_log_close(log), KV_OK);
     free(tmp);
     free(path);
-    remove_dir(dir);
+    kv_test_remove_dir(dir);
 }
 
 static void test_new_log_starts_after_a_base(void **state)
 {
     (void)state;
-    char *dir = temp_dir(), *path = path_in(dir, "log");
+    char *dir = kv_test_dir(), *path = path_in(dir, "log");
     kv_log *log;
     kv_log_options opts = {.sync = KV_SYNC_ALWAYS, .create_base_index = 500, .create_base_term = 3};
     assert_int_equal(kv_log_open(path, &opts, &log, NULL), KV_OK);
@@ -274,7 +260,7 @@ static void test_new_log_starts_after_a_base(void **state)
     fclose(f);
     assert_int_equal(kv_log_open(path, &opts, &log, NULL), KV_ECORRUPT);
     free(path);
-    remove_dir(dir);
+    kv_test_remove_dir(dir);
 }
 
 int main(void)

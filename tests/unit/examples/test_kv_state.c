@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "kv_state.h"
+#include "kv_test.h"
 
 static void set(kv_state *s, const char *key, const char *value)
 {
@@ -86,33 +87,6 @@ static void test_digest_depends_on_the_map_only(void **state)
     kv_state_free(y);
 }
 
-typedef struct {
-    unsigned char data[1 << 16];
-    size_t len, pos;
-} mem;
-
-static int mem_write(void *ctx, const void *buf, size_t len)
-{
-    mem *m = ctx;
-    if (m->len + len > sizeof m->data)
-        return -1;
-    memcpy(m->data + m->len, buf, len);
-    m->len += len;
-    return 0;
-}
-
-/* Gives at most 7 bytes a call: a reader must cope with short reads. */
-static long mem_read(void *ctx, void *buf, size_t len)
-{
-    mem *m = ctx;
-    size_t n = m->len - m->pos < len ? m->len - m->pos : len;
-    if (n > 7)
-        n = 7;
-    memcpy(buf, m->data + m->pos, n);
-    m->pos += n;
-    return (long)n;
-}
-
 static void test_state_file_round_trip_and_damage(void **state)
 {
     (void)state;
@@ -121,11 +95,10 @@ static void test_state_file_round_trip_and_damage(void **state)
     set(s, "alpha", "first");
     set(s, "mid", "");
     del(s, "gone");
-    static mem m;
-    m.len = m.pos = 0;
-    assert_int_equal(kv_state_write(s, mem_write, &m), KV_OK);
+    kv_test_mem m = {.max_read = 7};
+    assert_int_equal(kv_state_write(s, kv_test_mem_write, &m), KV_OK);
     kv_state *back;
-    assert_int_equal(kv_state_read(&back, mem_read, &m), KV_OK);
+    assert_int_equal(kv_state_read(&back, kv_test_mem_read, &m), KV_OK);
     assert_int_equal(kv_state_applied_index(back), 4);
     assert_int_equal(kv_state_applied_term(back), 2);
     assert_int_equal(kv_state_count(back), 3);
@@ -141,16 +114,17 @@ static void test_state_file_round_trip_and_damage(void **state)
     for (size_t i = 0; i < m.len; i++) {
         m.data[i] ^= 0x01;
         m.pos = 0;
-        kv_err err = kv_state_read(&back, mem_read, &m);
+        kv_err err = kv_state_read(&back, kv_test_mem_read, &m);
         assert_true(err == KV_ECORRUPT || err == KV_ETRUNCATED);
         m.data[i] ^= 0x01;
     }
     size_t whole = m.len;
     for (m.len = 0; m.len < whole; m.len++) {
         m.pos = 0;
-        assert_int_equal(kv_state_read(&back, mem_read, &m), KV_ETRUNCATED);
+        assert_int_equal(kv_state_read(&back, kv_test_mem_read, &m), KV_ETRUNCATED);
     }
     kv_state_free(s);
+    free(m.data);
 }
 
 int main(void)
