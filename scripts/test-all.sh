@@ -53,6 +53,8 @@ tsan_unit+='|^test_prefetch$'
 tsan_unit+='|^test_render$'
 # libcoffer: two handles on two threads, and each pushed stream's engine thread.
 tsan_unit+='|^test_api$'
+# The kvstore example's node: its state written from one thread while another applies entries.
+tsan_unit+='|^test_kv_store$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"
