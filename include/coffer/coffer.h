@@ -311,6 +311,133 @@ typedef struct coffer_retention {
 COFFER_API int coffer_prune(coffer_repo *repo, const char *ns, const coffer_retention *policy,
                             size_t *removed, coffer_error *err);
 
+/* ---- the snapshotter: snapshots of a replicated log's state machine ---- */
+
+/* A snapshotter watches one partition of a replicated log (a Raft group's state machine) on a
+ * thread of its own: when log_size_threshold entries have been applied since its last snapshot,
+ * or time_threshold has passed with something new applied, it asks the application for its
+ * state at a consistent point, stores it as a stream snapshot, and only once the snapshot and
+ * its manifest are durable tells the application to truncate its log; then it keeps the newest
+ * retention_count snapshots. A failed snapshot truncates nothing and is retried with backoff.
+ *
+ * Layout: snapshots of partition P of topic T go to {prefix}/{T}/{P}/{id}: open the repository
+ * at "s3://BUCKET/{prefix}/{T}" (or a directory {prefix}/{T}) and the snapshotter uses the
+ * partition's decimal number as the namespace. Each manifest carries the labels "index",
+ * "term" (the last entry the state includes), "node_id", "topic" and "partition".
+ *
+ * Two snapshotters (two partitions, two topics) in one process share nothing but what the
+ * application gives both (a repository may be shared: it is thread-safe). */
+typedef struct coffer_snapshotter coffer_snapshotter;
+
+/* Writes the application's state at one consistent point through write(write_ctx, p, n) (which
+ * returns COFFER_OK or a negative status the callback should return), and sets *index and *term
+ * to the last log entry that state includes. Returns COFFER_OK or a negative status (a
+ * non-negative failure counts as COFFER_ECALLBACK). Runs on the snapshotter's thread, while the
+ * application goes on applying entries on its own: the state written must be that of *index
+ * exactly (take a lock, a copy-on-write view, or a fork). Once the snapshotter is stopped with
+ * cancel, write returns COFFER_EABORTED: return it. */
+typedef int (*coffer_state_fn)(void *ctx, coffer_write_fn write, void *write_ctx, uint64_t *index,
+                               uint64_t *term);
+/* Called once the snapshot holding every entry up to and including index is durable (its
+ * manifest stored): the application may discard those entries from its log (Raft's
+ * compaction). Runs on the snapshotter's thread. A failure is logged and counted, and the
+ * snapshot stays (the next one truncates further). */
+typedef int (*coffer_truncate_fn)(void *ctx, uint64_t index);
+
+typedef struct coffer_snapshotter_options {
+    size_t struct_size; /* sizeof(coffer_snapshotter_options) */
+    /* The plan's configuration; 0 means the default given. With use_environment, each is read
+     * from the environment variable named beside it when that is set (a value that does not
+     * parse makes coffer_snapshotter_new fail with COFFER_EINVAL). */
+    uint64_t log_size_threshold;       /* 10,000 entries; COFFER_SNAPSHOT_LOG_THRESHOLD */
+    uint64_t time_threshold_ms;        /* 1 h; COFFER_SNAPSHOT_TIME_THRESHOLD_SECS (seconds) */
+    uint64_t check_interval_ms;        /* 5 min; COFFER_SNAPSHOT_CHECK_INTERVAL_SECS (seconds) */
+    unsigned max_concurrent_snapshots; /* 2; COFFER_SNAPSHOT_MAX_CONCURRENT: the compression
+                                        * threads of an upload (one snapshotter takes one
+                                        * snapshot at a time: a partition's are sequential) */
+    int compression;                   /* 0: gzip; else COFFER_COMPRESSION_x + 1 (so that 0 stays the plan's
+                                        * default); COFFER_SNAPSHOT_COMPRESSION = gzip|zstd|lz4|none */
+    int retention_count;               /* 3; COFFER_SNAPSHOT_RETENTION_COUNT; -1: keep every snapshot */
+    uint64_t retry_initial_ms;         /* first wait after a failure, 1 s; doubled up to retry_max_ms */
+    uint64_t retry_max_ms;             /* 5 min */
+    int use_environment;               /* 1: the COFFER_SNAPSHOT_* variables override the values above */
+    const char *topic;               /* a label of the manifests (the repository's last segment); NULL: "" */
+    uint32_t partition;              /* the namespace */
+    const char *node_id;             /* a label of the manifests; NULL: "" */
+    const char *tmp_dir;             /* where a state is staged before upload; NULL: $TMPDIR or /tmp */
+    coffer_state_fn write_state;     /* required */
+    coffer_truncate_fn truncate_log; /* may be NULL: nothing to truncate */
+    void *ctx;                       /* given to both callbacks */
+} coffer_snapshotter_options;
+
+/* Starts a snapshotter for options->partition on repo (borrowed: it must outlive the
+ * snapshotter). The state is staged in an unlinked file of tmp_dir, so that its index and term,
+ * known only once it is written, go into the manifest. *out is stopped and freed with
+ * coffer_snapshotter_free. Thread-safe. */
+COFFER_API int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *options,
+                                      coffer_snapshotter **out, coffer_error *err);
+/* The application applied every entry up to index (call it after each apply or batch; cheap: an
+ * atomic store, and a wake-up when the threshold is crossed). Thread-safe. */
+COFFER_API void coffer_snapshotter_applied(coffer_snapshotter *s, uint64_t index);
+/* Asks for a snapshot now, whatever the thresholds (not before a failure's backoff ends).
+ * Thread-safe. */
+COFFER_API void coffer_snapshotter_trigger(coffer_snapshotter *s);
+
+typedef struct coffer_snapshotter_stats {
+    size_t struct_size;             /* sizeof(coffer_snapshotter_stats), set by the caller */
+    uint64_t taken;                 /* snapshots stored */
+    uint64_t failed;                /* attempts that failed (state, upload, or truncation) */
+    uint64_t last_index, last_term; /* of the newest snapshot stored (0: none yet) */
+    uint64_t last_duration_ms;      /* of the newest snapshot stored, state written to pruned */
+    uint64_t applied;               /* as last reported */
+    uint64_t truncated_through;     /* the last index given to truncate_log that succeeded */
+    int in_flight;                  /* 1 while a snapshot is being taken */
+    char last_id[COFFER_ID_SIZE];   /* of the newest snapshot stored */
+    coffer_error last_error;        /* of the last failure; status COFFER_OK when none yet */
+} coffer_snapshotter_stats;
+
+/* Copies the counters into *out (struct_size set by the caller). Thread-safe. */
+COFFER_API int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out,
+                                            coffer_error *err);
+/* Stops the thread. cancel 0: a snapshot in flight is finished (stored, log truncated, pruned)
+ * first; cancel 1: it is aborted, and no snapshot of it is listed (its log is not truncated).
+ * Idempotent; the counters stay readable. Not from a callback. */
+COFFER_API void coffer_snapshotter_stop(coffer_snapshotter *s, int cancel);
+/* Stops (cancel 0) and frees s; NULL is a no-op. */
+COFFER_API void coffer_snapshotter_free(coffer_snapshotter *s);
+
+/* ---- bootstrap: a new node from the newest good snapshot ---- */
+
+typedef struct coffer_bootstrap_options {
+    size_t struct_size; /* sizeof(coffer_bootstrap_options) */
+    /* The destination, one of: a directory (dest_dir non-NULL: the stream lands in dest_dir/state,
+     * written beside and renamed in place once it verified), a callback (write non-NULL), an fd
+     * (use_fd 1: written from its current offset, never closed). fd and callback are given only a
+     * snapshot that verified first (it is downloaded twice), so they never see a damaged one. */
+    const char *dest_dir;
+    coffer_write_fn write;
+    void *write_ctx;
+    int use_fd, fd;
+    const char *topic;                     /* when set, snapshots whose "topic" label differs are skipped */
+    const coffer_restore_options *restore; /* keys of encrypted snapshots; may be NULL */
+} coffer_bootstrap_options;
+
+typedef struct coffer_bootstrap_result {
+    char id[COFFER_ID_SIZE]; /* the snapshot restored */
+    uint64_t index, term;    /* replay the log after index */
+    int fell_back;           /* 1: a newer snapshot was damaged and skipped (logged as a warning) */
+    unsigned skipped;        /* how many newer ones were skipped */
+} coffer_bootstrap_result;
+
+/* Restores partition's newest snapshot that verifies into the destination and fills *result;
+ * falls back to older ones when newer are damaged (COFFER_EDIGEST / COFFER_ECORRUPT), saying
+ * so in the repository's log and result->fell_back. COFFER_ENOTFOUND when the partition has no
+ * snapshot (a new cluster: start from an empty state), or the status of the last damaged one
+ * when none verifies. Thread-safe. */
+COFFER_API int coffer_bootstrap(coffer_repo *repo, uint32_t partition,
+                                const coffer_bootstrap_options *options, coffer_bootstrap_result *result,
+                                coffer_error *err);
+
 #ifdef __cplusplus
 }
 #endif

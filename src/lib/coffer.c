@@ -21,6 +21,7 @@
 #include "snapshot/ref.h"
 #include "snapshot/snapshot.h"
 #include "storage/repo.h"
+#include "lib.h"
 
 /* coffer_status is CF_E… renumbered from -1, in the order of CF_ERRNO_MAP; these keep both in
  * step when a code is added to one of them. */
@@ -37,6 +38,11 @@ struct coffer_repo {
     coffer_log_fn log_fn;
     void *log_ctx;
 };
+
+const cf_logger *cf_lib_logger(const coffer_repo *r)
+{
+    return &r->log;
+}
 
 const char *coffer_version(void)
 {

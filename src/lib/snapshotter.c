@@ -1,0 +1,689 @@
+/*
+ * snapshotter.c - coffer_snapshotter and coffer_bootstrap (include/coffer/coffer.h): the
+ * snapshot manager of a replicated log's partition, built on libcoffer's public calls only, so
+ * that it behaves exactly as an application using the library would.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coffer/coffer.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "lib.h"
+
+#define DEFAULT_LOG_THRESHOLD 10000
+#define DEFAULT_TIME_THRESHOLD_MS (3600 * 1000ull)
+#define DEFAULT_CHECK_INTERVAL_MS (300 * 1000ull)
+#define DEFAULT_MAX_CONCURRENT 2
+#define DEFAULT_RETENTION 3
+#define DEFAULT_RETRY_INITIAL_MS 1000ull
+#define DEFAULT_RETRY_MAX_MS (300 * 1000ull)
+#define STAGE_CHUNK (1u << 20)
+
+struct coffer_snapshotter {
+    coffer_repo *repo;
+    char ns[16];
+    coffer_snapshotter_options o; /* with defaults and the environment applied */
+    char *topic, *node_id, *tmp_dir;
+    coffer_compression codec;
+
+    pthread_t thread;
+    int joined;
+    pthread_mutex_t mu; /* guards what follows it, down to stats */
+    pthread_cond_t wake;
+    int stopping;
+    int triggered;
+    uint64_t last_time_ms; /* monotonic: the last snapshot stored, or the start */
+    uint64_t retry_at_ms, backoff_ms;
+    coffer_snapshotter_stats stats;
+
+    _Atomic uint64_t applied;
+    _Atomic uint64_t snapshot_index; /* stats.last_index, readable without the lock */
+    atomic_int cancel;
+};
+
+static uint64_t mono_ms(void)
+{
+    return (uint64_t)(cf_clock_mono() * 1000.0);
+}
+
+static void set_error(coffer_error *e, int status, const char *msg)
+{
+    if (e) {
+        e->status = status;
+        snprintf(e->message, sizeof e->message, "%s", msg);
+    }
+}
+
+/* ---- configuration ---- */
+
+static int env_u64(const char *name, uint64_t scale, uint64_t *v, coffer_error *e)
+{
+    const char *s = getenv(name);
+    if (!s)
+        return COFFER_OK;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || n == 0 || n > UINT64_MAX / scale) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s='%.40s' is not a positive whole number", name, s);
+        set_error(e, COFFER_EINVAL, msg);
+        return COFFER_EINVAL;
+    }
+    *v = n * scale;
+    return COFFER_OK;
+}
+
+static int codec_parse(const char *s)
+{
+    static const char *const names[] = {"zstd", "lz4", "gzip", "none"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, names[i]))
+            return i + 1;
+    return -1;
+}
+
+static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
+{
+    uint64_t v;
+    int st;
+    if ((st = env_u64("COFFER_SNAPSHOT_LOG_THRESHOLD", 1, &o->log_size_threshold, e)) ||
+        (st = env_u64("COFFER_SNAPSHOT_TIME_THRESHOLD_SECS", 1000, &o->time_threshold_ms, e)) ||
+        (st = env_u64("COFFER_SNAPSHOT_CHECK_INTERVAL_SECS", 1000, &o->check_interval_ms, e)))
+        return st;
+    v = o->max_concurrent_snapshots;
+    if ((st = env_u64("COFFER_SNAPSHOT_MAX_CONCURRENT", 1, &v, e)))
+        return st;
+    if (v > 256)
+        return set_error(e, COFFER_EINVAL, "COFFER_SNAPSHOT_MAX_CONCURRENT: at most 256"), COFFER_EINVAL;
+    o->max_concurrent_snapshots = (unsigned)v;
+    const char *c = getenv("COFFER_SNAPSHOT_COMPRESSION");
+    if (c) {
+        if ((o->compression = codec_parse(c)) < 0)
+            return set_error(e, COFFER_EINVAL, "COFFER_SNAPSHOT_COMPRESSION: gzip, zstd, lz4 or none"),
+                   COFFER_EINVAL;
+    }
+    const char *r = getenv("COFFER_SNAPSHOT_RETENTION_COUNT");
+    if (r) {
+        char *end;
+        long n = strtol(r, &end, 10);
+        if (end == r || *end || n < 0 || n > 1000000)
+            return set_error(e, COFFER_EINVAL, "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all)"),
+                   COFFER_EINVAL;
+        o->retention_count = n ? (int)n : -1;
+    }
+    return COFFER_OK;
+}
+
+static int configure(const coffer_snapshotter_options *given, coffer_snapshotter_options *o, coffer_error *e)
+{
+    memset(o, 0, sizeof *o);
+    if (!given)
+        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_new: options with write_state are needed"),
+               COFFER_EINVAL;
+    size_t theirs = given->struct_size;
+    if (theirs < sizeof(size_t))
+        return set_error(e, COFFER_EINVAL,
+                         "coffer_snapshotter_options: set struct_size to sizeof(coffer_snapshotter_options)"),
+               COFFER_EINVAL;
+    for (size_t i = sizeof *o; i < theirs; i++)
+        if (((const unsigned char *)given)[i])
+            return set_error(e, COFFER_ENOTSUP,
+                             "coffer_snapshotter_options: fields newer than this libcoffer"),
+                   COFFER_ENOTSUP;
+    memcpy(o, given, theirs < sizeof *o ? theirs : sizeof *o);
+    if (!o->write_state)
+        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_options: write_state is required"),
+               COFFER_EINVAL;
+    if (o->compression < 0 || o->compression > COFFER_COMPRESSION_NONE + 1 || o->retention_count < -1)
+        return set_error(e, COFFER_EINVAL,
+                         "coffer_snapshotter_options: compression or retention_count out of range"),
+               COFFER_EINVAL;
+    if (o->use_environment) {
+        int st = apply_environment(o, e);
+        if (st)
+            return st;
+    }
+    if (!o->log_size_threshold)
+        o->log_size_threshold = DEFAULT_LOG_THRESHOLD;
+    if (!o->time_threshold_ms)
+        o->time_threshold_ms = DEFAULT_TIME_THRESHOLD_MS;
+    if (!o->check_interval_ms)
+        o->check_interval_ms = DEFAULT_CHECK_INTERVAL_MS;
+    if (!o->max_concurrent_snapshots)
+        o->max_concurrent_snapshots = DEFAULT_MAX_CONCURRENT;
+    if (!o->retention_count)
+        o->retention_count = DEFAULT_RETENTION;
+    if (!o->retry_initial_ms)
+        o->retry_initial_ms = DEFAULT_RETRY_INITIAL_MS;
+    if (!o->retry_max_ms)
+        o->retry_max_ms = DEFAULT_RETRY_MAX_MS;
+    if (o->retry_max_ms < o->retry_initial_ms)
+        o->retry_max_ms = o->retry_initial_ms;
+    return COFFER_OK;
+}
+
+/* ---- one snapshot ---- */
+
+typedef struct stage {
+    int fd;
+    coffer_snapshotter *s;
+} stage;
+
+static int stage_write(void *ctx, const void *p, size_t n)
+{
+    stage *st = ctx;
+    if (atomic_load(&st->s->cancel))
+        return COFFER_EABORTED;
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(st->fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return errno == ENOSPC ? COFFER_ENOSPACE : COFFER_EIO;
+        c += w;
+        n -= (size_t)w;
+    }
+    return COFFER_OK;
+}
+
+static int stage_open(const coffer_snapshotter *s, coffer_error *e)
+{
+    int fd = open(s->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        /* O_TMPFILE is not on every file system: a named file, unlinked at once. */
+        char path[4200];
+        snprintf(path, sizeof path, "%s/coffer-state-XXXXXX", s->tmp_dir);
+        fd = mkstemp(path);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "cannot stage the state in %.200s: %s", s->tmp_dir, strerror(errno));
+        set_error(e, COFFER_EIO, msg);
+        return -1;
+    }
+    return fd;
+}
+
+/* Uploads what fd holds as a stream snapshot labelled with index and term. */
+static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, coffer_result *res,
+                  coffer_error *e)
+{
+    char idx[24], trm[24], part[16];
+    snprintf(idx, sizeof idx, "%" PRIu64, index);
+    snprintf(trm, sizeof trm, "%" PRIu64, term);
+    snprintf(part, sizeof part, "%s", s->ns);
+    coffer_label labels[] = {
+        {"index", idx}, {"term", trm}, {"node_id", s->node_id}, {"topic", s->topic}, {"partition", part}};
+    off_t size = lseek(fd, 0, SEEK_END);
+    coffer_create_options co = {.struct_size = sizeof co,
+                                .compression = s->codec,
+                                .threads = s->o.max_concurrent_snapshots,
+                                .expected_size = size > 0 ? (uint64_t)size : 0,
+                                .labels = labels,
+                                .nlabels = sizeof labels / sizeof labels[0]};
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return set_error(e, COFFER_EIO, "cannot read the staged state back"), COFFER_EIO;
+    coffer_writer *w;
+    int st = coffer_writer_begin(s->repo, s->ns, &co, &w, e);
+    if (st)
+        return st;
+    char *buf = malloc(STAGE_CHUNK);
+    if (!buf) {
+        coffer_writer_abort(w);
+        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
+    }
+    for (;;) {
+        if (atomic_load(&s->cancel)) {
+            st = COFFER_EABORTED;
+            set_error(e, st, "snapshot cancelled by coffer_snapshotter_stop");
+            break;
+        }
+        ssize_t n = read(fd, buf, STAGE_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            st = COFFER_EIO;
+            set_error(e, st, "cannot read the staged state back");
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((st = coffer_writer_write(w, buf, (size_t)n, e)))
+            break;
+    }
+    free(buf);
+    if (st) {
+        coffer_writer_abort(w);
+        return st;
+    }
+    return coffer_writer_commit(w, res, e);
+}
+
+/* State, upload, truncation, retention; fills the stats, and *stored once the snapshot is. Called
+ * without the lock. */
+static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
+{
+    uint64_t t0 = mono_ms();
+    stage sg = {stage_open(s, e), s};
+    if (sg.fd < 0)
+        return COFFER_EIO;
+    uint64_t index = 0, term = 0;
+    int st = s->o.write_state(s->o.ctx, stage_write, &sg, &index, &term);
+    if (st) {
+        if (st > 0)
+            st = COFFER_ECALLBACK;
+        char msg[200];
+        snprintf(msg, sizeof msg, "the application's write_state failed: %s", coffer_strerror(st));
+        set_error(e, st, msg);
+        close(sg.fd);
+        return st;
+    }
+    coffer_result res = {0};
+    st = upload(s, sg.fd, index, term, &res, e);
+    close(sg.fd);
+    if (st)
+        return st;
+    char idx[24];
+    snprintf(idx, sizeof idx, "%" PRIu64, index);
+    const cf_logger *lg = cf_lib_logger(s->repo);
+    cf_log(lg, CF_LOG_INFO, "snapshotter: snapshot stored", "namespace", s->ns, "id", res.id, "index", idx,
+           (char *)NULL);
+
+    pthread_mutex_lock(&s->mu);
+    s->stats.taken++;
+    s->stats.last_index = index;
+    s->stats.last_term = term;
+    snprintf(s->stats.last_id, sizeof s->stats.last_id, "%s", res.id);
+    atomic_store(&s->snapshot_index, index);
+    pthread_mutex_unlock(&s->mu);
+    *stored = 1;
+
+    /* Only now, with the manifest stored, may the entries it covers go. */
+    int late = COFFER_OK;
+    if (s->o.truncate_log) {
+        int tr = s->o.truncate_log(s->o.ctx, index);
+        if (tr) {
+            late = tr > 0 ? COFFER_ECALLBACK : tr;
+            char msg[200];
+            snprintf(msg, sizeof msg, "snapshot %s stored, but truncate_log(%" PRIu64 ") failed: %s", res.id,
+                     index, coffer_strerror(late));
+            set_error(e, late, msg);
+            cf_log(lg, CF_LOG_WARN, "snapshotter: log not truncated", "namespace", s->ns, "index", idx,
+                   "error", coffer_strerror(late), (char *)NULL);
+        } else {
+            pthread_mutex_lock(&s->mu);
+            s->stats.truncated_through = index;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    if (s->o.retention_count > 0) {
+        coffer_retention keep = {.struct_size = sizeof keep, .keep_last = s->o.retention_count};
+        coffer_error pe;
+        int pr = coffer_prune(s->repo, s->ns, &keep, NULL, &pe);
+        if (pr) {
+            cf_log(lg, CF_LOG_WARN, "snapshotter: retention failed", "namespace", s->ns, "error", pe.message,
+                   (char *)NULL);
+            if (!late) {
+                late = pr;
+                set_error(e, pr, pe.message);
+            }
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.last_duration_ms = mono_ms() - t0;
+    pthread_mutex_unlock(&s->mu);
+    return late ? late : COFFER_OK;
+}
+
+/* ---- the thread ---- */
+
+static int due(const coffer_snapshotter *s, uint64_t now)
+{
+    uint64_t applied = atomic_load(&s->applied), last = atomic_load(&s->snapshot_index);
+    if (s->triggered)
+        return 1;
+    if (applied <= last)
+        return 0;
+    return applied - last >= s->o.log_size_threshold || now - s->last_time_ms >= s->o.time_threshold_ms;
+}
+
+static void wait_until(coffer_snapshotter *s, uint64_t deadline_ms)
+{
+    uint64_t now = mono_ms();
+    if (deadline_ms <= now)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (deadline_ms - now) % 1000 * 1000000ull;
+    ts.tv_sec += (time_t)((deadline_ms - now) / 1000 + ns / 1000000000ull);
+    ts.tv_nsec = (long)(ns % 1000000000ull);
+    pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+}
+
+static void *run(void *arg)
+{
+    coffer_snapshotter *s = arg;
+    const cf_logger *lg = cf_lib_logger(s->repo);
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        uint64_t now = mono_ms();
+        if (!due(s, now) || now < s->retry_at_ms) {
+            uint64_t next = now + s->o.check_interval_ms;
+            if (s->retry_at_ms > now && s->retry_at_ms < next)
+                next = s->retry_at_ms;
+            wait_until(s, next);
+            continue;
+        }
+        s->stats.in_flight = 1;
+        pthread_mutex_unlock(&s->mu);
+        coffer_error e = {0};
+        int stored = 0;
+        int st = take(s, &stored, &e);
+        pthread_mutex_lock(&s->mu);
+        s->stats.in_flight = 0;
+        now = mono_ms();
+        if (st == COFFER_EABORTED && atomic_load(&s->cancel)) {
+            cf_log(lg, CF_LOG_INFO, "snapshotter: snapshot cancelled", "namespace", s->ns, (char *)NULL);
+            continue;
+        }
+        if (st) {
+            s->stats.failed++;
+            s->stats.last_error = e;
+            cf_log(lg, CF_LOG_WARN, "snapshotter: snapshot failed", "namespace", s->ns, "error", e.message,
+                   (char *)NULL);
+        }
+        if (!stored) {
+            s->retry_at_ms = now + s->backoff_ms;
+            s->backoff_ms = s->backoff_ms * 2 > s->o.retry_max_ms ? s->o.retry_max_ms : s->backoff_ms * 2;
+            continue;
+        }
+        /* Stored (even if truncation or retention then failed): the thresholds start over. */
+        s->triggered = 0;
+        s->last_time_ms = now;
+        s->retry_at_ms = 0;
+        s->backoff_ms = s->o.retry_initial_ms;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- the public calls ---- */
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *options,
+                           coffer_snapshotter **out, coffer_error *e)
+{
+    if (!repo || !out)
+        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_new: a repository and out are needed"),
+               COFFER_EINVAL;
+    coffer_snapshotter *s = calloc(1, sizeof *s);
+    if (!s)
+        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
+    int st = configure(options, &s->o, e);
+    if (st) {
+        free(s);
+        return st;
+    }
+    const char *tmp = s->o.tmp_dir ? s->o.tmp_dir : getenv("TMPDIR");
+    s->repo = repo;
+    snprintf(s->ns, sizeof s->ns, "%" PRIu32, s->o.partition);
+    s->codec = s->o.compression ? (coffer_compression)(s->o.compression - 1) : COFFER_COMPRESSION_GZIP;
+    s->topic = dup_or_empty(s->o.topic);
+    s->node_id = dup_or_empty(s->o.node_id);
+    s->tmp_dir = strdup(tmp && *tmp ? tmp : "/tmp");
+    s->o.topic = s->o.node_id = s->o.tmp_dir = NULL; /* the copies above are what is used */
+    s->backoff_ms = s->o.retry_initial_ms;
+    s->last_time_ms = mono_ms();
+    s->stats.struct_size = sizeof s->stats;
+    if (!s->topic || !s->node_id || !s->tmp_dir) {
+        st = COFFER_ENOMEM;
+        set_error(e, st, "out of memory");
+        goto fail;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&s->mu, NULL);
+    if (pthread_create(&s->thread, NULL, run, s)) {
+        pthread_cond_destroy(&s->wake);
+        pthread_mutex_destroy(&s->mu);
+        st = COFFER_ENOMEM;
+        set_error(e, st, "cannot start the snapshotter's thread");
+        goto fail;
+    }
+    char part[16];
+    snprintf(part, sizeof part, "%s", s->ns);
+    cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", part, "topic", s->topic,
+           (char *)NULL);
+    *out = s;
+    if (e) {
+        e->status = COFFER_OK;
+        e->message[0] = '\0';
+    }
+    return COFFER_OK;
+fail:
+    free(s->topic);
+    free(s->node_id);
+    free(s->tmp_dir);
+    free(s);
+    return st;
+}
+
+void coffer_snapshotter_applied(coffer_snapshotter *s, uint64_t index)
+{
+    uint64_t prev = atomic_load(&s->applied);
+    while (index > prev && !atomic_compare_exchange_weak(&s->applied, &prev, index))
+        ;
+    uint64_t last = atomic_load(&s->snapshot_index);
+    /* Wake the thread on the crossing only, not on every entry after it. */
+    if (index > last && index - last >= s->o.log_size_threshold &&
+        (prev <= last || prev - last < s->o.log_size_threshold)) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+void coffer_snapshotter_trigger(coffer_snapshotter *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->triggered = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+}
+
+int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out, coffer_error *e)
+{
+    if (!s || !out || out->struct_size < sizeof(size_t))
+        return set_error(e, COFFER_EINVAL,
+                         "coffer_snapshotter_stats_get: a snapshotter and out with struct_size"),
+               COFFER_EINVAL;
+    size_t theirs = out->struct_size;
+    pthread_mutex_lock(&s->mu);
+    coffer_snapshotter_stats copy = s->stats;
+    pthread_mutex_unlock(&s->mu);
+    copy.applied = atomic_load(&s->applied);
+    copy.struct_size = theirs < sizeof copy ? theirs : sizeof copy;
+    memcpy(out, &copy, copy.struct_size);
+    if (e) {
+        e->status = COFFER_OK;
+        e->message[0] = '\0';
+    }
+    return COFFER_OK;
+}
+
+void coffer_snapshotter_stop(coffer_snapshotter *s, int cancel)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    if (cancel)
+        atomic_store(&s->cancel, 1);
+    pthread_cond_signal(&s->wake);
+    int joined = s->joined;
+    s->joined = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (!joined)
+        pthread_join(s->thread, NULL);
+}
+
+void coffer_snapshotter_free(coffer_snapshotter *s)
+{
+    if (!s)
+        return;
+    coffer_snapshotter_stop(s, 0);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->mu);
+    free(s->topic);
+    free(s->node_id);
+    free(s->tmp_dir);
+    free(s);
+}
+
+/* ---- bootstrap ---- */
+
+static const char *label_of(const coffer_snapshot_info *si, const char *key)
+{
+    for (size_t i = 0; i < si->nlabels; i++)
+        if (!strcmp(si->labels[i].key, key))
+            return si->labels[i].value;
+    return NULL;
+}
+
+static int parse_u64(const char *s, uint64_t *v)
+{
+    if (!s || !*s || *s == '-')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *v = n;
+    return 0;
+}
+
+/* Restores id into the destination; COFFER_EDIGEST / COFFER_ECORRUPT when it is damaged. */
+static int restore_one(coffer_repo *repo, const char *ns, const char *id, const coffer_bootstrap_options *o,
+                       coffer_error *e)
+{
+    if (o->dest_dir) {
+        char dest[4200];
+        snprintf(dest, sizeof dest, "%s/state", o->dest_dir);
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s/.state.%s", o->dest_dir, id);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            char msg[4400];
+            snprintf(msg, sizeof msg, "cannot create %.4000s: %s", tmp, strerror(errno));
+            return set_error(e, COFFER_EIO, msg), COFFER_EIO;
+        }
+        int st = coffer_restore_fd(repo, ns, id, fd, o->restore, NULL, e);
+        if (!st && fsync(fd))
+            st = COFFER_EIO, set_error(e, st, "cannot sync the restored state");
+        close(fd);
+        if (!st && rename(tmp, dest))
+            st = COFFER_EIO, set_error(e, st, "cannot rename the restored state into place");
+        if (st)
+            unlink(tmp);
+        return st;
+    }
+    int st = coffer_verify(repo, ns, id, o->restore, e);
+    if (st)
+        return st;
+    if (o->write)
+        return coffer_restore_cb(repo, ns, id, o->write, o->write_ctx, o->restore, NULL, e);
+    return coffer_restore_fd(repo, ns, id, o->fd, o->restore, NULL, e);
+}
+
+int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstrap_options *options,
+                     coffer_bootstrap_result *result, coffer_error *e)
+{
+    coffer_bootstrap_options o = {0};
+    if (!repo || !options || !result || options->struct_size < sizeof(size_t))
+        return set_error(e, COFFER_EINVAL,
+                         "coffer_bootstrap: a repository, options (struct_size set) and result"),
+               COFFER_EINVAL;
+    for (size_t i = sizeof o; i < options->struct_size; i++)
+        if (((const unsigned char *)options)[i])
+            return set_error(e, COFFER_ENOTSUP, "coffer_bootstrap_options: fields newer than this libcoffer"),
+                   COFFER_ENOTSUP;
+    memcpy(&o, options, options->struct_size < sizeof o ? options->struct_size : sizeof o);
+    if (!!o.dest_dir + !!o.write + !!o.use_fd != 1)
+        return set_error(e, COFFER_EINVAL,
+                         "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd"),
+               COFFER_EINVAL;
+    memset(result, 0, sizeof *result);
+    char ns[16];
+    snprintf(ns, sizeof ns, "%" PRIu32, partition);
+    const cf_logger *lg = cf_lib_logger(repo);
+    coffer_snapshot_info *list;
+    size_t n;
+    int st = coffer_list(repo, ns, &list, &n, e);
+    if (st)
+        return st;
+    st = COFFER_ENOTFOUND;
+    set_error(e, st, "no snapshot of this partition: start from an empty state");
+    for (size_t k = n; k-- > 0;) {
+        const coffer_snapshot_info *si = &list[k];
+        const char *topic = label_of(si, "topic");
+        uint64_t index, term;
+        if (o.topic && (!topic || strcmp(topic, o.topic))) {
+            cf_log(lg, CF_LOG_WARN, "bootstrap: snapshot of another topic skipped", "namespace", ns, "id",
+                   si->id, (char *)NULL);
+            continue;
+        }
+        if (parse_u64(label_of(si, "index"), &index) || parse_u64(label_of(si, "term"), &term)) {
+            cf_log(lg, CF_LOG_WARN, "bootstrap: snapshot without index and term labels skipped", "namespace",
+                   ns, "id", si->id, (char *)NULL);
+            continue;
+        }
+        coffer_error re = {0};
+        int rs = restore_one(repo, ns, si->id, &o, &re);
+        if (rs == COFFER_EDIGEST || rs == COFFER_ECORRUPT) {
+            cf_log(lg, CF_LOG_WARN, "bootstrap: snapshot damaged, trying the one before", "namespace", ns,
+                   "id", si->id, "error", re.message, (char *)NULL);
+            result->fell_back = 1;
+            result->skipped++;
+            st = rs;
+            if (e)
+                *e = re;
+            continue;
+        }
+        st = rs;
+        if (e)
+            *e = re;
+        if (!rs) {
+            snprintf(result->id, sizeof result->id, "%s", si->id);
+            result->index = index;
+            result->term = term;
+            char idx[24];
+            snprintf(idx, sizeof idx, "%" PRIu64, index);
+            cf_log(lg, CF_LOG_INFO, "bootstrap: state restored", "namespace", ns, "id", si->id, "index", idx,
+                   "fell_back", result->fell_back ? "true" : "false", (char *)NULL);
+        }
+        break;
+    }
+    coffer_list_free(list, n);
+    return st;
+}
