@@ -53,6 +53,8 @@ tsan_unit+='|^test_prefetch$'
 tsan_unit+='|^test_render$'
 # libcoffer: two handles on two threads, and each pushed stream's engine thread.
 tsan_unit+='|^test_api$'
+# The snapshotter's thread beside the application's, two partitions at once, stop while in flight.
+tsan_unit+='|^test_snapshotter$'
 # The kvstore example's node: its state written from one thread while another applies entries.
 tsan_unit+='|^test_kv_store$'
 threads_under_tsan() {
