@@ -388,6 +388,10 @@ static void *run(void *arg)
             continue;
         }
         s->stats.in_flight = 1;
+        /* Cleared now, not once stored: a trigger that comes during this snapshot asks for
+         * another one. */
+        int was_triggered = s->triggered;
+        s->triggered = 0;
         pthread_mutex_unlock(&s->mu);
         coffer_error e = {0};
         int stored = 0;
@@ -406,12 +410,12 @@ static void *run(void *arg)
                    (char *)NULL);
         }
         if (!stored) {
+            s->triggered |= was_triggered;
             s->retry_at_ms = now + s->backoff_ms;
             s->backoff_ms = s->backoff_ms * 2 > s->o.retry_max_ms ? s->o.retry_max_ms : s->backoff_ms * 2;
             continue;
         }
         /* Stored (even if truncation or retention then failed): the thresholds start over. */
-        s->triggered = 0;
         s->last_time_ms = now;
         s->retry_at_ms = 0;
         s->backoff_ms = s->o.retry_initial_ms;
