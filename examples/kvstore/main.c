@@ -7,6 +7,7 @@
  * Replication is a pipe: `kvstore -d A tail-from I | kvstore -d B append-entries` ships the entries
  * after I from node A to node B, which started from A's state at I (`save-state`, `load-state`). */
 #include "kv_record.h"
+#include "kv_snap.h"
 #include "kv_store.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 #define USAGE                                                                                                \
-    "usage: kvstore [-d DIR] [--sync always|batch|none] [--term T] COMMAND [ARGS]\n"                         \
+    "usage: kvstore [-d DIR] [--sync always|batch|none] [--term T] [SNAPSHOTS] COMMAND [ARGS]\n"             \
     "  put KEY VALUE        append and apply SET; prints the entry's index\n"                                \
     "  del KEY              append and apply DEL; prints the entry's index\n"                                \
     "  get KEY              print the value (exit 1 when the key is absent)\n"                               \
@@ -34,13 +35,19 @@
     "  tail-from I          write the records of the entries after I to stdout\n"                            \
     "  append-entries       append and apply the records read from stdin\n"                                  \
     "  serve                read the commands above (not the last three) from stdin, one a line;\n"          \
-    "                       each answer ends with a line 'ok' or 'error: ...'\n"
+    "                       each answer ends with a line 'ok' or 'error: ...'; with --repo, snapshots\n"     \
+    "                       are taken by libcoffer's snapshotter, and serve also reads snapshot-now,\n"      \
+    "                       snapshot-wait N (until N are stored) and snapshot-stats\n"                       \
+    "  bootstrap            make DIR a new node from the newest good snapshot in --repo\n"                   \
+    "SNAPSHOTS: --repo DIR|s3://BUCKET/PREFIX (snapshots in REPO/TOPIC/PARTITION) [--topic T (kv)]\n"        \
+    "  [--partition P (0)] [--node-id ID] [--snapshot-env (COFFER_SNAPSHOT_*, AWS_* are read)]\n"
 
 typedef struct {
     const char *dir;
     kv_sync_policy sync;
     int sync_given;
-    uint64_t term; /* 0: the log's last term, at least 1 */
+    uint64_t term;       /* 0: the log's last term, at least 1 */
+    kv_snap_config snap; /* snap.repo NULL: no snapshots */
 } options;
 
 static int parse_u64(const char *text, uint64_t *out)
@@ -258,6 +265,12 @@ static int append_entries(kv_store *store)
 
 static int serve(kv_store *store, const options *opts)
 {
+    kv_snap *snap = NULL;
+    char why[600];
+    if (opts->snap.repo && kv_snap_start(store, &opts->snap, &snap, why, sizeof why)) {
+        fprintf(stderr, "kvstore: %s\n", why);
+        return 1;
+    }
     char line[8192];
     while (fgets(line, sizeof line, stdin)) {
         char *argv[8];
@@ -268,10 +281,16 @@ static int serve(kv_store *store, const options *opts)
             continue;
         if (strcmp(argv[0], "quit") == 0)
             break;
-        int rc = dispatch(store, opts, argc, argv);
+        int rc = snap ? kv_snap_command(snap, argc, argv) : 1;
+        if (rc == 1) {
+            rc = dispatch(store, opts, argc, argv);
+            if (snap)
+                kv_snap_applied(snap);
+        }
         printf(rc ? "error: %s failed\n" : "ok\n", argv[0]);
         fflush(stdout);
     }
+    kv_snap_stop(snap);
     return 0;
 }
 
@@ -314,6 +333,19 @@ int main(int argc, char **argv)
                 opts.sync = KV_SYNC_NONE;
             else
                 opts.sync_given = -1;
+        } else if (strcmp(argv[i], "--repo") == 0 && i + 1 < argc) {
+            opts.snap.repo = argv[++i];
+        } else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
+            opts.snap.topic = argv[++i];
+        } else if (strcmp(argv[i], "--node-id") == 0 && i + 1 < argc) {
+            opts.snap.node_id = argv[++i];
+        } else if (strcmp(argv[i], "--snapshot-env") == 0) {
+            opts.snap.use_environment = 1;
+        } else if (strcmp(argv[i], "--partition") == 0 && i + 1 < argc) {
+            uint64_t p;
+            if (parse_u64(argv[++i], &p) || p > UINT32_MAX)
+                opts.sync_given = -1;
+            opts.snap.partition = (uint32_t)p;
         } else if (strcmp(argv[i], "--term") == 0 && i + 1 < argc) {
             if (parse_u64(argv[++i], &opts.term) || opts.term == 0)
                 opts.sync_given = -1;
@@ -340,6 +372,14 @@ int main(int argc, char **argv)
         rc = open_new_node(&opts, argv[i + 1], &store);
         if (rc)
             return rc;
+    } else if (strcmp(cmd, "bootstrap") == 0) {
+        if (argc - i != 1 || !opts.snap.repo) {
+            fputs(USAGE, stderr);
+            return 2;
+        }
+        if (kv_snap_bootstrap(&opts.snap, opts.dir, opts.sync, &store))
+            return 1;
+        rc = 0;
     } else {
         char why[512] = "";
         kv_err err = kv_store_open(opts.dir, opts.sync, &store, why, sizeof why);
