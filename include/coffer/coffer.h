@@ -325,6 +325,9 @@ COFFER_API int coffer_prune(coffer_repo *repo, const char *ns, const coffer_rete
  * partition's decimal number as the namespace. Each manifest carries the labels "index",
  * "term" (the last entry the state includes), "node_id", "topic" and "partition".
  *
+ * The entries are counted from the index of the partition's newest snapshot in the repository
+ * (read when the snapshotter starts), so a restarted node does not snapshot at once.
+ *
  * Two snapshotters (two partitions, two topics) in one process share nothing but what the
  * application gives both (a repository may be shared: it is thread-safe). */
 typedef struct coffer_snapshotter coffer_snapshotter;

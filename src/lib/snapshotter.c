@@ -373,10 +373,40 @@ static void wait_until(coffer_snapshotter *s, uint64_t deadline_ms)
     pthread_cond_timedwait(&s->wake, &s->mu, &ts);
 }
 
+/* A restarted node's entries count from the partition's newest snapshot, not from 0: without
+ * this, every restart past the threshold would snapshot at once. */
+static void baseline_from_repository(coffer_snapshotter *s)
+{
+    coffer_snapshot_info *list;
+    size_t n;
+    coffer_error e;
+    if (coffer_list(s->repo, s->ns, &list, &n, &e)) {
+        cf_log(cf_lib_logger(s->repo), CF_LOG_WARN, "snapshotter: cannot list the partition's snapshots",
+               "namespace", s->ns, "error", e.message, (char *)NULL);
+        return;
+    }
+    for (size_t k = n; k-- > 0;) {
+        const char *v = NULL;
+        for (size_t i = 0; i < list[k].nlabels; i++)
+            if (!strcmp(list[k].labels[i].key, "index"))
+                v = list[k].labels[i].value;
+        char *end;
+        if (v && *v >= '0' && *v <= '9') {
+            unsigned long long index = strtoull(v, &end, 10);
+            if (!*end) {
+                atomic_store(&s->snapshot_index, (uint64_t)index);
+                break;
+            }
+        }
+    }
+    coffer_list_free(list, n);
+}
+
 static void *run(void *arg)
 {
     coffer_snapshotter *s = arg;
     const cf_logger *lg = cf_lib_logger(s->repo);
+    baseline_from_repository(s);
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
         uint64_t now = mono_ms();

@@ -256,6 +256,16 @@ static void test_entry_threshold(void **state)
     char path[600];
     snprintf(path, sizeof path, "%s/0/%s.json", f->repo_path, st.last_id);
     assert_int_equal(access(path, F_OK), 0);
+
+    /* A restarted node counts from the newest snapshot's index, not from 0. */
+    assert_int_equal(coffer_snapshotter_new(f->repo, &o, &s, NULL), COFFER_OK);
+    sm_apply(&f->sm, s, 29999);
+    sleep_ms(200);
+    assert_int_equal(stats(s).taken, 0);
+    sm_apply(&f->sm, s, 30000);
+    wait_taken(s, 1);
+    assert_int_equal(stats(s).last_index, 30000);
+    coffer_snapshotter_free(s);
 }
 
 static void test_time_threshold(void **state)

@@ -1,0 +1,103 @@
+"""The kvstore example on libcoffer's snapshotter, against a real coffer server as the s3://
+repository: 20,000 entries with a 10,000-entry threshold give two snapshots and a log file that no
+longer holds the truncated entries; the node keeps appending; retention keeps 3 of 5; a new node
+bootstraps from the newest snapshot plus the leader's tail and reaches the leader's state; a
+damaged newest snapshot makes bootstrap take the one before and say so.
+"""
+import os
+import re
+import subprocess
+
+from conftest import ACCESS_KEY, SECRET_KEY, s3_client
+from test_kvstore_example import KVSTORE_BIN, SANITIZER_MARKERS, kv, parse_log_file
+
+
+def node_env(server):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
+    env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                "COFFER_ENDPOINT": server.endpoint, "COFFER_SNAPSHOT_LOG_THRESHOLD": "10000",
+                "COFFER_SNAPSHOT_RETENTION_COUNT": "3"})
+    return env
+
+
+def snap_args(bucket):
+    return ["--repo", f"s3://{bucket}/snapshots", "--topic", "orders", "--partition", "1",
+            "--node-id", "n1", "--snapshot-env"]
+
+
+def run(node, args, env, commands=None):
+    p = subprocess.run([KVSTORE_BIN, "-d", str(node), *args], input=commands, capture_output=True,
+                       text=True, env=env, timeout=300)
+    for marker in SANITIZER_MARKERS:
+        assert marker not in p.stderr, p.stderr
+    return p
+
+
+def manifests(server, bucket):
+    objs = s3_client(server.endpoint).list_objects_v2(Bucket=bucket, Prefix="snapshots/orders/1/")
+    return sorted(o["Key"] for o in objs.get("Contents", []) if o["Key"].endswith(".json"))
+
+
+def test_snapshots_truncation_retention_bootstrap(server, tmp_path):
+    bucket = "kv-snapshots"
+    s3_client(server.endpoint).create_bucket(Bucket=bucket)
+    env = node_env(server)
+    leader = tmp_path / "n1"
+    p = run(leader, snap_args(bucket) + ["serve"], env,
+            "bench-fill 10000\nsnapshot-wait 1\nbench-fill 10000\nsnapshot-wait 2\nsnapshot-stats\n"
+            "put after truncation\nquit\n")
+    assert p.returncode == 0, p.stderr
+    assert "error:" not in p.stdout, p.stdout + p.stderr
+    assert re.search(r"taken=2 failed=0 last_index=20000 last_term=1 truncated_through=20000", p.stdout), p.stdout
+    assert len(manifests(server, bucket)) == 2
+
+    # The log file holds nothing up to 20,000: its base moved and its records start after it.
+    base_index, _, _, records = parse_log_file(leader / "log")
+    assert base_index == 20000
+    assert [r[0] for r in records] == [20001]
+    assert records[0][3:] == (b"after", b"truncation")
+    assert kv(leader, "get", "after").stdout == b"truncation\n"
+
+    # Three more snapshots: the three newest remain.
+    p = run(leader, snap_args(bucket) + ["serve"], env,
+            "put a 1\nsnapshot-now\nput b 2\nsnapshot-now\nput c 3\nsnapshot-now\nsnapshot-stats\nquit\n")
+    assert p.returncode == 0 and "error:" not in p.stdout, p.stdout + p.stderr
+    assert "last_index=20004" in p.stdout, p.stdout
+    assert len(manifests(server, bucket)) == 3
+
+    # More entries after the newest snapshot: a new node takes the snapshot plus the tail.
+    kv(leader, "put", "d", "4")
+    kv(leader, "put", "e", "5")
+    follower = tmp_path / "n2"
+    p = run(follower, snap_args(bucket) + ["bootstrap"], env)
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"^index=20004 term=1 id=\S+ fell_back=0$", p.stdout, re.M), p.stdout
+    tail = kv(leader, "tail-from", "20004").stdout
+    kv(follower, "append-entries", input=tail)
+    assert kv(follower, "digest").stdout == kv(leader, "digest").stdout
+    assert kv(follower, "get", "e").stdout == b"5\n"
+
+
+def test_bootstrap_falls_back_past_a_damaged_newest(server, tmp_path):
+    bucket = "kv-damaged"
+    s3 = s3_client(server.endpoint)
+    s3.create_bucket(Bucket=bucket)
+    env = node_env(server)
+    leader = tmp_path / "n1"
+    p = run(leader, snap_args(bucket) + ["serve"], env,
+            "put a 1\nsnapshot-now\nput b 2\nsnapshot-now\nquit\n")
+    assert p.returncode == 0 and "error:" not in p.stdout, p.stdout + p.stderr
+    newest = manifests(server, bucket)[-1][:-len(".json")]
+    archive = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]
+                   if o["Key"].startswith(newest) and not o["Key"].endswith(".json"))
+    data = bytearray(s3.get_object(Bucket=bucket, Key=archive)["Body"].read())
+    for i in range(len(data) // 2, len(data) // 2 + 8):
+        data[i] ^= 0x5A
+    s3.put_object(Bucket=bucket, Key=archive, Body=bytes(data))
+
+    p = run(tmp_path / "n2", snap_args(bucket) + ["bootstrap"], env)
+    assert p.returncode == 0, p.stderr
+    assert re.search(r"^index=1 term=1 id=\S+ fell_back=1$", p.stdout, re.M), p.stdout
+    assert "damaged" in p.stderr
+    assert kv(tmp_path / "n2", "get", "a").stdout == b"1\n"
+    assert kv(tmp_path / "n2", "get", "b", check=False).returncode == 1
