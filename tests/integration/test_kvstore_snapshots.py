@@ -85,9 +85,11 @@ def test_bootstrap_falls_back_past_a_damaged_newest(server, tmp_path):
     env = node_env(server)
     leader = tmp_path / "n1"
     p = run(leader, snap_args(bucket) + ["serve"], env,
-            "put a 1\nsnapshot-now\nput b 2\nsnapshot-now\nquit\n")
+            "put a 1\nsnapshot-now\nput b 2\nsnapshot-now\nsnapshot-stats\nquit\n")
     assert p.returncode == 0 and "error:" not in p.stdout, p.stdout + p.stderr
-    newest = manifests(server, bucket)[-1][:-len(".json")]
+    # Two ids of one second sort by their random part: the newest is the one the node names.
+    newest = "snapshots/orders/1/" + re.search(r"last_id=(\S+)", p.stdout).group(1)
+    assert newest + ".json" in manifests(server, bucket)
     archive = next(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]
                    if o["Key"].startswith(newest) and not o["Key"].endswith(".json"))
     data = bytearray(s3.get_object(Bucket=bucket, Key=archive)["Body"].read())
