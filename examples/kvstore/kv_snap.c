@@ -138,9 +138,9 @@ int kv_snap_command(kv_snap *snap, int argc, char **argv)
     if (strcmp(argv[0], "snapshot-stats") == 0 && argc == 1) {
         coffer_snapshotter_stats st = stats_of(snap);
         printf("taken=%" PRIu64 " failed=%" PRIu64 " last_index=%" PRIu64 " last_term=%" PRIu64
-               " truncated_through=%" PRIu64 " last_id=%s last_error=%s\n",
-               st.taken, st.failed, st.last_index, st.last_term, st.truncated_through, st.last_id,
-               st.last_error.status ? coffer_strerror(st.last_error.status) : "none");
+               " truncated_through=%" PRIu64 " last_duration_ms=%" PRIu64 " last_id=%s last_error=%s\n",
+               st.taken, st.failed, st.last_index, st.last_term, st.truncated_through, st.last_duration_ms,
+               st.last_id, st.last_error.status ? coffer_strerror(st.last_error.status) : "none");
         return 0;
     }
     return 1;
