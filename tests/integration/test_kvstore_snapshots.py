@@ -103,3 +103,56 @@ def test_bootstrap_falls_back_past_a_damaged_newest(server, tmp_path):
     assert "damaged" in p.stderr
     assert kv(tmp_path / "n2", "get", "a").stdout == b"1\n"
     assert kv(tmp_path / "n2", "get", "b", check=False).returncode == 1
+
+
+class Serve:
+    """A `kvstore serve` kept open: one command at a time, its answer's lines up to ok / error."""
+
+    def __init__(self, node, args, env):
+        self.proc = subprocess.Popen([KVSTORE_BIN, "-d", str(node), *args, "serve"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def ask(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            assert line, "serve ended: " + self.proc.stderr.read()
+            if line == "ok\n" or line.startswith("error:"):
+                return line.strip(), "".join(lines)
+            lines.append(line)
+
+    def quit(self):
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=60) == 0
+        err = self.proc.stderr.read()
+        for marker in SANITIZER_MARKERS:
+            assert marker not in err, err
+        return err
+
+
+def test_store_down_truncates_nothing_then_recovers(make_server, tmp_path):
+    srv = make_server().start()
+    s3_client(srv.endpoint).create_bucket(Bucket="kv-down")
+    assert srv.stop() == 0
+    node = tmp_path / "n1"
+    serve = Serve(node, snap_args("kv-down"), node_env(srv))
+    assert serve.ask("bench-fill 10000")[0] == "ok"  # the threshold: the snapshotter tries
+    answer, _ = serve.ask("snapshot-now")
+    assert answer.startswith("error:")
+    _, stats = serve.ask("snapshot-stats")
+    assert re.search(r"taken=0 failed=[1-9]\d* .*truncated_through=0 ", stats), stats
+    assert "last_error=input/output error" in stats
+    base_index, _, _, records = parse_log_file(node / "log")
+    assert base_index == 0 and len(records) == 10000  # nothing truncated
+
+    srv.start()  # the store is back: the retry (backoff from 1 s) succeeds
+    assert serve.ask("snapshot-wait 1")[0] == "ok"
+    _, stats = serve.ask("snapshot-stats")
+    assert re.search(r"taken=1 failed=[1-9]\d* last_index=10000 .*truncated_through=10000 ", stats), stats
+    assert "Couldn't connect" in serve.quit()
+    base_index, _, _, records = parse_log_file(node / "log")
+    assert base_index == 10000 and records == []
+    assert len(manifests(srv, "kv-down")) == 1
