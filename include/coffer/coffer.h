@@ -237,6 +237,11 @@ COFFER_API void coffer_list_free(coffer_snapshot_info *list, size_t count);
  * *json (its length into *len, may be NULL). Free with coffer_free. Thread-safe. */
 COFFER_API int coffer_show(coffer_repo *repo, const char *ns, const char *id, char **json, size_t *len,
                            coffer_error *err);
+/* The id of ns's newest snapshot into id (COFFER_ID_SIZE bytes): the one a NULL id names in
+ * show, restore and verify, so that a caller can say which one it acted on. COFFER_ENOTFOUND when
+ * ns has none. Thread-safe. */
+COFFER_API int coffer_latest(coffer_repo *repo, const char *ns, char id[COFFER_ID_SIZE], coffer_error *err);
+
 /* Frees what the library allocated for the caller with no free function of its own. */
 COFFER_API void coffer_free(void *p);
 

@@ -44,6 +44,17 @@ const cf_logger *cf_lib_logger(const coffer_repo *r)
     return &r->log;
 }
 
+int cf_lib_repo_adopt(cf_repo *repo, coffer_repo **out)
+{
+    coffer_repo *r = calloc(1, sizeof *r);
+    if (!r)
+        return CF_ENOMEM;
+    r->repo = repo;
+    r->log = (cf_logger){CF_LOG_ERROR, NULL, r};
+    *out = r;
+    return 0;
+}
+
 const char *coffer_version(void)
 {
     return COFFER_VERSION;
@@ -612,6 +623,9 @@ void coffer_writer_abort(coffer_writer *w)
 
 /* ---- list, show ---- */
 
+static int resolve_id(coffer_repo *r, const char *ns, const char *id, char buf[CF_SNAPSHOT_ID_LEN + 1],
+                      coffer_error *e);
+
 typedef struct listing {
     coffer_snapshot_info *v;
     size_t n, cap;
@@ -675,6 +689,16 @@ int coffer_list(coffer_repo *r, const char *ns, coffer_snapshot_info **out, size
     *out = l.v;
     *count = l.n;
     return ok(e);
+}
+
+int coffer_latest(coffer_repo *r, const char *ns, char id[COFFER_ID_SIZE], coffer_error *e)
+{
+    int st = check_ns(r, ns, e);
+    if (!st && !id)
+        st = fail_msg(e, COFFER_EINVAL, "coffer_latest: id is NULL");
+    if (!st)
+        st = resolve_id(r, ns, NULL, id, e);
+    return st ? st : ok(e);
 }
 
 void coffer_free(void *p)
