@@ -16,8 +16,10 @@
 
 #include "cli/cli.h"
 #include "cli/target.h"
+#include "coffer/coffer.h"
 #include "core/duration.h"
 #include "core/fs.h"
+#include "lib/lib.h"
 #include "s3client/s3client.h"
 #include "snapshot/ref.h"
 #include "snapshot/snapshot.h"
@@ -232,12 +234,21 @@ static int load_secret(const snap_opts *o, cf_master_key *key, char **pass, cf_s
     return 0;
 }
 
-static int print_entry(void *ctx, const cf_manifest *m)
+/* A libcoffer answer as the engine's error, so that exit_for and the messages stay as they were. */
+static int from_api(int status, const coffer_error *e, cf_err *err)
 {
-    const snap_opts *o = ctx;
+    if (status == COFFER_OK)
+        return 0;
+    int code = status <= COFFER_EINVAL && status >= COFFER_EINTERNAL ? CF_ERR_FIRST_ - status : CF_EIO;
+    return cf_err_set(err, code, "%s", e->message);
+}
+
+static int print_entry(const snap_opts *o, const char *ns, const coffer_snapshot_info *m)
+{
     char when[32];
     struct tm tm;
-    gmtime_r(&m->created, &tm);
+    time_t created = (time_t)m->created;
+    gmtime_r(&created, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (o->json) {
         json_t *labels = json_object();
@@ -248,11 +259,10 @@ static int print_entry(void *ctx, const cf_manifest *m)
             json_decref(labels);
             return CF_ENOMEM;
         }
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s, s:o}", "id", m->id, "namespace",
-                              m->ns, "created", when, "size", (json_int_t)m->archive.size, "raw_size",
-                              (json_int_t)m->archive.raw_size, "files", (json_int_t)m->archive.files,
-                              "encrypted", m->encryption != NULL, "compression",
-                              cf_codec_name(m->archive.compression), "labels", labels);
+        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:s, s:o}", "id", m->id, "namespace", ns,
+                              "created", when, "size", (json_int_t)m->stored_size, "raw_size",
+                              (json_int_t)m->raw_size, "files", (json_int_t)m->files, "encrypted",
+                              m->encrypted, "compression", m->compression, "labels", labels);
         char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(j);
         if (!text)
@@ -260,8 +270,8 @@ static int print_entry(void *ctx, const cf_manifest *m)
         printf("%s\n", text);
         free(text);
     } else {
-        printf("%-21s  %s  %12llu  %12llu  %s", m->id, when, (unsigned long long)m->archive.size,
-               (unsigned long long)m->archive.raw_size, m->encryption ? "enc" : "-");
+        printf("%-21s  %s  %12llu  %12llu  %s", m->id, when, (unsigned long long)m->stored_size,
+               (unsigned long long)m->raw_size, m->encrypted ? "enc" : "-");
         for (size_t i = 0; i < m->nlabels; i++)
             printf("  %s=%s", m->labels[i].key, m->labels[i].value);
         printf("\n");
@@ -343,50 +353,6 @@ static void print_fate(void *ctx, const char *id, const char *reasons)
         printf("keep   %s (%s)\n", id, reasons);
 }
 
-typedef struct verify_all {
-    cf_repo *repo;
-    const char *ns;
-    const cf_snapshot_secret *secret;
-    int failures;
-} verify_all;
-
-static int verify_one(void *ctx, const cf_manifest *m)
-{
-    verify_all *v = ctx;
-    cf_err err = {0};
-    int rc = cf_snapshot_verify(v->repo, v->ns, m->id, v->secret, &err);
-    if (rc) {
-        v->failures++;
-        fprintf(stderr, "%s: FAILED: %s\n", m->id, err.msg);
-    } else {
-        printf("%s: ok\n", m->id);
-    }
-    return 0;
-}
-
-static int verify(cf_repo *repo, const cf_snapshot_ref *ref, const snap_opts *o,
-                  const cf_snapshot_secret *secret, cf_err *err)
-{
-    if (o->all) {
-        verify_all v = {repo, ref->ns, secret, 0};
-        int rc = cf_snapshot_list(repo, ref->ns, verify_one, &v, err);
-        if (!rc && v.failures)
-            rc = cf_err_set(err, CF_EDIGEST, "%d snapshot(s) failed verification", v.failures);
-        return rc;
-    }
-    char id[CF_SNAPSHOT_ID_LEN + 1] = "";
-    snprintf(id, sizeof id, "%s", ref->id);
-    if (!id[0]) {
-        int rc = cf_snapshot_latest(repo, ref->ns, id, err);
-        if (rc)
-            return rc;
-    }
-    int rc = cf_snapshot_verify(repo, ref->ns, id, secret, err);
-    if (!rc)
-        printf("%s: ok\n", id);
-    return rc;
-}
-
 /* What every verb works on: the parsed command line, the open repository and the run's
  * results. */
 typedef struct snap_run {
@@ -394,7 +360,8 @@ typedef struct snap_run {
     char **args; /* the operands after the verb */
     const char *repo_text;
     cf_snapshot_ref ref;
-    cf_repo *repo;
+    cf_repo *repo;    /* the engine's, for the verbs not yet on libcoffer */
+    coffer_repo *api; /* owns repo */
     const cf_snapshot_secret *secret;
     progress *bar;
     cf_snapshot_stats stats;
@@ -444,7 +411,14 @@ static int run_create(snap_run *r)
 
 static int run_ls(snap_run *r)
 {
-    return cf_snapshot_list(r->repo, r->ref.ns, print_entry, r->o, &r->err);
+    coffer_snapshot_info *list = NULL;
+    size_t n = 0;
+    coffer_error e;
+    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = print_entry(r->o, r->ref.ns, &list[i]);
+    coffer_list_free(list, n);
+    return rc;
 }
 
 static int run_restore(snap_run *r)
@@ -467,19 +441,63 @@ static int run_restore(snap_run *r)
     return rc;
 }
 
+/* What opens an encrypted snapshot, as libcoffer takes it (the key's 32 bytes, or the passphrase). */
+static coffer_restore_options restore_options(const snap_run *r)
+{
+    coffer_restore_options ro = {.struct_size = sizeof ro};
+    ro.key = r->secret->key ? r->secret->key->key : NULL;
+    ro.passphrase = r->secret->passphrase;
+    ro.passphrase_len = r->secret->passphrase_len;
+    return ro;
+}
+
+/* --all checks every snapshot and goes on past a damaged one; the run fails if any did. */
+static int verify_all(snap_run *r, const coffer_restore_options *ro)
+{
+    coffer_snapshot_info *list = NULL;
+    size_t n = 0;
+    coffer_error e;
+    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), failures = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e) != COFFER_OK) {
+            failures++;
+            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, e.message);
+        } else {
+            printf("%s: ok\n", list[i].id);
+        }
+    }
+    coffer_list_free(list, n);
+    if (!rc && failures)
+        rc = cf_err_set(&r->err, CF_EDIGEST, "%d snapshot(s) failed verification", failures);
+    return rc;
+}
+
 static int run_verify(snap_run *r)
 {
-    return verify(r->repo, &r->ref, r->o, r->secret, &r->err);
+    coffer_restore_options ro = restore_options(r);
+    if (r->o->all)
+        return verify_all(r, &ro);
+    char id[COFFER_ID_SIZE] = "";
+    snprintf(id, sizeof id, "%s", r->ref.id);
+    coffer_error e;
+    int rc = id[0] ? 0 : from_api(coffer_latest(r->api, r->ref.ns, id, &e), &e, &r->err);
+    if (!rc)
+        rc = from_api(coffer_verify(r->api, r->ref.ns, id, &ro, &e), &e, &r->err);
+    if (!rc)
+        printf("%s: ok\n", id);
+    return rc;
 }
 
 static int run_show(snap_run *r)
 {
     char *json = NULL;
     size_t len = 0;
-    int rc = cf_snapshot_show(r->repo, r->ref.ns, r->ref.id[0] ? r->ref.id : NULL, &json, &len, &r->err);
+    coffer_error e;
+    int rc = from_api(coffer_show(r->api, r->ref.ns, r->ref.id[0] ? r->ref.id : NULL, &json, &len, &e), &e,
+                      &r->err);
     if (!rc)
         fwrite(json, 1, len, stdout);
-    free(json);
+    coffer_free(json);
     return rc;
 }
 
@@ -490,7 +508,8 @@ static int run_rm(snap_run *r)
                 (int)strcspn(r->repo_text, "@"), r->repo_text);
         return CF_EINVAL;
     }
-    int rc = cf_snapshot_remove(r->repo, r->ref.ns, r->ref.id, &r->err);
+    coffer_error e;
+    int rc = from_api(coffer_remove(r->api, r->ref.ns, r->ref.id, &e), &e, &r->err);
     if (!rc)
         printf("removed %s\n", r->ref.id);
     return rc;
@@ -725,12 +744,17 @@ int cf_cmd_snapshot(int argc, char **argv)
     progress bar = {.t0 = now_s(), .verb = v->name, .on = !o.no_progress && !o.json && isatty(2)};
     r.bar = &bar;
     int rc = open_repo(&r.ref, &o, &client, &r.repo, &r.err);
+    if (!rc && cf_lib_repo_adopt(r.repo, &r.api) != 0)
+        rc = cf_err_set(&r.err, CF_ENOMEM, "out of memory");
     if (!rc)
         rc = v->run(&r);
     if (o.metrics_file)
         write_metrics(o.metrics_file, v->name, r.ref.ns, rc, &t0, &r.stats);
     wipe_secret(&key, pass);
-    cf_repo_close(r.repo);
+    if (r.api)
+        coffer_repo_close(r.api);
+    else
+        cf_repo_close(r.repo);
     code = rc ? exit_for(rc, client) : CF_EXIT_OK;
     cf_s3c_free(client);
     if (rc && r.err.msg[0])
