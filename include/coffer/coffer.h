@@ -306,13 +306,19 @@ typedef struct coffer_retention {
     int64_t grace_s;       /* archives left by interrupted creates are removed once older than
                             * this; 0: one day */
     int dry_run;           /* decide and report, remove nothing */
-    coffer_prune_fn fn;    /* may be NULL */
+    coffer_prune_fn fn;    /* may be NULL; told "" as reasons for each archive without a manifest
+                            * that is removed */
     void *ctx;
+    /* Added after 0.1.0's first cut (a program built before sets a struct_size without them:
+     * 0 and NULL). */
+    int grace_as_given; /* 1: grace_s is taken as given, 0 meaning every leftover at once */
+    size_t *swept;      /* may be NULL: set to the interrupted uploads (S3 multipart) removed */
 } coffer_retention;
 
 /* Applies policy to ns; archives without a manifest (left by interrupted creates) older than
  * grace_s are removed too. *removed (may be NULL) counts the snapshots removed (with dry_run: that
- * would be). Thread-safe. */
+ * would be). COFFER_ENOTSUP when the S3 endpoint cannot list interrupted uploads: the snapshots
+ * were pruned all the same, only that sweep was not done. Thread-safe. */
 COFFER_API int coffer_prune(coffer_repo *repo, const char *ns, const coffer_retention *policy,
                             size_t *removed, coffer_error *err);
 

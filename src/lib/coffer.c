@@ -952,9 +952,11 @@ int coffer_prune(coffer_repo *r, const char *ns, const coffer_retention *policy,
     prune_ctx p = {r, ns, &o, 0};
     size_t swept = 0;
     cf_err err = {0};
-    int rc = cf_snapshot_prune(r->repo, ns, &keep, o.grace_s ? o.grace_s : 86400, o.dry_run, on_fate, &p,
-                               &swept, &err);
+    int64_t grace_s = o.grace_s || o.grace_as_given ? o.grace_s : 86400;
+    int rc = cf_snapshot_prune(r->repo, ns, &keep, grace_s, o.dry_run, on_fate, &p, &swept, &err);
     if (removed)
         *removed = p.removed;
+    if (o.swept)
+        *o.swept = swept;
     return rc ? fail(e, rc, &err) : ok(e);
 }

@@ -507,6 +507,47 @@ static void test_remove_and_prune_keep_last(void **state)
     assert_int_equal(coffer_remove(f->repo, "topic-3", NULL, &e), COFFER_EINVAL);
 }
 
+static void count_leftover(void *ctx, const char *id, const char *reasons)
+{
+    (void)id;
+    if (reasons && !*reasons)
+        ++*(int *)ctx;
+}
+
+/* An archive whose manifest never came stays through the default grace (a day, also for a
+ * struct from before grace_as_given), and goes at once with grace_as_given and grace_s 0. */
+static void test_prune_grace_as_given(void **state)
+{
+    fixture *f = *state;
+    coffer_error e;
+    coffer_result made[2];
+    commit_streams(f->repo, "left", 2, made);
+    char manifest[400];
+    snprintf(manifest, sizeof manifest, "%s/left/%s.json", f->repo_path, made[0].id);
+    assert_int_equal(unlink(manifest), 0);
+    int leftovers = 0;
+    size_t swept = 99;
+    coffer_retention old = {.struct_size = offsetof(coffer_retention, grace_as_given), .keep_last = 5};
+    old.fn = count_leftover;
+    old.ctx = &leftovers;
+    assert_int_equal(coffer_prune(f->repo, "left", &old, NULL, &e), COFFER_OK);
+    assert_int_equal(leftovers, 0);
+    coffer_retention zero = {
+        .struct_size = sizeof zero, .keep_last = 5, .grace_as_given = 1, .swept = &swept};
+    zero.fn = count_leftover;
+    zero.ctx = &leftovers;
+    zero.dry_run = 1;
+    assert_int_equal(coffer_prune(f->repo, "left", &zero, NULL, &e), COFFER_OK);
+    assert_int_equal(leftovers, 1);
+    zero.dry_run = 0;
+    assert_int_equal(coffer_prune(f->repo, "left", &zero, NULL, &e), COFFER_OK);
+    assert_int_equal(leftovers, 2);
+    assert_int_equal(swept, 0);
+    assert_int_equal(coffer_prune(f->repo, "left", &zero, NULL, &e), COFFER_OK);
+    assert_int_equal(leftovers, 2); /* gone: not reported again */
+    list_count(f->repo, "left", 1);
+}
+
 /* What the command line needs beyond the first API: which snapshot "the newest" is, and a
  * handle over a repository it opened itself. */
 static void test_latest_and_adopted_repo(void **state)
@@ -708,6 +749,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_encrypted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_and_prune_keep_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_and_adopted_repo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_grace_as_given, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
