@@ -515,12 +515,32 @@ static int run_rm(snap_run *r)
     return rc;
 }
 
+/* The engine counts a negative --keep-* as absent; libcoffer refuses it, so it becomes 0 here. */
+static int count_of(int n)
+{
+    return n > 0 ? n : 0;
+}
+
 static int run_prune(snap_run *r)
 {
     const snap_opts *o = r->o;
     size_t swept = 0;
-    int rc = cf_snapshot_prune(r->repo, r->ref.ns, &o->keep, o->grace_s, o->dry_run, print_fate, r->o, &swept,
-                               &r->err);
+    coffer_retention keep = {.struct_size = sizeof keep,
+                             .keep_last = count_of(o->keep.last),
+                             .keep_hourly = count_of(o->keep.hourly),
+                             .keep_daily = count_of(o->keep.daily),
+                             .keep_weekly = count_of(o->keep.weekly),
+                             .keep_monthly = count_of(o->keep.monthly),
+                             .keep_yearly = count_of(o->keep.yearly),
+                             .keep_within_s = o->keep.within_s > 0 ? o->keep.within_s : 0,
+                             .grace_s = o->grace_s,
+                             .dry_run = o->dry_run,
+                             .fn = print_fate,
+                             .ctx = r->o,
+                             .grace_as_given = 1,
+                             .swept = &swept};
+    coffer_error e;
+    int rc = from_api(coffer_prune(r->api, r->ref.ns, &keep, NULL, &e), &e, &r->err);
     if (rc == CF_ENOTSUP) {
         /* The snapshots are pruned; only the sweep for leftovers (ListMultipartUploads)
          * is something this endpoint does not offer. */
