@@ -774,7 +774,8 @@ typedef struct sink {
     coffer_write_fn fn;
     void *ctx;
     int fd;
-    int status; /* the first failure: a negative coffer_status */
+    int status;    /* the first failure: a negative coffer_status */
+    int sys_errno; /* an fd's: the engine's message then names the system's reason */
 } sink;
 
 static ssize_t sink_write(void *cookie, const char *p, size_t n)
@@ -784,7 +785,7 @@ static ssize_t sink_write(void *cookie, const char *p, size_t n)
     if (st == COFFER_OK)
         return (ssize_t)n;
     s->status = st < 0 ? st : COFFER_ECALLBACK;
-    errno = EIO;
+    errno = s->sys_errno ? s->sys_errno : EIO;
     return -1;
 }
 
@@ -796,8 +797,10 @@ static int to_fd(void *ctx, const void *p, size_t n)
         ssize_t k = write(s->fd, c, n);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k < 0)
+        if (k < 0) {
+            s->sys_errno = errno;
             return COFFER_EIO;
+        }
         c += k;
         n -= (size_t)k;
     }
@@ -828,7 +831,10 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
     int rc = cf_snapshot_restore(r->repo, ns, "-", f, &ro, made, &stats, &err);
     secret_wipe(&box);
     fclose(f);
-    if (s->status) {
+    if (s->sys_errno) {
+        /* The engine's own words for "-" (the command line's restore to standard output). */
+        rc = cf_err_sys(&err, CF_EIO, s->sys_errno, "cannot write the restored stream");
+    } else if (s->status) {
         char msg[200];
         snprintf(msg, sizeof msg, "the restored stream's %s failed: %s",
                  s->fd >= 0 ? "file descriptor" : "callback", coffer_strerror(s->status));
@@ -843,7 +849,7 @@ int coffer_restore_fd(coffer_repo *r, const char *ns, const char *id, int fd,
 {
     if (fd < 0)
         return fail_msg(e, COFFER_EINVAL, "coffer_restore_fd: the file descriptor is negative");
-    sink s = {to_fd, NULL, fd, 0};
+    sink s = {to_fd, NULL, fd, 0, 0};
     s.ctx = &s;
     return restore_stream(r, ns, id, &s, "fd", options, result, e);
 }
@@ -853,7 +859,7 @@ int coffer_restore_cb(coffer_repo *r, const char *ns, const char *id, coffer_wri
 {
     if (!fn)
         return fail_msg(e, COFFER_EINVAL, "coffer_restore_cb: the write function is NULL");
-    sink s = {fn, ctx, -1, 0};
+    sink s = {fn, ctx, -1, 0, 0};
     return restore_stream(r, ns, id, &s, "callback", options, result, e);
 }
 

@@ -548,6 +548,21 @@ static void test_prune_grace_as_given(void **state)
     list_count(f->repo, "left", 1);
 }
 
+/* A file descriptor that refuses the bytes fails the restore with the system's reason, as
+ * `coffer snapshot restore REPO -` has always said it. */
+static void test_restore_fd_names_the_system_error(void **state)
+{
+    fixture *f = *state;
+    coffer_error e;
+    coffer_result made;
+    commit_streams(f->repo, "fdfail", 1, &made);
+    int fd = open(f->repo_path, O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    expect(coffer_restore_fd(f->repo, "fdfail", NULL, fd, NULL, NULL, &e), &e, COFFER_EIO,
+           "cannot write the restored stream: Bad file descriptor");
+    close(fd);
+}
+
 /* What the command line needs beyond the first API: which snapshot "the newest" is, and a
  * handle over a repository it opened itself. */
 static void test_latest_and_adopted_repo(void **state)
@@ -750,6 +765,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_and_prune_keep_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_and_adopted_repo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_grace_as_given, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_fd_names_the_system_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
