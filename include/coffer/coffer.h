@@ -151,6 +151,10 @@ typedef struct coffer_label {
  * Runs on the thread doing the work (for a writer, the writer's engine thread). */
 typedef void (*coffer_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
+/* Told a file a directory snapshot left out because it cannot be read (path as under the
+ * directory, why: the system's reason), as it happens; both strings borrowed for the call. */
+typedef void (*coffer_skipped_fn)(void *ctx, const char *path, const char *why);
+
 typedef struct coffer_create_options {
     size_t struct_size; /* sizeof(coffer_create_options) */
     coffer_compression compression;
@@ -175,6 +179,10 @@ typedef struct coffer_create_options {
     coffer_progress_fn progress; /* may be NULL; total: a directory's measured size, a stream's
                                   * expected_size */
     void *progress_ctx;
+    /* Added after 0.1.0's first cut (a program built before sets a struct_size without them). */
+    coffer_skipped_fn skipped; /* coffer_create_dir with allow_unreadable: told each file left out;
+                                * may be NULL */
+    void *skipped_ctx;
 } coffer_create_options;
 
 /* What a create or a restore did; every function taking one accepts NULL. */

@@ -291,8 +291,32 @@ static void secret_wipe(secret_box *b)
 
 /* ---- create ---- */
 
+/* A directory's create hands the engine one context for its two callbacks; the application gave
+ * each its own. */
+typedef struct dir_callbacks {
+    coffer_progress_fn progress;
+    void *progress_ctx;
+    coffer_skipped_fn skipped;
+    void *skipped_ctx;
+} dir_callbacks;
+
+static void dir_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    const dir_callbacks *cb = ctx;
+    if (cb->progress)
+        cb->progress(cb->progress_ctx, done, total);
+}
+
+static void dir_skipped(void *ctx, const char *path, const char *why)
+{
+    const dir_callbacks *cb = ctx;
+    cb->skipped(cb->skipped_ctx, path, why);
+}
+
+/* cb (a directory's create: NULL otherwise) receives the application's callbacks and must live
+ * as long as co. */
 static int engine_create_opts(const coffer_create_options *options, cf_snapshot_create_opts *co,
-                              secret_box *box, int copy_secret, coffer_error *e)
+                              secret_box *box, int copy_secret, dir_callbacks *cb, coffer_error *e)
 {
     coffer_create_options o;
     int st = copy_options(&o, sizeof o, options, "coffer_create_options", e);
@@ -329,6 +353,12 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
     co->allow_unreadable = o.allow_unreadable;
     co->progress = o.progress;
     co->cb_ctx = o.progress_ctx;
+    if (cb && o.skipped) {
+        *cb = (dir_callbacks){o.progress, o.progress_ctx, o.skipped, o.skipped_ctx};
+        co->progress = o.progress ? dir_progress : NULL;
+        co->skipped = dir_skipped;
+        co->cb_ctx = cb;
+    }
     if ((st = secret_from(o.key, o.passphrase, o.passphrase_len, copy_secret, box, e)))
         return st;
     co->secret = secret_of(box);
@@ -383,8 +413,9 @@ int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const co
     if (!st && (!path || !*path || strcmp(path, "-") == 0))
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_dir: a directory path is needed");
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = engine_create_opts(options, &co, &box, 0, e);
+        st = engine_create_opts(options, &co, &box, 0, &cb, e);
     if (st)
         return st;
     co.source = path;
@@ -416,7 +447,7 @@ int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
     secret_box box;
     if (!st)
-        st = engine_create_opts(options, &co, &box, 0, e);
+        st = engine_create_opts(options, &co, &box, 0, NULL, e);
     if (st)
         return st;
     co.source = "-";
@@ -525,7 +556,7 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
         return fail_msg(e, COFFER_ENOMEM, "out of memory");
     w->repo = r;
     snprintf(w->ns, sizeof w->ns, "%s", ns);
-    if ((st = engine_create_opts(options, &w->co, &w->secret, 1, e)) || (st = copy_labels(w, e))) {
+    if ((st = engine_create_opts(options, &w->co, &w->secret, 1, NULL, e)) || (st = copy_labels(w, e))) {
         writer_discard(w);
         return st;
     }

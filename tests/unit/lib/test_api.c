@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -563,6 +564,59 @@ static void test_restore_fd_names_the_system_error(void **state)
     close(fd);
 }
 
+typedef struct skips {
+    int n;
+    char first[64];
+} skips;
+
+static void on_skip(void *ctx, const char *path, const char *why)
+{
+    skips *k = ctx;
+    if (!k->n++)
+        snprintf(k->first, sizeof k->first, "%s", path);
+    (void)why;
+}
+
+/* In a child without root's reach (nobody), the source's mode 0700 "sub" cannot be read: with
+ * allow_unreadable the callback hears of it, the result counts it, progress still runs. Exit 0
+ * when all held. */
+static int create_with_unreadable(const char *src, const char *repo_path)
+{
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+        return 10;
+    coffer_repo *repo;
+    coffer_error e;
+    if (coffer_repo_open(repo_path, NULL, &repo, &e) != COFFER_OK)
+        return 11;
+    skips k = {0};
+    coffer_create_options o = {.struct_size = sizeof o, .allow_unreadable = 1, .skipped = on_skip};
+    o.skipped_ctx = &k;
+    coffer_result res;
+    int st = coffer_create_dir(repo, "skips", src, &o, &res, &e);
+    coffer_repo_close(repo);
+    if (st != COFFER_OK)
+        return 12;
+    return k.n == 1 && strcmp(k.first, "sub") == 0 && res.skipped == 1 ? 0 : 13;
+}
+
+static void test_create_reports_skipped_files(void **state)
+{
+    fixture *f = *state;
+    char repo_path[400];
+    snprintf(repo_path, sizeof repo_path, "%s/nobody-repo", dir);
+    assert_int_equal(chmod(dir, 0777), 0);
+    assert_int_equal(chmod(f->src, 0755), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(create_with_unreadable(f->src, repo_path));
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* What the command line needs beyond the first API: which snapshot "the newest" is, and a
  * handle over a repository it opened itself. */
 static void test_latest_and_adopted_repo(void **state)
@@ -765,6 +819,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_and_prune_keep_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_and_adopted_repo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_grace_as_given, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_reports_skipped_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_fd_names_the_system_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
