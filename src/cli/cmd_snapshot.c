@@ -368,13 +368,88 @@ typedef struct snap_run {
     cf_err err;
 } snap_run;
 
+/* The engine's counters from libcoffer's result (for --json and --metrics-file). */
+static void stats_of(const coffer_result *res, cf_snapshot_stats *st)
+{
+    *st = (cf_snapshot_stats){res->raw_size, res->stored_size, res->files, res->skipped};
+}
+
+/* The same codec under libcoffer's name for it. */
+static coffer_compression compression_of(cf_codec c)
+{
+    switch (c) {
+    case CF_CODEC_LZ4: return COFFER_COMPRESSION_LZ4;
+    case CF_CODEC_GZIP: return COFFER_COMPRESSION_GZIP;
+    case CF_CODEC_NONE: return COFFER_COMPRESSION_NONE;
+    default: return COFFER_COMPRESSION_ZSTD;
+    }
+}
+
+/* --from-command is not in libcoffer yet: a shell command's output as the source, its exit
+ * status checked and the command recorded in the manifest. */
+static int create_from_command(snap_run *r, const cf_snapshot_create_opts *base, char *id)
+{
+    const snap_opts *o = r->o;
+    cf_snapshot_create_opts co = *base;
+    co.source = "-";
+    co.command = o->from_command;
+    co.secret = r->secret;
+    co.labels = o->labels;
+    co.nlabels = o->nlabels;
+    co.exclude = o->exclude;
+    co.nexclude = o->nexclude;
+    co.one_file_system = o->one_file_system;
+    co.expected_size = o->expected_size;
+    co.allow_unreadable = o->allow_unreadable;
+    co.skipped = on_skipped;
+    co.progress = r->bar->on ? on_progress : NULL;
+    co.cb_ctx = r->bar;
+    return cf_snapshot_create(r->repo, r->ref.ns, &co, id, &r->stats, &r->err);
+}
+
+static int create_on_api(snap_run *r, const cf_snapshot_create_opts *base, char *id)
+{
+    const snap_opts *o = r->o;
+    coffer_label labels[sizeof o->labels / sizeof o->labels[0]];
+    for (size_t i = 0; i < o->nlabels; i++)
+        labels[i] = (coffer_label){o->labels[i].key, o->labels[i].value};
+    coffer_create_options co = {.struct_size = sizeof co,
+                                .compression = compression_of(base->codec),
+                                .level = base->level,
+                                .chunk_size = base->chunk_size,
+                                .threads = base->threads,
+                                .expected_size = o->expected_size,
+                                .labels = labels,
+                                .nlabels = o->nlabels,
+                                .exclude = o->exclude,
+                                .nexclude = o->nexclude,
+                                .one_file_system = o->one_file_system,
+                                .allow_unreadable = o->allow_unreadable,
+                                .key = r->secret->key ? r->secret->key->key : NULL,
+                                .passphrase = r->secret->passphrase,
+                                .passphrase_len = r->secret->passphrase_len,
+                                .progress =
+                                    r->bar->on ? on_progress : NULL, /* the bar measures the source first */
+                                .progress_ctx = r->bar,
+                                .skipped = on_skipped,
+                                .skipped_ctx = r->bar};
+    coffer_result res = {0};
+    coffer_error e;
+    int st = strcmp(r->args[0], "-") == 0 ? coffer_create_fd(r->api, r->ref.ns, STDIN_FILENO, &co, &res, &e)
+                                          : coffer_create_dir(r->api, r->ref.ns, r->args[0], &co, &res, &e);
+    int rc = from_api(st, &e, &r->err);
+    if (!rc) {
+        stats_of(&res, &r->stats);
+        snprintf(id, CF_SNAPSHOT_ID_LEN + 1, "%s", res.id);
+    }
+    return rc;
+}
+
 static int run_create(snap_run *r)
 {
     const snap_opts *o = r->o;
     cf_snapshot_create_opts co = {0};
     int rc = 0;
-    co.source = o->from_command ? "-" : r->args[0];
-    co.command = o->from_command;
     co.codec = CF_CODEC_ZSTD;
     if (o->compress && cf_codec_from_name(o->compress, &co.codec) != 0) {
         fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n",
@@ -386,20 +461,9 @@ static int run_create(snap_run *r)
     }
     co.chunk_size = o->chunk_mib << 20;
     co.threads = o->jobs > 0 ? (unsigned)o->jobs : 0;
-    co.secret = r->secret;
-    co.labels = o->labels;
-    co.nlabels = o->nlabels;
-    co.exclude = o->exclude;
-    co.nexclude = o->nexclude;
-    co.one_file_system = o->one_file_system;
-    co.expected_size = o->expected_size;
-    co.allow_unreadable = o->allow_unreadable;
-    co.skipped = on_skipped;
-    co.progress = r->bar->on ? on_progress : NULL; /* the bar measures the source first */
-    co.cb_ctx = r->bar;
     char id[CF_SNAPSHOT_ID_LEN + 1];
     if (!rc)
-        rc = cf_snapshot_create(r->repo, r->ref.ns, &co, id, &r->stats, &r->err);
+        rc = o->from_command ? create_from_command(r, &co, id) : create_on_api(r, &co, id);
     if (r->bar->on)
         progress_draw(r->bar, 1);
     if (!rc && o->json)
@@ -419,12 +483,6 @@ static int run_ls(snap_run *r)
         rc = print_entry(r->o, r->ref.ns, &list[i]);
     coffer_list_free(list, n);
     return rc;
-}
-
-/* The engine's counters from libcoffer's result (for --json and --metrics-file). */
-static void stats_of(const coffer_result *res, cf_snapshot_stats *st)
-{
-    *st = (cf_snapshot_stats){res->raw_size, res->stored_size, res->files, res->skipped};
 }
 
 static coffer_restore_options restore_options(const snap_run *r);
