@@ -204,6 +204,13 @@ COFFER_API int coffer_create_fd(coffer_repo *repo, const char *ns, int fd,
                                 const coffer_create_options *options, coffer_result *result,
                                 coffer_error *err);
 
+/* Snapshot of what the shell command (run by /bin/sh -c, the caller's environment) writes to
+ * its standard output; fails, storing nothing, when the command exits other than 0. The command
+ * is recorded in the manifest (never put a secret in it). Thread-safe. */
+COFFER_API int coffer_create_command(coffer_repo *repo, const char *ns, const char *command,
+                                     const coffer_create_options *options, coffer_result *result,
+                                     coffer_error *err);
+
 /* A stream snapshot the application writes into. Until commit nothing is listed; abort (or a
  * failed write) leaves no snapshot. The engine runs on a thread of the writer's own, which reads
  * what coffer_writer_write hands it through a pipe, so write blocks while the engine is behind
@@ -287,6 +294,14 @@ COFFER_API int coffer_restore_fd(coffer_repo *repo, const char *ns, const char *
 COFFER_API int coffer_restore_cb(coffer_repo *repo, const char *ns, const char *id, coffer_write_fn fn,
                                  void *ctx, const coffer_restore_options *options, coffer_result *result,
                                  coffer_error *err);
+
+/* Restores ns@id's raw stream into the standard input of the shell command (run by /bin/sh -c);
+ * fails when the command exits other than 0 or stops reading early. Thread-safe; a command that
+ * exits early raises SIGPIPE unless the application ignores it (libcoffer changes no signal
+ * disposition: that is process-wide). */
+COFFER_API int coffer_restore_command(coffer_repo *repo, const char *ns, const char *id, const char *command,
+                                      const coffer_restore_options *options, coffer_result *result,
+                                      coffer_error *err);
 
 /* Downloads ns@id (id NULL: the newest) and checks it whole (CRC32C of each chunk, decryption
  * with options' key or passphrase, decompression, the archive's SHA-256) without writing it

@@ -438,24 +438,42 @@ static int read_fd(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
     }
 }
 
-int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
-                     coffer_result *result, coffer_error *e)
+/* A stream snapshot read from fd (command NULL), or from a shell command's output. */
+static int create_stream(coffer_repo *r, const char *ns, int fd, const char *command,
+                         const coffer_create_options *options, coffer_result *result, coffer_error *e)
 {
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
-    if (!st && fd < 0)
+    if (!st && !command && fd < 0)
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
+    if (!st && command && !*command)
+        st = fail_msg(e, COFFER_EINVAL, "coffer_create_command: a command is needed");
     secret_box box;
     if (!st)
         st = engine_create_opts(options, &co, &box, 0, NULL, e);
     if (st)
         return st;
     co.source = "-";
-    co.read = read_fd;
-    co.read_ctx = &fd;
-    st = run_create(r, ns, &co, "fd", result, e);
+    co.command = command;
+    if (!command) {
+        co.read = read_fd;
+        co.read_ctx = &fd;
+    }
+    st = run_create(r, ns, &co, command ? "command" : "fd", result, e);
     secret_wipe(&box);
     return st;
+}
+
+int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
+                     coffer_result *result, coffer_error *e)
+{
+    return create_stream(r, ns, fd, NULL, options, result, e);
+}
+
+int coffer_create_command(coffer_repo *r, const char *ns, const char *command,
+                          const coffer_create_options *options, coffer_result *result, coffer_error *e)
+{
+    return create_stream(r, ns, -1, command ? command : "", options, result, e);
 }
 
 /* ---- a stream the application writes ---- */
@@ -776,15 +794,18 @@ static int restore_opts(const coffer_restore_options *options, const char *id, c
     return COFFER_OK;
 }
 
-int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const char *dest,
-                       const coffer_restore_options *options, coffer_result *result, coffer_error *e)
+/* A restore into a directory, or into a shell command's standard input (command non-NULL). */
+static int restore_to(coffer_repo *r, const char *ns, const char *id, const char *dest, const char *command,
+                      const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     cf_snapshot_restore_opts ro;
     int st = check_ns(r, ns, e);
     if (!st)
         st = check_id(id, 1, e);
-    if (!st && (!dest || !*dest || strcmp(dest, "-") == 0))
+    if (!st && !command && (!dest || !*dest || strcmp(dest, "-") == 0))
         st = fail_msg(e, COFFER_EINVAL, "coffer_restore_dir: a destination directory is needed");
+    if (!st && !dest && (!command || !*command))
+        st = fail_msg(e, COFFER_EINVAL, "coffer_restore_command: a command is needed");
     secret_box box;
     if (!st)
         st = restore_opts(options, id, &ro, &box, e);
@@ -793,9 +814,23 @@ int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const cha
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
     cf_err err = {0};
     cf_snapshot_stats stats = {0};
-    int rc = cf_snapshot_restore(r->repo, ns, dest, NULL, &ro, made, &stats, &err);
+    int rc = dest ? cf_snapshot_restore(r->repo, ns, dest, NULL, &ro, made, &stats, &err)
+                  : cf_snapshot_restore_to_command(r->repo, ns, command, &ro, made, &stats, &err);
     secret_wipe(&box);
-    return finished(r, "restored", ns, "to", "directory", rc, &err, made, &stats, result, e);
+    return finished(r, "restored", ns, "to", dest ? "directory" : "command", rc, &err, made, &stats, result,
+                    e);
+}
+
+int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const char *dest,
+                       const coffer_restore_options *options, coffer_result *result, coffer_error *e)
+{
+    return restore_to(r, ns, id, dest ? dest : "", NULL, options, result, e);
+}
+
+int coffer_restore_command(coffer_repo *r, const char *ns, const char *id, const char *command,
+                           const coffer_restore_options *options, coffer_result *result, coffer_error *e)
+{
+    return restore_to(r, ns, id, NULL, command ? command : "", options, result, e);
 }
 
 /* The restored stream goes to a FILE (the engine's interface for "-"): a cookie stream whose

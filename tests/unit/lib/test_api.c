@@ -617,6 +617,46 @@ static void test_create_reports_skipped_files(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A shell command as the source and as the destination (coffer snapshot create --from-command,
+ * restore --to-command): the bytes go through, the command is in the manifest, and a command
+ * that fails stores nothing or fails the restore. */
+static void test_commands(void **state)
+{
+    fixture *f = *state;
+    coffer_error e;
+    coffer_result made;
+    assert_int_equal(coffer_create_command(f->repo, "cmd", "printf 'rows 1-3'", NULL, &made, &e), COFFER_OK);
+    assert_int_equal(made.raw_size, 8);
+    char *json;
+    assert_int_equal(coffer_show(f->repo, "cmd", NULL, &json, NULL, &e), COFFER_OK);
+    assert_non_null(strstr(json, "printf 'rows 1-3'"));
+    coffer_free(json);
+    int st = coffer_create_command(f->repo, "cmd", "printf partial; exit 3", NULL, NULL, &e);
+    assert_true(st < 0);
+    assert_int_equal(e.status, st);
+    assert_non_null(strstr(e.message, "3"));
+    list_count(f->repo, "cmd", 1);
+    expect(coffer_create_command(f->repo, "cmd", "", NULL, NULL, &e), &e, COFFER_EINVAL,
+           "a command is needed");
+
+    char out[400], command[500];
+    snprintf(out, sizeof out, "%s/restored", dir);
+    snprintf(command, sizeof command, "cat > '%s'", out);
+    coffer_result res;
+    assert_int_equal(coffer_restore_command(f->repo, "cmd", NULL, command, NULL, &res, &e), COFFER_OK);
+    assert_string_equal(res.id, made.id);
+    size_t n;
+    char *got = read_file(out, &n);
+    assert_int_equal(n, 8);
+    assert_memory_equal(got, "rows 1-3", 8);
+    free(got);
+    st = coffer_restore_command(f->repo, "cmd", made.id, "cat >/dev/null; exit 4", NULL, NULL, &e);
+    assert_true(st < 0);
+    assert_non_null(strstr(e.message, "4"));
+    expect(coffer_restore_command(f->repo, "cmd", NULL, NULL, NULL, NULL, &e), &e, COFFER_EINVAL,
+           "a command is needed");
+}
+
 /* What the command line needs beyond the first API: which snapshot "the newest" is, and a
  * handle over a repository it opened itself. */
 static void test_latest_and_adopted_repo(void **state)
@@ -819,6 +859,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_and_prune_keep_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_and_adopted_repo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_grace_as_given, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_reports_skipped_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_fd_names_the_system_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
