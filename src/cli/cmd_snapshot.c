@@ -385,28 +385,6 @@ static coffer_compression compression_of(cf_codec c)
     }
 }
 
-/* --from-command is not in libcoffer yet: a shell command's output as the source, its exit
- * status checked and the command recorded in the manifest. */
-static int create_from_command(snap_run *r, const cf_snapshot_create_opts *base, char *id)
-{
-    const snap_opts *o = r->o;
-    cf_snapshot_create_opts co = *base;
-    co.source = "-";
-    co.command = o->from_command;
-    co.secret = r->secret;
-    co.labels = o->labels;
-    co.nlabels = o->nlabels;
-    co.exclude = o->exclude;
-    co.nexclude = o->nexclude;
-    co.one_file_system = o->one_file_system;
-    co.expected_size = o->expected_size;
-    co.allow_unreadable = o->allow_unreadable;
-    co.skipped = on_skipped;
-    co.progress = r->bar->on ? on_progress : NULL;
-    co.cb_ctx = r->bar;
-    return cf_snapshot_create(r->repo, r->ref.ns, &co, id, &r->stats, &r->err);
-}
-
 static int create_on_api(snap_run *r, const cf_snapshot_create_opts *base, char *id)
 {
     const snap_opts *o = r->o;
@@ -435,8 +413,13 @@ static int create_on_api(snap_run *r, const cf_snapshot_create_opts *base, char 
                                 .skipped_ctx = r->bar};
     coffer_result res = {0};
     coffer_error e;
-    int st = strcmp(r->args[0], "-") == 0 ? coffer_create_fd(r->api, r->ref.ns, STDIN_FILENO, &co, &res, &e)
-                                          : coffer_create_dir(r->api, r->ref.ns, r->args[0], &co, &res, &e);
+    int st;
+    if (o->from_command)
+        st = coffer_create_command(r->api, r->ref.ns, o->from_command, &co, &res, &e);
+    else if (strcmp(r->args[0], "-") == 0)
+        st = coffer_create_fd(r->api, r->ref.ns, STDIN_FILENO, &co, &res, &e);
+    else
+        st = coffer_create_dir(r->api, r->ref.ns, r->args[0], &co, &res, &e);
     int rc = from_api(st, &e, &r->err);
     if (!rc) {
         stats_of(&res, &r->stats);
@@ -463,7 +446,7 @@ static int run_create(snap_run *r)
     co.threads = o->jobs > 0 ? (unsigned)o->jobs : 0;
     char id[CF_SNAPSHOT_ID_LEN + 1];
     if (!rc)
-        rc = o->from_command ? create_from_command(r, &co, id) : create_on_api(r, &co, id);
+        rc = create_on_api(r, &co, id);
     if (r->bar->on)
         progress_draw(r->bar, 1);
     if (!rc && o->json)
@@ -493,25 +476,22 @@ static int run_restore(snap_run *r)
     const char *id = r->ref.id[0] ? r->ref.id : NULL;
     coffer_result res = {0};
     int to_stdout = !o->to_command && !strcmp(r->args[1], "-");
-    int rc;
-    if (o->to_command) {
-        /* Not in libcoffer yet: a shell command's standard input as the destination. */
-        cf_snapshot_restore_opts ro = {id, o->force, r->secret, r->bar->on ? on_progress : NULL, r->bar};
-        rc = cf_snapshot_restore_to_command(r->repo, r->ref.ns, o->to_command, &ro, res.id, &r->stats,
-                                            &r->err);
-    } else {
-        coffer_restore_options ro = restore_options(r);
-        ro.force = o->force;
-        ro.progress = r->bar->on ? on_progress : NULL;
-        ro.progress_ctx = r->bar;
-        coffer_error e;
-        fflush(stdout);
-        int st = to_stdout ? coffer_restore_fd(r->api, r->ref.ns, id, STDOUT_FILENO, &ro, &res, &e)
-                           : coffer_restore_dir(r->api, r->ref.ns, id, r->args[1], &ro, &res, &e);
-        rc = from_api(st, &e, &r->err);
-        if (!rc)
-            stats_of(&res, &r->stats);
-    }
+    coffer_restore_options ro = restore_options(r);
+    ro.force = o->force;
+    ro.progress = r->bar->on ? on_progress : NULL;
+    ro.progress_ctx = r->bar;
+    coffer_error e;
+    fflush(stdout);
+    int st;
+    if (o->to_command)
+        st = coffer_restore_command(r->api, r->ref.ns, id, o->to_command, &ro, &res, &e);
+    else if (to_stdout)
+        st = coffer_restore_fd(r->api, r->ref.ns, id, STDOUT_FILENO, &ro, &res, &e);
+    else
+        st = coffer_restore_dir(r->api, r->ref.ns, id, r->args[1], &ro, &res, &e);
+    int rc = from_api(st, &e, &r->err);
+    if (!rc)
+        stats_of(&res, &r->stats);
     if (r->bar->on)
         progress_draw(r->bar, 1);
     /* With "-" the restored bytes own standard output. */

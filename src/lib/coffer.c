@@ -446,8 +446,7 @@ static int create_stream(coffer_repo *r, const char *ns, int fd, const char *com
     int st = check_ns(r, ns, e);
     if (!st && !command && fd < 0)
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
-    if (!st && command && !*command)
-        st = fail_msg(e, COFFER_EINVAL, "coffer_create_command: a command is needed");
+
     secret_box box;
     if (!st)
         st = engine_create_opts(options, &co, &box, 0, NULL, e);
@@ -473,7 +472,9 @@ int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create
 int coffer_create_command(coffer_repo *r, const char *ns, const char *command,
                           const coffer_create_options *options, coffer_result *result, coffer_error *e)
 {
-    return create_stream(r, ns, -1, command ? command : "", options, result, e);
+    if (!command)
+        return fail_msg(e, COFFER_EINVAL, "coffer_create_command: a command is needed");
+    return create_stream(r, ns, -1, command, options, result, e);
 }
 
 /* ---- a stream the application writes ---- */
@@ -804,8 +805,6 @@ static int restore_to(coffer_repo *r, const char *ns, const char *id, const char
         st = check_id(id, 1, e);
     if (!st && !command && (!dest || !*dest || strcmp(dest, "-") == 0))
         st = fail_msg(e, COFFER_EINVAL, "coffer_restore_dir: a destination directory is needed");
-    if (!st && !dest && (!command || !*command))
-        st = fail_msg(e, COFFER_EINVAL, "coffer_restore_command: a command is needed");
     secret_box box;
     if (!st)
         st = restore_opts(options, id, &ro, &box, e);
@@ -830,7 +829,9 @@ int coffer_restore_dir(coffer_repo *r, const char *ns, const char *id, const cha
 int coffer_restore_command(coffer_repo *r, const char *ns, const char *id, const char *command,
                            const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
-    return restore_to(r, ns, id, NULL, command ? command : "", options, result, e);
+    if (!command)
+        return fail_msg(e, COFFER_EINVAL, "coffer_restore_command: a command is needed");
+    return restore_to(r, ns, id, NULL, command, options, result, e);
 }
 
 /* The restored stream goes to a FILE (the engine's interface for "-"): a cookie stream whose

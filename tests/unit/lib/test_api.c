@@ -636,7 +636,7 @@ static void test_commands(void **state)
     assert_int_equal(e.status, st);
     assert_non_null(strstr(e.message, "3"));
     list_count(f->repo, "cmd", 1);
-    expect(coffer_create_command(f->repo, "cmd", "", NULL, NULL, &e), &e, COFFER_EINVAL,
+    expect(coffer_create_command(f->repo, "cmd", NULL, NULL, NULL, &e), &e, COFFER_EINVAL,
            "a command is needed");
 
     char out[400], command[500];
