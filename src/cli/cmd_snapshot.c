@@ -234,12 +234,22 @@ static int load_secret(const snap_opts *o, cf_master_key *key, char **pass, cf_s
     return 0;
 }
 
-/* A libcoffer answer as the engine's error, so that exit_for and the messages stay as they were. */
+/* A libcoffer answer as the engine's error, so that exit_for and the messages stay as they were;
+ * a missing key or passphrase gets the option that gives it. */
 static int from_api(int status, const coffer_error *e, cf_err *err)
 {
     if (status == COFFER_OK)
         return 0;
     int code = status <= COFFER_EINVAL && status >= COFFER_EINTERNAL ? CF_ERR_FIRST_ - status : CF_EIO;
+    static const char *const hints[][2] = {
+        {"with a key; none was given", "with a key file; give --encrypt-key-file"},
+        {"with a passphrase; none was given", "with a passphrase; give --passphrase-file"}};
+    size_t len = strlen(e->message);
+    for (size_t i = 0; status == COFFER_EAUTH && i < sizeof hints / sizeof hints[0]; i++) {
+        size_t tail = strlen(hints[i][0]);
+        if (len >= tail && strcmp(e->message + len - tail, hints[i][0]) == 0)
+            return cf_err_set(err, code, "%.*s%s", (int)(len - tail), e->message, hints[i][1]);
+    }
     return cf_err_set(err, code, "%s", e->message);
 }
 
@@ -518,9 +528,10 @@ static int verify_all(snap_run *r, const coffer_restore_options *ro)
     coffer_error e;
     int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), failures = 0;
     for (size_t i = 0; !rc && i < n; i++) {
-        if (coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e) != COFFER_OK) {
+        cf_err one = {0};
+        if (from_api(coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e), &e, &one) != 0) {
             failures++;
-            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, e.message);
+            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, one.msg);
         } else {
             printf("%s: ok\n", list[i].id);
         }

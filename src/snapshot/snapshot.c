@@ -593,9 +593,10 @@ static int snapshot_key(const cf_manifest *m, const cf_snapshot_secret *secret, 
         return 0;
     const cf_manifest_encryption *e = m->encryption;
     if (!secret || (e->passphrase ? !secret->passphrase : !secret->key))
-        return cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted with a %s; give %s", m->id,
-                          e->passphrase ? "passphrase" : "key file",
-                          e->passphrase ? "--passphrase-file" : "--encrypt-key-file");
+        /* Neutral words: the library's callers give a key or a passphrase in options, the
+         * command line in files; each front end adds its own hint. */
+        return cf_err_set(err, CF_EAUTH, "snapshot %s is encrypted with a %s; none was given", m->id,
+                          e->passphrase ? "passphrase" : "key");
     if (!e->passphrase)
         return cf_archive_key_derive(secret->key, e->salt, akey, err);
     cf_scrypt_params params = e->scrypt;
