@@ -129,6 +129,10 @@ COFFER_API int coffer_repo_open(const char *url, const coffer_repo_options *opti
  * been committed or aborted. */
 COFFER_API void coffer_repo_close(coffer_repo *repo);
 
+/* The repository as messages name it ("s3://BUCKET/PREFIX" or the directory's path); lives as
+ * long as repo. Thread-safe. */
+COFFER_API const char *coffer_repo_name(const coffer_repo *repo);
+
 /* ---- snapshots ---- */
 
 /* An id: "20261122T153000Z-7f3a" (its creation second in UTC, 4 random hex digits). */

@@ -460,7 +460,7 @@ static int run_create(snap_run *r)
     if (r->bar->on)
         progress_draw(r->bar, 1);
     if (!rc && o->json)
-        print_result("created", id, r->ref.ns, cf_repo_name(r->repo), &r->stats, now_s() - r->bar->t0);
+        print_result("created", id, r->ref.ns, coffer_repo_name(r->api), &r->stats, now_s() - r->bar->t0);
     else if (!rc)
         printf("%s\n", id);
     return rc;
@@ -506,7 +506,8 @@ static int run_restore(snap_run *r)
         progress_draw(r->bar, 1);
     /* With "-" the restored bytes own standard output. */
     if (!rc && o->json && !to_stdout)
-        print_result("restored", res.id, r->ref.ns, cf_repo_name(r->repo), &r->stats, now_s() - r->bar->t0);
+        print_result("restored", res.id, r->ref.ns, coffer_repo_name(r->api), &r->stats,
+                     now_s() - r->bar->t0);
     return rc;
 }
 

@@ -195,6 +195,11 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
     return ok(e);
 }
 
+const char *coffer_repo_name(const coffer_repo *r)
+{
+    return r ? cf_repo_name(r->repo) : "";
+}
+
 void coffer_repo_close(coffer_repo *r)
 {
     if (!r)

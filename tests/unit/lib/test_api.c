@@ -674,6 +674,8 @@ static void test_latest_and_adopted_repo(void **state)
     assert_int_equal(coffer_latest(f->repo, "ns", id, &e), COFFER_OK);
     assert_string_equal(id, made[1].id);
     assert_string_equal(e.message, "");
+    assert_string_equal(coffer_repo_name(f->repo), f->repo_path);
+    assert_string_equal(coffer_repo_name(NULL), "");
 
     cf_repo *engine;
     assert_int_equal(cf_repo_open_dir(f->repo_path, &engine, NULL), 0);
