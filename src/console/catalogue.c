@@ -313,9 +313,9 @@ typedef struct refresh {
     const cf_cat_view *prev;
     pending_chain *chains;
     size_t n, cap;
-    size_t repo; /* the repository being listed */
-    found **todo;
-    size_t ntodo;
+    size_t repo;     /* the repository being listed */
+    found **to_read; /* the manifests this refresh must read (new or changed) */
+    size_t nto_read;
     atomic_size_t next;
     atomic_size_t reads;
     int failed;       /* a listing or a read failed: counted, logged, retried next time */
@@ -351,7 +351,7 @@ static void pending_cleanup(refresh *r)
         free(p->name);
     }
     free(r->chains);
-    free(r->todo);
+    free(r->to_read);
 }
 
 static pending_chain *add_chain(refresh *r, const char *name, size_t len, size_t repo)
@@ -520,7 +520,7 @@ static int plan_reads(refresh *r, bad_set *new_bad)
     size_t total = 0;
     for (size_t i = 0; i < r->n; i++)
         total += r->chains[i].n;
-    if (total && !(r->todo = malloc(total * sizeof *r->todo)))
+    if (total && !(r->to_read = malloc(total * sizeof *r->to_read)))
         return CF_ENOMEM;
     for (size_t i = 0; i < r->n; i++) {
         pending_chain *p = &r->chains[i];
@@ -555,7 +555,7 @@ static int plan_reads(refresh *r, bad_set *new_bad)
             f->read = 1;
             f->chain = p->name;
             f->repo = p->repo;
-            r->todo[r->ntodo++] = f;
+            r->to_read[r->nto_read++] = f;
         }
     }
     return 0;
@@ -717,9 +717,9 @@ static void *read_worker(void *arg)
     refresh *r = arg;
     for (;;) {
         size_t i = atomic_fetch_add(&r->next, 1);
-        if (i >= r->ntodo || atomic_load(&r->c->stopping))
+        if (i >= r->nto_read || atomic_load(&r->c->stopping))
             break;
-        read_one(r, r->todo[i]);
+        read_one(r, r->to_read[i]);
     }
     return NULL;
 }
@@ -727,7 +727,7 @@ static void *read_worker(void *arg)
 static void read_all(refresh *r)
 {
     pthread_t t[READ_WORKERS - 1];
-    size_t want = r->ntodo / 4, started = 0;
+    size_t want = r->nto_read / 4, started = 0;
     want = want > READ_WORKERS - 1 ? READ_WORKERS - 1 : want;
     while (started < want && pthread_create(&t[started], NULL, read_worker, r) == 0)
         started++;
