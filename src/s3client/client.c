@@ -729,9 +729,14 @@ int cf_s3c_fail_from_body(cf_s3c_xfer *x)
     snprintf(last->code, sizeof last->code, "%s", e.code);
     snprintf(last->request_id, sizeof last->request_id, "%s", x->request_id);
     int rc = map_error(x->status, e.code);
-    return cf_err_set(&x->err, rc, "s3 %s '%s%s%s': %s%s%s (HTTP %ld)", x->method, x->bucket ? x->bucket : "",
-                      x->key ? "/" : "", x->key ? x->key : "", e.code[0] ? e.code : cf_strerror(rc),
-                      e.message[0] ? ": " : "", e.message, x->status);
+    cf_err_set(&x->err, rc, "s3 %s '%s%s%s': %s%s%s (HTTP %ld)", x->method, x->bucket ? x->bucket : "",
+               x->key ? "/" : "", x->key ? x->key : "", e.code[0] ? e.code : cf_strerror(rc),
+               e.message[0] ? ": " : "", e.message, x->status);
+    /* With the error, not only the client: a repository's call may have run on any client of
+     * its pool, and the error is what reaches the caller. */
+    x->err.answer.status = x->status;
+    snprintf(x->err.answer.code, sizeof x->err.answer.code, "%s", e.code);
+    return rc;
 }
 
 static int retryable(const cf_s3c_xfer *x, CURLcode res)

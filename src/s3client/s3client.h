@@ -20,8 +20,9 @@
  * AccessDenied/other 403 -> CF_EDENIED, BucketAlreadyExists… -> CF_EEXISTS, BucketNotEmpty ->
  * CF_ENOTEMPTY, 412 -> CF_EPRECOND, 416 -> CF_ERANGE, BadDigest… -> CF_EDIGEST, EntityTooLarge
  * -> CF_ETOOBIG, 501 -> CF_ENOTSUP, SlowDown/503/429 -> CF_EAGAIN, other 5xx and transport
- * failures -> CF_EIO, other 4xx -> CF_EINVAL. cf_s3c_last_status() tells the HTTP status and S3
- * code of the last failed request.
+ * failures -> CF_EIO, other 4xx -> CF_EINVAL. err->answer holds the HTTP status and S3 code
+ * behind the failure (status 0 when no answer came); cf_s3c_last_status() tells them for the
+ * last failed request of the client.
  */
 #ifndef CF_S3CLIENT_S3CLIENT_H
 #define CF_S3CLIENT_S3CLIENT_H
