@@ -112,11 +112,6 @@ void cf_s3c_get_stats(const cf_s3c *c, cf_s3c_stats *out)
     *out = c->stats;
 }
 
-const cf_s3c_status *cf_s3c_last_status(const cf_s3c *c)
-{
-    return &c->last;
-}
-
 void cf_s3c_host(cf_s3c *c, const char *bucket, char *out, size_t outlen)
 {
     if (c->virtual_host && bucket && *bucket)
@@ -293,7 +288,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         /* A new response (after a 100 Continue, too): forget the previous one's headers. */
         memset(&x->info, 0, sizeof x->info);
         x->total_size = 0;
-        x->request_id[0] = '\0';
         return len;
     }
     const char *colon = memchr(p, ':', len);
@@ -309,8 +303,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         header_value(v, vl, x->info.etag, sizeof x->info.etag);
     else if (nl == 12 && !strncasecmp(p, "content-type", 12))
         header_value(v, vl, x->info.content_type, sizeof x->info.content_type);
-    else if (nl == 16 && !strncasecmp(p, "x-amz-request-id", 16))
-        header_value(v, vl, x->request_id, sizeof x->request_id);
     else if (nl == 14 && !strncasecmp(p, "content-length", 14)) {
         header_value(v, vl, tmp, sizeof tmp);
         x->info.size = strtoull(tmp, NULL, 10);
@@ -724,10 +716,6 @@ int cf_s3c_fail_from_body(cf_s3c_xfer *x)
                  x->status == 404   ? "NotFound"
                  : x->status == 403 ? "Forbidden"
                                     : "");
-    cf_s3c_status *last = &x->c->last;
-    last->http_status = x->status;
-    snprintf(last->code, sizeof last->code, "%s", e.code);
-    snprintf(last->request_id, sizeof last->request_id, "%s", x->request_id);
     int rc = map_error(x->status, e.code);
     cf_err_set(&x->err, rc, "s3 %s '%s%s%s': %s%s%s (HTTP %ld)", x->method, x->bucket ? x->bucket : "",
                x->key ? "/" : "", x->key ? x->key : "", e.code[0] ? e.code : cf_strerror(rc),
@@ -796,9 +784,6 @@ static void attempt_done(cf_s3c_xfer *x, CURLcode res)
     if (res == CURLE_OK) {
         rc = cf_s3c_fail_from_body(x);
     } else {
-        c->last.http_status = 0;
-        c->last.code[0] = '\0';
-        c->last.request_id[0] = '\0';
         rc = cf_err_set(&x->err, CF_EIO, "s3 %s '%s%s%s': %s%s%s%s", x->method, x->bucket ? x->bucket : "",
                         x->key ? "/" : "", x->key ? x->key : "",
                         x->user_abort ? "stopped by the caller" : curl_easy_strerror(res),

@@ -410,8 +410,8 @@ static void test_put_get_head_delete_range(void **state)
     assert_int_equal(cf_s3c_get_object(c, BUCKET, "dir/hello world+?.txt", NULL, to_sink, &s, NULL, &err),
                      CF_ENOTFOUND);
     assert_int_equal(requests(c) - before, 1);
-    assert_string_equal(cf_s3c_last_status(c)->code, "NoSuchKey");
-    assert_int_equal(cf_s3c_last_status(c)->http_status, 404);
+    assert_string_equal(err.answer.code, "NoSuchKey");
+    assert_int_equal(err.answer.status, 404);
     assert_non_null(strstr(err.msg, "NoSuchKey"));
     assert_int_equal(cf_s3c_delete_object(c, BUCKET, "never-was", &err), 0);
     free(s.data);
@@ -466,7 +466,7 @@ static void test_put_stream_and_wrong_secret(void **state)
     int rc = cf_s3c_put_object(c, BUCKET, "x", "x", 1, NULL, NULL, &err);
     assert_true(rc == CF_EAUTH || rc == CF_EDENIED);
     assert_int_equal(requests(c) - before, 1);
-    assert_string_equal(cf_s3c_last_status(c)->code, "SignatureDoesNotMatch");
+    assert_string_equal(err.answer.code, "SignatureDoesNotMatch");
     cf_s3c_free(c);
     free(data);
 }
@@ -671,7 +671,7 @@ static void test_client_signs_with_its_clock(void **state)
     cf_s3c *c = new_client_with_clock(ROOT_PASS, &fixed.clock);
     cf_err err;
     assert_int_not_equal(cf_s3c_put_object(c, BUCKET, "clocked", "x", 1, NULL, NULL, &err), 0);
-    assert_string_equal(cf_s3c_last_status(c)->code, "RequestTimeTooSkewed");
+    assert_string_equal(err.answer.code, "RequestTimeTooSkewed");
     cf_buf url;
     cf_buf_init(&url, 8192);
     assert_int_equal(cf_s3c_presign(c, "GET", BUCKET, "clocked", 60, &url, &err), 0);
@@ -981,7 +981,6 @@ static void test_no_retry_on_4xx_and_give_up(void **state)
     sink s = {0};
     assert_int_equal(cf_s3c_get_object(c, "b", "k", NULL, to_sink, &s, NULL, &err), CF_EDENIED);
     assert_int_equal(f.conns, 1);
-    assert_string_equal(cf_s3c_last_status(c)->code, "AccessDenied");
     assert_int_equal(err.answer.status, 403);
     assert_string_equal(err.answer.code, "AccessDenied");
     assert_non_null(strstr(err.msg, "no way"));
