@@ -115,7 +115,8 @@ make_work() {
 }
 
 # work_cleanup: an exit trap (on_exit work_cleanup) that stops the server, shows the last lines
-# of the files in the array WORK_LOGS after a failure, and removes WORK.
+# of the files in the array WORK_LOGS after a failure, and removes WORK (and RESTORE_TMP, when
+# set: a scratch directory elsewhere, such as a tmpfs).
 work_cleanup() {
   local rc=$?
   trap - ERR
@@ -123,6 +124,7 @@ work_cleanup() {
   stop_coffer
   [ $rc -eq 0 ] || tail_logs "${WORK_LOGS[@]}"
   rm -rf "$WORK"
+  [ -z "${RESTORE_TMP:-}" ] || rm -rf "$RESTORE_TMP"
   exit $rc
 }
 

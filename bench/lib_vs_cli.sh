@@ -11,6 +11,9 @@
 #   JOBS=2             compression threads of every create (the snapshotter's default of 2)
 #   WORK=DIR           scratch directory (must not exist or be empty; default a new directory
 #                      under /var/tmp, else /tmp); removed at exit
+#   RESTORE_DIR=DIR    where the restores write; default a new directory in /dev/shm when it
+#                      has room (a tmpfs: fsync costs nothing there, so the figures do not carry
+#                      the write-back of this shared disk, which swings from run to run), else WORK
 #   COFFER_LOG_LEVEL=warn   --log-level of the server
 #   PREFAULT=2G        memory touched and freed before each timed command (see bench/lib.sh)
 #   CC=cc              compiles bench/lib_snapshot.c against include/ and the libcoffer.so
@@ -24,9 +27,12 @@
 #            (--expected-size as the library gets it, --jobs JOBS)
 #   restore: bootstrap and CLI, in turn first: coffer_bootstrap of the snapshotter's snapshot to
 #            DIR/state (it fsyncs), and coffer snapshot restore REPO@latest - > FILE of the same
-#            snapshot followed by `sync FILE`, so both end with the bytes durable
+#            snapshot followed by `sync FILE`, so both end with the bytes durable; both in
+#            RESTORE_DIR
 # The restored bytes of both are checked against the state (SHA-256) in the first round.
-# A ratio is library seconds / CLI seconds of the same round; 1.0 = the same speed.
+# A ratio is library seconds / CLI seconds of the same round, of wall time and of CPU time
+# (user + system of the process): 1.0 = the same speed. On a loaded machine the CPU ratio is
+# the steadier of the two.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${RUNS:-5}
@@ -79,7 +85,14 @@ log "state: $STATE_BYTES bytes, SHA-256 ${STATE_SHA:0:16}…"
 read -r COFFER_PORT _ < <(free_ports)
 ADDR=127.0.0.1:$COFFER_PORT
 ENDPOINT=http://$ADDR
-mkdir -p "$WORK/data" "$WORK/tmp" "$WORK/restore"
+mkdir -p "$WORK/data" "$WORK/tmp"
+if [ -z "${RESTORE_DIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ] &&
+  [ "$(df -B1 --output=avail /dev/shm | tail -n 1)" -gt $((STATE_BYTES * 5 / 2)) ]; then
+  RESTORE_DIR=$(mktemp -d /dev/shm/coffer-libbench.XXXXXX)
+  RESTORE_TMP=$RESTORE_DIR
+fi
+RESTORE_DIR=${RESTORE_DIR:-$WORK/restore}
+mkdir -p "$RESTORE_DIR"
 log "scratch $WORK; coffer server on $ADDR; RUNS=$RUNS, CODECS=$CODECS, JOBS=$JOBS"
 start_coffer "$ADDR" "$WORK/data" "$WORK/coffer.log"
 make_bucket "$BUCKET"
@@ -107,12 +120,21 @@ check() {
   [ "$sum" = "$STATE_SHA" ] || die "$2 restored bytes that differ from the state (SHA-256 $sum)"
   log "  $2: restored bytes checked (SHA-256 equal to the state's)"
 }
-ratio() { local -n a=W_$1 b=W_$2; calc "${a[-1]} / ${b[-1]}"; }
+ratio() { local -n a=$1 b=$2; calc "${a[-1]} / ${b[-1]}"; } # of the last round: ratio W_lib W_cli
 
 NAMES=()
 for c in $CODECS; do NAMES+=("snapshotter_$c" "create_fd_$c" "cli_create_$c" "bootstrap_$c" "cli_restore_$c"); done
 for n in "${NAMES[@]}"; do declare -a "W_$n=()" "C_$n=()" "V_$n=()"; done
-for c in $CODECS; do declare -a "Q_snapshotter_$c=()" "Q_create_fd_$c=()" "Q_bootstrap_$c=()" "STORED_$c=()"; done
+for c in $CODECS; do
+  for n in snapshotter create_fd bootstrap; do declare -a "Q_${n}_$c=()" "P_${n}_$c=()"; done # wall, CPU
+  declare -a "STORED_$c=()"
+done
+# ratios LIB CLI: appends the last round's wall and CPU ratios of LIB to CLI to Q_LIB and P_LIB
+ratios() {
+  local -n q=Q_$1 p=P_$1
+  q+=("$(ratio "W_$1" "W_$2")")
+  p+=("$(ratio "C_$1" "C_$2")")
+}
 
 # ------------------------------------------------------------------------------- rounds
 for i in $(seq "$RUNS"); do
@@ -126,28 +148,29 @@ for i in $(seq "$RUNS"); do
     measure "cli_create_$c" bash -c '"$1" snapshot create - "$2" --compress "$3" --jobs "$4" --expected-size "$5" \
       --no-progress <"$6"' _ "$COFFER_BIN" "s3://$BUCKET/cli-$c/r$i" "$c" "$JOBS" "$STATE_BYTES" "$STATE"
     if [ $((i % 2)) -eq 1 ]; then fd_lib; else snap_lib; fi
-    declare -n q1=Q_snapshotter_$c q2=Q_create_fd_$c q3=Q_bootstrap_$c stored=STORED_$c
-    q1+=("$(ratio "snapshotter_$c" "cli_create_$c")")
-    q2+=("$(ratio "create_fd_$c" "cli_create_$c")")
+    ratios "snapshotter_$c" "cli_create_$c"
+    ratios "create_fd_$c" "cli_create_$c"
+    declare -n stored=STORED_$c
     stored+=("$("$COFFER_BIN" snapshot ls "$repo/$i" --json |
       python3 -c 'import json, sys; print(json.loads(sys.stdin.readlines()[-1])["size"])')")
 
     boot() {
-      rm -rf "$WORK/restore/boot"
-      mkdir "$WORK/restore/boot"
-      measure "bootstrap_$c" "$LIB_SNAPSHOT" bootstrap "$repo" "$i" "$WORK/restore/boot"
-      [ "$i" -gt 1 ] || check "$WORK/restore/boot/state" "coffer_bootstrap ($c)"
-      rm -rf "$WORK/restore/boot"
+      rm -rf "$RESTORE_DIR/boot"
+      mkdir "$RESTORE_DIR/boot"
+      measure "bootstrap_$c" "$LIB_SNAPSHOT" bootstrap "$repo" "$i" "$RESTORE_DIR/boot"
+      [ "$i" -gt 1 ] || check "$RESTORE_DIR/boot/state" "coffer_bootstrap ($c)"
+      rm -rf "$RESTORE_DIR/boot"
     }
     cli() {
       measure "cli_restore_$c" bash -c '"$1" snapshot restore "$2" - --no-progress >"$3" && sync "$3"' _ \
-        "$COFFER_BIN" "$repo/$i@latest" "$WORK/restore/cli.state"
-      [ "$i" -gt 1 ] || check "$WORK/restore/cli.state" "coffer snapshot restore ($c)"
-      rm -f "$WORK/restore/cli.state"
+        "$COFFER_BIN" "$repo/$i@latest" "$RESTORE_DIR/cli.state"
+      [ "$i" -gt 1 ] || check "$RESTORE_DIR/cli.state" "coffer snapshot restore ($c)"
+      rm -f "$RESTORE_DIR/cli.state"
     }
     if [ $((i % 2)) -eq 1 ]; then boot; cli; else cli; boot; fi
-    q3+=("$(ratio "bootstrap_$c" "cli_restore_$c")")
-    log "  ratios lib/CLI ($c): snapshotter $(fmt "${q1[-1]}" 3), create-fd $(fmt "${q2[-1]}" 3), bootstrap $(fmt "${q3[-1]}" 3)"
+    ratios "bootstrap_$c" "cli_restore_$c"
+    declare -n q1=Q_snapshotter_$c q2=Q_create_fd_$c q3=Q_bootstrap_$c
+    log "  wall ratios lib/CLI ($c): snapshotter $(fmt "${q1[-1]}" 3), create-fd $(fmt "${q2[-1]}" 3), bootstrap $(fmt "${q3[-1]}" 3)"
     unset -n q1 q2 q3 stored
 
     # Untimed: the round's snapshots go, so that the disk holds at most one round's.
@@ -172,8 +195,8 @@ mmm() { # "median (min–max)" of array $1 with $2 decimals
   echo "$(fmt "$m" "$2") ($(fmt "$lo" "$2")–$(fmt "$hi" "$2"))"
 }
 med() { local -n a=$1; fmt "$(median "${a[@]}")" "$2"; }
-row() { # NAME LABEL RATIO_ARRAY
-  echo "| $2 | $(mmm "W_$1" 2) | $(med "C_$1" 2) | $(med "V_$1" 2) | $([ -n "${3:-}" ] && mmm "$3" 3) |"
+row() { # NAME LABEL [lib]: a library row shows its ratios to the CLI
+  echo "| $2 | $(mmm "W_$1" 2) | $(mmm "C_$1" 2) | $(med "V_$1" 2) | $([ -n "${3:-}" ] && mmm "Q_$1" 3) | $([ -n "${3:-}" ] && mmm "P_$1" 3) |"
 }
 
 cat <<EOF
@@ -181,17 +204,17 @@ cat <<EOF
 ## libcoffer against the command line — $(date -u '+%Y-%m-%d %H:%M') UTC — $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)
 
 RUNS=$RUNS; state: $STATE_BYTES bytes ($(fmt "$(calc "$STATE_BYTES / 1073741824")" 2) GiB), bench/make-corpus.sh CORPUS_SIZE=$CORPUS_SIZE as one tar ($(awk '/^fingerprint/ { print "fingerprint " substr($NF, 1, 16) }' "$WORK/corpus.out")); JOBS=$JOBS; scratch on $(df --output=fstype "$WORK" | tail -n 1).
-Seconds are median (min–max) over the rounds; CPU = user + system of the command, server CPU = the coffer server's over the same interval (medians); ratio = library s / CLI s of the same round, median (min–max).
+Seconds are median (min–max) over the rounds; CPU = user + system of the command, server CPU = the coffer server's over the same interval (median); ratios = library s / CLI s of the same round, median (min–max) over the rounds. Restores into $(stat -f -c %T "$RESTORE_DIR").
 
-| command | wall s | CPU s | server CPU s | ratio lib/CLI |
-|---|---|---|---|---|
+| command | wall s | CPU s | server CPU s | wall ratio lib/CLI | CPU ratio lib/CLI |
+|---|---|---|---|---|---|
 EOF
 for c in $CODECS; do
   row "cli_create_$c" "CLI: coffer snapshot create - ($c)"
-  row "snapshotter_$c" "lib: coffer_snapshotter, one snapshot ($c)" "Q_snapshotter_$c"
-  row "create_fd_$c" "lib: coffer_create_fd ($c)" "Q_create_fd_$c"
+  row "snapshotter_$c" "lib: coffer_snapshotter, one snapshot ($c)" lib
+  row "create_fd_$c" "lib: coffer_create_fd ($c)" lib
   row "cli_restore_$c" "CLI: coffer snapshot restore - > file, sync ($c)"
-  row "bootstrap_$c" "lib: coffer_bootstrap to a directory ($c)" "Q_bootstrap_$c"
+  row "bootstrap_$c" "lib: coffer_bootstrap to a directory ($c)" lib
 done
 
 {
