@@ -467,9 +467,24 @@ static int read_fd(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
     }
 }
 
+/* A stream's source descriptor, and what stops reading it (NULL: nothing). */
+typedef struct fd_source {
+    int fd;
+    const atomic_int *cancel;
+} fd_source;
+
+static int read_source(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
+{
+    fd_source *src = ctx;
+    if (src->cancel && atomic_load(src->cancel))
+        return cf_err_set(err, CF_EIO, "the snapshot was cancelled; no snapshot was created");
+    return read_fd(&src->fd, buf, cap, got, err);
+}
+
 /* A stream snapshot read from fd (command NULL), or from a shell command's output. */
 static int create_stream(coffer_repo *r, const char *ns, int fd, const char *command,
-                         const coffer_create_options *options, coffer_result *result, coffer_error *e)
+                         const atomic_int *cancel, const coffer_create_options *options,
+                         coffer_result *result, coffer_error *e)
 {
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
@@ -484,19 +499,28 @@ static int create_stream(coffer_repo *r, const char *ns, int fd, const char *com
         return st;
     co.source = "-";
     co.command = command;
+    fd_source src = {fd, cancel};
     if (!command) {
-        co.read = read_fd;
-        co.read_ctx = &fd;
+        co.read = read_source;
+        co.read_ctx = &src;
     }
     st = run_create(r, ns, &co, command ? "command" : "fd", result, e);
     secret_wipe(&box);
+    if (st && cancel && atomic_load(cancel))
+        st = fail_msg(e, COFFER_EABORTED, "the snapshot was cancelled; no snapshot was created");
     return st;
+}
+
+int cf_lib_create_fd_cancellable(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
+                                 const atomic_int *cancel, coffer_result *result, coffer_error *e)
+{
+    return create_stream(r, ns, fd, NULL, cancel, options, result, e);
 }
 
 int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
                      coffer_result *result, coffer_error *e)
 {
-    return create_stream(r, ns, fd, NULL, options, result, e);
+    return create_stream(r, ns, fd, NULL, NULL, options, result, e);
 }
 
 int coffer_create_command(coffer_repo *r, const char *ns, const char *command,
@@ -504,7 +528,7 @@ int coffer_create_command(coffer_repo *r, const char *ns, const char *command,
 {
     if (!command)
         return fail_msg(e, COFFER_EINVAL, "coffer_create_command: a command is needed");
-    return create_stream(r, ns, -1, command, options, result, e);
+    return create_stream(r, ns, -1, command, NULL, options, result, e);
 }
 
 /* ---- a stream the application writes ---- */

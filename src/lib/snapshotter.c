@@ -26,7 +26,6 @@
 #define DEFAULT_RETENTION 3
 #define DEFAULT_RETRY_INITIAL_MS 1000ull
 #define DEFAULT_RETRY_MAX_MS (300 * 1000ull)
-#define STAGE_CHUNK (1u << 20)
 
 struct coffer_snapshotter {
     coffer_repo *repo;
@@ -220,7 +219,9 @@ static int stage_open(const coffer_snapshotter *s, coffer_error *e)
     return fd;
 }
 
-/* Uploads what fd holds as a stream snapshot labelled with index and term. */
+/* Uploads what fd holds as a stream snapshot labelled with index and term. Straight from the
+ * file: the labels are known once the state is staged, so no writer (a pipe, a thread, a copy
+ * of every byte) is needed; stop with cancel ends the upload between two reads. */
 static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, coffer_result *res,
                   coffer_error *e)
 {
@@ -239,40 +240,10 @@ static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, 
                                 .nlabels = sizeof labels / sizeof labels[0]};
     if (lseek(fd, 0, SEEK_SET) < 0)
         return set_error(e, COFFER_EIO, "cannot read the staged state back"), COFFER_EIO;
-    coffer_writer *w;
-    int st = coffer_writer_begin(s->repo, s->ns, &co, &w, e);
-    if (st)
-        return st;
-    char *buf = malloc(STAGE_CHUNK);
-    if (!buf) {
-        coffer_writer_abort(w);
-        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
-    }
-    for (;;) {
-        if (atomic_load(&s->cancel)) {
-            st = COFFER_EABORTED;
-            set_error(e, st, "snapshot cancelled by coffer_snapshotter_stop");
-            break;
-        }
-        ssize_t n = read(fd, buf, STAGE_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            st = COFFER_EIO;
-            set_error(e, st, "cannot read the staged state back");
-            break;
-        }
-        if (n == 0)
-            break;
-        if ((st = coffer_writer_write(w, buf, (size_t)n, e)))
-            break;
-    }
-    free(buf);
-    if (st) {
-        coffer_writer_abort(w);
-        return st;
-    }
-    return coffer_writer_commit(w, res, e);
+    int st = cf_lib_create_fd_cancellable(s->repo, s->ns, fd, &co, &s->cancel, res, e);
+    if (st == COFFER_EABORTED)
+        set_error(e, st, "snapshot cancelled by coffer_snapshotter_stop");
+    return st;
 }
 
 /* State, upload, truncation, retention; fills the stats, and *stored once the snapshot is. Called
