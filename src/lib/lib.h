@@ -17,4 +17,16 @@ const cf_logger *cf_lib_logger(const coffer_repo *repo);
  * owns repo from then on (coffer_repo_close closes it). 0 or CF_ENOMEM (repo not taken). */
 int cf_lib_repo_adopt(cf_repo *repo, coffer_repo **out);
 
+/* A writer or snapshotter of repo begins (hold) or ends (release): a coffer_repo_close called before
+ * the last release is carried out by it. */
+void cf_lib_repo_hold(coffer_repo *repo);
+void cf_lib_repo_release(coffer_repo *repo);
+
+/* The caller's options struct (src, NULL: defaults) into ours-sized dst by the struct_size rule
+ * of coffer.h; what names the struct in messages. COFFER_OK, COFFER_EINVAL or COFFER_ENOTSUP. */
+int cf_lib_copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e);
+
+/* 1 when s can be a manifest's string (a label's key or value): valid UTF-8. */
+int cf_lib_text_valid(const char *s);
+
 #endif
