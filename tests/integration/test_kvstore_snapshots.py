@@ -156,3 +156,17 @@ def test_store_down_truncates_nothing_then_recovers(make_server, tmp_path):
     base_index, _, _, records = parse_log_file(node / "log")
     assert base_index == 10000 and records == []
     assert len(manifests(srv, "kv-down")) == 1
+
+
+def test_topic_that_climbs_or_splits_is_refused(tmp_path):
+    """--topic is appended to --repo as one path segment: '..' or 'a/b' would put the snapshots
+    in another repository (here: beside it), so the node refuses to start, naming the option."""
+    repo = tmp_path / "repos" / "snapshots"
+    for topic in ["..", "../escaped", "a/b", ".", "", "tab\there"]:
+        node = tmp_path / "node"
+        p = run(node, ["--repo", str(repo), "--topic", topic, "--partition", "0", "bootstrap"],
+                dict(os.environ))
+        assert p.returncode == 2, (topic, p.stderr)
+        assert "--topic" in p.stderr, p.stderr
+    assert not (tmp_path / "repos" / "escaped").exists()
+    assert not repo.parent.exists() or not any(repo.parent.iterdir())
