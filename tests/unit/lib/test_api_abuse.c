@@ -84,6 +84,7 @@ typedef struct app {
     uint64_t applied;
     uint64_t report_index; /* when non-zero, write_state claims this index instead */
     int fail_state;
+    int write_nothing;
     int fail_truncate;
     int slow_ms;
     int states, states_done;
@@ -99,7 +100,7 @@ static int app_state(void *ctx, coffer_write_fn write, void *wctx, uint64_t *ind
     pthread_mutex_lock(&a->mu);
     *index = a->report_index ? a->report_index : a->applied;
     *term = 1;
-    int fail = a->fail_state, slow = a->slow_ms, stop = a->stop_inside;
+    int fail = a->fail_state, slow = a->slow_ms, stop = a->stop_inside, nothing = a->write_nothing;
     a->states++;
     pthread_mutex_unlock(&a->mu);
     if (stop) {
@@ -111,7 +112,7 @@ static int app_state(void *ctx, coffer_write_fn write, void *wctx, uint64_t *ind
     }
     char line[64];
     int n = snprintf(line, sizeof line, "state of %" PRIu64 "\n", *index);
-    int st = fail ? COFFER_EIO : write(wctx, line, (size_t)n);
+    int st = fail ? COFFER_EIO : nothing ? COFFER_OK : write(wctx, line, (size_t)n);
     if (slow)
         sleep_ms(slow);
     pthread_mutex_lock(&a->mu);
@@ -195,6 +196,16 @@ static void wait_attempts(coffer_snapshotter *s, uint64_t n)
         sleep_ms(5);
     }
     fail_msg("the snapshotter made fewer than %" PRIu64 " attempts", n);
+}
+
+/* A snapshotter with the fixture's defaults, asked for a snapshot at once. */
+static coffer_snapshotter *started(fixture *f)
+{
+    coffer_snapshotter_options so = options_for(&f->app);
+    coffer_snapshotter *s;
+    assert_int_equal(coffer_snapshotter_new(f->repo, &so, &s, NULL), COFFER_OK);
+    coffer_snapshotter_trigger(s);
+    return s;
 }
 
 static size_t listed(coffer_repo *repo, const char *ns)
@@ -564,17 +575,34 @@ static void test_index_going_back(void **state)
     coffer_snapshotter_free(s);
 }
 
+/* write_state that writes nothing: an empty state at the index it gave (a state machine with
+ * nothing in it yet is a state). */
+static void test_empty_state(void **state)
+{
+    fixture *f = *state;
+    f->app.applied = 3;
+    f->app.write_nothing = 1;
+    coffer_snapshotter *s = started(f);
+    wait_attempts(s, 1);
+    assert_int_equal(stats(s).taken, 1);
+    assert_int_equal(stats(s).last_index, 3);
+    coffer_snapshotter_free(s);
+    coffer_snapshot_info *list;
+    size_t n;
+    assert_int_equal(coffer_list(f->repo, "0", &list, &n, NULL), COFFER_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].raw_size, 0);
+    coffer_list_free(list, n);
+}
+
 /* A truncation that fails: the snapshot stays stored and counted; the failure is counted too; the
  * next snapshot truncates. */
 static void test_truncate_fails(void **state)
 {
     fixture *f = *state;
-    coffer_snapshotter_options so = options_for(&f->app);
-    coffer_snapshotter *s;
     f->app.applied = 10;
     f->app.fail_truncate = 1;
-    assert_int_equal(coffer_snapshotter_new(f->repo, &so, &s, NULL), COFFER_OK);
-    coffer_snapshotter_trigger(s);
+    coffer_snapshotter *s = started(f);
     wait_attempts(s, 2); /* taken 1 + failed 1 */
     coffer_snapshotter_stats st = stats(s);
     assert_int_equal(st.taken, 1);
@@ -972,6 +1000,54 @@ static void test_bootstrap_damage_after_delivery(void **state)
     assert_true(d.got < big); /* nothing of the older one after it */
 }
 
+/* coffer_restore_dir's destination: not empty (kept as it was), a symlink (replaced, not
+ * followed), under a missing parent (made). */
+static void test_restore_destinations(void **state)
+{
+    fixture *f = *state;
+    char src[400], path[500];
+    snprintf(src, sizeof src, "%s/src", dir);
+    assert_int_equal(mkdir(src, 0700), 0);
+    snprintf(path, sizeof path, "%s/file", src);
+    assert_int_equal(cf_fs_write_atomic(path, "content", 7, 0600, NULL), 0);
+    assert_int_equal(coffer_create_dir(f->repo, "tree", src, NULL, NULL, NULL), COFFER_OK);
+    coffer_error e;
+
+    char full[400];
+    snprintf(full, sizeof full, "%s/full", dir);
+    assert_int_equal(mkdir(full, 0700), 0);
+    snprintf(path, sizeof path, "%s/mine", full);
+    assert_int_equal(cf_fs_write_atomic(path, "mine", 4, 0600, NULL), 0);
+    assert_int_equal(coffer_restore_dir(f->repo, "tree", NULL, full, NULL, NULL, &e), COFFER_EEXISTS);
+    size_t n;
+    char *got = read_all(path, &n);
+    assert_non_null(got);
+    assert_memory_equal(got, "mine", 4);
+    free(got);
+
+    char target[400], link[400];
+    snprintf(target, sizeof target, "%s/target", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
+    assert_int_equal(mkdir(target, 0700), 0);
+    assert_int_equal(symlink(target, link), 0);
+    /* A symlink at the destination is replaced by the restored tree, never written through. */
+    assert_int_equal(coffer_restore_dir(f->repo, "tree", NULL, link, NULL, NULL, &e), COFFER_OK);
+    struct stat sb;
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    snprintf(path, sizeof path, "%s/file", target);
+    assert_int_not_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/file", link);
+    assert_int_equal(access(path, F_OK), 0);
+
+    char orphan[400];
+    snprintf(orphan, sizeof orphan, "%s/no/parent/dest", dir);
+    /* Missing parents are made, as `coffer snapshot restore` makes them. */
+    assert_int_equal(coffer_restore_dir(f->repo, "tree", NULL, orphan, NULL, NULL, &e), COFFER_OK);
+    snprintf(path, sizeof path, "%s/file", orphan);
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 /* An S3 store nobody answers, keys and a passphrase given: every failure is said, and neither
  * the keys nor the passphrase appear in any log line or message. */
 static void test_secrets_stay_out_of_logs(void **state)
@@ -1028,6 +1104,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_environment_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_intervals_do_not_spin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_going_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncate_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_callback_calls_back, setup, teardown),
@@ -1037,6 +1114,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_under_a_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_directory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_damage_after_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restore_destinations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_stay_out_of_logs, setup, teardown),
     };
     /* A deadlock fails the run instead of hanging it. */
