@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1094,6 +1095,66 @@ static void test_secrets_stay_out_of_logs(void **state)
     pthread_mutex_destroy(&cap.mu);
 }
 
+static void on_signal(int sig)
+{
+    (void)sig;
+}
+
+typedef struct committer {
+    coffer_writer *w;
+    atomic_int done;
+    int st;
+} committer;
+
+static void *commit_thread(void *arg)
+{
+    committer *c = arg;
+    c->st = coffer_writer_commit(c->w, NULL, NULL);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* A signal (a handler without SA_RESTART: the application's choice) interrupts the writer's
+ * thread while it drains the pipe after the engine failed: commit must still return, not leave
+ * that thread spinning on the pipe's end as if every read were interrupted. */
+static void test_writer_drain_survives_a_signal(void **state)
+{
+    fixture *f = *state;
+    char blocker[400];
+    snprintf(blocker, sizeof blocker, "%s/blocked", f->repo_path);
+    assert_int_equal(cf_fs_write_atomic(blocker, "x", 1, 0600, NULL), 0);
+    struct sigaction sa = {.sa_handler = on_signal}, old;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    coffer_writer *w;
+    assert_int_equal(coffer_writer_begin(f->repo, "blocked", NULL, &w, NULL), COFFER_OK);
+    /* From here only the writer's thread (made before) takes SIGUSR1. */
+    sigset_t usr1, prev;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, &prev);
+    static char chunk[1 << 16];
+    int failed = COFFER_OK;
+    for (int i = 0; i < 65536 && !failed; i++)
+        failed = coffer_writer_write(w, chunk, sizeof chunk, NULL);
+    assert_int_not_equal(failed, COFFER_OK); /* the engine stopped: its thread now drains */
+    sleep_ms(50);
+    kill(getpid(), SIGUSR1);
+    sleep_ms(50);
+    committer c = {.w = w};
+    pthread_t t;
+    pthread_create(&t, NULL, commit_thread, &c);
+    for (int i = 0; i < 1000 && !atomic_load(&c.done); i++)
+        sleep_ms(5);
+    int done = atomic_load(&c.done);
+    if (done)
+        pthread_join(t, NULL);
+    pthread_sigmask(SIG_SETMASK, &prev, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    assert_true(done);
+    assert_int_equal(c.st, failed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1116,6 +1177,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bootstrap_damage_after_delivery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_destinations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_stay_out_of_logs, setup, teardown),
+        /* Last: before its fix, it leaves a thread spinning. */
+        cmocka_unit_test_setup_teardown(test_writer_drain_survives_a_signal, setup, teardown),
     };
     /* A deadlock fails the run instead of hanging it. */
     alarm(300);
