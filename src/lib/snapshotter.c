@@ -525,6 +525,15 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         return st;
     }
     const char *tmp = s->o.tmp_dir ? s->o.tmp_dir : getenv("TMPDIR");
+    const char *tmp_from = s->o.tmp_dir ? "coffer_snapshotter_options: tmp_dir" : "TMPDIR";
+    if (tmp && *tmp && access(tmp, W_OK | X_OK)) {
+        /* Said now, not as the failure of every snapshot to come. */
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s '%.200s' is not a directory this process can write: %s", tmp_from, tmp,
+                 strerror(errno));
+        free(s);
+        return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
+    }
     s->repo = repo;
     snprintf(s->ns, sizeof s->ns, "%" PRIu32, s->o.partition);
     s->codec = s->o.compression ? (coffer_compression)(s->o.compression - 1) : COFFER_COMPRESSION_GZIP;

@@ -494,6 +494,21 @@ static void test_environment_garbage(void **state)
         coffer_snapshotter_free(s);
         unsetenv(numeric[v]);
     }
+    /* Where the state is staged: refused at start, naming where the path came from. */
+    coffer_snapshotter_options staged = options_for(&f->app);
+    staged.tmp_dir = "/nonexistent/stage";
+    expect_einval(coffer_snapshotter_new(f->repo, &staged, &s, &e), &e);
+    assert_non_null(strstr(e.message, "tmp_dir"));
+    staged.tmp_dir = NULL;
+    char *saved = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+    setenv("TMPDIR", "/nonexistent/tmp", 1);
+    expect_einval(coffer_snapshotter_new(f->repo, &staged, &s, &e), &e);
+    assert_non_null(strstr(e.message, "TMPDIR"));
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
     setenv("COFFER_SNAPSHOT_COMPRESSION", "GZIP ", 1);
     expect_einval(coffer_snapshotter_new(f->repo, &so, &s, &e), &e);
     assert_non_null(strstr(e.message, "COFFER_SNAPSHOT_COMPRESSION"));
