@@ -774,6 +774,37 @@ static void test_applied_from_many_threads(void **state)
     assert_true(listed(f->repo, "0") >= 1);
 }
 
+/* Two snapshotters for one partition in one process (a misconfiguration: two nodes of a group
+ * snapshotting into one namespace): their snapshots interleave, none fails, and retention, run
+ * by each, keeps the newest retention_count of all of them (never a half-uploaded one). */
+static void test_two_snapshotters_one_partition(void **state)
+{
+    fixture *f = *state;
+    app other = {.applied = 0};
+    pthread_mutex_init(&other.mu, NULL);
+    f->app.applied = 10;
+    other.applied = 10;
+    coffer_snapshotter_options so = options_for(&f->app), so2 = options_for(&other);
+    so2.node_id = "node-2";
+    coffer_snapshotter *a, *b;
+    assert_int_equal(coffer_snapshotter_new(f->repo, &so, &a, NULL), COFFER_OK);
+    assert_int_equal(coffer_snapshotter_new(f->repo, &so2, &b, NULL), COFFER_OK);
+    for (uint64_t round = 1; round <= 3; round++) {
+        coffer_snapshotter_trigger(a);
+        coffer_snapshotter_trigger(b);
+        wait_attempts(a, round);
+        wait_attempts(b, round);
+    }
+    coffer_snapshotter_stats sa = stats(a), sb = stats(b);
+    coffer_snapshotter_free(a);
+    coffer_snapshotter_free(b);
+    if (sa.failed + sb.failed)
+        fail_msg("failed: %s | %s", sa.last_error.message, sb.last_error.message);
+    assert_int_equal(sa.taken + sb.taken, 6);
+    assert_int_equal(listed(f->repo, "0"), 3);
+    pthread_mutex_destroy(&other.mu);
+}
+
 typedef struct writer_job {
     coffer_writer *w;
     int commit; /* 1: commit, 0: abort */
@@ -1186,6 +1217,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_callback_calls_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_applied_from_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_snapshotters_one_partition, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writer_across_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_under_a_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_directory, setup, teardown),
