@@ -206,7 +206,10 @@ static int is_parent_of_another(const cf_plan_list *l, const char *key)
         else
             hi = mid;
     }
-    return lo < l->n && !strncmp(l->v[lo].key, key, kl) && l->v[lo].key[kl] == '/';
+    for (; lo < l->n && !strncmp(l->v[lo].key, key, kl) && l->v[lo].key[kl] == '/'; lo++)
+        if (l->v[lo].key[kl + 1] || l->v[lo].size)
+            return 1; /* an object below key/ (the folder marker "key/" itself makes no file) */
+    return 0;
 }
 
 static int add(cf_plan_item **v, size_t *n, size_t *cap, cf_plan_item it)
