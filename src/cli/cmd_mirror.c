@@ -636,6 +636,25 @@ static void write_metrics(const char *path, const side *src, const side *dst, co
         fprintf(stderr, "coffer mirror: cannot write --metrics-file: %s\n", err.msg);
 }
 
+/* s with its control characters as \xNN: a key comes from a listing anyone may have filled, and
+ * an escape sequence in it must not reach the terminal. */
+static void put_visible(const char *s, FILE *f)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+}
+
+static void print_planned(void *ctx, const char *action, const char *key, uint64_t size)
+{
+    (void)ctx;
+    printf("would %s ", action);
+    put_visible(key, stdout);
+    printf(" (%llu bytes)\n", (unsigned long long)size);
+}
+
 /* The exit code of a failed run, by its cause. */
 static int exit_for(int rc)
 {
@@ -701,7 +720,8 @@ int cf_cmd_mirror(int argc, char **argv)
                         .nexclude = c.nexclude,
                         .log = &log,
                         .progress = draw_progress,
-                        .progress_ctx = &b};
+                        .progress_ctx = &b,
+                        .planned = c.json ? NULL : print_planned};
     outcome out;
     memset(&out, 0, sizeof out);
     if (!rc && c.fix_types) {
@@ -717,8 +737,13 @@ int cf_cmd_mirror(int argc, char **argv)
     if (!rc && c.verify && !c.fix_types)
         rc = run_verify(&c, src, dst, &log, &out, &err);
 
-    for (size_t i = 0; i < out.sum.nfailures; i++)
-        fprintf(stderr, "coffer mirror: %s: %s\n", out.sum.failures[i].key, out.sum.failures[i].why);
+    for (size_t i = 0; i < out.sum.nfailures; i++) {
+        fputs("coffer mirror: ", stderr);
+        put_visible(out.sum.failures[i].key, stderr);
+        fputs(": ", stderr);
+        put_visible(out.sum.failures[i].why, stderr);
+        fputc('\n', stderr);
+    }
     if (rc)
         fprintf(stderr, "coffer mirror: %s\n", err.msg[0] ? err.msg : cf_strerror(rc));
     if (c.json)
