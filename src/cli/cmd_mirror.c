@@ -576,9 +576,11 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
     json_decref(j);
 }
 
-static void print_human(const mirror_cli *c, const outcome *out)
+static void print_human(const mirror_cli *c, const outcome *out, int rc)
 {
     const cf_mirror_summary *s = &out->sum;
+    if (rc && !s->files_copied && !s->files_deleted && !s->files_failed)
+        return; /* nothing was done: the error on stderr says it all */
     if (out->ran)
         printf("%scopied %llu files (%llu bytes), skipped %llu, deleted %llu, failed %llu",
                c->dry_run ? "would have " : "", (unsigned long long)s->files_copied,
@@ -779,7 +781,7 @@ int cf_cmd_mirror(int argc, char **argv)
     if (c.json)
         print_json(&c, src, dst, &out, rc, &err);
     else
-        print_human(&c, &out);
+        print_human(&c, &out, rc);
 
     /* A failed run's cause decides; then a proof that failed; then files that failed. */
     code = rc                                           ? exit_for(rc)
