@@ -536,3 +536,21 @@ def test_kill_9_leaves_no_partial_file_and_a_rerun_completes(server, s3, keys, t
     s = summary(mirror("--json", "s3://m-kill", str(dst), srv=server, keys=keys))
     assert s["files"]["copied"] == len(files) - len(whole)
     assert read_tree(dst) == files  # the interrupted run's temporary files are gone too
+
+
+def test_directory_without_extended_attributes_drops_metadata_with_one_warning(server, s3, keys, tmp_path):
+    # ramfs keeps no user extended attributes, as many NFS mounts: the files must still be written.
+    mnt = tmp_path / "ramfs"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "ramfs", "ramfs", str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a ramfs here (not root, or no ramfs)")
+    try:
+        seed_with_headers(s3, "m-noxattr")
+        p = mirror("--json", "s3://m-noxattr", str(mnt / "dst"), srv=server, keys=keys)
+        assert summary(p)["files"] == {"copied": 6, "skipped": 0, "linked": 0, "deleted": 0, "failed": 0}
+        assert read_tree(mnt / "dst") == bucket_objects(s3, "m-noxattr")
+        assert p.stderr.count(b"keeps no extended attributes") == 1
+        s = summary(mirror("--json", "s3://m-noxattr", str(mnt / "dst"), srv=server, keys=keys))
+        assert s["files"]["copied"] == 0  # the mtimes were kept all the same
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
