@@ -184,8 +184,7 @@ const char *cf_plan_key_refused(const char *key, cf_side_kind dk)
             return "a path segment is longer than 255 bytes";
         seg = slash ? slash + 1 : NULL;
     }
-    const char *last = strrchr(key, '/');
-    if (strstr(last ? last + 1 : key, ".tmp-"))
+    if (strstr(key, ".tmp-"))
         return "a name holding '.tmp-' is reserved for files being written";
     return NULL;
 }
