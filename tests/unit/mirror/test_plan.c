@@ -115,9 +115,9 @@ static void test_excludes(void **state)
 static void test_directory_destination_refuses_escaping_keys(void **state)
 {
     (void)state;
-    const char *bad[] = {"../x",      "a/../../x", "/etc/passwd",  "a//b", "a/./b", ".",
-                         "..",        "a/..",      "dir/",         "a\nb", "a\rb",  "\x1b[31m",
-                         "tab\there", "del\x7f",   "x/y.tmp-0123", ""};
+    const char *bad[] = {"../x",      "a/../../x", "/etc/passwd",  "a//b",      "a/./b", ".",
+                         "..",        "a/..",      "dir/",         "a\nb",      "a\rb",  "\x1b[31m",
+                         "tab\there", "del\x7f",   "x/y.tmp-0123", "d.tmp-1/y", ""};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_non_null(cf_plan_key_refused(bad[i], CF_SIDE_DIR));
     const char *good[] = {"a b/c d.txt", "ünïcødé/日本.png", "100%/a%2Fb",      "a+b=c", "...", "..a",
