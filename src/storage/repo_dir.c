@@ -229,20 +229,18 @@ static int open_key(cf_repo *r, const char *key, char path[PATH_MAX], cf_err *er
 
 /* Bytes [offset, offset+len) (len UINT64_MAX: to the end) in blocks of block bytes. A whole-file
  * stream also widens the read-ahead window, so that the disk keeps streaming while fn works. */
-static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t len, size_t block,
-                       cf_repo_data_fn fn, void *ctx, cf_err *err)
+/* Bytes [offset, offset+len) of the open file fd (len UINT64_MAX: to the end) in blocks of
+ * block bytes. A whole-file read also widens the read-ahead window, so that the disk keeps
+ * streaming while fn works. */
+static int read_fd(int fd, const char *path, uint64_t offset, uint64_t len, size_t block, cf_repo_data_fn fn,
+                   void *ctx, cf_err *err)
 {
-    char path[PATH_MAX];
-    int rc = 0, fd = open_key(r, key, path, err);
-    if (fd < 0)
-        return fd;
     if (offset == 0 && len == UINT64_MAX)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     char *buf = malloc(block);
-    if (!buf) {
-        close(fd);
+    if (!buf)
         return cf_err_set(err, CF_ENOMEM, "out of memory");
-    }
+    int rc = 0;
     uint64_t pos = offset, left = len;
     while (left > 0) {
         size_t want = left < block ? (size_t)left : block;
@@ -266,6 +264,17 @@ static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t le
             left -= (uint64_t)got;
     }
     free(buf);
+    return rc;
+}
+
+static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t len, size_t block,
+                       cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    char path[PATH_MAX];
+    int fd = open_key(r, key, path, err);
+    if (fd < 0)
+        return fd;
+    int rc = read_fd(fd, path, offset, len, block, fn, ctx, err);
     close(fd);
     return rc;
 }
@@ -683,23 +692,8 @@ static int dir_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_inf
     size_t block = (size_t)4 << 20;
     if (!rc && (uint64_t)st.st_size < block)
         block = (size_t)st.st_size + 1 > (64 << 10) ? (size_t)st.st_size + 1 : (64 << 10);
-    char *buf = rc ? NULL : malloc(block);
-    if (!rc && !buf)
-        rc = cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
-    if (!rc && (uint64_t)st.st_size > block)
-        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    while (!rc) {
-        ssize_t got = read(fd, buf, block);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            rc = cf_err_sys(err, cf_err_from_errno(errno) == CF_EDENIED ? CF_EDENIED : CF_EIO, errno,
-                            "cannot read '%s'", path);
-        if (got <= 0)
-            break;
-        rc = fn(ctx, buf, (size_t)got, err);
-    }
-    free(buf);
+    if (!rc)
+        rc = read_fd(fd, path, 0, UINT64_MAX, block, fn, ctx, err);
     close(fd);
     return rc;
 }
