@@ -554,3 +554,22 @@ def test_directory_without_extended_attributes_drops_metadata_with_one_warning(s
         assert s["files"]["copied"] == 0  # the mtimes were kept all the same
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_file_and_directory_of_one_name_going_to_a_directory(server, s3, keys, tmp_path):
+    # S3 holds "a" and "a/b"; a directory cannot hold both. The file is refused, named; the tree
+    # under a/ is mirrored, and so are the keys that sort between them.
+    s3.create_bucket(Bucket="m-clash")
+    for k in ("a", "a.txt", "a-1", "a/b", "a/c/d"):
+        s3.put_object(Bucket="m-clash", Key=k, Body=k.encode())
+    dst = tmp_path / "dst"
+    p = mirror("--json", "s3://m-clash", str(dst), srv=server, keys=keys, check=False)
+    assert p.returncode == 3
+    s = summary(p)
+    assert [f["key"] for f in s["failures"]] == ["a"]
+    assert "directory" in s["failures"][0]["error"]
+    assert read_tree(dst) == {"a.txt": b"a.txt", "a-1": b"a-1", "a/b": b"a/b", "a/c/d": b"a/c/d"}
+    # Into a bucket both are fine.
+    s3.create_bucket(Bucket="m-clash2")
+    s = summary(mirror("--json", "s3://m-clash", "s3://m-clash2", srv=server, keys=keys))
+    assert s["files"]["copied"] == 5
