@@ -7,14 +7,8 @@
 
 #include "coffer/coffer.h"
 #include "core/log.h"
-#include "storage/repo.h"
 
 /* repo's logger (silent when the application gave no log function); lives as long as repo. */
 const cf_logger *cf_lib_logger(const coffer_repo *repo);
-
-/* A handle over a repository the caller opened itself (the command line does, to keep its own
- * S3 target rules and to read the S3 client's last answer for its exit codes): silent, and it
- * owns repo from then on (coffer_repo_close closes it). 0 or CF_ENOMEM (repo not taken). */
-int cf_lib_repo_adopt(cf_repo *repo, coffer_repo **out);
 
 #endif

@@ -55,11 +55,14 @@ static uint64_t mono_ms(void)
     return (uint64_t)(cf_clock_mono() * 1000.0);
 }
 
+/* A failure found here, with no S3 answer behind it (COFFER_OK and "" clear e). */
 static void set_error(coffer_error *e, int status, const char *msg)
 {
     if (e) {
         e->status = status;
         snprintf(e->message, sizeof e->message, "%s", msg);
+        e->http_status = 0;
+        e->s3_code[0] = '\0';
     }
 }
 
@@ -291,7 +294,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
         close(sg.fd);
         return st;
     }
-    coffer_result res = {0};
+    coffer_result res = {.struct_size = sizeof res};
     st = upload(s, sg.fd, index, term, &res, e);
     close(sg.fd);
     if (st)
@@ -338,7 +341,8 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
                    (char *)NULL);
             if (!late) {
                 late = pr;
-                set_error(e, pr, pe.message);
+                if (e)
+                    *e = pe; /* with the S3 answer behind it */
             }
         }
     }
@@ -509,10 +513,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", part, "topic", s->topic,
            (char *)NULL);
     *out = s;
-    if (e) {
-        e->status = COFFER_OK;
-        e->message[0] = '\0';
-    }
+    set_error(e, COFFER_OK, "");
     return COFFER_OK;
 fail:
     free(s->topic);
@@ -558,10 +559,7 @@ int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats
     copy.applied = atomic_load(&s->applied);
     copy.struct_size = theirs < sizeof copy ? theirs : sizeof copy;
     memcpy(out, &copy, copy.struct_size);
-    if (e) {
-        e->status = COFFER_OK;
-        e->message[0] = '\0';
-    }
+    set_error(e, COFFER_OK, "");
     return COFFER_OK;
 }
 
