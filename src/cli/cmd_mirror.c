@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,7 @@ typedef struct side {
     char bucket[64];
     char prefix[1024];
     char *dir;
+    char endpoint[512]; /* an S3 side's, as resolved */
     cf_s3c *client;
     cf_repo *repo;
     cf_mirror_side m;
@@ -340,12 +342,65 @@ static int open_side(const mirror_cli *c, int which, side *s, cf_err *err)
         rc = cf_cli_target_resolve(&f, &cfg, err);
         if (!rc)
             rc = cf_s3c_new(&cfg, &s->client, err);
+        snprintf(s->endpoint, sizeof s->endpoint, "%s", cfg.endpoint);
         memset(&cfg, 0, sizeof cfg); /* the secret */
         if (!rc)
             rc = cf_repo_open_s3(s->client, s->bucket, s->prefix, &s->repo, err);
     }
     s->m = (cf_mirror_side){s->repo, s->arg, s->dir};
     return rc;
+}
+
+/* 1 when one of the two paths (or prefixes) is the other or lies under it. */
+static int nested(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), n = la < lb ? la : lb;
+    if (!la || !lb)
+        return 1; /* a whole bucket holds every prefix */
+    return !strncmp(a, b, n) && (la == lb || (la < lb ? b[la] : a[lb]) == '/');
+}
+
+/* path without symbolic links, "." or "..", also when its last components do not exist yet (a
+ * destination is made only after this check). NULL when it cannot be told. */
+static char *canonical(const char *path, char out[PATH_MAX])
+{
+    if (realpath(path, out))
+        return out;
+    if (errno != ENOENT)
+        return NULL;
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    const char *last = slash ? slash + 1 : parent;
+    char name[NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", last);
+    if (slash == parent)
+        parent[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(parent, sizeof parent, ".");
+    char up[PATH_MAX];
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || !canonical(parent, up))
+        return NULL;
+    if ((size_t)snprintf(out, PATH_MAX, "%s%s%s", up, strcmp(up, "/") ? "/" : "", name) >= PATH_MAX)
+        return NULL;
+    return out;
+}
+
+/* A mirror into itself, or into (or out of) a part of itself, would copy its own output again on
+ * every run, or delete its own source. */
+static int sides_overlap(const side *src, const side *dst)
+{
+    if (src->is_s3 != dst->is_s3)
+        return 0;
+    if (src->is_s3)
+        return !strcmp(src->endpoint, dst->endpoint) && !strcmp(src->bucket, dst->bucket) &&
+               nested(src->prefix, dst->prefix);
+    char a[PATH_MAX], b[PATH_MAX];
+    if (!canonical(src->dir, a) || !canonical(dst->dir, b))
+        return 0;
+    return nested(a, b) || !strcmp(a, "/") || !strcmp(b, "/");
 }
 
 static void close_side(side *s)
@@ -743,8 +798,17 @@ int cf_cmd_mirror(int argc, char **argv)
         return CF_EXIT_USAGE;
     }
     side *src = &sides[0], *dst = c.fix_types ? NULL : &sides[1];
-    for (int i = 0; !rc && i < nsides; i++)
+    int overlap = dst && !src->is_s3 && !dst->is_s3 && sides_overlap(src, dst);
+    for (int i = 0; !rc && !overlap && i < nsides; i++)
         rc = open_side(&c, i, &sides[i], &err);
+    if (!rc && (overlap || (dst && src->is_s3 && sides_overlap(src, dst)))) {
+        fprintf(stderr, "coffer mirror: '%s' and '%s' overlap: one is, or lies within, the other\n", src->arg,
+                dst->arg);
+        for (int i = 0; i < nsides; i++)
+            close_side(&sides[i]);
+        free(c.exclude);
+        return CF_EXIT_USAGE;
+    }
 
     bar b = {.on = !c.no_progress && !c.json && isatty(2), .t0 = cf_clock_mono()};
     cf_mirror_opts o = {.delete_extra = c.delete_extra,

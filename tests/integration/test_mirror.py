@@ -573,3 +573,36 @@ def test_file_and_directory_of_one_name_going_to_a_directory(server, s3, keys, t
     s3.create_bucket(Bucket="m-clash2")
     s = summary(mirror("--json", "s3://m-clash", "s3://m-clash2", srv=server, keys=keys))
     assert s["files"]["copied"] == 5
+
+
+def test_overlapping_sides_are_refused(server, s3, keys, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, {"a": b"a"})
+    for dst in (src, src / "inner", tmp_path):
+        p = mirror(str(src), str(dst), check=False)
+        assert p.returncode == 2 and b"overlap" in p.stderr, dst
+    assert not (src / "inner").exists()  # refused before anything was made
+    s3.create_bucket(Bucket="m-overlap")
+    for a, b in (("s3://m-overlap", "s3://m-overlap/sub"), ("s3://m-overlap/p", "s3://m-overlap/p/q"),
+                 ("s3://m-overlap/p/", "s3://m-overlap/p")):
+        p = mirror(a, b, srv=server, keys=keys, check=False)
+        assert p.returncode == 2 and b"overlap" in p.stderr, (a, b)
+    mirror(str(src), "s3://m-overlap/p", srv=server, keys=keys)
+    s = summary(mirror("--json", "s3://m-overlap/p", "s3://m-overlap/pq", srv=server, keys=keys))
+    assert s["files"]["copied"] == 1  # "p" and "pq" are different directories
+
+
+def test_dry_run_prints_the_plan(server, s3, keys, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, {"new file": b"12345", "same": b"s"})
+    s3.create_bucket(Bucket="m-dry")
+    mirror(str(src), "s3://m-dry", srv=server, keys=keys)
+    (src / "newer").write_bytes(b"abc")
+    s3.put_object(Bucket="m-dry", Key="extra\x01", Body=b"x")
+    p = mirror("--dry-run", "--delete", str(src), "s3://m-dry", srv=server, keys=keys)
+    out = p.stdout.decode()
+    assert "would copy newer (3 bytes)\n" in out
+    assert "would delete extra\\x01 (1 bytes)\n" in out  # escaped, never raw
+    assert "same" not in out.split("would have")[0]
+    assert "would have copied 1 files (3 bytes), skipped 2, deleted 1, failed 0" in out
+    assert set(bucket_objects(s3, "m-dry")) == {"new file", "same", "extra\x01"}
