@@ -122,15 +122,17 @@ static cf_repo_put_opts put_opts(copy_ctx *c, const void *head, size_t n)
 {
     run *r = c->r;
     cf_repo_put_opts o = cf_repo_opts_of_info(c->info);
-    o.content_type = NULL;
-    if (c->info->content_type[0] && strcmp(c->info->content_type, "application/octet-stream") != 0)
-        o.content_type = c->info->content_type; /* the source's (a directory's: the one S3 served) */
-    else if (r->sk == CF_SIDE_DIR) {
+    const char *type = c->info->content_type;
+    /* A directory answers application/octet-stream for a file with no stored type. */
+    int generic = !*type || !strcmp(type, "application/octet-stream") || !strcmp(type, "binary/octet-stream");
+    o.content_type = *type ? type : NULL;
+    if (generic && r->sk == CF_SIDE_DIR && r->dk == CF_SIDE_S3) {
+        /* An upload: the type from the bytes and the name. */
         cf_ctype_detect(c->ctype, c->e->key, head, n < HEAD_BYTES ? n : HEAD_BYTES, c->content_type,
                         sizeof c->content_type);
         o.content_type = c->content_type;
-    } else if (c->info->content_type[0]) {
-        o.content_type = c->info->content_type;
+    } else if (generic && r->sk == CF_SIDE_DIR) {
+        o.content_type = NULL; /* directory to directory: store none where none was */
     }
     if (r->dk == CF_SIDE_DIR) {
         o.mtime = c->e->mtime;
