@@ -852,7 +852,7 @@ int cf_cmd_mirror(int argc, char **argv)
            : verify_mismatches(&out)                    ? EXIT_VERIFY_MISMATCH
            : out.sum.files_failed || fix_failures(&out) ? EXIT_FILES_FAILED
                                                         : CF_EXIT_OK;
-    if (c.metrics_file && !c.dry_run)
+    if (c.metrics_file && (!c.dry_run || c.verify)) /* a verification is a real run */
         write_metrics(c.metrics_file, src, dst, &out, code == CF_EXIT_OK);
     free_outcome(&out);
     for (int i = 0; i < nsides; i++)
