@@ -324,17 +324,23 @@ static void *worker_main(void *arg)
     run *r = arg;
     copy_ctx c = {.r = r};
     cf_err err;
-    c.info = malloc(sizeof *c.info);
-    int ok = c.info && cf_ctype_open(&c.ctype, &err) == 0;
+    cf_err_clear(&err);
+    int rc = (c.info = malloc(sizeof *c.info)) ? 0 : cf_err_set(&err, CF_ENOMEM, "mirror: out of memory");
+    /* Only an upload from a directory detects types (one detector per thread: not shareable). */
+    int detects = r->sk == CF_SIDE_DIR && r->dk == CF_SIDE_S3;
+    if (!rc && detects)
+        rc = cf_ctype_open(&c.ctype, &err);
     for (size_t i; (i = atomic_fetch_add(&r->next, 1)) < r->ncopies;) {
-        if (ok) {
+        if (!rc) {
             copy_item(&c, r->copies[i]);
             continue;
         }
-        r->results[r->copies[i]].rc = CF_ENOMEM;
+        item_result *res = &r->results[r->copies[i]];
+        res->rc = rc;
+        res->why = strdup(err.msg[0] ? err.msg : cf_strerror(rc));
         atomic_fetch_add(&r->files_done, 1);
     }
-    if (c.info)
+    if (!rc && detects)
         cf_ctype_close(c.ctype);
     free(c.info);
     pthread_mutex_lock(&r->mu);
