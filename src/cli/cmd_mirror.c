@@ -510,9 +510,6 @@ static int run_verify(const mirror_cli *c, side *src, side *dst, const cf_logger
 
 static int run_fix(const mirror_cli *c, side *bucket, const cf_logger *log, outcome *out, cf_err *err)
 {
-    if (!bucket->is_s3)
-        return cf_err_set(err, CF_EINVAL, "--fix-content-types takes s3://BUCKET[/PREFIX], not '%s'",
-                          bucket->arg);
 #ifdef HAVE_FIXTYPES
     out->fixed = 1;
     return cf_mirror_fix_content_types(bucket->repo, c->exclude, c->nexclude, c->jobs ? c->jobs : 8,
@@ -794,6 +791,13 @@ int cf_cmd_mirror(int argc, char **argv)
         fprintf(stderr, "coffer mirror: %s\n", err.msg);
         for (int i = 0; i < nsides; i++)
             free(sides[i].dir);
+        free(c.exclude);
+        return CF_EXIT_USAGE;
+    }
+    if (c.fix_types && !sides[0].is_s3) {
+        fprintf(stderr, "coffer mirror: --fix-content-types takes s3://BUCKET[/PREFIX], not '%s'\n%s",
+                sides[0].arg, usage);
+        free(sides[0].dir);
         free(c.exclude);
         return CF_EXIT_USAGE;
     }

@@ -405,7 +405,8 @@ def test_missing_bucket_and_wrong_keys(server, keys, tmp_path):
     [], ["only-one"], ["--jobs", "0", "a", "b"], ["--jobs", "257", "a", "b"], ["--jobs", "x", "a", "b"],
     ["--dated", "--delete", "a", "b"], ["--as-of", "2026-13-01", "--dated", "a", "b"],
     ["--as-of", "2026-01-01", "a", "b"], ["--keep-daily", "-1", "--dated", "a", "b"],
-    ["--fix-content-types", "a", "b"], ["--no-such-flag", "a", "b"], ["--log-level", "loud", "a", "b"],
+    ["--fix-content-types", "a", "b"], ["--fix-content-types", "/tmp"], ["--fix-content-types", "file:///tmp"],
+    ["--no-such-flag", "a", "b"], ["--log-level", "loud", "a", "b"],
     ["s3://", "b"],
 ])
 def test_bad_command_lines_exit_2(args, tmp_path):
