@@ -59,6 +59,10 @@ static void cf_ctype_detect(cf_ctype *c, const char *key, const void *head, size
 #define JOBS_MAX 256
 #define HEAD_BYTES 4096             /* what content detection reads of a file */
 #define PROGRESS_EVERY_NS 100000000 /* 0.1 s */
+/* Streams of objects above one part (16 MiB) at once: each holds up to 96 MiB of parts in an S3
+ * writer (storage/repo_s3.c), so --jobs 32 of them would want 3 GiB; four keep the link full. */
+#define LARGE_OBJECT ((uint64_t)16 << 20)
+#define LARGE_AT_ONCE 4
 
 /* The outcome of one planned item. */
 typedef struct item_result {
@@ -81,7 +85,8 @@ typedef struct run {
     atomic_int meta_dropped;   /* a directory without user xattrs: warned once */
     atomic_int workers_left;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* signalled when a worker ends */
+    pthread_cond_t cv; /* signalled when a worker ends, or a large stream */
+    int large_streams; /* under mu: large objects being streamed */
 } run;
 
 /* One worker's state for one copy. */
@@ -311,7 +316,21 @@ static void copy_item(copy_ctx *c, size_t idx)
     }
     if (rc == CF_ENOTSUP) {
         cf_err_clear(&err);
+        int large = c->e->size > LARGE_OBJECT;
+        if (large) {
+            pthread_mutex_lock(&r->mu);
+            while (r->large_streams >= LARGE_AT_ONCE)
+                pthread_cond_wait(&r->cv, &r->mu);
+            r->large_streams++;
+            pthread_mutex_unlock(&r->mu);
+        }
         rc = stream_copy(c, &err);
+        if (large) {
+            pthread_mutex_lock(&r->mu);
+            r->large_streams--;
+            pthread_cond_broadcast(&r->cv);
+            pthread_mutex_unlock(&r->mu);
+        }
     }
     res->rc = rc;
     if (rc && !(res->why = strdup(err.msg[0] ? err.msg : cf_strerror(rc))))
@@ -345,7 +364,7 @@ static void *worker_main(void *arg)
     free(c.info);
     pthread_mutex_lock(&r->mu);
     atomic_fetch_sub(&r->workers_left, 1);
-    pthread_cond_signal(&r->cv);
+    pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     return NULL;
 }
