@@ -265,10 +265,10 @@ static int try_link(copy_ctx *c, cf_err *err)
             if (to_root >= 0)
                 close(to_root);
             char tmp[NAME_MAX + 1];
-            unsigned char rnd[6];
+            unsigned char rnd[8];
             cf_random_bytes(rnd, sizeof rnd);
-            snprintf(tmp, sizeof tmp, ".link.tmp-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
-                     rnd[4], rnd[5]);
+            snprintf(tmp, sizeof tmp, ".link.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+                     rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
             /* Linked under a temporary name and renamed: the name takes the file in one step. */
             if (to < 0 || linkat(from, leaf_from, to, tmp, 0) != 0)
                 rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot link '%s' from '%s'", c->e->key,

@@ -182,10 +182,13 @@ const char *cf_plan_key_refused(const char *key, cf_side_kind dk)
             return "a '.' or '..' segment would leave the destination directory";
         if (n > 255)
             return "a path segment is longer than 255 bytes";
+        char name[256];
+        memcpy(name, seg, n);
+        name[n] = '\0';
+        if (cf_repo_dir_temporary(name))
+            return "a name ending in '.tmp-' and 16 hex digits is a file being written";
         seg = slash ? slash + 1 : NULL;
     }
-    if (strstr(key, ".tmp-"))
-        return "a name holding '.tmp-' is reserved for files being written";
     return NULL;
 }
 

@@ -183,6 +183,9 @@ int cf_repo_delete(cf_repo *r, const char *key, cf_err *err);
 /* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. On a
  * failure, the keys before the one named in err are gone, the others may be. */
 int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
+/* 1 when name (one path segment) is a directory repository's temporary file of a write in flight,
+ * "NAME.tmp-" and 16 lower-case hex digits: never listed as an object, removed by a sweep. */
+int cf_repo_dir_temporary(const char *name);
 /* Removes what interrupted writes left under prefix, started before `before` (seconds since
  * the epoch): temporary files of a directory, multipart uploads of a bucket. *removed counts. */
 int cf_repo_sweep(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);

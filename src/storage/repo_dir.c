@@ -299,10 +299,17 @@ typedef struct walk {
     size_t n, cap;
 } walk;
 
-/* A temporary file of a write in flight (dir_writer_begin's name), never an object. */
-static int is_temporary(const char *name)
+int cf_repo_dir_temporary(const char *name)
 {
-    return strstr(name, ".tmp-") != NULL;
+    const char *t = strstr(name, ".tmp-");
+    for (const char *next; t && (next = strstr(t + 1, ".tmp-"));)
+        t = next;
+    if (!t || strlen(t + 5) != 16)
+        return 0;
+    for (const char *p = t + 5; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
 }
 
 static int collect(walk *w, const char *rel, cf_err *err)
@@ -315,7 +322,7 @@ static int collect(walk *w, const char *rel, cf_err *err)
     struct dirent *e;
     int rc = 0;
     while (!rc && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || is_temporary(e->d_name) ||
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || cf_repo_dir_temporary(e->d_name) ||
             (e->d_name[0] == '.' && !(w->flags & CF_REPO_LIST_HIDDEN)))
             continue; /* in-flight writes are not objects */
         char sub[PATH_MAX];
@@ -442,7 +449,7 @@ static int sweep_dir(const char *dir, const sweep_ctx *sc, cf_err *err)
             continue;
         if (S_ISDIR(st.st_mode))
             rc = sweep_dir(full, sc, err);
-        else if (strstr(e->d_name, ".tmp-") && (int64_t)st.st_mtime < sc->before && unlink(full) == 0)
+        else if (cf_repo_dir_temporary(e->d_name) && (int64_t)st.st_mtime < sc->before && unlink(full) == 0)
             (*sc->removed)++;
     }
     closedir(d);
@@ -532,7 +539,8 @@ static int read_level(dir_repo *r, const char *prefix, level_entry **out, size_t
     size_t n = 0, cap = 0;
     struct dirent *e;
     while (!rc && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-") || strncmp(e->d_name, part, strlen(part)) != 0)
+        if (e->d_name[0] == '.' || cf_repo_dir_temporary(e->d_name) ||
+            strncmp(e->d_name, part, strlen(part)) != 0)
             continue;
         level_entry le;
         char full[PATH_MAX];

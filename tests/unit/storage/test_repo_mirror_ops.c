@@ -195,6 +195,7 @@ static void test_listing_flags(void **state)
     cf_repo *r = open_at("ls");
     put(r, ".hidden/x", "1", NULL);
     put(r, "b", "2", NULL);
+    put(r, "c.tmp-final", "3", NULL); /* not a temporary name: an object like any */
     char path[160], target[160];
     snprintf(path, sizeof path, "%s/ls/link", base);
     snprintf(target, sizeof target, "%s/ls/b", base);
@@ -205,17 +206,23 @@ static void test_listing_flags(void **state)
     fclose(f);
     seen s = {0};
     assert_int_equal(cf_repo_list(r, "", collect, &s, NULL), 0);
-    assert_int_equal(s.n, 1);
+    assert_int_equal(s.n, 2);
     assert_string_equal(s.keys[0], "b");
+    assert_string_equal(s.keys[1], "c.tmp-final");
     memset(&s, 0, sizeof s);
     assert_int_equal(cf_repo_list_flags(r, "", CF_REPO_LIST_HIDDEN | CF_REPO_LIST_SPECIAL, collect, &s, NULL),
                      0);
-    assert_int_equal(s.n, 3);
+    assert_int_equal(s.n, 4);
     assert_string_equal(s.keys[0], ".hidden/x");
     assert_string_equal(s.keys[1], "b");
-    assert_string_equal(s.keys[2], "link");
+    assert_string_equal(s.keys[2], "c.tmp-final");
+    assert_string_equal(s.keys[3], "link");
     assert_int_equal(s.special[1], 0);
-    assert_int_equal(s.special[2], 1);
+    assert_int_equal(s.special[3], 1);
+    assert_true(cf_repo_dir_temporary("b.tmp-0011223344556677"));
+    assert_false(cf_repo_dir_temporary("b.tmp-001122334455667"));
+    assert_false(cf_repo_dir_temporary("b.tmp-00112233445566778"));
+    assert_false(cf_repo_dir_temporary("b.tmp-00112233445566ZZ"));
     cf_repo_close(r);
 }
 
