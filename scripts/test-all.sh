@@ -40,6 +40,9 @@ tsan_integration=(
   # the console: logins on the blocking pool, proxied downloads paced with read-ahead threads
   tests/integration/test_console_api.py
   tests/integration/test_console_foreign.py
+  # coffer mirror: --jobs workers sharing two repositories' client pools and the run's counters
+  tests/integration/test_mirror.py::test_jobs_1_and_32_give_the_same_result
+  tests/integration/test_mirror.py::test_bucket_to_bucket_across_two_coffer_servers
 )
 # One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
 tsan_unit+='|^test_repo_backends$'

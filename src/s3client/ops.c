@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "s3/xml.h"
@@ -40,6 +41,12 @@ static int check_put_opts(const cf_s3c_put_opts *o, const char *bucket, const ch
         return 0;
     if (o->content_type && !header_text_ok(o->content_type))
         return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': content type holds a control character", bucket, key);
+    const char *std[] = {o->cache_control, o->content_disposition, o->content_encoding, o->content_language,
+                         o->expires};
+    for (size_t i = 0; i < sizeof std / sizeof *std; i++)
+        if (std[i] && !header_text_ok(std[i]))
+            return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': a standard header holds a control character",
+                              bucket, key);
     if (o->nmeta > CF_S3C_META_FIELDS)
         return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': %zu metadata fields, at most %d", bucket, key,
                           o->nmeta, CF_S3C_META_FIELDS);
@@ -74,6 +81,13 @@ static void apply_put_opts(cf_s3c_xfer *x, const cf_s3c_put_opts *o)
     if (!o)
         return;
     x->content_type = o->content_type;
+    const char *names[] = {"cache-control", "content-disposition", "content-encoding", "content-language",
+                           "expires"};
+    const char *values[] = {o->cache_control, o->content_disposition, o->content_encoding,
+                            o->content_language, o->expires};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (values[i] && *values[i])
+            cf_s3c_xfer_header(x, "", names[i], values[i]);
     for (size_t i = 0; i < o->nmeta; i++)
         cf_s3c_xfer_header(x, "x-amz-meta-", o->meta[i].name, o->meta[i].value);
 }
@@ -222,7 +236,18 @@ static const char *text(const cf_xml_node *n, const char *name)
 
 static int64_t iso_time(const char *s)
 {
-    /* curl_getdate reads RFC 3339 / ISO 8601 dates such as 2009-10-12T17:50:30.000Z. */
+    /* S3's XML dates are ISO 8601 (2009-10-12T17:50:30.000Z), which curl_getdate does not read
+     * (it answered -1, so every listed LastModified was 0); HTTP dates are left to it. */
+    struct tm tm = {0};
+    int n = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &tm.tm_sec, &n) == 6 &&
+        n) {
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        time_t t = timegm(&tm);
+        return t > 0 ? (int64_t)t : 0;
+    }
     time_t t = curl_getdate(s, NULL);
     return t > 0 ? (int64_t)t : 0;
 }
