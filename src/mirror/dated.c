@@ -149,9 +149,9 @@ static int is_real_dir(int dirfd, const char *name)
     return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* The names in dir that match: dated copies, or (partial) staging directories ".DATE.partial",
- * given by their date. */
-static int list_names(const char *dir, int partial, char ***names, size_t *n, cf_err *err)
+/* The dates of the directories in dir named DATE (hidden NULL: the dated copies) or .DATE<hidden>
+ * (".partial": staging directories; ".old": copies set aside), sorted. */
+static int list_names(const char *dir, const char *hidden, char ***names, size_t *n, cf_err *err)
 {
     *names = NULL;
     *n = 0;
@@ -165,10 +165,9 @@ static int list_names(const char *dir, int partial, char ***names, size_t *n, cf
     while (!rc && (e = readdir(d))) {
         char date[CF_DATED_NAME_LEN];
         int64_t day;
-        if (partial) {
+        if (hidden) {
             size_t len = strlen(e->d_name);
-            if (len != 1 + 10 + strlen(PARTIAL_SUFFIX) || e->d_name[0] != '.' ||
-                strcmp(e->d_name + 11, PARTIAL_SUFFIX) != 0)
+            if (len != 1 + 10 + strlen(hidden) || e->d_name[0] != '.' || strcmp(e->d_name + 11, hidden) != 0)
                 continue;
             memcpy(date, e->d_name + 1, 10);
             date[10] = '\0';
@@ -193,7 +192,7 @@ static int list_names(const char *dir, int partial, char ***names, size_t *n, cf
 
 int cf_dated_list(const char *dir, char ***names, size_t *n, cf_err *err)
 {
-    return list_names(dir, 0, names, n, err);
+    return list_names(dir, NULL, names, n, err);
 }
 
 static int remove_tree_at(int parent, const char *name, cf_err *err)
@@ -496,11 +495,9 @@ int cf_dated_publish(const char *dir, const char *name, const cf_logger *log, cf
     return cf_dated_remove_tree(dir, aside + strlen(dir) + 1, err);
 }
 
-/* What a crash left of earlier runs, made usable before tonight's: a copy set aside by a
- * publish that did not finish goes back (or, when its replacement made it, goes); and when
- * tonight has no staging directory, the newest earlier night's (a failed run's) becomes it, so
- * that what that run copied is not copied again. */
-static int recover(const char *dir, const char *name, const char *partial, const cf_logger *log, cf_err *err)
+/* A copy set aside by a publish that did not finish goes back, or, when its replacement made it,
+ * goes. */
+static int restore_aside(const char *dir, const char *name, const cf_logger *log, cf_err *err)
 {
     char final[PATH_MAX], aside[PATH_MAX];
     int rc = join(final, dir, "", name, "", err);
@@ -508,19 +505,30 @@ static int recover(const char *dir, const char *name, const char *partial, const
         rc = join(aside, dir, ".", name, ASIDE_SUFFIX, err);
     if (rc)
         return rc;
-    if (exists_at(aside)) {
-        if (exists_at(final))
-            rc = cf_dated_remove_tree(dir, aside + strlen(dir) + 1, err);
-        else if (rename(aside, final) != 0)
-            rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot restore '%s'", aside);
-        if (rc)
-            return rc;
-    }
-    if (exists_at(partial))
-        return 0;
-    char **staged;
+    if (exists_at(final))
+        return cf_dated_remove_tree(dir, aside + strlen(dir) + 1, err);
+    cf_log(log, CF_LOG_WARN, "dated mirror: restoring a copy an interrupted run set aside", "path", final,
+           NULL);
+    if (rename(aside, final) != 0)
+        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot restore '%s'", aside);
+    return 0;
+}
+
+/* What a crash left of earlier runs, made usable before tonight's: the copies set aside
+ * (restore_aside); and when tonight has no staging directory, the newest earlier night's (a
+ * failed run's) becomes it, so that what that run copied is not copied again. */
+static int recover(const char *dir, const char *name, const char *partial, const cf_logger *log, cf_err *err)
+{
+    char **set_aside;
     size_t n;
-    if ((rc = list_names(dir, 1, &staged, &n, err)))
+    int rc = list_names(dir, ASIDE_SUFFIX, &set_aside, &n, err);
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = restore_aside(dir, set_aside[i], log, err);
+    cf_dated_names_free(set_aside, n);
+    if (rc || exists_at(partial))
+        return rc;
+    char **staged;
+    if ((rc = list_names(dir, PARTIAL_SUFFIX, &staged, &n, err)))
         return rc;
     const char *adopt = NULL;
     for (size_t i = 0; i < n; i++)
