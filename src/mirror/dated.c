@@ -1,16 +1,15 @@
 /*
- * dated.c - coffer mirror --dated (dated.h). The copy engine is cf_mirror_run's; what this file
- * adds is around it: the hard links to the previous night, staging under a hidden name, the
- * publishing rename, and the retention. Linking is a pass of its own before the copy, so that the
- * copy loop knows nothing of links: the linked files are then the same at the destination, and
- * the copy skips them like any file already there.
+ * dated.c - coffer mirror --dated (dated.h). The copying, and the hard links to the previous
+ * night, are cf_mirror_run's (link_dest: the copy loop already has the plan, the excludes and
+ * the workers, so a link is one more way to make a file, beside a server-side copy and a
+ * stream); what this file adds is around it: which copy to link to, staging under a hidden name,
+ * the reuse of what a failed run staged, the publishing rename, and the retention.
  */
 #include "mirror/dated.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,201 +238,6 @@ int cf_dated_remove_tree(const char *dir, const char *name, cf_err *err)
     return rc;
 }
 
-/* --- the linking pass --- */
-
-typedef struct file_entry {
-    char *key;
-    uint64_t size;
-    int64_t mtime;
-} file_entry;
-
-typedef struct file_list {
-    file_entry *v;
-    size_t n, cap;
-} file_list;
-
-static void file_list_free(file_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i].key);
-    free(l->v);
-}
-
-static int collect_entry(void *ctx, const cf_repo_entry *e)
-{
-    file_list *l = ctx;
-    if (l->n == l->cap) {
-        size_t c = l->cap ? l->cap * 2 : 256;
-        file_entry *g = realloc(l->v, c * sizeof *g);
-        if (!g)
-            return CF_ENOMEM;
-        l->v = g;
-        l->cap = c;
-    }
-    if (!(l->v[l->n].key = strdup(e->key)))
-        return CF_ENOMEM;
-    l->v[l->n].size = e->size;
-    l->v[l->n].mtime = e->mtime;
-    l->n++;
-    return 0;
-}
-
-static int entry_cmp(const void *a, const void *b)
-{
-    return strcmp(((const file_entry *)a)->key, ((const file_entry *)b)->key);
-}
-
-/* The regular files of the directory path (none when path is NULL or absent), sorted by key.
- * Their keys are real paths under path, so they are safe to join to another directory. */
-static int list_files(const char *path, file_list *out, cf_err *err)
-{
-    memset(out, 0, sizeof *out);
-    struct stat st;
-    if (!path || stat(path, &st) != 0)
-        return 0;
-    cf_repo *r;
-    int rc = cf_repo_open_dir(path, &r, err);
-    if (rc)
-        return rc;
-    rc = cf_repo_list(r, "", collect_entry, out, err);
-    cf_repo_close(r);
-    if (rc) {
-        file_list_free(out);
-        return rc == CF_ENOMEM ? cf_err_set(err, CF_ENOMEM, "out of memory") : rc;
-    }
-    qsort(out->v, out->n, sizeof *out->v, entry_cmp);
-    return 0;
-}
-
-static const file_entry *find_file(const file_list *l, const char *key)
-{
-    file_entry probe = {.key = (char *)key};
-    return l->n ? bsearch(&probe, l->v, l->n, sizeof *l->v, entry_cmp) : NULL;
-}
-
-/* The contract's --exclude: fnmatch(3) on the key, FNM_PATHNAME off; "dir/" excludes a subtree. */
-static int excluded(const cf_mirror_opts *o, const char *key)
-{
-    for (size_t i = 0; i < o->nexclude; i++) {
-        const char *p = o->exclude[i];
-        size_t n = strlen(p);
-        if (n && p[n - 1] == '/') {
-            char subtree[PATH_MAX];
-            if ((size_t)snprintf(subtree, sizeof subtree, "%s*", p) < sizeof subtree &&
-                fnmatch(subtree, key, 0) == 0)
-                return 1;
-        } else if (fnmatch(p, key, 0) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-typedef struct link_pass {
-    const cf_mirror_opts *o;
-    const char *prev, *partial;
-    file_list prev_files, staged;
-    cf_mirror_summary *tally;
-    int warned;
-    cf_err *err;
-} link_pass;
-
-/* Makes to a hard link to from: linked under a temporary name beside to, then renamed over it,
- * so that a file already at to is replaced whole and never written into. 1 when linked, 0 when
- * this filesystem cannot link it (the copy will), or a CF_E code. */
-static int link_over(link_pass *lp, const char *from, const char *to, cf_err *err)
-{
-    char parent[PATH_MAX], tmp[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", to);
-    char *slash = strrchr(parent, '/');
-    if (slash)
-        *slash = '\0';
-    int rc = cf_fs_mkdirs(parent, 0755, err);
-    if (rc)
-        return rc;
-    unsigned char rnd[6];
-    if (cf_random_bytes(rnd, sizeof rnd))
-        return cf_err_set(err, CF_EIO, "no randomness for a temporary name");
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-link-%02x%02x%02x%02x%02x%02x", to, rnd[0], rnd[1], rnd[2],
-                         rnd[3], rnd[4], rnd[5]) >= sizeof tmp)
-        return 0;
-    if (link(from, tmp) != 0) {
-        int e = errno;
-        if (e == EXDEV || e == EMLINK || e == EPERM || e == ENOTSUP || e == ENAMETOOLONG) {
-            if (!lp->warned++)
-                cf_log(lp->o->log, CF_LOG_WARN,
-                       "dated mirror: cannot hard-link to the previous copy; copying", "file", from, "error",
-                       strerror(e), NULL);
-            return 0;
-        }
-        return cf_err_sys(err, cf_err_from_errno(e), e, "cannot link '%s' to '%s'", from, tmp);
-    }
-    if (rename(tmp, to) != 0) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EISDIR || e == ENOTEMPTY || e == EEXIST)
-            return 0; /* a directory stands at the key: the copy reports it */
-        return cf_err_sys(err, cf_err_from_errno(e), e, "cannot rename '%s' into place", tmp);
-    }
-    return 1;
-}
-
-static int link_entry(void *ctx, const cf_repo_entry *e)
-{
-    link_pass *lp = ctx;
-    if (e->is_prefix || excluded(lp->o, e->key))
-        return 0;
-    const file_entry *prev = find_file(&lp->prev_files, e->key);
-    const file_entry *staged = find_file(&lp->staged, e->key);
-    if (!prev || prev->size != e->size || prev->mtime != e->mtime) {
-        if (lp->o->dry_run && staged && staged->size == e->size && staged->mtime == e->mtime) {
-            lp->tally->files_skipped++;
-            lp->tally->bytes_skipped += e->size;
-        } else if (lp->o->dry_run) {
-            lp->tally->files_copied++;
-            lp->tally->bytes_copied += e->size;
-        }
-        return 0;
-    }
-    char from[PATH_MAX], to[PATH_MAX];
-    if ((size_t)snprintf(from, sizeof from, "%s/%s", lp->prev, e->key) >= sizeof from ||
-        (size_t)snprintf(to, sizeof to, "%s/%s", lp->partial, e->key) >= sizeof to)
-        return 0; /* too long to link here: the copy reports it */
-    struct stat ps, ts;
-    if (lstat(from, &ps) != 0 || !S_ISREG(ps.st_mode))
-        return 0;
-    int linked = lstat(to, &ts) == 0 && ts.st_ino == ps.st_ino && ts.st_dev == ps.st_dev;
-    if (!linked && !lp->o->dry_run) {
-        int rc = link_over(lp, from, to, lp->err);
-        if (rc < 0)
-            return rc;
-        linked = rc;
-    }
-    if (linked || lp->o->dry_run) { /* a dry run assumes the link would be made */
-        lp->tally->files_linked++;
-        lp->tally->bytes_linked += e->size;
-    }
-    return 0;
-}
-
-int cf_dated_link_unchanged(cf_repo *src, const char *prev, const char *partial, const cf_mirror_opts *o,
-                            cf_mirror_summary *tally, cf_err *err)
-{
-    link_pass lp = {.o = o, .prev = prev, .partial = partial, .tally = tally, .err = err};
-    cf_err_clear(err);
-    int rc = list_files(prev, &lp.prev_files, err);
-    if (!rc && o->dry_run)
-        rc = list_files(partial, &lp.staged, err);
-    if (!rc && (lp.prev_files.n || o->dry_run)) {
-        rc = cf_repo_list(src, "", link_entry, &lp, err);
-        if (rc == CF_ENOMEM && !err->code)
-            rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-    }
-    file_list_free(&lp.prev_files);
-    file_list_free(&lp.staged);
-    return rc;
-}
-
 /* --- publishing --- */
 
 static int join(char *out, const char *dir, const char *prefix, const char *name, const char *suffix,
@@ -613,6 +417,26 @@ static int lock_dir(const char *dir, const cf_logger *log, int *fd, cf_err *err)
     return 0;
 }
 
+/* A directory to stage a dry run in: tonight's staging directory when there is one (what it
+ * holds counts as done), else an empty one outside dir, so that a dry run leaves dir as it was. */
+static int dry_run_staging(const char *partial, char *path, int *made, cf_err *err)
+{
+    struct stat st;
+    *made = 0;
+    if (stat(partial, &st) == 0) {
+        snprintf(path, PATH_MAX, "%s", partial);
+        return 0;
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    snprintf(path, PATH_MAX, "%s/coffer-dated-dry-run-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(path))
+        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot make '%s'", path);
+    *made = 1;
+    return 0;
+}
+
+/* Fills the staging directory with tonight's tree: the copy, with links to the newest earlier
+ * copy, and without what the staging directory holds beyond the source. */
 static int stage(const cf_mirror_side *src, const char *dir, const char *name, const char *partial,
                  const cf_mirror_opts *o, cf_mirror_summary *out, cf_err *err)
 {
@@ -622,35 +446,32 @@ static int stage(const cf_mirror_side *src, const char *dir, const char *name, c
     if (rc)
         return rc;
     const char *prev_name = previous_copy(copies, ncopies, name);
-    char prev[PATH_MAX];
+    char prev[PATH_MAX], staging_path[PATH_MAX];
     if (prev_name && (rc = join(prev, dir, "", prev_name, "", err)) == 0)
         cf_log(o->log, CF_LOG_INFO, "dated mirror: linking files unchanged since", "copy", prev, NULL);
-    cf_mirror_summary links = {0};
-    if (!rc)
-        rc = cf_dated_link_unchanged(src->repo, prev_name ? prev : NULL, partial, o, &links, err);
     cf_dated_names_free(copies, ncopies);
-    if (rc)
-        return rc;
-    if (o->dry_run) {
-        *out = links;
-        return 0;
+    int made = 0;
+    if (!rc && o->dry_run)
+        rc = dry_run_staging(partial, staging_path, &made, err);
+    else if (!rc)
+        snprintf(staging_path, sizeof staging_path, "%s", partial);
+    cf_repo *staging = NULL;
+    if (!rc)
+        rc = cf_repo_open_dir(staging_path, &staging, err);
+    if (!rc) {
+        cf_mirror_side dst = {.repo = staging, .url = staging_path, .dir = staging_path};
+        cf_mirror_opts copy = *o;
+        copy.delete_extra = 1; /* the staging directory becomes exactly tonight's tree */
+        copy.link_dest = prev_name ? prev : NULL;
+        rc = cf_mirror_run(src, &dst, &copy, out, err);
+        /* Whatever the copy left to one sync reaches the disk before the rename that makes it a
+         * copy. */
+        if (!rc && !o->dry_run && !out->files_failed)
+            rc = cf_repo_sync(staging, err);
+        cf_repo_close(staging);
     }
-    cf_repo *staging;
-    if ((rc = cf_repo_open_dir(partial, &staging, err)))
-        return rc;
-    cf_mirror_side dst = {.repo = staging, .url = partial, .dir = partial};
-    cf_mirror_opts copy = *o;
-    copy.delete_extra = 1; /* the staging directory becomes exactly tonight's tree */
-    copy.link_dest = NULL;
-    rc = cf_mirror_run(src, &dst, &copy, out, err);
-    cf_repo_close(staging);
-    /* The copy found the linked files the same and skipped them: they are links, not skips. */
-    uint64_t files = links.files_linked < out->files_skipped ? links.files_linked : out->files_skipped;
-    uint64_t bytes = links.bytes_linked < out->bytes_skipped ? links.bytes_linked : out->bytes_skipped;
-    out->files_skipped -= files;
-    out->bytes_skipped -= bytes;
-    out->files_linked += files;
-    out->bytes_linked += bytes;
+    if (made)
+        rmdir(staging_path);
     return rc;
 }
 
@@ -689,16 +510,8 @@ int cf_mirror_dated(const cf_mirror_side *src, const char *dir, const cf_mirror_
         rc = cf_err_set(err, CF_EIO,
                         "%llu file(s) failed: '%s' is not published; the next run resumes from '%s'",
                         (unsigned long long)out->files_failed, final, partial);
-    if (!rc && !o->dry_run && (rc = cf_fs_mkdirs(partial, 0755, err)) == 0) {
-        /* The links and the directories made beside the copy's files reach the disk before the
-         * rename that makes them a copy. */
-        int fd = open(partial, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd >= 0) {
-            syncfs(fd);
-            close(fd);
-        }
+    if (!rc && !o->dry_run)
         rc = cf_dated_publish(dir, name, o->log, err);
-    }
     if (!rc)
         rc = apply_retention(dir, name, d, o->dry_run, removed, nremoved, err);
     if (lock >= 0)

@@ -28,20 +28,19 @@ typedef struct cf_dated_opts {
 } cf_dated_opts;
 
 /*
- * Mirrors src into DIR/AS_OF: stages in DIR/.AS_OF.partial (first hard-linking from the newest
- * earlier dated copy every file found there the same, cf_dated_link_unchanged; then
- * cf_mirror_run copies the rest), renames it to DIR/AS_OF when complete (an existing DIR/AS_OF
- * is replaced only then), fsyncs DIR, then applies the retention to the dated copies. A failure
+ * Mirrors src into DIR/AS_OF: stages in DIR/.AS_OF.partial (cf_mirror_run with link_dest = the
+ * newest earlier dated copy), renames it to DIR/AS_OF when complete (an existing DIR/AS_OF is
+ * replaced only then), fsyncs DIR, then applies the retention to the dated copies. A failure
  * leaves every earlier copy intact and the partial directory for the next run to reuse (the next
  * night's run adopts an earlier night's partial directory when it has none of its own).
  *
  * o's delete_extra must be 0 (a dated copy is always the whole source: what the staging directory
  * holds beyond it is removed regardless) and link_dest NULL (chosen here). With o->dry_run
- * nothing is written or removed: out counts what would be copied, linked and skipped, and
- * *removed names what the retention would remove. A run in which any file failed publishes
- * nothing and is CF_EIO (out->failures names the files); *removed (the names of the dated copies
- * removed, to free with cf_dated_names_free) is filled even when the retention failed halfway.
- * out must be freed with cf_mirror_summary_free whatever the result.
+ * nothing in DIR is written or removed: out is cf_mirror_run's dry run into the staging
+ * directory (or an empty one), and *removed names what the retention would remove. A run in which any file
+ * failed publishes nothing and is CF_EIO (out->failures names the files); *removed (the names of the dated
+ * copies removed, to free with cf_dated_names_free) is filled even when the retention failed halfway. out
+ * must be freed with cf_mirror_summary_free whatever the result.
  */
 int cf_mirror_dated(const cf_mirror_side *src, const char *dir, const cf_mirror_opts *o,
                     const cf_dated_opts *d, cf_mirror_summary *out, char ***removed, size_t *nremoved,
@@ -64,15 +63,6 @@ int cf_dated_retain(const cf_dated_opts *d, const char *keep_name, const char *c
 /* The dated copies in dir (directories named exactly YYYY-MM-DD, symbolic links excluded),
  * sorted oldest first. */
 int cf_dated_list(const char *dir, char ***names, size_t *n, cf_err *err);
-/* The linking pass: for every source file (src's listing, o's excludes applied) that the
- * directory prev (NULL: none) holds the same (size and mtime, the directory destination's rule),
- * makes partial's file at that key a hard link to prev's, unless it already is one; a stale file
- * there is replaced by a rename, never written into. Other files are left for the copy.
- * tally->files_linked and bytes_linked count the source files partial shares with prev (with
- * o->dry_run: would share; nothing is written, and files_copied and files_skipped count the
- * files the copy would write and those partial already holds the same). */
-int cf_dated_link_unchanged(cf_repo *src, const char *prev, const char *partial, const cf_mirror_opts *o,
-                            cf_mirror_summary *tally, cf_err *err);
 /* Publishes dir/.NAME.partial as dir/NAME (replacing a copy of that name: exchanged in one
  * rename where the filesystem can, else set aside as .NAME.old, the new one renamed in, the old
  * removed) and fsyncs dir. */

@@ -37,14 +37,15 @@ typedef struct cf_mirror_opts {
     int delete_extra, dry_run, jobs; /* jobs 0: 8 */
     const char *const *exclude;
     size_t nexclude;
-    /* NULL. Reserved: cf_mirror_dated (dated.c) makes the hard links to the previous dated copy
-     * in a pass of its own before it calls cf_mirror_run, so the copy loop does nothing for
-     * --dated but what it does for any directory destination: it skips a file that is the same,
-     * and never writes into or changes an existing destination file in place (not its bytes, not
-     * its mtime, not its metadata), only replaces it by a rename, since the file may be a hard
-     * link that earlier dated copies share. A loop that does link would do: a key it would copy,
-     * when link_dest/KEY is a regular file the same as the source's (rule of the directory
-     * destination), is link()ed to a temporary name beside dst/KEY and renamed over it. */
+    /* NULL, or a directory (cf_mirror_dated passes the newest earlier dated copy; the destination
+     * is then a directory side). A key the plan would copy whose link_dest/KEY is a regular file
+     * (reached without following a symbolic link) the same as the source's by the directory
+     * destination's rule is hard-linked instead of copied: linked under a temporary name beside
+     * dst/KEY and renamed over it, counted in files_linked and bytes_linked (a dry run counts
+     * what it would link). A file the destination already holds the same is skipped as always.
+     * What --dated relies on, with or without link_dest: an existing destination file is never
+     * written into or changed in place (not its bytes, mtime or metadata), only replaced whole by
+     * a rename, since it may be a hard link that earlier dated copies share. */
     const char *link_dest;
     const cf_logger *log;
     cf_mirror_progress_fn progress;

@@ -217,62 +217,168 @@ static cf_repo *open_dir(const char *rel)
     return r;
 }
 
-static void test_link_pass_links_the_unchanged_and_leaves_the_rest(void **state)
+/* One night of coffer mirror SRC DIR --dated --as-of name: 0 or the error. */
+static int run_night(const char *name, const cf_dated_opts *keep, cf_mirror_summary *out, char ***removed,
+                     size_t *nremoved)
+{
+    cf_repo *src = open_dir("src");
+    cf_mirror_side side = {.repo = src, .url = at("src"), .dir = at("src")};
+    cf_mirror_opts o = {.jobs = 2};
+    cf_dated_opts d = *keep;
+    d.as_of = name;
+    cf_err err;
+    int rc = cf_mirror_dated(&side, at("nightly"), &o, &d, out, removed, nremoved, &err);
+    if (rc)
+        print_message("night %s: %s\n", name, err.msg);
+    cf_repo_close(src);
+    return rc;
+}
+
+static void night_ok(const char *name, const cf_dated_opts *keep, cf_mirror_summary *out)
+{
+    char **removed;
+    size_t n;
+    assert_int_equal(run_night(name, keep, out, &removed, &n), 0);
+    cf_dated_names_free(removed, n);
+}
+
+static void test_nights_share_unchanged_files_and_never_change_old_ones(void **state)
 {
     (void)state;
-    file("src/same.txt", "same", 1000);
-    file("src/deep/same.jpg", "jpeg", 1000);
-    file("src/changed.txt", "new bytes", 2000);
+    file("src/same.jpg", "unchanged", 1000);
+    file("src/deep/er/same.css", "body{}", 1000);
+    file("src/changes.txt", "monday", 1000);
+    file("src/goes.txt", "deleted on tuesday", 1000);
+    cf_dated_opts all = {0};
+    cf_mirror_summary out;
+    night_ok("2026-03-02", &all, &out);
+    assert_int_equal(out.files_copied, 4);
+    assert_int_equal(out.files_linked, 0);
+    cf_mirror_summary_free(&out);
+    assert_false(exists("nightly/.2026-03-02.partial"));
+
+    file("src/changes.txt", "tuesday!", 2000);
     file("src/new.txt", "new", 2000);
-    file("src/skip/me.tmp", "excluded", 1000);
-    file("src/stale.txt", "same", 1000);
-    file("prev/same.txt", "same", 1000);
-    file("prev/deep/same.jpg", "jpeg", 1000);
-    file("prev/changed.txt", "old bytes", 1000);
-    file("prev/skip/me.tmp", "excluded", 1000);
-    file("prev/stale.txt", "same", 1000);
-    file("prev/gone.txt", "deleted from the source", 1000);
-    /* A failed night left a different file at stale.txt: it is replaced, never written into. */
-    file("partial/stale.txt", "half", 1000);
-    ino_t stale_before = inode("partial/stale.txt");
-    assert_int_equal(link(at("partial/stale.txt"), at("keep-stale")), 0);
-
-    cf_repo *src = open_dir("src");
-    const char *const exclude[] = {"skip/"};
-    cf_mirror_opts o = {.exclude = exclude, .nexclude = 1};
-    cf_mirror_summary tally = {0};
-    cf_err err;
-    assert_int_equal(cf_dated_link_unchanged(src, at("prev"), at("partial"), &o, &tally, &err), 0);
-    assert_int_equal(tally.files_linked, 3);
-    assert_int_equal(tally.bytes_linked, 4 + 4 + 4);
-    assert_int_equal(inode("partial/same.txt"), inode("prev/same.txt"));
-    assert_int_equal(inode("partial/deep/same.jpg"), inode("prev/deep/same.jpg"));
-    assert_int_equal(inode("partial/stale.txt"), inode("prev/stale.txt"));
-    assert_int_not_equal(inode("partial/stale.txt"), stale_before);
-    char *s = slurp("keep-stale");
-    assert_string_equal(s, "half"); /* the replaced file's bytes were not touched */
+    assert_int_equal(unlink(at("src/goes.txt")), 0);
+    night_ok("2026-03-03", &all, &out);
+    assert_int_equal(out.files_linked, 2);
+    assert_int_equal(out.bytes_linked, strlen("unchanged") + strlen("body{}"));
+    assert_int_equal(out.files_copied, 2);
+    cf_mirror_summary_free(&out);
+    assert_int_equal(inode("nightly/2026-03-02/same.jpg"), inode("nightly/2026-03-03/same.jpg"));
+    assert_int_equal(inode("nightly/2026-03-02/deep/er/same.css"),
+                     inode("nightly/2026-03-03/deep/er/same.css"));
+    assert_int_not_equal(inode("nightly/2026-03-02/changes.txt"), inode("nightly/2026-03-03/changes.txt"));
+    char *s = slurp("nightly/2026-03-02/changes.txt");
+    assert_string_equal(s, "monday");
     free(s);
-    assert_false(exists("partial/changed.txt"));
-    assert_false(exists("partial/new.txt"));
-    assert_false(exists("partial/gone.txt"));
-    assert_false(exists("partial/skip/me.tmp"));
+    s = slurp("nightly/2026-03-03/changes.txt");
+    assert_string_equal(s, "tuesday!");
+    free(s);
+    assert_true(exists("nightly/2026-03-02/goes.txt"));
+    assert_false(exists("nightly/2026-03-03/goes.txt"));
+    assert_true(exists("nightly/2026-03-03/new.txt"));
 
-    /* A second pass finds the links made and makes none. */
-    cf_mirror_summary again = {0};
-    assert_int_equal(cf_dated_link_unchanged(src, at("prev"), at("partial"), &o, &again, &err), 0);
-    assert_int_equal(again.files_linked, 3);
-    assert_int_equal(inode("partial/same.txt"), inode("prev/same.txt"));
+    /* Links go to the newest earlier copy only: a file changed back to Monday's bytes and mtime
+     * is copied again, and Tuesday's copy keeps Tuesday's bytes. */
+    file("src/changes.txt", "monday", 1000);
+    night_ok("2026-03-04", &all, &out);
+    assert_int_equal(out.files_linked, 3);
+    cf_mirror_summary_free(&out);
+    assert_int_not_equal(inode("nightly/2026-03-04/changes.txt"), inode("nightly/2026-03-03/changes.txt"));
+    s = slurp("nightly/2026-03-03/changes.txt");
+    assert_string_equal(s, "tuesday!");
+    free(s);
+    assert_int_equal(inode("nightly/2026-03-04/same.jpg"), inode("nightly/2026-03-02/same.jpg"));
+}
 
-    /* A dry run into an empty staging directory writes nothing and counts what would be done. */
-    cf_mirror_opts dry = o;
-    dry.dry_run = 1;
-    cf_mirror_summary plan = {0};
-    assert_int_equal(cf_dated_link_unchanged(src, at("prev"), at("fresh"), &dry, &plan, &err), 0);
-    assert_false(exists("fresh"));
-    assert_int_equal(plan.files_linked, 3);
-    assert_int_equal(plan.files_copied, 2);
-    assert_int_equal(plan.bytes_copied, strlen("new bytes") + strlen("new"));
-    cf_repo_close(src);
+static void test_reuses_what_a_failed_night_staged(void **state)
+{
+    (void)state;
+    file("src/a.jpg", "aaaa", 1000);
+    file("src/b.jpg", "bbbb", 1000);
+    /* What a failed run left: a.jpg copied whole, a stale b.jpg, and a file the source lost. */
+    file("nightly/.2026-03-01.partial/a.jpg", "aaaa", 1000);
+    file("nightly/.2026-03-01.partial/b.jpg", "old", 900);
+    file("nightly/.2026-03-01.partial/lost.jpg", "gone from the source", 1000);
+    ino_t staged = inode("nightly/.2026-03-01.partial/a.jpg");
+    cf_dated_opts all = {0};
+    cf_mirror_summary out;
+    night_ok("2026-03-02", &all, &out); /* the next night adopts the 1st's staging */
+    assert_int_equal(out.files_skipped, 1);
+    assert_int_equal(out.files_copied, 1);
+    cf_mirror_summary_free(&out);
+    assert_int_equal(inode("nightly/2026-03-02/a.jpg"), staged);
+    char *s = slurp("nightly/2026-03-02/b.jpg");
+    assert_string_equal(s, "bbbb");
+    free(s);
+    assert_false(exists("nightly/2026-03-02/lost.jpg"));
+    assert_false(exists("nightly/.2026-03-01.partial"));
+    assert_false(exists("nightly/2026-03-01"));
+}
+
+static void test_second_run_same_night_replaces_the_copy(void **state)
+{
+    (void)state;
+    file("src/a.jpg", "first", 1000);
+    file("src/only-first.jpg", "x", 1000);
+    cf_dated_opts all = {0};
+    cf_mirror_summary out;
+    night_ok("2026-03-01", &all, &out);
+    cf_mirror_summary_free(&out);
+    file("src/a.jpg", "second", 2000);
+    assert_int_equal(unlink(at("src/only-first.jpg")), 0);
+    night_ok("2026-03-01", &all, &out);
+    cf_mirror_summary_free(&out);
+    char *s = slurp("nightly/2026-03-01/a.jpg");
+    assert_string_equal(s, "second");
+    free(s);
+    assert_false(exists("nightly/2026-03-01/only-first.jpg"));
+    assert_false(exists("nightly/.2026-03-01.partial") || exists("nightly/.2026-03-01.old"));
+}
+
+static void test_retention_after_ten_nights_leaves_unrelated_entries(void **state)
+{
+    (void)state;
+    file("src/a.jpg", "a", 1000);
+    file("nightly/README", "mine", 1);
+    dir("nightly/2020-1-1");
+    dir("nightly/old-stuff/2026-01-01");
+    cf_dated_opts keep = {.keep_daily = 7};
+    char **removed = NULL;
+    size_t nremoved = 0, total_removed = 0;
+    for (int day = 1; day <= 10; day++) {
+        char name[16];
+        snprintf(name, sizeof name, "2026-03-%02d", day);
+        cf_mirror_summary out;
+        assert_int_equal(run_night(name, &keep, &out, &removed, &nremoved), 0);
+        cf_mirror_summary_free(&out);
+        if (day <= 7)
+            assert_int_equal(nremoved, 0);
+        else {
+            assert_int_equal(nremoved, 1);
+            char want[16];
+            snprintf(want, sizeof want, "2026-03-%02d", day - 7);
+            assert_string_equal(removed[0], want);
+        }
+        total_removed += nremoved;
+        cf_dated_names_free(removed, nremoved);
+    }
+    assert_int_equal(total_removed, 3);
+    char **names;
+    size_t n;
+    cf_err err;
+    assert_int_equal(cf_dated_list(at("nightly"), &names, &n, &err), 0);
+    assert_int_equal(n, 7);
+    assert_string_equal(names[0], "2026-03-04");
+    assert_string_equal(names[6], "2026-03-10");
+    cf_dated_names_free(names, n);
+    assert_true(exists("nightly/README") && exists("nightly/2020-1-1") &&
+                exists("nightly/old-stuff/2026-01-01"));
+    /* All seven share the one copy of a.jpg. */
+    struct stat st;
+    assert_int_equal(stat(at("nightly/2026-03-10/a.jpg"), &st), 0);
+    assert_int_equal(st.st_nlink, 7);
 }
 
 /* A night laid down by hand: dir/NAME holding one file. */
@@ -408,7 +514,11 @@ int main(void)
         cmocka_unit_test(test_retention_keeps_newest_days_weeks_months),
         cmocka_unit_test_setup_teardown(test_list_takes_only_real_dated_directories, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_tree_never_follows_links, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_link_pass_links_the_unchanged_and_leaves_the_rest, setup,
+        cmocka_unit_test_setup_teardown(test_nights_share_unchanged_files_and_never_change_old_ones, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reuses_what_a_failed_night_staged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_run_same_night_replaces_the_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_after_ten_nights_leaves_unrelated_entries, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_publish_replaces_a_same_night_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_night_publishes_nothing_and_keeps_everything, setup,
