@@ -65,6 +65,9 @@ typedef struct cf_repo_put_opts {
     /* A directory skips the fsyncs of this write (the file's and its directory's): the caller
      * makes many files durable at once with cf_repo_sync. The rename still makes it whole. */
     int no_sync;
+    /* A directory creates the file with these permission bits, and the directories it needs with
+     * 0777, both less the umask, as cp and tar do; 0: 0600 and 0700, a repository's private files. */
+    unsigned mode;
 } cf_repo_put_opts;
 
 /* What cf_repo_stat tells. meta[] points into buf: use the struct where it was filled. */

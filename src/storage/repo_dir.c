@@ -128,7 +128,7 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, con
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", w->final);
         *strrchr(dir, '/') = '\0';
-        rc = cf_fs_mkdirs(dir, 0700, err);
+        rc = cf_fs_mkdirs(dir, o && o->mode ? 0777 : 0700, err);
     }
     if (rc) {
         free(w);
@@ -139,7 +139,8 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, con
     /* Beside the target, so that the rename stays within one filesystem (and one NFS dir). */
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", w->final, rnd[0], rnd[1],
              rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                 o && o->mode ? (mode_t)(o->mode & 07777) : 0600);
     if (w->fd < 0) {
         int e = errno;
         rc = cf_err_sys(err, cf_err_from_errno(e), e, "cannot create '%s'", w->tmp);
