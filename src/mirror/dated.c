@@ -453,7 +453,7 @@ static int stage(const cf_mirror_side *src, const char *dir, const char *name, c
     int made = 0;
     if (!rc && o->dry_run)
         rc = dry_run_staging(partial, staging_path, &made, err);
-    else if (!rc)
+    else if (!rc && (rc = cf_fs_mkdirs(partial, 0755, err)) == 0) /* a copy is as readable as DIR's files */
         snprintf(staging_path, sizeof staging_path, "%s", partial);
     cf_repo *staging = NULL;
     if (!rc)
