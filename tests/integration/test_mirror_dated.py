@@ -219,6 +219,33 @@ def test_failed_night_publishes_nothing_and_keeps_earlier_copies(make_server, tm
     assert hidden_leftovers(dest) == []
 
 
+def test_a_failed_file_publishes_nothing_and_the_next_run_resumes(env, s3, tmp_path):
+    bucket = "dated-failed-file"
+    files = {f"ok/{i}.jpg": bytes([i]) * (100 + i) for i in range(5)}
+    bucket_with(s3, bucket, files)
+    dest = tmp_path / "backups"
+    night(env, bucket, dest, "2026-03-01")
+    before = (tree(dest / "2026-03-01"), inodes(dest / "2026-03-01"))
+    # A key and a "directory" of one name: a directory cannot hold both, so one file fails.
+    s3.put_object(Bucket=bucket, Key="clash", Body=b"file")
+    s3.put_object(Bucket=bucket, Key="clash/inside", Body=b"under it")
+    s3.put_object(Bucket=bucket, Key="ok/new.jpg", Body=b"n" * 50)
+    p = mirror(env, f"s3://{bucket}", str(dest), "--dated", "--as-of", "2026-03-02", "--keep-daily", "1",
+               "--json")
+    assert p.returncode == 1, p.stderr.decode()
+    out = json.loads(p.stdout)
+    assert out["files"]["failed"] == 1 and [f["key"] for f in out["failures"]][0].startswith("clash")
+    assert b"not published" in p.stderr
+    assert dated_dirs(dest) == ["2026-03-01"]  # no retention either
+    assert (tree(dest / "2026-03-01"), inodes(dest / "2026-03-01")) == before
+    assert (dest / ".2026-03-02.partial" / "ok" / "new.jpg").read_bytes() == b"n" * 50
+    s3.delete_object(Bucket=bucket, Key="clash")
+    out = night(env, bucket, dest, "2026-03-02", "--keep-daily", "1")
+    assert out["files"]["copied"] == 0, out  # the failed run staged everything else already
+    assert dated_dirs(dest) == ["2026-03-02"]
+    assert tree(dest / "2026-03-02") == dict(files, **{"clash/inside": b"under it", "ok/new.jpg": b"n" * 50})
+
+
 def test_killed_night_leaves_no_copy_and_the_rerun_reuses_its_files(env, s3, tmp_path):
     bucket = "dated-killed"
     files = {f"p/{i:04d}.bin": os.urandom(64 * 1024) for i in range(400)}
