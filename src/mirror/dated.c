@@ -185,7 +185,8 @@ static int list_names(const char *dir, const char *hidden, char ***names, size_t
         *n = 0;
         return rc;
     }
-    qsort(*names, *n, sizeof **names, name_cmp);
+    if (*n)
+        qsort(*names, *n, sizeof **names, name_cmp);
     return 0;
 }
 
@@ -371,7 +372,7 @@ static int apply_retention(const char *dir, const char *name, const cf_dated_opt
         return rc;
     const char *tonight = name;
     cap = n; /* the next push reallocates */
-    if (dry_run && !bsearch(&tonight, copies, n, sizeof *copies, name_cmp) &&
+    if (dry_run && !(n && bsearch(&tonight, copies, n, sizeof *copies, name_cmp)) &&
         (rc = push_name(&copies, &n, &cap, name, err)) == 0) /* as if published */
         qsort(copies, n, sizeof *copies, name_cmp);
     int *keep = rc ? NULL : malloc((n ? n : 1) * sizeof *keep);
