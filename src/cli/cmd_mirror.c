@@ -464,14 +464,46 @@ static int run_fix(const mirror_cli *c, side *bucket, const cf_logger *log, outc
 static uint64_t verify_mismatches(const outcome *out)
 {
 #ifdef HAVE_VERIFY
-    if (out->verified)
+    if (out->verified && !cf_verify_summary_ok(&out->vs))
         return (uint64_t)(out->vs.nmissing + out->vs.ndifferent);
 #endif
     (void)out;
     return 0;
 }
 
+static size_t fix_failures(const outcome *out)
+{
+#ifdef HAVE_FIXTYPES
+    if (out->fixed)
+        return out->fs.nfailures;
+#endif
+    (void)out;
+    return 0;
+}
+
 /* ---- output ---- */
+
+/* s with its control characters as \xNN: a key comes from a listing anyone may have filled, and
+ * an escape sequence in it must not reach the terminal. */
+static void put_visible(const char *s, FILE *f)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+}
+
+static void print_failures(const cf_mirror_failure *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        fputs("coffer mirror: ", stderr);
+        put_visible(f[i].key, stderr);
+        fputs(": ", stderr);
+        put_visible(f[i].why, stderr);
+        fputc('\n', stderr);
+    }
+}
 
 static json_t *string_array(char *const *v, size_t n)
 {
@@ -500,11 +532,7 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
         json_object_set_new(j, "error", json_string(err->msg[0] ? err->msg : cf_strerror(rc)));
 #ifdef HAVE_VERIFY
     if (j && out->verified)
-        json_object_set_new(j, "verify",
-                            json_pack("{s:I, s:o, s:o, s:o}", "checked", (json_int_t)out->vs.files_checked,
-                                      "missing", string_array(out->vs.missing, out->vs.nmissing), "different",
-                                      string_array(out->vs.different, out->vs.ndifferent), "extra",
-                                      string_array(out->vs.extra, out->vs.nextra)));
+        cf_verify_summary_json(&out->vs, j);
 #endif
     if (j && out->dated) {
         char path[4096];
@@ -514,11 +542,22 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
                                       string_array(out->removed, out->nremoved)));
     }
 #ifdef HAVE_FIXTYPES
-    if (j && out->fixed)
+    if (j && out->fixed) {
+        json_t *keys = json_array(), *changes = json_array();
+        for (size_t i = 0; i < out->fs.nkeys; i++) {
+            const cf_fix_change *ch = &out->fs.changes[i];
+            json_array_append_new(keys, json_string(out->fs.keys[i]));
+            json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "key", out->fs.keys[i], "from",
+                                                     ch->stored, "to", ch->detected));
+        }
         json_object_set_new(j, "fixed",
-                            json_pack("{s:I, s:I, s:o}", "checked", (json_int_t)out->fs.checked, "fixed",
-                                      (json_int_t)out->fs.fixed, "keys",
-                                      string_array(out->fs.keys, out->fs.nkeys)));
+                            json_pack("{s:I, s:I, s:o, s:o}", "checked", (json_int_t)out->fs.checked, "fixed",
+                                      (json_int_t)out->fs.fixed, "keys", keys, "changes", changes));
+        for (size_t i = 0; i < out->fs.nfailures; i++)
+            json_array_append_new(
+                json_object_get(j, "failures"),
+                json_pack("{s:s, s:s}", "key", out->fs.failures[i].key, "error", out->fs.failures[i].why));
+    }
 #endif
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (text)
@@ -529,9 +568,11 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
     json_decref(j);
 }
 
-static void print_human(const mirror_cli *c, const outcome *out)
+static void print_human(const mirror_cli *c, const outcome *out, int rc)
 {
     const cf_mirror_summary *s = &out->sum;
+    if (rc && !s->files_copied && !s->files_deleted && !s->files_failed)
+        return; /* nothing was done: the error on stderr says it all */
     if (out->ran)
         printf("%scopied %llu files (%llu bytes), skipped %llu, deleted %llu, failed %llu",
                c->dry_run ? "would have " : "", (unsigned long long)s->files_copied,
@@ -540,22 +581,26 @@ static void print_human(const mirror_cli *c, const outcome *out)
     if (out->dated)
         printf(", linked %llu", (unsigned long long)s->files_linked);
 #ifdef HAVE_VERIFY
-    if (out->verified)
-        printf("%sverified %llu: %zu missing, %zu different", out->ran ? ", " : "",
-               (unsigned long long)out->vs.files_checked, out->vs.nmissing, out->vs.ndifferent);
+    if (out->verified) {
+        char line[256];
+        cf_verify_summary_line(&out->vs, line, sizeof line);
+        printf("%s%s", out->ran ? ", " : "", line);
+        cf_verify_summary_report(&out->vs, stderr);
+    }
 #endif
 #ifdef HAVE_FIXTYPES
-    if (out->fixed)
-        printf("fixed %llu content types", (unsigned long long)out->fs.fixed);
+    if (out->fixed) {
+        for (size_t i = 0; c->dry_run && i < out->fs.nkeys; i++) {
+            fputs("would fix ", stdout);
+            put_visible(out->fs.keys[i], stdout);
+            printf(": %s -> %s\n", out->fs.changes[i].stored, out->fs.changes[i].detected);
+        }
+        printf("checked %llu, fixed %llu content types, failed %zu", (unsigned long long)out->fs.checked,
+               (unsigned long long)out->fs.fixed, out->fs.nfailures);
+    }
 #endif
     if (out->ran || out->verified || out->fixed)
         printf(" in %.1f s\n", s->seconds);
-#ifdef HAVE_VERIFY
-    for (size_t i = 0; out->verified && i < out->vs.nmissing; i++)
-        printf("missing: %s\n", out->vs.missing[i]);
-    for (size_t i = 0; out->verified && i < out->vs.ndifferent; i++)
-        printf("different: %s\n", out->vs.different[i]);
-#endif
 }
 
 /* A Prometheus label value: backslash, quote and newline escaped. */
@@ -628,6 +673,14 @@ static void write_metrics(const char *path, const side *src, const side *dst, co
         fprintf(stderr, "coffer mirror: cannot write --metrics-file: %s\n", err.msg);
 }
 
+static void print_planned(void *ctx, const char *action, const char *key, uint64_t size)
+{
+    (void)ctx;
+    printf("would %s ", action);
+    put_visible(key, stdout);
+    printf(" (%llu bytes)\n", (unsigned long long)size);
+}
+
 /* The exit code of a failed run, by its cause. */
 static int exit_for(int rc)
 {
@@ -693,7 +746,8 @@ int cf_cmd_mirror(int argc, char **argv)
                         .nexclude = c.nexclude,
                         .log = &log,
                         .progress = draw_progress,
-                        .progress_ctx = &b};
+                        .progress_ctx = &b,
+                        .planned = c.json ? NULL : print_planned};
     outcome out;
     memset(&out, 0, sizeof out);
     if (!rc && c.fix_types) {
@@ -709,20 +763,23 @@ int cf_cmd_mirror(int argc, char **argv)
     if (!rc && c.verify && !c.fix_types)
         rc = run_verify(&c, src, dst, &log, &out, &err);
 
-    for (size_t i = 0; i < out.sum.nfailures; i++)
-        fprintf(stderr, "coffer mirror: %s: %s\n", out.sum.failures[i].key, out.sum.failures[i].why);
+    print_failures(out.sum.failures, out.sum.nfailures);
+#ifdef HAVE_FIXTYPES
+    if (out.fixed)
+        print_failures(out.fs.failures, out.fs.nfailures);
+#endif
     if (rc)
         fprintf(stderr, "coffer mirror: %s\n", err.msg[0] ? err.msg : cf_strerror(rc));
     if (c.json)
         print_json(&c, src, dst, &out, rc, &err);
     else
-        print_human(&c, &out);
+        print_human(&c, &out, rc);
 
     /* A failed run's cause decides; then a proof that failed; then files that failed. */
-    code = rc                        ? exit_for(rc)
-           : verify_mismatches(&out) ? EXIT_VERIFY_MISMATCH
-           : out.sum.files_failed    ? EXIT_FILES_FAILED
-                                     : CF_EXIT_OK;
+    code = rc                                           ? exit_for(rc)
+           : verify_mismatches(&out)                    ? EXIT_VERIFY_MISMATCH
+           : out.sum.files_failed || fix_failures(&out) ? EXIT_FILES_FAILED
+                                                        : CF_EXIT_OK;
     if (c.metrics_file && !c.dry_run)
         write_metrics(c.metrics_file, src, dst, &out, code == CF_EXIT_OK);
     free_outcome(&out);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -363,6 +364,29 @@ static int list_side(const cf_mirror_side *s, cf_plan_list *l, cf_err *err)
     return rc;
 }
 
+/* Takes the directory destination for this run alone (an advisory lock on the directory itself,
+ * so that nothing is added to it), then removes what interrupted runs left: their temporary
+ * files, all of them when the lock is held (no other run can be writing), else only those older
+ * than this run (a filesystem without locks: another run's file in flight stays). */
+static int lock_destination(const cf_mirror_side *dst, int64_t started, int *lock_fd, cf_err *err)
+{
+    int fd = open(dst->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int locked = fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (fd >= 0 && !locked && errno == EWOULDBLOCK) {
+        close(fd);
+        return cf_err_set(err, CF_EAGAIN, "'%s': another coffer mirror is writing to it", side_name(dst));
+    }
+    if (!locked && fd >= 0) {
+        close(fd);
+        fd = -1;
+    }
+    *lock_fd = fd;
+    size_t swept = 0;
+    cf_err ignore;
+    cf_repo_sweep(dst->repo, "", locked ? INT64_MAX : started, &swept, &ignore);
+    return 0;
+}
+
 static void report_progress(run *r, uint64_t files_total, uint64_t bytes_total)
 {
     if (!r->o->progress)
@@ -547,13 +571,17 @@ int cf_mirror_run(const cf_mirror_side *src, const cf_mirror_side *dst, const cf
         }
         files_total += r.plan.v[i].action == CF_PLAN_COPY || r.plan.v[i].action == CF_PLAN_DELETE;
     }
+    for (size_t i = 0; !rc && o->dry_run && o->planned && i < r.plan.n; i++) {
+        const cf_plan_item *it = &r.plan.v[i];
+        if (it->action == CF_PLAN_COPY)
+            o->planned(o->planned_ctx, "copy", it->src->key, it->src->size);
+        else if (it->action == CF_PLAN_DELETE)
+            o->planned(o->planned_ctx, "delete", it->dst->key, it->dst->size);
+    }
+    int lock_fd = -1;
+    if (!rc && !o->dry_run && r.dk == CF_SIDE_DIR)
+        rc = lock_destination(dst, wall_start, &lock_fd, err);
     if (!rc && !o->dry_run) {
-        if (r.dk == CF_SIDE_DIR) {
-            /* Temporary files of an interrupted run (a kill -9) started before this one. */
-            size_t swept = 0;
-            cf_err ignore;
-            cf_repo_sweep(dst->repo, "", wall_start, &swept, &ignore);
-        }
         rc = run_copies(&r, files_total, bytes_total, err);
         if (!rc)
             run_deletes(&r);
@@ -566,6 +594,8 @@ int cf_mirror_run(const cf_mirror_side *src, const cf_mirror_side *dst, const cf
             rc = cf_err_set(err, CF_ENOMEM, "mirror: out of memory");
     for (size_t i = 0; r.results && i < r.plan.n; i++)
         free(r.results[i].why);
+    if (lock_fd >= 0)
+        close(lock_fd); /* the lock goes with it */
     free(r.results);
     free(r.copies);
     cf_plan_free(&r.plan);

@@ -50,6 +50,9 @@ typedef struct cf_mirror_opts {
     const cf_logger *log;
     cf_mirror_progress_fn progress;
     void *progress_ctx;
+    /* Optional, dry run only: each planned "copy" and "delete" (key order, the calling thread). */
+    void (*planned)(void *ctx, const char *action, const char *key, uint64_t size);
+    void *planned_ctx;
 } cf_mirror_opts;
 
 typedef struct cf_mirror_failure {
