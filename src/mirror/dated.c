@@ -257,12 +257,10 @@ static int exists_at(const char *path)
 
 int cf_dated_publish(const char *dir, const char *name, const cf_logger *log, cf_err *err)
 {
-    char partial[PATH_MAX], final[PATH_MAX], aside[PATH_MAX];
+    char partial[PATH_MAX], final[PATH_MAX];
     int rc = join(partial, dir, ".", name, PARTIAL_SUFFIX, err);
     if (!rc)
         rc = join(final, dir, "", name, "", err);
-    if (!rc)
-        rc = join(aside, dir, ".", name, ASIDE_SUFFIX, err);
     if (rc)
         return rc;
     if (!exists_at(final)) {
@@ -285,6 +283,19 @@ int cf_dated_publish(const char *dir, const char *name, const cf_logger *log, cf
                           final);
     cf_log(log, CF_LOG_DEBUG, "dated mirror: no atomic exchange here; the old copy is set aside first",
            "path", final, NULL);
+    return cf_dated_publish_in_steps(dir, name, log, err);
+}
+
+int cf_dated_publish_in_steps(const char *dir, const char *name, const cf_logger *log, cf_err *err)
+{
+    char partial[PATH_MAX], final[PATH_MAX], aside[PATH_MAX];
+    int rc = join(partial, dir, ".", name, PARTIAL_SUFFIX, err);
+    if (!rc)
+        rc = join(final, dir, "", name, "", err);
+    if (!rc)
+        rc = join(aside, dir, ".", name, ASIDE_SUFFIX, err);
+    if (rc)
+        return rc;
     if ((rc = cf_dated_remove_tree(dir, aside + strlen(dir) + 1, err)))
         return rc;
     if (rename(final, aside) != 0)

@@ -67,6 +67,10 @@ int cf_dated_list(const char *dir, char ***names, size_t *n, cf_err *err);
  * rename where the filesystem can, else set aside as .NAME.old, the new one renamed in, the old
  * removed) and fsyncs dir. */
 int cf_dated_publish(const char *dir, const char *name, const cf_logger *log, cf_err *err);
+/* cf_dated_publish over an existing copy where the filesystem cannot exchange (NFS): the copy is
+ * renamed to .NAME.old, the staging directory to NAME, dir fsynced, .NAME.old removed. A crash
+ * between the two renames leaves no dir/NAME: cf_mirror_dated renames .NAME.old back first. */
+int cf_dated_publish_in_steps(const char *dir, const char *name, const cf_logger *log, cf_err *err);
 /* Removes the tree at dir/name without following any symbolic link in it (a link is removed,
  * never what it points to); a missing name is not an error. */
 int cf_dated_remove_tree(const char *dir, const char *name, cf_err *err);

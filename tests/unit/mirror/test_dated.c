@@ -405,6 +405,16 @@ static void test_publish_replaces_a_same_night_copy(void **state)
     assert_false(exists("nightly/.2026-03-01.partial"));
     assert_false(exists("nightly/.2026-03-01.old"));
     assert_true(exists("nightly/unrelated.txt"));
+    /* Where the filesystem cannot exchange: the old copy goes aside, then away. */
+    file("nightly/.2026-03-01.partial/photo.jpg", "third run", 1000);
+    ino_t second = inode("nightly/2026-03-01/photo.jpg");
+    assert_int_equal(cf_dated_publish_in_steps(at("nightly"), "2026-03-01", NULL, &err), 0);
+    s = slurp("nightly/2026-03-01/photo.jpg");
+    assert_string_equal(s, "third run");
+    free(s);
+    assert_int_not_equal(inode("nightly/2026-03-01/photo.jpg"), second);
+    assert_false(exists("nightly/2026-03-01/more.jpg"));
+    assert_false(exists("nightly/.2026-03-01.partial") || exists("nightly/.2026-03-01.old"));
     /* And a first publish of a night. */
     file("nightly/.2026-03-02.partial/photo.jpg", "night 2", 1000);
     assert_int_equal(cf_dated_publish(at("nightly"), "2026-03-02", NULL, &err), 0);
