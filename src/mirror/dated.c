@@ -23,7 +23,6 @@
 #include "core/fs.h"
 #include "core/keep.h"
 
-#define LOCK_NAME ".coffer-dated.lock"
 #define PARTIAL_SUFFIX ".partial"
 #define ASIDE_SUFFIX ".old"
 
@@ -405,17 +404,14 @@ static int apply_retention(const char *dir, const char *name, const cf_dated_opt
     return rc;
 }
 
-/* Takes the lock of dir, so that two runs never stage or publish in one directory at once. A
+/* Takes the lock of dir (flock on the directory itself, as the copy locks its destination: no
+ * file of ours in DIR), so that two runs never stage or publish in one directory at once. A
  * filesystem without locks (some NFS mounts) is run without one, with a warning. */
 static int lock_dir(const char *dir, const cf_logger *log, int *fd, cf_err *err)
 {
-    char path[PATH_MAX];
-    int rc = join(path, dir, "", LOCK_NAME, "", err);
-    if (rc)
-        return rc;
-    *fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    *fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*fd < 0)
-        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot open '%s'", path);
+        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot open '%s'", dir);
     if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
         return 0;
     int e = errno;
@@ -424,7 +420,7 @@ static int lock_dir(const char *dir, const cf_logger *log, int *fd, cf_err *err)
         *fd = -1;
         return cf_err_set(err, CF_EAGAIN, "another coffer mirror --dated is running in '%s'", dir);
     }
-    cf_log(log, CF_LOG_WARN, "dated mirror: cannot lock the directory; running unlocked", "path", path,
+    cf_log(log, CF_LOG_WARN, "dated mirror: cannot lock the directory; running unlocked", "path", dir,
            "error", strerror(e), NULL);
     return 0;
 }

@@ -5,8 +5,8 @@
  * rename only once complete; the retention (--keep-daily/weekly/monthly, core/keep.h, the
  * snapshot prune's rules) then removes older copies. docs/MIRROR.md, "Dated mirrors".
  *
- * DIR holds, besides the dated copies, the staging directory of a night (.YYYY-MM-DD.partial),
- * the copy a republish set aside (.YYYY-MM-DD.old) and a lock file (.coffer-dated.lock).
+ * DIR holds, besides the dated copies, the staging directory of a night (.YYYY-MM-DD.partial)
+ * and the copy a republish set aside (.YYYY-MM-DD.old); a run holds a flock on DIR itself.
  * Nothing else in DIR is ever touched: only directories named exactly YYYY-MM-DD are copies.
  */
 #ifndef CF_MIRROR_DATED_H

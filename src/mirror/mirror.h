@@ -41,8 +41,8 @@ typedef struct cf_mirror_opts {
      * is then a directory side). A key the plan would copy whose link_dest/KEY is a regular file
      * (reached without following a symbolic link) the same as the source's by the directory
      * destination's rule is hard-linked instead of copied: linked under a temporary name beside
-     * dst/KEY and renamed over it, counted in files_linked and bytes_linked (a dry run counts
-     * what it would link). A file the destination already holds the same is skipped as always.
+     * dst/KEY and renamed over it, counted in files_linked and bytes_linked (a failed link is a
+     * failed file). A file the destination already holds the same is skipped as always.
      * What --dated relies on, with or without link_dest: an existing destination file is never
      * written into or changed in place (not its bytes, mtime or metadata), only replaced whole by
      * a rename, since it may be a hard link that earlier dated copies share. */

@@ -77,7 +77,7 @@ def dated_dirs(dest):
 
 
 def hidden_leftovers(dest):
-    return sorted(n for n in os.listdir(dest) if n.startswith(".") and n != ".coffer-dated.lock")
+    return sorted(n for n in os.listdir(dest) if n.startswith("."))
 
 
 @pytest.fixture(scope="module")

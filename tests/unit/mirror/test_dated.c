@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -505,6 +506,16 @@ static void test_refuses_what_it_must_not_do(void **state)
     }
     assert_false(exists("nightly"));
     assert_false(exists("x"));
+    /* Another run holds DIR: this one stages nothing. */
+    dir("nightly");
+    int held = open(at("nightly"), O_RDONLY | O_DIRECTORY);
+    assert_int_equal(flock(held, LOCK_EX), 0);
+    d.as_of = "2026-03-02";
+    assert_int_equal(cf_mirror_dated(&side, at("nightly"), &o, &d, &out, &removed, &nremoved, &err),
+                     CF_EAGAIN);
+    assert_non_null(strstr(err.msg, "another coffer mirror --dated"));
+    assert_false(exists("nightly/.2026-03-02.partial"));
+    close(held);
     /* An entry named like tonight's copy that is not a directory is someone else's. */
     file("nightly/2026-03-01", "not a copy", 1);
     d.as_of = "2026-03-01";
