@@ -118,17 +118,6 @@ static int parse_count(const char *flag, const char *v, int lo, int hi, int *out
     return 0;
 }
 
-static int valid_date(const char *s)
-{
-    int y, m, d;
-    char tail;
-    if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || s[4] != '-' || s[7] != '-')
-        return 0;
-    static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return y >= 1970 && m >= 1 && m <= 12 && d >= 1 && d <= (m == 2 && !leap ? 28 : days[m - 1]);
-}
-
 /* Options into c; -1 to go on, else the exit code. */
 static int parse_options(int argc, char **argv, mirror_cli *c)
 {
@@ -214,13 +203,16 @@ static int parse_options(int argc, char **argv, mirror_cli *c)
             break;
         case O_VERIFY: c->verify = 1; break;
         case O_DATED: c->dated = 1; break;
-        case O_ASOF:
-            if (!valid_date(optarg)) {
-                fprintf(stderr, "coffer mirror: --as-of takes a date YYYY-MM-DD, not '%s'\n", optarg);
+        case O_ASOF: {
+            int64_t day;
+            if (cf_dated_parse(optarg, &day)) {
+                fprintf(stderr, "coffer mirror: --as-of takes a calendar date YYYY-MM-DD, not '%s'\n",
+                        optarg);
                 return CF_EXIT_USAGE;
             }
             c->as_of = optarg;
             break;
+        }
         case O_KD:
         case O_KW:
         case O_KM: {
