@@ -270,6 +270,17 @@ static int in_list(const char *type, const char *const *list, size_t n)
     return 0;
 }
 
+static int well_formed(const char *type)
+{
+    const char *slash = strchr(type, '/');
+    if (!slash || slash == type || !slash[1] || strchr(slash + 1, '/'))
+        return 0;
+    for (const char *p = type; *p; p++)
+        if (p != slash && !((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("!#$&^_.+-", *p)))
+            return 0;
+    return 1;
+}
+
 /* libmagic's type for the bytes, canonical; NULL when it knows nothing better than "binary". */
 static const char *magic_type(cf_ctype *c, const void *head, size_t n, char *buf, size_t cap)
 {
@@ -277,6 +288,8 @@ static const char *magic_type(cf_ctype *c, const void *head, size_t n, char *buf
     if (!m)
         return NULL;
     m = canonical(m, buf, cap);
+    if (!well_formed(m))
+        return NULL; /* it goes into a header: only "token/token" */
     if (!*m || !strcmp(m, OCTET) || !strcmp(m, "application/x-empty") || !strcmp(m, "inode/x-empty"))
         return NULL;
     return m;
