@@ -16,6 +16,8 @@ int cf_cmd_presign(int argc, char **argv);
 int cf_cmd_snapshot(int argc, char **argv);
 int cf_cmd_console(int argc, char **argv);
 int cf_cmd_mirror(int argc, char **argv);
+/* `coffer mirror --fix-content-types …` (cmd_mirror_types.c): argv as cf_cmd_mirror's. */
+int cmd_mirror_fix_types(int argc, char **argv);
 /* `coffer console user …`: argv[0] is "user", argv[1] the action (add, ls, rm, passwd). */
 int cf_cmd_console_user(int argc, char **argv);
 
