@@ -20,7 +20,7 @@ import zlib
 
 import pytest
 
-from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, s3_client
+from conftest import ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, s3_client
 # s3rver, started once for the module (it also holds that suite's bucket, which is left alone).
 from test_snapshot_foreign import S3RVER_KEY, foreign  # noqa: F401 (a fixture)
 
@@ -92,6 +92,8 @@ def target(request, tmp_path_factory):
 def mirror(t, *args, check=None):
     p = subprocess.run([COFFER_BIN, "mirror", *args, "--endpoint", t.endpoint], env=t.env,
                        capture_output=True, timeout=120)
+    for marker in SANITIZER_MARKERS:
+        assert marker.encode() not in p.stderr, p.stderr.decode()
     if check is not None:
         assert p.returncode == check, (f"coffer mirror {' '.join(args)} exited {p.returncode}, not {check}:\n"
                                        f"{p.stdout.decode()}\n{p.stderr.decode()}")
@@ -233,5 +235,6 @@ def test_fix_with_wrong_credentials_changes_nothing(target):
     p = subprocess.run([COFFER_BIN, "mirror", "--fix-content-types", f"s3://{BUCKET}/denied", "--endpoint",
                         target.endpoint], env=env, capture_output=True, timeout=60)
     assert p.returncode == 7, p.stderr.decode()
+    assert not any(m.encode() in p.stderr for m in SANITIZER_MARKERS), p.stderr.decode()
     assert b"wrong-secret" not in p.stderr + p.stdout
     assert head(target, "denied/a.png")["type"] == "application/octet-stream"

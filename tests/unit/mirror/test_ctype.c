@@ -20,7 +20,8 @@ typedef struct bytes {
 static void put(bytes *b, const void *p, size_t n)
 {
     assert_true(b->n + n <= sizeof b->p);
-    memcpy(b->p + b->n, p, n);
+    if (n)
+        memcpy(b->p + b->n, p, n);
     b->n += n;
 }
 
