@@ -199,8 +199,20 @@ static const char *sniff(const unsigned char *p, size_t n)
  * counts as text. */
 static int utf8_text(const unsigned char *p, size_t n, size_t *whole)
 {
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
     size_t i = 0;
     while (i < n) {
+        if (n - i >= 8) {
+            /* Eight printable ASCII bytes at once (no high bit, none below 0x20, no DEL): most of
+             * a text file, and 8 times fewer steps. */
+            uint64_t w, del;
+            memcpy(&w, p + i, 8);
+            del = w ^ (ones * 0x7f);
+            if (!(w & highs) && !((w - ones * 0x20) & ~w & highs) && !((del - ones) & ~del & highs)) {
+                i += 8;
+                continue;
+            }
+        }
         unsigned char b = p[i];
         if (b < 0x80) {
             /* BEL, BS, TAB, LF, VT, FF, CR and ESC occur in text; other controls do not. */

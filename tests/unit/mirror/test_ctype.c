@@ -279,6 +279,12 @@ static void test_charset_follows_the_bytes(void **state)
     memset(longer.p + CF_CTYPE_HEAD, 0, 100);
     longer.n += 100;
     expect("log", &longer, "text/plain; charset=utf-8");
+    /* A control character or DEL anywhere, even amid printable ASCII, makes bytes binary. */
+    bytes ctrl = text("body { margin: 0 }\n.a { color: red }\n"), del = ctrl;
+    ctrl.p[13] = 0x01;
+    del.p[21] = 0x7f;
+    expect("ctrl.css", &ctrl, "text/css");
+    expect("del.css", &del, "text/css");
     /* Overlong encodings and surrogates are not UTF-8. */
     bytes overlong = text("a = \"\xc0\xaf\";\n"), surrogate = text("a = \"\xed\xa0\x80\";\n");
     expect("a.js", &overlong, "text/javascript");
