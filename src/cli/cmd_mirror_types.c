@@ -146,9 +146,10 @@ static int print_json(const fix_opts *o, const cf_fix_summary *s)
     json_t *keys = json_array(), *changes = json_array(), *failures = json_array();
     int lost = !keys || !changes || !failures;
     for (size_t i = 0; !lost && i < s->nkeys; i++) {
-        lost |= json_array_append_new(keys, json_string(s->keys[i].key)) != 0;
-        lost |= json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "key", s->keys[i].key, "from",
-                                                         s->keys[i].stored, "to", s->keys[i].detected)) != 0;
+        lost |= json_array_append_new(keys, json_string(s->keys[i])) != 0;
+        lost |= json_array_append_new(changes,
+                                      json_pack("{s:s, s:s, s:s}", "key", s->keys[i], "from",
+                                                s->changes[i].stored, "to", s->changes[i].detected)) != 0;
     }
     for (size_t i = 0; !lost && i < s->nfailures; i++)
         lost |= json_array_append_new(failures, json_pack("{s:s, s:s}", "key", s->failures[i].key, "error",
@@ -220,8 +221,8 @@ int cmd_mirror_fix_types(int argc, char **argv)
         code = print_json(&o, &s);
     } else {
         for (size_t i = 0; i < s.nkeys; i++)
-            printf("%s %s: %s -> %s\n", o.dry_run ? "would fix" : "fixed", s.keys[i].key,
-                   *s.keys[i].stored ? s.keys[i].stored : "(none)", s.keys[i].detected);
+            printf("%s %s: %s -> %s\n", o.dry_run ? "would fix" : "fixed", s.keys[i],
+                   *s.changes[i].stored ? s.changes[i].stored : "(none)", s.changes[i].detected);
         printf("checked %llu, %s %llu content types, failed %zu\n", (unsigned long long)s.checked,
                o.dry_run ? "would fix" : "fixed", (unsigned long long)s.fixed, s.nfailures);
         code = CF_EXIT_OK;

@@ -219,15 +219,16 @@ static int summarise(run *r, cf_fix_summary *out, cf_err *err)
         nfailed += r->items[i].result == FAILED;
     }
     out->keys = calloc(nfixed ? nfixed : 1, sizeof *out->keys);
+    out->changes = calloc(nfixed ? nfixed : 1, sizeof *out->changes);
     out->failures = calloc(nfailed ? nfailed : 1, sizeof *out->failures);
-    if (!out->keys || !out->failures)
+    if (!out->keys || !out->changes || !out->failures)
         return cf_err_set(err, CF_ENOMEM, "content types of '%s': out of memory", cf_repo_name(r->repo));
     for (size_t i = 0; i < r->n; i++) {
         item *it = &r->items[i];
         out->checked += it->result != GONE;
         if (it->result == FIXED) {
-            cf_fix_change *c = &out->keys[out->nkeys++];
-            c->key = it->key;
+            cf_fix_change *c = &out->changes[out->nkeys];
+            out->keys[out->nkeys++] = it->key;
             c->stored = strdup(it->stored);
             c->detected = strdup(it->detected);
             it->key = NULL;
@@ -298,15 +299,16 @@ void cf_fix_summary_free(cf_fix_summary *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->nkeys; i++) {
-        free(s->keys[i].key);
-        free(s->keys[i].stored);
-        free(s->keys[i].detected);
+        free(s->keys[i]);
+        free(s->changes[i].stored);
+        free(s->changes[i].detected);
     }
     for (size_t i = 0; i < s->nfailures; i++) {
         free(s->failures[i].key);
         free(s->failures[i].why);
     }
     free(s->keys);
+    free(s->changes);
     free(s->failures);
     memset(s, 0, sizeof *s);
 }

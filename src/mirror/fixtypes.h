@@ -22,17 +22,17 @@
 #include "mirror/mirror.h"
 #include "storage/repo.h"
 
-/* One object whose type was (or, in a dry run, would be) changed. */
+/* The types of one object whose type was (or, in a dry run, would be) changed. */
 typedef struct cf_fix_change {
-    char *key;      /* relative to the repository */
     char *stored;   /* the type it had ("" when none) */
     char *detected; /* the type it has now */
 } cf_fix_change;
 
 typedef struct cf_fix_summary {
-    uint64_t checked;    /* objects looked at (excluded ones are not) */
-    uint64_t fixed;      /* objects whose type changed (dry run: would change); nkeys of them */
-    cf_fix_change *keys; /* key order */
+    uint64_t checked;       /* objects looked at (excluded ones are not) */
+    uint64_t fixed;         /* objects whose type changed (dry run: would change) */
+    char **keys;            /* those objects' keys, relative to the repository, in key order */
+    cf_fix_change *changes; /* changes[i] is what changed of keys[i] */
     size_t nkeys;
     cf_mirror_failure *failures; /* objects that could not be looked at or fixed, key order */
     size_t nfailures;

@@ -107,11 +107,13 @@ static void test_fixes_and_keeps(void **state)
     assert_int_equal(s.checked, 5);
     assert_int_equal(s.fixed, 3);
     assert_int_equal(s.nkeys, 3);
-    assert_string_equal(s.keys[0].key, "css/site.css");
-    assert_string_equal(s.keys[0].stored, "image/jpeg");
-    assert_string_equal(s.keys[0].detected, "text/css; charset=utf-8");
-    assert_string_equal(s.keys[1].key, "img/a.png");
-    assert_string_equal(s.keys[2].key, "img/c.png");
+    assert_string_equal(s.keys[0], "css/site.css");
+    assert_string_equal(s.changes[0].stored, "image/jpeg");
+    assert_string_equal(s.changes[0].detected, "text/css; charset=utf-8");
+    assert_string_equal(s.keys[1], "img/a.png");
+    assert_string_equal(s.changes[1].stored, "application/octet-stream");
+    assert_string_equal(s.changes[1].detected, "image/png");
+    assert_string_equal(s.keys[2], "img/c.png");
     assert_int_equal(s.nfailures, 0);
     cf_fix_summary_free(&s);
     /* The dry run wrote nothing. */
@@ -166,7 +168,7 @@ static void test_metadata_that_would_be_lost_is_a_failure(void **state)
     assert_string_equal(s.failures[0].key, "full/a.png");
     assert_non_null(strstr(s.failures[0].why, "metadata"));
     assert_int_equal(s.fixed, 1);
-    assert_string_equal(s.keys[0].key, "full/b.png");
+    assert_string_equal(s.keys[0], "full/b.png");
     cf_fix_summary_free(&s);
     assert_string_equal(stat_of(f->repo, "full/a.png")->content_type, "application/octet-stream");
     assert_string_equal(stat_of(f->repo, "full/b.png")->content_type, "image/png");
@@ -194,7 +196,7 @@ static void test_many_objects_on_many_threads(void **state)
         want += !(i % 3) || (i % 2);
     assert_int_equal(s.fixed, want);
     for (size_t i = 1; i < s.nkeys; i++)
-        assert_true(strcmp(s.keys[i - 1].key, s.keys[i].key) < 0);
+        assert_true(strcmp(s.keys[i - 1], s.keys[i]) < 0);
     cf_fix_summary_free(&s);
     assert_string_equal(stat_of(f->repo, "many/000.css")->content_type, "text/css; charset=utf-8");
     assert_string_equal(stat_of(f->repo, "many/001.png")->content_type, "image/png");
