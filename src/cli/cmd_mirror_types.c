@@ -132,6 +132,17 @@ static int split_url(const char *url, char *bucket, size_t bcap, char *root, siz
     return 0;
 }
 
+/* Keys and stored types come from the bucket: a control character in one must not reach the
+ * terminal as such (an escape sequence could rewrite what the user sees). */
+static void put_escaped(const char *s, FILE *f)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+}
+
 static int exit_code_for(int rc)
 {
     if (rc == CF_ENOTFOUND)
@@ -215,14 +226,23 @@ int cmd_mirror_fix_types(int argc, char **argv)
         cf_fix_summary_free(&s);
         return exit_code_for(rc);
     }
-    for (size_t i = 0; i < s.nfailures; i++)
-        fprintf(stderr, "coffer mirror: %s: %s\n", s.failures[i].key, s.failures[i].why);
+    for (size_t i = 0; i < s.nfailures; i++) {
+        fputs("coffer mirror: ", stderr);
+        put_escaped(s.failures[i].key, stderr);
+        fputs(": ", stderr);
+        put_escaped(s.failures[i].why, stderr);
+        fputc('\n', stderr);
+    }
     if (o.json) {
         code = print_json(&o, &s);
     } else {
-        for (size_t i = 0; i < s.nkeys; i++)
-            printf("%s %s: %s -> %s\n", o.dry_run ? "would fix" : "fixed", s.keys[i],
-                   *s.changes[i].stored ? s.changes[i].stored : "(none)", s.changes[i].detected);
+        for (size_t i = 0; i < s.nkeys; i++) {
+            printf("%s ", o.dry_run ? "would fix" : "fixed");
+            put_escaped(s.keys[i], stdout);
+            fputs(": ", stdout);
+            put_escaped(*s.changes[i].stored ? s.changes[i].stored : "(none)", stdout);
+            printf(" -> %s\n", s.changes[i].detected);
+        }
         printf("checked %llu, %s %llu content types, failed %zu\n", (unsigned long long)s.checked,
                o.dry_run ? "would fix" : "fixed", (unsigned long long)s.fixed, s.nfailures);
         code = CF_EXIT_OK;
