@@ -123,7 +123,7 @@ int cf_ctype_open(cf_ctype **out, cf_err *err)
         return cf_err_set(err, CF_ENOMEM, "content types: libmagic cannot start");
     }
     if (magic_load(c->magic, NULL) != 0) {
-        int rc = cf_err_set(err, CF_ENOTFOUND,
+        int rc = cf_err_set(err, CF_EIO,
                             "content types: libmagic cannot load its database: %s; hint: "
                             "install libmagic-mgc",
                             magic_error(c->magic) ? magic_error(c->magic) : "unknown error");

@@ -29,7 +29,8 @@
 
 typedef struct cf_ctype cf_ctype; /* a libmagic cookie + table; one per thread */
 
-/* Loads libmagic's database (the libmagic-mgc package): CF_ENOTFOUND when it is missing. *out is
+/* Loads libmagic's database (the libmagic-mgc package, or the file the MAGIC environment variable
+ * names): CF_EIO when it cannot be read (an installation problem, not a missing object). *out is
  * the caller's to cf_ctype_close. */
 int cf_ctype_open(cf_ctype **out, cf_err *err);
 /* NULL is a no-op. */

@@ -240,6 +240,16 @@ def test_fix_refuses_a_bad_command_line(target, args):
     assert p.stderr.startswith(b"coffer mirror") or b"usage: coffer mirror" in p.stderr, p.stderr
 
 
+def test_fix_without_libmagic_database_fails_and_changes_nothing(target):
+    target.s3.put_object(Bucket=BUCKET, Key="nomagic/a.png", Body=PNG, ContentType="application/octet-stream")
+    env = dict(target.env, MAGIC="/nonexistent/magic.mgc")
+    p = subprocess.run([COFFER_BIN, "mirror", "--fix-content-types", f"s3://{BUCKET}/nomagic", "--endpoint",
+                        target.endpoint], env=env, capture_output=True, timeout=60)
+    assert p.returncode == 1, p.stderr.decode()
+    assert b"libmagic-mgc" in p.stderr
+    assert head(target, "nomagic/a.png")["type"] == "application/octet-stream"
+
+
 def test_fix_with_wrong_credentials_changes_nothing(target):
     target.s3.put_object(Bucket=BUCKET, Key="denied/a.png", Body=PNG, ContentType="application/octet-stream")
     env = dict(target.env, COFFER_ACCESS_KEY="nobody-at-all", COFFER_SECRET_KEY="wrong-secret-0123456789")

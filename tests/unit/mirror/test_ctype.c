@@ -304,6 +304,21 @@ static void test_output_is_bounded(void **state)
     assert_string_equal(out, "applicat");
 }
 
+/* Without its database libmagic cannot work: the error says so and what to install. */
+static void test_open_without_the_database(void **state)
+{
+    (void)state;
+    setenv("MAGIC", "/nonexistent/magic.mgc", 1);
+    cf_ctype *c = (cf_ctype *)1;
+    cf_err err;
+    int rc = cf_ctype_open(&c, &err);
+    unsetenv("MAGIC");
+    assert_int_equal(rc, CF_EIO);
+    assert_null(c);
+    assert_non_null(strstr(err.msg, "libmagic-mgc"));
+    cf_ctype_close(NULL);
+}
+
 static void test_needs_fix(void **state)
 {
     (void)state;
@@ -364,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_charset_follows_the_bytes),
         cmocka_unit_test(test_output_is_bounded),
         cmocka_unit_test(test_needs_fix),
+        cmocka_unit_test(test_open_without_the_database),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
