@@ -216,6 +216,29 @@ def test_control_characters_in_keys_do_not_reach_the_terminal(target):
     assert head(target, key)["type"] == "image/png"
 
 
+def test_fix_of_a_multipart_object_keeps_its_bytes(target):
+    """A copy makes one part of several: the ETag becomes the bytes' MD5, as any S3 copy makes it."""
+    import hashlib
+    key, part = "multi/big.png", 5 << 20
+    data = PNG + bytes(range(256)) * ((part + 4096) // 256)
+    up = target.s3.create_multipart_upload(Bucket=BUCKET, Key=key, ContentType="binary/octet-stream",
+                                           CacheControl="max-age=5", Metadata={"a": "b"})
+    parts = []
+    for n, off in enumerate(range(0, len(data), part), 1):
+        r = target.s3.upload_part(Bucket=BUCKET, Key=key, UploadId=up["UploadId"], PartNumber=n,
+                                  Body=data[off:off + part])
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    target.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up["UploadId"],
+                                        MultipartUpload={"Parts": parts})
+    if target.name == "coffer":  # s3rver gives a multipart object its MD5 as ETag already
+        assert head(target, key)["etag"].endswith('-2"')
+    mirror(target, "--fix-content-types", f"s3://{BUCKET}/multi", check=0)
+    h = head(target, key)
+    assert (h["type"], h["cache"], h["meta"]) == ("image/png", "max-age=5", {"a": "b"})
+    assert h["etag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    assert body(target, key) == data
+
+
 def test_fix_whole_bucket_and_missing_bucket(target):
     target.s3.put_object(Bucket=BUCKET, Key="top.css", Body=CSS, ContentType="application/octet-stream")
     p = mirror(target, "--fix-content-types", "--json", f"s3://{BUCKET}", check=0)
