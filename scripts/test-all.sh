@@ -61,6 +61,8 @@ tsan_unit+='|^test_api$|^test_api_abuse$'
 tsan_unit+='|^test_snapshotter$'
 # The kvstore example's node: its state written from one thread while another applies entries.
 tsan_unit+='|^test_kv_store$'
+# coffer mirror --fix-content-types: workers sharing one listing and one repository.
+tsan_unit+='|^test_fixtypes$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"
