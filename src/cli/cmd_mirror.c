@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_format.h"
 #include "cli/target.h"
 #include "core/clock.h"
 #include "core/fs.h"
@@ -409,17 +410,6 @@ typedef struct bar {
     double t0;
 } bar;
 
-static void human_bytes(double b, char *out, size_t n)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = 0;
-    while (b >= 1024 && u < 5) {
-        b /= 1024;
-        u++;
-    }
-    snprintf(out, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
-}
-
 static void draw_progress(void *ctx, const cf_mirror_progress *p)
 {
     bar *b = ctx;
@@ -427,9 +417,9 @@ static void draw_progress(void *ctx, const cf_mirror_progress *p)
         return;
     double el = cf_clock_mono() - b->t0;
     char done[32], total[32], rate[32], eta[32] = "";
-    human_bytes((double)p->bytes_done, done, sizeof done);
-    human_bytes((double)p->bytes_total, total, sizeof total);
-    human_bytes(el > 0 ? (double)p->bytes_done / el : 0, rate, sizeof rate);
+    cf_cli_human_bytes((double)p->bytes_done, 1, done, sizeof done);
+    cf_cli_human_bytes((double)p->bytes_total, 1, total, sizeof total);
+    cf_cli_human_bytes(el > 0 ? (double)p->bytes_done / el : 0, 1, rate, sizeof rate);
     if (p->bytes_done && p->bytes_total > p->bytes_done && el > 0) {
         double left = (double)(p->bytes_total - p->bytes_done) / ((double)p->bytes_done / el);
         snprintf(eta, sizeof eta, "  ETA %d:%02d", (int)left / 60, (int)left % 60);
