@@ -555,6 +555,12 @@ static json_t *string_array(char *const *v, size_t n)
     return a;
 }
 
+/* Where the dated copy of this run is (or, dry run, would be) published. */
+static void dated_path(const side *dst, const outcome *out, char *path, size_t n)
+{
+    snprintf(path, n, "%s/%s", dst->dir, out->dated_name);
+}
+
 static void print_json(const mirror_cli *c, const side *src, const side *dst, const outcome *out, int rc,
                        const cf_err *err)
 {
@@ -577,8 +583,8 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
         cf_verify_summary_json(&out->vs, j);
 #endif
     if (j && out->dated) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dst->dir, out->dated_name);
+        char path[PATH_MAX + 16];
+        dated_path(dst, out, path, sizeof path);
         json_object_set_new(j, "dated",
                             json_pack("{s:s, s:s, s:o}", "name", out->dated_name, "path", path, "removed",
                                       string_array(out->removed, out->nremoved)));
@@ -610,7 +616,25 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
     json_decref(j);
 }
 
-static void print_human(const mirror_cli *c, const outcome *out, int rc)
+/* The dated copy made and the copies the retention removed, as --json's "dated" says them. */
+static void print_dated(const mirror_cli *c, const side *dst, const outcome *out, int rc)
+{
+    char path[PATH_MAX + 16];
+    dated_path(dst, out, path, sizeof path);
+    if (!rc) {
+        fputs(c->dry_run ? "would publish " : "dated copy ", stdout);
+        put_visible(path, stdout);
+        fputc('\n', stdout);
+    }
+    if (rc && !out->nremoved)
+        return; /* a failed night removes nothing */
+    printf("%s by retention:", c->dry_run ? "would remove" : "removed");
+    for (size_t i = 0; i < out->nremoved; i++)
+        printf("%s %s", i ? "," : "", out->removed[i]); /* dated names: YYYY-MM-DD, nothing to escape */
+    puts(out->nremoved ? "" : " none");
+}
+
+static void print_human(const mirror_cli *c, const side *dst, const outcome *out, int rc)
 {
     const cf_mirror_summary *s = &out->sum;
     if (rc && !s->files_copied && !s->files_deleted && !s->files_failed)
@@ -643,6 +667,8 @@ static void print_human(const mirror_cli *c, const outcome *out, int rc)
 #endif
     if (out->ran || out->verified || out->fixed)
         printf(" in %.1f s\n", s->seconds);
+    if (out->dated)
+        print_dated(c, dst, out, rc);
 }
 
 /* A Prometheus label value: backslash, quote and newline escaped. */
@@ -783,6 +809,13 @@ int cf_cmd_mirror(int argc, char **argv)
         free(c.exclude);
         return CF_EXIT_USAGE;
     }
+    if (c.dated && sides[1].is_s3) {
+        /* Dated copies are directories hard-linked to each other: a bucket has neither. */
+        fprintf(stderr, "coffer mirror: --dated needs a directory destination, not '%s'\n%s", sides[1].arg,
+                usage);
+        free(c.exclude);
+        return CF_EXIT_USAGE;
+    }
     side *src = &sides[0], *dst = c.fix_types ? NULL : &sides[1];
     int overlap = dst && !src->is_s3 && !dst->is_s3 && sides_overlap(src, dst);
     for (int i = 0; !rc && !overlap && i < nsides; i++)
@@ -831,7 +864,7 @@ int cf_cmd_mirror(int argc, char **argv)
     if (c.json)
         print_json(&c, src, dst, &out, rc, &err);
     else
-        print_human(&c, &out, rc);
+        print_human(&c, dst, &out, rc);
 
     /* A failed run's cause decides; then a proof that failed; then files that failed. */
     code = rc                                           ? exit_for(rc)
