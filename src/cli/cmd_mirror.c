@@ -813,6 +813,7 @@ int cf_cmd_mirror(int argc, char **argv)
         /* Dated copies are directories hard-linked to each other: a bucket has neither. */
         fprintf(stderr, "coffer mirror: --dated needs a directory destination, not '%s'\n%s", sides[1].arg,
                 usage);
+        free(sides[0].dir);
         free(c.exclude);
         return CF_EXIT_USAGE;
     }
