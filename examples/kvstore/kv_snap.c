@@ -175,7 +175,7 @@ int kv_snap_bootstrap(const kv_snap_config *cfg, const char *dir, kv_sync_policy
     unlink(tmpl);
     coffer_bootstrap_options o = {
         .struct_size = sizeof o, .use_fd = 1, .fd = fd, .topic = cfg->topic ? cfg->topic : "kv"};
-    coffer_bootstrap_result r;
+    coffer_bootstrap_result r = {.struct_size = sizeof r};
     int st = coffer_bootstrap(repo, cfg->partition, &o, &r, &e);
     coffer_repo_close(repo);
     if (st) {
