@@ -327,6 +327,8 @@ static void slot_wake_all(coffer_snapshot_limit *l)
 typedef struct stage {
     int fd;
     coffer_snapshotter *s;
+    int failed;     /* the status write last failed with (0: none) */
+    int failed_err; /* and the system's reason */
 } stage;
 
 static int stage_write(void *ctx, const void *p, size_t n)
@@ -339,8 +341,11 @@ static int stage_write(void *ctx, const void *p, size_t n)
         ssize_t w = write(st->fd, c, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0)
-            return errno == ENOSPC ? COFFER_ENOSPACE : COFFER_EIO;
+        if (w < 0) {
+            st->failed_err = errno;
+            st->failed = errno == ENOSPC || errno == EDQUOT ? COFFER_ENOSPACE : COFFER_EIO;
+            return st->failed;
+        }
         c += w;
         n -= (size_t)w;
     }
@@ -399,7 +404,7 @@ static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, 
 static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
 {
     uint64_t t0 = mono_ms();
-    stage sg = {stage_open(s, e), s};
+    stage sg = {stage_open(s, e), s, 0, 0};
     if (sg.fd < 0)
         return COFFER_EIO;
     uint64_t index = 0, term = 0;
@@ -407,8 +412,13 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
     if (st) {
         if (st > 0)
             st = COFFER_ECALLBACK;
-        char msg[200];
-        snprintf(msg, sizeof msg, "the application's write_state failed: %s", coffer_strerror(st));
+        char msg[400];
+        if (st == sg.failed) /* what write returned: say why, and where */
+            snprintf(msg, sizeof msg,
+                     "the application's write_state failed: cannot stage the state in %.200s: %s", s->tmp_dir,
+                     strerror(sg.failed_err));
+        else
+            snprintf(msg, sizeof msg, "the application's write_state failed: %s", coffer_strerror(st));
         set_error(e, st, msg);
         close(sg.fd);
         return st;

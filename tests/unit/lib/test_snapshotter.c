@@ -14,6 +14,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -388,6 +391,40 @@ static void test_failing_state(void **state)
     coffer_snapshotter_free(s);
     assert_int_equal(f->sm.ntruncated, 0);
     assert_int_equal(listed(f->repo, "0", NULL), 0);
+}
+
+/* The staging file cannot grow (a full disk, here a file size limit): write returns the failure
+ * to write_state, which returns it; the error names the staging directory and the system's
+ * reason, nothing is stored or truncated, and the retry stores it once the file can grow. */
+static void test_staging_fails(void **state)
+{
+    fixture *f = *state;
+    struct rlimit was, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+    small = was;
+    small.rlim_cur = STATE_BYTES / 4;
+    signal(SIGXFSZ, SIG_IGN); /* a write past the limit fails with EFBIG instead */
+    coffer_snapshotter_options o = options_for(&f->sm, 0);
+    coffer_snapshotter *s;
+    assert_int_equal(coffer_snapshotter_new(f->repo, &o, &s, NULL), COFFER_OK);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    sm_apply(&f->sm, s, 10000);
+    for (int i = 0; i < 2000 && stats(s).failed < 1; i++)
+        sleep_ms(5);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+    coffer_snapshotter_stats st = stats(s);
+    assert_true(st.failed >= 1);
+    assert_int_equal(st.taken, 0);
+    assert_int_equal(st.last_error.status, COFFER_EIO);
+    char want[400];
+    snprintf(want, sizeof want, "cannot stage the state in %s: %s", dir, strerror(EFBIG));
+    if (!strstr(st.last_error.message, want))
+        fail_msg("'%s' does not say '%s'", st.last_error.message, want);
+    wait_taken(s, 1);
+    coffer_snapshotter_free(s);
+    assert_int_equal(f->sm.ntruncated, 1);
+    assert_int_equal(listed(f->repo, "0", NULL), 1);
+    signal(SIGXFSZ, SIG_DFL);
 }
 
 static void wait_in_state(fake_sm *sm)
@@ -1005,6 +1042,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_repository, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staging_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_during_upload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_partitions, setup, teardown),
