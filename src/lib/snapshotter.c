@@ -584,11 +584,13 @@ static void *run(void *arg)
             pthread_mutex_lock(&s->mu);
             s->stats.waiting_for_slot = 0;
             s->stats.slot_wait_ms = add_ms(s->stats.slot_wait_ms, waited);
-            if (!got || s->stopping) {
-                if (got)
-                    slot_give(s->limit);
-                continue;
+            if (got && s->stopping) { /* stopped as the slot came: not taken after all */
+                pthread_mutex_unlock(&s->mu);
+                slot_give(s->limit);
+                pthread_mutex_lock(&s->mu);
             }
+            if (!got || s->stopping)
+                continue;
         }
         s->stats.in_flight = 1;
         /* Cleared now, not once stored: a trigger that comes during this snapshot asks for
