@@ -119,7 +119,7 @@ static int run_snapshotter(coffer_repo *repo, uint32_t partition, const char *st
                                      /* only the trigger below starts a snapshot */
                                      .log_size_threshold = UINT64_MAX,
                                      .time_threshold_ms = UINT64_MAX,
-                                     .max_concurrent_snapshots = jobs,
+                                     .upload_threads = jobs,
                                      .compression = compression + 1,
                                      .retention_count = -1,
                                      .topic = "bench",
@@ -189,7 +189,7 @@ static int run_create_fd(coffer_repo *repo, const char *ns, const char *state, c
 static int run_bootstrap(coffer_repo *repo, uint32_t partition, const char *dest_dir)
 {
     coffer_bootstrap_options bo = {.struct_size = sizeof bo, .dest_dir = dest_dir, .topic = "bench"};
-    coffer_bootstrap_result res = {.index = 0};
+    coffer_bootstrap_result res = {.struct_size = sizeof res};
     coffer_error e = {0};
     if (coffer_bootstrap(repo, partition, &bo, &res, &e))
         return fail("coffer_bootstrap", &e);

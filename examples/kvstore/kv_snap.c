@@ -37,12 +37,34 @@ static int open_repo(const kv_snap_config *cfg, coffer_repo **repo, coffer_error
     return coffer_repo_open(url, &o, repo, e);
 }
 
+/* The snapshotter's write, remembering how it failed: the store's own error (KV_EIO for any
+ * sink) would lose whether the staging disk was full or the snapshot cancelled. */
+typedef struct relay {
+    coffer_write_fn write;
+    void *ctx;
+    int status; /* the first failure write returned */
+} relay;
+
+static int relay_write(void *ctx, const void *p, size_t n)
+{
+    relay *r = ctx;
+    int st = r->write(r->ctx, p, n);
+    if (st && !r->status)
+        r->status = st;
+    return st;
+}
+
 /* The state at the node's applied index: kv_store_write_state holds the node's lock throughout. */
 static int write_state(void *ctx, coffer_write_fn write, void *wctx, uint64_t *index, uint64_t *term)
 {
     kv_snap *snap = ctx;
-    kv_err err = kv_store_write_state(snap->store, write, wctx, index, term);
-    return err ? COFFER_ECALLBACK : COFFER_OK;
+    relay r = {write, wctx, COFFER_OK};
+    kv_err err = kv_store_write_state(snap->store, relay_write, &r, index, term);
+    if (!err)
+        return COFFER_OK;
+    if (r.status)
+        return r.status; /* the snapshotter then says why (full disk, cancelled) */
+    return err == KV_ENOMEM ? COFFER_ENOMEM : COFFER_ECALLBACK;
 }
 
 /* The snapshot holding every entry up to index is stored: those entries may go. The node writes
@@ -175,7 +197,7 @@ int kv_snap_bootstrap(const kv_snap_config *cfg, const char *dir, kv_sync_policy
     unlink(tmpl);
     coffer_bootstrap_options o = {
         .struct_size = sizeof o, .use_fd = 1, .fd = fd, .topic = cfg->topic ? cfg->topic : "kv"};
-    coffer_bootstrap_result r;
+    coffer_bootstrap_result r = {.struct_size = sizeof r};
     int st = coffer_bootstrap(repo, cfg->partition, &o, &r, &e);
     coffer_repo_close(repo);
     if (st) {

@@ -21,8 +21,8 @@
  *     compiled with, so that later versions can add fields at the end without breaking programs
  *     built against this one (a longer struct than the library knows is accepted when its extra
  *     fields are 0, COFFER_ENOTSUP otherwise; struct_size 0 is COFFER_EINVAL). A NULL options
- *     pointer means every default. coffer_result, which the library fills, begins with
- *     struct_size too (set by the caller; see there).
+ *     pointer means every default. coffer_result and coffer_bootstrap_result, which the
+ *     library fills, begin with struct_size too (set by the caller; see there).
  *
  * Nothing here includes coffer's internal headers: this file is the whole public interface.
  */
@@ -253,7 +253,11 @@ COFFER_API int coffer_writer_commit(coffer_writer *w, coffer_result *result, cof
  * for the engine's thread and frees w; NULL is a no-op. */
 COFFER_API void coffer_writer_abort(coffer_writer *w);
 
-/* One snapshot of a listing. Strings point into the listing and live until coffer_list_free. */
+/* One snapshot of a listing. Strings point into the listing and live until coffer_list_free.
+ * The library allocates these in arrays, so a caller's code indexes them with its own
+ * sizeof(coffer_snapshot_info): unlike the structs with a struct_size, the layout is fixed for
+ * soname 0 (libcoffer.so.0). A field added to it would come with a new soname (or a new listing
+ * call), never in place. */
 typedef struct coffer_snapshot_info {
     char id[COFFER_ID_SIZE];
     int64_t created;    /* seconds since the epoch, UTC */
@@ -387,8 +391,31 @@ COFFER_API int coffer_prune(coffer_repo *repo, const char *ns, const coffer_rete
  * (read when the snapshotter starts), so a restarted node does not snapshot at once.
  *
  * Two snapshotters (two partitions, two topics) in one process share nothing but what the
- * application gives both (a repository may be shared: it is thread-safe). */
+ * application gives both: a repository (it is thread-safe), and a coffer_snapshot_limit that
+ * bounds how many of them snapshot at the same time. */
 typedef struct coffer_snapshotter coffer_snapshotter;
+
+/* How many snapshotters of a node may snapshot at the same time (the plan's
+ * max_concurrent_snapshots, across all of a node's partitions): each snapshotter given the limit
+ * (coffer_snapshotter_options.limit) takes one of its slots before it asks for its state, and
+ * gives it back once the snapshot is stored, truncated and pruned (or failed). Waiters get the
+ * slots in the order they asked. Without a limit, a snapshotter waits for nobody: each takes one
+ * snapshot at a time, so N partitions snapshot at most N at once. A limit is shared by the
+ * snapshotters of one node, not by the process: two limits never interfere. */
+typedef struct coffer_snapshot_limit coffer_snapshot_limit;
+
+/* The most snapshots a limit lets run at once. */
+#define COFFER_SNAPSHOT_LIMIT_MAX 1024
+
+/* Makes a limit of max slots (0: 2, the plan's default; at most COFFER_SNAPSHOT_LIMIT_MAX). With
+ * use_environment 1, COFFER_SNAPSHOT_MAX_CONCURRENT, when set, overrides max (a value that is not
+ * a number from 1 to COFFER_SNAPSHOT_LIMIT_MAX is COFFER_EINVAL, naming the variable); with 0 the
+ * environment is not read. *out is freed with coffer_snapshot_limit_free. Thread-safe. */
+COFFER_API int coffer_snapshot_limit_new(unsigned max, int use_environment, coffer_snapshot_limit **out,
+                                         coffer_error *err);
+/* Frees limit (NULL: no-op). Free it after the snapshotters that use it; freed while some still
+ * do, it lives on until the last of them is freed. */
+COFFER_API void coffer_snapshot_limit_free(coffer_snapshot_limit *limit);
 
 /* Writes the application's state at one consistent point through write(write_ctx, p, n) (which
  * returns COFFER_OK or a negative status the callback should return), and sets *index and *term
@@ -413,9 +440,9 @@ typedef struct coffer_snapshotter_options {
     uint64_t log_size_threshold;       /* 10,000 entries; COFFER_SNAPSHOT_LOG_THRESHOLD */
     uint64_t time_threshold_ms;        /* 1 h; COFFER_SNAPSHOT_TIME_THRESHOLD_SECS (seconds) */
     uint64_t check_interval_ms;        /* 5 min; COFFER_SNAPSHOT_CHECK_INTERVAL_SECS (seconds) */
-    unsigned max_concurrent_snapshots; /* 2; COFFER_SNAPSHOT_MAX_CONCURRENT: the compression
-                                        * threads of an upload (one snapshotter takes one
-                                        * snapshot at a time: a partition's are sequential) */
+    unsigned max_concurrent_snapshots; /* deprecated: read as upload_threads when that is 0. The
+                                        * plan's max_concurrent_snapshots is a node's limit
+                                        * across its partitions: coffer_snapshot_limit */
     int compression;                   /* 0: gzip; else COFFER_COMPRESSION_x + 1 (so that 0 stays the plan's
                                         * default); COFFER_SNAPSHOT_COMPRESSION = gzip|zstd|lz4|none */
     int retention_count;               /* 3; COFFER_SNAPSHOT_RETENTION_COUNT; -1: keep every snapshot */
@@ -429,6 +456,11 @@ typedef struct coffer_snapshotter_options {
     coffer_state_fn write_state;     /* required */
     coffer_truncate_fn truncate_log; /* may be NULL: nothing to truncate */
     void *ctx;                       /* given to both callbacks */
+    /* Added after 0.1.0's first cut (a program built before sets a struct_size without them). */
+    coffer_snapshot_limit *limit; /* borrowed, shared with the node's other snapshotters: this one
+                                   * waits for a slot before each snapshot; NULL: waits for none */
+    unsigned upload_threads;      /* compression workers of an upload; 0: max_concurrent_snapshots
+                                   * when set, else 2 */
 } coffer_snapshotter_options;
 
 /* Starts a snapshotter for options->partition on repo (borrowed: it must outlive the
@@ -455,16 +487,27 @@ typedef struct coffer_snapshotter_stats {
     int in_flight;                  /* 1 while a snapshot is being taken */
     char last_id[COFFER_ID_SIZE];   /* of the newest snapshot stored */
     coffer_error last_error;        /* of the last failure; status COFFER_OK when none yet */
+    /* Added after 0.1.0's first cut (a shorter struct_size does not receive them). */
+    int waiting_for_slot;  /* 1 while a snapshot is due but the limit's slots are all taken */
+    uint64_t slot_wait_ms; /* time spent waiting for the limit's slots, all snapshots together */
 } coffer_snapshotter_stats;
 
 /* Copies the counters into *out (struct_size set by the caller). Thread-safe. */
 COFFER_API int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out,
                                             coffer_error *err);
-/* Stops the thread. cancel 0: a snapshot in flight is finished (stored, log truncated, pruned)
- * first; cancel 1: it is aborted, and no snapshot of it is listed (its log is not truncated).
- * Idempotent; the counters stay readable. Not from a callback. */
+/* Stops the thread and returns once it has ended. cancel 0: a snapshot in flight is finished
+ * (stored, log truncated, pruned) first; cancel 1: it is aborted, and no snapshot of it is
+ * listed (its log is not truncated). A snapshot still waiting for a slot of its limit is not in
+ * flight: it is dropped at once, nothing stored. Idempotent, also from several threads at once
+ * (each returns once the thread has ended); the counters stay readable.
+ * From one of s's own callbacks (write_state, truncate_log, or the repository's log function on
+ * s's thread) it cannot wait for the thread it runs on: it tells the thread to stop and returns
+ * at once; the snapshot in flight is then finished (cancel 0) or, with cancel 1, write returns
+ * COFFER_EABORTED from then on and nothing is stored; the thread ends once the callback returns.
+ * s must still be freed, from another thread. */
 COFFER_API void coffer_snapshotter_stop(coffer_snapshotter *s, int cancel);
-/* Stops (cancel 0) and frees s; NULL is a no-op. */
+/* Stops (cancel 0) and frees s; NULL is a no-op. Not from one of s's own callbacks: there it
+ * only stops (as above), logs an error and frees nothing. */
 COFFER_API void coffer_snapshotter_free(coffer_snapshotter *s);
 
 /* ---- bootstrap: a new node from the newest good snapshot ---- */
@@ -483,7 +526,13 @@ typedef struct coffer_bootstrap_options {
     const coffer_restore_options *restore; /* keys of encrypted snapshots; may be NULL */
 } coffer_bootstrap_options;
 
+/* What a bootstrap did. As for coffer_result: the caller sets struct_size to
+ * sizeof(coffer_bootstrap_result) as its program knows it, and the library writes only the
+ * fields that fit (never struct_size itself); below sizeof(size_t) (0: not set) is COFFER_EINVAL
+ * before any work. Written once the arguments are accepted, whatever the outcome: after a
+ * failure id is "", index and term 0, and fell_back / skipped count the damaged snapshots. */
 typedef struct coffer_bootstrap_result {
+    size_t struct_size;      /* sizeof(coffer_bootstrap_result), set by the caller */
     char id[COFFER_ID_SIZE]; /* the snapshot restored */
     uint64_t index, term;    /* replay the log after index */
     int fell_back;           /* 1: a newer snapshot was damaged and skipped (logged as a warning) */
@@ -494,7 +543,11 @@ typedef struct coffer_bootstrap_result {
  * falls back to older ones when newer are damaged (COFFER_EDIGEST / COFFER_ECORRUPT), saying
  * so in the repository's log and result->fell_back. COFFER_ENOTFOUND when the partition has no
  * snapshot (a new cluster: start from an empty state), or the status of the last damaged one
- * when none verifies. Thread-safe. */
+ * when none verifies. No fallback once bytes were delivered: should a snapshot that verified
+ * turn out damaged while a callback or fd is handed it (changed since, or bits flipped on the
+ * way), bootstrap stops with that error, its message saying how many bytes were delivered (discard
+ * them), rather than follow them with an older snapshot. A directory destination is never
+ * partly written: its state is renamed into place only once whole. Thread-safe. */
 COFFER_API int coffer_bootstrap(coffer_repo *repo, uint32_t partition,
                                 const coffer_bootstrap_options *options, coffer_bootstrap_result *result,
                                 coffer_error *err);

@@ -224,23 +224,28 @@ static void wipe_secret(snap_secret *sec)
 }
 
 /* A libcoffer answer as a cf_err, so that exit_for and the messages stay as they were: the code
- * is the CF_E one the status renumbers, the S3 answer goes along, and a missing key or
- * passphrase gets the option that gives it. */
+ * is the CF_E one the status renumbers, the S3 answer goes along, and where the library names an
+ * option field (a missing key or passphrase, force) the command line names its option. */
 static int from_api(int status, const coffer_error *e, cf_err *err)
 {
     if (status == COFFER_OK)
         return 0;
     int code = status <= COFFER_EINVAL && status >= COFFER_EINTERNAL ? CF_ERR_FIRST_ - status : CF_EIO;
-    static const char *const hints[][2] = {
-        {"with a key; none was given", "with a key file; give --encrypt-key-file"},
-        {"with a passphrase; none was given", "with a passphrase; give --passphrase-file"}};
+    static const struct {
+        int status;
+        const char *library, *cli;
+    } hints[] = {
+        {COFFER_EAUTH, "with a key; none was given", "with a key file; give --encrypt-key-file"},
+        {COFFER_EAUTH, "with a passphrase; none was given", "with a passphrase; give --passphrase-file"},
+        {COFFER_EEXISTS, "; the restore option force replaces it", "; hint: --force replaces it"}};
     size_t len = strlen(e->message), keep = len;
     const char *hint = "";
-    for (size_t i = 0; status == COFFER_EAUTH && i < sizeof hints / sizeof hints[0]; i++) {
-        size_t tail = strlen(hints[i][0]);
-        if (len >= tail && strcmp(e->message + len - tail, hints[i][0]) == 0) {
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++) {
+        size_t tail = strlen(hints[i].library);
+        if (status == hints[i].status && len >= tail &&
+            strcmp(e->message + len - tail, hints[i].library) == 0) {
             keep = len - tail;
-            hint = hints[i][1];
+            hint = hints[i].cli;
         }
     }
     cf_err_set(err, code, "%.*s%s", (int)keep, e->message, hint);

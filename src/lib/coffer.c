@@ -440,30 +440,40 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
 }
 _Static_assert(sizeof(cf_label) == sizeof(coffer_label), "coffer_label is laid out as cf_label");
 
-/* A result the caller gave must say how long it is (coffer_result's struct_size). */
-static int check_result(const coffer_result *result, coffer_error *e)
+/* A result the caller gave (NULL: none) must say how long it is: its leading struct_size. */
+int cf_lib_check_result(const void *result, const char *what, coffer_error *e)
 {
-    if (!result || result->struct_size >= sizeof(size_t))
+    size_t theirs = result ? *(const size_t *)result : sizeof(size_t);
+    if (theirs >= sizeof(size_t))
         return COFFER_OK;
     char msg[120];
-    snprintf(msg, sizeof msg, "coffer_result: struct_size is %zu; set it to sizeof(coffer_result)",
-             result->struct_size);
+    snprintf(msg, sizeof msg, "%s: struct_size is %zu; set it to sizeof(%s)", what, theirs, what);
     return fail_msg(e, COFFER_EINVAL, msg);
+}
+
+/* Writes into out the fields of what that fit in out's struct_size (ends: where each field after
+ * struct_size ends, in order): an older program's shorter struct gets its prefix, nothing past
+ * it, not part of a field; a newer program's longer one keeps what this library does not know. */
+void cf_lib_put_result(void *out, const void *what, const size_t *ends, size_t nends)
+{
+    size_t theirs = *(const size_t *)out, fit = sizeof(size_t);
+    for (size_t i = 0; i < nends && ends[i] <= theirs; i++)
+        fit = ends[i];
+    memcpy((char *)out + sizeof(size_t), (const char *)what + sizeof(size_t), fit - sizeof(size_t));
+}
+
+static int check_result(const coffer_result *result, coffer_error *e)
+{
+    return cf_lib_check_result(result, "coffer_result", e);
 }
 
 #define RESULT_END(field) (offsetof(coffer_result, field) + sizeof(((coffer_result *)0)->field))
 
-/* Writes into out the fields of what that fit in out's struct_size: an older program's shorter
- * struct gets its prefix, nothing past it; a newer program's longer one keeps what this library
- * does not know. */
 static void put_result(coffer_result *out, const coffer_result *what)
 {
     static const size_t ends[] = {RESULT_END(id), RESULT_END(raw_size), RESULT_END(stored_size),
                                   RESULT_END(files), RESULT_END(skipped)};
-    size_t fit = sizeof(size_t);
-    for (size_t i = 0; i < sizeof ends / sizeof ends[0] && ends[i] <= out->struct_size; i++)
-        fit = ends[i];
-    memcpy((char *)out + sizeof(size_t), (const char *)what + sizeof(size_t), fit - sizeof(size_t));
+    cf_lib_put_result(out, what, ends, sizeof ends / sizeof ends[0]);
 }
 _Static_assert(offsetof(coffer_result, id) == sizeof(size_t), "struct_size comes first");
 _Static_assert(RESULT_END(skipped) == sizeof(coffer_result), "put_result knows every field");

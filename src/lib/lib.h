@@ -29,6 +29,14 @@ void cf_lib_repo_release(coffer_repo *repo);
  * of coffer.h; what names the struct in messages. COFFER_OK, COFFER_EINVAL or COFFER_ENOTSUP. */
 int cf_lib_copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e);
 
+/* The struct_size rule of the results the caller allocates (coffer_result,
+ * coffer_bootstrap_result; what names it in messages): check says COFFER_EINVAL when result is
+ * not NULL and its struct_size is below sizeof(size_t); put copies into out the whole fields of
+ * what (ours) that end within out's struct_size, given where each field ends (ends, ascending,
+ * struct_size excluded), never struct_size itself. */
+int cf_lib_check_result(const void *result, const char *what, coffer_error *e);
+void cf_lib_put_result(void *out, const void *what, const size_t *ends, size_t nends);
+
 /* 1 when s can be a manifest's string (a label's key or value): valid UTF-8. */
 int cf_lib_text_valid(const char *s);
 

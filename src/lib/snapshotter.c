@@ -24,12 +24,29 @@
 #define DEFAULT_TIME_THRESHOLD_MS (3600 * 1000ull)
 #define DEFAULT_CHECK_INTERVAL_MS (300 * 1000ull)
 #define DEFAULT_MAX_CONCURRENT 2
+#define DEFAULT_UPLOAD_THREADS 2
 #define DEFAULT_RETENTION 3
 #define DEFAULT_RETRY_INITIAL_MS 1000ull
 #define DEFAULT_RETRY_MAX_MS (300 * 1000ull)
 
+/* A snapshotter waiting for a slot, in the order they asked; lives on the waiter's stack. */
+typedef struct slot_waiter {
+    struct slot_waiter *next;
+    int granted; /* a slot was handed over to it */
+} slot_waiter;
+
+struct coffer_snapshot_limit {
+    pthread_mutex_t mu;
+    pthread_cond_t changed; /* a slot was handed over, or a waiter's snapshotter stops */
+    unsigned max, used;
+    slot_waiter *head, *tail;
+    unsigned holders; /* snapshotters given this limit and not yet freed */
+    int freed;        /* coffer_snapshot_limit_free came while holders > 0 */
+};
+
 struct coffer_snapshotter {
     coffer_repo *repo;
+    coffer_snapshot_limit *limit;
     char ns[16];
     coffer_snapshotter_options o; /* with defaults and the environment applied */
     char *topic, *node_id, *tmp_dir;
@@ -51,6 +68,7 @@ struct coffer_snapshotter {
     _Atomic uint64_t applied;
     _Atomic uint64_t snapshot_index; /* stats.last_index, readable without the lock */
     atomic_int cancel;
+    atomic_int stop_waiting; /* stop came: a wait for the limit's slot gives up */
 };
 
 static uint64_t mono_ms(void)
@@ -110,18 +128,12 @@ static int codec_parse(const char *s)
 
 static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
 {
-    uint64_t v;
     int st;
+    /* COFFER_SNAPSHOT_MAX_CONCURRENT is the size of a node's limit: coffer_snapshot_limit_new's. */
     if ((st = env_u64("COFFER_SNAPSHOT_LOG_THRESHOLD", 1, &o->log_size_threshold, e)) ||
         (st = env_u64("COFFER_SNAPSHOT_TIME_THRESHOLD_SECS", 1000, &o->time_threshold_ms, e)) ||
         (st = env_u64("COFFER_SNAPSHOT_CHECK_INTERVAL_SECS", 1000, &o->check_interval_ms, e)))
         return st;
-    v = o->max_concurrent_snapshots;
-    if ((st = env_u64("COFFER_SNAPSHOT_MAX_CONCURRENT", 1, &v, e)))
-        return st;
-    if (v > 256)
-        return set_error(e, COFFER_EINVAL, "COFFER_SNAPSHOT_MAX_CONCURRENT: at most 256"), COFFER_EINVAL;
-    o->max_concurrent_snapshots = (unsigned)v;
     const char *c = getenv("COFFER_SNAPSHOT_COMPRESSION");
     if (c) {
         if ((o->compression = codec_parse(c)) < 0)
@@ -175,8 +187,9 @@ static int configure(const coffer_snapshotter_options *given, coffer_snapshotter
         o->time_threshold_ms = DEFAULT_TIME_THRESHOLD_MS;
     if (!o->check_interval_ms)
         o->check_interval_ms = DEFAULT_CHECK_INTERVAL_MS;
-    if (!o->max_concurrent_snapshots)
-        o->max_concurrent_snapshots = DEFAULT_MAX_CONCURRENT;
+    if (!o->upload_threads)
+        o->upload_threads =
+            o->max_concurrent_snapshots ? o->max_concurrent_snapshots : DEFAULT_UPLOAD_THREADS;
     if (!o->retention_count)
         o->retention_count = DEFAULT_RETENTION;
     if (!o->retry_initial_ms)
@@ -188,11 +201,134 @@ static int configure(const coffer_snapshotter_options *given, coffer_snapshotter
     return COFFER_OK;
 }
 
+/* ---- the limit shared by a node's snapshotters ---- */
+
+int coffer_snapshot_limit_new(unsigned max, int use_environment, coffer_snapshot_limit **out, coffer_error *e)
+{
+    if (!out)
+        return set_error(e, COFFER_EINVAL, "coffer_snapshot_limit_new: out is needed"), COFFER_EINVAL;
+    uint64_t v = max ? max : DEFAULT_MAX_CONCURRENT;
+    int from_env = use_environment && getenv("COFFER_SNAPSHOT_MAX_CONCURRENT");
+    if (from_env) {
+        int st = env_u64("COFFER_SNAPSHOT_MAX_CONCURRENT", 1, &v, e);
+        if (st)
+            return st;
+    }
+    if (v > COFFER_SNAPSHOT_LIMIT_MAX) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s: at most %d",
+                 from_env ? "COFFER_SNAPSHOT_MAX_CONCURRENT" : "coffer_snapshot_limit_new: max",
+                 COFFER_SNAPSHOT_LIMIT_MAX);
+        return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
+    }
+    coffer_snapshot_limit *l = calloc(1, sizeof *l);
+    if (!l)
+        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
+    l->max = (unsigned)v;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->changed, NULL);
+    *out = l;
+    set_error(e, COFFER_OK, "");
+    return COFFER_OK;
+}
+
+static void limit_destroy(coffer_snapshot_limit *l)
+{
+    pthread_cond_destroy(&l->changed);
+    pthread_mutex_destroy(&l->mu);
+    free(l);
+}
+
+void coffer_snapshot_limit_free(coffer_snapshot_limit *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&l->mu);
+    int in_use = l->holders > 0;
+    l->freed = 1;
+    pthread_mutex_unlock(&l->mu);
+    if (!in_use)
+        limit_destroy(l);
+}
+
+static void limit_hold(coffer_snapshot_limit *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->holders++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* The last snapshotter of a limit the application already freed frees it. */
+static void limit_release(coffer_snapshot_limit *l)
+{
+    pthread_mutex_lock(&l->mu);
+    int last = --l->holders == 0 && l->freed;
+    pthread_mutex_unlock(&l->mu);
+    if (last)
+        limit_destroy(l);
+}
+
+/* Takes a slot, waiting in line for one; 1 with it, 0 when *give_up was set first (and the
+ * limit's condition broadcast: slot_wake_all). */
+static int slot_take(coffer_snapshot_limit *l, const atomic_int *give_up)
+{
+    pthread_mutex_lock(&l->mu);
+    if (!l->head && l->used < l->max) {
+        l->used++;
+        pthread_mutex_unlock(&l->mu);
+        return 1;
+    }
+    slot_waiter me = {NULL, 0};
+    if (l->tail)
+        l->tail->next = &me;
+    else
+        l->head = &me;
+    l->tail = &me;
+    while (!me.granted && !atomic_load(give_up))
+        pthread_cond_wait(&l->changed, &l->mu);
+    if (!me.granted) {
+        slot_waiter **p = &l->head, *prev = NULL;
+        while (*p != &me)
+            prev = *p, p = &(*p)->next;
+        *p = me.next;
+        if (l->tail == &me)
+            l->tail = prev;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return me.granted;
+}
+
+/* Gives a slot back: to the first in line, so that none waits forever behind later arrivals. */
+static void slot_give(coffer_snapshot_limit *l)
+{
+    pthread_mutex_lock(&l->mu);
+    slot_waiter *w = l->head;
+    if (w) {
+        l->head = w->next;
+        if (!l->head)
+            l->tail = NULL;
+        w->granted = 1;
+        pthread_cond_broadcast(&l->changed);
+    } else {
+        l->used--;
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void slot_wake_all(coffer_snapshot_limit *l)
+{
+    pthread_mutex_lock(&l->mu);
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->mu);
+}
+
 /* ---- one snapshot ---- */
 
 typedef struct stage {
     int fd;
     coffer_snapshotter *s;
+    int failed;     /* the status write last failed with (0: none) */
+    int failed_err; /* and the system's reason */
 } stage;
 
 static int stage_write(void *ctx, const void *p, size_t n)
@@ -205,8 +341,11 @@ static int stage_write(void *ctx, const void *p, size_t n)
         ssize_t w = write(st->fd, c, n);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0)
-            return errno == ENOSPC ? COFFER_ENOSPACE : COFFER_EIO;
+        if (w < 0) {
+            st->failed_err = errno;
+            st->failed = errno == ENOSPC || errno == EDQUOT ? COFFER_ENOSPACE : COFFER_EIO;
+            return st->failed;
+        }
         c += w;
         n -= (size_t)w;
     }
@@ -248,7 +387,7 @@ static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, 
     off_t size = lseek(fd, 0, SEEK_END);
     coffer_create_options co = {.struct_size = sizeof co,
                                 .compression = s->codec,
-                                .threads = s->o.max_concurrent_snapshots,
+                                .threads = s->o.upload_threads,
                                 .expected_size = size > 0 ? (uint64_t)size : 0,
                                 .labels = labels,
                                 .nlabels = sizeof labels / sizeof labels[0]};
@@ -265,7 +404,7 @@ static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, 
 static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
 {
     uint64_t t0 = mono_ms();
-    stage sg = {stage_open(s, e), s};
+    stage sg = {stage_open(s, e), s, 0, 0};
     if (sg.fd < 0)
         return COFFER_EIO;
     uint64_t index = 0, term = 0;
@@ -273,8 +412,13 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
     if (st) {
         if (st > 0)
             st = COFFER_ECALLBACK;
-        char msg[200];
-        snprintf(msg, sizeof msg, "the application's write_state failed: %s", coffer_strerror(st));
+        char msg[400];
+        if (st == sg.failed) /* what write returned: say why, and where */
+            snprintf(msg, sizeof msg,
+                     "the application's write_state failed: cannot stage the state in %.200s: %s", s->tmp_dir,
+                     strerror(sg.failed_err));
+        else
+            snprintf(msg, sizeof msg, "the application's write_state failed: %s", coffer_strerror(st));
         set_error(e, st, msg);
         close(sg.fd);
         return st;
@@ -429,6 +573,25 @@ static void *run(void *arg)
             wait_until(s, next);
             continue;
         }
+        if (s->limit) {
+            /* Due: wait for the node's slot. What is applied and triggered meanwhile is in the
+             * state written once it comes (the trigger is cleared only then). */
+            s->stats.waiting_for_slot = 1;
+            pthread_mutex_unlock(&s->mu);
+            uint64_t asked = mono_ms();
+            int got = slot_take(s->limit, &s->stop_waiting);
+            uint64_t waited = mono_ms() - asked;
+            pthread_mutex_lock(&s->mu);
+            s->stats.waiting_for_slot = 0;
+            s->stats.slot_wait_ms = add_ms(s->stats.slot_wait_ms, waited);
+            if (got && s->stopping) { /* stopped as the slot came: not taken after all */
+                pthread_mutex_unlock(&s->mu);
+                slot_give(s->limit);
+                pthread_mutex_lock(&s->mu);
+            }
+            if (!got || s->stopping)
+                continue;
+        }
         s->stats.in_flight = 1;
         /* Cleared now, not once stored: a trigger that comes during this snapshot asks for
          * another one. */
@@ -438,6 +601,8 @@ static void *run(void *arg)
         coffer_error e = {0};
         int stored = 0;
         int st = take(s, &stored, &e);
+        if (s->limit)
+            slot_give(s->limit);
         int cancelled = st == COFFER_EABORTED && atomic_load(&s->cancel);
         /* Logged before taking the lock: a log function may call applied, trigger or stats. */
         if (cancelled)
@@ -510,6 +675,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
     }
     s->repo = repo;
+    s->limit = s->o.limit;
     snprintf(s->ns, sizeof s->ns, "%" PRIu32, s->o.partition);
     s->codec = s->o.compression ? (coffer_compression)(s->o.compression - 1) : COFFER_COMPRESSION_GZIP;
     s->topic = dup_or_empty(s->o.topic);
@@ -532,7 +698,11 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     pthread_cond_init(&s->joined_cv, NULL);
     pthread_mutex_init(&s->mu, NULL);
     cf_lib_repo_hold(repo);
+    if (s->limit)
+        limit_hold(s->limit);
     if (pthread_create(&s->thread, NULL, run, s)) {
+        if (s->limit)
+            limit_release(s->limit);
         cf_lib_repo_release(repo);
         pthread_cond_destroy(&s->wake);
         pthread_cond_destroy(&s->joined_cv);
@@ -606,9 +776,14 @@ static int stop(coffer_snapshotter *s, int cancel)
 {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
+    atomic_store(&s->stop_waiting, 1);
     if (cancel)
         atomic_store(&s->cancel, 1);
     pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+    if (s->limit)
+        slot_wake_all(s->limit); /* not under s->mu: the two locks are never held together */
+    pthread_mutex_lock(&s->mu);
     if (s->self_known && pthread_equal(pthread_self(), s->self)) {
         pthread_mutex_unlock(&s->mu);
         return -1;
@@ -651,6 +826,8 @@ void coffer_snapshotter_free(coffer_snapshotter *s)
     free(s->topic);
     free(s->node_id);
     free(s->tmp_dir);
+    if (s->limit)
+        limit_release(s->limit);
     free(s);
     cf_lib_repo_release(repo);
 }
@@ -746,6 +923,21 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
     return st;
 }
 
+#define BOOT_END(field)                                                                                      \
+    (offsetof(coffer_bootstrap_result, field) + sizeof(((coffer_bootstrap_result *)0)->field))
+_Static_assert(offsetof(coffer_bootstrap_result, id) == sizeof(size_t), "struct_size comes first");
+_Static_assert(BOOT_END(skipped) == sizeof(coffer_bootstrap_result), "put_boot_result knows every field");
+
+static void put_boot_result(coffer_bootstrap_result *out, const coffer_bootstrap_result *what)
+{
+    static const size_t ends[] = {BOOT_END(id), BOOT_END(index), BOOT_END(term), BOOT_END(fell_back),
+                                  BOOT_END(skipped)};
+    cf_lib_put_result(out, what, ends, sizeof ends / sizeof ends[0]);
+}
+
+static int bootstrap(coffer_repo *repo, const char *ns, const coffer_bootstrap_options *o,
+                     coffer_bootstrap_result *result, coffer_error *e);
+
 int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstrap_options *options,
                      coffer_bootstrap_result *result, coffer_error *e)
 {
@@ -754,6 +946,9 @@ int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstr
         return set_error(e, COFFER_EINVAL,
                          "coffer_bootstrap: a repository, options (struct_size set) and result"),
                COFFER_EINVAL;
+    int st = cf_lib_check_result(result, "coffer_bootstrap_result", e);
+    if (st)
+        return st;
     for (size_t i = sizeof o; i < options->struct_size; i++)
         if (((const unsigned char *)options)[i])
             return set_error(e, COFFER_ENOTSUP, "coffer_bootstrap_options: fields newer than this libcoffer"),
@@ -763,9 +958,17 @@ int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstr
         return set_error(e, COFFER_EINVAL,
                          "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd"),
                COFFER_EINVAL;
-    memset(result, 0, sizeof *result);
     char ns[16];
     snprintf(ns, sizeof ns, "%" PRIu32, partition);
+    coffer_bootstrap_result mine = {.struct_size = sizeof mine};
+    st = bootstrap(repo, ns, &o, &mine, e);
+    put_boot_result(result, &mine);
+    return st;
+}
+
+static int bootstrap(coffer_repo *repo, const char *ns, const coffer_bootstrap_options *o,
+                     coffer_bootstrap_result *result, coffer_error *e)
+{
     const cf_logger *lg = cf_lib_logger(repo);
     coffer_snapshot_info *list;
     size_t n;
@@ -778,7 +981,7 @@ int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstr
         const coffer_snapshot_info *si = &list[k];
         const char *topic = label_of(si, "topic");
         uint64_t index, term;
-        if (o.topic && (!topic || strcmp(topic, o.topic))) {
+        if (o->topic && (!topic || strcmp(topic, o->topic))) {
             cf_log(lg, CF_LOG_WARN, "bootstrap: snapshot of another topic skipped", "namespace", ns, "id",
                    si->id, (char *)NULL);
             continue;
@@ -790,7 +993,7 @@ int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstr
         }
         coffer_error re = {0};
         int delivered = 0;
-        int rs = restore_one(repo, ns, si->id, &o, &delivered, &re);
+        int rs = restore_one(repo, ns, si->id, o, &delivered, &re);
         if ((rs == COFFER_EDIGEST || rs == COFFER_ECORRUPT) && !delivered) {
             cf_log(lg, CF_LOG_WARN, "bootstrap: snapshot damaged, trying the one before", "namespace", ns,
                    "id", si->id, "error", re.message, (char *)NULL);

@@ -670,7 +670,8 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
     int exists = !to_stdout && stat(dest, &st) == 0;
     if (exists && !force && !(S_ISDIR(st.st_mode) && dir_empty(dest))) {
         cf_manifest_cleanup(&m);
-        return cf_err_set(err, CF_EEXISTS, "destination '%s' is not empty; hint: --force replaces it", dest);
+        return cf_err_set(err, CF_EEXISTS,
+                          "destination '%s' is not empty; the restore option force replaces it", dest);
     }
     cf_archive_key akey;
     if ((rc = snapshot_key(&m, secret, &akey, err))) {

@@ -6,6 +6,8 @@ damaged newest snapshot makes bootstrap take the one before and say so.
 """
 import os
 import re
+import resource
+import signal
 import socket
 import subprocess
 import threading
@@ -111,9 +113,10 @@ def test_bootstrap_falls_back_past_a_damaged_newest(server, tmp_path):
 class Serve:
     """A `kvstore serve` kept open: one command at a time, its answer's lines up to ok / error."""
 
-    def __init__(self, node, args, env):
+    def __init__(self, node, args, env, preexec_fn=None):
         self.proc = subprocess.Popen([KVSTORE_BIN, "-d", str(node), *args, "serve"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                     preexec_fn=preexec_fn)
 
     def ask(self, command):
         self.proc.stdin.write(command + "\n")
@@ -159,6 +162,44 @@ def test_store_down_truncates_nothing_then_recovers(make_server, tmp_path):
     base_index, _, _, records = parse_log_file(node / "log")
     assert base_index == 10000 and records == []
     assert len(manifests(srv, "kv-down")) == 1
+
+
+def test_staging_failure_says_why(tmp_path):
+    """The state cannot be staged (the file may not grow: a full disk's failure, made here by a
+    file size limit on the node): the node's write_state returns the status the snapshotter's
+    write gave it, so the stats say input/output error, not "an application callback failed",
+    and the message names the staging directory and the system's reason. Nothing is stored or
+    truncated; once files may grow again the snapshot is stored."""
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
+    env["TMPDIR"] = str(stage)
+    repo = tmp_path / "repo"
+    node = tmp_path / "n1"
+
+    def ignore_sigxfsz():  # a write past the limit then fails (EFBIG) instead of killing the node
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    serve = Serve(node, ["--repo", str(repo), "--partition", "0"], env, preexec_fn=ignore_sigxfsz)
+    assert serve.ask("bench-fill 5000 5000")[0] == "ok"  # a state of ~150 KB
+    unlimited = resource.prlimit(serve.proc.pid, resource.RLIMIT_FSIZE)
+    resource.prlimit(serve.proc.pid, resource.RLIMIT_FSIZE, (16384, unlimited[1]))
+    answer, _ = serve.ask("snapshot-now")
+    assert answer.startswith("error:"), answer
+    _, stats = serve.ask("snapshot-stats")
+    assert re.search(r"taken=0 failed=[1-9]\d* .*truncated_through=0 ", stats), stats
+    assert "last_error=input/output error" in stats, stats
+    base_index, _, _, records = parse_log_file(node / "log")
+    assert base_index == 0 and len(records) == 5000
+
+    resource.prlimit(serve.proc.pid, resource.RLIMIT_FSIZE, unlimited)
+    assert serve.ask("snapshot-now")[0] == "ok"
+    _, stats = serve.ask("snapshot-stats")
+    assert re.search(r"taken=1 .*last_index=5000 .*truncated_through=5000 ", stats), stats
+    err = serve.quit()
+    assert f"cannot stage the state in {stage}: File too large" in err, err
+    assert "an application callback failed" not in err
+    assert list(stage.iterdir()) == []  # the staging file was unlinked from the start
 
 
 def test_topic_that_climbs_or_splits_is_refused(tmp_path):

@@ -185,6 +185,9 @@ static void test_dir_in_dir_out(void **state)
     assert_int_equal(coffer_restore_dir(f->repo, "chain-1", id, dest, NULL, NULL, &e), COFFER_EEXISTS);
     assert_int_equal(e.status, COFFER_EEXISTS);
     assert_non_null(strstr(e.message, "not empty"));
+    /* The library's words name its option field, not the command line's flag. */
+    assert_non_null(strstr(e.message, "the restore option force replaces it"));
+    assert_null(strstr(e.message, "--"));
     coffer_restore_options ro = {.struct_size = sizeof ro, .force = 1};
     assert_int_equal(coffer_restore_dir(f->repo, "chain-1", id, dest, &ro, NULL, &e), COFFER_OK);
     assert_int_equal(coffer_verify(f->repo, "chain-1", id, NULL, &e), COFFER_OK);

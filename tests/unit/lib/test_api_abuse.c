@@ -246,7 +246,7 @@ static void test_null_arguments(void **state)
     char *json;
     char id[COFFER_ID_SIZE];
     coffer_snapshotter *s;
-    coffer_bootstrap_result br;
+    coffer_bootstrap_result br = {.struct_size = sizeof br};
     coffer_retention keep = {.struct_size = sizeof keep, .keep_last = 1};
     coffer_bootstrap_options bo = {.struct_size = sizeof bo, .write = no_write};
     coffer_snapshotter_options so = options_for(&f->app);
@@ -293,6 +293,8 @@ static void test_null_arguments(void **state)
     coffer_snapshotter_trigger(NULL);
     coffer_snapshotter_stop(NULL, 1);
     coffer_snapshotter_free(NULL);
+    expect_einval(coffer_snapshot_limit_new(2, 0, NULL, &e), &e);
+    coffer_snapshot_limit_free(NULL);
 
     expect_einval(coffer_bootstrap(NULL, 0, &bo, &br, &e), &e);
     expect_einval(coffer_bootstrap(r, 0, NULL, &br, &e), &e);
@@ -307,6 +309,65 @@ static void test_null_arguments(void **state)
 }
 
 /* struct_size: too small for its own field, larger with a set tail, larger with a zero tail. */
+static int count_bytes(void *ctx, const void *p, size_t n)
+{
+    (void)p;
+    *(size_t *)ctx += n;
+    return COFFER_OK;
+}
+
+/* coffer_bootstrap_result's struct_size: unset is refused before anything is delivered; an older
+ * program's shorter struct gets whole fields up to its end and not a byte more; a newer
+ * program's longer one keeps what this library does not know. */
+static void test_bootstrap_result_sizes(fixture *f)
+{
+    coffer_label labels[] = {{"index", "7"}, {"term", "2"}};
+    coffer_create_options co = {.struct_size = sizeof co, .labels = labels, .nlabels = 2};
+    coffer_writer *w;
+    assert_int_equal(coffer_writer_begin(f->repo, "0", &co, &w, NULL), COFFER_OK);
+    assert_int_equal(coffer_writer_write(w, "state", 5, NULL), COFFER_OK);
+    assert_int_equal(coffer_writer_commit(w, NULL, NULL), COFFER_OK);
+    size_t delivered = 0;
+    coffer_bootstrap_options bo = {.struct_size = sizeof bo, .write = count_bytes, .write_ctx = &delivered};
+    coffer_error e;
+
+    coffer_bootstrap_result unset = {.index = 99};
+    expect_einval(coffer_bootstrap(f->repo, 0, &bo, &unset, &e), &e);
+    assert_non_null(strstr(e.message, "coffer_bootstrap_result"));
+    assert_int_equal(delivered, 0);
+    assert_int_equal(unset.index, 99);
+
+    unsigned char old[sizeof(coffer_bootstrap_result) + 8];
+    memset(old, 0xab, sizeof old);
+    size_t through_index = offsetof(coffer_bootstrap_result, index) + sizeof(uint64_t);
+    ((coffer_bootstrap_result *)old)->struct_size = through_index + 4; /* half of term */
+    assert_int_equal(coffer_bootstrap(f->repo, 0, &bo, (coffer_bootstrap_result *)old, &e), COFFER_OK);
+    assert_int_equal(delivered, 5);
+    uint64_t index;
+    memcpy(&index, old + offsetof(coffer_bootstrap_result, index), sizeof index);
+    assert_int_equal(index, 7);
+    for (size_t i = through_index; i < sizeof old; i++)
+        if (old[i] != 0xab)
+            fail_msg("byte %zu of the result was written (struct_size %zu)", i, through_index + 4);
+    assert_int_equal(((coffer_bootstrap_result *)old)->struct_size, through_index + 4);
+
+    struct {
+        coffer_bootstrap_result r;
+        unsigned char tail[16];
+    } newer;
+    memset(&newer, 0xcd, sizeof newer);
+    newer.r.struct_size = sizeof newer;
+    assert_int_equal(coffer_bootstrap(f->repo, 0, &bo, &newer.r, &e), COFFER_OK);
+    assert_int_equal(newer.r.index, 7);
+    assert_int_equal(newer.r.term, 2);
+    assert_int_equal(newer.r.fell_back, 0);
+    assert_int_equal(newer.r.skipped, 0);
+    assert_non_null(strchr(newer.r.id, 'Z'));
+    assert_int_equal(newer.r.struct_size, sizeof newer);
+    for (size_t i = 0; i < sizeof newer.tail; i++)
+        assert_int_equal(newer.tail[i], 0xcd);
+}
+
 static void test_struct_sizes(void **state)
 {
     fixture *f = *state;
@@ -325,7 +386,7 @@ static void test_struct_sizes(void **state)
     big.o.struct_size = 3;
     expect_einval(coffer_snapshotter_new(f->repo, &big.o, &s, &e), &e);
 
-    coffer_bootstrap_result br;
+    coffer_bootstrap_result br = {.struct_size = sizeof br};
     struct {
         coffer_bootstrap_options o;
         unsigned char tail[16];
@@ -335,6 +396,7 @@ static void test_struct_sizes(void **state)
     bb.o.struct_size = sizeof bb;
     bb.tail[0] = 9;
     assert_int_equal(coffer_bootstrap(f->repo, 0, &bb.o, &br, &e), COFFER_ENOTSUP);
+    test_bootstrap_result_sizes(f);
 
     coffer_snapshotter_options so = options_for(&f->app);
     assert_int_equal(coffer_snapshotter_new(f->repo, &so, &s, &e), COFFER_OK);
@@ -466,8 +528,7 @@ static void test_environment_garbage(void **state)
     fixture *f = *state;
     static const char *const numeric[] = {
         "COFFER_SNAPSHOT_LOG_THRESHOLD", "COFFER_SNAPSHOT_TIME_THRESHOLD_SECS",
-        "COFFER_SNAPSHOT_CHECK_INTERVAL_SECS", "COFFER_SNAPSHOT_MAX_CONCURRENT",
-        "COFFER_SNAPSHOT_RETENTION_COUNT"};
+        "COFFER_SNAPSHOT_CHECK_INTERVAL_SECS", "COFFER_SNAPSHOT_RETENTION_COUNT"};
     static const char *const garbage[] = {
         "",      "-1",   " -5", "+5", "18446744073709551616",   "1h", "3600 ",
         " 3600", "0x10", "1e3", "3",  "99999999999999999999999"};
@@ -494,6 +555,34 @@ static void test_environment_garbage(void **state)
         coffer_snapshotter_free(s);
         unsetenv(numeric[v]);
     }
+    /* The node's limit reads its variable only when asked to, and refuses garbage and zero. */
+    coffer_snapshot_limit *l;
+    for (size_t g = 0; g < sizeof garbage / sizeof garbage[0]; g++) {
+        if (!strcmp(garbage[g], "3"))
+            continue;
+        setenv("COFFER_SNAPSHOT_MAX_CONCURRENT", garbage[g], 1);
+        assert_int_equal(coffer_snapshot_limit_new(0, 0, &l, &e), COFFER_OK);
+        coffer_snapshot_limit_free(l);
+        int st = coffer_snapshot_limit_new(0, 1, &l, &e);
+        if (st == COFFER_OK) {
+            coffer_snapshot_limit_free(l);
+            fail_msg("COFFER_SNAPSHOT_MAX_CONCURRENT='%s' was accepted", garbage[g]);
+        }
+        assert_int_equal(st, COFFER_EINVAL);
+        assert_non_null(strstr(e.message, "COFFER_SNAPSHOT_MAX_CONCURRENT"));
+    }
+    static const char *const out_of_range[] = {"0", "1025"};
+    for (size_t g = 0; g < 2; g++) {
+        setenv("COFFER_SNAPSHOT_MAX_CONCURRENT", out_of_range[g], 1);
+        expect_einval(coffer_snapshot_limit_new(0, 1, &l, &e), &e);
+        assert_non_null(strstr(e.message, "COFFER_SNAPSHOT_MAX_CONCURRENT"));
+    }
+    unsetenv("COFFER_SNAPSHOT_MAX_CONCURRENT");
+    expect_einval(coffer_snapshot_limit_new(COFFER_SNAPSHOT_LIMIT_MAX + 1, 0, &l, &e), &e);
+    assert_non_null(strstr(e.message, "max"));
+    expect_einval(coffer_snapshot_limit_new(UINT32_MAX, 0, &l, &e), &e);
+    assert_int_equal(coffer_snapshot_limit_new(COFFER_SNAPSHOT_LIMIT_MAX, 0, &l, &e), COFFER_OK);
+    coffer_snapshot_limit_free(l);
     /* Where the state is staged: refused at start, naming where the path came from. */
     coffer_snapshotter_options staged = options_for(&f->app);
     staged.tmp_dir = "/nonexistent/stage";
@@ -940,7 +1029,7 @@ static void test_bootstrap_directory(void **state)
     snapshot_state(f->repo, 10, "state ten\n", 10, 0);
     char newest[COFFER_ID_SIZE];
     assert_int_equal(coffer_latest(f->repo, "0", newest, NULL), COFFER_OK);
-    coffer_bootstrap_result br;
+    coffer_bootstrap_result br = {.struct_size = sizeof br};
     coffer_error e;
 
     char missing[400];
@@ -1036,7 +1125,7 @@ static void test_bootstrap_damage_after_delivery(void **state)
     assert_int_equal(stat(d.arch, &sb), 0);
     d.at = sb.st_size - 4096;
     coffer_bootstrap_options bo = {.struct_size = sizeof bo, .write = damage_after_first, .write_ctx = &d};
-    coffer_bootstrap_result br;
+    coffer_bootstrap_result br = {.struct_size = sizeof br};
     coffer_error e;
     int st = coffer_bootstrap(f->repo, 0, &bo, &br, &e);
     if (d.calls == 0)
