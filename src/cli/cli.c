@@ -9,6 +9,7 @@ static const char usage[] = "usage: coffer <command> [options]\n"
                             "  server     run the S3-compatible object server\n"
                             "  admin      manage access keys and public buckets of a running server\n"
                             "  snapshot   create, list and restore snapshots in a bucket or a directory\n"
+                            "  mirror     make a directory or bucket hold what another holds\n"
                             "  presign    print a presigned URL for one object (GET, HEAD or PUT)\n"
                             "  console    serve the snapshot download site (web page and JSON API)\n"
                             "  version    print the version\n"
@@ -28,6 +29,8 @@ int cf_cli_main(int argc, char **argv)
         return cf_cmd_admin(argc - 1, argv + 1);
     if (strcmp(cmd, "snapshot") == 0)
         return cf_cmd_snapshot(argc - 1, argv + 1);
+    if (strcmp(cmd, "mirror") == 0)
+        return cf_cmd_mirror(argc - 1, argv + 1);
     if (strcmp(cmd, "presign") == 0)
         return cf_cmd_presign(argc - 1, argv + 1);
     if (strcmp(cmd, "console") == 0)
