@@ -266,6 +266,22 @@ static int judge(pair *p, const side_read *s, const side_read *d)
         where);
 }
 
+/* What the ETag told, for --log-level debug (and the tests that check the part size found). */
+static void log_etag(const cf_logger *log, const char *key, const char *side, const side_read *r)
+{
+    if (!r->match)
+        return;
+    char part[24] = "";
+    if (r->verdict == CF_ETAG_MATCH)
+        snprintf(part, sizeof part, "%llu",
+                 r->part == CF_ETAG_WHOLE ? (unsigned long long)r->bytes : (unsigned long long)r->part);
+    cf_log(log, CF_LOG_DEBUG, "verify: etag", "key", key, "side", side, "verdict",
+           r->verdict == CF_ETAG_MATCH      ? "matches"
+           : r->verdict == CF_ETAG_MISMATCH ? "does not match"
+                                            : "unknown",
+           "part_size", part, NULL);
+}
+
 static int check_pair(verify_run *run, pair *p, cf_hash *sha, cf_err *err)
 {
     if (!p->dst)
@@ -292,6 +308,8 @@ static int check_pair(verify_run *run, pair *p, cf_hash *sha, cf_err *err)
     } else if (d.rc) {
         rc = set_why(p, CF_VERIFY_SIDE_DESTINATION, "cannot read the destination: %s", d.err.msg);
     } else {
+        log_etag(run->log, p->src->key, "source", &s);
+        log_etag(run->log, p->src->key, "destination", &d);
         rc = judge(p, &s, &d);
     }
     cf_etag_match_free(s.match);
