@@ -58,7 +58,8 @@ static void md5_finish(const uint32_t st_in[4], const unsigned char *tail, size_
 {
     uint32_t st[4] = {st_in[0], st_in[1], st_in[2], st_in[3]};
     unsigned char blk[128] = {0};
-    memcpy(blk, tail, ntail);
+    if (ntail) /* tail is NULL for a whole part */
+        memcpy(blk, tail, ntail);
     blk[ntail] = 0x80;
     size_t nb = ntail < 56 ? 1 : 2;
     uint64_t bits = len * 8;
