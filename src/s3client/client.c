@@ -112,6 +112,14 @@ void cf_s3c_get_stats(const cf_s3c *c, cf_s3c_stats *out)
     *out = c->stats;
 }
 
+int cf_s3c_same_principal(const cf_s3c *a, const cf_s3c *b)
+{
+    const cf_s3c_config *x = &a->cfg, *y = &b->cfg;
+    return !strcmp(a->scheme, b->scheme) && !strcasecmp(a->host, b->host) && !strcmp(x->region, y->region) &&
+           !strcmp(x->access_key, y->access_key) && !strcmp(x->secret_key, y->secret_key) &&
+           !strcmp(x->session_token, y->session_token);
+}
+
 const cf_s3c_status *cf_s3c_last_status(const cf_s3c *c)
 {
     return &c->last;
@@ -309,6 +317,16 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         header_value(v, vl, x->info.etag, sizeof x->info.etag);
     else if (nl == 12 && !strncasecmp(p, "content-type", 12))
         header_value(v, vl, x->info.content_type, sizeof x->info.content_type);
+    else if (nl == 13 && !strncasecmp(p, "cache-control", 13))
+        header_value(v, vl, x->info.cache_control, sizeof x->info.cache_control);
+    else if (nl == 19 && !strncasecmp(p, "content-disposition", 19))
+        header_value(v, vl, x->info.content_disposition, sizeof x->info.content_disposition);
+    else if (nl == 16 && !strncasecmp(p, "content-encoding", 16))
+        header_value(v, vl, x->info.content_encoding, sizeof x->info.content_encoding);
+    else if (nl == 16 && !strncasecmp(p, "content-language", 16))
+        header_value(v, vl, x->info.content_language, sizeof x->info.content_language);
+    else if (nl == 7 && !strncasecmp(p, "expires", 7))
+        header_value(v, vl, x->info.expires, sizeof x->info.expires);
     else if (nl == 16 && !strncasecmp(p, "x-amz-request-id", 16))
         header_value(v, vl, x->request_id, sizeof x->request_id);
     else if (nl == 14 && !strncasecmp(p, "content-length", 14)) {

@@ -13,7 +13,7 @@
 #define CF_S3C_MAX_ACTIVE 128
 #define CF_S3C_MAX_PARAMS 8
 #define CF_S3C_RESP_MAX ((size_t)16 << 20)
-#define CF_S3C_MAX_HDRS (CF_S3C_META_FIELDS + 4)
+#define CF_S3C_MAX_HDRS (CF_S3C_META_FIELDS + 12) /* room for the standard headers too */
 
 enum { XF_IDLE, XF_RUNNING, XF_WAITING, XF_DONE };
 

@@ -40,6 +40,12 @@ static int check_put_opts(const cf_s3c_put_opts *o, const char *bucket, const ch
         return 0;
     if (o->content_type && !header_text_ok(o->content_type))
         return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': content type holds a control character", bucket, key);
+    const char *std[] = {o->cache_control, o->content_disposition, o->content_encoding, o->content_language,
+                         o->expires};
+    for (size_t i = 0; i < sizeof std / sizeof *std; i++)
+        if (std[i] && !header_text_ok(std[i]))
+            return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': a standard header holds a control character",
+                              bucket, key);
     if (o->nmeta > CF_S3C_META_FIELDS)
         return cf_err_set(err, CF_EINVAL, "s3 '%s/%s': %zu metadata fields, at most %d", bucket, key,
                           o->nmeta, CF_S3C_META_FIELDS);
@@ -74,6 +80,13 @@ static void apply_put_opts(cf_s3c_xfer *x, const cf_s3c_put_opts *o)
     if (!o)
         return;
     x->content_type = o->content_type;
+    const char *names[] = {"cache-control", "content-disposition", "content-encoding", "content-language",
+                           "expires"};
+    const char *values[] = {o->cache_control, o->content_disposition, o->content_encoding,
+                            o->content_language, o->expires};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (values[i] && *values[i])
+            cf_s3c_xfer_header(x, "", names[i], values[i]);
     for (size_t i = 0; i < o->nmeta; i++)
         cf_s3c_xfer_header(x, "x-amz-meta-", o->meta[i].name, o->meta[i].value);
 }

@@ -109,6 +109,9 @@ typedef struct cf_s3c_stats {
     uint64_t connections; /* new connections opened; far below requests when keep-alive works */
 } cf_s3c_stats;
 void cf_s3c_get_stats(const cf_s3c *c, cf_s3c_stats *out);
+/* 1 when a and b talk to the same endpoint as the same principal (region, keys and session token
+ * equal), so that one may read what the other names: a server-side copy between their buckets. */
+int cf_s3c_same_principal(const cf_s3c *a, const cf_s3c *b);
 
 typedef struct cf_s3c_status {
     long http_status; /* 0 when no HTTP answer came */
@@ -138,6 +141,12 @@ typedef struct cf_s3c_object_info {
      * prefix; fields beyond S3's limit are dropped. */
     char meta[CF_S3C_META_MAX + 2 * CF_S3C_META_FIELDS];
     size_t meta_len;
+    /* The standard headers S3 stores with an object ("" when absent). */
+    char cache_control[256];
+    char content_disposition[512];
+    char content_encoding[128];
+    char content_language[128];
+    char expires[64];
 } cf_s3c_object_info;
 
 /* A user metadata field, sent as "x-amz-meta-<name>: <value>"; S3 lower-cases the name. */
@@ -152,6 +161,8 @@ typedef struct cf_s3c_put_opts {
     const char *content_type; /* NULL: none sent (the server picks its default) */
     const cf_s3c_meta *meta;
     size_t nmeta;
+    /* Standard headers S3 stores and serves back with the object; NULL: none sent. */
+    const char *cache_control, *content_disposition, *content_encoding, *content_language, *expires;
 } cf_s3c_put_opts;
 
 /* ---- Buckets and objects ---- */

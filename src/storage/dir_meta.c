@@ -15,6 +15,11 @@
 
 #define XATTR_TYPE "user.coffer.content_type"
 #define XATTR_META "user.coffer.meta."
+#define XATTR_STD "user.coffer."
+
+/* The standard headers, each in user.coffer.<name>. */
+static const char *const std_names[] = {"cache_control", "content_disposition", "content_encoding",
+                                        "content_language", "expires"};
 
 /* The object's metadata onto the temporary file fd, before it takes the key. */
 int cf_dir_meta_set(int fd, const char *tmp, const cf_repo_put_opts *o, cf_err *err)
@@ -25,6 +30,13 @@ int cf_dir_meta_set(int fd, const char *tmp, const cf_repo_put_opts *o, cf_err *
     char name[sizeof XATTR_META + 128];
     if (o->content_type && fsetxattr(fd, XATTR_TYPE, o->content_type, strlen(o->content_type), 0) != 0)
         failed = XATTR_TYPE;
+    const char *std[] = {o->cache_control, o->content_disposition, o->content_encoding, o->content_language,
+                         o->expires};
+    for (size_t i = 0; !failed && i < sizeof std / sizeof *std; i++) {
+        snprintf(name, sizeof name, XATTR_STD "%s", std_names[i]);
+        if (std[i] && *std[i] && fsetxattr(fd, name, std[i], strlen(std[i]), 0) != 0)
+            failed = name;
+    }
     for (size_t i = 0; !failed && i < o->nmeta; i++) {
         size_t n = (size_t)snprintf(name, sizeof name, XATTR_META "%s", o->meta[i].name);
         for (size_t j = sizeof XATTR_META - 1; j < n; j++)
@@ -55,7 +67,20 @@ int cf_dir_meta_read(int fd, const char *path, cf_repo_info *info, cf_err *err)
     snprintf(info->content_type, sizeof info->content_type, CF_DIR_DEFAULT_TYPE);
     for (const char *name = names; name < names + n; name += strlen(name) + 1) {
         int is_type = !strcmp(name, XATTR_TYPE);
-        if (!is_type && strncmp(name, XATTR_META, sizeof XATTR_META - 1) != 0)
+        char *std = NULL;
+        size_t std_cap = 0;
+        char *std_at[] = {info->cache_control, info->content_disposition, info->content_encoding,
+                          info->content_language, info->expires};
+        const size_t std_size[] = {sizeof info->cache_control, sizeof info->content_disposition,
+                                   sizeof info->content_encoding, sizeof info->content_language,
+                                   sizeof info->expires};
+        for (size_t i = 0; i < sizeof std_names / sizeof *std_names; i++)
+            if (!strncmp(name, XATTR_STD, sizeof XATTR_STD - 1) &&
+                !strcmp(name + sizeof XATTR_STD - 1, std_names[i])) {
+                std = std_at[i];
+                std_cap = std_size[i];
+            }
+        if (!is_type && !std && strncmp(name, XATTR_META, sizeof XATTR_META - 1) != 0)
             continue;
         ssize_t vl = fgetxattr(fd, name, value, sizeof value - 1);
         if (vl < 0)
@@ -63,6 +88,8 @@ int cf_dir_meta_read(int fd, const char *path, cf_repo_info *info, cf_err *err)
         value[vl] = '\0';
         if (is_type)
             snprintf(info->content_type, sizeof info->content_type, "%s", value);
+        else if (std)
+            snprintf(std, std_cap, "%s", value);
         else if (cf_repo_info_add_meta(info, name + sizeof XATTR_META - 1,
                                        strlen(name) - (sizeof XATTR_META - 1), value, (size_t)vl) != 0)
             return cf_err_set(err, CF_ECORRUPT, "'%s' carries more metadata than an object may", path);

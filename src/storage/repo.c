@@ -1,5 +1,6 @@
 /* repo.c - dispatch to the repository's backend (repo_int.h), and the checks every backend shares. */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -39,6 +40,15 @@ int cf_repo_check_opts(const cf_repo *r, const char *key, const cf_repo_put_opts
                           "'%s%.200s': content type longer than 127 bytes or holding a control "
                           "character",
                           r->name, key);
+    const char *std[] = {o->cache_control, o->content_disposition, o->content_encoding, o->content_language,
+                         o->expires};
+    const size_t std_cap[] = {256, 512, 128, 128, 64}; /* cf_repo_info's room for each */
+    for (size_t i = 0; i < sizeof std / sizeof *std; i++)
+        if (std[i] && (!text_ok(std[i]) || strlen(std[i]) >= std_cap[i]))
+            return cf_err_set(err, CF_EINVAL,
+                              "'%s%.200s': a standard header longer than %zu bytes or holding a control "
+                              "character",
+                              r->name, key, std_cap[i] - 1);
     if (o->nmeta > CF_REPO_META_FIELDS || (o->nmeta && !o->meta))
         return cf_err_set(err, CF_EINVAL, "'%s%.200s': %zu metadata fields, at most %d", r->name, key,
                           o->nmeta, CF_REPO_META_FIELDS);
@@ -84,6 +94,18 @@ int cf_repo_info_add_meta(cf_repo_info *info, const char *name, size_t name_len,
     info->meta[info->nmeta].value = dst + name_len + 1;
     info->nmeta++;
     return 0;
+}
+
+cf_repo_put_opts cf_repo_opts_of_info(const cf_repo_info *info)
+{
+    return (cf_repo_put_opts){.content_type = info->content_type,
+                              .meta = info->meta,
+                              .nmeta = info->nmeta,
+                              .cache_control = info->cache_control,
+                              .content_disposition = info->content_disposition,
+                              .content_encoding = info->content_encoding,
+                              .content_language = info->content_language,
+                              .expires = info->expires};
 }
 
 void cf_repo_close(cf_repo *r)
@@ -146,7 +168,52 @@ int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, c
 
 int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
 {
-    return r->ops->list(r, prefix, fn, ctx, err);
+    return r->ops->list(r, prefix, 0, fn, ctx, err);
+}
+
+int cf_repo_list_flags(cf_repo *r, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    return r->ops->list(r, prefix, flags, fn, ctx, err);
+}
+
+int cf_repo_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_info_fn on_info, cf_repo_data_fn fn,
+                 void *ctx, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    if (rc)
+        return rc;
+    if (r->ops->read)
+        return r->ops->read(r, key, size_hint, on_info, fn, ctx, err);
+    cf_repo_info *info = malloc(sizeof *info);
+    if (!info)
+        return cf_err_set(err, CF_ENOMEM, "read of '%s%.200s': out of memory", r->name, key);
+    rc = cf_repo_stat(r, key, info, err);
+    if (!rc)
+        rc = on_info(ctx, info, err);
+    free(info);
+    return rc ? rc : cf_repo_stream(r, key, fn, ctx, err);
+}
+
+int cf_repo_copy_from(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
+                      const cf_repo_put_opts *o, cf_err *err)
+{
+    if (dst == src)
+        return cf_repo_copy(dst, src_key, dst_key, o, err);
+    int rc = key_given(src, src_key, err);
+    if (!rc)
+        rc = key_given(dst, dst_key, err);
+    if (!rc)
+        rc = cf_repo_check_opts(dst, dst_key, o, err);
+    if (rc)
+        return rc;
+    if (dst->ops != src->ops || !dst->ops->copy_from)
+        return cf_err_set(err, CF_ENOTSUP, "'%s' cannot copy from '%s' by itself", dst->name, src->name);
+    return dst->ops->copy_from(dst, dst_key, src, src_key, o, err);
+}
+
+int cf_repo_sync(cf_repo *r, cf_err *err)
+{
+    return r->ops->sync ? r->ops->sync(r, err) : 0;
 }
 
 int cf_repo_list_dir(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)

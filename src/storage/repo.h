@@ -38,6 +38,7 @@ typedef struct cf_repo_entry {
     int64_t mtime;    /* seconds since the epoch */
     const char *etag; /* quoted; "" when the backend's listing has none */
     int is_prefix;    /* cf_repo_list_dir: a "directory", key ends with '/'; no size, mtime, etag */
+    int is_special;   /* CF_REPO_LIST_SPECIAL: not a regular file (a symbolic link, a device...) */
 } cf_repo_entry;
 
 /* S3's limits on user metadata (names and values together), and ours on the number of fields. */
@@ -55,6 +56,15 @@ typedef struct cf_repo_put_opts {
     const char *content_type; /* NULL: application/octet-stream */
     const cf_repo_meta *meta;
     size_t nmeta;
+    /* The standard headers S3 stores and serves with an object (NULL: none); a directory keeps
+     * them in extended attributes as it keeps the content type. Same rules as a content type. */
+    const char *cache_control, *content_disposition, *content_encoding, *content_language, *expires;
+    /* A directory sets the file's modification time to this (seconds since the epoch) before the
+     * rename; 0 leaves it. S3 sets LastModified itself, so an S3 repository ignores it. */
+    int64_t mtime;
+    /* A directory skips the fsyncs of this write (the file's and its directory's): the caller
+     * makes many files durable at once with cf_repo_sync. The rename still makes it whole. */
+    int no_sync;
 } cf_repo_put_opts;
 
 /* What cf_repo_stat tells. meta[] points into buf: use the struct where it was filled. */
@@ -63,13 +73,25 @@ typedef struct cf_repo_info {
     int64_t mtime; /* seconds since the epoch */
     char etag[132];
     char content_type[128];
+    /* The standard headers of cf_repo_put_opts, "" when absent. */
+    char cache_control[256];
+    char content_disposition[512];
+    char content_encoding[128];
+    char content_language[128];
+    char expires[64];
     size_t nmeta;
     cf_repo_meta meta[CF_REPO_META_FIELDS];
     char buf[CF_REPO_META_MAX + 2 * CF_REPO_META_FIELDS];
 } cf_repo_info;
 
+/* Put options that store what info tells (content type, standard headers, metadata), pointing
+ * into info. */
+cf_repo_put_opts cf_repo_opts_of_info(const cf_repo_info *info);
+
 typedef int (*cf_repo_list_fn)(void *ctx, const cf_repo_entry *e);
 typedef int (*cf_repo_data_fn)(void *ctx, const void *p, size_t n, cf_err *err);
+/* What the object holds beside its bytes, before the first byte (cf_repo_read). */
+typedef int (*cf_repo_info_fn)(void *ctx, const cf_repo_info *info, cf_err *err);
 
 /* A directory repository at path (created when absent). */
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
@@ -118,8 +140,21 @@ int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_r
  * sequentially in large blocks, S3 keeps several ranged GETs in flight. fn runs on the calling
  * thread; its error stops the transfer and is returned as is. CF_ENOTFOUND. */
 int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err);
+/* The whole object key as cf_repo_stream delivers it, and first (once, before any byte, also for
+ * an empty object) what cf_repo_stat would tell of it, taken from the same read: the directory's
+ * fstat and extended attributes, S3's response headers. size_hint is the size a listing gave;
+ * S3 reads an object of at most 8 MiB in one GET (held in memory until its headers are known),
+ * a larger one as cf_repo_stream does. on_info's failure stops the read and is returned as is. */
+int cf_repo_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_info_fn on_info, cf_repo_data_fn fn,
+                 void *ctx, cf_err *err);
 /* Every object whose key starts with prefix, in key order. */
 int cf_repo_list(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
+/* cf_repo_list's flags, for a directory (S3 has neither): names starting with '.' listed too (never
+ * the temporary files of writes in flight), and entries that are not regular files listed with
+ * is_special set, so that a caller can say what it leaves out. Neither is followed or read. */
+#define CF_REPO_LIST_HIDDEN 1
+#define CF_REPO_LIST_SPECIAL 2
+int cf_repo_list_flags(cf_repo *r, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err);
 /* One level below prefix, as S3 lists with delimiter '/': the objects whose key starts with
  * prefix and holds no '/' after it, and each deeper level once, as an entry with is_prefix set
  * and the key up to and including that '/'. In key order. */
@@ -132,6 +167,15 @@ int cf_repo_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
  * o NULL keeps src's content type and metadata; otherwise o's replace them. dst appears whole or
  * not at all. A missing src is CF_ENOTFOUND. */
 int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err);
+/* Copies src_key of src onto dst_key of dst without the bytes passing through the caller, as
+ * cf_repo_copy does within one repository: two S3 repositories on the same endpoint with the same
+ * credentials (cf_s3c_same_principal), or the same repository. Anything else is CF_ENOTSUP, and
+ * the caller copies the bytes itself. o as for cf_repo_copy (its mtime and no_sync ignored). */
+int cf_repo_copy_from(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
+                      const cf_repo_put_opts *o, cf_err *err);
+/* Makes the writes made with no_sync durable: a directory syncs its filesystem (syncfs); S3
+ * writes are durable when they return, so nothing to do there. */
+int cf_repo_sync(cf_repo *r, cf_err *err);
 /* Removing a missing key is not an error. */
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err);
 /* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. On a

@@ -35,6 +35,8 @@ typedef struct dir_writer {
     cf_repo_writer base;
     int fd;
     uint64_t written, flushed;
+    int64_t mtime; /* set before the rename; 0: leave */
+    int no_sync;
     char tmp[PATH_MAX];
     char final[PATH_MAX];
 } dir_writer;
@@ -119,6 +121,8 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, con
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     w->base.repo = r;
     w->fd = -1;
+    w->mtime = o ? o->mtime : 0;
+    w->no_sync = o ? o->no_sync : 0;
     int rc = key_path(r, key, w->final, err);
     if (!rc) {
         char dir[PATH_MAX];
@@ -172,19 +176,22 @@ static int dir_writer_commit(cf_repo_writer *base, cf_err *err)
 {
     dir_writer *w = (dir_writer *)base;
     int rc = 0;
-    if (fsync(w->fd) != 0)
+    struct timespec times[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = (time_t)w->mtime}};
+    if (w->mtime && futimens(w->fd, times) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot set the modification time of '%s'", w->tmp);
+    if (!rc && !w->no_sync && fsync(w->fd) != 0)
         rc = cf_err_sys(err, CF_EIO, errno, "cannot flush '%s'", w->tmp);
     if (close(w->fd) != 0 && !rc)
         rc = cf_err_sys(err, CF_EIO, errno, "cannot close '%s'", w->tmp);
     w->fd = -1;
     if (!rc && rename(w->tmp, w->final) != 0)
         rc = cf_err_sys(err, CF_EIO, errno, "cannot rename '%s' into place", w->tmp);
-    if (!rc) {
+    if (!rc && !w->no_sync) {
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", w->final);
         *strrchr(dir, '/') = '\0';
         rc = cf_fs_fsync_dir(dir, err);
-    } else {
+    } else if (rc) {
         unlink(w->tmp);
     }
     free(w);
@@ -276,9 +283,17 @@ static int dir_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx
 typedef struct walk {
     dir_repo *repo;
     const char *prefix;
+    int flags;
     char **keys;
+    unsigned char *special; /* per key: not a regular file (CF_REPO_LIST_SPECIAL) */
     size_t n, cap;
 } walk;
+
+/* A temporary file of a write in flight (dir_writer_begin's name), never an object. */
+static int is_temporary(const char *name)
+{
+    return strstr(name, ".tmp-") != NULL;
+}
 
 static int collect(walk *w, const char *rel, cf_err *err)
 {
@@ -290,7 +305,8 @@ static int collect(walk *w, const char *rel, cf_err *err)
     struct dirent *e;
     int rc = 0;
     while (!rc && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-"))
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || is_temporary(e->d_name) ||
+            (e->d_name[0] == '.' && !(w->flags & CF_REPO_LIST_HIDDEN)))
             continue; /* in-flight writes are not objects */
         char sub[PATH_MAX];
         snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
@@ -303,18 +319,24 @@ static int collect(walk *w, const char *rel, cf_err *err)
         snprintf(full, sizeof full, "%s/%s", w->repo->path, sub);
         if (lstat(full, &st) != 0)
             continue;
+        int special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
         if (S_ISDIR(st.st_mode)) {
             rc = collect(w, sub, err);
-        } else if (S_ISREG(st.st_mode) && sl >= pl) {
+        } else if ((S_ISREG(st.st_mode) || (special && (w->flags & CF_REPO_LIST_SPECIAL))) && sl >= pl) {
             if (w->n == w->cap) {
-                w->cap = w->cap ? w->cap * 2 : 64;
-                char **k = realloc(w->keys, w->cap * sizeof *k);
-                if (!k) {
+                size_t cap = w->cap ? w->cap * 2 : 64;
+                char **k = realloc(w->keys, cap * sizeof *k);
+                if (k)
+                    w->keys = k;
+                unsigned char *sp = k ? realloc(w->special, cap) : NULL;
+                if (!sp) {
                     rc = cf_err_set(err, CF_ENOMEM, "out of memory");
                     break;
                 }
-                w->keys = k;
+                w->special = sp;
+                w->cap = cap;
             }
+            w->special[w->n] = (unsigned char)special;
             if (!(w->keys[w->n] = strdup(sub)))
                 rc = cf_err_set(err, CF_ENOMEM, "out of memory");
             else
@@ -333,33 +355,47 @@ static void etag_of(const struct stat *st, char *out, size_t n)
                  (unsigned long long)st->st_mtim.tv_nsec);
 }
 
-static int cmp_str(const void *a, const void *b)
+typedef struct key_order {
+    char *key;
+    unsigned char special;
+} key_order;
+
+static int cmp_key_order(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const key_order *)a)->key, ((const key_order *)b)->key);
 }
 
-static int dir_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+static int dir_list(cf_repo *base, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err)
 {
     dir_repo *r = DIR_OF(base);
-    walk w = {r, prefix, NULL, 0, 0};
+    walk w = {r, prefix, flags, NULL, NULL, 0, 0};
     int rc = collect(&w, "", err);
-    if (!rc && w.n)
-        qsort(w.keys, w.n, sizeof *w.keys, cmp_str);
+    key_order *v = !rc && w.n ? malloc(w.n * sizeof *v) : NULL;
+    if (!rc && w.n && !v)
+        rc = cf_err_set(err, CF_ENOMEM, "listing '%s': out of memory", r->path);
+    for (size_t i = 0; v && i < w.n; i++)
+        v[i] = (key_order){w.keys[i], w.special[i]};
+    if (v)
+        qsort(v, w.n, sizeof *v, cmp_key_order);
     for (size_t i = 0; !rc && i < w.n; i++) {
         char full[PATH_MAX];
         struct stat st;
-        snprintf(full, sizeof full, "%s/%s", r->path, w.keys[i]);
-        if (stat(full, &st) != 0)
+        snprintf(full, sizeof full, "%s/%s", r->path, v[i].key);
+        if (lstat(full, &st) != 0)
             continue; /* removed meanwhile */
+        if (!v[i].special && !S_ISREG(st.st_mode))
+            continue; /* replaced meanwhile by something that is not a file */
         char etag[80];
         etag_of(&st, etag, sizeof etag);
-        cf_repo_entry e = {w.keys[i], (uint64_t)st.st_size, (int64_t)st.st_mtime, etag, 0};
+        cf_repo_entry e = {v[i].key, (uint64_t)st.st_size, (int64_t)st.st_mtime, etag, 0, v[i].special};
         if ((rc = fn(ctx, &e)))
             cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
     }
     for (size_t i = 0; i < w.n; i++)
         free(w.keys[i]);
     free(w.keys);
+    free(w.special);
+    free(v);
     return rc;
 }
 
@@ -530,8 +566,12 @@ static int dir_list_dir(cf_repo *base, const char *prefix, cf_repo_list_fn fn, v
         int is_dir = S_ISDIR(v[i].st.st_mode);
         if (!is_dir)
             etag_of(&v[i].st, etag, sizeof etag);
-        cf_repo_entry e = {v[i].key, is_dir ? 0 : (uint64_t)v[i].st.st_size,
-                           is_dir ? 0 : (int64_t)v[i].st.st_mtime, etag, is_dir};
+        cf_repo_entry e = {v[i].key,
+                           is_dir ? 0 : (uint64_t)v[i].st.st_size,
+                           is_dir ? 0 : (int64_t)v[i].st.st_mtime,
+                           etag,
+                           is_dir,
+                           0};
         if ((rc = fn(ctx, &e)))
             cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
     }
@@ -591,7 +631,9 @@ static int dir_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_
         if (!rc && !strcmp(info->content_type, CF_DIR_DEFAULT_TYPE))
             info->content_type[0] = '\0'; /* none was stored: store none */
     }
-    cf_repo_put_opts keep = {info->content_type[0] ? info->content_type : NULL, info->meta, info->nmeta};
+    cf_repo_put_opts keep = cf_repo_opts_of_info(info);
+    if (!info->content_type[0])
+        keep.content_type = NULL;
     cf_repo_writer *w = NULL;
     if (!rc)
         rc = dir_writer_begin(r, dst, 0, o ? o : &keep, &w, err);
@@ -609,6 +651,70 @@ static int dir_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_
     return rc;
 }
 
+/* The file's fstat and extended attributes, then its bytes, from one open file: what is told is
+ * what is read, even when the file is replaced meanwhile. */
+static int dir_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_info_fn on_info,
+                    cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    (void)size_hint; /* the fstat tells */
+    char path[PATH_MAX];
+    int rc = 0, fd = open_key(r, key, path, err);
+    if (fd < 0)
+        return fd;
+    cf_repo_info *info = calloc(1, sizeof *info);
+    struct stat st;
+    if (!info)
+        rc = cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
+    else if (fstat(fd, &st) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
+    else if (!S_ISREG(st.st_mode))
+        rc = cf_err_set(err, CF_ENOTFOUND, "'%s' is not a regular file", path);
+    if (!rc) {
+        info->size = (uint64_t)st.st_size;
+        info->mtime = (int64_t)st.st_mtime;
+        etag_of(&st, info->etag, sizeof info->etag);
+        rc = cf_dir_meta_read(fd, path, info, err);
+    }
+    if (!rc)
+        rc = on_info(ctx, info, err);
+    free(info);
+    /* Small files get a buffer of their size: most of a mirror's files are small. */
+    size_t block = (size_t)4 << 20;
+    if (!rc && (uint64_t)st.st_size < block)
+        block = (size_t)st.st_size + 1 > (64 << 10) ? (size_t)st.st_size + 1 : (64 << 10);
+    char *buf = rc ? NULL : malloc(block);
+    if (!rc && !buf)
+        rc = cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
+    if (!rc && (uint64_t)st.st_size > block)
+        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    while (!rc) {
+        ssize_t got = read(fd, buf, block);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            rc = cf_err_sys(err, cf_err_from_errno(errno) == CF_EDENIED ? CF_EDENIED : CF_EIO, errno,
+                            "cannot read '%s'", path);
+        if (got <= 0)
+            break;
+        rc = fn(ctx, buf, (size_t)got, err);
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int dir_sync(cf_repo *base, cf_err *err)
+{
+    dir_repo *r = DIR_OF(base);
+    int fd = open(r->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot open '%s'", r->path);
+    int rc =
+        syncfs(fd) != 0 ? cf_err_sys(err, CF_EIO, errno, "cannot sync the filesystem of '%s'", r->path) : 0;
+    close(fd);
+    return rc;
+}
+
 static const cf_repo_ops dir_ops = {
     .close = dir_close,
     .writer_begin = dir_writer_begin,
@@ -618,6 +724,8 @@ static const cf_repo_ops dir_ops = {
     .get = dir_get,
     .stream = dir_stream,
     .list = dir_list,
+    .read = dir_read,
+    .sync = dir_sync,
     .list_dir = dir_list_dir,
     .stat = dir_stat,
     .copy = dir_copy,

@@ -16,7 +16,15 @@ typedef struct cf_repo_ops {
                cf_err *err);
     /* Optional: without it, cf_repo_stream is one get of the whole object. */
     int (*stream)(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err);
-    int (*list)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
+    int (*list)(cf_repo *r, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err);
+    /* Optional: without it, cf_repo_stat then cf_repo_stream. */
+    int (*read)(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_info_fn on_info, cf_repo_data_fn fn,
+                void *ctx, cf_err *err);
+    /* Optional (CF_ENOTSUP without): src has the same ops; return CF_ENOTSUP when it cannot. */
+    int (*copy_from)(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
+                     const cf_repo_put_opts *o, cf_err *err);
+    /* Optional: nothing to do without it. */
+    int (*sync)(cf_repo *r, cf_err *err);
     int (*list_dir)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
     int (*stat)(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
     /* o checked, may be NULL. */

@@ -63,6 +63,8 @@ typedef struct owned_opts {
     cf_s3c_put_opts o;
     cf_s3c_meta meta[CF_REPO_META_FIELDS];
     char content_type[128];
+    char cache_control[256], content_disposition[512], content_encoding[128], content_language[128],
+        expires[64];
     char buf[CF_REPO_META_MAX + 2 * CF_REPO_META_FIELDS];
 } owned_opts;
 
@@ -259,6 +261,26 @@ static void own_opts(owned_opts *d, const cf_repo_put_opts *o)
     d->o.content_type = d->content_type;
     d->o.meta = d->meta;
     d->o.nmeta = o ? o->nmeta : 0;
+    /* Checked by cf_repo_check_opts: each fits its buffer. */
+    struct {
+        const char *from;
+        char *to;
+        size_t cap;
+        const char **set;
+    } std[] = {
+        {o ? o->cache_control : NULL, d->cache_control, sizeof d->cache_control, &d->o.cache_control},
+        {o ? o->content_disposition : NULL, d->content_disposition, sizeof d->content_disposition,
+         &d->o.content_disposition},
+        {o ? o->content_encoding : NULL, d->content_encoding, sizeof d->content_encoding,
+         &d->o.content_encoding},
+        {o ? o->content_language : NULL, d->content_language, sizeof d->content_language,
+         &d->o.content_language},
+        {o ? o->expires : NULL, d->expires, sizeof d->expires, &d->o.expires},
+    };
+    for (size_t i = 0; i < sizeof std / sizeof *std; i++) {
+        snprintf(std[i].to, std[i].cap, "%s", std[i].from ? std[i].from : "");
+        *std[i].set = std[i].from && *std[i].from ? std[i].to : NULL;
+    }
     size_t used = 0;
     for (size_t i = 0; i < d->o.nmeta; i++) {
         /* Checked by cf_repo_check_opts: every name and value fits. */
@@ -631,7 +653,7 @@ static int list_with(cf_repo *base, const char *prefix, const char *delimiter, c
     while ((rc = cf_s3c_list_next(it, &e, err)) == 1) {
         if ((e.is_prefix && !delimiter) || strncmp(e.key, r->root, rl) != 0)
             continue;
-        cf_repo_entry re = {e.key + rl, e.size, e.last_modified, e.etag ? e.etag : "", e.is_prefix};
+        cf_repo_entry re = {e.key + rl, e.size, e.last_modified, e.etag ? e.etag : "", e.is_prefix, 0};
         if ((rc = fn(ctx, &re))) {
             cf_err_set(err, rc, "listing of '%s' stopped by its consumer", r->name);
             break;
@@ -642,8 +664,9 @@ static int list_with(cf_repo *base, const char *prefix, const char *delimiter, c
     return rc < 0 ? rc : 0;
 }
 
-static int s3_list(cf_repo *base, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err)
+static int s3_list(cf_repo *base, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err)
 {
+    (void)flags; /* a bucket has neither hidden names nor special files */
     return list_with(base, prefix, NULL, fn, ctx, err);
 }
 
@@ -707,6 +730,26 @@ static int begin_call(s3_repo *r, const char *key, char k[2048], cf_s3c **c, cf_
     return rc ? rc : take_client(r, c, err);
 }
 
+/* What a HEAD or GET answered, as cf_repo_stat tells it; out was zeroed. */
+static void info_from_s3(cf_repo_info *out, const cf_s3c_object_info *info)
+{
+    out->size = info->size;
+    out->mtime = info->last_modified;
+    snprintf(out->etag, sizeof out->etag, "%s", info->etag);
+    snprintf(out->content_type, sizeof out->content_type, "%s", info->content_type);
+    snprintf(out->cache_control, sizeof out->cache_control, "%s", info->cache_control);
+    snprintf(out->content_disposition, sizeof out->content_disposition, "%s", info->content_disposition);
+    snprintf(out->content_encoding, sizeof out->content_encoding, "%s", info->content_encoding);
+    snprintf(out->content_language, sizeof out->content_language, "%s", info->content_language);
+    snprintf(out->expires, sizeof out->expires, "%s", info->expires);
+    for (const char *m = info->meta; m < info->meta + info->meta_len;) {
+        const char *v = m + strlen(m) + 1;
+        if (cf_repo_info_add_meta(out, m, strlen(m), v, strlen(v)) != 0)
+            break; /* as many as the struct holds: the server's limit is S3's */
+        m = v + strlen(v) + 1;
+    }
+}
+
 static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *err)
 {
     s3_repo *r = S3_OF(base);
@@ -721,18 +764,8 @@ static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *er
     give_client(r, c);
     if (rc == CF_ENOTFOUND)
         cf_err_set(err, rc, "'%s%s' not found", r->name, key);
-    if (!rc) {
-        out->size = info->size;
-        out->mtime = info->last_modified;
-        snprintf(out->etag, sizeof out->etag, "%s", info->etag);
-        snprintf(out->content_type, sizeof out->content_type, "%s", info->content_type);
-        for (const char *m = info->meta; m < info->meta + info->meta_len;) {
-            const char *v = m + strlen(m) + 1;
-            if (cf_repo_info_add_meta(out, m, strlen(m), v, strlen(v)) != 0)
-                break; /* as many as the struct holds: the server's limit is S3's */
-            m = v + strlen(v) + 1;
-        }
-    }
+    if (!rc)
+        info_from_s3(out, info);
     free(info);
     return rc;
 }
@@ -740,8 +773,8 @@ static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *er
 /* The server copies the object in parts of r->copy_part bytes (more for objects so large that
  * 9,000 parts would not do), each pinned to the source's ETag, so that a source overwritten
  * meanwhile fails the copy instead of mixing versions. */
-static int copy_in_parts(s3_repo *r, cf_s3c *c, const char *from, const char *to, const cf_repo_info *src,
-                         owned_opts *own, cf_err *err)
+static int copy_in_parts(s3_repo *r, cf_s3c *c, const char *from_bucket, const char *from, const char *to,
+                         const cf_repo_info *src, owned_opts *own, cf_err *err)
 {
     uint64_t part = r->copy_part;
     if (src->size / PARTS_PLANNED >= part) {
@@ -758,7 +791,7 @@ static int copy_in_parts(s3_repo *r, cf_s3c *c, const char *from, const char *to
     for (size_t i = 0; !rc && i < nparts; i++) {
         uint64_t off = (uint64_t)i * part, len = src->size - off < part ? src->size - off : part;
         parts[i].number = (int)i + 1;
-        rc = cf_s3c_mpu_upload_part_copy(c, r->bucket, to, upload_id, parts[i].number, r->bucket, from,
+        rc = cf_s3c_mpu_upload_part_copy(c, r->bucket, to, upload_id, parts[i].number, from_bucket, from,
                                          src->etag, off, len, parts[i].etag, err);
     }
     if (!rc)
@@ -771,6 +804,38 @@ static int copy_in_parts(s3_repo *r, cf_s3c *c, const char *from, const char *to
     return rc;
 }
 
+/* Copies from (a key of src's bucket) onto to (of r's) by the server. */
+static int server_copy(s3_repo *r, s3_repo *src, const char *from, const char *to, const char *src_key,
+                       const cf_repo_put_opts *o, cf_err *err)
+{
+    cf_repo_info *info = malloc(sizeof *info);
+    owned_opts *own = malloc(sizeof *own);
+    cf_s3c *c = NULL;
+    int rc = 0;
+    if (!info || !own)
+        rc = cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", src->name, src_key);
+    if (!rc)
+        rc = cf_repo_stat(&src->base, src_key, info, err);
+    if (!rc)
+        rc = take_client(r, &c, err);
+    if (!rc && info->size > r->copy_max) {
+        /* Beyond CopyObject's limit, the server copies in parts; the metadata must then be sent
+         * again, the source's unless o replaces it. */
+        cf_repo_put_opts keep = cf_repo_opts_of_info(info);
+        own_opts(own, o ? o : &keep);
+        rc = copy_in_parts(r, c, src->bucket, from, to, info, own, err);
+    } else if (!rc) {
+        if (o)
+            own_opts(own, o);
+        rc = cf_s3c_copy_object(c, src->bucket, from, r->bucket, to, o ? &own->o : NULL, NULL, err);
+    }
+    if (c)
+        give_client(r, c);
+    free(own);
+    free(info);
+    return rc;
+}
+
 static int s3_copy(cf_repo *base, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
 {
     s3_repo *r = S3_OF(base);
@@ -778,33 +843,115 @@ static int s3_copy(cf_repo *base, const char *src, const char *dst, const cf_rep
     int rc = full_key(r, src, from, sizeof from, err);
     if (!rc)
         rc = full_key(r, dst, to, sizeof to, err);
+    return rc ? rc : server_copy(r, r, from, to, src, o, err);
+}
+
+static int s3_copy_from(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
+                        const cf_repo_put_opts *o, cf_err *err)
+{
+    s3_repo *d = S3_OF(dst), *s = S3_OF(src);
+    if (!cf_s3c_same_principal(d->client, s->client))
+        return cf_err_set(err, CF_ENOTSUP, "'%s' and '%s' are on different endpoints or accounts", d->name,
+                          s->name);
+    char from[2048], to[2048];
+    int rc = full_key(s, src_key, from, sizeof from, err);
+    if (!rc)
+        rc = full_key(d, dst_key, to, sizeof to, err);
+    return rc ? rc : server_copy(d, s, from, to, src_key, o, err);
+}
+
+/* An object at most this large is read in one GET: for small objects the HEAD and ranged GETs of
+ * cf_s3c_download would double the requests. */
+#define READ_WHOLE_MAX ((uint64_t)8 << 20)
+
+typedef struct whole_buf {
+    unsigned char *p;
+    size_t len, cap;
+} whole_buf;
+
+static int to_whole(void *ctx, const char *data, size_t n)
+{
+    whole_buf *b = ctx;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 64 << 10;
+        while (cap - b->len < n && cap <= READ_WHOLE_MAX * 2)
+            cap *= 2;
+        unsigned char *p = cap - b->len >= n ? realloc(b->p, cap) : NULL;
+        if (!p)
+            return 1; /* larger than the listing said by far, or out of memory */
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+typedef struct read_ctx {
+    get_ctx g;
+    cf_repo_info_fn on_info;
+    const cf_s3c_object_info *head;
+    cf_repo_info *info;
+    int told;
+} read_ctx;
+
+static int tell_info(read_ctx *rc)
+{
+    if (rc->told)
+        return 0;
+    rc->told = 1;
+    memset(rc->info, 0, sizeof *rc->info);
+    info_from_s3(rc->info, rc->head);
+    rc->g.rc = rc->on_info(rc->g.ctx, rc->info, &rc->g.err);
+    return rc->g.rc;
+}
+
+static int deliver_after_info(void *p, const char *data, size_t n)
+{
+    read_ctx *rc = p;
+    return tell_info(rc) ? 1 : deliver(&rc->g, data, n);
+}
+
+static int s3_read(cf_repo *base, const char *key, uint64_t size_hint, cf_repo_info_fn on_info,
+                   cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    char k[2048];
+    int rc = full_key(r, key, k, sizeof k, err);
     if (rc)
         return rc;
+    cf_s3c_object_info *head = malloc(sizeof *head);
     cf_repo_info *info = malloc(sizeof *info);
-    owned_opts *own = malloc(sizeof *own);
+    read_ctx rx = {.g = {.fn = fn, .ctx = ctx}, .on_info = on_info, .head = head, .info = info};
+    whole_buf b = {0};
     cf_s3c *c = NULL;
-    if (!info || !own)
-        rc = cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", r->name, src);
-    if (!rc)
-        rc = cf_repo_stat(base, src, info, err);
+    if (!head || !info)
+        rc = cf_err_set(err, CF_ENOMEM, "read of '%s%s': out of memory", r->name, key);
     if (!rc)
         rc = take_client(r, &c, err);
-    if (!rc && info->size > r->copy_max) {
-        /* Beyond CopyObject's limit, the server copies in parts; the metadata must then be sent
-         * again, the source's unless o replaces it. */
-        cf_repo_put_opts keep = {info->content_type, info->meta, info->nmeta};
-        own_opts(own, o ? o : &keep);
-        rc = copy_in_parts(r, c, from, to, info, own, err);
-    } else if (!rc) {
-        if (o)
-            own_opts(own, o);
-        rc = cf_s3c_copy_object(c, r->bucket, from, r->bucket, to, o ? &own->o : NULL, NULL, err);
-    }
-    if (c)
+    if (!rc && size_hint <= READ_WHOLE_MAX) {
+        rc = cf_s3c_get_object(c, r->bucket, k, NULL, to_whole, &b, head, err);
         give_client(r, c);
-    free(own);
+        if (!rc && !tell_info(&rx) && b.len)
+            deliver(&rx.g, (const char *)b.p, b.len);
+    } else if (!rc) {
+        rc = cf_s3c_download(c, r->bucket, k, STREAM_RANGE, STREAM_RANGES_IN_FLIGHT, deliver_after_info, &rx,
+                             head, err);
+        give_client(r, c);
+        if (!rc)
+            tell_info(&rx); /* an empty object delivers no byte */
+    }
+    free(b.p);
+    free(head);
     free(info);
-    return rc;
+    return get_result(&rx.g, rc, err);
+}
+
+static int s3_sync(cf_repo *base, cf_err *err)
+{
+    (void)base;
+    (void)err;
+    return 0; /* an S3 write is durable once it returned */
 }
 
 static int s3_delete(cf_repo *base, const char *key, cf_err *err)
@@ -893,6 +1040,9 @@ static const cf_repo_ops s3_ops = {
     .get = s3_get,
     .stream = s3_stream,
     .list = s3_list,
+    .read = s3_read,
+    .copy_from = s3_copy_from,
+    .sync = s3_sync,
     .list_dir = s3_list_dir,
     .stat = s3_stat,
     .copy = s3_copy,

@@ -132,7 +132,7 @@ static void test_stat_metadata_and_copy(void **state)
     cf_repo *r = *(cf_repo **)*state;
     cf_err err;
     cf_repo_meta meta[] = {{"Color", "blue"}, {"empty", ""}, {"x-note", "a b\tc"}};
-    cf_repo_put_opts o = {"text/plain; charset=utf-8", meta, 3};
+    cf_repo_put_opts o = {.content_type = "text/plain; charset=utf-8", .meta = meta, .nmeta = 3};
     assert_int_equal(put_opts(r, "m/a.txt", "hello", 5, &o, &err), 0);
     cf_repo_info *info = malloc(sizeof *info);
     assert_int_equal(cf_repo_stat(r, "m/a.txt", info, &err), 0);
@@ -154,7 +154,7 @@ static void test_stat_metadata_and_copy(void **state)
     assert_string_equal(info->content_type, "text/plain; charset=utf-8");
     assert_string_equal(meta_of(info, "color"), "blue");
     cf_repo_meta other[] = {{"color", "red"}};
-    cf_repo_put_opts o2 = {NULL, other, 1};
+    cf_repo_put_opts o2 = {.content_type = NULL, .meta = other, .nmeta = 1};
     assert_int_equal(cf_repo_copy(r, "m/a.txt", "m/b.txt", &o2, &err), 0);
     assert_int_equal(cf_repo_stat(r, "m/b.txt", info, &err), 0);
     assert_int_equal(info->nmeta, 1);
@@ -181,7 +181,7 @@ static void test_refused_and_failed_puts_keep_the_previous_object(void **state)
     cf_repo *r = *(cf_repo **)*state;
     cf_err err;
     cf_repo_meta owner[] = {{"owner", "me"}};
-    cf_repo_put_opts keep = {"text/x-old", owner, 1};
+    cf_repo_put_opts keep = {.content_type = "text/x-old", .meta = owner, .nmeta = 1};
     assert_int_equal(put_opts(r, "p/k", "old", 3, &keep, &err), 0);
     cf_repo_writer *w;
     cf_repo_meta crlf[] = {{"a", "x\r\nx-amz-meta-b: y"}};
@@ -191,11 +191,11 @@ static void test_refused_and_failed_puts_keep_the_previous_object(void **state)
     memset(big, 'v', sizeof big - 1);
     big[sizeof big - 1] = '\0';
     cf_repo_meta huge[] = {{"a", big}};
-    cf_repo_put_opts bad[] = {{NULL, crlf, 1},
-                              {NULL, badname, 1},
-                              {NULL, twice, 2},
-                              {NULL, huge, 1},
-                              {"text/plain\r\nX-Injected: 1", NULL, 0}};
+    cf_repo_put_opts bad[] = {{.content_type = NULL, .meta = crlf, .nmeta = 1},
+                              {.content_type = NULL, .meta = badname, .nmeta = 1},
+                              {.content_type = NULL, .meta = twice, .nmeta = 2},
+                              {.content_type = NULL, .meta = huge, .nmeta = 1},
+                              {.content_type = "text/plain\r\nX-Injected: 1", .meta = NULL, .nmeta = 0}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         memset(&err, 0, sizeof err);
         assert_int_equal(cf_repo_writer_begin_opts(r, "p/k", 3, &bad[i], &w, &err), CF_EINVAL);
@@ -282,12 +282,12 @@ static void test_s3_copy_in_parts(void **state)
     for (size_t i = 0; i < n; i++)
         data[i] = (char)(i * 7 + i / 4096);
     cf_repo_meta m[] = {{"origin", "parts"}};
-    cf_repo_put_opts o = {"application/x-big", m, 1};
+    cf_repo_put_opts o = {.content_type = "application/x-big", .meta = m, .nmeta = 1};
     assert_int_equal(put_opts(s3_repo, "big/src", data, n, &o, &err), 0);
     cf_repo_s3_set_copy_sizes(s3_repo, (uint64_t)5 << 20, (uint64_t)5 << 20);
     assert_int_equal(cf_repo_copy(s3_repo, "big/src", "big/dst", NULL, &err), 0);
     cf_repo_meta other[] = {{"origin", "replaced"}};
-    cf_repo_put_opts o2 = {"text/x-other", other, 1};
+    cf_repo_put_opts o2 = {.content_type = "text/x-other", .meta = other, .nmeta = 1};
     assert_int_equal(cf_repo_copy(s3_repo, "big/src", "big/dst2", &o2, &err), 0);
     assert_int_equal(cf_repo_copy(s3_repo, "big/missing", "big/dst", NULL, &err), CF_ENOTFOUND);
     cf_repo_s3_set_copy_sizes(s3_repo, (uint64_t)5 << 30, (uint64_t)512 << 20);
@@ -337,7 +337,7 @@ static int one_round(worker *w, int round, cf_repo_info *info)
     int n = snprintf(body, sizeof body, "thread %d round %d", w->id, round);
     snprintf(value, sizeof value, "%d-%d", w->id, round);
     cf_repo_meta m[] = {{"round", value}};
-    cf_repo_put_opts o = {"text/plain", m, 1};
+    cf_repo_put_opts o = {.content_type = "text/plain", .meta = m, .nmeta = 1};
     int rc = put_opts(w->r, key, body, (size_t)n, &o, &err);
     if (rc)
         return fail_worker(w, rc, "put", &err);
@@ -513,7 +513,7 @@ static void test_directory_objects_stay_plain_files(void **state)
     (void)state;
     cf_err err;
     cf_repo_meta m[] = {{"k", "v"}};
-    cf_repo_put_opts o = {"image/png", m, 1};
+    cf_repo_put_opts o = {.content_type = "image/png", .meta = m, .nmeta = 1};
     assert_int_equal(put_opts(dir_repo, "f/plain", "\x89PNG", 4, &o, &err), 0);
     char p[400], *data = NULL;
     size_t len = 0;
