@@ -140,9 +140,11 @@ static int compile_excludes(listing *l, const char *const *exclude, size_t n, cf
     return 0;
 }
 
+/* A directory's hidden files too, as the mirror copies them; what is not a regular file is not
+ * listed, as the mirror skips it. */
 static int list_side(const cf_mirror_side *s, listing *l, cf_err *err)
 {
-    int rc = cf_repo_list(s->repo, "", on_entry, l, err);
+    int rc = cf_repo_list_flags(s->repo, "", s->dir ? CF_REPO_LIST_HIDDEN : 0, on_entry, l, err);
     if (rc == CF_ENOMEM)
         cf_err_set(err, CF_ENOMEM, "verify: out of memory listing '%s'", s->url);
     if (!rc)
@@ -292,10 +294,9 @@ static int check_pair(verify_run *run, pair *p, cf_hash *sha, cf_err *err)
                        (unsigned long long)p->src->size, (unsigned long long)p->dst->size);
     side_read s, d;
     int rc = read_side(run->src, p->src, sha, &s, err);
-    if (!rc)
+    memset(&d, 0, sizeof d);
+    if (!rc && !s.rc)
         rc = read_side(run->dst, p->dst, sha, &d, err);
-    else
-        memset(&d, 0, sizeof d);
     p->bytes_src = s.bytes;
     p->bytes_dst = d.bytes;
     if (rc) {
@@ -461,7 +462,7 @@ int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const
         for (size_t i = 0; i < npairs; i++)
             nboth += pairs[i].dst != NULL;
         if (nboth)
-            rc = run_pairs(&run, jobs < (int)(nboth < JOBS_MAX ? nboth : JOBS_MAX) ? jobs : (int)nboth, err);
+            rc = run_pairs(&run, jobs, err);
     }
     if (!rc && gather(pairs, npairs, extra, nextra, out))
         rc = cf_err_set(err, CF_ENOMEM, "verify: out of memory");

@@ -231,13 +231,18 @@ static void test_missing_extra_different_in_key_order(void **state)
     assert_int_equal(unlink(path), 0);
     write_file(b.path, "only/here", "x", 1);
     write_file(b.path, "0-first", "", 0);
+    /* A hidden file is mirrored, so it is verified; a symbolic link is neither. */
+    write_file(a.path, ".htaccess", "deny", 4);
+    snprintf(path, sizeof path, "%s/link", a.path);
+    assert_int_equal(symlink("a.txt", path), 0);
     /* An empty file against a non-empty one. */
     write_file(b.path, "empty", "!", 1);
     cf_verify_summary s = verify(&a, &b, NULL, 0, 4);
-    assert_int_equal(s.files_checked, NTREE);
-    assert_int_equal(s.nmissing, 2);
-    assert_string_equal(s.missing[0], "b/c.bin");
-    assert_string_equal(s.missing[1], "z/last");
+    assert_int_equal(s.files_checked, NTREE + 1);
+    assert_int_equal(s.nmissing, 3);
+    assert_string_equal(s.missing[0], ".htaccess");
+    assert_string_equal(s.missing[1], "b/c.bin");
+    assert_string_equal(s.missing[2], "z/last");
     assert_int_equal(s.ndifferent, 3);
     assert_string_equal(s.different[0], "a.txt");
     assert_string_equal(s.different[1], "b/d/e.dat");
@@ -254,8 +259,9 @@ static void test_missing_extra_different_in_key_order(void **state)
     s = verify(&b, &a, NULL, 0, 1);
     assert_int_equal(s.nmissing, 2);
     assert_string_equal(s.missing[0], "0-first");
-    assert_int_equal(s.nextra, 2);
-    assert_string_equal(s.extra[1], "z/last");
+    assert_int_equal(s.nextra, 3);
+    assert_string_equal(s.extra[0], ".htaccess");
+    assert_string_equal(s.extra[2], "z/last");
     cf_verify_summary_free(&s);
     close_side(&a);
     close_side(&b);
