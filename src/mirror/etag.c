@@ -7,8 +7,8 @@
  * the same time: the stream's bytes not yet making a block wait once, in the calculator's tail,
  * and every full block goes to up to CF_MD5_LANES lanes at once (cf_md5_blocks_lanes with the
  * same block for each). A lane closes its part lazily, when the next block arrives, so a part
- * ending with the stream stays the last part. Part sizes that are not whole blocks (an even split
- * of an odd size) have their own cf_md5_ctx and see the bytes on their own.
+ * ending with the stream stays the last part. Part sizes that are not whole blocks (an SDK's even
+ * split of an odd size) have their own cf_md5_ctx and see the bytes on their own.
  */
 #include "mirror/etag.h"
 
@@ -325,9 +325,13 @@ size_t cf_etag_part_sizes(uint64_t size, unsigned nparts, uint64_t out[CF_ETAG_S
         uint64_t q = size / CF_ETAG_PARTS_MAX;
         add_size(out, &n, size, nparts, (q + minio_min[i] - 1) / minio_min[i] * minio_min[i]);
     }
-    /* An even split (the JS and Java SDKs' ceil(size / 10,000)), the Go SDK's size / 10,000 + 1. */
-    add_size(out, &n, size, nparts, parts_for(size, nparts));
-    add_size(out, &n, size, nparts, size / nparts + 1);
+    /* Objects too large for 10,000 parts of their minimum: the JS and Java SDKs split them evenly
+     * (ceil(size / 10,000)), the Go SDK takes size / 10,000 + 1. No whole number of blocks, so
+     * each costs a pass of its own: only for that count. */
+    if (nparts == CF_ETAG_PARTS_MAX) {
+        add_size(out, &n, size, nparts, parts_for(size, nparts));
+        add_size(out, &n, size, nparts, size / nparts + 1);
+    }
     /* Any other whole number of MiB, smallest first. */
     for (uint64_t p = parts_for(parts_for(size, nparts), MIB) * MIB;
          n < CF_ETAG_SIZES_MAX && p < size && parts_for(size, p) == nparts; p += MIB)

@@ -29,8 +29,9 @@
 #define CF_ETAG_MAX 40
 /* S3's limit on the parts of one upload; a larger count is not an S3 ETag. */
 #define CF_ETAG_PARTS_MAX 10000
-/* Part sizes one calculator (and so one matcher) computes at once. */
-#define CF_ETAG_SIZES_MAX 16
+/* Part sizes one calculator (and so one matcher) computes at once: two passes of CF_MD5_LANES
+ * lanes at most, so that an ETag's evidence costs at most about four MD5s of the bytes. */
+#define CF_ETAG_SIZES_MAX 8
 /* cf_etag_calc_new's part size for one PUT: the MD5 of the whole, without "-N". */
 #define CF_ETAG_SINGLE 0
 /* A multipart upload of one part, whatever its size ("…-1"). */
@@ -62,11 +63,13 @@ int cf_etag_of(const void *p, size_t n, uint64_t part_size, char out[CF_ETAG_MAX
 int cf_etag_parse(const char *etag, unsigned char md5[16], unsigned *nparts);
 
 /* The part sizes tried for an object of size bytes whose ETag has nparts parts (0: a single
- * PUT, the one candidate CF_ETAG_SINGLE; 1: CF_ETAG_WHOLE), most likely first: awscli/boto3's 8 MiB doubled
- * until it fits, 5 MiB (rclone, SDKs), 15 MiB (s3cmd), 16 MiB (mc, coffer), 64 MiB, coffer's own rules for
- * large objects (uploads and server-side copies), rclone's and MinIO's for large files, an even split of the
- * size, then every multiple of 1 MiB giving nparts parts. Only sizes that give exactly nparts parts; at most
- * CF_ETAG_SIZES_MAX. Returns how many it wrote (0: no part size can give nparts parts of size bytes). */
+ * PUT, the one candidate CF_ETAG_SINGLE; 1: CF_ETAG_WHOLE), most likely first: awscli/boto3's
+ * 8 MiB doubled until it fits, 5 MiB (rclone, SDKs), 15 MiB (s3cmd), 16 MiB (mc, coffer), 64 MiB,
+ * coffer's own rules for large objects (uploads and server-side copies), rclone's and MinIO's for
+ * large files, for 10,000 parts the SDKs' even split of the size, then multiples of 1 MiB giving
+ * nparts parts, smallest first. Only sizes that give exactly nparts parts; at most
+ * CF_ETAG_SIZES_MAX. Returns how many it wrote (0: no part size can give nparts parts of size
+ * bytes). */
 size_t cf_etag_part_sizes(uint64_t size, unsigned nparts, uint64_t out[CF_ETAG_SIZES_MAX]);
 
 typedef enum cf_etag_verdict {

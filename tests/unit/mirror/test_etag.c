@@ -105,7 +105,7 @@ static void test_all_sizes_in_one_read_any_chunking(void **state)
 {
     (void)state;
     static const size_t chunks[] = {1, 7, 63, 64, 65, 4095, 131072 + 3, 1 << 20};
-    uint64_t sizes[] = {CF_ETAG_SINGLE, CF_ETAG_WHOLE, 5 * MIB, 8 * MIB, 64, 100, 999, 5941932, 9 * MIB + 1};
+    uint64_t sizes[] = {CF_ETAG_SINGLE, CF_ETAG_WHOLE, 5 * MIB, 8 * MIB, 64, 100, 999, 5941932};
     const size_t nsizes = sizeof sizes / sizeof *sizes;
     for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) {
         /* A whole number of parts, and not; tiny pieces over fewer bytes, to keep the test short. */
@@ -193,10 +193,16 @@ static void test_part_sizes_of_the_usual_clients(void **state)
     assert_true(s[0] == CF_ETAG_SINGLE);
     assert_int_equal(cf_etag_part_sizes(123, 1, s), 1);
     assert_true(s[0] == CF_ETAG_WHOLE);
-    /* boto3's 8 MiB first; then the Go SDK's size / 5 + 1 and every MiB that gives 5 parts. */
+    /* boto3's 8 MiB first; then every MiB that gives 5 parts: 9 MiB. */
     size_t n = cf_etag_part_sizes(40 * MIB, 5, s);
-    assert_int_equal(n, 3);
-    assert_true(s[0] == 8 * MIB && s[1] == 8 * MIB + 1 && s[2] == 9 * MIB);
+    assert_int_equal(n, 2);
+    assert_true(s[0] == 8 * MIB && s[1] == 9 * MIB);
+    /* Two parts of 10 MiB: 8 MiB, 5 MiB, then 6, 7 and 9 MiB. */
+    n = cf_etag_part_sizes(10 * MIB, 2, s);
+    assert_int_equal(n, 5);
+    assert_true(s[0] == 8 * MIB && s[1] == 5 * MIB && s[2] == 6 * MIB && s[3] == 7 * MIB && s[4] == 9 * MIB);
+    /* A wide range of sizes (2 parts of 3 GiB) is cut at the maximum. */
+    assert_int_equal(cf_etag_part_sizes(3 * GIB, 2, s), CF_ETAG_SIZES_MAX);
     /* awscli doubles 8 MiB to 32 MiB for 200 GiB (6,400 parts); coffer's writer takes 23 MiB
      * (200 GiB / 9,000 + 1 MiB, rounded down to a MiB: 8,905 parts); rclone 21 MiB for 200 GiB (9,753). */
     n = cf_etag_part_sizes(200 * GIB, 6400, s);
@@ -217,7 +223,8 @@ static void test_part_sizes_of_the_usual_clients(void **state)
     const struct {
         uint64_t size;
         unsigned parts;
-    } cases[] = {{40 * MIB, 5}, {200 * GIB, 6400}, {1000, 2}, {3 * GIB, 2}, {7, 7}, {odd, 10000}};
+    } cases[] = {{40 * MIB, 5}, {200 * GIB, 6400}, {10 * MIB, 2},
+                 {3 * GIB, 2},  {7 * MIB + 5, 8},  {odd, 10000}};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         n = cf_etag_part_sizes(cases[c].size, cases[c].parts, s);
         assert_true(n >= 1 && n <= CF_ETAG_SIZES_MAX);
@@ -229,9 +236,11 @@ static void test_part_sizes_of_the_usual_clients(void **state)
                 assert_true(s[i] != s[j]);
         }
     }
-    /* No part size makes 8 parts of 7 bytes, or 2 parts of 1 byte. */
+    /* No part size makes 8 parts of 7 bytes, or 2 parts of 1 byte; no client makes 2 parts of
+     * 1,000 bytes. */
     assert_int_equal(cf_etag_part_sizes(7, 8, s), 0);
     assert_int_equal(cf_etag_part_sizes(1, 2, s), 0);
+    assert_int_equal(cf_etag_part_sizes(1000, 2, s), 0);
 }
 
 static cf_etag_verdict match(const char *etag, const unsigned char *p, uint64_t size, uint64_t read,
@@ -279,10 +288,13 @@ static void test_match_infers_part_size(void **state)
                      CF_ETAG_MATCH);
     assert_true(part == CF_ETAG_WHOLE);
     assert_int_equal(match("59adb24ef3cdbe0297f05b395827453f-1", data, 0, 0, &part), CF_ETAG_MATCH);
-    /* An even split into 3 parts of a size that is no whole number of blocks. */
-    assert_int_equal(match("f6d04f53c2373ba48dfce813871b49be-3", data, 17825795, 17825795, &part),
+    /* 10,000 parts of an SDK's even split, no whole number of blocks (4,000 bytes). */
+    assert_int_equal(match("7ac0aa5b31d6916534ff1ec832dbf130-10000", data, 39999993, 39999993, &part),
                      CF_ETAG_MATCH);
-    assert_true(part == 5941932);
+    assert_true(part == 4000);
+    /* An even split into 3 parts is no client's rule: not tried, so not known. */
+    assert_int_equal(match("f6d04f53c2373ba48dfce813871b49be-3", data, 17825795, 17825795, &part),
+                     CF_ETAG_UNKNOWN);
 }
 
 static void test_match_multipart_changed_or_unknown(void **state)
