@@ -55,6 +55,8 @@ tsan_unit+='|^test_render$'
 tsan_unit+='|^test_api$'
 # The snapshotter's thread beside the application's, two partitions at once, stop while in flight.
 tsan_unit+='|^test_snapshotter$'
+# coffer mirror --verify: keys read and judged by --jobs workers, findings gathered after.
+tsan_unit+='|^test_verify$'
 # The kvstore example's node: its state written from one thread while another applies entries.
 tsan_unit+='|^test_kv_store$'
 threads_under_tsan() {
