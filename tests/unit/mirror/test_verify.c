@@ -33,7 +33,7 @@ static char tmp[256];
 static test_server server;
 static unsigned counter; /* makes each test's directories and prefixes its own */
 
-/* ---- helpers ---- */
+/* ---- trees, sides and the server's data files ---- */
 
 /* Bytes that differ for every seed and offset (a 64-bit LCG's top byte). */
 static void fill(unsigned char *p, size_t n, unsigned seed)
