@@ -89,6 +89,7 @@ bench: deps-bench build
 	@bench/flood.sh $(BUILD)/coffer
 	@bench/snapshot.sh $(BUILD)/coffer
 	@bench/console.sh $(BUILD)/coffer
+	@bench/lib_vs_cli.sh $(BUILD)/coffer
 
 fuzz: build-fuzz
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -42,16 +42,8 @@ REGION=us-east-1
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/coffer-pacing.XXXXXX")
 COFFER_PID=""
-cleanup() {
-  local rc=$?
-  trap - ERR
-  set +e
-  stop_coffer
-  [ $rc -eq 0 ] || tail_logs "$SCRATCH/coffer.log"
-  rm -rf "$SCRATCH"
-  exit $rc
-}
-on_exit cleanup
+WORK=$SCRATCH WORK_LOGS=("$SCRATCH/coffer.log")
+on_exit work_cleanup
 
 read -r PORT _ < <(free_ports)
 COFFER=127.0.0.1:$PORT

@@ -50,18 +50,9 @@ curl --help all 2>/dev/null | grep -q -- --aws-sigv4 || die "this curl has no --
 TIME=/usr/bin/time   # GNU time (Debian package `time`): CPU seconds and peak RSS
 "$TIME" -f '%e' -o /dev/null true 2>/dev/null || die "$TIME (GNU time, -f) not found (scripts/install-deps.sh installs it)"
 [ -r /proc/self/stat ] || die "/proc is needed for the server's CPU figures"
-CLK_TCK=$(getconf CLK_TCK)
 
 # ------------------------------------------------------------------------ scratch, cleanup
-if [ -n "${WORK:-}" ]; then
-  [ ! -e "$WORK" ] || [ -z "$(ls -A "$WORK")" ] || die "WORK=$WORK is not empty"
-  mkdir -p "$WORK"
-  WORK=$(realpath "$WORK")
-else
-  parent=/var/tmp
-  [ -d "$parent" ] && [ -w "$parent" ] || parent=/tmp
-  WORK=$(mktemp -d "$parent/coffer-snapbench.XXXXXX")
-fi
+make_work coffer-snapbench
 COFFER_PID=""
 cleanup() {
   local rc=$?
@@ -114,19 +105,8 @@ warm() {
   fi
 }
 
-# prefault: touch PREFAULT_BYTES of fresh memory and free it again, untimed, just before each
-# timed command, so that every command starts with that much memory the host backs. On the VMs
-# we measure on, memory the guest has left free for a while is taken back by the host, and
-# touching it again cost about 2 s of system time per GiB; which command met such pages, and
-# how many, varied from run to run (a restore into tmpfs: 1.91-3.38 s in four runs without
-# this, 1.99-2.21 s with it; the reference's 2.17-3.02 s, 2.00-2.41 s).
+# (see prefault in bench/lib.sh)
 PREFAULT_BYTES=$(numfmt --from=iec "${PREFAULT:-3G}") || die "PREFAULT must be a size such as 3G, not '${PREFAULT:-}'"
-prefault() {
-  [ "$PREFAULT_BYTES" -gt 0 ] || return 0
-  python3 -c 'import mmap, sys
-mmap.mmap(-1, int(sys.argv[1]), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)' "$PREFAULT_BYTES" ||
-    die "could not touch $PREFAULT_BYTES bytes of memory (set PREFAULT=0 to skip)"
-}
 
 # check_tree DIR NAME: the restored DIR holds exactly the corpus's files, byte for byte
 check_tree() {
@@ -148,12 +128,6 @@ mkdir -p "$WORK/data" "$WORK/restic-cache" "$WORK/borg-base" "$WORK/retired"
 log "scratch $WORK; coffer server on $ADDR; RUNS=$RUNS"
 start_coffer "$ADDR" "$WORK/data" "$WORK/coffer.log"
 
-make_bucket() {
-  local code
-  code=$(curl -sS --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
-    -o "$WORK/s3.out" -w '%{http_code}' -X PUT "$ENDPOINT/$1") || die "curl PUT /$1 failed"
-  [[ $code == 2?? ]] || die "coffer answered HTTP $code to PUT /$1: $(head -c 400 "$WORK/s3.out")"
-}
 make_bucket "$BUCKET"
 make_bucket "$RESTIC_BUCKET"
 
@@ -173,26 +147,17 @@ unset RESTIC_REPOSITORY RESTIC_PASSWORD BORG_REPO BORG_PASSPHRASE
 # command and its children), R_NAME (peak RSS KiB of its largest process) and, with --server,
 # V_NAME (CPU s of the coffer server over the same interval).
 measure() {
-  local name=$1 server=0 t0 t1 c0 c1 u s m
+  local name=$1 server=0
   shift
   [ "$1" = --server ] && { server=1; shift; }
-  sync
-  prefault
-  alive
-  c0=$(proc_ticks "$COFFER_PID")
-  t0=$(now)
-  "$TIME" -f '%e %U %S %M' -o "$WORK/time.out" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err" ||
-    die "$name failed: $* (exit $?)"
-  t1=$(now)
-  c1=$(proc_ticks "$COFFER_PID")
-  read -r _ u s m <"$WORK/time.out"
+  timed "$name" "$@"
   local -n S_=S_$name W_=W_$name C_=C_$name R_=R_$name V_=V_$name
-  W_+=("$(calc "$t1 - $t0")")
-  S_+=("$(calc "$CORPUS_MB / ($t1 - $t0)")")
-  C_+=("$(calc "$u + $s")")
-  R_+=("$m")
-  [ $server -eq 1 ] && V_+=("$(calc "($c1 - $c0) / $CLK_TCK")")
-  log "  $name: $(fmt "${S_[-1]}" 0) MB/s, $(fmt "${W_[-1]}" 2) s, CPU $(fmt "${C_[-1]}" 2) s$([ $server -eq 1 ] && echo ", server CPU $(fmt "${V_[-1]}" 2) s"), max RSS $((m / 1024)) MiB"
+  W_+=("$T_WALL")
+  S_+=("$(calc "$CORPUS_MB / $T_WALL")")
+  C_+=("$T_CPU")
+  R_+=("$T_RSS")
+  [ $server -eq 1 ] && V_+=("$T_SERVER")
+  log "  $name: $(fmt "${S_[-1]}" 0) MB/s, $(fmt "${W_[-1]}" 2) s, CPU $(fmt "${C_[-1]}" 2) s$([ $server -eq 1 ] && echo ", server CPU $(fmt "${V_[-1]}" 2) s"), max RSS $((T_RSS / 1024)) MiB"
 }
 NAMES=(ref_c c_zstd c_lz4 d_c restic_b borg_c ref_r r_zstd r_lz4 d_r restic_r ref_r2)
 for n in "${NAMES[@]}"; do declare -a "S_$n=()" "W_$n=()" "C_$n=()" "R_$n=()" "V_$n=()"; done

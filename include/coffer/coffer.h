@@ -21,7 +21,8 @@
  *     compiled with, so that later versions can add fields at the end without breaking programs
  *     built against this one (a longer struct than the library knows is accepted when its extra
  *     fields are 0, COFFER_ENOTSUP otherwise; struct_size 0 is COFFER_EINVAL). A NULL options
- *     pointer means every default.
+ *     pointer means every default. coffer_result, which the library fills, begins with
+ *     struct_size too (set by the caller; see there).
  *
  * Nothing here includes coffer's internal headers: this file is the whole public interface.
  */
@@ -80,9 +81,21 @@ typedef enum coffer_status {
  * Thread-safe. */
 COFFER_API const char *coffer_strerror(int status);
 
+/* What a failed call tells beyond its status. The caller allocates it; unlike the options
+ * structs it has no struct_size: its layout is fixed for soname 0 (libcoffer.so.0), and a
+ * field added to it would come with a new soname. */
 typedef struct coffer_error {
     coffer_status status;
     char message[512]; /* NUL-terminated; "" when status is COFFER_OK */
+    /* The S3 server's answer behind the failure, when one was involved: its HTTP status (404,
+     * 403, …; 0 when the failure came from no S3 answer: a directory, the network, a damaged
+     * archive, a bad argument) and the S3 error code its body named ("NoSuchBucket",
+     * "AccessDenied", "InvalidAccessKeyId", …; a HEAD's answer has no body: "NotFound" and
+     * "Forbidden" stand for 404 and 403; "" when none). They tell failures of one status apart:
+     * COFFER_ENOTFOUND for a missing bucket ("NoSuchBucket") from a missing snapshot, and
+     * COFFER_EAUTH for credentials the server refused (401/403) from a wrong encryption key. */
+    int http_status;
+    char s3_code[64];
 } coffer_error;
 
 /* ---- logging ---- */
@@ -189,8 +202,14 @@ typedef struct coffer_create_options {
     void *skipped_ctx;
 } coffer_create_options;
 
-/* What a create or a restore did; every function taking one accepts NULL. */
+/* What a create or a restore did; every function taking one accepts NULL. The caller sets
+ * struct_size to sizeof(coffer_result) as its program knows it; the library writes only the
+ * fields that fit in struct_size (a program built against a later, longer coffer_result gets
+ * the fields this library knows, the rest left as they were) and never struct_size itself. A
+ * struct_size below sizeof(size_t) (0: not set) is COFFER_EINVAL before any work is done (a
+ * writer's commit then aborts the writer: nothing is stored). Filled on success only. */
 typedef struct coffer_result {
+    size_t struct_size;      /* sizeof(coffer_result), set by the caller */
     char id[COFFER_ID_SIZE]; /* the snapshot made, or restored */
     uint64_t raw_size;       /* bytes of the stream or of the directory's tar, uncompressed */
     uint64_t stored_size;    /* bytes of the archive in the repository */
@@ -227,7 +246,8 @@ COFFER_API int coffer_writer_begin(coffer_repo *repo, const char *ns, const coff
  * must still be committed (which returns the failure) or aborted. */
 COFFER_API int coffer_writer_write(coffer_writer *w, const void *p, size_t n, coffer_error *err);
 /* Ends the stream, waits until the snapshot and its manifest are stored, fills result (may be
- * NULL) and frees w, whatever the outcome. */
+ * NULL) and frees w, whatever the outcome (a result whose struct_size is not set aborts the
+ * writer: COFFER_EINVAL, nothing stored). */
 COFFER_API int coffer_writer_commit(coffer_writer *w, coffer_result *result, coffer_error *err);
 /* Discards the stream: no snapshot is listed afterwards (the partial upload is aborted). Waits
  * for the engine's thread and frees w; NULL is a no-op. */

@@ -1,10 +1,15 @@
 /*
- * cmd_snapshot.c - `coffer snapshot create|ls|restore`: the command line over
- * src/snapshot/snapshot.h. Repositories: s3://BUCKET/PREFIX/NAMESPACE or a directory
- * (the S3 endpoint and keys found as for every client command: cli/target.h).
+ * cmd_snapshot.c - `coffer snapshot create|ls|restore|verify|show|rm|prune`: the command line
+ * over libcoffer's public API (coffer/coffer.h), so that the command and the library cannot
+ * drift apart. Repositories: s3://BUCKET/PREFIX/NAMESPACE or a directory (the S3 endpoint and
+ * keys found as for every client command: cli/target.h, then handed to coffer_repo_open).
+ * Besides the API this file uses only command-line business: the REPO[@ID] syntax
+ * (snapshot/ref.h, whose namespace and id rules are the library's own) and the key file format
+ * of --encrypt-key-file (archive/seal.h); scripts/check-layers.sh keeps it so.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +19,13 @@
 
 #include <jansson.h>
 
+#include "archive/seal.h"
 #include "cli/cli.h"
 #include "cli/target.h"
 #include "coffer/coffer.h"
 #include "core/duration.h"
 #include "core/fs.h"
-#include "lib/lib.h"
-#include "s3client/s3client.h"
 #include "snapshot/ref.h"
-#include "snapshot/snapshot.h"
 
 /* After the verbs' usage lines (see verbs[] below). */
 static const char snapshot_usage_footer[] =
@@ -52,9 +55,9 @@ typedef struct snap_opts {
     const char *compress, *key_file, *pass_file;
     int level, level_set, jobs, json, force;
     size_t chunk_mib;
-    cf_label labels[64];
+    coffer_label labels[64];
     size_t nlabels;
-    cf_retention keep;
+    coffer_retention keep; /* the --keep-* values as given (negative ones too) */
     int64_t grace_s;
     int dry_run, all;
     const char *from_command, *to_command, *metrics_file;
@@ -104,14 +107,13 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-/* The S3 answer behind an error tells a missing bucket from a missing snapshot, and refused
- * credentials from a wrong encryption key (both CF_EAUTH). */
-static int exit_for(int rc, const cf_s3c *client)
+/* The S3 answer behind an error (libcoffer's, kept in err by from_api) tells a missing bucket
+ * from a missing snapshot, and refused credentials from a wrong encryption key (both CF_EAUTH). */
+static int exit_for(int rc, const cf_err *err)
 {
-    const cf_s3c_status *st = client ? cf_s3c_last_status(client) : NULL;
-    int s3_refused = st && (st->http_status == 401 || st->http_status == 403);
+    int s3_refused = err->answer.status == 401 || err->answer.status == 403;
     switch (rc) {
-    case CF_ENOTFOUND: return st && !strcmp(st->code, "NoSuchBucket") ? EXIT_NO_BUCKET : EXIT_NOT_FOUND;
+    case CF_ENOTFOUND: return !strcmp(err->answer.code, "NoSuchBucket") ? EXIT_NO_BUCKET : EXIT_NOT_FOUND;
     case CF_EAUTH: return s3_refused ? EXIT_DENIED : EXIT_KEY;
     case CF_EDENIED: return EXIT_DENIED;
     case CF_EDIGEST:
@@ -187,55 +189,53 @@ static void on_skipped(void *ctx, const char *path, const char *why)
             path, why);
 }
 
-static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, cf_s3c **client, cf_repo **repo,
-                     cf_err *err)
-{
-    *client = NULL;
-    if (!ref->is_s3)
-        return cf_repo_open_dir(ref->root, repo, err);
-    cf_cli_target cfg;
-    int rc = cf_cli_target_resolve(&o->s3, &cfg, err);
-    if (!rc)
-        rc = cf_s3c_new(&cfg, client, err);
-    memset(&cfg, 0, sizeof cfg);
-    if (!rc)
-        rc = cf_repo_open_s3(*client, ref->bucket, ref->root, repo, err);
-    return rc;
-}
+/* What opens or seals encrypted snapshots: the 32 bytes of --encrypt-key-file or the text of
+ * --passphrase-file (never taken from the command line); wiped by wipe_secret. */
+typedef struct snap_secret {
+    cf_master_key key;
+    int has_key;
+    char *pass;
+    size_t pass_len;
+} snap_secret;
 
-/* The secret of --encrypt-key-file or --passphrase-file into sec (pointing into key and pass,
- * which the caller wipes). Secrets come from files only: never from the command line. */
-static int load_secret(const snap_opts *o, cf_master_key *key, char **pass, cf_snapshot_secret *sec,
-                       cf_err *err)
+/* The secret of --encrypt-key-file (32 raw bytes or 64 hex digits) or --passphrase-file. */
+static int load_secret(const snap_opts *o, snap_secret *sec, cf_err *err)
 {
     memset(sec, 0, sizeof *sec);
-    *pass = NULL;
     if (o->key_file && o->pass_file)
         return cf_err_set(err, CF_EINVAL, "give --encrypt-key-file or --passphrase-file, not both");
     if (o->key_file) {
-        int rc = cf_master_key_from_file(o->key_file, key, err);
-        if (!rc)
-            sec->key = key;
+        int rc = cf_master_key_from_file(o->key_file, &sec->key, err);
+        sec->has_key = !rc;
         return rc;
     }
     if (!o->pass_file)
         return 0;
     size_t len = 0;
-    int rc = cf_fs_read_small(o->pass_file, 4096, pass, &len, err);
+    int rc = cf_fs_read_small(o->pass_file, 4096, &sec->pass, &len, err);
     if (rc)
         return rc;
-    while (len && ((*pass)[len - 1] == '\n' || (*pass)[len - 1] == '\r'))
-        (*pass)[--len] = '\0';
+    while (len && (sec->pass[len - 1] == '\n' || sec->pass[len - 1] == '\r'))
+        sec->pass[--len] = '\0';
     if (len < 8)
         return cf_err_set(err, CF_EINVAL, "the passphrase in '%s' is shorter than 8 characters",
                           o->pass_file);
-    sec->passphrase = *pass;
-    sec->passphrase_len = len;
+    sec->pass_len = len;
     return 0;
 }
 
-/* A libcoffer answer as the engine's error, so that exit_for and the messages stay as they were;
- * a missing key or passphrase gets the option that gives it. */
+static void wipe_secret(snap_secret *sec)
+{
+    cf_master_key_cleanup(&sec->key);
+    if (sec->pass)
+        explicit_bzero(sec->pass, strlen(sec->pass));
+    free(sec->pass);
+    memset(sec, 0, sizeof *sec);
+}
+
+/* A libcoffer answer as a cf_err, so that exit_for and the messages stay as they were: the code
+ * is the CF_E one the status renumbers, the S3 answer goes along, and a missing key or
+ * passphrase gets the option that gives it. */
 static int from_api(int status, const coffer_error *e, cf_err *err)
 {
     if (status == COFFER_OK)
@@ -244,13 +244,52 @@ static int from_api(int status, const coffer_error *e, cf_err *err)
     static const char *const hints[][2] = {
         {"with a key; none was given", "with a key file; give --encrypt-key-file"},
         {"with a passphrase; none was given", "with a passphrase; give --passphrase-file"}};
-    size_t len = strlen(e->message);
+    size_t len = strlen(e->message), keep = len;
+    const char *hint = "";
     for (size_t i = 0; status == COFFER_EAUTH && i < sizeof hints / sizeof hints[0]; i++) {
         size_t tail = strlen(hints[i][0]);
-        if (len >= tail && strcmp(e->message + len - tail, hints[i][0]) == 0)
-            return cf_err_set(err, code, "%.*s%s", (int)(len - tail), e->message, hints[i][1]);
+        if (len >= tail && strcmp(e->message + len - tail, hints[i][0]) == 0) {
+            keep = len - tail;
+            hint = hints[i][1];
+        }
     }
-    return cf_err_set(err, code, "%s", e->message);
+    cf_err_set(err, code, "%.*s%s", (int)keep, e->message, hint);
+    if (err) {
+        err->answer.status = e->http_status;
+        snprintf(err->answer.code, sizeof err->answer.code, "%s", e->s3_code);
+    }
+    return code;
+}
+
+/* The repository of ref through the public API: for s3:// the command line's own target rules
+ * (flags, profiles, COFFER_* / AWS_* variables) decide the endpoint and keys, which libcoffer
+ * then takes as explicit values. */
+static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, coffer_repo **repo, cf_err *err)
+{
+    char url[PATH_MAX + 80];
+    coffer_repo_options ro = {.struct_size = sizeof ro};
+    cf_cli_target t = {0};
+    int rc = 0;
+    if (ref->is_s3) {
+        rc = cf_cli_target_resolve(&o->s3, &t, err);
+        ro.endpoint = t.endpoint;
+        ro.region = t.region;
+        ro.access_key = t.access_key;
+        ro.secret_key = t.secret_key;
+        ro.session_token = t.session_token[0] ? t.session_token : NULL;
+        ro.virtual_host = t.virtual_host == 1; /* otherwise path-style except AWS's, as resolved */
+        /* A '/' after the prefix, which the library takes off: a prefix ending in '/' (from
+         * s3://b/a//ns) stays as written. */
+        snprintf(url, sizeof url, "s3://%s/%s%s", ref->bucket, ref->root, ref->root[0] ? "/" : "");
+    } else {
+        /* file:// so that a directory named like a URL stays a directory. */
+        snprintf(url, sizeof url, "file://%s", ref->root);
+    }
+    coffer_error e;
+    if (!rc)
+        rc = from_api(coffer_repo_open(url, &ro, repo, &e), &e, err);
+    explicit_bzero(&t, sizeof t);
+    return rc;
 }
 
 static int print_entry(const snap_opts *o, const char *ns, const coffer_snapshot_info *m)
@@ -295,7 +334,7 @@ static int print_entry(const snap_opts *o, const char *ns, const coffer_snapshot
  * run failed, so an alert on its age fires.
  */
 static void write_metrics(const char *path, const char *verb, const char *ns, int rc,
-                          const struct timespec *t0, const cf_snapshot_stats *st)
+                          const struct timespec *t0, const coffer_result *res)
 {
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -327,8 +366,8 @@ static void write_metrics(const char *path, const char *verb, const char *ns, in
                      "# TYPE coffer_snapshot_files gauge\n"
                      "coffer_snapshot_files{%s} %llu\n",
                      labels, rc ? 0 : 1, labels, now, labels, last_ok, labels, secs, labels,
-                     (unsigned long long)st->raw_bytes, labels, (unsigned long long)st->stored_bytes, labels,
-                     (unsigned long long)st->files);
+                     (unsigned long long)res->raw_size, labels, (unsigned long long)res->stored_size, labels,
+                     (unsigned long long)res->files);
     cf_err err;
     /* Atomic: node_exporter must never read half a file. */
     if (n > 0 && (size_t)n < sizeof buf && cf_fs_write_atomic(path, buf, (size_t)n, 0644, &err) != 0)
@@ -336,14 +375,14 @@ static void write_metrics(const char *path, const char *verb, const char *ns, in
 }
 
 /* The --json answer of create and restore: one object on standard output. */
-static void print_result(const char *what, const char *id, const char *ns, const char *repo,
-                         const cf_snapshot_stats *st, double secs)
+static void print_result(const char *what, const char *ns, const char *repo, const coffer_result *res,
+                         double secs)
 {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f}", "result", what, "id", id,
-                          "namespace", ns, "repository", repo, "raw_bytes", (json_int_t)st->raw_bytes,
-                          "stored_bytes", (json_int_t)st->stored_bytes, "files", (json_int_t)st->files,
-                          "skipped", (json_int_t)st->skipped, "seconds", secs, "raw_bytes_per_second",
-                          secs > 0 ? (double)st->raw_bytes / secs : 0.0);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f}", "result", what, "id", res->id,
+                          "namespace", ns, "repository", repo, "raw_bytes", (json_int_t)res->raw_size,
+                          "stored_bytes", (json_int_t)res->stored_size, "files", (json_int_t)res->files,
+                          "skipped", (json_int_t)res->skipped, "seconds", secs, "raw_bytes_per_second",
+                          secs > 0 ? (double)res->raw_size / secs : 0.0);
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (text)
         printf("%s\n", text);
@@ -370,99 +409,73 @@ typedef struct snap_run {
     char **args; /* the operands after the verb */
     const char *repo_text;
     cf_snapshot_ref ref;
-    cf_repo *repo;    /* the engine's, for the verbs not yet on libcoffer */
-    coffer_repo *api; /* owns repo */
-    const cf_snapshot_secret *secret;
+    coffer_repo *api;
+    const snap_secret *secret;
     progress *bar;
-    cf_snapshot_stats stats;
-    cf_err err;
+    coffer_result result; /* of create and restore, for --json and --metrics-file */
+    cf_err err;           /* with the S3 answer behind it (from_api) */
 } snap_run;
 
-/* The engine's counters from libcoffer's result (for --json and --metrics-file). */
-static void stats_of(const coffer_result *res, cf_snapshot_stats *st)
+/* --compress's names, in libcoffer's terms. */
+static int compression_named(const char *name, coffer_compression *out)
 {
-    *st = (cf_snapshot_stats){res->raw_size, res->stored_size, res->files, res->skipped};
-}
-
-/* The same codec under libcoffer's name for it. */
-static coffer_compression compression_of(cf_codec c)
-{
-    switch (c) {
-    case CF_CODEC_LZ4: return COFFER_COMPRESSION_LZ4;
-    case CF_CODEC_GZIP: return COFFER_COMPRESSION_GZIP;
-    case CF_CODEC_NONE: return COFFER_COMPRESSION_NONE;
-    default: return COFFER_COMPRESSION_ZSTD;
-    }
-}
-
-static int create_on_api(snap_run *r, const cf_snapshot_create_opts *base, char *id)
-{
-    const snap_opts *o = r->o;
-    coffer_label labels[sizeof o->labels / sizeof o->labels[0]];
-    for (size_t i = 0; i < o->nlabels; i++)
-        labels[i] = (coffer_label){o->labels[i].key, o->labels[i].value};
-    coffer_create_options co = {.struct_size = sizeof co,
-                                .compression = compression_of(base->codec),
-                                .level = base->level,
-                                .chunk_size = base->chunk_size,
-                                .threads = base->threads,
-                                .expected_size = o->expected_size,
-                                .labels = labels,
-                                .nlabels = o->nlabels,
-                                .exclude = o->exclude,
-                                .nexclude = o->nexclude,
-                                .one_file_system = o->one_file_system,
-                                .allow_unreadable = o->allow_unreadable,
-                                .key = r->secret->key ? r->secret->key->key : NULL,
-                                .passphrase = r->secret->passphrase,
-                                .passphrase_len = r->secret->passphrase_len,
-                                .progress =
-                                    r->bar->on ? on_progress : NULL, /* the bar measures the source first */
-                                .progress_ctx = r->bar,
-                                .skipped = on_skipped,
-                                .skipped_ctx = r->bar};
-    coffer_result res = {0};
-    coffer_error e;
-    int st;
-    if (o->from_command)
-        st = coffer_create_command(r->api, r->ref.ns, o->from_command, &co, &res, &e);
-    else if (strcmp(r->args[0], "-") == 0)
-        st = coffer_create_fd(r->api, r->ref.ns, STDIN_FILENO, &co, &res, &e);
-    else
-        st = coffer_create_dir(r->api, r->ref.ns, r->args[0], &co, &res, &e);
-    int rc = from_api(st, &e, &r->err);
-    if (!rc) {
-        stats_of(&res, &r->stats);
-        snprintf(id, CF_SNAPSHOT_ID_LEN + 1, "%s", res.id);
-    }
-    return rc;
+    static const struct {
+        const char *name;
+        coffer_compression c;
+    } names[] = {{"zstd", COFFER_COMPRESSION_ZSTD},
+                 {"lz4", COFFER_COMPRESSION_LZ4},
+                 {"gzip", COFFER_COMPRESSION_GZIP},
+                 {"none", COFFER_COMPRESSION_NONE}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i].name)) {
+            *out = names[i].c;
+            return 0;
+        }
+    return CF_EINVAL;
 }
 
 static int run_create(snap_run *r)
 {
     const snap_opts *o = r->o;
-    cf_snapshot_create_opts co = {0};
+    coffer_create_options co = {.struct_size = sizeof co,
+                                .level = o->level_set ? o->level : 0, /* the library checks it */
+                                .chunk_size = o->chunk_mib << 20,
+                                .threads = o->jobs > 0 ? (unsigned)o->jobs : 0,
+                                .expected_size = o->expected_size,
+                                .labels = o->labels,
+                                .nlabels = o->nlabels,
+                                .exclude = o->exclude,
+                                .nexclude = o->nexclude,
+                                .one_file_system = o->one_file_system,
+                                .allow_unreadable = o->allow_unreadable,
+                                .key = r->secret->has_key ? r->secret->key.key : NULL,
+                                .passphrase = r->secret->pass,
+                                .passphrase_len = r->secret->pass_len,
+                                .progress =
+                                    r->bar->on ? on_progress : NULL, /* the bar measures the source first */
+                                .progress_ctx = r->bar,
+                                .skipped = on_skipped,
+                                .skipped_ctx = r->bar};
+    coffer_error e;
     int rc = 0;
-    co.codec = CF_CODEC_ZSTD;
-    if (o->compress && cf_codec_from_name(o->compress, &co.codec) != 0) {
+    if (o->compress && compression_named(o->compress, &co.compression) != 0) {
         fprintf(stderr, "coffer snapshot: --compress must be zstd, lz4, gzip or none, not '%s'\n",
                 o->compress);
         rc = CF_EINVAL;
+    } else if (o->from_command) {
+        rc = from_api(coffer_create_command(r->api, r->ref.ns, o->from_command, &co, &r->result, &e), &e,
+                      &r->err);
+    } else if (strcmp(r->args[0], "-") == 0) {
+        rc = from_api(coffer_create_fd(r->api, r->ref.ns, STDIN_FILENO, &co, &r->result, &e), &e, &r->err);
     } else {
-        co.level = o->level_set ? o->level : cf_codec_default_level(co.codec);
-        rc = cf_codec_check_level(co.codec, co.level, &r->err);
+        rc = from_api(coffer_create_dir(r->api, r->ref.ns, r->args[0], &co, &r->result, &e), &e, &r->err);
     }
-    co.chunk_size = o->chunk_mib << 20;
-    co.threads = o->jobs > 0 ? (unsigned)o->jobs : 0;
-    char id[CF_SNAPSHOT_ID_LEN + 1];
-    if (!rc)
-        rc = create_on_api(r, &co, id);
     if (r->bar->on)
         progress_draw(r->bar, 1);
     if (!rc && o->json)
-        print_result("created", id, r->ref.ns, coffer_repo_name(r->api), &r->stats, now_s() - r->bar->t0);
+        print_result("created", r->ref.ns, coffer_repo_name(r->api), &r->result, now_s() - r->bar->t0);
     else if (!rc)
-        printf("%s\n", id);
+        printf("%s\n", r->result.id);
     return rc;
 }
 
@@ -484,7 +497,7 @@ static int run_restore(snap_run *r)
 {
     const snap_opts *o = r->o;
     const char *id = r->ref.id[0] ? r->ref.id : NULL;
-    coffer_result res = {0};
+    coffer_result *res = &r->result;
     int to_stdout = !o->to_command && !strcmp(r->args[1], "-");
     coffer_restore_options ro = restore_options(r);
     ro.force = o->force;
@@ -494,20 +507,17 @@ static int run_restore(snap_run *r)
     fflush(stdout);
     int st;
     if (o->to_command)
-        st = coffer_restore_command(r->api, r->ref.ns, id, o->to_command, &ro, &res, &e);
+        st = coffer_restore_command(r->api, r->ref.ns, id, o->to_command, &ro, res, &e);
     else if (to_stdout)
-        st = coffer_restore_fd(r->api, r->ref.ns, id, STDOUT_FILENO, &ro, &res, &e);
+        st = coffer_restore_fd(r->api, r->ref.ns, id, STDOUT_FILENO, &ro, res, &e);
     else
-        st = coffer_restore_dir(r->api, r->ref.ns, id, r->args[1], &ro, &res, &e);
+        st = coffer_restore_dir(r->api, r->ref.ns, id, r->args[1], &ro, res, &e);
     int rc = from_api(st, &e, &r->err);
-    if (!rc)
-        stats_of(&res, &r->stats);
     if (r->bar->on)
         progress_draw(r->bar, 1);
     /* With "-" the restored bytes own standard output. */
     if (!rc && o->json && !to_stdout)
-        print_result("restored", res.id, r->ref.ns, coffer_repo_name(r->api), &r->stats,
-                     now_s() - r->bar->t0);
+        print_result("restored", r->ref.ns, coffer_repo_name(r->api), res, now_s() - r->bar->t0);
     return rc;
 }
 
@@ -515,9 +525,9 @@ static int run_restore(snap_run *r)
 static coffer_restore_options restore_options(const snap_run *r)
 {
     coffer_restore_options ro = {.struct_size = sizeof ro};
-    ro.key = r->secret->key ? r->secret->key->key : NULL;
-    ro.passphrase = r->secret->passphrase;
-    ro.passphrase_len = r->secret->passphrase_len;
+    ro.key = r->secret->has_key ? r->secret->key.key : NULL;
+    ro.passphrase = r->secret->pass;
+    ro.passphrase_len = r->secret->pass_len;
     return ro;
 }
 
@@ -586,7 +596,7 @@ static int run_rm(snap_run *r)
     return rc;
 }
 
-/* The engine counts a negative --keep-* as absent; libcoffer refuses it, so it becomes 0 here. */
+/* A negative --keep-* has always counted as absent; libcoffer refuses it, so it becomes 0 here. */
 static int count_of(int n)
 {
     return n > 0 ? n : 0;
@@ -597,13 +607,13 @@ static int run_prune(snap_run *r)
     const snap_opts *o = r->o;
     size_t swept = 0;
     coffer_retention keep = {.struct_size = sizeof keep,
-                             .keep_last = count_of(o->keep.last),
-                             .keep_hourly = count_of(o->keep.hourly),
-                             .keep_daily = count_of(o->keep.daily),
-                             .keep_weekly = count_of(o->keep.weekly),
-                             .keep_monthly = count_of(o->keep.monthly),
-                             .keep_yearly = count_of(o->keep.yearly),
-                             .keep_within_s = o->keep.within_s > 0 ? o->keep.within_s : 0,
+                             .keep_last = count_of(o->keep.keep_last),
+                             .keep_hourly = count_of(o->keep.keep_hourly),
+                             .keep_daily = count_of(o->keep.keep_daily),
+                             .keep_weekly = count_of(o->keep.keep_weekly),
+                             .keep_monthly = count_of(o->keep.keep_monthly),
+                             .keep_yearly = count_of(o->keep.keep_yearly),
+                             .keep_within_s = o->keep.keep_within_s > 0 ? o->keep.keep_within_s : 0,
                              .grace_s = o->grace_s,
                              .dry_run = o->dry_run,
                              .fn = print_fate,
@@ -737,7 +747,7 @@ static int parse_options(int argc, char **argv, snap_opts *o)
                 return CF_EXIT_USAGE;
             }
             *eq = '\0';
-            o->labels[o->nlabels++] = (cf_label){optarg, eq + 1};
+            o->labels[o->nlabels++] = (coffer_label){optarg, eq + 1};
             break;
         }
         case 'J': o->json = 1; break;
@@ -747,15 +757,15 @@ static int parse_options(int argc, char **argv, snap_opts *o)
         case 'p': o->s3.profile = optarg; break;
         case 'a': o->s3.access_key = optarg; break;
         case 's': o->s3.secret_key_file = optarg; break;
-        case 1: o->keep.last = atoi(optarg); break;
-        case 2: o->keep.hourly = atoi(optarg); break;
-        case 3: o->keep.daily = atoi(optarg); break;
-        case 4: o->keep.weekly = atoi(optarg); break;
-        case 5: o->keep.monthly = atoi(optarg); break;
-        case 6: o->keep.yearly = atoi(optarg); break;
+        case 1: o->keep.keep_last = atoi(optarg); break;
+        case 2: o->keep.keep_hourly = atoi(optarg); break;
+        case 3: o->keep.keep_daily = atoi(optarg); break;
+        case 4: o->keep.keep_weekly = atoi(optarg); break;
+        case 5: o->keep.keep_monthly = atoi(optarg); break;
+        case 6: o->keep.keep_yearly = atoi(optarg); break;
         case 7:
         case 8:
-            if (cf_duration_parse(optarg, c == 7 ? &o->keep.within_s : &o->grace_s) != 0) {
+            if (cf_duration_parse(optarg, c == 7 ? &o->keep.keep_within_s : &o->grace_s) != 0) {
                 fprintf(stderr, "coffer snapshot: --%s takes a duration like 36h or 7d, not '%s'\n",
                         c == 7 ? "keep-within" : "grace", optarg);
                 return CF_EXIT_USAGE;
@@ -790,14 +800,6 @@ static int parse_options(int argc, char **argv, snap_opts *o)
     return -1;
 }
 
-static void wipe_secret(cf_master_key *key, char *pass)
-{
-    cf_master_key_cleanup(key);
-    if (pass)
-        memset(pass, 0, strlen(pass));
-    free(pass);
-}
-
 int cf_cmd_snapshot(int argc, char **argv)
 {
     snap_opts o = {0};
@@ -819,35 +821,27 @@ int cf_cmd_snapshot(int argc, char **argv)
         fprintf(stderr, "coffer snapshot: %s\n", r.err.msg);
         return CF_EXIT_USAGE;
     }
-    cf_master_key key = {0};
-    char *pass = NULL;
-    cf_snapshot_secret secret;
-    if (load_secret(&o, &key, &pass, &secret, &r.err) != 0) {
-        wipe_secret(&key, pass);
+    snap_secret secret;
+    if (load_secret(&o, &secret, &r.err) != 0) {
+        wipe_secret(&secret);
         fprintf(stderr, "coffer snapshot: %s\n", r.err.msg);
         return CF_EXIT_USAGE;
     }
     r.secret = &secret;
-    cf_s3c *client = NULL;
+    r.result.struct_size = sizeof r.result;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     signal(SIGPIPE, SIG_IGN); /* a --to-command that exits early is an error, not our death */
     progress bar = {.t0 = now_s(), .verb = v->name, .on = !o.no_progress && !o.json && isatty(2)};
     r.bar = &bar;
-    int rc = open_repo(&r.ref, &o, &client, &r.repo, &r.err);
-    if (!rc && cf_lib_repo_adopt(r.repo, &r.api) != 0)
-        rc = cf_err_set(&r.err, CF_ENOMEM, "out of memory");
+    int rc = open_repo(&r.ref, &o, &r.api, &r.err);
     if (!rc)
         rc = v->run(&r);
     if (o.metrics_file)
-        write_metrics(o.metrics_file, v->name, r.ref.ns, rc, &t0, &r.stats);
-    wipe_secret(&key, pass);
-    if (r.api)
-        coffer_repo_close(r.api);
-    else
-        cf_repo_close(r.repo);
-    code = rc ? exit_for(rc, client) : CF_EXIT_OK;
-    cf_s3c_free(client);
+        write_metrics(o.metrics_file, v->name, r.ref.ns, rc, &t0, &r.result);
+    wipe_secret(&secret);
+    coffer_repo_close(r.api);
+    code = rc ? exit_for(rc, &r.err) : CF_EXIT_OK;
     if (rc && r.err.msg[0])
         fprintf(stderr, "coffer snapshot %s: %s\n", v->name, r.err.msg);
     return code;

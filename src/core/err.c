@@ -21,6 +21,8 @@ __attribute__((format(printf, 3, 0))) static void vset(cf_err *err, int code, co
 {
     err->code = code;
     err->detail = 0;
+    err->answer.status = 0;
+    err->answer.code[0] = '\0';
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
 }
 
@@ -70,6 +72,21 @@ void cf_err_clear(cf_err *err)
     if (err) {
         err->code = 0;
         err->detail = 0;
+        err->answer.status = 0;
+        err->answer.code[0] = '\0';
         err->msg[0] = '\0';
     }
+}
+
+int cf_err_reword(cf_err *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        cf_err_answer kept = err->answer;
+        va_list ap;
+        va_start(ap, fmt);
+        vset(err, code, fmt, ap);
+        va_end(ap);
+        err->answer = kept;
+    }
+    return code;
 }

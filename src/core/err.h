@@ -19,7 +19,8 @@
  * its own value in `detail` (src/s3 stores a cf_s3_error there, the S3 error code to answer
  * with; see s3/error.h); core never reads it, and cf_err_set()/cf_err_sys() reset it to 0, so
  * a detail left by an earlier failure never sticks to a new one. When detail is 0 the code
- * alone decides, through the one table from codes to S3 errors (cf_s3_error_for).
+ * alone decides, through the one table from codes to S3 errors (cf_s3_error_for). A client of a
+ * remote server records the server's answer in `answer` the same way.
  */
 #ifndef CF_CORE_ERR_H
 #define CF_CORE_ERR_H
@@ -55,10 +56,22 @@ typedef enum cf_errcode {
         CF_ERR_LAST_
 } cf_errcode;
 
+/* A remote server's answer behind a failure, for a caller that must tell two failures of one
+ * code apart by what the server said (a missing bucket from a missing object, refused
+ * credentials from a wrong encryption key). The client layer that talked to the server fills
+ * it (s3client/: the HTTP status and the <Code> of S3's error body); core never reads it. */
+typedef struct cf_err_answer {
+    long status;   /* the HTTP status; 0 when no answer was involved */
+    char code[64]; /* the error code the answer named; "" when none */
+} cf_err_answer;
+
 typedef struct cf_err {
     int code;      /* 0 or a CF_E… code */
     int detail;    /* 0, or a finer reason in the vocabulary of the layer that set it (above) */
     char msg[512]; /* NUL-terminated human message; "" when code is 0 */
+    /* Reset with detail; kept when the struct is copied, and by a rewording that keeps the
+     * cause (cf_err_reword). */
+    cf_err_answer answer;
 } cf_err;
 
 /* Static text for a code; never NULL. */
@@ -74,5 +87,9 @@ int cf_err_sys(cf_err *err, int code, int errnum, const char *fmt, ...) __attrib
 int cf_err_from_errno(int errnum);
 
 void cf_err_clear(cf_err *err);
+
+/* Like cf_err_set, keeping err's answer: for a message that names the same failure in the
+ * caller's words ("no snapshot ns@id" for the S3 client's 404). */
+int cf_err_reword(cf_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

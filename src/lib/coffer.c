@@ -8,8 +8,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,17 +46,6 @@ const cf_logger *cf_lib_logger(const coffer_repo *r)
     return &r->log;
 }
 
-int cf_lib_repo_adopt(cf_repo *repo, coffer_repo **out)
-{
-    coffer_repo *r = calloc(1, sizeof *r);
-    if (!r)
-        return CF_ENOMEM;
-    r->repo = repo;
-    r->log = (cf_logger){CF_LOG_ERROR, NULL, r};
-    *out = r;
-    return 0;
-}
-
 const char *coffer_version(void)
 {
     return COFFER_VERSION;
@@ -83,33 +74,34 @@ const char *coffer_strerror(int status)
     return "unknown status";
 }
 
-/* Fills e from the engine's error and returns the status. */
+/* Fills e from the engine's error, the S3 answer behind it included, and returns the status. */
 static int fail(coffer_error *e, int code, const cf_err *ce)
 {
     int st = status_of(code);
     if (e) {
         e->status = st;
         snprintf(e->message, sizeof e->message, "%s", ce && ce->msg[0] ? ce->msg : coffer_strerror(st));
+        e->http_status = ce ? (int)ce->answer.status : 0;
+        snprintf(e->s3_code, sizeof e->s3_code, "%s", ce ? ce->answer.code : "");
     }
     return st;
 }
 
+/* A failure the library itself finds: no S3 answer behind it. */
 static int fail_msg(coffer_error *e, int status, const char *msg)
 {
     if (e) {
         e->status = status;
         snprintf(e->message, sizeof e->message, "%s", msg);
+        e->http_status = 0;
+        e->s3_code[0] = '\0';
     }
     return status;
 }
 
 static int ok(coffer_error *e)
 {
-    if (e) {
-        e->status = COFFER_OK;
-        e->message[0] = '\0';
-    }
-    return COFFER_OK;
+    return fail_msg(e, COFFER_OK, "");
 }
 
 /* The caller's options (struct_size bytes of them) into a zeroed dst of ours: an older program's
@@ -165,11 +157,12 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
     int rc;
     if (strncmp(url, "s3://", 5) == 0) {
         const char *b = url + 5, *slash = strchr(b, '/');
-        char bucket[64], root[1024];
+        char bucket[64], root[PATH_MAX]; /* the repository says how long a prefix may be */
         size_t blen = slash ? (size_t)(slash - b) : strlen(b);
         const char *prefix = slash ? slash + 1 : "";
         size_t plen = strlen(prefix);
-        while (plen && prefix[plen - 1] == '/')
+        /* One '/' ends a prefix; more belong to it ("s3://b/a//" keeps its keys under "a//"). */
+        if (plen && prefix[plen - 1] == '/')
             plen--;
         if (blen == 0 || blen >= sizeof bucket || plen >= sizeof root) {
             rc = cf_err_set(&err, CF_EINVAL,
@@ -371,6 +364,34 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
 }
 _Static_assert(sizeof(cf_label) == sizeof(coffer_label), "coffer_label is laid out as cf_label");
 
+/* A result the caller gave must say how long it is (coffer_result's struct_size). */
+static int check_result(const coffer_result *result, coffer_error *e)
+{
+    if (!result || result->struct_size >= sizeof(size_t))
+        return COFFER_OK;
+    char msg[120];
+    snprintf(msg, sizeof msg, "coffer_result: struct_size is %zu; set it to sizeof(coffer_result)",
+             result->struct_size);
+    return fail_msg(e, COFFER_EINVAL, msg);
+}
+
+#define RESULT_END(field) (offsetof(coffer_result, field) + sizeof(((coffer_result *)0)->field))
+
+/* Writes into out the fields of what that fit in out's struct_size: an older program's shorter
+ * struct gets its prefix, nothing past it; a newer program's longer one keeps what this library
+ * does not know. */
+static void put_result(coffer_result *out, const coffer_result *what)
+{
+    static const size_t ends[] = {RESULT_END(id), RESULT_END(raw_size), RESULT_END(stored_size),
+                                  RESULT_END(files), RESULT_END(skipped)};
+    size_t fit = sizeof(size_t);
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0] && ends[i] <= out->struct_size; i++)
+        fit = ends[i];
+    memcpy((char *)out + sizeof(size_t), (const char *)what + sizeof(size_t), fit - sizeof(size_t));
+}
+_Static_assert(offsetof(coffer_result, id) == sizeof(size_t), "struct_size comes first");
+_Static_assert(RESULT_END(skipped) == sizeof(coffer_result), "put_result knows every field");
+
 /* Logs how a create or restore ended (verb: "created", "restored"; where: "source" or "to") and
  * fills result on success. */
 static int finished(coffer_repo *r, const char *verb, const char *ns, const char *where, const char *what,
@@ -390,12 +411,13 @@ static int finished(coffer_repo *r, const char *verb, const char *ns, const char
     cf_log(&r->log, CF_LOG_INFO, msg, "namespace", ns, "id", made, where, what, "raw_bytes", raw,
            "stored_bytes", stored, NULL);
     if (result) {
-        memset(result, 0, sizeof *result);
-        snprintf(result->id, sizeof result->id, "%s", made);
-        result->raw_size = stats->raw_bytes;
-        result->stored_size = stats->stored_bytes;
-        result->files = stats->files;
-        result->skipped = stats->skipped;
+        coffer_result mine = {.struct_size = sizeof mine,
+                              .raw_size = stats->raw_bytes,
+                              .stored_size = stats->stored_bytes,
+                              .files = stats->files,
+                              .skipped = stats->skipped};
+        snprintf(mine.id, sizeof mine.id, "%s", made);
+        put_result(result, &mine);
     }
     return ok(e);
 }
@@ -417,6 +439,8 @@ int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const co
     int st = check_ns(r, ns, e);
     if (!st && (!path || !*path || strcmp(path, "-") == 0))
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_dir: a directory path is needed");
+    if (!st)
+        st = check_result(result, e);
     secret_box box;
     dir_callbacks cb;
     if (!st)
@@ -443,15 +467,31 @@ static int read_fd(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
     }
 }
 
+/* A stream's source descriptor, and what stops reading it (NULL: nothing). */
+typedef struct fd_source {
+    int fd;
+    const atomic_int *cancel;
+} fd_source;
+
+static int read_source(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)
+{
+    fd_source *src = ctx;
+    if (src->cancel && atomic_load(src->cancel))
+        return cf_err_set(err, CF_EIO, "the snapshot was cancelled; no snapshot was created");
+    return read_fd(&src->fd, buf, cap, got, err);
+}
+
 /* A stream snapshot read from fd (command NULL), or from a shell command's output. */
 static int create_stream(coffer_repo *r, const char *ns, int fd, const char *command,
-                         const coffer_create_options *options, coffer_result *result, coffer_error *e)
+                         const atomic_int *cancel, const coffer_create_options *options,
+                         coffer_result *result, coffer_error *e)
 {
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
     if (!st && !command && fd < 0)
         st = fail_msg(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
-
+    if (!st)
+        st = check_result(result, e);
     secret_box box;
     if (!st)
         st = engine_create_opts(options, &co, &box, 0, NULL, e);
@@ -459,19 +499,28 @@ static int create_stream(coffer_repo *r, const char *ns, int fd, const char *com
         return st;
     co.source = "-";
     co.command = command;
+    fd_source src = {fd, cancel};
     if (!command) {
-        co.read = read_fd;
-        co.read_ctx = &fd;
+        co.read = read_source;
+        co.read_ctx = &src;
     }
     st = run_create(r, ns, &co, command ? "command" : "fd", result, e);
     secret_wipe(&box);
+    if (st && cancel && atomic_load(cancel))
+        st = fail_msg(e, COFFER_EABORTED, "the snapshot was cancelled; no snapshot was created");
     return st;
+}
+
+int cf_lib_create_fd_cancellable(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
+                                 const atomic_int *cancel, coffer_result *result, coffer_error *e)
+{
+    return create_stream(r, ns, fd, NULL, cancel, options, result, e);
 }
 
 int coffer_create_fd(coffer_repo *r, const char *ns, int fd, const coffer_create_options *options,
                      coffer_result *result, coffer_error *e)
 {
-    return create_stream(r, ns, fd, NULL, options, result, e);
+    return create_stream(r, ns, fd, NULL, NULL, options, result, e);
 }
 
 int coffer_create_command(coffer_repo *r, const char *ns, const char *command,
@@ -479,7 +528,7 @@ int coffer_create_command(coffer_repo *r, const char *ns, const char *command,
 {
     if (!command)
         return fail_msg(e, COFFER_EINVAL, "coffer_create_command: a command is needed");
-    return create_stream(r, ns, -1, command, options, result, e);
+    return create_stream(r, ns, -1, command, NULL, options, result, e);
 }
 
 /* ---- a stream the application writes ---- */
@@ -657,10 +706,15 @@ int coffer_writer_commit(coffer_writer *w, coffer_result *result, coffer_error *
 {
     if (!w)
         return fail_msg(e, COFFER_EINVAL, "coffer_writer_commit: no writer");
+    int st = check_result(result, e);
+    if (st) {
+        /* Freed whatever the outcome, as promised; what it held is not stored. */
+        coffer_writer_abort(w);
+        return st;
+    }
     close(w->pipe_wr);
     pthread_join(w->thread, NULL);
-    int st =
-        finished(w->repo, "created", w->ns, "source", "writer", w->rc, &w->err, w->id, &w->stats, result, e);
+    st = finished(w->repo, "created", w->ns, "source", "writer", w->rc, &w->err, w->id, &w->stats, result, e);
     writer_free(w);
     return st;
 }
@@ -810,6 +864,8 @@ static int restore_to(coffer_repo *r, const char *ns, const char *id, const char
         st = check_id(id, 1, e);
     if (!st && !command && (!dest || !*dest || strcmp(dest, "-") == 0))
         st = fail_msg(e, COFFER_EINVAL, "coffer_restore_dir: a destination directory is needed");
+    if (!st)
+        st = check_result(result, e);
     secret_box box;
     if (!st)
         st = restore_opts(options, id, &ro, &box, e);
@@ -886,6 +942,8 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
     int st = check_ns(r, ns, e);
     if (!st)
         st = check_id(id, 1, e);
+    if (!st)
+        st = check_result(result, e);
     secret_box box;
     if (!st)
         st = restore_opts(options, id, &ro, &box, e);

@@ -5,16 +5,19 @@
 #ifndef CF_LIB_LIB_H
 #define CF_LIB_LIB_H
 
+#include <stdatomic.h>
+
 #include "coffer/coffer.h"
 #include "core/log.h"
-#include "storage/repo.h"
 
 /* repo's logger (silent when the application gave no log function); lives as long as repo. */
 const cf_logger *cf_lib_logger(const coffer_repo *repo);
 
-/* A handle over a repository the caller opened itself (the command line does, to keep its own
- * S3 target rules and to read the S3 client's last answer for its exit codes): silent, and it
- * owns repo from then on (coffer_repo_close closes it). 0 or CF_ENOMEM (repo not taken). */
-int cf_lib_repo_adopt(cf_repo *repo, coffer_repo **out);
+/* coffer_create_fd that gives up once *cancel is set (looked at before each read of fd): the
+ * upload is aborted, no snapshot is listed, and the status is COFFER_EABORTED. The snapshotter
+ * uploads its staged state with it, straight from the file rather than through a writer's pipe. */
+int cf_lib_create_fd_cancellable(coffer_repo *repo, const char *ns, int fd,
+                                 const coffer_create_options *options, const atomic_int *cancel,
+                                 coffer_result *result, coffer_error *err);
 
 #endif

@@ -26,7 +26,6 @@
 #define DEFAULT_RETENTION 3
 #define DEFAULT_RETRY_INITIAL_MS 1000ull
 #define DEFAULT_RETRY_MAX_MS (300 * 1000ull)
-#define STAGE_CHUNK (1u << 20)
 
 struct coffer_snapshotter {
     coffer_repo *repo;
@@ -55,11 +54,14 @@ static uint64_t mono_ms(void)
     return (uint64_t)(cf_clock_mono() * 1000.0);
 }
 
+/* A failure found here, with no S3 answer behind it (COFFER_OK and "" clear e). */
 static void set_error(coffer_error *e, int status, const char *msg)
 {
     if (e) {
         e->status = status;
         snprintf(e->message, sizeof e->message, "%s", msg);
+        e->http_status = 0;
+        e->s3_code[0] = '\0';
     }
 }
 
@@ -217,7 +219,9 @@ static int stage_open(const coffer_snapshotter *s, coffer_error *e)
     return fd;
 }
 
-/* Uploads what fd holds as a stream snapshot labelled with index and term. */
+/* Uploads what fd holds as a stream snapshot labelled with index and term. Straight from the
+ * file: the labels are known once the state is staged, so no writer (a pipe, a thread, a copy
+ * of every byte) is needed; stop with cancel ends the upload between two reads. */
 static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, coffer_result *res,
                   coffer_error *e)
 {
@@ -236,40 +240,10 @@ static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, 
                                 .nlabels = sizeof labels / sizeof labels[0]};
     if (lseek(fd, 0, SEEK_SET) < 0)
         return set_error(e, COFFER_EIO, "cannot read the staged state back"), COFFER_EIO;
-    coffer_writer *w;
-    int st = coffer_writer_begin(s->repo, s->ns, &co, &w, e);
-    if (st)
-        return st;
-    char *buf = malloc(STAGE_CHUNK);
-    if (!buf) {
-        coffer_writer_abort(w);
-        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
-    }
-    for (;;) {
-        if (atomic_load(&s->cancel)) {
-            st = COFFER_EABORTED;
-            set_error(e, st, "snapshot cancelled by coffer_snapshotter_stop");
-            break;
-        }
-        ssize_t n = read(fd, buf, STAGE_CHUNK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            st = COFFER_EIO;
-            set_error(e, st, "cannot read the staged state back");
-            break;
-        }
-        if (n == 0)
-            break;
-        if ((st = coffer_writer_write(w, buf, (size_t)n, e)))
-            break;
-    }
-    free(buf);
-    if (st) {
-        coffer_writer_abort(w);
-        return st;
-    }
-    return coffer_writer_commit(w, res, e);
+    int st = cf_lib_create_fd_cancellable(s->repo, s->ns, fd, &co, &s->cancel, res, e);
+    if (st == COFFER_EABORTED)
+        set_error(e, st, "snapshot cancelled by coffer_snapshotter_stop");
+    return st;
 }
 
 /* State, upload, truncation, retention; fills the stats, and *stored once the snapshot is. Called
@@ -291,7 +265,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
         close(sg.fd);
         return st;
     }
-    coffer_result res = {0};
+    coffer_result res = {.struct_size = sizeof res};
     st = upload(s, sg.fd, index, term, &res, e);
     close(sg.fd);
     if (st)
@@ -338,7 +312,8 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
                    (char *)NULL);
             if (!late) {
                 late = pr;
-                set_error(e, pr, pe.message);
+                if (e)
+                    *e = pe; /* with the S3 answer behind it */
             }
         }
     }
@@ -509,10 +484,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", part, "topic", s->topic,
            (char *)NULL);
     *out = s;
-    if (e) {
-        e->status = COFFER_OK;
-        e->message[0] = '\0';
-    }
+    set_error(e, COFFER_OK, "");
     return COFFER_OK;
 fail:
     free(s->topic);
@@ -558,10 +530,7 @@ int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats
     copy.applied = atomic_load(&s->applied);
     copy.struct_size = theirs < sizeof copy ? theirs : sizeof copy;
     memcpy(out, &copy, copy.struct_size);
-    if (e) {
-        e->status = COFFER_OK;
-        e->message[0] = '\0';
-    }
+    set_error(e, COFFER_OK, "");
     return COFFER_OK;
 }
 

@@ -120,11 +120,6 @@ int cf_s3c_same_principal(const cf_s3c *a, const cf_s3c *b)
            !strcmp(x->session_token, y->session_token);
 }
 
-const cf_s3c_status *cf_s3c_last_status(const cf_s3c *c)
-{
-    return &c->last;
-}
-
 void cf_s3c_host(cf_s3c *c, const char *bucket, char *out, size_t outlen)
 {
     if (c->virtual_host && bucket && *bucket)
@@ -301,7 +296,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         /* A new response (after a 100 Continue, too): forget the previous one's headers. */
         memset(&x->info, 0, sizeof x->info);
         x->total_size = 0;
-        x->request_id[0] = '\0';
         return len;
     }
     const char *colon = memchr(p, ':', len);
@@ -327,8 +321,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         header_value(v, vl, x->info.content_language, sizeof x->info.content_language);
     else if (nl == 7 && !strncasecmp(p, "expires", 7))
         header_value(v, vl, x->info.expires, sizeof x->info.expires);
-    else if (nl == 16 && !strncasecmp(p, "x-amz-request-id", 16))
-        header_value(v, vl, x->request_id, sizeof x->request_id);
     else if (nl == 14 && !strncasecmp(p, "content-length", 14)) {
         header_value(v, vl, tmp, sizeof tmp);
         x->info.size = strtoull(tmp, NULL, 10);
@@ -742,14 +734,15 @@ int cf_s3c_fail_from_body(cf_s3c_xfer *x)
                  x->status == 404   ? "NotFound"
                  : x->status == 403 ? "Forbidden"
                                     : "");
-    cf_s3c_status *last = &x->c->last;
-    last->http_status = x->status;
-    snprintf(last->code, sizeof last->code, "%s", e.code);
-    snprintf(last->request_id, sizeof last->request_id, "%s", x->request_id);
     int rc = map_error(x->status, e.code);
-    return cf_err_set(&x->err, rc, "s3 %s '%s%s%s': %s%s%s (HTTP %ld)", x->method, x->bucket ? x->bucket : "",
-                      x->key ? "/" : "", x->key ? x->key : "", e.code[0] ? e.code : cf_strerror(rc),
-                      e.message[0] ? ": " : "", e.message, x->status);
+    cf_err_set(&x->err, rc, "s3 %s '%s%s%s': %s%s%s (HTTP %ld)", x->method, x->bucket ? x->bucket : "",
+               x->key ? "/" : "", x->key ? x->key : "", e.code[0] ? e.code : cf_strerror(rc),
+               e.message[0] ? ": " : "", e.message, x->status);
+    /* With the error, not only the client: a repository's call may have run on any client of
+     * its pool, and the error is what reaches the caller. */
+    x->err.answer.status = x->status;
+    snprintf(x->err.answer.code, sizeof x->err.answer.code, "%s", e.code);
+    return rc;
 }
 
 static int retryable(const cf_s3c_xfer *x, CURLcode res)
@@ -809,9 +802,6 @@ static void attempt_done(cf_s3c_xfer *x, CURLcode res)
     if (res == CURLE_OK) {
         rc = cf_s3c_fail_from_body(x);
     } else {
-        c->last.http_status = 0;
-        c->last.code[0] = '\0';
-        c->last.request_id[0] = '\0';
         rc = cf_err_set(&x->err, CF_EIO, "s3 %s '%s%s%s': %s%s%s%s", x->method, x->bucket ? x->bucket : "",
                         x->key ? "/" : "", x->key ? x->key : "",
                         x->user_abort ? "stopped by the caller" : curl_easy_strerror(res),

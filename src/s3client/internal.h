@@ -58,7 +58,6 @@ typedef struct cf_s3c_xfer {
     long status;
     cf_s3c_object_info info;
     uint64_t total_size; /* from Content-Range "…/total", else Content-Length */
-    char request_id[128];
     char curl_msg[CURL_ERROR_SIZE];
 
     void *owner; /* for the parallel drivers */
@@ -78,7 +77,6 @@ struct cf_s3c {
     cf_sigv4_key_cache *keys; /* the signing keys of this client's requests and URLs */
     uint64_t rng;
     cf_s3c_stats stats;
-    cf_s3c_status last;
     int virtual_host;
 };
 

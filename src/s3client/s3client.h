@@ -20,8 +20,9 @@
  * AccessDenied/other 403 -> CF_EDENIED, BucketAlreadyExists… -> CF_EEXISTS, BucketNotEmpty ->
  * CF_ENOTEMPTY, 412 -> CF_EPRECOND, 416 -> CF_ERANGE, BadDigest… -> CF_EDIGEST, EntityTooLarge
  * -> CF_ETOOBIG, 501 -> CF_ENOTSUP, SlowDown/503/429 -> CF_EAGAIN, other 5xx and transport
- * failures -> CF_EIO, other 4xx -> CF_EINVAL. cf_s3c_last_status() tells the HTTP status and S3
- * code of the last failed request.
+ * failures -> CF_EIO, other 4xx -> CF_EINVAL. err->answer holds the HTTP status and S3 code
+ * behind the failure (status 0 when no answer came): with the error rather than in the client,
+ * so that it reaches the caller whichever client of a pool made the request.
  */
 #ifndef CF_S3CLIENT_S3CLIENT_H
 #define CF_S3CLIENT_S3CLIENT_H
@@ -112,14 +113,6 @@ void cf_s3c_get_stats(const cf_s3c *c, cf_s3c_stats *out);
 /* 1 when a and b talk to the same endpoint as the same principal (region, keys and session token
  * equal), so that one may read what the other names: a server-side copy between their buckets. */
 int cf_s3c_same_principal(const cf_s3c *a, const cf_s3c *b);
-
-typedef struct cf_s3c_status {
-    long http_status; /* 0 when no HTTP answer came */
-    char code[64];    /* S3 error code, "" when none */
-    char request_id[128];
-} cf_s3c_status;
-/* The last failed request's status; borrowed, valid until the next call on c. */
-const cf_s3c_status *cf_s3c_last_status(const cf_s3c *c);
 
 /* Returns 0 and fills *n with 0..n bytes copied to buf, or nonzero to abort the request. */
 typedef int (*cf_s3c_read_fn)(void *ctx, char *buf, size_t cap, size_t *n);

@@ -581,7 +581,8 @@ static int load_snapshot(cf_repo *repo, const char *ns, const char *id, char mke
 {
     snprintf(mkey, 512, "%s/%s.json", ns, id);
     int rc = load_manifest(repo, mkey, m, err);
-    return rc == CF_ENOTFOUND ? cf_err_set(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo))
+    /* Reworded, not replaced: the S3 answer still tells a missing bucket from a missing id. */
+    return rc == CF_ENOTFOUND ? cf_err_reword(err, rc, "no snapshot %s@%s in %s", ns, id, cf_repo_name(repo))
                               : rc;
 }
 

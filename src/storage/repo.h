@@ -97,8 +97,7 @@ typedef int (*cf_repo_info_fn)(void *ctx, const cf_repo_info *info, cf_err *err)
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
 /* A repository under root ("" or "a/b") in bucket. client becomes the first of the repository's
  * pool until cf_repo_close, which leaves it to the caller: meanwhile make no call of one's own on
- * it, but cf_s3c_last_status after a failed repository call made while no other thread used the
- * repository (that call ran on client). */
+ * it. A failure's S3 answer is in err->answer (core/err.h). */
 struct cf_s3c;
 int cf_repo_open_s3(struct cf_s3c *client, const char *bucket, const char *root, cf_repo **out, cf_err *err);
 /* How cf_repo_open_s3_conn reaches the server. Values are explicit; the environment and the AWS

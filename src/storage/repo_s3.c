@@ -763,7 +763,7 @@ static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *er
               : cf_err_set(err, CF_ENOMEM, "stat of '%s%s': out of memory", r->name, key);
     give_client(r, c);
     if (rc == CF_ENOTFOUND)
-        cf_err_set(err, rc, "'%s%s' not found", r->name, key);
+        cf_err_reword(err, rc, "'%s%s' not found", r->name, key);
     if (!rc)
         info_from_s3(out, info);
     free(info);

@@ -72,6 +72,7 @@ int main(int argc, char **argv)
         CHECK(coffer_writer_begin(repo, "topic-0", &co, &w, &e));
         for (size_t off = 0; off < size; off += 100000)
             CHECK(coffer_writer_write(w, data + off, size - off < 100000 ? size - off : 100000, &e));
+        ids[k].struct_size = sizeof ids[k];
         CHECK(coffer_writer_commit(w, &ids[k], &e));
     }
     coffer_writer *aborted;
@@ -86,7 +87,7 @@ int main(int argc, char **argv)
     coffer_list_free(list, n);
 
     got g = {0};
-    coffer_result restored;
+    coffer_result restored = {.struct_size = sizeof restored};
     CHECK(coffer_restore_cb(repo, "topic-0", NULL, keep, &g, NULL, &restored, &e));
     printf("restored %s same %d raw %d\n", restored.id, g.n == size && memcmp(g.p, data, size) == 0,
            restored.raw_size == size && ids[2].raw_size == size);
@@ -104,7 +105,13 @@ int main(int argc, char **argv)
     printf("pruned %zu left %zu %s\n", removed, n, n ? list[0].id : "");
     coffer_list_free(list, n);
     int missing = coffer_verify(repo, "topic-0", ids[0].id, NULL, &e);
-    printf("verify removed %s\n", coffer_strerror(missing));
+    printf("verify removed %s http %d s3 '%s'\n", coffer_strerror(missing), e.http_status, e.s3_code);
+    /* The same status for a missing bucket; the S3 answer tells them apart. */
+    coffer_repo *nobucket;
+    CHECK(coffer_repo_open("s3://libcoffer-no-such-bucket/kv", &o, &nobucket, &e));
+    missing = coffer_list(nobucket, "topic-0", &list, &n, &e);
+    printf("missing bucket %s http %d s3 '%s'\n", coffer_strerror(missing), e.http_status, e.s3_code);
+    coffer_repo_close(nobucket);
     printf("ids %s %s %s\nlog lines %d\n", ids[0].id, ids[1].id, ids[2].id, lines);
     coffer_repo_close(repo);
     free(data);
@@ -185,8 +192,10 @@ def test_program_against_installed_library(server, staged, tmp_path, static, fro
     assert f"restored {ids[2]} same 1 raw 1" in out, out
     assert "show gzip 1" in out
     assert f"pruned 2 left 1 {ids[2]}" in out, out
-    assert "verify removed not found" in out, out
-    # At info and above: 3 creates, 1 abort, 1 restore, 1 verify, 2 prunes, the failed verify.
+    assert "verify removed not found http 404 s3 'NoSuchKey'" in out, out
+    assert "missing bucket not found http 404 s3 'NoSuchBucket'" in out, out
+    # At info and above: 3 creates, 1 abort, 1 restore, 1 verify, 2 prunes, the failed verify (a
+    # failed listing logs nothing).
     assert "log lines 9" in out, out
     if not static:
         ldd = subprocess.run(["ldd", str(exe)], capture_output=True, text=True, env=env).stdout

@@ -38,6 +38,8 @@ typedef struct fake_sm {
     int slow_ms;       /* write_state writes in 100 pieces with this pause between */
     int in_state;      /* write_state is running */
     int state_aborted; /* write returned COFFER_EABORTED */
+    int repeat;        /* write_state writes its state this many times over (0: once) */
+    int state_written; /* write_state returned, all written */
 } fake_sm;
 
 static char dir[256];
@@ -78,15 +80,17 @@ static int sm_write_state(void *ctx, coffer_write_fn write, void *wctx, uint64_t
     int st = COFFER_OK;
     if (fail)
         st = COFFER_EIO;
-    for (size_t off = 0; !st && off < n; off += n / 100) {
-        size_t len = n - off < n / 100 ? n - off : n / 100;
-        st = write(wctx, p + off, len);
-        if (slow)
-            sleep_ms(slow);
-    }
+    for (int r = 0; r < (sm->repeat ? sm->repeat : 1); r++)
+        for (size_t off = 0; !st && off < n; off += n / 100) {
+            size_t len = n - off < n / 100 ? n - off : n / 100;
+            st = write(wctx, p + off, len);
+            if (slow)
+                sleep_ms(slow);
+        }
     free(p);
     pthread_mutex_lock(&sm->mu);
     sm->in_state = 0;
+    sm->state_written = !st;
     if (st == COFFER_EABORTED)
         sm->state_aborted = 1;
     pthread_mutex_unlock(&sm->mu);
@@ -411,6 +415,38 @@ static void test_stop(void **state)
     assert_int_equal(f->sm.ntruncated, 1);
 }
 
+/* Stop with cancel once the state is staged, while it is uploaded: the upload stops, nothing is
+ * listed, nothing truncated, and it is not a failure. */
+static void test_cancel_during_upload(void **state)
+{
+    fixture *f = *state;
+    coffer_snapshotter_options o = options_for(&f->sm, 0);
+    /* 64 MiB that gzip cannot shrink (the state repeats past deflate's window): its upload takes
+     * far longer than stop's call after write_state returned. */
+    f->sm.repeat = 1024;
+    coffer_snapshotter *s;
+    assert_int_equal(coffer_snapshotter_new(f->repo, &o, &s, NULL), COFFER_OK);
+    sm_apply(&f->sm, s, 10);
+    coffer_snapshotter_trigger(s);
+    for (int i = 0; i < 2000; i++) {
+        pthread_mutex_lock(&f->sm.mu);
+        int written = f->sm.state_written;
+        pthread_mutex_unlock(&f->sm.mu);
+        if (written)
+            break;
+        sleep_ms(1);
+    }
+    assert_true(f->sm.state_written);
+    coffer_snapshotter_stop(s, 1);
+    coffer_snapshotter_stats st = stats(s);
+    assert_int_equal(st.taken, 0);
+    assert_int_equal(st.failed, 0);
+    coffer_snapshotter_free(s);
+    assert_false(f->sm.state_aborted);
+    assert_int_equal(listed(f->repo, "0", NULL), 0);
+    assert_int_equal(f->sm.ntruncated, 0);
+}
+
 typedef struct partition_run {
     fake_sm sm;
     coffer_snapshotter *s;
@@ -665,6 +701,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_repository, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_during_upload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_partitions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap, setup, teardown),

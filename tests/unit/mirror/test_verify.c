@@ -19,8 +19,9 @@
 
 #include <cmocka.h>
 
-#include "../coffer_server.h"
+#include "../live_server.h"
 #include "core/fs.h"
+#include "s3client/s3client.h"
 #include "mirror/verify.h"
 #include "storage/repo.h"
 
@@ -30,7 +31,8 @@
 #define MIB ((size_t)1 << 20)
 
 static char tmp[256];
-static test_server server;
+static live_server server;
+static char endpoint[64];
 static unsigned counter; /* makes each test's directories and prefixes its own */
 
 /* ---- trees, sides and the server's data files ---- */
@@ -119,7 +121,7 @@ static void open_s3_side(side *d, const char *name)
     snprintf(root, sizeof root, "%s-%u", name, counter);
     snprintf(d->url, sizeof d->url, "s3://%s/%s", BUCKET, root);
     cf_repo_s3_conn c = {0};
-    c.endpoint = server.endpoint;
+    c.endpoint = endpoint;
     c.access_key = USER;
     c.secret_key = PASS;
     cf_err err;
@@ -171,18 +173,32 @@ static int setup(void **state)
 {
     (void)state;
     snprintf(tmp, sizeof tmp, "/tmp/coffer-test-verify-XXXXXX");
-    if (!mkdtemp(tmp))
+    if (!mkdtemp(tmp) || live_server_start(&server, tmp, USER, PASS))
         return -1;
-    return test_server_start(&server, tmp, USER, PASS, BUCKET);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", server.port);
+    cf_s3c_config cfg = {0};
+    snprintf(cfg.endpoint, sizeof cfg.endpoint, "%s", endpoint);
+    snprintf(cfg.region, sizeof cfg.region, "us-east-1");
+    snprintf(cfg.access_key, sizeof cfg.access_key, USER);
+    snprintf(cfg.secret_key, sizeof cfg.secret_key, PASS);
+    cf_s3c *client;
+    cf_err err;
+    if (cf_s3c_new(&cfg, &client, &err))
+        return -1;
+    int rc = cf_s3c_create_bucket(client, BUCKET, &err);
+    cf_s3c_free(client);
+    if (rc)
+        fprintf(stderr, "create bucket '%s': %s\n", BUCKET, err.msg);
+    return rc ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    int rc = test_server_stop(&server);
-    if (!rc)
+    live_server_stop(&server);
+    if (!server.unclean)
         cf_fs_remove_tree(tmp, NULL);
-    return rc;
+    return server.unclean ? -1 : 0;
 }
 
 static int each(void **state)
@@ -335,7 +351,7 @@ static void find_newest(const void *p, size_t n)
     found[0] = '\0';
     found_mtime = (struct timespec){0, 0};
     char objects[400];
-    snprintf(objects, sizeof objects, "%s/objects", server.data);
+    snprintf(objects, sizeof objects, "%s/objects", server.dir);
     nftw(objects, find_data_file, 16, FTW_PHYS);
     if (!found[0])
         fail_msg("no data file of the server holds those %zu bytes", n);
@@ -423,7 +439,7 @@ static void test_unlisted_bucket_fails_the_run(void **state)
     side a;
     open_dir_side(&a, "src");
     cf_repo_s3_conn c = {0};
-    c.endpoint = server.endpoint;
+    c.endpoint = endpoint;
     c.access_key = USER;
     c.secret_key = PASS;
     cf_repo *r;

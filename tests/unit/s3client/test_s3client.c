@@ -31,6 +31,8 @@
 #include "core/clock.h"
 #include "s3client/s3client.h"
 
+#include "../live_server.h"
+
 static char tmpdir[256];
 
 static void write_file(const char *path, const char *text)
@@ -309,31 +311,18 @@ static void fill_pattern(char *p, size_t n, uint32_t seed)
     }
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &len))
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 /* ---- the real server ---- */
 
 #define ROOT_USER "s3ctestadmin"
 #define ROOT_PASS "s3ctestsecret123"
 #define BUCKET "s3c-test"
 
-static pid_t server_pid;
-static int server_port;
-static char server_dir[300];
+static live_server server;
 
 static cf_s3c *new_client_with_clock(const char *secret, const cf_clock *clock)
 {
     cf_s3c_config cfg = {.clock = clock};
-    snprintf(cfg.endpoint, sizeof cfg.endpoint, "http://127.0.0.1:%d", server_port);
+    snprintf(cfg.endpoint, sizeof cfg.endpoint, "http://127.0.0.1:%d", server.port);
     snprintf(cfg.region, sizeof cfg.region, "us-east-1");
     snprintf(cfg.access_key, sizeof cfg.access_key, ROOT_USER);
     snprintf(cfg.secret_key, sizeof cfg.secret_key, "%s", secret);
@@ -350,108 +339,16 @@ static cf_s3c *new_client(const char *secret)
     return new_client_with_clock(secret, NULL);
 }
 
-static int server_ready(void)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/health/ready", server_port);
-    CURL *e = curl_easy_init();
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 500L);
-    long status = 0;
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    return status == 200;
-}
-
 static int start_server(void **state)
 {
-    char bin[512];
-    const char *env = getenv("COFFER_BIN");
-    if (env && *env) {
-        snprintf(bin, sizeof bin, "%s", env);
-    } else {
-        char self[512] = "";
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[n > 0 ? n : 0] = '\0';
-        snprintf(bin, sizeof bin, "%s/coffer", dirname(self));
-        if (access(bin, X_OK) != 0)
-            snprintf(bin, sizeof bin, "build/coffer");
-    }
-    snprintf(server_dir, sizeof server_dir, "%s/data", tmpdir);
-    mkdir(server_dir, 0700);
-    server_port = free_port();
-    char addr[64], log[400];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", server_port);
-    snprintf(log, sizeof log, "%s/server.log", tmpdir);
-    server_pid = fork();
-    if (server_pid == 0) {
-        setenv("COFFER_ROOT_USER", ROOT_USER, 1);
-        setenv("COFFER_ROOT_PASSWORD", ROOT_PASS, 1);
-        FILE *f = freopen(log, "w", stderr);
-        (void)f;
-        dup2(2, 1);
-        execl(bin, "coffer", "server", "--address", addr, "--data", server_dir, "--log-level", "warn",
-              (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 300; i++) {
-        if (server_ready())
-            return 0;
-        int st;
-        if (waitpid(server_pid, &st, WNOHANG) == server_pid) {
-            fprintf(stderr, "coffer server '%s' exited; see %s\n", bin, log);
-            server_pid = 0;
-            return -1;
-        }
-        usleep(50000);
-    }
-    fprintf(stderr, "coffer server '%s' not ready after 15 s\n", bin);
-    return -1;
-}
-
-/* Set when the server did not stop cleanly or its log holds a sanitizer report (the server is
- * the sanitized build next to this test): main then fails. */
-static int server_unclean;
-
-static void check_server_log(int exited_0)
-{
-    char log[400], line[1024];
-    snprintf(log, sizeof log, "%s/server.log", tmpdir);
-    FILE *f = fopen(log, "r");
-    int reported = 0;
-    while (f && fgets(line, sizeof line, f))
-        reported |= strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error:") != NULL;
-    if (!reported && exited_0) {
-        if (f)
-            fclose(f);
-        return;
-    }
-    server_unclean = 1;
-    fprintf(stderr, "coffer server: %s; its log:\n", reported ? "sanitizer report" : "unclean exit");
-    if (f) {
-        rewind(f);
-        while (fgets(line, sizeof line, f))
-            fputs(line, stderr);
-        fclose(f);
-    }
+    (void)state;
+    return live_server_start(&server, tmpdir, ROOT_USER, ROOT_PASS);
 }
 
 static int stop_server(void **state)
 {
-    if (server_pid > 0) {
-        kill(server_pid, SIGTERM);
-        int st = 0, gone = 0;
-        for (int i = 0; i < 100 && !(gone = waitpid(server_pid, &st, WNOHANG) == server_pid); i++)
-            usleep(50000);
-        if (!gone) {
-            kill(server_pid, SIGKILL);
-            waitpid(server_pid, &st, 0);
-        }
-        server_pid = 0;
-        check_server_log(gone && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    (void)state;
+    live_server_stop(&server);
     return 0;
 }
 
@@ -470,6 +367,9 @@ static void test_put_get_head_delete_range(void **state)
     assert_true(rc == 0 || rc == CF_EEXISTS);
     assert_int_equal(cf_s3c_head_bucket(c, BUCKET, &err), 0);
     assert_int_equal(cf_s3c_head_bucket(c, "s3c-no-such-bucket", &err), CF_ENOTFOUND);
+    /* The answer travels with the error, not only in the client's last status. */
+    assert_int_equal(err.answer.status, 404);
+    assert_string_equal(err.answer.code, "NotFound"); /* a HEAD's answer has no body */
 
     const char *text = "hello, coffer world";
     cf_s3c_object_info put, head, got;
@@ -510,8 +410,8 @@ static void test_put_get_head_delete_range(void **state)
     assert_int_equal(cf_s3c_get_object(c, BUCKET, "dir/hello world+?.txt", NULL, to_sink, &s, NULL, &err),
                      CF_ENOTFOUND);
     assert_int_equal(requests(c) - before, 1);
-    assert_string_equal(cf_s3c_last_status(c)->code, "NoSuchKey");
-    assert_int_equal(cf_s3c_last_status(c)->http_status, 404);
+    assert_string_equal(err.answer.code, "NoSuchKey");
+    assert_int_equal(err.answer.status, 404);
     assert_non_null(strstr(err.msg, "NoSuchKey"));
     assert_int_equal(cf_s3c_delete_object(c, BUCKET, "never-was", &err), 0);
     free(s.data);
@@ -566,7 +466,7 @@ static void test_put_stream_and_wrong_secret(void **state)
     int rc = cf_s3c_put_object(c, BUCKET, "x", "x", 1, NULL, NULL, &err);
     assert_true(rc == CF_EAUTH || rc == CF_EDENIED);
     assert_int_equal(requests(c) - before, 1);
-    assert_string_equal(cf_s3c_last_status(c)->code, "SignatureDoesNotMatch");
+    assert_string_equal(err.answer.code, "SignatureDoesNotMatch");
     cf_s3c_free(c);
     free(data);
 }
@@ -771,7 +671,7 @@ static void test_client_signs_with_its_clock(void **state)
     cf_s3c *c = new_client_with_clock(ROOT_PASS, &fixed.clock);
     cf_err err;
     assert_int_not_equal(cf_s3c_put_object(c, BUCKET, "clocked", "x", 1, NULL, NULL, &err), 0);
-    assert_string_equal(cf_s3c_last_status(c)->code, "RequestTimeTooSkewed");
+    assert_string_equal(err.answer.code, "RequestTimeTooSkewed");
     cf_buf url;
     cf_buf_init(&url, 8192);
     assert_int_equal(cf_s3c_presign(c, "GET", BUCKET, "clocked", 60, &url, &err), 0);
@@ -1081,7 +981,8 @@ static void test_no_retry_on_4xx_and_give_up(void **state)
     sink s = {0};
     assert_int_equal(cf_s3c_get_object(c, "b", "k", NULL, to_sink, &s, NULL, &err), CF_EDENIED);
     assert_int_equal(f.conns, 1);
-    assert_string_equal(cf_s3c_last_status(c)->code, "AccessDenied");
+    assert_int_equal(err.answer.status, 403);
+    assert_string_equal(err.answer.code, "AccessDenied");
     assert_non_null(strstr(err.msg, "no way"));
     cf_s3c_free(c);
     fake_stop(&f);
@@ -1094,7 +995,7 @@ static void test_no_retry_on_4xx_and_give_up(void **state)
     fake_stop(&f);
 
     /* Nobody listening: transport errors are retried too, then reported as I/O errors. */
-    int port = free_port();
+    int port = live_free_port();
     cf_s3c_config cfg = {.max_attempts = 2};
     snprintf(cfg.endpoint, sizeof cfg.endpoint, "http://127.0.0.1:%d", port);
     snprintf(cfg.region, sizeof cfg.region, "us-east-1");
@@ -1102,6 +1003,8 @@ static void test_no_retry_on_4xx_and_give_up(void **state)
     snprintf(cfg.secret_key, sizeof cfg.secret_key, "SK");
     assert_int_equal(cf_s3c_new(&cfg, &c, NULL), 0);
     assert_int_equal(cf_s3c_head_bucket(c, "b", &err), CF_EIO);
+    assert_int_equal(err.answer.status, 0); /* no answer came */
+    assert_string_equal(err.answer.code, "");
     cf_s3c_stats st;
     cf_s3c_get_stats(c, &st);
     assert_int_equal(st.requests, 2);
@@ -1153,5 +1056,5 @@ int main(void)
     stop_server(NULL);
     curl_global_cleanup();
     rm_rf(tmpdir);
-    return failed || server_unclean ? 1 : 0;
+    return failed || server.unclean ? 1 : 0;
 }

@@ -25,31 +25,94 @@
 
 #include <cmocka.h>
 
-#include "../coffer_server.h"
 #include "core/buf.h"
 #include "core/fs.h"
 #include "s3client/s3client.h"
 #include "storage/repo.h"
 #include "storage/repo_int.h"
 
+extern char **environ;
+
 #define USER "repotestadmin"
 #define PASS "repotestsecret123"
 #define BUCKET "repo-test"
 
 static char tmp[256];
-static test_server server;
+static pid_t server;
 static cf_s3c *client;
 static cf_repo *dir_repo, *s3_repo;
+
+/* ---- a coffer server of our own ---- */
+
+static int unused_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int ok = !bind(fd, (struct sockaddr *)&a, sizeof a) && !getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ok ? ntohs(a.sin_port) : -1;
+}
+
+static void coffer_path(char *out, size_t n)
+{
+    const char *env = getenv("COFFER_BIN");
+    if (env && *env) {
+        snprintf(out, n, "%s", env);
+        return;
+    }
+    char self[512] = "";
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[len > 0 ? len : 0] = '\0';
+    snprintf(out, n, "%s/coffer", dirname(self));
+}
 
 static int start(void **state)
 {
     (void)state;
     snprintf(tmp, sizeof tmp, "/tmp/coffer-test-backends-XXXXXX");
-    if (!mkdtemp(tmp) || test_server_start(&server, tmp, USER, PASS, BUCKET))
+    if (!mkdtemp(tmp))
         return -1;
-    client = server.client;
-    char dir[300];
+    char bin[600], data[300], addr[64], log[300];
+    coffer_path(bin, sizeof bin);
+    snprintf(data, sizeof data, "%s/server", tmp);
+    snprintf(log, sizeof log, "%s/server.log", tmp);
+    int port = unused_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    setenv("COFFER_ROOT_USER", USER, 1);
+    setenv("COFFER_ROOT_PASSWORD", PASS, 1);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    char *argv[] = {"coffer", "server", "--address", addr, "--data", data, "--log-level", "warn", NULL};
+    int e = posix_spawn(&server, bin, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e) {
+        fprintf(stderr, "cannot start '%s': %s\n", bin, strerror(e));
+        return -1;
+    }
+    cf_s3c_config cfg = {0};
+    snprintf(cfg.endpoint, sizeof cfg.endpoint, "http://%s", addr);
+    snprintf(cfg.region, sizeof cfg.region, "us-east-1");
+    snprintf(cfg.access_key, sizeof cfg.access_key, USER);
+    snprintf(cfg.secret_key, sizeof cfg.secret_key, PASS);
+    cfg.max_attempts = 1;
     cf_err err;
+    if (cf_s3c_new(&cfg, &client, &err))
+        return -1;
+    /* Ready when it answers: the bucket is made by the first request that gets through. */
+    int rc = -1;
+    for (int i = 0; i < 300 && rc; i++) {
+        rc = cf_s3c_create_bucket(client, BUCKET, &err);
+        if (rc)
+            usleep(50000);
+    }
+    if (rc) {
+        fprintf(stderr, "coffer server '%s' did not answer: %s (log: %s)\n", bin, err.msg, log);
+        return -1;
+    }
+    char dir[300];
     snprintf(dir, sizeof dir, "%s/repo", tmp);
     if (cf_repo_open_dir(dir, &dir_repo, &err) ||
         cf_repo_open_s3(client, BUCKET, "some/root", &s3_repo, &err))
@@ -62,10 +125,26 @@ static int stop(void **state)
     (void)state;
     cf_repo_close(dir_repo);
     cf_repo_close(s3_repo);
-    int failed = test_server_stop(&server);
+    cf_s3c_free(client);
+    int failed = 0;
+    if (server > 0) {
+        kill(server, SIGTERM);
+        int st = 0;
+        waitpid(server, &st, 0);
+        failed = !WIFEXITED(st) || WEXITSTATUS(st) != 0;
+        char log[300], line[1024];
+        snprintf(log, sizeof log, "%s/server.log", tmp);
+        FILE *f = fopen(log, "r");
+        while (f && fgets(line, sizeof line, f))
+            failed |= strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error:") != NULL;
+        if (f)
+            fclose(f);
+        if (failed)
+            fprintf(stderr, "coffer server: unclean exit or sanitizer report, see %s\n", log);
+    }
     if (!failed)
         cf_fs_remove_tree(tmp, NULL);
-    return failed;
+    return failed ? -1 : 0;
 }
 
 /* ---- helpers ---- */
