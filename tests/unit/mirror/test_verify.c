@@ -5,6 +5,8 @@
  * excludes, an object whose bytes were changed on the server's disk behind S3's back, and the
  * human and JSON output.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <setjmp.h>
@@ -433,6 +435,51 @@ static void test_bucket_to_bucket_multipart_changed_names_the_side(void **state)
     close_side(&b);
 }
 
+/* Between the listing and the reads (the log line of the first key's ETag, read first with one
+ * job), one destination file goes and another becomes a symbolic link. */
+static side *racing_dst;
+static int raced;
+
+static void race(void *ctx, cf_log_level level, const char *line, size_t len)
+{
+    (void)ctx, (void)level, (void)len;
+    if (raced || !strstr(line, "verify: etag"))
+        return;
+    raced = 1;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/b/c.bin", racing_dst->path);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/b/d/e.dat", racing_dst->path);
+    unlink(path);
+    if (symlink("../../a.txt", path))
+        fail_msg("symlink: %s", strerror(errno));
+}
+
+static void test_keys_gone_or_unreadable_after_the_listing(void **state)
+{
+    (void)state;
+    side a, b;
+    open_s3_side(&a, "src");
+    open_dir_side(&b, "dst");
+    racing_dst = &b;
+    raced = 0;
+    cf_logger log = {CF_LOG_DEBUG, race, NULL};
+    cf_verify_summary s;
+    cf_err err;
+    assert_int_equal(cf_mirror_verify(&a.s, &b.s, NULL, 0, 1, &log, &s, &err), 0);
+    assert_true(raced);
+    assert_int_equal(s.nmissing, 1);
+    assert_string_equal(s.missing[0], "b/c.bin");
+    assert_int_equal(s.ndifferent, 1);
+    assert_string_equal(s.different[0], "b/d/e.dat");
+    assert_int_equal(s.side[0], CF_VERIFY_SIDE_DESTINATION);
+    assert_non_null(strstr(s.why[0], "cannot read the destination: "));
+    assert_non_null(strstr(s.why[0], "symbolic link"));
+    cf_verify_summary_free(&s);
+    close_side(&a);
+    close_side(&b);
+}
+
 static void test_unlisted_bucket_fails_the_run(void **state)
 {
     (void)state;
@@ -523,6 +570,7 @@ int main(void)
         cmocka_unit_test_setup(test_excludes_are_respected, each),
         cmocka_unit_test_setup(test_dir_to_bucket_and_bytes_changed_on_the_server, each),
         cmocka_unit_test_setup(test_bucket_to_bucket_multipart_changed_names_the_side, each),
+        cmocka_unit_test_setup(test_keys_gone_or_unreadable_after_the_listing, each),
         cmocka_unit_test_setup(test_unlisted_bucket_fails_the_run, each),
         cmocka_unit_test(test_line_report_and_json),
     };
