@@ -19,6 +19,8 @@ build_packages=(
   libarchive-dev libzstd-dev liblz4-dev zlib1g-dev libcmocka-dev
   # the console's password hashes (crypt_r: bcrypt, yescrypt)
   libcrypt-dev
+  # coffer mirror's content types: libmagic and, to run, its compiled database
+  libmagic-dev libmagic1 libmagic-mgc
   # scripts/run.sh waits for /health/ready with curl (and signs its CreateBucket with it)
   curl
 )

@@ -40,6 +40,9 @@ tsan_integration=(
   # the console: logins on the blocking pool, proxied downloads paced with read-ahead threads
   tests/integration/test_console_api.py
   tests/integration/test_console_foreign.py
+  # coffer mirror: --jobs workers sharing two repositories' client pools and the run's counters
+  tests/integration/test_mirror.py::test_jobs_1_and_32_give_the_same_result
+  tests/integration/test_mirror.py::test_bucket_to_bucket_across_two_coffer_servers
 )
 # One repository of each kind (a directory, a bucket on the TSan-built server) used by 8 threads.
 tsan_unit+='|^test_repo_backends$'
@@ -51,14 +54,17 @@ tsan_unit+='|^test_catalogue$'
 tsan_unit+='|^test_prefetch$'
 # The console's rendered JSON: fragments installed by compare-and-swap while views change.
 tsan_unit+='|^test_render$'
-# libcoffer: two handles on two threads, and each pushed stream's engine thread.
-tsan_unit+='|^test_api$'
+# libcoffer: two handles on two threads, and each pushed stream's engine thread; its misuse
+# (concurrent stops, callbacks calling back, writers handed between threads).
+tsan_unit+='|^test_api$|^test_api_abuse$'
 # The snapshotter's thread beside the application's, two partitions at once, stop while in flight.
 tsan_unit+='|^test_snapshotter$'
 # coffer mirror --verify: keys read and judged by --jobs workers, findings gathered after.
 tsan_unit+='|^test_verify$'
 # The kvstore example's node: its state written from one thread while another applies entries.
 tsan_unit+='|^test_kv_store$'
+# coffer mirror --fix-content-types: workers sharing one listing and one repository.
+tsan_unit+='|^test_fixtypes$'
 threads_under_tsan() {
   local tsan_options="halt_on_error=0 exitcode=66 second_deadlock_stack=1"
   tsan_options+=" suppressions=$PWD/tests/tsan.supp"

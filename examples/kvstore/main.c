@@ -63,6 +63,18 @@ static int parse_u64(const char *text, uint64_t *out)
     return 0;
 }
 
+/* The topic is appended to --repo as a path segment: one that climbs ("..") or splits ("a/b")
+ * would put the snapshots in another repository. */
+static int topic_valid(const char *t)
+{
+    if (!*t || !strcmp(t, ".") || !strcmp(t, ".."))
+        return 0;
+    for (const unsigned char *c = (const unsigned char *)t; *c; c++)
+        if (*c < 0x20 || *c == 0x7f || *c == '/' || *c == '\\')
+            return 0;
+    return 1;
+}
+
 static int fail(const char *what, kv_err err)
 {
     if (err == KV_EIO)
@@ -337,6 +349,13 @@ int main(int argc, char **argv)
             opts.snap.repo = argv[++i];
         } else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
             opts.snap.topic = argv[++i];
+            if (!topic_valid(opts.snap.topic)) {
+                fprintf(stderr,
+                        "kvstore: --topic '%s' must be one path segment (not '.' or '..', without "
+                        "'/', '\\' or control characters)\n",
+                        opts.snap.topic);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--node-id") == 0 && i + 1 < argc) {
             opts.snap.node_id = argv[++i];
         } else if (strcmp(argv[i], "--snapshot-env") == 0) {

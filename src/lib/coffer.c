@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,11 +40,49 @@ struct coffer_repo {
     cf_logger log; /* sink NULL when the application gave no log function: silent */
     coffer_log_fn log_fn;
     void *log_ctx;
+    /* Writers and snapshotters use the handle after the call that made them returned; a close
+     * while any lives (the caller's bug) is deferred to the last one's end rather than freeing
+     * what their threads still read. */
+    pthread_mutex_t users_mu;
+    unsigned users;
+    int close_pending;
 };
 
 const cf_logger *cf_lib_logger(const coffer_repo *r)
 {
     return &r->log;
+}
+
+static void repo_free(coffer_repo *r)
+{
+    cf_repo_close(r->repo);
+    pthread_mutex_destroy(&r->users_mu);
+    free(r);
+}
+
+void cf_lib_repo_hold(coffer_repo *r)
+{
+    pthread_mutex_lock(&r->users_mu);
+    r->users++;
+    pthread_mutex_unlock(&r->users_mu);
+}
+
+void cf_lib_repo_release(coffer_repo *r)
+{
+    pthread_mutex_lock(&r->users_mu);
+    int last = --r->users == 0 && r->close_pending;
+    pthread_mutex_unlock(&r->users_mu);
+    if (last)
+        repo_free(r);
+}
+
+int cf_lib_text_valid(const char *s)
+{
+    /* The manifest is JSON: what jansson refuses as a string (invalid UTF-8) would fail the
+     * manifest's encoding only after the archive was uploaded. */
+    json_t *j = json_string(s);
+    json_decref(j);
+    return j != NULL;
 }
 
 const char *coffer_version(void)
@@ -107,7 +146,7 @@ static int ok(coffer_error *e)
 /* The caller's options (struct_size bytes of them) into a zeroed dst of ours: an older program's
  * shorter struct leaves the newer fields 0, a newer program's longer one is accepted when what it
  * adds is 0 (its default), since this library could not honour anything else. */
-static int copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e)
+int cf_lib_copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e)
 {
     memset(dst, 0, ours);
     if (!src)
@@ -140,7 +179,7 @@ static void log_sink(void *ctx, cf_log_level level, const char *line, size_t len
 int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer_repo **out, coffer_error *e)
 {
     coffer_repo_options o;
-    int st = copy_options(&o, sizeof o, options, "coffer_repo_options", e);
+    int st = cf_lib_copy_options(&o, sizeof o, options, "coffer_repo_options", e);
     if (st)
         return st;
     if (!url || !*url || !out)
@@ -153,6 +192,7 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
     r->log_fn = o.log;
     r->log_ctx = o.log_ctx;
     r->log = (cf_logger){(cf_log_level)o.log_level, o.log ? log_sink : NULL, r};
+    pthread_mutex_init(&r->users_mu, NULL);
     cf_err err = {0};
     int rc;
     if (strncmp(url, "s3://", 5) == 0) {
@@ -180,6 +220,7 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
         rc = cf_repo_open_dir(strncmp(url, "file://", 7) == 0 ? url + 7 : url, &r->repo, &err);
     }
     if (rc) {
+        pthread_mutex_destroy(&r->users_mu);
         free(r);
         return fail(e, rc, &err);
     }
@@ -197,18 +238,40 @@ void coffer_repo_close(coffer_repo *r)
 {
     if (!r)
         return;
-    cf_repo_close(r->repo);
-    free(r);
+    pthread_mutex_lock(&r->users_mu);
+    unsigned users = r->users;
+    r->close_pending = users > 0;
+    pthread_mutex_unlock(&r->users_mu);
+    if (users) {
+        char n[16];
+        snprintf(n, sizeof n, "%u", users);
+        cf_log(&r->log, CF_LOG_ERROR,
+               "coffer_repo_close: writers or snapshotters of the repository are still open; it is closed "
+               "when the last ends",
+               "open", n, NULL);
+        return;
+    }
+    repo_free(r);
 }
 
 /* ---- arguments every operation checks ---- */
 
-/* A namespace is one path segment of the repository: no '/', nothing that climbs out. */
+/* A namespace is one path segment of the repository: no '/', nothing that climbs out, and no
+ * longer than a file name may be (a longer one would be cut, naming another namespace). */
+#define NS_MAX 255
+
 static int check_ns(const coffer_repo *r, const char *ns, coffer_error *e)
 {
     if (!r)
         return fail_msg(e, COFFER_EINVAL, "no repository (NULL handle)");
-    if (!ns || !cf_snapshot_ns_valid(ns) || strchr(ns, '/')) {
+    size_t len = ns ? strnlen(ns, NS_MAX + 1) : 0;
+    if (len > NS_MAX) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "namespace '%.40s...' is too long: at most %d bytes (one path segment)", ns,
+                 NS_MAX);
+        return fail_msg(e, COFFER_EINVAL, msg);
+    }
+    if (!ns || !cf_snapshot_ns_valid(ns) || strchr(ns, '/') || strchr(ns, 0x7f)) {
         char msg[400];
         snprintf(
             msg, sizeof msg,
@@ -317,7 +380,7 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
                               secret_box *box, int copy_secret, dir_callbacks *cb, coffer_error *e)
 {
     coffer_create_options o;
-    int st = copy_options(&o, sizeof o, options, "coffer_create_options", e);
+    int st = cf_lib_copy_options(&o, sizeof o, options, "coffer_create_options", e);
     if (st)
         return st;
     static const cf_codec codecs[] = {CF_CODEC_ZSTD, CF_CODEC_LZ4, CF_CODEC_GZIP, CF_CODEC_NONE};
@@ -325,12 +388,25 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
         return fail_msg(e, COFFER_EINVAL, "coffer_create_options: compression is not a coffer_compression");
     if (o.nlabels > 64 || (o.nlabels && !o.labels))
         return fail_msg(e, COFFER_EINVAL, "coffer_create_options: at most 64 labels, and labels for nlabels");
-    for (size_t i = 0; i < o.nlabels; i++)
-        if (!o.labels[i].key || !*o.labels[i].key || strchr(o.labels[i].key, '=') || !o.labels[i].value)
+    for (size_t i = 0; i < o.nlabels; i++) {
+        const coffer_label *l = &o.labels[i];
+        if (!l->key || !*l->key || strchr(l->key, '=') || !l->value)
             return fail_msg(e, COFFER_EINVAL,
                             "coffer_create_options: a label needs a key (without '=') and a value");
+        if (!cf_lib_text_valid(l->key) || !cf_lib_text_valid(l->value))
+            return fail_msg(e, COFFER_EINVAL, "coffer_create_options: labels must be valid UTF-8");
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(o.labels[k].key, l->key)) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "coffer_create_options: label '%.60s' is given twice", l->key);
+                return fail_msg(e, COFFER_EINVAL, msg);
+            }
+    }
     if (o.nexclude && !o.exclude)
         return fail_msg(e, COFFER_EINVAL, "coffer_create_options: exclude is NULL but nexclude is not 0");
+    for (size_t i = 0; i < o.nexclude; i++)
+        if (!o.exclude[i])
+            return fail_msg(e, COFFER_EINVAL, "coffer_create_options: an exclude pattern is NULL");
     memset(co, 0, sizeof *co);
     co->codec = codecs[o.compression];
     co->level = o.level ? o.level : cf_codec_default_level(co->codec);
@@ -574,8 +650,14 @@ static void *writer_main(void *arg)
     w->err = err;
     pthread_mutex_unlock(&w->mu);
     char buf[65536];
-    while (read(w->pipe_rd, buf, sizeof buf) > 0 || errno == EINTR)
-        ;
+    for (;;) {
+        ssize_t n = read(w->pipe_rd, buf, sizeof buf);
+        /* errno only speaks for a failed read: after an interrupted one, a 0 (the end) would
+         * otherwise look interrupted too and the loop would spin. */
+        if (n > 0 || (n < 0 && errno == EINTR))
+            continue;
+        break;
+    }
     return NULL;
 }
 
@@ -650,12 +732,14 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
     w->pipe_rd = fds[0];
     w->pipe_wr = fds[1];
     pthread_mutex_init(&w->mu, NULL);
+    cf_lib_repo_hold(r);
     int prc = pthread_create(&w->thread, NULL, writer_main, w);
     if (prc) {
         close(fds[0]);
         close(fds[1]);
         pthread_mutex_destroy(&w->mu);
         writer_discard(w);
+        cf_lib_repo_release(r);
         return fail_msg(e, prc == EAGAIN ? COFFER_EAGAIN : COFFER_EIO,
                         "coffer_writer_begin: cannot start a thread");
     }
@@ -697,9 +781,11 @@ int coffer_writer_write(coffer_writer *w, const void *p, size_t n, coffer_error 
 
 static void writer_free(coffer_writer *w)
 {
+    coffer_repo *r = w->repo;
     close(w->pipe_rd);
     pthread_mutex_destroy(&w->mu);
     writer_discard(w);
+    cf_lib_repo_release(r);
 }
 
 int coffer_writer_commit(coffer_writer *w, coffer_result *result, coffer_error *e)
@@ -840,7 +926,7 @@ static int restore_opts(const coffer_restore_options *options, const char *id, c
                         secret_box *box, coffer_error *e)
 {
     coffer_restore_options o;
-    int st = copy_options(&o, sizeof o, options, "coffer_restore_options", e);
+    int st = cf_lib_copy_options(&o, sizeof o, options, "coffer_restore_options", e);
     if (!st)
         st = secret_from(o.key, o.passphrase, o.passphrase_len, 0, box, e);
     if (st)
@@ -1077,7 +1163,7 @@ int coffer_prune(coffer_repo *r, const char *ns, const coffer_retention *policy,
     if (!st && !policy)
         st = fail_msg(e, COFFER_EINVAL, "coffer_prune: a retention policy is needed");
     if (!st)
-        st = copy_options(&o, sizeof o, policy, "coffer_retention", e);
+        st = cf_lib_copy_options(&o, sizeof o, policy, "coffer_retention", e);
     if (st)
         return st;
     if (o.keep_last < 0 || o.keep_hourly < 0 || o.keep_daily < 0 || o.keep_weekly < 0 || o.keep_monthly < 0 ||

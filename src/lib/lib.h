@@ -20,4 +20,16 @@ int cf_lib_create_fd_cancellable(coffer_repo *repo, const char *ns, int fd,
                                  const coffer_create_options *options, const atomic_int *cancel,
                                  coffer_result *result, coffer_error *err);
 
+/* A writer or snapshotter of repo begins (hold) or ends (release): a coffer_repo_close called before
+ * the last release is carried out by it. */
+void cf_lib_repo_hold(coffer_repo *repo);
+void cf_lib_repo_release(coffer_repo *repo);
+
+/* The caller's options struct (src, NULL: defaults) into ours-sized dst by the struct_size rule
+ * of coffer.h; what names the struct in messages. COFFER_OK, COFFER_EINVAL or COFFER_ENOTSUP. */
+int cf_lib_copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e);
+
+/* 1 when s can be a manifest's string (a label's key or value): valid UTF-8. */
+int cf_lib_text_valid(const char *s);
+
 #endif

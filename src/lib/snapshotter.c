@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,12 @@ struct coffer_snapshotter {
     coffer_compression codec;
 
     pthread_t thread;
-    int joined;
     pthread_mutex_t mu; /* guards what follows it, down to stats */
     pthread_cond_t wake;
+    pthread_cond_t joined_cv; /* joined became 2 */
+    int joined;               /* 0; 1: a stop is joining the thread; 2: it has ended */
+    pthread_t self;           /* the thread, as it knows itself once started */
+    int self_known;
     int stopping;
     int triggered;
     uint64_t last_time_ms; /* monotonic: the last snapshot stored, or the start */
@@ -67,15 +71,25 @@ static void set_error(coffer_error *e, int status, const char *msg)
 
 /* ---- configuration ---- */
 
+/* Digits only: strtoull alone would also take " -5" (as 2^64 - 5), "+5" and leading blanks. */
+static int digits_only(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
 static int env_u64(const char *name, uint64_t scale, uint64_t *v, coffer_error *e)
 {
     const char *s = getenv(name);
     if (!s)
         return COFFER_OK;
-    char *end;
     errno = 0;
-    unsigned long long n = strtoull(s, &end, 10);
-    if (errno || end == s || *end || *s == '-' || n == 0 || n > UINT64_MAX / scale) {
+    unsigned long long n = digits_only(s) ? strtoull(s, NULL, 10) : 0;
+    if (errno || n == 0 || n > UINT64_MAX / scale) {
         char msg[200];
         snprintf(msg, sizeof msg, "%s='%.40s' is not a positive whole number", name, s);
         set_error(e, COFFER_EINVAL, msg);
@@ -116,10 +130,10 @@ static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
     }
     const char *r = getenv("COFFER_SNAPSHOT_RETENTION_COUNT");
     if (r) {
-        char *end;
-        long n = strtol(r, &end, 10);
-        if (end == r || *end || n < 0 || n > 1000000)
-            return set_error(e, COFFER_EINVAL, "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all)"),
+        long n = digits_only(r) && strlen(r) <= 7 ? strtol(r, NULL, 10) : -1;
+        if (n < 0 || n > 1000000)
+            return set_error(e, COFFER_EINVAL,
+                             "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all) to 1000000"),
                    COFFER_EINVAL;
         o->retention_count = n ? (int)n : -1;
     }
@@ -265,6 +279,18 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
         close(sg.fd);
         return st;
     }
+    uint64_t newest = atomic_load(&s->snapshot_index);
+    if (index < newest) {
+        /* Stored, it would be listed as the newest, and retention would remove newer states. */
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "write_state reported index %" PRIu64 ", below the newest snapshot's %" PRIu64
+                 ": not stored",
+                 index, newest);
+        set_error(e, COFFER_EINVAL, msg);
+        close(sg.fd);
+        return COFFER_EINVAL;
+    }
     coffer_result res = {.struct_size = sizeof res};
     st = upload(s, sg.fd, index, term, &res, e);
     close(sg.fd);
@@ -325,6 +351,13 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
 
 /* ---- the thread ---- */
 
+/* Intervals may be near 2^64 ms ("practically never"): a wrapped sum would lie in the past and
+ * make the thread spin. */
+static uint64_t add_ms(uint64_t a, uint64_t b)
+{
+    return b > UINT64_MAX - a ? UINT64_MAX : a + b;
+}
+
 static int due(const coffer_snapshotter *s, uint64_t now)
 {
     uint64_t applied = atomic_load(&s->applied), last = atomic_load(&s->snapshot_index);
@@ -381,12 +414,16 @@ static void *run(void *arg)
 {
     coffer_snapshotter *s = arg;
     const cf_logger *lg = cf_lib_logger(s->repo);
+    pthread_mutex_lock(&s->mu);
+    s->self = pthread_self();
+    s->self_known = 1;
+    pthread_mutex_unlock(&s->mu);
     baseline_from_repository(s);
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
         uint64_t now = mono_ms();
         if (!due(s, now) || now < s->retry_at_ms) {
-            uint64_t next = now + s->o.check_interval_ms;
+            uint64_t next = add_ms(now, s->o.check_interval_ms);
             if (s->retry_at_ms > now && s->retry_at_ms < next)
                 next = s->retry_at_ms;
             wait_until(s, next);
@@ -401,23 +438,28 @@ static void *run(void *arg)
         coffer_error e = {0};
         int stored = 0;
         int st = take(s, &stored, &e);
+        int cancelled = st == COFFER_EABORTED && atomic_load(&s->cancel);
+        /* Logged before taking the lock: a log function may call applied, trigger or stats. */
+        if (cancelled)
+            cf_log(lg, CF_LOG_INFO, "snapshotter: snapshot cancelled", "namespace", s->ns, (char *)NULL);
+        else if (st)
+            cf_log(lg, CF_LOG_WARN, "snapshotter: snapshot failed", "namespace", s->ns, "error", e.message,
+                   (char *)NULL);
         pthread_mutex_lock(&s->mu);
         s->stats.in_flight = 0;
         now = mono_ms();
-        if (st == COFFER_EABORTED && atomic_load(&s->cancel)) {
-            cf_log(lg, CF_LOG_INFO, "snapshotter: snapshot cancelled", "namespace", s->ns, (char *)NULL);
+        if (cancelled)
             continue;
-        }
         if (st) {
             s->stats.failed++;
             s->stats.last_error = e;
-            cf_log(lg, CF_LOG_WARN, "snapshotter: snapshot failed", "namespace", s->ns, "error", e.message,
-                   (char *)NULL);
         }
         if (!stored) {
             s->triggered |= was_triggered;
-            s->retry_at_ms = now + s->backoff_ms;
-            s->backoff_ms = s->backoff_ms * 2 > s->o.retry_max_ms ? s->o.retry_max_ms : s->backoff_ms * 2;
+            s->retry_at_ms = add_ms(now, s->backoff_ms);
+            s->backoff_ms = add_ms(s->backoff_ms, s->backoff_ms);
+            if (s->backoff_ms > s->o.retry_max_ms)
+                s->backoff_ms = s->o.retry_max_ms;
             continue;
         }
         /* Stored (even if truncation or retention then failed): the thresholds start over. */
@@ -442,6 +484,13 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     if (!repo || !out)
         return set_error(e, COFFER_EINVAL, "coffer_snapshotter_new: a repository and out are needed"),
                COFFER_EINVAL;
+    if (options && options->struct_size > offsetof(coffer_snapshotter_options, node_id) &&
+        ((options->topic && !cf_lib_text_valid(options->topic)) ||
+         (options->node_id && !cf_lib_text_valid(options->node_id))))
+        return set_error(e, COFFER_EINVAL,
+                         "coffer_snapshotter_options: topic and node_id (labels of the manifests) must be "
+                         "valid UTF-8"),
+               COFFER_EINVAL;
     coffer_snapshotter *s = calloc(1, sizeof *s);
     if (!s)
         return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
@@ -451,6 +500,15 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         return st;
     }
     const char *tmp = s->o.tmp_dir ? s->o.tmp_dir : getenv("TMPDIR");
+    const char *tmp_from = s->o.tmp_dir ? "coffer_snapshotter_options: tmp_dir" : "TMPDIR";
+    if (tmp && *tmp && access(tmp, W_OK | X_OK)) {
+        /* Said now, not as the failure of every snapshot to come. */
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s '%.200s' is not a directory this process can write: %s", tmp_from, tmp,
+                 strerror(errno));
+        free(s);
+        return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
+    }
     s->repo = repo;
     snprintf(s->ns, sizeof s->ns, "%" PRIu32, s->o.partition);
     s->codec = s->o.compression ? (coffer_compression)(s->o.compression - 1) : COFFER_COMPRESSION_GZIP;
@@ -471,9 +529,13 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&s->joined_cv, NULL);
     pthread_mutex_init(&s->mu, NULL);
+    cf_lib_repo_hold(repo);
     if (pthread_create(&s->thread, NULL, run, s)) {
+        cf_lib_repo_release(repo);
         pthread_cond_destroy(&s->wake);
+        pthread_cond_destroy(&s->joined_cv);
         pthread_mutex_destroy(&s->mu);
         st = COFFER_ENOMEM;
         set_error(e, st, "cannot start the snapshotter's thread");
@@ -496,6 +558,8 @@ fail:
 
 void coffer_snapshotter_applied(coffer_snapshotter *s, uint64_t index)
 {
+    if (!s)
+        return;
     uint64_t prev = atomic_load(&s->applied);
     while (index > prev && !atomic_compare_exchange_weak(&s->applied, &prev, index))
         ;
@@ -511,6 +575,8 @@ void coffer_snapshotter_applied(coffer_snapshotter *s, uint64_t index)
 
 void coffer_snapshotter_trigger(coffer_snapshotter *s)
 {
+    if (!s)
+        return;
     pthread_mutex_lock(&s->mu);
     s->triggered = 1;
     pthread_cond_signal(&s->wake);
@@ -534,33 +600,59 @@ int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats
     return COFFER_OK;
 }
 
-void coffer_snapshotter_stop(coffer_snapshotter *s, int cancel)
+/* Stops s; 0, or -1 when called on s's own thread (from a callback), which cannot join itself:
+ * the thread is told to stop, and a later stop or free from elsewhere joins it. */
+static int stop(coffer_snapshotter *s, int cancel)
 {
-    if (!s)
-        return;
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     if (cancel)
         atomic_store(&s->cancel, 1);
     pthread_cond_signal(&s->wake);
-    int joined = s->joined;
-    s->joined = 1;
-    pthread_mutex_unlock(&s->mu);
-    if (!joined)
+    if (s->self_known && pthread_equal(pthread_self(), s->self)) {
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    if (s->joined == 0) {
+        s->joined = 1;
+        pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
+        pthread_mutex_lock(&s->mu);
+        s->joined = 2;
+        pthread_cond_broadcast(&s->joined_cv);
+    }
+    /* A second stop at the same time returns, like the first, only once the thread has ended. */
+    while (s->joined != 2)
+        pthread_cond_wait(&s->joined_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void coffer_snapshotter_stop(coffer_snapshotter *s, int cancel)
+{
+    if (s)
+        stop(s, cancel);
 }
 
 void coffer_snapshotter_free(coffer_snapshotter *s)
 {
     if (!s)
         return;
-    coffer_snapshotter_stop(s, 0);
+    if (stop(s, 0)) {
+        cf_log(cf_lib_logger(s->repo), CF_LOG_ERROR,
+               "coffer_snapshotter_free called from the snapshotter's own callback: stopped, not freed",
+               "namespace", s->ns, (char *)NULL);
+        return;
+    }
+    coffer_repo *repo = s->repo;
     pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->joined_cv);
     pthread_mutex_destroy(&s->mu);
     free(s->topic);
     free(s->node_id);
     free(s->tmp_dir);
     free(s);
+    cf_lib_repo_release(repo);
 }
 
 /* ---- bootstrap ---- */
@@ -586,16 +678,34 @@ static int parse_u64(const char *s, uint64_t *v)
     return 0;
 }
 
-/* Restores id into the destination; COFFER_EDIGEST / COFFER_ECORRUPT when it is damaged. */
+typedef struct delivery {
+    coffer_progress_fn progress; /* the application's */
+    void *progress_ctx;
+    uint64_t delivered;
+} delivery;
+
+/* The engine reports progress as it hands each block over: done > 0 means bytes went out. */
+static void count_delivered(void *ctx, uint64_t done, uint64_t total)
+{
+    delivery *d = ctx;
+    d->delivered = done;
+    if (d->progress)
+        d->progress(d->progress_ctx, done, total);
+}
+
+/* Restores id into the destination; COFFER_EDIGEST / COFFER_ECORRUPT when it is damaged;
+ * *delivered set when part of it already reached a callback or fd. */
 static int restore_one(coffer_repo *repo, const char *ns, const char *id, const coffer_bootstrap_options *o,
-                       coffer_error *e)
+                       int *delivered, coffer_error *e)
 {
     if (o->dest_dir) {
         char dest[4200];
         snprintf(dest, sizeof dest, "%s/state", o->dest_dir);
         char tmp[4300];
-        snprintf(tmp, sizeof tmp, "%s/.state.%s", o->dest_dir, id);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* A name nobody can guess and a file made here (O_EXCL): whoever can write dest_dir
+         * cannot plant a symlink at it and have the restore write through it. */
+        snprintf(tmp, sizeof tmp, "%s/.state.%s.XXXXXX", o->dest_dir, id);
+        int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0) {
             char msg[4400];
             snprintf(msg, sizeof msg, "cannot create %.4000s: %s", tmp, strerror(errno));
@@ -614,9 +724,26 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
     int st = coffer_verify(repo, ns, id, o->restore, e);
     if (st)
         return st;
-    if (o->write)
-        return coffer_restore_cb(repo, ns, id, o->write, o->write_ctx, o->restore, NULL, e);
-    return coffer_restore_fd(repo, ns, id, o->fd, o->restore, NULL, e);
+    /* The snapshot can still turn out damaged while it is handed over (it changed since the
+     * verification, or the network flipped bits): from the first byte delivered on, the caller
+     * holds part of it, and an older snapshot must not follow as if it continued it. */
+    coffer_restore_options ro;
+    if ((st = cf_lib_copy_options(&ro, sizeof ro, o->restore, "coffer_restore_options", e)))
+        return st;
+    ro.struct_size = sizeof ro;
+    delivery d = {ro.progress, ro.progress_ctx, 0};
+    ro.progress = count_delivered;
+    ro.progress_ctx = &d;
+    st = o->write ? coffer_restore_cb(repo, ns, id, o->write, o->write_ctx, &ro, NULL, e)
+                  : coffer_restore_fd(repo, ns, id, o->fd, &ro, NULL, e);
+    if (st && d.delivered) {
+        *delivered = 1;
+        char msg[sizeof e->message];
+        snprintf(msg, sizeof msg, "%.300s (after %" PRIu64 " bytes were delivered: discard them)",
+                 e ? e->message : coffer_strerror(st), d.delivered);
+        set_error(e, st, msg);
+    }
+    return st;
 }
 
 int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstrap_options *options,
@@ -662,8 +789,9 @@ int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstr
             continue;
         }
         coffer_error re = {0};
-        int rs = restore_one(repo, ns, si->id, &o, &re);
-        if (rs == COFFER_EDIGEST || rs == COFFER_ECORRUPT) {
+        int delivered = 0;
+        int rs = restore_one(repo, ns, si->id, &o, &delivered, &re);
+        if ((rs == COFFER_EDIGEST || rs == COFFER_ECORRUPT) && !delivered) {
             cf_log(lg, CF_LOG_WARN, "bootstrap: snapshot damaged, trying the one before", "namespace", ns,
                    "id", si->id, "error", re.message, (char *)NULL);
             result->fell_back = 1;

@@ -37,11 +37,22 @@ typedef struct cf_mirror_opts {
     int delete_extra, dry_run, jobs; /* jobs 0: 8 */
     const char *const *exclude;
     size_t nexclude;
-    const char *link_dest; /* a directory; a source file found there the same (rule of the directory
-                            * destination) is hard-linked instead of copied */
+    /* NULL, or a directory (cf_mirror_dated passes the newest earlier dated copy; the destination
+     * is then a directory side). A key the plan would copy whose link_dest/KEY is a regular file
+     * (reached without following a symbolic link) the same as the source's by the directory
+     * destination's rule is hard-linked instead of copied: linked under a temporary name beside
+     * dst/KEY and renamed over it, counted in files_linked and bytes_linked (a failed link is a
+     * failed file). A file the destination already holds the same is skipped as always.
+     * What --dated relies on, with or without link_dest: an existing destination file is never
+     * written into or changed in place (not its bytes, mtime or metadata), only replaced whole by
+     * a rename, since it may be a hard link that earlier dated copies share. */
+    const char *link_dest;
     const cf_logger *log;
     cf_mirror_progress_fn progress;
     void *progress_ctx;
+    /* Optional, dry run only: each planned "copy" and "delete" (key order, the calling thread). */
+    void (*planned)(void *ctx, const char *action, const char *key, uint64_t size);
+    void *planned_ctx;
 } cf_mirror_opts;
 
 typedef struct cf_mirror_failure {

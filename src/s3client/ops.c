@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/clock.h"
 #include "s3/xml.h"
@@ -235,7 +236,18 @@ static const char *text(const cf_xml_node *n, const char *name)
 
 static int64_t iso_time(const char *s)
 {
-    /* curl_getdate reads RFC 3339 / ISO 8601 dates such as 2009-10-12T17:50:30.000Z. */
+    /* S3's XML dates are ISO 8601 (2009-10-12T17:50:30.000Z), which curl_getdate does not read
+     * (it answered -1, so every listed LastModified was 0); HTTP dates are left to it. */
+    struct tm tm = {0};
+    int n = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &tm.tm_sec, &n) == 6 &&
+        n) {
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        time_t t = timegm(&tm);
+        return t > 0 ? (int64_t)t : 0;
+    }
     time_t t = curl_getdate(s, NULL);
     return t > 0 ? (int64_t)t : 0;
 }

@@ -1,14 +1,8 @@
 /*
- * retention.h - which snapshots a prune keeps, with restic's meaning of each rule:
- *   last N      the N most recent snapshots
- *   hourly N    for the last N hours that have snapshots, the most recent of each hour
- *   daily, weekly (ISO 8601 weeks), monthly, yearly N: the same per day, week, month, year
- *   within D    every snapshot made within D of the newest one (not of now: a repository
- *               that stopped receiving snapshots is not emptied by the passing of time)
+ * retention.h - which snapshots a prune keeps: the rules of core/keep.h (restic's meaning of
+ * each, calendar periods in UTC where restic uses local time) over the snapshots' creation times.
  * "Most recent" follows cf_snapshot_key_cmp, the order every other command uses, so that two
  * snapshots of one second are told apart the same way here as by @latest.
- * A snapshot is kept when any rule keeps it. Calendar periods are taken in UTC, so that the
- * answer does not depend on the machine that prunes (restic uses local time).
  */
 #ifndef CF_SNAPSHOT_RETENTION_H
 #define CF_SNAPSHOT_RETENTION_H
@@ -17,12 +11,8 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/keep.h" /* cf_retention, the policy */
 #include "snapshot/order.h"
-
-typedef struct cf_retention {
-    int last, hourly, daily, weekly, monthly, yearly;
-    int64_t within_s;
-} cf_retention;
 
 typedef struct cf_retention_item {
     cf_snapshot_key key; /* in: when the snapshot was made, and its id (snapshot/order.h) */

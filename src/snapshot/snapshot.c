@@ -471,9 +471,19 @@ static int order_snapshots(cf_repo *repo, const char *ns, int newest_only, order
         if (j - i < 2 || (newest_only && j < o->n))
             continue;
         for (size_t k = i; !rc && k < j; k++)
-            rc = load_created_ns(repo, ns, &o->v[k], err);
+            if ((rc = load_created_ns(repo, ns, &o->v[k], err)) == CF_ENOTFOUND) {
+                /* Removed since the listing (a prune beside this call): no snapshot any more. */
+                o->v[k].created_ns = -1;
+                rc = 0;
+            }
         qsort(o->v + i, j - i, sizeof *o->v, key_cmp);
     }
+    size_t kept = 0;
+    for (size_t i = 0; !rc && i < o->n; i++)
+        if (o->v[i].created_ns >= 0)
+            o->v[kept++] = o->v[i];
+    if (!rc)
+        o->n = kept;
     return rc;
 }
 
@@ -485,7 +495,11 @@ int cf_snapshot_list(cf_repo *repo, const char *ns, cf_snapshot_list_fn fn, void
         char mkey[512];
         snprintf(mkey, sizeof mkey, "%s/%s.json", ns, o.v[i].id);
         cf_manifest man;
-        if ((rc = load_manifest(repo, mkey, &man, err)))
+        if ((rc = load_manifest(repo, mkey, &man, err)) == CF_ENOTFOUND) {
+            rc = 0; /* removed since the listing: not listed */
+            continue;
+        }
+        if (rc)
             break;
         rc = fn(ctx, &man);
         cf_manifest_cleanup(&man);
@@ -815,8 +829,8 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
     for (size_t i = 0; !rc && i < n; i++)
         fn(ctx, items[i].key.id, items[i].keep ? items[i].reasons : NULL);
     for (size_t i = 0; !rc && !dry_run && i < n; i++)
-        if (!items[i].keep)
-            rc = cf_snapshot_remove(repo, ns, items[i].key.id, err);
+        if (!items[i].keep && (rc = cf_snapshot_remove(repo, ns, items[i].key.id, err)) == CF_ENOTFOUND)
+            rc = 0; /* gone since the listing (a prune running beside this one): what was wanted */
     /* Archives whose manifest never came: an interrupted create, once past the grace period
      * (a create in progress has no manifest yet either). */
     int64_t now = cf_clock_now();

@@ -65,6 +65,9 @@ typedef struct cf_repo_put_opts {
     /* A directory skips the fsyncs of this write (the file's and its directory's): the caller
      * makes many files durable at once with cf_repo_sync. The rename still makes it whole. */
     int no_sync;
+    /* A directory creates the file with these permission bits, and the directories it needs with
+     * 0777, both less the umask, as cp and tar do; 0: 0600 and 0700, a repository's private files. */
+    unsigned mode;
 } cf_repo_put_opts;
 
 /* What cf_repo_stat tells. meta[] points into buf: use the struct where it was filled. */
@@ -180,6 +183,9 @@ int cf_repo_delete(cf_repo *r, const char *key, cf_err *err);
 /* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. On a
  * failure, the keys before the one named in err are gone, the others may be. */
 int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
+/* 1 when name (one path segment) is a directory repository's temporary file of a write in flight,
+ * "NAME.tmp-" and 16 lower-case hex digits: never listed as an object, removed by a sweep. */
+int cf_repo_dir_temporary(const char *name);
 /* Removes what interrupted writes left under prefix, started before `before` (seconds since
  * the epoch): temporary files of a directory, multipart uploads of a bucket. *removed counts. */
 int cf_repo_sweep(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);

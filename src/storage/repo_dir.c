@@ -128,7 +128,7 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, con
         char dir[PATH_MAX];
         snprintf(dir, sizeof dir, "%s", w->final);
         *strrchr(dir, '/') = '\0';
-        rc = cf_fs_mkdirs(dir, 0700, err);
+        rc = cf_fs_mkdirs(dir, o && o->mode ? 0777 : 0700, err);
     }
     if (rc) {
         free(w);
@@ -139,7 +139,8 @@ static int dir_writer_begin(cf_repo *r, const char *key, uint64_t size_hint, con
     /* Beside the target, so that the rename stays within one filesystem (and one NFS dir). */
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", w->final, rnd[0], rnd[1],
              rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                 o && o->mode ? (mode_t)(o->mode & 07777) : 0600);
     if (w->fd < 0) {
         int e = errno;
         rc = cf_err_sys(err, cf_err_from_errno(e), e, "cannot create '%s'", w->tmp);
@@ -228,20 +229,18 @@ static int open_key(cf_repo *r, const char *key, char path[PATH_MAX], cf_err *er
 
 /* Bytes [offset, offset+len) (len UINT64_MAX: to the end) in blocks of block bytes. A whole-file
  * stream also widens the read-ahead window, so that the disk keeps streaming while fn works. */
-static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t len, size_t block,
-                       cf_repo_data_fn fn, void *ctx, cf_err *err)
+/* Bytes [offset, offset+len) of the open file fd (len UINT64_MAX: to the end) in blocks of
+ * block bytes. A whole-file read also widens the read-ahead window, so that the disk keeps
+ * streaming while fn works. */
+static int read_fd(int fd, const char *path, uint64_t offset, uint64_t len, size_t block, cf_repo_data_fn fn,
+                   void *ctx, cf_err *err)
 {
-    char path[PATH_MAX];
-    int rc = 0, fd = open_key(r, key, path, err);
-    if (fd < 0)
-        return fd;
     if (offset == 0 && len == UINT64_MAX)
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     char *buf = malloc(block);
-    if (!buf) {
-        close(fd);
+    if (!buf)
         return cf_err_set(err, CF_ENOMEM, "out of memory");
-    }
+    int rc = 0;
     uint64_t pos = offset, left = len;
     while (left > 0) {
         size_t want = left < block ? (size_t)left : block;
@@ -265,6 +264,17 @@ static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t le
             left -= (uint64_t)got;
     }
     free(buf);
+    return rc;
+}
+
+static int read_blocks(cf_repo *r, const char *key, uint64_t offset, uint64_t len, size_t block,
+                       cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    char path[PATH_MAX];
+    int fd = open_key(r, key, path, err);
+    if (fd < 0)
+        return fd;
+    int rc = read_fd(fd, path, offset, len, block, fn, ctx, err);
     close(fd);
     return rc;
 }
@@ -289,10 +299,17 @@ typedef struct walk {
     size_t n, cap;
 } walk;
 
-/* A temporary file of a write in flight (dir_writer_begin's name), never an object. */
-static int is_temporary(const char *name)
+int cf_repo_dir_temporary(const char *name)
 {
-    return strstr(name, ".tmp-") != NULL;
+    const char *t = strstr(name, ".tmp-");
+    for (const char *next; t && (next = strstr(t + 1, ".tmp-"));)
+        t = next;
+    if (!t || strlen(t + 5) != 16)
+        return 0;
+    for (const char *p = t + 5; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
+    return 1;
 }
 
 static int collect(walk *w, const char *rel, cf_err *err)
@@ -305,7 +322,7 @@ static int collect(walk *w, const char *rel, cf_err *err)
     struct dirent *e;
     int rc = 0;
     while (!rc && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || is_temporary(e->d_name) ||
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || cf_repo_dir_temporary(e->d_name) ||
             (e->d_name[0] == '.' && !(w->flags & CF_REPO_LIST_HIDDEN)))
             continue; /* in-flight writes are not objects */
         char sub[PATH_MAX];
@@ -432,7 +449,7 @@ static int sweep_dir(const char *dir, const sweep_ctx *sc, cf_err *err)
             continue;
         if (S_ISDIR(st.st_mode))
             rc = sweep_dir(full, sc, err);
-        else if (strstr(e->d_name, ".tmp-") && (int64_t)st.st_mtime < sc->before && unlink(full) == 0)
+        else if (cf_repo_dir_temporary(e->d_name) && (int64_t)st.st_mtime < sc->before && unlink(full) == 0)
             (*sc->removed)++;
     }
     closedir(d);
@@ -522,7 +539,8 @@ static int read_level(dir_repo *r, const char *prefix, level_entry **out, size_t
     size_t n = 0, cap = 0;
     struct dirent *e;
     while (!rc && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-") || strncmp(e->d_name, part, strlen(part)) != 0)
+        if (e->d_name[0] == '.' || cf_repo_dir_temporary(e->d_name) ||
+            strncmp(e->d_name, part, strlen(part)) != 0)
             continue;
         level_entry le;
         char full[PATH_MAX];
@@ -682,23 +700,8 @@ static int dir_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_inf
     size_t block = (size_t)4 << 20;
     if (!rc && (uint64_t)st.st_size < block)
         block = (size_t)st.st_size + 1 > (64 << 10) ? (size_t)st.st_size + 1 : (64 << 10);
-    char *buf = rc ? NULL : malloc(block);
-    if (!rc && !buf)
-        rc = cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
-    if (!rc && (uint64_t)st.st_size > block)
-        posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    while (!rc) {
-        ssize_t got = read(fd, buf, block);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            rc = cf_err_sys(err, cf_err_from_errno(errno) == CF_EDENIED ? CF_EDENIED : CF_EIO, errno,
-                            "cannot read '%s'", path);
-        if (got <= 0)
-            break;
-        rc = fn(ctx, buf, (size_t)got, err);
-    }
-    free(buf);
+    if (!rc)
+        rc = read_fd(fd, path, 0, UINT64_MAX, block, fn, ctx, err);
     close(fd);
     return rc;
 }

@@ -224,3 +224,22 @@ def make_console(tmp_path):
             code = con.stop()
             assert code == 0, f"console exited with {code} on SIGTERM:\n{con.log()[-4000:]}"
         con.assert_clean_log()
+
+
+@pytest.fixture(scope="module")
+def s3rver(tmp_path_factory):
+    """A running s3rver (tests/integration/foreign_s3.py), no bucket made; skips the module when
+    s3rver is not installed."""
+    import shutil
+
+    from foreign_s3 import S3RVER_JS, S3rver
+    node = shutil.which("node")
+    if not node or not os.path.exists(S3RVER_JS):
+        pytest.skip("no foreign S3 server: s3rver is not installed in tests/js/node_modules "
+                    "(scripts/install-deps.sh installs Node.js and runs npm ci in tests/js)")
+    srv = S3rver(tmp_path_factory.mktemp("s3rver"))
+    srv.start(node)
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -86,6 +86,13 @@ def test_each_group_installs_only_its_packages(deps):
     assert "install-deps: installing" in p.stderr
 
 
+def test_build_brings_libmagic_and_its_database(deps):
+    """coffer mirror's content types: the library to build, and the compiled database to run."""
+    p, calls = deps("build", missing="libmagic-dev libmagic1 libmagic-mgc")
+    assert p.returncode == 0, p.stderr
+    assert installed(calls) == {"libmagic-dev", "libmagic1", "libmagic-mgc"}
+
+
 def test_unknown_group_is_a_usage_error(deps):
     p, calls = deps("everything")
     assert p.returncode == 2 and "usage" in p.stderr and calls == []

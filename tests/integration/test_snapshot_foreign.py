@@ -9,83 +9,23 @@ covered by the suites that run against coffer's own server.
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
-from conftest import COFFER_BIN, ROOT, free_port, s3_client
+from conftest import COFFER_BIN, s3_client
+from foreign_s3 import S3RVER_KEY
 from test_snapshot import same_tree, tree
 
-S3RVER_JS = os.path.join(ROOT, "tests", "js", "node_modules", "s3rver", "bin", "s3rver.js")
-S3RVER_KEY = "S3RVER"  # s3rver's built-in account: access key and secret are both S3RVER
 BUCKET = "foreign"
 MiB = 1 << 20
-ANSI = re.compile(rb"\x1b\[[0-9;]*m")
-
-
-class S3rver:
-    def __init__(self, base):
-        self.base = base
-        self.port = free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.logpath = base / "s3rver.log"
-        self.proc = None
-
-    def start(self, node, timeout=30):
-        self._log = open(self.logpath, "wb")
-        self.proc = subprocess.Popen(
-            [node, S3RVER_JS, "--directory", str(self.base / "data"), "--address", "127.0.0.1",
-             "--port", str(self.port), "--no-vhost-buckets"],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(self.base))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"s3rver exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.endpoint + "/", timeout=1) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("s3rver did not start:\n" + self.log())
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-            self._log.close()
-
-    def log_bytes(self):
-        with open(self.logpath, "rb") as f:
-            return ANSI.sub(b"", f.read())
-
-    def log(self):
-        return self.log_bytes().decode("utf-8", "replace")[-6000:]
 
 
 @pytest.fixture(scope="module")
-def foreign(tmp_path_factory):
-    node = shutil.which("node")
-    if not node or not os.path.exists(S3RVER_JS):
-        pytest.skip("no foreign S3 server: s3rver is not installed in tests/js/node_modules "
-                    "(scripts/install-deps.sh installs Node.js and runs npm ci in tests/js)")
-    srv = S3rver(tmp_path_factory.mktemp("s3rver"))
-    srv.start(node)
-    try:
-        s3_client(srv.endpoint, S3RVER_KEY, S3RVER_KEY).create_bucket(Bucket=BUCKET)
-        yield srv
-    finally:
-        srv.stop()
+def foreign(s3rver):
+    s3_client(s3rver.endpoint, S3RVER_KEY, S3RVER_KEY).create_bucket(Bucket=BUCKET)
+    return s3rver
 
 
 @pytest.fixture()

@@ -499,6 +499,8 @@ static void test_list_pages_and_prefixes(void **state)
         assert_string_equal(e.key, key);
         assert_int_equal(e.size, strlen(key));
         assert_false(e.is_prefix);
+        /* The listing's ISO 8601 LastModified, read as a time (it once came back as 0). */
+        assert_true(e.last_modified > time(NULL) - 600 && e.last_modified <= time(NULL) + 5);
         count++;
     }
     assert_int_equal(rc, 0);

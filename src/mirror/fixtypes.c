@@ -1,0 +1,314 @@
+/*
+ * fixtypes.c - coffer mirror --fix-content-types (fixtypes.h).
+ *
+ * The listing is taken whole first, then workers take objects from it in turn, each with its own
+ * libmagic cookie (ctype.h); every object's outcome lands in its own slot, so that the summary
+ * comes out in key order whatever the order of the work.
+ */
+#include "mirror/fixtypes.h"
+
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/clock.h"
+#include "mirror/ctype.h"
+
+#define JOBS_DEFAULT 8
+#define JOBS_MAX 256
+
+typedef enum outcome { LEFT_ALONE, FIXED, FAILED, GONE } outcome;
+
+typedef struct item {
+    char *key;
+    outcome result;
+    char stored[128];
+    char detected[CF_CTYPE_MAX];
+    char *why; /* FAILED: the message */
+} item;
+
+typedef struct run {
+    cf_repo *repo;
+    int dry_run;
+    const cf_logger *log;
+    item *items;
+    size_t n, cap;
+    const char *const *exclude;
+    size_t nexclude;
+    pthread_mutex_t mu;
+    size_t next; /* the next item to take, under mu */
+    int rc;      /* a worker that could not start (no libmagic), under mu */
+    cf_err err;
+} run;
+
+static int excluded(const run *r, const char *key)
+{
+    for (size_t i = 0; i < r->nexclude; i++) {
+        const char *p = r->exclude[i];
+        size_t len = strlen(p);
+        if (len && p[len - 1] == '/' && strncmp(key, p, len) == 0)
+            return 1;
+        if (fnmatch(p, key, 0) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int on_entry(void *ctx, const cf_repo_entry *e)
+{
+    run *r = ctx;
+    if (e->is_prefix || excluded(r, e->key))
+        return 0;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 1024;
+        item *p = realloc(r->items, cap * sizeof *p);
+        if (!p)
+            return CF_ENOMEM;
+        r->items = p;
+        r->cap = cap;
+    }
+    item *it = &r->items[r->n];
+    memset(it, 0, sizeof *it);
+    it->key = strdup(e->key);
+    if (!it->key)
+        return CF_ENOMEM;
+    r->n++;
+    return 0;
+}
+
+typedef struct head_buf {
+    unsigned char p[CF_CTYPE_HEAD];
+    size_t n;
+} head_buf;
+
+static int to_head(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    head_buf *h = ctx;
+    size_t room = sizeof h->p - h->n;
+    memcpy(h->p + h->n, p, n < room ? n : room);
+    h->n += n < room ? n : room;
+    return 0;
+}
+
+/* Whether the bytes as stored are the content itself: Content-Encoding absent or identity. */
+static int plain_bytes(const cf_repo_info *info)
+{
+    return !info->content_encoding[0] || !strcasecmp(info->content_encoding, "identity");
+}
+
+/* What a copy onto itself must send again would not fit in cf_repo_info (so stat cut it): NULL
+ * when everything was kept whole, else what was not. */
+static const char *not_kept_whole(const cf_repo_info *info)
+{
+    if (info->nmeta == CF_REPO_META_FIELDS)
+        return "more user metadata fields than a copy can carry";
+    const struct {
+        const char *v;
+        size_t cap;
+    } std[] = {{info->cache_control, sizeof info->cache_control},
+               {info->content_disposition, sizeof info->content_disposition},
+               {info->content_encoding, sizeof info->content_encoding},
+               {info->content_language, sizeof info->content_language},
+               {info->expires, sizeof info->expires}};
+    for (size_t i = 0; i < sizeof std / sizeof *std; i++)
+        if (strlen(std[i].v) + 1 >= std[i].cap)
+            return "a standard header too long to be kept by a copy";
+    return NULL;
+}
+
+static void fail_item(item *it, const char *why)
+{
+    it->result = FAILED;
+    it->why = strdup(why);
+}
+
+/* Looks at one object and fixes it when it needs it. */
+static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_buf *head)
+{
+    cf_err err;
+    memset(info, 0, sizeof *info);
+    int rc = cf_repo_stat(r->repo, it->key, info, &err);
+    if (rc == CF_ENOTFOUND) {
+        it->result = GONE;
+        return;
+    }
+    head->n = 0;
+    if (!rc && info->size && plain_bytes(info))
+        rc = cf_repo_get(r->repo, it->key, 0, info->size < CF_CTYPE_HEAD ? info->size : CF_CTYPE_HEAD,
+                         to_head, head, &err);
+    if (rc == CF_ENOTFOUND) {
+        it->result = GONE;
+        return;
+    }
+    if (rc) {
+        fail_item(it, err.msg);
+        return;
+    }
+    snprintf(it->stored, sizeof it->stored, "%s", info->content_type);
+    cf_ctype_detect(ct, it->key, head->p, head->n, it->detected, sizeof it->detected);
+    if (!cf_ctype_needs_fix(it->stored, it->detected))
+        return;
+    const char *lost = not_kept_whole(info);
+    if (lost) {
+        fail_item(it, lost);
+        return;
+    }
+    if (r->dry_run) {
+        it->result = FIXED;
+        return;
+    }
+    cf_repo_put_opts o = {
+        .content_type = it->detected,
+        .meta = info->meta,
+        .nmeta = info->nmeta,
+        .cache_control = info->cache_control,
+        .content_disposition = info->content_disposition,
+        .content_encoding = info->content_encoding,
+        .content_language = info->content_language,
+        .expires = info->expires,
+    };
+    rc = cf_repo_copy(r->repo, it->key, it->key, &o, &err);
+    if (rc == CF_ENOTFOUND)
+        it->result = GONE;
+    else if (rc)
+        fail_item(it, err.msg);
+    else {
+        it->result = FIXED;
+        cf_log(r->log, CF_LOG_INFO, "content type fixed", "key", it->key, "was", it->stored, "now",
+               it->detected, NULL);
+    }
+}
+
+static void *worker(void *arg)
+{
+    run *r = arg;
+    cf_ctype *ct = NULL;
+    cf_err err;
+    cf_repo_info *info = malloc(sizeof *info);
+    head_buf *head = malloc(sizeof *head);
+    int rc = info && head ? cf_ctype_open(&ct, &err) : cf_err_set(&err, CF_ENOMEM, "out of memory");
+    pthread_mutex_lock(&r->mu);
+    if (rc && !r->rc) {
+        r->rc = rc;
+        r->err = err;
+    }
+    pthread_mutex_unlock(&r->mu);
+    while (!rc) {
+        pthread_mutex_lock(&r->mu);
+        size_t i = r->rc ? r->n : r->next++;
+        pthread_mutex_unlock(&r->mu);
+        if (i >= r->n)
+            break;
+        check_one(r, ct, &r->items[i], info, head);
+    }
+    cf_ctype_close(ct);
+    free(head);
+    free(info);
+    return NULL;
+}
+
+/* The outcomes into the summary, in key order (the listing's). */
+static int summarise(run *r, cf_fix_summary *out, cf_err *err)
+{
+    size_t nfixed = 0, nfailed = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        nfixed += r->items[i].result == FIXED;
+        nfailed += r->items[i].result == FAILED;
+    }
+    out->keys = calloc(nfixed ? nfixed : 1, sizeof *out->keys);
+    out->changes = calloc(nfixed ? nfixed : 1, sizeof *out->changes);
+    out->failures = calloc(nfailed ? nfailed : 1, sizeof *out->failures);
+    if (!out->keys || !out->changes || !out->failures)
+        return cf_err_set(err, CF_ENOMEM, "content types of '%s': out of memory", cf_repo_name(r->repo));
+    for (size_t i = 0; i < r->n; i++) {
+        item *it = &r->items[i];
+        out->checked += it->result != GONE;
+        if (it->result == FIXED) {
+            cf_fix_change *c = &out->changes[out->nkeys];
+            out->keys[out->nkeys++] = it->key;
+            c->stored = strdup(it->stored);
+            c->detected = strdup(it->detected);
+            it->key = NULL;
+            if (!c->stored || !c->detected)
+                return cf_err_set(err, CF_ENOMEM, "content types of '%s': out of memory",
+                                  cf_repo_name(r->repo));
+        } else if (it->result == FAILED) {
+            cf_mirror_failure *f = &out->failures[out->nfailures++];
+            f->key = it->key;
+            f->why = it->why ? it->why : strdup("out of memory");
+            it->key = it->why = NULL;
+            if (!f->why)
+                return cf_err_set(err, CF_ENOMEM, "content types of '%s': out of memory",
+                                  cf_repo_name(r->repo));
+        }
+    }
+    out->fixed = out->nkeys;
+    return 0;
+}
+
+int cf_mirror_fix_content_types(cf_repo *bucket, const char *const *exclude, size_t nexclude, int jobs,
+                                int dry_run, const cf_logger *log, cf_fix_summary *out, cf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    double start = cf_clock_mono();
+    if (jobs < 0 || jobs > JOBS_MAX)
+        return cf_err_set(err, CF_EINVAL, "--jobs takes 1 to %d, not %d", JOBS_MAX, jobs);
+    run r = {.repo = bucket, .dry_run = dry_run, .log = log, .exclude = exclude, .nexclude = nexclude};
+    pthread_mutex_init(&r.mu, NULL);
+    int rc = cf_repo_list(bucket, "", on_entry, &r, err);
+    if (rc == CF_ENOMEM)
+        cf_err_set(err, rc, "listing '%s': out of memory", cf_repo_name(bucket));
+    size_t nthreads = (size_t)(jobs ? jobs : JOBS_DEFAULT);
+    nthreads = nthreads < r.n ? nthreads : r.n;
+    pthread_t *threads = calloc(nthreads ? nthreads : 1, sizeof *threads);
+    if (!rc && !threads)
+        rc = cf_err_set(err, CF_ENOMEM, "content types of '%s': out of memory", cf_repo_name(bucket));
+    size_t started = 0;
+    for (; !rc && started < nthreads; started++)
+        if (pthread_create(&threads[started], NULL, worker, &r) != 0)
+            break;
+    if (!rc && nthreads && !started)
+        rc = cf_err_set(err, CF_EAGAIN, "content types of '%s': no thread could start", cf_repo_name(bucket));
+    if (!rc && started < nthreads)
+        cf_log(log, CF_LOG_WARN, "fewer threads than --jobs asked for could start", NULL);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    free(threads);
+    if (!rc && r.rc) {
+        rc = r.rc;
+        if (err)
+            *err = r.err;
+    }
+    if (!rc)
+        rc = summarise(&r, out, err);
+    for (size_t i = 0; i < r.n; i++) {
+        free(r.items[i].key);
+        free(r.items[i].why);
+    }
+    free(r.items);
+    pthread_mutex_destroy(&r.mu);
+    out->seconds = cf_clock_mono() - start;
+    return rc;
+}
+
+void cf_fix_summary_free(cf_fix_summary *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->nkeys; i++) {
+        free(s->keys[i]);
+        free(s->changes[i].stored);
+        free(s->changes[i].detected);
+    }
+    for (size_t i = 0; i < s->nfailures; i++) {
+        free(s->failures[i].key);
+        free(s->failures[i].why);
+    }
+    free(s->keys);
+    free(s->changes);
+    free(s->failures);
+    memset(s, 0, sizeof *s);
+}
