@@ -9,7 +9,6 @@
  */
 #include "mirror/verify.h"
 
-#include <fnmatch.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,6 +18,7 @@
 
 #include "crypto/hash.h"
 #include "mirror/etag.h"
+#include "mirror/plan.h"
 
 #define JOBS_DEFAULT 8
 #define JOBS_MAX 256
@@ -32,8 +32,8 @@ typedef struct listed {
 typedef struct listing {
     listed *v;
     size_t n, cap;
-    char **patterns; /* the excludes, a subtree's with '*' appended */
-    size_t npatterns;
+    const char *const *exclude; /* the mirror's patterns and rule (plan.h) */
+    size_t nexclude;
 } listing;
 
 /* What reading one side's copy of a key gave. */
@@ -68,18 +68,10 @@ typedef struct verify_run {
     const cf_logger *log;
 } verify_run;
 
-static int excluded(const listing *l, const char *key)
-{
-    for (size_t i = 0; i < l->npatterns; i++)
-        if (fnmatch(l->patterns[i], key, 0) == 0)
-            return 1;
-    return 0;
-}
-
 static int on_entry(void *ctx, const cf_repo_entry *e)
 {
     listing *l = ctx;
-    if (e->is_prefix || excluded(l, e->key))
+    if (e->is_prefix || cf_plan_excluded(e->key, l->exclude, l->nexclude))
         return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
@@ -109,35 +101,11 @@ static void listing_free(listing *l)
         free(l->v[i].etag);
     }
     free(l->v);
-    for (size_t i = 0; i < l->npatterns; i++)
-        free(l->patterns[i]);
-    free(l->patterns);
 }
 
 static int cmp_listed(const void *a, const void *b)
 {
     return strcmp(((const listed *)a)->key, ((const listed *)b)->key);
-}
-
-/* A pattern ending in '/' excludes a subtree: with FNM_PATHNAME off, "dir/" + "*" matches every
- * key below it. */
-static int compile_excludes(listing *l, const char *const *exclude, size_t n, cf_err *err)
-{
-    if (!n)
-        return 0;
-    if (!(l->patterns = calloc(n, sizeof *l->patterns)))
-        return cf_err_set(err, CF_ENOMEM, "verify: out of memory");
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(exclude[i]);
-        int subtree = len && exclude[i][len - 1] == '/';
-        if (!(l->patterns[i] = malloc(len + 2)))
-            return cf_err_set(err, CF_ENOMEM, "verify: out of memory");
-        l->npatterns++;
-        memcpy(l->patterns[i], exclude[i], len);
-        l->patterns[i][len] = subtree ? '*' : '\0';
-        l->patterns[i][len + 1] = '\0';
-    }
-    return 0;
 }
 
 /* A directory's hidden files too, as the mirror copies them; what is not a regular file is not
@@ -429,15 +397,11 @@ int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const
     if (jobs < 1 || jobs > JOBS_MAX)
         return cf_err_set(err, CF_EINVAL, "verify: --jobs %d: give 1 to %d", jobs, JOBS_MAX);
     double t0 = now_s();
-    listing ls = {0}, ld = {0};
+    listing ls = {.exclude = exclude, .nexclude = nexclude}, ld = {.exclude = exclude, .nexclude = nexclude};
     pair *pairs = NULL;
     const char **extra = NULL;
     size_t npairs = 0, nextra = 0;
-    int rc = compile_excludes(&ls, exclude, nexclude, err);
-    if (!rc)
-        rc = compile_excludes(&ld, exclude, nexclude, err);
-    if (!rc)
-        rc = list_side(src, &ls, err);
+    int rc = list_side(src, &ls, err);
     if (!rc)
         rc = list_side(dst, &ld, err);
     if (!rc && ((ls.n && !(pairs = calloc(ls.n, sizeof *pairs))) ||
