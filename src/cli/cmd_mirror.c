@@ -481,8 +481,11 @@ static int run_verify(const mirror_cli *c, side *src, side *dst, const cf_logger
 {
 #ifdef HAVE_VERIFY
     out->verified = 1;
-    return cf_mirror_verify(&src->m, &dst->m, c->exclude, c->nexclude, c->jobs ? c->jobs : 8, log, &out->vs,
-                            err);
+    int rc = cf_mirror_verify(&src->m, &dst->m, c->exclude, c->nexclude, c->jobs ? c->jobs : 8, log, &out->vs,
+                              err);
+    /* The run's time (summary line, JSON, metrics) includes the reading of both sides. */
+    out->sum.seconds += out->vs.seconds;
+    return rc;
 #else
     /* WIRE AT MERGE: cf_mirror_verify (src/mirror/verify.h) */
     (void)c, (void)src, (void)dst, (void)log, (void)out;
