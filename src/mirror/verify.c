@@ -55,6 +55,7 @@ typedef struct pair {
     char *why;
     cf_verify_side side;
     uint64_t bytes_src, bytes_dst;
+    int etag_unexplained; /* PAIR_SAME, but an ETag the bytes do not give (why says where) */
 } pair;
 
 typedef struct verify_run {
@@ -227,7 +228,13 @@ static int judge(pair *p, const side_read *s, const side_read *d)
             p->state = PAIR_SAME;
             return 0;
         }
-        return set_why(p, side, "ETag does not match bytes %s (the bytes agree)", where);
+        /* The bytes agree: the copy is proven. An ETag that is not their MD5 is worth a warning
+         * (storage corrupted identically on both sides is far less likely than an ETag that is
+         * not an MD5, as SSE-KMS gives), not a failed verification. */
+        int rc = set_why(p, side, "ETag does not match bytes %s (the bytes agree)", where);
+        p->state = PAIR_SAME;
+        p->etag_unexplained = 1;
+        return rc;
     }
     if (side == CF_VERIFY_SIDE_UNKNOWN)
         return set_why(p, side, "content differs (SHA-256)");
@@ -280,6 +287,9 @@ static int check_pair(verify_run *run, pair *p, cf_hash *sha, cf_err *err)
         log_etag(run->log, p->src->key, "source", &s);
         log_etag(run->log, p->src->key, "destination", &d);
         rc = judge(p, &s, &d);
+        if (!rc && p->etag_unexplained)
+            cf_log(run->log, CF_LOG_WARN, "verify: bytes agree, ETag does not", "key", p->src->key, "why",
+                   p->why, NULL);
     }
     cf_etag_match_free(s.match);
     cf_etag_match_free(d.match);
@@ -366,6 +376,7 @@ static int gather(const pair *pairs, size_t npairs, const char *const *extra_key
         out->files_checked++;
         out->bytes_checked += p->bytes_src;
         out->bytes_read += p->bytes_src + p->bytes_dst;
+        out->etag_unexplained += (uint64_t)p->etag_unexplained;
         if (p->state == PAIR_MISSING && push(&out->missing, &out->nmissing, p->src->key))
             return CF_ENOMEM;
         if (p->state == PAIR_DIFFERENT) {
@@ -476,8 +487,11 @@ int cf_verify_summary_ok(const cf_verify_summary *s)
 
 void cf_verify_summary_line(const cf_verify_summary *s, char *out, size_t cap)
 {
-    snprintf(out, cap, "verified %llu: %zu missing, %zu different", (unsigned long long)s->files_checked,
-             s->nmissing, s->ndifferent);
+    int n = snprintf(out, cap, "verified %llu: %zu missing, %zu different",
+                     (unsigned long long)s->files_checked, s->nmissing, s->ndifferent);
+    if (s->etag_unexplained && n >= 0 && (size_t)n < cap)
+        snprintf(out + n, cap - (size_t)n, " (%llu with an ETag their bytes do not give)",
+                 (unsigned long long)s->etag_unexplained);
 }
 
 static void put_key(FILE *f, const char *key)
@@ -553,6 +567,7 @@ int cf_verify_summary_json(const cf_verify_summary *s, json_t *obj)
     bad |= json_object_set_new(v, "missing", key_array(s->missing, s->nmissing));
     bad |= json_object_set_new(v, "different", key_array(s->different, s->ndifferent));
     bad |= json_object_set_new(v, "extra", key_array(s->extra, s->nextra));
+    bad |= json_object_set_new(v, "etag_unexplained", json_integer((json_int_t)s->etag_unexplained));
     for (size_t i = 0; !bad && i < s->ndifferent; i++) {
         const char *side = s->side ? side_word(s->side[i]) : NULL;
         json_t *f = json_object();
