@@ -16,8 +16,11 @@
 #   TOOLS="coffer rclone aws"   which tools are measured (coffer always is)
 #   WORK=DIR           scratch directory (must not exist or be empty; default a new directory
 #                      under /var/tmp, else /tmp); removed at exit
-#   SETTLE_SECONDS=10  pause after each round's clean-up
-#   PREFAULT=1G        memory touched and freed before each timed command (see bench/lib.sh)
+#   DEST_DIR=DIR       where the downloads write; default a new directory in /dev/shm when it
+#                      has room for three copies of the corpus (a tmpfs: the figures then measure
+#                      the tools, not the state of this shared disk's inode allocator), else WORK
+#   SETTLE_SECONDS=10  pause at the end of each round
+#   PREFAULT=2G        memory touched and freed before each timed command (see bench/lib.sh)
 #   COFFER_LOG_LEVEL=warn   --log-level of the server
 #
 # Each round times, for each corpus (small, large) and each parallelism (the tools' defaults,
@@ -26,7 +29,8 @@
 #   up-again  the same again, nothing changed (incremental: nothing to copy)
 #   down      that prefix -> a directory that does not exist yet (everything is copied)
 #   down-again the same again, nothing changed
-# Each tool downloads what it uploaded itself. coffer mirror ends a download with a syncfs of
+# Each tool downloads what it uploaded itself; a download is set aside (bench/lib.sh retire)
+# after its no-change re-run, the objects stay until the end (no deletion between rounds). coffer mirror ends a download with a syncfs of
 # the destination's filesystem; rclone and aws do not sync, so their downloads are timed with
 # `sync -f DIR` after them, so that every download ends with its files durable. A `sync`
 # (untimed) comes before every command. In round 1 every downloaded tree is checked against the
@@ -49,7 +53,7 @@ COFFER_LOG_LEVEL=${COFFER_LOG_LEVEL:-warn}
 SMALL_MIN=$(numfmt --from=iec "${BASH_REMATCH[1]}") SMALL_MAX=$(numfmt --from=iec "${BASH_REMATCH[2]}")
 [ "$SMALL_MIN" -ge 16 ] && [ "$SMALL_MIN" -le "$SMALL_MAX" ] || die "SMALL_SIZE: want 16 <= min <= max"
 LARGE_BYTES=$(numfmt --from=iec "$LARGE_SIZE") || die "LARGE_SIZE must be a size such as 256M"
-PREFAULT_BYTES=$(numfmt --from=iec "${PREFAULT:-1G}") || die "PREFAULT must be a size such as 1G, not '${PREFAULT:-}'"
+PREFAULT_BYTES=$(numfmt --from=iec "${PREFAULT:-2G}") || die "PREFAULT must be a size such as 2G, not '${PREFAULT:-}'"
 read -ra TOOL_LIST <<<"$TOOLS"
 [[ " $TOOLS " == *" coffer "* ]] || die "TOOLS must include coffer"
 for t in "${TOOL_LIST[@]}"; do [[ $t =~ ^(coffer|rclone|aws)$ ]] || die "TOOLS holds '$t', not coffer, rclone or aws"; done
@@ -104,21 +108,20 @@ CORPORA=()
 [ ${#CORPORA[@]} -gt 0 ] || die "the corpus is empty"
 log "corpus: small ${FILES[small]} files, ${BYTES[small]} bytes; large ${FILES[large]} files, ${BYTES[large]} bytes"
 
-# check_tree DIR CORPUS NAME: DIR holds exactly CORPUS's files, byte for byte
-check_tree() {
-  local n
-  n=$(find "$1" -type f | wc -l)
-  [ "$n" -eq "${FILES[$2]}" ] || die "$3: $n files in $1, the corpus has ${FILES[$2]}"
-  (cd "$1" && sha256sum -c --quiet --strict "$WORK/expected-$2.sha256" >"$WORK/check.out" 2>&1) ||
-    { head -n 5 "$WORK/check.out" >&2; die "$3: files in $1 differ from the corpus"; }
-  log "  $3: round trip checked ($n files, SHA-256 of each)"
-}
-
 # ------------------------------------------------------------------------------ start-up
 read -r COFFER_PORT _ < <(free_ports)
 ADDR=127.0.0.1:$COFFER_PORT
 ENDPOINT=http://$ADDR
-mkdir -p "$WORK/data" "$WORK/dest" "$WORK/empty"
+mkdir -p "$WORK/data"
+if [ -z "${DEST_DIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ] &&
+  [ "$(df -B1 --output=avail /dev/shm | tail -n 1)" -gt $(((BYTES[small] + BYTES[large]) * 4)) ]; then
+  DEST_DIR=$(mktemp -d /dev/shm/coffer-mirrorbench.XXXXXX)
+  RESTORE_TMP=$DEST_DIR # removed at exit by work_cleanup
+fi
+DEST_DIR=${DEST_DIR:-$WORK/dest}
+mkdir -p "$DEST_DIR"
+DEST_DIR=$(realpath "$DEST_DIR")
+DEST_FS=$(stat -f -c %T "$DEST_DIR")
 log "scratch $WORK ($(df --output=fstype "$WORK" | tail -n 1)); coffer server on $ADDR; RUNS=$RUNS, JOBS=$JOBS"
 start_coffer "$ADDR" "$WORK/data" "$WORK/coffer.log"
 make_bucket "$BUCKET"
@@ -159,18 +162,6 @@ command_of() {
       CMD=(env "AWS_CONFIG_FILE=$WORK/aws-$par.conf" aws --endpoint-url "$ENDPOINT" s3 sync --only-show-errors "$src" "$dst") ;;
   esac
 }
-# measure KEY CMD...: timed (bench/lib.sh); appends wall, CPU and server CPU seconds to W_KEY,
-# C_KEY and V_KEY (KEY = corpus_par_op_tool)
-measure() {
-  local key=$1
-  shift
-  timed "$key" "$@"
-  local -n W_=W_$key C_=C_$key V_=V_$key
-  W_+=("$T_WALL")
-  C_+=("$T_CPU")
-  V_+=("$T_SERVER")
-  log "  $key: $(fmt "$T_WALL" 2) s, CPU $(fmt "$T_CPU" 2) s, server CPU $(fmt "$T_SERVER" 2) s"
-}
 OPS=(up up_again down down_again)
 PARS=(default jobs)
 for c in "${CORPORA[@]}"; do for p in "${PARS[@]}"; do for o in "${OPS[@]}"; do for t in "${TOOL_LIST[@]}"; do
@@ -190,26 +181,20 @@ for i in $(seq "$RUNS"); do
     for p in "${PARS[@]}"; do
       for o in "${OPS[@]}"; do
         for t in "${order[@]}"; do
-          prefix=s3://$BUCKET/r$i-$t-$p-$c dir=$WORK/dest/r$i-$t-$p-$c
+          prefix=s3://$BUCKET/r$i-$t-$p-$c dir=$DEST_DIR/r$i-$t-$p-$c
           case $o in
             up*) command_of "$t" "$p" "$WORK/corpus/$c" "$prefix"
-                 measure "${c}_${p}_${o}_$t" "${CMD[@]}" ;;
+                 timed_record "${c}_${p}_${o}_$t" "${CMD[@]}" ;;
             down*) command_of "$t" "$p" "$prefix" "$dir"
-                   if [ "$t" = coffer ]; then measure "${c}_${p}_${o}_$t" "${CMD[@]}"
-                   else measure "${c}_${p}_${o}_$t" bash -c '"${@:2}" && sync -f "$1"' _ "$dir" "${CMD[@]}"; fi ;;
+                   if [ "$t" = coffer ]; then timed_record "${c}_${p}_${o}_$t" "${CMD[@]}"
+                   else timed_record "${c}_${p}_${o}_$t" bash -c '"${@:2}" && sync -f "$1"' _ "$dir" "${CMD[@]}"; fi ;;
           esac
-          if [ "$o" = down ] && [ "$i" -eq 1 ]; then check_tree "$dir" "$c" "$t $p ($c)"; fi
+          if [ "$o" = down_again ]; then retire "$dir" "$(basename "$dir")"; fi
+          if [ "$o" = down ] && [ "$i" -eq 1 ]; then same_tree "$dir" "$WORK/expected-$c.sha256" "${FILES[$c]}" "$t $p ($c), round trip"; fi
         done
       done
     done
   done
-  # Untimed: the round's copies go (the objects by coffer mirror --delete from an empty
-  # directory), then the machine settles.
-  for c in "${CORPORA[@]}"; do for p in "${PARS[@]}"; do for t in "${TOOL_LIST[@]}"; do
-    "$COFFER_BIN" mirror --no-progress --delete "$WORK/empty" "s3://$BUCKET/r$i-$t-$p-$c" >/dev/null 2>"$WORK/cmd.err" ||
-      die "removing s3://$BUCKET/r$i-$t-$p-$c failed"
-  done; done; done
-  rm -rf "$WORK/dest"/r"$i"-*
   sync
   sleep "${SETTLE_SECONDS:-10}"
 done
@@ -244,7 +229,7 @@ cat <<EOF
 
 ## coffer mirror against rclone sync and aws s3 sync — $(date -u '+%Y-%m-%d') $T_START–$(date -u '+%H:%M') UTC — $(nproc) cores, load average by round $(printf '%s ' "${LOADS[@]}" | sed 's/ $//')
 
-RUNS=$RUNS; small: ${FILES[small]} files, ${BYTES[small]} bytes ($SMALL_SIZE, log-uniform); large: ${FILES[large]} files, ${BYTES[large]} bytes; JOBS=$JOBS; scratch on $(df --output=fstype "$WORK" | tail -n 1).
+RUNS=$RUNS; small: ${FILES[small]} files, ${BYTES[small]} bytes ($SMALL_SIZE, log-uniform); large: ${FILES[large]} files, ${BYTES[large]} bytes; JOBS=$JOBS; scratch and the server's data on $(df --output=fstype "$WORK" | tail -n 1), downloads into $DEST_FS.
 coffer $(git -C "$BENCH_DIR" rev-parse --short HEAD 2>/dev/null || echo '?'); $(has rclone && rclone version | head -n 1); $(has aws && aws --version 2>&1 | awk '{ print $1 }').
 Wall seconds, median (min–max) over the rounds; speed-up = the other tool's median / coffer's (2.00 = coffer in half the time).
 Defaults: coffer --jobs 8, rclone --transfers 4 --checkers 8, aws max_concurrent_requests 10.
