@@ -179,6 +179,9 @@ def check_create_bucket(s3, acks):
 
 
 SCENARIOS = {
+    # A fresh data directory: the server's first start creates the index, then a bucket. LMDB
+    # never synced index.lmdb/ itself, so data.mdb's name (and the bucket) did not survive.
+    "create_bucket_first_start": (None, op_create_bucket, check_create_bucket),
     "create_bucket": (prepare_bucket, op_create_bucket, check_create_bucket),
     "put_small_overwrite": (prepare_with(OLD_SMALL), op_put(NEW_SMALL), check_put(OLD_SMALL, NEW_SMALL)),
     "put_large_overwrite": (prepare_with(OLD_LARGE), op_put(NEW_LARGE), check_put(OLD_LARGE, NEW_LARGE)),
