@@ -76,6 +76,30 @@ def read_log(log_path):
     return calls, crashed
 
 
+def layer_env(lib, root, work):
+    """The environment of a process run under the layer, watching root; files go in work."""
+    env = dict(os.environ)
+    env.update({
+        "LD_PRELOAD": lib, "POWERFAIL_ROOT": root, "POWERFAIL_SHADOW": os.path.join(work, "shadow"),
+        "POWERFAIL_LOG": os.path.join(work, "calls.log"), "POWERFAIL_CTL": os.path.join(work, "crash-at"),
+        # The layer is preloaded before a sanitizer's runtime, which then refuses to start.
+        "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":"),
+    })
+    return env
+
+
+def run_under_layer(cmd, lib, root, work, crash_at=None, timeout=120):
+    """Runs cmd with the layer watching root, killed at its crash_at-th counted call (None:
+    never). Returns (exit code, its output, the counted calls, the call crashed at)."""
+    env = layer_env(lib, root, work)
+    if crash_at is not None:
+        with open(env["POWERFAIL_CTL"], "w") as f:
+            f.write(str(crash_at))
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    calls, crashed = read_log(env["POWERFAIL_LOG"]) if os.path.exists(env["POWERFAIL_LOG"]) else ([], None)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), calls, crashed
+
+
 class PowerfailServer:
     """A coffer server on a copy of a data directory, with the layer preloaded."""
 
@@ -87,14 +111,8 @@ class PowerfailServer:
         self.ctl = os.path.join(work, "crash-at")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ)
-        self.env.update({
-            "COFFER_ROOT_USER": ACCESS_KEY, "COFFER_ROOT_PASSWORD": SECRET_KEY,
-            "LD_PRELOAD": lib, "POWERFAIL_ROOT": data_dir, "POWERFAIL_SHADOW": self.shadow,
-            "POWERFAIL_LOG": self.log_path, "POWERFAIL_CTL": self.ctl,
-            # The layer is preloaded before a sanitizer's runtime, which then refuses to start.
-            "ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":"),
-        })
+        self.env = layer_env(lib, data_dir, work)
+        self.env.update({"COFFER_ROOT_USER": ACCESS_KEY, "COFFER_ROOT_PASSWORD": SECRET_KEY})
         self.proc = None
         self.stderr_path = os.path.join(work, "server.log")
 

@@ -8,6 +8,7 @@ calls it makes (K), then crashes at a selection of the points 1..K (every kind o
 once, the rest evenly spaced, POWERLOSS_POINTS at most), and once after the answer.
 """
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from botocore.config import Config
 
 from conftest import COFFER_BIN, CofferServer, REGION, ACCESS_KEY, SECRET_KEY
-from helpers_powerloss import PowerfailServer, powerfail_library, read_log, recover
+from helpers_powerloss import PowerfailServer, powerfail_library, read_log, recover, run_under_layer
 
 ASAN = "asan" in COFFER_BIN
 POINTS = int(os.environ.get("POWERLOSS_POINTS", "12" if ASAN else "40"))
@@ -360,3 +361,72 @@ def test_layer_crashes_at_the_chosen_call(tmp_path):
     out = tmp_path / "recovered"
     recover(str(tmp_path / "shadow"), str(out))
     assert list(out.iterdir()) == []
+
+
+def snapshot_source(root):
+    os.makedirs(f"{root}/sub")
+    with open(f"{root}/small.txt", "wb") as f:
+        f.write(body("snap-small", 5000))
+    with open(f"{root}/sub/big.bin", "wb") as f:
+        f.write(body("snap-big", 3 * MiB))
+    return root
+
+
+def listed_snapshots(repo):
+    out = subprocess.run([COFFER_BIN, "snapshot", "ls", repo, "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, f"snapshot ls failed on the recovered repository: {out.stdout}{out.stderr}"
+    return [json.loads(line)["id"] for line in out.stdout.splitlines() if line.strip()]  # one per line
+
+
+def test_power_loss_during_snapshot_create(tmp_path):
+    """A directory repository of coffer snapshot: a crash at any call of a create never leaves a
+    listed snapshot without its archive (every listed one verifies), keeps the earlier snapshot,
+    and a create that exited 0 is listed."""
+    lib = powerfail_library()
+    assert lib, "libpowerfail.so is not built"
+    src = snapshot_source(str(tmp_path / "src"))
+    baseline = str(tmp_path / "baseline")
+    os.mkdir(baseline)
+    first = subprocess.run([COFFER_BIN, "snapshot", "create", src, f"{baseline}/ns", "--compress", "none",
+                            "--no-progress"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = listed_snapshots(f"{baseline}/ns")
+    assert len(before) == 1
+
+    def run(name, crash_at):
+        work = str(tmp_path / name)
+        os.mkdir(work)
+        repo = os.path.join(work, "repo")
+        shutil.copytree(baseline, repo, symlinks=True)
+        cmd = [COFFER_BIN, "snapshot", "create", src, f"{repo}/ns", "--compress", "none", "--no-progress"]
+        code, out, calls, crashed = run_under_layer(cmd, lib, os.path.realpath(repo), work, crash_at)
+        assert code in (0, -9), f"create exited {code}: {out}"
+        recovered = os.path.join(work, "recovered")
+        recover(os.path.join(work, "shadow"), recovered)
+        ids = listed_snapshots(f"{recovered}/ns")
+        assert set(before) <= set(ids), f"the earlier snapshot was lost: {ids}"
+        if code == 0:
+            assert len(ids) == 2, f"a create that exited 0 is not listed: {ids}"
+        for sid in ids:
+            v = subprocess.run([COFFER_BIN, "snapshot", "verify", f"{recovered}/ns@{sid}"], capture_output=True,
+                               text=True)
+            assert v.returncode == 0, f"listed snapshot {sid} does not verify: {v.stdout}{v.stderr}"
+        return calls, crashed
+
+    calls, _ = run("dry", None)
+    assert calls, "the create made no call the layer saw"
+    offsets = select_points(calls, POINTS)
+    kinds_hit, failures = set(), []
+    for off in offsets:
+        try:
+            _, crashed = run(f"crash{off}", off)
+            if crashed:
+                kinds_hit.add(crashed[1])
+        except AssertionError as e:
+            failures.append(f"crash at call {off} ({calls[off - 1]}): {e}")
+        shutil.rmtree(str(tmp_path / f"crash{off}"), ignore_errors=True)
+    kinds = sorted({c[1] for c in calls})
+    print(f"\npowerloss snapshot_create: {len(calls)} calls ({', '.join(kinds)}), crashed at {len(offsets)}"
+          f" + after the exit; kinds crashed at: {', '.join(sorted(kinds_hit))}")
+    assert not failures, "\n".join(failures)
+    assert kinds_hit == set(kinds), f"kinds never crashed at: {set(kinds) - kinds_hit}"
