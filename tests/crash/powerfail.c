@@ -525,7 +525,7 @@ static int do_open(int dirfd, const char *path, int flags, mode_t mode)
         if (under_root(abs) && ((flags & (O_CREAT | O_TRUNC)) || tmpfile)) {
             struct stat st;
             existed = !tmpfile && fstatat(dirfd, path, &st, 0) == 0;
-            crash_point((flags & O_CREAT) && !existed ? "create" : "open-trunc", abs);
+            crash_point((flags & O_TRUNC) ? "open-trunc" : existed ? "open-creat" : "create", abs);
         }
     } else {
         abs[0] = '\0';
