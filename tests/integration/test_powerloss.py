@@ -22,7 +22,7 @@ from conftest import COFFER_BIN, CofferServer, REGION, ACCESS_KEY, SECRET_KEY
 from helpers_powerloss import PowerfailServer, powerfail_library, read_log, recover, run_under_layer
 
 ASAN = "asan" in COFFER_BIN
-POINTS = int(os.environ.get("POWERLOSS_POINTS", "12" if ASAN else "80"))
+POINTS = int(os.environ.get("POWERLOSS_POINTS", "24" if ASAN else "80"))
 BUCKET = "powerloss"
 KEY = "obj"
 MiB = 1 << 20
@@ -35,7 +35,7 @@ def client(endpoint):
         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
                       retries={"total_max_attempts": 1, "mode": "standard"},
-                      connect_timeout=5, read_timeout=30))
+                      connect_timeout=5, read_timeout=15))
 
 
 def body(tag, size):
