@@ -16,9 +16,11 @@
  *     synced bytes under its new name once that directory is synced;
  *   - everything in the directory when the process starts is durable (the baseline);
  *   - a file named durably whose inode was never synced comes back empty.
+ * With POWERFAIL_MODEL=eager-names, every change of a name is durable at once instead (a file
+ * system journaling metadata in order): a rename before the bytes' fsync then shows.
  * Not modelled: torn or reordered writes inside one sync interval (unsynced writes vanish
- * whole), partial survival of unsynced data, extended attributes and modes, ext4's habit of
- * committing a new file's name with its fsync (we assume the weakest POSIX guarantee instead).
+ * whole), partial survival of unsynced data, names kept out of order, extended attributes and
+ * modes.
  *
  * Shadow layout (POWERFAIL_SHADOW):
  *   root            "<ino>.<gen>" of the data directory
@@ -29,8 +31,10 @@
  *
  * Environment: POWERFAIL_ROOT (the directory to watch; nothing is done without it),
  * POWERFAIL_SHADOW, POWERFAIL_LOG (one line per counted call: "<n> <kind> <path>"),
- * POWERFAIL_CTL (a file holding the number of the call to crash at, read at each call, so a
- * test can arm the crash once the server is up).
+ * POWERFAIL_CTL (a file holding the number of the call to crash at, and optionally its kind,
+ * read at each call, so a test can arm the crash once the server is up), POWERFAIL_MODEL
+ * ("eager-names": every change of a name is durable at once, as on a file system journaling
+ * metadata in order; bytes still only when synced).
  *
  * A preloaded library has no caller to hand its state to: the state below is the process's by
  * nature, guarded by one mutex.
@@ -68,6 +72,7 @@ typedef struct gen_slot {
 static struct {
     pthread_mutex_t mu;
     int on;
+    int eager_names; /* POWERFAIL_MODEL=eager-names */
     char root[PATH_MAX];
     size_t rootlen;
     char shadow[PATH_MAX];
@@ -326,7 +331,10 @@ static void snapshot_tree(const char *path)
 
 /* ---- crash points ---- */
 
-static unsigned long crash_target(void)
+/* Whether the call numbered pf.count, of this kind, is the one to crash at. The control file
+ * holds "<n>" (that call) or "<n> <kind>" (the first call of that kind from n on: threads may
+ * shift a kind by a few places from one run to the next). */
+static int crash_here(const char *kind)
 {
     if (!pf.ctl[0])
         return 0;
@@ -335,13 +343,19 @@ static unsigned long crash_target(void)
     int fd = real_openat(AT_FDCWD, pf.ctl, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    char buf[32];
+    char buf[64];
     ssize_t n = read(fd, buf, sizeof buf - 1);
     real_close(fd);
     if (n <= 0)
         return 0;
     buf[n] = '\0';
-    return strtoul(buf, NULL, 10);
+    char *rest;
+    unsigned long at = strtoul(buf, &rest, 10);
+    rest += strspn(rest, " ");
+    rest[strcspn(rest, " \n")] = '\0';
+    if (!*rest)
+        return pf.count == at;
+    return pf.count >= at && !strcmp(rest, kind);
 }
 
 static void log_line(const char *what, const char *kind, const char *path)
@@ -360,7 +374,7 @@ static void crash_point(const char *kind, const char *path)
     pthread_mutex_lock(&pf.mu);
     pf.count++;
     log_line("", kind, path);
-    if (pf.count == crash_target()) {
+    if (crash_here(kind)) {
         log_line("crash ", kind, path);
         kill(getpid(), SIGKILL);
         for (;;)
@@ -382,6 +396,28 @@ static void path_point(const char *kind, int dirfd, const char *path)
     abs_path(dirfd, path, abs, sizeof abs);
     if (under_root(abs))
         crash_point(kind, abs);
+}
+
+/* After a successful rename, unlink, create, mkdir or link: in the eager-names model the
+ * directory holding path is durable at once (a journaling file system that commits metadata in
+ * order but file data only when synced), so a name can outlive the bytes it was given. */
+static int names_changed(int r, int dirfd, const char *path)
+{
+    char abs[PATH_MAX];
+    struct stat st;
+    if (r != 0 || !pf.eager_names || !path)
+        return r;
+    abs_path(dirfd, path, abs, sizeof abs);
+    char *slash = strrchr(abs, '/');
+    if (!slash || slash == abs)
+        return r;
+    *slash = '\0';
+    if (under_root(abs) && lstat(abs, &st) == 0 && S_ISDIR(st.st_mode)) {
+        pthread_mutex_lock(&pf.mu);
+        snapshot_dir(-1, abs, &st);
+        pthread_mutex_unlock(&pf.mu);
+    }
+    return r;
 }
 
 /* Counts a call on fd when it is a file under the root; 1 if it is. */
@@ -461,6 +497,8 @@ __attribute__((constructor)) static void powerfail_init(void)
     snprintf(pf.shadow, sizeof pf.shadow, "%s", shadow);
     snprintf(pf.ctl, sizeof pf.ctl, "%s", ctl ? ctl : "");
     pf.next_gen = ((uint64_t)getpid() << 24) + 1;
+    const char *model = getenv("POWERFAIL_MODEL");
+    pf.eager_names = model && !strcmp(model, "eager-names");
     char p[PATH_MAX + 16];
     resolve_mkdir();
     resolve_openat();
@@ -502,7 +540,6 @@ static int after_open(int fd, const char *abs, int flags, int existed)
         pf.fd_flags[fd] = 0;
         return fd;
     }
-    (void)abs;
     pf.fd_flags[fd] = (unsigned char)(FD_TRACKED | ((flags & O_DSYNC) ? FD_DSYNC : 0));
     if (!existed) {
         struct stat st;
@@ -511,6 +548,8 @@ static int after_open(int fd, const char *abs, int flags, int existed)
             gen_new(&st);
             pthread_mutex_unlock(&pf.mu);
         }
+        if ((flags & O_TMPFILE) != O_TMPFILE)
+            names_changed(0, AT_FDCWD, abs);
     }
     return fd;
 }
@@ -762,44 +801,45 @@ int rename(const char *from, const char *to)
 {
     resolve_rename();
     path_point("rename", AT_FDCWD, to);
-    return real_rename(from, to);
+    int r = names_changed(real_rename(from, to), AT_FDCWD, from);
+    return names_changed(r, AT_FDCWD, to);
 }
 
 int renameat(int fromfd, const char *from, int tofd, const char *to)
 {
     resolve_renameat();
-    (void)fromfd;
-    (void)from;
     path_point("renameat", tofd, to);
-    return real_renameat(fromfd, from, tofd, to);
+    int r = names_changed(real_renameat(fromfd, from, tofd, to), fromfd, from);
+    return names_changed(r, tofd, to);
 }
 
 int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned flags)
 {
     resolve_renameat2();
     path_point("renameat2", tofd, to);
-    return real_renameat2(fromfd, from, tofd, to, flags);
+    int r = names_changed(real_renameat2(fromfd, from, tofd, to, flags), fromfd, from);
+    return names_changed(r, tofd, to);
 }
 
 int unlink(const char *path)
 {
     resolve_unlink();
     path_point("unlink", AT_FDCWD, path);
-    return real_unlink(path);
+    return names_changed(real_unlink(path), AT_FDCWD, path);
 }
 
 int unlinkat(int dirfd, const char *path, int flags)
 {
     resolve_unlinkat();
     path_point("unlinkat", dirfd, path);
-    return real_unlinkat(dirfd, path, flags);
+    return names_changed(real_unlinkat(dirfd, path, flags), dirfd, path);
 }
 
 int rmdir(const char *path)
 {
     resolve_rmdir();
     path_point("rmdir", AT_FDCWD, path);
-    return real_rmdir(path);
+    return names_changed(real_rmdir(path), AT_FDCWD, path);
 }
 
 static int after_mkdir(int r, int dirfd, const char *path)
@@ -810,7 +850,7 @@ static int after_mkdir(int r, int dirfd, const char *path)
         gen_new(&st);
         pthread_mutex_unlock(&pf.mu);
     }
-    return r;
+    return names_changed(r, dirfd, path);
 }
 
 int mkdir(const char *path, mode_t mode)
@@ -831,12 +871,12 @@ int link(const char *from, const char *to)
 {
     resolve_link();
     path_point("link", AT_FDCWD, to);
-    return real_link(from, to);
+    return names_changed(real_link(from, to), AT_FDCWD, to);
 }
 
 int linkat(int fromfd, const char *from, int tofd, const char *to, int flags)
 {
     resolve_linkat();
     path_point("linkat", tofd, to);
-    return real_linkat(fromfd, from, tofd, to, flags);
+    return names_changed(real_linkat(fromfd, from, tofd, to, flags), tofd, to);
 }

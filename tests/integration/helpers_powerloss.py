@@ -76,10 +76,13 @@ def read_log(log_path):
     return calls, crashed
 
 
-def layer_env(lib, root, work):
-    """The environment of a process run under the layer, watching root; files go in work."""
+def layer_env(lib, root, work, model="strict"):
+    """The environment of a process run under the layer, watching root; files go in work.
+    model: "strict" (names durable only by a sync of their directory) or "eager-names" (every
+    change of a name durable at once, bytes still only when synced)."""
     env = dict(os.environ)
     env.update({
+        "POWERFAIL_MODEL": model,
         "LD_PRELOAD": lib, "POWERFAIL_ROOT": root, "POWERFAIL_SHADOW": os.path.join(work, "shadow"),
         "POWERFAIL_LOG": os.path.join(work, "calls.log"), "POWERFAIL_CTL": os.path.join(work, "crash-at"),
         # The layer is preloaded before a sanitizer's runtime, which then refuses to start.
@@ -88,13 +91,21 @@ def layer_env(lib, root, work):
     return env
 
 
-def run_under_layer(cmd, lib, root, work, crash_at=None, timeout=120):
-    """Runs cmd with the layer watching root, killed at its crash_at-th counted call (None:
-    never). Returns (exit code, its output, the counted calls, the call crashed at)."""
-    env = layer_env(lib, root, work)
+def write_crash_point(ctl, at, kind=None):
+    """Arms the layer: crash at call number at, or (with kind) at the first call of that kind
+    from there on."""
+    with open(ctl + ".new", "w") as f:
+        f.write(f"{at} {kind}" if kind else str(at))
+    os.replace(ctl + ".new", ctl)
+
+
+def run_under_layer(cmd, lib, root, work, crash_at=None, timeout=120, model="strict"):
+    """Runs cmd with the layer watching root, killed at crash_at, (number, kind) as for
+    write_crash_point (None: never). Returns (exit code, its output, the counted calls, the call
+    crashed at)."""
+    env = layer_env(lib, root, work, model)
     if crash_at is not None:
-        with open(env["POWERFAIL_CTL"], "w") as f:
-            f.write(str(crash_at))
+        write_crash_point(env["POWERFAIL_CTL"], *crash_at)
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     calls, crashed = read_log(env["POWERFAIL_LOG"]) if os.path.exists(env["POWERFAIL_LOG"]) else ([], None)
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), calls, crashed
@@ -103,7 +114,7 @@ def run_under_layer(cmd, lib, root, work, crash_at=None, timeout=120):
 class PowerfailServer:
     """A coffer server on a copy of a data directory, with the layer preloaded."""
 
-    def __init__(self, work, data_dir, lib):
+    def __init__(self, work, data_dir, lib, model="strict"):
         self.work = work
         self.data_dir = data_dir
         self.shadow = os.path.join(work, "shadow")
@@ -111,7 +122,7 @@ class PowerfailServer:
         self.ctl = os.path.join(work, "crash-at")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.env = layer_env(lib, data_dir, work)
+        self.env = layer_env(lib, data_dir, work, model)
         self.env.update({"COFFER_ROOT_USER": ACCESS_KEY, "COFFER_ROOT_PASSWORD": SECRET_KEY})
         self.proc = None
         self.stderr_path = os.path.join(work, "server.log")
@@ -125,12 +136,11 @@ class PowerfailServer:
         wait_for_health(self.proc, self.endpoint + "/health/ready", "coffer server (powerfail)", self.log, 30)
         return self
 
-    def arm(self, offset):
-        """Crash at the offset-th call counted from now (1: the next one)."""
+    def arm(self, offset, kind=None):
+        """Crash at the offset-th call counted from now (1: the next one), or with kind at the
+        first call of that kind from there on."""
         target = counted_calls(self.log_path) + offset
-        with open(self.ctl + ".new", "w") as f:
-            f.write(str(target))
-        os.replace(self.ctl + ".new", self.ctl)
+        write_crash_point(self.ctl, target, kind)
         return target
 
     def calls(self):
