@@ -4,7 +4,8 @@
  * kill -9 keeps the page cache: every write the process made survives it, synced or not, so a
  * missing fsync never shows. This layer keeps, beside the real data directory, a shadow of what
  * a power cut would leave of it, and can kill the process at the Nth file-system call it sees;
- * tests/crash/recover.py then rebuilds the directory from the shadow alone.
+ * recover() in tests/integration/helpers_powerloss.py then rebuilds the directory from the
+ * shadow alone.
  *
  * The model (docs/internals/store.md, "Power-loss testing"):
  *   - a file's bytes and size are durable as they were at the last fsync/fdatasync/syncfs/sync
