@@ -5,7 +5,9 @@ open it cleanly, hold every acknowledged write with the right bytes, and show no
 
 Each scenario prepares a baseline with a normal server, runs the operation once to count the
 calls it makes (K), then crashes at a selection of the points 1..K (every kind of call at least
-once, the rest evenly spaced, POWERLOSS_POINTS at most), and once after the answer.
+once, the rest evenly spaced, POWERLOSS_POINTS at most), and once after the answer. Each runs
+under two models of directory entries: strict (a name is durable only once its directory is
+synced) and eager-names (every name change durable at once, bytes only when synced).
 """
 import hashlib
 import json
