@@ -60,16 +60,20 @@ def test_origin_header_does_not_multiply_the_cost_of_a_request(server, s3):
     session = requests.Session()
     url = server.endpoint + "/corscost/k"
 
-    def cpu_per_request(headers, n=400):
+    def cpu_per_request(headers, n=2000):
         session.get(url, headers=headers, timeout=10)
         before = server_cpu_seconds(server)
         for _ in range(n):
             assert session.get(url, headers=headers, timeout=10).status_code == 403
         return (server_cpu_seconds(server) - before) / n
 
+    # 2,000 requests a measure: the server's CPU time moves in clock ticks of 10 ms, which at 400
+    # requests was a quarter of one request's cost, and one tick more or less decided the ratio.
+    # Matching an origin against the 300 rules is a real cost (1.3x in a release build, up to
+    # 1.9x under ASan on a loaded machine); what must not come back is a parse per request (3.7x).
     plain = min(cpu_per_request({}) for _ in range(2))
     with_origin = min(cpu_per_request({"Origin": ORIGIN_NOMATCH}) for _ in range(2))
-    assert with_origin < 1.6 * plain + 0.00005, (plain, with_origin)
+    assert with_origin < 2.5 * plain + 0.00005, (plain, with_origin)
     # The answers themselves are unchanged: a matching origin gets its rule's headers.
     r = session.get(url, headers={"Origin": "https://a.site7-2.example"}, timeout=10)
     assert r.headers["Access-Control-Allow-Origin"] == "https://a.site7-2.example"
