@@ -272,7 +272,6 @@ static void add_object_headers(cf_http_response *resp, const cf_object_info *inf
     }
 }
 
-/* The reader of a body that spans parts, and where to report a failure half way through it. */
 /* A stored object that cannot be read as its record says (store.h: a short or missing data
  * file): an operator must hear of it by name, since the client sees only a 500 or a cut body. */
 static void object_read_failed(const cf_logger *log, cf_metrics *m, const char *request_id,
@@ -283,6 +282,7 @@ static void object_read_failed(const cf_logger *log, cf_metrics *m, const char *
            "error", why, NULL);
 }
 
+/* The reader of a body that spans parts, and where to report a failure half way through it. */
 typedef struct segments_body {
     cf_store_reader *rd;
     const cf_logger *log;
@@ -565,10 +565,11 @@ int cf_handle_get_object(cf_request *r, int head)
              * the header write) and a second TCP segment cost more than the copy. */
             char *body = malloc((size_t)len);
             ssize_t got = body ? pread(fd, body, (size_t)len, (off_t)start) : -1;
+            int read_errno = errno;
             close(fd);
             if (got != (ssize_t)len) {
                 object_read_failed(&r->srv->log, r->srv->metrics, r->request_id, r->bucket, r->key,
-                                   got < 0 ? strerror(errno) : "the data file ends before the range");
+                                   got < 0 ? strerror(read_errno) : "the data file ends before the range");
                 free(body);
                 cf_object_info_cleanup(&info);
                 return cf_respond_error(r, CF_S3_InternalError, NULL);
