@@ -49,13 +49,16 @@ static int open_current(cf_store_reader *rd, cf_err *err)
 
 int cf_store_part_open(cf_store *s, const cf_object_info *info, size_t i, int *fd, cf_err *err)
 {
-    int rc = cf_store_pin(s, info, err);
-    if (rc)
+    int rc = cf_store_segment_open(s, &info->segs[i], fd, err);
+    if (rc != CF_ENOTFOUND)
         return rc;
-    rc = cf_store_segment_open(s, &info->segs[i], fd, err);
-    if (rc == CF_ENOTFOUND)
-        rc = lost_segment(s, &info->segs[i], err);
-    cf_store_unpin(s, info->segs[0].id); /* the open descriptor keeps the bytes readable */
+    /* Only a failed open pays for the pin. Reclaiming unlinks a version's files first to last,
+     * whole under the pin's mutex: a first file still there (the pin holds) means no reclaim
+     * took this one, so it was lost; a first file gone means the version was replaced. */
+    if ((rc = cf_store_pin(s, info, err)) != 0)
+        return rc;
+    rc = lost_segment(s, &info->segs[i], err);
+    cf_store_unpin(s, info->segs[0].id);
     return rc;
 }
 
