@@ -80,6 +80,7 @@ typedef struct run {
     item_result *results;
     size_t *copies; /* indices into plan of the items to copy */
     size_t ncopies;
+    size_t ndeleted;    /* by run_deletes, on the calling thread */
     atomic_size_t next; /* the next index into copies for a worker to take */
     atomic_uint_fast64_t bytes_done, files_done;
     atomic_int no_server_copy; /* copy_from said CF_ENOTSUP once: stream the rest */
@@ -536,10 +537,15 @@ static void run_deletes(run *r, int in_the_way)
         /* One by one: a directory, or a batch that failed (to name each key that fails). */
         for (size_t k = 0; k < n; k++) {
             cf_err_clear(&err);
-            int rc = cf_repo_delete(r->dst->repo, keys[k], &err);
+            /* A directory's removals (and the emptied directories after them) are made durable
+             * by the run's one cf_repo_sync, not one fsync each. */
+            int rc = cf_repo_delete_flags(r->dst->repo, keys[k],
+                                          r->dk == CF_SIDE_DIR ? CF_REPO_DELETE_NO_SYNC : 0, &err);
             if (rc)
                 fail_item(r, idx[k], rc, err.msg[0] ? err.msg : cf_strerror(rc));
-            else if (root >= 0)
+            else
+                r->ndeleted++;
+            if (!rc && root >= 0)
                 prune_dirs(root, keys[k]);
             atomic_fetch_add(&r->files_done, 1);
         }
@@ -705,8 +711,9 @@ int cf_mirror_run(const cf_mirror_side *src, const cf_mirror_side *dst, const cf
         rc = run_copies(&r, files_total, bytes_total, err);
         if (!rc)
             run_deletes(&r, 0);
-        if (!rc && r.dk == CF_SIDE_DIR && r.ncopies && (rc = cf_repo_sync(dst->repo, err)) != 0)
-            rc = CF_EIO; /* nothing copied can be trusted to be on disk */
+        if (!rc && r.dk == CF_SIDE_DIR && (r.ncopies || r.ndeleted) &&
+            (rc = cf_repo_sync(dst->repo, err)) != 0)
+            rc = CF_EIO; /* nothing copied or deleted can be trusted to be on disk */
         report_progress(&r, files_total, bytes_total);
     }
     if (!rc || r.results)

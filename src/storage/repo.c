@@ -246,8 +246,13 @@ int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put
 
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err)
 {
+    return cf_repo_delete_flags(r, key, 0, err);
+}
+
+int cf_repo_delete_flags(cf_repo *r, const char *key, int flags, cf_err *err)
+{
     int rc = key_given(r, key, err);
-    return rc ? rc : r->ops->del(r, key, err);
+    return rc ? rc : r->ops->del(r, key, flags, err);
 }
 
 int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err)
@@ -260,7 +265,7 @@ int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *e
     if (r->ops->del_many)
         return r->ops->del_many(r, keys, n, err);
     for (size_t i = 0; i < n; i++) {
-        int rc = r->ops->del(r, keys[i], err);
+        int rc = r->ops->del(r, keys[i], 0, err);
         if (rc)
             return rc;
     }

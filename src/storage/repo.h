@@ -184,10 +184,16 @@ int cf_repo_copy_from(cf_repo *dst, const char *dst_key, cf_repo *src, const cha
 /* Makes the writes made with no_sync durable: a directory syncs its filesystem (syncfs); S3
  * writes are durable when they return, so nothing to do there. */
 int cf_repo_sync(cf_repo *r, cf_err *err);
-/* Removing a missing key is not an error. */
+/* Removing a missing key is not an error. The removal is durable when it returns: a directory
+ * syncs the file's directory after the unlink (else a power cut could bring the file back). */
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err);
-/* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. On a
- * failure, the keys before the one named in err are gone, the others may be. */
+/* cf_repo_delete_flags's flag: a directory leaves the removal to the caller's later cf_repo_sync,
+ * as a write's no_sync does (S3 ignores it). */
+#define CF_REPO_DELETE_NO_SYNC 1
+int cf_repo_delete_flags(cf_repo *r, const char *key, int flags, cf_err *err);
+/* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. Durable
+ * when it returns, as cf_repo_delete; a directory syncs each directory it removed from once, after
+ * every unlink. On a failure, the keys before the one named in err are gone, the others may be. */
 int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
 /* 1 when name (one path segment) is a directory repository's temporary file of a write in flight,
  * "NAME.tmp-" and 16 lower-case hex digits: never listed as an object, removed by a sweep. */

@@ -416,15 +416,82 @@ static int dir_list(cf_repo *base, const char *prefix, int flags, cf_repo_list_f
     return rc;
 }
 
-static int dir_delete(cf_repo *r, const char *key, cf_err *err)
+/* The directory holding the file at path (path cut at its last '/'). */
+static void parent_of(const char *path, char dir[PATH_MAX])
 {
-    char path[PATH_MAX];
+    snprintf(dir, PATH_MAX, "%s", path);
+    *strrchr(dir, '/') = '\0';
+}
+
+/* An unlink is only a change of the directory's entries: until the directory is synced, a power
+ * cut can bring the file back whole. A parent that is gone holds nothing to bring back. */
+static int sync_parent(const char *path, cf_err *err)
+{
+    char dir[PATH_MAX];
+    parent_of(path, dir);
+    int rc = cf_fs_fsync_dir(dir, err);
+    return rc == CF_ENOTFOUND ? 0 : rc;
+}
+
+static int unlink_key(cf_repo *r, const char *key, char path[PATH_MAX], cf_err *err)
+{
     int rc = key_path(r, key, path, err);
     if (rc)
         return rc;
     if (unlink(path) != 0 && errno != ENOENT)
         return cf_err_sys(err, CF_EIO, errno, "cannot remove '%s'", path);
     return 0;
+}
+
+static int dir_delete(cf_repo *r, const char *key, int flags, cf_err *err)
+{
+    char path[PATH_MAX];
+    int rc = unlink_key(r, key, path, err);
+    /* Synced also when the file was already missing: another remover may not have synced yet. */
+    return rc || (flags & CF_REPO_DELETE_NO_SYNC) ? rc : sync_parent(path, err);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every unlink first, then each directory they touched synced once: a prune of many snapshots
+ * in one directory pays one fsync, not one per file. */
+static int dir_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err)
+{
+    char **dirs = n ? calloc(n, sizeof *dirs) : NULL;
+    if (n && !dirs)
+        return cf_err_set(err, CF_ENOMEM, "removing %zu keys from '%s': out of memory", n, r->name);
+    int rc = 0;
+    size_t ndirs = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        char path[PATH_MAX];
+        if ((rc = unlink_key(r, keys[i], path, err)))
+            break;
+        *strrchr(path, '/') = '\0';
+        if (!(dirs[ndirs] = strdup(path)))
+            rc = cf_err_set(err, CF_ENOMEM, "removing %zu keys from '%s': out of memory", n, r->name);
+        else
+            ndirs++;
+    }
+    /* What was removed before a failure is synced too: the caller is told those keys are gone. */
+    if (ndirs)
+        qsort(dirs, ndirs, sizeof *dirs, cmp_str);
+    for (size_t i = 0; i < ndirs; i++) {
+        if (i && !strcmp(dirs[i], dirs[i - 1]))
+            continue;
+        cf_err sync_err;
+        int src = cf_fs_fsync_dir(dirs[i], &sync_err);
+        if (src && src != CF_ENOTFOUND && !rc) {
+            rc = src;
+            *err = sync_err;
+        }
+    }
+    for (size_t i = 0; i < ndirs; i++)
+        free(dirs[i]);
+    free(dirs);
+    return rc;
 }
 
 typedef struct sweep_ctx {
@@ -744,5 +811,6 @@ static const cf_repo_ops dir_ops = {
     .stat = dir_stat,
     .copy = dir_copy,
     .del = dir_delete,
+    .del_many = dir_delete_many,
     .sweep = dir_sweep,
 };

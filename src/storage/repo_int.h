@@ -29,8 +29,9 @@ typedef struct cf_repo_ops {
     int (*stat)(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
     /* o checked, may be NULL. */
     int (*copy)(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err);
-    int (*del)(cf_repo *r, const char *key, cf_err *err);
-    /* Optional: without it, one del per key. */
+    /* flags: CF_REPO_DELETE_NO_SYNC or 0. */
+    int (*del)(cf_repo *r, const char *key, int flags, cf_err *err);
+    /* Optional: without it, one del per key (each made durable). */
     int (*del_many)(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
     int (*sweep)(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);
 } cf_repo_ops;

@@ -960,8 +960,9 @@ static int s3_sync(cf_repo *base, cf_err *err)
     return 0; /* an S3 write is durable once it returned */
 }
 
-static int s3_delete(cf_repo *base, const char *key, cf_err *err)
+static int s3_delete(cf_repo *base, const char *key, int flags, cf_err *err)
 {
+    (void)flags; /* a DELETE is durable when it returns */
     s3_repo *r = S3_OF(base);
     char k[2048];
     cf_s3c *c;

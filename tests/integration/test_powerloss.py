@@ -561,21 +561,52 @@ def test_power_loss_during_start_up_recovery(model, tmp_path):
     crash_everywhere(f"start_up_recovery ({model})", calls, run_at, model)
 
 
-@pytest.mark.xfail(strict=True, reason="a directory repository's delete unlinks without syncing the directory "
-                   "(src/storage/repo_dir.c dir_delete): an rm that exited 0 is undone by a power cut that "
-                   "follows it; the snapshot comes back whole")
-def test_snapshot_rm_that_exited_0_survives_power_loss(tmp_path):
+@pytest.mark.parametrize("command", ["rm", "prune"])
+def test_snapshot_removal_that_exited_0_survives_power_loss(command, tmp_path):
+    """A directory repository's delete syncs the directory after the unlink: an rm (or a prune)
+    that exited 0 stays done after a power cut (before, the snapshot came back whole)."""
     lib = powerfail_library()
     assert lib, "libpowerfail.so is not built"
     src = snapshot_source(str(tmp_path / "src"))
     repo = str(tmp_path / "repo")
     os.mkdir(repo)
-    made = subprocess.run([COFFER_BIN, "snapshot", "create", src, f"{repo}/ns", "--compress", "none",
-                           "--no-progress"], capture_output=True, text=True)
-    assert made.returncode == 0, made.stdout + made.stderr
-    sid = listed_snapshots(f"{repo}/ns")[0]
-    code, out, _, _ = run_under_layer([COFFER_BIN, "snapshot", "rm", f"{repo}/ns@{sid}"], lib,
-                                      os.path.realpath(repo), str(tmp_path))
+    for _ in range(2 if command == "prune" else 1):
+        made = subprocess.run([COFFER_BIN, "snapshot", "create", src, f"{repo}/ns", "--compress", "none",
+                               "--no-progress"], capture_output=True, text=True)
+        assert made.returncode == 0, made.stdout + made.stderr
+    before = listed_snapshots(f"{repo}/ns")
+    if command == "rm":
+        cmd, kept = [COFFER_BIN, "snapshot", "rm", f"{repo}/ns@{before[0]}"], []
+    else:
+        cmd, kept = [COFFER_BIN, "snapshot", "prune", f"{repo}/ns", "--keep-last", "1"], [before[-1]]
+    code, out, calls, _ = run_under_layer(cmd, lib, os.path.realpath(repo), str(tmp_path))
     assert code == 0, out
+    assert any(kind.startswith("unlink") for _, kind, _ in calls), calls
     recover(str(tmp_path / "shadow"), str(tmp_path / "recovered"))
-    assert listed_snapshots(f"{tmp_path}/recovered/ns") == []
+    assert listed_snapshots(f"{tmp_path}/recovered/ns") == kept
+
+
+def test_mirror_delete_that_exited_0_survives_power_loss(tmp_path):
+    """coffer mirror --delete into a directory: the files it removed (and the directories it
+    emptied) stay removed after a power cut once it exited 0, also in a run that copied nothing
+    (the run's one syncfs covers deletes too, no fsync per file)."""
+    lib = powerfail_library()
+    assert lib, "libpowerfail.so is not built"
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    os.makedirs(src / "keep")
+    os.makedirs(dst / "keep")
+    os.makedirs(dst / "gone" / "deep")
+    (src / "keep" / "a").write_bytes(b"kept")
+    shutil.copy2(src / "keep" / "a", dst / "keep" / "a")
+    for i in range(20):
+        (dst / f"extra{i}").write_bytes(b"extra")
+    (dst / "gone" / "deep" / "b").write_bytes(b"extra")
+    code, out, calls, _ = run_under_layer([COFFER_BIN, "mirror", "--no-progress", "--delete", str(src), str(dst)],
+                                          lib, os.path.realpath(dst), str(tmp_path))
+    assert code == 0, out
+    assert sorted(os.listdir(dst)) == ["keep"], out  # nothing to copy: a delete-only run
+    kinds = [kind for _, kind, _ in calls]
+    assert kinds.count("fsync") == 0, f"one fsync a removed file: {kinds}"
+    recover(str(tmp_path / "shadow"), str(tmp_path / "recovered"))
+    assert sorted(os.listdir(tmp_path / "recovered")) == ["keep"]
+    assert (tmp_path / "recovered" / "keep" / "a").read_bytes() == b"kept"
