@@ -249,6 +249,25 @@ static size_t on_read(char *p, size_t size, size_t n, void *ud)
     return got;
 }
 
+/* libcurl rewinds a body itself when a reused connection turns out dead mid-send and it tries
+ * again on a new one; without this it fails such a request with CURLE_SEND_FAIL_REWIND. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    cf_s3c_xfer *x = ud;
+    if (origin != SEEK_SET || offset < 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (x->body) {
+        if ((uint64_t)offset > x->body_len)
+            return CURL_SEEKFUNC_FAIL;
+        x->body_off = (size_t)offset;
+        return CURL_SEEKFUNC_OK;
+    }
+    if (!x->seek || (uint64_t)offset > x->stream_len || x->seek(x->rctx, (uint64_t)offset) != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->stream_off = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     cf_s3c_xfer *x = ud;
@@ -600,6 +619,8 @@ static void set_options(cf_s3c_xfer *x, const char *url)
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
         curl_off_t size = x->read ? (curl_off_t)x->stream_len : (curl_off_t)x->body_len;
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, size);
         if (!strcmp(x->method, "POST"))
@@ -810,7 +831,8 @@ static int retryable(const cf_s3c_xfer *x, CURLcode res)
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_COULDNT_CONNECT:
-    case CURLE_PARTIAL_FILE: return 1;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SEND_FAIL_REWIND: /* begin_attempt rewinds, or says why it cannot */ return 1;
     case CURLE_ABORTED_BY_CALLBACK: return x->stalled;
     default: return 0;
     }

@@ -9,8 +9,8 @@ chosen request at a chosen byte of its body. Faults are added at run time by the
     ... run a client against proxy.endpoint ...
     assert rule.hits == 2
 
-A rule applies to the requests it matches (method, a regex searched in the request target, the
-nth match on: first, for times matches; times=None: for ever). The first rule whose window
+A rule applies to the requests it matches (method, or several as "DELETE,POST"; a regex searched
+in the request target; the nth match on: first, for times matches; times=None: for ever). The first rule whose window
 covers a request decides its fault; every other request is forwarded untouched. Faults:
 
     Latency(s)                      wait s before forwarding the request
@@ -21,7 +21,9 @@ covers a request decides its fault; every other request is forwarded untouched. 
                                     bytes of its body, then close the connection (FIN)
     Error(status, code, retry_after)  answer an S3 XML error itself, never asking upstream
 
-direction is "request" (client to store: an upload's body) or "response" (a download's).
+direction is "request" (client to store: an upload's body) or "response" (a download's); with
+after=0 a request-direction fault strikes before any of the body is forwarded, so it hits
+requests without a body too.
 Besides rules: go_down() / go_down_after(n) (every connection dropped and new ones closed at
 once, the second after n more client bytes) and go_up(). Counters: requests (list of
 (method, target, fault name or None)), rule.hits, connections.
@@ -85,24 +87,22 @@ class Error:
 class Rule:
     def __init__(self, fault, method=None, path=None, first=1, times=1):
         self.fault = fault
-        self.method = method.upper() if method else None
+        self.methods = set(method.upper().split(",")) if method else None
         self.path = re.compile(path) if path else None
         self.first, self.times = first, times
         self.matched = 0  # requests this rule matched, inside its window or not
         self.hits = 0  # requests it applied its fault to
 
-    def _take(self, method, target):
-        """Called under the proxy's lock: 1 when this request gets the fault."""
-        if self.method and method != self.method:
+    def _covers(self, method, target):
+        """Called under the proxy's lock for every request: counts it when it matches, and says
+        whether it falls in the rule's window."""
+        if self.methods and method not in self.methods:
             return False
         if self.path and not self.path.search(target):
             return False
         self.matched += 1
         n = self.matched - self.first
-        if n < 0 or (self.times is not None and n >= self.times):
-            return False
-        self.hits += 1
-        return True
+        return n >= 0 and (self.times is None or n < self.times)
 
 
 class _Closed(Exception):
@@ -256,8 +256,9 @@ class FaultProxy:
         with self.lock:
             fault = None
             for rule in self.rules:
-                if rule._take(method, target) and fault is None:
+                if rule._covers(method, target) and fault is None:
                     fault = rule.fault
+                    rule.hits += 1
             self.requests.append((method, target, type(fault).__name__ if fault else None))
             return fault
 
@@ -343,7 +344,7 @@ class FaultProxy:
         if to_close:  # a response without a length ends with its connection
             self._pass(src, dst, None, fault, rate, counts)
             return False
-        return True
+        return self._pass(src, dst, 0, fault, rate, counts)  # no body: only a fault at byte 0
 
     def _chunked(self, src, dst, fault, rate, counts):
         sent = [0]
@@ -366,7 +367,7 @@ class FaultProxy:
         sent = sent if sent is not None else [0]
         stalled = False
         start, moved = time.monotonic(), 0
-        while n is None or n > 0:
+        while True:
             cap = _CHUNK if n is None else min(n, _CHUNK)
             if isinstance(fault, (Stall, Reset)):
                 left = fault.after - sent[0]
@@ -380,6 +381,8 @@ class FaultProxy:
                         time.sleep(fault.seconds)
                 else:
                     cap = min(cap, left)
+            if n is not None and n <= 0:
+                break
             try:
                 data = src.some(cap)
             except _Closed:

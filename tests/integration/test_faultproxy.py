@@ -211,3 +211,18 @@ def test_down_after_a_byte_budget(net):
     assert head == "" and body == b""
     proxy.go_up()
     assert raw_get(proxy)[1] == BLOB
+
+
+def test_fault_before_a_bodyless_request_and_method_sets(net):
+    """after=0 in the request direction: the request never reaches upstream, body or not."""
+    up, proxy = net
+    rule = proxy.add(Reset(after=0, direction="request"), method="DELETE,GET", path="^/small$", times=2)
+    for _ in range(2):
+        head, body, error = raw_get(proxy, "/small")
+        assert head == "" and isinstance(error, ConnectionResetError)
+    assert raw_get(proxy, "/small")[1] == b"x" * 100
+    assert rule.hits == 2 and rule.matched == 3
+    stall = proxy.add(Stall(1, after=0, direction="request"), method="GET", path="^/small$")
+    t0 = time.monotonic()
+    assert raw_get(proxy, "/small")[1] == b"x" * 100
+    assert time.monotonic() - t0 >= 1 and stall.hits == 1
