@@ -545,19 +545,31 @@ static int verify_all(snap_run *r, const coffer_restore_options *ro)
     coffer_snapshot_info *list = NULL;
     size_t n = 0;
     coffer_error e;
-    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), failures = 0;
+    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), damaged = 0, unchecked = 0;
+    cf_err why = {
+        0}; /* the last failure that was not damage: a network that failed says nothing of the data */
     for (size_t i = 0; !rc && i < n; i++) {
         cf_err one = {0};
-        if (from_api(coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e), &e, &one) != 0) {
-            failures++;
-            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, one.msg);
-        } else {
-            printf("%s: ok\n", list[i].id);
+        int one_rc = from_api(coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e), &e, &one);
+        if (one_rc == CF_EDIGEST || one_rc == CF_ECORRUPT) {
+            damaged++;
+        } else if (one_rc) {
+            unchecked++;
+            why = one;
         }
+        if (one_rc)
+            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, one.msg);
+        else
+            printf("%s: ok\n", list[i].id);
     }
     coffer_list_free(list, n);
-    if (!rc && failures)
-        rc = cf_err_set(&r->err, CF_EDIGEST, "%d snapshot(s) failed verification", failures);
+    if (!rc && damaged)
+        rc = cf_err_set(&r->err, CF_EDIGEST, "%d snapshot(s) failed verification", damaged + unchecked);
+    else if (!rc && unchecked) {
+        r->err = why;
+        rc = cf_err_reword(&r->err, why.code, "%d snapshot(s) could not be verified; the last: %.400s",
+                           unchecked, why.msg);
+    }
     return rc;
 }
 

@@ -863,11 +863,11 @@ static double next_try(cf_s3c_xfer *x, char *why, size_t whylen)
         snprintf(why, whylen, "after %d attempts", x->attempt);
         return -1;
     }
-    /* A store that asks for longer than the budget has left is taken at its word. */
-    if (x->retry_after >= 0 && now + x->retry_after - c->failing_since > budget) {
+    /* A store that asks for longer than the whole budget is taken at its word. */
+    if (x->retry_after > budget) {
         snprintf(why, whylen,
-                 "after %d attempts: the store asked to wait %.0f s (Retry-After), past the retry "
-                 "budget of %g s",
+                 "after %d attempts: the store asked to wait %.0f s (Retry-After), longer than the "
+                 "retry budget of %g s",
                  x->attempt, x->retry_after, budget);
         return -1;
     }

@@ -15,7 +15,9 @@ covers a request decides its fault; every other request is forwarded untouched. 
 
     Latency(s)                      wait s before forwarding the request
     Bandwidth(bytes_per_s)          forward both bodies at most that fast
-    Stall(s, after, direction)      stop forwarding for s seconds after `after` body bytes
+    Stall(s, after, direction, then)  stop forwarding for s seconds after `after` body bytes,
+                                    then go on ("forward": what was sent meanwhile arrives
+                                    late) or reset both connections ("reset")
     Reset(after, direction)         after `after` body bytes, reset both connections (RST)
     Truncate(after)                 send the response head (full Content-Length) and `after`
                                     bytes of its body, then close the connection (FIN)
@@ -47,9 +49,9 @@ class Bandwidth:
 
 
 class Stall:
-    def __init__(self, seconds, after=0, direction="response"):
-        assert direction in ("request", "response")
-        self.seconds, self.after, self.direction = seconds, after, direction
+    def __init__(self, seconds, after=0, direction="response", then="forward"):
+        assert direction in ("request", "response") and then in ("forward", "reset")
+        self.seconds, self.after, self.direction, self.then = seconds, after, direction, then
 
 
 class Reset:
@@ -372,13 +374,14 @@ class FaultProxy:
             if isinstance(fault, (Stall, Reset)):
                 left = fault.after - sent[0]
                 if left <= 0:
-                    if isinstance(fault, Reset):
+                    if isinstance(fault, Reset) or stalled and fault.then == "reset":
                         _reset(src.sock)
                         _reset(dst if isinstance(dst, socket.socket) else dst.sock)
                         raise _Closed()
                     if not stalled:
                         stalled = True
                         time.sleep(fault.seconds)
+                        continue
                 else:
                     cap = min(cap, left)
             if n is not None and n <= 0:

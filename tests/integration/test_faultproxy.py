@@ -226,3 +226,12 @@ def test_fault_before_a_bodyless_request_and_method_sets(net):
     t0 = time.monotonic()
     assert raw_get(proxy, "/small")[1] == b"x" * 100
     assert time.monotonic() - t0 >= 1 and stall.hits == 1
+
+
+def test_stall_then_reset(net):
+    up, proxy = net
+    proxy.add(Stall(0.5, after=1000, direction="response", then="reset"))
+    t0 = time.monotonic()
+    head, body, error = raw_get(proxy)
+    assert time.monotonic() - t0 >= 0.5
+    assert body == BLOB[:1000] and isinstance(error, ConnectionResetError)

@@ -1042,7 +1042,7 @@ static void test_retry_after_past_the_budget(void **state)
     assert_int_equal(cf_s3c_head_object(c, "b", "k", NULL, &err), CF_EAGAIN);
     assert_true(cf_clock_mono() - t0 < 30);
     assert_int_equal(f.conns, 1);
-    assert_non_null(strstr(err.msg, "(Retry-After), past the retry budget of 60 s"));
+    assert_non_null(strstr(err.msg, "(Retry-After), longer than the retry budget of 60 s"));
     cf_s3c_free(c);
     fake_stop(&f);
 }
