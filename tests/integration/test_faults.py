@@ -167,6 +167,41 @@ def test_ls_and_prune_ride_out(net, env_direct, repo, data, fault):
     ok(snap(env_direct, "verify", repo, "--all"))
 
 
+def test_multipart_create_rides_out_faults_on_parts(net, env_direct, s3, repo, tmp_path):
+    """An archive above one part (16 MiB) goes up as a multipart upload, parts in parallel: a
+    reset in the middle of part 1, 503s on part 2, a stall on part 3 and a 500 on the completion
+    are each retried; the restore gives back the very bytes. Then parts that always fail: the
+    command fails, nothing is listed, and prune --grace 1s removes the upload left behind."""
+    proxy, env = net
+    big = os.urandom(40 << 20)
+    rules = [proxy.add(Reset(after=1 << 20, direction="request"), method="PUT", path=r"partNumber=1&", times=1),
+             proxy.add(Error(503, "SlowDown"), method="PUT", path=r"partNumber=2&", times=2),
+             proxy.add(Stall(4, after=1 << 20, direction="request"), method="PUT", path=r"partNumber=3&", times=1),
+             proxy.add(Error(500, "InternalError"), method="POST", path=r"uploadId=", times=1)]
+    sid = ok(snap(env, "create", "-", repo, "--compress", "none", "--expected-size", "40M", *NET, stdin=big))
+    assert [r.hits for r in rules] == [1, 2, 1, 1]
+    assert proxy.count("PUT", r"partNumber=1&") == 2 and proxy.count("PUT", r"partNumber=2&") == 3
+    assert proxy.count("PUT", r"partNumber=3&") == 2
+    assert snap(env_direct, "restore", f"{repo}@{sid}", "-").stdout == big
+    proxy.clear()
+    rule = proxy.add(Reset(after=1 << 20, direction="request"), method="PUT", path=r"partNumber=2&", times=None)
+    p = snap(env, "create", "-", repo, "--compress", "none", *GIVE_UP, stdin=big)
+    assert p.returncode == 1 and "after 2 attempts" in p.err, p.err
+    assert rule.hits == 2
+    assert_repo_sound(env_direct, repo, [sid])
+    prefix = repo.split("/", 3)[3] + "/"
+    uploads = lambda: s3.list_multipart_uploads(Bucket="faults", Prefix=prefix).get("Uploads", [])
+    assert uploads() == []  # the failed create aborted its upload
+    # Now the abort fails too: the upload stays behind, and prune is what removes it.
+    aborts = proxy.add(Error(503, "SlowDown"), method="DELETE", path=r"uploadId=", times=None)
+    p = snap(env, "create", "-", repo, "--compress", "none", *GIVE_UP, stdin=big)
+    assert p.returncode == 1 and aborts.hits >= 1, p.err
+    assert len(uploads()) == 1
+    time.sleep(2.1)  # --grace 1s, in whole seconds of the upload's start
+    out = ok(snap(env_direct, "prune", repo, "--keep-last", "5", "--grace", "1s"))
+    assert listed(env_direct, repo) == [sid] and uploads() == [], (out, uploads())
+
+
 def test_slow_network_is_only_slow(net, env_direct, repo, data, tmp_path):
     """Latency on every request and a bandwidth cap: everything works, nothing is retried."""
     proxy, env = net
