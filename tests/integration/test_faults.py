@@ -356,3 +356,36 @@ def test_bad_network_flags_are_refused(env_direct, repo):
                  ["--retry-budget", "2d"], ["--stall-timeout", "soon"], ["--stall-timeout", ""]):
         p = snap(env_direct, "ls", repo, *args)
         assert p.returncode == 2 and args[0] in p.err, (args, p.err)
+
+
+def test_mirror_takes_the_same_limits(net, env_direct, s3, data, tmp_path):
+    """coffer mirror rides out 503s with its retries, and gives up on a stall with
+    --stall-timeout, naming it (exit 3: that file failed, the others were done)."""
+    proxy, env = net
+    src, _ = data
+    dst = f"s3://faults/{tmp_path.name}-mirror"
+
+    def mirror(*args):
+        t0 = time.monotonic()
+        p = subprocess.run([COFFER_BIN, "mirror", str(src), dst, "--no-progress", *args], env=env,
+                           capture_output=True, timeout=90)
+        p.elapsed, p.err = time.monotonic() - t0, p.stderr.decode(errors="replace")
+        return p
+
+    slow = proxy.add(Error(503, "SlowDown", retry_after=1), method="PUT", path=r"/a\.bin$", times=2)
+    p = mirror("--retries", "2")
+    assert p.returncode == 0, p.err
+    assert slow.hits == 2 and proxy.count("PUT", r"/a\.bin$") == 3 and p.elapsed >= 2.0
+    body = s3.get_object(Bucket="faults", Key=f"{tmp_path.name}-mirror/a.bin")["Body"].read()
+    assert body == (src / "a.bin").read_bytes()
+    (src / "sub" / "c.bin").write_bytes(os.urandom(100_000))
+    try:
+        proxy.add(Stall(5, after=1000, direction="request", then="reset"), method="PUT", path=r"/c\.bin$",
+                  times=None)
+        p = mirror("--retries", "0", "--stall-timeout", "1s")
+        assert p.returncode == 3 and "stalled: no byte moved for 1 s" in p.err, p.err
+    finally:
+        (src / "sub" / "c.bin").unlink()
+    for args in (["--retries", "100"], ["--stall-timeout", "0"], ["--retry-budget", "later"]):
+        p = mirror(*args)
+        assert p.returncode == 2 and args[0] in p.err, (args, p.err)
