@@ -90,6 +90,7 @@ bench: deps-bench build
 	@bench/snapshot.sh $(BUILD)/coffer
 	@bench/console.sh $(BUILD)/coffer
 	@bench/lib_vs_cli.sh $(BUILD)/coffer
+	@bench/mirror.sh $(BUILD)/coffer
 
 fuzz: build-fuzz
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)

@@ -150,3 +150,41 @@ timed() {
   T_CPU=$(calc "$u + $s")
   T_SERVER=$(calc "($c1 - $c0) / $(getconf CLK_TCK)")
 }
+
+# timed_record NAME CMD...: timed, then appends the wall, CPU and server CPU seconds to the
+# arrays W_NAME, C_NAME and V_NAME (declared by the caller), and logs them.
+timed_record() {
+  local name=$1
+  shift
+  timed "$name" "$@"
+  local -n W_=W_$name C_=C_$name V_=V_$name
+  W_+=("$T_WALL")
+  C_+=("$T_CPU")
+  V_+=("$T_SERVER")
+  log "  $name: $(fmt "$T_WALL" 2) s, CPU $(fmt "$T_CPU" 2) s, server CPU $(fmt "$T_SERVER" 2) s"
+}
+
+# same_tree DIR SUMS COUNT NAME: DIR holds exactly COUNT regular files, whose SHA-256 sums are
+# those of SUMS (sha256sum's output, paths relative to DIR); else the run ends, naming NAME.
+same_tree() {
+  local n
+  n=$(find "$1" -type f | wc -l)
+  [ "$n" -eq "$3" ] || die "$4: $n files in $1, the corpus has $3"
+  (cd "$1" && sha256sum -c --quiet --strict "$2" >"$WORK/check.out" 2>&1) ||
+    { head -n 5 "$WORK/check.out" >&2; die "$4: files in $1 differ from the corpus"; }
+  log "  $4: tree checked ($n files, SHA-256 of each)"
+}
+
+# retire DIR NAME: set a written tree aside without deleting it. On an ext4 without a journal
+# (as some VM disks are), creating files shortly (up to 5-10 min) after many were deleted is
+# markedly slower (the inode allocator skips and re-reads recently deleted inodes:
+# recently_deleted and find_inode_bit in a profile), so a command that followed the deletion of
+# the previous one's tree would pay for it. Instead the files are truncated (their blocks
+# freed), their inodes kept in WORK/retired/NAME until WORK is removed at exit.
+# On tmpfs none of that applies: a retired tree is removed.
+retire() {
+  if [ "$(stat -f -c %T "$1")" = tmpfs ]; then rm -rf "$1"; return; fi
+  find "$1" -type f -size +0 -exec truncate -s 0 {} +
+  mkdir -p "$WORK/retired"
+  mv "$1" "$WORK/retired/$2"
+}

@@ -101,18 +101,6 @@ export COFFER_ENDPOINT=$ENDPOINT COFFER_ACCESS_KEY=$ACCESS_KEY COFFER_SECRET_KEY
 export TMPDIR=$WORK/tmp # where the snapshotter stages the state
 
 # ----------------------------------------------------------------------------- measuring
-# measure NAME CMD...: timed (bench/lib.sh); appends wall seconds to W_NAME, CPU seconds of CMD
-# to C_NAME, the server's to V_NAME.
-measure() {
-  local name=$1
-  shift
-  timed "$name" "$@"
-  local -n W_=W_$name C_=C_$name V_=V_$name
-  W_+=("$T_WALL")
-  C_+=("$T_CPU")
-  V_+=("$T_SERVER")
-  log "  $name: $(fmt "$T_WALL" 2) s, CPU $(fmt "$T_CPU" 2) s, server CPU $(fmt "$T_SERVER" 2) s"
-}
 # check FILE NAME: FILE holds the state, byte for byte
 check() {
   local sum
@@ -142,10 +130,10 @@ for i in $(seq "$RUNS"); do
   cat "$STATE" >/dev/null # every command reads the state from the page cache
   for c in $CODECS; do
     repo=s3://$BUCKET/lib-$c/bench # {prefix}/{topic}; the snapshotter's partition is the round
-    snap_lib() { measure "snapshotter_$c" "$LIB_SNAPSHOT" snapshotter "$repo" "$i" "$STATE" "$c" "$JOBS"; }
-    fd_lib() { measure "create_fd_$c" "$LIB_SNAPSHOT" create-fd "s3://$BUCKET/fd-$c" "r$i" "$STATE" "$c" "$JOBS"; }
+    snap_lib() { timed_record "snapshotter_$c" "$LIB_SNAPSHOT" snapshotter "$repo" "$i" "$STATE" "$c" "$JOBS"; }
+    fd_lib() { timed_record "create_fd_$c" "$LIB_SNAPSHOT" create-fd "s3://$BUCKET/fd-$c" "r$i" "$STATE" "$c" "$JOBS"; }
     if [ $((i % 2)) -eq 1 ]; then snap_lib; else fd_lib; fi
-    measure "cli_create_$c" bash -c '"$1" snapshot create - "$2" --compress "$3" --jobs "$4" --expected-size "$5" \
+    timed_record "cli_create_$c" bash -c '"$1" snapshot create - "$2" --compress "$3" --jobs "$4" --expected-size "$5" \
       --no-progress <"$6"' _ "$COFFER_BIN" "s3://$BUCKET/cli-$c/r$i" "$c" "$JOBS" "$STATE_BYTES" "$STATE"
     if [ $((i % 2)) -eq 1 ]; then fd_lib; else snap_lib; fi
     ratios "snapshotter_$c" "cli_create_$c"
@@ -157,12 +145,12 @@ for i in $(seq "$RUNS"); do
     boot() {
       rm -rf "$RESTORE_DIR/boot"
       mkdir "$RESTORE_DIR/boot"
-      measure "bootstrap_$c" "$LIB_SNAPSHOT" bootstrap "$repo" "$i" "$RESTORE_DIR/boot"
+      timed_record "bootstrap_$c" "$LIB_SNAPSHOT" bootstrap "$repo" "$i" "$RESTORE_DIR/boot"
       [ "$i" -gt 1 ] || check "$RESTORE_DIR/boot/state" "coffer_bootstrap ($c)"
       rm -rf "$RESTORE_DIR/boot"
     }
     cli() {
-      measure "cli_restore_$c" bash -c '"$1" snapshot restore "$2" - --no-progress >"$3" && sync "$3"' _ \
+      timed_record "cli_restore_$c" bash -c '"$1" snapshot restore "$2" - --no-progress >"$3" && sync "$3"' _ \
         "$COFFER_BIN" "$repo/$i@latest" "$RESTORE_DIR/cli.state"
       [ "$i" -gt 1 ] || check "$RESTORE_DIR/cli.state" "coffer snapshot restore ($c)"
       rm -f "$RESTORE_DIR/cli.state"

@@ -109,14 +109,7 @@ warm() {
 PREFAULT_BYTES=$(numfmt --from=iec "${PREFAULT:-3G}") || die "PREFAULT must be a size such as 3G, not '${PREFAULT:-}'"
 
 # check_tree DIR NAME: the restored DIR holds exactly the corpus's files, byte for byte
-check_tree() {
-  local n
-  n=$(find "$1" -type f | wc -l)
-  [ "$n" -eq "$CORPUS_FILES" ] || die "$2 restored $n files, the corpus has $CORPUS_FILES"
-  (cd "$1" && sha256sum -c --quiet --strict "$WORK/expected.sha256" >"$WORK/check.out" 2>&1) ||
-    { head -n 5 "$WORK/check.out" >&2; die "$2 restored files that differ from the corpus"; }
-  log "  $2: restored tree checked ($n files, SHA-256 of each)"
-}
+check_tree() { same_tree "$1" "$WORK/expected.sha256" "$CORPUS_FILES" "$2"; }
 
 # ------------------------------------------------------------------------------ start-up
 read -r COFFER_PORT < <(python3 -c '
@@ -167,18 +160,6 @@ stored_size() {   # archive bytes of the snapshot REPO@ID, from its manifest
   "$COFFER_BIN" snapshot show "$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["archive"]["size"])'
 }
 fresh() { chmod -R u+rwX "$1" 2>/dev/null || true; rm -rf "$1"; mkdir -p "$1"; }
-# retire DIR NAME: set a restored tree aside without deleting it. On an ext4 without a journal
-# (as some VM disks are), creating files shortly (up to 5-10 min) after many were deleted is
-# markedly slower (the inode allocator skips and re-reads recently deleted inodes), so a
-# restore that followed the deletion of the previous restore's tree would pay for it. Instead
-# the files are truncated (their blocks freed), their inodes kept until the scratch directory
-# is removed at exit.
-# On tmpfs none of that applies: a retired tree is removed.
-retire() {
-  if [ "$RESTORE_FS" = tmpfs ]; then rm -rf "$1"; return; fi
-  find "$1" -type f -size +0 -exec truncate -s 0 {} +
-  mv "$1" "$WORK/retired/$2"
-}
 
 # Restores write to RESTORE_DIR: by default a tmpfs (/dev/shm) when it has room for two
 # corpora, so that the figures measure the tools rather than this shared disk's state (file

@@ -43,6 +43,8 @@ bench_packages=(
   python3-boto3
   # references: nginx for the server, restic and borg for snapshots (bench/snapshot.sh)
   nginx-light wrk hyperfine time restic borgbackup
+  # references for coffer mirror (bench/mirror.sh)
+  rclone awscli
 )
 
 groups=("$@")

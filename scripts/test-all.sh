@@ -59,6 +59,8 @@ tsan_unit+='|^test_render$'
 tsan_unit+='|^test_api$|^test_api_abuse$'
 # The snapshotter's thread beside the application's, two partitions at once, stop while in flight.
 tsan_unit+='|^test_snapshotter$'
+# coffer mirror --verify: keys read and judged by --jobs workers, findings gathered after.
+tsan_unit+='|^test_verify$'
 # The kvstore example's node: its state written from one thread while another applies entries.
 tsan_unit+='|^test_kv_store$'
 # coffer mirror --fix-content-types: workers sharing one listing and one repository.

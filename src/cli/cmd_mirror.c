@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_format.h"
 #include "cli/target.h"
 #include "core/clock.h"
 #include "core/fs.h"
@@ -422,17 +423,6 @@ typedef struct bar {
     double t0;
 } bar;
 
-static void human_bytes(double b, char *out, size_t n)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = 0;
-    while (b >= 1024 && u < 5) {
-        b /= 1024;
-        u++;
-    }
-    snprintf(out, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
-}
-
 static void draw_progress(void *ctx, const cf_mirror_progress *p)
 {
     bar *b = ctx;
@@ -440,9 +430,9 @@ static void draw_progress(void *ctx, const cf_mirror_progress *p)
         return;
     double el = cf_clock_mono() - b->t0;
     char done[32], total[32], rate[32], eta[32] = "";
-    human_bytes((double)p->bytes_done, done, sizeof done);
-    human_bytes((double)p->bytes_total, total, sizeof total);
-    human_bytes(el > 0 ? (double)p->bytes_done / el : 0, rate, sizeof rate);
+    cf_cli_human_bytes((double)p->bytes_done, 1, done, sizeof done);
+    cf_cli_human_bytes((double)p->bytes_total, 1, total, sizeof total);
+    cf_cli_human_bytes(el > 0 ? (double)p->bytes_done / el : 0, 1, rate, sizeof rate);
     if (p->bytes_done && p->bytes_total > p->bytes_done && el > 0) {
         double left = (double)(p->bytes_total - p->bytes_done) / ((double)p->bytes_done / el);
         snprintf(eta, sizeof eta, "  ETA %d:%02d", (int)left / 60, (int)left % 60);
@@ -504,8 +494,11 @@ static int run_verify(const mirror_cli *c, side *src, side *dst, const cf_logger
 {
 #ifdef HAVE_VERIFY
     out->verified = 1;
-    return cf_mirror_verify(&src->m, &dst->m, c->exclude, c->nexclude, c->jobs ? c->jobs : 8, log, &out->vs,
-                            err);
+    int rc = cf_mirror_verify(&src->m, &dst->m, c->exclude, c->nexclude, c->jobs ? c->jobs : 8, log, &out->vs,
+                              err);
+    /* The run's time (summary line, JSON, metrics) includes the reading of both sides. */
+    out->sum.seconds += out->vs.seconds;
+    return rc;
 #else
     /* WIRE AT MERGE: cf_mirror_verify (src/mirror/verify.h) */
     (void)c, (void)src, (void)dst, (void)log, (void)out;
@@ -578,6 +571,12 @@ static json_t *string_array(char *const *v, size_t n)
     return a;
 }
 
+/* Where the dated copy of this run is (or, dry run, would be) published. */
+static void dated_path(const side *dst, const outcome *out, char *path, size_t n)
+{
+    snprintf(path, n, "%s/%s", dst->dir, out->dated_name);
+}
+
 static void print_json(const mirror_cli *c, const side *src, const side *dst, const outcome *out, int rc,
                        const cf_err *err)
 {
@@ -600,8 +599,8 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
         cf_verify_summary_json(&out->vs, j);
 #endif
     if (j && out->dated) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dst->dir, out->dated_name);
+        char path[PATH_MAX + 16];
+        dated_path(dst, out, path, sizeof path);
         json_object_set_new(j, "dated",
                             json_pack("{s:s, s:s, s:o}", "name", out->dated_name, "path", path, "removed",
                                       string_array(out->removed, out->nremoved)));
@@ -633,7 +632,25 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
     json_decref(j);
 }
 
-static void print_human(const mirror_cli *c, const outcome *out, int rc)
+/* The dated copy made and the copies the retention removed, as --json's "dated" says them. */
+static void print_dated(const mirror_cli *c, const side *dst, const outcome *out, int rc)
+{
+    char path[PATH_MAX + 16];
+    dated_path(dst, out, path, sizeof path);
+    if (!rc) {
+        fputs(c->dry_run ? "would publish " : "dated copy ", stdout);
+        put_visible(path, stdout);
+        fputc('\n', stdout);
+    }
+    if (rc && !out->nremoved)
+        return; /* a failed night removes nothing */
+    printf("%s by retention:", c->dry_run ? "would remove" : "removed");
+    for (size_t i = 0; i < out->nremoved; i++)
+        printf("%s %s", i ? "," : "", out->removed[i]); /* dated names: YYYY-MM-DD, nothing to escape */
+    puts(out->nremoved ? "" : " none");
+}
+
+static void print_human(const mirror_cli *c, const side *dst, const outcome *out, int rc)
 {
     const cf_mirror_summary *s = &out->sum;
     if (rc && !s->files_copied && !s->files_deleted && !s->files_failed)
@@ -666,6 +683,8 @@ static void print_human(const mirror_cli *c, const outcome *out, int rc)
 #endif
     if (out->ran || out->verified || out->fixed)
         printf(" in %.1f s\n", s->seconds);
+    if (out->dated)
+        print_dated(c, dst, out, rc);
 }
 
 /* A Prometheus label value: backslash, quote and newline escaped. */
@@ -806,6 +825,14 @@ int cf_cmd_mirror(int argc, char **argv)
         free(c.exclude);
         return CF_EXIT_USAGE;
     }
+    if (c.dated && sides[1].is_s3) {
+        /* Dated copies are directories hard-linked to each other: a bucket has neither. */
+        fprintf(stderr, "coffer mirror: --dated needs a directory destination, not '%s'\n%s", sides[1].arg,
+                usage);
+        free(sides[0].dir);
+        free(c.exclude);
+        return CF_EXIT_USAGE;
+    }
     side *src = &sides[0], *dst = c.fix_types ? NULL : &sides[1];
     int overlap = dst && !src->is_s3 && !dst->is_s3 && sides_overlap(src, dst);
     for (int i = 0; !rc && !overlap && i < nsides; i++)
@@ -854,7 +881,7 @@ int cf_cmd_mirror(int argc, char **argv)
     if (c.json)
         print_json(&c, src, dst, &out, rc, &err);
     else
-        print_human(&c, &out, rc);
+        print_human(&c, dst, &out, rc);
 
     /* A failed run's cause decides; then a proof that failed; then files that failed. */
     code = rc                                           ? exit_for(rc)

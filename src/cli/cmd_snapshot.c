@@ -21,6 +21,7 @@
 
 #include "archive/seal.h"
 #include "cli/cli.h"
+#include "cli/cli_format.h"
 #include "cli/target.h"
 #include "coffer/coffer.h"
 #include "core/duration.h"
@@ -141,27 +142,16 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void human(double bytes, char *out, size_t n)
-{
-    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 5) {
-        bytes /= 1024;
-        u++;
-    }
-    snprintf(out, n, u ? "%.2f %s" : "%.0f %s", bytes, units[u]);
-}
-
 static void progress_draw(progress *p, int final)
 {
     double t = now_s(), el = t - p->t0;
     char done[32], total[32], rate[32], eta[32] = "";
-    human((double)p->done, done, sizeof done);
-    human(el > 0 ? (double)p->done / el : 0, rate, sizeof rate);
+    cf_cli_human_bytes((double)p->done, 2, done, sizeof done);
+    cf_cli_human_bytes(el > 0 ? (double)p->done / el : 0, 2, rate, sizeof rate);
     if (p->total && !final) {
         uint64_t d = p->done < p->total ? p->done : p->total;
         double left = d && el > 0 ? (double)(p->total - d) / ((double)d / el) : 0;
-        human((double)p->total, total, sizeof total);
+        cf_cli_human_bytes((double)p->total, 2, total, sizeof total);
         if (d)
             snprintf(eta, sizeof eta, "  ETA %d:%02d", (int)left / 60, (int)left % 60);
         fprintf(stderr, "\r\033[K%s %s / %s  %3d%%  %s/s%s", p->verb, done, total,

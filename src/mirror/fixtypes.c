@@ -125,15 +125,16 @@ static void fail_item(item *it, const char *why)
     it->why = strdup(why);
 }
 
-/* Looks at one object and fixes it when it needs it. */
-static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_buf *head)
+/* Looks at one object and fixes it when it needs it. CF_EPRECOND when the copy found the object
+ * rewritten since its HEAD (nothing written, it->result not set): the caller reads it again. */
+static int check_once(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_buf *head)
 {
     cf_err err;
     memset(info, 0, sizeof *info);
     int rc = cf_repo_stat(r->repo, it->key, info, &err);
     if (rc == CF_ENOTFOUND) {
         it->result = GONE;
-        return;
+        return 0;
     }
     head->n = 0;
     if (!rc && info->size && plain_bytes(info))
@@ -141,24 +142,24 @@ static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
                          to_head, head, &err);
     if (rc == CF_ENOTFOUND) {
         it->result = GONE;
-        return;
+        return 0;
     }
     if (rc) {
         fail_item(it, err.msg);
-        return;
+        return 0;
     }
     snprintf(it->stored, sizeof it->stored, "%s", info->content_type);
     cf_ctype_detect(ct, it->key, head->p, head->n, it->detected, sizeof it->detected);
     if (!cf_ctype_needs_fix(it->stored, it->detected))
-        return;
+        return 0;
     const char *lost = not_kept_whole(info);
     if (lost) {
         fail_item(it, lost);
-        return;
+        return 0;
     }
     if (r->dry_run) {
         it->result = FIXED;
-        return;
+        return 0;
     }
     cf_repo_put_opts o = {
         .content_type = it->detected,
@@ -169,8 +170,12 @@ static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
         .content_encoding = info->content_encoding,
         .content_language = info->content_language,
         .expires = info->expires,
+        /* What was read decided the type and is what is sent again: only onto the same bytes. */
+        .if_match = info->etag,
     };
     rc = cf_repo_copy(r->repo, it->key, it->key, &o, &err);
+    if (rc == CF_EPRECOND)
+        return rc;
     if (rc == CF_ENOTFOUND)
         it->result = GONE;
     else if (rc)
@@ -180,6 +185,16 @@ static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
         cf_log(r->log, CF_LOG_INFO, "content type fixed", "key", it->key, "was", it->stored, "now",
                it->detected, NULL);
     }
+    return 0;
+}
+
+/* An object rewritten between its HEAD and the copy is read and decided again, once: its new
+ * bytes and metadata may need no fix, or another one. Rewritten again, it is left as its writer
+ * made it and reported, for the next run. */
+static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_buf *head)
+{
+    if (check_once(r, ct, it, info, head) == CF_EPRECOND && check_once(r, ct, it, info, head) == CF_EPRECOND)
+        fail_item(it, "rewritten while its content type was being fixed, twice: left as its writer made it");
 }
 
 static void *worker(void *arg)

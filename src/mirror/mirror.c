@@ -69,6 +69,7 @@ typedef struct item_result {
     int rc;    /* 0, or the code of the failure */
     char *why; /* the failure's message (owned), NULL when none */
     int linked;
+    int in_the_way; /* a delete a copy needs done first (a file and a directory of one name) */
 } item_result;
 
 typedef struct run {
@@ -241,49 +242,62 @@ static int open_parent(int at, const char *rel, int create, const char **leaf)
     return fd;
 }
 
-/* link_dest: a file there that is the same as the source's (the rule of a directory
- * destination) is hard-linked into the destination instead of copied. 1 when linked, 0 when
- * not applicable (no such file, not the same), or a failure code. */
+/* Whether link_dest holds the source's entry e the same (the rule of a directory destination), as
+ * a regular file reached without following a symbolic link: 1 with its directory open in *from
+ * (the caller's to close) and its name in *leaf, else 0. */
+static int link_source(const run *r, const cf_plan_entry *e, int *from, const char **leaf)
+{
+    int root = open(r->o->link_dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0)
+        return 0;
+    int fd = open_parent(root, e->key, 0, leaf);
+    close(root);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    if (fstatat(fd, *leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+        cf_plan_entry old = {e->key, (uint64_t)st.st_size, (int64_t)st.st_mtime, "", 0};
+        if (cf_plan_same(r->sk, CF_SIDE_DIR, e, &old)) {
+            *from = fd;
+            return 1;
+        }
+    }
+    close(fd);
+    return 0;
+}
+
+/* link_dest: a file there that is the same as the source's is hard-linked into the destination
+ * instead of copied. 1 when linked, 0 when not applicable (no such file, not the same), or a
+ * failure code. */
 static int try_link(copy_ctx *c, cf_err *err)
 {
     run *r = c->r;
-    int from_root = open(r->o->link_dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (from_root < 0)
-        return 0;
     const char *leaf_from, *leaf_to;
-    int from = open_parent(from_root, c->e->key, 0, &leaf_from);
-    close(from_root);
-    if (from < 0)
+    int from;
+    if (!link_source(r, c->e, &from, &leaf_from))
         return 0;
-    struct stat st;
-    int rc = 0;
-    if (fstatat(from, leaf_from, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-        cf_plan_entry old = {c->e->key, (uint64_t)st.st_size, (int64_t)st.st_mtime, "", 0};
-        if (cf_plan_same(r->sk, CF_SIDE_DIR, c->e, &old)) {
-            int to_root = open(r->dst->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            int to = to_root >= 0 ? open_parent(to_root, c->e->key, 1, &leaf_to) : -1;
-            if (to_root >= 0)
-                close(to_root);
-            char tmp[NAME_MAX + 1];
-            unsigned char rnd[8];
-            cf_random_bytes(rnd, sizeof rnd);
-            snprintf(tmp, sizeof tmp, ".link.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-                     rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-            /* Linked under a temporary name and renamed: the name takes the file in one step. */
-            if (to < 0 || linkat(from, leaf_from, to, tmp, 0) != 0)
-                rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot link '%s' from '%s'", c->e->key,
-                                r->o->link_dest);
-            else if (renameat(to, tmp, to, leaf_to) != 0) {
-                rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot link '%s' into place",
-                                c->e->key);
-                unlinkat(to, tmp, 0);
-            } else {
-                rc = 1;
-            }
-            if (to >= 0)
-                close(to);
-        }
+    int rc;
+    int to_root = open(r->dst->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int to = to_root >= 0 ? open_parent(to_root, c->e->key, 1, &leaf_to) : -1;
+    if (to_root >= 0)
+        close(to_root);
+    char tmp[NAME_MAX + 1];
+    unsigned char rnd[8];
+    cf_random_bytes(rnd, sizeof rnd);
+    snprintf(tmp, sizeof tmp, ".link.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+             rnd[4], rnd[5], rnd[6], rnd[7]);
+    /* Linked under a temporary name and renamed: the name takes the file in one step. */
+    if (to < 0 || linkat(from, leaf_from, to, tmp, 0) != 0)
+        rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot link '%s' from '%s'", c->e->key,
+                        r->o->link_dest);
+    else if (renameat(to, tmp, to, leaf_to) != 0) {
+        rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot link '%s' into place", c->e->key);
+        unlinkat(to, tmp, 0);
+    } else {
+        rc = 1;
     }
+    if (to >= 0)
+        close(to);
     close(from);
     return rc;
 }
@@ -468,17 +482,25 @@ static int run_copies(run *r, uint64_t files_total, uint64_t bytes_total, cf_err
     return 0;
 }
 
-/* Removes the directories above key under root that its removal left empty. */
-static void prune_dirs(const char *root, const char *key)
+/* Removes the directories above key that its removal left empty, deepest first, so that a file
+ * may take a directory's name. Each is reached from the destination's root (root, an open
+ * descriptor) one component at a time without following a symbolic link, and removed by name
+ * (a link there is not a directory and stays); the root itself is never removed. */
+static void prune_dirs(int root, const char *key)
 {
-    char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", root, key) >= sizeof path)
+    char rel[PATH_MAX];
+    if ((size_t)snprintf(rel, sizeof rel, "%s", key) >= sizeof rel)
         return;
-    size_t rl = strlen(root);
-    for (char *slash; (slash = strrchr(path, '/')) && (size_t)(slash - path) > rl;) {
+    for (char *slash; (slash = strrchr(rel, '/'));) {
         *slash = '\0';
-        if (rmdir(path) != 0)
-            break; /* not empty (or not ours to remove): the ones above are not empty either */
+        const char *leaf;
+        int parent = open_parent(root, rel, 0, &leaf);
+        if (parent < 0)
+            return;
+        int removed = unlinkat(parent, leaf, AT_REMOVEDIR) == 0;
+        close(parent);
+        if (!removed)
+            return; /* not empty (or not ours to remove): the ones above are not empty either */
     }
 }
 
@@ -490,12 +512,15 @@ static void fail_item(run *r, size_t idx, int rc, const char *why)
 
 #define DELETE_BATCH 1000
 
-static void run_deletes(run *r)
+/* The deletes whose in_the_way is in_the_way. */
+static void run_deletes(run *r, int in_the_way)
 {
     const char *keys[DELETE_BATCH];
     size_t idx[DELETE_BATCH], n = 0;
+    int root = r->dst->dir ? open(r->dst->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     for (size_t i = 0; i <= r->plan.n; i++) {
-        if (i < r->plan.n && r->plan.v[i].action == CF_PLAN_DELETE) {
+        if (i < r->plan.n && r->plan.v[i].action == CF_PLAN_DELETE &&
+            r->results[i].in_the_way == in_the_way) {
             keys[n] = r->plan.v[i].dst->key;
             idx[n++] = i;
         }
@@ -514,11 +539,65 @@ static void run_deletes(run *r)
             int rc = cf_repo_delete(r->dst->repo, keys[k], &err);
             if (rc)
                 fail_item(r, idx[k], rc, err.msg[0] ? err.msg : cf_strerror(rc));
-            else if (r->dst->dir)
-                prune_dirs(r->dst->dir, keys[k]);
+            else if (root >= 0)
+                prune_dirs(root, keys[k]);
             atomic_fetch_add(&r->files_done, 1);
         }
         n = 0;
+    }
+    if (root >= 0)
+        close(root);
+}
+
+static const char *item_key(const cf_plan_item *it)
+{
+    return it->src ? it->src->key : it->dst->key;
+}
+
+/* The first item of the plan (in key order) whose key is not below key. */
+static size_t plan_lower_bound(const cf_plan *p, const char *key)
+{
+    size_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(item_key(&p->v[mid]), key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* A directory destination cannot hold a file and a directory of one name, so a delete is in the
+ * way of a copy when the copy's key is a directory above the deleted file (x/y deleted, x copied:
+ * x/ must be emptied and removed first), or when the deleted file is a directory the copy needs
+ * (x deleted, x/y copied). Those deletes run before the copies; the others after, so that a file
+ * renamed in the source is never missing from the destination meanwhile. */
+static void mark_in_the_way(run *r)
+{
+    const cf_plan *p = &r->plan;
+    char name[PATH_MAX + 1];
+    for (size_t i = 0; i < p->n; i++) {
+        const char *d = p->v[i].dst ? p->v[i].dst->key : "";
+        size_t dl = strlen(d);
+        if (p->v[i].action != CF_PLAN_DELETE || dl >= PATH_MAX)
+            continue;
+        int in_the_way = 0;
+        for (const char *slash = strchr(d, '/'); slash && !in_the_way; slash = strchr(slash + 1, '/')) {
+            memcpy(name, d, (size_t)(slash - d));
+            name[slash - d] = '\0';
+            size_t at = plan_lower_bound(p, name);
+            in_the_way = at < p->n && p->v[at].action == CF_PLAN_COPY && !strcmp(item_key(&p->v[at]), name);
+        }
+        /* Below d/ (a file here) only the source has keys: those it copies need d to be a directory. */
+        memcpy(name, d, dl);
+        memcpy(name + dl, "/", 2);
+        for (size_t at = plan_lower_bound(p, name); !in_the_way && at < p->n; at++) {
+            if (strncmp(item_key(&p->v[at]), name, dl + 1))
+                break;
+            in_the_way = p->v[at].action == CF_PLAN_COPY;
+        }
+        r->results[i].in_the_way = in_the_way;
     }
 }
 
@@ -598,10 +677,20 @@ int cf_mirror_run(const cf_mirror_side *src, const cf_mirror_side *dst, const cf
         }
         files_total += r.plan.v[i].action == CF_PLAN_COPY || r.plan.v[i].action == CF_PLAN_DELETE;
     }
-    for (size_t i = 0; !rc && o->dry_run && o->planned && i < r.plan.n; i++) {
+    for (size_t i = 0; !rc && o->dry_run && i < r.plan.n; i++) {
         const cf_plan_item *it = &r.plan.v[i];
+        int from;
+        const char *leaf;
+        /* What the real run would link, the dry run counts as linked. */
+        if (it->action == CF_PLAN_COPY && o->link_dest && dst->dir &&
+            link_source(&r, it->src, &from, &leaf)) {
+            close(from);
+            r.results[i].linked = 1;
+        }
+        if (!o->planned)
+            continue;
         if (it->action == CF_PLAN_COPY)
-            o->planned(o->planned_ctx, "copy", it->src->key, it->src->size);
+            o->planned(o->planned_ctx, r.results[i].linked ? "link" : "copy", it->src->key, it->src->size);
         else if (it->action == CF_PLAN_DELETE)
             o->planned(o->planned_ctx, "delete", it->dst->key, it->dst->size);
     }
@@ -609,9 +698,13 @@ int cf_mirror_run(const cf_mirror_side *src, const cf_mirror_side *dst, const cf
     if (!rc && !o->dry_run && r.dk == CF_SIDE_DIR)
         rc = lock_destination(dst, wall_start, &lock_fd, err);
     if (!rc && !o->dry_run) {
+        if (r.dk == CF_SIDE_DIR) {
+            mark_in_the_way(&r);
+            run_deletes(&r, 1);
+        }
         rc = run_copies(&r, files_total, bytes_total, err);
         if (!rc)
-            run_deletes(&r);
+            run_deletes(&r, 0);
         if (!rc && r.dk == CF_SIDE_DIR && r.ncopies && (rc = cf_repo_sync(dst->repo, err)) != 0)
             rc = CF_EIO; /* nothing copied can be trusted to be on disk */
         report_progress(&r, files_total, bytes_total);

@@ -271,7 +271,8 @@ static int copy_source(cf_buf *src, const char *src_bucket, const char *src_key,
 }
 
 int cf_s3c_copy_object(cf_s3c *c, const char *src_bucket, const char *src_key, const char *bucket,
-                       const char *key, const cf_s3c_put_opts *o, cf_s3c_object_info *info, cf_err *err)
+                       const char *key, const cf_s3c_put_opts *o, const char *src_etag,
+                       cf_s3c_object_info *info, cf_err *err)
 {
     cf_buf src = {0};
     int rc = check_name(bucket, key, err);
@@ -287,6 +288,8 @@ int cf_s3c_copy_object(cf_s3c *c, const char *src_bucket, const char *src_key, c
     cf_s3c_xfer_init(&x, c, "PUT", bucket, key);
     cf_s3c_xfer_body(&x, "", 0);
     cf_s3c_xfer_header(&x, "x-amz-copy-source", "", src.data);
+    if (src_etag && *src_etag)
+        cf_s3c_xfer_header(&x, "x-amz-copy-source-if-match", "", src_etag);
     if (o) {
         cf_s3c_xfer_header(&x, "x-amz-metadata-directive", "", "REPLACE");
         apply_put_opts(&x, o);

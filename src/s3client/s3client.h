@@ -212,9 +212,12 @@ int cf_s3c_delete_object(cf_s3c *c, const char *bucket, const char *key, cf_err 
 int cf_s3c_delete_objects(cf_s3c *c, const char *bucket, const char *const *keys, size_t n, cf_err *err);
 /* CopyObject of src_bucket/src_key onto bucket/key, done by the server (S3 copies up to 5 GiB
  * this way). o NULL keeps the source's content type and metadata; otherwise o's replace them.
- * info (may be NULL) gets the new ETag and Last-Modified. A missing source is CF_ENOTFOUND. */
+ * src_etag (NULL: none) pins the source (x-amz-copy-source-if-match): a source whose ETag is
+ * another by then is not copied, CF_EPRECOND. info (may be NULL) gets the new ETag and
+ * Last-Modified. A missing source is CF_ENOTFOUND. */
 int cf_s3c_copy_object(cf_s3c *c, const char *src_bucket, const char *src_key, const char *bucket,
-                       const char *key, const cf_s3c_put_opts *o, cf_s3c_object_info *info, cf_err *err);
+                       const char *key, const cf_s3c_put_opts *o, const char *src_etag,
+                       cf_s3c_object_info *info, cf_err *err);
 
 /* ---- Listing (ListObjectsV2) ---- */
 

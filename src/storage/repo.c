@@ -49,6 +49,10 @@ int cf_repo_check_opts(const cf_repo *r, const char *key, const cf_repo_put_opts
                               "'%s%.200s': a standard header longer than %zu bytes or holding a control "
                               "character",
                               r->name, key, std_cap[i] - 1);
+    if (o->if_match && (!text_ok(o->if_match) || strlen(o->if_match) >= 132))
+        return cf_err_set(err, CF_EINVAL,
+                          "'%s%.200s': an ETag to match longer than 131 bytes or holding a control character",
+                          r->name, key);
     if (o->nmeta > CF_REPO_META_FIELDS || (o->nmeta && !o->meta))
         return cf_err_set(err, CF_EINVAL, "'%s%.200s': %zu metadata fields, at most %d", r->name, key,
                           o->nmeta, CF_REPO_META_FIELDS);

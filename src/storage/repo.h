@@ -68,6 +68,12 @@ typedef struct cf_repo_put_opts {
     /* A directory creates the file with these permission bits, and the directories it needs with
      * 0777, both less the umask, as cp and tar do; 0: 0600 and 0700, a repository's private files. */
     unsigned mode;
+    /* cf_repo_copy and cf_repo_copy_from only: copy only while the source's ETag is this one (as
+     * cf_repo_stat gave it), else CF_EPRECOND and nothing is written, so that a source rewritten
+     * since it was read is not copied with what was read of it. S3 sends it as
+     * x-amz-copy-source-if-match (the server decides, at the copy); a directory compares it with
+     * the ETag of the file it opens to copy. NULL: whatever the source holds. */
+    const char *if_match;
 } cf_repo_put_opts;
 
 /* What cf_repo_stat tells. meta[] points into buf: use the struct where it was filled. */

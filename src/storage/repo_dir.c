@@ -644,6 +644,17 @@ static int dir_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_
         return cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", r->name, src);
     int fd = open_key(r, src, path, err);
     int rc = fd < 0 ? fd : 0;
+    if (!rc && o && o->if_match) {
+        /* The file opened is the one copied: its ETag is the copy's. */
+        struct stat st;
+        if (fstat(fd, &st) != 0)
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
+        else
+            etag_of(&st, info->etag, sizeof info->etag);
+        if (!rc && strcmp(info->etag, o->if_match) != 0)
+            rc = cf_err_set(err, CF_EPRECOND, "'%s' changed since it was read (ETag %s, no longer %s)", path,
+                            info->etag, o->if_match);
+    }
     if (!rc && !o) {
         rc = cf_dir_meta_read(fd, path, info, err);
         if (!rc && !strcmp(info->content_type, CF_DIR_DEFAULT_TYPE))

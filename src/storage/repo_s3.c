@@ -820,6 +820,12 @@ static int server_copy(s3_repo *r, s3_repo *src, const char *from, const char *t
         rc = cf_err_set(err, CF_ENOMEM, "copy of '%s%s': out of memory", src->name, src_key);
     if (!rc)
         rc = cf_repo_stat(&src->base, src_key, info, err);
+    /* The HEAD above already tells a source rewritten since the caller read it; the copy itself is
+     * pinned too, for one rewritten between this HEAD and the copy. */
+    const char *if_match = o && o->if_match ? o->if_match : NULL;
+    if (!rc && if_match && strcmp(info->etag, if_match) != 0)
+        rc = cf_err_set(err, CF_EPRECOND, "'%s%s' changed since it was read (ETag %s, no longer %s)",
+                        src->name, src_key, info->etag, if_match);
     if (!rc)
         rc = take_client(r, &c, err);
     if (!rc && info->size > r->copy_max) {
@@ -831,7 +837,7 @@ static int server_copy(s3_repo *r, s3_repo *src, const char *from, const char *t
     } else if (!rc) {
         if (o)
             own_opts(own, o);
-        rc = cf_s3c_copy_object(c, src->bucket, from, r->bucket, to, o ? &own->o : NULL, NULL, err);
+        rc = cf_s3c_copy_object(c, src->bucket, from, r->bucket, to, o ? &own->o : NULL, if_match, NULL, err);
     }
     if (c)
         give_client(r, c);

@@ -583,6 +583,32 @@ def test_file_and_directory_of_one_name_going_to_a_directory(server, s3, keys, t
     assert s["files"]["copied"] == 5
 
 
+def test_a_key_that_becomes_a_directory_and_back(server, s3, keys, tmp_path):
+    # The bucket had x/y and now has x (and the other way round): with --delete the directory x/
+    # is emptied and removed before the file x takes its name, and the file x goes before x/y
+    # is written. Keys sorting between x and x/ (x-1, x.txt) must not change the order.
+    s3.create_bucket(Bucket="m-retype")
+    dst = tmp_path / "dst"
+
+    def bucket_is(files):
+        for o in s3.list_objects_v2(Bucket="m-retype").get("Contents", []):
+            s3.delete_object(Bucket="m-retype", Key=o["Key"])
+        for k, body in files.items():
+            s3.put_object(Bucket="m-retype", Key=k, Body=body)
+        s = summary(mirror("--json", "--delete", "s3://m-retype", str(dst), srv=server, keys=keys))
+        assert s["files"]["failed"] == 0 and read_tree(dst) == files
+        return s
+
+    bucket_is({"x/y": b"1", "x/z/w": b"2", "x-1": b"3"})
+    s = bucket_is({"x": b"now a file", "x-1": b"3"})
+    assert (s["files"]["copied"], s["files"]["deleted"]) == (1, 2)
+    assert sorted(os.listdir(dst)) == ["x", "x-1"]  # x/ and x/z/ went with their files
+    s = bucket_is({"x/y": b"a directory again", "x.txt": b"4"})
+    assert (s["files"]["copied"], s["files"]["deleted"]) == (2, 2)
+    p = mirror("--delete", "s3://m-retype", str(dst), srv=server, keys=keys)
+    assert p.stdout.startswith(b"copied 0 files")
+
+
 def test_overlapping_sides_are_refused(server, s3, keys, tmp_path):
     src = tmp_path / "src"
     make_tree(src, {"a": b"a"})

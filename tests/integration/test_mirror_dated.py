@@ -345,7 +345,40 @@ def test_dry_run_changes_nothing(env, s3, tmp_path):
     assert out["dated"]["removed"] == ["2026-03-01", "2026-03-02"]
     assert sorted(os.listdir(dest)) == listing
     assert {d: inodes(dest / d) for d in dated_dirs(dest)} == before
-    assert out["files"]["copied"] >= 1
+    # a.jpg is unchanged since the night before: the real run would link it, and so says the dry run.
+    assert out["files"]["copied"] == 1 and out["bytes"]["copied"] == 30
+    assert out["files"]["linked"] == 1 and out["bytes"]["linked"] == 10
+    p = mirror(env, f"s3://{bucket}", str(dest), "--dated", "--as-of", "2026-03-03", "--dry-run", "--keep-daily", "1")
+    assert p.returncode == 0, p.stderr.decode()
+    lines = p.stdout.decode().splitlines()
+    assert "would link a.jpg (10 bytes)" in lines and "would copy b.jpg (30 bytes)" in lines
+    assert not any("would copy a.jpg" in line for line in lines)
+    assert sorted(os.listdir(dest)) == listing
+    out = night(env, bucket, dest, "2026-03-03", "--keep-daily", "1")
+    assert (out["files"]["copied"], out["files"]["linked"]) == (1, 1)  # what the dry run said
+
+
+def test_human_summary_names_the_copy_and_what_retention_removed(env, s3, tmp_path):
+    bucket = "dated-human"
+    bucket_with(s3, bucket, {"a.jpg": b"a" * 10})
+    dest = tmp_path / "backups"
+    night(env, bucket, dest, "2026-03-01")
+    night(env, bucket, dest, "2026-03-02")
+    p = mirror(env, f"s3://{bucket}", str(dest), "--dated", "--as-of", "2026-03-03", "--keep-daily", "1",
+               "--dry-run")
+    assert p.returncode == 0, p.stderr.decode()
+    lines = p.stdout.decode().splitlines()
+    assert f"would publish {dest}/2026-03-03" in lines
+    assert "would remove by retention: 2026-03-01, 2026-03-02" in lines
+    p = mirror(env, f"s3://{bucket}", str(dest), "--dated", "--as-of", "2026-03-03", "--keep-daily", "1")
+    assert p.returncode == 0, p.stderr.decode()
+    lines = p.stdout.decode().splitlines()
+    assert lines[0].startswith("copied 0 files (0 bytes), skipped 0, deleted 0, failed 0, linked 1 in ")
+    assert lines[1:] == [f"dated copy {dest}/2026-03-03", "removed by retention: 2026-03-01, 2026-03-02"]
+    assert dated_dirs(dest) == ["2026-03-03"]
+    p = mirror(env, f"s3://{bucket}", str(dest), "--dated", "--as-of", "2026-03-04")
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout.decode().splitlines()[1:] == [f"dated copy {dest}/2026-03-04", "removed by retention: none"]
 
 
 @pytest.mark.parametrize("as_of", ["2026-02-30", "2026-1-1", "../x", "2026-13-01", "2026-01-01/../..",
@@ -367,6 +400,10 @@ def test_flags_that_do_not_go_with_dated(env, tmp_path):
     assert p.returncode == 2 and b"--delete" in p.stderr
     p = mirror(env, str(src), str(dest), "--keep-daily", "7")
     assert p.returncode == 2 and b"--dated" in p.stderr
+    # A bad command line (2), refused before any server is asked: the bucket need not exist.
     p = mirror(env, str(src), "s3://some-bucket/x", "--dated")
-    assert p.returncode != 0 and b"directory destination" in p.stderr
+    assert p.returncode == 2, p.stderr.decode()
+    assert b"--dated" in p.stderr and b"directory destination" in p.stderr and b"s3://some-bucket/x" in p.stderr
+    p = mirror(env, "s3://some-bucket", "s3://other-bucket", "--dated", "--as-of", "2026-03-01")
+    assert p.returncode == 2 and b"--dated" in p.stderr and b"s3://other-bucket" in p.stderr
     assert not dest.exists()

@@ -19,6 +19,7 @@ import time
 import zlib
 
 import pytest
+from botocore.exceptions import ClientError
 
 from conftest import ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, s3_client
 # s3rver, started once for the module (it also holds that suite's bucket, which is left alone).
@@ -202,6 +203,41 @@ def test_fix_content_types(target):
     p = mirror(target, "--fix-content-types", "--json", "--exclude", "skip/", f"s3://{BUCKET}/{prefix}",
                check=0)
     assert json.loads(p.stdout)["fixed"]["keys"] == []
+
+
+def test_the_fix_copy_is_pinned_to_the_etag_it_read(target):
+    # --fix-content-types copies an object onto itself with the ETag its HEAD read as
+    # x-amz-copy-source-if-match (boto3's CopySourceIfMatch): a server that honours it refuses the
+    # copy of an object rewritten since (412 PreconditionFailed), so old metadata never lands on
+    # new bytes. coffer does; s3rver ignores the condition and copies (docs/MIRROR.md says so).
+    s3 = target.s3
+    s3.put_object(Bucket=BUCKET, Key="pin/site.css", Body=CSS, ContentType="text/plain", Metadata={"rev": "1"})
+    read = s3.head_object(Bucket=BUCKET, Key="pin/site.css")["ETag"]
+    s3.copy_object(Bucket=BUCKET, Key="pin/site.css", CopySource={"Bucket": BUCKET, "Key": "pin/site.css"},
+                   CopySourceIfMatch=read, MetadataDirective="REPLACE", ContentType="text/css",
+                   Metadata={"rev": "1"})
+    assert head(target, "pin/site.css")["type"] == "text/css"
+    s3.put_object(Bucket=BUCKET, Key="pin/site.css", Body=CSS + b"/* v2 */\n", ContentType="text/plain",
+                  Metadata={"rev": "2"})
+    try:
+        s3.copy_object(Bucket=BUCKET, Key="pin/site.css", CopySource={"Bucket": BUCKET, "Key": "pin/site.css"},
+                       CopySourceIfMatch=read, MetadataDirective="REPLACE", ContentType="text/css",
+                       Metadata={"rev": "1"})
+        refused = None
+    except ClientError as e:
+        refused = (e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
+    h = head(target, "pin/site.css")
+    if target.name == "coffer":
+        assert refused == ("PreconditionFailed", 412)
+        assert (h["type"], h["meta"]) == ("text/plain", {"rev": "2"})  # the rewrite, untouched
+    else:
+        assert refused is None and h["meta"] == {"rev": "1"}  # s3rver: the old metadata on the new bytes
+    # The fix itself, on what the object now is: its own metadata is kept.
+    s3.put_object(Bucket=BUCKET, Key="pin/site.css", Body=CSS, ContentType="text/plain", Metadata={"rev": "3"})
+    p = mirror(target, "--fix-content-types", f"s3://{BUCKET}/pin", check=0)
+    assert b"fixed 1 content types" in p.stdout
+    h = head(target, "pin/site.css")
+    assert (h["type"], h["meta"]) == ("text/css; charset=utf-8", {"rev": "3"})
 
 
 def test_control_characters_in_keys_do_not_reach_the_terminal(target):

@@ -12,6 +12,7 @@
 
 #include "core/fs.h"
 #include "mirror/fixtypes.h"
+#include "storage/repo_int.h"
 
 static const char PNG[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\1\0\0\0\1\x08\x02\0\0\0";
 #define PNG_LEN (sizeof PNG - 1)
@@ -174,6 +175,89 @@ static void test_metadata_that_would_be_lost_is_a_failure(void **state)
     assert_string_equal(stat_of(f->repo, "full/b.png")->content_type, "image/png");
 }
 
+/* A repository whose object is rewritten by another writer just before each of the first
+ * `rewrites` copies: the window between the fix's HEAD and its copy, made certain. Every other
+ * call goes to the directory repository underneath. */
+typedef struct racing_repo {
+    cf_repo base;
+    cf_repo *inner;
+    int rewrites, copies;
+} racing_repo;
+
+#define INNER(r) (((racing_repo *)(r))->inner)
+
+static int race_list(cf_repo *r, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err)
+{
+    return cf_repo_list_flags(INNER(r), prefix, flags, fn, ctx, err);
+}
+
+static int race_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
+{
+    return cf_repo_stat(INNER(r), key, out, err);
+}
+
+static int race_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
+                    cf_err *err)
+{
+    return cf_repo_get(INNER(r), key, offset, len, fn, ctx, err);
+}
+
+static const char REWRITTEN[] = "body { margin: 1em }\n";
+
+static int race_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
+{
+    racing_repo *rr = (racing_repo *)r;
+    rr->copies++;
+    if (rr->rewrites > 0) {
+        char rev[16];
+        snprintf(rev, sizeof rev, "w%d", rr->rewrites--);
+        cf_repo_meta meta[] = {{"rev", rev}};
+        cf_repo_put_opts theirs = {.content_type = "text/plain", .meta = meta, .nmeta = 1};
+        put(rr->inner, src, REWRITTEN, strlen(REWRITTEN), &theirs);
+    }
+    return cf_repo_copy(rr->inner, src, dst, o, err);
+}
+
+static const cf_repo_ops racing_ops = {
+    .list = race_list, .stat = race_stat, .get = race_get, .copy = race_copy};
+
+/* An object rewritten between the fix's read and its copy: the copy, pinned to what was read,
+ * writes nothing; the object is read again and fixed as it now is (its metadata kept, not the
+ * first read's). Rewritten at every try, it is reported and left as its writer made it. */
+static void test_object_rewritten_before_the_copy(void **state)
+{
+    fixture *f = *state;
+    cf_repo_meta meta[] = {{"rev", "mine"}};
+    cf_repo_put_opts mine = {.content_type = "application/octet-stream", .meta = meta, .nmeta = 1};
+    put(f->repo, "race.css", CSS, strlen(CSS), &mine);
+    racing_repo rr = {.base = {.ops = &racing_ops, .name = "racing:"}, .inner = f->repo, .rewrites = 1};
+    cf_fix_summary s;
+    cf_err err;
+    assert_int_equal(cf_mirror_fix_content_types(&rr.base, NULL, 0, 1, 0, NULL, &s, &err), 0);
+    assert_int_equal(rr.copies, 2);
+    assert_int_equal(s.nfailures, 0);
+    assert_int_equal(s.fixed, 1);
+    assert_string_equal(s.changes[0].stored, "text/plain"); /* what it was when fixed */
+    cf_fix_summary_free(&s);
+    cf_repo_info *info = stat_of(f->repo, "race.css");
+    assert_string_equal(info->content_type, "text/css; charset=utf-8");
+    assert_string_equal(meta_of(info, "rev"), "w1"); /* the rewrite's metadata on the rewrite's bytes */
+    assert_int_equal(info->size, strlen(REWRITTEN));
+
+    put(f->repo, "race.css", CSS, strlen(CSS), &mine);
+    rr = (racing_repo){.base = {.ops = &racing_ops, .name = "racing:"}, .inner = f->repo, .rewrites = 5};
+    assert_int_equal(cf_mirror_fix_content_types(&rr.base, NULL, 0, 1, 0, NULL, &s, &err), 0);
+    assert_int_equal(rr.copies, 2); /* read again once, not forever */
+    assert_int_equal(s.fixed, 0);
+    assert_int_equal(s.nfailures, 1);
+    assert_string_equal(s.failures[0].key, "race.css");
+    assert_non_null(strstr(s.failures[0].why, "rewritten"));
+    cf_fix_summary_free(&s);
+    info = stat_of(f->repo, "race.css");
+    assert_string_equal(info->content_type, "text/plain");
+    assert_string_equal(meta_of(info, "rev"), "w4");
+}
+
 /* Many objects on more threads than objects fit per thread: every one is looked at once. */
 static void test_many_objects_on_many_threads(void **state)
 {
@@ -218,6 +302,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fixes_and_keeps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metadata_that_would_be_lost_is_a_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_object_rewritten_before_the_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_objects_on_many_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_jobs_refused, setup, teardown),
     };

@@ -444,6 +444,42 @@ static int src_seek(void *ctx, uint64_t off)
     return 0;
 }
 
+/* A copy pinned to the ETag that was read: the server copies only while the source is still
+ * that object, and the pin travels with the copy itself (no HEAD of the client's in between). */
+static void test_copy_object_pinned_to_an_etag(void **state)
+{
+    (void)state;
+    cf_s3c *c = new_client(ROOT_PASS);
+    cf_err err;
+    int rc = cf_s3c_create_bucket(c, BUCKET, &err);
+    assert_true(rc == 0 || rc == CF_EEXISTS);
+    cf_s3c_object_info first, second, now;
+    assert_int_equal(cf_s3c_put_object(c, BUCKET, "pin/src", "one", 3, "text/plain", &first, &err), 0);
+    cf_s3c_put_opts css = {.content_type = "text/css"};
+    assert_int_equal(
+        cf_s3c_copy_object(c, BUCKET, "pin/src", BUCKET, "pin/src", &css, first.etag, NULL, &err), 0);
+    assert_int_equal(cf_s3c_head_object(c, BUCKET, "pin/src", &now, &err), 0);
+    assert_string_equal(now.content_type, "text/css");
+    assert_string_equal(now.etag, first.etag); /* same bytes */
+
+    assert_int_equal(cf_s3c_put_object(c, BUCKET, "pin/src", "two!", 4, "text/plain", &second, &err), 0);
+    cf_s3c_put_opts js = {.content_type = "text/javascript"};
+    assert_int_equal(cf_s3c_copy_object(c, BUCKET, "pin/src", BUCKET, "pin/src", &js, first.etag, NULL, &err),
+                     CF_EPRECOND);
+    assert_int_equal(err.answer.status, 412);
+    assert_string_equal(err.answer.code, "PreconditionFailed");
+    assert_int_equal(cf_s3c_head_object(c, BUCKET, "pin/src", &now, &err), 0);
+    assert_string_equal(now.content_type, "text/plain"); /* the rewrite's, untouched */
+    assert_int_equal(now.size, 4);
+    assert_int_equal(
+        cf_s3c_copy_object(c, BUCKET, "pin/src", BUCKET, "pin/dst", NULL, first.etag, NULL, &err),
+        CF_EPRECOND);
+    assert_int_equal(cf_s3c_head_object(c, BUCKET, "pin/dst", &now, &err), CF_ENOTFOUND);
+    assert_int_equal(
+        cf_s3c_copy_object(c, BUCKET, "pin/src", BUCKET, "pin/dst", NULL, second.etag, NULL, &err), 0);
+    cf_s3c_free(c);
+}
+
 static void test_put_stream_and_wrong_secret(void **state)
 {
     cf_s3c *c = new_client(ROOT_PASS);
@@ -1167,6 +1203,7 @@ int main(void)
     };
     const struct CMUnitTest live[] = {
         cmocka_unit_test(test_put_get_head_delete_range),
+        cmocka_unit_test(test_copy_object_pinned_to_an_etag),
         cmocka_unit_test(test_put_stream_and_wrong_secret),
         cmocka_unit_test(test_list_pages_and_prefixes),
         cmocka_unit_test(test_list_keys_xml_cannot_carry),

@@ -255,6 +255,40 @@ static void test_stat_metadata_and_copy(void **state)
     free(info);
 }
 
+/* A copy pinned to the ETag that was read (if_match) is made only onto the same object: one
+ * rewritten since is left as its writer made it, and so is the target. */
+static void test_copy_pinned_to_what_was_read(void **state)
+{
+    cf_repo *r = *(cf_repo **)*state;
+    cf_err err;
+    put(r, "pin/a", "first");
+    cf_repo_info *info = malloc(sizeof *info);
+    assert_int_equal(cf_repo_stat(r, "pin/a", info, &err), 0);
+    char read_etag[132];
+    snprintf(read_etag, sizeof read_etag, "%s", info->etag);
+    cf_repo_put_opts css = {.content_type = "text/css", .if_match = read_etag};
+    assert_int_equal(cf_repo_copy(r, "pin/a", "pin/b", &css, &err), 0);
+    assert_object(r, "pin/b", "first");
+
+    put(r, "pin/a", "rewritten");
+    cf_repo_put_opts js = {.content_type = "text/javascript", .if_match = read_etag};
+    assert_int_equal(cf_repo_copy(r, "pin/a", "pin/a", &js, &err), CF_EPRECOND);
+    assert_non_null(strstr(err.msg, "changed"));
+    assert_int_equal(cf_repo_copy(r, "pin/a", "pin/b", &js, &err), CF_EPRECOND);
+    assert_object(r, "pin/a", "rewritten");
+    assert_object(r, "pin/b", "first");
+    assert_int_equal(cf_repo_stat(r, "pin/a", info, &err), 0);
+    assert_string_equal(info->content_type, "application/octet-stream");
+    assert_int_equal(cf_repo_stat(r, "pin/b", info, &err), 0);
+    assert_string_equal(info->content_type, "text/css");
+
+    /* An ETag is sent in a header: one that could end it is refused before anything is sent. */
+    cf_repo_put_opts bad = {.content_type = "text/css", .if_match = "\"x\"\r\nx-amz-acl: public-read"};
+    assert_int_equal(cf_repo_copy(r, "pin/a", "pin/b", &bad, &err), CF_EINVAL);
+    assert_object(r, "pin/b", "first");
+    free(info);
+}
+
 static void test_refused_and_failed_puts_keep_the_previous_object(void **state)
 {
     cf_repo *r = *(cf_repo **)*state;
@@ -608,6 +642,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(test_stat_metadata_and_copy, &dir_repo),
         cmocka_unit_test_prestate(test_stat_metadata_and_copy, &s3_repo),
+        cmocka_unit_test_prestate(test_copy_pinned_to_what_was_read, &dir_repo),
+        cmocka_unit_test_prestate(test_copy_pinned_to_what_was_read, &s3_repo),
         cmocka_unit_test_prestate(test_refused_and_failed_puts_keep_the_previous_object, &dir_repo),
         cmocka_unit_test_prestate(test_refused_and_failed_puts_keep_the_previous_object, &s3_repo),
         cmocka_unit_test_prestate(test_list_dir_and_delete_many, &dir_repo),
