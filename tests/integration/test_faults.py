@@ -187,7 +187,8 @@ def test_multipart_create_rides_out_faults_on_parts(net, env_direct, s3, repo, t
     rule = proxy.add(Reset(after=1 << 20, direction="request"), method="PUT", path=r"partNumber=2&", times=None)
     p = snap(env, "create", "-", repo, "--compress", "none", *GIVE_UP, stdin=big)
     assert p.returncode == 1 and "after 2 attempts" in p.err, p.err
-    assert rule.hits == 2
+    # libcurl sends a request again by itself, once, when a reused connection dies under it.
+    assert 2 <= rule.hits <= 4
     assert_repo_sound(env_direct, repo, [sid])
     prefix = repo.split("/", 3)[3] + "/"
     uploads = lambda: s3.list_multipart_uploads(Bucket="faults", Prefix=prefix).get("Uploads", [])
