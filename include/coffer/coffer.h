@@ -116,6 +116,10 @@ typedef void (*coffer_log_fn)(void *ctx, coffer_log_level level, const char *lin
 
 typedef struct coffer_repo coffer_repo;
 
+/* The largest coffer_repo_options.max_attempts, and stall_timeout_ms or retry_budget_ms (a day). */
+#define COFFER_MAX_ATTEMPTS_MAX 100
+#define COFFER_NET_TIMEOUT_MAX_MS 86400000ull
+
 typedef struct coffer_repo_options {
     size_t struct_size; /* sizeof(coffer_repo_options) */
     /* s3:// repositories. Every value is explicit: the environment (AWS_*, COFFER_*, ~/.aws) is
@@ -131,6 +135,12 @@ typedef struct coffer_repo_options {
     coffer_log_fn log;   /* NULL: silent */
     void *log_ctx;
     coffer_log_level log_level; /* lines below it are not formatted; default COFFER_LOG_DEBUG (0) */
+    /* Added after 0.1.0's first cut (a program built before sets a struct_size without them).
+     * How an s3:// repository rides out a bad network (docs/SNAPSHOTS.md, "Network faults"). */
+    uint64_t retry_budget_ms;  /* while none of its requests succeeds, the repository retries for
+                                * at most this long, then fails naming the last answer; 0: 2 min */
+    uint64_t stall_timeout_ms; /* a transfer moving no byte this long is cut and retried; 0: 30 s */
+    unsigned max_attempts;     /* tries per request (1: no retry), at most 100; 0: 5 */
 } coffer_repo_options;
 
 /* Opens url: "s3://BUCKET[/PREFIX]" or a directory path (created when absent; "file://PATH" too).

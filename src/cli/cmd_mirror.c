@@ -76,7 +76,7 @@ static const char usage[] =
     "Server and keys, for both sides: --endpoint URL, --region R, --profile P, --access-key ID,\n"
     "--secret-key-file PATH (see coffer snapshot --help for the order of lookup). For one side\n"
     "only: the same with --src- or --dst- (--src-endpoint, --dst-secret-key-file, ...).\n"
-    "\n"
+    "\n" CF_CLI_NET_USAGE "\n"
     "Exit codes: 0 done; 1 the run failed; 2 bad command line; 3 some files failed (the others\n"
     "were done); 4 --verify found files missing or different; 6 a bucket does not exist; 7 access\n"
     "denied.\n";
@@ -140,6 +140,7 @@ static int parse_options(int argc, char **argv, mirror_cli *c)
         O_LOG,
         /* --endpoint … for both sides, then --src-… and --dst-…: 5 each, in cf_cli_target_flags order */
         O_TARGET = 512,
+        O_NET = 600,
     };
     static const struct option longopts[] = {
         {"delete", no_argument, NULL, O_DELETE},
@@ -173,6 +174,7 @@ static int parse_options(int argc, char **argv, mirror_cli *c)
         {"dst-profile", required_argument, NULL, O_TARGET + 12},
         {"dst-access-key", required_argument, NULL, O_TARGET + 13},
         {"dst-secret-key-file", required_argument, NULL, O_TARGET + 14},
+        CF_CLI_NET_OPTIONS(O_NET),
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -183,6 +185,14 @@ static int parse_options(int argc, char **argv, mirror_cli *c)
             const char **field[] = {&f->endpoint, &f->region, &f->profile, &f->access_key,
                                     &f->secret_key_file};
             *field[k % 5] = optarg;
+            continue;
+        }
+        if (opt >= O_NET && opt < O_NET + 3) {
+            cf_err e;
+            if (cf_cli_net_flag(opt - O_NET, optarg, &c->common, &e) != 0) {
+                fprintf(stderr, "coffer mirror: %s\n", e.msg);
+                return CF_EXIT_USAGE;
+            }
             continue;
         }
         switch (opt) {
@@ -309,6 +319,9 @@ static cf_cli_target_flags side_flags(const mirror_cli *c, int which)
         o->profile ? o->profile : d->profile,
         o->access_key ? o->access_key : d->access_key,
         o->secret_key_file ? o->secret_key_file : d->secret_key_file,
+        d->max_attempts,
+        d->retry_budget_ms,
+        d->stall_timeout_ms,
     };
     /* Keys come in pairs: a side's own access key never borrows the common secret, and the other way. */
     if (o->access_key && !o->secret_key_file)

@@ -33,7 +33,7 @@ static const char snapshot_usage_footer[] =
     "\n"
     "SOURCE is a directory or - (standard input). REPO is s3://BUCKET/[PREFIX/]NAMESPACE or a\n"
     "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
-    "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n"
+    "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n" CF_CLI_NET_USAGE
     "--metrics-file PATH writes Prometheus textfile metrics of the run (for node_exporter).\n"
     "A progress bar goes to standard error when it is a terminal (--no-progress: never).\n"
     "Exit codes: 0 done; 1 failed (I/O, network, a command that failed); 2 bad command line or\n"
@@ -273,6 +273,9 @@ static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, coffer_repo
         ro.secret_key = t.secret_key;
         ro.session_token = t.session_token[0] ? t.session_token : NULL;
         ro.virtual_host = t.virtual_host == 1; /* otherwise path-style except AWS's, as resolved */
+        ro.max_attempts = (unsigned)t.max_attempts;
+        ro.retry_budget_ms = (uint64_t)t.retry_budget_ms;
+        ro.stall_timeout_ms = (uint64_t)t.stall_timeout_ms;
         /* A '/' after the prefix, which the library takes off: a prefix ending in '/' (from
          * s3://b/a//ns) stays as written. */
         snprintf(url, sizeof url, "s3://%s/%s%s", ref->bucket, ref->root, ref->root[0] ? "/" : "");
@@ -532,19 +535,31 @@ static int verify_all(snap_run *r, const coffer_restore_options *ro)
     coffer_snapshot_info *list = NULL;
     size_t n = 0;
     coffer_error e;
-    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), failures = 0;
+    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), damaged = 0, unchecked = 0;
+    cf_err why = {
+        0}; /* the last failure that was not damage: a network that failed says nothing of the data */
     for (size_t i = 0; !rc && i < n; i++) {
         cf_err one = {0};
-        if (from_api(coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e), &e, &one) != 0) {
-            failures++;
-            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, one.msg);
-        } else {
-            printf("%s: ok\n", list[i].id);
+        int one_rc = from_api(coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e), &e, &one);
+        if (one_rc == CF_EDIGEST || one_rc == CF_ECORRUPT) {
+            damaged++;
+        } else if (one_rc) {
+            unchecked++;
+            why = one;
         }
+        if (one_rc)
+            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, one.msg);
+        else
+            printf("%s: ok\n", list[i].id);
     }
     coffer_list_free(list, n);
-    if (!rc && failures)
-        rc = cf_err_set(&r->err, CF_EDIGEST, "%d snapshot(s) failed verification", failures);
+    if (!rc && damaged)
+        rc = cf_err_set(&r->err, CF_EDIGEST, "%d snapshot(s) failed verification", damaged + unchecked);
+    else if (!rc && unchecked) {
+        r->err = why;
+        rc = cf_err_reword(&r->err, why.code, "%d snapshot(s) could not be verified; the last: %.400s",
+                           unchecked, why.msg);
+    }
     return rc;
 }
 
@@ -721,6 +736,7 @@ static int parse_options(int argc, char **argv, snap_opts *o)
         {"allow-unreadable", no_argument, NULL, 16},
         {"no-progress", no_argument, NULL, 17},
         {"expected-size", required_argument, NULL, 18},
+        CF_CLI_NET_OPTIONS(19),
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -781,6 +797,16 @@ static int parse_options(int argc, char **argv, snap_opts *o)
         case 15: o->one_file_system = 1; break;
         case 16: o->allow_unreadable = 1; break;
         case 17: o->no_progress = 1; break;
+        case 19:
+        case 20:
+        case 21: {
+            cf_err e;
+            if (cf_cli_net_flag(c - 19, optarg, &o->s3, &e) != 0) {
+                fprintf(stderr, "coffer snapshot: %s\n", e.msg);
+                return CF_EXIT_USAGE;
+            }
+            break;
+        }
         case 18:
             if (parse_size(optarg, &o->expected_size) != 0) {
                 fprintf(stderr, "coffer snapshot: --expected-size takes a size like 500G or 2T, not '%s'\n",

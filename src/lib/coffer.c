@@ -186,6 +186,11 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
         return fail_msg(e, COFFER_EINVAL, "coffer_repo_open: a repository URL or path and out are needed");
     if (o.log_level < COFFER_LOG_DEBUG || o.log_level > COFFER_LOG_ERROR)
         return fail_msg(e, COFFER_EINVAL, "coffer_repo_options: log_level is not a coffer_log_level");
+    if (o.max_attempts > COFFER_MAX_ATTEMPTS_MAX || o.stall_timeout_ms > COFFER_NET_TIMEOUT_MAX_MS ||
+        o.retry_budget_ms > COFFER_NET_TIMEOUT_MAX_MS)
+        return fail_msg(e, COFFER_EINVAL,
+                        "coffer_repo_options: max_attempts is at most 100, stall_timeout_ms and "
+                        "retry_budget_ms at most a day");
     coffer_repo *r = calloc(1, sizeof *r);
     if (!r)
         return fail_msg(e, COFFER_ENOMEM, "out of memory");
@@ -212,8 +217,16 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
             bucket[blen] = '\0';
             memcpy(root, prefix, plen);
             root[plen] = '\0';
-            cf_repo_s3_conn conn = {o.endpoint,      o.region,       o.access_key,     o.secret_key,
-                                    o.session_token, o.virtual_host, o.use_environment};
+            cf_repo_s3_conn conn = {o.endpoint,
+                                    o.region,
+                                    o.access_key,
+                                    o.secret_key,
+                                    o.session_token,
+                                    o.virtual_host,
+                                    o.use_environment,
+                                    (int)o.max_attempts,
+                                    (long)o.stall_timeout_ms,
+                                    (long)o.retry_budget_ms};
             rc = cf_repo_open_s3_conn(&conn, bucket, root, &r->repo, &err);
         }
     } else {

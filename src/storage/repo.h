@@ -119,6 +119,9 @@ typedef struct cf_repo_s3_conn {
     const char *session_token;           /* NULL when none */
     int virtual_host;                    /* 1: bucket.host/key; 0: path-style unless AWS's endpoint */
     int use_environment;
+    /* cf_s3c_config's; 0: its defaults. */
+    int max_attempts;
+    long stall_timeout_ms, retry_budget_ms;
 } cf_repo_s3_conn;
 /* As cf_repo_open_s3 with a client of its own, made from c and freed by cf_repo_close (the
  * repository's copy of the secret is wiped then). */

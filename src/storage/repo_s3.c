@@ -191,6 +191,10 @@ int cf_repo_open_s3_conn(const cf_repo_s3_conn *c, const char *bucket, const cha
                             bucket ? bucket : "");
         cfg.virtual_host = c->virtual_host ? 1 : -1;
     }
+    if (c->max_attempts > 0)
+        cfg.max_attempts = c->max_attempts;
+    cfg.stall_timeout_ms = c->stall_timeout_ms;
+    cfg.retry_budget_ms = c->retry_budget_ms;
     cf_s3c *client = NULL;
     if (!rc)
         rc = cf_s3c_new(&cfg, &client, err);

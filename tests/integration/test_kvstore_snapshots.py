@@ -8,12 +8,11 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
-import threading
 import time
 
 from conftest import ACCESS_KEY, SECRET_KEY, s3_client
+from faultproxy import Error, FaultProxy
 from test_kvstore_example import KVSTORE_BIN, SANITIZER_MARKERS, kv, parse_log_file
 
 
@@ -216,83 +215,6 @@ def test_topic_that_climbs_or_splits_is_refused(tmp_path):
     assert not repo.parent.exists() or not any(repo.parent.iterdir())
 
 
-class FlakyNetwork:
-    """A TCP proxy in front of the store, to be a bad network on demand: 'pass' forwards;
-    cut_after(N) forwards N more request bytes, then drops every connection and goes 'down'
-    (connections accepted and closed at once); 'busy' answers every request 503 SlowDown."""
-
-    def __init__(self, upstream_port):
-        self.upstream_port = upstream_port
-        self.mode, self.budget, self.lock = "pass", None, threading.Lock()
-        self.conns = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def set(self, mode, budget=None):
-        with self.lock:
-            self.mode, self.budget = mode, budget
-
-    def _drop_all(self):
-        for c in self.conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            c.close()
-        self.conns = []
-
-    def _accept(self):
-        while True:
-            client, _ = self.listener.accept()
-            with self.lock:
-                mode = self.mode
-            if mode == "down":
-                client.close()
-            elif mode == "busy":
-                threading.Thread(target=self._busy, args=(client,), daemon=True).start()
-            else:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-                with self.lock:
-                    self.conns += [client, upstream]
-                threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-                threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _busy(self, client):
-        body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
-                b"<Message>Please reduce your request rate.</Message></Error>")
-        try:
-            client.settimeout(5)
-            while client.recv(65536):  # the request (and any body): answered once the client pauses
-                client.sendall(b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-                               b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        except OSError:
-            pass
-        client.close()
-
-    def _pump(self, src, dst, counts):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                with self.lock:
-                    if counts and self.budget is not None:
-                        self.budget -= len(data)
-                        if self.budget <= 0:
-                            self.mode, self.budget = "down", None
-                            self._drop_all()
-                            return
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -305,21 +227,22 @@ def test_network_cut_mid_upload_and_503s_truncate_nothing_then_recover(server, t
     snapshot is listed, and the retries wait (the node uses little CPU meanwhile); once the
     network is good again the retry stores the snapshot and truncates."""
     s3_client(server.endpoint).create_bucket(Bucket="kv-flaky")
-    net = FlakyNetwork(server.port)
+    net = FaultProxy(server.port)
     env = node_env(server)
     env.update({"COFFER_ENDPOINT": net.endpoint, "COFFER_SNAPSHOT_LOG_THRESHOLD": "10000000"})
     node = tmp_path / "n1"
     serve = Serve(node, snap_args("kv-flaky"), env)
     assert serve.ask("bench-fill 20000 20000")[0] == "ok"  # ~600 KB of state, ~100 KB stored
 
-    net.set("pass", budget=30_000)  # the upload starts, then the network goes
+    net.go_down_after(30_000)  # the upload starts, then the network goes
     answer, _ = serve.ask("snapshot-now")
     assert answer.startswith("error:"), answer
-    assert net.mode == "down"
+    assert net.down
     _, stats = serve.ask("snapshot-stats")
     assert re.search(r"taken=0 failed=[1-9]\d* .*truncated_through=0 ", stats), stats
 
-    net.set("busy")
+    busy = net.add(Error(503, "SlowDown"), times=None)  # every request, before any gets through
+    net.go_up()
     time.sleep(1)
     before = cpu_seconds(serve.proc.pid)
     time.sleep(3)
@@ -336,7 +259,8 @@ def test_network_cut_mid_upload_and_503s_truncate_nothing_then_recover(server, t
     base_index, _, _, records = parse_log_file(node / "log")
     assert base_index == 0 and len(records) == 20000
 
-    net.set("pass")
+    assert busy.hits >= 2
+    net.clear()
     assert serve.ask("snapshot-wait 1")[0] == "ok"
     _, stats = serve.ask("snapshot-stats")
     assert re.search(r"taken=1 .*last_index=20000 .*truncated_through=20000 ", stats), stats
