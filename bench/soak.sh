@@ -10,12 +10,14 @@
 #   SEED=1         the load's random seed
 #   COFFER_LOG_LEVEL=warn   --log-level of the server (warn: no line per request)
 #   OUT            where the results go (default: soak-results.DATE in the current directory):
-#                  samples.tsv (one row a minute), load.json (per operation count, rate,
-#                  errors, p50/p99), summary.txt
+#                  samples.tsv (one row a minute: VmRSS, VmHWM, RssAnon, threads, open fds,
+#                  file bytes, directories under objects/, du of the data, load),
+#                  load.json (per operation count, rate, errors, p50/p99), summary.txt
 #   WORK, TMPDIR   the scratch directory (removed at exit)
 #
-# The key space is fixed (200 small, 20 medium, 4 multipart, 50 copied keys), so the store
-# stays under about 100 MB however long it runs. The figures (docs/BENCHMARKS.md, "Issue 15:
+# The key space is fixed (200 small, 20 medium, 4 multipart, 50 copied keys), so the store's
+# files stay under about 100 MB however long it runs (its objects/ directories, made on demand
+# and kept, add up to 256 + 65536 of 4 KiB each). The figures (docs/BENCHMARKS.md, "Issue 15:
 # soak"): VmRSS growth from minute 5 to the last minute, the error count, requests/s by type.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -71,13 +73,17 @@ sample() {
   local fds load
   fds=$(find "/proc/$COFFER_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
   read -r load _ </proc/loadavg
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(status_kib VmRSS)" "$(status_kib VmHWM)" \
-    "$(status_kib RssAnon)" "$(status_kib Threads)" "$fds" "$(du -sk "$WORK/data" | cut -f1)" \
-    "$load" >>"$OUT/samples.tsv"
+  # Data: the bytes of the files the store holds, apart from the number of directories under
+  # objects/ (its two levels of fan-out are made on demand and kept, up to 256 + 65536).
+  files=$(find "$WORK/data" -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { printf "%d", s / 1024 }')
+  dirs=$(find "$WORK/data/objects" -type d 2>/dev/null | wc -l)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$(status_kib VmRSS)" "$(status_kib VmHWM)" \
+    "$(status_kib RssAnon)" "$(status_kib Threads)" "$fds" "$files" "$dirs" \
+    "$(du -sk "$WORK/data" | cut -f1)" "$load" >>"$OUT/samples.tsv"
   log "  minute $1: $(tail -n 1 "$OUT/samples.tsv" | cut -f2-)"
 }
 
-printf 'minute\trss_kib\thwm_kib\tanon_kib\tthreads\tfds\tdata_kib\tload1\n' >"$OUT/samples.tsv"
+printf 'minute\trss_kib\thwm_kib\tanon_kib\tthreads\tfds\tfiles_kib\tdirs\tdisk_kib\tload1\n' >"$OUT/samples.tsv"
 sample 0
 SOAK_SECRET_KEY=$SECRET_KEY python3 "$BENCH_DIR/soak_load.py" --endpoint "$ENDPOINT" \
   --bucket "$BUCKET" --access-key "$ACCESS_KEY" --workers "$WORKERS" --seconds "$SECONDS_TOTAL" \
@@ -112,7 +118,8 @@ five = by_min.get("5", numbered[min(5, len(numbered) - 1)])
 load = json.load(open(f"{out}/load.json"))
 print(f"VmRSS minute {five[0]}: {int(five[1]) / 1024:.1f} MiB, minute {last[0]}: {int(last[1]) / 1024:.1f} MiB, "
       f"growth {(int(last[1]) - int(five[1])) / 1024:+.1f} MiB; VmHWM {int(last[2]) / 1024:.1f} MiB")
-print(f"threads {five[4]} -> {last[4]}, open fds {five[5]} -> {last[5]}, data {int(last[6]) / 1024:.0f} MiB")
+print(f"threads {five[4]} -> {last[4]}, open fds {five[5]} -> {last[5]}, files {int(five[6]) / 1024:.0f} -> {int(last[6]) / 1024:.0f} MiB, "
+      f"directories under objects/ {five[7]} -> {last[7]}, disk {int(five[8]) / 1024:.0f} -> {int(last[8]) / 1024:.0f} MiB")
 print(f"requests: {load['total']} in {load['seconds']} s ({load['total'] / load['seconds']:.1f}/s), errors: {load['errors']}")
 print("| operation | count | per s | expected misses | errors | p50 ms | p99 ms |")
 print("|---|---:|---:|---:|---:|---:|---:|")
