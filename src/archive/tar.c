@@ -97,8 +97,23 @@ static int unreadable(const cf_tar_write_opts *o, const char *rel, int e, cf_err
  * directory reader, not following symlinks, with our exclusions, mount-point and readability
  * rules applied before an entry is written, so that a left-out entry leaves no trace.
  */
+/* What tells an entry changed since an earlier walk: a new write moves the mtime or the ctime,
+ * a replaced file the inode; the path and the metadata the tar header stores complete it. */
+static void fingerprint_entry(cf_hash *fp, const char *rel, struct archive_entry *e)
+{
+    const struct stat *st = archive_entry_stat(e);
+    char line[256];
+    int n = snprintf(line, sizeof line, "\n%llu %llu %o %u %u %lld %lld.%09ld %lld.%09ld\n",
+                     (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (unsigned)st->st_mode,
+                     (unsigned)st->st_uid, (unsigned)st->st_gid, (long long)st->st_size,
+                     (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+                     st->st_ctim.tv_nsec);
+    cf_hash_update(fp, rel, strlen(rel) + 1);
+    cf_hash_update(fp, line, (size_t)n);
+}
+
 static int walk(const char *dir, const cf_tar_write_opts *o, struct archive *out, wctx *w, uint64_t *files,
-                uint64_t *bytes, cf_err *err)
+                uint64_t *bytes, cf_hash *fp, cf_err *err)
 {
     struct archive *disk = archive_read_disk_new();
     struct archive_entry *e = archive_entry_new();
@@ -190,6 +205,8 @@ static int walk(const char *dir, const cf_tar_write_opts *o, struct archive *out
             }
         }
         count++;
+        if (fp)
+            fingerprint_entry(fp, rel, e);
         if (archive_entry_filetype(e) == AE_IFREG)
             data += (uint64_t)archive_entry_size(e);
         if (!out) {
@@ -198,6 +215,10 @@ static int walk(const char *dir, const cf_tar_write_opts *o, struct archive *out
         }
         archive_entry_set_pathname(e, rel);
         free(rel);
+        /* Reading a file moves its access time (relatime): the same tree must make the same
+         * stream again for an interrupted upload to be resumed, so no access time goes into a
+         * header (libarchive's restricted pax writes none today; this keeps it so). */
+        archive_entry_unset_atime(e);
         /* Second and later names of a file become hard-link entries without data. For tar
          * formats the resolver never defers an entry, so e stays ours and spare stays NULL. */
         struct archive_entry *cur = e, *spare = NULL;
@@ -268,7 +289,7 @@ int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sin
     if (archive_write_open2(out, &w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK)
         rc = la_fail(err, w.rc, &w.err, out, "cannot start the tar stream for", dir);
     if (!rc)
-        rc = walk(dir, o, out, &w, files, NULL, err);
+        rc = walk(dir, o, out, &w, files, NULL, NULL, err);
     if (!rc && archive_write_close(out) != ARCHIVE_OK)
         rc = la_fail(err, w.rc, &w.err, out, "cannot finish the tar stream of", dir);
     archive_write_free(out);
@@ -277,7 +298,20 @@ int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sin
 
 int cf_tar_measure(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files, cf_err *err)
 {
-    return walk(dir, o, NULL, NULL, files, bytes, err);
+    return walk(dir, o, NULL, NULL, files, bytes, NULL, err);
+}
+
+int cf_tar_fingerprint(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files,
+                       unsigned char sha256[CF_SHA256_LEN], cf_err *err)
+{
+    cf_hash *fp = cf_hash_new(CF_HASH_SHA256);
+    if (!fp)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    int rc = walk(dir, o, NULL, NULL, files, bytes, fp, err);
+    if (!rc && cf_hash_final(fp, sha256) != 0)
+        rc = cf_err_set(err, CF_EINTERNAL, "cannot hash the walk of \"%s\"", dir);
+    cf_hash_free(fp);
+    return rc;
 }
 
 typedef struct rctx {

@@ -43,6 +43,12 @@ int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sin
 int cf_tar_measure(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files,
                    cf_err *err);
 
+/* cf_tar_measure, and a SHA-256 of what says whether the tree changed since another walk: every
+ * entry's path, type and mode, owner, size, mtime and ctime to the nanosecond, device and inode.
+ * The same tree, unchanged, gives the same digest, and cf_tar_write_dir the same stream. */
+int cf_tar_fingerprint(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files,
+                       unsigned char sha256[CF_SHA256_LEN], cf_err *err);
+
 /* Supplies tar bytes on demand: *p borrowed until the next call, *n = 0 at the end.
  * cf_archive_reader_next has this shape, so restore is cf_tar_extract(dest, reader_pull, r). */
 typedef int (*cf_tar_pull_fn)(void *ctx, const void **p, size_t *n, cf_err *err);

@@ -359,6 +359,8 @@ typedef struct dir_callbacks {
     void *progress_ctx;
     coffer_skipped_fn skipped;
     void *skipped_ctx;
+    coffer_skipped_fn notice;
+    void *notice_ctx;
 } dir_callbacks;
 
 static void dir_progress(void *ctx, uint64_t done, uint64_t total)
@@ -371,7 +373,15 @@ static void dir_progress(void *ctx, uint64_t done, uint64_t total)
 static void dir_skipped(void *ctx, const char *path, const char *why)
 {
     const dir_callbacks *cb = ctx;
-    cb->skipped(cb->skipped_ctx, path, why);
+    if (cb->skipped)
+        cb->skipped(cb->skipped_ctx, path, why);
+}
+
+static void create_notice(void *ctx, const char *msg)
+{
+    const dir_callbacks *cb = ctx;
+    if (cb->notice)
+        cb->notice(cb->notice_ctx, msg, NULL);
 }
 
 /* cb (a directory's create: NULL otherwise) receives the application's callbacks and must live
@@ -427,10 +437,12 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
     co->allow_unreadable = o.allow_unreadable;
     co->progress = o.progress;
     co->cb_ctx = o.progress_ctx;
-    if (cb && o.skipped) {
-        *cb = (dir_callbacks){o.progress, o.progress_ctx, o.skipped, o.skipped_ctx};
+    co->resume = o.resume != 0;
+    if (cb && (o.skipped || o.notice)) {
+        *cb = (dir_callbacks){o.progress, o.progress_ctx, o.skipped, o.skipped_ctx, o.notice, o.notice_ctx};
         co->progress = o.progress ? dir_progress : NULL;
-        co->skipped = dir_skipped;
+        co->skipped = o.skipped ? dir_skipped : NULL;
+        co->notice = o.notice ? create_notice : NULL;
         co->cb_ctx = cb;
     }
     if ((st = secret_from(o.key, o.passphrase, o.passphrase_len, copy_secret, box, e)))
@@ -579,8 +591,9 @@ static int create_stream(coffer_repo *r, const char *ns, int fd, const char *com
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = engine_create_opts(options, &co, &box, 0, NULL, e);
+        st = engine_create_opts(options, &co, &box, 0, &cb, e);
     if (st)
         return st;
     co.source = "-";
@@ -729,6 +742,7 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
      * pointers past this call. */
     w->co.exclude = NULL;
     w->co.nexclude = 0;
+    w->co.resume = 0; /* nothing in the repository to clean after an application's own stream */
     w->co.source = "-";
     w->co.read = read_pushed;
     w->co.read_ctx = w;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,7 @@
 #include "core/fs.h"
 #include "snapshot/order.h"
 #include "snapshot/ref.h"
+#include "snapshot/resume.h"
 
 /* ---- create ---- */
 
@@ -27,6 +29,7 @@ typedef struct create_ctx {
     uint64_t done, total;
     cf_manifest_skipped *skipped;
     size_t nskipped, cap_skipped;
+    void *resume_recorded[2]; /* the interrupted run's part sizes and CRCs, freed at the end */
 } create_ctx;
 
 static int to_repo(void *ctx, const void *p, size_t n, cf_err *err)
@@ -178,6 +181,131 @@ static unsigned default_compress_threads(size_t chunk_size)
     return (unsigned)(cores < 1 ? 1 : (size_t)cores < fit ? (size_t)cores : fit);
 }
 
+static void notice(const cf_snapshot_create_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void notice(const cf_snapshot_create_opts *o, const char *fmt, ...)
+{
+    if (!o->notice)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    o->notice(o->cb_ctx, msg);
+}
+
+static void format_started(int64_t created_ns, char out[32])
+{
+    time_t t = (time_t)(created_ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* The per-snapshot key: fresh salts, or (resuming) those of the interrupted run, which must give
+ * the same key id, or the secret is not the one that run used (CF_EAUTH). */
+static int snapshot_secret(const cf_snapshot_create_opts *o, int fresh, cf_manifest_encryption *enc,
+                           cf_archive_key *akey, cf_err *err)
+{
+    cf_master_key from_pass;
+    const cf_master_key *master = o->secret->key;
+    char want[sizeof enc->key_id];
+    snprintf(want, sizeof want, "%s", enc->key_id);
+    int rc = 0;
+    if (!master) {
+        /* A passphrase: its own scrypt salt per snapshot, recorded in the manifest. */
+        enc->passphrase = 1;
+        if (fresh && cf_random_bytes(enc->scrypt.salt, sizeof enc->scrypt.salt) != 0)
+            return cf_err_set(err, CF_EIO, "no randomness for the passphrase salt");
+        if ((rc = cf_master_key_from_passphrase(o->secret->passphrase, o->secret->passphrase_len,
+                                                &enc->scrypt, &from_pass, err)))
+            return rc;
+        master = &from_pass;
+    }
+    if (fresh && cf_random_bytes(enc->salt, sizeof enc->salt) != 0)
+        rc = cf_err_set(err, CF_EIO, "no randomness for the snapshot key");
+    if (!rc && !fresh && strcmp(want, master->key_id) != 0)
+        rc = cf_err_set(err, CF_EAUTH, "not the key or passphrase of the interrupted run");
+    if (!rc)
+        rc = cf_archive_key_derive(master, enc->salt, akey, err);
+    snprintf(enc->key_id, sizeof enc->key_id, "%s", master->key_id);
+    if (master == &from_pass)
+        cf_master_key_cleanup(&from_pass);
+    return rc;
+}
+
+/* What a resumable create carries from its start to its parts. */
+typedef struct resume_run {
+    cf_repo *repo;
+    cf_resume_state st;
+    cf_repo_resume up;
+    int disabled; /* the key cannot read the state back: not resumable */
+    int active;   /* the state is kept in the repository */
+    int resuming; /* continuing an interrupted run */
+} resume_run;
+
+static int on_part(void *ctx, unsigned number, uint64_t size, uint32_t crc32c, int kept, cf_err *err)
+{
+    resume_run *r = ctx;
+    if (cf_resume_note_part(&r->st, number, size, crc32c) != 0)
+        return cf_err_set(err, CF_ENOMEM, "out of memory for the resume state");
+    /* A kept part is recorded already (or proven by its MD5): no new state to write for it. */
+    return kept ? 0 : cf_resume_save(r->repo, &r->st, err);
+}
+
+/* Looks for the state of an interrupted run of this create and decides whether to continue it:
+ * r->resuming set when the source is the same; otherwise whatever it left is aborted and said. */
+static int find_interrupted(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o, int stream,
+                            const unsigned char fingerprint[CF_SHA256_LEN], const char *suffix, resume_run *r,
+                            cf_err *err)
+{
+    int rc = cf_resume_load(repo, &r->st, err);
+    if (rc == CF_ENOTFOUND)
+        return 0;
+    if (rc == CF_EDENIED) {
+        /* A key that may write but not read (a backup job's): a state it could never read back
+         * would only be left behind, so such a create is not resumable. */
+        r->disabled = 1;
+        return 0;
+    }
+    if (rc == CF_ECORRUPT) {
+        notice(o, "%s; starting a new snapshot", err->msg);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    char started[32], mkey[512];
+    format_started(r->st.created_ns, started);
+    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, r->st.id);
+    cf_repo_info info;
+    cf_err ignore;
+    int done = cf_repo_stat(repo, mkey, &info, &ignore) == 0;
+    if (!done && r->st.stream)
+        notice(
+            o,
+            "the previous run of this stream snapshot (%s@%s, started %s) was interrupted; a stream cannot "
+            "be replayed, so this run starts a new snapshot and aborts the interrupted upload",
+            ns, r->st.id, started);
+    else if (!done && !stream && memcmp(fingerprint, r->st.fingerprint, CF_SHA256_LEN) != 0)
+        notice(o,
+               "the source changed since the interrupted run of %s (%s@%s): starting a new snapshot and "
+               "aborting the interrupted upload",
+               started, ns, r->st.id);
+    else if (!done)
+        r->resuming = 1;
+    if (!r->resuming) {
+        /* Codec and encryption are the state's name's: the interrupted upload's key is this. */
+        char akey[512];
+        snprintf(akey, sizeof akey, "%s/%s%s", ns, r->st.id, suffix);
+        if (!done && cf_repo_upload_abort(repo, akey, r->st.upload_id, &ignore) != 0)
+            notice(o, "cannot abort the interrupted upload (%s); prune removes it after its grace period",
+                   ignore.msg);
+        cf_resume_reset(&r->st);
+    }
+    return 0;
+}
+
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
 {
@@ -189,45 +317,64 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     uint64_t total = 0;
     cf_tar_write_opts measure = {o->exclude, o->nexclude, o->one_file_system, 1, NULL, NULL};
     uint64_t entries = 0;
-    int rc = stream ? 0 : cf_tar_measure(o->source, &measure, &total, &entries, err);
+    unsigned char fingerprint[CF_SHA256_LEN] = {0};
+    int rc = stream      ? 0
+             : o->resume ? cf_tar_fingerprint(o->source, &measure, &total, &entries, fingerprint, err)
+                         : cf_tar_measure(o->source, &measure, &total, &entries, err);
     if (rc)
         return rc;
-    int64_t now_ns = cf_clock_time_ns(o->clock);
-    time_t now = (time_t)(now_ns / 1000000000);
-    rc = unused_id(repo, ns, o->clock, now, id_out, err);
-    if (rc)
-        return rc;
-    cf_archive_key akey;
-    cf_manifest_encryption enc = {0};
     int encrypted = o->secret && (o->secret->key || o->secret->passphrase);
-    if (encrypted) {
-        cf_master_key from_pass;
-        const cf_master_key *master = o->secret->key;
-        if (!master) {
-            /* A passphrase: its own scrypt salt per snapshot, recorded in the manifest. */
-            enc.passphrase = 1;
-            if (cf_random_bytes(enc.scrypt.salt, sizeof enc.scrypt.salt) != 0)
-                return cf_err_set(err, CF_EIO, "no randomness for the passphrase salt");
-            if ((rc = cf_master_key_from_passphrase(o->secret->passphrase, o->secret->passphrase_len,
-                                                    &enc.scrypt, &from_pass, err)))
-                return rc;
-            master = &from_pass;
-        }
-        if (cf_random_bytes(enc.salt, sizeof enc.salt) != 0)
-            rc = cf_err_set(err, CF_EIO, "no randomness for the snapshot key");
-        if (!rc)
-            rc = cf_archive_key_derive(master, enc.salt, &akey, err);
-        snprintf(enc.key_id, sizeof enc.key_id, "%s", master->key_id);
-        if (master == &from_pass)
-            cf_master_key_cleanup(&from_pass);
-        if (rc)
+    char host[256] = "", abs[PATH_MAX];
+    gethostname(host, sizeof host - 1);
+    const char *source_path = stream ? NULL : realpath(o->source, abs) ? abs : o->source;
+    resume_run rr = {.repo = repo};
+    if (o->resume) {
+        cf_resume_key(ns, host, stream ? (o->command ? o->command : "-") : source_path, stream, o->codec,
+                      o->level, o->chunk_size,
+                      !encrypted       ? ""
+                      : o->secret->key ? o->secret->key->key_id
+                                       : "passphrase",
+                      o->exclude, o->nexclude, o->one_file_system, o->allow_unreadable, o->labels, o->nlabels,
+                      rr.st.key);
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "%s%s", cf_codec_suffix(o->codec), encrypted ? ".enc" : "");
+        if ((rc = find_interrupted(repo, ns, o, stream, fingerprint, suffix, &rr, err)))
             return rc;
     }
-    char akey_name[512], mkey_name[512], host[256] = "";
+    int64_t now_ns = rr.resuming ? rr.st.created_ns : cf_clock_time_ns(o->clock);
+    time_t now = (time_t)(now_ns / 1000000000);
+    if (rr.resuming)
+        memcpy(id_out, rr.st.id, CF_SNAPSHOT_ID_LEN + 1);
+    else
+        rc = unused_id(repo, ns, o->clock, now, id_out, err);
+    cf_archive_key akey;
+    cf_manifest_encryption enc = {0};
+    if (!rc && encrypted) {
+        if (rr.resuming)
+            enc = rr.st.enc;
+        rc = snapshot_secret(o, !rr.resuming, &enc, &akey, err);
+        if (rc == CF_EAUTH && rr.resuming) {
+            /* Another passphrase than the interrupted run's: its parts are of no use. */
+            notice(o, "the passphrase differs from the interrupted run's (%s@%s): starting a new snapshot",
+                   ns, rr.st.id);
+            rr.resuming = 0;
+            cf_resume_reset(&rr.st);
+            memset(&enc, 0, sizeof enc);
+            now_ns = cf_clock_time_ns(o->clock);
+            now = (time_t)(now_ns / 1000000000);
+            rc = unused_id(repo, ns, o->clock, now, id_out, err);
+            if (!rc)
+                rc = snapshot_secret(o, 1, &enc, &akey, err);
+        }
+    }
+    if (rc) {
+        cf_resume_reset(&rr.st);
+        return rc;
+    }
+    char akey_name[512], mkey_name[512];
     snprintf(akey_name, sizeof akey_name, "%s/%s%s%s", ns, id_out, cf_codec_suffix(o->codec),
              encrypted ? ".enc" : "");
     snprintf(mkey_name, sizeof mkey_name, "%s/%s.json", ns, id_out);
-    gethostname(host, sizeof host - 1);
 
     create_ctx c = {.o = o, .total = stream ? o->expected_size : total};
     cf_tar_write_opts to = {o->exclude,          o->nexclude,  o->one_file_system,
@@ -239,7 +386,60 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     uint64_t files = 0;
     /* The raw size bounds the archive's, but for a tar header per entry and the codec's frames. */
     uint64_t hint = stream ? o->expected_size : total + entries * 1024;
-    rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
+    if (o->resume && !rr.disabled) {
+        cf_repo_resume *up = &rr.up;
+        snprintf(up->upload_id, sizeof up->upload_id, "%s", rr.resuming ? rr.st.upload_id : "");
+        up->part_size = rr.resuming ? rr.st.part_size : 0;
+        up->recorded_size = rr.st.sizes;
+        up->recorded_crc = rr.st.crcs;
+        up->nrecorded = rr.st.nparts;
+        up->keep_on_abort = !stream;
+        up->on_part = on_part;
+        up->ctx = &rr;
+        rc = cf_repo_writer_begin_resume(repo, akey_name, hint + hint / 64, up, &c.rw, err);
+        if (rc == CF_ENOTFOUND && rr.resuming) {
+            notice(
+                o,
+                "the interrupted upload of %s@%s is gone (completed, aborted or expired): sending it again",
+                ns, id_out);
+            up->upload_id[0] = '\0';
+            up->nrecorded = 0;
+            rc = cf_repo_writer_begin_resume(repo, akey_name, hint + hint / 64, up, &c.rw, err);
+        }
+        if (!rc) {
+            /* Its parts are recorded afresh, in order, as this run hands them over. */
+            size_t held = rr.st.nparts;
+            uint64_t *sizes = rr.st.sizes;
+            uint32_t *crcs = rr.st.crcs;
+            rr.st.sizes = NULL, rr.st.crcs = NULL, rr.st.nparts = rr.st.cap = 0;
+            up->recorded_size = sizes, up->recorded_crc = crcs, up->nrecorded = held;
+            memcpy(rr.st.id, id_out, sizeof rr.st.id);
+            rr.st.created_ns = now_ns;
+            rr.st.stream = stream;
+            memcpy(rr.st.fingerprint, fingerprint, sizeof fingerprint);
+            rr.st.encrypted = encrypted;
+            rr.st.enc = enc;
+            snprintf(rr.st.upload_id, sizeof rr.st.upload_id, "%s", up->upload_id);
+            rr.st.part_size = up->part_size;
+            rr.active = 1;
+            rc = cf_resume_save(repo, &rr.st, err);
+            if (!rc && rr.resuming) {
+                char started[32];
+                format_started(now_ns, started);
+                notice(
+                    o,
+                    "resuming %s@%s, interrupted after it started at %s: the store holds %u part(s) of it, "
+                    "each checked against the source before it is kept",
+                    ns, id_out, started, up->parts_held);
+            }
+            c.resume_recorded[0] = sizes, c.resume_recorded[1] = crcs;
+        } else if (rc == CF_ENOTSUP) {
+            rr.resuming = 0; /* a directory repository: a write starts over (docs/SNAPSHOTS.md) */
+            rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
+        }
+    } else {
+        rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
+    }
     if (!rc)
         rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
     if (!rc)
@@ -264,8 +464,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.created_ns = (int32_t)(now_ns % 1000000000);
         m.source.kind = stream ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
         m.source.host = host;
-        char abs[PATH_MAX];
-        m.source.path = stream ? NULL : realpath(o->source, abs) ? abs : (char *)o->source;
+        m.source.path = (char *)source_path;
         m.source.command = (char *)o->command;
         m.source.exclude = (char **)o->exclude;
         m.source.nexclude = o->nexclude;
@@ -287,26 +486,34 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.tool = "coffer " COFFER_VERSION;
         rc = cf_manifest_write(&m, &json, &jlen, err);
         if (stats)
-            *stats = (cf_snapshot_stats){res.raw_size, res.size, files, c.nskipped};
+            *stats = (cf_snapshot_stats){res.raw_size,     res.size,        files,
+                                         c.nskipped,       rr.resuming,     rr.up.parts_kept,
+                                         rr.up.parts_sent, rr.up.bytes_kept};
     }
     /* The manifest last: from this write on, the snapshot exists. */
-    cf_repo_writer *mw = NULL;
     if (!rc)
-        rc = cf_repo_writer_begin(repo, mkey_name, jlen, &mw, err);
-    if (!rc)
-        rc = cf_repo_writer_write(mw, json, jlen, err);
-    if (!rc) {
-        rc = cf_repo_writer_commit(mw, err);
-        mw = NULL;
-    }
-    cf_repo_writer_abort(mw);
+        rc = cf_snapshot_put_small(repo, mkey_name, json, jlen, err);
     cf_archive_writer_free(c.aw); /* first: its output thread may still be writing to c.rw */
-    cf_repo_writer_abort(c.rw);
+    cf_repo_writer_abort(c.rw);   /* a resumable write keeps its upload for the next run */
+    if (rr.active) {
+        cf_err ignore;
+        if (!rc || stream)
+            cf_repo_delete(repo, rr.st.key, &ignore); /* a stream's upload was aborted with its writer */
+        else
+            notice(
+                o,
+                "%s@%s stopped before it was complete; the store keeps what was sent, and running the same "
+                "command again continues it",
+                ns, id_out);
+    }
     for (size_t i = 0; i < c.nskipped; i++) {
         free(c.skipped[i].path);
         free(c.skipped[i].error);
     }
     free(c.skipped);
+    free(c.resume_recorded[0]);
+    free(c.resume_recorded[1]);
+    cf_resume_reset(&rr.st);
     free(json);
     if (encrypted)
         cf_archive_key_cleanup(&akey);
@@ -734,8 +941,9 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
     if (!rc && id_out)
         snprintf(id_out, CF_SNAPSHOT_ID_LEN + 1, "%s", m.id);
     if (!rc && stats)
-        *stats =
-            (cf_snapshot_stats){m.archive.raw_size, m.archive.size, to_stdout ? m.archive.files : files, 0};
+        *stats = (cf_snapshot_stats){.raw_bytes = m.archive.raw_size,
+                                     .stored_bytes = m.archive.size,
+                                     .files = to_stdout ? m.archive.files : files};
     if (m.encryption)
         cf_archive_key_cleanup(&akey);
     cf_manifest_cleanup(&m);
@@ -793,11 +1001,17 @@ typedef struct prune_scan {
     names archives;  /* other objects, with their mtimes */
     int64_t *archive_mtime;
     size_t cap_mtime;
+    /* Resume states (snapshot/resume.h) not written since states_before: their run is over. */
+    char states_prefix[512];
+    int64_t states_before;
+    names stale_states;
 } prune_scan;
 
 static int scan_entry(void *ctx, const cf_repo_entry *e)
 {
     prune_scan *s = ctx;
+    if (strncmp(e->key, s->states_prefix, strlen(s->states_prefix)) == 0)
+        return e->mtime < s->states_before ? names_add(&s->stale_states, e->key) : 0;
     if (is_manifest(e->key))
         return names_add(&s->manifests, e->key);
     if (s->archives.n == s->cap_mtime) {
@@ -816,7 +1030,8 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
 {
     char prefix[512];
     snprintf(prefix, sizeof prefix, "%s/", ns);
-    prune_scan s = {0};
+    prune_scan s = {.states_before = cf_clock_now() - grace_s};
+    snprintf(s.states_prefix, sizeof s.states_prefix, "%s/.resume/", ns);
     ordered o = {.ns = ns, .other = scan_entry, .other_ctx = &s};
     int rc = order_snapshots(repo, ns, 0, &o, err);
     size_t n = o.n;
@@ -853,6 +1068,16 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
         *swept = 0;
     if (!rc && !dry_run && swept)
         rc = cf_repo_sweep(repo, prefix, now - grace_s, swept, err);
+    /* After the sweep, which aborted the uploads they name: an interrupted create's state left
+     * alone would only tell its next run that the upload is gone. */
+    if (!rc && !dry_run && s.stale_states.n) {
+        rc = cf_repo_delete_many(repo, (const char *const *)s.stale_states.v, s.stale_states.n, err);
+        if (!rc && swept)
+            *swept += s.stale_states.n;
+    }
+    for (size_t i = 0; i < s.stale_states.n; i++)
+        free(s.stale_states.v[i]);
+    free(s.stale_states.v);
     for (size_t i = 0; i < s.manifests.n; i++)
         free(s.manifests.v[i]);
     for (size_t i = 0; i < s.archives.n; i++)

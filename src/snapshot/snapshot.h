@@ -55,11 +55,21 @@ typedef struct cf_snapshot_create_opts {
      * libcoffer feeds a file descriptor or bytes its application pushes. */
     int (*read)(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err);
     void *read_ctx;
+    /* Interrupted runs (snapshot/resume.h, docs/SNAPSHOTS.md): a directory's create that stops
+     * before its manifest keeps its S3 upload and a state object, and the same create run again
+     * continues it; a stream's only tells the next run, which aborts what it left. */
+    int resume;
+    /* Told (may be NULL; with cb_ctx) what a resumable create decided: resuming, or why not. */
+    void (*notice)(void *ctx, const char *msg);
 } cf_snapshot_create_opts;
 
 /* What a create or restore moved, for --metrics-file and --json. */
 typedef struct cf_snapshot_stats {
     uint64_t raw_bytes, stored_bytes, files, skipped;
+    /* A resumed create: the parts (and their bytes) the store held and kept, and those sent. */
+    int resumed;
+    unsigned parts_kept, parts_sent;
+    uint64_t bytes_kept;
 } cf_snapshot_stats;
 
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,

@@ -1,0 +1,216 @@
+"""Interrupted creates (docs/SNAPSHOTS.md, "Interrupted runs"): a create of a directory into S3
+killed mid-upload is continued by the same command run again, sending only the parts the store
+does not hold; a source changed in between starts a new snapshot and says why; a stream cannot be
+replayed and the next run says so; the final snapshot verifies and restores byte-identical.
+
+The create is stopped (SIGSTOP) as soon as the server holds a few of its parts, then killed with
+SIGKILL, so the interruption lands mid-upload however fast the machine is."""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+
+from conftest import SANITIZER_MARKERS
+from test_snapshot_upload import env_for, run, same_files, snapshot_keys, uploads
+
+MiB = 1 << 20
+
+
+def tree(root, n=6, size=24 * MiB):
+    """Incompressible files, so that the archive takes n * size / 16 MiB parts."""
+    os.makedirs(f"{root}/sub")
+    for i in range(n):
+        with open(f"{root}/sub/f{i}.bin" if i % 2 else f"{root}/f{i}.bin", "wb") as f:
+            f.write(os.urandom(size + i * 4099))
+    with open(f"{root}/note.txt", "w") as f:
+        f.write("a small file\n")
+    return root
+
+
+def metric(server, name, op):
+    with urllib.request.urlopen(server.endpoint + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = 0
+    for m in re.finditer(r'^%s\{op="%s"(?:,status="(\d+)")?\} (\d+)$' % (name, op), text, re.M):
+        if m.group(1) in (None, "200"):
+            total += int(m.group(2))
+    return total
+
+
+def parts_held(s3, bucket):
+    ups = uploads(s3, bucket)
+    if not ups:
+        return 0, None
+    u = ups[0]
+    return len(s3.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", [])), u
+
+
+def interrupt(args, env, s3, bucket, after_parts=3):
+    """Runs coffer snapshot ARGS and kills it with SIGKILL once the store holds after_parts parts
+    of its upload; returns the upload then in progress."""
+    p = subprocess.Popen([os.environ.get("COFFER_BIN", "coffer"), "snapshot", *args], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None:
+            n, u = parts_held(s3, bucket)
+            if n >= after_parts:
+                p.send_signal(signal.SIGSTOP)
+                p.kill()
+                p.wait()
+                return u
+            time.sleep(0.02)
+        raise AssertionError(f"the create ended (or stalled) before {after_parts} parts were stored: "
+                             f"{p.poll()} {p.stderr.read().decode()[-2000:]}")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def check_clean(err):
+    for marker in SANITIZER_MARKERS:
+        assert marker not in err, err[-8000:]
+
+
+def state_keys(s3, bucket):
+    return [k for k in snapshot_keys(s3, bucket) if "/.resume/" in k]
+
+
+def interrupted_dir(server, s3, tmp_path, bucket):
+    """A bucket, a tree, and a create of it killed mid-upload: (env, src, url, args, upload)."""
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    src = tree(str(tmp_path / "src"))
+    url = f"s3://{bucket}/ns"
+    args = ["create", src, url, "--compress", "none", "--jobs", "2"]
+    return env, src, url, args, interrupt(args, env, s3, bucket)
+
+
+def test_killed_create_resumes_and_sends_only_missing_parts(server, s3, tmp_path):
+    bucket = "rs-dir"
+    env, src, url, args, u = interrupted_dir(server, s3, tmp_path, bucket)
+    held, _ = parts_held(s3, bucket)
+    assert held >= 3
+    held_bytes = sum(p["Size"] for p in s3.list_parts(Bucket=bucket, Key=u["Key"],
+                                                        UploadId=u["UploadId"])["Parts"])
+    # Nothing listed, and the state names the upload.
+    assert run("ls", url, env=env).stdout == b""
+    states = state_keys(s3, bucket)
+    assert len(states) == 1, states
+    state = json.loads(s3.get_object(Bucket=bucket, Key=states[0])["Body"].read())
+    assert state["upload_id"] == u["UploadId"] and not state["stream"]
+
+    parts_before = metric(server, "coffer_s3_requests_total", "UploadPart")
+    bytes_before = metric(server, "coffer_s3_received_bytes_total", "UploadPart")
+    p = run(*args, env=env)
+    err = p.stderr.decode()
+    check_clean(err)
+    sid = p.stdout.decode().strip()
+    assert f"resuming ns@{state['id']}" in err, err
+    assert sid == state["id"], (sid, state["id"])
+    sent_parts = metric(server, "coffer_s3_requests_total", "UploadPart") - parts_before
+    sent_bytes = metric(server, "coffer_s3_received_bytes_total", "UploadPart") - bytes_before
+    shown = json.loads(run("show", f"{url}@{sid}", env=env).stdout)
+    total_parts = (shown["archive"]["size"] + 16 * MiB - 1) // (16 * MiB)
+    # The parts the store held were not sent again; the rest were, once.
+    assert sent_parts == total_parts - held, (sent_parts, total_parts, held)
+    assert sent_bytes == shown["archive"]["size"] - held_bytes, (sent_bytes, held_bytes)
+    assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
+    assert run("verify", f"{url}@{sid}", env=env).stdout.decode().strip() == f"{sid}: ok"
+    run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env)
+    assert same_files(src, str(tmp_path / "out"))
+    assert os.path.getsize(tmp_path / "out" / "note.txt") == 13
+
+
+def test_changed_source_starts_a_new_snapshot(server, s3, tmp_path):
+    bucket = "rs-changed"
+    env, src, url, args, old = interrupted_dir(server, s3, tmp_path, bucket)
+    old_id = json.loads(s3.get_object(Bucket=bucket, Key=state_keys(s3, bucket)[0])["Body"].read())["id"]
+    with open(f"{src}/note.txt", "a") as f:
+        f.write("changed\n")
+    p = run(*args, env=env)
+    err = p.stderr.decode()
+    check_clean(err)
+    sid = p.stdout.decode().strip()
+    assert "the source changed since the interrupted run" in err and old_id in err, err
+    assert "resuming" not in err, err
+    assert sid != old_id
+    # The stale upload was aborted, not left for prune.
+    assert all(u["UploadId"] != old["UploadId"] for u in uploads(s3, bucket))
+    assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
+    run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env)
+    assert same_files(src, str(tmp_path / "out"))
+
+
+def test_encrypted_create_resumes(server, s3, tmp_path):
+    bucket = "rs-enc"
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    src = tree(str(tmp_path / "src"), n=5)
+    pw = tmp_path / "pass"
+    pw.write_text("correct horse battery staple\n")
+    url = f"s3://{bucket}/ns"
+    args = ["create", src, url, "--compress", "lz4", "--jobs", "2", "--passphrase-file", str(pw)]
+    interrupt(args, env, s3, bucket)
+    held, _ = parts_held(s3, bucket)
+    state = json.loads(s3.get_object(Bucket=bucket, Key=state_keys(s3, bucket)[0])["Body"].read())
+    # Salts only: no key, no passphrase.
+    assert "correct horse" not in json.dumps(state) and set(state["encryption"]) >= {"salt", "key_id"}
+    parts_before = metric(server, "coffer_s3_requests_total", "UploadPart")
+    p = run(*args, env=env)
+    err = p.stderr.decode()
+    sid = p.stdout.decode().strip()
+    assert "resuming" in err and sid == state["id"], err
+    shown = json.loads(run("show", f"{url}@{sid}", env=env).stdout)
+    total_parts = (shown["archive"]["size"] + 16 * MiB - 1) // (16 * MiB)
+    assert metric(server, "coffer_s3_requests_total", "UploadPart") - parts_before == total_parts - held
+    assert run("verify", f"{url}@{sid}", "--passphrase-file", str(pw), env=env).returncode == 0
+    run("restore", f"{url}@{sid}", str(tmp_path / "out"), "--passphrase-file", str(pw), env=env)
+    assert same_files(src, str(tmp_path / "out"))
+
+
+def test_interrupted_stream_is_not_replayed(server, s3, tmp_path):
+    bucket = "rs-stream"
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    url = f"s3://{bucket}/ns"
+    cmd = "head -c 134217728 /dev/urandom"
+    args = ["create", "--from-command", cmd, url, "--compress", "none"]
+    old = interrupt(args, env, s3, bucket)
+    assert len(state_keys(s3, bucket)) == 1
+    p = run(*args, env=env)
+    err = p.stderr.decode()
+    check_clean(err)
+    assert "a stream cannot be replayed" in err, err
+    assert all(u["UploadId"] != old["UploadId"] for u in uploads(s3, bucket))
+    assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
+    assert len(run("ls", url, env=env).stdout.decode().splitlines()) == 1
+
+
+def test_prune_removes_what_an_interrupted_stream_left(server, s3, tmp_path):
+    bucket = "rs-prune"
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    url = f"s3://{bucket}/ns"
+    interrupt(["create", "--from-command", "head -c 134217728 /dev/urandom", url, "--compress", "none"], env,
+              s3, bucket)
+    assert uploads(s3, bucket) and state_keys(s3, bucket)
+    time.sleep(2.1)  # older than the grace of 1 s
+    run("prune", url, "--keep-last", "1", "--grace", "1s", env=env)
+    assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
+
+
+def test_no_resume_leaves_nothing(server, s3, tmp_path):
+    """--no-resume: the create as before, an interrupted one left to prune's sweep, no state."""
+    bucket = "rs-off"
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    src = tree(str(tmp_path / "src"), n=2, size=2 * MiB)
+    sid = run("create", src, f"s3://{bucket}/ns", "--no-resume", env=env).stdout.decode().strip()
+    assert sid and state_keys(s3, bucket) == [] and uploads(s3, bucket) == []
