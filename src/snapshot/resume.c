@@ -151,10 +151,16 @@ int cf_resume_load(cf_repo *repo, cf_resume_state *st, cf_err *err)
     cf_buf b;
     cf_buf_init(&b, (size_t)4 << 20); /* 10,000 parts take about 250 KiB */
     int rc = cf_repo_get(repo, st->key, 0, UINT64_MAX, append, &b, err);
-    json_t *doc = rc ? NULL : json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+    if (!rc)
+        rc = cf_resume_parse(b.data ? b.data : "", b.len, st, err);
     cf_buf_cleanup(&b);
-    if (rc)
-        return rc;
+    return rc;
+}
+
+int cf_resume_parse(const char *text, size_t len, cf_resume_state *st, cf_err *err)
+{
+    json_t *doc = json_loadb(text, len, 0, NULL);
+    int rc = 0;
     const char *id = NULL, *fp = NULL, *upload = NULL;
     json_int_t format = 0, created = 0, part_size = 0;
     int stream = 0;

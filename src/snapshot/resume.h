@@ -52,6 +52,9 @@ void cf_resume_key(const char *ns, const char *host, const char *source, int str
 /* Reads the state at st->key into st (its key kept). CF_ENOTFOUND: none; CF_ECORRUPT: one this
  * version cannot use (treated as none by the caller, which says so). */
 int cf_resume_load(cf_repo *repo, cf_resume_state *st, cf_err *err);
+/* cf_resume_load's parsing of len bytes (from the repository: anyone who may write there may
+ * have written them), into st (its key kept). CF_ECORRUPT, or CF_ENOMEM. */
+int cf_resume_parse(const char *text, size_t len, cf_resume_state *st, cf_err *err);
 /* Writes st (whole, replacing the previous one). */
 int cf_resume_save(cf_repo *repo, const cf_resume_state *st, cf_err *err);
 /* Records part number's size and CRC32C (numbers come in order from 1). */
