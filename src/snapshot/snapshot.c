@@ -499,6 +499,9 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         cf_err ignore;
         if (!rc || stream)
             cf_repo_delete(repo, rr.st.key, &ignore); /* a stream's upload was aborted with its writer */
+        if (!rc && rr.resuming)
+            notice(o, "resumed %s@%s: %u part(s) (%llu MiB) the store held were kept, %u sent", ns, id_out,
+                   rr.up.parts_kept, (unsigned long long)(rr.up.bytes_kept >> 20), rr.up.parts_sent);
         else
             notice(
                 o,

@@ -120,12 +120,36 @@ def test_killed_create_resumes_and_sends_only_missing_parts(server, s3, tmp_path
     total_parts = (shown["archive"]["size"] + 16 * MiB - 1) // (16 * MiB)
     # The parts the store held were not sent again; the rest were, once.
     assert sent_parts == total_parts - held, (sent_parts, total_parts, held)
+    assert f"{held} part(s) ({held_bytes >> 20} MiB) the store held were kept, {sent_parts} sent" in err, err
     assert sent_bytes == shown["archive"]["size"] - held_bytes, (sent_bytes, held_bytes)
     assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
     assert run("verify", f"{url}@{sid}", env=env).stdout.decode().strip() == f"{sid}: ok"
     run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env)
     assert same_files(src, str(tmp_path / "out"))
     assert os.path.getsize(tmp_path / "out" / "note.txt") == 13
+
+
+def test_a_held_part_that_differs_is_sent_again(server, s3, tmp_path):
+    """The store's part 2 replaced by other bytes of the same size (as a source rewritten without
+    a trace in its metadata would make it): its MD5 no longer matches the part made again, so it
+    is sent again; the snapshot holds the source's bytes."""
+    bucket = "rs-tampered"
+    env, src, url, args, u = interrupted_dir(server, s3, tmp_path, bucket)
+    part = next(p for p in s3.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])["Parts"]
+                if p["PartNumber"] == 2)
+    s3.upload_part(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"], PartNumber=2,
+                   Body=os.urandom(part["Size"]))
+    held, _ = parts_held(s3, bucket)
+    parts_before = metric(server, "coffer_s3_requests_total", "UploadPart")
+    p = run(*args, env=env)
+    assert "resuming" in p.stderr.decode(), p.stderr.decode()
+    sid = p.stdout.decode().strip()
+    shown = json.loads(run("show", f"{url}@{sid}", env=env).stdout)
+    total_parts = (shown["archive"]["size"] + 16 * MiB - 1) // (16 * MiB)
+    assert metric(server, "coffer_s3_requests_total", "UploadPart") - parts_before == total_parts - held + 1
+    assert run("verify", f"{url}@{sid}", env=env).returncode == 0
+    run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env)
+    assert same_files(src, str(tmp_path / "out"))
 
 
 def test_changed_source_starts_a_new_snapshot(server, s3, tmp_path):
