@@ -740,10 +740,10 @@ static int parse_options(int argc, char **argv, snap_opts *o)
         {"metrics-file", required_argument, NULL, 13},
         {"exclude", required_argument, NULL, 14},
         {"one-file-system", no_argument, NULL, 15},
+        {"no-resume", no_argument, NULL, 40},
         {"allow-unreadable", no_argument, NULL, 16},
         {"no-progress", no_argument, NULL, 17},
         {"expected-size", required_argument, NULL, 18},
-        {"no-resume", no_argument, NULL, 19},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -802,9 +802,9 @@ static int parse_options(int argc, char **argv, snap_opts *o)
             o->exclude[o->nexclude++] = optarg;
             break;
         case 15: o->one_file_system = 1; break;
+        case 40: o->no_resume = 1; break;
         case 16: o->allow_unreadable = 1; break;
         case 17: o->no_progress = 1; break;
-        case 19: o->no_resume = 1; break;
         case 18:
             if (parse_size(optarg, &o->expected_size) != 0) {
                 fprintf(stderr, "coffer snapshot: --expected-size takes a size like 500G or 2T, not '%s'\n",
