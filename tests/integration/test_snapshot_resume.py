@@ -82,13 +82,13 @@ def state_keys(s3, bucket):
     return [k for k in snapshot_keys(s3, bucket) if "/.resume/" in k]
 
 
-def interrupted_dir(server, s3, tmp_path, bucket):
+def interrupted_dir(server, s3, tmp_path, bucket, extra=()):
     """A bucket, a tree, and a create of it killed mid-upload: (env, src, url, args, upload)."""
     s3.create_bucket(Bucket=bucket)
     env = env_for(server)
     src = tree(str(tmp_path / "src"))
     url = f"s3://{bucket}/ns"
-    args = ["create", src, url, "--compress", "none", "--jobs", "2"]
+    args = ["create", src, url, "--compress", "none", "--jobs", "2", *extra]
     return env, src, url, args, interrupt(args, env, s3, bucket)
 
 
@@ -230,11 +230,12 @@ def test_prune_removes_what_an_interrupted_stream_left(server, s3, tmp_path):
     assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
 
 
-def test_no_resume_leaves_nothing(server, s3, tmp_path):
-    """--no-resume: the create as before, an interrupted one left to prune's sweep, no state."""
+def test_no_resume_leaves_no_state_and_does_not_resume(server, s3, tmp_path):
+    """--no-resume: the create as before, an interrupted upload left to prune's sweep, no state."""
     bucket = "rs-off"
-    s3.create_bucket(Bucket=bucket)
-    env = env_for(server)
-    src = tree(str(tmp_path / "src"), n=2, size=2 * MiB)
-    sid = run("create", src, f"s3://{bucket}/ns", "--no-resume", env=env).stdout.decode().strip()
-    assert sid and state_keys(s3, bucket) == [] and uploads(s3, bucket) == []
+    env, src, url, args, u = interrupted_dir(server, s3, tmp_path, bucket, ["--no-resume"])
+    assert state_keys(s3, bucket) == [] and [x["UploadId"] for x in uploads(s3, bucket)] == [u["UploadId"]]
+    p = run(*args, env=env)
+    assert "resum" not in p.stderr.decode(), p.stderr.decode()
+    assert state_keys(s3, bucket) == []
+    assert [x["UploadId"] for x in uploads(s3, bucket)] == [u["UploadId"]]  # prune's, after --grace
