@@ -308,6 +308,13 @@ typedef struct coffer_restore_options {
     size_t passphrase_len;
     coffer_progress_fn progress; /* restores only (not verify); total: the snapshot's raw size */
     void *progress_ctx;
+    /* Added for interrupted runs (docs/SNAPSHOTS.md, "Interrupted runs"). resume = 1: a
+     * coffer_restore_dir that stops (killed, network gone) keeps what it extracted and checked
+     * in its staging directory beside dest, with a state file, and the same restore run again
+     * continues from its last checkpoint (every 32 MiB); dest is still published only whole. */
+    int resume;
+    coffer_skipped_fn notice; /* may be NULL: told what resume decided, as for create */
+    void *notice_ctx;
 } coffer_restore_options;
 
 /* Restores ns@id (id NULL: the newest) into the directory dest, which must not exist or be empty

@@ -463,10 +463,64 @@ static int join(const char *dest, const char *rel, char **out)
     return 0;
 }
 
+/* Adds every symlink under root/rel (rel "" for root) to s, relative to root. */
+static int collect_symlinks(link_set *s, int dirfd, const char *rel, cf_err *err)
+{
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        close(dirfd);
+        return cf_err_sys(err, CF_EIO, errno, "cannot read the directory \"%s\" of the restore", rel);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof path) {
+            rc = cf_err_set(err, CF_ETOOBIG, "path too long under \"%s\"", rel);
+            break;
+        }
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot stat \"%s\" of the restore", path);
+        else if (S_ISLNK(st.st_mode))
+            rc = link_set_add(s, path) ? cf_err_set(err, CF_ENOMEM, "out of memory") : 0;
+        else if (S_ISDIR(st.st_mode)) {
+            int fd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            rc = fd < 0 ? cf_err_sys(err, CF_EIO, errno, "cannot open \"%s\" of the restore", path)
+                        : collect_symlinks(s, fd, path, err);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int cf_tar_restore_dir(const char *dest, const cf_tar_entry_info *e, cf_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dest, e->rel);
+    struct timespec ts[2] = {{e->mtime, e->mtime_ns}, {e->mtime, e->mtime_ns}};
+    if (geteuid() == 0 && lchown(path, (uid_t)e->uid, (gid_t)e->gid) != 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot set the owner of \"%s\"", path);
+    if (chmod(path, e->mode & 07777) != 0 || utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot set the mode and times of \"%s\"", path);
+    return 0;
+}
+
 int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files, cf_err *err)
+{
+    return cf_tar_extract_ex(dest, pull, pull_ctx, NULL, files, err);
+}
+
+int cf_tar_extract_ex(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, const cf_tar_extract_opts *o,
+                      uint64_t *files, cf_err *err)
 {
     rctx r = {.pull = pull, .ctx = pull_ctx};
     struct archive *in = archive_read_new(), *disk = archive_write_disk_new();
+    cf_tar_extract_opts none = {0};
+    if (!o)
+        o = &none;
     uint64_t count = 0;
     int rc = 0;
     char *full = NULL, *name = NULL, *root = NULL, *target = NULL;
@@ -482,13 +536,20 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
         rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot extract into \"%s\"", dest);
         goto out;
     }
-    DIR *d = opendir(root);
+    if (o->base) {
+        int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = fd < 0 ? cf_err_sys(err, CF_EIO, errno, "cannot open \"%s\"", dest)
+                    : collect_symlinks(&links, fd, "", err);
+        if (rc)
+            goto out;
+    }
+    DIR *d = o->base ? NULL : opendir(root);
     struct dirent *de = NULL;
     while (d && (de = readdir(d)) && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")))
         ;
     if (d)
         closedir(d);
-    if (!d || de) {
+    if (!o->base && (!d || de)) {
         rc = cf_err_set(err, d ? CF_EEXISTS : CF_EIO, "cannot extract into \"%s\": %s", dest,
                         d ? "it is not empty" : "cannot read it");
         goto out;
@@ -547,6 +608,20 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
                      : cf_err_set(err, CF_EDENIED, "refusing to extract tar entry \"%s\": it %s", name, why);
             goto out;
         }
+        if (o->on_entry) {
+            const struct stat *st = archive_entry_stat(e);
+            cf_tar_entry_info info = {o->base + (uint64_t)archive_read_header_position(in),
+                                      o->done_before + count,
+                                      rel,
+                                      archive_entry_filetype(e) == AE_IFDIR,
+                                      (unsigned)st->st_mode,
+                                      (int64_t)archive_entry_mtime(e),
+                                      archive_entry_mtime_nsec(e),
+                                      (int64_t)archive_entry_uid(e),
+                                      (int64_t)archive_entry_gid(e)};
+            if ((rc = o->on_entry(o->ctx, &info, err)) != 0)
+                goto out;
+        }
         free(full);
         if (join(root, rel, &full) != 0) {
             rc = cf_err_set(err, CF_ENOMEM, "out of memory");
@@ -597,7 +672,7 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
         rc = la_fail(err, 0, NULL, disk, "cannot finish extracting into", dest);
 out:
     if (files)
-        *files = count;
+        *files = o->done_before + count;
     free(full);
     free(name);
     free(root);

@@ -189,12 +189,12 @@ static void on_skipped(void *ctx, const char *path, const char *why)
             path, why);
 }
 
-/* What the create decided about an interrupted run: on standard error, also with --json. */
+/* What a create or restore decided about an interrupted run: on standard error, also with --json. */
 static void on_notice(void *ctx, const char *msg, const char *unused)
 {
     progress *p = ctx;
     (void)unused;
-    fprintf(stderr, "%scoffer snapshot create: %s\n", p->on ? "\r\033[K" : "", msg);
+    fprintf(stderr, "%scoffer snapshot: %s\n", p->on ? "\r\033[K" : "", msg);
 }
 
 /* What opens or seals encrypted snapshots: the 32 bytes of --encrypt-key-file or the text of
@@ -519,6 +519,9 @@ static int run_restore(snap_run *r)
     ro.force = o->force;
     ro.progress = r->bar->on ? on_progress : NULL;
     ro.progress_ctx = r->bar;
+    ro.resume = !o->no_resume;
+    ro.notice = on_notice;
+    ro.notice_ctx = r->bar;
     coffer_error e;
     fflush(stdout);
     int st;
@@ -676,7 +679,7 @@ static const snap_verb verbs[] = {
     {"ls", run_ls, 1, 0, 0, NO_COMMAND, "ls REPO [--json]\n"},
     {"restore", run_restore, 2, 0, 1, TO_COMMAND,
      "restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
-     "                                        [--json] [--no-progress]\n"},
+     "                                        [--json] [--no-progress] [--no-resume]\n"},
     {"verify", run_verify, 1, 0, 1, NO_COMMAND, "verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"},
     {"show", run_show, 1, 0, 1, NO_COMMAND, "show REPO[@ID|@latest]\n"},
     {"rm", run_rm, 1, 0, 1, NO_COMMAND, "rm REPO@ID\n"},

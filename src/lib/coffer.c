@@ -946,8 +946,9 @@ int coffer_show(coffer_repo *r, const char *ns, const char *id, char **json, siz
 
 /* ---- restore, verify ---- */
 
+/* cb receives the application's callbacks and must live as long as ro. */
 static int restore_opts(const coffer_restore_options *options, const char *id, cf_snapshot_restore_opts *ro,
-                        secret_box *box, coffer_error *e)
+                        secret_box *box, dir_callbacks *cb, coffer_error *e)
 {
     coffer_restore_options o;
     int st = cf_lib_copy_options(&o, sizeof o, options, "coffer_restore_options", e);
@@ -960,6 +961,13 @@ static int restore_opts(const coffer_restore_options *options, const char *id, c
     ro->force = o.force;
     ro->progress = o.progress;
     ro->cb_ctx = o.progress_ctx;
+    ro->resume = o.resume != 0;
+    if (o.notice) {
+        *cb = (dir_callbacks){o.progress, o.progress_ctx, NULL, NULL, o.notice, o.notice_ctx};
+        ro->progress = o.progress ? dir_progress : NULL;
+        ro->notice = create_notice;
+        ro->cb_ctx = cb;
+    }
     ro->secret = secret_of(box);
     return COFFER_OK;
 }
@@ -977,8 +985,9 @@ static int restore_to(coffer_repo *r, const char *ns, const char *id, const char
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
@@ -1055,8 +1064,9 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     FILE *f = fopencookie(s, "w", (cookie_io_functions_t){.write = sink_write});
@@ -1122,13 +1132,14 @@ int coffer_verify(coffer_repo *r, const char *ns, const char *id, const coffer_r
     char which[CF_SNAPSHOT_ID_LEN + 1];
     cf_snapshot_restore_opts ro;
     secret_box box;
+    dir_callbacks cb;
     int st = check_ns(r, ns, e);
     if (!st)
         st = check_id(id, 1, e);
     if (!st)
         st = resolve_id(r, ns, id, which, e);
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     cf_err err = {0};

@@ -7,6 +7,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/fs.h"
 
 /* Each field ends with a newline and strings are length-prefixed, so that no two option sets
  * hash alike by running into each other. */
@@ -214,4 +215,108 @@ int cf_resume_parse(const char *text, size_t len, cf_resume_state *st, cf_err *e
     if (rc == CF_ECORRUPT)
         return cf_err_set(err, rc, "resume state '%s' is not one this version of coffer wrote", st->key);
     return rc ? cf_err_set(err, rc, "out of memory reading the resume state") : 0;
+}
+
+int cf_restore_state_add_dir(cf_restore_state *st, const cf_tar_entry_info *e)
+{
+    if (st->ndirs == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 64;
+        cf_tar_entry_info *v = realloc(st->dirs, cap * sizeof *v);
+        if (!v)
+            return CF_ENOMEM;
+        st->dirs = v;
+        st->cap = cap;
+    }
+    cf_tar_entry_info *d = &st->dirs[st->ndirs];
+    *d = *e;
+    if (!(d->rel = strdup(e->rel)))
+        return CF_ENOMEM;
+    st->ndirs++;
+    return 0;
+}
+
+void cf_restore_state_free(cf_restore_state *st)
+{
+    for (size_t i = 0; i < st->ndirs; i++)
+        free((char *)st->dirs[i].rel);
+    free(st->dirs);
+    st->dirs = NULL;
+    st->ndirs = st->cap = 0;
+}
+
+int cf_restore_state_save(const char *path, const cf_restore_state *st, cf_err *err)
+{
+    json_t *dirs = json_array();
+    for (size_t i = 0; dirs && i < st->ndirs; i++) {
+        const cf_tar_entry_info *d = &st->dirs[i];
+        if (json_array_append_new(dirs,
+                                  json_pack("[s,i,I,I,I,I]", d->rel, (int)d->mode, (json_int_t)d->mtime,
+                                            (json_int_t)d->mtime_ns, (json_int_t)d->uid, (json_int_t)d->gid)))
+            json_decref(dirs), dirs = NULL;
+    }
+    json_t *doc = dirs ? json_pack("{s:i,s:s,s:o,s:I,s:I,s:o}", "format", CF_RESUME_FORMAT, "id", st->id,
+                                   "sha256", hex_of(st->sha256, sizeof st->sha256), "offset",
+                                   (json_int_t)st->offset, "done", (json_int_t)st->done, "dirs", dirs)
+                       : NULL;
+    if (!doc)
+        json_decref(dirs);
+    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (!text)
+        return cf_err_set(err, CF_ENOMEM, "out of memory writing the restore state");
+    int rc = cf_fs_write_atomic(path, text, strlen(text), 0600, err);
+    free(text);
+    return rc;
+}
+
+int cf_restore_state_load(const char *path, cf_restore_state *st, cf_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = cf_fs_read_small(path, (size_t)256 << 20, &text, &len, err);
+    if (rc)
+        return rc;
+    json_t *doc = json_loadb(text, len, 0, NULL), *dirs = NULL;
+    free(text);
+    const char *id = NULL, *sha = NULL;
+    json_int_t format = 0, offset = -1, done = -1;
+    memset(st, 0, sizeof *st);
+    if (!doc ||
+        json_unpack(doc, "{s:I,s:s,s:s,s:I,s:I,s:o}", "format", &format, "id", &id, "sha256", &sha, "offset",
+                    &offset, "done", &done, "dirs", &dirs) != 0 ||
+        format != CF_RESUME_FORMAT || !cf_snapshot_id_valid(id) || unhex(sha, st->sha256, CF_SHA256_LEN) ||
+        offset < 0 || done < 0 || !json_is_array(dirs))
+        rc = CF_ECORRUPT;
+    if (!rc) {
+        snprintf(st->id, sizeof st->id, "%s", id);
+        st->offset = (uint64_t)offset;
+        st->done = (uint64_t)done;
+    }
+    for (size_t i = 0; !rc && i < json_array_size(dirs); i++) {
+        const char *rel = NULL;
+        int mode = 0;
+        json_int_t mtime = 0, ns = 0, uid = 0, gid = 0;
+        if (json_unpack(json_array_get(dirs, i), "[s,i,I,I,I,I]", &rel, &mode, &mtime, &ns, &uid, &gid) !=
+                0 ||
+            !*rel || rel[0] == '/' || strstr(rel, "..") || ns < 0 || ns > 999999999)
+            rc = CF_ECORRUPT;
+        else {
+            cf_tar_entry_info e = {.rel = rel,
+                                   .is_dir = 1,
+                                   .mode = (unsigned)mode,
+                                   .mtime = mtime,
+                                   .mtime_ns = (long)ns,
+                                   .uid = uid,
+                                   .gid = gid};
+            rc = cf_restore_state_add_dir(st, &e);
+        }
+    }
+    json_decref(doc);
+    if (rc) {
+        cf_restore_state_free(st);
+        return rc == CF_ECORRUPT
+                   ? cf_err_set(err, rc, "restore state '%s' is not one this version wrote", path)
+                   : cf_err_set(err, rc, "out of memory reading the restore state");
+    }
+    return 0;
 }

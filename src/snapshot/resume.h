@@ -9,7 +9,9 @@
  * holds the snapshot id and creation time the run drew, the upload id and part size, the
  * encryption's salts (never a key: the manifest records the same salts), the source's
  * fingerprint (archive/tar.h) and each part's size and CRC32C as sent. It is written when the
- * upload begins and after every part, and removed once the manifest is written.
+ * upload begins and after every part, and removed once the manifest is written. A stream's run
+ * names its state NAME-RANDOM.json: runs of one stream command may overlap, and a stream is
+ * never resumed, so the next run only tells what earlier ones left (prune removes it).
  *
  * The archive is a function of the source and these options (compression is per chunk, the
  * chunk's nonce its index, tar headers carry no access time, gzip no time), so a run over the
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #include "archive/manifest.h"
+#include "archive/tar.h"
 #include "crypto/hash.h"
 #include "storage/repo.h"
 
@@ -63,5 +66,26 @@ int cf_resume_note_part(cf_resume_state *st, unsigned number, uint64_t size, uin
 int cf_snapshot_put_small(cf_repo *repo, const char *key, const void *p, size_t n, cf_err *err);
 /* Forgets the parts and frees them; the key stays. */
 void cf_resume_reset(cf_resume_state *st);
+
+/*
+ * A restore into a directory that may be resumed extracts into DEST.coffer-restore-TAG (TAG from
+ * the snapshot's id and archive digest) and keeps, beside it, TAG's state file ".state": the
+ * snapshot id and archive SHA-256, the tar offset of the first entry not known to be on disk
+ * (every 32 MiB the staging directory is synced, then this is written), the entries before it,
+ * and the directories among them with their modes and times (extraction sets these last, so a
+ * resumed run sets them for the directories the interrupted one made).
+ */
+typedef struct cf_restore_state {
+    char id[CF_SNAPSHOT_ID_LEN + 1];
+    unsigned char sha256[CF_SHA256_LEN];
+    uint64_t offset, done;
+    cf_tar_entry_info *dirs; /* rel owned */
+    size_t ndirs, cap;
+} cf_restore_state;
+
+int cf_restore_state_load(const char *path, cf_restore_state *st, cf_err *err);
+int cf_restore_state_save(const char *path, const cf_restore_state *st, cf_err *err);
+int cf_restore_state_add_dir(cf_restore_state *st, const cf_tar_entry_info *e);
+void cf_restore_state_free(cf_restore_state *st);
 
 #endif

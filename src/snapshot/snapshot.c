@@ -256,10 +256,56 @@ static int on_part(void *ctx, unsigned number, uint64_t size, uint32_t crc32c, i
 
 /* Looks for the state of an interrupted run of this create and decides whether to continue it:
  * r->resuming set when the source is the same; otherwise whatever it left is aborted and said. */
+/* A stream's runs each keep a state of their own (NAME-RANDOM.json), since runs of one command
+ * may overlap: the next run only says what earlier ones left, and prune removes it. */
+typedef struct earlier_streams {
+    cf_repo *repo;
+    const char *ns;
+    const cf_snapshot_create_opts *o;
+} earlier_streams;
+
+static int tell_earlier_stream(void *ctx, const cf_repo_entry *e)
+{
+    earlier_streams *s = ctx;
+    cf_resume_state st = {0};
+    snprintf(st.key, sizeof st.key, "%s", e->key);
+    cf_err ignore;
+    char mkey[512], started[32];
+    if (cf_resume_load(s->repo, &st, &ignore) != 0)
+        return 0;
+    format_started(st.created_ns, started);
+    snprintf(mkey, sizeof mkey, "%s/%s.json", s->ns, st.id);
+    cf_repo_info info;
+    if (cf_repo_stat(s->repo, mkey, &info, &ignore) != 0)
+        notice(s->o,
+               "an earlier run of this stream snapshot (%s@%s, started %s) did not finish: interrupted, or "
+               "still "
+               "running; a stream cannot be replayed, so this run makes a new snapshot, and prune removes "
+               "what an "
+               "interrupted run left after its grace period",
+               s->ns, st.id, started);
+    cf_resume_reset(&st);
+    return 0;
+}
+
 static int find_interrupted(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o, int stream,
                             const unsigned char fingerprint[CF_SHA256_LEN], const char *suffix, resume_run *r,
                             cf_err *err)
 {
+    if (stream) {
+        char prefix[512];
+        size_t l = strlen(r->st.key) - 5; /* without ".json" */
+        snprintf(prefix, sizeof prefix, "%.*s-", (int)l, r->st.key);
+        earlier_streams es = {repo, ns, o};
+        int rc = cf_repo_list(repo, prefix, tell_earlier_stream, &es, err);
+        unsigned char rnd[4] = {0};
+        cf_random_bytes(rnd, sizeof rnd);
+        snprintf(r->st.key + l, sizeof r->st.key - l, "-%02x%02x%02x%02x.json", rnd[0], rnd[1], rnd[2],
+                 rnd[3]);
+        if (rc == CF_EDENIED)
+            r->disabled = 1; /* as below */
+        return rc == CF_EDENIED ? 0 : rc;
+    }
     int rc = cf_resume_load(repo, &r->st, err);
     if (rc == CF_ENOTFOUND)
         return 0;
@@ -281,13 +327,7 @@ static int find_interrupted(cf_repo *repo, const char *ns, const cf_snapshot_cre
     cf_repo_info info;
     cf_err ignore;
     int done = cf_repo_stat(repo, mkey, &info, &ignore) == 0;
-    if (!done && r->st.stream)
-        notice(
-            o,
-            "the previous run of this stream snapshot (%s@%s, started %s) was interrupted; a stream cannot "
-            "be replayed, so this run starts a new snapshot and aborts the interrupted upload",
-            ns, r->st.id, started);
-    else if (!done && !stream && memcmp(fingerprint, r->st.fingerprint, CF_SHA256_LEN) != 0)
+    if (!done && memcmp(fingerprint, r->st.fingerprint, CF_SHA256_LEN) != 0)
         notice(o,
                "the source changed since the interrupted run of %s (%s@%s): starting a new snapshot and "
                "aborting the interrupted upload",
@@ -502,7 +542,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         if (!rc && rr.resuming)
             notice(o, "resumed %s@%s: %u part(s) (%llu MiB) the store held were kept, %u sent", ns, id_out,
                    rr.up.parts_kept, (unsigned long long)(rr.up.bytes_kept >> 20), rr.up.parts_sent);
-        else
+        else if (rc && !stream)
             notice(
                 o,
                 "%s@%s stopped before it was complete; the store keeps what was sent, and running the same "
@@ -860,6 +900,163 @@ static int pull_counted(void *ctx, const void **p, size_t *n, cf_err *err)
     return rc;
 }
 
+/* ---- resumable restore ---- */
+
+#define RESTORE_CHECKPOINT ((uint64_t)32 << 20)
+
+typedef struct restore_run {
+    const char *tmp;
+    cf_restore_state st; /* what the next checkpoint writes: id, digest, the directories so far */
+    char state_path[PATH_MAX + 16];
+    uint64_t last; /* offset of the last checkpoint */
+} restore_run;
+
+/* Before each entry: every entry before it is on disk; every 32 MiB it is made durable and the
+ * state written, so that a run that stops continues from there. */
+static int restore_checkpoint(void *ctx, const cf_tar_entry_info *e, cf_err *err)
+{
+    restore_run *r = ctx;
+    if (e->offset >= r->last + RESTORE_CHECKPOINT) {
+        int fd = open(r->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || syncfs(fd) != 0) {
+            int e_no = errno;
+            if (fd >= 0)
+                close(fd);
+            return cf_err_sys(err, CF_EIO, e_no, "cannot make the restore in '%s' durable", r->tmp);
+        }
+        close(fd);
+        r->st.offset = e->offset;
+        r->st.done = e->done;
+        int rc = cf_restore_state_save(r->state_path, &r->st, err);
+        if (rc)
+            return rc;
+        r->last = e->offset;
+    }
+    if (e->is_dir && cf_restore_state_add_dir(&r->st, e) != 0)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The staging directory of a resumable restore of m into dest, and its state; an interrupted
+ * restore of another snapshot into dest is removed (said); *resumed tells whether this one's
+ * state was found, loaded into r->st. */
+static void restore_staging(const char *dest, const cf_manifest *m, const cf_snapshot_restore_opts *o,
+                            char tmp[PATH_MAX], restore_run *r, int *resumed)
+{
+    unsigned char d[CF_SHA256_LEN];
+    char both[CF_SNAPSHOT_ID_LEN + 2 * CF_SHA256_LEN + 2], hex[2 * CF_SHA256_LEN + 1];
+    cf_hex_encode(m->archive.sha256, CF_SHA256_LEN, hex);
+    snprintf(both, sizeof both, "%s %s", m->id, hex);
+    cf_sha256(both, strlen(both), d);
+    cf_hex_encode(d, 8, hex);
+    snprintf(tmp, PATH_MAX, "%s.coffer-restore-%s", dest, hex);
+    snprintf(r->state_path, sizeof r->state_path, "%s.state", tmp);
+    /* Others: DEST.coffer-restore-*.state in dest's parent. */
+    char parent[PATH_MAX], base[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dest);
+    for (size_t l = strlen(parent); l > 1 && parent[l - 1] == '/'; l--)
+        parent[l - 1] = '\0';
+    char *slash = strrchr(parent, '/');
+    snprintf(base, sizeof base, "%s.coffer-restore-", slash ? slash + 1 : dest);
+    if (slash)
+        slash[slash == parent ? 1 : 0] = '\0';
+    DIR *dir = opendir(slash ? parent : ".");
+    struct dirent *de;
+    while (dir && (de = readdir(dir))) {
+        size_t l = strlen(de->d_name), bl = strlen(base);
+        if (l <= bl + 6 || strncmp(de->d_name, base, bl) != 0 || strcmp(de->d_name + l - 6, ".state") != 0)
+            continue;
+        char path[PATH_MAX * 2], staged[PATH_MAX * 2];
+        const char *pdir = slash ? parent : ".";
+        snprintf(path, sizeof path, "%s%s%s", pdir, pdir[strlen(pdir) - 1] == '/' ? "" : "/", de->d_name);
+        if (strcmp(path, r->state_path) == 0 || (!slash && strcmp(path + 2, r->state_path) == 0))
+            continue;
+        cf_restore_state other;
+        cf_err ignore;
+        int known = cf_restore_state_load(path, &other, &ignore) == 0;
+        if (o->notice) {
+            char msg[1024];
+            snprintf(
+                msg, sizeof msg,
+                "an interrupted restore of %s into '%s' is removed: this one restores %s and starts over",
+                known ? other.id : "another snapshot", dest, m->id);
+            o->notice(o->cb_ctx, msg);
+        }
+        if (known)
+            cf_restore_state_free(&other);
+        snprintf(staged, sizeof staged, "%.*s", (int)(strlen(path) - 6), path);
+        cf_fs_remove_tree(staged, NULL);
+        unlink(path);
+    }
+    if (dir)
+        closedir(dir);
+    cf_err ignore;
+    struct stat st;
+    *resumed = cf_restore_state_load(r->state_path, &r->st, &ignore) == 0 && !strcmp(r->st.id, m->id) &&
+               !memcmp(r->st.sha256, m->archive.sha256, CF_SHA256_LEN) && stat(tmp, &st) == 0 &&
+               S_ISDIR(st.st_mode);
+    if (!*resumed) {
+        cf_restore_state_free(&r->st);
+        cf_fs_remove_tree(tmp, NULL); /* a run that stopped before its first checkpoint */
+        unlink(r->state_path);
+        memcpy(r->st.id, m->id, sizeof r->st.id);
+        memcpy(r->st.sha256, m->archive.sha256, CF_SHA256_LEN);
+    }
+}
+
+typedef struct fetch_ctx {
+    cf_repo *repo;
+    const char *key;
+} fetch_ctx;
+
+typedef struct into_buf {
+    unsigned char *p;
+    uint64_t len, cap;
+} into_buf;
+
+static int copy_into(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    into_buf *b = ctx;
+    if (n > b->cap - b->len)
+        return cf_err_set(err, CF_ECORRUPT, "the archive sent more bytes than a chunk holds");
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static int fetch_range(void *ctx, uint64_t offset, uint64_t size, void *out, cf_err *err)
+{
+    fetch_ctx *f = ctx;
+    into_buf b = {out, 0, size};
+    int rc = cf_repo_get(f->repo, f->key, offset, size, copy_into, &b, err);
+    if (!rc && b.len != size)
+        rc = cf_err_set(err, CF_ECORRUPT, "the archive ends inside the chunk at offset %llu",
+                        (unsigned long long)offset);
+    return rc;
+}
+
+/* The pull of a resumed restore: the first chunk's bytes before the checkpoint are skipped. */
+typedef struct skipping_pull {
+    counted_pull *inner;
+    uint64_t skip;
+} skipping_pull;
+
+static int pull_skipping(void *ctx, const void **p, size_t *n, cf_err *err)
+{
+    skipping_pull *s = ctx;
+    for (;;) {
+        int rc = pull_counted(s->inner, p, n, err);
+        if (rc || !*n || !s->skip)
+            return rc;
+        uint64_t drop = s->skip < *n ? s->skip : *n;
+        s->skip -= drop;
+        *p = (const char *)*p + drop;
+        *n -= (size_t)drop;
+        if (*n)
+            return 0;
+    }
+}
+
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out,
                         const cf_snapshot_restore_opts *o, char id_out[CF_SNAPSHOT_ID_LEN + 1],
                         cf_snapshot_stats *stats, cf_err *err)
@@ -890,12 +1087,56 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
     }
     cf_archive_read_opts ro = read_opts(&m, &akey);
     archive_stream as = {repo, m.archive.key};
+    fetch_ctx fc = {repo, m.archive.key};
     cf_archive_reader *rd = NULL;
-    rc = cf_archive_reader_new_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as, &rd,
-                                      err);
-    counted_pull pull = {rd, o, 0, m.archive.raw_size};
-    uint64_t files = 0;
     char tmp[PATH_MAX] = "";
+    restore_run run = {.tmp = tmp};
+    int resumed = 0, resumable = !to_stdout && o->resume && m.source.kind == CF_SOURCE_DIR;
+    cf_tar_extract_opts xo = {.on_entry = resumable ? restore_checkpoint : NULL, .ctx = &run};
+    size_t first = 0;
+    uint64_t skip = 0;
+    if (resumable)
+        restore_staging(dest, &m, o, tmp, &run, &resumed);
+    if (resumed) {
+        /* The chunk holding the checkpoint's offset, read chunk by chunk from there. */
+        uint64_t raw = 0;
+        while (first + 1 < m.nchunks && raw + m.chunks[first].raw_size <= run.st.offset)
+            raw += m.chunks[first++].raw_size;
+        skip = run.st.offset - raw;
+        xo.base = run.last = run.st.offset;
+        xo.done_before = run.st.done;
+        rc = cf_archive_reader_new(&ro, m.chunks, m.nchunks, fetch_range, &fc, &rd, err);
+        if (!rc)
+            rc = cf_archive_reader_skip_to(rd, first, err);
+        if (!rc && o->notice) {
+            char msg[1024];
+            snprintf(
+                msg, sizeof msg,
+                "resuming the restore of %s@%s into '%s' at %llu MiB of %llu: %llu entries are extracted "
+                "already",
+                ns, m.id, dest, (unsigned long long)(run.st.offset >> 20),
+                (unsigned long long)(m.archive.raw_size >> 20), (unsigned long long)run.st.done);
+            o->notice(o->cb_ctx, msg);
+        }
+    } else {
+        rc = cf_archive_reader_new_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as,
+                                          &rd, err);
+    }
+    counted_pull pull = {rd, o, run.st.offset - skip, m.archive.raw_size};
+    skipping_pull spull = {&pull, skip};
+    uint64_t files = 0;
+    /* What the interrupted run made before its checkpoint: kept by this run, its directories'
+     * modes and times set at the end (extraction sets them last). */
+    cf_restore_state before = {0};
+    if (resumed) {
+        before = run.st;
+        run.st = (cf_restore_state){0};
+        memcpy(run.st.id, before.id, sizeof run.st.id);
+        memcpy(run.st.sha256, before.sha256, CF_SHA256_LEN);
+        for (size_t i = 0; i < before.ndirs && !rc; i++)
+            if (cf_restore_state_add_dir(&run.st, &before.dirs[i]) != 0)
+                rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+    }
     if (!rc && to_stdout) {
         const void *p;
         size_t n;
@@ -914,10 +1155,13 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
             unsigned char r[4];
             cf_random_bytes(r, sizeof r);
             /* A sibling, so that the final rename stays on one filesystem. */
-            snprintf(tmp, sizeof tmp, "%s.coffer-restore-%02x%02x%02x%02x", dest, r[0], r[1], r[2], r[3]);
+            if (!resumable)
+                snprintf(tmp, sizeof tmp, "%s.coffer-restore-%02x%02x%02x%02x", dest, r[0], r[1], r[2], r[3]);
             rc = cf_fs_mkdirs(tmp, 0700, err);
             if (!rc)
-                rc = cf_tar_extract(tmp, pull_counted, &pull, &files, err);
+                rc = cf_tar_extract_ex(tmp, pull_skipping, &spull, &xo, &files, err);
+            for (size_t i = before.ndirs; !rc && i > 0; i--) /* children before their parents */
+                rc = cf_tar_restore_dir(tmp, &before.dirs[i - 1], err);
             if (!rc)
                 rc = read_to_end(rd, err);
             /* The old destination moves aside and comes back if the new one cannot take its
@@ -936,11 +1180,27 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
             }
             if (old[0])
                 cf_fs_remove_tree(old, NULL);
-            if (rc)
+            /* Damage, a refused entry or a wrong key will not go away by running again. */
+            int keep = resumable && rc && rc != CF_EDIGEST && rc != CF_ECORRUPT && rc != CF_EAUTH &&
+                       rc != CF_EDENIED && rc != CF_EINVAL && access(run.state_path, F_OK) == 0;
+            if (rc && !keep)
                 cf_fs_remove_tree(tmp, NULL); /* the destination stays as it was */
+            if (resumable && (!rc || !keep))
+                unlink(run.state_path);
+            if (keep && o->notice) {
+                char msg[1024];
+                snprintf(
+                    msg, sizeof msg,
+                    "the restore stopped; what it extracted and checked is kept in '%s', and running the "
+                    "same command again continues it",
+                    tmp);
+                o->notice(o->cb_ctx, msg);
+            }
         }
     }
     cf_archive_reader_free(rd);
+    cf_restore_state_free(&before);
+    cf_restore_state_free(&run.st);
     if (!rc && id_out)
         snprintf(id_out, CF_SNAPSHOT_ID_LEN + 1, "%s", m.id);
     if (!rc && stats)

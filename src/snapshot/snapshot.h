@@ -95,6 +95,11 @@ typedef struct cf_snapshot_restore_opts {
     /* As for create; total is the snapshot's raw size. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *cb_ctx;
+    /* Into a directory: a restore that stops keeps its staging directory and a state file beside
+     * it (snapshot/resume.h), and the same restore run again continues from its last checkpoint;
+     * a restore of another snapshot into the same destination removes them and says so. */
+    int resume;
+    void (*notice)(void *ctx, const char *msg); /* may be NULL; with cb_ctx */
 } cf_snapshot_restore_opts;
 
 /* dest "-": the raw stream to out (stream snapshots, or the tar of a directory snapshot).

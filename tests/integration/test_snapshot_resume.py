@@ -5,6 +5,7 @@ replayed and the next run says so; the final snapshot verifies and restores byte
 
 The create is stopped (SIGSTOP) as soon as the server holds a few of its parts, then killed with
 SIGKILL, so the interruption lands mid-upload however fast the machine is."""
+import glob
 import json
 import os
 import re
@@ -48,29 +49,37 @@ def parts_held(s3, bucket):
     return len(s3.list_parts(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"]).get("Parts", [])), u
 
 
-def interrupt(args, env, s3, bucket, after_parts=3):
-    """Runs coffer snapshot ARGS and kills it with SIGKILL once the store holds after_parts parts
-    of its upload; returns the upload then in progress."""
+def kill_when(args, env, ready, what):
+    """Runs coffer snapshot ARGS; once ready() returns something, stops the process (SIGSTOP, so
+    that it goes no further) and kills it with SIGKILL, and returns that."""
     p = subprocess.Popen([os.environ.get("COFFER_BIN", "coffer"), "snapshot", *args], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and p.poll() is None:
-            n, u = parts_held(s3, bucket)
-            if n >= after_parts:
+            got = ready()
+            if got is not None:
                 p.send_signal(signal.SIGSTOP)
                 p.kill()
                 p.wait()
-                return u
-            time.sleep(0.02)
-        raise AssertionError(f"the create ended (or stalled) before {after_parts} parts were stored: "
-                             f"{p.poll()} {p.stderr.read().decode()[-2000:]}")
+                return got
+            time.sleep(0.01)
+        raise AssertionError(f"the run ended (or stalled) before {what}: {p.poll()} "
+                             f"{p.stderr.read().decode()[-2000:]}")
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
         p.stdout.close()
         p.stderr.close()
+
+
+def interrupt(args, env, s3, bucket, after_parts=3):
+    """Kills a create once the store holds after_parts parts of its upload; returns the upload."""
+    def ready():
+        n, u = parts_held(s3, bucket)
+        return u if n >= after_parts else None
+    return kill_when(args, env, ready, f"{after_parts} parts were stored")
 
 
 def check_clean(err):
@@ -200,6 +209,9 @@ def test_encrypted_create_resumes(server, s3, tmp_path):
 
 
 def test_interrupted_stream_is_not_replayed(server, s3, tmp_path):
+    """The next run says what the interrupted one left and makes a new snapshot; it aborts nothing,
+    since runs of one command may overlap (the stream tests of test_snapshot_order start several
+    at once): prune removes it after its grace period (next test)."""
     bucket = "rs-stream"
     s3.create_bucket(Bucket=bucket)
     env = env_for(server)
@@ -207,14 +219,22 @@ def test_interrupted_stream_is_not_replayed(server, s3, tmp_path):
     cmd = "head -c 134217728 /dev/urandom"
     args = ["create", "--from-command", cmd, url, "--compress", "none"]
     old = interrupt(args, env, s3, bucket)
-    assert len(state_keys(s3, bucket)) == 1
+    left = state_keys(s3, bucket)
+    assert len(left) == 1
+    old_id = json.loads(s3.get_object(Bucket=bucket, Key=left[0])["Body"].read())["id"]
     p = run(*args, env=env)
     err = p.stderr.decode()
     check_clean(err)
-    assert "a stream cannot be replayed" in err, err
-    assert all(u["UploadId"] != old["UploadId"] for u in uploads(s3, bucket))
-    assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
+    assert f"an earlier run of this stream snapshot (ns@{old_id}" in err and "cannot be replayed" in err, err
+    assert p.stdout.decode().strip() != old_id
+    assert [u["UploadId"] for u in uploads(s3, bucket)] == [old["UploadId"]]
+    assert state_keys(s3, bucket) == left
     assert len(run("ls", url, env=env).stdout.decode().splitlines()) == 1
+    # A stream run that completes leaves nothing, and says nothing, when nothing was left before.
+    s3.abort_multipart_upload(Bucket=bucket, Key=old["Key"], UploadId=old["UploadId"])
+    s3.delete_object(Bucket=bucket, Key=left[0])
+    p = run("create", "-", url, env=env, stdin=b"small")
+    assert p.stderr == b"" and state_keys(s3, bucket) == [] and uploads(s3, bucket) == []
 
 
 def test_prune_removes_what_an_interrupted_stream_left(server, s3, tmp_path):
@@ -239,3 +259,69 @@ def test_no_resume_leaves_no_state_and_does_not_resume(server, s3, tmp_path):
     assert "resum" not in p.stderr.decode(), p.stderr.decode()
     assert state_keys(s3, bucket) == []
     assert [x["UploadId"] for x in uploads(s3, bucket)] == [u["UploadId"]]  # prune's, after --grace
+
+
+def interrupt_restore(args, env, dest, at_least):
+    """Kills a restore once its state file beside dest records a checkpoint at or past at_least
+    bytes of the tar stream; returns that state."""
+    def ready():
+        for name in glob.glob(f"{dest}.coffer-restore-*.state"):
+            try:
+                with open(name) as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if state["offset"] >= at_least:
+                return state
+        return None
+    return kill_when(args, env, ready, f"a checkpoint at {at_least}")
+
+
+def same_dirs(a, b):
+    """Directories alike: modes and modification times (set last by an extraction)."""
+    for d, dirs, _ in os.walk(a):
+        for name in dirs:  # the root is not stored: the destination stands for it
+            sa, sb = os.stat(os.path.join(d, name)), os.stat(os.path.join(b, os.path.relpath(d, a), name))
+            # Seconds: a ustar header without a pax extension holds no fraction.
+            assert (sa.st_mode, int(sa.st_mtime)) == (sb.st_mode, int(sb.st_mtime)), os.path.join(d, name)
+
+
+def test_killed_restore_resumes_from_its_checkpoint(server, s3, tmp_path):
+    bucket = "rs-restore"
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    src = tree(str(tmp_path / "src"), n=8, size=12 * MiB)
+    for i in range(3):  # directories on both sides of the checkpoint, with their own modes and times
+        os.makedirs(f"{src}/d{i}/e")
+        os.chmod(f"{src}/d{i}/e", 0o750)
+        os.utime(f"{src}/d{i}", (1_600_000_000, 1_600_000_000 + i))
+    os.utime(f"{src}/sub", (1_500_000_000, 1_500_000_000))
+    url = f"s3://{bucket}/ns"
+    sid = run("create", src, url, "--compress", "none", env=env).stdout.decode().strip()
+    size = json.loads(run("show", f"{url}@{sid}", env=env).stdout)["archive"]["size"]
+    dest = str(tmp_path / "out")
+    state = interrupt_restore(["restore", f"{url}@{sid}", dest], env, dest, 48 * MiB)
+    assert state["id"] == sid and not os.path.exists(dest)
+    sent_before = metric(server, "coffer_s3_sent_bytes_total", "GetObject")
+    p = run("restore", f"{url}@{sid}", dest, env=env)
+    err = p.stderr.decode()
+    check_clean(err)
+    assert f"resuming the restore of ns@{sid}" in err, err
+    sent = metric(server, "coffer_s3_sent_bytes_total", "GetObject") - sent_before
+    # From the chunk holding the checkpoint on: what came before was not downloaded again.
+    assert 0 < sent <= size - state["offset"] + 2 * MiB, (sent, size, state["offset"])
+    assert same_files(src, dest)
+    same_dirs(src, dest)
+    assert glob.glob(f"{dest}.coffer-restore-*") == []
+
+    # An interrupted restore of this snapshot, then another snapshot into the same place.
+    other_src = tree(str(tmp_path / "other"), n=1, size=1 * MiB)
+    other = run("create", other_src, url, env=env).stdout.decode().strip()
+    dest2 = str(tmp_path / "out2")
+    interrupt_restore(["restore", f"{url}@{sid}", dest2], env, dest2, 32 * MiB)
+    p = run("restore", f"{url}@{other}", dest2, env=env)
+    err = p.stderr.decode()
+    assert f"an interrupted restore of {sid} into '{dest2}' is removed" in err, err
+    assert "resuming" not in err
+    assert same_files(other_src, dest2) and sorted(os.listdir(dest2)) == sorted(os.listdir(other_src))
+    assert glob.glob(f"{dest2}.coffer-restore-*") == []
