@@ -496,16 +496,41 @@ static int collect_symlinks(link_set *s, int dirfd, const char *rel, cf_err *err
     return rc;
 }
 
+/* dest/rel opened as a directory one component at a time, never following a symlink: an entry
+ * extracted later may have replaced a directory of the state by a symlink to anywhere. */
+static int open_dir_beneath(const char *dest, const char *rel)
+{
+    int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char part[PATH_MAX];
+    for (const char *s = rel; fd >= 0 && *s;) {
+        size_t len = strcspn(s, "/");
+        if (len == 0 || len >= sizeof part) {
+            s += len ? len : 1;
+            continue;
+        }
+        memcpy(part, s, len);
+        part[len] = '\0';
+        int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        fd = next;
+        s += len;
+    }
+    return fd;
+}
+
 int cf_tar_restore_dir(const char *dest, const cf_tar_entry_info *e, cf_err *err)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", dest, e->rel);
+    int fd = open_dir_beneath(dest, e->rel);
+    if (fd < 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot open the directory \"%s\" of the restore", e->rel);
     struct timespec ts[2] = {{e->mtime, e->mtime_ns}, {e->mtime, e->mtime_ns}};
-    if (geteuid() == 0 && lchown(path, (uid_t)e->uid, (gid_t)e->gid) != 0)
-        return cf_err_sys(err, CF_EIO, errno, "cannot set the owner of \"%s\"", path);
-    if (chmod(path, e->mode & 07777) != 0 || utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0)
-        return cf_err_sys(err, CF_EIO, errno, "cannot set the mode and times of \"%s\"", path);
-    return 0;
+    int rc = 0;
+    if (geteuid() == 0 && fchown(fd, (uid_t)e->uid, (gid_t)e->gid) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot set the owner of \"%s\"", e->rel);
+    else if (fchmod(fd, e->mode & 07777) != 0 || futimens(fd, ts) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot set the mode and times of \"%s\"", e->rel);
+    close(fd);
+    return rc;
 }
 
 int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files, cf_err *err)
