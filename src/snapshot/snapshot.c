@@ -993,8 +993,8 @@ static void restore_staging(const char *dest, const cf_manifest *m, const cf_sna
     cf_err ignore;
     struct stat st;
     *resumed = cf_restore_state_load(r->state_path, &r->st, &ignore) == 0 && !strcmp(r->st.id, m->id) &&
-               !memcmp(r->st.sha256, m->archive.sha256, CF_SHA256_LEN) && stat(tmp, &st) == 0 &&
-               S_ISDIR(st.st_mode);
+               !memcmp(r->st.sha256, m->archive.sha256, CF_SHA256_LEN) &&
+               r->st.offset < m->archive.raw_size && stat(tmp, &st) == 0 && S_ISDIR(st.st_mode);
     if (!*resumed) {
         cf_restore_state_free(&r->st);
         cf_fs_remove_tree(tmp, NULL); /* a run that stopped before its first checkpoint */
