@@ -210,6 +210,16 @@ typedef struct coffer_create_options {
     coffer_skipped_fn skipped; /* coffer_create_dir with allow_unreadable: told each file left out;
                                 * may be NULL */
     void *skipped_ctx;
+    /* Added for interrupted runs (docs/SNAPSHOTS.md, "Interrupted runs"). resume = 1: a
+     * coffer_create_dir into S3 that stops before it is stored (killed, network gone) keeps its
+     * upload and a small state object in the repository, and the same create run again
+     * continues it, sending only the parts the store does not hold; a source changed in between
+     * starts a new snapshot. A stream create (fd, command) cannot be replayed: the next run says
+     * so and aborts what it left. Writers (coffer_writer_begin) ignore it. */
+    int resume;
+    coffer_skipped_fn notice; /* may be NULL: told what resume decided (resuming, or why not),
+                               * as one sentence in path (why is NULL) */
+    void *notice_ctx;
 } coffer_create_options;
 
 /* What a create or a restore did; every function taking one accepts NULL. The caller sets
@@ -308,6 +318,13 @@ typedef struct coffer_restore_options {
     size_t passphrase_len;
     coffer_progress_fn progress; /* restores only (not verify); total: the snapshot's raw size */
     void *progress_ctx;
+    /* Added for interrupted runs (docs/SNAPSHOTS.md, "Interrupted runs"). resume = 1: a
+     * coffer_restore_dir that stops (killed, network gone) keeps what it extracted and checked
+     * in its staging directory beside dest, with a state file, and the same restore run again
+     * continues from its last checkpoint (every 32 MiB); dest is still published only whole. */
+    int resume;
+    coffer_skipped_fn notice; /* may be NULL: told what resume decided, as for create */
+    void *notice_ctx;
 } coffer_restore_options;
 
 /* Restores ns@id (id NULL: the newest) into the directory dest, which must not exist or be empty

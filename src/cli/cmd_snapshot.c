@@ -64,7 +64,7 @@ typedef struct snap_opts {
     const char *from_command, *to_command, *metrics_file;
     const char *exclude[256];
     size_t nexclude;
-    int one_file_system, allow_unreadable, no_progress;
+    int one_file_system, allow_unreadable, no_progress, no_resume;
     uint64_t expected_size;
 } snap_opts;
 
@@ -177,6 +177,14 @@ static void on_skipped(void *ctx, const char *path, const char *why)
     progress *p = ctx;
     fprintf(stderr, "%scoffer snapshot create: left out \"%s\" (cannot read: %s)\n", p->on ? "\r\033[K" : "",
             path, why);
+}
+
+/* What a create or restore decided about an interrupted run: on standard error, also with --json. */
+static void on_notice(void *ctx, const char *msg, const char *unused)
+{
+    progress *p = ctx;
+    (void)unused;
+    fprintf(stderr, "%scoffer snapshot: %s\n", p->on ? "\r\033[K" : "", msg);
 }
 
 /* What opens or seals encrypted snapshots: the 32 bytes of --encrypt-key-file or the text of
@@ -453,7 +461,10 @@ static int run_create(snap_run *r)
                                     r->bar->on ? on_progress : NULL, /* the bar measures the source first */
                                 .progress_ctx = r->bar,
                                 .skipped = on_skipped,
-                                .skipped_ctx = r->bar};
+                                .skipped_ctx = r->bar,
+                                .resume = !o->no_resume,
+                                .notice = on_notice,
+                                .notice_ctx = r->bar};
     coffer_error e;
     int rc = 0;
     if (o->compress && compression_named(o->compress, &co.compression) != 0) {
@@ -501,6 +512,9 @@ static int run_restore(snap_run *r)
     ro.force = o->force;
     ro.progress = r->bar->on ? on_progress : NULL;
     ro.progress_ctx = r->bar;
+    ro.resume = !o->no_resume;
+    ro.notice = on_notice;
+    ro.notice_ctx = r->bar;
     coffer_error e;
     fflush(stdout);
     int st;
@@ -665,11 +679,12 @@ static const snap_verb verbs[] = {
      "                                        [--label KEY=VALUE]... [--exclude PATTERN]... "
      "[--one-file-system]\n"
      "                                        [--allow-unreadable] [--expected-size SIZE] [--json] "
-     "[--no-progress]\n"},
+     "[--no-progress]\n"
+     "                                        [--no-resume]\n"},
     {"ls", run_ls, 1, 0, 0, NO_COMMAND, "ls REPO [--json]\n"},
     {"restore", run_restore, 2, 0, 1, TO_COMMAND,
      "restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
-     "                                        [--json] [--no-progress]\n"},
+     "                                        [--json] [--no-progress] [--no-resume]\n"},
     {"verify", run_verify, 1, 0, 1, NO_COMMAND, "verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"},
     {"show", run_show, 1, 0, 1, NO_COMMAND, "show REPO[@ID|@latest]\n"},
     {"rm", run_rm, 1, 0, 1, NO_COMMAND, "rm REPO@ID\n"},
@@ -733,6 +748,7 @@ static int parse_options(int argc, char **argv, snap_opts *o)
         {"metrics-file", required_argument, NULL, 13},
         {"exclude", required_argument, NULL, 14},
         {"one-file-system", no_argument, NULL, 15},
+        {"no-resume", no_argument, NULL, 40},
         {"allow-unreadable", no_argument, NULL, 16},
         {"no-progress", no_argument, NULL, 17},
         {"expected-size", required_argument, NULL, 18},
@@ -795,6 +811,7 @@ static int parse_options(int argc, char **argv, snap_opts *o)
             o->exclude[o->nexclude++] = optarg;
             break;
         case 15: o->one_file_system = 1; break;
+        case 40: o->no_resume = 1; break;
         case 16: o->allow_unreadable = 1; break;
         case 17: o->no_progress = 1; break;
         case 19:

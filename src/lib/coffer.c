@@ -372,6 +372,8 @@ typedef struct dir_callbacks {
     void *progress_ctx;
     coffer_skipped_fn skipped;
     void *skipped_ctx;
+    coffer_skipped_fn notice;
+    void *notice_ctx;
 } dir_callbacks;
 
 static void dir_progress(void *ctx, uint64_t done, uint64_t total)
@@ -384,7 +386,15 @@ static void dir_progress(void *ctx, uint64_t done, uint64_t total)
 static void dir_skipped(void *ctx, const char *path, const char *why)
 {
     const dir_callbacks *cb = ctx;
-    cb->skipped(cb->skipped_ctx, path, why);
+    if (cb->skipped)
+        cb->skipped(cb->skipped_ctx, path, why);
+}
+
+static void create_notice(void *ctx, const char *msg)
+{
+    const dir_callbacks *cb = ctx;
+    if (cb->notice)
+        cb->notice(cb->notice_ctx, msg, NULL);
 }
 
 /* cb (a directory's create: NULL otherwise) receives the application's callbacks and must live
@@ -440,10 +450,12 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
     co->allow_unreadable = o.allow_unreadable;
     co->progress = o.progress;
     co->cb_ctx = o.progress_ctx;
-    if (cb && o.skipped) {
-        *cb = (dir_callbacks){o.progress, o.progress_ctx, o.skipped, o.skipped_ctx};
+    co->resume = o.resume != 0;
+    if (cb && (o.skipped || o.notice)) {
+        *cb = (dir_callbacks){o.progress, o.progress_ctx, o.skipped, o.skipped_ctx, o.notice, o.notice_ctx};
         co->progress = o.progress ? dir_progress : NULL;
-        co->skipped = dir_skipped;
+        co->skipped = o.skipped ? dir_skipped : NULL;
+        co->notice = o.notice ? create_notice : NULL;
         co->cb_ctx = cb;
     }
     if ((st = secret_from(o.key, o.passphrase, o.passphrase_len, copy_secret, box, e)))
@@ -592,8 +604,9 @@ static int create_stream(coffer_repo *r, const char *ns, int fd, const char *com
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = engine_create_opts(options, &co, &box, 0, NULL, e);
+        st = engine_create_opts(options, &co, &box, 0, &cb, e);
     if (st)
         return st;
     co.source = "-";
@@ -742,6 +755,7 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
      * pointers past this call. */
     w->co.exclude = NULL;
     w->co.nexclude = 0;
+    w->co.resume = 0; /* nothing in the repository to clean after an application's own stream */
     w->co.source = "-";
     w->co.read = read_pushed;
     w->co.read_ctx = w;
@@ -945,8 +959,9 @@ int coffer_show(coffer_repo *r, const char *ns, const char *id, char **json, siz
 
 /* ---- restore, verify ---- */
 
+/* cb receives the application's callbacks and must live as long as ro. */
 static int restore_opts(const coffer_restore_options *options, const char *id, cf_snapshot_restore_opts *ro,
-                        secret_box *box, coffer_error *e)
+                        secret_box *box, dir_callbacks *cb, coffer_error *e)
 {
     coffer_restore_options o;
     int st = cf_lib_copy_options(&o, sizeof o, options, "coffer_restore_options", e);
@@ -959,6 +974,13 @@ static int restore_opts(const coffer_restore_options *options, const char *id, c
     ro->force = o.force;
     ro->progress = o.progress;
     ro->cb_ctx = o.progress_ctx;
+    ro->resume = o.resume != 0;
+    if (o.notice) {
+        *cb = (dir_callbacks){o.progress, o.progress_ctx, NULL, NULL, o.notice, o.notice_ctx};
+        ro->progress = o.progress ? dir_progress : NULL;
+        ro->notice = create_notice;
+        ro->cb_ctx = cb;
+    }
     ro->secret = secret_of(box);
     return COFFER_OK;
 }
@@ -976,8 +998,9 @@ static int restore_to(coffer_repo *r, const char *ns, const char *id, const char
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
@@ -1054,8 +1077,9 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     FILE *f = fopencookie(s, "w", (cookie_io_functions_t){.write = sink_write});
@@ -1121,13 +1145,14 @@ int coffer_verify(coffer_repo *r, const char *ns, const char *id, const coffer_r
     char which[CF_SNAPSHOT_ID_LEN + 1];
     cf_snapshot_restore_opts ro;
     secret_box box;
+    dir_callbacks cb;
     int st = check_ns(r, ns, e);
     if (!st)
         st = check_id(id, 1, e);
     if (!st)
         st = resolve_id(r, ns, id, which, e);
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     cf_err err = {0};

@@ -732,6 +732,44 @@ int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
     return rc;
 }
 
+int cf_s3c_mpu_list_parts(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                          int (*fn)(void *ctx, const cf_s3c_part_entry *p), void *ctx, cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    char marker[16] = "";
+    while (!rc) {
+        cf_s3c_xfer x;
+        cf_s3c_xfer_init(&x, c, "GET", bucket, key);
+        cf_s3c_xfer_param(&x, "uploadId", upload_id);
+        if (marker[0])
+            cf_s3c_xfer_param(&x, "part-number-marker", marker);
+        cf_xml_node *root = NULL;
+        rc = run_xml(&x, &root, err);
+        cf_s3c_xfer_cleanup(&x);
+        if (rc)
+            break;
+        for (const cf_xml_node *n = root->child; !rc && n; n = n->next) {
+            if (strcmp(n->name, "Part") != 0)
+                continue;
+            cf_s3c_part_entry e = {atoi(text(n, "PartNumber")), strtoull(text(n, "Size"), NULL, 10),
+                                   text(n, "ETag")};
+            if (e.number < 1 || e.number > 10000)
+                rc = cf_err_set(err, CF_EIO, "s3 list parts '%s/%s': part number '%s' out of range", bucket,
+                                key, text(n, "PartNumber"));
+            else
+                rc = fn(ctx, &e);
+        }
+        int more = !strcmp(text(root, "IsTruncated"), "true");
+        int next = atoi(text(root, "NextPartNumberMarker"));
+        cf_xml_free(root);
+        /* A marker that does not move on would page forever. */
+        if (!more || next <= atoi(marker[0] ? marker : "0"))
+            break;
+        snprintf(marker, sizeof marker, "%d", next);
+    }
+    return rc;
+}
+
 /* ---- presign ---- */
 
 int cf_s3c_presign(cf_s3c *c, const char *method, const char *bucket, const char *key, int64_t expires,

@@ -279,6 +279,18 @@ typedef struct cf_s3c_upload_entry {
 int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
                         int (*fn)(void *ctx, const cf_s3c_upload_entry *u), void *ctx, cf_err *err);
 
+/* One part of an upload in progress, as ListParts tells it. */
+typedef struct cf_s3c_part_entry {
+    int number;
+    uint64_t size;
+    const char *etag; /* quoted as the server sent it; borrowed for the callback */
+} cf_s3c_part_entry;
+/* Calls fn for each part the server holds of upload_id, in number order, following pages.
+ * CF_ENOTFOUND when the upload no longer exists (completed, aborted or expired). fn returns 0
+ * to go on, nonzero to stop (then returned as is). */
+int cf_s3c_mpu_list_parts(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                          int (*fn)(void *ctx, const cf_s3c_part_entry *p), void *ctx, cf_err *err);
+
 /* ---- Parallel multipart upload ---- */
 
 typedef struct cf_s3c_uploader cf_s3c_uploader;
@@ -290,6 +302,16 @@ int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key, const 
  * used before this returns). */
 int cf_s3c_uploader_begin_opts(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_put_opts *o,
                                size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err);
+/* As cf_s3c_uploader_begin_opts, continuing upload_id (made by cf_s3c_mpu_create_opts, maybe
+ * by an earlier process) instead of starting one: parts are numbered from 1 again, and each is
+ * either sent or, with cf_s3c_uploader_keep, taken as the server already holds it. */
+int cf_s3c_uploader_resume(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                           size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err);
+/* Counts the next part (len bytes) as one the server holds with this ETag, sending nothing. */
+int cf_s3c_uploader_keep(cf_s3c_uploader *u, size_t len, const char *etag, cf_err *err);
+/* Stops the parts in flight and frees u, leaving the upload on the server for a later
+ * cf_s3c_uploader_resume (or a sweep). NULL is a no-op. */
+void cf_s3c_uploader_release(cf_s3c_uploader *u);
 /* Copies len (1..part_max) bytes as the next part (numbered 1, 2, …) and sends it; waits for a
  * free slot first. Every part but the last must be at least 5 MiB for S3. Fails with the
  * error of any part that failed for good; the caller then calls abort. */

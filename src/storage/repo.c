@@ -137,6 +137,21 @@ int cf_repo_writer_begin_opts(cf_repo *r, const char *key, uint64_t size_hint, c
     return rc ? rc : r->ops->writer_begin(r, key, size_hint, o, out, err);
 }
 
+int cf_repo_writer_begin_resume(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_resume *rs,
+                                cf_repo_writer **out, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    if (!rc && !r->ops->writer_resume)
+        rc = cf_err_set(err, CF_ENOTSUP, "%s cannot continue an interrupted write", r->name);
+    return rc ? rc : r->ops->writer_resume(r, key, size_hint, rs, out, err);
+}
+
+int cf_repo_upload_abort(cf_repo *r, const char *key, const char *upload_id, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    return rc || !r->ops->upload_abort ? rc : r->ops->upload_abort(r, key, upload_id, err);
+}
+
 int cf_repo_writer_write(cf_repo_writer *w, const void *p, size_t n, cf_err *err)
 {
     return w->repo->ops->writer_write(w, p, n, err);

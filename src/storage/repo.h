@@ -144,6 +144,41 @@ int cf_repo_writer_commit(cf_repo_writer *w, cf_err *err);
 /* Discards what was written; NULL is a no-op. */
 void cf_repo_writer_abort(cf_repo_writer *w);
 
+/* A write that survives its process: an S3 multipart upload whose id the caller keeps (in a
+ * small object of its own), so that a later process writing the same bytes continues it. The
+ * parts the store already holds are not sent again when the new bytes prove them the same: the
+ * size, and the ETag when it is an MD5 (S3's and coffer's for unencrypted parts), else the
+ * CRC32C the caller recorded of the part sent before. A directory repository has no such write
+ * (CF_ENOTSUP): its caller writes again from the start. */
+#define CF_REPO_UPLOAD_ID_MAX 1024
+typedef struct cf_repo_resume {
+    /* In: the upload to continue, "" for a new one; begin sets it to the upload's id. */
+    char upload_id[CF_REPO_UPLOAD_ID_MAX];
+    /* In: the part size of the upload continued (0: from the size hint); begin sets the one used. */
+    size_t part_size;
+    /* In (may be NULL): size and CRC32C of parts 1..nrecorded as sent before. Borrowed. */
+    const uint64_t *recorded_size;
+    const uint32_t *recorded_crc;
+    size_t nrecorded;
+    /* In: keep the upload when the writer is aborted or fails (for the next process), instead
+     * of aborting it. */
+    int keep_on_abort;
+    /* Called on the writing thread as each part is handed over (kept: the store's is used), in
+     * order; its error stops the write. May be NULL. */
+    int (*on_part)(void *ctx, unsigned number, uint64_t size, uint32_t crc32c, int kept, cf_err *err);
+    void *ctx;
+    /* Out: parts the store held before (begin), and how many of them were kept, and their bytes. */
+    unsigned parts_held, parts_kept, parts_sent;
+    uint64_t bytes_kept;
+} cf_repo_resume;
+/* Begins (rs->upload_id "") or continues a resumable write of key; the new upload's id is known
+ * when this returns. CF_ENOTFOUND: the upload to continue no longer exists. rs must outlive w. */
+int cf_repo_writer_begin_resume(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_resume *rs,
+                                cf_repo_writer **out, cf_err *err);
+/* Aborts the upload upload_id of key (one a resumable write left); a missing one is no error.
+ * A directory has none: nothing to do. */
+int cf_repo_upload_abort(cf_repo *r, const char *key, const char *upload_id, cf_err *err);
+
 /* Bytes [offset, offset+len) of key (len UINT64_MAX: to the end) to fn. CF_ENOTFOUND. */
 int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
                 cf_err *err);

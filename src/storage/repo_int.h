@@ -33,6 +33,10 @@ typedef struct cf_repo_ops {
     int (*del)(cf_repo *r, const char *key, int flags, cf_err *err);
     /* Optional: without it, one del per key (each made durable). */
     int (*del_many)(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
+    /* Optional (CF_ENOTSUP without): cf_repo_writer_begin_resume and cf_repo_upload_abort. */
+    int (*writer_resume)(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_resume *rs,
+                         cf_repo_writer **out, cf_err *err);
+    int (*upload_abort)(cf_repo *r, const char *key, const char *upload_id, cf_err *err);
     int (*sweep)(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);
 } cf_repo_ops;
 
