@@ -20,6 +20,7 @@
 
 #include "archive/codec.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "snapshot/ref.h"
 #include "snapshot/snapshot.h"
@@ -839,14 +840,10 @@ typedef struct listing {
 static int collect(void *ctx, const cf_manifest *m)
 {
     listing *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        coffer_snapshot_info *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    coffer_snapshot_info *v = cf_grow(l->v, &l->cap, l->n, sizeof *v, 16);
+    if (!v)
+        return CF_ENOMEM;
+    l->v = v;
     coffer_snapshot_info *s = &l->v[l->n];
     memset(s, 0, sizeof *s);
     snprintf(s->id, sizeof s->id, "%s", m->id);
