@@ -20,6 +20,10 @@ int cf_lib_create_fd_cancellable(coffer_repo *repo, const char *ns, int fd,
                                  const coffer_create_options *options, const atomic_int *cancel,
                                  coffer_result *result, coffer_error *err);
 
+/* A failure the library itself finds, with no S3 answer behind it, into e (may be NULL);
+ * returns status. COFFER_OK and "" clear e. */
+int cf_lib_fail(coffer_error *e, int status, const char *msg);
+
 /* A writer or snapshotter of repo begins (hold) or ends (release): a coffer_repo_close called before
  * the last release is carried out by it. */
 void cf_lib_repo_hold(coffer_repo *repo);

@@ -76,17 +76,6 @@ static uint64_t mono_ms(void)
     return (uint64_t)(cf_clock_mono() * 1000.0);
 }
 
-/* A failure found here, with no S3 answer behind it (COFFER_OK and "" clear e). */
-static void set_error(coffer_error *e, int status, const char *msg)
-{
-    if (e) {
-        e->status = status;
-        snprintf(e->message, sizeof e->message, "%s", msg);
-        e->http_status = 0;
-        e->s3_code[0] = '\0';
-    }
-}
-
 /* ---- configuration ---- */
 
 /* Digits only: strtoull alone would also take " -5" (as 2^64 - 5), "+5" and leading blanks. */
@@ -110,8 +99,7 @@ static int env_u64(const char *name, uint64_t scale, uint64_t *v, coffer_error *
     if (errno || n == 0 || n > UINT64_MAX / scale) {
         char msg[200];
         snprintf(msg, sizeof msg, "%s='%.40s' is not a positive whole number", name, s);
-        set_error(e, COFFER_EINVAL, msg);
-        return COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     *v = n * scale;
     return COFFER_OK;
@@ -137,16 +125,14 @@ static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
     const char *c = getenv("COFFER_SNAPSHOT_COMPRESSION");
     if (c) {
         if ((o->compression = codec_parse(c)) < 0)
-            return set_error(e, COFFER_EINVAL, "COFFER_SNAPSHOT_COMPRESSION: gzip, zstd, lz4 or none"),
-                   COFFER_EINVAL;
+            return cf_lib_fail(e, COFFER_EINVAL, "COFFER_SNAPSHOT_COMPRESSION: gzip, zstd, lz4 or none");
     }
     const char *r = getenv("COFFER_SNAPSHOT_RETENTION_COUNT");
     if (r) {
         long n = digits_only(r) && strlen(r) <= 7 ? strtol(r, NULL, 10) : -1;
         if (n < 0 || n > 1000000)
-            return set_error(e, COFFER_EINVAL,
-                             "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all) to 1000000"),
-                   COFFER_EINVAL;
+            return cf_lib_fail(e, COFFER_EINVAL,
+                               "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all) to 1000000");
         o->retention_count = n ? (int)n : -1;
     }
     return COFFER_OK;
@@ -156,26 +142,22 @@ static int configure(const coffer_snapshotter_options *given, coffer_snapshotter
 {
     memset(o, 0, sizeof *o);
     if (!given)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_new: options with write_state are needed"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_new: options with write_state are needed");
     size_t theirs = given->struct_size;
     if (theirs < sizeof(size_t))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_options: set struct_size to sizeof(coffer_snapshotter_options)"),
-               COFFER_EINVAL;
+        return cf_lib_fail(
+            e, COFFER_EINVAL,
+            "coffer_snapshotter_options: set struct_size to sizeof(coffer_snapshotter_options)");
     for (size_t i = sizeof *o; i < theirs; i++)
         if (((const unsigned char *)given)[i])
-            return set_error(e, COFFER_ENOTSUP,
-                             "coffer_snapshotter_options: fields newer than this libcoffer"),
-                   COFFER_ENOTSUP;
+            return cf_lib_fail(e, COFFER_ENOTSUP,
+                               "coffer_snapshotter_options: fields newer than this libcoffer");
     memcpy(o, given, theirs < sizeof *o ? theirs : sizeof *o);
     if (!o->write_state)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_options: write_state is required"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_options: write_state is required");
     if (o->compression < 0 || o->compression > COFFER_COMPRESSION_NONE + 1 || o->retention_count < -1)
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_options: compression or retention_count out of range"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_snapshotter_options: compression or retention_count out of range");
     if (o->use_environment) {
         int st = apply_environment(o, e);
         if (st)
@@ -206,7 +188,7 @@ static int configure(const coffer_snapshotter_options *given, coffer_snapshotter
 int coffer_snapshot_limit_new(unsigned max, int use_environment, coffer_snapshot_limit **out, coffer_error *e)
 {
     if (!out)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshot_limit_new: out is needed"), COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshot_limit_new: out is needed");
     uint64_t v = max ? max : DEFAULT_MAX_CONCURRENT;
     int from_env = use_environment && getenv("COFFER_SNAPSHOT_MAX_CONCURRENT");
     if (from_env) {
@@ -219,16 +201,16 @@ int coffer_snapshot_limit_new(unsigned max, int use_environment, coffer_snapshot
         snprintf(msg, sizeof msg, "%s: at most %d",
                  from_env ? "COFFER_SNAPSHOT_MAX_CONCURRENT" : "coffer_snapshot_limit_new: max",
                  COFFER_SNAPSHOT_LIMIT_MAX);
-        return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     coffer_snapshot_limit *l = calloc(1, sizeof *l);
     if (!l)
-        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     l->max = (unsigned)v;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->changed, NULL);
     *out = l;
-    set_error(e, COFFER_OK, "");
+    cf_lib_fail(e, COFFER_OK, "");
     return COFFER_OK;
 }
 
@@ -366,7 +348,7 @@ static int stage_open(const coffer_snapshotter *s, coffer_error *e)
     if (fd < 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "cannot stage the state in %.200s: %s", s->tmp_dir, strerror(errno));
-        set_error(e, COFFER_EIO, msg);
+        cf_lib_fail(e, COFFER_EIO, msg);
         return -1;
     }
     return fd;
@@ -392,10 +374,10 @@ static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, 
                                 .labels = labels,
                                 .nlabels = sizeof labels / sizeof labels[0]};
     if (lseek(fd, 0, SEEK_SET) < 0)
-        return set_error(e, COFFER_EIO, "cannot read the staged state back"), COFFER_EIO;
+        return cf_lib_fail(e, COFFER_EIO, "cannot read the staged state back");
     int st = cf_lib_create_fd_cancellable(s->repo, s->ns, fd, &co, &s->cancel, res, e);
     if (st == COFFER_EABORTED)
-        set_error(e, st, "snapshot cancelled by coffer_snapshotter_stop");
+        cf_lib_fail(e, st, "snapshot cancelled by coffer_snapshotter_stop");
     return st;
 }
 
@@ -419,7 +401,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
                      strerror(sg.failed_err));
         else
             snprintf(msg, sizeof msg, "the application's write_state failed: %s", coffer_strerror(st));
-        set_error(e, st, msg);
+        cf_lib_fail(e, st, msg);
         close(sg.fd);
         return st;
     }
@@ -431,7 +413,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
                  "write_state reported index %" PRIu64 ", below the newest snapshot's %" PRIu64
                  ": not stored",
                  index, newest);
-        set_error(e, COFFER_EINVAL, msg);
+        cf_lib_fail(e, COFFER_EINVAL, msg);
         close(sg.fd);
         return COFFER_EINVAL;
     }
@@ -464,7 +446,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
             char msg[200];
             snprintf(msg, sizeof msg, "snapshot %s stored, but truncate_log(%" PRIu64 ") failed: %s", res.id,
                      index, coffer_strerror(late));
-            set_error(e, late, msg);
+            cf_lib_fail(e, late, msg);
             cf_log(lg, CF_LOG_WARN, "snapshotter: log not truncated", "namespace", s->ns, "index", idx,
                    "error", coffer_strerror(late), (char *)NULL);
         } else {
@@ -647,18 +629,16 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
                            coffer_snapshotter **out, coffer_error *e)
 {
     if (!repo || !out)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_new: a repository and out are needed"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_new: a repository and out are needed");
     if (options && options->struct_size > offsetof(coffer_snapshotter_options, node_id) &&
         ((options->topic && !cf_lib_text_valid(options->topic)) ||
          (options->node_id && !cf_lib_text_valid(options->node_id))))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_options: topic and node_id (labels of the manifests) must be "
-                         "valid UTF-8"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_snapshotter_options: topic and node_id (labels of the manifests) must be "
+                           "valid UTF-8");
     coffer_snapshotter *s = calloc(1, sizeof *s);
     if (!s)
-        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     int st = configure(options, &s->o, e);
     if (st) {
         free(s);
@@ -672,7 +652,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         snprintf(msg, sizeof msg, "%s '%.200s' is not a directory this process can write: %s", tmp_from, tmp,
                  strerror(errno));
         free(s);
-        return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     s->repo = repo;
     s->limit = s->o.limit;
@@ -687,7 +667,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     s->stats.struct_size = sizeof s->stats;
     if (!s->topic || !s->node_id || !s->tmp_dir) {
         st = COFFER_ENOMEM;
-        set_error(e, st, "out of memory");
+        cf_lib_fail(e, st, "out of memory");
         goto fail;
     }
     pthread_condattr_t ca;
@@ -708,7 +688,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         pthread_cond_destroy(&s->joined_cv);
         pthread_mutex_destroy(&s->mu);
         st = COFFER_ENOMEM;
-        set_error(e, st, "cannot start the snapshotter's thread");
+        cf_lib_fail(e, st, "cannot start the snapshotter's thread");
         goto fail;
     }
     char part[16];
@@ -716,7 +696,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", part, "topic", s->topic,
            (char *)NULL);
     *out = s;
-    set_error(e, COFFER_OK, "");
+    cf_lib_fail(e, COFFER_OK, "");
     return COFFER_OK;
 fail:
     free(s->topic);
@@ -756,9 +736,8 @@ void coffer_snapshotter_trigger(coffer_snapshotter *s)
 int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out, coffer_error *e)
 {
     if (!s || !out || out->struct_size < sizeof(size_t))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_stats_get: a snapshotter and out with struct_size"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_snapshotter_stats_get: a snapshotter and out with struct_size");
     size_t theirs = out->struct_size;
     pthread_mutex_lock(&s->mu);
     coffer_snapshotter_stats copy = s->stats;
@@ -766,7 +745,7 @@ int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats
     copy.applied = atomic_load(&s->applied);
     copy.struct_size = theirs < sizeof copy ? theirs : sizeof copy;
     memcpy(out, &copy, copy.struct_size);
-    set_error(e, COFFER_OK, "");
+    cf_lib_fail(e, COFFER_OK, "");
     return COFFER_OK;
 }
 
@@ -886,14 +865,14 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
         if (fd < 0) {
             char msg[4400];
             snprintf(msg, sizeof msg, "cannot create %.4000s: %s", tmp, strerror(errno));
-            return set_error(e, COFFER_EIO, msg), COFFER_EIO;
+            return cf_lib_fail(e, COFFER_EIO, msg);
         }
         int st = coffer_restore_fd(repo, ns, id, fd, o->restore, NULL, e);
         if (!st && fsync(fd))
-            st = COFFER_EIO, set_error(e, st, "cannot sync the restored state");
+            st = cf_lib_fail(e, COFFER_EIO, "cannot sync the restored state");
         close(fd);
         if (!st && rename(tmp, dest))
-            st = COFFER_EIO, set_error(e, st, "cannot rename the restored state into place");
+            st = cf_lib_fail(e, COFFER_EIO, "cannot rename the restored state into place");
         if (st)
             unlink(tmp);
         return st;
@@ -918,7 +897,7 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
         char msg[sizeof e->message];
         snprintf(msg, sizeof msg, "%.300s (after %" PRIu64 " bytes were delivered: discard them)",
                  e ? e->message : coffer_strerror(st), d.delivered);
-        set_error(e, st, msg);
+        cf_lib_fail(e, st, msg);
     }
     return st;
 }
@@ -943,21 +922,19 @@ int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstr
 {
     coffer_bootstrap_options o = {0};
     if (!repo || !options || !result || options->struct_size < sizeof(size_t))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_bootstrap: a repository, options (struct_size set) and result"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_bootstrap: a repository, options (struct_size set) and result");
     int st = cf_lib_check_result(result, "coffer_bootstrap_result", e);
     if (st)
         return st;
     for (size_t i = sizeof o; i < options->struct_size; i++)
         if (((const unsigned char *)options)[i])
-            return set_error(e, COFFER_ENOTSUP, "coffer_bootstrap_options: fields newer than this libcoffer"),
-                   COFFER_ENOTSUP;
+            return cf_lib_fail(e, COFFER_ENOTSUP,
+                               "coffer_bootstrap_options: fields newer than this libcoffer");
     memcpy(&o, options, options->struct_size < sizeof o ? options->struct_size : sizeof o);
     if (!!o.dest_dir + !!o.write + !!o.use_fd != 1)
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd");
     char ns[16];
     snprintf(ns, sizeof ns, "%" PRIu32, partition);
     coffer_bootstrap_result mine = {.struct_size = sizeof mine};
@@ -976,7 +953,7 @@ static int bootstrap(coffer_repo *repo, const char *ns, const coffer_bootstrap_o
     if (st)
         return st;
     st = COFFER_ENOTFOUND;
-    set_error(e, st, "no snapshot of this partition: start from an empty state");
+    cf_lib_fail(e, st, "no snapshot of this partition: start from an empty state");
     for (size_t k = n; k-- > 0;) {
         const coffer_snapshot_info *si = &list[k];
         const char *topic = label_of(si, "topic");
