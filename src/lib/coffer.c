@@ -149,16 +149,16 @@ static int ok(coffer_error *e)
 int cf_lib_copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e)
 {
     memset(dst, 0, ours);
+    *(size_t *)dst = ours; /* dst may be handed on to another call */
     if (!src)
         return COFFER_OK;
+    int st = cf_lib_check_result(src, what, e);
+    if (st)
+        return st;
     size_t theirs = *(const size_t *)src;
-    char msg[160];
-    if (theirs < sizeof(size_t)) {
-        snprintf(msg, sizeof msg, "%s: struct_size is %zu; set it to sizeof(%s)", what, theirs, what);
-        return cf_lib_fail(e, COFFER_EINVAL, msg);
-    }
     for (size_t i = ours; i < theirs; i++)
         if (((const unsigned char *)src)[i]) {
+            char msg[160];
             snprintf(msg, sizeof msg, "%s: fields newer than this libcoffer (%s) are set", what,
                      COFFER_VERSION);
             return cf_lib_fail(e, COFFER_ENOTSUP, msg);
@@ -442,7 +442,7 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
 }
 _Static_assert(sizeof(cf_label) == sizeof(coffer_label), "coffer_label is laid out as cf_label");
 
-/* A result the caller gave (NULL: none) must say how long it is: its leading struct_size. */
+/* A struct the caller gave (NULL: none) must say how long it is: its leading struct_size. */
 int cf_lib_check_result(const void *result, const char *what, coffer_error *e)
 {
     size_t theirs = result ? *(const size_t *)result : sizeof(size_t);
@@ -469,7 +469,7 @@ static int check_result(const coffer_result *result, coffer_error *e)
     return cf_lib_check_result(result, "coffer_result", e);
 }
 
-#define RESULT_END(field) (offsetof(coffer_result, field) + sizeof(((coffer_result *)0)->field))
+#define RESULT_END(field) CF_LIB_FIELD_END(coffer_result, field)
 
 static void put_result(coffer_result *out, const coffer_result *what)
 {

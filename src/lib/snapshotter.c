@@ -140,29 +140,24 @@ static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
 
 static int configure(const coffer_snapshotter_options *given, coffer_snapshotter_options *o, coffer_error *e)
 {
-    memset(o, 0, sizeof *o);
-    if (!given)
+    if (!given) {
+        memset(o, 0, sizeof *o);
         return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_new: options with write_state are needed");
-    size_t theirs = given->struct_size;
-    if (theirs < sizeof(size_t))
-        return cf_lib_fail(
-            e, COFFER_EINVAL,
-            "coffer_snapshotter_options: set struct_size to sizeof(coffer_snapshotter_options)");
-    for (size_t i = sizeof *o; i < theirs; i++)
-        if (((const unsigned char *)given)[i])
-            return cf_lib_fail(e, COFFER_ENOTSUP,
-                               "coffer_snapshotter_options: fields newer than this libcoffer");
-    memcpy(o, given, theirs < sizeof *o ? theirs : sizeof *o);
+    }
+    int st = cf_lib_copy_options(o, sizeof *o, given, "coffer_snapshotter_options", e);
+    if (st)
+        return st;
     if (!o->write_state)
         return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_options: write_state is required");
     if (o->compression < 0 || o->compression > COFFER_COMPRESSION_NONE + 1 || o->retention_count < -1)
         return cf_lib_fail(e, COFFER_EINVAL,
                            "coffer_snapshotter_options: compression or retention_count out of range");
-    if (o->use_environment) {
-        int st = apply_environment(o, e);
-        if (st)
-            return st;
-    }
+    if ((o->topic && !cf_lib_text_valid(o->topic)) || (o->node_id && !cf_lib_text_valid(o->node_id)))
+        return cf_lib_fail(
+            e, COFFER_EINVAL,
+            "coffer_snapshotter_options: topic and node_id (labels of the manifests) must be valid UTF-8");
+    if (o->use_environment && (st = apply_environment(o, e)))
+        return st;
     if (!o->log_size_threshold)
         o->log_size_threshold = DEFAULT_LOG_THRESHOLD;
     if (!o->time_threshold_ms)
@@ -630,12 +625,6 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
 {
     if (!repo || !out)
         return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_new: a repository and out are needed");
-    if (options && options->struct_size > offsetof(coffer_snapshotter_options, node_id) &&
-        ((options->topic && !cf_lib_text_valid(options->topic)) ||
-         (options->node_id && !cf_lib_text_valid(options->node_id))))
-        return cf_lib_fail(e, COFFER_EINVAL,
-                           "coffer_snapshotter_options: topic and node_id (labels of the manifests) must be "
-                           "valid UTF-8");
     coffer_snapshotter *s = calloc(1, sizeof *s);
     if (!s)
         return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
@@ -733,20 +722,36 @@ void coffer_snapshotter_trigger(coffer_snapshotter *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+#define STATS_END(field) CF_LIB_FIELD_END(coffer_snapshotter_stats, field)
+_Static_assert(offsetof(coffer_snapshotter_stats, taken) == sizeof(size_t), "struct_size comes first");
+_Static_assert(STATS_END(slot_wait_ms) == sizeof(coffer_snapshotter_stats), "stats_get knows every field");
+
 int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out, coffer_error *e)
 {
-    if (!s || !out || out->struct_size < sizeof(size_t))
+    if (!s || !out)
         return cf_lib_fail(e, COFFER_EINVAL,
-                           "coffer_snapshotter_stats_get: a snapshotter and out with struct_size");
-    size_t theirs = out->struct_size;
+                           "coffer_snapshotter_stats_get: a snapshotter and out are needed");
+    int st = cf_lib_check_result(out, "coffer_snapshotter_stats", e);
+    if (st)
+        return st;
     pthread_mutex_lock(&s->mu);
     coffer_snapshotter_stats copy = s->stats;
     pthread_mutex_unlock(&s->mu);
     copy.applied = atomic_load(&s->applied);
-    copy.struct_size = theirs < sizeof copy ? theirs : sizeof copy;
-    memcpy(out, &copy, copy.struct_size);
-    cf_lib_fail(e, COFFER_OK, "");
-    return COFFER_OK;
+    static const size_t ends[] = {STATS_END(taken),
+                                  STATS_END(failed),
+                                  STATS_END(last_index),
+                                  STATS_END(last_term),
+                                  STATS_END(last_duration_ms),
+                                  STATS_END(applied),
+                                  STATS_END(truncated_through),
+                                  STATS_END(in_flight),
+                                  STATS_END(last_id),
+                                  STATS_END(last_error),
+                                  STATS_END(waiting_for_slot),
+                                  STATS_END(slot_wait_ms)};
+    cf_lib_put_result(out, &copy, ends, sizeof ends / sizeof ends[0]);
+    return cf_lib_fail(e, COFFER_OK, "");
 }
 
 /* Stops s; 0, or -1 when called on s's own thread (from a callback), which cannot join itself:
@@ -886,7 +891,6 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
     coffer_restore_options ro;
     if ((st = cf_lib_copy_options(&ro, sizeof ro, o->restore, "coffer_restore_options", e)))
         return st;
-    ro.struct_size = sizeof ro;
     delivery d = {ro.progress, ro.progress_ctx, 0};
     ro.progress = count_delivered;
     ro.progress_ctx = &d;
@@ -902,8 +906,7 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
     return st;
 }
 
-#define BOOT_END(field)                                                                                      \
-    (offsetof(coffer_bootstrap_result, field) + sizeof(((coffer_bootstrap_result *)0)->field))
+#define BOOT_END(field) CF_LIB_FIELD_END(coffer_bootstrap_result, field)
 _Static_assert(offsetof(coffer_bootstrap_result, id) == sizeof(size_t), "struct_size comes first");
 _Static_assert(BOOT_END(skipped) == sizeof(coffer_bootstrap_result), "put_boot_result knows every field");
 
@@ -920,18 +923,14 @@ static int bootstrap(coffer_repo *repo, const char *ns, const coffer_bootstrap_o
 int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstrap_options *options,
                      coffer_bootstrap_result *result, coffer_error *e)
 {
-    coffer_bootstrap_options o = {0};
-    if (!repo || !options || !result || options->struct_size < sizeof(size_t))
-        return cf_lib_fail(e, COFFER_EINVAL,
-                           "coffer_bootstrap: a repository, options (struct_size set) and result");
+    coffer_bootstrap_options o;
+    if (!repo || !options || !result)
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_bootstrap: a repository, options and result are needed");
     int st = cf_lib_check_result(result, "coffer_bootstrap_result", e);
+    if (!st)
+        st = cf_lib_copy_options(&o, sizeof o, options, "coffer_bootstrap_options", e);
     if (st)
         return st;
-    for (size_t i = sizeof o; i < options->struct_size; i++)
-        if (((const unsigned char *)options)[i])
-            return cf_lib_fail(e, COFFER_ENOTSUP,
-                               "coffer_bootstrap_options: fields newer than this libcoffer");
-    memcpy(&o, options, options->struct_size < sizeof o ? options->struct_size : sizeof o);
     if (!!o.dest_dir + !!o.write + !!o.use_fd != 1)
         return cf_lib_fail(e, COFFER_EINVAL,
                            "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd");
