@@ -78,15 +78,23 @@ static uint64_t mono_ms(void)
 
 /* ---- configuration ---- */
 
-/* Digits only: strtoull alone would also take " -5" (as 2^64 - 5), "+5" and leading blanks. */
-static int digits_only(const char *s)
+/* A decimal number written by this library or an operator: digits only (strtoull alone would
+ * also take " -5" as 2^64 - 5, "+5" and leading blanks) and within 64 bits (strtoull would
+ * otherwise clamp to 2^64 - 1). Parses environment variables and the labels of listed
+ * snapshots alike. 0, or -1 (s NULL, not such a number). */
+static int parse_u64(const char *s, uint64_t *v)
 {
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
+    if (!s || !*s)
+        return -1;
+    for (const char *c = s; *c; c++)
+        if (*c < '0' || *c > '9')
+            return -1;
+    errno = 0;
+    unsigned long long n = strtoull(s, NULL, 10);
+    if (errno)
+        return -1;
+    *v = n;
+    return 0;
 }
 
 static int env_u64(const char *name, uint64_t scale, uint64_t *v, coffer_error *e)
@@ -94,9 +102,8 @@ static int env_u64(const char *name, uint64_t scale, uint64_t *v, coffer_error *
     const char *s = getenv(name);
     if (!s)
         return COFFER_OK;
-    errno = 0;
-    unsigned long long n = digits_only(s) ? strtoull(s, NULL, 10) : 0;
-    if (errno || n == 0 || n > UINT64_MAX / scale) {
+    uint64_t n;
+    if (parse_u64(s, &n) || n == 0 || n > UINT64_MAX / scale) {
         char msg[200];
         snprintf(msg, sizeof msg, "%s='%.40s' is not a positive whole number", name, s);
         return cf_lib_fail(e, COFFER_EINVAL, msg);
@@ -129,8 +136,8 @@ static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
     }
     const char *r = getenv("COFFER_SNAPSHOT_RETENTION_COUNT");
     if (r) {
-        long n = digits_only(r) && strlen(r) <= 7 ? strtol(r, NULL, 10) : -1;
-        if (n < 0 || n > 1000000)
+        uint64_t n;
+        if (parse_u64(r, &n) || n > 1000000)
             return cf_lib_fail(e, COFFER_EINVAL,
                                "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all) to 1000000");
         o->retention_count = n ? (int)n : -1;
@@ -502,6 +509,14 @@ static void wait_until(coffer_snapshotter *s, uint64_t deadline_ms)
     pthread_cond_timedwait(&s->wake, &s->mu, &ts);
 }
 
+static const char *label_of(const coffer_snapshot_info *si, const char *key)
+{
+    for (size_t i = 0; i < si->nlabels; i++)
+        if (!strcmp(si->labels[i].key, key))
+            return si->labels[i].value;
+    return NULL;
+}
+
 /* A restarted node's entries count from the partition's newest snapshot, not from 0: without
  * this, every restart past the threshold would snapshot at once. */
 static void baseline_from_repository(coffer_snapshotter *s)
@@ -515,17 +530,10 @@ static void baseline_from_repository(coffer_snapshotter *s)
         return;
     }
     for (size_t k = n; k-- > 0;) {
-        const char *v = NULL;
-        for (size_t i = 0; i < list[k].nlabels; i++)
-            if (!strcmp(list[k].labels[i].key, "index"))
-                v = list[k].labels[i].value;
-        char *end;
-        if (v && *v >= '0' && *v <= '9') {
-            unsigned long long index = strtoull(v, &end, 10);
-            if (!*end) {
-                atomic_store(&s->snapshot_index, (uint64_t)index);
-                break;
-            }
+        uint64_t index;
+        if (!parse_u64(label_of(&list[k], "index"), &index)) {
+            atomic_store(&s->snapshot_index, index);
+            break;
         }
     }
     coffer_list_free(list, n);
@@ -817,27 +825,6 @@ void coffer_snapshotter_free(coffer_snapshotter *s)
 }
 
 /* ---- bootstrap ---- */
-
-static const char *label_of(const coffer_snapshot_info *si, const char *key)
-{
-    for (size_t i = 0; i < si->nlabels; i++)
-        if (!strcmp(si->labels[i].key, key))
-            return si->labels[i].value;
-    return NULL;
-}
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-    if (!s || !*s || *s == '-')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *v = n;
-    return 0;
-}
 
 typedef struct delivery {
     coffer_progress_fn progress; /* the application's */
