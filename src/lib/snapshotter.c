@@ -52,23 +52,26 @@ struct coffer_snapshotter {
     char *topic, *node_id, *tmp_dir;
     coffer_compression codec;
 
-    pthread_t thread;
+    pthread_t thread;   /* written under mu before the thread can take it: its callbacks' stop reads
+                         * it to tell whether it runs on the thread it would join */
     pthread_mutex_t mu; /* guards what follows it, down to stats */
     pthread_cond_t wake;
     pthread_cond_t joined_cv; /* joined became 2 */
     int joined;               /* 0; 1: a stop is joining the thread; 2: it has ended */
-    pthread_t self;           /* the thread, as it knows itself once started */
-    int self_known;
-    int stopping;
     int triggered;
     uint64_t last_time_ms; /* monotonic: the last snapshot stored, or the start */
     uint64_t retry_at_ms, backoff_ms;
     coffer_snapshotter_stats stats;
 
     _Atomic uint64_t applied;
-    _Atomic uint64_t snapshot_index; /* stats.last_index, readable without the lock */
+    /* The newest snapshot's index: stats.last_index, or at the start the partition's newest
+     * listed; readable without the lock. */
+    _Atomic uint64_t snapshot_index;
     atomic_int cancel;
-    atomic_int stop_waiting; /* stop came: a wait for the limit's slot gives up */
+    /* stop came: the thread ends, and a wait for the limit's slot gives up. Atomic for that
+     * wait, which reads it under the limit's lock only; set under mu, so the thread's own
+     * waits on wake cannot miss it. */
+    atomic_int stopping;
 };
 
 static uint64_t mono_ms(void)
@@ -362,12 +365,11 @@ static int stage_open(const coffer_snapshotter *s, coffer_error *e)
 static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, coffer_result *res,
                   coffer_error *e)
 {
-    char idx[24], trm[24], part[16];
+    char idx[24], trm[24];
     snprintf(idx, sizeof idx, "%" PRIu64, index);
     snprintf(trm, sizeof trm, "%" PRIu64, term);
-    snprintf(part, sizeof part, "%s", s->ns);
     coffer_label labels[] = {
-        {"index", idx}, {"term", trm}, {"node_id", s->node_id}, {"topic", s->topic}, {"partition", part}};
+        {"index", idx}, {"term", trm}, {"node_id", s->node_id}, {"topic", s->topic}, {"partition", s->ns}};
     off_t size = lseek(fd, 0, SEEK_END);
     coffer_create_options co = {.struct_size = sizeof co,
                                 .compression = s->codec,
@@ -543,13 +545,9 @@ static void *run(void *arg)
 {
     coffer_snapshotter *s = arg;
     const cf_logger *lg = cf_lib_logger(s->repo);
-    pthread_mutex_lock(&s->mu);
-    s->self = pthread_self();
-    s->self_known = 1;
-    pthread_mutex_unlock(&s->mu);
     baseline_from_repository(s);
     pthread_mutex_lock(&s->mu);
-    while (!s->stopping) {
+    while (!atomic_load(&s->stopping)) {
         uint64_t now = mono_ms();
         if (!due(s, now) || now < s->retry_at_ms) {
             uint64_t next = add_ms(now, s->o.check_interval_ms);
@@ -564,17 +562,17 @@ static void *run(void *arg)
             s->stats.waiting_for_slot = 1;
             pthread_mutex_unlock(&s->mu);
             uint64_t asked = mono_ms();
-            int got = slot_take(s->limit, &s->stop_waiting);
+            int got = slot_take(s->limit, &s->stopping);
             uint64_t waited = mono_ms() - asked;
             pthread_mutex_lock(&s->mu);
             s->stats.waiting_for_slot = 0;
             s->stats.slot_wait_ms = add_ms(s->stats.slot_wait_ms, waited);
-            if (got && s->stopping) { /* stopped as the slot came: not taken after all */
+            if (got && atomic_load(&s->stopping)) { /* stopped as the slot came: not taken after all */
                 pthread_mutex_unlock(&s->mu);
                 slot_give(s->limit);
                 pthread_mutex_lock(&s->mu);
             }
-            if (!got || s->stopping)
+            if (!got || atomic_load(&s->stopping))
                 continue;
         }
         s->stats.in_flight = 1;
@@ -677,7 +675,10 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     cf_lib_repo_hold(repo);
     if (s->limit)
         limit_hold(s->limit);
-    if (pthread_create(&s->thread, NULL, run, s)) {
+    pthread_mutex_lock(&s->mu);
+    int created = pthread_create(&s->thread, NULL, run, s);
+    pthread_mutex_unlock(&s->mu);
+    if (created) {
         if (s->limit)
             limit_release(s->limit);
         cf_lib_repo_release(repo);
@@ -688,9 +689,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         cf_lib_fail(e, st, "cannot start the snapshotter's thread");
         goto fail;
     }
-    char part[16];
-    snprintf(part, sizeof part, "%s", s->ns);
-    cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", part, "topic", s->topic,
+    cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", s->ns, "topic", s->topic,
            (char *)NULL);
     *out = s;
     cf_lib_fail(e, COFFER_OK, "");
@@ -767,8 +766,7 @@ int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats
 static int stop(coffer_snapshotter *s, int cancel)
 {
     pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
-    atomic_store(&s->stop_waiting, 1);
+    atomic_store(&s->stopping, 1);
     if (cancel)
         atomic_store(&s->cancel, 1);
     pthread_cond_signal(&s->wake);
@@ -776,7 +774,7 @@ static int stop(coffer_snapshotter *s, int cancel)
     if (s->limit)
         slot_wake_all(s->limit); /* not under s->mu: the two locks are never held together */
     pthread_mutex_lock(&s->mu);
-    if (s->self_known && pthread_equal(pthread_self(), s->self)) {
+    if (pthread_equal(pthread_self(), s->thread)) {
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
