@@ -919,6 +919,12 @@ int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstr
     if (!!o.dest_dir + !!o.write + !!o.use_fd != 1)
         return cf_lib_fail(e, COFFER_EINVAL,
                            "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd");
+    /* Before the listing and the download: found at the end, after the download (fd) or in
+     * the root directory ("" + "/state"), would be too late. */
+    if (o.dest_dir && !*o.dest_dir)
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_bootstrap_options: dest_dir is empty");
+    if (o.use_fd && o.fd < 0)
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_bootstrap_options: fd is negative");
     char ns[16];
     snprintf(ns, sizeof ns, "%" PRIu32, partition);
     coffer_bootstrap_result mine = {.struct_size = sizeof mine};

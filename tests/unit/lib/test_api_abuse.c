@@ -306,6 +306,14 @@ static void test_null_arguments(void **state)
     expect_einval(coffer_bootstrap(NULL, 0, &bo, &br, &e), &e);
     expect_einval(coffer_bootstrap(r, 0, NULL, &br, &e), &e);
     expect_einval(coffer_bootstrap(r, 0, &bo, NULL, &e), &e);
+    /* A destination that cannot be used is refused before the partition is even listed (an empty
+     * one would otherwise answer ENOTFOUND, a full one only after a download). */
+    coffer_bootstrap_options bad_fd = {.struct_size = sizeof bad_fd, .use_fd = 1, .fd = -1};
+    expect_einval(coffer_bootstrap(r, 9, &bad_fd, &br, &e), &e);
+    assert_non_null(strstr(e.message, "fd"));
+    coffer_bootstrap_options no_dir = {.struct_size = sizeof no_dir, .dest_dir = ""};
+    expect_einval(coffer_bootstrap(r, 9, &no_dir, &br, &e), &e);
+    assert_non_null(strstr(e.message, "dest_dir"));
 
     /* An exclusion list with a hole in it. */
     const char *holes[] = {"*.tmp", NULL};
