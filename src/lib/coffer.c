@@ -1110,11 +1110,14 @@ int coffer_verify(coffer_repo *r, const char *ns, const char *id, const coffer_r
     if (!st)
         st = check_id(id, 1, e);
     if (!st)
-        st = resolve_id(r, ns, id, which, e);
-    if (!st)
         st = restore_opts(options, id, &ro, &box, e);
     if (st)
         return st;
+    /* After the options are accepted: the newest is found by listing the repository. */
+    if ((st = resolve_id(r, ns, id, which, e))) {
+        secret_wipe(&box);
+        return st;
+    }
     cf_err err = {0};
     int rc = cf_snapshot_verify(r->repo, ns, which, ro.secret, &err);
     secret_wipe(&box);

@@ -399,6 +399,11 @@ static void test_struct_sizes(void **state)
     assert_non_null(strstr(e.message, "newer"));
     big.o.struct_size = 3;
     expect_einval(coffer_snapshotter_new(f->repo, &big.o, &s, &e), &e);
+    /* Options are refused before the repository is listed for the newest snapshot (which, in
+     * an empty namespace, would answer ENOTFOUND instead). */
+    coffer_restore_options unset_ro = {.struct_size = 0};
+    expect_einval(coffer_verify(f->repo, "empty", NULL, &unset_ro, &e), &e);
+    assert_non_null(strstr(e.message, "coffer_restore_options"));
 
     coffer_bootstrap_result br = {.struct_size = sizeof br};
     struct {
