@@ -21,8 +21,9 @@
  *     compiled with, so that later versions can add fields at the end without breaking programs
  *     built against this one (a longer struct than the library knows is accepted when its extra
  *     fields are 0, COFFER_ENOTSUP otherwise; struct_size 0 is COFFER_EINVAL). A NULL options
- *     pointer means every default. coffer_result and coffer_bootstrap_result, which the
- *     library fills, begin with struct_size too (set by the caller; see there).
+ *     pointer means every default. coffer_result, coffer_bootstrap_result and
+ *     coffer_snapshotter_stats, which the library fills, begin with struct_size too (set by the
+ *     caller; see coffer_result).
  *
  * Nothing here includes coffer's internal headers: this file is the whole public interface.
  */
@@ -519,7 +520,9 @@ typedef struct coffer_snapshotter_stats {
     uint64_t slot_wait_ms; /* time spent waiting for the limit's slots, all snapshots together */
 } coffer_snapshotter_stats;
 
-/* Copies the counters into *out (struct_size set by the caller). Thread-safe. */
+/* Copies the counters into *out. As for coffer_result: the caller sets struct_size, the library
+ * writes only the fields that fit (never struct_size itself); below sizeof(size_t) is
+ * COFFER_EINVAL. Thread-safe. */
 COFFER_API int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out,
                                             coffer_error *err);
 /* Stops the thread and returns once it has ended. cancel 0: a snapshot in flight is finished

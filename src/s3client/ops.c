@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "s3/request.h"
 #include "s3/xml.h"
 #include "s3client/internal.h"
 
@@ -238,16 +239,9 @@ static int64_t iso_time(const char *s)
 {
     /* S3's XML dates are ISO 8601 (2009-10-12T17:50:30.000Z), which curl_getdate does not read
      * (it answered -1, so every listed LastModified was 0); HTTP dates are left to it. */
-    struct tm tm = {0};
-    int n = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-               &tm.tm_sec, &n) == 6 &&
-        n) {
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        time_t t = timegm(&tm);
-        return t > 0 ? (int64_t)t : 0;
-    }
+    int64_t iso;
+    if (cf_s3_parse_iso8601(s, &iso) == 0)
+        return iso > 0 ? iso : 0;
     time_t t = curl_getdate(s, NULL);
     return t > 0 ? (int64_t)t : 0;
 }

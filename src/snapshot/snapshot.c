@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/grow.h"
 #include "snapshot/order.h"
 #include "snapshot/ref.h"
 #include "snapshot/resume.h"
@@ -50,14 +51,10 @@ static int to_archive(void *ctx, const void *p, size_t n, cf_err *err)
 static int note_skipped(void *ctx, const char *path, const char *why)
 {
     create_ctx *c = ctx;
-    if (c->nskipped == c->cap_skipped) {
-        size_t cap = c->cap_skipped ? 2 * c->cap_skipped : 16;
-        cf_manifest_skipped *v = realloc(c->skipped, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        c->skipped = v;
-        c->cap_skipped = cap;
-    }
+    cf_manifest_skipped *v = cf_grow(c->skipped, &c->cap_skipped, c->nskipped, sizeof *v, 16);
+    if (!v)
+        return CF_ENOMEM;
+    c->skipped = v;
     cf_manifest_skipped *k = &c->skipped[c->nskipped];
     if (!(k->path = strdup(path)) || !(k->error = strdup(why))) {
         free(k->path);

@@ -215,6 +215,18 @@ def test_topic_that_climbs_or_splits_is_refused(tmp_path):
     assert not repo.parent.exists() or not any(repo.parent.iterdir())
 
 
+def test_snapshot_wait_takes_a_count_only(tmp_path):
+    """serve's snapshot-wait N: "-1" (which strtoull reads as 2^64 - 1) and "+1" are not counts;
+    they are refused at once instead of waiting out the 30 s for snapshots that never come."""
+    serve = Serve(tmp_path / "n1", ["--repo", str(tmp_path / "repo"), "--partition", "0"], dict(os.environ))
+    for bad in ["-1", "+1", "1x", "18446744073709551616"]:
+        t0 = time.monotonic()
+        assert serve.ask(f"snapshot-wait {bad}")[0].startswith("error:"), bad
+        assert time.monotonic() - t0 < 5, bad
+    assert serve.ask("snapshot-wait 0")[0] == "ok"
+    serve.quit()
+
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
