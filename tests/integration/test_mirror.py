@@ -25,6 +25,7 @@ import pytest
 
 from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, CofferServer, run_checked, s3_client, scrubbed_env
 from foreign_s3 import S3RVER_KEY
+from helpers_http import wait_for
 
 MiB = 1 << 20
 
@@ -513,8 +514,13 @@ def test_kill_9_leaves_no_partial_file_and_a_rerun_completes(server, s3, keys, t
     def some_object():
         return s3.list_objects_v2(Bucket="m-kill").get("KeyCount", 0) > 0
 
+    open_before = metric(server, "coffer_http_connections")
     kill_midway([COFFER_BIN, "mirror", *common, str(src), "s3://m-kill"], some_object, env)
-    time.sleep(1)  # a request whose body had gone out completes on the server: still whole
+    # A request whose body had gone out completes on the server (whole): the server lets go of
+    # the killed run's connections only after their requests are done, so wait for that rather
+    # than for a time a loaded machine may exceed.
+    assert wait_for(lambda: metric(server, "coffer_http_connections") <= open_before, timeout=60), \
+        "the killed run's connections are still open on the server"
     seen = bucket_objects(s3, "m-kill")
     assert 0 < len(seen) < len(files)
     for k, v in seen.items():
