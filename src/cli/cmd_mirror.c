@@ -698,10 +698,13 @@ static void write_metrics(const char *path, const side *src, const side *dst, co
     long long now = (long long)cf_clock_now(), last_ok = success ? now : 0;
     char *old = NULL;
     if (!success && cf_fs_read_small(path, 1 << 20, &old, NULL, NULL) == 0) {
-        /* A failed run keeps the last success's time, so an alert can say how long it has been. */
-        const char *p = strstr(old, "coffer_mirror_last_success_timestamp_seconds{");
-        if (p && (p = strchr(p, '}')))
-            last_ok = atoll(p + 1);
+        /* A failed run keeps the last success's time, so an alert can say how long it has been.
+         * Found by its whole label set: a path may hold a '}' of its own. */
+        char sample[2300];
+        snprintf(sample, sizeof sample, "coffer_mirror_last_success_timestamp_seconds{%s} ", labels);
+        const char *p = strstr(old, sample);
+        if (p)
+            last_ok = atoll(p + strlen(sample));
     }
     free(old);
     const cf_mirror_summary *m = &out->sum;

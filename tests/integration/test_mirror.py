@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -447,6 +448,39 @@ def test_json_and_metrics_file(keys, tmp_path):
     bad.write_text("a file where the destination directory should be")
     p = mirror("--json", str(src), str(bad), check=False)
     assert p.returncode == 1 and summary(p)["error"]
+
+
+PROM_SAMPLE = re.compile(r'^[a-z_]+\{(?:[a-z_]+="(?:[^"\\\n]|\\[\\"n])*",?)*\} [0-9.]+$')
+
+
+def test_metrics_file_labels_from_hostile_paths(keys, tmp_path):
+    """The paths become Prometheus label values: a quote, backslash, newline or brace in them is
+    escaped so that every sample stays one well-formed line, and a failed run still finds the
+    last success's time behind such labels."""
+    src = tmp_path / 'we"ird\\dir}\nname {x}'
+    dst, prom = tmp_path / "dst", tmp_path / "mirror.prom"
+    make_tree(src, {"a": b"12345", "b/c": b"678"})
+    started = int(time.time())
+    mirror("--metrics-file", str(prom), str(src), str(dst))
+    text = prom.read_text()
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    assert len(samples) == 12, text
+    for line in samples:
+        assert PROM_SAMPLE.match(line), line
+    escaped = str(src).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    labels = f'source="{escaped}",destination="{dst}"'
+    assert f'coffer_mirror_files{{{labels},result="copied"}} 2\n' in text, text
+    ok = re.search(r"^coffer_mirror_last_success_timestamp_seconds\{.*\} (\d+)$", text, re.M).group(1)
+    assert started <= int(ok) <= time.time()
+
+    time.sleep(1.1)
+    shutil.rmtree(dst / "b")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", dst / "b")  # b/c can no longer be written
+    (src / "b/c").write_bytes(b"changed")
+    assert mirror("--metrics-file", str(prom), str(src), str(dst), check=False).returncode == 3
+    text = prom.read_text()
+    assert f"coffer_mirror_last_success_timestamp_seconds{{{labels}}} {ok}\n" in text, text
 
 
 def test_progress_bar_on_a_terminal(tmp_path):
