@@ -708,7 +708,7 @@ static void write_metrics(const char *path, const side *src, const side *dst, co
     }
     free(old);
     const cf_mirror_summary *m = &out->sum;
-    char buf[16384];
+    char buf[32768]; /* twelve samples with labels[] at its longest, and the help lines */
     int n = snprintf(
         buf, sizeof buf,
         "# HELP coffer_mirror_last_run_timestamp_seconds When the last coffer mirror run ended.\n"
@@ -743,7 +743,9 @@ static void write_metrics(const char *path, const side *src, const side *dst, co
         (unsigned long long)verify_mismatches(out));
     cf_err err;
     /* Atomic: node_exporter must never read half a file. */
-    if (n > 0 && (size_t)n < sizeof buf && cf_fs_write_atomic(path, buf, (size_t)n, 0644, &err) != 0)
+    if (n < 0 || (size_t)n >= sizeof buf)
+        fprintf(stderr, "coffer mirror: cannot write --metrics-file: the paths' labels do not fit\n");
+    else if (cf_fs_write_atomic(path, buf, (size_t)n, 0644, &err) != 0)
         fprintf(stderr, "coffer mirror: cannot write --metrics-file: %s\n", err.msg);
 }
 

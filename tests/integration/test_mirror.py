@@ -483,6 +483,19 @@ def test_metrics_file_labels_from_hostile_paths(keys, tmp_path):
     assert f"coffer_mirror_last_success_timestamp_seconds{{{labels}}} {ok}\n" in text, text
 
 
+def test_metrics_file_with_long_paths(keys, tmp_path):
+    """Paths of a few hundred bytes each still give a metrics file, whole (it was silently not
+    written once the two paths' labels no longer fitted the buffer)."""
+    deep = "/".join(["d" * 200] * 4)
+    src, dst, prom = tmp_path / "s" / deep, tmp_path / "t" / deep, tmp_path / "mirror.prom"
+    make_tree(src, {"a": b"12345"})
+    mirror("--metrics-file", str(prom), str(src), str(dst))
+    text = prom.read_text()
+    labels = f'source="{src}",destination="{dst}"'
+    assert f'coffer_mirror_files{{{labels},result="copied"}} 1\n' in text, text[:400]
+    assert text.endswith(f"coffer_mirror_verify_mismatches{{{labels}}} 0\n")
+
+
 def test_progress_bar_on_a_terminal(tmp_path):
     src = tmp_path / "src"
     make_tree(src, {f"f{i}": os.urandom(2000) for i in range(50)})
