@@ -711,14 +711,17 @@ static void write_metrics(const char *path, const side *src, const side *dst, co
     long long now = (long long)cf_clock_now(), last_ok = success ? now : 0;
     char *old = NULL;
     if (!success && cf_fs_read_small(path, 1 << 20, &old, NULL, NULL) == 0) {
-        /* A failed run keeps the last success's time, so an alert can say how long it has been. */
-        const char *p = strstr(old, "coffer_mirror_last_success_timestamp_seconds{");
-        if (p && (p = strchr(p, '}')))
-            last_ok = atoll(p + 1);
+        /* A failed run keeps the last success's time, so an alert can say how long it has been.
+         * Found by its whole label set: a path may hold a '}' of its own. */
+        char sample[2300];
+        snprintf(sample, sizeof sample, "coffer_mirror_last_success_timestamp_seconds{%s} ", labels);
+        const char *p = strstr(old, sample);
+        if (p)
+            last_ok = atoll(p + strlen(sample));
     }
     free(old);
     const cf_mirror_summary *m = &out->sum;
-    char buf[16384];
+    char buf[32768]; /* twelve samples with labels[] at its longest, and the help lines */
     int n = snprintf(
         buf, sizeof buf,
         "# HELP coffer_mirror_last_run_timestamp_seconds When the last coffer mirror run ended.\n"
@@ -753,7 +756,9 @@ static void write_metrics(const char *path, const side *src, const side *dst, co
         (unsigned long long)verify_mismatches(out));
     cf_err err;
     /* Atomic: node_exporter must never read half a file. */
-    if (n > 0 && (size_t)n < sizeof buf && cf_fs_write_atomic(path, buf, (size_t)n, 0644, &err) != 0)
+    if (n < 0 || (size_t)n >= sizeof buf)
+        fprintf(stderr, "coffer mirror: cannot write --metrics-file: the paths' labels do not fit\n");
+    else if (cf_fs_write_atomic(path, buf, (size_t)n, 0644, &err) != 0)
         fprintf(stderr, "coffer mirror: cannot write --metrics-file: %s\n", err.msg);
 }
 

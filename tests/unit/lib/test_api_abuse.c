@@ -443,14 +443,19 @@ static void test_struct_sizes(void **state)
     coffer_snapshotter_free(s);
 }
 
-static int stream_in(coffer_repo *r, const char *ns, coffer_error *e)
+static int stream_in_with(coffer_repo *r, const char *ns, const coffer_create_options *co, coffer_error *e)
 {
     coffer_writer *w;
-    int st = coffer_writer_begin(r, ns, NULL, &w, e);
+    int st = coffer_writer_begin(r, ns, co, &w, e);
     if (st)
         return st;
     coffer_writer_write(w, "abc", 3, NULL);
     return coffer_writer_commit(w, NULL, e);
+}
+
+static int stream_in(coffer_repo *r, const char *ns, coffer_error *e)
+{
+    return stream_in_with(r, ns, NULL, e);
 }
 
 /* Names from the application: what climbs, splits or hides is refused; what is merely unusual
@@ -501,12 +506,7 @@ static void test_names(void **state)
 static int create_labelled(coffer_repo *r, const coffer_label *labels, size_t n, coffer_error *e)
 {
     coffer_create_options co = {.struct_size = sizeof co, .labels = labels, .nlabels = n};
-    coffer_writer *w;
-    int st = coffer_writer_begin(r, "labels", &co, &w, e);
-    if (st)
-        return st;
-    coffer_writer_write(w, "abc", 3, NULL);
-    return coffer_writer_commit(w, NULL, e);
+    return stream_in_with(r, "labels", &co, e);
 }
 
 /* Labels end up as JSON strings in the manifest: what JSON cannot hold, or holds twice, is

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "../live_server.h"
+#include "../repo_object.h"
 #include "core/fs.h"
 #include "s3client/s3client.h"
 #include "mirror/verify.h"
@@ -64,16 +65,6 @@ static void write_file(const char *root, const char *key, const void *p, size_t 
     assert_int_equal(fclose(f), 0);
 }
 
-static void put_object(cf_repo *r, const char *key, const void *p, size_t n)
-{
-    cf_repo_writer *w;
-    cf_err err;
-    assert_int_equal(cf_repo_writer_begin(r, key, n, &w, &err), 0);
-    assert_int_equal(cf_repo_writer_write(w, p, n, &err), 0);
-    if (cf_repo_writer_commit(w, &err))
-        fail_msg("put '%s': %s", key, err.msg);
-}
-
 /* The tree every test starts from: nested keys, an empty file, a 20 MiB file (two parts of
  * coffer's 16 MiB on S3, so a multipart ETag) and files under the subtree tests exclude. */
 typedef struct file {
@@ -95,7 +86,7 @@ static void lay_tree(cf_repo *r, const char *dir)
         if (dir)
             write_file(dir, tree[i].key, p, tree[i].size);
         else
-            put_object(r, tree[i].key, p, tree[i].size);
+            put_object(r, tree[i].key, p, tree[i].size, NULL);
         free(p);
     }
 }

@@ -31,6 +31,8 @@
 #include "storage/repo.h"
 #include "storage/repo_int.h"
 
+#include "../repo_object.h"
+
 extern char **environ;
 
 #define USER "repotestadmin"
@@ -194,14 +196,6 @@ static void assert_object(cf_repo *r, const char *key, const char *want)
     assert_int_equal(rc, 0);
     assert_string_equal(got, want);
     free(got);
-}
-
-static const char *meta_of(const cf_repo_info *info, const char *name)
-{
-    for (size_t i = 0; i < info->nmeta; i++)
-        if (!strcmp(info->meta[i].name, name))
-            return info->meta[i].value;
-    return NULL;
 }
 
 /* ---- on both backends ---- */
