@@ -6,16 +6,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/grow.h"
+
 int cf_plan_list_add(cf_plan_list *l, const cf_repo_entry *e)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        cf_plan_entry *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    cf_plan_entry *v = cf_grow(l->v, &l->cap, l->n, sizeof *v, 1024);
+    if (!v)
+        return CF_ENOMEM;
+    l->v = v;
     cf_plan_entry *d = &l->v[l->n];
     d->key = strdup(e->key);
     d->etag = strdup(e->etag ? e->etag : "");
