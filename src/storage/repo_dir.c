@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/grow.h"
 #include "storage/dir_meta.h"
 #include "storage/repo_int.h"
 
@@ -290,12 +291,19 @@ static int dir_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx
     return read_blocks(r, key, 0, UINT64_MAX, (size_t)4 << 20, fn, ctx, err);
 }
 
+/* A listed file as the walk's one lstat found it: the listing stats each file once. */
+typedef struct listed_file {
+    char *key;
+    uint64_t size, ino;
+    struct timespec mtim;
+    int special; /* not a regular file (CF_REPO_LIST_SPECIAL) */
+} listed_file;
+
 typedef struct walk {
     dir_repo *repo;
     const char *prefix;
     int flags;
-    char **keys;
-    unsigned char *special; /* per key: not a regular file (CF_REPO_LIST_SPECIAL) */
+    listed_file *v;
     size_t n, cap;
 } walk;
 
@@ -332,32 +340,21 @@ static int collect(walk *w, const char *rel, cf_err *err)
         if (strncmp(sub, w->prefix, sl < pl ? sl : pl) != 0)
             continue;
         struct stat st;
-        char full[PATH_MAX];
-        snprintf(full, sizeof full, "%s/%s", w->repo->path, sub);
-        if (lstat(full, &st) != 0)
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
         int special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
         if (S_ISDIR(st.st_mode)) {
             rc = collect(w, sub, err);
         } else if ((S_ISREG(st.st_mode) || (special && (w->flags & CF_REPO_LIST_SPECIAL))) && sl >= pl) {
-            if (w->n == w->cap) {
-                size_t cap = w->cap ? w->cap * 2 : 64;
-                char **k = realloc(w->keys, cap * sizeof *k);
-                if (k)
-                    w->keys = k;
-                unsigned char *sp = k ? realloc(w->special, cap) : NULL;
-                if (!sp) {
-                    rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-                    break;
-                }
-                w->special = sp;
-                w->cap = cap;
-            }
-            w->special[w->n] = (unsigned char)special;
-            if (!(w->keys[w->n] = strdup(sub)))
+            listed_file *v = cf_grow(w->v, &w->cap, w->n, sizeof *v, 64);
+            if (v)
+                w->v = v;
+            char *key = v ? strdup(sub) : NULL;
+            if (!key) {
                 rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-            else
-                w->n++;
+                break;
+            }
+            w->v[w->n++] = (listed_file){key, (uint64_t)st.st_size, (uint64_t)st.st_ino, st.st_mtim, special};
         }
     }
     closedir(d);
@@ -365,54 +362,40 @@ static int collect(walk *w, const char *rel, cf_err *err)
 }
 
 /* Changes whenever the file is replaced or rewritten: a mirror's test for "changed". */
-static void etag_of(const struct stat *st, char *out, size_t n)
+static void etag_from(uint64_t ino, uint64_t size, struct timespec mtim, char *out, size_t n)
 {
-    snprintf(out, n, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino, (unsigned long long)st->st_size,
-             (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
-                 (unsigned long long)st->st_mtim.tv_nsec);
+    snprintf(out, n, "\"%llx-%llx-%llx\"", (unsigned long long)ino, (unsigned long long)size,
+             (unsigned long long)mtim.tv_sec * 1000000000ull + (unsigned long long)mtim.tv_nsec);
 }
 
-typedef struct key_order {
-    char *key;
-    unsigned char special;
-} key_order;
-
-static int cmp_key_order(const void *a, const void *b)
+static void etag_of(const struct stat *st, char *out, size_t n)
 {
-    return strcmp(((const key_order *)a)->key, ((const key_order *)b)->key);
+    etag_from((uint64_t)st->st_ino, (uint64_t)st->st_size, st->st_mtim, out, n);
+}
+
+static int cmp_listed(const void *a, const void *b)
+{
+    return strcmp(((const listed_file *)a)->key, ((const listed_file *)b)->key);
 }
 
 static int dir_list(cf_repo *base, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err)
 {
     dir_repo *r = DIR_OF(base);
-    walk w = {r, prefix, flags, NULL, NULL, 0, 0};
+    walk w = {r, prefix, flags, NULL, 0, 0};
     int rc = collect(&w, "", err);
-    key_order *v = !rc && w.n ? malloc(w.n * sizeof *v) : NULL;
-    if (!rc && w.n && !v)
-        rc = cf_err_set(err, CF_ENOMEM, "listing '%s': out of memory", r->path);
-    for (size_t i = 0; v && i < w.n; i++)
-        v[i] = (key_order){w.keys[i], w.special[i]};
-    if (v)
-        qsort(v, w.n, sizeof *v, cmp_key_order);
+    if (!rc && w.n)
+        qsort(w.v, w.n, sizeof *w.v, cmp_listed);
     for (size_t i = 0; !rc && i < w.n; i++) {
-        char full[PATH_MAX];
-        struct stat st;
-        snprintf(full, sizeof full, "%s/%s", r->path, v[i].key);
-        if (lstat(full, &st) != 0)
-            continue; /* removed meanwhile */
-        if (!v[i].special && !S_ISREG(st.st_mode))
-            continue; /* replaced meanwhile by something that is not a file */
+        const listed_file *f = &w.v[i];
         char etag[80];
-        etag_of(&st, etag, sizeof etag);
-        cf_repo_entry e = {v[i].key, (uint64_t)st.st_size, (int64_t)st.st_mtime, etag, 0, v[i].special};
+        etag_from(f->ino, f->size, f->mtim, etag, sizeof etag);
+        cf_repo_entry e = {f->key, f->size, (int64_t)f->mtim.tv_sec, etag, 0, f->special};
         if ((rc = fn(ctx, &e)))
             cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
     }
     for (size_t i = 0; i < w.n; i++)
-        free(w.keys[i]);
-    free(w.keys);
-    free(w.special);
-    free(v);
+        free(w.v[i].key);
+    free(w.v);
     return rc;
 }
 
