@@ -458,23 +458,27 @@ static int dir_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *
     return sweep_dir(dir, &sc, err);
 }
 
+/* What cf_repo_stat tells of the open file fd (path names it), into out (zeroed). */
+static int info_of_fd(int fd, const char *path, cf_repo_info *out, cf_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
+    if (!S_ISREG(st.st_mode))
+        return cf_err_set(err, CF_ENOTFOUND, "'%s' is a directory or a special file, not an object", path);
+    out->size = (uint64_t)st.st_size;
+    out->mtime = (int64_t)st.st_mtime;
+    etag_of(&st, out->etag, sizeof out->etag);
+    return cf_dir_meta_read(fd, path, out, err);
+}
+
 static int dir_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
 {
     char path[PATH_MAX];
-    int rc = 0, fd = open_key(r, key, path, err);
+    int fd = open_key(r, key, path, err);
     if (fd < 0)
         return fd;
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
-    else if (!S_ISREG(st.st_mode))
-        rc = cf_err_set(err, CF_ENOTFOUND, "'%s' is a directory, not an object", path);
-    if (!rc) {
-        out->size = (uint64_t)st.st_size;
-        out->mtime = (int64_t)st.st_mtime;
-        etag_of(&st, out->etag, sizeof out->etag);
-        rc = cf_dir_meta_read(fd, path, out, err);
-    }
+    int rc = info_of_fd(fd, path, out, err);
     close(fd);
     return rc;
 }
@@ -674,26 +678,16 @@ static int dir_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_inf
     if (fd < 0)
         return fd;
     cf_repo_info *info = calloc(1, sizeof *info);
-    struct stat st;
-    if (!info)
-        rc = cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
-    else if (fstat(fd, &st) != 0)
-        rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
-    else if (!S_ISREG(st.st_mode))
-        rc = cf_err_set(err, CF_ENOTFOUND, "'%s' is not a regular file", path);
-    if (!rc) {
-        info->size = (uint64_t)st.st_size;
-        info->mtime = (int64_t)st.st_mtime;
-        etag_of(&st, info->etag, sizeof info->etag);
-        rc = cf_dir_meta_read(fd, path, info, err);
-    }
+    rc = info ? info_of_fd(fd, path, info, err)
+              : cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
+    uint64_t size = info ? info->size : 0;
     if (!rc)
         rc = on_info(ctx, info, err);
     free(info);
     /* Small files get a buffer of their size: most of a mirror's files are small. */
     size_t block = (size_t)4 << 20;
-    if (!rc && (uint64_t)st.st_size < block)
-        block = (size_t)st.st_size + 1 > (64 << 10) ? (size_t)st.st_size + 1 : (64 << 10);
+    if (!rc && size < block)
+        block = (size_t)size + 1 > (64 << 10) ? (size_t)size + 1 : (64 << 10);
     if (!rc)
         rc = read_fd(fd, path, 0, UINT64_MAX, block, fn, ctx, err);
     close(fd);
