@@ -953,13 +953,6 @@ static int s3_read(cf_repo *base, const char *key, uint64_t size_hint, cf_repo_i
     return get_result(&rx.g, rc, err);
 }
 
-static int s3_sync(cf_repo *base, cf_err *err)
-{
-    (void)base;
-    (void)err;
-    return 0; /* an S3 write is durable once it returned */
-}
-
 static int s3_delete(cf_repo *base, const char *key, cf_err *err)
 {
     s3_repo *r = S3_OF(base);
@@ -1048,7 +1041,6 @@ static const cf_repo_ops s3_ops = {
     .list = s3_list,
     .read = s3_read,
     .copy_from = s3_copy_from,
-    .sync = s3_sync,
     .list_dir = s3_list_dir,
     .stat = s3_stat,
     .copy = s3_copy,
