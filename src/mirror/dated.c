@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/grow.h"
 #include "core/keep.h"
 
 #define PARTIAL_SUFFIX ".partial"
@@ -126,14 +127,10 @@ out:
 /* Grows a vector of names by one copy of name. */
 static int push_name(char ***v, size_t *n, size_t *cap, const char *name, cf_err *err)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        char **g = realloc(*v, c * sizeof *g);
-        if (!g)
-            return cf_err_set(err, CF_ENOMEM, "out of memory");
-        *v = g;
-        *cap = c;
-    }
+    char **g = cf_grow(*v, cap, *n, sizeof *g, 16);
+    if (!g)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    *v = g;
     if (!((*v)[*n] = strdup(name)))
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     (*n)++;
