@@ -83,13 +83,13 @@ static int key_path(const cf_repo *base, const char *key, char *out, cf_err *err
 
 static const cf_repo_ops dir_ops;
 
-int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
+static int open_dir(const char *path, int create, cf_repo **out, cf_err *err)
 {
     /* Keys are appended to the path: leave them room. */
     if (!path || !*path || strlen(path) > PATH_MAX / 2)
         return cf_err_set(err, CF_EINVAL, "a directory repository needs a path of 1 to %d bytes",
                           PATH_MAX / 2);
-    int rc = cf_fs_mkdirs(path, 0700, err);
+    int rc = create ? cf_fs_mkdirs(path, 0700, err) : 0;
     if (rc)
         return rc;
     dir_repo *r = calloc(1, sizeof *r);
@@ -104,6 +104,16 @@ int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
     r->base.name = r->path;
     *out = &r->base;
     return 0;
+}
+
+int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
+{
+    return open_dir(path, 1, out, err);
+}
+
+int cf_repo_open_dir_as_is(const char *path, cf_repo **out, cf_err *err)
+{
+    return open_dir(path, 0, out, err);
 }
 
 static void dir_close(cf_repo *base)
