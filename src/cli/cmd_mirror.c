@@ -339,9 +339,11 @@ static int open_side(const mirror_cli *c, int which, side *s, cf_err *err)
         if (which == 0 && (stat(s->dir, &st) != 0 || !S_ISDIR(st.st_mode)))
             /* Never made: an empty source would mean "delete everything" to --delete. */
             return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory", s->dir);
-        if (which == 1 && (rc = cf_fs_mkdirs(s->dir, 0777, err)) != 0)
-            return rc;
-        rc = cf_repo_open_dir(s->dir, &s->repo, err);
+        /* A dry run leaves a missing destination missing: it lists empty. */
+        if (which == 1 && c->dry_run)
+            rc = cf_repo_open_dir_as_is(s->dir, &s->repo, err);
+        else if (which == 0 || (rc = cf_fs_mkdirs(s->dir, 0777, err)) == 0)
+            rc = cf_repo_open_dir(s->dir, &s->repo, err);
     } else {
         cf_cli_target_flags f = side_flags(c, which);
         cf_cli_target cfg;

@@ -116,7 +116,7 @@ static int list_side(const cf_mirror_side *s, listing *l, cf_err *err)
     int rc = cf_repo_list_flags(s->repo, "", s->dir ? CF_REPO_LIST_HIDDEN : 0, on_entry, l, err);
     if (rc == CF_ENOMEM)
         cf_err_set(err, CF_ENOMEM, "verify: out of memory listing '%s'", s->url);
-    if (!rc)
+    if (!rc && l->n)
         qsort(l->v, l->n, sizeof *l->v, cmp_listed);
     return rc;
 }

@@ -213,16 +213,22 @@ int cf_repo_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_info_f
     return rc ? rc : cf_repo_stream(r, key, fn, ctx, err);
 }
 
+/* The checks of a copy, within one repository or between two. */
+static int copy_checked(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
+                        const cf_repo_put_opts *o, cf_err *err)
+{
+    int rc = key_given(src, src_key, err);
+    if (!rc)
+        rc = key_given(dst, dst_key, err);
+    return rc ? rc : cf_repo_check_opts(dst, dst_key, o, err);
+}
+
 int cf_repo_copy_from(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
                       const cf_repo_put_opts *o, cf_err *err)
 {
     if (dst == src)
         return cf_repo_copy(dst, src_key, dst_key, o, err);
-    int rc = key_given(src, src_key, err);
-    if (!rc)
-        rc = key_given(dst, dst_key, err);
-    if (!rc)
-        rc = cf_repo_check_opts(dst, dst_key, o, err);
+    int rc = copy_checked(dst, dst_key, src, src_key, o, err);
     if (rc)
         return rc;
     if (dst->ops != src->ops || !dst->ops->copy_from)
@@ -249,14 +255,8 @@ int cf_repo_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
 
 int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
 {
-    int rc = key_given(r, src, err);
-    if (!rc)
-        rc = key_given(r, dst, err);
-    if (!rc)
-        rc = cf_repo_check_opts(r, dst, o, err);
-    if (rc)
-        return rc;
-    return r->ops->copy(r, src, dst, o, err);
+    int rc = copy_checked(r, dst, r, src, o, err);
+    return rc ? rc : r->ops->copy(r, src, dst, o, err);
 }
 
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err)

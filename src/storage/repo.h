@@ -104,6 +104,9 @@ typedef int (*cf_repo_info_fn)(void *ctx, const cf_repo_info *info, cf_err *err)
 
 /* A directory repository at path (created when absent). */
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
+/* The same without creating path: a missing one lists empty and is made by the first write. For
+ * a dry run, which must leave the file system as it found it. */
+int cf_repo_open_dir_as_is(const char *path, cf_repo **out, cf_err *err);
 /* A repository under root ("" or "a/b") in bucket. client becomes the first of the repository's
  * pool until cf_repo_close, which leaves it to the caller: meanwhile make no call of one's own on
  * it. A failure's S3 answer is in err->answer (core/err.h). */

@@ -23,7 +23,7 @@ typedef struct cf_repo_ops {
     /* Optional (CF_ENOTSUP without): src has the same ops; return CF_ENOTSUP when it cannot. */
     int (*copy_from)(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
                      const cf_repo_put_opts *o, cf_err *err);
-    /* Optional: nothing to do without it. */
+    /* Optional: nothing to do without it (S3: a write is durable once it returned). */
     int (*sync)(cf_repo *r, cf_err *err);
     int (*list_dir)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
     int (*stat)(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "crypto/checksum.h"
 #include "crypto/hash.h"
 #include "s3client/s3client.h"
@@ -852,14 +853,10 @@ typedef struct level {
 static int keep_entry(void *ctx, const cf_repo_entry *e)
 {
     level *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        cf_repo_entry *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    cf_repo_entry *v = cf_grow(l->v, &l->cap, l->n, sizeof *v, 256);
+    if (!v)
+        return CF_ENOMEM;
+    l->v = v;
     cf_repo_entry *d = &l->v[l->n];
     *d = *e;
     d->key = strdup(e->key);

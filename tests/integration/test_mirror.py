@@ -688,3 +688,23 @@ def test_dry_run_prints_the_plan(server, s3, keys, tmp_path):
     assert "same" not in out.split("would have")[0]
     assert "would have copied 1 files (3 bytes), skipped 2, deleted 1, failed 0" in out
     assert set(bucket_objects(s3, "m-dry")) == {"new file", "same", "extra\x01"}
+
+
+def test_dry_run_into_a_missing_directory_makes_nothing(server, s3, keys, tmp_path):
+    # "change nothing" holds for the file system too: the destination (and its parents) stays
+    # missing, planned as empty, for a mirror, a verification and a dated copy alike.
+    src = tmp_path / "src"
+    make_tree(src, {"a": b"1", "d/b": b"22"})
+    dst = tmp_path / "not" / "there"
+    s = summary(mirror("--json", "--dry-run", str(src), str(dst)))
+    assert s["files"]["copied"] == 2 and s["bytes"]["copied"] == 3
+    p = mirror("--dry-run", "--verify", str(src), str(dst), check=False)
+    assert p.returncode == 4, p.stderr.decode()  # both files missing from the destination
+    s = summary(mirror("--json", "--dry-run", "--dated", "--as-of", "2026-03-01", str(src), str(dst)))
+    assert s["files"]["copied"] == 2 and s["dated"]["name"] == "2026-03-01"
+    s3.create_bucket(Bucket="m-dry-missing")
+    s3.put_object(Bucket="m-dry-missing", Key="k", Body=b"x")
+    mirror("--dry-run", "s3://m-dry-missing", str(dst), srv=server, keys=keys)
+    assert not (tmp_path / "not").exists()
+    mirror(str(src), str(dst))  # the real run makes it
+    assert read_tree(dst) == {"a": b"1", "d/b": b"22"}
