@@ -161,18 +161,10 @@ static int check_once(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
         it->result = FIXED;
         return 0;
     }
-    cf_repo_put_opts o = {
-        .content_type = it->detected,
-        .meta = info->meta,
-        .nmeta = info->nmeta,
-        .cache_control = info->cache_control,
-        .content_disposition = info->content_disposition,
-        .content_encoding = info->content_encoding,
-        .content_language = info->content_language,
-        .expires = info->expires,
-        /* What was read decided the type and is what is sent again: only onto the same bytes. */
-        .if_match = info->etag,
-    };
+    cf_repo_put_opts o = cf_repo_opts_of_info(info);
+    o.content_type = it->detected;
+    /* What was read decided the type and is what is sent again: only onto the same bytes. */
+    o.if_match = info->etag;
     rc = cf_repo_copy(r->repo, it->key, it->key, &o, &err);
     if (rc == CF_EPRECOND)
         return rc;
