@@ -7,7 +7,6 @@
  */
 #include "mirror/fixtypes.h"
 
-#include <fnmatch.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include "core/clock.h"
 #include "mirror/ctype.h"
+#include "mirror/plan.h"
 
 #define JOBS_DEFAULT 8
 #define JOBS_MAX 256
@@ -44,23 +44,10 @@ typedef struct run {
     cf_err err;
 } run;
 
-static int excluded(const run *r, const char *key)
-{
-    for (size_t i = 0; i < r->nexclude; i++) {
-        const char *p = r->exclude[i];
-        size_t len = strlen(p);
-        if (len && p[len - 1] == '/' && strncmp(key, p, len) == 0)
-            return 1;
-        if (fnmatch(p, key, 0) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static int on_entry(void *ctx, const cf_repo_entry *e)
 {
     run *r = ctx;
-    if (e->is_prefix || excluded(r, e->key))
+    if (e->is_prefix || cf_plan_excluded(e->key, r->exclude, r->nexclude))
         return 0;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 1024;

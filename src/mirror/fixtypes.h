@@ -41,13 +41,12 @@ typedef struct cf_fix_summary {
 
 /*
  * Fixes the content types of every object of bucket (a repository: a prefix of a bucket, or a
- * directory) but those whose key matches an exclude pattern (fnmatch(3) on the key, FNM_PATHNAME
- * off; a pattern ending in '/' excludes that subtree), on jobs threads (0: 8; at most 256). With
- * dry_run nothing is written and the summary lists what would change. An object removed while the
- * run goes is left out; one that cannot be read or copied is a failure in the summary and the
- * others go on. Returns 0 when the run went through (even with failures), an error when it could
- * not (the listing failed, out of memory); out is always filled and freed with
- * cf_fix_summary_free.
+ * directory) but those whose key matches an exclude pattern (cf_plan_excluded, as the mirror
+ * applies them), on jobs threads (0: 8; at most 256). With dry_run nothing is written and the
+ * summary lists what would change. An object removed while the run goes is left out; one that
+ * cannot be read or copied is a failure in the summary and the others go on. Returns 0 when the
+ * run went through (even with failures), an error when it could not (the listing failed, out of
+ * memory); out is always filled and freed with cf_fix_summary_free.
  */
 int cf_mirror_fix_content_types(cf_repo *bucket, const char *const *exclude, size_t nexclude, int jobs,
                                 int dry_run, const cf_logger *log, cf_fix_summary *out, cf_err *err);
