@@ -14,8 +14,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "crypto/hash.h"
 #include "mirror/etag.h"
 #include "mirror/plan.h"
@@ -392,13 +392,6 @@ static int gather(const pair *pairs, size_t npairs, const char *const *extra_key
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const char *const *exclude,
                      size_t nexclude, int jobs, const cf_logger *log, cf_verify_summary *out, cf_err *err)
 {
@@ -407,7 +400,7 @@ int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const
         jobs = JOBS_DEFAULT;
     if (jobs < 1 || jobs > JOBS_MAX)
         return cf_err_set(err, CF_EINVAL, "verify: --jobs %d: give 1 to %d", jobs, JOBS_MAX);
-    double t0 = now_s();
+    double t0 = cf_clock_mono();
     listing ls = {.exclude = exclude, .nexclude = nexclude}, ld = {.exclude = exclude, .nexclude = nexclude};
     pair *pairs = NULL;
     const char **extra = NULL;
@@ -451,7 +444,7 @@ int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const
         cf_verify_summary_free(out);
         return rc;
     }
-    out->seconds = now_s() - t0;
+    out->seconds = cf_clock_mono() - t0;
     char line[160];
     cf_verify_summary_line(out, line, sizeof line);
     cf_log(log, CF_LOG_INFO, line, NULL);
