@@ -507,7 +507,10 @@ void cf_verify_summary_report(const cf_verify_summary *s, FILE *f)
     for (size_t i = 0; i < s->ndifferent; i++) {
         fputs("coffer mirror: ", f);
         put_key(f, s->different[i]);
-        fprintf(f, ": %s\n", s->why ? s->why[i] : "different");
+        fputs(": ", f);
+        /* A read's error names the key it failed on: escaped as the key is. */
+        put_key(f, s->why ? s->why[i] : "different");
+        fputc('\n', f);
     }
     for (size_t i = 0; i < s->nextra; i++) {
         fputs("coffer mirror: ", f);
