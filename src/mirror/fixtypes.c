@@ -7,15 +7,16 @@
  */
 #include "mirror/fixtypes.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "mirror/ctype.h"
 #include "mirror/plan.h"
+#include "mirror/pool.h"
 
 #define JOBS_DEFAULT 8
 #define JOBS_MAX 256
@@ -38,10 +39,6 @@ typedef struct run {
     size_t n, cap;
     const char *const *exclude;
     size_t nexclude;
-    pthread_mutex_t mu;
-    size_t next; /* the next item to take, under mu */
-    int rc;      /* a worker that could not start (no libmagic), under mu */
-    cf_err err;
 } run;
 
 static int on_entry(void *ctx, const cf_repo_entry *e)
@@ -49,14 +46,10 @@ static int on_entry(void *ctx, const cf_repo_entry *e)
     run *r = ctx;
     if (e->is_prefix || cf_plan_excluded(e->key, r->exclude, r->nexclude))
         return 0;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 1024;
-        item *p = realloc(r->items, cap * sizeof *p);
-        if (!p)
-            return CF_ENOMEM;
-        r->items = p;
-        r->cap = cap;
-    }
+    item *grown = cf_grow(r->items, &r->cap, r->n, sizeof *grown, 1024);
+    if (!grown)
+        return CF_ENOMEM;
+    r->items = grown;
     item *it = &r->items[r->n];
     memset(it, 0, sizeof *it);
     it->key = strdup(e->key);
@@ -176,32 +169,43 @@ static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
         fail_item(it, "rewritten while its content type was being fixed, twice: left as its writer made it");
 }
 
-static void *worker(void *arg)
+/* A thread's own: a libmagic cookie is for one thread, and the buffers are too large for its stack. */
+typedef struct worker_state {
+    cf_ctype *ct;
+    cf_repo_info info;
+    head_buf head;
+} worker_state;
+
+static int worker_start(void *ctx, void **state, cf_err *err)
 {
-    run *r = arg;
-    cf_ctype *ct = NULL;
-    cf_err err;
-    cf_repo_info *info = malloc(sizeof *info);
-    head_buf *head = malloc(sizeof *head);
-    int rc = info && head ? cf_ctype_open(&ct, &err) : cf_err_set(&err, CF_ENOMEM, "out of memory");
-    pthread_mutex_lock(&r->mu);
-    if (rc && !r->rc) {
-        r->rc = rc;
-        r->err = err;
+    (void)ctx;
+    worker_state *w = malloc(sizeof *w);
+    if (!w)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    int rc = cf_ctype_open(&w->ct, err);
+    if (rc) {
+        free(w);
+        return rc;
     }
-    pthread_mutex_unlock(&r->mu);
-    while (!rc) {
-        pthread_mutex_lock(&r->mu);
-        size_t i = r->rc ? r->n : r->next++;
-        pthread_mutex_unlock(&r->mu);
-        if (i >= r->n)
-            break;
-        check_one(r, ct, &r->items[i], info, head);
-    }
-    cf_ctype_close(ct);
-    free(head);
-    free(info);
-    return NULL;
+    *state = w;
+    return 0;
+}
+
+static int worker_item(void *ctx, void *state, size_t i, cf_err *err)
+{
+    (void)err; /* an object's failure is its item's outcome, not the run's */
+    run *r = ctx;
+    worker_state *w = state;
+    check_one(r, w->ct, &r->items[i], &w->info, &w->head);
+    return 0;
+}
+
+static void worker_stop(void *ctx, void *state)
+{
+    (void)ctx;
+    worker_state *w = state;
+    cf_ctype_close(w->ct);
+    free(w);
 }
 
 /* The outcomes into the summary, in key order (the listing's). */
@@ -251,30 +255,17 @@ int cf_mirror_fix_content_types(cf_repo *bucket, const char *const *exclude, siz
     if (jobs < 0 || jobs > JOBS_MAX)
         return cf_err_set(err, CF_EINVAL, "--jobs takes 1 to %d, not %d", JOBS_MAX, jobs);
     run r = {.repo = bucket, .dry_run = dry_run, .log = log, .exclude = exclude, .nexclude = nexclude};
-    pthread_mutex_init(&r.mu, NULL);
     int rc = cf_repo_list(bucket, "", on_entry, &r, err);
     if (rc == CF_ENOMEM)
         cf_err_set(err, rc, "listing '%s': out of memory", cf_repo_name(bucket));
-    size_t nthreads = (size_t)(jobs ? jobs : JOBS_DEFAULT);
-    nthreads = nthreads < r.n ? nthreads : r.n;
-    pthread_t *threads = calloc(nthreads ? nthreads : 1, sizeof *threads);
-    if (!rc && !threads)
-        rc = cf_err_set(err, CF_ENOMEM, "content types of '%s': out of memory", cf_repo_name(bucket));
-    size_t started = 0;
-    for (; !rc && started < nthreads; started++)
-        if (pthread_create(&threads[started], NULL, worker, &r) != 0)
-            break;
-    if (!rc && nthreads && !started)
-        rc = cf_err_set(err, CF_EAGAIN, "content types of '%s': no thread could start", cf_repo_name(bucket));
-    if (!rc && started < nthreads)
-        cf_log(log, CF_LOG_WARN, "fewer threads than --jobs asked for could start", NULL);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-    free(threads);
-    if (!rc && r.rc) {
-        rc = r.rc;
-        if (err)
-            *err = r.err;
+    if (!rc) {
+        cf_pool_job job = {.n = r.n,
+                           .threads = jobs ? jobs : JOBS_DEFAULT,
+                           .ctx = &r,
+                           .start = worker_start,
+                           .item = worker_item,
+                           .stop = worker_stop};
+        rc = cf_pool_run(&job, err);
     }
     if (!rc)
         rc = summarise(&r, out, err);
@@ -283,7 +274,6 @@ int cf_mirror_fix_content_types(cf_repo *bucket, const char *const *exclude, siz
         free(r.items[i].why);
     }
     free(r.items);
-    pthread_mutex_destroy(&r.mu);
     out->seconds = cf_clock_mono() - start;
     return rc;
 }
