@@ -317,27 +317,29 @@ static void worker_stop(void *ctx, void *state)
     cf_hash_free(state);
 }
 
-static int push(char ***v, size_t *n, const char *key)
+/* A copy of key at the end of v, which has room for it. */
+static int push(char **v, size_t *n, const char *key)
 {
-    char **grown = realloc(*v, (*n + 1) * sizeof **v);
-    if (!grown)
-        return CF_ENOMEM;
-    *v = grown;
-    if (!(grown[*n] = strdup(key)))
+    if (!(v[*n] = strdup(key)))
         return CF_ENOMEM;
     (*n)++;
     return 0;
 }
 
-/* The findings, in key order within each list. */
+/* The findings, in key order within each list; each list allocated once, at its final length. */
 static int gather(const pair *pairs, size_t npairs, const char *const *extra_keys, size_t nextra,
                   cf_verify_summary *out)
 {
-    size_t ndiff = 0;
-    for (size_t i = 0; i < npairs; i++)
+    size_t ndiff = 0, nmiss = 0;
+    for (size_t i = 0; i < npairs; i++) {
         ndiff += pairs[i].state == PAIR_DIFFERENT;
-    if (ndiff &&
-        (!(out->why = calloc(ndiff, sizeof *out->why)) || !(out->side = calloc(ndiff, sizeof *out->side))))
+        nmiss += pairs[i].state == PAIR_MISSING;
+    }
+    if ((ndiff && (!(out->different = calloc(ndiff, sizeof *out->different)) ||
+                   !(out->why = calloc(ndiff, sizeof *out->why)) ||
+                   !(out->side = calloc(ndiff, sizeof *out->side)))) ||
+        (nmiss && !(out->missing = calloc(nmiss, sizeof *out->missing))) ||
+        (nextra && !(out->extra = calloc(nextra, sizeof *out->extra))))
         return CF_ENOMEM;
     for (size_t i = 0; i < npairs; i++) {
         const pair *p = &pairs[i];
@@ -345,17 +347,17 @@ static int gather(const pair *pairs, size_t npairs, const char *const *extra_key
         out->bytes_checked += p->bytes_src;
         out->bytes_read += p->bytes_src + p->bytes_dst;
         out->etag_unexplained += (uint64_t)p->etag_unexplained;
-        if (p->state == PAIR_MISSING && push(&out->missing, &out->nmissing, p->src->key))
+        if (p->state == PAIR_MISSING && push(out->missing, &out->nmissing, p->src->key))
             return CF_ENOMEM;
         if (p->state == PAIR_DIFFERENT) {
             size_t k = out->ndifferent;
-            if (push(&out->different, &out->ndifferent, p->src->key) || !(out->why[k] = strdup(p->why)))
+            if (push(out->different, &out->ndifferent, p->src->key) || !(out->why[k] = strdup(p->why)))
                 return CF_ENOMEM;
             out->side[k] = p->side;
         }
     }
     for (size_t i = 0; i < nextra; i++)
-        if (push(&out->extra, &out->nextra, extra_keys[i]))
+        if (push(out->extra, &out->nextra, extra_keys[i]))
             return CF_ENOMEM;
     return 0;
 }
