@@ -2,14 +2,14 @@
  * fixtypes.h - coffer mirror --fix-content-types: objects stored with a generic or wrong content
  * type get the one their bytes and name call for (ctype.h), in place.
  *
- * Each object is looked at with a HEAD (cf_repo_stat) and a ranged GET of its first
- * CF_CTYPE_HEAD bytes; one that cf_ctype_needs_fix is copied onto itself by the server
- * (cf_repo_copy with the new type), its user metadata and standard headers (Cache-Control,
- * Content-Disposition, Content-Encoding, Content-Language, Expires) sent again as they were: the
- * bytes never pass through us and stay as they are, and so does the ETag of an object uploaded
- * in one part (a multipart object's ETag becomes its MD5, as any S3 copy makes it). An object
- * whose bytes are encoded (Content-Encoding other than identity) is judged by its name alone:
- * gzip bytes say nothing of what they hold.
+ * Each object is looked at with one ranged GET of its first CF_CTYPE_HEAD bytes, whose headers
+ * tell its type and metadata (cf_repo_get_info: no HEAD besides); one that cf_ctype_needs_fix is
+ * copied onto itself by the server (cf_repo_copy with the new type), its user metadata and
+ * standard headers (Cache-Control, Content-Disposition, Content-Encoding, Content-Language,
+ * Expires) sent again as they were: the bytes never pass through us and stay as they are, and so
+ * does the ETag of an object uploaded in one part (a multipart object's ETag becomes its MD5, as
+ * any S3 copy makes it). An object whose bytes are encoded (Content-Encoding other than identity)
+ * is judged by its name alone: gzip bytes say nothing of what they hold.
  */
 #ifndef CF_MIRROR_FIXTYPES_H
 #define CF_MIRROR_FIXTYPES_H

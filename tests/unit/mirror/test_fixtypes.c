@@ -176,7 +176,7 @@ static void test_metadata_that_would_be_lost_is_a_failure(void **state)
 }
 
 /* A repository whose object is rewritten by another writer just before each of the first
- * `rewrites` copies: the window between the fix's HEAD and its copy, made certain. Every other
+ * `rewrites` copies: the window between the fix's read and its copy, made certain. Every other
  * call goes to the directory repository underneath. */
 typedef struct racing_repo {
     cf_repo base;
