@@ -175,6 +175,23 @@ int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_r
     return rc ? rc : r->ops->get(r, key, offset, len, fn, ctx, err);
 }
 
+int cf_repo_get_info(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                     cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    memset(info, 0, sizeof *info);
+    int rc = key_given(r, key, err);
+    if (rc)
+        return rc;
+    if (r->ops->get_info)
+        return r->ops->get_info(r, key, offset, len, info, fn, ctx, err);
+    rc = r->ops->stat(r, key, info, err);
+    /* As S3 answers a range that runs past the end: with the bytes there are. */
+    uint64_t there = info->size > offset ? info->size - offset : 0;
+    if (len > there)
+        len = there;
+    return rc || !len ? rc : r->ops->get(r, key, offset, len, fn, ctx, err);
+}
+
 int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err)
 {
     int rc = key_given(r, key, err);

@@ -185,6 +185,12 @@ int cf_repo_upload_abort(cf_repo *r, const char *key, const char *upload_id, cf_
 /* Bytes [offset, offset+len) of key (len UINT64_MAX: to the end) to fn. CF_ENOTFOUND. */
 int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
                 cf_err *err);
+/* As cf_repo_get, and *info gets what cf_repo_stat would tell of the object, from the same
+ * answer where the backend can (S3: the ranged GET's headers, so that one request does the work
+ * of a HEAD and a GET; elsewhere a stat before the get). An empty object gives its info and no
+ * byte; len 0 asks for none (S3: a HEAD). CF_ENOTFOUND. */
+int cf_repo_get_info(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                     cf_repo_data_fn fn, void *ctx, cf_err *err);
 /* The whole object key to fn, in order, as fast as the backend can: a directory reads the file
  * sequentially in large blocks, S3 keeps several ranged GETs in flight. fn runs on the calling
  * thread; its error stops the transfer and is returned as is. CF_ENOTFOUND. */

@@ -14,6 +14,9 @@ typedef struct cf_repo_ops {
     void (*writer_abort)(cf_repo_writer *w);              /* frees w */
     int (*get)(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
                cf_err *err);
+    /* Optional: without it, cf_repo_get_info is a stat, then a get. */
+    int (*get_info)(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                    cf_repo_data_fn fn, void *ctx, cf_err *err);
     /* Optional: without it, cf_repo_stream is one get of the whole object. */
     int (*stream)(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err);
     int (*list)(cf_repo *r, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err);

@@ -763,10 +763,11 @@ static int get_result(const get_ctx *g, int rc, cf_err *err)
     return g->rc;
 }
 
-static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn,
-                  void *ctx, cf_err *err)
+/* One GET of [offset, offset+len) (len UINT64_MAX: to the end); head (may be NULL) gets the
+ * answer's headers. */
+static int get_range(s3_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn,
+                     void *ctx, cf_s3c_object_info *head, cf_err *err)
 {
-    s3_repo *r = S3_OF(base);
     char k[2048];
     int rc = full_key(r, key, k, sizeof k, err);
     if (rc)
@@ -778,10 +779,16 @@ static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len,
     cf_s3c *c;
     if ((rc = take_client(r, &c, err)))
         return rc;
-    rc = cf_s3c_get_object(c, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g, NULL,
+    rc = cf_s3c_get_object(c, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g, head,
                            err);
     give_client(r, c);
     return get_result(&g, rc, err);
+}
+
+static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn,
+                  void *ctx, cf_err *err)
+{
+    return get_range(S3_OF(base), key, offset, len, fn, ctx, NULL, err);
 }
 
 /* A restore reads the archive once, front to back: ranges large enough that a request costs
@@ -939,6 +946,23 @@ static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *er
         info_from_s3(out, info);
     free(info);
     return rc;
+}
+
+static int s3_get_info(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                       cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    if (len == 0)
+        return s3_stat(base, key, info, err);
+    cf_s3c_object_info *head = malloc(sizeof *head);
+    if (!head)
+        return cf_err_set(err, CF_ENOMEM, "read of '%s%s': out of memory", base->name, key);
+    int rc = get_range(S3_OF(base), key, offset, len, fn, ctx, head, err);
+    if (!rc)
+        info_from_s3(info, head);
+    free(head);
+    /* A range from an empty object (or past its end) cannot be satisfied: the HEAD tells what
+     * it holds, and there is no byte to give. */
+    return rc == CF_ERANGE ? s3_stat(base, key, info, err) : rc;
 }
 
 /* The server copies the object in parts of r->copy_part bytes (more for objects so large that
@@ -1219,6 +1243,7 @@ static const cf_repo_ops s3_ops = {
     .stream = s3_stream,
     .list = s3_list,
     .read = s3_read,
+    .get_info = s3_get_info,
     .copy_from = s3_copy_from,
     .sync = s3_sync,
     .list_dir = s3_list_dir,

@@ -161,7 +161,7 @@ static void test_metadata_that_would_be_lost_is_a_failure(void **state)
 }
 
 /* A repository whose object is rewritten by another writer just before each of the first
- * `rewrites` copies: the window between the fix's HEAD and its copy, made certain. Every other
+ * `rewrites` copies: the window between the fix's read and its copy, made certain. Every other
  * call goes to the directory repository underneath. */
 typedef struct racing_repo {
     cf_repo base;
@@ -271,6 +271,27 @@ static void test_many_objects_on_many_threads(void **state)
     assert_string_equal(stat_of(f->repo, "many/001.png")->content_type, "image/png");
 }
 
+/* --exclude means what it means to the mirror (cf_plan_excluded): a pattern ending in '/' is a
+ * glob over whole leading directories, so a subtree named by a wildcard is left alone too. */
+static void test_excluded_subtree_glob_is_left_alone(void **state)
+{
+    fixture *f = *state;
+    put_typed(f->repo, "assets-v2/logo.png", PNG, PNG_LEN, "application/octet-stream");
+    put_typed(f->repo, "site/assets-v3/deep/icon.png", PNG, PNG_LEN, "application/octet-stream");
+    put_typed(f->repo, "img/fix.png", PNG, PNG_LEN, "application/octet-stream");
+    const char *exclude[] = {"assets-*/", "site/*/deep/"};
+    cf_fix_summary s;
+    cf_err err;
+    assert_int_equal(cf_mirror_fix_content_types(f->repo, exclude, 2, 2, 0, NULL, &s, &err), 0);
+    assert_int_equal(s.checked, 1);
+    assert_int_equal(s.fixed, 1);
+    assert_string_equal(s.keys[0], "img/fix.png");
+    cf_fix_summary_free(&s);
+    assert_string_equal(stat_of(f->repo, "assets-v2/logo.png")->content_type, "application/octet-stream");
+    assert_string_equal(stat_of(f->repo, "site/assets-v3/deep/icon.png")->content_type,
+                        "application/octet-stream");
+}
+
 static void test_bad_jobs_refused(void **state)
 {
     fixture *f = *state;
@@ -289,6 +310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metadata_that_would_be_lost_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_rewritten_before_the_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_objects_on_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_excluded_subtree_glob_is_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_jobs_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
