@@ -12,6 +12,7 @@ static const char usage[] = "usage: coffer <command> [options]\n"
                             "  mirror     make a directory or bucket hold what another holds\n"
                             "  presign    print a presigned URL for one object (GET, HEAD or PUT)\n"
                             "  console    serve the snapshot download site (web page and JSON API)\n"
+                            "  health     exit 0 when a URL answers 200 (the container's health check)\n"
                             "  version    print the version\n"
                             "\n"
                             "Run 'coffer <command> --help' for a command's options.\n";
@@ -35,6 +36,8 @@ int cf_cli_main(int argc, char **argv)
         return cf_cmd_presign(argc - 1, argv + 1);
     if (strcmp(cmd, "console") == 0)
         return cf_cmd_console(argc - 1, argv + 1);
+    if (strcmp(cmd, "health") == 0)
+        return cf_cmd_health(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("coffer %s\n", COFFER_VERSION);
         return CF_EXIT_OK;

@@ -16,6 +16,7 @@ int cf_cmd_presign(int argc, char **argv);
 int cf_cmd_snapshot(int argc, char **argv);
 int cf_cmd_console(int argc, char **argv);
 int cf_cmd_mirror(int argc, char **argv);
+int cf_cmd_health(int argc, char **argv);
 /* `coffer console user …`: argv[0] is "user", argv[1] the action (add, ls, rm, passwd). */
 int cf_cmd_console_user(int argc, char **argv);
 
