@@ -36,6 +36,9 @@ test_packages=(
   chromium chromium-driver python3-selenium
   # snapshot of a real database dump (tests/integration/test_snapshot_postgres.py)
   postgresql
+  # the container image (scripts/build-image.sh, tests/integration/test_image.py): debootstrap
+  # makes its Debian 12 base, buildah builds the Dockerfile on it and runs the result
+  debootstrap buildah
 )
 bench_packages=(
   curl python3 zstd
