@@ -83,8 +83,9 @@ import_base() {
   local start=$SECONDS ctr
   ctr=$(buildah from scratch)
   buildah add --quiet "$ctr" "$tarball" / >/dev/null
+  # The label passes to every stage built on the base: how the clean-up below knows them.
   buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --cmd /bin/bash "$ctr"
+    --cmd /bin/bash --label coffer.image.base=bookworm "$ctr"
   buildah commit --quiet --rm "$ctr" "$base" >/dev/null
   took "base image $base" $start
 }
@@ -99,11 +100,20 @@ if ! buildah inspect --type image "$base" >/dev/null 2>&1; then
 fi
 
 start=$SECONDS
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 # --jobs 2: the runtime stage's package install runs while the build stage compiles.
-buildah bud --isolation chroot --layers --format docker --pull=never --jobs 2 \
-  --build-arg BASE_IMAGE="$base" -t "$tag" -f "$repo/Dockerfile" "$repo" >&2
+buildah bud --isolation chroot --layers --force-rm --format docker --pull=never --jobs 2 \
+  --build-arg BASE_IMAGE="$base" -t "$tag" -f "$repo/Dockerfile" "$repo" 2>&1 | tee "$log" >&2
 took "image $tag" $start
-# The image a rebuild replaced, untagged now: its layers are no stage's cache any more.
-buildah images --quiet --filter dangling=true --filter reference=coffer 2>/dev/null |
-  xargs -r buildah rmi >/dev/null 2>&1 || true
+
+# Each build whose sources changed leaves the previous one's stages behind, untagged (about
+# 200 MB): remove those of this Dockerfile's stages (the base's label, the final stage's title)
+# that this build did not use, so that the store does not grow with every commit built.
+used=$(sed -n 's/^--> \(Using cache \)\{0,1\}\([0-9a-f]\{11\}\).*/\2/p' "$log" | sort -u)
+for filter in label=coffer.image.base label=org.opencontainers.image.title=coffer; do
+  buildah images --quiet --no-trunc --filter dangling=true --filter "$filter" 2>/dev/null
+done | sed 's/^sha256://' | sort -u | while read -r id; do
+  grep -qx "${id:0:11}" <<<"$used" || buildah rmi "$id" >/dev/null 2>&1 || true
+done
 echo "$tag"

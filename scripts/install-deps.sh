@@ -37,8 +37,9 @@ test_packages=(
   # snapshot of a real database dump (tests/integration/test_snapshot_postgres.py)
   postgresql
   # the container image (scripts/build-image.sh, tests/integration/test_image.py): debootstrap
-  # makes its Debian 12 base, buildah builds the Dockerfile on it and runs the result
-  debootstrap buildah
+  # makes its Debian 12 base, buildah builds the Dockerfile on it and runs the result; the test
+  # runs it in a network namespace of its own (unshare and nsenter, ip for its loopback)
+  debootstrap buildah util-linux iproute2
 )
 bench_packages=(
   curl python3 zstd
