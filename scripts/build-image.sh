@@ -29,7 +29,7 @@ for arg in "$@"; do
 done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cache=${COFFER_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/coffer-image}
+cache=${COFFER_IMAGE_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/cache}/.cache}/coffer-image}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 base=localhost/coffer-base:bookworm
