@@ -72,8 +72,9 @@ def container(image):
     subprocess.run(["buildah", "rm", name], capture_output=True)
 
 
-def run_in(container, *argv, env=None, volumes=(), netns_of=None, timeout=120):
-    """argv in the container, to its end; netns_of: the pid whose network namespace to run in."""
+def buildah_run_argv(container, argv, env=None, volumes=(), netns_of=None):
+    """`buildah run` of argv in container; in the network namespace of the process netns_of,
+    else in a new one with its loopback up."""
     cmd = ["buildah", "run", "--isolation", "chroot"]
     for k, v in (env or {}).items():
         cmd += ["-e", f"{k}={v}"]
@@ -81,8 +82,14 @@ def run_in(container, *argv, env=None, volumes=(), netns_of=None, timeout=120):
         cmd += ["-v", v]
     cmd += [container, "--", *argv]
     if netns_of:
-        cmd = ["nsenter", f"--net=/proc/{netns_of}/ns/net", *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return ["nsenter", f"--net=/proc/{netns_of}/ns/net", *cmd]
+    return ["unshare", "--net", "--", "/bin/sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd]
+
+
+def run_in(container, *argv, env=None, volumes=(), netns_of=None, timeout=120):
+    """argv in the container, to its end."""
+    return subprocess.run(buildah_run_argv(container, argv, env, volumes, netns_of),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def in_netns(pid, fn):
@@ -144,29 +151,22 @@ def status_ids(pid):
     return fields
 
 
-class ImageServer:
-    """The image's ENTRYPOINT + CMD in container, in a new network namespace with loopback up."""
+class ImageProcess:
+    """argv in container, running on (as buildah_run_argv places it); pid is coffer's own
+    process, below buildah run."""
 
-    def __init__(self, container, config, secrets_dir, log_path):
-        self.container = container
-        self.argv = config["Entrypoint"] + config["Cmd"]
+    def __init__(self, container, argv, log_path, env=None, volumes=(), netns_of=None):
+        self.argv = argv
         self.log_path = log_path
         self.log_file = open(log_path, "wb")
-        env = {"COFFER_ROOT_USER_FILE": "/run/secrets/user",
-               "COFFER_ROOT_PASSWORD_FILE": "/run/secrets/password"}
-        cmd = ["buildah", "run", "--isolation", "chroot"]
-        for k, v in env.items():
-            cmd += ["-e", f"{k}={v}"]
-        cmd += ["-v", f"{secrets_dir}:/run/secrets:ro", container, "--", *self.argv]
-        self.proc = subprocess.Popen(
-            ["unshare", "--net", "--", "/bin/sh", "-c", 'ip link set lo up && exec "$@"', "sh", *cmd],
-            stdout=self.log_file, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(buildah_run_argv(container, argv, env, volumes, netns_of),
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
         self.pid = None
         deadline = time.monotonic() + 60
         while self.pid is None:
-            assert self.proc.poll() is None, f"the image's server exited {self.proc.returncode}:\n{self.log()}"
+            assert self.proc.poll() is None, f"{argv} exited {self.proc.returncode}:\n{self.log()}"
             assert time.monotonic() < deadline, f"no coffer process under buildah run:\n{self.log()}"
-            self.pid = descendant_running(self.proc.pid, self.argv[0])
+            self.pid = descendant_running(self.proc.pid, argv[0])
             time.sleep(0.05)
 
     def get(self, url):
@@ -181,7 +181,7 @@ class ImageServer:
     def wait_ready(self, url, timeout=30):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"the image's server exited:\n{self.log()}"
+            assert self.proc.poll() is None, f"{self.argv} exited:\n{self.log()}"
             try:
                 if self.get(url)[0] == 200:
                     return
@@ -214,9 +214,15 @@ def secrets_dir(tmp_path):
     return d
 
 
+SECRETS_ENV = {"COFFER_ROOT_USER_FILE": "/run/secrets/user",
+               "COFFER_ROOT_PASSWORD_FILE": "/run/secrets/password"}
+
+
 @pytest.fixture()
 def image_server(container, config, secrets_dir, tmp_path):
-    srv = ImageServer(container, config, secrets_dir, tmp_path / "server.log")
+    """The image's ENTRYPOINT and CMD as they are, the root keys from files."""
+    srv = ImageProcess(container, config["Entrypoint"] + config["Cmd"], tmp_path / "server.log",
+                       env=SECRETS_ENV, volumes=[f"{secrets_dir}:/run/secrets:ro"])
     yield srv
     if srv.proc.poll() is None:
         srv.stop()
@@ -301,7 +307,7 @@ def test_every_role_runs_from_the_image(container, role):
     assert f"usage: coffer {role}" in p.stdout + p.stderr
 
 
-def test_server_from_the_image(image_server, container, tmp_path):
+def test_server_from_the_image(image_server, container, secrets_dir, tmp_path):
     srv = image_server
     srv.wait_ready("http://127.0.0.1:9000/health/ready")
 
@@ -346,7 +352,7 @@ def test_server_from_the_image(image_server, container, tmp_path):
     client_env = {"COFFER_ENDPOINT": "http://127.0.0.1:9000",
                   "COFFER_ACCESS_KEY_FILE": "/run/secrets/user",
                   "COFFER_SECRET_KEY_FILE": "/run/secrets/password"}
-    secrets = [f"{tmp_path / 'secrets'}:/run/secrets:ro"]
+    secrets = [f"{secrets_dir}:/run/secrets:ro"]
     p = run_in(container, "/usr/local/bin/coffer", "snapshot", "create", "/usr/share/doc",
                "s3://image-test/snapshots/docs", "--no-progress", env=client_env, volumes=secrets,
                netns_of=srv.pid)
@@ -356,6 +362,18 @@ def test_server_from_the_image(image_server, container, tmp_path):
     assert p.returncode == 0, p.stderr
     listed = [json.loads(line) for line in p.stdout.splitlines()]
     assert len(listed) == 1 and listed[0]["files"] > 10, p.stdout
+
+    # The console from the image on 8080 beside the server, listing that snapshot's chain.
+    console = ImageProcess(container, ["/usr/local/bin/coffer", "console", "--address", "0.0.0.0:8080",
+                                       "--repository", "s3://image-test/snapshots"],
+                           tmp_path / "console.log", env=client_env, volumes=secrets, netns_of=srv.pid)
+    try:
+        console.wait_ready("http://127.0.0.1:8080/health/ready")
+        status, body = console.get("http://127.0.0.1:8080/api/v1/chains")
+        assert status == 200, body
+        assert [c["name"] for c in json.loads(body)["chains"]] == ["docs"], body
+    finally:
+        assert console.stop() == 0, console.log()[-4000:]
     p = run_in(container, "/usr/local/bin/coffer", "mirror", "s3://image-test/dir", "/tmp/mirror",
                env=client_env, volumes=secrets, netns_of=srv.pid)
     assert p.returncode == 0, p.stderr
@@ -367,7 +385,6 @@ def test_server_from_the_image(image_server, container, tmp_path):
     assert "coffer server ready" in log and SECRET_KEY not in log, log[-4000:]
     # With no server, the health check says so (in a namespace of its own, where nothing
     # listens on 9000).
-    p = subprocess.run(["unshare", "--net", "--", "buildah", "run", "--isolation", "chroot", container,
-                        "--", *health], capture_output=True, text=True, timeout=60)
+    p = run_in(container, *health)
     assert p.returncode == 1, p.stderr
     assert "cannot reach" in p.stderr
