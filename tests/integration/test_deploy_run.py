@@ -1,0 +1,336 @@
+"""deploy/'s command lines run for real: each CronJob of the dev overlay as a pod would run it
+(its init containers in order, then its container), the store's StatefulSet and the console's
+Deployment, against a real coffer server, a real PostgreSQL and a stand-in Pushgateway.
+
+The command and args are taken from the rendered manifests exactly as written. Only what a
+kubelet provides is mapped: each volume's mountPath to a directory of the test (Secret volumes
+filled with the test's secrets), the env built from the manifest (values, ConfigMap and Secret
+references, $(VAR) expansion), and the addresses the test's processes listen on (COFFER_ENDPOINT,
+PUSHGATEWAY_URL, PGHOST/PGPORT, the servers' --address). About 8 s in all.
+"""
+import datetime
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+import urllib.request
+
+import pytest
+
+import deploy_checks as dc
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, free_port, s3_client, wait_for_health
+from test_snapshot_postgres import PG_RESTORE, PGBIN, PSQL, SCHEMA, PgCluster, sh
+
+# What each container's command[0] is on this machine.
+PROGRAMS = {dc.COFFER_BINARY: COFFER_BIN, "pg_dump": f"{PGBIN}/pg_dump", "curl": "/usr/bin/curl"}
+BACKUP_KEY = os.urandom(32)
+
+
+@pytest.fixture(scope="module")
+def objects():
+    return dc.render(os.path.join(dc.DEPLOY, "overlays", "dev"))
+
+
+def find(objects, kind, name):
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+class Pushgateway:
+    """Records what is pushed, as a Pushgateway would receive it (POST /metrics/job/NAME)."""
+
+    def __init__(self):
+        self.pushes = []
+        pushes = self.pushes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                pushes.append((self.path, body.decode()))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def pushgateway():
+    pg = Pushgateway()
+    yield pg
+    pg.httpd.shutdown()
+
+
+class Pod:
+    """One pod of a rendered workload, its volumes as directories under base."""
+
+    def __init__(self, objects, workload, base, secrets, claims=None):
+        self.spec = dc.pod_spec(workload)
+        self.objects = objects
+        self.secrets = secrets
+        self.volumes = {}
+        for v in self.spec.get("volumes", []):
+            d = base / "volumes" / v["name"]
+            d.mkdir(parents=True)
+            if "secret" in v:
+                for key, value in secrets[v["secret"]["secretName"]].items():
+                    (d / key).write_bytes(value)
+            elif "persistentVolumeClaim" in v:
+                (claims or {})[v["persistentVolumeClaim"]["claimName"]](d)
+            else:
+                assert "emptyDir" in v or "nfs" in v, f"volume kind of {v}"
+            self.volumes[v["name"]] = d
+        self.base = base
+
+    def config(self, name, key=None):
+        data = find(self.objects, "ConfigMap", name)["data"]
+        return data if key is None else data[key]
+
+    def translate(self, c, text):
+        """A mountPath in a string becomes the directory of its volume: one pass, longest first
+        (a volume's directory may itself lie below another mountPath, such as /tmp)."""
+        mounts = sorted(c.get("volumeMounts", []), key=lambda m: -len(m["mountPath"]))
+        if not mounts:
+            return text
+        assert not any("subPath" in m for m in mounts)
+        where = {m["mountPath"]: str(self.volumes[m["name"]]) for m in mounts}
+        pattern = r"(?<![\w/])(" + "|".join(re.escape(m["mountPath"]) for m in mounts) + r")(?=/|$)"
+        return re.sub(pattern, lambda m: where[m.group(1)], text)
+
+    def environment(self, c, addresses):
+        """The env a kubelet gives the container; addresses replace the manifest's hosts only
+        for variables the manifest sets."""
+        env = {}
+        for src in c.get("envFrom", []):
+            env.update(self.config(src["configMapRef"]["name"]))
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {})
+            if "value" in e:
+                value = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), e["value"])
+            elif "configMapKeyRef" in ref:
+                value = self.config(ref["configMapKeyRef"]["name"], ref["configMapKeyRef"]["key"])
+            else:
+                value = self.secrets[ref["secretKeyRef"]["name"]][ref["secretKeyRef"]["key"]].decode()
+            env[e["name"]] = value
+        for k, v in addresses.items():
+            assert k in env, f"{c['name']}: the manifest sets no {k}"
+            env[k] = v
+        env = {k: self.translate(c, v) for k, v in env.items()}
+        # What the image provides: a PATH and a home; nothing of this machine's environment.
+        env.update(PATH="/usr/bin:/bin", HOME=str(self.base))
+        return env
+
+    def argv(self, c, env):
+        command = c["command"]
+        assert command[0] in PROGRAMS, f"{c['name']}: unknown program {command[0]}"
+        args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in [*command[1:], *c.get("args", [])]]
+        return [PROGRAMS[command[0]], *[self.translate(c, a) for a in args]]
+
+    def run_to_completion(self, addresses):
+        """The init containers in order, then the containers, each to exit 0, as a Job's pod."""
+        outputs = {}
+        for c in [*self.spec.get("initContainers", []), *self.spec["containers"]]:
+            env = self.environment(c, addresses.get(c["name"], {}))
+            p = subprocess.run(self.argv(c, env), env=env, capture_output=True, text=True, timeout=120,
+                               cwd=self.base)
+            assert p.returncode == 0, f"container {c['name']} exited {p.returncode}:\n{p.stderr}"
+            for s in self.secrets.values():
+                for v in s.values():
+                    assert v.decode(errors="replace") not in p.stdout + p.stderr, f"{c['name']} printed a secret"
+            outputs[c["name"]] = p
+        return outputs
+
+    def start(self, c, addresses, address_arg):
+        """A long-running container, its --address replaced by address_arg."""
+        env = self.environment(c, addresses)
+        argv = self.argv(c, env)
+        i = argv.index("--address")
+        argv[i + 1] = address_arg
+        log = open(self.base / f"{c['name']}.log", "wb")
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base), log
+
+
+def s3_secrets():
+    return {"coffer-s3-credentials": {"access-key": ACCESS_KEY.encode(), "secret-key": SECRET_KEY.encode()},
+            "coffer-backup-key": {"key": BACKUP_KEY}}
+
+
+def coffer(*args, env_extra=None, check=True):
+    env = dict(os.environ, COFFER_ACCESS_KEY=ACCESS_KEY, COFFER_SECRET_KEY=SECRET_KEY, **(env_extra or {}))
+    p = subprocess.run([COFFER_BIN, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert p.returncode == 0, f"coffer {args}: {p.stderr}"
+    return p
+
+
+def snapshots(repo, env):
+    return [json.loads(line) for line in coffer("snapshot", "ls", repo, "--json", env_extra=env).stdout.splitlines()]
+
+
+def pushed(pushgateway, job):
+    bodies = [b for path, b in pushgateway.pushes if path == f"/metrics/job/{job}"]
+    assert bodies, f"nothing pushed for {job}: {pushgateway.pushes}"
+    p = subprocess.run(["promtool", "check", "metrics"], input=bodies[-1], capture_output=True, text=True,
+                       timeout=30)
+    # The Pushgateway refuses what does not parse; lint remarks (a missing HELP) are fine.
+    assert "parsing error" not in p.stdout + p.stderr, p.stdout + p.stderr
+    return bodies[-1]
+
+
+def addresses(server, pushgateway):
+    return {"snapshot": {"COFFER_ENDPOINT": server.endpoint}, "mirror": {"COFFER_ENDPOINT": server.endpoint},
+            "push-metrics": {"PUSHGATEWAY_URL": pushgateway.url}}
+
+
+def chain_files(d):
+    (d / "data" / "blockstore.db").mkdir(parents=True)
+    (d / "data" / "blockstore.db" / "000001.log").write_bytes(os.urandom(300_000))
+    (d / "config").mkdir()
+    (d / "config" / "genesis.json").write_text('{"chain_id": "noble-1"}\n')
+
+
+def test_chain_snapshot_cronjob(objects, server, s3, pushgateway, tmp_path):
+    s3.create_bucket(Bucket="snapshots")
+    job = find(objects, "CronJob", "coffer-snapshot-chain")
+    pod = Pod(objects, job, tmp_path / "pod", s3_secrets(), claims={"chain-data": chain_files})
+    pod.run_to_completion(addresses(server, pushgateway))
+    env = {"COFFER_ENDPOINT": server.endpoint}
+    snaps = snapshots("s3://snapshots/noble", env)
+    assert len(snaps) == 1 and snaps[0]["compression"] == "lz4", snaps
+    assert "chain=noble" in json.dumps(snaps[0]) or snaps[0].get("labels", {}).get("chain") == "noble", snaps[0]
+    out = tmp_path / "restored"
+    coffer("snapshot", "restore", "s3://snapshots/noble@latest", str(out), "--no-progress", env_extra=env)
+    original = tmp_path / "pod" / "volumes" / "chain-data"
+    for rel in ("data/blockstore.db/000001.log", "config/genesis.json"):
+        assert (out / rel).read_bytes() == (original / rel).read_bytes()
+    body = pushed(pushgateway, "coffer-snapshot-chain")
+    assert re.search(r'^coffer_snapshot_success\{command="create",namespace="noble"\} 1$', body, re.M), body
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        cluster.createdb("app")
+        sh([PSQL, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "app", "-1", "-f", "-"], env=cluster.env,
+           input=SCHEMA.encode())
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_postgres_backup_cronjob(objects, server, s3, pushgateway, postgres, tmp_path):
+    s3.create_bucket(Bucket="backups")
+    job = find(objects, "CronJob", "coffer-backup-postgres")
+    secrets = dict(s3_secrets(), **{"coffer-postgres": {"user": b"postgres", "password": b"not-checked-trust-auth"}})
+    pod = Pod(objects, job, tmp_path / "pod", secrets)
+    where = addresses(server, pushgateway)
+    where["pg-dump"] = {"PGHOST": "127.0.0.1", "PGPORT": str(postgres.port)}
+    pod.run_to_completion(where)
+    env = {"COFFER_ENDPOINT": server.endpoint}
+    snaps = snapshots("s3://backups/postgres/app", env)
+    assert len(snaps) == 1 and snaps[0]["encrypted"] is True, snaps
+    # Encrypted: no key, no data.
+    refused = coffer("snapshot", "restore", "s3://backups/postgres/app@latest", str(tmp_path / "nokey"),
+                     "--no-progress", env_extra=env, check=False)
+    assert refused.returncode == 5, refused.stderr
+    (tmp_path / "key").write_bytes(BACKUP_KEY)
+    coffer("snapshot", "restore", "s3://backups/postgres/app@latest", str(tmp_path / "out"), "--no-progress",
+           "--encrypt-key-file", str(tmp_path / "key"), env_extra=env)
+    dump = tmp_path / "out" / "app.pgdump"
+    postgres.createdb("restored")
+    sh([PG_RESTORE, "--no-owner", "-d", "restored", str(dump)], env=postgres.env)
+    assert postgres.contents("restored") == postgres.contents("app")
+    body = pushed(pushgateway, "coffer-backup-postgres")
+    assert re.search(r'^coffer_snapshot_success\{command="create",namespace="app"\} 1$', body, re.M), body
+
+
+def test_nfs_mirror_cronjob(objects, server, s3, pushgateway, tmp_path):
+    if "snapshots" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+        s3.create_bucket(Bucket="snapshots")
+    s3.put_object(Bucket="snapshots", Key="mirror-check/a.txt", Body=b"alpha\n")
+    s3.put_object(Bucket="snapshots", Key="mirror-check/deep/b.bin", Body=os.urandom(70_000))
+    job = find(objects, "CronJob", "coffer-mirror-nfs")
+    pod = Pod(objects, job, tmp_path / "pod", s3_secrets())
+    pod.run_to_completion(addresses(server, pushgateway))
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    copy = tmp_path / "pod" / "volumes" / "mirror" / today
+    assert copy.is_dir(), os.listdir(tmp_path / "pod" / "volumes" / "mirror")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="snapshots")
+            for o in page.get("Contents", [])]
+    assert "mirror-check/a.txt" in keys
+    for key in keys:
+        body = s3.get_object(Bucket="snapshots", Key=key)["Body"].read()
+        assert (copy / key).read_bytes() == body, key
+    body = pushed(pushgateway, "coffer-mirror-nfs")
+    assert "coffer_mirror_last_success_timestamp_seconds{" in body
+
+
+def probe_paths(c):
+    return [c[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")]
+
+
+def test_store_statefulset_reads_root_credentials_from_the_secret_files(objects, tmp_path):
+    user, password = "store-root", os.urandom(18).hex()
+    sts = find(objects, "StatefulSet", "coffer-store")
+    pod = Pod(objects, sts, tmp_path / "pod", {"coffer-root": {"user": user.encode(), "password": password.encode()}})
+    # The claim template's volume: the data directory.
+    data = tmp_path / "pod" / "volumes" / "data"
+    data.mkdir()
+    pod.volumes["data"] = data
+    c = pod.spec["containers"][0]
+    port = free_port()
+    proc, log = pod.start(c, {}, f"127.0.0.1:{port}")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for path in probe_paths(c):
+            wait_for_health(proc, url + path, "coffer server", lambda: (tmp_path / "pod" / "server.log").read_text(), 20)
+        good = s3_client(url, user, password)
+        good.create_bucket(Bucket="k8s")
+        good.put_object(Bucket="k8s", Key="x", Body=b"from the secret files")
+        assert good.get_object(Bucket="k8s", Key="x")["Body"].read() == b"from the secret files"
+        assert os.listdir(data), "the server keeps its data in the volume mounted at /data"
+        with pytest.raises(Exception) as refused:
+            s3_client(url, user, "not-" + password).list_buckets()
+        assert "SignatureDoesNotMatch" in str(refused.value)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        log.close()
+    assert password not in (tmp_path / "pod" / "server.log").read_text()
+
+
+def test_console_deployment_serves_with_its_secret_files(objects, server, tmp_path):
+    users = tmp_path / "users"
+    p = subprocess.run([COFFER_BIN, "console", "user", "add", "alice", "--tier", "premium", "--users-file", str(users),
+                        "--cost", "4"], input=b"correct horse battery", capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    secrets = dict(s3_secrets(), **{"coffer-console": {"session-secret": os.urandom(24).hex().encode(),
+                                                       "users": users.read_bytes()}})
+    deployment = find(objects, "Deployment", "coffer-console")
+    pod = Pod(objects, deployment, tmp_path / "pod", secrets)
+    c = pod.spec["containers"][0]
+    port = free_port()
+    proc, log = pod.start(c, {"COFFER_ENDPOINT": server.endpoint}, f"127.0.0.1:{port}")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for path in probe_paths(c):
+            wait_for_health(proc, url + path, "coffer console", lambda: (tmp_path / "pod" / "console.log").read_text(), 30)
+        req = urllib.request.Request(url + "/api/v1/login", method="POST",
+                                     data=json.dumps({"username": "alice", "password": "correct horse battery"}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        # The users and the session secret came from the Secret's files: a login works.
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and r.headers.get("Set-Cookie"), r.headers
+            assert json.load(r)["tier"] == "premium"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0
+        log.close()
