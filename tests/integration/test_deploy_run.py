@@ -20,12 +20,14 @@ import urllib.request
 import pytest
 
 import deploy_checks as dc
-from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, free_port, s3_client, wait_for_health
+from conftest import (ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, free_port, s3_client,
+                      wait_for_health)
 from test_snapshot_postgres import PG_RESTORE, PGBIN, PSQL, SCHEMA, PgCluster, sh
 
 # What each container's command[0] is on this machine.
 PROGRAMS = {dc.COFFER_BINARY: COFFER_BIN, "pg_dump": f"{PGBIN}/pg_dump", "curl": "/usr/bin/curl"}
 BACKUP_KEY = os.urandom(32)
+SANITIZER_OPTIONS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS")
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +124,10 @@ class Pod:
             assert k in env, f"{c['name']}: the manifest sets no {k}"
             env[k] = v
         env = {k: self.translate(c, v) for k, v in env.items()}
-        # What the image provides: a PATH and a home; nothing of this machine's environment.
+        # What the image provides: a PATH and a home; nothing of this machine's environment but
+        # the sanitizers' settings of `make test`.
         env.update(PATH="/usr/bin:/bin", HOME=str(self.base))
+        env.update({k: v for k, v in os.environ.items() if k in SANITIZER_OPTIONS})
         return env
 
     def argv(self, c, env):
@@ -140,6 +144,7 @@ class Pod:
             p = subprocess.run(self.argv(c, env), env=env, capture_output=True, text=True, timeout=120,
                                cwd=self.base)
             assert p.returncode == 0, f"container {c['name']} exited {p.returncode}:\n{p.stderr}"
+            assert not any(m in p.stderr for m in SANITIZER_MARKERS), p.stderr
             for s in self.secrets.values():
                 for v in s.values():
                     assert v.decode(errors="replace") not in p.stdout + p.stderr, f"{c['name']} printed a secret"
@@ -304,7 +309,8 @@ def test_store_statefulset_reads_root_credentials_from_the_secret_files(objects,
         proc.terminate()
         assert proc.wait(timeout=30) == 0
         log.close()
-    assert password not in (tmp_path / "pod" / "server.log").read_text()
+    log_text = (tmp_path / "pod" / "server.log").read_text()
+    assert password not in log_text and not any(m in log_text for m in SANITIZER_MARKERS), log_text[-4000:]
 
 
 def test_console_deployment_serves_with_its_secret_files(objects, server, tmp_path):
@@ -334,3 +340,5 @@ def test_console_deployment_serves_with_its_secret_files(objects, server, tmp_pa
         proc.terminate()
         assert proc.wait(timeout=30) == 0
         log.close()
+    log_text = (tmp_path / "pod" / "console.log").read_text()
+    assert "correct horse" not in log_text and not any(m in log_text for m in SANITIZER_MARKERS), log_text[-4000:]
