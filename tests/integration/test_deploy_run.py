@@ -190,6 +190,7 @@ def pushed(pushgateway, job):
 
 def addresses(server, pushgateway):
     return {"snapshot": {"COFFER_ENDPOINT": server.endpoint}, "mirror": {"COFFER_ENDPOINT": server.endpoint},
+            "prune": {"COFFER_ENDPOINT": server.endpoint},
             "push-metrics": {"PUSHGATEWAY_URL": pushgateway.url}}
 
 
@@ -238,10 +239,11 @@ def test_postgres_backup_cronjob(objects, server, s3, pushgateway, postgres, tmp
     pod = Pod(objects, job, tmp_path / "pod", secrets)
     where = addresses(server, pushgateway)
     where["pg-dump"] = {"PGHOST": "127.0.0.1", "PGPORT": str(postgres.port)}
-    pod.run_to_completion(where)
+    outputs = pod.run_to_completion(where)
+    assert "prune" in outputs, "the job prunes after the snapshot"
     env = {"COFFER_ENDPOINT": server.endpoint}
     snaps = snapshots("s3://backups/postgres/app", env)
-    assert len(snaps) == 1 and snaps[0]["encrypted"] is True, snaps
+    assert len(snaps) == 1 and snaps[0]["encrypted"] is True, snaps  # within 30 days: kept
     # Encrypted: no key, no data.
     refused = coffer("snapshot", "restore", "s3://backups/postgres/app@latest", str(tmp_path / "nokey"),
                      "--no-progress", env_extra=env, check=False)
