@@ -9,6 +9,8 @@
 #                under ThreadSanitizer, + fuzz replay
 #   make bench   benchmarks (bench/), results for docs/BENCHMARKS.md
 #   make fuzz    run every libFuzzer target for FUZZ_SECONDS each
+#   make fuzz-long  run every libFuzzer target for FUZZ_LONG_SECONDS each, merge what adds
+#                coverage into tests/fuzz/corpus/, record the runs in docs/FUZZING.md
 #   make format  clang-format the C sources
 
 JOBS       ?= $(shell nproc)
@@ -17,6 +19,7 @@ ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_LONG_SECONDS ?= 600
 ADDRESS    ?= 127.0.0.1:9000
 CONSOLE_ADDRESS ?= 127.0.0.1:8080
 DATA       ?= var/data
@@ -27,7 +30,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 LIB_VERSION := $(shell awk '$$1 ~ /^project/ { print $$3; exit }' CMakeLists.txt)
 
 .PHONY: all deps deps-test deps-bench build build-asan build-tsan build-fuzz run install uninstall test \
-        unit integration bench fuzz format clean
+        unit integration bench fuzz fuzz-long format clean
 
 all: build
 
@@ -94,6 +97,9 @@ bench: deps-bench build
 
 fuzz: build-fuzz
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-long: build-fuzz
+	@scripts/fuzz-long.sh $(FUZZ_BUILD) $(FUZZ_LONG_SECONDS)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -123,6 +123,8 @@ work_cleanup() {
   set +e
   stop_coffer
   [ $rc -eq 0 ] || tail_logs "${WORK_LOGS[@]}"
+  # borg and restic leave read-only files behind; make everything removable first
+  chmod -R u+rwX "$WORK" 2>/dev/null
   rm -rf "$WORK"
   [ -z "${RESTORE_TMP:-}" ] || rm -rf "$RESTORE_TMP"
   exit $rc

@@ -54,21 +54,8 @@ TIME=/usr/bin/time   # GNU time (Debian package `time`): CPU seconds and peak RS
 # ------------------------------------------------------------------------ scratch, cleanup
 make_work coffer-snapbench
 COFFER_PID=""
-cleanup() {
-  local rc=$?
-  trap - ERR
-  set +e
-  stop_coffer
-  [ $rc -eq 0 ] || tail_logs "$WORK/coffer.log" "$WORK/cmd.err"
-  # borg and restic leave read-only files behind; make everything removable first
-  chmod -R u+rwX "$WORK" 2>/dev/null
-  rm -rf "$WORK"
-  [ -z "${RESTORE_TMP:-}" ] || rm -rf "$RESTORE_TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+WORK_LOGS=("$WORK/coffer.log" "$WORK/cmd.err")
+on_exit work_cleanup
 
 
 # ------------------------------------------------------------------------------- corpus
@@ -112,9 +99,7 @@ PREFAULT_BYTES=$(numfmt --from=iec "${PREFAULT:-3G}") || die "PREFAULT must be a
 check_tree() { same_tree "$1" "$WORK/expected.sha256" "$CORPUS_FILES" "$2"; }
 
 # ------------------------------------------------------------------------------ start-up
-read -r COFFER_PORT < <(python3 -c '
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+read -r COFFER_PORT _ < <(free_ports)
 ADDR=127.0.0.1:$COFFER_PORT
 ENDPOINT=http://$ADDR
 mkdir -p "$WORK/data" "$WORK/restic-cache" "$WORK/borg-base" "$WORK/retired"

@@ -151,9 +151,8 @@ int kv_snap_command(kv_snap *snap, int argc, char **argv)
         return wait_taken(snap, st.taken + 1, st.failed);
     }
     if (strcmp(argv[0], "snapshot-wait") == 0 && argc == 2) {
-        char *end;
-        unsigned long long n = strtoull(argv[1], &end, 10);
-        if (*end || end == argv[1])
+        uint64_t n;
+        if (kv_parse_u64(argv[1], &n))
             return -1;
         return wait_taken(snap, n, UINT64_MAX);
     }

@@ -22,6 +22,21 @@ const char *kv_strerror(kv_err err)
     return "unknown error";
 }
 
+int kv_parse_u64(const char *text, uint64_t *out)
+{
+    if (!text[0])
+        return -1;
+    for (const char *c = text; *c; c++)
+        if (*c < '0' || *c > '9')
+            return -1;
+    errno = 0;
+    unsigned long long v = strtoull(text, NULL, 10);
+    if (errno)
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int kv_fd_write(void *fd_ptr, const void *buf, size_t len)
 {
     int fd = *(int *)fd_ptr;

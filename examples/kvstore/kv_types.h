@@ -22,6 +22,10 @@ typedef enum {
 
 const char *kv_strerror(kv_err err);
 
+/* A count or an index from a command line or a serve line: digits only (strtoull alone takes
+ * " -1" as 2^64 - 1, and "+5"), within 64 bits. 0, or -1. */
+int kv_parse_u64(const char *text, uint64_t *out);
+
 typedef enum { KV_OP_SET = 1, KV_OP_DEL = 2 } kv_op;
 
 /* Bounds checked on append and on decode, so a damaged length never drives an allocation. */

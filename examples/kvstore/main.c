@@ -50,19 +50,6 @@ typedef struct {
     kv_snap_config snap; /* snap.repo NULL: no snapshots */
 } options;
 
-static int parse_u64(const char *text, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (!text[0] || text[0] == '-')
-        return -1;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* The topic is appended to --repo as a path segment: one that climbs ("..") or splits ("a/b")
  * would put the snapshots in another repository. */
 static int topic_valid(const char *t)
@@ -170,7 +157,7 @@ static int dispatch(kv_store *store, const options *opts, int argc, char **argv)
             return fail(argv[1], err);
         printf("%.*s\n", (int)value_len, value);
     } else if (strcmp(cmd, "bench-fill") == 0 && (argc == 2 || argc == 3)) {
-        if (parse_u64(argv[1], &n) || (argc == 3 && (parse_u64(argv[2], &keys) || keys == 0))) {
+        if (kv_parse_u64(argv[1], &n) || (argc == 3 && (kv_parse_u64(argv[2], &keys) || keys == 0))) {
             fprintf(stderr, "kvstore: bench-fill: N and KEYS are whole numbers (KEYS > 0)\n");
             return 2;
         }
@@ -203,7 +190,7 @@ static int dispatch(kv_store *store, const options *opts, int argc, char **argv)
         if (err)
             return fail("checkpoint", err);
     } else if (strcmp(cmd, "truncate-before") == 0 && argc == 2) {
-        if (parse_u64(argv[1], &index)) {
+        if (kv_parse_u64(argv[1], &index)) {
             fprintf(stderr, "kvstore: truncate-before: I is a whole number\n");
             return 2;
         }
@@ -362,11 +349,11 @@ int main(int argc, char **argv)
             opts.snap.use_environment = 1;
         } else if (strcmp(argv[i], "--partition") == 0 && i + 1 < argc) {
             uint64_t p;
-            if (parse_u64(argv[++i], &p) || p > UINT32_MAX)
+            if (kv_parse_u64(argv[++i], &p) || p > UINT32_MAX)
                 opts.sync_given = -1;
             opts.snap.partition = (uint32_t)p;
         } else if (strcmp(argv[i], "--term") == 0 && i + 1 < argc) {
-            if (parse_u64(argv[++i], &opts.term) || opts.term == 0)
+            if (kv_parse_u64(argv[++i], &opts.term) || opts.term == 0)
                 opts.sync_given = -1;
         } else {
             break;
@@ -408,7 +395,7 @@ int main(int argc, char **argv)
         }
         if (strcmp(cmd, "tail-from") == 0) {
             uint64_t after;
-            if (argc - i != 2 || parse_u64(argv[i + 1], &after)) {
+            if (argc - i != 2 || kv_parse_u64(argv[i + 1], &after)) {
                 fputs(USAGE, stderr);
                 rc = 2;
             } else {

@@ -21,8 +21,9 @@
  *     compiled with, so that later versions can add fields at the end without breaking programs
  *     built against this one (a longer struct than the library knows is accepted when its extra
  *     fields are 0, COFFER_ENOTSUP otherwise; struct_size 0 is COFFER_EINVAL). A NULL options
- *     pointer means every default. coffer_result and coffer_bootstrap_result, which the
- *     library fills, begin with struct_size too (set by the caller; see there).
+ *     pointer means every default. coffer_result, coffer_bootstrap_result and
+ *     coffer_snapshotter_stats, which the library fills, begin with struct_size too (set by the
+ *     caller; see coffer_result).
  *
  * Nothing here includes coffer's internal headers: this file is the whole public interface.
  */
@@ -116,6 +117,10 @@ typedef void (*coffer_log_fn)(void *ctx, coffer_log_level level, const char *lin
 
 typedef struct coffer_repo coffer_repo;
 
+/* The largest coffer_repo_options.max_attempts, and stall_timeout_ms or retry_budget_ms (a day). */
+#define COFFER_MAX_ATTEMPTS_MAX 100
+#define COFFER_NET_TIMEOUT_MAX_MS 86400000ull
+
 typedef struct coffer_repo_options {
     size_t struct_size; /* sizeof(coffer_repo_options) */
     /* s3:// repositories. Every value is explicit: the environment (AWS_*, COFFER_*, ~/.aws) is
@@ -131,6 +136,12 @@ typedef struct coffer_repo_options {
     coffer_log_fn log;   /* NULL: silent */
     void *log_ctx;
     coffer_log_level log_level; /* lines below it are not formatted; default COFFER_LOG_DEBUG (0) */
+    /* Added after 0.1.0's first cut (a program built before sets a struct_size without them).
+     * How an s3:// repository rides out a bad network (docs/SNAPSHOTS.md, "Network faults"). */
+    uint64_t retry_budget_ms;  /* while none of its requests succeeds, the repository retries for
+                                * at most this long, then fails naming the last answer; 0: 2 min */
+    uint64_t stall_timeout_ms; /* a transfer moving no byte this long is cut and retried; 0: 30 s */
+    unsigned max_attempts;     /* tries per request (1: no retry), at most 100; 0: 5 */
 } coffer_repo_options;
 
 /* Opens url: "s3://BUCKET[/PREFIX]" or a directory path (created when absent; "file://PATH" too).
@@ -200,6 +211,16 @@ typedef struct coffer_create_options {
     coffer_skipped_fn skipped; /* coffer_create_dir with allow_unreadable: told each file left out;
                                 * may be NULL */
     void *skipped_ctx;
+    /* Added for interrupted runs (docs/SNAPSHOTS.md, "Interrupted runs"). resume = 1: a
+     * coffer_create_dir into S3 that stops before it is stored (killed, network gone) keeps its
+     * upload and a small state object in the repository, and the same create run again
+     * continues it, sending only the parts the store does not hold; a source changed in between
+     * starts a new snapshot. A stream create (fd, command) cannot be replayed: the next run says
+     * so and aborts what it left. Writers (coffer_writer_begin) ignore it. */
+    int resume;
+    coffer_skipped_fn notice; /* may be NULL: told what resume decided (resuming, or why not),
+                               * as one sentence in path (why is NULL) */
+    void *notice_ctx;
 } coffer_create_options;
 
 /* What a create or a restore did; every function taking one accepts NULL. The caller sets
@@ -298,6 +319,13 @@ typedef struct coffer_restore_options {
     size_t passphrase_len;
     coffer_progress_fn progress; /* restores only (not verify); total: the snapshot's raw size */
     void *progress_ctx;
+    /* Added for interrupted runs (docs/SNAPSHOTS.md, "Interrupted runs"). resume = 1: a
+     * coffer_restore_dir that stops (killed, network gone) keeps what it extracted and checked
+     * in its staging directory beside dest, with a state file, and the same restore run again
+     * continues from its last checkpoint (every 32 MiB); dest is still published only whole. */
+    int resume;
+    coffer_skipped_fn notice; /* may be NULL: told what resume decided, as for create */
+    void *notice_ctx;
 } coffer_restore_options;
 
 /* Restores ns@id (id NULL: the newest) into the directory dest, which must not exist or be empty
@@ -492,7 +520,9 @@ typedef struct coffer_snapshotter_stats {
     uint64_t slot_wait_ms; /* time spent waiting for the limit's slots, all snapshots together */
 } coffer_snapshotter_stats;
 
-/* Copies the counters into *out (struct_size set by the caller). Thread-safe. */
+/* Copies the counters into *out. As for coffer_result: the caller sets struct_size, the library
+ * writes only the fields that fit (never struct_size itself); below sizeof(size_t) is
+ * COFFER_EINVAL. Thread-safe. */
 COFFER_API int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out,
                                             coffer_error *err);
 /* Stops the thread and returns once it has ended. cancel 0: a snapshot in flight is finished

@@ -119,6 +119,11 @@ int cf_archive_reader_new(const cf_archive_read_opts *o, const cf_archive_chunk 
 /* The next chunk's raw bytes: *p is borrowed until the next call. *n = 0 means the end, after
  * the whole-object SHA-256 has been checked. Chunks of raw size 0 are skipped. */
 int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_err *err);
+/* Before the first reader_next of a serial reader: starts at chunk (its raw bytes come first),
+ * as a restore continued from a checkpoint does. The chunks read are checked as always (CRC32C,
+ * seal, decompression), but with chunks skipped the whole object's SHA-256 cannot be, and is
+ * not. */
+int cf_archive_reader_skip_to(cf_archive_reader *r, size_t chunk, cf_err *err);
 void cf_archive_reader_free(cf_archive_reader *r);
 
 /* Delivers the whole stored object, from its first byte to its last, to sink (in pieces of any

@@ -69,6 +69,7 @@ struct cf_archive_reader {
     unsigned char *stored, *raw;
     cf_hash *sha;
     int failed;
+    int skipped; /* chunks before next were never read: no whole-object digest to check */
 
     /* The parallel reader only (stream != NULL). */
     cf_archive_stream_fn stream;
@@ -223,7 +224,7 @@ int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_e
             return 0;
         }
     }
-    if (r->o->sha256 && r->next == r->nchunks) {
+    if (r->o->sha256 && !r->skipped && r->next == r->nchunks) {
         r->next++; /* check once, even if called again at the end */
         unsigned char d[CF_SHA256_LEN];
         cf_hash_final(r->sha, d);
@@ -234,6 +235,15 @@ int cf_archive_reader_next(cf_archive_reader *r, const void **p, size_t *n, cf_e
 fail:
     r->failed = 1;
     return rc;
+}
+
+int cf_archive_reader_skip_to(cf_archive_reader *r, size_t chunk, cf_err *err)
+{
+    if (r->stream || r->next != 0 || chunk >= r->nchunks)
+        return cf_err_set(err, CF_EINVAL, "archive reader: cannot start at chunk %zu", chunk);
+    r->next = chunk;
+    r->skipped = chunk > 0;
+    return 0;
 }
 
 /* ---- the parallel reader ---- */

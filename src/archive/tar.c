@@ -97,8 +97,23 @@ static int unreadable(const cf_tar_write_opts *o, const char *rel, int e, cf_err
  * directory reader, not following symlinks, with our exclusions, mount-point and readability
  * rules applied before an entry is written, so that a left-out entry leaves no trace.
  */
+/* What tells an entry changed since an earlier walk: a new write moves the mtime or the ctime,
+ * a replaced file the inode; the path and the metadata the tar header stores complete it. */
+static void fingerprint_entry(cf_hash *fp, const char *rel, struct archive_entry *e)
+{
+    const struct stat *st = archive_entry_stat(e);
+    char line[256];
+    int n = snprintf(line, sizeof line, "\n%llu %llu %o %u %u %lld %lld.%09ld %lld.%09ld\n",
+                     (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (unsigned)st->st_mode,
+                     (unsigned)st->st_uid, (unsigned)st->st_gid, (long long)st->st_size,
+                     (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+                     st->st_ctim.tv_nsec);
+    cf_hash_update(fp, rel, strlen(rel) + 1);
+    cf_hash_update(fp, line, (size_t)n);
+}
+
 static int walk(const char *dir, const cf_tar_write_opts *o, struct archive *out, wctx *w, uint64_t *files,
-                uint64_t *bytes, cf_err *err)
+                uint64_t *bytes, cf_hash *fp, cf_err *err)
 {
     struct archive *disk = archive_read_disk_new();
     struct archive_entry *e = archive_entry_new();
@@ -190,6 +205,8 @@ static int walk(const char *dir, const cf_tar_write_opts *o, struct archive *out
             }
         }
         count++;
+        if (fp)
+            fingerprint_entry(fp, rel, e);
         if (archive_entry_filetype(e) == AE_IFREG)
             data += (uint64_t)archive_entry_size(e);
         if (!out) {
@@ -198,6 +215,10 @@ static int walk(const char *dir, const cf_tar_write_opts *o, struct archive *out
         }
         archive_entry_set_pathname(e, rel);
         free(rel);
+        /* Reading a file moves its access time (relatime): the same tree must make the same
+         * stream again for an interrupted upload to be resumed, so no access time goes into a
+         * header (libarchive's restricted pax writes none today; this keeps it so). */
+        archive_entry_unset_atime(e);
         /* Second and later names of a file become hard-link entries without data. For tar
          * formats the resolver never defers an entry, so e stays ours and spare stays NULL. */
         struct archive_entry *cur = e, *spare = NULL;
@@ -268,7 +289,7 @@ int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sin
     if (archive_write_open2(out, &w, NULL, write_cb, NULL, NULL) != ARCHIVE_OK)
         rc = la_fail(err, w.rc, &w.err, out, "cannot start the tar stream for", dir);
     if (!rc)
-        rc = walk(dir, o, out, &w, files, NULL, err);
+        rc = walk(dir, o, out, &w, files, NULL, NULL, err);
     if (!rc && archive_write_close(out) != ARCHIVE_OK)
         rc = la_fail(err, w.rc, &w.err, out, "cannot finish the tar stream of", dir);
     archive_write_free(out);
@@ -277,7 +298,20 @@ int cf_tar_write_dir(const char *dir, const cf_tar_write_opts *o, cf_archive_sin
 
 int cf_tar_measure(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files, cf_err *err)
 {
-    return walk(dir, o, NULL, NULL, files, bytes, err);
+    return walk(dir, o, NULL, NULL, files, bytes, NULL, err);
+}
+
+int cf_tar_fingerprint(const char *dir, const cf_tar_write_opts *o, uint64_t *bytes, uint64_t *files,
+                       unsigned char sha256[CF_SHA256_LEN], cf_err *err)
+{
+    cf_hash *fp = cf_hash_new(CF_HASH_SHA256);
+    if (!fp)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    int rc = walk(dir, o, NULL, NULL, files, bytes, fp, err);
+    if (!rc && cf_hash_final(fp, sha256) != 0)
+        rc = cf_err_set(err, CF_EINTERNAL, "cannot hash the walk of \"%s\"", dir);
+    cf_hash_free(fp);
+    return rc;
 }
 
 typedef struct rctx {
@@ -429,10 +463,89 @@ static int join(const char *dest, const char *rel, char **out)
     return 0;
 }
 
+/* Adds every symlink under root/rel (rel "" for root) to s, relative to root. */
+static int collect_symlinks(link_set *s, int dirfd, const char *rel, cf_err *err)
+{
+    DIR *d = fdopendir(dirfd);
+    if (!d) {
+        close(dirfd);
+        return cf_err_sys(err, CF_EIO, errno, "cannot read the directory \"%s\" of the restore", rel);
+    }
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) >= (int)sizeof path) {
+            rc = cf_err_set(err, CF_ETOOBIG, "path too long under \"%s\"", rel);
+            break;
+        }
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            rc = cf_err_sys(err, CF_EIO, errno, "cannot stat \"%s\" of the restore", path);
+        else if (S_ISLNK(st.st_mode))
+            rc = link_set_add(s, path) ? cf_err_set(err, CF_ENOMEM, "out of memory") : 0;
+        else if (S_ISDIR(st.st_mode)) {
+            int fd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            rc = fd < 0 ? cf_err_sys(err, CF_EIO, errno, "cannot open \"%s\" of the restore", path)
+                        : collect_symlinks(s, fd, path, err);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* dest/rel opened as a directory one component at a time, never following a symlink: an entry
+ * extracted later may have replaced a directory of the state by a symlink to anywhere. */
+static int open_dir_beneath(const char *dest, const char *rel)
+{
+    int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char part[PATH_MAX];
+    for (const char *s = rel; fd >= 0 && *s;) {
+        size_t len = strcspn(s, "/");
+        if (len == 0 || len >= sizeof part) {
+            s += len ? len : 1;
+            continue;
+        }
+        memcpy(part, s, len);
+        part[len] = '\0';
+        int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        fd = next;
+        s += len;
+    }
+    return fd;
+}
+
+int cf_tar_restore_dir(const char *dest, const cf_tar_entry_info *e, cf_err *err)
+{
+    int fd = open_dir_beneath(dest, e->rel);
+    if (fd < 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot open the directory \"%s\" of the restore", e->rel);
+    struct timespec ts[2] = {{e->mtime, e->mtime_ns}, {e->mtime, e->mtime_ns}};
+    int rc = 0;
+    if (geteuid() == 0 && fchown(fd, (uid_t)e->uid, (gid_t)e->gid) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot set the owner of \"%s\"", e->rel);
+    else if (fchmod(fd, e->mode & 07777) != 0 || futimens(fd, ts) != 0)
+        rc = cf_err_sys(err, CF_EIO, errno, "cannot set the mode and times of \"%s\"", e->rel);
+    close(fd);
+    return rc;
+}
+
 int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64_t *files, cf_err *err)
+{
+    return cf_tar_extract_ex(dest, pull, pull_ctx, NULL, files, err);
+}
+
+int cf_tar_extract_ex(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, const cf_tar_extract_opts *o,
+                      uint64_t *files, cf_err *err)
 {
     rctx r = {.pull = pull, .ctx = pull_ctx};
     struct archive *in = archive_read_new(), *disk = archive_write_disk_new();
+    cf_tar_extract_opts none = {0};
+    if (!o)
+        o = &none;
     uint64_t count = 0;
     int rc = 0;
     char *full = NULL, *name = NULL, *root = NULL, *target = NULL;
@@ -448,13 +561,20 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
         rc = cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot extract into \"%s\"", dest);
         goto out;
     }
-    DIR *d = opendir(root);
+    if (o->base) {
+        int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = fd < 0 ? cf_err_sys(err, CF_EIO, errno, "cannot open \"%s\"", dest)
+                    : collect_symlinks(&links, fd, "", err);
+        if (rc)
+            goto out;
+    }
+    DIR *d = o->base ? NULL : opendir(root);
     struct dirent *de = NULL;
     while (d && (de = readdir(d)) && (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")))
         ;
     if (d)
         closedir(d);
-    if (!d || de) {
+    if (!o->base && (!d || de)) {
         rc = cf_err_set(err, d ? CF_EEXISTS : CF_EIO, "cannot extract into \"%s\": %s", dest,
                         d ? "it is not empty" : "cannot read it");
         goto out;
@@ -513,6 +633,20 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
                      : cf_err_set(err, CF_EDENIED, "refusing to extract tar entry \"%s\": it %s", name, why);
             goto out;
         }
+        if (o->on_entry) {
+            const struct stat *st = archive_entry_stat(e);
+            cf_tar_entry_info info = {o->base + (uint64_t)archive_read_header_position(in),
+                                      o->done_before + count,
+                                      rel,
+                                      archive_entry_filetype(e) == AE_IFDIR,
+                                      (unsigned)st->st_mode,
+                                      (int64_t)archive_entry_mtime(e),
+                                      archive_entry_mtime_nsec(e),
+                                      (int64_t)archive_entry_uid(e),
+                                      (int64_t)archive_entry_gid(e)};
+            if ((rc = o->on_entry(o->ctx, &info, err)) != 0)
+                goto out;
+        }
         free(full);
         if (join(root, rel, &full) != 0) {
             rc = cf_err_set(err, CF_ENOMEM, "out of memory");
@@ -563,7 +697,7 @@ int cf_tar_extract(const char *dest, cf_tar_pull_fn pull, void *pull_ctx, uint64
         rc = la_fail(err, 0, NULL, disk, "cannot finish extracting into", dest);
 out:
     if (files)
-        *files = count;
+        *files = o->done_before + count;
     free(full);
     free(name);
     free(root);

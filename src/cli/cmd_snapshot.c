@@ -33,7 +33,7 @@ static const char snapshot_usage_footer[] =
     "\n"
     "SOURCE is a directory or - (standard input). REPO is s3://BUCKET/[PREFIX/]NAMESPACE or a\n"
     "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
-    "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n"
+    "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n" CF_CLI_NET_USAGE
     "--metrics-file PATH writes Prometheus textfile metrics of the run (for node_exporter).\n"
     "A progress bar goes to standard error when it is a terminal (--no-progress: never).\n"
     "Exit codes: 0 done; 1 failed (I/O, network, a command that failed); 2 bad command line or\n"
@@ -64,7 +64,7 @@ typedef struct snap_opts {
     const char *from_command, *to_command, *metrics_file;
     const char *exclude[256];
     size_t nexclude;
-    int one_file_system, allow_unreadable, no_progress;
+    int one_file_system, allow_unreadable, no_progress, no_resume;
     uint64_t expected_size;
 } snap_opts;
 
@@ -179,6 +179,14 @@ static void on_skipped(void *ctx, const char *path, const char *why)
             path, why);
 }
 
+/* What a create or restore decided about an interrupted run: on standard error, also with --json. */
+static void on_notice(void *ctx, const char *msg, const char *unused)
+{
+    progress *p = ctx;
+    (void)unused;
+    fprintf(stderr, "%scoffer snapshot: %s\n", p->on ? "\r\033[K" : "", msg);
+}
+
 /* What opens or seals encrypted snapshots: the 32 bytes of --encrypt-key-file or the text of
  * --passphrase-file (never taken from the command line); wiped by wipe_secret. */
 typedef struct snap_secret {
@@ -273,6 +281,9 @@ static int open_repo(const cf_snapshot_ref *ref, const snap_opts *o, coffer_repo
         ro.secret_key = t.secret_key;
         ro.session_token = t.session_token[0] ? t.session_token : NULL;
         ro.virtual_host = t.virtual_host == 1; /* otherwise path-style except AWS's, as resolved */
+        ro.max_attempts = (unsigned)t.max_attempts;
+        ro.retry_budget_ms = (uint64_t)t.retry_budget_ms;
+        ro.stall_timeout_ms = (uint64_t)t.stall_timeout_ms;
         /* A '/' after the prefix, which the library takes off: a prefix ending in '/' (from
          * s3://b/a//ns) stays as written. */
         snprintf(url, sizeof url, "s3://%s/%s%s", ref->bucket, ref->root, ref->root[0] ? "/" : "");
@@ -450,7 +461,10 @@ static int run_create(snap_run *r)
                                     r->bar->on ? on_progress : NULL, /* the bar measures the source first */
                                 .progress_ctx = r->bar,
                                 .skipped = on_skipped,
-                                .skipped_ctx = r->bar};
+                                .skipped_ctx = r->bar,
+                                .resume = !o->no_resume,
+                                .notice = on_notice,
+                                .notice_ctx = r->bar};
     coffer_error e;
     int rc = 0;
     if (o->compress && compression_named(o->compress, &co.compression) != 0) {
@@ -498,6 +512,9 @@ static int run_restore(snap_run *r)
     ro.force = o->force;
     ro.progress = r->bar->on ? on_progress : NULL;
     ro.progress_ctx = r->bar;
+    ro.resume = !o->no_resume;
+    ro.notice = on_notice;
+    ro.notice_ctx = r->bar;
     coffer_error e;
     fflush(stdout);
     int st;
@@ -532,19 +549,31 @@ static int verify_all(snap_run *r, const coffer_restore_options *ro)
     coffer_snapshot_info *list = NULL;
     size_t n = 0;
     coffer_error e;
-    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), failures = 0;
+    int rc = from_api(coffer_list(r->api, r->ref.ns, &list, &n, &e), &e, &r->err), damaged = 0, unchecked = 0;
+    cf_err why = {
+        0}; /* the last failure that was not damage: a network that failed says nothing of the data */
     for (size_t i = 0; !rc && i < n; i++) {
         cf_err one = {0};
-        if (from_api(coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e), &e, &one) != 0) {
-            failures++;
-            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, one.msg);
-        } else {
-            printf("%s: ok\n", list[i].id);
+        int one_rc = from_api(coffer_verify(r->api, r->ref.ns, list[i].id, ro, &e), &e, &one);
+        if (one_rc == CF_EDIGEST || one_rc == CF_ECORRUPT) {
+            damaged++;
+        } else if (one_rc) {
+            unchecked++;
+            why = one;
         }
+        if (one_rc)
+            fprintf(stderr, "%s: FAILED: %s\n", list[i].id, one.msg);
+        else
+            printf("%s: ok\n", list[i].id);
     }
     coffer_list_free(list, n);
-    if (!rc && failures)
-        rc = cf_err_set(&r->err, CF_EDIGEST, "%d snapshot(s) failed verification", failures);
+    if (!rc && damaged)
+        rc = cf_err_set(&r->err, CF_EDIGEST, "%d snapshot(s) failed verification", damaged + unchecked);
+    else if (!rc && unchecked) {
+        r->err = why;
+        rc = cf_err_reword(&r->err, why.code, "%d snapshot(s) could not be verified; the last: %.400s",
+                           unchecked, why.msg);
+    }
     return rc;
 }
 
@@ -650,11 +679,12 @@ static const snap_verb verbs[] = {
      "                                        [--label KEY=VALUE]... [--exclude PATTERN]... "
      "[--one-file-system]\n"
      "                                        [--allow-unreadable] [--expected-size SIZE] [--json] "
-     "[--no-progress]\n"},
+     "[--no-progress]\n"
+     "                                        [--no-resume]\n"},
     {"ls", run_ls, 1, 0, 0, NO_COMMAND, "ls REPO [--json]\n"},
     {"restore", run_restore, 2, 0, 1, TO_COMMAND,
      "restore REPO[@ID|@latest] DEST|-|--to-command CMD [--force] [--encrypt-key-file F]\n"
-     "                                        [--json] [--no-progress]\n"},
+     "                                        [--json] [--no-progress] [--no-resume]\n"},
     {"verify", run_verify, 1, 0, 1, NO_COMMAND, "verify REPO[@ID|@latest] [--all] [--encrypt-key-file F]\n"},
     {"show", run_show, 1, 0, 1, NO_COMMAND, "show REPO[@ID|@latest]\n"},
     {"rm", run_rm, 1, 0, 1, NO_COMMAND, "rm REPO@ID\n"},
@@ -718,9 +748,11 @@ static int parse_options(int argc, char **argv, snap_opts *o)
         {"metrics-file", required_argument, NULL, 13},
         {"exclude", required_argument, NULL, 14},
         {"one-file-system", no_argument, NULL, 15},
+        {"no-resume", no_argument, NULL, 40},
         {"allow-unreadable", no_argument, NULL, 16},
         {"no-progress", no_argument, NULL, 17},
         {"expected-size", required_argument, NULL, 18},
+        CF_CLI_NET_OPTIONS(19),
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -779,8 +811,19 @@ static int parse_options(int argc, char **argv, snap_opts *o)
             o->exclude[o->nexclude++] = optarg;
             break;
         case 15: o->one_file_system = 1; break;
+        case 40: o->no_resume = 1; break;
         case 16: o->allow_unreadable = 1; break;
         case 17: o->no_progress = 1; break;
+        case 19:
+        case 20:
+        case 21: {
+            cf_err e;
+            if (cf_cli_net_flag(c - 19, optarg, &o->s3, &e) != 0) {
+                fprintf(stderr, "coffer snapshot: %s\n", e.msg);
+                return CF_EXIT_USAGE;
+            }
+            break;
+        }
         case 18:
             if (parse_size(optarg, &o->expected_size) != 0) {
                 fprintf(stderr, "coffer snapshot: --expected-size takes a size like 500G or 2T, not '%s'\n",

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/duration.h"
 #include "core/fs.h"
 #include "crypto/hash.h"
 
@@ -132,6 +133,25 @@ static void hint_local_credentials(const char *endpoint, cf_err *err)
     }
 }
 
+int cf_cli_net_flag(int which, const char *value, cf_cli_target_flags *f, cf_err *err)
+{
+    if (which == 0) {
+        char *end;
+        long n = strtol(value, &end, 10);
+        if (end == value || *end || n < 0 || n > 99)
+            return cf_err_set(err, CF_EINVAL, "--retries takes a number from 0 to 99, not '%s'", value);
+        f->max_attempts = (int)n + 1;
+        return 0;
+    }
+    int64_t s;
+    const char *name = which == 1 ? "--retry-budget" : "--stall-timeout";
+    if (cf_duration_parse(value, &s) != 0 || s > 86400)
+        return cf_err_set(err, CF_EINVAL, "%s takes a duration from 1s to 1d like 90s or 5m, not '%s'", name,
+                          value);
+    *(which == 1 ? &f->retry_budget_ms : &f->stall_timeout_ms) = (long)s * 1000;
+    return 0;
+}
+
 int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, cf_err *err)
 {
     cf_s3c_flags f = {.endpoint = flags->endpoint,
@@ -149,8 +169,13 @@ int cf_cli_target_resolve(const cf_cli_target_flags *flags, cf_cli_target *out, 
         memset(out, 0, sizeof *out);
         if (err)
             *err = e;
+        return rc;
     }
-    return rc;
+    if (flags->max_attempts)
+        out->max_attempts = flags->max_attempts;
+    out->retry_budget_ms = flags->retry_budget_ms;
+    out->stall_timeout_ms = flags->stall_timeout_ms;
+    return 0;
 }
 
 static size_t collect(char *p, size_t size, size_t n, void *ctx)

@@ -32,7 +32,27 @@ typedef cf_s3c_config cf_cli_target;
 /* The command-line flags (NULL when not given). */
 typedef struct cf_cli_target_flags {
     const char *endpoint, *region, *profile, *access_key, *secret_key_file;
+    /* --retries (as tries), --retry-budget, --stall-timeout; 0: the S3 client's default. */
+    int max_attempts;
+    long retry_budget_ms, stall_timeout_ms;
 } cf_cli_target_flags;
+
+/* How a command that talks S3 rides out a bad network: getopt_long entries for --retries N,
+ * --retry-budget DURATION and --stall-timeout DURATION, as option values base, base + 1 and
+ * base + 2, and their help. */
+#define CF_CLI_NET_OPTIONS(base)                                                                             \
+    {"retries", required_argument, NULL, (base)}, {"retry-budget", required_argument, NULL, (base) + 1},     \
+    {                                                                                                        \
+        "stall-timeout", required_argument, NULL, (base) + 2                                                 \
+    }
+#define CF_CLI_NET_USAGE                                                                                     \
+    "Network: --retries N retries of a failed request (0 to 99, default 4); --retry-budget D how\n"          \
+    "long to keep retrying while every request fails (default 2m); --stall-timeout D cuts and\n"             \
+    "retries a transfer that moves no byte for that long (default 30s). A store's Retry-After is\n"          \
+    "honoured up to 30s.\n"
+/* Stores the value of option base + which (see CF_CLI_NET_OPTIONS) into f; CF_EINVAL with a
+ * message naming the option. */
+int cf_cli_net_flag(int which, const char *value, cf_cli_target_flags *f, cf_err *err);
 
 /*
  * Fills out by the rule above. Without credentials for a server on this machine, the error

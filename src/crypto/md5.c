@@ -460,6 +460,18 @@ void cf_md5_init(cf_md5_ctx *m, cf_md5_gather *gather)
     m->last_queued = 0;
 }
 
+void cf_md5_state_init(uint32_t st[4])
+{
+    memcpy(st, md5_init, sizeof md5_init);
+}
+
+void cf_md5_resume(cf_md5_ctx *m, const uint32_t st[4], uint64_t len)
+{
+    cf_md5_init(m, NULL);
+    memcpy(m->st, st, sizeof m->st);
+    m->len = len;
+}
+
 void cf_md5_done(cf_md5_ctx *m)
 {
     if (!m->sharing)

@@ -55,5 +55,10 @@ void cf_md5_blocks(uint32_t st[4], const unsigned char *p, size_t nblocks);
 /* nblocks blocks of each of n bodies (1 <= n <= CF_MD5_LANES), interleaved: body i reads p[i]
  * and updates st[i]. */
 void cf_md5_blocks_lanes(unsigned n, uint32_t *const st[], const unsigned char *const p[], size_t nblocks);
+/* MD5's initial state, for hashing with the block functions. */
+void cf_md5_state_init(uint32_t st[4]);
+/* m (hashed alone) goes on from st, the state the block functions left after len bytes (a
+ * multiple of 64): so that update and final add the tail and the padding, written once here. */
+void cf_md5_resume(cf_md5_ctx *m, const uint32_t st[4], uint64_t len);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "archive/codec.h"
 #include "core/err.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "snapshot/ref.h"
 #include "snapshot/snapshot.h"
@@ -126,8 +127,7 @@ static int fail(coffer_error *e, int code, const cf_err *ce)
     return st;
 }
 
-/* A failure the library itself finds: no S3 answer behind it. */
-static int fail_msg(coffer_error *e, int status, const char *msg)
+int cf_lib_fail(coffer_error *e, int status, const char *msg)
 {
     if (e) {
         e->status = status;
@@ -140,7 +140,7 @@ static int fail_msg(coffer_error *e, int status, const char *msg)
 
 static int ok(coffer_error *e)
 {
-    return fail_msg(e, COFFER_OK, "");
+    return cf_lib_fail(e, COFFER_OK, "");
 }
 
 /* The caller's options (struct_size bytes of them) into a zeroed dst of ours: an older program's
@@ -149,19 +149,19 @@ static int ok(coffer_error *e)
 int cf_lib_copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e)
 {
     memset(dst, 0, ours);
+    *(size_t *)dst = ours; /* dst may be handed on to another call */
     if (!src)
         return COFFER_OK;
+    int st = cf_lib_check_result(src, what, e);
+    if (st)
+        return st;
     size_t theirs = *(const size_t *)src;
-    char msg[160];
-    if (theirs < sizeof(size_t)) {
-        snprintf(msg, sizeof msg, "%s: struct_size is %zu; set it to sizeof(%s)", what, theirs, what);
-        return fail_msg(e, COFFER_EINVAL, msg);
-    }
     for (size_t i = ours; i < theirs; i++)
         if (((const unsigned char *)src)[i]) {
+            char msg[160];
             snprintf(msg, sizeof msg, "%s: fields newer than this libcoffer (%s) are set", what,
                      COFFER_VERSION);
-            return fail_msg(e, COFFER_ENOTSUP, msg);
+            return cf_lib_fail(e, COFFER_ENOTSUP, msg);
         }
     memcpy(dst, src, theirs < ours ? theirs : ours);
     *(size_t *)dst = ours;
@@ -183,12 +183,17 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
     if (st)
         return st;
     if (!url || !*url || !out)
-        return fail_msg(e, COFFER_EINVAL, "coffer_repo_open: a repository URL or path and out are needed");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_repo_open: a repository URL or path and out are needed");
     if (o.log_level < COFFER_LOG_DEBUG || o.log_level > COFFER_LOG_ERROR)
-        return fail_msg(e, COFFER_EINVAL, "coffer_repo_options: log_level is not a coffer_log_level");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_repo_options: log_level is not a coffer_log_level");
+    if (o.max_attempts > COFFER_MAX_ATTEMPTS_MAX || o.stall_timeout_ms > COFFER_NET_TIMEOUT_MAX_MS ||
+        o.retry_budget_ms > COFFER_NET_TIMEOUT_MAX_MS)
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_repo_options: max_attempts is at most 100, stall_timeout_ms and "
+                           "retry_budget_ms at most a day");
     coffer_repo *r = calloc(1, sizeof *r);
     if (!r)
-        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     r->log_fn = o.log;
     r->log_ctx = o.log_ctx;
     r->log = (cf_logger){(cf_log_level)o.log_level, o.log ? log_sink : NULL, r};
@@ -212,8 +217,16 @@ int coffer_repo_open(const char *url, const coffer_repo_options *options, coffer
             bucket[blen] = '\0';
             memcpy(root, prefix, plen);
             root[plen] = '\0';
-            cf_repo_s3_conn conn = {o.endpoint,      o.region,       o.access_key,     o.secret_key,
-                                    o.session_token, o.virtual_host, o.use_environment};
+            cf_repo_s3_conn conn = {o.endpoint,
+                                    o.region,
+                                    o.access_key,
+                                    o.secret_key,
+                                    o.session_token,
+                                    o.virtual_host,
+                                    o.use_environment,
+                                    (int)o.max_attempts,
+                                    (long)o.stall_timeout_ms,
+                                    (long)o.retry_budget_ms};
             rc = cf_repo_open_s3_conn(&conn, bucket, root, &r->repo, &err);
         }
     } else {
@@ -263,13 +276,13 @@ void coffer_repo_close(coffer_repo *r)
 static int check_ns(const coffer_repo *r, const char *ns, coffer_error *e)
 {
     if (!r)
-        return fail_msg(e, COFFER_EINVAL, "no repository (NULL handle)");
+        return cf_lib_fail(e, COFFER_EINVAL, "no repository (NULL handle)");
     size_t len = ns ? strnlen(ns, NS_MAX + 1) : 0;
     if (len > NS_MAX) {
         char msg[200];
         snprintf(msg, sizeof msg, "namespace '%.40s...' is too long: at most %d bytes (one path segment)", ns,
                  NS_MAX);
-        return fail_msg(e, COFFER_EINVAL, msg);
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     if (!ns || !cf_snapshot_ns_valid(ns) || strchr(ns, '/') || strchr(ns, 0x7f)) {
         char msg[400];
@@ -278,7 +291,7 @@ static int check_ns(const coffer_repo *r, const char *ns, coffer_error *e)
             "namespace '%.200s' is invalid: one path segment, not '.' or '..', without '/', '\\', '@' or "
             "control characters",
             ns ? ns : "(null)");
-        return fail_msg(e, COFFER_EINVAL, msg);
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     return COFFER_OK;
 }
@@ -291,7 +304,7 @@ static int check_id(const char *id, int may_be_null, coffer_error *e)
         char msg[200];
         snprintf(msg, sizeof msg, "'%.60s' is not a snapshot id (like 20261122T153000Z-7f3a)",
                  id ? id : "(null)");
-        return fail_msg(e, COFFER_EINVAL, msg);
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     return COFFER_OK;
 }
@@ -312,7 +325,7 @@ static int secret_from(const unsigned char *key, const char *pass, size_t pass_l
 {
     memset(b, 0, sizeof *b);
     if (key && pass)
-        return fail_msg(e, COFFER_EINVAL, "give an encryption key or a passphrase, not both");
+        return cf_lib_fail(e, COFFER_EINVAL, "give an encryption key or a passphrase, not both");
     if (key) {
         cf_err err = {0};
         int rc = cf_master_key_from_bytes(key, COFFER_KEY_SIZE, &b->mk, &err);
@@ -321,10 +334,10 @@ static int secret_from(const unsigned char *key, const char *pass, size_t pass_l
         b->sec.key = &b->mk;
     } else if (pass) {
         if (pass_len < 8)
-            return fail_msg(e, COFFER_EINVAL, "the passphrase is shorter than 8 bytes");
+            return cf_lib_fail(e, COFFER_EINVAL, "the passphrase is shorter than 8 bytes");
         if (copy) {
             if (!(b->pass = malloc(pass_len + 1)))
-                return fail_msg(e, COFFER_ENOMEM, "out of memory");
+                return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
             memcpy(b->pass, pass, pass_len);
             b->pass[pass_len] = '\0';
             b->pass_len = pass_len;
@@ -359,6 +372,8 @@ typedef struct dir_callbacks {
     void *progress_ctx;
     coffer_skipped_fn skipped;
     void *skipped_ctx;
+    coffer_skipped_fn notice;
+    void *notice_ctx;
 } dir_callbacks;
 
 static void dir_progress(void *ctx, uint64_t done, uint64_t total)
@@ -371,7 +386,15 @@ static void dir_progress(void *ctx, uint64_t done, uint64_t total)
 static void dir_skipped(void *ctx, const char *path, const char *why)
 {
     const dir_callbacks *cb = ctx;
-    cb->skipped(cb->skipped_ctx, path, why);
+    if (cb->skipped)
+        cb->skipped(cb->skipped_ctx, path, why);
+}
+
+static void create_notice(void *ctx, const char *msg)
+{
+    const dir_callbacks *cb = ctx;
+    if (cb->notice)
+        cb->notice(cb->notice_ctx, msg, NULL);
 }
 
 /* cb (a directory's create: NULL otherwise) receives the application's callbacks and must live
@@ -385,28 +408,30 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
         return st;
     static const cf_codec codecs[] = {CF_CODEC_ZSTD, CF_CODEC_LZ4, CF_CODEC_GZIP, CF_CODEC_NONE};
     if ((unsigned)o.compression >= sizeof codecs / sizeof codecs[0])
-        return fail_msg(e, COFFER_EINVAL, "coffer_create_options: compression is not a coffer_compression");
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_create_options: compression is not a coffer_compression");
     if (o.nlabels > 64 || (o.nlabels && !o.labels))
-        return fail_msg(e, COFFER_EINVAL, "coffer_create_options: at most 64 labels, and labels for nlabels");
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_create_options: at most 64 labels, and labels for nlabels");
     for (size_t i = 0; i < o.nlabels; i++) {
         const coffer_label *l = &o.labels[i];
         if (!l->key || !*l->key || strchr(l->key, '=') || !l->value)
-            return fail_msg(e, COFFER_EINVAL,
-                            "coffer_create_options: a label needs a key (without '=') and a value");
+            return cf_lib_fail(e, COFFER_EINVAL,
+                               "coffer_create_options: a label needs a key (without '=') and a value");
         if (!cf_lib_text_valid(l->key) || !cf_lib_text_valid(l->value))
-            return fail_msg(e, COFFER_EINVAL, "coffer_create_options: labels must be valid UTF-8");
+            return cf_lib_fail(e, COFFER_EINVAL, "coffer_create_options: labels must be valid UTF-8");
         for (size_t k = 0; k < i; k++)
             if (!strcmp(o.labels[k].key, l->key)) {
                 char msg[200];
                 snprintf(msg, sizeof msg, "coffer_create_options: label '%.60s' is given twice", l->key);
-                return fail_msg(e, COFFER_EINVAL, msg);
+                return cf_lib_fail(e, COFFER_EINVAL, msg);
             }
     }
     if (o.nexclude && !o.exclude)
-        return fail_msg(e, COFFER_EINVAL, "coffer_create_options: exclude is NULL but nexclude is not 0");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_create_options: exclude is NULL but nexclude is not 0");
     for (size_t i = 0; i < o.nexclude; i++)
         if (!o.exclude[i])
-            return fail_msg(e, COFFER_EINVAL, "coffer_create_options: an exclude pattern is NULL");
+            return cf_lib_fail(e, COFFER_EINVAL, "coffer_create_options: an exclude pattern is NULL");
     memset(co, 0, sizeof *co);
     co->codec = codecs[o.compression];
     co->level = o.level ? o.level : cf_codec_default_level(co->codec);
@@ -427,10 +452,12 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
     co->allow_unreadable = o.allow_unreadable;
     co->progress = o.progress;
     co->cb_ctx = o.progress_ctx;
-    if (cb && o.skipped) {
-        *cb = (dir_callbacks){o.progress, o.progress_ctx, o.skipped, o.skipped_ctx};
+    co->resume = o.resume != 0;
+    if (cb && (o.skipped || o.notice)) {
+        *cb = (dir_callbacks){o.progress, o.progress_ctx, o.skipped, o.skipped_ctx, o.notice, o.notice_ctx};
         co->progress = o.progress ? dir_progress : NULL;
-        co->skipped = dir_skipped;
+        co->skipped = o.skipped ? dir_skipped : NULL;
+        co->notice = o.notice ? create_notice : NULL;
         co->cb_ctx = cb;
     }
     if ((st = secret_from(o.key, o.passphrase, o.passphrase_len, copy_secret, box, e)))
@@ -440,7 +467,7 @@ static int engine_create_opts(const coffer_create_options *options, cf_snapshot_
 }
 _Static_assert(sizeof(cf_label) == sizeof(coffer_label), "coffer_label is laid out as cf_label");
 
-/* A result the caller gave (NULL: none) must say how long it is: its leading struct_size. */
+/* A struct the caller gave (NULL: none) must say how long it is: its leading struct_size. */
 int cf_lib_check_result(const void *result, const char *what, coffer_error *e)
 {
     size_t theirs = result ? *(const size_t *)result : sizeof(size_t);
@@ -448,7 +475,7 @@ int cf_lib_check_result(const void *result, const char *what, coffer_error *e)
         return COFFER_OK;
     char msg[120];
     snprintf(msg, sizeof msg, "%s: struct_size is %zu; set it to sizeof(%s)", what, theirs, what);
-    return fail_msg(e, COFFER_EINVAL, msg);
+    return cf_lib_fail(e, COFFER_EINVAL, msg);
 }
 
 /* Writes into out the fields of what that fit in out's struct_size (ends: where each field after
@@ -467,7 +494,7 @@ static int check_result(const coffer_result *result, coffer_error *e)
     return cf_lib_check_result(result, "coffer_result", e);
 }
 
-#define RESULT_END(field) (offsetof(coffer_result, field) + sizeof(((coffer_result *)0)->field))
+#define RESULT_END(field) CF_LIB_FIELD_END(coffer_result, field)
 
 static void put_result(coffer_result *out, const coffer_result *what)
 {
@@ -524,7 +551,7 @@ int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const co
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
     if (!st && (!path || !*path || strcmp(path, "-") == 0))
-        st = fail_msg(e, COFFER_EINVAL, "coffer_create_dir: a directory path is needed");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_create_dir: a directory path is needed");
     if (!st)
         st = check_result(result, e);
     secret_box box;
@@ -575,12 +602,13 @@ static int create_stream(coffer_repo *r, const char *ns, int fd, const char *com
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
     if (!st && !command && fd < 0)
-        st = fail_msg(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_create_fd: the file descriptor is negative");
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = engine_create_opts(options, &co, &box, 0, NULL, e);
+        st = engine_create_opts(options, &co, &box, 0, &cb, e);
     if (st)
         return st;
     co.source = "-";
@@ -593,7 +621,7 @@ static int create_stream(coffer_repo *r, const char *ns, int fd, const char *com
     st = run_create(r, ns, &co, command ? "command" : "fd", result, e);
     secret_wipe(&box);
     if (st && cancel && atomic_load(cancel))
-        st = fail_msg(e, COFFER_EABORTED, "the snapshot was cancelled; no snapshot was created");
+        st = cf_lib_fail(e, COFFER_EABORTED, "the snapshot was cancelled; no snapshot was created");
     return st;
 }
 
@@ -613,7 +641,7 @@ int coffer_create_command(coffer_repo *r, const char *ns, const char *command,
                           const coffer_create_options *options, coffer_result *result, coffer_error *e)
 {
     if (!command)
-        return fail_msg(e, COFFER_EINVAL, "coffer_create_command: a command is needed");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_create_command: a command is needed");
     return create_stream(r, ns, -1, command, NULL, options, result, e);
 }
 
@@ -703,7 +731,7 @@ static int copy_labels(coffer_writer *w, coffer_error *e)
     if (!w->co.nlabels)
         return COFFER_OK;
     if (!(w->labels = labels_dup(w->co.labels, w->co.nlabels)))
-        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     w->co.labels = w->labels;
     return COFFER_OK;
 }
@@ -713,12 +741,12 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
 {
     int st = check_ns(r, ns, e);
     if (!st && !out)
-        st = fail_msg(e, COFFER_EINVAL, "coffer_writer_begin: out is NULL");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_writer_begin: out is NULL");
     if (st)
         return st;
     coffer_writer *w = calloc(1, sizeof *w);
     if (!w)
-        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     w->repo = r;
     snprintf(w->ns, sizeof w->ns, "%s", ns);
     if ((st = engine_create_opts(options, &w->co, &w->secret, 1, NULL, e)) || (st = copy_labels(w, e))) {
@@ -729,6 +757,7 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
      * pointers past this call. */
     w->co.exclude = NULL;
     w->co.nexclude = 0;
+    w->co.resume = 0; /* nothing in the repository to clean after an application's own stream */
     w->co.source = "-";
     w->co.read = read_pushed;
     w->co.read_ctx = w;
@@ -737,7 +766,7 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
         char msg[160];
         snprintf(msg, sizeof msg, "coffer_writer_begin: cannot make a pipe: %s", strerror(errno));
         writer_discard(w);
-        return fail_msg(e, COFFER_EIO, msg);
+        return cf_lib_fail(e, COFFER_EIO, msg);
     }
     w->pipe_rd = fds[0];
     w->pipe_wr = fds[1];
@@ -750,8 +779,8 @@ int coffer_writer_begin(coffer_repo *r, const char *ns, const coffer_create_opti
         pthread_mutex_destroy(&w->mu);
         writer_discard(w);
         cf_lib_repo_release(r);
-        return fail_msg(e, prc == EAGAIN ? COFFER_EAGAIN : COFFER_EIO,
-                        "coffer_writer_begin: cannot start a thread");
+        return cf_lib_fail(e, prc == EAGAIN ? COFFER_EAGAIN : COFFER_EIO,
+                           "coffer_writer_begin: cannot start a thread");
     }
     *out = w;
     return ok(e);
@@ -769,7 +798,7 @@ static int engine_failed(coffer_writer *w, coffer_error *e)
 int coffer_writer_write(coffer_writer *w, const void *p, size_t n, coffer_error *e)
 {
     if (!w || (n && !p))
-        return fail_msg(e, COFFER_EINVAL, "coffer_writer_write: no writer, or no bytes for n");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_writer_write: no writer, or no bytes for n");
     int st = engine_failed(w, e);
     if (st)
         return st;
@@ -781,7 +810,7 @@ int coffer_writer_write(coffer_writer *w, const void *p, size_t n, coffer_error 
         if (k < 0) {
             char msg[160];
             snprintf(msg, sizeof msg, "coffer_writer_write: cannot hand the bytes over: %s", strerror(errno));
-            return fail_msg(e, COFFER_EIO, msg);
+            return cf_lib_fail(e, COFFER_EIO, msg);
         }
         c += k;
         n -= (size_t)k;
@@ -801,7 +830,7 @@ static void writer_free(coffer_writer *w)
 int coffer_writer_commit(coffer_writer *w, coffer_result *result, coffer_error *e)
 {
     if (!w)
-        return fail_msg(e, COFFER_EINVAL, "coffer_writer_commit: no writer");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_writer_commit: no writer");
     int st = check_result(result, e);
     if (st) {
         /* Freed whatever the outcome, as promised; what it held is not stored. */
@@ -839,14 +868,10 @@ typedef struct listing {
 static int collect(void *ctx, const cf_manifest *m)
 {
     listing *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        coffer_snapshot_info *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    coffer_snapshot_info *v = cf_grow(l->v, &l->cap, l->n, sizeof *v, 16);
+    if (!v)
+        return CF_ENOMEM;
+    l->v = v;
     coffer_snapshot_info *s = &l->v[l->n];
     memset(s, 0, sizeof *s);
     snprintf(s->id, sizeof s->id, "%s", m->id);
@@ -880,7 +905,7 @@ int coffer_list(coffer_repo *r, const char *ns, coffer_snapshot_info **out, size
 {
     int st = check_ns(r, ns, e);
     if (!st && (!out || !count))
-        st = fail_msg(e, COFFER_EINVAL, "coffer_list: out and count are needed");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_list: out and count are needed");
     if (st)
         return st;
     listing l = {0};
@@ -888,7 +913,7 @@ int coffer_list(coffer_repo *r, const char *ns, coffer_snapshot_info **out, size
     int rc = cf_snapshot_list(r->repo, ns, collect, &l, &err);
     if (rc) {
         coffer_list_free(l.v, l.n);
-        return rc == CF_ENOMEM && !err.msg[0] ? fail_msg(e, COFFER_ENOMEM, "out of memory")
+        return rc == CF_ENOMEM && !err.msg[0] ? cf_lib_fail(e, COFFER_ENOMEM, "out of memory")
                                               : fail(e, rc, &err);
     }
     *out = l.v;
@@ -900,7 +925,7 @@ int coffer_latest(coffer_repo *r, const char *ns, char id[COFFER_ID_SIZE], coffe
 {
     int st = check_ns(r, ns, e);
     if (!st && !id)
-        st = fail_msg(e, COFFER_EINVAL, "coffer_latest: id is NULL");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_latest: id is NULL");
     if (!st)
         st = resolve_id(r, ns, NULL, id, e);
     return st ? st : ok(e);
@@ -917,7 +942,7 @@ int coffer_show(coffer_repo *r, const char *ns, const char *id, char **json, siz
     if (!st)
         st = check_id(id, 1, e);
     if (!st && !json)
-        st = fail_msg(e, COFFER_EINVAL, "coffer_show: json is NULL");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_show: json is NULL");
     if (st)
         return st;
     size_t n = 0;
@@ -932,8 +957,9 @@ int coffer_show(coffer_repo *r, const char *ns, const char *id, char **json, siz
 
 /* ---- restore, verify ---- */
 
+/* cb receives the application's callbacks and must live as long as ro. */
 static int restore_opts(const coffer_restore_options *options, const char *id, cf_snapshot_restore_opts *ro,
-                        secret_box *box, coffer_error *e)
+                        secret_box *box, dir_callbacks *cb, coffer_error *e)
 {
     coffer_restore_options o;
     int st = cf_lib_copy_options(&o, sizeof o, options, "coffer_restore_options", e);
@@ -946,6 +972,13 @@ static int restore_opts(const coffer_restore_options *options, const char *id, c
     ro->force = o.force;
     ro->progress = o.progress;
     ro->cb_ctx = o.progress_ctx;
+    ro->resume = o.resume != 0;
+    if (o.notice) {
+        *cb = (dir_callbacks){o.progress, o.progress_ctx, NULL, NULL, o.notice, o.notice_ctx};
+        ro->progress = o.progress ? dir_progress : NULL;
+        ro->notice = create_notice;
+        ro->cb_ctx = cb;
+    }
     ro->secret = secret_of(box);
     return COFFER_OK;
 }
@@ -959,12 +992,13 @@ static int restore_to(coffer_repo *r, const char *ns, const char *id, const char
     if (!st)
         st = check_id(id, 1, e);
     if (!st && !command && (!dest || !*dest || strcmp(dest, "-") == 0))
-        st = fail_msg(e, COFFER_EINVAL, "coffer_restore_dir: a destination directory is needed");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_restore_dir: a destination directory is needed");
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
@@ -987,7 +1021,7 @@ int coffer_restore_command(coffer_repo *r, const char *ns, const char *id, const
                            const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     if (!command)
-        return fail_msg(e, COFFER_EINVAL, "coffer_restore_command: a command is needed");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_restore_command: a command is needed");
     return restore_to(r, ns, id, NULL, command, options, result, e);
 }
 
@@ -1041,14 +1075,15 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
     if (!st)
         st = check_result(result, e);
     secret_box box;
+    dir_callbacks cb;
     if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
     FILE *f = fopencookie(s, "w", (cookie_io_functions_t){.write = sink_write});
     if (!f) {
         secret_wipe(&box);
-        return fail_msg(e, COFFER_ENOMEM, "out of memory");
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     }
     setvbuf(f, NULL, _IONBF, 0);
     char made[CF_SNAPSHOT_ID_LEN + 1] = "";
@@ -1065,7 +1100,7 @@ static int restore_stream(coffer_repo *r, const char *ns, const char *id, sink *
         snprintf(msg, sizeof msg, "the restored stream's %s failed: %s",
                  s->fd >= 0 ? "file descriptor" : "callback", coffer_strerror(s->status));
         cf_log(&r->log, CF_LOG_WARN, "snapshot not restored", "namespace", ns, "to", to, "error", msg, NULL);
-        return fail_msg(e, s->status, msg);
+        return cf_lib_fail(e, s->status, msg);
     }
     return finished(r, "restored", ns, "to", to, rc, &err, made, &stats, result, e);
 }
@@ -1074,7 +1109,7 @@ int coffer_restore_fd(coffer_repo *r, const char *ns, const char *id, int fd,
                       const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     if (fd < 0)
-        return fail_msg(e, COFFER_EINVAL, "coffer_restore_fd: the file descriptor is negative");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_restore_fd: the file descriptor is negative");
     sink s = {to_fd, NULL, fd, 0, 0};
     s.ctx = &s;
     return restore_stream(r, ns, id, &s, "fd", options, result, e);
@@ -1084,7 +1119,7 @@ int coffer_restore_cb(coffer_repo *r, const char *ns, const char *id, coffer_wri
                       const coffer_restore_options *options, coffer_result *result, coffer_error *e)
 {
     if (!fn)
-        return fail_msg(e, COFFER_EINVAL, "coffer_restore_cb: the write function is NULL");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_restore_cb: the write function is NULL");
     sink s = {fn, ctx, -1, 0, 0};
     return restore_stream(r, ns, id, &s, "callback", options, result, e);
 }
@@ -1108,15 +1143,19 @@ int coffer_verify(coffer_repo *r, const char *ns, const char *id, const coffer_r
     char which[CF_SNAPSHOT_ID_LEN + 1];
     cf_snapshot_restore_opts ro;
     secret_box box;
+    dir_callbacks cb;
     int st = check_ns(r, ns, e);
     if (!st)
         st = check_id(id, 1, e);
     if (!st)
-        st = resolve_id(r, ns, id, which, e);
-    if (!st)
-        st = restore_opts(options, id, &ro, &box, e);
+        st = restore_opts(options, id, &ro, &box, &cb, e);
     if (st)
         return st;
+    /* After the options are accepted: the newest is found by listing the repository. */
+    if ((st = resolve_id(r, ns, id, which, e))) {
+        secret_wipe(&box);
+        return st;
+    }
     cf_err err = {0};
     int rc = cf_snapshot_verify(r->repo, ns, which, ro.secret, &err);
     secret_wipe(&box);
@@ -1171,14 +1210,14 @@ int coffer_prune(coffer_repo *r, const char *ns, const coffer_retention *policy,
     coffer_retention o;
     int st = check_ns(r, ns, e);
     if (!st && !policy)
-        st = fail_msg(e, COFFER_EINVAL, "coffer_prune: a retention policy is needed");
+        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_prune: a retention policy is needed");
     if (!st)
         st = cf_lib_copy_options(&o, sizeof o, policy, "coffer_retention", e);
     if (st)
         return st;
     if (o.keep_last < 0 || o.keep_hourly < 0 || o.keep_daily < 0 || o.keep_weekly < 0 || o.keep_monthly < 0 ||
         o.keep_yearly < 0 || o.keep_within_s < 0 || o.grace_s < 0)
-        return fail_msg(e, COFFER_EINVAL, "coffer_retention: counts and durations cannot be negative");
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_retention: counts and durations cannot be negative");
     cf_retention keep = {o.keep_last,    o.keep_hourly, o.keep_daily,   o.keep_weekly,
                          o.keep_monthly, o.keep_yearly, o.keep_within_s};
     prune_ctx p = {r, ns, &o, 0};

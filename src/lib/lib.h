@@ -6,6 +6,7 @@
 #define CF_LIB_LIB_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "coffer/coffer.h"
 #include "core/log.h"
@@ -20,6 +21,10 @@ int cf_lib_create_fd_cancellable(coffer_repo *repo, const char *ns, int fd,
                                  const coffer_create_options *options, const atomic_int *cancel,
                                  coffer_result *result, coffer_error *err);
 
+/* A failure the library itself finds, with no S3 answer behind it, into e (may be NULL);
+ * returns status. COFFER_OK and "" clear e. */
+int cf_lib_fail(coffer_error *e, int status, const char *msg);
+
 /* A writer or snapshotter of repo begins (hold) or ends (release): a coffer_repo_close called before
  * the last release is carried out by it. */
 void cf_lib_repo_hold(coffer_repo *repo);
@@ -29,13 +34,15 @@ void cf_lib_repo_release(coffer_repo *repo);
  * of coffer.h; what names the struct in messages. COFFER_OK, COFFER_EINVAL or COFFER_ENOTSUP. */
 int cf_lib_copy_options(void *dst, size_t ours, const void *src, const char *what, coffer_error *e);
 
-/* The struct_size rule of the results the caller allocates (coffer_result,
- * coffer_bootstrap_result; what names it in messages): check says COFFER_EINVAL when result is
- * not NULL and its struct_size is below sizeof(size_t); put copies into out the whole fields of
- * what (ours) that end within out's struct_size, given where each field ends (ends, ascending,
- * struct_size excluded), never struct_size itself. */
+/* The struct_size rule of the structs the caller allocates and the library fills
+ * (coffer_result, coffer_bootstrap_result, coffer_snapshotter_stats; what names it in
+ * messages): check says COFFER_EINVAL when result is not NULL and its struct_size is below
+ * sizeof(size_t) (options structs too, through cf_lib_copy_options); put copies into out the
+ * whole fields of what (ours) that end within out's struct_size, given where each field ends
+ * (ends, ascending, struct_size excluded: CF_LIB_FIELD_END), never struct_size itself. */
 int cf_lib_check_result(const void *result, const char *what, coffer_error *e);
 void cf_lib_put_result(void *out, const void *what, const size_t *ends, size_t nends);
+#define CF_LIB_FIELD_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 
 /* 1 when s can be a manifest's string (a label's key or value): valid UTF-8. */
 int cf_lib_text_valid(const char *s);

@@ -52,23 +52,26 @@ struct coffer_snapshotter {
     char *topic, *node_id, *tmp_dir;
     coffer_compression codec;
 
-    pthread_t thread;
+    pthread_t thread;   /* written under mu before the thread can take it: its callbacks' stop reads
+                         * it to tell whether it runs on the thread it would join */
     pthread_mutex_t mu; /* guards what follows it, down to stats */
     pthread_cond_t wake;
     pthread_cond_t joined_cv; /* joined became 2 */
     int joined;               /* 0; 1: a stop is joining the thread; 2: it has ended */
-    pthread_t self;           /* the thread, as it knows itself once started */
-    int self_known;
-    int stopping;
     int triggered;
     uint64_t last_time_ms; /* monotonic: the last snapshot stored, or the start */
     uint64_t retry_at_ms, backoff_ms;
     coffer_snapshotter_stats stats;
 
     _Atomic uint64_t applied;
-    _Atomic uint64_t snapshot_index; /* stats.last_index, readable without the lock */
+    /* The newest snapshot's index: stats.last_index, or at the start the partition's newest
+     * listed; readable without the lock. */
+    _Atomic uint64_t snapshot_index;
     atomic_int cancel;
-    atomic_int stop_waiting; /* stop came: a wait for the limit's slot gives up */
+    /* stop came: the thread ends, and a wait for the limit's slot gives up. Atomic for that
+     * wait, which reads it under the limit's lock only; set under mu, so the thread's own
+     * waits on wake cannot miss it. */
+    atomic_int stopping;
 };
 
 static uint64_t mono_ms(void)
@@ -76,28 +79,25 @@ static uint64_t mono_ms(void)
     return (uint64_t)(cf_clock_mono() * 1000.0);
 }
 
-/* A failure found here, with no S3 answer behind it (COFFER_OK and "" clear e). */
-static void set_error(coffer_error *e, int status, const char *msg)
-{
-    if (e) {
-        e->status = status;
-        snprintf(e->message, sizeof e->message, "%s", msg);
-        e->http_status = 0;
-        e->s3_code[0] = '\0';
-    }
-}
-
 /* ---- configuration ---- */
 
-/* Digits only: strtoull alone would also take " -5" (as 2^64 - 5), "+5" and leading blanks. */
-static int digits_only(const char *s)
+/* A decimal number written by this library or an operator: digits only (strtoull alone would
+ * also take " -5" as 2^64 - 5, "+5" and leading blanks) and within 64 bits (strtoull would
+ * otherwise clamp to 2^64 - 1). Parses environment variables and the labels of listed
+ * snapshots alike. 0, or -1 (s NULL, not such a number). */
+static int parse_u64(const char *s, uint64_t *v)
 {
-    if (!*s)
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
+    if (!s || !*s)
+        return -1;
+    for (const char *c = s; *c; c++)
+        if (*c < '0' || *c > '9')
+            return -1;
+    errno = 0;
+    unsigned long long n = strtoull(s, NULL, 10);
+    if (errno)
+        return -1;
+    *v = n;
+    return 0;
 }
 
 static int env_u64(const char *name, uint64_t scale, uint64_t *v, coffer_error *e)
@@ -105,13 +105,11 @@ static int env_u64(const char *name, uint64_t scale, uint64_t *v, coffer_error *
     const char *s = getenv(name);
     if (!s)
         return COFFER_OK;
-    errno = 0;
-    unsigned long long n = digits_only(s) ? strtoull(s, NULL, 10) : 0;
-    if (errno || n == 0 || n > UINT64_MAX / scale) {
+    uint64_t n;
+    if (parse_u64(s, &n) || n == 0 || n > UINT64_MAX / scale) {
         char msg[200];
         snprintf(msg, sizeof msg, "%s='%.40s' is not a positive whole number", name, s);
-        set_error(e, COFFER_EINVAL, msg);
-        return COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     *v = n * scale;
     return COFFER_OK;
@@ -137,16 +135,14 @@ static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
     const char *c = getenv("COFFER_SNAPSHOT_COMPRESSION");
     if (c) {
         if ((o->compression = codec_parse(c)) < 0)
-            return set_error(e, COFFER_EINVAL, "COFFER_SNAPSHOT_COMPRESSION: gzip, zstd, lz4 or none"),
-                   COFFER_EINVAL;
+            return cf_lib_fail(e, COFFER_EINVAL, "COFFER_SNAPSHOT_COMPRESSION: gzip, zstd, lz4 or none");
     }
     const char *r = getenv("COFFER_SNAPSHOT_RETENTION_COUNT");
     if (r) {
-        long n = digits_only(r) && strlen(r) <= 7 ? strtol(r, NULL, 10) : -1;
-        if (n < 0 || n > 1000000)
-            return set_error(e, COFFER_EINVAL,
-                             "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all) to 1000000"),
-                   COFFER_EINVAL;
+        uint64_t n;
+        if (parse_u64(r, &n) || n > 1000000)
+            return cf_lib_fail(e, COFFER_EINVAL,
+                               "COFFER_SNAPSHOT_RETENTION_COUNT: a number from 0 (keep all) to 1000000");
         o->retention_count = n ? (int)n : -1;
     }
     return COFFER_OK;
@@ -154,33 +150,24 @@ static int apply_environment(coffer_snapshotter_options *o, coffer_error *e)
 
 static int configure(const coffer_snapshotter_options *given, coffer_snapshotter_options *o, coffer_error *e)
 {
-    memset(o, 0, sizeof *o);
-    if (!given)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_new: options with write_state are needed"),
-               COFFER_EINVAL;
-    size_t theirs = given->struct_size;
-    if (theirs < sizeof(size_t))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_options: set struct_size to sizeof(coffer_snapshotter_options)"),
-               COFFER_EINVAL;
-    for (size_t i = sizeof *o; i < theirs; i++)
-        if (((const unsigned char *)given)[i])
-            return set_error(e, COFFER_ENOTSUP,
-                             "coffer_snapshotter_options: fields newer than this libcoffer"),
-                   COFFER_ENOTSUP;
-    memcpy(o, given, theirs < sizeof *o ? theirs : sizeof *o);
-    if (!o->write_state)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_options: write_state is required"),
-               COFFER_EINVAL;
-    if (o->compression < 0 || o->compression > COFFER_COMPRESSION_NONE + 1 || o->retention_count < -1)
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_options: compression or retention_count out of range"),
-               COFFER_EINVAL;
-    if (o->use_environment) {
-        int st = apply_environment(o, e);
-        if (st)
-            return st;
+    if (!given) {
+        memset(o, 0, sizeof *o);
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_new: options with write_state are needed");
     }
+    int st = cf_lib_copy_options(o, sizeof *o, given, "coffer_snapshotter_options", e);
+    if (st)
+        return st;
+    if (!o->write_state)
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_options: write_state is required");
+    if (o->compression < 0 || o->compression > COFFER_COMPRESSION_NONE + 1 || o->retention_count < -1)
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_snapshotter_options: compression or retention_count out of range");
+    if ((o->topic && !cf_lib_text_valid(o->topic)) || (o->node_id && !cf_lib_text_valid(o->node_id)))
+        return cf_lib_fail(
+            e, COFFER_EINVAL,
+            "coffer_snapshotter_options: topic and node_id (labels of the manifests) must be valid UTF-8");
+    if (o->use_environment && (st = apply_environment(o, e)))
+        return st;
     if (!o->log_size_threshold)
         o->log_size_threshold = DEFAULT_LOG_THRESHOLD;
     if (!o->time_threshold_ms)
@@ -206,7 +193,7 @@ static int configure(const coffer_snapshotter_options *given, coffer_snapshotter
 int coffer_snapshot_limit_new(unsigned max, int use_environment, coffer_snapshot_limit **out, coffer_error *e)
 {
     if (!out)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshot_limit_new: out is needed"), COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshot_limit_new: out is needed");
     uint64_t v = max ? max : DEFAULT_MAX_CONCURRENT;
     int from_env = use_environment && getenv("COFFER_SNAPSHOT_MAX_CONCURRENT");
     if (from_env) {
@@ -219,16 +206,16 @@ int coffer_snapshot_limit_new(unsigned max, int use_environment, coffer_snapshot
         snprintf(msg, sizeof msg, "%s: at most %d",
                  from_env ? "COFFER_SNAPSHOT_MAX_CONCURRENT" : "coffer_snapshot_limit_new: max",
                  COFFER_SNAPSHOT_LIMIT_MAX);
-        return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     coffer_snapshot_limit *l = calloc(1, sizeof *l);
     if (!l)
-        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     l->max = (unsigned)v;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->changed, NULL);
     *out = l;
-    set_error(e, COFFER_OK, "");
+    cf_lib_fail(e, COFFER_OK, "");
     return COFFER_OK;
 }
 
@@ -366,7 +353,7 @@ static int stage_open(const coffer_snapshotter *s, coffer_error *e)
     if (fd < 0) {
         char msg[400];
         snprintf(msg, sizeof msg, "cannot stage the state in %.200s: %s", s->tmp_dir, strerror(errno));
-        set_error(e, COFFER_EIO, msg);
+        cf_lib_fail(e, COFFER_EIO, msg);
         return -1;
     }
     return fd;
@@ -378,12 +365,11 @@ static int stage_open(const coffer_snapshotter *s, coffer_error *e)
 static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, coffer_result *res,
                   coffer_error *e)
 {
-    char idx[24], trm[24], part[16];
+    char idx[24], trm[24];
     snprintf(idx, sizeof idx, "%" PRIu64, index);
     snprintf(trm, sizeof trm, "%" PRIu64, term);
-    snprintf(part, sizeof part, "%s", s->ns);
     coffer_label labels[] = {
-        {"index", idx}, {"term", trm}, {"node_id", s->node_id}, {"topic", s->topic}, {"partition", part}};
+        {"index", idx}, {"term", trm}, {"node_id", s->node_id}, {"topic", s->topic}, {"partition", s->ns}};
     off_t size = lseek(fd, 0, SEEK_END);
     coffer_create_options co = {.struct_size = sizeof co,
                                 .compression = s->codec,
@@ -392,10 +378,10 @@ static int upload(coffer_snapshotter *s, int fd, uint64_t index, uint64_t term, 
                                 .labels = labels,
                                 .nlabels = sizeof labels / sizeof labels[0]};
     if (lseek(fd, 0, SEEK_SET) < 0)
-        return set_error(e, COFFER_EIO, "cannot read the staged state back"), COFFER_EIO;
+        return cf_lib_fail(e, COFFER_EIO, "cannot read the staged state back");
     int st = cf_lib_create_fd_cancellable(s->repo, s->ns, fd, &co, &s->cancel, res, e);
     if (st == COFFER_EABORTED)
-        set_error(e, st, "snapshot cancelled by coffer_snapshotter_stop");
+        cf_lib_fail(e, st, "snapshot cancelled by coffer_snapshotter_stop");
     return st;
 }
 
@@ -419,7 +405,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
                      strerror(sg.failed_err));
         else
             snprintf(msg, sizeof msg, "the application's write_state failed: %s", coffer_strerror(st));
-        set_error(e, st, msg);
+        cf_lib_fail(e, st, msg);
         close(sg.fd);
         return st;
     }
@@ -431,7 +417,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
                  "write_state reported index %" PRIu64 ", below the newest snapshot's %" PRIu64
                  ": not stored",
                  index, newest);
-        set_error(e, COFFER_EINVAL, msg);
+        cf_lib_fail(e, COFFER_EINVAL, msg);
         close(sg.fd);
         return COFFER_EINVAL;
     }
@@ -464,7 +450,7 @@ static int take(coffer_snapshotter *s, int *stored, coffer_error *e)
             char msg[200];
             snprintf(msg, sizeof msg, "snapshot %s stored, but truncate_log(%" PRIu64 ") failed: %s", res.id,
                      index, coffer_strerror(late));
-            set_error(e, late, msg);
+            cf_lib_fail(e, late, msg);
             cf_log(lg, CF_LOG_WARN, "snapshotter: log not truncated", "namespace", s->ns, "index", idx,
                    "error", coffer_strerror(late), (char *)NULL);
         } else {
@@ -525,6 +511,14 @@ static void wait_until(coffer_snapshotter *s, uint64_t deadline_ms)
     pthread_cond_timedwait(&s->wake, &s->mu, &ts);
 }
 
+static const char *label_of(const coffer_snapshot_info *si, const char *key)
+{
+    for (size_t i = 0; i < si->nlabels; i++)
+        if (!strcmp(si->labels[i].key, key))
+            return si->labels[i].value;
+    return NULL;
+}
+
 /* A restarted node's entries count from the partition's newest snapshot, not from 0: without
  * this, every restart past the threshold would snapshot at once. */
 static void baseline_from_repository(coffer_snapshotter *s)
@@ -538,17 +532,10 @@ static void baseline_from_repository(coffer_snapshotter *s)
         return;
     }
     for (size_t k = n; k-- > 0;) {
-        const char *v = NULL;
-        for (size_t i = 0; i < list[k].nlabels; i++)
-            if (!strcmp(list[k].labels[i].key, "index"))
-                v = list[k].labels[i].value;
-        char *end;
-        if (v && *v >= '0' && *v <= '9') {
-            unsigned long long index = strtoull(v, &end, 10);
-            if (!*end) {
-                atomic_store(&s->snapshot_index, (uint64_t)index);
-                break;
-            }
+        uint64_t index;
+        if (!parse_u64(label_of(&list[k], "index"), &index)) {
+            atomic_store(&s->snapshot_index, index);
+            break;
         }
     }
     coffer_list_free(list, n);
@@ -558,13 +545,9 @@ static void *run(void *arg)
 {
     coffer_snapshotter *s = arg;
     const cf_logger *lg = cf_lib_logger(s->repo);
-    pthread_mutex_lock(&s->mu);
-    s->self = pthread_self();
-    s->self_known = 1;
-    pthread_mutex_unlock(&s->mu);
     baseline_from_repository(s);
     pthread_mutex_lock(&s->mu);
-    while (!s->stopping) {
+    while (!atomic_load(&s->stopping)) {
         uint64_t now = mono_ms();
         if (!due(s, now) || now < s->retry_at_ms) {
             uint64_t next = add_ms(now, s->o.check_interval_ms);
@@ -579,17 +562,17 @@ static void *run(void *arg)
             s->stats.waiting_for_slot = 1;
             pthread_mutex_unlock(&s->mu);
             uint64_t asked = mono_ms();
-            int got = slot_take(s->limit, &s->stop_waiting);
+            int got = slot_take(s->limit, &s->stopping);
             uint64_t waited = mono_ms() - asked;
             pthread_mutex_lock(&s->mu);
             s->stats.waiting_for_slot = 0;
             s->stats.slot_wait_ms = add_ms(s->stats.slot_wait_ms, waited);
-            if (got && s->stopping) { /* stopped as the slot came: not taken after all */
+            if (got && atomic_load(&s->stopping)) { /* stopped as the slot came: not taken after all */
                 pthread_mutex_unlock(&s->mu);
                 slot_give(s->limit);
                 pthread_mutex_lock(&s->mu);
             }
-            if (!got || s->stopping)
+            if (!got || atomic_load(&s->stopping))
                 continue;
         }
         s->stats.in_flight = 1;
@@ -647,18 +630,10 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
                            coffer_snapshotter **out, coffer_error *e)
 {
     if (!repo || !out)
-        return set_error(e, COFFER_EINVAL, "coffer_snapshotter_new: a repository and out are needed"),
-               COFFER_EINVAL;
-    if (options && options->struct_size > offsetof(coffer_snapshotter_options, node_id) &&
-        ((options->topic && !cf_lib_text_valid(options->topic)) ||
-         (options->node_id && !cf_lib_text_valid(options->node_id))))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_options: topic and node_id (labels of the manifests) must be "
-                         "valid UTF-8"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_snapshotter_new: a repository and out are needed");
     coffer_snapshotter *s = calloc(1, sizeof *s);
     if (!s)
-        return set_error(e, COFFER_ENOMEM, "out of memory"), COFFER_ENOMEM;
+        return cf_lib_fail(e, COFFER_ENOMEM, "out of memory");
     int st = configure(options, &s->o, e);
     if (st) {
         free(s);
@@ -672,7 +647,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         snprintf(msg, sizeof msg, "%s '%.200s' is not a directory this process can write: %s", tmp_from, tmp,
                  strerror(errno));
         free(s);
-        return set_error(e, COFFER_EINVAL, msg), COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL, msg);
     }
     s->repo = repo;
     s->limit = s->o.limit;
@@ -687,7 +662,7 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     s->stats.struct_size = sizeof s->stats;
     if (!s->topic || !s->node_id || !s->tmp_dir) {
         st = COFFER_ENOMEM;
-        set_error(e, st, "out of memory");
+        cf_lib_fail(e, st, "out of memory");
         goto fail;
     }
     pthread_condattr_t ca;
@@ -700,7 +675,10 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
     cf_lib_repo_hold(repo);
     if (s->limit)
         limit_hold(s->limit);
-    if (pthread_create(&s->thread, NULL, run, s)) {
+    pthread_mutex_lock(&s->mu);
+    int created = pthread_create(&s->thread, NULL, run, s);
+    pthread_mutex_unlock(&s->mu);
+    if (created) {
         if (s->limit)
             limit_release(s->limit);
         cf_lib_repo_release(repo);
@@ -708,15 +686,13 @@ int coffer_snapshotter_new(coffer_repo *repo, const coffer_snapshotter_options *
         pthread_cond_destroy(&s->joined_cv);
         pthread_mutex_destroy(&s->mu);
         st = COFFER_ENOMEM;
-        set_error(e, st, "cannot start the snapshotter's thread");
+        cf_lib_fail(e, st, "cannot start the snapshotter's thread");
         goto fail;
     }
-    char part[16];
-    snprintf(part, sizeof part, "%s", s->ns);
-    cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", part, "topic", s->topic,
+    cf_log(cf_lib_logger(repo), CF_LOG_DEBUG, "snapshotter: started", "namespace", s->ns, "topic", s->topic,
            (char *)NULL);
     *out = s;
-    set_error(e, COFFER_OK, "");
+    cf_lib_fail(e, COFFER_OK, "");
     return COFFER_OK;
 fail:
     free(s->topic);
@@ -753,21 +729,36 @@ void coffer_snapshotter_trigger(coffer_snapshotter *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+#define STATS_END(field) CF_LIB_FIELD_END(coffer_snapshotter_stats, field)
+_Static_assert(offsetof(coffer_snapshotter_stats, taken) == sizeof(size_t), "struct_size comes first");
+_Static_assert(STATS_END(slot_wait_ms) == sizeof(coffer_snapshotter_stats), "stats_get knows every field");
+
 int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats *out, coffer_error *e)
 {
-    if (!s || !out || out->struct_size < sizeof(size_t))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_snapshotter_stats_get: a snapshotter and out with struct_size"),
-               COFFER_EINVAL;
-    size_t theirs = out->struct_size;
+    if (!s || !out)
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_snapshotter_stats_get: a snapshotter and out are needed");
+    int st = cf_lib_check_result(out, "coffer_snapshotter_stats", e);
+    if (st)
+        return st;
     pthread_mutex_lock(&s->mu);
     coffer_snapshotter_stats copy = s->stats;
     pthread_mutex_unlock(&s->mu);
     copy.applied = atomic_load(&s->applied);
-    copy.struct_size = theirs < sizeof copy ? theirs : sizeof copy;
-    memcpy(out, &copy, copy.struct_size);
-    set_error(e, COFFER_OK, "");
-    return COFFER_OK;
+    static const size_t ends[] = {STATS_END(taken),
+                                  STATS_END(failed),
+                                  STATS_END(last_index),
+                                  STATS_END(last_term),
+                                  STATS_END(last_duration_ms),
+                                  STATS_END(applied),
+                                  STATS_END(truncated_through),
+                                  STATS_END(in_flight),
+                                  STATS_END(last_id),
+                                  STATS_END(last_error),
+                                  STATS_END(waiting_for_slot),
+                                  STATS_END(slot_wait_ms)};
+    cf_lib_put_result(out, &copy, ends, sizeof ends / sizeof ends[0]);
+    return cf_lib_fail(e, COFFER_OK, "");
 }
 
 /* Stops s; 0, or -1 when called on s's own thread (from a callback), which cannot join itself:
@@ -775,8 +766,7 @@ int coffer_snapshotter_stats_get(coffer_snapshotter *s, coffer_snapshotter_stats
 static int stop(coffer_snapshotter *s, int cancel)
 {
     pthread_mutex_lock(&s->mu);
-    s->stopping = 1;
-    atomic_store(&s->stop_waiting, 1);
+    atomic_store(&s->stopping, 1);
     if (cancel)
         atomic_store(&s->cancel, 1);
     pthread_cond_signal(&s->wake);
@@ -784,7 +774,7 @@ static int stop(coffer_snapshotter *s, int cancel)
     if (s->limit)
         slot_wake_all(s->limit); /* not under s->mu: the two locks are never held together */
     pthread_mutex_lock(&s->mu);
-    if (s->self_known && pthread_equal(pthread_self(), s->self)) {
+    if (pthread_equal(pthread_self(), s->thread)) {
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
@@ -834,27 +824,6 @@ void coffer_snapshotter_free(coffer_snapshotter *s)
 
 /* ---- bootstrap ---- */
 
-static const char *label_of(const coffer_snapshot_info *si, const char *key)
-{
-    for (size_t i = 0; i < si->nlabels; i++)
-        if (!strcmp(si->labels[i].key, key))
-            return si->labels[i].value;
-    return NULL;
-}
-
-static int parse_u64(const char *s, uint64_t *v)
-{
-    if (!s || !*s || *s == '-')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *v = n;
-    return 0;
-}
-
 typedef struct delivery {
     coffer_progress_fn progress; /* the application's */
     void *progress_ctx;
@@ -886,14 +855,14 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
         if (fd < 0) {
             char msg[4400];
             snprintf(msg, sizeof msg, "cannot create %.4000s: %s", tmp, strerror(errno));
-            return set_error(e, COFFER_EIO, msg), COFFER_EIO;
+            return cf_lib_fail(e, COFFER_EIO, msg);
         }
         int st = coffer_restore_fd(repo, ns, id, fd, o->restore, NULL, e);
         if (!st && fsync(fd))
-            st = COFFER_EIO, set_error(e, st, "cannot sync the restored state");
+            st = cf_lib_fail(e, COFFER_EIO, "cannot sync the restored state");
         close(fd);
         if (!st && rename(tmp, dest))
-            st = COFFER_EIO, set_error(e, st, "cannot rename the restored state into place");
+            st = cf_lib_fail(e, COFFER_EIO, "cannot rename the restored state into place");
         if (st)
             unlink(tmp);
         return st;
@@ -907,7 +876,6 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
     coffer_restore_options ro;
     if ((st = cf_lib_copy_options(&ro, sizeof ro, o->restore, "coffer_restore_options", e)))
         return st;
-    ro.struct_size = sizeof ro;
     delivery d = {ro.progress, ro.progress_ctx, 0};
     ro.progress = count_delivered;
     ro.progress_ctx = &d;
@@ -918,13 +886,12 @@ static int restore_one(coffer_repo *repo, const char *ns, const char *id, const 
         char msg[sizeof e->message];
         snprintf(msg, sizeof msg, "%.300s (after %" PRIu64 " bytes were delivered: discard them)",
                  e ? e->message : coffer_strerror(st), d.delivered);
-        set_error(e, st, msg);
+        cf_lib_fail(e, st, msg);
     }
     return st;
 }
 
-#define BOOT_END(field)                                                                                      \
-    (offsetof(coffer_bootstrap_result, field) + sizeof(((coffer_bootstrap_result *)0)->field))
+#define BOOT_END(field) CF_LIB_FIELD_END(coffer_bootstrap_result, field)
 _Static_assert(offsetof(coffer_bootstrap_result, id) == sizeof(size_t), "struct_size comes first");
 _Static_assert(BOOT_END(skipped) == sizeof(coffer_bootstrap_result), "put_boot_result knows every field");
 
@@ -941,23 +908,23 @@ static int bootstrap(coffer_repo *repo, const char *ns, const coffer_bootstrap_o
 int coffer_bootstrap(coffer_repo *repo, uint32_t partition, const coffer_bootstrap_options *options,
                      coffer_bootstrap_result *result, coffer_error *e)
 {
-    coffer_bootstrap_options o = {0};
-    if (!repo || !options || !result || options->struct_size < sizeof(size_t))
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_bootstrap: a repository, options (struct_size set) and result"),
-               COFFER_EINVAL;
+    coffer_bootstrap_options o;
+    if (!repo || !options || !result)
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_bootstrap: a repository, options and result are needed");
     int st = cf_lib_check_result(result, "coffer_bootstrap_result", e);
+    if (!st)
+        st = cf_lib_copy_options(&o, sizeof o, options, "coffer_bootstrap_options", e);
     if (st)
         return st;
-    for (size_t i = sizeof o; i < options->struct_size; i++)
-        if (((const unsigned char *)options)[i])
-            return set_error(e, COFFER_ENOTSUP, "coffer_bootstrap_options: fields newer than this libcoffer"),
-                   COFFER_ENOTSUP;
-    memcpy(&o, options, options->struct_size < sizeof o ? options->struct_size : sizeof o);
     if (!!o.dest_dir + !!o.write + !!o.use_fd != 1)
-        return set_error(e, COFFER_EINVAL,
-                         "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd"),
-               COFFER_EINVAL;
+        return cf_lib_fail(e, COFFER_EINVAL,
+                           "coffer_bootstrap_options: exactly one of dest_dir, write, use_fd");
+    /* Before the listing and the download: found at the end, after the download (fd) or in
+     * the root directory ("" + "/state"), would be too late. */
+    if (o.dest_dir && !*o.dest_dir)
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_bootstrap_options: dest_dir is empty");
+    if (o.use_fd && o.fd < 0)
+        return cf_lib_fail(e, COFFER_EINVAL, "coffer_bootstrap_options: fd is negative");
     char ns[16];
     snprintf(ns, sizeof ns, "%" PRIu32, partition);
     coffer_bootstrap_result mine = {.struct_size = sizeof mine};
@@ -976,7 +943,7 @@ static int bootstrap(coffer_repo *repo, const char *ns, const coffer_bootstrap_o
     if (st)
         return st;
     st = COFFER_ENOTFOUND;
-    set_error(e, st, "no snapshot of this partition: start from an empty state");
+    cf_lib_fail(e, st, "no snapshot of this partition: start from an empty state");
     for (size_t k = n; k-- > 0;) {
         const coffer_snapshot_info *si = &list[k];
         const char *topic = label_of(si, "topic");

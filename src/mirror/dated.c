@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/grow.h"
 #include "core/keep.h"
 
 #define PARTIAL_SUFFIX ".partial"
@@ -126,14 +127,10 @@ out:
 /* Grows a vector of names by one copy of name. */
 static int push_name(char ***v, size_t *n, size_t *cap, const char *name, cf_err *err)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        char **g = realloc(*v, c * sizeof *g);
-        if (!g)
-            return cf_err_set(err, CF_ENOMEM, "out of memory");
-        *v = g;
-        *cap = c;
-    }
+    char **g = cf_grow(*v, cap, *n, sizeof *g, 16);
+    if (!g)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    *v = g;
     if (!((*v)[*n] = strdup(name)))
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     (*n)++;
@@ -425,24 +422,6 @@ static int lock_dir(const char *dir, const cf_logger *log, int *fd, cf_err *err)
     return 0;
 }
 
-/* A directory to stage a dry run in: tonight's staging directory when there is one (what it
- * holds counts as done), else an empty one outside dir, so that a dry run leaves dir as it was. */
-static int dry_run_staging(const char *partial, char *path, int *made, cf_err *err)
-{
-    struct stat st;
-    *made = 0;
-    if (stat(partial, &st) == 0) {
-        snprintf(path, PATH_MAX, "%s", partial);
-        return 0;
-    }
-    const char *tmpdir = getenv("TMPDIR");
-    snprintf(path, PATH_MAX, "%s/coffer-dated-dry-run-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
-    if (!mkdtemp(path))
-        return cf_err_sys(err, cf_err_from_errno(errno), errno, "cannot make '%s'", path);
-    *made = 1;
-    return 0;
-}
-
 /* Fills the staging directory with tonight's tree: the copy, with links to the newest earlier
  * copy, and without what the staging directory holds beyond the source. */
 static int stage(const cf_mirror_side *src, const char *dir, const char *name, const char *partial,
@@ -454,20 +433,19 @@ static int stage(const cf_mirror_side *src, const char *dir, const char *name, c
     if (rc)
         return rc;
     const char *prev_name = previous_copy(copies, ncopies, name);
-    char prev[PATH_MAX], staging_path[PATH_MAX];
+    char prev[PATH_MAX];
     if (prev_name && (rc = join(prev, dir, "", prev_name, "", err)) == 0)
         cf_log(o->log, CF_LOG_INFO, "dated mirror: linking files unchanged since", "copy", prev, NULL);
     cf_dated_names_free(copies, ncopies);
-    int made = 0;
-    if (!rc && o->dry_run)
-        rc = dry_run_staging(partial, staging_path, &made, err);
-    else if (!rc && (rc = cf_fs_mkdirs(partial, 0755, err)) == 0) /* a copy is as readable as DIR's files */
-        snprintf(staging_path, sizeof staging_path, "%s", partial);
     cf_repo *staging = NULL;
-    if (!rc)
-        rc = cf_repo_open_dir(staging_path, &staging, err);
+    /* A dry run plans against tonight's staging directory as it is (what it holds counts as
+     * done; a missing one lists empty) and makes nothing. */
+    if (!rc && o->dry_run)
+        rc = cf_repo_open_dir_as_is(partial, &staging, err);
+    else if (!rc && (rc = cf_fs_mkdirs(partial, 0755, err)) == 0) /* a copy is as readable as DIR's files */
+        rc = cf_repo_open_dir(partial, &staging, err);
     if (!rc) {
-        cf_mirror_side dst = {.repo = staging, .url = staging_path, .dir = staging_path};
+        cf_mirror_side dst = {.repo = staging, .url = partial, .dir = partial};
         cf_mirror_opts copy = *o;
         copy.delete_extra = 1; /* the staging directory becomes exactly tonight's tree */
         copy.link_dest = prev_name ? prev : NULL;
@@ -478,8 +456,6 @@ static int stage(const cf_mirror_side *src, const char *dir, const char *name, c
             rc = cf_repo_sync(staging, err);
         cf_repo_close(staging);
     }
-    if (made)
-        rmdir(staging_path);
     return rc;
 }
 

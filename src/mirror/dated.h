@@ -37,10 +37,10 @@ typedef struct cf_dated_opts {
  * o's delete_extra must be 0 (a dated copy is always the whole source: what the staging directory
  * holds beyond it is removed regardless) and link_dest NULL (chosen here). With o->dry_run
  * nothing in DIR is written or removed: out is cf_mirror_run's dry run into the staging
- * directory (or an empty one), and *removed names what the retention would remove. A run in which any file
- * failed publishes nothing and is CF_EIO (out->failures names the files); *removed (the names of the dated
- * copies removed, to free with cf_dated_names_free) is filled even when the retention failed halfway. out
- * must be freed with cf_mirror_summary_free whatever the result.
+ * directory as it is (a missing one lists empty), and *removed names what the retention would remove. A run
+ * in which any file failed publishes nothing and is CF_EIO (out->failures names the files); *removed (the
+ * names of the dated copies removed, to free with cf_dated_names_free) is filled even when the retention
+ * failed halfway. out must be freed with cf_mirror_summary_free whatever the result.
  */
 int cf_mirror_dated(const cf_mirror_side *src, const char *dir, const cf_mirror_opts *o,
                     const cf_dated_opts *d, cf_mirror_summary *out, char ***removed, size_t *nremoved,

@@ -45,30 +45,20 @@ struct cf_etag_calc {
     int ended;
 };
 
-static const uint32_t md5_iv[4] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u};
-
 static int one_part(uint64_t part)
 {
     return part == CF_ETAG_SINGLE || part == CF_ETAG_WHOLE;
 }
 
 /* The digest of a part whose whole blocks are in st and whose last ntail bytes are tail. */
-static void md5_finish(const uint32_t st_in[4], const unsigned char *tail, size_t ntail, uint64_t len,
+static void md5_finish(const uint32_t st[4], const unsigned char *tail, size_t ntail, uint64_t len,
                        unsigned char out[16])
 {
-    uint32_t st[4] = {st_in[0], st_in[1], st_in[2], st_in[3]};
-    unsigned char blk[128] = {0};
+    cf_md5_ctx m;
+    cf_md5_resume(&m, st, len - ntail);
     if (ntail) /* tail is NULL for a whole part */
-        memcpy(blk, tail, ntail);
-    blk[ntail] = 0x80;
-    size_t nb = ntail < 56 ? 1 : 2;
-    uint64_t bits = len * 8;
-    for (int i = 0; i < 8; i++)
-        blk[nb * 64 - 8 + (size_t)i] = (unsigned char)(bits >> (8 * i));
-    cf_md5_blocks(st, blk, nb);
-    for (int i = 0; i < 4; i++)
-        for (int b = 0; b < 4; b++)
-            out[4 * i + b] = (unsigned char)(st[i] >> (8 * b));
+        cf_md5_update(&m, tail, ntail);
+    cf_md5_final(&m, out);
 }
 
 static void close_part(lane *l, const unsigned char digest[16], uint64_t at)
@@ -89,7 +79,7 @@ static void aligned_blocks(cf_etag_calc *c, const unsigned char *p, size_t nbloc
                 unsigned char d[16];
                 md5_finish(l->st, NULL, 0, l->part, d);
                 close_part(l, d, c->hashed);
-                memcpy(l->st, md5_iv, sizeof md5_iv);
+                cf_md5_state_init(l->st);
             }
             if (!one_part(l->part)) {
                 uint64_t left = (l->part - (c->hashed - l->part_start)) / 64;
@@ -146,7 +136,7 @@ int cf_etag_calc_new(const uint64_t *part_sizes, size_t n, cf_etag_calc **out, c
         lane *l = &c->lanes[i];
         l->part = part_sizes[i];
         l->aligned = one_part(l->part) || l->part % 64 == 0;
-        memcpy(l->st, md5_iv, sizeof md5_iv);
+        cf_md5_state_init(l->st);
         cf_md5_init(&l->outer, NULL);
         if (l->aligned)
             c->aligned[c->naligned++] = i;
@@ -195,7 +185,7 @@ void cf_etag_calc_final(cf_etag_calc *c)
             if (c->ntail && !one_part(l->part) && c->hashed - l->part_start == l->part) {
                 md5_finish(l->st, NULL, 0, l->part, d);
                 close_part(l, d, c->hashed);
-                memcpy(l->st, md5_iv, sizeof md5_iv);
+                cf_md5_state_init(l->st);
             }
             md5_finish(l->st, c->tail, c->ntail, c->hashed - l->part_start + c->ntail, d);
         } else {

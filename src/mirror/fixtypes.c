@@ -7,15 +7,16 @@
  */
 #include "mirror/fixtypes.h"
 
-#include <fnmatch.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/clock.h"
+#include "core/grow.h"
 #include "mirror/ctype.h"
+#include "mirror/plan.h"
+#include "mirror/pool.h"
 
 #define JOBS_DEFAULT 8
 #define JOBS_MAX 256
@@ -24,6 +25,7 @@ typedef enum outcome { LEFT_ALONE, FIXED, FAILED, GONE } outcome;
 
 typedef struct item {
     char *key;
+    uint64_t listed_size;
     outcome result;
     char stored[128];
     char detected[CF_CTYPE_MAX];
@@ -38,41 +40,21 @@ typedef struct run {
     size_t n, cap;
     const char *const *exclude;
     size_t nexclude;
-    pthread_mutex_t mu;
-    size_t next; /* the next item to take, under mu */
-    int rc;      /* a worker that could not start (no libmagic), under mu */
-    cf_err err;
 } run;
-
-static int excluded(const run *r, const char *key)
-{
-    for (size_t i = 0; i < r->nexclude; i++) {
-        const char *p = r->exclude[i];
-        size_t len = strlen(p);
-        if (len && p[len - 1] == '/' && strncmp(key, p, len) == 0)
-            return 1;
-        if (fnmatch(p, key, 0) == 0)
-            return 1;
-    }
-    return 0;
-}
 
 static int on_entry(void *ctx, const cf_repo_entry *e)
 {
     run *r = ctx;
-    if (e->is_prefix || excluded(r, e->key))
+    if (e->is_prefix || cf_plan_excluded(e->key, r->exclude, r->nexclude))
         return 0;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 1024;
-        item *p = realloc(r->items, cap * sizeof *p);
-        if (!p)
-            return CF_ENOMEM;
-        r->items = p;
-        r->cap = cap;
-    }
+    item *grown = cf_grow(r->items, &r->cap, r->n, sizeof *grown, 1024);
+    if (!grown)
+        return CF_ENOMEM;
+    r->items = grown;
     item *it = &r->items[r->n];
     memset(it, 0, sizeof *it);
     it->key = strdup(e->key);
+    it->listed_size = e->size;
     if (!it->key)
         return CF_ENOMEM;
     r->n++;
@@ -126,20 +108,19 @@ static void fail_item(item *it, const char *why)
 }
 
 /* Looks at one object and fixes it when it needs it. CF_EPRECOND when the copy found the object
- * rewritten since its HEAD (nothing written, it->result not set): the caller reads it again. */
+ * rewritten since it was read (nothing written, it->result not set): the caller reads it again. */
 static int check_once(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_buf *head)
 {
     cf_err err;
-    memset(info, 0, sizeof *info);
-    int rc = cf_repo_stat(r->repo, it->key, info, &err);
-    if (rc == CF_ENOTFOUND) {
-        it->result = GONE;
-        return 0;
-    }
     head->n = 0;
-    if (!rc && info->size && plain_bytes(info))
-        rc = cf_repo_get(r->repo, it->key, 0, info->size < CF_CTYPE_HEAD ? info->size : CF_CTYPE_HEAD,
-                         to_head, head, &err);
+    /* A range of an empty object cannot be satisfied (AWS answers 416, s3rver a broken answer):
+     * no byte is asked of one listed empty, which makes the read a HEAD. */
+    uint64_t want = it->listed_size ? CF_CTYPE_HEAD : 0;
+    int rc = cf_repo_get_info(r->repo, it->key, 0, want, info, to_head, head, &err);
+    if (!rc && !want && info->size) /* written since the listing */
+        rc = cf_repo_get_info(r->repo, it->key, 0, CF_CTYPE_HEAD, info, to_head, head, &err);
+    if (!rc && !plain_bytes(info))
+        head->n = 0; /* encoded bytes say nothing of what they hold: the name decides */
     if (rc == CF_ENOTFOUND) {
         it->result = GONE;
         return 0;
@@ -161,18 +142,10 @@ static int check_once(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
         it->result = FIXED;
         return 0;
     }
-    cf_repo_put_opts o = {
-        .content_type = it->detected,
-        .meta = info->meta,
-        .nmeta = info->nmeta,
-        .cache_control = info->cache_control,
-        .content_disposition = info->content_disposition,
-        .content_encoding = info->content_encoding,
-        .content_language = info->content_language,
-        .expires = info->expires,
-        /* What was read decided the type and is what is sent again: only onto the same bytes. */
-        .if_match = info->etag,
-    };
+    cf_repo_put_opts o = cf_repo_opts_of_info(info);
+    o.content_type = it->detected;
+    /* What was read decided the type and is what is sent again: only onto the same bytes. */
+    o.if_match = info->etag;
     rc = cf_repo_copy(r->repo, it->key, it->key, &o, &err);
     if (rc == CF_EPRECOND)
         return rc;
@@ -188,7 +161,7 @@ static int check_once(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
     return 0;
 }
 
-/* An object rewritten between its HEAD and the copy is read and decided again, once: its new
+/* An object rewritten between its read and the copy is read and decided again, once: its new
  * bytes and metadata may need no fix, or another one. Rewritten again, it is left as its writer
  * made it and reported, for the next run. */
 static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_buf *head)
@@ -197,32 +170,43 @@ static void check_one(run *r, cf_ctype *ct, item *it, cf_repo_info *info, head_b
         fail_item(it, "rewritten while its content type was being fixed, twice: left as its writer made it");
 }
 
-static void *worker(void *arg)
+/* A thread's own: a libmagic cookie is for one thread, and the buffers are too large for its stack. */
+typedef struct worker_state {
+    cf_ctype *ct;
+    cf_repo_info info;
+    head_buf head;
+} worker_state;
+
+static int worker_start(void *ctx, void **state, cf_err *err)
 {
-    run *r = arg;
-    cf_ctype *ct = NULL;
-    cf_err err;
-    cf_repo_info *info = malloc(sizeof *info);
-    head_buf *head = malloc(sizeof *head);
-    int rc = info && head ? cf_ctype_open(&ct, &err) : cf_err_set(&err, CF_ENOMEM, "out of memory");
-    pthread_mutex_lock(&r->mu);
-    if (rc && !r->rc) {
-        r->rc = rc;
-        r->err = err;
+    (void)ctx;
+    worker_state *w = malloc(sizeof *w);
+    if (!w)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    int rc = cf_ctype_open(&w->ct, err);
+    if (rc) {
+        free(w);
+        return rc;
     }
-    pthread_mutex_unlock(&r->mu);
-    while (!rc) {
-        pthread_mutex_lock(&r->mu);
-        size_t i = r->rc ? r->n : r->next++;
-        pthread_mutex_unlock(&r->mu);
-        if (i >= r->n)
-            break;
-        check_one(r, ct, &r->items[i], info, head);
-    }
-    cf_ctype_close(ct);
-    free(head);
-    free(info);
-    return NULL;
+    *state = w;
+    return 0;
+}
+
+static int worker_item(void *ctx, void *state, size_t i, cf_err *err)
+{
+    (void)err; /* an object's failure is its item's outcome, not the run's */
+    run *r = ctx;
+    worker_state *w = state;
+    check_one(r, w->ct, &r->items[i], &w->info, &w->head);
+    return 0;
+}
+
+static void worker_stop(void *ctx, void *state)
+{
+    (void)ctx;
+    worker_state *w = state;
+    cf_ctype_close(w->ct);
+    free(w);
 }
 
 /* The outcomes into the summary, in key order (the listing's). */
@@ -272,30 +256,17 @@ int cf_mirror_fix_content_types(cf_repo *bucket, const char *const *exclude, siz
     if (jobs < 0 || jobs > JOBS_MAX)
         return cf_err_set(err, CF_EINVAL, "--jobs takes 1 to %d, not %d", JOBS_MAX, jobs);
     run r = {.repo = bucket, .dry_run = dry_run, .log = log, .exclude = exclude, .nexclude = nexclude};
-    pthread_mutex_init(&r.mu, NULL);
     int rc = cf_repo_list(bucket, "", on_entry, &r, err);
     if (rc == CF_ENOMEM)
         cf_err_set(err, rc, "listing '%s': out of memory", cf_repo_name(bucket));
-    size_t nthreads = (size_t)(jobs ? jobs : JOBS_DEFAULT);
-    nthreads = nthreads < r.n ? nthreads : r.n;
-    pthread_t *threads = calloc(nthreads ? nthreads : 1, sizeof *threads);
-    if (!rc && !threads)
-        rc = cf_err_set(err, CF_ENOMEM, "content types of '%s': out of memory", cf_repo_name(bucket));
-    size_t started = 0;
-    for (; !rc && started < nthreads; started++)
-        if (pthread_create(&threads[started], NULL, worker, &r) != 0)
-            break;
-    if (!rc && nthreads && !started)
-        rc = cf_err_set(err, CF_EAGAIN, "content types of '%s': no thread could start", cf_repo_name(bucket));
-    if (!rc && started < nthreads)
-        cf_log(log, CF_LOG_WARN, "fewer threads than --jobs asked for could start", NULL);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-    free(threads);
-    if (!rc && r.rc) {
-        rc = r.rc;
-        if (err)
-            *err = r.err;
+    if (!rc) {
+        cf_pool_job job = {.n = r.n,
+                           .threads = jobs ? jobs : JOBS_DEFAULT,
+                           .ctx = &r,
+                           .start = worker_start,
+                           .item = worker_item,
+                           .stop = worker_stop};
+        rc = cf_pool_run(&job, err);
     }
     if (!rc)
         rc = summarise(&r, out, err);
@@ -304,7 +275,6 @@ int cf_mirror_fix_content_types(cf_repo *bucket, const char *const *exclude, siz
         free(r.items[i].why);
     }
     free(r.items);
-    pthread_mutex_destroy(&r.mu);
     out->seconds = cf_clock_mono() - start;
     return rc;
 }

@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "mirror/plan.h"
+#include "mirror/pool.h"
 
 #if defined(__has_include)
 #if __has_include("mirror/ctype.h")
@@ -57,8 +58,8 @@ static void cf_ctype_detect(cf_ctype *c, const char *key, const void *head, size
 
 #define JOBS_DEFAULT 8
 #define JOBS_MAX 256
-#define HEAD_BYTES 4096             /* what content detection reads of a file */
-#define PROGRESS_EVERY_NS 100000000 /* 0.1 s */
+#define HEAD_BYTES 4096 /* what content detection reads of a file */
+#define PROGRESS_EVERY_MS 100
 /* Streams of objects above one part (16 MiB) at once: each holds up to 96 MiB of parts in an S3
  * writer (storage/repo_s3.c), so --jobs 32 of them would want 3 GiB; four keep the link full. */
 #define LARGE_OBJECT ((uint64_t)16 << 20)
@@ -80,13 +81,14 @@ typedef struct run {
     item_result *results;
     size_t *copies; /* indices into plan of the items to copy */
     size_t ncopies;
+    size_t ndeleted;    /* by run_deletes, on the calling thread */
     atomic_size_t next; /* the next index into copies for a worker to take */
     atomic_uint_fast64_t bytes_done, files_done;
-    atomic_int no_server_copy; /* copy_from said CF_ENOTSUP once: stream the rest */
-    atomic_int meta_dropped;   /* a directory without user xattrs: warned once */
-    atomic_int workers_left;
+    atomic_int no_server_copy;         /* copy_from said CF_ENOTSUP once: stream the rest */
+    atomic_int meta_dropped;           /* a directory without user xattrs: warned once */
+    uint64_t files_total, bytes_total; /* what the plan copies and deletes, for the progress */
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* signalled when a worker ends, or a large stream */
+    pthread_cond_t cv; /* signalled when a large stream ends */
     int large_streams; /* under mu: large objects being streamed */
 } run;
 
@@ -352,35 +354,59 @@ static void copy_item(copy_ctx *c, size_t idx)
     atomic_fetch_add(&r->files_done, 1);
 }
 
-static void *worker_main(void *arg)
-{
-    run *r = arg;
-    copy_ctx c = {.r = r};
+/* A worker's copy_ctx. One that could not be made whole keeps its failure (rc, err) and fails
+ * each item it takes with it: the others go on. */
+typedef struct worker {
+    copy_ctx c;
+    int rc;
     cf_err err;
-    cf_err_clear(&err);
-    int rc = (c.info = malloc(sizeof *c.info)) ? 0 : cf_err_set(&err, CF_ENOMEM, "mirror: out of memory");
+} worker;
+
+static int worker_start(void *ctx, void **state, cf_err *err)
+{
+    (void)err;
+    run *r = ctx;
+    worker *w = calloc(1, sizeof *w);
+    *state = w;
+    if (!w)
+        return 0; /* worker_item fails each item it takes */
+    w->c.r = r;
+    cf_err_clear(&w->err);
+    w->rc =
+        (w->c.info = malloc(sizeof *w->c.info)) ? 0 : cf_err_set(&w->err, CF_ENOMEM, "mirror: out of memory");
     /* Only an upload from a directory detects types (one detector per thread: not shareable). */
-    int detects = r->sk == CF_SIDE_DIR && r->dk == CF_SIDE_S3;
-    if (!rc && detects)
-        rc = cf_ctype_open(&c.ctype, &err);
-    for (size_t i; (i = atomic_fetch_add(&r->next, 1)) < r->ncopies;) {
-        if (!rc) {
-            copy_item(&c, r->copies[i]);
-            continue;
-        }
-        item_result *res = &r->results[r->copies[i]];
-        res->rc = rc;
-        res->why = strdup(err.msg[0] ? err.msg : cf_strerror(rc));
-        atomic_fetch_add(&r->files_done, 1);
+    if (!w->rc && r->sk == CF_SIDE_DIR && r->dk == CF_SIDE_S3 &&
+        (w->rc = cf_ctype_open(&w->c.ctype, &w->err)))
+        w->c.ctype = NULL;
+    return 0;
+}
+
+static int worker_item(void *ctx, void *state, size_t i, cf_err *err)
+{
+    (void)err;
+    run *r = ctx;
+    worker *w = state;
+    if (w && !w->rc) {
+        copy_item(&w->c, r->copies[i]);
+        return 0;
     }
-    if (!rc && detects)
-        cf_ctype_close(c.ctype);
-    free(c.info);
-    pthread_mutex_lock(&r->mu);
-    atomic_fetch_sub(&r->workers_left, 1);
-    pthread_cond_broadcast(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
+    item_result *res = &r->results[r->copies[i]];
+    res->rc = w ? w->rc : CF_ENOMEM;
+    res->why = strdup(w && w->err.msg[0] ? w->err.msg : cf_strerror(res->rc));
+    atomic_fetch_add(&r->files_done, 1);
+    return 0;
+}
+
+static void worker_stop(void *ctx, void *state)
+{
+    (void)ctx;
+    worker *w = state;
+    if (!w)
+        return;
+    if (w->c.ctype)
+        cf_ctype_close(w->c.ctype);
+    free(w->c.info);
+    free(w);
 }
 
 typedef struct list_ctx {
@@ -428,58 +454,36 @@ static int lock_destination(const cf_mirror_side *dst, int64_t started, int *loc
     return 0;
 }
 
-static void report_progress(run *r, uint64_t files_total, uint64_t bytes_total)
+static void report_progress(run *r)
 {
     if (!r->o->progress)
         return;
-    cf_mirror_progress p = {atomic_load(&r->files_done), files_total, atomic_load(&r->bytes_done),
-                            bytes_total};
+    cf_mirror_progress p = {atomic_load(&r->files_done), r->files_total, atomic_load(&r->bytes_done),
+                            r->bytes_total};
     r->o->progress(r->o->progress_ctx, &p);
 }
 
+static void tick(void *ctx)
+{
+    report_progress(ctx);
+}
+
 /* Runs the copies on the workers, reporting progress meanwhile. */
-static int run_copies(run *r, uint64_t files_total, uint64_t bytes_total, cf_err *err)
+static int run_copies(run *r, cf_err *err)
 {
     int jobs = r->o->jobs > 0 ? r->o->jobs : JOBS_DEFAULT;
-    if (jobs > JOBS_MAX)
-        jobs = JOBS_MAX;
-    if ((size_t)jobs > r->ncopies)
-        jobs = (int)r->ncopies;
-    if (!jobs)
-        return 0;
-    pthread_t *t = calloc((size_t)jobs, sizeof *t);
-    if (!t)
-        return cf_err_set(err, CF_ENOMEM, "mirror: out of memory for %d workers", jobs);
-    int started = 0;
-    atomic_store(&r->workers_left, jobs);
-    for (; started < jobs; started++)
-        if (pthread_create(&t[started], NULL, worker_main, r) != 0)
-            break;
-    if (started < jobs)
-        atomic_fetch_sub(&r->workers_left, jobs - started);
-    if (!started) {
-        free(t);
-        return cf_err_set(err, CF_EAGAIN, "mirror: cannot start a worker thread");
-    }
-    pthread_mutex_lock(&r->mu);
-    while (atomic_load(&r->workers_left) > 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += PROGRESS_EVERY_NS;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&r->cv, &r->mu, &until);
-        pthread_mutex_unlock(&r->mu);
-        report_progress(r, files_total, bytes_total);
-        pthread_mutex_lock(&r->mu);
-    }
-    pthread_mutex_unlock(&r->mu);
-    for (int i = 0; i < started; i++)
-        pthread_join(t[i], NULL);
-    free(t);
-    return 0;
+    cf_pool_job job = {.n = r->ncopies,
+                       .threads = jobs > JOBS_MAX ? JOBS_MAX : jobs,
+                       .ctx = r,
+                       .start = worker_start,
+                       .item = worker_item,
+                       .stop = worker_stop,
+                       .tick = tick,
+                       .tick_ms = PROGRESS_EVERY_MS};
+    cf_err why;
+    cf_err_clear(&why);
+    int rc = cf_pool_run(&job, &why);
+    return rc ? cf_err_set(err, rc, "mirror: %s", why.msg) : 0;
 }
 
 /* Removes the directories above key that its removal left empty, deepest first, so that a file
@@ -536,10 +540,15 @@ static void run_deletes(run *r, int in_the_way)
         /* One by one: a directory, or a batch that failed (to name each key that fails). */
         for (size_t k = 0; k < n; k++) {
             cf_err_clear(&err);
-            int rc = cf_repo_delete(r->dst->repo, keys[k], &err);
+            /* A directory's removals (and the emptied directories after them) are made durable
+             * by the run's one cf_repo_sync, not one fsync each. */
+            int rc = cf_repo_delete_flags(r->dst->repo, keys[k],
+                                          r->dk == CF_SIDE_DIR ? CF_REPO_DELETE_NO_SYNC : 0, &err);
             if (rc)
                 fail_item(r, idx[k], rc, err.msg[0] ? err.msg : cf_strerror(rc));
-            else if (root >= 0)
+            else
+                r->ndeleted++;
+            if (!rc && root >= 0)
                 prune_dirs(root, keys[k]);
             atomic_fetch_add(&r->files_done, 1);
         }
@@ -669,13 +678,12 @@ int cf_mirror_run(const cf_mirror_side *src, const cf_mirror_side *dst, const cf
         rc = cf_err_set(err, CF_ENOMEM, "mirror: out of memory");
     if (!rc && r.plan.n && !(r.copies = malloc(r.plan.n * sizeof *r.copies)))
         rc = cf_err_set(err, CF_ENOMEM, "mirror: out of memory");
-    uint64_t files_total = 0, bytes_total = 0;
     for (size_t i = 0; !rc && i < r.plan.n; i++) {
         if (r.plan.v[i].action == CF_PLAN_COPY) {
             r.copies[r.ncopies++] = i;
-            bytes_total += r.plan.v[i].src->size;
+            r.bytes_total += r.plan.v[i].src->size;
         }
-        files_total += r.plan.v[i].action == CF_PLAN_COPY || r.plan.v[i].action == CF_PLAN_DELETE;
+        r.files_total += r.plan.v[i].action == CF_PLAN_COPY || r.plan.v[i].action == CF_PLAN_DELETE;
     }
     for (size_t i = 0; !rc && o->dry_run && i < r.plan.n; i++) {
         const cf_plan_item *it = &r.plan.v[i];
@@ -702,12 +710,13 @@ int cf_mirror_run(const cf_mirror_side *src, const cf_mirror_side *dst, const cf
             mark_in_the_way(&r);
             run_deletes(&r, 1);
         }
-        rc = run_copies(&r, files_total, bytes_total, err);
+        rc = run_copies(&r, err);
         if (!rc)
             run_deletes(&r, 0);
-        if (!rc && r.dk == CF_SIDE_DIR && r.ncopies && (rc = cf_repo_sync(dst->repo, err)) != 0)
-            rc = CF_EIO; /* nothing copied can be trusted to be on disk */
-        report_progress(&r, files_total, bytes_total);
+        if (!rc && r.dk == CF_SIDE_DIR && (r.ncopies || r.ndeleted) &&
+            (rc = cf_repo_sync(dst->repo, err)) != 0)
+            rc = CF_EIO; /* nothing copied or deleted can be trusted to be on disk */
+        report_progress(&r);
     }
     if (!rc || r.results)
         if (summarize(&r, out) == CF_ENOMEM && !rc)

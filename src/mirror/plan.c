@@ -6,16 +6,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/grow.h"
+
 int cf_plan_list_add(cf_plan_list *l, const cf_repo_entry *e)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 1024;
-        cf_plan_entry *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    cf_plan_entry *v = cf_grow(l->v, &l->cap, l->n, sizeof *v, 1024);
+    if (!v)
+        return CF_ENOMEM;
+    l->v = v;
     cf_plan_entry *d = &l->v[l->n];
     d->key = strdup(e->key);
     d->etag = strdup(e->etag ? e->etag : "");
@@ -214,20 +212,6 @@ static int is_parent_of_another(const cf_plan_list *l, const char *key)
     return 0;
 }
 
-static int add(cf_plan_item **v, size_t *n, size_t *cap, cf_plan_item it)
-{
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 1024;
-        cf_plan_item *nv = realloc(*v, c * sizeof *nv);
-        if (!nv)
-            return CF_ENOMEM;
-        *v = nv;
-        *cap = c;
-    }
-    (*v)[(*n)++] = it;
-    return 0;
-}
-
 /* What to do with the source's entry s (d: the destination's at the same key, or NULL). */
 static cf_plan_item plan_source(const cf_plan_list *src, cf_side_kind sk, cf_side_kind dk,
                                 const cf_plan_entry *s, const cf_plan_entry *d)
@@ -249,7 +233,6 @@ static cf_plan_item plan_source(const cf_plan_list *src, cf_side_kind sk, cf_sid
     } else if (d && cf_plan_same(sk, dk, s, d)) {
         it.action = CF_PLAN_SKIP;
     }
-    (void)sk;
     return it;
 }
 
@@ -257,10 +240,13 @@ int cf_plan_build(const cf_plan_list *src, cf_side_kind sk, const cf_plan_list *
                   const char *const *exclude, size_t nexclude, int delete_extra, cf_plan *out, cf_err *err)
 {
     memset(out, 0, sizeof *out);
-    cf_plan_item *v = NULL;
-    size_t n = 0, cap = 0, i = 0, j = 0;
-    int rc = 0;
-    while (!rc && (i < src->n || j < dst->n)) {
+    /* Each step takes at least one listed entry and plans at most one item. */
+    size_t most = src->n + dst->n;
+    cf_plan_item *v = most ? malloc(most * sizeof *v) : NULL;
+    if (most && !v)
+        return cf_err_set(err, CF_ENOMEM, "planning the mirror: out of memory");
+    size_t n = 0, i = 0, j = 0;
+    while (i < src->n || j < dst->n) {
         int c = i == src->n ? 1 : j == dst->n ? -1 : strcmp(src->v[i].key, dst->v[j].key);
         const cf_plan_entry *s = c <= 0 ? &src->v[i] : NULL, *d = c >= 0 ? &dst->v[j] : NULL;
         if (s)
@@ -270,13 +256,9 @@ int cf_plan_build(const cf_plan_list *src, cf_side_kind sk, const cf_plan_list *
         if (cf_plan_excluded(s ? s->key : d->key, exclude, nexclude))
             continue;
         if (s)
-            rc = add(&v, &n, &cap, plan_source(src, sk, dk, s, d));
+            v[n++] = plan_source(src, sk, dk, s, d);
         else if (delete_extra)
-            rc = add(&v, &n, &cap, (cf_plan_item){CF_PLAN_DELETE, NULL, d, NULL});
-    }
-    if (rc) {
-        free(v);
-        return cf_err_set(err, CF_ENOMEM, "planning the mirror: out of memory");
+            v[n++] = (cf_plan_item){CF_PLAN_DELETE, NULL, d, NULL};
     }
     out->v = v;
     out->n = n;

@@ -10,15 +10,16 @@
 #include "mirror/verify.h"
 
 #include <jansson.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
+#include "core/grow.h"
 #include "crypto/hash.h"
 #include "mirror/etag.h"
 #include "mirror/plan.h"
+#include "mirror/pool.h"
 
 #define JOBS_DEFAULT 8
 #define JOBS_MAX 256
@@ -61,11 +62,6 @@ typedef struct pair {
 typedef struct verify_run {
     const cf_mirror_side *src, *dst;
     pair *pairs;
-    size_t npairs;
-    pthread_mutex_t mu;
-    size_t next; /* the next pair to take, under mu */
-    int rc;      /* a failure that stops the run, under mu */
-    cf_err err;
     const cf_logger *log;
 } verify_run;
 
@@ -74,14 +70,10 @@ static int on_entry(void *ctx, const cf_repo_entry *e)
     listing *l = ctx;
     if (e->is_prefix || cf_plan_excluded(e->key, l->exclude, l->nexclude))
         return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        listed *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    listed *grown = cf_grow(l->v, &l->cap, l->n, sizeof *grown, 256);
+    if (!grown)
+        return CF_ENOMEM;
+    l->v = grown;
     listed *x = &l->v[l->n];
     x->key = strdup(e->key);
     x->etag = strdup(e->etag ? e->etag : "");
@@ -116,7 +108,7 @@ static int list_side(const cf_mirror_side *s, listing *l, cf_err *err)
     int rc = cf_repo_list_flags(s->repo, "", s->dir ? CF_REPO_LIST_HIDDEN : 0, on_entry, l, err);
     if (rc == CF_ENOMEM)
         cf_err_set(err, CF_ENOMEM, "verify: out of memory listing '%s'", s->url);
-    if (!rc)
+    if (!rc && l->n)
         qsort(l->v, l->n, sizeof *l->v, cmp_listed);
     return rc;
 }
@@ -298,78 +290,56 @@ static int check_pair(verify_run *run, pair *p, cf_hash *sha, cf_err *err)
     return rc;
 }
 
-static void *worker(void *arg)
+static int worker_start(void *ctx, void **state, cf_err *err)
 {
-    verify_run *run = arg;
-    cf_err err;
-    cf_err_clear(&err);
+    (void)ctx;
     cf_hash *sha = cf_hash_new(CF_HASH_SHA256);
-    int rc = sha ? 0 : cf_err_set(&err, CF_ENOMEM, "verify: out of memory for SHA-256");
-    for (;;) {
-        pthread_mutex_lock(&run->mu);
-        if (rc && !run->rc) {
-            run->rc = rc;
-            run->err = err;
-        }
-        size_t i = run->next < run->npairs && !run->rc ? run->next++ : run->npairs;
-        pthread_mutex_unlock(&run->mu);
-        if (i == run->npairs)
-            break;
-        pair *p = &run->pairs[i];
-        rc = check_pair(run, p, sha, &err);
-        if (!rc && p->state != PAIR_SAME)
-            cf_log(run->log, CF_LOG_DEBUG, "verify: finding", "key", p->src->key, "why",
-                   p->state == PAIR_MISSING ? "missing from the destination" : p->why, NULL);
-    }
-    cf_hash_free(sha);
-    return NULL;
+    if (!sha)
+        return cf_err_set(err, CF_ENOMEM, "verify: out of memory for SHA-256");
+    *state = sha;
+    return 0;
 }
 
-static int run_pairs(verify_run *run, int jobs, cf_err *err)
+static int worker_item(void *ctx, void *state, size_t i, cf_err *err)
 {
-    pthread_mutex_init(&run->mu, NULL);
-    size_t nthreads = (size_t)jobs < run->npairs ? (size_t)jobs : run->npairs;
-    pthread_t *threads = calloc(nthreads ? nthreads : 1, sizeof *threads);
-    if (!threads) {
-        pthread_mutex_destroy(&run->mu);
-        return cf_err_set(err, CF_ENOMEM, "verify: out of memory");
-    }
-    size_t started = 0;
-    /* The caller's thread works too: a single job needs no thread at all. */
-    for (; started + 1 < nthreads; started++)
-        if (pthread_create(&threads[started], NULL, worker, run))
-            break;
-    worker(run);
-    for (size_t i = 0; i < started; i++)
-        pthread_join(threads[i], NULL);
-    free(threads);
-    pthread_mutex_destroy(&run->mu);
-    if (run->rc && err)
-        *err = run->err;
-    return run->rc;
+    verify_run *run = ctx;
+    pair *p = &run->pairs[i];
+    int rc = check_pair(run, p, state, err);
+    if (!rc && p->state != PAIR_SAME)
+        cf_log(run->log, CF_LOG_DEBUG, "verify: finding", "key", p->src->key, "why",
+               p->state == PAIR_MISSING ? "missing from the destination" : p->why, NULL);
+    return rc;
 }
 
-static int push(char ***v, size_t *n, const char *key)
+static void worker_stop(void *ctx, void *state)
 {
-    char **grown = realloc(*v, (*n + 1) * sizeof **v);
-    if (!grown)
-        return CF_ENOMEM;
-    *v = grown;
-    if (!(grown[*n] = strdup(key)))
+    (void)ctx;
+    cf_hash_free(state);
+}
+
+/* A copy of key at the end of v, which has room for it. */
+static int push(char **v, size_t *n, const char *key)
+{
+    if (!(v[*n] = strdup(key)))
         return CF_ENOMEM;
     (*n)++;
     return 0;
 }
 
-/* The findings, in key order within each list. */
+/* The findings, in key order within each list; each list allocated once, at its final length. */
 static int gather(const pair *pairs, size_t npairs, const char *const *extra_keys, size_t nextra,
                   cf_verify_summary *out)
 {
-    size_t ndiff = 0;
-    for (size_t i = 0; i < npairs; i++)
+    size_t ndiff = 0, nmiss = 0;
+    for (size_t i = 0; i < npairs; i++) {
         ndiff += pairs[i].state == PAIR_DIFFERENT;
-    if (ndiff &&
-        (!(out->why = calloc(ndiff, sizeof *out->why)) || !(out->side = calloc(ndiff, sizeof *out->side))))
+        nmiss += pairs[i].state == PAIR_MISSING;
+    }
+    if ((ndiff && (!(out->different = calloc(ndiff, sizeof *out->different)) ||
+                   !(out->why = calloc(ndiff, sizeof *out->why)) ||
+                   !(out->side = calloc(ndiff, sizeof *out->side)))) ||
+        (nmiss && !(out->missing = calloc(nmiss, sizeof *out->missing))) ||
+        (nextra && !(out->extra = calloc(nextra, sizeof *out->extra))))
         return CF_ENOMEM;
     for (size_t i = 0; i < npairs; i++) {
         const pair *p = &pairs[i];
@@ -377,26 +347,19 @@ static int gather(const pair *pairs, size_t npairs, const char *const *extra_key
         out->bytes_checked += p->bytes_src;
         out->bytes_read += p->bytes_src + p->bytes_dst;
         out->etag_unexplained += (uint64_t)p->etag_unexplained;
-        if (p->state == PAIR_MISSING && push(&out->missing, &out->nmissing, p->src->key))
+        if (p->state == PAIR_MISSING && push(out->missing, &out->nmissing, p->src->key))
             return CF_ENOMEM;
         if (p->state == PAIR_DIFFERENT) {
             size_t k = out->ndifferent;
-            if (push(&out->different, &out->ndifferent, p->src->key) || !(out->why[k] = strdup(p->why)))
+            if (push(out->different, &out->ndifferent, p->src->key) || !(out->why[k] = strdup(p->why)))
                 return CF_ENOMEM;
             out->side[k] = p->side;
         }
     }
     for (size_t i = 0; i < nextra; i++)
-        if (push(&out->extra, &out->nextra, extra_keys[i]))
+        if (push(out->extra, &out->nextra, extra_keys[i]))
             return CF_ENOMEM;
     return 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const char *const *exclude,
@@ -407,7 +370,7 @@ int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const
         jobs = JOBS_DEFAULT;
     if (jobs < 1 || jobs > JOBS_MAX)
         return cf_err_set(err, CF_EINVAL, "verify: --jobs %d: give 1 to %d", jobs, JOBS_MAX);
-    double t0 = now_s();
+    double t0 = cf_clock_mono();
     listing ls = {.exclude = exclude, .nexclude = nexclude}, ld = {.exclude = exclude, .nexclude = nexclude};
     pair *pairs = NULL;
     const char **extra = NULL;
@@ -432,12 +395,15 @@ int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const
     }
     /* Only keys on both sides are read (check_pair passes over the others). */
     if (!rc) {
-        verify_run run = {.src = src, .dst = dst, .log = log, .pairs = pairs, .npairs = npairs};
-        size_t nboth = 0;
-        for (size_t i = 0; i < npairs; i++)
-            nboth += pairs[i].dst != NULL;
-        if (nboth)
-            rc = run_pairs(&run, jobs, err);
+        verify_run run = {.src = src, .dst = dst, .log = log, .pairs = pairs};
+        /* The calling thread works too: a single job needs no thread at all. */
+        cf_pool_job job = {.n = npairs,
+                           .threads = jobs,
+                           .ctx = &run,
+                           .start = worker_start,
+                           .item = worker_item,
+                           .stop = worker_stop};
+        rc = cf_pool_run(&job, err);
     }
     if (!rc && gather(pairs, npairs, extra, nextra, out))
         rc = cf_err_set(err, CF_ENOMEM, "verify: out of memory");
@@ -451,7 +417,7 @@ int cf_mirror_verify(const cf_mirror_side *src, const cf_mirror_side *dst, const
         cf_verify_summary_free(out);
         return rc;
     }
-    out->seconds = now_s() - t0;
+    out->seconds = cf_clock_mono() - t0;
     char line[160];
     cf_verify_summary_line(out, line, sizeof line);
     cf_log(log, CF_LOG_INFO, line, NULL);
@@ -514,7 +480,10 @@ void cf_verify_summary_report(const cf_verify_summary *s, FILE *f)
     for (size_t i = 0; i < s->ndifferent; i++) {
         fputs("coffer mirror: ", f);
         put_key(f, s->different[i]);
-        fprintf(f, ": %s\n", s->why ? s->why[i] : "different");
+        fputs(": ", f);
+        /* A read's error names the key it failed on: escaped as the key is. */
+        put_key(f, s->why ? s->why[i] : "different");
+        fputc('\n', f);
     }
     for (size_t i = 0; i < s->nextra; i++) {
         fputs("coffer mirror: ", f);

@@ -72,8 +72,8 @@ int cf_verify_summary_ok(const cf_verify_summary *s);
 void cf_verify_summary_line(const cf_verify_summary *s, char *out, size_t cap);
 /* One line per finding to f, key order within each kind: "coffer mirror: KEY: missing from the
  * destination", "coffer mirror: KEY: WHY", "coffer mirror: KEY: only in the destination". Control
- * characters and backslashes of keys are written as \xNN, so that a key cannot forge a line or
- * drive the terminal. */
+ * characters and backslashes of keys (and of WHY, which may quote one) are written as \xNN, so
+ * that a key cannot forge a line or drive the terminal. */
 void cf_verify_summary_report(const cf_verify_summary *s, FILE *f);
 /* Sets obj's "verify" member: {"checked", "bytes", "missing": [...], "different": [...],
  * "extra": [...], "findings": [{"key", "why", "side"}]} (side: "source", "destination", "both"

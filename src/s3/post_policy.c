@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "s3/request.h"
+
 #define DENIED "Invalid according to Policy: "
 
 void cf_post_policy_cleanup(cf_post_policy *p)
@@ -19,28 +21,6 @@ void cf_post_policy_cleanup(cf_post_policy *p)
     }
     free(p->conds);
     memset(p, 0, sizeof *p);
-}
-
-/* "2026-12-31T12:00:00Z", with or without fractional seconds. */
-static int parse_expiration(const char *s, int64_t *out)
-{
-    struct tm tm = {0};
-    int used = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-               &tm.tm_sec, &used) != 6 ||
-        used != 19)
-        return CF_EINVAL;
-    const char *p = s + used;
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++)
-            ;
-    if (strcmp(p, "Z") != 0 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-        return CF_EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = (int64_t)timegm(&tm);
-    return 0;
 }
 
 static int size_value(const json_t *v, uint64_t *out)
@@ -126,7 +106,7 @@ int cf_post_policy_parse(const char *json, size_t len, cf_post_policy *out, cf_e
     }
     const json_t *exp = json_object_get(doc, "expiration");
     const json_t *conds = json_object_get(doc, "conditions");
-    if (!json_is_string(exp) || parse_expiration(json_string_value(exp), &out->expiration) != 0) {
+    if (!json_is_string(exp) || cf_s3_parse_iso8601(json_string_value(exp), &out->expiration) != 0) {
         rc = cf_err_set(err, CF_EINVAL,
                         "Invalid Policy: Invalid 'expiration' value: an ISO 8601 UTC date is needed.");
         goto out;

@@ -101,6 +101,9 @@ int cf_s3_url_encode_key(cf_buf *out, const char *s, size_t n);
 void cf_s3_http_date(time_t t, char out[30]);
 /* "2009-10-12T17:50:30.000Z" (out: 25 bytes), with milliseconds from ns. */
 void cf_s3_iso8601(int64_t ns, char out[25]);
+/* Parses "2026-12-31T12:00:00Z", with or without fractional seconds (S3's XML dates, a POST
+ * policy's expiration) into seconds since the epoch; CF_EINVAL when malformed. */
+int cf_s3_parse_iso8601(const char *s, int64_t *out);
 /* Parses an RFC 1123 / RFC 850 / asctime HTTP date; CF_EINVAL when malformed. */
 int cf_s3_parse_http_date(const char *s, time_t *out);
 

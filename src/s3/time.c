@@ -29,6 +29,27 @@ void cf_s3_iso8601(int64_t ns, char out[25])
              tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
+int cf_s3_parse_iso8601(const char *s, int64_t *out)
+{
+    struct tm tm = {0};
+    int used = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &tm.tm_sec, &used) != 6 ||
+        used != 19)
+        return CF_EINVAL;
+    const char *p = s + used;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            ;
+    if (strcmp(p, "Z") != 0 || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return CF_EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm);
+    return 0;
+}
+
 static int month_of(const char *s)
 {
     for (int i = 0; i < 12; i++)

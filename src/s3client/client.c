@@ -47,11 +47,13 @@ int cf_s3c_new(const cf_s3c_config *cfg, cf_s3c **out, cf_err *err)
         return cf_err_set(err, CF_ENOMEM, "endpoint '%s': out of memory", ep);
     c->cfg = *cfg;
     if (c->cfg.max_attempts <= 0)
-        c->cfg.max_attempts = 5;
+        c->cfg.max_attempts = CF_S3C_MAX_ATTEMPTS_DEFAULT;
     if (c->cfg.connect_timeout_ms <= 0)
         c->cfg.connect_timeout_ms = 10000;
-    if (c->cfg.low_speed_timeout_s <= 0)
-        c->cfg.low_speed_timeout_s = 60;
+    if (c->cfg.stall_timeout_ms <= 0)
+        c->cfg.stall_timeout_ms = CF_S3C_STALL_TIMEOUT_DEFAULT_MS;
+    if (c->cfg.retry_budget_ms <= 0)
+        c->cfg.retry_budget_ms = CF_S3C_RETRY_BUDGET_DEFAULT_MS;
     snprintf(c->scheme, sizeof c->scheme, "%.*s", (int)(sep - ep), ep);
     snprintf(c->host, sizeof c->host, "%s", sep + 3);
     char *slash = strchr(c->host, '/');
@@ -147,6 +149,7 @@ void cf_s3c_xfer_init(cf_s3c_xfer *x, cf_s3c *c, const char *method, const char 
     x->method = method;
     x->bucket = bucket;
     x->key = key;
+    x->retry_after = -1;
     cf_buf_init(&x->resp, CF_S3C_RESP_MAX);
     snprintf(x->payload_hash, sizeof x->payload_hash, "%s", EMPTY_SHA256);
 }
@@ -246,6 +249,25 @@ static size_t on_read(char *p, size_t size, size_t n, void *ud)
     return got;
 }
 
+/* libcurl rewinds a body itself when a reused connection turns out dead mid-send and it tries
+ * again on a new one; without this it fails such a request with CURLE_SEND_FAIL_REWIND. */
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+    cf_s3c_xfer *x = ud;
+    if (origin != SEEK_SET || offset < 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    if (x->body) {
+        if ((uint64_t)offset > x->body_len)
+            return CURL_SEEKFUNC_FAIL;
+        x->body_off = (size_t)offset;
+        return CURL_SEEKFUNC_OK;
+    }
+    if (!x->seek || (uint64_t)offset > x->stream_len || x->seek(x->rctx, (uint64_t)offset) != 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    x->stream_off = (uint64_t)offset;
+    return CURL_SEEKFUNC_OK;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     cf_s3c_xfer *x = ud;
@@ -288,6 +310,19 @@ static void keep_meta(cf_s3c_object_info *info, const char *name, size_t nl, con
     info->meta_len += need;
 }
 
+/* Retry-After is delay-seconds or an HTTP date (RFC 9110 10.2.3); -1 when it is neither. A date
+ * in the past asks for no wait. */
+static double retry_after_seconds(const char *v, time_t now)
+{
+    size_t digits = strspn(v, "0123456789");
+    if (digits && !v[digits])
+        return digits > 9 ? 1e9 : (double)strtol(v, NULL, 10);
+    time_t at = curl_getdate(v, NULL);
+    if (at <= 0)
+        return -1;
+    return at > now ? (double)(at - now) : 0;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     cf_s3c_xfer *x = ud;
@@ -296,6 +331,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         /* A new response (after a 100 Continue, too): forget the previous one's headers. */
         memset(&x->info, 0, sizeof x->info);
         x->total_size = 0;
+        x->retry_after = -1;
         return len;
     }
     const char *colon = memchr(p, ':', len);
@@ -331,12 +367,36 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         const char *slash = strchr(tmp, '/');
         if (slash && slash[1] != '*')
             x->total_size = strtoull(slash + 1, NULL, 10);
+    } else if (nl == 11 && !strncasecmp(p, "retry-after", 11)) {
+        header_value(v, vl, tmp, sizeof tmp);
+        x->retry_after = retry_after_seconds(tmp, cf_clock_time(x->c->cfg.clock));
     } else if (nl == 13 && !strncasecmp(p, "last-modified", 13)) {
         header_value(v, vl, tmp, sizeof tmp);
         time_t t = curl_getdate(tmp, NULL);
         x->info.last_modified = t > 0 ? (int64_t)t : 0;
     }
     return len;
+}
+
+/* Watches for a stall: no byte sent or received for stall_timeout_ms, whether the transfer is
+ * connecting, sending, waiting for the answer or receiving it. libcurl's own low-speed check
+ * averages over its last five seconds, so it would notice a stall mid-body seconds late. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)ultotal;
+    cf_s3c_xfer *x = ud;
+    uint64_t moved = (uint64_t)dlnow + (uint64_t)ulnow;
+    double now = cf_clock_mono();
+    if (moved != x->moved) {
+        x->moved = moved;
+        x->moved_at = now;
+        return 0;
+    }
+    if ((now - x->moved_at) * 1000.0 < (double)x->c->cfg.stall_timeout_ms)
+        return 0;
+    x->stalled = 1;
+    return 1;
 }
 
 /* ---- signing ---- */
@@ -537,8 +597,13 @@ static void set_options(cf_s3c_xfer *x, const char *url)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_msg);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->cfg.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, x);
+    /* Also a timer: with a low-speed limit libcurl looks at an idle transfer (and so calls
+     * on_progress) every second. Its own verdict comes later than on_progress's. */
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->cfg.low_speed_timeout_s);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, c->cfg.stall_timeout_ms / 1000 + 10);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -554,6 +619,8 @@ static void set_options(cf_s3c_xfer *x, const char *url)
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
         curl_off_t size = x->read ? (curl_off_t)x->stream_len : (curl_off_t)x->body_len;
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, size);
         if (!strcmp(x->method, "POST"))
@@ -589,6 +656,10 @@ static int begin_attempt(cf_s3c_xfer *x)
     cf_buf_reset(&x->resp);
     x->status = 0;
     x->curl_msg[0] = '\0';
+    x->retry_after = -1;
+    x->stalled = 0;
+    x->moved = 0;
+    x->moved_at = cf_clock_mono();
     set_options(x, url);
     free(url); /* libcurl copies the URL */
     if (curl_multi_add_handle(c->multi, x->easy) != CURLM_OK)
@@ -760,7 +831,9 @@ static int retryable(const cf_s3c_xfer *x, CURLcode res)
     case CURLE_SEND_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_COULDNT_CONNECT:
-    case CURLE_PARTIAL_FILE: return 1;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SEND_FAIL_REWIND: /* begin_attempt rewinds, or says why it cannot */ return 1;
+    case CURLE_ABORTED_BY_CALLBACK: return x->stalled;
     default: return 0;
     }
 }
@@ -778,6 +851,37 @@ static double backoff(cf_s3c *c, int attempt)
     return ceil * (double)(c->rng >> 11) / (double)(1ull << 53);
 }
 
+/* When x, which failed in a way worth retrying, should try again (monotonic seconds), or -1
+ * with why (for the error) when it should not: no attempt or no retry budget left. */
+static double next_try(cf_s3c_xfer *x, char *why, size_t whylen)
+{
+    cf_s3c *c = x->c;
+    double now = cf_clock_mono(), budget = (double)c->cfg.retry_budget_ms / 1000.0;
+    if (!c->failing_since)
+        c->failing_since = now;
+    if (x->attempt >= c->cfg.max_attempts) {
+        snprintf(why, whylen, "after %d attempts", x->attempt);
+        return -1;
+    }
+    /* A store that asks for longer than the whole budget is taken at its word. */
+    if (x->retry_after > budget) {
+        snprintf(why, whylen,
+                 "after %d attempts: the store asked to wait %.0f s (Retry-After), longer than the "
+                 "retry budget of %g s",
+                 x->attempt, x->retry_after, budget);
+        return -1;
+    }
+    double wait = backoff(c, x->attempt);
+    if (x->retry_after > wait)
+        wait = x->retry_after < CF_S3C_RETRY_AFTER_MAX_S ? x->retry_after : CF_S3C_RETRY_AFTER_MAX_S;
+    if (now + wait - c->failing_since > budget) {
+        snprintf(why, whylen, "after %d attempts: the retry budget of %g s is spent (failing for %.1f s)",
+                 x->attempt, budget, now - c->failing_since);
+        return -1;
+    }
+    return now + wait;
+}
+
 static void attempt_done(cf_s3c_xfer *x, CURLcode res)
 {
     cf_s3c *c = x->c;
@@ -788,30 +892,44 @@ static void attempt_done(cf_s3c_xfer *x, CURLcode res)
     curl_multi_remove_handle(c->multi, x->easy);
     x->state = XF_IDLE;
     if (res == CURLE_OK && x->status >= 200 && x->status < 300) {
+        c->failing_since = 0;
         finish(x, 0);
         return;
     }
-    if (retryable(x, res) && x->attempt < c->cfg.max_attempts) {
-        x->retry_at = cf_clock_mono() + backoff(c, x->attempt);
-        x->attempt++;
-        x->state = XF_WAITING;
-        c->stats.retries++;
-        return;
+    char why[200] = "";
+    if (retryable(x, res)) {
+        double at = next_try(x, why, sizeof why);
+        if (at >= 0) {
+            x->retry_at = at;
+            x->attempt++;
+            x->state = XF_WAITING;
+            c->stats.retries++;
+            return;
+        }
+    } else {
+        if (res == CURLE_OK)
+            c->failing_since = 0; /* an answer that is final: the store works */
+        if (x->attempt > 1)
+            snprintf(why, sizeof why, "after %d attempts", x->attempt);
     }
     int rc;
     if (res == CURLE_OK) {
         rc = cf_s3c_fail_from_body(x);
+    } else if (x->stalled) {
+        rc = cf_err_set(&x->err, CF_EIO, "s3 %s '%s%s%s': stalled: no byte moved for %g s", x->method,
+                        x->bucket ? x->bucket : "", x->key ? "/" : "", x->key ? x->key : "",
+                        (double)c->cfg.stall_timeout_ms / 1000.0);
     } else {
         rc = cf_err_set(&x->err, CF_EIO, "s3 %s '%s%s%s': %s%s%s%s", x->method, x->bucket ? x->bucket : "",
                         x->key ? "/" : "", x->key ? x->key : "",
                         x->user_abort ? "stopped by the caller" : curl_easy_strerror(res),
                         x->curl_msg[0] && !x->user_abort ? " (" : "", x->user_abort ? "" : x->curl_msg,
                         x->curl_msg[0] && !x->user_abort ? ")" : "");
-        if (x->attempt > 1) {
-            char why[sizeof x->err.msg];
-            snprintf(why, sizeof why, "%s", x->err.msg); /* the message cannot format itself */
-            cf_err_set(&x->err, rc, "%.400s, after %d attempts", why, x->attempt);
-        }
+    }
+    if (why[0]) {
+        char msg[sizeof x->err.msg];
+        snprintf(msg, sizeof msg, "%s", x->err.msg); /* the message cannot format itself */
+        cf_err_reword(&x->err, rc, "%.300s, %s", msg, why);
     }
     finish(x, rc);
 }

@@ -252,6 +252,6 @@ int cf_s3c_config_resolve(const cf_s3c_flags *flags, cf_s3c_config *out, cf_err 
     if ((rc = resolve_keys(f, &fs, out, err)))
         return rc;
     out->virtual_host = f->virtual_host;
-    out->max_attempts = 5;
+    out->max_attempts = CF_S3C_MAX_ATTEMPTS_DEFAULT;
     return 0;
 }

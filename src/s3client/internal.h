@@ -22,7 +22,11 @@ typedef struct cf_s3c_xfer {
     CURL *easy;
     struct curl_slist *headers;
     int state, attempt, rc;
-    double retry_at; /* monotonic seconds, while XF_WAITING */
+    double retry_at;    /* monotonic seconds, while XF_WAITING */
+    double retry_after; /* seconds the last answer's Retry-After asked for; -1: none */
+    double moved_at;    /* monotonic seconds when the attempt last moved a byte (or began) */
+    uint64_t moved;     /* bytes the attempt moved, both directions, as of moved_at */
+    int stalled;        /* the attempt was cut for moving nothing for stall_timeout_ms */
     cf_err err;
 
     /* Request; every pointer is borrowed until the transfer is done. */
@@ -78,6 +82,7 @@ struct cf_s3c {
     uint64_t rng;
     cf_s3c_stats stats;
     int virtual_host;
+    double failing_since; /* monotonic seconds of the first failure since the last success; 0: none */
 };
 
 /* Prepares x for method on bucket/key (key may be NULL); clears everything else. */

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/clock.h"
+#include "s3/request.h"
 #include "s3/xml.h"
 #include "s3client/internal.h"
 
@@ -238,16 +239,9 @@ static int64_t iso_time(const char *s)
 {
     /* S3's XML dates are ISO 8601 (2009-10-12T17:50:30.000Z), which curl_getdate does not read
      * (it answered -1, so every listed LastModified was 0); HTTP dates are left to it. */
-    struct tm tm = {0};
-    int n = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-               &tm.tm_sec, &n) == 6 &&
-        n) {
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        time_t t = timegm(&tm);
-        return t > 0 ? (int64_t)t : 0;
-    }
+    int64_t iso;
+    if (cf_s3_parse_iso8601(s, &iso) == 0)
+        return iso > 0 ? iso : 0;
     time_t t = curl_getdate(s, NULL);
     return t > 0 ? (int64_t)t : 0;
 }
@@ -729,6 +723,44 @@ int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
     }
     free(key_marker);
     free(id_marker);
+    return rc;
+}
+
+int cf_s3c_mpu_list_parts(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                          int (*fn)(void *ctx, const cf_s3c_part_entry *p), void *ctx, cf_err *err)
+{
+    int rc = check_name(bucket, key, err);
+    char marker[16] = "";
+    while (!rc) {
+        cf_s3c_xfer x;
+        cf_s3c_xfer_init(&x, c, "GET", bucket, key);
+        cf_s3c_xfer_param(&x, "uploadId", upload_id);
+        if (marker[0])
+            cf_s3c_xfer_param(&x, "part-number-marker", marker);
+        cf_xml_node *root = NULL;
+        rc = run_xml(&x, &root, err);
+        cf_s3c_xfer_cleanup(&x);
+        if (rc)
+            break;
+        for (const cf_xml_node *n = root->child; !rc && n; n = n->next) {
+            if (strcmp(n->name, "Part") != 0)
+                continue;
+            cf_s3c_part_entry e = {atoi(text(n, "PartNumber")), strtoull(text(n, "Size"), NULL, 10),
+                                   text(n, "ETag")};
+            if (e.number < 1 || e.number > 10000)
+                rc = cf_err_set(err, CF_EIO, "s3 list parts '%s/%s': part number '%s' out of range", bucket,
+                                key, text(n, "PartNumber"));
+            else
+                rc = fn(ctx, &e);
+        }
+        int more = !strcmp(text(root, "IsTruncated"), "true");
+        int next = atoi(text(root, "NextPartNumberMarker"));
+        cf_xml_free(root);
+        /* A marker that does not move on would page forever. */
+        if (!more || next <= atoi(marker[0] ? marker : "0"))
+            break;
+        snprintf(marker, sizeof marker, "%d", next);
+    }
     return rc;
 }
 

@@ -60,6 +60,22 @@ int cf_s3c_uploader_begin_opts(cf_s3c *c, const char *bucket, const char *key, c
     if (max_in_flight < 1 || max_in_flight > MAX_IN_FLIGHT || part_max == 0)
         return cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': want 1..%d parts in flight and a part size",
                           bucket, key, MAX_IN_FLIGHT);
+    char id[CF_S3C_UPLOAD_ID_MAX];
+    int rc = cf_s3c_mpu_create_opts(c, bucket, key, o, id, err);
+    if (!rc && (rc = cf_s3c_uploader_resume(c, bucket, key, id, part_max, max_in_flight, out, err)))
+        cf_s3c_mpu_abort(c, bucket, key, id, NULL);
+    return rc;
+}
+
+int cf_s3c_uploader_resume(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                           size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err)
+{
+    *out = NULL;
+    if (max_in_flight < 1 || max_in_flight > MAX_IN_FLIGHT || part_max == 0 ||
+        strlen(upload_id) >= CF_S3C_UPLOAD_ID_MAX)
+        return cf_err_set(err, CF_EINVAL,
+                          "s3 upload '%s/%s': want 1..%d parts in flight, a part size and an id", bucket, key,
+                          MAX_IN_FLIGHT);
     cf_s3c_uploader *u = calloc(1, sizeof *u);
     if (!u)
         return cf_err_set(err, CF_ENOMEM, "s3 upload '%s/%s': out of memory", bucket, key);
@@ -71,14 +87,10 @@ int cf_s3c_uploader_begin_opts(cf_s3c *c, const char *bucket, const char *key, c
     u->slots = calloc((size_t)max_in_flight, sizeof *u->slots);
     u->parts = calloc(MAX_PARTS, sizeof *u->parts);
     if (!u->bucket || !u->key || !u->slots || !u->parts) {
-        cf_s3c_uploader_abort(u);
+        cf_s3c_uploader_release(u);
         return cf_err_set(err, CF_ENOMEM, "s3 upload '%s/%s': out of memory", bucket, key);
     }
-    int rc = cf_s3c_mpu_create_opts(c, bucket, key, o, u->upload_id, err);
-    if (rc) {
-        cf_s3c_uploader_abort(u);
-        return rc;
-    }
+    snprintf(u->upload_id, sizeof u->upload_id, "%s", upload_id);
     *out = u;
     return 0;
 }
@@ -198,6 +210,22 @@ int cf_s3c_uploader_submit_buffer(cf_s3c_uploader *u, unsigned char **buf, size_
     return send_part(u, s, len, crc32c, err);
 }
 
+int cf_s3c_uploader_keep(cf_s3c_uploader *u, size_t len, const char *etag, cf_err *err)
+{
+    if (u->rc) {
+        if (err)
+            *err = u->err;
+        return u->rc;
+    }
+    if (len == 0 || len > u->part_max || u->nparts == MAX_PARTS)
+        return cf_err_set(err, CF_EINVAL, "s3 upload '%s/%s': cannot keep part %d of %zu bytes", u->bucket,
+                          u->key, u->nparts + 1, len);
+    cf_s3c_part *p = &u->parts[u->nparts];
+    p->number = ++u->nparts;
+    snprintf(p->etag, sizeof p->etag, "%s", etag);
+    return 0;
+}
+
 int cf_s3c_uploader_poll(cf_s3c_uploader *u, int wait, cf_err *err)
 {
     reap_parts(u);
@@ -256,16 +284,26 @@ int cf_s3c_uploader_commit(cf_s3c_uploader *u, cf_s3c_object_info *info, cf_err 
     return 0;
 }
 
-void cf_s3c_uploader_abort(cf_s3c_uploader *u)
+static void uploader_stop(cf_s3c_uploader *u, int abort_upload)
 {
     if (!u)
         return;
     for (int i = 0; u->slots && i < u->k; i++)
         if (u->slots[i].busy)
             cf_s3c_xfer_cancel(&u->slots[i].x);
-    if (u->upload_id[0])
+    if (abort_upload && u->upload_id[0])
         cf_s3c_mpu_abort(u->c, u->bucket, u->key, u->upload_id, NULL);
     uploader_free(u);
+}
+
+void cf_s3c_uploader_abort(cf_s3c_uploader *u)
+{
+    uploader_stop(u, 1);
+}
+
+void cf_s3c_uploader_release(cf_s3c_uploader *u)
+{
+    uploader_stop(u, 0);
 }
 
 /* ---- downloader ---- */

@@ -10,7 +10,12 @@
  * client's one multi handle, and all requests share one connection cache (keep-alive).
  *
  * Retries: up to max_attempts tries with full-jitter exponential backoff (base 100 ms, cap 5 s)
- * on HTTP 5xx, 429, timeouts, reset or refused connections. Never on other 4xx. Bodies are
+ * on HTTP 5xx, 429, timeouts, stalls, reset or refused connections. Never on other 4xx. A
+ * Retry-After header (seconds or an HTTP date) lengthens the wait to what it asks, up to
+ * CF_S3C_RETRY_AFTER_MAX_S. The retry budget bounds the time a failing store can hold a call:
+ * a retry that would start more than retry_budget_ms after the client's first failure since its
+ * last success is not made, and the call fails naming the last answer. A transfer that moves no
+ * byte for stall_timeout_ms is cut (mid-body too, both directions) and retried. Bodies are
  * re-sent from memory or re-read after the caller's seek callback; a download that fails midway
  * resumes where it stopped (bytes already delivered are not delivered twice).
  *
@@ -36,6 +41,12 @@
 
 /* ---- Configuration ---- */
 
+#define CF_S3C_MAX_ATTEMPTS_DEFAULT 5
+#define CF_S3C_STALL_TIMEOUT_DEFAULT_MS 30000L
+#define CF_S3C_RETRY_BUDGET_DEFAULT_MS 120000L
+/* The longest wait a Retry-After header obtains (a longer one is waited this long). */
+#define CF_S3C_RETRY_AFTER_MAX_S 30
+
 typedef struct cf_s3c_config {
     char endpoint[512]; /* "http(s)://host[:port]", no trailing '/' */
     char region[64];
@@ -46,9 +57,15 @@ typedef struct cf_s3c_config {
                                * *.amazonaws.com, path otherwise */
     int max_attempts;         /* tries per request, >= 1; 0 means 5 */
     long connect_timeout_ms;  /* 0 means 10 s */
-    long low_speed_timeout_s; /* a transfer slower than 1 byte/s for this long times out; 0: 60 */
-    const cf_clock *clock;    /* the signatures' "now": borrowed for the client's life; NULL = the
-                               * system's (core/clock.h) */
+    /* A transfer that moves no byte, in either direction (connecting, sending the body, waiting
+     * for the answer, receiving the body), for this long is cut and retried; 0: 30 s. */
+    long stall_timeout_ms;
+    /* While none of the client's requests succeeds, it keeps retrying for at most this long
+     * (from the first failure; any success starts the count again), whatever max_attempts
+     * allows; 0: 2 min. So a store that fails every request fails the call in bounded time. */
+    long retry_budget_ms;
+    const cf_clock *clock; /* the signatures' "now": borrowed for the client's life; NULL = the
+                            * system's (core/clock.h) */
 } cf_s3c_config;
 
 /* Explicit values (NULL or "" when not given); they win over everything else. */
@@ -262,6 +279,18 @@ typedef struct cf_s3c_upload_entry {
 int cf_s3c_list_uploads(cf_s3c *c, const char *bucket, const char *prefix,
                         int (*fn)(void *ctx, const cf_s3c_upload_entry *u), void *ctx, cf_err *err);
 
+/* One part of an upload in progress, as ListParts tells it. */
+typedef struct cf_s3c_part_entry {
+    int number;
+    uint64_t size;
+    const char *etag; /* quoted as the server sent it; borrowed for the callback */
+} cf_s3c_part_entry;
+/* Calls fn for each part the server holds of upload_id, in number order, following pages.
+ * CF_ENOTFOUND when the upload no longer exists (completed, aborted or expired). fn returns 0
+ * to go on, nonzero to stop (then returned as is). */
+int cf_s3c_mpu_list_parts(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                          int (*fn)(void *ctx, const cf_s3c_part_entry *p), void *ctx, cf_err *err);
+
 /* ---- Parallel multipart upload ---- */
 
 typedef struct cf_s3c_uploader cf_s3c_uploader;
@@ -273,6 +302,16 @@ int cf_s3c_uploader_begin(cf_s3c *c, const char *bucket, const char *key, const 
  * used before this returns). */
 int cf_s3c_uploader_begin_opts(cf_s3c *c, const char *bucket, const char *key, const cf_s3c_put_opts *o,
                                size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err);
+/* As cf_s3c_uploader_begin_opts, continuing upload_id (made by cf_s3c_mpu_create_opts, maybe
+ * by an earlier process) instead of starting one: parts are numbered from 1 again, and each is
+ * either sent or, with cf_s3c_uploader_keep, taken as the server already holds it. */
+int cf_s3c_uploader_resume(cf_s3c *c, const char *bucket, const char *key, const char *upload_id,
+                           size_t part_max, int max_in_flight, cf_s3c_uploader **out, cf_err *err);
+/* Counts the next part (len bytes) as one the server holds with this ETag, sending nothing. */
+int cf_s3c_uploader_keep(cf_s3c_uploader *u, size_t len, const char *etag, cf_err *err);
+/* Stops the parts in flight and frees u, leaving the upload on the server for a later
+ * cf_s3c_uploader_resume (or a sweep). NULL is a no-op. */
+void cf_s3c_uploader_release(cf_s3c_uploader *u);
 /* Copies len (1..part_max) bytes as the next part (numbered 1, 2, …) and sends it; waits for a
  * free slot first. Every part but the last must be at least 5 MiB for S3. Fails with the
  * error of any part that failed for good; the caller then calls abort. */

@@ -15,6 +15,7 @@
 #include "server/handlers_object.h"
 #include "server/handlers_tagging.h"
 #include "server/header_list.h"
+#include "server/metrics.h"
 #include "server/object_version.h"
 #include "server/rate_groups.h"
 #include "server/response.h"
@@ -271,10 +272,23 @@ static void add_object_headers(cf_http_response *resp, const cf_object_info *inf
     }
 }
 
+/* A stored object that cannot be read as its record says (store.h: a short or missing data
+ * file): an operator must hear of it by name, since the client sees only a 500 or a cut body. */
+static void object_read_failed(const cf_logger *log, cf_metrics *m, const char *request_id,
+                               const char *bucket, const char *key, const char *why)
+{
+    cf_metrics_object_read_error(m);
+    cf_log(log, CF_LOG_ERROR, "cannot read the object's data", "id", request_id, "bucket", bucket, "key", key,
+           "error", why, NULL);
+}
+
 /* The reader of a body that spans parts, and where to report a failure half way through it. */
 typedef struct segments_body {
     cf_store_reader *rd;
     const cf_logger *log;
+    cf_metrics *metrics;
+    char request_id[24];
+    char *bucket, *key; /* owned: the response outlives the handler */
 } segments_body;
 
 static long read_segments(void *cls, uint64_t pos, char *buf, size_t max)
@@ -284,7 +298,8 @@ static long read_segments(void *cls, uint64_t pos, char *buf, size_t max)
     cf_err err;
     long n = cf_store_reader_read(body->rd, buf, max, &err);
     if (n < 0) {
-        cf_log(body->log, CF_LOG_ERROR, "read failed mid-response", "error", err.msg, NULL);
+        /* The headers are gone: cutting the connection is the only way left to say so. */
+        object_read_failed(body->log, body->metrics, body->request_id, body->bucket, body->key, err.msg);
         return CF_HTTP_READER_ERROR;
     }
     return n == 0 ? CF_HTTP_READER_END : n;
@@ -294,6 +309,8 @@ static void free_reader(void *cls)
 {
     segments_body *body = cls;
     cf_store_reader_free(body->rd);
+    free(body->bucket);
+    free(body->key);
     free(body);
 }
 
@@ -312,7 +329,7 @@ static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t st
         off -= info->segs[i++].len;
     if (i < info->nsegs && off + len <= info->segs[i].len) {
         int fd;
-        int rc = cf_store_segment_open(r->srv->store, &info->segs[i], &fd, err);
+        int rc = cf_store_part_open(r->srv->store, info, i, &fd, err);
         if (rc)
             return rc;
         if (!(*resp = cf_rate_body_fd(r, fd, off, len)))
@@ -323,8 +340,15 @@ static int segmented_body(cf_request *r, const cf_object_info *info, uint64_t st
     if (!body)
         return cf_err_set(err, CF_ENOMEM, "out of memory");
     body->log = &r->srv->log;
-    int rc = cf_store_reader_open(r->srv->store, info, start, len, &body->rd, err);
+    body->metrics = r->srv->metrics;
+    snprintf(body->request_id, sizeof body->request_id, "%s", r->request_id);
+    body->bucket = strdup(r->bucket);
+    body->key = strdup(r->key);
+    int rc = body->bucket && body->key ? cf_store_reader_open(r->srv->store, info, start, len, &body->rd, err)
+                                       : cf_err_set(err, CF_ENOMEM, "out of memory");
     if (rc) {
+        free(body->bucket);
+        free(body->key);
         free(body);
         return rc;
     }
@@ -458,6 +482,10 @@ int cf_handle_get_object(cf_request *r, int head)
         cf_s3_error missing = cf_s3_error_for(rc, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY);
         if (missing == CF_S3_NoSuchKey) /* or AccessDenied, lest it tell which keys exist */
             return cf_respond_error(r, missing_key_error(r), NULL);
+        if (rc == CF_ECORRUPT) { /* before any header: a 500, not a body that stops short */
+            object_read_failed(&r->srv->log, r->srv->metrics, r->request_id, r->bucket, r->key, err.msg);
+            return cf_respond_error(r, CF_S3_InternalError, NULL);
+        }
         if (rc)
             return cf_respond_failure(r, &err, missing_bucket ? CF_S3_ON_BUCKET : CF_S3_ON_KEY, 0);
         int not_modified;
@@ -523,9 +551,12 @@ int cf_handle_get_object(cf_request *r, int head)
                 cf_object_info_cleanup(&info);
                 continue;
             }
-            if (rc) {
+            if (rc == CF_ECORRUPT)
+                object_read_failed(&r->srv->log, r->srv->metrics, r->request_id, r->bucket, r->key, err.msg);
+            else if (rc)
                 cf_log(&r->srv->log, CF_LOG_ERROR, "read failed", "id", r->request_id, "error", err.msg,
                        NULL);
+            if (rc) {
                 cf_object_info_cleanup(&info);
                 return cf_respond_error(r, CF_S3_InternalError, NULL);
             }
@@ -534,8 +565,11 @@ int cf_handle_get_object(cf_request *r, int head)
              * the header write) and a second TCP segment cost more than the copy. */
             char *body = malloc((size_t)len);
             ssize_t got = body ? pread(fd, body, (size_t)len, (off_t)start) : -1;
+            int read_errno = errno;
             close(fd);
             if (got != (ssize_t)len) {
+                object_read_failed(&r->srv->log, r->srv->metrics, r->request_id, r->bucket, r->key,
+                                   got < 0 ? strerror(read_errno) : "the data file ends before the range");
                 free(body);
                 cf_object_info_cleanup(&info);
                 return cf_respond_error(r, CF_S3_InternalError, NULL);

@@ -31,6 +31,7 @@ struct cf_metrics {
     _Atomic uint64_t latency[CF_S3_OP_COUNT_][NBOUNDS + 1]; /* per bucket, not cumulative */
     _Atomic uint64_t latency_sum_us[CF_S3_OP_COUNT_];
     _Atomic int64_t in_flight;
+    _Atomic uint64_t object_read_errors;
 };
 
 cf_metrics *cf_metrics_new(void)
@@ -69,6 +70,11 @@ void cf_metrics_end(cf_metrics *m, cf_s3_op op, int status, uint64_t in, uint64_
         b++;
     atomic_fetch_add(&m->latency[op][b], 1);
     atomic_fetch_add(&m->latency_sum_us[op], (uint64_t)(seconds * 1e6));
+}
+
+void cf_metrics_object_read_error(cf_metrics *m)
+{
+    atomic_fetch_add(&m->object_read_errors, 1);
 }
 
 static void label_escape(cf_buf *b, const char *s)
@@ -141,6 +147,13 @@ int cf_metrics_render(cf_metrics *m, cf_store *store, const cf_logger *log, cf_b
                   "coffer_s3_requests_in_flight %lld\n",
                   /* the scrape itself is one of them */
                   (long long)atomic_load(&m->in_flight));
+
+    cf_buf_printf(b,
+                  "# HELP coffer_object_read_errors_total Objects whose stored data could not be read as "
+                  "their record says (a data file short or missing): answered 500, or the connection cut.\n"
+                  "# TYPE coffer_object_read_errors_total counter\n"
+                  "coffer_object_read_errors_total %llu\n",
+                  (unsigned long long)atomic_load(&m->object_read_errors));
 
     uint64_t alone, side_by_side;
     cf_store_md5_stats(store, &alone, &side_by_side);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,8 +16,10 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/grow.h"
 #include "snapshot/order.h"
 #include "snapshot/ref.h"
+#include "snapshot/resume.h"
 
 /* ---- create ---- */
 
@@ -27,6 +30,7 @@ typedef struct create_ctx {
     uint64_t done, total;
     cf_manifest_skipped *skipped;
     size_t nskipped, cap_skipped;
+    void *resume_recorded[2]; /* the interrupted run's part sizes and CRCs, freed at the end */
 } create_ctx;
 
 static int to_repo(void *ctx, const void *p, size_t n, cf_err *err)
@@ -47,14 +51,10 @@ static int to_archive(void *ctx, const void *p, size_t n, cf_err *err)
 static int note_skipped(void *ctx, const char *path, const char *why)
 {
     create_ctx *c = ctx;
-    if (c->nskipped == c->cap_skipped) {
-        size_t cap = c->cap_skipped ? 2 * c->cap_skipped : 16;
-        cf_manifest_skipped *v = realloc(c->skipped, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        c->skipped = v;
-        c->cap_skipped = cap;
-    }
+    cf_manifest_skipped *v = cf_grow(c->skipped, &c->cap_skipped, c->nskipped, sizeof *v, 16);
+    if (!v)
+        return CF_ENOMEM;
+    c->skipped = v;
     cf_manifest_skipped *k = &c->skipped[c->nskipped];
     if (!(k->path = strdup(path)) || !(k->error = strdup(why))) {
         free(k->path);
@@ -178,6 +178,171 @@ static unsigned default_compress_threads(size_t chunk_size)
     return (unsigned)(cores < 1 ? 1 : (size_t)cores < fit ? (size_t)cores : fit);
 }
 
+static void notice(const cf_snapshot_create_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void notice(const cf_snapshot_create_opts *o, const char *fmt, ...)
+{
+    if (!o->notice)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    o->notice(o->cb_ctx, msg);
+}
+
+static void format_started(int64_t created_ns, char out[32])
+{
+    time_t t = (time_t)(created_ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* The per-snapshot key: fresh salts, or (resuming) those of the interrupted run, which must give
+ * the same key id, or the secret is not the one that run used (CF_EAUTH). */
+static int snapshot_secret(const cf_snapshot_create_opts *o, int fresh, cf_manifest_encryption *enc,
+                           cf_archive_key *akey, cf_err *err)
+{
+    cf_master_key from_pass;
+    const cf_master_key *master = o->secret->key;
+    char want[sizeof enc->key_id];
+    snprintf(want, sizeof want, "%s", enc->key_id);
+    int rc = 0;
+    if (!master) {
+        /* A passphrase: its own scrypt salt per snapshot, recorded in the manifest. */
+        enc->passphrase = 1;
+        if (fresh && cf_random_bytes(enc->scrypt.salt, sizeof enc->scrypt.salt) != 0)
+            return cf_err_set(err, CF_EIO, "no randomness for the passphrase salt");
+        if ((rc = cf_master_key_from_passphrase(o->secret->passphrase, o->secret->passphrase_len,
+                                                &enc->scrypt, &from_pass, err)))
+            return rc;
+        master = &from_pass;
+    }
+    if (fresh && cf_random_bytes(enc->salt, sizeof enc->salt) != 0)
+        rc = cf_err_set(err, CF_EIO, "no randomness for the snapshot key");
+    if (!rc && !fresh && strcmp(want, master->key_id) != 0)
+        rc = cf_err_set(err, CF_EAUTH, "not the key or passphrase of the interrupted run");
+    if (!rc)
+        rc = cf_archive_key_derive(master, enc->salt, akey, err);
+    snprintf(enc->key_id, sizeof enc->key_id, "%s", master->key_id);
+    if (master == &from_pass)
+        cf_master_key_cleanup(&from_pass);
+    return rc;
+}
+
+/* What a resumable create carries from its start to its parts. */
+typedef struct resume_run {
+    cf_repo *repo;
+    cf_resume_state st;
+    cf_repo_resume up;
+    int disabled; /* the key cannot read the state back: not resumable */
+    int active;   /* the state is kept in the repository */
+    int resuming; /* continuing an interrupted run */
+} resume_run;
+
+static int on_part(void *ctx, unsigned number, uint64_t size, uint32_t crc32c, int kept, cf_err *err)
+{
+    resume_run *r = ctx;
+    if (cf_resume_note_part(&r->st, number, size, crc32c) != 0)
+        return cf_err_set(err, CF_ENOMEM, "out of memory for the resume state");
+    /* A kept part is recorded already (or proven by its MD5): no new state to write for it. */
+    return kept ? 0 : cf_resume_save(r->repo, &r->st, err);
+}
+
+/* Looks for the state of an interrupted run of this create and decides whether to continue it:
+ * r->resuming set when the source is the same; otherwise whatever it left is aborted and said. */
+/* A stream's runs each keep a state of their own (NAME-RANDOM.json), since runs of one command
+ * may overlap: the next run only says what earlier ones left, and prune removes it. */
+typedef struct earlier_streams {
+    cf_repo *repo;
+    const char *ns;
+    const cf_snapshot_create_opts *o;
+} earlier_streams;
+
+static int tell_earlier_stream(void *ctx, const cf_repo_entry *e)
+{
+    earlier_streams *s = ctx;
+    cf_resume_state st = {0};
+    snprintf(st.key, sizeof st.key, "%s", e->key);
+    cf_err ignore;
+    char mkey[512], started[32];
+    if (cf_resume_load(s->repo, &st, &ignore) != 0)
+        return 0;
+    format_started(st.created_ns, started);
+    snprintf(mkey, sizeof mkey, "%s/%s.json", s->ns, st.id);
+    cf_repo_info info;
+    if (cf_repo_stat(s->repo, mkey, &info, &ignore) != 0)
+        notice(s->o,
+               "an earlier run of this stream snapshot (%s@%s, started %s) did not finish: interrupted, or "
+               "still "
+               "running; a stream cannot be replayed, so this run makes a new snapshot, and prune removes "
+               "what an "
+               "interrupted run left after its grace period",
+               s->ns, st.id, started);
+    cf_resume_reset(&st);
+    return 0;
+}
+
+static int find_interrupted(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o, int stream,
+                            const unsigned char fingerprint[CF_SHA256_LEN], const char *suffix, resume_run *r,
+                            cf_err *err)
+{
+    if (stream) {
+        char prefix[512];
+        size_t l = strlen(r->st.key) - 5; /* without ".json" */
+        snprintf(prefix, sizeof prefix, "%.*s-", (int)l, r->st.key);
+        earlier_streams es = {repo, ns, o};
+        int rc = cf_repo_list(repo, prefix, tell_earlier_stream, &es, err);
+        unsigned char rnd[4] = {0};
+        cf_random_bytes(rnd, sizeof rnd);
+        snprintf(r->st.key + l, sizeof r->st.key - l, "-%02x%02x%02x%02x.json", rnd[0], rnd[1], rnd[2],
+                 rnd[3]);
+        if (rc == CF_EDENIED)
+            r->disabled = 1; /* as below */
+        return rc == CF_EDENIED ? 0 : rc;
+    }
+    int rc = cf_resume_load(repo, &r->st, err);
+    if (rc == CF_ENOTFOUND)
+        return 0;
+    if (rc == CF_EDENIED) {
+        /* A key that may write but not read (a backup job's): a state it could never read back
+         * would only be left behind, so such a create is not resumable. */
+        r->disabled = 1;
+        return 0;
+    }
+    if (rc == CF_ECORRUPT) {
+        notice(o, "%s; starting a new snapshot", err->msg);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    char started[32], mkey[512];
+    format_started(r->st.created_ns, started);
+    snprintf(mkey, sizeof mkey, "%s/%s.json", ns, r->st.id);
+    cf_repo_info info;
+    cf_err ignore;
+    int done = cf_repo_stat(repo, mkey, &info, &ignore) == 0;
+    if (!done && memcmp(fingerprint, r->st.fingerprint, CF_SHA256_LEN) != 0)
+        notice(o,
+               "the source changed since the interrupted run of %s (%s@%s): starting a new snapshot and "
+               "aborting the interrupted upload",
+               started, ns, r->st.id);
+    else if (!done)
+        r->resuming = 1;
+    if (!r->resuming) {
+        /* Codec and encryption are the state's name's: the interrupted upload's key is this. */
+        char akey[512];
+        snprintf(akey, sizeof akey, "%s/%s%s", ns, r->st.id, suffix);
+        if (!done && cf_repo_upload_abort(repo, akey, r->st.upload_id, &ignore) != 0)
+            notice(o, "cannot abort the interrupted upload (%s); prune removes it after its grace period",
+                   ignore.msg);
+        cf_resume_reset(&r->st);
+    }
+    return 0;
+}
+
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
 {
@@ -189,45 +354,64 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     uint64_t total = 0;
     cf_tar_write_opts measure = {o->exclude, o->nexclude, o->one_file_system, 1, NULL, NULL};
     uint64_t entries = 0;
-    int rc = stream ? 0 : cf_tar_measure(o->source, &measure, &total, &entries, err);
+    unsigned char fingerprint[CF_SHA256_LEN] = {0};
+    int rc = stream      ? 0
+             : o->resume ? cf_tar_fingerprint(o->source, &measure, &total, &entries, fingerprint, err)
+                         : cf_tar_measure(o->source, &measure, &total, &entries, err);
     if (rc)
         return rc;
-    int64_t now_ns = cf_clock_time_ns(o->clock);
-    time_t now = (time_t)(now_ns / 1000000000);
-    rc = unused_id(repo, ns, o->clock, now, id_out, err);
-    if (rc)
-        return rc;
-    cf_archive_key akey;
-    cf_manifest_encryption enc = {0};
     int encrypted = o->secret && (o->secret->key || o->secret->passphrase);
-    if (encrypted) {
-        cf_master_key from_pass;
-        const cf_master_key *master = o->secret->key;
-        if (!master) {
-            /* A passphrase: its own scrypt salt per snapshot, recorded in the manifest. */
-            enc.passphrase = 1;
-            if (cf_random_bytes(enc.scrypt.salt, sizeof enc.scrypt.salt) != 0)
-                return cf_err_set(err, CF_EIO, "no randomness for the passphrase salt");
-            if ((rc = cf_master_key_from_passphrase(o->secret->passphrase, o->secret->passphrase_len,
-                                                    &enc.scrypt, &from_pass, err)))
-                return rc;
-            master = &from_pass;
-        }
-        if (cf_random_bytes(enc.salt, sizeof enc.salt) != 0)
-            rc = cf_err_set(err, CF_EIO, "no randomness for the snapshot key");
-        if (!rc)
-            rc = cf_archive_key_derive(master, enc.salt, &akey, err);
-        snprintf(enc.key_id, sizeof enc.key_id, "%s", master->key_id);
-        if (master == &from_pass)
-            cf_master_key_cleanup(&from_pass);
-        if (rc)
+    char host[256] = "", abs[PATH_MAX];
+    gethostname(host, sizeof host - 1);
+    const char *source_path = stream ? NULL : realpath(o->source, abs) ? abs : o->source;
+    resume_run rr = {.repo = repo};
+    if (o->resume) {
+        cf_resume_key(ns, host, stream ? (o->command ? o->command : "-") : source_path, stream, o->codec,
+                      o->level, o->chunk_size,
+                      !encrypted       ? ""
+                      : o->secret->key ? o->secret->key->key_id
+                                       : "passphrase",
+                      o->exclude, o->nexclude, o->one_file_system, o->allow_unreadable, o->labels, o->nlabels,
+                      rr.st.key);
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "%s%s", cf_codec_suffix(o->codec), encrypted ? ".enc" : "");
+        if ((rc = find_interrupted(repo, ns, o, stream, fingerprint, suffix, &rr, err)))
             return rc;
     }
-    char akey_name[512], mkey_name[512], host[256] = "";
+    int64_t now_ns = rr.resuming ? rr.st.created_ns : cf_clock_time_ns(o->clock);
+    time_t now = (time_t)(now_ns / 1000000000);
+    if (rr.resuming)
+        memcpy(id_out, rr.st.id, CF_SNAPSHOT_ID_LEN + 1);
+    else
+        rc = unused_id(repo, ns, o->clock, now, id_out, err);
+    cf_archive_key akey;
+    cf_manifest_encryption enc = {0};
+    if (!rc && encrypted) {
+        if (rr.resuming)
+            enc = rr.st.enc;
+        rc = snapshot_secret(o, !rr.resuming, &enc, &akey, err);
+        if (rc == CF_EAUTH && rr.resuming) {
+            /* Another passphrase than the interrupted run's: its parts are of no use. */
+            notice(o, "the passphrase differs from the interrupted run's (%s@%s): starting a new snapshot",
+                   ns, rr.st.id);
+            rr.resuming = 0;
+            cf_resume_reset(&rr.st);
+            memset(&enc, 0, sizeof enc);
+            now_ns = cf_clock_time_ns(o->clock);
+            now = (time_t)(now_ns / 1000000000);
+            rc = unused_id(repo, ns, o->clock, now, id_out, err);
+            if (!rc)
+                rc = snapshot_secret(o, 1, &enc, &akey, err);
+        }
+    }
+    if (rc) {
+        cf_resume_reset(&rr.st);
+        return rc;
+    }
+    char akey_name[512], mkey_name[512];
     snprintf(akey_name, sizeof akey_name, "%s/%s%s%s", ns, id_out, cf_codec_suffix(o->codec),
              encrypted ? ".enc" : "");
     snprintf(mkey_name, sizeof mkey_name, "%s/%s.json", ns, id_out);
-    gethostname(host, sizeof host - 1);
 
     create_ctx c = {.o = o, .total = stream ? o->expected_size : total};
     cf_tar_write_opts to = {o->exclude,          o->nexclude,  o->one_file_system,
@@ -239,7 +423,60 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     uint64_t files = 0;
     /* The raw size bounds the archive's, but for a tar header per entry and the codec's frames. */
     uint64_t hint = stream ? o->expected_size : total + entries * 1024;
-    rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
+    if (o->resume && !rr.disabled) {
+        cf_repo_resume *up = &rr.up;
+        snprintf(up->upload_id, sizeof up->upload_id, "%s", rr.resuming ? rr.st.upload_id : "");
+        up->part_size = rr.resuming ? rr.st.part_size : 0;
+        up->recorded_size = rr.st.sizes;
+        up->recorded_crc = rr.st.crcs;
+        up->nrecorded = rr.st.nparts;
+        up->keep_on_abort = !stream;
+        up->on_part = on_part;
+        up->ctx = &rr;
+        rc = cf_repo_writer_begin_resume(repo, akey_name, hint + hint / 64, up, &c.rw, err);
+        if (rc == CF_ENOTFOUND && rr.resuming) {
+            notice(
+                o,
+                "the interrupted upload of %s@%s is gone (completed, aborted or expired): sending it again",
+                ns, id_out);
+            up->upload_id[0] = '\0';
+            up->nrecorded = 0;
+            rc = cf_repo_writer_begin_resume(repo, akey_name, hint + hint / 64, up, &c.rw, err);
+        }
+        if (!rc) {
+            /* Its parts are recorded afresh, in order, as this run hands them over. */
+            size_t held = rr.st.nparts;
+            uint64_t *sizes = rr.st.sizes;
+            uint32_t *crcs = rr.st.crcs;
+            rr.st.sizes = NULL, rr.st.crcs = NULL, rr.st.nparts = rr.st.cap = 0;
+            up->recorded_size = sizes, up->recorded_crc = crcs, up->nrecorded = held;
+            memcpy(rr.st.id, id_out, sizeof rr.st.id);
+            rr.st.created_ns = now_ns;
+            rr.st.stream = stream;
+            memcpy(rr.st.fingerprint, fingerprint, sizeof fingerprint);
+            rr.st.encrypted = encrypted;
+            rr.st.enc = enc;
+            snprintf(rr.st.upload_id, sizeof rr.st.upload_id, "%s", up->upload_id);
+            rr.st.part_size = up->part_size;
+            rr.active = 1;
+            rc = cf_resume_save(repo, &rr.st, err);
+            if (!rc && rr.resuming) {
+                char started[32];
+                format_started(now_ns, started);
+                notice(
+                    o,
+                    "resuming %s@%s, interrupted after it started at %s: the store holds %u part(s) of it, "
+                    "each checked against the source before it is kept",
+                    ns, id_out, started, up->parts_held);
+            }
+            c.resume_recorded[0] = sizes, c.resume_recorded[1] = crcs;
+        } else if (rc == CF_ENOTSUP) {
+            rr.resuming = 0; /* a directory repository: a write starts over (docs/SNAPSHOTS.md) */
+            rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
+        }
+    } else {
+        rc = cf_repo_writer_begin(repo, akey_name, hint + hint / 64, &c.rw, err);
+    }
     if (!rc)
         rc = cf_archive_writer_new(&wo, to_repo, &c, &c.aw, err);
     if (!rc)
@@ -264,8 +501,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.created_ns = (int32_t)(now_ns % 1000000000);
         m.source.kind = stream ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
         m.source.host = host;
-        char abs[PATH_MAX];
-        m.source.path = stream ? NULL : realpath(o->source, abs) ? abs : (char *)o->source;
+        m.source.path = (char *)source_path;
         m.source.command = (char *)o->command;
         m.source.exclude = (char **)o->exclude;
         m.source.nexclude = o->nexclude;
@@ -287,26 +523,37 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.tool = "coffer " COFFER_VERSION;
         rc = cf_manifest_write(&m, &json, &jlen, err);
         if (stats)
-            *stats = (cf_snapshot_stats){res.raw_size, res.size, files, c.nskipped};
+            *stats = (cf_snapshot_stats){res.raw_size,     res.size,        files,
+                                         c.nskipped,       rr.resuming,     rr.up.parts_kept,
+                                         rr.up.parts_sent, rr.up.bytes_kept};
     }
     /* The manifest last: from this write on, the snapshot exists. */
-    cf_repo_writer *mw = NULL;
     if (!rc)
-        rc = cf_repo_writer_begin(repo, mkey_name, jlen, &mw, err);
-    if (!rc)
-        rc = cf_repo_writer_write(mw, json, jlen, err);
-    if (!rc) {
-        rc = cf_repo_writer_commit(mw, err);
-        mw = NULL;
-    }
-    cf_repo_writer_abort(mw);
+        rc = cf_snapshot_put_small(repo, mkey_name, json, jlen, err);
     cf_archive_writer_free(c.aw); /* first: its output thread may still be writing to c.rw */
-    cf_repo_writer_abort(c.rw);
+    cf_repo_writer_abort(c.rw);   /* a resumable write keeps its upload for the next run */
+    if (rr.active) {
+        cf_err ignore;
+        if (!rc || stream)
+            cf_repo_delete(repo, rr.st.key, &ignore); /* a stream's upload was aborted with its writer */
+        if (!rc && rr.resuming)
+            notice(o, "resumed %s@%s: %u part(s) (%llu MiB) the store held were kept, %u sent", ns, id_out,
+                   rr.up.parts_kept, (unsigned long long)(rr.up.bytes_kept >> 20), rr.up.parts_sent);
+        else if (rc && !stream)
+            notice(
+                o,
+                "%s@%s stopped before it was complete; the store keeps what was sent, and running the same "
+                "command again continues it",
+                ns, id_out);
+    }
     for (size_t i = 0; i < c.nskipped; i++) {
         free(c.skipped[i].path);
         free(c.skipped[i].error);
     }
     free(c.skipped);
+    free(c.resume_recorded[0]);
+    free(c.resume_recorded[1]);
+    cf_resume_reset(&rr.st);
     free(json);
     if (encrypted)
         cf_archive_key_cleanup(&akey);
@@ -650,6 +897,163 @@ static int pull_counted(void *ctx, const void **p, size_t *n, cf_err *err)
     return rc;
 }
 
+/* ---- resumable restore ---- */
+
+#define RESTORE_CHECKPOINT ((uint64_t)32 << 20)
+
+typedef struct restore_run {
+    const char *tmp;
+    cf_restore_state st; /* what the next checkpoint writes: id, digest, the directories so far */
+    char state_path[PATH_MAX + 16];
+    uint64_t last; /* offset of the last checkpoint */
+} restore_run;
+
+/* Before each entry: every entry before it is on disk; every 32 MiB it is made durable and the
+ * state written, so that a run that stops continues from there. */
+static int restore_checkpoint(void *ctx, const cf_tar_entry_info *e, cf_err *err)
+{
+    restore_run *r = ctx;
+    if (e->offset >= r->last + RESTORE_CHECKPOINT) {
+        int fd = open(r->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0 || syncfs(fd) != 0) {
+            int e_no = errno;
+            if (fd >= 0)
+                close(fd);
+            return cf_err_sys(err, CF_EIO, e_no, "cannot make the restore in '%s' durable", r->tmp);
+        }
+        close(fd);
+        r->st.offset = e->offset;
+        r->st.done = e->done;
+        int rc = cf_restore_state_save(r->state_path, &r->st, err);
+        if (rc)
+            return rc;
+        r->last = e->offset;
+    }
+    if (e->is_dir && cf_restore_state_add_dir(&r->st, e) != 0)
+        return cf_err_set(err, CF_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The staging directory of a resumable restore of m into dest, and its state; an interrupted
+ * restore of another snapshot into dest is removed (said); *resumed tells whether this one's
+ * state was found, loaded into r->st. */
+static void restore_staging(const char *dest, const cf_manifest *m, const cf_snapshot_restore_opts *o,
+                            char tmp[PATH_MAX], restore_run *r, int *resumed)
+{
+    unsigned char d[CF_SHA256_LEN];
+    char both[CF_SNAPSHOT_ID_LEN + 2 * CF_SHA256_LEN + 2], hex[2 * CF_SHA256_LEN + 1];
+    cf_hex_encode(m->archive.sha256, CF_SHA256_LEN, hex);
+    snprintf(both, sizeof both, "%s %s", m->id, hex);
+    cf_sha256(both, strlen(both), d);
+    cf_hex_encode(d, 8, hex);
+    snprintf(tmp, PATH_MAX, "%s.coffer-restore-%s", dest, hex);
+    snprintf(r->state_path, sizeof r->state_path, "%s.state", tmp);
+    /* Others: DEST.coffer-restore-*.state in dest's parent. */
+    char parent[PATH_MAX], base[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dest);
+    for (size_t l = strlen(parent); l > 1 && parent[l - 1] == '/'; l--)
+        parent[l - 1] = '\0';
+    char *slash = strrchr(parent, '/');
+    snprintf(base, sizeof base, "%s.coffer-restore-", slash ? slash + 1 : dest);
+    if (slash)
+        slash[slash == parent ? 1 : 0] = '\0';
+    DIR *dir = opendir(slash ? parent : ".");
+    struct dirent *de;
+    while (dir && (de = readdir(dir))) {
+        size_t l = strlen(de->d_name), bl = strlen(base);
+        if (l <= bl + 6 || strncmp(de->d_name, base, bl) != 0 || strcmp(de->d_name + l - 6, ".state") != 0)
+            continue;
+        char path[PATH_MAX * 2], staged[PATH_MAX * 2];
+        const char *pdir = slash ? parent : ".";
+        snprintf(path, sizeof path, "%s%s%s", pdir, pdir[strlen(pdir) - 1] == '/' ? "" : "/", de->d_name);
+        if (strcmp(path, r->state_path) == 0 || (!slash && strcmp(path + 2, r->state_path) == 0))
+            continue;
+        cf_restore_state other;
+        cf_err ignore;
+        int known = cf_restore_state_load(path, &other, &ignore) == 0;
+        if (o->notice) {
+            char msg[1024];
+            snprintf(
+                msg, sizeof msg,
+                "an interrupted restore of %s into '%s' is removed: this one restores %s and starts over",
+                known ? other.id : "another snapshot", dest, m->id);
+            o->notice(o->cb_ctx, msg);
+        }
+        if (known)
+            cf_restore_state_free(&other);
+        snprintf(staged, sizeof staged, "%.*s", (int)(strlen(path) - 6), path);
+        cf_fs_remove_tree(staged, NULL);
+        unlink(path);
+    }
+    if (dir)
+        closedir(dir);
+    cf_err ignore;
+    struct stat st;
+    *resumed = cf_restore_state_load(r->state_path, &r->st, &ignore) == 0 && !strcmp(r->st.id, m->id) &&
+               !memcmp(r->st.sha256, m->archive.sha256, CF_SHA256_LEN) &&
+               r->st.offset < m->archive.raw_size && stat(tmp, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!*resumed) {
+        cf_restore_state_free(&r->st);
+        cf_fs_remove_tree(tmp, NULL); /* a run that stopped before its first checkpoint */
+        unlink(r->state_path);
+        memcpy(r->st.id, m->id, sizeof r->st.id);
+        memcpy(r->st.sha256, m->archive.sha256, CF_SHA256_LEN);
+    }
+}
+
+typedef struct fetch_ctx {
+    cf_repo *repo;
+    const char *key;
+} fetch_ctx;
+
+typedef struct into_buf {
+    unsigned char *p;
+    uint64_t len, cap;
+} into_buf;
+
+static int copy_into(void *ctx, const void *p, size_t n, cf_err *err)
+{
+    into_buf *b = ctx;
+    if (n > b->cap - b->len)
+        return cf_err_set(err, CF_ECORRUPT, "the archive sent more bytes than a chunk holds");
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+static int fetch_range(void *ctx, uint64_t offset, uint64_t size, void *out, cf_err *err)
+{
+    fetch_ctx *f = ctx;
+    into_buf b = {out, 0, size};
+    int rc = cf_repo_get(f->repo, f->key, offset, size, copy_into, &b, err);
+    if (!rc && b.len != size)
+        rc = cf_err_set(err, CF_ECORRUPT, "the archive ends inside the chunk at offset %llu",
+                        (unsigned long long)offset);
+    return rc;
+}
+
+/* The pull of a resumed restore: the first chunk's bytes before the checkpoint are skipped. */
+typedef struct skipping_pull {
+    counted_pull *inner;
+    uint64_t skip;
+} skipping_pull;
+
+static int pull_skipping(void *ctx, const void **p, size_t *n, cf_err *err)
+{
+    skipping_pull *s = ctx;
+    for (;;) {
+        int rc = pull_counted(s->inner, p, n, err);
+        if (rc || !*n || !s->skip)
+            return rc;
+        uint64_t drop = s->skip < *n ? s->skip : *n;
+        s->skip -= drop;
+        *p = (const char *)*p + drop;
+        *n -= (size_t)drop;
+        if (*n)
+            return 0;
+    }
+}
+
 int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *out,
                         const cf_snapshot_restore_opts *o, char id_out[CF_SNAPSHOT_ID_LEN + 1],
                         cf_snapshot_stats *stats, cf_err *err)
@@ -680,12 +1084,56 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
     }
     cf_archive_read_opts ro = read_opts(&m, &akey);
     archive_stream as = {repo, m.archive.key};
+    fetch_ctx fc = {repo, m.archive.key};
     cf_archive_reader *rd = NULL;
-    rc = cf_archive_reader_new_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as, &rd,
-                                      err);
-    counted_pull pull = {rd, o, 0, m.archive.raw_size};
-    uint64_t files = 0;
     char tmp[PATH_MAX] = "";
+    restore_run run = {.tmp = tmp};
+    int resumed = 0, resumable = !to_stdout && o->resume && m.source.kind == CF_SOURCE_DIR;
+    cf_tar_extract_opts xo = {.on_entry = resumable ? restore_checkpoint : NULL, .ctx = &run};
+    size_t first = 0;
+    uint64_t skip = 0;
+    if (resumable)
+        restore_staging(dest, &m, o, tmp, &run, &resumed);
+    if (resumed) {
+        /* The chunk holding the checkpoint's offset, read chunk by chunk from there. */
+        uint64_t raw = 0;
+        while (first + 1 < m.nchunks && raw + m.chunks[first].raw_size <= run.st.offset)
+            raw += m.chunks[first++].raw_size;
+        skip = run.st.offset - raw;
+        xo.base = run.last = run.st.offset;
+        xo.done_before = run.st.done;
+        rc = cf_archive_reader_new(&ro, m.chunks, m.nchunks, fetch_range, &fc, &rd, err);
+        if (!rc)
+            rc = cf_archive_reader_skip_to(rd, first, err);
+        if (!rc && o->notice) {
+            char msg[1024];
+            snprintf(
+                msg, sizeof msg,
+                "resuming the restore of %s@%s into '%s' at %llu MiB of %llu: %llu entries are extracted "
+                "already",
+                ns, m.id, dest, (unsigned long long)(run.st.offset >> 20),
+                (unsigned long long)(m.archive.raw_size >> 20), (unsigned long long)run.st.done);
+            o->notice(o->cb_ctx, msg);
+        }
+    } else {
+        rc = cf_archive_reader_new_stream(&ro, m.chunks, m.nchunks, decode_threads(&m), stream_archive, &as,
+                                          &rd, err);
+    }
+    counted_pull pull = {rd, o, run.st.offset - skip, m.archive.raw_size};
+    skipping_pull spull = {&pull, skip};
+    uint64_t files = 0;
+    /* What the interrupted run made before its checkpoint: kept by this run, its directories'
+     * modes and times set at the end (extraction sets them last). */
+    cf_restore_state before = {0};
+    if (resumed) {
+        before = run.st;
+        run.st = (cf_restore_state){0};
+        memcpy(run.st.id, before.id, sizeof run.st.id);
+        memcpy(run.st.sha256, before.sha256, CF_SHA256_LEN);
+        for (size_t i = 0; i < before.ndirs && !rc; i++)
+            if (cf_restore_state_add_dir(&run.st, &before.dirs[i]) != 0)
+                rc = cf_err_set(err, CF_ENOMEM, "out of memory");
+    }
     if (!rc && to_stdout) {
         const void *p;
         size_t n;
@@ -704,10 +1152,13 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
             unsigned char r[4];
             cf_random_bytes(r, sizeof r);
             /* A sibling, so that the final rename stays on one filesystem. */
-            snprintf(tmp, sizeof tmp, "%s.coffer-restore-%02x%02x%02x%02x", dest, r[0], r[1], r[2], r[3]);
+            if (!resumable)
+                snprintf(tmp, sizeof tmp, "%s.coffer-restore-%02x%02x%02x%02x", dest, r[0], r[1], r[2], r[3]);
             rc = cf_fs_mkdirs(tmp, 0700, err);
             if (!rc)
-                rc = cf_tar_extract(tmp, pull_counted, &pull, &files, err);
+                rc = cf_tar_extract_ex(tmp, pull_skipping, &spull, &xo, &files, err);
+            for (size_t i = before.ndirs; !rc && i > 0; i--) /* children before their parents */
+                rc = cf_tar_restore_dir(tmp, &before.dirs[i - 1], err);
             if (!rc)
                 rc = read_to_end(rd, err);
             /* The old destination moves aside and comes back if the new one cannot take its
@@ -726,16 +1177,33 @@ int cf_snapshot_restore(cf_repo *repo, const char *ns, const char *dest, FILE *o
             }
             if (old[0])
                 cf_fs_remove_tree(old, NULL);
-            if (rc)
+            /* Damage, a refused entry or a wrong key will not go away by running again. */
+            int keep = resumable && rc && rc != CF_EDIGEST && rc != CF_ECORRUPT && rc != CF_EAUTH &&
+                       rc != CF_EDENIED && rc != CF_EINVAL && access(run.state_path, F_OK) == 0;
+            if (rc && !keep)
                 cf_fs_remove_tree(tmp, NULL); /* the destination stays as it was */
+            if (resumable && (!rc || !keep))
+                unlink(run.state_path);
+            if (keep && o->notice) {
+                char msg[1024];
+                snprintf(
+                    msg, sizeof msg,
+                    "the restore stopped; what it extracted and checked is kept in '%s', and running the "
+                    "same command again continues it",
+                    tmp);
+                o->notice(o->cb_ctx, msg);
+            }
         }
     }
     cf_archive_reader_free(rd);
+    cf_restore_state_free(&before);
+    cf_restore_state_free(&run.st);
     if (!rc && id_out)
         snprintf(id_out, CF_SNAPSHOT_ID_LEN + 1, "%s", m.id);
     if (!rc && stats)
-        *stats =
-            (cf_snapshot_stats){m.archive.raw_size, m.archive.size, to_stdout ? m.archive.files : files, 0};
+        *stats = (cf_snapshot_stats){.raw_bytes = m.archive.raw_size,
+                                     .stored_bytes = m.archive.size,
+                                     .files = to_stdout ? m.archive.files : files};
     if (m.encryption)
         cf_archive_key_cleanup(&akey);
     cf_manifest_cleanup(&m);
@@ -793,11 +1261,17 @@ typedef struct prune_scan {
     names archives;  /* other objects, with their mtimes */
     int64_t *archive_mtime;
     size_t cap_mtime;
+    /* Resume states (snapshot/resume.h) not written since states_before: their run is over. */
+    char states_prefix[512];
+    int64_t states_before;
+    names stale_states;
 } prune_scan;
 
 static int scan_entry(void *ctx, const cf_repo_entry *e)
 {
     prune_scan *s = ctx;
+    if (strncmp(e->key, s->states_prefix, strlen(s->states_prefix)) == 0)
+        return e->mtime < s->states_before ? names_add(&s->stale_states, e->key) : 0;
     if (is_manifest(e->key))
         return names_add(&s->manifests, e->key);
     if (s->archives.n == s->cap_mtime) {
@@ -816,7 +1290,8 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
 {
     char prefix[512];
     snprintf(prefix, sizeof prefix, "%s/", ns);
-    prune_scan s = {0};
+    prune_scan s = {.states_before = cf_clock_now() - grace_s};
+    snprintf(s.states_prefix, sizeof s.states_prefix, "%s/.resume/", ns);
     ordered o = {.ns = ns, .other = scan_entry, .other_ctx = &s};
     int rc = order_snapshots(repo, ns, 0, &o, err);
     size_t n = o.n;
@@ -853,6 +1328,16 @@ int cf_snapshot_prune(cf_repo *repo, const char *ns, const cf_retention *policy,
         *swept = 0;
     if (!rc && !dry_run && swept)
         rc = cf_repo_sweep(repo, prefix, now - grace_s, swept, err);
+    /* After the sweep, which aborted the uploads they name: an interrupted create's state left
+     * alone would only tell its next run that the upload is gone. */
+    if (!rc && !dry_run && s.stale_states.n) {
+        rc = cf_repo_delete_many(repo, (const char *const *)s.stale_states.v, s.stale_states.n, err);
+        if (!rc && swept)
+            *swept += s.stale_states.n;
+    }
+    for (size_t i = 0; i < s.stale_states.n; i++)
+        free(s.stale_states.v[i]);
+    free(s.stale_states.v);
     for (size_t i = 0; i < s.manifests.n; i++)
         free(s.manifests.v[i]);
     for (size_t i = 0; i < s.archives.n; i++)

@@ -55,11 +55,21 @@ typedef struct cf_snapshot_create_opts {
      * libcoffer feeds a file descriptor or bytes its application pushes. */
     int (*read)(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err);
     void *read_ctx;
+    /* Interrupted runs (snapshot/resume.h, docs/SNAPSHOTS.md): a directory's create that stops
+     * before its manifest keeps its S3 upload and a state object, and the same create run again
+     * continues it; a stream's only tells the next run, which aborts what it left. */
+    int resume;
+    /* Told (may be NULL; with cb_ctx) what a resumable create decided: resuming, or why not. */
+    void (*notice)(void *ctx, const char *msg);
 } cf_snapshot_create_opts;
 
 /* What a create or restore moved, for --metrics-file and --json. */
 typedef struct cf_snapshot_stats {
     uint64_t raw_bytes, stored_bytes, files, skipped;
+    /* A resumed create: the parts (and their bytes) the store held and kept, and those sent. */
+    int resumed;
+    unsigned parts_kept, parts_sent;
+    uint64_t bytes_kept;
 } cf_snapshot_stats;
 
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
@@ -85,6 +95,11 @@ typedef struct cf_snapshot_restore_opts {
     /* As for create; total is the snapshot's raw size. */
     void (*progress)(void *ctx, uint64_t done, uint64_t total);
     void *cb_ctx;
+    /* Into a directory: a restore that stops keeps its staging directory and a state file beside
+     * it (snapshot/resume.h), and the same restore run again continues from its last checkpoint;
+     * a restore of another snapshot into the same destination removes them and says so. */
+    int resume;
+    void (*notice)(void *ctx, const char *msg); /* may be NULL; with cb_ctx */
 } cf_snapshot_restore_opts;
 
 /* dest "-": the raw stream to out (stream snapshots, or the tar of a directory snapshot).

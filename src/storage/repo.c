@@ -137,6 +137,21 @@ int cf_repo_writer_begin_opts(cf_repo *r, const char *key, uint64_t size_hint, c
     return rc ? rc : r->ops->writer_begin(r, key, size_hint, o, out, err);
 }
 
+int cf_repo_writer_begin_resume(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_resume *rs,
+                                cf_repo_writer **out, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    if (!rc && !r->ops->writer_resume)
+        rc = cf_err_set(err, CF_ENOTSUP, "%s cannot continue an interrupted write", r->name);
+    return rc ? rc : r->ops->writer_resume(r, key, size_hint, rs, out, err);
+}
+
+int cf_repo_upload_abort(cf_repo *r, const char *key, const char *upload_id, cf_err *err)
+{
+    int rc = key_given(r, key, err);
+    return rc || !r->ops->upload_abort ? rc : r->ops->upload_abort(r, key, upload_id, err);
+}
+
 int cf_repo_writer_write(cf_repo_writer *w, const void *p, size_t n, cf_err *err)
 {
     return w->repo->ops->writer_write(w, p, n, err);
@@ -158,6 +173,23 @@ int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_r
 {
     int rc = key_given(r, key, err);
     return rc ? rc : r->ops->get(r, key, offset, len, fn, ctx, err);
+}
+
+int cf_repo_get_info(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                     cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    memset(info, 0, sizeof *info);
+    int rc = key_given(r, key, err);
+    if (rc)
+        return rc;
+    if (r->ops->get_info)
+        return r->ops->get_info(r, key, offset, len, info, fn, ctx, err);
+    rc = r->ops->stat(r, key, info, err);
+    /* As S3 answers a range that runs past the end: with the bytes there are. */
+    uint64_t there = info->size > offset ? info->size - offset : 0;
+    if (len > there)
+        len = there;
+    return rc || !len ? rc : r->ops->get(r, key, offset, len, fn, ctx, err);
 }
 
 int cf_repo_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err)
@@ -198,16 +230,22 @@ int cf_repo_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_info_f
     return rc ? rc : cf_repo_stream(r, key, fn, ctx, err);
 }
 
+/* The checks of a copy, within one repository or between two. */
+static int copy_checked(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
+                        const cf_repo_put_opts *o, cf_err *err)
+{
+    int rc = key_given(src, src_key, err);
+    if (!rc)
+        rc = key_given(dst, dst_key, err);
+    return rc ? rc : cf_repo_check_opts(dst, dst_key, o, err);
+}
+
 int cf_repo_copy_from(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
                       const cf_repo_put_opts *o, cf_err *err)
 {
     if (dst == src)
         return cf_repo_copy(dst, src_key, dst_key, o, err);
-    int rc = key_given(src, src_key, err);
-    if (!rc)
-        rc = key_given(dst, dst_key, err);
-    if (!rc)
-        rc = cf_repo_check_opts(dst, dst_key, o, err);
+    int rc = copy_checked(dst, dst_key, src, src_key, o, err);
     if (rc)
         return rc;
     if (dst->ops != src->ops || !dst->ops->copy_from)
@@ -234,20 +272,19 @@ int cf_repo_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
 
 int cf_repo_copy(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err)
 {
-    int rc = key_given(r, src, err);
-    if (!rc)
-        rc = key_given(r, dst, err);
-    if (!rc)
-        rc = cf_repo_check_opts(r, dst, o, err);
-    if (rc)
-        return rc;
-    return r->ops->copy(r, src, dst, o, err);
+    int rc = copy_checked(r, dst, r, src, o, err);
+    return rc ? rc : r->ops->copy(r, src, dst, o, err);
 }
 
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err)
 {
+    return cf_repo_delete_flags(r, key, 0, err);
+}
+
+int cf_repo_delete_flags(cf_repo *r, const char *key, int flags, cf_err *err)
+{
     int rc = key_given(r, key, err);
-    return rc ? rc : r->ops->del(r, key, err);
+    return rc ? rc : r->ops->del(r, key, flags, err);
 }
 
 int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err)
@@ -260,7 +297,7 @@ int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *e
     if (r->ops->del_many)
         return r->ops->del_many(r, keys, n, err);
     for (size_t i = 0; i < n; i++) {
-        int rc = r->ops->del(r, keys[i], err);
+        int rc = r->ops->del(r, keys[i], 0, err);
         if (rc)
             return rc;
     }

@@ -104,6 +104,9 @@ typedef int (*cf_repo_info_fn)(void *ctx, const cf_repo_info *info, cf_err *err)
 
 /* A directory repository at path (created when absent). */
 int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err);
+/* The same without creating path: a missing one lists empty and is made by the first write. For
+ * a dry run, which must leave the file system as it found it. */
+int cf_repo_open_dir_as_is(const char *path, cf_repo **out, cf_err *err);
 /* A repository under root ("" or "a/b") in bucket. client becomes the first of the repository's
  * pool until cf_repo_close, which leaves it to the caller: meanwhile make no call of one's own on
  * it. A failure's S3 answer is in err->answer (core/err.h). */
@@ -119,6 +122,9 @@ typedef struct cf_repo_s3_conn {
     const char *session_token;           /* NULL when none */
     int virtual_host;                    /* 1: bucket.host/key; 0: path-style unless AWS's endpoint */
     int use_environment;
+    /* cf_s3c_config's; 0: its defaults. */
+    int max_attempts;
+    long stall_timeout_ms, retry_budget_ms;
 } cf_repo_s3_conn;
 /* As cf_repo_open_s3 with a client of its own, made from c and freed by cf_repo_close (the
  * repository's copy of the secret is wiped then). */
@@ -141,9 +147,50 @@ int cf_repo_writer_commit(cf_repo_writer *w, cf_err *err);
 /* Discards what was written; NULL is a no-op. */
 void cf_repo_writer_abort(cf_repo_writer *w);
 
+/* A write that survives its process: an S3 multipart upload whose id the caller keeps (in a
+ * small object of its own), so that a later process writing the same bytes continues it. The
+ * parts the store already holds are not sent again when the new bytes prove them the same: the
+ * size, and the ETag when it is an MD5 (S3's and coffer's for unencrypted parts), else the
+ * CRC32C the caller recorded of the part sent before. A directory repository has no such write
+ * (CF_ENOTSUP): its caller writes again from the start. */
+#define CF_REPO_UPLOAD_ID_MAX 1024
+typedef struct cf_repo_resume {
+    /* In: the upload to continue, "" for a new one; begin sets it to the upload's id. */
+    char upload_id[CF_REPO_UPLOAD_ID_MAX];
+    /* In: the part size of the upload continued (0: from the size hint); begin sets the one used. */
+    size_t part_size;
+    /* In (may be NULL): size and CRC32C of parts 1..nrecorded as sent before. Borrowed. */
+    const uint64_t *recorded_size;
+    const uint32_t *recorded_crc;
+    size_t nrecorded;
+    /* In: keep the upload when the writer is aborted or fails (for the next process), instead
+     * of aborting it. */
+    int keep_on_abort;
+    /* Called on the writing thread as each part is handed over (kept: the store's is used), in
+     * order; its error stops the write. May be NULL. */
+    int (*on_part)(void *ctx, unsigned number, uint64_t size, uint32_t crc32c, int kept, cf_err *err);
+    void *ctx;
+    /* Out: parts the store held before (begin), and how many of them were kept, and their bytes. */
+    unsigned parts_held, parts_kept, parts_sent;
+    uint64_t bytes_kept;
+} cf_repo_resume;
+/* Begins (rs->upload_id "") or continues a resumable write of key; the new upload's id is known
+ * when this returns. CF_ENOTFOUND: the upload to continue no longer exists. rs must outlive w. */
+int cf_repo_writer_begin_resume(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_resume *rs,
+                                cf_repo_writer **out, cf_err *err);
+/* Aborts the upload upload_id of key (one a resumable write left); a missing one is no error.
+ * A directory has none: nothing to do. */
+int cf_repo_upload_abort(cf_repo *r, const char *key, const char *upload_id, cf_err *err);
+
 /* Bytes [offset, offset+len) of key (len UINT64_MAX: to the end) to fn. CF_ENOTFOUND. */
 int cf_repo_get(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
                 cf_err *err);
+/* As cf_repo_get, and *info gets what cf_repo_stat would tell of the object, from the same
+ * answer where the backend can (S3: the ranged GET's headers, so that one request does the work
+ * of a HEAD and a GET; elsewhere a stat before the get). An empty object gives its info and no
+ * byte; len 0 asks for none (S3: a HEAD). CF_ENOTFOUND. */
+int cf_repo_get_info(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                     cf_repo_data_fn fn, void *ctx, cf_err *err);
 /* The whole object key to fn, in order, as fast as the backend can: a directory reads the file
  * sequentially in large blocks, S3 keeps several ranged GETs in flight. fn runs on the calling
  * thread; its error stops the transfer and is returned as is. CF_ENOTFOUND. */
@@ -184,10 +231,16 @@ int cf_repo_copy_from(cf_repo *dst, const char *dst_key, cf_repo *src, const cha
 /* Makes the writes made with no_sync durable: a directory syncs its filesystem (syncfs); S3
  * writes are durable when they return, so nothing to do there. */
 int cf_repo_sync(cf_repo *r, cf_err *err);
-/* Removing a missing key is not an error. */
+/* Removing a missing key is not an error. The removal is durable when it returns: a directory
+ * syncs the file's directory after the unlink (else a power cut could bring the file back). */
 int cf_repo_delete(cf_repo *r, const char *key, cf_err *err);
-/* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. On a
- * failure, the keys before the one named in err are gone, the others may be. */
+/* cf_repo_delete_flags's flag: a directory leaves the removal to the caller's later cf_repo_sync,
+ * as a write's no_sync does (S3 ignores it). */
+#define CF_REPO_DELETE_NO_SYNC 1
+int cf_repo_delete_flags(cf_repo *r, const char *key, int flags, cf_err *err);
+/* Removes n keys (S3: DeleteObjects, 1000 per request); missing keys are not an error. Durable
+ * when it returns, as cf_repo_delete; a directory syncs each directory it removed from once, after
+ * every unlink. On a failure, the keys before the one named in err are gone, the others may be. */
 int cf_repo_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
 /* 1 when name (one path segment) is a directory repository's temporary file of a write in flight,
  * "NAME.tmp-" and 16 lower-case hex digits: never listed as an object, removed by a sweep. */

@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/fs.h"
+#include "core/grow.h"
 #include "storage/dir_meta.h"
 #include "storage/repo_int.h"
 
@@ -82,13 +83,13 @@ static int key_path(const cf_repo *base, const char *key, char *out, cf_err *err
 
 static const cf_repo_ops dir_ops;
 
-int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
+static int open_dir(const char *path, int create, cf_repo **out, cf_err *err)
 {
     /* Keys are appended to the path: leave them room. */
     if (!path || !*path || strlen(path) > PATH_MAX / 2)
         return cf_err_set(err, CF_EINVAL, "a directory repository needs a path of 1 to %d bytes",
                           PATH_MAX / 2);
-    int rc = cf_fs_mkdirs(path, 0700, err);
+    int rc = create ? cf_fs_mkdirs(path, 0700, err) : 0;
     if (rc)
         return rc;
     dir_repo *r = calloc(1, sizeof *r);
@@ -103,6 +104,16 @@ int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
     r->base.name = r->path;
     *out = &r->base;
     return 0;
+}
+
+int cf_repo_open_dir(const char *path, cf_repo **out, cf_err *err)
+{
+    return open_dir(path, 1, out, err);
+}
+
+int cf_repo_open_dir_as_is(const char *path, cf_repo **out, cf_err *err)
+{
+    return open_dir(path, 0, out, err);
 }
 
 static void dir_close(cf_repo *base)
@@ -290,12 +301,19 @@ static int dir_stream(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx
     return read_blocks(r, key, 0, UINT64_MAX, (size_t)4 << 20, fn, ctx, err);
 }
 
+/* A listed file as the walk's one lstat found it: the listing stats each file once. */
+typedef struct listed_file {
+    char *key;
+    uint64_t size, ino;
+    struct timespec mtim;
+    int special; /* not a regular file (CF_REPO_LIST_SPECIAL) */
+} listed_file;
+
 typedef struct walk {
     dir_repo *repo;
     const char *prefix;
     int flags;
-    char **keys;
-    unsigned char *special; /* per key: not a regular file (CF_REPO_LIST_SPECIAL) */
+    listed_file *v;
     size_t n, cap;
 } walk;
 
@@ -332,32 +350,21 @@ static int collect(walk *w, const char *rel, cf_err *err)
         if (strncmp(sub, w->prefix, sl < pl ? sl : pl) != 0)
             continue;
         struct stat st;
-        char full[PATH_MAX];
-        snprintf(full, sizeof full, "%s/%s", w->repo->path, sub);
-        if (lstat(full, &st) != 0)
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
         int special = !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode);
         if (S_ISDIR(st.st_mode)) {
             rc = collect(w, sub, err);
         } else if ((S_ISREG(st.st_mode) || (special && (w->flags & CF_REPO_LIST_SPECIAL))) && sl >= pl) {
-            if (w->n == w->cap) {
-                size_t cap = w->cap ? w->cap * 2 : 64;
-                char **k = realloc(w->keys, cap * sizeof *k);
-                if (k)
-                    w->keys = k;
-                unsigned char *sp = k ? realloc(w->special, cap) : NULL;
-                if (!sp) {
-                    rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-                    break;
-                }
-                w->special = sp;
-                w->cap = cap;
-            }
-            w->special[w->n] = (unsigned char)special;
-            if (!(w->keys[w->n] = strdup(sub)))
+            listed_file *v = cf_grow(w->v, &w->cap, w->n, sizeof *v, 64);
+            if (v)
+                w->v = v;
+            char *key = v ? strdup(sub) : NULL;
+            if (!key) {
                 rc = cf_err_set(err, CF_ENOMEM, "out of memory");
-            else
-                w->n++;
+                break;
+            }
+            w->v[w->n++] = (listed_file){key, (uint64_t)st.st_size, (uint64_t)st.st_ino, st.st_mtim, special};
         }
     }
     closedir(d);
@@ -365,66 +372,119 @@ static int collect(walk *w, const char *rel, cf_err *err)
 }
 
 /* Changes whenever the file is replaced or rewritten: a mirror's test for "changed". */
-static void etag_of(const struct stat *st, char *out, size_t n)
+static void etag_from(uint64_t ino, uint64_t size, struct timespec mtim, char *out, size_t n)
 {
-    snprintf(out, n, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_ino, (unsigned long long)st->st_size,
-             (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
-                 (unsigned long long)st->st_mtim.tv_nsec);
+    snprintf(out, n, "\"%llx-%llx-%llx\"", (unsigned long long)ino, (unsigned long long)size,
+             (unsigned long long)mtim.tv_sec * 1000000000ull + (unsigned long long)mtim.tv_nsec);
 }
 
-typedef struct key_order {
-    char *key;
-    unsigned char special;
-} key_order;
-
-static int cmp_key_order(const void *a, const void *b)
+static void etag_of(const struct stat *st, char *out, size_t n)
 {
-    return strcmp(((const key_order *)a)->key, ((const key_order *)b)->key);
+    etag_from((uint64_t)st->st_ino, (uint64_t)st->st_size, st->st_mtim, out, n);
+}
+
+static int cmp_listed(const void *a, const void *b)
+{
+    return strcmp(((const listed_file *)a)->key, ((const listed_file *)b)->key);
 }
 
 static int dir_list(cf_repo *base, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err)
 {
     dir_repo *r = DIR_OF(base);
-    walk w = {r, prefix, flags, NULL, NULL, 0, 0};
+    walk w = {r, prefix, flags, NULL, 0, 0};
     int rc = collect(&w, "", err);
-    key_order *v = !rc && w.n ? malloc(w.n * sizeof *v) : NULL;
-    if (!rc && w.n && !v)
-        rc = cf_err_set(err, CF_ENOMEM, "listing '%s': out of memory", r->path);
-    for (size_t i = 0; v && i < w.n; i++)
-        v[i] = (key_order){w.keys[i], w.special[i]};
-    if (v)
-        qsort(v, w.n, sizeof *v, cmp_key_order);
+    if (!rc && w.n)
+        qsort(w.v, w.n, sizeof *w.v, cmp_listed);
     for (size_t i = 0; !rc && i < w.n; i++) {
-        char full[PATH_MAX];
-        struct stat st;
-        snprintf(full, sizeof full, "%s/%s", r->path, v[i].key);
-        if (lstat(full, &st) != 0)
-            continue; /* removed meanwhile */
-        if (!v[i].special && !S_ISREG(st.st_mode))
-            continue; /* replaced meanwhile by something that is not a file */
+        const listed_file *f = &w.v[i];
         char etag[80];
-        etag_of(&st, etag, sizeof etag);
-        cf_repo_entry e = {v[i].key, (uint64_t)st.st_size, (int64_t)st.st_mtime, etag, 0, v[i].special};
+        etag_from(f->ino, f->size, f->mtim, etag, sizeof etag);
+        cf_repo_entry e = {f->key, f->size, (int64_t)f->mtim.tv_sec, etag, 0, f->special};
         if ((rc = fn(ctx, &e)))
             cf_err_set(err, rc, "listing of '%s' in '%s' stopped by its consumer", prefix, r->path);
     }
     for (size_t i = 0; i < w.n; i++)
-        free(w.keys[i]);
-    free(w.keys);
-    free(w.special);
-    free(v);
+        free(w.v[i].key);
+    free(w.v);
     return rc;
 }
 
-static int dir_delete(cf_repo *r, const char *key, cf_err *err)
+/* The directory holding the file at path (path cut at its last '/'). */
+static void parent_of(const char *path, char dir[PATH_MAX])
 {
-    char path[PATH_MAX];
+    snprintf(dir, PATH_MAX, "%s", path);
+    *strrchr(dir, '/') = '\0';
+}
+
+/* An unlink is only a change of the directory's entries: until the directory is synced, a power
+ * cut can bring the file back whole. A parent that is gone holds nothing to bring back. */
+static int sync_parent(const char *path, cf_err *err)
+{
+    char dir[PATH_MAX];
+    parent_of(path, dir);
+    int rc = cf_fs_fsync_dir(dir, err);
+    return rc == CF_ENOTFOUND ? 0 : rc;
+}
+
+static int unlink_key(cf_repo *r, const char *key, char path[PATH_MAX], cf_err *err)
+{
     int rc = key_path(r, key, path, err);
     if (rc)
         return rc;
     if (unlink(path) != 0 && errno != ENOENT)
         return cf_err_sys(err, CF_EIO, errno, "cannot remove '%s'", path);
     return 0;
+}
+
+static int dir_delete(cf_repo *r, const char *key, int flags, cf_err *err)
+{
+    char path[PATH_MAX];
+    int rc = unlink_key(r, key, path, err);
+    /* Synced also when the file was already missing: another remover may not have synced yet. */
+    return rc || (flags & CF_REPO_DELETE_NO_SYNC) ? rc : sync_parent(path, err);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every unlink first, then each directory they touched synced once: a prune of many snapshots
+ * in one directory pays one fsync, not one per file. */
+static int dir_delete_many(cf_repo *r, const char *const *keys, size_t n, cf_err *err)
+{
+    char **dirs = n ? calloc(n, sizeof *dirs) : NULL;
+    if (n && !dirs)
+        return cf_err_set(err, CF_ENOMEM, "removing %zu keys from '%s': out of memory", n, r->name);
+    int rc = 0;
+    size_t ndirs = 0;
+    for (size_t i = 0; !rc && i < n; i++) {
+        char path[PATH_MAX];
+        if ((rc = unlink_key(r, keys[i], path, err)))
+            break;
+        *strrchr(path, '/') = '\0';
+        if (!(dirs[ndirs] = strdup(path)))
+            rc = cf_err_set(err, CF_ENOMEM, "removing %zu keys from '%s': out of memory", n, r->name);
+        else
+            ndirs++;
+    }
+    /* What was removed before a failure is synced too: the caller is told those keys are gone. */
+    if (ndirs)
+        qsort(dirs, ndirs, sizeof *dirs, cmp_str);
+    for (size_t i = 0; i < ndirs; i++) {
+        if (i && !strcmp(dirs[i], dirs[i - 1]))
+            continue;
+        cf_err sync_err;
+        int src = cf_fs_fsync_dir(dirs[i], &sync_err);
+        if (src && src != CF_ENOTFOUND && !rc) {
+            rc = src;
+            *err = sync_err;
+        }
+    }
+    for (size_t i = 0; i < ndirs; i++)
+        free(dirs[i]);
+    free(dirs);
+    return rc;
 }
 
 typedef struct sweep_ctx {
@@ -475,23 +535,27 @@ static int dir_sweep(cf_repo *base, const char *prefix, int64_t before, size_t *
     return sweep_dir(dir, &sc, err);
 }
 
+/* What cf_repo_stat tells of the open file fd (path names it), into out (zeroed). */
+static int info_of_fd(int fd, const char *path, cf_repo_info *out, cf_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
+    if (!S_ISREG(st.st_mode))
+        return cf_err_set(err, CF_ENOTFOUND, "'%s' is a directory or a special file, not an object", path);
+    out->size = (uint64_t)st.st_size;
+    out->mtime = (int64_t)st.st_mtime;
+    etag_of(&st, out->etag, sizeof out->etag);
+    return cf_dir_meta_read(fd, path, out, err);
+}
+
 static int dir_stat(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err)
 {
     char path[PATH_MAX];
-    int rc = 0, fd = open_key(r, key, path, err);
+    int fd = open_key(r, key, path, err);
     if (fd < 0)
         return fd;
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
-    else if (!S_ISREG(st.st_mode))
-        rc = cf_err_set(err, CF_ENOTFOUND, "'%s' is a directory, not an object", path);
-    if (!rc) {
-        out->size = (uint64_t)st.st_size;
-        out->mtime = (int64_t)st.st_mtime;
-        etag_of(&st, out->etag, sizeof out->etag);
-        rc = cf_dir_meta_read(fd, path, out, err);
-    }
+    int rc = info_of_fd(fd, path, out, err);
     close(fd);
     return rc;
 }
@@ -691,26 +755,16 @@ static int dir_read(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_inf
     if (fd < 0)
         return fd;
     cf_repo_info *info = calloc(1, sizeof *info);
-    struct stat st;
-    if (!info)
-        rc = cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
-    else if (fstat(fd, &st) != 0)
-        rc = cf_err_sys(err, CF_EIO, errno, "cannot stat '%s'", path);
-    else if (!S_ISREG(st.st_mode))
-        rc = cf_err_set(err, CF_ENOTFOUND, "'%s' is not a regular file", path);
-    if (!rc) {
-        info->size = (uint64_t)st.st_size;
-        info->mtime = (int64_t)st.st_mtime;
-        etag_of(&st, info->etag, sizeof info->etag);
-        rc = cf_dir_meta_read(fd, path, info, err);
-    }
+    rc = info ? info_of_fd(fd, path, info, err)
+              : cf_err_set(err, CF_ENOMEM, "read of '%s': out of memory", path);
+    uint64_t size = info ? info->size : 0;
     if (!rc)
         rc = on_info(ctx, info, err);
     free(info);
     /* Small files get a buffer of their size: most of a mirror's files are small. */
     size_t block = (size_t)4 << 20;
-    if (!rc && (uint64_t)st.st_size < block)
-        block = (size_t)st.st_size + 1 > (64 << 10) ? (size_t)st.st_size + 1 : (64 << 10);
+    if (!rc && size < block)
+        block = (size_t)size + 1 > (64 << 10) ? (size_t)size + 1 : (64 << 10);
     if (!rc)
         rc = read_fd(fd, path, 0, UINT64_MAX, block, fn, ctx, err);
     close(fd);
@@ -744,5 +798,6 @@ static const cf_repo_ops dir_ops = {
     .stat = dir_stat,
     .copy = dir_copy,
     .del = dir_delete,
+    .del_many = dir_delete_many,
     .sweep = dir_sweep,
 };

@@ -14,6 +14,9 @@ typedef struct cf_repo_ops {
     void (*writer_abort)(cf_repo_writer *w);              /* frees w */
     int (*get)(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn, void *ctx,
                cf_err *err);
+    /* Optional: without it, cf_repo_get_info is a stat, then a get. */
+    int (*get_info)(cf_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                    cf_repo_data_fn fn, void *ctx, cf_err *err);
     /* Optional: without it, cf_repo_stream is one get of the whole object. */
     int (*stream)(cf_repo *r, const char *key, cf_repo_data_fn fn, void *ctx, cf_err *err);
     int (*list)(cf_repo *r, const char *prefix, int flags, cf_repo_list_fn fn, void *ctx, cf_err *err);
@@ -23,15 +26,20 @@ typedef struct cf_repo_ops {
     /* Optional (CF_ENOTSUP without): src has the same ops; return CF_ENOTSUP when it cannot. */
     int (*copy_from)(cf_repo *dst, const char *dst_key, cf_repo *src, const char *src_key,
                      const cf_repo_put_opts *o, cf_err *err);
-    /* Optional: nothing to do without it. */
+    /* Optional: nothing to do without it (S3: a write is durable once it returned). */
     int (*sync)(cf_repo *r, cf_err *err);
     int (*list_dir)(cf_repo *r, const char *prefix, cf_repo_list_fn fn, void *ctx, cf_err *err);
     int (*stat)(cf_repo *r, const char *key, cf_repo_info *out, cf_err *err);
     /* o checked, may be NULL. */
     int (*copy)(cf_repo *r, const char *src, const char *dst, const cf_repo_put_opts *o, cf_err *err);
-    int (*del)(cf_repo *r, const char *key, cf_err *err);
-    /* Optional: without it, one del per key. */
+    /* flags: CF_REPO_DELETE_NO_SYNC or 0. */
+    int (*del)(cf_repo *r, const char *key, int flags, cf_err *err);
+    /* Optional: without it, one del per key (each made durable). */
     int (*del_many)(cf_repo *r, const char *const *keys, size_t n, cf_err *err);
+    /* Optional (CF_ENOTSUP without): cf_repo_writer_begin_resume and cf_repo_upload_abort. */
+    int (*writer_resume)(cf_repo *r, const char *key, uint64_t size_hint, cf_repo_resume *rs,
+                         cf_repo_writer **out, cf_err *err);
+    int (*upload_abort)(cf_repo *r, const char *key, const char *upload_id, cf_err *err);
     int (*sweep)(cf_repo *r, const char *prefix, int64_t before, size_t *removed, cf_err *err);
 } cf_repo_ops;
 

@@ -32,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "crypto/checksum.h"
+#include "crypto/hash.h"
 #include "s3client/s3client.h"
 #include "storage/repo_int.h"
 
@@ -83,6 +85,17 @@ typedef struct s3_writer {
     cf_err werr;
     int started; /* the upload thread runs: the client is its alone */
     pthread_t thread;
+    /* A resumable write (cf_repo_writer_begin_resume), NULL otherwise: the parts the store held
+     * at begin (indexed by number - 1; size 0: none), and the etag of each queued part that is
+     * one of them, kept rather than sent ("" : sent). */
+    cf_repo_resume *rs;
+    struct held_part {
+        uint64_t size;
+        char etag[132];
+    } * held;
+    size_t nheld;
+    unsigned numbered; /* parts queued so far */
+    char pkept[POOL_PARTS][132];
 
     /* Shared with the upload thread, under mu. */
     pthread_mutex_t mu;
@@ -191,6 +204,10 @@ int cf_repo_open_s3_conn(const cf_repo_s3_conn *c, const char *bucket, const cha
                             bucket ? bucket : "");
         cfg.virtual_host = c->virtual_host ? 1 : -1;
     }
+    if (c->max_attempts > 0)
+        cfg.max_attempts = c->max_attempts;
+    cfg.stall_timeout_ms = c->stall_timeout_ms;
+    cfg.retry_budget_ms = c->retry_budget_ms;
     cf_s3c *client = NULL;
     if (!rc)
         rc = cf_s3c_new(&cfg, &client, err);
@@ -299,20 +316,26 @@ static void s3_writer_free(s3_writer *w)
         give_client(S3_OF(w->base.repo), w->client);
     for (int i = 0; i < POOL_PARTS; i++)
         free(w->pool[i]);
+    free(w->held);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->to_thread);
     pthread_cond_destroy(&w->to_caller);
     free(w);
 }
 
-static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
-                           cf_repo_writer **out, cf_err *err)
+/* A writer with parts of part bytes (0: from size_hint). */
+static int writer_new(cf_repo *base, const char *key, uint64_t size_hint, size_t part,
+                      const cf_repo_put_opts *o, s3_writer **out, cf_err *err)
 {
-    size_t part = PART_SIZE;
-    if (size_hint / PARTS_PLANNED >= PART_SIZE) {
-        uint64_t want = (size_hint / PARTS_PLANNED + ((uint64_t)1 << 20)) & ~(((uint64_t)1 << 20) - 1);
-        part = want > PART_SIZE_MAX ? PART_SIZE_MAX : (size_t)want;
+    if (!part) {
+        part = PART_SIZE;
+        if (size_hint / PARTS_PLANNED >= PART_SIZE) {
+            uint64_t want = (size_hint / PARTS_PLANNED + ((uint64_t)1 << 20)) & ~(((uint64_t)1 << 20) - 1);
+            part = want > PART_SIZE_MAX ? PART_SIZE_MAX : (size_t)want;
+        }
     }
+    if (part > PART_SIZE_MAX)
+        return cf_err_set(err, CF_EINVAL, "upload of '%s': parts of %zu bytes are too large", key, part);
     size_t fit = UPLOAD_BUDGET / part;
     s3_writer *w = calloc(1, sizeof *w);
     if (!w || !(w->pool[0] = malloc(part))) {
@@ -335,8 +358,84 @@ static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, c
         s3_writer_free(w);
         return rc;
     }
+    *out = w;
+    return 0;
+}
+
+static int s3_writer_begin(cf_repo *base, const char *key, uint64_t size_hint, const cf_repo_put_opts *o,
+                           cf_repo_writer **out, cf_err *err)
+{
+    s3_writer *w;
+    int rc = writer_new(base, key, size_hint, 0, o, &w, err);
+    if (!rc)
+        *out = &w->base;
+    return rc;
+}
+
+static int note_held(void *ctx, const cf_s3c_part_entry *p)
+{
+    s3_writer *w = ctx;
+    if ((size_t)p->number > w->nheld) {
+        size_t n = (size_t)p->number + 64;
+        struct held_part *v = realloc(w->held, n * sizeof *v);
+        if (!v)
+            return CF_ENOMEM;
+        memset(v + w->nheld, 0, (n - w->nheld) * sizeof *v);
+        w->held = v;
+        w->nheld = n;
+    }
+    w->held[p->number - 1].size = p->size;
+    snprintf(w->held[p->number - 1].etag, sizeof w->held[p->number - 1].etag, "%s", p->etag);
+    w->rs->parts_held++;
+    return 0;
+}
+
+static int s3_writer_resume(cf_repo *base, const char *key, uint64_t size_hint, cf_repo_resume *rs,
+                            cf_repo_writer **out, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    s3_writer *w;
+    int rc = writer_new(base, key, size_hint, rs->part_size, NULL, &w, err);
+    if (rc)
+        return rc;
+    w->rs = rs;
+    rs->parts_held = rs->parts_kept = rs->parts_sent = 0;
+    rs->bytes_kept = 0;
+    rc = take_client(r, &w->client, err);
+    if (!rc && !rs->upload_id[0]) {
+        char id[CF_S3C_UPLOAD_ID_MAX];
+        rc = cf_s3c_mpu_create_opts(w->client, r->bucket, w->key, &w->opts.o, id, err);
+        if (!rc && strlen(id) >= sizeof rs->upload_id) {
+            cf_s3c_mpu_abort(w->client, r->bucket, w->key, id, NULL);
+            rc = cf_err_set(err, CF_EIO, "upload of '%s': the server's upload id is too long", w->key);
+        }
+        if (!rc)
+            snprintf(rs->upload_id, sizeof rs->upload_id, "%s", id);
+    } else if (!rc) {
+        rc = cf_s3c_mpu_list_parts(w->client, r->bucket, w->key, rs->upload_id, note_held, w, err);
+        if (rc == CF_ENOMEM)
+            rc = cf_err_set(err, rc, "out of memory listing the parts of '%s'", w->key);
+    }
+    if (rc) {
+        s3_writer_free(w);
+        return rc;
+    }
+    rs->part_size = w->part_size;
     *out = &w->base;
     return 0;
+}
+
+static int s3_upload_abort(cf_repo *base, const char *key, const char *upload_id, cf_err *err)
+{
+    s3_repo *r = S3_OF(base);
+    char k[2048];
+    cf_s3c *c;
+    int rc = full_key(r, key, k, sizeof k, err);
+    if (!rc && !(rc = take_client(r, &c, err))) {
+        rc = cf_s3c_mpu_abort(c, r->bucket, k, upload_id, err);
+        give_client(r, c);
+    }
+    return rc == CF_ENOTFOUND ? 0 : rc;
 }
 
 /* The upload thread: the multipart upload's whole life, so that parts travel while the caller
@@ -349,8 +448,10 @@ static void *upload_main(void *arg)
     cf_err e;
     cf_err_clear(&e);
     cf_s3c_uploader *up = NULL;
-    int rc = cf_s3c_uploader_begin_opts(w->client, r->bucket, w->key, &w->opts.o, w->part_size,
-                                        w->in_flight_max, &up, &e);
+    int rc = w->rs ? cf_s3c_uploader_resume(w->client, r->bucket, w->key, w->rs->upload_id, w->part_size,
+                                            w->in_flight_max, &up, &e)
+                   : cf_s3c_uploader_begin_opts(w->client, r->bucket, w->key, &w->opts.o, w->part_size,
+                                                w->in_flight_max, &up, &e);
     int in_flight = 0;
     int pair_open = 0; /* the first part of a pair is sent; the second follows at once */
     while (!rc) {
@@ -376,7 +477,9 @@ static void *upload_main(void *arg)
         if (next >= 0) {
             /* The part's buffer goes to the uploader as it is, and the pool gets back one the
              * uploader no longer needs (or none yet: flush_part allocates it). */
-            rc = cf_s3c_uploader_submit_buffer(up, &w->pool[next], w->plen[next], &w->pcrc[next], &e);
+            rc = w->pkept[next][0]
+                     ? cf_s3c_uploader_keep(up, w->plen[next], w->pkept[next], &e)
+                     : cf_s3c_uploader_submit_buffer(up, &w->pool[next], w->plen[next], &w->pcrc[next], &e);
             pthread_mutex_lock(&w->mu);
             w->qhead = (w->qhead + 1) % POOL_PARTS;
             w->qlen--;
@@ -392,7 +495,10 @@ static void *upload_main(void *arg)
         else
             in_flight = n;
     }
-    cf_s3c_uploader_abort(up);
+    if (w->rs && w->rs->keep_on_abort)
+        cf_s3c_uploader_release(up); /* for the next process to continue */
+    else
+        cf_s3c_uploader_abort(up);
     pthread_mutex_lock(&w->mu);
     w->done = 1;
     w->rc = rc;
@@ -411,21 +517,80 @@ static int thread_error(s3_writer *w, cf_err *err)
     return rc;
 }
 
+/* Starts the upload thread, which uses the writer's client from then on. */
+static int start_thread(s3_writer *w, cf_err *err)
+{
+    int rc = w->client ? 0 : take_client(S3_OF(w->base.repo), &w->client, err);
+    if (rc)
+        return rc;
+    int e = pthread_create(&w->thread, NULL, upload_main, w);
+    if (e)
+        return cf_err_sys(err, CF_EAGAIN, e, "upload of '%s': cannot start its thread", w->key);
+    w->started = 1;
+    return 0;
+}
+
+static int is_md5_etag(const char *etag, char hex[33])
+{
+    size_t n = strlen(etag);
+    if (n == 34 && etag[0] == '"' && etag[33] == '"')
+        etag++, n = 32;
+    if (n != 32 || strspn(etag, "0123456789abcdefABCDEF") != 32)
+        return 0;
+    for (int i = 0; i < 32; i++)
+        hex[i] = (char)(etag[i] | 0x20);
+    hex[32] = '\0';
+    return 1;
+}
+
+/* Whether the store's part `number` is the part being queued, byte for byte as far as can be
+ * told: same size, and the MD5 its ETag is, or else the CRC32C recorded when it was sent. */
+static int held_is_same(s3_writer *w, unsigned number)
+{
+    const cf_repo_resume *rs = w->rs;
+    if (number > w->nheld || w->held[number - 1].size != w->plen[w->cur] || !w->plen[w->cur])
+        return 0;
+    char want[33], got[33];
+    unsigned char md5[CF_MD5_LEN];
+    if (is_md5_etag(w->held[number - 1].etag, want)) {
+        if (cf_md5(w->pool[w->cur], w->plen[w->cur], md5) != 0)
+            return 0;
+        cf_hex_encode(md5, sizeof md5, got);
+        return memcmp(want, got, 32) == 0;
+    }
+    return rs->recorded_size && rs->recorded_crc && number <= rs->nrecorded &&
+           rs->recorded_size[number - 1] == w->plen[w->cur] &&
+           rs->recorded_crc[number - 1] == w->pcrc[w->cur];
+}
+
+/* Numbers the part being filled; a resumable write decides whether the store's copy is kept. */
+static int number_part(s3_writer *w, cf_err *err)
+{
+    unsigned number = ++w->numbered;
+    w->pkept[w->cur][0] = '\0';
+    if (!w->rs)
+        return 0;
+    int kept = held_is_same(w, number);
+    if (kept) {
+        snprintf(w->pkept[w->cur], sizeof w->pkept[w->cur], "%s", w->held[number - 1].etag);
+        w->rs->parts_kept++;
+        w->rs->bytes_kept += w->plen[w->cur];
+    } else {
+        w->rs->parts_sent++;
+    }
+    return w->rs->on_part ? w->rs->on_part(w->rs->ctx, number, w->plen[w->cur], w->pcrc[w->cur], kept, err)
+                          : 0;
+}
+
 /* Queues the full part being filled for the upload thread (started here for the first one)
  * and takes an empty part, waiting while every part of the pool is queued or being copied. */
 static int flush_part(s3_writer *w, cf_err *err)
 {
-    s3_repo *r = S3_OF(w->base.repo);
-    if (!w->started) {
-        int rc = w->client ? 0 : take_client(r, &w->client, err);
-        if (rc)
-            return rc;
-        int e = pthread_create(&w->thread, NULL, upload_main, w);
-        if (e)
-            return cf_err_sys(err, CF_EAGAIN, e, "upload of '%s': cannot start its thread", w->key);
-        w->started = 1;
-    }
-    int rc = 0;
+    int rc = w->started ? 0 : start_thread(w, err);
+    if (!rc)
+        rc = number_part(w, err);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&w->mu);
     if (w->done) {
         rc = thread_error(w, err);
@@ -527,6 +692,8 @@ static void s3_writer_abort(cf_repo_writer *base)
     s3_writer *w = (s3_writer *)base;
     if (w->started)
         join_thread(w, 1, NULL);
+    else if (w->rs && !w->rs->keep_on_abort) /* begin made it; no thread took it over */
+        cf_s3c_mpu_abort(w->client, S3_OF(base->repo)->bucket, w->key, w->rs->upload_id, NULL);
     s3_writer_free(w);
 }
 
@@ -541,12 +708,20 @@ static int s3_writer_commit(cf_repo_writer *base, cf_err *err)
         s3_writer_abort(base);
         return rc;
     }
-    if (!w->started) {
+    if (!w->started && !w->rs) {
         rc = w->client ? 0 : take_client(r, &w->client, err);
         if (!rc)
             rc = cf_s3c_put_object_opts(w->client, r->bucket, w->key, w->pool[w->cur], w->plen[w->cur],
                                         &w->opts.o, NULL, err);
         s3_writer_free(w);
+        return rc;
+    }
+    /* A resumable write stays a multipart upload even when one part holds it all. */
+    rc = w->started ? 0 : start_thread(w, err);
+    if (!rc)
+        rc = number_part(w, err);
+    if (rc) {
+        s3_writer_abort(base);
         return rc;
     }
     pthread_mutex_lock(&w->mu);
@@ -588,10 +763,11 @@ static int get_result(const get_ctx *g, int rc, cf_err *err)
     return g->rc;
 }
 
-static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn,
-                  void *ctx, cf_err *err)
+/* One GET of [offset, offset+len) (len UINT64_MAX: to the end); head (may be NULL) gets the
+ * answer's headers. */
+static int get_range(s3_repo *r, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn,
+                     void *ctx, cf_s3c_object_info *head, cf_err *err)
 {
-    s3_repo *r = S3_OF(base);
     char k[2048];
     int rc = full_key(r, key, k, sizeof k, err);
     if (rc)
@@ -603,10 +779,16 @@ static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len,
     cf_s3c *c;
     if ((rc = take_client(r, &c, err)))
         return rc;
-    rc = cf_s3c_get_object(c, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g, NULL,
+    rc = cf_s3c_get_object(c, r->bucket, k, (offset || len != UINT64_MAX) ? &range : NULL, deliver, &g, head,
                            err);
     give_client(r, c);
     return get_result(&g, rc, err);
+}
+
+static int s3_get(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_data_fn fn,
+                  void *ctx, cf_err *err)
+{
+    return get_range(S3_OF(base), key, offset, len, fn, ctx, NULL, err);
 }
 
 /* A restore reads the archive once, front to back: ranges large enough that a request costs
@@ -678,14 +860,10 @@ typedef struct level {
 static int keep_entry(void *ctx, const cf_repo_entry *e)
 {
     level *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        cf_repo_entry *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return CF_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    cf_repo_entry *v = cf_grow(l->v, &l->cap, l->n, sizeof *v, 256);
+    if (!v)
+        return CF_ENOMEM;
+    l->v = v;
     cf_repo_entry *d = &l->v[l->n];
     *d = *e;
     d->key = strdup(e->key);
@@ -768,6 +946,23 @@ static int s3_stat(cf_repo *base, const char *key, cf_repo_info *out, cf_err *er
         info_from_s3(out, info);
     free(info);
     return rc;
+}
+
+static int s3_get_info(cf_repo *base, const char *key, uint64_t offset, uint64_t len, cf_repo_info *info,
+                       cf_repo_data_fn fn, void *ctx, cf_err *err)
+{
+    if (len == 0)
+        return s3_stat(base, key, info, err);
+    cf_s3c_object_info *head = malloc(sizeof *head);
+    if (!head)
+        return cf_err_set(err, CF_ENOMEM, "read of '%s%s': out of memory", base->name, key);
+    int rc = get_range(S3_OF(base), key, offset, len, fn, ctx, head, err);
+    if (!rc)
+        info_from_s3(info, head);
+    free(head);
+    /* A range from an empty object (or past its end) cannot be satisfied: the HEAD tells what
+     * it holds, and there is no byte to give. */
+    return rc == CF_ERANGE ? s3_stat(base, key, info, err) : rc;
 }
 
 /* The server copies the object in parts of r->copy_part bytes (more for objects so large that
@@ -960,8 +1155,9 @@ static int s3_sync(cf_repo *base, cf_err *err)
     return 0; /* an S3 write is durable once it returned */
 }
 
-static int s3_delete(cf_repo *base, const char *key, cf_err *err)
+static int s3_delete(cf_repo *base, const char *key, int flags, cf_err *err)
 {
+    (void)flags; /* a DELETE is durable when it returns */
     s3_repo *r = S3_OF(base);
     char k[2048];
     cf_s3c *c;
@@ -1047,6 +1243,7 @@ static const cf_repo_ops s3_ops = {
     .stream = s3_stream,
     .list = s3_list,
     .read = s3_read,
+    .get_info = s3_get_info,
     .copy_from = s3_copy_from,
     .sync = s3_sync,
     .list_dir = s3_list_dir,
@@ -1055,4 +1252,6 @@ static const cf_repo_ops s3_ops = {
     .del = s3_delete,
     .del_many = s3_delete_many,
     .sweep = s3_sweep,
+    .writer_resume = s3_writer_resume,
+    .upload_abort = s3_upload_abort,
 };

@@ -341,7 +341,18 @@ int cf_store_segment_open(cf_store *s, const cf_store_segment *seg, int *fd, cf_
     if (*fd < 0)
         return cf_err_sys(err, errno == ENOENT ? CF_ENOTFOUND : CF_EIO, errno, "cannot open data file '%s'",
                           path);
-    return 0;
+    /* A data file is never shortened in place, so a short one is damage (a truncation, a lost
+     * write-back); sent as it is, its response would promise bytes it never delivers. */
+    struct stat st;
+    int rc = fstat(*fd, &st) != 0 ? cf_err_sys(err, CF_EIO, errno, "cannot stat data file '%s'", path) : 0;
+    if (!rc && (uint64_t)st.st_size < seg->len)
+        rc = cf_err_set(err, CF_ECORRUPT, "data file '%s' holds %llu bytes, its record says %llu", path,
+                        (unsigned long long)st.st_size, (unsigned long long)seg->len);
+    if (rc) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
 }
 
 static int lookup(cf_store *s, const char *bucket, const char *comp, size_t complen, cf_object_info *info,
@@ -376,15 +387,24 @@ int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t
     if (missing_bucket)
         *missing_bucket = 0;
     int rc;
+    unsigned char missing[CF_STORE_ID_LEN];
     /* An overwrite may unlink the data between our lookup and our open: look again. */
     for (int attempt = 0;; attempt++) {
         memset(info, 0, sizeof *info);
         rc = lookup(s, bucket, comp, complen, info, missing_bucket, err);
         if (rc || !fd || info->nsegs == 0)
             break;
+        /* The same record twice with no file: nothing replaced it, the file is lost. */
+        if (attempt && !memcmp(missing, info->segs[0].id, sizeof missing)) {
+            char path[PATH_MAX];
+            cf_store_data_path(s, missing, path);
+            rc = cf_err_set(err, CF_ECORRUPT, "data file '%s' of the record is missing", path);
+            break;
+        }
         rc = cf_store_segment_open(s, &info->segs[0], fd, err);
         if (rc != CF_ENOTFOUND || attempt == 8)
             break;
+        memcpy(missing, info->segs[0].id, sizeof missing);
         cf_object_info_cleanup(info);
     }
     if (rc)

@@ -216,7 +216,11 @@ static int open_env(cf_store *s, cf_err *err)
         return cf_store_lmdb_err(err, rc, "open tables");
     }
     rc = mdb_txn_commit(txn);
-    return rc ? cf_store_lmdb_err(err, rc, "commit") : 0;
+    if (rc)
+        return cf_store_lmdb_err(err, rc, "commit");
+    /* LMDB syncs its files but never their directory: on a first start data.mdb's name would
+     * not survive a power cut, and with it every write acknowledged since. */
+    return cf_fs_fsync_dir(path, err);
 }
 
 int cf_store_open(const char *dir, const cf_logger *log, cf_store **out, cf_err *err)

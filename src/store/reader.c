@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,12 +30,36 @@ struct cf_store_reader {
     uint64_t data_off;
 };
 
+/* A segment's file that is missing while its version is pinned was lost, not reclaimed. */
+static int lost_segment(cf_store *s, const cf_store_segment *seg, cf_err *err)
+{
+    char path[PATH_MAX];
+    cf_store_data_path(s, seg->id, path);
+    return cf_err_set(err, CF_ECORRUPT, "data file '%s' of the record is missing", path);
+}
+
 static int open_current(cf_store_reader *rd, cf_err *err)
 {
     if (rd->fd >= 0)
         close(rd->fd);
     rd->fd = -1;
-    return cf_store_segment_open(rd->s, &rd->segs[rd->seg], &rd->fd, err);
+    int rc = cf_store_segment_open(rd->s, &rd->segs[rd->seg], &rd->fd, err);
+    return rc == CF_ENOTFOUND && rd->pinned ? lost_segment(rd->s, &rd->segs[rd->seg], err) : rc;
+}
+
+int cf_store_part_open(cf_store *s, const cf_object_info *info, size_t i, int *fd, cf_err *err)
+{
+    int rc = cf_store_segment_open(s, &info->segs[i], fd, err);
+    if (rc != CF_ENOTFOUND)
+        return rc;
+    /* Only a failed open pays for the pin. Reclaiming unlinks a version's files first to last,
+     * whole under the pin's mutex: a first file still there (the pin holds) means no reclaim
+     * took this one, so it was lost; a first file gone means the version was replaced. */
+    if ((rc = cf_store_pin(s, info, err)) != 0)
+        return rc;
+    rc = lost_segment(s, &info->segs[i], err);
+    cf_store_unpin(s, info->segs[0].id);
+    return rc;
 }
 
 int cf_store_reader_open(cf_store *s, const cf_object_info *info, uint64_t start, uint64_t len,

@@ -140,8 +140,13 @@ void cf_store_writer_abort(cf_store_writer *w);
  */
 int cf_store_object_get(cf_store *s, const char *bucket, const char *key, size_t keylen, cf_object_info *info,
                         int *fd, int *missing_bucket, cf_err *err);
-/* Opens the data file of one segment (for objects of several segments). Caller closes. */
+/* Opens the data file of one segment (for objects of several segments). Caller closes. A file
+ * shorter than the segment is CF_ECORRUPT (damage: data files are never shortened in place). */
 int cf_store_segment_open(cf_store *s, const cf_store_segment *seg, int *fd, cf_err *err);
+/* As cf_store_segment_open for segment i of info, where a missing file tells: CF_ENOTFOUND when
+ * an overwrite replaced the version (look it up again), CF_ECORRUPT when the version is still
+ * there without it (checked by pinning it, only after the open failed). */
+int cf_store_part_open(cf_store *s, const cf_object_info *info, size_t i, int *fd, cf_err *err);
 
 /* Sets (value non-NULL) or removes one stored header of an existing object, in place: the data
  * and ETag are unchanged (tagging). CF_ENOTFOUND for a missing bucket or key. */

@@ -25,6 +25,30 @@ AWS_BIN = "/usr/bin/aws"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ThreadSanitizer")
 
 
+def scrubbed_env(**extra):
+    """os.environ without COFFER_* and AWS_* (a developer's own settings must not reach the
+    binary under test), with extra added."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AWS_"))}
+    env.update(extra)
+    return env
+
+
+def run_checked(cmd, *, env, timeout, check=None, text=False, input=None, secrets=(SECRET_KEY,)):
+    """Runs cmd to its end: its stderr must hold no sanitizer report and its output none of
+    secrets; with check, it must exit with that code."""
+    p = subprocess.run(cmd, input=input, capture_output=True, text=text, env=env, timeout=timeout)
+    out, err = (p.stdout, p.stderr) if text else (p.stdout.decode("utf-8", "replace"),
+                                                  p.stderr.decode("utf-8", "replace"))
+    for marker in SANITIZER_MARKERS:
+        assert marker not in err, err[-8000:]
+    for secret in secrets:
+        assert secret not in out + err, f"a secret appeared in the output of {cmd}"
+    if check is not None:
+        assert p.returncode == check, (f"{cmd} exited {p.returncode}, not {check}:\n"
+                                       f"stdout:\n{out}\nstderr:\n{err}")
+    return p
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

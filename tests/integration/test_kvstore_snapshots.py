@@ -8,21 +8,18 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
-import threading
 import time
 
-from conftest import ACCESS_KEY, SECRET_KEY, s3_client
+from conftest import ACCESS_KEY, SECRET_KEY, run_checked, s3_client, scrubbed_env
+from faultproxy import Error, FaultProxy
 from test_kvstore_example import KVSTORE_BIN, SANITIZER_MARKERS, kv, parse_log_file
 
 
 def node_env(server):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
-    env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-                "COFFER_ENDPOINT": server.endpoint, "COFFER_SNAPSHOT_LOG_THRESHOLD": "10000",
-                "COFFER_SNAPSHOT_RETENTION_COUNT": "3"})
-    return env
+    return scrubbed_env(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+                        COFFER_ENDPOINT=server.endpoint, COFFER_SNAPSHOT_LOG_THRESHOLD="10000",
+                        COFFER_SNAPSHOT_RETENTION_COUNT="3")
 
 
 def snap_args(bucket):
@@ -31,11 +28,8 @@ def snap_args(bucket):
 
 
 def run(node, args, env, commands=None):
-    p = subprocess.run([KVSTORE_BIN, "-d", str(node), *args], input=commands, capture_output=True,
-                       text=True, env=env, timeout=300)
-    for marker in SANITIZER_MARKERS:
-        assert marker not in p.stderr, p.stderr
-    return p
+    return run_checked([KVSTORE_BIN, "-d", str(node), *args], input=commands, text=True, env=env,
+                       timeout=300)
 
 
 def manifests(server, bucket):
@@ -172,8 +166,7 @@ def test_staging_failure_says_why(tmp_path):
     truncated; once files may grow again the snapshot is stored."""
     stage = tmp_path / "stage"
     stage.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "COFFER_"))}
-    env["TMPDIR"] = str(stage)
+    env = scrubbed_env(TMPDIR=str(stage))
     repo = tmp_path / "repo"
     node = tmp_path / "n1"
 
@@ -216,81 +209,16 @@ def test_topic_that_climbs_or_splits_is_refused(tmp_path):
     assert not repo.parent.exists() or not any(repo.parent.iterdir())
 
 
-class FlakyNetwork:
-    """A TCP proxy in front of the store, to be a bad network on demand: 'pass' forwards;
-    cut_after(N) forwards N more request bytes, then drops every connection and goes 'down'
-    (connections accepted and closed at once); 'busy' answers every request 503 SlowDown."""
-
-    def __init__(self, upstream_port):
-        self.upstream_port = upstream_port
-        self.mode, self.budget, self.lock = "pass", None, threading.Lock()
-        self.conns = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.endpoint = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def set(self, mode, budget=None):
-        with self.lock:
-            self.mode, self.budget = mode, budget
-
-    def _drop_all(self):
-        for c in self.conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            c.close()
-        self.conns = []
-
-    def _accept(self):
-        while True:
-            client, _ = self.listener.accept()
-            with self.lock:
-                mode = self.mode
-            if mode == "down":
-                client.close()
-            elif mode == "busy":
-                threading.Thread(target=self._busy, args=(client,), daemon=True).start()
-            else:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-                with self.lock:
-                    self.conns += [client, upstream]
-                threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-                threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _busy(self, client):
-        body = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
-                b"<Message>Please reduce your request rate.</Message></Error>")
-        try:
-            client.settimeout(5)
-            while client.recv(65536):  # the request (and any body): answered once the client pauses
-                client.sendall(b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-                               b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        except OSError:
-            pass
-        client.close()
-
-    def _pump(self, src, dst, counts):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                with self.lock:
-                    if counts and self.budget is not None:
-                        self.budget -= len(data)
-                        if self.budget <= 0:
-                            self.mode, self.budget = "down", None
-                            self._drop_all()
-                            return
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+def test_snapshot_wait_takes_a_count_only(tmp_path):
+    """serve's snapshot-wait N: "-1" (which strtoull reads as 2^64 - 1) and "+1" are not counts;
+    they are refused at once instead of waiting out the 30 s for snapshots that never come."""
+    serve = Serve(tmp_path / "n1", ["--repo", str(tmp_path / "repo"), "--partition", "0"], dict(os.environ))
+    for bad in ["-1", "+1", "1x", "18446744073709551616"]:
+        t0 = time.monotonic()
+        assert serve.ask(f"snapshot-wait {bad}")[0].startswith("error:"), bad
+        assert time.monotonic() - t0 < 5, bad
+    assert serve.ask("snapshot-wait 0")[0] == "ok"
+    serve.quit()
 
 
 def cpu_seconds(pid):
@@ -305,21 +233,22 @@ def test_network_cut_mid_upload_and_503s_truncate_nothing_then_recover(server, t
     snapshot is listed, and the retries wait (the node uses little CPU meanwhile); once the
     network is good again the retry stores the snapshot and truncates."""
     s3_client(server.endpoint).create_bucket(Bucket="kv-flaky")
-    net = FlakyNetwork(server.port)
+    net = FaultProxy(server.port)
     env = node_env(server)
     env.update({"COFFER_ENDPOINT": net.endpoint, "COFFER_SNAPSHOT_LOG_THRESHOLD": "10000000"})
     node = tmp_path / "n1"
     serve = Serve(node, snap_args("kv-flaky"), env)
     assert serve.ask("bench-fill 20000 20000")[0] == "ok"  # ~600 KB of state, ~100 KB stored
 
-    net.set("pass", budget=30_000)  # the upload starts, then the network goes
+    net.go_down_after(30_000)  # the upload starts, then the network goes
     answer, _ = serve.ask("snapshot-now")
     assert answer.startswith("error:"), answer
-    assert net.mode == "down"
+    assert net.down
     _, stats = serve.ask("snapshot-stats")
     assert re.search(r"taken=0 failed=[1-9]\d* .*truncated_through=0 ", stats), stats
 
-    net.set("busy")
+    busy = net.add(Error(503, "SlowDown"), times=None)  # every request, before any gets through
+    net.go_up()
     time.sleep(1)
     before = cpu_seconds(serve.proc.pid)
     time.sleep(3)
@@ -336,7 +265,8 @@ def test_network_cut_mid_upload_and_503s_truncate_nothing_then_recover(server, t
     base_index, _, _, records = parse_log_file(node / "log")
     assert base_index == 0 and len(records) == 20000
 
-    net.set("pass")
+    assert busy.hits >= 2
+    net.clear()
     assert serve.ask("snapshot-wait 1")[0] == "ok"
     _, stats = serve.ask("snapshot-stats")
     assert re.search(r"taken=1 .*last_index=20000 .*truncated_through=20000 ", stats), stats

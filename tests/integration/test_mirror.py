@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -23,8 +24,9 @@ import urllib.request
 
 import pytest
 
-from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, CofferServer, s3_client
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, CofferServer, run_checked, s3_client, scrubbed_env
 from foreign_s3 import S3RVER_KEY
+from helpers_http import wait_for
 
 MiB = 1 << 20
 
@@ -51,9 +53,7 @@ def server2(tmp_path_factory):
 
 
 def clean_env(home):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("COFFER_", "AWS_"))}
-    e["HOME"] = str(home)
-    return e
+    return scrubbed_env(HOME=str(home))
 
 
 def mirror(*args, srv=None, keys=None, check=True, timeout=300, env=None, prefix=()):
@@ -63,12 +63,9 @@ def mirror(*args, srv=None, keys=None, check=True, timeout=300, env=None, prefix
         cmd += ["--endpoint", srv.endpoint, "--access-key", ACCESS_KEY, "--secret-key-file",
                 str(keys / "coffer")]
     cmd += list(args)
-    p = subprocess.run(cmd, capture_output=True, timeout=timeout,
-                       env=env or clean_env(tempfile.gettempdir()))
-    if check:
-        assert p.returncode == 0, f"{cmd} exited {p.returncode}:\n{p.stderr.decode()}"
-    assert b"Sanitizer" not in p.stderr and b"runtime error:" not in p.stderr, p.stderr.decode()
-    assert SECRET_KEY.encode() not in p.stdout + p.stderr
+    p = run_checked(cmd, env=env or clean_env(tempfile.gettempdir()), timeout=timeout,
+                    check=0 if check else None)
+    assert b"Sanitizer" not in p.stderr, p.stderr.decode()
     return p
 
 
@@ -453,6 +450,52 @@ def test_json_and_metrics_file(keys, tmp_path):
     assert p.returncode == 1 and summary(p)["error"]
 
 
+PROM_SAMPLE = re.compile(r'^[a-z_]+\{(?:[a-z_]+="(?:[^"\\\n]|\\[\\"n])*",?)*\} [0-9.]+$')
+
+
+def test_metrics_file_labels_from_hostile_paths(keys, tmp_path):
+    """The paths become Prometheus label values: a quote, backslash, newline or brace in them is
+    escaped so that every sample stays one well-formed line, and a failed run still finds the
+    last success's time behind such labels."""
+    src = tmp_path / 'we"ird\\dir}\nname {x}'
+    dst, prom = tmp_path / "dst", tmp_path / "mirror.prom"
+    make_tree(src, {"a": b"12345", "b/c": b"678"})
+    started = int(time.time())
+    mirror("--metrics-file", str(prom), str(src), str(dst))
+    text = prom.read_text()
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    assert len(samples) == 12, text
+    for line in samples:
+        assert PROM_SAMPLE.match(line), line
+    escaped = str(src).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    labels = f'source="{escaped}",destination="{dst}"'
+    assert f'coffer_mirror_files{{{labels},result="copied"}} 2\n' in text, text
+    ok = re.search(r"^coffer_mirror_last_success_timestamp_seconds\{.*\} (\d+)$", text, re.M).group(1)
+    assert started <= int(ok) <= time.time()
+
+    time.sleep(1.1)
+    shutil.rmtree(dst / "b")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", dst / "b")  # b/c can no longer be written
+    (src / "b/c").write_bytes(b"changed")
+    assert mirror("--metrics-file", str(prom), str(src), str(dst), check=False).returncode == 3
+    text = prom.read_text()
+    assert f"coffer_mirror_last_success_timestamp_seconds{{{labels}}} {ok}\n" in text, text
+
+
+def test_metrics_file_with_long_paths(keys, tmp_path):
+    """Paths of a few hundred bytes each still give a metrics file, whole (it was silently not
+    written once the two paths' labels no longer fitted the buffer)."""
+    deep = "/".join(["d" * 200] * 4)
+    src, dst, prom = tmp_path / "s" / deep, tmp_path / "t" / deep, tmp_path / "mirror.prom"
+    make_tree(src, {"a": b"12345"})
+    mirror("--metrics-file", str(prom), str(src), str(dst))
+    text = prom.read_text()
+    labels = f'source="{src}",destination="{dst}"'
+    assert f'coffer_mirror_files{{{labels},result="copied"}} 1\n' in text, text[:400]
+    assert text.endswith(f"coffer_mirror_verify_mismatches{{{labels}}} 0\n")
+
+
 def test_progress_bar_on_a_terminal(tmp_path):
     src = tmp_path / "src"
     make_tree(src, {f"f{i}": os.urandom(2000) for i in range(50)})
@@ -518,8 +561,13 @@ def test_kill_9_leaves_no_partial_file_and_a_rerun_completes(server, s3, keys, t
     def some_object():
         return s3.list_objects_v2(Bucket="m-kill").get("KeyCount", 0) > 0
 
+    open_before = metric(server, "coffer_http_connections")
     kill_midway([COFFER_BIN, "mirror", *common, str(src), "s3://m-kill"], some_object, env)
-    time.sleep(1)  # a request whose body had gone out completes on the server: still whole
+    # A request whose body had gone out completes on the server (whole): the server lets go of
+    # the killed run's connections only after their requests are done, so wait for that rather
+    # than for a time a loaded machine may exceed.
+    assert wait_for(lambda: metric(server, "coffer_http_connections") <= open_before, timeout=60), \
+        "the killed run's connections are still open on the server"
     seen = bucket_objects(s3, "m-kill")
     assert 0 < len(seen) < len(files)
     for k, v in seen.items():
@@ -640,3 +688,23 @@ def test_dry_run_prints_the_plan(server, s3, keys, tmp_path):
     assert "same" not in out.split("would have")[0]
     assert "would have copied 1 files (3 bytes), skipped 2, deleted 1, failed 0" in out
     assert set(bucket_objects(s3, "m-dry")) == {"new file", "same", "extra\x01"}
+
+
+def test_dry_run_into_a_missing_directory_makes_nothing(server, s3, keys, tmp_path):
+    # "change nothing" holds for the file system too: the destination (and its parents) stays
+    # missing, planned as empty, for a mirror, a verification and a dated copy alike.
+    src = tmp_path / "src"
+    make_tree(src, {"a": b"1", "d/b": b"22"})
+    dst = tmp_path / "not" / "there"
+    s = summary(mirror("--json", "--dry-run", str(src), str(dst)))
+    assert s["files"]["copied"] == 2 and s["bytes"]["copied"] == 3
+    p = mirror("--dry-run", "--verify", str(src), str(dst), check=False)
+    assert p.returncode == 4, p.stderr.decode()  # both files missing from the destination
+    s = summary(mirror("--json", "--dry-run", "--dated", "--as-of", "2026-03-01", str(src), str(dst)))
+    assert s["files"]["copied"] == 2 and s["dated"]["name"] == "2026-03-01"
+    s3.create_bucket(Bucket="m-dry-missing")
+    s3.put_object(Bucket="m-dry-missing", Key="k", Body=b"x")
+    mirror("--dry-run", "s3://m-dry-missing", str(dst), srv=server, keys=keys)
+    assert not (tmp_path / "not").exists()
+    mirror(str(src), str(dst))  # the real run makes it
+    assert read_tree(dst) == {"a": b"1", "d/b": b"22"}

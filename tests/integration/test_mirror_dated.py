@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import ACCESS_KEY, COFFER_BIN, SANITIZER_MARKERS, SECRET_KEY, s3_client
+from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY, run_checked, s3_client
 
 NIGHTS = [f"2026-03-{d:02d}" for d in range(1, 11)]
 
@@ -25,12 +25,7 @@ def env_for(endpoint):
 
 
 def mirror(env, *args, timeout=120):
-    p = subprocess.run([COFFER_BIN, "mirror", "--no-progress", *args], env=env, capture_output=True,
-                       timeout=timeout)
-    for marker in SANITIZER_MARKERS:
-        assert marker not in p.stderr.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
-    assert SECRET_KEY not in (p.stdout + p.stderr).decode("utf-8", "replace")
-    return p
+    return run_checked([COFFER_BIN, "mirror", "--no-progress", *args], env=env, timeout=timeout)
 
 
 def night(env, bucket, dest, as_of, *extra):

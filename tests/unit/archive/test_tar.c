@@ -282,6 +282,57 @@ static void test_extraction_refuses_escapes(void **state)
     expect_refused(AE_IFLNK, "s", "/tmp", "!h", "(\"h\")");
 }
 
+/* A resumed extraction (cf_tar_extract_ex with a base) finds its destination holding what the
+ * interrupted one made: its symlinks are checked as if this run had made them. */
+static void test_resumed_extraction_knows_earlier_symlinks(void **state)
+{
+    (void)state;
+    char base[] = "/tmp/cf_tar_resume_XXXXXX", dst[600], link[700];
+    assert_non_null(mkdtemp(base));
+    snprintf(dst, sizeof dst, "%s/dst", base);
+    assert_int_equal(mkdir(dst, 0700), 0);
+    snprintf(link, sizeof link, "%s/d", dst);
+    assert_int_equal(mkdir(link, 0700), 0);
+    snprintf(link, sizeof link, "%s/d/tmp", dst);
+    assert_int_equal(symlink("/tmp", link), 0);
+    cf_buf t;
+    hostile_tar(&t, AE_IFREG, "d/tmp/evil", NULL, NULL);
+    once o = {.b = &t};
+    cf_err err;
+    cf_tar_extract_opts xo = {.base = 4096, .done_before = 7};
+    uint64_t files = 0;
+    int rc = cf_tar_extract_ex(dst, pull_once, &o, &xo, &files, &err);
+    if (rc != CF_EDENIED || !strstr(err.msg, "written through a symlink (\"d/tmp\")"))
+        fail_msg("want denied through d/tmp, got %s: '%s'", cf_strerror(rc), err.msg);
+    assert_int_equal(run("test -f %s/ok.txt && test ! -e /tmp/evil", dst), 0);
+    /* A directory of the state that became a symlink (an entry after the checkpoint replaced
+     * it): its mode and times are not set through it. */
+    char outside[700];
+    snprintf(outside, sizeof outside, "%s/outside", base);
+    assert_int_equal(mkdir(outside, 0755), 0);
+    snprintf(link, sizeof link, "%s/a", dst);
+    assert_int_equal(symlink(outside, link), 0);
+    cf_tar_entry_info dir = {.rel = "a", .is_dir = 1, .mode = 040700, .mtime = 1000};
+    assert_int_not_equal(cf_tar_restore_dir(dst, &dir, &err), 0);
+    dir.rel = "d/tmp";
+    assert_int_not_equal(cf_tar_restore_dir(dst, &dir, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(outside, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0755);
+    assert_true(st.st_mtime != 1000);
+    dir.rel = "d";
+    assert_int_equal(cf_tar_restore_dir(dst, &dir, &err), 0);
+    snprintf(link, sizeof link, "%s/d", dst);
+    assert_int_equal(stat(link, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    assert_int_equal(st.st_mtime, 1000);
+    /* Not empty, and that is what a resumed extraction expects; a fresh one refuses it. */
+    o.done = 0;
+    assert_int_equal(cf_tar_extract(dst, pull_once, &o, NULL, &err), CF_EEXISTS);
+    assert_int_equal(run("rm -rf %s", base), 0);
+    cf_buf_cleanup(&t);
+}
+
 static void test_missing_directory_is_named(void **state)
 {
     (void)state;
@@ -350,6 +401,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_directory_round_trip_through_sealed_archive),
         cmocka_unit_test(test_extraction_refuses_escapes),
+        cmocka_unit_test(test_resumed_extraction_knows_earlier_symlinks),
         cmocka_unit_test(test_missing_directory_is_named),
         cmocka_unit_test(test_exclusions_and_measure),
     };

@@ -183,6 +183,30 @@ static void run_workers(cf_md5_gather *const *gathers, unsigned ngathers)
     pthread_barrier_destroy(&start);
 }
 
+/* Whole blocks through the block function from the initial state, then a context resumed from
+ * there for the tail: the digest of the whole, for every tail length around the padding's edge. */
+static void test_resume_after_the_block_function(void **state)
+{
+    (void)state;
+    unsigned char p[256];
+    fill(p, sizeof p, 7);
+    for (size_t tail = 0; tail <= 64; tail++) {
+        uint32_t st[4];
+        cf_md5_state_init(st);
+        cf_md5_blocks(st, p, 2);
+        cf_md5_ctx m;
+        cf_md5_resume(&m, st, 128);
+        cf_md5_update(&m, p + 128, tail);
+        unsigned char d[CF_MD5_LEN];
+        cf_md5_final(&m, d);
+        char got[33], want[33];
+        cf_hex_encode(d, sizeof d, got);
+        md5_hex(p, 128 + tail, want);
+        if (strcmp(got, want))
+            fail_msg("tail %zu: %s, not %s", tail, got, want);
+    }
+}
+
 static void test_bodies_hashed_at_once_by_many_threads(void **state)
 {
     (void)state;
@@ -237,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_rfc1321_vectors),
         cmocka_unit_test(test_matches_openssl_over_lengths_and_splits),
         cmocka_unit_test(test_lanes_match_one_at_a_time),
+        cmocka_unit_test(test_resume_after_the_block_function),
         cmocka_unit_test(test_bodies_hashed_at_once_by_many_threads),
         cmocka_unit_test(test_bodies_without_a_gather_are_hashed_alone),
         cmocka_unit_test(test_two_gathers_are_independent),

@@ -980,6 +980,40 @@ static void *create_three(void *arg)
     return NULL;
 }
 
+/* The network limits reach the repository's S3 client: against a port where nothing listens (a
+ * refused connection is worth retrying), 100 tries are allowed, but a retry budget of 1 s ends
+ * the call and the message says so. Values past the limits are refused before anything is made. */
+static void test_network_options(void **state)
+{
+    (void)state;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", live_free_port());
+    coffer_repo_options o = {.struct_size = sizeof o,
+                             .endpoint = endpoint,
+                             .access_key = "AK",
+                             .secret_key = "SK",
+                             .max_attempts = COFFER_MAX_ATTEMPTS_MAX + 1};
+    coffer_repo *r = NULL;
+    coffer_error e;
+    assert_int_equal(coffer_repo_open("s3://b/p", &o, &r, &e), COFFER_EINVAL);
+    assert_non_null(strstr(e.message, "max_attempts is at most 100"));
+    assert_null(r);
+    o.max_attempts = COFFER_MAX_ATTEMPTS_MAX;
+    o.stall_timeout_ms = COFFER_NET_TIMEOUT_MAX_MS + 1;
+    assert_int_equal(coffer_repo_open("s3://b/p", &o, &r, &e), COFFER_EINVAL);
+    o.stall_timeout_ms = 0;
+    o.retry_budget_ms = COFFER_NET_TIMEOUT_MAX_MS + 1;
+    assert_int_equal(coffer_repo_open("s3://b/p", &o, &r, &e), COFFER_EINVAL);
+    o.retry_budget_ms = 1000;
+    assert_int_equal(coffer_repo_open("s3://b/p", &o, &r, &e), COFFER_OK);
+    coffer_snapshot_info *list = NULL;
+    size_t n = 0;
+    assert_int_equal(coffer_list(r, "ns", &list, &n, &e), COFFER_EIO);
+    assert_non_null(strstr(e.message, "the retry budget of 1 s is spent"));
+    assert_int_equal(e.http_status, 0);
+    coffer_repo_close(r);
+}
+
 static void test_two_handles_log_apart(void **state)
 {
     (void)state;
@@ -1113,6 +1147,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_reports_skipped_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restore_fd_names_the_system_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_log_apart, setup, teardown),
+        cmocka_unit_test(test_network_options),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
     };
     const struct CMUnitTest live[] = {

@@ -219,6 +219,13 @@ static size_t listed(coffer_repo *repo, const char *ns)
     return n;
 }
 
+/* The bytes a newer program's longer struct has past what this library knows. */
+static void assert_untouched(const unsigned char *p, size_t n, unsigned char was)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i], was);
+}
+
 static void expect_einval(int st, const coffer_error *e)
 {
     assert_int_equal(st, COFFER_EINVAL);
@@ -299,6 +306,14 @@ static void test_null_arguments(void **state)
     expect_einval(coffer_bootstrap(NULL, 0, &bo, &br, &e), &e);
     expect_einval(coffer_bootstrap(r, 0, NULL, &br, &e), &e);
     expect_einval(coffer_bootstrap(r, 0, &bo, NULL, &e), &e);
+    /* A destination that cannot be used is refused before the partition is even listed (an empty
+     * one would otherwise answer ENOTFOUND, a full one only after a download). */
+    coffer_bootstrap_options bad_fd = {.struct_size = sizeof bad_fd, .use_fd = 1, .fd = -1};
+    expect_einval(coffer_bootstrap(r, 9, &bad_fd, &br, &e), &e);
+    assert_non_null(strstr(e.message, "fd"));
+    coffer_bootstrap_options no_dir = {.struct_size = sizeof no_dir, .dest_dir = ""};
+    expect_einval(coffer_bootstrap(r, 9, &no_dir, &br, &e), &e);
+    assert_non_null(strstr(e.message, "dest_dir"));
 
     /* An exclusion list with a hole in it. */
     const char *holes[] = {"*.tmp", NULL};
@@ -364,8 +379,7 @@ static void test_bootstrap_result_sizes(fixture *f)
     assert_int_equal(newer.r.skipped, 0);
     assert_non_null(strchr(newer.r.id, 'Z'));
     assert_int_equal(newer.r.struct_size, sizeof newer);
-    for (size_t i = 0; i < sizeof newer.tail; i++)
-        assert_int_equal(newer.tail[i], 0xcd);
+    assert_untouched(newer.tail, sizeof newer.tail, 0xcd);
 }
 
 static void test_struct_sizes(void **state)
@@ -385,6 +399,11 @@ static void test_struct_sizes(void **state)
     assert_non_null(strstr(e.message, "newer"));
     big.o.struct_size = 3;
     expect_einval(coffer_snapshotter_new(f->repo, &big.o, &s, &e), &e);
+    /* Options are refused before the repository is listed for the newest snapshot (which, in
+     * an empty namespace, would answer ENOTFOUND instead). */
+    coffer_restore_options unset_ro = {.struct_size = 0};
+    expect_einval(coffer_verify(f->repo, "empty", NULL, &unset_ro, &e), &e);
+    assert_non_null(strstr(e.message, "coffer_restore_options"));
 
     coffer_bootstrap_result br = {.struct_size = sizeof br};
     struct {
@@ -408,17 +427,35 @@ static void test_struct_sizes(void **state)
     ((coffer_snapshotter_stats *)old)->struct_size = offsetof(coffer_snapshotter_stats, failed);
     assert_int_equal(coffer_snapshotter_stats_get(s, (coffer_snapshotter_stats *)old, &e), COFFER_OK);
     assert_int_equal(old[offsetof(coffer_snapshotter_stats, failed)], 0xab);
+    /* A newer program's longer stats: the rule of coffer_result, struct_size and the fields this
+     * library does not know left as they were. */
+    struct {
+        coffer_snapshotter_stats st;
+        unsigned char tail[8];
+    } newer;
+    memset(&newer, 0xcd, sizeof newer);
+    newer.st.struct_size = sizeof newer;
+    assert_int_equal(coffer_snapshotter_stats_get(s, &newer.st, &e), COFFER_OK);
+    assert_int_equal(newer.st.struct_size, sizeof newer);
+    assert_int_equal(newer.st.taken, 0);
+    assert_int_equal(newer.st.last_error.status, COFFER_OK);
+    assert_untouched(newer.tail, sizeof newer.tail, 0xcd);
     coffer_snapshotter_free(s);
 }
 
-static int stream_in(coffer_repo *r, const char *ns, coffer_error *e)
+static int stream_in_with(coffer_repo *r, const char *ns, const coffer_create_options *co, coffer_error *e)
 {
     coffer_writer *w;
-    int st = coffer_writer_begin(r, ns, NULL, &w, e);
+    int st = coffer_writer_begin(r, ns, co, &w, e);
     if (st)
         return st;
     coffer_writer_write(w, "abc", 3, NULL);
     return coffer_writer_commit(w, NULL, e);
+}
+
+static int stream_in(coffer_repo *r, const char *ns, coffer_error *e)
+{
+    return stream_in_with(r, ns, NULL, e);
 }
 
 /* Names from the application: what climbs, splits or hides is refused; what is merely unusual
@@ -469,12 +506,7 @@ static void test_names(void **state)
 static int create_labelled(coffer_repo *r, const coffer_label *labels, size_t n, coffer_error *e)
 {
     coffer_create_options co = {.struct_size = sizeof co, .labels = labels, .nlabels = n};
-    coffer_writer *w;
-    int st = coffer_writer_begin(r, "labels", &co, &w, e);
-    if (st)
-        return st;
-    coffer_writer_write(w, "abc", 3, NULL);
-    return coffer_writer_commit(w, NULL, e);
+    return stream_in_with(r, "labels", &co, e);
 }
 
 /* Labels end up as JSON strings in the manifest: what JSON cannot hold, or holds twice, is

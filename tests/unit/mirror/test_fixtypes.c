@@ -14,6 +14,8 @@
 #include "mirror/fixtypes.h"
 #include "storage/repo_int.h"
 
+#include "../repo_object.h"
+
 static const char PNG[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\1\0\0\0\1\x08\x02\0\0\0";
 #define PNG_LEN (sizeof PNG - 1)
 static const char CSS[] = "body { margin: 0 }\n.a > .b { color: #333 }\n";
@@ -46,19 +48,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static void put(cf_repo *r, const char *key, const void *p, size_t n, const cf_repo_put_opts *o)
-{
-    cf_err err;
-    cf_repo_writer *w;
-    assert_int_equal(cf_repo_writer_begin_opts(r, key, n, o, &w, &err), 0);
-    assert_int_equal(cf_repo_writer_write(w, p, n, &err), 0);
-    assert_int_equal(cf_repo_writer_commit(w, &err), 0);
-}
-
 static void put_typed(cf_repo *r, const char *key, const void *p, size_t n, const char *type)
 {
     cf_repo_put_opts o = {.content_type = type};
-    put(r, key, p, n, &o);
+    put_object(r, key, p, n, &o);
 }
 
 static cf_repo_info *stat_of(cf_repo *r, const char *key)
@@ -68,14 +61,6 @@ static cf_repo_info *stat_of(cf_repo *r, const char *key)
     memset(&info, 0, sizeof info);
     assert_int_equal(cf_repo_stat(r, key, &info, &err), 0);
     return &info;
-}
-
-static const char *meta_of(const cf_repo_info *info, const char *name)
-{
-    for (size_t i = 0; i < info->nmeta; i++)
-        if (!strcmp(info->meta[i].name, name))
-            return info->meta[i].value;
-    return NULL;
 }
 
 static void test_fixes_and_keeps(void **state)
@@ -89,14 +74,14 @@ static void test_fixes_and_keeps(void **state)
                                  .cache_control = "public, max-age=60",
                                  .content_disposition = "inline",
                                  .content_language = "en"};
-    put(r, "css/site.css", CSS, strlen(CSS), &css_opts);
+    put_object(r, "css/site.css", CSS, strlen(CSS), &css_opts);
     put_typed(r, "img/a.png", PNG, PNG_LEN, "application/octet-stream");
     put_typed(r, "img/b.png", PNG, PNG_LEN, "image/png");
     put_typed(r, "img/c.png", PNG, PNG_LEN, "text/plain");
     put_typed(r, "skip/d.png", PNG, PNG_LEN, "application/octet-stream");
     put_typed(r, "notes.txt", CSS, strlen(CSS), "application/octet-stream");
     cf_repo_put_opts gz = {.content_type = "text/css", .content_encoding = "gzip"};
-    put(r, "gz/site.css", "\x1f\x8b\x08\0\0\0\0\0", 8, &gz);
+    put_object(r, "gz/site.css", "\x1f\x8b\x08\0\0\0\0\0", 8, &gz);
     char etag_b[132], etag_css[132];
     snprintf(etag_b, sizeof etag_b, "%s", stat_of(r, "img/b.png")->etag);
     snprintf(etag_css, sizeof etag_css, "%s", stat_of(r, "css/site.css")->etag);
@@ -159,7 +144,7 @@ static void test_metadata_that_would_be_lost_is_a_failure(void **state)
     }
     cf_repo_put_opts o = {
         .content_type = "application/octet-stream", .meta = meta, .nmeta = CF_REPO_META_FIELDS};
-    put(f->repo, "full/a.png", PNG, PNG_LEN, &o);
+    put_object(f->repo, "full/a.png", PNG, PNG_LEN, &o);
     put_typed(f->repo, "full/b.png", PNG, PNG_LEN, "");
     cf_fix_summary s;
     cf_err err;
@@ -176,7 +161,7 @@ static void test_metadata_that_would_be_lost_is_a_failure(void **state)
 }
 
 /* A repository whose object is rewritten by another writer just before each of the first
- * `rewrites` copies: the window between the fix's HEAD and its copy, made certain. Every other
+ * `rewrites` copies: the window between the fix's read and its copy, made certain. Every other
  * call goes to the directory repository underneath. */
 typedef struct racing_repo {
     cf_repo base;
@@ -213,7 +198,7 @@ static int race_copy(cf_repo *r, const char *src, const char *dst, const cf_repo
         snprintf(rev, sizeof rev, "w%d", rr->rewrites--);
         cf_repo_meta meta[] = {{"rev", rev}};
         cf_repo_put_opts theirs = {.content_type = "text/plain", .meta = meta, .nmeta = 1};
-        put(rr->inner, src, REWRITTEN, strlen(REWRITTEN), &theirs);
+        put_object(rr->inner, src, REWRITTEN, strlen(REWRITTEN), &theirs);
     }
     return cf_repo_copy(rr->inner, src, dst, o, err);
 }
@@ -229,7 +214,7 @@ static void test_object_rewritten_before_the_copy(void **state)
     fixture *f = *state;
     cf_repo_meta meta[] = {{"rev", "mine"}};
     cf_repo_put_opts mine = {.content_type = "application/octet-stream", .meta = meta, .nmeta = 1};
-    put(f->repo, "race.css", CSS, strlen(CSS), &mine);
+    put_object(f->repo, "race.css", CSS, strlen(CSS), &mine);
     racing_repo rr = {.base = {.ops = &racing_ops, .name = "racing:"}, .inner = f->repo, .rewrites = 1};
     cf_fix_summary s;
     cf_err err;
@@ -244,7 +229,7 @@ static void test_object_rewritten_before_the_copy(void **state)
     assert_string_equal(meta_of(info, "rev"), "w1"); /* the rewrite's metadata on the rewrite's bytes */
     assert_int_equal(info->size, strlen(REWRITTEN));
 
-    put(f->repo, "race.css", CSS, strlen(CSS), &mine);
+    put_object(f->repo, "race.css", CSS, strlen(CSS), &mine);
     rr = (racing_repo){.base = {.ops = &racing_ops, .name = "racing:"}, .inner = f->repo, .rewrites = 5};
     assert_int_equal(cf_mirror_fix_content_types(&rr.base, NULL, 0, 1, 0, NULL, &s, &err), 0);
     assert_int_equal(rr.copies, 2); /* read again once, not forever */
@@ -286,6 +271,27 @@ static void test_many_objects_on_many_threads(void **state)
     assert_string_equal(stat_of(f->repo, "many/001.png")->content_type, "image/png");
 }
 
+/* --exclude means what it means to the mirror (cf_plan_excluded): a pattern ending in '/' is a
+ * glob over whole leading directories, so a subtree named by a wildcard is left alone too. */
+static void test_excluded_subtree_glob_is_left_alone(void **state)
+{
+    fixture *f = *state;
+    put_typed(f->repo, "assets-v2/logo.png", PNG, PNG_LEN, "application/octet-stream");
+    put_typed(f->repo, "site/assets-v3/deep/icon.png", PNG, PNG_LEN, "application/octet-stream");
+    put_typed(f->repo, "img/fix.png", PNG, PNG_LEN, "application/octet-stream");
+    const char *exclude[] = {"assets-*/", "site/*/deep/"};
+    cf_fix_summary s;
+    cf_err err;
+    assert_int_equal(cf_mirror_fix_content_types(f->repo, exclude, 2, 2, 0, NULL, &s, &err), 0);
+    assert_int_equal(s.checked, 1);
+    assert_int_equal(s.fixed, 1);
+    assert_string_equal(s.keys[0], "img/fix.png");
+    cf_fix_summary_free(&s);
+    assert_string_equal(stat_of(f->repo, "assets-v2/logo.png")->content_type, "application/octet-stream");
+    assert_string_equal(stat_of(f->repo, "site/assets-v3/deep/icon.png")->content_type,
+                        "application/octet-stream");
+}
+
 static void test_bad_jobs_refused(void **state)
 {
     fixture *f = *state;
@@ -304,6 +310,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metadata_that_would_be_lost_is_a_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_object_rewritten_before_the_copy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_objects_on_many_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_excluded_subtree_glob_is_left_alone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_jobs_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

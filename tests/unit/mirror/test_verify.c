@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "../live_server.h"
+#include "../repo_object.h"
 #include "core/fs.h"
 #include "s3client/s3client.h"
 #include "mirror/verify.h"
@@ -64,16 +65,6 @@ static void write_file(const char *root, const char *key, const void *p, size_t 
     assert_int_equal(fclose(f), 0);
 }
 
-static void put_object(cf_repo *r, const char *key, const void *p, size_t n)
-{
-    cf_repo_writer *w;
-    cf_err err;
-    assert_int_equal(cf_repo_writer_begin(r, key, n, &w, &err), 0);
-    assert_int_equal(cf_repo_writer_write(w, p, n, &err), 0);
-    if (cf_repo_writer_commit(w, &err))
-        fail_msg("put '%s': %s", key, err.msg);
-}
-
 /* The tree every test starts from: nested keys, an empty file, a 20 MiB file (two parts of
  * coffer's 16 MiB on S3, so a multipart ETag) and files under the subtree tests exclude. */
 typedef struct file {
@@ -95,7 +86,7 @@ static void lay_tree(cf_repo *r, const char *dir)
         if (dir)
             write_file(dir, tree[i].key, p, tree[i].size);
         else
-            put_object(r, tree[i].key, p, tree[i].size);
+            put_object(r, tree[i].key, p, tree[i].size, NULL);
         free(p);
     }
 }
@@ -517,6 +508,18 @@ static void test_unlisted_bucket_fails_the_run(void **state)
 
 /* ---- output ---- */
 
+/* What cf_verify_summary_report writes; the caller frees it. */
+static char *report_text(const cf_verify_summary *s)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    cf_verify_summary_report(s, f);
+    fclose(f);
+    return text;
+}
+
 static void test_line_report_and_json(void **state)
 {
     (void)state;
@@ -539,11 +542,7 @@ static void test_line_report_and_json(void **state)
     cf_verify_summary_line(&s, line, sizeof line);
     assert_string_equal(line, "verified 12: 2 missing, 1 different");
 
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    cf_verify_summary_report(&s, f);
-    fclose(f);
+    char *text = report_text(&s);
     assert_string_equal(text, "coffer mirror: gone\\x0a coffer mirror: forged: missing from the destination\n"
                               "coffer mirror: m2: missing from the destination\n"
                               "coffer mirror: bad\xff\\x1b[2J: content differs (SHA-256)\n"
@@ -575,6 +574,21 @@ static void test_line_report_and_json(void **state)
     cf_verify_summary_free(NULL);
 }
 
+/* A finding's reason may quote the key (a read's error names it): escaped as the key is, so a key
+ * with a newline cannot forge a line of the report through it. */
+static void test_report_escapes_the_reason(void **state)
+{
+    (void)state;
+    char *different[] = {"k\n"};
+    char *why[] = {"cannot read the source: GET 'k\ncoffer mirror: forged\x1b[2J': refused"};
+    cf_verify_side sides[] = {CF_VERIFY_SIDE_SOURCE};
+    cf_verify_summary s = {.different = different, .ndifferent = 1, .why = why, .side = sides};
+    char *text = report_text(&s);
+    assert_string_equal(text, "coffer mirror: k\\x0a: cannot read the source: GET 'k\\x0acoffer mirror: "
+                              "forged\\x1b[2J': refused\n");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -586,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup(test_keys_gone_or_unreadable_after_the_listing, each),
         cmocka_unit_test_setup(test_unlisted_bucket_fails_the_run, each),
         cmocka_unit_test(test_line_report_and_json),
+        cmocka_unit_test(test_report_escapes_the_reason),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

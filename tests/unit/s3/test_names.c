@@ -379,6 +379,27 @@ static void test_iso8601_format(void **state)
     assert_int_equal(strlen(out), 24);
 }
 
+/* The reverse, one parser for S3's listings and a POST policy's expiration. */
+static void test_iso8601_parse(void **state)
+{
+    (void)state;
+    int64_t t = -1;
+    assert_int_equal(cf_s3_parse_iso8601("1994-11-06T08:49:37.123Z", &t), 0);
+    assert_int_equal(t, RFC_INSTANT);
+    assert_int_equal(cf_s3_parse_iso8601("1994-11-06T08:49:37Z", &t), 0);
+    assert_int_equal(t, RFC_INSTANT);
+    const char *bad[] = {"",
+                         "1994-11-06T08:49:37",
+                         "1994-11-06T08:49:37+02:00",
+                         "1994-11-06T08:49:37.123",
+                         "1994-13-06T08:49:37Z",
+                         "1994-11-06T24:49:37Z",
+                         "1994-11-06 08:49:37Z",
+                         "Sun, 06 Nov 1994 08:49:37 GMT"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(cf_s3_parse_iso8601(bad[i], &t), CF_EINVAL);
+}
+
 static void expect_date(const char *s, time_t want)
 {
     time_t t = 12345;
@@ -470,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_url_encode_then_decode_round_trips),
         cmocka_unit_test(test_url_encode_appends),
         cmocka_unit_test(test_http_date_format),
+        cmocka_unit_test(test_iso8601_parse),
         cmocka_unit_test(test_iso8601_format),
         cmocka_unit_test(test_parse_http_date_three_formats),
         cmocka_unit_test(test_parse_http_date_round_trips),

@@ -756,7 +756,10 @@ static void test_presign(void **state)
 
 typedef struct fake {
     int fd, port;
-    const char *script; /* per connection: R reset, 5 answer 503, 4 answer 403, O answer 200 */
+    /* per connection: R reset, 5 answer 503, 4 answer 403, O answer 200, S silent for 1.5 s,
+     * P a short body, A 503 with Retry-After: 2, D 503 with Retry-After an HTTP date an hour
+     * ahead, M a 200 whose body stops after 1000 of its 100000 bytes for 2.5 s */
+    const char *script;
     int conns;
     size_t body_bytes[16];
     char head[16][2048]; /* each request's line and headers */
@@ -837,6 +840,24 @@ static void *fake_main(void *arg)
         } else if (act == '5') {
             reply(fd, "503 Service Unavailable",
                   "<Error><Code>SlowDown</Code><Message>slow</Message></Error>");
+        } else if (act == 'A' || act == 'D') {
+            char head[512], date[64];
+            const char *xml = "<Error><Code>SlowDown</Code><Message>later</Message></Error>";
+            time_t later = time(NULL) + 3600;
+            struct tm tm;
+            strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&later, &tm));
+            snprintf(head, sizeof head,
+                     "HTTP/1.1 503 Slow Down\r\nRetry-After: %s\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s",
+                     act == 'A' ? "2" : date, strlen(xml), xml);
+            send_all(fd, head);
+        } else if (act == 'M') {
+            char part[1001];
+            memset(part, 'm', 1000);
+            part[1000] = '\0';
+            send_all(fd, "HTTP/1.1 200 OK\r\nETag: \"e\"\r\nContent-Length: 100000\r\n\r\n");
+            send_all(fd, part);
+            usleep(2500000);
         } else if (act == '4') {
             reply(fd, "403 Forbidden", "<Error><Code>AccessDenied</Code><Message>no way</Message></Error>");
         } else {
@@ -967,7 +988,7 @@ static void test_retry_after_timeout(void **state)
 {
     fake f;
     fake_start(&f, "SO");
-    cf_s3c_config cfg = {.max_attempts = 3, .low_speed_timeout_s = 1};
+    cf_s3c_config cfg = {.max_attempts = 3, .stall_timeout_ms = 1000};
     snprintf(cfg.endpoint, sizeof cfg.endpoint, "http://127.0.0.1:%d", f.port);
     snprintf(cfg.region, sizeof cfg.region, "us-east-1");
     snprintf(cfg.access_key, sizeof cfg.access_key, "AK");
@@ -981,6 +1002,103 @@ static void test_retry_after_timeout(void **state)
     assert_int_equal(st.retries, 1);
     assert_int_equal(f.conns, 2);
     cf_s3c_free(c);
+    fake_stop(&f);
+}
+
+static cf_s3c *fake_client_net(const fake *f, int attempts, long budget_ms, long stall_ms)
+{
+    cf_s3c_config cfg = {
+        .max_attempts = attempts, .retry_budget_ms = budget_ms, .stall_timeout_ms = stall_ms};
+    snprintf(cfg.endpoint, sizeof cfg.endpoint, "http://127.0.0.1:%d", f->port);
+    snprintf(cfg.region, sizeof cfg.region, "us-east-1");
+    snprintf(cfg.access_key, sizeof cfg.access_key, "AK");
+    snprintf(cfg.secret_key, sizeof cfg.secret_key, "SK");
+    cf_s3c *c = NULL;
+    assert_int_equal(cf_s3c_new(&cfg, &c, NULL), 0);
+    return c;
+}
+
+/* A 503 with Retry-After: 2 is retried no sooner than 2 s later (the jitter alone would wait at
+ * most 0.1 s), and the answer after it counts. */
+static void test_retry_after_is_honoured(void **state)
+{
+    fake f;
+    fake_start(&f, "AO");
+    cf_s3c *c = fake_client_net(&f, 3, 0, 0);
+    cf_err err;
+    double t0 = cf_clock_mono();
+    assert_int_equal(cf_s3c_head_object(c, "b", "k", NULL, &err), 0);
+    assert_true(cf_clock_mono() - t0 >= 2.0);
+    assert_int_equal(f.conns, 2);
+    cf_s3c_free(c);
+    fake_stop(&f);
+}
+
+/* A store that answers 503 for ever: with 100 attempts allowed, the budget (1.5 s) ends the
+ * call, and the error names the last answer and the budget. */
+static void test_retry_budget_bounds_a_failing_store(void **state)
+{
+    fake f;
+    fake_start(&f, "5");
+    cf_s3c *c = fake_client_net(&f, 100, 1500, 0);
+    cf_err err;
+    sink s = {0};
+    double t0 = cf_clock_mono();
+    assert_int_equal(cf_s3c_get_object(c, "b", "k", NULL, to_sink, &s, NULL, &err), CF_EAGAIN);
+    double took = cf_clock_mono() - t0;
+    assert_true(took < 1.5 + 10); /* 1.5 s plus one attempt; the margin is for a loaded machine */
+    assert_true(f.conns >= 2 && f.conns < 100);
+    assert_int_equal(err.answer.status, 503);
+    assert_string_equal(err.answer.code, "SlowDown");
+    assert_non_null(strstr(err.msg, "SlowDown: slow (HTTP 503)"));
+    assert_non_null(strstr(err.msg, "the retry budget of 1.5 s is spent"));
+    /* A success starts the count again: the next call gets a budget of its own. */
+    fake_stop(&f);
+    cf_s3c_free(c);
+    fake_start(&f, "O5");
+    c = fake_client_net(&f, 100, 1500, 0);
+    assert_int_equal(cf_s3c_head_object(c, "b", "k", NULL, &err), 0);
+    assert_int_equal(cf_s3c_head_object(c, "b", "k", NULL, &err), CF_EAGAIN);
+    assert_true(f.conns >= 3); /* it did retry */
+    assert_int_equal(s.len, 0);
+    free(s.data);
+    cf_s3c_free(c);
+    fake_stop(&f);
+}
+
+/* Retry-After an hour ahead, an HTTP date: past the budget, so the call fails at once, saying so,
+ * rather than waiting for nothing. */
+static void test_retry_after_past_the_budget(void **state)
+{
+    fake f;
+    fake_start(&f, "DO");
+    cf_s3c *c = fake_client_net(&f, 5, 60000, 0);
+    cf_err err;
+    double t0 = cf_clock_mono();
+    assert_int_equal(cf_s3c_head_object(c, "b", "k", NULL, &err), CF_EAGAIN);
+    assert_true(cf_clock_mono() - t0 < 30);
+    assert_int_equal(f.conns, 1);
+    assert_non_null(strstr(err.msg, "(Retry-After), longer than the retry budget of 60 s"));
+    cf_s3c_free(c);
+    fake_stop(&f);
+}
+
+/* A body that stops coming mid-way is cut after the stall timeout and resumed by a retry from
+ * the byte it stopped at; with one attempt only, the error says it stalled. */
+static void test_stall_mid_body(void **state)
+{
+    fake f;
+    fake_start(&f, "M");
+    cf_s3c *c = fake_client_net(&f, 1, 0, 1000);
+    cf_err err;
+    sink s = {0};
+    double t0 = cf_clock_mono();
+    assert_int_equal(cf_s3c_get_object(c, "b", "k", NULL, to_sink, &s, NULL, &err), CF_EIO);
+    assert_true(cf_clock_mono() - t0 >= 1.0);
+    assert_non_null(strstr(err.msg, "stalled: no byte moved for 1 s"));
+    assert_int_equal(s.len, 1000);
+    cf_s3c_free(c);
+    free(s.data);
     fake_stop(&f);
 }
 
@@ -1076,6 +1194,10 @@ int main(void)
         cmocka_unit_test(test_retry_resends_body),
         cmocka_unit_test(test_download_resumes_after_a_cut),
         cmocka_unit_test(test_retry_after_timeout),
+        cmocka_unit_test(test_retry_after_is_honoured),
+        cmocka_unit_test(test_retry_budget_bounds_a_failing_store),
+        cmocka_unit_test(test_retry_after_past_the_budget),
+        cmocka_unit_test(test_stall_mid_body),
         cmocka_unit_test(test_path_and_virtual_host_style),
         cmocka_unit_test(test_no_retry_on_4xx_and_give_up),
     };

@@ -100,6 +100,11 @@ static void test_abort_and_listing(void **state)
     assert_string_equal(keys.data, "a/1=1;");
     assert_int_equal(cf_repo_delete(r, "a/1", &err), 0);
     assert_int_equal(cf_repo_delete(r, "a/1", &err), 0);
+    /* Durable deletes sync the parent: one that does not exist holds nothing to sync. */
+    assert_int_equal(cf_repo_delete(r, "no/such/dir/x", &err), 0);
+    assert_int_equal(cf_repo_delete_flags(r, "no/such/dir/x", CF_REPO_DELETE_NO_SYNC, &err), 0);
+    const char *missing[] = {"no/such/x", "a/1", "no/such/y"};
+    assert_int_equal(cf_repo_delete_many(r, missing, 3, &err), 0);
     cf_buf_reset(&keys);
     assert_int_equal(cf_repo_list(r, "a/", collect_keys, &keys, &err), 0);
     assert_null(keys.data && keys.len ? keys.data : NULL);

@@ -31,6 +31,8 @@
 #include "storage/repo.h"
 #include "storage/repo_int.h"
 
+#include "../repo_object.h"
+
 extern char **environ;
 
 #define USER "repotestadmin"
@@ -196,14 +198,6 @@ static void assert_object(cf_repo *r, const char *key, const char *want)
     free(got);
 }
 
-static const char *meta_of(const cf_repo_info *info, const char *name)
-{
-    for (size_t i = 0; i < info->nmeta; i++)
-        if (!strcmp(info->meta[i].name, name))
-            return info->meta[i].value;
-    return NULL;
-}
-
 /* ---- on both backends ---- */
 
 static void test_stat_metadata_and_copy(void **state)
@@ -252,6 +246,60 @@ static void test_stat_metadata_and_copy(void **state)
     assert_int_equal(cf_repo_copy(r, "m/missing", "m/b.txt", NULL, &err), CF_ENOTFOUND);
     assert_object(r, "m/b.txt", "hello"); /* the failed copy left the target alone */
     assert_int_equal(cf_repo_stat(r, "", info, &err), CF_EINVAL);
+    free(info);
+}
+
+/* The first bytes of an object and what a stat tells of it, in one call: the whole object's size
+ * and metadata (not the range's), an empty object's info without a byte, a missing object. */
+static void test_get_info_gives_a_range_and_the_whole_objects_info(void **state)
+{
+    cf_repo *r = *(cf_repo **)*state;
+    cf_err err;
+    char body[10000];
+    for (size_t i = 0; i < sizeof body; i++)
+        body[i] = (char)('a' + i % 26);
+    cf_repo_meta meta[] = {{"owner", "shop"}};
+    cf_repo_put_opts o = {.content_type = "text/css", .meta = meta, .nmeta = 1, .cache_control = "no-cache"};
+    assert_int_equal(put_opts(r, "gi/a.css", body, sizeof body, &o, &err), 0);
+    cf_repo_info *info = malloc(sizeof *info), *stat = malloc(sizeof *stat);
+    assert_int_equal(cf_repo_stat(r, "gi/a.css", stat, &err), 0);
+    cf_buf b;
+    cf_buf_init(&b, 1 << 20);
+    assert_int_equal(cf_repo_get_info(r, "gi/a.css", 0, 4096, info, append, &b, &err), 0);
+    assert_int_equal(b.len, 4096);
+    assert_memory_equal(b.data, body, 4096);
+    assert_int_equal(info->size, sizeof body);
+    assert_string_equal(info->etag, stat->etag);
+    assert_string_equal(info->content_type, "text/css");
+    assert_string_equal(info->cache_control, "no-cache");
+    assert_int_equal(info->nmeta, 1);
+    assert_string_equal(meta_of(info, "owner"), "shop");
+
+    /* A range running past the end gives the bytes there are. */
+    cf_buf_reset(&b);
+    assert_int_equal(cf_repo_get_info(r, "gi/a.css", 8000, 4096, info, append, &b, &err), 0);
+    assert_int_equal(b.len, sizeof body - 8000);
+    assert_memory_equal(b.data, body + 8000, sizeof body - 8000);
+    assert_int_equal(info->size, sizeof body);
+
+    /* No byte asked: the info alone. */
+    cf_buf_reset(&b);
+    assert_int_equal(cf_repo_get_info(r, "gi/a.css", 0, 0, info, append, &b, &err), 0);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(info->size, sizeof body);
+    assert_string_equal(info->content_type, "text/css");
+
+    cf_buf_reset(&b);
+    put(r, "gi/empty", "");
+    assert_int_equal(cf_repo_get_info(r, "gi/empty", 0, 4096, info, append, &b, &err), 0);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(info->size, 0);
+    assert_true(strlen(info->etag) > 2);
+
+    assert_int_equal(cf_repo_get_info(r, "gi/missing", 0, 4096, info, append, &b, &err), CF_ENOTFOUND);
+    assert_int_equal(b.len, 0);
+    cf_buf_cleanup(&b);
+    free(stat);
     free(info);
 }
 
@@ -642,6 +690,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(test_stat_metadata_and_copy, &dir_repo),
         cmocka_unit_test_prestate(test_stat_metadata_and_copy, &s3_repo),
+        cmocka_unit_test_prestate(test_get_info_gives_a_range_and_the_whole_objects_info, &dir_repo),
+        cmocka_unit_test_prestate(test_get_info_gives_a_range_and_the_whole_objects_info, &s3_repo),
         cmocka_unit_test_prestate(test_copy_pinned_to_what_was_read, &dir_repo),
         cmocka_unit_test_prestate(test_copy_pinned_to_what_was_read, &s3_repo),
         cmocka_unit_test_prestate(test_refused_and_failed_puts_keep_the_previous_object, &dir_repo),

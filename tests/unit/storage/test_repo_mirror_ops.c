@@ -16,6 +16,8 @@
 #include "core/fs.h"
 #include "storage/repo.h"
 
+#include "../repo_object.h"
+
 static char base[64];
 
 static int setup(void **state)
@@ -43,11 +45,7 @@ static cf_repo *open_at(const char *sub)
 
 static void put(cf_repo *r, const char *key, const char *data, const cf_repo_put_opts *o)
 {
-    cf_repo_writer *w = NULL;
-    cf_err err;
-    assert_int_equal(cf_repo_writer_begin_opts(r, key, strlen(data), o, &w, &err), 0);
-    assert_int_equal(cf_repo_writer_write(w, data, strlen(data), &err), 0);
-    assert_int_equal(cf_repo_writer_commit(w, &err), 0);
+    put_object(r, key, data, strlen(data), o);
 }
 
 static void test_headers_mtime_and_mode_are_stored(void **state)
