@@ -84,6 +84,27 @@ def test_store_reads_its_root_credentials_from_secret_files(rendered):
     assert console["spec"]["replicas"] == 2
 
 
+def test_jobs_schedules_and_what_they_run(rendered):
+    jobs = {o["metadata"]["name"]: o for o in rendered["prod"] if o["kind"] == "CronJob"}
+    assert jobs["coffer-snapshot-chain"]["spec"]["schedule"] == "0 */6 * * *"
+    for name in ("coffer-backup-postgres", "coffer-mirror-nfs"):
+        minute, hour, *rest = jobs[name]["spec"]["schedule"].split()
+        assert minute.isdigit() and hour.isdigit() and rest == ["*", "*", "*"], f"{name} runs nightly"
+    steps = {name: {c["name"]: c for c in dc.containers(dc.pod_spec(o))} for name, o in jobs.items()}
+    backup = steps["coffer-backup-postgres"]["snapshot"]["args"]
+    assert "--encrypt-key-file" in backup
+    mirror = steps["coffer-mirror-nfs"]["mirror"]["args"]
+    assert mirror[:4] == ["mirror", "--dated", "--keep-daily", "7"]
+    for name, by_name in steps.items():
+        metrics_files = [c["args"][c["args"].index("--metrics-file") + 1] for c in by_name.values()
+                         if "--metrics-file" in (c.get("args") or [])]
+        assert len(metrics_files) == 1, f"{name}: one step writes the run's metrics"
+        push = by_name["push-metrics"]
+        assert "@" + metrics_files[0] in push["args"], f"{name}: the metrics file is pushed"
+        assert push["args"][-1].endswith(f"/metrics/job/{name}")
+        assert list(by_name)[-1] == "push-metrics"
+
+
 def test_only_the_console_and_the_jobs_reach_the_store(rendered):
     policy = next(o for o in rendered["prod"] if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "coffer-store")
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "store"
