@@ -6,14 +6,19 @@ The command and args are taken from the rendered manifests exactly as written. O
 kubelet provides is mapped: each volume's mountPath to a directory of the test (Secret volumes
 filled with the test's secrets), the env built from the manifest (values, ConfigMap and Secret
 references, $(VAR) expansion), and the addresses the test's processes listen on (COFFER_ENDPOINT,
-PUSHGATEWAY_URL, PGHOST/PGPORT, the servers' --address). About 8 s in all.
+PUSHGATEWAY_URL, PGHOST/PGPORT, the servers' --address). Run as root, every process runs as the
+pod's uid/gid (setpriv) on volumes owned as the kubelet owns them for fsGroup: a manifest whose
+non-root user could not read its Secret files or write its volumes fails here. About 8 s in all.
 """
 import datetime
 import http.server
 import json
 import os
+import pathlib
 import re
+import shutil
 import subprocess
+import tempfile
 import threading
 import urllib.request
 
@@ -62,6 +67,18 @@ class Pushgateway:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
 
+@pytest.fixture()
+def make_pod():
+    made = []
+
+    def make(*args, **kw):
+        made.append(Pod(*args, **kw))
+        return made[-1]
+    yield make
+    for pod in made:
+        pod.cleanup()
+
+
 @pytest.fixture(scope="module")
 def pushgateway():
     pg = Pushgateway()
@@ -70,25 +87,69 @@ def pushgateway():
 
 
 class Pod:
-    """One pod of a rendered workload, its volumes as directories under base."""
+    """One pod of a rendered workload: its volumes as directories of a private directory under
+    /tmp. Run as root (as `make test` is), each process runs as the uid and gids the pod's
+    securityContext names, and the volumes are owned as a kubelet owns them for fsGroup
+    (group-owned, set-gid directories, Secret files group-readable with their defaultMode), so
+    that the non-root user must really be able to read and write what it needs."""
 
-    def __init__(self, objects, workload, base, secrets, claims=None):
+    def __init__(self, objects, workload, secrets, claims=None):
         self.spec = dc.pod_spec(workload)
         self.objects = objects
         self.secrets = secrets
+        self.base = pathlib.Path(tempfile.mkdtemp(prefix="coffer-pod-"))
+        os.chmod(self.base, 0o755)
+        psc = self.spec.get("securityContext", {})
+        self.fs_group = psc.get("fsGroup")
         self.volumes = {}
-        for v in self.spec.get("volumes", []):
-            d = base / "volumes" / v["name"]
+        claim_templates = [{"name": t["metadata"]["name"], "emptyDir": {}}
+                           for t in workload["spec"].get("volumeClaimTemplates", [])]
+        for v in [*self.spec.get("volumes", []), *claim_templates]:
+            d = self.base / "volumes" / v["name"]
             d.mkdir(parents=True)
             if "secret" in v:
+                mode = v["secret"].get("defaultMode", 0o644) | (0o040 if self.fs_group is not None else 0)
                 for key, value in secrets[v["secret"]["secretName"]].items():
                     (d / key).write_bytes(value)
-            elif "persistentVolumeClaim" in v:
-                (claims or {})[v["persistentVolumeClaim"]["claimName"]](d)
+                    self.own(d / key, mode)
+                self.own(d, 0o755)
             else:
-                assert "emptyDir" in v or "nfs" in v, f"volume kind of {v}"
+                if "persistentVolumeClaim" in v:
+                    (claims or {})[v["persistentVolumeClaim"]["claimName"]](d)
+                else:
+                    assert "emptyDir" in v or "nfs" in v, f"volume kind of {v}"
+                for top, dirs, files in os.walk(d):
+                    for name in dirs:
+                        self.own(os.path.join(top, name), 0o2775)
+                    for name in files:
+                        self.own(os.path.join(top, name), 0o664)
+                self.own(d, 0o2775)
             self.volumes[v["name"]] = d
-        self.base = base
+        # The image's binary, where a uid of the pod can run it.
+        os.mkdir(self.base / "bin", 0o755)
+        self.programs = dict(PROGRAMS)
+        self.programs[dc.COFFER_BINARY] = str(self.base / "bin" / "coffer")
+        shutil.copy(COFFER_BIN, self.programs[dc.COFFER_BINARY])
+
+    def own(self, path, mode):
+        os.chmod(path, mode)
+        if os.geteuid() == 0 and self.fs_group is not None:
+            os.chown(path, 0, self.fs_group)
+
+    def identity(self, c):
+        """setpriv's arguments to run c as the pod's user (nothing when not root)."""
+        if os.geteuid() != 0:
+            return []
+        psc, sc = self.spec.get("securityContext", {}), c.get("securityContext", {})
+        uid = sc.get("runAsUser", psc.get("runAsUser"))
+        gid = sc.get("runAsGroup", psc.get("runAsGroup", uid))
+        groups = [str(g) for g in (self.fs_group, *psc.get("supplementalGroups", [])) if g is not None]
+        assert uid, f"{c['name']}: runs as root"
+        return ["setpriv", f"--reuid={uid}", f"--regid={gid}",
+                f"--groups={','.join(groups)}" if groups else "--clear-groups", "--"]
+
+    def cleanup(self):
+        shutil.rmtree(self.base, ignore_errors=True)
 
     def config(self, name, key=None):
         data = find(self.objects, "ConfigMap", name)["data"]
@@ -132,9 +193,9 @@ class Pod:
 
     def argv(self, c, env):
         command = c["command"]
-        assert command[0] in PROGRAMS, f"{c['name']}: unknown program {command[0]}"
+        assert command[0] in self.programs, f"{c['name']}: unknown program {command[0]}"
         args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in [*command[1:], *c.get("args", [])]]
-        return [PROGRAMS[command[0]], *[self.translate(c, a) for a in args]]
+        return [*self.identity(c), self.programs[command[0]], *[self.translate(c, a) for a in args]]
 
     def run_to_completion(self, addresses):
         """The init containers in order, then the containers, each to exit 0, as a Job's pod."""
@@ -155,7 +216,7 @@ class Pod:
         """A long-running container, its --address replaced by address_arg."""
         env = self.environment(c, addresses)
         argv = self.argv(c, env)
-        i = argv.index("--address")
+        i = argv.index("--address", len(self.identity(c)))
         argv[i + 1] = address_arg
         log = open(self.base / f"{c['name']}.log", "wb")
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base), log
@@ -201,10 +262,10 @@ def chain_files(d):
     (d / "config" / "genesis.json").write_text('{"chain_id": "noble-1"}\n')
 
 
-def test_chain_snapshot_cronjob(objects, server, s3, pushgateway, tmp_path):
+def test_chain_snapshot_cronjob(objects, server, s3, pushgateway, make_pod, tmp_path):
     s3.create_bucket(Bucket="snapshots")
     job = find(objects, "CronJob", "coffer-snapshot-chain")
-    pod = Pod(objects, job, tmp_path / "pod", s3_secrets(), claims={"chain-data": chain_files})
+    pod = make_pod(objects, job, s3_secrets(), claims={"chain-data": chain_files})
     pod.run_to_completion(addresses(server, pushgateway))
     env = {"COFFER_ENDPOINT": server.endpoint}
     snaps = snapshots("s3://snapshots/noble", env)
@@ -212,7 +273,7 @@ def test_chain_snapshot_cronjob(objects, server, s3, pushgateway, tmp_path):
     assert "chain=noble" in json.dumps(snaps[0]) or snaps[0].get("labels", {}).get("chain") == "noble", snaps[0]
     out = tmp_path / "restored"
     coffer("snapshot", "restore", "s3://snapshots/noble@latest", str(out), "--no-progress", env_extra=env)
-    original = tmp_path / "pod" / "volumes" / "chain-data"
+    original = pod.volumes["chain-data"]
     for rel in ("data/blockstore.db/000001.log", "config/genesis.json"):
         assert (out / rel).read_bytes() == (original / rel).read_bytes()
     body = pushed(pushgateway, "coffer-snapshot-chain")
@@ -232,11 +293,11 @@ def postgres():
         cluster.stop()
 
 
-def test_postgres_backup_cronjob(objects, server, s3, pushgateway, postgres, tmp_path):
+def test_postgres_backup_cronjob(objects, server, s3, pushgateway, postgres, make_pod, tmp_path):
     s3.create_bucket(Bucket="backups")
     job = find(objects, "CronJob", "coffer-backup-postgres")
     secrets = dict(s3_secrets(), **{"coffer-postgres": {"user": b"postgres", "password": b"not-checked-trust-auth"}})
-    pod = Pod(objects, job, tmp_path / "pod", secrets)
+    pod = make_pod(objects, job, secrets)
     where = addresses(server, pushgateway)
     where["pg-dump"] = {"PGHOST": "127.0.0.1", "PGPORT": str(postgres.port)}
     outputs = pod.run_to_completion(where)
@@ -259,21 +320,23 @@ def test_postgres_backup_cronjob(objects, server, s3, pushgateway, postgres, tmp
     assert re.search(r'^coffer_snapshot_success\{command="create",namespace="app"\} 1$', body, re.M), body
 
 
-def test_nfs_mirror_cronjob(objects, server, s3, pushgateway, tmp_path):
+def test_nfs_mirror_cronjob(objects, server, s3, pushgateway, make_pod):
     if "snapshots" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket="snapshots")
     s3.put_object(Bucket="snapshots", Key="mirror-check/a.txt", Body=b"alpha\n")
     s3.put_object(Bucket="snapshots", Key="mirror-check/deep/b.bin", Body=os.urandom(70_000))
     job = find(objects, "CronJob", "coffer-mirror-nfs")
-    pod = Pod(objects, job, tmp_path / "pod", s3_secrets())
+    pod = make_pod(objects, job, s3_secrets())
     def today():
         return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     days = {today()}
     pod.run_to_completion(addresses(server, pushgateway))
     days.add(today())  # the run may straddle midnight (UTC)
-    made = os.listdir(tmp_path / "pod" / "volumes" / "mirror")
+    made = os.listdir(pod.volumes["mirror"])
     assert len(made) == 1 and made[0] in days, made
-    copy = tmp_path / "pod" / "volumes" / "mirror" / made[0]
+    copy = pod.volumes["mirror"] / made[0]
+    if os.geteuid() == 0:
+        assert copy.stat().st_uid == dc.COFFER_UID, "the mirror ran as the pod's user"
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="snapshots")
             for o in page.get("Contents", [])]
     assert "mirror-check/a.txt" in keys
@@ -288,26 +351,25 @@ def probe_paths(c):
     return [c[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")]
 
 
-def test_store_statefulset_reads_root_credentials_from_the_secret_files(objects, tmp_path):
+def test_store_statefulset_reads_root_credentials_from_the_secret_files(objects, make_pod):
     user, password = "store-root", os.urandom(18).hex()
     sts = find(objects, "StatefulSet", "coffer-store")
-    pod = Pod(objects, sts, tmp_path / "pod", {"coffer-root": {"user": user.encode(), "password": password.encode()}})
-    # The claim template's volume: the data directory.
-    data = tmp_path / "pod" / "volumes" / "data"
-    data.mkdir()
-    pod.volumes["data"] = data
+    pod = make_pod(objects, sts, {"coffer-root": {"user": user.encode(), "password": password.encode()}})
+    data = pod.volumes["data"]  # the claim template's volume
     c = pod.spec["containers"][0]
     port = free_port()
     proc, log = pod.start(c, {}, f"127.0.0.1:{port}")
     try:
         url = f"http://127.0.0.1:{port}"
         for path in probe_paths(c):
-            wait_for_health(proc, url + path, "coffer server", lambda: (tmp_path / "pod" / "server.log").read_text(), 20)
+            wait_for_health(proc, url + path, "coffer server", lambda: (pod.base / "server.log").read_text(), 20)
         good = s3_client(url, user, password)
         good.create_bucket(Bucket="k8s")
         good.put_object(Bucket="k8s", Key="x", Body=b"from the secret files")
         assert good.get_object(Bucket="k8s", Key="x")["Body"].read() == b"from the secret files"
         assert os.listdir(data), "the server keeps its data in the volume mounted at /data"
+        if os.geteuid() == 0:
+            assert {(data / f).stat().st_uid for f in os.listdir(data)} == {dc.COFFER_UID}
         with pytest.raises(Exception) as refused:
             s3_client(url, user, "not-" + password).list_buckets()
         assert "SignatureDoesNotMatch" in str(refused.value)
@@ -315,11 +377,11 @@ def test_store_statefulset_reads_root_credentials_from_the_secret_files(objects,
         proc.terminate()
         assert proc.wait(timeout=30) == 0
         log.close()
-    log_text = (tmp_path / "pod" / "server.log").read_text()
+    log_text = (pod.base / "server.log").read_text()
     assert password not in log_text and not any(m in log_text for m in SANITIZER_MARKERS), log_text[-4000:]
 
 
-def test_console_deployment_serves_with_its_secret_files(objects, server, tmp_path):
+def test_console_deployment_serves_with_its_secret_files(objects, server, make_pod, tmp_path):
     users = tmp_path / "users"
     p = subprocess.run([COFFER_BIN, "console", "user", "add", "alice", "--tier", "premium", "--users-file", str(users),
                         "--cost", "4"], input=b"correct horse battery", capture_output=True, timeout=60)
@@ -327,14 +389,14 @@ def test_console_deployment_serves_with_its_secret_files(objects, server, tmp_pa
     secrets = dict(s3_secrets(), **{"coffer-console": {"session-secret": os.urandom(24).hex().encode(),
                                                        "users": users.read_bytes()}})
     deployment = find(objects, "Deployment", "coffer-console")
-    pod = Pod(objects, deployment, tmp_path / "pod", secrets)
+    pod = make_pod(objects, deployment, secrets)
     c = pod.spec["containers"][0]
     port = free_port()
     proc, log = pod.start(c, {"COFFER_ENDPOINT": server.endpoint}, f"127.0.0.1:{port}")
     try:
         url = f"http://127.0.0.1:{port}"
         for path in probe_paths(c):
-            wait_for_health(proc, url + path, "coffer console", lambda: (tmp_path / "pod" / "console.log").read_text(), 30)
+            wait_for_health(proc, url + path, "coffer console", lambda: (pod.base / "console.log").read_text(), 30)
         req = urllib.request.Request(url + "/api/v1/login", method="POST",
                                      data=json.dumps({"username": "alice", "password": "correct horse battery"}).encode(),
                                      headers={"Content-Type": "application/json"})
@@ -346,5 +408,5 @@ def test_console_deployment_serves_with_its_secret_files(objects, server, tmp_pa
         proc.terminate()
         assert proc.wait(timeout=30) == 0
         log.close()
-    log_text = (tmp_path / "pod" / "console.log").read_text()
+    log_text = (pod.base / "console.log").read_text()
     assert "correct horse" not in log_text and not any(m in log_text for m in SANITIZER_MARKERS), log_text[-4000:]
