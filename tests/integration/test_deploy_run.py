@@ -6,7 +6,7 @@ The command and args are taken from the rendered manifests exactly as written. O
 kubelet provides is mapped: each volume's mountPath to a directory of the test (Secret volumes
 filled with the test's secrets), the env built from the manifest (values, ConfigMap and Secret
 references, $(VAR) expansion), and the addresses the test's processes listen on (COFFER_ENDPOINT,
-PUSHGATEWAY_URL, PGHOST/PGPORT, the servers' --address). Run as root, every process runs as the
+PUSHGATEWAY_URL, PGHOST/PGPORT, the port of the servers' --address). Run as root, every process runs as the
 pod's uid/gid (setpriv) on volumes owned as the kubelet owns them for fsGroup: a manifest whose
 non-root user could not read its Secret files or write its volumes fails here. About 8 s in all.
 """
@@ -212,12 +212,13 @@ class Pod:
             outputs[c["name"]] = p
         return outputs
 
-    def start(self, c, addresses, address_arg):
-        """A long-running container, its --address replaced by address_arg."""
+    def start(self, c, addresses, port):
+        """A long-running container; only the port of its --address changes (the manifest's
+        host part, empty for every address, is kept)."""
         env = self.environment(c, addresses)
         argv = self.argv(c, env)
         i = argv.index("--address", len(self.identity(c)))
-        argv[i + 1] = address_arg
+        argv[i + 1] = re.sub(r":\d+$", f":{port}", argv[i + 1])
         log = open(self.base / f"{c['name']}.log", "wb")
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.base), log
 
@@ -358,7 +359,7 @@ def test_store_statefulset_reads_root_credentials_from_the_secret_files(objects,
     data = pod.volumes["data"]  # the claim template's volume
     c = pod.spec["containers"][0]
     port = free_port()
-    proc, log = pod.start(c, {}, f"127.0.0.1:{port}")
+    proc, log = pod.start(c, {}, port)
     try:
         url = f"http://127.0.0.1:{port}"
         for path in probe_paths(c):
@@ -392,7 +393,7 @@ def test_console_deployment_serves_with_its_secret_files(objects, server, make_p
     pod = make_pod(objects, deployment, secrets)
     c = pod.spec["containers"][0]
     port = free_port()
-    proc, log = pod.start(c, {"COFFER_ENDPOINT": server.endpoint}, f"127.0.0.1:{port}")
+    proc, log = pod.start(c, {"COFFER_ENDPOINT": server.endpoint}, port)
     try:
         url = f"http://127.0.0.1:{port}"
         for path in probe_paths(c):
