@@ -101,7 +101,7 @@ def test_jobs_schedules_and_what_they_run(rendered):
         assert len(metrics_files) == 1, f"{name}: one step writes the run's metrics"
         push = by_name["push-metrics"]
         assert "@" + metrics_files[0] in push["args"], f"{name}: the metrics file is pushed"
-        assert push["args"][-1].endswith(f"/metrics/job/{name}")
+        assert push["args"][-1].endswith(f"/metrics/job/{name}/kubernetes_namespace/$(POD_NAMESPACE)")
         assert list(by_name)[-1] == "push-metrics"
 
 

@@ -95,6 +95,7 @@ class Pod:
 
     def __init__(self, objects, workload, secrets, claims=None):
         self.spec = dc.pod_spec(workload)
+        self.namespace = workload["metadata"]["namespace"]
         self.objects = objects
         self.secrets = secrets
         self.base = pathlib.Path(tempfile.mkdtemp(prefix="coffer-pod-"))
@@ -178,6 +179,9 @@ class Pod:
                 value = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), e["value"])
             elif "configMapKeyRef" in ref:
                 value = self.config(ref["configMapKeyRef"]["name"], ref["configMapKeyRef"]["key"])
+            elif "fieldRef" in ref:
+                assert ref["fieldRef"]["fieldPath"] == "metadata.namespace", ref
+                value = self.namespace
             else:
                 value = self.secrets[ref["secretKeyRef"]["name"]][ref["secretKeyRef"]["key"]].decode()
             env[e["name"]] = value
@@ -241,7 +245,7 @@ def snapshots(repo, env):
 
 
 def pushed(pushgateway, job):
-    bodies = [b for path, b in pushgateway.pushes if path == f"/metrics/job/{job}"]
+    bodies = [b for path, b in pushgateway.pushes if path == f"/metrics/job/{job}/kubernetes_namespace/coffer-dev"]
     assert bodies, f"nothing pushed for {job}: {pushgateway.pushes}"
     p = subprocess.run(["promtool", "check", "metrics"], input=bodies[-1], capture_output=True, text=True,
                        timeout=30)
