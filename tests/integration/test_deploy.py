@@ -105,6 +105,16 @@ def test_jobs_schedules_and_what_they_run(rendered):
         assert list(by_name)[-1] == "push-metrics"
 
 
+@pytest.mark.parametrize("overlay", dc.OVERLAYS)
+def test_console_tiers_add_up_to_the_site_rates(overlay, rendered):
+    """Each replica paces its own downloads: replicas x per-replica rate is the tier's rate."""
+    console = next(o for o in rendered[overlay] if o["kind"] == "Deployment")
+    args = dc.pod_spec(console)["containers"][0]["args"]
+    tiers = dict(args[i + 1].split("=") for i, a in enumerate(args) if a == "--tier")
+    total = {name: console["spec"]["replicas"] * int(rate.removesuffix("MB/s")) for name, rate in tiers.items()}
+    assert total == {"free": 50, "premium": 250}
+
+
 def test_only_the_console_and_the_jobs_reach_the_store(rendered):
     policy = next(o for o in rendered["prod"] if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "coffer-store")
     assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "store"
