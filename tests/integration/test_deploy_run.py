@@ -5,10 +5,11 @@ Deployment, against a real coffer server, a real PostgreSQL and a stand-in Pushg
 The command and args are taken from the rendered manifests exactly as written. Only what a
 kubelet provides is mapped: each volume's mountPath to a directory of the test (Secret volumes
 filled with the test's secrets), the env built from the manifest (values, ConfigMap and Secret
-references, $(VAR) expansion), and the addresses the test's processes listen on (COFFER_ENDPOINT,
-PUSHGATEWAY_URL, PGHOST/PGPORT, the port of the servers' --address). Run as root, every process runs as the
-pod's uid/gid (setpriv) on volumes owned as the kubelet owns them for fsGroup: a manifest whose
-non-root user could not read its Secret files or write its volumes fails here. About 8 s in all.
+references, $(VAR) expansion), and the addresses the test's processes listen on
+(COFFER_ENDPOINT, PUSHGATEWAY_URL, PGHOST/PGPORT, the port of the servers' --address). Run as
+root, every process runs as the pod's uid/gid (setpriv) on volumes owned as the kubelet owns
+them for fsGroup: a manifest whose non-root user could not read its Secret files or write its
+volumes fails here. About 8 s in all.
 """
 import datetime
 import http.server
