@@ -40,6 +40,9 @@ test_packages=(
   # makes its Debian 12 base, buildah builds the Dockerfile on it and runs the result; the test
   # runs it in a network namespace of its own (unshare and nsenter, ip for its loopback)
   debootstrap buildah util-linux iproute2
+  # deploy/'s manifests checked offline (tests/integration/test_deploy*.py): the Kubernetes API
+  # models to validate the rendered objects against, promtool for the alert rules, PyYAML
+  python3-kubernetes prometheus python3-yaml
 )
 bench_packages=(
   curl python3 zstd
@@ -51,15 +54,20 @@ bench_packages=(
   rclone awscli
 )
 
+# kubectl (its kustomize renders deploy/) is checked by command: a machine may carry another
+# vendor's kubectl (Google Cloud SDK's) that owns /usr/bin/kubectl, which Debian's
+# kubernetes-client would collide with.
+want_kubectl=0
+
 groups=("$@")
 [ ${#groups[@]} -ne 0 ] || groups=(all)
 packages=() want_node=0
 for g in "${groups[@]}"; do
   case $g in
     build) packages+=("${build_packages[@]}") ;;
-    test) packages+=("${build_packages[@]}" "${test_packages[@]}"); want_node=1 ;;
+    test) packages+=("${build_packages[@]}" "${test_packages[@]}"); want_node=1 want_kubectl=1 ;;
     bench) packages+=("${build_packages[@]}" "${bench_packages[@]}") ;;
-    all) packages+=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}"); want_node=1 ;;
+    all) packages+=("${build_packages[@]}" "${test_packages[@]}" "${bench_packages[@]}"); want_node=1 want_kubectl=1 ;;
     *) echo "usage: scripts/install-deps.sh [build|test|bench|all]..." >&2; exit 2 ;;
   esac
 done
@@ -76,6 +84,9 @@ done
 # npm package, and apt would then replace that node with an older one.
 if [ $want_node -eq 1 ] && ! { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; }; then
   missing+=(nodejs npm)
+fi
+if [ $want_kubectl -eq 1 ] && ! command -v kubectl >/dev/null 2>&1; then
+  missing+=(kubernetes-client)
 fi
 
 # Runs an apt-get command; while another apt or dpkg holds a lock it needs (apt-get update does

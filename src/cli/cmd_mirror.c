@@ -26,22 +26,9 @@
 #include "s3client/s3client.h"
 #include "storage/repo.h"
 
-/* The parts of the mirror built in their own modules; each is called as its header declares it
- * once the header is in the tree. Until then the flag is refused ("not built yet"). */
-#if defined(__has_include)
-#if __has_include("mirror/verify.h")
 #include "mirror/verify.h"
-#define HAVE_VERIFY 1
-#endif
-#if __has_include("mirror/dated.h")
 #include "mirror/dated.h"
-#define HAVE_DATED 1
-#endif
-#if __has_include("mirror/fixtypes.h")
 #include "mirror/fixtypes.h"
-#define HAVE_FIXTYPES 1
-#endif
-#endif
 
 enum {
     EXIT_FILES_FAILED = 3,
@@ -450,17 +437,13 @@ typedef struct outcome {
     int ran;
     cf_mirror_summary sum;
     int verified;
-#ifdef HAVE_VERIFY
     cf_verify_summary vs;
-#endif
     int dated;
     char dated_name[16];
     char **removed;
     size_t nremoved;
     int fixed;
-#ifdef HAVE_FIXTYPES
     cf_fix_summary fs;
-#endif
 } outcome;
 
 static void today(char out[16])
@@ -479,65 +462,41 @@ static int run_dated(const mirror_cli *c, side *src, side *dst, const cf_mirror_
         today(out->dated_name);
     if (!dst->dir)
         return cf_err_set(err, CF_EINVAL, "--dated needs a directory destination, not '%s'", dst->arg);
-#ifdef HAVE_DATED
     cf_dated_opts d = {c->as_of, c->keep_daily, c->keep_weekly, c->keep_monthly};
     out->dated = 1;
     out->ran = 1;
     return cf_mirror_dated(&src->m, dst->dir, o, &d, &out->sum, &out->removed, &out->nremoved, err);
-#else
-    /* WIRE AT MERGE: cf_mirror_dated (src/mirror/dated.h) */
-    (void)src, (void)o;
-    return cf_err_set(err, CF_ENOTSUP, "--dated: dated mirrors are not built yet");
-#endif
 }
 
 static int run_verify(const mirror_cli *c, side *src, side *dst, const cf_logger *log, outcome *out,
                       cf_err *err)
 {
-#ifdef HAVE_VERIFY
     out->verified = 1;
     int rc = cf_mirror_verify(&src->m, &dst->m, c->exclude, c->nexclude, c->jobs ? c->jobs : 8, log, &out->vs,
                               err);
     /* The run's time (summary line, JSON, metrics) includes the reading of both sides. */
     out->sum.seconds += out->vs.seconds;
     return rc;
-#else
-    /* WIRE AT MERGE: cf_mirror_verify (src/mirror/verify.h) */
-    (void)c, (void)src, (void)dst, (void)log, (void)out;
-    return cf_err_set(err, CF_ENOTSUP, "--verify: verification is not built yet");
-#endif
 }
 
 static int run_fix(const mirror_cli *c, side *bucket, const cf_logger *log, outcome *out, cf_err *err)
 {
-#ifdef HAVE_FIXTYPES
     out->fixed = 1;
     return cf_mirror_fix_content_types(bucket->repo, c->exclude, c->nexclude, c->jobs ? c->jobs : 8,
                                        c->dry_run, log, &out->fs, err);
-#else
-    /* WIRE AT MERGE: cf_mirror_fix_content_types (src/mirror/fixtypes.h) */
-    (void)c, (void)log, (void)out;
-    return cf_err_set(err, CF_ENOTSUP, "--fix-content-types: fixing content types is not built yet");
-#endif
 }
 
 static uint64_t verify_mismatches(const outcome *out)
 {
-#ifdef HAVE_VERIFY
     if (out->verified && !cf_verify_summary_ok(&out->vs))
         return (uint64_t)(out->vs.nmissing + out->vs.ndifferent);
-#endif
-    (void)out;
     return 0;
 }
 
 static size_t fix_failures(const outcome *out)
 {
-#ifdef HAVE_FIXTYPES
     if (out->fixed)
         return out->fs.nfailures;
-#endif
-    (void)out;
     return 0;
 }
 
@@ -596,10 +555,8 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
                           "linked", (json_int_t)s->bytes_linked, "failures", failures, "seconds", s->seconds);
     if (j && rc)
         json_object_set_new(j, "error", json_string(err->msg[0] ? err->msg : cf_strerror(rc)));
-#ifdef HAVE_VERIFY
     if (j && out->verified)
         cf_verify_summary_json(&out->vs, j);
-#endif
     if (j && out->dated) {
         char path[PATH_MAX + 16];
         dated_path(dst, out, path, sizeof path);
@@ -607,7 +564,6 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
                             json_pack("{s:s, s:s, s:o}", "name", out->dated_name, "path", path, "removed",
                                       string_array(out->removed, out->nremoved)));
     }
-#ifdef HAVE_FIXTYPES
     if (j && out->fixed) {
         json_t *keys = json_array(), *changes = json_array();
         for (size_t i = 0; i < out->fs.nkeys; i++) {
@@ -624,7 +580,6 @@ static void print_json(const mirror_cli *c, const side *src, const side *dst, co
                 json_object_get(j, "failures"),
                 json_pack("{s:s, s:s}", "key", out->fs.failures[i].key, "error", out->fs.failures[i].why));
     }
-#endif
     char *text = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (text)
         printf("%s\n", text);
@@ -664,15 +619,12 @@ static void print_human(const mirror_cli *c, const side *dst, const outcome *out
                (unsigned long long)s->files_deleted, (unsigned long long)s->files_failed);
     if (out->dated)
         printf(", linked %llu", (unsigned long long)s->files_linked);
-#ifdef HAVE_VERIFY
     if (out->verified) {
         char line[256];
         cf_verify_summary_line(&out->vs, line, sizeof line);
         printf("%s%s", out->ran ? ", " : "", line);
         cf_verify_summary_report(&out->vs, stderr);
     }
-#endif
-#ifdef HAVE_FIXTYPES
     if (out->fixed) {
         for (size_t i = 0; c->dry_run && i < out->fs.nkeys; i++) {
             fputs("would fix ", stdout);
@@ -682,7 +634,6 @@ static void print_human(const mirror_cli *c, const side *dst, const outcome *out
         printf("checked %llu, fixed %llu content types, failed %zu", (unsigned long long)out->fs.checked,
                (unsigned long long)out->fs.fixed, out->fs.nfailures);
     }
-#endif
     if (out->ran || out->verified || out->fixed)
         printf(" in %.1f s\n", s->seconds);
     if (out->dated)
@@ -786,14 +737,10 @@ static int exit_for(int rc)
 static void free_outcome(outcome *out)
 {
     cf_mirror_summary_free(&out->sum);
-#ifdef HAVE_VERIFY
     if (out->verified)
         cf_verify_summary_free(&out->vs);
-#endif
-#ifdef HAVE_FIXTYPES
     if (out->fixed)
         cf_fix_summary_free(&out->fs);
-#endif
     for (size_t i = 0; i < out->nremoved; i++)
         free(out->removed[i]);
     free(out->removed);
@@ -879,10 +826,8 @@ int cf_cmd_mirror(int argc, char **argv)
         rc = run_verify(&c, src, dst, &log, &out, &err);
 
     print_failures(out.sum.failures, out.sum.nfailures);
-#ifdef HAVE_FIXTYPES
     if (out.fixed)
         print_failures(out.fs.failures, out.fs.nfailures);
-#endif
     if (rc)
         fprintf(stderr, "coffer mirror: %s\n", err.msg[0] ? err.msg : cf_strerror(rc));
     if (c.json)

@@ -21,7 +21,9 @@ import pytest
 from conftest import ACCESS_KEY, COFFER_BIN, SECRET_KEY
 from faultproxy import Bandwidth, Error, FaultProxy, Latency, Reset, Stall, Truncate
 
-ARCHIVE = r"/ns/[^/?]+\.tar[^/?]*$"  # the archive's key (PUT or GET), not the manifest's
+# The archive's key (GET, PUT, or a part of its multipart upload: a resumable create always
+# uploads in parts), not the manifest's.
+ARCHIVE = r"/ns/[^/?]+\.tar[^/?]*(\?partNumber=\d+&uploadId=[^&/]+)?$"
 MANIFEST = r"/ns/[^/?]+\.json$"
 LIST = r"list-type=2"
 # Short limits, so that a fault that stays ends the command quickly.

@@ -46,10 +46,10 @@ def deps(tmp_path):
     shutil.copy(os.path.join(ROOT, "scripts", "install-deps.sh"), script)
     log = tmp_path / "apt.log"
 
-    def run(*groups, missing="", locked="0", fail="", lock_wait=None):
+    def run(*groups, missing="", locked="0", fail="", lock_wait=None, path=None):
         log.write_text("")
         (tmp_path / "locked").write_text(locked)
-        env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", FAKE_MISSING=missing,
+        env = dict(os.environ, PATH=f"{bin_dir}:{path or os.environ['PATH']}", FAKE_MISSING=missing,
                    FAKE_LOG=str(log), FAKE_LOCKED_TIMES=str(tmp_path / "locked"), FAKE_FAIL=fail)
         if lock_wait is not None:
             env["INSTALL_DEPS_LOCK_WAIT"] = str(lock_wait)
@@ -120,3 +120,21 @@ def test_other_apt_failures_are_not_retried(deps):
     p, calls = deps("build", missing="liblmdb-dev", fail="Unable to locate package liblmdb-dev")
     assert p.returncode != 0 and "Unable to locate package" in p.stderr
     assert len(calls) == 1 and "waiting" not in p.stderr
+
+
+def test_kubectl_is_installed_only_when_no_kubectl_is_on_path(deps, tmp_path):
+    # A PATH holding everything of this machine's but kubectl (which another vendor's package may
+    # own: Debian's kubernetes-client would collide with it).
+    no_kubectl = tmp_path / "no-kubectl"
+    no_kubectl.mkdir()
+    for d in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for name in os.listdir(d) if os.path.isdir(d) else []:
+            if name != "kubectl" and not (no_kubectl / name).exists():
+                (no_kubectl / name).symlink_to(os.path.join(d, name))
+    p, calls = deps("test", path=str(no_kubectl))
+    assert p.returncode == 0, p.stderr
+    assert installed(calls) == {"kubernetes-client"}
+    p, calls = deps("build", path=str(no_kubectl))
+    assert p.returncode == 0 and calls == [], p.stderr
+    p, calls = deps("test")
+    assert p.returncode == 0 and calls == [], p.stderr
