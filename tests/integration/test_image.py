@@ -300,6 +300,37 @@ def test_holds_coffer_and_its_libraries_but_no_shell_or_package_manager(containe
     assert p.returncode != 0 and "no such file" in p.stderr.lower()
 
 
+def test_build_context_leaves_out_keys_build_dirs_and_git(image, tmp_path):
+    """.dockerignore: what a COPY of the context brings, on a tree as a developer's looks."""
+    tree = tmp_path / "tree"
+    for path in ("var/data/credentials", "build/coffer", "build-asan/coffer", ".git/config",
+                 "tests/js/node_modules/x.js", "tests/integration/test_x.py", "bench/out.txt",
+                 "src/core/a.c", "src/core/a.o", "src/core/a.c~", "web/index.html",
+                 "CMakeLists.txt", "scripts/install-deps.sh", "scripts/run.sh", "tests/crash/p.c"):
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text("x\n")
+    shutil.copy(os.path.join(ROOT, ".dockerignore"), tree / ".dockerignore")
+    (tree / "Dockerfile").write_text("FROM scratch\nCOPY . /ctx/\n")
+    tag = f"localhost/coffer-context-test:{os.getpid()}"
+    p = subprocess.run(["buildah", "bud", "--isolation", "chroot", "--quiet", "-t", tag, str(tree)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    ctr = subprocess.run(["buildah", "from", "--pull-never", tag], capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()[-1]
+    try:
+        mount = subprocess.run(["buildah", "mount", ctr], capture_output=True, text=True,
+                               check=True).stdout.strip()
+        ctx = os.path.join(mount, "ctx")
+        copied = sorted(os.path.relpath(os.path.join(d, f), ctx) for d, _, files in os.walk(ctx)
+                        for f in files)
+    finally:
+        subprocess.run(["buildah", "umount", ctr], capture_output=True)
+        subprocess.run(["buildah", "rm", ctr], capture_output=True)
+        subprocess.run(["buildah", "rmi", tag], capture_output=True)
+    assert copied == ["CMakeLists.txt", "scripts/install-deps.sh", "src/core/a.c", "tests/crash/p.c",
+                      "web/index.html"], copied
+
+
 @pytest.mark.parametrize("role", ["server", "console", "snapshot", "mirror", "health"])
 def test_every_role_runs_from_the_image(container, role):
     p = run_in(container, "/usr/local/bin/coffer", role, "--help")
