@@ -106,6 +106,7 @@ trap 'rm -f "$log"' EXIT
 buildah bud --isolation chroot --layers --force-rm --format docker --pull=never --jobs 2 \
   --build-arg BASE_IMAGE="$base" -t "$tag" -f "$repo/Dockerfile" "$repo" 2>&1 | tee "$log" >&2
 took "image $tag" $start
+echo "build-image: $tag is $(buildah images --format '{{.Size}}' "$tag" | head -1)" >&2
 
 # Each build whose sources changed leaves the previous one's stages behind, untagged (about
 # 200 MB): remove those of this Dockerfile's stages (the base's label, the final stage's title)
