@@ -9,12 +9,14 @@
 # A local Debian 12 base can stand in for the registry's (scripts/build-image.sh makes one).
 ARG BASE_IMAGE=debian:bookworm-slim
 
+# No step is alike in the two stages' starts: with --jobs 2 buildah would make both at once, as
+# two cache entries, and the next build would find only one of them.
 FROM ${BASE_IMAGE} AS build
-ENV DEBIAN_FRONTEND=noninteractive
 # The build packages are scripts/install-deps.sh's "build" group, the list a developer installs:
 # one list, and this layer stays cached until it changes.
 COPY scripts/install-deps.sh /src/scripts/install-deps.sh
-RUN apt-get update -qq && /src/scripts/install-deps.sh build && rm -rf /var/lib/apt/lists/*
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive /src/scripts/install-deps.sh build \
+    && rm -rf /var/lib/apt/lists/*
 COPY . /src
 WORKDIR /src
 # RelWithDebInfo is what `make build` and the tests build (-O2, assertions off); the symbols go,
@@ -25,12 +27,11 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null \
     && /coffer version
 
 FROM ${BASE_IMAGE} AS rootfs
-ENV DEBIAN_FRONTEND=noninteractive
 # The runtime packages of the libraries coffer links (readelf -d: NEEDED) and what they read:
 # CA certificates for S3 over TLS, libmagic's compiled database for coffer mirror's content types.
 # image-rootfs.sh fails the build when ldd finds a library none of them brought.
 RUN apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
        libmicrohttpd12 liblmdb0 libssl3 libexpat1 libjansson4 libcurl4 libarchive13 \
        libzstd1 liblz4-1 zlib1g libcrypt1 libmagic1 libmagic-mgc ca-certificates >/dev/null \
     && rm -rf /var/lib/apt/lists/*
