@@ -52,6 +52,6 @@ HEALTHCHECK --interval=30s --timeout=10s --start-period=10s --retries=3 \
     CMD ["/usr/local/bin/coffer", "health", "--timeout", "5s", "http://127.0.0.1:9000/health/ready"]
 ENTRYPOINT ["/usr/local/bin/coffer"]
 CMD ["server", "--address", "0.0.0.0:9000", "--data", "/data"]
+# scripts/build-image.sh knows this image's earlier builds by the title.
 LABEL org.opencontainers.image.title="coffer" \
-      org.opencontainers.image.description="S3-compatible object server, snapshot tool, mirror and download site" \
-      org.opencontainers.image.base.name="scratch (files from Debian 12 packages)"
+      org.opencontainers.image.description="S3-compatible object server, snapshot tool, mirror and download site"
