@@ -90,11 +90,10 @@ import_base() {
   took "base image $base" $start
 }
 
-if [ $refresh -eq 1 ]; then
-  rm -f "$tarball"
-  buildah rmi "$base" >/dev/null 2>&1 || true
-fi
-if ! buildah inspect --type image "$base" >/dev/null 2>&1; then
+# A refreshed base takes over the name; the previous one and the stages built on it are left
+# untagged, and removed below once nothing uses them.
+[ $refresh -eq 0 ] || rm -f "$tarball"
+if [ $refresh -eq 1 ] || ! buildah inspect --type image "$base" >/dev/null 2>&1; then
   [ -s "$tarball" ] || make_tarball
   import_base
 fi
