@@ -212,11 +212,12 @@ typedef struct coffer_create_options {
                                 * may be NULL */
     void *skipped_ctx;
     /* Added for interrupted runs (docs/SNAPSHOTS.md, "Interrupted runs"). resume = 1: a
-     * coffer_create_dir into S3 that stops before it is stored (killed, network gone) keeps its
-     * upload and a small state object in the repository, and the same create run again
-     * continues it, sending only the parts the store does not hold; a source changed in between
-     * starts a new snapshot. A stream create (fd, command) cannot be replayed: the next run says
-     * so and aborts what it left. Writers (coffer_writer_begin) ignore it. */
+     * coffer_create_dir, or a coffer_create_file of a regular file, into S3 that stops before it
+     * is stored (killed, network gone) keeps its upload and a small state object in the
+     * repository, and the same create run again continues it, sending only the parts the store
+     * does not hold; a source changed in between starts a new snapshot. A stream create (fd,
+     * command, a FIFO) cannot be replayed: the next run says so. Writers (coffer_writer_begin)
+     * ignore it. */
     int resume;
     coffer_skipped_fn notice; /* may be NULL: told what resume decided (resuming, or why not),
                                * as one sentence in path (why is NULL) */
@@ -242,6 +243,15 @@ typedef struct coffer_result {
 COFFER_API int coffer_create_dir(coffer_repo *repo, const char *ns, const char *path,
                                  const coffer_create_options *options, coffer_result *result,
                                  coffer_error *err);
+/* Snapshot of the file at path (a symlink followed) as a stream snapshot of its bytes: what
+ * coffer_restore_fd gives back. A regular file's size plans the upload (no expected_size), and
+ * with resume an interrupted create of it continues like a directory's; it fails, storing
+ * nothing, when the file changes while it is read. A FIFO is read until its writers close it, a
+ * stream that cannot be replayed, as with coffer_create_fd. Anything else (a directory, a
+ * socket, a device) is COFFER_EINVAL. Thread-safe. */
+COFFER_API int coffer_create_file(coffer_repo *repo, const char *ns, const char *path,
+                                  const coffer_create_options *options, coffer_result *result,
+                                  coffer_error *err);
 /* Snapshot of the bytes read from fd until end of file (a stream snapshot). fd stays the
  * caller's: it is read, never closed. Thread-safe. */
 COFFER_API int coffer_create_fd(coffer_repo *repo, const char *ns, int fd,

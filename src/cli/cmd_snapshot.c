@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,8 +32,10 @@
 /* After the verbs' usage lines (see verbs[] below). */
 static const char snapshot_usage_footer[] =
     "\n"
-    "SOURCE is a directory or - (standard input). REPO is s3://BUCKET/[PREFIX/]NAMESPACE or a\n"
-    "directory whose last segment is the namespace. S3 options: --endpoint URL --region R\n"
+    "SOURCE is a directory, a file (stored as a stream: a regular file resumes like a directory,\n"
+    "a FIFO does not) or - (standard input); a symlink is followed. REPO is\n"
+    "s3://BUCKET/[PREFIX/]NAMESPACE or a directory whose last segment is the namespace.\n"
+    "S3 options: --endpoint URL --region R\n"
     "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n" CF_CLI_NET_USAGE
     "--metrics-file PATH writes Prometheus textfile metrics of the run (for node_exporter).\n"
     "A progress bar goes to standard error when it is a terminal (--no-progress: never).\n"
@@ -477,7 +480,13 @@ static int run_create(snap_run *r)
     } else if (strcmp(r->args[0], "-") == 0) {
         rc = from_api(coffer_create_fd(r->api, r->ref.ns, STDIN_FILENO, &co, &r->result, &e), &e, &r->err);
     } else {
-        rc = from_api(coffer_create_dir(r->api, r->ref.ns, r->args[0], &co, &r->result, &e), &e, &r->err);
+        /* What is not a directory goes to the file create, which names what it refuses; what
+         * cannot be looked at, to the directory create, which says why. */
+        struct stat st;
+        int file = stat(r->args[0], &st) == 0 && !S_ISDIR(st.st_mode);
+        rc = from_api(file ? coffer_create_file(r->api, r->ref.ns, r->args[0], &co, &r->result, &e)
+                           : coffer_create_dir(r->api, r->ref.ns, r->args[0], &co, &r->result, &e),
+                      &e, &r->err);
     }
     if (r->bar->on)
         progress_draw(r->bar, 1);

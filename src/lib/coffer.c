@@ -545,13 +545,16 @@ static int run_create(coffer_repo *r, const char *ns, cf_snapshot_create_opts *c
     return finished(r, "created", ns, "source", what, rc, &err, made, &stats, result, e);
 }
 
-int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const coffer_create_options *options,
-                      coffer_result *result, coffer_error *e)
+/* A snapshot of what path names: a directory (file 0), or a regular file or FIFO (file 1). */
+static int create_path(coffer_repo *r, const char *ns, const char *path, int file,
+                       const coffer_create_options *options, coffer_result *result, coffer_error *e)
 {
     cf_snapshot_create_opts co;
     int st = check_ns(r, ns, e);
     if (!st && (!path || !*path || strcmp(path, "-") == 0))
-        st = cf_lib_fail(e, COFFER_EINVAL, "coffer_create_dir: a directory path is needed");
+        st = cf_lib_fail(e, COFFER_EINVAL,
+                         file ? "coffer_create_file: a file path is needed"
+                              : "coffer_create_dir: a directory path is needed");
     if (!st)
         st = check_result(result, e);
     secret_box box;
@@ -561,9 +564,22 @@ int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const co
     if (st)
         return st;
     co.source = path;
-    st = run_create(r, ns, &co, "directory", result, e);
+    co.file = file;
+    st = run_create(r, ns, &co, file ? "file" : "directory", result, e);
     secret_wipe(&box);
     return st;
+}
+
+int coffer_create_dir(coffer_repo *r, const char *ns, const char *path, const coffer_create_options *options,
+                      coffer_result *result, coffer_error *e)
+{
+    return create_path(r, ns, path, 0, options, result, e);
+}
+
+int coffer_create_file(coffer_repo *r, const char *ns, const char *path, const coffer_create_options *options,
+                       coffer_result *result, coffer_error *e)
+{
+    return create_path(r, ns, path, 1, options, result, e);
 }
 
 static int read_fd(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err)

@@ -52,6 +52,18 @@ void cf_resume_key(const char *ns, const char *host, const char *source, int str
     snprintf(key, 512, "%s/.resume/%s.json", ns, hex);
 }
 
+void cf_resume_file_fingerprint(const struct stat *st, unsigned char sha256[CF_SHA256_LEN])
+{
+    char line[160];
+    /* "file" first: no directory's walk digest can be fed these bytes (it starts with a path). */
+    int n = snprintf(line, sizeof line, "file %llu %llu %lld %lld.%09ld %lld.%09ld\n",
+                     (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (long long)st->st_size,
+                     (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
+                     st->st_ctim.tv_nsec);
+    if (cf_sha256(line, (size_t)n, sha256) != 0)
+        cf_random_bytes(sha256, CF_SHA256_LEN); /* no digest: one no run shares, so "changed" */
+}
+
 int cf_resume_note_part(cf_resume_state *st, unsigned number, uint64_t size, uint32_t crc32c)
 {
     if (number == 0 || number > st->nparts + 1)

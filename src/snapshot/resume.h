@@ -8,10 +8,12 @@
  * kind and key id, the exclude patterns, one_file_system and allow_unreadable, the labels. It
  * holds the snapshot id and creation time the run drew, the upload id and part size, the
  * encryption's salts (never a key: the manifest records the same salts), the source's
- * fingerprint (archive/tar.h) and each part's size and CRC32C as sent. It is written when the
+ * fingerprint (a directory's from archive/tar.h, a file's from cf_resume_file_fingerprint) and
+ * each part's size and CRC32C as sent. It is written when the
  * upload begins and after every part, and removed once the manifest is written. A stream's run
- * names its state NAME-RANDOM.json: runs of one stream command may overlap, and a stream is
- * never resumed, so the next run only tells what earlier ones left (prune removes it).
+ * (also a FIFO's: its real path is the source) names its state NAME-RANDOM.json: runs of one stream command
+ * may overlap, and a stream is never resumed, so the next run only tells what earlier ones left (prune
+ * removes it).
  *
  * The archive is a function of the source and these options (compression is per chunk, the
  * chunk's nonce its index, tar headers carry no access time, gzip no time), so a run over the
@@ -22,6 +24,7 @@
 #define CF_SNAPSHOT_RESUME_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "archive/manifest.h"
 #include "archive/tar.h"
@@ -46,11 +49,16 @@ typedef struct cf_resume_state {
 } cf_resume_state;
 
 /* The state's key for a create of ns from these options (see above); source is the directory's
- * real path, the command, or "-". */
+ * or file's real path, the command, or "-". */
 void cf_resume_key(const char *ns, const char *host, const char *source, int stream, cf_codec codec,
                    int level, size_t chunk_size, const char *key_mode, const char *const *exclude,
                    size_t nexclude, int one_file_system, int allow_unreadable, const cf_label *labels,
                    size_t nlabels, char key[512]);
+
+/* What says whether a regular file changed since another run read it: a write moves its mtime
+ * or ctime (to the nanosecond) or its size, a replaced file its device or inode. Nothing else
+ * of st counts (a chmod moves the ctime anyway). */
+void cf_resume_file_fingerprint(const struct stat *st, unsigned char sha256[CF_SHA256_LEN]);
 
 /* Reads the state at st->key into st (its key kept). CF_ENOTFOUND: none; CF_ECORRUPT: one this
  * version cannot use (treated as none by the caller, which says so). */

@@ -134,6 +134,67 @@ static int copy_command(create_ctx *c, const char *command, cf_err *err)
     return rc;
 }
 
+static const char *file_kind(mode_t mode)
+{
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISSOCK(mode) ? "a socket"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+                            : "neither a regular file nor a FIFO";
+}
+
+/* The source named by path, as stat sees it (a symlink followed): a directory, or with o->file a
+ * regular file or a FIFO. A device is not opened at all (opening a tape rewinds it). */
+static int stat_source(const cf_snapshot_create_opts *o, struct stat *st, cf_err *err)
+{
+    if (stat(o->source, st) != 0)
+        return cf_err_sys(err, errno == EACCES ? CF_EUNREADABLE : CF_EINVAL, errno, "cannot use source '%s'",
+                          o->source);
+    if (!o->file && !S_ISDIR(st->st_mode))
+        return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)",
+                          o->source);
+    if (o->file && !S_ISREG(st->st_mode) && !S_ISFIFO(st->st_mode))
+        return cf_err_set(err, CF_EINVAL, "source '%s' is %s; a file source is a regular file or a FIFO",
+                          o->source, file_kind(st->st_mode));
+    return 0;
+}
+
+static int same_file(int fd, const struct stat *seen)
+{
+    struct stat now;
+    unsigned char a[CF_SHA256_LEN], b[CF_SHA256_LEN];
+    if (fstat(fd, &now) != 0)
+        return 0;
+    cf_resume_file_fingerprint(seen, a);
+    cf_resume_file_fingerprint(&now, b);
+    return memcmp(a, b, sizeof a) == 0;
+}
+
+/* A regular file must be the one stat_source saw (its fingerprint is what a resumed run trusts)
+ * and still be it once read, or the snapshot would mix two versions of it; a FIFO is read until
+ * its writers close it. */
+static int copy_file(create_ctx *c, const char *path, const struct stat *seen, cf_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return cf_err_sys(err, errno == EACCES || errno == EPERM ? CF_EUNREADABLE : CF_EIO, errno,
+                          "cannot open source '%s'", path);
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof what, "source '%s'", path);
+    int regular = S_ISREG(seen->st_mode), rc = 0;
+    if (regular && !same_file(fd, seen))
+        rc = cf_err_set(err, CF_EIO, "source '%s' changed before it was read; no snapshot was created", path);
+    if (!rc)
+        rc = copy_fd(c, fd, what, err);
+    if (!rc && regular && !same_file(fd, seen))
+        rc = cf_err_set(err, CF_EIO,
+                        "source '%s' changed while it was read (its size, modification or change time "
+                        "moved); no snapshot was created",
+                        path);
+    close(fd);
+    return rc;
+}
+
 static int note_taken(void *ctx, const cf_repo_entry *e)
 {
     (void)e;
@@ -346,27 +407,36 @@ static int find_interrupted(cf_repo *repo, const char *ns, const cf_snapshot_cre
 int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o,
                        char id_out[CF_SNAPSHOT_ID_LEN + 1], cf_snapshot_stats *stats, cf_err *err)
 {
-    int stream = o->command || o->read || strcmp(o->source, "-") == 0;
-    struct stat st;
-    if (!stream && (stat(o->source, &st) != 0 || !S_ISDIR(st.st_mode)))
-        return cf_err_set(err, CF_EINVAL, "source '%s' is not a directory (use - for standard input)",
-                          o->source);
+    int piped = o->command || o->read || strcmp(o->source, "-") == 0;
+    struct stat st = {0};
+    int rc = piped ? 0 : stat_source(o, &st, err);
+    if (rc)
+        return rc;
+    /* A file's bytes are stored as they are, like a stream's; but a regular file can be read
+     * again, so only a FIFO (and what is piped) is a stream that is never resumed. */
+    int raw = piped || !S_ISDIR(st.st_mode), stream = piped || S_ISFIFO(st.st_mode);
+    char host[256] = "", abs[PATH_MAX];
+    gethostname(host, sizeof host - 1);
+    /* A symlink named as the source is followed: the walk, the manifest and the resume state's
+     * name all take its target. */
+    const char *source_path = piped ? NULL : realpath(o->source, abs) ? abs : o->source;
     uint64_t total = 0;
     cf_tar_write_opts measure = {o->exclude, o->nexclude, o->one_file_system, 1, NULL, NULL};
     uint64_t entries = 0;
     unsigned char fingerprint[CF_SHA256_LEN] = {0};
-    int rc = stream      ? 0
-             : o->resume ? cf_tar_fingerprint(o->source, &measure, &total, &entries, fingerprint, err)
-                         : cf_tar_measure(o->source, &measure, &total, &entries, err);
+    if (!raw)
+        rc = o->resume ? cf_tar_fingerprint(source_path, &measure, &total, &entries, fingerprint, err)
+                       : cf_tar_measure(source_path, &measure, &total, &entries, err);
+    else if (!stream) {
+        total = (uint64_t)st.st_size; /* plans the upload's parts, as a directory's measure does */
+        cf_resume_file_fingerprint(&st, fingerprint);
+    }
     if (rc)
         return rc;
     int encrypted = o->secret && (o->secret->key || o->secret->passphrase);
-    char host[256] = "", abs[PATH_MAX];
-    gethostname(host, sizeof host - 1);
-    const char *source_path = stream ? NULL : realpath(o->source, abs) ? abs : o->source;
     resume_run rr = {.repo = repo};
     if (o->resume) {
-        cf_resume_key(ns, host, stream ? (o->command ? o->command : "-") : source_path, stream, o->codec,
+        cf_resume_key(ns, host, piped ? (o->command ? o->command : "-") : source_path, stream, o->codec,
                       o->level, o->chunk_size,
                       !encrypted       ? ""
                       : o->secret->key ? o->secret->key->key_id
@@ -482,8 +552,9 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
     if (!rc)
         rc = o->command ? copy_command(&c, o->command, err)
              : o->read  ? copy_read(&c, err)
-             : stream   ? copy_fd(&c, 0, "standard input", err)
-                        : cf_tar_write_dir(o->source, &to, to_archive, &c, &files, err);
+             : piped    ? copy_fd(&c, 0, "standard input", err)
+             : raw      ? copy_file(&c, o->source, &st, err)
+                        : cf_tar_write_dir(source_path, &to, to_archive, &c, &files, err);
     if (!rc)
         rc = cf_archive_writer_finish(c.aw, &res, err);
     if (!rc) {
@@ -499,7 +570,7 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
         m.ns = (char *)ns;
         m.created = now;
         m.created_ns = (int32_t)(now_ns % 1000000000);
-        m.source.kind = stream ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
+        m.source.kind = raw ? CF_SOURCE_STREAM : CF_SOURCE_DIR;
         m.source.host = host;
         m.source.path = (char *)source_path;
         m.source.command = (char *)o->command;

@@ -1,10 +1,10 @@
 /*
  * snapshot.h - the snapshot engine the CLI and libcoffer share: create, list, restore.
  *
- * create: source → (pax tar of a directory | raw stdin) → chunked, compressed, optionally
- * sealed archive streamed to the repository → manifest written last. A snapshot exists iff
- * its manifest does, so a failure at any point leaves no listed snapshot (the archive's
- * partial upload is aborted; an archive without manifest is garbage for prune).
+ * create: source → (pax tar of a directory | the bytes of a file or a stream) → chunked,
+ * compressed, optionally sealed archive streamed to the repository → manifest written last. A
+ * snapshot exists iff its manifest does, so a failure at any point leaves no listed snapshot
+ * (the archive's partial upload is aborted; an archive without manifest is garbage for prune).
  * restore: manifest → every chunk's CRC32C and the archive's SHA-256 checked → extracted into a
  * temporary sibling of the destination, renamed into place only when all is good.
  */
@@ -27,7 +27,11 @@ typedef struct cf_snapshot_secret {
 } cf_snapshot_secret;
 
 typedef struct cf_snapshot_create_opts {
-    const char *source;  /* a directory, or "-" for stdin */
+    const char *source;  /* a directory (file 0), a regular file or a FIFO (file 1), or "-" for
+                          * stdin; a symlink is followed */
+    int file;            /* source names a file: stored as a stream snapshot of its bytes. A
+                          * regular file is read again by a resumed run (its fingerprint: device,
+                          * inode, size, mtime, ctime), a FIFO is a stream like "-" */
     const char *command; /* instead of source: a shell command whose output is stored;
                           * when it fails, no snapshot is created */
     cf_codec codec;
@@ -55,9 +59,9 @@ typedef struct cf_snapshot_create_opts {
      * libcoffer feeds a file descriptor or bytes its application pushes. */
     int (*read)(void *ctx, void *buf, size_t cap, size_t *got, cf_err *err);
     void *read_ctx;
-    /* Interrupted runs (snapshot/resume.h, docs/SNAPSHOTS.md): a directory's create that stops
-     * before its manifest keeps its S3 upload and a state object, and the same create run again
-     * continues it; a stream's only tells the next run, which aborts what it left. */
+    /* Interrupted runs (snapshot/resume.h, docs/SNAPSHOTS.md): a directory's or regular file's
+     * create that stops before its manifest keeps its S3 upload and a state object, and the same
+     * create run again continues it; a stream's (a FIFO's too) only tells the next run. */
     int resume;
     /* Told (may be NULL; with cb_ctx) what a resumable create decided: resuming, or why not. */
     void (*notice)(void *ctx, const char *msg);

@@ -307,6 +307,52 @@ static void list_count(coffer_repo *r, const char *ns, size_t want)
     coffer_list_free(list, n);
 }
 
+/* A file by its path: a stream snapshot of its bytes whose size the progress knows without
+ * expected_size; what is no regular file or FIFO is refused, naming it. */
+static void test_file_by_path(void **state)
+{
+    fixture *f = *state;
+    size_t size = 3 * 1000 * 1000 + 5;
+    unsigned char *data = pattern(size, 11);
+    char in[400], link[400];
+    snprintf(in, sizeof in, "%s/dump.bin", dir);
+    snprintf(link, sizeof link, "%s/dump.link", dir);
+    write_file(in, data, size);
+    assert_int_equal(symlink(in, link), 0);
+    coffer_result made = {.struct_size = sizeof made};
+    coffer_error e;
+    progress_seen making = {0};
+    coffer_create_options co = {
+        .struct_size = sizeof co, .resume = 1, .progress = on_progress, .progress_ctx = &making};
+    assert_int_equal(coffer_create_file(f->repo, "files", link, &co, &made, &e), COFFER_OK);
+    assert_int_equal(made.raw_size, size);
+    assert_int_equal(making.last_done, size);
+    assert_int_equal(making.last_total, size);
+    collected c = {0};
+    assert_int_equal(coffer_restore_cb(f->repo, "files", made.id, collect, &c, NULL, NULL, &e), COFFER_OK);
+    assert_int_equal(c.n, size);
+    assert_memory_equal(c.p, data, size);
+    free(c.p);
+    char *json = NULL;
+    assert_int_equal(coffer_show(f->repo, "files", made.id, &json, NULL, &e), COFFER_OK);
+    assert_non_null(strstr(json, "\"stream\""));
+    coffer_free(json);
+    char out[400];
+    snprintf(out, sizeof out, "%s/restored", dir);
+    expect(coffer_restore_dir(f->repo, "files", made.id, out, NULL, NULL, &e), &e, COFFER_EINVAL,
+           "holds a stream");
+
+    expect(coffer_create_file(f->repo, "files", f->src, &co, &made, &e), &e, COFFER_EINVAL, "is a directory");
+    expect(coffer_create_file(f->repo, "files", "/dev/null", &co, &made, &e), &e, COFFER_EINVAL,
+           "'/dev/null' is a character device");
+    expect(coffer_create_file(f->repo, "files", "/nonexistent/dump", &co, &made, &e), &e, COFFER_EINVAL,
+           "'/nonexistent/dump': No such file");
+    expect(coffer_create_file(f->repo, "files", "-", &co, &made, &e), &e, COFFER_EINVAL, "a file path");
+    expect(coffer_create_dir(f->repo, "files", in, &co, &made, &e), &e, COFFER_EINVAL, "not a directory");
+    list_count(f->repo, "files", 1);
+    free(data);
+}
+
 static void test_pushed_stream_commit_and_abort(void **state)
 {
     fixture *f = *state;
@@ -1081,7 +1127,7 @@ static void test_errors(void **state)
     expect(coffer_create_dir(f->repo, "", f->src, NULL, &made, &e), &e, COFFER_EINVAL, "namespace");
     expect(coffer_create_dir(NULL, "ns", f->src, NULL, &made, &e), &e, COFFER_EINVAL, "NULL handle");
     expect(coffer_create_dir(f->repo, "ns", "/nonexistent/coffer", NULL, &made, &e), &e, COFFER_EINVAL,
-           "not a directory");
+           "'/nonexistent/coffer': No such file or directory");
     expect(coffer_create_fd(f->repo, "ns", -1, NULL, &made, &e), &e, COFFER_EINVAL, "negative");
     coffer_create_options co = {.struct_size = sizeof co, .compression = (coffer_compression)42};
     expect(coffer_create_fd(f->repo, "ns", 0, &co, &made, &e), &e, COFFER_EINVAL, "compression");
@@ -1135,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_version_and_strerror),
         cmocka_unit_test_setup_teardown(test_dir_in_dir_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fd_in_fd_and_callback_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_by_path, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_stream_commit_and_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushed_stream_engine_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encrypted, setup, teardown),

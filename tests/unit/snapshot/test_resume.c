@@ -155,6 +155,40 @@ static void test_fingerprint_moves_with_the_tree(void **state)
     assert_memory_not_equal(before, after, sizeof before);
 }
 
+/* A file's fingerprint moves with each of what tells a write (size, mtime and ctime to the
+ * nanosecond) or a replacement (device, inode), and with nothing else. */
+static void test_file_fingerprint_fields(void **state)
+{
+    (void)state;
+    struct stat base = {0}, st;
+    base.st_dev = 8;
+    base.st_ino = 1234;
+    base.st_size = 1 << 20;
+    base.st_mtim = (struct timespec){1795361400, 5};
+    base.st_ctim = (struct timespec){1795361400, 7};
+    base.st_mode = S_IFREG | 0644;
+    unsigned char a[CF_SHA256_LEN], b[CF_SHA256_LEN];
+    cf_resume_file_fingerprint(&base, a);
+    st = base;
+    st.st_atim = (struct timespec){1, 1}; /* a read moves the access time only */
+    st.st_nlink = 2;
+    cf_resume_file_fingerprint(&st, b);
+    assert_memory_equal(a, b, sizeof a);
+    for (int field = 0; field < 6; field++) {
+        st = base;
+        switch (field) {
+        case 0: st.st_dev++; break;
+        case 1: st.st_ino++; break;
+        case 2: st.st_size++; break;
+        case 3: st.st_mtim.tv_nsec++; break;
+        case 4: st.st_ctim.tv_nsec++; break;
+        default: st.st_ctim.tv_sec++; break;
+        }
+        cf_resume_file_fingerprint(&st, b);
+        assert_memory_not_equal(a, b, sizeof a);
+    }
+}
+
 static void test_state_round_trip(void **state)
 {
     (void)state;
@@ -216,6 +250,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_tree_same_archive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fingerprint_moves_with_the_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_state_round_trip, setup, teardown),
+        cmocka_unit_test(test_file_fingerprint_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
