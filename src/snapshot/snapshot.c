@@ -313,7 +313,8 @@ static int on_part(void *ctx, unsigned number, uint64_t size, uint32_t crc32c, i
 }
 
 /* Looks for the state of an interrupted run of this create and decides whether to continue it:
- * r->resuming set when the source is the same; otherwise whatever it left is aborted and said. */
+ * r->resuming set when the source is the same; otherwise whatever it left is aborted and said
+ * (file: the regular file's path, named when it is what changed). */
 /* A stream's runs each keep a state of their own (NAME-RANDOM.json), since runs of one command
  * may overlap: the next run only says what earlier ones left, and prune removes it. */
 typedef struct earlier_streams {
@@ -347,8 +348,8 @@ static int tell_earlier_stream(void *ctx, const cf_repo_entry *e)
 }
 
 static int find_interrupted(cf_repo *repo, const char *ns, const cf_snapshot_create_opts *o, int stream,
-                            const unsigned char fingerprint[CF_SHA256_LEN], const char *suffix, resume_run *r,
-                            cf_err *err)
+                            const char *file, const unsigned char fingerprint[CF_SHA256_LEN],
+                            const char *suffix, resume_run *r, cf_err *err)
 {
     if (stream) {
         char prefix[512];
@@ -387,9 +388,10 @@ static int find_interrupted(cf_repo *repo, const char *ns, const cf_snapshot_cre
     int done = cf_repo_stat(repo, mkey, &info, &ignore) == 0;
     if (!done && memcmp(fingerprint, r->st.fingerprint, CF_SHA256_LEN) != 0)
         notice(o,
-               "the source changed since the interrupted run of %s (%s@%s): starting a new snapshot and "
-               "aborting the interrupted upload",
-               started, ns, r->st.id);
+               "the source changed since the interrupted run of %s (%s@%s)%s%s%s: starting a new snapshot "
+               "and aborting the interrupted upload",
+               started, ns, r->st.id, file ? ": file '" : "", file ? file : "",
+               file ? "' has another size, modification or change time, or inode" : "");
     else if (!done)
         r->resuming = 1;
     if (!r->resuming) {
@@ -445,7 +447,8 @@ int cf_snapshot_create(cf_repo *repo, const char *ns, const cf_snapshot_create_o
                       rr.st.key);
         char suffix[32];
         snprintf(suffix, sizeof suffix, "%s%s", cf_codec_suffix(o->codec), encrypted ? ".enc" : "");
-        if ((rc = find_interrupted(repo, ns, o, stream, fingerprint, suffix, &rr, err)))
+        if ((rc = find_interrupted(repo, ns, o, stream, raw && !stream ? source_path : NULL, fingerprint,
+                                   suffix, &rr, err)))
             return rc;
     }
     int64_t now_ns = rr.resuming ? rr.st.created_ns : cf_clock_time_ns(o->clock);

@@ -166,6 +166,40 @@ def test_stream_snapshot_and_latest(repo, tmp_path):
     assert run("restore", f"{url}@{ids[0]}", "-", env=env).stdout == dump
 
 
+def test_file_source_and_symlinked_sources(repo, tmp_path):
+    """A regular file is stored as a stream snapshot of its bytes; a symlink named as SOURCE is
+    followed, to a file or to a directory (which once made an empty snapshot); what is neither a
+    directory, a regular file nor a FIFO is refused, naming it."""
+    url, env = repo
+    dump = os.urandom(5 * MiB + 3)
+    (tmp_path / "app.pgdump").write_bytes(dump)
+    os.symlink("app.pgdump", tmp_path / "latest.pgdump")
+    sid = run("create", str(tmp_path / "latest.pgdump"), url, "--label", "db=app", env=env).stdout.decode().strip()
+    assert run("restore", f"{url}@{sid}", "-", env=env).stdout == dump
+    shown = json.loads(run("show", f"{url}@{sid}", env=env).stdout)
+    assert shown["source"]["kind"] == "stream" and shown["archive"]["raw_size"] == len(dump)
+    p = run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env, check=False)
+    assert p.returncode == 2 and b"holds a stream" in p.stderr and not (tmp_path / "out").exists()
+
+    src = tree(str(tmp_path / "src"))
+    os.symlink(src, tmp_path / "current")
+    sid = run("create", str(tmp_path / "current"), url, env=env).stdout.decode().strip()
+    run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env)
+    assert same_tree(src, str(tmp_path / "out"))
+    assert json.loads(run("show", f"{url}@{sid}", env=env).stdout)["source"]["path"] == os.path.realpath(src)
+
+    p = run("create", "/dev/null", url, env=env, check=False)
+    assert p.returncode == 2 and b"'/dev/null' is a character device" in p.stderr, p.stderr
+    p = run("create", str(tmp_path / "gone.pgdump"), url, env=env, check=False)
+    assert p.returncode == 2 and b"gone.pgdump': No such file or directory" in p.stderr, p.stderr
+    (tmp_path / "locked.pgdump").write_bytes(b"secret")
+    os.chmod(tmp_path / "locked.pgdump", 0)
+    if os.geteuid() != 0:  # root reads it anyway
+        p = run("create", str(tmp_path / "locked.pgdump"), url, env=env, check=False)
+        assert p.returncode == 8 and b"locked.pgdump" in p.stderr, p.stderr
+    assert len(run("ls", url, env=env).stdout.decode().splitlines()) == 2
+
+
 def test_failures_are_named_and_leave_destination_untouched(s3env, s3, tmp_path):
     url = f"s3://snaps/{tmp_path.name}/ns"
     src = tree(str(tmp_path / "src"))

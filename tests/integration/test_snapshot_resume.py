@@ -1,7 +1,8 @@
-"""Interrupted creates (docs/SNAPSHOTS.md, "Interrupted runs"): a create of a directory into S3
-killed mid-upload is continued by the same command run again, sending only the parts the store
-does not hold; a source changed in between starts a new snapshot and says why; a stream cannot be
-replayed and the next run says so; the final snapshot verifies and restores byte-identical.
+"""Interrupted creates (docs/SNAPSHOTS.md, "Interrupted runs"): a create of a directory or of a
+regular file into S3 killed mid-upload is continued by the same command run again, sending only
+the parts the store does not hold; a source changed in between starts a new snapshot and says
+why; a stream (-, a command, a FIFO) cannot be replayed and the next run says so; the final
+snapshot verifies and restores byte-identical.
 
 The create is stopped (SIGSTOP) as soon as the server holds a few of its parts, then killed with
 SIGKILL, so the interruption lands mid-upload however fast the machine is."""
@@ -13,6 +14,8 @@ import signal
 import subprocess
 import time
 import urllib.request
+
+import pytest
 
 from conftest import SANITIZER_MARKERS
 from test_snapshot_upload import env_for, run, same_files, snapshot_keys, uploads
@@ -350,3 +353,138 @@ def test_killed_restore_resumes_from_its_checkpoint(server, s3, tmp_path):
     assert "resuming" not in err
     assert same_files(other_src, dest2) and sorted(os.listdir(dest2)) == sorted(os.listdir(other_src))
     assert glob.glob(f"{dest2}.coffer-restore-*") == []
+
+
+def big_file(path, size):
+    """Incompressible, so that the archive takes size / 16 MiB parts."""
+    with open(path, "wb") as f:
+        for _ in range(size // (8 * MiB)):
+            f.write(os.urandom(8 * MiB))
+        f.write(os.urandom(size % (8 * MiB)))
+    return str(path)
+
+
+def same_bytes(path, data):
+    """The restored stream is the file's bytes, compared without holding the file twice."""
+    with open(path, "rb") as f:
+        assert f.read() == data, "the restored stream differs from the file"
+    return True
+
+
+def interrupted_file(server, s3, tmp_path, bucket, size=128 * MiB):
+    """A bucket, a file (through a symlink) and a create of it killed mid-upload:
+    (env, path, url, args, upload)."""
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    path = big_file(tmp_path / "app.pgdump", size)
+    os.symlink(path, tmp_path / "latest.pgdump")
+    url = f"s3://{bucket}/ns"
+    args = ["create", str(tmp_path / "latest.pgdump"), url, "--compress", "none", "--jobs", "2"]
+    return env, path, url, args, interrupt(args, env, s3, bucket)
+
+
+def test_killed_file_create_resumes_and_sends_only_missing_parts(server, s3, tmp_path):
+    """A regular file is a stream snapshot that can be read again: the same command continues the
+    upload, named by the file's real path (the symlink followed) and checked by its fingerprint."""
+    bucket = "rs-file"
+    env, path, url, args, u = interrupted_file(server, s3, tmp_path, bucket)
+    held, _ = parts_held(s3, bucket)
+    assert held >= 3
+    states = state_keys(s3, bucket)
+    assert len(states) == 1, states
+    state = json.loads(s3.get_object(Bucket=bucket, Key=states[0])["Body"].read())
+    assert state["upload_id"] == u["UploadId"] and not state["stream"]
+    # No --expected-size: the file's size planned the upload (16 MiB parts for 128 MiB).
+    assert state["part_size"] == 16 * MiB
+
+    settled(server, "coffer_s3_requests_total", "UploadPart")
+    parts_before = metric(server, "coffer_s3_requests_total", "UploadPart")
+    p = run(*args, env=env)
+    err = p.stderr.decode()
+    check_clean(err)
+    sid = p.stdout.decode().strip()
+    assert f"resuming ns@{state['id']}" in err and sid == state["id"], err
+    sent_parts = metric(server, "coffer_s3_requests_total", "UploadPart") - parts_before
+    shown = json.loads(run("show", f"{url}@{sid}", env=env).stdout)
+    assert shown["source"]["kind"] == "stream"
+    total_parts = (shown["archive"]["size"] + 16 * MiB - 1) // (16 * MiB)
+    assert sent_parts == total_parts - held, (sent_parts, total_parts, held)
+    assert f"{held} part(s)" in err and f"kept, {sent_parts} sent" in err, err
+    assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
+    assert same_bytes(path, run("restore", f"{url}@{sid}", "-", env=env).stdout)
+    # What a stream snapshot says when asked for a directory, as for one made from standard input.
+    p = run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env, check=False)
+    assert p.returncode == 2 and b"holds a stream" in p.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("change", ["touch", "append"])
+def test_changed_file_starts_a_new_snapshot(server, s3, tmp_path, change):
+    """The same bytes with another mtime count as changed too: the fingerprint is the metadata."""
+    bucket = f"rs-file-{change}"
+    env, path, url, args, old = interrupted_file(server, s3, tmp_path, bucket)
+    old_id = json.loads(s3.get_object(Bucket=bucket, Key=state_keys(s3, bucket)[0])["Body"].read())["id"]
+    if change == "touch":
+        st = os.stat(path)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    else:
+        with open(path, "ab") as f:
+            f.write(b"!")
+    p = run(*args, env=env)
+    err = p.stderr.decode()
+    check_clean(err)
+    sid = p.stdout.decode().strip()
+    assert "the source changed since the interrupted run" in err and old_id in err, err
+    assert f"file '{os.path.realpath(path)}' has another size, modification or change time" in err, err
+    assert "resuming" not in err and sid != old_id, err
+    assert all(u["UploadId"] != old["UploadId"] for u in uploads(s3, bucket))
+    assert uploads(s3, bucket) == [] and state_keys(s3, bucket) == []
+    with open(path, "rb") as f:
+        assert run("restore", f"{url}@{sid}", "-", env=env).stdout == f.read()
+
+
+def start_writer(fifo, size):
+    """A dump writing size random bytes into fifo (it blocks until a reader opens it)."""
+    return subprocess.Popen(["sh", "-c", f"exec head -c {size} /dev/urandom > '{fifo}'"],
+                            stderr=subprocess.DEVNULL)
+
+
+def test_fifo_is_a_stream_that_is_not_resumed(server, s3, tmp_path):
+    """mkfifo p; pg_dump > p & coffer snapshot create p: read as a stream (like -), so an
+    interrupted run is not continued: the next run says so and makes a new snapshot."""
+    bucket = "rs-fifo"
+    s3.create_bucket(Bucket=bucket)
+    env = env_for(server)
+    url = f"s3://{bucket}/ns"
+    fifo = str(tmp_path / "dump.fifo")
+    os.mkfifo(fifo)
+    data = os.urandom(3 * MiB + 11)
+    (tmp_path / "small").write_bytes(data)
+    writer = subprocess.Popen(["sh", "-c", f"exec cat '{tmp_path}/small' > '{fifo}'"])
+    p = run("create", fifo, url, env=env)
+    writer.wait(timeout=30)
+    assert p.stderr == b"" and state_keys(s3, bucket) == []
+    sid = p.stdout.decode().strip()
+    assert run("restore", f"{url}@{sid}", "-", env=env).stdout == data
+
+    args = ["create", fifo, url, "--compress", "none"]
+    writer = start_writer(fifo, 128 * MiB)
+    try:
+        old = interrupt(args, env, s3, bucket)
+    finally:
+        writer.kill()
+        writer.wait()
+    left = state_keys(s3, bucket)
+    assert len(left) == 1
+    state = json.loads(s3.get_object(Bucket=bucket, Key=left[0])["Body"].read())
+    assert state["stream"]
+    writer = start_writer(fifo, 2 * MiB)
+    try:
+        p = run(*args, env=env)
+    finally:
+        writer.wait(timeout=30)
+    err = p.stderr.decode()
+    check_clean(err)
+    assert f"an earlier run of this stream snapshot (ns@{state['id']}" in err and "cannot be replayed" in err, err
+    assert "resuming" not in err and p.stdout.decode().strip() != state["id"]
+    # Nothing aborted: prune's after its grace period, as for any stream.
+    assert [u["UploadId"] for u in uploads(s3, bucket)] == [old["UploadId"]]
