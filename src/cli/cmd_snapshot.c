@@ -32,11 +32,11 @@
 /* After the verbs' usage lines (see verbs[] below). */
 static const char snapshot_usage_footer[] =
     "\n"
-    "SOURCE is a directory, a file (stored as a stream: a regular file resumes like a directory,\n"
-    "a FIFO does not) or - (standard input); a symlink is followed. REPO is\n"
+    "SOURCE is a directory, a file (its bytes, as a stream snapshot: a regular file resumes like a\n"
+    "directory, a FIFO does not) or - (standard input); a symlink is followed. REPO is\n"
     "s3://BUCKET/[PREFIX/]NAMESPACE or a directory whose last segment is the namespace.\n"
-    "S3 options: --endpoint URL --region R\n"
-    "--profile P --access-key K --secret-key-file F (or COFFER_* / AWS_* variables).\n" CF_CLI_NET_USAGE
+    "S3 options: --endpoint URL --region R --profile P --access-key K --secret-key-file F\n"
+    "(or COFFER_* / AWS_* variables).\n" CF_CLI_NET_USAGE
     "--metrics-file PATH writes Prometheus textfile metrics of the run (for node_exporter).\n"
     "A progress bar goes to standard error when it is a terminal (--no-progress: never).\n"
     "Exit codes: 0 done; 1 failed (I/O, network, a command that failed); 2 bad command line or\n"
