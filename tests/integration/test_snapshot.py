@@ -181,6 +181,10 @@ def test_file_source_and_symlinked_sources(repo, tmp_path):
     p = run("restore", f"{url}@{sid}", str(tmp_path / "out"), env=env, check=False)
     assert p.returncode == 2 and b"holds a stream" in p.stderr and not (tmp_path / "out").exists()
 
+    (tmp_path / "empty.pgdump").write_bytes(b"")
+    sid = run("create", str(tmp_path / "empty.pgdump"), url, env=env).stdout.decode().strip()
+    assert run("restore", f"{url}@{sid}", "-", env=env).stdout == b""
+
     src = tree(str(tmp_path / "src"))
     os.symlink(src, tmp_path / "current")
     sid = run("create", str(tmp_path / "current"), url, env=env).stdout.decode().strip()
@@ -197,7 +201,7 @@ def test_file_source_and_symlinked_sources(repo, tmp_path):
     if os.geteuid() != 0:  # root reads it anyway
         p = run("create", str(tmp_path / "locked.pgdump"), url, env=env, check=False)
         assert p.returncode == 8 and b"locked.pgdump" in p.stderr, p.stderr
-    assert len(run("ls", url, env=env).stdout.decode().splitlines()) == 2
+    assert len(run("ls", url, env=env).stdout.decode().splitlines()) == 3
 
 
 def test_failures_are_named_and_leave_destination_untouched(s3env, s3, tmp_path):
