@@ -160,10 +160,19 @@ def test_bucket_deleted_mid_upload(server, s3, tmp_path):
     try:
         assert wait_for_parts(s3, bucket, 3), "the upload never stored 3 parts"
         # The create's resume state (docs/SNAPSHOTS.md, "Interrupted runs") goes first, or the
-        # bucket is not empty.
-        for key in snapshot_keys(s3, bucket):
-            s3.delete_object(Bucket=bucket, Key=key)
-        s3.delete_bucket(Bucket=bucket)
+        # bucket is not empty; the create writes it again after each part, so until the bucket
+        # is gone it may be back.
+        for _ in range(50):
+            for key in snapshot_keys(s3, bucket):
+                s3.delete_object(Bucket=bucket, Key=key)
+            try:
+                s3.delete_bucket(Bucket=bucket)
+                break
+            except s3.exceptions.ClientError as e:
+                if e.response["Error"]["Code"] != "BucketNotEmpty":
+                    raise
+        else:
+            raise AssertionError("the bucket could not be emptied")
         out, err = p.communicate(timeout=120)
     finally:
         if p.poll() is None:
