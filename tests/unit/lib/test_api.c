@@ -307,6 +307,21 @@ static void list_count(coffer_repo *r, const char *ns, size_t want)
     coffer_list_free(list, n);
 }
 
+/* Appends a byte to the file being read, once, the first time the create reports progress. */
+static void append_once(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)done;
+    (void)total;
+    const char **path = ctx;
+    if (!*path)
+        return;
+    FILE *f = fopen(*path, "ab");
+    assert_non_null(f);
+    fputc('!', f);
+    fclose(f);
+    *path = NULL;
+}
+
 /* A file by its path: a stream snapshot of its bytes whose size the progress knows without
  * expected_size; what is no regular file or FIFO is refused, naming it. */
 static void test_file_by_path(void **state)
@@ -341,6 +356,14 @@ static void test_file_by_path(void **state)
     snprintf(out, sizeof out, "%s/restored", dir);
     expect(coffer_restore_dir(f->repo, "files", made.id, out, NULL, NULL, &e), &e, COFFER_EINVAL,
            "holds a stream");
+
+    /* Written to while it is read: no snapshot mixing two versions of it. */
+    const char *grow = in;
+    coffer_create_options racing = {
+        .struct_size = sizeof racing, .progress = append_once, .progress_ctx = &grow};
+    expect(coffer_create_file(f->repo, "files", in, &racing, &made, &e), &e, COFFER_EIO,
+           "changed while it was read");
+    assert_null(grow);
 
     expect(coffer_create_file(f->repo, "files", f->src, &co, &made, &e), &e, COFFER_EINVAL, "is a directory");
     expect(coffer_create_file(f->repo, "files", "/dev/null", &co, &made, &e), &e, COFFER_EINVAL,
