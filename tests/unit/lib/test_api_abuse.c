@@ -264,6 +264,10 @@ static void test_null_arguments(void **state)
     expect_einval(coffer_create_dir(NULL, "ns", dir, NULL, NULL, &e), &e);
     expect_einval(coffer_create_dir(r, NULL, dir, NULL, NULL, &e), &e);
     expect_einval(coffer_create_dir(r, "ns", NULL, NULL, NULL, &e), &e);
+    expect_einval(coffer_create_file(NULL, "ns", dir, NULL, NULL, &e), &e);
+    expect_einval(coffer_create_file(r, NULL, dir, NULL, NULL, &e), &e);
+    expect_einval(coffer_create_file(r, "ns", NULL, NULL, NULL, &e), &e);
+    expect_einval(coffer_create_file(r, "ns", "", NULL, NULL, &e), &e);
     expect_einval(coffer_create_fd(r, NULL, 0, NULL, NULL, &e), &e);
     expect_einval(coffer_create_command(r, "ns", NULL, NULL, NULL, &e), &e);
     expect_einval(coffer_writer_begin(NULL, "ns", NULL, &w, &e), &e);
