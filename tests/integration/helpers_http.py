@@ -79,21 +79,40 @@ class Response:
         return f"<Response {self.status} {self.reason} {self.body[:400]!r}>"
 
 
-def read_response(sock, timeout=30):
-    """Reads one HTTP/1.1 response from sock. Returns None when the server closed the
-    connection (or reset it) before sending a status line."""
-    sock.settimeout(timeout)
-    buf = b""
+def _recv_exactly(sock, n):
+    """Up to n bytes from sock, fewer only when the server closed (or reset) the connection."""
+    out = b""
     try:
-        while b"\r\n\r\n" not in buf:
-            chunk = sock.recv(65536)
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
             if not chunk:
+                break
+            out += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    return out
+
+
+def read_response(sock, timeout=30):
+    """Reads one HTTP/1.1 response from sock, and not a byte more: the bytes of a pipelined
+    request's response that arrived with it stay in the socket for the next call (a plain recv
+    would take them in and lose them). Returns None when the server closed the connection (or
+    reset it) before sending a status line."""
+    sock.settimeout(timeout)
+    head = b""
+    try:
+        while True:
+            seen = sock.recv(65536, socket.MSG_PEEK)
+            if not seen:
                 return None
-            buf += chunk
+            end = (head + seen).find(b"\r\n\r\n")
+            if end >= 0:
+                head += _recv_exactly(sock, end + 4 - len(head))
+                break
+            head += _recv_exactly(sock, len(seen))
     except (ConnectionResetError, BrokenPipeError):
         return None
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
+    lines = head[:-4].decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     status = int(parts[1])
     reason = parts[2] if len(parts) > 2 else ""
@@ -102,15 +121,7 @@ def read_response(sock, timeout=30):
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
     length = int(headers.get("content-length", "0"))
-    try:
-        while len(rest) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-    except (ConnectionResetError, BrokenPipeError):
-        pass
-    return Response(status, reason, headers, rest[:length])
+    return Response(status, reason, headers, _recv_exactly(sock, length))
 
 
 def raw_exchange(port, data, timeout=30):
