@@ -125,6 +125,13 @@ if [ ${#missing[@]} -ne 0 ]; then
   apt_get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# Debian's own kubectl beside another vendor's (test_deploy.py renders deploy/ with both). The
+# script is looked for beside this one.
+debian_kubectl="$(dirname "${BASH_SOURCE[0]}")/debian-kubectl.sh"
+if [ $want_kubectl -eq 1 ] && [ -x "$debian_kubectl" ] && command -v kubectl >/dev/null 2>&1; then
+  "$debian_kubectl" >/dev/null
+fi
+
 # The JavaScript SDK suite's npm packages, exactly as tests/js/package-lock.json pins them: again
 # whenever the lock file's content changes (not its date, which a checkout resets). A
 # node_modules that is a link belongs to the checkout it points to and is left alone: npm ci

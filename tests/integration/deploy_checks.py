@@ -31,9 +31,10 @@ def kubectl():
     return path
 
 
-def render(path):
+def render(path, kubectl_bin=None):
     """The objects `kubectl kustomize path` prints."""
-    p = subprocess.run([kubectl(), "kustomize", path], capture_output=True, text=True, timeout=120)
+    p = subprocess.run([kubectl_bin or kubectl(), "kustomize", path], capture_output=True, text=True,
+                       timeout=120)
     assert p.returncode == 0, f"kubectl kustomize {path} failed:\n{p.stderr}"
     return [o for o in yaml.safe_load_all(p.stdout) if o]
 

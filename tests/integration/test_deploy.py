@@ -55,6 +55,25 @@ def test_overlay_renders_from_a_clean_checkout(overlay, rendered, tmp_path):
 
 
 @pytest.mark.parametrize("overlay", dc.OVERLAYS)
+def test_debian_kubectl_renders_the_same(overlay, rendered):
+    """Debian 12's kubernetes-client (kubectl 1.20, kustomize v2.0), the kubectl a fresh Debian
+    machine gets, renders every overlay to the same objects as the kubectl on PATH, which may be
+    another vendor's and much newer (scripts/debian-kubectl.sh unpacks Debian's beside it)."""
+    p = subprocess.run([os.path.join(ROOT, "scripts", "debian-kubectl.sh")], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    debian = p.stdout.strip()
+    version = subprocess.run([debian, "version", "--client"], capture_output=True, text=True, timeout=60).stdout
+    assert 'GitVersion:"v1.20.' in version, version
+    objects = dc.render(os.path.join(dc.DEPLOY, "overlays", overlay), kubectl_bin=debian)
+
+    def by_name(objs):  # the two print objects of one kind in another order; apply takes any
+        return sorted(objs, key=lambda o: (o["kind"], o["metadata"]["name"]))
+    assert len(objects) == len(rendered[overlay])
+    assert by_name(objects) == by_name(rendered[overlay])
+
+
+@pytest.mark.parametrize("overlay", dc.OVERLAYS)
 def test_rendered_objects_validate_against_the_api_schemas(overlay, rendered):
     assert dc.schema_problems(rendered[overlay]) == []
 
